@@ -1,0 +1,78 @@
+package matcher
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/shrike-cep/shrike/rules"
+)
+
+// Record is one event as the matcher sees it: decoded, keyed and timed.
+type Record struct {
+	Event *rules.Event
+	Key   string
+	// Time is the event time in Unix nanoseconds.
+	Time int64
+	// Pos locates the record in its source; alert ids are built from it.
+	Pos Position
+	// Seq is the arrival order within a Partition, assigned by Push; it breaks
+	// ties between records of equal Time.
+	Seq uint64
+}
+
+// Position locates a record in its source.
+type Position struct {
+	// Source is the file name in offline mode, or "topic/partition" on Kafka.
+	Source string
+	// Offset is the 1-based line number in a file, or the Kafka offset.
+	Offset int64
+}
+
+// Output receives what a Partition produces. Calls are made on the goroutine
+// that called Push or Advance, in the order the results arise.
+type Output interface {
+	// Alert receives a match (or a timed-out partial match, with Timeout set).
+	Alert(a *Alert)
+	// Late receives a record that arrived behind the watermark; it is not
+	// matched.
+	Late(r *Record)
+}
+
+// Options configure a Partition. Zero values are the documented defaults.
+type Options struct {
+	// MaxOutOfOrderness is how far behind the newest event time an event may
+	// arrive and still be matched. Default 0.
+	MaxOutOfOrderness time.Duration
+	// MaxRunsPerKey caps the partial matches one rule may hold for one key;
+	// past it the oldest are dropped and counted. Default 10000.
+	MaxRunsPerKey int
+	// Clock stamps DetectedAt. Default time.Now.
+	Clock func() time.Time
+	// Logger receives rare operational messages (cap overflow, once per key).
+	// Default: discard.
+	Logger *slog.Logger
+}
+
+// Stats are a Partition's counters since it was created.
+type Stats struct {
+	Events   uint64 // records pushed
+	Late     uint64 // records behind the watermark
+	Alerts   uint64 // alerts emitted, timeouts included
+	Timeouts uint64 // partial matches that timed out (emitted or not)
+	Dropped  uint64 // partial matches dropped by MaxRunsPerKey
+	LiveRuns int    // open partial matches now
+	PeakRuns int    // most open partial matches at any time
+	Keys     int    // keys with state now
+	Buffered int    // records waiting for the watermark now
+	// ByRule counts per "ruleset/rule".
+	ByRule map[string]RuleStats
+}
+
+// RuleStats are per-rule counters.
+type RuleStats struct {
+	Alerts    uint64
+	Timeouts  uint64
+	Dropped   uint64
+	CELErrors uint64
+	PeakRuns  int
+}

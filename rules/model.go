@@ -1,0 +1,170 @@
+package rules
+
+import (
+	"fmt"
+	"time"
+)
+
+// Pos is a position in a ruleset source file. Line and Col are 1-based; a
+// zero Pos means "unknown".
+type Pos struct {
+	File string
+	Line int
+	Col  int
+}
+
+// String formats the position as file:line:col, the form every ruleset error
+// starts with.
+func (p Pos) String() string {
+	switch {
+	case p.Line == 0:
+		return p.File
+	case p.File == "":
+		return fmt.Sprintf("%d:%d", p.Line, p.Col)
+	default:
+		return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col)
+	}
+}
+
+// Ruleset is one parsed ruleset document (DESIGN.md §2). It is plain data:
+// Parse fills it in, Compile type-checks its expressions.
+type Ruleset struct {
+	Name        string
+	Description string
+	Stream      Stream
+	// Schema lists the typed event fields in source order. Empty means event
+	// fields are dyn and unknown fields are not errors.
+	Schema []SchemaField
+	// Lists holds reference data readable from CEL as lists.NAME.
+	Lists map[string][]any
+	Rules []*Rule
+
+	Pos Pos // position of the document
+}
+
+// Stream says where a ruleset's events come from and how they are keyed and
+// timed.
+type Stream struct {
+	Topic string
+	// Key is a CEL expression over event giving the partition key. Empty means
+	// the record key (Kafka key; a recorded file without keys is one key).
+	Key    string
+	KeyPos Pos
+	// Time is a CEL expression giving event time: a timestamp, an int of epoch
+	// milliseconds or an RFC 3339 string. Empty means the record timestamp
+	// (Kafka timestamp; for files the line number as milliseconds).
+	Time    string
+	TimePos Pos
+	// MaxOutOfOrderness bounds how late an event may arrive: the watermark is
+	// the max event time seen minus this.
+	MaxOutOfOrderness time.Duration
+	// IdleTimeout is how long a partition may be quiet before its watermark
+	// follows the wall clock (serve only).
+	IdleTimeout time.Duration
+}
+
+// SchemaField is one typed event field.
+type SchemaField struct {
+	Name string
+	// Type is one of string, int, uint, double, bool, timestamp, duration,
+	// bytes, list, map, dyn.
+	Type string
+	Pos  Pos
+}
+
+// Severity of a rule's alerts.
+type Severity string
+
+// Severities, in increasing order.
+const (
+	SeverityInfo     Severity = "info"
+	SeverityLow      Severity = "low"
+	SeverityMedium   Severity = "medium"
+	SeverityHigh     Severity = "high"
+	SeverityCritical Severity = "critical"
+)
+
+// Rule is a single-event rule (When set) or a sequence rule (Pattern set).
+type Rule struct {
+	ID          string
+	Description string
+	Severity    Severity
+	Enabled     bool // default true
+	// When is the condition of a single-event rule.
+	When    string
+	WhenPos Pos
+	Pattern []*Step
+	// Within bounds a match from its first event to its last (0 = unbounded).
+	Within time.Duration
+	Skip   Skip
+	Alert  Alert
+
+	Pos Pos // position of the rule's mapping
+}
+
+// Contiguity says which events may lie between two taken events.
+type Contiguity string
+
+// Contiguities, named as in DESIGN.md §2 (Flink names in comments).
+const (
+	Strict  Contiguity = "strict"  // next / consecutive()
+	Relaxed Contiguity = "relaxed" // followedBy, the default
+	Any     Contiguity = "any"     // followedByAny / allowCombinations()
+)
+
+// Step is one element of a sequence pattern.
+type Step struct {
+	Name     string
+	Where    string // CEL bool; empty means true
+	WherePos Pos
+	// Contiguity to the previous step (ignored on the first step).
+	Contiguity Contiguity
+	// Min and Max count how many events the step takes. Max < 0 means
+	// unbounded. A plain step is Min=1, Max=1.
+	Min, Max int
+	Optional bool
+	Greedy   bool
+	// Loop is the contiguity between the elements of a looping step.
+	Loop     Contiguity
+	Until    string // CEL stop condition of a looping step
+	UntilPos Pos
+	Not      bool
+	// Within bounds the time from the previous taken event to this step's
+	// event(s) (Flink's WithinType.PREVIOUS_AND_CURRENT). 0 = none.
+	Within time.Duration
+
+	Pos Pos // position of the step's mapping
+}
+
+// Looping reports whether the step can take more than one event, which makes
+// its CEL variable a list.
+func (s *Step) Looping() bool { return s.Max != 1 }
+
+// SkipKind is an after-match skip strategy.
+type SkipKind string
+
+// Skip strategies (Flink's AfterMatchSkipStrategy).
+const (
+	SkipNone          SkipKind = "none"
+	SkipToNext        SkipKind = "to_next"
+	SkipPastLastEvent SkipKind = "past_last_event"
+	SkipToFirst       SkipKind = "to_first"
+	SkipToLast        SkipKind = "to_last"
+)
+
+// Skip is a rule's after-match skip strategy; Step names the target of
+// to_first and to_last.
+type Skip struct {
+	Kind SkipKind
+	Step string
+	Pos  Pos
+}
+
+// Alert says how a rule's matches become alerts.
+type Alert struct {
+	Summary    string // CEL string expression; empty: a default summary
+	SummaryPos Pos
+	Labels     map[string]string
+	// OnTimeout emits timed-out partial matches as alerts with timeout=true.
+	OnTimeout bool
+}
