@@ -138,3 +138,5 @@ func appendString(dst []byte, s string) []byte {
 	b, _ := json.Marshal(s)
 	return append(dst, b...)
 }
+
+func unixTime(ns int64) time.Time { return time.Unix(0, ns).UTC() }

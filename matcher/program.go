@@ -1,0 +1,118 @@
+package matcher
+
+import (
+	"fmt"
+
+	"github.com/shrike-cep/shrike/nfa"
+	"github.com/shrike-cep/shrike/rules"
+)
+
+// Program is the matching plan for a set of rulesets that share one keyed
+// stream (same key and time expressions): every enabled rule compiled to an
+// automaton, and the conditions numbered so that each is evaluated at most
+// once per event. A Program is immutable and may be shared by Partitions.
+type Program struct {
+	rules []*planRule
+	// slots is the number of event-only conditions: the size of the
+	// per-event condition cache.
+	slots int
+}
+
+// planRule is one rule in a Program.
+type planRule struct {
+	index   int
+	ruleset *rules.Compiled
+	rule    *rules.CompiledRule
+	name    string // "ruleset/rule", for counters
+	when    *nfa.Cond
+	auto    *nfa.Automaton // nil for single-event rules
+	// skipStep is the pattern index of the to_first/to_last target, -1 else.
+	skipStep int
+	// stepIndex maps step names to pattern indexes (iterative conditions).
+	stepIndex map[string]int
+}
+
+// NewProgram builds the plan for rulesets. Their rules must have compiled.
+func NewProgram(rulesets []*rules.Compiled) (*Program, error) {
+	p := &Program{}
+	slotOf := map[slotKey]int{}
+	for _, rs := range rulesets {
+		for _, cr := range rs.Rules {
+			pr := &planRule{
+				index:    len(p.rules),
+				ruleset:  rs,
+				rule:     cr,
+				name:     rs.Name + "/" + cr.ID,
+				skipStep: -1,
+			}
+			if cr.When != nil {
+				pr.when = nfa.Leaf(cr.When)
+				p.number(pr.when, rs, slotOf)
+			} else {
+				a, err := nfa.Compile(cr)
+				if err != nil {
+					return nil, fmt.Errorf("plan ruleset %q: %w", rs.Name, err)
+				}
+				pr.auto = a
+				pr.stepIndex = make(map[string]int, len(a.StepNames))
+				for i, n := range a.StepNames {
+					pr.stepIndex[n] = i
+				}
+				if k := cr.Skip.Kind; k == rules.SkipToFirst || k == rules.SkipToLast {
+					i, ok := pr.stepIndex[cr.Skip.Step]
+					if !ok {
+						return nil, fmt.Errorf("plan ruleset %q: rule %q: skip target %q is not a step", rs.Name, cr.ID, cr.Skip.Step)
+					}
+					pr.skipStep = i
+				}
+				for _, s := range a.States {
+					for _, e := range s.Edges {
+						p.number(e.Cond, rs, slotOf)
+					}
+				}
+			}
+			p.rules = append(p.rules, pr)
+		}
+	}
+	return p, nil
+}
+
+// slotKey identifies an event-only condition: the same source in the same
+// ruleset means the same value (lists are per ruleset).
+type slotKey struct {
+	rs  *rules.Compiled
+	src string
+}
+
+// number assigns cache slots to the event-only leaves of c.
+func (p *Program) number(c *nfa.Cond, rs *rules.Compiled, slotOf map[slotKey]int) {
+	switch c.Op {
+	case nfa.OpLeaf:
+		if len(c.Leaf.Steps) > 0 {
+			c.Slot = -1
+			return
+		}
+		k := slotKey{rs, c.Leaf.Source}
+		slot, ok := slotOf[k]
+		if !ok {
+			slot = p.slots
+			p.slots++
+			slotOf[k] = slot
+		}
+		c.Slot = slot
+	case nfa.OpNot:
+		p.number(c.X, rs, slotOf)
+	case nfa.OpAnd:
+		p.number(c.X, rs, slotOf)
+		p.number(c.Y, rs, slotOf)
+	}
+}
+
+// Rules returns "ruleset/rule" names in plan order.
+func (p *Program) Rules() []string {
+	names := make([]string, len(p.rules))
+	for i, r := range p.rules {
+		names[i] = r.name
+	}
+	return names
+}

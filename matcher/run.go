@@ -1,0 +1,416 @@
+package matcher
+
+import (
+	"slices"
+
+	"github.com/shrike-cep/shrike/nfa"
+	"github.com/shrike-cep/shrike/rules"
+)
+
+// node is one taken event in the shared buffer. Runs that share a prefix
+// share its nodes, so an event is stored once however many partial matches
+// hold it; a node lives as long as some run points at it.
+type node struct {
+	rec  *Record
+	step int
+	prev *node
+}
+
+// run is one partial match (Flink's ComputationState). Runs are immutable:
+// stepping creates new runs, so several may share one.
+type run struct {
+	state *nfa.State
+	last  *node
+	// startTime and startSeq identify the first event; they order runs as
+	// Flink orders its computation states.
+	startTime int64
+	startSeq  uint64
+	prevTime  int64 // time of the last taken event
+}
+
+// before orders runs by their first event (time, then arrival).
+func before(a, b *run) bool {
+	if a.startTime != b.startTime {
+		return a.startTime < b.startTime
+	}
+	return a.startSeq < b.startSeq
+}
+
+func compareRuns(a, b *run) int {
+	switch {
+	case before(a, b):
+		return -1
+	case before(b, a):
+		return 1
+	}
+	return 0
+}
+
+// ruleKey is one rule's state for one key.
+type ruleKey struct {
+	runs []*run
+	// held are completed matches a skip strategy keeps until no earlier
+	// partial match is open (and absence matches, released the same way).
+	held      []*run
+	capLogged bool
+}
+
+func (rk *ruleKey) empty() bool { return len(rk.runs) == 0 && len(rk.held) == 0 }
+
+// deadline is the earliest time at which one of the runs times out.
+func (rk *ruleKey) deadline(pr *planRule) int64 {
+	d := int64(noDeadline)
+	w := int64(pr.auto.Window)
+	for _, r := range rk.runs {
+		if w > 0 && r.startTime+w < d {
+			d = r.startTime + w
+		}
+		if sw := int64(r.state.Window); sw > 0 && r.prevTime+sw < d {
+			d = r.prevTime + sw
+		}
+	}
+	return d
+}
+
+// step feeds one record to one rule's runs for the record's key (Flink's
+// NFA.doProcess).
+func (p *Partition) step(pr *planRule, rk *ruleKey, r *Record) {
+	before := len(rk.runs)
+	next := make([]*run, 0, len(rk.runs)+1)
+	var potential []*run
+	start := run{state: pr.auto.Start}
+	for i := -1; i < len(rk.runs); i++ {
+		cur := &start
+		if i >= 0 {
+			cur = rk.runs[i]
+		}
+		produced := p.nextRuns(pr, cur, r)
+		discard := false
+		retain := len(next)
+		for _, nr := range produced {
+			switch nr.state.Kind {
+			case nfa.Final:
+				potential = append(potential, nr)
+			case nfa.Stop:
+				discard = true
+			default:
+				next = append(next, nr)
+			}
+		}
+		if discard {
+			// A forbidden event ends this branch and everything it spawned
+			// from the same event.
+			clear(next[retain:])
+			next = next[:retain]
+		}
+	}
+	rk.runs = next
+	p.addLive(pr, len(next)-before)
+
+	if pr.rule.Skip.Kind == "" || pr.rule.Skip.Kind == "none" {
+		slices.SortStableFunc(potential, compareRuns)
+		for _, m := range potential {
+			p.emitMatch(pr, m, r.Key, false)
+		}
+	} else {
+		p.release(pr, rk, potential, r.Key)
+	}
+	p.enforceCap(pr, rk, r.Key)
+}
+
+// nextRuns computes the runs that cur becomes on record r (Flink's
+// NFA.computeNextStates). The result is valid until the next call.
+func (p *Partition) nextRuns(pr *planRule, cur *run, r *Record) []*run {
+	edges := p.decisionGraph(pr, cur, r)
+	out := p.produced[:0]
+	isStart := cur.state.Start
+	for _, e := range edges {
+		switch e.Action {
+		case nfa.Ignore:
+			if isStart {
+				continue // the start state is implicit and always stays
+			}
+			if e.Target == cur.state {
+				out = append(out, cur) // runs are immutable: share it
+				continue
+			}
+			out = append(out, &run{state: e.Target, last: cur.last, startTime: cur.startTime, startSeq: cur.startSeq, prevTime: cur.prevTime})
+		case nfa.Take:
+			n := &node{rec: r, step: e.Source.Step, prev: cur.last}
+			st, ss := cur.startTime, cur.startSeq
+			if isStart {
+				st, ss = r.Time, r.Seq
+			}
+			out = append(out, &run{state: e.Target, last: n, startTime: st, startSeq: ss, prevTime: r.Time})
+			if f := p.finalAfterProceed(pr, cur, e.Target, r); f != nil {
+				out = append(out, &run{state: f, last: n, startTime: st, startSeq: ss, prevTime: r.Time})
+			}
+		}
+	}
+	p.produced = out
+	return out
+}
+
+// decisionGraph follows proceed edges from the run's state and collects the
+// take and ignore edges whose conditions hold for r.
+func (p *Partition) decisionGraph(pr *planRule, cur *run, r *Record) []*nfa.Edge {
+	edges := p.edgeBuf[:0]
+	stack := append(p.stateStack[:0], cur.state)
+	for len(stack) > 0 {
+		s := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		for _, e := range s.Edges {
+			if !p.cond(e.Cond, pr, cur, r) {
+				continue
+			}
+			if e.Action == nfa.Proceed {
+				stack = append(stack, e.Target)
+			} else {
+				edges = append(edges, e)
+			}
+		}
+	}
+	p.edgeBuf, p.stateStack = edges, stack
+	return edges
+}
+
+// finalAfterProceed reports the Final state when state can reach it by
+// proceed edges alone: a match that ends in an optional or looping step is
+// emitted as soon as it could end.
+func (p *Partition) finalAfterProceed(pr *planRule, cur *run, state *nfa.State, r *Record) *nfa.State {
+	stack := append(p.finalStack[:0], state)
+	defer func() { p.finalStack = stack[:0] }()
+	for len(stack) > 0 {
+		s := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		for _, e := range s.Edges {
+			if e.Action != nfa.Proceed || !p.cond(e.Cond, pr, cur, r) {
+				continue
+			}
+			if e.Target.Kind == nfa.Final {
+				return e.Target
+			}
+			stack = append(stack, e.Target)
+		}
+	}
+	return nil
+}
+
+// cond evaluates an edge condition for record r in the context of run cur.
+// Event-only leaves are cached per record; a CEL error counts and is false.
+func (p *Partition) cond(c *nfa.Cond, pr *planRule, cur *run, r *Record) bool {
+	switch c.Op {
+	case nfa.OpTrue:
+		return true
+	case nfa.OpNot:
+		return !p.cond(c.X, pr, cur, r)
+	case nfa.OpAnd:
+		return p.cond(c.X, pr, cur, r) && p.cond(c.Y, pr, cur, r)
+	}
+	if c.Slot >= 0 {
+		if p.cacheGen[c.Slot] == p.gen {
+			return p.cacheVal[c.Slot]
+		}
+		v := p.evalLeaf(c.Leaf, pr, nil, r)
+		p.cacheGen[c.Slot], p.cacheVal[c.Slot] = p.gen, v
+		return v
+	}
+	return p.evalLeaf(c.Leaf, pr, cur, r)
+}
+
+func (p *Partition) evalLeaf(e *rules.Expr, pr *planRule, cur *run, r *Record) bool {
+	p.vars = runVars{pr: pr}
+	if cur != nil {
+		p.vars.last = cur.last
+	}
+	ok, err := e.EvalBool(r.Event, &p.vars)
+	if err != nil {
+		p.perRule[pr.index].CELErrors++
+		return false
+	}
+	return ok
+}
+
+// runVars binds step names to the events a partial match assigned to them.
+type runVars struct {
+	pr   *planRule
+	last *node
+}
+
+// StepEvents implements rules.Vars.
+func (v *runVars) StepEvents(step string) ([]*rules.Event, bool) {
+	idx, ok := v.pr.stepIndex[step]
+	if !ok {
+		return nil, false
+	}
+	var evs []*rules.Event
+	for n := v.last; n != nil; n = n.prev {
+		if n.step == idx {
+			evs = append(evs, n.rec.Event)
+		}
+	}
+	if len(evs) == 0 {
+		return nil, false
+	}
+	slices.Reverse(evs)
+	return evs, true
+}
+
+// advanceTime times out the runs whose windows closed at time t (Flink's
+// NFA.advanceTime): absence matches waiting in a Pending state complete,
+// others are dropped or, with on_timeout, reported.
+func (p *Partition) advanceTime(pr *planRule, rk *ruleKey, t int64, key string) {
+	w := int64(pr.auto.Window)
+	kept := rk.runs[:0]
+	var potential, timedOut []*run
+	for _, r := range rk.runs {
+		sw := int64(r.state.Window)
+		if (sw > 0 && t >= r.prevTime+sw) || (w > 0 && t >= r.startTime+w) {
+			if r.state.Kind == nfa.Pending {
+				potential = append(potential, r)
+				continue
+			}
+			timedOut = append(timedOut, r)
+			continue
+		}
+		kept = append(kept, r)
+	}
+	if len(kept) == len(rk.runs) && len(rk.held) == 0 {
+		return
+	}
+	clear(rk.runs[len(kept):])
+	p.addLive(pr, len(kept)-len(rk.runs))
+	rk.runs = kept
+	p.release(pr, rk, potential, key)
+	for _, r := range timedOut {
+		p.stats.Timeouts++
+		p.perRule[pr.index].Timeouts++
+		if pr.rule.Alert.OnTimeout {
+			p.emitMatch(pr, r, key, true)
+		}
+	}
+}
+
+// release adds completed matches to the held ones and emits, in order of
+// their first event, those that no open partial match precedes, pruning
+// partial and held matches by the skip strategy after each.
+func (p *Partition) release(pr *planRule, rk *ruleKey, potential []*run, key string) {
+	if len(potential) > 0 {
+		rk.held = append(rk.held, potential...)
+		slices.SortStableFunc(rk.held, compareRuns)
+	}
+	for len(rk.held) > 0 {
+		m := rk.held[0]
+		if earliest := earliestRun(rk.runs); earliest != nil && before(earliest, m) {
+			return
+		}
+		rk.held = rk.held[1:]
+		if pr.rule.Skip.Kind != "" && pr.rule.Skip.Kind != "none" {
+			if id, ok := pruningID(pr, m); ok {
+				n := len(rk.runs)
+				rk.runs = pruneRuns(rk.runs, id, string(pr.rule.Skip.Kind))
+				p.addLive(pr, len(rk.runs)-n)
+				rk.held = pruneRuns(rk.held, id, string(pr.rule.Skip.Kind))
+			}
+		}
+		p.emitMatch(pr, m, key, false)
+	}
+	rk.held = nil
+}
+
+func earliestRun(runs []*run) *run {
+	var e *run
+	for _, r := range runs {
+		if e == nil || before(r, e) {
+			e = r
+		}
+	}
+	return e
+}
+
+// eventID orders events as Flink's EventId does: time, then arrival.
+type eventID struct {
+	time int64
+	seq  uint64
+}
+
+func (a eventID) less(b eventID) bool {
+	if a.time != b.time {
+		return a.time < b.time
+	}
+	return a.seq < b.seq
+}
+
+// pruningID is the event a skip strategy prunes up to, from match m.
+func pruningID(pr *planRule, m *run) (eventID, bool) {
+	var id eventID
+	found := false
+	var stepFirst, stepLast *node
+	for n := m.last; n != nil; n = n.prev {
+		e := eventID{n.rec.Time, n.rec.Seq}
+		switch pr.rule.Skip.Kind {
+		case "to_next":
+			if !found || e.less(id) {
+				id, found = e, true
+			}
+		case "past_last_event":
+			if !found || id.less(e) {
+				id, found = e, true
+			}
+		default:
+			if n.step == pr.skipStep {
+				if stepLast == nil {
+					stepLast = n
+				}
+				stepFirst = n
+			}
+		}
+	}
+	switch pr.rule.Skip.Kind {
+	case "to_first":
+		if stepFirst != nil {
+			return eventID{stepFirst.rec.Time, stepFirst.rec.Seq}, true
+		}
+	case "to_last":
+		if stepLast != nil {
+			return eventID{stepLast.rec.Time, stepLast.rec.Seq}, true
+		}
+	}
+	return id, found
+}
+
+// pruneRuns drops the runs a skip strategy excludes: those starting at or
+// before the pruning event (to_next, past_last_event), or strictly before it
+// (to_first, to_last).
+func pruneRuns(runs []*run, id eventID, kind string) []*run {
+	inclusive := kind == "to_next" || kind == "past_last_event"
+	kept := runs[:0]
+	for _, r := range runs {
+		start := eventID{r.startTime, r.startSeq}
+		if start.less(id) || (inclusive && start == id) {
+			continue
+		}
+		kept = append(kept, r)
+	}
+	clear(runs[len(kept):])
+	return kept
+}
+
+// enforceCap drops the oldest partial matches past MaxRunsPerKey.
+func (p *Partition) enforceCap(pr *planRule, rk *ruleKey, key string) {
+	over := len(rk.runs) - p.opts.MaxRunsPerKey
+	if over <= 0 {
+		return
+	}
+	slices.SortStableFunc(rk.runs, compareRuns)
+	clear(rk.runs[:over])
+	rk.runs = rk.runs[over:]
+	p.addLive(pr, -over)
+	p.stats.Dropped += uint64(over)
+	p.perRule[pr.index].Dropped += uint64(over)
+	if !rk.capLogged {
+		rk.capLogged = true
+		p.opts.Logger.Warn("partial matches over the per-key cap, dropping the oldest",
+			"ruleset", pr.ruleset.Name, "rule", pr.rule.ID, "key", key, "cap", p.opts.MaxRunsPerKey)
+	}
+}
