@@ -1,9 +1,6 @@
 package rules
 
-import "cel.dev/cel-go/common/types/ref"
-
-// This file fixes the exported surface the rest of Shrike builds on. The
-// bodies are placeholders until the rules package lands in full.
+// This file holds the exported surface the rest of Shrike builds on.
 
 // CompileOptions configure Compile. Zero values are documented defaults.
 type CompileOptions struct {
@@ -45,7 +42,8 @@ type CompiledStep struct {
 	Until *Expr // nil: no until
 }
 
-// Expr is one compiled CEL expression.
+// Expr is one compiled CEL expression. It is safe for concurrent use;
+// the Events it evaluates are not (see Event).
 type Expr struct {
 	Source string
 	Pos    Pos
@@ -53,6 +51,8 @@ type Expr struct {
 	// means the value depends on the event alone, so callers may evaluate it
 	// once per event and share the result.
 	Steps []string
+
+	exprRuntime
 }
 
 // Vars supplies step variables to an evaluation.
@@ -62,41 +62,31 @@ type Vars interface {
 	StepEvents(step string) (evs []*Event, ok bool)
 }
 
-// Event is one decoded event: its original JSON bytes plus the fields
-// decoded on demand. It is the CEL value bound to `event`.
-type Event struct {
-	raw []byte
+// Compile type-checks and compiles every expression of rs. It validates
+// rs first, so a Ruleset built in code gets the same checks as a parsed
+// one. On failure the error is an ErrorList holding every problem.
+func Compile(rs *Ruleset, opts CompileOptions) (*Compiled, error) {
+	fillDefaults(rs)
+	list := validate(rs)
+	c, more := compileRuleset(rs, opts)
+	if err := append(list, more...).err(); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
-// ParseEvent checks that raw is one JSON object and returns it as an Event.
-// The Event keeps raw; the caller must not modify it afterwards.
-func ParseEvent(raw []byte) (*Event, error) { return &Event{raw: raw}, nil }
-
-// Raw returns the event's original bytes.
-func (e *Event) Raw() []byte { return e.raw }
-
-// Parse parses and validates a ruleset document.
-func Parse(filename string, src []byte) (*Ruleset, error) { panic("rules: not implemented") }
-
-// Compile type-checks and compiles every expression of rs.
-func Compile(rs *Ruleset, opts CompileOptions) (*Compiled, error) { panic("rules: not implemented") }
-
-// Load parses, validates and compiles a ruleset source.
+// Load parses, validates and compiles a ruleset source, reporting the
+// problems of all three phases together.
 func Load(filename string, src []byte, opts CompileOptions) (*Compiled, error) {
-	panic("rules: not implemented")
+	rs, list := parse(filename, src, opts.MaxSourceBytes)
+	if rs == nil {
+		return nil, list.err()
+	}
+	list = append(list, validate(rs)...)
+	c, more := compileRuleset(rs, opts)
+	if err := append(list, more...).err(); err != nil {
+		return nil, err
+	}
+	c.Source = src
+	return c, nil
 }
-
-// Eval evaluates the expression for ev with the given step variables.
-func (e *Expr) Eval(ev *Event, vars Vars) (ref.Val, error) { panic("rules: not implemented") }
-
-// EvalBool evaluates a condition.
-func (e *Expr) EvalBool(ev *Event, vars Vars) (bool, error) { panic("rules: not implemented") }
-
-// EvalString evaluates a string expression (an alert summary).
-func (e *Expr) EvalString(ev *Event, vars Vars) (string, error) { panic("rules: not implemented") }
-
-// EvalKey evaluates a key expression; scalars are formatted as strings.
-func (e *Expr) EvalKey(ev *Event) (string, error) { panic("rules: not implemented") }
-
-// EvalTime evaluates a time expression to Unix nanoseconds.
-func (e *Expr) EvalTime(ev *Event) (int64, error) { panic("rules: not implemented") }

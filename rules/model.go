@@ -40,6 +40,11 @@ type Ruleset struct {
 	Rules []*Rule
 
 	Pos Pos // position of the document
+
+	// src and exprNodes let Compile map CEL error positions back into the
+	// YAML source; both are empty for rulesets built in code.
+	src       []byte
+	exprNodes map[Pos]exprNode
 }
 
 // Stream says where a ruleset's events come from and how they are keyed and
@@ -100,6 +105,9 @@ type Rule struct {
 	Alert  Alert
 
 	Pos Pos // position of the rule's mapping
+
+	// Positions of fields that validation may complain about.
+	patternPos, withinPos, onTimeoutPos Pos
 }
 
 // Contiguity says which events may lie between two taken events.
@@ -134,6 +142,11 @@ type Step struct {
 	Within time.Duration
 
 	Pos Pos // position of the step's mapping
+
+	namePos Pos
+	// set holds the positions of the options written in the source, so that
+	// "greedy on a non-looping step" points at the word greedy.
+	set map[string]Pos
 }
 
 // Looping reports whether the step can take more than one event, which makes

@@ -1,0 +1,309 @@
+package rules
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common"
+	celast "cel.dev/cel-go/common/ast"
+	"cel.dev/cel-go/common/types"
+)
+
+// Defaults of CompileOptions.
+const (
+	defaultCostLimit      = 100000
+	defaultMaxSourceBytes = 1 << 20
+)
+
+func compileRuleset(rs *Ruleset, opts CompileOptions) (*Compiled, ErrorList) {
+	if opts.CostLimit == 0 {
+		opts.CostLimit = defaultCostLimit
+	}
+	fillDefaults(rs)
+	c := &compiler{rs: rs, opts: opts}
+	p, err := newProvider(rs)
+	if err != nil {
+		c.add(rs.Pos, "%v", err)
+		return nil, c.list
+	}
+	c.evType = p.eventCELType()
+	envOpts := append(providerOptions(p), envLibraries()...)
+	envOpts = append(envOpts,
+		cel.Variable("event", c.evType),
+		cel.Variable("lists", cel.ObjectType(listsTypeName)))
+	c.env, err = cel.NewEnv(envOpts...)
+	if err != nil {
+		c.add(rs.Pos, "cel environment: %v", err)
+		return nil, c.list
+	}
+	c.lists = newListsValue(rs.Lists)
+
+	out := &Compiled{Ruleset: rs, Source: rs.src}
+	if rs.Stream.Key != "" {
+		out.Key = c.expr(c.env, exprSpec{src: rs.Stream.Key, pos: rs.Stream.KeyPos, what: "stream key", want: keyKinds, at: noSteps})
+	}
+	if rs.Stream.Time != "" {
+		out.Time = c.expr(c.env, exprSpec{src: rs.Stream.Time, pos: rs.Stream.TimePos, what: "stream time", want: timeKinds, at: noSteps})
+	}
+	for _, r := range rs.Rules {
+		c.rule = r.ID
+		cr := c.compileRule(r)
+		if r.Enabled && cr != nil {
+			out.Rules = append(out.Rules, cr)
+		}
+	}
+	c.rule = ""
+	return out, c.list
+}
+
+// Special values of exprSpec.at.
+const (
+	noSteps  = -2 // when, stream key and time: event only
+	allSteps = -1 // summary: every step
+)
+
+type compiler struct {
+	errs
+	rs     *Ruleset
+	opts   CompileOptions
+	env    *cel.Env
+	evType *types.Type
+	lists  *listsValue
+	lines  [][]rune // the source split in lines, for snippets
+}
+
+// exprSpec says what an expression is and what it may see.
+type exprSpec struct {
+	src  string
+	pos  Pos
+	what string
+	want []types.Kind
+	// rule and at: the rule's steps at indexes < at are visible, plus the
+	// step at itself when it loops; see noSteps and allSteps.
+	rule *Rule
+	at   int
+}
+
+var (
+	boolKinds   = []types.Kind{types.BoolKind}
+	stringKinds = []types.Kind{types.StringKind}
+	keyKinds    = []types.Kind{types.StringKind, types.IntKind, types.UintKind, types.DoubleKind, types.BoolKind}
+	timeKinds   = []types.Kind{types.TimestampKind, types.IntKind, types.UintKind, types.DoubleKind, types.StringKind}
+)
+
+func (c *compiler) compileRule(r *Rule) *CompiledRule {
+	cr := &CompiledRule{Rule: r}
+	listsUsed := map[string]bool{}
+	if r.When != "" {
+		cr.When = c.expr(c.env, exprSpec{src: r.When, pos: r.WhenPos, what: "when", want: boolKinds, at: noSteps})
+		collectLists(cr.When, listsUsed)
+	}
+	env := c.env
+	if len(r.Pattern) > 0 {
+		// Every step is declared, so that a reference to a later or a not
+		// step gets a precise message instead of "undeclared reference".
+		var vars []cel.EnvOption
+		seen := map[string]bool{}
+		for _, s := range r.Pattern {
+			if !identRE.MatchString(s.Name) || reserved[s.Name] || seen[s.Name] {
+				continue
+			}
+			seen[s.Name] = true
+			t := c.evType
+			if s.Looping() {
+				t = types.NewListType(c.evType)
+			}
+			vars = append(vars, cel.Variable(s.Name, t))
+		}
+		var err error
+		env, err = c.env.Extend(vars...)
+		if err != nil {
+			c.add(r.Pos, "cel environment: %v", err)
+			return nil
+		}
+	}
+	for i, s := range r.Pattern {
+		cs := &CompiledStep{Step: s}
+		if s.Where != "" {
+			cs.Where = c.expr(env, exprSpec{src: s.Where, pos: s.WherePos, what: "where", want: boolKinds, rule: r, at: i})
+			collectLists(cs.Where, listsUsed)
+		}
+		if s.Until != "" {
+			cs.Until = c.expr(env, exprSpec{src: s.Until, pos: s.UntilPos, what: "until", want: boolKinds, rule: r, at: i})
+			collectLists(cs.Until, listsUsed)
+		}
+		cr.Steps = append(cr.Steps, cs)
+	}
+	if r.Alert.Summary != "" {
+		cr.Summary = c.expr(env, exprSpec{src: r.Alert.Summary, pos: r.Alert.SummaryPos, what: "alert summary", want: stringKinds, rule: r, at: allSteps})
+		collectLists(cr.Summary, listsUsed)
+	}
+	cr.Version = ruleVersion(c.rs, r, listsUsed)
+	return cr
+}
+
+// expr type-checks and plans one expression; on error it reports and
+// returns nil.
+func (c *compiler) expr(env *cel.Env, sp exprSpec) *Expr {
+	ast, iss := env.Compile(sp.src)
+	if iss.Err() != nil {
+		for _, e := range iss.Errors() {
+			c.celErr(sp, e.Location, e.Message)
+		}
+		return nil
+	}
+	x := &Expr{Source: sp.src, Pos: sp.pos}
+	x.lists = c.lists
+	ok := true
+	steps := map[string]bool{}
+	native := ast.NativeRep()
+	for id, ref := range native.ReferenceMap() {
+		if len(ref.OverloadIDs) != 0 || ref.Value != nil || sp.rule == nil {
+			continue
+		}
+		idx := slices.IndexFunc(sp.rule.Pattern, func(s *Step) bool { return s.Name == ref.Name })
+		if idx < 0 {
+			continue
+		}
+		s := sp.rule.Pattern[idx]
+		loc := native.SourceInfo().GetStartLocation(id)
+		switch {
+		case s.Not:
+			c.celErr(sp, loc, fmt.Sprintf("step %q is a not step: it never holds an event", s.Name))
+			ok = false
+		case sp.at >= 0 && idx > sp.at:
+			c.celErr(sp, loc, fmt.Sprintf("step %q comes later in the pattern: a condition may only use earlier steps", s.Name))
+			ok = false
+		case sp.at >= 0 && idx == sp.at && !s.Looping():
+			c.celErr(sp, loc, fmt.Sprintf("step %q cannot use its own name: only a looping step sees the events it accepted so far", s.Name))
+			ok = false
+		default:
+			steps[s.Name] = true
+		}
+	}
+	if out := ast.OutputType(); out.Kind() != types.DynKind && !slices.Contains(sp.want, out.Kind()) {
+		c.celErr(sp, common.NewLocation(1, 0), fmt.Sprintf("%s must be %s, not %s", sp.what, kindsText(sp.want), out))
+		ok = false
+	}
+	if !ok {
+		return nil
+	}
+	prg, err := env.Program(ast,
+		cel.EvalOptions(cel.OptOptimize),
+		cel.CostLimit(c.opts.CostLimit),
+	)
+	if err != nil {
+		c.celErr(sp, common.NoLocation, err.Error())
+		return nil
+	}
+	x.prg = prg
+	for name := range steps {
+		x.Steps = append(x.Steps, name)
+		i := slices.IndexFunc(sp.rule.Pattern, func(s *Step) bool { return s.Name == name })
+		s := sp.rule.Pattern[i]
+		x.vars = append(x.vars, stepVar{name: name, looping: s.Looping(), self: i == sp.at})
+	}
+	sort.Strings(x.Steps)
+	x.listNames = usedLists(native)
+	x.pool.New = func() any { return &activation{x: x} }
+	return x
+}
+
+func kindsText(ks []types.Kind) string {
+	names := map[types.Kind]string{
+		types.BoolKind: "bool", types.StringKind: "string", types.IntKind: "int",
+		types.UintKind: "uint", types.DoubleKind: "double", types.TimestampKind: "timestamp",
+	}
+	parts := make([]string, len(ks))
+	for i, k := range ks {
+		parts[i] = names[k]
+	}
+	if len(parts) == 1 {
+		return "a " + parts[0] + " expression"
+	}
+	return "a " + strings.Join(parts[:len(parts)-1], ", ") + " or " + parts[len(parts)-1]
+}
+
+// celErr reports a CEL error at its position inside the YAML file, with
+// the caret snippet.
+func (c *compiler) celErr(sp exprSpec, loc common.Location, msg string) {
+	line, col := 1, 0
+	if loc != nil && loc.Line() > 0 {
+		line, col = loc.Line(), max(loc.Column(), 0)
+	}
+	pos, snippet := c.mapPos(sp, line, col)
+	c.list = append(c.list, &Error{Pos: pos, Rule: c.rule, Msg: msg, Snippet: snippet})
+}
+
+// usedLists returns the names of lists.NAME selections in an expression.
+func usedLists(a *celast.AST) []string {
+	var names []string
+	sels := celast.MatchDescendants(celast.NavigateAST(a), celast.KindMatcher(celast.SelectKind))
+	for _, s := range sels {
+		sel := s.AsSelect()
+		if op := sel.Operand(); op.Kind() == celast.IdentKind && op.AsIdent() == "lists" {
+			names = append(names, sel.FieldName())
+		}
+	}
+	sort.Strings(names)
+	return slices.Compact(names)
+}
+
+func collectLists(x *Expr, into map[string]bool) {
+	if x == nil {
+		return
+	}
+	for _, n := range x.listNames {
+		into[n] = true
+	}
+}
+
+// stepVar is a step variable an expression reads.
+type stepVar struct {
+	name    string
+	looping bool
+	// self: the expression belongs to this (looping) step, so an empty
+	// binding means "nothing accepted yet" rather than unbound.
+	self bool
+}
+
+// exprRuntime holds what evaluation needs; it is embedded in Expr.
+type exprRuntime struct {
+	prg       cel.Program
+	vars      []stepVar
+	lists     *listsValue
+	listNames []string
+	// pool recycles activations: Expr is shared by all partition workers,
+	// and a fresh activation per evaluation would be garbage per event.
+	pool sync.Pool
+}
+
+// fillDefaults gives fields a Ruleset built in code left zero their
+// documented defaults, as Parse does: severity medium, skip none,
+// contiguity and loop relaxed, and a plain step (Min=Max=1) for a step
+// whose Min and Max are both zero.
+func fillDefaults(rs *Ruleset) {
+	for _, r := range rs.Rules {
+		if r.Severity == "" {
+			r.Severity = SeverityMedium
+		}
+		if r.Skip.Kind == "" {
+			r.Skip.Kind = SkipNone
+		}
+		for _, s := range r.Pattern {
+			if s.Contiguity == "" {
+				s.Contiguity = Relaxed
+			}
+			if s.Loop == "" {
+				s.Loop = Relaxed
+			}
+			if s.Min == 0 && s.Max == 0 {
+				s.Min, s.Max = 1, 1
+			}
+		}
+	}
+}

@@ -1,0 +1,829 @@
+package rules
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
+
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
+	"cel.dev/cel-go/common/types/traits"
+)
+
+// Event is one decoded event: its original JSON bytes plus the fields
+// decoded on demand. It is the CEL value bound to `event` and to singleton
+// step variables.
+//
+// ParseEvent validates the whole object in one pass but only records where
+// each top-level field lies; a field is decoded the first time an expression
+// reads it and the result is cached on the Event, so an event costs only
+// what the rules actually look at. Because of that cache an Event is not
+// safe for concurrent use: one goroutine at a time (the partition worker
+// that owns its key) may evaluate expressions over it.
+type Event struct {
+	raw    []byte
+	fields []field
+	// inline backs fields for typical events, so that ParseEvent allocates
+	// once.
+	inline [inlineFields]field
+}
+
+const (
+	inlineFields = 12
+	// maxDepth is encoding/json's nesting limit, so that both accept the
+	// same documents.
+	maxDepth = 10000
+)
+
+// field is one top-level member of the event object.
+type field struct {
+	k0, k1 int32 // key, inside the quotes
+	v0, v1 int32 // value
+	kesc   bool  // key contains escapes: compare decoded
+	mode   kind  // how val was decoded; kindNone: not yet
+	val    ref.Val
+}
+
+// kind is a decoding mode: the natural JSON mapping or a schema type.
+type kind uint8
+
+const (
+	kindNone kind = iota
+	kindNatural
+	kindString
+	kindInt
+	kindUint
+	kindDouble
+	kindBool
+	kindTimestamp
+	kindDuration
+	kindBytes
+	kindList
+	kindMap
+)
+
+// ErrNotObject is returned (wrapped) by ParseEvent for input that is valid
+// JSON but not an object.
+var ErrNotObject = errors.New("line is not a JSON object")
+
+// ErrBadJSON is returned (wrapped) by ParseEvent for input that is not
+// valid JSON.
+var ErrBadJSON = errors.New("invalid JSON")
+
+// ParseEvent checks that raw is one JSON object and returns it as an Event.
+// The Event keeps raw; the caller must not modify it afterwards.
+func ParseEvent(raw []byte) (*Event, error) {
+	if len(raw) > 1<<31-1 {
+		return nil, fmt.Errorf("event of %d bytes is too large: %w", len(raw), ErrBadJSON)
+	}
+	ev := &Event{raw: raw}
+	ev.fields = ev.inline[:0]
+	s := scanner{b: raw}
+	s.ws()
+	if s.i >= len(raw) {
+		return nil, fmt.Errorf("empty line: %w", ErrNotObject)
+	}
+	if raw[s.i] != '{' {
+		// Tell "valid JSON but not an object" apart from garbage.
+		if err := s.value(0); err != nil {
+			return nil, err
+		}
+		s.ws()
+		if s.i < len(raw) {
+			return nil, s.errf("after top-level value")
+		}
+		return nil, ErrNotObject
+	}
+	s.i++
+	s.ws()
+	if s.i < len(raw) && raw[s.i] == '}' {
+		s.i++
+	} else {
+		for {
+			if s.i >= len(raw) {
+				return nil, s.eof()
+			}
+			if raw[s.i] != '"' {
+				return nil, s.errf("looking for beginning of object key string")
+			}
+			k0 := s.i + 1
+			esc, err := s.str()
+			if err != nil {
+				return nil, err
+			}
+			k1 := s.i - 1
+			s.ws()
+			if s.i >= len(raw) {
+				return nil, s.eof()
+			}
+			if raw[s.i] != ':' {
+				return nil, s.errf("after object key")
+			}
+			s.i++
+			s.ws()
+			v0 := s.i
+			if err := s.value(1); err != nil {
+				return nil, err
+			}
+			ev.fields = append(ev.fields, field{k0: int32(k0), k1: int32(k1), v0: int32(v0), v1: int32(s.i), kesc: esc})
+			s.ws()
+			if s.i >= len(raw) {
+				return nil, s.eof()
+			}
+			if raw[s.i] == ',' {
+				s.i++
+				s.ws()
+				continue
+			}
+			if raw[s.i] == '}' {
+				s.i++
+				break
+			}
+			return nil, s.errf("after object key:value pair")
+		}
+	}
+	s.ws()
+	if s.i < len(raw) {
+		return nil, s.errf("after top-level value")
+	}
+	return ev, nil
+}
+
+// Raw returns the event's original bytes.
+func (e *Event) Raw() []byte { return e.raw }
+
+// Fields returns the names of the event's top-level fields in document
+// order (a name repeats if the document repeats it).
+func (e *Event) Fields() []string {
+	out := make([]string, len(e.fields))
+	for i := range e.fields {
+		out[i] = e.key(&e.fields[i])
+	}
+	return out
+}
+
+// Has reports whether the event has a top-level field name.
+func (e *Event) Has(name string) bool { return e.find(name) != nil }
+
+// Field returns the decoded value of a top-level field with the natural
+// JSON mapping (integral numbers as int, others as double). ok is false
+// when the field is missing; a field that does not decode (a number out of
+// range) yields a CEL error value.
+func (e *Event) Field(name string) (v ref.Val, ok bool) {
+	f := e.find(name)
+	if f == nil {
+		return nil, false
+	}
+	return e.decode(f, kindNatural), true
+}
+
+func (e *Event) key(f *field) string {
+	k := e.raw[f.k0:f.k1]
+	if !f.kesc {
+		return string(k)
+	}
+	return unquote(k)
+}
+
+// find returns the last field called name, as encoding/json keeps the last
+// of duplicate keys.
+func (e *Event) find(name string) *field {
+	for i := len(e.fields) - 1; i >= 0; i-- {
+		f := &e.fields[i]
+		if f.kesc {
+			if unquote(e.raw[f.k0:f.k1]) == name {
+				return f
+			}
+			continue
+		}
+		if string(e.raw[f.k0:f.k1]) == name {
+			return f
+		}
+	}
+	return nil
+}
+
+// decode returns f's value in mode k, caching the last decoding: rulesets
+// sharing a stream normally agree on field types, so the cache hits.
+func (e *Event) decode(f *field, k kind) ref.Val {
+	if f.mode == k {
+		return f.val
+	}
+	v := decodeAs(e.raw[f.v0:f.v1], k)
+	f.mode, f.val = k, v
+	return v
+}
+
+// eventType is the runtime type of an event. Without a schema, CEL sees
+// events as map(string, dyn), so that is what type(event) reports.
+var eventType = types.MapType
+
+// ConvertToNative implements ref.Val. An event converts to its raw JSON
+// bytes or to a map of its decoded fields.
+func (e *Event) ConvertToNative(typeDesc reflect.Type) (any, error) {
+	switch typeDesc {
+	case reflect.TypeOf(e):
+		return e, nil
+	case reflect.TypeOf([]byte(nil)):
+		return e.raw, nil
+	}
+	m := make(map[string]any, len(e.fields))
+	for i := range e.fields {
+		f := &e.fields[i]
+		v := e.decode(f, kindNatural)
+		if types.IsError(v) {
+			return nil, v.(*types.Err)
+		}
+		m[e.key(f)] = v.Value()
+	}
+	if reflect.TypeOf(m).AssignableTo(typeDesc) {
+		return m, nil
+	}
+	return nil, fmt.Errorf("type conversion error from event to '%v'", typeDesc)
+}
+
+// ConvertToType implements ref.Val.
+func (e *Event) ConvertToType(t ref.Type) ref.Val {
+	switch t {
+	case types.MapType:
+		return e
+	case types.TypeType:
+		return types.MapType
+	}
+	return types.NewErr("type conversion error from 'event' to '%s'", t.TypeName())
+}
+
+// Equal implements ref.Val: two events are equal when their bytes are.
+func (e *Event) Equal(other ref.Val) ref.Val {
+	o, ok := other.(*Event)
+	if !ok {
+		return types.False
+	}
+	return types.Bool(e == o || string(e.raw) == string(o.raw))
+}
+
+// Type implements ref.Val.
+func (e *Event) Type() ref.Type { return eventType }
+
+// Value implements ref.Val; it returns the Event itself so that schema
+// field getters receive it.
+func (e *Event) Value() any { return e }
+
+// Contains implements traits.Container: `"f" in event`.
+func (e *Event) Contains(key ref.Val) ref.Val {
+	k, ok := key.(types.String)
+	if !ok {
+		return types.False
+	}
+	return types.Bool(e.find(string(k)) != nil)
+}
+
+// Get implements traits.Indexer: `event["f"]`.
+func (e *Event) Get(key ref.Val) ref.Val {
+	v, found := e.Find(key)
+	if !found {
+		if v != nil {
+			return v
+		}
+		return types.NewErr("no such key: %v", key)
+	}
+	return v
+}
+
+// Find implements traits.Mapper; it is how CEL reads `event.f` when the
+// event is dyn.
+func (e *Event) Find(key ref.Val) (ref.Val, bool) {
+	k, ok := key.(types.String)
+	if !ok {
+		return types.MaybeNoSuchOverloadErr(key), false
+	}
+	f := e.find(string(k))
+	if f == nil {
+		return nil, false
+	}
+	v := e.decode(f, kindNatural)
+	if types.IsError(v) {
+		return v, false
+	}
+	return v, true
+}
+
+// Iterator implements traits.Iterable over the field names.
+func (e *Event) Iterator() traits.Iterator {
+	return &fieldIter{e: e}
+}
+
+// Size implements traits.Sizer.
+func (e *Event) Size() ref.Val { return types.Int(len(e.fields)) }
+
+// String renders the event as its JSON text.
+func (e *Event) String() string { return string(e.raw) }
+
+// fieldIter iterates over an event's field names (`event.all(k, ...)`).
+type fieldIter struct {
+	e *Event
+	i int
+}
+
+func (it *fieldIter) ConvertToNative(reflect.Type) (any, error) {
+	return nil, errors.New("iterator cannot be converted")
+}
+
+func (it *fieldIter) ConvertToType(ref.Type) ref.Val {
+	return types.NewErr("iterator cannot be converted")
+}
+
+func (it *fieldIter) Equal(ref.Val) ref.Val { return types.False }
+
+func (it *fieldIter) Type() ref.Type { return types.IteratorType }
+
+func (it *fieldIter) Value() any { return it }
+
+func (it *fieldIter) HasNext() ref.Val { return types.Bool(it.i < len(it.e.fields)) }
+
+func (it *fieldIter) Next() ref.Val {
+	if it.i >= len(it.e.fields) {
+		return nil
+	}
+	f := &it.e.fields[it.i]
+	it.i++
+	return types.String(it.e.key(f))
+}
+
+var (
+	_ traits.Mapper = (*Event)(nil)
+	_ fmt.Stringer  = (*Event)(nil)
+)
+
+// scanner validates JSON. It follows RFC 8259 exactly as encoding/json
+// does (invalid UTF-8 inside strings is accepted, control characters are
+// not).
+type scanner struct {
+	b []byte
+	i int
+}
+
+func (s *scanner) ws() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+func (s *scanner) eof() error {
+	return fmt.Errorf("unexpected end of JSON input at byte %d: %w", s.i, ErrBadJSON)
+}
+
+func (s *scanner) errf(context string) error {
+	if s.i >= len(s.b) {
+		return s.eof()
+	}
+	return fmt.Errorf("invalid character %s %s at byte %d: %w", quoteChar(s.b[s.i]), context, s.i, ErrBadJSON)
+}
+
+func quoteChar(c byte) string {
+	switch {
+	case c == '\'':
+		return `'\''`
+	case c == '"':
+		return `'"'`
+	case c < 0x20 || c >= 0x7f:
+		return fmt.Sprintf("%#02x", c)
+	}
+	return "'" + string(c) + "'"
+}
+
+// value scans one value starting at s.i (no leading space).
+func (s *scanner) value(depth int) error {
+	if s.i >= len(s.b) {
+		return s.eof()
+	}
+	switch c := s.b[s.i]; {
+	case c == '"':
+		_, err := s.str()
+		return err
+	case c == '{':
+		return s.object(depth + 1)
+	case c == '[':
+		return s.array(depth + 1)
+	case c == '-' || (c >= '0' && c <= '9'):
+		return s.number()
+	case c == 't':
+		return s.lit("true")
+	case c == 'f':
+		return s.lit("false")
+	case c == 'n':
+		return s.lit("null")
+	}
+	return s.errf("looking for beginning of value")
+}
+
+func (s *scanner) lit(word string) error {
+	for j := 0; j < len(word); j++ {
+		if s.i >= len(s.b) {
+			return s.eof()
+		}
+		if s.b[s.i] != word[j] {
+			return s.errf("in literal " + word)
+		}
+		s.i++
+	}
+	return nil
+}
+
+func (s *scanner) object(depth int) error {
+	if depth > maxDepth {
+		return fmt.Errorf("exceeded max depth at byte %d: %w", s.i, ErrBadJSON)
+	}
+	s.i++ // {
+	s.ws()
+	if s.i < len(s.b) && s.b[s.i] == '}' {
+		s.i++
+		return nil
+	}
+	for {
+		if s.i >= len(s.b) {
+			return s.eof()
+		}
+		if s.b[s.i] != '"' {
+			return s.errf("looking for beginning of object key string")
+		}
+		if _, err := s.str(); err != nil {
+			return err
+		}
+		s.ws()
+		if s.i >= len(s.b) {
+			return s.eof()
+		}
+		if s.b[s.i] != ':' {
+			return s.errf("after object key")
+		}
+		s.i++
+		s.ws()
+		if err := s.value(depth); err != nil {
+			return err
+		}
+		s.ws()
+		if s.i >= len(s.b) {
+			return s.eof()
+		}
+		switch s.b[s.i] {
+		case ',':
+			s.i++
+			s.ws()
+		case '}':
+			s.i++
+			return nil
+		default:
+			return s.errf("after object key:value pair")
+		}
+	}
+}
+
+func (s *scanner) array(depth int) error {
+	if depth > maxDepth {
+		return fmt.Errorf("exceeded max depth at byte %d: %w", s.i, ErrBadJSON)
+	}
+	s.i++ // [
+	s.ws()
+	if s.i < len(s.b) && s.b[s.i] == ']' {
+		s.i++
+		return nil
+	}
+	for {
+		if err := s.value(depth); err != nil {
+			return err
+		}
+		s.ws()
+		if s.i >= len(s.b) {
+			return s.eof()
+		}
+		switch s.b[s.i] {
+		case ',':
+			s.i++
+			s.ws()
+		case ']':
+			s.i++
+			return nil
+		default:
+			return s.errf("after array element")
+		}
+	}
+}
+
+// str scans a string starting at its opening quote and reports whether it
+// contains escapes.
+func (s *scanner) str() (esc bool, err error) {
+	s.i++ // "
+	for s.i < len(s.b) {
+		c := s.b[s.i]
+		switch {
+		case c == '"':
+			s.i++
+			return esc, nil
+		case c == '\\':
+			esc = true
+			s.i++
+			if s.i >= len(s.b) {
+				return esc, s.eof()
+			}
+			switch s.b[s.i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				s.i++
+			case 'u':
+				s.i++
+				for j := 0; j < 4; j++ {
+					if s.i >= len(s.b) {
+						return esc, s.eof()
+					}
+					if !isHex(s.b[s.i]) {
+						return esc, s.errf("in \\u hexadecimal character escape")
+					}
+					s.i++
+				}
+			default:
+				return esc, s.errf("in string escape code")
+			}
+		case c < 0x20:
+			return esc, s.errf("in string literal")
+		default:
+			s.i++
+		}
+	}
+	return esc, s.eof()
+}
+
+func isHex(c byte) bool {
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
+}
+
+func (s *scanner) number() error {
+	if s.b[s.i] == '-' {
+		s.i++
+	}
+	if s.i >= len(s.b) {
+		return s.eof()
+	}
+	switch c := s.b[s.i]; {
+	case c == '0':
+		s.i++
+	case c >= '1' && c <= '9':
+		for s.i < len(s.b) && isDigit(s.b[s.i]) {
+			s.i++
+		}
+	default:
+		return s.errf("in numeric literal")
+	}
+	if s.i < len(s.b) && s.b[s.i] == '.' {
+		s.i++
+		if s.i >= len(s.b) {
+			return s.eof()
+		}
+		if !isDigit(s.b[s.i]) {
+			return s.errf("after decimal point in numeric literal")
+		}
+		for s.i < len(s.b) && isDigit(s.b[s.i]) {
+			s.i++
+		}
+	}
+	if s.i < len(s.b) && (s.b[s.i] == 'e' || s.b[s.i] == 'E') {
+		s.i++
+		if s.i < len(s.b) && (s.b[s.i] == '+' || s.b[s.i] == '-') {
+			s.i++
+		}
+		if s.i >= len(s.b) {
+			return s.eof()
+		}
+		if !isDigit(s.b[s.i]) {
+			return s.errf("in exponent of numeric literal")
+		}
+		for s.i < len(s.b) && isDigit(s.b[s.i]) {
+			s.i++
+		}
+	}
+	return nil
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// unquote decodes the inside of a validated JSON string the way
+// encoding/json does: invalid UTF-8 and unpaired surrogates become U+FFFD.
+func unquote(b []byte) string {
+	// Fast path: nothing to decode.
+	plain := true
+	for _, c := range b {
+		if c == '\\' || c >= utf8.RuneSelf {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return string(b)
+	}
+	out := make([]byte, 0, len(b)+8)
+	for i := 0; i < len(b); {
+		c := b[i]
+		if c == '\\' {
+			i++
+			switch b[i] {
+			case 'b':
+				out = append(out, '\b')
+			case 'f':
+				out = append(out, '\f')
+			case 'n':
+				out = append(out, '\n')
+			case 'r':
+				out = append(out, '\r')
+			case 't':
+				out = append(out, '\t')
+			case 'u':
+				r := hex4(b[i+1:])
+				i += 5
+				if utf16.IsSurrogate(r) {
+					r2 := rune(-1)
+					if i+6 <= len(b) && b[i] == '\\' && b[i+1] == 'u' {
+						r2 = hex4(b[i+2:])
+					}
+					if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
+						i += 6
+						out = utf8.AppendRune(out, d)
+						continue
+					}
+					r = utf8.RuneError
+				}
+				out = utf8.AppendRune(out, r)
+				continue
+			default: // " \ /
+				out = append(out, b[i])
+			}
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			out = append(out, c)
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(b[i:])
+		i += size
+		out = utf8.AppendRune(out, r)
+	}
+	return string(out)
+}
+
+func hex4(b []byte) rune {
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c = c - 'a' + 10
+		default:
+			c = c - 'A' + 10
+		}
+		r = r<<4 | rune(c)
+	}
+	return r
+}
+
+// decodeNatural decodes one validated JSON value with the natural mapping:
+// strings, int for integral numbers written without fraction or exponent
+// (double when they do not fit int64), double otherwise, bool, null, and
+// CEL maps and lists for nested values.
+func decodeNatural(b []byte) ref.Val {
+	d := decoder{b: b}
+	return d.value()
+}
+
+type decoder struct {
+	b []byte
+	i int
+}
+
+func (d *decoder) ws() {
+	for d.i < len(d.b) {
+		switch d.b[d.i] {
+		case ' ', '\t', '\n', '\r':
+			d.i++
+		default:
+			return
+		}
+	}
+}
+
+// value decodes the value at d.i; the input is known to be valid JSON.
+func (d *decoder) value() ref.Val {
+	d.ws()
+	switch c := d.b[d.i]; c {
+	case '"':
+		return types.String(d.str())
+	case 't':
+		d.i += 4
+		return types.True
+	case 'f':
+		d.i += 5
+		return types.False
+	case 'n':
+		d.i += 4
+		return types.NullValue
+	case '{':
+		d.i++
+		m := map[ref.Val]ref.Val{}
+		d.ws()
+		if d.b[d.i] == '}' {
+			d.i++
+			return types.NewRefValMap(types.DefaultTypeAdapter, m)
+		}
+		for {
+			d.ws()
+			k := types.String(d.str())
+			d.ws()
+			d.i++ // :
+			v := d.value()
+			if types.IsError(v) {
+				return v
+			}
+			m[k] = v
+			d.ws()
+			c := d.b[d.i]
+			d.i++
+			if c == '}' {
+				return types.NewRefValMap(types.DefaultTypeAdapter, m)
+			}
+		}
+	case '[':
+		d.i++
+		var l []ref.Val
+		d.ws()
+		if d.b[d.i] == ']' {
+			d.i++
+			return types.NewRefValList(types.DefaultTypeAdapter, []ref.Val{})
+		}
+		for {
+			v := d.value()
+			if types.IsError(v) {
+				return v
+			}
+			l = append(l, v)
+			d.ws()
+			c := d.b[d.i]
+			d.i++
+			if c == ']' {
+				return types.NewRefValList(types.DefaultTypeAdapter, l)
+			}
+		}
+	}
+	start := d.i
+	integral := true
+	for d.i < len(d.b) {
+		c := d.b[d.i]
+		if c == '.' || c == 'e' || c == 'E' {
+			integral = false
+		} else if !(isDigit(c) || c == '-' || c == '+') {
+			break
+		}
+		d.i++
+	}
+	return parseNumber(d.b[start:d.i], integral)
+}
+
+func parseNumber(num []byte, integral bool) ref.Val {
+	s := string(num) // does not escape: strconv copies nothing it keeps
+	if integral {
+		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+			return types.Int(n)
+		}
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return types.NewErr("number %s out of range", s)
+	}
+	return types.Double(f)
+}
+
+// str decodes the string starting at the opening quote at d.i.
+func (d *decoder) str() string {
+	d.i++
+	start := d.i
+	for {
+		c := d.b[d.i]
+		if c == '"' {
+			break
+		}
+		if c == '\\' {
+			d.i++
+		}
+		d.i++
+	}
+	s := d.b[start:d.i]
+	d.i++
+	return unquote(s)
+}

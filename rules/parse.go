@@ -1,0 +1,669 @@
+package rules
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// exprNode remembers how an expression was written in YAML, so that CEL
+// error positions inside it map back to the file.
+type exprNode struct {
+	style yaml.Style
+	line  int
+	col   int
+}
+
+// maxNodes bounds the YAML nodes visited, aliases included, so that a
+// small document cannot expand into a huge one ("billion laughs").
+const maxNodes = 1 << 20
+
+// Parse parses and validates a ruleset document. On failure the error is
+// an ErrorList holding every problem found.
+func Parse(filename string, src []byte) (*Ruleset, error) {
+	rs, list := parse(filename, src, 0)
+	if rs != nil {
+		list = append(list, validate(rs)...)
+	}
+	if err := list.err(); err != nil {
+		return nil, err
+	}
+	return rs, nil
+}
+
+// parse reads the YAML into a Ruleset, reporting what the document itself
+// gets wrong (syntax, unknown fields, types, durations). It returns the
+// partial ruleset even with errors, so that later phases can report more.
+func parse(filename string, src []byte, maxBytes int) (*Ruleset, ErrorList) {
+	p := &parser{file: filename}
+	if maxBytes <= 0 {
+		maxBytes = defaultMaxSourceBytes
+	}
+	if len(src) > maxBytes {
+		p.add(Pos{File: filename}, "ruleset is %d bytes, over the limit of %d", len(src), maxBytes)
+		return nil, p.list
+	}
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(src))
+	if err := dec.Decode(&doc); err != nil {
+		p.add(p.yamlErrPos(err), "%s", yamlErrMsg(err))
+		return nil, p.list
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		p.add(p.pos(&extra), "a ruleset file holds one YAML document")
+	}
+	rs := &Ruleset{
+		Pos:       Pos{File: filename, Line: 1, Col: 1},
+		Lists:     map[string][]any{},
+		src:       src,
+		exprNodes: map[Pos]exprNode{},
+	}
+	p.rs = rs
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	p.ruleset(root)
+	return rs, p.list
+}
+
+// yamlErrMsg strips yaml.v3's "yaml: line N: " prefix; the position is
+// printed in our own form.
+func yamlErrMsg(err error) string {
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+		msg = msg[len(m[0]):]
+	}
+	return "invalid YAML: " + msg
+}
+
+var yamlLineRE = regexp.MustCompile(`^line (\d+): `)
+
+func (p *parser) yamlErrPos(err error) Pos {
+	if m := yamlLineRE.FindStringSubmatch(strings.TrimPrefix(err.Error(), "yaml: ")); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return Pos{File: p.file, Line: n, Col: 1}
+	}
+	return Pos{File: p.file, Line: 1, Col: 1}
+}
+
+type parser struct {
+	errs
+	file  string
+	rs    *Ruleset
+	nodes int
+}
+
+func (p *parser) pos(n *yaml.Node) Pos { return Pos{File: p.file, Line: n.Line, Col: n.Column} }
+
+// resolve follows aliases and counts nodes against maxNodes.
+func (p *parser) resolve(n *yaml.Node) *yaml.Node {
+	for n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	p.nodes++
+	if p.nodes == maxNodes {
+		p.add(p.pos(n), "document too large after expanding aliases")
+	}
+	return n
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		if n.Tag == "!!null" {
+			return "null"
+		}
+		return "a " + strings.TrimPrefix(n.Tag, "!!")
+	}
+	return "an unexpected node"
+}
+
+// fields walks a mapping strictly: every key must be one of fields, once.
+func (p *parser) fields(n *yaml.Node, what string, fields map[string]func(k, v *yaml.Node)) {
+	n = p.resolve(n)
+	if n.Kind != yaml.MappingNode {
+		p.add(p.pos(n), "%s must be a mapping, not %s", what, kindName(n))
+		return
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content) && p.nodes < maxNodes; i += 2 {
+		k, v := p.resolve(n.Content[i]), p.resolve(n.Content[i+1])
+		if k.Kind != yaml.ScalarNode {
+			p.add(p.pos(k), "%s keys must be strings", what)
+			continue
+		}
+		f, ok := fields[k.Value]
+		switch {
+		case !ok:
+			p.add(p.pos(k), "unknown field %q in %s", k.Value, what)
+		case seen[k.Value]:
+			p.add(p.pos(k), "duplicate field %q in %s", k.Value, what)
+		default:
+			seen[k.Value] = true
+			f(k, v)
+		}
+	}
+}
+
+// pairs walks a mapping with free keys (schema, lists, labels), rejecting
+// duplicate keys.
+func (p *parser) pairs(n *yaml.Node, what string, f func(k, v *yaml.Node)) {
+	n = p.resolve(n)
+	if n.Kind != yaml.MappingNode {
+		p.add(p.pos(n), "%s must be a mapping, not %s", what, kindName(n))
+		return
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content) && p.nodes < maxNodes; i += 2 {
+		k, v := p.resolve(n.Content[i]), p.resolve(n.Content[i+1])
+		if k.Kind != yaml.ScalarNode {
+			p.add(p.pos(k), "%s keys must be strings", what)
+			continue
+		}
+		if seen[k.Value] {
+			p.add(p.pos(k), "duplicate key %q in %s", k.Value, what)
+			continue
+		}
+		seen[k.Value] = true
+		f(k, v)
+	}
+}
+
+// str reads a scalar as text. Any non-null scalar is accepted, so that
+// `where: true` and `description: 2024` read naturally.
+func (p *parser) str(n *yaml.Node, what string) (string, bool) {
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+		p.add(p.pos(n), "%s must be a string, not %s", what, kindName(n))
+		return "", false
+	}
+	return n.Value, true
+}
+
+// expr reads a CEL expression and remembers its YAML form.
+func (p *parser) expr(n *yaml.Node, what string) (string, Pos) {
+	s, ok := p.str(n, what)
+	pos := p.pos(n)
+	if !ok {
+		return "", pos
+	}
+	if strings.TrimSpace(s) == "" {
+		p.add(pos, "%s is empty", what)
+		return "", pos
+	}
+	p.rs.exprNodes[pos] = exprNode{style: n.Style, line: n.Line, col: n.Column}
+	return s, pos
+}
+
+func (p *parser) boolean(n *yaml.Node, what string) bool {
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" {
+		p.add(p.pos(n), "%s must be true or false, not %s", what, kindName(n))
+		return false
+	}
+	b, err := strconv.ParseBool(strings.ToLower(n.Value))
+	if err != nil {
+		p.add(p.pos(n), "%s must be true or false", what)
+	}
+	return b
+}
+
+func (p *parser) duration(n *yaml.Node, what string) time.Duration {
+	s, ok := p.str(n, what)
+	if !ok {
+		return 0
+	}
+	d, err := ParseDuration(s)
+	if err != nil {
+		p.add(p.pos(n), "%s: %v", what, err)
+		return 0
+	}
+	if d <= 0 {
+		p.add(p.pos(n), "%s must be positive, not %s", what, s)
+		return 0
+	}
+	return d
+}
+
+var (
+	identRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	nameRE    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+	timesRE   = regexp.MustCompile(`^\s*(\d+)\s*(\.\.\s*(\d*))?\s*$`)
+	durUnitRE = regexp.MustCompile(`([0-9.]+)d`)
+)
+
+// ParseDuration parses a Go duration ("1h30m", "1.5s", "500ms") that may
+// also use d for days of 24 hours ("2d", "1d12h").
+func ParseDuration(s string) (time.Duration, error) {
+	orig := s
+	s = strings.TrimSpace(s)
+	var days float64
+	if m := durUnitRE.FindStringSubmatchIndex(s); m != nil && strings.Count(s, "d") == 1 {
+		// Only a leading day count: "1d12h".
+		if m[0] != 0 && !(m[0] == 1 && (s[0] == '-' || s[0] == '+')) {
+			return 0, fmt.Errorf("invalid duration %q", orig)
+		}
+		f, err := strconv.ParseFloat(s[m[2]:m[3]], 64)
+		if err != nil {
+			return 0, fmt.Errorf("invalid duration %q", orig)
+		}
+		days = f
+		if s[0] == '-' {
+			days = -days
+		}
+		rest := s[m[1]:]
+		s = ""
+		if rest != "" {
+			if strings.HasPrefix(rest, "-") || strings.HasPrefix(rest, "+") {
+				return 0, fmt.Errorf("invalid duration %q", orig)
+			}
+			s = rest
+			if days < 0 {
+				s = "-" + rest
+			}
+		}
+	}
+	var d time.Duration
+	if s != "" {
+		var err error
+		d, err = time.ParseDuration(s)
+		if err != nil {
+			return 0, fmt.Errorf("invalid duration %q (use Go syntax such as 90s, 10m, 1h30m or 2d)", orig)
+		}
+	}
+	total := float64(d) + days*float64(24*time.Hour)
+	if total > float64(1<<63-1) || total < -float64(1<<63) {
+		return 0, fmt.Errorf("duration %q out of range", orig)
+	}
+	return d + time.Duration(days*float64(24*time.Hour)), nil
+}
+
+func (p *parser) ruleset(n *yaml.Node) {
+	rs := p.rs
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" || n.Kind == 0 {
+		p.add(Pos{File: p.file, Line: 1, Col: 1}, "empty ruleset document")
+		return
+	}
+	var sawName, sawRules bool
+	p.fields(n, "ruleset", map[string]func(k, v *yaml.Node){
+		"ruleset": func(k, v *yaml.Node) {
+			sawName = true
+			if s, ok := p.str(v, "ruleset name"); ok {
+				if !nameRE.MatchString(s) {
+					p.add(p.pos(v), "ruleset name %q must start with a letter or digit and hold only letters, digits, '_', '.' and '-'", s)
+				}
+				rs.Name = s
+			}
+		},
+		"description": func(k, v *yaml.Node) {
+			rs.Description, _ = p.str(v, "description")
+		},
+		"stream": func(k, v *yaml.Node) { p.stream(v) },
+		"schema": func(k, v *yaml.Node) { p.schema(v) },
+		"lists":  func(k, v *yaml.Node) { p.lists(v) },
+		"rules": func(k, v *yaml.Node) {
+			sawRules = true
+			p.rules(v)
+		},
+	})
+	if n.Kind == yaml.MappingNode {
+		if !sawName {
+			p.add(p.pos(n), "missing field \"ruleset\" (the ruleset's name)")
+		}
+		if !sawRules {
+			p.add(p.pos(n), "missing field \"rules\"")
+		}
+	}
+}
+
+func (p *parser) stream(n *yaml.Node) {
+	st := &p.rs.Stream
+	p.fields(n, "stream", map[string]func(k, v *yaml.Node){
+		"topic": func(k, v *yaml.Node) { st.Topic, _ = p.str(v, "stream topic") },
+		"key":   func(k, v *yaml.Node) { st.Key, st.KeyPos = p.expr(v, "stream key") },
+		"time":  func(k, v *yaml.Node) { st.Time, st.TimePos = p.expr(v, "stream time") },
+		"max_out_of_orderness": func(k, v *yaml.Node) {
+			st.MaxOutOfOrderness = p.nonNegDuration(v, "max_out_of_orderness")
+		},
+		"idle_timeout": func(k, v *yaml.Node) { st.IdleTimeout = p.duration(v, "idle_timeout") },
+	})
+}
+
+// nonNegDuration reads a duration that may be 0.
+func (p *parser) nonNegDuration(n *yaml.Node, what string) time.Duration {
+	s, ok := p.str(n, what)
+	if !ok {
+		return 0
+	}
+	d, err := ParseDuration(s)
+	if err != nil {
+		p.add(p.pos(n), "%s: %v", what, err)
+		return 0
+	}
+	if d < 0 {
+		p.add(p.pos(n), "%s must not be negative, not %s", what, s)
+		return 0
+	}
+	return d
+}
+
+func (p *parser) schema(n *yaml.Node) {
+	p.pairs(n, "schema", func(k, v *yaml.Node) {
+		if !identRE.MatchString(k.Value) {
+			p.add(p.pos(k), "schema field %q is not a CEL identifier", k.Value)
+		}
+		t, ok := p.str(v, "schema type")
+		if !ok {
+			return
+		}
+		if _, ok := schemaTypes[t]; !ok {
+			p.add(p.pos(v), "unknown schema type %q for field %q (want one of %s)", t, k.Value, strings.Join(schemaTypeNames(), ", "))
+		}
+		p.rs.Schema = append(p.rs.Schema, SchemaField{Name: k.Value, Type: t, Pos: p.pos(k)})
+	})
+}
+
+func schemaTypeNames() []string {
+	names := make([]string, 0, len(schemaTypes))
+	for n := range schemaTypes {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func (p *parser) lists(n *yaml.Node) {
+	p.pairs(n, "lists", func(k, v *yaml.Node) {
+		if !identRE.MatchString(k.Value) {
+			p.add(p.pos(k), "list name %q is not a CEL identifier", k.Value)
+		}
+		if v.Kind != yaml.SequenceNode {
+			p.add(p.pos(v), "list %q must be a list, not %s", k.Value, kindName(v))
+			return
+		}
+		items := make([]any, 0, len(v.Content))
+		for _, it := range v.Content {
+			it = p.resolve(it)
+			if x, ok := p.scalar(it); ok {
+				items = append(items, x)
+			} else {
+				p.add(p.pos(it), "list %q items must be strings, numbers or booleans, not %s", k.Value, kindName(it))
+			}
+		}
+		p.rs.Lists[k.Value] = items
+	})
+}
+
+// scalar converts a YAML scalar to string, int64, float64 or bool.
+func (p *parser) scalar(n *yaml.Node) (any, bool) {
+	if n.Kind != yaml.ScalarNode {
+		return nil, false
+	}
+	switch n.Tag {
+	case "!!str":
+		return n.Value, true
+	case "!!int":
+		var i int64
+		if err := n.Decode(&i); err == nil {
+			return i, true
+		}
+		// Larger than int64: keep the digits.
+		return n.Value, true
+	case "!!float":
+		var f float64
+		if err := n.Decode(&f); err == nil {
+			return f, true
+		}
+	case "!!bool":
+		var b bool
+		if err := n.Decode(&b); err == nil {
+			return b, true
+		}
+	}
+	return nil, false
+}
+
+func (p *parser) rules(n *yaml.Node) {
+	n = p.resolve(n)
+	if n.Kind != yaml.SequenceNode {
+		p.add(p.pos(n), "rules must be a list, not %s", kindName(n))
+		return
+	}
+	for _, rn := range n.Content {
+		rn = p.resolve(rn)
+		if p.nodes >= maxNodes {
+			return
+		}
+		p.rule(rn)
+	}
+}
+
+func (p *parser) rule(n *yaml.Node) {
+	r := &Rule{Severity: SeverityMedium, Enabled: true, Skip: Skip{Kind: SkipNone}, Pos: p.pos(n)}
+	if n.Kind == yaml.MappingNode {
+		// Find the id first so that every error in the rule names it.
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == "id" {
+				if v := p.resolve(n.Content[i+1]); v.Kind == yaml.ScalarNode && v.Tag != "!!null" {
+					r.ID = v.Value
+				}
+			}
+		}
+	}
+	p.errs.rule = r.ID
+	defer func() { p.errs.rule = "" }()
+	p.fields(n, "rule", map[string]func(k, v *yaml.Node){
+		"id": func(k, v *yaml.Node) {
+			if s, ok := p.str(v, "rule id"); ok && !nameRE.MatchString(s) {
+				p.add(p.pos(v), "rule id %q must start with a letter or digit and hold only letters, digits, '_', '.' and '-'", s)
+			}
+		},
+		"description": func(k, v *yaml.Node) { r.Description, _ = p.str(v, "description") },
+		"severity": func(k, v *yaml.Node) {
+			s, ok := p.str(v, "severity")
+			if !ok {
+				return
+			}
+			switch Severity(s) {
+			case SeverityInfo, SeverityLow, SeverityMedium, SeverityHigh, SeverityCritical:
+				r.Severity = Severity(s)
+			default:
+				p.add(p.pos(v), "unknown severity %q (want info, low, medium, high or critical)", s)
+			}
+		},
+		"enabled": func(k, v *yaml.Node) { r.Enabled = p.boolean(v, "enabled") },
+		"when":    func(k, v *yaml.Node) { r.When, r.WhenPos = p.expr(v, "when") },
+		"pattern": func(k, v *yaml.Node) {
+			r.patternPos = p.pos(v)
+			if v.Kind != yaml.SequenceNode {
+				p.add(p.pos(v), "pattern must be a list of steps, not %s", kindName(v))
+				return
+			}
+			r.Pattern = []*Step{} // present, possibly empty
+			for _, sn := range v.Content {
+				if s := p.step(p.resolve(sn)); s != nil {
+					r.Pattern = append(r.Pattern, s)
+				}
+			}
+		},
+		"within": func(k, v *yaml.Node) {
+			r.Within = p.duration(v, "within")
+			r.withinPos = p.pos(v)
+		},
+		"skip":  func(k, v *yaml.Node) { p.skip(v, &r.Skip) },
+		"alert": func(k, v *yaml.Node) { p.alert(v, r) },
+	})
+	p.rs.Rules = append(p.rs.Rules, r)
+}
+
+func (p *parser) skip(n *yaml.Node, sk *Skip) {
+	sk.Pos = p.pos(n)
+	switch n.Kind {
+	case yaml.ScalarNode:
+		switch k := SkipKind(n.Value); k {
+		case SkipNone, SkipToNext, SkipPastLastEvent:
+			sk.Kind = k
+		case SkipToFirst, SkipToLast:
+			p.add(p.pos(n), "skip %s needs a step: write skip: {%s: STEP}", k, k)
+		default:
+			p.add(p.pos(n), "unknown skip strategy %q (want none, to_next, past_last_event, {to_first: STEP} or {to_last: STEP})", n.Value)
+		}
+	case yaml.MappingNode:
+		if len(n.Content) != 2 {
+			p.add(p.pos(n), "skip must be one of none, to_next, past_last_event, {to_first: STEP} or {to_last: STEP}")
+			return
+		}
+		k, v := p.resolve(n.Content[0]), p.resolve(n.Content[1])
+		switch kind := SkipKind(k.Value); kind {
+		case SkipToFirst, SkipToLast:
+			sk.Kind = kind
+			sk.Step, _ = p.str(v, "skip step")
+			sk.Pos = p.pos(v)
+		default:
+			p.add(p.pos(k), "unknown skip strategy %q (a mapping takes to_first or to_last)", k.Value)
+		}
+	default:
+		p.add(p.pos(n), "skip must be a string or a mapping, not %s", kindName(n))
+	}
+}
+
+func (p *parser) alert(n *yaml.Node, r *Rule) {
+	a := &r.Alert
+	p.fields(n, "alert", map[string]func(k, v *yaml.Node){
+		"summary": func(k, v *yaml.Node) { a.Summary, a.SummaryPos = p.expr(v, "alert summary") },
+		"labels": func(k, v *yaml.Node) {
+			a.Labels = map[string]string{}
+			p.pairs(v, "labels", func(k, v *yaml.Node) {
+				if v.Kind != yaml.ScalarNode || v.Tag != "!!str" {
+					p.add(p.pos(v), "label %q must be a string, not %s (quote it)", k.Value, kindName(v))
+					return
+				}
+				a.Labels[k.Value] = v.Value
+			})
+		},
+		"on_timeout": func(k, v *yaml.Node) {
+			a.OnTimeout = p.boolean(v, "on_timeout")
+			r.onTimeoutPos = p.pos(v)
+		},
+	})
+}
+
+func (p *parser) step(n *yaml.Node) *Step {
+	s := &Step{Min: 1, Max: 1, Contiguity: Relaxed, Loop: Relaxed, Pos: p.pos(n)}
+	if n.Kind != yaml.MappingNode {
+		p.add(p.pos(n), "a pattern step must be a mapping, not %s", kindName(n))
+		return nil
+	}
+	set := map[string]Pos{}
+	p.fields(n, "step", map[string]func(k, v *yaml.Node){
+		"step": func(k, v *yaml.Node) {
+			s.Name, _ = p.str(v, "step name")
+			s.namePos = p.pos(v)
+		},
+		"where": func(k, v *yaml.Node) { s.Where, s.WherePos = p.expr(v, "where") },
+		"contiguity": func(k, v *yaml.Node) {
+			s.Contiguity = p.contiguity(v, "contiguity")
+			set["contiguity"] = p.pos(k)
+		},
+		"times": func(k, v *yaml.Node) {
+			p.times(v, s)
+			set["times"] = p.pos(k)
+		},
+		"optional": func(k, v *yaml.Node) {
+			if p.boolean(v, "optional") {
+				s.Optional = true
+				set["optional"] = p.pos(k)
+			}
+		},
+		"greedy": func(k, v *yaml.Node) {
+			if p.boolean(v, "greedy") {
+				s.Greedy = true
+				set["greedy"] = p.pos(k)
+			}
+		},
+		"loop": func(k, v *yaml.Node) {
+			s.Loop = p.contiguity(v, "loop")
+			set["loop"] = p.pos(k)
+		},
+		"until": func(k, v *yaml.Node) {
+			s.Until, s.UntilPos = p.expr(v, "until")
+			set["until"] = p.pos(k)
+		},
+		"not": func(k, v *yaml.Node) {
+			s.Not = p.boolean(v, "not")
+		},
+		"within": func(k, v *yaml.Node) {
+			s.Within = p.duration(v, "step within")
+			set["within"] = p.pos(k)
+		},
+	})
+	s.set = set
+	return s
+}
+
+func (p *parser) contiguity(n *yaml.Node, what string) Contiguity {
+	s, ok := p.str(n, what)
+	if !ok {
+		return Relaxed
+	}
+	switch c := Contiguity(s); c {
+	case Strict, Relaxed, Any:
+		return c
+	}
+	p.add(p.pos(n), "unknown %s %q (want strict, relaxed or any)", what, s)
+	return Relaxed
+}
+
+// times reads N, N..M or N.. into Min/Max. A minimum of 0 means the step
+// may be skipped: it becomes Optional with a minimum of 1, as Flink's
+// times(0, n) does.
+func (p *parser) times(n *yaml.Node, s *Step) {
+	v, ok := p.str(n, "times")
+	if !ok {
+		return
+	}
+	m := timesRE.FindStringSubmatch(v)
+	if m == nil {
+		p.add(p.pos(n), "times must be N, N..M or N.. with N and M non-negative integers, not %q", v)
+		return
+	}
+	lo, err1 := strconv.Atoi(m[1])
+	hi := lo
+	var err2 error
+	switch {
+	case m[2] == "":
+	case m[3] == "":
+		hi = -1
+	default:
+		hi, err2 = strconv.Atoi(m[3])
+	}
+	if err := errors.Join(err1, err2); err != nil || lo > 1<<20 || hi > 1<<20 {
+		p.add(p.pos(n), "times %q is too large", v)
+		return
+	}
+	switch {
+	case hi == 0:
+		p.add(p.pos(n), "times %q allows no event at all", v)
+		return
+	case hi > 0 && lo > hi:
+		p.add(p.pos(n), "times %q has a minimum above its maximum", v)
+		return
+	}
+	if lo == 0 {
+		s.Optional = true
+		lo = 1
+	}
+	s.Min, s.Max = lo, hi
+}

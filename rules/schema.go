@@ -1,0 +1,382 @@
+package rules
+
+import (
+	"encoding/base64"
+	"fmt"
+	"math"
+	"reflect"
+	"strconv"
+	"time"
+
+	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
+)
+
+// Names of the object types our provider declares.
+const (
+	eventTypeName = "shrike.Event"
+	listsTypeName = "shrike.Lists"
+)
+
+// schemaTypes maps the type names a schema may use to their CEL types and
+// decoding modes.
+var schemaTypes = map[string]struct {
+	t *types.Type
+	k kind
+}{
+	"string":    {types.StringType, kindString},
+	"int":       {types.IntType, kindInt},
+	"uint":      {types.UintType, kindUint},
+	"double":    {types.DoubleType, kindDouble},
+	"bool":      {types.BoolType, kindBool},
+	"timestamp": {types.TimestampType, kindTimestamp},
+	"duration":  {types.DurationType, kindDuration},
+	"bytes":     {types.BytesType, kindBytes},
+	"list":      {types.NewListType(types.DynType), kindList},
+	"map":       {types.NewMapType(types.StringType, types.DynType), kindMap},
+	"dyn":       {types.DynType, kindNatural},
+}
+
+// provider declares the shrike.Event object type (when the ruleset has a
+// schema) and shrike.Lists (always, so that lists.NAME of an unknown list
+// fails type-checking) on top of cel-go's registry, which still serves
+// every other type (the ext libraries register theirs through it).
+type provider struct {
+	*types.Registry
+	event map[string]*types.FieldType // nil: no schema
+	lists map[string]*types.FieldType
+	// eventNames and listNames keep declaration order.
+	eventNames, listNames []string
+}
+
+func newProvider(rs *Ruleset) (*provider, error) {
+	reg, err := types.NewRegistry()
+	if err != nil {
+		return nil, fmt.Errorf("new cel registry: %w", err)
+	}
+	p := &provider{Registry: reg, lists: map[string]*types.FieldType{}}
+	if len(rs.Schema) > 0 {
+		p.event = map[string]*types.FieldType{}
+		for _, f := range rs.Schema {
+			st, ok := schemaTypes[f.Type]
+			if !ok {
+				continue // reported by validation
+			}
+			p.eventNames = append(p.eventNames, f.Name)
+			p.event[f.Name] = schemaField(f.Name, st.t, st.k)
+		}
+	}
+	for _, name := range sortedKeys(rs.Lists) {
+		p.listNames = append(p.listNames, name)
+		p.lists[name] = listField(name, listElemType(rs.Lists[name]))
+	}
+	return p, nil
+}
+
+// eventCELType is the type of `event` and singleton step variables.
+func (p *provider) eventCELType() *types.Type {
+	if p.event == nil {
+		return types.NewMapType(types.StringType, types.DynType)
+	}
+	return types.NewObjectType(eventTypeName)
+}
+
+// FindStructType implements types.Provider.
+func (p *provider) FindStructType(name string) (*types.Type, bool) {
+	switch {
+	case name == eventTypeName && p.event != nil:
+		return types.NewTypeTypeWithParam(types.NewObjectType(eventTypeName)), true
+	case name == listsTypeName:
+		return types.NewTypeTypeWithParam(types.NewObjectType(listsTypeName)), true
+	}
+	return p.Registry.FindStructType(name)
+}
+
+// FindStructFieldNames implements types.Provider.
+func (p *provider) FindStructFieldNames(name string) ([]string, bool) {
+	switch {
+	case name == eventTypeName && p.event != nil:
+		return p.eventNames, true
+	case name == listsTypeName:
+		return p.listNames, true
+	}
+	return p.Registry.FindStructFieldNames(name)
+}
+
+// FindStructFieldType implements types.Provider.
+func (p *provider) FindStructFieldType(name, field string) (*types.FieldType, bool) {
+	switch {
+	case name == eventTypeName && p.event != nil:
+		ft, ok := p.event[field]
+		return ft, ok
+	case name == listsTypeName:
+		ft, ok := p.lists[field]
+		return ft, ok
+	}
+	return p.Registry.FindStructFieldType(name, field)
+}
+
+// NewValue implements types.Provider; events and lists cannot be built in
+// CEL.
+func (p *provider) NewValue(name string, fields map[string]ref.Val) ref.Val {
+	if name == eventTypeName || name == listsTypeName {
+		return types.NewErr("cannot construct %s", name)
+	}
+	return p.Registry.NewValue(name, fields)
+}
+
+// schemaField reads a typed field from an *Event. A missing field, like a
+// null one, is unset: has(event.f) is false and reading it is an error, so
+// the condition is false for that event.
+func schemaField(name string, t *types.Type, k kind) *types.FieldType {
+	return &types.FieldType{
+		Type: t,
+		IsSet: func(target any) bool {
+			ev, ok := target.(*Event)
+			if !ok {
+				return false
+			}
+			f := ev.find(name)
+			return f != nil && ev.raw[f.v0] != 'n'
+		},
+		GetFrom: func(target any) (any, error) {
+			ev, ok := target.(*Event)
+			if !ok {
+				return nil, fmt.Errorf("no such key: %s", name)
+			}
+			f := ev.find(name)
+			if f == nil {
+				return nil, fmt.Errorf("no such key: %s", name)
+			}
+			v := ev.decode(f, k)
+			switch v := v.(type) {
+			case *types.Err:
+				return nil, fmt.Errorf("field %s: %w", name, v)
+			case types.Null:
+				return nil, fmt.Errorf("field %s is null", name)
+			}
+			return v, nil
+		},
+	}
+}
+
+// listsValue is the value of `lists`.
+type listsValue struct {
+	m map[string]ref.Val
+}
+
+func listField(name string, elem *types.Type) *types.FieldType {
+	return &types.FieldType{
+		Type: types.NewListType(elem),
+		IsSet: func(target any) bool {
+			l, ok := target.(*listsValue)
+			return ok && l.m[name] != nil
+		},
+		GetFrom: func(target any) (any, error) {
+			l, ok := target.(*listsValue)
+			if !ok || l.m[name] == nil {
+				return nil, fmt.Errorf("no such list: %s", name)
+			}
+			return l.m[name], nil
+		},
+	}
+}
+
+// ConvertToNative implements ref.Val.
+func (l *listsValue) ConvertToNative(reflect.Type) (any, error) {
+	return nil, fmt.Errorf("lists cannot be converted")
+}
+
+// ConvertToType implements ref.Val.
+func (l *listsValue) ConvertToType(t ref.Type) ref.Val {
+	if t == types.TypeType {
+		return types.NewObjectType(listsTypeName)
+	}
+	return types.NewErr("lists cannot be converted to %s", t.TypeName())
+}
+
+// Equal implements ref.Val.
+func (l *listsValue) Equal(o ref.Val) ref.Val { return types.Bool(o == ref.Val(l)) }
+
+// Type implements ref.Val.
+func (l *listsValue) Type() ref.Type { return types.NewObjectType(listsTypeName) }
+
+// Value implements ref.Val.
+func (l *listsValue) Value() any { return l }
+
+func newListsValue(lists map[string][]any) *listsValue {
+	lv := &listsValue{m: make(map[string]ref.Val, len(lists))}
+	for name, items := range lists {
+		vals := make([]ref.Val, len(items))
+		for i, it := range items {
+			vals[i] = types.DefaultTypeAdapter.NativeToValue(it)
+		}
+		lv.m[name] = types.NewRefValList(types.DefaultTypeAdapter, vals)
+	}
+	return lv
+}
+
+// listElemType is the common CEL type of a list's items, dyn when mixed.
+func listElemType(items []any) *types.Type {
+	var t *types.Type
+	for _, it := range items {
+		var it2 *types.Type
+		switch it.(type) {
+		case string:
+			it2 = types.StringType
+		case int64:
+			it2 = types.IntType
+		case float64:
+			it2 = types.DoubleType
+		case bool:
+			it2 = types.BoolType
+		default:
+			return types.DynType
+		}
+		if t != nil && t != it2 {
+			return types.DynType
+		}
+		t = it2
+	}
+	if t == nil {
+		return types.DynType
+	}
+	return t
+}
+
+// envOptions returns the provider options for rs.
+func providerOptions(p *provider) []cel.EnvOption {
+	return []cel.EnvOption{cel.CustomTypeProvider(p), cel.CustomTypeAdapter(p)}
+}
+
+// decodeAs decodes a validated JSON value in mode k. Schema types win over
+// the JSON form where the conversion is lossless: a double field written 5
+// is 5.0, a timestamp may be an RFC 3339 string or epoch milliseconds, a
+// duration a Go/CEL duration string or milliseconds, bytes base64. null
+// stays null in every mode; callers treat it as unset.
+func decodeAs(b []byte, k kind) ref.Val {
+	if k == kindNatural {
+		return decodeNatural(b)
+	}
+	if b[0] == 'n' {
+		return types.NullValue
+	}
+	switch k {
+	case kindString:
+		if b[0] == '"' {
+			return types.String(unquote(b[1 : len(b)-1]))
+		}
+	case kindInt:
+		if isNum(b[0]) {
+			n, err := strconv.ParseInt(string(b), 10, 64)
+			if err == nil {
+				return types.Int(n)
+			}
+			f, err := strconv.ParseFloat(string(b), 64)
+			if err == nil && f == math.Trunc(f) && f >= -(1<<63) && f < 1<<63 {
+				return types.Int(int64(f))
+			}
+			return types.NewErr("%s is not an int", b)
+		}
+	case kindUint:
+		if isNum(b[0]) {
+			n, err := strconv.ParseUint(string(b), 10, 64)
+			if err == nil {
+				return types.Uint(n)
+			}
+			f, err := strconv.ParseFloat(string(b), 64)
+			if err == nil && f == math.Trunc(f) && f >= 0 && f < 1<<64 {
+				return types.Uint(uint64(f))
+			}
+			return types.NewErr("%s is not a uint", b)
+		}
+	case kindDouble:
+		if isNum(b[0]) {
+			f, err := strconv.ParseFloat(string(b), 64)
+			if err != nil {
+				return types.NewErr("number %s out of range", b)
+			}
+			return types.Double(f)
+		}
+	case kindBool:
+		switch b[0] {
+		case 't':
+			return types.True
+		case 'f':
+			return types.False
+		}
+	case kindTimestamp:
+		if b[0] == '"' {
+			s := unquote(b[1 : len(b)-1])
+			t, err := time.Parse(time.RFC3339Nano, s)
+			if err != nil {
+				return types.NewErr("%q is not an RFC 3339 timestamp", s)
+			}
+			return types.Timestamp{Time: t}
+		}
+		if isNum(b[0]) {
+			f, err := strconv.ParseFloat(string(b), 64)
+			if err != nil {
+				return types.NewErr("number %s out of range", b)
+			}
+			return types.Timestamp{Time: time.UnixMilli(0).Add(time.Duration(f * float64(time.Millisecond))).UTC()}
+		}
+	case kindDuration:
+		if b[0] == '"' {
+			s := unquote(b[1 : len(b)-1])
+			d, err := ParseDuration(s)
+			if err != nil {
+				return types.NewErr("%q is not a duration", s)
+			}
+			return types.Duration{Duration: d}
+		}
+		if isNum(b[0]) {
+			f, err := strconv.ParseFloat(string(b), 64)
+			if err != nil {
+				return types.NewErr("number %s out of range", b)
+			}
+			return types.Duration{Duration: time.Duration(f * float64(time.Millisecond))}
+		}
+	case kindBytes:
+		if b[0] == '"' {
+			s := unquote(b[1 : len(b)-1])
+			raw, err := base64.StdEncoding.DecodeString(s)
+			if err != nil {
+				return types.NewErr("bytes field is not base64: %v", err)
+			}
+			return types.Bytes(raw)
+		}
+	case kindList:
+		if b[0] == '[' {
+			return decodeNatural(b)
+		}
+	case kindMap:
+		if b[0] == '{' {
+			return decodeNatural(b)
+		}
+	}
+	return types.NewErr("%s is not a %s", jsonKind(b[0]), kindNames[k])
+}
+
+var kindNames = map[kind]string{
+	kindString: "string", kindInt: "int", kindUint: "uint", kindDouble: "double",
+	kindBool: "bool", kindTimestamp: "timestamp", kindDuration: "duration",
+	kindBytes: "bytes", kindList: "list", kindMap: "map",
+}
+
+func isNum(c byte) bool { return c == '-' || isDigit(c) }
+
+func jsonKind(c byte) string {
+	switch {
+	case c == '"':
+		return "a JSON string"
+	case c == '{':
+		return "a JSON object"
+	case c == '[':
+		return "a JSON array"
+	case c == 't' || c == 'f':
+		return "a JSON bool"
+	}
+	return "a JSON number"
+}

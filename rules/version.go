@@ -1,0 +1,65 @@
+package rules
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// ruleVersion hashes a canonical rendering of everything that decides what
+// a rule matches and what its alerts say: its own fields (not description
+// or enabled, which change neither), the schema (it changes decoding) and
+// the contents of the lists it reads. Formatting and comments in the YAML
+// do not count, so re-uploading an unchanged rule keeps its version, its
+// running partial matches and its alert ids.
+func ruleVersion(rs *Ruleset, r *Rule, listsUsed map[string]bool) string {
+	var b strings.Builder
+	w := func(k string, v any) { fmt.Fprintf(&b, "%s=%q\n", k, fmt.Sprint(v)) }
+	w("id", r.ID)
+	w("severity", r.Severity)
+	w("when", r.When)
+	w("within", int64(r.Within))
+	w("skip", string(r.Skip.Kind)+":"+r.Skip.Step)
+	for _, s := range r.Pattern {
+		w("step", s.Name)
+		w("where", s.Where)
+		w("contiguity", s.Contiguity)
+		w("times", fmt.Sprintf("%d..%d", s.Min, s.Max))
+		w("optional", s.Optional)
+		w("greedy", s.Greedy)
+		w("loop", s.Loop)
+		w("until", s.Until)
+		w("not", s.Not)
+		w("step.within", int64(s.Within))
+	}
+	w("summary", r.Alert.Summary)
+	keys := make([]string, 0, len(r.Alert.Labels))
+	for k := range r.Alert.Labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		w("label."+k, r.Alert.Labels[k])
+	}
+	w("on_timeout", r.Alert.OnTimeout)
+	for _, f := range rs.Schema {
+		w("schema."+f.Name, f.Type)
+	}
+	for _, name := range sortedKeys(rs.Lists) {
+		if listsUsed[name] {
+			w("list."+name, fmt.Sprintf("%#v", rs.Lists[name]))
+		}
+	}
+	return fmt.Sprintf("%08x", uint32(xxhash.Sum64String(b.String())))
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
