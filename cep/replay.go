@@ -1,0 +1,488 @@
+package cep
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/shrike-cep/shrike/matcher"
+	"github.com/shrike-cep/shrike/rules"
+)
+
+// DefaultMaxDeadLetterReports is how many dead-lettered lines Replay
+// describes one by one when ReplayOptions.MaxDeadLetterReports is zero.
+const DefaultMaxDeadLetterReports = 20
+
+// Input is one recorded event file to replay.
+type Input struct {
+	// Name is the file name. Positions, alert ids and reports use it as
+	// given; a name ending in .gz is gunzipped.
+	Name string
+	// R supplies the file's bytes; nil opens the file Name.
+	R io.Reader
+}
+
+// ReplayOptions configure Replay. Zero values are the documented defaults.
+type ReplayOptions struct {
+	// Rulesets are the compiled rulesets to run. Their names must differ.
+	Rulesets []*rules.Compiled
+	// Inputs are replayed in order, as one stream per rule: a later file
+	// continues the event time of the earlier ones.
+	Inputs []Input
+	// Alerts receives one JSON object per line per alert (DESIGN.md §4).
+	// Nil discards alerts (they are still counted).
+	Alerts io.Writer
+	// Late receives the original lines of late events, one per line. Nil
+	// discards them (they are still counted).
+	Late io.Writer
+	// Reports receives one `file:line: reason` line for each of the first
+	// MaxDeadLetterReports dead-lettered lines, then a line with the count
+	// of the rest. Nil discards the reports.
+	Reports io.Writer
+	// MaxDeadLetterReports bounds the lines written to Reports. Default
+	// DefaultMaxDeadLetterReports; negative means none.
+	MaxDeadLetterReports int
+	// MaxLineBytes is the longest line accepted. Default
+	// DefaultMaxLineBytes.
+	MaxLineBytes int
+	// MaxRunsPerKey caps each rule's partial matches per key (see
+	// matcher.Options). Default: the matcher's.
+	MaxRunsPerKey int
+	// Clock stamps the alerts' detected_at. Default time.Now.
+	Clock func() time.Time
+	// Logger receives the matcher's rare operational messages. Default:
+	// discard.
+	Logger *slog.Logger
+}
+
+// Summary reports what a Replay did.
+type Summary struct {
+	Files int
+	// Lines counts the non-blank lines read.
+	Lines uint64
+	// Events counts the lines decoded and offered to at least one stream.
+	Events uint64
+	// Unrouted counts envelope lines of topics no ruleset reads.
+	Unrouted uint64
+	// Late counts lines that arrived behind the watermark of a stream.
+	Late uint64
+	// DeadLettered counts lines that could not be used: undecodable, too
+	// long, or without a key or time. A line that one stream could not key
+	// or time while another took it counts here and in Events.
+	DeadLettered uint64
+	// Alerts counts alerts written, timeout alerts included.
+	Alerts uint64
+	// Rules has one entry per enabled rule, rulesets in the order given and
+	// rules in source order.
+	Rules []RuleSummary
+	// PeakRuns is the largest number of open partial matches, summed over
+	// streams (exact when all rulesets share one stream).
+	PeakRuns int
+	// Elapsed is the wall time of the replay.
+	Elapsed time.Duration
+}
+
+// EventsPerSecond is the replay's throughput.
+func (s *Summary) EventsPerSecond() float64 {
+	if s.Elapsed <= 0 {
+		return 0
+	}
+	return float64(s.Events) / s.Elapsed.Seconds()
+}
+
+// RuleSummary are one rule's counters after a replay.
+type RuleSummary struct {
+	Ruleset, Rule string
+	// Alerts counts emitted alerts, timeout alerts included.
+	Alerts uint64
+	// Timeouts counts partial matches whose window closed, emitted or not.
+	Timeouts uint64
+	// Dropped counts partial matches dropped by MaxRunsPerKey.
+	Dropped uint64
+	// CELErrors counts evaluations that failed and so counted as false.
+	CELErrors uint64
+}
+
+// stream is the set of rulesets that see the same keyed, timed events: the
+// same topic, key and time expressions and watermark delay. All its rules
+// share one matcher.Program and one matcher.Partition, so each event is
+// decoded once and each distinct condition evaluated once. Topic belongs to
+// the identity because on Kafka every topic is consumed on its own; rules
+// of one topic must never see another topic's records.
+type stream struct {
+	topic     string // "" reads every topic
+	key, time *rules.Expr
+	rulesets  []*rules.Compiled
+	part      *matcher.Partition
+}
+
+// Replay runs recorded event files through the matcher exactly as the engine
+// runs a Kafka partition, with one difference: time advances only with the
+// events, and at the end of input the watermark moves to +∞ so that every
+// window closes (DESIGN.md §3). Lines that cannot be used are dead-lettered
+// and the replay goes on. Replay returns an error only for what stops it: a
+// bad option, a file that cannot be opened or read, a write that fails, or
+// ctx ending; the Summary then covers what was done.
+func Replay(ctx context.Context, opts ReplayOptions) (Summary, error) {
+	start := time.Now()
+	r, err := newReplayer(opts)
+	if err != nil {
+		return Summary{}, err
+	}
+	readers := make([]*FileReader, 0, len(opts.Inputs))
+	defer func() {
+		for _, fr := range readers {
+			_ = fr.Close()
+		}
+	}()
+	// Open every file first: a missing file stops the replay before any
+	// alert is written, rather than after a partial run.
+	for _, in := range opts.Inputs {
+		var fr *FileReader
+		if in.R != nil {
+			fr, err = NewFileReader(in.Name, in.R, opts.MaxLineBytes)
+		} else {
+			fr, err = OpenFile(in.Name, opts.MaxLineBytes)
+		}
+		if err != nil {
+			return Summary{}, err
+		}
+		readers = append(readers, fr)
+	}
+	for _, fr := range readers {
+		if err = r.replayFile(ctx, fr); err != nil {
+			break
+		}
+		r.sum.Files++
+	}
+	if err == nil {
+		for _, s := range r.streams {
+			s.part.Advance(math.MaxInt64)
+		}
+	}
+	err = errors.Join(err, r.finish())
+	r.sum.Elapsed = time.Since(start)
+	return r.sum, err
+}
+
+// replayer is the state of one Replay. It is the matcher.Output of every
+// stream: results arrive synchronously inside Push and Advance.
+type replayer struct {
+	opts    ReplayOptions
+	streams []*stream
+	dec     LineDecoder
+	line    Line
+	sum     Summary
+	ruleIdx map[ruleKey]int // index into sum.Rules
+
+	alerts, late, reports *bufio.Writer
+	werr                  error // first write error
+
+	// The line being pushed, so that Late can write it as read.
+	cur     []byte
+	curRec  *matcher.Record
+	curLine int64
+	lateAt  int64 // line last written to the late sink
+	scratch []byte
+}
+
+type ruleKey struct{ ruleset, rule string }
+
+func newReplayer(opts ReplayOptions) (*replayer, error) {
+	if opts.MaxDeadLetterReports == 0 {
+		opts.MaxDeadLetterReports = DefaultMaxDeadLetterReports
+	}
+	r := &replayer{opts: opts, ruleIdx: map[ruleKey]int{}, lateAt: -1}
+	if opts.Alerts != nil {
+		r.alerts = bufio.NewWriterSize(opts.Alerts, 64<<10)
+	}
+	if opts.Late != nil {
+		r.late = bufio.NewWriter(opts.Late)
+	}
+	if opts.Reports != nil {
+		r.reports = bufio.NewWriter(opts.Reports)
+	}
+	if len(opts.Rulesets) == 0 {
+		return nil, errors.New("replay: no rulesets")
+	}
+	byID := map[string]*stream{}
+	names := map[string]bool{}
+	for _, rs := range opts.Rulesets {
+		if rs == nil || rs.Ruleset == nil {
+			return nil, errors.New("replay: nil ruleset")
+		}
+		if names[rs.Name] {
+			return nil, fmt.Errorf("replay: ruleset %q given twice", rs.Name)
+		}
+		names[rs.Name] = true
+		for _, cr := range rs.Rules {
+			r.ruleIdx[ruleKey{rs.Name, cr.ID}] = len(r.sum.Rules)
+			r.sum.Rules = append(r.sum.Rules, RuleSummary{Ruleset: rs.Name, Rule: cr.ID})
+		}
+		id := streamID(rs)
+		s := byID[id]
+		if s == nil {
+			// The first ruleset's compiled expressions serve the stream:
+			// equal sources over the same event give equal results.
+			s = &stream{topic: rs.Stream.Topic, key: rs.Key, time: rs.Time}
+			byID[id] = s
+			r.streams = append(r.streams, s)
+		}
+		s.rulesets = append(s.rulesets, rs)
+	}
+	for _, s := range r.streams {
+		prog, err := matcher.NewProgram(s.rulesets)
+		if err != nil {
+			return nil, fmt.Errorf("replay: %w", err)
+		}
+		s.part, err = matcher.NewPartition(prog, r, matcher.Options{
+			MaxOutOfOrderness: s.rulesets[0].Stream.MaxOutOfOrderness,
+			MaxRunsPerKey:     opts.MaxRunsPerKey,
+			Clock:             opts.Clock,
+			Logger:            opts.Logger,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("replay: %w", err)
+		}
+	}
+	return r, nil
+}
+
+// streamID identifies the stream a ruleset reads: rulesets with equal ids
+// share a Partition.
+func streamID(rs *rules.Compiled) string {
+	src := func(e *rules.Expr) string {
+		if e == nil {
+			return ""
+		}
+		return e.Source
+	}
+	return strconv.Quote(rs.Stream.Topic) + strconv.Quote(src(rs.Key)) +
+		strconv.Quote(src(rs.Time)) + rs.Stream.MaxOutOfOrderness.String()
+}
+
+// replayFile pushes every line of fr.
+func (r *replayer) replayFile(ctx context.Context, fr *FileReader) error {
+	name := fr.Name()
+	for n := 0; ; n++ {
+		if n&1023 == 0 {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("replay: %w", err)
+			}
+		}
+		b, lineNo, err := fr.Next()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			var le *LineError
+			if errors.As(err, &le) {
+				r.sum.Lines++
+				r.deadLetter(name, lineNo, le.Err)
+				continue
+			}
+			return err
+		}
+		r.sum.Lines++
+		r.pushLine(name, lineNo, b)
+		if r.werr != nil {
+			return r.werr
+		}
+	}
+}
+
+// pushLine decodes one line once and offers it to every stream that reads
+// its topic.
+func (r *replayer) pushLine(name string, lineNo int64, b []byte) {
+	ln := &r.line
+	if err := r.dec.Decode(b, ln); err != nil {
+		r.deadLetter(name, lineNo, err)
+		return
+	}
+	var routed bool
+	for _, s := range r.streams {
+		if r.reads(s, ln) {
+			routed = true
+			break
+		}
+	}
+	if !routed {
+		r.sum.Unrouted++
+		return
+	}
+	// The matcher keeps events that partial matches took, and the reader
+	// reuses its buffer: each event gets bytes of its own.
+	ev, err := rules.ParseEvent(append([]byte(nil), ln.Event...))
+	if err != nil {
+		r.deadLetter(name, lineNo, fmt.Errorf("invalid event: %w", err))
+		return
+	}
+	r.cur, r.curLine = b, lineNo
+	var (
+		dead   error
+		pushed bool
+	)
+	for _, s := range r.streams {
+		if !r.reads(s, ln) {
+			continue
+		}
+		rec := &matcher.Record{Event: ev, Pos: matcher.Position{Source: name, Offset: lineNo}}
+		if rec.Key, err = r.key(s, ev, ln); err != nil {
+			dead = err
+			continue
+		}
+		if rec.Time, err = r.time(s, ev, ln, lineNo); err != nil {
+			dead = err
+			continue
+		}
+		r.curRec = rec
+		s.part.Push(rec)
+		pushed = true
+	}
+	r.cur, r.curRec = nil, nil
+	if pushed {
+		r.sum.Events++
+	}
+	if dead != nil {
+		// A line that one stream could not key or time is lost to that
+		// stream's rules: it counts as dead-lettered even when another
+		// stream took it.
+		r.deadLetter(name, lineNo, dead)
+	}
+}
+
+func (r *replayer) reads(s *stream, ln *Line) bool {
+	return !ln.Envelope || s.topic == "" || s.topic == string(ln.Topic)
+}
+
+// key returns the partition key: the stream's key expression, else the
+// envelope's record key, else "" (a file without keys is one key).
+func (r *replayer) key(s *stream, ev *rules.Event, ln *Line) (string, error) {
+	if s.key != nil {
+		k, err := s.key.EvalKey(ev)
+		if err != nil {
+			return "", fmt.Errorf("no key: %w", err)
+		}
+		return k, nil
+	}
+	if ln.HasKey {
+		return string(ln.Key), nil
+	}
+	return "", nil
+}
+
+// time returns the event time in Unix ns: the stream's time expression, else
+// the envelope's record timestamp. A plain line has no record timestamp; as
+// rules.Stream documents, its line number then counts as milliseconds, which
+// keeps the file's order.
+func (r *replayer) time(s *stream, ev *rules.Event, ln *Line, lineNo int64) (int64, error) {
+	if s.time != nil {
+		t, err := s.time.EvalTime(ev)
+		if err != nil {
+			return 0, fmt.Errorf("no event time: %w", err)
+		}
+		return t, nil
+	}
+	if !ln.Envelope {
+		return lineNo * int64(time.Millisecond), nil
+	}
+	if !ln.HasTime {
+		return 0, errors.New("no event time: the kafka record has no timestamp")
+	}
+	return ln.TimeMillis * int64(time.Millisecond), nil
+}
+
+func (r *replayer) deadLetter(name string, lineNo int64, reason error) {
+	r.sum.DeadLettered++
+	if r.reports != nil && r.sum.DeadLettered <= uint64(max(r.opts.MaxDeadLetterReports, 0)) {
+		r.scratch = fmt.Appendf(r.scratch[:0], "%s:%d: %v\n", name, lineNo, reason)
+		r.write(r.reports, r.scratch)
+	}
+}
+
+// Alert implements matcher.Output.
+func (r *replayer) Alert(a *matcher.Alert) {
+	r.sum.Alerts++
+	if i, ok := r.ruleIdx[ruleKey{a.Ruleset, a.Rule}]; ok {
+		r.sum.Rules[i].Alerts++
+	}
+	if r.alerts != nil {
+		r.scratch = append(a.AppendJSON(r.scratch[:0]), '\n')
+		r.write(r.alerts, r.scratch)
+	}
+}
+
+// Late implements matcher.Output. A record is late when it is pushed, so the
+// line being pushed is the one to write as read; a line late in several
+// streams is written and counted once.
+func (r *replayer) Late(rec *matcher.Record) {
+	line := rec.Event.Raw()
+	if rec == r.curRec {
+		if r.lateAt == r.curLine {
+			return
+		}
+		r.lateAt = r.curLine
+		line = r.cur
+	}
+	r.sum.Late++
+	if r.late != nil {
+		r.write(r.late, line)
+		r.write(r.late, []byte{'\n'})
+	}
+}
+
+func (r *replayer) write(w *bufio.Writer, b []byte) {
+	if r.werr != nil {
+		return
+	}
+	if _, err := w.Write(b); err != nil {
+		r.werr = fmt.Errorf("replay: write: %w", err)
+	}
+}
+
+// finish collects the streams' counters and flushes the outputs.
+func (r *replayer) finish() error {
+	for _, s := range r.streams {
+		st := s.part.Stats()
+		r.sum.PeakRuns += st.PeakRuns
+		for name, rs := range st.ByRule {
+			if i, ok := r.ruleIndex(name); ok {
+				r.sum.Rules[i].Timeouts = rs.Timeouts
+				r.sum.Rules[i].Dropped = rs.Dropped
+				r.sum.Rules[i].CELErrors = rs.CELErrors
+			}
+		}
+	}
+	if n := r.sum.DeadLettered; r.reports != nil && n > uint64(max(r.opts.MaxDeadLetterReports, 0)) {
+		r.scratch = fmt.Appendf(r.scratch[:0], "%d more dead-lettered lines not shown\n", n-uint64(max(r.opts.MaxDeadLetterReports, 0)))
+		r.write(r.reports, r.scratch)
+	}
+	for _, w := range []*bufio.Writer{r.alerts, r.late, r.reports} {
+		if w != nil && r.werr == nil {
+			if err := w.Flush(); err != nil {
+				r.werr = fmt.Errorf("replay: write: %w", err)
+			}
+		}
+	}
+	return r.werr
+}
+
+// ruleIndex finds a matcher.Stats.ByRule name ("ruleset/rule") in the
+// summary. Ruleset names cannot hold a slash in practice, but the lookup
+// tries every split rather than rely on it.
+func (r *replayer) ruleIndex(name string) (int, bool) {
+	for i := 0; i < len(name); i++ {
+		if name[i] == '/' {
+			if j, ok := r.ruleIdx[ruleKey{name[:i], name[i+1:]}]; ok {
+				return j, true
+			}
+		}
+	}
+	return 0, false
+}
