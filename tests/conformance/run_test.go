@@ -2,13 +2,13 @@ package conformance
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"runtime/debug"
 	"time"
 
-	"github.com/shrike-cep/shrike/matcher"
+	"github.com/shrike-cep/shrike/cep"
 	"github.com/shrike-cep/shrike/rules"
 )
 
@@ -26,14 +26,9 @@ type shrikeRun struct {
 func replayClock() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }
 
 // runShrike replays the generated event file against the generated ruleset
-// the way `shrike run` does. A panic inside Shrike becomes this case's
-// error, so that it does not abort the other cases.
-//
-// TODO(conformance): switch to cep.Replay as soon as it lands, so that the
-// test goes through the very code of `shrike run`; until then this drives
-// rules.Load and one matcher.Partition the way the replay driver is
-// specified to (one partition, record key "", time from the stream's time
-// expression, positions file+line, watermark +inf at the end).
+// through cep.Replay, the driver of `shrike run`, and returns its output. A
+// panic inside Shrike becomes this case's error, so that it does not abort
+// the other cases.
 func runShrike(g *generated) (run *shrikeRun, err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -44,66 +39,27 @@ func runShrike(g *generated) (run *shrikeRun, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("load ruleset: %w", err)
 	}
-	prog, err := matcher.NewProgram([]*rules.Compiled{compiled})
-	if err != nil {
-		return nil, fmt.Errorf("build program: %w", err)
-	}
-	out := &collector{}
-	part, err := matcher.NewPartition(prog, out, matcher.Options{
-		MaxOutOfOrderness: compiled.Stream.MaxOutOfOrderness,
-		Clock:             replayClock,
+	var alerts, reports bytes.Buffer
+	sum, err := cep.Replay(context.Background(), cep.ReplayOptions{
+		Rulesets: []*rules.Compiled{compiled},
+		Inputs:   []cep.Input{{Name: eventsFile, R: bytes.NewReader(g.Events)}},
+		Alerts:   &alerts,
+		Reports:  &reports,
+		Clock:    replayClock,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("new partition: %w", err)
+		return nil, fmt.Errorf("replay: %w", err)
 	}
-	for i, line := range bytes.SplitAfter(g.Events, []byte("\n")) {
-		line = bytes.TrimSpace(line)
-		if len(line) == 0 {
-			continue
-		}
-		// ParseEvent keeps the slice and partial matches keep the event:
-		// give it its own copy.
-		ev, err := rules.ParseEvent(bytes.Clone(line))
-		if err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", eventsFile, i+1, err)
-		}
-		if compiled.Time == nil {
-			return nil, fmt.Errorf("ruleset has no time expression")
-		}
-		ts, err := compiled.Time.EvalTime(ev)
-		if err != nil {
-			return nil, fmt.Errorf("%s:%d: event time: %w", eventsFile, i+1, err)
-		}
-		key := ""
-		if compiled.Key != nil {
-			if key, err = compiled.Key.EvalKey(ev); err != nil {
-				return nil, fmt.Errorf("%s:%d: key: %w", eventsFile, i+1, err)
-			}
-		}
-		part.Push(&matcher.Record{
-			Event: ev,
-			Key:   key,
-			Time:  ts,
-			Pos:   matcher.Position{Source: eventsFile, Offset: int64(i + 1)},
-		})
+	// Every line is a well-formed event with a time: a dead-lettered line
+	// means the replay path lost an event the Flink test matched.
+	if sum.DeadLettered > 0 {
+		return nil, fmt.Errorf("replay dead-lettered %d lines:\n%s", sum.DeadLettered, reports.String())
 	}
-	part.Advance(math.MaxInt64)
-	return &shrikeRun{Alerts: out.buf.Bytes(), Late: out.late}, nil
+	if sum.Events != uint64(len(g.Times)) {
+		return nil, fmt.Errorf("replay took %d events, want %d", sum.Events, len(g.Times))
+	}
+	return &shrikeRun{Alerts: alerts.Bytes(), Late: int(sum.Late)}, nil
 }
-
-// collector is the matcher.Output of runShrike: it prints alerts as
-// `shrike run` does and counts late records.
-type collector struct {
-	buf  bytes.Buffer
-	late int
-}
-
-func (c *collector) Alert(a *matcher.Alert) {
-	c.buf.Write(a.AppendJSON(nil))
-	c.buf.WriteByte('\n')
-}
-
-func (c *collector) Late(*matcher.Record) { c.late++ }
 
 // shrikeAlert is one alert of Shrike's output in Flink's terms.
 type shrikeAlert struct {
