@@ -37,8 +37,9 @@ const (
 	ScenarioLargeCardAuth = "large_card_auth"
 )
 
-// allScenarios is in injection order: instances cycle through it, so any
-// run with at least len(allScenarios) instances contains every scenario.
+// allScenarios is in injection order: instances cycle through it, so a run
+// whose first len(allScenarios) instances all fit before the end of the
+// stream contains every scenario.
 var allScenarios = []string{
 	ScenarioAccountTakeover,
 	ScenarioCardTesting,
@@ -434,10 +435,12 @@ func (g *Generator) jitter(e *event, deg float64) {
 func (g *Generator) startScenario(ts int64, budget int) *event {
 	name := g.opts.Scenarios[g.nextScenario%len(g.opts.Scenarios)]
 	evs := g.scenarioEvents(name, ts)
+	g.nextScenario++
 	if len(evs) > budget || evs[len(evs)-1].ts > g.endMs {
+		// Skip it rather than retry it: a long scenario that no longer
+		// fits before the end must not keep the short ones out.
 		return nil
 	}
-	g.nextScenario++
 	g.injected[name]++
 	for _, e := range evs[1:] {
 		g.schedule(e)
