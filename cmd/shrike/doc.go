@@ -1,0 +1,15 @@
+// Command shrike is Shrike's one binary (DESIGN.md §8).
+//
+//	shrike check RULESET...                    validate and compile rulesets
+//	shrike run --rules RULESET... EVENTS...    replay recorded events, print alerts
+//
+// check and run load rulesets with rules.Load and replay with cep.Replay: the
+// same code the engine and the API use, so what passes here behaves the same
+// there. Alerts go to stdout as JSON lines, everything meant for a person
+// (errors, dead-letter reports, the summary) to stderr, so stdout can be
+// piped into other tools.
+//
+// Exit status: 0 on success (dead-lettered or late events included), 1 when
+// a ruleset is invalid or a file cannot be opened or read, 2 for a usage
+// error.
+package main

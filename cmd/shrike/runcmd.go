@@ -1,0 +1,154 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/shrike-cep/shrike/cep"
+	"github.com/shrike-cep/shrike/rules"
+)
+
+// runFlags are the options of `shrike run`.
+type runFlags struct {
+	rules         []string
+	late          string
+	maxRunsPerKey int
+	maxLineBytes  int
+	quiet         bool
+}
+
+func newRunCmd(e env) *cobra.Command {
+	var f runFlags
+	cmd := &cobra.Command{
+		Use:   "run --rules RULESET... [flags] EVENTS...",
+		Short: "Replay recorded events through rulesets and print the alerts",
+		Long: `Run replays recorded event files through the rulesets with the same matcher
+the engine runs on Kafka, and prints every alert as one JSON object per line
+on stdout.
+
+Event files hold JSON lines (one event object per line), gzipped when the
+name ends in .gz, or kcat -J envelope lines, whose payload is the event and
+whose topic must be the ruleset's stream topic. "-" reads stdin. Files are
+replayed in order as one stream; at the end all windows close, so absence
+and timeout alerts are emitted.
+
+Lines that cannot be decoded, keyed or timed are reported on stderr as
+file:line: reason, counted and skipped; late events (behind the watermark)
+are counted and, with --late, written to a file. A summary goes to stderr.
+The exit status is 0 when the replay ran, even with skipped lines, and 1
+when a ruleset is invalid or a file cannot be opened or read.`,
+		Example: `  shrike run --rules rulesets/payments.yaml rulesets/testdata/payments.jsonl
+  shrike run --rules rulesets/ --late late.jsonl day1.jsonl.gz day2.jsonl.gz
+  kcat -b localhost:9092 -C -t payments -J -e | shrike run -r payments.yaml -`,
+		Args: argsAtLeast(1, "events file argument"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runReplay(cmd, e, f, args)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringSliceVarP(&f.rules, "rules", "r", nil, "ruleset `FILE`s or directories (repeat the flag or separate with commas)")
+	fl.StringVar(&f.late, "late", "", "write the lines of late events to `FILE`")
+	fl.IntVar(&f.maxRunsPerKey, "max-runs-per-key", 0, "cap on one rule's partial matches per key; the oldest are dropped (default 10000)")
+	fl.IntVar(&f.maxLineBytes, "max-line-bytes", cep.DefaultMaxLineBytes, "longest line accepted; longer lines are reported and skipped")
+	fl.BoolVarP(&f.quiet, "quiet", "q", false, "do not print the summary")
+	_ = cmd.MarkFlagRequired("rules")
+	return cmd
+}
+
+func runReplay(cmd *cobra.Command, e env, f runFlags, args []string) error {
+	if f.maxRunsPerKey < 0 || f.maxLineBytes <= 0 {
+		return usageError{errors.New("--max-runs-per-key must be >= 0 and --max-line-bytes > 0")}
+	}
+	files, err := rulesetFiles(f.rules)
+	if err != nil {
+		return err
+	}
+	results, ok := loadRulesets(files, e.stderr)
+	if !ok {
+		return errReported
+	}
+	compiled := make([]*rules.Compiled, len(results))
+	for i, r := range results {
+		compiled[i] = r.compiled
+	}
+	inputs := make([]cep.Input, len(args))
+	for i, a := range args {
+		inputs[i] = cep.Input{Name: a}
+		if a == "-" {
+			inputs[i] = cep.Input{Name: "stdin", R: e.stdin}
+		}
+	}
+	opts := cep.ReplayOptions{
+		Rulesets:      compiled,
+		Inputs:        inputs,
+		Alerts:        e.stdout,
+		Reports:       e.stderr,
+		MaxLineBytes:  f.maxLineBytes,
+		MaxRunsPerKey: f.maxRunsPerKey,
+		Clock:         e.clock,
+	}
+	if f.late != "" {
+		lf, err := os.Create(f.late)
+		if err != nil {
+			return fmt.Errorf("late file: %w", err)
+		}
+		defer lf.Close()
+		opts.Late = lf
+	}
+	sum, err := cep.Replay(cmd.Context(), opts)
+	if err != nil {
+		return err
+	}
+	if opts.Late != nil {
+		if err := opts.Late.(*os.File).Close(); err != nil {
+			return fmt.Errorf("late file: %w", err)
+		}
+	}
+	if !f.quiet {
+		printSummary(e.stderr, &sum, f.late)
+	}
+	return nil
+}
+
+// printSummary writes the short report a person reads after a replay.
+func printSummary(w io.Writer, s *cep.Summary, lateFile string) {
+	files := "files"
+	if s.Files == 1 {
+		files = "file"
+	}
+	fmt.Fprintf(w, "%d events from %d %s in %v (%.0f events/s)\n",
+		s.Events, s.Files, files, s.Elapsed.Round(time.Millisecond), s.EventsPerSecond())
+	fmt.Fprintf(w, "alerts: %d\n", s.Alerts)
+	width := 0
+	for _, r := range s.Rules {
+		width = max(width, len(r.Ruleset)+1+len(r.Rule))
+	}
+	for _, r := range s.Rules {
+		line := fmt.Sprintf("  %-*s  %d", width, r.Ruleset+"/"+r.Rule, r.Alerts)
+		if r.Timeouts > 0 {
+			line += fmt.Sprintf(", %d partial matches expired", r.Timeouts)
+		}
+		if r.Dropped > 0 {
+			line += fmt.Sprintf(", %d partial matches dropped (--max-runs-per-key)", r.Dropped)
+		}
+		if r.CELErrors > 0 {
+			line += fmt.Sprintf(", %d CEL errors (counted as false)", r.CELErrors)
+		}
+		fmt.Fprintln(w, line)
+	}
+	late := fmt.Sprintf("late: %d", s.Late)
+	if lateFile != "" {
+		late += " (written to " + lateFile + ")"
+	}
+	fmt.Fprintln(w, late)
+	fmt.Fprintf(w, "dead-lettered: %d\n", s.DeadLettered)
+	if s.Unrouted > 0 {
+		fmt.Fprintf(w, "other topics: %d lines skipped\n", s.Unrouted)
+	}
+	fmt.Fprintf(w, "peak partial matches: %d\n", s.PeakRuns)
+}
