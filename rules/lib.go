@@ -13,6 +13,7 @@ import (
 // Library returns Shrike's own CEL functions as one cel.EnvOption:
 //
 //	sum(list) / list.sum()     ints sum to int, doubles to double, mixed to double; [] is 0
+//	                           (0.0 unless the list is statically list(int) or list(uint))
 //	avg(list) / list.avg()     the mean as a double; an empty list is an error
 //	distance_km(lat1, lon1, lat2, lon2)   great-circle distance (haversine), ints or doubles
 //
@@ -27,8 +28,6 @@ func (shrikeLib) LibraryName() string { return "shrike" }
 
 // CompileOptions implements cel.Library.
 func (shrikeLib) CompileOptions() []cel.EnvOption {
-	t := cel.TypeParamType("T")
-	listT := cel.ListType(t)
 	// distance_km takes any mix of int and double: one overload per
 	// combination, so that calls with dyn arguments dispatch at runtime on
 	// the actual types and calls with strings fail type-checking.
@@ -47,13 +46,34 @@ func (shrikeLib) CompileOptions() []cel.EnvOption {
 		}
 		dist = append(dist, cel.Overload(id, args, cel.DoubleType, cel.FunctionBinding(distanceKm)))
 	}
+	// sum and avg have one overload per element type. A statically typed
+	// list picks its overload at check time, so sum of an empty list(int)
+	// is the int 0. A dyn list (fields of events without a schema) is
+	// dispatched at runtime on its first element; an empty one goes to the
+	// first overload, double, so that sum(xs) + event.price works on the
+	// first event of a loop too.
+	var sums, avgs []cel.FunctionOpt
+	for _, et := range []struct {
+		name string
+		t    *cel.Type
+		zero ref.Val
+	}{
+		{"double", cel.DoubleType, types.Double(0)},
+		{"int", cel.IntType, types.Int(0)},
+		{"uint", cel.UintType, types.Uint(0)},
+	} {
+		lt := []*cel.Type{cel.ListType(et.t)}
+		f := sumWithZero(et.zero)
+		sums = append(sums,
+			cel.Overload("sum_list_"+et.name, lt, et.t, cel.UnaryBinding(f)),
+			cel.MemberOverload("list_"+et.name+"_sum", lt, et.t, cel.UnaryBinding(f)))
+		avgs = append(avgs,
+			cel.Overload("avg_list_"+et.name, lt, cel.DoubleType, cel.UnaryBinding(avg)),
+			cel.MemberOverload("list_"+et.name+"_avg", lt, cel.DoubleType, cel.UnaryBinding(avg)))
+	}
 	return []cel.EnvOption{
-		cel.Function("sum",
-			cel.Overload("sum_list", []*cel.Type{listT}, t, cel.UnaryBinding(sum)),
-			cel.MemberOverload("list_sum", []*cel.Type{listT}, t, cel.UnaryBinding(sum))),
-		cel.Function("avg",
-			cel.Overload("avg_list", []*cel.Type{listT}, cel.DoubleType, cel.UnaryBinding(avg)),
-			cel.MemberOverload("list_avg", []*cel.Type{listT}, cel.DoubleType, cel.UnaryBinding(avg))),
+		cel.Function("sum", sums...),
+		cel.Function("avg", avgs...),
 		cel.Function("distance_km", dist...),
 	}
 }
@@ -76,6 +96,16 @@ func envLibraries() []cel.EnvOption {
 		ext.Encoders(),
 		cel.CrossTypeNumericComparisons(true),
 		Library(),
+	}
+}
+
+// sumWithZero returns sum with the value of an empty list.
+func sumWithZero(zero ref.Val) func(ref.Val) ref.Val {
+	return func(v ref.Val) ref.Val {
+		if l, ok := v.(traits.Lister); ok && l.Size() == types.IntZero {
+			return zero
+		}
+		return sum(v)
 	}
 }
 
