@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -39,12 +40,26 @@ const (
 	eventsFile  = "events.jsonl"
 )
 
-// operatorOutOfOrderness reproduces the event-time operator tests'
-// watermark. They emit a watermark of ts-5 after every element and Flink
-// releases the elements with ts <= watermark; Shrike's watermark is max
-// event time minus max_out_of_orderness and releases the events with time <
-// watermark. On integer milliseconds, ts <= max-5 is ts < max-4.
-const operatorOutOfOrderness = "4ms"
+// watermarkLag reads the lag N of an event-time operator test's watermark,
+// described in its `watermarks` field as "after each event: ts - N; …".
+var watermarkLag = regexp.MustCompile(`ts\s*-\s*(\d+)`)
+
+// outOfOrderness reproduces an event-time operator test's watermark. The
+// test emits a watermark of ts-N after every element and Flink releases the
+// elements with ts <= watermark; Shrike's watermark is max event time minus
+// max_out_of_orderness and releases the events with time < watermark. On
+// integer milliseconds, ts <= max-N is ts < max-(N-1).
+func outOfOrderness(c *flinkCase) (string, error) {
+	m := watermarkLag.FindStringSubmatch(c.Watermarks)
+	if m == nil {
+		return "", fmt.Errorf("event-time operator test without a watermark of the form \"ts - N\": %q", c.Watermarks)
+	}
+	n, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil || n < 1 {
+		return "", fmt.Errorf("watermark %q: need a lag of at least 1 ms", c.Watermarks)
+	}
+	return fmt.Sprintf("%dms", n-1), nil
+}
 
 // celReserved holds the names a step may not have: CEL's literals and
 // reserved words, and the variables Shrike itself binds.
@@ -165,7 +180,10 @@ func convert(c *flinkCase) (*generated, error) {
 		Rules:       []yamlRule{rule},
 	}
 	if c.Harness == harnessEventTime {
-		rs.Stream.MaxOutOfOrderness = operatorOutOfOrderness
+		if rs.Stream.MaxOutOfOrderness, err = outOfOrderness(c); err != nil {
+			return nil, err
+		}
+		g.TimeSource += ", max_out_of_orderness " + rs.Stream.MaxOutOfOrderness
 	}
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
@@ -181,8 +199,8 @@ func convert(c *flinkCase) (*generated, error) {
 	var ev bytes.Buffer
 	for i, e := range c.Events {
 		b, err := json.Marshal(eventLine{
-			ID: e.ID, FlinkID: e.FlinkID, Type: e.Type, Name: e.Name, Price: e.Price,
-			Volume: e.Volume, F0: e.F0, F1: e.F1, TS: g.Times[i],
+			ID: e.ID, FlinkID: e.FlinkID, Type: e.Type, Name: e.Name, Price: javaDouble(e.Price),
+			Volume: javaDouble(e.Volume), F0: e.F0, F1: e.F1, TS: g.Times[i],
 		})
 		if err != nil {
 			return nil, fmt.Errorf("encode event %d: %w", e.ID, err)
@@ -345,7 +363,7 @@ func eventTimes(c *flinkCase) ([]int64, string, error) {
 		return nil, "", fmt.Errorf("%d of %d events have no timestamp: cannot order them", nulls, n)
 	case c.Harness == harnessEventTime:
 		// The operator sorts by timestamp itself, as Shrike does.
-		return times, "ts (event-time operator test, max_out_of_orderness " + operatorOutOfOrderness + ")", nil
+		return times, "ts (event-time operator test)", nil
 	}
 	// NFA-level: the test fed the records in feed order whatever their
 	// timestamps, so the timestamps only work as event times if they do not
@@ -381,4 +399,16 @@ func ranks(times []int64) []int {
 		rank[i] = r
 	}
 	return rank
+}
+
+// javaDouble writes a number of a Java double field (price, volume) with a
+// decimal point. Shrike decodes 1 as an int and 1.0 as a double, and CEL
+// has no int + double, so an integral price written without a point would
+// break the iterative sums that Flink computes in doubles.
+func javaDouble(raw json.RawMessage) json.RawMessage {
+	s := string(raw)
+	if s == "" || strings.ContainsAny(s, `.eE"ntf`) {
+		return raw // empty, already a double, or not a number
+	}
+	return json.RawMessage(s + ".0")
 }

@@ -235,6 +235,7 @@ func TestConvertRuleset(t *testing.T) {
 		ID: "X.testY", Source: "src", Skip: "skip_to_last:b*",
 		WithinMS: ptr[int64](10), Within: withinPreviousAndCurrent, WithinFor: "d",
 		Harness:          harnessEventTime,
+		Watermarks:       "after each event: ts - 5; end of input: +inf",
 		ExpectedTimeouts: &[]flinkMatch{},
 		Steps: []flinkStep{
 			{Name: "a", Where: `event.name == "a"`, Contiguity: "relaxed", Min: 1, Max: ptr(1), LoopContiguity: "relaxed"},
@@ -243,7 +244,8 @@ func TestConvertRuleset(t *testing.T) {
 		},
 		Events: []flinkEvent{{
 			ID: 1, FlinkID: json.RawMessage(`7`), Type: json.RawMessage(`"Event"`),
-			Name: json.RawMessage(`"a"`), Price: json.RawMessage(`1.0`), TS: ptr[int64](3),
+			Name: json.RawMessage(`"a"`), Price: json.RawMessage(`1.0`), Volume: json.RawMessage(`2`),
+			TS: ptr[int64](3),
 		}},
 	}
 	g, err := convert(c)
@@ -279,8 +281,8 @@ rules:
 	if diff := cmp.Diff(wantYAML, string(g.Ruleset)); diff != "" {
 		t.Errorf("ruleset (-want +got):\n%s", diff)
 	}
-	// The price keeps its decimal point: CEL must see a double.
-	wantEvents := `{"id":1,"flink_id":7,"type":"Event","name":"a","price":1.0,"ts":3}` + "\n"
+	// Java doubles keep or get a decimal point: CEL must see doubles.
+	wantEvents := `{"id":1,"flink_id":7,"type":"Event","name":"a","price":1.0,"volume":2.0,"ts":3}` + "\n"
 	if diff := cmp.Diff(wantEvents, string(g.Events)); diff != "" {
 		t.Errorf("events (-want +got):\n%s", diff)
 	}
@@ -475,6 +477,30 @@ func TestCompare(t *testing.T) {
 			}
 			if len(res.Tolerated) != tt.wantTolerated {
 				t.Errorf("tolerated %q, want %d", res.Tolerated, tt.wantTolerated)
+			}
+		})
+	}
+}
+
+func TestOutOfOrderness(t *testing.T) {
+	tests := []struct {
+		watermarks string
+		want       string
+		wantErr    bool
+	}{
+		{watermarks: "after each event: ts - 5; end of input: +inf", want: "4ms"},
+		{watermarks: "ts-1", want: "0ms"},
+		{watermarks: "ts - 0", wantErr: true},
+		{watermarks: "", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.watermarks, func(t *testing.T) {
+			got, err := outOfOrderness(&flinkCase{Watermarks: tt.watermarks})
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("outOfOrderness error = %v, want error %v", err, tt.wantErr)
+			}
+			if got != tt.want {
+				t.Errorf("outOfOrderness = %q, want %q", got, tt.want)
 			}
 		})
 	}
