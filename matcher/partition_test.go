@@ -1,0 +1,284 @@
+package matcher
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/shrike-cep/shrike/rules"
+)
+
+// collector is an Output that records what a Partition produces.
+type collector struct {
+	alerts []*Alert
+	late   []*Record
+}
+
+func (c *collector) Alert(a *Alert)  { c.alerts = append(c.alerts, a) }
+func (c *collector) Late(r *Record)  { c.late = append(c.late, r) }
+func (c *collector) matches() []string {
+	var out []string
+	for _, a := range c.alerts {
+		out = append(out, describe(a))
+	}
+	return out
+}
+
+// describe renders an alert as "rule key step=[ids] …" using the events' id
+// field, with a "timeout" suffix for timed-out partial matches.
+func describe(a *Alert) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s", a.Rule, a.Key)
+	for _, s := range a.Steps {
+		var ids []string
+		for _, r := range s.Records {
+			ids = append(ids, string(r.Event.Raw()[len(`{"id":`):strings.IndexByte(string(r.Event.Raw()), ',')]))
+		}
+		fmt.Fprintf(&b, " %s=[%s]", s.Step, strings.Join(ids, ","))
+	}
+	if a.Timeout {
+		b.WriteString(" timeout")
+	}
+	return b.String()
+}
+
+const ms = int64(time.Millisecond)
+
+type ev struct {
+	id   int
+	key  string
+	t    int64 // ms
+	kind string
+}
+
+func newPartition(t *testing.T, yaml string, opts Options) (*Partition, *collector) {
+	t.Helper()
+	rs, err := rules.Load("test.yaml", []byte(yaml), rules.CompileOptions{})
+	if err != nil {
+		t.Fatalf("load ruleset: %v", err)
+	}
+	prog, err := NewProgram([]*rules.Compiled{rs})
+	if err != nil {
+		t.Fatalf("NewProgram: %v", err)
+	}
+	c := &collector{}
+	opts.Clock = func() time.Time { return time.Unix(0, 0) }
+	p, err := NewPartition(prog, c, opts)
+	if err != nil {
+		t.Fatalf("NewPartition: %v", err)
+	}
+	return p, c
+}
+
+func push(t *testing.T, p *Partition, events []ev) {
+	t.Helper()
+	for _, e := range events {
+		raw := fmt.Sprintf(`{"id":%d,"type":%q}`, e.id, e.kind)
+		event, err := rules.ParseEvent([]byte(raw))
+		if err != nil {
+			t.Fatalf("ParseEvent(%s): %v", raw, err)
+		}
+		key := e.key
+		if key == "" {
+			key = "k"
+		}
+		p.Push(&Record{Event: event, Key: key, Time: e.t * ms, Pos: Position{Source: "test", Offset: int64(e.id)}})
+	}
+}
+
+const abRule = `
+ruleset: test
+rules:
+  - id: ab
+    within: 10ms
+    pattern:
+      - step: a
+        where: event.type == "a"
+      - step: b
+        where: event.type == "b"
+`
+
+func TestPartitionMatching(t *testing.T) {
+	tests := []struct {
+		name   string
+		yaml   string
+		ooo    time.Duration
+		events []ev
+		want   []string
+		late   int
+	}{
+		{
+			name:   "window is first to last, right border exclusive",
+			yaml:   abRule,
+			events: []ev{{1, "", 0, "a"}, {2, "", 9, "b"}, {3, "", 20, "a"}, {4, "", 30, "b"}},
+			want:   []string{"ab k a=[1] b=[2]"},
+		},
+		{
+			name:   "out of order arrival within the bound is matched in event time",
+			yaml:   abRule,
+			ooo:    5 * time.Millisecond,
+			events: []ev{{1, "", 3, "b"}, {2, "", 1, "a"}},
+			want:   []string{"ab k a=[2] b=[1]"},
+		},
+		{
+			name:   "events behind the watermark are late",
+			yaml:   abRule,
+			ooo:    2 * time.Millisecond,
+			events: []ev{{1, "", 10, "a"}, {2, "", 5, "a"}, {3, "", 12, "b"}},
+			want:   []string{"ab k a=[1] b=[3]"},
+			late:   1,
+		},
+		{
+			name:   "ties in event time keep arrival order",
+			yaml:   abRule,
+			events: []ev{{1, "", 5, "b"}, {2, "", 5, "a"}, {3, "", 5, "b"}},
+			want:   []string{"ab k a=[2] b=[3]"},
+		},
+		{
+			name:   "keys are matched apart",
+			yaml:   abRule,
+			events: []ev{{1, "x", 0, "a"}, {2, "y", 1, "b"}, {3, "y", 2, "a"}, {4, "x", 3, "b"}},
+			want:   []string{"ab x a=[1] b=[4]"},
+		},
+		{
+			name: "absence fires when the window closes",
+			yaml: `
+ruleset: test
+rules:
+  - id: reset-without-2fa
+    within: 10ms
+    pattern:
+      - step: reset
+        where: event.type == "reset"
+      - step: verify
+        not: true
+        where: event.type == "verify"
+`,
+			events: []ev{{1, "x", 0, "reset"}, {2, "y", 1, "reset"}, {3, "y", 5, "verify"}, {4, "z", 100, "noise"}},
+			want:   []string{"reset-without-2fa x reset=[1]"},
+		},
+		{
+			name: "timed-out partial matches are alerts with on_timeout",
+			yaml: `
+ruleset: test
+rules:
+  - id: ab
+    within: 10ms
+    alert: {on_timeout: true}
+    pattern:
+      - step: a
+        where: event.type == "a"
+      - step: b
+        where: event.type == "b"
+`,
+			events: []ev{{1, "", 0, "a"}, {2, "", 50, "b"}},
+			want:   []string{"ab k a=[1] timeout"},
+		},
+		{
+			name: "single-event rule",
+			yaml: `
+ruleset: test
+rules:
+  - id: big
+    when: event.type == "big"
+`,
+			events: []ev{{1, "", 0, "small"}, {2, "", 1, "big"}},
+			want:   []string{"big k event=[2]"},
+		},
+		{
+			name: "skip past last event",
+			yaml: `
+ruleset: test
+rules:
+  - id: aab
+    skip: past_last_event
+    pattern:
+      - step: a
+        where: event.type == "a"
+        times: 1..
+      - step: b
+        where: event.type == "b"
+`,
+			events: []ev{{1, "", 0, "a"}, {2, "", 1, "a"}, {3, "", 2, "b"}, {4, "", 3, "b"}},
+			want:   []string{"aab k a=[1,2] b=[3]"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p, c := newPartition(t, tc.yaml, Options{MaxOutOfOrderness: tc.ooo})
+			push(t, p, tc.events)
+			p.Advance(math.MaxInt64)
+			if diff := cmp.Diff(tc.want, c.matches()); diff != "" {
+				t.Errorf("alerts (-want +got):\n%s", diff)
+			}
+			if len(c.late) != tc.late {
+				t.Errorf("late = %d, want %d", len(c.late), tc.late)
+			}
+			if st := p.Stats(); st.LiveRuns != 0 && tc.yaml == abRule {
+				t.Errorf("live runs after end of input = %d, want 0", st.LiveRuns)
+			}
+		})
+	}
+}
+
+func TestPartitionCapDropsOldest(t *testing.T) {
+	p, c := newPartition(t, `
+ruleset: test
+rules:
+  - id: ab
+    pattern:
+      - step: a
+        where: event.type == "a"
+      - step: b
+        contiguity: any
+        where: event.type == "b"
+`, Options{MaxRunsPerKey: 2})
+	push(t, p, []ev{{1, "", 0, "a"}, {2, "", 1, "a"}, {3, "", 2, "a"}, {4, "", 3, "b"}, {5, "", 4, "z"}})
+	p.Advance(math.MaxInt64)
+	want := []string{"ab k a=[2] b=[4]", "ab k a=[3] b=[4]"}
+	if diff := cmp.Diff(want, c.matches()); diff != "" {
+		t.Errorf("alerts (-want +got):\n%s", diff)
+	}
+	if st := p.Stats(); st.Dropped != 1 || st.ByRule["test/ab"].Dropped != 1 {
+		t.Errorf("dropped = %d (rule %d), want 1", st.Dropped, st.ByRule["test/ab"].Dropped)
+	}
+}
+
+func TestAlertIDsAreDeterministic(t *testing.T) {
+	run := func() []*Alert {
+		p, c := newPartition(t, abRule, Options{})
+		push(t, p, []ev{{1, "", 0, "a"}, {2, "", 1, "b"}, {3, "", 2, "a"}, {4, "", 3, "b"}})
+		p.Advance(math.MaxInt64)
+		return c.alerts
+	}
+	first, second := run(), run()
+	if len(first) != 2 || len(second) != 2 {
+		t.Fatalf("got %d and %d alerts, want 2 each", len(first), len(second))
+	}
+	for i := range first {
+		if first[i].ID != second[i].ID {
+			t.Errorf("alert %d: id %s on first replay, %s on second", i, first[i].ID, second[i].ID)
+		}
+	}
+	if first[0].ID == first[1].ID {
+		t.Errorf("different matches share id %s", first[0].ID)
+	}
+}
+
+func TestAlertJSON(t *testing.T) {
+	p, c := newPartition(t, abRule, Options{})
+	push(t, p, []ev{{1, "", 0, "a"}, {2, "", 1, "b"}})
+	p.Advance(math.MaxInt64)
+	if len(c.alerts) != 1 {
+		t.Fatalf("got %d alerts, want 1", len(c.alerts))
+	}
+	got := string(c.alerts[0].AppendJSON(nil))
+	want := `"events":{"a":[{"id":1,"type":"a"}],"b":[{"id":2,"type":"b"}]}}`
+	if !strings.HasSuffix(got, want) || !strings.Contains(got, `"start":"1970-01-01T00:00:00Z","end":"1970-01-01T00:00:00.001Z"`) {
+		t.Errorf("alert JSON = %s", got)
+	}
+}
