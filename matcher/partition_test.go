@@ -18,8 +18,8 @@ type collector struct {
 	late   []*Record
 }
 
-func (c *collector) Alert(a *Alert)  { c.alerts = append(c.alerts, a) }
-func (c *collector) Late(r *Record)  { c.late = append(c.late, r) }
+func (c *collector) Alert(a *Alert) { c.alerts = append(c.alerts, a) }
+func (c *collector) Late(r *Record) { c.late = append(c.late, r) }
 func (c *collector) matches() []string {
 	var out []string
 	for _, a := range c.alerts {
