@@ -117,12 +117,8 @@ func runReplay(cmd *cobra.Command, e env, f runFlags, args []string) error {
 
 // printSummary writes the short report a person reads after a replay.
 func printSummary(w io.Writer, s *cep.Summary, lateFile string) {
-	files := "files"
-	if s.Files == 1 {
-		files = "file"
-	}
-	fmt.Fprintf(w, "%d events from %d %s in %v (%.0f events/s)\n",
-		s.Events, s.Files, files, s.Elapsed.Round(time.Millisecond), s.EventsPerSecond())
+	fmt.Fprintf(w, "%d events from %s in %v (%.0f events/s)\n",
+		s.Events, plural(uint64(s.Files), "file", "files"), roundDuration(s.Elapsed), s.EventsPerSecond())
 	fmt.Fprintf(w, "alerts: %d\n", s.Alerts)
 	width := 0
 	for _, r := range s.Rules {
@@ -131,13 +127,13 @@ func printSummary(w io.Writer, s *cep.Summary, lateFile string) {
 	for _, r := range s.Rules {
 		line := fmt.Sprintf("  %-*s  %d", width, r.Ruleset+"/"+r.Rule, r.Alerts)
 		if r.Timeouts > 0 {
-			line += fmt.Sprintf(", %d partial matches expired", r.Timeouts)
+			line += ", " + plural(r.Timeouts, "partial match", "partial matches") + " expired"
 		}
 		if r.Dropped > 0 {
-			line += fmt.Sprintf(", %d partial matches dropped (--max-runs-per-key)", r.Dropped)
+			line += ", " + plural(r.Dropped, "partial match", "partial matches") + " dropped (--max-runs-per-key)"
 		}
 		if r.CELErrors > 0 {
-			line += fmt.Sprintf(", %d CEL errors (counted as false)", r.CELErrors)
+			line += ", " + plural(r.CELErrors, "CEL error", "CEL errors") + " (counted as false)"
 		}
 		fmt.Fprintln(w, line)
 	}
@@ -148,7 +144,27 @@ func printSummary(w io.Writer, s *cep.Summary, lateFile string) {
 	fmt.Fprintln(w, late)
 	fmt.Fprintf(w, "dead-lettered: %d\n", s.DeadLettered)
 	if s.Unrouted > 0 {
-		fmt.Fprintf(w, "other topics: %d lines skipped\n", s.Unrouted)
+		fmt.Fprintf(w, "other topics: %s skipped\n", plural(s.Unrouted, "line", "lines"))
 	}
 	fmt.Fprintf(w, "peak partial matches: %d\n", s.PeakRuns)
+}
+
+func plural(n uint64, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+// roundDuration keeps three or so significant digits, so that short and
+// long replays both read well.
+func roundDuration(d time.Duration) time.Duration {
+	switch {
+	case d >= time.Second:
+		return d.Round(10 * time.Millisecond)
+	case d >= time.Millisecond:
+		return d.Round(10 * time.Microsecond)
+	default:
+		return d.Round(time.Microsecond)
+	}
 }
