@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
@@ -39,12 +40,38 @@ const (
 )
 
 // field is one top-level member of the event object.
+//
+// It is 32 bytes, so that the inline array keeps the Event in a small size
+// class: the key's length is a uint16, and keys of 64 KiB or more are
+// found by scanning back from the value.
 type field struct {
-	k0, k1 int32 // key, inside the quotes
+	k0     int32 // key, after the opening quote
 	v0, v1 int32 // value
-	kesc   bool  // key contains escapes: compare decoded
-	mode   kind  // how val was decoded; kindNone: not yet
+	klen   uint16
+	mode   kind // how val was decoded; kindNone: not yet
+	kesc   bool // key contains escapes: compare decoded
 	val    ref.Val
+}
+
+// longKey marks a key too long for field.klen.
+const longKey = 1<<16 - 1
+
+// keyBytes returns the key of f inside the quotes.
+func (e *Event) keyBytes(f *field) []byte {
+	if f.klen != longKey {
+		return e.raw[f.k0 : f.k0+int32(f.klen)]
+	}
+	// Back from the value over whitespace, the colon, whitespace and the
+	// closing quote.
+	i := int(f.v0) - 1
+	for e.raw[i] != ':' {
+		i--
+	}
+	i--
+	for e.raw[i] != '"' {
+		i--
+	}
+	return e.raw[f.k0:i]
 }
 
 // kind is a decoding mode: the natural JSON mapping or a schema type.
@@ -76,7 +103,7 @@ var ErrBadJSON = errors.New("invalid JSON")
 // ParseEvent checks that raw is one JSON object and returns it as an Event.
 // The Event keeps raw; the caller must not modify it afterwards.
 func ParseEvent(raw []byte) (*Event, error) {
-	if len(raw) > 1<<31-1 {
+	if len(raw) > 1<<31-2 {
 		return nil, fmt.Errorf("event of %d bytes is too large: %w", len(raw), ErrBadJSON)
 	}
 	ev := &Event{raw: raw}
@@ -128,7 +155,17 @@ func ParseEvent(raw []byte) (*Event, error) {
 			if err := s.value(1); err != nil {
 				return nil, err
 			}
-			ev.fields = append(ev.fields, field{k0: int32(k0), k1: int32(k1), v0: int32(v0), v1: int32(s.i), kesc: esc})
+			// Set the fields one by one: copying a whole field would copy
+			// its (nil) ref.Val with a write barrier.
+			n := len(ev.fields)
+			if n == cap(ev.fields) {
+				ev.fields = append(ev.fields, field{})
+			} else {
+				ev.fields = ev.fields[:n+1]
+			}
+			f := &ev.fields[n]
+			f.k0, f.v0, f.v1, f.kesc = int32(k0), int32(v0), int32(s.i), esc
+			f.klen = uint16(min(k1-k0, longKey))
 			s.ws()
 			if s.i >= len(raw) {
 				return nil, s.eof()
@@ -181,7 +218,7 @@ func (e *Event) Field(name string) (v ref.Val, ok bool) {
 }
 
 func (e *Event) key(f *field) string {
-	k := e.raw[f.k0:f.k1]
+	k := e.keyBytes(f)
 	if !f.kesc {
 		return string(k)
 	}
@@ -194,12 +231,18 @@ func (e *Event) find(name string) *field {
 	for i := len(e.fields) - 1; i >= 0; i-- {
 		f := &e.fields[i]
 		if f.kesc {
-			if unquote(e.raw[f.k0:f.k1]) == name {
+			if unquote(e.keyBytes(f)) == name {
 				return f
 			}
 			continue
 		}
-		if string(e.raw[f.k0:f.k1]) == name {
+		if f.klen != longKey {
+			if int(f.klen) == len(name) && string(e.raw[f.k0:f.k0+int32(f.klen)]) == name {
+				return f
+			}
+			continue
+		}
+		if string(e.keyBytes(f)) == name {
 			return f
 		}
 	}
@@ -518,46 +561,63 @@ func (s *scanner) array(depth int) error {
 	}
 }
 
+// plainByte marks the bytes a string may hold without a closer look: not
+// a quote, a backslash or a control character.
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < 256; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // str scans a string starting at its opening quote and reports whether it
 // contains escapes.
 func (s *scanner) str() (esc bool, err error) {
-	s.i++ // "
-	for s.i < len(s.b) {
-		c := s.b[s.i]
-		switch {
-		case c == '"':
-			s.i++
+	b, i := s.b, s.i+1
+	for {
+		for i < len(b) && plainByte[b[i]] {
+			i++
+		}
+		if i >= len(b) {
+			s.i = i
+			return esc, s.eof()
+		}
+		switch b[i] {
+		case '"':
+			s.i = i + 1
 			return esc, nil
-		case c == '\\':
+		case '\\':
 			esc = true
-			s.i++
-			if s.i >= len(s.b) {
+			i++
+			if i >= len(b) {
+				s.i = i
 				return esc, s.eof()
 			}
-			switch s.b[s.i] {
+			switch b[i] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				s.i++
+				i++
 			case 'u':
-				s.i++
+				i++
 				for j := 0; j < 4; j++ {
-					if s.i >= len(s.b) {
+					if i >= len(b) {
+						s.i = i
 						return esc, s.eof()
 					}
-					if !isHex(s.b[s.i]) {
+					if !isHex(b[i]) {
+						s.i = i
 						return esc, s.errf("in \\u hexadecimal character escape")
 					}
-					s.i++
+					i++
 				}
 			default:
+				s.i = i
 				return esc, s.errf("in string escape code")
 			}
-		case c < 0x20:
-			return esc, s.errf("in string literal")
 		default:
-			s.i++
+			s.i = i
+			return esc, s.errf("in string literal")
 		}
 	}
-	return esc, s.eof()
 }
 
 func isHex(c byte) bool {
@@ -825,5 +885,28 @@ func (d *decoder) str() string {
 	}
 	s := d.b[start:d.i]
 	d.i++
-	return unquote(s)
+	return valueString(s)
+}
+
+// valueString returns the text of a string value. Strings without escapes
+// share the event's bytes instead of copying them: ParseEvent's contract
+// already forbids changing raw, and field values are most of what an event
+// allocates.
+func valueString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	ascii := true
+	for _, c := range b {
+		if c == '\\' {
+			return unquote(b)
+		}
+		if c >= utf8.RuneSelf {
+			ascii = false
+		}
+	}
+	if !ascii && !utf8.Valid(b) {
+		return unquote(b)
+	}
+	return unsafe.String(unsafe.SliceData(b), len(b))
 }

@@ -265,7 +265,7 @@ func decodeAs(b []byte, k kind) ref.Val {
 	switch k {
 	case kindString:
 		if b[0] == '"' {
-			return types.String(unquote(b[1 : len(b)-1]))
+			return types.String(valueString(b[1 : len(b)-1]))
 		}
 	case kindInt:
 		if isNum(b[0]) {

@@ -1,0 +1,98 @@
+package rules
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+)
+
+// paymentsEvent is a typical ~200-byte event of the payments stream.
+var paymentsEvent = []byte(`{"type":"login","account_id":"acct-004217","amount":1250.75,"currency":"EUR","country":"DE","ip":"203.0.113.77","device":"ios-7f3a","success":false,"ts":"2026-11-20T10:00:00.123Z"}`)
+
+func BenchmarkParseEvent(b *testing.B) {
+	b.SetBytes(int64(len(paymentsEvent)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseEvent(paymentsEvent); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+const benchSchema = `
+schema:
+  type: string
+  account_id: string
+  amount: double
+  currency: string
+  country: string
+  ip: string
+  device: string
+  success: bool
+  ts: timestamp
+`
+
+func benchExpr(b *testing.B, schema bool, tracked bool, when string) *Expr {
+	b.Helper()
+	src := "ruleset: bench\n"
+	if schema {
+		src += benchSchema
+	}
+	src += fmt.Sprintf("rules:\n  - id: r\n    when: '%s'\n", when)
+	rs, err := Parse("bench.yaml", []byte(src))
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, list := compileWith(rs, CompileOptions{}, tracked)
+	if len(list) > 0 {
+		b.Fatal(list)
+	}
+	return c.Rules[0].When
+}
+
+// BenchmarkEvalBool measures a typical predicate over a cached event
+// (fields already decoded), with and without a schema, as compiled (the
+// static cost check proves it cheap: no runtime tracking) and with runtime
+// cost tracking forced; and ParseEvent plus the predicate (the per-event
+// cost).
+func BenchmarkEvalBool(b *testing.B) {
+	const when = `event.type == "login" && !event.success`
+	for _, schema := range []bool{false, true} {
+		for _, tracked := range []bool{false, true} {
+			name := fmt.Sprintf("schema=%v/tracked=%v", schema, tracked)
+			x := benchExpr(b, schema, tracked, when)
+			b.Run(name+"/cached", func(b *testing.B) {
+				ev, _ := ParseEvent(paymentsEvent)
+				b.ReportAllocs()
+				for b.Loop() {
+					ok, err := x.EvalBool(ev, nil)
+					if err != nil || !ok {
+						b.Fatal(ok, err)
+					}
+				}
+			})
+			b.Run(name+"/parse+eval", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					ev, _ := ParseEvent(paymentsEvent)
+					ok, err := x.EvalBool(ev, nil)
+					if err != nil || !ok {
+						b.Fatal(ok, err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkJSONValid is a reference for BenchmarkParseEvent on this
+// machine: encoding/json's validator alone, over the same bytes.
+func BenchmarkJSONValid(b *testing.B) {
+	b.SetBytes(int64(len(paymentsEvent)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if !json.Valid(paymentsEvent) {
+			b.Fatal("invalid")
+		}
+	}
+}
