@@ -37,6 +37,8 @@ type Partition struct {
 	stateStack []*nfa.State
 	finalStack []*nfa.State
 	produced   []*run
+	nextBuf    []*run
+	runMemo    []leafValue
 	vars       runVars
 
 	stats    Stats

@@ -26,6 +26,9 @@ type planRule struct {
 	name    string // "ruleset/rule", for counters
 	when    *nfa.Cond
 	auto    *nfa.Automaton // nil for single-event rules
+	// startRun is the implicit run waiting in the start state; it is never
+	// stored, so one shared value serves every key.
+	startRun *run
 	// skipStep is the pattern index of the to_first/to_last target, -1 else.
 	skipStep int
 	// stepIndex maps step names to pattern indexes (iterative conditions).
@@ -54,6 +57,7 @@ func NewProgram(rulesets []*rules.Compiled) (*Program, error) {
 					return nil, fmt.Errorf("plan ruleset %q: %w", rs.Name, err)
 				}
 				pr.auto = a
+				pr.startRun = &run{state: a.Start}
 				pr.stepIndex = make(map[string]int, len(a.StepNames))
 				for i, n := range a.StepNames {
 					pr.stepIndex[n] = i

@@ -76,11 +76,10 @@ func (rk *ruleKey) deadline(pr *planRule) int64 {
 // NFA.doProcess).
 func (p *Partition) step(pr *planRule, rk *ruleKey, r *Record) {
 	before := len(rk.runs)
-	next := make([]*run, 0, len(rk.runs)+1)
+	next := p.nextBuf[:0]
 	var potential []*run
-	start := run{state: pr.auto.Start}
 	for i := -1; i < len(rk.runs); i++ {
-		cur := &start
+		cur := pr.startRun
 		if i >= 0 {
 			cur = rk.runs[i]
 		}
@@ -104,8 +103,15 @@ func (p *Partition) step(pr *planRule, rk *ruleKey, r *Record) {
 			next = next[:retain]
 		}
 	}
-	rk.runs = next
-	p.addLive(pr, len(next)-before)
+	// Copy back into the key's own slice (reusing its array): the scratch
+	// buffer serves every key.
+	if len(next) < before {
+		clear(rk.runs[len(next):before])
+	}
+	rk.runs = append(rk.runs[:0], next...)
+	clear(next)
+	p.nextBuf = next[:0]
+	p.addLive(pr, len(rk.runs)-before)
 
 	if pr.rule.Skip.Kind == "" || pr.rule.Skip.Kind == "none" {
 		slices.SortStableFunc(potential, compareRuns)
@@ -121,6 +127,7 @@ func (p *Partition) step(pr *planRule, rk *ruleKey, r *Record) {
 // nextRuns computes the runs that cur becomes on record r (Flink's
 // NFA.computeNextStates). The result is valid until the next call.
 func (p *Partition) nextRuns(pr *planRule, cur *run, r *Record) []*run {
+	p.runMemo = p.runMemo[:0]
 	edges := p.decisionGraph(pr, cur, r)
 	out := p.produced[:0]
 	isStart := cur.state.Start
@@ -215,7 +222,23 @@ func (p *Partition) cond(c *nfa.Cond, pr *planRule, cur *run, r *Record) bool {
 		p.cacheGen[c.Slot], p.cacheVal[c.Slot] = p.gen, v
 		return v
 	}
-	return p.evalLeaf(c.Leaf, pr, cur, r)
+	// A condition that reads the partial match has one value per run and
+	// event; a take edge and its ignore edge both need it, so remember it
+	// for the run being stepped.
+	for _, m := range p.runMemo {
+		if m.expr == c.Leaf {
+			return m.val
+		}
+	}
+	v := p.evalLeaf(c.Leaf, pr, cur, r)
+	p.runMemo = append(p.runMemo, leafValue{c.Leaf, v})
+	return v
+}
+
+// leafValue is a remembered condition value.
+type leafValue struct {
+	expr *rules.Expr
+	val  bool
 }
 
 func (p *Partition) evalLeaf(e *rules.Expr, pr *planRule, cur *run, r *Record) bool {
