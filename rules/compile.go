@@ -3,6 +3,7 @@ package rules
 import (
 	"fmt"
 	"slices"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -96,6 +97,8 @@ type exprSpec struct {
 	// step at itself when it loops; see noSteps and allSteps.
 	rule *Rule
 	at   int
+	// steps are the step names declared as variables.
+	steps []string
 }
 
 var (
@@ -112,48 +115,93 @@ func (c *compiler) compileRule(r *Rule) *CompiledRule {
 		cr.When = c.expr(c.env, exprSpec{src: r.When, pos: r.WhenPos, what: "when", want: boolKinds, at: noSteps})
 		collectLists(cr.When, listsUsed)
 	}
-	env := c.env
-	if len(r.Pattern) > 0 {
-		// Every step is declared, so that a reference to a later or a not
-		// step gets a precise message instead of "undeclared reference".
-		var vars []cel.EnvOption
-		seen := map[string]bool{}
-		for _, s := range r.Pattern {
-			if !identRE.MatchString(s.Name) || reserved[s.Name] || seen[s.Name] {
-				continue
-			}
-			seen[s.Name] = true
-			t := c.evType
-			if s.Looping() {
-				t = types.NewListType(c.evType)
-			}
-			vars = append(vars, cel.Variable(s.Name, t))
-		}
-		var err error
-		env, err = c.env.Extend(vars...)
-		if err != nil {
-			c.add(r.Pos, "cel environment: %v", err)
-			return nil
-		}
-	}
 	for i, s := range r.Pattern {
 		cs := &CompiledStep{Step: s}
-		if s.Where != "" {
-			cs.Where = c.expr(env, exprSpec{src: s.Where, pos: s.WherePos, what: "where", want: boolKinds, rule: r, at: i})
-			collectLists(cs.Where, listsUsed)
-		}
-		if s.Until != "" {
-			cs.Until = c.expr(env, exprSpec{src: s.Until, pos: s.UntilPos, what: "until", want: boolKinds, rule: r, at: i})
-			collectLists(cs.Until, listsUsed)
+		if s.Where != "" || s.Until != "" {
+			env, declared, err := c.stepEnv(r, i)
+			if err != nil {
+				c.add(r.Pos, "cel environment: %v", err)
+				return nil
+			}
+			if s.Where != "" {
+				cs.Where = c.expr(env, exprSpec{src: s.Where, pos: s.WherePos, what: "where", want: boolKinds, rule: r, steps: declared, at: i})
+				collectLists(cs.Where, listsUsed)
+			}
+			if s.Until != "" {
+				cs.Until = c.expr(env, exprSpec{src: s.Until, pos: s.UntilPos, what: "until", want: boolKinds, rule: r, steps: declared, at: i})
+				collectLists(cs.Until, listsUsed)
+			}
 		}
 		cr.Steps = append(cr.Steps, cs)
 	}
 	if r.Alert.Summary != "" {
-		cr.Summary = c.expr(env, exprSpec{src: r.Alert.Summary, pos: r.Alert.SummaryPos, what: "alert summary", want: stringKinds, rule: r, at: allSteps})
+		env, declared, err := c.stepEnv(r, allSteps)
+		if err != nil {
+			c.add(r.Pos, "cel environment: %v", err)
+			return nil
+		}
+		cr.Summary = c.expr(env, exprSpec{src: r.Alert.Summary, pos: r.Alert.SummaryPos, what: "alert summary", want: stringKinds, rule: r, steps: declared, at: allSteps})
 		collectLists(cr.Summary, listsUsed)
 	}
 	cr.Version = ruleVersion(c.rs, r, listsUsed)
 	return cr
+}
+
+// stepEnv returns the environment of an expression of step at (or of the
+// summary, allSteps): the base one plus the steps it may read. Steps it
+// may not read stay undeclared, so that the checker reports every such
+// reference (scoping included: a comprehension variable may shadow a step)
+// and expr rewrites the message to say why.
+func (c *compiler) stepEnv(r *Rule, at int) (*cel.Env, []string, error) {
+	var (
+		vars     []cel.EnvOption
+		declared []string
+		seen     = map[string]bool{}
+	)
+	for i, s := range r.Pattern {
+		if !identRE.MatchString(s.Name) || reserved[s.Name] || seen[s.Name] {
+			continue
+		}
+		seen[s.Name] = true
+		if s.Not || (at >= 0 && (i > at || (i == at && !s.Looping()))) {
+			continue
+		}
+		t := c.evType
+		if s.Looping() {
+			t = types.NewListType(c.evType)
+		}
+		declared = append(declared, s.Name)
+		vars = append(vars, cel.Variable(s.Name, t))
+	}
+	if len(vars) == 0 {
+		return c.env, nil, nil
+	}
+	env, err := c.env.Extend(vars...)
+	return env, declared, err
+}
+
+var undeclaredRE = regexp.MustCompile(`^undeclared reference to '([^']+)'`)
+
+// scopeMsg explains why a step the checker did not know is out of reach.
+func scopeMsg(sp exprSpec, msg string) string {
+	m := undeclaredRE.FindStringSubmatch(msg)
+	if m == nil || sp.rule == nil {
+		return msg
+	}
+	idx := slices.IndexFunc(sp.rule.Pattern, func(s *Step) bool { return s.Name == m[1] })
+	if idx < 0 {
+		return msg
+	}
+	s := sp.rule.Pattern[idx]
+	switch {
+	case s.Not:
+		return fmt.Sprintf("step %q is a not step: it never holds an event", s.Name)
+	case sp.at >= 0 && idx > sp.at:
+		return fmt.Sprintf("step %q comes later in the pattern: a condition may only use earlier steps", s.Name)
+	case sp.at >= 0 && idx == sp.at:
+		return fmt.Sprintf("step %q cannot use its own name: only a looping step sees the events it accepted so far", s.Name)
+	}
+	return msg
 }
 
 // expr type-checks and plans one expression; on error it reports and
@@ -162,44 +210,21 @@ func (c *compiler) expr(env *cel.Env, sp exprSpec) *Expr {
 	ast, iss := env.Compile(sp.src)
 	if iss.Err() != nil {
 		for _, e := range iss.Errors() {
-			c.celErr(sp, e.Location, e.Message)
+			c.celErr(sp, e.Location, scopeMsg(sp, e.Message))
 		}
 		return nil
 	}
 	x := &Expr{Source: sp.src, Pos: sp.pos}
 	x.lists = c.lists
-	ok := true
 	steps := map[string]bool{}
 	native := ast.NativeRep()
-	for id, ref := range native.ReferenceMap() {
-		if len(ref.OverloadIDs) != 0 || ref.Value != nil || sp.rule == nil {
-			continue
-		}
-		idx := slices.IndexFunc(sp.rule.Pattern, func(s *Step) bool { return s.Name == ref.Name })
-		if idx < 0 {
-			continue
-		}
-		s := sp.rule.Pattern[idx]
-		loc := native.SourceInfo().GetStartLocation(id)
-		switch {
-		case s.Not:
-			c.celErr(sp, loc, fmt.Sprintf("step %q is a not step: it never holds an event", s.Name))
-			ok = false
-		case sp.at >= 0 && idx > sp.at:
-			c.celErr(sp, loc, fmt.Sprintf("step %q comes later in the pattern: a condition may only use earlier steps", s.Name))
-			ok = false
-		case sp.at >= 0 && idx == sp.at && !s.Looping():
-			c.celErr(sp, loc, fmt.Sprintf("step %q cannot use its own name: only a looping step sees the events it accepted so far", s.Name))
-			ok = false
-		default:
-			steps[s.Name] = true
+	for _, ref := range native.ReferenceMap() {
+		if len(ref.OverloadIDs) == 0 && ref.Value == nil && slices.Contains(sp.steps, ref.Name) {
+			steps[ref.Name] = true
 		}
 	}
 	if out := ast.OutputType(); out.Kind() != types.DynKind && !slices.Contains(sp.want, out.Kind()) {
 		c.celErr(sp, common.NewLocation(1, 0), fmt.Sprintf("%s must be %s, not %s", sp.what, kindsText(sp.want), out))
-		ok = false
-	}
-	if !ok {
 		return nil
 	}
 	// The cost limit is enforced statically where possible: runtime cost

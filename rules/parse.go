@@ -124,10 +124,19 @@ func kindName(n *yaml.Node) string {
 	case yaml.SequenceNode:
 		return "a list"
 	case yaml.ScalarNode:
-		if n.Tag == "!!null" {
+		switch n.Tag {
+		case "!!null":
 			return "null"
+		case "!!str":
+			return "a string"
+		case "!!int":
+			return "an integer"
+		case "!!float":
+			return "a number"
+		case "!!bool":
+			return "a boolean"
 		}
-		return "a " + strings.TrimPrefix(n.Tag, "!!")
+		return "a " + strings.TrimPrefix(n.Tag, "!!") + " scalar"
 	}
 	return "an unexpected node"
 }
