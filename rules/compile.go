@@ -2,8 +2,8 @@ package rules
 
 import (
 	"fmt"
-	"slices"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
