@@ -59,6 +59,7 @@ function median(k,   n, i, j, t, a) {
 	for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
 	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 }
+function num(v) { return v >= 1e5 ? sprintf("%.0f", v) : sprintf("%.4g", v) }
 function mid(a, n,   i, j, t) {
 	for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
 	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
@@ -72,7 +73,7 @@ END {
 			k = name SUBSEP us[u]
 			lo = hi = vals[k, 1]
 			for (i = 2; i <= nvals[k]; i++) { if (vals[k, i] < lo) lo = vals[k, i]; if (vals[k, i] > hi) hi = vals[k, i] }
-			printf "%-42s %-22s %14.6g %14.6g %14.6g   (%d)\n", name, us[u], median(k), lo, hi, nvals[k]
+			printf "%-42s %-22s %14s %14s %14s   (%d)\n", name, us[u], num(median(k)), num(lo), num(hi), nvals[k]
 		}
 	}
 	n = 0
