@@ -164,11 +164,11 @@ func timeValue(v ref.Val) (int64, error) {
 		}
 		return int64(v) * int64(time.Millisecond), nil
 	case types.Double:
-		f := float64(v) * float64(time.Millisecond)
-		if math.IsNaN(f) || f >= math.MaxInt64 || f <= math.MinInt64 {
-			return 0, fmt.Errorf("epoch milliseconds %v out of range", float64(v))
+		f := float64(v)
+		if math.IsNaN(f) || math.Abs(f) > float64(maxMillis) {
+			return 0, fmt.Errorf("epoch milliseconds %v out of range", f)
 		}
-		return int64(f), nil
+		return msToNanos(f), nil
 	case types.String:
 		t, err := time.Parse(time.RFC3339Nano, string(v))
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"sort"
 	"strconv"
@@ -53,7 +54,11 @@ func parse(filename string, src []byte, maxBytes int) (*Ruleset, ErrorList) {
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(src))
 	if err := dec.Decode(&doc); err != nil {
-		p.add(p.yamlErrPos(err), "%s", yamlErrMsg(err))
+		if errors.Is(err, io.EOF) {
+			p.add(Pos{File: filename, Line: 1, Col: 1}, "empty ruleset document")
+		} else {
+			p.add(p.yamlErrPos(err), "%s", yamlErrMsg(err))
+		}
 		return nil, p.list
 	}
 	var extra yaml.Node
@@ -258,6 +263,9 @@ var (
 func ParseDuration(s string) (time.Duration, error) {
 	orig := s
 	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, errors.New("empty duration")
+	}
 	var days float64
 	if m := durUnitRE.FindStringSubmatchIndex(s); m != nil && strings.Count(s, "d") == 1 {
 		// Only a leading day count: "1d12h".

@@ -316,11 +316,14 @@ func decodeAs(b []byte, k kind) ref.Val {
 			return types.Timestamp{Time: t}
 		}
 		if isNum(b[0]) {
-			f, err := strconv.ParseFloat(string(b), 64)
-			if err != nil {
-				return types.NewErr("number %s out of range", b)
+			if n, err := strconv.ParseInt(string(b), 10, 64); err == nil && n <= maxMillis && n >= -maxMillis {
+				return types.Timestamp{Time: time.UnixMilli(n).UTC()}
 			}
-			return types.Timestamp{Time: time.UnixMilli(0).Add(time.Duration(f * float64(time.Millisecond))).UTC()}
+			f, err := strconv.ParseFloat(string(b), 64)
+			if err != nil || math.Abs(f) > float64(maxMillis) {
+				return types.NewErr("epoch milliseconds %s out of range", b)
+			}
+			return types.Timestamp{Time: time.Unix(0, msToNanos(f)).UTC()}
 		}
 	case kindDuration:
 		if b[0] == '"' {
@@ -332,11 +335,14 @@ func decodeAs(b []byte, k kind) ref.Val {
 			return types.Duration{Duration: d}
 		}
 		if isNum(b[0]) {
-			f, err := strconv.ParseFloat(string(b), 64)
-			if err != nil {
-				return types.NewErr("number %s out of range", b)
+			if n, err := strconv.ParseInt(string(b), 10, 64); err == nil && n <= maxMillis && n >= -maxMillis {
+				return types.Duration{Duration: time.Duration(n) * time.Millisecond}
 			}
-			return types.Duration{Duration: time.Duration(f * float64(time.Millisecond))}
+			f, err := strconv.ParseFloat(string(b), 64)
+			if err != nil || math.Abs(f) > float64(maxMillis) {
+				return types.NewErr("milliseconds %s out of range", b)
+			}
+			return types.Duration{Duration: time.Duration(msToNanos(f))}
 		}
 	case kindBytes:
 		if b[0] == '"' {
@@ -379,4 +385,11 @@ func jsonKind(c byte) string {
 		return "a JSON bool"
 	}
 	return "a JSON number"
+}
+
+// msToNanos converts fractional milliseconds to nanoseconds, keeping the
+// whole milliseconds exact (f*1e6 would lose digits beyond 2^53).
+func msToNanos(f float64) int64 {
+	whole := math.Floor(f)
+	return int64(whole)*int64(time.Millisecond) + int64(math.Round((f-whole)*1e6))
 }
