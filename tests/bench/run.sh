@@ -59,7 +59,7 @@ function median(k,   n, i, j, t, a) {
 	for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
 	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 }
-function num(v) { return v >= 1e5 ? sprintf("%.0f", v) : sprintf("%.4g", v) }
+function num(v) { return v >= 1000 ? sprintf("%.0f", v) : sprintf("%.4g", v) }
 function mid(a, n,   i, j, t) {
 	for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
 	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
