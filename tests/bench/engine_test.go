@@ -78,7 +78,7 @@ func BenchmarkMatcher(b *testing.B) {
 	}
 	recs := make([]matcher.Record, n)
 	var mallocs uint64
-	var elapsed time.Duration
+	var elapsed, cpu time.Duration
 	var peak int
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
@@ -102,7 +102,9 @@ func BenchmarkMatcher(b *testing.B) {
 		part.Advance(math.MaxInt64)
 		b.StopTimer()
 		elapsed += time.Since(start)
-		mallocs += startPerEvent().mallocs - before.mallocs
+		after := startPerEvent()
+		mallocs += after.mallocs - before.mallocs
+		cpu += after.cpu - before.cpu
 		st := part.Stats()
 		peak = st.PeakRuns
 		if st.Events != uint64(n) || st.Late != 0 {
@@ -111,6 +113,7 @@ func BenchmarkMatcher(b *testing.B) {
 	}
 	events := float64(b.N) * float64(n)
 	b.ReportMetric(float64(elapsed.Nanoseconds())/events, "ns/event")
+	b.ReportMetric(float64(cpu.Nanoseconds())/events, "cpu-ns/event")
 	b.ReportMetric(events/elapsed.Seconds(), "events/s")
 	b.ReportMetric(float64(mallocs)/events, "allocs/event")
 	b.ReportMetric(float64(peak), "peak-partial-matches")

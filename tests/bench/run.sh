@@ -86,6 +86,16 @@ END {
 		for (i = 2; i <= n; i++) { if (ratios[i] < lo) lo = ratios[i]; if (ratios[i] > hi) hi = ratios[i] }
 		printf "\nengine/floor wall time: median %.2fx (min %.2fx, max %.2fx, %d rounds); target <= 2x\n", mid(ratios, n), lo, hi, n
 	}
+	n = 0
+	for (r = 1; r <= round["BenchmarkEngine"] && r <= round["BenchmarkFloor"]; r++) {
+		e = byround["BenchmarkEngine", "cpu-ns/event", r]; f = byround["BenchmarkFloor", "cpu-ns/event", r]
+		if (e != "" && f > 0) cratios[++n] = e / f
+	}
+	if (n > 0) {
+		lo = hi = cratios[1]
+		for (i = 2; i <= n; i++) { if (cratios[i] < lo) lo = cratios[i]; if (cratios[i] > hi) hi = cratios[i] }
+		printf "engine/floor CPU time:  median %.2fx (min %.2fx, max %.2fx, %d rounds)\n", mid(cratios, n), lo, hi, n
+	}
 }'
 
 if command -v benchstat >/dev/null; then
