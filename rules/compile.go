@@ -28,28 +28,11 @@ func compileRuleset(rs *Ruleset, opts CompileOptions) (*Compiled, ErrorList) {
 // compileWith can force runtime cost tracking on every expression, so that
 // a benchmark can measure what the static check saves.
 func compileWith(rs *Ruleset, opts CompileOptions, forceTracking bool) (*Compiled, ErrorList) {
-	if opts.CostLimit == 0 {
-		opts.CostLimit = defaultCostLimit
-	}
-	fillDefaults(rs)
-	c := &compiler{rs: rs, opts: opts, forceTracking: forceTracking}
-	p, err := newProvider(rs)
-	if err != nil {
-		c.add(rs.Pos, "%v", err)
+	c := newCompiler(rs, opts)
+	c.forceTracking = forceTracking
+	if c.env == nil {
 		return nil, c.list
 	}
-	c.evType = p.eventCELType()
-	envOpts := append(providerOptions(p), envLibraries()...)
-	envOpts = append(envOpts,
-		cel.Variable("event", c.evType),
-		cel.Variable("lists", cel.ObjectType(listsTypeName)))
-	c.env, err = cel.NewEnv(envOpts...)
-	if err != nil {
-		c.add(rs.Pos, "cel environment: %v", err)
-		return nil, c.list
-	}
-	c.lists = newListsValue(rs.Lists)
-
 	out := &Compiled{Ruleset: rs, Source: rs.src}
 	if rs.Stream.Key != "" {
 		out.Key = c.expr(c.env, exprSpec{src: rs.Stream.Key, pos: rs.Stream.KeyPos, what: "stream key", want: keyKinds, at: noSteps})
@@ -66,6 +49,34 @@ func compileWith(rs *Ruleset, opts CompileOptions, forceTracking bool) (*Compile
 	}
 	c.rule = ""
 	return out, c.list
+}
+
+// newCompiler sets up the CEL environment of rs; on failure c.env is nil
+// and c.list says why.
+func newCompiler(rs *Ruleset, opts CompileOptions) *compiler {
+	if opts.CostLimit == 0 {
+		opts.CostLimit = defaultCostLimit
+	}
+	fillDefaults(rs)
+	c := &compiler{rs: rs, opts: opts}
+	p, err := newProvider(rs)
+	if err != nil {
+		c.add(rs.Pos, "%v", err)
+		return c
+	}
+	c.evType = p.eventCELType()
+	envOpts := append(providerOptions(p), envLibraries()...)
+	envOpts = append(envOpts,
+		cel.Variable("event", c.evType),
+		cel.Variable("lists", cel.ObjectType(listsTypeName)))
+	env, err := cel.NewEnv(envOpts...)
+	if err != nil {
+		c.add(rs.Pos, "cel environment: %v", err)
+		return c
+	}
+	c.env = env
+	c.lists = newListsValue(rs.Lists)
+	return c
 }
 
 // Special values of exprSpec.at.
@@ -92,7 +103,7 @@ type exprSpec struct {
 	src  string
 	pos  Pos
 	what string
-	want []types.Kind
+	want []types.Kind // nil: any type
 	// rule and at: the rule's steps at indexes < at are visible, plus the
 	// step at itself when it loops; see noSteps and allSteps.
 	rule *Rule
@@ -223,7 +234,7 @@ func (c *compiler) expr(env *cel.Env, sp exprSpec) *Expr {
 			steps[ref.Name] = true
 		}
 	}
-	if out := ast.OutputType(); out.Kind() != types.DynKind && !slices.Contains(sp.want, out.Kind()) {
+	if out := ast.OutputType(); sp.want != nil && out.Kind() != types.DynKind && !slices.Contains(sp.want, out.Kind()) {
 		c.celErr(sp, common.NewLocation(1, 0), fmt.Sprintf("%s must be %s, not %s", sp.what, kindsText(sp.want), out))
 		return nil
 	}
