@@ -74,6 +74,7 @@ func TestExitCodes(t *testing.T) {
 		{"check bad", []string{"check", good, bad}, 1},
 		{"check missing file", []string{"check", dir + "/nope.yaml"}, 1},
 		{"check without arguments", []string{"check"}, 2},
+		{"check a directory without rulesets", []string{"check", t.TempDir()}, 1},
 		{"run with a dead-lettered line", []string{"run", "--rules", good, events}, 0},
 		{"run with a bad ruleset", []string{"run", "--rules", good + "," + bad, events}, 1},
 		{"run with a missing events file", []string{"run", "--rules", good, events, dir + "/nope.jsonl"}, 1},
