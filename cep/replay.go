@@ -59,6 +59,13 @@ type ReplayOptions struct {
 	// Logger receives the matcher's rare operational messages. Default:
 	// discard.
 	Logger *slog.Logger
+	// OnAlert, when set, is also called with every alert as the matcher made
+	// it, so that a caller needing the matched records' positions (rule unit
+	// tests) does not have to parse JSON back. It must not modify the alert.
+	OnAlert func(*matcher.Alert)
+	// OnDeadLetter, when set, is called for every dead-lettered line, also
+	// past MaxDeadLetterReports.
+	OnDeadLetter func(file string, line int64, reason error)
 }
 
 // Summary reports what a Replay did.
@@ -400,6 +407,9 @@ func (r *replayer) time(s *stream, ev *rules.Event, ln *Line, lineNo int64) (int
 
 func (r *replayer) deadLetter(name string, lineNo int64, reason error) {
 	r.sum.DeadLettered++
+	if r.opts.OnDeadLetter != nil {
+		r.opts.OnDeadLetter(name, lineNo, reason)
+	}
 	if r.reports != nil && r.sum.DeadLettered <= uint64(max(r.opts.MaxDeadLetterReports, 0)) {
 		r.scratch = fmt.Appendf(r.scratch[:0], "%s:%d: %v\n", name, lineNo, reason)
 		r.write(r.reports, r.scratch)
@@ -415,6 +425,9 @@ func (r *replayer) Alert(a *matcher.Alert) {
 	if r.alerts != nil {
 		r.scratch = append(a.AppendJSON(r.scratch[:0]), '\n')
 		r.write(r.alerts, r.scratch)
+	}
+	if r.opts.OnAlert != nil {
+		r.opts.OnAlert(a)
 	}
 }
 
