@@ -9,7 +9,10 @@
 //     included) give the same bytes, on every platform and Go version that
 //     keeps math/rand/v2's PCG stream stable.
 //   - Every event injected by a fraud scenario carries a "scenario" field
-//     naming it; background events never do. Background traffic is shaped so
+//     naming it; background events never do. A scenario's name is the id of
+//     the rule that must catch it with underscores for dashes
+//     (account_takeover: rule account-takeover of rulesets/payments.yaml);
+//     tests/bench relies on it. Background traffic is shaped so
 //     that it does not, by itself, look like any scenario (see the comments on
 //     the amount bands), so the scenario labels say what a ruleset should
 //     catch.
