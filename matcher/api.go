@@ -74,5 +74,6 @@ type RuleStats struct {
 	Timeouts  uint64
 	Dropped   uint64
 	CELErrors uint64
-	PeakRuns  int
+	PeakRuns  int // most open partial matches of the rule at any time
+	live      int
 }

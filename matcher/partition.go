@@ -18,7 +18,7 @@ type Partition struct {
 	opts Options
 
 	keys    map[string]*keyState
-	pending recordHeap // records waiting for the watermark
+	pending reorderBuffer // records waiting for the watermark
 	timers  timerHeap  // keys with a window that closes
 	maxTime int64      // newest event time seen
 	wm      int64      // records with Time < wm are late
@@ -70,10 +70,11 @@ func NewPartition(prog *Program, out Output, opts Options) (*Partition, error) {
 	}, nil
 }
 
-// keyState is everything one key holds: per rule its open partial matches.
+// keyState is everything one key holds: the rules with open partial
+// matches for it (usually one or two of many, so it is sparse).
 type keyState struct {
 	key   string
-	rules []ruleKey
+	rules []*ruleKey
 	// deadline is when the earliest window of the key closes; the timer heap
 	// holds an entry for it. noDeadline when none is scheduled.
 	deadline int64
@@ -94,7 +95,7 @@ func (p *Partition) Push(r *Record) {
 		p.out.Late(r)
 		return
 	}
-	heap.Push(&p.pending, r)
+	p.pending.push(r)
 	if r.Time > p.maxTime {
 		p.maxTime = r.Time
 		if wm := r.Time - int64(p.opts.MaxOutOfOrderness); wm > p.wm {
@@ -121,7 +122,7 @@ func (p *Partition) Stats() Stats {
 	s := p.stats
 	s.LiveRuns = p.liveRuns
 	s.Keys = len(p.keys)
-	s.Buffered = len(p.pending)
+	s.Buffered = p.pending.len()
 	s.ByRule = make(map[string]RuleStats, len(p.perRule))
 	for i, rs := range p.perRule {
 		s.ByRule[p.prog.rules[i].name] = rs
@@ -136,8 +137,8 @@ func (p *Partition) Stats() Stats {
 func (p *Partition) advance(wm int64) {
 	p.wm = wm
 	now := wm - 1 // the newest instant no record can arrive at anymore
-	for len(p.pending) > 0 && p.pending[0].Time <= now {
-		r := heap.Pop(&p.pending).(*Record)
+	for r := p.pending.peek(); r != nil && r.Time <= now; r = p.pending.peek() {
+		p.pending.pop()
 		p.process(r)
 	}
 	for len(p.timers) > 0 && p.timers[0].deadline <= now {
@@ -147,9 +148,9 @@ func (p *Partition) advance(wm int64) {
 			continue // superseded
 		}
 		ks.deadline = noDeadline
-		for _, pr := range p.prog.rules {
-			if pr.auto != nil && !ks.rules[pr.index].empty() {
-				p.advanceTime(pr, &ks.rules[pr.index], now, ks.key)
+		for _, rk := range ks.rules {
+			if !rk.empty() {
+				p.advanceTime(rk.rule, rk, now, ks.key)
 			}
 		}
 		p.settle(ks)
@@ -171,22 +172,25 @@ func (p *Partition) process(r *Record) {
 			}
 			continue
 		}
-		var rk *ruleKey
-		if ks != nil {
-			rk = &ks.rules[pr.index]
-		} else {
-			p.scratch = ruleKey{}
-			rk = &p.scratch
+		rk := ks.find(pr)
+		if rk == nil {
+			p.scratch = ruleKey{rule: pr}
+			p.step(pr, &p.scratch, r)
+			if !p.scratch.empty() {
+				if ks == nil {
+					ks = &keyState{key: r.Key, deadline: noDeadline}
+					p.keys[r.Key] = ks
+				}
+				rk := new(ruleKey)
+				*rk = p.scratch
+				ks.rules = append(ks.rules, rk)
+			}
+			continue
 		}
 		if !rk.empty() {
 			p.advanceTime(pr, rk, r.Time, r.Key)
 		}
 		p.step(pr, rk, r)
-		if ks == nil && !rk.empty() {
-			ks = &keyState{key: r.Key, rules: make([]ruleKey, len(p.prog.rules)), deadline: noDeadline}
-			ks.rules[pr.index] = *rk
-			p.keys[r.Key] = ks
-		}
 	}
 	if ks != nil {
 		p.settle(ks)
@@ -196,18 +200,19 @@ func (p *Partition) process(r *Record) {
 // settle drops a key without state and schedules the next window close.
 func (p *Partition) settle(ks *keyState) {
 	next := int64(noDeadline)
-	empty := true
-	for _, pr := range p.prog.rules {
-		rk := &ks.rules[pr.index]
-		if pr.auto == nil || rk.empty() {
+	kept := ks.rules[:0]
+	for _, rk := range ks.rules {
+		if rk.empty() {
 			continue
 		}
-		empty = false
-		if d := rk.deadline(pr); d < next {
+		kept = append(kept, rk)
+		if d := rk.deadline(rk.rule); d < next {
 			next = d
 		}
 	}
-	if empty {
+	clear(ks.rules[len(kept):])
+	ks.rules = kept
+	if len(kept) == 0 {
 		ks.dead = true
 		delete(p.keys, ks.key)
 		return
@@ -220,6 +225,19 @@ func (p *Partition) settle(ks *keyState) {
 	}
 }
 
+// find returns the state of rule pr for this key, nil when it has none.
+func (ks *keyState) find(pr *planRule) *ruleKey {
+	if ks == nil {
+		return nil
+	}
+	for _, rk := range ks.rules {
+		if rk.rule == pr {
+			return rk
+		}
+	}
+	return nil
+}
+
 func (p *Partition) addLive(pr *planRule, delta int) {
 	if delta == 0 {
 		return
@@ -228,7 +246,62 @@ func (p *Partition) addLive(pr *planRule, delta int) {
 	if p.liveRuns > p.stats.PeakRuns {
 		p.stats.PeakRuns = p.liveRuns
 	}
-	_ = pr
+	rs := &p.perRule[pr.index]
+	rs.live += delta
+	if rs.live > rs.PeakRuns {
+		rs.PeakRuns = rs.live
+	}
+}
+
+// reorderBuffer holds records until the watermark passes them and yields
+// them in (time, arrival) order. Most records arrive in order: those go to a
+// FIFO, and only the others pay for the heap.
+type reorderBuffer struct {
+	fifo []*Record
+	head int
+	heap recordHeap
+}
+
+func (b *reorderBuffer) len() int { return len(b.fifo) - b.head + len(b.heap) }
+
+func (b *reorderBuffer) push(r *Record) {
+	if n := len(b.fifo); n == b.head || r.Time >= b.fifo[n-1].Time {
+		b.fifo = append(b.fifo, r)
+		return
+	}
+	heap.Push(&b.heap, r)
+}
+
+// peek returns the earliest record, nil when empty.
+func (b *reorderBuffer) peek() *Record {
+	var f *Record
+	if b.head < len(b.fifo) {
+		f = b.fifo[b.head]
+	}
+	if len(b.heap) == 0 {
+		return f
+	}
+	if h := b.heap[0]; f == nil || h.Time < f.Time || (h.Time == f.Time && h.Seq < f.Seq) {
+		return h
+	}
+	return f
+}
+
+// pop removes the record peek returned.
+func (b *reorderBuffer) pop() {
+	if r := b.peek(); b.head < len(b.fifo) && r == b.fifo[b.head] {
+		b.fifo[b.head] = nil
+		b.head++
+		if b.head == len(b.fifo) {
+			b.fifo, b.head = b.fifo[:0], 0
+		} else if b.head >= 1024 && b.head*2 >= len(b.fifo) {
+			n := copy(b.fifo, b.fifo[b.head:])
+			clear(b.fifo[n:])
+			b.fifo, b.head = b.fifo[:n], 0
+		}
+		return
+	}
+	heap.Pop(&b.heap)
 }
 
 // recordHeap orders buffered records by event time, then arrival.

@@ -48,6 +48,7 @@ func compareRuns(a, b *run) int {
 
 // ruleKey is one rule's state for one key.
 type ruleKey struct {
+	rule *planRule
 	runs []*run
 	// held are completed matches a skip strategy keeps until no earlier
 	// partial match is open (and absence matches, released the same way).
