@@ -19,9 +19,9 @@ type Partition struct {
 
 	keys    map[string]*keyState
 	pending reorderBuffer // records waiting for the watermark
-	timers  timerHeap  // keys with a window that closes
-	maxTime int64      // newest event time seen
-	wm      int64      // records with Time < wm are late
+	timers  timerHeap     // keys with a window that closes
+	maxTime int64         // newest event time seen
+	wm      int64         // records with Time < wm are late
 	seq     uint64
 
 	// Per-event cache of event-only conditions: a slot is valid when its
