@@ -50,11 +50,14 @@ func run(ctx context.Context, args []string, e env) int {
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	var uerr usageError
+	var status exitStatus
 	switch {
 	case err == nil:
 		return 0
 	case errors.Is(err, errReported):
 		return 1
+	case errors.As(err, &status):
+		return int(status)
 	case errors.As(err, &uerr) || isCobraUsageError(err):
 		fmt.Fprintf(e.stderr, "shrike: %v\nRun 'shrike --help' for usage.\n", err)
 		return 2
@@ -98,6 +101,7 @@ written as rulesets in YAML with CEL expressions, over keyed event streams.`,
 	root.SetVersionTemplate("shrike {{.Version}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newCheckCmd(e), newRunCmd(e))
+	root.AddCommand(newTestCmd(e))
 	return root
 }
 

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"time"
 
@@ -83,11 +82,16 @@ func runReplay(cmd *cobra.Command, e env, f runFlags, args []string) error {
 			inputs[i] = cep.Input{Name: "stdin", R: e.stdin}
 		}
 	}
+	inputs, bar, closeInputs, err := openWithProgress(e.stderr, inputs)
+	if err != nil {
+		return err
+	}
+	defer closeInputs()
 	opts := cep.ReplayOptions{
 		Rulesets:      compiled,
 		Inputs:        inputs,
 		Alerts:        e.stdout,
-		Reports:       e.stderr,
+		Reports:       bar.writer(e.stderr),
 		MaxLineBytes:  f.maxLineBytes,
 		MaxRunsPerKey: f.maxRunsPerKey,
 		Clock:         e.clock,
@@ -101,6 +105,7 @@ func runReplay(cmd *cobra.Command, e env, f runFlags, args []string) error {
 		opts.Late = lf
 	}
 	sum, err := cep.Replay(cmd.Context(), opts)
+	bar.finish()
 	if err != nil {
 		return err
 	}
@@ -110,43 +115,9 @@ func runReplay(cmd *cobra.Command, e env, f runFlags, args []string) error {
 		}
 	}
 	if !f.quiet {
-		printSummary(e.stderr, &sum, f.late)
+		return writeSummary(e.stderr, &sum, f.late)
 	}
 	return nil
-}
-
-// printSummary writes the short report a person reads after a replay.
-func printSummary(w io.Writer, s *cep.Summary, lateFile string) {
-	fmt.Fprintf(w, "%d events from %s in %v (%.0f events/s)\n",
-		s.Events, plural(uint64(s.Files), "file", "files"), roundDuration(s.Elapsed), s.EventsPerSecond())
-	fmt.Fprintf(w, "alerts: %d\n", s.Alerts)
-	width := 0
-	for _, r := range s.Rules {
-		width = max(width, len(r.Ruleset)+1+len(r.Rule))
-	}
-	for _, r := range s.Rules {
-		line := fmt.Sprintf("  %-*s  %d", width, r.Ruleset+"/"+r.Rule, r.Alerts)
-		if r.Timeouts > 0 {
-			line += ", " + plural(r.Timeouts, "partial match", "partial matches") + " expired"
-		}
-		if r.Dropped > 0 {
-			line += ", " + plural(r.Dropped, "partial match", "partial matches") + " dropped (--max-runs-per-key)"
-		}
-		if r.CELErrors > 0 {
-			line += ", " + plural(r.CELErrors, "CEL error", "CEL errors") + " (counted as false)"
-		}
-		fmt.Fprintln(w, line)
-	}
-	late := fmt.Sprintf("late: %d", s.Late)
-	if lateFile != "" {
-		late += " (written to " + lateFile + ")"
-	}
-	fmt.Fprintln(w, late)
-	fmt.Fprintf(w, "dead-lettered: %d\n", s.DeadLettered)
-	if s.Unrouted > 0 {
-		fmt.Fprintf(w, "other topics: %s skipped\n", plural(s.Unrouted, "line", "lines"))
-	}
-	fmt.Fprintf(w, "peak partial matches: %d\n", s.PeakRuns)
 }
 
 func plural(n uint64, one, many string) string {

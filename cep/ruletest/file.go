@@ -1,0 +1,894 @@
+package ruletest
+
+import (
+	"bytes"
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/shrike-cep/shrike/rules"
+)
+
+// File is one loaded rule unit-test file: its rulesets compiled, every
+// reference in its tests checked.
+type File struct {
+	// Path is the file's name as given; positions and reports use it.
+	Path string
+	// Rulesets are the compiled rulesets the tests run, in the order listed.
+	Rulesets []*rules.Compiled
+	// Tests are the test cases in source order.
+	Tests []*Test
+}
+
+// Test is one test case: events in, alerts expected.
+type Test struct {
+	Name string
+	// Pos is the position of the test's mapping in the file.
+	Pos rules.Pos
+	// Events are the inline events or records, in arrival order. A test
+	// has Events or an EventsFile, not both.
+	Events []*Event
+	// EventsFile is the recorded event file, resolved against the test
+	// file's folder, as Replay names it in positions.
+	EventsFile    string
+	EventsFilePos rules.Pos
+	// Only restricts the comparison to these rules' alerts; empty compares
+	// every alert.
+	Only []RuleRef
+	// Expect are the expected alerts; empty asserts that no alert comes.
+	Expect []*Expected
+}
+
+// Event is one event written in a test file.
+type Event struct {
+	Pos rules.Pos
+	// JSON is the event object as the rules see it.
+	JSON []byte
+	// Record marks a Kafka record written as {key, value, topic, ts}. The
+	// fields below are set only for records.
+	Record bool
+	// Topic is the record's topic: as written, else the topic every
+	// ruleset of the file reads.
+	Topic string
+	// Key is the record key; HasKey is false when the record has none.
+	Key    string
+	HasKey bool
+	// TimeMillis is the record timestamp in epoch milliseconds; HasTime is
+	// false when the record has none.
+	TimeMillis int64
+	HasTime    bool
+}
+
+// RuleRef names one rule of the file's rulesets.
+type RuleRef struct {
+	// Ruleset is the ruleset's name; Load fills it in when the test file
+	// gave only the rule id.
+	Ruleset string
+	Rule    string
+	Pos     rules.Pos
+}
+
+// String formats the reference as ruleset/rule.
+func (r RuleRef) String() string { return r.Ruleset + "/" + r.Rule }
+
+// Expected is one alert a test expects. Unset optional fields match
+// anything.
+type Expected struct {
+	Pos rules.Pos
+	RuleRef
+	// Key is the partition key; nil matches any key.
+	Key *string
+	// Severity is empty to match any.
+	Severity rules.Severity
+	// Labels must all be present with these values; others may be too.
+	Labels map[string]string
+	// Timeout is nil to match both matches and timeouts.
+	Timeout *bool
+	// Summary is nil to match any summary.
+	Summary *string
+	// Steps check the events of the named steps; nil checks no events.
+	Steps []*ExpectedStep
+}
+
+// ExpectedStep lists matchers for the events one step took, in order: the
+// step must have taken exactly as many events as there are matchers.
+type ExpectedStep struct {
+	Step   string
+	Pos    rules.Pos
+	Events []*EventMatcher
+}
+
+// EventMatcher matches one event of an alert: by its number in the test,
+// by a subset of its fields, or both. An empty matcher ({}) matches any
+// event.
+type EventMatcher struct {
+	Pos rules.Pos
+	// Line is the event's number in the test (the 1-based index of an
+	// inline event or record, the line of an events file); 0 matches any.
+	Line int64
+	// Fields is a JSON object whose members the event must hold with equal
+	// values (objects compared as subsets, numbers by value); nil checks no
+	// field.
+	Fields []byte
+	fields map[string]any
+}
+
+// Load reads, validates and loads a test file: its own format, its
+// rulesets (compiled once for all its tests), and every reference from
+// its tests into them. Problems in the test file and in its rulesets come
+// back together as a rules.ErrorList sorted by file and position;
+// errors.Is(err, rules.ErrInvalid) tells them from a file that could not
+// be read.
+func Load(path string) (*File, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read test file: %w", err)
+	}
+	return LoadSource(path, src)
+}
+
+// LoadSource is Load with the test file's content given; rulesets and
+// events files are still found relative to path.
+func LoadSource(path string, src []byte) (*File, error) {
+	p := &parser{file: path}
+	f, refs := p.parse(src)
+	if f == nil {
+		return nil, p.err()
+	}
+	dir := filepath.Dir(path)
+	names := map[string]rules.Pos{}
+	loaded := true
+	for _, ref := range refs {
+		rp := ref.path
+		if !filepath.IsAbs(rp) {
+			rp = filepath.Join(dir, rp)
+		}
+		rsrc, err := os.ReadFile(rp)
+		if err != nil {
+			p.add(ref.pos, "ruleset %s: %v", ref.path, unwrapPathError(err))
+			loaded = false
+			continue
+		}
+		c, err := rules.Load(rp, rsrc, rules.CompileOptions{})
+		if err != nil {
+			var list rules.ErrorList
+			if errors.As(err, &list) {
+				p.list = append(p.list, list...)
+			} else {
+				p.add(ref.pos, "ruleset %s: %v", ref.path, err)
+			}
+			loaded = false
+			continue
+		}
+		if prev, dup := names[c.Name]; dup {
+			p.add(ref.pos, "ruleset %q is already listed at %d:%d", c.Name, prev.Line, prev.Col)
+			loaded = false
+			continue
+		}
+		names[c.Name] = ref.pos
+		f.Rulesets = append(f.Rulesets, c)
+	}
+	for _, t := range f.Tests {
+		if t.EventsFile == "" {
+			continue
+		}
+		if !filepath.IsAbs(t.EventsFile) {
+			t.EventsFile = filepath.Join(dir, t.EventsFile)
+		}
+		if fi, err := os.Stat(t.EventsFile); err != nil {
+			p.add(t.EventsFilePos, "test %q: events file: %v", t.Name, unwrapPathError(err))
+		} else if fi.IsDir() {
+			p.add(t.EventsFilePos, "test %q: events file %s is a directory", t.Name, t.EventsFile)
+		}
+	}
+	// References into rulesets are only checked against a complete set:
+	// a rule of a ruleset that failed to load is not "unknown".
+	if loaded {
+		p.resolve(f)
+	}
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// unwrapPathError drops the operation of an *os.PathError, which repeats
+// what the message already says.
+func unwrapPathError(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w", pe.Path, pe.Err)
+	}
+	return err
+}
+
+// maxNodes bounds the YAML nodes visited, aliases included, so that a
+// small file cannot expand into a huge one.
+const maxNodes = 1 << 20
+
+type rulesetRef struct {
+	path string
+	pos  rules.Pos
+}
+
+type parser struct {
+	file  string
+	list  rules.ErrorList
+	nodes int
+}
+
+func (p *parser) add(pos rules.Pos, format string, args ...any) {
+	p.list = append(p.list, &rules.Error{Pos: pos, Msg: fmt.Sprintf(format, args...)})
+}
+
+// err returns the problems sorted by file and position, nil when none.
+func (p *parser) err() error {
+	if len(p.list) == 0 {
+		return nil
+	}
+	slices.SortStableFunc(p.list, func(a, b *rules.Error) int {
+		return cmp.Or(cmp.Compare(a.Pos.File, b.Pos.File),
+			cmp.Compare(a.Pos.Line, b.Pos.Line), cmp.Compare(a.Pos.Col, b.Pos.Col))
+	})
+	return slices.CompactFunc(p.list, func(a, b *rules.Error) bool {
+		return a.Pos == b.Pos && a.Rule == b.Rule && a.Msg == b.Msg
+	})
+}
+
+func (p *parser) pos(n *yaml.Node) rules.Pos {
+	return rules.Pos{File: p.file, Line: n.Line, Col: n.Column}
+}
+
+// resolveNode follows aliases and counts nodes against maxNodes.
+func (p *parser) resolveNode(n *yaml.Node) *yaml.Node {
+	for n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	p.nodes++
+	if p.nodes == maxNodes {
+		p.add(p.pos(n), "document too large after expanding aliases")
+	}
+	return n
+}
+
+var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): `)
+
+func (p *parser) parse(src []byte) (*File, []rulesetRef) {
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(src))
+	if err := dec.Decode(&doc); err != nil {
+		pos := rules.Pos{File: p.file, Line: 1, Col: 1}
+		if errors.Is(err, io.EOF) {
+			p.add(pos, "empty test file")
+			return nil, nil
+		}
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
+			pos.Line, _ = strconv.Atoi(m[1])
+			msg = strings.TrimPrefix(err.Error(), m[0])
+		}
+		p.add(pos, "invalid YAML: %s", msg)
+		return nil, nil
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		p.add(p.pos(&extra), "a test file holds one YAML document")
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	if root.Kind == 0 || root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
+		p.add(rules.Pos{File: p.file, Line: 1, Col: 1}, "empty test file")
+		return nil, nil
+	}
+	f := &File{Path: p.file}
+	var refs []rulesetRef
+	var sawRulesets, sawTests bool
+	p.fields(root, "test file", map[string]func(k, v *yaml.Node){
+		"rulesets": func(k, v *yaml.Node) {
+			sawRulesets = true
+			refs = p.rulesets(v)
+		},
+		"tests": func(k, v *yaml.Node) {
+			sawTests = true
+			f.Tests = p.tests(v)
+		},
+	})
+	if root.Kind == yaml.MappingNode {
+		if !sawRulesets {
+			p.add(p.pos(root), "missing field \"rulesets\" (the ruleset files to test, relative to this file)")
+		}
+		if !sawTests {
+			p.add(p.pos(root), "missing field \"tests\"")
+		}
+	}
+	return f, refs
+}
+
+// fields walks a mapping strictly: every key must be one of fields, once.
+func (p *parser) fields(n *yaml.Node, what string, fields map[string]func(k, v *yaml.Node)) {
+	n = p.resolveNode(n)
+	if n.Kind != yaml.MappingNode {
+		p.add(p.pos(n), "%s must be a mapping, not %s", what, kindName(n))
+		return
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content) && p.nodes < maxNodes; i += 2 {
+		k, v := p.resolveNode(n.Content[i]), p.resolveNode(n.Content[i+1])
+		if k.Kind != yaml.ScalarNode {
+			p.add(p.pos(k), "%s keys must be strings", what)
+			continue
+		}
+		f, ok := fields[k.Value]
+		switch {
+		case !ok:
+			p.add(p.pos(k), "unknown field %q in %s (want one of %s)", k.Value, what, strings.Join(sortedKeys(fields), ", "))
+		case seen[k.Value]:
+			p.add(p.pos(k), "duplicate field %q in %s", k.Value, what)
+		default:
+			seen[k.Value] = true
+			f(k, v)
+		}
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// seq walks a sequence, calling f for each resolved item.
+func (p *parser) seq(n *yaml.Node, what string, f func(i int, it *yaml.Node)) bool {
+	n = p.resolveNode(n)
+	if n.Kind != yaml.SequenceNode {
+		p.add(p.pos(n), "%s must be a list, not %s", what, kindName(n))
+		return false
+	}
+	for i, it := range n.Content {
+		if p.nodes >= maxNodes {
+			break
+		}
+		f(i, p.resolveNode(it))
+	}
+	return true
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		switch n.Tag {
+		case "!!null":
+			return "null"
+		case "!!str":
+			return "a string"
+		case "!!int":
+			return "an integer"
+		case "!!float":
+			return "a number"
+		case "!!bool":
+			return "a boolean"
+		}
+		return "a " + strings.TrimPrefix(n.Tag, "!!") + " scalar"
+	}
+	return "an unexpected node"
+}
+
+// str reads a non-null scalar as text, so that `key: 42` reads as "42".
+func (p *parser) str(n *yaml.Node, what string) (string, bool) {
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+		p.add(p.pos(n), "%s must be a string, not %s", what, kindName(n))
+		return "", false
+	}
+	return n.Value, true
+}
+
+func (p *parser) nonEmpty(n *yaml.Node, what string) (string, bool) {
+	s, ok := p.str(n, what)
+	if ok && strings.TrimSpace(s) == "" {
+		p.add(p.pos(n), "%s is empty", what)
+		return "", false
+	}
+	return s, ok
+}
+
+func (p *parser) boolean(n *yaml.Node, what string) (bool, bool) {
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" {
+		p.add(p.pos(n), "%s must be true or false, not %s", what, kindName(n))
+		return false, false
+	}
+	b, err := strconv.ParseBool(strings.ToLower(n.Value))
+	if err != nil {
+		p.add(p.pos(n), "%s must be true or false", what)
+		return false, false
+	}
+	return b, true
+}
+
+// rulesets reads the ruleset paths: a list of strings, or one string.
+func (p *parser) rulesets(n *yaml.Node) []rulesetRef {
+	n = p.resolveNode(n)
+	var refs []rulesetRef
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!str" {
+		if s, ok := p.nonEmpty(n, "ruleset path"); ok {
+			refs = append(refs, rulesetRef{s, p.pos(n)})
+		}
+		return refs
+	}
+	if !p.seq(n, "rulesets", func(_ int, it *yaml.Node) {
+		if s, ok := p.nonEmpty(it, "ruleset path"); ok {
+			refs = append(refs, rulesetRef{s, p.pos(it)})
+		}
+	}) {
+		return nil
+	}
+	if len(n.Content) == 0 {
+		p.add(p.pos(n), "rulesets is empty: name at least one ruleset file")
+	}
+	return refs
+}
+
+func (p *parser) tests(n *yaml.Node) []*Test {
+	var tests []*Test
+	names := map[string]rules.Pos{}
+	ok := p.seq(n, "tests", func(_ int, it *yaml.Node) {
+		t := p.test(it)
+		if t == nil {
+			return
+		}
+		if prev, dup := names[t.Name]; dup && t.Name != "" {
+			p.add(t.Pos, "test %q: the name is already used at %d:%d (names select tests and label reports)", t.Name, prev.Line, prev.Col)
+		}
+		names[t.Name] = t.Pos
+		tests = append(tests, t)
+	})
+	if ok && len(p.resolveNode(n).Content) == 0 {
+		p.add(p.pos(n), "tests is empty")
+	}
+	return tests
+}
+
+func (p *parser) test(n *yaml.Node) *Test {
+	t := &Test{Pos: p.pos(n)}
+	var sawName, sawEvents, sawExpect bool
+	var sources []string
+	p.fields(n, "test", map[string]func(k, v *yaml.Node){
+		"name": func(k, v *yaml.Node) {
+			sawName = true
+			t.Name, _ = p.nonEmpty(v, "test name")
+		},
+		"events": func(k, v *yaml.Node) {
+			sawEvents = true
+			sources = append(sources, "events")
+			t.Events = append(t.Events, p.events(v, "events", false)...)
+		},
+		"records": func(k, v *yaml.Node) {
+			sawEvents = true
+			sources = append(sources, "records")
+			t.Events = append(t.Events, p.events(v, "records", true)...)
+		},
+		"events_file": func(k, v *yaml.Node) {
+			sawEvents = true
+			sources = append(sources, "events_file")
+			t.EventsFile, _ = p.nonEmpty(v, "events_file")
+			t.EventsFilePos = p.pos(v)
+		},
+		"only": func(k, v *yaml.Node) {
+			p.seq(v, "only", func(_ int, it *yaml.Node) {
+				if s, ok := p.nonEmpty(it, "only entry"); ok {
+					t.Only = append(t.Only, parseRuleRef(s, p.pos(it)))
+				}
+			})
+		},
+		"expect": func(k, v *yaml.Node) {
+			sawExpect = true
+			p.seq(v, "expect", func(_ int, it *yaml.Node) {
+				if e := p.expected(it); e != nil {
+					t.Expect = append(t.Expect, e)
+				}
+			})
+		},
+	})
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	label := "test"
+	if t.Name != "" {
+		label = fmt.Sprintf("test %q", t.Name)
+	}
+	if !sawName {
+		p.add(t.Pos, "test: missing field \"name\"")
+	}
+	if !sawEvents {
+		p.add(t.Pos, "%s: missing events: give events, records or events_file", label)
+	}
+	if len(sources) > 1 {
+		p.add(t.Pos, "%s: give only one of %s", label, strings.Join(sources, ", "))
+	}
+	if !sawExpect {
+		p.add(t.Pos, "%s: missing field \"expect\" (write expect: [] to assert that no alert comes)", label)
+	}
+	return t
+}
+
+// parseRuleRef reads "rule" or "ruleset/rule".
+func parseRuleRef(s string, pos rules.Pos) RuleRef {
+	if i := strings.LastIndexByte(s, '/'); i >= 0 {
+		return RuleRef{Ruleset: s[:i], Rule: s[i+1:], Pos: pos}
+	}
+	return RuleRef{Rule: s, Pos: pos}
+}
+
+// events reads inline events (objects) or records ({key, value, topic,
+// ts}).
+func (p *parser) events(n *yaml.Node, what string, records bool) []*Event {
+	var out []*Event
+	p.seq(n, what, func(i int, it *yaml.Node) {
+		ev := &Event{Pos: p.pos(it), Record: records}
+		if !records {
+			if it.Kind != yaml.MappingNode {
+				p.add(ev.Pos, "event %d must be a mapping (an event object), not %s", i+1, kindName(it))
+				return
+			}
+			ev.JSON = p.toJSON(nil, it)
+			out = append(out, ev)
+			return
+		}
+		var sawValue bool
+		p.fields(it, "record", map[string]func(k, v *yaml.Node){
+			"key": func(k, v *yaml.Node) {
+				if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
+					return // a null key is a record without key
+				}
+				ev.Key, ev.HasKey = p.str(v, "record key")
+			},
+			"value": func(k, v *yaml.Node) {
+				sawValue = true
+				if v.Kind != yaml.MappingNode {
+					p.add(p.pos(v), "record value must be a mapping (an event object), not %s", kindName(v))
+					return
+				}
+				ev.JSON = p.toJSON(nil, v)
+			},
+			"topic": func(k, v *yaml.Node) { ev.Topic, _ = p.nonEmpty(v, "record topic") },
+			"ts":    func(k, v *yaml.Node) { ev.TimeMillis, ev.HasTime = p.recordTime(v) },
+		})
+		if it.Kind == yaml.MappingNode && !sawValue {
+			p.add(ev.Pos, "record %d: missing field \"value\" (the event object)", i+1)
+		}
+		out = append(out, ev)
+	})
+	return out
+}
+
+// recordTime reads a record timestamp: epoch milliseconds, or an RFC 3339
+// time for readability.
+func (p *parser) recordTime(n *yaml.Node) (int64, bool) {
+	if n.Kind == yaml.ScalarNode {
+		switch n.Tag {
+		case "!!int":
+			ms, err := strconv.ParseInt(strings.ReplaceAll(n.Value, "_", ""), 0, 64)
+			if err != nil || ms < 0 {
+				p.add(p.pos(n), "record ts %s must be epoch milliseconds >= 0", n.Value)
+				return 0, false
+			}
+			return ms, true
+		case "!!str", "!!timestamp":
+			t, err := time.Parse(time.RFC3339Nano, n.Value)
+			if err != nil || t.UnixMilli() < 0 {
+				p.add(p.pos(n), "record ts %q must be epoch milliseconds or an RFC 3339 time after 1970", n.Value)
+				return 0, false
+			}
+			return t.UnixMilli(), true
+		}
+	}
+	p.add(p.pos(n), "record ts must be epoch milliseconds or an RFC 3339 time, not %s", kindName(n))
+	return 0, false
+}
+
+func (p *parser) expected(n *yaml.Node) *Expected {
+	e := &Expected{Pos: p.pos(n)}
+	var sawRule bool
+	var ruleset string
+	p.fields(n, "expected alert", map[string]func(k, v *yaml.Node){
+		"ruleset": func(k, v *yaml.Node) { ruleset, _ = p.nonEmpty(v, "ruleset") },
+		"rule": func(k, v *yaml.Node) {
+			sawRule = true
+			if s, ok := p.nonEmpty(v, "rule"); ok {
+				e.RuleRef = parseRuleRef(s, p.pos(v))
+			}
+		},
+		"key": func(k, v *yaml.Node) {
+			if s, ok := p.str(v, "key"); ok {
+				e.Key = &s
+			}
+		},
+		"severity": func(k, v *yaml.Node) {
+			s, ok := p.str(v, "severity")
+			if !ok {
+				return
+			}
+			switch sev := rules.Severity(s); sev {
+			case rules.SeverityInfo, rules.SeverityLow, rules.SeverityMedium, rules.SeverityHigh, rules.SeverityCritical:
+				e.Severity = sev
+			default:
+				p.add(p.pos(v), "unknown severity %q (want info, low, medium, high or critical)", s)
+			}
+		},
+		"labels": func(k, v *yaml.Node) {
+			if v.Kind != yaml.MappingNode {
+				p.add(p.pos(v), "labels must be a mapping, not %s", kindName(v))
+				return
+			}
+			e.Labels = map[string]string{}
+			for i := 0; i+1 < len(v.Content); i += 2 {
+				lk, lv := p.resolveNode(v.Content[i]), p.resolveNode(v.Content[i+1])
+				name, ok1 := p.str(lk, "label name")
+				val, ok2 := p.str(lv, "label value")
+				if !ok1 || !ok2 {
+					continue
+				}
+				if _, dup := e.Labels[name]; dup {
+					p.add(p.pos(lk), "duplicate label %q", name)
+				}
+				e.Labels[name] = val
+			}
+		},
+		"timeout": func(k, v *yaml.Node) {
+			if b, ok := p.boolean(v, "timeout"); ok {
+				e.Timeout = &b
+			}
+		},
+		"summary": func(k, v *yaml.Node) {
+			if s, ok := p.str(v, "summary"); ok {
+				e.Summary = &s
+			}
+		},
+		"events": func(k, v *yaml.Node) {
+			e.Steps = []*ExpectedStep{}
+			p.steps(v, e)
+		},
+	})
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	if !sawRule {
+		p.add(e.Pos, "expected alert: missing field \"rule\"")
+	}
+	switch {
+	case ruleset == "":
+	case e.Ruleset == "":
+		e.Ruleset = ruleset
+	case e.Ruleset != ruleset:
+		p.add(e.RuleRef.Pos, "rule %s is not in ruleset %q given beside it", e.RuleRef.String(), ruleset)
+	}
+	return e
+}
+
+func (p *parser) steps(n *yaml.Node, e *Expected) {
+	n = p.resolveNode(n)
+	if n.Kind != yaml.MappingNode {
+		p.add(p.pos(n), "expected events must be a mapping of step names to lists of event matchers, not %s", kindName(n))
+		return
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := p.resolveNode(n.Content[i]), p.resolveNode(n.Content[i+1])
+		name, ok := p.nonEmpty(k, "step name")
+		if !ok {
+			continue
+		}
+		if seen[name] {
+			p.add(p.pos(k), "duplicate step %q", name)
+			continue
+		}
+		seen[name] = true
+		st := &ExpectedStep{Step: name, Pos: p.pos(k)}
+		p.seq(v, fmt.Sprintf("events of step %q", name), func(_ int, it *yaml.Node) {
+			if m := p.matcher(it); m != nil {
+				st.Events = append(st.Events, m)
+			}
+		})
+		e.Steps = append(e.Steps, st)
+	}
+}
+
+// matcher reads an event matcher: a mapping of fields, where the key line
+// (an integer) is the event's number in the test rather than a field.
+func (p *parser) matcher(n *yaml.Node) *EventMatcher {
+	if n.Kind != yaml.MappingNode {
+		p.add(p.pos(n), "an event matcher must be a mapping ({line: N} or fields to compare), not %s", kindName(n))
+		return nil
+	}
+	m := &EventMatcher{Pos: p.pos(n)}
+	fields := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: n.Line, Column: n.Column}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := p.resolveNode(n.Content[i]), p.resolveNode(n.Content[i+1])
+		if k.Kind == yaml.ScalarNode && k.Value == "line" {
+			if v.Kind != yaml.ScalarNode || v.Tag != "!!int" {
+				p.add(p.pos(v), "line must be the event's number in the test (an integer >= 1), not %s", kindName(v))
+				continue
+			}
+			line, err := strconv.ParseInt(v.Value, 10, 64)
+			if err != nil || line < 1 {
+				p.add(p.pos(v), "line must be the event's number in the test (an integer >= 1), not %s", v.Value)
+				continue
+			}
+			m.Line = line
+			continue
+		}
+		fields.Content = append(fields.Content, k, v)
+	}
+	if len(fields.Content) > 0 {
+		m.Fields = p.toJSON(nil, fields)
+		v, err := decodeJSON(m.Fields)
+		if obj, ok := v.(map[string]any); ok && err == nil {
+			m.fields = obj
+		} else {
+			// toJSON reported the problem already.
+			m.Fields = nil
+		}
+	}
+	return m
+}
+
+// resolve checks every rule and step a test names against the loaded
+// rulesets, fills in the rulesets of unqualified references and the
+// default topic of records.
+func (p *parser) resolve(f *File) {
+	topics := map[string]bool{}
+	var topicList []string
+	for _, rs := range f.Rulesets {
+		if !topics[rs.Stream.Topic] {
+			topics[rs.Stream.Topic] = true
+			topicList = append(topicList, strconv.Quote(rs.Stream.Topic))
+		}
+	}
+	for _, t := range f.Tests {
+		for i, ev := range t.Events {
+			if !ev.Record {
+				continue
+			}
+			switch {
+			case ev.Topic == "" && len(topics) == 1:
+				ev.Topic = f.Rulesets[0].Stream.Topic
+			case ev.Topic == "":
+				p.add(ev.Pos, "test %q: record %d: give its topic: the rulesets read topics %s", t.Name, i+1, strings.Join(topicList, ", "))
+			case !topics[ev.Topic] && !topics[""]:
+				p.add(ev.Pos, "test %q: record %d: no ruleset reads topic %q (they read %s)", t.Name, i+1, ev.Topic, strings.Join(topicList, ", "))
+			}
+		}
+		only := map[RuleRef]bool{}
+		for i := range t.Only {
+			if p.findRule(f, t, &t.Only[i]) != nil {
+				only[RuleRef{Ruleset: t.Only[i].Ruleset, Rule: t.Only[i].Rule}] = true
+			}
+		}
+		for _, e := range t.Expect {
+			r := p.findRule(f, t, &e.RuleRef)
+			if r == nil {
+				continue
+			}
+			if !r.Enabled {
+				p.add(e.RuleRef.Pos, "test %q: rule %q is disabled: it raises no alerts", t.Name, e.RuleRef.String())
+			}
+			if len(only) > 0 && !only[RuleRef{Ruleset: e.Ruleset, Rule: e.Rule}] {
+				p.add(e.RuleRef.Pos, "test %q: rule %q is not in this test's only list, so its alerts are not compared", t.Name, e.RuleRef.String())
+			}
+			p.checkSteps(t, e, r)
+		}
+	}
+}
+
+// findRule resolves ref in f's rulesets, qualifying it in place.
+func (p *parser) findRule(f *File, t *Test, ref *RuleRef) *rules.Rule {
+	if ref.Rule == "" {
+		return nil
+	}
+	var found []*rules.Rule
+	var in []string
+	for _, rs := range f.Rulesets {
+		if ref.Ruleset != "" && rs.Name != ref.Ruleset {
+			continue
+		}
+		for _, r := range rs.Ruleset.Rules {
+			if r.ID == ref.Rule {
+				found = append(found, r)
+				in = append(in, rs.Name)
+			}
+		}
+	}
+	switch len(found) {
+	case 1:
+		ref.Ruleset = in[0]
+		return found[0]
+	case 0:
+		switch {
+		case ref.Ruleset == "":
+		case slices.ContainsFunc(f.Rulesets, func(c *rules.Compiled) bool { return c.Name == ref.Ruleset }):
+			p.add(ref.Pos, "test %q: ruleset %q has no rule %q", t.Name, ref.Ruleset, ref.Rule)
+			return nil
+		default:
+			p.add(ref.Pos, "test %q: no ruleset %q among %s", t.Name, ref.Ruleset, rulesetNames(f))
+			return nil
+		}
+		p.add(ref.Pos, "test %q: no rule %q in %s", t.Name, ref.Rule, rulesetNames(f))
+	default:
+		p.add(ref.Pos, "test %q: rule %q is in several rulesets (%s): write ruleset/rule or give ruleset", t.Name, ref.Rule, strings.Join(in, ", "))
+	}
+	return nil
+}
+
+func rulesetNames(f *File) string {
+	names := make([]string, len(f.Rulesets))
+	for i, rs := range f.Rulesets {
+		names[i] = strconv.Quote(rs.Name)
+	}
+	if len(names) == 1 {
+		return "ruleset " + names[0]
+	}
+	return "rulesets " + strings.Join(names, ", ")
+}
+
+// checkSteps checks that the steps an expectation lists exist, can take
+// that many events, and that inline event numbers exist.
+func (p *parser) checkSteps(t *Test, e *Expected, r *rules.Rule) {
+	for _, st := range e.Steps {
+		var step *rules.Step
+		if r.When != "" {
+			if st.Step != "event" {
+				p.add(st.Pos, "test %q: rule %q is a single-event rule: its one step is \"event\", not %q", t.Name, e.RuleRef.String(), st.Step)
+				continue
+			}
+			step = &rules.Step{Name: "event", Min: 1, Max: 1}
+		} else {
+			i := slices.IndexFunc(r.Pattern, func(s *rules.Step) bool { return s.Name == st.Step })
+			if i < 0 {
+				names := make([]string, len(r.Pattern))
+				for j, s := range r.Pattern {
+					names[j] = s.Name
+				}
+				p.add(st.Pos, "test %q: rule %q has no step %q (steps: %s)", t.Name, e.RuleRef.String(), st.Step, strings.Join(names, ", "))
+				continue
+			}
+			step = r.Pattern[i]
+		}
+		n := len(st.Events)
+		switch {
+		case step.Not:
+			p.add(st.Pos, "test %q: step %q is a not step: it never takes events", t.Name, st.Step)
+		case n == 0 && !step.Optional && step.Min > 0:
+			p.add(st.Pos, "test %q: step %q takes at least %s: list a matcher ({} for any event) per event", t.Name, st.Step, plural(step.Min, "event"))
+		case n > 0 && n < step.Min:
+			p.add(st.Pos, "test %q: step %q takes at least %s, %s given", t.Name, st.Step, plural(step.Min, "event"), plural(n, "matcher"))
+		case step.Max >= 0 && n > step.Max:
+			p.add(st.Pos, "test %q: step %q takes at most %s, %s given", t.Name, st.Step, plural(step.Max, "event"), plural(n, "matcher"))
+		}
+		if t.EventsFile != "" {
+			continue
+		}
+		for _, m := range st.Events {
+			if m.Line > int64(len(t.Events)) {
+				p.add(m.Pos, "test %q: line %d: the test has %s", t.Name, m.Line, plural(len(t.Events), "event"))
+			}
+		}
+	}
+}

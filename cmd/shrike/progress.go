@@ -1,0 +1,211 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"github.com/shrike-cep/shrike/cep"
+)
+
+// isTerminal reports whether w is a terminal. Progress bars and colours
+// are for people: a pipe, a file or a CI log gets neither. Tests replace
+// it to see the bar drawn.
+var isTerminal = func(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// progress is a progress bar over the bytes of recorded event files, drawn
+// on a terminal. It is fed by the readers it wraps, once per buffer the
+// file source fills (64 KiB), never per event, so the replay's hot loop
+// does not know it exists. A nil *progress draws nothing; every method
+// accepts it, so callers need not check.
+type progress struct {
+	bar   *progressbar.ProgressBar
+	start time.Time
+	// lines counts the newlines of plain files read so far: an estimate
+	// of events, as a recorded file has one event per line. Gzipped files
+	// are counted in compressed bytes only (the gunzipping happens inside
+	// the replay), so they add no lines.
+	lines     int64
+	described time.Time
+	now       func() time.Time
+}
+
+// progressMinBytes is how big an events file of `shrike test` must be to
+// get a bar: small files are done before a bar could be read.
+const progressMinBytes = 4 << 20
+
+// newProgress starts a bar on w for total bytes (-1 when unknown, as for
+// stdin) when w is a terminal, else returns nil.
+func newProgress(w io.Writer, total int64, what string) *progress {
+	if !isTerminal(w) {
+		return nil
+	}
+	if total == 0 {
+		total = -1
+	}
+	p := &progress{start: time.Now(), now: time.Now}
+	p.bar = progressbar.NewOptions64(total,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription(what),
+		progressbar.OptionShowBytes(true),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionClearOnFinish(),
+		// No spinner goroutine: the bar is drawn only from Read, on the
+		// replay's goroutine, so that clearing it before a report line
+		// cannot race with a redraw.
+		progressbar.OptionSetSpinnerChangeInterval(0),
+	)
+	return p
+}
+
+// reader counts r's bytes into the bar (and its newlines when countLines).
+func (p *progress) reader(r io.Reader, countLines bool) io.Reader {
+	if p == nil {
+		return r
+	}
+	return &progressReader{r: r, p: p, lines: countLines}
+}
+
+type progressReader struct {
+	r     io.Reader
+	p     *progress
+	lines bool
+}
+
+func (pr *progressReader) Read(b []byte) (int, error) {
+	n, err := pr.r.Read(b)
+	if n > 0 {
+		if pr.lines {
+			pr.p.lines += int64(bytes.Count(b[:n], []byte{'\n'}))
+		}
+		pr.p.add(n)
+	}
+	return n, err
+}
+
+func (p *progress) add(n int) {
+	if now := p.now(); p.lines > 0 && now.Sub(p.described) >= 500*time.Millisecond {
+		p.described = now
+		if secs := now.Sub(p.start).Seconds(); secs > 0 {
+			p.bar.Describe(fmt.Sprintf("%.0f events/s", float64(p.lines)/secs))
+		}
+	}
+	_ = p.bar.Add(n)
+}
+
+// writer returns w for lines that share the terminal with the bar: each
+// write first clears the bar, which the next read redraws below it.
+func (p *progress) writer(w io.Writer) io.Writer {
+	if p == nil {
+		return w
+	}
+	return writerFunc(func(b []byte) (int, error) {
+		_ = p.bar.Clear()
+		return w.Write(b)
+	})
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
+
+// finish removes the bar.
+func (p *progress) finish() {
+	if p == nil {
+		return
+	}
+	_ = p.bar.Finish()
+	_ = p.bar.Clear()
+}
+
+// openWithProgress opens the replay's inputs behind one bar over their
+// total size when w is a terminal. Otherwise the inputs are returned
+// as they are, for Replay to open. The cleanup closes what was opened.
+func openWithProgress(w io.Writer, inputs []cep.Input) ([]cep.Input, *progress, func(), error) {
+	noop := func() {}
+	if !isTerminal(w) {
+		return inputs, nil, noop, nil
+	}
+	var files []*os.File
+	cleanup := func() {
+		for _, f := range files {
+			_ = f.Close()
+		}
+	}
+	out := make([]cep.Input, len(inputs))
+	total := int64(0)
+	for i, in := range inputs {
+		out[i] = in
+		if in.R != nil {
+			total = -1 // stdin: no size to show a fraction of
+			continue
+		}
+		f, err := os.Open(in.Name)
+		if err != nil {
+			cleanup()
+			return nil, nil, noop, fmt.Errorf("open events: %w", err)
+		}
+		files = append(files, f)
+		out[i].R = f
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && total >= 0 {
+			total += fi.Size()
+		} else {
+			total = -1
+		}
+	}
+	p := newProgress(w, total, "replaying")
+	for i := range out {
+		out[i].R = p.reader(out[i].R, !strings.HasSuffix(out[i].Name, ".gz"))
+	}
+	return out, p, cleanup, nil
+}
+
+// writeSummary prints the table a person reads after `shrike run`: per
+// rule its alerts, timeouts, dropped partial matches and CEL errors, then
+// the replay's totals. Columns are aligned with text/tabwriter.
+func writeSummary(w io.Writer, s *cep.Summary, lateFile string) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "RULE\tALERTS\tTIMEOUTS\tDROPPED\tCEL ERRORS\t")
+	var timeouts, dropped, celErrors uint64
+	for _, r := range s.Rules {
+		fmt.Fprintf(tw, "%s/%s\t%d\t%d\t%d\t%d\t\n", r.Ruleset, r.Rule, r.Alerts, r.Timeouts, r.Dropped, r.CELErrors)
+		timeouts += r.Timeouts
+		dropped += r.Dropped
+		celErrors += r.CELErrors
+	}
+	fmt.Fprintf(tw, "total\t%d\t%d\t%d\t%d\t\n", s.Alerts, timeouts, dropped, celErrors)
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("write summary: %w", err)
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "events\t%d from %s\n", s.Events, plural(uint64(s.Files), "file", "files"))
+	late := fmt.Sprint(s.Late)
+	if lateFile != "" {
+		late += " (written to " + lateFile + ")"
+	}
+	fmt.Fprintf(tw, "late\t%s\n", late)
+	fmt.Fprintf(tw, "dead-lettered\t%d\n", s.DeadLettered)
+	if s.Unrouted > 0 {
+		fmt.Fprintf(tw, "other topics\t%s skipped\n", plural(s.Unrouted, "line", "lines"))
+	}
+	fmt.Fprintf(tw, "peak partial matches\t%d\n", s.PeakRuns)
+	fmt.Fprintf(tw, "elapsed\t%v\n", roundDuration(s.Elapsed))
+	fmt.Fprintf(tw, "events/s\t%.0f\n", s.EventsPerSecond())
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("write summary: %w", err)
+	}
+	return nil
+}
