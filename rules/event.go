@@ -49,7 +49,7 @@ type field struct {
 	v0, v1 int32 // value
 	klen   uint16
 	mode   kind // how val was decoded; kindNone: not yet
-	kesc   bool // key contains escapes: compare decoded
+	kesc   bool // key contains escapes or invalid UTF-8: compare decoded
 	val    ref.Val
 }
 
@@ -142,6 +142,8 @@ func ParseEvent(raw []byte) (*Event, error) {
 				return nil, err
 			}
 			k1 := s.i - 1
+			// A key with invalid UTF-8 decodes to U+FFFD: compare it decoded.
+			esc = esc || !utf8.Valid(raw[k0:k1])
 			s.ws()
 			if s.i >= len(raw) {
 				return nil, s.eof()
