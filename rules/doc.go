@@ -20,6 +20,29 @@
 //   - ParseEvent accepts exactly the documents encoding/json accepts that
 //     are objects, and decodes fields to the same values.
 //
+// Cost limit. CompileOptions.CostLimit is enforced statically first: at
+// load, env.EstimateCost (with sizes: event fields up to 64 KiB, ruleset
+// lists their length, looping steps their maximum count) rejects an
+// expression whose minimum cost is over the limit, and an expression whose
+// maximum is within it runs without runtime cost tracking. Only the rest
+// (comprehensions over unbounded step lists, mostly) run under
+// cel.CostLimit. Measured with BenchmarkEvalBool on
+// `event.type == "login" && !event.success`: runtime tracking took a
+// cached-event evaluation from about 0.5 µs and 0 allocations to 2–3.5 µs
+// and 5 allocations (over 4x), far above the 15% budget.
+// cel.InterruptCheckFrequency is not used: it only acts through
+// ContextEval, and evaluations here take no context.
+//
+// Events (DESIGN.md §10). ParseEvent is one validating pass over the bytes
+// that records the spans of the top-level keys and values in an inline
+// array (one allocation of 448 bytes for up to 12 fields); values decode
+// on first access, strings without escapes share the raw bytes, and no
+// encoding/json or map[string]any is on the path. BenchmarkParseEvent on a
+// 180-byte payments event runs at about the speed of encoding/json.Valid
+// on the same bytes (~1 µs on this noisy 2-core machine); Expr.Eval
+// allocates nothing itself (activations are pooled; step lists wrap the
+// caller's slice).
+//
 // The package imports only cel-go, the YAML parser, xxhash and the
 // standard library: it is the bottom of Shrike's import graph.
 package rules
