@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"reflect"
@@ -137,13 +138,13 @@ func ParseEvent(raw []byte) (*Event, error) {
 				return nil, s.errf("looking for beginning of object key string")
 			}
 			k0 := s.i + 1
-			esc, err := s.str()
+			esc, hi, err := s.str()
 			if err != nil {
 				return nil, err
 			}
 			k1 := s.i - 1
 			// A key with invalid UTF-8 decodes to U+FFFD: compare it decoded.
-			esc = esc || !utf8.Valid(raw[k0:k1])
+			esc = esc || (hi && !utf8.Valid(raw[k0:k1]))
 			s.ws()
 			if s.i >= len(raw) {
 				return nil, s.eof()
@@ -452,7 +453,7 @@ func (s *scanner) value(depth int) error {
 	}
 	switch c := s.b[s.i]; {
 	case c == '"':
-		_, err := s.str()
+		_, _, err := s.str()
 		return err
 	case c == '{':
 		return s.object(depth + 1)
@@ -500,7 +501,7 @@ func (s *scanner) object(depth int) error {
 		if s.b[s.i] != '"' {
 			return s.errf("looking for beginning of object key string")
 		}
-		if _, err := s.str(); err != nil {
+		if _, _, err := s.str(); err != nil {
 			return err
 		}
 		s.ws()
@@ -564,36 +565,57 @@ func (s *scanner) array(depth int) error {
 }
 
 // plainByte marks the bytes a string may hold without a closer look: not
-// a quote, a backslash or a control character.
+// a quote, a backslash, a control character or a non-ASCII byte.
 var plainByte = func() (t [256]bool) {
-	for c := 0x20; c < 256; c++ {
+	for c := 0x20; c < 0x80; c++ {
 		t[c] = c != '"' && c != '\\'
 	}
 	return t
 }()
 
+const (
+	lsb = 0x0101010101010101
+	msb = 0x8080808080808080
+)
+
+// special reports whether any of the 8 bytes in x needs a closer look
+// (see plainByte), testing them all at once: a byte below 0x20, equal to
+// '"' or '\\', or with its high bit set makes the result non-zero.
+func special(x uint64) uint64 {
+	q := x ^ (lsb * '"')
+	bs := x ^ (lsb * '\\')
+	ctl := (x - lsb*0x20) &^ x // a byte below 0x20
+	isQ := (q - lsb) &^ q      // a zero byte in q: a quote
+	isBS := (bs - lsb) &^ bs   // a backslash
+	return (ctl | isQ | isBS | x) & msb
+}
+
 // str scans a string starting at its opening quote and reports whether it
-// contains escapes.
-func (s *scanner) str() (esc bool, err error) {
+// contains escapes (esc) or non-ASCII bytes (hi).
+func (s *scanner) str() (esc, hi bool, err error) {
 	b, i := s.b, s.i+1
 	for {
+		// Strings are most of an event's bytes: skip 8 plain ones at a time.
+		for i+8 <= len(b) && special(binary.LittleEndian.Uint64(b[i:])) == 0 {
+			i += 8
+		}
 		for i < len(b) && plainByte[b[i]] {
 			i++
 		}
 		if i >= len(b) {
 			s.i = i
-			return esc, s.eof()
+			return esc, hi, s.eof()
 		}
-		switch b[i] {
-		case '"':
+		switch c := b[i]; {
+		case c == '"':
 			s.i = i + 1
-			return esc, nil
-		case '\\':
+			return esc, hi, nil
+		case c == '\\':
 			esc = true
 			i++
 			if i >= len(b) {
 				s.i = i
-				return esc, s.eof()
+				return esc, hi, s.eof()
 			}
 			switch b[i] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
@@ -603,21 +625,24 @@ func (s *scanner) str() (esc bool, err error) {
 				for j := 0; j < 4; j++ {
 					if i >= len(b) {
 						s.i = i
-						return esc, s.eof()
+						return esc, hi, s.eof()
 					}
 					if !isHex(b[i]) {
 						s.i = i
-						return esc, s.errf("in \\u hexadecimal character escape")
+						return esc, hi, s.errf("in \\u hexadecimal character escape")
 					}
 					i++
 				}
 			default:
 				s.i = i
-				return esc, s.errf("in string escape code")
+				return esc, hi, s.errf("in string escape code")
 			}
+		case c >= utf8.RuneSelf:
+			hi = true
+			i++
 		default:
 			s.i = i
-			return esc, s.errf("in string literal")
+			return esc, hi, s.errf("in string literal")
 		}
 	}
 }

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"math"
@@ -254,5 +255,19 @@ func TestEventNumbersOutOfRange(t *testing.T) {
 	}
 	if got := decodeNatural([]byte(`-9223372036854775808`)); got != types.Int(math.MinInt64) {
 		t.Errorf("min int64 decodes as %v", got)
+	}
+}
+
+func TestSpecial(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		want := !plainByte[c]
+		for pos := 0; pos < 8; pos++ {
+			b := []byte("abcdefgh")
+			b[pos] = byte(c)
+			got := special(binary.LittleEndian.Uint64(b)) != 0
+			if got != want {
+				t.Fatalf("special with byte %#x at %d = %v, want %v", c, pos, got, want)
+			}
+		}
 	}
 }
