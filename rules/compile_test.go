@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"cel.dev/cel-go/common/types"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -603,4 +605,39 @@ func compileExprForTest(expr string) (*Expr, error) {
 		return nil, c.list
 	}
 	return x, nil
+}
+
+func TestEventAsCELValue(t *testing.T) {
+	src := ruleset(`  - id: r
+    pattern:
+      - step: xs
+        times: 2..
+      - step: y
+        where: >
+          size(event) == 2 && event.exists(k, k == "v") && event.all(k, k in ["v", "w"]) &&
+          event["v"] == 3 && type(event) == map && event != xs[0] && xs[0] == xs[0] &&
+          xs[0] in xs && !(event in xs) && xs == xs && xs != [] && xs.exists(e, e.v == 2) &&
+          xs.all(e, e.v < 3) && xs.size() == 2 && type(xs) == list && [xs[0]] + xs != xs
+`)
+	x := mustLoad(t, src).Rules[0].Steps[1].Where
+	xs := []*Event{mustEvent(t, `{"v": 1}`), mustEvent(t, `{"v": 2}`)}
+	if ok, err := x.EvalBool(mustEvent(t, `{"v": 3, "w": 0}`), stepVars{"xs": xs}); !ok || err != nil {
+		t.Errorf("EvalBool = %v, %v; want true", ok, err)
+	}
+	ev := xs[0]
+	if got, err := ev.ConvertToNative(reflect.TypeOf(map[string]any{})); err != nil || !cmp.Equal(got, map[string]any{"v": int64(1)}) {
+		t.Errorf("ConvertToNative(map) = %v, %v", got, err)
+	}
+	if got, err := ev.ConvertToNative(reflect.TypeOf([]byte{})); err != nil || string(got.([]byte)) != `{"v": 1}` {
+		t.Errorf("ConvertToNative([]byte) = %v, %v", got, err)
+	}
+	if got, err := eventList(xs).ConvertToNative(reflect.TypeOf([]*Event{})); err != nil || len(got.([]*Event)) != 2 {
+		t.Errorf("eventList ConvertToNative = %v, %v", got, err)
+	}
+	if ev.String() != `{"v": 1}` {
+		t.Errorf("String() = %q", ev.String())
+	}
+	if got := eventList(xs).Get(types.Int(5)); !types.IsError(got) {
+		t.Errorf("Get(5) = %v, want an error", got)
+	}
 }
