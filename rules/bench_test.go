@@ -3,6 +3,7 @@ package rules
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"testing"
 )
 
@@ -93,6 +94,21 @@ func BenchmarkJSONValid(b *testing.B) {
 	for b.Loop() {
 		if !json.Valid(paymentsEvent) {
 			b.Fatal("invalid")
+		}
+	}
+}
+
+// BenchmarkLoad measures parsing, validating and compiling the payments
+// example (hot reload compiles a ruleset this way).
+func BenchmarkLoad(b *testing.B) {
+	src, err := os.ReadFile("testdata/payments.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Load("payments.yaml", src, CompileOptions{}); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
