@@ -186,9 +186,9 @@ func LoadSource(path string, src []byte) (*File, error) {
 			t.EventsFile = filepath.Join(dir, t.EventsFile)
 		}
 		if fi, err := os.Stat(t.EventsFile); err != nil {
-			p.add(t.EventsFilePos, "test %q: events file: %v", t.Name, unwrapPathError(err))
+			p.add(t.EventsFilePos, "%s: events file: %v", testLabel(t), unwrapPathError(err))
 		} else if fi.IsDir() {
-			p.add(t.EventsFilePos, "test %q: events file %s is a directory", t.Name, t.EventsFile)
+			p.add(t.EventsFilePos, "%s: events file %s is a directory", testLabel(t), t.EventsFile)
 		}
 	}
 	// References into rulesets are only checked against a complete set:
@@ -455,7 +455,7 @@ func (p *parser) tests(n *yaml.Node) []*Test {
 			return
 		}
 		if prev, dup := names[t.Name]; dup && t.Name != "" {
-			p.add(t.Pos, "test %q: the name is already used at %d:%d (names select tests and label reports)", t.Name, prev.Line, prev.Col)
+			p.add(t.Pos, "%s: the name is already used at %d:%d (names select tests and label reports)", testLabel(t), prev.Line, prev.Col)
 		}
 		names[t.Name] = t.Pos
 		tests = append(tests, t)
@@ -510,10 +510,7 @@ func (p *parser) test(n *yaml.Node) *Test {
 	if n.Kind != yaml.MappingNode {
 		return nil
 	}
-	label := "test"
-	if t.Name != "" {
-		label = fmt.Sprintf("test %q", t.Name)
-	}
+	label := testLabel(t)
 	if !sawName {
 		p.add(t.Pos, "test: missing field \"name\"")
 	}
@@ -771,9 +768,9 @@ func (p *parser) resolve(f *File) {
 			case ev.Topic == "" && len(topics) == 1:
 				ev.Topic = f.Rulesets[0].Stream.Topic
 			case ev.Topic == "":
-				p.add(ev.Pos, "test %q: record %d: give its topic: the rulesets read topics %s", t.Name, i+1, strings.Join(topicList, ", "))
+				p.add(ev.Pos, "%s: record %d: give its topic: the rulesets read topics %s", testLabel(t), i+1, strings.Join(topicList, ", "))
 			case !topics[ev.Topic] && !topics[""]:
-				p.add(ev.Pos, "test %q: record %d: no ruleset reads topic %q (they read %s)", t.Name, i+1, ev.Topic, strings.Join(topicList, ", "))
+				p.add(ev.Pos, "%s: record %d: no ruleset reads topic %q (they read %s)", testLabel(t), i+1, ev.Topic, strings.Join(topicList, ", "))
 			}
 		}
 		only := map[RuleRef]bool{}
@@ -788,10 +785,10 @@ func (p *parser) resolve(f *File) {
 				continue
 			}
 			if !r.Enabled {
-				p.add(e.RuleRef.Pos, "test %q: rule %q is disabled: it raises no alerts", t.Name, e.RuleRef.String())
+				p.add(e.RuleRef.Pos, "%s: rule %q is disabled: it raises no alerts", testLabel(t), e.RuleRef.String())
 			}
 			if len(only) > 0 && !only[RuleRef{Ruleset: e.Ruleset, Rule: e.Rule}] {
-				p.add(e.RuleRef.Pos, "test %q: rule %q is not in this test's only list, so its alerts are not compared", t.Name, e.RuleRef.String())
+				p.add(e.RuleRef.Pos, "%s: rule %q is not in this test's only list, so its alerts are not compared", testLabel(t), e.RuleRef.String())
 			}
 			p.checkSteps(t, e, r)
 		}
@@ -824,15 +821,15 @@ func (p *parser) findRule(f *File, t *Test, ref *RuleRef) *rules.Rule {
 		switch {
 		case ref.Ruleset == "":
 		case slices.ContainsFunc(f.Rulesets, func(c *rules.Compiled) bool { return c.Name == ref.Ruleset }):
-			p.add(ref.Pos, "test %q: ruleset %q has no rule %q", t.Name, ref.Ruleset, ref.Rule)
+			p.add(ref.Pos, "%s: ruleset %q has no rule %q", testLabel(t), ref.Ruleset, ref.Rule)
 			return nil
 		default:
-			p.add(ref.Pos, "test %q: no ruleset %q among %s", t.Name, ref.Ruleset, rulesetNames(f))
+			p.add(ref.Pos, "%s: no ruleset %q among %s", testLabel(t), ref.Ruleset, rulesetNames(f))
 			return nil
 		}
-		p.add(ref.Pos, "test %q: no rule %q in %s", t.Name, ref.Rule, rulesetNames(f))
+		p.add(ref.Pos, "%s: no rule %q in %s", testLabel(t), ref.Rule, rulesetNames(f))
 	default:
-		p.add(ref.Pos, "test %q: rule %q is in several rulesets (%s): write ruleset/rule or give ruleset", t.Name, ref.Rule, strings.Join(in, ", "))
+		p.add(ref.Pos, "%s: rule %q is in several rulesets (%s): write ruleset/rule or give ruleset", testLabel(t), ref.Rule, strings.Join(in, ", "))
 	}
 	return nil
 }
@@ -855,7 +852,7 @@ func (p *parser) checkSteps(t *Test, e *Expected, r *rules.Rule) {
 		var step *rules.Step
 		if r.When != "" {
 			if st.Step != "event" {
-				p.add(st.Pos, "test %q: rule %q is a single-event rule: its one step is \"event\", not %q", t.Name, e.RuleRef.String(), st.Step)
+				p.add(st.Pos, "%s: rule %q is a single-event rule: its one step is \"event\", not %q", testLabel(t), e.RuleRef.String(), st.Step)
 				continue
 			}
 			step = &rules.Step{Name: "event", Min: 1, Max: 1}
@@ -866,7 +863,7 @@ func (p *parser) checkSteps(t *Test, e *Expected, r *rules.Rule) {
 				for j, s := range r.Pattern {
 					names[j] = s.Name
 				}
-				p.add(st.Pos, "test %q: rule %q has no step %q (steps: %s)", t.Name, e.RuleRef.String(), st.Step, strings.Join(names, ", "))
+				p.add(st.Pos, "%s: rule %q has no step %q (steps: %s)", testLabel(t), e.RuleRef.String(), st.Step, strings.Join(names, ", "))
 				continue
 			}
 			step = r.Pattern[i]
@@ -874,21 +871,30 @@ func (p *parser) checkSteps(t *Test, e *Expected, r *rules.Rule) {
 		n := len(st.Events)
 		switch {
 		case step.Not:
-			p.add(st.Pos, "test %q: step %q is a not step: it never takes events", t.Name, st.Step)
+			p.add(st.Pos, "%s: step %q is a not step: it never takes events", testLabel(t), st.Step)
 		case n == 0 && !step.Optional && step.Min > 0:
-			p.add(st.Pos, "test %q: step %q takes at least %s: list a matcher ({} for any event) per event", t.Name, st.Step, plural(step.Min, "event"))
+			p.add(st.Pos, "%s: step %q takes at least %s: list a matcher ({} for any event) per event", testLabel(t), st.Step, plural(step.Min, "event"))
 		case n > 0 && n < step.Min:
-			p.add(st.Pos, "test %q: step %q takes at least %s, %s given", t.Name, st.Step, plural(step.Min, "event"), plural(n, "matcher"))
+			p.add(st.Pos, "%s: step %q takes at least %s, %s given", testLabel(t), st.Step, plural(step.Min, "event"), plural(n, "matcher"))
 		case step.Max >= 0 && n > step.Max:
-			p.add(st.Pos, "test %q: step %q takes at most %s, %s given", t.Name, st.Step, plural(step.Max, "event"), plural(n, "matcher"))
+			p.add(st.Pos, "%s: step %q takes at most %s, %s given", testLabel(t), st.Step, plural(step.Max, "event"), plural(n, "matcher"))
 		}
 		if t.EventsFile != "" {
 			continue
 		}
 		for _, m := range st.Events {
 			if m.Line > int64(len(t.Events)) {
-				p.add(m.Pos, "test %q: line %d: the test has %s", t.Name, m.Line, plural(len(t.Events), "event"))
+				p.add(m.Pos, "%s: line %d: the test has %s", testLabel(t), m.Line, plural(len(t.Events), "event"))
 			}
 		}
 	}
+}
+
+// testLabel names a test in an error; a test without a name is reported
+// at its position alone.
+func testLabel(t *Test) string {
+	if t.Name == "" {
+		return "test"
+	}
+	return fmt.Sprintf("test %q", t.Name)
 }

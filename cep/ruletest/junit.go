@@ -72,8 +72,11 @@ func WriteJUnit(w io.Writer, results []*FileResult) error {
 			if t.Failed() {
 				s.Failures++
 				typ := "AlertMismatch"
-				if t.Err != nil {
+				switch {
+				case t.Err != nil:
 					typ = "RunError"
+				case len(t.Missing)+len(t.Unexpected) == 0:
+					typ = "DeadLettered"
 				}
 				c.Failure = &junitProblem{
 					Message: failureMessage(t),
