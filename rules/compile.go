@@ -385,6 +385,7 @@ type sizeEstimator struct {
 	lists map[string][]any
 }
 
+// EstimateSize implements cost.Estimator.
 func (e sizeEstimator) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
 	p := n.Path()
 	if len(p) == 0 {
@@ -414,6 +415,7 @@ func (e sizeEstimator) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
 	return nil
 }
 
+// EstimateCallCost implements cost.Estimator: calls cost what cel-go says.
 func (sizeEstimator) EstimateCallCost(function, overloadID string, target *cost.AstNode, args []cost.AstNode) *cost.CallEstimate {
 	return nil
 }

@@ -291,22 +291,29 @@ type listIter struct {
 	i int
 }
 
+// ConvertToNative implements ref.Val.
 func (it *listIter) ConvertToNative(reflect.Type) (any, error) {
 	return nil, errors.New("iterator cannot be converted")
 }
 
+// ConvertToType implements ref.Val.
 func (it *listIter) ConvertToType(ref.Type) ref.Val {
 	return types.NewErr("iterator cannot be converted")
 }
 
+// Equal implements ref.Val.
 func (it *listIter) Equal(ref.Val) ref.Val { return types.False }
 
+// Type implements ref.Val.
 func (it *listIter) Type() ref.Type { return types.IteratorType }
 
+// Value implements ref.Val.
 func (it *listIter) Value() any { return it }
 
+// HasNext implements traits.Iterator.
 func (it *listIter) HasNext() ref.Val { return types.Bool(it.i < len(it.l)) }
 
+// Next implements traits.Iterator.
 func (it *listIter) Next() ref.Val {
 	if it.i >= len(it.l) {
 		return nil

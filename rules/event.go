@@ -374,22 +374,29 @@ type fieldIter struct {
 	i int
 }
 
+// ConvertToNative implements ref.Val.
 func (it *fieldIter) ConvertToNative(reflect.Type) (any, error) {
 	return nil, errors.New("iterator cannot be converted")
 }
 
+// ConvertToType implements ref.Val.
 func (it *fieldIter) ConvertToType(ref.Type) ref.Val {
 	return types.NewErr("iterator cannot be converted")
 }
 
+// Equal implements ref.Val.
 func (it *fieldIter) Equal(ref.Val) ref.Val { return types.False }
 
+// Type implements ref.Val.
 func (it *fieldIter) Type() ref.Type { return types.IteratorType }
 
+// Value implements ref.Val.
 func (it *fieldIter) Value() any { return it }
 
+// HasNext implements traits.Iterator.
 func (it *fieldIter) HasNext() ref.Val { return types.Bool(it.i < len(it.e.fields)) }
 
+// Next implements traits.Iterator.
 func (it *fieldIter) Next() ref.Val {
 	if it.i >= len(it.e.fields) {
 		return nil

@@ -245,7 +245,7 @@ func listElemType(items []any) *types.Type {
 	return t
 }
 
-// envOptions returns the provider options for rs.
+// providerOptions installs p as the environment's type provider and adapter.
 func providerOptions(p *provider) []cel.EnvOption {
 	return []cel.EnvOption{cel.CustomTypeProvider(p), cel.CustomTypeAdapter(p)}
 }
