@@ -58,10 +58,13 @@ func newProgress(w io.Writer, total int64, what string) *progress {
 		progressbar.OptionSetWriter(w),
 		progressbar.OptionSetDescription(what),
 		progressbar.OptionShowBytes(true),
+		progressbar.OptionShowCount(),
 		progressbar.OptionSetWidth(30),
 		progressbar.OptionSetPredictTime(true),
 		progressbar.OptionThrottle(100*time.Millisecond),
 		progressbar.OptionClearOnFinish(),
+		// Drawn at once, so that a slow start (stdin, a cold disk) shows.
+		progressbar.OptionSetRenderBlankState(true),
 		// No spinner goroutine: the bar is drawn only from Read, on the
 		// replay's goroutine, so that clearing it before a report line
 		// cannot race with a redraw.
@@ -95,12 +98,14 @@ func (pr *progressReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
+// add moves the bar by n bytes. The events/s estimate waits for a second
+// of reading: the reader runs one buffer ahead of the matcher, which only
+// evens out over time.
 func (p *progress) add(n int) {
-	if now := p.now(); p.lines > 0 && now.Sub(p.described) >= 500*time.Millisecond {
+	now := p.now()
+	if elapsed := now.Sub(p.start); p.lines > 0 && elapsed >= time.Second && now.Sub(p.described) >= 500*time.Millisecond {
 		p.described = now
-		if secs := now.Sub(p.start).Seconds(); secs > 0 {
-			p.bar.Describe(fmt.Sprintf("%.0f events/s", float64(p.lines)/secs))
-		}
+		p.bar.Describe(fmt.Sprintf("replaying, %.0f events/s", float64(p.lines)/elapsed.Seconds()))
 	}
 	_ = p.bar.Add(n)
 }
