@@ -13,76 +13,76 @@ import (
 	"time"
 )
 
-// Scenario names, as written in the "scenario" field of injected events.
+// Streams, each matching one example ruleset under rulesets/: the value is
+// the ruleset's name and its stream topic.
 const (
-	// ScenarioAccountTakeover is three to five failed logins from fresh IPs,
-	// a successful login from yet another IP, then a transfer above 1000.
-	ScenarioAccountTakeover = "account_takeover"
-	// ScenarioCardTesting is three to six consecutive card authorisations
-	// below 2.00 on one card at different merchants.
-	ScenarioCardTesting = "card_testing"
-	// ScenarioImpossibleTravel is a login at home and, minutes later, a login
-	// from a city thousands of kilometres away.
-	ScenarioImpossibleTravel = "impossible_travel"
-	// ScenarioResetWithout2FA is a password reset that no 2fa_verified
-	// follows, then a login from a new IP.
-	ScenarioResetWithout2FA = "reset_without_2fa"
-	// ScenarioStructuring is three to five transfers just below 10000 within
-	// the hour.
-	ScenarioStructuring = "structuring"
-	// ScenarioBigForeignTransfer is one transfer above 10000 to a high-risk
-	// country.
-	ScenarioBigForeignTransfer = "big_foreign_transfer"
-	// ScenarioLargeCardAuth is one card authorisation above 5000.
-	ScenarioLargeCardAuth = "large_card_auth"
+	// StreamPayments is card, login and transfer traffic keyed by
+	// account_id (rulesets/payments.yaml).
+	StreamPayments = "payments"
+	// StreamAccountSecurity is an identity provider's audit events keyed by
+	// user_id (rulesets/account_security.yaml).
+	StreamAccountSecurity = "account_security"
+	// StreamITOps is logs, heartbeats, latency samples and deploys keyed by
+	// service (rulesets/itops.yaml).
+	StreamITOps = "itops"
 )
 
-// allScenarios is in injection order: instances cycle through it, so a run
-// whose first len(allScenarios) instances all fit before the end of the
-// stream contains every scenario.
-var allScenarios = []string{
-	ScenarioAccountTakeover,
-	ScenarioCardTesting,
-	ScenarioImpossibleTravel,
-	ScenarioResetWithout2FA,
-	ScenarioStructuring,
-	ScenarioBigForeignTransfer,
-	ScenarioLargeCardAuth,
+var allStreams = []string{StreamPayments, StreamAccountSecurity, StreamITOps}
+
+// Streams returns the names of every stream the generator can produce.
+func Streams() []string { return slices.Clone(allStreams) }
+
+// Scenarios returns the names of the patterns the generator can inject
+// into stream, in injection order, or nil for an unknown stream.
+func Scenarios(stream string) []string {
+	switch stream {
+	case StreamPayments:
+		return slices.Clone(paymentsScenarios)
+	case StreamAccountSecurity:
+		return slices.Clone(securityScenarios)
+	case StreamITOps:
+		return slices.Clone(itopsScenarios)
+	}
+	return nil
 }
-
-// Scenarios returns the names of every fraud scenario the generator can
-// inject, in injection order.
-func Scenarios() []string { return slices.Clone(allScenarios) }
-
-// Event types the generator writes.
-const (
-	TypeLogin         = "login"
-	TypeLogout        = "logout"
-	TypeTransfer      = "transfer"
-	TypeCardAuth      = "card_auth"
-	TypePasswordReset = "password_reset"
-	Type2FAVerified   = "2fa_verified"
-)
 
 // TimeLayout is the layout of the ts field: RFC 3339, UTC, milliseconds.
 const TimeLayout = "2006-01-02T15:04:05.000Z"
 
-// Options configure a Generator. Zero values are the documented defaults.
+// DefaultStart is the event time of the first event when Options.Start is
+// zero: a fixed epoch, so that the same options give the same bytes.
+var DefaultStart = time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+
+// Options configure a Generator. Zero values are the documented defaults;
+// some depend on the stream.
 type Options struct {
+	// Stream selects the kind of traffic (see Streams). Default
+	// StreamPayments.
+	Stream string
 	// Seed makes the output reproducible: the same Options give the same
 	// bytes. Default 0 (a valid seed like any other).
 	Seed uint64
-	// Events is how many events to write. Default 10000.
+	// Events caps how many events to write. Default 10000, or no cap when
+	// Duration is set. The payments and account_security streams write
+	// exactly Events events unless Duration ends them first.
 	Events int
-	// Keys is the number of distinct accounts (account_id values). Default
-	// 1000.
+	// Duration bounds event time: no event is later than Start+Duration.
+	// Default: no bound (Events ends the stream).
+	Duration time.Duration
+	// Keys is the number of distinct keys: accounts (payments), users
+	// (account_security) or services (itops). Default 10000, 10000 and 8.
+	// Each account or user sees Rate/Keys events per second: keep that
+	// well below 0.05, or rules such as velocity fire on ordinary traffic,
+	// as they would on a real account that busy.
 	Keys int
-	// Rate is the background traffic in events per second of event time;
-	// follow-up events of scenarios and of password resets come on top
-	// (a few percent). Default 1000.
+	// Rate is the traffic in events per second of event time. For
+	// payments and account_security it is the background traffic, and
+	// follow-up events of scenarios and of password resets come on top (a
+	// few percent); for itops it is everything but incident bursts, and it
+	// must exceed the two periodic events per service every 30s. Default
+	// 100, 100 and 20.
 	Rate float64
-	// Start is the event time of the first event. Default
-	// 2026-11-20T10:00:00Z.
+	// Start is the event time of the first event. Default DefaultStart.
 	Start time.Time
 	// OutOfOrder is the fraction of events (0..1) written later than their
 	// event time says: they arrive after events up to MaxLateness newer.
@@ -91,33 +91,60 @@ type Options struct {
 	// MaxLateness bounds how far behind the newest event time an
 	// out-of-order event arrives. Default 1s (used only when OutOfOrder > 0).
 	MaxLateness time.Duration
-	// FraudRate is the probability that a background slot starts a fraud
-	// scenario instead. Negative disables injection. Default 0.001.
+	// FraudRate is, for payments and account_security, the probability
+	// that a background slot starts a scenario instead. Negative disables
+	// injection in every stream. Default 0.001.
 	FraudRate float64
+	// IncidentEvery is, for itops, the event time between the starts of
+	// two injected incidents; the first starts half an interval in, and
+	// each start is jittered by up to an eighth of it. Negative disables
+	// injection. Default 2m, which fits one incident of each kind into
+	// the first ten minutes.
+	IncidentEvery time.Duration
 	// Scenarios restricts injection to these scenario names (see
-	// Scenarios). Default: all.
+	// Scenarios). Default: all of the stream's.
 	Scenarios []string
 }
 
 // ErrBadOptions is wrapped by every error New returns for invalid Options.
 var ErrBadOptions = errors.New("bad generator options")
 
+// noCap stands for "no cap on Events"; it is far from overflowing when
+// counts are subtracted from it.
+const noCap = math.MaxInt64 / 4
+
 func (o *Options) fill() error {
 	var errs []error
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrBadOptions}, args...)...))
 	}
+	if o.Stream == "" {
+		o.Stream = StreamPayments
+	}
+	known := Scenarios(o.Stream)
+	if known == nil {
+		bad("unknown stream %q (known: %v)", o.Stream, allStreams)
+	}
 	if o.Events == 0 {
 		o.Events = 10000
+		if o.Duration > 0 {
+			o.Events = noCap
+		}
 	}
 	if o.Keys == 0 {
-		o.Keys = 1000
+		o.Keys = 10000
+		if o.Stream == StreamITOps {
+			o.Keys = 8
+		}
 	}
 	if o.Rate == 0 {
-		o.Rate = 1000
+		o.Rate = 100
+		if o.Stream == StreamITOps {
+			o.Rate = 20
+		}
 	}
 	if o.Start.IsZero() {
-		o.Start = time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+		o.Start = DefaultStart
 	}
 	if o.MaxLateness == 0 && o.OutOfOrder > 0 {
 		o.MaxLateness = time.Second
@@ -125,11 +152,17 @@ func (o *Options) fill() error {
 	if o.FraudRate == 0 {
 		o.FraudRate = 0.001
 	}
+	if o.IncidentEvery == 0 {
+		o.IncidentEvery = 2 * time.Minute
+	}
 	if len(o.Scenarios) == 0 {
-		o.Scenarios = allScenarios
+		o.Scenarios = known
 	}
 	if o.Events < 0 {
 		bad("events %d is negative", o.Events)
+	}
+	if o.Duration < 0 {
+		bad("duration %v is negative", o.Duration)
 	}
 	if o.Keys < 0 || o.Keys > 9_999_999 {
 		bad("keys %d is outside 1..9999999", o.Keys)
@@ -147,8 +180,16 @@ func (o *Options) fill() error {
 		bad("fraud rate %v is above 1", o.FraudRate)
 	}
 	for _, s := range o.Scenarios {
-		if !slices.Contains(allScenarios, s) {
-			bad("unknown scenario %q (known: %v)", s, allScenarios)
+		if known != nil && !slices.Contains(known, s) {
+			bad("unknown scenario %q for stream %s (known: %v)", s, o.Stream, known)
+		}
+	}
+	if o.Stream == StreamITOps && o.Keys > 0 && o.Rate > 0 {
+		if periodic := itopsPeriodicRate(o.Keys); o.Rate <= periodic {
+			bad("rate %v is too low for %d services: their heartbeats and latency samples alone are %.3g events/s", o.Rate, o.Keys, periodic)
+		}
+		if o.Events <= o.Keys {
+			bad("events %d leave no room after the %d services' closing deregister events", o.Events, o.Keys)
 		}
 	}
 	return errors.Join(errs...)
@@ -159,31 +200,36 @@ func (o *Options) fill() error {
 type Generator struct {
 	opts Options
 	rng  *rand.Rand
-	// keySalt decorrelates account profiles between seeds.
+	// keySalt decorrelates key profiles between seeds.
 	keySalt uint64
 
 	startMs int64
-	// endMs is when the background traffic will end; follow-ups that
-	// would come later are not started, so the stream does not trail off
-	// into a sparse tail of scenario events.
-	endMs    int64
-	slot     int64 // background slots generated so far
-	produced int   // events produced in event-time order (incl. pending)
+	// endMs is when the traffic will end: Start+Duration, or when Events
+	// run out at Rate. Scenarios and follow-ups that would come later are
+	// not started, so the stream does not trail off into a sparse tail of
+	// scenario events.
+	endMs int64
+	// stopMs is Start+Duration, a hard bound on event time (MaxInt64
+	// without Duration).
+	stopMs   int64
+	produced int // events produced in event-time order
 	seq      uint64
 
-	pending  eventHeap // scheduled follow-ups, by event time
+	// slots and ops: exactly one is set, by stream.
+	slots slotStream
+	ops   *itops
+	// The state of slotted streams (payments, account_security).
+	slot         int64     // background slots generated so far
+	pending      eventHeap // scheduled follow-ups, by event time
+	busy         map[int32]int64
+	nextScenario int
+
 	held     eventHeap // produced events waiting to be written, by emit time
 	frontier int64     // newest event time produced
 	done     bool      // no more events to produce
 
-	// busy marks accounts in the middle of a scenario or a reset, until the
-	// given event time (ms), so that background traffic does not interleave
-	// with them and blur a pattern (strict contiguity in card testing).
-	busy map[int32]int64
-
-	nextScenario int
-	injected     map[string]int
-	written      int
+	injected map[string]int
+	written  int
 
 	buf []byte
 }
@@ -194,16 +240,33 @@ func New(opts Options) (*Generator, error) {
 	if err := opts.fill(); err != nil {
 		return nil, err
 	}
-	return &Generator{
+	g := &Generator{
 		opts:     opts,
 		rng:      rand.New(rand.NewPCG(opts.Seed, 0x5368726b65)),
 		keySalt:  splitmix(opts.Seed ^ 0x9e3779b97f4a7c15),
 		startMs:  opts.Start.UnixMilli(),
-		endMs:    opts.Start.UnixMilli() + int64(float64(opts.Events)*1000/opts.Rate),
+		stopMs:   math.MaxInt64,
 		frontier: math.MinInt64,
 		busy:     make(map[int32]int64),
 		injected: make(map[string]int),
-	}, nil
+	}
+	g.endMs = math.MaxInt64
+	if opts.Events < noCap {
+		g.endMs = g.startMs + int64(float64(opts.Events)*1000/opts.Rate)
+	}
+	if opts.Duration > 0 {
+		g.stopMs = g.startMs + opts.Duration.Milliseconds()
+		g.endMs = min(g.endMs, g.stopMs)
+	}
+	switch opts.Stream {
+	case StreamPayments:
+		g.slots = payments{}
+	case StreamAccountSecurity:
+		g.slots = security{}
+	case StreamITOps:
+		g.ops = newITOps(g)
+	}
+	return g, nil
 }
 
 // Next returns the next event as one JSON object without a trailing
@@ -213,18 +276,28 @@ func (g *Generator) Next() (line []byte, ok bool) {
 	for {
 		if len(g.held) > 0 && (g.done || g.held[0].emitAt <= g.frontier) {
 			e := heap.Pop(&g.held).(*event)
-			g.buf = e.appendJSON(g.buf[:0], g)
+			if g.ops != nil {
+				g.buf = g.ops.appendJSON(g.buf[:0], e)
+			} else {
+				g.buf = g.slots.appendJSON(g.buf[:0], g, e)
+			}
 			g.written++
 			return g.buf, true
 		}
 		if g.done {
 			return nil, false
 		}
-		e := g.produce()
+		var e *event
+		if g.ops != nil {
+			e = g.ops.produce()
+		} else {
+			e = g.produceSlotted()
+		}
 		if e == nil {
 			g.done = true
 			continue
 		}
+		g.produced++
 		g.frontier = e.ts
 		e.emitAt = e.ts
 		if g.opts.OutOfOrder > 0 && g.rng.Float64() < g.opts.OutOfOrder {
@@ -259,6 +332,13 @@ func (g *Generator) WriteTo(w io.Writer) (int64, error) {
 	return n, nil
 }
 
+// Options returns the options in effect, defaults filled in.
+func (g *Generator) Options() Options {
+	o := g.opts
+	o.Scenarios = slices.Clone(o.Scenarios)
+	return o
+}
+
 // Injected returns how many instances of each scenario were started so far.
 func (g *Generator) Injected() map[string]int {
 	m := make(map[string]int, len(g.injected))
@@ -271,291 +351,40 @@ func (g *Generator) Injected() map[string]int {
 // Written returns how many events Next has returned so far.
 func (g *Generator) Written() int { return g.written }
 
-// AccountID returns the account_id of key number i (0 ≤ i < Keys).
-func AccountID(i int) string {
-	b := make([]byte, 0, 12)
-	return string(appendAccountID(b, int32(i)))
+// budget is how many more events may be produced and scheduled.
+func (g *Generator) budget() int {
+	return g.opts.Events - g.produced - len(g.pending)
 }
 
-func appendAccountID(b []byte, i int32) []byte {
-	b = append(b, "acct-"...)
-	var digits [7]byte
-	v := int(i)
-	for j := len(digits) - 1; j >= 0; j-- {
-		digits[j] = byte('0' + v%10)
-		v /= 10
-	}
-	return append(b, digits[:]...)
+// slotStream is a stream of random background events at Rate, one per
+// slot, into which whole scenario instances are injected: payments and
+// account_security. Its methods are called by the Generator's slot
+// machinery (slotted.go).
+type slotStream interface {
+	// background draws one ordinary event at ts; budget is how many more
+	// events the stream may produce, follow-ups included.
+	background(g *Generator, ts int64, budget int) *event
+	// scenario returns the events of one instance of the named scenario
+	// starting at ts, in event-time order, each labelled with name.
+	scenario(g *Generator, name string, ts int64) []*event
+	// quietAfter is how long the key stays out of background traffic after
+	// the instance's last event.
+	quietAfter(name string) time.Duration
+	appendJSON(b []byte, g *Generator, e *event) []byte
 }
 
-// produce returns the next event in event-time order, or nil at the end.
-func (g *Generator) produce() *event {
-	if g.produced >= g.opts.Events {
-		return nil
-	}
-	slotMs := g.slotTime()
-	// Follow-ups due by the next slot go first, so output stays in event
-	// time order; once the budget is all scheduled, drain them.
-	if len(g.pending) > 0 && (g.pending[0].ts <= slotMs || g.produced+len(g.pending) >= g.opts.Events) {
-		g.produced++
-		return heap.Pop(&g.pending).(*event)
-	}
-	g.slot++
-	budget := g.opts.Events - g.produced - len(g.pending)
-	if g.opts.FraudRate > 0 && g.rng.Float64() < g.opts.FraudRate {
-		if e := g.startScenario(slotMs, budget); e != nil {
-			g.produced++
-			return e
-		}
-	}
-	g.produced++
-	return g.background(slotMs, budget)
-}
-
-func (g *Generator) slotTime() int64 {
-	return g.startMs + int64(float64(g.slot)*1000/g.opts.Rate)
-}
-
-func (g *Generator) newEvent(ts int64, typ string, acct int32) *event {
-	g.seq++
-	p := g.profile(acct)
-	return &event{
-		ts: ts, seq: g.seq, typ: typ, account: acct,
-		currency: p.city.currency, country: p.city.country,
-		ip: p.ip, device: p.device, success: true,
-		lat: p.city.lat, lon: p.city.lon,
-	}
-}
-
-func (g *Generator) schedule(e *event) { heap.Push(&g.pending, e) }
-
-// pickAccount draws an account that is not busy at ts. It gives up after a
-// few tries and returns a busy one rather than loop: with few keys and many
-// scenarios that keeps the generator total, at the cost of some overlap.
-func (g *Generator) pickAccount(ts int64) int32 {
-	var a int32
-	for range 16 {
-		a = int32(g.rng.IntN(g.opts.Keys))
-		until, ok := g.busy[a]
-		if !ok {
-			return a
-		}
-		if until < ts {
-			delete(g.busy, a)
-			return a
-		}
-	}
-	return a
-}
-
-func (g *Generator) markBusy(a int32, until int64) {
-	if until > g.busy[a] {
-		g.busy[a] = until
-	}
-}
-
-// background draws one ordinary event at ts. The amount bands are chosen so
-// that ordinary traffic does not look like fraud: card auths are at least
-// 3.00 (card testing is below 2.00) and at most 3000 (large auths are above
-// 5000); transfers stay below 8500 (structuring is 9000..9999) or are
-// domestic above 10000 (big foreign transfers go to high-risk countries).
-func (g *Generator) background(ts int64, budget int) *event {
-	r := g.rng
-	acct := g.pickAccount(ts)
-	p := g.profile(acct)
-	x := r.Float64()
-	if x < 0.01 && (budget < 2 || ts+255_000 > g.endMs) {
-		x = 0.5 // no room for the reset's 2fa follow-up
-	}
-	switch {
-	case x < 0.01:
-		// A user resets the password and confirms with 2fa: the absence
-		// rule must not fire on it.
-		e := g.newEvent(ts, TypePasswordReset, acct)
-		g.jitterHome(e)
-		v := g.newEvent(ts+15_000+r.Int64N(240_000), Type2FAVerified, acct)
-		g.jitterHome(v)
-		g.schedule(v)
-		g.markBusy(acct, v.ts)
-		return e
-	case x < 0.51:
-		e := g.newEvent(ts, TypeCardAuth, acct)
-		e.amount = clamp(logNormal(r, 35, 0.9), 3, 3000)
-		e.merchant = merchant(r.IntN(5000))
-		e.cardID = p.cardID
-		e.success = r.Float64() < 0.98
-		if r.Float64() < 0.05 {
-			c := homeCities[r.IntN(len(homeCities))]
-			e.country, e.lat, e.lon = c.country, c.lat, c.lon
-		}
-		g.jitter(e, 0.05)
-		return e
-	case x < 0.78:
-		e := g.newEvent(ts, TypeLogin, acct)
-		e.success = r.Float64() < 0.97
-		if r.Float64() < 0.2 {
-			e.ip = p.ip2
-		}
-		g.jitterHome(e)
-		return e
-	case x < 0.93:
-		e := g.newEvent(ts, TypeTransfer, acct)
-		if r.Float64() < 0.01 {
-			e.amount = round2(10000 + r.Float64()*30000)
-		} else {
-			e.amount = clamp(logNormal(r, 250, 1.1), 5, 8500)
-			if r.Float64() < 0.05 {
-				c := homeCities[r.IntN(len(homeCities))]
-				e.country = c.country
-			}
-		}
-		g.jitterHome(e)
-		return e
-	case x < 0.97:
-		e := g.newEvent(ts, Type2FAVerified, acct)
-		g.jitterHome(e)
-		return e
-	default:
-		e := g.newEvent(ts, TypeLogout, acct)
-		g.jitterHome(e)
-		return e
-	}
-}
-
-func (g *Generator) jitterHome(e *event) { g.jitter(e, 0.02) }
-
-func (g *Generator) jitter(e *event, deg float64) {
-	e.lat = round4(e.lat + (g.rng.Float64()*2-1)*deg)
-	e.lon = round4(e.lon + (g.rng.Float64()*2-1)*deg)
-}
-
-// startScenario starts the next scenario instance at ts: it returns the
-// first event and schedules the rest. It returns nil when the remaining
-// budget cannot hold the instance.
-func (g *Generator) startScenario(ts int64, budget int) *event {
-	name := g.opts.Scenarios[g.nextScenario%len(g.opts.Scenarios)]
-	evs := g.scenarioEvents(name, ts)
-	g.nextScenario++
-	if len(evs) > budget || evs[len(evs)-1].ts > g.endMs {
-		// Skip it rather than retry it: a long scenario that no longer
-		// fits before the end must not keep the short ones out.
-		return nil
-	}
-	g.injected[name]++
-	for _, e := range evs[1:] {
-		g.schedule(e)
-	}
-	g.markBusy(evs[0].account, evs[len(evs)-1].ts+quietAfter[name].Milliseconds())
-	return evs[0]
-}
-
-// quietAfter is how long an account stays out of background traffic after
-// its scenario's last event: the window in which an ordinary event could
-// spoil the pattern (a 2fa_verified after a reset without one) or pair with
-// it into a second match (a login at home after a far-away one).
-var quietAfter = map[string]time.Duration{
-	ScenarioAccountTakeover:    10 * time.Minute,
-	ScenarioCardTesting:        10 * time.Minute,
-	ScenarioImpossibleTravel:   30 * time.Minute,
-	ScenarioResetWithout2FA:    16 * time.Minute,
-	ScenarioStructuring:        time.Hour,
-	ScenarioBigForeignTransfer: time.Minute,
-	ScenarioLargeCardAuth:      time.Minute,
-}
-
-func (g *Generator) scenarioEvents(name string, ts int64) []*event {
-	r := g.rng
-	acct := g.pickAccount(ts)
-	p := g.profile(acct)
-	var evs []*event
-	add := func(at int64, typ string) *event {
-		e := g.newEvent(at, typ, acct)
-		e.scenario = name
-		evs = append(evs, e)
-		return e
-	}
-	switch name {
-	case ScenarioAccountTakeover:
-		// Credential stuffing through residential proxies: new IPs, but
-		// geolocated near home so that travel rules stay quiet.
-		t := ts
-		for range 3 + r.IntN(3) {
-			e := add(t, TypeLogin)
-			e.success = false
-			e.ip = randomIP(r)
-			e.device = randomDevice(r)
-			g.jitterHome(e)
-			t += 5_000 + r.Int64N(25_000)
-		}
-		t += 30_000 + r.Int64N(90_000)
-		login := add(t, TypeLogin)
-		login.ip = randomIP(r)
-		login.device = randomDevice(r)
-		g.jitterHome(login)
-		t += 60_000 + r.Int64N(240_000)
-		drain := add(t, TypeTransfer)
-		drain.ip, drain.device = login.ip, login.device
-		drain.amount = round2(1500 + r.Float64()*7000)
-		g.jitterHome(drain)
-	case ScenarioCardTesting:
-		t := ts
-		for range 3 + r.IntN(4) {
-			e := add(t, TypeCardAuth)
-			e.amount = round2(0.5 + r.Float64()*1.49)
-			e.merchant = merchant(r.IntN(5000))
-			e.cardID = p.cardID
-			e.success = r.Float64() < 0.5
-			g.jitter(e, 0.05)
-			t += 2_000 + r.Int64N(20_000)
-		}
-	case ScenarioImpossibleTravel:
-		home := add(ts, TypeLogin)
-		g.jitterHome(home)
-		far := add(ts+240_000+r.Int64N(960_000), TypeLogin)
-		c := farCity(r, p.city)
-		far.country, far.currency, far.lat, far.lon = c.country, c.currency, c.lat, c.lon
-		far.ip = randomIP(r)
-		g.jitterHome(far)
-	case ScenarioResetWithout2FA:
-		reset := add(ts, TypePasswordReset)
-		reset.ip = randomIP(r)
-		g.jitterHome(reset)
-		login := add(ts+60_000+r.Int64N(120_000), TypeLogin)
-		login.ip = reset.ip
-		login.device = randomDevice(r)
-		g.jitterHome(login)
-	case ScenarioStructuring:
-		t := ts
-		for range 3 + r.IntN(3) {
-			e := add(t, TypeTransfer)
-			e.amount = round2(9000 + r.Float64()*990)
-			g.jitterHome(e)
-			t += 60_000 + r.Int64N(300_000)
-		}
-	case ScenarioBigForeignTransfer:
-		e := add(ts, TypeTransfer)
-		c := highRiskCities[r.IntN(len(highRiskCities))]
-		e.country = c.country
-		e.currency = "USD"
-		e.amount = round2(12000 + r.Float64()*78000)
-		g.jitterHome(e)
-	case ScenarioLargeCardAuth:
-		e := add(ts, TypeCardAuth)
-		e.amount = round2(5200 + r.Float64()*19800)
-		e.merchant = merchant(r.IntN(5000))
-		e.cardID = p.cardID
-		g.jitter(e, 0.05)
-	}
-	return evs
-}
-
+// event is one generated event of any stream: a stream uses the fields it
+// needs, and its appendJSON writes its own fixed set of them.
 type event struct {
 	ts     int64 // event time, Unix ms
 	emitAt int64 // when it may be written, Unix ms of event time
 	seq    uint64
 
 	typ      string
-	account  int32
+	key      int32 // account, user or service number
+	scenario string
+
+	// payments and account_security
 	amount   float64
 	currency string
 	country  string
@@ -565,43 +394,16 @@ type event struct {
 	merchant string
 	cardID   string
 	lat, lon float64
-	scenario string
-}
 
-func (e *event) appendJSON(b []byte, g *Generator) []byte {
-	b = append(b, `{"type":"`...)
-	b = append(b, e.typ...)
-	b = append(b, `","account_id":"`...)
-	b = appendAccountID(b, e.account)
-	b = append(b, `","amount":`...)
-	b = strconv.AppendFloat(b, e.amount, 'f', 2, 64)
-	b = append(b, `,"currency":"`...)
-	b = append(b, e.currency...)
-	b = append(b, `","country":"`...)
-	b = append(b, e.country...)
-	b = append(b, `","ip":"`...)
-	b = append(b, e.ip...)
-	b = append(b, `","device":"`...)
-	b = append(b, e.device...)
-	b = append(b, `","success":`...)
-	b = strconv.AppendBool(b, e.success)
-	b = append(b, `,"merchant":"`...)
-	b = append(b, e.merchant...)
-	b = append(b, `","card_id":"`...)
-	b = append(b, e.cardID...)
-	b = append(b, `","lat":`...)
-	b = strconv.AppendFloat(b, e.lat, 'f', 4, 64)
-	b = append(b, `,"lon":`...)
-	b = strconv.AppendFloat(b, e.lon, 'f', 4, 64)
-	b = append(b, `,"ts":"`...)
-	b = time.UnixMilli(e.ts).UTC().AppendFormat(b, TimeLayout)
-	b = append(b, '"')
-	if e.scenario != "" {
-		b = append(b, `,"scenario":"`...)
-		b = append(b, e.scenario...)
-		b = append(b, '"')
-	}
-	return append(b, '}')
+	// itops
+	host    string
+	level   string
+	message string
+	version string
+	p99     float64
+	// periodic marks an itops heartbeat or latency sample whose content is
+	// decided when it is produced, and which schedules its successor.
+	periodic bool
 }
 
 // eventHeap orders events by emitAt when used for held events and by ts
@@ -628,6 +430,35 @@ func (h *eventHeap) Pop() any {
 	old[len(old)-1] = nil
 	*h = old[:len(old)-1]
 	return e
+}
+
+// appendKey writes prefix and i as seven digits: acct-0000042.
+func appendKey(b []byte, prefix string, i int32) []byte {
+	b = append(b, prefix...)
+	var digits [7]byte
+	v := int(i)
+	for j := len(digits) - 1; j >= 0; j-- {
+		digits[j] = byte('0' + v%10)
+		v /= 10
+	}
+	return append(b, digits[:]...)
+}
+
+// appendTime writes ms as a JSON string in TimeLayout.
+func appendTime(b []byte, ms int64) []byte {
+	b = append(b, '"')
+	b = time.UnixMilli(ms).UTC().AppendFormat(b, TimeLayout)
+	return append(b, '"')
+}
+
+// appendScenario closes the object, with the scenario label when e has one.
+func appendScenario(b []byte, e *event) []byte {
+	if e.scenario != "" {
+		b = append(b, `,"scenario":"`...)
+		b = append(b, e.scenario...)
+		b = append(b, '"')
+	}
+	return append(b, '}')
 }
 
 func logNormal(r *rand.Rand, median, sigma float64) float64 {

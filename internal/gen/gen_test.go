@@ -7,8 +7,6 @@ import (
 	"errors"
 	"flag"
 	"math"
-	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"testing"
@@ -166,7 +164,7 @@ func TestOutOfOrder(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			opts := Options{Seed: 11, Events: 20000, Keys: 1000, OutOfOrder: tt.fraction, MaxLateness: tt.lateness}
+			opts := Options{Seed: 11, Events: 20000, Keys: 1000, Rate: 1000, OutOfOrder: tt.fraction, MaxLateness: tt.lateness}
 			evs := decode(t, generate(t, opts))
 			maxLate := tt.lateness
 			if maxLate == 0 && tt.fraction > 0 {
@@ -326,16 +324,29 @@ func TestScenarios(t *testing.T) {
 				t.Errorf("want one approved card_auth > 5000, got %+v", inst)
 			}
 		},
+		ScenarioVelocity: func(t *testing.T, inst, all []testEvent) {
+			if len(inst) < 5 {
+				t.Fatalf("%d transfers, want ≥ 5", len(inst))
+			}
+			for _, e := range inst {
+				if e.Type != TypeTransfer || e.Amount >= 1000 || slices.Contains(HighRiskCountries, e.Country) {
+					t.Errorf("want a domestic transfer below 1000, got %+v", e)
+				}
+			}
+			if d := inst[len(inst)-1].time.Sub(inst[0].time); d >= 2*time.Minute {
+				t.Errorf("takes %v, want < 2m", d)
+			}
+		},
 	}
 	var names []string
 	for name := range got {
 		names = append(names, name)
 	}
 	slices.Sort(names)
-	if diff := cmp.Diff(slices.Sorted(slices.Values(Scenarios())), names); diff != "" {
+	if diff := cmp.Diff(slices.Sorted(slices.Values(Scenarios(StreamPayments))), names); diff != "" {
 		t.Fatalf("scenarios present (-want +got):\n%s", diff)
 	}
-	for _, name := range Scenarios() {
+	for _, name := range Scenarios(StreamPayments) {
 		t.Run(name, func(t *testing.T) {
 			if len(got[name]) < 5 {
 				t.Errorf("%d instances, want ≥ 5", len(got[name]))
@@ -402,6 +413,11 @@ func TestBadOptions(t *testing.T) {
 		{"negative lateness", Options{MaxLateness: -time.Second}},
 		{"fraud rate above 1", Options{FraudRate: 2}},
 		{"unknown scenario", Options{Scenarios: []string{"bank_heist"}}},
+		{"unknown stream", Options{Stream: "weather"}},
+		{"scenario of another stream", Options{Stream: StreamITOps, Scenarios: []string{ScenarioVelocity}}},
+		{"negative duration", Options{Duration: -time.Minute}},
+		{"itops rate below the periodic traffic", Options{Stream: StreamITOps, Keys: 30, Rate: 2}},
+		{"itops events without room for deregisters", Options{Stream: StreamITOps, Keys: 8, Events: 8}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -410,42 +426,5 @@ func TestBadOptions(t *testing.T) {
 				t.Errorf("New(%+v) = %v, want an error wrapping ErrBadOptions", tt.opts, err)
 			}
 		})
-	}
-}
-
-// PaymentsExample are the options of the recording shipped as
-// rulesets/testdata/payments.jsonl.
-var PaymentsExample = Options{
-	Seed:        2026,
-	Events:      2000,
-	Keys:        200,
-	Rate:        1,
-	OutOfOrder:  0.05,
-	MaxLateness: 1500 * time.Millisecond,
-	FraudRate:   0.012,
-}
-
-// TestPaymentsRecording keeps the shipped example recording identical to
-// what the generator produces; run with -update after changing either.
-func TestPaymentsRecording(t *testing.T) {
-	path := filepath.Join("..", "..", "rulesets", "testdata", "payments.jsonl")
-	want := generate(t, PaymentsExample)
-	if *update {
-		if err := os.WriteFile(path, want, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./internal/gen -run TestPaymentsRecording -update)", err)
-	}
-	if !bytes.Equal(want, got) {
-		t.Fatalf("%s differs from the generator's output; run go test ./internal/gen -run TestPaymentsRecording -update", path)
-	}
-	inst := instances(decode(t, got))
-	for _, name := range Scenarios() {
-		if len(inst[name]) == 0 {
-			t.Errorf("the recording has no %s instance", name)
-		}
 	}
 }
