@@ -102,6 +102,7 @@ written as rulesets in YAML with CEL expressions, over keyed event streams.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newCheckCmd(e), newRunCmd(e))
 	root.AddCommand(newTestCmd(e))
+	root.AddCommand(newGenCmd(e))
 	return root
 }
 
