@@ -83,10 +83,19 @@ var condTrue = &Cond{Op: OpTrue}
 // True returns the always-true condition.
 func True() *Cond { return condTrue }
 
-// Leaf returns a condition on expression e; a nil e is true.
+// Leaf returns a condition on expression e; a nil e is true. A conjunction
+// becomes an And chain of its conjuncts, cheapest first, so that a matcher
+// caches the event-only ones per event and skips the rest when one is false.
 func Leaf(e *rules.Expr) *Cond {
 	if e == nil {
 		return condTrue
+	}
+	if len(e.Conjuncts) > 1 {
+		c := Leaf(e.Conjuncts[0])
+		for _, x := range e.Conjuncts[1:] {
+			c = And(c, Leaf(x))
+		}
+		return c
 	}
 	return &Cond{Op: OpLeaf, Leaf: e, Slot: -1}
 }

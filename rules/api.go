@@ -51,6 +51,11 @@ type Expr struct {
 	// means the value depends on the event alone, so callers may evaluate it
 	// once per event and share the result.
 	Steps []string
+	// Conjuncts holds the operands of a top-level && chain, each compiled
+	// on its own and ordered cheapest first (event-only before step-reading);
+	// nil when the expression is not a conjunction. Evaluating them in order
+	// and stopping at the first false gives the expression's value.
+	Conjuncts []*Expr
 
 	exprRuntime
 }

@@ -110,6 +110,8 @@ type exprSpec struct {
 	at   int
 	// steps are the step names declared as variables.
 	steps []string
+	// part marks a conjunct of a larger expression: it is not split again.
+	part bool
 }
 
 var (
@@ -269,7 +271,60 @@ func (c *compiler) expr(env *cel.Env, sp exprSpec) *Expr {
 	sort.Strings(x.Steps)
 	x.listNames = usedLists(native)
 	x.pool.New = func() any { return &activation{x: x} }
+	x.fast = detectFast(native.Expr(), c.fieldKind)
+	if !sp.part {
+		x.Conjuncts = c.conjuncts(env, sp, native)
+	}
 	return x
+}
+
+// conjuncts compiles the operands of a top-level && chain as expressions of
+// their own, ordered for evaluation: event-only natively evaluated ones
+// first (the cheap discriminators), then other event-only ones, then those
+// that read steps. CEL's && is commutative (false wins over an error), so
+// the order never changes the outcome.
+func (c *compiler) conjuncts(env *cel.Env, sp exprSpec, a *celast.AST) []*Expr {
+	srcs := conjuncts(a)
+	if srcs == nil {
+		return nil
+	}
+	errsBefore := len(c.list)
+	parts := make([]*Expr, 0, len(srcs))
+	for _, src := range srcs {
+		sub := sp
+		sub.src, sub.part = src, true
+		x := c.expr(env, sub)
+		if x == nil {
+			// Cannot happen for a checked expression; never report it.
+			c.list = c.list[:errsBefore]
+			return nil
+		}
+		parts = append(parts, x)
+	}
+	rank := func(x *Expr) int {
+		switch {
+		case len(x.Steps) > 0:
+			return 2
+		case x.fast == nil:
+			return 1
+		}
+		return 0
+	}
+	slices.SortStableFunc(parts, func(a, b *Expr) int { return rank(a) - rank(b) })
+	return parts
+}
+
+// fieldKind says how event field name decodes: as its schema type, or with
+// the natural JSON mapping when the ruleset has no schema.
+func (c *compiler) fieldKind(name string) (kind, bool) {
+	for _, f := range c.rs.Schema {
+		if f.Name == name {
+			if st, ok := schemaTypes[f.Type]; ok {
+				return st.k, true
+			}
+		}
+	}
+	return kindNatural, false
 }
 
 func kindsText(ks []types.Kind) string {
@@ -339,6 +394,9 @@ type exprRuntime struct {
 	// costTracked: the static cost estimate could not prove the expression
 	// within the limit, so it runs under cel.CostLimit.
 	costTracked bool
+	// fast evaluates the expression natively when it has a shape fast.go
+	// recognises; nil otherwise.
+	fast *fastPath
 	// pool recycles activations: Expr is shared by all partition workers,
 	// and a fresh activation per evaluation would be garbage per event.
 	pool sync.Pool

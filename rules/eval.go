@@ -67,6 +67,13 @@ func (e *Expr) Eval(ev *Event, vars Vars) (ref.Val, error) {
 	if e == nil || e.prg == nil {
 		return nil, errors.New("eval: expression not compiled")
 	}
+	if e.fast != nil {
+		v, err := e.fast.eval(ev)
+		if err != nil {
+			return nil, fmt.Errorf("eval %s: %w", e.Source, err)
+		}
+		return v, nil
+	}
 	a := e.pool.Get().(*activation)
 	a.ev, a.vars = ev, vars
 	out, _, err := e.prg.Eval(a)

@@ -1,0 +1,122 @@
+package rules
+
+import (
+	"fmt"
+	"testing"
+
+	"cel.dev/cel-go/common/types"
+)
+
+// TestFastPathAgreesWithCEL evaluates every natively evaluated shape both
+// natively and through the CEL interpreter, on events that have the field,
+// lack it, hold null or hold another type, with and without a schema.
+func TestFastPathAgreesWithCEL(t *testing.T) {
+	exprs := []string{
+		`event.type`, `event.n`, `event.ok`, `!event.ok`,
+		`event.type == "login"`, `"login" == event.type`, `event.type != "login"`,
+		`event.n == 5`, `event.n == 5.0`, `event.n != 5`, `event.ok == true`,
+	}
+	events := []string{
+		`{"type":"login","n":5,"ok":true}`,
+		`{"type":"logout","n":5.5,"ok":false}`,
+		`{"type":null,"n":null,"ok":null}`,
+		`{"other":1}`,
+		`{"type":7,"n":"5","ok":"yes"}`,
+	}
+	for _, schema := range []bool{false, true} {
+		for _, src := range exprs {
+			if schema && (src == `event.n == 5` || src == `event.n != 5`) {
+				continue // double == int does not type-check against the schema
+			}
+			name := fmt.Sprintf("schema=%v/%s", schema, src)
+			t.Run(name, func(t *testing.T) {
+				doc := "ruleset: t\nrules:\n  - id: r\n    when: 'true'\n"
+				if schema {
+					doc = "ruleset: t\nschema: {type: string, n: double, ok: bool}\nrules:\n  - id: r\n    when: 'true'\n"
+				}
+				c, err := Load("t.yaml", []byte(doc), CompileOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				x := compileProbe(t, c, src)
+				if x.fast == nil {
+					t.Fatalf("%s: not recognised as a fast shape", src)
+				}
+				slow := *x
+				slow.fast = nil
+				for _, raw := range events {
+					ev, err := ParseEvent([]byte(raw))
+					if err != nil {
+						t.Fatal(err)
+					}
+					fv, ferr := x.Eval(ev, nil)
+					ev2, _ := ParseEvent([]byte(raw))
+					sv, serr := slow.Eval(ev2, nil)
+					if (ferr != nil) != (serr != nil) {
+						t.Errorf("%s on %s: fast err %v, cel err %v", src, raw, ferr, serr)
+						continue
+					}
+					if ferr == nil && fv.Equal(sv) != types.True {
+						t.Errorf("%s on %s: fast %v, cel %v", src, raw, fv, sv)
+					}
+				}
+			})
+		}
+	}
+}
+
+// compileProbe compiles src as a `when` condition of c's ruleset.
+func compileProbe(t *testing.T, c *Compiled, src string) *Expr {
+	t.Helper()
+	doc := string(c.Source)
+	doc = doc[:len(doc)-len("'true'\n")] + fmt.Sprintf("%q\n", src)
+	if src == "event.type" || src == "event.n" {
+		// A when condition must be bool: compile non-bool shapes as a key.
+		doc = "ruleset: t\n" + schemaLine(c) + "stream: {key: " + src + "}\nrules:\n  - id: r\n    when: 'true'\n"
+		k, err := Load("t.yaml", []byte(doc), CompileOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k.Key
+	}
+	k, err := Load("t.yaml", []byte(doc), CompileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k.Rules[0].When
+}
+
+func schemaLine(c *Compiled) string {
+	if len(c.Schema) == 0 {
+		return ""
+	}
+	return "schema: {type: string, n: double, ok: bool}\n"
+}
+
+func TestConjunctsOrderCheapFirst(t *testing.T) {
+	doc := `ruleset: t
+rules:
+  - id: r
+    pattern:
+      - step: a
+        where: event.type == "a"
+      - step: b
+        where: event.ip != a.ip && size(event.tags) > 1 && event.type == "b"
+`
+	c, err := Load("t.yaml", []byte(doc), CompileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	where := c.Rules[0].Steps[1].Where
+	var got []string
+	for _, x := range where.Conjuncts {
+		got = append(got, x.Source)
+	}
+	want := []string{`event.type == "b"`, `size(event.tags) > 1`, `event.ip != a.ip`}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("conjuncts = %q, want %q", got, want)
+	}
+	if len(where.Conjuncts[2].Steps) != 1 || len(where.Conjuncts[0].Steps) != 0 {
+		t.Errorf("conjunct steps = %v / %v", where.Conjuncts[0].Steps, where.Conjuncts[2].Steps)
+	}
+}
