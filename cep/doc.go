@@ -26,4 +26,9 @@
 //     and absence and timeout alerts are emitted.
 //   - Event bytes are copied once per line and never reused, because
 //     partial matches keep the events they took.
+//   - Replay decodes lines (read, envelope, routing, ParseEvent, key and
+//     time) on a second goroutine ahead of the matcher, unless told to be
+//     Sequential; matching, every write and every callback stay on the
+//     caller's goroutine in line order, so both ways give the same bytes.
+//     An event handed to the matcher is never touched by the decoder again.
 package cep

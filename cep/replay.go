@@ -19,6 +19,13 @@ import (
 // describes one by one when ReplayOptions.MaxDeadLetterReports is zero.
 const DefaultMaxDeadLetterReports = 20
 
+// DefaultBatchLines is how many lines the decoding goroutine of a pipelined
+// Replay hands to the matching goroutine at once when
+// ReplayOptions.BatchLines is zero: enough that the hand-over costs next to
+// nothing per line, few enough that both goroutines start working within a
+// millisecond.
+const DefaultBatchLines = 512
+
 // Input is one recorded event file to replay.
 type Input struct {
 	// Name is the file name. Positions, alert ids and reports use it as
@@ -66,6 +73,15 @@ type ReplayOptions struct {
 	// OnDeadLetter, when set, is called for every dead-lettered line, also
 	// past MaxDeadLetterReports.
 	OnDeadLetter func(file string, line int64, reason error)
+	// Sequential runs the whole replay on the calling goroutine instead of
+	// decoding lines on a second goroutine ahead of the matcher. The results
+	// are the same; it is there to measure the difference and for callers
+	// that want no second goroutine.
+	Sequential bool
+	// BatchLines is how many lines a pipelined replay hands from the
+	// decoding to the matching goroutine at once. Default
+	// DefaultBatchLines.
+	BatchLines int
 }
 
 // Summary reports what a Replay did.
@@ -136,6 +152,13 @@ type stream struct {
 // and the replay goes on. Replay returns an error only for what stops it: a
 // bad option, a file that cannot be opened or read, a write that fails, or
 // ctx ending; the Summary then covers what was done.
+//
+// Unless opts.Sequential is set, lines are read and decoded into matcher
+// records on a second goroutine, ahead of the matching on the calling one
+// (see replay_pipeline.go). Everything the replay writes, and every call of
+// OnAlert and OnDeadLetter, happens on the calling goroutine, in the order
+// of the sequential replay; the second goroutine has ended when Replay
+// returns.
 func Replay(ctx context.Context, opts ReplayOptions) (Summary, error) {
 	start := time.Now()
 	r, err := newReplayer(opts)
@@ -162,40 +185,45 @@ func Replay(ctx context.Context, opts ReplayOptions) (Summary, error) {
 		}
 		readers = append(readers, fr)
 	}
-	for _, fr := range readers {
-		if err = r.replayFile(ctx, fr); err != nil {
-			break
-		}
-		r.sum.Files++
+	if opts.Sequential {
+		err = r.runSequential(ctx, readers)
+	} else {
+		err = r.runPipelined(ctx, readers)
 	}
 	if err == nil {
 		for _, s := range r.streams {
 			s.part.Advance(math.MaxInt64)
 		}
 	}
-	err = errors.Join(err, r.finish())
+	// A write error that stopped the replay is also finish's: report it
+	// once.
+	if ferr := r.finish(); ferr != nil && !errors.Is(err, ferr) {
+		err = errors.Join(err, ferr)
+	}
 	r.sum.Elapsed = time.Since(start)
 	return r.sum, err
 }
 
-// replayer is the state of one Replay. It is the matcher.Output of every
-// stream: results arrive synchronously inside Push and Advance.
+// replayer is the matching side of one Replay: it owns the partitions, the
+// counters and the outputs, and runs on the calling goroutine only. It is
+// the matcher.Output of every stream: results arrive synchronously inside
+// Push and Advance.
 type replayer struct {
 	opts    ReplayOptions
 	streams []*stream
-	dec     LineDecoder
-	line    Line
 	sum     Summary
 	ruleIdx map[ruleKey]int // index into sum.Rules
 
 	alerts, late, reports *bufio.Writer
 	werr                  error // first write error
 
-	// The line being pushed, so that Late can write it as read.
+	// The line being pushed, so that Late can write it as read. Lines are
+	// told apart by curSeq, their place in the replay, because line numbers
+	// repeat from one file to the next.
 	cur     []byte
 	curRec  *matcher.Record
-	curLine int64
-	lateAt  int64 // line last written to the late sink
+	curSeq  uint64
+	lateSeq uint64 // curSeq of the line last written to the late sink
 	scratch []byte
 }
 
@@ -205,7 +233,10 @@ func newReplayer(opts ReplayOptions) (*replayer, error) {
 	if opts.MaxDeadLetterReports == 0 {
 		opts.MaxDeadLetterReports = DefaultMaxDeadLetterReports
 	}
-	r := &replayer{opts: opts, ruleIdx: map[ruleKey]int{}, lateAt: -1}
+	if opts.BatchLines <= 0 {
+		opts.BatchLines = DefaultBatchLines
+	}
+	r := &replayer{opts: opts, ruleIdx: map[ruleKey]int{}}
 	if opts.Alerts != nil {
 		r.alerts = bufio.NewWriterSize(opts.Alerts, 64<<10)
 	}
@@ -274,137 +305,6 @@ func streamID(rs *rules.Compiled) string {
 		strconv.Quote(src(rs.Time)) + rs.Stream.MaxOutOfOrderness.String()
 }
 
-// replayFile pushes every line of fr.
-func (r *replayer) replayFile(ctx context.Context, fr *FileReader) error {
-	name := fr.Name()
-	for n := 0; ; n++ {
-		if n&1023 == 0 {
-			if err := ctx.Err(); err != nil {
-				return fmt.Errorf("replay: %w", err)
-			}
-		}
-		b, lineNo, err := fr.Next()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			var le *LineError
-			if errors.As(err, &le) {
-				r.sum.Lines++
-				r.deadLetter(name, lineNo, le.Err)
-				continue
-			}
-			return err
-		}
-		r.sum.Lines++
-		r.pushLine(name, lineNo, b)
-		if r.werr != nil {
-			return r.werr
-		}
-	}
-}
-
-// pushLine decodes one line once and offers it to every stream that reads
-// its topic.
-func (r *replayer) pushLine(name string, lineNo int64, b []byte) {
-	ln := &r.line
-	if err := r.dec.Decode(b, ln); err != nil {
-		r.deadLetter(name, lineNo, err)
-		return
-	}
-	var routed bool
-	for _, s := range r.streams {
-		if r.reads(s, ln) {
-			routed = true
-			break
-		}
-	}
-	if !routed {
-		r.sum.Unrouted++
-		return
-	}
-	// The matcher keeps events that partial matches took, and the reader
-	// reuses its buffer: each event gets bytes of its own.
-	ev, err := rules.ParseEvent(append([]byte(nil), ln.Event...))
-	if err != nil {
-		r.deadLetter(name, lineNo, fmt.Errorf("invalid event: %w", err))
-		return
-	}
-	r.cur, r.curLine = b, lineNo
-	var (
-		dead   error
-		pushed bool
-	)
-	for _, s := range r.streams {
-		if !r.reads(s, ln) {
-			continue
-		}
-		rec := &matcher.Record{Event: ev, Pos: matcher.Position{Source: name, Offset: lineNo}}
-		if rec.Key, err = r.key(s, ev, ln); err != nil {
-			dead = err
-			continue
-		}
-		if rec.Time, err = r.time(s, ev, ln, lineNo); err != nil {
-			dead = err
-			continue
-		}
-		r.curRec = rec
-		s.part.Push(rec)
-		pushed = true
-	}
-	r.cur, r.curRec = nil, nil
-	if pushed {
-		r.sum.Events++
-	}
-	if dead != nil {
-		// A line that one stream could not key or time is lost to that
-		// stream's rules: it counts as dead-lettered even when another
-		// stream took it.
-		r.deadLetter(name, lineNo, dead)
-	}
-}
-
-func (r *replayer) reads(s *stream, ln *Line) bool {
-	return !ln.Envelope || s.topic == "" || s.topic == string(ln.Topic)
-}
-
-// key returns the partition key: the stream's key expression, else the
-// envelope's record key, else "" (a file without keys is one key).
-func (r *replayer) key(s *stream, ev *rules.Event, ln *Line) (string, error) {
-	if s.key != nil {
-		k, err := s.key.EvalKey(ev)
-		if err != nil {
-			return "", fmt.Errorf("no key: %w", err)
-		}
-		return k, nil
-	}
-	if ln.HasKey {
-		return string(ln.Key), nil
-	}
-	return "", nil
-}
-
-// time returns the event time in Unix ns: the stream's time expression, else
-// the envelope's record timestamp. A plain line has no record timestamp; as
-// rules.Stream documents, its line number then counts as milliseconds, which
-// keeps the file's order.
-func (r *replayer) time(s *stream, ev *rules.Event, ln *Line, lineNo int64) (int64, error) {
-	if s.time != nil {
-		t, err := s.time.EvalTime(ev)
-		if err != nil {
-			return 0, fmt.Errorf("no event time: %w", err)
-		}
-		return t, nil
-	}
-	if !ln.Envelope {
-		return lineNo * int64(time.Millisecond), nil
-	}
-	if !ln.HasTime {
-		return 0, errors.New("no event time: the kafka record has no timestamp")
-	}
-	return ln.TimeMillis * int64(time.Millisecond), nil
-}
-
 func (r *replayer) deadLetter(name string, lineNo int64, reason error) {
 	r.sum.DeadLettered++
 	if r.opts.OnDeadLetter != nil {
@@ -437,10 +337,10 @@ func (r *replayer) Alert(a *matcher.Alert) {
 func (r *replayer) Late(rec *matcher.Record) {
 	line := rec.Event.Raw()
 	if rec == r.curRec {
-		if r.lateAt == r.curLine {
+		if r.lateSeq == r.curSeq {
 			return
 		}
-		r.lateAt = r.curLine
+		r.lateSeq = r.curSeq
 		line = r.cur
 	}
 	r.sum.Late++

@@ -62,7 +62,7 @@ rules:
 
 var fixedNow = time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
 
-func load(t *testing.T, name, src string) *rules.Compiled {
+func load(t testing.TB, name, src string) *rules.Compiled {
 	t.Helper()
 	c, err := rules.Load(name, []byte(src), rules.CompileOptions{})
 	if err != nil {
@@ -246,24 +246,38 @@ not json
 			for i, src := range tt.rulesets {
 				compiled = append(compiled, load(t, "r"+itoa(i)+".yaml", src))
 			}
-			res, err := replay(t, ReplayOptions{Rulesets: compiled, Inputs: tt.inputs})
-			if err != nil {
-				t.Fatalf("Replay: %v", err)
-			}
-			// Within one emission point alert order is not normative.
-			if diff := cmp.Diff(sorted(tt.want), sorted(res.alerts)); diff != "" {
-				t.Errorf("alerts (-want +got):\n%s", diff)
-			}
-			gotSum := res.sum
-			gotSum.Rules, gotSum.PeakRuns, gotSum.Elapsed = nil, 0, 0
-			if diff := cmp.Diff(tt.wantSum, gotSum); diff != "" {
-				t.Errorf("summary (-want +got):\n%s", diff)
-			}
-			if diff := cmp.Diff(tt.wantLate, res.late); diff != "" {
-				t.Errorf("late output (-want +got):\n%s", diff)
-			}
-			if diff := cmp.Diff(tt.wantRepts, reportPrefixes(res.reports)); diff != "" {
-				t.Errorf("reports (-want +got):\n%s", diff)
+			var first result
+			for i, m := range modes {
+				t.Run(m.name, func(t *testing.T) {
+					opts := ReplayOptions{Rulesets: compiled, Inputs: replayInputs(t, tt.inputs)}
+					m.set(&opts)
+					res, err := replay(t, opts)
+					if err != nil {
+						t.Fatalf("Replay: %v", err)
+					}
+					// Within one emission point alert order is not normative.
+					if diff := cmp.Diff(sorted(tt.want), sorted(res.alerts)); diff != "" {
+						t.Errorf("alerts (-want +got):\n%s", diff)
+					}
+					gotSum := res.sum
+					gotSum.Rules, gotSum.PeakRuns, gotSum.Elapsed = nil, 0, 0
+					if diff := cmp.Diff(tt.wantSum, gotSum); diff != "" {
+						t.Errorf("summary (-want +got):\n%s", diff)
+					}
+					if diff := cmp.Diff(tt.wantLate, res.late); diff != "" {
+						t.Errorf("late output (-want +got):\n%s", diff)
+					}
+					if diff := cmp.Diff(tt.wantRepts, reportPrefixes(res.reports)); diff != "" {
+						t.Errorf("reports (-want +got):\n%s", diff)
+					}
+					// Beyond what the case pins down, every mode writes the
+					// same bytes as the first.
+					if i == 0 {
+						first = res
+					} else if diff := diffOutput(first.output(), res.output()); diff != "" {
+						t.Errorf("output differs from %s (-%s +%s):\n%s", modes[0].name, modes[0].name, m.name, diff)
+					}
+				})
 			}
 		})
 	}
@@ -524,29 +538,34 @@ func TestReplayErrors(t *testing.T) {
 		},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			ctx := tt.ctx
-			if ctx == nil {
-				ctx = context.Background()
-			}
-			var out bytes.Buffer
-			if tt.opts.Alerts == nil {
-				tt.opts.Alerts = &out
-			}
-			_, err := Replay(ctx, tt.opts)
-			if err == nil {
-				t.Fatal("Replay succeeded, want an error")
-			}
-			if tt.wantIs != nil && !errors.Is(err, tt.wantIs) {
-				t.Errorf("err = %v, want errors.Is %v", err, tt.wantIs)
-			}
-			if tt.want != "" && err.Error() != tt.want {
-				t.Errorf("err = %q, want %q", err, tt.want)
-			}
-			if out.Len() != 0 {
-				t.Errorf("output written before the error: %q", out.String())
-			}
-		})
+		for _, m := range modes {
+			t.Run(tt.name+"/"+m.name, func(t *testing.T) {
+				ctx := tt.ctx
+				if ctx == nil {
+					ctx = context.Background()
+				}
+				opts := tt.opts
+				opts.Inputs = replayInputs(t, opts.Inputs)
+				m.set(&opts)
+				var out bytes.Buffer
+				if opts.Alerts == nil {
+					opts.Alerts = &out
+				}
+				_, err := Replay(ctx, opts)
+				if err == nil {
+					t.Fatal("Replay succeeded, want an error")
+				}
+				if tt.wantIs != nil && !errors.Is(err, tt.wantIs) {
+					t.Errorf("err = %v, want errors.Is %v", err, tt.wantIs)
+				}
+				if tt.want != "" && err.Error() != tt.want {
+					t.Errorf("err = %q, want %q", err, tt.want)
+				}
+				if out.Len() != 0 {
+					t.Errorf("output written before the error: %q", out.String())
+				}
+			})
+		}
 	}
 }
 

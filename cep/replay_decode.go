@@ -1,0 +1,196 @@
+package cep
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/shrike-cep/shrike/matcher"
+	"github.com/shrike-cep/shrike/rules"
+)
+
+// batch carries the outcome of consecutive lines of one file from the
+// decoder to the replayer. Batches are reused: the decoder fills one, the
+// replayer applies it, and it goes back to the decoder empty but with its
+// slices' capacity, so that a replay in its steady state allocates nothing
+// for the hand-over.
+type batch struct {
+	file  string // every line of a batch is from this file
+	items []item
+	// pushes are the items' records, each with the stream to push it to.
+	pushes []push
+	// raw holds the envelope lines of the items that have pushes, as read,
+	// for the late sink: the reader reuses its buffer, and an envelope's
+	// event bytes are not the line.
+	raw []byte
+	// eof marks the last batch of the file: the file was read to its end.
+	eof bool
+	// err is a fatal read error that came after the items.
+	err error
+}
+
+// item is what became of one non-blank line.
+type item struct {
+	line int64 // 1-based
+	// pushes[from:to] of the batch are the line's records. Empty for a line
+	// no stream could use.
+	from, to int
+	// raw[rawFrom:rawTo] of the batch is the line as read when it is an
+	// envelope; for a plain line it is empty and the line is its event's
+	// raw bytes.
+	rawFrom, rawTo int
+	// unrouted marks an envelope of a topic no stream reads.
+	unrouted bool
+	// dead is why the line is dead-lettered, reported after its pushes: it
+	// could not be read or decoded, or a stream could not key or time it
+	// (another stream may still have taken it).
+	dead error
+}
+
+// push is one record for one stream.
+type push struct {
+	s   *stream
+	rec *matcher.Record
+}
+
+// reset empties b for reuse. It clears the pointers too, so that an idle
+// batch does not keep events alive after the matcher let go of them.
+func (b *batch) reset(file string) {
+	clear(b.items)
+	clear(b.pushes)
+	*b = batch{file: file, items: b.items[:0], pushes: b.pushes[:0], raw: b.raw[:0]}
+}
+
+// decoder is the decoding side of a Replay: it reads lines and turns each
+// into matcher records (event, key, time), all of which depends only on the
+// line. It touches nothing of the replayer's, so that it can run on its own
+// goroutine; an event it hands over in a batch it never touches again,
+// because an Event's lazily decoded fields are not safe for concurrent use.
+type decoder struct {
+	streams []*stream
+	dec     LineDecoder
+	line    Line
+}
+
+// maxBatchRaw bounds the envelope bytes of one batch, so that a batch of
+// long lines holds a few of them rather than BatchLines.
+const maxBatchRaw = 1 << 20
+
+// fill reads lines of fr into b until b holds n items, the file ends
+// (b.eof) or reading fails (b.err).
+func (d *decoder) fill(b *batch, fr *FileReader, n int) {
+	for len(b.items) < n && len(b.raw) < maxBatchRaw {
+		line, lineNo, err := fr.Next()
+		if err != nil {
+			var le *LineError
+			switch {
+			case errors.Is(err, io.EOF):
+				b.eof = true
+				return
+			case errors.As(err, &le):
+				b.items = append(b.items, item{line: lineNo, dead: le.Err})
+				continue
+			default:
+				b.err = err
+				return
+			}
+		}
+		d.decodeLine(b, lineNo, line)
+	}
+}
+
+// decodeLine decodes one line once and makes a record for every stream that
+// reads its topic.
+func (d *decoder) decodeLine(b *batch, lineNo int64, line []byte) {
+	it := item{line: lineNo, from: len(b.pushes), to: len(b.pushes)}
+	ln := &d.line
+	if err := d.dec.Decode(line, ln); err != nil {
+		it.dead = err
+		b.items = append(b.items, it)
+		return
+	}
+	var routed bool
+	for _, s := range d.streams {
+		if reads(s, ln) {
+			routed = true
+			break
+		}
+	}
+	if !routed {
+		it.unrouted = true
+		b.items = append(b.items, it)
+		return
+	}
+	// The matcher keeps events that partial matches took, and the reader
+	// reuses its buffer: each event gets bytes of its own.
+	ev, err := rules.ParseEvent(append([]byte(nil), ln.Event...))
+	if err != nil {
+		it.dead = fmt.Errorf("invalid event: %w", err)
+		b.items = append(b.items, it)
+		return
+	}
+	for _, s := range d.streams {
+		if !reads(s, ln) {
+			continue
+		}
+		rec := &matcher.Record{Event: ev, Pos: matcher.Position{Source: b.file, Offset: lineNo}}
+		if rec.Key, err = key(s, ev, ln); err != nil {
+			it.dead = err
+			continue
+		}
+		if rec.Time, err = eventTime(s, ev, ln, lineNo); err != nil {
+			it.dead = err
+			continue
+		}
+		b.pushes = append(b.pushes, push{s: s, rec: rec})
+	}
+	it.to = len(b.pushes)
+	if ln.Envelope && it.to > it.from {
+		it.rawFrom = len(b.raw)
+		b.raw = append(b.raw, line...)
+		it.rawTo = len(b.raw)
+	}
+	b.items = append(b.items, it)
+}
+
+func reads(s *stream, ln *Line) bool {
+	return !ln.Envelope || s.topic == "" || s.topic == string(ln.Topic)
+}
+
+// key returns the partition key: the stream's key expression, else the
+// envelope's record key, else "" (a file without keys is one key).
+func key(s *stream, ev *rules.Event, ln *Line) (string, error) {
+	if s.key != nil {
+		k, err := s.key.EvalKey(ev)
+		if err != nil {
+			return "", fmt.Errorf("no key: %w", err)
+		}
+		return k, nil
+	}
+	if ln.HasKey {
+		return string(ln.Key), nil
+	}
+	return "", nil
+}
+
+// eventTime returns the event time in Unix ns: the stream's time
+// expression, else the envelope's record timestamp. A plain line has no
+// record timestamp; as rules.Stream documents, its line number then counts
+// as milliseconds, which keeps the file's order.
+func eventTime(s *stream, ev *rules.Event, ln *Line, lineNo int64) (int64, error) {
+	if s.time != nil {
+		t, err := s.time.EvalTime(ev)
+		if err != nil {
+			return 0, fmt.Errorf("no event time: %w", err)
+		}
+		return t, nil
+	}
+	if !ln.Envelope {
+		return lineNo * int64(time.Millisecond), nil
+	}
+	if !ln.HasTime {
+		return 0, errors.New("no event time: the kafka record has no timestamp")
+	}
+	return ln.TimeMillis * int64(time.Millisecond), nil
+}
