@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -29,6 +30,10 @@ var isTerminal = func(w io.Writer) bool {
 // does not know it exists. A nil *progress draws nothing; every method
 // accepts it, so callers need not check.
 type progress struct {
+	// mu serialises the bar: Replay reads (and so feeds the bar) on a
+	// goroutine of its own while report lines are written on the caller's,
+	// and a report line must not land in the middle of a redraw.
+	mu    sync.Mutex
 	bar   *progressbar.ProgressBar
 	start time.Time
 	// lines counts the newlines of plain files read so far: an estimate
@@ -90,10 +95,11 @@ type progressReader struct {
 func (pr *progressReader) Read(b []byte) (int, error) {
 	n, err := pr.r.Read(b)
 	if n > 0 {
+		var lines int64
 		if pr.lines {
-			pr.p.lines += int64(bytes.Count(b[:n], []byte{'\n'}))
+			lines = int64(bytes.Count(b[:n], []byte{'\n'}))
 		}
-		pr.p.add(n)
+		pr.p.add(n, lines)
 	}
 	return n, err
 }
@@ -101,7 +107,10 @@ func (pr *progressReader) Read(b []byte) (int, error) {
 // add moves the bar by n bytes. The events/s estimate waits for a second
 // of reading: the reader runs one buffer ahead of the matcher, which only
 // evens out over time.
-func (p *progress) add(n int) {
+func (p *progress) add(n int, lines int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.lines += lines
 	now := p.now()
 	if elapsed := now.Sub(p.start); p.lines > 0 && elapsed >= time.Second && now.Sub(p.described) >= 500*time.Millisecond {
 		p.described = now
@@ -117,6 +126,8 @@ func (p *progress) writer(w io.Writer) io.Writer {
 		return w
 	}
 	return writerFunc(func(b []byte) (int, error) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
 		_ = p.bar.Clear()
 		return w.Write(b)
 	})
@@ -131,6 +142,8 @@ func (p *progress) finish() {
 	if p == nil {
 		return
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	_ = p.bar.Finish()
 	_ = p.bar.Clear()
 }

@@ -29,6 +29,8 @@ func progressFixture(t *testing.T, n int) (rules, events string) {
 	for range n {
 		b.WriteString(`{"type":"order","amount":1}` + "\n")
 	}
+	// A bad line, so that a dead-letter report shares the terminal.
+	b.WriteString("not json\n")
 	if err := os.WriteFile(events, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -95,9 +97,13 @@ func TestProgressOnTerminal(t *testing.T) {
 	}
 	out := stderr.String()
 	bar := strings.Index(out, "replaying")
+	report := strings.Index(out, "events.jsonl:51: invalid event")
 	table := strings.Index(out, "RULE")
-	if bar < 0 || table < bar || !strings.Contains(out[bar:table], "\r") {
-		t.Errorf("want the bar, cleared with \\r, then the table:\n%q", out)
+	if bar < 0 || report < bar || table < report || !strings.Contains(out[bar:report], "\r") {
+		t.Errorf("want the bar, cleared with \\r, the dead-letter report, then the table:\n%q", out)
+	}
+	if !strings.HasSuffix(out[:report], "\r") {
+		t.Errorf("the report does not start a cleared line:\n%q", out)
 	}
 }
 
@@ -122,7 +128,7 @@ func TestProgressCounts(t *testing.T) {
 		wantBytes int64
 		wantLines int64
 	}{
-		{"plain: bytes and lines", events, fi.Size(), 40},
+		{"plain: bytes and lines", events, fi.Size(), 41},
 		// Replay gunzips behind the reader: the bar sees compressed bytes.
 		{"gzip: compressed bytes, no lines", gz, int64(zipped.Len()), 0},
 	}
