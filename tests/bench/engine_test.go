@@ -49,6 +49,38 @@ func BenchmarkEngine(b *testing.B) {
 	b.ReportMetric(float64(sum.Alerts), "alerts")
 }
 
+// BenchmarkEngineSequential is BenchmarkEngine with the whole replay on one
+// goroutine (cep.ReplayOptions.Sequential): the gain of decoding on a second
+// goroutine ahead of the matcher is the difference between the two.
+func BenchmarkEngineSequential(b *testing.B) {
+	path, lines := benchStream(b)
+	rs := paymentsRuleset(b)
+	var sum cep.Summary
+	heap := startHeapSampler()
+	pe := startPerEvent()
+	for b.Loop() {
+		var err error
+		sum, err = cep.Replay(context.Background(), cep.ReplayOptions{
+			Rulesets:   []*rules.Compiled{rs},
+			Inputs:     []cep.Input{{Name: path}},
+			Alerts:     discard{},
+			Clock:      fixedClock,
+			Sequential: true,
+		})
+		if err != nil {
+			b.Fatalf("replay: %v", err)
+		}
+	}
+	pe.report(b, lines)
+	peak := heap.Stop()
+	if sum.Events != uint64(lines) || sum.DeadLettered != 0 || sum.Late != 0 {
+		b.Fatalf("replay took %d of %d events (%d dead-lettered, %d late), want all", sum.Events, lines, sum.DeadLettered, sum.Late)
+	}
+	b.ReportMetric(float64(sum.PeakRuns), "peak-partial-matches")
+	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+	b.ReportMetric(float64(sum.Alerts), "alerts")
+}
+
 // discard is an io.Writer that drops everything, spelled out so that the
 // replay's buffered writer still runs its copy as it would to stdout.
 type discard struct{}
