@@ -2,6 +2,7 @@
 //
 //	shrike check RULESET...                    validate and compile rulesets
 //	shrike run --rules RULESET... EVENTS...    replay recorded events, print alerts
+//	shrike test TESTFILE... | DIR/...          run rule unit tests (docs/testing.md)
 //
 // check and run load rulesets with rules.Load and replay with cep.Replay: the
 // same code the engine and the API use, so what passes here behaves the same
@@ -11,5 +12,7 @@
 //
 // Exit status: 0 on success (dead-lettered or late events included), 1 when
 // a ruleset is invalid or a file cannot be opened or read, 2 for a usage
-// error.
+// error. shrike test exits 1 when a test fails and 3 when a test file or
+// ruleset cannot be loaded. Progress bars and colours appear only on a
+// terminal.
 package main
