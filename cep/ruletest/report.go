@@ -91,7 +91,11 @@ func failureLines(t *TestResult) []string {
 	}
 	if len(t.Missing) > 0 {
 		out = append(out, "missing:")
-		for _, m := range t.Missing {
+		for i, m := range t.Missing {
+			if i == maxListed {
+				out = append(out, fmt.Sprintf("  ... and %d more", len(t.Missing)-i))
+				break
+			}
 			out = append(out, "  "+formatExpected(m.Expected))
 			if m.Closest != nil {
 				out = append(out, "    closest: "+formatAlert(m.Closest))
@@ -103,11 +107,15 @@ func failureLines(t *TestResult) []string {
 	}
 	if len(t.Unexpected) > 0 {
 		out = append(out, "unexpected:")
-		for _, a := range t.Unexpected {
+		for i, a := range t.Unexpected {
+			if i == maxListed {
+				out = append(out, fmt.Sprintf("  ... and %d more", len(t.Unexpected)-i))
+				break
+			}
 			out = append(out, "  "+formatAlert(a))
 		}
 	}
-	if len(t.DeadLetters) > 0 {
+	if t.DeadLettered > 0 {
 		out = append(out, "dead-lettered events (a test whose input was not read proves nothing):")
 		for _, d := range t.DeadLetters {
 			if d.Event > 0 {
@@ -116,6 +124,9 @@ func failureLines(t *TestResult) []string {
 				// A line of an events file has no column.
 				out = append(out, fmt.Sprintf("  %s:%d: %s", d.Pos.File, d.Pos.Line, d.Reason))
 			}
+		}
+		if more := t.DeadLettered - len(t.DeadLetters); more > 0 {
+			out = append(out, fmt.Sprintf("  ... and %d more", more))
 		}
 	}
 	if t.Late > 0 && t.Err == nil {
@@ -137,7 +148,7 @@ func failureMessage(t *TestResult) string {
 	if n := len(t.Unexpected); n > 0 {
 		parts = append(parts, plural(n, "unexpected alert"))
 	}
-	if n := len(t.DeadLetters); n > 0 {
+	if n := t.DeadLettered; n > 0 {
 		parts = append(parts, plural(n, "dead-lettered event"))
 	}
 	return strings.Join(parts, ", ")

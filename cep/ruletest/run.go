@@ -21,6 +21,14 @@ import (
 // that a test's alerts are the same on every run.
 var DefaultClock = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
+// MaxDeadLetters bounds the dead-lettered events a TestResult describes
+// one by one; the rest are counted.
+const MaxDeadLetters = 20
+
+// maxListed bounds the missing and unexpected alerts a report lists per
+// test, so that a test over a large recording stays readable.
+const maxListed = 50
+
 // Options configure File.Run. Zero values are the documented defaults.
 type Options struct {
 	// Run selects the tests whose name it matches; nil runs them all.
@@ -70,8 +78,10 @@ type TestResult struct {
 	// Err is set when the test could not run (its events file could not be
 	// read); the comparison is then empty.
 	Err error
-	// DeadLetters are the test's events that could not be used.
-	DeadLetters []DeadLetter
+	// DeadLetters are the first MaxDeadLetters of the test's events that
+	// could not be used; DeadLettered counts them all.
+	DeadLetters  []DeadLetter
+	DeadLettered int
 	// Missing are the expected alerts no actual alert matched, each with
 	// the closest actual alert of the same rule and key when there is one.
 	Missing []*Miss
@@ -90,7 +100,7 @@ type TestResult struct {
 
 // Failed reports whether the test failed.
 func (r *TestResult) Failed() bool {
-	return r.Err != nil || len(r.DeadLetters) > 0 || len(r.Missing) > 0 || len(r.Unexpected) > 0
+	return r.Err != nil || r.DeadLettered > 0 || len(r.Missing) > 0 || len(r.Unexpected) > 0
 }
 
 // DeadLetter is an event of a test that could not be used.
@@ -191,7 +201,11 @@ func (f *File) runTest(ctx context.Context, t *Test, opts Options) *TestResult {
 		Clock:         clock,
 		OnAlert:       func(a *matcher.Alert) { actual = append(actual, newAlert(a)) },
 		OnDeadLetter: func(file string, line int64, reason error) {
-			tr.DeadLetters = append(tr.DeadLetters, f.deadLetter(t, file, line, reason))
+			// A broken recording can hold millions of bad lines: keep the
+			// first, count the rest.
+			if tr.DeadLettered++; len(tr.DeadLetters) < MaxDeadLetters {
+				tr.DeadLetters = append(tr.DeadLetters, f.deadLetter(t, file, line, reason))
+			}
 		},
 	})
 	if err != nil {

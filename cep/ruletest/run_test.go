@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -390,5 +392,55 @@ func TestRunStopsOnCancel(t *testing.T) {
 	}
 	if len(res.Tests) != 0 {
 		t.Errorf("%d tests ran after cancel", len(res.Tests))
+	}
+}
+
+// TestRunCaps checks that a test over a large, broken recording stays
+// readable: dead letters and alerts are listed up to a bound, then
+// counted.
+func TestRunCaps(t *testing.T) {
+	shop, err := filepath.Abs("testdata/shop.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	var events strings.Builder
+	for i := range 60 {
+		fmt.Fprintf(&events, `{"type":"order","user":"u%d","amount":500,"ts":"2026-11-20T10:00:00Z"}`+"\n", i)
+	}
+	for range 25 {
+		events.WriteString("not json\n")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "big.jsonl"), []byte(events.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src := fmt.Sprintf("rulesets: [%q]\ntests:\n  - name: t\n    events_file: big.jsonl\n    only: [big-order]\n    expect: []\n", shop)
+	f, err := LoadSource(filepath.Join(dir, "caps_test.yaml"), []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.Run(context.Background(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := res.Tests[0]
+	if tr.DeadLettered != 25 || len(tr.DeadLetters) != MaxDeadLetters || len(tr.Unexpected) != 60 {
+		t.Errorf("dead-lettered %d (%d listed), unexpected %d; want 25 (%d), 60", tr.DeadLettered, len(tr.DeadLetters), len(tr.Unexpected), MaxDeadLetters)
+	}
+	lines := failureLines(tr)
+	var got []string
+	for _, l := range lines {
+		if strings.Contains(l, "more") {
+			got = append(got, l)
+		}
+	}
+	if diff := cmp.Diff([]string{"  ... and 10 more", "  ... and 5 more"}, got); diff != "" {
+		t.Errorf("counted lines (-want +got):\n%s", diff)
+	}
+	if len(lines) != 1+maxListed+1+1+MaxDeadLetters+1 {
+		t.Errorf("%d report lines, want %d:\n%s", len(lines), 1+maxListed+1+1+MaxDeadLetters+1, strings.Join(lines, "\n"))
+	}
+	if msg := failureMessage(tr); msg != "60 unexpected alerts, 25 dead-lettered events" {
+		t.Errorf("failure message %q", msg)
 	}
 }
