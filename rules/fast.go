@@ -8,6 +8,7 @@ import (
 	"cel.dev/cel-go/common/operators"
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
+	"cel.dev/cel-go/common/types/traits"
 	celparser "cel.dev/cel-go/parser"
 )
 
@@ -27,7 +28,21 @@ const (
 	fastNot                 // !event.F
 	fastEq                  // event.F == lit
 	fastNe                  // event.F != lit
+	fastLt                  // event.F < lit
+	fastLe                  // event.F <= lit
+	fastGt                  // event.F > lit
+	fastGe                  // event.F >= lit
 )
+
+// flipped gives the operator with its operands swapped (lit < event.F is
+// event.F > lit).
+var flipped = map[fastOp]fastOp{fastEq: fastEq, fastNe: fastNe, fastLt: fastGt, fastLe: fastGe, fastGt: fastLt, fastGe: fastLe}
+
+var fastOps = map[string]fastOp{
+	operators.Equals: fastEq, operators.NotEquals: fastNe,
+	operators.Less: fastLt, operators.LessEquals: fastLe,
+	operators.Greater: fastGt, operators.GreaterEquals: fastGe,
+}
 
 // fastPath evaluates one recognised shape.
 type fastPath struct {
@@ -73,6 +88,24 @@ func (f *fastPath) eval(ev *Event) (ref.Val, error) {
 			return !eq, nil
 		}
 		return types.False, nil
+	case fastLt, fastLe, fastGt, fastGe:
+		cmp, ok := v.(traits.Comparer)
+		if !ok {
+			return nil, fmt.Errorf("no such overload: %s has no ordering", v.Type().TypeName())
+		}
+		c, ok := cmp.Compare(f.lit).(types.Int)
+		if !ok {
+			return nil, fmt.Errorf("no such overload: comparing %s with %s", v.Type().TypeName(), f.lit.Type().TypeName())
+		}
+		switch f.op {
+		case fastLt:
+			return types.Bool(c < 0), nil
+		case fastLe:
+			return types.Bool(c <= 0), nil
+		case fastGt:
+			return types.Bool(c > 0), nil
+		}
+		return types.Bool(c >= 0), nil
 	}
 	return v, nil
 }
@@ -108,14 +141,17 @@ func detectFast(e celast.Expr, fieldKind func(string) (kind, bool)) *fastPath {
 		if name, ok := field(args[0]); ok {
 			return mk(fastNot, name, nil)
 		}
-	case (fn == operators.Equals || fn == operators.NotEquals) && len(args) == 2:
-		op := fastEq
-		if fn == operators.NotEquals {
-			op = fastNe
+	case fastOps[fn] != 0 || fn == operators.Equals:
+		if len(args) != 2 {
+			return nil
 		}
+		op := fastOps[fn]
 		for i := range 2 {
 			name, ok := field(args[i])
 			if lit := args[1-i]; ok && lit.Kind() == celast.LiteralKind {
+				if i == 1 {
+					op = flipped[op]
+				}
 				return mk(op, name, lit.AsLiteral())
 			}
 		}

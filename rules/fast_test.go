@@ -15,6 +15,8 @@ func TestFastPathAgreesWithCEL(t *testing.T) {
 		`event.type`, `event.n`, `event.ok`, `!event.ok`,
 		`event.type == "login"`, `"login" == event.type`, `event.type != "login"`,
 		`event.n == 5`, `event.n == 5.0`, `event.n != 5`, `event.ok == true`,
+		`event.n < 5.0`, `event.n <= 5.0`, `event.n > 5.0`, `event.n >= 5.5`, `5.0 < event.n`,
+		`event.n > 4`, `event.type < "m"`, `"m" >= event.type`,
 	}
 	events := []string{
 		`{"type":"login","n":5,"ok":true}`,
@@ -25,7 +27,7 @@ func TestFastPathAgreesWithCEL(t *testing.T) {
 	}
 	for _, schema := range []bool{false, true} {
 		for _, src := range exprs {
-			if schema && (src == `event.n == 5` || src == `event.n != 5`) {
+			if schema && (src == `event.n == 5` || src == `event.n != 5` || src == `event.n > 4`) {
 				continue // double == int does not type-check against the schema
 			}
 			name := fmt.Sprintf("schema=%v/%s", schema, src)
