@@ -97,7 +97,7 @@ func TestProgressOnTerminal(t *testing.T) {
 	}
 	out := stderr.String()
 	bar := strings.Index(out, "replaying")
-	report := strings.Index(out, "events.jsonl:51: invalid event")
+	report := strings.Index(out, events+":51: invalid event")
 	table := strings.Index(out, "RULE")
 	if bar < 0 || report < bar || table < report || !strings.Contains(out[bar:report], "\r") {
 		t.Errorf("want the bar, cleared with \\r, the dead-letter report, then the table:\n%q", out)
