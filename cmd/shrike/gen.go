@@ -97,6 +97,14 @@ func runGen(ctx context.Context, e env, f genFlags) error {
 	if !slices.Contains(gen.Streams(), f.scenario) {
 		return usageError{fmt.Errorf("unknown scenario %q (known: %s)", f.scenario, strings.Join(gen.Streams(), ", "))}
 	}
+	// The library calls patterns scenarios, after the events' "scenario"
+	// field; on the command line --scenario is the stream, so say pattern.
+	known := gen.Scenarios(f.scenario)
+	for _, p := range f.patterns {
+		if !slices.Contains(known, p) {
+			return usageError{fmt.Errorf("unknown pattern %q for scenario %s (known: %s)", p, f.scenario, strings.Join(known, ", "))}
+		}
+	}
 	opts := gen.Options{
 		Stream:      f.scenario,
 		Seed:        f.seed,
