@@ -120,6 +120,11 @@ func (e *Expr) EvalString(ev *Event, vars Vars) (string, error) {
 // bools are formatted as strings (doubles in the shortest form that reads
 // back the same).
 func (e *Expr) EvalKey(ev *Event) (string, error) {
+	if e.fast != nil {
+		if k, ok := e.fast.key(ev); ok {
+			return k, nil
+		}
+	}
 	v, err := e.Eval(ev, nil)
 	if err != nil {
 		return "", err
@@ -142,6 +147,11 @@ func (e *Expr) EvalKey(ev *Event) (string, error) {
 // EvalTime evaluates a time expression to Unix nanoseconds: a timestamp,
 // an int, uint or double of epoch milliseconds, or an RFC 3339 string.
 func (e *Expr) EvalTime(ev *Event) (int64, error) {
+	if e.fast != nil {
+		if t, ok := e.fast.time(ev); ok {
+			return t, nil
+		}
+	}
 	v, err := e.Eval(ev, nil)
 	if err != nil {
 		return 0, err

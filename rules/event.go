@@ -34,7 +34,7 @@ type Event struct {
 }
 
 const (
-	inlineFields = 12
+	inlineFields = 16
 	// maxDepth is encoding/json's nesting limit, so that both accept the
 	// same documents.
 	maxDepth = 10000

@@ -3,6 +3,10 @@ package rules
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"time"
+	"unicode/utf8"
+	"unsafe"
 
 	celast "cel.dev/cel-go/common/ast"
 	"cel.dev/cel-go/common/operators"
@@ -53,6 +57,145 @@ type fastPath struct {
 	// schema's field accessor reports it) rather than a null.
 	schema bool
 	lit    ref.Val
+	// strLit is lit as a Go string when it is a plain ASCII string: a plain
+	// JSON string value then compares by its bytes, with no decoding.
+	strLit    string
+	hasStrLit bool
+}
+
+// plainString returns the contents of a JSON string value that decodes to
+// itself (ASCII, no escapes); ok is false for anything else.
+func plainString(b []byte) (string, bool) {
+	if len(b) < 2 || b[0] != '"' {
+		return "", false
+	}
+	b = b[1 : len(b)-1]
+	for _, c := range b {
+		if c == '\\' || c >= utf8.RuneSelf {
+			return "", false
+		}
+	}
+	return unsafe.String(unsafe.SliceData(b), len(b)), true
+}
+
+// key returns the field as a key string without boxing it in a CEL value,
+// for the common case of a plain string field; ok false means "use CEL".
+func (f *fastPath) key(ev *Event) (string, bool) {
+	if f.op != fastField || (f.kind != kindNatural && f.kind != kindString) || ev == nil {
+		return "", false
+	}
+	fl := ev.find(f.field)
+	if fl == nil {
+		return "", false
+	}
+	return plainString(ev.raw[fl.v0:fl.v1])
+}
+
+// time returns the field as Unix nanoseconds for the common encodings (an
+// RFC 3339 string, integral epoch milliseconds) without boxing; ok false
+// means "use CEL", which also produces the errors.
+func (f *fastPath) time(ev *Event) (int64, bool) {
+	if f.op != fastField || (f.kind != kindNatural && f.kind != kindTimestamp) || ev == nil {
+		return 0, false
+	}
+	fl := ev.find(f.field)
+	if fl == nil {
+		return 0, false
+	}
+	b := ev.raw[fl.v0:fl.v1]
+	if s, ok := plainString(b); ok {
+		return parseRFC3339(s)
+	}
+	return parseEpochMillis(b)
+}
+
+// parseEpochMillis reads a plain JSON integer of epoch milliseconds.
+func parseEpochMillis(b []byte) (int64, bool) {
+	neg := len(b) > 0 && b[0] == '-'
+	if neg {
+		b = b[1:]
+	}
+	if len(b) == 0 || len(b) > 15 || (b[0] == '0' && len(b) > 1) {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	if neg {
+		n = -n
+	}
+	return n * int64(time.Millisecond), true
+}
+
+// parseRFC3339 parses the usual shape YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)
+// exactly as time.Parse(time.RFC3339Nano) does, in a fraction of its time;
+// anything else reports !ok so that the caller falls back to time.Parse.
+func parseRFC3339(s string) (int64, bool) {
+	if len(s) < 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' {
+		return 0, false
+	}
+	num := func(a, b int) (int, bool) {
+		n := 0
+		for _, c := range s[a:b] {
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n, true
+	}
+	year, ok1 := num(0, 4)
+	month, ok2 := num(5, 7)
+	day, ok3 := num(8, 10)
+	hour, ok4 := num(11, 13)
+	minute, ok5 := num(14, 16)
+	sec, ok6 := num(17, 19)
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || month < 1 || month > 12 || day < 1 ||
+		day > daysIn(time.Month(month), year) || hour > 23 || minute > 59 || sec > 59 {
+		return 0, false
+	}
+	i, nanos := 19, 0
+	if s[i] == '.' {
+		j := i + 1
+		for j < len(s) && s[j] >= '0' && s[j] <= '9' {
+			j++
+		}
+		digits := j - i - 1
+		if digits == 0 || digits > 9 {
+			return 0, false
+		}
+		frac, _ := num(i+1, j)
+		for range 9 - digits {
+			frac *= 10
+		}
+		nanos, i = frac, j
+	}
+	offset := 0
+	switch rest := s[i:]; {
+	case rest == "Z":
+	case len(rest) == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':':
+		oh, ok1 := num(i+1, i+3)
+		om, ok2 := num(i+4, i+6)
+		if !ok1 || !ok2 || oh > 23 || om > 59 {
+			return 0, false
+		}
+		offset = (oh*60 + om) * 60
+		if rest[0] == '-' {
+			offset = -offset
+		}
+	default:
+		return 0, false
+	}
+	t := time.Date(year, time.Month(month), day, hour, minute, sec, nanos, time.UTC)
+	return t.UnixNano() - int64(offset)*int64(time.Second), true
+}
+
+func daysIn(m time.Month, year int) int {
+	return time.Date(year, m+1, 0, 0, 0, 0, 0, time.UTC).Day()
 }
 
 var errNotBool = errors.New("no such overload: operand of ! is not a bool")
@@ -64,6 +207,11 @@ func (f *fastPath) eval(ev *Event) (ref.Val, error) {
 	fl := ev.find(f.field)
 	if fl == nil {
 		return nil, fmt.Errorf("no such key: %s", f.field)
+	}
+	if f.hasStrLit {
+		if s, ok := plainString(ev.raw[fl.v0:fl.v1]); ok {
+			return types.Bool((s == f.strLit) == (f.op == fastEq)), nil
+		}
 	}
 	v := ev.decode(fl, f.kind)
 	switch v := v.(type) {
@@ -126,7 +274,13 @@ func detectFast(e celast.Expr, fieldKind func(string) (kind, bool)) *fastPath {
 	}
 	mk := func(op fastOp, name string, lit ref.Val) *fastPath {
 		k, schema := fieldKind(name)
-		return &fastPath{op: op, field: name, kind: k, schema: schema, lit: lit}
+		f := &fastPath{op: op, field: name, kind: k, schema: schema, lit: lit}
+		if s, ok := lit.(types.String); ok && (op == fastEq || op == fastNe) && (k == kindNatural || k == kindString) {
+			if plain, ok := plainString([]byte(strconv.Quote(string(s)))); ok && plain == string(s) {
+				f.strLit, f.hasStrLit = plain, true
+			}
+		}
+		return f
 	}
 	if name, ok := field(e); ok {
 		return mk(fastField, name, nil)

@@ -3,6 +3,7 @@ package rules
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"cel.dev/cel-go/common/types"
 )
@@ -120,5 +121,67 @@ rules:
 	}
 	if len(where.Conjuncts[2].Steps) != 1 || len(where.Conjuncts[0].Steps) != 0 {
 		t.Errorf("conjunct steps = %v / %v", where.Conjuncts[0].Steps, where.Conjuncts[2].Steps)
+	}
+}
+
+func TestParseRFC3339AgreesWithTimeParse(t *testing.T) {
+	for _, s := range []string{
+		"2026-11-20T10:00:00Z", "2026-11-20T10:00:00.123Z", "2026-11-20T10:00:00.123456789Z",
+		"2026-11-20T10:00:00+02:00", "2026-11-20T10:00:00.5-07:30", "2024-02-29T23:59:59Z",
+		"2023-02-29T00:00:00Z", "2026-13-01T00:00:00Z", "2026-11-20T24:00:00Z", "2026-11-20 10:00:00Z",
+		"2026-11-20T10:00:00", "2026-11-20T10:00:00.Z", "2026-11-20T10:00:00.1234567890Z",
+		"2026-11-20T10:00:60Z", "2026-11-20t10:00:00z", "0000-01-01T00:00:00Z", "2026-11-20T10:00:00+24:00",
+	} {
+		want, werr := time.Parse(time.RFC3339Nano, s)
+		got, ok := parseRFC3339(s)
+		if ok && (werr != nil || got != want.UnixNano()) {
+			t.Errorf("parseRFC3339(%q) = %d, time.Parse = %v, %v", s, got, want.UnixNano(), werr)
+		}
+		if !ok && werr == nil && len(s) == len("2026-11-20T10:00:00Z") && s[19] == 'Z' {
+			t.Errorf("parseRFC3339(%q) fell back on a plain UTC time", s)
+		}
+	}
+}
+
+func FuzzParseRFC3339(f *testing.F) {
+	f.Add("2026-11-20T10:00:00.123Z")
+	f.Add("2026-11-20T10:00:00+02:00")
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := parseRFC3339(s)
+		if !ok {
+			return
+		}
+		want, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil || want.UnixNano() != got {
+			t.Fatalf("parseRFC3339(%q) = %d, time.Parse = %v (%v)", s, got, want, err)
+		}
+	})
+}
+
+func TestKeyAndTimeFastPaths(t *testing.T) {
+	c, err := Load("t.yaml", []byte("ruleset: t\nstream: {key: event.k, time: event.ts}\nrules:\n  - id: r\n    when: 'true'\n"), CompileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, raw := range []string{
+		`{"k":"acct-1","ts":"2026-11-20T10:00:00.250Z"}`,
+		`{"k":"caf\u00e9","ts":1763632800250}`,
+		`{"k":42,"ts":1763632800250.5}`,
+		`{"k":"x","ts":"2026-11-20T12:00:00.250+02:00"}`,
+	} {
+		ev, _ := ParseEvent([]byte(raw))
+		slowKey, slowTime := *c.Key, *c.Time
+		slowKey.fast, slowTime.fast = nil, nil
+		ev2, _ := ParseEvent([]byte(raw))
+		k1, e1 := c.Key.EvalKey(ev)
+		k2, e2 := slowKey.EvalKey(ev2)
+		if k1 != k2 || (e1 != nil) != (e2 != nil) {
+			t.Errorf("key of %s: fast %q %v, cel %q %v", raw, k1, e1, k2, e2)
+		}
+		t1, e1 := c.Time.EvalTime(ev)
+		t2, e2 := slowTime.EvalTime(ev2)
+		if t1 != t2 || (e1 != nil) != (e2 != nil) {
+			t.Errorf("time of %s: fast %d %v, cel %d %v", raw, t1, e1, t2, e2)
+		}
 	}
 }
