@@ -236,7 +236,7 @@ func checkSpike(t *testing.T, es []opsEvent, i int) {
 // TestITOpsQuiet checks that ordinary traffic never looks like an
 // incident: no error burst, no missing heartbeat, no spike.
 func TestITOpsQuiet(t *testing.T) {
-	opts := Options{Stream: StreamITOps, Seed: 4, Duration: time.Hour, Keys: 3, Rate: 30, FraudRate: -1}
+	opts := Options{Stream: StreamITOps, Seed: 4, Duration: time.Hour, Keys: 3, Rate: 15, FraudRate: -1}
 	evs := decodeOps(t, generate(t, opts))
 	deploys := 0
 	for name, es := range byService(evs) {
