@@ -130,6 +130,8 @@ type RuleSummary struct {
 	Dropped uint64
 	// CELErrors counts evaluations that failed and so counted as false.
 	CELErrors uint64
+	// PeakRuns is the most partial matches the rule held open at once.
+	PeakRuns int
 }
 
 // stream is the set of rulesets that see the same keyed, timed events: the
@@ -369,6 +371,7 @@ func (r *replayer) finish() error {
 				r.sum.Rules[i].Timeouts = rs.Timeouts
 				r.sum.Rules[i].Dropped = rs.Dropped
 				r.sum.Rules[i].CELErrors = rs.CELErrors
+				r.sum.Rules[i].PeakRuns = rs.PeakRuns
 			}
 		}
 	}

@@ -195,15 +195,15 @@ func openWithProgress(w io.Writer, inputs []cep.Input) ([]cep.Input, *progress, 
 // the replay's totals. Columns are aligned with text/tabwriter.
 func writeSummary(w io.Writer, s *cep.Summary, lateFile string) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "RULE\tALERTS\tTIMEOUTS\tDROPPED\tCEL ERRORS")
+	fmt.Fprintln(tw, "RULE\tALERTS\tTIMEOUTS\tDROPPED\tCEL ERRORS\tPEAK PARTIAL MATCHES")
 	var timeouts, dropped, celErrors uint64
 	for _, r := range s.Rules {
-		fmt.Fprintf(tw, "%s/%s\t%d\t%d\t%d\t%d\n", r.Ruleset, r.Rule, r.Alerts, r.Timeouts, r.Dropped, r.CELErrors)
+		fmt.Fprintf(tw, "%s/%s\t%d\t%d\t%d\t%d\t%d\n", r.Ruleset, r.Rule, r.Alerts, r.Timeouts, r.Dropped, r.CELErrors, r.PeakRuns)
 		timeouts += r.Timeouts
 		dropped += r.Dropped
 		celErrors += r.CELErrors
 	}
-	fmt.Fprintf(tw, "total\t%d\t%d\t%d\t%d\n", s.Alerts, timeouts, dropped, celErrors)
+	fmt.Fprintf(tw, "total\t%d\t%d\t%d\t%d\t%d\n", s.Alerts, timeouts, dropped, celErrors, s.PeakRuns)
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write summary: %w", err)
 	}

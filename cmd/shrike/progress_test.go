@@ -191,18 +191,18 @@ func TestWriteSummary(t *testing.T) {
 		Files: 2, Events: 2000, Late: 3, DeadLettered: 1, Unrouted: 4, Alerts: 7, PeakRuns: 42,
 		Elapsed: 1500 * time.Millisecond,
 		Rules: []cep.RuleSummary{
-			{Ruleset: "payments", Rule: "account-takeover", Alerts: 2, Timeouts: 5},
-			{Ruleset: "payments", Rule: "velocity", Alerts: 5, Dropped: 1, CELErrors: 9},
+			{Ruleset: "payments", Rule: "account-takeover", Alerts: 2, Timeouts: 5, PeakRuns: 40},
+			{Ruleset: "payments", Rule: "velocity", Alerts: 5, Dropped: 1, CELErrors: 9, PeakRuns: 3},
 		},
 	}
 	var buf bytes.Buffer
 	if err := writeSummary(&buf, s, "late.jsonl"); err != nil {
 		t.Fatal(err)
 	}
-	want := `RULE                       ALERTS  TIMEOUTS  DROPPED  CEL ERRORS
-payments/account-takeover  2       5         0        0
-payments/velocity          5       0         1        9
-total                      7       5         1        9
+	want := `RULE                       ALERTS  TIMEOUTS  DROPPED  CEL ERRORS  PEAK PARTIAL MATCHES
+payments/account-takeover  2       5         0        0           40
+payments/velocity          5       0         1        9           3
+total                      7       5         1        9           42
 
 events                2000 from 2 files
 late                  3 (written to late.jsonl)
