@@ -54,7 +54,7 @@ first (default: 10000 events). A summary of what was injected goes to stderr.
 Scenarios and the patterns they inject:
 ` + genScenarioList(),
 		Example: `  shrike gen --scenario itops --duration 10m | shrike run --rules rulesets/itops.yaml -
-  shrike gen --scenario payments --rate 50 --keys 500 --events 100000 --seed 7 --out day.jsonl.gz
+  shrike gen --scenario payments --rate 50 --keys 5000 --events 100000 --seed 7 --out day.jsonl.gz
   shrike gen --scenario account_security --patterns mfa_fatigue --duration 1h -q > mfa.jsonl`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) > 0 {
