@@ -50,6 +50,9 @@ give the same bytes. Event time starts at --start (default
 2026-11-20T10:00:00Z) and advances at --rate events per second; the stream
 ends after --events events or at --start + --duration, whichever comes
 first (default: 10000 events). A summary of what was injected goes to stderr.
+Keep --rate / --keys, the events per account or user and second, well below
+0.05: busier accounts make rules such as velocity fire on ordinary traffic,
+as real accounts that busy would.
 
 Scenarios and the patterns they inject:
 ` + genScenarioList(),
