@@ -360,8 +360,8 @@ func TestReplayRuleSummary(t *testing.T) {
 	}
 	want := []RuleSummary{
 		{Ruleset: "shop", Rule: "big", Alerts: 2},
-		{Ruleset: "shop", Rule: "cart-then-pay"},
-		{Ruleset: "shop", Rule: "no-pay", Alerts: 1},
+		{Ruleset: "shop", Rule: "cart-then-pay", PeakRuns: 1},
+		{Ruleset: "shop", Rule: "no-pay", Alerts: 1, PeakRuns: 1},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("rules (-want +got):\n%s", diff)
