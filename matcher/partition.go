@@ -41,6 +41,9 @@ type Partition struct {
 	runMemo    []leafValue
 	vars       runVars
 
+	// dirty lists the keys changed since the last Changes call.
+	dirty []*keyState
+
 	stats    Stats
 	perRule  []RuleStats
 	liveRuns int
@@ -79,6 +82,7 @@ type keyState struct {
 	// holds an entry for it. noDeadline when none is scheduled.
 	deadline int64
 	dead     bool
+	dirty    bool // listed in Partition.dirty
 }
 
 const noDeadline = math.MaxInt64
@@ -153,6 +157,7 @@ func (p *Partition) advance(wm int64) {
 				p.advanceTime(rk.rule, rk, now, ks.key)
 			}
 		}
+		p.markDirty(ks)
 		p.settle(ks)
 	}
 }
@@ -193,6 +198,7 @@ func (p *Partition) process(r *Record) {
 		p.step(pr, rk, r)
 	}
 	if ks != nil {
+		p.markDirty(ks)
 		p.settle(ks)
 	}
 }

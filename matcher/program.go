@@ -2,6 +2,7 @@ package matcher
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/shrike-cep/shrike/nfa"
 	"github.com/shrike-cep/shrike/rules"
@@ -16,6 +17,9 @@ type Program struct {
 	// slots is the number of event-only conditions: the size of the
 	// per-event condition cache.
 	slots int
+
+	nameOnce sync.Once
+	names    map[string]*planRule
 }
 
 // planRule is one rule in a Program.

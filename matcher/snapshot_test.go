@@ -1,0 +1,270 @@
+package matcher
+
+import (
+	"bytes"
+	"errors"
+	"math"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/shrike-cep/shrike/internal/gen"
+	"github.com/shrike-cep/shrike/rules"
+)
+
+// idCollector keeps alert ids.
+type idCollector struct{ ids []string }
+
+func (c *idCollector) Alert(a *Alert) { c.ids = append(c.ids, a.ID) }
+func (c *idCollector) Late(*Record)   {}
+
+// snapshotFixture is a payments stream with few keys, so that keys hold
+// many partial matches across checkpoints.
+func snapshotFixture(t *testing.T) (*Program, *rules.Compiled, []*Record) {
+	t.Helper()
+	src, err := os.ReadFile("../rulesets/payments.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := rules.Load("payments.yaml", src, rules.CompileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog, err := NewProgram([]*rules.Compiled{rs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := gen.New(gen.Options{Seed: 7, Events: 6000, Keys: 60, Rate: 20, OutOfOrder: 0.05, MaxLateness: 1500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []*Record
+	for line := int64(1); ; line++ {
+		raw, ok := g.Next()
+		if !ok {
+			break
+		}
+		ev, err := rules.ParseEvent(append([]byte(nil), raw...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		key, err := rs.Key.EvalKey(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts, err := rs.Time.EvalTime(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, &Record{Event: ev, Key: key, Time: ts, Pos: Position{Source: "payments/0", Offset: line}})
+	}
+	return prog, rs, recs
+}
+
+func clone(r *Record) *Record { c := *r; return &c }
+
+func referenceIDs(t *testing.T, prog *Program, rs *rules.Compiled, recs []*Record) []string {
+	out := &idCollector{}
+	p, _ := NewPartition(prog, out, Options{MaxOutOfOrderness: rs.Stream.MaxOutOfOrderness})
+	for _, r := range recs {
+		p.Push(clone(r))
+	}
+	p.Advance(math.MaxInt64)
+	if len(out.ids) == 0 {
+		t.Fatal("the fixture stream produced no alert")
+	}
+	return out.ids
+}
+
+// store is an in-memory stand-in for the runtime's state store.
+type store struct {
+	keys      map[string][]byte
+	deadlines map[string]int64 // evicted keys with an open window
+}
+
+// checkpoint writes every changed key to the store.
+func (s *store) checkpoint(t *testing.T, p *Partition) {
+	changed, emptied := p.Changes()
+	for _, k := range changed {
+		b, ok := p.AppendKeyState(nil, k)
+		if !ok {
+			t.Fatalf("changed key %q has no state", k)
+		}
+		s.keys[k] = b
+	}
+	for _, k := range emptied {
+		delete(s.keys, k)
+	}
+}
+
+// load restores a key that is stored but not in memory.
+func (s *store) load(t *testing.T, p *Partition, key string) {
+	if p.Resident(key) {
+		return
+	}
+	if b, ok := s.keys[key]; ok {
+		if err := p.RestoreKey(key, b); err != nil {
+			t.Fatal(err)
+		}
+		delete(s.deadlines, key)
+	}
+}
+
+// TestEvictAndRestoreKeepsAlerts checkpoints and evicts every key it can
+// every few hundred records, restoring keys when a record or a closing
+// window needs them: the alerts must be exactly those of a run that keeps
+// everything in memory.
+func TestEvictAndRestoreKeepsAlerts(t *testing.T) {
+	prog, rs, recs := snapshotFixture(t)
+	want := referenceIDs(t, prog, rs, recs)
+
+	out := &idCollector{}
+	ooo := int64(rs.Stream.MaxOutOfOrderness)
+	p, _ := NewPartition(prog, out, Options{MaxOutOfOrderness: rs.Stream.MaxOutOfOrderness})
+	s := &store{keys: map[string][]byte{}, deadlines: map[string]int64{}}
+	maxTime := int64(math.MinInt64)
+	for i, r := range recs {
+		// Before the watermark moves, bring back every evicted key whose
+		// window closes by then, and the record's own key.
+		maxTime = max(maxTime, r.Time)
+		for k, d := range s.deadlines {
+			if d <= maxTime-ooo-1 {
+				s.load(t, p, k)
+			}
+		}
+		s.load(t, p, r.Key)
+		p.Push(clone(r))
+		if i%337 == 0 {
+			s.checkpoint(t, p)
+			buffered := map[string]bool{}
+			for _, b := range append(slices.Clone(p.pending.fifo[p.pending.head:]), p.pending.heap...) {
+				buffered[b.Key] = true
+			}
+			for k := range p.keys {
+				if buffered[k] {
+					continue
+				}
+				if d, ok := p.KeyDeadline(k); ok {
+					s.deadlines[k] = d
+				}
+				p.Evict(k)
+			}
+		}
+	}
+	for k := range s.deadlines {
+		s.load(t, p, k)
+	}
+	p.Advance(math.MaxInt64)
+	if diff := cmp.Diff(want, out.ids); diff != "" {
+		t.Errorf("alert ids (-want +got):\n%s", diff)
+	}
+}
+
+// TestRestartFromCheckpoint stops a partition at several points, starts a
+// fresh one from the checkpoint and re-reads the source from the oldest
+// record still buffered, skipping records behind the restored watermark:
+// together the two emit every alert of an uninterrupted run (a few twice,
+// with the same id), and nothing else.
+func TestRestartFromCheckpoint(t *testing.T) {
+	prog, rs, recs := snapshotFixture(t)
+	want := referenceIDs(t, prog, rs, recs)
+	for _, stop := range []int{1, 500, 2999, 4000, len(recs) - 2} {
+		first := &idCollector{}
+		p, _ := NewPartition(prog, first, Options{MaxOutOfOrderness: rs.Stream.MaxOutOfOrderness})
+		s := &store{keys: map[string][]byte{}}
+		for _, r := range recs[:stop] {
+			p.Push(clone(r))
+		}
+		s.checkpoint(t, p)
+		cp := p.Checkpoint()
+		resume := stop
+		for _, b := range append(slices.Clone(p.pending.fifo[p.pending.head:]), p.pending.heap...) {
+			resume = min(resume, int(b.Pos.Offset)-1)
+		}
+		// A crash after more records were matched: the same alerts again.
+		for _, r := range recs[stop:min(stop+50, len(recs))] {
+			p.Push(clone(r))
+		}
+
+		second := &idCollector{}
+		q, _ := NewPartition(prog, second, Options{MaxOutOfOrderness: rs.Stream.MaxOutOfOrderness})
+		if err := q.Restore(cp); err != nil {
+			t.Fatal(err)
+		}
+		for k := range s.keys {
+			s.load(t, q, k)
+		}
+		for _, r := range recs[resume:] {
+			if r.Time < cp.Watermark {
+				continue // matched (or late) before the checkpoint
+			}
+			q.Push(clone(r))
+		}
+		q.Advance(math.MaxInt64)
+
+		got := map[string]bool{}
+		for _, id := range append(first.ids, second.ids...) {
+			got[id] = true
+		}
+		wantSet := map[string]bool{}
+		for _, id := range want {
+			wantSet[id] = true
+		}
+		if diff := cmp.Diff(wantSet, got); diff != "" {
+			t.Errorf("stop at %d: alert ids (-want +got):\n%s", stop, diff)
+		}
+	}
+}
+
+func TestRestoreKeyRejectsCorruptState(t *testing.T) {
+	prog, rs, recs := snapshotFixture(t)
+	p, _ := NewPartition(prog, &idCollector{}, Options{MaxOutOfOrderness: rs.Stream.MaxOutOfOrderness})
+	for _, r := range recs[:2000] {
+		p.Push(clone(r))
+	}
+	changed, _ := p.Changes()
+	if len(changed) == 0 {
+		t.Fatal("no key holds state")
+	}
+	good, _ := p.AppendKeyState(nil, changed[0])
+	for cut := 0; cut < len(good); cut += max(1, len(good)/50) {
+		q, _ := NewPartition(prog, &idCollector{}, Options{})
+		if err := q.RestoreKey("k", good[:cut]); err == nil && cut < len(good) {
+			// A prefix may happen to decode only if it ends on a boundary;
+			// it must never panic, and most cuts must fail.
+			continue
+		} else if err != nil && !errors.Is(err, ErrSnapshot) {
+			t.Errorf("cut at %d: error %v does not wrap ErrSnapshot", cut, err)
+		}
+	}
+	q, _ := NewPartition(prog, &idCollector{}, Options{})
+	if err := q.RestoreKey("k", good); err != nil {
+		t.Fatalf("restore full state: %v", err)
+	}
+	again, _ := q.AppendKeyState(nil, "k")
+	if !bytes.Equal(good, again) {
+		t.Error("state re-encoded after restore differs from the original")
+	}
+}
+
+func FuzzRestoreKey(f *testing.F) {
+	f.Add([]byte{1, 0, 0, 0, 0})
+	f.Add([]byte{1, 1, 1, 'x', 1, 2, 2, 0, 0, 2, '{', '}', 0, 0})
+	rs, err := rules.Load("t.yaml", []byte(abRule), rules.CompileOptions{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	prog, err := NewProgram([]*rules.Compiled{rs})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, _ := NewPartition(prog, &idCollector{}, Options{})
+		if err := p.RestoreKey("k", data); err != nil && !errors.Is(err, ErrSnapshot) {
+			t.Fatalf("error %v does not wrap ErrSnapshot", err)
+		}
+	})
+}
