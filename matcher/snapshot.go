@@ -254,7 +254,11 @@ func (p *Partition) RestoreKey(key string, data []byte) error {
 	nodes := make([]*node, d.count())
 	for i := range nodes {
 		n := &node{}
-		n.rec = recs[d.index(len(recs))]
+		ri := d.index(len(recs))
+		if d.err != nil {
+			break
+		}
+		n.rec = recs[ri]
 		n.step = int(d.varint())
 		if prev := d.uvarint(); prev > uint64(i) {
 			d.fail("node refers forward")
@@ -287,6 +291,12 @@ func (p *Partition) RestoreKey(key string, data []byte) error {
 				if last > 0 {
 					r.last = nodes[last-1]
 				}
+				for n := r.last; n != nil; n = n.prev {
+					if n.step < 0 || n.step >= len(pr.auto.StepNames) {
+						d.fail("node of a step the rule does not have")
+						break
+					}
+				}
 				if part == 0 {
 					rk.runs = append(rk.runs, r)
 				} else {
@@ -300,11 +310,6 @@ func (p *Partition) RestoreKey(key string, data []byte) error {
 	}
 	if d.err != nil {
 		return fmt.Errorf("restore key %q: %w: %s", key, ErrSnapshot, d.err)
-	}
-	for _, n := range nodes {
-		if n.step < -1 || n.step >= 1<<16 {
-			return fmt.Errorf("restore key %q: %w: step %d", key, ErrSnapshot, n.step)
-		}
 	}
 	for _, rk := range ks.rules {
 		p.addLive(rk.rule, len(rk.runs))
