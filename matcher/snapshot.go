@@ -401,3 +401,41 @@ func (d *snapDecoder) bytes() []byte {
 }
 
 func (d *snapDecoder) string() string { return string(d.bytes()) }
+
+// OldestBuffered returns the smallest source offset among the records still
+// waiting for the watermark, and false when none waits. A runtime that
+// checkpoints resumes its source there after a restart: the records from
+// that offset on that the restored watermark already passed were matched
+// before the checkpoint, and are to be skipped.
+func (p *Partition) OldestBuffered() (int64, bool) {
+	oldest, ok := int64(math.MaxInt64), false
+	for _, r := range p.pending.fifo[p.pending.head:] {
+		oldest, ok = min(oldest, r.Pos.Offset), true
+	}
+	for _, r := range p.pending.heap {
+		oldest, ok = min(oldest, r.Pos.Offset), true
+	}
+	return oldest, ok
+}
+
+// BufferedKeys returns the keys that have records waiting for the
+// watermark: they must stay in memory.
+func (p *Partition) BufferedKeys() map[string]bool {
+	keys := make(map[string]bool)
+	for _, r := range p.pending.fifo[p.pending.head:] {
+		keys[r.Key] = true
+	}
+	for _, r := range p.pending.heap {
+		keys[r.Key] = true
+	}
+	return keys
+}
+
+// ResidentKeys returns the keys whose state is in memory.
+func (p *Partition) ResidentKeys() []string {
+	keys := make([]string, 0, len(p.keys))
+	for k := range p.keys {
+		keys = append(keys, k)
+	}
+	return keys
+}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"math"
 	"os"
-	"slices"
 	"testing"
 	"time"
 
@@ -139,11 +138,8 @@ func TestEvictAndRestoreKeepsAlerts(t *testing.T) {
 		p.Push(clone(r))
 		if i%337 == 0 {
 			s.checkpoint(t, p)
-			buffered := map[string]bool{}
-			for _, b := range append(slices.Clone(p.pending.fifo[p.pending.head:]), p.pending.heap...) {
-				buffered[b.Key] = true
-			}
-			for k := range p.keys {
+			buffered := p.BufferedKeys()
+			for _, k := range p.ResidentKeys() {
 				if buffered[k] {
 					continue
 				}
@@ -181,8 +177,8 @@ func TestRestartFromCheckpoint(t *testing.T) {
 		s.checkpoint(t, p)
 		cp := p.Checkpoint()
 		resume := stop
-		for _, b := range append(slices.Clone(p.pending.fifo[p.pending.head:]), p.pending.heap...) {
-			resume = min(resume, int(b.Pos.Offset)-1)
+		if off, ok := p.OldestBuffered(); ok {
+			resume = int(off) - 1 // offsets are 1-based line numbers here
 		}
 		// A crash after more records were matched: the same alerts again.
 		for _, r := range recs[stop:min(stop+50, len(recs))] {
