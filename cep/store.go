@@ -1,0 +1,30 @@
+package cep
+
+import (
+	"context"
+
+	"github.com/shrike-cep/shrike/state"
+)
+
+// Store persists what a partition worker needs to resume elsewhere
+// (DESIGN.md §5): per source partition, the encoded state of each key
+// (matcher.Partition.AppendKeyState) and a checkpoint. state.Memory (tests)
+// and state.Redis (standalone or Cluster; one hash tag per partition so
+// that a commit is atomic on one slot) implement it. The engine calls a
+// Store only in batches: at assignment, before a batch of records whose
+// keys are not in memory, and at checkpoints — never once per event.
+type Store interface {
+	// LoadCheckpoint returns the partition's last committed checkpoint;
+	// ok is false when there is none (a partition never checkpointed).
+	LoadCheckpoint(ctx context.Context, p state.PartitionID) (cp state.Checkpoint, ok bool, err error)
+	// LoadKeys returns the stored states of the given keys of the
+	// partition; keys without state are absent from the map.
+	LoadKeys(ctx context.Context, p state.PartitionID, keys []string) (map[string][]byte, error)
+	// Commit atomically writes the changed key states, deletes the emptied
+	// keys and replaces the checkpoint: after a crash either all of it is
+	// visible or none. A commit whose checkpoint Generation is lower than
+	// the stored one fails with state.ErrFenced.
+	Commit(ctx context.Context, p state.PartitionID, put []state.KeyState, del []string, cp state.Checkpoint) error
+	// Close releases the Store's connections.
+	Close() error
+}

@@ -1,0 +1,36 @@
+package state
+
+import "errors"
+
+// PartitionID names one source partition's state. Group is the consumer
+// group, so that two groups reading the same topic keep separate state.
+type PartitionID struct {
+	Group     string
+	Topic     string
+	Partition int32
+}
+
+// KeyState is one key's encoded state (matcher.Partition.AppendKeyState).
+type KeyState struct {
+	Key   string
+	State []byte
+}
+
+// Checkpoint is the partition-wide record written with every commit.
+type Checkpoint struct {
+	// Offset is where consumption resumes: the oldest offset still buffered
+	// by the matcher at the checkpoint, or the next offset to fetch.
+	Offset int64
+	// Generation increases with every assignment of the partition to a
+	// worker (fencing, see ErrFenced).
+	Generation int64
+	// Streams holds, per stream of rulesets reading the partition, the
+	// matcher checkpoint (watermark, newest event time, arrival counter),
+	// encoded by the engine.
+	Streams []byte
+}
+
+// ErrFenced is returned by a commit when a newer owner of the partition has
+// committed since (a worker that lost its partition must not overwrite the
+// new owner's state).
+var ErrFenced = errors.New("partition fenced: a newer owner committed")
