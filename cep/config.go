@@ -1,0 +1,767 @@
+package cep
+
+import (
+	"bytes"
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/shrike-cep/shrike/rules"
+)
+
+// ErrInvalidConfig matches (errors.Is) every ConfigErrors: the
+// configuration was rejected because of what it says, not because a file
+// could not be read.
+var ErrInvalidConfig = errors.New("invalid configuration")
+
+// Config is the configuration of `shrike serve` (DESIGN.md §5, §8). It is
+// read from a YAML file (LoadConfig), then command-line flags override
+// single fields (Config.Set), then Validate checks the result. Every
+// field's default is what DefaultConfig returns; a field the file leaves
+// out keeps it.
+//
+// A complete file with the defaults:
+//
+//	kafka:
+//	  brokers: []                 # empty: start an embedded broker (kfake)
+//	  group: shrike               # consumer group; instances of one group share the partitions
+//	  topics:
+//	    alerts: shrike-alerts
+//	    deadletter: shrike-deadletter
+//	    late: shrike-late
+//	  embedded:                   # used only when brokers is empty
+//	    port: 9092                # 0 picks a free port
+//	    partitions: 3             # of every topic it creates
+//	    data_dir: ""              # keep the broker's log here across restarts; "" = memory
+//	redis:
+//	  addrs: []                   # empty: start an embedded Redis (miniredis); several: Redis Cluster
+//	  username: ""
+//	  password: ""
+//	  db: 0                       # standalone only
+//	  key_prefix: shrike
+//	state:
+//	  checkpoint_interval: 1s     # how often dirty key states and offsets are committed
+//	  max_resident_keys: 1000000  # per partition; colder keys are evicted to Redis
+//	limits:
+//	  max_runs_per_key: 10000     # one rule's partial matches per key; the oldest are dropped
+//	http:
+//	  listen: 127.0.0.1:8080      # /metrics, /healthz, /readyz, /debug/pprof/
+//	grpc:
+//	  listen: 127.0.0.1:9090      # the API (when built)
+//	rules:
+//	  dir: ""                     # load the *.yaml rulesets of this folder (not *_test.yaml)
+//	log:
+//	  level: info                 # debug | info | warn | error
+//	  format: text                # text | json
+type Config struct {
+	Kafka  KafkaConfig  `yaml:"kafka"`
+	Redis  RedisConfig  `yaml:"redis"`
+	State  StateConfig  `yaml:"state"`
+	Limits LimitsConfig `yaml:"limits"`
+	HTTP   ListenConfig `yaml:"http"`
+	GRPC   ListenConfig `yaml:"grpc"`
+	Rules  RulesConfig  `yaml:"rules"`
+	Log    LogConfig    `yaml:"log"`
+
+	// origin remembers, per dotted field path, where a value that is not a
+	// default came from, so that Validate points at the line or the flag.
+	origin map[string]origin
+}
+
+// KafkaConfig says which Kafka cluster to read and write.
+type KafkaConfig struct {
+	// Brokers are the seed brokers, host:port. Empty starts an embedded
+	// in-process broker (see Embedded).
+	Brokers []string `yaml:"brokers"`
+	// Group is the consumer group. Instances with the same group share the
+	// partitions of the rulesets' topics; state in Redis is kept per group.
+	Group    string         `yaml:"group"`
+	Topics   TopicsConfig   `yaml:"topics"`
+	Embedded EmbeddedConfig `yaml:"embedded"`
+}
+
+// TopicsConfig names the topics the engine writes (DESIGN.md §5).
+type TopicsConfig struct {
+	Alerts     string `yaml:"alerts"`
+	DeadLetter string `yaml:"deadletter"`
+	Late       string `yaml:"late"`
+}
+
+// EmbeddedConfig shapes the in-process broker started when no brokers are
+// configured.
+type EmbeddedConfig struct {
+	// Port is the broker's port on 127.0.0.1; 0 picks a free one.
+	Port int `yaml:"port"`
+	// Partitions is the partition count of every topic the broker creates,
+	// the rulesets' topics and the output topics alike, and of topics
+	// created on first use.
+	Partitions int `yaml:"partitions"`
+	// DataDir, when set, persists the broker's log there so that a restart
+	// finds its records and committed offsets again.
+	DataDir string `yaml:"data_dir"`
+}
+
+// RedisConfig says where key state and checkpoints live.
+type RedisConfig struct {
+	// Addrs are host:port addresses: none starts an embedded in-process
+	// Redis, one is a standalone server, several are seeds of a Redis
+	// Cluster.
+	Addrs    []string `yaml:"addrs"`
+	Username string   `yaml:"username"`
+	Password string   `yaml:"password"`
+	// DB selects the database of a standalone server (Cluster has only 0).
+	DB int `yaml:"db"`
+	// KeyPrefix starts every key Shrike writes, so that several
+	// deployments can share one Redis.
+	KeyPrefix string `yaml:"key_prefix"`
+}
+
+// StateConfig bounds and paces the engine's state.
+type StateConfig struct {
+	// CheckpointInterval is how often each partition commits its dirty key
+	// states and resume offset to Redis, and then its offset to Kafka: the
+	// most work a crash makes the engine redo.
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
+	// MaxResidentKeys is how many keys' states a partition keeps in memory;
+	// colder keys are evicted after a checkpoint and reloaded on demand.
+	MaxResidentKeys int `yaml:"max_resident_keys"`
+}
+
+// LimitsConfig are the limits of DESIGN.md §9 that the runtime enforces.
+type LimitsConfig struct {
+	// MaxRunsPerKey caps one rule's partial matches per key; the oldest
+	// are dropped and counted.
+	MaxRunsPerKey int `yaml:"max_runs_per_key"`
+}
+
+// ListenConfig is a listening address.
+type ListenConfig struct {
+	// Listen is host:port. A port of 0 picks a free one.
+	Listen string `yaml:"listen"`
+}
+
+// RulesConfig says where rulesets come from.
+type RulesConfig struct {
+	// Dir is a folder whose *.yaml and *.yml files, except *_test.yaml
+	// unit tests, are loaded at start.
+	Dir string `yaml:"dir"`
+}
+
+// LogConfig shapes the structured log on stderr.
+type LogConfig struct {
+	// Level is debug, info, warn or error.
+	Level string `yaml:"level"`
+	// Format is text (logfmt-like key=value pairs) or json.
+	Format string `yaml:"format"`
+}
+
+// Defaults of the fields of Config, as DefaultConfig sets them.
+const (
+	DefaultGroup              = "shrike"
+	DefaultAlertsTopic        = "shrike-alerts"
+	DefaultDeadLetterTopic    = "shrike-deadletter"
+	DefaultLateTopic          = "shrike-late"
+	DefaultEmbeddedKafkaPort  = 9092
+	DefaultEmbeddedPartitions = 3
+	DefaultRedisKeyPrefix     = "shrike"
+	DefaultCheckpointInterval = time.Second
+	DefaultMaxResidentKeys    = 1_000_000
+	DefaultMaxRunsPerKey      = 10_000
+	DefaultHTTPListen         = "127.0.0.1:8080"
+	DefaultGRPCListen         = "127.0.0.1:9090"
+)
+
+// DefaultConfig returns the configuration `shrike serve` runs with when
+// neither a file nor a flag says otherwise: embedded Kafka and Redis, the
+// documented topic names, admin HTTP on loopback.
+func DefaultConfig() Config {
+	return Config{
+		Kafka: KafkaConfig{
+			Group: DefaultGroup,
+			Topics: TopicsConfig{
+				Alerts:     DefaultAlertsTopic,
+				DeadLetter: DefaultDeadLetterTopic,
+				Late:       DefaultLateTopic,
+			},
+			Embedded: EmbeddedConfig{Port: DefaultEmbeddedKafkaPort, Partitions: DefaultEmbeddedPartitions},
+		},
+		Redis:  RedisConfig{KeyPrefix: DefaultRedisKeyPrefix},
+		State:  StateConfig{CheckpointInterval: DefaultCheckpointInterval, MaxResidentKeys: DefaultMaxResidentKeys},
+		Limits: LimitsConfig{MaxRunsPerKey: DefaultMaxRunsPerKey},
+		HTTP:   ListenConfig{Listen: DefaultHTTPListen},
+		GRPC:   ListenConfig{Listen: DefaultGRPCListen},
+		Log:    LogConfig{Level: "info", Format: "text"},
+	}
+}
+
+// EmbeddedKafka reports whether serve must start its own broker.
+func (c *Config) EmbeddedKafka() bool { return len(c.Kafka.Brokers) == 0 }
+
+// EmbeddedRedis reports whether serve must start its own Redis.
+func (c *Config) EmbeddedRedis() bool { return len(c.Redis.Addrs) == 0 }
+
+// SlogLevel returns the log level as slog's; call it on a validated
+// config (an unknown name is Info).
+func (l LogConfig) SlogLevel() slog.Level {
+	switch l.Level {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+// origin is where a value came from: a file position or a flag.
+type origin struct {
+	pos  rules.Pos
+	flag string
+}
+
+func (o origin) String() string {
+	if o.flag != "" {
+		return o.flag
+	}
+	return o.pos.String()
+}
+
+// ConfigError is one problem with the configuration.
+type ConfigError struct {
+	// Pos is the problem's position in the file; zero when the value came
+	// from a flag or is a default.
+	Pos rules.Pos
+	// Flag is the command-line flag that set the value, if any.
+	Flag string
+	// Field is the dotted path of the field ("kafka.brokers"), if known.
+	Field string
+	Msg   string
+}
+
+// Error formats the error as `file:line:col: field: message`, or
+// `--flag: message` for a value from the command line.
+func (e *ConfigError) Error() string {
+	var b strings.Builder
+	switch {
+	case e.Flag != "":
+		b.WriteString(e.Flag)
+		b.WriteString(": ")
+	case e.Pos != rules.Pos{}:
+		b.WriteString(e.Pos.String())
+		b.WriteString(": ")
+		if e.Field != "" {
+			b.WriteString(e.Field)
+			b.WriteString(": ")
+		}
+	case e.Field != "":
+		b.WriteString(e.Field)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// ConfigErrors is every problem found in a configuration, file positions
+// first in order, then flags and defaults.
+type ConfigErrors []*ConfigError
+
+// Error joins the errors, one per line.
+func (l ConfigErrors) Error() string {
+	parts := make([]string, len(l))
+	for i, e := range l {
+		parts[i] = e.Error()
+	}
+	return strings.Join(parts, "\n")
+}
+
+// Is makes errors.Is(err, ErrInvalidConfig) true for any ConfigErrors.
+func (l ConfigErrors) Is(target error) bool { return target == ErrInvalidConfig }
+
+// Unwrap exposes the single errors to errors.As.
+func (l ConfigErrors) Unwrap() []error {
+	out := make([]error, len(l))
+	for i, e := range l {
+		out[i] = e
+	}
+	return out
+}
+
+func (l ConfigErrors) err() error {
+	if len(l) == 0 {
+		return nil
+	}
+	slices.SortStableFunc(l, func(a, b *ConfigError) int {
+		// Positioned errors first, in file order; then the rest as found.
+		ap, bp := a.Pos.Line > 0, b.Pos.Line > 0
+		switch {
+		case ap && !bp:
+			return -1
+		case !ap && bp:
+			return 1
+		case !ap:
+			return 0
+		}
+		return cmp.Or(cmp.Compare(a.Pos.Line, b.Pos.Line), cmp.Compare(a.Pos.Col, b.Pos.Col))
+	})
+	return l
+}
+
+// LoadConfigFile reads and loads the YAML configuration file at path (see
+// LoadConfig).
+func LoadConfigFile(path string) (Config, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	return LoadConfig(path, src)
+}
+
+// LoadConfig parses a YAML configuration over the defaults: fields the
+// document leaves out keep DefaultConfig's values. Decoding is strict: an
+// unknown field, a value of the wrong type or a duplicate field is an
+// error with its file:line:col, and every such problem is reported (as
+// ConfigErrors). LoadConfig does not Validate, so that flags can still
+// correct the result.
+func LoadConfig(filename string, src []byte) (Config, error) {
+	cfg := DefaultConfig()
+	d := &configDecoder{file: filename, cfg: &cfg}
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(src))
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return cfg, nil // an empty file is all defaults
+		}
+		d.add(d.yamlErrPos(err), "", "%s", yamlConfigErrMsg(err))
+		return cfg, d.errs.err()
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		d.add(d.pos(&extra), "", "a configuration file holds one YAML document")
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	if !(root.Kind == yaml.ScalarNode && root.Tag == "!!null") {
+		d.value(root, reflect.ValueOf(&cfg).Elem(), "")
+	}
+	return cfg, d.errs.err()
+}
+
+var yamlConfigLineRE = regexp.MustCompile(`^line (\d+): `)
+
+func yamlConfigErrMsg(err error) string {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	if m := yamlConfigLineRE.FindStringSubmatch(msg); m != nil {
+		msg = msg[len(m[0]):]
+	}
+	return "invalid YAML: " + msg
+}
+
+// configDecoder walks a YAML node tree into a Config through the yaml
+// field tags, strictly, collecting every error with its position.
+type configDecoder struct {
+	file  string
+	cfg   *Config
+	errs  ConfigErrors
+	nodes int
+}
+
+// maxConfigNodes bounds the nodes visited, aliases included, so that a
+// small document cannot expand into a huge one.
+const maxConfigNodes = 1 << 16
+
+var durationType = reflect.TypeFor[time.Duration]()
+
+func (d *configDecoder) pos(n *yaml.Node) rules.Pos {
+	return rules.Pos{File: d.file, Line: n.Line, Col: n.Column}
+}
+
+func (d *configDecoder) yamlErrPos(err error) rules.Pos {
+	if m := yamlConfigLineRE.FindStringSubmatch(strings.TrimPrefix(err.Error(), "yaml: ")); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return rules.Pos{File: d.file, Line: n, Col: 1}
+	}
+	return rules.Pos{File: d.file, Line: 1, Col: 1}
+}
+
+func (d *configDecoder) add(pos rules.Pos, field, format string, args ...any) {
+	d.errs = append(d.errs, &ConfigError{Pos: pos, Field: field, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (d *configDecoder) resolve(n *yaml.Node) *yaml.Node {
+	for n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	d.nodes++
+	return n
+}
+
+// value decodes n into v, the field at path.
+func (d *configDecoder) value(n *yaml.Node, v reflect.Value, path string) {
+	n = d.resolve(n)
+	if d.nodes > maxConfigNodes {
+		if d.nodes == maxConfigNodes+1 {
+			d.add(d.pos(n), "", "document too large after expanding aliases")
+		}
+		return
+	}
+	if v.Kind() == reflect.Struct {
+		d.mapping(n, v, path)
+		return
+	}
+	if v.Kind() == reflect.Slice {
+		d.list(n, v, path)
+		return
+	}
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+		d.add(d.pos(n), path, "must be %s, not %s", typeWord(v.Type()), nodeWord(n))
+		return
+	}
+	if err := setScalar(v, n.Value, n.Tag); err != nil {
+		d.add(d.pos(n), path, "%v", err)
+		return
+	}
+	d.cfg.setOrigin(path, origin{pos: d.pos(n)})
+}
+
+func (d *configDecoder) mapping(n *yaml.Node, v reflect.Value, path string) {
+	what := path
+	if what == "" {
+		what = "the configuration"
+	}
+	if n.Kind != yaml.MappingNode {
+		d.add(d.pos(n), path, "must be a mapping, not %s", nodeWord(n))
+		return
+	}
+	fields := structFields(v.Type())
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := d.resolve(n.Content[i]), n.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			d.add(d.pos(k), path, "keys must be strings")
+			continue
+		}
+		idx, ok := fields[k.Value]
+		switch {
+		case !ok:
+			d.add(d.pos(k), "", "unknown field %q in %s (known: %s)", k.Value, what, strings.Join(fieldNames(v.Type()), ", "))
+		case seen[k.Value]:
+			d.add(d.pos(k), "", "duplicate field %q in %s", k.Value, what)
+		default:
+			seen[k.Value] = true
+			d.value(val, v.Field(idx), joinPath(path, k.Value))
+		}
+	}
+}
+
+// list decodes a YAML list of scalars, or one scalar holding a
+// comma-separated list ("a:9092,b:9092"), as the flags take it.
+func (d *configDecoder) list(n *yaml.Node, v reflect.Value, path string) {
+	switch {
+	case n.Kind == yaml.ScalarNode && n.Tag == "!!null":
+		v.Set(reflect.Zero(v.Type()))
+	case n.Kind == yaml.ScalarNode:
+		v.Set(reflect.ValueOf(splitList(n.Value)))
+	case n.Kind == yaml.SequenceNode:
+		out := make([]string, 0, len(n.Content))
+		ok := true
+		for _, item := range n.Content {
+			item = d.resolve(item)
+			if item.Kind != yaml.ScalarNode || item.Tag == "!!null" {
+				d.add(d.pos(item), path, "items must be strings, not %s", nodeWord(item))
+				ok = false
+				continue
+			}
+			out = append(out, item.Value)
+		}
+		if !ok {
+			return
+		}
+		v.Set(reflect.ValueOf(out))
+	default:
+		d.add(d.pos(n), path, "must be a list of strings, not %s", nodeWord(n))
+		return
+	}
+	d.cfg.setOrigin(path, origin{pos: d.pos(n)})
+}
+
+// setScalar parses s into v. tag is the YAML tag of a scalar from a file,
+// "" for a flag's text; it lets a quoted "10" be refused as a number.
+func setScalar(v reflect.Value, s, tag string) error {
+	switch {
+	case v.Type() == durationType:
+		if tag != "" && tag != "!!str" {
+			return fmt.Errorf("must be a duration such as 1s or 500ms, not %s", tagWord(tag))
+		}
+		dur, err := rules.ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		v.SetInt(int64(dur))
+	case v.Kind() == reflect.String:
+		v.SetString(s)
+	case v.Kind() == reflect.Int:
+		if tag != "" && tag != "!!int" {
+			return fmt.Errorf("must be an integer, not %s", tagWord(tag))
+		}
+		i, err := strconv.ParseInt(strings.ReplaceAll(s, "_", ""), 0, 64)
+		if err != nil {
+			return fmt.Errorf("must be an integer, not %q", s)
+		}
+		v.SetInt(i)
+	case v.Kind() == reflect.Bool:
+		if tag != "" && tag != "!!bool" {
+			return fmt.Errorf("must be true or false, not %s", tagWord(tag))
+		}
+		b, err := strconv.ParseBool(strings.ToLower(s))
+		if err != nil {
+			return fmt.Errorf("must be true or false, not %q", s)
+		}
+		v.SetBool(b)
+	default:
+		return fmt.Errorf("unsupported field type %s", v.Type())
+	}
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for p := range strings.SplitSeq(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func joinPath(path, name string) string {
+	if path == "" {
+		return name
+	}
+	return path + "." + name
+}
+
+// structFields maps a struct's yaml names to field indexes.
+func structFields(t reflect.Type) map[string]int {
+	m := map[string]int{}
+	for i := range t.NumField() {
+		if name := yamlName(t.Field(i)); name != "" {
+			m[name] = i
+		}
+	}
+	return m
+}
+
+func fieldNames(t reflect.Type) []string {
+	var names []string
+	for i := range t.NumField() {
+		if name := yamlName(t.Field(i)); name != "" {
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
+func yamlName(f reflect.StructField) string {
+	if !f.IsExported() {
+		return ""
+	}
+	name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+	if name == "-" {
+		return ""
+	}
+	return name
+}
+
+func typeWord(t reflect.Type) string {
+	switch {
+	case t == durationType:
+		return "a duration"
+	case t.Kind() == reflect.String:
+		return "a string"
+	case t.Kind() == reflect.Int:
+		return "an integer"
+	case t.Kind() == reflect.Bool:
+		return "true or false"
+	}
+	return t.String()
+}
+
+func nodeWord(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		return tagWord(n.Tag)
+	}
+	return "an unexpected node"
+}
+
+func tagWord(tag string) string {
+	switch tag {
+	case "!!null":
+		return "null"
+	case "!!str":
+		return "a string"
+	case "!!int":
+		return "an integer"
+	case "!!float":
+		return "a number"
+	case "!!bool":
+		return "a boolean"
+	}
+	return "a " + strings.TrimPrefix(tag, "!!") + " scalar"
+}
+
+func (c *Config) setOrigin(path string, o origin) {
+	if c.origin == nil {
+		c.origin = map[string]origin{}
+	}
+	c.origin[path] = o
+}
+
+// Set overrides one field, named by its dotted path in the file
+// ("kafka.brokers", "http.listen"), with a value given as text on the
+// command line by flag ("--kafka"): flags win over the file. Lists take a
+// comma-separated value; durations Go's syntax (or d for days). Validate's
+// errors about the field then name the flag.
+func (c *Config) Set(path, value, flag string) error {
+	v := reflect.ValueOf(c).Elem()
+	for name := range strings.SplitSeq(path, ".") {
+		if v.Kind() != reflect.Struct {
+			return fmt.Errorf("config: no field %q", path)
+		}
+		idx, ok := structFields(v.Type())[name]
+		if !ok {
+			return fmt.Errorf("config: no field %q", path)
+		}
+		v = v.Field(idx)
+	}
+	switch v.Kind() {
+	case reflect.Struct:
+		return fmt.Errorf("config: no field %q", path)
+	case reflect.Slice:
+		v.Set(reflect.ValueOf(splitList(value)))
+	default:
+		if err := setScalar(v, value, ""); err != nil {
+			return ConfigErrors{{Flag: flag, Field: path, Msg: err.Error()}}
+		}
+	}
+	c.setOrigin(path, origin{flag: flag})
+	return nil
+}
+
+// topicRE is Kafka's legal topic name.
+var topicRE = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
+
+// Validate checks the configuration's values, all of them, and returns
+// ConfigErrors naming, for each bad value, the file position or flag it
+// came from.
+func (c *Config) Validate() error {
+	var errs ConfigErrors
+	bad := func(path, format string, args ...any) {
+		e := &ConfigError{Field: path, Msg: fmt.Sprintf(format, args...)}
+		if o, ok := c.origin[path]; ok {
+			e.Pos, e.Flag = o.pos, o.flag
+		}
+		errs = append(errs, e)
+	}
+	for _, b := range c.Kafka.Brokers {
+		if err := checkHostPort(b, false); err != nil {
+			bad("kafka.brokers", "broker %q: %v", b, err)
+		}
+	}
+	if strings.TrimSpace(c.Kafka.Group) == "" {
+		bad("kafka.group", "must not be empty")
+	}
+	topics := map[string]string{}
+	for _, t := range []struct{ path, name string }{
+		{"kafka.topics.alerts", c.Kafka.Topics.Alerts},
+		{"kafka.topics.deadletter", c.Kafka.Topics.DeadLetter},
+		{"kafka.topics.late", c.Kafka.Topics.Late},
+	} {
+		switch {
+		case !topicRE.MatchString(t.name) || t.name == "." || t.name == "..":
+			bad(t.path, "%q is not a Kafka topic name (letters, digits, '.', '_' and '-', at most 249)", t.name)
+		case topics[t.name] != "":
+			bad(t.path, "topic %q is also %s", t.name, topics[t.name])
+		default:
+			topics[t.name] = t.path
+		}
+	}
+	if p := c.Kafka.Embedded.Port; p < 0 || p > 65535 {
+		bad("kafka.embedded.port", "%d is not a port (0 picks a free one)", p)
+	}
+	if c.Kafka.Embedded.Partitions < 1 {
+		bad("kafka.embedded.partitions", "must be at least 1, not %d", c.Kafka.Embedded.Partitions)
+	}
+	for _, a := range c.Redis.Addrs {
+		if err := checkHostPort(a, false); err != nil {
+			bad("redis.addrs", "address %q: %v", a, err)
+		}
+	}
+	if c.Redis.DB < 0 {
+		bad("redis.db", "must not be negative")
+	}
+	if c.Redis.DB != 0 && len(c.Redis.Addrs) > 1 {
+		bad("redis.db", "Redis Cluster (several addrs) has only database 0")
+	}
+	if c.Redis.KeyPrefix == "" || strings.ContainsAny(c.Redis.KeyPrefix, "{}") {
+		bad("redis.key_prefix", "must be non-empty and hold no '{' or '}' (they mark Cluster hash tags)")
+	}
+	if c.State.CheckpointInterval <= 0 {
+		bad("state.checkpoint_interval", "must be positive")
+	}
+	if c.State.MaxResidentKeys < 1 {
+		bad("state.max_resident_keys", "must be at least 1, not %d", c.State.MaxResidentKeys)
+	}
+	if c.Limits.MaxRunsPerKey < 1 {
+		bad("limits.max_runs_per_key", "must be at least 1, not %d", c.Limits.MaxRunsPerKey)
+	}
+	if err := checkHostPort(c.HTTP.Listen, true); err != nil {
+		bad("http.listen", "%q: %v", c.HTTP.Listen, err)
+	}
+	if err := checkHostPort(c.GRPC.Listen, true); err != nil {
+		bad("grpc.listen", "%q: %v", c.GRPC.Listen, err)
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
+		bad("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	if !slices.Contains([]string{"text", "json"}, c.Log.Format) {
+		bad("log.format", "%q is not one of text, json", c.Log.Format)
+	}
+	return errs.err()
+}
+
+// checkHostPort accepts host:port; a listening address may leave the host
+// out (all interfaces) and use port 0.
+func checkHostPort(s string, listen bool) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return errors.New("want host:port")
+	}
+	if host == "" && !listen {
+		return errors.New("missing host")
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 || (n == 0 && !listen) {
+		return fmt.Errorf("bad port %q", port)
+	}
+	return nil
+}

@@ -1,0 +1,322 @@
+package cep
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+)
+
+var ignoreOrigin = cmpopts.IgnoreUnexported(Config{})
+
+func TestLoadConfig(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+		want func(c *Config)
+	}{
+		{name: "empty file is the defaults", src: "", want: func(*Config) {}},
+		{name: "null document is the defaults", src: "~\n", want: func(*Config) {}},
+		{
+			name: "every field",
+			src: `kafka:
+  brokers: [k1:9092, k2:9092]
+  group: fraud
+  topics: {alerts: a, deadletter: d, late: l}
+  embedded: {port: 0, partitions: 6, data_dir: /var/lib/kfake}
+redis:
+  addrs: [r1:6379, r2:6379, r3:6379]
+  username: shrike
+  password: s3cret
+  key_prefix: prod
+state:
+  checkpoint_interval: 250ms
+  max_resident_keys: 1_000
+limits:
+  max_runs_per_key: 50
+http: {listen: ":8081"}
+grpc: {listen: 0.0.0.0:9091}
+rules: {dir: /etc/shrike/rules}
+log: {level: debug, format: json}
+`,
+			want: func(c *Config) {
+				c.Kafka = KafkaConfig{
+					Brokers:  []string{"k1:9092", "k2:9092"},
+					Group:    "fraud",
+					Topics:   TopicsConfig{Alerts: "a", DeadLetter: "d", Late: "l"},
+					Embedded: EmbeddedConfig{Port: 0, Partitions: 6, DataDir: "/var/lib/kfake"},
+				}
+				c.Redis = RedisConfig{Addrs: []string{"r1:6379", "r2:6379", "r3:6379"}, Username: "shrike", Password: "s3cret", KeyPrefix: "prod"}
+				c.State = StateConfig{CheckpointInterval: 250 * time.Millisecond, MaxResidentKeys: 1000}
+				c.Limits.MaxRunsPerKey = 50
+				c.HTTP.Listen = ":8081"
+				c.GRPC.Listen = "0.0.0.0:9091"
+				c.Rules.Dir = "/etc/shrike/rules"
+				c.Log = LogConfig{Level: "debug", Format: "json"}
+			},
+		},
+		{
+			name: "a field left out keeps its default",
+			src:  "kafka:\n  topics:\n    alerts: my-alerts\n",
+			want: func(c *Config) { c.Kafka.Topics.Alerts = "my-alerts" },
+		},
+		{
+			name: "comma-separated list as one string",
+			src:  "kafka: {brokers: 'k1:9092, k2:9092,'}\n",
+			want: func(c *Config) { c.Kafka.Brokers = []string{"k1:9092", "k2:9092"} },
+		},
+		{
+			name: "days in a duration",
+			src:  "state: {checkpoint_interval: 1d}\n",
+			want: func(c *Config) { c.State.CheckpointInterval = 24 * time.Hour },
+		},
+		{
+			name: "aliases",
+			src:  "kafka: {group: &g fraud}\nredis: {key_prefix: *g}\n",
+			want: func(c *Config) { c.Kafka.Group, c.Redis.KeyPrefix = "fraud", "fraud" },
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := LoadConfig("shrike.yaml", []byte(tt.src))
+			if err != nil {
+				t.Fatalf("LoadConfig: %v", err)
+			}
+			want := DefaultConfig()
+			tt.want(&want)
+			if diff := cmp.Diff(want, got, ignoreOrigin); diff != "" {
+				t.Errorf("config (-want +got):\n%s", diff)
+			}
+			if err := got.Validate(); err != nil {
+				t.Errorf("Validate: %v", err)
+			}
+		})
+	}
+}
+
+func TestLoadConfigErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+		want []string
+	}{
+		{
+			name: "unknown fields at every level, with positions",
+			src:  "kafka:\n  brokerz: [a:1]\n  topics:\n    alert: x\nredis: {}\nmetrics: true\n",
+			want: []string{
+				`c.yaml:2:3: unknown field "brokerz" in kafka (known: brokers, group, topics, embedded)`,
+				`c.yaml:4:5: unknown field "alert" in kafka.topics (known: alerts, deadletter, late)`,
+				`c.yaml:6:1: unknown field "metrics" in the configuration (known: kafka, redis, state, limits, http, grpc, rules, log)`,
+			},
+		},
+		{
+			name: "wrong types",
+			src: `kafka:
+  brokers: {a: b}
+  embedded: {port: "9092", partitions: 1.5}
+state: {checkpoint_interval: 5, max_resident_keys: many}
+http: [a]
+log: {level: ~}
+`,
+			want: []string{
+				`c.yaml:2:12: kafka.brokers: must be a list of strings, not a mapping`,
+				`c.yaml:3:20: kafka.embedded.port: must be an integer, not a string`,
+				`c.yaml:3:40: kafka.embedded.partitions: must be an integer, not a number`,
+				`c.yaml:4:30: state.checkpoint_interval: must be a duration such as 1s or 500ms, not an integer`,
+				`c.yaml:4:52: state.max_resident_keys: must be an integer, not a string`,
+				`c.yaml:5:7: http: must be a mapping, not a list`,
+				`c.yaml:6:14: log.level: must be a string, not null`,
+			},
+		},
+		{
+			name: "bad duration",
+			src:  "state:\n  checkpoint_interval: soon\n",
+			want: []string{`c.yaml:2:24: state.checkpoint_interval: invalid duration "soon" (use Go syntax such as 90s, 10m, 1h30m or 2d)`},
+		},
+		{
+			name: "duplicate field",
+			src:  "log: {level: info}\nlog: {level: debug}\n",
+			want: []string{`c.yaml:2:1: duplicate field "log" in the configuration`},
+		},
+		{
+			name: "list items",
+			src:  "redis:\n  addrs:\n    - a:1\n    - [b]\n",
+			want: []string{`c.yaml:4:7: redis.addrs: items must be strings, not a list`},
+		},
+		{
+			name: "not a mapping",
+			src:  "just words\n",
+			want: []string{`c.yaml:1:1: must be a mapping, not a string`},
+		},
+		{
+			name: "YAML syntax",
+			src:  "kafka:\n  group: [unclosed\n",
+			want: []string{`c.yaml:1:1: invalid YAML: did not find expected ',' or ']'`},
+		},
+		{
+			name: "two documents",
+			src:  "log: {level: info}\n---\nlog: {level: info}\n",
+			want: []string{`c.yaml:2:1: a configuration file holds one YAML document`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := LoadConfig("c.yaml", []byte(tt.src))
+			if !errors.Is(err, ErrInvalidConfig) {
+				t.Fatalf("LoadConfig error %v does not match ErrInvalidConfig", err)
+			}
+			if diff := cmp.Diff(tt.want, strings.Split(err.Error(), "\n")); diff != "" {
+				t.Errorf("errors (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name  string
+		src   string
+		flags [][3]string // path, value, flag
+		want  []string
+	}{
+		{name: "defaults are valid"},
+		{
+			name: "values from the file are reported at their position",
+			src: `kafka:
+  brokers: [nohost, ":9092", "h:x"]
+  group: " "
+  topics: {alerts: "bad topic", deadletter: shrike-late}
+  embedded: {port: 70000, partitions: 0}
+redis:
+  addrs: [a:1, b:2]
+  db: 2
+  key_prefix: "{x}"
+state: {checkpoint_interval: 0s, max_resident_keys: 0}
+limits: {max_runs_per_key: -1}
+http: {listen: localhost}
+log: {level: verbose, format: xml}
+`,
+			want: []string{
+				`c.yaml:2:12: kafka.brokers: broker "nohost": want host:port`,
+				`c.yaml:2:12: kafka.brokers: broker ":9092": missing host`,
+				`c.yaml:2:12: kafka.brokers: broker "h:x": bad port "x"`,
+				`c.yaml:3:10: kafka.group: must not be empty`,
+				`c.yaml:4:20: kafka.topics.alerts: "bad topic" is not a Kafka topic name (letters, digits, '.', '_' and '-', at most 249)`,
+				`c.yaml:5:20: kafka.embedded.port: 70000 is not a port (0 picks a free one)`,
+				`c.yaml:5:39: kafka.embedded.partitions: must be at least 1, not 0`,
+				`c.yaml:8:7: redis.db: Redis Cluster (several addrs) has only database 0`,
+				`c.yaml:9:15: redis.key_prefix: must be non-empty and hold no '{' or '}' (they mark Cluster hash tags)`,
+				`c.yaml:10:30: state.checkpoint_interval: must be positive`,
+				`c.yaml:10:53: state.max_resident_keys: must be at least 1, not 0`,
+				`c.yaml:11:28: limits.max_runs_per_key: must be at least 1, not -1`,
+				`c.yaml:12:16: http.listen: "localhost": want host:port`,
+				`c.yaml:13:14: log.level: "verbose" is not one of debug, info, warn, error`,
+				`c.yaml:13:31: log.format: "xml" is not one of text, json`,
+				// The late topic keeps its default, which deadletter now takes.
+				`kafka.topics.late: topic "shrike-late" is also kafka.topics.deadletter`,
+			},
+		},
+		{
+			name:  "flags are reported by name",
+			flags: [][3]string{{"http.listen", "nope", "--listen"}, {"kafka.brokers", "a:1,b", "--kafka"}},
+			want: []string{
+				`--kafka: broker "b": want host:port`,
+				`--listen: "nope": want host:port`,
+			},
+		},
+		{
+			name:  "a flag fixes the file",
+			src:   "http: {listen: nope}\n",
+			flags: [][3]string{{"http.listen", "127.0.0.1:0", "--listen"}},
+		},
+		{
+			name:  "a flag breaks the file",
+			src:   "grpc: {listen: \"127.0.0.1:1\"}\n",
+			flags: [][3]string{{"grpc.listen", "x", "--grpc-listen"}},
+			want:  []string{`--grpc-listen: "x": want host:port`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := LoadConfig("c.yaml", []byte(tt.src))
+			if err != nil {
+				t.Fatalf("LoadConfig: %v", err)
+			}
+			for _, f := range tt.flags {
+				if err := cfg.Set(f[0], f[1], f[2]); err != nil {
+					t.Fatalf("Set(%q): %v", f[0], err)
+				}
+			}
+			var got []string
+			if err := cfg.Validate(); err != nil {
+				if !errors.Is(err, ErrInvalidConfig) {
+					t.Errorf("Validate error %v does not match ErrInvalidConfig", err)
+				}
+				got = strings.Split(err.Error(), "\n")
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("errors (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestConfigSet(t *testing.T) {
+	tests := []struct {
+		name, path, value string
+		want              func(c *Config)
+		wantErr           string
+	}{
+		{name: "list", path: "redis.addrs", value: "a:1, b:2", want: func(c *Config) { c.Redis.Addrs = []string{"a:1", "b:2"} }},
+		{name: "string", path: "rules.dir", value: "rulesets", want: func(c *Config) { c.Rules.Dir = "rulesets" }},
+		{name: "duration", path: "state.checkpoint_interval", value: "2s", want: func(c *Config) { c.State.CheckpointInterval = 2 * time.Second }},
+		{name: "integer", path: "kafka.embedded.port", value: "0", want: func(c *Config) { c.Kafka.Embedded.Port = 0 }},
+		{name: "bad integer", path: "kafka.embedded.port", value: "x", wantErr: `--flag: must be an integer, not "x"`},
+		{name: "bad duration", path: "state.checkpoint_interval", value: "1y", wantErr: `--flag: invalid duration "1y" (use Go syntax such as 90s, 10m, 1h30m or 2d)`},
+		{name: "no such field", path: "kafka.nope", value: "x", wantErr: `config: no field "kafka.nope"`},
+		{name: "a section is not a field", path: "kafka", value: "x", wantErr: `config: no field "kafka"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			err := cfg.Set(tt.path, tt.value, "--flag")
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr {
+					t.Fatalf("Set error = %v, want %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Set: %v", err)
+			}
+			want := DefaultConfig()
+			tt.want(&want)
+			if diff := cmp.Diff(want, cfg, ignoreOrigin); diff != "" {
+				t.Errorf("config (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestLoadConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "shrike.yaml")
+	if err := os.WriteFile(path, []byte("rules: {dir: rulesets}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadConfigFile(path)
+	if err != nil {
+		t.Fatalf("LoadConfigFile: %v", err)
+	}
+	if cfg.Rules.Dir != "rulesets" {
+		t.Errorf("rules.dir = %q, want rulesets", cfg.Rules.Dir)
+	}
+	if _, err := LoadConfigFile(filepath.Join(dir, "missing.yaml")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: error %v, want os.ErrNotExist", err)
+	}
+}
