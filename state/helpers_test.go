@@ -1,0 +1,133 @@
+package state
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// testStore is cep.Store plus LoadAll (package state cannot import cep
+// in its own tests: cep imports state).
+type testStore interface {
+	LoadCheckpoint(ctx context.Context, p PartitionID) (Checkpoint, bool, error)
+	LoadKeys(ctx context.Context, p PartitionID, keys []string) (map[string][]byte, error)
+	LoadAll(ctx context.Context, p PartitionID) (map[string][]byte, error)
+	Commit(ctx context.Context, p PartitionID, put []KeyState, del []string, cp Checkpoint) error
+	Close() error
+}
+
+// backend opens fresh, empty stores of one kind.
+type backend struct {
+	name string
+	// open returns an empty store; the test's cleanup closes it and
+	// removes what it wrote.
+	open func(t *testing.T, opts Options) testStore
+}
+
+// redisBackends are the Redis deployments tests run against: miniredis as
+// a standalone server and as a one-node Cluster (always), a real
+// redis-server when SHRIKE_REDIS_ADDR is set and a real Redis Cluster when
+// SHRIKE_REDIS_CLUSTER (comma-separated seeds) is set.
+func redisBackends() []backend {
+	bs := []backend{
+		{"miniredis", func(t *testing.T, opts Options) testStore {
+			m := miniredis.RunT(t)
+			opts.Addrs = []string{m.Addr()}
+			return newRedisT(t, opts)
+		}},
+		{"miniredis-cluster", func(t *testing.T, opts Options) testStore {
+			m := miniredis.RunT(t)
+			opts.Addrs, opts.Cluster = []string{m.Addr()}, true
+			return newRedisT(t, opts)
+		}},
+	}
+	if addr := os.Getenv("SHRIKE_REDIS_ADDR"); addr != "" {
+		bs = append(bs, backend{"redis", func(t *testing.T, opts Options) testStore {
+			opts.Addrs = []string{addr}
+			return newSharedRedisT(t, opts)
+		}})
+	}
+	if seeds := os.Getenv("SHRIKE_REDIS_CLUSTER"); seeds != "" {
+		bs = append(bs, backend{"redis-cluster", func(t *testing.T, opts Options) testStore {
+			opts.Addrs = strings.Split(seeds, ",")
+			return newSharedRedisT(t, opts)
+		}})
+	}
+	return bs
+}
+
+// allBackends adds Memory to the Redis backends.
+func allBackends() []backend {
+	mem := backend{"memory", func(t *testing.T, _ Options) testStore {
+		m := NewMemory()
+		t.Cleanup(func() { _ = m.Close() })
+		return m
+	}}
+	return append([]backend{mem}, redisBackends()...)
+}
+
+func newRedisT(t *testing.T, opts Options) *Redis {
+	t.Helper()
+	r, err := New(opts)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	return r
+}
+
+// newSharedRedisT opens a store on a Redis that other tests (and runs)
+// share: it writes under a key prefix of its own, deleted at cleanup.
+func newSharedRedisT(t *testing.T, opts Options) *Redis {
+	t.Helper()
+	if opts.KeyPrefix == "" {
+		opts.KeyPrefix = "shrike-test-" + randHex(t)
+	}
+	r := newRedisT(t, opts)
+	prefix := opts.KeyPrefix
+	t.Cleanup(func() {
+		ctx := context.Background()
+		del := func(ctx context.Context, c *redis.Client) error {
+			iter := c.Scan(ctx, 0, prefix+":*", 1000).Iterator()
+			for iter.Next(ctx) {
+				if err := c.Del(ctx, iter.Val()).Err(); err != nil {
+					return err
+				}
+			}
+			return iter.Err()
+		}
+		// A client of its own: the test may have closed the store.
+		raw := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: opts.Addrs, IsClusterMode: len(opts.Addrs) > 1})
+		defer raw.Close()
+		var err error
+		switch c := raw.(type) {
+		case *redis.ClusterClient:
+			err = c.ForEachMaster(ctx, del)
+		case *redis.Client:
+			err = del(ctx, c)
+		}
+		if err != nil {
+			t.Errorf("cleanup of %s:*: %v", prefix, err)
+		}
+	})
+	return r
+}
+
+func randHex(t *testing.T) string {
+	b := make([]byte, 6)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
