@@ -1,0 +1,16 @@
+// Package embedded starts the in-process stand-ins `shrike serve` uses when
+// no Kafka brokers or Redis addresses are configured (DESIGN.md §5): a
+// Kafka-protocol broker (franz-go's kfake) and a Redis server (miniredis),
+// both listening on 127.0.0.1, so that one command gives a newcomer a
+// working engine that kcat and redis-cli can talk to.
+//
+// Invariants:
+//   - Both listen only on loopback: they have no authentication.
+//   - NewKafka returns once every requested topic exists (created, or
+//     found in a persisted data directory), so that consumers started
+//     afterwards see their topics' partitions at once.
+//   - Close releases every goroutine and listener the value started, and
+//     may be called more than once.
+//   - The embedded Redis expires keys against the wall clock, as a real
+//     one does.
+package embedded

@@ -1,0 +1,130 @@
+package embedded
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// DefaultPartitions is the partition count of the embedded broker's topics
+// when KafkaOptions.Partitions is zero: more than one, so that the
+// per-partition paths of the engine run, few enough for a laptop.
+const DefaultPartitions = 3
+
+// KafkaOptions configure NewKafka. Zero values are the documented
+// defaults.
+type KafkaOptions struct {
+	// Port is the broker's port on 127.0.0.1. Zero picks a free port
+	// (`shrike serve` passes 9092, Kafka's usual port).
+	Port int
+	// Partitions is the partition count of Topics and of topics created on
+	// first use. Default DefaultPartitions.
+	Partitions int
+	// Topics are created at start (existing ones are kept as they are).
+	Topics []string
+	// DataDir, when set, keeps the broker's records, topics and committed
+	// offsets there, so that a restart with the same directory finds them.
+	// Empty keeps everything in memory.
+	DataDir string
+	// Logger receives the broker's errors (at Warn) and its request log
+	// (at Debug). Default: discard.
+	Logger *slog.Logger
+}
+
+// Kafka is an in-process, single-broker Kafka-protocol cluster.
+type Kafka struct {
+	cluster *kfake.Cluster
+	addrs   []string
+	once    sync.Once
+}
+
+// NewKafka starts the broker and creates opts.Topics. ctx bounds the topic
+// creation.
+func NewKafka(ctx context.Context, opts KafkaOptions) (*Kafka, error) {
+	if opts.Port < 0 || opts.Port > 65535 {
+		return nil, fmt.Errorf("embedded kafka: bad port %d", opts.Port)
+	}
+	if opts.Partitions < 0 {
+		return nil, fmt.Errorf("embedded kafka: bad partition count %d", opts.Partitions)
+	}
+	if opts.Partitions == 0 {
+		opts.Partitions = DefaultPartitions
+	}
+	kopts := []kfake.Opt{
+		kfake.Ports(opts.Port), // one port: one broker
+		kfake.AllowAutoTopicCreation(),
+		kfake.DefaultNumPartitions(opts.Partitions),
+	}
+	if opts.Logger != nil {
+		kopts = append(kopts, kfake.WithLogger(kfakeLogger{opts.Logger}))
+	}
+	if opts.DataDir != "" {
+		kopts = append(kopts, kfake.DataDir(opts.DataDir))
+	}
+	c, err := kfake.NewCluster(kopts...)
+	if err != nil {
+		return nil, fmt.Errorf("embedded kafka: %w", err)
+	}
+	k := &Kafka{cluster: c, addrs: c.ListenAddrs()}
+	if err := k.createTopics(ctx, opts.Partitions, opts.Topics); err != nil {
+		k.Close()
+		return nil, err
+	}
+	return k, nil
+}
+
+// createTopics creates the topics through the Kafka protocol rather than
+// kfake's seeding, because seeding is skipped when a data directory is
+// reloaded: a ruleset added since the last run must still find its topic.
+func (k *Kafka) createTopics(ctx context.Context, partitions int, topics []string) error {
+	topics = slices.Compact(slices.Sorted(slices.Values(topics)))
+	if len(topics) == 0 {
+		return nil
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(k.addrs...))
+	if err != nil {
+		return fmt.Errorf("embedded kafka: %w", err)
+	}
+	defer cl.Close()
+	resp, err := kadm.NewClient(cl).CreateTopics(ctx, int32(partitions), 1, nil, topics...)
+	if err != nil {
+		return fmt.Errorf("embedded kafka: create topics: %w", err)
+	}
+	for _, r := range resp.Sorted() {
+		if r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("embedded kafka: create topic %s: %w", r.Topic, r.Err)
+		}
+	}
+	return nil
+}
+
+// Addrs returns the broker's host:port addresses (one).
+func (k *Kafka) Addrs() []string { return slices.Clone(k.addrs) }
+
+// Close stops the broker; with a DataDir, its state is flushed there.
+func (k *Kafka) Close() {
+	k.once.Do(k.cluster.Close)
+}
+
+// kfakeLogger routes kfake's log into slog. kfake logs every request at
+// its Info level, far too chatty for an operator's Info.
+type kfakeLogger struct{ l *slog.Logger }
+
+func (k kfakeLogger) Logf(level kfake.LogLevel, msg string, args ...any) {
+	lvl := slog.LevelDebug
+	if level == kfake.LogLevelError {
+		lvl = slog.LevelWarn
+	}
+	if !k.l.Enabled(context.Background(), lvl) {
+		return
+	}
+	k.l.Log(context.Background(), lvl, "embedded kafka", "msg", fmt.Sprintf(msg, args...))
+}
