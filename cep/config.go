@@ -47,6 +47,7 @@ var ErrInvalidConfig = errors.New("invalid configuration")
 //	    data_dir: ""              # keep the broker's log here across restarts; "" = memory
 //	redis:
 //	  addrs: []                   # empty: start an embedded Redis (miniredis); several: Redis Cluster
+//	  cluster: false              # one address that is a Redis Cluster seed
 //	  username: ""
 //	  password: ""
 //	  db: 0                       # standalone only
@@ -118,9 +119,12 @@ type RedisConfig struct {
 	// Addrs are host:port addresses: none starts an embedded in-process
 	// Redis, one is a standalone server, several are seeds of a Redis
 	// Cluster.
-	Addrs    []string `yaml:"addrs"`
-	Username string   `yaml:"username"`
-	Password string   `yaml:"password"`
+	Addrs []string `yaml:"addrs"`
+	// Cluster makes a single address a Redis Cluster seed (several
+	// addresses always are).
+	Cluster  bool   `yaml:"cluster"`
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
 	// DB selects the database of a standalone server (Cluster has only 0).
 	DB int `yaml:"db"`
 	// KeyPrefix starts every key Shrike writes, so that several
@@ -719,8 +723,8 @@ func (c *Config) Validate() error {
 	if c.Redis.DB < 0 {
 		bad("redis.db", "must not be negative")
 	}
-	if c.Redis.DB != 0 && len(c.Redis.Addrs) > 1 {
-		bad("redis.db", "Redis Cluster (several addrs) has only database 0")
+	if c.Redis.DB != 0 && (len(c.Redis.Addrs) > 1 || c.Redis.Cluster) {
+		bad("redis.db", "a Redis Cluster has only database 0")
 	}
 	if c.Redis.KeyPrefix == "" || strings.ContainsAny(c.Redis.KeyPrefix, "{}") {
 		bad("redis.key_prefix", "must be non-empty and hold no '{' or '}' (they mark Cluster hash tags)")

@@ -31,6 +31,7 @@ func TestLoadConfig(t *testing.T) {
   embedded: {port: 0, partitions: 6, data_dir: /var/lib/kfake}
 redis:
   addrs: [r1:6379, r2:6379, r3:6379]
+  cluster: true
   username: shrike
   password: s3cret
   key_prefix: prod
@@ -51,7 +52,7 @@ log: {level: debug, format: json}
 					Topics:   TopicsConfig{Alerts: "a", DeadLetter: "d", Late: "l"},
 					Embedded: EmbeddedConfig{Port: 0, Partitions: 6, DataDir: "/var/lib/kfake"},
 				}
-				c.Redis = RedisConfig{Addrs: []string{"r1:6379", "r2:6379", "r3:6379"}, Username: "shrike", Password: "s3cret", KeyPrefix: "prod"}
+				c.Redis = RedisConfig{Addrs: []string{"r1:6379", "r2:6379", "r3:6379"}, Cluster: true, Username: "shrike", Password: "s3cret", KeyPrefix: "prod"}
 				c.State = StateConfig{CheckpointInterval: 250 * time.Millisecond, MaxResidentKeys: 1000}
 				c.Limits.MaxRunsPerKey = 50
 				c.HTTP.Listen = ":8081"
@@ -209,7 +210,7 @@ log: {level: verbose, format: xml}
 				`c.yaml:4:20: kafka.topics.alerts: "bad topic" is not a Kafka topic name (letters, digits, '.', '_' and '-', at most 249)`,
 				`c.yaml:5:20: kafka.embedded.port: 70000 is not a port (0 picks a free one)`,
 				`c.yaml:5:39: kafka.embedded.partitions: must be at least 1, not 0`,
-				`c.yaml:8:7: redis.db: Redis Cluster (several addrs) has only database 0`,
+				`c.yaml:8:7: redis.db: a Redis Cluster has only database 0`,
 				`c.yaml:9:15: redis.key_prefix: must be non-empty and hold no '{' or '}' (they mark Cluster hash tags)`,
 				`c.yaml:10:30: state.checkpoint_interval: must be positive`,
 				`c.yaml:10:53: state.max_resident_keys: must be at least 1, not 0`,
@@ -275,6 +276,8 @@ func TestConfigSet(t *testing.T) {
 		{name: "list", path: "redis.addrs", value: "a:1, b:2", want: func(c *Config) { c.Redis.Addrs = []string{"a:1", "b:2"} }},
 		{name: "string", path: "rules.dir", value: "rulesets", want: func(c *Config) { c.Rules.Dir = "rulesets" }},
 		{name: "duration", path: "state.checkpoint_interval", value: "2s", want: func(c *Config) { c.State.CheckpointInterval = 2 * time.Second }},
+		{name: "boolean", path: "redis.cluster", value: "true", want: func(c *Config) { c.Redis.Cluster = true }},
+		{name: "bad boolean", path: "redis.cluster", value: "yes", wantErr: `--flag: must be true or false, not "yes"`},
 		{name: "integer", path: "kafka.embedded.port", value: "0", want: func(c *Config) { c.Kafka.Embedded.Port = 0 }},
 		{name: "bad integer", path: "kafka.embedded.port", value: "x", wantErr: `--flag: must be an integer, not "x"`},
 		{name: "bad duration", path: "state.checkpoint_interval", value: "1y", wantErr: `--flag: invalid duration "1y" (use Go syntax such as 90s, 10m, 1h30m or 2d)`},
