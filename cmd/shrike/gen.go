@@ -32,6 +32,8 @@ type genFlags struct {
 	patterns    []string
 	noInject    bool
 	quiet       bool
+	kafka       []string
+	topic       string
 }
 
 func newGenCmd(e env) *cobra.Command {
@@ -50,6 +52,11 @@ give the same bytes. Event time starts at --start (default
 2026-11-20T10:00:00Z) and advances at --rate events per second; the stream
 ends after --events events or at --start + --duration, whichever comes
 first (default: 10000 events). A summary of what was injected goes to stderr.
+
+With --kafka, the events are produced to a Kafka topic instead (--topic,
+default the scenario's name, which is the topic of its example ruleset), as
+fast as the brokers take them, each keyed by its natural key (account_id,
+user_id or service); the summary then reports the throughput.
 Keep --rate / --keys, the events per account or user and second, well below
 0.05: busier accounts make rules such as velocity fire on ordinary traffic,
 as real accounts that busy would.
@@ -57,6 +64,7 @@ as real accounts that busy would.
 Scenarios and the patterns they inject:
 ` + genScenarioList(),
 		Example: `  shrike gen --scenario itops --duration 10m | shrike run --rules rulesets/itops.yaml -
+  shrike gen --scenario payments --events 100000 --kafka 127.0.0.1:9092
   shrike gen --scenario payments --rate 50 --keys 5000 --events 100000 --seed 7 --out day.jsonl.gz
   shrike gen --scenario account_security --patterns mfa_fatigue --duration 1h -q > mfa.jsonl`,
 		Args: func(_ *cobra.Command, args []string) error {
@@ -77,12 +85,14 @@ Scenarios and the patterns they inject:
 	fl.Uint64Var(&f.seed, "seed", 0, "random seed; the same seed gives the same stream")
 	fl.IntVar(&f.events, "events", 0, "end the stream after this many events (default 10000 without --duration, else no limit)")
 	fl.StringVarP(&f.out, "out", "o", "", "write to `FILE` instead of stdout (gzipped when it ends in .gz)")
-	fl.StringVar(&f.start, "start", "", "event time of the first event, RFC 3339 (default 2026-11-20T10:00:00Z)")
+	fl.StringVar(&f.start, "start", "", "event time of the first event, RFC 3339 or now (default 2026-11-20T10:00:00Z)")
 	fl.Float64Var(&f.outOfOrder, "out-of-order", 0, "fraction of events (0..1) that arrive later than their event time says")
 	fl.DurationVar(&f.maxLateness, "max-lateness", 0, "how far behind the newest event an out-of-order event arrives at most (default 1s)")
 	fl.StringSliceVar(&f.patterns, "patterns", nil, "inject only these patterns (repeat or comma-separate; default all of the scenario's)")
 	fl.BoolVar(&f.noInject, "no-inject", false, "ordinary traffic only: inject no pattern")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "do not print the summary")
+	fl.StringSliceVar(&f.kafka, "kafka", nil, "produce to Kafka at these `BROKERS` (host:port, comma-separated) instead of writing lines")
+	fl.StringVar(&f.topic, "topic", "", "with --kafka, the `TOPIC` to produce to (default: the scenario's name)")
 	_ = cmd.MarkFlagRequired("scenario")
 	return cmd
 }
@@ -127,12 +137,23 @@ func runGen(ctx context.Context, e env, f genFlags) error {
 	if f.noInject {
 		opts.FraudRate, opts.IncidentEvery = -1, -1
 	}
-	if f.start != "" {
+	switch f.start {
+	case "":
+	case "now":
+		// Live traffic for `shrike serve`: event time near the wall clock.
+		opts.Start = e.clock().UTC().Truncate(time.Second)
+	default:
 		t, err := time.Parse(time.RFC3339Nano, f.start)
 		if err != nil {
 			return usageError{fmt.Errorf("--start: %w", err)}
 		}
 		opts.Start = t
+	}
+	if len(f.kafka) > 0 && f.out != "" {
+		return usageError{errors.New("--kafka and --out exclude each other")}
+	}
+	if f.topic != "" && len(f.kafka) == 0 {
+		return usageError{errors.New("--topic needs --kafka")}
 	}
 	g, err := gen.New(opts)
 	if err != nil {
@@ -140,6 +161,9 @@ func runGen(ctx context.Context, e env, f genFlags) error {
 			return usageError{err}
 		}
 		return err
+	}
+	if len(f.kafka) > 0 {
+		return genToKafka(ctx, e, g, f)
 	}
 
 	w := e.stdout
@@ -167,7 +191,11 @@ func runGen(ctx context.Context, e env, f genFlags) error {
 		return fmt.Errorf("gen: %w", err)
 	}
 	if !f.quiet {
-		printGenSummary(e.stderr, g, written, f.out)
+		dest := "stdout"
+		if f.out != "" && f.out != "-" {
+			dest = f.out
+		}
+		printGenSummary(e.stderr, g, written, dest)
 	}
 	return nil
 }
@@ -201,12 +229,8 @@ func writeEvents(ctx context.Context, g *gen.Generator, w io.Writer) (int, error
 
 // printGenSummary tells a person what the stream holds: how many events,
 // which event-time span, and how many instances of each pattern.
-func printGenSummary(w io.Writer, g *gen.Generator, written int, out string) {
+func printGenSummary(w io.Writer, g *gen.Generator, written int, dest string) {
 	o := g.Options()
-	dest := "stdout"
-	if out != "" && out != "-" {
-		dest = out
-	}
 	fmt.Fprintf(w, "%d %s events to %s (seed %d, %d keys, %g events/s from %s)\n",
 		written, o.Stream, dest, o.Seed, o.Keys, o.Rate, o.Start.UTC().Format(time.RFC3339))
 	inj := g.Injected()
