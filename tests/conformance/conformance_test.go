@@ -17,6 +17,8 @@ var (
 		"write each case's ruleset.yaml, events.jsonl, case.json and Shrike's alerts.jsonl to `DIR`/<case id>/ (env SHRIKE_CONFORMANCE_DUMP)")
 	summaryFile = flag.String("shrike.summary", "",
 		"write a Markdown table of the per-case results to `FILE`")
+	extraCases = flag.String("shrike.cases", os.Getenv("SHRIKE_CONFORMANCE_CASES"),
+		"also run the cases of `FILE` (same format as testdata/cases.json), e.g. a newer export of Flink's suite (env SHRIKE_CONFORMANCE_CASES)")
 )
 
 // casesFile is the copy of the shared case file this test reads.
@@ -35,6 +37,13 @@ func TestConformance(t *testing.T) {
 	}
 	if len(cases) != wantCases {
 		t.Fatalf("%s holds %d cases, want %d", casesFile, len(cases), wantCases)
+	}
+	if *extraCases != "" {
+		more, err := loadCases(*extraCases)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cases = append(cases, more...)
 	}
 	var results []caseResult
 	for _, c := range cases {
