@@ -1,0 +1,354 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/google/go-cmp/cmp"
+	"github.com/redis/go-redis/v9"
+)
+
+func TestNewOptions(t *testing.T) {
+	tests := []struct {
+		name string
+		opts Options
+		want string // error message; empty for success
+	}{
+		{"standalone", Options{Addrs: []string{"127.0.0.1:6379"}}, ""},
+		{"cluster seeds", Options{Addrs: []string{"a:1", "b:2"}}, ""},
+		{"one cluster seed", Options{Addrs: []string{"a:1"}, Cluster: true}, ""},
+		{"standalone db", Options{Addrs: []string{"a:1"}, DB: 3}, ""},
+		{"no address", Options{}, "redis state store: no address"},
+		{"empty address", Options{Addrs: []string{"a:1", " "}}, "redis state store: empty address"},
+		{"db on a cluster", Options{Addrs: []string{"a:1"}, Cluster: true, DB: 2}, "redis state store: db 2: a Redis Cluster has only database 0"},
+		{"every error", Options{KeyPrefix: "s{x}", DB: -1, DialTimeout: -1, ReadTimeout: -2, PoolSize: -3, BatchSize: -4},
+			"redis state store: no address\ndb -1: negative\nkey prefix \"s{x}\": must not contain '{' or '}'\ndial timeout -1ns: negative\nread timeout -2ns: negative\npool size -3: negative\nbatch size -4: negative"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := New(tt.opts)
+			if r != nil {
+				defer r.Close()
+			}
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("error (-want +got):\n%s", diff)
+			}
+			if (r == nil) == (err == nil) {
+				t.Errorf("New = %v, %v: want exactly one of them", r, err)
+			}
+		})
+	}
+}
+
+// hashTag is the part of a key Redis Cluster hashes: between the first '{'
+// and the first '}' after it, when that is not empty.
+func hashTag(key string) string {
+	open := strings.IndexByte(key, '{')
+	if open < 0 {
+		return key
+	}
+	end := strings.IndexByte(key[open+1:], '}')
+	if end <= 0 {
+		return key
+	}
+	return key[open+1 : open+1+end]
+}
+
+func TestRedisKeys(t *testing.T) {
+	tests := []struct {
+		prefix   string
+		p        PartitionID
+		keys, cp string
+	}{
+		{"shrike", PartitionID{"shrike", "payments", 3}, "shrike:{shrike/payments/3}:keys", "shrike:{shrike/payments/3}:cp"},
+		{"x:y", PartitionID{"fraud-team", "logins.v2", 11}, "x:y:{fraud-team/logins.v2/11}:keys", "x:y:{fraud-team/logins.v2/11}:cp"},
+		{"s", PartitionID{"a/b", "c", 0}, "s:{a/b/c/0}:keys", "s:{a/b/c/0}:cp"},
+		{"s", PartitionID{"a", "b/c", 0}, "s:{a/b%2Fc/0}:keys", "s:{a/b%2Fc/0}:cp"},
+		{"s", PartitionID{"g}{", "t}%", 1}, "s:{g%7D%7B/t%7D%25/1}:keys", "s:{g%7D%7B/t%7D%25/1}:cp"},
+		{"s", PartitionID{"", "", 0}, "s:{//0}:keys", "s:{//0}:cp"},
+	}
+	tags := map[string]PartitionID{}
+	for _, tt := range tests {
+		t.Run(tt.keys, func(t *testing.T) {
+			keys, cp := redisKeys(tt.prefix, tt.p)
+			if diff := cmp.Diff([]string{tt.keys, tt.cp}, []string{keys, cp}); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+			// One slot per partition, and a slot of its own.
+			if hashTag(keys) != hashTag(cp) {
+				t.Errorf("hash tags differ: %q, %q", hashTag(keys), hashTag(cp))
+			}
+			if other, ok := tags[hashTag(keys)]; ok {
+				t.Errorf("partitions %+v and %+v share hash tag %q", other, tt.p, hashTag(keys))
+			}
+			tags[hashTag(keys)] = tt.p
+		})
+	}
+}
+
+// TestRedisLayout checks the keys as an operator sees them in Redis.
+func TestRedisLayout(t *testing.T) {
+	m := miniredis.RunT(t)
+	r := newRedisT(t, Options{Addrs: []string{m.Addr()}, KeyPrefix: "prod"})
+	commit(t, r, part, states("acct-1", "s1", "acct-2", "s2"), nil, Checkpoint{Offset: 5, Generation: 2, Streams: []byte("w")})
+
+	if diff := cmp.Diff([]string{"prod:{shrike/payments/3}:cp", "prod:{shrike/payments/3}:keys"}, m.Keys()); diff != "" {
+		t.Errorf("keys (-want +got):\n%s", diff)
+	}
+	if got := m.HGet("prod:{shrike/payments/3}:keys", "acct-2"); got != "s2" {
+		t.Errorf("HGET acct-2 = %q, want s2", got)
+	}
+	cp, err := m.Get("prod:{shrike/payments/3}:cp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "\x01\x0a\x04\x01w"; cp != want {
+		t.Errorf("checkpoint = %q, want %q (version 1, offset 5, generation 2, streams)", cp, want)
+	}
+}
+
+// TestRedisCommitAtomic breaks the connection in the middle of commits and
+// checks that nothing of them is visible, and that the same commit then
+// succeeds once Redis is reachable.
+func TestRedisCommitAtomic(t *testing.T) {
+	tests := []struct {
+		name   string
+		mode   proxyMode
+		budget int
+	}{
+		{"connection lost before EXEC", cutBeforeExec, 0},
+		{"connection lost inside an HSET", cutAfterBytes, 50_000},
+		{"connection lost inside WATCH", cutAfterBytes, 40},
+		{"connection lost at the fencing check", cutAfterBytes, 150},
+		{"redis down", refuse, 0},
+	}
+	// Old state: 3000 keys. The commit rewrites 2000 of them, adds 2000
+	// and deletes 500, in several HSET commands (BatchSize 700).
+	var old, put []KeyState
+	var del []string
+	for i := range 3000 {
+		old = append(old, KeyState{Key: fmt.Sprintf("k%04d", i), State: fmt.Appendf(nil, "old %d", i)})
+	}
+	for i := 1000; i < 5000; i++ {
+		put = append(put, KeyState{Key: fmt.Sprintf("k%04d", i), State: fmt.Appendf(nil, "new %d", i)})
+	}
+	for i := range 500 {
+		del = append(del, fmt.Sprintf("k%04d", i))
+	}
+	oldCP := Checkpoint{Offset: 100, Generation: 3, Streams: []byte("old")}
+	newCP := Checkpoint{Offset: 200, Generation: 3, Streams: []byte("new")}
+	want := map[string][]byte{}
+	for _, ks := range old[500:1000] {
+		want[ks.Key] = ks.State
+	}
+	for _, ks := range put {
+		want[ks.Key] = ks.State
+	}
+
+	for _, target := range standaloneTargets(t) {
+		t.Run(target.name, func(t *testing.T) {
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					prefix := "shrike-test-" + randHex(t)
+					direct := newSharedRedisT(t, Options{Addrs: []string{target.addr}, KeyPrefix: prefix})
+					proxy := newFaultProxy(t, target.addr)
+					via := newRedisT(t, Options{Addrs: []string{proxy.addr()}, KeyPrefix: prefix, BatchSize: 700, PoolSize: 1})
+					ctx := context.Background()
+
+					commit(t, via, part, old, nil, oldCP)
+					before := load(t, direct, part)
+					proxy.set(tt.mode, tt.budget)
+					err := via.Commit(ctx, part, put, del, newCP)
+					if !errors.Is(err, ErrUnavailable) {
+						t.Fatalf("Commit = %v, want ErrUnavailable", err)
+					}
+					if !strings.HasPrefix(err.Error(), "commit partition shrike/payments/3: state store unavailable: ") {
+						t.Errorf("error %q does not name the operation and partition", err)
+					}
+					if diff := cmp.Diff(before, load(t, direct, part)); diff != "" {
+						t.Fatalf("a failed commit changed the state (-before +after):\n%s", diff)
+					}
+
+					proxy.set(pass, 0)
+					if err := via.Commit(ctx, part, put, del, newCP); err != nil {
+						t.Fatalf("Commit once reachable: %v", err)
+					}
+					if diff := cmp.Diff(snapshot{Keys: want, CP: newCP, HasCP: true}, load(t, direct, part)); diff != "" {
+						t.Errorf("after the retried commit (-want +got):\n%s", diff)
+					}
+				})
+			}
+		})
+	}
+}
+
+// standaloneTargets are standalone Redis servers a proxy can stand in
+// front of: a fresh miniredis, and a real redis-server when
+// SHRIKE_REDIS_ADDR is set. (A Cluster redirects clients to its nodes'
+// own addresses, past any proxy.)
+func standaloneTargets(t *testing.T) []struct{ name, addr string } {
+	targets := []struct{ name, addr string }{{"miniredis", miniredis.RunT(t).Addr()}}
+	if addr := os.Getenv("SHRIKE_REDIS_ADDR"); addr != "" {
+		targets = append(targets, struct{ name, addr string }{"redis", addr})
+	}
+	return targets
+}
+
+func TestRedisUnavailableLoads(t *testing.T) {
+	for _, target := range standaloneTargets(t) {
+		t.Run(target.name, func(t *testing.T) {
+			prefix := "shrike-test-" + randHex(t)
+			_ = newSharedRedisT(t, Options{Addrs: []string{target.addr}, KeyPrefix: prefix})
+			proxy := newFaultProxy(t, target.addr)
+			via := newRedisT(t, Options{Addrs: []string{proxy.addr()}, KeyPrefix: prefix})
+			ctx := context.Background()
+			commit(t, via, part, states("a", "1"), nil, Checkpoint{Offset: 1})
+
+			proxy.set(refuse, 0)
+			errs := map[string]error{"Ping": via.Ping(ctx)}
+			_, errs["LoadKeys"] = via.LoadKeys(ctx, part, []string{"a"})
+			_, _, errs["LoadCheckpoint"] = via.LoadCheckpoint(ctx, part)
+			_, errs["LoadAll"] = via.LoadAll(ctx, part)
+			for name, err := range errs {
+				if !errors.Is(err, ErrUnavailable) {
+					t.Errorf("%s while Redis is down = %v, want ErrUnavailable", name, err)
+				}
+			}
+
+			proxy.set(pass, 0)
+			if err := via.Ping(ctx); err != nil {
+				t.Errorf("Ping once Redis is back: %v", err)
+			}
+			got, err := via.LoadKeys(ctx, part, []string{"a"})
+			if err != nil {
+				t.Fatalf("LoadKeys once Redis is back: %v", err)
+			}
+			if diff := cmp.Diff(byteMap("a", "1"), got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestRedisFencingRace lets a newer owner commit between an older owner's
+// fencing check and its transaction: WATCH aborts the older one's
+// transaction, and its retry sees the newer generation.
+func TestRedisFencingRace(t *testing.T) {
+	for _, b := range redisBackends() {
+		t.Run(b.name, func(t *testing.T) {
+			oldOwner := b.open(t, Options{KeyPrefix: "shrike-test-" + randHex(t)}).(*Redis)
+			newOwner := &Redis{client: oldOwner.client, prefix: oldOwner.prefix, batch: oldOwner.batch}
+			ctx := context.Background()
+			commit(t, oldOwner, part, states("a", "old", "b", "old"), nil, Checkpoint{Offset: 10, Generation: 1})
+
+			newCP := Checkpoint{Offset: 20, Generation: 2}
+			raced := 0
+			oldOwner.beforeExec = func() {
+				raced++
+				if raced == 1 {
+					commit(t, newOwner, part, states("a", "new"), nil, newCP)
+				}
+			}
+			err := oldOwner.Commit(ctx, part, states("a", "stale", "c", "stale"), []string{"b"}, Checkpoint{Offset: 30, Generation: 1})
+			if !errors.Is(err, ErrFenced) {
+				t.Fatalf("Commit = %v, want ErrFenced", err)
+			}
+			if raced != 1 {
+				t.Errorf("the transaction ran %d times, want 1 (then the retry's check fenced it)", raced)
+			}
+			want := snapshot{Keys: byteMap("a", "new", "b", "old"), CP: newCP, HasCP: true}
+			if diff := cmp.Diff(want, load(t, oldOwner, part), cmpEmpty); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestRedisBadStoredCheckpoint: a checkpoint this Shrike cannot read (a
+// newer Shrike wrote it, or it was damaged) fails loads and refuses
+// commits, which would otherwise undo its owner's fencing.
+func TestRedisBadStoredCheckpoint(t *testing.T) {
+	for _, b := range redisBackends() {
+		t.Run(b.name, func(t *testing.T) {
+			r := b.open(t, Options{KeyPrefix: "shrike-test-" + randHex(t)}).(*Redis)
+			ctx := context.Background()
+			commit(t, r, part, states("a", "1"), nil, Checkpoint{Offset: 1})
+			_, cpKey := redisKeys(r.prefix, part)
+			if err := r.client.Set(ctx, cpKey, "\x09from the future", 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			_, _, err := r.LoadCheckpoint(ctx, part)
+			if !errors.Is(err, ErrBadCheckpoint) || errors.Is(err, ErrUnavailable) {
+				t.Errorf("LoadCheckpoint = %v, want ErrBadCheckpoint", err)
+			}
+			err = r.Commit(ctx, part, states("a", "2"), nil, Checkpoint{Offset: 2, Generation: 99})
+			if !errors.Is(err, ErrBadCheckpoint) || errors.Is(err, ErrUnavailable) {
+				t.Errorf("Commit = %v, want ErrBadCheckpoint", err)
+			}
+			keys, err := r.LoadAll(ctx, part)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(byteMap("a", "1"), keys); diff != "" {
+				t.Errorf("a refused commit changed keys (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestRedisClusterSlots runs on a real Redis Cluster only: each partition's
+// two keys share a slot, partitions get slots of their own, and partitions
+// spread over the nodes, where commits and loads find them.
+func TestRedisClusterSlots(t *testing.T) {
+	seeds := os.Getenv("SHRIKE_REDIS_CLUSTER")
+	if seeds == "" {
+		t.Skip("SHRIKE_REDIS_CLUSTER is not set (comma-separated seed addresses of a Redis Cluster)")
+	}
+	r := newSharedRedisT(t, Options{Addrs: strings.Split(seeds, ",")})
+	cc := r.client.(*redis.ClusterClient)
+	ctx := context.Background()
+	slots := map[int64]PartitionID{}
+	nodes := map[string]bool{}
+	for n := range int32(8) {
+		p := PartitionID{Group: "shrike", Topic: "payments", Partition: n}
+		commit(t, r, p, states("acct", fmt.Sprint(n)), nil, Checkpoint{Offset: int64(n)})
+		keys, cp := redisKeys(r.prefix, p)
+		ks, err := cc.ClusterKeySlot(ctx, keys).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs, err := cc.ClusterKeySlot(ctx, cp).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ks != cs {
+			t.Errorf("partition %d: keys in slot %d, checkpoint in slot %d", n, ks, cs)
+		}
+		if other, ok := slots[ks]; ok {
+			t.Errorf("partitions %d and %d share slot %d", other.Partition, n, ks)
+		}
+		slots[ks] = p
+		node, err := cc.MasterForKey(ctx, keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes[node.Options().Addr] = true
+		if got, err := node.HGet(ctx, keys, "acct").Result(); err != nil || got != fmt.Sprint(n) {
+			t.Errorf("partition %d on its slot's master %s: HGET = %q, %v", n, node.Options().Addr, got, err)
+		}
+	}
+	if len(nodes) < 2 {
+		t.Errorf("8 partitions landed on %d node(s) %v, want them spread", len(nodes), slices.Sorted(maps.Keys(nodes)))
+	}
+}
