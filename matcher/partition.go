@@ -78,6 +78,9 @@ func NewPartition(prog *Program, out Output, opts Options) (*Partition, error) {
 type keyState struct {
 	key   string
 	rules []*ruleKey
+	// mask has bit i set when rules holds rule i (i < 64): most rules have
+	// no state for a key, and the bit says so without touching rules.
+	mask uint64
 	// deadline is when the earliest window of the key closes; the timer heap
 	// holds an entry for it. noDeadline when none is scheduled.
 	deadline int64
@@ -188,7 +191,7 @@ func (p *Partition) process(r *Record) {
 				}
 				rk := new(ruleKey)
 				*rk = p.scratch
-				ks.rules = append(ks.rules, rk)
+				ks.add(rk)
 			}
 			continue
 		}
@@ -218,6 +221,10 @@ func (p *Partition) settle(ks *keyState) {
 	}
 	clear(ks.rules[len(kept):])
 	ks.rules = kept
+	ks.mask = 0
+	for _, rk := range kept {
+		ks.mask |= ruleBit(rk.rule)
+	}
 	if len(kept) == 0 {
 		ks.dead = true
 		delete(p.keys, ks.key)
@@ -233,7 +240,7 @@ func (p *Partition) settle(ks *keyState) {
 
 // find returns the state of rule pr for this key, nil when it has none.
 func (ks *keyState) find(pr *planRule) *ruleKey {
-	if ks == nil {
+	if ks == nil || (pr.index < 64 && ks.mask&ruleBit(pr) == 0) {
 		return nil
 	}
 	for _, rk := range ks.rules {
@@ -242,6 +249,21 @@ func (ks *keyState) find(pr *planRule) *ruleKey {
 		}
 	}
 	return nil
+}
+
+// add gives the key state for one more rule.
+func (ks *keyState) add(rk *ruleKey) {
+	ks.rules = append(ks.rules, rk)
+	ks.mask |= ruleBit(rk.rule)
+}
+
+// ruleBit is the rule's bit in keyState.mask; rules past 64 share none and
+// are always looked up.
+func ruleBit(pr *planRule) uint64 {
+	if pr.index >= 64 {
+		return 0
+	}
+	return 1 << pr.index
 }
 
 func (p *Partition) addLive(pr *planRule, delta int) {

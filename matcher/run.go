@@ -243,7 +243,7 @@ type leafValue struct {
 }
 
 func (p *Partition) evalLeaf(e *rules.Expr, pr *planRule, cur *run, r *Record) bool {
-	p.vars = runVars{pr: pr}
+	p.vars = runVars{pr: pr, buf: p.vars.buf[:0]}
 	if cur != nil {
 		p.vars.last = cur.last
 	}
@@ -256,23 +256,27 @@ func (p *Partition) evalLeaf(e *rules.Expr, pr *planRule, cur *run, r *Record) b
 }
 
 // runVars binds step names to the events a partial match assigned to them.
+// The lists it hands out live in buf, which is reused from one evaluation
+// to the next: CEL holds them only while it evaluates.
 type runVars struct {
 	pr   *planRule
 	last *node
+	buf  []*rules.Event
 }
 
 // StepEvents implements rules.Vars.
 func (v *runVars) StepEvents(step string) ([]*rules.Event, bool) {
-	idx, ok := v.pr.stepIndex[step]
-	if !ok {
+	idx := slices.Index(v.pr.auto.StepNames, step)
+	if idx < 0 {
 		return nil, false
 	}
-	var evs []*rules.Event
+	start := len(v.buf)
 	for n := v.last; n != nil; n = n.prev {
 		if n.step == idx {
-			evs = append(evs, n.rec.Event)
+			v.buf = append(v.buf, n.rec.Event)
 		}
 	}
+	evs := v.buf[start:len(v.buf):len(v.buf)]
 	if len(evs) == 0 {
 		return nil, false
 	}

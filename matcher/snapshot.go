@@ -305,7 +305,7 @@ func (p *Partition) RestoreKey(key string, data []byte) error {
 			}
 		}
 		if keep && !rk.empty() {
-			ks.rules = append(ks.rules, rk)
+			ks.add(rk)
 		}
 	}
 	if d.err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shrike-cep/shrike/cep"
+	"github.com/shrike-cep/shrike/internal/gctune"
 	"github.com/shrike-cep/shrike/rules"
 )
 
@@ -46,6 +47,7 @@ when a ruleset is invalid or a file cannot be opened or read.`,
   kcat -b localhost:9092 -C -t payments -J -e | shrike run -r payments.yaml -`,
 		Args: argsAtLeast(1, "events file argument"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			gctune.ForReplay()
 			return runReplay(cmd, e, f, args)
 		},
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/shrike-cep/shrike/cep"
+	"github.com/shrike-cep/shrike/internal/gctune"
 	"github.com/shrike-cep/shrike/matcher"
 	"github.com/shrike-cep/shrike/rules"
 )
@@ -20,8 +21,10 @@ func fixedClock() time.Time { return time.Date(2026, 11, 20, 12, 0, 0, 0, time.U
 
 // BenchmarkEngine replays the stream through rulesets/payments.yaml with
 // cep.Replay, exactly as `shrike run --rules rulesets/payments.yaml FILE`
-// does (alerts are encoded, then discarded instead of printed).
+// does (alerts are encoded, then discarded instead of printed), with the
+// collector set up as `shrike run` sets it (internal/gctune).
 func BenchmarkEngine(b *testing.B) {
+	defer gctune.ForReplay()()
 	path, lines := benchStream(b)
 	rs := paymentsRuleset(b)
 	var sum cep.Summary
@@ -53,6 +56,7 @@ func BenchmarkEngine(b *testing.B) {
 // goroutine (cep.ReplayOptions.Sequential): the gain of decoding on a second
 // goroutine ahead of the matcher is the difference between the two.
 func BenchmarkEngineSequential(b *testing.B) {
+	defer gctune.ForReplay()()
 	path, lines := benchStream(b)
 	rs := paymentsRuleset(b)
 	var sum cep.Summary
