@@ -182,6 +182,9 @@ func (p *Partition) process(r *Record) {
 		}
 		rk := ks.find(pr)
 		if rk == nil {
+			if pr.startTakes != nil && !p.anyStartTake(pr, r) {
+				continue
+			}
 			p.scratch = ruleKey{rule: pr}
 			p.step(pr, &p.scratch, r)
 			if !p.scratch.empty() {
@@ -204,6 +207,17 @@ func (p *Partition) process(r *Record) {
 		p.markDirty(ks)
 		p.settle(ks)
 	}
+}
+
+// anyStartTake reports whether a start take condition of pr holds for r.
+func (p *Partition) anyStartTake(pr *planRule, r *Record) bool {
+	p.runMemo = p.runMemo[:0]
+	for _, c := range pr.startTakes {
+		if p.cond(c, pr, pr.startRun, r) {
+			return true
+		}
+	}
+	return false
 }
 
 // settle drops a key without state and schedules the next window close.

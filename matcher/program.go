@@ -33,6 +33,13 @@ type planRule struct {
 	// startRun is the implicit run waiting in the start state; it is never
 	// stored, so one shared value serves every key.
 	startRun *run
+	// startTakes are the conditions of the take edges the start state
+	// reaches (through proceed edges that always hold). When none holds for
+	// an event, a key without partial matches of the rule has nothing to do
+	// (the start state never keeps ignored runs): the common case, checked
+	// without stepping the automaton. nil when the start state's proceed
+	// edges are conditional, which disables the shortcut.
+	startTakes []*nfa.Cond
 	// skipStep is the pattern index of the to_first/to_last target, -1 else.
 	skipStep int
 	// stepIndex maps step names to pattern indexes (iterative conditions).
@@ -62,6 +69,7 @@ func NewProgram(rulesets []*rules.Compiled) (*Program, error) {
 				}
 				pr.auto = a
 				pr.startRun = &run{state: a.Start}
+				pr.startTakes = startTakes(a.Start)
 				pr.stepIndex = make(map[string]int, len(a.StepNames))
 				for i, n := range a.StepNames {
 					pr.stepIndex[n] = i
@@ -123,4 +131,33 @@ func (p *Program) Rules() []string {
 		names[i] = r.name
 	}
 	return names
+}
+
+// startTakes collects the take conditions reachable from start through
+// unconditional proceed edges; nil if a proceed edge on the way has a
+// condition.
+func startTakes(start *nfa.State) []*nfa.Cond {
+	var takes []*nfa.Cond
+	seen := map[*nfa.State]bool{}
+	stack := []*nfa.State{start}
+	for len(stack) > 0 {
+		s := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if seen[s] {
+			continue
+		}
+		seen[s] = true
+		for _, e := range s.Edges {
+			switch e.Action {
+			case nfa.Take:
+				takes = append(takes, e.Cond)
+			case nfa.Proceed:
+				if e.Cond.Op != nfa.OpTrue {
+					return nil
+				}
+				stack = append(stack, e.Target)
+			}
+		}
+	}
+	return takes
 }
