@@ -141,9 +141,11 @@ type RuleSummary struct {
 // the identity because on Kafka every topic is consumed on its own; rules
 // of one topic must never see another topic's records.
 type stream struct {
+	id        string // streamID of its rulesets
 	topic     string // "" reads every topic
 	key, time *rules.Expr
 	rulesets  []*rules.Compiled
+	prog      *matcher.Program
 	part      *matcher.Partition
 }
 
@@ -248,40 +250,19 @@ func newReplayer(opts ReplayOptions) (*replayer, error) {
 	if opts.Reports != nil {
 		r.reports = bufio.NewWriter(opts.Reports)
 	}
-	if len(opts.Rulesets) == 0 {
-		return nil, errors.New("replay: no rulesets")
+	streams, err := newStreams(opts.Rulesets)
+	if err != nil {
+		return nil, fmt.Errorf("replay: %w", err)
 	}
-	byID := map[string]*stream{}
-	names := map[string]bool{}
+	r.streams = streams
 	for _, rs := range opts.Rulesets {
-		if rs == nil || rs.Ruleset == nil {
-			return nil, errors.New("replay: nil ruleset")
-		}
-		if names[rs.Name] {
-			return nil, fmt.Errorf("replay: ruleset %q given twice", rs.Name)
-		}
-		names[rs.Name] = true
 		for _, cr := range rs.Rules {
 			r.ruleIdx[ruleKey{rs.Name, cr.ID}] = len(r.sum.Rules)
 			r.sum.Rules = append(r.sum.Rules, RuleSummary{Ruleset: rs.Name, Rule: cr.ID})
 		}
-		id := streamID(rs)
-		s := byID[id]
-		if s == nil {
-			// The first ruleset's compiled expressions serve the stream:
-			// equal sources over the same event give equal results.
-			s = &stream{topic: rs.Stream.Topic, key: rs.Key, time: rs.Time}
-			byID[id] = s
-			r.streams = append(r.streams, s)
-		}
-		s.rulesets = append(s.rulesets, rs)
 	}
 	for _, s := range r.streams {
-		prog, err := matcher.NewProgram(s.rulesets)
-		if err != nil {
-			return nil, fmt.Errorf("replay: %w", err)
-		}
-		s.part, err = matcher.NewPartition(prog, r, matcher.Options{
+		s.part, err = matcher.NewPartition(s.prog, r, matcher.Options{
 			MaxOutOfOrderness: s.rulesets[0].Stream.MaxOutOfOrderness,
 			MaxRunsPerKey:     opts.MaxRunsPerKey,
 			Clock:             opts.Clock,
@@ -292,6 +273,45 @@ func newReplayer(opts ReplayOptions) (*replayer, error) {
 		}
 	}
 	return r, nil
+}
+
+// newStreams groups rulesets into streams, in the order of their first
+// ruleset, and plans each stream's matcher.Program. Replay and the Kafka
+// engine both use it, so that they group rules alike.
+func newStreams(rulesets []*rules.Compiled) ([]*stream, error) {
+	if len(rulesets) == 0 {
+		return nil, errors.New("no rulesets")
+	}
+	var streams []*stream
+	byID := map[string]*stream{}
+	names := map[string]bool{}
+	for _, rs := range rulesets {
+		if rs == nil || rs.Ruleset == nil {
+			return nil, errors.New("nil ruleset")
+		}
+		if names[rs.Name] {
+			return nil, fmt.Errorf("ruleset %q given twice", rs.Name)
+		}
+		names[rs.Name] = true
+		id := streamID(rs)
+		s := byID[id]
+		if s == nil {
+			// The first ruleset's compiled expressions serve the stream:
+			// equal sources over the same event give equal results.
+			s = &stream{id: id, topic: rs.Stream.Topic, key: rs.Key, time: rs.Time}
+			byID[id] = s
+			streams = append(streams, s)
+		}
+		s.rulesets = append(s.rulesets, rs)
+	}
+	for _, s := range streams {
+		prog, err := matcher.NewProgram(s.rulesets)
+		if err != nil {
+			return nil, err
+		}
+		s.prog = prog
+	}
+	return streams, nil
 }
 
 // streamID identifies the stream a ruleset reads: rulesets with equal ids

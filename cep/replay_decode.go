@@ -111,39 +111,11 @@ func (d *decoder) decodeLine(b *batch, lineNo int64, line []byte) {
 		return
 	}
 	var routed bool
-	for _, s := range d.streams {
-		if reads(s, ln) {
-			routed = true
-			break
-		}
-	}
+	b.pushes, routed, it.dead = decodeEvent(d.streams, ln, matcher.Position{Source: b.file, Offset: lineNo}, b.pushes)
 	if !routed {
 		it.unrouted = true
 		b.items = append(b.items, it)
 		return
-	}
-	// The matcher keeps events that partial matches took, and the reader
-	// reuses its buffer: each event gets bytes of its own.
-	ev, err := rules.ParseEvent(append([]byte(nil), ln.Event...))
-	if err != nil {
-		it.dead = fmt.Errorf("invalid event: %w", err)
-		b.items = append(b.items, it)
-		return
-	}
-	for _, s := range d.streams {
-		if !reads(s, ln) {
-			continue
-		}
-		rec := &matcher.Record{Event: ev, Pos: matcher.Position{Source: b.file, Offset: lineNo}}
-		if rec.Key, err = key(s, ev, ln); err != nil {
-			it.dead = err
-			continue
-		}
-		if rec.Time, err = eventTime(s, ev, ln, lineNo); err != nil {
-			it.dead = err
-			continue
-		}
-		b.pushes = append(b.pushes, push{s: s, rec: rec})
 	}
 	it.to = len(b.pushes)
 	if ln.Envelope && it.to > it.from {
@@ -153,6 +125,56 @@ func (d *decoder) decodeLine(b *batch, lineNo int64, line []byte) {
 	}
 	b.items = append(b.items, it)
 }
+
+// decodeEvent is the decoding Replay and the Kafka engine share, so that
+// both make the same records of the same event: it parses the event bytes
+// of ln once (rules.ParseEvent) and appends to pushes one record at pos for
+// every stream that reads ln's topic, keyed and timed by that stream.
+// routed is false when no stream reads the topic (nothing is parsed then);
+// dead is why the event is dead-lettered: it could not be parsed, or a
+// stream could not key or time it (another stream may still have taken
+// it). A plain line's event time may come from pos.Offset, its line number.
+func decodeEvent(streams []*stream, ln *Line, pos matcher.Position, pushes []push) (_ []push, routed bool, dead error) {
+	for _, s := range streams {
+		if reads(s, ln) {
+			routed = true
+			break
+		}
+	}
+	if !routed {
+		return pushes, false, nil
+	}
+	// The matcher keeps events that partial matches took, and the reader
+	// reuses its buffer: each event gets bytes of its own.
+	ev, err := rules.ParseEvent(append([]byte(nil), ln.Event...))
+	if err != nil {
+		return pushes, true, fmt.Errorf("%w: %w", errInvalidEvent, err)
+	}
+	for _, s := range streams {
+		if !reads(s, ln) {
+			continue
+		}
+		rec := &matcher.Record{Event: ev, Pos: pos}
+		if rec.Key, err = key(s, ev, ln); err != nil {
+			dead = err
+			continue
+		}
+		if rec.Time, err = eventTime(s, ev, ln, pos.Offset); err != nil {
+			dead = err
+			continue
+		}
+		pushes = append(pushes, push{s: s, rec: rec})
+	}
+	return pushes, true, dead
+}
+
+// The reasons decodeEvent dead-letters an event, wrapped so that the engine
+// can count them apart; the messages are those of the offline reports.
+var (
+	errInvalidEvent = errors.New("invalid event")
+	errNoKey        = errors.New("no key")
+	errNoTime       = errors.New("no event time")
+)
 
 func reads(s *stream, ln *Line) bool {
 	return !ln.Envelope || s.topic == "" || s.topic == string(ln.Topic)
@@ -164,7 +186,7 @@ func key(s *stream, ev *rules.Event, ln *Line) (string, error) {
 	if s.key != nil {
 		k, err := s.key.EvalKey(ev)
 		if err != nil {
-			return "", fmt.Errorf("no key: %w", err)
+			return "", fmt.Errorf("%w: %w", errNoKey, err)
 		}
 		return k, nil
 	}
@@ -182,7 +204,7 @@ func eventTime(s *stream, ev *rules.Event, ln *Line, lineNo int64) (int64, error
 	if s.time != nil {
 		t, err := s.time.EvalTime(ev)
 		if err != nil {
-			return 0, fmt.Errorf("no event time: %w", err)
+			return 0, fmt.Errorf("%w: %w", errNoTime, err)
 		}
 		return t, nil
 	}
@@ -190,7 +212,7 @@ func eventTime(s *stream, ev *rules.Event, ln *Line, lineNo int64) (int64, error
 		return lineNo * int64(time.Millisecond), nil
 	}
 	if !ln.HasTime {
-		return 0, errors.New("no event time: the kafka record has no timestamp")
+		return 0, fmt.Errorf("%w: the kafka record has no timestamp", errNoTime)
 	}
 	return ln.TimeMillis * int64(time.Millisecond), nil
 }

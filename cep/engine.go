@@ -1,0 +1,529 @@
+package cep
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/shrike-cep/shrike/matcher"
+	"github.com/shrike-cep/shrike/rules"
+)
+
+// Defaults of EngineOptions.
+const (
+	DefaultGroup              = "shrike"
+	DefaultAlertsTopic        = "shrike-alerts"
+	DefaultDeadLetterTopic    = "shrike-deadletter"
+	DefaultLateTopic          = "shrike-late"
+	DefaultCheckpointInterval = time.Second
+	DefaultMaxResidentKeys    = 1_000_000
+	// DefaultMaxUncommittedRecords bounds the records a partition worker
+	// processes past its last checkpoint while the Store fails.
+	DefaultMaxUncommittedRecords = 1_000_000
+	// DefaultDrainTimeout bounds the last checkpoint of a revoked
+	// partition, so that a Store that is down cannot hold a rebalance or a
+	// shutdown forever.
+	DefaultDrainTimeout = 30 * time.Second
+	// DefaultPollRecords is how many records one poll hands out at most.
+	DefaultPollRecords = 10_000
+)
+
+// ReasonHeader is the record header that says why a record went to the
+// dead-letter or late topic (DESIGN.md §5). The record keeps its original
+// key, value and headers besides.
+const ReasonHeader = "shrike-reason"
+
+// EngineOptions configure an Engine. Zero values are the documented
+// defaults.
+type EngineOptions struct {
+	// Brokers are the Kafka seed brokers. Required.
+	Brokers []string
+	// Group is the consumer group. Default DefaultGroup. State in the Store
+	// is kept per group, so two groups reading one topic do not share it.
+	Group string
+	// Rulesets are the compiled rulesets to run; their stream.topic names
+	// the topic each reads, and every ruleset needs one. Their names must
+	// differ.
+	Rulesets []*rules.Compiled
+	// Store keeps key state and partition checkpoints. Required.
+	Store Store
+	// AlertsTopic receives one record per alert, keyed by the alert id,
+	// the alert's JSON as value. Default DefaultAlertsTopic.
+	AlertsTopic string
+	// DeadLetterTopic receives the records that could not be decoded,
+	// keyed or timed. Default DefaultDeadLetterTopic.
+	DeadLetterTopic string
+	// LateTopic receives the records that arrived behind their stream's
+	// watermark. Default DefaultLateTopic.
+	LateTopic string
+	// CheckpointInterval is how often each partition writes its changed
+	// key states and offset to the Store and then commits the offset to
+	// Kafka. Default DefaultCheckpointInterval.
+	CheckpointInterval time.Duration
+	// MaxResidentKeys caps the keys whose state each partition (each
+	// stream of it) keeps in memory; past it, keys that no buffered event
+	// needs are evicted after a checkpoint and loaded again from the Store
+	// when an event or a closing window needs them. Default
+	// DefaultMaxResidentKeys.
+	MaxResidentKeys int
+	// MaxRunsPerKey caps each rule's partial matches per key (see
+	// matcher.Options). Default: the matcher's.
+	MaxRunsPerKey int
+	// MaxUncommittedRecords bounds how many records a partition processes
+	// past its last successful checkpoint while the Store fails; past it
+	// the partition stops taking records (and fetching is paused) until a
+	// checkpoint succeeds. Default DefaultMaxUncommittedRecords.
+	MaxUncommittedRecords int
+	// DrainTimeout bounds the last checkpoint of a partition that is
+	// revoked or at shutdown; when it passes, the partition's state since
+	// its last checkpoint is dropped (the next owner re-reads it). Default
+	// DefaultDrainTimeout.
+	DrainTimeout time.Duration
+	// PollRecords is the most records one poll hands to the partition
+	// workers. Default DefaultPollRecords.
+	PollRecords int
+	// Logger receives operational messages; nothing per event at Info.
+	// Default: discard.
+	Logger *slog.Logger
+	// Registerer registers the engine's metrics (DESIGN.md §11). Nil
+	// keeps them unregistered.
+	Registerer prometheus.Registerer
+	// Clock is the wall clock: it stamps the alerts' detected_at and moves
+	// the watermark of idle partitions. Default time.Now.
+	Clock func() time.Time
+	// OnAlert, when set, is also called with every alert, from the
+	// partition workers' goroutines (concurrently for different
+	// partitions). It must not modify the alert, nor block for long.
+	OnAlert func(*matcher.Alert)
+	// KafkaOptions are extra franz-go options, applied after the engine's
+	// own (TLS, SASL, client id, hooks such as kprom).
+	KafkaOptions []kgo.Opt
+}
+
+// Engine runs rulesets over Kafka topics (DESIGN.md §5): one consumer group
+// over the rulesets' topics, one worker goroutine per assigned partition
+// that owns that partition's keys, state checkpointed into a Store, alerts,
+// late and dead-lettered records produced to their topics.
+type Engine struct {
+	opts    EngineOptions
+	log     *slog.Logger
+	streams []*stream // definitions: part is nil, workers copy them
+	topics  []string
+	metrics *metrics
+
+	ran atomic.Bool
+
+	// mu guards the fields below. The group callbacks, the poll loop,
+	// Ready and Status all use them.
+	mu      sync.Mutex
+	cl      *kgo.Client
+	joined  bool // assigned at least once by the current group session
+	stopped bool
+	workers map[topicPartition]*worker
+	wg      sync.WaitGroup // worker goroutines
+}
+
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+// NewEngine checks opts and plans the rulesets' streams. It connects to
+// nothing: Run does.
+func NewEngine(opts EngineOptions) (*Engine, error) {
+	if len(opts.Brokers) == 0 {
+		return nil, errors.New("engine: no brokers")
+	}
+	if opts.Store == nil {
+		return nil, errors.New("engine: no store")
+	}
+	if opts.Group == "" {
+		opts.Group = DefaultGroup
+	}
+	if opts.AlertsTopic == "" {
+		opts.AlertsTopic = DefaultAlertsTopic
+	}
+	if opts.DeadLetterTopic == "" {
+		opts.DeadLetterTopic = DefaultDeadLetterTopic
+	}
+	if opts.LateTopic == "" {
+		opts.LateTopic = DefaultLateTopic
+	}
+	if opts.CheckpointInterval <= 0 {
+		opts.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if opts.MaxResidentKeys <= 0 {
+		opts.MaxResidentKeys = DefaultMaxResidentKeys
+	}
+	if opts.MaxUncommittedRecords <= 0 {
+		opts.MaxUncommittedRecords = DefaultMaxUncommittedRecords
+	}
+	if opts.DrainTimeout <= 0 {
+		opts.DrainTimeout = DefaultDrainTimeout
+	}
+	if opts.PollRecords <= 0 {
+		opts.PollRecords = DefaultPollRecords
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	streams, err := newStreams(opts.Rulesets)
+	if err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	outputs := map[string]bool{opts.AlertsTopic: true, opts.DeadLetterTopic: true, opts.LateTopic: true}
+	var errs []error
+	topics := map[string]bool{}
+	for _, s := range streams {
+		for _, rs := range s.rulesets {
+			switch {
+			case rs.Stream.Topic == "":
+				errs = append(errs, fmt.Errorf("engine: ruleset %q: no stream topic", rs.Name))
+			case outputs[rs.Stream.Topic]:
+				// Reading its own output would feed the engine its alerts.
+				errs = append(errs, fmt.Errorf("engine: ruleset %q reads %q, an output topic of the engine", rs.Name, rs.Stream.Topic))
+			}
+		}
+		topics[s.topic] = true
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	e := &Engine{
+		opts:    opts,
+		log:     opts.Logger,
+		streams: streams,
+		workers: map[topicPartition]*worker{},
+	}
+	for t := range topics {
+		e.topics = append(e.topics, t)
+	}
+	sort.Strings(e.topics)
+	e.metrics, err = newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	return e, nil
+}
+
+// Topics returns the topics the engine reads, sorted.
+func (e *Engine) Topics() []string { return slices.Clone(e.topics) }
+
+// Run joins the consumer group and processes records until ctx ends, then
+// shuts down gracefully: it stops fetching, lets every partition finish the
+// batch in hand, checkpoint and commit, leaves the group and returns nil. It
+// returns an error only when it cannot start. An Engine runs once.
+func (e *Engine) Run(ctx context.Context) error {
+	if !e.ran.CompareAndSwap(false, true) {
+		return errors.New("engine: already run")
+	}
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(e.opts.Brokers...),
+		kgo.ConsumerGroup(e.opts.Group),
+		kgo.ConsumeTopics(e.topics...),
+		// Offsets are committed by the workers, each after its checkpoint
+		// is in the Store; polls and rebalances exclude each other so that
+		// a worker exists for every partition a poll returns.
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsAssigned(e.assigned),
+		kgo.OnPartitionsRevoked(e.revoked),
+		kgo.OnPartitionsLost(e.lost),
+		kgo.AdjustFetchOffsetsFn(e.adjustOffsets),
+		// The output topics are created on first use where the brokers
+		// allow it, rather than alerts waiting for an operator.
+		kgo.AllowAutoTopicCreation(),
+	}
+	opts = append(opts, e.opts.KafkaOptions...)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("engine: kafka client: %w", err)
+	}
+	e.mu.Lock()
+	e.cl = cl
+	e.mu.Unlock()
+	e.log.Info("engine started", "group", e.opts.Group, "topics", e.topics)
+
+	e.poll(ctx, cl)
+
+	// Leaving the group revokes every partition: each worker finishes its
+	// batch, checkpoints and commits in e.revoked, within DrainTimeout.
+	leaveCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.DrainTimeout+5*time.Second)
+	if err := cl.LeaveGroupContext(leaveCtx); err != nil {
+		e.log.Warn("leave consumer group", "err", err)
+	}
+	cancel()
+	e.mu.Lock()
+	e.stopped = true
+	rest := make([]*worker, 0, len(e.workers))
+	for tp, w := range e.workers {
+		rest = append(rest, w)
+		delete(e.workers, tp)
+	}
+	e.mu.Unlock()
+	// Workers still there when the leave gave up are dropped, as if lost:
+	// their state since the last checkpoint is re-read by the next owner.
+	for _, w := range rest {
+		w.stop(false)
+	}
+	cl.Close()
+	e.wg.Wait()
+	e.metrics.ready.Set(0)
+	e.log.Info("engine stopped", "group", e.opts.Group)
+	return nil
+}
+
+// poll fetches records and hands each partition's to its worker until ctx
+// ends. Handing over never blocks: a worker that falls behind has its
+// partition paused instead, so one slow partition (or a Store that is
+// down) never holds a rebalance.
+func (e *Engine) poll(ctx context.Context, cl *kgo.Client) {
+	for {
+		fetches := cl.PollRecords(ctx, e.opts.PollRecords)
+		if ctx.Err() != nil || fetches.IsClientClosed() {
+			cl.AllowRebalance()
+			return
+		}
+		fetches.EachError(func(topic string, partition int32, err error) {
+			if errors.Is(err, context.Canceled) {
+				return
+			}
+			e.metrics.fetchErrors.Inc()
+			e.log.Warn("fetch", "topic", topic, "partition", partition, "err", err)
+		})
+		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+			if len(p.Records) == 0 {
+				return
+			}
+			e.mu.Lock()
+			w := e.workers[topicPartition{p.Topic, p.Partition}]
+			e.mu.Unlock()
+			if w == nil {
+				// BlockRebalanceOnPoll makes this impossible: a partition is
+				// polled only between its assignment and its revocation.
+				e.log.Error("records of a partition without worker", "topic", p.Topic, "partition", p.Partition)
+				return
+			}
+			w.enqueue(p.Records, p.HighWatermark)
+		})
+		cl.AllowRebalance()
+	}
+}
+
+// assigned starts a worker for every newly assigned partition. Each
+// restores its partition from the Store on its own goroutine;
+// adjustOffsets waits for that before fetching starts.
+func (e *Engine) assigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.joined = true
+	if e.stopped {
+		return
+	}
+	for topic, parts := range assigned {
+		for _, p := range parts {
+			tp := topicPartition{topic, p}
+			if e.workers[tp] != nil {
+				continue
+			}
+			w := newWorker(e, cl, topic, p)
+			e.workers[tp] = w
+			e.wg.Add(1)
+			go func() {
+				defer e.wg.Done()
+				w.run()
+			}()
+		}
+	}
+	e.metrics.partitions.Set(float64(len(e.workers)))
+	e.log.Info("partitions assigned", "partitions", fmtPartitions(assigned))
+}
+
+// adjustOffsets makes each newly assigned partition start at its Store
+// checkpoint's offset rather than Kafka's committed one: the Store is the
+// truth, Kafka's offset (committed after it) may lag behind.
+func (e *Engine) adjustOffsets(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	for topic, parts := range offsets {
+		for p := range parts {
+			e.mu.Lock()
+			w := e.workers[topicPartition{topic, p}]
+			e.mu.Unlock()
+			if w == nil {
+				continue
+			}
+			select {
+			case <-w.restored:
+			case <-w.done:
+				continue
+			case <-ctx.Done():
+				// The session is being revoked before this partition
+				// could be restored: the revocation stops the worker.
+				return nil, ctx.Err()
+			}
+			if w.resumeAt >= 0 {
+				parts[p] = kgo.NewOffset().At(w.resumeAt)
+			}
+		}
+	}
+	return offsets, nil
+}
+
+// revoked lets every revoked partition's worker finish its batch,
+// checkpoint and commit, and waits for them: the rebalance goes on only
+// after.
+func (e *Engine) revoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	e.stopWorkers(revoked, true)
+	e.log.Info("partitions revoked", "partitions", fmtPartitions(revoked))
+}
+
+// lost drops the lost partitions' state without writing anything: another
+// member may own them already.
+func (e *Engine) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	e.stopWorkers(lost, false)
+	e.log.Warn("partitions lost", "partitions", fmtPartitions(lost))
+}
+
+func (e *Engine) stopWorkers(parts map[string][]int32, drain bool) {
+	var ws []*worker
+	e.mu.Lock()
+	for topic, ps := range parts {
+		for _, p := range ps {
+			tp := topicPartition{topic, p}
+			if w := e.workers[tp]; w != nil {
+				ws = append(ws, w)
+				delete(e.workers, tp)
+			}
+		}
+	}
+	e.metrics.partitions.Set(float64(len(e.workers)))
+	e.mu.Unlock()
+	// Signal all first so that the partitions drain in parallel.
+	for _, w := range ws {
+		w.stop(drain)
+	}
+	for _, w := range ws {
+		<-w.done
+	}
+}
+
+// Ready reports whether the engine is serving: it has joined its group,
+// every assigned partition is restored from the Store, and the Store is not
+// failing. It is false before Run and after it returns.
+func (e *Engine) Ready() bool {
+	st := e.Status()
+	return st.Ready
+}
+
+// EngineStatus describes the engine for health checks (/readyz).
+type EngineStatus struct {
+	Ready bool
+	// Reason says why the engine is not ready; empty when it is.
+	Reason     string
+	Partitions []PartitionStatus
+}
+
+// PartitionStatus describes one assigned partition.
+type PartitionStatus struct {
+	Topic     string
+	Partition int32
+	// Restored is true once the partition's state was restored from the
+	// Store (and its offset found).
+	Restored bool
+	// StoreError is the last Store error, empty while the Store works.
+	StoreError string
+	// Paused is true while fetching is paused because the worker fell
+	// behind (or the Store fails).
+	Paused bool
+	// NextOffset is the offset after the last record processed; -1 before
+	// the first.
+	NextOffset int64
+	// CommittedOffset is the offset of the last checkpoint; -1 before it.
+	CommittedOffset int64
+	// Records counts the records processed since assignment.
+	Records uint64
+	// Watermark is the lowest watermark of the partition's streams; zero
+	// before any event.
+	Watermark time.Time
+}
+
+// Status returns the engine's state; partitions are sorted by topic and
+// number.
+func (e *Engine) Status() EngineStatus {
+	e.mu.Lock()
+	ws := make([]*worker, 0, len(e.workers))
+	for _, w := range e.workers {
+		ws = append(ws, w)
+	}
+	st := EngineStatus{}
+	switch {
+	case e.cl == nil:
+		st.Reason = "not started"
+	case e.stopped:
+		st.Reason = "stopped"
+	case !e.joined:
+		st.Reason = "joining the consumer group"
+	}
+	e.mu.Unlock()
+	for _, w := range ws {
+		ps := w.status()
+		st.Partitions = append(st.Partitions, ps)
+		if st.Reason != "" {
+			continue
+		}
+		switch {
+		case !ps.Restored && ps.StoreError != "":
+			st.Reason = fmt.Sprintf("restoring %s/%d: %s", ps.Topic, ps.Partition, ps.StoreError)
+		case !ps.Restored:
+			st.Reason = fmt.Sprintf("restoring %s/%d", ps.Topic, ps.Partition)
+		case ps.StoreError != "":
+			st.Reason = fmt.Sprintf("store failing for %s/%d: %s", ps.Topic, ps.Partition, ps.StoreError)
+		}
+	}
+	sort.Slice(st.Partitions, func(i, j int) bool {
+		a, b := st.Partitions[i], st.Partitions[j]
+		if a.Topic != b.Topic {
+			return a.Topic < b.Topic
+		}
+		return a.Partition < b.Partition
+	})
+	st.Ready = st.Reason == ""
+	if st.Ready {
+		e.metrics.ready.Set(1)
+	} else {
+		e.metrics.ready.Set(0)
+	}
+	return st
+}
+
+// fmtPartitions renders a partition map for logs, sorted.
+func fmtPartitions(m map[string][]int32) string {
+	topics := make([]string, 0, len(m))
+	for t := range m {
+		topics = append(topics, t)
+	}
+	sort.Strings(topics)
+	var b []byte
+	for _, t := range topics {
+		ps := slices.Clone(m[t])
+		slices.Sort(ps)
+		for _, p := range ps {
+			if len(b) > 0 {
+				b = append(b, ' ')
+			}
+			b = fmt.Appendf(b, "%s/%d", t, p)
+		}
+	}
+	return string(b)
+}

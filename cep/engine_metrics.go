@@ -1,0 +1,139 @@
+package cep
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the engine's Prometheus metrics (DESIGN.md §11), named
+// shrike_<subsystem>_<name>_<unit>. Labels are topics, partitions and rule
+// names, never event keys. The hot path counts locally and adds per batch.
+type metrics struct {
+	records        *prometheus.CounterVec // topic
+	events         *prometheus.CounterVec // topic
+	late           *prometheus.CounterVec // topic
+	deadLettered   *prometheus.CounterVec // topic, reason
+	skipped        *prometheus.CounterVec // topic
+	alerts         *prometheus.CounterVec // ruleset, rule
+	timeouts       *prometheus.CounterVec // ruleset, rule
+	dropped        *prometheus.CounterVec // ruleset, rule
+	celErrors      *prometheus.CounterVec // ruleset, rule
+	produceErrors  *prometheus.CounterVec // topic
+	partialMatches *prometheus.GaugeVec   // topic, partition
+	residentKeys   *prometheus.GaugeVec   // topic, partition
+	bufferedEvents *prometheus.GaugeVec   // topic, partition
+	watermarkLag   *prometheus.GaugeVec   // topic, partition
+	consumerLag    *prometheus.GaugeVec   // topic, partition
+
+	fetchErrors       prometheus.Counter
+	partitions        prometheus.Gauge
+	ready             prometheus.Gauge
+	checkpointSeconds prometheus.Histogram
+	checkpointErrors  prometheus.Counter
+	storeErrors       prometheus.Counter
+	committedKeys     prometheus.Counter
+	committedBytes    prometheus.Counter
+	loadedKeys        prometheus.Counter
+	evictedKeys       prometheus.Counter
+	badStates         prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	counterVec := func(subsystem, name, help string, labels ...string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "shrike", Subsystem: subsystem, Name: name, Help: help}, labels)
+	}
+	gaugeVec := func(subsystem, name, help string, labels ...string) *prometheus.GaugeVec {
+		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "shrike", Subsystem: subsystem, Name: name, Help: help}, labels)
+	}
+	counter := func(subsystem, name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: "shrike", Subsystem: subsystem, Name: name, Help: help})
+	}
+	gauge := func(subsystem, name, help string) prometheus.Gauge {
+		return prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "shrike", Subsystem: subsystem, Name: name, Help: help})
+	}
+	m := &metrics{
+		records:        counterVec("engine", "records_total", "Kafka records processed.", "topic"),
+		events:         counterVec("engine", "events_total", "Events handed to the matcher (records decoded, keyed and timed).", "topic"),
+		late:           counterVec("engine", "late_events_total", "Events behind their stream's watermark, sent to the late topic.", "topic"),
+		deadLettered:   counterVec("engine", "deadlettered_events_total", "Records sent to the dead-letter topic, by reason.", "topic", "reason"),
+		skipped:        counterVec("engine", "skipped_records_total", "Records re-read after a restore that were matched before the checkpoint.", "topic"),
+		alerts:         counterVec("engine", "alerts_total", "Alerts produced, timeout alerts included.", "ruleset", "rule"),
+		timeouts:       counterVec("engine", "timeouts_total", "Partial matches whose window closed.", "ruleset", "rule"),
+		dropped:        counterVec("engine", "dropped_partial_matches_total", "Partial matches dropped by the per-key cap.", "ruleset", "rule"),
+		celErrors:      counterVec("engine", "cel_errors_total", "Condition evaluations that failed and counted as false.", "ruleset", "rule"),
+		produceErrors:  counterVec("engine", "produce_errors_total", "Output records whose produce failed.", "topic"),
+		partialMatches: gaugeVec("engine", "partial_matches", "Open partial matches of the partition's keys in memory.", "topic", "partition"),
+		residentKeys:   gaugeVec("state", "resident_keys", "Keys whose state is in memory.", "topic", "partition"),
+		bufferedEvents: gaugeVec("engine", "buffered_events", "Events waiting for the watermark.", "topic", "partition"),
+		watermarkLag:   gaugeVec("engine", "watermark_lag_seconds", "Wall clock minus the partition's watermark.", "topic", "partition"),
+		consumerLag:    gaugeVec("engine", "consumer_lag_records", "Records of the partition not yet processed.", "topic", "partition"),
+
+		fetchErrors: counter("engine", "fetch_errors_total", "Errors fetching from Kafka."),
+		partitions:  gauge("engine", "assigned_partitions", "Partitions assigned to this instance."),
+		ready:       gauge("engine", "ready", "1 when every assigned partition is restored and the Store works."),
+		checkpointSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "shrike", Subsystem: "state", Name: "checkpoint_duration_seconds",
+			Help:    "Time to flush outputs, commit state and commit the offset.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+		checkpointErrors: counter("state", "checkpoint_errors_total", "Checkpoints whose Store commit failed."),
+		storeErrors:      counter("state", "store_errors_total", "Failed Store calls (retried)."),
+		committedKeys:    counter("state", "committed_keys_total", "Key states written or deleted by checkpoints."),
+		committedBytes:   counter("state", "committed_bytes_total", "Bytes of key state written by checkpoints."),
+		loadedKeys:       counter("state", "loaded_keys_total", "Key states loaded from the Store."),
+		evictedKeys:      counter("state", "evicted_keys_total", "Key states evicted from memory."),
+		badStates:        counter("state", "bad_key_states_total", "Stored key states that could not be decoded and were dropped."),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{
+		m.records, m.events, m.late, m.deadLettered, m.skipped, m.alerts, m.timeouts, m.dropped,
+		m.celErrors, m.produceErrors, m.partialMatches, m.residentKeys, m.bufferedEvents,
+		m.watermarkLag, m.consumerLag, m.fetchErrors, m.partitions, m.ready, m.checkpointSeconds,
+		m.checkpointErrors, m.storeErrors, m.committedKeys, m.committedBytes, m.loadedKeys,
+		m.evictedKeys, m.badStates,
+	} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// forget removes a partition's gauges when its worker stops, so that a
+// partition that moved to another instance is not reported twice.
+func (m *metrics) forget(topic string, partition int32) {
+	p := strconv.Itoa(int(partition))
+	for _, g := range []*prometheus.GaugeVec{m.partialMatches, m.residentKeys, m.bufferedEvents, m.watermarkLag, m.consumerLag} {
+		g.DeleteLabelValues(topic, p)
+	}
+}
+
+// ruleCounters are one rule's counters, resolved once per worker.
+type ruleCounters struct {
+	alerts, timeouts, dropped, celErrors prometheus.Counter
+}
+
+// counters returns the counters of the rule named "ruleset/rule".
+func (w *worker) counters(name string) *ruleCounters {
+	if c := w.alertCtr[name]; c != nil {
+		return c
+	}
+	names, ok := w.ruleNames[name]
+	if !ok {
+		names = [2]string{name, ""}
+	}
+	ruleset, rule := names[0], names[1]
+	m := w.e.metrics
+	c := &ruleCounters{
+		alerts:    m.alerts.WithLabelValues(ruleset, rule),
+		timeouts:  m.timeouts.WithLabelValues(ruleset, rule),
+		dropped:   m.dropped.WithLabelValues(ruleset, rule),
+		celErrors: m.celErrors.WithLabelValues(ruleset, rule),
+	}
+	w.alertCtr[name] = c
+	return c
+}
