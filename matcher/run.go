@@ -54,12 +54,18 @@ type ruleKey struct {
 	// partial match is open (and absence matches, released the same way).
 	held      []*run
 	capLogged bool
+	// next caches deadline(); nextOK is false when runs changed since.
+	next   int64
+	nextOK bool
 }
 
 func (rk *ruleKey) empty() bool { return len(rk.runs) == 0 && len(rk.held) == 0 }
 
 // deadline is the earliest time at which one of the runs times out.
 func (rk *ruleKey) deadline(pr *planRule) int64 {
+	if rk.nextOK {
+		return rk.next
+	}
 	d := int64(noDeadline)
 	w := int64(pr.auto.Window)
 	for _, r := range rk.runs {
@@ -70,6 +76,7 @@ func (rk *ruleKey) deadline(pr *planRule) int64 {
 			d = r.prevTime + sw
 		}
 	}
+	rk.next, rk.nextOK = d, true
 	return d
 }
 
@@ -108,6 +115,9 @@ func (p *Partition) step(pr *planRule, rk *ruleKey, r *Record) {
 	// buffer serves every key.
 	if len(next) < before {
 		clear(rk.runs[len(next):before])
+	}
+	if len(next) != before || !slices.Equal(next, rk.runs) {
+		rk.nextOK = false
 	}
 	rk.runs = append(rk.runs[:0], next...)
 	clear(next)
@@ -288,6 +298,9 @@ func (v *runVars) StepEvents(step string) ([]*rules.Event, bool) {
 // NFA.advanceTime): absence matches waiting in a Pending state complete,
 // others are dropped or, with on_timeout, reported.
 func (p *Partition) advanceTime(pr *planRule, rk *ruleKey, t int64, key string) {
+	if len(rk.held) == 0 && t < rk.deadline(pr) {
+		return // no window closes yet: the common case, without a scan
+	}
 	w := int64(pr.auto.Window)
 	kept := rk.runs[:0]
 	var potential, timedOut []*run
@@ -309,6 +322,7 @@ func (p *Partition) advanceTime(pr *planRule, rk *ruleKey, t int64, key string) 
 	clear(rk.runs[len(kept):])
 	p.addLive(pr, len(kept)-len(rk.runs))
 	rk.runs = kept
+	rk.nextOK = false
 	p.release(pr, rk, potential, key)
 	for _, r := range timedOut {
 		p.stats.Timeouts++
@@ -337,6 +351,7 @@ func (p *Partition) release(pr *planRule, rk *ruleKey, potential []*run, key str
 			if id, ok := pruningID(pr, m); ok {
 				n := len(rk.runs)
 				rk.runs = pruneRuns(rk.runs, id, string(pr.rule.Skip.Kind))
+				rk.nextOK = false
 				p.addLive(pr, len(rk.runs)-n)
 				rk.held = pruneRuns(rk.held, id, string(pr.rule.Skip.Kind))
 			}
@@ -433,6 +448,7 @@ func (p *Partition) enforceCap(pr *planRule, rk *ruleKey, key string) {
 	slices.SortStableFunc(rk.runs, compareRuns)
 	clear(rk.runs[:over])
 	rk.runs = rk.runs[over:]
+	rk.nextOK = false
 	p.addLive(pr, -over)
 	p.stats.Dropped += uint64(over)
 	p.perRule[pr.index].Dropped += uint64(over)
