@@ -13,18 +13,22 @@ import (
 // ErrUnavailable marks an error of a store that could not be reached or
 // could not serve the request for now: a refused or broken connection, a
 // network timeout, a connection pool exhausted, or a Redis that is loading,
-// failing over or resharding (LOADING, READONLY, MASTERDOWN, CLUSTERDOWN,
-// TRYAGAIN, MOVED, ASK). Such an operation may be retried with backoff, and
-// the engine reports itself not ready meanwhile. A Commit that fails with it
-// may or may not have been applied (the reply may be what was lost), so
-// the caller keeps the commit's keys and checkpoint and retries the same
-// commit: applying a commit twice is harmless.
+// failing over, resharding or out of memory (LOADING, READONLY, MASTERDOWN,
+// CLUSTERDOWN, TRYAGAIN, MOVED, ASK, BUSY, NOREPLICAS, OOM). Such an
+// operation may be retried with backoff; the engine reports itself not
+// ready meanwhile.
 //
-// Every other error is permanent for the request: ErrFenced, ErrBadCheckpoint,
-// ErrClosed, a cancelled or expired context (errors.Is with
-// context.Canceled or context.DeadlineExceeded), and errors Redis replies
-// with for a bad request (a wrong type under a Shrike key, a denied
-// command).
+// Every other error is permanent for the request: ErrFenced,
+// ErrBadCheckpoint, ErrClosed, a cancelled or expired context of the
+// caller (errors.Is with context.Canceled or context.DeadlineExceeded), and
+// errors Redis replies with for a bad request (a wrong type under a Shrike
+// key, a denied command, a wrong password).
+//
+// A Commit that failed with ErrFenced or ErrBadCheckpoint wrote nothing. One
+// that failed otherwise may or may not have been applied (the reply may be
+// what was lost), so the caller keeps its keys and checkpoint and commits
+// them again (merged with later changes, or alone): applying a commit twice
+// is harmless.
 var ErrUnavailable = errors.New("state store unavailable")
 
 // ErrBadCheckpoint wraps every error decoding a stored checkpoint: it is
@@ -66,7 +70,7 @@ func unavailable(err error) bool {
 		return false
 	}
 	msg := re.Error()
-	for _, prefix := range []string{"LOADING ", "READONLY ", "MASTERDOWN ", "CLUSTERDOWN ", "TRYAGAIN ", "MOVED ", "ASK ", "BUSY ", "NOREPLICAS ", "ERR max number of clients reached"} {
+	for _, prefix := range []string{"LOADING ", "READONLY ", "MASTERDOWN ", "CLUSTERDOWN ", "TRYAGAIN ", "MOVED ", "ASK ", "BUSY ", "NOREPLICAS ", "OOM ", "ERR max number of clients reached"} {
 		if strings.HasPrefix(msg, prefix) {
 			return true
 		}

@@ -32,7 +32,7 @@ type backend struct {
 	name string
 	// open returns an empty store; the test's cleanup closes it and
 	// removes what it wrote.
-	open func(t *testing.T, opts Options) testStore
+	open func(t testing.TB, opts Options) testStore
 }
 
 // redisBackends are the Redis deployments tests run against: miniredis as
@@ -41,25 +41,25 @@ type backend struct {
 // SHRIKE_REDIS_CLUSTER (comma-separated seeds) is set.
 func redisBackends() []backend {
 	bs := []backend{
-		{"miniredis", func(t *testing.T, opts Options) testStore {
+		{"miniredis", func(t testing.TB, opts Options) testStore {
 			m := miniredis.RunT(t)
 			opts.Addrs = []string{m.Addr()}
 			return newRedisT(t, opts)
 		}},
-		{"miniredis-cluster", func(t *testing.T, opts Options) testStore {
+		{"miniredis-cluster", func(t testing.TB, opts Options) testStore {
 			m := miniredis.RunT(t)
 			opts.Addrs, opts.Cluster = []string{m.Addr()}, true
 			return newRedisT(t, opts)
 		}},
 	}
 	if addr := os.Getenv("SHRIKE_REDIS_ADDR"); addr != "" {
-		bs = append(bs, backend{"redis", func(t *testing.T, opts Options) testStore {
+		bs = append(bs, backend{"redis", func(t testing.TB, opts Options) testStore {
 			opts.Addrs = []string{addr}
 			return newSharedRedisT(t, opts)
 		}})
 	}
 	if seeds := os.Getenv("SHRIKE_REDIS_CLUSTER"); seeds != "" {
-		bs = append(bs, backend{"redis-cluster", func(t *testing.T, opts Options) testStore {
+		bs = append(bs, backend{"redis-cluster", func(t testing.TB, opts Options) testStore {
 			opts.Addrs = strings.Split(seeds, ",")
 			return newSharedRedisT(t, opts)
 		}})
@@ -69,7 +69,7 @@ func redisBackends() []backend {
 
 // allBackends adds Memory to the Redis backends.
 func allBackends() []backend {
-	mem := backend{"memory", func(t *testing.T, _ Options) testStore {
+	mem := backend{"memory", func(t testing.TB, _ Options) testStore {
 		m := NewMemory()
 		t.Cleanup(func() { _ = m.Close() })
 		return m
@@ -77,7 +77,7 @@ func allBackends() []backend {
 	return append([]backend{mem}, redisBackends()...)
 }
 
-func newRedisT(t *testing.T, opts Options) *Redis {
+func newRedisT(t testing.TB, opts Options) *Redis {
 	t.Helper()
 	r, err := New(opts)
 	if err != nil {
@@ -89,7 +89,7 @@ func newRedisT(t *testing.T, opts Options) *Redis {
 
 // newSharedRedisT opens a store on a Redis that other tests (and runs)
 // share: it writes under a key prefix of its own, deleted at cleanup.
-func newSharedRedisT(t *testing.T, opts Options) *Redis {
+func newSharedRedisT(t testing.TB, opts Options) *Redis {
 	t.Helper()
 	if opts.KeyPrefix == "" {
 		opts.KeyPrefix = "shrike-test-" + randHex(t)
@@ -124,7 +124,7 @@ func newSharedRedisT(t *testing.T, opts Options) *Redis {
 	return r
 }
 
-func randHex(t *testing.T) string {
+func randHex(t testing.TB) string {
 	b := make([]byte, 6)
 	if _, err := rand.Read(b); err != nil {
 		t.Fatal(err)
