@@ -52,6 +52,8 @@ var ErrInvalidConfig = errors.New("invalid configuration")
 //	  password: ""
 //	  db: 0                       # standalone only
 //	  key_prefix: shrike
+//	  embedded:                   # used only when addrs is empty
+//	    port: 6379                # 0 picks a free port
 //	state:
 //	  checkpoint_interval: 1s     # how often dirty key states and offsets are committed
 //	  max_resident_keys: 1000000  # per partition; colder keys are evicted to Redis
@@ -129,7 +131,16 @@ type RedisConfig struct {
 	DB int `yaml:"db"`
 	// KeyPrefix starts every key Shrike writes, so that several
 	// deployments can share one Redis.
-	KeyPrefix string `yaml:"key_prefix"`
+	KeyPrefix string              `yaml:"key_prefix"`
+	Embedded  EmbeddedRedisConfig `yaml:"embedded"`
+}
+
+// EmbeddedRedisConfig shapes the in-process Redis started when no Redis
+// addresses are configured.
+type EmbeddedRedisConfig struct {
+	// Port is the server's port on 127.0.0.1, so that redis-cli and a
+	// second instance can reach it; 0 picks a free one.
+	Port int `yaml:"port"`
 }
 
 // StateConfig bounds and paces the engine's state.
@@ -171,17 +182,14 @@ type LogConfig struct {
 	Format string `yaml:"format"`
 }
 
-// Defaults of the fields of Config, as DefaultConfig sets them.
+// Defaults of the fields of Config that EngineOptions does not share
+// (DefaultGroup, the topics, DefaultCheckpointInterval and
+// DefaultMaxResidentKeys are the engine's), as DefaultConfig sets them.
 const (
-	DefaultGroup              = "shrike"
-	DefaultAlertsTopic        = "shrike-alerts"
-	DefaultDeadLetterTopic    = "shrike-deadletter"
-	DefaultLateTopic          = "shrike-late"
 	DefaultEmbeddedKafkaPort  = 9092
+	DefaultEmbeddedRedisPort  = 6379
 	DefaultEmbeddedPartitions = 3
 	DefaultRedisKeyPrefix     = "shrike"
-	DefaultCheckpointInterval = time.Second
-	DefaultMaxResidentKeys    = 1_000_000
 	DefaultMaxRunsPerKey      = 10_000
 	DefaultHTTPListen         = "127.0.0.1:8080"
 	DefaultGRPCListen         = "127.0.0.1:9090"
@@ -201,7 +209,10 @@ func DefaultConfig() Config {
 			},
 			Embedded: EmbeddedConfig{Port: DefaultEmbeddedKafkaPort, Partitions: DefaultEmbeddedPartitions},
 		},
-		Redis:  RedisConfig{KeyPrefix: DefaultRedisKeyPrefix},
+		Redis: RedisConfig{
+			KeyPrefix: DefaultRedisKeyPrefix,
+			Embedded:  EmbeddedRedisConfig{Port: DefaultEmbeddedRedisPort},
+		},
 		State:  StateConfig{CheckpointInterval: DefaultCheckpointInterval, MaxResidentKeys: DefaultMaxResidentKeys},
 		Limits: LimitsConfig{MaxRunsPerKey: DefaultMaxRunsPerKey},
 		HTTP:   ListenConfig{Listen: DefaultHTTPListen},
@@ -719,6 +730,9 @@ func (c *Config) Validate() error {
 		if err := checkHostPort(a, false); err != nil {
 			bad("redis.addrs", "address %q: %v", a, err)
 		}
+	}
+	if p := c.Redis.Embedded.Port; p < 0 || p > 65535 {
+		bad("redis.embedded.port", "%d is not a port (0 picks a free one)", p)
 	}
 	if c.Redis.DB < 0 {
 		bad("redis.db", "must not be negative")

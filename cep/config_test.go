@@ -35,6 +35,7 @@ redis:
   username: shrike
   password: s3cret
   key_prefix: prod
+  embedded: {port: 0}
 state:
   checkpoint_interval: 250ms
   max_resident_keys: 1_000
@@ -52,7 +53,7 @@ log: {level: debug, format: json}
 					Topics:   TopicsConfig{Alerts: "a", DeadLetter: "d", Late: "l"},
 					Embedded: EmbeddedConfig{Port: 0, Partitions: 6, DataDir: "/var/lib/kfake"},
 				}
-				c.Redis = RedisConfig{Addrs: []string{"r1:6379", "r2:6379", "r3:6379"}, Cluster: true, Username: "shrike", Password: "s3cret", KeyPrefix: "prod"}
+				c.Redis = RedisConfig{Addrs: []string{"r1:6379", "r2:6379", "r3:6379"}, Cluster: true, Username: "shrike", Password: "s3cret", KeyPrefix: "prod", Embedded: EmbeddedRedisConfig{Port: 0}}
 				c.State = StateConfig{CheckpointInterval: 250 * time.Millisecond, MaxResidentKeys: 1000}
 				c.Limits.MaxRunsPerKey = 50
 				c.HTTP.Listen = ":8081"
@@ -197,6 +198,7 @@ redis:
   addrs: [a:1, b:2]
   db: 2
   key_prefix: "{x}"
+  embedded: {port: -1}
 state: {checkpoint_interval: 0s, max_resident_keys: 0}
 limits: {max_runs_per_key: -1}
 http: {listen: localhost}
@@ -212,12 +214,13 @@ log: {level: verbose, format: xml}
 				`c.yaml:5:39: kafka.embedded.partitions: must be at least 1, not 0`,
 				`c.yaml:8:7: redis.db: a Redis Cluster has only database 0`,
 				`c.yaml:9:15: redis.key_prefix: must be non-empty and hold no '{' or '}' (they mark Cluster hash tags)`,
-				`c.yaml:10:30: state.checkpoint_interval: must be positive`,
-				`c.yaml:10:53: state.max_resident_keys: must be at least 1, not 0`,
-				`c.yaml:11:28: limits.max_runs_per_key: must be at least 1, not -1`,
-				`c.yaml:12:16: http.listen: "localhost": want host:port`,
-				`c.yaml:13:14: log.level: "verbose" is not one of debug, info, warn, error`,
-				`c.yaml:13:31: log.format: "xml" is not one of text, json`,
+				`c.yaml:10:20: redis.embedded.port: -1 is not a port (0 picks a free one)`,
+				`c.yaml:11:30: state.checkpoint_interval: must be positive`,
+				`c.yaml:11:53: state.max_resident_keys: must be at least 1, not 0`,
+				`c.yaml:12:28: limits.max_runs_per_key: must be at least 1, not -1`,
+				`c.yaml:13:16: http.listen: "localhost": want host:port`,
+				`c.yaml:14:14: log.level: "verbose" is not one of debug, info, warn, error`,
+				`c.yaml:14:31: log.format: "xml" is not one of text, json`,
 				// The late topic keeps its default, which deadletter now takes.
 				`kafka.topics.late: topic "shrike-late" is also kafka.topics.deadletter`,
 			},

@@ -103,6 +103,7 @@ written as rulesets in YAML with CEL expressions, over keyed event streams.`,
 	root.AddCommand(newCheckCmd(e), newRunCmd(e))
 	root.AddCommand(newTestCmd(e))
 	root.AddCommand(newGenCmd(e))
+	root.AddCommand(newServeCmd(e))
 	return root
 }
 

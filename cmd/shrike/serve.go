@@ -1,0 +1,358 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/shrike-cep/shrike/cep"
+	"github.com/shrike-cep/shrike/internal/embedded"
+	"github.com/shrike-cep/shrike/internal/httpserver"
+	"github.com/shrike-cep/shrike/rules"
+	"github.com/shrike-cep/shrike/state"
+)
+
+// serveFlags are the options of `shrike serve`; each but --config
+// overrides one field of the configuration file.
+type serveFlags struct {
+	config string
+}
+
+// serveFlagFields maps serve's flags to the configuration fields they
+// override (cep.Config.Set): flags win over the file.
+var serveFlagFields = []struct {
+	flag, field, usage string
+}{
+	{"rules", "rules.dir", "load the rulesets (*.yaml, not *_test.yaml) of `DIR`"},
+	{"kafka", "kafka.brokers", "Kafka seed `BROKERS` (host:port, comma-separated); none starts an embedded broker on 127.0.0.1:9092"},
+	{"redis", "redis.addrs", "Redis `ADDRS` (host:port, comma-separated; several: a Redis Cluster); none starts an embedded Redis on 127.0.0.1:6379"},
+	{"listen", "http.listen", "`HOST:PORT` of /metrics, /healthz, /readyz and /debug/pprof/ (default 127.0.0.1:8080)"},
+	{"grpc-listen", "grpc.listen", "`HOST:PORT` of the gRPC API (default 127.0.0.1:9090)"},
+	{"group", "kafka.group", "Kafka consumer `GROUP`; instances of one group share the partitions (default shrike)"},
+	{"log-level", "log.level", "`LEVEL` of the log on stderr: debug, info, warn, error (default info)"},
+	{"log-format", "log.format", "`FORMAT` of the log on stderr: text or json (default text)"},
+}
+
+func newServeCmd(e env) *cobra.Command {
+	var f serveFlags
+	cmd := &cobra.Command{
+		Use:   "serve [--config FILE] [--rules DIR] [--kafka BROKERS] [--redis ADDR[,ADDR…]] [flags]",
+		Short: "Run the engine on Kafka, with partial matches kept in Redis",
+		Long: `Serve runs the rules engine as a service (DESIGN.md §5): it reads the topics of
+the rulesets in --rules from Kafka in a consumer group, matches each partition
+on its own worker, keeps partial matches in Redis, and produces alerts to the
+alerts topic (shrike-alerts), undecodable events to shrike-deadletter and late
+ones to shrike-late.
+
+Without --kafka it starts an embedded Kafka-protocol broker on 127.0.0.1:9092,
+and without --redis an embedded Redis on 127.0.0.1:6379, both in memory, so
+that one command gives a working engine to feed with shrike gen --kafka or
+kcat. With --kafka and --redis it uses real ones; several Redis addresses are
+a Redis Cluster. Instances started with the same --group share the partitions.
+
+Settings come from defaults, then --config (YAML; every field and default is
+in the README, "Running the engine"), then flags, which win. HTTP on --listen serves /metrics (Prometheus), /healthz,
+/readyz (200 once partitions are assigned and restored) and /debug/pprof/.
+
+On SIGINT or SIGTERM it stops taking HTTP requests, stops fetching, lets every
+partition finish its batch, checkpoint and commit, leaves the group, and
+exits 0.`,
+		Example: `  shrike serve --rules rulesets
+  shrike serve --rules rulesets --kafka k1:9092,k2:9092 --redis r1:6379,r2:6379,r3:6379
+  shrike serve --config /etc/shrike/shrike.yaml --log-format json`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageError{fmt.Errorf("unexpected argument %q (serve takes flags only; rulesets go in --rules DIR)", args[0])}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := serveConfig(f.config, cmd)
+			if err != nil {
+				return err
+			}
+			return runServe(cmd.Context(), e, cfg)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&f.config, "config", "c", "", "read settings from the YAML `FILE`")
+	for _, sf := range serveFlagFields {
+		fl.String(sf.flag, "", sf.usage)
+	}
+	return cmd
+}
+
+// serveConfig builds the configuration: defaults, the file, then the flags
+// given on the command line.
+func serveConfig(file string, cmd *cobra.Command) (cep.Config, error) {
+	cfg := cep.DefaultConfig()
+	if file != "" {
+		var err error
+		if cfg, err = cep.LoadConfigFile(file); err != nil {
+			return cfg, configErr(err)
+		}
+	}
+	for _, sf := range serveFlagFields {
+		if !cmd.Flags().Changed(sf.flag) {
+			continue
+		}
+		v, _ := cmd.Flags().GetString(sf.flag)
+		if err := cfg.Set(sf.field, v, "--"+sf.flag); err != nil {
+			return cfg, usageError{err}
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, configErr(err)
+	}
+	if cfg.Rules.Dir == "" {
+		return cfg, usageError{errors.New("no rulesets: give --rules DIR (the shipped examples: --rules rulesets) or rules.dir in --config")}
+	}
+	return cfg, nil
+}
+
+// configErr marks a configuration that does not validate as a usage
+// error; one that cannot be read stays an ordinary error.
+func configErr(err error) error {
+	if errors.Is(err, cep.ErrInvalidConfig) {
+		return usageError{fmt.Errorf("config:\n%w", err)}
+	}
+	return err
+}
+
+func newLogger(w io.Writer, c cep.LogConfig) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.SlogLevel()}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func runServe(ctx context.Context, e env, cfg cep.Config) error {
+	s, err := startServer(ctx, e, cfg)
+	if err != nil {
+		return err
+	}
+	return s.run(ctx)
+}
+
+// server is a started `shrike serve`: every part is constructed and
+// listening, none is running yet.
+type server struct {
+	cfg    cep.Config
+	log    *slog.Logger
+	kafka  *embedded.Kafka // nil with real brokers
+	redis  *embedded.Redis // nil with a real Redis
+	store  *state.Redis
+	engine *cep.Engine
+	http   *httpserver.Server
+}
+
+// startServer loads the rulesets, starts the embedded broker and Redis if
+// the configuration names none, and builds the engine and the HTTP server.
+// On error everything started is released.
+func startServer(ctx context.Context, e env, cfg cep.Config) (_ *server, err error) {
+	s := &server{cfg: cfg, log: newLogger(e.stderr, cfg.Log)}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	files, err := rulesetFiles([]string{cfg.Rules.Dir})
+	if err != nil {
+		return nil, err
+	}
+	results, ok := loadRulesets(files, e.stderr)
+	if !ok {
+		return nil, errReported
+	}
+	compiled := make([]*rules.Compiled, len(results))
+	var topics []string
+	for i, r := range results {
+		compiled[i] = r.compiled
+		s.log.Info("ruleset loaded", "ruleset", r.compiled.Name, "file", r.file, "rules", len(r.compiled.Rules), "topic", r.compiled.Stream.Topic)
+		if t := r.compiled.Stream.Topic; t != "" {
+			topics = append(topics, t)
+		}
+	}
+	slices.Sort(topics)
+	topics = slices.Compact(topics)
+
+	brokers := cfg.Kafka.Brokers
+	if cfg.EmbeddedKafka() {
+		k := cfg.Kafka
+		s.kafka, err = embedded.NewKafka(ctx, embedded.KafkaOptions{
+			Port:       k.Embedded.Port,
+			Partitions: k.Embedded.Partitions,
+			Topics:     append(slices.Clone(topics), k.Topics.Alerts, k.Topics.DeadLetter, k.Topics.Late),
+			DataDir:    k.Embedded.DataDir,
+			Logger:     s.log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%w (is a broker already running there? then pass --kafka 127.0.0.1:%d, or set kafka.embedded.port)", err, k.Embedded.Port)
+		}
+		brokers = s.kafka.Addrs()
+		s.log.Info("embedded kafka started", "addr", strings.Join(brokers, ","), "partitions", k.Embedded.Partitions,
+			"data_dir", k.Embedded.DataDir, "topics", topics)
+	}
+	redisAddrs := cfg.Redis.Addrs
+	if cfg.EmbeddedRedis() {
+		s.redis, err = embedded.NewRedis(embedded.RedisOptions{Port: cfg.Redis.Embedded.Port})
+		if err != nil {
+			return nil, fmt.Errorf("%w (is a Redis already running there? then pass --redis 127.0.0.1:%d, or set redis.embedded.port)", err, cfg.Redis.Embedded.Port)
+		}
+		redisAddrs = []string{s.redis.Addr()}
+		s.log.Info("embedded redis started", "addr", s.redis.Addr())
+	}
+	s.store, err = state.New(state.Options{
+		Addrs:     redisAddrs,
+		Cluster:   cfg.Redis.Cluster,
+		Username:  cfg.Redis.Username,
+		Password:  cfg.Redis.Password,
+		DB:        cfg.Redis.DB,
+		KeyPrefix: cfg.Redis.KeyPrefix,
+	})
+	if err != nil {
+		return nil, err
+	}
+	// A Redis that does not answer yet is not fatal: the engine retries and
+	// reports not ready until it does. Say so early, though.
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	if perr := s.store.Ping(pctx); perr != nil {
+		s.log.Warn("redis does not answer yet; the engine retries", "addr", strings.Join(redisAddrs, ","), "err", perr)
+	}
+	cancel()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewBuildInfoCollector(),
+	)
+	s.engine, err = cep.NewEngine(cep.EngineOptions{
+		Brokers:            brokers,
+		Group:              cfg.Kafka.Group,
+		Rulesets:           compiled,
+		Store:              s.store,
+		AlertsTopic:        cfg.Kafka.Topics.Alerts,
+		DeadLetterTopic:    cfg.Kafka.Topics.DeadLetter,
+		LateTopic:          cfg.Kafka.Topics.Late,
+		CheckpointInterval: cfg.State.CheckpointInterval,
+		MaxResidentKeys:    cfg.State.MaxResidentKeys,
+		MaxRunsPerKey:      cfg.Limits.MaxRunsPerKey,
+		Logger:             s.log,
+		Registerer:         reg,
+		Clock:              e.clock,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.http, err = httpserver.New(httpserver.Options{
+		Addr:     cfg.HTTP.Listen,
+		Gatherer: reg,
+		Ready:    s.ready,
+		Logger:   s.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("http listening", "addr", s.http.Addr(), "paths", "/metrics /healthz /readyz /debug/pprof/")
+	if s.kafka != nil {
+		printQuickStart(e.stderr, s, topics)
+	}
+	return s, nil
+}
+
+// ready is /readyz: the engine's readiness with its reason.
+func (s *server) ready() error {
+	st := s.engine.Status()
+	if st.Ready {
+		return nil
+	}
+	return errors.New(st.Reason)
+}
+
+// run runs the HTTP server and the engine until ctx ends or one of them
+// fails, then stops them in STYLE.md's order: HTTP intake first, then the
+// engine (stop fetching, finish the batch, checkpoint, commit, leave the
+// group), then the clients and the embedded servers.
+func (s *server) run(ctx context.Context) error {
+	defer s.close()
+	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopEngine()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		err := s.http.Run(gctx)
+		stopEngine()
+		return err
+	})
+	g.Go(func() error {
+		err := s.engine.Run(engineCtx)
+		if err == nil && engineCtx.Err() == nil {
+			err = errors.New("engine stopped unexpectedly")
+		}
+		return err
+	})
+	err := g.Wait()
+	if err == nil {
+		s.log.Info("shut down cleanly")
+	}
+	return err
+}
+
+// close releases the clients, then the embedded servers they talk to.
+func (s *server) close() {
+	if s.http != nil {
+		_ = s.http.Close()
+	}
+	if s.store != nil {
+		if err := s.store.Close(); err != nil {
+			s.log.Warn("close redis client", "err", err)
+		}
+	}
+	if s.redis != nil {
+		s.redis.Close()
+	}
+	if s.kafka != nil {
+		s.kafka.Close()
+	}
+}
+
+// printQuickStart tells a newcomer on embedded defaults how to feed the
+// engine and read its alerts: plain lines for a person, besides the log.
+func printQuickStart(w io.Writer, s *server, topics []string) {
+	broker := s.kafka.Addrs()[0]
+	topic := "payments"
+	if !slices.Contains(topics, topic) && len(topics) > 0 {
+		topic = topics[0]
+	}
+	scenario := ""
+	if _, ok := genKeyFields[topic]; ok {
+		scenario = topic
+	}
+	var b strings.Builder
+	where := "Kafka broker (" + broker + ")"
+	if s.redis != nil {
+		where += " and Redis (" + s.redis.Addr() + ")"
+	}
+	fmt.Fprintf(&b, "\nShrike is running on an embedded %s, in memory: stopping it loses their data.\n", where)
+	fmt.Fprintf(&b, "Topics: %s; alerts go to %s.\n", strings.Join(topics, ", "), s.cfg.Kafka.Topics.Alerts)
+	if scenario != "" {
+		fmt.Fprintf(&b, "  feed it:      shrike gen --scenario %s --kafka %s\n", scenario, broker)
+		fmt.Fprintf(&b, "           or: kcat -b %s -P -t %s -K: -l events.txt   (key:json lines)\n", broker, topic)
+	} else {
+		fmt.Fprintf(&b, "  feed it:      kcat -b %s -P -t %s -K: -l events.txt   (key:json lines)\n", broker, topic)
+	}
+	fmt.Fprintf(&b, "  read alerts:  kcat -b %s -C -t %s -o beginning\n", broker, s.cfg.Kafka.Topics.Alerts)
+	fmt.Fprintf(&b, "  metrics:      http://%s/metrics   readiness: http://%s/readyz\n\n", s.http.Addr(), s.http.Addr())
+	_, _ = io.WriteString(w, b.String())
+}

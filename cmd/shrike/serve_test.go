@@ -1,0 +1,435 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/goleak"
+
+	"github.com/shrike-cep/shrike/cep"
+	"github.com/shrike-cep/shrike/rules"
+)
+
+// testServeConfig is serve's configuration for tests: embedded Kafka and
+// Redis and HTTP on free ports, frequent checkpoints.
+func testServeConfig(rulesDir string) cep.Config {
+	cfg := cep.DefaultConfig()
+	cfg.Rules.Dir = rulesDir
+	cfg.Kafka.Embedded.Port = 0
+	cfg.Redis.Embedded.Port = 0
+	cfg.HTTP.Listen = "127.0.0.1:0"
+	cfg.State.CheckpointInterval = 100 * time.Millisecond
+	return cfg
+}
+
+// alertSig is what an alert from serve and the same alert from run share:
+// ids differ, as they hash Kafka positions in one and file lines in the
+// other.
+type alertSig struct {
+	Rule, Key, Start, End, Summary string
+}
+
+func sigOf(t *testing.T, line []byte) alertSig {
+	t.Helper()
+	var a struct {
+		Rule, Key, Start, End, Summary string
+	}
+	if err := json.Unmarshal(line, &a); err != nil {
+		t.Fatalf("alert %s: %v", line, err)
+	}
+	return alertSig(a)
+}
+
+func sortSigs(s []alertSig) []alertSig {
+	slices.SortFunc(s, func(a, b alertSig) int {
+		return strings.Compare(fmt.Sprint(a), fmt.Sprint(b))
+	})
+	return s
+}
+
+// TestServe runs serve in-process on embedded Kafka and Redis: /readyz is
+// 503 before the engine runs and 200 once it has its partitions; the
+// recorded payments stream produced to Kafka yields the alerts `shrike run`
+// finds in the same events; /metrics shows the engine's counters and the
+// Go and process collectors; cancelling shuts everything down and leaves
+// no goroutine behind.
+func TestServe(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+
+	// The recorded stream, then in every partition an event two days later
+	// for a new account, which moves the partition's watermark past every
+	// window of the recording: serve must then have emitted everything run
+	// emits at the end of its input.
+	events := readLines(t, "../../rulesets/testdata/payments.jsonl")
+	cfg := testServeConfig("../../rulesets")
+	var closers [][]byte
+	for p := range cfg.Kafka.Embedded.Partitions {
+		closers = append(closers, fmt.Appendf(nil, `{"type":"card_auth","account_id":"acct-end-%d","amount":1.00,"currency":"USD","country":"US","ip":"10.0.0.1","device":"ios-1","success":true,"merchant":"m-1","card_id":"card-1","lat":0,"lon":0,"ts":"2026-11-22T10:00:00.000Z"}`, p))
+	}
+	want := runAlerts(t, "../../rulesets/payments.yaml", append(slices.Clone(events), closers...))
+	if len(want) < 10 {
+		t.Fatalf("run found %d alerts; the recording should give more", len(want))
+	}
+
+	var logs syncBuffer
+	s, err := startServer(ctx, env{stderr: &logs, clock: time.Now}, cfg)
+	if err != nil {
+		t.Fatalf("start: %v\n%s", err, logs.String())
+	}
+	rec := httptest.NewRecorder()
+	s.http.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	if rec.Code != http.StatusServiceUnavailable || !strings.HasPrefix(rec.Body.String(), "not ready: ") {
+		t.Errorf("/readyz before the engine runs = %d %q, want 503 with a reason", rec.Code, rec.Body.String())
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan error, 1)
+	go func() { done <- s.run(runCtx) }()
+
+	base := "http://" + s.http.Addr()
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	if code, body := httpGet(t, client, base+"/healthz"); code != 200 || body != "ok\n" {
+		t.Errorf("/healthz = %d %q, want 200 ok", code, body)
+	}
+	waitReady(ctx, t, client, base)
+
+	broker := s.kafka.Addrs()[0]
+	produce(ctx, t, broker, "payments", "account_id", events)
+	produceToPartitions(ctx, t, broker, "payments", closers)
+	var got []alertSig
+	for _, r := range consumeAll(ctx, t, broker, cep.DefaultAlertsTopic, len(want)) {
+		if a := sigOf(t, r.Value); string(r.Key) == "" {
+			t.Errorf("alert %s has no record key", r.Value)
+		} else {
+			got = append(got, a)
+		}
+	}
+	if diff := cmp.Diff(sortSigs(want), sortSigs(got)); diff != "" {
+		t.Errorf("alerts of serve (-run +serve):\n%s", diff)
+	}
+
+	_, metrics := httpGet(t, client, base+"/metrics")
+	for _, re := range []string{
+		`(?m)^shrike_engine_events_total\{topic="payments"\} 2003$`,
+		`(?m)^shrike_engine_alerts_total\{rule="big-foreign-transfer",ruleset="payments"\} [1-9]`,
+		`(?m)^shrike_engine_ready 1$`,
+		`(?m)^go_goroutines `,
+		`(?m)^process_resident_memory_bytes `,
+		`(?m)^go_build_info\{`,
+	} {
+		if !regexp.MustCompile(re).MatchString(metrics) {
+			t.Errorf("/metrics has no line matching %s", re)
+		}
+	}
+	// Every alert the engine made was read: none beyond run's.
+	var total int
+	for _, m := range regexp.MustCompile(`(?m)^shrike_engine_alerts_total\{[^}]*\} (\d+)$`).FindAllStringSubmatch(metrics, -1) {
+		var n int
+		fmt.Sscan(m[1], &n)
+		total += n
+	}
+	if total != len(want) {
+		t.Errorf("shrike_engine_alerts_total sums to %d, want %d", total, len(want))
+	}
+	if code, body := httpGet(t, client, base+"/debug/pprof/cmdline"); code != 200 || body == "" {
+		t.Errorf("/debug/pprof/cmdline = %d %q, want 200 and the command line", code, body)
+	}
+
+	stop()
+	if err := <-done; err != nil {
+		t.Errorf("run after cancel = %v, want nil", err)
+	}
+	for _, msg := range []string{`msg="embedded kafka started"`, `msg="embedded redis started"`, "kcat -b " + broker + " -P -t payments", `msg="shut down cleanly"`} {
+		if !strings.Contains(logs.String(), msg) {
+			t.Errorf("log does not say %s:\n%s", msg, logs.String())
+		}
+	}
+}
+
+// TestServeCommand runs `shrike serve` as a user would, through the
+// command line with a config file and flags, until it is interrupted.
+func TestServeCommand(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "shrike.yaml")
+	writeFile(t, conf, `kafka:
+  embedded: {port: 0, partitions: 2}
+redis:
+  embedded: {port: 0}
+http: {listen: "127.0.0.1:1"}   # the flag wins
+log: {format: json}
+`)
+	var stderr syncBuffer
+	runCtx, interrupt := context.WithCancel(ctx)
+	defer interrupt()
+	code := make(chan int, 1)
+	go func() {
+		code <- run(runCtx, []string{"serve", "--config", conf, "--rules", "../../rulesets", "--listen", "127.0.0.1:0", "--group", "g1"},
+			env{stdout: io.Discard, stderr: &stderr, clock: time.Now})
+	}()
+	addrRE := regexp.MustCompile(`"msg":"http listening","addr":"([^"]+)"`)
+	var addr string
+	for addr == "" {
+		if m := addrRE.FindStringSubmatch(stderr.String()); m != nil {
+			addr = m[1]
+			break
+		}
+		select {
+		case c := <-code:
+			t.Fatalf("serve exited %d before listening:\n%s", c, stderr.String())
+		case <-ctx.Done():
+			t.Fatalf("serve did not listen:\n%s", stderr.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	waitReady(ctx, t, client, "http://"+addr)
+	interrupt()
+	if c := <-code; c != 0 {
+		t.Errorf("exit status after interrupt = %d, want 0:\n%s", c, stderr.String())
+	}
+	for _, s := range []string{`"msg":"engine started","group":"g1"`, `"msg":"shut down cleanly"`} {
+		if !strings.Contains(stderr.String(), s) {
+			t.Errorf("log does not say %s:\n%s", s, stderr.String())
+		}
+	}
+}
+
+func TestServeErrors(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "bad.yaml"), "kafka: {brokerz: [x]}\nlog: {level: loud}\n")
+	writeFile(t, filepath.Join(dir, "rules", "broken.yaml"), "ruleset: broken\nrules:\n  - id: r\n    when: event.x ==\n")
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{name: "no rulesets", args: []string{"serve"}, code: 2, want: "no rulesets: give --rules DIR"},
+		{name: "argument", args: []string{"serve", "rulesets"}, code: 2, want: `unexpected argument "rulesets"`},
+		{
+			name: "bad config file", args: []string{"serve", "--config", filepath.Join(dir, "bad.yaml")}, code: 2,
+			want: filepath.Join(dir, "bad.yaml") + `:1:9: unknown field "brokerz" in kafka`,
+		},
+		{name: "missing config file", args: []string{"serve", "--config", filepath.Join(dir, "nope.yaml")}, code: 1, want: "no such file"},
+		{name: "bad flag value", args: []string{"serve", "--rules", "x", "--listen", "nope"}, code: 2, want: `--listen: "nope": want host:port`},
+		{name: "bad redis list", args: []string{"serve", "--rules", "x", "--redis", "a:1,b"}, code: 2, want: `--redis: address "b": want host:port`},
+		{name: "missing rules dir", args: []string{"serve", "--rules", filepath.Join(dir, "none")}, code: 1, want: "no such file or directory"},
+		{name: "invalid ruleset", args: []string{"serve", "--rules", filepath.Join(dir, "rules")}, code: 1, want: "broken.yaml:4:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			code := run(t.Context(), tt.args, env{stdout: io.Discard, stderr: &stderr, clock: time.Now})
+			if code != tt.code || !strings.Contains(stderr.String(), tt.want) {
+				t.Errorf("exit %d, stderr:\n%s\nwant exit %d and %q", code, stderr.String(), tt.code, tt.want)
+			}
+		})
+	}
+}
+
+// TestServePortInUse: a taken port fails the start with a hint, and
+// releases what was started before it.
+func TestServePortInUse(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	cfg := testServeConfig("../../rulesets")
+	s, err := startServer(t.Context(), env{stderr: io.Discard, clock: time.Now}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	tests := []struct {
+		name string
+		set  func(c *cep.Config)
+		want string
+	}{
+		{name: "kafka", set: func(c *cep.Config) { c.Kafka.Embedded.Port = portOf(t, s.kafka.Addrs()[0]) }, want: "then pass --kafka 127.0.0.1:"},
+		{name: "redis", set: func(c *cep.Config) { c.Redis.Embedded.Port = portOf(t, s.redis.Addr()) }, want: "then pass --redis 127.0.0.1:"},
+		{name: "http", set: func(c *cep.Config) { c.HTTP.Listen = s.http.Addr() }, want: "address already in use"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := testServeConfig("../../rulesets")
+			tt.set(&c)
+			s2, err := startServer(t.Context(), env{stderr: io.Discard, clock: time.Now}, c)
+			if err == nil {
+				s2.close()
+				t.Fatal("start succeeded on a port in use")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q does not say %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func portOf(t *testing.T, addr string) int {
+	t.Helper()
+	var p int
+	if _, err := fmt.Sscanf(addr[strings.LastIndexByte(addr, ':')+1:], "%d", &p); err != nil {
+		t.Fatalf("address %q: %v", addr, err)
+	}
+	return p
+}
+
+// waitReady polls /readyz until it answers 200; ctx bounds the wait.
+func waitReady(ctx context.Context, t *testing.T, client *http.Client, base string) {
+	t.Helper()
+	for {
+		code, body := httpGet(t, client, base+"/readyz")
+		if code == http.StatusOK {
+			return
+		}
+		if code != http.StatusServiceUnavailable || !strings.HasPrefix(body, "not ready: ") {
+			t.Fatalf("/readyz = %d %q, want 200, or 503 with a reason", code, body)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("never ready; last /readyz: %q", body)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func httpGet(t *testing.T, client *http.Client, url string) (int, string) {
+	t.Helper()
+	resp, err := client.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+// produce writes events to topic keyed by keyField, as a producer
+// independent of Shrike's would.
+func produce(ctx context.Context, t *testing.T, broker, topic, keyField string, events [][]byte) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(broker))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	recs := make([]*kgo.Record, len(events))
+	for i, ev := range events {
+		recs[i] = &kgo.Record{Topic: topic, Key: eventKey(ev, keyField), Value: ev}
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+}
+
+// produceToPartitions writes events[i] to partition i of topic.
+func produceToPartitions(ctx context.Context, t *testing.T, broker, topic string, events [][]byte) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	recs := make([]*kgo.Record, len(events))
+	for i, ev := range events {
+		recs[i] = &kgo.Record{Topic: topic, Partition: int32(i), Key: eventKey(ev, "account_id"), Value: ev}
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+}
+
+// runAlerts is what `shrike run` says about events.
+func runAlerts(t *testing.T, ruleset string, events [][]byte) []alertSig {
+	t.Helper()
+	src, err := os.ReadFile(ruleset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := rules.Load(ruleset, src, rules.CompileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	_, err = cep.Replay(t.Context(), cep.ReplayOptions{
+		Rulesets: []*rules.Compiled{c},
+		Inputs:   []cep.Input{{Name: "events.jsonl", R: bytes.NewReader(bytes.Join(events, []byte("\n")))}},
+		Alerts:   &out,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sigs []alertSig
+	for line := range bytes.Lines(out.Bytes()) {
+		sigs = append(sigs, sigOf(t, line))
+	}
+	return sigs
+}
+
+func readLines(t *testing.T, path string) [][]byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var lines [][]byte
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		lines = append(lines, bytes.Clone(sc.Bytes()))
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return lines
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer the server's goroutines may log into while
+// the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
