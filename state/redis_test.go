@@ -2,13 +2,22 @@ package state
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"maps"
+	"math/big"
+	"net"
 	"os"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/google/go-cmp/cmp"
@@ -351,4 +360,67 @@ func TestRedisClusterSlots(t *testing.T) {
 	if len(nodes) < 2 {
 		t.Errorf("8 partitions landed on %d node(s) %v, want them spread", len(nodes), slices.Sorted(maps.Keys(nodes)))
 	}
+}
+
+// TestRedisConnectionOptions connects with TLS, a user and password, and a
+// database number, and checks where the state lands.
+func TestRedisConnectionOptions(t *testing.T) {
+	serverTLS, clientTLS := testTLS(t)
+	m, err := miniredis.RunTLS(serverTLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	m.RequireUserAuth("shrike", "s3cret")
+
+	r := newRedisT(t, Options{Addrs: []string{m.Addr()}, TLS: clientTLS, Username: "shrike", Password: "s3cret", DB: 2})
+	ctx := context.Background()
+	if err := r.Ping(ctx); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	commit(t, r, part, states("a", "1"), nil, Checkpoint{Offset: 1})
+	if diff := cmp.Diff([]string{"shrike:{shrike/payments/3}:cp", "shrike:{shrike/payments/3}:keys"}, m.DB(2).Keys()); diff != "" {
+		t.Errorf("keys in db 2 (-want +got):\n%s", diff)
+	}
+	if keys := m.DB(0).Keys(); len(keys) != 0 {
+		t.Errorf("keys in db 0: %v, want none", keys)
+	}
+
+	wrong := newRedisT(t, Options{Addrs: []string{m.Addr()}, TLS: clientTLS, Username: "shrike", Password: "wrong"})
+	err = wrong.Ping(ctx)
+	if err == nil || errors.Is(err, ErrUnavailable) {
+		t.Errorf("Ping with a wrong password = %v, want a permanent error", err)
+	}
+}
+
+// testTLS returns a server configuration with a fresh self-signed
+// certificate for 127.0.0.1, and a client configuration trusting it.
+func testTLS(t *testing.T) (server, client *tls.Config) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "shrike test"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	server = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS12}
+	client = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return server, client
 }

@@ -338,3 +338,49 @@ func TestStoreClosed(t *testing.T) {
 		})
 	}
 }
+
+// TestStoreConcurrentPartitions has one goroutine per partition commit and
+// load at once, as the engine's partition workers do.
+func TestStoreConcurrentPartitions(t *testing.T) {
+	const parts, rounds = 6, 20
+	for _, b := range allBackends() {
+		t.Run(b.name, func(t *testing.T) {
+			s := b.open(t, Options{})
+			ctx := context.Background()
+			errs := make(chan error, parts)
+			for n := range int32(parts) {
+				go func() {
+					p := PartitionID{Group: "g", Topic: "t", Partition: n}
+					for i := range rounds {
+						st := fmt.Sprintf("p%d r%d", n, i)
+						if err := s.Commit(ctx, p, states("k", st, fmt.Sprint("k", i), st), nil, Checkpoint{Offset: int64(i), Generation: 1}); err != nil {
+							errs <- err
+							return
+						}
+						got, err := s.LoadKeys(ctx, p, []string{"k"})
+						if err != nil {
+							errs <- err
+							return
+						}
+						if string(got["k"]) != st {
+							errs <- fmt.Errorf("partition %d round %d: k = %q, want %q", n, i, got["k"], st)
+							return
+						}
+					}
+					errs <- nil
+				}()
+			}
+			for range parts {
+				if err := <-errs; err != nil {
+					t.Error(err)
+				}
+			}
+			for n := range int32(parts) {
+				p := PartitionID{Group: "g", Topic: "t", Partition: n}
+				if got := load(t, s, p); len(got.Keys) != rounds+1 || got.CP.Offset != rounds-1 {
+					t.Errorf("partition %d: %d keys, offset %d; want %d keys, offset %d", n, len(got.Keys), got.CP.Offset, rounds+1, rounds-1)
+				}
+			}
+		})
+	}
+}
