@@ -14,8 +14,11 @@ import (
 // event-time order (ties in arrival order). It is not safe for concurrent use.
 type Partition struct {
 	prog *Program
-	out  Output
-	opts Options
+	// rules are the Program's rules followed by the draining ones: rules
+	// whose earlier version still has partial matches after SetProgram.
+	rules []*planRule
+	out   Output
+	opts  Options
 
 	keys    map[string]*keyState
 	pending reorderBuffer // records waiting for the watermark
@@ -62,6 +65,7 @@ func NewPartition(prog *Program, out Output, opts Options) (*Partition, error) {
 	}
 	return &Partition{
 		prog:     prog,
+		rules:    prog.rules,
 		out:      out,
 		opts:     opts,
 		keys:     map[string]*keyState{},
@@ -132,7 +136,11 @@ func (p *Partition) Stats() Stats {
 	s.Buffered = p.pending.len()
 	s.ByRule = make(map[string]RuleStats, len(p.perRule))
 	for i, rs := range p.perRule {
-		s.ByRule[p.prog.rules[i].name] = rs
+		name := p.rules[i].name
+		if p.rules[i].draining {
+			name += "@" + p.rules[i].rule.Version
+		}
+		s.ByRule[name] = rs
 	}
 	return s
 }
@@ -173,7 +181,7 @@ func (p *Partition) process(r *Record) {
 		p.gen = 1
 	}
 	ks := p.keys[r.Key]
-	for _, pr := range p.prog.rules {
+	for _, pr := range p.rules {
 		if pr.auto == nil {
 			if p.cond(pr.when, pr, nil, r) {
 				p.emitSingle(pr, r)
@@ -182,7 +190,7 @@ func (p *Partition) process(r *Record) {
 		}
 		rk := ks.find(pr)
 		if rk == nil {
-			if pr.startTakes != nil && !p.anyStartTake(pr, r) {
+			if pr.draining || (pr.startTakes != nil && !p.anyStartTake(pr, r)) {
 				continue
 			}
 			p.scratch = ruleKey{rule: pr}

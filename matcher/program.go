@@ -42,6 +42,14 @@ type planRule struct {
 	startTakes []*nfa.Cond
 	// skipStep is the pattern index of the to_first/to_last target, -1 else.
 	skipStep int
+	// draining marks an earlier version kept after SetProgram until its
+	// partial matches end: it starts no new ones.
+	draining bool
+	// slotBase offsets the rule's condition cache slots: a draining rule's
+	// conditions were numbered by its own Program.
+	slotBase int
+	// program is the Program that planned the rule.
+	program *Program
 	// stepIndex maps step names to pattern indexes (iterative conditions).
 	stepIndex map[string]int
 }
@@ -53,6 +61,7 @@ func NewProgram(rulesets []*rules.Compiled) (*Program, error) {
 	for _, rs := range rulesets {
 		for _, cr := range rs.Rules {
 			pr := &planRule{
+				program:  p,
 				index:    len(p.rules),
 				ruleset:  rs,
 				rule:     cr,

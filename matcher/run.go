@@ -86,7 +86,11 @@ func (p *Partition) step(pr *planRule, rk *ruleKey, r *Record) {
 	before := len(rk.runs)
 	next := p.nextBuf[:0]
 	var potential []*run
-	for i := -1; i < len(rk.runs); i++ {
+	first := -1
+	if pr.draining {
+		first = 0 // an old version only finishes what it started
+	}
+	for i := first; i < len(rk.runs); i++ {
 		cur := pr.startRun
 		if i >= 0 {
 			cur = rk.runs[i]
@@ -226,11 +230,12 @@ func (p *Partition) cond(c *nfa.Cond, pr *planRule, cur *run, r *Record) bool {
 		return p.cond(c.X, pr, cur, r) && p.cond(c.Y, pr, cur, r)
 	}
 	if c.Slot >= 0 {
-		if p.cacheGen[c.Slot] == p.gen {
-			return p.cacheVal[c.Slot]
+		slot := pr.slotBase + c.Slot
+		if p.cacheGen[slot] == p.gen {
+			return p.cacheVal[slot]
 		}
 		v := p.evalLeaf(c.Leaf, pr, nil, r)
-		p.cacheGen[c.Slot], p.cacheVal[c.Slot] = p.gen, v
+		p.cacheGen[slot], p.cacheVal[slot] = p.gen, v
 		return v
 	}
 	// A condition that reads the partial match has one value per run and
