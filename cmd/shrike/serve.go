@@ -252,6 +252,7 @@ func startServer(ctx context.Context, e env, cfg cep.Config) (_ *server, err err
 		Logger:             s.log,
 		Registerer:         reg,
 		Clock:              e.clock,
+		KafkaOptions:       cep.KafkaClientMetrics(reg),
 	})
 	if err != nil {
 		return nil, err

@@ -131,6 +131,7 @@ func TestServe(t *testing.T) {
 		`(?m)^shrike_engine_events_total\{topic="payments"\} 2003$`,
 		`(?m)^shrike_engine_alerts_total\{rule="big-foreign-transfer",ruleset="payments"\} [1-9]`,
 		`(?m)^shrike_engine_ready 1$`,
+		`(?m)^shrike_kafka_fetch_records_total\{node_id="0",topic="payments"\} 2003$`,
 		`(?m)^go_goroutines `,
 		`(?m)^process_resident_memory_bytes `,
 		`(?m)^go_build_info\{`,
