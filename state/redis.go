@@ -1,6 +1,7 @@
 package state
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -69,8 +70,8 @@ const maxTxAttempts = 3
 // ('%', '{' and '}' in the group and topic, and '/' in the topic, are
 // written %25, %7B, %7D and %2F.) A commit is one MULTI/EXEC under WATCH
 // of the checkpoint key: the checkpoint's generation is read and compared
-// in between, so a fenced commit writes nothing and a newer owner's commit
-// racing this one makes it fail. (A Lua script carrying every field, the
+// in between, so a fenced commit writes nothing, and a newer owner's
+// commit landing in between aborts the transaction, whose retry is fenced. (A Lua script carrying every field, the
 // other way to get one atomic unit, measured about twice the cost per key
 // of MULTI/EXEC in BenchmarkCommitLua.) It is safe for concurrent use.
 type Redis struct {
@@ -123,8 +124,8 @@ func New(opts Options) (*Redis, error) {
 		return nil, fmt.Errorf("redis state store: %w", errors.Join(errs...))
 	}
 
-	prefix := cmpOr(opts.KeyPrefix, DefaultKeyPrefix)
-	read := cmpOr(opts.ReadTimeout, DefaultReadTimeout)
+	prefix := cmp.Or(opts.KeyPrefix, DefaultKeyPrefix)
+	read := cmp.Or(opts.ReadTimeout, DefaultReadTimeout)
 	client := redis.NewUniversalClient(&redis.UniversalOptions{
 		Addrs:         opts.Addrs,
 		IsClusterMode: cluster,
@@ -132,7 +133,7 @@ func New(opts Options) (*Redis, error) {
 		Password:      opts.Password,
 		DB:            opts.DB,
 		TLSConfig:     opts.TLS,
-		DialTimeout:   cmpOr(opts.DialTimeout, DefaultDialTimeout),
+		DialTimeout:   cmp.Or(opts.DialTimeout, DefaultDialTimeout),
 		ReadTimeout:   read,
 		WriteTimeout:  read,
 		// The engine passes deadlines it means: honour them on the socket.
@@ -140,15 +141,7 @@ func New(opts Options) (*Redis, error) {
 		PoolSize:              opts.PoolSize,
 		ClientName:            "shrike",
 	})
-	return &Redis{client: client, prefix: prefix, batch: cmpOr(opts.BatchSize, DefaultBatchSize)}, nil
-}
-
-func cmpOr[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
+	return &Redis{client: client, prefix: prefix, batch: cmp.Or(opts.BatchSize, DefaultBatchSize)}, nil
 }
 
 // Ping checks that Redis answers (a Cluster: one of its nodes), for
