@@ -57,8 +57,10 @@ var ErrInvalidConfig = errors.New("invalid configuration")
 //	state:
 //	  checkpoint_interval: 1s     # how often dirty key states and offsets are committed
 //	  max_resident_keys: 1000000  # per partition; colder keys are evicted to Redis
+//	  drain_timeout: 30s          # bound on a revoked partition's last checkpoint
 //	limits:
 //	  max_runs_per_key: 10000     # one rule's partial matches per key; the oldest are dropped
+//	  max_uncommitted_records: 1000000  # per partition while Redis fails; then fetching pauses
 //	http:
 //	  listen: 127.0.0.1:8080      # /metrics, /healthz, /readyz, /debug/pprof/
 //	grpc:
@@ -152,6 +154,10 @@ type StateConfig struct {
 	// MaxResidentKeys is how many keys' states a partition keeps in memory;
 	// colder keys are evicted after a checkpoint and reloaded on demand.
 	MaxResidentKeys int `yaml:"max_resident_keys"`
+	// DrainTimeout bounds the last checkpoint of a partition that is
+	// revoked or shut down; past it, the partition's work since its last
+	// checkpoint is left for the next owner to redo.
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
 }
 
 // LimitsConfig are the limits of DESIGN.md §9 that the runtime enforces.
@@ -159,6 +165,10 @@ type LimitsConfig struct {
 	// MaxRunsPerKey caps one rule's partial matches per key; the oldest
 	// are dropped and counted.
 	MaxRunsPerKey int `yaml:"max_runs_per_key"`
+	// MaxUncommittedRecords bounds the records a partition processes past
+	// its last successful checkpoint while Redis fails; past it, fetching
+	// pauses until a checkpoint succeeds.
+	MaxUncommittedRecords int `yaml:"max_uncommitted_records"`
 }
 
 // ListenConfig is a listening address.
@@ -183,8 +193,9 @@ type LogConfig struct {
 }
 
 // Defaults of the fields of Config that EngineOptions does not share
-// (DefaultGroup, the topics, DefaultCheckpointInterval and
-// DefaultMaxResidentKeys are the engine's), as DefaultConfig sets them.
+// (the group, topics, checkpoint interval, resident keys, drain timeout
+// and uncommitted records take the engine's defaults), as DefaultConfig
+// sets them.
 const (
 	DefaultEmbeddedKafkaPort  = 9092
 	DefaultEmbeddedRedisPort  = 6379
@@ -213,8 +224,12 @@ func DefaultConfig() Config {
 			KeyPrefix: DefaultRedisKeyPrefix,
 			Embedded:  EmbeddedRedisConfig{Port: DefaultEmbeddedRedisPort},
 		},
-		State:  StateConfig{CheckpointInterval: DefaultCheckpointInterval, MaxResidentKeys: DefaultMaxResidentKeys},
-		Limits: LimitsConfig{MaxRunsPerKey: DefaultMaxRunsPerKey},
+		State: StateConfig{
+			CheckpointInterval: DefaultCheckpointInterval,
+			MaxResidentKeys:    DefaultMaxResidentKeys,
+			DrainTimeout:       DefaultDrainTimeout,
+		},
+		Limits: LimitsConfig{MaxRunsPerKey: DefaultMaxRunsPerKey, MaxUncommittedRecords: DefaultMaxUncommittedRecords},
 		HTTP:   ListenConfig{Listen: DefaultHTTPListen},
 		GRPC:   ListenConfig{Listen: DefaultGRPCListen},
 		Log:    LogConfig{Level: "info", Format: "text"},
@@ -748,6 +763,12 @@ func (c *Config) Validate() error {
 	}
 	if c.State.MaxResidentKeys < 1 {
 		bad("state.max_resident_keys", "must be at least 1, not %d", c.State.MaxResidentKeys)
+	}
+	if c.State.DrainTimeout <= 0 {
+		bad("state.drain_timeout", "must be positive")
+	}
+	if c.Limits.MaxUncommittedRecords < 1 {
+		bad("limits.max_uncommitted_records", "must be at least 1, not %d", c.Limits.MaxUncommittedRecords)
 	}
 	if c.Limits.MaxRunsPerKey < 1 {
 		bad("limits.max_runs_per_key", "must be at least 1, not %d", c.Limits.MaxRunsPerKey)

@@ -39,8 +39,10 @@ redis:
 state:
   checkpoint_interval: 250ms
   max_resident_keys: 1_000
+  drain_timeout: 1m
 limits:
   max_runs_per_key: 50
+  max_uncommitted_records: 5000
 http: {listen: ":8081"}
 grpc: {listen: 0.0.0.0:9091}
 rules: {dir: /etc/shrike/rules}
@@ -54,8 +56,8 @@ log: {level: debug, format: json}
 					Embedded: EmbeddedConfig{Port: 0, Partitions: 6, DataDir: "/var/lib/kfake"},
 				}
 				c.Redis = RedisConfig{Addrs: []string{"r1:6379", "r2:6379", "r3:6379"}, Cluster: true, Username: "shrike", Password: "s3cret", KeyPrefix: "prod", Embedded: EmbeddedRedisConfig{Port: 0}}
-				c.State = StateConfig{CheckpointInterval: 250 * time.Millisecond, MaxResidentKeys: 1000}
-				c.Limits.MaxRunsPerKey = 50
+				c.State = StateConfig{CheckpointInterval: 250 * time.Millisecond, MaxResidentKeys: 1000, DrainTimeout: time.Minute}
+				c.Limits = LimitsConfig{MaxRunsPerKey: 50, MaxUncommittedRecords: 5000}
 				c.HTTP.Listen = ":8081"
 				c.GRPC.Listen = "0.0.0.0:9091"
 				c.Rules.Dir = "/etc/shrike/rules"
@@ -199,8 +201,8 @@ redis:
   db: 2
   key_prefix: "{x}"
   embedded: {port: -1}
-state: {checkpoint_interval: 0s, max_resident_keys: 0}
-limits: {max_runs_per_key: -1}
+state: {checkpoint_interval: 0s, max_resident_keys: 0, drain_timeout: -1s}
+limits: {max_runs_per_key: -1, max_uncommitted_records: 0}
 http: {listen: localhost}
 log: {level: verbose, format: xml}
 `,
@@ -217,7 +219,9 @@ log: {level: verbose, format: xml}
 				`c.yaml:10:20: redis.embedded.port: -1 is not a port (0 picks a free one)`,
 				`c.yaml:11:30: state.checkpoint_interval: must be positive`,
 				`c.yaml:11:53: state.max_resident_keys: must be at least 1, not 0`,
+				`c.yaml:11:71: state.drain_timeout: must be positive`,
 				`c.yaml:12:28: limits.max_runs_per_key: must be at least 1, not -1`,
+				`c.yaml:12:57: limits.max_uncommitted_records: must be at least 1, not 0`,
 				`c.yaml:13:16: http.listen: "localhost": want host:port`,
 				`c.yaml:14:14: log.level: "verbose" is not one of debug, info, warn, error`,
 				`c.yaml:14:31: log.format: "xml" is not one of text, json`,

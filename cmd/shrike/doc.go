@@ -3,6 +3,8 @@
 //	shrike check RULESET...                    validate and compile rulesets
 //	shrike run --rules RULESET... EVENTS...    replay recorded events, print alerts
 //	shrike test TESTFILE... | DIR/...          run rule unit tests (docs/testing.md)
+//	shrike gen --scenario NAME [--kafka B]     synthetic events, to stdout or Kafka
+//	shrike serve --rules DIR [flags]           run the rulesets on Kafka, state in Redis
 //
 // check and run load rulesets with rules.Load and replay with cep.Replay: the
 // same code the engine and the API use, so what passes here behaves the same
@@ -13,6 +15,8 @@
 // Exit status: 0 on success (dead-lettered or late events included), 1 when
 // a ruleset is invalid or a file cannot be opened or read, 2 for a usage
 // error. shrike test exits 1 when a test fails and 3 when a test file or
-// ruleset cannot be loaded. Progress bars and colours appear only on a
-// terminal.
+// ruleset cannot be loaded. shrike serve runs until SIGINT or SIGTERM and
+// then exits 0 after its ordered shutdown; a configuration that does not
+// validate is a usage error (2), anything that stops it from starting or
+// running is 1. Progress bars and colours appear only on a terminal.
 package main
