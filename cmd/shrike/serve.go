@@ -269,7 +269,8 @@ func startServer(ctx context.Context, e env, cfg cep.Config) (_ *server, err err
 		return nil, err
 	}
 	s.log.Info("http listening", "addr", s.http.Addr(), "paths", "/metrics /healthz /readyz /debug/pprof/")
-	if s.kafka != nil {
+	if s.kafka != nil && cfg.Log.Format == "text" {
+		// For a person at a terminal; a JSON log stays machine-readable.
 		printQuickStart(e.stderr, s, topics)
 	}
 	return s, nil

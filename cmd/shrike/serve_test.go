@@ -214,6 +214,12 @@ log: {format: json}
 			t.Errorf("log does not say %s:\n%s", s, stderr.String())
 		}
 	}
+	// A JSON log is JSON throughout: the quick-start lines are for text.
+	for line := range strings.Lines(stderr.String()) {
+		if !json.Valid([]byte(line)) {
+			t.Errorf("log line is not JSON: %q", line)
+		}
+	}
 }
 
 func TestServeErrors(t *testing.T) {
