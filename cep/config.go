@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -66,7 +67,8 @@ var ErrInvalidConfig = errors.New("invalid configuration")
 //	grpc:
 //	  listen: 127.0.0.1:9090      # the API (when built)
 //	rules:
-//	  dir: ""                     # load the *.yaml rulesets of this folder (not *_test.yaml)
+//	  dir: ""                     # load the *.yaml rulesets of this folder (not *_test.yaml);
+//	                              # relative to the configuration file
 //	log:
 //	  level: info                 # debug | info | warn | error
 //	  format: text                # text | json
@@ -350,13 +352,27 @@ func (l ConfigErrors) err() error {
 }
 
 // LoadConfigFile reads and loads the YAML configuration file at path (see
-// LoadConfig).
+// LoadConfig). Relative paths in the file (rules.dir,
+// kafka.embedded.data_dir) are taken relative to the file's folder, as
+// Prometheus does with its rule files, so that a configuration means the
+// same from wherever serve is started; paths given as flags stay relative
+// to the working directory.
 func LoadConfigFile(path string) (Config, error) {
 	src, err := os.ReadFile(path)
 	if err != nil {
 		return Config{}, fmt.Errorf("config: %w", err)
 	}
-	return LoadConfig(path, src)
+	cfg, err := LoadConfig(path, src)
+	base := filepath.Dir(path)
+	for _, p := range []struct {
+		field string
+		v     *string
+	}{{"rules.dir", &cfg.Rules.Dir}, {"kafka.embedded.data_dir", &cfg.Kafka.Embedded.DataDir}} {
+		if _, fromFile := cfg.origin[p.field]; fromFile && *p.v != "" && !filepath.IsAbs(*p.v) {
+			*p.v = filepath.Join(base, *p.v)
+		}
+	}
+	return cfg, err
 }
 
 // LoadConfig parses a YAML configuration over the defaults: fields the

@@ -315,16 +315,40 @@ func TestConfigSet(t *testing.T) {
 
 func TestLoadConfigFile(t *testing.T) {
 	dir := t.TempDir()
-	path := filepath.Join(dir, "shrike.yaml")
-	if err := os.WriteFile(path, []byte("rules: {dir: rulesets}\n"), 0o600); err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name, src      string
+		rules, dataDir string
+	}{
+		{name: "relative paths are the file's", src: "rules: {dir: rulesets}\nkafka: {embedded: {data_dir: data}}\n",
+			rules: filepath.Join(dir, "etc", "rulesets"), dataDir: filepath.Join(dir, "etc", "data")},
+		{name: "absolute paths stay", src: "rules: {dir: /srv/rules}\nkafka: {embedded: {data_dir: /var/kfake}}\n",
+			rules: "/srv/rules", dataDir: "/var/kfake"},
+		{name: "unset paths stay unset", src: "log: {level: info}\n"},
 	}
-	cfg, err := LoadConfigFile(path)
-	if err != nil {
-		t.Fatalf("LoadConfigFile: %v", err)
-	}
-	if cfg.Rules.Dir != "rulesets" {
-		t.Errorf("rules.dir = %q, want rulesets", cfg.Rules.Dir)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(dir, "etc", "shrike.yaml")
+			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, []byte(tt.src), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := LoadConfigFile(path)
+			if err != nil {
+				t.Fatalf("LoadConfigFile: %v", err)
+			}
+			if diff := cmp.Diff([]string{tt.rules, tt.dataDir}, []string{cfg.Rules.Dir, cfg.Kafka.Embedded.DataDir}); diff != "" {
+				t.Errorf("rules.dir, kafka.embedded.data_dir (-want +got):\n%s", diff)
+			}
+			// A flag is the working directory's.
+			if err := cfg.Set("rules.dir", "mine", "--rules"); err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Rules.Dir != "mine" {
+				t.Errorf("rules.dir after --rules = %q, want mine", cfg.Rules.Dir)
+			}
+		})
 	}
 	if _, err := LoadConfigFile(filepath.Join(dir, "missing.yaml")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: error %v, want os.ErrNotExist", err)
