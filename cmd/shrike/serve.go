@@ -213,6 +213,12 @@ func startServer(ctx context.Context, e env, cfg cep.Config) (_ *server, err err
 		redisAddrs = []string{s.redis.Addr()}
 		s.log.Info("embedded redis started", "addr", s.redis.Addr())
 	}
+	switch {
+	case cfg.EmbeddedKafka() && cfg.Kafka.Embedded.DataDir != "" && cfg.EmbeddedRedis():
+		s.log.Warn("the embedded broker keeps its log and offsets, the embedded Redis does not: partial matches open at a restart are lost; use --redis for a Redis that persists")
+	case cfg.EmbeddedKafka() && cfg.Kafka.Embedded.DataDir == "" && !cfg.EmbeddedRedis():
+		s.log.Warn("the embedded broker starts empty, while Redis may hold checkpoints of an earlier broker's offsets; use a separate key_prefix or set kafka.embedded.data_dir")
+	}
 	s.store, err = state.New(state.Options{
 		Addrs:     redisAddrs,
 		Cluster:   cfg.Redis.Cluster,
