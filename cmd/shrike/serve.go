@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"os/signal"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -302,6 +305,13 @@ func (s *server) run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		err := s.http.Run(gctx)
+		if ctx.Err() != nil {
+			// The first signal asked for the orderly shutdown, which may
+			// take up to the drain timeout; a second one now ends the
+			// process at once, as a person pressing Ctrl-C twice expects.
+			signal.Reset(os.Interrupt, syscall.SIGTERM)
+			s.log.Info("shutting down: checkpointing every partition (interrupt again to stop at once)")
+		}
 		stopEngine()
 		return err
 	})
