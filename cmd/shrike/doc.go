@@ -5,12 +5,19 @@
 //	shrike test TESTFILE... | DIR/...          run rule unit tests (docs/testing.md)
 //	shrike gen --scenario NAME [--kafka B]     synthetic events, to stdout or Kafka
 //	shrike serve --rules DIR [flags]           run the rulesets on Kafka, state in Redis
+//	shrike rules push|get|list|delete|versions|rollback ...   API client: the registry
+//	shrike alerts tail|list [filters]          API client: follow or list alerts
 //
 // check and run load rulesets with rules.Load and replay with cep.Replay: the
 // same code the engine and the API use, so what passes here behaves the same
 // there. Alerts go to stdout as JSON lines, everything meant for a person
 // (errors, dead-letter reports, the summary) to stderr, so stdout can be
 // piped into other tools.
+//
+// rules and alerts are clients of serve's gRPC API (api/shrike/v1) at
+// --server or $SHRIKE_SERVER, with --token or $SHRIKE_TOKEN; they print
+// tables, or JSON lines with -o json, and push prints a refused ruleset's
+// errors as check does.
 //
 // Exit status: 0 on success (dead-lettered or late events included), 1 when
 // a ruleset is invalid or a file cannot be opened or read, 2 for a usage

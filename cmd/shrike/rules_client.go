@@ -1,0 +1,483 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	shrikev1 "github.com/shrike-cep/shrike/api/shrike/v1"
+	"github.com/shrike-cep/shrike/rules"
+)
+
+// reasonRulesetInvalid is the ErrorInfo reason of a ruleset source that does
+// not compile (api/README.md).
+const reasonRulesetInvalid = "RULESET_INVALID"
+
+func newRulesCmd(e env) *cobra.Command {
+	f := &clientFlags{}
+	cmd := &cobra.Command{
+		Use:   "rules",
+		Short: "Manage the rulesets of a running shrike serve (API client)",
+		Long: `Rules talks to the gRPC API of shrike serve (--server, default ` + defaultServer + `)
+to upload, inspect, delete and roll back the rulesets of its registry. Every
+instance sharing the registry runs a change within a second; a ruleset that
+does not compile is refused and the running version stays.
+
+The token (--token or ` + tokenEnv + `) needs the scope rules:write to change rulesets
+and rules:read to read them. Output is a table for a person, or with -o json
+one JSON object per line.`,
+		Example: `  shrike rules push rulesets/payments.yaml
+  shrike rules list
+  shrike rules get payments -o yaml > payments.yaml
+  shrike rules versions payments
+  shrike rules rollback payments --version 2`,
+	}
+	addClientFlags(cmd, f)
+	cmd.AddCommand(
+		newRulesPushCmd(e, f),
+		newRulesGetCmd(e, f),
+		newRulesListCmd(e, f),
+		newRulesDeleteCmd(e, f),
+		newRulesVersionsCmd(e, f),
+		newRulesRollbackCmd(e, f),
+	)
+	return cmd
+}
+
+// rulesClient connects to the server for one command and returns the
+// client and a function that closes the connection.
+func rulesClient(cmd *cobra.Command, e env, f *clientFlags, outputs ...string) (shrikev1.RulesetServiceClient, func(), error) {
+	f.resolve(cmd)
+	if err := f.checkOutput(outputs...); err != nil {
+		return nil, nil, err
+	}
+	conn, err := f.dial(e.stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	return shrikev1.NewRulesetServiceClient(conn), func() { _ = conn.Close() }, nil
+}
+
+// call bounds one request by --timeout.
+func (f *clientFlags) call(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, f.timeout)
+}
+
+func argsExactly(n int, what string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		switch {
+		case len(args) < n:
+			return usageError{fmt.Errorf("missing %s", what)}
+		case len(args) > n:
+			return usageError{fmt.Errorf("unexpected argument %q", args[n])}
+		}
+		return nil
+	}
+}
+
+func newRulesPushCmd(e env, f *clientFlags) *cobra.Command {
+	var name string
+	cmd := &cobra.Command{
+		Use:   "push FILE...",
+		Short: "Upload rulesets: each file becomes the next version of its ruleset",
+		Long: `Push uploads each ruleset file (a file, a comma-separated list, or a directory
+of *.yaml files, *_test.yaml left out) to the server, which compiles it
+completely before it replaces the running version. The ruleset's name is its
+` + "`ruleset:`" + ` field, else --name, else the file name without its extension.
+
+A ruleset the server refuses keeps its running version; every problem is
+printed on stderr as file:line:col: rule "id": message, with the CEL caret
+snippet, as shrike check prints it. The other files are still pushed. The
+exit status is 0 when every file was stored and 1 otherwise.`,
+		Example: "  shrike rules push rulesets/payments.yaml\n  shrike rules push rulesets/ --server shrike.internal:9090 --tls",
+		Args:    argsAtLeast(1, "ruleset file argument"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			files, err := rulesetFiles(args)
+			if err != nil {
+				return err
+			}
+			if name != "" && len(files) > 1 {
+				return usageError{errors.New("--name names one ruleset, but several files are given")}
+			}
+			c, done, err := rulesClient(cmd, e, f)
+			if err != nil {
+				return err
+			}
+			defer done()
+			ok := true
+			for _, file := range files {
+				src, err := os.ReadFile(file)
+				if err != nil {
+					fmt.Fprintf(e.stderr, "shrike: %v\n", err)
+					ok = false
+					continue
+				}
+				rsName := pushName(file, src, name)
+				ctx, cancel := f.call(cmd.Context())
+				rs, err := c.PutRuleset(ctx, &shrikev1.PutRulesetRequest{Name: rsName, Source: string(src)})
+				cancel()
+				if err != nil {
+					if fatalRPC(err) {
+						// The next file would fail the same way.
+						return f.rpcError("push "+file, err)
+					}
+					printPushError(cmd.Context(), e.stderr, c, f, file, src, err)
+					ok = false
+					continue
+				}
+				if f.output == "json" {
+					if err := writeJSONLine(e.stdout, rs); err != nil {
+						return err
+					}
+					continue
+				}
+				fmt.Fprintf(e.stdout, "%s: ruleset %s version %d, %s\n", file, rs.GetName(), rs.GetVersion(), countRules(len(rs.GetRules())))
+			}
+			if !ok {
+				return errReported
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&name, "name", "", "ruleset `NAME` for a file without a ruleset: field")
+	return cmd
+}
+
+// pushName is the name a file is pushed under: its `ruleset:` field, else
+// the --name flag, else the file's base name without extension. A source
+// that is not YAML goes to the server all the same, under the fallback
+// name, so that its error comes back with a position.
+func pushName(file string, src []byte, flag string) string {
+	var doc struct {
+		Ruleset string `yaml:"ruleset"`
+	}
+	if err := yaml.Unmarshal(src, &doc); err == nil && doc.Ruleset != "" && flag == "" {
+		return doc.Ruleset
+	}
+	if flag != "" {
+		return flag
+	}
+	base := filepath.Base(file)
+	return strings.TrimSuffix(base, filepath.Ext(base))
+}
+
+// fatalRPC reports an error that is about the connection or the token, not
+// about the request: pushing further files would only repeat it.
+func fatalRPC(err error) bool {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.Unauthenticated, codes.PermissionDenied, codes.DeadlineExceeded, codes.Canceled:
+		return true
+	}
+	return false
+}
+
+// printPushError prints why the server refused a file. For a ruleset that
+// does not compile, ValidateRuleset gives every error with its CEL caret
+// snippet (PutRuleset's field violations leave it out), which is printed
+// as `shrike check` does; should that call fail, the field violations are
+// printed with the file name in front.
+func printPushError(ctx context.Context, w io.Writer, c shrikev1.RulesetServiceClient, f *clientFlags, file string, src []byte, err error) {
+	st := status.Convert(err)
+	if st.Code() == codes.InvalidArgument && errorReason(st) == reasonRulesetInvalid {
+		vctx, cancel := f.call(ctx)
+		v, verr := c.ValidateRuleset(vctx, &shrikev1.ValidateRulesetRequest{Source: string(src)})
+		cancel()
+		if verr == nil && !v.GetValid() && len(v.GetErrors()) > 0 {
+			for _, re := range v.GetErrors() {
+				fmt.Fprintln(w, rulesetError(file, re).Error())
+			}
+			return
+		}
+		if vs := fieldViolations(st); len(vs) > 0 {
+			for _, fv := range vs {
+				fmt.Fprintln(w, prefixFile(file, fv.GetDescription()))
+			}
+			return
+		}
+	}
+	fmt.Fprintf(w, "shrike: %v\n", f.rpcError(file, err))
+}
+
+// rulesetError is an error of the API in the form of rules.Error, so that
+// it prints exactly as shrike check prints a local one.
+func rulesetError(file string, re *shrikev1.RulesetError) *rules.Error {
+	pos := rules.Pos{File: file, Line: int(re.GetLine()), Col: int(re.GetColumn())}
+	if pos.Line == 0 {
+		pos.Col = 0
+	}
+	return &rules.Error{Pos: pos, Rule: re.GetRule(), Msg: re.GetMessage(), Snippet: re.GetSnippet()}
+}
+
+// prefixFile puts the file name before a field violation's description,
+// which starts with `line:col: ` when the error has a position.
+func prefixFile(file, desc string) string {
+	if line, rest, ok := strings.Cut(desc, ":"); ok {
+		if _, err := strconv.Atoi(line); err == nil {
+			return file + ":" + line + ":" + rest
+		}
+	}
+	return file + ": " + desc
+}
+
+func countRules(n int) string {
+	if n == 1 {
+		return "1 rule"
+	}
+	return strconv.Itoa(n) + " rules"
+}
+
+func newRulesGetCmd(e env, f *clientFlags) *cobra.Command {
+	var version int64
+	cmd := &cobra.Command{
+		Use:   "get NAME [--version N]",
+		Short: "Show a ruleset: its current version or an earlier one",
+		Long: `Get shows a ruleset's version, topic, times and rules, or with -o yaml its source
+exactly as uploaded, or with -o json the whole record.`,
+		Example: "  shrike rules get payments\n  shrike rules get payments --version 2 -o yaml > payments.yaml",
+		Args:    argsExactly(1, "ruleset name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if version < 0 {
+				return usageError{fmt.Errorf("--version %d: versions start at 1", version)}
+			}
+			c, done, err := rulesClient(cmd, e, f, "table", "json", "yaml")
+			if err != nil {
+				return err
+			}
+			defer done()
+			ctx, cancel := f.call(cmd.Context())
+			defer cancel()
+			rs, err := c.GetRuleset(ctx, &shrikev1.GetRulesetRequest{Name: args[0], Version: version})
+			if err != nil {
+				return f.rpcError("get ruleset "+args[0], err)
+			}
+			switch f.output {
+			case "json":
+				return writeJSONLine(e.stdout, rs)
+			case "yaml":
+				_, err := io.WriteString(e.stdout, rs.GetSource())
+				return err
+			}
+			return writeRuleset(e.stdout, rs)
+		},
+	}
+	cmd.Flags().Int64Var(&version, "version", 0, "show version `N` rather than the current one")
+	return cmd
+}
+
+// writeRuleset prints a ruleset for a person: its record, then a table of
+// its rules.
+func writeRuleset(w io.Writer, rs *shrikev1.Ruleset) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "Name:\t%s\n", rs.GetName())
+	fmt.Fprintf(tw, "Version:\t%d\n", rs.GetVersion())
+	if d := rs.GetDescription(); d != "" {
+		fmt.Fprintf(tw, "Description:\t%s\n", d)
+	}
+	fmt.Fprintf(tw, "Topic:\t%s\n", orDash(rs.GetTopic()))
+	fmt.Fprintf(tw, "Created:\t%s\n", formatTime(rs.GetCreateTime()))
+	fmt.Fprintf(tw, "Updated:\t%s\n", formatTime(rs.GetUpdateTime()))
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(rs.GetRules()) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RULE\tSEVERITY\tENABLED\tSTEPS\tVERSION")
+	for _, r := range rs.GetRules() {
+		enabled := "yes"
+		if !r.GetEnabled() {
+			enabled = "no"
+		}
+		steps := "-"
+		if s := r.GetSteps(); len(s) > 0 {
+			steps = strings.Join(s, ",")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.GetId(), r.GetSeverity(), enabled, steps, orDash(r.GetVersion()))
+	}
+	return tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func newRulesListCmd(e env, f *clientFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:     "list",
+		Short:   "List the rulesets of the registry with their current versions",
+		Example: "  shrike rules list\n  shrike rules list -o json | jq -r .name",
+		Args:    argsExactly(0, ""),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, done, err := rulesClient(cmd, e, f)
+			if err != nil {
+				return err
+			}
+			defer done()
+			var all []*shrikev1.Ruleset
+			req := &shrikev1.ListRulesetsRequest{}
+			for {
+				ctx, cancel := f.call(cmd.Context())
+				resp, err := c.ListRulesets(ctx, req)
+				cancel()
+				if err != nil {
+					return f.rpcError("list rulesets", err)
+				}
+				all = append(all, resp.GetRulesets()...)
+				if resp.GetNextPageToken() == "" {
+					break
+				}
+				req.PageToken = resp.GetNextPageToken()
+			}
+			if f.output == "json" {
+				for _, rs := range all {
+					if err := writeJSONLine(e.stdout, rs); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
+			if len(all) == 0 {
+				fmt.Fprintln(e.stderr, "no rulesets")
+				return nil
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tVERSION\tTOPIC\tRULES\tUPDATED")
+			for _, rs := range all {
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\n", rs.GetName(), rs.GetVersion(), orDash(rs.GetTopic()), len(rs.GetRules()), formatTime(rs.GetUpdateTime()))
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func newRulesDeleteCmd(e env, f *clientFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Delete a ruleset: every instance stops its rules and drops their partial matches",
+		Args:  argsExactly(1, "ruleset name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, done, err := rulesClient(cmd, e, f)
+			if err != nil {
+				return err
+			}
+			defer done()
+			ctx, cancel := f.call(cmd.Context())
+			defer cancel()
+			if _, err := c.DeleteRuleset(ctx, &shrikev1.DeleteRulesetRequest{Name: args[0]}); err != nil {
+				return f.rpcError("delete ruleset "+args[0], err)
+			}
+			if f.output == "table" {
+				fmt.Fprintf(e.stdout, "ruleset %s deleted\n", args[0])
+			}
+			return nil
+		},
+	}
+}
+
+func newRulesVersionsCmd(e env, f *clientFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:     "versions NAME",
+		Short:   "List the stored versions of a ruleset, newest first",
+		Example: "  shrike rules versions payments\n  shrike rules rollback payments --version 2",
+		Args:    argsExactly(1, "ruleset name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, done, err := rulesClient(cmd, e, f)
+			if err != nil {
+				return err
+			}
+			defer done()
+			var all []*shrikev1.RulesetVersion
+			req := &shrikev1.ListRulesetVersionsRequest{Name: args[0]}
+			for {
+				ctx, cancel := f.call(cmd.Context())
+				resp, err := c.ListRulesetVersions(ctx, req)
+				cancel()
+				if err != nil {
+					return f.rpcError("list versions of ruleset "+args[0], err)
+				}
+				all = append(all, resp.GetVersions()...)
+				if resp.GetNextPageToken() == "" {
+					break
+				}
+				req.PageToken = resp.GetNextPageToken()
+			}
+			if f.output == "json" {
+				for _, v := range all {
+					if err := writeJSONLine(e.stdout, v); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "VERSION\tCREATED\tNOTE")
+			for i, v := range all {
+				var notes []string
+				if i == 0 {
+					// Newest first: the first is the one running.
+					notes = append(notes, "current")
+				}
+				if r := v.GetRollbackOf(); r != 0 {
+					notes = append(notes, fmt.Sprintf("rollback to version %d", r))
+				}
+				note := "-"
+				if len(notes) > 0 {
+					note = strings.Join(notes, ", ")
+				}
+				fmt.Fprintf(tw, "%d\t%s\t%s\n", v.GetVersion(), formatTime(v.GetCreateTime()), note)
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func newRulesRollbackCmd(e env, f *clientFlags) *cobra.Command {
+	var version int64
+	cmd := &cobra.Command{
+		Use:   "rollback NAME --version N",
+		Short: "Make an earlier version of a ruleset current again",
+		Long: `Rollback stores the source of version N as a new version of the ruleset (the
+history only grows), which every instance then runs like any other change.`,
+		Example: "  shrike rules rollback payments --version 2",
+		Args:    argsExactly(1, "ruleset name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if version < 1 {
+				return usageError{errors.New("--version N is required: the version to roll back to (shrike rules versions NAME lists them)")}
+			}
+			c, done, err := rulesClient(cmd, e, f)
+			if err != nil {
+				return err
+			}
+			defer done()
+			ctx, cancel := f.call(cmd.Context())
+			defer cancel()
+			rs, err := c.RollbackRuleset(ctx, &shrikev1.RollbackRulesetRequest{Name: args[0], Version: version})
+			if err != nil {
+				return f.rpcError(fmt.Sprintf("roll back ruleset %s to version %d", args[0], version), err)
+			}
+			if f.output == "json" {
+				return writeJSONLine(e.stdout, rs)
+			}
+			fmt.Fprintf(e.stdout, "ruleset %s version %d: the source of version %d, %s\n", rs.GetName(), rs.GetVersion(), version, countRules(len(rs.GetRules())))
+			return nil
+		},
+	}
+	cmd.Flags().Int64Var(&version, "version", 0, "the version `N` to make current again")
+	return cmd
+}
