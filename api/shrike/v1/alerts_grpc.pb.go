@@ -46,7 +46,11 @@ type AlertServiceClient interface {
 	// Delivery is at-least-once: after a reconnect with `after`, an alert may
 	// come twice; drop duplicates by `id`. A request whose `after` position is
 	// older than what the alerts topic still retains fails with OUT_OF_RANGE
-	// (reason POSITION_EXPIRED) rather than silently skipping alerts.
+	// (reason POSITION_EXPIRED) rather than silently skipping alerts. The
+	// server never waits for one subscriber: one that falls further behind
+	// than its buffer is cut off with RESOURCE_EXHAUSTED (reason
+	// SUBSCRIBER_TOO_SLOW), and a server shutting down ends streams with
+	// UNAVAILABLE; either way, reconnect with the last alert's position.
 	SubscribeAlerts(ctx context.Context, in *SubscribeAlertsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Alert], error)
 	// ListAlerts lists recent alerts, newest first (AIP-158 pagination). How
 	// far back "recent" reaches is the server's retention of the alerts topic
@@ -114,7 +118,11 @@ type AlertServiceServer interface {
 	// Delivery is at-least-once: after a reconnect with `after`, an alert may
 	// come twice; drop duplicates by `id`. A request whose `after` position is
 	// older than what the alerts topic still retains fails with OUT_OF_RANGE
-	// (reason POSITION_EXPIRED) rather than silently skipping alerts.
+	// (reason POSITION_EXPIRED) rather than silently skipping alerts. The
+	// server never waits for one subscriber: one that falls further behind
+	// than its buffer is cut off with RESOURCE_EXHAUSTED (reason
+	// SUBSCRIBER_TOO_SLOW), and a server shutting down ends streams with
+	// UNAVAILABLE; either way, reconnect with the last alert's position.
 	SubscribeAlerts(*SubscribeAlertsRequest, grpc.ServerStreamingServer[Alert]) error
 	// ListAlerts lists recent alerts, newest first (AIP-158 pagination). How
 	// far back "recent" reaches is the server's retention of the alerts topic

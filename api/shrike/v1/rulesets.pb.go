@@ -30,14 +30,15 @@ type Ruleset struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The ruleset's name: the `ruleset:` field of its source and the last
 	// segment of its REST path. A letter or digit, then letters, digits, '_',
-	// '.' and '-'.
+	// '.' and '-'; at most 256 bytes.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// The YAML source as uploaded.
 	Source string `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
 	// Output only. Version number: 1 for the first upload, one more for each
-	// stored change or rollback.
+	// stored change, rollback or deletion.
 	Version int64 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
-	// Output only. When version 1 was stored.
+	// Output only. When the ruleset was created: its first version, or the
+	// first version after its last deletion.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,proto3" json:"create_time,omitempty"`
 	// Output only. When this version was stored.
 	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=update_time,proto3" json:"update_time,omitempty"`
@@ -238,13 +239,16 @@ type RulesetVersion struct {
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// The version number.
 	Version int64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
-	// The YAML source of this version.
+	// The YAML source of this version; empty for a deletion.
 	Source string `protobuf:"bytes,3,opt,name=source,proto3" json:"source,omitempty"`
 	// When this version was stored.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,proto3" json:"create_time,omitempty"`
 	// For a version stored by RollbackRuleset, the version whose source it
 	// restored; otherwise 0.
-	RollbackOf    int64 `protobuf:"varint,5,opt,name=rollback_of,proto3" json:"rollback_of,omitempty"`
+	RollbackOf int64 `protobuf:"varint,5,opt,name=rollback_of,proto3" json:"rollback_of,omitempty"`
+	// Whether this version is a deletion, stored by DeleteRuleset; its source
+	// is empty.
+	Deleted       bool `protobuf:"varint,6,opt,name=deleted,proto3" json:"deleted,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -312,6 +316,13 @@ func (x *RulesetVersion) GetRollbackOf() int64 {
 		return x.RollbackOf
 	}
 	return 0
+}
+
+func (x *RulesetVersion) GetDeleted() bool {
+	if x != nil {
+		return x.Deleted
+	}
+	return false
 }
 
 // RulesetError is one problem in a ruleset source, at its position.
@@ -1398,13 +1409,14 @@ const file_shrike_v1_rulesets_proto_rawDesc = "" +
 	"\bseverity\x18\x03 \x01(\tR\bseverity\x12\x18\n" +
 	"\aenabled\x18\x04 \x01(\bR\aenabled\x12\x18\n" +
 	"\aversion\x18\x05 \x01(\tR\aversion\x12\x14\n" +
-	"\x05steps\x18\x06 \x03(\tR\x05steps\"\xb6\x01\n" +
+	"\x05steps\x18\x06 \x03(\tR\x05steps\"\xd0\x01\n" +
 	"\x0eRulesetVersion\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x16\n" +
 	"\x06source\x18\x03 \x01(\tR\x06source\x12<\n" +
 	"\vcreate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vcreate_time\x12 \n" +
-	"\vrollback_of\x18\x05 \x01(\x03R\vrollback_of\"\x82\x01\n" +
+	"\vrollback_of\x18\x05 \x01(\x03R\vrollback_of\x12\x18\n" +
+	"\adeleted\x18\x06 \x01(\bR\adeleted\"\x82\x01\n" +
 	"\fRulesetError\x12\x12\n" +
 	"\x04line\x18\x01 \x01(\x05R\x04line\x12\x16\n" +
 	"\x06column\x18\x02 \x01(\x05R\x06column\x12\x12\n" +

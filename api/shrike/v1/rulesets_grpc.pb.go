@@ -57,6 +57,8 @@ const (
 //     field.
 //   - NOT_FOUND (HTTP 404), reason RULESET_NOT_FOUND or VERSION_NOT_FOUND, with
 //     ErrorInfo metadata "ruleset" and, for a version, "version".
+//   - FAILED_PRECONDITION (HTTP 400), reason VERSION_IS_DELETION, for a
+//     rollback to a deletion.
 //
 // Requests over the server's size limit are refused before they are read:
 // RESOURCE_EXHAUSTED on gRPC, HTTP 413 on REST.
@@ -67,18 +69,27 @@ type RulesetServiceClient interface {
 	// version, so a PUT can be retried safely.
 	PutRuleset(ctx context.Context, in *PutRulesetRequest, opts ...grpc.CallOption) (*Ruleset, error)
 	// GetRuleset returns the current version of a ruleset, or an earlier one.
+	// A deleted ruleset has no current version (NOT_FOUND), but its earlier
+	// versions are still returned; a version that is a deletion is NOT_FOUND.
 	GetRuleset(ctx context.Context, in *GetRulesetRequest, opts ...grpc.CallOption) (*Ruleset, error)
-	// ListRulesets lists the current version of every ruleset, by name.
+	// ListRulesets lists the current version of every ruleset that is not
+	// deleted, by name.
 	ListRulesets(ctx context.Context, in *ListRulesetsRequest, opts ...grpc.CallOption) (*ListRulesetsResponse, error)
-	// DeleteRuleset removes a ruleset and its version history: every instance
-	// stops running its rules and drops their partial matches. A later
-	// PutRuleset of the name starts again at version 1.
+	// DeleteRuleset deletes a ruleset by storing a deletion as its next
+	// version: every instance stops running its rules and drops their partial
+	// matches. The history stays for ListRulesetVersions and RollbackRuleset,
+	// and a later PutRuleset creates the ruleset again, numbering on.
 	DeleteRuleset(ctx context.Context, in *DeleteRulesetRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
-	// ListRulesetVersions lists the stored versions of a ruleset, newest first.
+	// ListRulesetVersions lists the stored versions of a ruleset, newest first,
+	// deletions included; a deleted ruleset keeps its history.
 	ListRulesetVersions(ctx context.Context, in *ListRulesetVersionsRequest, opts ...grpc.CallOption) (*ListRulesetVersionsResponse, error)
 	// RollbackRuleset makes an earlier version current again by storing its
 	// source as a new version (history is append-only, as in AIP-162), and
-	// returns that new version.
+	// returns that new version; a deleted ruleset comes back this way. The
+	// source is compiled again first, under the server's current limits
+	// (INVALID_ARGUMENT when it no longer compiles). Rolling back to a version
+	// that is a deletion is FAILED_PRECONDITION (reason VERSION_IS_DELETION):
+	// DeleteRuleset does that.
 	RollbackRuleset(ctx context.Context, in *RollbackRulesetRequest, opts ...grpc.CallOption) (*Ruleset, error)
 	// ValidateRuleset parses, validates and compiles a ruleset source without
 	// storing it. An invalid source is not an error of the call: the response
@@ -207,6 +218,8 @@ func (c *rulesetServiceClient) TestRuleset(ctx context.Context, in *TestRulesetR
 //     field.
 //   - NOT_FOUND (HTTP 404), reason RULESET_NOT_FOUND or VERSION_NOT_FOUND, with
 //     ErrorInfo metadata "ruleset" and, for a version, "version".
+//   - FAILED_PRECONDITION (HTTP 400), reason VERSION_IS_DELETION, for a
+//     rollback to a deletion.
 //
 // Requests over the server's size limit are refused before they are read:
 // RESOURCE_EXHAUSTED on gRPC, HTTP 413 on REST.
@@ -217,18 +230,27 @@ type RulesetServiceServer interface {
 	// version, so a PUT can be retried safely.
 	PutRuleset(context.Context, *PutRulesetRequest) (*Ruleset, error)
 	// GetRuleset returns the current version of a ruleset, or an earlier one.
+	// A deleted ruleset has no current version (NOT_FOUND), but its earlier
+	// versions are still returned; a version that is a deletion is NOT_FOUND.
 	GetRuleset(context.Context, *GetRulesetRequest) (*Ruleset, error)
-	// ListRulesets lists the current version of every ruleset, by name.
+	// ListRulesets lists the current version of every ruleset that is not
+	// deleted, by name.
 	ListRulesets(context.Context, *ListRulesetsRequest) (*ListRulesetsResponse, error)
-	// DeleteRuleset removes a ruleset and its version history: every instance
-	// stops running its rules and drops their partial matches. A later
-	// PutRuleset of the name starts again at version 1.
+	// DeleteRuleset deletes a ruleset by storing a deletion as its next
+	// version: every instance stops running its rules and drops their partial
+	// matches. The history stays for ListRulesetVersions and RollbackRuleset,
+	// and a later PutRuleset creates the ruleset again, numbering on.
 	DeleteRuleset(context.Context, *DeleteRulesetRequest) (*emptypb.Empty, error)
-	// ListRulesetVersions lists the stored versions of a ruleset, newest first.
+	// ListRulesetVersions lists the stored versions of a ruleset, newest first,
+	// deletions included; a deleted ruleset keeps its history.
 	ListRulesetVersions(context.Context, *ListRulesetVersionsRequest) (*ListRulesetVersionsResponse, error)
 	// RollbackRuleset makes an earlier version current again by storing its
 	// source as a new version (history is append-only, as in AIP-162), and
-	// returns that new version.
+	// returns that new version; a deleted ruleset comes back this way. The
+	// source is compiled again first, under the server's current limits
+	// (INVALID_ARGUMENT when it no longer compiles). Rolling back to a version
+	// that is a deletion is FAILED_PRECONDITION (reason VERSION_IS_DELETION):
+	// DeleteRuleset does that.
 	RollbackRuleset(context.Context, *RollbackRulesetRequest) (*Ruleset, error)
 	// ValidateRuleset parses, validates and compiles a ruleset source without
 	// storing it. An invalid source is not an error of the call: the response
