@@ -1,0 +1,675 @@
+package cep
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/shrike-cep/shrike/rules"
+)
+
+// RulesetRecord is one stored version of a ruleset.
+type RulesetRecord struct {
+	Name string
+	// Version is 1, 2, 3 … per ruleset; every Put that changes the source,
+	// every Rollback and every Delete makes a new version.
+	Version int64
+	// Source is the YAML; empty for a deletion.
+	Source []byte
+	// CreateTime is when the ruleset was created: its first version, or
+	// the first version after its last deletion.
+	CreateTime time.Time
+	// UpdateTime is when this version was stored.
+	UpdateTime time.Time
+	// Deleted marks a tombstone version, stored by Delete.
+	Deleted bool
+	// RollbackOf is, for a version stored by Rollback, the version whose
+	// source it restored; 0 otherwise.
+	RollbackOf int64
+}
+
+// Errors of the Registry that callers branch on. Every other error is a
+// failure to reach Redis, worth retrying.
+var (
+	// ErrRulesetNotFound: no ruleset of that name, or it was deleted.
+	ErrRulesetNotFound = errors.New("ruleset not found")
+	// ErrVersionNotFound: the ruleset exists but not that version. It
+	// matches ErrRulesetNotFound too (errors.Is).
+	ErrVersionNotFound = fmt.Errorf("version not found: %w", ErrRulesetNotFound)
+	// ErrInvalidName: not a ruleset name (a letter or digit, then letters,
+	// digits, '_', '.' and '-'; at most MaxRulesetNameBytes).
+	ErrInvalidName = errors.New("invalid ruleset name")
+	// ErrBadPageToken: a page token that no List or Versions call of the
+	// same arguments returned.
+	ErrBadPageToken = errors.New("invalid page token")
+	// ErrDeletedVersion: Rollback was asked to restore a deletion.
+	ErrDeletedVersion = errors.New("ruleset version is a deletion")
+)
+
+// MaxRulesetNameBytes bounds a ruleset name, which is part of Redis keys
+// and REST paths.
+const MaxRulesetNameBytes = 256
+
+// Defaults of RegistryOptions and of the page sizes.
+const (
+	DefaultRegistryKeyPrefix = "shrike"
+	DefaultPageSize          = 50
+	MaxPageSize              = 1000
+)
+
+// registryPoll is how often Watch reads the change counter besides
+// listening for change messages, so that a message lost to a reconnect
+// delays a change by at most this.
+const registryPoll = 500 * time.Millisecond
+
+// RegistryOptions configure a Registry. Zero values are the documented
+// defaults.
+type RegistryOptions struct {
+	// Client is the Redis (standalone or Cluster) holding the registry.
+	// Required. The Registry does not close it.
+	Client redis.UniversalClient
+	// KeyPrefix starts every key of the registry. Default
+	// DefaultRegistryKeyPrefix. It must not contain '{' or '}'.
+	KeyPrefix string
+	// Logger receives Watch's Redis trouble. Default: discard.
+	Logger *slog.Logger
+	// Clock stamps the versions. Default time.Now.
+	Clock func() time.Time
+	// CompileOptions are the limits every stored source is compiled under.
+	CompileOptions rules.CompileOptions
+	// MaxSourceBytes rejects larger sources; it overrides
+	// CompileOptions.MaxSourceBytes when set. Default: the rules package's
+	// (1 MiB).
+	MaxSourceBytes int
+}
+
+// Registry keeps rulesets and their history in Redis so that every
+// instance sees the same set (DESIGN.md §6). It is safe for concurrent use,
+// also by several instances on one Redis.
+//
+// Layout, every key under one hash tag so that each change is one atomic
+// script on one Cluster slot (the registry is small and rarely written; a
+// slot of its own costs nothing):
+//
+//	<prefix>:{rules}:names      ZSET   live (not deleted) ruleset names, score 0, by name
+//	<prefix>:{rules}:rs:<name>  HASH   n: latest version; d: "1" when it is a deletion;
+//	                                   c: create time of the current life (Unix ns);
+//	                                   s:<v>: source of version v;
+//	                                   m:<v>: "<update ns> <create ns> <deleted 0|1> <rollback of>"
+//	<prefix>:{rules}:changes    STRING counter, incremented by every change
+//	<prefix>:rules:changes      channel: the counter's new value, published by every change
+//
+// (written with the literal tag {<prefix>:rules}.) Versions are never
+// rewritten, so that a version read once stays what it was.
+type Registry struct {
+	client  redis.UniversalClient
+	log     *slog.Logger
+	clock   func() time.Time
+	copts   rules.CompileOptions
+	names   string
+	changes string
+	channel string
+	rsKey   string        // prefix of the per-ruleset hashes
+	poll    time.Duration // Watch's counter reads; tests lengthen it
+}
+
+// NewRegistry returns a Registry over opts.Client. It does not connect.
+func NewRegistry(opts RegistryOptions) (*Registry, error) {
+	if opts.Client == nil {
+		return nil, errors.New("registry: no redis client")
+	}
+	prefix := cmp.Or(opts.KeyPrefix, DefaultRegistryKeyPrefix)
+	if strings.ContainsAny(prefix, "{}") {
+		return nil, fmt.Errorf("registry: key prefix %q: must not contain '{' or '}'", prefix)
+	}
+	if opts.MaxSourceBytes < 0 {
+		return nil, fmt.Errorf("registry: max source bytes %d: negative", opts.MaxSourceBytes)
+	}
+	copts := opts.CompileOptions
+	if opts.MaxSourceBytes > 0 {
+		copts.MaxSourceBytes = opts.MaxSourceBytes
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	tag := "{" + prefix + ":rules}"
+	return &Registry{
+		client:  opts.Client,
+		log:     opts.Logger,
+		clock:   opts.Clock,
+		copts:   copts,
+		names:   tag + ":names",
+		changes: tag + ":changes",
+		channel: prefix + ":rules:changes",
+		rsKey:   tag + ":rs:",
+		poll:    registryPoll,
+	}, nil
+}
+
+// rulesetNameRE is the rules package's ruleset name.
+var rulesetNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+
+func checkName(name string) error {
+	if len(name) > MaxRulesetNameBytes || !rulesetNameRE.MatchString(name) {
+		return fmt.Errorf("%w %q: a letter or digit, then letters, digits, '_', '.' and '-', at most %d bytes", ErrInvalidName, name, MaxRulesetNameBytes)
+	}
+	return nil
+}
+
+// Compile parses, validates and compiles source as the ruleset name, as
+// Put does before it stores anything: errors read `<name>.yaml:line:col:
+// …`, and a `ruleset:` other than name is one of them. On invalid input
+// the error is a rules.ErrorList.
+func (r *Registry) Compile(name string, source []byte) (*rules.Compiled, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	file := name + ".yaml"
+	c, err := rules.Load(file, source, r.copts)
+	var list rules.ErrorList
+	if err != nil && !errors.As(err, &list) {
+		return nil, err
+	}
+	if e := nameMismatch(file, name, source); e != nil {
+		list = append(list, e)
+		slices.SortStableFunc(list, func(a, b *rules.Error) int {
+			return cmp.Or(cmp.Compare(a.Pos.Line, b.Pos.Line), cmp.Compare(a.Pos.Col, b.Pos.Col))
+		})
+	}
+	if len(list) > 0 {
+		return nil, list
+	}
+	return c, nil
+}
+
+// nameMismatch returns an error at the `ruleset:` value of source when it
+// is a string other than name. A source that is not a YAML mapping is
+// left to rules.Load to report.
+func nameMismatch(file, name string, source []byte) *rules.Error {
+	var doc yaml.Node
+	if err := yaml.NewDecoder(bytes.NewReader(source)).Decode(&doc); err != nil {
+		return nil
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	if root.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], root.Content[i+1]
+		if k.Value != "ruleset" || v.Kind != yaml.ScalarNode || v.Value == name {
+			continue
+		}
+		return &rules.Error{
+			Pos: rules.Pos{File: file, Line: v.Line, Col: v.Column},
+			Msg: fmt.Sprintf("ruleset name %q differs from %q, the name it is stored under", v.Value, name),
+		}
+	}
+	return nil
+}
+
+// The one script that writes: it appends a version to a ruleset, keeps the
+// names index and bumps and publishes the change counter, atomically, so
+// that two instances writing at once get versions n and n+1.
+//
+// KEYS: the ruleset's hash, names, changes. ARGV: name, source, now (ns),
+// mode (put | rollback | delete), rollback-of, channel.
+// Returns {version, changed (0|1), create ns}; version 0 when a delete
+// found nothing to delete. Times stay strings: Lua numbers are doubles.
+var writeScript = redis.NewScript(`
+local n = tonumber(redis.call('HGET', KEYS[1], 'n') or '0')
+local live = n > 0 and redis.call('HGET', KEYS[1], 'd') ~= '1'
+local mode = ARGV[4]
+local created = ARGV[3]
+if live then created = redis.call('HGET', KEYS[1], 'c') end
+if mode == 'delete' then
+  if not live then return {0, 0, ''} end
+  n = n + 1
+  redis.call('HSET', KEYS[1], 'n', n, 'd', '1', 's:' .. n, '', 'm:' .. n, ARGV[3] .. ' ' .. created .. ' 1 0')
+  redis.call('ZREM', KEYS[2], ARGV[1])
+else
+  if mode == 'put' and live and redis.call('HGET', KEYS[1], 's:' .. n) == ARGV[2] then
+    return {n, 0, created}
+  end
+  n = n + 1
+  redis.call('HSET', KEYS[1], 'n', n, 'd', '0', 'c', created, 's:' .. n, ARGV[2],
+    'm:' .. n, ARGV[3] .. ' ' .. created .. ' 0 ' .. ARGV[5])
+  redis.call('ZADD', KEYS[2], 0, ARGV[1])
+end
+local seq = redis.call('INCR', KEYS[3])
+redis.call('PUBLISH', ARGV[6], seq)
+return {n, 1, created}
+`)
+
+// write runs writeScript and returns the new (or, for an unchanged put,
+// current) version.
+func (r *Registry) write(ctx context.Context, mode, name string, source []byte, rollbackOf int64) (RulesetRecord, bool, error) {
+	now := r.clock()
+	res, err := writeScript.Run(ctx, r.client,
+		[]string{r.rsKey + name, r.names, r.changes},
+		name, source, strconv.FormatInt(now.UnixNano(), 10), mode, strconv.FormatInt(rollbackOf, 10), r.channel,
+	).Slice()
+	if err != nil {
+		return RulesetRecord{}, false, err
+	}
+	if len(res) != 3 {
+		return RulesetRecord{}, false, fmt.Errorf("unexpected script reply %v", res)
+	}
+	v, _ := res[0].(int64)
+	changed, _ := res[1].(int64)
+	cs, _ := res[2].(string)
+	if v == 0 {
+		return RulesetRecord{}, false, ErrRulesetNotFound
+	}
+	created, _ := strconv.ParseInt(cs, 10, 64)
+	rec := RulesetRecord{
+		Name:       name,
+		Version:    v,
+		CreateTime: time.Unix(0, created),
+		UpdateTime: now,
+		Deleted:    mode == "delete",
+	}
+	if mode != "delete" {
+		rec.Source = source
+	}
+	if mode == "rollback" {
+		rec.RollbackOf = rollbackOf
+	}
+	if changed == 0 {
+		// The current version already holds this source: it is returned as
+		// stored.
+		cur, err := r.Get(ctx, name, v)
+		return cur, false, err
+	}
+	return rec, true, nil
+}
+
+// Put validates and compiles source as the ruleset name (see Compile) and
+// stores it as the next version. On invalid input it returns the
+// rules.ErrorList and stores nothing. Putting the source of the current
+// version again stores nothing and returns that version, so that a retried
+// Put, or every instance loading the same folder, makes one version.
+func (r *Registry) Put(ctx context.Context, name string, source []byte) (RulesetRecord, error) {
+	if _, err := r.Compile(name, source); err != nil {
+		return RulesetRecord{}, err
+	}
+	rec, _, err := r.write(ctx, "put", name, source, 0)
+	if err != nil {
+		return RulesetRecord{}, fmt.Errorf("registry: put %q: %w", name, err)
+	}
+	return rec, nil
+}
+
+// Get returns version of the ruleset name, or its current version when
+// version is 0. The current version of a deleted ruleset is
+// ErrRulesetNotFound; an earlier version of it is still returned, as is a
+// deletion asked for by number (Deleted set).
+func (r *Registry) Get(ctx context.Context, name string, version int64) (RulesetRecord, error) {
+	if err := checkName(name); err != nil {
+		return RulesetRecord{}, err
+	}
+	key := r.rsKey + name
+	head, err := r.client.HMGet(ctx, key, "n", "d").Result()
+	if err != nil {
+		return RulesetRecord{}, fmt.Errorf("registry: get %q: %w", name, err)
+	}
+	n := int64Field(head[0])
+	switch {
+	case n == 0:
+		return RulesetRecord{}, fmt.Errorf("%w: %q", ErrRulesetNotFound, name)
+	case version == 0 && head[1] == "1":
+		return RulesetRecord{}, fmt.Errorf("%w: %q was deleted", ErrRulesetNotFound, name)
+	case version == 0:
+		version = n
+	case version < 0 || version > n:
+		return RulesetRecord{}, fmt.Errorf("%w: %q has no version %d", ErrVersionNotFound, name, version)
+	}
+	recs, err := r.versions(ctx, name, []int64{version})
+	if err != nil {
+		return RulesetRecord{}, fmt.Errorf("registry: get %q: %w", name, err)
+	}
+	return recs[0], nil
+}
+
+// versions reads the given versions of a ruleset, which must exist.
+func (r *Registry) versions(ctx context.Context, name string, vs []int64) ([]RulesetRecord, error) {
+	fields := make([]string, 0, 2*len(vs))
+	for _, v := range vs {
+		n := strconv.FormatInt(v, 10)
+		fields = append(fields, "s:"+n, "m:"+n)
+	}
+	vals, err := r.client.HMGet(ctx, r.rsKey+name, fields...).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]RulesetRecord, len(vs))
+	for i, v := range vs {
+		rec, err := decodeVersion(name, v, vals[2*i], vals[2*i+1])
+		if err != nil {
+			return nil, err
+		}
+		out[i] = rec
+	}
+	return out, nil
+}
+
+// decodeVersion makes a record of the fields s:<v> and m:<v>.
+func decodeVersion(name string, v int64, src, meta any) (RulesetRecord, error) {
+	s, ok1 := src.(string)
+	m, ok2 := meta.(string)
+	f := strings.Fields(m)
+	if !ok1 || !ok2 || len(f) != 4 {
+		return RulesetRecord{}, fmt.Errorf("ruleset %q version %d: missing or corrupt in redis", name, v)
+	}
+	var nums [4]int64
+	for i, x := range f {
+		n, err := strconv.ParseInt(x, 10, 64)
+		if err != nil {
+			return RulesetRecord{}, fmt.Errorf("ruleset %q version %d: corrupt metadata %q", name, v, m)
+		}
+		nums[i] = n
+	}
+	rec := RulesetRecord{
+		Name:       name,
+		Version:    v,
+		UpdateTime: time.Unix(0, nums[0]),
+		CreateTime: time.Unix(0, nums[1]),
+		Deleted:    nums[2] == 1,
+		RollbackOf: nums[3],
+	}
+	if !rec.Deleted {
+		rec.Source = []byte(s)
+	}
+	return rec, nil
+}
+
+func int64Field(v any) int64 {
+	s, _ := v.(string)
+	n, _ := strconv.ParseInt(s, 10, 64)
+	return n
+}
+
+// List returns a page of the rulesets that are not deleted, by name, each
+// at its current version, and the token of the next page ("" after the
+// last). pageSize 0 means DefaultPageSize; it is capped at MaxPageSize.
+func (r *Registry) List(ctx context.Context, pageSize int, pageToken string) ([]RulesetRecord, string, error) {
+	size := pageSizeOf(pageSize)
+	from := "-"
+	if pageToken != "" {
+		after, ok := decodeToken(pageToken, "l", "")
+		if !ok {
+			return nil, "", ErrBadPageToken
+		}
+		from = "(" + after
+	}
+	names, err := r.client.ZRangeByLex(ctx, r.names, &redis.ZRangeBy{Min: from, Max: "+", Count: int64(size) + 1}).Result()
+	if err != nil {
+		return nil, "", fmt.Errorf("registry: list: %w", err)
+	}
+	next := ""
+	if len(names) > size {
+		names = names[:size]
+		next = encodeToken("l", "", names[len(names)-1])
+	}
+	recs, err := r.current(ctx, names)
+	if err != nil {
+		return nil, "", fmt.Errorf("registry: list: %w", err)
+	}
+	return recs, next, nil
+}
+
+// current reads the current versions of names, leaving out those deleted
+// since they were listed.
+func (r *Registry) current(ctx context.Context, names []string) ([]RulesetRecord, error) {
+	heads := make([]*redis.SliceCmd, len(names))
+	_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, name := range names {
+			heads[i] = p.HMGet(ctx, r.rsKey+name, "n", "d")
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	type ver struct {
+		name string
+		cmd  *redis.SliceCmd
+		v    int64
+	}
+	var vers []ver
+	_, err = r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, name := range names {
+			h := heads[i].Val()
+			n := int64Field(h[0])
+			if n == 0 || h[1] == "1" {
+				continue
+			}
+			s := strconv.FormatInt(n, 10)
+			vers = append(vers, ver{name, p.HMGet(ctx, r.rsKey+name, "s:"+s, "m:"+s), n})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]RulesetRecord, 0, len(vers))
+	for _, v := range vers {
+		vals := v.cmd.Val()
+		rec, err := decodeVersion(v.name, v.v, vals[0], vals[1])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rec)
+	}
+	return out, nil
+}
+
+// Versions returns a page of the stored versions of a ruleset, newest
+// first, deletions included, and the token of the next page. A deleted
+// ruleset keeps its history.
+func (r *Registry) Versions(ctx context.Context, name string, pageSize int, pageToken string) ([]RulesetRecord, string, error) {
+	if err := checkName(name); err != nil {
+		return nil, "", err
+	}
+	size := pageSizeOf(pageSize)
+	n, err := r.client.HGet(ctx, r.rsKey+name, "n").Int64()
+	if errors.Is(err, redis.Nil) || err == nil && n == 0 {
+		return nil, "", fmt.Errorf("%w: %q", ErrRulesetNotFound, name)
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("registry: versions of %q: %w", name, err)
+	}
+	hi := n
+	if pageToken != "" {
+		last, ok := decodeToken(pageToken, "v", name)
+		v, err := strconv.ParseInt(last, 10, 64)
+		if !ok || err != nil || v < 2 || v > n+1 {
+			return nil, "", ErrBadPageToken
+		}
+		hi = v - 1
+	}
+	lo := max(1, hi-int64(size)+1)
+	vs := make([]int64, 0, hi-lo+1)
+	for v := hi; v >= lo; v-- {
+		vs = append(vs, v)
+	}
+	recs, err := r.versions(ctx, name, vs)
+	if err != nil {
+		return nil, "", fmt.Errorf("registry: versions of %q: %w", name, err)
+	}
+	next := ""
+	if lo > 1 {
+		next = encodeToken("v", name, strconv.FormatInt(lo, 10))
+	}
+	return recs, next, nil
+}
+
+// Delete deletes the ruleset name: a tombstone version is stored, every
+// instance stops its rules, and the history stays for Versions and
+// Rollback. A later Put creates the ruleset again, numbering on.
+func (r *Registry) Delete(ctx context.Context, name string) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	if _, _, err := r.write(ctx, "delete", name, nil, 0); err != nil {
+		if errors.Is(err, ErrRulesetNotFound) {
+			return fmt.Errorf("%w: %q", ErrRulesetNotFound, name)
+		}
+		return fmt.Errorf("registry: delete %q: %w", name, err)
+	}
+	return nil
+}
+
+// Rollback stores the source of an earlier version as a new version (the
+// history only grows) and returns it. The source is compiled again first,
+// under today's limits; a deleted ruleset comes back this way.
+func (r *Registry) Rollback(ctx context.Context, name string, version int64) (RulesetRecord, error) {
+	if version <= 0 {
+		return RulesetRecord{}, fmt.Errorf("%w: %q has no version %d", ErrVersionNotFound, name, version)
+	}
+	old, err := r.Get(ctx, name, version)
+	if err != nil {
+		return RulesetRecord{}, err
+	}
+	if old.Deleted {
+		return RulesetRecord{}, fmt.Errorf("%w: %q version %d", ErrDeletedVersion, name, version)
+	}
+	if _, err := r.Compile(name, old.Source); err != nil {
+		return RulesetRecord{}, err
+	}
+	rec, _, err := r.write(ctx, "rollback", name, old.Source, version)
+	if err != nil {
+		return RulesetRecord{}, fmt.Errorf("registry: roll back %q to version %d: %w", name, version, err)
+	}
+	return rec, nil
+}
+
+// snapshot returns every live ruleset at its current version, consistent
+// with one value of the change counter, and that value.
+func (r *Registry) snapshot(ctx context.Context) ([]RulesetRecord, int64, error) {
+	for {
+		before, err := r.seq(ctx)
+		if err != nil {
+			return nil, 0, err
+		}
+		names, err := r.client.ZRangeByLex(ctx, r.names, &redis.ZRangeBy{Min: "-", Max: "+"}).Result()
+		if err != nil {
+			return nil, 0, err
+		}
+		recs, err := r.current(ctx, names)
+		if err != nil {
+			return nil, 0, err
+		}
+		after, err := r.seq(ctx)
+		if err != nil {
+			return nil, 0, err
+		}
+		// Every change bumps the counter in the script that makes it: an
+		// unchanged counter means no change landed in between.
+		if after == before {
+			return recs, after, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, 0, err
+		}
+	}
+}
+
+func (r *Registry) seq(ctx context.Context) (int64, error) {
+	n, err := r.client.Get(ctx, r.changes).Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	return n, err
+}
+
+// Watch calls fn with the complete current set of rulesets (not deleted,
+// by name) at start and after every change made by any instance, within a
+// second: it listens for the change messages and also reads the change
+// counter every half second, which catches a message lost to a
+// reconnect. Changes that land while fn runs are coalesced into the next
+// call. fn runs on Watch's goroutine. While Redis cannot be reached, Watch
+// logs it and keeps trying; it returns nil when ctx ends.
+func (r *Registry) Watch(ctx context.Context, fn func([]RulesetRecord)) error {
+	sub := r.client.Subscribe(ctx, r.channel)
+	defer func() { _ = sub.Close() }()
+	msgs := sub.Channel()
+	tick := time.NewTicker(r.poll)
+	defer tick.Stop()
+	last := int64(-1)
+	failing := false
+	for {
+		seq, err := r.seq(ctx)
+		if err == nil && seq != last {
+			var recs []RulesetRecord
+			recs, seq, err = r.snapshot(ctx)
+			if err == nil {
+				last = seq
+				fn(recs)
+			}
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		switch {
+		case err != nil && !failing:
+			failing = true
+			r.log.Warn("registry: cannot read the rulesets; retrying", "err", err)
+		case err == nil && failing:
+			failing = false
+			r.log.Info("registry: reading the rulesets again")
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-msgs:
+		case <-tick.C:
+		}
+	}
+}
+
+func pageSizeOf(n int) int {
+	switch {
+	case n <= 0:
+		return DefaultPageSize
+	case n > MaxPageSize:
+		return MaxPageSize
+	default:
+		return n
+	}
+}
+
+// Page tokens are base64 of "<kind>\x00<scope>\x00<last>": the last name
+// (List) or version (Versions) returned, bound to the call they continue.
+func encodeToken(kind, scope, last string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(kind + "\x00" + scope + "\x00" + last))
+}
+
+func decodeToken(tok, kind, scope string) (string, bool) {
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil {
+		return "", false
+	}
+	parts := strings.SplitN(string(b), "\x00", 3)
+	if len(parts) != 3 || parts[0] != kind || parts[1] != scope || parts[2] == "" {
+		return "", false
+	}
+	return parts[2], true
+}
