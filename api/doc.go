@@ -8,6 +8,7 @@
 // The contract lives in the protos and README.md: every REST path of
 // DESIGN.md §7, JSON field names equal to the proto names (the alert JSON of
 // DESIGN.md §4), errors per AIP-193, and the bearer-token scope of every RPC
-// as the required_scope method option. The servers implementing it live
-// elsewhere and import shrikev1.
+// as the required_scope method option. The servers implementing it are not
+// in this package: they import shrikev1, and README.md says what they must
+// do to keep the contract.
 package api

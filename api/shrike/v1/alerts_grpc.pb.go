@@ -33,9 +33,9 @@ const (
 //
 // Errors (AIP-193) are google.rpc.Status values carrying a google.rpc.ErrorInfo
 // (domain "shrike", reasons listed in api/README.md). A bad filter is
-// INVALID_ARGUMENT with a google.rpc.BadRequest naming the field ("filter",
-// "min_severity", "after", "page_token") and, for a CEL filter, the
-// "line:col: message" of every compile error.
+// INVALID_ARGUMENT (reason INVALID_REQUEST) with a google.rpc.BadRequest
+// naming the field ("filter", "min_severity", "after", "page_token") and,
+// for a CEL filter, the "line:col: message" of every compile error.
 type AlertServiceClient interface {
 	// SubscribeAlerts streams the alerts that pass the request's filters, in the
 	// order of the alerts topic within each of its partitions, until the client
@@ -105,9 +105,9 @@ func (c *alertServiceClient) ListAlerts(ctx context.Context, in *ListAlertsReque
 //
 // Errors (AIP-193) are google.rpc.Status values carrying a google.rpc.ErrorInfo
 // (domain "shrike", reasons listed in api/README.md). A bad filter is
-// INVALID_ARGUMENT with a google.rpc.BadRequest naming the field ("filter",
-// "min_severity", "after", "page_token") and, for a CEL filter, the
-// "line:col: message" of every compile error.
+// INVALID_ARGUMENT (reason INVALID_REQUEST) with a google.rpc.BadRequest
+// naming the field ("filter", "min_severity", "after", "page_token") and,
+// for a CEL filter, the "line:col: message" of every compile error.
 type AlertServiceServer interface {
 	// SubscribeAlerts streams the alerts that pass the request's filters, in the
 	// order of the alerts topic within each of its partitions, until the client

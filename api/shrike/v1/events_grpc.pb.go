@@ -35,8 +35,8 @@ const (
 // field violation per bad field ("topic", "events[2].value", ...);
 // FAILED_PRECONDITION (reason TOPIC_NOT_READ) for a topic that no stored
 // ruleset reads, so that the API cannot write into the alerts, late or
-// dead-letter topics or unrelated ones; UNAVAILABLE when Kafka does not
-// acknowledge the events.
+// dead-letter topics or unrelated ones; UNAVAILABLE (reason
+// BACKEND_UNAVAILABLE) when Kafka does not acknowledge the events.
 type EventServiceClient interface {
 	// PublishEvents produces the events to the topic, in order, and returns
 	// once Kafka has acknowledged every one of them. On failure some events may
@@ -75,8 +75,8 @@ func (c *eventServiceClient) PublishEvents(ctx context.Context, in *PublishEvent
 // field violation per bad field ("topic", "events[2].value", ...);
 // FAILED_PRECONDITION (reason TOPIC_NOT_READ) for a topic that no stored
 // ruleset reads, so that the API cannot write into the alerts, late or
-// dead-letter topics or unrelated ones; UNAVAILABLE when Kafka does not
-// acknowledge the events.
+// dead-letter topics or unrelated ones; UNAVAILABLE (reason
+// BACKEND_UNAVAILABLE) when Kafka does not acknowledge the events.
 type EventServiceServer interface {
 	// PublishEvents produces the events to the topic, in order, and returns
 	// once Kafka has acknowledged every one of them. On failure some events may

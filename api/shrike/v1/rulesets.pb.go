@@ -1113,7 +1113,8 @@ type TestRulesetRequest_Recording struct {
 	// A recorded event file of the server's recordings folder, named by its
 	// path relative to that folder (JSON lines, gzip by extension). NOT_FOUND
 	// (reason RECORDING_NOT_FOUND) when there is no such file,
-	// FAILED_PRECONDITION when the server has no recordings folder.
+	// FAILED_PRECONDITION (reason RECORDINGS_DISABLED) when the server has no
+	// recordings folder.
 	Recording string `protobuf:"bytes,5,opt,name=recording,proto3,oneof"`
 }
 
