@@ -411,7 +411,8 @@ func (x *RulesetError) GetSnippet() string {
 // PutRulesetRequest is the body of PUT /v1/rulesets/{name}.
 type PutRulesetRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The ruleset's name; the source's `ruleset:` must equal it.
+	// The ruleset's name. A source whose `ruleset:` names another ruleset is
+	// invalid (RULESET_INVALID, at the position of that name).
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// The ruleset's YAML source.
 	Source        string `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`

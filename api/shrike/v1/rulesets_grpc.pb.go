@@ -44,17 +44,16 @@ const (
 // google.rpc.ErrorInfo (domain "shrike", reasons listed in api/README.md):
 //
 //   - INVALID_ARGUMENT (HTTP 400), reason RULESET_INVALID, for a ruleset
-//     source that does not parse, validate or compile, or is over the ruleset
-//     size or cost limits. Its google.rpc.BadRequest holds one field violation
+//     source that does not parse, validate or compile, is over the ruleset
+//     size or cost limits, or names another ruleset in `ruleset:`. Its google.rpc.BadRequest holds one field violation
 //     per ruleset error, every error and not only the first: field "source",
 //     description `line:col: rule "id": message`, as `shrike check` prints it
 //     without the file name (`line:col: ` only for errors with a position,
 //     `rule "id": ` only inside a rule, and without the CEL caret snippet,
 //     which ValidateRuleset returns).
 //   - INVALID_ARGUMENT (HTTP 400), reason INVALID_REQUEST, for other bad
-//     fields (a name that is not a ruleset name, a source whose `ruleset:`
-//     differs from the name, a bad page_token), with one field violation per
-//     field.
+//     fields (a name that is not a ruleset name, a bad page_token), with one
+//     field violation per field.
 //   - NOT_FOUND (HTTP 404), reason RULESET_NOT_FOUND or VERSION_NOT_FOUND, with
 //     ErrorInfo metadata "ruleset" and, for a version, "version".
 //   - FAILED_PRECONDITION (HTTP 400), reason VERSION_IS_DELETION, for a
@@ -205,17 +204,16 @@ func (c *rulesetServiceClient) TestRuleset(ctx context.Context, in *TestRulesetR
 // google.rpc.ErrorInfo (domain "shrike", reasons listed in api/README.md):
 //
 //   - INVALID_ARGUMENT (HTTP 400), reason RULESET_INVALID, for a ruleset
-//     source that does not parse, validate or compile, or is over the ruleset
-//     size or cost limits. Its google.rpc.BadRequest holds one field violation
+//     source that does not parse, validate or compile, is over the ruleset
+//     size or cost limits, or names another ruleset in `ruleset:`. Its google.rpc.BadRequest holds one field violation
 //     per ruleset error, every error and not only the first: field "source",
 //     description `line:col: rule "id": message`, as `shrike check` prints it
 //     without the file name (`line:col: ` only for errors with a position,
 //     `rule "id": ` only inside a rule, and without the CEL caret snippet,
 //     which ValidateRuleset returns).
 //   - INVALID_ARGUMENT (HTTP 400), reason INVALID_REQUEST, for other bad
-//     fields (a name that is not a ruleset name, a source whose `ruleset:`
-//     differs from the name, a bad page_token), with one field violation per
-//     field.
+//     fields (a name that is not a ruleset name, a bad page_token), with one
+//     field violation per field.
 //   - NOT_FOUND (HTTP 404), reason RULESET_NOT_FOUND or VERSION_NOT_FOUND, with
 //     ErrorInfo metadata "ruleset" and, for a version, "version".
 //   - FAILED_PRECONDITION (HTTP 400), reason VERSION_IS_DELETION, for a
