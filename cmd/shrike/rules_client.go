@@ -393,7 +393,7 @@ func newRulesDeleteCmd(e env, f *clientFlags) *cobra.Command {
 func newRulesVersionsCmd(e env, f *clientFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:     "versions NAME",
-		Short:   "List the stored versions of a ruleset, newest first",
+		Short:   "List the stored versions of a ruleset, newest first, deletions included",
 		Example: "  shrike rules versions payments\n  shrike rules rollback payments --version 2",
 		Args:    argsExactly(1, "ruleset name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -429,7 +429,10 @@ func newRulesVersionsCmd(e env, f *clientFlags) *cobra.Command {
 			fmt.Fprintln(tw, "VERSION\tCREATED\tNOTE")
 			for i, v := range all {
 				var notes []string
-				if i == 0 {
+				switch {
+				case v.GetDeleted():
+					notes = append(notes, "deleted")
+				case i == 0:
 					// Newest first: the first is the one running.
 					notes = append(notes, "current")
 				}
