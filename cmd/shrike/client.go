@@ -155,6 +155,9 @@ func (f *clientFlags) rpcError(what string, err error) error {
 		}
 	case codes.PermissionDenied:
 		hint = " (the token lacks the scope this needs)"
+		if scope := errorInfo(st).GetMetadata()["scope"]; scope != "" {
+			hint = " (the token lacks the scope " + scope + ")"
+		}
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %s%s", what, msg, hint)
@@ -179,15 +182,15 @@ func fieldViolations(st *status.Status) []*errdetails.BadRequest_FieldViolation 
 	return out
 }
 
-// errorReason returns the ErrorInfo reason of a status (AIP-193), empty
-// when it has none.
-func errorReason(st *status.Status) string {
+// errorInfo returns the ErrorInfo of a status (AIP-193: one per error),
+// nil when it has none.
+func errorInfo(st *status.Status) *errdetails.ErrorInfo {
 	for _, d := range st.Details() {
 		if info, ok := d.(*errdetails.ErrorInfo); ok {
-			return info.GetReason()
+			return info
 		}
 	}
-	return ""
+	return nil
 }
 
 // jsonOptions print messages with the field names of the alert JSON of

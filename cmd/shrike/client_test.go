@@ -101,6 +101,15 @@ func withDetails(t *testing.T, st *status.Status, details ...*errdetails.BadRequ
 	return st
 }
 
+func withInfo(t *testing.T, st *status.Status, info *errdetails.ErrorInfo) *status.Status {
+	t.Helper()
+	st, err := st.WithDetails(info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
 func TestRPCError(t *testing.T) {
 	bad := &errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{
 		{Field: "filter", Description: "1:7: undeclared reference to 'nope'"},
@@ -131,6 +140,11 @@ func TestRPCError(t *testing.T) {
 			"scope missing",
 			"t0ken", status.Error(codes.PermissionDenied, `token "ci" lacks scope alerts:read`),
 			`tail alerts: token "ci" lacks scope alerts:read (the token lacks the scope this needs)`,
+		},
+		{
+			"scope named by the server",
+			"t0ken", withInfo(t, status.New(codes.PermissionDenied, "permission denied"), &errdetails.ErrorInfo{Reason: "SCOPE_MISSING", Domain: "shrike", Metadata: map[string]string{"scope": "rules:write"}}).Err(),
+			"tail alerts: permission denied (the token lacks the scope rules:write)",
 		},
 		{
 			"deadline",

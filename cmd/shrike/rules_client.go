@@ -189,7 +189,7 @@ func fatalRPC(err error) bool {
 // printed with the file name in front.
 func printPushError(ctx context.Context, w io.Writer, c shrikev1.RulesetServiceClient, f *clientFlags, file string, src []byte, err error) {
 	st := status.Convert(err)
-	if st.Code() == codes.InvalidArgument && errorReason(st) == reasonRulesetInvalid {
+	if st.Code() == codes.InvalidArgument && errorInfo(st).GetReason() == reasonRulesetInvalid {
 		vctx, cancel := f.call(ctx)
 		v, verr := c.ValidateRuleset(vctx, &shrikev1.ValidateRulesetRequest{Source: string(src)})
 		cancel()
