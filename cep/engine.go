@@ -453,6 +453,8 @@ type PartitionStatus struct {
 	CommittedOffset int64
 	// Records counts the records processed since assignment.
 	Records uint64
+	// Uncommitted counts the records processed since the last checkpoint.
+	Uncommitted int
 	// Watermark is the lowest watermark of the partition's streams; zero
 	// before any event.
 	Watermark time.Time

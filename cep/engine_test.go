@@ -72,13 +72,14 @@ func loadPayments(t testing.TB) *rules.Compiled {
 }
 
 // paymentsEvents generates a payments stream with many injected patterns
-// and some disorder, all within the ruleset's max_out_of_orderness so that
-// no event is late (per partition or over the whole file alike).
-func paymentsEvents(t testing.TB, n, keys int) [][]byte {
+// and some disorder (a fraction outOfOrder of the events arrive late), all
+// within the ruleset's max_out_of_orderness so that no event is late (per
+// partition or over the whole file alike).
+func paymentsEvents(t testing.TB, n, keys int, outOfOrder float64) [][]byte {
 	t.Helper()
 	g, err := gen.New(gen.Options{
 		Stream: gen.StreamPayments, Seed: 11, Events: n, Keys: keys, Rate: 20,
-		FraudRate: 0.02, OutOfOrder: 0.05, MaxLateness: 1500 * time.Millisecond,
+		FraudRate: 0.02, OutOfOrder: outOfOrder, MaxLateness: 1500 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -207,6 +208,13 @@ func (l *alertLog) check(t *testing.T, want []string) {
 	}
 }
 
+// duplicates counts alerts seen more than once.
+func (l *alertLog) duplicates() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.n - len(l.ids)
+}
+
 func (l *alertLog) count() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -325,7 +333,7 @@ func closeWindows(t *testing.T, clock *fakeClock, prod produced, engines ...*run
 func TestEngineMatchesReplay(t *testing.T) {
 	brokers := cluster(t, "payments")
 	rs := loadPayments(t)
-	lines := paymentsEvents(t, 4000, 300)
+	lines := paymentsEvents(t, 4000, 300, 0.05)
 	prod := produce(t, brokers, "payments", rs, lines)
 	want := replayAlerts(t, rs, lines, prod)
 

@@ -154,16 +154,17 @@ type streamPart struct {
 	// deadline (noWindow when none); due orders those with a deadline.
 	evicted map[string]int64
 	due     deadlineHeap
-	// recent are the keys pushed since the last checkpoint: one of them
-	// that is not resident holds no state, whatever the Store still says
-	// until the next commit deletes it.
+	// recent are the keys pushed since the last checkpoint: eviction
+	// spares them while it can.
 	recent map[string]struct{}
 	// absent are keys known to have no state in the Store, so that they
 	// are not asked for again and again. Bounded: cleared when it grows
 	// past the resident cap.
 	absent map[string]struct{}
 	// pending are keys whose Store state may differ from memory: changes
-	// taken from the matcher but not yet committed.
+	// taken from the matcher but not yet committed. One that is not
+	// resident holds no state, whatever the Store says until the next
+	// commit deletes it, so it is never loaded.
 	pending map[string]struct{}
 }
 
@@ -592,6 +593,7 @@ func (w *worker) process(f fetched) error {
 	w.setStatus(func(st *PartitionStatus) {
 		st.NextOffset = w.next
 		st.Records += n
+		st.Uncommitted = w.uncommitted
 	})
 	return nil
 }
@@ -646,6 +648,7 @@ type loadKey struct {
 // pushes that is not in memory but may be stored, and every evicted key
 // whose window closes before the watermark the batch raises.
 func (w *worker) loadNeeded() error {
+	w.collectChanges()
 	w.loads = w.loads[:0]
 	seen := map[loadKey]bool{}
 	for _, p := range w.pushes {
@@ -679,11 +682,30 @@ func (w *worker) needsLoad(sp *streamPart, key string) bool {
 	if w.storeEmpty {
 		return false
 	}
-	if _, ok := sp.recent[key]; ok {
+	if _, ok := sp.pending[key]; ok {
 		return false
 	}
 	_, ok := sp.absent[key]
 	return !ok
+}
+
+// collectChanges moves the keys the matcher changed into pending. It runs
+// before every decision to load keys: a key whose window closed since the
+// last checkpoint may have lost all its state, and the Store, not yet told,
+// would give it back.
+func (w *worker) collectChanges() int {
+	n := 0
+	for _, sp := range w.sps {
+		changed, emptied := sp.s.part.Changes()
+		for _, k := range changed {
+			sp.pending[k] = struct{}{}
+		}
+		for _, k := range emptied {
+			sp.pending[k] = struct{}{}
+		}
+		n += len(sp.pending)
+	}
+	return n
 }
 
 // appendDue appends the evicted keys whose windows close before the
@@ -755,6 +777,7 @@ func (w *worker) load() error {
 // rules fire on a quiet partition (DESIGN.md §3). It returns false when the
 // worker must stop.
 func (w *worker) idleAdvance() bool {
+	w.collectChanges()
 	now := w.e.opts.Clock()
 	w.loads = w.loads[:0]
 	var wms []int64
@@ -881,17 +904,7 @@ func (w *worker) sleepCtx(d time.Duration) bool {
 // MaxResidentKeys are evicted after.
 func (w *worker) checkpoint(ctx context.Context) error {
 	start := time.Now()
-	pendingKeys := 0
-	for _, sp := range w.sps {
-		changed, emptied := sp.s.part.Changes()
-		for _, k := range changed {
-			sp.pending[k] = struct{}{}
-		}
-		for _, k := range emptied {
-			sp.pending[k] = struct{}{}
-		}
-		pendingKeys += len(sp.pending)
-	}
+	pendingKeys := w.collectChanges()
 	moved := false
 	for _, sp := range w.sps {
 		moved = moved || sp.s.part.Checkpoint() != sp.saved
@@ -959,7 +972,10 @@ func (w *worker) checkpoint(ctx context.Context) error {
 	m.committedBytes.Add(float64(bytes))
 	m.evictedKeys.Add(float64(evicted))
 	w.observe()
-	w.setStatus(func(st *PartitionStatus) { st.CommittedOffset = offset })
+	w.setStatus(func(st *PartitionStatus) {
+		st.CommittedOffset = offset
+		st.Uncommitted = 0
+	})
 	return nil
 }
 

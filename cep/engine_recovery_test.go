@@ -1,0 +1,322 @@
+package cep
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shrike-cep/shrike/rules"
+	"github.com/shrike-cep/shrike/state"
+)
+
+// faultStore is a Store that fails on demand, as a Redis that is down.
+type faultStore struct {
+	Store
+	// fail makes every call fail with state.ErrUnavailable.
+	fail atomic.Bool
+	// frozen makes every commit fail: nothing is written any more, as
+	// when the engine was killed.
+	frozen atomic.Bool
+	// failCommits is how many of the next commits fail.
+	failCommits atomic.Int64
+	commits     atomic.Int64 // successful commits
+	failures    atomic.Int64 // failed calls
+	asked       atomic.Int64 // keys asked for by LoadKeys
+
+	mu        sync.Mutex
+	committed map[int32]state.Checkpoint // last successful checkpoint per partition
+}
+
+func newFaultStore(s Store) *faultStore {
+	return &faultStore{Store: s, committed: map[int32]state.Checkpoint{}}
+}
+
+var errDown = fmt.Errorf("test store is down: %w", state.ErrUnavailable)
+
+func (f *faultStore) LoadCheckpoint(ctx context.Context, p state.PartitionID) (state.Checkpoint, bool, error) {
+	if f.fail.Load() {
+		f.failures.Add(1)
+		return state.Checkpoint{}, false, errDown
+	}
+	return f.Store.LoadCheckpoint(ctx, p)
+}
+
+func (f *faultStore) LoadKeys(ctx context.Context, p state.PartitionID, keys []string) (map[string][]byte, error) {
+	if f.fail.Load() {
+		f.failures.Add(1)
+		return nil, errDown
+	}
+	f.asked.Add(int64(len(keys)))
+	return f.Store.LoadKeys(ctx, p, keys)
+}
+
+func (f *faultStore) Commit(ctx context.Context, p state.PartitionID, put []state.KeyState, del []string, cp state.Checkpoint) error {
+	if f.fail.Load() || f.frozen.Load() {
+		f.failures.Add(1)
+		return errDown
+	}
+	if f.failCommits.Load() > 0 && f.failCommits.Add(-1) >= 0 {
+		f.failures.Add(1)
+		return errDown
+	}
+	if err := f.Store.Commit(ctx, p, put, del, cp); err != nil {
+		return err
+	}
+	f.commits.Add(1)
+	f.mu.Lock()
+	f.committed[p.Partition] = cp
+	f.mu.Unlock()
+	return nil
+}
+
+func (f *faultStore) checkpointOf(p int32) state.Checkpoint {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.committed[p]
+}
+
+// checkpointed reports whether the engines checkpointed every record
+// they processed.
+func checkpointed(engines ...*running) bool {
+	for _, e := range engines {
+		for _, p := range e.Status().Partitions {
+			if p.Uncommitted > 0 {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// concat returns produced positions of two produce calls as one.
+func concat(a, b produced) produced {
+	out := produced{pos: append(slices.Clone(a.pos), b.pos...), end: map[int32]int64{}}
+	for _, m := range []map[int32]int64{a.end, b.end} {
+		for p, o := range m {
+			out.end[p] = max(out.end[p], o)
+		}
+	}
+	return out
+}
+
+// TestEngineRestartFromCheckpoint stops an engine in the middle of the
+// stream — gracefully, or as a crash that loses what was processed after
+// the last checkpoint — and starts another on the same Store: together they
+// emit every alert Replay finds, duplicates carrying the same ids.
+func TestEngineRestartFromCheckpoint(t *testing.T) {
+	for _, crash := range []bool{false, true} {
+		t.Run(map[bool]string{false: "graceful", true: "crash"}[crash], func(t *testing.T) {
+			brokers := cluster(t, "payments")
+			rs := loadPayments(t)
+			// Much disorder: a restart then re-reads events that were
+			// matched before the checkpoint after one still buffered.
+			lines := paymentsEvents(t, 6000, 300, 0.3)
+			third := len(lines) / 3
+			clock := newFakeClock()
+			log := newAlertLog()
+			fs := newFaultStore(state.NewMemory())
+			opts := EngineOptions{
+				Brokers: brokers, Rulesets: []*rules.Compiled{rs}, Store: fs,
+				Clock: clock.Now, OnAlert: log.add, DrainTimeout: 300 * time.Millisecond,
+			}
+
+			first := start(t, opts)
+			prod := produce(t, brokers, "payments", rs, lines[:third])
+			waitFor(t, "the first third to be processed and checkpointed", func() bool {
+				return consumed(prod, first) && checkpointed(first)
+			})
+			if crash {
+				// From here on nothing the first engine does reaches the
+				// Store, as if it were killed: the second third is matched
+				// and alerted, but not checkpointed.
+				fs.frozen.Store(true)
+				prod = concat(prod, produce(t, brokers, "payments", rs, lines[third:2*third]))
+				waitFor(t, "the second third to be processed", func() bool { return consumed(prod, first) })
+			}
+			alertsBefore := log.count()
+			first.stop(t)
+
+			fs.frozen.Store(false)
+			fs.asked.Store(0)
+
+			reg := prometheus.NewRegistry()
+			opts.Registerer = reg
+			second := start(t, opts)
+			prod = concat(prod, produce(t, brokers, "payments", rs, lines[len(prod.pos):]))
+			waitFor(t, "everything to be processed", func() bool { return consumed(prod, second) })
+			closeWindows(t, clock, prod, second)
+			second.stop(t)
+			if alertsBefore == 0 {
+				t.Error("the first engine alerted nothing: the restart is not tested mid-stream")
+			}
+			log.check(t, replayAlerts(t, rs, lines, prod))
+			// A graceful stop checkpoints where it stopped: nothing is
+			// matched twice. A crash loses what came after the last
+			// checkpoint, which the second engine matches again.
+			if dup := log.duplicates(); crash != (dup > 0) {
+				t.Errorf("%d duplicate alerts", dup)
+			}
+			// The second engine went on from the first one's partial
+			// matches, loading them from the Store, and asked for no key
+			// twice. It skipped the records it re-read that the first one
+			// had matched, rather than take them for late.
+			text := gatherText(t, reg)
+			if v := metricValue(text, "shrike_state_loaded_keys_total"); v <= 0 {
+				t.Errorf("the second engine loaded %v keys", v)
+			}
+			if n := fs.asked.Load(); n > 300 {
+				t.Errorf("the second engine asked for %d keys, the fixture has 300", n)
+			}
+			if v := metricValue(text, `shrike_engine_late_events_total{topic="payments"}`); v > 0 {
+				t.Errorf("%v events late", v)
+			}
+			if v := metricValue(text, `shrike_engine_skipped_records_total{topic="payments"}`); v <= 0 {
+				t.Errorf("%v re-read records skipped", v)
+			}
+		})
+	}
+}
+
+// TestEngineRebalance starts a second engine in the group of a first one
+// mid-stream: partitions move to it (restored from the first one's last
+// checkpoints), and the two together emit every alert Replay finds.
+func TestEngineRebalance(t *testing.T) {
+	brokers := cluster(t, "payments")
+	rs := loadPayments(t)
+	lines := paymentsEvents(t, 6000, 300, 0.05)
+	clock := newFakeClock()
+	log := newAlertLog()
+	store := state.NewMemory()
+	opts := EngineOptions{Brokers: brokers, Rulesets: []*rules.Compiled{rs}, Store: store, Clock: clock.Now, OnAlert: log.add}
+
+	first := start(t, opts)
+	prod := produce(t, brokers, "payments", rs, lines[:len(lines)/2])
+	waitFor(t, "the first half to be processed", func() bool { return consumed(prod, first) })
+	if n := len(first.Status().Partitions); n != testPartitions {
+		t.Fatalf("the first engine has %d partitions, want all %d", n, testPartitions)
+	}
+
+	second := start(t, opts)
+	waitFor(t, "partitions to move to the second engine", func() bool {
+		a, b := first.Status(), second.Status()
+		return a.Ready && b.Ready && len(b.Partitions) > 0 && len(a.Partitions)+len(b.Partitions) == testPartitions
+	})
+	prod = concat(prod, produce(t, brokers, "payments", rs, lines[len(lines)/2:]))
+	waitFor(t, "everything to be processed", func() bool { return consumed(prod, first, second) })
+	closeWindows(t, clock, prod, first, second)
+	first.stop(t)
+	second.stop(t)
+	log.check(t, replayAlerts(t, rs, lines, prod))
+	// A revoked partition checkpoints before it moves: nothing is matched
+	// twice.
+	if dup := log.duplicates(); dup > 0 {
+		t.Errorf("%d duplicate alerts", dup)
+	}
+}
+
+// TestEngineEvictsKeys caps the keys in memory far below the fixture's:
+// keys are evicted at checkpoints and loaded back when an event or a
+// closing window needs them, and the alerts stay those of Replay.
+func TestEngineEvictsKeys(t *testing.T) {
+	brokers := cluster(t, "payments")
+	rs := loadPayments(t)
+	lines := paymentsEvents(t, 4000, 300, 0.05)
+	clock := newFakeClock()
+	log := newAlertLog()
+	reg := prometheus.NewRegistry()
+	e := start(t, EngineOptions{
+		Brokers: brokers, Rulesets: []*rules.Compiled{rs}, Store: state.NewMemory(),
+		Clock: clock.Now, OnAlert: log.add, Registerer: reg,
+		MaxResidentKeys: 4, CheckpointInterval: time.Millisecond, PollRecords: 50,
+	})
+	waitFor(t, "the engine to be ready", e.Ready)
+	// Produced in slices, so that checkpoints (and evictions) fall between
+	// them rather than after everything.
+	var prod produced
+	for i := 0; i < len(lines); i += 400 {
+		prod = concat(prod, produce(t, brokers, "payments", rs, lines[i:min(i+400, len(lines))]))
+		waitFor(t, "a slice to be processed", func() bool { return consumed(prod, e) })
+	}
+	closeWindows(t, clock, prod, e)
+	e.stop(t)
+	log.check(t, replayAlerts(t, rs, lines, prod))
+	text := gatherText(t, reg)
+	for _, name := range []string{"shrike_state_evicted_keys_total", "shrike_state_loaded_keys_total"} {
+		if v := metricValue(text, name); v < 100 {
+			t.Errorf("%s = %v, want many", name, v)
+		}
+	}
+}
+
+// metricValue finds a metric's value in gatherText's output; name has its
+// labels, if any, as gatherText writes them. -1 when absent.
+func metricValue(text, name string) float64 {
+	for _, line := range strings.Split(text, "\n") {
+		if rest, ok := strings.CutPrefix(line, name+" "); ok {
+			var v float64
+			fmt.Sscan(rest, &v)
+			return v
+		}
+	}
+	return -1
+}
+
+// TestEngineStoreFailure makes the Store fail for a while: the engine
+// reports not ready, keeps processing up to MaxUncommittedRecords past its
+// last checkpoint and then stops taking records, retries, and once the
+// Store is back everything arrives.
+func TestEngineStoreFailure(t *testing.T) {
+	brokers := cluster(t, "payments")
+	rs := loadPayments(t)
+	lines := paymentsEvents(t, 4000, 300, 0.05)
+	clock := newFakeClock()
+	log := newAlertLog()
+	fs := newFaultStore(state.NewMemory())
+	const maxUncommitted = 200
+	e := start(t, EngineOptions{
+		Brokers: brokers, Rulesets: []*rules.Compiled{rs}, Store: fs,
+		Clock: clock.Now, OnAlert: log.add, MaxUncommittedRecords: maxUncommitted, PollRecords: 50,
+	})
+	waitFor(t, "the engine to be ready", e.Ready)
+	fs.fail.Store(true)
+	prod := produce(t, brokers, "payments", rs, lines)
+	waitFor(t, "the engine to report the Store failing", func() bool { return !e.Ready() })
+	// Every partition stops once it is maxUncommitted records past its last
+	// checkpoint (plus the batch that crossed it).
+	waitFor(t, "every partition to stop at its backlog limit", func() bool {
+		st := e.Status()
+		if len(st.Partitions) != testPartitions {
+			return false
+		}
+		for _, p := range st.Partitions {
+			if p.NextOffset-max(fs.checkpointOf(p.Partition).Offset, 0) < maxUncommitted {
+				return false
+			}
+		}
+		return true
+	})
+	for _, p := range e.Status().Partitions {
+		if past := p.NextOffset - max(fs.checkpointOf(p.Partition).Offset, 0); past > maxUncommitted+50 {
+			t.Errorf("partition %d processed %d records past its checkpoint, limit %d", p.Partition, past, maxUncommitted)
+		}
+		if p.StoreError == "" {
+			t.Errorf("partition %d reports no store error", p.Partition)
+		}
+	}
+	fs.fail.Store(false)
+	waitFor(t, "the engine to be ready again", e.Ready)
+	waitFor(t, "everything to be processed", func() bool { return consumed(prod, e) })
+	closeWindows(t, clock, prod, e)
+	e.stop(t)
+	if fs.failures.Load() == 0 {
+		t.Error("the store never failed")
+	}
+	log.check(t, replayAlerts(t, rs, lines, prod))
+}
