@@ -5,8 +5,8 @@ import (
 	"errors"
 	"math"
 	"strconv"
-	"unicode/utf16"
-	"unicode/utf8"
+
+	"github.com/shrike-cep/shrike/internal/jsonstr"
 )
 
 // ErrTombstone is returned by LineDecoder.Decode for a kcat envelope whose
@@ -68,7 +68,7 @@ func (d *LineDecoder) Decode(line []byte, out *Line) error {
 	)
 	ok := scanMembers(line, func(name []byte, nameEsc bool, v []byte, vEsc bool) {
 		if nameEsc {
-			d.key = appendUnescaped(d.key[:0], name)
+			d.key = jsonstr.Append(d.key[:0], name)
 			name = d.key
 		}
 		str := len(v) >= 2 && v[0] == '"'
@@ -120,7 +120,7 @@ func (d *LineDecoder) unquote(scratch *[]byte, v []byte, esc bool) []byte {
 	if !esc {
 		return v
 	}
-	*scratch = appendUnescaped((*scratch)[:0], v)
+	*scratch = jsonstr.Append((*scratch)[:0], v)
 	return *scratch
 }
 
@@ -245,87 +245,3 @@ scalar:
 	return j, false, j > i
 }
 
-// appendUnescaped appends the decoded content of a JSON string body (no
-// quotes) to dst. It decodes like encoding/json: a lone or broken UTF-16
-// surrogate becomes U+FFFD; an unknown escape is kept as written, since a
-// malformed envelope is then rejected when its payload is parsed.
-func appendUnescaped(dst, s []byte) []byte {
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c != '\\' {
-			j := bytes.IndexByte(s[i:], '\\')
-			if j < 0 {
-				return append(dst, s[i:]...)
-			}
-			dst = append(dst, s[i:i+j]...)
-			i += j
-			continue
-		}
-		if i+1 >= len(s) {
-			return append(dst, c)
-		}
-		switch e := s[i+1]; e {
-		case '"', '\\', '/':
-			dst = append(dst, e)
-		case 'b':
-			dst = append(dst, '\b')
-		case 'f':
-			dst = append(dst, '\f')
-		case 'n':
-			dst = append(dst, '\n')
-		case 'r':
-			dst = append(dst, '\r')
-		case 't':
-			dst = append(dst, '\t')
-		case 'u':
-			r, ok := hex4(s[i+2:])
-			if !ok {
-				dst = append(dst, s[i:i+2]...)
-				i += 2
-				continue
-			}
-			i += 6
-			if utf16.IsSurrogate(r) {
-				// A high surrogate pairs only with an immediately following
-				// \u low surrogate; anything else leaves it lone.
-				if i+1 < len(s) && s[i] == '\\' && s[i+1] == 'u' {
-					if r2, ok := hex4(s[i+2:]); ok {
-						if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
-							dst = utf8.AppendRune(dst, dec)
-							i += 6
-							continue
-						}
-					}
-				}
-				r = utf8.RuneError
-			}
-			dst = utf8.AppendRune(dst, r)
-			continue
-		default:
-			dst = append(dst, c, e)
-		}
-		i += 2
-	}
-	return dst
-}
-
-func hex4(b []byte) (rune, bool) {
-	if len(b) < 4 {
-		return 0, false
-	}
-	var r rune
-	for _, c := range b[:4] {
-		switch {
-		case '0' <= c && c <= '9':
-			c -= '0'
-		case 'a' <= c && c <= 'f':
-			c = c - 'a' + 10
-		case 'A' <= c && c <= 'F':
-			c = c - 'A' + 10
-		default:
-			return 0, false
-		}
-		r = r<<4 | rune(c)
-	}
-	return r, true
-}

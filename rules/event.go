@@ -6,13 +6,14 @@ import (
 	"fmt"
 	"reflect"
 	"strconv"
-	"unicode/utf16"
 	"unicode/utf8"
 	"unsafe"
 
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/common/types/traits"
+
+	"github.com/shrike-cep/shrike/internal/jsonstr"
 )
 
 // Event is one decoded event: its original JSON bytes plus the fields
@@ -710,82 +711,10 @@ func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 // unquote decodes the inside of a validated JSON string the way
 // encoding/json does: invalid UTF-8 and unpaired surrogates become U+FFFD.
 func unquote(b []byte) string {
-	// Fast path: nothing to decode.
-	plain := true
-	for _, c := range b {
-		if c == '\\' || c >= utf8.RuneSelf {
-			plain = false
-			break
-		}
-	}
-	if plain {
+	if jsonstr.Plain(b) {
 		return string(b)
 	}
-	out := make([]byte, 0, len(b)+8)
-	for i := 0; i < len(b); {
-		c := b[i]
-		if c == '\\' {
-			i++
-			switch b[i] {
-			case 'b':
-				out = append(out, '\b')
-			case 'f':
-				out = append(out, '\f')
-			case 'n':
-				out = append(out, '\n')
-			case 'r':
-				out = append(out, '\r')
-			case 't':
-				out = append(out, '\t')
-			case 'u':
-				r := hex4(b[i+1:])
-				i += 5
-				if utf16.IsSurrogate(r) {
-					r2 := rune(-1)
-					if i+6 <= len(b) && b[i] == '\\' && b[i+1] == 'u' {
-						r2 = hex4(b[i+2:])
-					}
-					if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
-						i += 6
-						out = utf8.AppendRune(out, d)
-						continue
-					}
-					r = utf8.RuneError
-				}
-				out = utf8.AppendRune(out, r)
-				continue
-			default: // " \ /
-				out = append(out, b[i])
-			}
-			i++
-			continue
-		}
-		if c < utf8.RuneSelf {
-			out = append(out, c)
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRune(b[i:])
-		i += size
-		out = utf8.AppendRune(out, r)
-	}
-	return string(out)
-}
-
-func hex4(b []byte) rune {
-	var r rune
-	for _, c := range b[:4] {
-		switch {
-		case c >= '0' && c <= '9':
-			c -= '0'
-		case c >= 'a' && c <= 'f':
-			c = c - 'a' + 10
-		default:
-			c = c - 'A' + 10
-		}
-		r = r<<4 | rune(c)
-	}
-	return r
+	return string(jsonstr.Append(make([]byte, 0, len(b)+8), b))
 }
 
 // decodeNatural decodes one validated JSON value with the natural mapping:
