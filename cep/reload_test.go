@@ -1,0 +1,186 @@
+package cep
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shrike-cep/shrike/rules"
+)
+
+// setterLog is a RulesetSetter that records the sets it is given.
+type setterLog struct {
+	mu   sync.Mutex
+	sets [][]*rules.Compiled
+}
+
+func (s *setterLog) SetRulesets(_ context.Context, rs []*rules.Compiled) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sets = append(s.sets, rs)
+	return nil
+}
+
+func (s *setterLog) calls() [][]*rules.Compiled {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([][]*rules.Compiled(nil), s.sets...)
+}
+
+// describe names each ruleset of a set with its rule's condition.
+func describe(set []*rules.Compiled) []string {
+	var out []string
+	for _, c := range set {
+		out = append(out, c.Name+": "+c.Rules[0].When.Source)
+	}
+	return out
+}
+
+func TestReloader(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	m := miniredis.RunT(t)
+	open := func(maxBytes int) *Registry {
+		r, err := NewRegistry(RegistryOptions{Client: newTestClient(t, []string{m.Addr()}, false), MaxSourceBytes: maxBytes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	// The API instance accepts larger rulesets than the instance that
+	// runs them: a version can be stored that this one cannot compile.
+	api, here := open(4096), open(400)
+	put := func(name string, src []byte) {
+		t.Helper()
+		if _, err := api.Put(ctx, name, src); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("payments", rulesetSource("payments", 1))
+	put("logins", rulesetSource("logins", 1))
+
+	engine := &setterLog{}
+	var log syncBuffer
+	metrics := prometheus.NewRegistry()
+	rl, err := NewReloader(ReloaderOptions{
+		Registry: here, Engine: engine, Logger: slog.New(slog.NewTextHandler(&log, nil)), Registerer: metrics,
+		Check: func(c *rules.Compiled) error {
+			if c.Stream.Topic == "shrike-alerts" {
+				return errors.New("reads an output topic")
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	initial, err := rl.Initial(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"logins: event.amount > 1.0", "payments: event.amount > 1.0"}, describe(initial)); diff != "" {
+		t.Errorf("Initial (-want +got):\n%s", diff)
+	}
+	done := make(chan error)
+	go func() { done <- rl.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+
+	// waitSets waits for the engine's nth set.
+	waitSets := func(n int) [][]*rules.Compiled {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			calls := engine.calls()
+			if len(calls) >= n {
+				return calls
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the engine got %d sets, want %d\nlog:\n%s", len(calls), n, log.String())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	// waitMetric waits until the metrics text holds line.
+	waitMetric := func(line string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(gatherText(t, metrics), line) {
+			if time.Now().After(deadline) {
+				t.Fatalf("metrics lack %q:\n%s", line, gatherText(t, metrics))
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+
+	put("payments", rulesetSource("payments", 2))
+	calls := waitSets(1)
+	if diff := cmp.Diff([]string{"logins: event.amount > 1.0", "payments: event.amount > 2.0"}, describe(calls[0])); diff != "" {
+		t.Errorf("set after a change (-want +got):\n%s", diff)
+	}
+	if calls[0][0] != initial[0] {
+		t.Error("the unchanged ruleset was compiled again")
+	}
+	waitMetric(`shrike_rules_ruleset_version{ruleset="payments"} 2`)
+	waitMetric(`shrike_rules_reloads_total{result="success"} 1`)
+
+	// A version this instance cannot compile leaves the previous one
+	// running; it is logged and counted once, whatever changes later.
+	big := append(rulesetSource("payments", 3), strings.Repeat("#", 500)...)
+	put("payments", big)
+	waitMetric(`shrike_rules_ruleset_errors_total{ruleset="payments"} 1`)
+	waitMetric(`shrike_rules_last_reload_successful 0`)
+	waitMetric(`shrike_rules_reloads_total{result="failure"} 1`)
+	put("logins", rulesetSource("logins", 2))
+	calls = waitSets(2)
+	if diff := cmp.Diff([]string{"logins: event.amount > 2.0", "payments: event.amount > 2.0"}, describe(calls[1])); diff != "" {
+		t.Errorf("set with a version that does not compile (-want +got):\n%s", diff)
+	}
+	waitMetric(`shrike_rules_ruleset_version{ruleset="payments"} 2`)
+	waitMetric(`shrike_rules_reloads_total{result="failure"} 2`)
+	if got := gatherText(t, metrics); !strings.Contains(got, `shrike_rules_ruleset_errors_total{ruleset="payments"} 1`) {
+		t.Errorf("the failing version was counted again:\n%s", got)
+	}
+	if n := strings.Count(log.String(), "ruleset version cannot run"); n != 1 {
+		t.Errorf("the failing version was logged %d times, want once:\n%s", n, log.String())
+	}
+	if !strings.Contains(log.String(), "payments.yaml: ruleset is") {
+		t.Errorf("the log lacks the compile error:\n%s", log.String())
+	}
+
+	// A new ruleset the engine refuses does not run; the rest do.
+	put("loop", []byte(strings.ReplaceAll(string(rulesetSource("loop", 1)), "topic: payments", "topic: shrike-alerts")))
+	waitMetric(`shrike_rules_ruleset_errors_total{ruleset="loop"} 1`)
+
+	// Fixed, deleted: back to success.
+	put("payments", rulesetSource("payments", 4))
+	if err := api.Delete(ctx, "loop"); err != nil {
+		t.Fatal(err)
+	}
+	if err := api.Delete(ctx, "logins"); err != nil {
+		t.Fatal(err)
+	}
+	waitMetric(`shrike_rules_last_reload_successful 1`)
+	calls = engine.calls()
+	if diff := cmp.Diff([]string{"payments: event.amount > 4.0"}, describe(calls[len(calls)-1])); diff != "" {
+		t.Errorf("set after the fix and the deletes (-want +got):\n%s", diff)
+	}
+	got := gatherText(t, metrics)
+	if !strings.Contains(got, `shrike_rules_ruleset_version{ruleset="payments"} 4`) {
+		t.Errorf("metrics lack payments at version 4:\n%s", got)
+	}
+	if strings.Contains(got, `ruleset_version{ruleset="logins"}`) {
+		t.Errorf("metrics still hold the version of the deleted logins:\n%s", got)
+	}
+}
