@@ -244,4 +244,3 @@ scalar:
 	}
 	return j, false, j > i
 }
-
