@@ -332,6 +332,9 @@ func (e *Engine) assigned(_ context.Context, cl *kgo.Client, assigned map[string
 	if e.stopped {
 		return
 	}
+	// A partition this instance was fenced from was paused; it may come
+	// back with this assignment.
+	cl.ResumeFetchPartitions(assigned)
 	for topic, parts := range assigned {
 		for _, p := range parts {
 			tp := topicPartition{topic, p}
@@ -446,6 +449,10 @@ type PartitionStatus struct {
 	// Paused is true while fetching is paused because the worker fell
 	// behind (or the Store fails).
 	Paused bool
+	// Fenced is true when a newer owner committed the partition's state:
+	// this instance stopped working on it and waits for the group to take
+	// it away.
+	Fenced bool
 	// NextOffset is the offset after the last record processed; -1 before
 	// the first.
 	NextOffset int64
@@ -485,6 +492,8 @@ func (e *Engine) Status() EngineStatus {
 			continue
 		}
 		switch {
+		case ps.Fenced:
+			st.Reason = fmt.Sprintf("%s/%d fenced by a newer owner", ps.Topic, ps.Partition)
 		case !ps.Restored && ps.StoreError != "":
 			st.Reason = fmt.Sprintf("restoring %s/%d: %s", ps.Topic, ps.Partition, ps.StoreError)
 		case !ps.Restored:

@@ -359,7 +359,7 @@ func (w *worker) processQueue() bool {
 		}
 		if err := w.process(f); err != nil {
 			if errors.Is(err, state.ErrFenced) {
-				w.log.Warn("partition fenced by a newer owner: dropping its state", "err", err)
+				w.fenced(err)
 				return false
 			}
 			// Stopped while loading keys: a revocation drains what was
@@ -371,6 +371,31 @@ func (w *worker) processQueue() bool {
 		}
 	}
 	return true
+}
+
+// fenced stops the worker for good: a newer owner has the partition. Its
+// fetching is paused until the group takes the partition away (the next
+// assignment resumes it).
+func (w *worker) fenced(err error) {
+	w.log.Warn("partition fenced by a newer owner: dropping its state", "err", err)
+	w.qmu.Lock()
+	w.gone = true
+	w.queue, w.queued = nil, 0
+	if !w.paused {
+		w.paused = true
+		w.cl.PauseFetchPartitions(map[string][]int32{w.topic: {w.part}})
+	}
+	w.qmu.Unlock()
+	w.setStatus(func(st *PartitionStatus) {
+		st.Fenced = true
+		st.Paused = true
+	})
+	// The worker stays, reported fenced (not ready), until the group
+	// revokes the partition or it is lost.
+	select {
+	case <-w.revoke:
+	case <-w.ctx.Done():
+	}
 }
 
 // errStopping ends a Store retry loop when the worker is asked to stop.
@@ -793,6 +818,7 @@ func (w *worker) idleAdvance() bool {
 	if len(w.loads) > 0 {
 		if err := w.load(); err != nil {
 			if errors.Is(err, state.ErrFenced) {
+				w.fenced(err)
 				return false
 			}
 			w.setFailing(err)
@@ -846,7 +872,7 @@ func (w *worker) maybeCheckpoint() bool {
 		return true
 	}
 	if errors.Is(err, state.ErrFenced) {
-		w.log.Warn("partition fenced by a newer owner: dropping its state", "err", err)
+		w.fenced(err)
 		return false
 	}
 	if w.ctx.Err() != nil {

@@ -1,0 +1,235 @@
+package cep
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/shrike-cep/shrike/matcher"
+	"github.com/shrike-cep/shrike/rules"
+	"github.com/shrike-cep/shrike/state"
+)
+
+// t0 is the event time the hand-written events start at.
+var t0 = time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+
+func ts(d time.Duration) string { return t0.Add(d).Format(gen3339) }
+
+const gen3339 = "2006-01-02T15:04:05.000Z"
+
+// produceRecords writes records in order and waits for them.
+func produceRecords(t *testing.T, brokers []string, recs ...*kgo.Record) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerLinger(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func endOf(t *testing.T, brokers []string, topic string) produced {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	prod := produced{end: map[int32]int64{}}
+	for p, o := range endOffsets(t, cl, topic) {
+		if o > 0 {
+			prod.end[p] = o
+		}
+	}
+	return prod
+}
+
+// TestEngineDeadLettersAndLate feeds a partition records it cannot use
+// between good ones: each goes to the dead-letter topic with its key,
+// value and headers and a reason header, a late one to the late topic, and
+// the partition keeps matching.
+func TestEngineDeadLettersAndLate(t *testing.T) {
+	brokers := cluster(t, "payments")
+	rs := loadPayments(t)
+	clock := newFakeClock()
+	log := newAlertLog()
+	reg := prometheus.NewRegistry()
+	e := start(t, EngineOptions{
+		Brokers: brokers, Rulesets: []*rules.Compiled{rs}, Store: state.NewMemory(),
+		Clock: clock.Now, OnAlert: log.add, Registerer: reg,
+	})
+	waitFor(t, "the engine to be ready", e.Ready)
+
+	rec := func(value string, headers ...kgo.RecordHeader) *kgo.Record {
+		r := &kgo.Record{Topic: "payments", Key: []byte("acct-1"), Headers: headers}
+		if value != "" {
+			r.Value = []byte(value)
+		}
+		return r
+	}
+	transfer := func(at time.Duration, amount float64) string {
+		return fmt.Sprintf(`{"type":"transfer","account_id":"acct-1","amount":%.1f,"currency":"EUR","country":"KP","ts":%q}`, amount, ts(at))
+	}
+	trace := kgo.RecordHeader{Key: "trace", Value: []byte("t-1")}
+	produceRecords(t, brokers,
+		rec(`{"type":"transfer",`, trace),
+		rec(`{"type":"login","ts":"`+ts(0)+`"}`),
+		rec(`{"type":"login","account_id":"acct-1"}`),
+		rec(""), // a tombstone
+		rec(transfer(0, 20000)),
+		rec(transfer(10*time.Second, 5)),
+		rec(transfer(-time.Minute, 30000), trace), // behind the watermark
+		rec(transfer(20*time.Second, 25000)),
+		rec(transfer(30*time.Second, 5)),
+	)
+	prod := endOf(t, brokers, "payments")
+	waitFor(t, "every record to be processed", func() bool { return consumed(prod, e) })
+	waitFor(t, "two alerts", func() bool { return log.count() >= 2 })
+	e.stop(t)
+
+	log.mu.Lock()
+	var alerts []string
+	for c := range log.ids {
+		alerts = append(alerts, c[:strings.Index(c, " timeout")])
+	}
+	log.mu.Unlock()
+	sort.Strings(alerts)
+	if diff := cmp.Diff([]string{"payments/big-foreign-transfer key=acct-1", "payments/big-foreign-transfer key=acct-1"}, alerts); diff != "" {
+		t.Errorf("alerts (-want +got):\n%s", diff)
+	}
+
+	type out struct {
+		Key, Value string
+		Headers    []string
+	}
+	read := func(topic string) []out {
+		var got []out
+		for _, r := range readTopic(t, brokers, topic) {
+			o := out{Key: string(r.Key), Value: string(r.Value)}
+			for _, h := range r.Headers {
+				v := string(h.Value)
+				if h.Key == ReasonHeader {
+					v, _, _ = strings.Cut(v, ":") // the reason's kind; details vary
+				}
+				o.Headers = append(o.Headers, h.Key+"="+v)
+			}
+			got = append(got, o)
+		}
+		return got
+	}
+	wantDead := []out{
+		{"acct-1", `{"type":"transfer",`, []string{"trace=t-1", "shrike-reason=invalid event"}},
+		{"acct-1", `{"type":"login","ts":"` + ts(0) + `"}`, []string{"shrike-reason=no key"}},
+		{"acct-1", `{"type":"login","account_id":"acct-1"}`, []string{"shrike-reason=no event time"}},
+		{"acct-1", "", []string{"shrike-reason=kafka record has a null payload (tombstone)"}},
+	}
+	if diff := cmp.Diff(wantDead, read(DefaultDeadLetterTopic)); diff != "" {
+		t.Errorf("dead letters (-want +got):\n%s", diff)
+	}
+	wantLate := []out{{"acct-1", transfer(-time.Minute, 30000), []string{"trace=t-1", "shrike-reason=late"}}}
+	if diff := cmp.Diff(wantLate, read(DefaultLateTopic)); diff != "" {
+		t.Errorf("late records (-want +got):\n%s", diff)
+	}
+
+	text := gatherText(t, reg)
+	for _, m := range []string{
+		`shrike_engine_deadlettered_events_total{reason="invalid_event",topic="payments"} 1`,
+		`shrike_engine_deadlettered_events_total{reason="no_key",topic="payments"} 1`,
+		`shrike_engine_deadlettered_events_total{reason="no_time",topic="payments"} 1`,
+		`shrike_engine_deadlettered_events_total{reason="tombstone",topic="payments"} 1`,
+		`shrike_engine_late_events_total{topic="payments"} 1`,
+		`shrike_engine_alerts_total{rule="big-foreign-transfer",ruleset="payments"} 2`,
+	} {
+		if !strings.Contains(text, m+"\n") {
+			t.Errorf("metrics lack %s", m)
+		}
+	}
+}
+
+// TestEngineIdleStreamFiresAbsence sends one password reset and nothing
+// after: the absence alert fires once the partition has been quiet for
+// the stream's idle_timeout and its watermark follows the wall clock past
+// the window.
+func TestEngineIdleStreamFiresAbsence(t *testing.T) {
+	brokers := cluster(t, "payments")
+	rs := loadPayments(t)
+	clock := newFakeClock()
+	log := newAlertLog()
+	var got []*matcher.Alert
+	e := start(t, EngineOptions{
+		Brokers: brokers, Rulesets: []*rules.Compiled{rs}, Store: state.NewMemory(), Clock: clock.Now,
+		OnAlert: func(a *matcher.Alert) { log.add(a); got = append(got, a) },
+	})
+	waitFor(t, "the engine to be ready", e.Ready)
+	// The fake clock stands a day after the event: only idleness holds
+	// the watermark back.
+	produceRecords(t, brokers, &kgo.Record{
+		Topic: "payments", Key: []byte("acct-9"),
+		Value: []byte(`{"type":"password_reset","account_id":"acct-9","ts":"` + ts(0) + `"}`),
+	})
+	prod := endOf(t, brokers, "payments")
+	waitFor(t, "the reset to be processed and checkpointed", func() bool { return consumed(prod, e) && checkpointed(e) })
+	if n := log.count(); n != 0 {
+		t.Fatalf("%d alerts before the stream went idle", n)
+	}
+	clock.Advance(rs.Stream.IdleTimeout)
+	waitFor(t, "the absence alert", func() bool { return log.count() > 0 })
+	e.stop(t)
+	if len(got) != 1 || got[0].Rule != "reset-without-2fa" || got[0].Key != "acct-9" {
+		t.Errorf("alerts: %v", got)
+	}
+}
+
+// TestEngineFenced commits a newer owner's checkpoint behind the engine's
+// back: the engine stops working on the partition, writes nothing over the
+// newer owner's state, and reports itself not ready.
+func TestEngineFenced(t *testing.T) {
+	brokers := cluster(t, "payments")
+	rs := loadPayments(t)
+	store := state.NewMemory()
+	e := start(t, EngineOptions{Brokers: brokers, Rulesets: []*rules.Compiled{rs}, Store: store, Clock: newFakeClock().Now})
+	waitFor(t, "the engine to be ready", e.Ready)
+	pid := state.PartitionID{Group: DefaultGroup, Topic: "payments"}
+	theirs := state.Checkpoint{Offset: 0, Generation: 1000}
+	// Find the partition acct-1 lands on, then let a newer owner claim it.
+	produceRecords(t, brokers, &kgo.Record{Topic: "payments", Key: []byte("acct-1"),
+		Value: []byte(`{"type":"login","account_id":"acct-1","success":true,"ts":"` + ts(0) + `"}`)})
+	prod := endOf(t, brokers, "payments")
+	for p := range prod.end {
+		pid.Partition = p
+	}
+	waitFor(t, "the record to be processed and checkpointed", func() bool { return consumed(prod, e) && checkpointed(e) })
+	if err := store.Commit(context.Background(), pid, nil, nil, theirs); err != nil {
+		t.Fatal(err)
+	}
+	produceRecords(t, brokers, &kgo.Record{Topic: "payments", Key: []byte("acct-1"),
+		Value: []byte(`{"type":"login","account_id":"acct-1","success":true,"ts":"` + ts(time.Second) + `"}`)})
+	waitFor(t, "the partition to be reported fenced", func() bool {
+		for _, p := range e.Status().Partitions {
+			if p.Partition == pid.Partition && p.Fenced {
+				return true
+			}
+		}
+		return false
+	})
+	if e.Ready() {
+		t.Error("ready with a fenced partition")
+	}
+	e.stop(t)
+	cp, _, err := store.LoadCheckpoint(context.Background(), pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(theirs, cp); diff != "" {
+		t.Errorf("the newer owner's checkpoint was overwritten (-want +got):\n%s", diff)
+	}
+}

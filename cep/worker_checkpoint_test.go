@@ -1,0 +1,138 @@
+package cep
+
+import (
+	"encoding/hex"
+	"errors"
+	"math"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/shrike-cep/shrike/matcher"
+	"github.com/shrike-cep/shrike/rules"
+)
+
+// TestStreamNamespace pins the Store key prefix of the payments stream: it
+// is part of the stored format, so a change orphans every stored key.
+func TestStreamNamespace(t *testing.T) {
+	src := loadPayments(t)
+	if got, want := streamNamespace(streamID(src)), "615b26aa:"; got != want {
+		t.Errorf("namespace %q, want %q", got, want)
+	}
+}
+
+// checkpointWorker is a worker with two streams over one topic, as the
+// checkpoint encoding sees it.
+func checkpointWorker(t *testing.T) *worker {
+	t.Helper()
+	a := load(t, "a.yaml", "ruleset: a\nstream: {topic: t, key: event.k, time: event.ts}\nrules:\n  - id: r\n    when: event.x == 1\n")
+	b := load(t, "b.yaml", "ruleset: b\nstream: {topic: t, key: event.j, time: event.ts}\nrules:\n  - id: r\n    when: event.x == 1\n")
+	streams, err := newStreams([]*rules.Compiled{a, b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &worker{}
+	for _, s := range streams {
+		part, err := matcher.NewPartition(s.prog, w, matcher.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := *s
+		c.part = part
+		w.sps = append(w.sps, &streamPart{s: &c, ns: streamNamespace(s.id), deadlines: map[string]int64{}})
+	}
+	return w
+}
+
+func TestStreamsRoundTrip(t *testing.T) {
+	w := checkpointWorker(t)
+	if err := w.sps[0].s.part.Restore(matcher.Checkpoint{Watermark: 1000, MaxTime: 6000, Seq: 7}); err != nil {
+		t.Fatal(err)
+	}
+	w.sps[0].deadlines = map[string]int64{"k1": 5000, "k2": 4000, "k3": 5000, "": math.MaxInt64 - 1}
+	w.sps[1].deadlines = map[string]int64{"neg": -20}
+	b := w.encodeStreams(42)
+	got, err := decodeStreams(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := savedStreams{readTo: 42, streams: map[string]savedStream{
+		w.sps[0].ns: {cp: matcher.Checkpoint{Watermark: 1000, MaxTime: 6000, Seq: 7}, deadlines: w.sps[0].deadlines},
+		w.sps[1].ns: {cp: matcher.Checkpoint{Watermark: math.MinInt64, MaxTime: math.MinInt64}, deadlines: w.sps[1].deadlines},
+	}}
+	if diff := cmp.Diff(want, got, cmp.AllowUnexported(savedStreams{}, savedStream{})); diff != "" {
+		t.Errorf("decoded (-want +got):\n%s", diff)
+	}
+	// Map order does not leak into the bytes.
+	if again := w.encodeStreams(42); !cmp.Equal(b, again) {
+		t.Error("two encodings of the same state differ")
+	}
+}
+
+// TestStreamsVersion1 decodes a fixed version 1 encoding: a newer Shrike
+// must still read it.
+func TestStreamsVersion1(t *testing.T) {
+	// version 1, readTo 42, one stream "ab:" (wm 1000, maxTime 6000, seq
+	// 7) with deadlines k2@4000, k1@5000.
+	b, _ := hex.DecodeString("01540103" + "61623a" + "d00fe05d07" + "02" + "026b32c03e" + "026b31d00f")
+	got, err := decodeStreams(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := savedStreams{readTo: 42, streams: map[string]savedStream{
+		"ab:": {cp: matcher.Checkpoint{Watermark: 1000, MaxTime: 6000, Seq: 7}, deadlines: map[string]int64{"k1": 5000, "k2": 4000}},
+	}}
+	if diff := cmp.Diff(want, got, cmp.AllowUnexported(savedStreams{}, savedStream{})); diff != "" {
+		t.Errorf("decoded (-want +got):\n%s", diff)
+	}
+}
+
+func TestStreamsCorrupt(t *testing.T) {
+	w := checkpointWorker(t)
+	w.sps[0].deadlines = map[string]int64{"k1": 5000, "k2": 4000}
+	good := w.encodeStreams(42)
+	for cut := range len(good) {
+		if _, err := decodeStreams(good[:cut]); !errors.Is(err, errStreams) {
+			t.Errorf("cut at %d: error %v, want errStreams", cut, err)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		b    []byte
+	}{
+		{"future version", append([]byte{2}, good[1:]...)},
+		{"version 0", append([]byte{0}, good[1:]...)},
+		{"trailing bytes", append(append([]byte{}, good...), 0)},
+		{"huge count", []byte{1, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := decodeStreams(tc.b); !errors.Is(err, errStreams) {
+				t.Errorf("error %v, want errStreams", err)
+			}
+		})
+	}
+}
+
+func FuzzDecodeStreams(f *testing.F) {
+	f.Add([]byte{1, 0, 0})
+	f.Add([]byte{1, 0x54, 1, 3, 'a', 'b', ':', 0xd0, 0x0f, 0xe0, 0x5d, 7, 1, 2, 'k', '1', 0xd0, 0x0f})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if _, err := decodeStreams(b); err != nil && !errors.Is(err, errStreams) {
+			t.Fatalf("error %v does not wrap errStreams", err)
+		}
+	})
+}
+
+func TestDeadlineHeap(t *testing.T) {
+	var h deadlineHeap
+	for i, d := range []int64{50, 10, 40, 10, 30} {
+		h.push(d, string(rune('a'+i)))
+	}
+	var got []int64
+	for len(h) > 0 {
+		got = append(got, h.pop().deadline)
+	}
+	if diff := cmp.Diff([]int64{10, 10, 30, 40, 50}, got); diff != "" {
+		t.Errorf("deadlines (-want +got):\n%s", diff)
+	}
+}
