@@ -1,0 +1,39 @@
+// Package e2e holds Shrike's end-to-end tests of `shrike serve`: the shrike
+// binary, built with `go build` into a temporary directory, runs as a
+// separate process against Kafka-protocol brokers and Redis servers that are
+// processes of their own too, and is fed and read with kcat, the
+// librdkafka-based command-line client, or with franz-go from the test.
+//
+// The tests and what they show:
+//   - TestKcatEndToEnd: serve on its embedded defaults, fed with kcat and
+//     read with kcat, gives the alerts `shrike run` gives on the same events.
+//   - TestCrashRecovery: kill -9 of the engine, twice, mid-stream, with a
+//     persistent broker process and a redis-server with AOF: every alert
+//     arrives, duplicates carry identical ids, and the engine restarts
+//     cleanly.
+//   - TestRedisOutage: Redis unreachable for a while (a TCP proxy the test
+//     controls): not ready, no offset commits, the engine keeps running,
+//     and nothing is lost once Redis is back.
+//   - TestMalformedRecord: a record that is not JSON goes to the dead-letter
+//     topic with its reason header, and the partition keeps flowing.
+//   - TestScaleOut: two instances in one consumer group split the
+//     partitions; one leaves mid-stream; the alerts are still run's.
+//
+// Invariants:
+//   - Alerts are compared as sets of their JSON without "id" and
+//     "detected_at": only those depend on where the events were read (Kafka
+//     positions, or file lines for `shrike run`) and on the wall clock.
+//     Among the alerts of one run of the engine, equal alerts must carry
+//     equal ids (at-least-once delivery with deterministic ids).
+//   - Windows are closed by one far-future "flush" event per partition,
+//     appended to the events `shrike run` gets as well, not by the wall
+//     clock: the results do not depend on the machine's date or speed.
+//   - The Kafka broker of the tests that need one apart from the engine is
+//     this test binary itself in a helper mode (kfake, optionally with a
+//     data directory), started as a separate process.
+//   - Without kcat or redis-server the tests skip, unless CI is set: then a
+//     missing tool fails them (.ci/run installs both).
+//   - SHRIKE_E2E_BIN names a shrike binary to test instead of building one;
+//     SHRIKE_REDIS_CLUSTER (seeds, comma-separated) puts TestScaleOut's state
+//     in that Redis Cluster, under a key prefix of its own.
+package e2e
