@@ -155,8 +155,10 @@ type streamPart struct {
 	evicted map[string]int64
 	due     deadlineHeap
 	// recent are the keys pushed since the last checkpoint: eviction
-	// spares them while it can.
-	recent map[string]struct{}
+	// spares them while it can. They are tracked only while crowded: the
+	// keys in memory are over half MaxResidentKeys at the last checkpoint.
+	recent  map[string]struct{}
+	crowded bool
 	// absent are keys known to have no state in the Store, so that they
 	// are not asked for again and again. Bounded: cleared when it grows
 	// past the resident cap.
@@ -583,8 +585,10 @@ func (w *worker) process(f fetched) error {
 		d := &w.decoded[i]
 		w.cur, w.curLate = d.rec, false
 		for _, p := range w.pushes[d.from:d.to] {
-			sp := w.byPart[p.s]
-			sp.recent[p.rec.Key] = struct{}{}
+			sp := w.partOf(p.s)
+			if sp.crowded {
+				sp.recent[p.rec.Key] = struct{}{}
+			}
 			sp.lastSeen = now
 			sp.s.part.Push(p.rec)
 		}
@@ -651,7 +655,7 @@ func (w *worker) decodeRecord(r *kgo.Record) {
 		// matched or reported late before its checkpoint.
 		kept := d.from
 		for _, p := range w.pushes[d.from:] {
-			if p.rec.Time >= w.byPart[p.s].skipBelow {
+			if p.rec.Time >= w.partOf(p.s).skipBelow {
 				w.pushes[kept] = p
 				kept++
 			}
@@ -673,30 +677,60 @@ type loadKey struct {
 // pushes that is not in memory but may be stored, and every evicted key
 // whose window closes before the watermark the batch raises.
 func (w *worker) loadNeeded() error {
-	w.collectChanges()
 	w.loads = w.loads[:0]
-	seen := map[loadKey]bool{}
+	var seen map[loadKey]bool // allocated for the first key to load
+	collected := false
 	for _, p := range w.pushes {
-		sp := w.byPart[p.s]
-		if k := (loadKey{sp, p.rec.Key}); !seen[k] && w.needsLoad(sp, p.rec.Key) {
+		sp := w.partOf(p.s)
+		if !w.needsLoad(sp, p.rec.Key) {
+			continue
+		}
+		if !collected {
+			// Only now, as it costs a map: with the changes in pending,
+			// needsLoad knows the keys emptied since the last checkpoint.
+			w.collectChanges()
+			collected = true
+			if !w.needsLoad(sp, p.rec.Key) {
+				continue
+			}
+		}
+		if seen == nil {
+			seen = map[loadKey]bool{}
+		}
+		if k := (loadKey{sp, p.rec.Key}); !seen[k] {
 			seen[k] = true
 			w.loads = append(w.loads, k)
 		}
 	}
 	for _, sp := range w.sps {
+		if len(sp.due) == 0 {
+			continue
+		}
 		wm := sp.s.part.Watermark()
 		for _, p := range w.pushes {
 			if p.s == sp.s {
 				wm = max(wm, satSub(p.rec.Time, sp.ooo))
 			}
 		}
+		if seen == nil {
+			seen = map[loadKey]bool{}
+		}
 		w.loads = sp.appendDue(w.loads, wm, seen)
 	}
 	return w.load()
 }
 
+// partOf returns the state of one of the worker's streams.
+func (w *worker) partOf(s *stream) *streamPart {
+	if len(w.sps) == 1 {
+		return w.sps[0] // the common case: one stream per topic
+	}
+	return w.byPart[s]
+}
+
 // needsLoad reports whether key's state may be in the Store while it is
-// not in memory.
+// not in memory. It may say yes wrongly for a key emptied since the last
+// checkpoint until collectChanges has run.
 func (w *worker) needsLoad(sp *streamPart, key string) bool {
 	if sp.s.part.Resident(key) {
 		return false
@@ -1047,6 +1081,7 @@ func (w *worker) evict() int {
 	var n int
 	for _, sp := range w.sps {
 		resident := sp.s.part.Stats().Keys
+		sp.crowded = resident > limit/2
 		if resident <= limit {
 			continue
 		}
