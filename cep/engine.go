@@ -211,7 +211,7 @@ func NewEngine(opts EngineOptions) (*Engine, error) {
 		e.topics = append(e.topics, t)
 	}
 	sort.Strings(e.topics)
-	e.metrics, err = newMetrics(opts.Registerer)
+	e.metrics, err = newMetrics(opts.Registerer, e.Ready)
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
@@ -280,7 +280,6 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	cl.Close()
 	e.wg.Wait()
-	e.metrics.ready.Set(0)
 	e.log.Info("engine stopped", "group", e.opts.Group)
 	return nil
 }
@@ -510,11 +509,6 @@ func (e *Engine) Status() EngineStatus {
 		return a.Partition < b.Partition
 	})
 	st.Ready = st.Reason == ""
-	if st.Ready {
-		e.metrics.ready.Set(1)
-	} else {
-		e.metrics.ready.Set(0)
-	}
 	return st
 }
 

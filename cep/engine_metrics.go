@@ -29,7 +29,7 @@ type metrics struct {
 
 	fetchErrors       prometheus.Counter
 	partitions        prometheus.Gauge
-	ready             prometheus.Gauge
+	ready             prometheus.GaugeFunc
 	checkpointSeconds prometheus.Histogram
 	checkpointErrors  prometheus.Counter
 	storeErrors       prometheus.Counter
@@ -40,7 +40,9 @@ type metrics struct {
 	badStates         prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+// newMetrics makes the metrics and registers them with reg, unless nil;
+// ready is the engine's readiness, read at each scrape.
+func newMetrics(reg prometheus.Registerer, ready func() bool) (*metrics, error) {
 	counterVec := func(subsystem, name, help string, labels ...string) *prometheus.CounterVec {
 		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "shrike", Subsystem: subsystem, Name: name, Help: help}, labels)
 	}
@@ -72,7 +74,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 
 		fetchErrors: counter("engine", "fetch_errors_total", "Errors fetching from Kafka."),
 		partitions:  gauge("engine", "assigned_partitions", "Partitions assigned to this instance."),
-		ready:       gauge("engine", "ready", "1 when every assigned partition is restored and the Store works."),
+		ready: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "shrike", Subsystem: "engine", Name: "ready",
+			Help: "1 when the engine has joined its group, restored every assigned partition and the Store works.",
+		}, func() float64 {
+			if ready() {
+				return 1
+			}
+			return 0
+		}),
 		checkpointSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "shrike", Subsystem: "state", Name: "checkpoint_duration_seconds",
 			Help:    "Time to flush outputs, commit state and commit the offset.",

@@ -111,76 +111,82 @@ func concat(a, b produced) produced {
 // the last checkpoint — and starts another on the same Store: together they
 // emit every alert Replay finds, duplicates carrying the same ids.
 func TestEngineRestartFromCheckpoint(t *testing.T) {
-	for _, crash := range []bool{false, true} {
-		t.Run(map[bool]string{false: "graceful", true: "crash"}[crash], func(t *testing.T) {
-			brokers := cluster(t, "payments")
-			rs := loadPayments(t)
-			// Much disorder: a restart then re-reads events that were
-			// matched before the checkpoint after one still buffered.
-			lines := paymentsEvents(t, 6000, 300, 0.3)
-			third := len(lines) / 3
-			clock := newFakeClock()
-			log := newAlertLog()
-			fs := newFaultStore(state.NewMemory())
-			opts := EngineOptions{
-				Brokers: brokers, Rulesets: []*rules.Compiled{rs}, Store: fs,
-				Clock: clock.Now, OnAlert: log.add, DrainTimeout: 300 * time.Millisecond,
-			}
-
-			first := start(t, opts)
-			prod := produce(t, brokers, "payments", rs, lines[:third])
-			waitFor(t, "the first third to be processed and checkpointed", func() bool {
-				return consumed(prod, first) && checkpointed(first)
+	for _, kind := range engineStores() {
+		for _, crash := range []bool{false, true} {
+			t.Run(kind.name+"/"+map[bool]string{false: "graceful", true: "crash"}[crash], func(t *testing.T) {
+				testRestart(t, kind, crash)
 			})
-			if crash {
-				// From here on nothing the first engine does reaches the
-				// Store, as if it were killed: the second third is matched
-				// and alerted, but not checkpointed.
-				fs.frozen.Store(true)
-				prod = concat(prod, produce(t, brokers, "payments", rs, lines[third:2*third]))
-				waitFor(t, "the second third to be processed", func() bool { return consumed(prod, first) })
-			}
-			alertsBefore := log.count()
-			first.stop(t)
+		}
+	}
+}
 
-			fs.frozen.Store(false)
-			fs.asked.Store(0)
+func testRestart(t *testing.T, kind storeKind, crash bool) {
+	brokers := cluster(t, "payments")
+	rs := loadPayments(t)
+	// Much disorder: a restart then re-reads events that were
+	// matched before the checkpoint after one still buffered.
+	lines := paymentsEvents(t, 6000, 300, 0.3)
+	third := len(lines) / 3
+	clock := newFakeClock()
+	log := newAlertLog()
+	fs := newFaultStore(kind.open(t))
+	opts := EngineOptions{
+		Brokers: brokers, Rulesets: []*rules.Compiled{rs}, Store: fs,
+		Clock: clock.Now, OnAlert: log.add, DrainTimeout: 300 * time.Millisecond,
+	}
 
-			reg := prometheus.NewRegistry()
-			opts.Registerer = reg
-			second := start(t, opts)
-			prod = concat(prod, produce(t, brokers, "payments", rs, lines[len(prod.pos):]))
-			waitFor(t, "everything to be processed", func() bool { return consumed(prod, second) })
-			closeWindows(t, clock, prod, second)
-			second.stop(t)
-			if alertsBefore == 0 {
-				t.Error("the first engine alerted nothing: the restart is not tested mid-stream")
-			}
-			log.check(t, replayAlerts(t, rs, lines, prod))
-			// A graceful stop checkpoints where it stopped: nothing is
-			// matched twice. A crash loses what came after the last
-			// checkpoint, which the second engine matches again.
-			if dup := log.duplicates(); crash != (dup > 0) {
-				t.Errorf("%d duplicate alerts", dup)
-			}
-			// The second engine went on from the first one's partial
-			// matches, loading them from the Store, and asked for no key
-			// twice. It skipped the records it re-read that the first one
-			// had matched, rather than take them for late.
-			text := gatherText(t, reg)
-			if v := metricValue(text, "shrike_state_loaded_keys_total"); v <= 0 {
-				t.Errorf("the second engine loaded %v keys", v)
-			}
-			if n := fs.asked.Load(); n > 300 {
-				t.Errorf("the second engine asked for %d keys, the fixture has 300", n)
-			}
-			if v := metricValue(text, `shrike_engine_late_events_total{topic="payments"}`); v > 0 {
-				t.Errorf("%v events late", v)
-			}
-			if v := metricValue(text, `shrike_engine_skipped_records_total{topic="payments"}`); v <= 0 {
-				t.Errorf("%v re-read records skipped", v)
-			}
-		})
+	first := start(t, opts)
+	prod := produce(t, brokers, "payments", rs, lines[:third])
+	waitFor(t, "the first third to be processed and checkpointed", func() bool {
+		return consumed(prod, first) && checkpointed(first)
+	})
+	if crash {
+		// From here on nothing the first engine does reaches the
+		// Store, as if it were killed: the second third is matched
+		// and alerted, but not checkpointed.
+		fs.frozen.Store(true)
+		prod = concat(prod, produce(t, brokers, "payments", rs, lines[third:2*third]))
+		waitFor(t, "the second third to be processed", func() bool { return consumed(prod, first) })
+	}
+	alertsBefore := log.count()
+	first.stop(t)
+
+	fs.frozen.Store(false)
+	fs.asked.Store(0)
+
+	reg := prometheus.NewRegistry()
+	opts.Registerer = reg
+	second := start(t, opts)
+	prod = concat(prod, produce(t, brokers, "payments", rs, lines[len(prod.pos):]))
+	waitFor(t, "everything to be processed", func() bool { return consumed(prod, second) })
+	closeWindows(t, clock, prod, second)
+	second.stop(t)
+	if alertsBefore == 0 {
+		t.Error("the first engine alerted nothing: the restart is not tested mid-stream")
+	}
+	log.check(t, replayAlerts(t, rs, lines, prod))
+	// A graceful stop checkpoints where it stopped: nothing is
+	// matched twice. A crash loses what came after the last
+	// checkpoint, which the second engine matches again.
+	if dup := log.duplicates(); crash != (dup > 0) {
+		t.Errorf("%d duplicate alerts", dup)
+	}
+	// The second engine went on from the first one's partial
+	// matches, loading them from the Store, and asked for no key
+	// twice. It skipped the records it re-read that the first one
+	// had matched, rather than take them for late.
+	text := gatherText(t, reg)
+	if v := metricValue(text, "shrike_state_loaded_keys_total"); v <= 0 {
+		t.Errorf("the second engine loaded %v keys", v)
+	}
+	if n := fs.asked.Load(); n > 300 {
+		t.Errorf("the second engine asked for %d keys, the fixture has 300", n)
+	}
+	if v := metricValue(text, `shrike_engine_late_events_total{topic="payments"}`); v > 0 {
+		t.Errorf("%v events late", v)
+	}
+	if v := metricValue(text, `shrike_engine_skipped_records_total{topic="payments"}`); v <= 0 {
+		t.Errorf("%v re-read records skipped", v)
 	}
 }
 
@@ -188,13 +194,18 @@ func TestEngineRestartFromCheckpoint(t *testing.T) {
 // mid-stream: partitions move to it (restored from the first one's last
 // checkpoints), and the two together emit every alert Replay finds.
 func TestEngineRebalance(t *testing.T) {
+	for _, kind := range engineStores() {
+		t.Run(kind.name, func(t *testing.T) { testRebalance(t, kind) })
+	}
+}
+
+func testRebalance(t *testing.T, kind storeKind) {
 	brokers := cluster(t, "payments")
 	rs := loadPayments(t)
 	lines := paymentsEvents(t, 6000, 300, 0.05)
 	clock := newFakeClock()
 	log := newAlertLog()
-	store := state.NewMemory()
-	opts := EngineOptions{Brokers: brokers, Rulesets: []*rules.Compiled{rs}, Store: store, Clock: clock.Now, OnAlert: log.add}
+	opts := EngineOptions{Brokers: brokers, Rulesets: []*rules.Compiled{rs}, Store: kind.open(t), Clock: clock.Now, OnAlert: log.add}
 
 	first := start(t, opts)
 	prod := produce(t, brokers, "payments", rs, lines[:len(lines)/2])
@@ -225,6 +236,12 @@ func TestEngineRebalance(t *testing.T) {
 // keys are evicted at checkpoints and loaded back when an event or a
 // closing window needs them, and the alerts stay those of Replay.
 func TestEngineEvictsKeys(t *testing.T) {
+	for _, kind := range engineStores() {
+		t.Run(kind.name, func(t *testing.T) { testEvictsKeys(t, kind) })
+	}
+}
+
+func testEvictsKeys(t *testing.T, kind storeKind) {
 	brokers := cluster(t, "payments")
 	rs := loadPayments(t)
 	lines := paymentsEvents(t, 4000, 300, 0.05)
@@ -232,7 +249,7 @@ func TestEngineEvictsKeys(t *testing.T) {
 	log := newAlertLog()
 	reg := prometheus.NewRegistry()
 	e := start(t, EngineOptions{
-		Brokers: brokers, Rulesets: []*rules.Compiled{rs}, Store: state.NewMemory(),
+		Brokers: brokers, Rulesets: []*rules.Compiled{rs}, Store: kind.open(t),
 		Clock: clock.Now, OnAlert: log.add, Registerer: reg,
 		MaxResidentKeys: 4, CheckpointInterval: time.Millisecond, PollRecords: 50,
 	})

@@ -3,6 +3,8 @@ package cep
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -13,8 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -330,79 +334,87 @@ func closeWindows(t *testing.T, clock *fakeClock, prod produced, engines ...*run
 	})
 }
 
+// TestEngineMatchesReplay runs the engine over a topic of three partitions
+// and compares its alerts with Replay's of the same events, the alerts
+// topic with what OnAlert saw, the checkpoints and committed offsets with
+// the ends of the partitions, and a few metrics with what happened.
 func TestEngineMatchesReplay(t *testing.T) {
-	brokers := cluster(t, "payments")
-	rs := loadPayments(t)
-	lines := paymentsEvents(t, 4000, 300, 0.05)
-	prod := produce(t, brokers, "payments", rs, lines)
-	want := replayAlerts(t, rs, lines, prod)
+	for _, kind := range engineStores() {
+		t.Run(kind.name, func(t *testing.T) {
+			brokers := cluster(t, "payments")
+			rs := loadPayments(t)
+			lines := paymentsEvents(t, 4000, 300, 0.05)
+			prod := produce(t, brokers, "payments", rs, lines)
+			want := replayAlerts(t, rs, lines, prod)
 
-	clock := newFakeClock()
-	log := newAlertLog()
-	store := state.NewMemory()
-	reg := prometheus.NewRegistry()
-	e := start(t, EngineOptions{
-		Brokers: brokers, Rulesets: []*rules.Compiled{rs}, Store: store,
-		Clock: clock.Now, OnAlert: log.add, Registerer: reg,
-	})
-	waitFor(t, "the engine to be ready", e.Ready)
-	waitFor(t, "every record to be processed", func() bool { return consumed(prod, e) })
-	closeWindows(t, clock, prod, e)
-	e.stop(t)
-	log.check(t, want)
+			clock := newFakeClock()
+			log := newAlertLog()
+			store := kind.open(t)
+			reg := prometheus.NewRegistry()
+			e := start(t, EngineOptions{
+				Brokers: brokers, Rulesets: []*rules.Compiled{rs}, Store: store,
+				Clock: clock.Now, OnAlert: log.add, Registerer: reg,
+			})
+			waitFor(t, "the engine to be ready", e.Ready)
+			waitFor(t, "every record to be processed", func() bool { return consumed(prod, e) })
+			closeWindows(t, clock, prod, e)
+			e.stop(t)
+			log.check(t, want)
 
-	// The alerts topic holds every alert, keyed by its id, once (no
-	// restart happened), its value the alert's JSON.
-	topic := readTopic(t, brokers, DefaultAlertsTopic)
-	var ids []string
-	for _, r := range topic {
-		var a struct {
-			ID, Rule, Key string
-		}
-		if err := json.Unmarshal(r.Value, &a); err != nil {
-			t.Fatalf("alert record %q: %v", r.Value, err)
-		}
-		if string(r.Key) != a.ID {
-			t.Errorf("alert record keyed %q, its id is %q", r.Key, a.ID)
-		}
-		ids = append(ids, a.ID)
-	}
-	var wantIDs []string
-	for _, id := range log.ids {
-		wantIDs = append(wantIDs, id)
-	}
-	sort.Strings(ids)
-	sort.Strings(wantIDs)
-	if diff := cmp.Diff(wantIDs, ids); diff != "" {
-		t.Errorf("alert ids on the alerts topic (-want +got):\n%s", diff)
-	}
+			// The alerts topic holds every alert, keyed by its id, once (no
+			// restart happened), its value the alert's JSON.
+			topic := readTopic(t, brokers, DefaultAlertsTopic)
+			var ids []string
+			for _, r := range topic {
+				var a struct {
+					ID, Rule, Key string
+				}
+				if err := json.Unmarshal(r.Value, &a); err != nil {
+					t.Fatalf("alert record %q: %v", r.Value, err)
+				}
+				if string(r.Key) != a.ID {
+					t.Errorf("alert record keyed %q, its id is %q", r.Key, a.ID)
+				}
+				ids = append(ids, a.ID)
+			}
+			var wantIDs []string
+			for _, id := range log.ids {
+				wantIDs = append(wantIDs, id)
+			}
+			sort.Strings(ids)
+			sort.Strings(wantIDs)
+			if diff := cmp.Diff(wantIDs, ids); diff != "" {
+				t.Errorf("alert ids on the alerts topic (-want +got):\n%s", diff)
+			}
 
-	// The last checkpoint of each partition resumes at its end, and Kafka's
-	// committed offset says the same.
-	for p, end := range prod.end {
-		cp, ok, err := store.LoadCheckpoint(context.Background(), state.PartitionID{Group: DefaultGroup, Topic: "payments", Partition: p})
-		if err != nil || !ok {
-			t.Fatalf("checkpoint of partition %d: %v %v", p, ok, err)
-		}
-		if cp.Offset != end {
-			t.Errorf("partition %d: checkpoint offset %d, want %d", p, cp.Offset, end)
-		}
-	}
-	committed := committedOffsets(t, brokers, DefaultGroup, "payments")
-	if diff := cmp.Diff(prod.end, committed); diff != "" {
-		t.Errorf("kafka committed offsets (-want +got):\n%s", diff)
-	}
+			// The last checkpoint of each partition resumes at its end, and Kafka's
+			// committed offset says the same.
+			for p, end := range prod.end {
+				cp, ok, err := store.LoadCheckpoint(context.Background(), state.PartitionID{Group: DefaultGroup, Topic: "payments", Partition: p})
+				if err != nil || !ok {
+					t.Fatalf("checkpoint of partition %d: %v %v", p, ok, err)
+				}
+				if cp.Offset != end {
+					t.Errorf("partition %d: checkpoint offset %d, want %d", p, cp.Offset, end)
+				}
+			}
+			committed := committedOffsets(t, brokers, DefaultGroup, "payments")
+			if diff := cmp.Diff(prod.end, committed); diff != "" {
+				t.Errorf("kafka committed offsets (-want +got):\n%s", diff)
+			}
 
-	metricsText := gatherText(t, reg)
-	for _, m := range []string{
-		`shrike_engine_records_total{topic="payments"} 4000`,
-		`shrike_engine_events_total{topic="payments"} 4000`,
-		`shrike_engine_alerts_total{rule="account-takeover",ruleset="payments"}`,
-		`shrike_state_checkpoint_duration_seconds_count`,
-	} {
-		if !strings.Contains(metricsText, m) {
-			t.Errorf("metrics lack %s", m)
-		}
+			metricsText := gatherText(t, reg)
+			for _, m := range []string{
+				`shrike_engine_records_total{topic="payments"} 4000`,
+				`shrike_engine_events_total{topic="payments"} 4000`,
+				`shrike_engine_alerts_total{rule="account-takeover",ruleset="payments"}`,
+				`shrike_state_checkpoint_duration_seconds_count`,
+			} {
+				if !strings.Contains(metricsText, m) {
+					t.Errorf("metrics lack %s", m)
+				}
+			}
+		})
 	}
 }
 
@@ -510,4 +522,81 @@ func committedOffsets(t *testing.T, brokers []string, group, topic string) map[i
 		}
 	})
 	return out
+}
+
+// storeKind opens an empty Store for a test.
+type storeKind struct {
+	name string
+	open func(t *testing.T) Store
+}
+
+// engineStores are the Stores the engine tests run on: state.Memory and
+// state.Redis on miniredis always; on a real redis-server when
+// SHRIKE_REDIS_ADDR is set and on a Redis Cluster when SHRIKE_REDIS_CLUSTER
+// (comma-separated seeds) is set, each test under a key prefix of its own,
+// deleted at cleanup.
+func engineStores() []storeKind {
+	kinds := []storeKind{
+		{"memory", func(*testing.T) Store { return state.NewMemory() }},
+		{"miniredis", func(t *testing.T) Store {
+			m := miniredis.RunT(t)
+			return openRedis(t, state.Options{Addrs: []string{m.Addr()}}, false)
+		}},
+	}
+	if addr := os.Getenv("SHRIKE_REDIS_ADDR"); addr != "" {
+		kinds = append(kinds, storeKind{"redis", func(t *testing.T) Store {
+			return openRedis(t, state.Options{Addrs: []string{addr}}, true)
+		}})
+	}
+	if seeds := os.Getenv("SHRIKE_REDIS_CLUSTER"); seeds != "" {
+		kinds = append(kinds, storeKind{"redis-cluster", func(t *testing.T) Store {
+			return openRedis(t, state.Options{Addrs: strings.Split(seeds, ","), Cluster: true}, true)
+		}})
+	}
+	return kinds
+}
+
+// openRedis opens a state.Redis; on a shared server it writes under a
+// fresh key prefix, whose keys the cleanup deletes.
+func openRedis(t *testing.T, opts state.Options, shared bool) Store {
+	t.Helper()
+	if shared {
+		var b [6]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			t.Fatal(err)
+		}
+		opts.KeyPrefix = "shrike-test-" + hex.EncodeToString(b[:])
+		t.Cleanup(func() { deletePrefix(t, opts) })
+	}
+	s, err := state.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func deletePrefix(t *testing.T, opts state.Options) {
+	ctx := context.Background()
+	raw := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: opts.Addrs, IsClusterMode: opts.Cluster})
+	defer raw.Close()
+	del := func(ctx context.Context, c *redis.Client) error {
+		iter := c.Scan(ctx, 0, opts.KeyPrefix+":*", 1000).Iterator()
+		for iter.Next(ctx) {
+			if err := c.Del(ctx, iter.Val()).Err(); err != nil {
+				return err
+			}
+		}
+		return iter.Err()
+	}
+	var err error
+	switch c := raw.(type) {
+	case *redis.ClusterClient:
+		err = c.ForEachMaster(ctx, del)
+	case *redis.Client:
+		err = del(ctx, c)
+	}
+	if err != nil {
+		t.Errorf("delete %s:*: %v", opts.KeyPrefix, err)
+	}
 }
