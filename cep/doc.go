@@ -1,7 +1,7 @@
 // Package cep is Shrike's engine: it feeds events from sources into the
 // matcher and sends what the matcher produces to sinks (DESIGN.md §1, §3, §5).
 //
-// The offline path is here today. FileReader streams recorded event files
+// Offline, FileReader streams recorded event files
 // (JSON lines, gzip by the .gz extension, kcat -J envelope lines) and
 // LineDecoder splits each line into event bytes and envelope fields. Replay
 // runs such files through the matcher exactly as the engine runs a Kafka
@@ -31,4 +31,43 @@
 //     Sequential; matching, every write and every callback stay on the
 //     caller's goroutine in line order, so both ways give the same bytes.
 //     An event handed to the matcher is never touched by the decoder again.
+//
+// Online, Engine runs the rulesets over Kafka (`shrike serve`): one
+// consumer group over the rulesets' topics, a worker goroutine per assigned
+// partition, key state checkpointed into a Store (state.Redis, or
+// state.Memory in tests), alerts, late and dead-lettered records produced
+// to their topics. Invariants of the Engine:
+//
+//   - A Kafka record is decoded, routed, keyed, timed and dead-lettered by
+//     the same code as a replayed line (decodeEvent), and rulesets are
+//     grouped into streams alike (newStreams): the engine and Replay give
+//     the same alerts for the same events, their ids differing only through
+//     the positions (topic/partition and offset instead of file and line).
+//   - Each stream of a partition has its own matcher.Partition and its own
+//     watermark; a stream quiet for its idle_timeout follows the wall clock
+//     (EngineOptions.Clock) minus its max_out_of_orderness.
+//   - A partition's matcher state is touched by its worker goroutine only.
+//     Nothing calls the Store per event: keys not in memory are loaded in
+//     one call per batch, state is written at checkpoints.
+//   - A checkpoint first waits until every record the partition produced
+//     is acknowledged, then commits the changed and emptied keys with the
+//     resume offset (the oldest record still buffered, else the next), the
+//     streams' watermarks and the deadlines of keys with open windows, in
+//     one atomic Store commit, and only then commits the same offset to
+//     Kafka. The Store, not Kafka, says where a new owner resumes.
+//   - A new owner claims the partition with a higher fencing generation
+//     before anything else; an older owner's later commits then fail, and
+//     it stops working on the partition.
+//   - After a restore, re-read records behind the restored watermark are
+//     skipped (they were matched or reported late before the checkpoint),
+//     and so are re-read dead letters: state is exactly-once, alerts are
+//     at-least-once with deterministic ids.
+//   - A key is never loaded while the matcher changed it since the last
+//     checkpoint (the Store would give back a state it has lost); an
+//     evicted key with an open window is loaded before the watermark
+//     passes its deadline; a key with buffered records is never evicted.
+//   - While the Store fails nothing is committed, the engine reports not
+//     ready, and a partition stops taking records MaxUncommittedRecords
+//     past its last checkpoint (fetching is paused once its queue is long);
+//     it resumes when a checkpoint succeeds.
 package cep

@@ -3,6 +3,7 @@ package cep
 import (
 	"context"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -32,17 +33,18 @@ func benchTopic(b *testing.B) ([]string, *rules.Compiled) {
 
 // BenchmarkEngineKafka measures the engine end to end: records fetched
 // from an in-process kfake broker, decoded, matched, alerts produced back,
-// and state checkpointed every second into Redis (miniredis, in process,
-// through state.Redis). Each iteration is a new consumer group reading the
-// whole topic; events/s is the throughput.
+// and state checkpointed every second into Redis through state.Redis: a
+// real redis-server when SHRIKE_REDIS_ADDR is set, else miniredis in
+// process (which then competes for the CPU). Each iteration is a new
+// consumer group reading the whole topic; events/s is the throughput.
 func BenchmarkEngineKafka(b *testing.B) {
 	brokers, rs := benchTopic(b)
-	mr := miniredis.RunT(b)
-	store, err := state.New(state.Options{Addrs: []string{mr.Addr()}})
-	if err != nil {
-		b.Fatal(err)
+	var store Store
+	if addr := os.Getenv("SHRIKE_REDIS_ADDR"); addr != "" {
+		store = openRedis(b, state.Options{Addrs: []string{addr}}, true)
+	} else {
+		store = openRedis(b, state.Options{Addrs: []string{miniredis.RunT(b).Addr()}}, false)
 	}
-	defer store.Close()
 	var total time.Duration
 	b.ResetTimer()
 	for i := range b.N {
