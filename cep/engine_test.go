@@ -558,7 +558,7 @@ func engineStores() []storeKind {
 
 // openRedis opens a state.Redis; on a shared server it writes under a
 // fresh key prefix, whose keys the cleanup deletes.
-func openRedis(t *testing.T, opts state.Options, shared bool) Store {
+func openRedis(t testing.TB, opts state.Options, shared bool) Store {
 	t.Helper()
 	if shared {
 		var b [6]byte
@@ -576,7 +576,7 @@ func openRedis(t *testing.T, opts state.Options, shared bool) Store {
 	return s
 }
 
-func deletePrefix(t *testing.T, opts state.Options) {
+func deletePrefix(t testing.TB, opts state.Options) {
 	ctx := context.Background()
 	raw := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: opts.Addrs, IsClusterMode: opts.Cluster})
 	defer raw.Close()
