@@ -65,7 +65,15 @@ var ErrInvalidConfig = errors.New("invalid configuration")
 //	http:
 //	  listen: 127.0.0.1:8080      # /metrics, /healthz, /readyz, /debug/pprof/
 //	grpc:
-//	  listen: 127.0.0.1:9090      # the API (when built)
+//	  listen: 127.0.0.1:9090      # the gRPC API; its REST gateway is on http.listen
+//	api:
+//	  tokens: []                  # bearer tokens; required when a listener is not on loopback:
+//	                              #   - {name: ci, token_file: ci.token, scopes: [rules:read, rules:write]}
+//	                              # scopes: rules:read, rules:write, alerts:read, events:write
+//	  tls: {cert_file: "", key_file: ""}  # TLS on both listeners, from PEM files
+//	  max_request_bytes: 4194304  # larger requests are refused before they are read
+//	  recent_alerts: 10000        # alerts ListAlerts can page through
+//	  recordings_dir: ""          # recorded event files TestRuleset may read by name
 //	rules:
 //	  dir: ""                     # load the *.yaml rulesets of this folder (not *_test.yaml);
 //	                              # relative to the configuration file
@@ -79,6 +87,7 @@ type Config struct {
 	Limits LimitsConfig `yaml:"limits"`
 	HTTP   ListenConfig `yaml:"http"`
 	GRPC   ListenConfig `yaml:"grpc"`
+	API    APIConfig    `yaml:"api"`
 	Rules  RulesConfig  `yaml:"rules"`
 	Log    LogConfig    `yaml:"log"`
 
@@ -234,6 +243,7 @@ func DefaultConfig() Config {
 		Limits: LimitsConfig{MaxRunsPerKey: DefaultMaxRunsPerKey, MaxUncommittedRecords: DefaultMaxUncommittedRecords},
 		HTTP:   ListenConfig{Listen: DefaultHTTPListen},
 		GRPC:   ListenConfig{Listen: DefaultGRPCListen},
+		API:    APIConfig{MaxRequestBytes: DefaultAPIMaxRequestBytes, RecentAlerts: DefaultRecentAlerts},
 		Log:    LogConfig{Level: "info", Format: "text"},
 	}
 }
@@ -372,6 +382,11 @@ func LoadConfigFile(path string) (Config, error) {
 			*p.v = filepath.Join(base, *p.v)
 		}
 	}
+	for _, p := range cfg.apiPaths() {
+		if _, fromFile := cfg.origin[p.field]; fromFile && *p.v != "" && !filepath.IsAbs(*p.v) {
+			*p.v = filepath.Join(base, *p.v)
+		}
+	}
 	return cfg, err
 }
 
@@ -467,6 +482,10 @@ func (d *configDecoder) value(n *yaml.Node, v reflect.Value, path string) {
 	}
 	if v.Kind() == reflect.Struct {
 		d.mapping(n, v, path)
+		return
+	}
+	if v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.Struct {
+		d.structList(n, v, path)
 		return
 	}
 	if v.Kind() == reflect.Slice {
@@ -703,6 +722,9 @@ func (c *Config) Set(path, value, flag string) error {
 	case reflect.Struct:
 		return fmt.Errorf("config: no field %q", path)
 	case reflect.Slice:
+		if v.Type().Elem().Kind() != reflect.String {
+			return fmt.Errorf("config: field %q is set in the file only", path)
+		}
 		v.Set(reflect.ValueOf(splitList(value)))
 	default:
 		if err := setScalar(v, value, ""); err != nil {
@@ -801,6 +823,7 @@ func (c *Config) Validate() error {
 	if !slices.Contains([]string{"text", "json"}, c.Log.Format) {
 		bad("log.format", "%q is not one of text, json", c.Log.Format)
 	}
+	c.validateAPI(bad)
 	return errs.err()
 }
 

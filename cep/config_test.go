@@ -45,6 +45,16 @@ limits:
   max_uncommitted_records: 5000
 http: {listen: ":8081"}
 grpc: {listen: 0.0.0.0:9091}
+api:
+  tokens:
+    - {name: ci, token: s3cret, scopes: [rules:read, rules:write]}
+    - name: ops
+      token_file: /etc/shrike/ops.token
+      scopes: alerts:read,events:write
+  tls: {cert_file: /etc/shrike/tls.crt, key_file: /etc/shrike/tls.key}
+  max_request_bytes: 65536
+  recent_alerts: 500
+  recordings_dir: /var/lib/shrike/recordings
 rules: {dir: /etc/shrike/rules}
 log: {level: debug, format: json}
 `,
@@ -60,6 +70,16 @@ log: {level: debug, format: json}
 				c.Limits = LimitsConfig{MaxRunsPerKey: 50, MaxUncommittedRecords: 5000}
 				c.HTTP.Listen = ":8081"
 				c.GRPC.Listen = "0.0.0.0:9091"
+				c.API = APIConfig{
+					Tokens: []TokenConfig{
+						{Name: "ci", Token: "s3cret", Scopes: []string{"rules:read", "rules:write"}},
+						{Name: "ops", TokenFile: "/etc/shrike/ops.token", Scopes: []string{"alerts:read", "events:write"}},
+					},
+					TLS:             TLSConfig{CertFile: "/etc/shrike/tls.crt", KeyFile: "/etc/shrike/tls.key"},
+					MaxRequestBytes: 65536,
+					RecentAlerts:    500,
+					RecordingsDir:   "/var/lib/shrike/recordings",
+				}
 				c.Rules.Dir = "/etc/shrike/rules"
 				c.Log = LogConfig{Level: "debug", Format: "json"}
 			},
@@ -115,7 +135,7 @@ func TestLoadConfigErrors(t *testing.T) {
 			want: []string{
 				`c.yaml:2:3: unknown field "brokerz" in kafka (known: brokers, group, topics, embedded)`,
 				`c.yaml:4:5: unknown field "alert" in kafka.topics (known: alerts, deadletter, late)`,
-				`c.yaml:6:1: unknown field "metrics" in the configuration (known: kafka, redis, state, limits, http, grpc, rules, log)`,
+				`c.yaml:6:1: unknown field "metrics" in the configuration (known: kafka, redis, state, limits, http, grpc, api, rules, log)`,
 			},
 		},
 		{

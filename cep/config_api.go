@@ -1,0 +1,183 @@
+package cep
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"reflect"
+	"slices"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// DefaultAPIMaxRequestBytes bounds one API request (a ruleset upload, a
+// batch of events to publish, a rule test's events) when
+// api.max_request_bytes is not set: gRPC's own default, and four times
+// the largest ruleset the rules package accepts.
+const DefaultAPIMaxRequestBytes = 4 << 20
+
+// The bearer-token scopes of DESIGN.md §7.
+const (
+	ScopeRulesRead   = "rules:read"
+	ScopeRulesWrite  = "rules:write"
+	ScopeAlertsRead  = "alerts:read"
+	ScopeEventsWrite = "events:write"
+)
+
+// Scopes are the scopes a token may hold.
+var Scopes = []string{ScopeRulesRead, ScopeRulesWrite, ScopeAlertsRead, ScopeEventsWrite}
+
+// APIConfig configures the gRPC API and its REST gateway (DESIGN.md §7).
+type APIConfig struct {
+	// Tokens are the bearer tokens clients authenticate with. None means
+	// no authentication, which Validate accepts only while both listeners
+	// are on loopback.
+	Tokens []TokenConfig `yaml:"tokens"`
+	// TLS, when its files are set, serves both listeners over TLS.
+	TLS TLSConfig `yaml:"tls"`
+	// MaxRequestBytes bounds one request; larger ones are refused
+	// (RESOURCE_EXHAUSTED, HTTP 413). Default DefaultAPIMaxRequestBytes.
+	MaxRequestBytes int `yaml:"max_request_bytes"`
+	// RecentAlerts is how many of the latest alerts ListAlerts pages
+	// through. Default DefaultRecentAlerts.
+	RecentAlerts int `yaml:"recent_alerts"`
+	// RecordingsDir is a folder of recorded event files that TestRuleset
+	// may run by name; empty disables recordings. Relative to the
+	// configuration file.
+	RecordingsDir string `yaml:"recordings_dir"`
+}
+
+// TokenConfig is one bearer token and what it may do.
+type TokenConfig struct {
+	// Name identifies the token in logs; never the token itself.
+	Name string `yaml:"name"`
+	// Token is the secret. Prefer TokenFile, which keeps it out of the
+	// configuration.
+	Token string `yaml:"token"`
+	// TokenFile holds the secret (surrounding white space is dropped).
+	// Relative to the configuration file.
+	TokenFile string `yaml:"token_file"`
+	// Scopes are the scopes the token grants: rules:read, rules:write,
+	// alerts:read, events:write.
+	Scopes []string `yaml:"scopes"`
+}
+
+// TLSConfig names a PEM certificate (chain) and its key.
+type TLSConfig struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Enabled reports whether TLS is configured.
+func (t TLSConfig) Enabled() bool { return t.CertFile != "" }
+
+// configPath is a path-valued field and its dotted name.
+type configPath struct {
+	field string
+	v     *string
+}
+
+// apiPaths are the API's file paths, which a configuration file gives
+// relative to its own folder.
+func (c *Config) apiPaths() []configPath {
+	ps := []configPath{
+		{"api.tls.cert_file", &c.API.TLS.CertFile},
+		{"api.tls.key_file", &c.API.TLS.KeyFile},
+		{"api.recordings_dir", &c.API.RecordingsDir},
+	}
+	for i := range c.API.Tokens {
+		ps = append(ps, configPath{fmt.Sprintf("api.tokens[%d].token_file", i), &c.API.Tokens[i].TokenFile})
+	}
+	return ps
+}
+
+// structList decodes a YAML list of mappings into a slice of structs
+// (api.tokens); item i's fields are at path[i].
+func (d *configDecoder) structList(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		v.Set(reflect.Zero(v.Type()))
+		return
+	}
+	if n.Kind != yaml.SequenceNode {
+		d.add(d.pos(n), path, "must be a list of mappings, not %s", nodeWord(n))
+		return
+	}
+	out := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+	for i, item := range n.Content {
+		at := fmt.Sprintf("%s[%d]", path, i)
+		d.value(item, out.Index(i), at)
+		// Errors about a field the item lacks point at the item.
+		d.cfg.setOrigin(at, origin{pos: d.pos(d.resolve(item))})
+	}
+	v.Set(out)
+	d.cfg.setOrigin(path, origin{pos: d.pos(n)})
+}
+
+// validateAPI checks the api section, and that tokens are configured
+// whenever a listener is reachable from beyond this host.
+func (c *Config) validateAPI(bad func(path, format string, args ...any)) {
+	names := map[string]bool{}
+	secrets := map[string]bool{}
+	for i, t := range c.API.Tokens {
+		at := fmt.Sprintf("api.tokens[%d]", i)
+		switch {
+		case t.Name == "":
+			bad(at, "every token needs a name")
+		case strings.TrimSpace(t.Name) == "":
+			bad(at+".name", "every token needs a name")
+		case names[t.Name]:
+			bad(at+".name", "token name %q is used twice", t.Name)
+		}
+		names[t.Name] = true
+		switch {
+		case t.Token != "" && t.TokenFile != "":
+			bad(at+".token", "give token or token_file, not both")
+		case t.Token == "" && t.TokenFile == "":
+			bad(at, "token %q has neither token nor token_file", t.Name)
+		case t.Token != "" && secrets[t.Token]:
+			bad(at+".token", "the same secret is given twice")
+		}
+		secrets[t.Token] = true
+		if len(t.Scopes) == 0 {
+			bad(at+".scopes", "token %q grants no scope (known: %s)", t.Name, strings.Join(Scopes, ", "))
+		}
+		for _, s := range t.Scopes {
+			if !slices.Contains(Scopes, s) {
+				bad(at+".scopes", "unknown scope %q (known: %s)", s, strings.Join(Scopes, ", "))
+			}
+		}
+	}
+	if (c.API.TLS.CertFile == "") != (c.API.TLS.KeyFile == "") {
+		bad("api.tls.cert_file", "cert_file and key_file go together")
+	}
+	if c.API.MaxRequestBytes < 1024 {
+		bad("api.max_request_bytes", "must be at least 1024, not %d", c.API.MaxRequestBytes)
+	}
+	if c.API.RecentAlerts < 1 {
+		bad("api.recent_alerts", "must be at least 1, not %d", c.API.RecentAlerts)
+	}
+	if len(c.API.Tokens) == 0 {
+		for _, l := range []struct{ path, addr string }{{"http.listen", c.HTTP.Listen}, {"grpc.listen", c.GRPC.Listen}} {
+			// A malformed address is reported on its own.
+			if checkHostPort(l.addr, true) == nil && !IsLoopback(l.addr) {
+				bad(l.path, "%q is reachable beyond this host: configure api.tokens (a listener beyond loopback requires bearer tokens)", l.addr)
+			}
+		}
+	}
+}
+
+// IsLoopback reports whether a listening address host:port accepts
+// connections from this host only: a loopback IP or "localhost". An empty
+// host (every interface) and any other name are not.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
