@@ -129,6 +129,9 @@ type AlertFeed struct {
 	// adm lists offsets for Subscribe; set before ready is closed.
 	adm *kadm.Client
 
+	// subs counts the subscriptions' goroutines, which Run waits for.
+	subsWG sync.WaitGroup
+
 	// mu guards the fields below and every live subscriber's pos and
 	// ahead. Fan-out happens under it, so that a subscription switching
 	// from replay to live sees a consistent next.
@@ -223,6 +226,8 @@ func (f *AlertFeed) Run(ctx context.Context) error {
 		f.stopped = true
 		f.mu.Unlock()
 		close(f.done)
+		// A subscription's replay consumer closes before Run returns.
+		f.subsWG.Wait()
 	}()
 	cl, err := kgo.NewClient(f.kafkaOpts(
 		// Records deleted under the feed by retention: go on from the
@@ -416,23 +421,23 @@ func (f *AlertFeed) Subscribe(ctx context.Context, from string) (<-chan FeedAler
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	s := &subscription{ch: make(chan FeedAlert, f.opts.Buffer), cut: make(chan struct{})}
-	if pos == nil {
-		f.mu.Lock()
-		if f.stopped {
-			f.mu.Unlock()
-			return nil, ErrFeedStopped
+	s := &subscription{ch: make(chan FeedAlert, f.opts.Buffer), cut: make(chan struct{}), pos: pos}
+	if pos != nil {
+		if err := f.checkCursor(ctx, pos); err != nil {
+			return nil, err
 		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	// Under the lock with stopped, so that Run's Wait never races an Add.
+	if f.stopped {
+		return nil, ErrFeedStopped
+	}
+	if pos == nil {
 		f.subs[s] = struct{}{}
-		f.mu.Unlock()
-		go f.serve(ctx, s, false)
-		return s.ch, nil
 	}
-	if err := f.checkCursor(ctx, pos); err != nil {
-		return nil, err
-	}
-	s.pos = pos
-	go f.serve(ctx, s, true)
+	f.subsWG.Add(1)
+	go f.serve(ctx, s, pos != nil)
 	return s.ch, nil
 }
 
@@ -470,10 +475,11 @@ func (f *AlertFeed) checkCursor(ctx context.Context, pos map[int32]int64) error 
 // after removing the subscription from the feed under the lock, so that
 // nothing is sent on a closed channel.
 func (f *AlertFeed) serve(ctx context.Context, s *subscription, replay bool) {
+	defer f.subsWG.Done()
 	defer close(s.ch)
 	var reason error
 	if replay {
-		reason = f.replay(ctx, s)
+		reason = f.replayUntilLive(ctx, s)
 	}
 	if reason == nil {
 		select {
@@ -490,10 +496,45 @@ func (f *AlertFeed) serve(ctx context.Context, s *subscription, replay bool) {
 	if reason == nil || ctx.Err() != nil {
 		return
 	}
-	select {
-	case s.ch <- FeedAlert{Err: reason}:
-	case <-ctx.Done():
+	end := FeedAlert{Err: reason}
+	if errors.Is(reason, ErrFeedStopped) {
+		// Run waits for this goroutine: the news is given if there is
+		// room, never waited for.
+		select {
+		case s.ch <- end:
+		default:
+		}
+		return
 	}
+	// A slow subscriber gets the error after what it still has to read.
+	select {
+	case s.ch <- end:
+	case <-ctx.Done():
+	case <-f.done:
+	}
+}
+
+// replayUntilLive runs replay under a context that also ends with the
+// feed, so that a stopping feed does not wait for a replay's poll.
+func (f *AlertFeed) replayUntilLive(ctx context.Context, s *subscription) error {
+	rctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		select {
+		case <-f.done:
+			cancel()
+		case <-rctx.Done():
+		}
+	})
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	err := f.replay(rctx, s)
+	if err != nil && ctx.Err() == nil && rctx.Err() != nil {
+		return ErrFeedStopped
+	}
+	return err
 }
 
 // replayPoll bounds one poll of a replay consumer, so that it rechecks
