@@ -1,0 +1,34 @@
+// Package server implements Shrike's API (DESIGN.md §7): the gRPC services
+// of package shrike.v1 over the rules registry (RulesetService), the alerts
+// topic's feed (AlertService) and a Kafka producer (EventService), with
+// gRPC health and server reflection, and their REST mapping through
+// grpc-gateway.
+//
+// Invariants:
+//
+//   - One unary and one stream interceptor see every call, REST calls
+//     included: the gateway is a gRPC client of this same server (over an
+//     in-process connection), never a second implementation. The
+//     interceptors check the bearer token against the scope the method's
+//     required_scope option names (missing or unknown token:
+//     UNAUTHENTICATED, HTTP 401; a token without the scope:
+//     PERMISSION_DENIED, HTTP 403) and map every error a service returns
+//     to a status through one function, toStatus (AIP-193: an ErrorInfo in
+//     domain "shrike" with a reason, and for invalid arguments a
+//     BadRequest with one field violation per problem; a ruleset's errors
+//     are each "line:col: rule "id": message").
+//   - Without tokens the server refuses to listen beyond loopback.
+//   - Services return plain Go errors and hold no state of their own
+//     beyond caches of derived, immutable data (ruleset summaries by name
+//     and version, the topics rulesets read); every instance serves the
+//     same registry and the same alerts.
+//   - Every List method pages (AIP-158): page_size 0 is 50, more than 1000
+//     is 1000, and tokens are opaque.
+//   - Requests over the size limit are refused before they are decoded
+//     (RESOURCE_EXHAUSTED; HTTP 413), rulesets over the ruleset size limit
+//     by the rules package (INVALID_ARGUMENT).
+//   - The server never waits for a slow subscriber: the feed cuts it off
+//     (RESOURCE_EXHAUSTED, reason SUBSCRIBER_TOO_SLOW), and a stopping
+//     server ends every stream at once (UNAVAILABLE); either way the client
+//     resumes with the position of the last alert it got.
+package server

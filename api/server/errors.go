@@ -1,0 +1,223 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
+
+	"github.com/shrike-cep/shrike/cep"
+	"github.com/shrike-cep/shrike/rules"
+)
+
+// ErrorDomain is the google.rpc.ErrorInfo domain of every error the API
+// returns (AIP-193).
+const ErrorDomain = "shrike"
+
+// The google.rpc.ErrorInfo reasons of the API's errors; clients branch on
+// them rather than on messages.
+const (
+	ReasonRulesetInvalid     = "RULESET_INVALID"     // INVALID_ARGUMENT: the source does not parse, validate or compile
+	ReasonInvalidRequest     = "INVALID_REQUEST"     // INVALID_ARGUMENT: another bad field
+	ReasonRulesetNotFound    = "RULESET_NOT_FOUND"   // NOT_FOUND
+	ReasonVersionNotFound    = "VERSION_NOT_FOUND"   // NOT_FOUND
+	ReasonVersionIsDeletion  = "VERSION_IS_DELETION" // FAILED_PRECONDITION: rollback to a deletion
+	ReasonRecordingNotFound  = "RECORDING_NOT_FOUND" // NOT_FOUND
+	ReasonRecordingsDisabled = "RECORDINGS_DISABLED" // FAILED_PRECONDITION: no recordings folder
+	ReasonTopicNotRead       = "TOPIC_NOT_READ"      // FAILED_PRECONDITION: no stored ruleset reads the topic
+	ReasonPositionExpired    = "POSITION_EXPIRED"    // OUT_OF_RANGE: alerts after `after` are gone
+	ReasonSubscriberTooSlow  = "SUBSCRIBER_TOO_SLOW" // RESOURCE_EXHAUSTED: cut off; reconnect with the last position
+	ReasonRequestTooLarge    = "REQUEST_TOO_LARGE"   // RESOURCE_EXHAUSTED (HTTP 413)
+	ReasonTokenMissing       = "TOKEN_MISSING"       // UNAUTHENTICATED (HTTP 401): no bearer token
+	ReasonTokenInvalid       = "TOKEN_INVALID"       // UNAUTHENTICATED (HTTP 401): an unknown one
+	ReasonScopeMissing       = "SCOPE_MISSING"       // PERMISSION_DENIED (HTTP 403), metadata "scope"
+	ReasonBackendUnavailable = "BACKEND_UNAVAILABLE" // UNAVAILABLE: Redis or Kafka did not answer, metadata "backend"
+	ReasonShuttingDown       = "SHUTTING_DOWN"       // UNAVAILABLE: the server stops; reconnect (elsewhere)
+	ReasonInternal           = "INTERNAL"            // INTERNAL
+)
+
+// fieldError is a bad request field (AIP-193 BadRequest field violation).
+type fieldError struct {
+	field, msg string
+}
+
+func (e *fieldError) Error() string { return e.field + ": " + e.msg }
+
+func badField(field, format string, args ...any) error {
+	return &fieldError{field: field, msg: fmt.Sprintf(format, args...)}
+}
+
+// metaError adds ErrorInfo metadata (the ruleset and version a NOT_FOUND
+// is about) to the error it wraps.
+type metaError struct {
+	err  error
+	meta map[string]string
+}
+
+func (e *metaError) Error() string { return e.err.Error() }
+func (e *metaError) Unwrap() error { return e.err }
+
+// withMeta wraps err with ErrorInfo metadata key, value, ….
+func withMeta(err error, kv ...string) error {
+	if err == nil {
+		return nil
+	}
+	m := make(map[string]string, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return &metaError{err: err, meta: m}
+}
+
+// Errors of this package that toStatus maps.
+var (
+	errRecordingNotFound  = errors.New("no such recording")
+	errRecordingsDisabled = errors.New("the server has no recordings folder (api.recordings_dir)")
+	errTopicNotRead       = errors.New("no stored ruleset reads this topic")
+	errShuttingDown       = errors.New("server shutting down")
+)
+
+// toStatus is the one mapping from the errors of the services to gRPC
+// status errors (AIP-193): a code, a message, and a google.rpc.ErrorInfo
+// (domain "shrike", a reason), plus a google.rpc.BadRequest for invalid
+// arguments. Errors that are not the caller's fault (Redis or Kafka down,
+// bugs) are logged here with their detail and reach the client without it.
+func toStatus(log *slog.Logger, method string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err // already a status (auth, gRPC's own)
+	}
+	meta := map[string]string{}
+	var me *metaError
+	if errors.As(err, &me) {
+		meta = me.meta
+	}
+	var list rules.ErrorList
+	var fe *fieldError
+	var ue *unavailableErr
+	switch {
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, "canceled")
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
+	case errors.As(err, &list):
+		return rulesetInvalid(list, meta)
+	case errors.As(err, &fe):
+		return withDetails(codes.InvalidArgument, fe.Error(), ReasonInvalidRequest, meta,
+			&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: fe.field, Description: fe.msg}}})
+	case errors.Is(err, cep.ErrInvalidName):
+		return invalidField("name", err, meta)
+	case errors.Is(err, cep.ErrBadPageToken), errors.Is(err, cep.ErrInvalidPageToken):
+		return invalidField("page_token", err, meta)
+	case errors.Is(err, cep.ErrInvalidCursor):
+		return invalidField("after", err, meta)
+	case errors.Is(err, cep.ErrVersionNotFound):
+		return withDetails(codes.NotFound, err.Error(), ReasonVersionNotFound, meta)
+	case errors.Is(err, cep.ErrRulesetNotFound):
+		return withDetails(codes.NotFound, err.Error(), ReasonRulesetNotFound, meta)
+	case errors.Is(err, cep.ErrDeletedVersion):
+		return withDetails(codes.FailedPrecondition, err.Error(), ReasonVersionIsDeletion, meta)
+	case errors.Is(err, errRecordingNotFound):
+		return withDetails(codes.NotFound, err.Error(), ReasonRecordingNotFound, meta)
+	case errors.Is(err, errRecordingsDisabled):
+		return withDetails(codes.FailedPrecondition, err.Error(), ReasonRecordingsDisabled, meta)
+	case errors.Is(err, errTopicNotRead):
+		return withDetails(codes.FailedPrecondition, err.Error(), ReasonTopicNotRead, meta)
+	case errors.Is(err, cep.ErrCursorExpired):
+		return withDetails(codes.OutOfRange, err.Error(), ReasonPositionExpired, meta)
+	case errors.Is(err, cep.ErrSlowSubscriber):
+		return withDetails(codes.ResourceExhausted, err.Error()+"; reconnect with the last alert's position", ReasonSubscriberTooSlow, meta)
+	case errors.Is(err, cep.ErrFeedStopped), errors.Is(err, errShuttingDown):
+		return withDetails(codes.Unavailable, "server shutting down; reconnect", ReasonShuttingDown, meta)
+	case errors.As(err, &ue):
+		log.Warn("api: backend unavailable", "method", method, "backend", ue.backend, "err", err)
+		meta["backend"] = ue.backend
+		return withDetails(codes.Unavailable, ue.backend+" unavailable; retry", ReasonBackendUnavailable, meta)
+	}
+	log.Error("api: internal error", "method", method, "err", err)
+	return withDetails(codes.Internal, "internal error", ReasonInternal, meta)
+}
+
+// unavailableErr marks a failure to reach a backend ("redis", "kafka"):
+// worth a retry, and not worth showing the client its detail (addresses).
+type unavailableErr struct {
+	backend string
+	err     error
+}
+
+func (e *unavailableErr) Error() string { return e.backend + ": " + e.err.Error() }
+func (e *unavailableErr) Unwrap() error { return e.err }
+
+func unavailable(backend string, err error) error { return &unavailableErr{backend, err} }
+
+func invalidField(field string, err error, meta map[string]string) error {
+	return withDetails(codes.InvalidArgument, err.Error(), ReasonInvalidRequest, meta,
+		&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: field, Description: err.Error()}}})
+}
+
+// rulesetInvalid is INVALID_ARGUMENT with one field violation per ruleset
+// error, "line:col: rule "id": message" without the file name (the
+// caller knows what it sent) or the caret snippet (ValidateRuleset
+// returns it). The message lists them too, for clients that print only
+// the message.
+func rulesetInvalid(list rules.ErrorList, meta map[string]string) error {
+	br := &errdetails.BadRequest{}
+	lines := make([]string, len(list))
+	for i, e := range list {
+		d := describe(e)
+		lines[i] = d
+		br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: "source", Description: d})
+	}
+	msg := fmt.Sprintf("invalid ruleset (%d %s):\n%s", len(list), plural(len(list), "error"), strings.Join(lines, "\n"))
+	if meta["errors"] == "" {
+		meta["errors"] = strconv.Itoa(len(list))
+	}
+	return withDetails(codes.InvalidArgument, msg, ReasonRulesetInvalid, meta, br)
+}
+
+// describe formats a ruleset error as `shrike check` does, without the
+// file name and the snippet: "line:col: rule "id": message".
+func describe(e *rules.Error) string {
+	var b strings.Builder
+	if e.Pos.Line > 0 {
+		fmt.Fprintf(&b, "%d:%d: ", e.Pos.Line, e.Pos.Col)
+	}
+	if e.Rule != "" {
+		fmt.Fprintf(&b, "rule %q: ", e.Rule)
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return noun
+	}
+	return noun + "s"
+}
+
+// withDetails builds a status with an ErrorInfo and further details.
+func withDetails(code codes.Code, msg, reason string, meta map[string]string, more ...*errdetails.BadRequest) error {
+	st := status.New(code, msg)
+	info := &errdetails.ErrorInfo{Reason: reason, Domain: ErrorDomain}
+	if len(meta) > 0 {
+		info.Metadata = meta
+	}
+	details := []protoadapt.MessageV1{info}
+	for _, m := range more {
+		details = append(details, m)
+	}
+	if withD, err := st.WithDetails(details...); err == nil {
+		st = withD
+	}
+	return st.Err()
+}

@@ -1,0 +1,141 @@
+package server_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shrike-cep/shrike/api/server"
+	shrikev1 "github.com/shrike-cep/shrike/api/shrike/v1"
+	"github.com/shrike-cep/shrike/rules"
+)
+
+func TestRequestAndRulesetLimits(t *testing.T) {
+	e := newEnv(t, envOptions{
+		api:     func(o *server.Options) { o.MaxRequestBytes = 4096 },
+		compile: rules.CompileOptions{MaxSourceBytes: 2048},
+	})
+	// A comment pads a valid ruleset to n bytes.
+	padded := func(n int) string {
+		return paymentsSrc + "# " + strings.Repeat("x", n-len(paymentsSrc)-3) + "\n"
+	}
+	tests := []struct {
+		name string
+		src  string
+		grpc string
+		rest string
+	}{
+		{"within both limits", padded(1500), "OK", "200 "},
+		{"over the ruleset limit", padded(3000), "InvalidArgument RULESET_INVALID", "400 RULESET_INVALID"},
+		{"over the request limit", padded(5000), "ResourceExhausted ", "413 "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := e.rulesets().ValidateRuleset(e.ctx(t), &shrikev1.ValidateRulesetRequest{Source: tt.src})
+			if tt.grpc == "OK" && err != nil {
+				t.Errorf("validate: %v", err)
+			}
+			_, err = e.rulesets().PutRuleset(e.ctx(t), &shrikev1.PutRulesetRequest{Name: "payments", Source: tt.src})
+			got := "OK"
+			if err != nil {
+				got = statusOf(err)
+			}
+			if !strings.HasPrefix(got, tt.grpc) {
+				t.Errorf("gRPC: got %s, want %s", got, tt.grpc)
+			}
+			code, body := e.rest(t, "PUT", "/v1/rulesets/payments", map[string]string{"source": tt.src})
+			if got := restStatus(code, body); !strings.HasPrefix(got, tt.rest) {
+				t.Errorf("REST: got %s, want %s", got, tt.rest)
+			}
+		})
+	}
+	t.Run("413 names the reason", func(t *testing.T) {
+		code, body := e.rest(t, "PUT", "/v1/rulesets/payments", map[string]string{"source": padded(5000)})
+		if got := restStatus(code, body); got != "413 REQUEST_TOO_LARGE" {
+			t.Errorf("got %s", got)
+		}
+	})
+}
+
+// selfSigned makes a certificate for 127.0.0.1 and a pool trusting it.
+func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "shrike test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+}
+
+func TestTLSOnBothListeners(t *testing.T) {
+	cert, pool := selfSigned(t)
+	e := newEnv(t, envOptions{tls: &tls.Config{Certificates: []tls.Certificate{cert}}, caPool: pool})
+	e.put(t, "payments", paymentsSrc) // gRPC over TLS
+	code, body := e.rest(t, "GET", "/v1/rulesets/payments", nil)
+	if code != http.StatusOK || body["name"] != "payments" {
+		t.Errorf("REST over TLS: %d %v", code, body)
+	}
+	// The REST stream works over TLS too.
+	e.subscribeREST(t, "")
+
+	t.Run("plain HTTP is refused", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, "GET", strings.Replace(e.base, "https", "http", 1)+"/v1/rulesets", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				t.Error("plain HTTP got 200 from the TLS listener")
+			}
+		}
+	})
+}
+
+// TestShutdownEndsStreams checks that a stopping server ends
+// subscriptions with UNAVAILABLE at once rather than wait for them.
+func TestShutdownEndsStreams(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	sub := e.subscribeGRPC(t, &shrikev1.SubscribeAlertsRequest{})
+	e.stop()
+	select {
+	case err := <-sub.errc:
+		if got := statusOf(err); got != "Unavailable SHUTTING_DOWN" {
+			t.Errorf("stream ended with %s, want Unavailable SHUTTING_DOWN", got)
+		}
+	case <-time.After(wait):
+		t.Fatal("the stream outlived the server")
+	}
+}

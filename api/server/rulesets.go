@@ -1,0 +1,183 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strconv"
+
+	"go.yaml.in/yaml/v3"
+	"google.golang.org/protobuf/types/known/emptypb"
+
+	shrikev1 "github.com/shrike-cep/shrike/api/shrike/v1"
+	"github.com/shrike-cep/shrike/cep"
+	"github.com/shrike-cep/shrike/rules"
+)
+
+// Registry is what the ruleset service needs of the rules registry
+// (cep.Registry).
+type Registry interface {
+	Put(ctx context.Context, name string, source []byte) (cep.RulesetRecord, error)
+	Get(ctx context.Context, name string, version int64) (cep.RulesetRecord, error)
+	List(ctx context.Context, pageSize int, pageToken string) ([]cep.RulesetRecord, string, error)
+	Versions(ctx context.Context, name string, pageSize int, pageToken string) ([]cep.RulesetRecord, string, error)
+	Delete(ctx context.Context, name string) error
+	Rollback(ctx context.Context, name string, version int64) (cep.RulesetRecord, error)
+}
+
+// Page sizes of every List method (AIP-158).
+const (
+	DefaultPageSize = 50
+	MaxPageSize     = 1000
+)
+
+// pageSize applies AIP-158: 0 is the default, larger than the maximum is
+// the maximum, negative is an error.
+func pageSize(n int32) (int, error) {
+	switch {
+	case n < 0:
+		return 0, badField("page_size", "must not be negative, not %d", n)
+	case n == 0:
+		return DefaultPageSize, nil
+	}
+	return min(int(n), MaxPageSize), nil
+}
+
+// rulesetService implements shrikev1.RulesetServiceServer over the
+// registry. Its methods return plain errors; the interceptors map them
+// (toStatus).
+type rulesetService struct {
+	shrikev1.UnimplementedRulesetServiceServer
+	s *Server
+}
+
+// registryErr tells the caller's mistakes (not found, bad name or token,
+// invalid source) from the registry failing, which is worth a retry.
+func registryErr(err error) error {
+	var list rules.ErrorList
+	if errors.As(err, &list) || errors.Is(err, cep.ErrRulesetNotFound) || errors.Is(err, cep.ErrInvalidName) ||
+		errors.Is(err, cep.ErrBadPageToken) || errors.Is(err, cep.ErrDeletedVersion) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return unavailable("redis", err)
+}
+
+// notFoundMeta names the ruleset (and version) an error is about.
+func notFoundMeta(err error, name string, version int64) error {
+	if version > 0 {
+		return withMeta(err, "ruleset", name, "version", strconv.FormatInt(version, 10))
+	}
+	return withMeta(err, "ruleset", name)
+}
+
+func (r *rulesetService) PutRuleset(ctx context.Context, req *shrikev1.PutRulesetRequest) (*shrikev1.Ruleset, error) {
+	rec, err := r.s.registry.Put(ctx, req.GetName(), []byte(req.GetSource()))
+	if err != nil {
+		return nil, withMeta(registryErr(err), "ruleset", req.GetName())
+	}
+	r.s.log.Info("ruleset stored", "ruleset", rec.Name, "version", rec.Version, "token", tokenName(ctx))
+	return r.s.summaries.rulesetProto(rec), nil
+}
+
+func (r *rulesetService) GetRuleset(ctx context.Context, req *shrikev1.GetRulesetRequest) (*shrikev1.Ruleset, error) {
+	if req.GetVersion() < 0 {
+		return nil, badField("version", "must not be negative, not %d", req.GetVersion())
+	}
+	rec, err := r.s.registry.Get(ctx, req.GetName(), req.GetVersion())
+	if err != nil {
+		return nil, notFoundMeta(registryErr(err), req.GetName(), req.GetVersion())
+	}
+	if rec.Deleted {
+		// A deletion asked for by number has no ruleset to show.
+		return nil, notFoundMeta(cep.ErrVersionNotFound, req.GetName(), req.GetVersion())
+	}
+	return r.s.summaries.rulesetProto(rec), nil
+}
+
+func (r *rulesetService) ListRulesets(ctx context.Context, req *shrikev1.ListRulesetsRequest) (*shrikev1.ListRulesetsResponse, error) {
+	n, err := pageSize(req.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	recs, next, err := r.s.registry.List(ctx, n, req.GetPageToken())
+	if err != nil {
+		return nil, registryErr(err)
+	}
+	out := &shrikev1.ListRulesetsResponse{NextPageToken: next}
+	for _, rec := range recs {
+		out.Rulesets = append(out.Rulesets, r.s.summaries.rulesetProto(rec))
+	}
+	return out, nil
+}
+
+func (r *rulesetService) DeleteRuleset(ctx context.Context, req *shrikev1.DeleteRulesetRequest) (*emptypb.Empty, error) {
+	if err := r.s.registry.Delete(ctx, req.GetName()); err != nil {
+		return nil, notFoundMeta(registryErr(err), req.GetName(), 0)
+	}
+	r.s.log.Info("ruleset deleted", "ruleset", req.GetName(), "token", tokenName(ctx))
+	return &emptypb.Empty{}, nil
+}
+
+func (r *rulesetService) ListRulesetVersions(ctx context.Context, req *shrikev1.ListRulesetVersionsRequest) (*shrikev1.ListRulesetVersionsResponse, error) {
+	n, err := pageSize(req.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	recs, next, err := r.s.registry.Versions(ctx, req.GetName(), n, req.GetPageToken())
+	if err != nil {
+		return nil, notFoundMeta(registryErr(err), req.GetName(), 0)
+	}
+	out := &shrikev1.ListRulesetVersionsResponse{NextPageToken: next}
+	for _, rec := range recs {
+		out.Versions = append(out.Versions, versionProto(rec))
+	}
+	return out, nil
+}
+
+func (r *rulesetService) RollbackRuleset(ctx context.Context, req *shrikev1.RollbackRulesetRequest) (*shrikev1.Ruleset, error) {
+	if req.GetVersion() <= 0 {
+		return nil, badField("version", "must be a version number (1 or more), not %d", req.GetVersion())
+	}
+	rec, err := r.s.registry.Rollback(ctx, req.GetName(), req.GetVersion())
+	if err != nil {
+		return nil, notFoundMeta(registryErr(err), req.GetName(), req.GetVersion())
+	}
+	r.s.log.Info("ruleset rolled back", "ruleset", rec.Name, "version", rec.Version, "rollback_of", req.GetVersion(), "token", tokenName(ctx))
+	return r.s.summaries.rulesetProto(rec), nil
+}
+
+// validateFile names inline sources in errors; the API strips file names
+// from positions, so it shows nowhere.
+const validateFile = "ruleset.yaml"
+
+func (r *rulesetService) ValidateRuleset(_ context.Context, req *shrikev1.ValidateRulesetRequest) (*shrikev1.ValidateRulesetResponse, error) {
+	src := []byte(req.GetSource())
+	out := &shrikev1.ValidateRulesetResponse{Name: rulesetName(src)}
+	c, err := rules.Load(validateFile, src, r.s.opts.CompileOptions)
+	if err != nil {
+		var list rules.ErrorList
+		if !errors.As(err, &list) {
+			return nil, err
+		}
+		out.Errors = rulesetErrors(list)
+		return out, nil
+	}
+	out.Valid = true
+	out.Name = c.Name
+	out.Rules = summaryOf(c.Ruleset, c.Rules).rules
+	return out, nil
+}
+
+// rulesetName reads the `ruleset:` of a source that may not parse as a
+// ruleset, for ValidateRuleset to name it anyway.
+func rulesetName(src []byte) string {
+	var doc struct {
+		Ruleset any `yaml:"ruleset"`
+	}
+	if err := yaml.NewDecoder(bytes.NewReader(src)).Decode(&doc); err != nil {
+		return ""
+	}
+	name, _ := doc.Ruleset.(string)
+	return name
+}
