@@ -50,9 +50,10 @@ type EngineOptions struct {
 	// Group is the consumer group. Default DefaultGroup. State in the Store
 	// is kept per group, so two groups reading one topic do not share it.
 	Group string
-	// Rulesets are the compiled rulesets to run; their stream.topic names
-	// the topic each reads, and every ruleset needs one. Their names must
-	// differ.
+	// Rulesets are the compiled rulesets to run first; their stream.topic
+	// names the topic each reads, and every ruleset needs one. Their names
+	// must differ. None is fine: SetRulesets gives the engine rulesets
+	// while it runs.
 	Rulesets []*rules.Compiled
 	// Store keeps key state and partition checkpoints. Required.
 	Store Store
@@ -116,9 +117,13 @@ type EngineOptions struct {
 type Engine struct {
 	opts    EngineOptions
 	log     *slog.Logger
-	streams []*stream // definitions: part is nil, workers copy them
-	topics  []string
 	metrics *metrics
+
+	// plan is the rulesets to run, planned (reload_engine.go): SetRulesets
+	// replaces it, workers load it once per batch. Run reads its topics
+	// and sets cl under mu, as SetRulesets swaps it under mu.
+	plan     atomic.Pointer[enginePlan]
+	reloadMu sync.Mutex // serialises SetRulesets
 
 	ran atomic.Bool
 
@@ -179,38 +184,16 @@ func NewEngine(opts EngineOptions) (*Engine, error) {
 	if opts.Clock == nil {
 		opts.Clock = time.Now
 	}
-	streams, err := newStreams(opts.Rulesets)
-	if err != nil {
-		return nil, fmt.Errorf("engine: %w", err)
-	}
-	outputs := map[string]bool{opts.AlertsTopic: true, opts.DeadLetterTopic: true, opts.LateTopic: true}
-	var errs []error
-	topics := map[string]bool{}
-	for _, s := range streams {
-		for _, rs := range s.rulesets {
-			switch {
-			case rs.Stream.Topic == "":
-				errs = append(errs, fmt.Errorf("engine: ruleset %q: no stream topic", rs.Name))
-			case outputs[rs.Stream.Topic]:
-				// Reading its own output would feed the engine its alerts.
-				errs = append(errs, fmt.Errorf("engine: ruleset %q reads %q, an output topic of the engine", rs.Name, rs.Stream.Topic))
-			}
-		}
-		topics[s.topic] = true
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
 	e := &Engine{
 		opts:    opts,
 		log:     opts.Logger,
-		streams: streams,
 		workers: map[topicPartition]*worker{},
 	}
-	for t := range topics {
-		e.topics = append(e.topics, t)
+	p, err := e.newPlan(opts.Rulesets, 1)
+	if err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
 	}
-	sort.Strings(e.topics)
+	e.plan.Store(p)
 	e.metrics, err = newMetrics(opts.Registerer, e.Ready)
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
@@ -219,7 +202,7 @@ func NewEngine(opts EngineOptions) (*Engine, error) {
 }
 
 // Topics returns the topics the engine reads, sorted.
-func (e *Engine) Topics() []string { return slices.Clone(e.topics) }
+func (e *Engine) Topics() []string { return slices.Clone(e.plan.Load().topics) }
 
 // Run joins the consumer group and processes records until ctx ends, then
 // shuts down gracefully: it stops fetching, lets every partition finish the
@@ -229,10 +212,12 @@ func (e *Engine) Run(ctx context.Context) error {
 	if !e.ran.CompareAndSwap(false, true) {
 		return errors.New("engine: already run")
 	}
+	e.mu.Lock()
+	topics := e.plan.Load().topics
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(e.opts.Brokers...),
 		kgo.ConsumerGroup(e.opts.Group),
-		kgo.ConsumeTopics(e.topics...),
+		kgo.ConsumeTopics(topics...),
 		// Offsets are committed by the workers, each after its checkpoint
 		// is in the Store; polls and rebalances exclude each other so that
 		// a worker exists for every partition a poll returns.
@@ -249,12 +234,12 @@ func (e *Engine) Run(ctx context.Context) error {
 	opts = append(opts, e.opts.KafkaOptions...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
+		e.mu.Unlock()
 		return fmt.Errorf("engine: kafka client: %w", err)
 	}
-	e.mu.Lock()
 	e.cl = cl
 	e.mu.Unlock()
-	e.log.Info("engine started", "group", e.opts.Group, "topics", e.topics)
+	e.log.Info("engine started", "group", e.opts.Group, "topics", topics)
 
 	e.poll(ctx, cl)
 
@@ -311,8 +296,11 @@ func (e *Engine) poll(ctx context.Context, cl *kgo.Client) {
 			e.mu.Unlock()
 			if w == nil {
 				// BlockRebalanceOnPoll makes this impossible: a partition is
-				// polled only between its assignment and its revocation.
-				e.log.Error("records of a partition without worker", "topic", p.Topic, "partition", p.Partition)
+				// polled only between its assignment and its revocation;
+				// but SetRulesets may have just dropped its topic.
+				if slices.Contains(e.plan.Load().topics, p.Topic) {
+					e.log.Error("records of a partition without worker", "topic", p.Topic, "partition", p.Partition)
+				}
 				return
 			}
 			w.enqueue(p.Records, p.HighWatermark)

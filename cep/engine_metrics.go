@@ -134,7 +134,8 @@ func (w *worker) counters(name string) *ruleCounters {
 	}
 	names, ok := w.ruleNames[name]
 	if !ok {
-		names = [2]string{name, ""}
+		// A version draining after a reload: "ruleset/rule@version".
+		names = ruleLabels(name)
 	}
 	ruleset, rule := names[0], names[1]
 	m := w.e.metrics

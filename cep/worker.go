@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -109,6 +110,15 @@ type worker struct {
 	ruleStats      map[string]matcher.RuleStats // per "ruleset/rule", last seen
 	ruleNames      map[string][2]string         // "ruleset/rule" to its labels
 	alertCtr       map[string]*ruleCounters
+	// plan is the engine's plan the streams come from; dropKeys are Store
+	// keys of streams dropped by a reload, deleted by the next checkpoint.
+	plan     *enginePlan
+	dropKeys []string
+
+	// planGen is the generation of plan, for SetRulesets to wait on;
+	// switched is signalled after each switch.
+	planGen  atomic.Int64
+	switched chan struct{}
 
 	smu sync.Mutex
 	st  PartitionStatus
@@ -144,6 +154,9 @@ type streamPart struct {
 	// late, before the checkpoint, and are skipped.
 	skipBelow int64
 	lastSeen  time.Time // Clock time of the last record pushed
+	// fresh marks a stream added by a reload: the Store holds no key of
+	// it, so none is looked for.
+	fresh bool
 
 	// deadlines holds the earliest window close of every key with state
 	// and an open window, resident or not, as of the last checkpoint plus
@@ -185,6 +198,7 @@ func newWorker(e *Engine, cl *kgo.Client, topic string, part int32) *worker {
 		source:    topic + "/" + strconv.Itoa(int(part)),
 		log:       e.log.With("topic", topic, "partition", part),
 		wake:      make(chan struct{}, 1),
+		switched:  make(chan struct{}, 1),
 		ctx:       ctx,
 		cancel:    cancel,
 		revoke:    make(chan struct{}),
@@ -201,29 +215,7 @@ func newWorker(e *Engine, cl *kgo.Client, topic string, part int32) *worker {
 	}
 	w.sink = newSink(cl, w.log, e.metrics)
 	w.st = PartitionStatus{Topic: topic, Partition: part, NextOffset: -1, CommittedOffset: -1}
-	for _, s := range e.streams {
-		if s.topic != topic {
-			continue
-		}
-		c := *s
-		sp := &streamPart{s: &c, ns: streamNamespace(s.id)}
-		sp.ooo = int64(s.rulesets[0].Stream.MaxOutOfOrderness)
-		for _, rs := range s.rulesets {
-			// Rulesets of one stream may differ in idle_timeout (it is not
-			// part of the stream's identity): the most eager one wins.
-			if d := rs.Stream.IdleTimeout; d > 0 && (sp.idle == 0 || d < sp.idle) {
-				sp.idle = d
-			}
-		}
-		for _, rs := range s.rulesets {
-			for _, cr := range rs.Rules {
-				w.ruleNames[rs.Name+"/"+cr.ID] = [2]string{rs.Name, cr.ID}
-			}
-		}
-		w.streams = append(w.streams, &c)
-		w.sps = append(w.sps, sp)
-		w.byPart[&c] = sp
-	}
+	w.initStreams(e.plan.Load())
 	return w
 }
 
@@ -309,6 +301,7 @@ func (w *worker) run() {
 	if !w.restore() {
 		return
 	}
+	w.maybeSwitch()
 	tick := time.NewTicker(tickInterval)
 	defer tick.Stop()
 	for {
@@ -327,6 +320,8 @@ func (w *worker) run() {
 				return
 			}
 		}
+		// A reload (SetRulesets) pokes wake; an idle worker switches here.
+		w.maybeSwitch()
 		if !w.maybeCheckpoint() {
 			return
 		}
@@ -355,6 +350,8 @@ func (w *worker) processQueue() bool {
 		if w.commitFailing && w.uncommitted >= w.e.opts.MaxUncommittedRecords {
 			return true
 		}
+		// Between batches: the one place a reload switches the rules.
+		w.maybeSwitch()
 		f, ok := w.take()
 		if !ok {
 			return true
@@ -408,6 +405,10 @@ var errStopping = errors.New("partition worker stopping")
 // returns false when the worker is stopped first.
 func (w *worker) restore() bool {
 	for {
+		if p := w.e.plan.Load(); p != w.plan {
+			// Reloaded before the partitions exist: nothing to carry over.
+			w.initStreams(p)
+		}
 		err := w.tryRestore()
 		if err == nil {
 			w.setFailing(nil)
@@ -738,7 +739,7 @@ func (w *worker) needsLoad(sp *streamPart, key string) bool {
 	if _, ok := sp.evicted[key]; ok {
 		return true
 	}
-	if w.storeEmpty {
+	if w.storeEmpty || sp.fresh {
 		return false
 	}
 	if _, ok := sp.pending[key]; ok {
@@ -969,7 +970,7 @@ func (w *worker) checkpoint(ctx context.Context) error {
 	for _, sp := range w.sps {
 		moved = moved || sp.s.part.Checkpoint() != sp.saved
 	}
-	if pendingKeys == 0 && w.uncommitted == 0 && (!moved || w.next < 0) {
+	if pendingKeys == 0 && w.uncommitted == 0 && len(w.dropKeys) == 0 && (!moved || w.next < 0) {
 		w.lastCommit = start
 		return nil // nothing new to record
 	}
@@ -977,7 +978,7 @@ func (w *worker) checkpoint(ctx context.Context) error {
 		return fmt.Errorf("flush outputs: %w", err)
 	}
 	var put []state.KeyState
-	var del []string
+	del := slices.Clone(w.dropKeys) // of streams a reload dropped
 	var bytes int
 	for _, sp := range w.sps {
 		for k := range sp.pending {
@@ -1012,6 +1013,7 @@ func (w *worker) checkpoint(ctx context.Context) error {
 		sp.saved = sp.s.part.Checkpoint()
 	}
 	w.storeEmpty = w.storeEmpty && len(put) == 0
+	w.dropKeys = nil
 	w.uncommitted = 0
 	w.commitFailing = false
 	w.setFailing(nil)
@@ -1140,9 +1142,9 @@ func (w *worker) observe() {
 		for name, rs := range st.ByRule {
 			last := w.ruleStats[name]
 			c := w.counters(name)
-			c.timeouts.Add(float64(rs.Timeouts - last.Timeouts))
-			c.dropped.Add(float64(rs.Dropped - last.Dropped))
-			c.celErrors.Add(float64(rs.CELErrors - last.CELErrors))
+			c.timeouts.Add(delta(rs.Timeouts, last.Timeouts))
+			c.dropped.Add(delta(rs.Dropped, last.Dropped))
+			c.celErrors.Add(delta(rs.CELErrors, last.CELErrors))
 			w.ruleStats[name] = rs
 		}
 	}
