@@ -45,6 +45,11 @@ const servePartitions = 3
 // the final checkpoint at shutdown are outside. Metrics:
 //   - events/s and ns/event of the engine, consume-events/s of the
 //     baseline, and engine/consume, the ratio of their times;
+//   - cpu-ns/event and consume-cpu-ns/event: the process's CPU time
+//     (broker, clients, engine and, for miniredis, Redis: all in this
+//     process; a real redis-server's is not counted) per event, over the
+//     whole of each part including group joins and the engine's shutdown
+//     checkpoint, steadier than wall time on a shared machine;
 //   - alert-p50-ms, alert-p99-ms: from an alert's emission, which happens
 //     as the watermark passes its last event, to the broker's
 //     acknowledgement of its record (kgo produce hooks on the engine's
@@ -154,15 +159,20 @@ func benchServe(b *testing.B) {
 	rs := paymentsRuleset(b)
 	recs := keyedRecords(b, path, n, rs)
 
-	var engineTime, consumeTime time.Duration
+	var engineTime, consumeTime, engineCPU, consumeCPU time.Duration
 	var lat []time.Duration
 	var cpNs, cpKeys, cpCount float64
 	var alerts int64
 	for range b.N {
 		brokers, stop := serveCluster(b, recs)
+		cpu0 := processCPU()
 		consumeTime += consumeOnly(b, brokers, len(recs))
+		cpu1 := processCPU()
 		r := runEngine(b, brokers, rs, len(recs), nil)
+		cpu2 := processCPU()
 		stop()
+		consumeCPU += cpu1 - cpu0
+		engineCPU += cpu2 - cpu1
 		engineTime += r.elapsed
 		lat = append(lat, r.latencies...)
 		cpNs += r.checkpointSeconds * 1e9
@@ -176,6 +186,8 @@ func benchServe(b *testing.B) {
 	b.ReportMetric(events/engineTime.Seconds(), "events/s")
 	b.ReportMetric(events/consumeTime.Seconds(), "consume-events/s")
 	b.ReportMetric(engineTime.Seconds()/consumeTime.Seconds(), "engine/consume")
+	b.ReportMetric(float64(engineCPU.Nanoseconds())/events, "cpu-ns/event")
+	b.ReportMetric(float64(consumeCPU.Nanoseconds())/events, "consume-cpu-ns/event")
 	b.ReportMetric(float64(alerts)/float64(b.N), "alerts")
 	if len(lat) > 0 {
 		slices.Sort(lat)

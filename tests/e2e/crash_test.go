@@ -112,7 +112,7 @@ func killAfterAlert(t *testing.T, e *serve) {
 // sound: the last engine shuts down cleanly, and one started after it
 // restores everything and has nothing to re-read.
 func TestCrashRecovery(t *testing.T) {
-	requireTools(t, "redis-server")
+	requireTools(t, "redis-server", "kcat")
 	_, payments, _ := shipped(t)
 	rulesDir := t.TempDir()
 	copyFile(t, payments, filepath.Join(rulesDir, "payments.yaml"))
