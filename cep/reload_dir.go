@@ -149,7 +149,7 @@ type SyncResult struct {
 // reached), after which a later Sync tries again.
 func (d *DirSync) Sync(ctx context.Context) (SyncResult, error) {
 	res := SyncResult{Invalid: map[string]error{}}
-	paths, err := rulesetPaths(d.opts.Dir)
+	paths, err := RulesetFiles(d.opts.Dir)
 	if err != nil {
 		return res, fmt.Errorf("rules dir: %w", err)
 	}
@@ -352,9 +352,10 @@ func relevantEvent(ev fsnotify.Event) bool {
 	return !strings.HasPrefix(base, ".") || strings.HasPrefix(base, "..")
 }
 
-// rulesetPaths lists the ruleset files of dir, sorted: *.yaml and *.yml,
-// not *_test.yaml, not hidden; symlinks are followed.
-func rulesetPaths(dir string) ([]string, error) {
+// RulesetFiles lists the ruleset files of dir as DirSync reads them,
+// sorted: *.yaml and *.yml, not *_test.yaml (rule unit tests), not hidden
+// (editors' swap files); symlinks are followed, folders left out.
+func RulesetFiles(dir string) ([]string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err

@@ -21,7 +21,6 @@ import (
 	"github.com/shrike-cep/shrike/cep"
 	"github.com/shrike-cep/shrike/internal/embedded"
 	"github.com/shrike-cep/shrike/internal/httpserver"
-	"github.com/shrike-cep/shrike/rules"
 	"github.com/shrike-cep/shrike/state"
 )
 
@@ -36,7 +35,7 @@ type serveFlags struct {
 var serveFlagFields = []struct {
 	flag, field, usage string
 }{
-	{"rules", "rules.dir", "load the rulesets (*.yaml, not *_test.yaml) of `DIR`"},
+	{"rules", "rules.dir", "keep the rules registry in step with the ruleset files (*.yaml, not *_test.yaml) of `DIR`, at start and on every change"},
 	{"kafka", "kafka.brokers", "Kafka seed `BROKERS` (host:port, comma-separated); none starts an embedded broker on 127.0.0.1:9092"},
 	{"redis", "redis.addrs", "Redis `ADDRS` (host:port, comma-separated; several: a Redis Cluster); none starts an embedded Redis on 127.0.0.1:6379"},
 	{"listen", "http.listen", "`HOST:PORT` of /metrics, /healthz, /readyz and /debug/pprof/ (default 127.0.0.1:8080)"},
@@ -52,10 +51,17 @@ func newServeCmd(e env) *cobra.Command {
 		Use:   "serve [--config FILE] [--rules DIR] [--kafka BROKERS] [--redis ADDR[,ADDR…]] [flags]",
 		Short: "Run the engine on Kafka, with partial matches kept in Redis",
 		Long: `Serve runs the rules engine as a service (DESIGN.md §5): it reads the topics of
-the rulesets in --rules from Kafka in a consumer group, matches each partition
-on its own worker, keeps partial matches in Redis, and produces alerts to the
-alerts topic (shrike-alerts), undecodable events to shrike-deadletter and late
-ones to shrike-late.
+the rulesets of its registry from Kafka in a consumer group, matches each
+partition on its own worker, keeps partial matches in Redis, and produces
+alerts to the alerts topic (shrike-alerts), undecodable events to
+shrike-deadletter and late ones to shrike-late.
+
+The rules registry lives in Redis, shared by every instance (DESIGN.md §6).
+--rules DIR loads the folder's ruleset files into it at start and on every
+change (a broken file at start stops serve; later, it keeps the running
+version and is logged); rulesets also come through the API. Every instance
+runs a change within a second, partial matches of a changed rule finishing
+under their old version.
 
 Without --kafka it starts an embedded Kafka-protocol broker on 127.0.0.1:9092,
 and without --redis an embedded Redis on 127.0.0.1:6379, both in memory, so
@@ -117,9 +123,6 @@ func serveConfig(file string, cmd *cobra.Command) (cep.Config, error) {
 	if err := cfg.Validate(); err != nil {
 		return cfg, configErr(err)
 	}
-	if cfg.Rules.Dir == "" {
-		return cfg, usageError{errors.New("no rulesets: give --rules DIR (the shipped examples: --rules rulesets) or rules.dir in --config")}
-	}
 	return cfg, nil
 }
 
@@ -157,6 +160,7 @@ type server struct {
 	redis  *embedded.Redis // nil with a real Redis
 	store  *state.Redis
 	engine *cep.Engine
+	rules  *rulesServer
 	http   *httpserver.Server
 }
 
@@ -170,25 +174,13 @@ func startServer(ctx context.Context, e env, cfg cep.Config) (_ *server, err err
 			s.close()
 		}
 	}()
-	files, err := rulesetFiles([]string{cfg.Rules.Dir})
+	// The folder is read first: a broken file stops serve before anything
+	// starts, and the embedded broker creates its topics.
+	local, err := loadRulesDir(cfg.Rules.Dir, e.stderr)
 	if err != nil {
 		return nil, err
 	}
-	results, ok := loadRulesets(files, e.stderr)
-	if !ok {
-		return nil, errReported
-	}
-	compiled := make([]*rules.Compiled, len(results))
-	var topics []string
-	for i, r := range results {
-		compiled[i] = r.compiled
-		s.log.Info("ruleset loaded", "ruleset", r.compiled.Name, "file", r.file, "rules", len(r.compiled.Rules), "topic", r.compiled.Stream.Topic)
-		if t := r.compiled.Stream.Topic; t != "" {
-			topics = append(topics, t)
-		}
-	}
-	slices.Sort(topics)
-	topics = slices.Compact(topics)
+	topics := rulesetTopics(local)
 
 	brokers := cfg.Kafka.Brokers
 	if cfg.EmbeddedKafka() {
@@ -250,7 +242,6 @@ func startServer(ctx context.Context, e env, cfg cep.Config) (_ *server, err err
 	s.engine, err = cep.NewEngine(cep.EngineOptions{
 		Brokers:               brokers,
 		Group:                 cfg.Kafka.Group,
-		Rulesets:              compiled,
 		Store:                 s.store,
 		AlertsTopic:           cfg.Kafka.Topics.Alerts,
 		DeadLetterTopic:       cfg.Kafka.Topics.DeadLetter,
@@ -268,6 +259,14 @@ func startServer(ctx context.Context, e env, cfg cep.Config) (_ *server, err err
 	if err != nil {
 		return nil, err
 	}
+	// The rulesets come from the registry (the folder's among them).
+	s.rules, err = startRules(ctx, cfg, rulesDeps{
+		redisAddrs: redisAddrs, engine: s.engine, local: local, log: s.log, reg: reg, clock: e.clock,
+	})
+	if err != nil {
+		return nil, err
+	}
+	topics = s.engine.Topics()
 	s.http, err = httpserver.New(httpserver.Options{
 		Addr:     cfg.HTTP.Listen,
 		Gatherer: reg,
@@ -315,6 +314,7 @@ func (s *server) run(ctx context.Context) error {
 		stopEngine()
 		return err
 	})
+	g.Go(func() error { return s.rules.run(gctx) })
 	g.Go(func() error {
 		err := s.engine.Run(engineCtx)
 		if err == nil && engineCtx.Err() == nil {
@@ -333,6 +333,9 @@ func (s *server) run(ctx context.Context) error {
 func (s *server) close() {
 	if s.http != nil {
 		_ = s.http.Close()
+	}
+	if s.rules != nil {
+		s.rules.close()
 	}
 	if s.store != nil {
 		if err := s.store.Close(); err != nil {

@@ -232,7 +232,6 @@ func TestServeErrors(t *testing.T) {
 		code int
 		want string
 	}{
-		{name: "no rulesets", args: []string{"serve"}, code: 2, want: "no rulesets: give --rules DIR"},
 		{name: "argument", args: []string{"serve", "rulesets"}, code: 2, want: `unexpected argument "rulesets"`},
 		{
 			name: "bad config file", args: []string{"serve", "--config", filepath.Join(dir, "bad.yaml")}, code: 2,

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/shrike-cep/shrike/cep"
+	"github.com/shrike-cep/shrike/rules"
+)
+
+// registryStartTimeout bounds the registry calls at start (the folder's
+// sync and the first read): a Redis that does not answer in time is not
+// fatal, the folder's rulesets then run until it does.
+const registryStartTimeout = 5 * time.Second
+
+// rulesServer is serve's rules registry and hot reload (DESIGN.md §6): the
+// registry in serve's Redis, the Reloader that keeps the engine on the
+// registry's rulesets, and, with rules.dir, the DirSync that keeps the
+// registry on the folder's files.
+type rulesServer struct {
+	// registry and compile are what the API serves and compiles with.
+	registry *cep.Registry
+	compile  rules.CompileOptions
+
+	client   interface{ Close() error } // the registry's Redis client
+	reloader *cep.Reloader
+	dir      *cep.DirSync // nil without rules.dir
+	log      *slog.Logger
+}
+
+// loadRulesDir reads and compiles the rulesets of dir before anything
+// starts, so that a broken file stops serve at once with every error as
+// `shrike check` prints them (on a running serve, a broken file only
+// keeps the running version). No dir is no ruleset.
+func loadRulesDir(dir string, stderr io.Writer) ([]*rules.Compiled, error) {
+	if dir == "" {
+		return nil, nil
+	}
+	if _, err := os.ReadDir(dir); err != nil {
+		return nil, fmt.Errorf("rules: %w", err)
+	}
+	files, err := cep.RulesetFiles(dir)
+	if err != nil {
+		return nil, fmt.Errorf("rules: %w", err)
+	}
+	results, ok := loadRulesets(files, stderr)
+	if !ok {
+		return nil, errReported
+	}
+	out := make([]*rules.Compiled, len(results))
+	for i, r := range results {
+		out[i] = r.compiled
+	}
+	return out, nil
+}
+
+// rulesDeps are what the rules part uses of the rest of serve.
+type rulesDeps struct {
+	redisAddrs []string
+	engine     *cep.Engine
+	// local are the folder's rulesets as loadRulesDir compiled them: the
+	// engine starts with them when the registry cannot be read at start.
+	local []*rules.Compiled
+	log   *slog.Logger
+	reg   prometheus.Registerer
+	clock func() time.Time
+}
+
+// startRules opens the registry, brings it up to the folder, and gives the
+// engine the registry's rulesets to start with; run then keeps all three
+// in step.
+func startRules(ctx context.Context, cfg cep.Config, d rulesDeps) (_ *rulesServer, err error) {
+	client := cep.NewRegistryClient(cfg.Redis, d.redisAddrs)
+	r := &rulesServer{client: client, log: d.log}
+	defer func() {
+		if err != nil {
+			r.close()
+		}
+	}()
+	r.registry, err = cep.NewRegistry(cep.RegistryOptions{
+		Client:         client,
+		KeyPrefix:      cfg.Redis.KeyPrefix,
+		Logger:         d.log,
+		Clock:          d.clock,
+		CompileOptions: r.compile,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Rules.Dir != "" {
+		r.dir, err = cep.NewDirSync(cep.DirSyncOptions{Dir: cfg.Rules.Dir, Registry: r.registry, Logger: d.log, Registerer: d.reg})
+		if err != nil {
+			return nil, err
+		}
+	}
+	r.reloader, err = cep.NewReloader(cep.ReloaderOptions{
+		Registry:   r.registry,
+		Engine:     d.engine,
+		Check:      d.engine.CheckRuleset,
+		Logger:     d.log,
+		Registerer: d.reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	sctx, cancel := context.WithTimeout(ctx, registryStartTimeout)
+	defer cancel()
+	initial, err := r.initial(sctx)
+	if err != nil {
+		d.log.Warn("rules registry unreachable at start: running the rules folder's rulesets until it answers", "err", err)
+		initial = d.local
+	}
+	if err := d.engine.SetRulesets(ctx, initial); err != nil {
+		return nil, err
+	}
+	for _, c := range initial {
+		d.log.Info("ruleset loaded", "ruleset", c.Name, "rules", len(c.Rules), "topic", c.Stream.Topic)
+	}
+	if len(initial) == 0 {
+		d.log.Warn("no rulesets yet: upload one (shrike rules push FILE, or PUT /v1/rulesets/NAME) or add a file to --rules DIR")
+	}
+	return r, nil
+}
+
+// initial syncs the folder into the registry and reads the registry's
+// rulesets that can run.
+func (r *rulesServer) initial(ctx context.Context) ([]*rules.Compiled, error) {
+	if r.dir != nil {
+		if _, err := r.dir.Sync(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return r.reloader.Initial(ctx)
+}
+
+// run keeps the engine on the registry and the registry on the folder
+// until ctx ends.
+func (r *rulesServer) run(ctx context.Context) error {
+	var g errgroup.Group
+	g.Go(func() error { return r.reloader.Run(ctx) })
+	if r.dir != nil {
+		g.Go(func() error { return r.dir.Run(ctx) })
+	}
+	return g.Wait()
+}
+
+// close releases the registry's Redis client.
+func (r *rulesServer) close() {
+	if err := r.client.Close(); err != nil && !errors.Is(err, context.Canceled) {
+		r.log.Warn("close the registry's redis client", "err", err)
+	}
+}
+
+// rulesetTopics are the topics rs read, sorted, once each.
+func rulesetTopics(rs []*rules.Compiled) []string {
+	var topics []string
+	for _, c := range rs {
+		if t := c.Stream.Topic; t != "" {
+			topics = append(topics, t)
+		}
+	}
+	slices.Sort(topics)
+	return slices.Compact(topics)
+}
