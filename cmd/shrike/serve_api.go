@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	apiserver "github.com/shrike-cep/shrike/api/server"
+	"github.com/shrike-cep/shrike/cep"
+	"github.com/shrike-cep/shrike/internal/httpserver"
+	"github.com/shrike-cep/shrike/rules"
+)
+
+// apiServer is serve's API (DESIGN.md §7): the gRPC server on
+// grpc.listen, its REST gateway on the HTTP server, the feed of the alerts
+// topic it streams from, and the producer of PublishEvents.
+type apiServer struct {
+	feed *cep.AlertFeed
+	pub  *cep.Publisher
+	srv  *apiserver.Server
+	log  *slog.Logger
+}
+
+// apiDeps are what the API serves, made by the rest of serve.
+type apiDeps struct {
+	log      *slog.Logger
+	brokers  []string
+	registry apiserver.Registry
+	// compile are the limits the registry compiles under, so that
+	// ValidateRuleset and TestRuleset judge a source as PutRuleset does.
+	compile rules.CompileOptions
+	http    *httpserver.Server
+	// tls is the HTTP server's too (apiTLS), nil without TLS.
+	tls   *tls.Config
+	ready func() bool
+	clock func() time.Time
+}
+
+// startAPI builds the API and mounts REST under /v1/ on the HTTP server;
+// run serves it. Tokens and TLS files are read here, so that a missing
+// file stops serve at start.
+func startAPI(ctx context.Context, cfg cep.Config, d apiDeps) (_ *apiServer, err error) {
+	a := &apiServer{log: d.log}
+	defer func() {
+		if err != nil {
+			a.close()
+		}
+	}()
+	tokens, err := apiTokens(cfg.API)
+	if err != nil {
+		return nil, err
+	}
+	tlsCfg := d.tls
+	a.feed, err = cep.NewAlertFeed(cep.AlertFeedOptions{
+		Brokers: d.brokers,
+		Topic:   cfg.Kafka.Topics.Alerts,
+		Recent:  cfg.API.RecentAlerts,
+		Logger:  d.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.pub, err = cep.NewPublisher(ctx, cep.PublisherOptions{Brokers: d.brokers, ClientID: "shrike-api"})
+	if err != nil {
+		return nil, err
+	}
+	a.srv, err = apiserver.New(apiserver.Options{
+		GRPCListen:      cfg.GRPC.Listen,
+		HTTPListen:      cfg.HTTP.Listen,
+		Registry:        d.registry,
+		Feed:            a.feed,
+		Publisher:       a.pub,
+		Tokens:          tokens,
+		TLS:             tlsCfg,
+		MaxRequestBytes: cfg.API.MaxRequestBytes,
+		CompileOptions:  d.compile,
+		RecordingsDir:   cfg.API.RecordingsDir,
+		MaxRunsPerKey:   cfg.Limits.MaxRunsPerKey,
+		Ready:           d.ready,
+		Clock:           d.clock,
+		Logger:          d.log,
+	})
+	if err != nil {
+		if errors.Is(err, apiserver.ErrTokensRequired) {
+			return nil, usageError{fmt.Errorf("%w: add api.tokens to the --config file, or listen on 127.0.0.1", err)}
+		}
+		return nil, err
+	}
+	d.http.Handle("/v1/", a.srv.Handler())
+	scheme := "http"
+	if tlsCfg != nil {
+		scheme = "https"
+	}
+	d.log.Info("api listening", "grpc", a.srv.Addr(), "rest", scheme+"://"+d.http.Addr()+"/v1/",
+		"tokens", len(tokens), "tls", tlsCfg != nil)
+	return a, nil
+}
+
+// run serves the API until ctx ends: the gRPC server (streams end first,
+// then calls in flight get the shutdown timeout), then the feed.
+func (a *apiServer) run(ctx context.Context) error {
+	feedCtx, stopFeed := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopFeed()
+	var g errgroup.Group
+	g.Go(func() error { return a.feed.Run(feedCtx) })
+	err := a.srv.Run(ctx)
+	// The feed outlives the server's streams, which read it.
+	stopFeed()
+	return errors.Join(err, g.Wait())
+}
+
+// close releases the listener and the Kafka producer, after run or
+// instead of it.
+func (a *apiServer) close() {
+	if a.srv != nil {
+		_ = a.srv.Close()
+	}
+	if a.pub != nil {
+		a.pub.Close()
+	}
+}
+
+// apiTokens reads the configured tokens, their secrets from token_file
+// where given.
+func apiTokens(c cep.APIConfig) ([]apiserver.Token, error) {
+	out := make([]apiserver.Token, 0, len(c.Tokens))
+	for _, t := range c.Tokens {
+		secret := t.Token
+		if t.TokenFile != "" {
+			b, err := os.ReadFile(t.TokenFile)
+			if err != nil {
+				return nil, fmt.Errorf("api token %q: %w", t.Name, err)
+			}
+			if secret = strings.TrimSpace(string(b)); secret == "" {
+				return nil, fmt.Errorf("api token %q: %s is empty", t.Name, t.TokenFile)
+			}
+		}
+		out = append(out, apiserver.Token{Name: t.Name, Secret: secret, Scopes: t.Scopes})
+	}
+	return out, nil
+}
+
+// apiTLS loads the certificate both listeners serve, if configured.
+func apiTLS(c cep.TLSConfig) (*tls.Config, error) {
+	if !c.Enabled() {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("api tls: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
