@@ -468,7 +468,9 @@ func (e *Engine) Status() EngineStatus {
 		st.Reason = "not started"
 	case e.stopped:
 		st.Reason = "stopped"
-	case !e.joined:
+	case !e.joined && len(e.plan.Load().topics) > 0:
+		// With no ruleset there is nothing to join for: the engine is
+		// ready to take rulesets.
 		st.Reason = "joining the consumer group"
 	}
 	e.mu.Unlock()

@@ -383,6 +383,8 @@ func TestHotReloadThroughRegistry(t *testing.T) {
 	if got := e.Topics(); len(got) != 0 {
 		t.Fatalf("an engine without rulesets reads %v", got)
 	}
+	// Nothing to consume is no reason to be unready.
+	waitFor(t, "an engine without rulesets to be ready", e.Ready)
 
 	events := newEventProducer(t, brokers, "events")
 	other := newEventProducer(t, brokers, "other")
