@@ -99,9 +99,19 @@ func (e *Engine) Rulesets() []*rules.Compiled {
 func (e *Engine) SetRulesets(ctx context.Context, rs []*rules.Compiled) error {
 	e.reloadMu.Lock()
 	defer e.reloadMu.Unlock()
-	p, err := e.newPlan(rs, e.plan.Load().gen+1)
+	cur := e.plan.Load()
+	p, err := e.newPlan(rs, cur.gen+1)
 	if err != nil {
 		return fmt.Errorf("engine: set rulesets: %w", err)
+	}
+	// A stream whose rulesets are the very same keeps its Program, so that
+	// its partitions have nothing to do (SetProgram of the same Program).
+	for _, s := range p.streams {
+		for _, o := range cur.streams {
+			if o.id == s.id && slices.Equal(o.rulesets, s.rulesets) {
+				s.prog = o.prog
+			}
+		}
 	}
 	// Under mu: Run reads the plan's topics and sets cl under it too, so
 	// that a plan stored while the client starts is subscribed either way.
@@ -292,7 +302,7 @@ func (w *worker) maybeSwitch() {
 	for _, sp := range w.sps {
 		maps.Copy(w.ruleStats, sp.s.part.Stats().ByRule)
 	}
-	w.log.Info("rulesets switched", "streams", len(w.sps))
+	w.log.Debug("rulesets switched", "streams", len(w.sps))
 	w.ack()
 }
 

@@ -202,10 +202,11 @@ func firstPos(a *matcher.Alert) matcher.Position {
 // events flow without pause and checks, per DESIGN.md §6: every event is
 // matched by exactly one version of a changed rule (none skipped, none
 // matched twice), the versions follow one another in each partition's
-// order, a rule that did not change goes on as if nothing happened, a
-// partial match started under the old version completes under it, the
-// first event produced after SetRulesets returns meets the new version,
-// and a set the engine refuses leaves the running one.
+// order, a rule that did not change goes on as if nothing happened (its
+// partial matches too), a partial match started under the old version of
+// a changed rule completes under it, the first event produced after
+// SetRulesets returns meets the new version, and a set the engine refuses
+// leaves the running one.
 func TestEngineHotReloadUnderLoad(t *testing.T) {
 	brokers := cluster(t, "events")
 	clock := newFakeClock()
@@ -230,16 +231,22 @@ func TestEngineHotReloadUnderLoad(t *testing.T) {
 		<-producing
 	}()
 
+	// openMatches waits until the engine holds a partial match.
+	openMatches := func() {
+		t.Helper()
+		waitFor(t, "a partial match to open", func() bool {
+			for _, line := range strings.Split(gatherText(t, reg), "\n") {
+				if strings.HasPrefix(line, "shrike_engine_partial_matches{") && !strings.HasSuffix(line, " 0") {
+					return true
+				}
+			}
+			return false
+		})
+	}
 	// A partial match of pair under its first version.
 	a := prod.emit("a", "pair")
-	waitFor(t, "the pair's first event to open a partial match", func() bool {
-		for _, line := range strings.Split(gatherText(t, reg), "\n") {
-			if strings.HasPrefix(line, "shrike_engine_partial_matches{") && !strings.HasSuffix(line, " 0") {
-				return true
-			}
-		}
-		return false
-	})
+	openMatches()
+	var a2 int64 // a partial match of pair's second version, under reload 3
 
 	// versionOf maps every's versions to the set that introduced them.
 	versionOf := map[string]int{ruleVersion(sets[0], "every"): 0}
@@ -279,7 +286,18 @@ func TestEngineHotReloadUnderLoad(t *testing.T) {
 				t.Errorf("pair alert steps %+v, want a at %v and b at %v", got.Steps, posA, posB)
 			}
 		}
+		if i == 3 {
+			// pair did not change: its partial match carries on.
+			prod.emit("b", "pair2")
+			got := sink.waitAlert(t, "the pair2 alert", func(a *matcher.Alert) bool { return a.Rule == "pair" && a.Key == "pair2" })
+			posA, _ := prod.posOf(a2)
+			if want := ruleVersion(sets[1], "pair"); got.RuleVersion != want || firstPos(got) != posA {
+				t.Errorf("pair2 matched by version %s from %v, want %s from %v", got.RuleVersion, firstPos(got), want, posA)
+			}
+		}
 		if i == 2 {
+			a2 = prod.emit("a", "pair2")
+			openMatches()
 			// A set the engine refuses changes nothing.
 			bad := compileSource(t, []byte(strings.ReplaceAll(string(reloadSource("events", "bad", "p1")), "topic: events", "topic: "+DefaultAlertsTopic)))
 			if err := e.SetRulesets(context.Background(), []*rules.Compiled{c, bad}); err == nil {
@@ -323,8 +341,8 @@ func TestEngineHotReloadUnderLoad(t *testing.T) {
 			pairs = append(pairs, a)
 		}
 	}
-	if len(pairs) != 1 {
-		t.Errorf("%d pair alerts, want 1", len(pairs))
+	if len(pairs) != 2 {
+		t.Errorf("%d pair alerts, want 2", len(pairs))
 	}
 	lastInPartition := map[string]int{}
 	for n := range int64(len(p.pos)) {
@@ -366,7 +384,8 @@ func TestHotReloadThroughRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 	sink := &alertSink{}
-	e := start(t, EngineOptions{Brokers: brokers, Store: state.NewMemory(), Clock: newFakeClock().Now, OnAlert: sink.add})
+	store := state.NewMemory()
+	e := start(t, EngineOptions{Brokers: brokers, Store: store, Clock: newFakeClock().Now, OnAlert: sink.add})
 	rl, err := NewReloader(ReloaderOptions{Registry: registry, Engine: e.Engine, Check: e.CheckRuleset})
 	if err != nil {
 		t.Fatal(err)
@@ -438,6 +457,22 @@ func TestHotReloadThroughRegistry(t *testing.T) {
 	}
 	t.Logf("a ruleset on a new topic alerts %v after its Put", seen(other, compileSource(t, o1)))
 
+	// A partial match of pair: key state in the Store.
+	storedKeys := func() int {
+		n := 0
+		for p := range int32(testPartitions) {
+			keys, err := store.LoadAll(ctx, state.PartitionID{Group: DefaultGroup, Topic: "events", Partition: p})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += len(keys)
+		}
+		return n
+	}
+	events.emit("a", "k")
+	events.emit("tick", "k")
+	waitFor(t, "the partial match to be checkpointed", func() bool { return storedKeys() > 0 })
+
 	if err := registry.Delete(ctx, "reload-events"); err != nil {
 		t.Fatal(err)
 	}
@@ -455,5 +490,9 @@ func TestHotReloadThroughRegistry(t *testing.T) {
 		if a.Ruleset == "reload-events" {
 			t.Errorf("the deleted ruleset alerted: %s/%s", a.Ruleset, a.Rule)
 		}
+	}
+	// Its partitions' last checkpoints deleted its keys.
+	if n := storedKeys(); n != 0 {
+		t.Errorf("%d keys of the deleted ruleset's stream are still stored", n)
 	}
 }

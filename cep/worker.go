@@ -925,6 +925,10 @@ func (w *worker) maybeCheckpoint() bool {
 // DrainTimeout after the revocation (drainTimer then ends ctx).
 func (w *worker) drain() {
 	w.retire()
+	// A reload may have dropped the topic (SetRulesets stops its workers
+	// this way): switched first, the last checkpoint deletes the keys of
+	// the streams no ruleset reads any more.
+	w.maybeSwitch()
 	for {
 		err := w.checkpoint(w.ctx)
 		if err == nil {
