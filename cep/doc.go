@@ -70,4 +70,32 @@
 //     ready, and a partition stops taking records MaxUncommittedRecords
 //     past its last checkpoint (fetching is paused once its queue is long);
 //     it resumes when a checkpoint succeeds.
+//
+// Rules registry and hot reload (DESIGN.md §6, docs/operations.md):
+// Registry keeps rulesets and their history in Redis, Reloader keeps an
+// Engine on the registry's rulesets (Engine.SetRulesets), and DirSync keeps
+// the registry on a folder of ruleset files. Invariants:
+//
+//   - Nothing reaches the registry, or the engine, without compiling
+//     completely first: an invalid source is refused with every error at
+//     its position and changes nothing; a version one instance cannot run
+//     leaves its predecessor running there.
+//   - Versions only grow: every change (put of a new source, rollback,
+//     delete as a tombstone) is a new version, made in one Lua script with
+//     the names index and the change counter, under one hash tag; two
+//     writers get distinct versions, and a version once stored never
+//     changes.
+//   - Every change bumps the counter and publishes it; Watch listens and
+//     also polls the counter, so every instance sees every change within a
+//     second, as a complete, consistent set.
+//   - The engine's rulesets are one immutable plan behind an atomic
+//     pointer; a worker switches plans only between batches, so each record
+//     is matched by exactly one plan, and SetRulesets returns once every
+//     worker has switched. Unchanged rules keep their partial matches,
+//     changed ones drain under their old version, removed ones drop theirs
+//     (matcher.Partition.SetProgram); the keys of a dropped stream are
+//     deleted by the partition's next checkpoint.
+//   - A folder is the truth only for the rulesets its files hold: a removed
+//     file deletes its ruleset, a broken one keeps the running version, and
+//     rulesets no file held are never touched.
 package cep
