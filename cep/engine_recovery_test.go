@@ -337,3 +337,35 @@ func TestEngineStoreFailure(t *testing.T) {
 	}
 	log.check(t, replayAlerts(t, rs, lines, prod))
 }
+
+// TestEngineFailingCommits fails a number of commits in the middle of the
+// stream, as a Redis failing over would: they are retried, later
+// checkpoints carry what the failed ones had, and nothing is lost or
+// matched twice.
+func TestEngineFailingCommits(t *testing.T) {
+	brokers := cluster(t, "payments")
+	rs := loadPayments(t)
+	lines := paymentsEvents(t, 4000, 300, 0.05)
+	clock := newFakeClock()
+	log := newAlertLog()
+	fs := newFaultStore(state.NewMemory())
+	e := start(t, EngineOptions{Brokers: brokers, Rulesets: []*rules.Compiled{rs}, Store: fs, Clock: clock.Now, OnAlert: log.add})
+	waitFor(t, "the engine to be ready", e.Ready)
+	prod := produce(t, brokers, "payments", rs, lines[:len(lines)/2])
+	waitFor(t, "the first half to be processed", func() bool { return consumed(prod, e) })
+	const failing = 10
+	fs.failCommits.Store(failing)
+	prod = concat(prod, produce(t, brokers, "payments", rs, lines[len(lines)/2:]))
+	waitFor(t, "everything to be processed and checkpointed", func() bool {
+		return consumed(prod, e) && checkpointed(e) && fs.failCommits.Load() <= 0
+	})
+	closeWindows(t, clock, prod, e)
+	e.stop(t)
+	if n := fs.failures.Load(); n != failing {
+		t.Errorf("%d commits failed, want %d", n, failing)
+	}
+	log.check(t, replayAlerts(t, rs, lines, prod))
+	if dup := log.duplicates(); dup > 0 {
+		t.Errorf("%d duplicate alerts", dup)
+	}
+}

@@ -122,8 +122,6 @@ type worker struct {
 
 	smu sync.Mutex
 	st  PartitionStatus
-	// storeFailing mirrors failing for Status.
-	storeFailing atomic.Bool
 }
 
 // fetched is one poll's records of the partition.
@@ -526,7 +524,6 @@ func (w *worker) nextBackoff() time.Duration {
 // fails.
 func (w *worker) setFailing(err error) {
 	w.failing = err != nil
-	w.storeFailing.Store(err != nil)
 	if err == nil {
 		w.backoff = 0
 		w.setStatus(func(st *PartitionStatus) { st.StoreError = "" })
@@ -581,7 +578,7 @@ func (w *worker) process(f fetched) error {
 		w.setFailing(nil)
 	}
 	now := w.e.opts.Clock()
-	var events, deads, skipped int
+	var events, skipped int
 	for i := range w.decoded {
 		d := &w.decoded[i]
 		w.cur, w.curLate = d.rec, false
@@ -598,7 +595,6 @@ func (w *worker) process(f fetched) error {
 		}
 		if d.dead != nil {
 			if d.rec.Offset >= w.readTo {
-				deads++
 				w.deadLetter(d.rec, d.dead)
 			} else {
 				skipped++
