@@ -1,8 +1,6 @@
 package cep
 
 import (
-	"cmp"
-
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shrike-cep/shrike/state"
@@ -24,6 +22,6 @@ func NewRegistryClient(c RedisConfig, addrs []string) redis.UniversalClient {
 		ReadTimeout:           state.DefaultReadTimeout,
 		WriteTimeout:          state.DefaultReadTimeout,
 		ContextTimeoutEnabled: true,
-		ClientName:            cmp.Or(c.KeyPrefix, DefaultRegistryKeyPrefix) + "-registry",
+		ClientName:            "shrike-registry",
 	})
 }
