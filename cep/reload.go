@@ -94,7 +94,7 @@ func newReloadMetrics(reg prometheus.Registerer) (reloadMetrics, error) {
 	m := reloadMetrics{
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "shrike", Subsystem: "rules", Name: "reloads_total",
-			Help: "Rule set changes handled, by result: failure when a ruleset of the change could not run (its previous version stays) or the engine did not take the set.",
+			Help: "Registry changes handled, by result: failure when some ruleset of the registry cannot run at its current version (its previous version stays) or the engine did not take the set.",
 		}, []string{"result"}),
 		versions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "shrike", Subsystem: "rules", Name: "ruleset_version",
