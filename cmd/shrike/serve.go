@@ -162,6 +162,7 @@ type server struct {
 	engine *cep.Engine
 	rules  *rulesServer
 	http   *httpserver.Server
+	api    *apiServer
 }
 
 // startServer loads the rulesets, starts the embedded broker and Redis if
@@ -267,16 +268,29 @@ func startServer(ctx context.Context, e env, cfg cep.Config) (_ *server, err err
 		return nil, err
 	}
 	topics = s.engine.Topics()
+	// The REST API shares the HTTP listener, and so its TLS.
+	tlsCfg, err := apiTLS(cfg.API.TLS)
+	if err != nil {
+		return nil, err
+	}
 	s.http, err = httpserver.New(httpserver.Options{
 		Addr:     cfg.HTTP.Listen,
 		Gatherer: reg,
 		Ready:    s.ready,
 		Logger:   s.log,
+		TLS:      tlsCfg,
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.log.Info("http listening", "addr", s.http.Addr(), "paths", "/metrics /healthz /readyz /debug/pprof/")
+	s.log.Info("http listening", "addr", s.http.Addr(), "paths", "/metrics /healthz /readyz /debug/pprof/ /v1/")
+	s.api, err = startAPI(ctx, cfg, apiDeps{
+		log: s.log, brokers: brokers, registry: s.rules.registry, compile: s.rules.compile,
+		http: s.http, tls: tlsCfg, ready: s.engine.Ready, clock: e.clock,
+	})
+	if err != nil {
+		return nil, err
+	}
 	if s.kafka != nil && cfg.Log.Format == "text" {
 		// For a person at a terminal; a JSON log stays machine-readable.
 		printQuickStart(e.stderr, s, topics)
@@ -315,6 +329,7 @@ func (s *server) run(ctx context.Context) error {
 		return err
 	})
 	g.Go(func() error { return s.rules.run(gctx) })
+	g.Go(func() error { return s.api.run(gctx) })
 	g.Go(func() error {
 		err := s.engine.Run(engineCtx)
 		if err == nil && engineCtx.Err() == nil {
@@ -333,6 +348,9 @@ func (s *server) run(ctx context.Context) error {
 func (s *server) close() {
 	if s.http != nil {
 		_ = s.http.Close()
+	}
+	if s.api != nil {
+		s.api.close()
 	}
 	if s.rules != nil {
 		s.rules.close()
@@ -376,6 +394,7 @@ func printQuickStart(w io.Writer, s *server, topics []string) {
 		fmt.Fprintf(&b, "  feed it:      kcat -b %s -P -t %s -K: -l events.txt   (key:json lines)\n", broker, topic)
 	}
 	fmt.Fprintf(&b, "  read alerts:  kcat -b %s -C -t %s -o beginning\n", broker, s.cfg.Kafka.Topics.Alerts)
+	fmt.Fprintf(&b, "  API:          REST http://%s/v1/ (OpenAPI: /v1/openapi.json), gRPC %s\n", s.http.Addr(), s.api.srv.Addr())
 	fmt.Fprintf(&b, "  metrics:      http://%s/metrics   readiness: http://%s/readyz\n\n", s.http.Addr(), s.http.Addr())
 	_, _ = io.WriteString(w, b.String())
 }

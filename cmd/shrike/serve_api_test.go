@@ -1,14 +1,24 @@
 package main
 
 import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"go.uber.org/goleak"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	apiserver "github.com/shrike-cep/shrike/api/server"
+	shrikev1 "github.com/shrike-cep/shrike/api/shrike/v1"
 	"github.com/shrike-cep/shrike/cep"
 )
 
@@ -72,5 +82,137 @@ func TestAPITLS(t *testing.T) {
 	}
 	if _, err := apiTLS(cep.TLSConfig{CertFile: cert, KeyFile: key}); err == nil || !strings.HasPrefix(err.Error(), "api tls: ") {
 		t.Errorf("bad PEM: %v", err)
+	}
+}
+
+// TestServeAPI runs serve in-process on embedded Kafka and Redis with no
+// rulesets, and drives it through its API as a user would: a ruleset
+// uploaded with REST reaches the engine, events published with REST are
+// matched, and the alert arrives on a gRPC subscription and on the REST
+// stream; serve then shuts down cleanly with the streams open.
+func TestServeAPI(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	var logs syncBuffer
+	s, err := startServer(ctx, env{stderr: &logs, clock: time.Now}, testServeConfig(""))
+	if err != nil {
+		t.Fatalf("start: %v\n%s", err, logs.String())
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan error, 1)
+	go func() { done <- s.run(runCtx) }()
+
+	base := "http://" + s.http.Addr()
+	client := &http.Client{}
+	defer client.CloseIdleConnections()
+	rest := func(method, path, body string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(ctx, method, base+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, string(b)
+	}
+	src := "ruleset: api\nstream: {topic: api-events, key: event.account, time: event.ts, max_out_of_orderness: 0s}\n" +
+		"rules:\n  - id: big\n    severity: high\n    when: event.amount > 100.0\n"
+	body, _ := json.Marshal(map[string]string{"source": src})
+	if code, out := rest("PUT", "/v1/rulesets/api", string(body)); code != http.StatusOK {
+		t.Fatalf("PUT: %d %s", code, out)
+	}
+	badBody, _ := json.Marshal(map[string]string{"source": strings.Replace(src, "100.0", "'x' +", 1)})
+	if code, out := rest("PUT", "/v1/rulesets/api", string(badBody)); code != http.StatusBadRequest || !strings.Contains(out, `"6:31: rule \"big\": `) {
+		t.Errorf("PUT of a broken ruleset: %d %s", code, out)
+	}
+
+	conn, err := grpc.NewClient(s.api.srv.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	sctx, scancel := context.WithCancel(ctx)
+	defer scancel()
+	sub, err := shrikev1.NewAlertServiceClient(conn).SubscribeAlerts(sctx, &shrikev1.SubscribeAlertsRequest{Ruleset: "api"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sub.Header(); err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequestWithContext(sctx, "GET", base+"/v1/alerts:subscribe?ruleset=api", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Body.Close()
+
+	// The engine reads the new topic within a second of the upload; until
+	// it does, published events wait in Kafka. An event for a new account
+	// every second, each followed by one that closes its watermark, until
+	// an alert arrives.
+	alerts := make(chan *shrikev1.Alert, 1)
+	go func() {
+		for {
+			a, err := sub.Recv()
+			if err != nil {
+				close(alerts)
+				return
+			}
+			alerts <- a
+		}
+	}()
+	var got *shrikev1.Alert
+	for i := 0; got == nil; i++ {
+		ts := time.Date(2026, 11, 20, 10, 0, 2*i, 0, time.UTC)
+		ev := func(amount float64, at time.Time) map[string]any {
+			return map[string]any{"key": "k", "value": map[string]any{"account": "k", "amount": amount, "ts": at.Format(time.RFC3339)}}
+		}
+		pub, _ := json.Marshal(map[string]any{"topic": "api-events", "events": []any{ev(500, ts), ev(1, ts.Add(time.Second))}})
+		if code, out := rest("POST", "/v1/events:publish", string(pub)); code != http.StatusOK {
+			t.Fatalf("publish: %d %s", code, out)
+		}
+		select {
+		case got = <-alerts:
+			if got == nil {
+				t.Fatal("gRPC subscription ended")
+			}
+		case <-time.After(time.Second):
+		case <-ctx.Done():
+			t.Fatal("no alert")
+		}
+	}
+	if got.GetRuleset() != "api" || got.GetRule() != "big" || got.GetPosition() == "" {
+		t.Errorf("gRPC alert = %v", got)
+	}
+	line, err := bufio.NewReader(stream.Body).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	var restAlert struct {
+		Result struct{ ID, Position string }
+	}
+	if err := json.Unmarshal([]byte(line), &restAlert); err != nil || restAlert.Result.ID != got.GetId() || restAlert.Result.Position != got.GetPosition() {
+		t.Errorf("REST stream line %s (%v), want alert %s", line, err, got.GetId())
+	}
+
+	stop()
+	if err := <-done; err != nil {
+		t.Errorf("run after cancel = %v, want nil", err)
+	}
+	if !strings.Contains(logs.String(), `msg="api listening"`) || !strings.Contains(logs.String(), `msg="shut down cleanly"`) {
+		t.Errorf("log:\n%s", logs.String())
 	}
 }

@@ -34,6 +34,7 @@ func testServeConfig(rulesDir string) cep.Config {
 	cfg.Kafka.Embedded.Port = 0
 	cfg.Redis.Embedded.Port = 0
 	cfg.HTTP.Listen = "127.0.0.1:0"
+	cfg.GRPC.Listen = "127.0.0.1:0"
 	cfg.State.CheckpointInterval = 100 * time.Millisecond
 	return cfg
 }
@@ -185,7 +186,7 @@ log: {format: json}
 	defer interrupt()
 	code := make(chan int, 1)
 	go func() {
-		code <- run(runCtx, []string{"serve", "--config", conf, "--rules", "../../rulesets", "--listen", "127.0.0.1:0", "--group", "g1"},
+		code <- run(runCtx, []string{"serve", "--config", conf, "--rules", "../../rulesets", "--listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0", "--group", "g1"},
 			env{stdout: io.Discard, stderr: &stderr, clock: time.Now})
 	}()
 	addrRE := regexp.MustCompile(`"msg":"http listening","addr":"([^"]+)"`)
