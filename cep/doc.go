@@ -98,4 +98,18 @@
 //   - A folder is the truth only for the rulesets its files hold: a removed
 //     file deletes its ruleset, a broken one keeps the running version, and
 //     rulesets no file held are never touched.
+//
+// For the API (DESIGN.md §7), AlertFeed reads every partition of the
+// alerts topic without a group, so that any instance serves any
+// subscriber the alerts of all instances, and Publisher writes events for
+// producers without a Kafka client. Invariants of the AlertFeed:
+//
+//   - It never waits for a subscriber: each has a bounded buffer and is
+//     cut off (ErrSlowSubscriber) when it fills.
+//   - A cursor is the next offset of every partition: resuming from one
+//     replays from those offsets with a consumer of its own until it has
+//     caught up with the feed, then joins the live fan-out under the
+//     feed's lock, missing no alert and getting none twice; a cursor
+//     behind the topic's retention is refused (ErrCursorExpired) rather
+//     than skipping alerts.
 package cep
