@@ -73,9 +73,15 @@ Settings come from defaults, then --config (YAML; every field and default is
 in the README, "Running the engine"), then flags, which win. HTTP on --listen serves /metrics (Prometheus), /healthz,
 /readyz (200 once partitions are assigned and restored) and /debug/pprof/.
 
-On SIGINT or SIGTERM it stops taking HTTP requests, stops fetching, lets every
-partition finish its batch, checkpoint and commit, leaves the group, and
-exits 0.`,
+The API (DESIGN.md §7) is gRPC on --grpc-listen and REST under /v1/ on
+--listen (its OpenAPI document at /v1/openapi.json): rulesets, their
+versions and tests, the alert stream of every instance, and publishing
+events. A listener beyond loopback requires bearer tokens (api.tokens in
+--config); api.tls serves both listeners over TLS.
+
+On SIGINT or SIGTERM it ends the API's streams and stops taking requests,
+stops fetching, lets every partition finish its batch, checkpoint and
+commit, leaves the group, and exits 0.`,
 		Example: `  shrike serve --rules rulesets
   shrike serve --rules rulesets --kafka k1:9092,k2:9092 --redis r1:6379,r2:6379,r3:6379
   shrike serve --config /etc/shrike/shrike.yaml --log-format json`,
