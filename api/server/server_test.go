@@ -17,7 +17,6 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/google/go-cmp/cmp"
-	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"go.uber.org/goleak"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -109,7 +108,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	e := &env{brokers: kc.ListenAddrs()}
 
 	mr := miniredis.RunT(t)
-	rc := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	rc := cep.NewRegistryClient(cep.RedisConfig{}, []string{mr.Addr()})
 	t.Cleanup(func() { _ = rc.Close() })
 	e.registry, err = cep.NewRegistry(cep.RegistryOptions{Client: rc, CompileOptions: o.compile})
 	if err != nil {
