@@ -17,7 +17,6 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/google/go-cmp/cmp"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"go.uber.org/goleak"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -29,6 +28,7 @@ import (
 	"github.com/shrike-cep/shrike/api/server"
 	shrikev1 "github.com/shrike-cep/shrike/api/shrike/v1"
 	"github.com/shrike-cep/shrike/cep"
+	"github.com/shrike-cep/shrike/internal/embedded"
 	"github.com/shrike-cep/shrike/internal/httpserver"
 	"github.com/shrike-cep/shrike/rules"
 )
@@ -100,12 +100,12 @@ type envOptions struct {
 
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
-	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, "payments", alertsTopic), kfake.AllowAutoTopicCreation())
+	kc, err := embedded.NewKafka(context.Background(), embedded.KafkaOptions{Partitions: partitions, Topics: []string{"payments", alertsTopic}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(kc.Close)
-	e := &env{brokers: kc.ListenAddrs()}
+	e := &env{brokers: kc.Addrs()}
 
 	mr := miniredis.RunT(t)
 	rc := cep.NewRegistryClient(cep.RedisConfig{}, []string{mr.Addr()})
