@@ -154,14 +154,20 @@ func (f *clientFlags) rpcError(what string, err error) error {
 			hint = " (the server does not accept this token)"
 		}
 	case codes.PermissionDenied:
-		hint = " (the token lacks the scope this needs)"
-		if scope := errorInfo(st).GetMetadata()["scope"]; scope != "" {
+		// The server's message may name the scope already.
+		switch scope := errorInfo(st).GetMetadata()["scope"]; {
+		case scope == "":
+			hint = " (the token lacks the scope this needs)"
+		case !strings.Contains(msg, scope):
 			hint = " (the token lacks the scope " + scope + ")"
 		}
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %s%s", what, msg, hint)
 	for _, v := range fieldViolations(st) {
+		if strings.Contains(msg, v.GetDescription()) {
+			continue // the message says it already
+		}
 		b.WriteString("\n  ")
 		if v.GetField() != "" {
 			b.WriteString(v.GetField() + ": ")

@@ -23,17 +23,15 @@ import (
 
 func TestPushName(t *testing.T) {
 	tests := []struct {
-		name, file, src, flag, want string
+		name, file, src, want string
 	}{
-		{"ruleset field", "dir/a.yaml", "ruleset: payments\nrules: []\n", "", "payments"},
-		{"no ruleset field", "dir/shop.yaml", "rules: []\n", "", "shop"},
-		{"flag for a file without the field", "dir/shop.yml", "rules: []\n", "orders", "orders"},
-		{"flag wins, the server judges the mismatch", "a.yaml", "ruleset: payments\n", "orders", "orders"},
-		{"not YAML: the file name", "dir/broken.yaml", "ruleset: [\n", "", "broken"},
+		{"ruleset field", "dir/a.yaml", "ruleset: payments\nrules: []\n", "payments"},
+		{"no ruleset field: the file name", "dir/shop.yml", "rules: []\n", "shop"},
+		{"not YAML: the file name", "dir/broken.yaml", "ruleset: [\n", "broken"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := pushName(tt.file, []byte(tt.src), tt.flag); got != tt.want {
+			if got := pushName(tt.file, []byte(tt.src)); got != tt.want {
 				t.Errorf("pushName(%q) = %q, want %q", tt.file, got, tt.want)
 			}
 		})
@@ -147,6 +145,11 @@ func TestRPCError(t *testing.T) {
 			"tail alerts: permission denied (the token lacks the scope rules:write)",
 		},
 		{
+			"scope named in the message",
+			"t0ken", withInfo(t, status.New(codes.PermissionDenied, `token "ci" lacks scope rules:write`), &errdetails.ErrorInfo{Reason: "SCOPE_MISSING", Domain: "shrike", Metadata: map[string]string{"scope": "rules:write"}}).Err(),
+			`tail alerts: token "ci" lacks scope rules:write`,
+		},
+		{
 			"deadline",
 			"", status.Error(codes.DeadlineExceeded, "context deadline exceeded"),
 			"tail alerts: no answer from 127.0.0.1:9099 within 5s",
@@ -155,6 +158,11 @@ func TestRPCError(t *testing.T) {
 			"field violations, one per line",
 			"", withDetails(t, status.New(codes.InvalidArgument, "bad request"), bad).Err(),
 			"tail alerts: bad request\n  filter: 1:7: undeclared reference to 'nope'\n  min_severity: \"urgent\" is not a severity",
+		},
+		{
+			"field violations the message holds already",
+			"", withDetails(t, status.New(codes.InvalidArgument, "invalid filter:\n1:7: undeclared reference to 'nope'"), bad).Err(),
+			"tail alerts: invalid filter:\n1:7: undeclared reference to 'nope'\n  min_severity: \"urgent\" is not a severity",
 		},
 		{
 			"not a status",

@@ -87,14 +87,13 @@ func argsExactly(n int, what string) cobra.PositionalArgs {
 }
 
 func newRulesPushCmd(e env, f *clientFlags) *cobra.Command {
-	var name string
 	cmd := &cobra.Command{
 		Use:   "push FILE...",
 		Short: "Upload rulesets: each file becomes the next version of its ruleset",
 		Long: `Push uploads each ruleset file (a file, a comma-separated list, or a directory
 of *.yaml files, *_test.yaml left out) to the server, which compiles it
-completely before it replaces the running version. The ruleset's name is its
-` + "`ruleset:`" + ` field, else --name, else the file name without its extension.
+completely before it replaces the running version, under the name its
+` + "`ruleset:`" + ` field gives.
 
 A ruleset the server refuses keeps its running version; every problem is
 printed on stderr as file:line:col: rule "id": message, with the CEL caret
@@ -106,9 +105,6 @@ exit status is 0 when every file was stored and 1 otherwise.`,
 			files, err := rulesetFiles(args)
 			if err != nil {
 				return err
-			}
-			if name != "" && len(files) > 1 {
-				return usageError{errors.New("--name names one ruleset, but several files are given")}
 			}
 			c, done, err := rulesClient(cmd, e, f)
 			if err != nil {
@@ -123,7 +119,7 @@ exit status is 0 when every file was stored and 1 otherwise.`,
 					ok = false
 					continue
 				}
-				rsName := pushName(file, src, name)
+				rsName := pushName(file, src)
 				ctx, cancel := f.call(cmd.Context())
 				rs, err := c.PutRuleset(ctx, &shrikev1.PutRulesetRequest{Name: rsName, Source: string(src)})
 				cancel()
@@ -150,23 +146,19 @@ exit status is 0 when every file was stored and 1 otherwise.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&name, "name", "", "ruleset `NAME` for a file without a ruleset: field")
 	return cmd
 }
 
-// pushName is the name a file is pushed under: its `ruleset:` field, else
-// the --name flag, else the file's base name without extension. A source
-// that is not YAML goes to the server all the same, under the fallback
-// name, so that its error comes back with a position.
-func pushName(file string, src []byte, flag string) string {
+// pushName is the name a file is pushed under: its `ruleset:` field. A
+// source without one, or that is not YAML, goes to the server all the same,
+// under the file's base name, so that the server's error (a missing field,
+// a syntax error) comes back with its position.
+func pushName(file string, src []byte) string {
 	var doc struct {
 		Ruleset string `yaml:"ruleset"`
 	}
-	if err := yaml.Unmarshal(src, &doc); err == nil && doc.Ruleset != "" && flag == "" {
+	if err := yaml.Unmarshal(src, &doc); err == nil && doc.Ruleset != "" {
 		return doc.Ruleset
-	}
-	if flag != "" {
-		return flag
 	}
 	base := filepath.Base(file)
 	return strings.TrimSuffix(base, filepath.Ext(base))

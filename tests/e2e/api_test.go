@@ -474,7 +474,7 @@ func TestAPICLI(t *testing.T) {
 	})
 	t.Run("a token without rules:write", func(t *testing.T) {
 		_, errOut, code := shrike("rules", "push", "cli.yaml", "--token", "reader-secret")
-		if code != 1 || !strings.Contains(errOut, "lacks the scope") {
+		if code != 1 || !strings.Contains(errOut, "lacks scope rules:write") {
 			t.Errorf("push with a read-only token: exit %d, stderr:\n%s", code, errOut)
 		}
 	})
