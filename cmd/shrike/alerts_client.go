@@ -198,13 +198,14 @@ func retryableStream(err error) bool {
 	return false
 }
 
-// writeAlert prints one alert of a stream: its JSON, or a line for a person
-// (no table alignment, as lines come one by one).
+// writeAlert prints one alert of a stream: its JSON, or a line for a
+// person. Lines come one by one, so columns are padded to common widths
+// rather than aligned as a table.
 func writeAlert(w io.Writer, output string, a *shrikev1.Alert) error {
 	if output == "json" {
 		return writeJSONLine(w, a)
 	}
-	_, err := fmt.Fprintf(w, "%s  %-8s  %s/%s  %s  %s\n", formatTime(a.GetEnd()), a.GetSeverity(), a.GetRuleset(), a.GetRule(), orDash(a.GetKey()), alertSummary(a))
+	_, err := fmt.Fprintf(w, "%-20s  %-8s  %-30s  %-12s  %s\n", formatTime(a.GetEnd()), a.GetSeverity(), a.GetRuleset()+"/"+a.GetRule(), orDash(a.GetKey()), alertSummary(a))
 	return err
 }
 

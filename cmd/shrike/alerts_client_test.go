@@ -182,7 +182,8 @@ func TestTailInterrupted(t *testing.T) {
 	if diff := cmp.Diff("shrike: resume with --from pos-b\n", stderr.String()); diff != "" {
 		t.Errorf("stderr (-want +got):\n%s", diff)
 	}
-	want := "-  high      rs/r  k-a  alert a\n-  high      rs/r  k-b  alert b\n"
+	want := "-                     high      rs/r                            k-a           alert a\n" +
+		"-                     high      rs/r                            k-b           alert b\n"
 	if diff := cmp.Diff(want, stdout.String()); diff != "" {
 		t.Errorf("stdout (-want +got):\n%s", diff)
 	}

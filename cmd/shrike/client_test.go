@@ -223,8 +223,8 @@ func TestWriteAlertLine(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	want := "2026-11-20T10:04:10Z  critical  payments/account-takeover  acct-42  account acct-42 drained after 3 failed logins\n" +
-		"-  low       payments/reset-without-2fa  -  [timeout] -\n"
+	want := "2026-11-20T10:04:10Z  critical  payments/account-takeover       acct-42       account acct-42 drained after 3 failed logins\n" +
+		"-                     low       payments/reset-without-2fa      -             [timeout] -\n"
 	if diff := cmp.Diff(want, buf.String()); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
