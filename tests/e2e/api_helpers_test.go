@@ -17,6 +17,16 @@ import (
 	"time"
 )
 
+// The API tests (api_*_test.go) drive `shrike serve`'s API with real
+// clients, each a process of its own: curl for REST (TestAPICurl,
+// TestAPIAuth), grpcurl for gRPC through server reflection
+// (TestAPIGrpcurl), and the shrike binary's client commands (TestAPICLI).
+// TestHotReloadUnderLoad replaces a ruleset through the API while events
+// flow, TestTwoInstances shares one Kafka and one Redis between two serves,
+// TestAPINonLoopbackWithoutTokens checks that serve refuses to listen
+// beyond loopback without tokens. Rulesets come only from the API: serve
+// runs without --rules.
+
 // requireAPIClients skips the test when curl or grpcurl is missing, unless
 // CI is set: .ci/run installs both, so there a missing one is a failure.
 func requireAPIClients(t *testing.T) {
