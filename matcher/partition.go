@@ -46,6 +46,10 @@ type Partition struct {
 
 	// dirty lists the keys changed since the last Changes call.
 	dirty []*keyState
+	// changed says whether processing the current record (or closing the
+	// current key's windows) changed its state: only then is the key dirty,
+	// so a checkpoint re-encodes just the keys whose partial matches moved.
+	changed bool
 
 	stats    Stats
 	perRule  []RuleStats
@@ -163,12 +167,15 @@ func (p *Partition) advance(wm int64) {
 			continue // superseded
 		}
 		ks.deadline = noDeadline
+		p.changed = false
 		for _, rk := range ks.rules {
 			if !rk.empty() {
 				p.advanceTime(rk.rule, rk, now, ks.key)
 			}
 		}
-		p.markDirty(ks)
+		if p.changed {
+			p.markDirty(ks)
+		}
 		p.settle(ks)
 	}
 }
@@ -181,6 +188,7 @@ func (p *Partition) process(r *Record) {
 		p.gen = 1
 	}
 	ks := p.keys[r.Key]
+	p.changed = false
 	for _, pr := range p.rules {
 		if pr.auto == nil {
 			if p.cond(pr.when, pr, nil, r) {
@@ -200,6 +208,7 @@ func (p *Partition) process(r *Record) {
 					ks = &keyState{key: r.Key, deadline: noDeadline}
 					p.keys[r.Key] = ks
 				}
+				p.changed = true
 				rk := new(ruleKey)
 				*rk = p.scratch
 				ks.add(rk)
@@ -212,7 +221,9 @@ func (p *Partition) process(r *Record) {
 		p.step(pr, rk, r)
 	}
 	if ks != nil {
-		p.markDirty(ks)
+		if p.changed {
+			p.markDirty(ks)
+		}
 		p.settle(ks)
 	}
 }

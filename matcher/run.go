@@ -121,7 +121,7 @@ func (p *Partition) step(pr *planRule, rk *ruleKey, r *Record) {
 		clear(rk.runs[len(next):before])
 	}
 	if len(next) != before || !slices.Equal(next, rk.runs) {
-		rk.nextOK = false
+		rk.nextOK, p.changed = false, true
 	}
 	rk.runs = append(rk.runs[:0], next...)
 	clear(next)
@@ -327,7 +327,7 @@ func (p *Partition) advanceTime(pr *planRule, rk *ruleKey, t int64, key string) 
 	clear(rk.runs[len(kept):])
 	p.addLive(pr, len(kept)-len(rk.runs))
 	rk.runs = kept
-	rk.nextOK = false
+	rk.nextOK, p.changed = false, true
 	p.release(pr, rk, potential, key)
 	for _, r := range timedOut {
 		p.stats.Timeouts++
@@ -344,6 +344,7 @@ func (p *Partition) advanceTime(pr *planRule, rk *ruleKey, t int64, key string) 
 func (p *Partition) release(pr *planRule, rk *ruleKey, potential []*run, key string) {
 	if len(potential) > 0 {
 		rk.held = append(rk.held, potential...)
+		p.changed = true
 		slices.SortStableFunc(rk.held, compareRuns)
 	}
 	for len(rk.held) > 0 {
@@ -352,11 +353,12 @@ func (p *Partition) release(pr *planRule, rk *ruleKey, potential []*run, key str
 			return
 		}
 		rk.held = rk.held[1:]
+		p.changed = true
 		if pr.rule.Skip.Kind != "" && pr.rule.Skip.Kind != "none" {
 			if id, ok := pruningID(pr, m); ok {
 				n := len(rk.runs)
 				rk.runs = pruneRuns(rk.runs, id, string(pr.rule.Skip.Kind))
-				rk.nextOK = false
+				rk.nextOK, p.changed = false, true
 				p.addLive(pr, len(rk.runs)-n)
 				rk.held = pruneRuns(rk.held, id, string(pr.rule.Skip.Kind))
 			}
@@ -453,7 +455,7 @@ func (p *Partition) enforceCap(pr *planRule, rk *ruleKey, key string) {
 	slices.SortStableFunc(rk.runs, compareRuns)
 	clear(rk.runs[:over])
 	rk.runs = rk.runs[over:]
-	rk.nextOK = false
+	rk.nextOK, p.changed = false, true
 	p.addLive(pr, -over)
 	p.stats.Dropped += uint64(over)
 	p.perRule[pr.index].Dropped += uint64(over)
