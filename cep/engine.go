@@ -230,6 +230,10 @@ func (e *Engine) Run(ctx context.Context) error {
 		// The output topics are created on first use where the brokers
 		// allow it, rather than alerts waiting for an operator.
 		kgo.AllowAutoTopicCreation(),
+		// Alerts leave as soon as they are produced: a linger (franz-go's
+		// default is 10 ms) would add its whole length to every alert's
+		// latency, and batching still happens while a produce is in flight.
+		kgo.ProducerLinger(0),
 	}
 	opts = append(opts, e.opts.KafkaOptions...)
 	cl, err := kgo.NewClient(opts...)
