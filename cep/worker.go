@@ -882,7 +882,10 @@ func (w *worker) maybeCheckpoint() bool {
 		if now.Before(w.retryAt) {
 			return true
 		}
-	} else if now.Sub(w.lastCommit) < w.e.opts.CheckpointInterval {
+	} else if now.Sub(w.lastCommit) < w.e.opts.CheckpointInterval && w.uncommitted < w.e.opts.MaxUncommittedRecords {
+		// A backlog reaching MaxUncommittedRecords checkpoints at once, so
+		// that a failing Store is noticed before the partition runs past
+		// the bound, whatever the interval.
 		return true
 	}
 	// A checkpoint that hangs (outputs never acknowledged) fails and is
