@@ -106,7 +106,9 @@ type worker struct {
 	// commitFailing is set while checkpoints fail; failing also covers
 	// loads.
 	commitFailing  bool
-	kafkaCommitted int64                        // offset last committed to Kafka; -1 none
+	kafkaCommitted int64                        // offset last sent to Kafka; -1 none
+	storeOffset    int64                        // offset of the last checkpoint in the Store; -1 none
+	draining       bool                         // revoked: the last checkpoint commits to Kafka itself
 	ruleStats      map[string]matcher.RuleStats // per "ruleset/rule", last seen
 	ruleNames      map[string][2]string         // "ruleset/rule" to its labels
 	alertCtr       map[string]*ruleCounters
@@ -210,6 +212,7 @@ func newWorker(e *Engine, cl *kgo.Client, topic string, part int32) *worker {
 		alertCtr:  map[string]*ruleCounters{},
 
 		kafkaCommitted: -1,
+		storeOffset:    -1,
 	}
 	w.sink = newSink(cl, w.log, e.metrics)
 	w.st = PartitionStatus{Topic: topic, Partition: part, NextOffset: -1, CommittedOffset: -1}
@@ -443,6 +446,7 @@ func (w *worker) tryRestore() error {
 	}
 	w.gen = claim.Generation
 	w.resumeAt = claim.Offset
+	w.storeOffset = claim.Offset
 	w.next = claim.Offset
 	w.readTo = claim.Offset
 	w.storeEmpty = claim.Offset < 0
@@ -928,9 +932,15 @@ func (w *worker) drain() {
 	// this way): switched first, the last checkpoint deletes the keys of
 	// the streams no ruleset reads any more.
 	w.maybeSwitch()
+	w.draining = true
 	for {
 		err := w.checkpoint(w.ctx)
 		if err == nil {
+			// Synchronously, so that the commit is in before the partition
+			// moves (it also waits for earlier asynchronous ones).
+			if w.storeOffset >= 0 {
+				w.commitKafka(w.ctx, w.storeOffset)
+			}
 			return
 		}
 		if errors.Is(err, state.ErrFenced) {
@@ -1020,8 +1030,9 @@ func (w *worker) checkpoint(ctx context.Context) error {
 	w.uncommitted = 0
 	w.commitFailing = false
 	w.setFailing(nil)
-	if offset >= 0 && offset != w.kafkaCommitted {
-		w.commitKafka(ctx, offset)
+	w.storeOffset = offset
+	if offset >= 0 && offset != w.kafkaCommitted && !w.draining {
+		w.commitKafkaAsync(offset)
 	}
 	w.lastCommit = time.Now()
 	evicted := w.evict()
@@ -1056,9 +1067,26 @@ func (w *worker) resumeOffset() int64 {
 	return off
 }
 
-// commitKafka commits offset to the group. A failure is only logged: the
+// commitKafkaAsync commits offset to the group without waiting: the
 // Store's checkpoint, not Kafka's offset, is where the next owner resumes,
-// so a lagging Kafka offset costs nothing but lag metrics.
+// so the worker need not wait, and a failure is only logged (a lagging
+// Kafka offset costs nothing but lag metrics).
+func (w *worker) commitKafkaAsync(offset int64) {
+	w.kafkaCommitted = offset
+	w.cl.CommitOffsets(context.Background(), map[string]map[int32]kgo.EpochOffset{
+		w.topic: {w.part: {Epoch: -1, Offset: offset}},
+	}, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err == nil {
+			err = commitResponseErr(resp)
+		}
+		if err != nil && !errors.Is(err, context.Canceled) {
+			w.log.Warn("commit offset to kafka", "offset", offset, "err", err)
+		}
+	})
+}
+
+// commitKafka commits offset to the group and waits for it, as a revoked
+// partition must. A failure is only logged, as in commitKafkaAsync.
 func (w *worker) commitKafka(ctx context.Context, offset int64) {
 	var cerr error
 	w.cl.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{
