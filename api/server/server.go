@@ -241,9 +241,15 @@ func (s *Server) Run(ctx context.Context) error {
 	running := 2
 loop:
 	for {
-		if !ready && s.opts.Ready() {
-			ready = true
-			s.setHealth(healthpb.HealthCheckResponse_SERVING)
+		// Health follows the engine both ways: a Store outage makes the
+		// service NOT_SERVING until it recovers, as /readyz does.
+		if now := s.opts.Ready(); now != ready {
+			ready = now
+			st := healthpb.HealthCheckResponse_NOT_SERVING
+			if ready {
+				st = healthpb.HealthCheckResponse_SERVING
+			}
+			s.setHealth(st)
 		}
 		select {
 		case <-ctx.Done():

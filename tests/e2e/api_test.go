@@ -256,8 +256,17 @@ func TestAPIGrpcurl(t *testing.T) {
 			t.Errorf("grpcurl list shrike.v1.RulesetService does not show %s:\n%s", want, out)
 		}
 	}
-	if out, ok := grpcurl(t, "-d", `{"service":""}`, s.grpc, "grpc.health.v1.Health/Check"); !ok || !strings.Contains(out, `"SERVING"`) {
-		t.Errorf("grpcurl grpc.health.v1.Health/Check: %s", out)
+	// Health follows the engine's readiness on a short poll: give it a few
+	// seconds after /readyz said ready.
+	var health string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		out, ok := grpcurl(t, "-d", `{"service":""}`, s.grpc, "grpc.health.v1.Health/Check")
+		if health = out; ok && strings.Contains(out, `"SERVING"`) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if !strings.Contains(health, `"SERVING"`) {
+		t.Errorf("grpcurl grpc.health.v1.Health/Check: %s", health)
 	}
 
 	put, err := json.Marshal(map[string]string{"name": "grpc", "source": apiRuleset("grpc", "grpc-events")})
