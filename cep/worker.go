@@ -844,7 +844,10 @@ func (w *worker) idleAdvance() bool {
 	seen := map[loadKey]bool{}
 	for _, sp := range w.sps {
 		wm := int64(math.MinInt64)
-		if sp.idle > 0 && now.Sub(sp.lastSeen) >= sp.idle {
+		// A partition that never saw an event has no window to close; its
+		// watermark stays, so that the first events it gets (a replay of
+		// older data, say) are not late only because it was idle.
+		if sp.idle > 0 && now.Sub(sp.lastSeen) >= sp.idle && sp.s.part.Checkpoint().MaxTime != math.MinInt64 {
 			wm = satSub(now.UnixNano(), sp.ooo)
 			w.loads = sp.appendDue(w.loads, wm, seen)
 		}
