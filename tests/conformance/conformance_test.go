@@ -24,7 +24,8 @@ var (
 // casesFile is the copy of the shared case file this test reads.
 var casesFile = filepath.Join("testdata", "cases.json")
 
-// wantCases guards against losing cases: the file holds exactly this many.
+// wantCases guards against losing cases: the file holds at least this many
+// (a newer export of Flink's suite may hold more; they all run).
 const wantCases = 96
 
 // TestConformance runs every Flink case through the replay path of
@@ -35,8 +36,8 @@ func TestConformance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cases) != wantCases {
-		t.Fatalf("%s holds %d cases, want %d", casesFile, len(cases), wantCases)
+	if len(cases) < wantCases {
+		t.Fatalf("%s holds %d cases, want at least %d", casesFile, len(cases), wantCases)
 	}
 	if *extraCases != "" {
 		more, err := loadCases(*extraCases)

@@ -22,8 +22,8 @@ func TestCasesLoadAndConvert(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cases) != wantCases {
-		t.Fatalf("got %d cases, want %d", len(cases), wantCases)
+	if len(cases) < wantCases {
+		t.Fatalf("got %d cases, want at least %d", len(cases), wantCases)
 	}
 	for _, c := range cases {
 		t.Run(c.ID, func(t *testing.T) {
