@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/shrike-cep/shrike/internal/yamlnode"
 )
 
 // exprNode remembers how an expression was written in YAML, so that CEL
@@ -21,10 +23,6 @@ type exprNode struct {
 	line  int
 	col   int
 }
-
-// maxNodes bounds the YAML nodes visited, aliases included, so that a
-// small document cannot expand into a huge one ("billion laughs").
-const maxNodes = 1 << 20
 
 // Parse parses and validates a ruleset document. On failure the error is
 // an ErrorList holding every problem found.
@@ -44,6 +42,7 @@ func Parse(filename string, src []byte) (*Ruleset, error) {
 // partial ruleset even with errors, so that later phases can report more.
 func parse(filename string, src []byte, maxBytes int) (*Ruleset, ErrorList) {
 	p := &parser{file: filename}
+	p.Walker.Report = func(n *yaml.Node, msg string) { p.add(p.pos(n), "%s", msg) }
 	if maxBytes <= 0 {
 		maxBytes = defaultMaxSourceBytes
 	}
@@ -103,87 +102,24 @@ func (p *parser) yamlErrPos(err error) Pos {
 
 type parser struct {
 	errs
-	file  string
-	rs    *Ruleset
-	nodes int
+	yamlnode.Walker
+	file string
+	rs   *Ruleset
 }
 
 func (p *parser) pos(n *yaml.Node) Pos { return Pos{File: p.file, Line: n.Line, Col: n.Column} }
 
-// resolve follows aliases and counts nodes against maxNodes.
-func (p *parser) resolve(n *yaml.Node) *yaml.Node {
-	for n != nil && n.Kind == yaml.AliasNode {
-		n = n.Alias
-	}
-	p.nodes++
-	if p.nodes == maxNodes {
-		p.add(p.pos(n), "document too large after expanding aliases")
-	}
-	return n
-}
-
-func kindName(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		switch n.Tag {
-		case "!!null":
-			return "null"
-		case "!!str":
-			return "a string"
-		case "!!int":
-			return "an integer"
-		case "!!float":
-			return "a number"
-		case "!!bool":
-			return "a boolean"
-		}
-		return "a " + strings.TrimPrefix(n.Tag, "!!") + " scalar"
-	}
-	return "an unexpected node"
-}
-
-// fields walks a mapping strictly: every key must be one of fields, once.
-func (p *parser) fields(n *yaml.Node, what string, fields map[string]func(k, v *yaml.Node)) {
-	n = p.resolve(n)
-	if n.Kind != yaml.MappingNode {
-		p.add(p.pos(n), "%s must be a mapping, not %s", what, kindName(n))
-		return
-	}
-	seen := map[string]bool{}
-	for i := 0; i+1 < len(n.Content) && p.nodes < maxNodes; i += 2 {
-		k, v := p.resolve(n.Content[i]), p.resolve(n.Content[i+1])
-		if k.Kind != yaml.ScalarNode {
-			p.add(p.pos(k), "%s keys must be strings", what)
-			continue
-		}
-		f, ok := fields[k.Value]
-		switch {
-		case !ok:
-			p.add(p.pos(k), "unknown field %q in %s", k.Value, what)
-		case seen[k.Value]:
-			p.add(p.pos(k), "duplicate field %q in %s", k.Value, what)
-		default:
-			seen[k.Value] = true
-			f(k, v)
-		}
-	}
-}
-
 // pairs walks a mapping with free keys (schema, lists, labels), rejecting
 // duplicate keys.
 func (p *parser) pairs(n *yaml.Node, what string, f func(k, v *yaml.Node)) {
-	n = p.resolve(n)
+	n = p.Resolve(n)
 	if n.Kind != yaml.MappingNode {
-		p.add(p.pos(n), "%s must be a mapping, not %s", what, kindName(n))
+		p.add(p.pos(n), "%s must be a mapping, not %s", what, yamlnode.KindName(n))
 		return
 	}
 	seen := map[string]bool{}
-	for i := 0; i+1 < len(n.Content) && p.nodes < maxNodes; i += 2 {
-		k, v := p.resolve(n.Content[i]), p.resolve(n.Content[i+1])
+	for i := 0; i+1 < len(n.Content) && !p.Exhausted(); i += 2 {
+		k, v := p.Resolve(n.Content[i]), p.Resolve(n.Content[i+1])
 		if k.Kind != yaml.ScalarNode {
 			p.add(p.pos(k), "%s keys must be strings", what)
 			continue
@@ -197,19 +133,9 @@ func (p *parser) pairs(n *yaml.Node, what string, f func(k, v *yaml.Node)) {
 	}
 }
 
-// str reads a scalar as text. Any non-null scalar is accepted, so that
-// `where: true` and `description: 2024` read naturally.
-func (p *parser) str(n *yaml.Node, what string) (string, bool) {
-	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
-		p.add(p.pos(n), "%s must be a string, not %s", what, kindName(n))
-		return "", false
-	}
-	return n.Value, true
-}
-
 // expr reads a CEL expression and remembers its YAML form.
 func (p *parser) expr(n *yaml.Node, what string) (string, Pos) {
-	s, ok := p.str(n, what)
+	s, ok := p.Str(n, what)
 	pos := p.pos(n)
 	if !ok {
 		return "", pos
@@ -222,20 +148,14 @@ func (p *parser) expr(n *yaml.Node, what string) (string, Pos) {
 	return s, pos
 }
 
+// boolean reads a YAML boolean; a wrong value is reported and reads false.
 func (p *parser) boolean(n *yaml.Node, what string) bool {
-	if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" {
-		p.add(p.pos(n), "%s must be true or false, not %s", what, kindName(n))
-		return false
-	}
-	b, err := strconv.ParseBool(strings.ToLower(n.Value))
-	if err != nil {
-		p.add(p.pos(n), "%s must be true or false", what)
-	}
+	b, _ := p.Bool(n, what)
 	return b
 }
 
 func (p *parser) duration(n *yaml.Node, what string) time.Duration {
-	s, ok := p.str(n, what)
+	s, ok := p.Str(n, what)
 	if !ok {
 		return 0
 	}
@@ -314,10 +234,10 @@ func (p *parser) ruleset(n *yaml.Node) {
 		return
 	}
 	var sawName, sawRules bool
-	p.fields(n, "ruleset", map[string]func(k, v *yaml.Node){
+	p.Fields(n, "ruleset", map[string]func(k, v *yaml.Node){
 		"ruleset": func(k, v *yaml.Node) {
 			sawName = true
-			if s, ok := p.str(v, "ruleset name"); ok {
+			if s, ok := p.Str(v, "ruleset name"); ok {
 				if !nameRE.MatchString(s) {
 					p.add(p.pos(v), "ruleset name %q must start with a letter or digit and hold only letters, digits, '_', '.' and '-'", s)
 				}
@@ -325,7 +245,7 @@ func (p *parser) ruleset(n *yaml.Node) {
 			}
 		},
 		"description": func(k, v *yaml.Node) {
-			rs.Description, _ = p.str(v, "description")
+			rs.Description, _ = p.Str(v, "description")
 		},
 		"stream": func(k, v *yaml.Node) { p.stream(v) },
 		"schema": func(k, v *yaml.Node) { p.schema(v) },
@@ -347,8 +267,8 @@ func (p *parser) ruleset(n *yaml.Node) {
 
 func (p *parser) stream(n *yaml.Node) {
 	st := &p.rs.Stream
-	p.fields(n, "stream", map[string]func(k, v *yaml.Node){
-		"topic": func(k, v *yaml.Node) { st.Topic, _ = p.str(v, "stream topic") },
+	p.Fields(n, "stream", map[string]func(k, v *yaml.Node){
+		"topic": func(k, v *yaml.Node) { st.Topic, _ = p.Str(v, "stream topic") },
 		"key":   func(k, v *yaml.Node) { st.Key, st.KeyPos = p.expr(v, "stream key") },
 		"time":  func(k, v *yaml.Node) { st.Time, st.TimePos = p.expr(v, "stream time") },
 		"max_out_of_orderness": func(k, v *yaml.Node) {
@@ -360,7 +280,7 @@ func (p *parser) stream(n *yaml.Node) {
 
 // nonNegDuration reads a duration that may be 0.
 func (p *parser) nonNegDuration(n *yaml.Node, what string) time.Duration {
-	s, ok := p.str(n, what)
+	s, ok := p.Str(n, what)
 	if !ok {
 		return 0
 	}
@@ -381,7 +301,7 @@ func (p *parser) schema(n *yaml.Node) {
 		if !identRE.MatchString(k.Value) {
 			p.add(p.pos(k), "schema field %q is not a CEL identifier", k.Value)
 		}
-		t, ok := p.str(v, "schema type")
+		t, ok := p.Str(v, "schema type")
 		if !ok {
 			return
 		}
@@ -407,16 +327,16 @@ func (p *parser) lists(n *yaml.Node) {
 			p.add(p.pos(k), "list name %q is not a CEL identifier", k.Value)
 		}
 		if v.Kind != yaml.SequenceNode {
-			p.add(p.pos(v), "list %q must be a list, not %s", k.Value, kindName(v))
+			p.add(p.pos(v), "list %q must be a list, not %s", k.Value, yamlnode.KindName(v))
 			return
 		}
 		items := make([]any, 0, len(v.Content))
 		for _, it := range v.Content {
-			it = p.resolve(it)
+			it = p.Resolve(it)
 			if x, ok := p.scalar(it); ok {
 				items = append(items, x)
 			} else {
-				p.add(p.pos(it), "list %q items must be strings, numbers or booleans, not %s", k.Value, kindName(it))
+				p.add(p.pos(it), "list %q items must be strings, numbers or booleans, not %s", k.Value, yamlnode.KindName(it))
 			}
 		}
 		p.rs.Lists[k.Value] = items
@@ -453,14 +373,14 @@ func (p *parser) scalar(n *yaml.Node) (any, bool) {
 }
 
 func (p *parser) rules(n *yaml.Node) {
-	n = p.resolve(n)
+	n = p.Resolve(n)
 	if n.Kind != yaml.SequenceNode {
-		p.add(p.pos(n), "rules must be a list, not %s", kindName(n))
+		p.add(p.pos(n), "rules must be a list, not %s", yamlnode.KindName(n))
 		return
 	}
 	for _, rn := range n.Content {
-		rn = p.resolve(rn)
-		if p.nodes >= maxNodes {
+		rn = p.Resolve(rn)
+		if p.Exhausted() {
 			return
 		}
 		p.rule(rn)
@@ -473,7 +393,7 @@ func (p *parser) rule(n *yaml.Node) {
 		// Find the id first so that every error in the rule names it.
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			if n.Content[i].Value == "id" {
-				if v := p.resolve(n.Content[i+1]); v.Kind == yaml.ScalarNode && v.Tag != "!!null" {
+				if v := p.Resolve(n.Content[i+1]); v.Kind == yaml.ScalarNode && v.Tag != "!!null" {
 					r.ID = v.Value
 				}
 			}
@@ -481,15 +401,15 @@ func (p *parser) rule(n *yaml.Node) {
 	}
 	p.errs.rule = r.ID
 	defer func() { p.errs.rule = "" }()
-	p.fields(n, "rule", map[string]func(k, v *yaml.Node){
+	p.Fields(n, "rule", map[string]func(k, v *yaml.Node){
 		"id": func(k, v *yaml.Node) {
-			if s, ok := p.str(v, "rule id"); ok && !nameRE.MatchString(s) {
+			if s, ok := p.Str(v, "rule id"); ok && !nameRE.MatchString(s) {
 				p.add(p.pos(v), "rule id %q must start with a letter or digit and hold only letters, digits, '_', '.' and '-'", s)
 			}
 		},
-		"description": func(k, v *yaml.Node) { r.Description, _ = p.str(v, "description") },
+		"description": func(k, v *yaml.Node) { r.Description, _ = p.Str(v, "description") },
 		"severity": func(k, v *yaml.Node) {
-			s, ok := p.str(v, "severity")
+			s, ok := p.Str(v, "severity")
 			if !ok {
 				return
 			}
@@ -505,12 +425,12 @@ func (p *parser) rule(n *yaml.Node) {
 		"pattern": func(k, v *yaml.Node) {
 			r.patternPos = p.pos(v)
 			if v.Kind != yaml.SequenceNode {
-				p.add(p.pos(v), "pattern must be a list of steps, not %s", kindName(v))
+				p.add(p.pos(v), "pattern must be a list of steps, not %s", yamlnode.KindName(v))
 				return
 			}
 			r.Pattern = []*Step{} // present, possibly empty
 			for _, sn := range v.Content {
-				if s := p.step(p.resolve(sn)); s != nil {
+				if s := p.step(p.Resolve(sn)); s != nil {
 					r.Pattern = append(r.Pattern, s)
 				}
 			}
@@ -542,29 +462,29 @@ func (p *parser) skip(n *yaml.Node, sk *Skip) {
 			p.add(p.pos(n), "skip must be one of none, to_next, past_last_event, {to_first: STEP} or {to_last: STEP}")
 			return
 		}
-		k, v := p.resolve(n.Content[0]), p.resolve(n.Content[1])
+		k, v := p.Resolve(n.Content[0]), p.Resolve(n.Content[1])
 		switch kind := SkipKind(k.Value); kind {
 		case SkipToFirst, SkipToLast:
 			sk.Kind = kind
-			sk.Step, _ = p.str(v, "skip step")
+			sk.Step, _ = p.Str(v, "skip step")
 			sk.Pos = p.pos(v)
 		default:
 			p.add(p.pos(k), "unknown skip strategy %q (a mapping takes to_first or to_last)", k.Value)
 		}
 	default:
-		p.add(p.pos(n), "skip must be a string or a mapping, not %s", kindName(n))
+		p.add(p.pos(n), "skip must be a string or a mapping, not %s", yamlnode.KindName(n))
 	}
 }
 
 func (p *parser) alert(n *yaml.Node, r *Rule) {
 	a := &r.Alert
-	p.fields(n, "alert", map[string]func(k, v *yaml.Node){
+	p.Fields(n, "alert", map[string]func(k, v *yaml.Node){
 		"summary": func(k, v *yaml.Node) { a.Summary, a.SummaryPos = p.expr(v, "alert summary") },
 		"labels": func(k, v *yaml.Node) {
 			a.Labels = map[string]string{}
 			p.pairs(v, "labels", func(k, v *yaml.Node) {
 				if v.Kind != yaml.ScalarNode || v.Tag != "!!str" {
-					p.add(p.pos(v), "label %q must be a string, not %s (quote it)", k.Value, kindName(v))
+					p.add(p.pos(v), "label %q must be a string, not %s (quote it)", k.Value, yamlnode.KindName(v))
 					return
 				}
 				a.Labels[k.Value] = v.Value
@@ -580,13 +500,13 @@ func (p *parser) alert(n *yaml.Node, r *Rule) {
 func (p *parser) step(n *yaml.Node) *Step {
 	s := &Step{Min: 1, Max: 1, Contiguity: Relaxed, Loop: Relaxed, Pos: p.pos(n)}
 	if n.Kind != yaml.MappingNode {
-		p.add(p.pos(n), "a pattern step must be a mapping, not %s", kindName(n))
+		p.add(p.pos(n), "a pattern step must be a mapping, not %s", yamlnode.KindName(n))
 		return nil
 	}
 	set := map[string]Pos{}
-	p.fields(n, "step", map[string]func(k, v *yaml.Node){
+	p.Fields(n, "step", map[string]func(k, v *yaml.Node){
 		"step": func(k, v *yaml.Node) {
-			s.Name, _ = p.str(v, "step name")
+			s.Name, _ = p.Str(v, "step name")
 			s.namePos = p.pos(v)
 		},
 		"where": func(k, v *yaml.Node) { s.Where, s.WherePos = p.expr(v, "where") },
@@ -631,7 +551,7 @@ func (p *parser) step(n *yaml.Node) *Step {
 }
 
 func (p *parser) contiguity(n *yaml.Node, what string) Contiguity {
-	s, ok := p.str(n, what)
+	s, ok := p.Str(n, what)
 	if !ok {
 		return Relaxed
 	}
@@ -647,7 +567,7 @@ func (p *parser) contiguity(n *yaml.Node, what string) Contiguity {
 // may be skipped: it becomes Optional with a minimum of 1, as Flink's
 // times(0, n) does.
 func (p *parser) times(n *yaml.Node, s *Step) {
-	v, ok := p.str(n, "times")
+	v, ok := p.Str(n, "times")
 	if !ok {
 		return
 	}

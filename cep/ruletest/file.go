@@ -16,6 +16,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/shrike-cep/shrike/internal/yamlnode"
 	"github.com/shrike-cep/shrike/rules"
 )
 
@@ -141,6 +142,7 @@ func Load(path string) (*File, error) {
 // events files are still found relative to path.
 func LoadSource(path string, src []byte) (*File, error) {
 	p := &parser{file: path}
+	p.Walker = yamlnode.Walker{ListFields: true, Report: func(n *yaml.Node, msg string) { p.add(p.pos(n), "%s", msg) }}
 	f, refs := p.parse(src)
 	if f == nil {
 		return nil, p.err()
@@ -212,19 +214,15 @@ func unwrapPathError(err error) error {
 	return err
 }
 
-// maxNodes bounds the YAML nodes visited, aliases included, so that a
-// small file cannot expand into a huge one.
-const maxNodes = 1 << 20
-
 type rulesetRef struct {
 	path string
 	pos  rules.Pos
 }
 
 type parser struct {
-	file  string
-	list  rules.ErrorList
-	nodes int
+	file string
+	list rules.ErrorList
+	yamlnode.Walker
 }
 
 func (p *parser) add(pos rules.Pos, format string, args ...any) {
@@ -247,18 +245,6 @@ func (p *parser) err() error {
 
 func (p *parser) pos(n *yaml.Node) rules.Pos {
 	return rules.Pos{File: p.file, Line: n.Line, Col: n.Column}
-}
-
-// resolveNode follows aliases and counts nodes against maxNodes.
-func (p *parser) resolveNode(n *yaml.Node) *yaml.Node {
-	for n != nil && n.Kind == yaml.AliasNode {
-		n = n.Alias
-	}
-	p.nodes++
-	if p.nodes == maxNodes {
-		p.add(p.pos(n), "document too large after expanding aliases")
-	}
-	return n
 }
 
 var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): `)
@@ -295,7 +281,7 @@ func (p *parser) parse(src []byte) (*File, []rulesetRef) {
 	f := &File{Path: p.file}
 	var refs []rulesetRef
 	var sawRulesets, sawTests bool
-	p.fields(root, "test file", map[string]func(k, v *yaml.Node){
+	p.Fields(root, "test file", map[string]func(k, v *yaml.Node){
 		"rulesets": func(k, v *yaml.Node) {
 			sawRulesets = true
 			refs = p.rulesets(v)
@@ -316,93 +302,8 @@ func (p *parser) parse(src []byte) (*File, []rulesetRef) {
 	return f, refs
 }
 
-// fields walks a mapping strictly: every key must be one of fields, once.
-func (p *parser) fields(n *yaml.Node, what string, fields map[string]func(k, v *yaml.Node)) {
-	n = p.resolveNode(n)
-	if n.Kind != yaml.MappingNode {
-		p.add(p.pos(n), "%s must be a mapping, not %s", what, kindName(n))
-		return
-	}
-	seen := map[string]bool{}
-	for i := 0; i+1 < len(n.Content) && p.nodes < maxNodes; i += 2 {
-		k, v := p.resolveNode(n.Content[i]), p.resolveNode(n.Content[i+1])
-		if k.Kind != yaml.ScalarNode {
-			p.add(p.pos(k), "%s keys must be strings", what)
-			continue
-		}
-		f, ok := fields[k.Value]
-		switch {
-		case !ok:
-			p.add(p.pos(k), "unknown field %q in %s (want one of %s)", k.Value, what, strings.Join(sortedKeys(fields), ", "))
-		case seen[k.Value]:
-			p.add(p.pos(k), "duplicate field %q in %s", k.Value, what)
-		default:
-			seen[k.Value] = true
-			f(k, v)
-		}
-	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
-// seq walks a sequence, calling f for each resolved item.
-func (p *parser) seq(n *yaml.Node, what string, f func(i int, it *yaml.Node)) bool {
-	n = p.resolveNode(n)
-	if n.Kind != yaml.SequenceNode {
-		p.add(p.pos(n), "%s must be a list, not %s", what, kindName(n))
-		return false
-	}
-	for i, it := range n.Content {
-		if p.nodes >= maxNodes {
-			break
-		}
-		f(i, p.resolveNode(it))
-	}
-	return true
-}
-
-func kindName(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		switch n.Tag {
-		case "!!null":
-			return "null"
-		case "!!str":
-			return "a string"
-		case "!!int":
-			return "an integer"
-		case "!!float":
-			return "a number"
-		case "!!bool":
-			return "a boolean"
-		}
-		return "a " + strings.TrimPrefix(n.Tag, "!!") + " scalar"
-	}
-	return "an unexpected node"
-}
-
-// str reads a non-null scalar as text, so that `key: 42` reads as "42".
-func (p *parser) str(n *yaml.Node, what string) (string, bool) {
-	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
-		p.add(p.pos(n), "%s must be a string, not %s", what, kindName(n))
-		return "", false
-	}
-	return n.Value, true
-}
-
 func (p *parser) nonEmpty(n *yaml.Node, what string) (string, bool) {
-	s, ok := p.str(n, what)
+	s, ok := p.Str(n, what)
 	if ok && strings.TrimSpace(s) == "" {
 		p.add(p.pos(n), "%s is empty", what)
 		return "", false
@@ -410,22 +311,9 @@ func (p *parser) nonEmpty(n *yaml.Node, what string) (string, bool) {
 	return s, ok
 }
 
-func (p *parser) boolean(n *yaml.Node, what string) (bool, bool) {
-	if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" {
-		p.add(p.pos(n), "%s must be true or false, not %s", what, kindName(n))
-		return false, false
-	}
-	b, err := strconv.ParseBool(strings.ToLower(n.Value))
-	if err != nil {
-		p.add(p.pos(n), "%s must be true or false", what)
-		return false, false
-	}
-	return b, true
-}
-
 // rulesets reads the ruleset paths: a list of strings, or one string.
 func (p *parser) rulesets(n *yaml.Node) []rulesetRef {
-	n = p.resolveNode(n)
+	n = p.Resolve(n)
 	var refs []rulesetRef
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!str" {
 		if s, ok := p.nonEmpty(n, "ruleset path"); ok {
@@ -433,7 +321,7 @@ func (p *parser) rulesets(n *yaml.Node) []rulesetRef {
 		}
 		return refs
 	}
-	if !p.seq(n, "rulesets", func(_ int, it *yaml.Node) {
+	if !p.Seq(n, "rulesets", func(_ int, it *yaml.Node) {
 		if s, ok := p.nonEmpty(it, "ruleset path"); ok {
 			refs = append(refs, rulesetRef{s, p.pos(it)})
 		}
@@ -449,7 +337,7 @@ func (p *parser) rulesets(n *yaml.Node) []rulesetRef {
 func (p *parser) tests(n *yaml.Node) []*Test {
 	var tests []*Test
 	names := map[string]rules.Pos{}
-	ok := p.seq(n, "tests", func(_ int, it *yaml.Node) {
+	ok := p.Seq(n, "tests", func(_ int, it *yaml.Node) {
 		t := p.test(it)
 		if t == nil {
 			return
@@ -460,7 +348,7 @@ func (p *parser) tests(n *yaml.Node) []*Test {
 		names[t.Name] = t.Pos
 		tests = append(tests, t)
 	})
-	if ok && len(p.resolveNode(n).Content) == 0 {
+	if ok && len(p.Resolve(n).Content) == 0 {
 		p.add(p.pos(n), "tests is empty")
 	}
 	return tests
@@ -470,7 +358,7 @@ func (p *parser) test(n *yaml.Node) *Test {
 	t := &Test{Pos: p.pos(n)}
 	var sawName, sawEvents, sawExpect bool
 	var sources []string
-	p.fields(n, "test", map[string]func(k, v *yaml.Node){
+	p.Fields(n, "test", map[string]func(k, v *yaml.Node){
 		"name": func(k, v *yaml.Node) {
 			sawName = true
 			t.Name, _ = p.nonEmpty(v, "test name")
@@ -492,7 +380,7 @@ func (p *parser) test(n *yaml.Node) *Test {
 			t.EventsFilePos = p.pos(v)
 		},
 		"only": func(k, v *yaml.Node) {
-			p.seq(v, "only", func(_ int, it *yaml.Node) {
+			p.Seq(v, "only", func(_ int, it *yaml.Node) {
 				if s, ok := p.nonEmpty(it, "only entry"); ok {
 					t.Only = append(t.Only, parseRuleRef(s, p.pos(it)))
 				}
@@ -500,7 +388,7 @@ func (p *parser) test(n *yaml.Node) *Test {
 		},
 		"expect": func(k, v *yaml.Node) {
 			sawExpect = true
-			p.seq(v, "expect", func(_ int, it *yaml.Node) {
+			p.Seq(v, "expect", func(_ int, it *yaml.Node) {
 				if e := p.expected(it); e != nil {
 					t.Expect = append(t.Expect, e)
 				}
@@ -538,11 +426,11 @@ func parseRuleRef(s string, pos rules.Pos) RuleRef {
 // ts}).
 func (p *parser) events(n *yaml.Node, what string, records bool) []*Event {
 	var out []*Event
-	p.seq(n, what, func(i int, it *yaml.Node) {
+	p.Seq(n, what, func(i int, it *yaml.Node) {
 		ev := &Event{Pos: p.pos(it), Record: records}
 		if !records {
 			if it.Kind != yaml.MappingNode {
-				p.add(ev.Pos, "event %d must be a mapping (an event object), not %s", i+1, kindName(it))
+				p.add(ev.Pos, "event %d must be a mapping (an event object), not %s", i+1, yamlnode.KindName(it))
 				return
 			}
 			ev.JSON = p.toJSON(nil, it)
@@ -550,17 +438,17 @@ func (p *parser) events(n *yaml.Node, what string, records bool) []*Event {
 			return
 		}
 		var sawValue bool
-		p.fields(it, "record", map[string]func(k, v *yaml.Node){
+		p.Fields(it, "record", map[string]func(k, v *yaml.Node){
 			"key": func(k, v *yaml.Node) {
 				if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
 					return // a null key is a record without key
 				}
-				ev.Key, ev.HasKey = p.str(v, "record key")
+				ev.Key, ev.HasKey = p.Str(v, "record key")
 			},
 			"value": func(k, v *yaml.Node) {
 				sawValue = true
 				if v.Kind != yaml.MappingNode {
-					p.add(p.pos(v), "record value must be a mapping (an event object), not %s", kindName(v))
+					p.add(p.pos(v), "record value must be a mapping (an event object), not %s", yamlnode.KindName(v))
 					return
 				}
 				ev.JSON = p.toJSON(nil, v)
@@ -597,7 +485,7 @@ func (p *parser) recordTime(n *yaml.Node) (int64, bool) {
 			return t.UnixMilli(), true
 		}
 	}
-	p.add(p.pos(n), "record ts must be epoch milliseconds or an RFC 3339 time, not %s", kindName(n))
+	p.add(p.pos(n), "record ts must be epoch milliseconds or an RFC 3339 time, not %s", yamlnode.KindName(n))
 	return 0, false
 }
 
@@ -605,7 +493,7 @@ func (p *parser) expected(n *yaml.Node) *Expected {
 	e := &Expected{Pos: p.pos(n)}
 	var sawRule bool
 	var ruleset string
-	p.fields(n, "expected alert", map[string]func(k, v *yaml.Node){
+	p.Fields(n, "expected alert", map[string]func(k, v *yaml.Node){
 		"ruleset": func(k, v *yaml.Node) { ruleset, _ = p.nonEmpty(v, "ruleset") },
 		"rule": func(k, v *yaml.Node) {
 			sawRule = true
@@ -614,12 +502,12 @@ func (p *parser) expected(n *yaml.Node) *Expected {
 			}
 		},
 		"key": func(k, v *yaml.Node) {
-			if s, ok := p.str(v, "key"); ok {
+			if s, ok := p.Str(v, "key"); ok {
 				e.Key = &s
 			}
 		},
 		"severity": func(k, v *yaml.Node) {
-			s, ok := p.str(v, "severity")
+			s, ok := p.Str(v, "severity")
 			if !ok {
 				return
 			}
@@ -632,14 +520,14 @@ func (p *parser) expected(n *yaml.Node) *Expected {
 		},
 		"labels": func(k, v *yaml.Node) {
 			if v.Kind != yaml.MappingNode {
-				p.add(p.pos(v), "labels must be a mapping, not %s", kindName(v))
+				p.add(p.pos(v), "labels must be a mapping, not %s", yamlnode.KindName(v))
 				return
 			}
 			e.Labels = map[string]string{}
 			for i := 0; i+1 < len(v.Content); i += 2 {
-				lk, lv := p.resolveNode(v.Content[i]), p.resolveNode(v.Content[i+1])
-				name, ok1 := p.str(lk, "label name")
-				val, ok2 := p.str(lv, "label value")
+				lk, lv := p.Resolve(v.Content[i]), p.Resolve(v.Content[i+1])
+				name, ok1 := p.Str(lk, "label name")
+				val, ok2 := p.Str(lv, "label value")
 				if !ok1 || !ok2 {
 					continue
 				}
@@ -650,12 +538,12 @@ func (p *parser) expected(n *yaml.Node) *Expected {
 			}
 		},
 		"timeout": func(k, v *yaml.Node) {
-			if b, ok := p.boolean(v, "timeout"); ok {
+			if b, ok := p.Bool(v, "timeout"); ok {
 				e.Timeout = &b
 			}
 		},
 		"summary": func(k, v *yaml.Node) {
-			if s, ok := p.str(v, "summary"); ok {
+			if s, ok := p.Str(v, "summary"); ok {
 				e.Summary = &s
 			}
 		},
@@ -681,14 +569,14 @@ func (p *parser) expected(n *yaml.Node) *Expected {
 }
 
 func (p *parser) steps(n *yaml.Node, e *Expected) {
-	n = p.resolveNode(n)
+	n = p.Resolve(n)
 	if n.Kind != yaml.MappingNode {
-		p.add(p.pos(n), "expected events must be a mapping of step names to lists of event matchers, not %s", kindName(n))
+		p.add(p.pos(n), "expected events must be a mapping of step names to lists of event matchers, not %s", yamlnode.KindName(n))
 		return
 	}
 	seen := map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := p.resolveNode(n.Content[i]), p.resolveNode(n.Content[i+1])
+		k, v := p.Resolve(n.Content[i]), p.Resolve(n.Content[i+1])
 		name, ok := p.nonEmpty(k, "step name")
 		if !ok {
 			continue
@@ -699,7 +587,7 @@ func (p *parser) steps(n *yaml.Node, e *Expected) {
 		}
 		seen[name] = true
 		st := &ExpectedStep{Step: name, Pos: p.pos(k)}
-		p.seq(v, fmt.Sprintf("events of step %q", name), func(_ int, it *yaml.Node) {
+		p.Seq(v, fmt.Sprintf("events of step %q", name), func(_ int, it *yaml.Node) {
 			if m := p.matcher(it); m != nil {
 				st.Events = append(st.Events, m)
 			}
@@ -712,16 +600,16 @@ func (p *parser) steps(n *yaml.Node, e *Expected) {
 // (an integer) is the event's number in the test rather than a field.
 func (p *parser) matcher(n *yaml.Node) *EventMatcher {
 	if n.Kind != yaml.MappingNode {
-		p.add(p.pos(n), "an event matcher must be a mapping ({line: N} or fields to compare), not %s", kindName(n))
+		p.add(p.pos(n), "an event matcher must be a mapping ({line: N} or fields to compare), not %s", yamlnode.KindName(n))
 		return nil
 	}
 	m := &EventMatcher{Pos: p.pos(n)}
 	fields := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: n.Line, Column: n.Column}
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := p.resolveNode(n.Content[i]), p.resolveNode(n.Content[i+1])
+		k, v := p.Resolve(n.Content[i]), p.Resolve(n.Content[i+1])
 		if k.Kind == yaml.ScalarNode && k.Value == "line" {
 			if v.Kind != yaml.ScalarNode || v.Tag != "!!int" {
-				p.add(p.pos(v), "line must be the event's number in the test (an integer >= 1), not %s", kindName(v))
+				p.add(p.pos(v), "line must be the event's number in the test (an integer >= 1), not %s", yamlnode.KindName(v))
 				continue
 			}
 			line, err := strconv.ParseInt(v.Value, 10, 64)

@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"math/big"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/shrike-cep/shrike/internal/yamlnode"
 )
 
 // jsonNumberRE is the number grammar of JSON. YAML numbers that fit it are
@@ -22,8 +26,8 @@ var jsonNumberRE = regexp.MustCompile(`^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][
 // (an unquoted timestamp is a string as written). What JSON cannot hold
 // (NaN, infinities, binary, merge keys) is reported at its position.
 func (p *parser) toJSON(dst []byte, n *yaml.Node) []byte {
-	n = p.resolveNode(n)
-	if p.nodes >= maxNodes {
+	n = p.Resolve(n)
+	if p.Exhausted() {
 		return append(dst, "null"...)
 	}
 	switch n.Kind {
@@ -31,9 +35,9 @@ func (p *parser) toJSON(dst []byte, n *yaml.Node) []byte {
 		dst = append(dst, '{')
 		seen := map[string]bool{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			k := p.resolveNode(n.Content[i])
+			k := p.Resolve(n.Content[i])
 			if k.Kind != yaml.ScalarNode || k.Tag == "!!null" || k.Tag == "!!merge" {
-				p.add(p.pos(k), "event field names must be strings, not %s", kindName(k))
+				p.add(p.pos(k), "event field names must be strings, not %s", yamlnode.KindName(k))
 				continue
 			}
 			if seen[k.Value] {
@@ -134,7 +138,7 @@ func diffValue(out *[]string, path string, want, got any) {
 			*out = append(*out, fmt.Sprintf("%s: want an object, got %s", pathOr(path), render(got)))
 			return
 		}
-		for _, k := range sortedKeys(w) {
+		for _, k := range slices.Sorted(maps.Keys(w)) {
 			sub := k
 			if path != "" {
 				sub = path + "." + k
@@ -195,7 +199,7 @@ func render(v any) string {
 // labelDiffs compares expected labels (a subset) with an alert's.
 func labelDiffs(want, got map[string]string) []string {
 	var out []string
-	for _, k := range sortedKeys(want) {
+	for _, k := range slices.Sorted(maps.Keys(want)) {
 		g, ok := got[k]
 		switch {
 		case !ok:
@@ -209,7 +213,7 @@ func labelDiffs(want, got map[string]string) []string {
 
 // sortedLabels formats labels as {k: v, ...} in key order.
 func sortedLabels(l map[string]string) string {
-	keys := sortedKeys(l)
+	keys := slices.Sorted(maps.Keys(l))
 	parts := make([]string, len(keys))
 	for i, k := range keys {
 		parts[i] = k + ": " + l[k]
