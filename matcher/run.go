@@ -299,6 +299,39 @@ func (v *runVars) StepEvents(step string) ([]*rules.Event, bool) {
 	return evs, true
 }
 
+// StepEvent returns one event of step without building the step's list
+// (rules evaluates comparisons with step events natively through it): the
+// i-th in match order, or the last one when i < 0.
+func (v *runVars) StepEvent(step string, i int) (*rules.Event, bool) {
+	idx := slices.Index(v.pr.auto.StepNames, step)
+	if idx < 0 {
+		return nil, false
+	}
+	// The chain runs from the newest node back.
+	count := 0
+	for n := v.last; n != nil; n = n.prev {
+		if n.step == idx {
+			if i < 0 {
+				return n.rec.Event, true
+			}
+			count++
+		}
+	}
+	if i < 0 || i >= count {
+		return nil, false
+	}
+	from := count - 1 - i
+	for n := v.last; n != nil; n = n.prev {
+		if n.step == idx {
+			if from == 0 {
+				return n.rec.Event, true
+			}
+			from--
+		}
+	}
+	return nil, false
+}
+
 // advanceTime times out the runs whose windows closed at time t (Flink's
 // NFA.advanceTime): absence matches waiting in a Pending state complete,
 // others are dropped or, with on_timeout, reported.

@@ -272,6 +272,9 @@ func (c *compiler) expr(env *cel.Env, sp exprSpec) *Expr {
 	x.listNames = usedLists(native)
 	x.pool.New = func() any { return &activation{x: x} }
 	x.fast = detectFast(native.Expr(), c.fieldKind)
+	if x.fast == nil {
+		x.steps = detectSteps(native.Expr(), x.vars, c.fieldKind)
+	}
 	if !sp.part {
 		x.Conjuncts = c.conjuncts(env, sp, native)
 	}
@@ -397,6 +400,9 @@ type exprRuntime struct {
 	// fast evaluates the expression natively when it has a shape fast.go
 	// recognises; nil otherwise.
 	fast *fastPath
+	// steps evaluates natively a comparison that reads step events, when
+	// fast_steps.go recognises it; nil otherwise.
+	steps *stepsPath
 	// pool recycles activations: Expr is shared by all partition workers,
 	// and a fresh activation per evaluation would be garbage per event.
 	pool sync.Pool

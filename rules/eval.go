@@ -74,6 +74,11 @@ func (e *Expr) Eval(ev *Event, vars Vars) (ref.Val, error) {
 		}
 		return v, nil
 	}
+	if e.steps != nil {
+		if v, ok := e.steps.eval(ev, vars); ok {
+			return v, nil
+		}
+	}
 	a := e.pool.Get().(*activation)
 	a.ev, a.vars = ev, vars
 	out, _, err := e.prg.Eval(a)

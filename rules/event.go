@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"strconv"
+	"sync/atomic"
 	"unicode/utf8"
 	"unsafe"
 
@@ -29,6 +30,11 @@ import (
 type Event struct {
 	raw    []byte
 	fields []field
+	// slow: a key repeats, or some key has escapes or is too long for klen.
+	// Lookups then scan from the end and compare decoded keys; otherwise a
+	// name occurs at most once and compares by its bytes, so that a hinted
+	// lookup (findHinted) may stop at the first match.
+	slow bool
 	// inline backs fields for typical events, so that ParseEvent allocates
 	// once.
 	inline [inlineFields]field
@@ -110,6 +116,9 @@ func ParseEvent(raw []byte) (*Event, error) {
 	}
 	ev := &Event{raw: raw}
 	ev.fields = ev.inline[:0]
+	// seen is a 256-bit filter of the keys so far; only a key whose bit is
+	// already set is compared with the earlier ones.
+	var seen [4]uint64
 	s := scanner{b: raw}
 	s.ws()
 	if s.i >= len(raw) {
@@ -170,6 +179,9 @@ func ParseEvent(raw []byte) (*Event, error) {
 			f := &ev.fields[n]
 			f.k0, f.v0, f.v1, f.kesc = int32(k0), int32(v0), int32(s.i), esc
 			f.klen = uint16(min(k1-k0, longKey))
+			if !ev.slow {
+				ev.slow = esc || f.klen == longKey || ev.repeats(&seen, raw[k0:k1])
+			}
 			s.ws()
 			if s.i >= len(raw) {
 				return nil, s.eof()
@@ -227,6 +239,53 @@ func (e *Event) key(f *field) string {
 		return string(k)
 	}
 	return unquote(k)
+}
+
+// repeats reports whether key, the newest field's key, is also the key of
+// an earlier field; seen filters the keys so far.
+func (e *Event) repeats(seen *[4]uint64, key []byte) bool {
+	h := uint8(len(key))
+	if len(key) > 0 {
+		h = h*31 + key[0]*7 + key[len(key)-1]
+	}
+	bit := uint64(1) << (h & 63)
+	if seen[h>>6]&bit == 0 {
+		seen[h>>6] |= bit
+		return false
+	}
+	for i := range len(e.fields) - 1 {
+		if string(e.plainKey(&e.fields[i])) == string(key) {
+			return true
+		}
+	}
+	return false
+}
+
+// plainKey is the key of f as it appears in raw (valid for fields with
+// klen < longKey).
+func (e *Event) plainKey(f *field) []byte { return e.raw[f.k0 : f.k0+int32(f.klen)] }
+
+// findHinted is find for a caller that reads the same name from event
+// after event (a compiled expression): hint remembers where the name was
+// last found, which in a stream of uniformly shaped events is where it is
+// again, so the lookup is one comparison instead of a scan. hint may be
+// shared by goroutines.
+func (e *Event) findHinted(name string, hint *atomic.Int32) *field {
+	if e.slow {
+		return e.find(name)
+	}
+	if h := int(hint.Load()); h < len(e.fields) {
+		if f := &e.fields[h]; int(f.klen) == len(name) && string(e.plainKey(f)) == name {
+			return f
+		}
+	}
+	for i := range e.fields {
+		if f := &e.fields[i]; int(f.klen) == len(name) && string(e.plainKey(f)) == name {
+			hint.Store(int32(i))
+			return f
+		}
+	}
+	return nil
 }
 
 // find returns the last field called name, as encoding/json keeps the last

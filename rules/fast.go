@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 	"unsafe"
@@ -61,6 +62,8 @@ type fastPath struct {
 	// JSON string value then compares by its bytes, with no decoding.
 	strLit    string
 	hasStrLit bool
+	// hint is where field was last found (Event.findHinted).
+	hint atomic.Int32
 }
 
 // plainString returns the contents of a JSON string value that decodes to
@@ -84,7 +87,7 @@ func (f *fastPath) key(ev *Event) (string, bool) {
 	if f.op != fastField || (f.kind != kindNatural && f.kind != kindString) || ev == nil {
 		return "", false
 	}
-	fl := ev.find(f.field)
+	fl := ev.findHinted(f.field, &f.hint)
 	if fl == nil {
 		return "", false
 	}
@@ -98,7 +101,7 @@ func (f *fastPath) time(ev *Event) (int64, bool) {
 	if f.op != fastField || (f.kind != kindNatural && f.kind != kindTimestamp) || ev == nil {
 		return 0, false
 	}
-	fl := ev.find(f.field)
+	fl := ev.findHinted(f.field, &f.hint)
 	if fl == nil {
 		return 0, false
 	}
@@ -204,7 +207,7 @@ func (f *fastPath) eval(ev *Event) (ref.Val, error) {
 	if ev == nil {
 		return nil, errors.New("no such attribute: event")
 	}
-	fl := ev.find(f.field)
+	fl := ev.findHinted(f.field, &f.hint)
 	if fl == nil {
 		return nil, fmt.Errorf("no such key: %s", f.field)
 	}

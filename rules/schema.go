@@ -6,6 +6,7 @@ import (
 	"math"
 	"reflect"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"cel.dev/cel-go/cel"
@@ -130,6 +131,7 @@ func (p *provider) NewValue(name string, fields map[string]ref.Val) ref.Val {
 // null one, is unset: has(event.f) is false and reading it is an error, so
 // the condition is false for that event.
 func schemaField(name string, t *types.Type, k kind) *types.FieldType {
+	var hint atomic.Int32 // where name was last found (Event.findHinted)
 	return &types.FieldType{
 		Type: t,
 		IsSet: func(target any) bool {
@@ -137,7 +139,7 @@ func schemaField(name string, t *types.Type, k kind) *types.FieldType {
 			if !ok {
 				return false
 			}
-			f := ev.find(name)
+			f := ev.findHinted(name, &hint)
 			return f != nil && ev.raw[f.v0] != 'n'
 		},
 		GetFrom: func(target any) (any, error) {
@@ -145,7 +147,7 @@ func schemaField(name string, t *types.Type, k kind) *types.FieldType {
 			if !ok {
 				return nil, fmt.Errorf("no such key: %s", name)
 			}
-			f := ev.find(name)
+			f := ev.findHinted(name, &hint)
 			if f == nil {
 				return nil, fmt.Errorf("no such key: %s", name)
 			}
