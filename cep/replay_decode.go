@@ -163,6 +163,7 @@ func decodeEvent(streams []*stream, ln *Line, pos matcher.Position, pushes []pus
 			dead = err
 			continue
 		}
+		s.prog.Prepare(rec)
 		pushes = append(pushes, push{s: s, rec: rec})
 	}
 	return pushes, true, dead

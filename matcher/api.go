@@ -18,6 +18,16 @@ type Record struct {
 	// Seq is the arrival order within a Partition, assigned by Push; it breaks
 	// ties between records of equal Time.
 	Seq uint64
+
+	pre prepared // see Program.Prepare
+}
+
+// prepared holds the conditions Program.Prepare evaluated: bit i of known
+// is set when the condition in cache slot i was evaluated without error,
+// and bit i of val is its value.
+type prepared struct {
+	prog       *Program
+	known, val uint64
 }
 
 // Position locates a record in its source.

@@ -2,6 +2,7 @@ package matcher
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/shrike-cep/shrike/nfa"
@@ -17,6 +18,10 @@ type Program struct {
 	// slots is the number of event-only conditions: the size of the
 	// per-event condition cache.
 	slots int
+	// chains are what Prepare evaluates: the leading event-only, natively
+	// evaluated conjuncts of each condition (event.type == "login" &&
+	// event.success), deduplicated. Only slots below 64.
+	chains [][]*nfa.Cond
 
 	nameOnce sync.Once
 	names    map[string]*planRule
@@ -71,6 +76,7 @@ func NewProgram(rulesets []*rules.Compiled) (*Program, error) {
 			if cr.When != nil {
 				pr.when = nfa.Leaf(cr.When)
 				p.number(pr.when, rs, slotOf)
+				p.addChain(pr.when)
 			} else {
 				a, err := nfa.Compile(cr)
 				if err != nil {
@@ -93,6 +99,7 @@ func NewProgram(rulesets []*rules.Compiled) (*Program, error) {
 				for _, s := range a.States {
 					for _, e := range s.Edges {
 						p.number(e.Cond, rs, slotOf)
+						p.addChain(e.Cond)
 					}
 				}
 			}
@@ -100,6 +107,72 @@ func NewProgram(rulesets []*rules.Compiled) (*Program, error) {
 		}
 	}
 	return p, nil
+}
+
+// Prepare evaluates the program's event-only conditions for r and keeps
+// their values in r, where the Partition finds them instead of evaluating
+// them. It is safe to call from another goroutine than the Partition's: a
+// decoder calls it while the event it just parsed is still in its CPU
+// cache, which takes that work, and the cache misses of reading the event,
+// off the matching goroutine. Each condition's leading conjuncts are
+// evaluated up to the first false one, as the Partition would; a conjunct
+// that fails to evaluate is left to the Partition, which counts the error
+// for its rule.
+func (p *Program) Prepare(r *Record) {
+	r.pre = prepared{prog: p}
+	for _, chain := range p.chains {
+		for _, c := range chain {
+			bit := uint64(1) << c.Slot
+			if r.pre.known&bit != 0 {
+				if r.pre.val&bit == 0 {
+					break
+				}
+				continue
+			}
+			v, err := c.Leaf.EvalBool(r.Event, nil)
+			if err != nil {
+				break
+			}
+			r.pre.known |= bit
+			if !v {
+				break
+			}
+			r.pre.val |= bit
+		}
+	}
+}
+
+// addChain records for Prepare the leading event-only native conjuncts of
+// c (an And chain leans left: its first conjunct is innermost).
+func (p *Program) addChain(c *nfa.Cond) {
+	var chain []*nfa.Cond
+	var walk func(c *nfa.Cond) bool
+	walk = func(c *nfa.Cond) bool {
+		switch c.Op {
+		case nfa.OpAnd:
+			return walk(c.X) && walk(c.Y)
+		case nfa.OpLeaf:
+			if c.Slot < 0 || c.Slot >= 64 || !c.Leaf.Native() {
+				return false
+			}
+			chain = append(chain, c)
+			return true
+		}
+		return false
+	}
+	if c.Op == nfa.OpNot {
+		c = c.X
+	}
+	walk(c)
+	if len(chain) == 0 {
+		return
+	}
+	for _, o := range p.chains {
+		if slices.EqualFunc(o, chain, func(a, b *nfa.Cond) bool { return a.Slot == b.Slot }) {
+			return
+		}
+	}
+	p.chains = append(p.chains, chain)
 }
 
 // slotKey identifies an event-only condition: the same source in the same

@@ -230,6 +230,9 @@ func (p *Partition) cond(c *nfa.Cond, pr *planRule, cur *run, r *Record) bool {
 		return p.cond(c.X, pr, cur, r) && p.cond(c.Y, pr, cur, r)
 	}
 	if c.Slot >= 0 {
+		if bit := uint64(1) << c.Slot; c.Slot < 64 && r.pre.prog == pr.program && r.pre.known&bit != 0 {
+			return r.pre.val&bit != 0
+		}
 		slot := pr.slotBase + c.Slot
 		if p.cacheGen[slot] == p.gen {
 			return p.cacheVal[slot]

@@ -60,6 +60,11 @@ type Expr struct {
 	exprRuntime
 }
 
+// Native reports whether the expression is evaluated without the CEL
+// interpreter (a field, a negated field or a field compared with a
+// literal): cheap enough to evaluate speculatively.
+func (e *Expr) Native() bool { return e.fast != nil }
+
 // Vars supplies step variables to an evaluation.
 type Vars interface {
 	// StepEvents returns the events the partial match has assigned to step so

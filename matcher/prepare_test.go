@@ -1,0 +1,126 @@
+package matcher
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"time"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/shrike-cep/shrike/rules"
+)
+
+const prepareRules = `
+ruleset: test
+rules:
+  - id: single
+    when: event.type == "c" && event.n > 5
+  - id: seq
+    within: 50ms
+    pattern:
+      - step: a
+        where: event.type == "a"
+        times: 2..
+      - step: b
+        where: event.type == "b" && event.n != a[0].n
+      - step: c
+        not: true
+        where: '!(event.type != "c")'
+    skip: past_last_event
+  - id: strict
+    within: 20ms
+    pattern:
+      - step: a
+        where: event.type == "a" && event.n < 3
+      - step: b
+        contiguity: strict
+        where: event.n >= 3
+`
+
+// otherRules numbers its conditions differently: records it prepared must
+// not be read by a Partition of prepareRules.
+const otherRules = `
+ruleset: other
+rules:
+  - id: x
+    when: event.type == "b"
+  - id: y
+    when: event.type == "a"
+`
+
+// TestPrepareAgreesWithLazyEvaluation runs one random stream through
+// Partitions whose records were prepared by their Program, by another
+// Program, and not at all: all three must produce the same alerts.
+func TestPrepareAgreesWithLazyEvaluation(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	kinds := []string{"a", "b", "c", "d"}
+	var raws []string
+	var keys []string
+	var times []int64
+	for i := range 3000 {
+		raws = append(raws, fmt.Sprintf(`{"id":%d,"type":%q,"n":%d}`, i, kinds[rng.IntN(len(kinds))], rng.IntN(8)))
+		keys = append(keys, fmt.Sprintf("k%d", rng.IntN(20)))
+		times = append(times, int64(i)*ms+int64(rng.IntN(3))*ms)
+	}
+	other := mustProgram(t, otherRules)
+	run := func(prepare func(p *Program, r *Record)) ([]string, int) {
+		p, c := newPartition(t, prepareRules, Options{MaxOutOfOrderness: 5 * time.Millisecond})
+		known := 0
+		for i, raw := range raws {
+			ev, err := rules.ParseEvent([]byte(raw))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := &Record{Event: ev, Key: keys[i], Time: times[i], Pos: Position{Source: "test", Offset: int64(i)}}
+			prepare(p.prog, r)
+			if r.pre.known != 0 {
+				known++
+			}
+			p.Push(r)
+		}
+		p.Advance(1 << 62)
+		return c.matches(), known
+	}
+	lazy, _ := run(func(*Program, *Record) {})
+	own, known := run(func(p *Program, r *Record) { p.Prepare(r) })
+	foreign, _ := run(func(_ *Program, r *Record) { other.Prepare(r) })
+	if len(lazy) < 50 {
+		t.Fatalf("only %d alerts: the stream does not exercise the rules", len(lazy))
+	}
+	if known != len(raws) {
+		t.Errorf("Prepare evaluated conditions for %d of %d records", known, len(raws))
+	}
+	if d := cmp.Diff(lazy, own); d != "" {
+		t.Errorf("prepared records match differently (-lazy +prepared):\n%s", d)
+	}
+	if d := cmp.Diff(lazy, foreign); d != "" {
+		t.Errorf("records prepared by another program match differently (-lazy +foreign):\n%s", d)
+	}
+}
+
+func TestPrepareSkipsConditionsThatFail(t *testing.T) {
+	prog := mustProgram(t, prepareRules)
+	ev, err := rules.ParseEvent([]byte(`{"id":1}`)) // no type, no n: every condition is an error
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Record{Event: ev}
+	prog.Prepare(r)
+	if r.pre.known != 0 {
+		t.Errorf("known = %b: a condition that failed to evaluate was kept", r.pre.known)
+	}
+}
+
+func mustProgram(t *testing.T, yaml string) *Program {
+	t.Helper()
+	rs, err := rules.Load("test.yaml", []byte(yaml), rules.CompileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog, err := NewProgram([]*rules.Compiled{rs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return prog
+}
