@@ -161,7 +161,7 @@ func (p *Partition) advance(wm int64) {
 		p.process(r)
 	}
 	for len(p.timers) > 0 && p.timers[0].deadline <= now {
-		t := heap.Pop(&p.timers).(timer)
+		t := p.timers.pop()
 		ks := t.key
 		if ks.dead || ks.deadline != t.deadline {
 			continue // superseded
@@ -267,7 +267,7 @@ func (p *Partition) settle(ks *keyState) {
 	// only a closer deadline needs a new entry.
 	if next < ks.deadline {
 		ks.deadline = next
-		heap.Push(&p.timers, timer{deadline: next, key: ks})
+		p.timers.push(timer{deadline: next, key: ks})
 	}
 }
 
@@ -390,15 +390,45 @@ type timer struct {
 	key      *keyState
 }
 
+// timerHeap is a binary min-heap on deadline. It is written out rather
+// than using container/heap, whose interface boxes every timer pushed or
+// popped: an allocation per event.
 type timerHeap []timer
 
-func (h timerHeap) Len() int           { return len(h) }
-func (h timerHeap) Less(i, j int) bool { return h[i].deadline < h[j].deadline }
-func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *timerHeap) Push(x any)        { *h = append(*h, x.(timer)) }
-func (h *timerHeap) Pop() any {
-	old := *h
-	t := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return t
+func (h *timerHeap) push(t timer) {
+	*h = append(*h, t)
+	a := *h
+	for i := len(a) - 1; i > 0; {
+		parent := (i - 1) / 2
+		if a[parent].deadline <= a[i].deadline {
+			break
+		}
+		a[parent], a[i] = a[i], a[parent]
+		i = parent
+	}
+}
+
+func (h *timerHeap) pop() timer {
+	a := *h
+	top := a[0]
+	n := len(a) - 1
+	a[0] = a[n]
+	a[n] = timer{}
+	a = a[:n]
+	for i := 0; ; {
+		least, l, r := i, 2*i+1, 2*i+2
+		if l < n && a[l].deadline < a[least].deadline {
+			least = l
+		}
+		if r < n && a[r].deadline < a[least].deadline {
+			least = r
+		}
+		if least == i {
+			break
+		}
+		a[i], a[least] = a[least], a[i]
+		i = least
+	}
+	*h = a
+	return top
 }

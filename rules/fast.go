@@ -240,6 +240,9 @@ func (f *fastPath) eval(ev *Event) (ref.Val, error) {
 		}
 		return types.False, nil
 	case fastLt, fastLe, fastGt, fastGe:
+		if c, ok := compareSameKind(v, f.lit); ok {
+			return types.Bool(ordered(f.op, c)), nil
+		}
 		cmp, ok := v.(traits.Comparer)
 		if !ok {
 			return nil, fmt.Errorf("no such overload: %s has no ordering", v.Type().TypeName())
@@ -248,15 +251,7 @@ func (f *fastPath) eval(ev *Event) (ref.Val, error) {
 		if !ok {
 			return nil, fmt.Errorf("no such overload: comparing %s with %s", v.Type().TypeName(), f.lit.Type().TypeName())
 		}
-		switch f.op {
-		case fastLt:
-			return types.Bool(c < 0), nil
-		case fastLe:
-			return types.Bool(c <= 0), nil
-		case fastGt:
-			return types.Bool(c > 0), nil
-		}
-		return types.Bool(c >= 0), nil
+		return types.Bool(ordered(f.op, int(c))), nil
 	}
 	return v, nil
 }
@@ -344,4 +339,41 @@ func conjuncts(a *celast.AST) []string {
 		srcs[i] = s
 	}
 	return srcs
+}
+
+// compareSameKind orders two doubles, two ints or two strings as CEL's
+// Compare does, without the allocation of boxing its result; ok is false
+// for other pairs and for NaN, which CEL refuses to order.
+func compareSameKind(a, b ref.Val) (int, bool) {
+	switch x := a.(type) {
+	case types.Double:
+		y, ok := b.(types.Double)
+		if !ok || x != x || y != y {
+			return 0, false
+		}
+		return cmpOrdered(x, y), true
+	case types.Int:
+		y, ok := b.(types.Int)
+		if !ok {
+			return 0, false
+		}
+		return cmpOrdered(x, y), true
+	case types.String:
+		y, ok := b.(types.String)
+		if !ok {
+			return 0, false
+		}
+		return cmpOrdered(x, y), true
+	}
+	return 0, false
+}
+
+func cmpOrdered[T ~float64 | ~int64 | ~string](x, y T) int {
+	switch {
+	case x < y:
+		return -1
+	case x > y:
+		return 1
+	}
+	return 0
 }

@@ -173,6 +173,9 @@ func (p *stepsPath) eval(ev *Event, vars Vars) (ref.Val, bool) {
 		}
 		return types.Bool(bool(eq) == (p.op == fastEq)), true
 	}
+	if c, ok := compareSameKind(va, vb); ok {
+		return types.Bool(ordered(p.op, c)), true
+	}
 	cmp, ok := va.(traits.Comparer)
 	if !ok {
 		return nil, false
