@@ -4,7 +4,9 @@ import (
 	"container/heap"
 	"log/slog"
 	"math"
+	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/shrike-cep/shrike/nfa"
 )
@@ -84,7 +86,12 @@ func NewPartition(prog *Program, out Output, opts Options) (*Partition, error) {
 // keyState is everything one key holds: the rules with open partial
 // matches for it (usually one or two of many, so it is sparse).
 type keyState struct {
-	key   string
+	// key is the key; a short one lives in keyBuf, beside the fields a
+	// lookup reads next, so that the map comparing it with the record's key
+	// and the rule scan after it share their cache misses. (The record's key
+	// points into its event, which the key state must not keep alive.)
+	key    string
+	keyBuf [32]byte
 	rules []*ruleKey
 	// mask has bit i set when rules holds rule i (i < 64): most rules have
 	// no state for a key, and the bit says so without touching rules.
@@ -97,6 +104,17 @@ type keyState struct {
 }
 
 const noDeadline = math.MaxInt64
+
+func newKeyState(key string) *keyState {
+	ks := &keyState{deadline: noDeadline}
+	if len(key) <= len(ks.keyBuf) {
+		n := copy(ks.keyBuf[:], key)
+		ks.key = unsafe.String(&ks.keyBuf[0], n)
+	} else {
+		ks.key = strings.Clone(key)
+	}
+	return ks
+}
 
 // Push adds one record. It assigns r.Seq, raises the watermark to the newest
 // event time minus MaxOutOfOrderness, and matches every buffered record the
@@ -205,8 +223,8 @@ func (p *Partition) process(r *Record) {
 			p.step(pr, &p.scratch, r)
 			if !p.scratch.empty() {
 				if ks == nil {
-					ks = &keyState{key: r.Key, deadline: noDeadline}
-					p.keys[r.Key] = ks
+					ks = newKeyState(r.Key)
+					p.keys[ks.key] = ks
 				}
 				p.changed = true
 				rk := new(ruleKey)

@@ -54,16 +54,21 @@ rules:
 // Program, and not at all: all three must produce the same alerts.
 func TestPrepareAgreesWithLazyEvaluation(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	kinds := []string{"a", "b", "c", "d"}
+	// Types as JSON: plain strings, an escaped "a" and a number (which the
+	// discriminating switch leaves to evaluation one by one), or none.
+	kinds := []string{`,"type":"a"`, `,"type":"b"`, `,"type":"c"`, `,"type":"d"`, `,"type":"\u0061"`, `,"type":7`, ``}
 	var raws []string
 	var keys []string
 	var times []int64
 	for i := range 3000 {
-		raws = append(raws, fmt.Sprintf(`{"id":%d,"type":%q,"n":%d}`, i, kinds[rng.IntN(len(kinds))], rng.IntN(8)))
+		raws = append(raws, fmt.Sprintf(`{"id":%d,"n":%d%s}`, i, rng.IntN(8), kinds[rng.IntN(len(kinds))]))
 		keys = append(keys, fmt.Sprintf("k%d", rng.IntN(20)))
 		times = append(times, int64(i)*ms+int64(rng.IntN(3))*ms)
 	}
 	other := mustProgram(t, otherRules)
+	if sw := mustProgram(t, prepareRules).switches; len(sw) != 1 || len(sw[0].cases) != 3 {
+		t.Fatalf("switches = %v, want one on event.type with three cases", sw)
+	}
 	run := func(prepare func(p *Program, r *Record)) ([]string, int) {
 		p, c := newPartition(t, prepareRules, Options{MaxOutOfOrderness: 5 * time.Millisecond})
 		known := 0
@@ -88,8 +93,8 @@ func TestPrepareAgreesWithLazyEvaluation(t *testing.T) {
 	if len(lazy) < 50 {
 		t.Fatalf("only %d alerts: the stream does not exercise the rules", len(lazy))
 	}
-	if known != len(raws) {
-		t.Errorf("Prepare evaluated conditions for %d of %d records", known, len(raws))
+	if known < len(raws)/2 {
+		t.Errorf("Prepare evaluated conditions for only %d of %d records", known, len(raws))
 	}
 	if d := cmp.Diff(lazy, own); d != "" {
 		t.Errorf("prepared records match differently (-lazy +prepared):\n%s", d)

@@ -22,6 +22,9 @@ type Program struct {
 	// evaluated conjuncts of each condition (event.type == "login" &&
 	// event.success), deduplicated. Only slots below 64.
 	chains [][]*nfa.Cond
+	// switches decide the chains' leading string comparisons field by
+	// field (planSwitches).
+	switches []*fieldSwitch
 
 	nameOnce sync.Once
 	names    map[string]*planRule
@@ -106,6 +109,7 @@ func NewProgram(rulesets []*rules.Compiled) (*Program, error) {
 			p.rules = append(p.rules, pr)
 		}
 	}
+	p.planSwitches()
 	return p, nil
 }
 
@@ -120,6 +124,14 @@ func NewProgram(rulesets []*rules.Compiled) (*Program, error) {
 // for its rule.
 func (p *Program) Prepare(r *Record) {
 	r.pre = prepared{prog: p}
+	// The discriminators first: one field read decides all of a field's
+	// comparisons with string literals (event.type == "login", …).
+	for _, sw := range p.switches {
+		if s, ok := sw.field.PlainString(r.Event); ok {
+			r.pre.known |= sw.slots
+			r.pre.val |= sw.cases[s]
+		}
+	}
 	for _, chain := range p.chains {
 		for _, c := range chain {
 			bit := uint64(1) << c.Slot
@@ -139,6 +151,40 @@ func (p *Program) Prepare(r *Record) {
 			}
 			r.pre.val |= bit
 		}
+	}
+}
+
+// fieldSwitch decides every chain-leading comparison of one field with a
+// string literal.
+type fieldSwitch struct {
+	field *rules.FieldReader
+	slots uint64            // the comparisons' slots
+	cases map[string]uint64 // literal → slots of the comparisons with it
+}
+
+// planSwitches groups the chains' first conjuncts that compare a field
+// with a string literal by field.
+func (p *Program) planSwitches() {
+	byField := map[string]*fieldSwitch{}
+	var fields []string
+	for _, chain := range p.chains {
+		c := chain[0]
+		field, lit, ok := c.Leaf.StringEquality()
+		if !ok {
+			continue
+		}
+		sw := byField[field]
+		if sw == nil {
+			sw = &fieldSwitch{field: rules.NewFieldReader(field), cases: map[string]uint64{}}
+			byField[field] = sw
+			fields = append(fields, field)
+		}
+		bit := uint64(1) << c.Slot
+		sw.slots |= bit
+		sw.cases[lit] |= bit
+	}
+	for _, f := range fields {
+		p.switches = append(p.switches, byField[f])
 	}
 }
 

@@ -267,7 +267,7 @@ func (p *Partition) RestoreKey(key string, data []byte) error {
 		}
 		nodes[i] = n
 	}
-	ks := &keyState{key: key, deadline: noDeadline}
+	ks := newKeyState(key)
 	byName := p.prog.byName()
 	nrules := d.count()
 	for range nrules {
@@ -317,7 +317,7 @@ func (p *Partition) RestoreKey(key string, data []byte) error {
 	if len(ks.rules) == 0 {
 		return nil
 	}
-	p.keys[key] = ks
+	p.keys[ks.key] = ks
 	p.settle(ks)
 	return nil
 }

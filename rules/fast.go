@@ -377,3 +377,34 @@ func cmpOrdered[T ~float64 | ~int64 | ~string](x, y T) int {
 	}
 	return 0
 }
+
+// StringEquality reports whether the expression is `event.F == "lit"`
+// with a literal compared by its bytes: then a FieldReader for F decides
+// it, and every other such comparison on F, with one field lookup.
+func (e *Expr) StringEquality() (field, lit string, ok bool) {
+	if f := e.fast; f != nil && f.op == fastEq && f.hasStrLit {
+		return f.field, f.strLit, true
+	}
+	return "", "", false
+}
+
+// FieldReader reads one named field from event after event.
+type FieldReader struct {
+	name string
+	hint atomic.Int32
+}
+
+// NewFieldReader returns a reader of the top-level field name.
+func NewFieldReader(name string) *FieldReader { return &FieldReader{name: name} }
+
+// PlainString returns the field's value when it is a plain JSON string
+// (ASCII, no escapes): a StringEquality on the field is then true exactly
+// when this equals its literal. ok is false for anything else, including
+// a missing field; the expressions must then be evaluated one by one.
+func (r *FieldReader) PlainString(ev *Event) (string, bool) {
+	f := ev.findHinted(r.name, &r.hint)
+	if f == nil {
+		return "", false
+	}
+	return plainString(ev.raw[f.v0:f.v1])
+}
