@@ -92,7 +92,7 @@ type keyState struct {
 	// points into its event, which the key state must not keep alive.)
 	key    string
 	keyBuf [32]byte
-	rules []*ruleKey
+	rules  []*ruleKey
 	// mask has bit i set when rules holds rule i (i < 64): most rules have
 	// no state for a key, and the bit says so without touching rules.
 	mask uint64
