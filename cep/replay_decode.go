@@ -146,15 +146,24 @@ func decodeEvent(streams []*stream, ln *Line, pos matcher.Position, pushes []pus
 	}
 	// The matcher keeps events that partial matches took, and the reader
 	// reuses its buffer: each event gets bytes of its own.
-	ev, err := rules.ParseEvent(append([]byte(nil), ln.Event...))
-	if err != nil {
+	// The first record and the event share an allocation.
+	first := new(recordEvent)
+	ev := &first.ev
+	if err := ev.Parse(append([]byte(nil), ln.Event...)); err != nil {
 		return pushes, true, fmt.Errorf("%w: %w", errInvalidEvent, err)
 	}
 	for _, s := range streams {
 		if !reads(s, ln) {
 			continue
 		}
-		rec := &matcher.Record{Event: ev, Pos: pos}
+		var rec *matcher.Record
+		if first != nil {
+			rec, first = &first.rec, nil
+		} else {
+			rec = new(matcher.Record)
+		}
+		*rec = matcher.Record{Event: ev, Pos: pos}
+		var err error
 		if rec.Key, err = key(s, ev, ln); err != nil {
 			dead = err
 			continue
@@ -167,6 +176,12 @@ func decodeEvent(streams []*stream, ln *Line, pos matcher.Position, pushes []pus
 		pushes = append(pushes, push{s: s, rec: rec})
 	}
 	return pushes, true, dead
+}
+
+// recordEvent is a record with its event.
+type recordEvent struct {
+	rec matcher.Record
+	ev  rules.Event
 }
 
 // The reasons decodeEvent dead-letters an event, wrapped so that the engine

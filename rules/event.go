@@ -111,10 +111,20 @@ var ErrBadJSON = errors.New("invalid JSON")
 // ParseEvent checks that raw is one JSON object and returns it as an Event.
 // The Event keeps raw; the caller must not modify it afterwards.
 func ParseEvent(raw []byte) (*Event, error) {
-	if len(raw) > 1<<31-2 {
-		return nil, fmt.Errorf("event of %d bytes is too large: %w", len(raw), ErrBadJSON)
+	ev := new(Event)
+	if err := ev.Parse(raw); err != nil {
+		return nil, err
 	}
-	ev := &Event{raw: raw}
+	return ev, nil
+}
+
+// Parse is ParseEvent into an Event the caller allocated (in one piece
+// with what it belongs to). ev must be zero; after an error it is unusable.
+func (ev *Event) Parse(raw []byte) error {
+	if len(raw) > 1<<31-2 {
+		return fmt.Errorf("event of %d bytes is too large: %w", len(raw), ErrBadJSON)
+	}
+	ev.raw = raw
 	ev.fields = ev.inline[:0]
 	// seen is a 256-bit filter of the keys so far; only a key whose bit is
 	// already set is compared with the earlier ones.
@@ -122,18 +132,18 @@ func ParseEvent(raw []byte) (*Event, error) {
 	s := scanner{b: raw}
 	s.ws()
 	if s.i >= len(raw) {
-		return nil, fmt.Errorf("empty line: %w", ErrNotObject)
+		return fmt.Errorf("empty line: %w", ErrNotObject)
 	}
 	if raw[s.i] != '{' {
 		// Tell "valid JSON but not an object" apart from garbage.
 		if err := s.value(0); err != nil {
-			return nil, err
+			return err
 		}
 		s.ws()
 		if s.i < len(raw) {
-			return nil, s.errf("after top-level value")
+			return s.errf("after top-level value")
 		}
-		return nil, ErrNotObject
+		return ErrNotObject
 	}
 	s.i++
 	s.ws()
@@ -142,31 +152,31 @@ func ParseEvent(raw []byte) (*Event, error) {
 	} else {
 		for {
 			if s.i >= len(raw) {
-				return nil, s.eof()
+				return s.eof()
 			}
 			if raw[s.i] != '"' {
-				return nil, s.errf("looking for beginning of object key string")
+				return s.errf("looking for beginning of object key string")
 			}
 			k0 := s.i + 1
 			esc, hi, err := s.str()
 			if err != nil {
-				return nil, err
+				return err
 			}
 			k1 := s.i - 1
 			// A key with invalid UTF-8 decodes to U+FFFD: compare it decoded.
 			esc = esc || (hi && !utf8.Valid(raw[k0:k1]))
 			s.ws()
 			if s.i >= len(raw) {
-				return nil, s.eof()
+				return s.eof()
 			}
 			if raw[s.i] != ':' {
-				return nil, s.errf("after object key")
+				return s.errf("after object key")
 			}
 			s.i++
 			s.ws()
 			v0 := s.i
 			if err := s.value(1); err != nil {
-				return nil, err
+				return err
 			}
 			// Set the fields one by one: copying a whole field would copy
 			// its (nil) ref.Val with a write barrier.
@@ -184,7 +194,7 @@ func ParseEvent(raw []byte) (*Event, error) {
 			}
 			s.ws()
 			if s.i >= len(raw) {
-				return nil, s.eof()
+				return s.eof()
 			}
 			if raw[s.i] == ',' {
 				s.i++
@@ -195,14 +205,14 @@ func ParseEvent(raw []byte) (*Event, error) {
 				s.i++
 				break
 			}
-			return nil, s.errf("after object key:value pair")
+			return s.errf("after object key:value pair")
 		}
 	}
 	s.ws()
 	if s.i < len(raw) {
-		return nil, s.errf("after top-level value")
+		return s.errf("after top-level value")
 	}
-	return ev, nil
+	return nil
 }
 
 // Raw returns the event's original bytes.

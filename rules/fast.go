@@ -193,12 +193,46 @@ func parseRFC3339(s string) (int64, bool) {
 	default:
 		return 0, false
 	}
-	t := time.Date(year, time.Month(month), day, hour, minute, sec, nanos, time.UTC)
-	return t.UnixNano() - int64(offset)*int64(time.Second), true
+	secs := daysSinceEpoch(year, month, day)*86400 + int64(hour*3600+minute*60+sec-offset)
+	// Beyond int64 nanoseconds time.Time.UnixNano is undefined; leave such
+	// times to time.Parse (year 1678 to 2261 is safe).
+	if secs < -9_200_000_000 || secs > 9_200_000_000 {
+		return 0, false
+	}
+	return secs*int64(time.Second) + int64(nanos), true
+}
+
+// daysSinceEpoch counts days from 1970-01-01 to a proleptic Gregorian
+// date (days_from_civil, H. Hinnant): what time.Date does, without its
+// normalisation and zone lookup.
+func daysSinceEpoch(year, month, day int) int64 {
+	y := int64(year)
+	if month <= 2 {
+		y--
+	}
+	era := y / 400
+	if y < 0 && y%400 != 0 {
+		era--
+	}
+	yoe := y - era*400
+	m := int64(month)
+	mp := (m + 9) % 12 // March is 0
+	doy := (153*mp+2)/5 + int64(day) - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	return era*146097 + doe - 719468
 }
 
 func daysIn(m time.Month, year int) int {
-	return time.Date(year, m+1, 0, 0, 0, 0, 0, time.UTC).Day()
+	switch m {
+	case time.February:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case time.April, time.June, time.September, time.November:
+		return 30
+	}
+	return 31
 }
 
 var errNotBool = errors.New("no such overload: operand of ! is not a bool")
