@@ -20,6 +20,7 @@ import (
 
 	"github.com/shrike-cep/shrike/cep"
 	"github.com/shrike-cep/shrike/internal/embedded"
+	"github.com/shrike-cep/shrike/internal/gctune"
 	"github.com/shrike-cep/shrike/internal/httpserver"
 	"github.com/shrike-cep/shrike/state"
 )
@@ -96,6 +97,7 @@ commit, leaves the group, and exits 0.`,
 			if err != nil {
 				return err
 			}
+			gctune.ForServe()
 			return runServe(cmd.Context(), e, cfg)
 		},
 	}

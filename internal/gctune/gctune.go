@@ -1,4 +1,4 @@
-// Package gctune sets the garbage collector up for Shrike's batch commands.
+// Package gctune sets the garbage collector up for Shrike's commands.
 package gctune
 
 import (
@@ -18,10 +18,25 @@ const ReplayPercent = 400
 // ForReplay applies ReplayPercent unless the user chose a value with the
 // GOGC environment variable, which then stands. It returns a function that
 // restores the previous setting (benchmarks measure other work after).
-func ForReplay() (restore func()) {
+func ForReplay() (restore func()) { return setPercent(ReplayPercent) }
+
+// ServePercent is the GOGC value `shrike serve` runs with. The engine's
+// live heap is the resident key states, their partial matches and the
+// events those hold (and, embedded, the broker's log); at Go's default of
+// 100 collecting it cost about a quarter of the engine's CPU on the serve
+// benchmark (BENCHMARKS.md). 300 lets the heap grow to four times the live
+// data between collections. Operators who must bound memory set
+// GOMEMLIMIT, under which the collector works harder as the heap nears
+// the limit, or GOGC, which replaces this value.
+const ServePercent = 300
+
+// ForServe applies ServePercent unless GOGC is set; see ForReplay.
+func ForServe() (restore func()) { return setPercent(ServePercent) }
+
+func setPercent(percent int) (restore func()) {
 	if _, set := os.LookupEnv("GOGC"); set {
 		return func() {}
 	}
-	old := debug.SetGCPercent(ReplayPercent)
+	old := debug.SetGCPercent(percent)
 	return func() { debug.SetGCPercent(old) }
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/shrike-cep/shrike/cep"
+	"github.com/shrike-cep/shrike/internal/gctune"
 	"github.com/shrike-cep/shrike/internal/gen"
 	"github.com/shrike-cep/shrike/rules"
 	"github.com/shrike-cep/shrike/state"
@@ -62,6 +63,7 @@ func BenchmarkServe(b *testing.B) {
 	if os.Getenv("SHRIKE_REDIS_ADDR") != "" {
 		name = "redis"
 	}
+	defer gctune.ForServe()() // as `shrike serve` runs
 	b.Run(name, benchServe)
 }
 
@@ -79,6 +81,7 @@ func BenchmarkServeLatency(b *testing.B) {
 	if os.Getenv("SHRIKE_REDIS_ADDR") != "" {
 		name = "redis"
 	}
+	defer gctune.ForServe()()
 	b.Run(name, benchServeLatency)
 }
 
