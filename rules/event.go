@@ -35,13 +35,23 @@ type Event struct {
 	// name occurs at most once and compares by its bytes, so that a hinted
 	// lookup (findHinted) may stop at the first match.
 	slow bool
+	// nextSlot is the cache slot the next decoded value takes once all are
+	// used (round robin).
+	nextSlot uint8
+	// cache holds the last few decoded values. Rules read few fields of an
+	// event, and an event that partial matches retain is read again and
+	// again for the same ones (here.lat), so a handful of slots serve; a
+	// value per field would make every Event twice as large.
+	cache [cacheSlots]cachedValue
 	// inline backs fields for typical events, so that ParseEvent allocates
-	// once.
+	// once. It holds no pointers and comes last, so that the collector
+	// scans only the fields above it.
 	inline [inlineFields]field
 }
 
 const (
 	inlineFields = 16
+	cacheSlots   = 4
 	// maxDepth is encoding/json's nesting limit, so that both accept the
 	// same documents.
 	maxDepth = 10000
@@ -49,16 +59,23 @@ const (
 
 // field is one top-level member of the event object.
 //
-// It is 32 bytes, so that the inline array keeps the Event in a small size
-// class: the key's length is a uint16, and keys of 64 KiB or more are
-// found by scanning back from the value.
+// It is 16 bytes and holds no pointers, so that the inline array keeps the
+// Event in a small size class and out of the collector's way: the key's
+// length is a uint16, and keys of 64 KiB or more are found by scanning back
+// from the value.
 type field struct {
 	k0     int32 // key, after the opening quote
 	v0, v1 int32 // value
 	klen   uint16
-	mode   kind // how val was decoded; kindNone: not yet
-	kesc   bool // key contains escapes or invalid UTF-8: compare decoded
-	val    ref.Val
+	kesc   bool  // key contains escapes or invalid UTF-8: compare decoded
+	cached uint8 // 1 + the cache slot holding its decoded value; 0: none
+}
+
+// cachedValue is a decoded field value.
+type cachedValue struct {
+	val   ref.Val
+	mode  kind  // how val was decoded
+	owner uint8 // index of the field in fields
 }
 
 // longKey marks a key too long for field.klen.
@@ -178,17 +195,11 @@ func (ev *Event) Parse(raw []byte) error {
 			if err := s.value(1); err != nil {
 				return err
 			}
-			// Set the fields one by one: copying a whole field would copy
-			// its (nil) ref.Val with a write barrier.
-			n := len(ev.fields)
-			if n == cap(ev.fields) {
-				ev.fields = append(ev.fields, field{})
-			} else {
-				ev.fields = ev.fields[:n+1]
-			}
-			f := &ev.fields[n]
-			f.k0, f.v0, f.v1, f.kesc = int32(k0), int32(v0), int32(s.i), esc
-			f.klen = uint16(min(k1-k0, longKey))
+			ev.fields = append(ev.fields, field{
+				k0: int32(k0), v0: int32(v0), v1: int32(s.i), kesc: esc,
+				klen: uint16(min(k1-k0, longKey)),
+			})
+			f := &ev.fields[len(ev.fields)-1]
 			if !ev.slow {
 				ev.slow = esc || f.klen == longKey || ev.repeats(&seen, raw[k0:k1])
 			}
@@ -325,11 +336,28 @@ func (e *Event) find(name string) *field {
 // decode returns f's value in mode k, caching the last decoding: rulesets
 // sharing a stream normally agree on field types, so the cache hits.
 func (e *Event) decode(f *field, k kind) ref.Val {
-	if f.mode == k {
-		return f.val
+	if f.cached != 0 {
+		if c := &e.cache[f.cached-1]; c.mode == k {
+			return c.val
+		}
 	}
 	v := decodeAs(e.raw[f.v0:f.v1], k)
-	f.mode, f.val = k, v
+	slot := int(f.cached) - 1
+	if slot < 0 {
+		// Fields beyond the 256th are not cached (owner is a uint8).
+		idx := (uintptr(unsafe.Pointer(f)) - uintptr(unsafe.Pointer(unsafe.SliceData(e.fields)))) / unsafe.Sizeof(field{})
+		if idx > 255 || idx >= uintptr(len(e.fields)) {
+			return v
+		}
+		slot = int(e.nextSlot % cacheSlots)
+		e.nextSlot++
+		if old := &e.cache[slot]; old.val != nil {
+			e.fields[old.owner].cached = 0
+		}
+		e.cache[slot].owner = uint8(idx)
+		f.cached = uint8(slot + 1)
+	}
+	e.cache[slot].val, e.cache[slot].mode = v, k
 	return v
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"testing"
@@ -268,6 +269,33 @@ func TestSpecial(t *testing.T) {
 			if got != want {
 				t.Fatalf("special with byte %#x at %d = %v, want %v", c, pos, got, want)
 			}
+		}
+	}
+}
+
+// TestDecodeCacheEvicts reads more fields, in more modes, than the cache
+// has slots, in a random order: every read must give the field's value.
+func TestDecodeCacheEvicts(t *testing.T) {
+	raw := `{"a":1,"b":2.5,"c":"x","d":true,"e":-3,"f":"2026-11-20T10:00:00Z","g":[1],"h":{"k":1}}`
+	names := []string{"a", "b", "c", "d", "e", "f", "g", "h"}
+	modes := []kind{kindNatural, kindDouble, kindInt, kindString, kindTimestamp}
+	ev, err := ParseEvent([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for range 2000 {
+		name, mode := names[rng.IntN(len(names))], modes[rng.IntN(len(modes))]
+		f := ev.find(name)
+		got := ev.decode(f, mode)
+		want := decodeAs(ev.raw[f.v0:f.v1], mode)
+		if types.IsError(want) != types.IsError(got) || (!types.IsError(want) && got.Equal(want) != types.True) {
+			t.Fatalf("decode(%s, %d) = %v, want %v", name, mode, got, want)
+		}
+	}
+	for i, c := range ev.cache {
+		if c.val != nil && ev.fields[c.owner].cached != uint8(i+1) {
+			t.Errorf("cache slot %d belongs to field %d, which points at slot %d", i, c.owner, ev.fields[c.owner].cached)
 		}
 	}
 }
