@@ -65,8 +65,8 @@ func TestPrepareAgreesWithLazyEvaluation(t *testing.T) {
 		keys = append(keys, fmt.Sprintf("k%d", rng.IntN(20)))
 		times = append(times, int64(i)*ms+int64(rng.IntN(3))*ms)
 	}
-	other := mustProgram(t, otherRules)
-	if sw := mustProgram(t, prepareRules).switches; len(sw) != 1 || len(sw[0].cases) != 3 {
+	other := program(t, otherRules)
+	if sw := program(t, prepareRules).switches; len(sw) != 1 || len(sw[0].cases) != 3 {
 		t.Fatalf("switches = %v, want one on event.type with three cases", sw)
 	}
 	run := func(prepare func(p *Program, r *Record)) ([]string, int) {
@@ -105,7 +105,7 @@ func TestPrepareAgreesWithLazyEvaluation(t *testing.T) {
 }
 
 func TestPrepareSkipsConditionsThatFail(t *testing.T) {
-	prog := mustProgram(t, prepareRules)
+	prog := program(t, prepareRules)
 	ev, err := rules.ParseEvent([]byte(`{"id":1}`)) // no type, no n: every condition is an error
 	if err != nil {
 		t.Fatal(err)
@@ -115,17 +115,4 @@ func TestPrepareSkipsConditionsThatFail(t *testing.T) {
 	if r.pre.known != 0 {
 		t.Errorf("known = %b: a condition that failed to evaluate was kept", r.pre.known)
 	}
-}
-
-func mustProgram(t *testing.T, yaml string) *Program {
-	t.Helper()
-	rs, err := rules.Load("test.yaml", []byte(yaml), rules.CompileOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	prog, err := NewProgram([]*rules.Compiled{rs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return prog
 }
