@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"strconv"
@@ -277,11 +278,11 @@ func (f *fastPath) eval(ev *Event) (ref.Val, error) {
 		if c, ok := compareSameKind(v, f.lit); ok {
 			return types.Bool(ordered(f.op, c)), nil
 		}
-		cmp, ok := v.(traits.Comparer)
+		comparer, ok := v.(traits.Comparer)
 		if !ok {
 			return nil, fmt.Errorf("no such overload: %s has no ordering", v.Type().TypeName())
 		}
-		c, ok := cmp.Compare(f.lit).(types.Int)
+		c, ok := comparer.Compare(f.lit).(types.Int)
 		if !ok {
 			return nil, fmt.Errorf("no such overload: comparing %s with %s", v.Type().TypeName(), f.lit.Type().TypeName())
 		}
@@ -385,31 +386,21 @@ func compareSameKind(a, b ref.Val) (int, bool) {
 		if !ok || x != x || y != y {
 			return 0, false
 		}
-		return cmpOrdered(x, y), true
+		return cmp.Compare(x, y), true
 	case types.Int:
 		y, ok := b.(types.Int)
 		if !ok {
 			return 0, false
 		}
-		return cmpOrdered(x, y), true
+		return cmp.Compare(x, y), true
 	case types.String:
 		y, ok := b.(types.String)
 		if !ok {
 			return 0, false
 		}
-		return cmpOrdered(x, y), true
+		return cmp.Compare(x, y), true
 	}
 	return 0, false
-}
-
-func cmpOrdered[T ~float64 | ~int64 | ~string](x, y T) int {
-	switch {
-	case x < y:
-		return -1
-	case x > y:
-		return 1
-	}
-	return 0
 }
 
 // StringEquality reports whether the expression is `event.F == "lit"`

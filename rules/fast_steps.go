@@ -176,11 +176,11 @@ func (p *stepsPath) eval(ev *Event, vars Vars) (ref.Val, bool) {
 	if c, ok := compareSameKind(va, vb); ok {
 		return types.Bool(ordered(p.op, c)), true
 	}
-	cmp, ok := va.(traits.Comparer)
+	comparer, ok := va.(traits.Comparer)
 	if !ok {
 		return nil, false
 	}
-	c, ok := cmp.Compare(vb).(types.Int)
+	c, ok := comparer.Compare(vb).(types.Int)
 	if !ok {
 		return nil, false
 	}
