@@ -25,6 +25,9 @@ type Program struct {
 	// switches decide the chains' leading string comparisons field by
 	// field (planSwitches).
 	switches []*fieldSwitch
+	// numbers decodes in Prepare the distance_km operands that conditions
+	// read from the event and, later, from it as a step event.
+	numbers *rules.NumberLoader
 
 	nameOnce sync.Once
 	names    map[string]*planRule
@@ -66,6 +69,7 @@ type planRule struct {
 func NewProgram(rulesets []*rules.Compiled) (*Program, error) {
 	p := &Program{}
 	slotOf := map[slotKey]int{}
+	var leaves []*rules.Expr
 	for _, rs := range rulesets {
 		for _, cr := range rs.Rules {
 			pr := &planRule{
@@ -80,6 +84,7 @@ func NewProgram(rulesets []*rules.Compiled) (*Program, error) {
 				pr.when = nfa.Leaf(cr.When)
 				p.number(pr.when, rs, slotOf)
 				p.addChain(pr.when)
+				leaves = appendLeaves(leaves, pr.when)
 			} else {
 				a, err := nfa.Compile(cr)
 				if err != nil {
@@ -103,6 +108,7 @@ func NewProgram(rulesets []*rules.Compiled) (*Program, error) {
 					for _, e := range s.Edges {
 						p.number(e.Cond, rs, slotOf)
 						p.addChain(e.Cond)
+						leaves = appendLeaves(leaves, e.Cond)
 					}
 				}
 			}
@@ -110,7 +116,19 @@ func NewProgram(rulesets []*rules.Compiled) (*Program, error) {
 		}
 	}
 	p.planSwitches()
+	p.numbers = rules.NewNumberLoader(leaves)
 	return p, nil
+}
+
+// appendLeaves appends the expressions of c's leaves.
+func appendLeaves(leaves []*rules.Expr, c *nfa.Cond) []*rules.Expr {
+	if c == nil {
+		return leaves
+	}
+	if c.Op == nfa.OpLeaf {
+		return append(leaves, c.Leaf)
+	}
+	return appendLeaves(appendLeaves(leaves, c.X), c.Y)
 }
 
 // Prepare evaluates the program's event-only conditions for r and keeps
@@ -124,6 +142,7 @@ func NewProgram(rulesets []*rules.Compiled) (*Program, error) {
 // for its rule.
 func (p *Program) Prepare(r *Record) {
 	r.pre = prepared{prog: p}
+	p.numbers.Load(r.Event)
 	// The discriminators first: one field read decides all of a field's
 	// comparisons with string literals (event.type == "login", …).
 	for _, sw := range p.switches {

@@ -43,6 +43,11 @@ type Event struct {
 	// again for the same ones (here.lat), so a handful of slots serve; a
 	// value per field would make every Event twice as large.
 	cache [cacheSlots]cachedValue
+	// numKey and num are numbers decoded ahead by a NumberLoader: num[i] is
+	// the value of the field and decoding numKey[i] names (0: empty). They
+	// hold no pointers, so they sit past the part the collector scans.
+	numKey [numSlots]uint16
+	num    [numSlots]float64
 	// inline backs fields for typical events, so that ParseEvent allocates
 	// once. It holds no pointers and comes last, so that the collector
 	// scans only the fields above it.
@@ -51,7 +56,10 @@ type Event struct {
 
 const (
 	inlineFields = 16
-	cacheSlots   = 4
+	cacheSlots   = 3
+	// numSlots bounds the numbers a NumberLoader keeps per event: the
+	// latitude and longitude distance_km reads, and two more.
+	numSlots = 4
 	// maxDepth is encoding/json's nesting limit, so that both accept the
 	// same documents.
 	maxDepth = 10000

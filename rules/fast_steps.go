@@ -53,6 +53,9 @@ type fieldRef struct {
 	field   string
 	kind    kind
 	hint    atomic.Int32
+	// numKey names the field's number in an Event's preloaded numbers
+	// (NumberLoader); set for distance_km operands only.
+	numKey numberKey
 }
 
 // stepEventer is implemented by Vars that can hand out one event of a step
@@ -98,6 +101,11 @@ func (r *fieldRef) value(ev *Event, vars Vars) (v ref.Val, raw []byte, ok bool) 
 	if e == nil {
 		return nil, nil, false
 	}
+	return r.valueOf(e)
+}
+
+// valueOf is value for the event the reference reads from.
+func (r *fieldRef) valueOf(e *Event) (v ref.Val, raw []byte, ok bool) {
 	f := e.findHinted(r.field, &r.hint)
 	if f == nil {
 		return nil, nil, false
@@ -118,7 +126,14 @@ func (o *operand) number(ev *Event, vars Vars) (float64, bool) {
 	if o.ref == nil {
 		return o.litNum, o.litIsNum
 	}
-	v, _, ok := o.ref.value(ev, vars)
+	e := o.ref.event(ev, vars)
+	if e == nil {
+		return 0, false
+	}
+	if x, ok := e.preloaded(o.ref.numKey); ok {
+		return x, true
+	}
+	v, _, ok := o.ref.valueOf(e)
 	if !ok {
 		return 0, false
 	}
@@ -307,6 +322,9 @@ func detectOperand(e celast.Expr, vars []stepVar, fieldKind func(string) (kind, 
 			o := detectOperand(arg, vars, fieldKind, false)
 			if o == nil || (o.lit != nil && !o.litIsNum) {
 				return nil
+			}
+			if o.ref != nil {
+				o.ref.numKey = newNumberKey(o.ref.field, o.ref.kind)
 			}
 			args[i] = o
 		}

@@ -51,23 +51,35 @@ func TestStepsPathAgreesWithCEL(t *testing.T) {
 		`{"ip":7,"n":"5","ok":"yes","lat":"x","lon":1e999,"ts":"soon"}`,
 		`{"ip":"a","ip":"10.0.0.1","n":1,"n":5,"lat":0,"lon":0}`,
 	}
-	for _, schema := range []bool{false, true} {
+	for _, c := range []struct{ schema, preload bool }{{false, false}, {true, false}, {false, true}, {true, true}} {
+		schema := c.schema
 		list := exprs
 		if !schema {
 			list = append(append([]string(nil), exprs...), untyped...)
 		}
 		for _, src := range list {
-			t.Run(fmt.Sprintf("schema=%v/%s", schema, src), func(t *testing.T) {
+			t.Run(fmt.Sprintf("schema=%v/preload=%v/%s", schema, c.preload, src), func(t *testing.T) {
 				x := compileStepProbe(t, src, schema)
 				if x.steps == nil {
 					t.Fatalf("%s: not recognised by the native step path", src)
 				}
 				slow := withoutFast(x)
+				// With preload, the native side reads distance operands
+				// from numbers a NumberLoader decoded ahead, as the
+				// matcher's Prepare arranges.
+				var loader *NumberLoader
+				if c.preload {
+					loader = NewNumberLoader([]*Expr{x})
+					if strings.Contains(src, "distance_km") && loader == nil {
+						t.Fatalf("%s: no numbers to preload", src)
+					}
+				}
 				parse := func(i int) *Event {
 					ev, err := ParseEvent([]byte(events[i]))
 					if err != nil {
 						t.Fatal(err)
 					}
+					loader.Load(ev)
 					return ev
 				}
 				for ei := range events {
