@@ -28,6 +28,7 @@ type Record struct {
 type prepared struct {
 	prog       *Program
 	known, val uint64
+	keyHash    uint64 // hashKey(Record.Key)
 }
 
 // Position locates a record in its source.

@@ -22,7 +22,7 @@ type Partition struct {
 	out   Output
 	opts  Options
 
-	keys    map[string]*keyState
+	keys    keyTable
 	pending reorderBuffer // records waiting for the watermark
 	timers  timerHeap     // keys with a window that closes
 	maxTime int64         // newest event time seen
@@ -74,7 +74,7 @@ func NewPartition(prog *Program, out Output, opts Options) (*Partition, error) {
 		rules:    prog.rules,
 		out:      out,
 		opts:     opts,
-		keys:     map[string]*keyState{},
+		keys:     newKeyTable(),
 		maxTime:  math.MinInt64,
 		wm:       math.MinInt64,
 		cacheGen: make([]uint32, prog.slots),
@@ -91,6 +91,7 @@ type keyState struct {
 	// and the rule scan after it share their cache misses. (The record's key
 	// points into its event, which the key state must not keep alive.)
 	key    string
+	hash   uint64 // hashKey(key)
 	keyBuf [32]byte
 	rules  []*ruleKey
 	// mask has bit i set when rules holds rule i (i < 64): most rules have
@@ -105,8 +106,8 @@ type keyState struct {
 
 const noDeadline = math.MaxInt64
 
-func newKeyState(key string) *keyState {
-	ks := &keyState{deadline: noDeadline}
+func newKeyState(key string, hash uint64) *keyState {
+	ks := &keyState{deadline: noDeadline, hash: hash}
 	if len(key) <= len(ks.keyBuf) {
 		n := copy(ks.keyBuf[:], key)
 		ks.key = unsafe.String(&ks.keyBuf[0], n)
@@ -154,7 +155,7 @@ func (p *Partition) Watermark() int64 { return p.wm }
 func (p *Partition) Stats() Stats {
 	s := p.stats
 	s.LiveRuns = p.liveRuns
-	s.Keys = len(p.keys)
+	s.Keys = p.keys.len()
 	s.Buffered = p.pending.len()
 	s.ByRule = make(map[string]RuleStats, len(p.perRule))
 	for i, rs := range p.perRule {
@@ -205,7 +206,8 @@ func (p *Partition) process(r *Record) {
 		clear(p.cacheGen)
 		p.gen = 1
 	}
-	ks := p.keys[r.Key]
+	hash := r.keyHash()
+	ks := p.keys.get(r.Key, hash)
 	p.changed = false
 	for _, pr := range p.rules {
 		if pr.auto == nil {
@@ -223,8 +225,8 @@ func (p *Partition) process(r *Record) {
 			p.step(pr, &p.scratch, r)
 			if !p.scratch.empty() {
 				if ks == nil {
-					ks = newKeyState(r.Key)
-					p.keys[ks.key] = ks
+					ks = newKeyState(r.Key, hash)
+					p.keys.put(ks)
 				}
 				p.changed = true
 				rk := new(ruleKey)
@@ -278,7 +280,7 @@ func (p *Partition) settle(ks *keyState) {
 	}
 	if len(kept) == 0 {
 		ks.dead = true
-		delete(p.keys, ks.key)
+		p.keys.remove(ks)
 		return
 	}
 	// An earlier entry already in the heap fires first and reschedules, so

@@ -90,6 +90,12 @@ func TestPrepareAgreesWithLazyEvaluation(t *testing.T) {
 	lazy, _ := run(func(*Program, *Record) {})
 	own, known := run(func(p *Program, r *Record) { p.Prepare(r) })
 	foreign, _ := run(func(_ *Program, r *Record) { other.Prepare(r) })
+	// Key hashes that collide: the twenty keys share two hashes, so key
+	// states must be told apart by their keys.
+	colliding, _ := run(func(p *Program, r *Record) {
+		p.Prepare(r)
+		r.pre.keyHash = uint64(len(r.Key))
+	})
 	if len(lazy) < 50 {
 		t.Fatalf("only %d alerts: the stream does not exercise the rules", len(lazy))
 	}
@@ -101,6 +107,9 @@ func TestPrepareAgreesWithLazyEvaluation(t *testing.T) {
 	}
 	if d := cmp.Diff(lazy, foreign); d != "" {
 		t.Errorf("records prepared by another program match differently (-lazy +foreign):\n%s", d)
+	}
+	if d := cmp.Diff(lazy, colliding); d != "" {
+		t.Errorf("records whose key hashes collide match differently (-lazy +colliding):\n%s", d)
 	}
 }
 

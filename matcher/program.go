@@ -141,7 +141,7 @@ func appendLeaves(leaves []*rules.Expr, c *nfa.Cond) []*rules.Expr {
 // that fails to evaluate is left to the Partition, which counts the error
 // for its rule.
 func (p *Program) Prepare(r *Record) {
-	r.pre = prepared{prog: p}
+	r.pre = prepared{prog: p, keyHash: hashKey(r.Key)}
 	p.numbers.Load(r.Event)
 	// The discriminators first: one field read decides all of a field's
 	// comparisons with string literals (event.type == "login", …).

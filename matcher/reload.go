@@ -46,7 +46,7 @@ func (p *Partition) SetProgram(next *Program) {
 	for old, cur := range mapped {
 		perRule[cur.index] = oldStats[old]
 	}
-	for _, ks := range p.keys {
+	for ks := range p.keys.all() {
 		kept := ks.rules[:0]
 		ks.mask = 0
 		for _, rk := range ks.rules {
@@ -72,10 +72,10 @@ func (p *Partition) SetProgram(next *Program) {
 		clear(ks.rules[len(kept):])
 		ks.rules = kept
 	}
-	for _, ks := range p.keys {
+	for ks := range p.keys.all() {
 		if len(ks.rules) == 0 {
 			ks.dead = true
-			delete(p.keys, ks.key)
+			p.keys.remove(ks)
 		}
 	}
 	p.prog, p.rules, p.perRule = next, rules, perRule
@@ -94,7 +94,7 @@ func (p *Partition) liveOf(i int) int {
 
 func (p *Partition) heldOf(pr *planRule) int {
 	n := 0
-	for _, ks := range p.keys {
+	for ks := range p.keys.all() {
 		if rk := ks.find(pr); rk != nil {
 			n += len(rk.held)
 		}

@@ -34,7 +34,7 @@ func (p *Partition) Checkpoint() Checkpoint {
 // are late: a runtime that re-reads its source from the oldest record still
 // buffered at the checkpoint drops those itself, as already matched.
 func (p *Partition) Restore(c Checkpoint) error {
-	if p.seq != 0 || len(p.keys) > 0 {
+	if p.seq != 0 || p.keys.len() > 0 {
 		return errors.New("restore checkpoint: partition already in use")
 	}
 	p.wm, p.maxTime, p.seq = c.Watermark, c.MaxTime, c.Seq
@@ -52,7 +52,7 @@ func (p *Partition) Changes() (changed, emptied []string) {
 			continue
 		}
 		seen[ks.key] = true
-		if p.keys[ks.key] != nil {
+		if p.keys.get(ks.key, ks.hash) != nil {
 			changed = append(changed, ks.key)
 		} else {
 			emptied = append(emptied, ks.key)
@@ -72,13 +72,13 @@ func (p *Partition) markDirty(ks *keyState) {
 }
 
 // Resident reports whether the key's state is in memory.
-func (p *Partition) Resident(key string) bool { return p.keys[key] != nil }
+func (p *Partition) Resident(key string) bool { return p.keys.lookup(key) != nil }
 
 // Evict drops a key's state from memory. The caller must have stored it
 // (it is not in Changes) and must not evict a key that still has records
 // waiting for the watermark.
 func (p *Partition) Evict(key string) {
-	ks := p.keys[key]
+	ks := p.keys.lookup(key)
 	if ks == nil {
 		return
 	}
@@ -86,7 +86,7 @@ func (p *Partition) Evict(key string) {
 		p.addLive(rk.rule, -len(rk.runs))
 	}
 	ks.dead = true
-	delete(p.keys, key)
+	p.keys.remove(ks)
 }
 
 // KeyDeadline returns the earliest time at which one of the key's windows
@@ -94,7 +94,7 @@ func (p *Partition) Evict(key string) {
 // keys keeps their deadlines and restores them before it advances the
 // watermark past one.
 func (p *Partition) KeyDeadline(key string) (int64, bool) {
-	ks := p.keys[key]
+	ks := p.keys.lookup(key)
 	if ks == nil {
 		return 0, false
 	}
@@ -118,7 +118,7 @@ const snapshotVersion = 1
 // node, start time and seq, previous time) and held matches. Nodes and
 // records are written once however many runs share them.
 func (p *Partition) AppendKeyState(dst []byte, key string) ([]byte, bool) {
-	ks := p.keys[key]
+	ks := p.keys.lookup(key)
 	if ks == nil {
 		return dst, false
 	}
@@ -221,7 +221,7 @@ var ErrSnapshot = errors.New("bad key state")
 // no longer in the Program, or whose version changed, is dropped: its
 // automaton is gone. It fails when the key is already resident.
 func (p *Partition) RestoreKey(key string, data []byte) error {
-	if p.keys[key] != nil {
+	if p.keys.lookup(key) != nil {
 		return fmt.Errorf("restore key %q: already in memory", key)
 	}
 	d := snapDecoder{b: data}
@@ -267,7 +267,7 @@ func (p *Partition) RestoreKey(key string, data []byte) error {
 		}
 		nodes[i] = n
 	}
-	ks := newKeyState(key)
+	ks := newKeyState(key, hashKey(key))
 	byName := p.prog.byName()
 	nrules := d.count()
 	for range nrules {
@@ -317,7 +317,7 @@ func (p *Partition) RestoreKey(key string, data []byte) error {
 	if len(ks.rules) == 0 {
 		return nil
 	}
-	p.keys[ks.key] = ks
+	p.keys.put(ks)
 	p.settle(ks)
 	return nil
 }
@@ -433,9 +433,9 @@ func (p *Partition) BufferedKeys() map[string]bool {
 
 // ResidentKeys returns the keys whose state is in memory.
 func (p *Partition) ResidentKeys() []string {
-	keys := make([]string, 0, len(p.keys))
-	for k := range p.keys {
-		keys = append(keys, k)
+	keys := make([]string, 0, p.keys.len())
+	for ks := range p.keys.all() {
+		keys = append(keys, ks.key)
 	}
 	return keys
 }

@@ -38,11 +38,16 @@ type Event struct {
 	// nextSlot is the cache slot the next decoded value takes once all are
 	// used (round robin).
 	nextSlot uint8
+	// cacheMode and cacheOwner describe the values in cache: how each was
+	// decoded and the index in fields of the field it belongs to. They are
+	// kept apart from the values so that they fill the padding after slow.
+	cacheMode  [cacheSlots]kind
+	cacheOwner [cacheSlots]uint8
 	// cache holds the last few decoded values. Rules read few fields of an
 	// event, and an event that partial matches retain is read again and
 	// again for the same ones (here.lat), so a handful of slots serve; a
 	// value per field would make every Event twice as large.
-	cache [cacheSlots]cachedValue
+	cache [cacheSlots]ref.Val
 	// numKey and num are numbers decoded ahead by a NumberLoader: num[i] is
 	// the value of the field and decoding numKey[i] names (0: empty). They
 	// hold no pointers, so they sit past the part the collector scans.
@@ -77,13 +82,6 @@ type field struct {
 	klen   uint16
 	kesc   bool  // key contains escapes or invalid UTF-8: compare decoded
 	cached uint8 // 1 + the cache slot holding its decoded value; 0: none
-}
-
-// cachedValue is a decoded field value.
-type cachedValue struct {
-	val   ref.Val
-	mode  kind  // how val was decoded
-	owner uint8 // index of the field in fields
 }
 
 // longKey marks a key too long for field.klen.
@@ -345,8 +343,8 @@ func (e *Event) find(name string) *field {
 // sharing a stream normally agree on field types, so the cache hits.
 func (e *Event) decode(f *field, k kind) ref.Val {
 	if f.cached != 0 {
-		if c := &e.cache[f.cached-1]; c.mode == k {
-			return c.val
+		if i := f.cached - 1; e.cacheMode[i] == k {
+			return e.cache[i]
 		}
 	}
 	v := decodeAs(e.raw[f.v0:f.v1], k)
@@ -359,13 +357,13 @@ func (e *Event) decode(f *field, k kind) ref.Val {
 		}
 		slot = int(e.nextSlot % cacheSlots)
 		e.nextSlot++
-		if old := &e.cache[slot]; old.val != nil {
-			e.fields[old.owner].cached = 0
+		if e.cache[slot] != nil {
+			e.fields[e.cacheOwner[slot]].cached = 0
 		}
-		e.cache[slot].owner = uint8(idx)
+		e.cacheOwner[slot] = uint8(idx)
 		f.cached = uint8(slot + 1)
 	}
-	e.cache[slot].val, e.cache[slot].mode = v, k
+	e.cache[slot], e.cacheMode[slot] = v, k
 	return v
 }
 

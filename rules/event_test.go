@@ -293,9 +293,9 @@ func TestDecodeCacheEvicts(t *testing.T) {
 			t.Fatalf("decode(%s, %d) = %v, want %v", name, mode, got, want)
 		}
 	}
-	for i, c := range ev.cache {
-		if c.val != nil && ev.fields[c.owner].cached != uint8(i+1) {
-			t.Errorf("cache slot %d belongs to field %d, which points at slot %d", i, c.owner, ev.fields[c.owner].cached)
+	for i, v := range ev.cache {
+		if owner := ev.cacheOwner[i]; v != nil && ev.fields[owner].cached != uint8(i+1) {
+			t.Errorf("cache slot %d belongs to field %d, which points at slot %d", i, owner, ev.fields[owner].cached)
 		}
 	}
 }
