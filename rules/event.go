@@ -928,8 +928,8 @@ func parseNumber(num []byte, integral bool) ref.Val {
 			return types.Int(n)
 		}
 	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil {
+	f, ok := parseFloat(num)
+	if !ok {
 		return types.NewErr("number %s out of range", s)
 	}
 	return types.Double(f)

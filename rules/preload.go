@@ -1,7 +1,6 @@
 package rules
 
 import (
-	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -149,8 +148,7 @@ func (l *NumberLoader) Load(ev *Event) {
 // the common double.
 func decodeNumber(b []byte, k kind) (float64, bool) {
 	if k == kindDouble && isNum(b[0]) {
-		f, err := strconv.ParseFloat(string(b), 64)
-		return f, err == nil
+		return parseFloat(b)
 	}
 	return numberOf(decodeAs(b, k))
 }

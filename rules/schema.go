@@ -295,8 +295,8 @@ func decodeAs(b []byte, k kind) ref.Val {
 		}
 	case kindDouble:
 		if isNum(b[0]) {
-			f, err := strconv.ParseFloat(string(b), 64)
-			if err != nil {
+			f, ok := parseFloat(b)
+			if !ok {
 				return types.NewErr("number %s out of range", b)
 			}
 			return types.Double(f)
