@@ -3,6 +3,7 @@ package matcher
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,6 +37,14 @@ rules:
       - step: b
         contiguity: strict
         where: event.n >= 3
+  - id: travel
+    within: 30ms
+    pattern:
+      - step: here
+        where: event.type == "a" && event.n > 2
+      - step: there
+        where: event.type == "a" && distance_km(here.n, 0.0, event.n, 0.0) > 250.0
+    skip: past_last_event
 `
 
 // otherRules numbers its conditions differently: records it prepared must
@@ -96,6 +105,15 @@ func TestPrepareAgreesWithLazyEvaluation(t *testing.T) {
 		p.Prepare(r)
 		r.pre.keyHash = uint64(len(r.Key))
 	})
+	travel := 0
+	for _, m := range lazy {
+		if strings.HasPrefix(m, "travel ") {
+			travel++
+		}
+	}
+	if travel < 10 {
+		t.Fatalf("only %d travel alerts: the stream does not exercise distance_km", travel)
+	}
 	if len(lazy) < 50 {
 		t.Fatalf("only %d alerts: the stream does not exercise the rules", len(lazy))
 	}
@@ -123,5 +141,32 @@ func TestPrepareSkipsConditionsThatFail(t *testing.T) {
 	prog.Prepare(r)
 	if r.pre.known != 0 {
 		t.Errorf("known = %b: a condition that failed to evaluate was kept", r.pre.known)
+	}
+}
+
+// TestPrepareLoadsNumbersForEventsATravelRuleMayTake checks the plan that
+// decides which events get their distance_km operands preloaded: those a
+// take condition of the rule reading them may hold for.
+func TestPrepareLoadsNumbersForEventsATravelRuleMayTake(t *testing.T) {
+	prog := program(t, prepareRules)
+	if prog.numbers == nil || prog.numbersAlways || len(prog.numberChains) == 0 {
+		t.Fatalf("numbers %v, always %v, chains %v: want a loader gated by chains", prog.numbers != nil, prog.numbersAlways, prog.numberChains)
+	}
+	for raw, want := range map[string]bool{
+		`{"type":"a","n":5}`: true,  // here (and there) may take it
+		`{"type":"a","n":1}`: true,  // there may take it
+		`{"type":"b","n":5}`: false, // no take condition of travel holds
+		`{"type":7,"n":5}`:   false, // a number is not "a"
+		`{"n":5}`:            true,  // event.type fails: left to the Partition
+	} {
+		ev, err := rules.ParseEvent([]byte(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := &Record{Event: ev}
+		prog.Prepare(r)
+		if got := prog.mayTakeNumbers(r); got != want {
+			t.Errorf("%s: mayTakeNumbers = %v, want %v", raw, got, want)
+		}
 	}
 }

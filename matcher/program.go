@@ -26,8 +26,15 @@ type Program struct {
 	// field (planSwitches).
 	switches []*fieldSwitch
 	// numbers decodes in Prepare the distance_km operands that conditions
-	// read from the event and, later, from it as a step event.
-	numbers *rules.NumberLoader
+	// read from the event and, later, from it as a step event. Only events
+	// that a rule reading them may take need them: those for which a take
+	// condition of such a rule may hold, going by its chain (numberChains,
+	// indexes into chains), or every event when one of those conditions
+	// has no chain (numbersAlways). An event not loaded is read field by
+	// field when needed, so the choice costs speed, never results.
+	numbers       *rules.NumberLoader
+	numberChains  []int
+	numbersAlways bool
 
 	nameOnce sync.Once
 	names    map[string]*planRule
@@ -70,6 +77,7 @@ func NewProgram(rulesets []*rules.Compiled) (*Program, error) {
 	p := &Program{}
 	slotOf := map[slotKey]int{}
 	var leaves []*rules.Expr
+	numberChains := map[int]bool{}
 	for _, rs := range rulesets {
 		for _, cr := range rs.Rules {
 			pr := &planRule{
@@ -104,11 +112,30 @@ func NewProgram(rulesets []*rules.Compiled) (*Program, error) {
 					}
 					pr.skipStep = i
 				}
+				var ruleLeaves []*rules.Expr
+				var takes []int // chain of each take edge, -1 for none
 				for _, s := range a.States {
 					for _, e := range s.Edges {
 						p.number(e.Cond, rs, slotOf)
-						p.addChain(e.Cond)
-						leaves = appendLeaves(leaves, e.Cond)
+						chain := p.addChain(e.Cond)
+						ruleLeaves = appendLeaves(ruleLeaves, e.Cond)
+						if e.Action == nfa.Take {
+							// A negated condition's chain is its operand's,
+							// which says nothing of whether it holds.
+							if e.Cond.Op == nfa.OpNot {
+								chain = -1
+							}
+							takes = append(takes, chain)
+						}
+					}
+				}
+				leaves = append(leaves, ruleLeaves...)
+				if rules.NewNumberLoader(ruleLeaves) != nil {
+					for _, c := range takes {
+						if c < 0 {
+							p.numbersAlways = true
+						}
+						numberChains[c] = true
 					}
 				}
 			}
@@ -117,6 +144,12 @@ func NewProgram(rulesets []*rules.Compiled) (*Program, error) {
 	}
 	p.planSwitches()
 	p.numbers = rules.NewNumberLoader(leaves)
+	for c := range numberChains {
+		if c >= 0 {
+			p.numberChains = append(p.numberChains, c)
+		}
+	}
+	slices.Sort(p.numberChains)
 	return p, nil
 }
 
@@ -142,7 +175,6 @@ func appendLeaves(leaves []*rules.Expr, c *nfa.Cond) []*rules.Expr {
 // for its rule.
 func (p *Program) Prepare(r *Record) {
 	r.pre = prepared{prog: p, keyHash: hashKey(r.Key)}
-	p.numbers.Load(r.Event)
 	// The discriminators first: one field read decides all of a field's
 	// comparisons with string literals (event.type == "login", …).
 	for _, sw := range p.switches {
@@ -152,25 +184,59 @@ func (p *Program) Prepare(r *Record) {
 		}
 	}
 	for _, chain := range p.chains {
-		for _, c := range chain {
-			bit := uint64(1) << c.Slot
-			if r.pre.known&bit != 0 {
-				if r.pre.val&bit == 0 {
-					break
-				}
-				continue
-			}
-			v, err := c.Leaf.EvalBool(r.Event, nil)
-			if err != nil {
-				break
-			}
-			r.pre.known |= bit
-			if !v {
-				break
-			}
-			r.pre.val |= bit
-		}
+		p.evalChain(r, chain)
 	}
+	if p.numbers != nil && p.mayTakeNumbers(r) {
+		p.numbers.Load(r.Event)
+	}
+}
+
+// evalChain evaluates the conjuncts of chain for r up to the first false
+// one (or one that fails) and reports whether all held.
+func (p *Program) evalChain(r *Record, chain []*nfa.Cond) bool {
+	for _, c := range chain {
+		bit := uint64(1) << c.Slot
+		if r.pre.known&bit != 0 {
+			if r.pre.val&bit == 0 {
+				return false
+			}
+			continue
+		}
+		v, err := c.Leaf.EvalBool(r.Event, nil)
+		if err != nil {
+			return false
+		}
+		r.pre.known |= bit
+		if !v {
+			return false
+		}
+		r.pre.val |= bit
+	}
+	return true
+}
+
+// mayTakeNumbers reports whether a rule that reads preloaded numbers may
+// take r: some take condition of such a rule has a chain that holds, or
+// one that failed to evaluate (the Partition will evaluate the condition
+// again), or none.
+func (p *Program) mayTakeNumbers(r *Record) bool {
+	if p.numbersAlways {
+		return true
+	}
+next:
+	for _, i := range p.numberChains {
+		for _, c := range p.chains[i] {
+			bit := uint64(1) << c.Slot
+			if r.pre.known&bit == 0 {
+				return true // it failed to evaluate
+			}
+			if r.pre.val&bit == 0 {
+				continue next
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // fieldSwitch decides every chain-leading comparison of one field with a
@@ -208,8 +274,9 @@ func (p *Program) planSwitches() {
 }
 
 // addChain records for Prepare the leading event-only native conjuncts of
-// c (an And chain leans left: its first conjunct is innermost).
-func (p *Program) addChain(c *nfa.Cond) {
+// c (an And chain leans left: its first conjunct is innermost) and returns
+// the chain's index in p.chains, -1 when c has none.
+func (p *Program) addChain(c *nfa.Cond) int {
 	var chain []*nfa.Cond
 	var walk func(c *nfa.Cond) bool
 	walk = func(c *nfa.Cond) bool {
@@ -230,14 +297,15 @@ func (p *Program) addChain(c *nfa.Cond) {
 	}
 	walk(c)
 	if len(chain) == 0 {
-		return
+		return -1
 	}
-	for _, o := range p.chains {
+	for i, o := range p.chains {
 		if slices.EqualFunc(o, chain, func(a, b *nfa.Cond) bool { return a.Slot == b.Slot }) {
-			return
+			return i
 		}
 	}
 	p.chains = append(p.chains, chain)
+	return len(p.chains) - 1
 }
 
 // slotKey identifies an event-only condition: the same source in the same
