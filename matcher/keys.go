@@ -3,14 +3,18 @@ package matcher
 import (
 	"hash/maphash"
 	"iter"
+	"slices"
+	"unsafe"
 )
 
 // The key states are found by a hash of the key that Program.Prepare
 // computes on the decoding goroutine, so that the matching goroutine,
-// which looks a key up for every record, neither hashes it nor compares
-// it with a key stored apart from the key state: a map keyed by the hash
-// compares eight bytes in its own memory, and the one key comparison left
-// reads the key state's inline key, which the matcher reads next anyway.
+// which looks a key up for every record, does not hash it, and can tell
+// where the key's entry lies before it processes the record: keys live in
+// an open-addressing table (keyTable), and prefetchAhead fetches entries,
+// key states and their rules for the records next in line while the
+// matcher works on the current one. A key lookup then finds its memory in
+// the cache instead of waiting for it.
 
 // keySeed seeds the key hashes of every Partition in the process, so that
 // a record prepared by any Program hashes its key as every Partition does.
@@ -27,27 +31,44 @@ func (r *Record) keyHash() uint64 {
 	return hashKey(r.Key)
 }
 
-// keyTable holds the resident key states. A key whose hash another
-// resident key already has (with 64-bit hashes, next to never) goes to
-// collided, which a lookup reads only when the hash's entry is another
-// key.
+// keyTable holds the resident key states in an open-addressing hash table
+// with linear probing. It is written out rather than a Go map so that the
+// matcher can compute where a key's entry lies before it needs it, and
+// prefetch it (Partition.prefetchAhead). Keys whose hashes collide simply
+// probe on; an entry is the key's only if the key state's key is equal.
 type keyTable struct {
-	byHash   map[uint64]*keyState
-	collided map[string]*keyState
+	slots []keySlot // a power of two in length; ks == nil marks a free slot
+	n     int
 }
 
-func newKeyTable() keyTable { return keyTable{byHash: map[uint64]*keyState{}} }
+type keySlot struct {
+	hash uint64
+	ks   *keyState
+}
+
+// maxLoad bounds the share of used slots (in eighths): above it, probe
+// sequences grow long.
+const maxLoad = 6
+
+func newKeyTable() keyTable { return keyTable{slots: make([]keySlot, 8)} }
+
+func (t *keyTable) mask() uint64 { return uint64(len(t.slots) - 1) }
+
+// home returns the slot key hash h probes first.
+func (t *keyTable) home(h uint64) *keySlot { return &t.slots[h&t.mask()] }
 
 // get returns the state of key, whose hash is h; nil when not resident.
 func (t *keyTable) get(key string, h uint64) *keyState {
-	ks := t.byHash[h]
-	if ks != nil && ks.key == key {
-		return ks
+	m := t.mask()
+	for i := h & m; ; i = (i + 1) & m {
+		s := &t.slots[i]
+		if s.ks == nil {
+			return nil
+		}
+		if s.hash == h && s.ks.key == key {
+			return s.ks
+		}
 	}
-	if len(t.collided) == 0 {
-		return nil
-	}
-	return t.collided[key]
 }
 
 // lookup is get for a caller without the hash.
@@ -55,40 +76,99 @@ func (t *keyTable) lookup(key string) *keyState { return t.get(key, hashKey(key)
 
 // put adds ks, which must not be resident.
 func (t *keyTable) put(ks *keyState) {
-	if _, taken := t.byHash[ks.hash]; !taken {
-		t.byHash[ks.hash] = ks
-		return
+	if (t.n+1)*8 > len(t.slots)*maxLoad {
+		t.grow()
 	}
-	if t.collided == nil {
-		t.collided = map[string]*keyState{}
-	}
-	t.collided[ks.key] = ks
+	t.insert(keySlot{hash: ks.hash, ks: ks})
+	t.n++
 }
 
-// remove drops ks.
-func (t *keyTable) remove(ks *keyState) {
-	if t.byHash[ks.hash] == ks {
-		delete(t.byHash, ks.hash)
-		return
+func (t *keyTable) insert(e keySlot) {
+	m := t.mask()
+	i := e.hash & m
+	for t.slots[i].ks != nil {
+		i = (i + 1) & m
 	}
-	delete(t.collided, ks.key)
+	t.slots[i] = e
 }
 
-func (t *keyTable) len() int { return len(t.byHash) + len(t.collided) }
-
-// all yields every resident key state; the loop may remove the one it is
-// given.
-func (t *keyTable) all() iter.Seq[*keyState] {
-	return func(yield func(*keyState) bool) {
-		for _, ks := range t.byHash {
-			if !yield(ks) {
-				return
-			}
+func (t *keyTable) grow() {
+	old := t.slots
+	t.slots = make([]keySlot, 2*len(old))
+	for _, e := range old {
+		if e.ks != nil {
+			t.insert(e)
 		}
-		for _, ks := range t.collided {
-			if !yield(ks) {
-				return
-			}
+	}
+}
+
+// remove drops ks, which must be resident. The entries after it in its
+// probe sequence shift back, so that no free slot breaks a sequence (no
+// tombstones to clean up).
+func (t *keyTable) remove(ks *keyState) {
+	m := t.mask()
+	i := ks.hash & m
+	for t.slots[i].ks != ks {
+		i = (i + 1) & m
+	}
+	for j := i; ; {
+		j = (j + 1) & m
+		e := t.slots[j]
+		if e.ks == nil {
+			break
+		}
+		// e stays when its home lies cyclically in (i, j]: moving it to i
+		// would put it before its home.
+		if h := e.hash & m; (i < j && i < h && h <= j) || (i > j && (i < h || h <= j)) {
+			continue
+		}
+		t.slots[i] = e
+		i = j
+	}
+	t.slots[i] = keySlot{}
+	t.n--
+}
+
+func (t *keyTable) len() int { return t.n }
+
+// all yields every resident key state. It iterates over a copy, so that
+// the loop may remove states (which moves entries).
+func (t *keyTable) all() iter.Seq[*keyState] {
+	states := make([]*keyState, 0, t.n)
+	for _, e := range t.slots {
+		if e.ks != nil {
+			states = append(states, e.ks)
+		}
+	}
+	return slices.Values(states)
+}
+
+// prefetchDistance is how many records ahead of the one being processed
+// the matcher starts fetching what a record will need. Each stage of
+// prefetchAhead reads only what the stage before fetched for the same
+// record, prefetchDistance/2 records earlier, so none of them waits for
+// memory.
+const prefetchDistance = 16
+
+// prefetchAhead fetches, for records that are about to be processed, their
+// key's table entry, then its key state, then the key state's rules.
+// Records wait in the reorder buffer's FIFO in the order they are
+// processed, unless out of order (those are not prefetched).
+func (p *Partition) prefetchAhead() {
+	b := &p.pending
+	if i := b.head + prefetchDistance; i < len(b.fifo) {
+		prefetch(unsafe.Pointer(p.keys.home(b.fifo[i].keyHash())))
+	}
+	if i := b.head + prefetchDistance/2; i < len(b.fifo) {
+		if e := p.keys.home(b.fifo[i].keyHash()); e.ks != nil {
+			prefetch(unsafe.Pointer(e.ks))
+			prefetch(unsafe.Add(unsafe.Pointer(e.ks), 64))
+		}
+	}
+	if i := b.head + prefetchDistance/4; i < len(b.fifo) {
+		r := b.fifo[i]
+		if e := p.keys.home(r.keyHash()); e.ks != nil && len(e.ks.rules) > 0 {
+			prefetch(unsafe.Pointer(&e.ks.rules[0]))
 		}
 	}
 }

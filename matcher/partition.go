@@ -177,6 +177,7 @@ func (p *Partition) advance(wm int64) {
 	now := wm - 1 // the newest instant no record can arrive at anymore
 	for r := p.pending.peek(); r != nil && r.Time <= now; r = p.pending.peek() {
 		p.pending.pop()
+		p.prefetchAhead()
 		p.process(r)
 	}
 	for len(p.timers) > 0 && p.timers[0].deadline <= now {

@@ -1,0 +1,65 @@
+package matcher
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestKeyTableAgreesWithAMap puts and removes keys at random, with hashes
+// from a tiny range so that probe sequences collide, wrap around the end
+// of the table and shift back on removal, and checks every lookup against
+// a map.
+func TestKeyTableAgreesWithAMap(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	tab := newKeyTable()
+	ref := map[string]*keyState{}
+	for step := range 50_000 {
+		key := fmt.Sprintf("k%d", rng.IntN(300))
+		// 300 keys over 24 hashes, half of which are home to the table's
+		// last slots, whatever its size.
+		hash := rng.Uint64N(12)
+		if rng.IntN(2) == 0 {
+			hash = ^hash
+		}
+		if ks := ref[key]; ks != nil {
+			hash = ks.hash
+		}
+		if got := tab.get(key, hash); got != ref[key] {
+			t.Fatalf("step %d: get(%s) = %p, want %p", step, key, got, ref[key])
+		}
+		if ks := ref[key]; ks != nil && rng.IntN(2) == 0 {
+			tab.remove(ks)
+			delete(ref, key)
+		} else if ks == nil {
+			ks = newKeyState(key, hash)
+			tab.put(ks)
+			ref[key] = ks
+		}
+		if tab.len() != len(ref) {
+			t.Fatalf("step %d: len %d, want %d", step, tab.len(), len(ref))
+		}
+	}
+	seen := 0
+	for ks := range tab.all() {
+		if ref[ks.key] != ks {
+			t.Fatalf("all yielded %s, which is not resident", ks.key)
+		}
+		seen++
+	}
+	if seen != len(ref) {
+		t.Fatalf("all yielded %d states, want %d", seen, len(ref))
+	}
+	// Removing every state while iterating empties the table.
+	for ks := range tab.all() {
+		tab.remove(ks)
+	}
+	for key := range ref {
+		if tab.lookup(key) != nil {
+			t.Fatalf("%s still resident after removing all", key)
+		}
+	}
+	if tab.len() != 0 {
+		t.Fatalf("len %d after removing all", tab.len())
+	}
+}
