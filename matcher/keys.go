@@ -163,10 +163,12 @@ func (p *Partition) prefetchAhead() {
 		}
 		return nil
 	}
+	// The record carries the key's hash: it comes first.
+	if i := b.head + 9; i < len(b.fifo) {
+		prefetch(unsafe.Pointer(b.fifo[i]))
+	}
 	if i := b.head + 7; i < len(b.fifo) {
-		r := b.fifo[i]
-		prefetch(unsafe.Pointer(p.keys.home(r.keyHash())))
-		prefetch(unsafe.Pointer(r))
+		prefetch(unsafe.Pointer(p.keys.home(b.fifo[i].keyHash())))
 	}
 	if ks := state(6); ks != nil {
 		prefetch(unsafe.Pointer(ks))
