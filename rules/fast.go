@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -63,6 +64,11 @@ type fastPath struct {
 	// JSON string value then compares by its bytes, with no decoding.
 	strLit    string
 	hasStrLit bool
+	// dblLit is lit when it is a double compared with a field that decodes
+	// to a double: the field's text is then parsed and compared as a
+	// float64, without boxing it into a CEL value.
+	dblLit    float64
+	hasDblLit bool
 	// hint is where field was last found (Event.findHinted).
 	hint atomic.Int32
 }
@@ -251,6 +257,11 @@ func (f *fastPath) eval(ev *Event) (ref.Val, error) {
 			return types.Bool((s == f.strLit) == (f.op == fastEq)), nil
 		}
 	}
+	if f.hasDblLit {
+		if x, ok := f.doubleValue(ev.raw[fl.v0:fl.v1]); ok {
+			return types.Bool(compareDouble(f.op, x, f.dblLit)), nil
+		}
+	}
 	v := ev.decode(fl, f.kind)
 	switch v := v.(type) {
 	case *types.Err:
@@ -308,6 +319,9 @@ func detectFast(e celast.Expr, fieldKind func(string) (kind, bool)) *fastPath {
 	mk := func(op fastOp, name string, lit ref.Val) *fastPath {
 		k, schema := fieldKind(name)
 		f := &fastPath{op: op, field: name, kind: k, schema: schema, lit: lit}
+		if d, ok := lit.(types.Double); ok && op >= fastEq && (k == kindNatural || k == kindDouble) {
+			f.dblLit, f.hasDblLit = float64(d), true
+		}
 		if s, ok := lit.(types.String); ok && (op == fastEq || op == fastNe) && (k == kindNatural || k == kindString) {
 			if plain, ok := plainString([]byte(strconv.Quote(string(s)))); ok && plain == string(s) {
 				f.strLit, f.hasStrLit = plain, true
@@ -344,6 +358,31 @@ func detectFast(e celast.Expr, fieldKind func(string) (kind, bool)) *fastPath {
 		}
 	}
 	return nil
+}
+
+// doubleValue returns the field's value when it decodes to a double: a
+// number under a double schema type, or without one a number written with
+// a fraction or an exponent (integral text decodes to an int).
+func (f *fastPath) doubleValue(raw []byte) (float64, bool) {
+	if !isNum(raw[0]) {
+		return 0, false
+	}
+	if f.kind == kindNatural && !slices.ContainsFunc(raw, func(c byte) bool { return c == '.' || c == 'e' || c == 'E' }) {
+		return 0, false
+	}
+	return parseFloat(raw)
+}
+
+// compareDouble is `x op y` on doubles as CEL compares them (JSON numbers
+// are never NaN).
+func compareDouble(op fastOp, x, y float64) bool {
+	switch op {
+	case fastEq:
+		return x == y
+	case fastNe:
+		return x != y
+	}
+	return ordered(op, cmp.Compare(x, y))
 }
 
 // conjuncts flattens a top-level chain of && into its operands, as source

@@ -19,6 +19,7 @@ func TestFastPathAgreesWithCEL(t *testing.T) {
 		`event.n == 5`, `event.n == 5.0`, `event.n != 5`, `event.ok == true`,
 		`event.n < 5.0`, `event.n <= 5.0`, `event.n > 5.0`, `event.n >= 5.5`, `5.0 < event.n`,
 		`event.n > 4`, `event.type < "m"`, `"m" >= event.type`,
+		`event.n != 5.0`, `event.n == 0.0`, `event.n < 10.0`, `event.n >= -0.0055`,
 	}
 	events := []string{
 		`{"type":"login","n":5,"ok":true}`,
@@ -26,6 +27,10 @@ func TestFastPathAgreesWithCEL(t *testing.T) {
 		`{"type":null,"n":null,"ok":null}`,
 		`{"other":1}`,
 		`{"type":7,"n":"5","ok":"yes"}`,
+		// Numbers in the forms the double shortcut parses or leaves alone.
+		`{"n":5.0}`, `{"n":-0.0}`, `{"n":0}`, `{"n":1e1}`, `{"n":10E0}`, `{"n":-5.5e-3}`, `{"n":-0.0055}`,
+		`{"n":4.99999999999999999}`, `{"n":12345678901234567.5}`, `{"n":1e999}`, `{"n":-1e999}`,
+		`{"n":9007199254740993}`, `{"n":99999999999999999999}`,
 	}
 	for _, schema := range []bool{false, true} {
 		for _, src := range exprs {
