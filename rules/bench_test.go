@@ -112,3 +112,15 @@ func BenchmarkLoad(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkParseRFC3339(b *testing.B) {
+	var sink int64
+	for b.Loop() {
+		n, ok := parseRFC3339("2026-11-20T10:16:38.169Z")
+		if !ok {
+			b.Fatal("not parsed")
+		}
+		sink += n
+	}
+	_ = sink
+}

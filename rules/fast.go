@@ -148,22 +148,12 @@ func parseRFC3339(s string) (int64, bool) {
 	if len(s) < 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' {
 		return 0, false
 	}
-	num := func(a, b int) (int, bool) {
-		n := 0
-		for _, c := range s[a:b] {
-			if c < '0' || c > '9' {
-				return 0, false
-			}
-			n = n*10 + int(c-'0')
-		}
-		return n, true
-	}
-	year, ok1 := num(0, 4)
-	month, ok2 := num(5, 7)
-	day, ok3 := num(8, 10)
-	hour, ok4 := num(11, 13)
-	minute, ok5 := num(14, 16)
-	sec, ok6 := num(17, 19)
+	year, ok1 := digits4(s, 0)
+	month, ok2 := digits2(s, 5)
+	day, ok3 := digits2(s, 8)
+	hour, ok4 := digits2(s, 11)
+	minute, ok5 := digits2(s, 14)
+	sec, ok6 := digits2(s, 17)
 	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || month < 1 || month > 12 || day < 1 ||
 		day > daysIn(time.Month(month), year) || hour > 23 || minute > 59 || sec > 59 {
 		return 0, false
@@ -178,18 +168,23 @@ func parseRFC3339(s string) (int64, bool) {
 		if digits == 0 || digits > 9 {
 			return 0, false
 		}
-		frac, _ := num(i+1, j)
-		for range 9 - digits {
-			frac *= 10
+		frac := 0
+		if digits == 3 { // milliseconds, the usual precision
+			ms, _ := digits2(s, i+1)
+			frac = ms*10 + int(s[i+3]-'0')
+		} else {
+			for _, c := range s[i+1 : j] {
+				frac = frac*10 + int(c-'0')
+			}
 		}
-		nanos, i = frac, j
+		nanos, i = frac*fracScale[digits], j
 	}
 	offset := 0
 	switch rest := s[i:]; {
 	case rest == "Z":
 	case len(rest) == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':':
-		oh, ok1 := num(i+1, i+3)
-		om, ok2 := num(i+4, i+6)
+		oh, ok1 := digits2(s, i+1)
+		om, ok2 := digits2(s, i+4)
 		if !ok1 || !ok2 || oh > 23 || om > 59 {
 			return 0, false
 		}
@@ -207,6 +202,23 @@ func parseRFC3339(s string) (int64, bool) {
 		return 0, false
 	}
 	return secs*int64(time.Second) + int64(nanos), true
+}
+
+// fracScale[n] turns n fractional digits into nanoseconds.
+var fracScale = [10]int{0, 1e8, 1e7, 1e6, 1e5, 1e4, 1e3, 1e2, 1e1, 1}
+
+// digits2 reads the two decimal digits at s[i:]; ok is false if either is
+// not a digit (a byte below '0' wraps around above 9).
+func digits2(s string, i int) (int, bool) {
+	a, b := s[i]-'0', s[i+1]-'0'
+	return int(a)*10 + int(b), a <= 9 && b <= 9
+}
+
+// digits4 reads the four decimal digits at s[i:].
+func digits4(s string, i int) (int, bool) {
+	hi, ok1 := digits2(s, i)
+	lo, ok2 := digits2(s, i+2)
+	return hi*100 + lo, ok1 && ok2
 }
 
 // daysSinceEpoch counts days from 1970-01-01 to a proleptic Gregorian
