@@ -124,3 +124,16 @@ func BenchmarkParseRFC3339(b *testing.B) {
 	}
 	_ = sink
 }
+
+// BenchmarkParseEventInPlace is ParseEvent into one Event, reused: the
+// scanning alone, without the allocation.
+func BenchmarkParseEventInPlace(b *testing.B) {
+	b.SetBytes(int64(len(paymentsEvent)))
+	var ev Event
+	for b.Loop() {
+		ev = Event{}
+		if err := ev.Parse(paymentsEvent); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"reflect"
 	"strconv"
 	"sync/atomic"
@@ -706,12 +707,20 @@ func special(x uint64) uint64 {
 func (s *scanner) str() (esc, hi bool, err error) {
 	b, i := s.b, s.i+1
 	for {
-		// Strings are most of an event's bytes: skip 8 plain ones at a time.
-		for i+8 <= len(b) && special(binary.LittleEndian.Uint64(b[i:])) == 0 {
-			i += 8
-		}
-		for i < len(b) && plainByte[b[i]] {
-			i++
+		// Strings are most of an event's bytes: skip 8 plain ones at a time,
+		// then straight to the first byte that needs a look (the lowest
+		// flagged byte of special is exact).
+		if i+8 <= len(b) {
+			m := special(binary.LittleEndian.Uint64(b[i:]))
+			if m == 0 {
+				i += 8
+				continue
+			}
+			i += bits.TrailingZeros64(m) >> 3
+		} else {
+			for i < len(b) && plainByte[b[i]] {
+				i++
+			}
 		}
 		if i >= len(b) {
 			s.i = i
