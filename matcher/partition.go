@@ -180,8 +180,59 @@ func (p *Partition) advance(wm int64) {
 		p.prefetchAhead()
 		p.process(r)
 	}
-	for len(p.timers) > 0 && p.timers[0].deadline <= now {
-		t := p.timers.pop()
+	p.fireTimers(now)
+}
+
+// timerLookahead is how many due timers fireTimers takes off the heap
+// ahead of the one it handles, to prefetch their key states.
+const timerLookahead = 8
+
+// fireTimers closes the windows of the keys whose timers are due by now,
+// in the timer heap's order. Due timers are popped a few ahead of the one
+// being handled, which keeps the order: handling a key only ever schedules
+// a timer past now (its windows that closed by now are gone), so no timer
+// popped later could have come first. The ones ahead get their key state,
+// its rules and their partial matches prefetched, a level deeper the
+// closer they are, as prefetchAhead does for records: at the end of input
+// every key with an open window times out at once.
+func (p *Partition) fireTimers(now int64) {
+	var ring [timerLookahead]timer
+	head, n := 0, 0
+	at := func(d int) *keyState {
+		if d < n {
+			return ring[(head+d)%timerLookahead].key
+		}
+		return nil
+	}
+	for {
+		for n < timerLookahead && len(p.timers) > 0 && p.timers[0].deadline <= now {
+			t := p.timers.pop()
+			prefetch(unsafe.Pointer(t.key))
+			prefetch(unsafe.Add(unsafe.Pointer(t.key), 64))
+			ring[(head+n)%timerLookahead] = t
+			n++
+		}
+		if n == 0 {
+			return
+		}
+		if ks := at(5); ks != nil && len(ks.rules) > 0 {
+			prefetch(unsafe.Pointer(&ks.rules[0]))
+		}
+		if ks := at(3); ks != nil {
+			for _, rk := range ks.rules {
+				prefetch(unsafe.Pointer(rk))
+			}
+		}
+		if ks := at(1); ks != nil {
+			for _, rk := range ks.rules {
+				if len(rk.runs) > 0 {
+					prefetch(unsafe.Pointer(&rk.runs[0]))
+				}
+			}
+		}
+		t := ring[head]
+		ring[head] = timer{}
+		head, n = (head+1)%timerLookahead, n-1
 		ks := t.key
 		if ks.dead || ks.deadline != t.deadline {
 			continue // superseded
