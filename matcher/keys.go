@@ -168,7 +168,12 @@ func (p *Partition) prefetchAhead() {
 		prefetch(unsafe.Pointer(b.fifo[i]))
 	}
 	if i := b.head + 7; i < len(b.fifo) {
-		prefetch(unsafe.Pointer(p.keys.home(b.fifo[i].keyHash())))
+		r := b.fifo[i]
+		prefetch(unsafe.Pointer(p.keys.home(r.keyHash())))
+		// The key's bytes (compared with the key state's) and the event's
+		// head were written on the decoding goroutine's core.
+		prefetch(unsafe.Pointer(unsafe.StringData(r.Key)))
+		prefetch(unsafe.Pointer(r.Event))
 	}
 	if ks := state(6); ks != nil {
 		prefetch(unsafe.Pointer(ks))
