@@ -29,6 +29,10 @@ type prepared struct {
 	prog       *Program
 	known, val uint64
 	keyHash    uint64 // hashKey(Record.Key)
+	// mayStart has bit i clear when rule i of prog cannot start a match on
+	// the record (the conditions it starts on are false): a key without
+	// state for the rule then skips it.
+	mayStart uint64
 }
 
 // Position locates a record in its source.

@@ -262,6 +262,9 @@ func (p *Partition) process(r *Record) {
 	ks := p.keys.get(r.Key, hash)
 	p.changed = false
 	for _, pr := range p.rules {
+		if bit := ruleBit(pr); bit != 0 && r.pre.prog == pr.program && r.pre.mayStart&bit == 0 && (ks == nil || ks.mask&bit == 0) {
+			continue // cannot start, and has nothing open for the key
+		}
 		if pr.auto == nil {
 			if p.cond(pr.when, pr, nil, r) {
 				p.emitSingle(pr, r)

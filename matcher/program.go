@@ -35,6 +35,11 @@ type Program struct {
 	numbers       *rules.NumberLoader
 	numberChains  []int
 	numbersAlways bool
+	// startChains[i] are the chains of the conditions on which rule i
+	// starts (its when, or its start state's take conditions); nil when
+	// one of them has no chain (or the rule is past 64), so that Prepare
+	// cannot rule the rule out.
+	startChains [][]int
 
 	nameOnce sync.Once
 	names    map[string]*planRule
@@ -93,6 +98,7 @@ func NewProgram(rulesets []*rules.Compiled) (*Program, error) {
 				p.number(pr.when, rs, slotOf)
 				p.addChain(pr.when)
 				leaves = appendLeaves(leaves, pr.when)
+				p.startChains = append(p.startChains, p.chainsOf([]*nfa.Cond{pr.when}))
 			} else {
 				a, err := nfa.Compile(cr)
 				if err != nil {
@@ -130,6 +136,7 @@ func NewProgram(rulesets []*rules.Compiled) (*Program, error) {
 					}
 				}
 				leaves = append(leaves, ruleLeaves...)
+				p.startChains = append(p.startChains, p.chainsOf(pr.startTakes))
 				if rules.NewNumberLoader(ruleLeaves) != nil {
 					for _, c := range takes {
 						if c < 0 {
@@ -151,6 +158,26 @@ func NewProgram(rulesets []*rules.Compiled) (*Program, error) {
 	}
 	slices.Sort(p.numberChains)
 	return p, nil
+}
+
+// chainsOf returns the chains of conds, nil when one has none (or when
+// conds is nil: a rule whose start Prepare cannot decide).
+func (p *Program) chainsOf(conds []*nfa.Cond) []int {
+	chains := make([]int, 0, len(conds))
+	for _, c := range conds {
+		i := -1
+		if c.Op != nfa.OpNot { // a negation's chain is its operand's
+			i = p.addChain(c)
+		}
+		if i < 0 {
+			return nil
+		}
+		chains = append(chains, i)
+	}
+	if len(chains) == 0 {
+		return nil
+	}
+	return chains
 }
 
 // appendLeaves appends the expressions of c's leaves.
@@ -189,6 +216,28 @@ func (p *Program) Prepare(r *Record) {
 	if p.numbers != nil && p.mayTakeNumbers(r) {
 		p.numbers.Load(r.Event)
 	}
+	for i, chains := range p.startChains {
+		if i >= 64 {
+			break
+		}
+		if chains == nil || slices.ContainsFunc(chains, func(c int) bool { return !r.pre.chainFalse(p.chains[c]) }) {
+			r.pre.mayStart |= 1 << i
+		}
+	}
+}
+
+// chainFalse reports whether a conjunct of chain was evaluated to false.
+func (pre *prepared) chainFalse(chain []*nfa.Cond) bool {
+	for _, c := range chain {
+		bit := uint64(1) << c.Slot
+		if pre.known&bit == 0 {
+			return false
+		}
+		if pre.val&bit == 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // evalChain evaluates the conjuncts of chain for r up to the first false
@@ -223,18 +272,10 @@ func (p *Program) mayTakeNumbers(r *Record) bool {
 	if p.numbersAlways {
 		return true
 	}
-next:
 	for _, i := range p.numberChains {
-		for _, c := range p.chains[i] {
-			bit := uint64(1) << c.Slot
-			if r.pre.known&bit == 0 {
-				return true // it failed to evaluate
-			}
-			if r.pre.val&bit == 0 {
-				continue next
-			}
+		if !r.pre.chainFalse(p.chains[i]) {
+			return true // it held, or failed to evaluate
 		}
-		return true
 	}
 	return false
 }
