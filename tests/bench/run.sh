@@ -5,7 +5,9 @@
 #
 #   tests/bench/run.sh [ROUNDS] [BENCH_REGEXP]
 #
-# ROUNDS defaults to 5; BENCH_REGEXP to 'ReadLines|Floor|Engine|Matcher'.
+# ROUNDS defaults to 5; BENCH_REGEXP to 'ReadLines|Floor|Engine|Matcher'
+# (which includes BenchmarkEngineVsFloor, the paired measurement of the
+# ratio: see engine_test.go).
 # One go test process per round: each process runs every benchmark once, in
 # turn, so the floor and the engine see the same machine state. The stream
 # is generated once into a temporary file (SHRIKE_BENCH_DATA) and reused by
@@ -95,6 +97,12 @@ END {
 		lo = hi = cratios[1]
 		for (i = 2; i <= n; i++) { if (cratios[i] < lo) lo = cratios[i]; if (cratios[i] > hi) hi = cratios[i] }
 		printf "engine/floor CPU time:  median %.2fx (min %.2fx, max %.2fx, %d rounds)\n", mid(cratios, n), lo, hi, n
+	}
+	k = "BenchmarkEngineVsFloor" SUBSEP "engine/floor"
+	if (nvals[k] > 0) {
+		lo = hi = vals[k, 1]
+		for (i = 2; i <= nvals[k]; i++) { if (vals[k, i] < lo) lo = vals[k, i]; if (vals[k, i] > hi) hi = vals[k, i] }
+		printf "engine/floor, paired (floor before and after each replay): median %.2fx (min %.2fx, max %.2fx, %d rounds); target <= 2x\n", median(k), lo, hi, nvals[k]
 	}
 }'
 
