@@ -82,6 +82,11 @@ type ReplayOptions struct {
 	// decoding to the matching goroutine at once. Default
 	// DefaultBatchLines.
 	BatchLines int
+
+	// noDecodingGoroutine, for tests, keeps a pipelined replay's second
+	// goroutine from decoding, so that the matching goroutine decodes
+	// every batch itself.
+	noDecodingGoroutine bool
 }
 
 // Summary reports what a Replay did.

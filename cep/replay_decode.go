@@ -28,6 +28,22 @@ type batch struct {
 	eof bool
 	// err is a fatal read error that came after the items.
 	err error
+	// seq numbers the batches of a pipelined replay in reading order, which
+	// is the order they are matched in, whoever decoded them.
+	seq int
+	// src holds the lines a pipelined replay read for the batch (copied:
+	// the reader reuses its buffer), and lines says where each is, until
+	// they are decoded into items.
+	src   []byte
+	lines []srcLine
+}
+
+// srcLine is one line read for a batch: src[from:to] of the batch, or why
+// it could not be read (a line over the limit).
+type srcLine struct {
+	line     int64
+	from, to int
+	err      error
 }
 
 // item is what became of one non-blank line.
@@ -59,7 +75,8 @@ type push struct {
 func (b *batch) reset(file string) {
 	clear(b.items)
 	clear(b.pushes)
-	*b = batch{file: file, items: b.items[:0], pushes: b.pushes[:0], raw: b.raw[:0]}
+	clear(b.lines)
+	*b = batch{file: file, items: b.items[:0], pushes: b.pushes[:0], raw: b.raw[:0], src: b.src[:0], lines: b.lines[:0]}
 }
 
 // decoder is the decoding side of a Replay: it reads lines and turns each

@@ -35,6 +35,9 @@ var modes = []struct {
 	{"pipelined", func(*ReplayOptions) {}},
 	{"pipelined/batch=1", func(o *ReplayOptions) { o.BatchLines = 1 }},
 	{"pipelined/batch=7", func(o *ReplayOptions) { o.BatchLines = 7 }},
+	// Batches are decoded by whichever goroutine takes them; here all by
+	// the matching one.
+	{"pipelined/batch=3/decoded while matching", func(o *ReplayOptions) { o.BatchLines, o.noDecodingGoroutine = 3, true }},
 }
 
 // output is everything a replay produces, which must not depend on the
