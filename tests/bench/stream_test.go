@@ -2,7 +2,6 @@ package bench
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -104,12 +103,14 @@ func writeStream(path string) error {
 	return nil
 }
 
+// countLines counts the stream's lines by reading it through, rather than
+// into memory: a 250 MB buffer live at the first collection would set the
+// collector's goal from it, and the benchmarks after it would run with
+// almost no collection, unlike `shrike run` in a fresh process.
 func countLines(path string) (int, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return 0, fmt.Errorf("count lines: %w", err)
-	}
-	return bytes.Count(data, []byte{'\n'}), nil
+	n := 0
+	err := readLines(path, func([]byte) { n++ })
+	return n, err
 }
 
 // readLines calls fn with every line of path; the slice is only valid
