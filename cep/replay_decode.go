@@ -3,7 +3,6 @@ package cep
 import (
 	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/shrike-cep/shrike/matcher"
@@ -90,32 +89,9 @@ type decoder struct {
 	line    Line
 }
 
-// maxBatchRaw bounds the envelope bytes of one batch, so that a batch of
+// maxBatchRaw bounds the bytes read for one batch, so that a batch of
 // long lines holds a few of them rather than BatchLines.
 const maxBatchRaw = 1 << 20
-
-// fill reads lines of fr into b until b holds n items, the file ends
-// (b.eof) or reading fails (b.err).
-func (d *decoder) fill(b *batch, fr *FileReader, n int) {
-	for len(b.items) < n && len(b.raw) < maxBatchRaw {
-		line, lineNo, err := fr.Next()
-		if err != nil {
-			var le *LineError
-			switch {
-			case errors.Is(err, io.EOF):
-				b.eof = true
-				return
-			case errors.As(err, &le):
-				b.items = append(b.items, item{line: lineNo, dead: le.Err})
-				continue
-			default:
-				b.err = err
-				return
-			}
-		}
-		d.decodeLine(b, lineNo, line)
-	}
-}
 
 // decodeLine decodes one line once and makes a record for every stream that
 // reads its topic.

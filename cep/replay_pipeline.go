@@ -45,22 +45,17 @@ func (r *replayer) newDecoder() *decoder {
 // decoded and matched before the next is read.
 func (r *replayer) runSequential(ctx context.Context, readers []*FileReader) error {
 	d := r.newDecoder()
+	f := &feed{n: 1, readers: readers, finished: len(readers) == 0}
 	var b batch
-	for _, fr := range readers {
-		for n := 0; ; n++ {
-			if n&1023 == 0 {
-				if err := ctx.Err(); err != nil {
-					return fmt.Errorf("replay: %w", err)
-				}
+	for n := 0; f.read(&b); n++ {
+		if n&1023 == 0 {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("replay: %w", err)
 			}
-			b.reset(fr.Name())
-			d.fill(&b, fr, 1)
-			if err := r.apply(&b); err != nil {
-				return err
-			}
-			if b.eof {
-				break
-			}
+		}
+		d.decodeBatch(&b)
+		if err := r.apply(&b); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -175,37 +175,44 @@ func (p *Partition) prefetchAhead() {
 		prefetch(unsafe.Pointer(unsafe.StringData(r.Key)))
 		prefetch(unsafe.Pointer(r.Event))
 	}
-	if ks := state(6); ks != nil {
+	for d := 6; d >= 1; d-- {
+		prefetchKeyState(state(d), 6-d)
+	}
+}
+
+// prefetchKeyState fetches one level of what handling a key reads: 0 its
+// state, 1 its list of rules, 2 each rule's state, 3 the lists of partial
+// matches, 4 the partial matches, 5 the newest node of each. Level l reads
+// what level l-1 fetched, so a caller fetches each key level by level, a
+// record's (or a timer's) processing time apart.
+func prefetchKeyState(ks *keyState, level int) {
+	if ks == nil {
+		return
+	}
+	switch level {
+	case 0:
 		prefetch(unsafe.Pointer(ks))
 		prefetch(unsafe.Add(unsafe.Pointer(ks), 64))
-	}
-	if ks := state(5); ks != nil && len(ks.rules) > 0 {
-		prefetch(unsafe.Pointer(&ks.rules[0]))
-	}
-	if ks := state(4); ks != nil {
-		for _, rk := range ks.rules {
-			prefetch(unsafe.Pointer(rk))
+	case 1:
+		if len(ks.rules) > 0 {
+			prefetch(unsafe.Pointer(&ks.rules[0]))
 		}
-	}
-	if ks := state(3); ks != nil {
+	default:
 		for _, rk := range ks.rules {
-			if len(rk.runs) > 0 {
-				prefetch(unsafe.Pointer(&rk.runs[0]))
-			}
-		}
-	}
-	if ks := state(2); ks != nil {
-		for _, rk := range ks.rules {
-			for _, r := range rk.runs {
-				prefetch(unsafe.Pointer(r))
-			}
-		}
-	}
-	if ks := state(1); ks != nil {
-		for _, rk := range ks.rules {
-			for _, r := range rk.runs {
-				if r.last != nil {
-					prefetch(unsafe.Pointer(r.last))
+			switch level {
+			case 2:
+				prefetch(unsafe.Pointer(rk))
+			case 3:
+				if len(rk.runs) > 0 {
+					prefetch(unsafe.Pointer(&rk.runs[0]))
+				}
+			default:
+				for _, r := range rk.runs {
+					if level == 4 {
+						prefetch(unsafe.Pointer(r))
+					} else if r.last != nil {
+						prefetch(unsafe.Pointer(r.last))
+					}
 				}
 			}
 		}

@@ -207,28 +207,17 @@ func (p *Partition) fireTimers(now int64) {
 	for {
 		for n < timerLookahead && len(p.timers) > 0 && p.timers[0].deadline <= now {
 			t := p.timers.pop()
-			prefetch(unsafe.Pointer(t.key))
-			prefetch(unsafe.Add(unsafe.Pointer(t.key), 64))
+			prefetchKeyState(t.key, 0)
 			ring[(head+n)%timerLookahead] = t
 			n++
 		}
 		if n == 0 {
 			return
 		}
-		if ks := at(5); ks != nil && len(ks.rules) > 0 {
-			prefetch(unsafe.Pointer(&ks.rules[0]))
-		}
-		if ks := at(3); ks != nil {
-			for _, rk := range ks.rules {
-				prefetch(unsafe.Pointer(rk))
-			}
-		}
-		if ks := at(1); ks != nil {
-			for _, rk := range ks.rules {
-				if len(rk.runs) > 0 {
-					prefetch(unsafe.Pointer(&rk.runs[0]))
-				}
-			}
+		// The state was fetched when popped; a level deeper every two
+		// timers closer.
+		for level := 1; level <= 3; level++ {
+			prefetchKeyState(at(7-2*level), level)
 		}
 		t := ring[head]
 		ring[head] = timer{}

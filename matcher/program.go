@@ -2,6 +2,7 @@ package matcher
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 
@@ -119,29 +120,25 @@ func NewProgram(rulesets []*rules.Compiled) (*Program, error) {
 					pr.skipStep = i
 				}
 				var ruleLeaves []*rules.Expr
-				var takes []int // chain of each take edge, -1 for none
+				var takes []*nfa.Cond
 				for _, s := range a.States {
 					for _, e := range s.Edges {
 						p.number(e.Cond, rs, slotOf)
-						chain := p.addChain(e.Cond)
+						p.addChain(e.Cond)
 						ruleLeaves = appendLeaves(ruleLeaves, e.Cond)
 						if e.Action == nfa.Take {
-							// A negated condition's chain is its operand's,
-							// which says nothing of whether it holds.
-							if e.Cond.Op == nfa.OpNot {
-								chain = -1
-							}
-							takes = append(takes, chain)
+							takes = append(takes, e.Cond)
 						}
 					}
 				}
 				leaves = append(leaves, ruleLeaves...)
 				p.startChains = append(p.startChains, p.chainsOf(pr.startTakes))
 				if rules.NewNumberLoader(ruleLeaves) != nil {
-					for _, c := range takes {
-						if c < 0 {
-							p.numbersAlways = true
-						}
+					chains := p.chainsOf(takes)
+					if chains == nil {
+						p.numbersAlways = true
+					}
+					for _, c := range chains {
 						numberChains[c] = true
 					}
 				}
@@ -151,12 +148,7 @@ func NewProgram(rulesets []*rules.Compiled) (*Program, error) {
 	}
 	p.planSwitches()
 	p.numbers = rules.NewNumberLoader(leaves)
-	for c := range numberChains {
-		if c >= 0 {
-			p.numberChains = append(p.numberChains, c)
-		}
-	}
-	slices.Sort(p.numberChains)
+	p.numberChains = slices.Sorted(maps.Keys(numberChains))
 	return p, nil
 }
 
@@ -241,27 +233,26 @@ func (pre *prepared) chainFalse(chain []*nfa.Cond) bool {
 }
 
 // evalChain evaluates the conjuncts of chain for r up to the first false
-// one (or one that fails) and reports whether all held.
-func (p *Program) evalChain(r *Record, chain []*nfa.Cond) bool {
+// one, or one that fails.
+func (p *Program) evalChain(r *Record, chain []*nfa.Cond) {
 	for _, c := range chain {
 		bit := uint64(1) << c.Slot
 		if r.pre.known&bit != 0 {
 			if r.pre.val&bit == 0 {
-				return false
+				return
 			}
 			continue
 		}
 		v, err := c.Leaf.EvalBool(r.Event, nil)
 		if err != nil {
-			return false
+			return
 		}
 		r.pre.known |= bit
 		if !v {
-			return false
+			return
 		}
 		r.pre.val |= bit
 	}
-	return true
 }
 
 // mayTakeNumbers reports whether a rule that reads preloaded numbers may

@@ -137,14 +137,7 @@ func (o *operand) number(ev *Event, vars Vars) (float64, bool) {
 	if !ok {
 		return 0, false
 	}
-	// distance_km has int and double overloads only.
-	switch n := v.(type) {
-	case types.Int:
-		return float64(n), true
-	case types.Double:
-		return float64(n), true
-	}
-	return 0, false
+	return numberOf(v)
 }
 
 // distance evaluates a distance_km operand.

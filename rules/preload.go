@@ -21,7 +21,7 @@ import (
 // different schema types. 0 means none.
 type numberKey uint16
 
-// numberKinds is how many low bits of a numberKey hold the kind.
+// numberKindBits is how many low bits of a numberKey hold the kind.
 const numberKindBits = 4
 
 var numberIDs struct {
