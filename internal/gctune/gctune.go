@@ -1,4 +1,6 @@
-// Package gctune sets the garbage collector up for Shrike's commands.
+// Package gctune sets the Go runtime's memory management up for Shrike's
+// commands: the collector's pace, and huge pages for a replay's heap
+// (hugepages_linux.go).
 package gctune
 
 import (
@@ -16,9 +18,18 @@ import (
 const ReplayPercent = 400
 
 // ForReplay applies ReplayPercent unless the user chose a value with the
-// GOGC environment variable, which then stands. It returns a function that
-// restores the previous setting (benchmarks measure other work after).
-func ForReplay() (restore func()) { return setPercent(ReplayPercent) }
+// GOGC environment variable, which then stands, and asks for huge pages
+// for the heap (see hugepages_linux.go). It returns a function that
+// restores the previous GOGC and stops watching the heap (benchmarks
+// measure other work after).
+func ForReplay() (restore func()) {
+	restoreGC := setPercent(ReplayPercent)
+	stopAdvising := adviseHugePages()
+	return func() {
+		stopAdvising()
+		restoreGC()
+	}
+}
 
 // ServePercent is the GOGC value `shrike serve` runs with. The engine's
 // live heap is the resident key states, their partial matches and the

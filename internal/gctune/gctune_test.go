@@ -18,7 +18,7 @@ func TestForServeSetsPercentUnlessGOGCIsSet(t *testing.T) {
 
 	t.Setenv("GOGC", "150")
 	debug.SetGCPercent(150)
-	ForReplay()
+	defer ForReplay()()
 	if got := debug.SetGCPercent(150); got != 150 {
 		t.Errorf("GOGC with the variable set = %d, want the user's 150", got)
 	}

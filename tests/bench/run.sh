@@ -27,13 +27,21 @@ out=${OUT:-$(mktemp -d -t shrike-bench-XXXXXX)}
 mkdir -p "$out"
 export SHRIKE_BENCH_DATA=${SHRIKE_BENCH_DATA:-$out/payments.jsonl}
 
+binary() { # the test binary of round $1
+	if [[ ${LAYOUT:-random} == default ]]; then echo "$out/bench.test"; else echo "$out/bench-$1.test"; fi
+}
 go test -c -o "$out/bench.test" ./tests/bench/
+if [[ ${LAYOUT:-random} != default ]]; then
+	for i in $(seq 1 "$rounds"); do
+		go test -c -ldflags="-randlayout=$i" -o "$(binary "$i")" ./tests/bench/
+	done
+fi
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(go version | cut -d' ' -f3-), load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "results: $out"
 
 for i in $(seq 1 "$rounds"); do
 	# -test.run '^$' skips the tests; the benchmarks read the shared stream.
-	(cd tests/bench && "$out/bench.test" -test.run '^$' -test.bench "$pattern" -test.benchmem -test.count 1) >"$out/round-$i.txt"
+	(cd tests/bench && "$(binary "$i")" -test.run '^$' -test.bench "$pattern" -test.benchmem -test.count 1) >"$out/round-$i.txt"
 	echo "round $i/$rounds done"
 done
 

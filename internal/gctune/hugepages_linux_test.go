@@ -1,0 +1,150 @@
+package gctune
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"unsafe"
+)
+
+func TestAnonymousMapping(t *testing.T) {
+	for _, tc := range []struct {
+		line       string
+		start, end uintptr
+		ok         bool
+	}{
+		{"3dbadf000000-3dbae5800000 rw-p 00000000 00:00 0 ", 0x3dbadf000000, 0x3dbae5800000, true},
+		{"c000000000-c004000000 rw-p 00000000 00:00 0", 0xc000000000, 0xc004000000, true},
+		{"3dbae5800000-3dbae8000000 ---p 00000000 00:00 0 ", 0, 0, false},              // reserved, not mapped
+		{"0058e000-00599000 rw-p 0018e000 fe:00 9978104 /usr/bin/shrike", 0, 0, false}, // the binary's data
+		{"7ffd1c5f3000-7ffd1c614000 rw-p 00000000 00:00 0                          [stack]", 0, 0, false},
+		{"7f00-7e00 rw-p 00000000 00:00 0", 0, 0, false}, // empty range
+		{"zz-7e00 rw-p 00000000 00:00 0", 0, 0, false},
+		{"", 0, 0, false},
+	} {
+		start, end, ok := anonymousMapping(tc.line)
+		if start != tc.start || end != tc.end || ok != tc.ok {
+			t.Errorf("anonymousMapping(%q) = %#x, %#x, %v; want %#x, %#x, %v", tc.line, start, end, ok, tc.start, tc.end, tc.ok)
+		}
+	}
+}
+
+func TestNearHeap(t *testing.T) {
+	heap := uintptr(unsafe.Pointer(new([1 << 20]byte)))
+	if !nearHeap(heap, heap+4<<20) {
+		t.Errorf("a heap object's own range is not near the heap")
+	}
+	if nearHeap(heap+2*heapReach, heap+2*heapReach+4<<20) {
+		t.Errorf("a range two reaches above the heap counts as the heap's")
+	}
+}
+
+func TestReserveSizeStaysWithinTheMemoryLimit(t *testing.T) {
+	if got := reserveSize(); got%hugePageSize != 0 || got > reserveMax || got != 0 && got < reserveMin {
+		t.Errorf("reserveSize() = %d, want a multiple of 2 MiB in [%d, %d] or 0", got, reserveMin, reserveMax)
+	}
+	t.Cleanup(func() { setMemoryLimit(t, -1) })
+	setMemoryLimit(t, 3*reserveMin)
+	if got := reserveSize(); got != 0 && got > 3*reserveMin/2 {
+		t.Errorf("reserveSize() under a %d-byte limit = %d, want at most half of it", 3*reserveMin, got)
+	}
+	setMemoryLimit(t, reserveMin)
+	if got := reserveSize(); got != 0 {
+		t.Errorf("reserveSize() under a %d-byte limit = %d, want 0", reserveMin, got)
+	}
+}
+
+// setMemoryLimit sets the Go memory limit; -1 restores no limit.
+func setMemoryLimit(t *testing.T, n int64) {
+	t.Helper()
+	if n < 0 {
+		n = 1<<63 - 1
+	}
+	debug.SetMemoryLimit(n)
+}
+
+// The reservation's pages are marked, and a large allocation after it is
+// served from them. It runs in a process of its own: in this one, other
+// tests' watchers have marked the heap already.
+func TestReservedHeapIsMarkedForHugePages(t *testing.T) {
+	if !hugePagesAdvisable() {
+		t.Skip("the kernel's transparent huge pages are not in madvise mode")
+	}
+	if os.Getenv("GCTUNE_RESERVE_CHILD") == "1" {
+		reserveHugePages(reserveMin)
+		b := make([]byte, reserveMin/2)
+		// Its middle: the reservation's first and last partial huge
+		// pages are not marked.
+		addr := uintptr(unsafe.Pointer(&b[len(b)/2]))
+		if !mappingHasFlag(t, addr, "hg") {
+			t.Errorf("the mapping of a %d-byte allocation after the reservation is not marked for huge pages", len(b))
+		}
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestReservedHeapIsMarkedForHugePages$", "-test.v")
+	cmd.Env = append(os.Environ(), "GCTUNE_RESERVE_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS") {
+		t.Errorf("in a fresh process: %v\n%s", err, out)
+	}
+}
+
+func TestAdviseMappingsMarksTheSelectedMappings(t *testing.T) {
+	if !hugePagesAdvisable() {
+		t.Skip("the kernel's transparent huge pages are not in madvise mode")
+	}
+	const size = 8 << 20
+	m, err := syscall.Mmap(-1, 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Munmap(m)
+	lo := uintptr(unsafe.Pointer(unsafe.SliceData(m)))
+	hi := lo + size
+	if mappingHasFlag(t, lo, "hg") {
+		t.Fatalf("a fresh mapping is already marked for huge pages")
+	}
+	advised := map[uintptr]uintptr{}
+	adviseMappings(advised, func(start, end uintptr) bool { return start <= lo && hi <= end })
+	if !mappingHasFlag(t, lo, "hg") {
+		t.Errorf("the selected mapping is not marked for huge pages")
+	}
+	if len(advised) != 1 {
+		t.Errorf("advised lists %d mappings, want the one selected", len(advised))
+	}
+}
+
+// mappingHasFlag reports whether the mapping holding addr has flag among
+// its VmFlags in /proc/self/smaps.
+func mappingHasFlag(t *testing.T, addr uintptr, flag string) bool {
+	t.Helper()
+	f, err := os.Open("/proc/self/smaps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	in := false
+	for sc.Scan() {
+		line := sc.Text()
+		if r, _, ok := strings.Cut(line, " "); ok && strings.Contains(r, "-") && !strings.HasSuffix(r, ":") {
+			lo, hi, _ := strings.Cut(r, "-")
+			s, err1 := strconv.ParseUint(lo, 16, 64)
+			e, err2 := strconv.ParseUint(hi, 16, 64)
+			in = err1 == nil && err2 == nil && uintptr(s) <= addr && addr < uintptr(e)
+			continue
+		}
+		if in {
+			if flags, ok := strings.CutPrefix(line, "VmFlags:"); ok {
+				return strings.Contains(" "+flags+" ", " "+flag+" ")
+			}
+		}
+	}
+	t.Fatalf("no mapping holds %#x", addr)
+	return false
+}

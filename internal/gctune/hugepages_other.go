@@ -1,0 +1,7 @@
+//go:build !linux
+
+package gctune
+
+// adviseHugePages is Linux only: elsewhere the heap keeps the system's
+// page size policy.
+func adviseHugePages() (stop func()) { return func() {} }
