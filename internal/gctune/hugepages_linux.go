@@ -30,7 +30,11 @@ import (
 //   - Up front it reserves heap address space marked MADV_HUGEPAGE: one
 //     large allocation, marked and freed at once, whose untouched pages
 //     the allocations that follow reuse, each 2 MiB region faulted in as
-//     one huge page.
+//     one huge page. This works only before the first collection: the
+//     runtime zeroes an allocation that takes any page freed before, and
+//     zeroing the reservation would touch every page of it (4 KiB pages,
+//     before the advice). `shrike run` reserves before it loads a ruleset;
+//     the benchmarks, in TestMain.
 //   - Beyond the reservation, a watcher marks the mappings the runtime adds
 //     as the heap grows. It runs a little behind, so the first pages of
 //     each new mapping may stay small.
@@ -63,13 +67,13 @@ const (
 // heapProbe is a heap object: its address tells where the heap lies.
 var heapProbe = new([512]byte)
 
-var reserveOnce sync.Once
+var reserveOnce sync.Once // ReserveHugePages
 
 func adviseHugePages() (stop func()) {
 	if !hugePagesAdvisable() {
 		return func() {}
 	}
-	reserveOnce.Do(func() { reserveHugePages(reserveSize()) })
+	ReserveHugePages()
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -126,11 +130,23 @@ func memAvailable() (int64, bool) {
 	return 0, false
 }
 
+// ReserveHugePages reserves heap address space for huge pages (see
+// above), once per process, if the system gives huge pages to memory that
+// asks and no collection has run yet; otherwise it does nothing.
+func ReserveHugePages() {
+	reserveOnce.Do(func() {
+		if hugePagesAdvisable() {
+			reserveHugePages(reserveSize())
+		}
+	})
+}
+
 // reserveHugePages grows the heap by n bytes of address space marked for
-// huge pages, and frees it untouched for the allocations that follow.
-func reserveHugePages(n int) {
-	if n == 0 {
-		return
+// huge pages, and frees it untouched for the allocations that follow. It
+// reports false, having done nothing, when n is 0 or a collection ran.
+func reserveHugePages(n int) bool {
+	if n == 0 || collections() > 0 {
+		return false
 	}
 	b := make([]byte, n)
 	start := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
@@ -138,6 +154,14 @@ func reserveHugePages(n int) {
 	// b is dead here: collecting frees its pages now rather than at the
 	// next cycle, whose goal it would also have raised.
 	runtime.GC()
+	return true
+}
+
+// collections is the number of garbage collections completed.
+func collections() uint64 {
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
 }
 
 // madviseHuge marks the whole huge pages within [start, end).

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"os"
 	"os/exec"
+	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 	"syscall"
@@ -76,7 +78,9 @@ func TestReservedHeapIsMarkedForHugePages(t *testing.T) {
 		t.Skip("the kernel's transparent huge pages are not in madvise mode")
 	}
 	if os.Getenv("GCTUNE_RESERVE_CHILD") == "1" {
-		reserveHugePages(reserveMin)
+		if !reserveHugePages(reserveMin) {
+			t.Fatalf("no reservation in a fresh process (%d collections)", collections())
+		}
 		b := make([]byte, reserveMin/2)
 		// Its middle: the reservation's first and last partial huge
 		// pages are not marked.
@@ -92,6 +96,25 @@ func TestReservedHeapIsMarkedForHugePages(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "--- PASS") {
 		t.Errorf("in a fresh process: %v\n%s", err, out)
 	}
+}
+
+// After a collection the reservation would be zeroed, touching every page:
+// it is not made.
+func TestNoReservationAfterACollection(t *testing.T) {
+	runtime.GC()
+	before := mappedBytes()
+	if reserveHugePages(reserveMin) {
+		t.Errorf("reserveHugePages reserved after a collection")
+	}
+	if grown := mappedBytes() - before; grown >= reserveMin {
+		t.Errorf("the runtime mapped %d bytes more, want no reservation", grown)
+	}
+}
+
+func mappedBytes() uint64 {
+	s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
 }
 
 func TestAdviseMappingsMarksTheSelectedMappings(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shrike-cep/shrike/internal/gctune"
 	"github.com/shrike-cep/shrike/internal/gen"
 	"github.com/shrike-cep/shrike/rules"
 )
@@ -49,6 +50,10 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// As `shrike run` does before it loads a ruleset: the reservation is
+	// possible only before the first collection (internal/gctune). Every
+	// benchmark, the floor included, runs on the heap it shapes.
+	gctune.ReserveHugePages()
 	code := m.Run()
 	if tempDir != "" {
 		_ = os.RemoveAll(tempDir)
