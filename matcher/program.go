@@ -41,6 +41,9 @@ type Program struct {
 	// one of them has no chain (or the rule is past 64), so that Prepare
 	// cannot rule the rule out.
 	startChains [][]int
+	// chainSlots[i] are the cache slots of the conjuncts of chains[i], in
+	// order: what Prepare reads to tell whether the chain was false.
+	chainSlots [][]uint8
 
 	nameOnce sync.Once
 	names    map[string]*planRule
@@ -212,16 +215,28 @@ func (p *Program) Prepare(r *Record) {
 		if i >= 64 {
 			break
 		}
-		if chains == nil || slices.ContainsFunc(chains, func(c int) bool { return !r.pre.chainFalse(p.chains[c]) }) {
+		if chains == nil || p.someChainMayHold(&r.pre, chains) {
 			r.pre.mayStart |= 1 << i
 		}
 	}
 }
 
-// chainFalse reports whether a conjunct of chain was evaluated to false.
-func (pre *prepared) chainFalse(chain []*nfa.Cond) bool {
-	for _, c := range chain {
-		bit := uint64(1) << c.Slot
+// someChainMayHold reports whether some of chains (indexes into p.chains)
+// was not evaluated to false: it held, or a conjunct failed to evaluate.
+func (p *Program) someChainMayHold(pre *prepared, chains []int) bool {
+	for _, c := range chains {
+		if !pre.chainFalse(p.chainSlots[c]) {
+			return true
+		}
+	}
+	return false
+}
+
+// chainFalse reports whether a conjunct of a chain, given by the cache
+// slots of its conjuncts in order, was evaluated to false.
+func (pre *prepared) chainFalse(slots []uint8) bool {
+	for _, slot := range slots {
+		bit := uint64(1) << slot
 		if pre.known&bit == 0 {
 			return false
 		}
@@ -260,15 +275,7 @@ func (p *Program) evalChain(r *Record, chain []*nfa.Cond) {
 // one that failed to evaluate (the Partition will evaluate the condition
 // again), or none.
 func (p *Program) mayTakeNumbers(r *Record) bool {
-	if p.numbersAlways {
-		return true
-	}
-	for _, i := range p.numberChains {
-		if !r.pre.chainFalse(p.chains[i]) {
-			return true // it held, or failed to evaluate
-		}
-	}
-	return false
+	return p.numbersAlways || p.someChainMayHold(&r.pre, p.numberChains)
 }
 
 // fieldSwitch decides every chain-leading comparison of one field with a
@@ -337,6 +344,11 @@ func (p *Program) addChain(c *nfa.Cond) int {
 		}
 	}
 	p.chains = append(p.chains, chain)
+	slots := make([]uint8, len(chain))
+	for i, c := range chain {
+		slots[i] = uint8(c.Slot) // < 64: see walk
+	}
+	p.chainSlots = append(p.chainSlots, slots)
 	return len(p.chains) - 1
 }
 
