@@ -7,7 +7,8 @@
 #
 # ROUNDS defaults to 5; BENCH_REGEXP to 'ReadLines|Floor|Engine|Matcher'
 # (which includes BenchmarkEngineVsFloor, the paired measurement of the
-# ratio: see engine_test.go).
+# ratio, see engine_test.go, and BenchmarkCommandVsFloor, which times the
+# `shrike run` command itself, see command_test.go).
 # One go test process per round: each process runs every benchmark once, in
 # turn, so the floor and the engine see the same machine state. The stream
 # is generated once into a temporary file (SHRIKE_BENCH_DATA) and reused by
@@ -41,7 +42,9 @@ echo "results: $out"
 
 for i in $(seq 1 "$rounds"); do
 	# -test.run '^$' skips the tests; the benchmarks read the shared stream.
-	(cd tests/bench && "$(binary "$i")" -test.run '^$' -test.bench "$pattern" -test.benchmem -test.count 1) >"$out/round-$i.txt"
+	ldflags=""
+	[[ ${LAYOUT:-random} == default ]] || ldflags="-randlayout=$i"
+	(cd tests/bench && SHRIKE_BENCH_LDFLAGS="$ldflags" "$(binary "$i")" -test.run '^$' -test.bench "$pattern" -test.benchmem -test.count 1) >"$out/round-$i.txt"
 	echo "round $i/$rounds done"
 done
 
@@ -111,6 +114,12 @@ END {
 		lo = hi = vals[k, 1]
 		for (i = 2; i <= nvals[k]; i++) { if (vals[k, i] < lo) lo = vals[k, i]; if (vals[k, i] > hi) hi = vals[k, i] }
 		printf "engine/floor, paired (floor before and after each replay): median %.2fx (min %.2fx, max %.2fx, %d rounds); target <= 2x\n", median(k), lo, hi, nvals[k]
+	}
+	k = "BenchmarkCommandVsFloor" SUBSEP "command/floor"
+	if (nvals[k] > 0) {
+		lo = hi = vals[k, 1]
+		for (i = 2; i <= nvals[k]; i++) { if (vals[k, i] < lo) lo = vals[k, i]; if (vals[k, i] > hi) hi = vals[k, i] }
+		printf "shrike run command/floor (a process per run, floor before and after): median %.2fx (min %.2fx, max %.2fx, %d rounds); target <= 2x\n", median(k), lo, hi, nvals[k]
 	}
 }'
 

@@ -55,8 +55,10 @@ func TestMain(m *testing.M) {
 	// benchmark, the floor included, runs on the heap it shapes.
 	gctune.ReserveHugePages()
 	code := m.Run()
-	if tempDir != "" {
-		_ = os.RemoveAll(tempDir)
+	for _, dir := range []string{tempDir, binaryDir} {
+		if dir != "" {
+			_ = os.RemoveAll(dir)
+		}
 	}
 	os.Exit(code)
 }
