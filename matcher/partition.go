@@ -56,6 +56,9 @@ type Partition struct {
 	stats    Stats
 	perRule  []RuleStats
 	liveRuns int
+	// quietSteps counts the (rule, record) steps leavesAsIs decided
+	// without stepping (for tests).
+	quietSteps uint64
 }
 
 // NewPartition returns a Partition that sends its results to out.
@@ -281,6 +284,10 @@ func (p *Partition) process(r *Record) {
 		}
 		if !rk.empty() {
 			p.advanceTime(pr, rk, r.Time, r.Key)
+		}
+		if p.leavesAsIs(pr, rk, r) {
+			p.quietSteps++
+			continue
 		}
 		p.step(pr, rk, r)
 	}

@@ -1,0 +1,154 @@
+package matcher
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/shrike-cep/shrike/rules"
+)
+
+// quietRules uses every step option, so that records leave partial
+// matches in every kind of state: loops (relaxed, strict, any, greedy,
+// until), optional steps, every contiguity, absences in the middle and at
+// the end, per-step windows, timeouts, each skip strategy. Conditions on
+// event.m fail to evaluate (no such key) on the events without it.
+const quietRules = `
+ruleset: quiet
+rules:
+  - id: loop-until
+    within: 40ms
+    pattern:
+      - step: a
+        where: event.type == "a"
+        times: 2..
+        greedy: true
+        until: event.type == "e"
+      - step: b
+        where: event.type == "b" && event.m > 2
+    skip: to_next
+    alert: {on_timeout: true}
+  - id: optional-any
+    within: 30ms
+    pattern:
+      - step: a
+        where: event.type == "a"
+        optional: true
+      - step: b
+        contiguity: any
+        where: event.type == "b"
+        times: 1..3
+        loop: any
+      - step: c
+        where: event.type == "c" && event.n > b[0].n
+    skip: none
+  - id: strict-middle
+    within: 25ms
+    pattern:
+      - step: a
+        where: event.type == "c"
+      - step: gap
+        not: true
+        contiguity: strict
+        where: event.type == "d"
+      - step: b
+        contiguity: strict
+        where: event.type == "a" || event.type == "b"
+        times: 2
+        loop: strict
+    skip: {to_first: b}
+  - id: absent-end
+    within: 20ms
+    pattern:
+      - step: a
+        where: event.type == "d" && event.m < 5
+      - step: b
+        where: event.type == "e"
+        within: 10ms
+      - step: none
+        not: true
+        where: event.type == "a"
+    skip: past_last_event
+    alert: {on_timeout: true}
+  - id: last-skip
+    within: 50ms
+    pattern:
+      - step: a
+        where: event.type == "b"
+        times: 3..
+      - step: b
+        where: event.m >= 0 && event.type == "c"
+    skip: {to_last: a}
+`
+
+// TestQuietRecordsStepAsSteppingWould replays one random stream through a
+// Partition whose records were prepared (so that leavesAsIs decides most
+// of them without stepping) and one whose records were not (every record
+// stepped): alerts and counters, CEL errors included, must agree.
+func TestQuietRecordsStepAsSteppingWould(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	types := []string{"a", "b", "c", "d", "e", "f", "f", "f"}
+	type rec struct {
+		raw, key string
+		time     int64
+	}
+	var stream []rec
+	for i := range 6000 {
+		m := ""
+		if rng.IntN(3) > 0 {
+			m = fmt.Sprintf(`,"m":%d`, rng.IntN(8))
+		}
+		stream = append(stream, rec{
+			raw:  fmt.Sprintf(`{"type":%q,"n":%d%s}`, types[rng.IntN(len(types))], rng.IntN(8), m),
+			key:  fmt.Sprintf("k%d", rng.IntN(8)),
+			time: int64(i)*ms + int64(rng.IntN(3))*ms,
+		})
+	}
+	replay := func(prepare bool) ([]string, Stats, uint64) {
+		p, c := newPartition(t, quietRules, Options{MaxOutOfOrderness: 5 * time.Millisecond, MaxRunsPerKey: 8})
+		for i, s := range stream {
+			ev, err := rules.ParseEvent([]byte(s.raw))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := &Record{Event: ev, Key: s.key, Time: s.time, Pos: Position{Source: "test", Offset: int64(i)}}
+			if prepare {
+				p.prog.Prepare(r)
+			}
+			p.Push(r)
+		}
+		p.Advance(1 << 62)
+		return c.matches(), p.Stats(), p.quietSteps
+	}
+	stepped, steppedStats, none := replay(false)
+	decided, decidedStats, quiet := replay(true)
+	if none != 0 {
+		t.Fatalf("%d records left partial matches as they were without prepared conditions", none)
+	}
+	if quiet < uint64(len(stream)/4) {
+		t.Errorf("only %d (rule, record) steps were decided without stepping, want one per four records at least", quiet)
+	}
+	if len(stepped) < 100 || steppedStats.Timeouts == 0 || steppedStats.Dropped == 0 {
+		t.Fatalf("%d alerts, %d timeouts, %d dropped: the stream does not exercise the rules", len(stepped), steppedStats.Timeouts, steppedStats.Dropped)
+	}
+	for id, rs := range steppedStats.ByRule {
+		if rs.Alerts == 0 {
+			t.Errorf("rule %s never matched: the stream does not exercise it", id)
+		}
+	}
+	// last-skip's b fails on m before it compares the type (which Prepare
+	// decides for every record): such a record must still be stepped, to
+	// count the error.
+	if steppedStats.ByRule["quiet/loop-until"].CELErrors == 0 || steppedStats.ByRule["quiet/last-skip"].CELErrors == 0 {
+		t.Errorf("no CEL errors: the stream does not exercise conditions that fail")
+	}
+	if d := cmp.Diff(stepped, decided); d != "" {
+		t.Errorf("alerts differ (-stepped +decided):\n%s", d)
+	}
+	if d := cmp.Diff(steppedStats, decidedStats, cmp.AllowUnexported(RuleStats{})); d != "" {
+		t.Errorf("counters differ (-stepped +decided):\n%s", d)
+	}
+}
