@@ -27,7 +27,7 @@ func TestTimerHeapPopsInDeadlineOrder(t *testing.T) {
 			want = append(want[:least], want[least+1:]...)
 		}
 	}
-	for prev := int64(-1); len(h) > 0; {
+	for prev := int64(-1); h.len() > 0; {
 		d := h.pop().deadline
 		if d < prev {
 			t.Fatalf("pop = %d after %d", d, prev)
