@@ -87,6 +87,7 @@ type decoder struct {
 	streams []*stream
 	dec     LineDecoder
 	line    Line
+	layout  rules.Layout
 }
 
 // maxBatchRaw bounds the bytes read for one batch, so that a batch of
@@ -104,7 +105,7 @@ func (d *decoder) decodeLine(b *batch, lineNo int64, line []byte) {
 		return
 	}
 	var routed bool
-	b.pushes, routed, it.dead = decodeEvent(d.streams, ln, matcher.Position{Source: b.file, Offset: lineNo}, b.pushes)
+	b.pushes, routed, it.dead = decodeEvent(d.streams, &d.layout, ln, matcher.Position{Source: b.file, Offset: lineNo}, b.pushes)
 	if !routed {
 		it.unrouted = true
 		b.items = append(b.items, it)
@@ -121,13 +122,14 @@ func (d *decoder) decodeLine(b *batch, lineNo int64, line []byte) {
 
 // decodeEvent is the decoding Replay and the Kafka engine share, so that
 // both make the same records of the same event: it parses the event bytes
-// of ln once (rules.ParseEvent) and appends to pushes one record at pos for
+// of ln once (rules.Event.ParseWith, on the layout of the events the
+// caller decoded before) and appends to pushes one record at pos for
 // every stream that reads ln's topic, keyed and timed by that stream.
 // routed is false when no stream reads the topic (nothing is parsed then);
 // dead is why the event is dead-lettered: it could not be parsed, or a
 // stream could not key or time it (another stream may still have taken
 // it). A plain line's event time may come from pos.Offset, its line number.
-func decodeEvent(streams []*stream, ln *Line, pos matcher.Position, pushes []push) (_ []push, routed bool, dead error) {
+func decodeEvent(streams []*stream, layout *rules.Layout, ln *Line, pos matcher.Position, pushes []push) (_ []push, routed bool, dead error) {
 	for _, s := range streams {
 		if reads(s, ln) {
 			routed = true
@@ -142,7 +144,7 @@ func decodeEvent(streams []*stream, ln *Line, pos matcher.Position, pushes []pus
 	// The first record and the event share an allocation.
 	first := new(recordEvent)
 	ev := &first.ev
-	if err := ev.Parse(append([]byte(nil), ln.Event...)); err != nil {
+	if err := ev.ParseWith(append([]byte(nil), ln.Event...), layout); err != nil {
 		return pushes, true, fmt.Errorf("%w: %w", errInvalidEvent, err)
 	}
 	for _, s := range streams {

@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/shrike-cep/shrike/matcher"
+	"github.com/shrike-cep/shrike/rules"
 	"github.com/shrike-cep/shrike/state"
 )
 
@@ -99,6 +100,7 @@ type worker struct {
 	decoded     []decodedRecord
 	pushes      []push
 	line        Line
+	layout      rules.Layout // of the events decoded last
 	loads       []loadKey
 	loadNames   []string
 	cur         *kgo.Record // the record being pushed, for Late
@@ -650,7 +652,7 @@ func (w *worker) decodeRecord(r *kgo.Record) {
 		Partition:  int64(r.Partition),
 		Offset:     r.Offset,
 	}
-	w.pushes, _, d.dead = decodeEvent(w.streams, &w.line, matcher.Position{Source: w.source, Offset: r.Offset}, w.pushes)
+	w.pushes, _, d.dead = decodeEvent(w.streams, &w.layout, &w.line, matcher.Position{Source: w.source, Offset: r.Offset}, w.pushes)
 	if r.Offset < w.readTo {
 		// Read by an earlier owner: what was behind its watermark was
 		// matched or reported late before its checkpoint.

@@ -144,7 +144,39 @@ func ParseEvent(raw []byte) (*Event, error) {
 
 // Parse is ParseEvent into an Event the caller allocated (in one piece
 // with what it belongs to). ev must be zero; after an error it is unusable.
-func (ev *Event) Parse(raw []byte) error {
+func (ev *Event) Parse(raw []byte) error { return ev.ParseWith(raw, nil) }
+
+// Layout remembers the keys of the last event parsed with it, in order.
+// The events of a stream mostly share their keys and their order: ParseWith
+// then recognises each key by comparing its bytes with the one expected
+// there, instead of scanning a string, and knows the keys distinct without
+// checking. A Layout is not safe for concurrent use: a decoding goroutine
+// keeps its own.
+type Layout struct {
+	keys []byte  // the keys, one after the other
+	ends []int32 // key i is keys[ends[i-1]:ends[i]] (ends[-1] = 0)
+}
+
+func (l *Layout) key(i int) []byte {
+	start := int32(0)
+	if i > 0 {
+		start = l.ends[i-1]
+	}
+	return l.keys[start:l.ends[i]]
+}
+
+// remember makes ev's keys the layout; ev has plain, distinct keys.
+func (l *Layout) remember(ev *Event) {
+	l.keys, l.ends = l.keys[:0], l.ends[:0]
+	for i := range ev.fields {
+		l.keys = append(l.keys, ev.plainKey(&ev.fields[i])...)
+		l.ends = append(l.ends, int32(len(l.keys)))
+	}
+}
+
+// ParseWith is Parse with the layout of the events parsed before (nil: no
+// layout), which it updates when this event's keys differ.
+func (ev *Event) ParseWith(raw []byte, layout *Layout) error {
 	if len(raw) > 1<<31-2 {
 		return fmt.Errorf("event of %d bytes is too large: %w", len(raw), ErrBadJSON)
 	}
@@ -152,7 +184,8 @@ func (ev *Event) Parse(raw []byte) error {
 	ev.fields = ev.inline[:0]
 	// seen is a 256-bit filter of the keys so far; only a key whose bit is
 	// already set is compared with the earlier ones.
-	var seen [4]uint64
+	var seen keyFilter
+	onLayout := layout != nil && len(layout.ends) > 0
 	s := scanner{b: raw}
 	s.ws()
 	if s.i >= len(raw) {
@@ -181,14 +214,33 @@ func (ev *Event) Parse(raw []byte) error {
 			if raw[s.i] != '"' {
 				return s.errf("looking for beginning of object key string")
 			}
-			k0 := s.i + 1
-			esc, hi, err := s.str()
-			if err != nil {
-				return err
+			k0, k1, esc := s.i+1, 0, false
+			if onLayout {
+				if n := len(ev.fields); n < len(layout.ends) {
+					want := layout.key(n)
+					if end := k0 + len(want); end < len(raw) && raw[end] == '"' && string(raw[k0:end]) == string(want) {
+						k1, s.i = end, end+1
+					}
+				}
+				if k1 == 0 {
+					// Off the layout: from here on keys are scanned and
+					// checked for repeats, against the earlier ones too.
+					onLayout = false
+					for i := range ev.fields {
+						seen.add(ev.plainKey(&ev.fields[i]))
+					}
+				}
 			}
-			k1 := s.i - 1
-			// A key with invalid UTF-8 decodes to U+FFFD: compare it decoded.
-			esc = esc || (hi && !utf8.Valid(raw[k0:k1]))
+			if k1 == 0 {
+				var hi bool
+				var err error
+				if esc, hi, err = s.str(); err != nil {
+					return err
+				}
+				k1 = s.i - 1
+				// A key with invalid UTF-8 decodes to U+FFFD: compare it decoded.
+				esc = esc || (hi && !utf8.Valid(raw[k0:k1]))
+			}
 			s.ws()
 			if s.i >= len(raw) {
 				return s.eof()
@@ -207,7 +259,7 @@ func (ev *Event) Parse(raw []byte) error {
 				klen: uint16(min(k1-k0, longKey)),
 			})
 			f := &ev.fields[len(ev.fields)-1]
-			if !ev.slow {
+			if !ev.slow && !onLayout { // a layout's keys are plain and distinct
 				ev.slow = esc || f.klen == longKey || ev.repeats(&seen, raw[k0:k1])
 			}
 			s.ws()
@@ -229,6 +281,9 @@ func (ev *Event) Parse(raw []byte) error {
 	s.ws()
 	if s.i < len(raw) {
 		return s.errf("after top-level value")
+	}
+	if layout != nil && !ev.slow && (!onLayout || len(ev.fields) != len(layout.ends)) {
+		layout.remember(ev)
 	}
 	return nil
 }
@@ -269,16 +324,26 @@ func (e *Event) key(f *field) string {
 	return unquote(k)
 }
 
-// repeats reports whether key, the newest field's key, is also the key of
-// an earlier field; seen filters the keys so far.
-func (e *Event) repeats(seen *[4]uint64, key []byte) bool {
+// keyFilter is a 256-bit filter of the keys of an event so far: only a key
+// whose bit is already set is compared with the earlier ones.
+type keyFilter [4]uint64
+
+// add sets key's bit, reporting whether it was set already.
+func (kf *keyFilter) add(key []byte) (was bool) {
 	h := uint8(len(key))
 	if len(key) > 0 {
 		h = h*31 + key[0]*7 + key[len(key)-1]
 	}
 	bit := uint64(1) << (h & 63)
-	if seen[h>>6]&bit == 0 {
-		seen[h>>6] |= bit
+	was = kf[h>>6]&bit != 0
+	kf[h>>6] |= bit
+	return was
+}
+
+// repeats reports whether key, the newest field's key, is also the key of
+// an earlier field; seen filters the keys so far.
+func (e *Event) repeats(seen *keyFilter, key []byte) bool {
+	if !seen.add(key) {
 		return false
 	}
 	for i := range len(e.fields) - 1 {
