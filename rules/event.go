@@ -7,6 +7,7 @@ import (
 	"math/bits"
 	"reflect"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"unicode/utf8"
 	"unsafe"
@@ -54,6 +55,10 @@ type Event struct {
 	// hold no pointers, so they sit past the part the collector scans.
 	numKey [numSlots]uint16
 	num    [numSlots]float64
+	// layout identifies the Layout the event's keys follow, key for key
+	// (0: none): findHinted then trusts a hint left by an event of the same
+	// layout without comparing keys.
+	layout uint32
 	// inline backs fields for typical events, so that ParseEvent allocates
 	// once. It holds no pointers and comes last, so that the collector
 	// scans only the fields above it.
@@ -153,8 +158,39 @@ func (ev *Event) Parse(raw []byte) error { return ev.ParseWith(raw, nil) }
 // checking. A Layout is not safe for concurrent use: a decoding goroutine
 // keeps its own.
 type Layout struct {
-	keys []byte  // the keys, one after the other
+	keys []byte  // the keys, one after the other (then scratch space)
 	ends []int32 // key i is keys[ends[i-1]:ends[i]] (ends[-1] = 0)
+	id   uint32  // layoutIDs' number for these keys; 0: none
+}
+
+// layoutIDs numbers the layouts of the process by their keys, so that the
+// Layouts of two decoding goroutines that see the same events agree on
+// their number (the hints of compiled expressions are shared). It stops
+// numbering at maxLayouts: a stream whose every event has keys of its own
+// does not grow it without bound, and its events look fields up by name.
+var layoutIDs struct {
+	sync.Mutex
+	ids map[string]uint32
+}
+
+const maxLayouts = 1 << 12
+
+// layoutID returns the number of the layout whose encoding is key.
+func layoutID(key []byte) uint32 {
+	layoutIDs.Lock()
+	defer layoutIDs.Unlock()
+	if id, ok := layoutIDs.ids[string(key)]; ok {
+		return id
+	}
+	if len(layoutIDs.ids) >= maxLayouts {
+		return 0
+	}
+	if layoutIDs.ids == nil {
+		layoutIDs.ids = map[string]uint32{}
+	}
+	id := uint32(len(layoutIDs.ids) + 1)
+	layoutIDs.ids[string(key)] = id
+	return id
 }
 
 func (l *Layout) key(i int) []byte {
@@ -172,6 +208,13 @@ func (l *Layout) remember(ev *Event) {
 		l.keys = append(l.keys, ev.plainKey(&ev.fields[i])...)
 		l.ends = append(l.ends, int32(len(l.keys)))
 	}
+	// The keys with their ends name the layout unambiguously.
+	name := l.keys
+	for _, end := range l.ends {
+		name = binary.LittleEndian.AppendUint32(name, uint32(end))
+	}
+	l.id = layoutID(name)
+	l.keys = name[:len(l.keys)] // keep the grown array
 }
 
 // ParseWith is Parse with the layout of the events parsed before (nil: no
@@ -282,8 +325,11 @@ func (ev *Event) ParseWith(raw []byte, layout *Layout) error {
 	if s.i < len(raw) {
 		return s.errf("after top-level value")
 	}
-	if layout != nil && !ev.slow && (!onLayout || len(ev.fields) != len(layout.ends)) {
-		layout.remember(ev)
+	if layout != nil && !ev.slow {
+		if !onLayout || len(ev.fields) != len(layout.ends) {
+			layout.remember(ev)
+		}
+		ev.layout = layout.id
 	}
 	return nil
 }
@@ -361,24 +407,50 @@ func (e *Event) plainKey(f *field) []byte { return e.raw[f.k0 : f.k0+int32(f.kle
 // findHinted is find for a caller that reads the same name from event
 // after event (a compiled expression): hint remembers where the name was
 // last found, which in a stream of uniformly shaped events is where it is
-// again, so the lookup is one comparison instead of a scan. hint may be
-// shared by goroutines.
-func (e *Event) findHinted(name string, hint *atomic.Int32) *field {
+// again, so the lookup is one comparison instead of a scan. When the event
+// was parsed on a Layout, and the hint was left by an event of the same
+// layout, even that comparison is skipped: the layout puts the same key at
+// the same index. hint may be shared by goroutines.
+func (e *Event) findHinted(name string, hint *fieldHint) *field {
 	if e.slow {
 		return e.find(name)
 	}
-	if h := int(hint.Load()); h < len(e.fields) {
-		if f := &e.fields[h]; int(f.klen) == len(name) && string(e.plainKey(f)) == name {
+	h := hint.Load()
+	i := int(h & hintIndexMask)
+	if e.layout != 0 && uint32(h>>hintLayoutShift) == e.layout {
+		return &e.fields[i]
+	}
+	if i < len(e.fields) {
+		if f := &e.fields[i]; int(f.klen) == len(name) && string(e.plainKey(f)) == name {
+			hint.remember(e, i)
 			return f
 		}
 	}
 	for i := range e.fields {
 		if f := &e.fields[i]; int(f.klen) == len(name) && string(e.plainKey(f)) == name {
-			hint.Store(int32(i))
+			hint.remember(e, i)
 			return f
 		}
 	}
 	return nil
+}
+
+// fieldHint is where a name was last found: the index of its field, and
+// the layout of the event (0: none) in the bits above hintLayoutShift.
+type fieldHint struct{ atomic.Uint64 }
+
+const (
+	hintLayoutShift = 32
+	hintIndexMask   = 1<<hintLayoutShift - 1
+)
+
+// remember records that the name is field i of e, unless the hint says so
+// already (a store would take the hint's cache line from the other cores
+// that read it).
+func (h *fieldHint) remember(e *Event, i int) {
+	if v := uint64(e.layout)<<hintLayoutShift | uint64(i); h.Load() != v {
+		h.Store(v)
+	}
 }
 
 // find returns the last field called name, as encoding/json keeps the last

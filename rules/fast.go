@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 	"unsafe"
@@ -70,7 +69,7 @@ type fastPath struct {
 	dblLit    float64
 	hasDblLit bool
 	// hint is where field was last found (Event.findHinted).
-	hint atomic.Int32
+	hint fieldHint
 }
 
 // plainString returns the contents of a JSON string value that decodes to
@@ -467,7 +466,7 @@ func (e *Expr) StringEquality() (field, lit string, ok bool) {
 // FieldReader reads one named field from event after event.
 type FieldReader struct {
 	name string
-	hint atomic.Int32
+	hint fieldHint
 }
 
 // NewFieldReader returns a reader of the top-level field name.

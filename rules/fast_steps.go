@@ -2,7 +2,6 @@ package rules
 
 import (
 	"math"
-	"sync/atomic"
 
 	celast "cel.dev/cel-go/common/ast"
 	"cel.dev/cel-go/common/operators"
@@ -52,7 +51,7 @@ type fieldRef struct {
 	index   int
 	field   string
 	kind    kind
-	hint    atomic.Int32
+	hint    fieldHint
 	// numKey names the field's number in an Event's preloaded numbers
 	// (NumberLoader); set for distance_km operands only.
 	numKey numberKey

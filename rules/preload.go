@@ -2,7 +2,6 @@ package rules
 
 import (
 	"sync"
-	"sync/atomic"
 
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
@@ -73,7 +72,7 @@ type numberField struct {
 	name string
 	kind kind
 	key  numberKey
-	hint atomic.Int32
+	hint fieldHint
 }
 
 // NewNumberLoader returns a loader of the numeric operands of exprs' native

@@ -6,7 +6,6 @@ import (
 	"math"
 	"reflect"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"cel.dev/cel-go/cel"
@@ -131,7 +130,7 @@ func (p *provider) NewValue(name string, fields map[string]ref.Val) ref.Val {
 // null one, is unset: has(event.f) is false and reading it is an error, so
 // the condition is false for that event.
 func schemaField(name string, t *types.Type, k kind) *types.FieldType {
-	var hint atomic.Int32 // where name was last found (Event.findHinted)
+	var hint fieldHint // where name was last found (Event.findHinted)
 	return &types.FieldType{
 		Type: t,
 		IsSet: func(target any) bool {
