@@ -62,6 +62,8 @@ const (
 	growthPoll = 2 * time.Millisecond
 
 	madvHugepage = 14 // MADV_HUGEPAGE
+
+	rlimInfinity = ^uint64(0) // RLIM_INFINITY
 )
 
 // heapProbe is a heap object: its address tells where the heap lies.
@@ -99,9 +101,15 @@ func hugePagesAdvisable() bool {
 
 // reserveSize is reserveMax, or less where memory is short: a quarter of
 // the memory available, half of the Go memory limit. It is 0 under strict
-// overcommit accounting, which would charge the untouched reservation.
+// overcommit accounting, which would charge the untouched reservation, and
+// under a limit on the address space (ulimit -v), which it would count
+// against: the runtime cannot fail an allocation, it ends the process.
 func reserveSize() int {
 	if b, err := os.ReadFile("/proc/sys/vm/overcommit_memory"); err != nil || strings.TrimSpace(string(b)) == "2" {
+		return 0
+	}
+	var as syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_AS, &as); err != nil || as.Cur != rlimInfinity {
 		return 0
 	}
 	n := int64(reserveMax)

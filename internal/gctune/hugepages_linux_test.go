@@ -61,6 +61,35 @@ func TestReserveSizeStaysWithinTheMemoryLimit(t *testing.T) {
 	}
 }
 
+// Under a limit on the address space the reservation would count against
+// it, and a failed allocation ends the process: none is made. The limit is
+// set in a process of its own, which then allocates as a replay would.
+func TestNoReservationUnderAnAddressSpaceLimit(t *testing.T) {
+	if os.Getenv("GCTUNE_RLIMIT_CHILD") == "1" {
+		var as syscall.Rlimit
+		if err := syscall.Getrlimit(syscall.RLIMIT_AS, &as); err != nil {
+			t.Fatal(err)
+		}
+		as.Cur = 4 << 30 // below what the reservation would need on top of the runtime's
+		if err := syscall.Setrlimit(syscall.RLIMIT_AS, &as); err != nil {
+			t.Skipf("cannot lower RLIMIT_AS: %v", err)
+		}
+		if n := reserveSize(); n != 0 {
+			t.Fatalf("reserveSize() = %d under an address space limit, want 0", n)
+		}
+		ReserveHugePages()
+		b := make([]byte, 64<<20)
+		b[len(b)-1] = 1
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestNoReservationUnderAnAddressSpaceLimit$", "-test.v")
+	cmd.Env = append(os.Environ(), "GCTUNE_RLIMIT_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS") {
+		t.Errorf("in a process with RLIMIT_AS set: %v\n%s", err, out)
+	}
+}
+
 // setMemoryLimit sets the Go memory limit; -1 restores no limit.
 func setMemoryLimit(t *testing.T, n int64) {
 	t.Helper()
