@@ -3,6 +3,7 @@ package matcher
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -102,7 +103,7 @@ func TestQuietRecordsStepAsSteppingWould(t *testing.T) {
 			m = fmt.Sprintf(`,"m":%d`, rng.IntN(8))
 		}
 		stream = append(stream, rec{
-			raw:  fmt.Sprintf(`{"type":%q,"n":%d%s}`, types[rng.IntN(len(types))], rng.IntN(8), m),
+			raw:  fmt.Sprintf(`{"id":%d,"type":%q,"n":%d%s}`, i, types[rng.IntN(len(types))], rng.IntN(8), m),
 			key:  fmt.Sprintf("k%d", rng.IntN(8)),
 			time: int64(i)*ms + int64(rng.IntN(3))*ms,
 		})
@@ -150,5 +151,127 @@ func TestQuietRecordsStepAsSteppingWould(t *testing.T) {
 	}
 	if d := cmp.Diff(steppedStats, decidedStats, cmp.AllowUnexported(RuleStats{})); d != "" {
 		t.Errorf("counters differ (-stepped +decided):\n%s", d)
+	}
+}
+
+// TestRandomPatternsStepAsSteppingWould is TestQuietRecordsStepAsSteppingWould
+// over random patterns: random steps (quantifiers, optional, greedy, until,
+// loop and step contiguity, absences, per-step windows), windows, skip
+// strategies and timeouts, over random streams. Rulesets the language
+// rejects are skipped; enough must load for the test to count.
+func TestRandomPatternsStepAsSteppingWould(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	conds := []string{
+		`event.type == "a"`, `event.type == "b"`, `event.type != "c"`, `event.type == "d" && event.n > 3`,
+		`event.n < 4`, `event.m > 2 && event.type == "a"`, `event.type == "b" && event.m > 2`,
+		`!(event.type == "e")`, `event.type == "c" || event.n == 7`,
+	}
+	stepConds := []string{`event.n > %s[0].n`, `event.n != %s[size(%s) - 1].n`, `event.type == "a" && event.n >= %s[0].n`}
+	skips := []string{"none", "to_next", "past_last_event", "{to_first: s0}", "{to_last: s0}"}
+	loaded, alerts := 0, 0
+	var quietSteps uint64
+	for trial := range 300 {
+		var b strings.Builder
+		fmt.Fprintf(&b, "ruleset: r\nrules:\n  - id: p\n    within: %dms\n    pattern:\n", 10+rng.IntN(40))
+		steps := 1 + rng.IntN(4)
+		prevOptional, prevNot := false, false
+		for i := range steps {
+			fmt.Fprintf(&b, "      - step: s%d\n", i)
+			cond := conds[rng.IntN(len(conds))]
+			if i > 0 && rng.IntN(4) == 0 {
+				cond = strings.ReplaceAll(stepConds[rng.IntN(len(stepConds))], "%s", "s0")
+			}
+			fmt.Fprintf(&b, "        where: '%s'\n", cond)
+			if i > 0 {
+				fmt.Fprintf(&b, "        contiguity: %s\n", []string{"strict", "relaxed", "any"}[rng.IntN(3)])
+			}
+			looping := false
+			switch rng.IntN(6) {
+			case 0:
+				fmt.Fprintf(&b, "        times: %d..\n", 1+rng.IntN(3))
+				looping = true
+			case 1:
+				lo := 1 + rng.IntN(2)
+				fmt.Fprintf(&b, "        times: %d..%d\n", lo, lo+1+rng.IntN(2))
+				looping = true
+			case 2:
+				if i > 0 && !prevOptional && !prevNot {
+					b.WriteString("        not: true\n")
+					prevNot, prevOptional = true, false
+					continue
+				}
+			case 3:
+				b.WriteString("        optional: true\n")
+			}
+			prevNot = false
+			prevOptional = strings.HasSuffix(b.String(), "optional: true\n")
+			if looping && rng.IntN(3) == 0 {
+				b.WriteString("        greedy: true\n")
+			}
+			if looping && rng.IntN(3) == 0 {
+				fmt.Fprintf(&b, "        loop: %s\n", []string{"strict", "relaxed", "any"}[rng.IntN(3)])
+			}
+			if looping && rng.IntN(4) == 0 {
+				b.WriteString("        until: event.type == \"f\"\n")
+			}
+			if i > 0 && rng.IntN(4) == 0 {
+				fmt.Fprintf(&b, "        within: %dms\n", 5+rng.IntN(10))
+			}
+		}
+		fmt.Fprintf(&b, "    skip: %s\n", skips[rng.IntN(len(skips))])
+		if rng.IntN(2) == 0 {
+			b.WriteString("    alert: {on_timeout: true}\n")
+		}
+		yaml := b.String()
+		if _, err := rules.Load("test.yaml", []byte(yaml), rules.CompileOptions{}); err != nil {
+			continue // a combination the language rejects
+		}
+		loaded++
+		type rec struct {
+			raw, key string
+			time     int64
+		}
+		var stream []rec
+		for i := range 400 {
+			m := ""
+			if rng.IntN(4) > 0 {
+				m = fmt.Sprintf(`,"m":%d`, rng.IntN(6))
+			}
+			stream = append(stream, rec{
+				raw:  fmt.Sprintf(`{"id":%d,"type":%q,"n":%d%s}`, i, string(rune('a'+rng.IntN(7))), rng.IntN(8), m),
+				key:  fmt.Sprintf("k%d", rng.IntN(3)),
+				time: int64(i)*ms + int64(rng.IntN(3))*ms,
+			})
+		}
+		replay := func(prepare bool) ([]string, Stats, uint64) {
+			p, c := newPartition(t, yaml, Options{MaxOutOfOrderness: 4 * time.Millisecond, MaxRunsPerKey: 30})
+			for i, s := range stream {
+				ev, err := rules.ParseEvent([]byte(s.raw))
+				if err != nil {
+					t.Fatal(err)
+				}
+				r := &Record{Event: ev, Key: s.key, Time: s.time, Pos: Position{Source: "test", Offset: int64(i)}}
+				if prepare {
+					p.prog.Prepare(r)
+				}
+				p.Push(r)
+			}
+			p.Advance(1 << 62)
+			return c.matches(), p.Stats(), p.quietSteps
+		}
+		stepped, steppedStats, _ := replay(false)
+		decided, decidedStats, quiet := replay(true)
+		alerts += len(stepped)
+		quietSteps += quiet
+		if d := cmp.Diff(stepped, decided); d != "" {
+			t.Fatalf("trial %d: alerts differ (-stepped +decided):\n%s\nruleset:\n%s", trial, d, yaml)
+		}
+		if d := cmp.Diff(steppedStats, decidedStats, cmp.AllowUnexported(RuleStats{})); d != "" {
+			t.Fatalf("trial %d: counters differ (-stepped +decided):\n%s\nruleset:\n%s", trial, d, yaml)
+		}
+	}
+	t.Logf("%d of 300 random rulesets loaded, %d alerts, %d steps decided without stepping", loaded, alerts, quietSteps)
+	if loaded < 150 || alerts < 10*loaded || quietSteps < uint64(10*loaded) {
+		t.Fatalf("%d of 300 random rulesets loaded, %d alerts, %d quiet steps: the trials do not exercise the shortcut", loaded, alerts, quietSteps)
 	}
 }
