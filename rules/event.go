@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/bits"
 	"reflect"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -151,21 +152,33 @@ func ParseEvent(raw []byte) (*Event, error) {
 // with what it belongs to). ev must be zero; after an error it is unusable.
 func (ev *Event) Parse(raw []byte) error { return ev.ParseWith(raw, nil) }
 
-// Layout remembers the keys of the last event parsed with it, in order.
-// The events of a stream mostly share their keys and their order: ParseWith
-// then recognises each key by comparing its bytes with the one expected
-// there, instead of scanning a string, and knows the keys distinct without
-// checking. A Layout is not safe for concurrent use: a decoding goroutine
-// keeps its own.
+// Layout remembers the keys of the last events parsed with it, in order:
+// the few shapes a stream's events come in (a login has no card fields, a
+// card authorisation no IP). ParseWith recognises each key by comparing
+// its bytes with the one the event's shape has there, instead of scanning a
+// string, and knows the keys distinct without checking. A Layout is not
+// safe for concurrent use: a decoding goroutine keeps its own.
 type Layout struct {
+	shapes [layoutShapes]shape
+	n      int // shapes in use
+	cur    int // the shape the last event had
+	evict  int // the next shape replaced when all are in use
+}
+
+// layoutShapes is how many shapes a Layout remembers: a stream of more
+// shapes, in turns, parses as without one, plus a failed comparison.
+const layoutShapes = 4
+
+// shape is one sequence of keys.
+type shape struct {
 	keys []byte  // the keys, one after the other (then scratch space)
 	ends []int32 // key i is keys[ends[i-1]:ends[i]] (ends[-1] = 0)
 	id   uint32  // layoutIDs' number for these keys; 0: none
 }
 
-// layoutIDs numbers the layouts of the process by their keys, so that the
+// layoutIDs numbers the shapes of the process by their keys, so that the
 // Layouts of two decoding goroutines that see the same events agree on
-// their number (the hints of compiled expressions are shared). It stops
+// their numbers (the hints of compiled expressions are shared). It stops
 // numbering at maxLayouts: a stream whose every event has keys of its own
 // does not grow it without bound, and its events look fields up by name.
 var layoutIDs struct {
@@ -175,7 +188,7 @@ var layoutIDs struct {
 
 const maxLayouts = 1 << 12
 
-// layoutID returns the number of the layout whose encoding is key.
+// layoutID returns the number of the shape whose encoding is key.
 func layoutID(key []byte) uint32 {
 	layoutIDs.Lock()
 	defer layoutIDs.Unlock()
@@ -193,28 +206,90 @@ func layoutID(key []byte) uint32 {
 	return id
 }
 
-func (l *Layout) key(i int) []byte {
+func (sh *shape) key(i int) []byte {
 	start := int32(0)
 	if i > 0 {
-		start = l.ends[i-1]
+		start = sh.ends[i-1]
 	}
-	return l.keys[start:l.ends[i]]
+	return sh.keys[start:sh.ends[i]]
 }
 
-// remember makes ev's keys the layout; ev has plain, distinct keys.
-func (l *Layout) remember(ev *Event) {
-	l.keys, l.ends = l.keys[:0], l.ends[:0]
-	for i := range ev.fields {
-		l.keys = append(l.keys, ev.plainKey(&ev.fields[i])...)
-		l.ends = append(l.ends, int32(len(l.keys)))
+// sharesPrefix reports whether o has the first n keys of sh.
+func (sh *shape) sharesPrefix(o *shape, n int) bool {
+	if len(o.ends) < n || len(sh.ends) < n {
+		return false
 	}
-	// The keys with their ends name the layout unambiguously.
-	name := l.keys
-	for _, end := range l.ends {
+	if n == 0 {
+		return true
+	}
+	return slices.Equal(sh.ends[:n], o.ends[:n]) && string(sh.keys[:sh.ends[n-1]]) == string(o.keys[:o.ends[n-1]])
+}
+
+// matchKey reports whether raw[k0:] holds sh's key i and its closing
+// quote, returning the key's end.
+func (sh *shape) matchKey(raw []byte, k0, i int) (int, bool) {
+	if i >= len(sh.ends) {
+		return 0, false
+	}
+	want := sh.key(i)
+	end := k0 + len(want)
+	return end, end < len(raw) && raw[end] == '"' && string(raw[k0:end]) == string(want)
+}
+
+// follow returns the index of a remembered shape that has the first n keys
+// of shape cur and the key at raw[k0:] next, with the key's end; ok is
+// false when none has.
+func (l *Layout) follow(cur, n int, raw []byte, k0 int) (next, end int, ok bool) {
+	for j := range l.n {
+		if j == cur || !l.shapes[cur].sharesPrefix(&l.shapes[j], n) {
+			continue
+		}
+		if end, ok := l.shapes[j].matchKey(raw, k0, n); ok {
+			return j, end, true
+		}
+	}
+	return 0, 0, false
+}
+
+// settle records the shape of ev, a successfully parsed event with plain,
+// distinct keys whose first keys followed shape cur (all of them when
+// whole) and returns its number.
+func (l *Layout) settle(ev *Event, cur int, whole bool) uint32 {
+	n := len(ev.fields)
+	if whole {
+		if len(l.shapes[cur].ends) == n {
+			l.cur = cur
+			return l.shapes[cur].id
+		}
+		for j := range l.n { // a shorter shape with the same keys
+			if len(l.shapes[j].ends) == n && l.shapes[cur].sharesPrefix(&l.shapes[j], n) {
+				l.cur = j
+				return l.shapes[j].id
+			}
+		}
+	}
+	slot := l.n
+	if l.n < layoutShapes {
+		l.n++
+	} else {
+		slot = l.evict
+		l.evict = (l.evict + 1) % layoutShapes
+	}
+	sh := &l.shapes[slot]
+	sh.keys, sh.ends = sh.keys[:0], sh.ends[:0]
+	for i := range ev.fields {
+		sh.keys = append(sh.keys, ev.plainKey(&ev.fields[i])...)
+		sh.ends = append(sh.ends, int32(len(sh.keys)))
+	}
+	// The keys with their ends name the shape unambiguously.
+	name := sh.keys
+	for _, end := range sh.ends {
 		name = binary.LittleEndian.AppendUint32(name, uint32(end))
 	}
-	l.id = layoutID(name)
-	l.keys = name[:len(l.keys)] // keep the grown array
+	sh.id = layoutID(name)
+	sh.keys = name[:len(sh.keys)] // keep the grown array
+	l.cur = slot
+	return sh.id
 }
 
 // ParseWith is Parse with the layout of the events parsed before (nil: no
@@ -228,7 +303,12 @@ func (ev *Event) ParseWith(raw []byte, layout *Layout) error {
 	// seen is a 256-bit filter of the keys so far; only a key whose bit is
 	// already set is compared with the earlier ones.
 	var seen keyFilter
-	onLayout := layout != nil && len(layout.ends) > 0
+	// cur is the shape the keys so far followed, while onLayout.
+	onLayout := layout != nil && layout.n > 0
+	cur := 0
+	if onLayout {
+		cur = layout.cur
+	}
 	s := scanner{b: raw}
 	s.ws()
 	if s.i >= len(raw) {
@@ -259,13 +339,14 @@ func (ev *Event) ParseWith(raw []byte, layout *Layout) error {
 			}
 			k0, k1, esc := s.i+1, 0, false
 			if onLayout {
-				if n := len(ev.fields); n < len(layout.ends) {
-					want := layout.key(n)
-					if end := k0 + len(want); end < len(raw) && raw[end] == '"' && string(raw[k0:end]) == string(want) {
-						k1, s.i = end, end+1
-					}
+				n := len(ev.fields)
+				end, ok := layout.shapes[cur].matchKey(raw, k0, n)
+				if !ok {
+					cur, end, ok = layout.follow(cur, n, raw, k0)
 				}
-				if k1 == 0 {
+				if ok {
+					k1, s.i = end, end+1
+				} else {
 					// Off the layout: from here on keys are scanned and
 					// checked for repeats, against the earlier ones too.
 					onLayout = false
@@ -326,10 +407,7 @@ func (ev *Event) ParseWith(raw []byte, layout *Layout) error {
 		return s.errf("after top-level value")
 	}
 	if layout != nil && !ev.slow {
-		if !onLayout || len(ev.fields) != len(layout.ends) {
-			layout.remember(ev)
-		}
-		ev.layout = layout.id
+		ev.layout = layout.settle(ev, cur, onLayout)
 	}
 	return nil
 }

@@ -41,6 +41,17 @@ var layoutCases = [][2]string{
 func TestParseWithLayoutAgreesWithParse(t *testing.T) {
 	for _, c := range layoutCases {
 		checkLayoutAgrees(t, []byte(c[0]), []byte(c[1]))
+		// The same after another shape: both are remembered, and the
+		// second event may follow either.
+		checkLayoutAgrees(t, []byte(`{"type":"x","z":1}`), []byte(c[0]), []byte(c[1]))
+	}
+	// A key that only another shape has at that place, after keys that
+	// shape does not start with, is off the layout: here a repeat.
+	checkLayoutAgrees(t, []byte(`{"x":1,"y":2}`), []byte(`{"y":1,"x":2}`), []byte(`{"x":1,"x":2}`))
+	checkLayoutAgrees(t, []byte(`{"x":1,"y":2,"z":3}`), []byte(`{"x":1,"z":2}`), []byte(`{"x":1,"z":2,"z":3}`))
+	for i := range layoutCases {
+		j := (i + 1) % len(layoutCases)
+		checkLayoutAgrees(t, []byte(layoutCases[i][0]), []byte(layoutCases[j][0]), []byte(layoutCases[i][1]))
 	}
 	// A stream of one shape parses on the layout after its first event.
 	var l Layout
@@ -50,28 +61,67 @@ func TestParseWithLayoutAgreesWithParse(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := string(l.keys); got != "typeipn" || len(l.ends) != 3 {
-		t.Errorf("layout = %q %v, want the keys type, ip, n", got, l.ends)
+	if sh := l.shapes[l.cur]; l.n != 1 || string(sh.keys) != "typeipn" || len(sh.ends) != 3 {
+		t.Errorf("layout = %d shapes, current %q %v; want one, the keys type, ip, n", l.n, sh.keys, sh.ends)
+	}
+	// Shapes in turns: each event parses on the shape it has, found among
+	// those remembered, and numbers its event the same each time.
+	var mixed Layout
+	docs := []string{
+		`{"type":"login","ip":"x","ok":true}`,
+		`{"type":"auth","amount":1.5,"card":"c"}`,
+		`{"type":"login","ip":"x"}`,
+		`{"type":"auth","amount":1.5}`,
+	}
+	ids := map[int]uint32{}
+	for round := range 3 {
+		for i, doc := range docs {
+			ev := new(Event)
+			if err := ev.ParseWith([]byte(doc), &mixed); err != nil {
+				t.Fatal(err)
+			}
+			if ev.layout == 0 {
+				t.Fatalf("round %d: %s has no layout number", round, doc)
+			}
+			if round == 0 {
+				ids[i] = ev.layout
+			} else if ev.layout != ids[i] {
+				t.Errorf("round %d: %s numbered %d, first %d", round, doc, ev.layout, ids[i])
+			}
+		}
+	}
+	if mixed.n != len(docs) {
+		t.Errorf("%d shapes remembered, want %d", mixed.n, len(docs))
+	}
+	for i := range docs {
+		for j := range i {
+			if ids[i] == ids[j] {
+				t.Errorf("%s and %s share layout number %d", docs[i], docs[j], ids[i])
+			}
+		}
 	}
 }
 
 func FuzzParseEventWithLayout(f *testing.F) {
-	for _, c := range layoutCases {
-		f.Add([]byte(c[0]), []byte(c[1]))
+	for i, c := range layoutCases {
+		f.Add([]byte(layoutCases[(i+1)%len(layoutCases)][0]), []byte(c[0]), []byte(c[1]))
 	}
-	f.Add(paymentsEvent, paymentsEvent)
-	f.Fuzz(func(t *testing.T, prev, raw []byte) {
-		checkLayoutAgrees(t, prev, raw)
+	f.Add(paymentsEvent, paymentsEvent, paymentsEvent)
+	f.Fuzz(func(t *testing.T, a, b, raw []byte) {
+		checkLayoutAgrees(t, a, b, raw)
 	})
 }
 
-// checkLayoutAgrees parses raw on the layout prev left (and again on the
-// layout raw left) and checks that both give what Parse gives: the same
-// error, or the same fields, flags and values.
-func checkLayoutAgrees(t *testing.T, prev, raw []byte) {
+// checkLayoutAgrees parses the last of docs on the layout the others left
+// (and again on the layout it left itself) and checks that both give what
+// Parse gives: the same error, or the same fields, flags and values.
+func checkLayoutAgrees(t *testing.T, docs ...[]byte) {
 	t.Helper()
 	var l Layout
-	_ = new(Event).ParseWith(bytes.Clone(prev), &l)
+	prev, raw := docs[:len(docs)-1], docs[len(docs)-1]
+	for _, d := range prev {
+		_ = new(Event).ParseWith(bytes.Clone(d), &l)
+	}
 	for pass := range 2 {
 		// A fresh Parse each pass: reading fields caches values in them.
 		want := new(Event)
