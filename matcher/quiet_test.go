@@ -92,40 +92,10 @@ rules:
 func TestQuietRecordsStepAsSteppingWould(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	types := []string{"a", "b", "c", "d", "e", "f", "f", "f"}
-	type rec struct {
-		raw, key string
-		time     int64
-	}
-	var stream []rec
-	for i := range 6000 {
-		m := ""
-		if rng.IntN(3) > 0 {
-			m = fmt.Sprintf(`,"m":%d`, rng.IntN(8))
-		}
-		stream = append(stream, rec{
-			raw:  fmt.Sprintf(`{"id":%d,"type":%q,"n":%d%s}`, i, types[rng.IntN(len(types))], rng.IntN(8), m),
-			key:  fmt.Sprintf("k%d", rng.IntN(8)),
-			time: int64(i)*ms + int64(rng.IntN(3))*ms,
-		})
-	}
-	replay := func(prepare bool) ([]string, Stats, uint64) {
-		p, c := newPartition(t, quietRules, Options{MaxOutOfOrderness: 5 * time.Millisecond, MaxRunsPerKey: 8})
-		for i, s := range stream {
-			ev, err := rules.ParseEvent([]byte(s.raw))
-			if err != nil {
-				t.Fatal(err)
-			}
-			r := &Record{Event: ev, Key: s.key, Time: s.time, Pos: Position{Source: "test", Offset: int64(i)}}
-			if prepare {
-				p.prog.Prepare(r)
-			}
-			p.Push(r)
-		}
-		p.Advance(1 << 62)
-		return c.matches(), p.Stats(), p.quietSteps
-	}
-	stepped, steppedStats, none := replay(false)
-	decided, decidedStats, quiet := replay(true)
+	opts := Options{MaxOutOfOrderness: 5 * time.Millisecond, MaxRunsPerKey: 8}
+	stream := randomStream(rng, 6000, types, 8, 3, 8)
+	stepped, steppedStats, none := replayQuiet(t, quietRules, opts, stream, false)
+	decided, decidedStats, quiet := replayQuiet(t, quietRules, opts, stream, true)
 	if none != 0 {
 		t.Fatalf("%d records left partial matches as they were without prepared conditions", none)
 	}
@@ -227,40 +197,10 @@ func TestRandomPatternsStepAsSteppingWould(t *testing.T) {
 			continue // a combination the language rejects
 		}
 		loaded++
-		type rec struct {
-			raw, key string
-			time     int64
-		}
-		var stream []rec
-		for i := range 400 {
-			m := ""
-			if rng.IntN(4) > 0 {
-				m = fmt.Sprintf(`,"m":%d`, rng.IntN(6))
-			}
-			stream = append(stream, rec{
-				raw:  fmt.Sprintf(`{"id":%d,"type":%q,"n":%d%s}`, i, string(rune('a'+rng.IntN(7))), rng.IntN(8), m),
-				key:  fmt.Sprintf("k%d", rng.IntN(3)),
-				time: int64(i)*ms + int64(rng.IntN(3))*ms,
-			})
-		}
-		replay := func(prepare bool) ([]string, Stats, uint64) {
-			p, c := newPartition(t, yaml, Options{MaxOutOfOrderness: 4 * time.Millisecond, MaxRunsPerKey: 30})
-			for i, s := range stream {
-				ev, err := rules.ParseEvent([]byte(s.raw))
-				if err != nil {
-					t.Fatal(err)
-				}
-				r := &Record{Event: ev, Key: s.key, Time: s.time, Pos: Position{Source: "test", Offset: int64(i)}}
-				if prepare {
-					p.prog.Prepare(r)
-				}
-				p.Push(r)
-			}
-			p.Advance(1 << 62)
-			return c.matches(), p.Stats(), p.quietSteps
-		}
-		stepped, steppedStats, _ := replay(false)
-		decided, decidedStats, quiet := replay(true)
+		opts := Options{MaxOutOfOrderness: 4 * time.Millisecond, MaxRunsPerKey: 30}
+		stream := randomStream(rng, 400, []string{"a", "b", "c", "d", "e", "f", "g"}, 3, 4, 6)
+		stepped, steppedStats, _ := replayQuiet(t, yaml, opts, stream, false)
+		decided, decidedStats, quiet := replayQuiet(t, yaml, opts, stream, true)
 		alerts += len(stepped)
 		quietSteps += quiet
 		if d := cmp.Diff(stepped, decided); d != "" {
@@ -274,4 +214,52 @@ func TestRandomPatternsStepAsSteppingWould(t *testing.T) {
 	if loaded < 150 || alerts < 10*loaded || quietSteps < uint64(10*loaded) {
 		t.Fatalf("%d of 300 random rulesets loaded, %d alerts, %d quiet steps: the trials do not exercise the shortcut", loaded, alerts, quietSteps)
 	}
+}
+
+// quietRec is one event of a random stream for the quiet tests.
+type quietRec struct {
+	raw, key string
+	time     int64
+}
+
+// randomStream returns n events {"id","type","n"[,"m"]} with types from
+// types over keys keys, 1 ms apart with up to 2 ms of jitter; one in
+// mEvery lacks m (conditions on it then fail to evaluate), the others have
+// it below mMax.
+func randomStream(rng *rand.Rand, n int, types []string, keys, mEvery, mMax int) []quietRec {
+	var stream []quietRec
+	for i := range n {
+		m := ""
+		if rng.IntN(mEvery) > 0 {
+			m = fmt.Sprintf(`,"m":%d`, rng.IntN(mMax))
+		}
+		stream = append(stream, quietRec{
+			raw:  fmt.Sprintf(`{"id":%d,"type":%q,"n":%d%s}`, i, types[rng.IntN(len(types))], rng.IntN(8), m),
+			key:  fmt.Sprintf("k%d", rng.IntN(keys)),
+			time: int64(i)*ms + int64(rng.IntN(3))*ms,
+		})
+	}
+	return stream
+}
+
+// replayQuiet runs stream through a Partition of the rules in yaml, its
+// records prepared (so that leavesAsIs may decide them) or not (every
+// record stepped), and returns the alerts, the counters and how many steps
+// leavesAsIs decided.
+func replayQuiet(t *testing.T, yaml string, opts Options, stream []quietRec, prepare bool) ([]string, Stats, uint64) {
+	t.Helper()
+	p, c := newPartition(t, yaml, opts)
+	for i, s := range stream {
+		ev, err := rules.ParseEvent([]byte(s.raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := &Record{Event: ev, Key: s.key, Time: s.time, Pos: Position{Source: "test", Offset: int64(i)}}
+		if prepare {
+			p.prog.Prepare(r)
+		}
+		p.Push(r)
+	}
+	p.Advance(1 << 62)
+	return c.matches(), p.Stats(), p.quietSteps
 }

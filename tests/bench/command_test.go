@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"sync"
 	"syscall"
@@ -29,29 +28,18 @@ func BenchmarkCommandVsFloor(b *testing.B) {
 	var maxRSS int64
 	var alerts int
 	for b.Loop() {
-		runtime.GC()
-		t0 := time.Now()
-		floorPass(b, path, lines)
-		f1 := time.Since(t0)
-		runtime.GC()
-
-		var out, stderr bytes.Buffer
-		cmd := exec.Command(bin, "run", "--quiet", "--rules", rules, path)
-		cmd.Stdout, cmd.Stderr = &out, &stderr
-		t1 := time.Now()
-		err := cmd.Run()
-		c := time.Since(t1)
-		if err != nil {
-			b.Fatalf("shrike run: %v\n%s", err, stderr.Bytes())
-		}
-		alerts = bytes.Count(out.Bytes(), []byte("\n"))
-		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-			maxRSS = max(maxRSS, ru.Maxrss) // KiB on Linux
-		}
-
-		t2 := time.Now()
-		floorPass(b, path, lines)
-		f := (f1 + time.Since(t2)) / 2
+		c, f := pairWithFloor(b, path, lines, func() {
+			var out, stderr bytes.Buffer
+			cmd := exec.Command(bin, "run", "--quiet", "--rules", rules, path)
+			cmd.Stdout, cmd.Stderr = &out, &stderr
+			if err := cmd.Run(); err != nil {
+				b.Fatalf("shrike run: %v\n%s", err, stderr.Bytes())
+			}
+			alerts = bytes.Count(out.Bytes(), []byte("\n"))
+			if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+				maxRSS = max(maxRSS, ru.Maxrss) // KiB on Linux
+			}
+		})
 		command += c
 		floor += f
 		ratios = append(ratios, float64(c)/float64(f))

@@ -69,29 +69,20 @@ func BenchmarkEngineVsFloor(b *testing.B) {
 	// starts on an empty one: otherwise the replay would pay for
 	// collecting the floor's garbage (268 MB of strings per pass).
 	for b.Loop() {
-		runtime.GC()
-		t0 := time.Now()
-		floorPass(b, path, lines)
-		f1 := time.Since(t0)
-		runtime.GC()
-		t1 := time.Now()
-		sum, err := cep.Replay(context.Background(), cep.ReplayOptions{
-			Rulesets: []*rules.Compiled{rs},
-			Inputs:   []cep.Input{{Name: path}},
-			Alerts:   discard{},
-			Clock:    fixedClock,
+		e, f := pairWithFloor(b, path, lines, func() {
+			sum, err := cep.Replay(context.Background(), cep.ReplayOptions{
+				Rulesets: []*rules.Compiled{rs},
+				Inputs:   []cep.Input{{Name: path}},
+				Alerts:   discard{},
+				Clock:    fixedClock,
+			})
+			if err != nil {
+				b.Fatalf("replay: %v", err)
+			}
+			if sum.Events != uint64(lines) {
+				b.Fatalf("replay took %d of %d events", sum.Events, lines)
+			}
 		})
-		e := time.Since(t1)
-		if err != nil {
-			b.Fatalf("replay: %v", err)
-		}
-		if sum.Events != uint64(lines) {
-			b.Fatalf("replay took %d of %d events", sum.Events, lines)
-		}
-		runtime.GC()
-		t2 := time.Now()
-		floorPass(b, path, lines)
-		f := (f1 + time.Since(t2)) / 2
 		engine += e
 		floor += f
 		ratios = append(ratios, float64(e)/float64(f))
@@ -100,6 +91,23 @@ func BenchmarkEngineVsFloor(b *testing.B) {
 	b.ReportMetric(float64(engine.Nanoseconds())/float64(b.N)/float64(lines), "engine-ns/event")
 	b.ReportMetric(float64(floor.Nanoseconds())/float64(b.N)/float64(lines), "floor-ns/event")
 	b.ReportMetric(ratios[len(ratios)/2], "engine/floor")
+}
+
+// pairWithFloor times run between two floor passes over the stream, each
+// of the three started on a collected heap, and returns run's wall time
+// and the mean of the floors'.
+func pairWithFloor(b *testing.B, path string, lines int, run func()) (pass, floor time.Duration) {
+	b.Helper()
+	timed := func(f func()) time.Duration {
+		runtime.GC()
+		t := time.Now()
+		f()
+		return time.Since(t)
+	}
+	f1 := timed(func() { floorPass(b, path, lines) })
+	pass = timed(run)
+	f2 := timed(func() { floorPass(b, path, lines) })
+	return pass, (f1 + f2) / 2
 }
 
 // BenchmarkEngineSequential is BenchmarkEngine with the whole replay on one
