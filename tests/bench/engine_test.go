@@ -31,16 +31,7 @@ func BenchmarkEngine(b *testing.B) {
 	heap := startHeapSampler()
 	pe := startPerEvent()
 	for b.Loop() {
-		var err error
-		sum, err = cep.Replay(context.Background(), cep.ReplayOptions{
-			Rulesets: []*rules.Compiled{rs},
-			Inputs:   []cep.Input{{Name: path}},
-			Alerts:   discard{},
-			Clock:    fixedClock,
-		})
-		if err != nil {
-			b.Fatalf("replay: %v", err)
-		}
+		sum = replayStream(b, rs, path, false)
 	}
 	pe.report(b, lines)
 	peak := heap.Stop()
@@ -70,16 +61,7 @@ func BenchmarkEngineVsFloor(b *testing.B) {
 	// collecting the floor's garbage (268 MB of strings per pass).
 	for b.Loop() {
 		e, f := pairWithFloor(b, path, lines, func() {
-			sum, err := cep.Replay(context.Background(), cep.ReplayOptions{
-				Rulesets: []*rules.Compiled{rs},
-				Inputs:   []cep.Input{{Name: path}},
-				Alerts:   discard{},
-				Clock:    fixedClock,
-			})
-			if err != nil {
-				b.Fatalf("replay: %v", err)
-			}
-			if sum.Events != uint64(lines) {
+			if sum := replayStream(b, rs, path, false); sum.Events != uint64(lines) {
 				b.Fatalf("replay took %d of %d events", sum.Events, lines)
 			}
 		})
@@ -91,6 +73,23 @@ func BenchmarkEngineVsFloor(b *testing.B) {
 	b.ReportMetric(float64(engine.Nanoseconds())/float64(b.N)/float64(lines), "engine-ns/event")
 	b.ReportMetric(float64(floor.Nanoseconds())/float64(b.N)/float64(lines), "floor-ns/event")
 	b.ReportMetric(ratios[len(ratios)/2], "engine/floor")
+}
+
+// replayStream replays the stream file with rs as `shrike run` does, the
+// alerts encoded and discarded (sequential: all on one goroutine).
+func replayStream(b *testing.B, rs *rules.Compiled, path string, sequential bool) cep.Summary {
+	b.Helper()
+	sum, err := cep.Replay(context.Background(), cep.ReplayOptions{
+		Rulesets:   []*rules.Compiled{rs},
+		Inputs:     []cep.Input{{Name: path}},
+		Alerts:     discard{},
+		Clock:      fixedClock,
+		Sequential: sequential,
+	})
+	if err != nil {
+		b.Fatalf("replay: %v", err)
+	}
+	return sum
 }
 
 // pairWithFloor times run between two floor passes over the stream, each
@@ -121,17 +120,7 @@ func BenchmarkEngineSequential(b *testing.B) {
 	heap := startHeapSampler()
 	pe := startPerEvent()
 	for b.Loop() {
-		var err error
-		sum, err = cep.Replay(context.Background(), cep.ReplayOptions{
-			Rulesets:   []*rules.Compiled{rs},
-			Inputs:     []cep.Input{{Name: path}},
-			Alerts:     discard{},
-			Clock:      fixedClock,
-			Sequential: true,
-		})
-		if err != nil {
-			b.Fatalf("replay: %v", err)
-		}
+		sum = replayStream(b, rs, path, true)
 	}
 	pe.report(b, lines)
 	peak := heap.Stop()
