@@ -63,35 +63,37 @@ func (p *Partition) leavesAsIs(pr *planRule, rk *ruleKey, r *Record) bool {
 // edge holds.
 func decidesQuiet(st *nfa.State, start bool, pre *prepared) bool {
 	ignored := 0
-	var walk func(s *nfa.State) bool
-	walk = func(s *nfa.State) bool {
-		for _, e := range s.Edges {
-			holds, ok := pre.decide(e.Cond)
-			if !ok {
+	return walkQuiet(st, st, start, pre, &ignored) && (start || ignored == 1)
+}
+
+// walkQuiet decides the edges of s, reached from st by proceed edges that
+// hold (s == st first), counting in ignored the ignore edges back to st.
+func walkQuiet(s, st *nfa.State, start bool, pre *prepared, ignored *int) bool {
+	for _, e := range s.Edges {
+		holds, ok := pre.decide(e.Cond)
+		if !ok {
+			return false
+		}
+		if !holds {
+			continue
+		}
+		switch e.Action {
+		case nfa.Proceed:
+			if !walkQuiet(e.Target, st, start, pre, ignored) {
 				return false
 			}
-			if !holds {
-				continue
-			}
-			switch e.Action {
-			case nfa.Proceed:
-				if !walk(e.Target) {
+		case nfa.Take:
+			return false
+		case nfa.Ignore:
+			if !start {
+				if e.Target != st {
 					return false
 				}
-			case nfa.Take:
-				return false
-			case nfa.Ignore:
-				if !start {
-					if e.Target != st {
-						return false
-					}
-					ignored++
-				}
+				*ignored++
 			}
 		}
-		return true
 	}
-	return walk(st) && (start || ignored == 1)
+	return true
 }
 
 // decide evaluates c from the values Prepare kept, in the order

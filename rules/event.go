@@ -8,7 +8,6 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"unicode/utf8"
 	"unsafe"
@@ -179,32 +178,9 @@ type shape struct {
 // layoutIDs numbers the shapes of the process by their keys, so that the
 // Layouts of two decoding goroutines that see the same events agree on
 // their numbers (the hints of compiled expressions are shared). It stops
-// numbering at maxLayouts: a stream whose every event has keys of its own
-// does not grow it without bound, and its events look fields up by name.
-var layoutIDs struct {
-	sync.Mutex
-	ids map[string]uint32
-}
-
-const maxLayouts = 1 << 12
-
-// layoutID returns the number of the shape whose encoding is key.
-func layoutID(key []byte) uint32 {
-	layoutIDs.Lock()
-	defer layoutIDs.Unlock()
-	if id, ok := layoutIDs.ids[string(key)]; ok {
-		return id
-	}
-	if len(layoutIDs.ids) >= maxLayouts {
-		return 0
-	}
-	if layoutIDs.ids == nil {
-		layoutIDs.ids = map[string]uint32{}
-	}
-	id := uint32(len(layoutIDs.ids) + 1)
-	layoutIDs.ids[string(key)] = id
-	return id
-}
+// numbering at 4,096: a stream whose every event has keys of its own does
+// not grow it without bound, and its events look fields up by name.
+var layoutIDs = interner{max: 1 << 12}
 
 func (sh *shape) key(i int) []byte {
 	start := int32(0)
@@ -286,7 +262,7 @@ func (l *Layout) settle(ev *Event, cur int, whole bool) uint32 {
 	for _, end := range sh.ends {
 		name = binary.LittleEndian.AppendUint32(name, uint32(end))
 	}
-	sh.id = layoutID(name)
+	sh.id = layoutIDs.id(string(name))
 	sh.keys = name[:len(sh.keys)] // keep the grown array
 	l.cur = slot
 	return sh.id

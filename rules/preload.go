@@ -1,7 +1,6 @@
 package rules
 
 import (
-	"sync"
 
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
@@ -23,29 +22,18 @@ type numberKey uint16
 // numberKindBits is how many low bits of a numberKey hold the kind.
 const numberKindBits = 4
 
-var numberIDs struct {
-	sync.Mutex
-	ids map[string]uint16
-}
+// numberIDs numbers the fields numberKeys name: 4,095 per process, as
+// many as the bits above the kind hold.
+var numberIDs = interner{max: 1<<(16-numberKindBits) - 1}
 
 // newNumberKey returns the key of field decoded as k, 0 when the key space
-// (4,095 field names per process) is used up: the field is then not
-// preloaded, which costs speed only.
+// is used up: the field is then not preloaded, which costs speed only.
 func newNumberKey(field string, k kind) numberKey {
-	numberIDs.Lock()
-	defer numberIDs.Unlock()
-	id, ok := numberIDs.ids[field]
-	if !ok {
-		if len(numberIDs.ids) >= 1<<(16-numberKindBits)-1 {
-			return 0
-		}
-		if numberIDs.ids == nil {
-			numberIDs.ids = map[string]uint16{}
-		}
-		id = uint16(len(numberIDs.ids) + 1)
-		numberIDs.ids[field] = id
+	id := numberIDs.id(field)
+	if id == 0 {
+		return 0
 	}
-	return numberKey(id<<numberKindBits | uint16(k))
+	return numberKey(uint16(id)<<numberKindBits | uint16(k))
 }
 
 // preloaded returns the number stored under key.

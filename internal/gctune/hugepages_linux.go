@@ -237,7 +237,13 @@ func anonymousMapping(line string) (start, end uintptr, ok bool) {
 	if len(fields) != 5 || fields[1] != "rw-p" || fields[4] != "0" {
 		return 0, 0, false // a file, a name such as [stack], or other permissions
 	}
-	lo, hi, found := strings.Cut(fields[0], "-")
+	return addressRange(fields[0])
+}
+
+// addressRange parses the "start-end" (hexadecimal) that begins a mapping
+// in /proc/self/maps and smaps.
+func addressRange(r string) (start, end uintptr, ok bool) {
+	lo, hi, found := strings.Cut(r, "-")
 	if !found {
 		return 0, 0, false
 	}

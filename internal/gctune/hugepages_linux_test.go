@@ -7,7 +7,6 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -65,29 +64,41 @@ func TestReserveSizeStaysWithinTheMemoryLimit(t *testing.T) {
 // it, and a failed allocation ends the process: none is made. The limit is
 // set in a process of its own, which then allocates as a replay would.
 func TestNoReservationUnderAnAddressSpaceLimit(t *testing.T) {
-	if os.Getenv("GCTUNE_RLIMIT_CHILD") == "1" {
-		var as syscall.Rlimit
-		if err := syscall.Getrlimit(syscall.RLIMIT_AS, &as); err != nil {
-			t.Fatal(err)
-		}
-		as.Cur = 4 << 30 // below what the reservation would need on top of the runtime's
-		if err := syscall.Setrlimit(syscall.RLIMIT_AS, &as); err != nil {
-			t.Skipf("cannot lower RLIMIT_AS: %v", err)
-		}
-		if n := reserveSize(); n != 0 {
-			t.Fatalf("reserveSize() = %d under an address space limit, want 0", n)
-		}
-		ReserveHugePages()
-		b := make([]byte, 64<<20)
-		b[len(b)-1] = 1
+	if !inOwnProcess(t) {
 		return
 	}
-	cmd := exec.Command(os.Args[0], "-test.run", "^TestNoReservationUnderAnAddressSpaceLimit$", "-test.v")
-	cmd.Env = append(os.Environ(), "GCTUNE_RLIMIT_CHILD=1")
+	var as syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_AS, &as); err != nil {
+		t.Fatal(err)
+	}
+	as.Cur = 4 << 30 // below what the reservation would need on top of the runtime's
+	if err := syscall.Setrlimit(syscall.RLIMIT_AS, &as); err != nil {
+		t.Skipf("cannot lower RLIMIT_AS: %v", err)
+	}
+	if n := reserveSize(); n != 0 {
+		t.Fatalf("reserveSize() = %d under an address space limit, want 0", n)
+	}
+	ReserveHugePages()
+	b := make([]byte, 64<<20)
+	b[len(b)-1] = 1
+}
+
+// inOwnProcess reports whether the test runs in a process of its own. The
+// first time it does not: it runs the test again in a child process (named
+// in GCTUNE_CHILD), fails the test unless the child passed, and reports
+// false; in the child it reports true.
+func inOwnProcess(t *testing.T) bool {
+	t.Helper()
+	if os.Getenv("GCTUNE_CHILD") == t.Name() {
+		return true
+	}
+	cmd := exec.Command(os.Args[0], "-test.run", "^"+t.Name()+"$", "-test.v")
+	cmd.Env = append(os.Environ(), "GCTUNE_CHILD="+t.Name())
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "--- PASS") {
-		t.Errorf("in a process with RLIMIT_AS set: %v\n%s", err, out)
+		t.Errorf("in a process of its own: %v\n%s", err, out)
 	}
+	return false
 }
 
 // setMemoryLimit sets the Go memory limit; -1 restores no limit.
@@ -106,24 +117,18 @@ func TestReservedHeapIsMarkedForHugePages(t *testing.T) {
 	if !hugePagesAdvisable() {
 		t.Skip("the kernel's transparent huge pages are not in madvise mode")
 	}
-	if os.Getenv("GCTUNE_RESERVE_CHILD") == "1" {
-		if !reserveHugePages(reserveMin) {
-			t.Fatalf("no reservation in a fresh process (%d collections)", collections())
-		}
-		b := make([]byte, reserveMin/2)
-		// Its middle: the reservation's first and last partial huge
-		// pages are not marked.
-		addr := uintptr(unsafe.Pointer(&b[len(b)/2]))
-		if !mappingHasFlag(t, addr, "hg") {
-			t.Errorf("the mapping of a %d-byte allocation after the reservation is not marked for huge pages", len(b))
-		}
+	if !inOwnProcess(t) {
 		return
 	}
-	cmd := exec.Command(os.Args[0], "-test.run", "^TestReservedHeapIsMarkedForHugePages$", "-test.v")
-	cmd.Env = append(os.Environ(), "GCTUNE_RESERVE_CHILD=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "--- PASS") {
-		t.Errorf("in a fresh process: %v\n%s", err, out)
+	if !reserveHugePages(reserveMin) {
+		t.Fatalf("no reservation in a fresh process (%d collections)", collections())
+	}
+	b := make([]byte, reserveMin/2)
+	// Its middle: the reservation's first and last partial huge
+	// pages are not marked.
+	addr := uintptr(unsafe.Pointer(&b[len(b)/2]))
+	if !mappingHasFlag(t, addr, "hg") {
+		t.Errorf("the mapping of a %d-byte allocation after the reservation is not marked for huge pages", len(b))
 	}
 }
 
@@ -184,11 +189,9 @@ func mappingHasFlag(t *testing.T, addr uintptr, flag string) bool {
 	in := false
 	for sc.Scan() {
 		line := sc.Text()
-		if r, _, ok := strings.Cut(line, " "); ok && strings.Contains(r, "-") && !strings.HasSuffix(r, ":") {
-			lo, hi, _ := strings.Cut(r, "-")
-			s, err1 := strconv.ParseUint(lo, 16, 64)
-			e, err2 := strconv.ParseUint(hi, 16, 64)
-			in = err1 == nil && err2 == nil && uintptr(s) <= addr && addr < uintptr(e)
+		if r, _, _ := strings.Cut(line, " "); !strings.HasSuffix(r, ":") {
+			lo, hi, ok := addressRange(r) // a mapping's first line
+			in = ok && lo <= addr && addr < hi
 			continue
 		}
 		if in {
