@@ -90,7 +90,7 @@ type FeedAlert struct {
 	// key; their times and positions are not in the JSON and are zero.
 	// Every subscriber gets the same value: it must not be modified.
 	Alert *matcher.Alert
-	// Raw is the record's value, the alert JSON of DESIGN.md §4, exactly as
+	// Raw is the record's value, the alert JSON of docs/design.md#alerts, exactly as
 	// the engine wrote it. It must not be modified.
 	Raw []byte
 	// Err, set only on the last value of a subscription's channel, says
@@ -102,7 +102,7 @@ type FeedAlert struct {
 
 // AlertFeed reads every partition of the alerts topic, without a consumer
 // group, so that each instance can serve any subscriber the alerts of all
-// instances (DESIGN.md §7). It keeps the latest alerts for Recent and fans
+// instances (api/README.md). It keeps the latest alerts for Recent and fans
 // each alert out to the live subscribers.
 //
 // Invariants:

@@ -12,7 +12,7 @@ import (
 	"github.com/shrike-cep/shrike/rules"
 )
 
-// alertJSON is the alert JSON of DESIGN.md §4 as matcher.Alert.AppendJSON
+// alertJSON is the alert JSON of docs/design.md#alerts as matcher.Alert.AppendJSON
 // writes it; events are decoded apart to keep the steps' order.
 type alertJSON struct {
 	ID          string            `json:"id"`
@@ -30,7 +30,7 @@ type alertJSON struct {
 	Events      json.RawMessage   `json:"events"`
 }
 
-// ParseAlert decodes one alert JSON object (DESIGN.md §4), as the engine
+// ParseAlert decodes one alert JSON object (docs/design.md#alerts), as the engine
 // writes it to the alerts topic and `shrike run` prints it, back into a
 // matcher.Alert. Steps keep the order of the JSON; each step's records
 // hold the events' original bytes and the alert's key, with no time or

@@ -27,7 +27,7 @@ import (
 // could not be read.
 var ErrInvalidConfig = errors.New("invalid configuration")
 
-// Config is the configuration of `shrike serve` (DESIGN.md §5, §8). It is
+// Config is the configuration of `shrike serve` (README.md#configuration). It is
 // read from a YAML file (LoadConfig), then command-line flags override
 // single fields (Config.Set), then Validate checks the result. Every
 // field's default is what DefaultConfig returns; a field the file leaves
@@ -108,7 +108,7 @@ type KafkaConfig struct {
 	Embedded EmbeddedConfig `yaml:"embedded"`
 }
 
-// TopicsConfig names the topics the engine writes (DESIGN.md §5).
+// TopicsConfig names the topics the engine writes (docs/design.md#runtime).
 type TopicsConfig struct {
 	Alerts     string `yaml:"alerts"`
 	DeadLetter string `yaml:"deadletter"`
@@ -171,7 +171,7 @@ type StateConfig struct {
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
 }
 
-// LimitsConfig are the limits of DESIGN.md §9 that the runtime enforces.
+// LimitsConfig are the limits of docs/design.md#bad-input-and-limits that the runtime enforces.
 type LimitsConfig struct {
 	// MaxRunsPerKey caps one rule's partial matches per key; the oldest
 	// are dropped and counted.

@@ -17,7 +17,7 @@ import (
 // the largest ruleset the rules package accepts.
 const DefaultAPIMaxRequestBytes = 4 << 20
 
-// The bearer-token scopes of DESIGN.md §7.
+// The bearer-token scopes of api/README.md.
 const (
 	ScopeRulesRead   = "rules:read"
 	ScopeRulesWrite  = "rules:write"
@@ -28,7 +28,7 @@ const (
 // Scopes are the scopes a token may hold.
 var Scopes = []string{ScopeRulesRead, ScopeRulesWrite, ScopeAlertsRead, ScopeEventsWrite}
 
-// APIConfig configures the gRPC API and its REST gateway (DESIGN.md §7).
+// APIConfig configures the gRPC API and its REST gateway (api/README.md).
 type APIConfig struct {
 	// Tokens are the bearer tokens clients authenticate with. None means
 	// no authentication, which Validate accepts only while both listeners

@@ -1,5 +1,5 @@
 // Package cep is Shrike's engine: it feeds events from sources into the
-// matcher and sends what the matcher produces to sinks (DESIGN.md §1, §3, §5).
+// matcher and sends what the matcher produces to sinks (docs/design.md#data-flow).
 //
 // Offline, FileReader streams recorded event files
 // (JSON lines, gzip by the .gz extension, kcat -J envelope lines) and
@@ -71,7 +71,7 @@
 //     past its last checkpoint (fetching is paused once its queue is long);
 //     it resumes when a checkpoint succeeds.
 //
-// Rules registry and hot reload (DESIGN.md §6, docs/operations.md):
+// Rules registry and hot reload (docs/design.md#hot-reload, docs/operations.md):
 // Registry keeps rulesets and their history in Redis, Reloader keeps an
 // Engine on the registry's rulesets (Engine.SetRulesets), and DirSync keeps
 // the registry on a folder of ruleset files. Invariants:
@@ -99,7 +99,7 @@
 //     file deletes its ruleset, a broken one keeps the running version, and
 //     rulesets no file held are never touched.
 //
-// For the API (DESIGN.md §7), AlertFeed reads every partition of the
+// For the API (api/README.md), AlertFeed reads every partition of the
 // alerts topic without a group, so that any instance serves any
 // subscriber the alerts of all instances, and Publisher writes events for
 // producers without a Kafka client. Invariants of the AlertFeed:

@@ -38,7 +38,7 @@ const (
 )
 
 // ReasonHeader is the record header that says why a record went to the
-// dead-letter or late topic (DESIGN.md §5). The record keeps its original
+// dead-letter or late topic (docs/design.md#runtime). The record keeps its original
 // key, value and headers besides.
 const ReasonHeader = "shrike-reason"
 
@@ -95,7 +95,7 @@ type EngineOptions struct {
 	// Logger receives operational messages; nothing per event at Info.
 	// Default: discard.
 	Logger *slog.Logger
-	// Registerer registers the engine's metrics (DESIGN.md §11). Nil
+	// Registerer registers the engine's metrics (README.md#operating-it). Nil
 	// keeps them unregistered.
 	Registerer prometheus.Registerer
 	// Clock is the wall clock: it stamps the alerts' detected_at and moves
@@ -110,7 +110,7 @@ type EngineOptions struct {
 	KafkaOptions []kgo.Opt
 }
 
-// Engine runs rulesets over Kafka topics (DESIGN.md §5): one consumer group
+// Engine runs rulesets over Kafka topics (docs/design.md#runtime): one consumer group
 // over the rulesets' topics, one worker goroutine per assigned partition
 // that owns that partition's keys, state checkpointed into a Store, alerts,
 // late and dead-lettered records produced to their topics.

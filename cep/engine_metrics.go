@@ -7,7 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// metrics are the engine's Prometheus metrics (DESIGN.md §11), named
+// metrics are the engine's Prometheus metrics (README.md#operating-it), named
 // shrike_<subsystem>_<name>_<unit>. Labels are topics, partitions and rule
 // names, never event keys. The hot path counts locally and adds per batch.
 type metrics struct {

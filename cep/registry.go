@@ -96,7 +96,7 @@ type RegistryOptions struct {
 }
 
 // Registry keeps rulesets and their history in Redis so that every
-// instance sees the same set (DESIGN.md §6). It is safe for concurrent use,
+// instance sees the same set (docs/operations.md). It is safe for concurrent use,
 // also by several instances on one Redis.
 //
 // Layout, every key under one hash tag so that each change is one atomic

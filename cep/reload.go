@@ -49,7 +49,7 @@ type ReloaderOptions struct {
 	Registerer prometheus.Registerer
 }
 
-// Reloader keeps an engine running the registry's rulesets (DESIGN.md §6):
+// Reloader keeps an engine running the registry's rulesets (docs/design.md#hot-reload):
 // it watches the registry, compiles each changed ruleset, and hands the
 // complete set to the engine. A ruleset that fails to compile (or that
 // Check refuses) never reaches the engine: its previous version keeps

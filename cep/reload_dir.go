@@ -54,7 +54,7 @@ type DirSyncOptions struct {
 }
 
 // DirSync makes a folder of ruleset files the truth for the rulesets it
-// holds (`shrike serve --rules DIR`, DESIGN.md §6), as Prometheus does
+// holds (`shrike serve --rules DIR`, docs/operations.md), as Prometheus does
 // with its rule files:
 //
 //   - Each *.yaml or *.yml file that is not a unit test (*_test.yaml) and

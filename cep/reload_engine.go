@@ -14,7 +14,7 @@ import (
 	"github.com/shrike-cep/shrike/rules"
 )
 
-// Hot reload in the engine (DESIGN.md §6). The engine's rulesets are an
+// Hot reload in the engine (docs/design.md#hot-reload). The engine's rulesets are an
 // immutable plan behind an atomic pointer. SetRulesets builds the next plan
 // (the streams and their matcher.Programs), stores it and waits for the
 // workers; each worker compares the pointer with its own between batches

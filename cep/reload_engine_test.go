@@ -199,7 +199,7 @@ func firstPos(a *matcher.Alert) matcher.Position {
 }
 
 // TestEngineHotReloadUnderLoad replaces the ruleset four times while
-// events flow without pause and checks, per DESIGN.md §6: every event is
+// events flow without pause and checks, per docs/design.md#hot-reload: every event is
 // matched by exactly one version of a changed rule (none skipped, none
 // matched twice), the versions follow one another in each partition's
 // order, a rule that did not change goes on as if nothing happened (its

@@ -42,7 +42,7 @@ type ReplayOptions struct {
 	// Inputs are replayed in order, as one stream per rule: a later file
 	// continues the event time of the earlier ones.
 	Inputs []Input
-	// Alerts receives one JSON object per line per alert (DESIGN.md §4).
+	// Alerts receives one JSON object per line per alert (docs/design.md#alerts).
 	// Nil discards alerts (they are still counted).
 	Alerts io.Writer
 	// Late receives the original lines of late events, one per line. Nil
@@ -157,7 +157,7 @@ type stream struct {
 // Replay runs recorded event files through the matcher exactly as the engine
 // runs a Kafka partition, with one difference: time advances only with the
 // events, and at the end of input the watermark moves to +∞ so that every
-// window closes (DESIGN.md §3). Lines that cannot be used are dead-lettered
+// window closes (docs/semantics.md). Lines that cannot be used are dead-lettered
 // and the replay goes on. Replay returns an error only for what stops it: a
 // bad option, a file that cannot be opened or read, a write that fails, or
 // ctx ending; the Summary then covers what was done.

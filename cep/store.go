@@ -7,7 +7,7 @@ import (
 )
 
 // Store persists what a partition worker needs to resume elsewhere
-// (DESIGN.md §5): per source partition, the encoded state of each key
+// (docs/design.md#runtime): per source partition, the encoded state of each key
 // (matcher.Partition.AppendKeyState) and a checkpoint. state.Memory (tests)
 // and state.Redis (standalone or Cluster; one hash tag per partition so
 // that a commit is atomic on one slot) implement it. The engine calls a

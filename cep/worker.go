@@ -836,7 +836,7 @@ func (w *worker) load() error {
 
 // idleAdvance moves the watermark of every stream that has been quiet for
 // its idle_timeout with the wall clock, so that windows close and absence
-// rules fire on a quiet partition (DESIGN.md §3). It returns false when the
+// rules fire on a quiet partition (docs/semantics.md). It returns false when the
 // worker must stop.
 func (w *worker) idleAdvance() bool {
 	w.collectChanges()
@@ -975,7 +975,7 @@ func (w *worker) sleepCtx(d time.Duration) bool {
 }
 
 // checkpoint makes everything processed durable, in the order that makes a
-// crash at any point safe (DESIGN.md §5): (1) the records produced so far
+// crash at any point safe (docs/design.md#runtime): (1) the records produced so far
 // (alerts, late, dead letters) are acknowledged; (2) the changed key states,
 // the emptied keys and the checkpoint (resume offset, generation, stream
 // watermarks and deadline index) are committed to the Store atomically;

@@ -12,7 +12,7 @@ import (
 )
 
 // Alert is one match (or timed-out partial match) of a rule, in the format of
-// DESIGN.md §4.
+// docs/design.md#alerts.
 type Alert struct {
 	ID          string
 	Ruleset     string
@@ -38,7 +38,7 @@ type StepRecords struct {
 	Records []*Record
 }
 
-// alertID derives the deterministic id of DESIGN.md §4: a hash of ruleset,
+// alertID derives the deterministic id of docs/design.md#alerts: a hash of ruleset,
 // rule, rule version, key, the timeout flag and the matched records'
 // positions, so that replaying the same input yields the same ids.
 func alertID(ruleset, rule, version, key string, timeout bool, steps []StepRecords) string {

@@ -1,7 +1,7 @@
 package matcher
 
 // SetProgram replaces the partition's rules while it runs (hot reload,
-// DESIGN.md §6), without losing a partial match:
+// docs/design.md#hot-reload), without losing a partial match:
 //   - a rule whose name and version are unchanged keeps its partial matches
 //     and carries on as if nothing happened;
 //   - a rule whose version changed starts new matches under the new

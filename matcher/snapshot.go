@@ -9,7 +9,7 @@ import (
 	"github.com/shrike-cep/shrike/rules"
 )
 
-// Snapshots let a runtime keep key state outside the process (DESIGN.md §5):
+// Snapshots let a runtime keep key state outside the process (docs/design.md#runtime):
 // it takes the keys that changed since the last checkpoint, encodes each
 // one's state, writes it with the partition's Checkpoint, and may then evict
 // keys from memory and restore them later. The matcher itself does no I/O.

@@ -33,7 +33,7 @@
 // cel.InterruptCheckFrequency is not used: it only acts through
 // ContextEval, and evaluations here take no context.
 //
-// Events (DESIGN.md §10). ParseEvent is one validating pass over the bytes
+// Events (docs/design.md#performance). ParseEvent is one validating pass over the bytes
 // that records the spans of the top-level keys and values in an inline
 // array (one allocation of 448 bytes for up to 12 fields); values decode
 // on first access, strings without escapes share the raw bytes, and no

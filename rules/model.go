@@ -26,7 +26,7 @@ func (p Pos) String() string {
 	}
 }
 
-// Ruleset is one parsed ruleset document (DESIGN.md §2). It is plain data:
+// Ruleset is one parsed ruleset document (docs/language.md). It is plain data:
 // Parse fills it in, Compile type-checks its expressions.
 type Ruleset struct {
 	Name        string
@@ -113,7 +113,7 @@ type Rule struct {
 // Contiguity says which events may lie between two taken events.
 type Contiguity string
 
-// Contiguities, named as in DESIGN.md §2 (Flink names in comments).
+// Contiguities, named as in docs/language.md (Flink names in comments).
 const (
 	Strict  Contiguity = "strict"  // next / consecutive()
 	Relaxed Contiguity = "relaxed" // followedBy, the default

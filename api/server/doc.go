@@ -1,4 +1,4 @@
-// Package server implements Shrike's API (DESIGN.md §7): the gRPC services
+// Package server implements Shrike's API (api/README.md): the gRPC services
 // of package shrike.v1 over the rules registry (RulesetService), the alerts
 // topic's feed (AlertService) and a Kafka producer (EventService), with
 // gRPC health and server reflection, and their REST mapping through

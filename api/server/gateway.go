@@ -39,7 +39,7 @@ type gateway struct {
 }
 
 // marshaler writes JSON with the proto field names (the alert JSON of
-// DESIGN.md §4) and every field, also those at their zero value, so that
+// docs/design.md#alerts) and every field, also those at their zero value, so that
 // REST clients see "timeout": false rather than nothing.
 var marshaler = &runtime.JSONPb{
 	MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},

@@ -27,7 +27,7 @@ import (
 )
 
 // ErrTokensRequired refuses a server that would listen beyond loopback
-// without bearer tokens (DESIGN.md §7).
+// without bearer tokens (api/README.md).
 var ErrTokensRequired = errors.New("a listener beyond loopback requires bearer tokens (api.tokens)")
 
 // Defaults of Options.
@@ -205,7 +205,7 @@ func New(opts Options) (*Server, error) {
 // Addr is the gRPC listener's address.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
-// Handler serves REST (the paths of DESIGN.md §7 under /v1/) and the
+// Handler serves REST (the paths of api/README.md under /v1/) and the
 // OpenAPI document at /v1/openapi.json, by calling the gRPC server, so
 // that REST calls pass the same auth and error mapping.
 func (s *Server) Handler() http.Handler { return s.gateway }

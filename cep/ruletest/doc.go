@@ -1,6 +1,6 @@
 // Package ruletest runs rule unit tests: YAML files that name rulesets,
 // give events (inline, as Kafka records, or a recorded file) and list the
-// alerts the rules must raise (DESIGN.md §8, docs/testing.md). It is what
+// alerts the rules must raise (docs/testing.md). It is what
 // `shrike test` runs, with the format of Prometheus' `promtool test rules`
 // in mind: Load reads and checks a file, File.Run replays each test and
 // compares alerts, WriteReport prints the outcome for people and

@@ -200,7 +200,7 @@ func errorInfo(st *status.Status) *errdetails.ErrorInfo {
 }
 
 // jsonOptions print messages with the field names of the alert JSON of
-// DESIGN.md §4 and every field, zero or not, as the REST gateway does.
+// docs/design.md#alerts and every field, zero or not, as the REST gateway does.
 var jsonOptions = protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}
 
 // writeJSONLine writes m as one line of JSON. protojson varies its

@@ -181,7 +181,7 @@ func TestRPCError(t *testing.T) {
 }
 
 // TestWriteJSONLine checks the JSON of an alert: one compact line with the
-// field names of DESIGN.md §4, zero fields included, the same bytes every
+// field names of docs/design.md#alerts, zero fields included, the same bytes every
 // time (protojson alone varies its spacing).
 func TestWriteJSONLine(t *testing.T) {
 	ev, err := structpb.NewList([]any{map[string]any{"type": "transfer", "amount": 12000.5}})

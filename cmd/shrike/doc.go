@@ -1,4 +1,4 @@
-// Command shrike is Shrike's one binary (DESIGN.md §8).
+// Command shrike is Shrike's one binary (README.md#command-line).
 //
 //	shrike check RULESET...                    validate and compile rulesets
 //	shrike run --rules RULESET... EVENTS...    replay recorded events, print alerts

@@ -51,13 +51,13 @@ func newServeCmd(e env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve [--config FILE] [--rules DIR] [--kafka BROKERS] [--redis ADDR[,ADDR…]] [flags]",
 		Short: "Run the engine on Kafka, with partial matches kept in Redis",
-		Long: `Serve runs the rules engine as a service (DESIGN.md §5): it reads the topics of
+		Long: `Serve runs the rules engine as a service: it reads the topics of
 the rulesets of its registry from Kafka in a consumer group, matches each
 partition on its own worker, keeps partial matches in Redis, and produces
 alerts to the alerts topic (shrike-alerts), undecodable events to
 shrike-deadletter and late ones to shrike-late.
 
-The rules registry lives in Redis, shared by every instance (DESIGN.md §6).
+The rules registry lives in Redis, shared by every instance.
 --rules DIR loads the folder's ruleset files into it at start and on every
 change (a broken file at start stops serve; later, it keeps the running
 version and is logged); rulesets also come through the API. Every instance
@@ -74,7 +74,7 @@ Settings come from defaults, then --config (YAML; every field and default is
 in the README, "Running the engine"), then flags, which win. HTTP on --listen serves /metrics (Prometheus), /healthz,
 /readyz (200 once partitions are assigned and restored) and /debug/pprof/.
 
-The API (DESIGN.md §7) is gRPC on --grpc-listen and REST under /v1/ on
+The API is gRPC on --grpc-listen and REST under /v1/ on
 --listen (its OpenAPI document at /v1/openapi.json): rulesets, their
 versions and tests, the alert stream of every instance, and publishing
 events. A listener beyond loopback requires bearer tokens (api.tokens in

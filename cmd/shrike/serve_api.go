@@ -18,7 +18,7 @@ import (
 	"github.com/shrike-cep/shrike/rules"
 )
 
-// apiServer is serve's API (DESIGN.md §7): the gRPC server on
+// apiServer is serve's API (api/README.md): the gRPC server on
 // grpc.listen, its REST gateway on the HTTP server, the feed of the alerts
 // topic it streams from, and the producer of PublishEvents.
 type apiServer struct {

@@ -22,7 +22,7 @@ import (
 // fatal, the folder's rulesets then run until it does.
 const registryStartTimeout = 5 * time.Second
 
-// rulesServer is serve's rules registry and hot reload (DESIGN.md §6): the
+// rulesServer is serve's rules registry and hot reload (docs/operations.md): the
 // registry in serve's Redis, the Reloader that keeps the engine on the
 // registry's rulesets, and, with rules.dir, the DirSync that keeps the
 // registry on the folder's files.

@@ -1,5 +1,5 @@
 // Package embedded starts the in-process stand-ins `shrike serve` uses when
-// no Kafka brokers or Redis addresses are configured (DESIGN.md §5): a
+// no Kafka brokers or Redis addresses are configured (docs/design.md#runtime): a
 // Kafka-protocol broker (franz-go's kfake) and a Redis server (miniredis),
 // both listening on 127.0.0.1, so that one command gives a newcomer a
 // working engine that kcat and redis-cli can talk to.

@@ -1,5 +1,5 @@
 // Package httpserver is the admin HTTP server of `shrike serve`
-// (DESIGN.md §7, §11): Prometheus metrics on /metrics, liveness on
+// (README.md#operating-it): Prometheus metrics on /metrics, liveness on
 // /healthz, readiness on /readyz and Go's profiler under /debug/pprof/, on
 // one listener (127.0.0.1:8080 by default). The API's REST gateway mounts
 // on the same server with Handle.

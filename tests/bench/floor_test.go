@@ -45,7 +45,7 @@ func BenchmarkReadLines(b *testing.B) {
 }
 
 // BenchmarkFloor reads the stream and decodes every line into a payment
-// with goccy/go-json: the decode-only floor of DESIGN.md §10.
+// with goccy/go-json: the decode-only floor of docs/design.md#performance.
 func BenchmarkFloor(b *testing.B) {
 	path, lines := benchStream(b)
 	pe := startPerEvent()

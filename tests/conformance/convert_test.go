@@ -74,8 +74,8 @@ var celReserved = map[string]bool{
 
 var celIdent = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
-// yamlRuleset and the types below mirror the ruleset language of DESIGN.md
-// §2 (docs/language.md); field order is the order a person would write.
+// yamlRuleset and the types below mirror the ruleset language
+// (docs/language.md); field order is the order a person would write.
 type yamlRuleset struct {
 	Ruleset     string     `yaml:"ruleset"`
 	Description string     `yaml:"description,omitempty"`

@@ -1,6 +1,6 @@
 // Package conformance checks Shrike against Apache Flink CEP's own test
-// suite (DESIGN.md §3: "The conformance target is Flink CEP's own test
-// suite").
+// suite: for every pattern the language can express, Shrike emits the
+// matches Flink does (docs/semantics.md).
 //
 // testdata/cases.json holds the facts of 96 Flink test methods: a pattern
 // written as steps with CEL conditions, the input events and the expected

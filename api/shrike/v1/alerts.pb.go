@@ -26,7 +26,7 @@ const (
 
 // Alert is one match (or, with `timeout`, one timed-out partial match) of a
 // rule. Its JSON form, with the REST gateway's marshaler, is the alert JSON
-// of DESIGN.md §4 plus `position`: every field sets json_name to its proto
+// of docs/design.md#alerts plus `position`: every field sets json_name to its proto
 // name so that REST, the Kafka alerts topic and `shrike run` share one
 // format whatever the client's protobuf JSON options.
 type Alert struct {
@@ -43,7 +43,7 @@ type Alert struct {
 	// ruleset's version number: re-uploading an unchanged rule keeps it.
 	RuleVersion string `protobuf:"bytes,4,opt,name=rule_version,proto3" json:"rule_version,omitempty"`
 	// Severity of the rule: info, low, medium, high or critical. A string
-	// rather than an enum so that the JSON form keeps DESIGN.md §4's values.
+	// rather than an enum so that the JSON form keeps the alert JSON's values.
 	Severity string `protobuf:"bytes,5,opt,name=severity,proto3" json:"severity,omitempty"`
 	// Partition key of the matched events.
 	Key string `protobuf:"bytes,6,opt,name=key,proto3" json:"key,omitempty"`

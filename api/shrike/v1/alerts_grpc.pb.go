@@ -41,7 +41,7 @@ type AlertServiceClient interface {
 	// order of the alerts topic within each of its partitions, until the client
 	// cancels. Over REST it is a chunked response of newline-delimited JSON,
 	// one {"result": ALERT} object per alert, ALERT carrying the field names of
-	// the alert JSON of DESIGN.md §4.
+	// the alert JSON of docs/design.md#alerts.
 	//
 	// Delivery is at-least-once: after a reconnect with `after`, an alert may
 	// come twice; drop duplicates by `id`. A request whose `after` position is
@@ -113,7 +113,7 @@ type AlertServiceServer interface {
 	// order of the alerts topic within each of its partitions, until the client
 	// cancels. Over REST it is a chunked response of newline-delimited JSON,
 	// one {"result": ALERT} object per alert, ALERT carrying the field names of
-	// the alert JSON of DESIGN.md §4.
+	// the alert JSON of docs/design.md#alerts.
 	//
 	// Delivery is at-least-once: after a reconnect with `after`, an alert may
 	// come twice; drop duplicates by `id`. A request whose `after` position is

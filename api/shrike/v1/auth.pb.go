@@ -34,7 +34,7 @@ var file_shrike_v1_auth_proto_extTypes = []protoimpl.ExtensionInfo{
 
 // Extension fields to descriptorpb.MethodOptions.
 var (
-	// The bearer-token scope a call of the method needs (DESIGN.md §7):
+	// The bearer-token scope a call of the method needs (api/README.md):
 	// "rules:read", "rules:write", "alerts:read" or "events:write". Every RPC
 	// of the API sets it, so that the server's auth interceptor reads it from
 	// the method's descriptor instead of keeping a second table that could

@@ -33,7 +33,7 @@ func forEachMessage(msgs protoreflect.MessageDescriptors, f func(protoreflect.Me
 }
 
 // TestJSONNamesAreProtoNames guards the promise that the API's JSON (REST,
-// protojson) uses snake_case proto names, as the alert JSON of DESIGN.md §4
+// protojson) uses snake_case proto names, as the alert JSON of docs/design.md#alerts
 // does, whatever the client's or gateway's UseProtoNames setting: a field
 // added without json_name would come out in lowerCamelCase.
 func TestJSONNamesAreProtoNames(t *testing.T) {
@@ -55,13 +55,13 @@ func TestJSONNamesAreProtoNames(t *testing.T) {
 	}
 }
 
-// route is one RPC's REST mapping and scope, as DESIGN.md §7 and api/README.md
-// state them.
+// route is one RPC's REST mapping and scope, as api/README.md
+// states them.
 type route struct {
 	Method, Path, Body, Scope string
 }
 
-// wantRoutes is the REST mapping of DESIGN.md §7, verbatim, plus scopes.
+// wantRoutes is the REST mapping of api/README.md, verbatim, plus scopes.
 var wantRoutes = map[string]route{
 	"shrike.v1.RulesetService.PutRuleset":          {"PUT", "/v1/rulesets/{name}", "*", shrikev1.ScopeRulesWrite},
 	"shrike.v1.RulesetService.GetRuleset":          {"GET", "/v1/rulesets/{name}", "", shrikev1.ScopeRulesRead},

@@ -6,8 +6,8 @@
 //
 // Invariants the protos keep and the tests check: every field's JSON name is
 // its proto name, so that REST and protojson speak the alert JSON of
-// DESIGN.md §4 whatever the marshaler options; every RPC has a google.api.http
-// rule (the REST paths of DESIGN.md §7) and a required_scope option, read by
+// docs/design.md#alerts whatever the marshaler options; every RPC has a google.api.http
+// rule (the REST paths of api/README.md) and a required_scope option, read by
 // RequiredScope.
 //
 // The gateway's in-process registration (Register…HandlerServer) answers the

@@ -134,7 +134,7 @@ func (r *recorder) TestRuleset(_ context.Context, req *shrikev1.TestRulesetReque
 	return &shrikev1.TestRulesetResponse{}, nil
 }
 
-// testAlert is the alert example of DESIGN.md §4 (with fewer events).
+// testAlert is the alert example of docs/design.md#alerts (with fewer events).
 var testAlert = &shrikev1.Alert{
 	Id: "5f1c", Ruleset: "payments", Rule: "account-takeover", RuleVersion: "3",
 	Severity: "critical", Key: "acct-42", Summary: "account acct-42 drained after 3 failed logins",
@@ -150,7 +150,7 @@ var testAlert = &shrikev1.Alert{
 	Position: "p-1",
 }
 
-// testAlertJSON is testAlert as DESIGN.md §4 writes alerts, plus position.
+// testAlertJSON is testAlert as docs/design.md#alerts writes alerts, plus position.
 const testAlertJSON = `{"id": "5f1c", "ruleset": "payments", "rule": "account-takeover", "rule_version": "3",
  "severity": "critical", "key": "acct-42", "summary": "account acct-42 drained after 3 failed logins",
  "labels": {"team": "fraud"}, "start": "2026-11-20T10:00:00Z", "end": "2026-11-20T10:04:10Z",
@@ -180,7 +180,7 @@ func (r *recorder) PublishEvents(_ context.Context, req *shrikev1.PublishEventsR
 // gatewayMarshaler is the JSON a server should give the gateway (see
 // api/README.md): proto names, so that google.rpc error details are
 // snake_case like the API's own fields; unpopulated fields written, so that
-// "timeout": false appears as in DESIGN.md §4; unknown request fields
+// "timeout": false appears as in docs/design.md#alerts; unknown request fields
 // rejected rather than silently dropped.
 var gatewayMarshaler = &runtime.HTTPBodyMarshaler{Marshaler: &runtime.JSONPb{
 	MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
@@ -249,7 +249,7 @@ func do(t *testing.T, hs *httptest.Server, method, path, body string) (int, []by
 	return resp.StatusCode, b
 }
 
-// TestGatewayRoutes sends each REST call of DESIGN.md §7 through the
+// TestGatewayRoutes sends each REST call of api/README.md through the
 // generated gateway and checks which RPC received which request.
 func TestGatewayRoutes(t *testing.T) {
 	rec := &recorder{}
@@ -355,7 +355,7 @@ func decodeJSON(t *testing.T, b []byte) any {
 }
 
 // TestGatewayResponses checks the REST JSON of responses: proto names, the
-// alert JSON of DESIGN.md §4 on the newline-delimited subscription stream,
+// alert JSON of docs/design.md#alerts on the newline-delimited subscription stream,
 // and errors as google.rpc.Status with their details.
 func TestGatewayResponses(t *testing.T) {
 	rec := &recorder{}

@@ -24,7 +24,7 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// Ruleset is one version of a ruleset: its YAML source (DESIGN.md §2) and
+// Ruleset is one version of a ruleset: its YAML source (docs/language.md) and
 // what the registry knows about it.
 type Ruleset struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1104,7 +1104,7 @@ type isTestRulesetRequest_Input interface {
 }
 
 type TestRulesetRequest_Events struct {
-	// Events inline, in the format of recorded event files (DESIGN.md §8):
+	// Events inline, in the format of recorded event files (README.md#command-line):
 	// JSON lines, one event object per line, or kcat -J envelope lines.
 	// Alert ids and dead-letter reports count lines from 1.
 	Events string `protobuf:"bytes,4,opt,name=events,proto3,oneof"`

@@ -35,7 +35,7 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
 // RulesetService manages the rulesets of the shared rules registry
-// (DESIGN.md §6) and tests rulesets without touching it. A change is
+// (docs/operations.md) and tests rulesets without touching it. A change is
 // compiled completely before it replaces anything, and every instance runs
 // it within a second; a change that fails leaves the running version in
 // place.
@@ -195,7 +195,7 @@ func (c *rulesetServiceClient) TestRuleset(ctx context.Context, in *TestRulesetR
 // for forward compatibility.
 //
 // RulesetService manages the rulesets of the shared rules registry
-// (DESIGN.md §6) and tests rulesets without touching it. A change is
+// (docs/operations.md) and tests rulesets without touching it. A change is
 // compiled completely before it replaces anything, and every instance runs
 // it within a second; a change that fails leaves the running version in
 // place.

@@ -8,7 +8,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 )
 
-// The bearer-token scopes of DESIGN.md §7, the values of the required_scope
+// The bearer-token scopes of api/README.md, the values of the required_scope
 // method option.
 const (
 	ScopeRulesRead   = "rules:read"
