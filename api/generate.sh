@@ -8,7 +8,9 @@
 #   OUT defaults to api/ itself, whose old generated files are removed first;
 #   api/generate_test.go passes a temporary folder and compares.
 #
-# Needs protoc (Debian: apt-get install -y protobuf-compiler, 3.21.12) and Go.
+# Needs protoc (Debian: apt-get install -y protobuf-compiler, 3.21.12) and Go;
+# every imported proto is vendored under third_party/ (googleapis, and the
+# protobuf well-known types that Debian ships only in libprotobuf-dev).
 # The plugins are the tool versions pinned in go.mod, built here, so that
 # everyone generates the same code. With buf on PATH (or $BUF), the protos
 # are linted too (api/buf.yaml).
@@ -38,7 +40,7 @@ trap 'rm -rf "$tmp"' EXIT
 
 cd "$api"
 protos=(shrike/v1/*.proto)
-includes=(-I . -I ../third_party/googleapis)
+includes=(-I . -I ../third_party/googleapis -I ../third_party/protobuf)
 
 if [[ "$out" == "$api" ]]; then
 	# A removed or renamed proto must not leave its old code behind.

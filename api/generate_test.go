@@ -106,6 +106,71 @@ func TestGeneratedUpToDate(t *testing.T) {
 	}
 }
 
+// protoIncludes are generate.sh's -I folders, relative to api/: every
+// import of the API's protos must resolve in them, so that generating needs
+// protoc alone and no include files of the machine's (Debian's
+// protobuf-compiler without libprotobuf-dev has no google/protobuf/*.proto).
+var protoIncludes = []string{".", "../third_party/googleapis", "../third_party/protobuf"}
+
+var protoImportRE = regexp.MustCompile(`(?m)^import\s+(?:public\s+|weak\s+)?"([^"]+)";`)
+
+// TestProtoImportsVendored follows the imports of api/shrike/v1/*.proto,
+// transitively, and fails on any that no folder of protoIncludes holds. It
+// needs no protoc, so it guards a fresh machine even where the machine it
+// runs on has the well-known protos installed.
+func TestProtoImportsVendored(t *testing.T) {
+	script, err := os.ReadFile("generate.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, inc := range protoIncludes[1:] {
+		if !bytes.Contains(script, []byte("-I "+inc)) {
+			t.Errorf("generate.sh does not pass -I %s", inc)
+		}
+	}
+	roots, err := filepath.Glob("shrike/v1/*.proto")
+	if err != nil || len(roots) == 0 {
+		t.Fatalf("no protos under shrike/v1 (%v)", err)
+	}
+	resolve := func(name string) (string, bool) {
+		for _, inc := range protoIncludes {
+			p := filepath.Join(inc, filepath.FromSlash(name))
+			if _, err := os.Stat(p); err == nil {
+				return p, true
+			}
+		}
+		return "", false
+	}
+	seen := map[string]bool{}
+	queue := roots
+	for len(queue) > 0 {
+		file := queue[0]
+		queue = queue[1:]
+		src, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range protoImportRE.FindAllSubmatch(src, -1) {
+			name := string(m[1])
+			if seen[name] {
+				continue
+			}
+			seen[name] = true
+			p, ok := resolve(name)
+			if !ok {
+				t.Errorf("%s imports %q, which no folder of generate.sh's includes (%s) holds: vendor it under third_party/", file, name, strings.Join(protoIncludes, ", "))
+				continue
+			}
+			queue = append(queue, p)
+		}
+	}
+	for _, wkt := range []string{"google/protobuf/descriptor.proto", "google/protobuf/timestamp.proto"} {
+		if !seen[wkt] {
+			t.Errorf("the import walk never reached %s: the walk is broken", wkt)
+		}
+	}
+}
+
 func TestNormalize(t *testing.T) {
 	tests := []struct {
 		name, in, want string
