@@ -316,7 +316,7 @@ func (s *server) ready() error {
 }
 
 // run runs the HTTP server and the engine until ctx ends or one of them
-// fails, then stops them in STYLE.md's order: HTTP intake first, then the
+// fails, then stops them in the order of docs/design.md#shutdown: HTTP intake first, then the
 // engine (stop fetching, finish the batch, checkpoint, commit, leave the
 // group), then the clients and the embedded servers.
 func (s *server) run(ctx context.Context) error {

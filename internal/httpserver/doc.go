@@ -15,5 +15,5 @@
 //     problem, else 503 with the reason as text.
 //   - Run returns only after the server has stopped accepting requests and
 //     the ones in flight finished (or ShutdownTimeout passed): the first
-//     step of serve's shutdown order (STYLE.md).
+//     step of serve's shutdown order (docs/design.md#shutdown).
 package httpserver

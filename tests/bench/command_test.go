@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// BenchmarkCommandVsFloor measures issue 2's target as stated: the wall
+// BenchmarkCommandVsFloor measures BENCHMARKS.md's run target as stated: the wall
 // time of the `shrike run` command over the stream, a process of its own
 // started from the built binary (startup, ruleset compilation and writing
 // the alerts included), against the floor decoded in this process right

@@ -43,7 +43,7 @@ func BenchmarkEngine(b *testing.B) {
 	b.ReportMetric(float64(sum.Alerts), "alerts")
 }
 
-// BenchmarkEngineVsFloor measures the engine/floor ratio of issue 2 with
+// BenchmarkEngineVsFloor measures the engine/floor ratio (BENCHMARKS.md) with
 // both sides as close in time as possible: each iteration decodes the
 // stream for the floor, replays it as BenchmarkEngine does, and decodes it
 // for the floor again, and the engine's wall time is divided by the mean

@@ -9,9 +9,8 @@ import (
 	"strings"
 )
 
-// flinkCase is one entry of testdata/cases.json. The format is described in
-// /work/shared/conformance/flink/README.md (copied in spirit to README.md
-// here); fields not needed by the test are still decoded so that the strict
+// flinkCase is one entry of testdata/cases.json. Its fields, and the ruleset
+// fields they become, are described in README.md here; fields not needed by the test are still decoded so that the strict
 // decoder notices a format change.
 type flinkCase struct {
 	ID        string       `json:"id"`
