@@ -248,6 +248,32 @@ rules:
 	}
 }
 
+// TestPartitionPeakRunsWithinCap checks that the peak of open partial
+// matches counts what the cap let the key hold, not the run a step creates
+// and the cap drops at once.
+func TestPartitionPeakRunsWithinCap(t *testing.T) {
+	p, _ := newPartition(t, `
+ruleset: test
+rules:
+  - id: ab
+    pattern:
+      - step: a
+        where: event.type == "a"
+      - step: b
+        contiguity: any
+        where: event.type == "b"
+`, Options{MaxRunsPerKey: 2})
+	push(t, p, []ev{{1, "", 0, "a"}, {2, "", 1, "a"}, {3, "", 2, "a"}, {4, "", 3, "a"}})
+	p.Advance(math.MaxInt64) // no window: the runs stay open
+	st := p.Stats()
+	if st.Dropped != 2 {
+		t.Fatalf("dropped = %d, want 2 (the test needs the cap reached)", st.Dropped)
+	}
+	if st.PeakRuns != 2 || st.ByRule["test/ab"].PeakRuns != 2 {
+		t.Errorf("peak runs = %d (rule %d), want 2: the cap is 2", st.PeakRuns, st.ByRule["test/ab"].PeakRuns)
+	}
+}
+
 func TestAlertIDsAreDeterministic(t *testing.T) {
 	run := func() []*Alert {
 		p, c := newPartition(t, abRule, Options{})
