@@ -237,6 +237,23 @@ func TestLoadErrors(t *testing.T) {
 			src:  "ruleset: t\nrules: [\n",
 			want: []string{"2:1: invalid YAML: did not find expected node content"},
 		},
+		// yaml.v3 prints the line of the construct being parsed (here 2,
+		// 2 and 5); the error is reported where the mistake is.
+		{
+			name: "yaml mis-indented key",
+			src:  ruleset("  - id: a\n    when: 'true'\n   severity: high\n"),
+			want: []string{"5:1: invalid YAML: did not find expected '-' indicator"},
+		},
+		{
+			name: "yaml unterminated quote",
+			src:  ruleset("  - id: a\n    when: \"event.x == 1\n    severity: high\n    description: \"x\"\n"),
+			want: []string{"4:1: invalid YAML: did not find expected key (the quoted string that begins on this line ends on line 6: is a quote missing?)"},
+		},
+		{
+			name: "yaml unclosed bracket",
+			src:  ruleset("  - id: a\n    when: 'true'\n    alert:\n      labels: [a, b\n    severity: high\n"),
+			want: []string{"6:1: invalid YAML: did not find expected ',' or ']'"},
+		},
 		{
 			name: "not a mapping",
 			src:  "- a\n- b\n",
