@@ -401,3 +401,33 @@ func TestAlertJSON(t *testing.T) {
 		t.Errorf("alert JSON = %s", got)
 	}
 }
+
+// TestTimeoutSummaryReadingLaterStep pins what the ruleset warning about
+// such summaries says: on a timeout alert that lacks a step the summary
+// reads, the summary fails and the alert gets the default text.
+func TestTimeoutSummaryReadingLaterStep(t *testing.T) {
+	p, c := newPartition(t, `
+ruleset: test
+rules:
+  - id: ab
+    within: 10ms
+    pattern:
+      - step: a
+        where: event.type == "a"
+      - step: b
+        where: event.type == "b"
+    alert:
+      summary: 'a.type + b.type'
+      on_timeout: true
+`, Options{})
+	push(t, p, []ev{{1, "", 0, "a"}, {2, "", 1, "b"}, {3, "", 20, "a"}})
+	p.Advance(math.MaxInt64)
+	var got []string
+	for _, a := range c.alerts {
+		got = append(got, describe(a)+": "+a.Summary)
+	}
+	want := []string{"ab k a=[1] b=[2]: ab", "ab k a=[3] timeout: rule ab matched key k"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("alerts (-want +got):\n%s", diff)
+	}
+}
