@@ -1,6 +1,9 @@
 package rules
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // reserved names cannot be step names: the environment's own variables and
 // CEL's keywords and reserved words.
@@ -245,7 +248,7 @@ func validateNot(e *errs, r *Rule, i int) {
 		case prev.Not && notStrict(s):
 			// notFollowedBy(x).notNext(y): Flink's compiler keeps the
 			// notNext and silently drops the notFollowedBy before it.
-			e.add(pos, "a strict not step cannot follow a relaxed one (%q): write the strict one first; it forbids the event right after %q, the relaxed one every event up to the next step", prev.Name, lastPositive(r, i))
+			e.add(pos, "a strict not step cannot follow a relaxed one (%q): write the strict one first; it forbids the event right after %s, the relaxed one every event up to the next step", prev.Name, lastPositive(r, i))
 		case prev.Not:
 			// notNext(x).notFollowedBy(y) is supported: the event right
 			// after the previous step must not match x, and no event
@@ -267,8 +270,8 @@ func notStrict(s *Step) bool { return s.Contiguity == Strict }
 func lastPositive(r *Rule, i int) string {
 	for j := i - 1; j >= 0; j-- {
 		if !r.Pattern[j].Not {
-			return r.Pattern[j].Name
+			return strconv.Quote(r.Pattern[j].Name)
 		}
 	}
-	return ""
+	return "the previous step"
 }
