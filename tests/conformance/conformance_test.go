@@ -33,7 +33,7 @@ var addedCasesFile = filepath.Join("testdata", "added-cases.json")
 const wantCases = 96
 
 // wantAddedCases is the number of cases in addedCasesFile.
-const wantAddedCases = 4
+const wantAddedCases = 5
 
 // builtinCases loads the shared cases and the added ones, and checks that
 // none is lost and no id appears in both.
