@@ -19,6 +19,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/shrike-cep/shrike/internal/yamlnode"
 	"github.com/shrike-cep/shrike/rules"
 )
 
@@ -405,7 +406,8 @@ func LoadConfig(filename string, src []byte) (Config, error) {
 		if errors.Is(err, io.EOF) {
 			return cfg, nil // an empty file is all defaults
 		}
-		d.add(d.yamlErrPos(err), "", "%s", yamlConfigErrMsg(err))
+		line, msg := yamlnode.SyntaxError(src, err)
+		d.add(rules.Pos{File: filename, Line: max(line, 1), Col: 1}, "", "invalid YAML: %s", msg)
 		return cfg, d.errs.err()
 	}
 	var extra yaml.Node
@@ -420,16 +422,6 @@ func LoadConfig(filename string, src []byte) (Config, error) {
 		d.value(root, reflect.ValueOf(&cfg).Elem(), "")
 	}
 	return cfg, d.errs.err()
-}
-
-var yamlConfigLineRE = regexp.MustCompile(`^line (\d+): `)
-
-func yamlConfigErrMsg(err error) string {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	if m := yamlConfigLineRE.FindStringSubmatch(msg); m != nil {
-		msg = msg[len(m[0]):]
-	}
-	return "invalid YAML: " + msg
 }
 
 // configDecoder walks a YAML node tree into a Config through the yaml
@@ -449,14 +441,6 @@ var durationType = reflect.TypeFor[time.Duration]()
 
 func (d *configDecoder) pos(n *yaml.Node) rules.Pos {
 	return rules.Pos{File: d.file, Line: n.Line, Col: n.Column}
-}
-
-func (d *configDecoder) yamlErrPos(err error) rules.Pos {
-	if m := yamlConfigLineRE.FindStringSubmatch(strings.TrimPrefix(err.Error(), "yaml: ")); m != nil {
-		n, _ := strconv.Atoi(m[1])
-		return rules.Pos{File: d.file, Line: n, Col: 1}
-	}
-	return rules.Pos{File: d.file, Line: 1, Col: 1}
 }
 
 func (d *configDecoder) add(pos rules.Pos, field, format string, args ...any) {

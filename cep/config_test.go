@@ -180,7 +180,7 @@ log: {level: ~}
 		{
 			name: "YAML syntax",
 			src:  "kafka:\n  group: [unclosed\n",
-			want: []string{`c.yaml:1:1: invalid YAML: did not find expected ',' or ']'`},
+			want: []string{`c.yaml:2:1: invalid YAML: did not find expected ',' or ']'`},
 		},
 		{
 			name: "two documents",

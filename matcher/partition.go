@@ -370,16 +370,30 @@ func ruleBit(pr *planRule) uint64 {
 	return 1 << pr.index
 }
 
+// addLive counts delta more open partial matches and updates the peaks. A
+// drop never raises a peak, and must not: inside a step the runs the step
+// created are counted but not yet noted (see countLive).
 func (p *Partition) addLive(pr *planRule, delta int) {
-	if delta == 0 {
-		return
+	p.countLive(pr, delta)
+	if delta > 0 {
+		p.notePeak(pr)
 	}
+}
+
+// countLive counts delta more open partial matches without touching the
+// peaks: a step counts its runs before the per-key cap trims them, and the
+// peak must only see what the cap let the key hold.
+func (p *Partition) countLive(pr *planRule, delta int) {
 	p.liveRuns += delta
+	p.perRule[pr.index].live += delta
+}
+
+// notePeak raises the peaks to the current counts.
+func (p *Partition) notePeak(pr *planRule) {
 	if p.liveRuns > p.stats.PeakRuns {
 		p.stats.PeakRuns = p.liveRuns
 	}
 	rs := &p.perRule[pr.index]
-	rs.live += delta
 	if rs.live > rs.PeakRuns {
 		rs.PeakRuns = rs.live
 	}

@@ -225,6 +225,99 @@ rules:
 	}
 }
 
+// TestPartitionAcceptedFlinkForms runs pattern forms Flink accepts that
+// need care: patterns whose steps are all optional (never an empty match),
+// notNext followed by notFollowedBy (not the same as one step with ||), and
+// a pattern ending in notFollowedBy whose only window is the step's own.
+func TestPartitionAcceptedFlinkForms(t *testing.T) {
+	const allOptional = `
+ruleset: test
+rules:
+  - id: o
+    pattern:
+      - step: a
+        where: event.type == "a"
+        optional: true
+      - step: b
+        where: event.type == "b"
+        optional: true
+`
+	const notNextThenNotFollowed = `
+ruleset: test
+rules:
+  - id: n
+    pattern:
+      - step: a
+        where: event.type == "a"
+      - step: x
+        where: event.type == "x"
+        not: true
+        contiguity: strict
+      - step: y
+        where: event.type == "y"
+        not: true
+      - step: c
+        where: event.type == "c"
+`
+	const notAtEndStepWithin = `
+ruleset: test
+rules:
+  - id: e
+    pattern:
+      - step: a
+        where: event.type == "a"
+      - step: x
+        where: event.type == "x"
+        not: true
+        contiguity: strict
+      - step: y
+        where: event.type == "y"
+        not: true
+        within: 5ms
+`
+	tests := []struct {
+		name   string
+		yaml   string
+		events []ev
+		want   []string
+	}{
+		{"all optional", allOptional,
+			[]ev{{1, "", 0, "z"}, {2, "", 1, "a"}, {3, "", 2, "b"}},
+			[]string{"o k a=[2]", "o k a=[2] b=[3]", "o k b=[3]"}},
+		{"not next, then not followed by: match", notNextThenNotFollowed,
+			[]ev{{1, "", 0, "a"}, {2, "", 1, "z"}, {3, "", 2, "x"}, {4, "", 3, "c"}},
+			[]string{"n k a=[1] c=[4]"}},
+		{"not next, then not followed by: forbidden next event", notNextThenNotFollowed,
+			[]ev{{1, "", 0, "a"}, {2, "", 1, "x"}, {3, "", 2, "c"}},
+			nil},
+		{"not next, then not followed by: forbidden event later", notNextThenNotFollowed,
+			[]ev{{1, "", 0, "a"}, {2, "", 1, "z"}, {3, "", 2, "y"}, {4, "", 3, "c"}},
+			nil},
+		{"not next, then not followed by: forbidden event right after", notNextThenNotFollowed,
+			[]ev{{1, "", 0, "a"}, {2, "", 1, "y"}, {3, "", 2, "c"}},
+			nil},
+		{"step within at the end: window closes", notAtEndStepWithin,
+			[]ev{{1, "", 0, "a"}, {2, "", 1, "z"}, {3, "", 5, "y"}},
+			[]string{"e k a=[1]"}},
+		{"step within at the end: forbidden event in the window", notAtEndStepWithin,
+			[]ev{{1, "", 0, "a"}, {2, "", 1, "z"}, {3, "", 4, "y"}},
+			nil},
+		{"step within at the end: forbidden next event", notAtEndStepWithin,
+			[]ev{{1, "", 0, "a"}, {2, "", 1, "x"}},
+			nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p, c := newPartition(t, tc.yaml, Options{})
+			push(t, p, tc.events)
+			p.Advance(math.MaxInt64)
+			if diff := cmp.Diff(tc.want, c.matches()); diff != "" {
+				t.Errorf("alerts (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 func TestPartitionCapDropsOldest(t *testing.T) {
 	p, c := newPartition(t, `
 ruleset: test
@@ -245,6 +338,32 @@ rules:
 	}
 	if st := p.Stats(); st.Dropped != 1 || st.ByRule["test/ab"].Dropped != 1 {
 		t.Errorf("dropped = %d (rule %d), want 1", st.Dropped, st.ByRule["test/ab"].Dropped)
+	}
+}
+
+// TestPartitionPeakRunsWithinCap checks that the peak of open partial
+// matches counts what the cap let the key hold, not the run a step creates
+// and the cap drops at once.
+func TestPartitionPeakRunsWithinCap(t *testing.T) {
+	p, _ := newPartition(t, `
+ruleset: test
+rules:
+  - id: ab
+    pattern:
+      - step: a
+        where: event.type == "a"
+      - step: b
+        contiguity: any
+        where: event.type == "b"
+`, Options{MaxRunsPerKey: 2})
+	push(t, p, []ev{{1, "", 0, "a"}, {2, "", 1, "a"}, {3, "", 2, "a"}, {4, "", 3, "a"}})
+	p.Advance(math.MaxInt64) // no window: the runs stay open
+	st := p.Stats()
+	if st.Dropped != 2 {
+		t.Fatalf("dropped = %d, want 2 (the test needs the cap reached)", st.Dropped)
+	}
+	if st.PeakRuns != 2 || st.ByRule["test/ab"].PeakRuns != 2 {
+		t.Errorf("peak runs = %d (rule %d), want 2: the cap is 2", st.PeakRuns, st.ByRule["test/ab"].PeakRuns)
 	}
 }
 
@@ -280,5 +399,35 @@ func TestAlertJSON(t *testing.T) {
 	want := `"events":{"a":[{"id":1,"type":"a"}],"b":[{"id":2,"type":"b"}]}}`
 	if !strings.HasSuffix(got, want) || !strings.Contains(got, `"start":"1970-01-01T00:00:00Z","end":"1970-01-01T00:00:00.001Z"`) {
 		t.Errorf("alert JSON = %s", got)
+	}
+}
+
+// TestTimeoutSummaryReadingLaterStep pins what the ruleset warning about
+// such summaries says: on a timeout alert that lacks a step the summary
+// reads, the summary fails and the alert gets the default text.
+func TestTimeoutSummaryReadingLaterStep(t *testing.T) {
+	p, c := newPartition(t, `
+ruleset: test
+rules:
+  - id: ab
+    within: 10ms
+    pattern:
+      - step: a
+        where: event.type == "a"
+      - step: b
+        where: event.type == "b"
+    alert:
+      summary: 'a.type + b.type'
+      on_timeout: true
+`, Options{})
+	push(t, p, []ev{{1, "", 0, "a"}, {2, "", 1, "b"}, {3, "", 20, "a"}})
+	p.Advance(math.MaxInt64)
+	var got []string
+	for _, a := range c.alerts {
+		got = append(got, describe(a)+": "+a.Summary)
+	}
+	want := []string{"ab k a=[1] b=[2]: ab", "ab k a=[3] timeout: rule ab matched key k"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("alerts (-want +got):\n%s", diff)
 	}
 }

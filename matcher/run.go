@@ -126,7 +126,7 @@ func (p *Partition) step(pr *planRule, rk *ruleKey, r *Record) {
 	rk.runs = append(rk.runs[:0], next...)
 	clear(next)
 	p.nextBuf = next[:0]
-	p.addLive(pr, len(rk.runs)-before)
+	p.countLive(pr, len(rk.runs)-before)
 
 	if pr.rule.Skip.Kind == "" || pr.rule.Skip.Kind == "none" {
 		slices.SortStableFunc(potential, compareRuns)
@@ -137,6 +137,7 @@ func (p *Partition) step(pr *planRule, rk *ruleKey, r *Record) {
 		p.release(pr, rk, potential, r.Key)
 	}
 	p.enforceCap(pr, rk, r.Key)
+	p.notePeak(pr)
 }
 
 // nextRuns computes the runs that cur becomes on record r (Flink's

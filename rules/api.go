@@ -22,6 +22,9 @@ type Compiled struct {
 	Time *Expr
 	// Rules holds the enabled rules in source order.
 	Rules []*CompiledRule
+	// Warnings are problems that do not stop the ruleset from loading
+	// (each with Warning set), sorted by position.
+	Warnings ErrorList
 }
 
 // CompiledRule is one enabled rule with its compiled expressions.

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -48,6 +49,9 @@ func compileWith(rs *Ruleset, opts CompileOptions, forceTracking bool) (*Compile
 		}
 	}
 	c.rule = ""
+	if len(c.warnings) > 0 {
+		out.Warnings = c.warnings.sort()
+	}
 	return out, c.list
 }
 
@@ -155,9 +159,38 @@ func (c *compiler) compileRule(r *Rule) *CompiledRule {
 		}
 		cr.Summary = c.expr(env, exprSpec{src: r.Alert.Summary, pos: r.Alert.SummaryPos, what: "alert summary", want: stringKinds, rule: r, steps: declared, at: allSteps})
 		collectLists(cr.Summary, listsUsed)
+		c.checkTimeoutSummary(r, cr.Summary)
 	}
 	cr.Version = ruleVersion(c.rs, r, listsUsed)
 	return cr
+}
+
+// checkTimeoutSummary warns when the summary of an on_timeout rule reads a
+// step that a timed-out partial match may not have reached. Evaluating it
+// on such a match fails (the step has no value), and the alert silently
+// gets the default summary.
+func (c *compiler) checkTimeoutSummary(r *Rule, summary *Expr) {
+	if !r.Alert.OnTimeout || summary == nil || len(r.Pattern) == 0 {
+		return
+	}
+	var lack []string
+	for i, s := range r.Pattern {
+		// Every partial match holds the first step, unless it is optional
+		// (then matches may start with a later one); any later step may be
+		// the one it waited for when its window closed.
+		if s.Not || (i == 0 && !s.Optional) || !slices.Contains(summary.Steps, s.Name) {
+			continue
+		}
+		lack = append(lack, strconv.Quote(s.Name))
+	}
+	if len(lack) == 0 {
+		return
+	}
+	what := "step " + lack[0]
+	if len(lack) > 1 {
+		what = "steps " + strings.Join(lack, ", ")
+	}
+	c.warn(r.Alert.SummaryPos, "the summary reads %s, which a timeout alert may lack (its partial match timed out before reaching it): such an alert gets the default summary", what)
 }
 
 // stepEnv returns the environment of an expression of step at (or of the

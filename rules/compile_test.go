@@ -641,3 +641,54 @@ func TestEventAsCELValue(t *testing.T) {
 		t.Errorf("Get(5) = %v, want an error", got)
 	}
 }
+
+func TestTimeoutSummaryWarning(t *testing.T) {
+	const rule = `ruleset: t
+rules:
+  - id: r
+    within: 1m
+    pattern:
+      - step: a
+        where: event.type == "a"
+      - step: b
+        where: event.type == "b"
+      - step: c
+        where: event.type == "c"
+    alert:
+      summary: 'a.user + " then " + b.user + " then " + c.user'
+      on_timeout: true
+`
+	tests := []struct {
+		name string
+		src  string
+		want []string
+	}{
+		{"later steps", rule, []string{
+			`t.yaml:13:16: warning: rule "r": the summary reads steps "b", "c", which a timeout alert may lack (its partial match timed out before reaching it): such an alert gets the default summary`,
+		}},
+		{"one later step", strings.Replace(rule, `" then " + c.user`, `"!"`, 1), []string{
+			`t.yaml:13:16: warning: rule "r": the summary reads step "b", which a timeout alert may lack (its partial match timed out before reaching it): such an alert gets the default summary`,
+		}},
+		{"first step only", strings.Replace(rule, `a.user + " then " + b.user + " then " + c.user`, `"by " + a.user`, 1), nil},
+		{"optional first step", strings.Replace(strings.Replace(rule, `a.user + " then " + b.user + " then " + c.user`, `"by " + a.user`, 1),
+			"where: event.type == \"a\"\n", "where: event.type == \"a\"\n        optional: true\n", 1), []string{
+			`t.yaml:14:16: warning: rule "r": the summary reads step "a", which a timeout alert may lack (its partial match timed out before reaching it): such an alert gets the default summary`,
+		}},
+		{"no on_timeout", strings.Replace(rule, "      on_timeout: true\n", "", 1), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load("t.yaml", []byte(tt.src), CompileOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, w := range c.Warnings {
+				got = append(got, w.Error())
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("warnings (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -21,15 +21,22 @@ type Error struct {
 	// Snippet, for errors inside CEL expressions, holds the source line and
 	// a caret under the column, each line starting with " | ".
 	Snippet string
+	// Warning marks a problem that does not reject the ruleset (see
+	// Compiled.Warnings).
+	Warning bool
 }
 
-// Error formats the error as `file:line:col: rule "id": message`, followed
-// by the snippet lines.
+// Error formats the error as `file:line:col: rule "id": message` (a warning
+// as `file:line:col: warning: rule "id": message`), followed by the snippet
+// lines.
 func (e *Error) Error() string {
 	var b strings.Builder
 	if s := e.Pos.String(); s != "" {
 		b.WriteString(s)
 		b.WriteString(": ")
+	}
+	if e.Warning {
+		b.WriteString("warning: ")
 	}
 	if e.Rule != "" {
 		fmt.Fprintf(&b, "rule %q: ", e.Rule)
@@ -89,10 +96,16 @@ func (l ErrorList) err() error {
 
 // errs collects errors while walking a ruleset.
 type errs struct {
-	list ErrorList
-	rule string
+	list     ErrorList
+	warnings ErrorList
+	rule     string
 }
 
 func (e *errs) add(pos Pos, format string, args ...any) {
 	e.list = append(e.list, &Error{Pos: pos, Rule: e.rule, Msg: fmt.Sprintf(format, args...)})
+}
+
+// warn records a warning, kept apart from the errors.
+func (e *errs) warn(pos Pos, format string, args ...any) {
+	e.warnings = append(e.warnings, &Error{Pos: pos, Rule: e.rule, Msg: fmt.Sprintf(format, args...), Warning: true})
 }

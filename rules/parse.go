@@ -56,7 +56,8 @@ func parse(filename string, src []byte, maxBytes int) (*Ruleset, ErrorList) {
 		if errors.Is(err, io.EOF) {
 			p.add(Pos{File: filename, Line: 1, Col: 1}, "empty ruleset document")
 		} else {
-			p.add(p.yamlErrPos(err), "%s", yamlErrMsg(err))
+			line, msg := yamlnode.SyntaxError(src, err)
+			p.add(Pos{File: filename, Line: max(line, 1), Col: 1}, "invalid YAML: %s", msg)
 		}
 		return nil, p.list
 	}
@@ -77,27 +78,6 @@ func parse(filename string, src []byte, maxBytes int) (*Ruleset, ErrorList) {
 	}
 	p.ruleset(root)
 	return rs, p.list
-}
-
-// yamlErrMsg strips yaml.v3's "yaml: line N: " prefix; the position is
-// printed in our own form.
-func yamlErrMsg(err error) string {
-	msg := err.Error()
-	msg = strings.TrimPrefix(msg, "yaml: ")
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		msg = msg[len(m[0]):]
-	}
-	return "invalid YAML: " + msg
-}
-
-var yamlLineRE = regexp.MustCompile(`^line (\d+): `)
-
-func (p *parser) yamlErrPos(err error) Pos {
-	if m := yamlLineRE.FindStringSubmatch(strings.TrimPrefix(err.Error(), "yaml: ")); m != nil {
-		n, _ := strconv.Atoi(m[1])
-		return Pos{File: p.file, Line: n, Col: 1}
-	}
-	return Pos{File: p.file, Line: 1, Col: 1}
 }
 
 type parser struct {

@@ -237,6 +237,23 @@ func TestLoadErrors(t *testing.T) {
 			src:  "ruleset: t\nrules: [\n",
 			want: []string{"2:1: invalid YAML: did not find expected node content"},
 		},
+		// yaml.v3 prints the line of the construct being parsed (here 2,
+		// 2 and 5); the error is reported where the mistake is.
+		{
+			name: "yaml mis-indented key",
+			src:  ruleset("  - id: a\n    when: 'true'\n   severity: high\n"),
+			want: []string{"5:1: invalid YAML: did not find expected '-' indicator"},
+		},
+		{
+			name: "yaml unterminated quote",
+			src:  ruleset("  - id: a\n    when: \"event.x == 1\n    severity: high\n    description: \"x\"\n"),
+			want: []string{"4:1: invalid YAML: did not find expected key (the quoted string that begins on this line ends on line 6: is a quote missing?)"},
+		},
+		{
+			name: "yaml unclosed bracket",
+			src:  ruleset("  - id: a\n    when: 'true'\n    alert:\n      labels: [a, b\n    severity: high\n"),
+			want: []string{"6:1: invalid YAML: did not find expected ',' or ']'"},
+		},
 		{
 			name: "not a mapping",
 			src:  "- a\n- b\n",
@@ -391,9 +408,12 @@ func TestLoadErrors(t *testing.T) {
 			},
 		},
 		{
+			// Flink accepts these (begin(a).oneOrMore().optional()) and never
+			// emits the empty match.
 			name: "all optional",
-			src:  ruleset("  - id: o\n    pattern:\n      - step: a\n        optional: true\n      - step: b\n        times: 0..2\n"),
-			want: []string{`5:7: o: every step of the pattern is optional: it could match no event at all`},
+			src: ruleset("  - id: o\n    pattern:\n      - step: a\n        optional: true\n      - step: b\n        times: 0..2\n" +
+				"  - id: one\n    pattern:\n      - step: a\n        times: 1..\n        optional: true\n"),
+			want: nil,
 		},
 		{
 			name: "not steps",
@@ -405,18 +425,30 @@ func TestLoadErrors(t *testing.T) {
 			want: []string{
 				`5:9: n1: a pattern cannot start with a not step: absence is measured after an event`,
 				`12:9: n2: a not step cannot follow an optional step`,
-				`22:9: n3: two not steps in a row: merge their conditions with ||`,
+				`22:9: n3: two not steps in a row with the same contiguity: merge their conditions with || into one step`,
 				`24:9: n3: a not step takes contiguity strict (not next) or relaxed (not followed by), not any`,
 				`30:9: n4: a not step cannot have times`,
 				`31:9: n4: a not step cannot have greedy`,
 				`32:9: n4: a not step cannot have until`,
-				`37:9: n5: a pattern ending in a not step needs the rule's within: absence is only known when the window closes`,
+				`37:9: n5: a pattern ending in a relaxed not step needs a within (the rule's, or the not step's own): absence is only known when the window closes`,
+			},
+		},
+		{
+			name: "not steps in a row",
+			src: ruleset("  - id: strict-strict\n    pattern:\n      - step: a\n      - step: x\n        not: true\n        contiguity: strict\n      - step: y\n        not: true\n        contiguity: strict\n      - step: c\n" +
+				"  - id: relaxed-strict\n    pattern:\n      - step: a\n      - step: x\n        not: true\n      - step: y\n        not: true\n        contiguity: strict\n      - step: c\n" +
+				"  - id: strict-relaxed\n    pattern:\n      - step: a\n      - step: x\n        not: true\n        contiguity: strict\n      - step: y\n        not: true\n      - step: c\n" +
+				"  - id: strict-relaxed-end\n    within: 1m\n    pattern:\n      - step: a\n      - step: x\n        not: true\n        contiguity: strict\n      - step: y\n        not: true\n"),
+			want: []string{
+				`9:9: strict-strict: two not steps in a row with the same contiguity: merge their conditions with || into one step`,
+				`18:9: relaxed-strict: a strict not step cannot follow a relaxed one ("x"): write the strict one first; it forbids the event right after "a", the relaxed one every event up to the next step`,
 			},
 		},
 		{
 			name: "not at the end",
 			src: ruleset("  - id: strict-end\n    pattern:\n      - step: a\n      - step: b\n        not: true\n        contiguity: strict\n" +
-				"  - id: relaxed-end\n    within: 5m\n    pattern:\n      - step: a\n      - step: b\n        not: true\n"),
+				"  - id: relaxed-end\n    within: 5m\n    pattern:\n      - step: a\n      - step: b\n        not: true\n" +
+				"  - id: relaxed-end-step-within\n    pattern:\n      - step: a\n      - step: b\n        not: true\n        within: 5m\n"),
 			want: nil,
 		},
 		{

@@ -21,6 +21,14 @@ import (
 func (c *compiler) mapPos(sp exprSpec, line, col int) (Pos, string) {
 	expr := []rune(sp.src)
 	off := runeOffset(expr, line, col)
+	if end := trimTrailingBreaks(expr, off); end != off {
+		// An error at the end of the text (CEL's <EOF>) lies past the
+		// scalar's final line breaks, which a block scalar keeps: the line
+		// after the expression, or after the file. Point at the end of the
+		// expression's last line instead.
+		off = end
+		line, col = lineCol(expr, off)
+	}
 	if n, ok := c.rs.exprNodes[sp.pos]; ok && c.rs.src != nil {
 		if c.lines == nil {
 			c.lines = splitLines(c.rs.src)
@@ -57,6 +65,32 @@ func runeOffset(expr []rune, line, col int) int {
 		}
 	}
 	return min(off+col, len(expr))
+}
+
+// trimTrailingBreaks moves an offset that only line breaks follow back
+// before those breaks, when a line break precedes it.
+func trimTrailingBreaks(expr []rune, off int) int {
+	for _, r := range expr[off:] {
+		if r != '\n' && r != '\r' {
+			return off
+		}
+	}
+	for off > 0 && (expr[off-1] == '\n' || expr[off-1] == '\r') {
+		off--
+	}
+	return off
+}
+
+// lineCol is the inverse of runeOffset.
+func lineCol(expr []rune, off int) (line, col int) {
+	line = 1
+	for _, r := range expr[:off] {
+		col++
+		if r == '\n' {
+			line, col = line+1, 0
+		}
+	}
+	return line, col
 }
 
 func splitLines(src []byte) [][]rune {

@@ -1,7 +1,6 @@
 package rules
 
 import (
-
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
 )

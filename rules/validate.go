@@ -1,6 +1,9 @@
 package rules
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // reserved names cannot be step names: the environment's own variables and
 // CEL's keywords and reserved words.
@@ -139,7 +142,6 @@ func optPos(s *Step, opt string) Pos {
 
 func validateSteps(e *errs, r *Rule) {
 	names := map[string]*Step{}
-	positives := 0
 	for i, s := range r.Pattern {
 		namePos := orPos(s.namePos, s.Pos)
 		switch {
@@ -190,7 +192,6 @@ func validateSteps(e *errs, r *Rule) {
 			validateNot(e, r, i)
 			continue
 		}
-		positives++
 		if !s.Looping() {
 			for _, opt := range []string{"greedy", "loop", "until"} {
 				if stepHas(s, opt) {
@@ -199,17 +200,8 @@ func validateSteps(e *errs, r *Rule) {
 			}
 		}
 	}
-	if positives > 0 {
-		allOptional := true
-		for _, s := range r.Pattern {
-			if !s.Not && !s.Optional {
-				allOptional = false
-			}
-		}
-		if allOptional {
-			e.add(orPos(r.patternPos, r.Pos), "every step of the pattern is optional: it could match no event at all")
-		}
-	}
+	// A pattern whose steps are all optional is valid, as in Flink: a match
+	// is only completed by taking an event, so the empty match never occurs.
 }
 
 // stepHas reports whether an option is set, in the source or in code.
@@ -248,13 +240,38 @@ func validateNot(e *errs, r *Rule, i int) {
 	}
 	if i > 0 {
 		prev := r.Pattern[i-1]
-		if prev.Not {
-			e.add(pos, "two not steps in a row: merge their conditions with ||")
-		} else if prev.Optional {
+		switch {
+		case prev.Not && notStrict(prev) == notStrict(s):
+			// The same event (strict) or the same stretch of events
+			// (relaxed) must fail both conditions.
+			e.add(pos, "two not steps in a row with the same contiguity: merge their conditions with || into one step")
+		case prev.Not && notStrict(s):
+			// notFollowedBy(x).notNext(y): Flink's compiler keeps the
+			// notNext and silently drops the notFollowedBy before it.
+			e.add(pos, "a strict not step cannot follow a relaxed one (%q): write the strict one first; it forbids the event right after %s, the relaxed one every event up to the next step", prev.Name, lastPositive(r, i))
+		case prev.Not:
+			// notNext(x).notFollowedBy(y) is supported: the event right
+			// after the previous step must not match x, and no event
+			// before the next step may match y.
+		case prev.Optional:
 			e.add(pos, "a not step cannot follow an optional step")
 		}
 	}
-	if i == len(r.Pattern)-1 && s.Contiguity != Strict && r.Within == 0 {
-		e.add(pos, "a pattern ending in a not step needs the rule's within: absence is only known when the window closes")
+	if i == len(r.Pattern)-1 && !notStrict(s) && r.Within == 0 && s.Within == 0 {
+		e.add(pos, "a pattern ending in a relaxed not step needs a within (the rule's, or the not step's own): absence is only known when the window closes")
 	}
+}
+
+// notStrict reports whether a not step is Flink's notNext (strict) rather
+// than notFollowedBy (relaxed, the default).
+func notStrict(s *Step) bool { return s.Contiguity == Strict }
+
+// lastPositive names the last step before index i that is not a not step.
+func lastPositive(r *Rule, i int) string {
+	for j := i - 1; j >= 0; j-- {
+		if !r.Pattern[j].Not {
+			return strconv.Quote(r.Pattern[j].Name)
+		}
+	}
+	return "the previous step"
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -247,8 +246,6 @@ func (p *parser) pos(n *yaml.Node) rules.Pos {
 	return rules.Pos{File: p.file, Line: n.Line, Col: n.Column}
 }
 
-var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): `)
-
 func (p *parser) parse(src []byte) (*File, []rulesetRef) {
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(src))
@@ -258,11 +255,8 @@ func (p *parser) parse(src []byte) (*File, []rulesetRef) {
 			p.add(pos, "empty test file")
 			return nil, nil
 		}
-		msg := strings.TrimPrefix(err.Error(), "yaml: ")
-		if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
-			pos.Line, _ = strconv.Atoi(m[1])
-			msg = strings.TrimPrefix(err.Error(), m[0])
-		}
+		line, msg := yamlnode.SyntaxError(src, err)
+		pos.Line = max(line, 1)
 		p.add(pos, "invalid YAML: %s", msg)
 		return nil, nil
 	}

@@ -15,8 +15,11 @@ list, or a directory of *.yaml files) exactly as the engine would.
 
 Every problem of every file is printed on stderr as
 file:line:col: rule "id": message, with the CEL caret snippet for expression
-errors. Each good file gets one line on stdout. The exit status is 0 when all
-files are good and 1 otherwise.`,
+errors. Warnings (file:line:col: warning: rule "id": message) point at
+something that loads but may not do what it seems to, such as an alert
+summary that timeout alerts cannot evaluate; they do not fail the file.
+Each good file gets one line on stdout. The exit status is 0 when all files
+are good and 1 otherwise.`,
 		Example: "  shrike check rulesets/payments.yaml\n  shrike check rulesets/",
 		Args:    argsAtLeast(1, "ruleset argument"),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -68,7 +68,9 @@ type loadResult struct {
 // loadRulesets loads every file, so that one run reports every problem of
 // every file. Errors are printed on stderr as they come: a rules.ErrorList
 // prints one `file:line:col: rule "id": message` per problem, with the CEL
-// caret snippet. ok is false when any file failed.
+// caret snippet. A loaded file's warnings are printed the same way, as
+// `file:line:col: warning: …`. ok is false when any file failed; warnings
+// do not count.
 func loadRulesets(files []string, stderr io.Writer) (results []loadResult, ok bool) {
 	ok = true
 	names := map[string]string{} // ruleset name → file defining it
@@ -88,6 +90,10 @@ func loadRulesets(files []string, stderr io.Writer) (results []loadResult, ok bo
 			} else {
 				names[name] = f
 			}
+		}
+		if err == nil && len(res.compiled.Warnings) > 0 {
+			// Warnings do not fail the file: it loads and runs as written.
+			fmt.Fprintln(stderr, res.compiled.Warnings)
 		}
 		if err != nil {
 			res.err = err

@@ -24,27 +24,68 @@ var (
 // casesFile is the copy of the shared case file this test reads.
 var casesFile = filepath.Join("testdata", "cases.json")
 
+// addedCasesFile holds cases of Flink's suite that the shared file lacks,
+// in the same format: patterns Shrike accepts because Flink does.
+var addedCasesFile = filepath.Join("testdata", "added-cases.json")
+
 // wantCases guards against losing cases: the file holds at least this many
 // (a newer export of Flink's suite may hold more; they all run).
 const wantCases = 96
+
+// wantAddedCases is the number of cases in addedCasesFile.
+const wantAddedCases = 5
+
+// builtinCases loads the shared cases and the added ones, and checks that
+// none is lost and no id appears in both.
+func builtinCases() ([]*flinkCase, error) {
+	cases, err := loadCases(casesFile)
+	if err != nil {
+		return nil, err
+	}
+	if len(cases) < wantCases {
+		return nil, fmt.Errorf("%s holds %d cases, want at least %d", casesFile, len(cases), wantCases)
+	}
+	added, err := loadCases(addedCasesFile)
+	if err != nil {
+		return nil, err
+	}
+	if len(added) != wantAddedCases {
+		return nil, fmt.Errorf("%s holds %d cases, want %d", addedCasesFile, len(added), wantAddedCases)
+	}
+	return appendCases(cases, added, addedCasesFile)
+}
+
+// appendCases adds more cases, refusing an id that is already there.
+func appendCases(cases, more []*flinkCase, from string) ([]*flinkCase, error) {
+	seen := map[string]bool{}
+	for _, c := range cases {
+		seen[c.ID] = true
+	}
+	for _, c := range more {
+		if seen[c.ID] {
+			return nil, fmt.Errorf("%s: case %q is already loaded", from, c.ID)
+		}
+		seen[c.ID] = true
+	}
+	return append(cases, more...), nil
+}
 
 // TestConformance runs every Flink case through the replay path of
 // `shrike run` and compares the alerts with Flink's expectation. Select
 // cases with -run 'Conformance/NFAITCase' or a full case id.
 func TestConformance(t *testing.T) {
-	cases, err := loadCases(casesFile)
+	cases, err := builtinCases()
 	if err != nil {
 		t.Fatal(err)
-	}
-	if len(cases) < wantCases {
-		t.Fatalf("%s holds %d cases, want at least %d", casesFile, len(cases), wantCases)
 	}
 	if *extraCases != "" {
 		more, err := loadCases(*extraCases)
 		if err != nil {
 			t.Fatal(err)
 		}
-		cases = append(cases, more...)
+		if cases, err = appendCases(cases, more, *extraCases); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var results []caseResult
 	for _, c := range cases {
