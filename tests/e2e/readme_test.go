@@ -307,7 +307,8 @@ func TestREADMEQuickStart(t *testing.T) {
 	for own == 0 || generated == 0 {
 		v, ok := alerts.next(time.Until(deadline))
 		if !ok {
-			t.Fatalf("kcat -C read %d alerts with the summary %q and %d others before it stopped or 60 s passed", own, wantSummary, generated)
+			late := metricSum(s.metrics(t), "shrike_engine_late_events_total")
+			t.Fatalf("kcat -C read %d alerts with the summary %q and %d others before it stopped or 60 s passed (%v events were late)", own, wantSummary, generated, late)
 		}
 		var a struct {
 			Rule    string `json:"rule"`
@@ -429,10 +430,10 @@ func readmeAPI(t *testing.T, root string, blocks []mdBlock, sh *readmeShell) {
 		if strings.Contains(cmd, "curl -N") {
 			continue
 		}
-		out, _ := sh.run(t, cmd)
+		out, errOut := sh.run(t, cmd)
 		var body map[string]any
 		if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &body); err != nil {
-			t.Errorf("$ %s\nprinted %q: not one JSON object (%v)", cmd, tail(out), err)
+			t.Errorf("$ %s\nprinted %q: not one JSON object (%v)\nstderr:\n%s", cmd, tail(out), err, errOut)
 			continue
 		}
 		if _, isErr := body["code"]; isErr {
