@@ -440,3 +440,99 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// TestServeEmbeddedPortFlags: --embedded-kafka-port and --embedded-redis-port
+// set the embedded servers' ports over the file's, are listed by
+// `serve --help`, and a bad value is a usage error naming the flag.
+func TestServeEmbeddedPortFlags(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "shrike.yaml")
+	writeFile(t, conf, "kafka: {embedded: {port: 1111}}\nredis: {embedded: {port: 2222}}\n")
+	cmd := newServeCmd(env{stdout: io.Discard, stderr: io.Discard, clock: time.Now})
+	if err := cmd.ParseFlags([]string{"--embedded-kafka-port", "19092", "--embedded-redis-port", "0"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := serveConfig(conf, cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Kafka.Embedded.Port != 19092 || cfg.Redis.Embedded.Port != 0 {
+		t.Errorf("embedded ports = kafka %d, redis %d; want 19092 and 0", cfg.Kafka.Embedded.Port, cfg.Redis.Embedded.Port)
+	}
+
+	var out bytes.Buffer
+	if code := run(t.Context(), []string{"serve", "--help"}, env{stdout: &out, stderr: &out, clock: time.Now}); code != 0 {
+		t.Fatalf("serve --help exit %d:\n%s", code, out.String())
+	}
+	for _, want := range []string{"--embedded-kafka-port PORT", "--embedded-redis-port PORT"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("serve --help does not list %s:\n%s", want, out.String())
+		}
+	}
+
+	for _, args := range [][]string{
+		{"serve", "--embedded-kafka-port", "x"},
+		{"serve", "--embedded-redis-port", "70000"},
+	} {
+		var stderr bytes.Buffer
+		code := run(t.Context(), args, env{stdout: io.Discard, stderr: &stderr, clock: time.Now})
+		if code != 2 || !strings.Contains(stderr.String(), args[1]+":") {
+			t.Errorf("%v: exit %d, stderr:\n%s\nwant exit 2 naming %s", args, code, stderr.String(), args[1])
+		}
+	}
+}
+
+// TestREADMEScaleOutCommands parses the README's commands for two
+// instances on one machine with serve's own flags: every address one of
+// them listens on (HTTP, gRPC, an embedded broker or Redis) must be free
+// of the other's, or the second one would not start.
+func TestREADMEScaleOutCommands(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, ok := strings.Cut(string(b), "\n### Scaling out\n")
+	if !ok {
+		t.Fatal("README.md has no Scaling out section")
+	}
+	sec, _, _ = strings.Cut(sec, "\n### ")
+	_, block, ok := strings.Cut(sec, "```sh\n")
+	if !ok {
+		t.Fatal("the Scaling out section has no sh block")
+	}
+	block, _, _ = strings.Cut(block, "```")
+	owner := map[string]string{}
+	var n int
+	for line := range strings.Lines(block) {
+		line, _, _ = strings.Cut(line, "#")
+		args := strings.Fields(line)
+		if len(args) < 2 || args[0] != "shrike" || args[1] != "serve" {
+			continue
+		}
+		n++
+		cmd := newServeCmd(env{stdout: io.Discard, stderr: io.Discard, clock: time.Now})
+		if err := cmd.ParseFlags(args[2:]); err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		cfg, err := serveConfig("", cmd)
+		if err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		addrs := []string{cfg.HTTP.Listen, cfg.GRPC.Listen}
+		if cfg.EmbeddedKafka() {
+			addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", cfg.Kafka.Embedded.Port))
+		}
+		if cfg.EmbeddedRedis() {
+			addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", cfg.Redis.Embedded.Port))
+		}
+		for _, a := range addrs {
+			if prev, ok := owner[a]; ok {
+				t.Errorf("%s and %s both listen on %s", strings.TrimSpace(prev), strings.TrimSpace(line), a)
+			}
+			owner[a] = line
+		}
+	}
+	if n < 2 {
+		t.Errorf("the Scaling out block has %d serve commands, want two instances", n)
+	}
+}
