@@ -391,11 +391,22 @@ func printQuickStart(w io.Writer, s *server, topics []string) {
 		scenario = topic
 	}
 	var b strings.Builder
-	where := "Kafka broker (" + broker + ")"
+	dataDir := s.cfg.Kafka.Embedded.DataDir
 	if s.redis != nil {
-		where += " and Redis (" + s.redis.Addr() + ")"
+		fmt.Fprintf(&b, "\nShrike is running on an embedded Kafka broker (%s) and an embedded Redis (%s).\n", broker, s.redis.Addr())
+		if dataDir == "" {
+			b.WriteString("Both keep their data in memory: stopping Shrike loses it.\n")
+		} else {
+			fmt.Fprintf(&b, "The broker keeps its log in %s; Redis keeps the partial matches in memory: stopping Shrike loses them.\n", dataDir)
+		}
+	} else {
+		fmt.Fprintf(&b, "\nShrike is running on an embedded Kafka broker (%s), with Redis at %s.\n", broker, strings.Join(s.cfg.Redis.Addrs, ","))
+		if dataDir == "" {
+			b.WriteString("The broker keeps its records in memory: stopping Shrike loses them.\n")
+		} else {
+			fmt.Fprintf(&b, "The broker keeps its log in %s.\n", dataDir)
+		}
 	}
-	fmt.Fprintf(&b, "\nShrike is running on an embedded %s, in memory: stopping it loses their data.\n", where)
 	fmt.Fprintf(&b, "Topics: %s; alerts go to %s.\n", strings.Join(topics, ", "), s.cfg.Kafka.Topics.Alerts)
 	if scenario != "" {
 		fmt.Fprintf(&b, "  feed it:      shrike gen --scenario %s --kafka %s\n", scenario, broker)
@@ -404,7 +415,12 @@ func printQuickStart(w io.Writer, s *server, topics []string) {
 		fmt.Fprintf(&b, "  feed it:      kcat -b %s -P -t %s -K: -l events.txt   (key:json lines)\n", broker, topic)
 	}
 	fmt.Fprintf(&b, "  read alerts:  kcat -b %s -C -t %s -o beginning\n", broker, s.cfg.Kafka.Topics.Alerts)
-	fmt.Fprintf(&b, "  API:          REST http://%s/v1/ (OpenAPI: /v1/openapi.json), gRPC %s\n", s.http.Addr(), s.api.srv.Addr())
-	fmt.Fprintf(&b, "  metrics:      http://%s/metrics   readiness: http://%s/readyz\n\n", s.http.Addr(), s.http.Addr())
+	// Both listeners speak TLS when it is configured (apiTLS).
+	scheme, grpcTLS := "http", ""
+	if s.cfg.API.TLS.Enabled() {
+		scheme, grpcTLS = "https", " (TLS)"
+	}
+	fmt.Fprintf(&b, "  API:          REST %s://%s/v1/ (OpenAPI: /v1/openapi.json), gRPC%s %s\n", scheme, s.http.Addr(), grpcTLS, s.api.srv.Addr())
+	fmt.Fprintf(&b, "  metrics:      %s://%s/metrics   readiness: %s://%s/readyz\n\n", scheme, s.http.Addr(), scheme, s.http.Addr())
 	_, _ = io.WriteString(w, b.String())
 }

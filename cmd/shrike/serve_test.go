@@ -23,6 +23,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/shrike-cep/shrike/cep"
+	"github.com/shrike-cep/shrike/internal/embedded"
 	"github.com/shrike-cep/shrike/rules"
 )
 
@@ -534,5 +535,70 @@ func TestREADMEScaleOutCommands(t *testing.T) {
 	}
 	if n < 2 {
 		t.Errorf("the Scaling out block has %d serve commands, want two instances", n)
+	}
+}
+
+// TestServeBanner: the lines serve prints for a person on the embedded
+// broker say where the data lives and how to reach the listeners: in
+// memory only when it is, the broker's data_dir when set, a Redis of its
+// own when one is configured, https when TLS is on.
+func TestServeBanner(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	realRedis, err := embedded.NewRedis(embedded.RedisOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer realRedis.Close()
+	cert, key := writeSelfSigned(t)
+	dataDir := t.TempDir()
+	tests := []struct {
+		name          string
+		set           func(c *cep.Config)
+		want, notWant []string
+	}{
+		{
+			name: "all embedded",
+			set:  func(*cep.Config) {},
+			want: []string{"and an embedded Redis (127.0.0.1:", "Both keep their data in memory", "REST http://", "gRPC 127.0.0.1:", "metrics:      http://"},
+		},
+		{
+			name: "data dir, real redis, tls",
+			set: func(c *cep.Config) {
+				c.Kafka.Embedded.DataDir = dataDir
+				c.Redis.Addrs = []string{realRedis.Addr()}
+				c.API.TLS = cep.TLSConfig{CertFile: cert, KeyFile: key}
+			},
+			want:    []string{"with Redis at " + realRedis.Addr() + ".", "The broker keeps its log in " + dataDir + ".", "REST https://", "gRPC (TLS) 127.0.0.1:", "metrics:      https://"},
+			notWant: []string{"in memory", "embedded Redis", "http://"},
+		},
+		{
+			name:    "data dir, embedded redis",
+			set:     func(c *cep.Config) { c.Kafka.Embedded.DataDir = t.TempDir() },
+			want:    []string{"and an embedded Redis (", "The broker keeps its log in ", "Redis keeps the partial matches in memory"},
+			notWant: []string{"Both keep"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testServeConfig("../../rulesets")
+			tt.set(&cfg)
+			var stderr syncBuffer
+			s, err := startServer(t.Context(), env{stderr: &stderr, clock: time.Now}, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.close()
+			_, banner, _ := strings.Cut(stderr.String(), "\nShrike is running")
+			for _, w := range tt.want {
+				if !strings.Contains(banner, w) {
+					t.Errorf("banner does not say %q:\n%s", w, banner)
+				}
+			}
+			for _, w := range tt.notWant {
+				if strings.Contains(banner, w) {
+					t.Errorf("banner says %q:\n%s", w, banner)
+				}
+			}
+		})
 	}
 }
