@@ -262,6 +262,7 @@ func startServer(ctx context.Context, e env, cfg cep.Config) (_ *server, err err
 		MaxRunsPerKey:         cfg.Limits.MaxRunsPerKey,
 		DrainTimeout:          cfg.State.DrainTimeout,
 		MaxUncommittedRecords: cfg.Limits.MaxUncommittedRecords,
+		IdleTimeout:           cfg.EngineIdleTimeout(),
 		Logger:                s.log,
 		Registerer:            reg,
 		Clock:                 e.clock,
