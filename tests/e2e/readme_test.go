@@ -347,19 +347,14 @@ func TestREADMEQuickStart(t *testing.T) {
 	}
 }
 
-// startReadmeServe starts the README's serve command with the test's
-// ports: --listen and --grpc-listen for the HTTP and gRPC listeners, and a
-// config file for the embedded broker's and Redis's.
+// startReadmeServe starts the README's serve command on the test's ports:
+// the flags for the embedded broker's and Redis's, --listen and
+// --grpc-listen.
 func startReadmeServe(t *testing.T, sh *readmeShell, cmd string, ports map[string]int) *serve {
 	t.Helper()
-	cfg := filepath.Join(t.TempDir(), "ports.yaml")
-	yaml := fmt.Sprintf("kafka:\n  embedded:\n    port: %d\nredis:\n  embedded:\n    port: %d\n", ports["kafka"], ports["redis"])
-	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", ports["http"])
-	line := fmt.Sprintf("cd %s && exec %s --config %s --listen %s --grpc-listen 127.0.0.1:%d",
-		shellQuote(sh.dir), sh.expand(cmd), shellQuote(cfg), httpAddr, ports["grpc"])
+	line := fmt.Sprintf("cd %s && exec %s --embedded-kafka-port %d --embedded-redis-port %d --listen %s --grpc-listen 127.0.0.1:%d",
+		shellQuote(sh.dir), sh.expand(cmd), ports["kafka"], ports["redis"], httpAddr, ports["grpc"])
 	p := startProc(t, "shrike serve", nil, "sh", "-c", line)
 	return &serve{proc: p, http: httpAddr, kafka: fmt.Sprintf("127.0.0.1:%d", ports["kafka"])}
 }
