@@ -493,3 +493,35 @@ func TestREADMEFirstRule(t *testing.T) {
 		t.Fatalf("Your first rule: %d files saved, %d commands run; want the ruleset and its tests, then check, test and run", saved, steps)
 	}
 }
+
+// TestREADMEConfiguration starts `shrike serve --config` on the
+// configuration file README.md shows with every field and its default
+// (the listeners moved to free ports by flags, which win over the file):
+// the file is read strictly, so a field the README names that serve does
+// not know, or a value of the wrong type, stops it.
+func TestREADMEConfiguration(t *testing.T) {
+	root := repoRoot(t)
+	var yaml string
+	for _, b := range under(t, mdBlocks(t, filepath.Join(root, "README.md")), "Configuration") {
+		if b.lang == "yaml" {
+			yaml = b.text
+			break
+		}
+	}
+	if yaml == "" {
+		t.Fatal(`README.md's "Configuration" has no yaml block`)
+	}
+	path := filepath.Join(t.TempDir(), "shrike.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	p := startProc(t, "shrike serve", nil, shrikeBin(t), "serve", "--config", path,
+		"--embedded-kafka-port", "0", "--embedded-redis-port", "0",
+		"--listen", httpAddr, "--grpc-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+	s := &serve{proc: p, http: httpAddr}
+	s.waitReady(t, 60*time.Second)
+	if err := s.stop(40 * time.Second); err != nil {
+		t.Errorf("serve with the README's configuration exited with %v after SIGTERM, want status 0", err)
+	}
+}
