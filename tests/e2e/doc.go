@@ -22,7 +22,8 @@
 //     quick start, "Your first rule" and API examples (and api/README.md's),
 //     taken from its code blocks and run with sh as written, but for the
 //     built binary and free ports: alerts arrive, output is what the README
-//     shows; TestREADMEConfiguration: serve accepts the README's
+//     shows; TestDocsFirstTest likewise for docs/testing.md's first test;
+//     TestREADMEConfiguration: serve accepts the README's
 //     configuration file with every field.
 //
 // Invariants:

@@ -189,8 +189,14 @@ func newReadmeShell(t *testing.T, dir, kafka, http string) *readmeShell {
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
-// expand is the command as the test runs it.
-func (sh *readmeShell) expand(cmd string) string { return sh.subs.Replace(cmd) }
+// expand is the command as the test runs it. A command that starts with
+// `shrike` (an installed binary, in the docs) runs the built one too.
+func (sh *readmeShell) expand(cmd string) string {
+	if rest, ok := strings.CutPrefix(cmd, "shrike "); ok {
+		cmd = "go run ./cmd/shrike " + rest
+	}
+	return sh.subs.Replace(cmd)
+}
 
 // run runs cmd to its end and returns its stdout and stderr; a status other
 // than 0 fails the test.
@@ -458,24 +464,65 @@ func readmeAPI(t *testing.T, root string, blocks []mdBlock, sh *readmeShell) {
 // their output compared with the README's where it shows any.
 func TestREADMEFirstRule(t *testing.T) {
 	root := repoRoot(t)
-	blocks := under(t, mdBlocks(t, filepath.Join(root, "README.md")), "Your first rule")
 	dir := t.TempDir()
 	if err := os.Symlink(filepath.Join(root, "rulesets"), filepath.Join(dir, "rulesets")); err != nil {
 		t.Fatal(err)
 	}
+	saved, steps := followTutorial(t, filepath.Join(root, "README.md"), "Your first rule", dir)
+	if saved != 2 || steps < 3 {
+		t.Fatalf("Your first rule: %d files saved, %d commands run; want the ruleset and its tests, then check, test and run", saved, steps)
+	}
+}
+
+// TestDocsFirstTest follows "A first test" of docs/testing.md: its test
+// file saved into a copy of the shipped rulesets/ (where it must not
+// replace a shipped file), and `shrike test` on it prints what the page
+// shows.
+func TestDocsFirstTest(t *testing.T) {
+	root := repoRoot(t)
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "rulesets"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files, err := os.ReadDir(filepath.Join(root, "rulesets"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if f.Type().IsRegular() {
+			copyFile(t, filepath.Join(root, "rulesets", f.Name()), filepath.Join(dir, "rulesets", f.Name()))
+		}
+	}
+	saved, steps := followTutorial(t, filepath.Join(root, "docs", "testing.md"), "A first test", dir)
+	if saved != 1 || steps != 1 {
+		t.Fatalf("A first test: %d files saved, %d commands run; want the test file, then shrike test", saved, steps)
+	}
+}
+
+// yamlName is a file name in backquotes, as the prose before a yaml block
+// names the file to save it as.
+var yamlName = regexp.MustCompile("`([\\w./-]+\\.yaml)`")
+
+// followTutorial does what the section under heading of the Markdown file
+// at path says, in dir: it saves each yaml block as the file the prose
+// before it names (the last name there), which must not exist yet, and runs each transcript's
+// commands, comparing their output (stdout and stderr) with the one shown,
+// when one is. It returns the number of files saved and commands run.
+func followTutorial(t *testing.T, path, heading, dir string) (saved, steps int) {
+	t.Helper()
 	sh := newReadmeShell(t, dir, "", "")
-	file := regexp.MustCompile("`([\\w.-]+\\.yaml)`")
-	var saved, steps int
-	for _, b := range blocks {
+	for _, b := range under(t, mdBlocks(t, path), heading) {
 		switch b.lang {
 		case "yaml":
-			// The prose before the block names the file to save it as.
-			names := file.FindAllStringSubmatch(b.prose, -1)
+			names := yamlName.FindAllStringSubmatch(b.prose, -1)
 			if len(names) == 0 {
-				t.Fatalf("README.md:%d: no file name (`NAME.yaml`) before the block", b.line)
+				t.Fatalf("%s:%d: no file name (`NAME.yaml`) before the block", path, b.line)
 			}
-			name := names[len(names)-1][1]
-			if err := os.WriteFile(filepath.Join(dir, name), []byte(b.text), 0o644); err != nil {
+			name := filepath.Join(dir, names[len(names)-1][1])
+			if _, err := os.Stat(name); err == nil {
+				t.Fatalf("%s:%d: saving the block as %s would replace a file of the repository", path, b.line, names[len(names)-1][1])
+			}
+			if err := os.WriteFile(name, []byte(b.text), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			saved++
@@ -483,15 +530,13 @@ func TestREADMEFirstRule(t *testing.T) {
 			for _, st := range transcript(t, b) {
 				stdout, stderr := sh.run(t, st.cmd)
 				if st.out != "" && stdout+stderr != st.out {
-					t.Errorf("README.md:%d: $ %s\nprinted:\n%s\nREADME.md shows:\n%s", b.line, st.cmd, stdout+stderr, st.out)
+					t.Errorf("%s:%d: $ %s\nprinted:\n%s\n%s shows:\n%s", path, b.line, st.cmd, stdout+stderr, filepath.Base(path), st.out)
 				}
 				steps++
 			}
 		}
 	}
-	if saved != 2 || steps < 3 {
-		t.Fatalf("Your first rule: %d files saved, %d commands run; want the ruleset and its tests, then check, test and run", saved, steps)
-	}
+	return saved, steps
 }
 
 // TestREADMEConfiguration starts `shrike serve --config` on the
