@@ -43,6 +43,8 @@ var ErrInvalidConfig = errors.New("invalid configuration")
 //	    alerts: shrike-alerts
 //	    deadletter: shrike-deadletter
 //	    late: shrike-late
+//	  idle_timeout: 30s           # for rulesets without stream.idle_timeout: a partition quiet this
+//	                              # long follows the wall clock; 0s: it waits for events for ever
 //	  embedded:                   # used only when brokers is empty
 //	    port: 9092                # 0 picks a free port
 //	    partitions: 3             # of every topic it creates
@@ -104,9 +106,13 @@ type KafkaConfig struct {
 	Brokers []string `yaml:"brokers"`
 	// Group is the consumer group. Instances with the same group share the
 	// partitions of the rulesets' topics; state in Redis is kept per group.
-	Group    string         `yaml:"group"`
-	Topics   TopicsConfig   `yaml:"topics"`
-	Embedded EmbeddedConfig `yaml:"embedded"`
+	Group  string       `yaml:"group"`
+	Topics TopicsConfig `yaml:"topics"`
+	// IdleTimeout is the idle timeout of the streams of rulesets that set
+	// no stream.idle_timeout (EngineOptions.IdleTimeout); zero: their
+	// partitions wait for events for ever, as when Kafka is fed old data.
+	IdleTimeout time.Duration  `yaml:"idle_timeout"`
+	Embedded    EmbeddedConfig `yaml:"embedded"`
 }
 
 // TopicsConfig names the topics the engine writes (docs/design.md#runtime).
@@ -230,7 +236,8 @@ func DefaultConfig() Config {
 				DeadLetter: DefaultDeadLetterTopic,
 				Late:       DefaultLateTopic,
 			},
-			Embedded: EmbeddedConfig{Port: DefaultEmbeddedKafkaPort, Partitions: DefaultEmbeddedPartitions},
+			IdleTimeout: DefaultIdleTimeout,
+			Embedded:    EmbeddedConfig{Port: DefaultEmbeddedKafkaPort, Partitions: DefaultEmbeddedPartitions},
 		},
 		Redis: RedisConfig{
 			KeyPrefix: DefaultRedisKeyPrefix,
@@ -247,6 +254,15 @@ func DefaultConfig() Config {
 		API:    APIConfig{MaxRequestBytes: DefaultAPIMaxRequestBytes, RecentAlerts: DefaultRecentAlerts},
 		Log:    LogConfig{Level: "info", Format: "text"},
 	}
+}
+
+// EngineIdleTimeout is kafka.idle_timeout as EngineOptions.IdleTimeout
+// takes it: there zero is the default and a negative value is never.
+func (c *Config) EngineIdleTimeout() time.Duration {
+	if c.Kafka.IdleTimeout == 0 {
+		return -1
+	}
+	return c.Kafka.IdleTimeout
 }
 
 // EmbeddedKafka reports whether serve must start its own broker.
@@ -756,6 +772,9 @@ func (c *Config) Validate() error {
 		default:
 			topics[t.name] = t.path
 		}
+	}
+	if c.Kafka.IdleTimeout < 0 {
+		bad("kafka.idle_timeout", "must not be negative (0s: never)")
 	}
 	if p := c.Kafka.Embedded.Port; p < 0 || p > 65535 {
 		bad("kafka.embedded.port", "%d is not a port (0 picks a free one)", p)

@@ -28,6 +28,7 @@ func TestLoadConfig(t *testing.T) {
   brokers: [k1:9092, k2:9092]
   group: fraud
   topics: {alerts: a, deadletter: d, late: l}
+  idle_timeout: 2m
   embedded: {port: 0, partitions: 6, data_dir: /var/lib/kfake}
 redis:
   addrs: [r1:6379, r2:6379, r3:6379]
@@ -60,10 +61,11 @@ log: {level: debug, format: json}
 `,
 			want: func(c *Config) {
 				c.Kafka = KafkaConfig{
-					Brokers:  []string{"k1:9092", "k2:9092"},
-					Group:    "fraud",
-					Topics:   TopicsConfig{Alerts: "a", DeadLetter: "d", Late: "l"},
-					Embedded: EmbeddedConfig{Port: 0, Partitions: 6, DataDir: "/var/lib/kfake"},
+					Brokers:     []string{"k1:9092", "k2:9092"},
+					Group:       "fraud",
+					Topics:      TopicsConfig{Alerts: "a", DeadLetter: "d", Late: "l"},
+					IdleTimeout: 2 * time.Minute,
+					Embedded:    EmbeddedConfig{Port: 0, Partitions: 6, DataDir: "/var/lib/kfake"},
 				}
 				c.Redis = RedisConfig{Addrs: []string{"r1:6379", "r2:6379", "r3:6379"}, Cluster: true, Username: "shrike", Password: "s3cret", KeyPrefix: "prod", Embedded: EmbeddedRedisConfig{Port: 0}}
 				c.State = StateConfig{CheckpointInterval: 250 * time.Millisecond, MaxResidentKeys: 1000, DrainTimeout: time.Minute}
@@ -133,7 +135,7 @@ func TestLoadConfigErrors(t *testing.T) {
 			name: "unknown fields at every level, with positions",
 			src:  "kafka:\n  brokerz: [a:1]\n  topics:\n    alert: x\nredis: {}\nmetrics: true\n",
 			want: []string{
-				`c.yaml:2:3: unknown field "brokerz" in kafka (known: brokers, group, topics, embedded)`,
+				`c.yaml:2:3: unknown field "brokerz" in kafka (known: brokers, group, topics, idle_timeout, embedded)`,
 				`c.yaml:4:5: unknown field "alert" in kafka.topics (known: alerts, deadletter, late)`,
 				`c.yaml:6:1: unknown field "metrics" in the configuration (known: kafka, redis, state, limits, http, grpc, api, rules, log)`,
 			},
@@ -291,6 +293,30 @@ log: {level: verbose, format: xml}
 				t.Errorf("errors (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestConfigIdleTimeout: kafka.idle_timeout defaults to the engine's 30 s,
+// 0s turns the wall clock off (a negative engine option), and a negative
+// value is refused at its position.
+func TestConfigIdleTimeout(t *testing.T) {
+	def := DefaultConfig()
+	if got := def.EngineIdleTimeout(); got != 30*time.Second {
+		t.Errorf("default engine idle timeout = %v, want 30s", got)
+	}
+	off, err := LoadConfig("c.yaml", []byte("kafka: {idle_timeout: 0s}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := off.EngineIdleTimeout(); got >= 0 {
+		t.Errorf("idle_timeout 0s: engine idle timeout = %v, want negative (never)", got)
+	}
+	neg, err := LoadConfig("c.yaml", []byte("kafka: {idle_timeout: -1s}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := neg.Validate(); err == nil || err.Error() != "c.yaml:1:23: kafka.idle_timeout: must not be negative (0s: never)" {
+		t.Errorf("Validate = %v", err)
 	}
 }
 

@@ -44,7 +44,8 @@
 //     the same alerts for the same events, their ids differing only through
 //     the positions (topic/partition and offset instead of file and line).
 //   - Each stream of a partition has its own matcher.Partition and its own
-//     watermark; a stream quiet for its idle_timeout follows the wall clock
+//     watermark; a stream quiet for its idle_timeout (else
+//     EngineOptions.IdleTimeout, 30 s by default) follows the wall clock
 //     (EngineOptions.Clock) minus its max_out_of_orderness.
 //   - A partition's matcher state is touched by its worker goroutine only.
 //     Nothing calls the Store per event: keys not in memory are loaded in

@@ -35,6 +35,10 @@ const (
 	DefaultDrainTimeout = 30 * time.Second
 	// DefaultPollRecords is how many records one poll hands out at most.
 	DefaultPollRecords = 10_000
+	// DefaultIdleTimeout is the idle timeout of a stream none of whose
+	// rulesets sets stream.idle_timeout: without one, the last events of a
+	// topic gone quiet would wait for newer ones for ever.
+	DefaultIdleTimeout = 30 * time.Second
 )
 
 // ReasonHeader is the record header that says why a record went to the
@@ -89,6 +93,11 @@ type EngineOptions struct {
 	// its last checkpoint is dropped (the next owner re-reads it). Default
 	// DefaultDrainTimeout.
 	DrainTimeout time.Duration
+	// IdleTimeout is the idle timeout of streams whose rulesets set no
+	// stream.idle_timeout: a partition that receives nothing for this long
+	// advances its watermark with the wall clock (DESIGN.md §3). Default
+	// DefaultIdleTimeout; negative: such streams wait for events for ever.
+	IdleTimeout time.Duration
 	// PollRecords is the most records one poll hands to the partition
 	// workers. Default DefaultPollRecords.
 	PollRecords int
@@ -174,6 +183,9 @@ func NewEngine(opts EngineOptions) (*Engine, error) {
 	}
 	if opts.DrainTimeout <= 0 {
 		opts.DrainTimeout = DefaultDrainTimeout
+	}
+	if opts.IdleTimeout == 0 {
+		opts.IdleTimeout = DefaultIdleTimeout
 	}
 	if opts.PollRecords <= 0 {
 		opts.PollRecords = DefaultPollRecords

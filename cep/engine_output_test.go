@@ -3,7 +3,10 @@ package cep
 import (
 	"context"
 	"fmt"
+	"os"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -186,6 +189,104 @@ func TestEngineIdleStreamFiresAbsence(t *testing.T) {
 	e.stop(t)
 	if len(got) != 1 || got[0].Rule != "reset-without-2fa" || got[0].Key != "acct-9" {
 		t.Errorf("alerts: %v", got)
+	}
+}
+
+// paymentsWithoutIdleTimeout is the payments ruleset with no
+// stream.idle_timeout, as a newcomer's first ruleset has none.
+func paymentsWithoutIdleTimeout(t *testing.T) *rules.Compiled {
+	t.Helper()
+	src, err := os.ReadFile("../rulesets/payments.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, n := regexp.MustCompile(`(?m)^  idle_timeout: .*\n`), 0
+	src = text.ReplaceAllFunc(src, func([]byte) []byte { n++; return nil })
+	if n != 1 {
+		t.Fatalf("payments.yaml has %d idle_timeout lines, want 1", n)
+	}
+	rs, err := rules.Load("payments.yaml", src, rules.CompileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs.Stream.IdleTimeout != 0 {
+		t.Fatalf("idle timeout %v left", rs.Stream.IdleTimeout)
+	}
+	return rs
+}
+
+// watermarkLag reads shrike_engine_watermark_lag_seconds of the one
+// partition that has it, or -1.
+func watermarkLag(t *testing.T, g prometheus.Gatherer) float64 {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^shrike_engine_watermark_lag_seconds\{[^}]*\} (\S+)$`).FindAllStringSubmatch(gatherText(t, g), -1)
+	if len(m) != 1 {
+		return -1
+	}
+	v, err := strconv.ParseFloat(m[0][1], 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// TestEngineDefaultIdleTimeout runs a ruleset that sets no idle_timeout:
+// the engine's default (30 s) applies, so the absence alert of a single
+// password reset fires once the partition has been quiet that long, and
+// the watermark lag metric follows the wall clock meanwhile instead of
+// standing still. With the default switched off (negative), the
+// partition waits for events however long it is quiet.
+func TestEngineDefaultIdleTimeout(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		idle time.Duration
+		fire bool
+	}{
+		{name: "default", fire: true},
+		{name: "never", idle: -1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			brokers := cluster(t, "payments")
+			rs := paymentsWithoutIdleTimeout(t)
+			clock := newFakeClock()
+			log := newAlertLog()
+			reg := prometheus.NewRegistry()
+			e := start(t, EngineOptions{
+				Brokers: brokers, Rulesets: []*rules.Compiled{rs}, Store: state.NewMemory(), Clock: clock.Now,
+				IdleTimeout: tt.idle, Registerer: reg, OnAlert: log.add,
+			})
+			waitFor(t, "the engine to be ready", e.Ready)
+			produceRecords(t, brokers, &kgo.Record{
+				Topic: "payments", Key: []byte("acct-9"),
+				Value: []byte(`{"type":"password_reset","account_id":"acct-9","ts":"` + ts(0) + `"}`),
+			})
+			prod := endOf(t, brokers, "payments")
+			waitFor(t, "the reset to be processed and checkpointed", func() bool { return consumed(prod, e) && checkpointed(e) })
+			// The fake clock stands a day after the event, the watermark
+			// 5 s (the out-of-orderness) before it.
+			clock.Advance(10 * time.Second)
+			var lag float64
+			waitFor(t, "the lag gauge of the quiet partition to follow the clock", func() bool {
+				lag = watermarkLag(t, reg)
+				return lag >= clock.Now().Sub(t0).Seconds()-1
+			})
+			if n := log.count(); n != 0 {
+				t.Fatalf("%d alerts before the stream went idle", n)
+			}
+			clock.Advance(time.Hour)
+			if tt.fire {
+				waitFor(t, "the absence alert", func() bool { return log.count() > 0 })
+				// The watermark follows the wall clock, 5 s behind.
+				waitFor(t, "the lag to drop to the out-of-orderness", func() bool { return watermarkLag(t, reg) == 5 })
+			} else {
+				// Once the gauge shows the advanced clock, the tick that
+				// would have moved the watermark has run.
+				waitFor(t, "the lag gauge to follow the clock", func() bool { return watermarkLag(t, reg) >= lag+3600 })
+				if n := log.count(); n != 0 {
+					t.Errorf("%d alerts with the idle timeout off", n)
+				}
+			}
+		})
 	}
 }
 

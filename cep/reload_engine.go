@@ -209,16 +209,21 @@ func (w *worker) newStreamPart(s *stream) *streamPart {
 	c := *s
 	sp := &streamPart{s: &c, ns: streamNamespace(s.id)}
 	sp.ooo = int64(s.rulesets[0].Stream.MaxOutOfOrderness)
-	sp.idle = idleTimeout(s)
+	sp.idle = idleTimeout(s, w.e.opts.IdleTimeout)
 	return sp
 }
 
 // idleTimeout is the stream's idle timeout: rulesets of one stream may
-// differ in it (it is not part of the stream's identity), and the most
-// eager one wins.
-func idleTimeout(s *stream) (idle time.Duration) {
+// differ in it (it is not part of the stream's identity), a ruleset that
+// sets none has the engine's default (EngineOptions.IdleTimeout), and the
+// most eager one wins. Zero: the stream never follows the wall clock.
+func idleTimeout(s *stream, def time.Duration) (idle time.Duration) {
 	for _, rs := range s.rulesets {
-		if d := rs.Stream.IdleTimeout; d > 0 && (idle == 0 || d < idle) {
+		d := rs.Stream.IdleTimeout
+		if d <= 0 {
+			d = def
+		}
+		if d > 0 && (idle == 0 || d < idle) {
 			idle = d
 		}
 	}
@@ -277,7 +282,7 @@ func (w *worker) maybeSwitch() {
 			c := *s
 			c.part = part
 			sp.s = &c
-			sp.idle = idleTimeout(s)
+			sp.idle = idleTimeout(s, w.e.opts.IdleTimeout)
 			part.SetProgram(c.prog)
 		} else {
 			sp = w.newStreamPart(s)

@@ -990,6 +990,9 @@ func (w *worker) checkpoint(ctx context.Context) error {
 	}
 	if pendingKeys == 0 && w.uncommitted == 0 && len(w.dropKeys) == 0 && (!moved || w.next < 0) {
 		w.lastCommit = start
+		// The gauges still follow the wall clock: the watermark lag of a
+		// quiet partition grows until its idle timeout.
+		w.observe()
 		return nil // nothing new to record
 	}
 	if err := w.sink.wait(ctx); err != nil {

@@ -15,9 +15,10 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// version is set at link time (-ldflags "-X main.version=v1.2.3"); without
-// it the module version from the build info is used.
-var version string
+// version and buildTime are set at link time (-ldflags "-X main.version=v1.2.3
+// -X main.buildTime=2026-12-05T10:00:00Z"); without a version the module
+// version from the build info is used.
+var version, buildTime string
 
 // env is what a command may touch of the outside world. Tests substitute
 // it, which is how they fix detected_at without a hidden flag.
@@ -109,18 +110,51 @@ written as rulesets in YAML with CEL expressions, over keyed event streams.`,
 }
 
 // buildVersion reports the version set at link time, else the module
-// version the binary was built from, with the Go version.
+// version the binary was built from, followed by the Go version and what
+// the go command stamped of the checkout it built (go build and go run in
+// a git checkout, unless -buildvcs=false): the revision, whether the tree
+// had uncommitted changes, and the commit's time, then the link-time
+// build time.
 func buildVersion() string {
-	v := version
 	bi, ok := debug.ReadBuildInfo()
-	if v == "" && ok && bi.Main.Version != "" {
+	if !ok {
+		bi = nil
+	}
+	return formatVersion(version, buildTime, bi)
+}
+
+// formatVersion is buildVersion's text for a link-time version and build
+// time and the binary's build info (nil when it has none).
+func formatVersion(linked, built string, bi *debug.BuildInfo) string {
+	v := linked
+	if v == "" && bi != nil {
 		v = bi.Main.Version
 	}
 	if v == "" || v == "(devel)" {
 		v = "devel"
 	}
-	if ok {
-		v += " (" + bi.GoVersion + ")"
+	var parts []string
+	if bi != nil {
+		parts = append(parts, bi.GoVersion)
+		vcs := map[string]string{}
+		for _, s := range bi.Settings {
+			vcs[s.Key] = s.Value
+		}
+		if r := vcs["vcs.revision"]; r != "" {
+			parts = append(parts, "commit "+r)
+			if vcs["vcs.modified"] == "true" {
+				parts = append(parts, "modified")
+			}
+			if t := vcs["vcs.time"]; t != "" {
+				parts = append(parts, "committed "+t)
+			}
+		}
+	}
+	if built != "" {
+		parts = append(parts, "built "+built)
+	}
+	if len(parts) > 0 {
+		v += " (" + strings.Join(parts, ", ") + ")"
 	}
 	return v
 }

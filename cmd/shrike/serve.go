@@ -41,6 +41,8 @@ var serveFlagFields = []struct {
 	{"redis", "redis.addrs", "Redis `ADDRS` (host:port, comma-separated; several: a Redis Cluster); none starts an embedded Redis on 127.0.0.1:6379"},
 	{"listen", "http.listen", "`HOST:PORT` of /metrics, /healthz, /readyz and /debug/pprof/ (default 127.0.0.1:8080)"},
 	{"grpc-listen", "grpc.listen", "`HOST:PORT` of the gRPC API (default 127.0.0.1:9090)"},
+	{"embedded-kafka-port", "kafka.embedded.port", "`PORT` of the embedded broker on 127.0.0.1, when --kafka is not given; 0 picks a free one (default 9092)"},
+	{"embedded-redis-port", "redis.embedded.port", "`PORT` of the embedded Redis on 127.0.0.1, when --redis is not given; 0 picks a free one (default 6379)"},
 	{"group", "kafka.group", "Kafka consumer `GROUP`; instances of one group share the partitions (default shrike)"},
 	{"log-level", "log.level", "`LEVEL` of the log on stderr: debug, info, warn, error (default info)"},
 	{"log-format", "log.format", "`FORMAT` of the log on stderr: text or json (default text)"},
@@ -64,10 +66,10 @@ version and is logged); rulesets also come through the API. Every instance
 runs a change within a second, partial matches of a changed rule finishing
 under their old version.
 
-Without --kafka it starts an embedded Kafka-protocol broker on 127.0.0.1:9092,
-and without --redis an embedded Redis on 127.0.0.1:6379, both in memory, so
-that one command gives a working engine to feed with shrike gen --kafka or
-kcat. With --kafka and --redis it uses real ones; several Redis addresses are
+Without --kafka it starts an embedded Kafka-protocol broker on 127.0.0.1:9092
+(--embedded-kafka-port), and without --redis an embedded Redis on
+127.0.0.1:6379 (--embedded-redis-port), both in memory, so that one command
+gives a working engine to feed with shrike gen --kafka or kcat. With --kafka and --redis it uses real ones; several Redis addresses are
 a Redis Cluster. Instances started with the same --group share the partitions.
 
 Settings come from defaults, then --config (YAML; every field and default is
@@ -202,7 +204,7 @@ func startServer(ctx context.Context, e env, cfg cep.Config) (_ *server, err err
 			Logger:     s.log,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("%w (is a broker already running there? then pass --kafka 127.0.0.1:%d, or set kafka.embedded.port)", err, k.Embedded.Port)
+			return nil, fmt.Errorf("%w (is a broker already running there? then pass --kafka 127.0.0.1:%d, or --embedded-kafka-port for another port)", err, k.Embedded.Port)
 		}
 		brokers = s.kafka.Addrs()
 		s.log.Info("embedded kafka started", "addr", strings.Join(brokers, ","), "partitions", k.Embedded.Partitions,
@@ -212,7 +214,7 @@ func startServer(ctx context.Context, e env, cfg cep.Config) (_ *server, err err
 	if cfg.EmbeddedRedis() {
 		s.redis, err = embedded.NewRedis(embedded.RedisOptions{Port: cfg.Redis.Embedded.Port})
 		if err != nil {
-			return nil, fmt.Errorf("%w (is a Redis already running there? then pass --redis 127.0.0.1:%d, or set redis.embedded.port)", err, cfg.Redis.Embedded.Port)
+			return nil, fmt.Errorf("%w (is a Redis already running there? then pass --redis 127.0.0.1:%d, or --embedded-redis-port for another port)", err, cfg.Redis.Embedded.Port)
 		}
 		redisAddrs = []string{s.redis.Addr()}
 		s.log.Info("embedded redis started", "addr", s.redis.Addr())
@@ -260,6 +262,7 @@ func startServer(ctx context.Context, e env, cfg cep.Config) (_ *server, err err
 		MaxRunsPerKey:         cfg.Limits.MaxRunsPerKey,
 		DrainTimeout:          cfg.State.DrainTimeout,
 		MaxUncommittedRecords: cfg.Limits.MaxUncommittedRecords,
+		IdleTimeout:           cfg.EngineIdleTimeout(),
 		Logger:                s.log,
 		Registerer:            reg,
 		Clock:                 e.clock,
@@ -389,11 +392,22 @@ func printQuickStart(w io.Writer, s *server, topics []string) {
 		scenario = topic
 	}
 	var b strings.Builder
-	where := "Kafka broker (" + broker + ")"
+	dataDir := s.cfg.Kafka.Embedded.DataDir
 	if s.redis != nil {
-		where += " and Redis (" + s.redis.Addr() + ")"
+		fmt.Fprintf(&b, "\nShrike is running on an embedded Kafka broker (%s) and an embedded Redis (%s).\n", broker, s.redis.Addr())
+		if dataDir == "" {
+			b.WriteString("Both keep their data in memory: stopping Shrike loses it.\n")
+		} else {
+			fmt.Fprintf(&b, "The broker keeps its log in %s; Redis keeps the partial matches in memory: stopping Shrike loses them.\n", dataDir)
+		}
+	} else {
+		fmt.Fprintf(&b, "\nShrike is running on an embedded Kafka broker (%s), with Redis at %s.\n", broker, strings.Join(s.cfg.Redis.Addrs, ","))
+		if dataDir == "" {
+			b.WriteString("The broker keeps its records in memory: stopping Shrike loses them.\n")
+		} else {
+			fmt.Fprintf(&b, "The broker keeps its log in %s.\n", dataDir)
+		}
 	}
-	fmt.Fprintf(&b, "\nShrike is running on an embedded %s, in memory: stopping it loses their data.\n", where)
 	fmt.Fprintf(&b, "Topics: %s; alerts go to %s.\n", strings.Join(topics, ", "), s.cfg.Kafka.Topics.Alerts)
 	if scenario != "" {
 		fmt.Fprintf(&b, "  feed it:      shrike gen --scenario %s --kafka %s\n", scenario, broker)
@@ -402,7 +416,12 @@ func printQuickStart(w io.Writer, s *server, topics []string) {
 		fmt.Fprintf(&b, "  feed it:      kcat -b %s -P -t %s -K: -l events.txt   (key:json lines)\n", broker, topic)
 	}
 	fmt.Fprintf(&b, "  read alerts:  kcat -b %s -C -t %s -o beginning\n", broker, s.cfg.Kafka.Topics.Alerts)
-	fmt.Fprintf(&b, "  API:          REST http://%s/v1/ (OpenAPI: /v1/openapi.json), gRPC %s\n", s.http.Addr(), s.api.srv.Addr())
-	fmt.Fprintf(&b, "  metrics:      http://%s/metrics   readiness: http://%s/readyz\n\n", s.http.Addr(), s.http.Addr())
+	// Both listeners speak TLS when it is configured (apiTLS).
+	scheme, grpcTLS := "http", ""
+	if s.cfg.API.TLS.Enabled() {
+		scheme, grpcTLS = "https", " (TLS)"
+	}
+	fmt.Fprintf(&b, "  API:          REST %s://%s/v1/ (OpenAPI: /v1/openapi.json), gRPC%s %s\n", scheme, s.http.Addr(), grpcTLS, s.api.srv.Addr())
+	fmt.Fprintf(&b, "  metrics:      %s://%s/metrics   readiness: %s://%s/readyz\n\n", scheme, s.http.Addr(), scheme, s.http.Addr())
 	_, _ = io.WriteString(w, b.String())
 }

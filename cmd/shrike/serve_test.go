@@ -23,6 +23,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/shrike-cep/shrike/cep"
+	"github.com/shrike-cep/shrike/internal/embedded"
 	"github.com/shrike-cep/shrike/rules"
 )
 
@@ -439,4 +440,165 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// TestServeEmbeddedPortFlags: --embedded-kafka-port and --embedded-redis-port
+// set the embedded servers' ports over the file's, are listed by
+// `serve --help`, and a bad value is a usage error naming the flag.
+func TestServeEmbeddedPortFlags(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "shrike.yaml")
+	writeFile(t, conf, "kafka: {embedded: {port: 1111}}\nredis: {embedded: {port: 2222}}\n")
+	cmd := newServeCmd(env{stdout: io.Discard, stderr: io.Discard, clock: time.Now})
+	if err := cmd.ParseFlags([]string{"--embedded-kafka-port", "19092", "--embedded-redis-port", "0"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := serveConfig(conf, cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Kafka.Embedded.Port != 19092 || cfg.Redis.Embedded.Port != 0 {
+		t.Errorf("embedded ports = kafka %d, redis %d; want 19092 and 0", cfg.Kafka.Embedded.Port, cfg.Redis.Embedded.Port)
+	}
+
+	var out bytes.Buffer
+	if code := run(t.Context(), []string{"serve", "--help"}, env{stdout: &out, stderr: &out, clock: time.Now}); code != 0 {
+		t.Fatalf("serve --help exit %d:\n%s", code, out.String())
+	}
+	for _, want := range []string{"--embedded-kafka-port PORT", "--embedded-redis-port PORT"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("serve --help does not list %s:\n%s", want, out.String())
+		}
+	}
+
+	for _, args := range [][]string{
+		{"serve", "--embedded-kafka-port", "x"},
+		{"serve", "--embedded-redis-port", "70000"},
+	} {
+		var stderr bytes.Buffer
+		code := run(t.Context(), args, env{stdout: io.Discard, stderr: &stderr, clock: time.Now})
+		if code != 2 || !strings.Contains(stderr.String(), args[1]+":") {
+			t.Errorf("%v: exit %d, stderr:\n%s\nwant exit 2 naming %s", args, code, stderr.String(), args[1])
+		}
+	}
+}
+
+// TestREADMEScaleOutCommands parses the README's commands for two
+// instances on one machine with serve's own flags: every address one of
+// them listens on (HTTP, gRPC, an embedded broker or Redis) must be free
+// of the other's, or the second one would not start.
+func TestREADMEScaleOutCommands(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, ok := strings.Cut(string(b), "\n### Scaling out\n")
+	if !ok {
+		t.Fatal("README.md has no Scaling out section")
+	}
+	sec, _, _ = strings.Cut(sec, "\n### ")
+	_, block, ok := strings.Cut(sec, "```sh\n")
+	if !ok {
+		t.Fatal("the Scaling out section has no sh block")
+	}
+	block, _, _ = strings.Cut(block, "```")
+	owner := map[string]string{}
+	var n int
+	for line := range strings.Lines(block) {
+		line, _, _ = strings.Cut(line, "#")
+		args := strings.Fields(line)
+		if len(args) < 2 || args[0] != "shrike" || args[1] != "serve" {
+			continue
+		}
+		n++
+		cmd := newServeCmd(env{stdout: io.Discard, stderr: io.Discard, clock: time.Now})
+		if err := cmd.ParseFlags(args[2:]); err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		cfg, err := serveConfig("", cmd)
+		if err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		addrs := []string{cfg.HTTP.Listen, cfg.GRPC.Listen}
+		if cfg.EmbeddedKafka() {
+			addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", cfg.Kafka.Embedded.Port))
+		}
+		if cfg.EmbeddedRedis() {
+			addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", cfg.Redis.Embedded.Port))
+		}
+		for _, a := range addrs {
+			if prev, ok := owner[a]; ok {
+				t.Errorf("%s and %s both listen on %s", strings.TrimSpace(prev), strings.TrimSpace(line), a)
+			}
+			owner[a] = line
+		}
+	}
+	if n < 2 {
+		t.Errorf("the Scaling out block has %d serve commands, want two instances", n)
+	}
+}
+
+// TestServeBanner: the lines serve prints for a person on the embedded
+// broker say where the data lives and how to reach the listeners: in
+// memory only when it is, the broker's data_dir when set, a Redis of its
+// own when one is configured, https when TLS is on.
+func TestServeBanner(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	realRedis, err := embedded.NewRedis(embedded.RedisOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer realRedis.Close()
+	cert, key := writeSelfSigned(t)
+	dataDir := t.TempDir()
+	tests := []struct {
+		name          string
+		set           func(c *cep.Config)
+		want, notWant []string
+	}{
+		{
+			name: "all embedded",
+			set:  func(*cep.Config) {},
+			want: []string{"and an embedded Redis (127.0.0.1:", "Both keep their data in memory", "REST http://", "gRPC 127.0.0.1:", "metrics:      http://"},
+		},
+		{
+			name: "data dir, real redis, tls",
+			set: func(c *cep.Config) {
+				c.Kafka.Embedded.DataDir = dataDir
+				c.Redis.Addrs = []string{realRedis.Addr()}
+				c.API.TLS = cep.TLSConfig{CertFile: cert, KeyFile: key}
+			},
+			want:    []string{"with Redis at " + realRedis.Addr() + ".", "The broker keeps its log in " + dataDir + ".", "REST https://", "gRPC (TLS) 127.0.0.1:", "metrics:      https://"},
+			notWant: []string{"in memory", "embedded Redis", "http://"},
+		},
+		{
+			name:    "data dir, embedded redis",
+			set:     func(c *cep.Config) { c.Kafka.Embedded.DataDir = t.TempDir() },
+			want:    []string{"and an embedded Redis (", "The broker keeps its log in ", "Redis keeps the partial matches in memory"},
+			notWant: []string{"Both keep"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testServeConfig("../../rulesets")
+			tt.set(&cfg)
+			var stderr syncBuffer
+			s, err := startServer(t.Context(), env{stderr: &stderr, clock: time.Now}, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.close()
+			_, banner, _ := strings.Cut(stderr.String(), "\nShrike is running")
+			for _, w := range tt.want {
+				if !strings.Contains(banner, w) {
+					t.Errorf("banner does not say %q:\n%s", w, banner)
+				}
+			}
+			for _, w := range tt.notWant {
+				if strings.Contains(banner, w) {
+					t.Errorf("banner says %q:\n%s", w, banner)
+				}
+			}
+		})
+	}
 }

@@ -18,6 +18,13 @@
 //     topic with its reason header, and the partition keeps flowing.
 //   - TestScaleOut: two instances in one consumer group split the
 //     partitions; one leaves mid-stream; the alerts are still run's.
+//   - TestREADMEQuickStart, TestREADMEFirstRule: the commands of README.md's
+//     quick start, "Your first rule" and API examples (and api/README.md's),
+//     taken from its code blocks and run with sh as written, but for the
+//     built binary and free ports: alerts arrive, output is what the README
+//     shows; TestDocsFirstTest likewise for docs/testing.md's first test;
+//     TestREADMEConfiguration: serve accepts the README's
+//     configuration file with every field.
 //
 // Invariants:
 //   - Alerts are compared as sets of their JSON without "id" and
@@ -31,8 +38,9 @@
 //   - The Kafka broker of the tests that need one apart from the engine is
 //     this test binary itself in a helper mode (kfake, optionally with a
 //     data directory), started as a separate process.
-//   - Without kcat or redis-server the tests skip, unless CI is set: then a
-//     missing tool fails them (.ci/run installs both).
+//   - Without kcat, redis-server, curl or jq the tests that need them skip,
+//     unless CI is set: then a missing tool fails them (.ci/run installs
+//     them).
 //   - SHRIKE_E2E_BIN names a shrike binary to test instead of building one;
 //     SHRIKE_REDIS_CLUSTER (seeds, comma-separated) puts TestScaleOut's state
 //     in that Redis Cluster, under a key prefix of its own.

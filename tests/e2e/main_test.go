@@ -108,7 +108,7 @@ func requireTools(t *testing.T, tools ...string) {
 	if len(missing) == 0 {
 		return
 	}
-	msg := fmt.Sprintf("%s not installed (apt-get install -y redis-server redis-tools kcat)", strings.Join(missing, ", "))
+	msg := fmt.Sprintf("%s not installed (apt-get install -y redis-server redis-tools kcat curl jq)", strings.Join(missing, ", "))
 	if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
 		t.Fatalf("%s, and CI is set: CI must run this test", msg)
 	}
