@@ -95,7 +95,7 @@ type EngineOptions struct {
 	DrainTimeout time.Duration
 	// IdleTimeout is the idle timeout of streams whose rulesets set no
 	// stream.idle_timeout: a partition that receives nothing for this long
-	// advances its watermark with the wall clock (DESIGN.md §3). Default
+	// advances its watermark with the wall clock (docs/semantics.md). Default
 	// DefaultIdleTimeout; negative: such streams wait for events for ever.
 	IdleTimeout time.Duration
 	// PollRecords is the most records one poll hands to the partition
