@@ -56,6 +56,9 @@ type Partition struct {
 	stats    Stats
 	perRule  []RuleStats
 	liveRuns int
+	// gauge, when set, counts the open partial matches together with
+	// other Partitions' (ShareRuns).
+	gauge *RunGauge
 	// quietSteps counts the (rule, record) steps leavesAsIs decided
 	// without stepping (for tests).
 	quietSteps uint64
@@ -382,6 +385,9 @@ func (p *Partition) addLive(pr *planRule, delta int) {
 	rs.live += delta
 	if rs.live > rs.PeakRuns {
 		rs.PeakRuns = rs.live
+	}
+	if p.gauge != nil {
+		p.gauge.add(pr.index, delta)
 	}
 }
 
