@@ -61,6 +61,10 @@ type item struct {
 	rawFrom, rawTo int
 	// unrouted marks an envelope of a topic no stream reads.
 	unrouted bool
+	// lane numbers the Kafka partition of a kcat envelope that names one
+	// (laneTable); 0 for every other line, whose records go to their
+	// streams' own Partitions.
+	lane int32
 	// dead is why the line is dead-lettered, reported after its pushes: it
 	// could not be read or decoded, or a stream could not key or time it
 	// (another stream may still have taken it).
@@ -71,10 +75,6 @@ type item struct {
 type push struct {
 	s   *stream
 	rec *matcher.Record
-	// lane numbers the Kafka partition of a kcat envelope that names one
-	// (laneTable); 0 for every other line, which goes to the stream's own
-	// Partition.
-	lane int32
 }
 
 // reset empties b for reuse. It clears the pointers too, so that an idle
@@ -174,11 +174,7 @@ func (d *decoder) decodeLine(b *batch, lineNo int64, line []byte) {
 		return
 	}
 	it.to = len(b.pushes)
-	if lane := d.lane(ln); lane != 0 {
-		for i := it.from; i < it.to; i++ {
-			b.pushes[i].lane = lane
-		}
-	}
+	it.lane = d.lane(ln)
 	if ln.Envelope && it.to > it.from {
 		it.rawFrom = len(b.raw)
 		b.raw = append(b.raw, line...)

@@ -319,9 +319,9 @@ func (r *replayer) apply(b *batch) error {
 				}
 				r.curRec = p.rec
 				part := p.s.part
-				if p.lane != 0 {
+				if it.lane != 0 {
 					var err error
-					if part, err = r.lanePartition(p.s, p.lane); err != nil {
+					if part, err = r.lanePartition(p.s, it.lane); err != nil {
 						return err
 					}
 				}
