@@ -198,8 +198,17 @@ func Replay(ctx context.Context, opts ReplayOptions) (Summary, error) {
 	if err != nil {
 		return Summary{}, err
 	}
+	// Two inputs of one name in positions could give two matches one id.
+	named := make(map[string]string, len(opts.Inputs))
+	for _, in := range opts.Inputs {
+		src := in.source()
+		if prev, ok := named[src]; ok {
+			return Summary{}, fmt.Errorf("replay: %s and %s are both %q in alert ids: give them different sources (shrike run --source)", prev, in.Name, src)
+		}
+		named[src] = in.Name
+		r.sources = append(r.sources, src)
+	}
 	readers := make([]*FileReader, 0, len(opts.Inputs))
-	r.sources = make([]string, 0, len(opts.Inputs))
 	defer func() {
 		for _, fr := range readers {
 			_ = fr.Close()
@@ -218,7 +227,6 @@ func Replay(ctx context.Context, opts ReplayOptions) (Summary, error) {
 			return Summary{}, err
 		}
 		readers = append(readers, fr)
-		r.sources = append(r.sources, in.source())
 	}
 	if opts.Sequential {
 		err = r.runSequential(ctx, readers)
