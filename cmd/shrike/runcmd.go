@@ -38,11 +38,11 @@ on stdout.
 Event files hold JSON lines (one event object per line), gzipped when the
 name ends in .gz, or kcat -J envelope lines, whose payload is the event and
 whose topic must be the ruleset's stream topic. "-" reads stdin. Files are
-replayed in order as one stream with one watermark; at the end all windows
-close, so absence and timeout alerts are emitted. Envelopes that name a
-partition (kcat -J writes it) are the exception: each topic partition keeps
-its own watermark, as shrike serve keeps one per partition, so a dump that
-kcat wrote partition after partition replays as the live topic does.
+replayed in order as one stream with one watermark, except envelopes that
+name a partition (kcat -J writes it): each topic partition keeps its own
+watermark, as shrike serve keeps one per partition, so a dump that kcat
+wrote partition after partition replays as the live topic does. At the end
+all windows close, so absence and timeout alerts are emitted.
 
 Lines that cannot be decoded, keyed or timed are reported on stderr as
 file:line: reason, counted and skipped; late events (behind the watermark)
@@ -55,7 +55,8 @@ Alert ids hash the matched events' positions: the file's base name and the
 line number. The same recording gives the same ids from any folder and
 however its path is spelled; stdin is named "stdin". --source NAME, once per
 file, names a recording otherwise: the API's POST /v1/rulesets:test names
-inline events "events", so --source events gives the ids it gives.`,
+inline events "events", so --source events gives the ids it gives. Two files
+of one name are refused, since their ids could collide.`,
 		Example: `  shrike run --rules rulesets/payments.yaml rulesets/testdata/payments.jsonl
   shrike run --rules rulesets/ --late late.jsonl day1.jsonl.gz day2.jsonl.gz
   kcat -b localhost:9092 -C -t payments -J -e | shrike run -r payments.yaml -
