@@ -181,10 +181,11 @@ type stream struct {
 // window closes (DESIGN.md §3). The lines of the files are one partition,
 // except kcat envelopes that name a partition: those of each topic and
 // partition are one, as `shrike serve` runs them, so that a dump that kcat
-// wrote partition after partition replays as the live topic does. Lines that cannot be used are dead-lettered
-// and the replay goes on. Replay returns an error only for what stops it: a
-// bad option, a file that cannot be opened or read, a write that fails, or
-// ctx ending; the Summary then covers what was done.
+// wrote partition after partition replays as the live topic does. Lines
+// that cannot be used are dead-lettered and the replay goes on. Replay
+// returns an error only for what stops it: a bad option (two inputs of one
+// source name among them), a file that cannot be opened or read, a write
+// that fails, or ctx ending; the Summary then covers what was done.
 //
 // Unless opts.Sequential is set, lines are read and decoded into matcher
 // records on a second goroutine, ahead of the matching on the calling one
