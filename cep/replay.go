@@ -47,8 +47,8 @@ type ReplayOptions struct {
 	Rulesets []*rules.Compiled
 	// Inputs are replayed in order, as one stream per rule: a later file
 	// continues the event time of the earlier ones. kcat envelopes that
-	// name a partition are the exception: each (topic, partition) is a
-	// stream of its own, with its own watermark, as on Kafka.
+	// name a partition are the exception: each topic partition has its own
+	// watermark and keys, across the files, as on Kafka.
 	Inputs []Input
 	// Alerts receives one JSON object per line per alert (DESIGN.md §4).
 	// Nil discards alerts (they are still counted).
