@@ -12,13 +12,20 @@
 //
 //   - Rulesets that read the same topic with the same key and time
 //     expressions and watermark delay form one stream, with one
-//     matcher.Program and one matcher.Partition: each line is decoded once
-//     (rules.ParseEvent) and each distinct condition evaluated once, however
-//     many rules read it.
-//   - Every key of a file replay lives in the one partition of its stream;
+//     matcher.Program and one matcher.Partition for plain lines: each line
+//     is decoded once (rules.ParseEvent) and each distinct condition
+//     evaluated once, however many rules read it.
+//   - Every key of plain lines lives in the one partition of its stream;
 //     files replay in the order given, continuing one another's event time.
-//   - A record's position is its file name (as given) and 1-based line
-//     number, so alert ids are the same on every replay of the same files.
+//     kcat envelopes that name a partition go to a matcher.Partition per
+//     stream and (topic, partition), created at the partition's first
+//     line, so each Kafka partition keeps its own watermark as on the
+//     engine; a matcher.RunGauge counts a stream's partial matches over
+//     all its Partitions.
+//   - A record's position is its input's source name (the file's base name
+//     unless Input.Source says otherwise) and 1-based line number, so alert
+//     ids are the same on every replay of the same recording, wherever it
+//     lies; reports name the file as given.
 //   - Nothing is dropped silently: a line that cannot be decoded, keyed or
 //     timed is dead-lettered (reported as file:line: reason and counted), a
 //     late line goes to the late sink and is counted, and the replay goes on.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -28,9 +29,14 @@ const DefaultBatchLines = 512
 
 // Input is one recorded event file to replay.
 type Input struct {
-	// Name is the file name. Positions, alert ids and reports use it as
-	// given; a name ending in .gz is gunzipped.
+	// Name is the file name: reports use it as given, and a name ending in
+	// .gz is gunzipped.
 	Name string
+	// Source names the recording in the positions of its events, and so in
+	// alert ids. Default: the base name of Name, so that the ids of a
+	// recording do not depend on the folder it is in or on how its path is
+	// spelled.
+	Source string
 	// R supplies the file's bytes; nil opens the file Name.
 	R io.Reader
 }
@@ -40,7 +46,9 @@ type ReplayOptions struct {
 	// Rulesets are the compiled rulesets to run. Their names must differ.
 	Rulesets []*rules.Compiled
 	// Inputs are replayed in order, as one stream per rule: a later file
-	// continues the event time of the earlier ones.
+	// continues the event time of the earlier ones. kcat envelopes that
+	// name a partition are the exception: each topic partition has its own
+	// watermark and keys, across the files, as on Kafka.
 	Inputs []Input
 	// Alerts receives one JSON object per line per alert (docs/design.md#alerts).
 	// Nil discards alerts (they are still counted).
@@ -98,7 +106,8 @@ type Summary struct {
 	Events uint64
 	// Unrouted counts envelope lines of topics no ruleset reads.
 	Unrouted uint64
-	// Late counts lines that arrived behind the watermark of a stream.
+	// Late counts lines that arrived behind the watermark of a stream (or,
+	// for kcat envelopes that name a partition, of their partition).
 	Late uint64
 	// DeadLettered counts lines that could not be used: undecodable, too
 	// long, or without a key or time. A line that one stream could not key
@@ -110,7 +119,8 @@ type Summary struct {
 	// rules in source order.
 	Rules []RuleSummary
 	// PeakRuns is the largest number of open partial matches, summed over
-	// streams (exact when all rulesets share one stream).
+	// streams (exact when all rulesets share one stream): within a stream,
+	// the partial matches of all its Kafka partitions count together.
 	PeakRuns int
 	// Elapsed is the wall time of the replay.
 	Elapsed time.Duration
@@ -135,7 +145,8 @@ type RuleSummary struct {
 	Dropped uint64
 	// CELErrors counts evaluations that failed and so counted as false.
 	CELErrors uint64
-	// PeakRuns is the most partial matches the rule held open at once.
+	// PeakRuns is the most partial matches the rule held open at once, in
+	// all Kafka partitions together.
 	PeakRuns int
 }
 
@@ -152,15 +163,29 @@ type stream struct {
 	rulesets  []*rules.Compiled
 	prog      *matcher.Program
 	part      *matcher.Partition
+
+	// A replay pushes kcat envelopes that name a partition to a Partition
+	// per lane (laneTable) instead of part: lanes[lane], created when the
+	// lane's first record comes. laneParts are those Partitions in the
+	// order they were created, which is the order of the lines and so
+	// does not depend on the decoding goroutines. gauge counts the partial
+	// matches of part and the lanes' Partitions together.
+	lanes     []*matcher.Partition
+	laneParts []*matcher.Partition
+	gauge     *matcher.RunGauge
 }
 
 // Replay runs recorded event files through the matcher exactly as the engine
 // runs a Kafka partition, with one difference: time advances only with the
 // events, and at the end of input the watermark moves to +∞ so that every
-// window closes (docs/semantics.md). Lines that cannot be used are dead-lettered
-// and the replay goes on. Replay returns an error only for what stops it: a
-// bad option, a file that cannot be opened or read, a write that fails, or
-// ctx ending; the Summary then covers what was done.
+// window closes (docs/semantics.md). The lines of the files are one partition,
+// except kcat envelopes that name a partition: those of each topic and
+// partition are one, as `shrike serve` runs them, so that a dump that kcat
+// wrote partition after partition replays as the live topic does. Lines
+// that cannot be used are dead-lettered and the replay goes on. Replay
+// returns an error only for what stops it: a bad option (two inputs of one
+// source name among them), a file that cannot be opened or read, a write
+// that fails, or ctx ending; the Summary then covers what was done.
 //
 // Unless opts.Sequential is set, lines are read and decoded into matcher
 // records on a second goroutine, ahead of the matching on the calling one
@@ -173,6 +198,16 @@ func Replay(ctx context.Context, opts ReplayOptions) (Summary, error) {
 	r, err := newReplayer(opts)
 	if err != nil {
 		return Summary{}, err
+	}
+	// Two inputs of one name in positions could give two matches one id.
+	named := make(map[string]string, len(opts.Inputs))
+	for _, in := range opts.Inputs {
+		src := in.source()
+		if prev, ok := named[src]; ok {
+			return Summary{}, fmt.Errorf("replay: %s and %s are both %q in alert ids: give them different sources (shrike run --source)", prev, in.Name, src)
+		}
+		named[src] = in.Name
+		r.sources = append(r.sources, src)
 	}
 	readers := make([]*FileReader, 0, len(opts.Inputs))
 	defer func() {
@@ -202,6 +237,9 @@ func Replay(ctx context.Context, opts ReplayOptions) (Summary, error) {
 	if err == nil {
 		for _, s := range r.streams {
 			s.part.Advance(math.MaxInt64)
+			for _, p := range s.laneParts {
+				p.Advance(math.MaxInt64)
+			}
 		}
 	}
 	// A write error that stopped the replay is also finish's: report it
@@ -222,6 +260,8 @@ type replayer struct {
 	streams []*stream
 	sum     Summary
 	ruleIdx map[ruleKey]int // index into sum.Rules
+	sources []string        // Input.source of each input
+	lanes   laneTable       // shared by the decoders
 
 	alerts, late, reports *bufio.Writer
 	werr                  error // first write error
@@ -267,17 +307,62 @@ func newReplayer(opts ReplayOptions) (*replayer, error) {
 		}
 	}
 	for _, s := range r.streams {
-		s.part, err = matcher.NewPartition(s.prog, r, matcher.Options{
-			MaxOutOfOrderness: s.rulesets[0].Stream.MaxOutOfOrderness,
-			MaxRunsPerKey:     opts.MaxRunsPerKey,
-			Clock:             opts.Clock,
-			Logger:            opts.Logger,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("replay: %w", err)
+		if s.part, err = r.newPartition(s); err != nil {
+			return nil, err
 		}
 	}
 	return r, nil
+}
+
+func (r *replayer) newPartition(s *stream) (*matcher.Partition, error) {
+	p, err := matcher.NewPartition(s.prog, r, matcher.Options{
+		MaxOutOfOrderness: s.rulesets[0].Stream.MaxOutOfOrderness,
+		MaxRunsPerKey:     r.opts.MaxRunsPerKey,
+		Clock:             r.opts.Clock,
+		Logger:            r.opts.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("replay: %w", err)
+	}
+	return p, nil
+}
+
+// lanePartition returns the stream's Partition for the lane, creating it
+// for the lane's first record. The first lane Partition of a stream makes
+// the stream count its partial matches in a gauge, which the stream's own
+// Partition joins then: until then it ran alone.
+func (r *replayer) lanePartition(s *stream, lane int32) (*matcher.Partition, error) {
+	if int(lane) < len(s.lanes) && s.lanes[lane] != nil {
+		return s.lanes[lane], nil
+	}
+	p, err := r.newPartition(s)
+	if err != nil {
+		return nil, err
+	}
+	if s.gauge == nil {
+		s.gauge = matcher.NewRunGauge(s.prog)
+		if err := s.part.ShareRuns(s.gauge); err != nil {
+			return nil, fmt.Errorf("replay: %w", err)
+		}
+	}
+	if err := p.ShareRuns(s.gauge); err != nil {
+		return nil, fmt.Errorf("replay: %w", err)
+	}
+	if int(lane) >= len(s.lanes) {
+		s.lanes = append(s.lanes, make([]*matcher.Partition, int(lane)+1-len(s.lanes))...)
+	}
+	s.lanes[lane] = p
+	s.laneParts = append(s.laneParts, p)
+	return p, nil
+}
+
+// source is the name of the input in positions: Source, else the base
+// name of Name.
+func (in *Input) source() string {
+	if in.Source != "" || in.Name == "" {
+		return in.Source
+	}
+	return filepath.Base(in.Name)
 }
 
 // newStreams groups rulesets into streams, in the order of their first
@@ -389,14 +474,32 @@ func (r *replayer) write(w *bufio.Writer, b []byte) {
 // finish collects the streams' counters and flushes the outputs.
 func (r *replayer) finish() error {
 	for _, s := range r.streams {
-		st := s.part.Stats()
-		r.sum.PeakRuns += st.PeakRuns
-		for name, rs := range st.ByRule {
+		// A rule is of one stream: its counters are the sums over the
+		// stream's Partitions, and its peak is the gauge's when the
+		// stream has several.
+		for _, p := range append([]*matcher.Partition{s.part}, s.laneParts...) {
+			for name, rs := range p.Stats().ByRule {
+				if i, ok := r.ruleIndex(name); ok {
+					r.sum.Rules[i].Timeouts += rs.Timeouts
+					r.sum.Rules[i].Dropped += rs.Dropped
+					r.sum.Rules[i].CELErrors += rs.CELErrors
+				}
+			}
+		}
+		if s.gauge == nil {
+			st := s.part.Stats()
+			r.sum.PeakRuns += st.PeakRuns
+			for name, rs := range st.ByRule {
+				if i, ok := r.ruleIndex(name); ok {
+					r.sum.Rules[i].PeakRuns = rs.PeakRuns
+				}
+			}
+			continue
+		}
+		r.sum.PeakRuns += s.gauge.Peak()
+		for name, peak := range s.gauge.RulePeaks() {
 			if i, ok := r.ruleIndex(name); ok {
-				r.sum.Rules[i].Timeouts = rs.Timeouts
-				r.sum.Rules[i].Dropped = rs.Dropped
-				r.sum.Rules[i].CELErrors = rs.CELErrors
-				r.sum.Rules[i].PeakRuns = rs.PeakRuns
+				r.sum.Rules[i].PeakRuns = peak
 			}
 		}
 	}

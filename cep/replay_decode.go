@@ -1,8 +1,10 @@
 package cep
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/shrike-cep/shrike/matcher"
@@ -15,8 +17,10 @@ import (
 // slices' capacity, so that a replay in its steady state allocates nothing
 // for the hand-over.
 type batch struct {
-	file  string // every line of a batch is from this file
-	items []item
+	file string // every line of a batch is from this file
+	// source is the file's name in positions (Input.Source).
+	source string
+	items  []item
 	// pushes are the items' records, each with the stream to push it to.
 	pushes []push
 	// raw holds the envelope lines of the items that have pushes, as read,
@@ -57,6 +61,10 @@ type item struct {
 	rawFrom, rawTo int
 	// unrouted marks an envelope of a topic no stream reads.
 	unrouted bool
+	// lane numbers the Kafka partition of a kcat envelope that names one
+	// (laneTable); 0 for every other line, whose records go to their
+	// streams' own Partitions.
+	lane int32
 	// dead is why the line is dead-lettered, reported after its pushes: it
 	// could not be read or decoded, or a stream could not key or time it
 	// (another stream may still have taken it).
@@ -71,11 +79,11 @@ type push struct {
 
 // reset empties b for reuse. It clears the pointers too, so that an idle
 // batch does not keep events alive after the matcher let go of them.
-func (b *batch) reset(file string) {
+func (b *batch) reset(file, source string) {
 	clear(b.items)
 	clear(b.pushes)
 	clear(b.lines)
-	*b = batch{file: file, items: b.items[:0], pushes: b.pushes[:0], raw: b.raw[:0], src: b.src[:0], lines: b.lines[:0]}
+	*b = batch{file: file, source: source, items: b.items[:0], pushes: b.pushes[:0], raw: b.raw[:0], src: b.src[:0], lines: b.lines[:0]}
 }
 
 // decoder is the decoding side of a Replay: it reads lines and turns each
@@ -88,6 +96,60 @@ type decoder struct {
 	dec     LineDecoder
 	line    Line
 	layout  rules.Layout
+
+	lanes *laneTable
+	// The lane of the last envelope, which the next one most likely shares:
+	// kcat writes a partition's records one after another.
+	lastLane      int32
+	lastTopic     []byte
+	lastPartition int64
+}
+
+// laneTable numbers the (topic, partition) pairs of the kcat envelopes of
+// one replay from 1, in the order the decoders meet them. The decoders of
+// a replay share it; the replayer gives each stream one Partition per lane,
+// so that every Kafka partition of a recording keeps its own watermark, as
+// it does on `shrike serve`.
+type laneTable struct {
+	mu    sync.Mutex
+	lanes map[string]map[int64]int32
+	n     int32
+}
+
+func (t *laneTable) lane(topic []byte, partition int64) int32 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	byPartition := t.lanes[string(topic)]
+	if byPartition == nil {
+		if t.lanes == nil {
+			t.lanes = map[string]map[int64]int32{}
+		}
+		byPartition = map[int64]int32{}
+		t.lanes[string(topic)] = byPartition
+	}
+	l, ok := byPartition[partition]
+	if !ok {
+		t.n++
+		l = t.n
+		byPartition[partition] = l
+	}
+	return l
+}
+
+// lane returns the lane of ln: that of its topic and partition when it is
+// an envelope that names a partition, else 0. An envelope without a
+// partition (as the rule tester writes its records) goes with the plain
+// lines.
+func (d *decoder) lane(ln *Line) int32 {
+	if !ln.Envelope || ln.Partition < 0 {
+		return 0
+	}
+	if d.lastLane == 0 || d.lastPartition != ln.Partition || !bytes.Equal(d.lastTopic, ln.Topic) {
+		d.lastLane = d.lanes.lane(ln.Topic, ln.Partition)
+		d.lastTopic = append(d.lastTopic[:0], ln.Topic...)
+		d.lastPartition = ln.Partition
+	}
+	return d.lastLane
 }
 
 // maxBatchRaw bounds the bytes read for one batch, so that a batch of
@@ -105,13 +167,14 @@ func (d *decoder) decodeLine(b *batch, lineNo int64, line []byte) {
 		return
 	}
 	var routed bool
-	b.pushes, routed, it.dead = decodeEvent(d.streams, &d.layout, ln, matcher.Position{Source: b.file, Offset: lineNo}, b.pushes)
+	b.pushes, routed, it.dead = decodeEvent(d.streams, &d.layout, ln, matcher.Position{Source: b.source, Offset: lineNo}, b.pushes)
 	if !routed {
 		it.unrouted = true
 		b.items = append(b.items, it)
 		return
 	}
 	it.to = len(b.pushes)
+	it.lane = d.lane(ln)
 	if ln.Envelope && it.to > it.from {
 		it.rawFrom = len(b.raw)
 		b.raw = append(b.raw, line...)

@@ -38,14 +38,14 @@ import (
 const batchesInFlight = 4
 
 func (r *replayer) newDecoder() *decoder {
-	return &decoder{streams: r.streams}
+	return &decoder{streams: r.streams, lanes: &r.lanes}
 }
 
 // runSequential replays the files on the calling goroutine, each line
 // decoded and matched before the next is read.
 func (r *replayer) runSequential(ctx context.Context, readers []*FileReader) error {
 	d := r.newDecoder()
-	f := &feed{n: 1, readers: readers, finished: len(readers) == 0}
+	f := &feed{n: 1, readers: readers, sources: r.sources, finished: len(readers) == 0}
 	var b batch
 	for n := 0; f.read(&b); n++ {
 		if n&1023 == 0 {
@@ -77,7 +77,7 @@ func (r *replayer) runSequential(ctx context.Context, readers []*FileReader) err
 // at most BatchLines lines, or when a blocked read returns, as the
 // sequential replay would.
 func (r *replayer) runPipelined(ctx context.Context, readers []*FileReader) (err error) {
-	f := newFeed(readers, r.opts.BatchLines)
+	f := newFeed(readers, r.sources, r.opts.BatchLines)
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	var crash *decoderPanic
@@ -145,9 +145,10 @@ type feed struct {
 
 	mu       sync.Mutex
 	readers  []*FileReader
-	file     int  // index of the file being read
-	seq      int  // number of the next batch to read
-	finished bool // every file read, or a read failed
+	sources  []string // the readers' names in positions
+	file     int      // index of the file being read
+	seq      int      // number of the next batch to read
+	finished bool     // every file read, or a read failed
 
 	readyMu sync.Mutex
 	// ready holds decoded batches until they are matched, at seq modulo
@@ -159,10 +160,11 @@ type feed struct {
 	free chan *batch
 }
 
-func newFeed(readers []*FileReader, n int) *feed {
+func newFeed(readers []*FileReader, sources []string, n int) *feed {
 	f := &feed{
 		n:         n,
 		readers:   readers,
+		sources:   sources,
 		finished:  len(readers) == 0,
 		published: make(chan struct{}, 1),
 		free:      make(chan *batch, batchesInFlight),
@@ -226,7 +228,7 @@ func (f *feed) read(b *batch) bool {
 		return false
 	}
 	fr := f.readers[f.file]
-	b.reset(fr.Name())
+	b.reset(fr.Name(), f.sources[f.file])
 	b.seq = f.seq
 	f.seq++
 	for len(b.lines) < f.n && len(b.src) < maxBatchRaw {
@@ -316,7 +318,14 @@ func (r *replayer) apply(b *batch) error {
 					r.cur = p.rec.Event.Raw()
 				}
 				r.curRec = p.rec
-				p.s.part.Push(p.rec)
+				part := p.s.part
+				if it.lane != 0 {
+					var err error
+					if part, err = r.lanePartition(p.s, it.lane); err != nil {
+						return err
+					}
+				}
+				part.Push(p.rec)
 			}
 			r.cur, r.curRec = nil, nil
 			r.sum.Events++

@@ -56,6 +56,9 @@ type Partition struct {
 	stats    Stats
 	perRule  []RuleStats
 	liveRuns int
+	// gauge, when set, counts the open partial matches together with
+	// other Partitions' (ShareRuns).
+	gauge *RunGauge
 	// quietSteps counts the (rule, record) steps leavesAsIs decided
 	// without stepping (for tests).
 	quietSteps uint64
@@ -386,6 +389,9 @@ func (p *Partition) addLive(pr *planRule, delta int) {
 func (p *Partition) countLive(pr *planRule, delta int) {
 	p.liveRuns += delta
 	p.perRule[pr.index].live += delta
+	if p.gauge != nil {
+		p.gauge.count(pr.index, delta)
+	}
 }
 
 // notePeak raises the peaks to the current counts.
@@ -396,6 +402,9 @@ func (p *Partition) notePeak(pr *planRule) {
 	rs := &p.perRule[pr.index]
 	if rs.live > rs.PeakRuns {
 		rs.PeakRuns = rs.live
+	}
+	if p.gauge != nil {
+		p.gauge.notePeak(pr.index)
 	}
 }
 

@@ -11,11 +11,13 @@ package matcher
 //   - a rule no longer present has its partial matches dropped.
 //
 // The buffered records, the watermark and the counters of unchanged rules
-// stay.
+// stay. The Partition leaves its RunGauge (ShareRuns), which counts by the
+// old Program's rules.
 func (p *Partition) SetProgram(next *Program) {
 	if next == p.prog {
 		return
 	}
+	p.gauge = nil
 	byName := next.byName()
 	var draining []*planRule
 	slots := next.slots

@@ -21,6 +21,13 @@ const (
 	DefaultMaxTestDeadLetters = 20
 )
 
+// InlineEventsSource names the inline events of a TestRuleset request in
+// positions, and so in alert ids, as `shrike run --source` names a file:
+// the same events give the same ids posted again or replayed with
+// `shrike run --source events FILE`. A recording is named by its base name,
+// as `shrike run` names a file.
+const InlineEventsSource = "events"
+
 // TestRuleset replays the events through the ruleset with cep.Replay, the
 // path of `shrike run` and `shrike test`: the same matcher, time moving
 // only with the events, every window closed at the end.
@@ -123,7 +130,7 @@ func (r *rulesetService) testInput(req *shrikev1.TestRulesetRequest) (cep.Input,
 	nop := func() {}
 	switch in := req.GetInput().(type) {
 	case *shrikev1.TestRulesetRequest_Events:
-		return cep.Input{Name: "events", R: strings.NewReader(in.Events)}, nop, nil
+		return cep.Input{Name: "events", Source: InlineEventsSource, R: strings.NewReader(in.Events)}, nop, nil
 	case *shrikev1.TestRulesetRequest_Recording:
 		if r.s.opts.RecordingsDir == "" {
 			return cep.Input{}, nop, errRecordingsDisabled
@@ -143,6 +150,8 @@ func (r *rulesetService) testInput(req *shrikev1.TestRulesetRequest) (cep.Input,
 			}
 			return cep.Input{}, nop, badField("recording", "%v", err)
 		}
+		// Source is left to its default, the base name, as for a file given
+		// to `shrike run`.
 		return cep.Input{Name: in.Recording, R: f}, func() { _ = f.Close() }, nil
 	}
 	return cep.Input{}, nop, badField("input", "give events (JSON lines) or recording (a file name)")

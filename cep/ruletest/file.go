@@ -39,7 +39,7 @@ type Test struct {
 	// has Events or an EventsFile, not both.
 	Events []*Event
 	// EventsFile is the recorded event file, resolved against the test
-	// file's folder, as Replay names it in positions.
+	// file's folder: reports name it so, and alert ids by its base name.
 	EventsFile    string
 	EventsFilePos rules.Pos
 	// Only restricts the comparison to these rules' alerts; empty compares

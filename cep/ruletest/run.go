@@ -260,8 +260,9 @@ func (f *File) input(t *Test, opts Options) (cep.Input, func(), error) {
 		buf.Write(payload)
 		buf.WriteString("}\n")
 	}
-	// The name only reaches alert ids; the test's position keeps it apart
-	// from other tests and from any events file.
+	// The name only reaches alert ids, by its base name (Input.Source):
+	// the test's position keeps it apart from other tests and from any
+	// events file.
 	name := fmt.Sprintf("%s:%d", f.Path, t.Pos.Line)
 	return cep.Input{Name: name, R: &buf}, func() {}, nil
 }

@@ -3,7 +3,10 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -20,6 +23,7 @@ type runFlags struct {
 	maxRunsPerKey int
 	maxLineBytes  int
 	quiet         bool
+	sources       []string
 }
 
 func newRunCmd(e env) *cobra.Command {
@@ -34,17 +38,29 @@ on stdout.
 Event files hold JSON lines (one event object per line), gzipped when the
 name ends in .gz, or kcat -J envelope lines, whose payload is the event and
 whose topic must be the ruleset's stream topic. "-" reads stdin. Files are
-replayed in order as one stream; at the end all windows close, so absence
-and timeout alerts are emitted.
+replayed in order as one stream with one watermark, except envelopes that
+name a partition (kcat -J writes it): each topic partition keeps its own
+watermark, as shrike serve keeps one per partition, so a dump that kcat
+wrote partition after partition replays as the live topic does. At the end
+all windows close, so absence and timeout alerts are emitted.
 
 Lines that cannot be decoded, keyed or timed are reported on stderr as
 file:line: reason, counted and skipped; late events (behind the watermark)
-are counted and, with --late, written to a file. A summary goes to stderr.
-The exit status is 0 when the replay ran, even with skipped lines, and 1
-when a ruleset is invalid or a file cannot be opened or read.`,
+are not matched, are counted and, with --late, written to a file. When 1% or
+more of the events are late, a warning on stderr says what to do. A summary
+goes to stderr. The exit status is 0 when the replay ran, even with skipped
+lines, and 1 when a ruleset is invalid or a file cannot be opened or read.
+
+Alert ids hash the matched events' positions: the file's base name and the
+line number. The same recording gives the same ids from any folder and
+however its path is spelled; stdin is named "stdin". --source NAME, once per
+file, names a recording otherwise: the API's POST /v1/rulesets:test names
+inline events "events", so --source events gives the ids it gives. Two files
+of one name are refused, since their ids could collide.`,
 		Example: `  shrike run --rules rulesets/payments.yaml rulesets/testdata/payments.jsonl
   shrike run --rules rulesets/ --late late.jsonl day1.jsonl.gz day2.jsonl.gz
-  kcat -b localhost:9092 -C -t payments -J -e | shrike run -r payments.yaml -`,
+  kcat -b localhost:9092 -C -t payments -J -e | shrike run -r payments.yaml -
+  shrike run -r payments.yaml --source payments-2026-11-20.jsonl /tmp/x.jsonl`,
 		Args: argsAtLeast(1, "events file argument"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			gctune.ForReplay()
@@ -57,6 +73,7 @@ when a ruleset is invalid or a file cannot be opened or read.`,
 	fl.IntVar(&f.maxRunsPerKey, "max-runs-per-key", 0, "cap on one rule's partial matches per key; the oldest are dropped (default 10000)")
 	fl.IntVar(&f.maxLineBytes, "max-line-bytes", cep.DefaultMaxLineBytes, "longest line accepted; longer lines are reported and skipped")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "do not print the summary")
+	fl.StringArrayVar(&f.sources, "source", nil, "`NAME` of the recording in alert ids, instead of the file's base name; once per events file, in order")
 	_ = cmd.MarkFlagRequired("rules")
 	return cmd
 }
@@ -64,6 +81,13 @@ when a ruleset is invalid or a file cannot be opened or read.`,
 func runReplay(cmd *cobra.Command, e env, f runFlags, args []string) error {
 	if f.maxRunsPerKey < 0 || f.maxLineBytes <= 0 {
 		return usageError{errors.New("--max-runs-per-key must be >= 0 and --max-line-bytes > 0")}
+	}
+	if len(f.sources) > 0 && len(f.sources) != len(args) {
+		return usageError{fmt.Errorf("--source: give one name per events file (%s, %s)",
+			plural(uint64(len(args)), "file", "files"), plural(uint64(len(f.sources)), "name", "names"))}
+	}
+	if i := slices.Index(f.sources, ""); i >= 0 {
+		return usageError{fmt.Errorf("--source: the name of %s is empty", args[i])}
 	}
 	files, err := rulesetFiles(f.rules)
 	if err != nil {
@@ -82,6 +106,9 @@ func runReplay(cmd *cobra.Command, e env, f runFlags, args []string) error {
 		inputs[i] = cep.Input{Name: a}
 		if a == "-" {
 			inputs[i] = cep.Input{Name: "stdin", R: e.stdin}
+		}
+		if len(f.sources) > 0 {
+			inputs[i].Source = f.sources[i]
 		}
 	}
 	inputs, bar, closeInputs, err := openWithProgress(e.stderr, inputs)
@@ -111,6 +138,7 @@ func runReplay(cmd *cobra.Command, e env, f runFlags, args []string) error {
 	if err != nil {
 		return err
 	}
+	warnLate(e.stderr, &sum, compiled)
 	if opts.Late != nil {
 		if err := opts.Late.(*os.File).Close(); err != nil {
 			return fmt.Errorf("late file: %w", err)
@@ -120,6 +148,32 @@ func runReplay(cmd *cobra.Command, e env, f runFlags, args []string) error {
 		return writeSummary(e.stderr, &sum, f.late)
 	}
 	return nil
+}
+
+// lateShareToWarn is the share of late events from which `shrike run`
+// warns. Events in time order have none late, and nor do events out of
+// order by less than max_out_of_orderness: late events mean the input and
+// the stream settings disagree. At 1% the rules miss one event in a
+// hundred, and a sequence rule loses every match that needed one, which
+// changes the alert counts a backtest is read for; a few stragglers in a
+// large recording stay below it.
+const lateShareToWarn = 0.01
+
+// warnLate warns when lateShareToWarn or more of the replayed events were
+// late, with what to do about it.
+func warnLate(w io.Writer, s *cep.Summary, rulesets []*rules.Compiled) {
+	if s.Events == 0 || float64(s.Late) < lateShareToWarn*float64(s.Events) {
+		return
+	}
+	var delays []string
+	for _, rs := range rulesets {
+		delays = append(delays, fmt.Sprintf("%s in %s", rs.Stream.MaxOutOfOrderness, rs.Name))
+	}
+	fmt.Fprintf(w, `shrike: warning: %d of %d events (%.1f%%) were late, behind the watermark, and were not matched: alerts are missing.
+  Sort the events by event time, or raise stream.max_out_of_orderness (%s).
+  For a Kafka dump, keep kcat -J envelopes with their "partition" field: each partition then keeps its own watermark.
+  --late FILE writes the late lines.
+`, s.Late, s.Events, 100*float64(s.Late)/float64(s.Events), strings.Join(delays, ", "))
 }
 
 func plural(n uint64, one, many string) string {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/spf13/cobra"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -206,6 +208,45 @@ func TestServeAPI(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(line), &restAlert); err != nil || restAlert.Result.ID != got.GetId() || restAlert.Result.Position != got.GetPosition() {
 		t.Errorf("REST stream line %s (%v), want alert %s", line, err, got.GetId())
+	}
+
+	// A backtest of inline events gives the ids `shrike run --source
+	// events` gives on a file of the same events.
+	events := `{"account":"a1","amount":150.0,"ts":"2026-11-20T10:00:01Z"}` + "\n" +
+		`{"account":"a2","amount":250.0,"ts":"2026-11-20T10:00:02Z"}` + "\n"
+	testBody, _ := json.Marshal(map[string]string{"source": src, "events": events})
+	code, out := rest("POST", "/v1/rulesets:test", string(testBody))
+	var backtest struct{ Alerts []struct{ ID string } }
+	if err := json.Unmarshal([]byte(out), &backtest); code != http.StatusOK || err != nil || len(backtest.Alerts) != 2 {
+		t.Fatalf("POST /v1/rulesets:test: %d %s (%v), want 2 alerts", code, out, err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "api.yaml"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "recorded.jsonl"), []byte(events), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// runReplay is `shrike run` without its collector tuning, whose
+	// goroutine would outlive the test.
+	var runOut, runErr bytes.Buffer
+	runCmd := &cobra.Command{}
+	runCmd.SetContext(ctx)
+	if err := runReplay(runCmd, env{stdout: &runOut, stderr: &runErr, clock: time.Now},
+		runFlags{rules: []string{filepath.Join(dir, "api.yaml")}, sources: []string{apiserver.InlineEventsSource}, maxLineBytes: cep.DefaultMaxLineBytes, quiet: true},
+		[]string{filepath.Join(dir, "recorded.jsonl")}); err != nil {
+		t.Fatalf("shrike run --source events: %v: %s", err, runErr.String())
+	}
+	var runIDs []string
+	for line := range strings.Lines(runOut.String()) {
+		var a struct{ ID string }
+		if err := json.Unmarshal([]byte(line), &a); err != nil {
+			t.Fatal(err)
+		}
+		runIDs = append(runIDs, a.ID)
+	}
+	if len(runIDs) != 2 || runIDs[0] != backtest.Alerts[0].ID || runIDs[1] != backtest.Alerts[1].ID {
+		t.Errorf("shrike run --source events gave ids %v, the API's backtest %v", runIDs, backtest.Alerts)
 	}
 
 	stop()

@@ -49,6 +49,14 @@ func runAlerts(t *testing.T, ruleset string, events []string) []string {
 	if err := os.WriteFile(path, []byte(strings.Join(events, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	want, _ := runFile(t, ruleset, path)
+	return want
+}
+
+// runFile runs `shrike run --rules RULESET FILE` and returns its alerts'
+// canonical forms, sorted, and its stderr.
+func runFile(t *testing.T, ruleset, path string) ([]string, string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, shrikeBin(t), "run", "--rules", ruleset, path)
@@ -69,7 +77,7 @@ func runAlerts(t *testing.T, ruleset string, events []string) []string {
 		t.Fatalf("shrike run found no alert: the test would show nothing\n%s", stderr.String())
 	}
 	sort.Strings(want)
-	return want
+	return want, stderr.String()
 }
 
 // alertSet is the alerts read from the alerts topic.

@@ -1,11 +1,18 @@
 package e2e
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // paths of the shipped rulesets and the payments recording.
@@ -64,7 +71,39 @@ func TestKcatEndToEnd(t *testing.T) {
 	if n := metricSum(ms, "shrike_engine_alerts_total"); n != float64(len(want)) {
 		t.Errorf("shrike_engine_alerts_total = %v, want %d", n, len(want))
 	}
+
+	// The README's backtest of a topic: `kcat -C -J` dumps it partition
+	// by partition, and `shrike run` of the dump keeps a watermark per
+	// partition, so it finds the alerts of the events in time order.
+	dump := kcatDump(t, s.kafka, paymentsTopic)
+	got2, stderr := runFile(t, payments, dump)
+	if diff := cmp.Diff(want, got2); diff != "" {
+		t.Errorf("shrike run of the kcat -C -J dump, against the events in time order (-want +got):\n%s", shortDiff(diff))
+	}
+	if !regexp.MustCompile(`(?m)^late +0$`).MatchString(stderr) || strings.Contains(stderr, "warning") {
+		t.Errorf("shrike run of the kcat -C -J dump: events were late:\n%s", stderr)
+	}
 	s.exitedCleanly(t)
+}
+
+// kcatDump writes topic, read from the beginning with kcat -C -J as the
+// README says, to a file and returns its path.
+func kcatDump(t *testing.T, broker, topic string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "kcat", "-b", broker, "-C", "-t", topic, "-o", "beginning", "-e", "-q", "-J")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("kcat -C -J -t %s: %v\n%s", topic, err, stderr.String())
+	}
+	path := filepath.Join(t.TempDir(), topic+".kcat")
+	if err := os.WriteFile(path, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // TestMalformedRecord puts a record that is not JSON into every partition

@@ -1,0 +1,101 @@
+package server_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/shrike-cep/shrike/api/server"
+	shrikev1 "github.com/shrike-cep/shrike/api/shrike/v1"
+	"github.com/shrike-cep/shrike/cep"
+	"github.com/shrike-cep/shrike/rules"
+)
+
+// TestTestRulesetIDs checks that a backtest's alert ids depend on the
+// events and their source name only: inline events are named
+// server.InlineEventsSource, so posting them twice, or replaying them as
+// `shrike run --source events FILE` does, gives the same ids; a recording
+// is named by its base name, wherever it lies, as `shrike run` names a
+// file.
+func TestTestRulesetIDs(t *testing.T) {
+	events := `{"account_id":"a1","amount":150.0,"ts":"2026-11-20T10:00:01Z"}
+{"account_id":"a2","amount":250.0,"ts":"2026-11-20T10:00:02Z"}
+`
+	recordings := t.TempDir()
+	for _, p := range []string{"payments.jsonl", "day1/payments.jsonl"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(recordings, p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(recordings, p), []byte(events), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := newEnv(t, envOptions{api: func(o *server.Options) { o.RecordingsDir = recordings }})
+	test := func(in *shrikev1.TestRulesetRequest) []string {
+		t.Helper()
+		in.Ruleset = &shrikev1.TestRulesetRequest_Source{Source: paymentsSrc}
+		resp, err := e.rulesets().TestRuleset(e.ctx(t), in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, a := range resp.GetAlerts() {
+			ids = append(ids, a.GetId())
+		}
+		return ids
+	}
+	// replay is what `shrike run --rules payments.yaml [--source NAME]
+	// FILE` does with a copy of the events elsewhere.
+	replay := func(source string) []string {
+		t.Helper()
+		rs, err := rules.Load("payments.yaml", []byte(paymentsSrc), rules.CompileOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(t.TempDir(), "payments.jsonl")
+		if err := os.WriteFile(path, []byte(events), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		if _, err := cep.Replay(t.Context(), cep.ReplayOptions{
+			Rulesets: []*rules.Compiled{rs},
+			Inputs:   []cep.Input{{Name: path, Source: source}},
+			Alerts:   &out,
+		}); err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for line := range strings.Lines(out.String()) {
+			var a struct{ ID string }
+			if err := json.Unmarshal([]byte(line), &a); err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, a.ID)
+		}
+		return ids
+	}
+
+	inline := test(&shrikev1.TestRulesetRequest{Input: &shrikev1.TestRulesetRequest_Events{Events: events}})
+	if len(inline) != 2 {
+		t.Fatalf("%d alerts, want 2", len(inline))
+	}
+	same := func(what string, got, want []string) {
+		t.Helper()
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: ids %v, want %v", what, got, want)
+		}
+	}
+	same("inline events posted again", test(&shrikev1.TestRulesetRequest{Input: &shrikev1.TestRulesetRequest_Events{Events: events}}), inline)
+	same("shrike run --source "+server.InlineEventsSource, replay(server.InlineEventsSource), inline)
+
+	recording := test(&shrikev1.TestRulesetRequest{Input: &shrikev1.TestRulesetRequest_Recording{Recording: "payments.jsonl"}})
+	same("the recording in a subfolder", test(&shrikev1.TestRulesetRequest{Input: &shrikev1.TestRulesetRequest_Recording{Recording: "day1/payments.jsonl"}}), recording)
+	same("shrike run of a copy of the recording", replay(""), recording)
+	if slices.Equal(recording, inline) {
+		t.Errorf("a recording named payments.jsonl and inline events have the same ids %v", inline)
+	}
+}
