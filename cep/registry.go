@@ -56,6 +56,9 @@ var (
 	ErrBadPageToken = errors.New("invalid page token")
 	// ErrDeletedVersion: Rollback was asked to restore a deletion.
 	ErrDeletedVersion = errors.New("ruleset version is a deletion")
+	// ErrNoPreviousVersion: Rollback to the previous version of a ruleset
+	// that has none (see Rollback).
+	ErrNoPreviousVersion = errors.New("no previous version to roll back to")
 )
 
 // MaxRulesetNameBytes bounds a ruleset name, which is part of Redis keys
@@ -540,11 +543,24 @@ func (r *Registry) Delete(ctx context.Context, name string) error {
 // Rollback stores the source of an earlier version as a new version (the
 // history only grows) and returns it. The source is compiled again first,
 // under today's limits; a deleted ruleset comes back this way.
+//
+// Version 0 is the previous version, as with `kubectl rollout undo` and
+// `helm rollback`: the newest version before the current one that is not
+// a deletion and has another source (for a deleted ruleset, the version
+// it had when deleted), so that two rollbacks in a row go back and forth.
+// A ruleset without one is ErrNoPreviousVersion.
 func (r *Registry) Rollback(ctx context.Context, name string, version int64) (RulesetRecord, error) {
-	if version <= 0 {
+	var old RulesetRecord
+	var err error
+	switch {
+	case version < 0:
 		return RulesetRecord{}, fmt.Errorf("%w: %q has no version %d", ErrVersionNotFound, name, version)
+	case version == 0:
+		old, err = r.previous(ctx, name)
+		version = old.Version
+	default:
+		old, err = r.Get(ctx, name, version)
 	}
-	old, err := r.Get(ctx, name, version)
 	if err != nil {
 		return RulesetRecord{}, err
 	}
@@ -559,6 +575,48 @@ func (r *Registry) Rollback(ctx context.Context, name string, version int64) (Ru
 		return RulesetRecord{}, fmt.Errorf("registry: roll back %q to version %d: %w", name, version, err)
 	}
 	return rec, nil
+}
+
+// previous is the version Rollback with no version restores: the newest
+// one before the current one that is not a deletion and whose source
+// differs from the current one's (a Put of the current source makes no
+// version, so that rolling back twice goes back and forth).
+func (r *Registry) previous(ctx context.Context, name string) (RulesetRecord, error) {
+	if err := checkName(name); err != nil {
+		return RulesetRecord{}, err
+	}
+	n, err := r.client.HGet(ctx, r.rsKey+name, "n").Int64()
+	if errors.Is(err, redis.Nil) || err == nil && n == 0 {
+		return RulesetRecord{}, fmt.Errorf("%w: %q", ErrRulesetNotFound, name)
+	}
+	if err != nil {
+		return RulesetRecord{}, fmt.Errorf("registry: versions of %q: %w", name, err)
+	}
+	if n == 1 {
+		return RulesetRecord{}, fmt.Errorf("%w: %q has only version 1", ErrNoPreviousVersion, name)
+	}
+	cur, err := r.versions(ctx, name, []int64{n})
+	if err != nil {
+		return RulesetRecord{}, fmt.Errorf("registry: versions of %q: %w", name, err)
+	}
+	// A page of versions per call: a long history of deletions and equal
+	// sources is walked in few round trips.
+	for hi := n - 1; hi >= 1; hi -= DefaultPageSize {
+		vs := make([]int64, 0, DefaultPageSize)
+		for v := hi; v >= 1 && v > hi-DefaultPageSize; v-- {
+			vs = append(vs, v)
+		}
+		recs, err := r.versions(ctx, name, vs)
+		if err != nil {
+			return RulesetRecord{}, fmt.Errorf("registry: versions of %q: %w", name, err)
+		}
+		for _, rec := range recs {
+			if !rec.Deleted && (cur[0].Deleted || !bytes.Equal(rec.Source, cur[0].Source)) {
+				return rec, nil
+			}
+		}
+	}
+	return RulesetRecord{}, fmt.Errorf("%w: %q has no version before version %d with another source", ErrNoPreviousVersion, name, n)
 }
 
 // snapshot returns every live ruleset at its current version, consistent

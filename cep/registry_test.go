@@ -242,6 +242,73 @@ func TestRegistryVersions(t *testing.T) {
 	}
 }
 
+// TestRegistryRollbackPrevious: Rollback with version 0 restores the
+// newest earlier version with another source (twice in a row goes back
+// and forth), skipping deletions; it brings a deleted ruleset back as it
+// was, and is ErrNoPreviousVersion when there is no such version.
+func TestRegistryRollbackPrevious(t *testing.T) {
+	for _, tg := range redisTargets(t) {
+		t.Run(tg.name, func(t *testing.T) {
+			ctx := context.Background()
+			r := newTestRegistry(t, tg, (&stepClock{}).Now)
+			a, b, c := rulesetSource("payments", 100), rulesetSource("payments", 200), rulesetSource("payments", 300)
+			step := func(what string, err error) {
+				t.Helper()
+				if err != nil {
+					t.Fatalf("%s: %v", what, err)
+				}
+			}
+			put := func(src []byte) {
+				t.Helper()
+				_, err := r.Put(ctx, "payments", src)
+				step("put", err)
+			}
+			back := func(wantVersion, wantOf int64, wantSrc []byte) {
+				t.Helper()
+				rec, err := r.Rollback(ctx, "payments", 0)
+				if err != nil {
+					t.Fatalf("Rollback to the previous version: %v", err)
+				}
+				if rec.Version != wantVersion || rec.RollbackOf != wantOf || string(rec.Source) != string(wantSrc) {
+					t.Errorf("Rollback to the previous version = version %d of %d, source %q; want version %d of %d, source %q",
+						rec.Version, rec.RollbackOf, rec.Source, wantVersion, wantOf, wantSrc)
+				}
+			}
+			noPrevious := func(name, want string) {
+				t.Helper()
+				if _, err := r.Rollback(ctx, name, 0); !errors.Is(err, ErrNoPreviousVersion) || !strings.Contains(err.Error(), want) {
+					t.Errorf("Rollback(%q) = %v, want ErrNoPreviousVersion saying %s", name, err, want)
+				}
+			}
+
+			put(a) // 1
+			noPrevious("payments", `"payments" has only version 1`)
+			if _, err := r.Rollback(ctx, "nothing", 0); !errors.Is(err, ErrRulesetNotFound) {
+				t.Errorf("Rollback of no ruleset = %v, want ErrRulesetNotFound", err)
+			}
+			put(b)                                    // 2
+			back(3, 1, a)                             // b -> a
+			back(4, 2, b)                             // and back to b
+			step("delete", r.Delete(ctx, "payments")) // 5
+			back(6, 4, b)                             // undoes the deletion
+			back(7, 3, a)                             // past the deletion (5) and b's other version (4)
+			step("delete", r.Delete(ctx, "payments")) // 8
+			put(c)                                    // 9
+			back(10, 7, a)                            // past the deletion (8)
+
+			src := rulesetSource("solo", 100)
+			for _, op := range []func() error{
+				func() error { _, err := r.Put(ctx, "solo", src); return err },
+				func() error { return r.Delete(ctx, "solo") },
+				func() error { _, err := r.Put(ctx, "solo", src); return err },
+			} {
+				step("solo", op())
+			}
+			noPrevious("solo", `"solo" has no version before version 3 with another source`)
+		})
+	}
+}
+
 func TestRegistryDelete(t *testing.T) {
 	for _, tg := range redisTargets(t) {
 		t.Run(tg.name, func(t *testing.T) {

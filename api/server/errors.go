@@ -29,6 +29,7 @@ const (
 	ReasonRulesetNotFound    = "RULESET_NOT_FOUND"   // NOT_FOUND
 	ReasonVersionNotFound    = "VERSION_NOT_FOUND"   // NOT_FOUND
 	ReasonVersionIsDeletion  = "VERSION_IS_DELETION" // FAILED_PRECONDITION: rollback to a deletion
+	ReasonNoPreviousVersion  = "NO_PREVIOUS_VERSION" // FAILED_PRECONDITION: rollback with no version of a ruleset with one version
 	ReasonRecordingNotFound  = "RECORDING_NOT_FOUND" // NOT_FOUND
 	ReasonRecordingsDisabled = "RECORDINGS_DISABLED" // FAILED_PRECONDITION: no recordings folder
 	ReasonTopicNotRead       = "TOPIC_NOT_READ"      // FAILED_PRECONDITION: no stored ruleset reads the topic
@@ -126,6 +127,8 @@ func toStatus(log *slog.Logger, method string, err error) error {
 		return withDetails(codes.NotFound, err.Error(), ReasonRulesetNotFound, meta)
 	case errors.Is(err, cep.ErrDeletedVersion):
 		return withDetails(codes.FailedPrecondition, err.Error(), ReasonVersionIsDeletion, meta)
+	case errors.Is(err, cep.ErrNoPreviousVersion):
+		return withDetails(codes.FailedPrecondition, err.Error(), ReasonNoPreviousVersion, meta)
 	case errors.Is(err, errRecordingNotFound):
 		return withDetails(codes.NotFound, err.Error(), ReasonRecordingNotFound, meta)
 	case errors.Is(err, errRecordingsDisabled):

@@ -56,7 +56,7 @@ type rulesetService struct {
 func registryErr(err error) error {
 	var list rules.ErrorList
 	if errors.As(err, &list) || errors.Is(err, cep.ErrRulesetNotFound) || errors.Is(err, cep.ErrInvalidName) ||
-		errors.Is(err, cep.ErrBadPageToken) || errors.Is(err, cep.ErrDeletedVersion) ||
+		errors.Is(err, cep.ErrBadPageToken) || errors.Is(err, cep.ErrDeletedVersion) || errors.Is(err, cep.ErrNoPreviousVersion) ||
 		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
@@ -136,14 +136,16 @@ func (r *rulesetService) ListRulesetVersions(ctx context.Context, req *shrikev1.
 }
 
 func (r *rulesetService) RollbackRuleset(ctx context.Context, req *shrikev1.RollbackRulesetRequest) (*shrikev1.Ruleset, error) {
-	if req.GetVersion() <= 0 {
-		return nil, badField("version", "must be a version number (1 or more), not %d", req.GetVersion())
+	// No version (0) is the previous one, as kubectl rollout undo and helm
+	// rollback take it (cep.Registry.Rollback).
+	if req.GetVersion() < 0 {
+		return nil, badField("version", "must be a version number (1 or more), or none for the previous version, not %d", req.GetVersion())
 	}
 	rec, err := r.s.registry.Rollback(ctx, req.GetName(), req.GetVersion())
 	if err != nil {
 		return nil, notFoundMeta(registryErr(err), req.GetName(), req.GetVersion())
 	}
-	r.s.log.Info("ruleset rolled back", "ruleset", rec.Name, "version", rec.Version, "rollback_of", req.GetVersion(), "token", tokenName(ctx))
+	r.s.log.Info("ruleset rolled back", "ruleset", rec.Name, "version", rec.Version, "rollback_of", rec.RollbackOf, "token", tokenName(ctx))
 	return r.s.summaries.rulesetProto(rec), nil
 }
 

@@ -365,6 +365,8 @@ func TestRulesetsREST(t *testing.T) {
 		{"not found", "GET", "/v1/rulesets/nope", nil, "404 RULESET_NOT_FOUND"},
 		{"version not found", "GET", "/v1/rulesets/payments?version=7", nil, "404 VERSION_NOT_FOUND"},
 		{"rollback to nothing", "POST", "/v1/rulesets/payments:rollback", map[string]any{"version": 9}, "404 VERSION_NOT_FOUND"},
+		{"rollback with no version and no previous one", "POST", "/v1/rulesets/payments:rollback", map[string]any{}, "400 NO_PREVIOUS_VERSION"},
+		{"rollback with no body and no previous one", "POST", "/v1/rulesets/payments:rollback", nil, "400 NO_PREVIOUS_VERSION"},
 		{"negative page size", "GET", "/v1/rulesets?page_size=-1", nil, "400 INVALID_REQUEST [page_size: must not be negative, not -1]"},
 		{"bad page token", "GET", "/v1/rulesets?page_token=zzz", nil, "400 INVALID_REQUEST"},
 		{"unknown path", "GET", "/v1/nothing", nil, "404 "},
@@ -494,10 +496,10 @@ func TestRulesetVersionsAndPages(t *testing.T) {
 			_, err := rs.RollbackRuleset(e.ctx(t), &shrikev1.RollbackRulesetRequest{Name: "a", Version: 4})
 			return err
 		}, "FailedPrecondition VERSION_IS_DELETION"},
-		{"rollback to version 0", func() error {
-			_, err := rs.RollbackRuleset(e.ctx(t), &shrikev1.RollbackRulesetRequest{Name: "a"})
+		{"rollback to a negative version", func() error {
+			_, err := rs.RollbackRuleset(e.ctx(t), &shrikev1.RollbackRulesetRequest{Name: "a", Version: -1})
 			return err
-		}, "InvalidArgument INVALID_REQUEST [version: must be a version number (1 or more), not 0]"},
+		}, "InvalidArgument INVALID_REQUEST [version: must be a version number (1 or more), or none for the previous version, not -1]"},
 		{"delete twice", func() error {
 			_, err := rs.DeleteRuleset(e.ctx(t), &shrikev1.DeleteRulesetRequest{Name: "a"})
 			return err
@@ -515,6 +517,27 @@ func TestRulesetVersionsAndPages(t *testing.T) {
 	old, err := rs.GetRuleset(e.ctx(t), &shrikev1.GetRulesetRequest{Name: "a", Version: 2})
 	if err != nil || !strings.Contains(old.GetSource(), "500.0") {
 		t.Errorf("GetRuleset(a, 2) = %v, %v", old, err)
+	}
+
+	// A rollback with no version goes to the previous version: the
+	// deleted ruleset comes back as it was (3, the source of 1), then the
+	// one before it with another source (2).
+	for _, want := range []struct {
+		version, of int64
+		amount      string
+	}{{5, 3, "100.0"}, {6, 2, "500.0"}} {
+		rb, err := rs.RollbackRuleset(e.ctx(t), &shrikev1.RollbackRulesetRequest{Name: "a"})
+		if err != nil || rb.GetVersion() != want.version || !strings.Contains(rb.GetSource(), want.amount) {
+			t.Fatalf("rollback with no version: %v, %v; want version %d with %s", rb, err, want.version, want.amount)
+		}
+	}
+	vs, err := rs.ListRulesetVersions(e.ctx(t), &shrikev1.ListRulesetVersionsRequest{Name: "a", PageSize: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprintf("%d of %d, %d of %d", vs.GetVersions()[0].GetVersion(), vs.GetVersions()[0].GetRollbackOf(),
+		vs.GetVersions()[1].GetVersion(), vs.GetVersions()[1].GetRollbackOf()); got != "6 of 2, 5 of 3" {
+		t.Errorf("versions after rolling back twice: %s, want 6 of 2, 5 of 3", got)
 	}
 }
 

@@ -298,7 +298,8 @@ func TestClientExitCodes(t *testing.T) {
 	}{
 		{"get without a name", []string{"rules", "get"}, 2, "missing ruleset name"},
 		{"get with two names", []string{"rules", "get", "a", "b"}, 2, `unexpected argument "b"`},
-		{"rollback without --version", []string{"rules", "rollback", "payments", "--server", nobody}, 2, "--version N is required"},
+		{"rollback to version 0", []string{"rules", "rollback", "payments", "--version", "0", "--server", nobody}, 2, "--version 0: want a version number, 1 or more"},
+		{"rollback without --version reaches the server", []string{"rules", "rollback", "payments", "--server", nobody}, 1, "roll back ruleset payments to its previous version: cannot reach the server"},
 		{"push without files", []string{"rules", "push"}, 2, "missing ruleset file argument"},
 		{"push a missing file", []string{"rules", "push", "nope.yaml", "--server", nobody}, 1, "no such file"},
 		{"unknown output", []string{"rules", "list", "-o", "xml", "--server", nobody}, 2, `unknown output format "xml"`},

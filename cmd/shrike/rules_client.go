@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -445,15 +444,21 @@ func newRulesVersionsCmd(e env, f *clientFlags) *cobra.Command {
 func newRulesRollbackCmd(e env, f *clientFlags) *cobra.Command {
 	var version int64
 	cmd := &cobra.Command{
-		Use:   "rollback NAME --version N",
+		Use:   "rollback NAME [--version N]",
 		Short: "Make an earlier version of a ruleset current again",
 		Long: `Rollback stores the source of version N as a new version of the ruleset (the
-history only grows), which every instance then runs like any other change.`,
-		Example: "  shrike rules rollback payments --version 2",
+history only grows), which every instance then runs like any other change.
+
+Without --version it goes back to the previous version, as kubectl rollout
+undo and helm rollback do: the newest version before the current one that
+is not a deletion and has another source (a deleted ruleset comes back as it
+was), so that two rollbacks in a row go back and forth. A ruleset with no
+such version is an error.`,
+		Example: "  shrike rules rollback payments\n  shrike rules rollback payments --version 2",
 		Args:    argsExactly(1, "ruleset name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if version < 1 {
-				return usageError{errors.New("--version N is required: the version to roll back to (shrike rules versions NAME lists them)")}
+			if cmd.Flags().Changed("version") && version < 1 {
+				return usageError{fmt.Errorf("--version %d: want a version number, 1 or more (shrike rules versions NAME lists them), or no --version for the previous one", version)}
 			}
 			c, done, err := rulesClient(cmd, e, f)
 			if err != nil {
@@ -464,15 +469,29 @@ history only grows), which every instance then runs like any other change.`,
 			defer cancel()
 			rs, err := c.RollbackRuleset(ctx, &shrikev1.RollbackRulesetRequest{Name: args[0], Version: version})
 			if err != nil {
-				return f.rpcError(fmt.Sprintf("roll back ruleset %s to version %d", args[0], version), err)
+				what := fmt.Sprintf("roll back ruleset %s to version %d", args[0], version)
+				if version == 0 {
+					what = fmt.Sprintf("roll back ruleset %s to its previous version", args[0])
+				}
+				return f.rpcError(what, err)
 			}
 			if f.output == "json" {
 				return writeJSONLine(e.stdout, rs)
 			}
-			fmt.Fprintf(e.stdout, "ruleset %s version %d: the source of version %d, %s\n", rs.GetName(), rs.GetVersion(), version, countRules(len(rs.GetRules())))
+			of := "version " + strconv.FormatInt(version, 10)
+			if version == 0 {
+				// The Ruleset message does not say which version it restored;
+				// its entry in the history does.
+				of = "the previous version"
+				vs, err := c.ListRulesetVersions(ctx, &shrikev1.ListRulesetVersionsRequest{Name: rs.GetName(), PageSize: 1})
+				if err == nil && len(vs.GetVersions()) == 1 && vs.GetVersions()[0].GetVersion() == rs.GetVersion() {
+					of = "version " + strconv.FormatInt(vs.GetVersions()[0].GetRollbackOf(), 10)
+				}
+			}
+			fmt.Fprintf(e.stdout, "ruleset %s version %d: the source of %s, %s\n", rs.GetName(), rs.GetVersion(), of, countRules(len(rs.GetRules())))
 			return nil
 		},
 	}
-	cmd.Flags().Int64Var(&version, "version", 0, "the version `N` to make current again")
+	cmd.Flags().Int64Var(&version, "version", 0, "the version `N` to make current again (default: the previous version)")
 	return cmd
 }
