@@ -190,6 +190,11 @@ func (r *Registry) Compile(name string, source []byte) (*rules.Compiled, error) 
 	}
 	if e := nameMismatch(file, name, source); e != nil {
 		list = append(list, e)
+	}
+	if c != nil {
+		list = append(list, RequireTopic(c)...)
+	}
+	if len(list) > 1 {
 		slices.SortStableFunc(list, func(a, b *rules.Error) int {
 			return cmp.Or(cmp.Compare(a.Pos.Line, b.Pos.Line), cmp.Compare(a.Pos.Col, b.Pos.Col))
 		})
@@ -226,6 +231,33 @@ func nameMismatch(file, name string, source []byte) *rules.Error {
 		}
 	}
 	return nil
+}
+
+// RequireTopic returns the error of a ruleset that serve cannot run
+// because it names no stream.topic, positioned at its `stream` field (or
+// the document's start when it has none); nil when it names one. The
+// registry refuses such a ruleset (Compile), and so does a --rules folder,
+// while the offline commands take it: they read files, not topics.
+func RequireTopic(c *rules.Compiled) rules.ErrorList {
+	if c.Stream.Topic != "" {
+		return nil
+	}
+	pos := rules.Pos{File: c.Pos.File, Line: 1, Col: 1}
+	var doc yaml.Node
+	if yaml.NewDecoder(bytes.NewReader(c.Source)).Decode(&doc) == nil {
+		root := &doc
+		if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+			root = root.Content[0]
+		}
+		if root.Kind == yaml.MappingNode {
+			for i := 0; i+1 < len(root.Content); i += 2 {
+				if k := root.Content[i]; k.Value == "stream" {
+					pos.Line, pos.Col = k.Line, k.Column
+				}
+			}
+		}
+	}
+	return rules.ErrorList{{Pos: pos, Msg: "stream: no topic: serve needs the Kafka topic the rules read (only the offline check, test and run do without)"}}
 }
 
 // The one script that writes: it appends a version to a ruleset, keeps the

@@ -192,6 +192,11 @@ func (d *DirSync) Sync(ctx context.Context) (SyncResult, error) {
 	for _, ch := range todo {
 		path, src, sum, f := ch.path, ch.src, ch.sum, ch.f
 		c, err := rules.Load(path, src, d.reg.copts)
+		if err == nil {
+			if list := RequireTopic(c); list != nil {
+				err = list // the registry would refuse it: as invalid as a syntax error
+			}
+		}
 		dup := false
 		if err == nil {
 			if other, ok := claimed[c.Name]; ok {

@@ -99,6 +99,8 @@ func TestDirSyncOnce(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "payments.yaml"), rulesetSource("payments", 1))
 	writeFile(t, filepath.Join(dir, "cards.yml"), rulesetSource("cards", 1))
 	writeFile(t, filepath.Join(dir, "broken.yaml"), []byte(strings.ReplaceAll(brokenSource, "payments", "broken")))
+	// Valid for shrike check and run, but serve cannot run it.
+	writeFile(t, filepath.Join(dir, "notopic.yaml"), bytes.Replace(rulesetSource("notopic", 1), []byte("  topic: payments\n"), nil, 1))
 	writeFile(t, filepath.Join(dir, "payments_test.yaml"), []byte("not a ruleset: a unit test file"))
 	writeFile(t, filepath.Join(dir, ".payments.yaml.swp"), []byte("an editor's swap file"))
 	writeFile(t, filepath.Join(dir, "notes.txt"), []byte("not yaml"))
@@ -133,6 +135,10 @@ func TestDirSyncOnce(t *testing.T) {
 	wantInvalid := []string{
 		`payments.yaml: ruleset "payments" is in ` + filepath.Join(dir, "again.yaml") + ` already`,
 		`broken.yaml:7:26: rule "big": undeclared reference to 'limit'`,
+		`notopic.yaml:2:1: stream: no topic: serve needs the Kafka topic the rules read`,
+	}
+	if len(invalid) != len(wantInvalid) {
+		t.Errorf("invalid files %q, want %d", invalid, len(wantInvalid))
 	}
 	for _, want := range wantInvalid {
 		found := false
@@ -146,11 +152,13 @@ func TestDirSyncOnce(t *testing.T) {
 	if diff := cmp.Diff([]string{"api-managed@1", "cards@1", "payments@1"}, registryState(t, reg)); diff != "" {
 		t.Errorf("registry (-want +got):\n%s", diff)
 	}
-	if got := counterValue(t, d.errs); got != 2 {
-		t.Errorf("shrike_rules_file_errors_total = %v, want 2", got)
+	if got := counterValue(t, d.errs); got != 3 {
+		t.Errorf("shrike_rules_file_errors_total = %v, want 3", got)
 	}
-	if !strings.Contains(log.String(), "broken.yaml:7:26") {
-		t.Errorf("the log lacks the broken file's position:\n%s", log.String())
+	for _, pos := range []string{"broken.yaml:7:26", "notopic.yaml:2:1"} {
+		if !strings.Contains(log.String(), pos) {
+			t.Errorf("the log lacks the rejected file's position %s:\n%s", pos, log.String())
+		}
 	}
 
 	// A second sync of the unchanged folder changes nothing and logs no
@@ -163,8 +171,8 @@ func TestDirSyncOnce(t *testing.T) {
 	if len(res.Put)+len(res.Deleted) != 0 {
 		t.Errorf("a sync of an unchanged folder put %v and deleted %v", res.Put, res.Deleted)
 	}
-	if got := counterValue(t, d.errs); got != 2 {
-		t.Errorf("shrike_rules_file_errors_total = %v after an unchanged sync, want 2", got)
+	if got := counterValue(t, d.errs); got != 3 {
+		t.Errorf("shrike_rules_file_errors_total = %v after an unchanged sync, want 3", got)
 	}
 	if strings.Count(log.String(), "broken.yaml:7:26") != strings.Count(before, "broken.yaml:7:26") {
 		t.Errorf("an unchanged broken file was logged again")

@@ -157,6 +157,13 @@ func (r *rulesetService) ValidateRuleset(_ context.Context, req *shrikev1.Valida
 	src := []byte(req.GetSource())
 	out := &shrikev1.ValidateRulesetResponse{Name: rulesetName(src)}
 	c, err := rules.Load(validateFile, src, r.s.opts.CompileOptions)
+	if err == nil {
+		// Valid means PutRuleset takes it, and a stored ruleset must name
+		// its topic.
+		if list := cep.RequireTopic(c); list != nil {
+			err = list
+		}
+	}
 	if err != nil {
 		var list rules.ErrorList
 		if !errors.As(err, &list) {

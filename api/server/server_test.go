@@ -357,6 +357,13 @@ func TestRulesetsREST(t *testing.T) {
 	}{
 		{"bad source: 400 with every line:col", "PUT", "/v1/rulesets/payments", map[string]string{"source": badSrc},
 			`400 RULESET_INVALID [source: 5:15: rule "big": unknown severity "loud" (want info, low, medium, high or critical); source: 6:25: rule "big": Syntax error: mismatched input '<EOF>' expecting {'[', '{', '(', '.', '-', '!', 'true', 'false', 'null', NUM_FLOAT, NUM_INT, NUM_UINT, STRING, BYTES, IDENTIFIER}]`},
+		{"no stream topic: 400 at stream", "PUT", "/v1/rulesets/notopic",
+			map[string]string{"source": "ruleset: notopic\nstream:\n  key: event.account_id\nrules:\n  - id: big\n    severity: high\n    when: event.amount > 1.0\n"},
+			`400 RULESET_INVALID [source: 2:1: stream: no topic: serve needs the Kafka topic the rules read (only the offline check, test and run do without)]`},
+		{"no stream at all: 400 at the start", "PUT", "/v1/rulesets/notopic",
+			map[string]string{"source": "ruleset: notopic\nrules:\n  - id: big\n    severity: high\n    when: event.amount > 1.0\n"},
+			`400 RULESET_INVALID [source: 1:1: stream: no topic: serve needs the Kafka topic the rules read (only the offline check, test and run do without)]`},
+		{"the refused ruleset was not stored", "GET", "/v1/rulesets/notopic", nil, "404 RULESET_NOT_FOUND"},
 		{"name differs from the source's", "PUT", "/v1/rulesets/other", map[string]string{"source": paymentsSrc},
 			`400 RULESET_INVALID [source: 1:10: ruleset name "payments" differs from "other", the name it is stored under]`},
 		{"bad name", "PUT", "/v1/rulesets/-x", map[string]string{"source": paymentsSrc},
@@ -386,6 +393,17 @@ func TestRulesetsREST(t *testing.T) {
 		msg, _ := body["message"].(string)
 		if !strings.Contains(msg, "5:15: ") || !strings.Contains(msg, "6:25: ") {
 			t.Errorf("message %q lacks the positions", msg)
+		}
+	})
+
+	t.Run("validate refuses what put refuses: no topic", func(t *testing.T) {
+		code, body := e.rest(t, "POST", "/v1/rulesets:validate", map[string]string{"source": "ruleset: x\nstream:\n  key: event.k\nrules: []\n"})
+		errs, _ := body["errors"].([]any)
+		if code != http.StatusOK || body["valid"] != false || len(errs) != 1 {
+			t.Fatalf("validate: %d %v", code, body)
+		}
+		if e, _ := errs[0].(map[string]any); e["line"] != float64(2) || !strings.Contains(fmt.Sprint(e["message"]), "no topic") {
+			t.Errorf("validate error: %v", e)
 		}
 	})
 
@@ -557,6 +575,10 @@ func TestTestRuleset(t *testing.T) {
 	}{
 		{"inline source, inline events", &shrikev1.TestRulesetRequest{
 			Ruleset: &shrikev1.TestRulesetRequest_Source{Source: paymentsSrc},
+			Input:   &shrikev1.TestRulesetRequest_Events{Events: events},
+		}, "alerts [big/a1 big/a2] lines 4 events 3 dead 1 [3] stats [big:2]"},
+		{"inline source without a topic: offline, it needs none", &shrikev1.TestRulesetRequest{
+			Ruleset: &shrikev1.TestRulesetRequest_Source{Source: strings.Replace(paymentsSrc, "  topic: payments\n", "", 1)},
 			Input:   &shrikev1.TestRulesetRequest_Events{Events: events},
 		}, "alerts [big/a1 big/a2] lines 4 events 3 dead 1 [3] stats [big:2]"},
 		{"stored ruleset, a recording", &shrikev1.TestRulesetRequest{

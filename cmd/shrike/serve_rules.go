@@ -53,12 +53,20 @@ func loadRulesDir(dir string, stderr io.Writer) ([]*rules.Compiled, error) {
 		return nil, fmt.Errorf("rules: %w", err)
 	}
 	results, ok := loadRulesets(files, stderr)
+	out := make([]*rules.Compiled, 0, len(results))
+	for _, r := range results {
+		if r.compiled == nil {
+			continue
+		}
+		// What check and run take, serve cannot run without its topic.
+		if list := cep.RequireTopic(r.compiled); list != nil {
+			fmt.Fprintln(stderr, list)
+			ok = false
+		}
+		out = append(out, r.compiled)
+	}
 	if !ok {
 		return nil, errReported
-	}
-	out := make([]*rules.Compiled, len(results))
-	for i, r := range results {
-		out[i] = r.compiled
 	}
 	return out, nil
 }

@@ -228,6 +228,7 @@ func TestServeErrors(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "bad.yaml"), "kafka: {brokerz: [x]}\nlog: {level: loud}\n")
 	writeFile(t, filepath.Join(dir, "rules", "broken.yaml"), "ruleset: broken\nrules:\n  - id: r\n    when: event.x ==\n")
+	writeFile(t, filepath.Join(dir, "notopic", "a.yaml"), "ruleset: a\nstream:\n  key: event.k\nrules:\n  - id: r\n    severity: low\n    when: event.x == 1\n")
 	tests := []struct {
 		name string
 		args []string
@@ -244,6 +245,7 @@ func TestServeErrors(t *testing.T) {
 		{name: "bad redis list", args: []string{"serve", "--rules", "x", "--redis", "a:1,b"}, code: 2, want: `--redis: address "b": want host:port`},
 		{name: "missing rules dir", args: []string{"serve", "--rules", filepath.Join(dir, "none")}, code: 1, want: "no such file or directory"},
 		{name: "invalid ruleset", args: []string{"serve", "--rules", filepath.Join(dir, "rules")}, code: 1, want: "broken.yaml:4:"},
+		{name: "ruleset without a topic", args: []string{"serve", "--rules", filepath.Join(dir, "notopic")}, code: 1, want: "a.yaml:2:1: stream: no topic: serve needs the Kafka topic"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
