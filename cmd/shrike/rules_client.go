@@ -94,7 +94,9 @@ of *.yaml files, *_test.yaml left out) to the server, which compiles it
 completely before it replaces the running version, under the name its
 ` + "`ruleset:`" + ` field gives.
 
-A ruleset the server refuses keeps its running version; every problem is
+The server refuses a ruleset that does not compile, and one without
+stream.topic (serve reads its events from that topic; shrike check and run
+take it). A refused ruleset keeps its running version; every problem is
 printed on stderr as file:line:col: rule "id": message, with the CEL caret
 snippet, as shrike check prints it. The other files are still pushed. The
 exit status is 0 when every file was stored and 1 otherwise.`,
