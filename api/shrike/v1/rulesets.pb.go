@@ -802,7 +802,8 @@ type RollbackRulesetRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The ruleset's name.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// The version whose source becomes current again.
+	// The version whose source becomes current again; none (0): the previous
+	// version (see RollbackRuleset).
 	Version       int64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

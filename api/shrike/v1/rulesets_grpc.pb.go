@@ -45,7 +45,9 @@ const (
 //
 //   - INVALID_ARGUMENT (HTTP 400), reason RULESET_INVALID, for a ruleset
 //     source that does not parse, validate or compile, is over the ruleset
-//     size or cost limits, or names another ruleset in `ruleset:`. Its google.rpc.BadRequest holds one field violation
+//     size or cost limits, names another ruleset in `ruleset:`, or names no
+//     `stream.topic` (serve reads the ruleset's events from it; the error is
+//     at `stream`, or at 1:1 without one). Its google.rpc.BadRequest holds one field violation
 //     per ruleset error, every error and not only the first: field "source",
 //     description `line:col: rule "id": message`, as `shrike check` prints it
 //     without the file name (`line:col: ` only for errors with a position,
@@ -57,7 +59,8 @@ const (
 //   - NOT_FOUND (HTTP 404), reason RULESET_NOT_FOUND or VERSION_NOT_FOUND, with
 //     ErrorInfo metadata "ruleset" and, for a version, "version".
 //   - FAILED_PRECONDITION (HTTP 400), reason VERSION_IS_DELETION, for a
-//     rollback to a deletion.
+//     rollback to a deletion, and reason NO_PREVIOUS_VERSION for a rollback
+//     with no version of a ruleset with no previous version.
 //
 // Requests over the server's size limit are refused before they are read:
 // RESOURCE_EXHAUSTED on gRPC, HTTP 413 on REST.
@@ -88,10 +91,15 @@ type RulesetServiceClient interface {
 	// source is compiled again first, under the server's current limits
 	// (INVALID_ARGUMENT when it no longer compiles). Rolling back to a version
 	// that is a deletion is FAILED_PRECONDITION (reason VERSION_IS_DELETION):
-	// DeleteRuleset does that.
+	// DeleteRuleset does that. Without a version it rolls back to the previous
+	// version, as `kubectl rollout undo` and `helm rollback` do: the newest
+	// version before the current one that is not a deletion and has another
+	// source, so that a second rollback goes back again; FAILED_PRECONDITION
+	// (reason NO_PREVIOUS_VERSION) when there is none.
 	RollbackRuleset(ctx context.Context, in *RollbackRulesetRequest, opts ...grpc.CallOption) (*Ruleset, error)
 	// ValidateRuleset parses, validates and compiles a ruleset source without
-	// storing it. An invalid source is not an error of the call: the response
+	// storing it, with PutRuleset's checks (a stored ruleset names its
+	// `stream.topic`). An invalid source is not an error of the call: the response
 	// lists its errors with their positions.
 	ValidateRuleset(ctx context.Context, in *ValidateRulesetRequest, opts ...grpc.CallOption) (*ValidateRulesetResponse, error)
 	// TestRuleset runs events through a ruleset with the matcher of `shrike
@@ -205,7 +213,9 @@ func (c *rulesetServiceClient) TestRuleset(ctx context.Context, in *TestRulesetR
 //
 //   - INVALID_ARGUMENT (HTTP 400), reason RULESET_INVALID, for a ruleset
 //     source that does not parse, validate or compile, is over the ruleset
-//     size or cost limits, or names another ruleset in `ruleset:`. Its google.rpc.BadRequest holds one field violation
+//     size or cost limits, names another ruleset in `ruleset:`, or names no
+//     `stream.topic` (serve reads the ruleset's events from it; the error is
+//     at `stream`, or at 1:1 without one). Its google.rpc.BadRequest holds one field violation
 //     per ruleset error, every error and not only the first: field "source",
 //     description `line:col: rule "id": message`, as `shrike check` prints it
 //     without the file name (`line:col: ` only for errors with a position,
@@ -217,7 +227,8 @@ func (c *rulesetServiceClient) TestRuleset(ctx context.Context, in *TestRulesetR
 //   - NOT_FOUND (HTTP 404), reason RULESET_NOT_FOUND or VERSION_NOT_FOUND, with
 //     ErrorInfo metadata "ruleset" and, for a version, "version".
 //   - FAILED_PRECONDITION (HTTP 400), reason VERSION_IS_DELETION, for a
-//     rollback to a deletion.
+//     rollback to a deletion, and reason NO_PREVIOUS_VERSION for a rollback
+//     with no version of a ruleset with no previous version.
 //
 // Requests over the server's size limit are refused before they are read:
 // RESOURCE_EXHAUSTED on gRPC, HTTP 413 on REST.
@@ -248,10 +259,15 @@ type RulesetServiceServer interface {
 	// source is compiled again first, under the server's current limits
 	// (INVALID_ARGUMENT when it no longer compiles). Rolling back to a version
 	// that is a deletion is FAILED_PRECONDITION (reason VERSION_IS_DELETION):
-	// DeleteRuleset does that.
+	// DeleteRuleset does that. Without a version it rolls back to the previous
+	// version, as `kubectl rollout undo` and `helm rollback` do: the newest
+	// version before the current one that is not a deletion and has another
+	// source, so that a second rollback goes back again; FAILED_PRECONDITION
+	// (reason NO_PREVIOUS_VERSION) when there is none.
 	RollbackRuleset(context.Context, *RollbackRulesetRequest) (*Ruleset, error)
 	// ValidateRuleset parses, validates and compiles a ruleset source without
-	// storing it. An invalid source is not an error of the call: the response
+	// storing it, with PutRuleset's checks (a stored ruleset names its
+	// `stream.topic`). An invalid source is not an error of the call: the response
 	// lists its errors with their positions.
 	ValidateRuleset(context.Context, *ValidateRulesetRequest) (*ValidateRulesetResponse, error)
 	// TestRuleset runs events through a ruleset with the matcher of `shrike
