@@ -51,7 +51,10 @@ The output is a pure function of the flags: the same flags (--seed included)
 give the same bytes. Event time starts at --start (default
 2026-11-20T10:00:00Z) and advances at --rate events per second; the stream
 ends after --events events or at --start + --duration, whichever comes
-first (default: 10000 events). A summary of what was injected goes to stderr.
+first (default: 10000 events). A summary goes to stderr: the patterns
+injected, and the alerts to expect from the scenario's example ruleset
+(rulesets/NAME.yaml, on the topic of the same name), rule by rule; an
+absence rule alerts only once event time has passed its window.
 
 With --kafka, the events are produced to a Kafka topic instead (--topic,
 default the scenario's name, which is the topic of its example ruleset), as
@@ -234,14 +237,39 @@ func printGenSummary(w io.Writer, g *gen.Generator, written int, dest string) {
 	fmt.Fprintf(w, "%d %s events to %s (seed %d, %d keys, %g events/s from %s)\n",
 		written, o.Stream, dest, o.Seed, o.Keys, o.Rate, o.Start.UTC().Format(time.RFC3339))
 	inj := g.Injected()
-	var parts []string
+	var parts, expect []string
 	for _, name := range gen.Scenarios(o.Stream) {
-		if n := inj[name]; n > 0 {
-			parts = append(parts, fmt.Sprintf("%s %d", name, n))
+		n := inj[name]
+		if n == 0 {
+			continue
 		}
+		parts = append(parts, fmt.Sprintf("%s %d", name, n))
+		// Which rule must fire, and when: an absence rule only once event
+		// time has passed its window, which under serve with --start now
+		// is that much wall-clock time later.
+		e := fmt.Sprintf("%s %d", gen.Rule(name), n)
+		if win := gen.AbsenceWindow(name); win > 0 {
+			e += fmt.Sprintf(" (absence: each alerts once event time is %s past its first event)", shortDuration(win))
+		}
+		expect = append(expect, e)
 	}
 	if len(parts) == 0 {
-		parts = []string{"none"}
+		fmt.Fprintln(w, "injected: none")
+		return
 	}
 	fmt.Fprintf(w, "injected: %s\n", strings.Join(parts, ", "))
+	fmt.Fprintf(w, "alerts to expect from ruleset %s (rulesets/%s.yaml, topic %s): %s\n", o.Stream, o.Stream, o.Stream, strings.Join(expect, ", "))
+}
+
+// shortDuration prints whole minutes and hours without their zero
+// seconds: 15m, not 15m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -45,6 +46,27 @@ func Scenarios(stream string) []string {
 	}
 	return nil
 }
+
+// Rule returns the id of the rule that catches scenario in the example
+// ruleset of its stream (rulesets/<stream>.yaml, whose ruleset name and
+// stream.topic are the stream's name): the scenario's name with dashes for
+// underscores. Only that ruleset's rule counts: a rule of the same id in
+// another ruleset reads another topic and never sees the stream.
+func Rule(scenario string) string { return strings.ReplaceAll(scenario, "_", "-") }
+
+// absenceWindows are the within of the rules that catch a scenario by the
+// absence of an event (a pattern ending in a not step).
+var absenceWindows = map[string]time.Duration{
+	ScenarioResetWithout2FA:  15 * time.Minute,
+	ScenarioMissingHeartbeat: 5 * time.Minute,
+}
+
+// AbsenceWindow returns, for a scenario whose rule alerts on the absence
+// of an event, the rule's within: its alert comes only once the stream's
+// event time has moved that far past the pattern's first event (at the
+// end of a replay, or under serve as the watermark follows the wall
+// clock), not with the pattern's last event. Zero for other scenarios.
+func AbsenceWindow(scenario string) time.Duration { return absenceWindows[scenario] }
 
 // TimeLayout is the layout of the ts field: RFC 3339, UTC, milliseconds.
 const TimeLayout = "2006-01-02T15:04:05.000Z"

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -20,7 +19,7 @@ import (
 
 // ruleFor names the rule that must catch a scenario: by the generator's
 // convention, its id is the scenario name with dashes for underscores.
-func ruleFor(scenario string) string { return strings.ReplaceAll(scenario, "_", "-") }
+func ruleFor(scenario string) string { return gen.Rule(scenario) }
 
 // keyField is the field each stream's ruleset keys on.
 var keyField = map[string]string{
@@ -171,5 +170,37 @@ func checkAlerts(t *testing.T, stream string, events, alerts []byte, rs *rules.C
 		if !fired[r.ID] {
 			t.Errorf("rule %s never fires", r.ID)
 		}
+	}
+}
+
+// TestScenariosMatchRulesets holds the generator's account of its
+// patterns, which `shrike gen` reports, to the example rulesets: the
+// ruleset of each stream is named after it and reads the topic gen
+// produces to by default, each pattern's rule (Rule) is a rule of that
+// very ruleset, and a rule that alerts on an absence is the one
+// AbsenceWindow says, with that window.
+func TestScenariosMatchRulesets(t *testing.T) {
+	for _, stream := range gen.Streams() {
+		t.Run(stream, func(t *testing.T) {
+			rs := loadRuleset(t, stream)
+			if rs.Name != stream || rs.Stream.Topic != stream {
+				t.Errorf("rulesets/%s.yaml is ruleset %q on topic %q, want both %q", stream, rs.Name, rs.Stream.Topic, stream)
+			}
+			byID := map[string]*rules.CompiledRule{}
+			for _, r := range rs.Rules {
+				byID[r.ID] = r
+			}
+			for _, sc := range gen.Scenarios(stream) {
+				r := byID[gen.Rule(sc)]
+				if r == nil {
+					t.Errorf("pattern %s: ruleset %s has no rule %s", sc, stream, gen.Rule(sc))
+					continue
+				}
+				absence := len(r.Pattern) > 0 && r.Pattern[len(r.Pattern)-1].Not
+				if w := gen.AbsenceWindow(sc); absence != (w > 0) || absence && r.Within != w {
+					t.Errorf("pattern %s: AbsenceWindow %v, rule %s ends in a not step: %v, within %v", sc, w, r.ID, absence, r.Within)
+				}
+			}
+		})
 	}
 }
