@@ -175,6 +175,7 @@ func (r *rulesetService) ValidateRuleset(_ context.Context, req *shrikev1.Valida
 	out.Valid = true
 	out.Name = c.Name
 	out.Rules = summaryOf(c.Ruleset, c.Rules).rules
+	out.Warnings = rulesetErrors(c.Warnings)
 	return out, nil
 }
 

@@ -430,6 +430,36 @@ func TestRulesetsREST(t *testing.T) {
 		}
 	})
 
+	t.Run("validate returns warnings", func(t *testing.T) {
+		src := `ruleset: w
+stream: {topic: payments, key: event.account_id, time: event.ts}
+rules:
+  - id: slow
+    within: 1m
+    pattern:
+      - step: a
+        where: event.type == "a"
+      - step: b
+        where: event.type == "b"
+    alert:
+      summary: 'a.account_id + " then " + b.account_id'
+      on_timeout: true
+`
+		code, body := e.rest(t, "POST", "/v1/rulesets:validate", map[string]string{"source": src})
+		warns, _ := body["warnings"].([]any)
+		if code != http.StatusOK || body["valid"] != true || len(warns) != 1 {
+			t.Fatalf("validate: %d %v", code, body)
+		}
+		w, _ := warns[0].(map[string]any)
+		if w["line"] != float64(12) || w["rule"] != "slow" || !strings.Contains(fmt.Sprint(w["message"]), `step "b"`) {
+			t.Errorf("warning: %v", w)
+		}
+		_, body = e.rest(t, "POST", "/v1/rulesets:validate", map[string]string{"source": paymentsSrc})
+		if warns, _ := body["warnings"].([]any); len(warns) != 0 {
+			t.Errorf("warnings of a clean source: %v", warns)
+		}
+	})
+
 	t.Run("openapi document", func(t *testing.T) {
 		code, body := e.rest(t, "GET", "/v1/openapi.json", nil)
 		paths, _ := body["paths"].(map[string]any)

@@ -909,7 +909,12 @@ type ValidateRulesetResponse struct {
 	// The source's `ruleset:` name, when it has one.
 	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
 	// The rules, in source order, when valid.
-	Rules         []*Rule `protobuf:"bytes,4,rep,name=rules,proto3" json:"rules,omitempty"`
+	Rules []*Rule `protobuf:"bytes,4,rep,name=rules,proto3" json:"rules,omitempty"`
+	// Problems that do not stop the source from being accepted, sorted by
+	// position: for example an `on_timeout` rule whose alert summary reads a
+	// step that a timeout alert may not have reached (the summary then falls
+	// back to its default text). `shrike check` prints the same warnings.
+	Warnings      []*RulesetError `protobuf:"bytes,5,rep,name=warnings,proto3" json:"warnings,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -968,6 +973,13 @@ func (x *ValidateRulesetResponse) GetName() string {
 func (x *ValidateRulesetResponse) GetRules() []*Rule {
 	if x != nil {
 		return x.Rules
+	}
+	return nil
+}
+
+func (x *ValidateRulesetResponse) GetWarnings() []*RulesetError {
+	if x != nil {
+		return x.Warnings
 	}
 	return nil
 }
@@ -1455,12 +1467,13 @@ const file_shrike_v1_rulesets_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\"0\n" +
 	"\x16ValidateRulesetRequest\x12\x16\n" +
-	"\x06source\x18\x01 \x01(\tR\x06source\"\x9b\x01\n" +
+	"\x06source\x18\x01 \x01(\tR\x06source\"\xd0\x01\n" +
 	"\x17ValidateRulesetResponse\x12\x14\n" +
 	"\x05valid\x18\x01 \x01(\bR\x05valid\x12/\n" +
 	"\x06errors\x18\x02 \x03(\v2\x17.shrike.v1.RulesetErrorR\x06errors\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12%\n" +
-	"\x05rules\x18\x04 \x03(\v2\x0f.shrike.v1.RuleR\x05rules\"\xac\x01\n" +
+	"\x05rules\x18\x04 \x03(\v2\x0f.shrike.v1.RuleR\x05rules\x123\n" +
+	"\bwarnings\x18\x05 \x03(\v2\x17.shrike.v1.RulesetErrorR\bwarnings\"\xac\x01\n" +
 	"\x12TestRulesetRequest\x12\x18\n" +
 	"\x06source\x18\x01 \x01(\tH\x00R\x06source\x12\x14\n" +
 	"\x04name\x18\x02 \x01(\tH\x00R\x04name\x12\x18\n" +
@@ -1557,30 +1570,31 @@ var file_shrike_v1_rulesets_proto_depIdxs = []int32{
 	2,  // 5: shrike.v1.ListRulesetVersionsResponse.versions:type_name -> shrike.v1.RulesetVersion
 	3,  // 6: shrike.v1.ValidateRulesetResponse.errors:type_name -> shrike.v1.RulesetError
 	1,  // 7: shrike.v1.ValidateRulesetResponse.rules:type_name -> shrike.v1.Rule
-	19, // 8: shrike.v1.TestRulesetResponse.alerts:type_name -> shrike.v1.Alert
-	16, // 9: shrike.v1.TestRulesetResponse.dead_letters:type_name -> shrike.v1.DeadLetter
-	17, // 10: shrike.v1.TestRulesetResponse.rule_stats:type_name -> shrike.v1.RuleStats
-	4,  // 11: shrike.v1.RulesetService.PutRuleset:input_type -> shrike.v1.PutRulesetRequest
-	5,  // 12: shrike.v1.RulesetService.GetRuleset:input_type -> shrike.v1.GetRulesetRequest
-	6,  // 13: shrike.v1.RulesetService.ListRulesets:input_type -> shrike.v1.ListRulesetsRequest
-	8,  // 14: shrike.v1.RulesetService.DeleteRuleset:input_type -> shrike.v1.DeleteRulesetRequest
-	9,  // 15: shrike.v1.RulesetService.ListRulesetVersions:input_type -> shrike.v1.ListRulesetVersionsRequest
-	11, // 16: shrike.v1.RulesetService.RollbackRuleset:input_type -> shrike.v1.RollbackRulesetRequest
-	12, // 17: shrike.v1.RulesetService.ValidateRuleset:input_type -> shrike.v1.ValidateRulesetRequest
-	14, // 18: shrike.v1.RulesetService.TestRuleset:input_type -> shrike.v1.TestRulesetRequest
-	0,  // 19: shrike.v1.RulesetService.PutRuleset:output_type -> shrike.v1.Ruleset
-	0,  // 20: shrike.v1.RulesetService.GetRuleset:output_type -> shrike.v1.Ruleset
-	7,  // 21: shrike.v1.RulesetService.ListRulesets:output_type -> shrike.v1.ListRulesetsResponse
-	20, // 22: shrike.v1.RulesetService.DeleteRuleset:output_type -> google.protobuf.Empty
-	10, // 23: shrike.v1.RulesetService.ListRulesetVersions:output_type -> shrike.v1.ListRulesetVersionsResponse
-	0,  // 24: shrike.v1.RulesetService.RollbackRuleset:output_type -> shrike.v1.Ruleset
-	13, // 25: shrike.v1.RulesetService.ValidateRuleset:output_type -> shrike.v1.ValidateRulesetResponse
-	15, // 26: shrike.v1.RulesetService.TestRuleset:output_type -> shrike.v1.TestRulesetResponse
-	19, // [19:27] is the sub-list for method output_type
-	11, // [11:19] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	3,  // 8: shrike.v1.ValidateRulesetResponse.warnings:type_name -> shrike.v1.RulesetError
+	19, // 9: shrike.v1.TestRulesetResponse.alerts:type_name -> shrike.v1.Alert
+	16, // 10: shrike.v1.TestRulesetResponse.dead_letters:type_name -> shrike.v1.DeadLetter
+	17, // 11: shrike.v1.TestRulesetResponse.rule_stats:type_name -> shrike.v1.RuleStats
+	4,  // 12: shrike.v1.RulesetService.PutRuleset:input_type -> shrike.v1.PutRulesetRequest
+	5,  // 13: shrike.v1.RulesetService.GetRuleset:input_type -> shrike.v1.GetRulesetRequest
+	6,  // 14: shrike.v1.RulesetService.ListRulesets:input_type -> shrike.v1.ListRulesetsRequest
+	8,  // 15: shrike.v1.RulesetService.DeleteRuleset:input_type -> shrike.v1.DeleteRulesetRequest
+	9,  // 16: shrike.v1.RulesetService.ListRulesetVersions:input_type -> shrike.v1.ListRulesetVersionsRequest
+	11, // 17: shrike.v1.RulesetService.RollbackRuleset:input_type -> shrike.v1.RollbackRulesetRequest
+	12, // 18: shrike.v1.RulesetService.ValidateRuleset:input_type -> shrike.v1.ValidateRulesetRequest
+	14, // 19: shrike.v1.RulesetService.TestRuleset:input_type -> shrike.v1.TestRulesetRequest
+	0,  // 20: shrike.v1.RulesetService.PutRuleset:output_type -> shrike.v1.Ruleset
+	0,  // 21: shrike.v1.RulesetService.GetRuleset:output_type -> shrike.v1.Ruleset
+	7,  // 22: shrike.v1.RulesetService.ListRulesets:output_type -> shrike.v1.ListRulesetsResponse
+	20, // 23: shrike.v1.RulesetService.DeleteRuleset:output_type -> google.protobuf.Empty
+	10, // 24: shrike.v1.RulesetService.ListRulesetVersions:output_type -> shrike.v1.ListRulesetVersionsResponse
+	0,  // 25: shrike.v1.RulesetService.RollbackRuleset:output_type -> shrike.v1.Ruleset
+	13, // 26: shrike.v1.RulesetService.ValidateRuleset:output_type -> shrike.v1.ValidateRulesetResponse
+	15, // 27: shrike.v1.RulesetService.TestRuleset:output_type -> shrike.v1.TestRulesetResponse
+	20, // [20:28] is the sub-list for method output_type
+	12, // [12:20] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_shrike_v1_rulesets_proto_init() }
