@@ -318,8 +318,9 @@ rules:
 	}
 }
 
-func TestPartitionCapDropsOldest(t *testing.T) {
-	p, c := newPartition(t, `
+// abAnyRule starts a partial match at every "a" and keeps it open until a
+// "b": with no window, each "a" adds one run, which the per-key cap tests need.
+const abAnyRule = `
 ruleset: test
 rules:
   - id: ab
@@ -329,7 +330,10 @@ rules:
       - step: b
         contiguity: any
         where: event.type == "b"
-`, Options{MaxRunsPerKey: 2})
+`
+
+func TestPartitionCapDropsOldest(t *testing.T) {
+	p, c := newPartition(t, abAnyRule, Options{MaxRunsPerKey: 2})
 	push(t, p, []ev{{1, "", 0, "a"}, {2, "", 1, "a"}, {3, "", 2, "a"}, {4, "", 3, "b"}, {5, "", 4, "z"}})
 	p.Advance(math.MaxInt64)
 	want := []string{"ab k a=[2] b=[4]", "ab k a=[3] b=[4]"}
@@ -345,17 +349,7 @@ rules:
 // matches counts what the cap let the key hold, not the run a step creates
 // and the cap drops at once.
 func TestPartitionPeakRunsWithinCap(t *testing.T) {
-	p, _ := newPartition(t, `
-ruleset: test
-rules:
-  - id: ab
-    pattern:
-      - step: a
-        where: event.type == "a"
-      - step: b
-        contiguity: any
-        where: event.type == "b"
-`, Options{MaxRunsPerKey: 2})
+	p, _ := newPartition(t, abAnyRule, Options{MaxRunsPerKey: 2})
 	push(t, p, []ev{{1, "", 0, "a"}, {2, "", 1, "a"}, {3, "", 2, "a"}, {4, "", 3, "a"}})
 	p.Advance(math.MaxInt64) // no window: the runs stay open
 	st := p.Stats()

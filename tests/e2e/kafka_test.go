@@ -135,8 +135,9 @@ func (r kcatRecord) header(name string) (string, bool) {
 	return "", false
 }
 
-// kcatConsume reads topic from the beginning to its current end with kcat.
-func kcatConsume(t *testing.T, broker, topic string) []kcatRecord {
+// kcatJSON reads topic from the beginning to its current end with kcat -C
+// -J, as the README says, and returns kcat's envelope lines.
+func kcatJSON(t *testing.T, broker, topic string) []byte {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -145,8 +146,15 @@ func kcatConsume(t *testing.T, broker, topic string) []kcatRecord {
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("kcat -C -t %s: %v\n%s", topic, err, stderr.String())
+		t.Fatalf("kcat -C -J -t %s: %v\n%s", topic, err, stderr.String())
 	}
+	return out
+}
+
+// kcatConsume reads topic from the beginning to its current end with kcat.
+func kcatConsume(t *testing.T, broker, topic string) []kcatRecord {
+	t.Helper()
+	out := kcatJSON(t, broker, topic)
 	var recs []kcatRecord
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
