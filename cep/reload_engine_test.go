@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/shrike-cep/shrike/matcher"
+	"github.com/shrike-cep/shrike/registry"
 	"github.com/shrike-cep/shrike/rules"
 	"github.com/shrike-cep/shrike/state"
 )
@@ -379,14 +380,14 @@ func TestEngineHotReloadUnderLoad(t *testing.T) {
 func TestHotReloadThroughRegistry(t *testing.T) {
 	brokers := cluster(t, "events", "other")
 	m := miniredis.RunT(t)
-	registry, err := NewRegistry(RegistryOptions{Client: newTestClient(t, []string{m.Addr()}, false)})
+	reg, err := registry.NewRegistry(registry.RegistryOptions{Client: registry.NewClient(state.Options{Addrs: []string{m.Addr()}})})
 	if err != nil {
 		t.Fatal(err)
 	}
 	sink := &alertSink{}
 	store := state.NewMemory()
 	e := start(t, EngineOptions{Brokers: brokers, Store: store, Clock: newFakeClock().Now, OnAlert: sink.add})
-	rl, err := NewReloader(ReloaderOptions{Registry: registry, Engine: e.Engine, Check: e.CheckRuleset})
+	rl, err := registry.NewReloader(registry.ReloaderOptions{Registry: reg, Engine: e.Engine, Check: e.CheckRuleset})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -430,20 +431,20 @@ func TestHotReloadThroughRegistry(t *testing.T) {
 	}
 
 	v1 := reloadSource("events", "v1", "p")
-	if _, err := registry.Put(ctx, "reload-events", v1); err != nil {
+	if _, err := reg.Put(ctx, "reload-events", v1); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("a new ruleset alerts %v after its Put", seen(events, compileSource(t, v1)))
 
 	v2 := reloadSource("events", "v2", "p")
-	if _, err := registry.Put(ctx, "reload-events", v2); err != nil {
+	if _, err := reg.Put(ctx, "reload-events", v2); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("a changed ruleset alerts %v after its Put", seen(events, compileSource(t, v2)))
 
 	broken := []byte(strings.Replace(string(reloadSource("events", "v3", "p")), "event.n >= 0", "event.n >=", 1))
 	var list rules.ErrorList
-	if _, err := registry.Put(ctx, "reload-events", broken); !errors.As(err, &list) {
+	if _, err := reg.Put(ctx, "reload-events", broken); !errors.As(err, &list) {
 		t.Fatalf("Put of a broken ruleset = %v, want a rules.ErrorList", err)
 	}
 	sink.mu.Lock()
@@ -452,7 +453,7 @@ func TestHotReloadThroughRegistry(t *testing.T) {
 	seen(events, compileSource(t, v2)) // v2 still runs
 
 	o1 := reloadSource("other", "o1", "p")
-	if _, err := registry.Put(ctx, "reload-other", o1); err != nil {
+	if _, err := reg.Put(ctx, "reload-other", o1); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("a ruleset on a new topic alerts %v after its Put", seen(other, compileSource(t, o1)))
@@ -473,7 +474,7 @@ func TestHotReloadThroughRegistry(t *testing.T) {
 	events.emit("tick", "k")
 	waitFor(t, "the partial match to be checkpointed", func() bool { return storedKeys() > 0 })
 
-	if err := registry.Delete(ctx, "reload-events"); err != nil {
+	if err := reg.Delete(ctx, "reload-events"); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the deleted ruleset's topic to be dropped", func() bool {

@@ -15,16 +15,16 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	shrikev1 "github.com/shrike-cep/shrike/api/shrike/v1"
-	"github.com/shrike-cep/shrike/cep"
+	"github.com/shrike-cep/shrike/feed"
 	"github.com/shrike-cep/shrike/matcher"
 	"github.com/shrike-cep/shrike/rules"
 )
 
 // AlertFeed is what the alert service needs of the alerts topic's feed
-// (cep.AlertFeed).
+// (feed.AlertFeed).
 type AlertFeed interface {
-	Subscribe(ctx context.Context, from string) (<-chan cep.FeedAlert, error)
-	Recent(pageSize int, pageToken string, keep func(*matcher.Alert) bool) ([]cep.FeedAlert, string, error)
+	Subscribe(ctx context.Context, from string) (<-chan feed.FeedAlert, error)
+	Recent(pageSize int, pageToken string, keep func(*matcher.Alert) bool) ([]feed.FeedAlert, string, error)
 }
 
 // subscribedHeader is the header metadata by which SubscribeAlerts says

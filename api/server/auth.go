@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	shrikev1 "github.com/shrike-cep/shrike/api/shrike/v1"
-	"github.com/shrike-cep/shrike/cep"
+	"github.com/shrike-cep/shrike/config"
 )
 
 // Token is a bearer token and the scopes it grants.
@@ -21,7 +21,7 @@ type Token struct {
 	Name string
 	// Secret is what clients send: "authorization: Bearer <secret>".
 	Secret string
-	// Scopes are among cep.Scopes.
+	// Scopes are among config.Scopes.
 	Scopes []string
 }
 
@@ -40,7 +40,7 @@ func newAuthenticator(tokens []Token) (*authenticator, error) {
 			return nil, fmt.Errorf("token %d: needs a name and a secret", i)
 		}
 		for _, s := range t.Scopes {
-			if !slices.Contains(cep.Scopes, s) {
+			if !slices.Contains(config.Scopes, s) {
 				return nil, fmt.Errorf("token %q: unknown scope %q", t.Name, s)
 			}
 		}

@@ -10,8 +10,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	shrikev1 "github.com/shrike-cep/shrike/api/shrike/v1"
-	"github.com/shrike-cep/shrike/cep"
 	"github.com/shrike-cep/shrike/matcher"
+	"github.com/shrike-cep/shrike/registry"
 	"github.com/shrike-cep/shrike/rules"
 )
 
@@ -78,7 +78,7 @@ type summaries struct {
 // costs a compile per ruleset shown.
 const maxSummaries = 4096
 
-func (c *summaries) get(rec cep.RulesetRecord) *summary {
+func (c *summaries) get(rec registry.RulesetRecord) *summary {
 	key := fmt.Sprintf("%s@%d", rec.Name, rec.Version)
 	c.mu.Lock()
 	s := c.m[key]
@@ -133,7 +133,7 @@ func summaryOf(rs *rules.Ruleset, compiled []*rules.CompiledRule) *summary {
 	return s
 }
 
-func (c *summaries) rulesetProto(rec cep.RulesetRecord) *shrikev1.Ruleset {
+func (c *summaries) rulesetProto(rec registry.RulesetRecord) *shrikev1.Ruleset {
 	s := c.get(rec)
 	return &shrikev1.Ruleset{
 		Name:        rec.Name,
@@ -147,7 +147,7 @@ func (c *summaries) rulesetProto(rec cep.RulesetRecord) *shrikev1.Ruleset {
 	}
 }
 
-func versionProto(rec cep.RulesetRecord) *shrikev1.RulesetVersion {
+func versionProto(rec registry.RulesetRecord) *shrikev1.RulesetVersion {
 	return &shrikev1.RulesetVersion{
 		Name:       rec.Name,
 		Version:    rec.Version,

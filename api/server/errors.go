@@ -13,7 +13,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/protoadapt"
 
-	"github.com/shrike-cep/shrike/cep"
+	"github.com/shrike-cep/shrike/feed"
+	"github.com/shrike-cep/shrike/registry"
 	"github.com/shrike-cep/shrike/rules"
 )
 
@@ -115,19 +116,19 @@ func toStatus(log *slog.Logger, method string, err error) error {
 	case errors.As(err, &fe):
 		return withDetails(codes.InvalidArgument, fe.Error(), ReasonInvalidRequest, meta,
 			&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: fe.field, Description: fe.msg}}})
-	case errors.Is(err, cep.ErrInvalidName):
+	case errors.Is(err, registry.ErrInvalidName):
 		return invalidField("name", err, meta)
-	case errors.Is(err, cep.ErrBadPageToken), errors.Is(err, cep.ErrInvalidPageToken):
+	case errors.Is(err, registry.ErrBadPageToken), errors.Is(err, feed.ErrInvalidPageToken):
 		return invalidField("page_token", err, meta)
-	case errors.Is(err, cep.ErrInvalidCursor):
+	case errors.Is(err, feed.ErrInvalidCursor):
 		return invalidField("after", err, meta)
-	case errors.Is(err, cep.ErrVersionNotFound):
+	case errors.Is(err, registry.ErrVersionNotFound):
 		return withDetails(codes.NotFound, err.Error(), ReasonVersionNotFound, meta)
-	case errors.Is(err, cep.ErrRulesetNotFound):
+	case errors.Is(err, registry.ErrRulesetNotFound):
 		return withDetails(codes.NotFound, err.Error(), ReasonRulesetNotFound, meta)
-	case errors.Is(err, cep.ErrDeletedVersion):
+	case errors.Is(err, registry.ErrDeletedVersion):
 		return withDetails(codes.FailedPrecondition, err.Error(), ReasonVersionIsDeletion, meta)
-	case errors.Is(err, cep.ErrNoPreviousVersion):
+	case errors.Is(err, registry.ErrNoPreviousVersion):
 		return withDetails(codes.FailedPrecondition, err.Error(), ReasonNoPreviousVersion, meta)
 	case errors.Is(err, errRecordingNotFound):
 		return withDetails(codes.NotFound, err.Error(), ReasonRecordingNotFound, meta)
@@ -135,11 +136,11 @@ func toStatus(log *slog.Logger, method string, err error) error {
 		return withDetails(codes.FailedPrecondition, err.Error(), ReasonRecordingsDisabled, meta)
 	case errors.Is(err, errTopicNotRead):
 		return withDetails(codes.FailedPrecondition, err.Error(), ReasonTopicNotRead, meta)
-	case errors.Is(err, cep.ErrCursorExpired):
+	case errors.Is(err, feed.ErrCursorExpired):
 		return withDetails(codes.OutOfRange, err.Error(), ReasonPositionExpired, meta)
-	case errors.Is(err, cep.ErrSlowSubscriber):
+	case errors.Is(err, feed.ErrSlowSubscriber):
 		return withDetails(codes.ResourceExhausted, err.Error()+"; reconnect with the last alert's position", ReasonSubscriberTooSlow, meta)
-	case errors.Is(err, cep.ErrFeedStopped), errors.Is(err, errShuttingDown):
+	case errors.Is(err, feed.ErrFeedStopped), errors.Is(err, errShuttingDown):
 		return withDetails(codes.Unavailable, "server shutting down; reconnect", ReasonShuttingDown, meta)
 	case errors.As(err, &ue):
 		log.Warn("api: backend unavailable", "method", method, "backend", ue.backend, "err", err)

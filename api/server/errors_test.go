@@ -13,7 +13,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/shrike-cep/shrike/cep"
+	"github.com/shrike-cep/shrike/feed"
+	"github.com/shrike-cep/shrike/registry"
 	"github.com/shrike-cep/shrike/rules"
 )
 
@@ -32,19 +33,19 @@ func TestToStatus(t *testing.T) {
 		{"ruleset errors, every one, without file or snippet", fmt.Errorf("registry: put: %w", list),
 			`InvalidArgument RULESET_INVALID map[errors:2] [source: 3:11: rule "big": undeclared reference to 'amount'; source: ruleset is 9 bytes, over the limit of 8]`},
 		{"a bad field", badField("page_size", "must not be negative"), "InvalidArgument INVALID_REQUEST map[] [page_size: must not be negative]"},
-		{"bad name", fmt.Errorf("%w %q", cep.ErrInvalidName, "-x"), `InvalidArgument INVALID_REQUEST map[] [name: invalid ruleset name "-x"]`},
-		{"registry page token", cep.ErrBadPageToken, "InvalidArgument INVALID_REQUEST map[] [page_token: invalid page token]"},
-		{"feed page token", cep.ErrInvalidPageToken, "InvalidArgument INVALID_REQUEST map[] [page_token: invalid page token]"},
-		{"cursor", cep.ErrInvalidCursor, "InvalidArgument INVALID_REQUEST map[] [after: invalid alert cursor]"},
-		{"ruleset not found", withMeta(cep.ErrRulesetNotFound, "ruleset", "p"), "NotFound RULESET_NOT_FOUND map[ruleset:p]"},
-		{"version not found", withMeta(cep.ErrVersionNotFound, "ruleset", "p", "version", "3"), "NotFound VERSION_NOT_FOUND map[ruleset:p version:3]"},
-		{"rollback to a deletion", cep.ErrDeletedVersion, "FailedPrecondition VERSION_IS_DELETION map[]"},
+		{"bad name", fmt.Errorf("%w %q", registry.ErrInvalidName, "-x"), `InvalidArgument INVALID_REQUEST map[] [name: invalid ruleset name "-x"]`},
+		{"registry page token", registry.ErrBadPageToken, "InvalidArgument INVALID_REQUEST map[] [page_token: invalid page token]"},
+		{"feed page token", feed.ErrInvalidPageToken, "InvalidArgument INVALID_REQUEST map[] [page_token: invalid page token]"},
+		{"cursor", feed.ErrInvalidCursor, "InvalidArgument INVALID_REQUEST map[] [after: invalid alert cursor]"},
+		{"ruleset not found", withMeta(registry.ErrRulesetNotFound, "ruleset", "p"), "NotFound RULESET_NOT_FOUND map[ruleset:p]"},
+		{"version not found", withMeta(registry.ErrVersionNotFound, "ruleset", "p", "version", "3"), "NotFound VERSION_NOT_FOUND map[ruleset:p version:3]"},
+		{"rollback to a deletion", registry.ErrDeletedVersion, "FailedPrecondition VERSION_IS_DELETION map[]"},
 		{"recording", withMeta(errRecordingNotFound, "recording", "x"), "NotFound RECORDING_NOT_FOUND map[recording:x]"},
 		{"no recordings", errRecordingsDisabled, "FailedPrecondition RECORDINGS_DISABLED map[]"},
 		{"topic", withMeta(errTopicNotRead, "topic", "t"), "FailedPrecondition TOPIC_NOT_READ map[topic:t]"},
-		{"expired position", fmt.Errorf("feed: %w", cep.ErrCursorExpired), "OutOfRange POSITION_EXPIRED map[]"},
-		{"slow subscriber", cep.ErrSlowSubscriber, "ResourceExhausted SUBSCRIBER_TOO_SLOW map[]"},
-		{"feed stopped", cep.ErrFeedStopped, "Unavailable SHUTTING_DOWN map[]"},
+		{"expired position", fmt.Errorf("feed: %w", feed.ErrCursorExpired), "OutOfRange POSITION_EXPIRED map[]"},
+		{"slow subscriber", feed.ErrSlowSubscriber, "ResourceExhausted SUBSCRIBER_TOO_SLOW map[]"},
+		{"feed stopped", feed.ErrFeedStopped, "Unavailable SHUTTING_DOWN map[]"},
 		{"redis down", unavailable("redis", errors.New("dial tcp 10.0.0.1:6379: refused")), "Unavailable BACKEND_UNAVAILABLE map[backend:redis]"},
 		{"canceled", fmt.Errorf("x: %w", context.Canceled), "Canceled  map[]"},
 		{"a bug", errors.New("nil map"), "Internal INTERNAL map[]"},

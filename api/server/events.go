@@ -15,7 +15,7 @@ import (
 )
 
 // Publisher is what the event service needs of a Kafka producer
-// (cep.Publisher).
+// (feed.Publisher).
 type Publisher interface {
 	PublishBatch(ctx context.Context, topic string, keys, values [][]byte) (int, error)
 }

@@ -10,19 +10,19 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	shrikev1 "github.com/shrike-cep/shrike/api/shrike/v1"
-	"github.com/shrike-cep/shrike/cep"
+	"github.com/shrike-cep/shrike/registry"
 	"github.com/shrike-cep/shrike/rules"
 )
 
 // Registry is what the ruleset service needs of the rules registry
-// (cep.Registry).
+// (registry.Registry).
 type Registry interface {
-	Put(ctx context.Context, name string, source []byte) (cep.RulesetRecord, error)
-	Get(ctx context.Context, name string, version int64) (cep.RulesetRecord, error)
-	List(ctx context.Context, pageSize int, pageToken string) ([]cep.RulesetRecord, string, error)
-	Versions(ctx context.Context, name string, pageSize int, pageToken string) ([]cep.RulesetRecord, string, error)
+	Put(ctx context.Context, name string, source []byte) (registry.RulesetRecord, error)
+	Get(ctx context.Context, name string, version int64) (registry.RulesetRecord, error)
+	List(ctx context.Context, pageSize int, pageToken string) ([]registry.RulesetRecord, string, error)
+	Versions(ctx context.Context, name string, pageSize int, pageToken string) ([]registry.RulesetRecord, string, error)
 	Delete(ctx context.Context, name string) error
-	Rollback(ctx context.Context, name string, version int64) (cep.RulesetRecord, error)
+	Rollback(ctx context.Context, name string, version int64) (registry.RulesetRecord, error)
 }
 
 // Page sizes of every List method (AIP-158).
@@ -55,8 +55,8 @@ type rulesetService struct {
 // invalid source) from the registry failing, which is worth a retry.
 func registryErr(err error) error {
 	var list rules.ErrorList
-	if errors.As(err, &list) || errors.Is(err, cep.ErrRulesetNotFound) || errors.Is(err, cep.ErrInvalidName) ||
-		errors.Is(err, cep.ErrBadPageToken) || errors.Is(err, cep.ErrDeletedVersion) || errors.Is(err, cep.ErrNoPreviousVersion) ||
+	if errors.As(err, &list) || errors.Is(err, registry.ErrRulesetNotFound) || errors.Is(err, registry.ErrInvalidName) ||
+		errors.Is(err, registry.ErrBadPageToken) || errors.Is(err, registry.ErrDeletedVersion) || errors.Is(err, registry.ErrNoPreviousVersion) ||
 		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
@@ -90,7 +90,7 @@ func (r *rulesetService) GetRuleset(ctx context.Context, req *shrikev1.GetRulese
 	}
 	if rec.Deleted {
 		// A deletion asked for by number has no ruleset to show.
-		return nil, notFoundMeta(cep.ErrVersionNotFound, req.GetName(), req.GetVersion())
+		return nil, notFoundMeta(registry.ErrVersionNotFound, req.GetName(), req.GetVersion())
 	}
 	return r.s.summaries.rulesetProto(rec), nil
 }
@@ -137,7 +137,7 @@ func (r *rulesetService) ListRulesetVersions(ctx context.Context, req *shrikev1.
 
 func (r *rulesetService) RollbackRuleset(ctx context.Context, req *shrikev1.RollbackRulesetRequest) (*shrikev1.Ruleset, error) {
 	// No version (0) is the previous one, as kubectl rollout undo and helm
-	// rollback take it (cep.Registry.Rollback).
+	// rollback take it (registry.Registry.Rollback).
 	if req.GetVersion() < 0 {
 		return nil, badField("version", "must be a version number (1 or more), or none for the previous version, not %d", req.GetVersion())
 	}
@@ -160,7 +160,7 @@ func (r *rulesetService) ValidateRuleset(_ context.Context, req *shrikev1.Valida
 	if err == nil {
 		// Valid means PutRuleset takes it, and a stored ruleset must name
 		// its topic.
-		if list := cep.RequireTopic(c); list != nil {
+		if list := registry.RequireTopic(c); list != nil {
 			err = list
 		}
 	}

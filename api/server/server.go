@@ -22,7 +22,7 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	shrikev1 "github.com/shrike-cep/shrike/api/shrike/v1"
-	"github.com/shrike-cep/shrike/cep"
+	"github.com/shrike-cep/shrike/config"
 	"github.com/shrike-cep/shrike/rules"
 )
 
@@ -32,7 +32,7 @@ var ErrTokensRequired = errors.New("a listener beyond loopback requires bearer t
 
 // Defaults of Options.
 const (
-	DefaultMaxRequestBytes = cep.DefaultAPIMaxRequestBytes
+	DefaultMaxRequestBytes = config.DefaultAPIMaxRequestBytes
 	// DefaultShutdownTimeout bounds the wait for unary calls in flight
 	// when the server stops; streams are ended at once.
 	DefaultShutdownTimeout = 5 * time.Second
@@ -127,7 +127,7 @@ func New(opts Options) (*Server, error) {
 	}
 	if !auth.enabled() {
 		for _, addr := range []string{opts.GRPCListen, opts.HTTPListen} {
-			if addr != "" && !cep.IsLoopback(addr) {
+			if addr != "" && !config.IsLoopback(addr) {
 				return nil, fmt.Errorf("api server: %s: %w", addr, ErrTokensRequired)
 			}
 		}

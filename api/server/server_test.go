@@ -27,10 +27,12 @@ import (
 
 	"github.com/shrike-cep/shrike/api/server"
 	shrikev1 "github.com/shrike-cep/shrike/api/shrike/v1"
-	"github.com/shrike-cep/shrike/cep"
+	"github.com/shrike-cep/shrike/feed"
 	"github.com/shrike-cep/shrike/internal/embedded"
 	"github.com/shrike-cep/shrike/internal/httpserver"
+	"github.com/shrike-cep/shrike/registry"
 	"github.com/shrike-cep/shrike/rules"
+	"github.com/shrike-cep/shrike/state"
 )
 
 // The tests run the API as `shrike serve` does, on loopback ports: the
@@ -73,8 +75,8 @@ rules:
 // env is one running API with its backends.
 type env struct {
 	brokers  []string
-	registry *cep.Registry
-	feed     *cep.AlertFeed
+	registry *registry.Registry
+	feed     *feed.AlertFeed
 	api      *server.Server
 	http     *httpserver.Server
 	conn     *grpc.ClientConn
@@ -93,7 +95,7 @@ type envOptions struct {
 	api    func(*server.Options)
 	tls    *tls.Config    // both listeners
 	caPool *x509.CertPool // the clients trust, with tls
-	feed   func(*cep.AlertFeedOptions)
+	feed   func(*feed.AlertFeedOptions)
 	// compile are the limits of the registry and the server.
 	compile rules.CompileOptions
 }
@@ -108,22 +110,22 @@ func newEnv(t *testing.T, o envOptions) *env {
 	e := &env{brokers: kc.Addrs()}
 
 	mr := miniredis.RunT(t)
-	rc := cep.NewRegistryClient(cep.RedisConfig{}, []string{mr.Addr()})
+	rc := registry.NewClient(state.Options{Addrs: []string{mr.Addr()}})
 	t.Cleanup(func() { _ = rc.Close() })
-	e.registry, err = cep.NewRegistry(cep.RegistryOptions{Client: rc, CompileOptions: o.compile})
+	e.registry, err = registry.NewRegistry(registry.RegistryOptions{Client: rc, CompileOptions: o.compile})
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	fo := cep.AlertFeedOptions{Brokers: e.brokers, Topic: alertsTopic}
+	fo := feed.AlertFeedOptions{Brokers: e.brokers, Topic: alertsTopic}
 	if o.feed != nil {
 		o.feed(&fo)
 	}
-	e.feed, err = cep.NewAlertFeed(fo)
+	e.feed, err = feed.NewAlertFeed(fo)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := cep.NewPublisher(context.Background(), cep.PublisherOptions{Brokers: e.brokers})
+	pub, err := feed.NewPublisher(context.Background(), feed.PublisherOptions{Brokers: e.brokers})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	shrikev1 "github.com/shrike-cep/shrike/api/shrike/v1"
 	"github.com/shrike-cep/shrike/cep"
 	"github.com/shrike-cep/shrike/matcher"
+	"github.com/shrike-cep/shrike/registry"
 	"github.com/shrike-cep/shrike/rules"
 )
 
@@ -116,7 +117,7 @@ func (r *rulesetService) testRuleset(ctx context.Context, req *shrikev1.TestRule
 			return nil, notFoundMeta(registryErr(err), rs.Name, req.GetVersion())
 		}
 		if rec.Deleted {
-			return nil, notFoundMeta(cep.ErrVersionNotFound, rs.Name, req.GetVersion())
+			return nil, notFoundMeta(registry.ErrVersionNotFound, rs.Name, req.GetVersion())
 		}
 		return rules.Load(rec.Name+".yaml", rec.Source, r.s.opts.CompileOptions)
 	}

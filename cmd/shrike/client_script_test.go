@@ -14,7 +14,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	shrikev1 "github.com/shrike-cep/shrike/api/shrike/v1"
-	"github.com/shrike-cep/shrike/cep"
+	"github.com/shrike-cep/shrike/config"
 )
 
 // Tokens of the client scripts' servers: admin may do everything, reader
@@ -50,9 +50,9 @@ func TestClientScripts(t *testing.T) {
 // script ends.
 func setupScriptServer(te *testscript.Env) error {
 	cfg := testServeConfig("")
-	cfg.API.Tokens = []cep.TokenConfig{
-		{Name: "admin", Token: scriptAdminToken, Scopes: cep.Scopes},
-		{Name: "reader", Token: scriptReaderToken, Scopes: []string{cep.ScopeRulesRead, cep.ScopeAlertsRead}},
+	cfg.API.Tokens = []config.TokenConfig{
+		{Name: "admin", Token: scriptAdminToken, Scopes: config.Scopes},
+		{Name: "reader", Token: scriptReaderToken, Scopes: []string{config.ScopeRulesRead, config.ScopeAlertsRead}},
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var logs syncBuffer

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shrike-cep/shrike/cep"
+	"github.com/shrike-cep/shrike/config"
 )
 
 // writeSelfSigned writes a self-signed certificate for 127.0.0.1, which is
@@ -64,7 +64,7 @@ func writeSelfSigned(t *testing.T) (certFile, keyFile string) {
 func TestClientTLS(t *testing.T) {
 	certFile, keyFile := writeSelfSigned(t)
 	cfg := testServeConfig("")
-	cfg.API.TLS = cep.TLSConfig{CertFile: certFile, KeyFile: keyFile}
+	cfg.API.TLS = config.TLSConfig{CertFile: certFile, KeyFile: keyFile}
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	var logs syncBuffer

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/shrike-cep/shrike/cep"
+	"github.com/shrike-cep/shrike/feed"
 	"github.com/shrike-cep/shrike/internal/gen"
 	"github.com/shrike-cep/shrike/rules"
 )
@@ -28,7 +28,7 @@ func genToKafka(ctx context.Context, e env, g *gen.Generator, f genFlags) error 
 		topic = f.scenario
 	}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	pub, err := cep.NewPublisher(pctx, cep.PublisherOptions{Brokers: f.kafka, ClientID: "shrike-gen"})
+	pub, err := feed.NewPublisher(pctx, feed.PublisherOptions{Brokers: f.kafka, ClientID: "shrike-gen"})
 	cancel()
 	if err != nil {
 		return fmt.Errorf("gen: %w", err)
@@ -37,7 +37,7 @@ func genToKafka(ctx context.Context, e env, g *gen.Generator, f genFlags) error 
 	start := time.Now()
 	sent, err := produceEvents(ctx, g, pub, topic, genKeyFields[f.scenario])
 	// Deliver what was queued even after an interrupt, within a bound.
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cep.DefaultDeliveryTimeout)
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), feed.DefaultDeliveryTimeout)
 	if ferr := pub.Flush(fctx); err == nil {
 		err = ferr
 	}
@@ -57,7 +57,7 @@ func genToKafka(ctx context.Context, e env, g *gen.Generator, f genFlags) error 
 // produceEvents queues every event of g, keyed by keyField, and returns
 // how many it queued. The generator reuses its line buffer, so each event
 // is copied: the client holds it until the broker acknowledges it.
-func produceEvents(ctx context.Context, g *gen.Generator, pub *cep.Publisher, topic, keyField string) (int, error) {
+func produceEvents(ctx context.Context, g *gen.Generator, pub *feed.Publisher, topic, keyField string) (int, error) {
 	n := 0
 	for {
 		line, ok := g.Next()

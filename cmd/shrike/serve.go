@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/shrike-cep/shrike/cep"
+	"github.com/shrike-cep/shrike/config"
 	"github.com/shrike-cep/shrike/internal/embedded"
 	"github.com/shrike-cep/shrike/internal/gctune"
 	"github.com/shrike-cep/shrike/internal/httpserver"
@@ -32,7 +33,7 @@ type serveFlags struct {
 }
 
 // serveFlagFields maps serve's flags to the configuration fields they
-// override (cep.Config.Set): flags win over the file.
+// override (config.Config.Set): flags win over the file.
 var serveFlagFields = []struct {
 	flag, field, usage string
 }{
@@ -113,11 +114,11 @@ commit, leaves the group, and exits 0.`,
 
 // serveConfig builds the configuration: defaults, the file, then the flags
 // given on the command line.
-func serveConfig(file string, cmd *cobra.Command) (cep.Config, error) {
-	cfg := cep.DefaultConfig()
+func serveConfig(file string, cmd *cobra.Command) (config.Config, error) {
+	cfg := config.DefaultConfig()
 	if file != "" {
 		var err error
-		if cfg, err = cep.LoadConfigFile(file); err != nil {
+		if cfg, err = config.LoadConfigFile(file); err != nil {
 			return cfg, configErr(err)
 		}
 	}
@@ -139,13 +140,13 @@ func serveConfig(file string, cmd *cobra.Command) (cep.Config, error) {
 // configErr marks a configuration that does not validate as a usage
 // error; one that cannot be read stays an ordinary error.
 func configErr(err error) error {
-	if errors.Is(err, cep.ErrInvalidConfig) {
+	if errors.Is(err, config.ErrInvalidConfig) {
 		return usageError{fmt.Errorf("config:\n%w", err)}
 	}
 	return err
 }
 
-func newLogger(w io.Writer, c cep.LogConfig) *slog.Logger {
+func newLogger(w io.Writer, c config.LogConfig) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: c.SlogLevel()}
 	if c.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
@@ -153,7 +154,7 @@ func newLogger(w io.Writer, c cep.LogConfig) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-func runServe(ctx context.Context, e env, cfg cep.Config) error {
+func runServe(ctx context.Context, e env, cfg config.Config) error {
 	s, err := startServer(ctx, e, cfg)
 	if err != nil {
 		return err
@@ -164,7 +165,7 @@ func runServe(ctx context.Context, e env, cfg cep.Config) error {
 // server is a started `shrike serve`: every part is constructed and
 // listening, none is running yet.
 type server struct {
-	cfg    cep.Config
+	cfg    config.Config
 	log    *slog.Logger
 	kafka  *embedded.Kafka // nil with real brokers
 	redis  *embedded.Redis // nil with a real Redis
@@ -178,7 +179,7 @@ type server struct {
 // startServer loads the rulesets, starts the embedded broker and Redis if
 // the configuration names none, and builds the engine and the HTTP server.
 // On error everything started is released.
-func startServer(ctx context.Context, e env, cfg cep.Config) (_ *server, err error) {
+func startServer(ctx context.Context, e env, cfg config.Config) (_ *server, err error) {
 	s := &server{cfg: cfg, log: newLogger(e.stderr, cfg.Log)}
 	defer func() {
 		if err != nil {
@@ -225,14 +226,7 @@ func startServer(ctx context.Context, e env, cfg cep.Config) (_ *server, err err
 	case cfg.EmbeddedKafka() && cfg.Kafka.Embedded.DataDir == "" && !cfg.EmbeddedRedis():
 		s.log.Warn("the embedded broker starts empty, while Redis may hold checkpoints of an earlier broker's offsets; use a separate key_prefix or set kafka.embedded.data_dir")
 	}
-	s.store, err = state.New(state.Options{
-		Addrs:     redisAddrs,
-		Cluster:   cfg.Redis.Cluster,
-		Username:  cfg.Redis.Username,
-		Password:  cfg.Redis.Password,
-		DB:        cfg.Redis.DB,
-		KeyPrefix: cfg.Redis.KeyPrefix,
-	})
+	s.store, err = state.New(cfg.Redis.StateOptions(redisAddrs))
 	if err != nil {
 		return nil, err
 	}

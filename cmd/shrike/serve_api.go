@@ -13,7 +13,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	apiserver "github.com/shrike-cep/shrike/api/server"
-	"github.com/shrike-cep/shrike/cep"
+	"github.com/shrike-cep/shrike/config"
+	"github.com/shrike-cep/shrike/feed"
 	"github.com/shrike-cep/shrike/internal/httpserver"
 	"github.com/shrike-cep/shrike/rules"
 )
@@ -22,8 +23,8 @@ import (
 // grpc.listen, its REST gateway on the HTTP server, the feed of the alerts
 // topic it streams from, and the producer of PublishEvents.
 type apiServer struct {
-	feed *cep.AlertFeed
-	pub  *cep.Publisher
+	feed *feed.AlertFeed
+	pub  *feed.Publisher
 	srv  *apiserver.Server
 	log  *slog.Logger
 }
@@ -46,7 +47,7 @@ type apiDeps struct {
 // startAPI builds the API and mounts REST under /v1/ on the HTTP server;
 // run serves it. Tokens and TLS files are read here, so that a missing
 // file stops serve at start.
-func startAPI(ctx context.Context, cfg cep.Config, d apiDeps) (_ *apiServer, err error) {
+func startAPI(ctx context.Context, cfg config.Config, d apiDeps) (_ *apiServer, err error) {
 	a := &apiServer{log: d.log}
 	defer func() {
 		if err != nil {
@@ -58,7 +59,7 @@ func startAPI(ctx context.Context, cfg cep.Config, d apiDeps) (_ *apiServer, err
 		return nil, err
 	}
 	tlsCfg := d.tls
-	a.feed, err = cep.NewAlertFeed(cep.AlertFeedOptions{
+	a.feed, err = feed.NewAlertFeed(feed.AlertFeedOptions{
 		Brokers: d.brokers,
 		Topic:   cfg.Kafka.Topics.Alerts,
 		Recent:  cfg.API.RecentAlerts,
@@ -67,7 +68,7 @@ func startAPI(ctx context.Context, cfg cep.Config, d apiDeps) (_ *apiServer, err
 	if err != nil {
 		return nil, err
 	}
-	a.pub, err = cep.NewPublisher(ctx, cep.PublisherOptions{Brokers: d.brokers, ClientID: "shrike-api"})
+	a.pub, err = feed.NewPublisher(ctx, feed.PublisherOptions{Brokers: d.brokers, ClientID: "shrike-api"})
 	if err != nil {
 		return nil, err
 	}
@@ -129,7 +130,7 @@ func (a *apiServer) close() {
 
 // apiTokens reads the configured tokens, their secrets from token_file
 // where given.
-func apiTokens(c cep.APIConfig) ([]apiserver.Token, error) {
+func apiTokens(c config.APIConfig) ([]apiserver.Token, error) {
 	out := make([]apiserver.Token, 0, len(c.Tokens))
 	for _, t := range c.Tokens {
 		secret := t.Token
@@ -148,7 +149,7 @@ func apiTokens(c cep.APIConfig) ([]apiserver.Token, error) {
 }
 
 // apiTLS loads the certificate both listeners serve, if configured.
-func apiTLS(c cep.TLSConfig) (*tls.Config, error) {
+func apiTLS(c config.TLSConfig) (*tls.Config, error) {
 	if !c.Enabled() {
 		return nil, nil
 	}

@@ -22,6 +22,7 @@ import (
 	apiserver "github.com/shrike-cep/shrike/api/server"
 	shrikev1 "github.com/shrike-cep/shrike/api/shrike/v1"
 	"github.com/shrike-cep/shrike/cep"
+	"github.com/shrike-cep/shrike/config"
 )
 
 func TestAPITokens(t *testing.T) {
@@ -37,23 +38,23 @@ func TestAPITokens(t *testing.T) {
 	empty := write("empty.token", "\n")
 	tests := []struct {
 		name    string
-		tokens  []cep.TokenConfig
+		tokens  []config.TokenConfig
 		want    []apiserver.Token
 		wantErr string
 	}{
-		{"inline and from a file, trimmed", []cep.TokenConfig{
+		{"inline and from a file, trimmed", []config.TokenConfig{
 			{Name: "a", Token: "inline", Scopes: []string{"rules:read"}},
 			{Name: "b", TokenFile: good, Scopes: []string{"alerts:read"}},
 		}, []apiserver.Token{
 			{Name: "a", Secret: "inline", Scopes: []string{"rules:read"}},
 			{Name: "b", Secret: "s3cret", Scopes: []string{"alerts:read"}},
 		}, ""},
-		{"missing file", []cep.TokenConfig{{Name: "c", TokenFile: filepath.Join(dir, "nope")}}, nil, `api token "c": open `},
-		{"empty file", []cep.TokenConfig{{Name: "d", TokenFile: empty}}, nil, `api token "d": ` + empty + " is empty"},
+		{"missing file", []config.TokenConfig{{Name: "c", TokenFile: filepath.Join(dir, "nope")}}, nil, `api token "c": open `},
+		{"empty file", []config.TokenConfig{{Name: "d", TokenFile: empty}}, nil, `api token "d": ` + empty + " is empty"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := apiTokens(cep.APIConfig{Tokens: tt.tokens})
+			got, err := apiTokens(config.APIConfig{Tokens: tt.tokens})
 			if tt.wantErr != "" {
 				if err == nil || !strings.HasPrefix(err.Error(), tt.wantErr) {
 					t.Errorf("err = %v, want %q…", err, tt.wantErr)
@@ -71,7 +72,7 @@ func TestAPITokens(t *testing.T) {
 }
 
 func TestAPITLS(t *testing.T) {
-	if c, err := apiTLS(cep.TLSConfig{}); c != nil || err != nil {
+	if c, err := apiTLS(config.TLSConfig{}); c != nil || err != nil {
 		t.Errorf("no files: %v, %v; want no TLS", c, err)
 	}
 	dir := t.TempDir()
@@ -82,7 +83,7 @@ func TestAPITLS(t *testing.T) {
 	if err := os.WriteFile(key, []byte("not a key"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := apiTLS(cep.TLSConfig{CertFile: cert, KeyFile: key}); err == nil || !strings.HasPrefix(err.Error(), "api tls: ") {
+	if _, err := apiTLS(config.TLSConfig{CertFile: cert, KeyFile: key}); err == nil || !strings.HasPrefix(err.Error(), "api tls: ") {
 		t.Errorf("bad PEM: %v", err)
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/shrike-cep/shrike/cep"
+	"github.com/shrike-cep/shrike/config"
+	"github.com/shrike-cep/shrike/registry"
 	"github.com/shrike-cep/shrike/rules"
 )
 
@@ -28,12 +30,12 @@ const registryStartTimeout = 5 * time.Second
 // registry on the folder's files.
 type rulesServer struct {
 	// registry and compile are what the API serves and compiles with.
-	registry *cep.Registry
+	registry *registry.Registry
 	compile  rules.CompileOptions
 
 	client   interface{ Close() error } // the registry's Redis client
-	reloader *cep.Reloader
-	dir      *cep.DirSync // nil without rules.dir
+	reloader *registry.Reloader
+	dir      *registry.DirSync // nil without rules.dir
 	log      *slog.Logger
 }
 
@@ -48,7 +50,7 @@ func loadRulesDir(dir string, stderr io.Writer) ([]*rules.Compiled, error) {
 	if _, err := os.ReadDir(dir); err != nil {
 		return nil, fmt.Errorf("rules: %w", err)
 	}
-	files, err := cep.RulesetFiles(dir)
+	files, err := registry.RulesetFiles(dir)
 	if err != nil {
 		return nil, fmt.Errorf("rules: %w", err)
 	}
@@ -59,7 +61,7 @@ func loadRulesDir(dir string, stderr io.Writer) ([]*rules.Compiled, error) {
 			continue
 		}
 		// What check and run take, serve cannot run without its topic.
-		if list := cep.RequireTopic(r.compiled); list != nil {
+		if list := registry.RequireTopic(r.compiled); list != nil {
 			fmt.Fprintln(stderr, list)
 			ok = false
 		}
@@ -86,15 +88,15 @@ type rulesDeps struct {
 // startRules opens the registry, brings it up to the folder, and gives the
 // engine the registry's rulesets to start with; run then keeps all three
 // in step.
-func startRules(ctx context.Context, cfg cep.Config, d rulesDeps) (_ *rulesServer, err error) {
-	client := cep.NewRegistryClient(cfg.Redis, d.redisAddrs)
+func startRules(ctx context.Context, cfg config.Config, d rulesDeps) (_ *rulesServer, err error) {
+	client := registry.NewClient(cfg.Redis.StateOptions(d.redisAddrs))
 	r := &rulesServer{client: client, log: d.log}
 	defer func() {
 		if err != nil {
 			r.close()
 		}
 	}()
-	r.registry, err = cep.NewRegistry(cep.RegistryOptions{
+	r.registry, err = registry.NewRegistry(registry.RegistryOptions{
 		Client:         client,
 		KeyPrefix:      cfg.Redis.KeyPrefix,
 		Logger:         d.log,
@@ -105,12 +107,12 @@ func startRules(ctx context.Context, cfg cep.Config, d rulesDeps) (_ *rulesServe
 		return nil, err
 	}
 	if cfg.Rules.Dir != "" {
-		r.dir, err = cep.NewDirSync(cep.DirSyncOptions{Dir: cfg.Rules.Dir, Registry: r.registry, Logger: d.log, Registerer: d.reg})
+		r.dir, err = registry.NewDirSync(registry.DirSyncOptions{Dir: cfg.Rules.Dir, Registry: r.registry, Logger: d.log, Registerer: d.reg})
 		if err != nil {
 			return nil, err
 		}
 	}
-	r.reloader, err = cep.NewReloader(cep.ReloaderOptions{
+	r.reloader, err = registry.NewReloader(registry.ReloaderOptions{
 		Registry:   r.registry,
 		Engine:     d.engine,
 		Check:      d.engine.CheckRuleset,

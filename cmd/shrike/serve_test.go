@@ -23,14 +23,15 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/shrike-cep/shrike/cep"
+	"github.com/shrike-cep/shrike/config"
 	"github.com/shrike-cep/shrike/internal/embedded"
 	"github.com/shrike-cep/shrike/rules"
 )
 
 // testServeConfig is serve's configuration for tests: embedded Kafka and
 // Redis and HTTP on free ports, frequent checkpoints.
-func testServeConfig(rulesDir string) cep.Config {
-	cfg := cep.DefaultConfig()
+func testServeConfig(rulesDir string) config.Config {
+	cfg := config.DefaultConfig()
 	cfg.Rules.Dir = rulesDir
 	cfg.Kafka.Embedded.Port = 0
 	cfg.Redis.Embedded.Port = 0
@@ -270,12 +271,12 @@ func TestServePortInUse(t *testing.T) {
 	defer s.close()
 	tests := []struct {
 		name string
-		set  func(c *cep.Config)
+		set  func(c *config.Config)
 		want string
 	}{
-		{name: "kafka", set: func(c *cep.Config) { c.Kafka.Embedded.Port = portOf(t, s.kafka.Addrs()[0]) }, want: "then pass --kafka 127.0.0.1:"},
-		{name: "redis", set: func(c *cep.Config) { c.Redis.Embedded.Port = portOf(t, s.redis.Addr()) }, want: "then pass --redis 127.0.0.1:"},
-		{name: "http", set: func(c *cep.Config) { c.HTTP.Listen = s.http.Addr() }, want: "address already in use"},
+		{name: "kafka", set: func(c *config.Config) { c.Kafka.Embedded.Port = portOf(t, s.kafka.Addrs()[0]) }, want: "then pass --kafka 127.0.0.1:"},
+		{name: "redis", set: func(c *config.Config) { c.Redis.Embedded.Port = portOf(t, s.redis.Addr()) }, want: "then pass --redis 127.0.0.1:"},
+		{name: "http", set: func(c *config.Config) { c.HTTP.Listen = s.http.Addr() }, want: "address already in use"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -555,27 +556,27 @@ func TestServeBanner(t *testing.T) {
 	dataDir := t.TempDir()
 	tests := []struct {
 		name          string
-		set           func(c *cep.Config)
+		set           func(c *config.Config)
 		want, notWant []string
 	}{
 		{
 			name: "all embedded",
-			set:  func(*cep.Config) {},
+			set:  func(*config.Config) {},
 			want: []string{"and an embedded Redis (127.0.0.1:", "Both keep their data in memory", "REST http://", "gRPC 127.0.0.1:", "metrics:      http://"},
 		},
 		{
 			name: "data dir, real redis, tls",
-			set: func(c *cep.Config) {
+			set: func(c *config.Config) {
 				c.Kafka.Embedded.DataDir = dataDir
 				c.Redis.Addrs = []string{realRedis.Addr()}
-				c.API.TLS = cep.TLSConfig{CertFile: cert, KeyFile: key}
+				c.API.TLS = config.TLSConfig{CertFile: cert, KeyFile: key}
 			},
 			want:    []string{"with Redis at " + realRedis.Addr() + ".", "The broker keeps its log in " + dataDir + ".", "REST https://", "gRPC (TLS) 127.0.0.1:", "metrics:      https://"},
 			notWant: []string{"in memory", "embedded Redis", "http://"},
 		},
 		{
 			name:    "data dir, embedded redis",
-			set:     func(c *cep.Config) { c.Kafka.Embedded.DataDir = t.TempDir() },
+			set:     func(c *config.Config) { c.Kafka.Embedded.DataDir = t.TempDir() },
 			want:    []string{"and an embedded Redis (", "The broker keeps its log in ", "Redis keeps the partial matches in memory"},
 			notWant: []string{"Both keep"},
 		},

@@ -1,4 +1,4 @@
-package cep
+package config
 
 import (
 	"fmt"
@@ -40,7 +40,7 @@ type APIConfig struct {
 	// (RESOURCE_EXHAUSTED, HTTP 413). Default DefaultAPIMaxRequestBytes.
 	MaxRequestBytes int `yaml:"max_request_bytes"`
 	// RecentAlerts is how many of the latest alerts ListAlerts pages
-	// through. Default DefaultRecentAlerts.
+	// through. Default feed.DefaultRecentAlerts.
 	RecentAlerts int `yaml:"recent_alerts"`
 	// RecordingsDir is a folder of recorded event files that TestRuleset
 	// may run by name; empty disables recordings. Relative to the

@@ -1,4 +1,4 @@
-package cep
+package registry
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/shrike-cep/shrike/internal/testkit"
 	"github.com/shrike-cep/shrike/rules"
 )
 
@@ -116,9 +117,9 @@ func TestReloader(t *testing.T) {
 	waitMetric := func(line string) {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
-		for !strings.Contains(gatherText(t, metrics), line) {
+		for !strings.Contains(testkit.MetricsText(t, metrics), line) {
 			if time.Now().After(deadline) {
-				t.Fatalf("metrics lack %q:\n%s", line, gatherText(t, metrics))
+				t.Fatalf("metrics lack %q:\n%s", line, testkit.MetricsText(t, metrics))
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
@@ -149,7 +150,7 @@ func TestReloader(t *testing.T) {
 	}
 	waitMetric(`shrike_rules_ruleset_version{ruleset="payments"} 2`)
 	waitMetric(`shrike_rules_reloads_total{result="failure"} 2`)
-	if got := gatherText(t, metrics); !strings.Contains(got, `shrike_rules_ruleset_errors_total{ruleset="payments"} 1`) {
+	if got := testkit.MetricsText(t, metrics); !strings.Contains(got, `shrike_rules_ruleset_errors_total{ruleset="payments"} 1`) {
 		t.Errorf("the failing version was counted again:\n%s", got)
 	}
 	if n := strings.Count(log.String(), "ruleset version cannot run"); n != 1 {
@@ -175,14 +176,14 @@ func TestReloader(t *testing.T) {
 	// The fix and the two deletes may reach the engine in one set or in
 	// several: wait for the set that has them all.
 	want := []string{"payments: event.amount > 4.0"}
-	waitFor(t, "the set after the fix and the deletes", func() bool {
+	testkit.WaitFor(t, 0, "the set after the fix and the deletes", func() bool {
 		calls := engine.calls()
 		return cmp.Equal(want, describe(calls[len(calls)-1]))
 	})
-	waitFor(t, "the deleted logins to leave the metrics", func() bool {
-		return !strings.Contains(gatherText(t, metrics), `ruleset_version{ruleset="logins"}`)
+	testkit.WaitFor(t, 0, "the deleted logins to leave the metrics", func() bool {
+		return !strings.Contains(testkit.MetricsText(t, metrics), `ruleset_version{ruleset="logins"}`)
 	})
-	got := gatherText(t, metrics)
+	got := testkit.MetricsText(t, metrics)
 	if !strings.Contains(got, `shrike_rules_ruleset_version{ruleset="payments"} 4`) {
 		t.Errorf("metrics lack payments at version 4:\n%s", got)
 	}

@@ -1,4 +1,4 @@
-package cep
+package feed
 
 import (
 	"context"

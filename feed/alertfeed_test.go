@@ -1,4 +1,4 @@
-package cep
+package feed
 
 import (
 	"context"
@@ -24,7 +24,10 @@ import (
 // at which alerts (by id) a subscriber or Recent gets, in which order per
 // partition, and whether cursors resume without loss or repetition.
 
-const feedTopic = "alerts"
+const (
+	feedTopic      = "alerts"
+	testPartitions = 3
+)
 
 // feedCluster starts kfake with the alerts topic.
 func feedCluster(t *testing.T) []string {
@@ -576,7 +579,7 @@ func TestAlertFeedStopEndsSubscriptions(t *testing.T) {
 // cursors never go back. The feed is driven by hand (deliver), since which
 // of two feeds is ahead cannot be arranged over Kafka without timing.
 func TestAlertFeedAheadCursor(t *testing.T) {
-	f, err := NewAlertFeed(AlertFeedOptions{Brokers: []string{"127.0.0.1:1"}})
+	f, err := NewAlertFeed(AlertFeedOptions{Brokers: []string{"127.0.0.1:1"}, Topic: feedTopic})
 	if err != nil {
 		t.Fatal(err)
 	}

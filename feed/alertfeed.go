@@ -1,4 +1,4 @@
-package cep
+package feed
 
 import (
 	"context"
@@ -58,7 +58,8 @@ var (
 type AlertFeedOptions struct {
 	// Brokers are the seed brokers, host:port. Required.
 	Brokers []string
-	// Topic is the alerts topic. Default DefaultAlertsTopic.
+	// Topic is the alerts topic (the engine's EngineOptions.AlertsTopic).
+	// Required.
 	Topic string
 	// Recent is how many of the latest alerts Recent can list. Default
 	// DefaultRecentAlerts. At start the feed reads back about this many
@@ -176,7 +177,7 @@ func NewAlertFeed(opts AlertFeedOptions) (*AlertFeed, error) {
 		return nil, errors.New("alert feed: no brokers")
 	}
 	if opts.Topic == "" {
-		opts.Topic = DefaultAlertsTopic
+		return nil, errors.New("alert feed: no topic")
 	}
 	if opts.Recent < 0 || opts.Buffer < 0 || opts.PartitionRefresh < 0 {
 		return nil, errors.New("alert feed: negative limit")

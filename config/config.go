@@ -1,4 +1,4 @@
-package cep
+package config
 
 import (
 	"bytes"
@@ -19,8 +19,11 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/shrike-cep/shrike/cep"
+	"github.com/shrike-cep/shrike/feed"
 	"github.com/shrike-cep/shrike/internal/yamlnode"
 	"github.com/shrike-cep/shrike/rules"
+	"github.com/shrike-cep/shrike/state"
 )
 
 // ErrInvalidConfig matches (errors.Is) every ConfigErrors: the
@@ -155,6 +158,21 @@ type RedisConfig struct {
 	Embedded  EmbeddedRedisConfig `yaml:"embedded"`
 }
 
+// StateOptions are the connection fields of state.Options for the Redis
+// at addrs (the configured addresses, or the embedded server's), with c's
+// credentials, database and key prefix: what the state store and the
+// registry's client (registry.NewClient) both connect with.
+func (c RedisConfig) StateOptions(addrs []string) state.Options {
+	return state.Options{
+		Addrs:     addrs,
+		Cluster:   c.Cluster,
+		Username:  c.Username,
+		Password:  c.Password,
+		DB:        c.DB,
+		KeyPrefix: c.KeyPrefix,
+	}
+}
+
 // EmbeddedRedisConfig shapes the in-process Redis started when no Redis
 // addresses are configured.
 type EmbeddedRedisConfig struct {
@@ -230,13 +248,13 @@ const (
 func DefaultConfig() Config {
 	return Config{
 		Kafka: KafkaConfig{
-			Group: DefaultGroup,
+			Group: cep.DefaultGroup,
 			Topics: TopicsConfig{
-				Alerts:     DefaultAlertsTopic,
-				DeadLetter: DefaultDeadLetterTopic,
-				Late:       DefaultLateTopic,
+				Alerts:     cep.DefaultAlertsTopic,
+				DeadLetter: cep.DefaultDeadLetterTopic,
+				Late:       cep.DefaultLateTopic,
 			},
-			IdleTimeout: DefaultIdleTimeout,
+			IdleTimeout: cep.DefaultIdleTimeout,
 			Embedded:    EmbeddedConfig{Port: DefaultEmbeddedKafkaPort, Partitions: DefaultEmbeddedPartitions},
 		},
 		Redis: RedisConfig{
@@ -244,14 +262,14 @@ func DefaultConfig() Config {
 			Embedded:  EmbeddedRedisConfig{Port: DefaultEmbeddedRedisPort},
 		},
 		State: StateConfig{
-			CheckpointInterval: DefaultCheckpointInterval,
-			MaxResidentKeys:    DefaultMaxResidentKeys,
-			DrainTimeout:       DefaultDrainTimeout,
+			CheckpointInterval: cep.DefaultCheckpointInterval,
+			MaxResidentKeys:    cep.DefaultMaxResidentKeys,
+			DrainTimeout:       cep.DefaultDrainTimeout,
 		},
-		Limits: LimitsConfig{MaxRunsPerKey: DefaultMaxRunsPerKey, MaxUncommittedRecords: DefaultMaxUncommittedRecords},
+		Limits: LimitsConfig{MaxRunsPerKey: DefaultMaxRunsPerKey, MaxUncommittedRecords: cep.DefaultMaxUncommittedRecords},
 		HTTP:   ListenConfig{Listen: DefaultHTTPListen},
 		GRPC:   ListenConfig{Listen: DefaultGRPCListen},
-		API:    APIConfig{MaxRequestBytes: DefaultAPIMaxRequestBytes, RecentAlerts: DefaultRecentAlerts},
+		API:    APIConfig{MaxRequestBytes: DefaultAPIMaxRequestBytes, RecentAlerts: feed.DefaultRecentAlerts},
 		Log:    LogConfig{Level: "info", Format: "text"},
 	}
 }

@@ -1,0 +1,65 @@
+// Package testkit holds the test helpers several packages share: polling
+// for a condition and reading Prometheus metrics as text. Only tests
+// import it.
+package testkit
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// DefaultWait is how long WaitFor waits when given no timeout: long, since
+// what it catches is a hang, not a slow machine.
+const DefaultWait = 20 * time.Second
+
+// WaitFor polls cond every 10 ms until it holds, failing the test once
+// timeout (DefaultWait when 0) has passed.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	if timeout <= 0 {
+		timeout = DefaultWait
+	}
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// MetricsText returns g's metrics one per line, as `name{label="v",...} value`
+// (a histogram as its `_count`), for tests to search.
+func MetricsText(t testing.TB, g prometheus.Gatherer) string {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+			}
+			name := mf.GetName()
+			if len(labels) > 0 {
+				name += "{" + strings.Join(labels, ",") + "}"
+			}
+			switch {
+			case m.Counter != nil:
+				fmt.Fprintf(&b, "%s %g\n", name, m.Counter.GetValue())
+			case m.Gauge != nil:
+				fmt.Fprintf(&b, "%s %g\n", name, m.Gauge.GetValue())
+			case m.Histogram != nil:
+				fmt.Fprintf(&b, "%s_count %d\n", name, m.Histogram.GetSampleCount())
+			}
+		}
+	}
+	return b.String()
+}
