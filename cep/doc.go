@@ -79,23 +79,9 @@
 //     past its last checkpoint (fetching is paused once its queue is long);
 //     it resumes when a checkpoint succeeds.
 //
-// Rules registry and hot reload (docs/design.md#hot-reload, docs/operations.md):
-// Registry keeps rulesets and their history in Redis, Reloader keeps an
-// Engine on the registry's rulesets (Engine.SetRulesets), and DirSync keeps
-// the registry on a folder of ruleset files. Invariants:
+// Hot reload (docs/design.md#hot-reload) reaches the engine through
+// Engine.SetRulesets, called by registry.Reloader. Invariants:
 //
-//   - Nothing reaches the registry, or the engine, without compiling
-//     completely first: an invalid source is refused with every error at
-//     its position and changes nothing; a version one instance cannot run
-//     leaves its predecessor running there.
-//   - Versions only grow: every change (put of a new source, rollback,
-//     delete as a tombstone) is a new version, made in one Lua script with
-//     the names index and the change counter, under one hash tag; two
-//     writers get distinct versions, and a version once stored never
-//     changes.
-//   - Every change bumps the counter and publishes it; Watch listens and
-//     also polls the counter, so every instance sees every change within a
-//     second, as a complete, consistent set.
 //   - The engine's rulesets are one immutable plan behind an atomic
 //     pointer; a worker switches plans only between batches, so each record
 //     is matched by exactly one plan, and SetRulesets returns once every
@@ -103,21 +89,8 @@
 //     changed ones drain under their old version, removed ones drop theirs
 //     (matcher.Partition.SetProgram); the keys of a dropped stream are
 //     deleted by the partition's next checkpoint.
-//   - A folder is the truth only for the rulesets its files hold: a removed
-//     file deletes its ruleset, a broken one keeps the running version, and
-//     rulesets no file held are never touched.
 //
-// For the API (api/README.md), AlertFeed reads every partition of the
-// alerts topic without a group, so that any instance serves any
-// subscriber the alerts of all instances, and Publisher writes events for
-// producers without a Kafka client. Invariants of the AlertFeed:
-//
-//   - It never waits for a subscriber: each has a bounded buffer and is
-//     cut off (ErrSlowSubscriber) when it fills.
-//   - A cursor is the next offset of every partition: resuming from one
-//     replays from those offsets with a consumer of its own until it has
-//     caught up with the feed, then joins the live fan-out under the
-//     feed's lock, missing no alert and getting none twice; a cursor
-//     behind the topic's retention is refused (ErrCursorExpired) rather
-//     than skipping alerts.
+// The rules registry and its hot reload live in package registry, the
+// API's alert feed and event publisher in package feed, and the `serve`
+// configuration file in package config; docs/design.md maps them all.
 package cep

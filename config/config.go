@@ -433,7 +433,7 @@ func LoadConfigFile(path string) (Config, error) {
 // correct the result.
 func LoadConfig(filename string, src []byte) (Config, error) {
 	cfg := DefaultConfig()
-	d := &configDecoder{file: filename, cfg: &cfg}
+	d := newConfigDecoder(filename, &cfg)
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(src))
 	if err := dec.Decode(&doc); err != nil {
@@ -461,15 +461,20 @@ func LoadConfig(filename string, src []byte) (Config, error) {
 // configDecoder walks a YAML node tree into a Config through the yaml
 // field tags, strictly, collecting every error with its position.
 type configDecoder struct {
-	file  string
-	cfg   *Config
-	errs  ConfigErrors
-	nodes int
+	file string
+	cfg  *Config
+	errs ConfigErrors
+	// walk follows aliases under yamlnode's node budget; what it reports
+	// (a document too large after expanding aliases) is a ConfigError of
+	// no field.
+	walk yamlnode.Walker
 }
 
-// maxConfigNodes bounds the nodes visited, aliases included, so that a
-// small document cannot expand into a huge one.
-const maxConfigNodes = 1 << 16
+func newConfigDecoder(filename string, cfg *Config) *configDecoder {
+	d := &configDecoder{file: filename, cfg: cfg}
+	d.walk.Report = func(n *yaml.Node, msg string) { d.add(d.pos(n), "", "%s", msg) }
+	return d
+}
 
 var durationType = reflect.TypeFor[time.Duration]()
 
@@ -481,21 +486,12 @@ func (d *configDecoder) add(pos rules.Pos, field, format string, args ...any) {
 	d.errs = append(d.errs, &ConfigError{Pos: pos, Field: field, Msg: fmt.Sprintf(format, args...)})
 }
 
-func (d *configDecoder) resolve(n *yaml.Node) *yaml.Node {
-	for n != nil && n.Kind == yaml.AliasNode {
-		n = n.Alias
-	}
-	d.nodes++
-	return n
-}
+func (d *configDecoder) resolve(n *yaml.Node) *yaml.Node { return d.walk.Resolve(n) }
 
 // value decodes n into v, the field at path.
 func (d *configDecoder) value(n *yaml.Node, v reflect.Value, path string) {
 	n = d.resolve(n)
-	if d.nodes > maxConfigNodes {
-		if d.nodes == maxConfigNodes+1 {
-			d.add(d.pos(n), "", "document too large after expanding aliases")
-		}
+	if d.walk.Exhausted() {
 		return
 	}
 	if v.Kind() == reflect.Struct {
@@ -511,7 +507,7 @@ func (d *configDecoder) value(n *yaml.Node, v reflect.Value, path string) {
 		return
 	}
 	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
-		d.add(d.pos(n), path, "must be %s, not %s", typeWord(v.Type()), nodeWord(n))
+		d.add(d.pos(n), path, "must be %s, not %s", typeWord(v.Type()), yamlnode.KindName(n))
 		return
 	}
 	if err := setScalar(v, n.Value, n.Tag); err != nil {
@@ -527,7 +523,7 @@ func (d *configDecoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 		what = "the configuration"
 	}
 	if n.Kind != yaml.MappingNode {
-		d.add(d.pos(n), path, "must be a mapping, not %s", nodeWord(n))
+		d.add(d.pos(n), path, "must be a mapping, not %s", yamlnode.KindName(n))
 		return
 	}
 	fields := structFields(v.Type())
@@ -565,7 +561,7 @@ func (d *configDecoder) list(n *yaml.Node, v reflect.Value, path string) {
 		for _, item := range n.Content {
 			item = d.resolve(item)
 			if item.Kind != yaml.ScalarNode || item.Tag == "!!null" {
-				d.add(d.pos(item), path, "items must be strings, not %s", nodeWord(item))
+				d.add(d.pos(item), path, "items must be strings, not %s", yamlnode.KindName(item))
 				ok = false
 				continue
 			}
@@ -576,7 +572,7 @@ func (d *configDecoder) list(n *yaml.Node, v reflect.Value, path string) {
 		}
 		v.Set(reflect.ValueOf(out))
 	default:
-		d.add(d.pos(n), path, "must be a list of strings, not %s", nodeWord(n))
+		d.add(d.pos(n), path, "must be a list of strings, not %s", yamlnode.KindName(n))
 		return
 	}
 	d.cfg.setOrigin(path, origin{pos: d.pos(n)})
@@ -588,7 +584,7 @@ func setScalar(v reflect.Value, s, tag string) error {
 	switch {
 	case v.Type() == durationType:
 		if tag != "" && tag != "!!str" {
-			return fmt.Errorf("must be a duration such as 1s or 500ms, not %s", tagWord(tag))
+			return fmt.Errorf("must be a duration such as 1s or 500ms, not %s", yamlnode.TagName(tag))
 		}
 		dur, err := rules.ParseDuration(s)
 		if err != nil {
@@ -599,7 +595,7 @@ func setScalar(v reflect.Value, s, tag string) error {
 		v.SetString(s)
 	case v.Kind() == reflect.Int:
 		if tag != "" && tag != "!!int" {
-			return fmt.Errorf("must be an integer, not %s", tagWord(tag))
+			return fmt.Errorf("must be an integer, not %s", yamlnode.TagName(tag))
 		}
 		i, err := strconv.ParseInt(strings.ReplaceAll(s, "_", ""), 0, 64)
 		if err != nil {
@@ -608,7 +604,7 @@ func setScalar(v reflect.Value, s, tag string) error {
 		v.SetInt(i)
 	case v.Kind() == reflect.Bool:
 		if tag != "" && tag != "!!bool" {
-			return fmt.Errorf("must be true or false, not %s", tagWord(tag))
+			return fmt.Errorf("must be true or false, not %s", yamlnode.TagName(tag))
 		}
 		b, err := strconv.ParseBool(strings.ToLower(s))
 		if err != nil {
@@ -682,34 +678,6 @@ func typeWord(t reflect.Type) string {
 		return "true or false"
 	}
 	return t.String()
-}
-
-func nodeWord(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		return tagWord(n.Tag)
-	}
-	return "an unexpected node"
-}
-
-func tagWord(tag string) string {
-	switch tag {
-	case "!!null":
-		return "null"
-	case "!!str":
-		return "a string"
-	case "!!int":
-		return "an integer"
-	case "!!float":
-		return "a number"
-	case "!!bool":
-		return "a boolean"
-	}
-	return "a " + strings.TrimPrefix(tag, "!!") + " scalar"
 }
 
 func (c *Config) setOrigin(path string, o origin) {

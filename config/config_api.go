@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/shrike-cep/shrike/internal/yamlnode"
 )
 
 // DefaultAPIMaxRequestBytes bounds one API request (a ruleset upload, a
@@ -100,7 +102,7 @@ func (d *configDecoder) structList(n *yaml.Node, v reflect.Value, path string) {
 		return
 	}
 	if n.Kind != yaml.SequenceNode {
-		d.add(d.pos(n), path, "must be a list of mappings, not %s", nodeWord(n))
+		d.add(d.pos(n), path, "must be a list of mappings, not %s", yamlnode.KindName(n))
 		return
 	}
 	out := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))

@@ -133,19 +133,25 @@ func KindName(n *yaml.Node) string {
 	case yaml.SequenceNode:
 		return "a list"
 	case yaml.ScalarNode:
-		switch n.Tag {
-		case "!!null":
-			return "null"
-		case "!!str":
-			return "a string"
-		case "!!int":
-			return "an integer"
-		case "!!float":
-			return "a number"
-		case "!!bool":
-			return "a boolean"
-		}
-		return "a " + strings.TrimPrefix(n.Tag, "!!") + " scalar"
+		return TagName(n.Tag)
 	}
 	return "an unexpected node"
+}
+
+// TagName describes a scalar by its resolved tag: "null", "a string", "an
+// integer", "a number", "a boolean", …
+func TagName(tag string) string {
+	switch tag {
+	case "!!null":
+		return "null"
+	case "!!str":
+		return "a string"
+	case "!!int":
+		return "an integer"
+	case "!!float":
+		return "a number"
+	case "!!bool":
+		return "a boolean"
+	}
+	return "a " + strings.TrimPrefix(tag, "!!") + " scalar"
 }

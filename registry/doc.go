@@ -1,0 +1,24 @@
+// Package registry keeps rulesets and their history in Redis and keeps
+// running engines on them (docs/design.md#hot-reload, docs/operations.md).
+//
+// Registry keeps rulesets and their history in Redis; Reloader keeps a
+// RulesetSetter (the engine: cep.Engine.SetRulesets) on the registry's
+// rulesets; DirSync keeps the registry on a folder of ruleset files.
+// Only this package and state talk to Redis. Invariants:
+//
+//   - Nothing reaches the registry, or the engine, without compiling
+//     completely first: an invalid source is refused with every error at
+//     its position and changes nothing; a version one instance cannot run
+//     leaves its predecessor running there.
+//   - Versions only grow: every change (put of a new source, rollback,
+//     delete as a tombstone) is a new version, made in one Lua script with
+//     the names index and the change counter, under one hash tag; two
+//     writers get distinct versions, and a version once stored never
+//     changes.
+//   - Every change bumps the counter and publishes it; Watch listens and
+//     also polls the counter, so every instance sees every change within a
+//     second, as a complete, consistent set.
+//   - A folder is the truth only for the rulesets its files hold: a removed
+//     file deletes its ruleset, a broken one keeps the running version, and
+//     rulesets no file held are never touched.
+package registry
