@@ -2,7 +2,6 @@ package feed
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/shrike-cep/shrike/internal/pagetoken"
 	"github.com/shrike-cep/shrike/matcher"
 )
 
@@ -47,8 +47,6 @@ var (
 	ErrCursorExpired = errors.New("alert cursor expired: the alerts topic no longer holds the alerts after it")
 	// ErrInvalidCursor is a cursor that no feed of this alerts topic made.
 	ErrInvalidCursor = errors.New("invalid alert cursor")
-	// ErrInvalidPageToken is a page token that Recent did not make.
-	ErrInvalidPageToken = errors.New("invalid page token")
 	// ErrFeedStopped ends subscriptions when the feed's Run returns.
 	ErrFeedStopped = errors.New("alert feed stopped")
 )
@@ -735,20 +733,20 @@ func maxOffsets(a, b map[int32]int64) map[int32]int64 {
 
 // Page tokens are opaque to clients; the prefix lets a token of another
 // list be told apart.
-const pageTokenPrefix = "alerts:"
-
+// encodePageToken and parsePageToken make Recent's page tokens: the
+// sequence number of the last alert of a page.
 func encodePageToken(seq uint64) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(pageTokenPrefix + strconv.FormatUint(seq, 10)))
+	return pagetoken.Encode("alerts", "", strconv.FormatUint(seq, 10))
 }
 
 func parsePageToken(tok string) (uint64, error) {
-	b, err := base64.RawURLEncoding.DecodeString(tok)
-	if err == nil {
-		if s, ok := strings.CutPrefix(string(b), pageTokenPrefix); ok {
-			if seq, perr := strconv.ParseUint(s, 10, 64); perr == nil {
-				return seq, nil
-			}
-		}
+	last, err := pagetoken.Decode(tok, "alerts", "")
+	if err != nil {
+		return 0, err
 	}
-	return 0, fmt.Errorf("%w: %q", ErrInvalidPageToken, tok)
+	seq, err := strconv.ParseUint(last, 10, 64)
+	if err != nil {
+		return 0, pagetoken.Invalid(tok)
+	}
+	return seq, nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/shrike-cep/shrike/internal/pagetoken"
 	"github.com/shrike-cep/shrike/matcher"
 	"github.com/shrike-cep/shrike/rules"
 )
@@ -346,7 +347,7 @@ func TestAlertFeedLiveAndRecent(t *testing.T) {
 
 	t.Run("bad page token", func(t *testing.T) {
 		for _, tok := range []string{"xyz", encodePageToken(3)[2:], "YWxlcnRzOng"} {
-			if _, _, err := f.Recent(3, tok, nil); !errors.Is(err, ErrInvalidPageToken) {
+			if _, _, err := f.Recent(3, tok, nil); !errors.Is(err, pagetoken.ErrInvalid) {
 				t.Errorf("Recent(%q) = %v, want ErrInvalidPageToken", tok, err)
 			}
 		}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/shrike-cep/shrike/internal/pagetoken"
 	"github.com/shrike-cep/shrike/rules"
 )
 
@@ -51,9 +51,6 @@ var (
 	// ErrInvalidName: not a ruleset name (a letter or digit, then letters,
 	// digits, '_', '.' and '-'; at most MaxRulesetNameBytes).
 	ErrInvalidName = errors.New("invalid ruleset name")
-	// ErrBadPageToken: a page token that no List or Versions call of the
-	// same arguments returned.
-	ErrBadPageToken = errors.New("invalid page token")
 	// ErrDeletedVersion: Rollback was asked to restore a deletion.
 	ErrDeletedVersion = errors.New("ruleset version is a deletion")
 	// ErrNoPreviousVersion: Rollback to the previous version of a ruleset
@@ -448,9 +445,9 @@ func (r *Registry) List(ctx context.Context, pageSize int, pageToken string) ([]
 	size := pageSizeOf(pageSize)
 	from := "-"
 	if pageToken != "" {
-		after, ok := decodeToken(pageToken, "l", "")
-		if !ok {
-			return nil, "", ErrBadPageToken
+		after, err := pagetoken.Decode(pageToken, "rulesets", "")
+		if err != nil {
+			return nil, "", err
 		}
 		from = "(" + after
 	}
@@ -461,7 +458,7 @@ func (r *Registry) List(ctx context.Context, pageSize int, pageToken string) ([]
 	next := ""
 	if len(names) > size {
 		names = names[:size]
-		next = encodeToken("l", "", names[len(names)-1])
+		next = pagetoken.Encode("rulesets", "", names[len(names)-1])
 	}
 	recs, err := r.current(ctx, names)
 	if err != nil {
@@ -533,10 +530,13 @@ func (r *Registry) Versions(ctx context.Context, name string, pageSize int, page
 	}
 	hi := n
 	if pageToken != "" {
-		last, ok := decodeToken(pageToken, "v", name)
+		last, err := pagetoken.Decode(pageToken, "versions", name)
+		if err != nil {
+			return nil, "", err
+		}
 		v, err := strconv.ParseInt(last, 10, 64)
-		if !ok || err != nil || v < 2 || v > n+1 {
-			return nil, "", ErrBadPageToken
+		if err != nil || v < 2 || v > n+1 {
+			return nil, "", pagetoken.Invalid(pageToken)
 		}
 		hi = v - 1
 	}
@@ -551,7 +551,7 @@ func (r *Registry) Versions(ctx context.Context, name string, pageSize int, page
 	}
 	next := ""
 	if lo > 1 {
-		next = encodeToken("v", name, strconv.FormatInt(lo, 10))
+		next = pagetoken.Encode("versions", name, strconv.FormatInt(lo, 10))
 	}
 	return recs, next, nil
 }
@@ -748,18 +748,3 @@ func pageSizeOf(n int) int {
 
 // Page tokens are base64 of "<kind>\x00<scope>\x00<last>": the last name
 // (List) or version (Versions) returned, bound to the call they continue.
-func encodeToken(kind, scope, last string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(kind + "\x00" + scope + "\x00" + last))
-}
-
-func decodeToken(tok, kind, scope string) (string, bool) {
-	b, err := base64.RawURLEncoding.DecodeString(tok)
-	if err != nil {
-		return "", false
-	}
-	parts := strings.SplitN(string(b), "\x00", 3)
-	if len(parts) != 3 || parts[0] != kind || parts[1] != scope || parts[2] == "" {
-		return "", false
-	}
-	return parts[2], true
-}

@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/shrike-cep/shrike/internal/pagetoken"
 	"github.com/shrike-cep/shrike/rules"
 )
 
@@ -467,8 +468,8 @@ func TestRegistryPagination(t *testing.T) {
 				{"Versions with another ruleset's token", func() error { _, _, err := r.Versions(ctx, "rs-2", 1, verTok); return err }},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
-					if err := tc.call(); !errors.Is(err, ErrBadPageToken) {
-						t.Errorf("got %v, want ErrBadPageToken", err)
+					if err := tc.call(); !errors.Is(err, pagetoken.ErrInvalid) {
+						t.Errorf("got %v, want pagetoken.ErrInvalid", err)
 					}
 				})
 			}

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/protoadapt"
 
 	"github.com/shrike-cep/shrike/feed"
+	"github.com/shrike-cep/shrike/internal/pagetoken"
 	"github.com/shrike-cep/shrike/registry"
 	"github.com/shrike-cep/shrike/rules"
 )
@@ -118,7 +119,7 @@ func toStatus(log *slog.Logger, method string, err error) error {
 			&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: fe.field, Description: fe.msg}}})
 	case errors.Is(err, registry.ErrInvalidName):
 		return invalidField("name", err, meta)
-	case errors.Is(err, registry.ErrBadPageToken), errors.Is(err, feed.ErrInvalidPageToken):
+	case errors.Is(err, pagetoken.ErrInvalid):
 		return invalidField("page_token", err, meta)
 	case errors.Is(err, feed.ErrInvalidCursor):
 		return invalidField("after", err, meta)

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/shrike-cep/shrike/feed"
+	"github.com/shrike-cep/shrike/internal/pagetoken"
 	"github.com/shrike-cep/shrike/registry"
 	"github.com/shrike-cep/shrike/rules"
 )
@@ -34,8 +35,7 @@ func TestToStatus(t *testing.T) {
 			`InvalidArgument RULESET_INVALID map[errors:2] [source: 3:11: rule "big": undeclared reference to 'amount'; source: ruleset is 9 bytes, over the limit of 8]`},
 		{"a bad field", badField("page_size", "must not be negative"), "InvalidArgument INVALID_REQUEST map[] [page_size: must not be negative]"},
 		{"bad name", fmt.Errorf("%w %q", registry.ErrInvalidName, "-x"), `InvalidArgument INVALID_REQUEST map[] [name: invalid ruleset name "-x"]`},
-		{"registry page token", registry.ErrBadPageToken, "InvalidArgument INVALID_REQUEST map[] [page_token: invalid page token]"},
-		{"feed page token", feed.ErrInvalidPageToken, "InvalidArgument INVALID_REQUEST map[] [page_token: invalid page token]"},
+		{"page token", pagetoken.ErrInvalid, "InvalidArgument INVALID_REQUEST map[] [page_token: invalid page token]"},
 		{"cursor", feed.ErrInvalidCursor, "InvalidArgument INVALID_REQUEST map[] [after: invalid alert cursor]"},
 		{"ruleset not found", withMeta(registry.ErrRulesetNotFound, "ruleset", "p"), "NotFound RULESET_NOT_FOUND map[ruleset:p]"},
 		{"version not found", withMeta(registry.ErrVersionNotFound, "ruleset", "p", "version", "3"), "NotFound VERSION_NOT_FOUND map[ruleset:p version:3]"},

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	shrikev1 "github.com/shrike-cep/shrike/api/shrike/v1"
+	"github.com/shrike-cep/shrike/internal/pagetoken"
 	"github.com/shrike-cep/shrike/registry"
 	"github.com/shrike-cep/shrike/rules"
 )
@@ -56,7 +57,7 @@ type rulesetService struct {
 func registryErr(err error) error {
 	var list rules.ErrorList
 	if errors.As(err, &list) || errors.Is(err, registry.ErrRulesetNotFound) || errors.Is(err, registry.ErrInvalidName) ||
-		errors.Is(err, registry.ErrBadPageToken) || errors.Is(err, registry.ErrDeletedVersion) || errors.Is(err, registry.ErrNoPreviousVersion) ||
+		errors.Is(err, pagetoken.ErrInvalid) || errors.Is(err, registry.ErrDeletedVersion) || errors.Is(err, registry.ErrNoPreviousVersion) ||
 		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
