@@ -554,7 +554,7 @@ func (d *configDecoder) list(n *yaml.Node, v reflect.Value, path string) {
 	case n.Kind == yaml.ScalarNode && n.Tag == "!!null":
 		v.Set(reflect.Zero(v.Type()))
 	case n.Kind == yaml.ScalarNode:
-		v.Set(reflect.ValueOf(splitList(n.Value)))
+		setStrings(v, splitList(n.Value))
 	case n.Kind == yaml.SequenceNode:
 		out := make([]string, 0, len(n.Content))
 		ok := true
@@ -570,12 +570,22 @@ func (d *configDecoder) list(n *yaml.Node, v reflect.Value, path string) {
 		if !ok {
 			return
 		}
-		v.Set(reflect.ValueOf(out))
+		setStrings(v, out)
 	default:
 		d.add(d.pos(n), path, "must be a list of strings, not %s", yamlnode.KindName(n))
 		return
 	}
 	d.cfg.setOrigin(path, origin{pos: d.pos(n)})
+}
+
+// setStrings sets v, a slice of strings or of a string type (such as the
+// API's scopes), to items.
+func setStrings(v reflect.Value, items []string) {
+	out := reflect.MakeSlice(v.Type(), len(items), len(items))
+	for i, it := range items {
+		out.Index(i).SetString(it)
+	}
+	v.Set(out)
 }
 
 // setScalar parses s into v. tag is the YAML tag of a scalar from a file,
@@ -711,7 +721,7 @@ func (c *Config) Set(path, value, flag string) error {
 		if v.Type().Elem().Kind() != reflect.String {
 			return fmt.Errorf("config: field %q is set in the file only", path)
 		}
-		v.Set(reflect.ValueOf(splitList(value)))
+		setStrings(v, splitList(value))
 	default:
 		if err := setScalar(v, value, ""); err != nil {
 			return ConfigErrors{{Flag: flag, Field: path, Msg: err.Error()}}

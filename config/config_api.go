@@ -5,11 +5,11 @@ import (
 	"net"
 	"net/netip"
 	"reflect"
-	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
 
+	shrikev1 "github.com/shrike-cep/shrike/api/shrike/v1"
 	"github.com/shrike-cep/shrike/internal/yamlnode"
 )
 
@@ -18,17 +18,6 @@ import (
 // api.max_request_bytes is not set: gRPC's own default, and four times
 // the largest ruleset the rules package accepts.
 const DefaultAPIMaxRequestBytes = 4 << 20
-
-// The bearer-token scopes of api/README.md.
-const (
-	ScopeRulesRead   = "rules:read"
-	ScopeRulesWrite  = "rules:write"
-	ScopeAlertsRead  = "alerts:read"
-	ScopeEventsWrite = "events:write"
-)
-
-// Scopes are the scopes a token may hold.
-var Scopes = []string{ScopeRulesRead, ScopeRulesWrite, ScopeAlertsRead, ScopeEventsWrite}
 
 // APIConfig configures the gRPC API and its REST gateway (api/README.md).
 type APIConfig struct {
@@ -62,7 +51,7 @@ type TokenConfig struct {
 	TokenFile string `yaml:"token_file"`
 	// Scopes are the scopes the token grants: rules:read, rules:write,
 	// alerts:read, events:write.
-	Scopes []string `yaml:"scopes"`
+	Scopes []shrikev1.Scope `yaml:"scopes"`
 }
 
 // TLSConfig names a PEM certificate (chain) and its key.
@@ -142,11 +131,11 @@ func (c *Config) validateAPI(bad func(path, format string, args ...any)) {
 		}
 		secrets[t.Token] = true
 		if len(t.Scopes) == 0 {
-			bad(at+".scopes", "token %q grants no scope (known: %s)", t.Name, strings.Join(Scopes, ", "))
+			bad(at+".scopes", "token %q grants no scope (known: %s)", t.Name, shrikev1.ScopeList(shrikev1.Scopes()))
 		}
 		for _, s := range t.Scopes {
-			if !slices.Contains(Scopes, s) {
-				bad(at+".scopes", "unknown scope %q (known: %s)", s, strings.Join(Scopes, ", "))
+			if !s.Known() {
+				bad(at+".scopes", "unknown scope %q (known: %s)", s, shrikev1.ScopeList(shrikev1.Scopes()))
 			}
 		}
 	}

@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
 	"github.com/google/go-cmp/cmp/cmpopts"
+	shrikev1 "github.com/shrike-cep/shrike/api/shrike/v1"
 )
 
 var ignoreOrigin = cmpopts.IgnoreUnexported(Config{})
@@ -74,8 +76,8 @@ log: {level: debug, format: json}
 				c.GRPC.Listen = "0.0.0.0:9091"
 				c.API = APIConfig{
 					Tokens: []TokenConfig{
-						{Name: "ci", Token: "s3cret", Scopes: []string{"rules:read", "rules:write"}},
-						{Name: "ops", TokenFile: "/etc/shrike/ops.token", Scopes: []string{"alerts:read", "events:write"}},
+						{Name: "ci", Token: "s3cret", Scopes: []shrikev1.Scope{"rules:read", "rules:write"}},
+						{Name: "ops", TokenFile: "/etc/shrike/ops.token", Scopes: []shrikev1.Scope{"alerts:read", "events:write"}},
 					},
 					TLS:             TLSConfig{CertFile: "/etc/shrike/tls.crt", KeyFile: "/etc/shrike/tls.key"},
 					MaxRequestBytes: 65536,

@@ -12,7 +12,6 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	shrikev1 "github.com/shrike-cep/shrike/api/shrike/v1"
-	"github.com/shrike-cep/shrike/config"
 )
 
 // Token is a bearer token and the scopes it grants.
@@ -21,8 +20,8 @@ type Token struct {
 	Name string
 	// Secret is what clients send: "authorization: Bearer <secret>".
 	Secret string
-	// Scopes are among config.Scopes.
-	Scopes []string
+	// Scopes are among shrikev1.Scopes.
+	Scopes []shrikev1.Scope
 }
 
 // authenticator checks bearer tokens against the configured ones. Tokens
@@ -40,7 +39,7 @@ func newAuthenticator(tokens []Token) (*authenticator, error) {
 			return nil, fmt.Errorf("token %d: needs a name and a secret", i)
 		}
 		for _, s := range t.Scopes {
-			if !slices.Contains(config.Scopes, s) {
+			if !s.Known() {
 				return nil, fmt.Errorf("token %q: unknown scope %q", t.Name, s)
 			}
 		}
@@ -84,7 +83,7 @@ func (a *authenticator) authorize(ctx context.Context, fullMethod string) (*Toke
 	}
 	if !slices.Contains(t.Scopes, scope) {
 		return t, withDetails(codes.PermissionDenied, fmt.Sprintf("token %q lacks scope %s", t.Name, scope), ReasonScopeMissing,
-			map[string]string{"scope": scope})
+			map[string]string{"scope": string(scope)})
 	}
 	return t, nil
 }

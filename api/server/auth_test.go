@@ -18,16 +18,16 @@ import (
 
 // tokens grant one scope each, but writer, which also reads.
 var tokens = []server.Token{
-	{Name: "reader", Secret: "read-secret", Scopes: []string{"rules:read"}},
-	{Name: "writer", Secret: "write-secret", Scopes: []string{"rules:read", "rules:write"}},
-	{Name: "watcher", Secret: "alerts-secret", Scopes: []string{"alerts:read"}},
-	{Name: "producer", Secret: "events-secret", Scopes: []string{"events:write"}},
+	{Name: "reader", Secret: "read-secret", Scopes: []shrikev1.Scope{"rules:read"}},
+	{Name: "writer", Secret: "write-secret", Scopes: []shrikev1.Scope{"rules:read", "rules:write"}},
+	{Name: "watcher", Secret: "alerts-secret", Scopes: []shrikev1.Scope{"alerts:read"}},
+	{Name: "producer", Secret: "events-secret", Scopes: []shrikev1.Scope{"events:write"}},
 }
 
 // call is one RPC, by gRPC and by REST.
 type call struct {
 	name   string
-	scope  string
+	scope  shrikev1.Scope
 	grpc   func(e *env, t *testing.T) error
 	method string
 	path   string
@@ -98,7 +98,7 @@ var calls = []call{
 }
 
 // tokenWithout returns a token lacking scope, and one holding it.
-func tokenFor(scope string, has bool) string {
+func tokenFor(scope shrikev1.Scope, has bool) string {
 	for _, tok := range tokens {
 		held := false
 		for _, s := range tok.Scopes {

@@ -51,8 +51,8 @@ func TestClientScripts(t *testing.T) {
 func setupScriptServer(te *testscript.Env) error {
 	cfg := testServeConfig("")
 	cfg.API.Tokens = []config.TokenConfig{
-		{Name: "admin", Token: scriptAdminToken, Scopes: config.Scopes},
-		{Name: "reader", Token: scriptReaderToken, Scopes: []string{config.ScopeRulesRead, config.ScopeAlertsRead}},
+		{Name: "admin", Token: scriptAdminToken, Scopes: shrikev1.Scopes()},
+		{Name: "reader", Token: scriptReaderToken, Scopes: []shrikev1.Scope{shrikev1.ScopeRulesRead, shrikev1.ScopeAlertsRead}},
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var logs syncBuffer

@@ -43,11 +43,11 @@ func TestAPITokens(t *testing.T) {
 		wantErr string
 	}{
 		{"inline and from a file, trimmed", []config.TokenConfig{
-			{Name: "a", Token: "inline", Scopes: []string{"rules:read"}},
-			{Name: "b", TokenFile: good, Scopes: []string{"alerts:read"}},
+			{Name: "a", Token: "inline", Scopes: []shrikev1.Scope{"rules:read"}},
+			{Name: "b", TokenFile: good, Scopes: []shrikev1.Scope{"alerts:read"}},
 		}, []apiserver.Token{
-			{Name: "a", Secret: "inline", Scopes: []string{"rules:read"}},
-			{Name: "b", Secret: "s3cret", Scopes: []string{"alerts:read"}},
+			{Name: "a", Secret: "inline", Scopes: []shrikev1.Scope{"rules:read"}},
+			{Name: "b", Secret: "s3cret", Scopes: []shrikev1.Scope{"alerts:read"}},
 		}, ""},
 		{"missing file", []config.TokenConfig{{Name: "c", TokenFile: filepath.Join(dir, "nope")}}, nil, `api token "c": open `},
 		{"empty file", []config.TokenConfig{{Name: "d", TokenFile: empty}}, nil, `api token "d": ` + empty + " is empty"},

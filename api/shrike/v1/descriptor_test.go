@@ -58,7 +58,8 @@ func TestJSONNamesAreProtoNames(t *testing.T) {
 // route is one RPC's REST mapping and scope, as api/README.md
 // states them.
 type route struct {
-	Method, Path, Body, Scope string
+	Method, Path, Body string
+	Scope              shrikev1.Scope
 }
 
 // wantRoutes is the REST mapping of api/README.md, verbatim, plus scopes.
@@ -101,7 +102,8 @@ func routes(t *testing.T) map[string]route {
 					r.Method, r.Path = "PATCH", p.Patch
 				}
 				r.Body = rule.GetBody()
-				r.Scope, _ = proto.GetExtension(m.Options(), shrikev1.E_RequiredScope).(string)
+				scope, _ := proto.GetExtension(m.Options(), shrikev1.E_RequiredScope).(string)
+				r.Scope = shrikev1.Scope(scope)
 				got[string(m.FullName())] = r
 			}
 		}
@@ -118,7 +120,7 @@ func TestRoutesAndScopes(t *testing.T) {
 func TestRequiredScope(t *testing.T) {
 	tests := []struct {
 		fullMethod string
-		want       string
+		want       shrikev1.Scope
 	}{
 		{shrikev1.RulesetService_PutRuleset_FullMethodName, shrikev1.ScopeRulesWrite},
 		{shrikev1.RulesetService_TestRuleset_FullMethodName, shrikev1.ScopeRulesRead},
