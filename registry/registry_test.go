@@ -73,40 +73,6 @@ func redisTargets(t *testing.T) []redisTarget {
 	return out
 }
 
-func newTestClient(t *testing.T, addrs []string, cluster bool) redis.UniversalClient {
-	c := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: addrs, IsClusterMode: cluster})
-	t.Cleanup(func() { _ = c.Close() })
-	return c
-}
-
-// cleanupPrefix deletes the registry keys of prefix at the end of the test.
-func cleanupPrefix(t *testing.T, addrs []string, cluster bool, prefix string) {
-	t.Cleanup(func() {
-		ctx := context.Background()
-		raw := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: addrs, IsClusterMode: cluster})
-		defer raw.Close()
-		del := func(ctx context.Context, c *redis.Client) error {
-			iter := c.Scan(ctx, 0, "{"+prefix+":rules}:*", 1000).Iterator()
-			for iter.Next(ctx) {
-				if err := c.Del(ctx, iter.Val()).Err(); err != nil {
-					return err
-				}
-			}
-			return iter.Err()
-		}
-		var err error
-		switch c := raw.(type) {
-		case *redis.ClusterClient:
-			err = c.ForEachMaster(ctx, del)
-		case *redis.Client:
-			err = del(ctx, c)
-		}
-		if err != nil {
-			t.Errorf("cleanup of %s: %v", prefix, err)
-		}
-	})
-}
-
 func randomHex(t *testing.T) string {
 	b := make([]byte, 6)
 	if _, err := rand.Read(b); err != nil {
@@ -123,8 +89,6 @@ var clockStart = time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
 
 func (c *stepClock) Now() time.Time { return clockStart.Add(time.Duration(c.n.Add(1)) * time.Second) }
 
-func at(s int) time.Time { return clockStart.Add(time.Duration(s) * time.Second) }
-
 func newTestRegistry(t *testing.T, tg redisTarget, clock func() time.Time) *Registry {
 	t.Helper()
 	r, err := NewRegistry(RegistryOptions{Client: tg.client(t), KeyPrefix: tg.prefix, Clock: clock})
@@ -132,20 +96,6 @@ func newTestRegistry(t *testing.T, tg redisTarget, clock func() time.Time) *Regi
 		t.Fatal(err)
 	}
 	return r
-}
-
-// rulesetSource is a small valid ruleset named name whose rule fires above
-// amount.
-func rulesetSource(name string, amount int) []byte {
-	return fmt.Appendf(nil, `ruleset: %s
-stream:
-  topic: payments
-  key: event.account_id
-rules:
-  - id: big
-    severity: high
-    when: event.amount > %d.0
-`, name, amount)
 }
 
 // recordCmp compares records in UTC.

@@ -1,0 +1,88 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
+)
+
+// The helpers the registry package's tests share.
+
+// TestMain fails the package's tests if a goroutine outlives them.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func newTestClient(t *testing.T, addrs []string, cluster bool) redis.UniversalClient {
+	c := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: addrs, IsClusterMode: cluster})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// cleanupPrefix deletes the registry keys of prefix at the end of the test.
+func cleanupPrefix(t *testing.T, addrs []string, cluster bool, prefix string) {
+	t.Cleanup(func() {
+		ctx := context.Background()
+		raw := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: addrs, IsClusterMode: cluster})
+		defer raw.Close()
+		del := func(ctx context.Context, c *redis.Client) error {
+			iter := c.Scan(ctx, 0, "{"+prefix+":rules}:*", 1000).Iterator()
+			for iter.Next(ctx) {
+				if err := c.Del(ctx, iter.Val()).Err(); err != nil {
+					return err
+				}
+			}
+			return iter.Err()
+		}
+		var err error
+		switch c := raw.(type) {
+		case *redis.ClusterClient:
+			err = c.ForEachMaster(ctx, del)
+		case *redis.Client:
+			err = del(ctx, c)
+		}
+		if err != nil {
+			t.Errorf("cleanup of %s: %v", prefix, err)
+		}
+	})
+}
+
+func at(s int) time.Time { return clockStart.Add(time.Duration(s) * time.Second) }
+
+// rulesetSource is a small valid ruleset named name whose rule fires above
+// amount.
+func rulesetSource(name string, amount int) []byte {
+	return fmt.Appendf(nil, `ruleset: %s
+stream:
+  topic: payments
+  key: event.account_id
+rules:
+  - id: big
+    severity: high
+    when: event.amount > %d.0
+`, name, amount)
+}
+
+// syncBuffer is a log sink safe for the concurrent writes of a test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
