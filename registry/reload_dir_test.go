@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/shrike-cep/shrike/internal/testkit"
 	"github.com/shrike-cep/shrike/rules"
 )
 
@@ -90,7 +91,7 @@ func TestDirSyncOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var log syncBuffer
+	var log testkit.Buffer
 	metrics := prometheus.NewRegistry()
 	d, err := NewDirSync(DirSyncOptions{Dir: dir, Registry: reg, Logger: slog.New(slog.NewTextHandler(&log, nil)), Registerer: metrics})
 	if err != nil {
@@ -181,7 +182,7 @@ func TestDirSyncWatches(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	var log syncBuffer
+	var log testkit.Buffer
 	d, err := NewDirSync(DirSyncOptions{Dir: dir, Registry: reg, Debounce: 20 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&log, nil))})
 	if err != nil {
 		t.Fatal(err)

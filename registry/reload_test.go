@@ -68,7 +68,7 @@ func TestReloader(t *testing.T) {
 	put("logins", rulesetSource("logins", 1))
 
 	engine := &setterLog{}
-	var log syncBuffer
+	var log testkit.Buffer
 	metrics := prometheus.NewRegistry()
 	rl, err := NewReloader(ReloaderOptions{
 		Registry: here, Engine: engine, Logger: slog.New(slog.NewTextHandler(&log, nil)), Registerer: metrics,

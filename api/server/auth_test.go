@@ -16,14 +16,6 @@ import (
 	shrikev1 "github.com/shrike-cep/shrike/api/shrike/v1"
 )
 
-// tokens grant one scope each, but writer, which also reads.
-var tokens = []server.Token{
-	{Name: "reader", Secret: "read-secret", Scopes: []shrikev1.Scope{"rules:read"}},
-	{Name: "writer", Secret: "write-secret", Scopes: []shrikev1.Scope{"rules:read", "rules:write"}},
-	{Name: "watcher", Secret: "alerts-secret", Scopes: []shrikev1.Scope{"alerts:read"}},
-	{Name: "producer", Secret: "events-secret", Scopes: []shrikev1.Scope{"events:write"}},
-}
-
 // call is one RPC, by gRPC and by REST.
 type call struct {
 	name   string

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	shrikev1 "github.com/shrike-cep/shrike/api/shrike/v1"
+	"github.com/shrike-cep/shrike/internal/testkit"
 )
 
 // scriptedAlerts is an AlertService on a loopback gRPC server whose
@@ -130,7 +131,7 @@ func TestTailReconnects(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := &scriptedAlerts{steps: tt.steps}
 			addr := startScriptedAlerts(t, srv)
-			var stdout, stderr syncBuffer
+			var stdout, stderr testkit.Buffer
 			e := env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, clock: time.Now}
 			args := append([]string{"alerts", "tail", "--server", addr, "-o", "json"}, tt.args...)
 			if code := run(t.Context(), args, e); code != tt.wantCode {
@@ -162,7 +163,7 @@ func TestTailReconnects(t *testing.T) {
 // after the last alert it printed.
 func TestTailInterrupted(t *testing.T) {
 	addr := startScriptedAlerts(t, &scriptedAlerts{steps: []scriptedCall{{alerts: []string{"a", "b"}}}})
-	var stdout, stderr syncBuffer
+	var stdout, stderr testkit.Buffer
 	e := env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, clock: time.Now}
 	ctx, interrupt := context.WithCancel(t.Context())
 	defer interrupt()

@@ -15,6 +15,7 @@ import (
 
 	shrikev1 "github.com/shrike-cep/shrike/api/shrike/v1"
 	"github.com/shrike-cep/shrike/config"
+	"github.com/shrike-cep/shrike/internal/testkit"
 )
 
 // Tokens of the client scripts' servers: admin may do everything, reader
@@ -55,7 +56,7 @@ func setupScriptServer(te *testscript.Env) error {
 		{Name: "reader", Token: scriptReaderToken, Scopes: []shrikev1.Scope{shrikev1.ScopeRulesRead, shrikev1.ScopeAlertsRead}},
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	var logs syncBuffer
+	var logs testkit.Buffer
 	s, err := startServer(ctx, env{stderr: &logs, clock: time.Now}, cfg)
 	if err != nil {
 		cancel()

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/shrike-cep/shrike/internal/embedded"
 )
@@ -93,23 +92,4 @@ func TestGenKafkaUsage(t *testing.T) {
 			}
 		})
 	}
-}
-
-// consumeAll reads n records of topic from the start.
-func consumeAll(ctx context.Context, t *testing.T, broker, topic string, n int) []*kgo.Record {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	var recs []*kgo.Record
-	for len(recs) < n {
-		fs := cl.PollFetches(ctx)
-		if err := fs.Err0(); err != nil {
-			t.Fatalf("consume %s: %v after %d records", topic, err, len(recs))
-		}
-		recs = append(recs, fs.Records()...)
-	}
-	return recs
 }

@@ -23,6 +23,7 @@ import (
 	shrikev1 "github.com/shrike-cep/shrike/api/shrike/v1"
 	"github.com/shrike-cep/shrike/cep"
 	"github.com/shrike-cep/shrike/config"
+	"github.com/shrike-cep/shrike/internal/testkit"
 )
 
 func TestAPITokens(t *testing.T) {
@@ -97,7 +98,7 @@ func TestServeAPI(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	var logs syncBuffer
+	var logs testkit.Buffer
 	s, err := startServer(ctx, env{stderr: &logs, clock: time.Now}, testServeConfig(""))
 	if err != nil {
 		t.Fatalf("start: %v\n%s", err, logs.String())

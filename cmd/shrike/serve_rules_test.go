@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -15,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"
 
+	"github.com/shrike-cep/shrike/internal/testkit"
 	"github.com/shrike-cep/shrike/rules"
 )
 
@@ -56,7 +56,7 @@ func TestServeRulesDir(t *testing.T) {
 	payments := filepath.Join(dir, "payments.yaml")
 	writeFile(t, payments, rulesetFile("payments", "payments", 100))
 
-	var logs syncBuffer
+	var logs testkit.Buffer
 	s, err := startServer(ctx, env{stderr: &logs, clock: time.Now}, testServeConfig(dir))
 	if err != nil {
 		t.Fatalf("start: %v\n%s", err, logs.String())
@@ -130,30 +130,13 @@ func TestServeRulesDir(t *testing.T) {
 	}
 }
 
-// waitMetric polls /metrics until a line matches re.
-func waitMetric(ctx context.Context, t *testing.T, client *http.Client, base, re string) {
-	t.Helper()
-	rx := regexp.MustCompile(re)
-	for {
-		_, body := httpGet(t, client, base+"/metrics")
-		if rx.MatchString(body) {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("/metrics never matched %s:\n%s", re, body)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
 // TestServeWithoutRules: without --rules serve starts with no ruleset,
 // says how to add one, and runs what the registry gets later.
 func TestServeWithoutRules(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	var logs syncBuffer
+	var logs testkit.Buffer
 	s, err := startServer(ctx, env{stderr: &logs, clock: time.Now}, testServeConfig(""))
 	if err != nil {
 		t.Fatalf("start: %v\n%s", err, logs.String())

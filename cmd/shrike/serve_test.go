@@ -14,7 +14,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,21 +24,9 @@ import (
 	"github.com/shrike-cep/shrike/cep"
 	"github.com/shrike-cep/shrike/config"
 	"github.com/shrike-cep/shrike/internal/embedded"
+	"github.com/shrike-cep/shrike/internal/testkit"
 	"github.com/shrike-cep/shrike/rules"
 )
-
-// testServeConfig is serve's configuration for tests: embedded Kafka and
-// Redis and HTTP on free ports, frequent checkpoints.
-func testServeConfig(rulesDir string) config.Config {
-	cfg := config.DefaultConfig()
-	cfg.Rules.Dir = rulesDir
-	cfg.Kafka.Embedded.Port = 0
-	cfg.Redis.Embedded.Port = 0
-	cfg.HTTP.Listen = "127.0.0.1:0"
-	cfg.GRPC.Listen = "127.0.0.1:0"
-	cfg.State.CheckpointInterval = 100 * time.Millisecond
-	return cfg
-}
 
 // alertSig is what an alert from serve and the same alert from run share:
 // ids differ, as they hash Kafka positions in one and file lines in the
@@ -92,7 +79,7 @@ func TestServe(t *testing.T) {
 		t.Fatalf("run found %d alerts; the recording should give more", len(want))
 	}
 
-	var logs syncBuffer
+	var logs testkit.Buffer
 	s, err := startServer(ctx, env{stderr: &logs, clock: time.Now}, cfg)
 	if err != nil {
 		t.Fatalf("start: %v\n%s", err, logs.String())
@@ -183,7 +170,7 @@ redis:
 http: {listen: "127.0.0.1:1"}   # the flag wins
 log: {format: json}
 `)
-	var stderr syncBuffer
+	var stderr testkit.Buffer
 	runCtx, interrupt := context.WithCancel(ctx)
 	defer interrupt()
 	code := make(chan int, 1)
@@ -303,57 +290,6 @@ func portOf(t *testing.T, addr string) int {
 	return p
 }
 
-// waitReady polls /readyz until it answers 200; ctx bounds the wait.
-func waitReady(ctx context.Context, t *testing.T, client *http.Client, base string) {
-	t.Helper()
-	for {
-		code, body := httpGet(t, client, base+"/readyz")
-		if code == http.StatusOK {
-			return
-		}
-		if code != http.StatusServiceUnavailable || !strings.HasPrefix(body, "not ready: ") {
-			t.Fatalf("/readyz = %d %q, want 200, or 503 with a reason", code, body)
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("never ready; last /readyz: %q", body)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
-func httpGet(t *testing.T, client *http.Client, url string) (int, string) {
-	t.Helper()
-	resp, err := client.Get(url)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	return resp.StatusCode, string(body)
-}
-
-// produce writes events to topic keyed by keyField, as a producer
-// independent of Shrike's would.
-func produce(ctx context.Context, t *testing.T, broker, topic, keyField string, events [][]byte) {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(broker))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	recs := make([]*kgo.Record, len(events))
-	for i, ev := range events {
-		recs[i] = &kgo.Record{Topic: topic, Key: eventKey(ev, keyField), Value: ev}
-	}
-	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		t.Fatalf("produce: %v", err)
-	}
-}
-
 // produceToPartitions writes events[i] to partition i of topic.
 func produceToPartitions(ctx context.Context, t *testing.T, broker, topic string, events [][]byte) {
 	t.Helper()
@@ -414,35 +350,6 @@ func readLines(t *testing.T, path string) [][]byte {
 		t.Fatal(err)
 	}
 	return lines
-}
-
-func writeFile(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// syncBuffer is a bytes.Buffer the server's goroutines may log into while
-// the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // TestServeEmbeddedPortFlags: --embedded-kafka-port and --embedded-redis-port
@@ -585,7 +492,7 @@ func TestServeBanner(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := testServeConfig("../../rulesets")
 			tt.set(&cfg)
-			var stderr syncBuffer
+			var stderr testkit.Buffer
 			s, err := startServer(t.Context(), env{stderr: &stderr, clock: time.Now}, cfg)
 			if err != nil {
 				t.Fatal(err)

@@ -4,8 +4,10 @@
 package testkit
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -62,4 +64,25 @@ func MetricsText(t testing.TB, g prometheus.Gatherer) string {
 		}
 	}
 	return b.String()
+}
+
+// Buffer is a bytes.Buffer that goroutines may write concurrently while
+// the test reads it, such as a logger's output.
+type Buffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Write appends p.
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns what was written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
