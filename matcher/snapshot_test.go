@@ -215,11 +215,11 @@ func TestRestartFromCheckpoint(t *testing.T) {
 	}
 }
 
-// TestRestoreKeyRejectsCorruptState restores every fiftieth prefix of a
-// key's encoded state. A prefix may happen to decode when it ends on a
-// boundary, but RestoreKey must never panic, every failure must wrap
-// ErrSnapshot, and most cuts must fail; the whole encoding must restore and
-// re-encode to the same bytes.
+// TestRestoreKeyRejectsCorruptState restores prefixes of a key's encoded
+// state, cut at every fiftieth of its length. A prefix may decode when it
+// ends on a boundary, but RestoreKey must never panic, every failure must
+// wrap ErrSnapshot, and most cuts must fail; the whole encoding must restore
+// and re-encode to the same bytes.
 func TestRestoreKeyRejectsCorruptState(t *testing.T) {
 	prog, rs, recs := snapshotFixture(t)
 	p, _ := NewPartition(prog, &idCollector{}, Options{MaxOutOfOrderness: rs.Stream.MaxOutOfOrderness})
