@@ -1,106 +1,13 @@
 package matcher
 
 import (
-	"fmt"
 	"math"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/shrike-cep/shrike/rules"
 )
-
-// collector is an Output that records what a Partition produces.
-type collector struct {
-	alerts []*Alert
-	late   []*Record
-}
-
-func (c *collector) Alert(a *Alert) { c.alerts = append(c.alerts, a) }
-func (c *collector) Late(r *Record) { c.late = append(c.late, r) }
-func (c *collector) matches() []string {
-	var out []string
-	for _, a := range c.alerts {
-		out = append(out, describe(a))
-	}
-	return out
-}
-
-// describe renders an alert as "rule key step=[ids] …" using the events' id
-// field, with a "timeout" suffix for timed-out partial matches.
-func describe(a *Alert) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s", a.Rule, a.Key)
-	for _, s := range a.Steps {
-		var ids []string
-		for _, r := range s.Records {
-			ids = append(ids, string(r.Event.Raw()[len(`{"id":`):strings.IndexByte(string(r.Event.Raw()), ',')]))
-		}
-		fmt.Fprintf(&b, " %s=[%s]", s.Step, strings.Join(ids, ","))
-	}
-	if a.Timeout {
-		b.WriteString(" timeout")
-	}
-	return b.String()
-}
-
-const ms = int64(time.Millisecond)
-
-type ev struct {
-	id   int
-	key  string
-	t    int64 // ms
-	kind string
-}
-
-func newPartition(t *testing.T, yaml string, opts Options) (*Partition, *collector) {
-	t.Helper()
-	rs, err := rules.Load("test.yaml", []byte(yaml), rules.CompileOptions{})
-	if err != nil {
-		t.Fatalf("load ruleset: %v", err)
-	}
-	prog, err := NewProgram([]*rules.Compiled{rs})
-	if err != nil {
-		t.Fatalf("NewProgram: %v", err)
-	}
-	c := &collector{}
-	opts.Clock = func() time.Time { return time.Unix(0, 0) }
-	p, err := NewPartition(prog, c, opts)
-	if err != nil {
-		t.Fatalf("NewPartition: %v", err)
-	}
-	return p, c
-}
-
-func push(t *testing.T, p *Partition, events []ev) {
-	t.Helper()
-	for _, e := range events {
-		raw := fmt.Sprintf(`{"id":%d,"type":%q}`, e.id, e.kind)
-		event, err := rules.ParseEvent([]byte(raw))
-		if err != nil {
-			t.Fatalf("ParseEvent(%s): %v", raw, err)
-		}
-		key := e.key
-		if key == "" {
-			key = "k"
-		}
-		p.Push(&Record{Event: event, Key: key, Time: e.t * ms, Pos: Position{Source: "test", Offset: int64(e.id)}})
-	}
-}
-
-const abRule = `
-ruleset: test
-rules:
-  - id: ab
-    within: 10ms
-    pattern:
-      - step: a
-        where: event.type == "a"
-      - step: b
-        where: event.type == "b"
-`
 
 func TestPartitionMatching(t *testing.T) {
 	tests := []struct {

@@ -6,22 +6,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/shrike-cep/shrike/rules"
 )
-
-func program(t *testing.T, yaml string) *Program {
-	t.Helper()
-	rs, err := rules.Load("test.yaml", []byte(yaml), rules.CompileOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	prog, err := NewProgram([]*rules.Compiled{rs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return prog
-}
 
 // versions lists "rule version …" of the alerts, to tell versions apart.
 func versions(c *collector) []string {

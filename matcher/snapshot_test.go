@@ -215,6 +215,11 @@ func TestRestartFromCheckpoint(t *testing.T) {
 	}
 }
 
+// TestRestoreKeyRejectsCorruptState restores prefixes of a key's encoded
+// state, cut at every fiftieth of its length. A prefix may decode when it
+// ends on a boundary, but RestoreKey must never panic, every failure must
+// wrap ErrSnapshot, and most cuts must fail; the whole encoding must restore
+// and re-encode to the same bytes.
 func TestRestoreKeyRejectsCorruptState(t *testing.T) {
 	prog, rs, recs := snapshotFixture(t)
 	p, _ := NewPartition(prog, &idCollector{}, Options{MaxOutOfOrderness: rs.Stream.MaxOutOfOrderness})
@@ -226,15 +231,39 @@ func TestRestoreKeyRejectsCorruptState(t *testing.T) {
 		t.Fatal("no key holds state")
 	}
 	good, _ := p.AppendKeyState(nil, changed[0])
-	for cut := 0; cut < len(good); cut += max(1, len(good)/50) {
+	// restore reports a panic as a test error and the cut as failed, so
+	// that one panicking cut does not hide the others.
+	restore := func(cut int) (panicked bool, err error) {
+		defer func() {
+			if v := recover(); v != nil {
+				t.Errorf("cut at %d of %d: RestoreKey panicked: %v", cut, len(good), v)
+				panicked = true
+			}
+		}()
 		q, _ := NewPartition(prog, &idCollector{}, Options{})
-		if err := q.RestoreKey("k", good[:cut]); err == nil && cut < len(good) {
-			// A prefix may happen to decode only if it ends on a boundary;
-			// it must never panic, and most cuts must fail.
-			continue
-		} else if err != nil && !errors.Is(err, ErrSnapshot) {
-			t.Errorf("cut at %d: error %v does not wrap ErrSnapshot", cut, err)
+		return false, q.RestoreKey("k", good[:cut])
+	}
+	cuts, failed := 0, 0
+	for cut := 0; cut < len(good); cut += max(1, len(good)/50) {
+		cuts++
+		panicked, err := restore(cut)
+		switch {
+		case panicked:
+			failed++
+		case err == nil:
+		case !errors.Is(err, ErrSnapshot):
+			failed++
+			t.Errorf("cut at %d of %d: error %v does not wrap ErrSnapshot", cut, len(good), err)
+		default:
+			failed++
 		}
+	}
+	t.Logf("%d of %d truncated states of %d bytes refused", failed, cuts, len(good))
+	if cuts < 20 {
+		t.Fatalf("only %d cuts of a %d-byte state: the fixture is too small to test truncation", cuts, len(good))
+	}
+	if failed*10 < cuts*9 {
+		t.Errorf("%d of %d truncated states restored without error, want at most a tenth", cuts-failed, cuts)
 	}
 	q, _ := NewPartition(prog, &idCollector{}, Options{})
 	if err := q.RestoreKey("k", good); err != nil {

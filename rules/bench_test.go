@@ -7,9 +7,6 @@ import (
 	"testing"
 )
 
-// paymentsEvent is a typical ~200-byte event of the payments stream.
-var paymentsEvent = []byte(`{"type":"login","account_id":"acct-004217","amount":1250.75,"currency":"EUR","country":"DE","ip":"203.0.113.77","device":"ios-7f3a","success":false,"ts":"2026-11-20T10:00:00.123Z"}`)
-
 func BenchmarkParseEvent(b *testing.B) {
 	b.SetBytes(int64(len(paymentsEvent)))
 	b.ReportAllocs()

@@ -14,14 +14,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// stepVars is a Vars backed by a map.
-type stepVars map[string][]*Event
-
-func (v stepVars) StepEvents(step string) ([]*Event, bool) {
-	evs, ok := v[step]
-	return evs, ok
-}
-
 func mustEvent(t testing.TB, s string) *Event {
 	t.Helper()
 	ev, err := ParseEvent([]byte(s))

@@ -26,23 +26,23 @@
 // expression whose minimum cost is over the limit, and an expression whose
 // maximum is within it runs without runtime cost tracking. Only the rest
 // (comprehensions over unbounded step lists, mostly) run under
-// cel.CostLimit. Measured with BenchmarkEvalBool on
-// `event.type == "login" && !event.success`: runtime tracking took a
-// cached-event evaluation from 0.3–0.5 µs and 0 allocations to 0.9–3.5 µs
-// and 5 allocations (3–4x), far above the 15% budget.
+// cel.CostLimit: runtime tracking costs an evaluation several times what
+// the expression itself costs (BenchmarkEvalBool; the figures are in
+// BENCHMARKS.md), so it is kept for what a static bound cannot clear.
 // cel.InterruptCheckFrequency is not used: it only acts through
 // ContextEval, and evaluations here take no context.
 //
-// Events (docs/design.md#performance). ParseEvent is one validating pass over the bytes
-// that records the spans of the top-level keys and values in an inline
-// array (one allocation of 448 bytes for up to 12 fields); values decode
-// on first access, strings without escapes share the raw bytes, and no
-// encoding/json or map[string]any is on the path. BenchmarkParseEvent on a
-// 180-byte payments event takes 0.6–1 µs on this noisy 2-core machine,
-// less than encoding/json.Valid on the same bytes; Expr.Eval
-// allocates nothing itself (activations are pooled; step lists wrap the
-// caller's slice).
+// Events (docs/design.md#performance). ParseEvent is one validating pass
+// over the bytes that records the spans of the top-level keys and values in
+// an inline array (one allocation for up to 12 fields); values decode on
+// first access, strings without escapes share the raw bytes, and no
+// encoding/json or map[string]any is on the path. Expr.Eval allocates
+// nothing itself (activations are pooled; step lists wrap the caller's
+// slice). BenchmarkParseEvent and BenchmarkEvalBool measure both;
+// BENCHMARKS.md has the figures and the machine they come from.
 //
-// The package imports only cel-go, the YAML parser, xxhash and the
-// standard library: it is the bottom of Shrike's import graph.
+// Imports: of Shrike, only internal/jsonstr (JSON string escaping) and
+// internal/yamlnode (strict YAML decoding with positions); besides them
+// cel-go, the YAML parser, xxhash and the standard library. Package rules
+// does no I/O: its callers read the files.
 package rules

@@ -119,31 +119,6 @@ func TestStepsPathAgreesWithCEL(t *testing.T) {
 	}
 }
 
-// compileStepProbe compiles src as the where of the third step of a
-// pattern whose first step is a and second the looping b.
-func compileStepProbe(t *testing.T, src string, schema bool) *Expr {
-	t.Helper()
-	var doc strings.Builder
-	doc.WriteString("ruleset: t\n")
-	if schema {
-		doc.WriteString("schema: {ip: string, n: double, ok: bool, lat: double, lon: double, ts: timestamp}\n")
-	}
-	fmt.Fprintf(&doc, `rules:
-  - id: r
-    pattern:
-      - step: a
-      - step: b
-        times: 1..
-      - step: c
-        where: %q
-`, src)
-	c, err := Load("t.yaml", []byte(doc.String()), CompileOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c.Rules[0].Steps[2].Where
-}
-
 func TestStepsPathLeavesOtherShapesToCEL(t *testing.T) {
 	for _, src := range []string{
 		`event.ip != a.ip || event.n > 1.0`, `size(b) > 2`, `b.exists(e, e.ip == event.ip)`,

@@ -192,14 +192,6 @@ func TestKeyAndTimeFastPaths(t *testing.T) {
 	}
 }
 
-// withoutFast returns a copy of x that always evaluates through CEL.
-func withoutFast(x *Expr) *Expr {
-	s := &Expr{Source: x.Source, Pos: x.Pos, Steps: x.Steps}
-	s.prg, s.vars, s.lists, s.listNames, s.costTracked = x.prg, x.vars, x.lists, x.listNames, x.costTracked
-	s.pool.New = func() any { return &activation{x: s} }
-	return s
-}
-
 // TestParseRFC3339Sweep checks the civil-date arithmetic against the time
 // package over the whole range of int64 nanoseconds, in several zones.
 func TestParseRFC3339Sweep(t *testing.T) {

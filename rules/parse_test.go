@@ -1,7 +1,6 @@
 package rules
 
 import (
-	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -79,10 +78,6 @@ func TestParsePayments(t *testing.T) {
 		t.Errorf("Parse mismatch (-want +got):\n%s", diff)
 	}
 }
-
-// ruleset wraps rule YAML (indented as list items under rules:) into a
-// document.
-func ruleset(rules string) string { return "ruleset: t\nrules:\n" + rules }
 
 func TestParseSteps(t *testing.T) {
 	tests := []struct {
@@ -198,32 +193,6 @@ func TestParseDuration(t *testing.T) {
 			}
 		})
 	}
-}
-
-// errLines renders an error list as "line:col: rule: message" lines, the
-// form the table tests compare.
-func errLines(t *testing.T, err error) []string {
-	t.Helper()
-	if err == nil {
-		return nil
-	}
-	var list ErrorList
-	if !errors.As(err, &list) {
-		t.Fatalf("error %v is not an ErrorList", err)
-	}
-	if !errors.Is(err, ErrInvalid) {
-		t.Errorf("errors.Is(err, ErrInvalid) = false")
-	}
-	var out []string
-	for _, e := range list {
-		line := e.Pos.String()
-		line = strings.TrimPrefix(line, e.Pos.File+":")
-		if e.Rule != "" {
-			line += ": " + e.Rule
-		}
-		out = append(out, line+": "+e.Msg)
-	}
-	return out
 }
 
 func TestLoadErrors(t *testing.T) {

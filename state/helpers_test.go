@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 )
@@ -124,6 +125,7 @@ func newSharedRedisT(t testing.TB, opts Options) *Redis {
 	return r
 }
 
+// randHex is 12 random hex digits, for names no other test or run uses.
 func randHex(t testing.TB) string {
 	b := make([]byte, 6)
 	if _, err := rand.Read(b); err != nil {
@@ -131,3 +133,57 @@ func randHex(t testing.TB) string {
 	}
 	return hex.EncodeToString(b)
 }
+
+// part is the partition most tests store under.
+var part = PartitionID{Group: "shrike", Topic: "payments", Partition: 3}
+
+// snapshot is everything stored for a partition.
+type snapshot struct {
+	Keys  map[string][]byte
+	CP    Checkpoint
+	HasCP bool
+}
+
+// load returns everything stored for partition p.
+func load(t *testing.T, s testStore, p PartitionID) snapshot {
+	t.Helper()
+	ctx := context.Background()
+	keys, err := s.LoadAll(ctx, p)
+	if err != nil {
+		t.Fatalf("LoadAll: %v", err)
+	}
+	cp, ok, err := s.LoadCheckpoint(ctx, p)
+	if err != nil {
+		t.Fatalf("LoadCheckpoint: %v", err)
+	}
+	return snapshot{Keys: keys, CP: cp, HasCP: ok}
+}
+
+// commit commits to s and fails the test on an error.
+func commit(t *testing.T, s testStore, p PartitionID, put []KeyState, del []string, cp Checkpoint) {
+	t.Helper()
+	if err := s.Commit(context.Background(), p, put, del, cp); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+}
+
+// states pairs its arguments into key states: key, state, key, state, ….
+func states(kv ...string) []KeyState {
+	var out []KeyState
+	for i := 0; i+1 < len(kv); i += 2 {
+		out = append(out, KeyState{Key: kv[i], State: []byte(kv[i+1])})
+	}
+	return out
+}
+
+// byteMap pairs its arguments into a map: key, value, key, value, ….
+func byteMap(kv ...string) map[string][]byte {
+	out := map[string][]byte{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		out[kv[i]] = []byte(kv[i+1])
+	}
+	return out
+}
+
+// cmpEmpty makes go-cmp take a nil map or slice for an empty one.
+var cmpEmpty = cmpopts.EquateEmpty()

@@ -8,59 +8,10 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // The tests in this file run against every store (allBackends): they are
 // the contract of cep.Store as the engine relies on it.
-
-var part = PartitionID{Group: "shrike", Topic: "payments", Partition: 3}
-
-// snapshot is everything stored for a partition.
-type snapshot struct {
-	Keys  map[string][]byte
-	CP    Checkpoint
-	HasCP bool
-}
-
-func load(t *testing.T, s testStore, p PartitionID) snapshot {
-	t.Helper()
-	ctx := context.Background()
-	keys, err := s.LoadAll(ctx, p)
-	if err != nil {
-		t.Fatalf("LoadAll: %v", err)
-	}
-	cp, ok, err := s.LoadCheckpoint(ctx, p)
-	if err != nil {
-		t.Fatalf("LoadCheckpoint: %v", err)
-	}
-	return snapshot{Keys: keys, CP: cp, HasCP: ok}
-}
-
-func commit(t *testing.T, s testStore, p PartitionID, put []KeyState, del []string, cp Checkpoint) {
-	t.Helper()
-	if err := s.Commit(context.Background(), p, put, del, cp); err != nil {
-		t.Fatalf("Commit: %v", err)
-	}
-}
-
-func states(kv ...string) []KeyState {
-	var out []KeyState
-	for i := 0; i+1 < len(kv); i += 2 {
-		out = append(out, KeyState{Key: kv[i], State: []byte(kv[i+1])})
-	}
-	return out
-}
-
-func byteMap(kv ...string) map[string][]byte {
-	out := map[string][]byte{}
-	for i := 0; i+1 < len(kv); i += 2 {
-		out[kv[i]] = []byte(kv[i+1])
-	}
-	return out
-}
-
-var cmpEmpty = cmpopts.EquateEmpty()
 
 func TestStoreRoundTrip(t *testing.T) {
 	for _, b := range allBackends() {

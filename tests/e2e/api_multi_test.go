@@ -140,15 +140,10 @@ func TestTwoInstances(t *testing.T) {
 				t.Fatalf("publish round %d: %d %s", round, r.code, r.body)
 			}
 			var gotA, gotB map[string]int
-			deadline := time.Now().Add(5 * time.Second)
-			for time.Now().Before(deadline) {
+			if !poll(5*time.Second, 100*time.Millisecond, func() bool {
 				gotA, gotB = subA.round(round), subB.round(round)
-				if len(gotA) == multiAccounts && len(gotB) == multiAccounts {
-					break
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
-			if len(gotA) != multiAccounts || len(gotB) != multiAccounts {
+				return len(gotA) == multiAccounts && len(gotB) == multiAccounts
+			}) {
 				t.Fatalf("round %d: alerts for %d accounts on A and %d on B within 5 s, want %d on both", round, len(gotA), len(gotB), multiAccounts)
 			}
 			all := true

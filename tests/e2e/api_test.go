@@ -259,12 +259,11 @@ func TestAPIGrpcurl(t *testing.T) {
 	// Health follows the engine's readiness on a short poll: give it a few
 	// seconds after /readyz said ready.
 	var health string
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+	poll(10*time.Second, 200*time.Millisecond, func() bool {
 		out, ok := grpcurl(t, "-d", `{"service":""}`, s.grpc, "grpc.health.v1.Health/Check")
-		if health = out; ok && strings.Contains(out, `"SERVING"`) || time.Now().After(deadline) {
-			break
-		}
-	}
+		health = out
+		return ok && strings.Contains(out, `"SERVING"`)
+	})
 	if !strings.Contains(health, `"SERVING"`) {
 		t.Errorf("grpcurl grpc.health.v1.Health/Check: %s", health)
 	}

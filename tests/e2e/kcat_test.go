@@ -12,16 +12,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// paths of the shipped rulesets and the payments recording.
-func shipped(t *testing.T) (rulesDir, payments, recording string) {
-	t.Helper()
-	dir, err := filepath.Abs(filepath.Join("..", "..", "rulesets"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dir, filepath.Join(dir, "payments.yaml"), filepath.Join(dir, "testdata", "payments.jsonl")
-}
-
 // produceFlush puts one flush event into each partition with kcat and
 // returns them, in order.
 func produceFlush(t *testing.T, broker string) []string {

@@ -4,12 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
-	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -25,10 +21,6 @@ const (
 	brokerDataEnv   = "SHRIKE_E2E_BROKER_DATA"   // data directory; empty keeps memory only
 	brokerTopicsEnv = "SHRIKE_E2E_BROKER_TOPICS" // comma-separated topics to create
 )
-
-// partitions is the partition count of every topic in these tests: the
-// embedded broker's default, and what the helper broker creates.
-const partitions = 3
 
 // brokerSessionTimeout caps the consumer group session timeout the helper
 // broker grants (see runBroker).
@@ -93,58 +85,4 @@ func runBroker() int {
 	<-ctx.Done()
 	c.Close()
 	return 0
-}
-
-// requireTools skips the test when a tool is missing, unless CI is set:
-// CI installs them (.ci/run), so there a missing tool is a failure.
-func requireTools(t *testing.T, tools ...string) {
-	t.Helper()
-	var missing []string
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			missing = append(missing, tool)
-		}
-	}
-	if len(missing) == 0 {
-		return
-	}
-	msg := fmt.Sprintf("%s not installed (apt-get install -y redis-server redis-tools kcat curl jq)", strings.Join(missing, ", "))
-	if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
-		t.Fatalf("%s, and CI is set: CI must run this test", msg)
-	}
-	t.Skip(msg + "; CI=true makes this a failure")
-}
-
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// binEnv names a shrike binary to test instead of building one (a release
-// build, say).
-const binEnv = "SHRIKE_E2E_BIN"
-
-// shrikeBin builds the shrike binary once per test process, unless binEnv
-// names one, and returns its path.
-func shrikeBin(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		if p := os.Getenv(binEnv); p != "" {
-			binPath, buildErr = filepath.Abs(p)
-			return
-		}
-		binPath = filepath.Join(tmpRoot, "shrike")
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", binPath, "github.com/shrike-cep/shrike/cmd/shrike")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/shrike: %w\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
 }

@@ -214,14 +214,6 @@ func (sh *readmeShell) run(t *testing.T, cmd string) (stdout, stderr string) {
 	return out.String(), errb.String()
 }
 
-func tail(s string) string {
-	const n = 4 << 10
-	if len(s) > n {
-		return "…" + s[len(s)-n:]
-	}
-	return s
-}
-
 // repoRoot is the repository's root, where the README's commands run.
 func repoRoot(t *testing.T) string {
 	t.Helper()
