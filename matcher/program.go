@@ -81,6 +81,15 @@ type planRule struct {
 	stepIndex map[string]int
 }
 
+// id is the rule's name in Stats.
+func (r *planRule) id() RuleID {
+	id := RuleID{Ruleset: r.ruleset.Name, Rule: r.rule.ID}
+	if r.draining {
+		id.Version = r.rule.Version
+	}
+	return id
+}
+
 // NewProgram builds the plan for rulesets. Their rules must have compiled.
 func NewProgram(rulesets []*rules.Compiled) (*Program, error) {
 	p := &Program{}
