@@ -85,8 +85,6 @@ type worker struct {
 	uncommitted int   // records processed since the last checkpoint
 	retry       retry // of the Store calls
 	batch       workerBatch
-	cur         *kgo.Record // the record being pushed, for Late
-	curLate     bool
 	// plan is the engine's plan the streams come from.
 	plan *enginePlan
 

@@ -23,6 +23,10 @@ type workerBatch struct {
 	line    Line
 	layout  rules.Layout // of the events decoded last
 	loads   keyLoad
+	// cur is the record being pushed, for Late; late is set once it was
+	// sent to the late topic.
+	cur  *kgo.Record
+	late bool
 }
 
 // decodedRecord is what became of one fetched record.
@@ -68,7 +72,7 @@ func (w *worker) process(f fetched) error {
 	var events, skipped int
 	for i := range b.decoded {
 		d := &b.decoded[i]
-		w.cur, w.curLate = d.rec, false
+		b.cur, b.late = d.rec, false
 		for _, p := range b.pushes[d.from:d.to] {
 			sp := w.partOf(p.s)
 			sp.keys.pushed(p.rec.Key)
@@ -89,7 +93,7 @@ func (w *worker) process(f fetched) error {
 		}
 		w.next = d.rec.Offset + 1
 	}
-	w.cur = nil
+	b.cur = nil
 	w.uncommitted += len(b.decoded)
 	w.m.records.Add(float64(len(b.decoded)))
 	w.m.events.Add(float64(events))

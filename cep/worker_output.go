@@ -34,13 +34,14 @@ func (w *worker) Alert(a *matcher.Alert) {
 // so it is the Kafka record in hand; a record late in several streams is
 // sent once.
 func (w *worker) Late(r *matcher.Record) {
-	if w.cur == nil || w.curLate {
+	b := &w.batch
+	if b.cur == nil || b.late {
 		return
 	}
-	w.curLate = true
+	b.late = true
 	w.m.late.Inc()
 	reason := fmt.Sprintf("late: event time %s is behind the watermark", time.Unix(0, r.Time).UTC().Format(time.RFC3339Nano))
-	w.sink.produce(copyRecord(w.cur, w.e.opts.LateTopic, reason))
+	w.sink.produce(copyRecord(b.cur, w.e.opts.LateTopic, reason))
 }
 
 // deadLetter sends a record that could not be used to the dead-letter
