@@ -54,7 +54,7 @@ type planRule struct {
 	index   int
 	ruleset *rules.Compiled
 	rule    *rules.CompiledRule
-	name    string // "ruleset/rule", for counters
+	name    string // "ruleset/rule": the rule in key snapshots and across SetProgram
 	when    *nfa.Cond
 	auto    *nfa.Automaton // nil for single-event rules
 	// startRun is the implicit run waiting in the start state; it is never
