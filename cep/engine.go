@@ -235,7 +235,11 @@ func (e *Engine) Run(ctx context.Context) error {
 		// a worker exists for every partition a poll returns.
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
-		kgo.OnPartitionsAssigned(e.assigned),
+		// The workers live within Run's ctx: the callback's is the
+		// client's.
+		kgo.OnPartitionsAssigned(func(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
+			e.assigned(ctx, cl, assigned)
+		}),
 		kgo.OnPartitionsRevoked(e.revoked),
 		kgo.OnPartitionsLost(e.lost),
 		kgo.AdjustFetchOffsetsFn(e.adjustOffsets),
@@ -325,10 +329,10 @@ func (e *Engine) poll(ctx context.Context, cl *kgo.Client) {
 	}
 }
 
-// assigned starts a worker for every newly assigned partition. Each
-// restores its partition from the Store on its own goroutine;
-// adjustOffsets waits for that before fetching starts.
-func (e *Engine) assigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
+// assigned starts a worker for every newly assigned partition, under Run's
+// ctx: its end drains them. Each restores its partition from the Store on
+// its own goroutine; adjustOffsets waits for that before fetching starts.
+func (e *Engine) assigned(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.joined = true
@@ -344,12 +348,12 @@ func (e *Engine) assigned(_ context.Context, cl *kgo.Client, assigned map[string
 			if e.workers[tp] != nil {
 				continue
 			}
-			w := newWorker(e, cl, topic, p)
+			w := newWorker(ctx, e, cl, topic, p)
 			e.workers[tp] = w
 			e.wg.Add(1)
 			go func() {
 				defer e.wg.Done()
-				w.run()
+				w.run(ctx)
 			}()
 		}
 	}

@@ -2,9 +2,12 @@ package cep
 
 import (
 	"fmt"
+	"maps"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shrike-cep/shrike/matcher"
 )
 
 // metrics are the engine's Prometheus metrics (README.md#operating-it), named
@@ -113,38 +116,125 @@ func newMetrics(reg prometheus.Registerer, ready func() bool) (*metrics, error) 
 	return m, nil
 }
 
-// forget removes a partition's gauges when its worker stops, so that a
-// partition that moved to another instance is not reported twice.
-func (m *metrics) forget(topic string, partition int32) {
-	p := strconv.Itoa(int(partition))
-	for _, g := range []*prometheus.GaugeVec{m.partialMatches, m.residentKeys, m.bufferedEvents, m.watermarkLag, m.consumerLag} {
-		g.DeleteLabelValues(topic, p)
-	}
+// partitionMetrics are the labelled metrics of one partition worker,
+// resolved once for its topic and partition so that counting a record, an
+// alert or a dead letter looks up no label. Series that a zero would
+// misreport (the lags before any fetch or event) are resolved at their
+// first value.
+type partitionMetrics struct {
+	engine *metrics
+	topic  string
+	part   string
+
+	records, events, late, skipped               prometheus.Counter
+	deadLettered                                 [len(deadReasons)]prometheus.Counter
+	partialMatches, residentKeys, bufferedEvents prometheus.Gauge
+	watermarkLag, consumerLag                    prometheus.Gauge // nil until set
+
+	// rules are the per-rule counters by matcher rule, and last the
+	// matcher's per-rule statistics when last counted: the metrics add
+	// what they gained since.
+	rules map[matcher.RuleID]*ruleCounters
+	last  map[matcher.RuleID]matcher.RuleStats
 }
 
-// ruleCounters are one rule's counters, resolved once per worker.
+// ruleCounters are one rule's counters.
 type ruleCounters struct {
 	alerts, timeouts, dropped, celErrors prometheus.Counter
 }
 
-// counters returns the counters of the rule named "ruleset/rule".
-func (w *worker) counters(name string) *ruleCounters {
-	if c := w.alertCtr[name]; c != nil {
+func (m *metrics) forPartition(topic string, partition int32) *partitionMetrics {
+	p := strconv.Itoa(int(partition))
+	pm := &partitionMetrics{
+		engine:         m,
+		topic:          topic,
+		part:           p,
+		records:        m.records.WithLabelValues(topic),
+		events:         m.events.WithLabelValues(topic),
+		late:           m.late.WithLabelValues(topic),
+		skipped:        m.skipped.WithLabelValues(topic),
+		partialMatches: m.partialMatches.WithLabelValues(topic, p),
+		residentKeys:   m.residentKeys.WithLabelValues(topic, p),
+		bufferedEvents: m.bufferedEvents.WithLabelValues(topic, p),
+		rules:          map[matcher.RuleID]*ruleCounters{},
+		last:           map[matcher.RuleID]matcher.RuleStats{},
+	}
+	for i, r := range deadReasons {
+		pm.deadLettered[i] = m.deadLettered.WithLabelValues(topic, r)
+	}
+	return pm
+}
+
+// setWatermarkLag sets the partition's watermark lag.
+func (pm *partitionMetrics) setWatermarkLag(seconds float64) {
+	if pm.watermarkLag == nil {
+		pm.watermarkLag = pm.engine.watermarkLag.WithLabelValues(pm.topic, pm.part)
+	}
+	pm.watermarkLag.Set(seconds)
+}
+
+// setConsumerLag sets the partition's consumer lag.
+func (pm *partitionMetrics) setConsumerLag(records int64) {
+	if pm.consumerLag == nil {
+		pm.consumerLag = pm.engine.consumerLag.WithLabelValues(pm.topic, pm.part)
+	}
+	pm.consumerLag.Set(float64(records))
+}
+
+// forget removes the partition's gauges when its worker stops, so that a
+// partition that moved to another instance is not reported twice.
+func (pm *partitionMetrics) forget() {
+	m := pm.engine
+	for _, g := range []*prometheus.GaugeVec{m.partialMatches, m.residentKeys, m.bufferedEvents, m.watermarkLag, m.consumerLag} {
+		g.DeleteLabelValues(pm.topic, pm.part)
+	}
+}
+
+// counters returns the counters of a rule; every version of a rule counts
+// under the rule's labels.
+func (pm *partitionMetrics) counters(id matcher.RuleID) *ruleCounters {
+	if c := pm.rules[id]; c != nil {
 		return c
 	}
-	names, ok := w.ruleNames[name]
-	if !ok {
-		// A version draining after a reload: "ruleset/rule@version".
-		names = ruleLabels(name)
-	}
-	ruleset, rule := names[0], names[1]
-	m := w.e.metrics
+	m := pm.engine
 	c := &ruleCounters{
-		alerts:    m.alerts.WithLabelValues(ruleset, rule),
-		timeouts:  m.timeouts.WithLabelValues(ruleset, rule),
-		dropped:   m.dropped.WithLabelValues(ruleset, rule),
-		celErrors: m.celErrors.WithLabelValues(ruleset, rule),
+		alerts:    m.alerts.WithLabelValues(id.Ruleset, id.Rule),
+		timeouts:  m.timeouts.WithLabelValues(id.Ruleset, id.Rule),
+		dropped:   m.dropped.WithLabelValues(id.Ruleset, id.Rule),
+		celErrors: m.celErrors.WithLabelValues(id.Ruleset, id.Rule),
 	}
-	w.alertCtr[name] = c
+	pm.rules[id] = c
 	return c
+}
+
+// countRules adds what a Partition's per-rule counters gained since they
+// were last counted (or taken as baselines by rebase).
+func (pm *partitionMetrics) countRules(byRule map[matcher.RuleID]matcher.RuleStats) {
+	for id, rs := range byRule {
+		last := pm.last[id]
+		c := pm.counters(id)
+		c.timeouts.Add(delta(rs.Timeouts, last.Timeouts))
+		c.dropped.Add(delta(rs.Dropped, last.Dropped))
+		c.celErrors.Add(delta(rs.CELErrors, last.CELErrors))
+		pm.last[id] = rs
+	}
+}
+
+// rebase takes the per-rule counters of the Partitions as the baselines,
+// forgetting rules no Partition has any more: a reload's switch, after
+// counting under the old rules, does so.
+func (pm *partitionMetrics) rebase(parts []*matcher.Partition) {
+	clear(pm.last)
+	for _, p := range parts {
+		maps.Copy(pm.last, p.Stats().ByRule)
+	}
+}
+
+// delta is what a counter gained since last; a counter that restarted
+// (a rule's new version) gained all it holds.
+func delta(cur, last uint64) float64 {
+	if cur < last {
+		return float64(cur)
+	}
+	return float64(cur - last)
 }

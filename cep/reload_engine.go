@@ -7,7 +7,6 @@ import (
 	"maps"
 	"math"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/shrike-cep/shrike/matcher"
@@ -181,12 +180,7 @@ func (e *Engine) SetRulesets(ctx context.Context, rs []*rules.Compiled) error {
 }
 
 // poke wakes the worker so that an idle one switches plans soon.
-func (w *worker) poke() {
-	select {
-	case w.wake <- struct{}{}:
-	default:
-	}
-}
+func (w *worker) poke() { w.q.poke() }
 
 // initStreams makes the worker's streams those of plan p that read its
 // topic, without partitions yet (restore creates them).
@@ -194,7 +188,6 @@ func (w *worker) initStreams(p *enginePlan) {
 	w.plan = p
 	w.streams, w.sps = nil, nil
 	w.byPart = map[*stream]*streamPart{}
-	w.ruleNames = map[string][2]string{}
 	for _, s := range p.streams {
 		if s.topic == w.topic {
 			w.addStream(w.newStreamPart(s))
@@ -207,7 +200,7 @@ func (w *worker) initStreams(p *enginePlan) {
 // definition, its part set by the caller.
 func (w *worker) newStreamPart(s *stream) *streamPart {
 	c := *s
-	sp := &streamPart{s: &c, ns: streamNamespace(s.id)}
+	sp := &streamPart{s: &c, keys: newKeyCache(streamNamespace(s.id))}
 	sp.ooo = int64(s.rulesets[0].Stream.MaxOutOfOrderness)
 	sp.idle = idleTimeout(s, w.e.opts.IdleTimeout)
 	return sp
@@ -234,11 +227,6 @@ func (w *worker) addStream(sp *streamPart) {
 	w.streams = append(w.streams, sp.s)
 	w.sps = append(w.sps, sp)
 	w.byPart[sp.s] = sp
-	for _, rs := range sp.s.rulesets {
-		for _, cr := range rs.Rules {
-			w.ruleNames[rs.Name+"/"+cr.ID] = [2]string{rs.Name, cr.ID}
-		}
-	}
 }
 
 // ack records that the worker runs its plan, for SetRulesets.
@@ -267,7 +255,6 @@ func (w *worker) maybeSwitch() {
 	w.plan = p
 	w.streams, w.sps = nil, nil
 	w.byPart = map[*stream]*streamPart{}
-	w.ruleNames = map[string][2]string{}
 	now := w.e.opts.Clock()
 	for _, s := range p.streams {
 		if s.topic != w.topic {
@@ -296,17 +283,18 @@ func (w *worker) maybeSwitch() {
 			sp.resetKeys()
 			sp.lastSeen = now
 			// Its keys start empty: nothing of it is in the Store to load.
-			sp.fresh = true
+			sp.keys.fresh = true
 		}
 		w.addStream(sp)
 	}
 	for _, sp := range old {
 		w.dropStream(sp)
 	}
-	w.ruleStats = map[string]matcher.RuleStats{}
-	for _, sp := range w.sps {
-		maps.Copy(w.ruleStats, sp.s.part.Stats().ByRule)
+	parts := make([]*matcher.Partition, len(w.sps))
+	for i, sp := range w.sps {
+		parts[i] = sp.s.part
 	}
+	w.m.rebase(parts)
 	w.log.Debug("rulesets switched", "streams", len(w.sps))
 	w.ack()
 }
@@ -316,24 +304,8 @@ func (w *worker) maybeSwitch() {
 // next checkpoint (those the worker knows of: in memory, evicted, or
 // changed since the last checkpoint).
 func (w *worker) dropStream(sp *streamPart) {
-	keys := map[string]struct{}{}
-	for _, k := range sp.s.part.ResidentKeys() {
-		keys[k] = struct{}{}
-	}
-	for _, m := range []map[string]int64{sp.evicted, sp.deadlines} {
-		for k := range m {
-			keys[k] = struct{}{}
-		}
-	}
-	changed, emptied := sp.s.part.Changes()
-	for _, ks := range [][]string{changed, emptied, slices.Collect(maps.Keys(sp.pending))} {
-		for _, k := range ks {
-			keys[k] = struct{}{}
-		}
-	}
-	for k := range keys {
-		w.dropKeys = append(w.dropKeys, sp.ns+k)
-	}
+	keys := sp.keys.storeKeys()
+	w.ckpt.drop = append(w.ckpt.drop, keys...)
 	w.log.Info("stream dropped: no ruleset reads it", "keys", len(keys))
 }
 
@@ -347,30 +319,9 @@ func (w *worker) matcherOptions(sp *streamPart) matcher.Options {
 	}
 }
 
-// resetKeys empties what the worker knows of the stream's keys.
+// resetKeys empties what the worker knows of the stream's keys, for its
+// new Partition (sp.s.part), which holds none.
 func (sp *streamPart) resetKeys() {
-	sp.deadlines = map[string]int64{}
-	sp.evicted = map[string]int64{}
-	sp.due = nil
-	sp.recent = map[string]struct{}{}
-	sp.absent = map[string]struct{}{}
-	sp.pending = map[string]struct{}{}
+	sp.keys.reset(sp.s.part)
 	sp.skipBelow = math.MinInt64
-}
-
-// ruleLabels splits a matcher rule name, "ruleset/rule" or, for a version
-// draining after a reload, "ruleset/rule@version", into metric labels.
-func ruleLabels(name string) [2]string {
-	name, _, _ = strings.Cut(name, "@")
-	rs, rule, _ := strings.Cut(name, "/")
-	return [2]string{rs, rule}
-}
-
-// delta is what a counter gained since last; a counter that restarted
-// (a rule's new version) gained all it holds.
-func delta(cur, last uint64) float64 {
-	if cur < last {
-		return float64(cur)
-	}
-	return float64(cur - last)
 }

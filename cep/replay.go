@@ -259,9 +259,9 @@ type replayer struct {
 	opts    ReplayOptions
 	streams []*stream
 	sum     Summary
-	ruleIdx map[ruleKey]int // index into sum.Rules
-	sources []string        // Input.source of each input
-	lanes   laneTable       // shared by the decoders
+	ruleIdx map[matcher.RuleID]int // index into sum.Rules, by rule (no version)
+	sources []string               // Input.source of each input
+	lanes   laneTable              // shared by the decoders
 
 	alerts, late, reports *bufio.Writer
 	werr                  error // first write error
@@ -276,8 +276,6 @@ type replayer struct {
 	scratch []byte
 }
 
-type ruleKey struct{ ruleset, rule string }
-
 func newReplayer(opts ReplayOptions) (*replayer, error) {
 	if opts.MaxDeadLetterReports == 0 {
 		opts.MaxDeadLetterReports = DefaultMaxDeadLetterReports
@@ -285,7 +283,7 @@ func newReplayer(opts ReplayOptions) (*replayer, error) {
 	if opts.BatchLines <= 0 {
 		opts.BatchLines = DefaultBatchLines
 	}
-	r := &replayer{opts: opts, ruleIdx: map[ruleKey]int{}}
+	r := &replayer{opts: opts, ruleIdx: map[matcher.RuleID]int{}}
 	if opts.Alerts != nil {
 		r.alerts = bufio.NewWriterSize(opts.Alerts, 64<<10)
 	}
@@ -302,7 +300,7 @@ func newReplayer(opts ReplayOptions) (*replayer, error) {
 	r.streams = streams
 	for _, rs := range opts.Rulesets {
 		for _, cr := range rs.Rules {
-			r.ruleIdx[ruleKey{rs.Name, cr.ID}] = len(r.sum.Rules)
+			r.ruleIdx[matcher.RuleID{Ruleset: rs.Name, Rule: cr.ID}] = len(r.sum.Rules)
 			r.sum.Rules = append(r.sum.Rules, RuleSummary{Ruleset: rs.Name, Rule: cr.ID})
 		}
 	}
@@ -431,7 +429,7 @@ func (r *replayer) deadLetter(name string, lineNo int64, reason error) {
 // Alert implements matcher.Output.
 func (r *replayer) Alert(a *matcher.Alert) {
 	r.sum.Alerts++
-	if i, ok := r.ruleIdx[ruleKey{a.Ruleset, a.Rule}]; ok {
+	if i, ok := r.ruleIdx[matcher.RuleID{Ruleset: a.Ruleset, Rule: a.Rule}]; ok {
 		r.sum.Rules[i].Alerts++
 	}
 	if r.alerts != nil {
@@ -478,8 +476,8 @@ func (r *replayer) finish() error {
 		// stream's Partitions, and its peak is the gauge's when the
 		// stream has several.
 		for _, p := range append([]*matcher.Partition{s.part}, s.laneParts...) {
-			for name, rs := range p.Stats().ByRule {
-				if i, ok := r.ruleIndex(name); ok {
+			for id, rs := range p.Stats().ByRule {
+				if i, ok := r.ruleIndex(id); ok {
 					r.sum.Rules[i].Timeouts += rs.Timeouts
 					r.sum.Rules[i].Dropped += rs.Dropped
 					r.sum.Rules[i].CELErrors += rs.CELErrors
@@ -489,16 +487,16 @@ func (r *replayer) finish() error {
 		if s.gauge == nil {
 			st := s.part.Stats()
 			r.sum.PeakRuns += st.PeakRuns
-			for name, rs := range st.ByRule {
-				if i, ok := r.ruleIndex(name); ok {
+			for id, rs := range st.ByRule {
+				if i, ok := r.ruleIndex(id); ok {
 					r.sum.Rules[i].PeakRuns = rs.PeakRuns
 				}
 			}
 			continue
 		}
 		r.sum.PeakRuns += s.gauge.Peak()
-		for name, peak := range s.gauge.RulePeaks() {
-			if i, ok := r.ruleIndex(name); ok {
+		for id, peak := range s.gauge.RulePeaks() {
+			if i, ok := r.ruleIndex(id); ok {
 				r.sum.Rules[i].PeakRuns = peak
 			}
 		}
@@ -517,16 +515,10 @@ func (r *replayer) finish() error {
 	return r.werr
 }
 
-// ruleIndex finds a matcher.Stats.ByRule name ("ruleset/rule") in the
-// summary. Ruleset names cannot hold a slash in practice, but the lookup
-// tries every split rather than rely on it.
-func (r *replayer) ruleIndex(name string) (int, bool) {
-	for i := 0; i < len(name); i++ {
-		if name[i] == '/' {
-			if j, ok := r.ruleIdx[ruleKey{name[:i], name[i+1:]}]; ok {
-				return j, true
-			}
-		}
-	}
-	return 0, false
+// ruleIndex finds a rule of matcher.Stats.ByRule in the summary, which
+// counts every version of a rule as the rule.
+func (r *replayer) ruleIndex(id matcher.RuleID) (int, bool) {
+	id.Version = ""
+	i, ok := r.ruleIdx[id]
+	return i, ok
 }

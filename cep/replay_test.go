@@ -598,3 +598,37 @@ func BenchmarkReplay(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/event")
 }
+
+// TestReplayRuleSummarySeparators: a ruleset built in code is not held to
+// the YAML's name pattern; a ruleset name with '/' and a rule id with '@'
+// still get their own counters in the summary.
+func TestReplayRuleSummarySeparators(t *testing.T) {
+	rs, err := rules.Parse("shop.yaml", []byte(shopRules))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs.Name = "team/shop"
+	for _, r := range rs.Rules {
+		r.ID += "@2"
+	}
+	c, err := rules.Compile(rs, rules.CompileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := `{"id":1,"user":"u1","type":"cart","ts":1000}
+{"id":2,"user":"u1","type":"order","amount":500,"ts":2000}
+{"id":3,"user":"u1","type":"order","amount":700,"ts":3000}
+`
+	res, err := replay(t, ReplayOptions{Rulesets: []*rules.Compiled{c}, Inputs: inputs("o.jsonl", in)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []RuleSummary{
+		{Ruleset: "team/shop", Rule: "big@2", Alerts: 2},
+		{Ruleset: "team/shop", Rule: "cart-then-pay@2", Timeouts: 1, PeakRuns: 1},
+		{Ruleset: "team/shop", Rule: "no-pay@2", Alerts: 1, PeakRuns: 1},
+	}
+	if diff := cmp.Diff(want, res.sum.Rules); diff != "" {
+		t.Errorf("rules (-want +got):\n%s", diff)
+	}
+}

@@ -1,214 +1,372 @@
 package cep
 
 import (
-	"container/heap"
-	"encoding/binary"
-	"encoding/hex"
+	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"log/slog"
+	"slices"
+	"time"
 
-	"github.com/cespare/xxhash/v2"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/shrike-cep/shrike/matcher"
+	"github.com/shrike-cep/shrike/state"
 )
 
-// streamNamespace is the prefix of a stream's keys in the Store: a short
-// hash of the stream's identity, so that streams that share a partition
-// (rulesets reading one topic with different keys) keep their keys apart,
-// and a stream whose identity changes does not read another's state.
-func streamNamespace(id string) string {
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], xxhash.Sum64String(id))
-	return hex.EncodeToString(b[:4]) + ":"
-}
-
-// The engine's part of a Store checkpoint (state.Checkpoint.Streams),
-// versioned so that a newer Shrike reads an older checkpoint:
+// The checkpoint protocol of a partition (docs/design.md#runtime), in the
+// order that makes a crash at any point safe:
 //
-//	version            uvarint (1)
-//	readTo             varint   offset after the last record read
-//	streams            uvarint  count, then per stream:
-//	  namespace        uvarint length + bytes
-//	  watermark        varint   matcher.Checkpoint
-//	  maxTime          varint
-//	  seq              uvarint
-//	  deadlines        uvarint  count, then per key, by deadline:
-//	    key            uvarint length + bytes
-//	    deadline       varint   delta from the previous deadline
-const streamsVersion = 1
+//  1. a new owner claims the partition in the Store with a higher fencing
+//     generation before anything else (restore), so that an older owner's
+//     later commits fail and it stops (fenced);
+//  2. a checkpoint first waits until every record the partition produced
+//     (alerts, late, dead letters) is acknowledged;
+//  3. then commits the changed and emptied keys, the resume offset (the
+//     oldest record still buffered, else the next), the streams'
+//     watermarks and the deadlines of keys with open windows to the Store,
+//     atomically (checkpoint);
+//  4. and only then commits the same offset to Kafka. The Store, not
+//     Kafka, says where a new owner resumes.
+//
+// checkpointer holds the Store and Kafka side of it; the worker's methods
+// below build what goes in.
 
-// savedStreams is a decoded checkpoint's engine part.
-type savedStreams struct {
-	readTo  int64
-	streams map[string]savedStream // by namespace
+// checkpointer commits one partition's checkpoints to the Store and then
+// to Kafka, under the generation it claimed.
+type checkpointer struct {
+	store Store
+	pid   state.PartitionID
+	cl    *kgo.Client
+	log   *slog.Logger
+
+	gen            int64 // fencing generation of this ownership
+	storeOffset    int64 // offset of the last checkpoint in the Store; -1 none
+	kafkaCommitted int64 // offset last sent to Kafka; -1 none
+	// draining: the partition is revoked, and its last checkpoint commits
+	// to Kafka itself, synchronously.
+	draining bool
+	// failing is set while checkpoints fail.
+	failing    bool
+	lastCommit time.Time
+	// drop are Store keys of streams a reload dropped, deleted by the next
+	// commit.
+	drop []string
 }
 
-type savedStream struct {
-	cp        matcher.Checkpoint
-	deadlines map[string]int64
+func newCheckpointer(st Store, pid state.PartitionID, cl *kgo.Client, log *slog.Logger) *checkpointer {
+	return &checkpointer{store: st, pid: pid, cl: cl, log: log, storeOffset: -1, kafkaCommitted: -1}
 }
 
-// encodeStreams encodes the worker's streams for a checkpoint.
-func (w *worker) encodeStreams(readTo int64) []byte {
-	b := binary.AppendUvarint(nil, streamsVersion)
-	b = binary.AppendVarint(b, readTo)
-	b = binary.AppendUvarint(b, uint64(len(w.sps)))
-	type entry struct {
-		key string
-		d   int64
+// claim loads the partition's checkpoint and claims the partition with the
+// next generation. ok is false when the Store holds no checkpoint; the
+// returned checkpoint's Offset is then -1.
+func (c *checkpointer) claim(ctx context.Context) (cp state.Checkpoint, ok bool, err error) {
+	cp, ok, err = c.store.LoadCheckpoint(ctx, c.pid)
+	if err != nil {
+		return cp, false, fmt.Errorf("load checkpoint: %w", err)
 	}
-	var entries []entry
+	claim := state.Checkpoint{Offset: -1, Generation: cp.Generation + 1, Streams: cp.Streams}
+	if ok {
+		claim.Offset = cp.Offset
+	}
+	// Claiming with a higher generation fences the previous owner: should
+	// it still be running (a zombie that lost the partition without
+	// noticing), its next commit fails instead of overwriting ours.
+	if err := c.store.Commit(ctx, c.pid, nil, nil, claim); err != nil {
+		return cp, false, fmt.Errorf("claim partition: %w", err)
+	}
+	c.gen = claim.Generation
+	c.storeOffset = claim.Offset
+	return claim, ok, nil
+}
+
+// commit writes the keys and the checkpoint to the Store atomically, then,
+// unless draining, sends the offset to Kafka without waiting.
+func (c *checkpointer) commit(ctx context.Context, put []state.KeyState, del []string, offset int64, streams []byte) error {
+	cp := state.Checkpoint{Offset: offset, Generation: c.gen, Streams: streams}
+	if err := c.store.Commit(ctx, c.pid, put, del, cp); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	c.storeOffset = offset
+	c.drop = nil
+	c.failing = false
+	if offset >= 0 && offset != c.kafkaCommitted && !c.draining {
+		c.commitKafkaAsync(offset)
+	}
+	return nil
+}
+
+// commitKafkaAsync commits offset to the group without waiting: the
+// Store's checkpoint, not Kafka's offset, is where the next owner resumes,
+// so the worker need not wait, and a failure is only logged (a lagging
+// Kafka offset costs nothing but lag metrics).
+func (c *checkpointer) commitKafkaAsync(offset int64) {
+	c.kafkaCommitted = offset
+	c.cl.CommitOffsets(context.Background(), c.offsets(offset), func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err == nil {
+			err = commitResponseErr(resp)
+		}
+		if err != nil && !errors.Is(err, context.Canceled) {
+			c.log.Warn("commit offset to kafka", "offset", offset, "err", err)
+		}
+	})
+}
+
+// commitKafka commits offset to the group and waits for it, as a revoked
+// partition must. A failure is only logged, as in commitKafkaAsync.
+func (c *checkpointer) commitKafka(ctx context.Context, offset int64) {
+	var cerr error
+	c.cl.CommitOffsetsSync(ctx, c.offsets(offset), func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			cerr = err
+			return
+		}
+		cerr = commitResponseErr(resp)
+	})
+	if cerr != nil {
+		c.log.Warn("commit offset to kafka", "offset", offset, "err", cerr)
+		return
+	}
+	c.kafkaCommitted = offset
+}
+
+func (c *checkpointer) offsets(offset int64) map[string]map[int32]kgo.EpochOffset {
+	return map[string]map[int32]kgo.EpochOffset{c.pid.Topic: {c.pid.Partition: {Epoch: -1, Offset: offset}}}
+}
+
+// restore loads the partition's checkpoint, claims the partition and
+// restores each stream's watermark, retrying while the Store fails. It
+// returns false when the worker is stopped first.
+func (w *worker) restore() bool {
+	for {
+		if p := w.e.plan.Load(); p != w.plan {
+			// Reloaded before the partitions exist: nothing to carry over.
+			w.initStreams(p)
+		}
+		err := w.tryRestore()
+		if err == nil {
+			w.setFailing(nil)
+			w.setStatus(func(st *PartitionStatus) {
+				st.Restored = true
+				st.CommittedOffset = w.resumeAt
+			})
+			close(w.restored)
+			return true
+		}
+		w.setFailing(err)
+		w.log.Warn("restore partition", "err", err)
+		if !w.sleep(w.retry.backoff) {
+			return false
+		}
+	}
+}
+
+func (w *worker) tryRestore() error {
+	cp, ok, err := w.ckpt.claim(w.ctx)
+	if err != nil {
+		return err
+	}
+	w.resumeAt = cp.Offset
+	w.next = cp.Offset
+	w.readTo = cp.Offset
+	now := w.e.opts.Clock()
 	for _, sp := range w.sps {
-		b = appendString(b, sp.ns)
-		cp := sp.s.part.Checkpoint()
-		b = binary.AppendVarint(b, cp.Watermark)
-		b = binary.AppendVarint(b, cp.MaxTime)
-		b = binary.AppendUvarint(b, cp.Seq)
-		entries = entries[:0]
-		for k, d := range sp.deadlines {
-			entries = append(entries, entry{k, d})
+		part, err := matcher.NewPartition(sp.s.prog, w, w.matcherOptions(sp))
+		if err != nil {
+			return err
 		}
-		// Sorted, the deltas are small and the bytes do not depend on map
-		// order.
-		sort.Slice(entries, func(i, j int) bool {
-			if entries[i].d != entries[j].d {
-				return entries[i].d < entries[j].d
+		sp.s.part = part
+		sp.resetKeys()
+		sp.keys.storeEmpty = cp.Offset < 0
+		sp.lastSeen = now
+	}
+	if ok && len(cp.Streams) > 0 {
+		saved, err := decodeStreams(cp.Streams)
+		if err != nil {
+			// The key states are still usable: only the watermarks and the
+			// deadline index are gone, so the partition goes on from its
+			// offset as if new, rather than not at all.
+			w.log.Error("checkpoint streams unreadable: watermarks start over", "err", err)
+			return nil
+		}
+		w.readTo = max(w.readTo, saved.readTo)
+		for _, sp := range w.sps {
+			ss, ok := saved.streams[sp.keys.ns]
+			if !ok {
+				continue
 			}
-			return entries[i].key < entries[j].key
-		})
-		b = binary.AppendUvarint(b, uint64(len(entries)))
-		var prev int64
-		for _, e := range entries {
-			b = appendString(b, e.key)
-			b = binary.AppendVarint(b, e.d-prev)
-			prev = e.d
-		}
-	}
-	return b
-}
-
-func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
-}
-
-// errStreams wraps every error decoding a checkpoint's streams.
-var errStreams = errors.New("bad checkpoint streams")
-
-// decodeStreams decodes what encodeStreams wrote, in any version up to
-// streamsVersion.
-func decodeStreams(b []byte) (savedStreams, error) {
-	d := byteReader{b: b}
-	if v := d.uvarint(); d.err == nil && (v == 0 || v > streamsVersion) {
-		return savedStreams{}, fmt.Errorf("%w: version %d", errStreams, v)
-	}
-	out := savedStreams{readTo: d.varint(), streams: map[string]savedStream{}}
-	n := d.count()
-	for range n {
-		ns := d.string()
-		ss := savedStream{deadlines: map[string]int64{}}
-		ss.cp.Watermark = d.varint()
-		ss.cp.MaxTime = d.varint()
-		ss.cp.Seq = d.uvarint()
-		var prev int64
-		for range d.count() {
-			k := d.string()
-			prev += d.varint()
-			if d.err != nil {
-				break
+			if err := sp.s.part.Restore(ss.cp); err != nil {
+				return err
 			}
-			ss.deadlines[k] = prev
+			sp.skipBelow = ss.cp.Watermark
+			sp.saved = ss.cp
+			sp.keys.restoreDeadlines(ss.deadlines)
 		}
-		if d.err != nil {
-			break
+	}
+	w.log.Info("partition restored", "offset", w.resumeAt, "generation", w.ckpt.gen)
+	return nil
+}
+
+// fenced stops the worker for good: a newer owner has the partition. Its
+// fetching is paused until the group takes the partition away (the next
+// assignment resumes it).
+func (w *worker) fenced(err error) {
+	w.log.Warn("partition fenced by a newer owner: dropping its state", "err", err)
+	w.q.fence()
+	w.setStatus(func(st *PartitionStatus) {
+		st.Fenced = true
+		st.Paused = true
+	})
+	// The worker stays, reported fenced (not ready), until the group
+	// revokes the partition or it is lost.
+	select {
+	case <-w.revoke:
+	case <-w.ctx.Done():
+	}
+}
+
+// maybeCheckpoint checkpoints when one is due: every CheckpointInterval,
+// or at the retry time while the Store fails. It returns false when the
+// worker must stop.
+func (w *worker) maybeCheckpoint() bool {
+	now := time.Now()
+	if w.ckpt.failing {
+		if now.Before(w.retry.at) {
+			return true
 		}
-		out.streams[ns] = ss
+	} else if now.Sub(w.ckpt.lastCommit) < w.e.opts.CheckpointInterval && w.uncommitted < w.e.opts.MaxUncommittedRecords {
+		// A backlog reaching MaxUncommittedRecords checkpoints at once, so
+		// that a failing Store is noticed before the partition runs past
+		// the bound, whatever the interval.
+		return true
 	}
-	if d.err == nil && len(d.b) > 0 {
-		d.err = errors.New("trailing bytes")
+	// A checkpoint that hangs (outputs never acknowledged) fails and is
+	// retried like a Store failure, reported as not ready.
+	ctx, cancel := context.WithTimeout(w.ctx, w.e.opts.DrainTimeout)
+	err := w.checkpoint(ctx)
+	cancel()
+	if err == nil {
+		// Batches left queued while the Store failed go on now.
+		w.q.pokeIfQueued()
+		return true
 	}
-	if d.err != nil {
-		return savedStreams{}, fmt.Errorf("%w: %w", errStreams, d.err)
+	if errors.Is(err, state.ErrFenced) {
+		w.fenced(err)
+		return false
 	}
-	return out, nil
+	if w.ctx.Err() != nil {
+		return false
+	}
+	w.ckpt.failing = true
+	w.setFailing(err)
+	w.log.Warn("checkpoint", "err", err)
+	return true
 }
 
-// byteReader reads varints and strings; the first error sticks.
-type byteReader struct {
-	b   []byte
-	err error
-}
-
-func (d *byteReader) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.err = errors.New("truncated")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *byteReader) varint() int64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.err = errors.New("truncated")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-// count reads a length that cannot exceed the bytes left (every element
-// takes at least one byte), so that a corrupt length allocates nothing.
-func (d *byteReader) count() int {
-	n := d.uvarint()
-	if n > uint64(len(d.b)) {
-		if d.err == nil {
-			d.err = errors.New("length past the end")
+// drain is the end of a revoked partition: the batch in hand is done (the
+// worker is between batches here); what is queued is dropped (the next
+// owner fetches it again); a last checkpoint is written, retried until
+// DrainTimeout after the revocation (drainTimer then ends ctx).
+func (w *worker) drain() {
+	w.q.retire()
+	// A reload may have dropped the topic (SetRulesets stops its workers
+	// this way): switched first, the last checkpoint deletes the keys of
+	// the streams no ruleset reads any more.
+	w.maybeSwitch()
+	w.ckpt.draining = true
+	for {
+		err := w.checkpoint(w.ctx)
+		if err == nil {
+			// Synchronously, so that the commit is in before the partition
+			// moves (it also waits for earlier asynchronous ones).
+			if w.ckpt.storeOffset >= 0 {
+				w.ckpt.commitKafka(w.ctx, w.ckpt.storeOffset)
+			}
+			return
 		}
-		return 0
+		if errors.Is(err, state.ErrFenced) {
+			w.log.Warn("partition fenced by a newer owner: dropping its state", "err", err)
+			return
+		}
+		w.ckpt.failing = true
+		w.setFailing(err)
+		if !w.sleepCtx(w.retry.backoff) {
+			w.log.Error("last checkpoint of a revoked partition failed: the next owner re-reads from the previous one", "err", err)
+			return
+		}
 	}
-	return int(n)
 }
 
-func (d *byteReader) string() string {
-	n := d.count()
-	if d.err != nil {
-		return ""
+// checkpoint makes everything processed durable (steps 2 to 4 above). Keys
+// over MaxResidentKeys are evicted after, when every key in memory is also
+// in the Store.
+func (w *worker) checkpoint(ctx context.Context) error {
+	start := time.Now()
+	pendingKeys := w.collectChanges()
+	moved := false
+	for _, sp := range w.sps {
+		moved = moved || sp.s.part.Checkpoint() != sp.saved
 	}
-	s := string(d.b[:n])
-	d.b = d.b[n:]
-	return s
+	if pendingKeys == 0 && w.uncommitted == 0 && len(w.ckpt.drop) == 0 && (!moved || w.next < 0) {
+		w.ckpt.lastCommit = start
+		// The gauges still follow the wall clock: the watermark lag of a
+		// quiet partition grows until its idle timeout.
+		w.observe()
+		return nil // nothing new to record
+	}
+	if err := w.sink.wait(ctx); err != nil {
+		return fmt.Errorf("flush outputs: %w", err)
+	}
+	var put []state.KeyState
+	del := slices.Clone(w.ckpt.drop)
+	var bytes int
+	for _, sp := range w.sps {
+		var n int
+		put, del, n = sp.keys.appendCommit(put, del)
+		bytes += n
+	}
+	offset := w.resumeOffset()
+	readTo := max(w.readTo, w.next)
+	if err := w.ckpt.commit(ctx, put, del, offset, encodeStreams(w.sps, readTo)); err != nil {
+		w.e.metrics.checkpointErrors.Inc()
+		return err
+	}
+	for _, sp := range w.sps {
+		sp.keys.committed()
+		// A key written may be looked for from now on.
+		sp.keys.storeEmpty = sp.keys.storeEmpty && len(put) == 0
+		sp.saved = sp.s.part.Checkpoint()
+	}
+	w.uncommitted = 0
+	w.setFailing(nil)
+	w.ckpt.lastCommit = time.Now()
+	var evicted int
+	for _, sp := range w.sps {
+		evicted += sp.keys.evict(w.e.opts.MaxResidentKeys)
+	}
+	m := w.e.metrics
+	m.checkpointSeconds.Observe(time.Since(start).Seconds())
+	m.committedKeys.Add(float64(len(put) + len(del)))
+	m.committedBytes.Add(float64(bytes))
+	m.evictedKeys.Add(float64(evicted))
+	w.observe()
+	w.setStatus(func(st *PartitionStatus) {
+		st.CommittedOffset = offset
+		st.Uncommitted = 0
+	})
+	return nil
 }
 
-// deadlineHeap orders evicted keys by the time their earliest window
-// closes. Entries are not removed when a key is loaded or evicted again:
-// appendDue skips those that no longer match evicted.
-type deadlineHeap []deadlineEntry
-
-type deadlineEntry struct {
-	deadline int64
-	key      string
+// resumeOffset is where a restart resumes: the oldest record any stream
+// still buffers, else the next record. -1 when nothing was read.
+func (w *worker) resumeOffset() int64 {
+	off := w.next
+	for _, sp := range w.sps {
+		if o, ok := sp.s.part.OldestBuffered(); ok && (off < 0 || o < off) {
+			off = o
+		}
+	}
+	return off
 }
-
-func (h deadlineHeap) Len() int           { return len(h) }
-func (h deadlineHeap) Less(i, j int) bool { return h[i].deadline < h[j].deadline }
-func (h deadlineHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *deadlineHeap) Push(x any)        { *h = append(*h, x.(deadlineEntry)) }
-func (h *deadlineHeap) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return e
-}
-
-func (h *deadlineHeap) push(d int64, key string) { heap.Push(h, deadlineEntry{d, key}) }
-func (h *deadlineHeap) pop() deadlineEntry       { return heap.Pop(h).(deadlineEntry) }

@@ -79,8 +79,26 @@ type Stats struct {
 	PeakRuns int    // most open partial matches at any time
 	Keys     int    // keys with state now
 	Buffered int    // records waiting for the watermark now
-	// ByRule counts per "ruleset/rule".
-	ByRule map[string]RuleStats
+	// ByRule counts per rule.
+	ByRule map[RuleID]RuleStats
+}
+
+// RuleID names a rule in Stats. Version is empty for a rule the Program
+// runs, and the rule's version for an earlier version kept after
+// SetProgram until its partial matches end, so that the two count apart.
+// It is a struct, not a "ruleset/rule@version" string, so that callers
+// never split a name to find its parts.
+type RuleID struct {
+	Ruleset, Rule, Version string
+}
+
+// String formats id as "ruleset/rule", or "ruleset/rule@version" for a
+// draining version: for messages, not for parsing back.
+func (id RuleID) String() string {
+	if id.Version == "" {
+		return id.Ruleset + "/" + id.Rule
+	}
+	return id.Ruleset + "/" + id.Rule + "@" + id.Version
 }
 
 // RuleStats are per-rule counters.

@@ -26,13 +26,13 @@ func NewRunGauge(prog *Program) *RunGauge {
 // at any time.
 func (g *RunGauge) Peak() int { return g.peak }
 
-// RulePeaks returns, for each rule by its Stats.ByRule name, the most
+// RulePeaks returns, for each rule by its Stats.ByRule id, the most
 // partial matches of the rule the Partitions held open together at any
 // time.
-func (g *RunGauge) RulePeaks() map[string]int {
-	m := make(map[string]int, len(g.rules))
+func (g *RunGauge) RulePeaks() map[RuleID]int {
+	m := make(map[RuleID]int, len(g.rules))
 	for i, r := range g.rules {
-		m[g.prog.rules[i].name] = r.peak
+		m[g.prog.rules[i].id()] = r.peak
 	}
 	return m
 }

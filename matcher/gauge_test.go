@@ -56,7 +56,7 @@ func TestRunGauge(t *testing.T) {
 	if g.Peak() != 4 {
 		t.Errorf("Peak = %d, want 4", g.Peak())
 	}
-	if d := cmp.Diff(map[string]int{"test/ab": 4}, g.RulePeaks()); d != "" {
+	if d := cmp.Diff(map[RuleID]int{{Ruleset: "test", Rule: "ab"}: 4}, g.RulePeaks()); d != "" {
 		t.Errorf("RulePeaks (-want +got):\n%s", d)
 	}
 

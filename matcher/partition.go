@@ -163,13 +163,9 @@ func (p *Partition) Stats() Stats {
 	s.LiveRuns = p.liveRuns
 	s.Keys = p.keys.len()
 	s.Buffered = p.pending.len()
-	s.ByRule = make(map[string]RuleStats, len(p.perRule))
+	s.ByRule = make(map[RuleID]RuleStats, len(p.perRule))
 	for i, rs := range p.perRule {
-		name := p.rules[i].name
-		if p.rules[i].draining {
-			name += "@" + p.rules[i].rule.Version
-		}
-		s.ByRule[name] = rs
+		s.ByRule[p.rules[i].id()] = rs
 	}
 	return s
 }

@@ -247,8 +247,8 @@ func TestPartitionCapDropsOldest(t *testing.T) {
 	if diff := cmp.Diff(want, c.matches()); diff != "" {
 		t.Errorf("alerts (-want +got):\n%s", diff)
 	}
-	if st := p.Stats(); st.Dropped != 1 || st.ByRule["test/ab"].Dropped != 1 {
-		t.Errorf("dropped = %d (rule %d), want 1", st.Dropped, st.ByRule["test/ab"].Dropped)
+	if st := p.Stats(); st.Dropped != 1 || st.ByRule[RuleID{Ruleset: "test", Rule: "ab"}].Dropped != 1 {
+		t.Errorf("dropped = %d (rule %d), want 1", st.Dropped, st.ByRule[RuleID{Ruleset: "test", Rule: "ab"}].Dropped)
 	}
 }
 
@@ -263,8 +263,8 @@ func TestPartitionPeakRunsWithinCap(t *testing.T) {
 	if st.Dropped != 2 {
 		t.Fatalf("dropped = %d, want 2 (the test needs the cap reached)", st.Dropped)
 	}
-	if st.PeakRuns != 2 || st.ByRule["test/ab"].PeakRuns != 2 {
-		t.Errorf("peak runs = %d (rule %d), want 2: the cap is 2", st.PeakRuns, st.ByRule["test/ab"].PeakRuns)
+	if st.PeakRuns != 2 || st.ByRule[RuleID{Ruleset: "test", Rule: "ab"}].PeakRuns != 2 {
+		t.Errorf("peak runs = %d (rule %d), want 2: the cap is 2", st.PeakRuns, st.ByRule[RuleID{Ruleset: "test", Rule: "ab"}].PeakRuns)
 	}
 }
 

@@ -54,7 +54,7 @@ type planRule struct {
 	index   int
 	ruleset *rules.Compiled
 	rule    *rules.CompiledRule
-	name    string // "ruleset/rule", for counters
+	name    string // "ruleset/rule": the rule in key snapshots and across SetProgram
 	when    *nfa.Cond
 	auto    *nfa.Automaton // nil for single-event rules
 	// startRun is the implicit run waiting in the start state; it is never
@@ -79,6 +79,15 @@ type planRule struct {
 	program *Program
 	// stepIndex maps step names to pattern indexes (iterative conditions).
 	stepIndex map[string]int
+}
+
+// id is the rule's name in Stats.
+func (r *planRule) id() RuleID {
+	id := RuleID{Ruleset: r.ruleset.Name, Rule: r.rule.ID}
+	if r.draining {
+		id.Version = r.rule.Version
+	}
+	return id
 }
 
 // NewProgram builds the plan for rulesets. Their rules must have compiled.

@@ -113,7 +113,7 @@ func TestQuietRecordsStepAsSteppingWould(t *testing.T) {
 	// last-skip's b fails on m before it compares the type (which Prepare
 	// decides for every record): such a record must still be stepped, to
 	// count the error.
-	if steppedStats.ByRule["quiet/loop-until"].CELErrors == 0 || steppedStats.ByRule["quiet/last-skip"].CELErrors == 0 {
+	if steppedStats.ByRule[RuleID{Ruleset: "quiet", Rule: "loop-until"}].CELErrors == 0 || steppedStats.ByRule[RuleID{Ruleset: "quiet", Rule: "last-skip"}].CELErrors == 0 {
 		t.Errorf("no CEL errors: the stream does not exercise conditions that fail")
 	}
 	if d := cmp.Diff(stepped, decided); d != "" {

@@ -6,7 +6,6 @@ import (
 	"math"
 	"runtime"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -327,7 +326,7 @@ func TestOpenersOpenOneRun(t *testing.T) {
 			part.Advance(math.MaxInt64)
 			for id, rst := range part.Stats().ByRule {
 				ended := rst.Timeouts + rst.Alerts
-				opened := slices.Contains(o.rules, strings.TrimPrefix(id, "payments/"))
+				opened := id.Ruleset == "payments" && slices.Contains(o.rules, id.Rule)
 				if opened && ended < 10 {
 					t.Errorf("rule %s: %d partial matches ended, want 10", id, ended)
 				}

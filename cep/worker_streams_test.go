@@ -21,9 +21,9 @@ func TestStreamNamespace(t *testing.T) {
 	}
 }
 
-// checkpointWorker is a worker with two streams over one topic, as the
-// checkpoint encoding sees it.
-func checkpointWorker(t *testing.T) *worker {
+// checkpointStreams are a worker's two streams over one topic, as the
+// checkpoint encoding sees them.
+func checkpointStreams(t *testing.T) []*streamPart {
 	t.Helper()
 	a := load(t, "a.yaml", "ruleset: a\nstream: {topic: t, key: event.k, time: event.ts}\nrules:\n  - id: r\n    when: event.x == 1\n")
 	b := load(t, "b.yaml", "ruleset: b\nstream: {topic: t, key: event.j, time: event.ts}\nrules:\n  - id: r\n    when: event.x == 1\n")
@@ -31,40 +31,42 @@ func checkpointWorker(t *testing.T) *worker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &worker{}
+	var sps []*streamPart
 	for _, s := range streams {
-		part, err := matcher.NewPartition(s.prog, w, matcher.Options{})
+		part, err := matcher.NewPartition(s.prog, &worker{}, matcher.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		c := *s
 		c.part = part
-		w.sps = append(w.sps, &streamPart{s: &c, ns: streamNamespace(s.id), deadlines: map[string]int64{}})
+		keys := newKeyCache(streamNamespace(s.id))
+		keys.reset(part)
+		sps = append(sps, &streamPart{s: &c, keys: keys})
 	}
-	return w
+	return sps
 }
 
 func TestStreamsRoundTrip(t *testing.T) {
-	w := checkpointWorker(t)
-	if err := w.sps[0].s.part.Restore(matcher.Checkpoint{Watermark: 1000, MaxTime: 6000, Seq: 7}); err != nil {
+	sps := checkpointStreams(t)
+	if err := sps[0].s.part.Restore(matcher.Checkpoint{Watermark: 1000, MaxTime: 6000, Seq: 7}); err != nil {
 		t.Fatal(err)
 	}
-	w.sps[0].deadlines = map[string]int64{"k1": 5000, "k2": 4000, "k3": 5000, "": math.MaxInt64 - 1}
-	w.sps[1].deadlines = map[string]int64{"neg": -20}
-	b := w.encodeStreams(42)
+	sps[0].keys.deadlines = map[string]int64{"k1": 5000, "k2": 4000, "k3": 5000, "": math.MaxInt64 - 1}
+	sps[1].keys.deadlines = map[string]int64{"neg": -20}
+	b := encodeStreams(sps, 42)
 	got, err := decodeStreams(b)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := savedStreams{readTo: 42, streams: map[string]savedStream{
-		w.sps[0].ns: {cp: matcher.Checkpoint{Watermark: 1000, MaxTime: 6000, Seq: 7}, deadlines: w.sps[0].deadlines},
-		w.sps[1].ns: {cp: matcher.Checkpoint{Watermark: math.MinInt64, MaxTime: math.MinInt64}, deadlines: w.sps[1].deadlines},
+		sps[0].keys.ns: {cp: matcher.Checkpoint{Watermark: 1000, MaxTime: 6000, Seq: 7}, deadlines: sps[0].keys.deadlines},
+		sps[1].keys.ns: {cp: matcher.Checkpoint{Watermark: math.MinInt64, MaxTime: math.MinInt64}, deadlines: sps[1].keys.deadlines},
 	}}
 	if diff := cmp.Diff(want, got, cmp.AllowUnexported(savedStreams{}, savedStream{})); diff != "" {
 		t.Errorf("decoded (-want +got):\n%s", diff)
 	}
 	// Map order does not leak into the bytes.
-	if again := w.encodeStreams(42); !cmp.Equal(b, again) {
+	if again := encodeStreams(sps, 42); !cmp.Equal(b, again) {
 		t.Error("two encodings of the same state differ")
 	}
 }
@@ -88,9 +90,9 @@ func TestStreamsVersion1(t *testing.T) {
 }
 
 func TestStreamsCorrupt(t *testing.T) {
-	w := checkpointWorker(t)
-	w.sps[0].deadlines = map[string]int64{"k1": 5000, "k2": 4000}
-	good := w.encodeStreams(42)
+	sps := checkpointStreams(t)
+	sps[0].keys.deadlines = map[string]int64{"k1": 5000, "k2": 4000}
+	good := encodeStreams(sps, 42)
 	for cut := range len(good) {
 		if _, err := decodeStreams(good[:cut]); !errors.Is(err, errStreams) {
 			t.Errorf("cut at %d: error %v, want errStreams", cut, err)
@@ -121,18 +123,4 @@ func FuzzDecodeStreams(f *testing.F) {
 			t.Fatalf("error %v does not wrap errStreams", err)
 		}
 	})
-}
-
-func TestDeadlineHeap(t *testing.T) {
-	var h deadlineHeap
-	for i, d := range []int64{50, 10, 40, 10, 30} {
-		h.push(d, string(rune('a'+i)))
-	}
-	var got []int64
-	for len(h) > 0 {
-		got = append(got, h.pop().deadline)
-	}
-	if diff := cmp.Diff([]int64{10, 10, 30, 40, 50}, got); diff != "" {
-		t.Errorf("deadlines (-want +got):\n%s", diff)
-	}
 }

@@ -1,0 +1,368 @@
+package cep
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/shrike-cep/shrike/matcher"
+	"github.com/shrike-cep/shrike/rules"
+	"github.com/shrike-cep/shrike/state"
+)
+
+// The key cache tests run a keyCache over a real matcher.Partition and a
+// state.Memory, checkpointing as the worker does, without Kafka.
+
+// keyCacheRules has one rule with a window: an "a" opens a partial match
+// of its key that a "b" completes, or that times out a minute later.
+const keyCacheRules = `ruleset: kc
+stream: {topic: t, key: event.k, time: event.ts}
+rules:
+  - id: pair
+    within: 1m
+    pattern:
+      - step: a
+        where: event.type == "a"
+      - step: b
+        where: event.type == "b"
+`
+
+// keyCacheEnv is a stream's Partition, its keyCache and a Store.
+type keyCacheEnv struct {
+	t      *testing.T
+	rs     *rules.Compiled
+	part   *matcher.Partition
+	c      *keyCache
+	store  Store
+	pid    state.PartitionID
+	offset int64
+	alerts int
+	// settle processes each record at once, as the watermark passing it
+	// does; without, records wait for max_out_of_orderness.
+	settle bool
+}
+
+func newKeyCacheEnv(t *testing.T, ooo time.Duration) *keyCacheEnv {
+	t.Helper()
+	e := &keyCacheEnv{
+		t:      t,
+		rs:     load(t, "kc.yaml", keyCacheRules),
+		store:  state.NewMemory(),
+		pid:    state.PartitionID{Group: "g", Topic: "t", Partition: 0},
+		settle: ooo == 0,
+	}
+	e.c = newKeyCache("ns:")
+	e.restart(ooo)
+	return e
+}
+
+// restart gives the cache a new Partition, as a restore does.
+func (e *keyCacheEnv) restart(ooo time.Duration) {
+	e.t.Helper()
+	prog, err := matcher.NewProgram([]*rules.Compiled{e.rs})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.part, err = matcher.NewPartition(prog, e, matcher.Options{MaxOutOfOrderness: ooo})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.c.reset(e.part)
+}
+
+func (e *keyCacheEnv) Alert(*matcher.Alert) { e.alerts++ }
+func (e *keyCacheEnv) Late(*matcher.Record) { e.t.Error("unexpected late record") }
+
+// push pushes an event of key at event time at, as a worker's batch does.
+func (e *keyCacheEnv) push(key, typ string, at time.Duration) {
+	e.t.Helper()
+	ev, err := rules.ParseEvent(fmt.Appendf(nil, `{"k":%q,"type":%q}`, key, typ))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.offset++
+	e.c.pushed(key)
+	e.part.Push(&matcher.Record{Event: ev, Key: key, Time: int64(at), Pos: matcher.Position{Source: "t/0", Offset: e.offset}})
+	if e.settle {
+		e.part.Advance(int64(at) + 1)
+	}
+}
+
+// checkpoint commits the changes to the Store and evicts down to limit,
+// in the worker's order; it returns the names deleted and the keys
+// evicted.
+func (e *keyCacheEnv) checkpoint(limit int) (del []string, evicted int) {
+	e.t.Helper()
+	e.c.collect()
+	put, del, _ := e.c.appendCommit(nil, nil)
+	if err := e.store.Commit(context.Background(), e.pid, put, del, state.Checkpoint{Offset: e.offset, Generation: 1}); err != nil {
+		e.t.Fatal(err)
+	}
+	e.c.committed()
+	return del, e.c.evict(limit)
+}
+
+// load loads keys through a keyLoad; it fails the test on a bad state.
+func (e *keyCacheEnv) load(l *keyLoad) int {
+	e.t.Helper()
+	n, err := l.run(context.Background(), e.store, e.pid, func(key string, err error) {
+		e.t.Errorf("bad state of %q: %v", key, err)
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return n
+}
+
+// stored reports whether the Store holds a state of key.
+func (e *keyCacheEnv) stored(key string) bool {
+	e.t.Helper()
+	got, err := e.store.LoadKeys(context.Background(), e.pid, []string{e.c.ns + key})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	_, ok := got[e.c.ns+key]
+	return ok
+}
+
+func TestKeyCacheLoadsEvictedKey(t *testing.T) {
+	e := newKeyCacheEnv(t, 0)
+	e.push("k1", "a", 0)
+	if _, n := e.checkpoint(0); n != 1 || e.part.Resident("k1") {
+		t.Fatalf("evicted %d keys, k1 resident %v: want k1 evicted", n, e.part.Resident("k1"))
+	}
+	if !e.c.needsLoad("k1") {
+		t.Fatal("an evicted key is not to be loaded")
+	}
+	var l keyLoad
+	l.add(e.c, "k1")
+	l.add(e.c, "k1") // once per load
+	l.add(e.c, "never-seen")
+	if n := e.load(&l); n != 1 {
+		t.Errorf("loaded %d keys, want 1", n)
+	}
+	if !e.part.Resident("k1") || e.c.needsLoad("k1") {
+		t.Error("k1 is not in memory after its load")
+	}
+	// The key completes its match with the state it got back.
+	e.push("k1", "b", time.Second)
+	if e.alerts != 1 {
+		t.Errorf("%d alerts, want 1: the loaded partial match was lost", e.alerts)
+	}
+	// A key the Store did not have is not asked for again.
+	if e.c.needsLoad("never-seen") {
+		t.Error("a key the Store did not have is asked for again")
+	}
+}
+
+// TestKeyCacheStoreEmpty: a partition without checkpoint looks for no key
+// but evicted ones; a fresh stream, for good.
+func TestKeyCacheStoreEmpty(t *testing.T) {
+	for _, tc := range []struct {
+		name              string
+		storeEmpty, fresh bool
+		want              bool
+	}{
+		{"checkpointed", false, false, true},
+		{"no checkpoint", true, false, false},
+		{"fresh stream", false, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newKeyCacheEnv(t, 0)
+			e.c.storeEmpty, e.c.fresh = tc.storeEmpty, tc.fresh
+			if got := e.c.needsLoad("k"); got != tc.want {
+				t.Errorf("needsLoad of an unknown key = %v, want %v", got, tc.want)
+			}
+			e.push("k1", "a", 0)
+			e.checkpoint(0)
+			if !e.c.needsLoad("k1") {
+				t.Error("an evicted key is not to be loaded")
+			}
+		})
+	}
+}
+
+// TestKeyCacheNeverLoadsChangedKey: a key whose state the matcher emptied
+// since the last checkpoint is not loaded, though the Store still holds
+// its older state, and the next checkpoint deletes that.
+func TestKeyCacheNeverLoadsChangedKey(t *testing.T) {
+	e := newKeyCacheEnv(t, 0)
+	e.push("k1", "a", 0)
+	e.checkpoint(10)
+	if !e.stored("k1") {
+		t.Fatal("k1 was not committed")
+	}
+	// Its window closes: the partial match times out, the key is empty.
+	e.part.Advance(int64(2 * time.Minute))
+	if e.part.Resident("k1") {
+		t.Fatal("k1 still holds state after its window closed")
+	}
+	e.c.collect()
+	if e.c.needsLoad("k1") {
+		t.Error("a key emptied since the last checkpoint is to be loaded: the Store would give back its old state")
+	}
+	del, _ := e.checkpoint(10)
+	if !slices.Contains(del, "ns:k1") || e.stored("k1") {
+		t.Errorf("checkpoint deleted %q, want ns:k1 deleted", del)
+	}
+	if e.c.needsLoad("k1") {
+		t.Error("a key deleted from the Store is to be loaded")
+	}
+}
+
+// TestKeyCacheLoadsDueKey: an evicted key with an open window is due when
+// the watermark passes its deadline, not before, so that its timeout
+// fires on time; after a restart the checkpoint's deadlines say the same.
+func TestKeyCacheLoadsDueKey(t *testing.T) {
+	for _, restart := range []bool{false, true} {
+		t.Run(fmt.Sprintf("restart=%v", restart), func(t *testing.T) {
+			e := newKeyCacheEnv(t, 0)
+			e.push("k1", "a", 0)
+			e.push("k2", "a", 30*time.Second)
+			deadline, ok := e.part.KeyDeadline("k1")
+			if !ok {
+				t.Fatal("k1 has no open window")
+			}
+			if _, n := e.checkpoint(0); n != 2 {
+				t.Fatalf("evicted %d keys, want 2", n)
+			}
+			if restart {
+				saved := e.c.deadlines
+				e.restart(0)
+				if err := e.part.Restore(matcher.Checkpoint{Watermark: int64(30*time.Second) + 1, MaxTime: int64(30 * time.Second), Seq: 2}); err != nil {
+					t.Fatal(err)
+				}
+				e.c.restoreDeadlines(saved)
+			}
+			var l keyLoad
+			e.c.appendDue(&l, deadline)
+			if len(l.keys) != 0 {
+				t.Fatalf("due at the deadline: %v, want none (the matcher fires at deadline+1)", l.keys)
+			}
+			e.c.appendDue(&l, deadline+1)
+			if len(l.keys) != 1 || l.keys[0].key != "k1" {
+				t.Fatalf("due past k1's deadline: %v, want k1 only", l.keys)
+			}
+			if n := e.load(&l); n != 1 {
+				t.Fatalf("loaded %d keys, want 1", n)
+			}
+			e.part.Advance(deadline + 1)
+			if got := e.part.Stats().Timeouts; got != 1 {
+				t.Errorf("%d timeouts, want 1: k1's window closed", got)
+			}
+		})
+	}
+}
+
+// TestKeyCacheLoadFailureKeepsKeysDue: keys taken from the due heap for a
+// load that fails are due again for the retry.
+func TestKeyCacheLoadFailureKeepsKeysDue(t *testing.T) {
+	e := newKeyCacheEnv(t, 0)
+	e.push("k1", "a", 0)
+	deadline, _ := e.part.KeyDeadline("k1")
+	e.checkpoint(0)
+	fs := newFaultStore(e.store)
+	fs.fail.Store(true)
+	var l keyLoad
+	e.c.appendDue(&l, deadline+1)
+	if _, err := l.run(context.Background(), fs, e.pid, nil); err == nil {
+		t.Fatal("a load from a failing Store succeeded")
+	}
+	l.reset()
+	e.c.appendDue(&l, deadline+1)
+	if len(l.keys) != 1 || l.keys[0].key != "k1" {
+		t.Errorf("due after a failed load: %v, want k1", l.keys)
+	}
+}
+
+// TestKeyCacheNeverEvictsBufferedKey: a key with records waiting for the
+// watermark stays in memory whatever the cap.
+func TestKeyCacheNeverEvictsBufferedKey(t *testing.T) {
+	e := newKeyCacheEnv(t, 10*time.Second)
+	e.push("k1", "a", 0)
+	e.push("k2", "a", 0)
+	e.push("k2", "a", 20*time.Second) // the watermark goes to 10s: buffered
+	if !e.part.BufferedKeys()["k2"] || !e.part.Resident("k1") || !e.part.Resident("k2") {
+		t.Fatal("want k1 and k2 in memory, k2 with a buffered record")
+	}
+	if _, n := e.checkpoint(0); n != 1 {
+		t.Errorf("evicted %d keys, want 1", n)
+	}
+	if e.part.Resident("k1") || !e.part.Resident("k2") {
+		t.Errorf("k1 resident %v, k2 resident %v: want k1 evicted, k2 kept", e.part.Resident("k1"), e.part.Resident("k2"))
+	}
+}
+
+// TestKeyCacheEvictsRecentLast: while crowded, keys pushed since the last
+// checkpoint are evicted only when the others are not enough.
+func TestKeyCacheEvictsRecentLast(t *testing.T) {
+	e := newKeyCacheEnv(t, 0)
+	for i, k := range []string{"k1", "k2", "k3"} {
+		e.push(k, "a", time.Duration(i)*time.Second)
+	}
+	if _, n := e.checkpoint(4); n != 0 || !e.c.crowded {
+		t.Fatalf("evicted %d keys, crowded %v: want none, crowded (3 keys > 4/2)", n, e.c.crowded)
+	}
+	e.push("k2", "a", 3*time.Second)
+	if _, n := e.checkpoint(1); n != 2 {
+		t.Fatalf("evicted %d keys, want 2", n)
+	}
+	if !e.part.Resident("k2") {
+		t.Error("the key pushed since the last checkpoint was evicted before the others")
+	}
+}
+
+// TestKeyCacheCorruptState: a stored state that cannot be decoded is
+// reported, not loaded, and deleted by the next checkpoint.
+func TestKeyCacheCorruptState(t *testing.T) {
+	e := newKeyCacheEnv(t, 0)
+	if err := e.store.Commit(context.Background(), e.pid, []state.KeyState{{Key: "ns:k1", State: []byte{0xff}}}, nil, state.Checkpoint{Generation: 1}); err != nil {
+		t.Fatal(err)
+	}
+	var l keyLoad
+	l.add(e.c, "k1")
+	var bad []string
+	if _, err := l.run(context.Background(), e.store, e.pid, func(key string, _ error) { bad = append(bad, key) }); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"k1"}, bad); diff != "" {
+		t.Errorf("bad states (-want +got):\n%s", diff)
+	}
+	if e.part.Resident("k1") || e.c.needsLoad("k1") {
+		t.Error("a corrupt state is in memory or to be loaded again")
+	}
+	if del, _ := e.checkpoint(10); !slices.Contains(del, "ns:k1") {
+		t.Errorf("checkpoint deleted %q, want ns:k1", del)
+	}
+}
+
+// TestKeyCacheStoreKeys: a dropped stream deletes every key it knows of.
+func TestKeyCacheStoreKeys(t *testing.T) {
+	e := newKeyCacheEnv(t, 0)
+	e.push("evicted", "a", 0)
+	e.checkpoint(0)
+	e.push("resident", "a", time.Second)
+	got := e.c.storeKeys()
+	slices.Sort(got)
+	if diff := cmp.Diff([]string{"ns:evicted", "ns:resident"}, got); diff != "" {
+		t.Errorf("store keys (-want +got):\n%s", diff)
+	}
+}
+
+func TestDeadlineHeap(t *testing.T) {
+	var h deadlineHeap
+	for i, d := range []int64{50, 10, 40, 10, 30} {
+		h.push(d, string(rune('a'+i)))
+	}
+	var got []int64
+	for len(h) > 0 {
+		got = append(got, h.pop().deadline)
+	}
+	if diff := cmp.Diff([]int64{10, 10, 30, 40, 50}, got); diff != "" {
+		t.Errorf("deadlines (-want +got):\n%s", diff)
+	}
+}

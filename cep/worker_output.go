@@ -1,0 +1,94 @@
+package cep
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/shrike-cep/shrike/matcher"
+)
+
+// A worker's outputs: it is the matcher.Output of its Partitions, and it
+// produces alerts, late and dead-lettered records through its sink, whose
+// acknowledgements every checkpoint waits for.
+
+// Alert implements matcher.Output: the alert goes to the alerts topic,
+// keyed by its id, and to OnAlert.
+func (w *worker) Alert(a *matcher.Alert) {
+	w.m.counters(matcher.RuleID{Ruleset: a.Ruleset, Rule: a.Rule}).alerts.Inc()
+	w.sink.produce(&kgo.Record{
+		Topic: w.e.opts.AlertsTopic,
+		Key:   []byte(a.ID),
+		Value: a.AppendJSON(nil),
+	})
+	if w.e.opts.OnAlert != nil {
+		w.e.opts.OnAlert(a)
+	}
+}
+
+// Late implements matcher.Output. Only the record being pushed can be late,
+// so it is the Kafka record in hand; a record late in several streams is
+// sent once.
+func (w *worker) Late(r *matcher.Record) {
+	b := &w.batch
+	if b.cur == nil || b.late {
+		return
+	}
+	b.late = true
+	w.m.late.Inc()
+	reason := fmt.Sprintf("late: event time %s is behind the watermark", time.Unix(0, r.Time).UTC().Format(time.RFC3339Nano))
+	w.sink.produce(copyRecord(b.cur, w.e.opts.LateTopic, reason))
+}
+
+// deadLetter sends a record that could not be used to the dead-letter
+// topic with the reason.
+func (w *worker) deadLetter(r *kgo.Record, reason error) {
+	w.m.deadLettered[deadReason(reason)].Inc()
+	if w.log.Enabled(context.Background(), slog.LevelDebug) {
+		w.log.Debug("dead-lettered", "offset", r.Offset, "err", reason)
+	}
+	w.sink.produce(copyRecord(r, w.e.opts.DeadLetterTopic, reason.Error()))
+}
+
+// Reasons of dead letters, indexes of deadReasons.
+const (
+	deadTombstone = iota
+	deadNoKey
+	deadNoTime
+	deadInvalid
+)
+
+// deadReasons are the metric labels of the dead-letter reasons.
+var deadReasons = [...]string{
+	deadTombstone: "tombstone",
+	deadNoKey:     "no_key",
+	deadNoTime:    "no_time",
+	deadInvalid:   "invalid_event",
+}
+
+// deadReason is the reason of a dead letter (an index of deadReasons).
+func deadReason(err error) int {
+	switch {
+	case errors.Is(err, ErrTombstone):
+		return deadTombstone
+	case errors.Is(err, errNoKey):
+		return deadNoKey
+	case errors.Is(err, errNoTime):
+		return deadNoTime
+	default:
+		return deadInvalid
+	}
+}
+
+// copyRecord is r for topic: the original key, value and headers plus the
+// reason header.
+func copyRecord(r *kgo.Record, topic, reason string) *kgo.Record {
+	headers := make([]kgo.RecordHeader, 0, len(r.Headers)+1)
+	headers = append(headers, r.Headers...)
+	headers = append(headers, kgo.RecordHeader{Key: ReasonHeader, Value: []byte(reason)})
+	return &kgo.Record{Topic: topic, Key: r.Key, Value: r.Value, Headers: headers}
+}

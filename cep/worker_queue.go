@@ -1,0 +1,133 @@
+package cep
+
+import (
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// maxQueuedRecords is how many fetched records may wait for a worker before
+// its partition is paused; it is resumed when half of them are done.
+const maxQueuedRecords = 100_000
+
+// handoff passes one partition's fetched records from the poll loop to its
+// worker. The poll loop never blocks on it, so that one slow partition (or
+// a Store that is down) never holds a poll or a rebalance: a partition
+// whose worker falls behind is paused instead. It is the one structure the
+// two goroutines share besides the status.
+type handoff struct {
+	cl    *kgo.Client
+	topic string
+	part  int32
+	// setPaused reports pausing and resuming to the status, under mu, so
+	// that the two cannot be reported out of order.
+	setPaused func(bool)
+	// wake is signalled when a batch is queued or the worker has reason
+	// to look again (a reload, a checkpoint that makes room).
+	wake chan struct{}
+
+	mu     sync.Mutex
+	queue  []fetched
+	queued int  // records in queue
+	paused bool // fetching of the partition is paused
+	gone   bool // the worker stopped: drop what comes
+}
+
+// fetched is one poll's records of the partition.
+type fetched struct {
+	recs []*kgo.Record
+	hw   int64 // the partition's high watermark at the fetch
+}
+
+func newHandoff(cl *kgo.Client, topic string, part int32, setPaused func(bool)) *handoff {
+	return &handoff{cl: cl, topic: topic, part: part, setPaused: setPaused, wake: make(chan struct{}, 1)}
+}
+
+// enqueue queues a poll's records of the partition. It never blocks: when
+// too many records wait, the partition is paused.
+func (h *handoff) enqueue(recs []*kgo.Record, hw int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.gone {
+		return
+	}
+	h.queue = append(h.queue, fetched{recs: recs, hw: hw})
+	h.queued += len(recs)
+	if h.queued >= maxQueuedRecords && !h.paused {
+		h.pause()
+		h.setPaused(true)
+	}
+	h.poke()
+}
+
+// take removes the oldest queued batch, resuming the partition once half
+// the queue is done.
+func (h *handoff) take() (fetched, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.queue) == 0 {
+		return fetched{}, false
+	}
+	f := h.queue[0]
+	h.queue[0] = fetched{}
+	h.queue = h.queue[1:]
+	h.queued -= len(f.recs)
+	if h.paused && h.queued <= maxQueuedRecords/2 {
+		h.resume()
+		h.setPaused(false)
+	}
+	return f, true
+}
+
+// retire drops the queue and stops the hand-over. A paused partition is
+// resumed: pauses outlive assignments, and the partition may come back.
+func (h *handoff) retire() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.gone = true
+	h.queue, h.queued = nil, 0
+	if h.paused {
+		h.resume()
+	}
+}
+
+// fence drops the queue and stops the hand-over of a partition a newer
+// owner took: fetching stays paused until the group takes the partition
+// away (the next assignment resumes it).
+func (h *handoff) fence() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.gone = true
+	h.queue, h.queued = nil, 0
+	if !h.paused {
+		h.pause()
+	}
+}
+
+// pokeIfQueued wakes the worker when batches wait, as they do after the
+// worker left them queued while its checkpoints failed.
+func (h *handoff) pokeIfQueued() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.queue) > 0 {
+		h.poke()
+	}
+}
+
+// poke wakes the worker without blocking.
+func (h *handoff) poke() {
+	select {
+	case h.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (h *handoff) pause() {
+	h.paused = true
+	h.cl.PauseFetchPartitions(map[string][]int32{h.topic: {h.part}})
+}
+
+func (h *handoff) resume() {
+	h.paused = false
+	h.cl.ResumeFetchPartitions(map[string][]int32{h.topic: {h.part}})
+}
