@@ -117,5 +117,7 @@ func (k kfakeLogger) Logf(level kfake.LogLevel, msg string, args ...any) {
 	if !k.l.Enabled(context.Background(), lvl) {
 		return
 	}
-	k.l.Log(context.Background(), lvl, "embedded kafka", "msg", fmt.Sprintf(msg, args...))
+	// Not under "msg": that is the record's own message key, and a handler
+	// writing both would print two "msg" fields.
+	k.l.Log(context.Background(), lvl, "embedded kafka", "detail", fmt.Sprintf(msg, args...))
 }
