@@ -43,18 +43,22 @@ func startProc(t *testing.T, name string, env []string, argv ...string) *proc {
 	cmd.Stdout, cmd.Stderr = logf, logf
 	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
-		logf.Close()
+		_ = logf.Close() // nothing was written: the process never started
 		t.Fatalf("start %s: %v", name, err)
 	}
 	p := &proc{t: t, name: name, cmd: cmd, logPath: logPath, exited: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
-		logf.Close()
+		// The log serves dumpLog only; a Close error there cannot be
+		// reported (the test may be over) and would cost at most its tail.
+		_ = logf.Close()
 		close(p.exited)
 	}()
 	t.Cleanup(func() {
 		if p.running() {
-			p.stop(20 * time.Second)
+			// A process the test left running is not under test: its exit
+			// status (SIGTERM's, for kcat) says nothing; stop reports a hang.
+			_ = p.stop(20 * time.Second)
 		}
 		if t.Failed() {
 			p.dumpLog()
@@ -124,7 +128,8 @@ func freePort(t *testing.T) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	// The listener only found a free port; its Close cannot change it.
+	defer func() { _ = ln.Close() }()
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
@@ -233,7 +238,7 @@ func (s *serve) readyz() (int, string) {
 	if err != nil {
 		return 0, err.Error()
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read to the end: a Close error loses nothing
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, strings.TrimSpace(string(b))
 }
@@ -267,7 +272,7 @@ func (s *serve) metrics(t *testing.T) map[string]float64 {
 	if err != nil {
 		t.Fatalf("%s: scrape metrics: %v", s.name, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read to the end: a Close error loses nothing
 	out := map[string]float64{}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)

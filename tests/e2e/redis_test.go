@@ -35,7 +35,7 @@ func redisPing(addr string) error {
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }() // a probe: only the PONG read below matters
 	_ = c.SetDeadline(time.Now().Add(time.Second))
 	if _, err := io.WriteString(c, "PING\r\n"); err != nil {
 		return err
@@ -90,13 +90,13 @@ func (p *tcpProxy) accept() {
 			// Accepted and closed at once: the client's dial succeeds,
 			// its first command fails, as with a server that dies.
 			p.mu.Unlock()
-			c.Close()
+			_ = c.Close() // cutting the client off is the point
 			continue
 		}
 		up, err := net.DialTimeout("tcp", p.target, time.Second)
 		if err != nil {
 			p.mu.Unlock()
-			c.Close()
+			_ = c.Close() // no upstream: cut the client off, as a dead server would
 			continue
 		}
 		p.conns[c], p.conns[up] = struct{}{}, struct{}{}
@@ -110,8 +110,10 @@ func (p *tcpProxy) accept() {
 func (p *tcpProxy) pipe(dst, src net.Conn) {
 	defer p.wg.Done()
 	_, _ = io.Copy(dst, src)
-	dst.Close()
-	src.Close()
+	// One direction ended: end both. The other pipe closes the same two
+	// connections, so one of the Close calls reports them closed already.
+	_ = dst.Close()
+	_ = src.Close()
 	p.mu.Lock()
 	delete(p.conns, dst)
 	delete(p.conns, src)
@@ -126,7 +128,7 @@ func (p *tcpProxy) setDown(down bool) {
 	p.down = down
 	if down {
 		for c := range p.conns {
-			c.Close()
+			_ = c.Close() // cutting is the point; a pipe may have closed it already
 		}
 	}
 }
