@@ -188,30 +188,46 @@ rules:
 		events []ev
 		want   []string
 	}{
-		{"all optional", allOptional,
+		{
+			"all optional", allOptional,
 			[]ev{{1, "", 0, "z"}, {2, "", 1, "a"}, {3, "", 2, "b"}},
-			[]string{"o k a=[2]", "o k a=[2] b=[3]", "o k b=[3]"}},
-		{"not next, then not followed by: match", notNextThenNotFollowed,
+			[]string{"o k a=[2]", "o k a=[2] b=[3]", "o k b=[3]"},
+		},
+		{
+			"not next, then not followed by: match", notNextThenNotFollowed,
 			[]ev{{1, "", 0, "a"}, {2, "", 1, "z"}, {3, "", 2, "x"}, {4, "", 3, "c"}},
-			[]string{"n k a=[1] c=[4]"}},
-		{"not next, then not followed by: forbidden next event", notNextThenNotFollowed,
+			[]string{"n k a=[1] c=[4]"},
+		},
+		{
+			"not next, then not followed by: forbidden next event", notNextThenNotFollowed,
 			[]ev{{1, "", 0, "a"}, {2, "", 1, "x"}, {3, "", 2, "c"}},
-			nil},
-		{"not next, then not followed by: forbidden event later", notNextThenNotFollowed,
+			nil,
+		},
+		{
+			"not next, then not followed by: forbidden event later", notNextThenNotFollowed,
 			[]ev{{1, "", 0, "a"}, {2, "", 1, "z"}, {3, "", 2, "y"}, {4, "", 3, "c"}},
-			nil},
-		{"not next, then not followed by: forbidden event right after", notNextThenNotFollowed,
+			nil,
+		},
+		{
+			"not next, then not followed by: forbidden event right after", notNextThenNotFollowed,
 			[]ev{{1, "", 0, "a"}, {2, "", 1, "y"}, {3, "", 2, "c"}},
-			nil},
-		{"step within at the end: window closes", notAtEndStepWithin,
+			nil,
+		},
+		{
+			"step within at the end: window closes", notAtEndStepWithin,
 			[]ev{{1, "", 0, "a"}, {2, "", 1, "z"}, {3, "", 5, "y"}},
-			[]string{"e k a=[1]"}},
-		{"step within at the end: forbidden event in the window", notAtEndStepWithin,
+			[]string{"e k a=[1]"},
+		},
+		{
+			"step within at the end: forbidden event in the window", notAtEndStepWithin,
 			[]ev{{1, "", 0, "a"}, {2, "", 1, "z"}, {3, "", 4, "y"}},
-			nil},
-		{"step within at the end: forbidden next event", notAtEndStepWithin,
+			nil,
+		},
+		{
+			"step within at the end: forbidden next event", notAtEndStepWithin,
 			[]ev{{1, "", 0, "a"}, {2, "", 1, "x"}},
-			nil},
+			nil,
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -309,7 +309,7 @@ func (p *Partition) RestoreKey(key string, data []byte) error {
 		}
 	}
 	if d.err != nil {
-		return fmt.Errorf("restore key %q: %w: %s", key, ErrSnapshot, d.err)
+		return fmt.Errorf("restore key %q: %w: %w", key, ErrSnapshot, d.err)
 	}
 	for _, rk := range ks.rules {
 		p.addLive(rk.rule, len(rk.runs))

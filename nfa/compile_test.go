@@ -34,8 +34,8 @@ func anyc(s *rules.Step)     { s.Contiguity = rules.Any }
 func optional(s *rules.Step) { s.Optional = true }
 func greedy(s *rules.Step)   { s.Greedy = true }
 func not(s *rules.Step)      { s.Not = true }
-func times(min, max int) func(*rules.Step) {
-	return func(s *rules.Step) { s.Min, s.Max = min, max }
+func times(lo, hi int) func(*rules.Step) {
+	return func(s *rules.Step) { s.Min, s.Max = lo, hi }
 }
 func until(c string) func(*rules.Step) { return func(s *rules.Step) { s.Until = c } }
 func within(d time.Duration) func(*rules.Step) {

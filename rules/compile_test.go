@@ -513,7 +513,7 @@ func TestExprConcurrentUse(t *testing.T) {
 				ev := mustEvent(t, fmt.Sprintf(`{"n": %d}`, i))
 				ok, err := x.EvalBool(ev, nil)
 				if err != nil || ok != (i%2 == 0) {
-					errs <- fmt.Errorf("n=%d: %v, %v", i, ok, err)
+					errs <- fmt.Errorf("n=%d: %v, %w", i, ok, err)
 					return
 				}
 			}

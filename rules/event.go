@@ -149,7 +149,7 @@ func ParseEvent(raw []byte) (*Event, error) {
 
 // Parse is ParseEvent into an Event the caller allocated (in one piece
 // with what it belongs to). ev must be zero; after an error it is unusable.
-func (ev *Event) Parse(raw []byte) error { return ev.ParseWith(raw, nil) }
+func (e *Event) Parse(raw []byte) error { return e.ParseWith(raw, nil) }
 
 // Layout remembers the keys of the last events parsed with it, in order:
 // the few shapes a stream's events come in (a login has no card fields, a
@@ -270,12 +270,12 @@ func (l *Layout) settle(ev *Event, cur int, whole bool) uint32 {
 
 // ParseWith is Parse with the layout of the events parsed before (nil: no
 // layout), which it updates when this event's keys differ.
-func (ev *Event) ParseWith(raw []byte, layout *Layout) error {
+func (e *Event) ParseWith(raw []byte, layout *Layout) error {
 	if len(raw) > 1<<31-2 {
 		return fmt.Errorf("event of %d bytes is too large: %w", len(raw), ErrBadJSON)
 	}
-	ev.raw = raw
-	ev.fields = ev.inline[:0]
+	e.raw = raw
+	e.fields = e.inline[:0]
 	// seen is a 256-bit filter of the keys so far; only a key whose bit is
 	// already set is compared with the earlier ones.
 	var seen keyFilter
@@ -315,7 +315,7 @@ func (ev *Event) ParseWith(raw []byte, layout *Layout) error {
 			}
 			k0, k1, esc := s.i+1, 0, false
 			if onLayout {
-				n := len(ev.fields)
+				n := len(e.fields)
 				end, ok := layout.shapes[cur].matchKey(raw, k0, n)
 				if !ok {
 					cur, end, ok = layout.follow(cur, n, raw, k0)
@@ -326,8 +326,8 @@ func (ev *Event) ParseWith(raw []byte, layout *Layout) error {
 					// Off the layout: from here on keys are scanned and
 					// checked for repeats, against the earlier ones too.
 					onLayout = false
-					for i := range ev.fields {
-						seen.add(ev.plainKey(&ev.fields[i]))
+					for i := range e.fields {
+						seen.add(e.plainKey(&e.fields[i]))
 					}
 				}
 			}
@@ -354,13 +354,13 @@ func (ev *Event) ParseWith(raw []byte, layout *Layout) error {
 			if err := s.value(1); err != nil {
 				return err
 			}
-			ev.fields = append(ev.fields, field{
+			e.fields = append(e.fields, field{
 				k0: int32(k0), v0: int32(v0), v1: int32(s.i), kesc: esc,
 				klen: uint16(min(k1-k0, longKey)),
 			})
-			f := &ev.fields[len(ev.fields)-1]
-			if !ev.slow && !onLayout { // a layout's keys are plain and distinct
-				ev.slow = esc || f.klen == longKey || ev.repeats(&seen, raw[k0:k1])
+			f := &e.fields[len(e.fields)-1]
+			if !e.slow && !onLayout { // a layout's keys are plain and distinct
+				e.slow = esc || f.klen == longKey || e.repeats(&seen, raw[k0:k1])
 			}
 			s.ws()
 			if s.i >= len(raw) {
@@ -382,8 +382,8 @@ func (ev *Event) ParseWith(raw []byte, layout *Layout) error {
 	if s.i < len(raw) {
 		return s.errf("after top-level value")
 	}
-	if layout != nil && !ev.slow {
-		ev.layout = layout.settle(ev, cur, onLayout)
+	if layout != nil && !e.slow {
+		e.layout = layout.settle(e, cur, onLayout)
 	}
 	return nil
 }

@@ -181,7 +181,7 @@ func TestParseEventErrors(t *testing.T) {
 			if !errors.Is(err, tt.wantErr) {
 				t.Errorf("errors.Is(%v, %v) = false", err, tt.wantErr)
 			}
-			if json.Valid([]byte(tt.in)) && tt.wantErr == ErrBadJSON {
+			if json.Valid([]byte(tt.in)) && errors.Is(tt.wantErr, ErrBadJSON) {
 				t.Errorf("encoding/json accepts %q", tt.in)
 			}
 		})

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"time"
@@ -433,7 +434,7 @@ func compareSameKind(a, b ref.Val) (int, bool) {
 	switch x := a.(type) {
 	case types.Double:
 		y, ok := b.(types.Double)
-		if !ok || x != x || y != y {
+		if !ok || math.IsNaN(float64(x)) || math.IsNaN(float64(y)) {
 			return 0, false
 		}
 		return cmp.Compare(x, y), true

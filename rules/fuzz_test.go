@@ -161,7 +161,7 @@ func sameValue(got ref.Val, want any) error {
 			}
 		case *types.Err:
 			if ferr == nil {
-				return fmt.Errorf("got error %v, want %s", g, w)
+				return fmt.Errorf("got error %w, want %s", g, w)
 			}
 		default:
 			return fmt.Errorf("got %T, want number %s", got, w)

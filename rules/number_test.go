@@ -19,9 +19,11 @@ func checkParseFloat(t *testing.T, s string) {
 // TestParseFloatAgreesWithStrconv compares the fast path bit for bit with
 // strconv over random decimals on both sides of its 15-digit limit.
 func TestParseFloatAgreesWithStrconv(t *testing.T) {
-	for _, s := range []string{"0", "-0", "0.0", "-0.0", "1", "52.52", "-118.2592", "9500.00", "0.1", "0.3",
+	for _, s := range []string{
+		"0", "-0", "0.0", "-0.0", "1", "52.52", "-118.2592", "9500.00", "0.1", "0.3",
 		"999999999999999", "9999999999999999", "123456789012345.6", "1.23456789012345", "0.000000000000001",
-		"1e3", "1E-3", "-1.5e300", "1e999", "-1e999", "4.9e-324", "007", "12345678901234567890"} {
+		"1e3", "1E-3", "-1.5e300", "1e999", "-1e999", "4.9e-324", "007", "12345678901234567890",
+	} {
 		checkParseFloat(t, s)
 	}
 	rng := rand.New(rand.NewPCG(3, 4))

@@ -31,9 +31,12 @@ func TestParsePayments(t *testing.T) {
 			MaxOutOfOrderness: 5 * time.Second, IdleTimeout: 30 * time.Second,
 		},
 		Schema: []SchemaField{
-			{"type", "string", p(10, 3)}, {"account_id", "string", p(11, 3)},
-			{"amount", "double", p(12, 3)}, {"country", "string", p(13, 3)},
-			{"ip", "string", p(14, 3)}, {"success", "bool", p(15, 3)},
+			{"type", "string", p(10, 3)},
+			{"account_id", "string", p(11, 3)},
+			{"amount", "double", p(12, 3)},
+			{"country", "string", p(13, 3)},
+			{"ip", "string", p(14, 3)},
+			{"success", "bool", p(15, 3)},
 			{"ts", "timestamp", p(16, 3)},
 		},
 		Lists: map[string][]any{"high_risk_countries": {"KP", "IR", "SY"}},
@@ -46,12 +49,18 @@ func TestParsePayments(t *testing.T) {
 			{
 				ID: "account-takeover", Severity: SeverityCritical, Enabled: true, Within: 10 * time.Minute,
 				Pattern: []*Step{
-					{Name: "fails", Where: `event.type == "login" && !event.success`, WherePos: p(29, 16),
-						Contiguity: Relaxed, Min: 3, Max: -1, Loop: Relaxed, Pos: p(28, 9)},
-					{Name: "login", Where: `event.type == "login" && event.success && event.ip != fails[0].ip`, WherePos: p(32, 16),
-						Contiguity: Relaxed, Min: 1, Max: 1, Loop: Relaxed, Pos: p(31, 9)},
-					{Name: "drain", Where: `event.type == "transfer" && event.amount > 1000.0`, WherePos: p(35, 16),
-						Contiguity: Relaxed, Min: 1, Max: 1, Loop: Relaxed, Pos: p(33, 9)},
+					{
+						Name: "fails", Where: `event.type == "login" && !event.success`, WherePos: p(29, 16),
+						Contiguity: Relaxed, Min: 3, Max: -1, Loop: Relaxed, Pos: p(28, 9),
+					},
+					{
+						Name: "login", Where: `event.type == "login" && event.success && event.ip != fails[0].ip`, WherePos: p(32, 16),
+						Contiguity: Relaxed, Min: 1, Max: 1, Loop: Relaxed, Pos: p(31, 9),
+					},
+					{
+						Name: "drain", Where: `event.type == "transfer" && event.amount > 1000.0`, WherePos: p(35, 16),
+						Contiguity: Relaxed, Min: 1, Max: 1, Loop: Relaxed, Pos: p(33, 9),
+					},
 				},
 				Skip: Skip{Kind: SkipPastLastEvent, Pos: p(36, 11)},
 				Alert: Alert{
@@ -63,10 +72,14 @@ func TestParsePayments(t *testing.T) {
 			{
 				ID: "reset-without-2fa", Severity: SeverityMedium, Enabled: true, Within: 15 * time.Minute,
 				Pattern: []*Step{
-					{Name: "reset", Where: `event.type == "password_reset"`, WherePos: p(46, 16),
-						Contiguity: Relaxed, Min: 1, Max: 1, Loop: Relaxed, Pos: p(45, 9)},
-					{Name: "verify", Where: `event.type == "2fa_verified"`, WherePos: p(49, 16),
-						Contiguity: Relaxed, Min: 1, Max: 1, Loop: Relaxed, Not: true, Pos: p(47, 9)},
+					{
+						Name: "reset", Where: `event.type == "password_reset"`, WherePos: p(46, 16),
+						Contiguity: Relaxed, Min: 1, Max: 1, Loop: Relaxed, Pos: p(45, 9),
+					},
+					{
+						Name: "verify", Where: `event.type == "2fa_verified"`, WherePos: p(49, 16),
+						Contiguity: Relaxed, Min: 1, Max: 1, Loop: Relaxed, Not: true, Pos: p(47, 9),
+					},
 				},
 				Skip: Skip{Kind: SkipNone},
 				Pos:  p(41, 5),

@@ -375,14 +375,14 @@ var kindNames = map[kind]string{
 func isNum(c byte) bool { return c == '-' || isDigit(c) }
 
 func jsonKind(c byte) string {
-	switch {
-	case c == '"':
+	switch c {
+	case '"':
 		return "a JSON string"
-	case c == '{':
+	case '{':
 		return "a JSON object"
-	case c == '[':
+	case '[':
 		return "a JSON array"
-	case c == 't' || c == 'f':
+	case 't', 'f':
 		return "a JSON bool"
 	}
 	return "a JSON number"

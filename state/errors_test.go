@@ -69,11 +69,17 @@ func TestWrapErr(t *testing.T) {
 		is    []error
 		isNot []error
 	}{
-		{"unavailable keeps its cause", refused, "load keys of partition g/t/1: state store unavailable: dial tcp: connect: connection refused",
-			[]error{ErrUnavailable, syscall.ECONNREFUSED}, []error{ErrClosed}},
+		{
+			"unavailable keeps its cause", refused, "load keys of partition g/t/1: state store unavailable: dial tcp: connect: connection refused",
+			[]error{ErrUnavailable, syscall.ECONNREFUSED},
+			[]error{ErrClosed},
+		},
 		{"closed", redis.ErrClosed, "load keys of partition g/t/1: state store closed", []error{ErrClosed}, []error{ErrUnavailable}},
-		{"other", replyError("WRONGTYPE Operation against a key holding the wrong kind of value"),
-			"load keys of partition g/t/1: WRONGTYPE Operation against a key holding the wrong kind of value", nil, []error{ErrUnavailable}},
+		{
+			"other", replyError("WRONGTYPE Operation against a key holding the wrong kind of value"),
+			"load keys of partition g/t/1: WRONGTYPE Operation against a key holding the wrong kind of value", nil,
+			[]error{ErrUnavailable},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

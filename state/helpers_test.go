@@ -110,7 +110,11 @@ func newSharedRedisT(t testing.TB, opts Options) *Redis {
 		}
 		// A client of its own: the test may have closed the store.
 		raw := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: opts.Addrs, IsClusterMode: len(opts.Addrs) > 1})
-		defer raw.Close()
+		defer func() {
+			if err := raw.Close(); err != nil {
+				t.Errorf("close the cleanup client: %v", err)
+			}
+		}()
 		var err error
 		switch c := raw.(type) {
 		case *redis.ClusterClient:

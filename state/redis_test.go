@@ -37,14 +37,21 @@ func TestNewOptions(t *testing.T) {
 		{"no address", Options{}, "redis state store: no address"},
 		{"empty address", Options{Addrs: []string{"a:1", " "}}, "redis state store: empty address"},
 		{"db on a cluster", Options{Addrs: []string{"a:1"}, Cluster: true, DB: 2}, "redis state store: db 2: a Redis Cluster has only database 0"},
-		{"every error", Options{KeyPrefix: "s{x}", DB: -1, DialTimeout: -1, ReadTimeout: -2, PoolSize: -3, BatchSize: -4},
-			"redis state store: no address\ndb -1: negative\nkey prefix \"s{x}\": must not contain '{' or '}'\ndial timeout -1ns: negative\nread timeout -2ns: negative\npool size -3: negative\nbatch size -4: negative"},
+		{
+			"every error",
+			Options{KeyPrefix: "s{x}", DB: -1, DialTimeout: -1, ReadTimeout: -2, PoolSize: -3, BatchSize: -4},
+			"redis state store: no address\ndb -1: negative\nkey prefix \"s{x}\": must not contain '{' or '}'\ndial timeout -1ns: negative\nread timeout -2ns: negative\npool size -3: negative\nbatch size -4: negative",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r, err := New(tt.opts)
 			if r != nil {
-				defer r.Close()
+				defer func() {
+					if err := r.Close(); err != nil {
+						t.Errorf("Close: %v", err)
+					}
+				}()
 			}
 			got := ""
 			if err != nil {

@@ -182,9 +182,11 @@ func TestRun(t *testing.T) {
     events: [{type: order, user: u2, amount: 500, ts: "2026-11-20T10:00:00Z"}]
     expect: [{rule: big-order, key: u1}]
 `,
-			want: outcome{Failed: true, Alerts: 1,
+			want: outcome{
+				Failed: true, Alerts: 1,
 				Missing:    []string{"shop/big-order key=u1"},
-				Unexpected: []string{"shop/big-order key=u2 event=[#1]"}},
+				Unexpected: []string{"shop/big-order key=u2 event=[#1]"},
+			},
 		},
 		{
 			name: "nested fields match as subsets, arrays element by element",
@@ -284,8 +286,10 @@ func TestRunSelectsByName(t *testing.T) {
 		re   string
 		want []string
 	}{
-		{"", []string{"passes", "wrong step events and severity", "missing and unexpected alerts",
-			"expects silence but a cart is abandoned", "bad input is dead-lettered", "a recorded file with a bad line"}},
+		{"", []string{
+			"passes", "wrong step events and severity", "missing and unexpected alerts",
+			"expects silence but a cart is abandoned", "bad input is dead-lettered", "a recorded file with a bad line",
+		}},
 		{"^passes$", []string{"passes"}},
 		{"dead|silence", []string{"expects silence but a cart is abandoned", "bad input is dead-lettered"}},
 		{"nothing like this", nil},

@@ -2,7 +2,10 @@ package embedded
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
+	"log/slog"
 	"net"
 	"strings"
 	"testing"
@@ -10,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/goleak"
 )
@@ -104,7 +108,9 @@ func TestKafkaPortInUse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	// Closing a listener that only held a port cannot fail in a way the
+	// test cares about.
+	defer func() { _ = ln.Close() }()
 	port := ln.Addr().(*net.TCPAddr).Port
 	if _, err := NewKafka(t.Context(), KafkaOptions{Port: port}); err == nil || !strings.Contains(err.Error(), "address already in use") {
 		t.Errorf("error = %v, want address already in use", err)
@@ -121,7 +127,9 @@ func TestRedis(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	// Only the replies read above are under test; closing the client's
+	// end afterwards says nothing about the server.
+	defer func() { _ = conn.Close() }()
 	br := bufio.NewReader(conn)
 	var got []string
 	for _, cmd := range []string{
@@ -147,6 +155,32 @@ func TestRedis(t *testing.T) {
 	r.Close()
 	if _, err := net.Dial("tcp", r.Addr()); err == nil {
 		t.Error("the server still accepts connections after Close")
+	}
+}
+
+func TestKafkaLoggerKeepsTheMessageKey(t *testing.T) {
+	var buf bytes.Buffer
+	l := kfakeLogger{slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	l.Logf(kfake.LogLevelError, "broker %d: %s", 1, "listener closed")
+	l.Logf(kfake.LogLevelInfo, "request %s", "Fetch")
+	var got []map[string]any
+	for line := range strings.Lines(buf.String()) {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		delete(rec, "time")
+		got = append(got, rec)
+	}
+	want := []map[string]any{
+		{"level": "WARN", "msg": "embedded kafka", "detail": "broker 1: listener closed"},
+		{"level": "DEBUG", "msg": "embedded kafka", "detail": "request Fetch"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("log records (-want +got):\n%s", diff)
+	}
+	if n := strings.Count(buf.String(), `"msg":`); n != 2 {
+		t.Errorf("%d \"msg\" keys in two records:\n%s", n, buf.String())
 	}
 }
 

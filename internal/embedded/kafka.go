@@ -8,10 +8,8 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // DefaultPartitions is the partition count of the embedded broker's topics
@@ -81,26 +79,19 @@ func NewKafka(ctx context.Context, opts KafkaOptions) (*Kafka, error) {
 	return k, nil
 }
 
-// createTopics creates the topics through the Kafka protocol rather than
+// createTopics creates the topics on the cluster itself rather than through
 // kfake's seeding, because seeding is skipped when a data directory is
 // reloaded: a ruleset added since the last run must still find its topic.
+// Cluster.CreateTopic runs the broker's own CreateTopics handler, so the
+// package needs no Kafka client for it.
 func (k *Kafka) createTopics(ctx context.Context, partitions int, topics []string) error {
-	topics = slices.Compact(slices.Sorted(slices.Values(topics)))
-	if len(topics) == 0 {
-		return nil
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(k.addrs...))
-	if err != nil {
-		return fmt.Errorf("embedded kafka: %w", err)
-	}
-	defer cl.Close()
-	resp, err := kadm.NewClient(cl).CreateTopics(ctx, int32(partitions), 1, nil, topics...)
-	if err != nil {
-		return fmt.Errorf("embedded kafka: create topics: %w", err)
-	}
-	for _, r := range resp.Sorted() {
-		if r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) {
-			return fmt.Errorf("embedded kafka: create topic %s: %w", r.Topic, r.Err)
+	for _, t := range slices.Compact(slices.Sorted(slices.Values(topics))) {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("embedded kafka: create topic %s: %w", t, err)
+		}
+		err := k.cluster.CreateTopic(t, int32(partitions), nil)
+		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("embedded kafka: create topic %s: %w", t, err)
 		}
 	}
 	return nil
@@ -126,5 +117,7 @@ func (k kfakeLogger) Logf(level kfake.LogLevel, msg string, args ...any) {
 	if !k.l.Enabled(context.Background(), lvl) {
 		return
 	}
-	k.l.Log(context.Background(), lvl, "embedded kafka", "msg", fmt.Sprintf(msg, args...))
+	// Not under "msg": that is the record's own message key, and a handler
+	// writing both would print two "msg" fields.
+	k.l.Log(context.Background(), lvl, "embedded kafka", "detail", fmt.Sprintf(msg, args...))
 }

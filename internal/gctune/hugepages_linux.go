@@ -211,7 +211,9 @@ func adviseMappings(advised map[uintptr]uintptr, include func(start, end uintptr
 	if err != nil {
 		return
 	}
-	defer f.Close()
+	// Read only: a Close error loses nothing, and the advice is best
+	// effort anyway.
+	defer func() { _ = f.Close() }()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		start, end, ok := anonymousMapping(sc.Text())

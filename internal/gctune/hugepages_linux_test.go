@@ -160,7 +160,11 @@ func TestAdviseMappingsMarksTheSelectedMappings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer syscall.Munmap(m)
+	defer func() {
+		if err := syscall.Munmap(m); err != nil {
+			t.Errorf("munmap: %v", err)
+		}
+	}()
 	lo := uintptr(unsafe.Pointer(unsafe.SliceData(m)))
 	hi := lo + size
 	if mappingHasFlag(t, lo, "hg") {
@@ -184,7 +188,7 @@ func mappingHasFlag(t *testing.T, addr uintptr, flag string) bool {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only: a Close error loses nothing
 	sc := bufio.NewScanner(f)
 	in := false
 	for sc.Scan() {

@@ -327,7 +327,11 @@ type engineRun struct {
 func runEngine(b *testing.B, brokers []string, rs *rules.Compiled, n int, feed func(*kgo.Client)) engineRun {
 	b.Helper()
 	store := benchStore(b)
-	defer store.Close()
+	defer func() {
+		if err := store.Close(); err != nil {
+			b.Errorf("close store: %v", err)
+		}
+	}()
 	hooks := &alertHooks{topic: cep.DefaultAlertsTopic}
 	reg := prometheus.NewRegistry()
 	e, err := cep.NewEngine(cep.EngineOptions{
@@ -468,7 +472,6 @@ func (c *cleanedStore) Close() error {
 	}
 	if c.addr != "" {
 		rc := redis.NewClient(&redis.Options{Addr: c.addr})
-		defer rc.Close()
 		ctx := context.Background()
 		iter := rc.Scan(ctx, 0, c.prefix+":*", 1000).Iterator()
 		for iter.Next(ctx) {
@@ -478,6 +481,9 @@ func (c *cleanedStore) Close() error {
 		}
 		if ierr := iter.Err(); ierr != nil && err == nil {
 			err = ierr
+		}
+		if cerr := rc.Close(); cerr != nil && err == nil {
+			err = cerr
 		}
 	}
 	if err != nil {

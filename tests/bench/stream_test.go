@@ -127,7 +127,7 @@ func readLines(path string, fn func(line []byte)) error {
 	if err != nil {
 		return fmt.Errorf("read lines: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only: a Close error loses nothing
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {

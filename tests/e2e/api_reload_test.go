@@ -424,7 +424,9 @@ func TestHotReloadUnderLoad(t *testing.T) {
 		switch a.Rule {
 		case "every":
 			var n int
-			fmt.Sscanf(a.Summary[strings.IndexByte(a.Summary, ' ')+1:], "%d", &n)
+			if _, err := fmt.Sscanf(a.Summary[strings.IndexByte(a.Summary, ' ')+1:], "%d", &n); err != nil {
+				t.Errorf("alert of rule every says %q: no event number after the version: %v", a.Summary, err)
+			}
 			everyOf[n] = append(everyOf[n], upload)
 		case "pair":
 			pairs[a.Key] = append(pairs[a.Key], upload)

@@ -33,8 +33,10 @@ type feeder struct {
 // is len(events)) with the producer's client.
 func startFeeder(t *testing.T, p *producer, events []kv, ends []int, batch int, every time.Duration) *feeder {
 	t.Helper()
-	f := &feeder{cl: p.cl, events: events, ends: ends, batch: batch, every: every,
-		next: make(chan struct{}), done: make(chan struct{})}
+	f := &feeder{
+		cl: p.cl, events: events, ends: ends, batch: batch, every: every,
+		next: make(chan struct{}), done: make(chan struct{}),
+	}
 	go f.run()
 	t.Cleanup(func() {
 		f.stopped.Store(true)

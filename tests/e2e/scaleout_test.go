@@ -83,7 +83,11 @@ func TestScaleOut(t *testing.T) {
 // Redis Cluster.
 func deleteKeys(t *testing.T, seeds []string, pattern string) {
 	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: seeds})
-	defer c.Close()
+	defer func() {
+		if err := c.Close(); err != nil {
+			t.Errorf("close the cluster client: %v", err)
+		}
+	}()
 	ctx := context.Background()
 	err := c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
 		iter := m.Scan(ctx, 0, pattern, 1000).Iterator()
