@@ -380,7 +380,7 @@ func TestEngineHotReloadUnderLoad(t *testing.T) {
 func TestHotReloadThroughRegistry(t *testing.T) {
 	brokers := cluster(t, "events", "other")
 	m := miniredis.RunT(t)
-	reg, err := registry.NewRegistry(registry.RegistryOptions{Client: registry.NewClient(state.Options{Addrs: []string{m.Addr()}})})
+	reg, err := registry.New(registry.Options{Client: registry.NewClient(state.Options{Addrs: []string{m.Addr()}})})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,7 +26,7 @@ import (
 	"github.com/shrike-cep/shrike/state"
 )
 
-// ErrInvalidConfig matches (errors.Is) every ConfigErrors: the
+// ErrInvalidConfig matches (errors.Is) every Errors value: the
 // configuration was rejected because of what it says, not because a file
 // could not be read.
 var ErrInvalidConfig = errors.New("invalid configuration")
@@ -316,8 +316,8 @@ func (o origin) String() string {
 	return o.pos.String()
 }
 
-// ConfigError is one problem with the configuration.
-type ConfigError struct {
+// Error is one problem with the configuration.
+type Error struct {
 	// Pos is the problem's position in the file; zero when the value came
 	// from a flag or is a default.
 	Pos rules.Pos
@@ -330,7 +330,7 @@ type ConfigError struct {
 
 // Error formats the error as `file:line:col: field: message`, or
 // `--flag: message` for a value from the command line.
-func (e *ConfigError) Error() string {
+func (e *Error) Error() string {
 	var b strings.Builder
 	switch {
 	case e.Flag != "":
@@ -351,12 +351,12 @@ func (e *ConfigError) Error() string {
 	return b.String()
 }
 
-// ConfigErrors is every problem found in a configuration, file positions
+// Errors is every problem found in a configuration, file positions
 // first in order, then flags and defaults.
-type ConfigErrors []*ConfigError
+type Errors []*Error
 
 // Error joins the errors, one per line.
-func (l ConfigErrors) Error() string {
+func (l Errors) Error() string {
 	parts := make([]string, len(l))
 	for i, e := range l {
 		parts[i] = e.Error()
@@ -364,11 +364,11 @@ func (l ConfigErrors) Error() string {
 	return strings.Join(parts, "\n")
 }
 
-// Is makes errors.Is(err, ErrInvalidConfig) true for any ConfigErrors.
-func (l ConfigErrors) Is(target error) bool { return target == ErrInvalidConfig }
+// Is makes errors.Is(err, ErrInvalidConfig) true for any Errors.
+func (l Errors) Is(target error) bool { return target == ErrInvalidConfig }
 
 // Unwrap exposes the single errors to errors.As.
-func (l ConfigErrors) Unwrap() []error {
+func (l Errors) Unwrap() []error {
 	out := make([]error, len(l))
 	for i, e := range l {
 		out[i] = e
@@ -376,11 +376,11 @@ func (l ConfigErrors) Unwrap() []error {
 	return out
 }
 
-func (l ConfigErrors) err() error {
+func (l Errors) err() error {
 	if len(l) == 0 {
 		return nil
 	}
-	slices.SortStableFunc(l, func(a, b *ConfigError) int {
+	slices.SortStableFunc(l, func(a, b *Error) int {
 		// Positioned errors first, in file order; then the rest as found.
 		ap, bp := a.Pos.Line > 0, b.Pos.Line > 0
 		switch {
@@ -429,7 +429,7 @@ func LoadConfigFile(path string) (Config, error) {
 // document leaves out keep DefaultConfig's values. Decoding is strict: an
 // unknown field, a value of the wrong type or a duplicate field is an
 // error with its file:line:col, and every such problem is reported (as
-// ConfigErrors). LoadConfig does not Validate, so that flags can still
+// Errors). LoadConfig does not Validate, so that flags can still
 // correct the result.
 func LoadConfig(filename string, src []byte) (Config, error) {
 	cfg := DefaultConfig()
@@ -463,9 +463,9 @@ func LoadConfig(filename string, src []byte) (Config, error) {
 type configDecoder struct {
 	file string
 	cfg  *Config
-	errs ConfigErrors
+	errs Errors
 	// walk follows aliases under yamlnode's node budget; what it reports
-	// (a document too large after expanding aliases) is a ConfigError of
+	// (a document too large after expanding aliases) is an Error of
 	// no field.
 	walk yamlnode.Walker
 }
@@ -483,7 +483,7 @@ func (d *configDecoder) pos(n *yaml.Node) rules.Pos {
 }
 
 func (d *configDecoder) add(pos rules.Pos, field, format string, args ...any) {
-	d.errs = append(d.errs, &ConfigError{Pos: pos, Field: field, Msg: fmt.Sprintf(format, args...)})
+	d.errs = append(d.errs, &Error{Pos: pos, Field: field, Msg: fmt.Sprintf(format, args...)})
 }
 
 func (d *configDecoder) resolve(n *yaml.Node) *yaml.Node { return d.walk.Resolve(n) }
@@ -724,7 +724,7 @@ func (c *Config) Set(path, value, flag string) error {
 		setStrings(v, splitList(value))
 	default:
 		if err := setScalar(v, value, ""); err != nil {
-			return ConfigErrors{{Flag: flag, Field: path, Msg: err.Error()}}
+			return Errors{{Flag: flag, Field: path, Msg: err.Error()}}
 		}
 	}
 	c.setOrigin(path, origin{flag: flag})
@@ -735,12 +735,12 @@ func (c *Config) Set(path, value, flag string) error {
 var topicRE = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
 
 // Validate checks the configuration's values, all of them, and returns
-// ConfigErrors naming, for each bad value, the file position or flag it
+// Errors naming, for each bad value, the file position or flag it
 // came from.
 func (c *Config) Validate() error {
-	var errs ConfigErrors
+	var errs Errors
 	bad := func(path, format string, args ...any) {
-		e := &ConfigError{Field: path, Msg: fmt.Sprintf(format, args...)}
+		e := &Error{Field: path, Msg: fmt.Sprintf(format, args...)}
 		if o, ok := c.origin[path]; ok {
 			e.Pos, e.Flag = o.pos, o.flag
 		}

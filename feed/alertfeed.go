@@ -76,8 +76,8 @@ type AlertFeedOptions struct {
 	ExtraKafka []kgo.Opt
 }
 
-// FeedAlert is one alert of the feed, or the end of a subscription.
-type FeedAlert struct {
+// Alert is one alert of the feed, or the end of a subscription.
+type Alert struct {
 	// Cursor is the feed's position after this alert: passed to Subscribe,
 	// the subscription starts with the alerts that follow it, on any
 	// instance reading the same alerts topic. It lists the next offset of
@@ -150,12 +150,12 @@ type AlertFeed struct {
 
 type ringEntry struct {
 	seq uint64
-	fa  FeedAlert
+	fa  Alert
 }
 
 // subscription is one Subscribe call's state.
 type subscription struct {
-	ch chan FeedAlert
+	ch chan Alert
 	// cut is closed by the feed, under its lock, when it drops the
 	// subscription as too slow.
 	cut chan struct{}
@@ -364,7 +364,7 @@ func (f *AlertFeed) deliver(fs kgo.Fetches) {
 		if d.a == nil {
 			continue
 		}
-		fa := FeedAlert{Cursor: encodeCursor(f.next), Alert: d.a, Raw: d.r.Value}
+		fa := Alert{Cursor: encodeCursor(f.next), Alert: d.a, Raw: d.r.Value}
 		f.remember(fa)
 		for s := range f.subs {
 			sfa := fa
@@ -388,7 +388,7 @@ func (f *AlertFeed) deliver(fs kgo.Fetches) {
 }
 
 // remember keeps fa in the ring; f.mu is held.
-func (f *AlertFeed) remember(fa FeedAlert) {
+func (f *AlertFeed) remember(fa Alert) {
 	f.seq++
 	e := ringEntry{seq: f.seq, fa: fa}
 	if len(f.ring) < f.opts.Recent {
@@ -402,10 +402,10 @@ func (f *AlertFeed) remember(fa FeedAlert) {
 // Subscribe streams the alerts after the cursor from (from this instance
 // or any other reading the same topic), or with from empty, the alerts
 // the feed reads from now on. The channel ends when ctx ends, or with a
-// last FeedAlert whose Err says why the feed ended it. A cursor older
+// last Alert whose Err says why the feed ended it. A cursor older
 // than the topic's retention is ErrCursorExpired, one that no feed made
 // ErrInvalidCursor. Subscribe waits until Run has listed the topic.
-func (f *AlertFeed) Subscribe(ctx context.Context, from string) (<-chan FeedAlert, error) {
+func (f *AlertFeed) Subscribe(ctx context.Context, from string) (<-chan Alert, error) {
 	var pos map[int32]int64
 	if from != "" {
 		var err error
@@ -420,7 +420,7 @@ func (f *AlertFeed) Subscribe(ctx context.Context, from string) (<-chan FeedAler
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	s := &subscription{ch: make(chan FeedAlert, f.opts.Buffer), cut: make(chan struct{}), pos: pos}
+	s := &subscription{ch: make(chan Alert, f.opts.Buffer), cut: make(chan struct{}), pos: pos}
 	if pos != nil {
 		if err := f.checkCursor(ctx, pos); err != nil {
 			return nil, err
@@ -495,7 +495,7 @@ func (f *AlertFeed) serve(ctx context.Context, s *subscription, replay bool) {
 	if reason == nil || ctx.Err() != nil {
 		return
 	}
-	end := FeedAlert{Err: reason}
+	end := Alert{Err: reason}
 	if errors.Is(reason, ErrFeedStopped) {
 		// Run waits for this goroutine: the news is given if there is
 		// room, never waited for.
@@ -628,7 +628,7 @@ func (f *AlertFeed) replay(ctx context.Context, s *subscription) error {
 				return // the feed logs it
 			}
 			select {
-			case s.ch <- FeedAlert{Cursor: encodeCursor(s.pos), Alert: a, Raw: r.Value}:
+			case s.ch <- Alert{Cursor: encodeCursor(s.pos), Alert: a, Raw: r.Value}:
 			case <-ctx.Done():
 				err = ctx.Err()
 			case <-f.done:
@@ -646,7 +646,7 @@ func (f *AlertFeed) replay(ctx context.Context, s *subscription) error {
 // next page, empty on the last. Pages stay consistent while alerts
 // arrive: a token continues below the last alert of its page. keep runs
 // outside the feed's lock.
-func (f *AlertFeed) Recent(pageSize int, pageToken string, keep func(*matcher.Alert) bool) ([]FeedAlert, string, error) {
+func (f *AlertFeed) Recent(pageSize int, pageToken string, keep func(*matcher.Alert) bool) ([]Alert, string, error) {
 	if pageSize <= 0 {
 		pageSize = DefaultFeedPageSize
 	}
@@ -666,7 +666,7 @@ func (f *AlertFeed) Recent(pageSize int, pageToken string, keep func(*matcher.Al
 		}
 	}
 	f.mu.Unlock()
-	var out []FeedAlert
+	var out []Alert
 	var last uint64
 	for _, e := range entries {
 		if keep != nil && !keep(e.fa.Alert) {

@@ -93,7 +93,7 @@ func TestAlertFeedReadsBackRecent(t *testing.T) {
 	// reads back the last 2 of each.
 	p.produce(0, 12)
 	f := startFeed(t, AlertFeedOptions{Brokers: brokers, Recent: 6})
-	var got []FeedAlert
+	var got []Alert
 	testkit.WaitFor(t, feedWait, "6 recent alerts", func() bool {
 		var err error
 		got, _, err = f.Recent(100, "", nil)
@@ -386,7 +386,7 @@ func TestAlertFeedAheadCursor(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.next = map[int32]int64{0: 10, 1: 5}
-	s := &subscription{ch: make(chan FeedAlert, 10), cut: make(chan struct{}), pos: map[int32]int64{0: 12, 1: 5}}
+	s := &subscription{ch: make(chan Alert, 10), cut: make(chan struct{}), pos: map[int32]int64{0: 12, 1: 5}}
 	s.ahead = isAhead(s.pos, f.next)
 	f.subs[s] = struct{}{}
 	fetch := func(p int32, offs ...int64) kgo.Fetches {

@@ -120,9 +120,9 @@ func startFeed(t *testing.T, opts AlertFeedOptions) *AlertFeed {
 const feedWait = 15 * time.Second
 
 // receive reads n alerts from ch.
-func receive(t *testing.T, ch <-chan FeedAlert, n int) []FeedAlert {
+func receive(t *testing.T, ch <-chan Alert, n int) []Alert {
 	t.Helper()
-	var got []FeedAlert
+	var got []Alert
 	timeout := time.After(feedWait)
 	for len(got) < n {
 		select {
@@ -142,7 +142,7 @@ func receive(t *testing.T, ch <-chan FeedAlert, n int) []FeedAlert {
 }
 
 // ids lists the alerts' ids.
-func ids(fas []FeedAlert) []string {
+func ids(fas []Alert) []string {
 	out := make([]string, len(fas))
 	for i, fa := range fas {
 		out[i] = fa.Alert.ID
@@ -192,7 +192,7 @@ func mustNumID(id string) int {
 	return n
 }
 
-func sortedIDs(fas []FeedAlert) []string {
+func sortedIDs(fas []Alert) []string {
 	out := ids(fas)
 	slices.Sort(out)
 	return out

@@ -62,7 +62,7 @@ var (
 // and REST paths.
 const MaxRulesetNameBytes = 256
 
-// Defaults of RegistryOptions and of the page sizes.
+// Defaults of Options and of the page sizes.
 const (
 	DefaultRegistryKeyPrefix = "shrike"
 	DefaultPageSize          = 50
@@ -74,9 +74,9 @@ const (
 // delays a change by at most this.
 const registryPoll = 500 * time.Millisecond
 
-// RegistryOptions configure a Registry. Zero values are the documented
+// Options configure a Registry. Zero values are the documented
 // defaults.
-type RegistryOptions struct {
+type Options struct {
 	// Client is the Redis (standalone or Cluster) holding the registry.
 	// Required. The Registry does not close it.
 	Client redis.UniversalClient
@@ -125,8 +125,8 @@ type Registry struct {
 	poll    time.Duration // Watch's counter reads; tests lengthen it
 }
 
-// NewRegistry returns a Registry over opts.Client. It does not connect.
-func NewRegistry(opts RegistryOptions) (*Registry, error) {
+// New returns a Registry over opts.Client. It does not connect.
+func New(opts Options) (*Registry, error) {
 	if opts.Client == nil {
 		return nil, errors.New("registry: no redis client")
 	}

@@ -91,7 +91,7 @@ func (c *stepClock) Now() time.Time { return clockStart.Add(time.Duration(c.n.Ad
 
 func newTestRegistry(t *testing.T, tg redisTarget, clock func() time.Time) *Registry {
 	t.Helper()
-	r, err := NewRegistry(RegistryOptions{Client: tg.client(t), KeyPrefix: tg.prefix, Clock: clock})
+	r, err := New(Options{Client: tg.client(t), KeyPrefix: tg.prefix, Clock: clock})
 	if err != nil {
 		t.Fatal(err)
 	}

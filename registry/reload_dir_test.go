@@ -34,7 +34,7 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 func miniRegistry(t *testing.T) *Registry {
 	t.Helper()
 	m := miniredis.RunT(t)
-	r, err := NewRegistry(RegistryOptions{Client: newTestClient(t, []string{m.Addr()}, false)})
+	r, err := New(Options{Client: newTestClient(t, []string{m.Addr()}, false)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,7 +49,7 @@ func TestReloader(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	m := miniredis.RunT(t)
 	open := func(maxBytes int) *Registry {
-		r, err := NewRegistry(RegistryOptions{Client: newTestClient(t, []string{m.Addr()}, false), MaxSourceBytes: maxBytes})
+		r, err := New(Options{Client: newTestClient(t, []string{m.Addr()}, false), MaxSourceBytes: maxBytes})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -23,8 +23,8 @@ import (
 // AlertFeed is what the alert service needs of the alerts topic's feed
 // (feed.AlertFeed).
 type AlertFeed interface {
-	Subscribe(ctx context.Context, from string) (<-chan feed.FeedAlert, error)
-	Recent(pageSize int, pageToken string, keep func(*matcher.Alert) bool) ([]feed.FeedAlert, string, error)
+	Subscribe(ctx context.Context, from string) (<-chan feed.Alert, error)
+	Recent(pageSize int, pageToken string, keep func(*matcher.Alert) bool) ([]feed.Alert, string, error)
 }
 
 // subscribedHeader is the header metadata by which SubscribeAlerts says

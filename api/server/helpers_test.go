@@ -148,7 +148,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	mr := miniredis.RunT(t)
 	rc := registry.NewClient(state.Options{Addrs: []string{mr.Addr()}})
 	t.Cleanup(func() { _ = rc.Close() })
-	e.registry, err = registry.NewRegistry(registry.RegistryOptions{Client: rc, CompileOptions: o.compile})
+	e.registry, err = registry.New(registry.Options{Client: rc, CompileOptions: o.compile})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -96,7 +96,7 @@ func startRules(ctx context.Context, cfg config.Config, d rulesDeps) (_ *rulesSe
 			r.close()
 		}
 	}()
-	r.registry, err = registry.NewRegistry(registry.RegistryOptions{
+	r.registry, err = registry.New(registry.Options{
 		Client:         client,
 		KeyPrefix:      cfg.Redis.KeyPrefix,
 		Logger:         d.log,
