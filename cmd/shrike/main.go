@@ -48,16 +48,17 @@ func main() {
 // run executes one command line and returns the exit status. A command
 // that succeeded but could not write all of its stdout fails (status 1):
 // its output is incomplete. A command that failed already is reported as
-// it failed. Errors writing stderr are not checked: there is nowhere left
-// to report them.
+// it failed, and one that returned stdout's write error as it is gets the
+// same words as the first. Errors writing stderr are not checked: there
+// is nowhere left to report them.
 func run(ctx context.Context, args []string, e env) int {
 	root := newRootCmd(e)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
-	if err == nil {
-		if werr := e.stdout.Err(); werr != nil {
-			err = fmt.Errorf("writing output: %w", werr)
-		}
+	// err == werr is identity on purpose: an error that wraps the write
+	// error ("gen: ...") already says what failed, a bare one does not.
+	if werr := e.stdout.Err(); werr != nil && (err == nil || err == werr) { //nolint:errorlint // identity, see above
+		err = fmt.Errorf("writing output: %w", werr)
 	}
 	var uerr usageError
 	var status exitStatus
