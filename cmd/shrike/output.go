@@ -18,7 +18,7 @@ import (
 type output struct {
 	w io.Writer
 	// mu makes an output as safe for concurrent writes as the file under
-	// it: a replay writes reports from its reading goroutine too.
+	// it: the replay's progress bar is drawn from its reading goroutine.
 	mu  sync.Mutex
 	err error
 }

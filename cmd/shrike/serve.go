@@ -378,7 +378,7 @@ func (s *server) close() {
 
 // printQuickStart tells a newcomer on embedded defaults how to feed the
 // engine and read its alerts: plain lines for a person, besides the log.
-func printQuickStart(w *output, s *server, topics []string) {
+func printQuickStart(w io.Writer, s *server, topics []string) {
 	broker := s.kafka.Addrs()[0]
 	topic := "payments"
 	if !slices.Contains(topics, topic) && len(topics) > 0 {
