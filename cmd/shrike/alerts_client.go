@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -68,8 +67,8 @@ func alertsClient(cmd *cobra.Command, e env, f *clientFlags) (shrikev1.AlertServ
 
 // Reconnection delays of alerts tail: from the first to the longest.
 const (
-	tailRetryMin = 500 * time.Millisecond
-	tailRetryMax = 10 * time.Second
+	tailRetryFirst   = 500 * time.Millisecond
+	tailRetryLongest = 10 * time.Second
 )
 
 func newAlertsTailCmd(e env, f *clientFlags) *cobra.Command {
@@ -135,7 +134,7 @@ after the last alert shown.`,
 // for.
 func tailAlerts(ctx context.Context, e env, f *clientFlags, c shrikev1.AlertServiceClient, req *shrikev1.SubscribeAlertsRequest, count int) error {
 	received := 0
-	delay := tailRetryMin
+	delay := tailRetryFirst
 	connected := false
 	for {
 		stream, err := c.SubscribeAlerts(ctx, req)
@@ -148,7 +147,7 @@ func tailAlerts(ctx context.Context, e env, f *clientFlags, c shrikev1.AlertServ
 					recvErr = err
 					break
 				}
-				delay = tailRetryMin
+				delay = tailRetryFirst
 				if err := writeAlert(e.stdout, f.output, a); err != nil {
 					return err
 				}
@@ -180,7 +179,7 @@ func tailAlerts(ctx context.Context, e env, f *clientFlags, c shrikev1.AlertServ
 			return nil
 		case <-time.After(delay):
 		}
-		delay = min(2*delay, tailRetryMax)
+		delay = min(2*delay, tailRetryLongest)
 	}
 }
 
@@ -279,12 +278,12 @@ JSON; its position can be given to tail --from to follow on from it.`,
 				fmt.Fprintln(e.stderr, "no alerts")
 				return nil
 			}
-			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "END\tSEVERITY\tRULE\tKEY\tSUMMARY")
+			t := newTable(e.stdout)
+			t.printf("END\tSEVERITY\tRULE\tKEY\tSUMMARY\n")
 			for _, a := range all {
-				fmt.Fprintf(tw, "%s\t%s\t%s/%s\t%s\t%s\n", formatTime(a.GetEnd()), a.GetSeverity(), a.GetRuleset(), a.GetRule(), orDash(a.GetKey()), alertSummary(a))
+				t.printf("%s\t%s\t%s/%s\t%s\t%s\n", formatTime(a.GetEnd()), a.GetSeverity(), a.GetRuleset(), a.GetRule(), orDash(a.GetKey()), alertSummary(a))
 			}
-			return tw.Flush()
+			return t.flush()
 		},
 	}
 	filters.add(cmd)

@@ -132,7 +132,7 @@ func TestTailReconnects(t *testing.T) {
 			srv := &scriptedAlerts{steps: tt.steps}
 			addr := startScriptedAlerts(t, srv)
 			var stdout, stderr testkit.Buffer
-			e := env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, clock: time.Now}
+			e := env{stdin: strings.NewReader(""), stdout: newOutput(&stdout), stderr: newOutput(&stderr), clock: time.Now}
 			args := append([]string{"alerts", "tail", "--server", addr, "-o", "json"}, tt.args...)
 			if code := run(t.Context(), args, e); code != tt.wantCode {
 				t.Errorf("exit status %d, want %d\nstderr:\n%s", code, tt.wantCode, stderr.String())
@@ -164,7 +164,7 @@ func TestTailReconnects(t *testing.T) {
 func TestTailInterrupted(t *testing.T) {
 	addr := startScriptedAlerts(t, &scriptedAlerts{steps: []scriptedCall{{alerts: []string{"a", "b"}}}})
 	var stdout, stderr testkit.Buffer
-	e := env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, clock: time.Now}
+	e := env{stdin: strings.NewReader(""), stdout: newOutput(&stdout), stderr: newOutput(&stderr), clock: time.Now}
 	ctx, interrupt := context.WithCancel(t.Context())
 	defer interrupt()
 	code := make(chan int, 1)

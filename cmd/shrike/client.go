@@ -95,7 +95,7 @@ func (bearerToken) RequireTransportSecurity() bool { return false }
 // the first call does, and fails with Unavailable when nobody answers. A
 // token about to travel in the clear beyond this machine gets a warning on
 // stderr.
-func (f *clientFlags) dial(stderr io.Writer) (*grpc.ClientConn, error) {
+func (f *clientFlags) dial(stderr *output) (*grpc.ClientConn, error) {
 	creds := insecure.NewCredentials()
 	useTLS := f.tls || f.caFile != ""
 	if f.token != "" && !useTLS && !isLoopback(f.server) {

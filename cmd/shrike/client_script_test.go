@@ -57,7 +57,7 @@ func setupScriptServer(te *testscript.Env) error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var logs testkit.Buffer
-	s, err := startServer(ctx, env{stderr: &logs, clock: time.Now}, cfg)
+	s, err := startServer(ctx, env{stderr: newOutput(&logs), clock: time.Now}, cfg)
 	if err != nil {
 		cancel()
 		return fmt.Errorf("start serve: %w\n%s", err, logs.String())
@@ -101,7 +101,7 @@ func cmdPublish(ts *testscript.TestScript, neg bool, args []string) {
 		req.Events = append(req.Events, &shrikev1.Event{Key: key, Payload: &shrikev1.Event_RawJson{RawJson: value}})
 	}
 	conn := scriptClient(ts)
-	defer conn.Close()
+	defer func() { _ = conn.Close() }() // the command is done: nothing waits on the connection
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	resp, err := shrikev1.NewEventServiceClient(conn).PublishEvents(ctx, req)
@@ -120,7 +120,7 @@ func cmdWaitAlerts(ts *testscript.TestScript, neg bool, args []string) {
 	want, err := strconv.Atoi(args[1])
 	ts.Check(err)
 	conn := scriptClient(ts)
-	defer conn.Close()
+	defer func() { _ = conn.Close() }() // the command is done: nothing waits on the connection
 	c := shrikev1.NewAlertServiceClient(conn)
 	deadline := time.Now().Add(30 * time.Second)
 	for {

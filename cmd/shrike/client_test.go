@@ -300,7 +300,7 @@ func TestClientExitCodes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			e := env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, clock: time.Now}
+			e := env{stdin: strings.NewReader(""), stdout: newOutput(&stdout), stderr: newOutput(&stderr), clock: time.Now}
 			if got := run(context.Background(), tt.args, e); got != tt.want {
 				t.Errorf("exit status %d, want %d\nstderr:\n%s", got, tt.want, stderr.String())
 			}
@@ -326,7 +326,7 @@ func TestServerFromEnv(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var stderr bytes.Buffer
-			e := env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: &stderr, clock: time.Now}
+			e := env{stdin: strings.NewReader(""), stdout: newOutput(io.Discard), stderr: newOutput(&stderr), clock: time.Now}
 			run(context.Background(), tt.args, e)
 			if !strings.Contains(stderr.String(), "cannot reach the server at "+tt.want+":") {
 				t.Errorf("stderr does not name %s:\n%s", tt.want, stderr.String())

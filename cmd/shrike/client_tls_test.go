@@ -21,7 +21,7 @@ func TestClientTLS(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	var logs testkit.Buffer
-	s, err := startServer(ctx, env{stderr: &logs, clock: time.Now}, cfg)
+	s, err := startServer(ctx, env{stderr: newOutput(&logs), clock: time.Now}, cfg)
 	if err != nil {
 		t.Fatalf("start: %v\n%s", err, logs.String())
 	}
@@ -49,7 +49,7 @@ func TestClientTLS(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			e := env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, clock: time.Now}
+			e := env{stdin: strings.NewReader(""), stdout: newOutput(&stdout), stderr: newOutput(&stderr), clock: time.Now}
 			args := append([]string{"rules", "list", "--server", addr, "--timeout", "10s"}, tt.args...)
 			if code := run(ctx, args, e); code != tt.want {
 				t.Errorf("exit status %d, want %d\nstderr:\n%s", code, tt.want, stderr.String())
@@ -74,7 +74,7 @@ func TestTokenInTheClearWarning(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.server, func(t *testing.T) {
 			var stderr bytes.Buffer
-			e := env{stdin: strings.NewReader(""), stdout: &bytes.Buffer{}, stderr: &stderr, clock: time.Now}
+			e := env{stdin: strings.NewReader(""), stdout: newOutput(&bytes.Buffer{}), stderr: newOutput(&stderr), clock: time.Now}
 			run(t.Context(), []string{"rules", "list", "--server", tt.server, "--token", "t", "--timeout", "100ms"}, e)
 			if got := strings.Contains(stderr.String(), "warning: sending the token to "+tt.server+" without TLS"); got != tt.want {
 				t.Errorf("warned: %v, want %v\nstderr:\n%s", got, tt.want, stderr.String())

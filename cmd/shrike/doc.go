@@ -20,7 +20,8 @@
 // errors as check does.
 //
 // Exit status: 0 on success (dead-lettered or late events included), 1 when
-// a ruleset is invalid or a file cannot be opened or read, 2 for a usage
+// a ruleset is invalid, a file cannot be opened or read, or stdout cannot be
+// written (a full disk: `shrike: writing output: ...`), 2 for a usage
 // error. shrike test exits 1 when a test fails and 3 when a test file or
 // ruleset cannot be loaded. shrike serve runs until SIGINT or SIGTERM and
 // then exits 0 after its ordered shutdown; a configuration that does not

@@ -169,14 +169,13 @@ func runGen(ctx context.Context, e env, f genFlags) error {
 		return genToKafka(ctx, e, g, f)
 	}
 
-	w := e.stdout
+	var w io.Writer = e.stdout
 	var file *os.File
 	var zw *gzip.Writer
 	if f.out != "" && f.out != "-" {
 		if file, err = os.Create(f.out); err != nil {
 			return fmt.Errorf("gen: %w", err)
 		}
-		defer file.Close()
 		w = file
 		if strings.HasSuffix(f.out, ".gz") {
 			zw = gzip.NewWriter(file)
@@ -187,8 +186,12 @@ func runGen(ctx context.Context, e env, f genFlags) error {
 	if err == nil && zw != nil {
 		err = zw.Close()
 	}
-	if err == nil && file != nil {
-		err = file.Close()
+	if file != nil {
+		// Closed on every path; a close error after a good write can mean
+		// lost data, so it is the error then.
+		if cerr := file.Close(); err == nil {
+			err = cerr
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("gen: %w", err)
@@ -232,7 +235,7 @@ func writeEvents(ctx context.Context, g *gen.Generator, w io.Writer) (int, error
 
 // printGenSummary tells a person what the stream holds: how many events,
 // which event-time span, and how many instances of each pattern.
-func printGenSummary(w io.Writer, g *gen.Generator, written int, dest string) {
+func printGenSummary(w *output, g *gen.Generator, written int, dest string) {
 	o := g.Options()
 	fmt.Fprintf(w, "%d %s events to %s (seed %d, %d keys, %g events/s from %s)\n",
 		written, o.Stream, dest, o.Seed, o.Keys, o.Rate, o.Start.UTC().Format(time.RFC3339))

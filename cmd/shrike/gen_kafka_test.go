@@ -32,7 +32,7 @@ func TestGenKafka(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			args := []string{"gen", "--scenario", tt.scenario, "--events", "300", "--seed", "3"}
 			var want, stderr bytes.Buffer
-			if code := run(ctx, args, env{stdout: &want, stderr: &stderr, clock: time.Now}); code != 0 {
+			if code := run(ctx, args, env{stdout: newOutput(&want), stderr: newOutput(&stderr), clock: time.Now}); code != 0 {
 				t.Fatalf("gen to stdout: exit %d: %s", code, stderr.String())
 			}
 			kargs := append(args, "--kafka", broker)
@@ -41,7 +41,7 @@ func TestGenKafka(t *testing.T) {
 			}
 			stderr.Reset()
 			var stdout bytes.Buffer
-			if code := run(ctx, kargs, env{stdout: &stdout, stderr: &stderr, clock: time.Now}); code != 0 {
+			if code := run(ctx, kargs, env{stdout: newOutput(&stdout), stderr: newOutput(&stderr), clock: time.Now}); code != 0 {
 				t.Fatalf("gen --kafka: exit %d: %s", code, stderr.String())
 			}
 			if stdout.Len() != 0 {
@@ -86,7 +86,7 @@ func TestGenKafkaUsage(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stderr bytes.Buffer
-			code := run(t.Context(), append([]string{"gen", "--scenario", "payments"}, tt.args...), env{stdout: &bytes.Buffer{}, stderr: &stderr, clock: time.Now})
+			code := run(t.Context(), append([]string{"gen", "--scenario", "payments"}, tt.args...), env{stdout: newOutput(&bytes.Buffer{}), stderr: newOutput(&stderr), clock: time.Now})
 			if code != 2 || !strings.Contains(stderr.String(), tt.want) {
 				t.Errorf("exit %d, stderr %q; want 2 and %q", code, stderr.String(), tt.want)
 			}

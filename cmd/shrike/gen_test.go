@@ -33,7 +33,7 @@ func TestGenSummaryNamesTheRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out strings.Builder
-	printGenSummary(&out, g, n, "stdout")
+	printGenSummary(newOutput(&out), g, n, "stdout")
 	_, expect, ok := strings.Cut(out.String(), "alerts to expect from ruleset payments (rulesets/payments.yaml, topic payments): ")
 	if !ok {
 		t.Fatalf("summary names no rules:\n%s", out.String())

@@ -24,7 +24,7 @@ var version, buildTime string
 // it, which is how they fix detected_at without a hidden flag.
 type env struct {
 	stdin          io.Reader
-	stdout, stderr io.Writer
+	stdout, stderr *output
 	clock          func() time.Time
 }
 
@@ -40,16 +40,26 @@ func (e usageError) Unwrap() error { return e.err }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, clock: time.Now})
+	code := run(ctx, os.Args[1:], env{stdin: os.Stdin, stdout: newOutput(os.Stdout), stderr: newOutput(os.Stderr), clock: time.Now})
 	stop()
 	os.Exit(code)
 }
 
-// run executes one command line and returns the exit status.
+// run executes one command line and returns the exit status. A command
+// that succeeded but could not write all of its stdout fails (status 1):
+// its output is incomplete. A command that failed already is reported as
+// it failed, and one that returned stdout's write error as it is gets the
+// same words as the first. Errors writing stderr are not checked: there
+// is nowhere left to report them.
 func run(ctx context.Context, args []string, e env) int {
 	root := newRootCmd(e)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
+	// err == werr is identity on purpose: an error that wraps the write
+	// error ("gen: ...") already says what failed, a bare one does not.
+	if werr := e.stdout.Err(); werr != nil && (err == nil || err == werr) { //nolint:errorlint // identity, see above
+		err = fmt.Errorf("writing output: %w", werr)
+	}
 	var uerr usageError
 	var status exitStatus
 	switch {

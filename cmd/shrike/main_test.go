@@ -20,7 +20,7 @@ var update = flag.Bool("update", false, "rewrite the expected files of the tests
 var testNow = time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
 
 func testEnv() env {
-	return env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, clock: func() time.Time { return testNow }}
+	return env{stdin: os.Stdin, stdout: newOutput(os.Stdout), stderr: newOutput(os.Stderr), clock: func() time.Time { return testNow }}
 }
 
 func TestMain(m *testing.M) {
@@ -87,7 +87,7 @@ func TestExitCodes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			e := env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, clock: time.Now}
+			e := env{stdin: strings.NewReader(""), stdout: newOutput(&stdout), stderr: newOutput(&stderr), clock: time.Now}
 			if got := run(context.Background(), tt.args, e); got != tt.want {
 				t.Errorf("exit status %d, want %d\nstdout:\n%s\nstderr:\n%s", got, tt.want, stdout.String(), stderr.String())
 			}

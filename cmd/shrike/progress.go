@@ -7,7 +7,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"text/tabwriter"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -52,7 +51,7 @@ const progressMinBytes = 4 << 20
 // newProgress starts a bar on w for total bytes (-1 when unknown, as for
 // stdin) when w is a terminal, else returns nil.
 func newProgress(w io.Writer, total int64, what string) *progress {
-	if !isTerminal(w) {
+	if !isTerminal(underlying(w)) {
 		return nil
 	}
 	if total == 0 {
@@ -153,7 +152,7 @@ func (p *progress) finish() {
 // as they are, for Replay to open. The cleanup closes what was opened.
 func openWithProgress(w io.Writer, inputs []cep.Input) ([]cep.Input, *progress, func(), error) {
 	noop := func() {}
-	if !isTerminal(w) {
+	if !isTerminal(underlying(w)) {
 		return inputs, nil, noop, nil
 	}
 	var files []*os.File
@@ -193,36 +192,36 @@ func openWithProgress(w io.Writer, inputs []cep.Input) ([]cep.Input, *progress, 
 // writeSummary prints the table a person reads after `shrike run`: per
 // rule its alerts, timeouts, dropped partial matches and CEL errors, then
 // the replay's totals. Columns are aligned with text/tabwriter.
-func writeSummary(w io.Writer, s *cep.Summary, lateFile string) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "RULE\tALERTS\tTIMEOUTS\tDROPPED\tCEL ERRORS\tPEAK PARTIAL MATCHES")
+func writeSummary(w *output, s *cep.Summary, lateFile string) error {
+	t := newTable(w)
+	t.printf("RULE\tALERTS\tTIMEOUTS\tDROPPED\tCEL ERRORS\tPEAK PARTIAL MATCHES\n")
 	var timeouts, dropped, celErrors uint64
 	for _, r := range s.Rules {
-		fmt.Fprintf(tw, "%s/%s\t%d\t%d\t%d\t%d\t%d\n", r.Ruleset, r.Rule, r.Alerts, r.Timeouts, r.Dropped, r.CELErrors, r.PeakRuns)
+		t.printf("%s/%s\t%d\t%d\t%d\t%d\t%d\n", r.Ruleset, r.Rule, r.Alerts, r.Timeouts, r.Dropped, r.CELErrors, r.PeakRuns)
 		timeouts += r.Timeouts
 		dropped += r.Dropped
 		celErrors += r.CELErrors
 	}
-	fmt.Fprintf(tw, "total\t%d\t%d\t%d\t%d\t%d\n", s.Alerts, timeouts, dropped, celErrors, s.PeakRuns)
-	if err := tw.Flush(); err != nil {
+	t.printf("total\t%d\t%d\t%d\t%d\t%d\n", s.Alerts, timeouts, dropped, celErrors, s.PeakRuns)
+	if err := t.flush(); err != nil {
 		return fmt.Errorf("write summary: %w", err)
 	}
 	fmt.Fprintln(w)
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "events\t%d from %s\n", s.Events, plural(uint64(s.Files), "file", "files"))
+	t = newTable(w)
+	t.printf("events\t%d from %s\n", s.Events, plural(uint64(s.Files), "file", "files"))
 	late := fmt.Sprint(s.Late)
 	if lateFile != "" {
 		late += " (written to " + lateFile + ")"
 	}
-	fmt.Fprintf(tw, "late\t%s\n", late)
-	fmt.Fprintf(tw, "dead-lettered\t%d\n", s.DeadLettered)
+	t.printf("late\t%s\n", late)
+	t.printf("dead-lettered\t%d\n", s.DeadLettered)
 	if s.Unrouted > 0 {
-		fmt.Fprintf(tw, "other topics\t%s skipped\n", plural(s.Unrouted, "line", "lines"))
+		t.printf("other topics\t%s skipped\n", plural(s.Unrouted, "line", "lines"))
 	}
-	fmt.Fprintf(tw, "peak partial matches\t%d\n", s.PeakRuns)
-	fmt.Fprintf(tw, "elapsed\t%v\n", roundDuration(s.Elapsed))
-	fmt.Fprintf(tw, "events/s\t%.0f\n", s.EventsPerSecond())
-	if err := tw.Flush(); err != nil {
+	t.printf("peak partial matches\t%d\n", s.PeakRuns)
+	t.printf("elapsed\t%v\n", roundDuration(s.Elapsed))
+	t.printf("events/s\t%.0f\n", s.EventsPerSecond())
+	if err := t.flush(); err != nil {
 		return fmt.Errorf("write summary: %w", err)
 	}
 	return nil

@@ -70,7 +70,7 @@ func TestProgressNeverOffTerminal(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: tt.stderr, clock: func() time.Time { return testNow }}
+			e := env{stdin: strings.NewReader(""), stdout: newOutput(io.Discard), stderr: newOutput(tt.stderr), clock: func() time.Time { return testNow }}
 			if code := run(context.Background(), []string{"run", "--rules", rules, events}, e); code != 0 {
 				t.Fatalf("exit status %d", code)
 			}
@@ -91,7 +91,7 @@ func TestProgressOnTerminal(t *testing.T) {
 	rules, events := progressFixture(t, 50)
 	var stderr bytes.Buffer
 	fakeTerminal(t, &stderr)
-	e := env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: &stderr, clock: func() time.Time { return testNow }}
+	e := env{stdin: strings.NewReader(""), stdout: newOutput(io.Discard), stderr: newOutput(&stderr), clock: func() time.Time { return testNow }}
 	if code := run(context.Background(), []string{"run", "--rules", rules, events}, e); code != 0 {
 		t.Fatalf("exit status %d:\n%s", code, stderr.String())
 	}
@@ -153,8 +153,8 @@ func TestProgressCounts(t *testing.T) {
 			if p.lines != tt.wantLines {
 				t.Errorf("%d lines counted, want %d", p.lines, tt.wantLines)
 			}
-			if max := p.bar.GetMax64(); max != tt.wantBytes {
-				t.Errorf("bar total %d, want the file size %d", max, tt.wantBytes)
+			if total := p.bar.GetMax64(); total != tt.wantBytes {
+				t.Errorf("bar total %d, want the file size %d", total, tt.wantBytes)
 			}
 			p.finish()
 		})
@@ -196,7 +196,7 @@ func TestWriteSummary(t *testing.T) {
 		},
 	}
 	var buf bytes.Buffer
-	if err := writeSummary(&buf, s, "late.jsonl"); err != nil {
+	if err := writeSummary(newOutput(&buf), s, "late.jsonl"); err != nil {
 		t.Fatal(err)
 	}
 	want := `RULE                       ALERTS  TIMEOUTS  DROPPED  CEL ERRORS  PEAK PARTIAL MATCHES

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
@@ -180,7 +179,7 @@ func fatalRPC(err error) bool {
 // snippet (PutRuleset's field violations leave it out), which is printed
 // as `shrike check` does; should that call fail, the field violations are
 // printed with the file name in front.
-func printPushError(ctx context.Context, w io.Writer, c shrikev1.RulesetServiceClient, f *clientFlags, file string, src []byte, err error) {
+func printPushError(ctx context.Context, w *output, c shrikev1.RulesetServiceClient, f *clientFlags, file string, src []byte, err error) {
 	st := status.Convert(err)
 	if st.Code() == codes.InvalidArgument && errorInfo(st).GetReason() == reasonRulesetInvalid {
 		vctx, cancel := f.call(ctx)
@@ -270,25 +269,25 @@ exactly as uploaded, or with -o json the whole record.`,
 
 // writeRuleset prints a ruleset for a person: its record, then a table of
 // its rules.
-func writeRuleset(w io.Writer, rs *shrikev1.Ruleset) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "Name:\t%s\n", rs.GetName())
-	fmt.Fprintf(tw, "Version:\t%d\n", rs.GetVersion())
+func writeRuleset(w *output, rs *shrikev1.Ruleset) error {
+	t := newTable(w)
+	t.printf("Name:\t%s\n", rs.GetName())
+	t.printf("Version:\t%d\n", rs.GetVersion())
 	if d := rs.GetDescription(); d != "" {
-		fmt.Fprintf(tw, "Description:\t%s\n", d)
+		t.printf("Description:\t%s\n", d)
 	}
-	fmt.Fprintf(tw, "Topic:\t%s\n", orDash(rs.GetTopic()))
-	fmt.Fprintf(tw, "Created:\t%s\n", formatTime(rs.GetCreateTime()))
-	fmt.Fprintf(tw, "Updated:\t%s\n", formatTime(rs.GetUpdateTime()))
-	if err := tw.Flush(); err != nil {
+	t.printf("Topic:\t%s\n", orDash(rs.GetTopic()))
+	t.printf("Created:\t%s\n", formatTime(rs.GetCreateTime()))
+	t.printf("Updated:\t%s\n", formatTime(rs.GetUpdateTime()))
+	if err := t.flush(); err != nil {
 		return err
 	}
 	if len(rs.GetRules()) == 0 {
 		return nil
 	}
 	fmt.Fprintln(w)
-	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "RULE\tSEVERITY\tENABLED\tSTEPS\tVERSION")
+	t = newTable(w)
+	t.printf("RULE\tSEVERITY\tENABLED\tSTEPS\tVERSION\n")
 	for _, r := range rs.GetRules() {
 		enabled := "yes"
 		if !r.GetEnabled() {
@@ -298,9 +297,9 @@ func writeRuleset(w io.Writer, rs *shrikev1.Ruleset) error {
 		if s := r.GetSteps(); len(s) > 0 {
 			steps = strings.Join(s, ",")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.GetId(), r.GetSeverity(), enabled, steps, orDash(r.GetVersion()))
+		t.printf("%s\t%s\t%s\t%s\t%s\n", r.GetId(), r.GetSeverity(), enabled, steps, orDash(r.GetVersion()))
 	}
-	return tw.Flush()
+	return t.flush()
 }
 
 func orDash(s string) string {
@@ -349,12 +348,12 @@ func newRulesListCmd(e env, f *clientFlags) *cobra.Command {
 				fmt.Fprintln(e.stderr, "no rulesets")
 				return nil
 			}
-			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tVERSION\tTOPIC\tRULES\tUPDATED")
+			t := newTable(e.stdout)
+			t.printf("NAME\tVERSION\tTOPIC\tRULES\tUPDATED\n")
 			for _, rs := range all {
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\n", rs.GetName(), rs.GetVersion(), orDash(rs.GetTopic()), len(rs.GetRules()), formatTime(rs.GetUpdateTime()))
+				t.printf("%s\t%d\t%s\t%d\t%s\n", rs.GetName(), rs.GetVersion(), orDash(rs.GetTopic()), len(rs.GetRules()), formatTime(rs.GetUpdateTime()))
 			}
-			return tw.Flush()
+			return t.flush()
 		},
 	}
 }
@@ -418,8 +417,8 @@ func newRulesVersionsCmd(e env, f *clientFlags) *cobra.Command {
 				}
 				return nil
 			}
-			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "VERSION\tCREATED\tNOTE")
+			t := newTable(e.stdout)
+			t.printf("VERSION\tCREATED\tNOTE\n")
 			for i, v := range all {
 				var notes []string
 				switch {
@@ -436,9 +435,9 @@ func newRulesVersionsCmd(e env, f *clientFlags) *cobra.Command {
 				if len(notes) > 0 {
 					note = strings.Join(notes, ", ")
 				}
-				fmt.Fprintf(tw, "%d\t%s\t%s\n", v.GetVersion(), formatTime(v.GetCreateTime()), note)
+				t.printf("%d\t%s\t%s\n", v.GetVersion(), formatTime(v.GetCreateTime()), note)
 			}
-			return tw.Flush()
+			return t.flush()
 		},
 	}
 }

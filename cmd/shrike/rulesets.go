@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -71,7 +70,7 @@ type loadResult struct {
 // caret snippet. A loaded file's warnings are printed the same way, as
 // `file:line:col: warning: …`. ok is false when any file failed; warnings
 // do not count.
-func loadRulesets(files []string, stderr io.Writer) (results []loadResult, ok bool) {
+func loadRulesets(files []string, stderr *output) (results []loadResult, ok bool) {
 	ok = true
 	names := map[string]string{} // ruleset name → file defining it
 	for _, f := range files {

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"slices"
 	"strings"
@@ -130,7 +129,11 @@ func runReplay(cmd *cobra.Command, e env, f runFlags, args []string) error {
 		if err != nil {
 			return fmt.Errorf("late file: %w", err)
 		}
-		defer lf.Close()
+		defer func() {
+			// On the early returns; after a good replay the file is closed,
+			// and its error reported, below.
+			_ = lf.Close()
+		}()
 		opts.Late = lf
 	}
 	sum, err := cep.Replay(cmd.Context(), opts)
@@ -161,7 +164,7 @@ const lateShareToWarn = 0.01
 
 // warnLate warns when lateShareToWarn or more of the replayed events were
 // late, with what to do about it.
-func warnLate(w io.Writer, s *cep.Summary, rulesets []*rules.Compiled) {
+func warnLate(w *output, s *cep.Summary, rulesets []*rules.Compiled) {
 	if s.Events == 0 || float64(s.Late) < lateShareToWarn*float64(s.Events) {
 		return
 	}

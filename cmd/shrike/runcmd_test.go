@@ -29,7 +29,7 @@ func TestWarnLate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		var buf bytes.Buffer
-		warnLate(&buf, &cep.Summary{Late: tt.late, Events: tt.events}, rs)
+		warnLate(newOutput(&buf), &cep.Summary{Late: tt.late, Events: tt.events}, rs)
 		got := buf.String()
 		if tt.want == "" {
 			if got != "" {

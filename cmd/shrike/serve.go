@@ -180,7 +180,10 @@ type server struct {
 // the configuration names none, and builds the engine and the HTTP server.
 // On error everything started is released.
 func startServer(ctx context.Context, e env, cfg config.Config) (_ *server, err error) {
-	s := &server{cfg: cfg, log: newLogger(e.stderr, cfg.Log)}
+	// The log goes to the file under stderr, not through its sticky
+	// error: a server that once failed to write a line (a full disk, since
+	// freed) logs the next ones.
+	s := &server{cfg: cfg, log: newLogger(e.stderr.w, cfg.Log)}
 	defer func() {
 		if err != nil {
 			s.close()

@@ -99,7 +99,7 @@ func TestServeAPI(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	var logs testkit.Buffer
-	s, err := startServer(ctx, env{stderr: &logs, clock: time.Now}, testServeConfig(""))
+	s, err := startServer(ctx, env{stderr: newOutput(&logs), clock: time.Now}, testServeConfig(""))
 	if err != nil {
 		t.Fatalf("start: %v\n%s", err, logs.String())
 	}
@@ -121,7 +121,7 @@ func TestServeAPI(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }() // read to the end: nothing is lost
 		b, err := io.ReadAll(resp.Body)
 		if err != nil {
 			t.Fatal(err)
@@ -143,7 +143,7 @@ func TestServeAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }() // the test is over: nothing waits on it
 	sctx, scancel := context.WithCancel(ctx)
 	defer scancel()
 	sub, err := shrikev1.NewAlertServiceClient(conn).SubscribeAlerts(sctx, &shrikev1.SubscribeAlertsRequest{Ruleset: "api"})
@@ -161,7 +161,7 @@ func TestServeAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer stream.Body.Close()
+	defer func() { _ = stream.Body.Close() }() // closing ends the subscription; its error says nothing
 
 	// The engine reads the new topic within a second of the upload; until
 	// it does, published events wait in Kafka. An event for a new account
@@ -234,7 +234,7 @@ func TestServeAPI(t *testing.T) {
 	var runOut, runErr bytes.Buffer
 	runCmd := &cobra.Command{}
 	runCmd.SetContext(ctx)
-	if err := runReplay(runCmd, env{stdout: &runOut, stderr: &runErr, clock: time.Now},
+	if err := runReplay(runCmd, env{stdout: newOutput(&runOut), stderr: newOutput(&runErr), clock: time.Now},
 		runFlags{rules: []string{filepath.Join(dir, "api.yaml")}, sources: []string{apiserver.InlineEventsSource}, maxLineBytes: cep.DefaultMaxLineBytes, quiet: true},
 		[]string{filepath.Join(dir, "recorded.jsonl")}); err != nil {
 		t.Fatalf("shrike run --source events: %v: %s", err, runErr.String())

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"slices"
@@ -43,7 +42,7 @@ type rulesServer struct {
 // starts, so that a broken file stops serve at once with every error as
 // `shrike check` prints them (on a running serve, a broken file only
 // keeps the running version). No dir is no ruleset.
-func loadRulesDir(dir string, stderr io.Writer) ([]*rules.Compiled, error) {
+func loadRulesDir(dir string, stderr *output) ([]*rules.Compiled, error) {
 	if dir == "" {
 		return nil, nil
 	}

@@ -57,7 +57,7 @@ func TestServeRulesDir(t *testing.T) {
 	writeFile(t, payments, rulesetFile("payments", "payments", 100))
 
 	var logs testkit.Buffer
-	s, err := startServer(ctx, env{stderr: &logs, clock: time.Now}, testServeConfig(dir))
+	s, err := startServer(ctx, env{stderr: newOutput(&logs), clock: time.Now}, testServeConfig(dir))
 	if err != nil {
 		t.Fatalf("start: %v\n%s", err, logs.String())
 	}
@@ -137,7 +137,7 @@ func TestServeWithoutRules(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	var logs testkit.Buffer
-	s, err := startServer(ctx, env{stderr: &logs, clock: time.Now}, testServeConfig(""))
+	s, err := startServer(ctx, env{stderr: newOutput(&logs), clock: time.Now}, testServeConfig(""))
 	if err != nil {
 		t.Fatalf("start: %v\n%s", err, logs.String())
 	}

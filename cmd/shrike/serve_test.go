@@ -80,7 +80,7 @@ func TestServe(t *testing.T) {
 	}
 
 	var logs testkit.Buffer
-	s, err := startServer(ctx, env{stderr: &logs, clock: time.Now}, cfg)
+	s, err := startServer(ctx, env{stderr: newOutput(&logs), clock: time.Now}, cfg)
 	if err != nil {
 		t.Fatalf("start: %v\n%s", err, logs.String())
 	}
@@ -134,7 +134,9 @@ func TestServe(t *testing.T) {
 	var total int
 	for _, m := range regexp.MustCompile(`(?m)^shrike_engine_alerts_total\{[^}]*\} (\d+)$`).FindAllStringSubmatch(metrics, -1) {
 		var n int
-		fmt.Sscan(m[1], &n)
+		if _, err := fmt.Sscan(m[1], &n); err != nil {
+			t.Fatalf("shrike_engine_alerts_total value %q: %v", m[1], err)
+		}
 		total += n
 	}
 	if total != len(want) {
@@ -176,7 +178,7 @@ log: {format: json}
 	code := make(chan int, 1)
 	go func() {
 		code <- run(runCtx, []string{"serve", "--config", conf, "--rules", "../../rulesets", "--listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0", "--group", "g1"},
-			env{stdout: io.Discard, stderr: &stderr, clock: time.Now})
+			env{stdout: newOutput(io.Discard), stderr: newOutput(&stderr), clock: time.Now})
 	}()
 	addrRE := regexp.MustCompile(`"msg":"http listening","addr":"([^"]+)"`)
 	var addr string
@@ -238,7 +240,7 @@ func TestServeErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stderr bytes.Buffer
-			code := run(t.Context(), tt.args, env{stdout: io.Discard, stderr: &stderr, clock: time.Now})
+			code := run(t.Context(), tt.args, env{stdout: newOutput(io.Discard), stderr: newOutput(&stderr), clock: time.Now})
 			if code != tt.code || !strings.Contains(stderr.String(), tt.want) {
 				t.Errorf("exit %d, stderr:\n%s\nwant exit %d and %q", code, stderr.String(), tt.code, tt.want)
 			}
@@ -251,7 +253,7 @@ func TestServeErrors(t *testing.T) {
 func TestServePortInUse(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	cfg := testServeConfig("../../rulesets")
-	s, err := startServer(t.Context(), env{stderr: io.Discard, clock: time.Now}, cfg)
+	s, err := startServer(t.Context(), env{stderr: newOutput(io.Discard), clock: time.Now}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +271,7 @@ func TestServePortInUse(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := testServeConfig("../../rulesets")
 			tt.set(&c)
-			s2, err := startServer(t.Context(), env{stderr: io.Discard, clock: time.Now}, c)
+			s2, err := startServer(t.Context(), env{stderr: newOutput(io.Discard), clock: time.Now}, c)
 			if err == nil {
 				s2.close()
 				t.Fatal("start succeeded on a port in use")
@@ -340,7 +342,7 @@ func readLines(t *testing.T, path string) [][]byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only: a close error loses nothing
 	var lines [][]byte
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
@@ -359,7 +361,7 @@ func TestServeEmbeddedPortFlags(t *testing.T) {
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "shrike.yaml")
 	writeFile(t, conf, "kafka: {embedded: {port: 1111}}\nredis: {embedded: {port: 2222}}\n")
-	cmd := newServeCmd(env{stdout: io.Discard, stderr: io.Discard, clock: time.Now})
+	cmd := newServeCmd(env{stdout: newOutput(io.Discard), stderr: newOutput(io.Discard), clock: time.Now})
 	if err := cmd.ParseFlags([]string{"--embedded-kafka-port", "19092", "--embedded-redis-port", "0"}); err != nil {
 		t.Fatal(err)
 	}
@@ -372,7 +374,7 @@ func TestServeEmbeddedPortFlags(t *testing.T) {
 	}
 
 	var out bytes.Buffer
-	if code := run(t.Context(), []string{"serve", "--help"}, env{stdout: &out, stderr: &out, clock: time.Now}); code != 0 {
+	if code := run(t.Context(), []string{"serve", "--help"}, env{stdout: newOutput(&out), stderr: newOutput(&out), clock: time.Now}); code != 0 {
 		t.Fatalf("serve --help exit %d:\n%s", code, out.String())
 	}
 	for _, want := range []string{"--embedded-kafka-port PORT", "--embedded-redis-port PORT"} {
@@ -386,7 +388,7 @@ func TestServeEmbeddedPortFlags(t *testing.T) {
 		{"serve", "--embedded-redis-port", "70000"},
 	} {
 		var stderr bytes.Buffer
-		code := run(t.Context(), args, env{stdout: io.Discard, stderr: &stderr, clock: time.Now})
+		code := run(t.Context(), args, env{stdout: newOutput(io.Discard), stderr: newOutput(&stderr), clock: time.Now})
 		if code != 2 || !strings.Contains(stderr.String(), args[1]+":") {
 			t.Errorf("%v: exit %d, stderr:\n%s\nwant exit 2 naming %s", args, code, stderr.String(), args[1])
 		}
@@ -421,7 +423,7 @@ func TestREADMEScaleOutCommands(t *testing.T) {
 			continue
 		}
 		n++
-		cmd := newServeCmd(env{stdout: io.Discard, stderr: io.Discard, clock: time.Now})
+		cmd := newServeCmd(env{stdout: newOutput(io.Discard), stderr: newOutput(io.Discard), clock: time.Now})
 		if err := cmd.ParseFlags(args[2:]); err != nil {
 			t.Fatalf("%s: %v", line, err)
 		}
@@ -493,7 +495,7 @@ func TestServeBanner(t *testing.T) {
 			cfg := testServeConfig("../../rulesets")
 			tt.set(&cfg)
 			var stderr testkit.Buffer
-			s, err := startServer(t.Context(), env{stderr: &stderr, clock: time.Now}, cfg)
+			s, err := startServer(t.Context(), env{stderr: newOutput(&stderr), clock: time.Now}, cfg)
 			if err != nil {
 				t.Fatal(err)
 			}

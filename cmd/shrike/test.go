@@ -105,7 +105,7 @@ func runTests(cmd *cobra.Command, e env, f testFlags, args []string) error {
 		}
 		results = append(results, res)
 	}
-	color := isTerminal(e.stdout) && os.Getenv("NO_COLOR") == ""
+	color := isTerminal(underlying(e.stdout)) && os.Getenv("NO_COLOR") == ""
 	if err := ruletest.WriteReport(e.stdout, results, ruletest.ReportOptions{Color: color}); err != nil {
 		return err
 	}

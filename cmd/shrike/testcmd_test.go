@@ -49,7 +49,7 @@ func TestTestExitCodes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			e := env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, clock: time.Now}
+			e := env{stdin: strings.NewReader(""), stdout: newOutput(&stdout), stderr: newOutput(&stderr), clock: time.Now}
 			if got := run(context.Background(), tt.args, e); got != tt.want {
 				t.Errorf("exit status %d, want %d\nstdout:\n%s\nstderr:\n%s", got, tt.want, stdout.String(), stderr.String())
 			}
