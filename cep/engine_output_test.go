@@ -302,8 +302,10 @@ func TestEngineFenced(t *testing.T) {
 	pid := state.PartitionID{Group: DefaultGroup, Topic: "payments"}
 	theirs := state.Checkpoint{Offset: 0, Generation: 1000}
 	// Find the partition acct-1 lands on, then let a newer owner claim it.
-	produceRecords(t, brokers, &kgo.Record{Topic: "payments", Key: []byte("acct-1"),
-		Value: []byte(`{"type":"login","account_id":"acct-1","success":true,"ts":"` + ts(0) + `"}`)})
+	produceRecords(t, brokers, &kgo.Record{
+		Topic: "payments", Key: []byte("acct-1"),
+		Value: []byte(`{"type":"login","account_id":"acct-1","success":true,"ts":"` + ts(0) + `"}`),
+	})
 	prod := endOf(t, brokers, "payments")
 	for p := range prod.end {
 		pid.Partition = p
@@ -312,8 +314,10 @@ func TestEngineFenced(t *testing.T) {
 	if err := store.Commit(context.Background(), pid, nil, nil, theirs); err != nil {
 		t.Fatal(err)
 	}
-	produceRecords(t, brokers, &kgo.Record{Topic: "payments", Key: []byte("acct-1"),
-		Value: []byte(`{"type":"login","account_id":"acct-1","success":true,"ts":"` + ts(time.Second) + `"}`)})
+	produceRecords(t, brokers, &kgo.Record{
+		Topic: "payments", Key: []byte("acct-1"),
+		Value: []byte(`{"type":"login","account_id":"acct-1","success":true,"ts":"` + ts(time.Second) + `"}`),
+	})
 	waitFor(t, "the partition to be reported fenced", func() bool {
 		for _, p := range e.Status().Partitions {
 			if p.Partition == pid.Partition && p.Fenced {

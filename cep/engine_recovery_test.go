@@ -278,7 +278,9 @@ func metricValue(text, name string) float64 {
 	for _, line := range strings.Split(text, "\n") {
 		if rest, ok := strings.CutPrefix(line, name+" "); ok {
 			var v float64
-			fmt.Sscan(rest, &v)
+			if _, err := fmt.Sscan(rest, &v); err != nil {
+				return -1
+			}
 			return v
 		}
 	}

@@ -151,7 +151,9 @@ func (p *eventProducer) produced(t *testing.T) produced {
 	out := produced{pos: p.pos, end: map[int32]int64{}}
 	for _, pos := range p.pos {
 		var part int32
-		fmt.Sscanf(pos.Source[strings.LastIndexByte(pos.Source, '/')+1:], "%d", &part)
+		if _, err := fmt.Sscanf(pos.Source[strings.LastIndexByte(pos.Source, '/')+1:], "%d", &part); err != nil {
+			t.Fatalf("position %v names no partition: %v", pos, err)
+		}
 		out.end[part] = max(out.end[part], pos.Offset+1)
 	}
 	return out

@@ -108,8 +108,10 @@ func (r *FileReader) Next() ([]byte, int64, error) {
 			continue
 		}
 		if len(b) > r.max {
-			return nil, r.line, &LineError{File: r.name, Line: r.line,
-				Err: fmt.Errorf("%w: more than %d bytes", ErrLineTooLong, r.max)}
+			return nil, r.line, &LineError{
+				File: r.name, Line: r.line,
+				Err: fmt.Errorf("%w: more than %d bytes", ErrLineTooLong, r.max),
+			}
 		}
 		return b, r.line, nil
 	}

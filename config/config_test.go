@@ -367,10 +367,14 @@ func TestLoadConfigFile(t *testing.T) {
 		name, src      string
 		rules, dataDir string
 	}{
-		{name: "relative paths are the file's", src: "rules: {dir: rulesets}\nkafka: {embedded: {data_dir: data}}\n",
-			rules: filepath.Join(dir, "etc", "rulesets"), dataDir: filepath.Join(dir, "etc", "data")},
-		{name: "absolute paths stay", src: "rules: {dir: /srv/rules}\nkafka: {embedded: {data_dir: /var/kfake}}\n",
-			rules: "/srv/rules", dataDir: "/var/kfake"},
+		{
+			name: "relative paths are the file's", src: "rules: {dir: rulesets}\nkafka: {embedded: {data_dir: data}}\n",
+			rules: filepath.Join(dir, "etc", "rulesets"), dataDir: filepath.Join(dir, "etc", "data"),
+		},
+		{
+			name: "absolute paths stay", src: "rules: {dir: /srv/rules}\nkafka: {embedded: {data_dir: /var/kfake}}\n",
+			rules: "/srv/rules", dataDir: "/var/kfake",
+		},
 		{name: "unset paths stay unset", src: "log: {level: info}\n"},
 	}
 	for _, tt := range tests {

@@ -165,18 +165,16 @@ func TestRegistryVersions(t *testing.T) {
 
 			for _, tc := range []struct {
 				name    string
+				ruleset string
 				version int64
 				want    error
 			}{
-				{"a version past the last", 4, ErrVersionNotFound},
-				{"a negative version", -1, ErrVersionNotFound},
-				{"another ruleset", 0, ErrRulesetNotFound},
+				{"a version past the last", "payments", 4, ErrVersionNotFound},
+				{"a negative version", "payments", -1, ErrVersionNotFound},
+				{"another ruleset", "nothing", 0, ErrRulesetNotFound},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
-					name := "payments"
-					if tc.want == ErrRulesetNotFound {
-						name = "nothing"
-					}
+					name := tc.ruleset
 					_, err := r.Get(ctx, name, tc.version)
 					if !errors.Is(err, tc.want) {
 						t.Errorf("Get(%q, %d) = %v, want %v", name, tc.version, err, tc.want)
@@ -344,10 +342,8 @@ func TestRegistryPagination(t *testing.T) {
 		t.Run(tg.name, func(t *testing.T) {
 			ctx := context.Background()
 			r := newTestRegistry(t, tg, nil)
-			var names []string
 			for i := range 7 {
 				name := fmt.Sprintf("rs-%d", i)
-				names = append(names, name)
 				if _, err := r.Put(ctx, name, rulesetSource(name, i)); err != nil {
 					t.Fatal(err)
 				}

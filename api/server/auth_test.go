@@ -206,7 +206,7 @@ func TestAuthREST(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close() // only the status mattered
 		if got := resp.Header.Get("WWW-Authenticate"); !strings.HasPrefix(got, "Bearer") {
 			t.Errorf("WWW-Authenticate = %q", got)
 		}

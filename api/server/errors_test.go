@@ -31,8 +31,10 @@ func TestToStatus(t *testing.T) {
 		err  error
 		want string
 	}{
-		{"ruleset errors, every one, without file or snippet", fmt.Errorf("registry: put: %w", list),
-			`InvalidArgument RULESET_INVALID map[errors:2] [source: 3:11: rule "big": undeclared reference to 'amount'; source: ruleset is 9 bytes, over the limit of 8]`},
+		{
+			"ruleset errors, every one, without file or snippet", fmt.Errorf("registry: put: %w", list),
+			`InvalidArgument RULESET_INVALID map[errors:2] [source: 3:11: rule "big": undeclared reference to 'amount'; source: ruleset is 9 bytes, over the limit of 8]`,
+		},
 		{"a bad field", badField("page_size", "must not be negative"), "InvalidArgument INVALID_REQUEST map[] [page_size: must not be negative]"},
 		{"bad name", fmt.Errorf("%w %q", registry.ErrInvalidName, "-x"), `InvalidArgument INVALID_REQUEST map[] [name: invalid ruleset name "-x"]`},
 		{"page token", pagetoken.ErrInvalid, "InvalidArgument INVALID_REQUEST map[] [page_token: invalid page token]"},

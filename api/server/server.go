@@ -275,8 +275,11 @@ loop:
 		s.grpc.Stop()
 		<-done
 	}
+	// The servers still running end with an error of their own stop
+	// (http.ErrServerClosed, grpc.ErrServerStopped): waiting for them is the
+	// point, their errors say nothing new.
 	for ; running > 0; running-- {
-		<-errc
+		<-errc //nolint:errcheck // see above: only the wait matters
 	}
 	s.gateway.close()
 	return err

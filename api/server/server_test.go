@@ -58,19 +58,32 @@ func TestRulesetsREST(t *testing.T) {
 		body               any
 		want               string
 	}{
-		{"bad source: 400 with every line:col", "PUT", "/v1/rulesets/payments", map[string]string{"source": badSrc},
-			`400 RULESET_INVALID [source: 5:15: rule "big": unknown severity "loud" (want info, low, medium, high or critical); source: 6:25: rule "big": Syntax error: mismatched input '<EOF>' expecting {'[', '{', '(', '.', '-', '!', 'true', 'false', 'null', NUM_FLOAT, NUM_INT, NUM_UINT, STRING, BYTES, IDENTIFIER}]`},
-		{"no stream topic: 400 at stream", "PUT", "/v1/rulesets/notopic",
+		{
+			"bad source: 400 with every line:col", "PUT", "/v1/rulesets/payments",
+			map[string]string{"source": badSrc},
+			`400 RULESET_INVALID [source: 5:15: rule "big": unknown severity "loud" (want info, low, medium, high or critical); source: 6:25: rule "big": Syntax error: mismatched input '<EOF>' expecting {'[', '{', '(', '.', '-', '!', 'true', 'false', 'null', NUM_FLOAT, NUM_INT, NUM_UINT, STRING, BYTES, IDENTIFIER}]`,
+		},
+		{
+			"no stream topic: 400 at stream", "PUT", "/v1/rulesets/notopic",
 			map[string]string{"source": "ruleset: notopic\nstream:\n  key: event.account_id\nrules:\n  - id: big\n    severity: high\n    when: event.amount > 1.0\n"},
-			`400 RULESET_INVALID [source: 2:1: stream: no topic: serve needs the Kafka topic the rules read (only the offline check, test and run do without)]`},
-		{"no stream at all: 400 at the start", "PUT", "/v1/rulesets/notopic",
+			`400 RULESET_INVALID [source: 2:1: stream: no topic: serve needs the Kafka topic the rules read (only the offline check, test and run do without)]`,
+		},
+		{
+			"no stream at all: 400 at the start", "PUT", "/v1/rulesets/notopic",
 			map[string]string{"source": "ruleset: notopic\nrules:\n  - id: big\n    severity: high\n    when: event.amount > 1.0\n"},
-			`400 RULESET_INVALID [source: 1:1: stream: no topic: serve needs the Kafka topic the rules read (only the offline check, test and run do without)]`},
+			`400 RULESET_INVALID [source: 1:1: stream: no topic: serve needs the Kafka topic the rules read (only the offline check, test and run do without)]`,
+		},
 		{"the refused ruleset was not stored", "GET", "/v1/rulesets/notopic", nil, "404 RULESET_NOT_FOUND"},
-		{"name differs from the source's", "PUT", "/v1/rulesets/other", map[string]string{"source": paymentsSrc},
-			`400 RULESET_INVALID [source: 1:10: ruleset name "payments" differs from "other", the name it is stored under]`},
-		{"bad name", "PUT", "/v1/rulesets/-x", map[string]string{"source": paymentsSrc},
-			`400 INVALID_REQUEST [name: invalid ruleset name "-x": a letter or digit, then letters, digits, '_', '.' and '-', at most 256 bytes]`},
+		{
+			"name differs from the source's", "PUT", "/v1/rulesets/other",
+			map[string]string{"source": paymentsSrc},
+			`400 RULESET_INVALID [source: 1:10: ruleset name "payments" differs from "other", the name it is stored under]`,
+		},
+		{
+			"bad name", "PUT", "/v1/rulesets/-x",
+			map[string]string{"source": paymentsSrc},
+			`400 INVALID_REQUEST [name: invalid ruleset name "-x": a letter or digit, then letters, digits, '_', '.' and '-', at most 256 bytes]`,
+		},
 		{"unknown field in the body", "PUT", "/v1/rulesets/payments", map[string]string{"sorce": paymentsSrc}, "400 "},
 		{"not found", "GET", "/v1/rulesets/nope", nil, "404 RULESET_NOT_FOUND"},
 		{"version not found", "GET", "/v1/rulesets/payments?version=7", nil, "404 VERSION_NOT_FOUND"},
@@ -102,7 +115,7 @@ func TestRulesetsREST(t *testing.T) {
 	t.Run("validate refuses what put refuses: no topic", func(t *testing.T) {
 		code, body := e.rest(t, "POST", "/v1/rulesets:validate", map[string]string{"source": "ruleset: x\nstream:\n  key: event.k\nrules: []\n"})
 		errs, _ := body["errors"].([]any)
-		if code != http.StatusOK || body["valid"] != false || len(errs) != 1 {
+		if code != http.StatusOK || body["valid"] != any(false) || len(errs) != 1 {
 			t.Fatalf("validate: %d %v", code, body)
 		}
 		if e, _ := errs[0].(map[string]any); e["line"] != float64(2) || !strings.Contains(fmt.Sprint(e["message"]), "no topic") {
@@ -112,7 +125,7 @@ func TestRulesetsREST(t *testing.T) {
 
 	t.Run("validate", func(t *testing.T) {
 		code, body := e.rest(t, "POST", "/v1/rulesets:validate", map[string]string{"source": badSrc})
-		if code != http.StatusOK || body["valid"] != false || body["name"] != "payments" {
+		if code != http.StatusOK || body["valid"] != any(false) || body["name"] != "payments" {
 			t.Fatalf("validate: %d %v", code, body)
 		}
 		errs, _ := body["errors"].([]any)
@@ -128,7 +141,7 @@ func TestRulesetsREST(t *testing.T) {
 			t.Errorf("errors (-want +got):\n%s", diff)
 		}
 		code, body = e.rest(t, "POST", "/v1/rulesets:validate", map[string]string{"source": paymentsSrc})
-		if code != http.StatusOK || body["valid"] != true || len(body["rules"].([]any)) != 2 {
+		if code != http.StatusOK || body["valid"] != any(true) || len(body["rules"].([]any)) != 2 {
 			t.Errorf("validate a good source: %d %v", code, body)
 		}
 	})
@@ -150,7 +163,7 @@ rules:
 `
 		code, body := e.rest(t, "POST", "/v1/rulesets:validate", map[string]string{"source": src})
 		warns, _ := body["warnings"].([]any)
-		if code != http.StatusOK || body["valid"] != true || len(warns) != 1 {
+		if code != http.StatusOK || body["valid"] != any(true) || len(warns) != 1 {
 			t.Fatalf("validate: %d %v", code, body)
 		}
 		w, _ := warns[0].(map[string]any)
@@ -432,7 +445,7 @@ func TestAlertsEndToEnd(t *testing.T) {
 		t.Errorf("gRPC alert = %v", a)
 	}
 	r := restSub.next(t)
-	if r["id"] != a.GetId() || r["position"] != a.GetPosition() || r["timeout"] != false || r["detected_at"] == nil {
+	if r["id"] != a.GetId() || r["position"] != a.GetPosition() || r["timeout"] != any(false) || r["detected_at"] == nil {
 		t.Errorf("REST alert = %v, gRPC had %v", r, a)
 	}
 

@@ -156,18 +156,22 @@ func startProc(t *testing.T, name string, env []string, argv ...string) *proc {
 	cmd.Stdout, cmd.Stderr = logf, logf
 	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
-		logf.Close()
+		_ = logf.Close() // nothing was written: the process never started
 		t.Fatalf("start %s: %v", name, err)
 	}
 	p := &proc{t: t, name: name, cmd: cmd, logPath: logPath, exited: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
-		logf.Close()
+		// The log serves dumpLog only; a Close error there cannot be
+		// reported (the test may be over) and would cost at most its tail.
+		_ = logf.Close()
 		close(p.exited)
 	}()
 	t.Cleanup(func() {
 		if p.running() {
-			p.stop(20 * time.Second)
+			// A process the test left running is not under test: its exit
+			// status (SIGTERM's, for kcat) says nothing; stop reports a hang.
+			_ = p.stop(20 * time.Second)
 		}
 		if t.Failed() {
 			p.dumpLog()
@@ -237,7 +241,8 @@ func freePort(t *testing.T) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	// The listener only found a free port; its Close cannot change it.
+	defer func() { _ = ln.Close() }()
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
@@ -334,7 +339,7 @@ func (s *serve) readyz() (int, string) {
 	if err != nil {
 		return 0, err.Error()
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read to the end: a Close error loses nothing
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, strings.TrimSpace(string(b))
 }
@@ -369,7 +374,7 @@ func (s *serve) metrics(t *testing.T) map[string]float64 {
 	if err != nil {
 		t.Fatalf("%s: scrape metrics: %v", s.name, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read to the end: a Close error loses nothing
 	out := map[string]float64{}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
@@ -759,7 +764,7 @@ func redisPing(addr string) error {
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }() // a probe: only the PONG read below matters
 	_ = c.SetDeadline(time.Now().Add(time.Second))
 	if _, err := io.WriteString(c, "PING\r\n"); err != nil {
 		return err
@@ -814,13 +819,13 @@ func (p *tcpProxy) accept() {
 			// Accepted and closed at once: the client's dial succeeds,
 			// its first command fails, as with a server that dies.
 			p.mu.Unlock()
-			c.Close()
+			_ = c.Close() // cutting the client off is the point
 			continue
 		}
 		up, err := net.DialTimeout("tcp", p.target, time.Second)
 		if err != nil {
 			p.mu.Unlock()
-			c.Close()
+			_ = c.Close() // no upstream: cut the client off, as a dead server would
 			continue
 		}
 		p.conns[c], p.conns[up] = struct{}{}, struct{}{}
@@ -834,8 +839,10 @@ func (p *tcpProxy) accept() {
 func (p *tcpProxy) pipe(dst, src net.Conn) {
 	defer p.wg.Done()
 	_, _ = io.Copy(dst, src)
-	dst.Close()
-	src.Close()
+	// One direction ended: end both. The other pipe closes the same two
+	// connections, so one of the Close calls reports them closed already.
+	_ = dst.Close()
+	_ = src.Close()
 	p.mu.Lock()
 	delete(p.conns, dst)
 	delete(p.conns, src)
@@ -850,7 +857,7 @@ func (p *tcpProxy) setDown(down bool) {
 	p.down = down
 	if down {
 		for c := range p.conns {
-			c.Close()
+			_ = c.Close() // cutting is the point; a pipe may have closed it already
 		}
 	}
 }
