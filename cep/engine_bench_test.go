@@ -98,12 +98,3 @@ func BenchmarkConsumeKafka(b *testing.B) {
 	}
 	b.ReportMetric(float64(benchEvents*b.N)/total.Seconds(), "events/s")
 }
-
-// processed sums the records the engine's partitions processed.
-func processed(e *Engine) uint64 {
-	var n uint64
-	for _, p := range e.Status().Partitions {
-		n += p.Records
-	}
-	return n
-}

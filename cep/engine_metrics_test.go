@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/shrike-cep/shrike/internal/testkit"
 	"github.com/shrike-cep/shrike/matcher"
 )
 
@@ -27,7 +28,7 @@ func TestPartitionMetricsRuleLabels(t *testing.T) {
 	// Counted again, only what was gained since is added.
 	pm.countRules(map[matcher.RuleID]matcher.RuleStats{cur: {Timeouts: 3}, old: {Timeouts: 1, CELErrors: 4}})
 	pm.counters(cur).alerts.Inc()
-	text := gatherText(t, reg)
+	text := testkit.MetricsText(t, reg)
 	for _, want := range []string{
 		`shrike_engine_alerts_total{rule="pair@2",ruleset="team/pay"} 1`,
 		`shrike_engine_timeouts_total{rule="pair@2",ruleset="team/pay"} 4`,

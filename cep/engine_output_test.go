@@ -15,17 +15,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/shrike-cep/shrike/internal/testkit"
 	"github.com/shrike-cep/shrike/matcher"
 	"github.com/shrike-cep/shrike/rules"
 	"github.com/shrike-cep/shrike/state"
 )
-
-// t0 is the event time the hand-written events start at.
-var t0 = time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
-
-func ts(d time.Duration) string { return t0.Add(d).Format(gen3339) }
-
-const gen3339 = "2006-01-02T15:04:05.000Z"
 
 // produceRecords writes records in order and waits for them.
 func produceRecords(t *testing.T, brokers []string, recs ...*kgo.Record) {
@@ -70,7 +64,7 @@ func TestEngineDeadLettersAndLate(t *testing.T) {
 		Brokers: brokers, Rulesets: []*rules.Compiled{rs}, Store: state.NewMemory(),
 		Clock: clock.Now, OnAlert: log.add, Registerer: reg,
 	})
-	waitFor(t, "the engine to be ready", e.Ready)
+	testkit.WaitFor(t, 0, "the engine to be ready", e.Ready)
 
 	rec := func(value string, headers ...kgo.RecordHeader) *kgo.Record {
 		r := &kgo.Record{Topic: "payments", Key: []byte("acct-1"), Headers: headers}
@@ -95,8 +89,8 @@ func TestEngineDeadLettersAndLate(t *testing.T) {
 		rec(transfer(30*time.Second, 5)),
 	)
 	prod := endOf(t, brokers, "payments")
-	waitFor(t, "every record to be processed", func() bool { return consumed(prod, e) })
-	waitFor(t, "two alerts", func() bool { return log.count() >= 2 })
+	testkit.WaitFor(t, 0, "every record to be processed", func() bool { return consumed(prod, e) })
+	testkit.WaitFor(t, 0, "two alerts", func() bool { return log.count() >= 2 })
 	e.stop(t)
 
 	log.mu.Lock()
@@ -143,7 +137,7 @@ func TestEngineDeadLettersAndLate(t *testing.T) {
 		t.Errorf("late records (-want +got):\n%s", diff)
 	}
 
-	text := gatherText(t, reg)
+	text := testkit.MetricsText(t, reg)
 	for _, m := range []string{
 		`shrike_engine_deadlettered_events_total{reason="invalid_event",topic="payments"} 1`,
 		`shrike_engine_deadlettered_events_total{reason="no_key",topic="payments"} 1`,
@@ -172,7 +166,7 @@ func TestEngineIdleStreamFiresAbsence(t *testing.T) {
 		Brokers: brokers, Rulesets: []*rules.Compiled{rs}, Store: state.NewMemory(), Clock: clock.Now,
 		OnAlert: func(a *matcher.Alert) { log.add(a); got = append(got, a) },
 	})
-	waitFor(t, "the engine to be ready", e.Ready)
+	testkit.WaitFor(t, 0, "the engine to be ready", e.Ready)
 	// The fake clock stands a day after the event: only idleness holds
 	// the watermark back.
 	produceRecords(t, brokers, &kgo.Record{
@@ -180,12 +174,12 @@ func TestEngineIdleStreamFiresAbsence(t *testing.T) {
 		Value: []byte(`{"type":"password_reset","account_id":"acct-9","ts":"` + ts(0) + `"}`),
 	})
 	prod := endOf(t, brokers, "payments")
-	waitFor(t, "the reset to be processed and checkpointed", func() bool { return consumed(prod, e) && checkpointed(e) })
+	testkit.WaitFor(t, 0, "the reset to be processed and checkpointed", func() bool { return consumed(prod, e) && checkpointed(e) })
 	if n := log.count(); n != 0 {
 		t.Fatalf("%d alerts before the stream went idle", n)
 	}
 	clock.Advance(rs.Stream.IdleTimeout)
-	waitFor(t, "the absence alert", func() bool { return log.count() > 0 })
+	testkit.WaitFor(t, 0, "the absence alert", func() bool { return log.count() > 0 })
 	e.stop(t)
 	if len(got) != 1 || got[0].Rule != "reset-without-2fa" || got[0].Key != "acct-9" {
 		t.Errorf("alerts: %v", got)
@@ -219,7 +213,7 @@ func paymentsWithoutIdleTimeout(t *testing.T) *rules.Compiled {
 // partition that has it, or -1.
 func watermarkLag(t *testing.T, g prometheus.Gatherer) float64 {
 	t.Helper()
-	m := regexp.MustCompile(`(?m)^shrike_engine_watermark_lag_seconds\{[^}]*\} (\S+)$`).FindAllStringSubmatch(gatherText(t, g), -1)
+	m := regexp.MustCompile(`(?m)^shrike_engine_watermark_lag_seconds\{[^}]*\} (\S+)$`).FindAllStringSubmatch(testkit.MetricsText(t, g), -1)
 	if len(m) != 1 {
 		return -1
 	}
@@ -255,18 +249,18 @@ func TestEngineDefaultIdleTimeout(t *testing.T) {
 				Brokers: brokers, Rulesets: []*rules.Compiled{rs}, Store: state.NewMemory(), Clock: clock.Now,
 				IdleTimeout: tt.idle, Registerer: reg, OnAlert: log.add,
 			})
-			waitFor(t, "the engine to be ready", e.Ready)
+			testkit.WaitFor(t, 0, "the engine to be ready", e.Ready)
 			produceRecords(t, brokers, &kgo.Record{
 				Topic: "payments", Key: []byte("acct-9"),
 				Value: []byte(`{"type":"password_reset","account_id":"acct-9","ts":"` + ts(0) + `"}`),
 			})
 			prod := endOf(t, brokers, "payments")
-			waitFor(t, "the reset to be processed and checkpointed", func() bool { return consumed(prod, e) && checkpointed(e) })
+			testkit.WaitFor(t, 0, "the reset to be processed and checkpointed", func() bool { return consumed(prod, e) && checkpointed(e) })
 			// The fake clock stands a day after the event, the watermark
 			// 5 s (the out-of-orderness) before it.
 			clock.Advance(10 * time.Second)
 			var lag float64
-			waitFor(t, "the lag gauge of the quiet partition to follow the clock", func() bool {
+			testkit.WaitFor(t, 0, "the lag gauge of the quiet partition to follow the clock", func() bool {
 				lag = watermarkLag(t, reg)
 				return lag >= clock.Now().Sub(t0).Seconds()-1
 			})
@@ -275,13 +269,13 @@ func TestEngineDefaultIdleTimeout(t *testing.T) {
 			}
 			clock.Advance(time.Hour)
 			if tt.fire {
-				waitFor(t, "the absence alert", func() bool { return log.count() > 0 })
+				testkit.WaitFor(t, 0, "the absence alert", func() bool { return log.count() > 0 })
 				// The watermark follows the wall clock, 5 s behind.
-				waitFor(t, "the lag to drop to the out-of-orderness", func() bool { return watermarkLag(t, reg) == 5 })
+				testkit.WaitFor(t, 0, "the lag to drop to the out-of-orderness", func() bool { return watermarkLag(t, reg) == 5 })
 			} else {
 				// Once the gauge shows the advanced clock, the tick that
 				// would have moved the watermark has run.
-				waitFor(t, "the lag gauge to follow the clock", func() bool { return watermarkLag(t, reg) >= lag+3600 })
+				testkit.WaitFor(t, 0, "the lag gauge to follow the clock", func() bool { return watermarkLag(t, reg) >= lag+3600 })
 				if n := log.count(); n != 0 {
 					t.Errorf("%d alerts with the idle timeout off", n)
 				}
@@ -298,7 +292,7 @@ func TestEngineFenced(t *testing.T) {
 	rs := loadPayments(t)
 	store := state.NewMemory()
 	e := start(t, EngineOptions{Brokers: brokers, Rulesets: []*rules.Compiled{rs}, Store: store, Clock: newFakeClock().Now})
-	waitFor(t, "the engine to be ready", e.Ready)
+	testkit.WaitFor(t, 0, "the engine to be ready", e.Ready)
 	pid := state.PartitionID{Group: DefaultGroup, Topic: "payments"}
 	theirs := state.Checkpoint{Offset: 0, Generation: 1000}
 	// Find the partition acct-1 lands on, then let a newer owner claim it.
@@ -310,7 +304,7 @@ func TestEngineFenced(t *testing.T) {
 	for p := range prod.end {
 		pid.Partition = p
 	}
-	waitFor(t, "the record to be processed and checkpointed", func() bool { return consumed(prod, e) && checkpointed(e) })
+	testkit.WaitFor(t, 0, "the record to be processed and checkpointed", func() bool { return consumed(prod, e) && checkpointed(e) })
 	if err := store.Commit(context.Background(), pid, nil, nil, theirs); err != nil {
 		t.Fatal(err)
 	}
@@ -318,7 +312,7 @@ func TestEngineFenced(t *testing.T) {
 		Topic: "payments", Key: []byte("acct-1"),
 		Value: []byte(`{"type":"login","account_id":"acct-1","success":true,"ts":"` + ts(time.Second) + `"}`),
 	})
-	waitFor(t, "the partition to be reported fenced", func() bool {
+	testkit.WaitFor(t, 0, "the partition to be reported fenced", func() bool {
 		for _, p := range e.Status().Partitions {
 			if p.Partition == pid.Partition && p.Fenced {
 				return true

@@ -1,99 +1,18 @@
 package cep
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/shrike-cep/shrike/internal/testkit"
 	"github.com/shrike-cep/shrike/rules"
 	"github.com/shrike-cep/shrike/state"
 )
-
-// faultStore is a Store that fails on demand, as a Redis that is down.
-type faultStore struct {
-	Store
-	// fail makes every call fail with state.ErrUnavailable.
-	fail atomic.Bool
-	// frozen makes every commit fail: nothing is written any more, as
-	// when the engine was killed.
-	frozen atomic.Bool
-	// failCommits is how many of the next commits fail.
-	failCommits atomic.Int64
-	commits     atomic.Int64 // successful commits
-	failures    atomic.Int64 // failed calls
-	asked       atomic.Int64 // keys asked for by LoadKeys
-
-	mu        sync.Mutex
-	committed map[int32]state.Checkpoint // last successful checkpoint per partition
-}
-
-func newFaultStore(s Store) *faultStore {
-	return &faultStore{Store: s, committed: map[int32]state.Checkpoint{}}
-}
-
-var errDown = fmt.Errorf("test store is down: %w", state.ErrUnavailable)
-
-func (f *faultStore) LoadCheckpoint(ctx context.Context, p state.PartitionID) (state.Checkpoint, bool, error) {
-	if f.fail.Load() {
-		f.failures.Add(1)
-		return state.Checkpoint{}, false, errDown
-	}
-	return f.Store.LoadCheckpoint(ctx, p)
-}
-
-func (f *faultStore) LoadKeys(ctx context.Context, p state.PartitionID, keys []string) (map[string][]byte, error) {
-	if f.fail.Load() {
-		f.failures.Add(1)
-		return nil, errDown
-	}
-	f.asked.Add(int64(len(keys)))
-	return f.Store.LoadKeys(ctx, p, keys)
-}
-
-func (f *faultStore) Commit(ctx context.Context, p state.PartitionID, put []state.KeyState, del []string, cp state.Checkpoint) error {
-	if f.fail.Load() || f.frozen.Load() {
-		f.failures.Add(1)
-		return errDown
-	}
-	if f.failCommits.Load() > 0 && f.failCommits.Add(-1) >= 0 {
-		f.failures.Add(1)
-		return errDown
-	}
-	if err := f.Store.Commit(ctx, p, put, del, cp); err != nil {
-		return err
-	}
-	f.commits.Add(1)
-	f.mu.Lock()
-	f.committed[p.Partition] = cp
-	f.mu.Unlock()
-	return nil
-}
-
-func (f *faultStore) checkpointOf(p int32) state.Checkpoint {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.committed[p]
-}
-
-// checkpointed reports whether the engines checkpointed every record
-// they processed.
-func checkpointed(engines ...*running) bool {
-	for _, e := range engines {
-		for _, p := range e.Status().Partitions {
-			if p.Uncommitted > 0 {
-				return false
-			}
-		}
-	}
-	return true
-}
 
 // concat returns produced positions of two produce calls as one.
 func concat(a, b produced) produced {
@@ -137,7 +56,7 @@ func testRestart(t *testing.T, kind storeKind, crash bool) {
 
 	first := start(t, opts)
 	prod := produce(t, brokers, "payments", rs, lines[:third])
-	waitFor(t, "the first third to be processed and checkpointed", func() bool {
+	testkit.WaitFor(t, 0, "the first third to be processed and checkpointed", func() bool {
 		return consumed(prod, first) && checkpointed(first)
 	})
 	if crash {
@@ -146,7 +65,7 @@ func testRestart(t *testing.T, kind storeKind, crash bool) {
 		// and alerted, but not checkpointed.
 		fs.frozen.Store(true)
 		prod = concat(prod, produce(t, brokers, "payments", rs, lines[third:2*third]))
-		waitFor(t, "the second third to be processed", func() bool { return consumed(prod, first) })
+		testkit.WaitFor(t, 0, "the second third to be processed", func() bool { return consumed(prod, first) })
 	}
 	alertsBefore := log.count()
 	first.stop(t)
@@ -158,7 +77,7 @@ func testRestart(t *testing.T, kind storeKind, crash bool) {
 	opts.Registerer = reg
 	second := start(t, opts)
 	prod = concat(prod, produce(t, brokers, "payments", rs, lines[len(prod.pos):]))
-	waitFor(t, "everything to be processed", func() bool { return consumed(prod, second) })
+	testkit.WaitFor(t, 0, "everything to be processed", func() bool { return consumed(prod, second) })
 	closeWindows(t, clock, prod, second)
 	second.stop(t)
 	if alertsBefore == 0 {
@@ -175,7 +94,7 @@ func testRestart(t *testing.T, kind storeKind, crash bool) {
 	// matches, loading them from the Store, and asked for no key
 	// twice. It skipped the records it re-read that the first one
 	// had matched, rather than take them for late.
-	text := gatherText(t, reg)
+	text := testkit.MetricsText(t, reg)
 	if v := metricValue(text, "shrike_state_loaded_keys_total"); v <= 0 {
 		t.Errorf("the second engine loaded %v keys", v)
 	}
@@ -209,18 +128,18 @@ func testRebalance(t *testing.T, kind storeKind) {
 
 	first := start(t, opts)
 	prod := produce(t, brokers, "payments", rs, lines[:len(lines)/2])
-	waitFor(t, "the first half to be processed", func() bool { return consumed(prod, first) })
+	testkit.WaitFor(t, 0, "the first half to be processed", func() bool { return consumed(prod, first) })
 	if n := len(first.Status().Partitions); n != testPartitions {
 		t.Fatalf("the first engine has %d partitions, want all %d", n, testPartitions)
 	}
 
 	second := start(t, opts)
-	waitFor(t, "partitions to move to the second engine", func() bool {
+	testkit.WaitFor(t, 0, "partitions to move to the second engine", func() bool {
 		a, b := first.Status(), second.Status()
 		return a.Ready && b.Ready && len(b.Partitions) > 0 && len(a.Partitions)+len(b.Partitions) == testPartitions
 	})
 	prod = concat(prod, produce(t, brokers, "payments", rs, lines[len(lines)/2:]))
-	waitFor(t, "everything to be processed", func() bool { return consumed(prod, first, second) })
+	testkit.WaitFor(t, 0, "everything to be processed", func() bool { return consumed(prod, first, second) })
 	closeWindows(t, clock, prod, first, second)
 	first.stop(t)
 	second.stop(t)
@@ -253,18 +172,18 @@ func testEvictsKeys(t *testing.T, kind storeKind) {
 		Clock: clock.Now, OnAlert: log.add, Registerer: reg,
 		MaxResidentKeys: 4, CheckpointInterval: time.Millisecond, PollRecords: 50,
 	})
-	waitFor(t, "the engine to be ready", e.Ready)
+	testkit.WaitFor(t, 0, "the engine to be ready", e.Ready)
 	// Produced in slices, so that checkpoints (and evictions) fall between
 	// them rather than after everything.
 	var prod produced
 	for i := 0; i < len(lines); i += 400 {
 		prod = concat(prod, produce(t, brokers, "payments", rs, lines[i:min(i+400, len(lines))]))
-		waitFor(t, "a slice to be processed", func() bool { return consumed(prod, e) })
+		testkit.WaitFor(t, 0, "a slice to be processed", func() bool { return consumed(prod, e) })
 	}
 	closeWindows(t, clock, prod, e)
 	e.stop(t)
 	log.check(t, replayAlerts(t, rs, lines, prod))
-	text := gatherText(t, reg)
+	text := testkit.MetricsText(t, reg)
 	for _, name := range []string{"shrike_state_evicted_keys_total", "shrike_state_loaded_keys_total"} {
 		if v := metricValue(text, name); v < 100 {
 			t.Errorf("%s = %v, want many", name, v)
@@ -272,8 +191,8 @@ func testEvictsKeys(t *testing.T, kind storeKind) {
 	}
 }
 
-// metricValue finds a metric's value in gatherText's output; name has its
-// labels, if any, as gatherText writes them. -1 when absent.
+// metricValue finds a metric's value in testkit.MetricsText's output; name has its
+// labels, if any, as testkit.MetricsText writes them. -1 when absent.
 func metricValue(text, name string) float64 {
 	for _, line := range strings.Split(text, "\n") {
 		if rest, ok := strings.CutPrefix(line, name+" "); ok {
@@ -303,13 +222,13 @@ func TestEngineStoreFailure(t *testing.T) {
 		Brokers: brokers, Rulesets: []*rules.Compiled{rs}, Store: fs,
 		Clock: clock.Now, OnAlert: log.add, MaxUncommittedRecords: maxUncommitted, PollRecords: 50,
 	})
-	waitFor(t, "the engine to be ready", e.Ready)
+	testkit.WaitFor(t, 0, "the engine to be ready", e.Ready)
 	fs.fail.Store(true)
 	prod := produce(t, brokers, "payments", rs, lines)
-	waitFor(t, "the engine to report the Store failing", func() bool { return !e.Ready() })
+	testkit.WaitFor(t, 0, "the engine to report the Store failing", func() bool { return !e.Ready() })
 	// Every partition stops once it is maxUncommitted records past its last
 	// checkpoint (plus the batch that crossed it).
-	waitFor(t, "every partition to stop at its backlog limit", func() bool {
+	testkit.WaitFor(t, 0, "every partition to stop at its backlog limit", func() bool {
 		st := e.Status()
 		if len(st.Partitions) != testPartitions {
 			return false
@@ -330,8 +249,8 @@ func TestEngineStoreFailure(t *testing.T) {
 		}
 	}
 	fs.fail.Store(false)
-	waitFor(t, "the engine to be ready again", e.Ready)
-	waitFor(t, "everything to be processed", func() bool { return consumed(prod, e) })
+	testkit.WaitFor(t, 0, "the engine to be ready again", e.Ready)
+	testkit.WaitFor(t, 0, "everything to be processed", func() bool { return consumed(prod, e) })
 	closeWindows(t, clock, prod, e)
 	e.stop(t)
 	if fs.failures.Load() == 0 {
@@ -352,13 +271,13 @@ func TestEngineFailingCommits(t *testing.T) {
 	log := newAlertLog()
 	fs := newFaultStore(state.NewMemory())
 	e := start(t, EngineOptions{Brokers: brokers, Rulesets: []*rules.Compiled{rs}, Store: fs, Clock: clock.Now, OnAlert: log.add})
-	waitFor(t, "the engine to be ready", e.Ready)
+	testkit.WaitFor(t, 0, "the engine to be ready", e.Ready)
 	prod := produce(t, brokers, "payments", rs, lines[:len(lines)/2])
-	waitFor(t, "the first half to be processed", func() bool { return consumed(prod, e) })
+	testkit.WaitFor(t, 0, "the first half to be processed", func() bool { return consumed(prod, e) })
 	const failing = 10
 	fs.failCommits.Store(failing)
 	prod = concat(prod, produce(t, brokers, "payments", rs, lines[len(lines)/2:]))
-	waitFor(t, "everything to be processed and checkpointed", func() bool {
+	testkit.WaitFor(t, 0, "everything to be processed and checkpointed", func() bool {
 		return consumed(prod, e) && checkpointed(e) && fs.failCommits.Load() <= 0
 	})
 	closeWindows(t, clock, prod, e)

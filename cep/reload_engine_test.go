@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/shrike-cep/shrike/internal/testkit"
 	"github.com/shrike-cep/shrike/matcher"
 	"github.com/shrike-cep/shrike/registry"
 	"github.com/shrike-cep/shrike/rules"
@@ -70,19 +70,6 @@ func ruleVersion(c *rules.Compiled, id string) string {
 	return ""
 }
 
-// eventProducer writes numbered events, in the order of their numbers.
-type eventProducer struct {
-	cl    *kgo.Client
-	topic string
-	base  int64 // event time of event 0, Unix ms
-
-	mu  sync.Mutex
-	n   int64
-	pos []matcher.Position // by event number, once acknowledged
-	err error
-	wg  sync.WaitGroup
-}
-
 func newEventProducer(t *testing.T, brokers []string, topic string) *eventProducer {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(0))
@@ -91,106 +78,6 @@ func newEventProducer(t *testing.T, brokers []string, topic string) *eventProduc
 	}
 	t.Cleanup(cl.Close)
 	return &eventProducer{cl: cl, topic: topic, base: time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC).UnixMilli()}
-}
-
-// emit produces the next event, of type typ and key k, and returns its
-// number. Calls are serialised: events of one partition land in number
-// order, with increasing event times.
-func (p *eventProducer) emit(typ, k string) int64 {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	n := p.n
-	p.n++
-	p.pos = append(p.pos, matcher.Position{})
-	value := fmt.Appendf(nil, `{"k":%q,"n":%d,"type":%q,"ts":%d}`, k, n, typ, p.base+n)
-	p.wg.Add(1)
-	p.cl.Produce(context.Background(), &kgo.Record{Key: []byte(k), Value: value}, func(r *kgo.Record, err error) {
-		defer p.wg.Done()
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		if err != nil {
-			p.err = err
-			return
-		}
-		p.pos[n] = matcher.Position{Source: fmt.Sprintf("%s/%d", r.Topic, r.Partition), Offset: r.Offset}
-	})
-	return n
-}
-
-// posOf returns where event n landed, once acknowledged.
-func (p *eventProducer) posOf(n int64) (matcher.Position, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	pos := p.pos[n]
-	return pos, pos.Source != ""
-}
-
-func (p *eventProducer) next() int64 {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.n
-}
-
-// run emits ticks over 12 keys until ctx ends.
-func (p *eventProducer) run(ctx context.Context) {
-	for i := 0; ctx.Err() == nil; i++ {
-		p.emit("tick", fmt.Sprintf("key-%d", i%12))
-		time.Sleep(time.Millisecond)
-	}
-}
-
-// produced waits for every acknowledgement and describes what landed.
-func (p *eventProducer) produced(t *testing.T) produced {
-	t.Helper()
-	p.wg.Wait()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.err != nil {
-		t.Fatalf("produce: %v", p.err)
-	}
-	out := produced{pos: p.pos, end: map[int32]int64{}}
-	for _, pos := range p.pos {
-		var part int32
-		if _, err := fmt.Sscanf(pos.Source[strings.LastIndexByte(pos.Source, '/')+1:], "%d", &part); err != nil {
-			t.Fatalf("position %v names no partition: %v", pos, err)
-		}
-		out.end[part] = max(out.end[part], pos.Offset+1)
-	}
-	return out
-}
-
-// alertSink keeps the alerts of an engine.
-type alertSink struct {
-	mu     sync.Mutex
-	alerts []*matcher.Alert
-}
-
-func (s *alertSink) add(a *matcher.Alert) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.alerts = append(s.alerts, a)
-}
-
-func (s *alertSink) all() []*matcher.Alert {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]*matcher.Alert(nil), s.alerts...)
-}
-
-// waitAlert waits for an alert that match accepts and returns it.
-func (s *alertSink) waitAlert(t *testing.T, what string, match func(*matcher.Alert) bool) *matcher.Alert {
-	t.Helper()
-	var found *matcher.Alert
-	waitFor(t, what, func() bool {
-		for _, a := range s.all() {
-			if match(a) {
-				found = a
-				return true
-			}
-		}
-		return false
-	})
-	return found
 }
 
 // firstPos is the position of the first record an alert matched.
@@ -220,7 +107,7 @@ func TestEngineHotReloadUnderLoad(t *testing.T) {
 		Brokers: brokers, Rulesets: sets, Store: state.NewMemory(),
 		Clock: clock.Now, OnAlert: sink.add, Registerer: reg,
 	})
-	waitFor(t, "the engine to be ready", e.Ready)
+	testkit.WaitFor(t, 0, "the engine to be ready", e.Ready)
 
 	prod := newEventProducer(t, brokers, "events")
 	ctx, stopProducing := context.WithCancel(context.Background())
@@ -237,8 +124,8 @@ func TestEngineHotReloadUnderLoad(t *testing.T) {
 	// openMatches waits until the engine holds a partial match.
 	openMatches := func() {
 		t.Helper()
-		waitFor(t, "a partial match to open", func() bool {
-			for _, line := range strings.Split(gatherText(t, reg), "\n") {
+		testkit.WaitFor(t, 0, "a partial match to open", func() bool {
+			for _, line := range strings.Split(testkit.MetricsText(t, reg), "\n") {
 				if strings.HasPrefix(line, "shrike_engine_partial_matches{") && !strings.HasSuffix(line, " 0") {
 					return true
 				}
@@ -315,7 +202,7 @@ func TestEngineHotReloadUnderLoad(t *testing.T) {
 	stopProducing()
 	<-producing
 	p := prod.produced(t)
-	waitFor(t, "every record to be processed", func() bool { return consumed(p, e) })
+	testkit.WaitFor(t, 0, "every record to be processed", func() bool { return consumed(p, e) })
 	closeWindows(t, clock, p, e)
 	e.stop(t)
 
@@ -406,7 +293,7 @@ func TestHotReloadThroughRegistry(t *testing.T) {
 		t.Fatalf("an engine without rulesets reads %v", got)
 	}
 	// Nothing to consume is no reason to be unready.
-	waitFor(t, "an engine without rulesets to be ready", e.Ready)
+	testkit.WaitFor(t, 0, "an engine without rulesets to be ready", e.Ready)
 
 	events := newEventProducer(t, brokers, "events")
 	other := newEventProducer(t, brokers, "other")
@@ -474,12 +361,12 @@ func TestHotReloadThroughRegistry(t *testing.T) {
 	}
 	events.emit("a", "k")
 	events.emit("tick", "k")
-	waitFor(t, "the partial match to be checkpointed", func() bool { return storedKeys() > 0 })
+	testkit.WaitFor(t, 0, "the partial match to be checkpointed", func() bool { return storedKeys() > 0 })
 
 	if err := reg.Delete(ctx, "reload-events"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the deleted ruleset's topic to be dropped", func() bool {
+	testkit.WaitFor(t, 0, "the deleted ruleset's topic to be dropped", func() bool {
 		got := e.Topics()
 		return len(got) == 1 && got[0] == "other"
 	})

@@ -91,17 +91,6 @@ func alertContents(t testing.TB, out string) []string {
 	return got
 }
 
-// without returns the lines of a that b does not have, both sorted.
-func without(a, b []string) []string {
-	var out []string
-	for _, x := range a {
-		if _, ok := slices.BinarySearch(b, x); !ok {
-			out = append(out, x)
-		}
-	}
-	return out
-}
-
 func firstLines(s []string, n int) string {
 	if len(s) > n {
 		s = append(s[:n:n], fmt.Sprintf("… and %d more", len(s)-n))

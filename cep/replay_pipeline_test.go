@@ -19,70 +19,11 @@ import (
 	"github.com/shrike-cep/shrike/rules"
 )
 
-// TestMain fails the package's tests if any goroutine outlives them: a
-// pipelined Replay must not leave its decoder behind.
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
-}
-
-// modes are the ways Replay can run. Tests run each and expect the same
-// results; tiny batches put batch boundaries everywhere.
-var modes = []struct {
-	name string
-	set  func(*ReplayOptions)
-}{
-	{"sequential", func(o *ReplayOptions) { o.Sequential = true }},
-	{"pipelined", func(*ReplayOptions) {}},
-	{"pipelined/batch=1", func(o *ReplayOptions) { o.BatchLines = 1 }},
-	{"pipelined/batch=7", func(o *ReplayOptions) { o.BatchLines = 7 }},
-	// Batches are decoded by whichever goroutine takes them; here all by
-	// the matching one.
-	{"pipelined/batch=3/decoded while matching", func(o *ReplayOptions) { o.BatchLines, o.noDecodingGoroutine = 3, true }},
-}
-
 // output is everything a replay produces, which must not depend on the
 // mode.
 type output struct {
 	alerts, late, reports string
 	sum                   Summary
-}
-
-func (r result) output() output {
-	s := r.sum
-	s.Elapsed = 0
-	return output{alerts: r.raw, late: r.late, reports: r.reports, sum: s}
-}
-
-// diffOutput describes how got differs from want: the first differing line
-// of each output (the outputs can be megabytes) and the summaries' diff.
-func diffOutput(want, got output) string {
-	var b strings.Builder
-	for _, o := range []struct{ name, want, got string }{
-		{"alerts", want.alerts, got.alerts},
-		{"late", want.late, got.late},
-		{"reports", want.reports, got.reports},
-	} {
-		if o.want == o.got {
-			continue
-		}
-		w, g := strings.Split(o.want, "\n"), strings.Split(o.got, "\n")
-		i := 0
-		for i < len(w) && i < len(g) && w[i] == g[i] {
-			i++
-		}
-		line := func(s []string) string {
-			if i < len(s) {
-				return s[i]
-			}
-			return "(end)"
-		}
-		fmt.Fprintf(&b, "%s: %d lines, want %d; first difference at line %d:\n-%s\n+%s\n",
-			o.name, len(g)-1, len(w)-1, i+1, line(w), line(g))
-	}
-	if d := cmp.Diff(want.sum, got.sum); d != "" {
-		fmt.Fprintf(&b, "summary (-want +got):\n%s", d)
-	}
-	return b.String()
 }
 
 // generatedRulesets are the shipped payments rules plus a second stream

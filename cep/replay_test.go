@@ -10,88 +10,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/shrike-cep/shrike/rules"
 )
-
-// shopRules reads orders keyed by user and timed by ts (epoch ms).
-const shopRules = `
-ruleset: shop
-stream:
-  topic: orders
-  key: event.user
-  time: event.ts
-  max_out_of_orderness: 1s
-rules:
-  - id: big
-    severity: high
-    when: event.type == "order" && event.amount > 100
-  - id: cart-then-pay
-    within: 1m
-    pattern:
-      - step: cart
-        where: event.type == "cart"
-      - step: pay
-        where: event.type == "pay"
-  - id: no-pay
-    within: 10m
-    pattern:
-      - step: cart
-        where: event.type == "cart"
-      - step: pay
-        not: true
-        where: event.type == "pay"
-`
-
-// recordRules reads the Kafka record's key and timestamp.
-const recordRules = `
-ruleset: records
-stream:
-  topic: orders
-rules:
-  - id: cart-then-pay
-    pattern:
-      - step: cart
-        where: event.type == "cart"
-      - step: pay
-        where: event.type == "pay"
-`
-
-var fixedNow = time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
-
-func load(t testing.TB, name, src string) *rules.Compiled {
-	t.Helper()
-	c, err := rules.Load(name, []byte(src), rules.CompileOptions{})
-	if err != nil {
-		t.Fatalf("load %s:\n%v", name, err)
-	}
-	return c
-}
-
-// result is what a test replay produced.
-type result struct {
-	alerts  []string // summarised, see summarise
-	raw     string   // the alerts output as written
-	late    string
-	reports string
-	sum     Summary
-}
-
-func replay(t *testing.T, opts ReplayOptions) (result, error) {
-	t.Helper()
-	var alerts, late, reports bytes.Buffer
-	opts.Alerts, opts.Late, opts.Reports = &alerts, &late, &reports
-	opts.Clock = func() time.Time { return fixedNow }
-	sum, err := Replay(context.Background(), opts)
-	res := result{raw: alerts.String(), late: late.String(), reports: reports.String(), sum: sum}
-	for line := range strings.Lines(alerts.String()) {
-		res.alerts = append(res.alerts, summarise(t, line))
-	}
-	return res, err
-}
 
 // summarise reduces an alert line to "rule key step=ids step=ids", the ids
 // being the events' "id" fields, steps sorted by name.
@@ -128,14 +51,6 @@ func summarise(t *testing.T, line string) string {
 func itoa(n int) string {
 	b, _ := json.Marshal(n)
 	return string(b)
-}
-
-func inputs(files ...string) []Input {
-	var in []Input
-	for i := 0; i < len(files); i += 2 {
-		in = append(in, Input{Name: files[i], R: strings.NewReader(files[i+1])})
-	}
-	return in
 }
 
 func TestReplay(t *testing.T) {
@@ -281,12 +196,6 @@ not json
 			}
 		})
 	}
-}
-
-func sorted(s []string) []string {
-	s = slices.Clone(s)
-	slices.Sort(s)
-	return s
 }
 
 // reportPrefixes keeps each report line up to its first colon after the

@@ -1,7 +1,6 @@
 package cep
 
 import (
-	"bytes"
 	"compress/gzip"
 	"errors"
 	"io"
@@ -135,19 +134,6 @@ func TestFileReaderDefaultLimit(t *testing.T) {
 	if err != nil || n != 2 || len(b) != DefaultMaxLineBytes {
 		t.Fatalf("second line: len %d, line %d, err %v; want %d bytes, line 2", len(b), n, err, DefaultMaxLineBytes)
 	}
-}
-
-func gzipped(t *testing.T, s string) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	if _, err := zw.Write([]byte(s)); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
 }
 
 func TestOpenFileGzip(t *testing.T) {
