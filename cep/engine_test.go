@@ -10,7 +10,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -141,27 +140,7 @@ func committedOffsets(t *testing.T, brokers []string, group, topic string) map[i
 	return out
 }
 
+// deletePrefix deletes the keys of opts.KeyPrefix on the shared Redis.
 func deletePrefix(t testing.TB, opts state.Options) {
-	ctx := context.Background()
-	raw := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: opts.Addrs, IsClusterMode: opts.Cluster})
-	defer func() { _ = raw.Close() }() // a cleanup connection: nothing to report
-	del := func(ctx context.Context, c *redis.Client) error {
-		iter := c.Scan(ctx, 0, opts.KeyPrefix+":*", 1000).Iterator()
-		for iter.Next(ctx) {
-			if err := c.Del(ctx, iter.Val()).Err(); err != nil {
-				return err
-			}
-		}
-		return iter.Err()
-	}
-	var err error
-	switch c := raw.(type) {
-	case *redis.ClusterClient:
-		err = c.ForEachMaster(ctx, del)
-	case *redis.Client:
-		err = del(ctx, c)
-	}
-	if err != nil {
-		t.Errorf("delete %s:*: %v", opts.KeyPrefix, err)
-	}
+	testkit.DeleteRedisKeys(t, opts.Addrs, opts.Cluster, opts.KeyPrefix+":*")
 }

@@ -1,13 +1,14 @@
 package registry
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
+
+	"github.com/shrike-cep/shrike/internal/testkit"
 )
 
 // The helpers the registry package's tests share.
@@ -25,30 +26,7 @@ func newTestClient(t *testing.T, addrs []string, cluster bool) redis.UniversalCl
 
 // cleanupPrefix deletes the registry keys of prefix at the end of the test.
 func cleanupPrefix(t *testing.T, addrs []string, cluster bool, prefix string) {
-	t.Cleanup(func() {
-		ctx := context.Background()
-		raw := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: addrs, IsClusterMode: cluster})
-		defer func() { _ = raw.Close() }() // a cleanup connection: nothing to report
-		del := func(ctx context.Context, c *redis.Client) error {
-			iter := c.Scan(ctx, 0, "{"+prefix+":rules}:*", 1000).Iterator()
-			for iter.Next(ctx) {
-				if err := c.Del(ctx, iter.Val()).Err(); err != nil {
-					return err
-				}
-			}
-			return iter.Err()
-		}
-		var err error
-		switch c := raw.(type) {
-		case *redis.ClusterClient:
-			err = c.ForEachMaster(ctx, del)
-		case *redis.Client:
-			err = del(ctx, c)
-		}
-		if err != nil {
-			t.Errorf("cleanup of %s: %v", prefix, err)
-		}
-	})
+	t.Cleanup(func() { testkit.DeleteRedisKeys(t, addrs, cluster, "{"+prefix+":rules}:*") })
 }
 
 func at(s int) time.Time { return clockStart.Add(time.Duration(s) * time.Second) }

@@ -10,8 +10,9 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/google/go-cmp/cmp/cmpopts"
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
+
+	"github.com/shrike-cep/shrike/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
@@ -97,35 +98,7 @@ func newSharedRedisT(t testing.TB, opts Options) *Redis {
 	}
 	r := newRedisT(t, opts)
 	prefix := opts.KeyPrefix
-	t.Cleanup(func() {
-		ctx := context.Background()
-		del := func(ctx context.Context, c *redis.Client) error {
-			iter := c.Scan(ctx, 0, prefix+":*", 1000).Iterator()
-			for iter.Next(ctx) {
-				if err := c.Del(ctx, iter.Val()).Err(); err != nil {
-					return err
-				}
-			}
-			return iter.Err()
-		}
-		// A client of its own: the test may have closed the store.
-		raw := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: opts.Addrs, IsClusterMode: len(opts.Addrs) > 1})
-		defer func() {
-			if err := raw.Close(); err != nil {
-				t.Errorf("close the cleanup client: %v", err)
-			}
-		}()
-		var err error
-		switch c := raw.(type) {
-		case *redis.ClusterClient:
-			err = c.ForEachMaster(ctx, del)
-		case *redis.Client:
-			err = del(ctx, c)
-		}
-		if err != nil {
-			t.Errorf("cleanup of %s:*: %v", prefix, err)
-		}
-	})
+	t.Cleanup(func() { testkit.DeleteRedisKeys(t, opts.Addrs, false, prefix+":*") })
 	return r
 }
 

@@ -5,6 +5,7 @@ package testkit
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 )
 
 // DefaultWait is how long WaitFor waits when given no timeout: long, since
@@ -85,4 +87,34 @@ func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// DeleteRedisKeys deletes the keys matching pattern (a SCAN MATCH pattern)
+// on the Redis at addrs (a Cluster with several addresses or cluster set:
+// on every master), with a client of its own, since the test may have
+// closed its own. It is for cleaning a real server that tests share.
+func DeleteRedisKeys(t testing.TB, addrs []string, cluster bool, pattern string) {
+	t.Helper()
+	ctx := context.Background()
+	raw := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: addrs, IsClusterMode: cluster || len(addrs) > 1})
+	defer func() { _ = raw.Close() }() // a cleanup connection: nothing to report
+	del := func(ctx context.Context, c *redis.Client) error {
+		iter := c.Scan(ctx, 0, pattern, 1000).Iterator()
+		for iter.Next(ctx) {
+			if err := c.Del(ctx, iter.Val()).Err(); err != nil {
+				return err
+			}
+		}
+		return iter.Err()
+	}
+	var err error
+	switch c := raw.(type) {
+	case *redis.ClusterClient:
+		err = c.ForEachMaster(ctx, del)
+	case *redis.Client:
+		err = del(ctx, c)
+	}
+	if err != nil {
+		t.Errorf("delete the keys %s: %v", pattern, err)
+	}
 }
