@@ -182,7 +182,7 @@ func TestAlertFeedLiveAndRecent(t *testing.T) {
 	t.Run("bad page token", func(t *testing.T) {
 		for _, tok := range []string{"xyz", encodePageToken(3)[2:], "YWxlcnRzOng"} {
 			if _, _, err := f.Recent(3, tok, nil); !errors.Is(err, pagetoken.ErrInvalid) {
-				t.Errorf("Recent(%q) = %v, want ErrInvalidPageToken", tok, err)
+				t.Errorf("Recent(%q) = %v, want pagetoken.ErrInvalid", tok, err)
 			}
 		}
 	})
