@@ -6,6 +6,7 @@ import (
 	"context"
 	"flag"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -56,10 +57,8 @@ func cmdGzip(ts *testscript.TestScript, neg bool, args []string) {
 func TestExitCodes(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, content string) string {
-		p := dir + "/" + name
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		p := filepath.Join(dir, name)
+		writeFile(t, p, content)
 		return p
 	}
 	good := write("good.yaml", "ruleset: g\nrules:\n  - id: r\n    when: event.type == \"x\"\n")
