@@ -18,7 +18,10 @@
 //   - An Expr is safe for concurrent use; an Event is not: one goroutine
 //     at a time evaluates over it, because field decoding is cached on it.
 //   - ParseEvent accepts exactly the documents encoding/json accepts that
-//     are objects, and decodes fields to the same values.
+//     are objects, and decodes fields to the same values, but for what no
+//     consumer can represent (ErrBadValue): invalid UTF-8, and numbers
+//     beyond float64's range. Such an event is dead-lettered at decode
+//     instead of poisoning the alerts made of it.
 //
 // Cost limit. CompileOptions.CostLimit is enforced statically first: at
 // load, env.EstimateCost (with sizes: event fields up to 64 KiB, ruleset

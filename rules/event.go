@@ -137,6 +137,15 @@ var ErrNotObject = errors.New("line is not a JSON object")
 // valid JSON.
 var ErrBadJSON = errors.New("invalid JSON")
 
+// ErrBadValue is returned (wrapped) by ParseEvent for a JSON object that
+// holds a value no consumer of the event can represent: a number beyond
+// float64's range, or a string that is not valid UTF-8. encoding/json
+// accepts both, but such an event cannot be decoded by the rules (the
+// field is an error) nor carried by an alert to the API (protobuf strings
+// are UTF-8, and JSON numbers decode to float64), so it is rejected with
+// the other undecodable input rather than let into alerts.
+var ErrBadValue = errors.New("value cannot be represented")
+
 // ParseEvent checks that raw is one JSON object and returns it as an Event.
 // The Event keeps raw; the caller must not modify it afterwards.
 func ParseEvent(raw []byte) (*Event, error) {
@@ -352,6 +361,9 @@ func (e *Event) ParseWith(raw []byte, layout *Layout) error {
 			s.ws()
 			v0 := s.i
 			if err := s.value(1); err != nil {
+				if errors.Is(err, ErrBadValue) {
+					return fmt.Errorf("field %q: %w", unquote(raw[k0:k1]), err)
+				}
 				return err
 			}
 			e.fields = append(e.fields, field{
@@ -381,6 +393,11 @@ func (e *Event) ParseWith(raw []byte, layout *Layout) error {
 	s.ws()
 	if s.i < len(raw) {
 		return s.errf("after top-level value")
+	}
+	// Only a document with non-ASCII bytes in its strings (the scanner
+	// takes them nowhere else) can hold invalid UTF-8: one pass then.
+	if s.hi && !utf8.Valid(raw) {
+		return fmt.Errorf("invalid UTF-8 at byte %d: %w", invalidUTF8(raw), ErrBadValue)
 	}
 	if layout != nil && !e.slow {
 		e.layout = layout.settle(e, cur, onLayout)
@@ -707,12 +724,28 @@ var (
 	_ fmt.Stringer  = (*Event)(nil)
 )
 
-// scanner validates JSON. It follows RFC 8259 exactly as encoding/json
-// does (invalid UTF-8 inside strings is accepted, control characters are
-// not).
+// scanner validates JSON. It follows RFC 8259 as encoding/json does
+// (control characters inside strings are not accepted), and rejects
+// numbers beyond float64's range (ErrBadValue). Invalid UTF-8 it leaves to
+// its caller, which checks the whole document once when hi says there are
+// non-ASCII bytes.
 type scanner struct {
-	b []byte
-	i int
+	b  []byte
+	i  int
+	hi bool // a string held a non-ASCII byte
+}
+
+// invalidUTF8 returns the offset of the first byte of b that is not part
+// of valid UTF-8.
+func invalidUTF8(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
+	}
+	return len(b)
 }
 
 func (s *scanner) ws() {
@@ -949,7 +982,7 @@ func (s *scanner) str() (esc, hi bool, err error) {
 				return esc, hi, s.errf("in string escape code")
 			}
 		case c >= utf8.RuneSelf:
-			hi = true
+			hi, s.hi = true, true
 			i++
 		default:
 			s.i = i
@@ -963,6 +996,7 @@ func isHex(c byte) bool {
 }
 
 func (s *scanner) number() error {
+	start := s.i // for the range check
 	if s.b[s.i] == '-' {
 		s.i++
 	}
@@ -1005,8 +1039,32 @@ func (s *scanner) number() error {
 		for s.i < len(s.b) && isDigit(s.b[s.i]) {
 			s.i++
 		}
+		return s.checkRange(start)
+	}
+	// Without an exponent only a number longer than 1e308 can be out of
+	// range; the common short numbers skip the parse.
+	if s.i-start > shortNumber {
+		return s.checkRange(start)
 	}
 	return nil
+}
+
+// shortNumber is the length in characters up to which a number without
+// exponent is below 1e308, within float64's range (about 1.8e308).
+const shortNumber = 308
+
+// checkRange reports a number b[start:i] beyond float64's range, as
+// encoding/json fails to decode it into a float64. A number too small
+// rounds to zero, which is no error.
+func (s *scanner) checkRange(start int) error {
+	if _, ok := parseFloat(s.b[start:s.i]); ok {
+		return nil
+	}
+	num := s.b[start:s.i]
+	if len(num) > 32 {
+		return fmt.Errorf("number %s… (%d digits) out of range at byte %d: %w", num[:24], len(num), start, ErrBadValue)
+	}
+	return fmt.Errorf("number %s out of range at byte %d: %w", num, start, ErrBadValue)
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }

@@ -11,7 +11,7 @@ import (
 // whatever it would refuse (missing, null, not a number, out of range) is
 // not preloaded, so that the path still falls back to CEL for it.
 func TestNumberLoaderDecodesAsTheFieldPath(t *testing.T) {
-	values := []string{`52.52`, `52`, `-1e3`, `0`, `-0.0`, `9007199254740993`, `1e999`, `"52.5"`, `null`, `true`, `[1]`, `{"a":1}`}
+	values := []string{`52.52`, `52`, `-1e3`, `0`, `-0.0`, `9007199254740993`, `1.7976931348623157e308`, `"52.5"`, `null`, `true`, `[1]`, `{"a":1}`}
 	for _, k := range []kind{kindNatural, kindDouble, kindInt, kindUint, kindString} {
 		l := &NumberLoader{fields: []*numberField{{name: "v", kind: k, key: newNumberKey("v", k)}}}
 		for _, v := range append(values, "") {
