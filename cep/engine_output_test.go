@@ -84,6 +84,9 @@ func TestEngineDeadLettersAndLate(t *testing.T) {
 		rec(""), // a tombstone
 		rec(transfer(0, 20000)),
 		rec(transfer(10*time.Second, 5)),
+		// Values no alert could carry to the API: a match otherwise.
+		rec(strings.Replace(transfer(12*time.Second, 0), "0.0", "1e999", 1)),
+		rec(strings.Replace(transfer(15*time.Second, 40000), `"EUR"`, "\"E\xffR\"", 1)),
 		rec(transfer(-time.Minute, 30000), trace), // behind the watermark
 		rec(transfer(20*time.Second, 25000)),
 		rec(transfer(30*time.Second, 5)),
@@ -128,9 +131,26 @@ func TestEngineDeadLettersAndLate(t *testing.T) {
 		{"acct-1", `{"type":"login","ts":"` + ts(0) + `"}`, []string{"shrike-reason=no key"}},
 		{"acct-1", `{"type":"login","account_id":"acct-1"}`, []string{"shrike-reason=no event time"}},
 		{"acct-1", "", []string{"shrike-reason=kafka record has a null payload (tombstone)"}},
+		{"acct-1", strings.Replace(transfer(12*time.Second, 0), "0.0", "1e999", 1), []string{"shrike-reason=invalid event"}},
+		{"acct-1", strings.Replace(transfer(15*time.Second, 40000), `"EUR"`, "\"E\xffR\"", 1), []string{"shrike-reason=invalid event"}},
 	}
 	if diff := cmp.Diff(wantDead, read(DefaultDeadLetterTopic)); diff != "" {
 		t.Errorf("dead letters (-want +got):\n%s", diff)
+	}
+	var reasons []string
+	for _, r := range readTopic(t, brokers, DefaultDeadLetterTopic)[4:] {
+		for _, h := range r.Headers {
+			if h.Key == ReasonHeader {
+				reasons = append(reasons, string(h.Value))
+			}
+		}
+	}
+	wantReasons := []string{
+		`invalid event: field "amount": number 1e999 out of range at byte 50: value cannot be represented`,
+		`invalid event: invalid UTF-8 at byte 71: value cannot be represented`,
+	}
+	if diff := cmp.Diff(wantReasons, reasons); diff != "" {
+		t.Errorf("reasons of the unrepresentable events (-want +got):\n%s", diff)
 	}
 	wantLate := []out{{"acct-1", transfer(-time.Minute, 30000), []string{"trace=t-1", "shrike-reason=late"}}}
 	if diff := cmp.Diff(wantLate, read(DefaultLateTopic)); diff != "" {
@@ -139,7 +159,7 @@ func TestEngineDeadLettersAndLate(t *testing.T) {
 
 	text := testkit.MetricsText(t, reg)
 	for _, m := range []string{
-		`shrike_engine_deadlettered_events_total{reason="invalid_event",topic="payments"} 1`,
+		`shrike_engine_deadlettered_events_total{reason="invalid_event",topic="payments"} 3`,
 		`shrike_engine_deadlettered_events_total{reason="no_key",topic="payments"} 1`,
 		`shrike_engine_deadlettered_events_total{reason="no_time",topic="payments"} 1`,
 		`shrike_engine_deadlettered_events_total{reason="tombstone",topic="payments"} 1`,

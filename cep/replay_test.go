@@ -541,3 +541,66 @@ func TestReplayRuleSummarySeparators(t *testing.T) {
 		t.Errorf("rules (-want +got):\n%s", diff)
 	}
 }
+
+// TestReplayDeadLettersUnrepresentableEvents feeds events an alert could
+// not carry to the API (a number beyond float64, invalid UTF-8, also inside
+// a Kafka record's payload): each is dead-lettered with what is wrong and
+// where, and the good events around them still alert.
+func TestReplayDeadLettersUnrepresentableEvents(t *testing.T) {
+	shop := load(t, "shop.yaml", shopRules)
+	records := load(t, "records.yaml", recordRules)
+	tests := []struct {
+		name      string
+		rs        *rules.Compiled
+		in        string
+		want      []string
+		wantRepts string
+		wantDead  uint64
+	}{
+		{
+			name: "json lines",
+			rs:   shop,
+			in: `{"id":1,"user":"u1","type":"order","amount":150,"ts":1000}
+{"id":2,"user":"u1","type":"order","amount":1e999,"ts":2000}
+{"id":3,"user":"u1","type":"order","note":"caf` + "\xe9" + `","amount":200,"ts":3000}
+{"id":4,"user":"u1","type":"order","amount":300,"ts":4000}
+`,
+			want: []string{"big u1 event=1", "big u1 event=4"},
+			wantRepts: `in.jsonl:2: invalid event: field "amount": number 1e999 out of range at byte 44: value cannot be represented
+in.jsonl:3: invalid event: invalid UTF-8 at byte 46: value cannot be represented
+`,
+			wantDead: 2,
+		},
+		{
+			name: "kcat envelopes",
+			rs:   records,
+			in: `{"topic":"orders","partition":0,"offset":0,"ts":1000,"key":"u1","payload":"{\"id\":1,\"type\":\"cart\"}"}
+{"topic":"orders","partition":0,"offset":1,"ts":1500,"key":"u1","payload":"{\"id\":2,\"type\":\"pay\",\"n\":-1E400}"}
+{"topic":"orders","partition":0,"offset":3,"ts":2000,"key":"u1","payload":"{\"id\":4,\"type\":\"pay\"}"}
+`,
+			want: []string{"cart-then-pay u1 cart=1 pay=4"},
+			// A payload is a JSON string, whose invalid UTF-8 the envelope
+			// decodes to U+FFFD: only a record's raw value can carry it.
+			wantRepts: `in.jsonl:2: invalid event: field "n": number -1E400 out of range at byte 25: value cannot be represented
+`,
+			wantDead: 1,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := replay(t, ReplayOptions{Rulesets: []*rules.Compiled{tt.rs}, Inputs: inputs("in.jsonl", tt.in)})
+			if err != nil {
+				t.Fatalf("Replay: %v", err)
+			}
+			if diff := cmp.Diff(sorted(tt.want), sorted(res.alerts)); diff != "" {
+				t.Errorf("alerts (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.wantRepts, res.reports); diff != "" {
+				t.Errorf("reports (-want +got):\n%s", diff)
+			}
+			if res.sum.DeadLettered != tt.wantDead {
+				t.Errorf("%d dead-lettered, want %d", res.sum.DeadLettered, tt.wantDead)
+			}
+		})
+	}
+}
