@@ -66,7 +66,8 @@ func (a *alertService) SubscribeAlerts(req *shrikev1.SubscribeAlertsRequest, str
 		}
 		pa, err := alertProto(fa.Alert, fa.Cursor)
 		if err != nil {
-			return err
+			a.s.skipAlert(fa, err)
+			continue
 		}
 		if err := stream.Send(pa); err != nil {
 			return err
@@ -99,11 +100,23 @@ func (a *alertService) ListAlerts(_ context.Context, req *shrikev1.ListAlertsReq
 	for _, fa := range fas {
 		pa, err := alertProto(fa.Alert, fa.Cursor)
 		if err != nil {
-			return nil, err
+			a.s.skipAlert(fa, err)
+			continue
 		}
 		out.Alerts = append(out.Alerts, pa)
 	}
 	return out, nil
+}
+
+// skipAlert logs and counts an alert that cannot be converted for a client.
+// It is left out rather than failing the call: an alert is shared by every
+// subscriber and by every resume past it, so one that cannot be converted
+// would otherwise end every subscription, again and again. Events are
+// checked at decode (rules.ErrBadValue), so this is for what got past
+// that: an alert written by another producer, or an older version.
+func (s *Server) skipAlert(fa feed.Alert, err error) {
+	s.skipped.Inc()
+	s.log.Warn("api: alert skipped: cannot convert", "ruleset", fa.Alert.Ruleset, "rule", fa.Alert.Rule, "position", fa.Cursor, "err", err)
 }
 
 // severityRank orders severities; 0 is unknown.

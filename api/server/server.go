@@ -12,6 +12,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
@@ -85,6 +86,8 @@ type Options struct {
 	Clock func() time.Time
 	// Logger receives the server's messages. Default: discard.
 	Logger *slog.Logger
+	// Registerer registers the server's metrics. Default: none.
+	Registerer prometheus.Registerer
 	// ShutdownTimeout: see DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
 }
@@ -99,6 +102,9 @@ type Server struct {
 	publisher Publisher
 	auth      *authenticator
 	summaries *summaries
+	// skipped counts alerts the API could not convert for a client
+	// (skipAlert).
+	skipped prometheus.Counter
 
 	ln      net.Listener      // the public gRPC listener
 	inproc  *bufconn.Listener // the gateway's connection to the same server
@@ -161,6 +167,15 @@ func New(opts Options) (*Server, error) {
 		publisher: opts.Publisher,
 		auth:      auth,
 		summaries: &summaries{opts: opts.CompileOptions},
+		skipped: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "shrike", Subsystem: "api", Name: "alerts_skipped_total",
+			Help: "Alerts of the alerts topic the API could not convert for a client and left out of subscriptions and listings.",
+		}),
+	}
+	if opts.Registerer != nil {
+		if err := opts.Registerer.Register(s.skipped); err != nil {
+			return nil, fmt.Errorf("api server: register metrics: %w", err)
+		}
 	}
 	s.stopping, s.stop = context.WithCancel(context.Background())
 

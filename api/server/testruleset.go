@@ -80,7 +80,9 @@ func (r *rulesetService) TestRuleset(ctx context.Context, req *shrikev1.TestRule
 		return nil, badField(inputField(req), "%v", err)
 	}
 	if convErr != nil {
-		return nil, convErr
+		// An event the API cannot carry (its decode rejects most of them):
+		// the input is the caller's to fix.
+		return nil, badField(inputField(req), "%v", convErr)
 	}
 	out.AlertCount = int64(sum.Alerts)
 	out.Lines = int64(sum.Lines)

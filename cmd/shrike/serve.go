@@ -294,7 +294,7 @@ func startServer(ctx context.Context, e env, cfg config.Config) (_ *server, err 
 	s.log.Info("http listening", "addr", s.http.Addr(), "paths", "/metrics /healthz /readyz /debug/pprof/ /v1/")
 	s.api, err = startAPI(ctx, cfg, apiDeps{
 		log: s.log, brokers: brokers, registry: s.rules.registry, compile: s.rules.compile,
-		http: s.http, tls: tlsCfg, ready: s.engine.Ready, clock: e.clock,
+		http: s.http, tls: tlsCfg, ready: s.engine.Ready, clock: e.clock, reg: reg,
 	})
 	if err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	apiserver "github.com/shrike-cep/shrike/api/server"
@@ -38,6 +39,8 @@ type apiDeps struct {
 	// ValidateRuleset and TestRuleset judge a source as PutRuleset does.
 	compile rules.CompileOptions
 	http    *httpserver.Server
+	// reg registers the API's metrics.
+	reg prometheus.Registerer
 	// tls is the HTTP server's too (apiTLS), nil without TLS.
 	tls   *tls.Config
 	ready func() bool
@@ -87,6 +90,7 @@ func startAPI(ctx context.Context, cfg config.Config, d apiDeps) (_ *apiServer, 
 		Ready:           d.ready,
 		Clock:           d.clock,
 		Logger:          d.log,
+		Registerer:      d.reg,
 	})
 	if err != nil {
 		if errors.Is(err, apiserver.ErrTokensRequired) {
