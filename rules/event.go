@@ -361,10 +361,10 @@ func (e *Event) ParseWith(raw []byte, layout *Layout) error {
 			s.ws()
 			v0 := s.i
 			if err := s.value(1); err != nil {
-				if errors.Is(err, ErrBadValue) {
-					return fmt.Errorf("field %q: %w", unquote(raw[k0:k1]), err)
-				}
 				return err
+			}
+			if s.bad != nil && !s.named {
+				s.bad, s.named = fmt.Errorf("field %q: %w", unquote(raw[k0:k1]), s.bad), true
 			}
 			e.fields = append(e.fields, field{
 				k0: int32(k0), v0: int32(v0), v1: int32(s.i), kesc: esc,
@@ -393,6 +393,9 @@ func (e *Event) ParseWith(raw []byte, layout *Layout) error {
 	s.ws()
 	if s.i < len(raw) {
 		return s.errf("after top-level value")
+	}
+	if s.bad != nil {
+		return s.bad
 	}
 	// Only a document with non-ASCII bytes in its strings (the scanner
 	// takes them nowhere else) can hold invalid UTF-8: one pass then.
@@ -725,14 +728,18 @@ var (
 )
 
 // scanner validates JSON. It follows RFC 8259 as encoding/json does
-// (control characters inside strings are not accepted), and rejects
-// numbers beyond float64's range (ErrBadValue). Invalid UTF-8 it leaves to
-// its caller, which checks the whole document once when hi says there are
-// non-ASCII bytes.
+// (control characters inside strings are not accepted), and notes the
+// first number beyond float64's range in bad, so that a syntax error
+// further on is reported first. Invalid UTF-8 it leaves to its caller,
+// which checks the whole document once when hi says there are non-ASCII
+// bytes.
 type scanner struct {
-	b  []byte
-	i  int
-	hi bool // a string held a non-ASCII byte
+	b   []byte
+	i   int
+	hi  bool  // a string held a non-ASCII byte
+	bad error // the first number out of range (ErrBadValue)
+	// named: bad names its top-level field already.
+	named bool
 }
 
 // invalidUTF8 returns the offset of the first byte of b that is not part
@@ -1039,12 +1046,13 @@ func (s *scanner) number() error {
 		for s.i < len(s.b) && isDigit(s.b[s.i]) {
 			s.i++
 		}
-		return s.checkRange(start)
+		s.checkRange(start)
+		return nil
 	}
 	// Without an exponent only a number longer than 1e308 can be out of
 	// range; the common short numbers skip the parse.
 	if s.i-start > shortNumber {
-		return s.checkRange(start)
+		s.checkRange(start)
 	}
 	return nil
 }
@@ -1053,18 +1061,22 @@ func (s *scanner) number() error {
 // exponent is below 1e308, within float64's range (about 1.8e308).
 const shortNumber = 308
 
-// checkRange reports a number b[start:i] beyond float64's range, as
-// encoding/json fails to decode it into a float64. A number too small
+// checkRange notes in bad a number b[start:i] beyond float64's range,
+// which encoding/json fails to decode into a float64. A number too small
 // rounds to zero, which is no error.
-func (s *scanner) checkRange(start int) error {
+func (s *scanner) checkRange(start int) {
+	if s.bad != nil {
+		return
+	}
 	if _, ok := parseFloat(s.b[start:s.i]); ok {
-		return nil
+		return
 	}
 	num := s.b[start:s.i]
 	if len(num) > 32 {
-		return fmt.Errorf("number %s… (%d digits) out of range at byte %d: %w", num[:24], len(num), start, ErrBadValue)
+		s.bad = fmt.Errorf("number %s… (%d digits) out of range at byte %d: %w", num[:24], len(num), start, ErrBadValue)
+		return
 	}
-	return fmt.Errorf("number %s out of range at byte %d: %w", num, start, ErrBadValue)
+	s.bad = fmt.Errorf("number %s out of range at byte %d: %w", num, start, ErrBadValue)
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }

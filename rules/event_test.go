@@ -169,6 +169,9 @@ func TestParseEventErrors(t *testing.T) {
 		{`{"a": ` + strings.Repeat("9", 400) + `}`, `field "a": number 999999999999999999999999… (400 digits) out of range at byte 6: value cannot be represented`, ErrBadValue},
 		{"{\"a\": \"ok\", \"b\": \"x\xffy\"}", "invalid UTF-8 at byte 19: value cannot be represented", ErrBadValue},
 		{"{\"k\xc3\": 1}", "invalid UTF-8 at byte 3: value cannot be represented", ErrBadValue},
+		// Invalid JSON is that first, whatever numbers come before.
+		{`{"a": 1e999`, "unexpected end of JSON input at byte 11: invalid JSON", ErrBadJSON},
+		{`[1e999]`, "line is not a JSON object", ErrNotObject},
 	}
 	for _, tt := range tests {
 		name := tt.in
