@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -84,6 +85,9 @@ func eventJSON(ev *shrikev1.Event) ([]byte, error) {
 	case *shrikev1.Event_RawJson:
 		raw := []byte(p.RawJson)
 		if _, err := rules.ParseEvent(raw); err != nil {
+			if errors.Is(err, rules.ErrBadValue) {
+				return nil, err // an object, but one no alert could carry
+			}
 			return nil, fmt.Errorf("not one JSON object: %w", err)
 		}
 		return raw, nil

@@ -410,6 +410,9 @@ func TestPublishEventsErrors(t *testing.T) {
 		{"raw JSON not an object", map[string]any{"topic": "payments", "events": []any{
 			map[string]any{"value": map[string]any{"a": 1}}, map[string]any{"raw_json": "[1]"},
 		}}, "400 INVALID_REQUEST [events[1].raw_json: not one JSON object"},
+		{"raw JSON with a number beyond float64", map[string]any{"topic": "payments", "events": []any{
+			map[string]any{"raw_json": `{"n": 1e999}`},
+		}}, `400 INVALID_REQUEST [events[0].raw_json: field "n": number 1e999 out of range at byte 6: value cannot be represented]`},
 		{"raw JSON kept byte for byte", map[string]any{"topic": "payments", "events": []any{
 			map[string]any{"key": "k", "raw_json": `{"n": 12345678901234567890}`},
 		}}, "200 "},
