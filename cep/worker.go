@@ -53,9 +53,12 @@ type worker struct {
 	part   int32
 	source string // "topic/partition": matcher positions, alert ids
 	sink   *sink
-	m      *partitionMetrics
-	q      *handoff
-	ckpt   *checkpointer
+	// maxAlert is the most bytes an alert's JSON may take to fit in one
+	// record of the alerts topic (alertLimit).
+	maxAlert int
+	m        *partitionMetrics
+	q        *handoff
+	ckpt     *checkpointer
 
 	// streams are this worker's copies of the engine's streams that read
 	// the topic, each with its own matcher.Partition; sps[i] is the state
@@ -142,6 +145,7 @@ func newWorker(ctx context.Context, e *Engine, cl *kgo.Client, topic string, par
 	w.q = newHandoff(cl, topic, part, func(p bool) { w.setStatus(func(st *PartitionStatus) { st.Paused = p }) })
 	w.ckpt = newCheckpointer(e.opts.Store, state.PartitionID{Group: e.opts.Group, Topic: topic, Partition: part}, cl, w.log)
 	w.sink = newSink(cl, w.log, e.metrics)
+	w.maxAlert = alertLimit(cl, e.opts.AlertsTopic)
 	w.st = PartitionStatus{Topic: topic, Partition: part, NextOffset: -1, CommittedOffset: -1}
 	w.initStreams(e.plan.Load())
 	return w

@@ -20,14 +20,41 @@ import (
 // keyed by its id, and to OnAlert.
 func (w *worker) Alert(a *matcher.Alert) {
 	w.m.counters(matcher.RuleID{Ruleset: a.Ruleset, Rule: a.Rule}).alerts.Inc()
+	// An alert too large for a record would be refused by the client or
+	// the broker, and retrying cannot help: it is shrunk before it is
+	// produced, keeping its id and its events' positions.
+	value, shrunk := a.AppendJSONWithin(nil, w.maxAlert)
+	if shrunk {
+		w.e.metrics.shrunkAlerts.Inc()
+		w.log.Warn("alert too large for a record: events replaced by their positions",
+			"ruleset", a.Ruleset, "rule", a.Rule, "id", a.ID, "bytes", len(value), "limit", w.maxAlert)
+	}
 	w.sink.produce(&kgo.Record{
 		Topic: w.e.opts.AlertsTopic,
 		Key:   []byte(a.ID),
-		Value: a.AppendJSON(nil),
+		Value: value,
 	})
 	if w.e.opts.OnAlert != nil {
 		w.e.opts.OnAlert(a)
 	}
+}
+
+// recordOverhead bounds what a record batch holding one record adds to the
+// record's key and value (the batch header, the record's lengths, deltas
+// and attributes, the older message formats' fields), with room to spare.
+const recordOverhead = 512
+
+// alertLimit is the most bytes of JSON an alert can take and still fit,
+// with its id as key, in one record the client produces to topic: the
+// client's ProducerBatchMaxBytes for the topic (franz-go's default,
+// 1,000,012 bytes, is Kafka's default max.message.bytes) less the batch's
+// overhead. Alert ids are 32 hex digits.
+func alertLimit(cl *kgo.Client, topic string) int {
+	limit := int32(1_000_012)
+	if fn, ok := cl.OptValue(kgo.ProducerBatchMaxBytesFn).(func(string) int32); ok && fn != nil {
+		limit = fn(topic)
+	}
+	return int(limit) - 32 - recordOverhead
 }
 
 // Late implements matcher.Output. Only the record being pushed can be late,
