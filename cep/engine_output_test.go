@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"regexp"
 	"sort"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/shrike-cep/shrike/internal/testkit"
@@ -335,14 +337,29 @@ func TestEngineFenced(t *testing.T) {
 	}
 }
 
-// TestEngineShrinksOversizedAlert matches an event whose key takes 500 KB:
-// its alert (the key, a summary quoting it and the event) is larger than
-// the producer's record limit, so it is shrunk before it is produced and
-// reaches the alerts topic with its id, its key cut with a marker and its
-// event replaced by the event's position; nothing fails to produce. An
-// alert of ordinary size beside it is produced as it is.
+// TestEngineShrinksOversizedAlert matches an event with a key of hundreds
+// of KB: its alert (the key, a summary quoting it and the event) is larger
+// than a record may be, by the producer's limit or by the alerts topic's
+// max.message.bytes, so it is shrunk before it is produced and reaches the
+// alerts topic with its id, its key cut with a marker and its event
+// replaced by the event's position; nothing fails to produce. An alert of
+// ordinary size beside it is produced as it is.
 func TestEngineShrinksOversizedAlert(t *testing.T) {
-	brokers := cluster(t, "payments", DefaultAlertsTopic)
+	for _, tc := range []struct {
+		name     string
+		keyBytes int
+		topicMax int // the alerts topic's max.message.bytes; 0: kfake's default
+	}{
+		{"producer limit", 500_000, 0},
+		{"topic max.message.bytes", 300_000, 600_000},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testShrinksOversizedAlert(t, tc.keyBytes, tc.topicMax) })
+	}
+}
+
+func testShrinksOversizedAlert(t *testing.T, keyBytes, topicMax int) {
+	brokers := cluster(t, "payments")
+	createAlertsTopic(t, brokers, topicMax)
 	rs := loadPayments(t)
 	reg := prometheus.NewRegistry()
 	var mu sync.Mutex
@@ -357,7 +374,14 @@ func TestEngineShrinksOversizedAlert(t *testing.T) {
 	})
 	testkit.WaitFor(t, 0, "the engine to be ready", e.Ready)
 
-	bigKey := "acct-" + strings.Repeat("x", 500_000)
+	// Random letters: a key that compression cannot shrink meets the
+	// brokers' limit, which applies to compressed batches.
+	rnd := rand.New(rand.NewPCG(1, 2))
+	letters := make([]byte, keyBytes)
+	for i := range letters {
+		letters[i] = 'a' + byte(rnd.IntN(26))
+	}
+	bigKey := "acct-" + string(letters)
 	transfer := func(key string) *kgo.Record {
 		return &kgo.Record{Topic: "payments", Key: []byte("k"), Value: []byte(
 			`{"type":"transfer","account_id":"` + key + `","amount":20000.0,"currency":"EUR","country":"KP","ts":"` + ts(0) + `"}`)}
@@ -411,7 +435,7 @@ func TestEngineShrinksOversizedAlert(t *testing.T) {
 	if !ok {
 		t.Fatalf("no alert with id %s on the alerts topic", bigAlert.ID)
 	}
-	if limit := alertLimit(e.cl, DefaultAlertsTopic); len(v) > limit {
+	if limit := e.alertLimit(context.Background(), e.cl); len(v) > limit {
 		t.Errorf("shrunk alert takes %d bytes, more than the limit %d", len(v), limit)
 	}
 	var a alert
@@ -437,6 +461,29 @@ func TestEngineShrinksOversizedAlert(t *testing.T) {
 	}
 	if strings.Contains(text, "shrike_engine_produce_errors_total{") {
 		t.Errorf("produce errors counted:\n%s", grepLines(text, "produce_errors"))
+	}
+}
+
+// createAlertsTopic creates the alerts topic, with max.message.bytes set
+// to topicMax unless it is 0.
+func createAlertsTopic(t *testing.T, brokers []string, topicMax int) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	configs := map[string]*string{}
+	if topicMax > 0 {
+		v := strconv.Itoa(topicMax)
+		configs["max.message.bytes"] = &v
+	}
+	resp, err := kadm.NewClient(cl).CreateTopic(context.Background(), testPartitions, 1, configs, DefaultAlertsTopic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -145,7 +145,7 @@ func newWorker(ctx context.Context, e *Engine, cl *kgo.Client, topic string, par
 	w.q = newHandoff(cl, topic, part, func(p bool) { w.setStatus(func(st *PartitionStatus) { st.Paused = p }) })
 	w.ckpt = newCheckpointer(e.opts.Store, state.PartitionID{Group: e.opts.Group, Topic: topic, Partition: part}, cl, w.log)
 	w.sink = newSink(cl, w.log, e.metrics)
-	w.maxAlert = alertLimit(cl, e.opts.AlertsTopic)
+	w.maxAlert = e.alertLimit(ctx, cl)
 	w.st = PartitionStatus{Topic: topic, Partition: part, NextOffset: -1, CommittedOffset: -1}
 	w.initStreams(e.plan.Load())
 	return w

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/shrike-cep/shrike/matcher"
@@ -46,15 +48,46 @@ const recordOverhead = 512
 
 // alertLimit is the most bytes of JSON an alert can take and still fit,
 // with its id as key, in one record the client produces to topic: the
-// client's ProducerBatchMaxBytes for the topic (franz-go's default,
-// 1,000,012 bytes, is Kafka's default max.message.bytes) less the batch's
-// overhead. Alert ids are 32 hex digits.
-func alertLimit(cl *kgo.Client, topic string) int {
-	limit := int32(1_000_012)
+// smaller of the client's ProducerBatchMaxBytes for the topic (franz-go's
+// default, 1,000,012 bytes, is Kafka's default max.message.bytes) and the
+// topic's max.message.bytes, less the batch's overhead. Alert ids are 32
+// hex digits. brokerMax is the topic's max.message.bytes, 0 when unknown.
+func alertLimit(cl *kgo.Client, topic string, brokerMax int) int {
+	limit := 1_000_012
 	if fn, ok := cl.OptValue(kgo.ProducerBatchMaxBytesFn).(func(string) int32); ok && fn != nil {
-		limit = fn(topic)
+		limit = int(fn(topic))
 	}
-	return int(limit) - 32 - recordOverhead
+	if brokerMax > 0 {
+		limit = min(limit, brokerMax)
+	}
+	return limit - 32 - recordOverhead
+}
+
+// topicMaxMessageBytes asks the brokers for topic's max.message.bytes,
+// the largest record batch they accept for it. It returns 0 when it
+// cannot tell (the topic does not exist yet, describing configs is not
+// allowed): the client's own limit then stands alone.
+func topicMaxMessageBytes(ctx context.Context, cl *kgo.Client, topic string, log *slog.Logger) int {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	rcs, err := kadm.NewClient(cl).DescribeTopicConfigs(ctx, topic)
+	if err == nil {
+		var rc kadm.ResourceConfig
+		rc, err = rcs.On(topic, nil)
+		if err == nil {
+			err = rc.Err
+		}
+		for _, c := range rc.Configs {
+			if c.Key == "max.message.bytes" && c.Value != nil {
+				n, perr := strconv.Atoi(*c.Value)
+				if perr == nil && n > 0 {
+					return n
+				}
+			}
+		}
+	}
+	log.Info("alerts topic: max.message.bytes unknown, the producer's limit bounds alerts", "topic", topic, "err", err)
+	return 0
 }
 
 // Late implements matcher.Output. Only the record being pushed can be late,
