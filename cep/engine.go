@@ -136,8 +136,8 @@ type Engine struct {
 
 	ran atomic.Bool
 
-	// alertMax is alertLimit for the alerts topic, learnt once, by the
-	// first partition worker (alertLimit).
+	// alertMax is alertLimit for the alerts topic, learnt once, at the
+	// first alert (alertLimit).
 	alertMaxOnce sync.Once
 	alertMax     int
 
@@ -219,8 +219,9 @@ func NewEngine(opts EngineOptions) (*Engine, error) {
 }
 
 // alertLimit is the most bytes of JSON an alert may take (alertLimit). The
-// alerts topic's max.message.bytes is asked for once, when the first
-// partition is assigned: a change of it takes a restart.
+// alerts topic's max.message.bytes is asked for once, at the first alert,
+// by a partition worker rather than in the group's callbacks, which a
+// broker round trip would hold up; a change of it takes a restart.
 func (e *Engine) alertLimit(ctx context.Context, cl *kgo.Client) int {
 	e.alertMaxOnce.Do(func() {
 		brokerMax := topicMaxMessageBytes(ctx, cl, e.opts.AlertsTopic, e.log)

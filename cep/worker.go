@@ -54,7 +54,7 @@ type worker struct {
 	source string // "topic/partition": matcher positions, alert ids
 	sink   *sink
 	// maxAlert is the most bytes an alert's JSON may take to fit in one
-	// record of the alerts topic (alertLimit).
+	// record of the alerts topic (alertLimit); 0 until the first alert.
 	maxAlert int
 	m        *partitionMetrics
 	q        *handoff
@@ -145,7 +145,6 @@ func newWorker(ctx context.Context, e *Engine, cl *kgo.Client, topic string, par
 	w.q = newHandoff(cl, topic, part, func(p bool) { w.setStatus(func(st *PartitionStatus) { st.Paused = p }) })
 	w.ckpt = newCheckpointer(e.opts.Store, state.PartitionID{Group: e.opts.Group, Topic: topic, Partition: part}, cl, w.log)
 	w.sink = newSink(cl, w.log, e.metrics)
-	w.maxAlert = e.alertLimit(ctx, cl)
 	w.st = PartitionStatus{Topic: topic, Partition: part, NextOffset: -1, CommittedOffset: -1}
 	w.initStreams(e.plan.Load())
 	return w

@@ -25,6 +25,9 @@ func (w *worker) Alert(a *matcher.Alert) {
 	// An alert too large for a record would be refused by the client or
 	// the broker, and retrying cannot help: it is shrunk before it is
 	// produced, keeping its id and its events' positions.
+	if w.maxAlert == 0 {
+		w.maxAlert = w.e.alertLimit(w.ctx, w.sink.cl)
+	}
 	value, shrunk := a.AppendJSONWithin(nil, w.maxAlert)
 	if shrunk {
 		w.e.metrics.shrunkAlerts.Inc()
