@@ -32,6 +32,10 @@ type Alert struct {
 	// Steps holds the matched records per step, in pattern order; steps that
 	// took nothing (skipped optional steps) are absent.
 	Steps []StepRecords
+	// Truncated lists what AppendJSONWithin shrank ("events", "key",
+	// "summary") in an alert decoded from its JSON, whose events are then
+	// the markers; empty for an alert the matcher made.
+	Truncated []string
 }
 
 // StepRecords are the records one step of a match took, in match order.
@@ -177,15 +181,23 @@ func (a *Alert) appendJSON(dst []byte, shrink int) []byte {
 		dst = append(dst, ']')
 	}
 	dst = append(dst, '}')
+	truncated := a.Truncated
 	if shrink != 0 {
-		dst = append(dst, `,"truncated":["events"`...)
-		if shrink&shrinkText != 0 {
-			if len(key) < len(a.Key) {
-				dst = append(dst, `,"key"`...)
+		truncated = []string{"events"}
+		if len(key) < len(a.Key) {
+			truncated = append(truncated, "key")
+		}
+		if len(summary) < len(a.Summary) {
+			truncated = append(truncated, "summary")
+		}
+	}
+	if len(truncated) > 0 {
+		dst = append(dst, `,"truncated":[`...)
+		for i, f := range truncated {
+			if i > 0 {
+				dst = append(dst, ',')
 			}
-			if len(summary) < len(a.Summary) {
-				dst = append(dst, `,"summary"`...)
-			}
+			dst = appendString(dst, f)
 		}
 		dst = append(dst, ']')
 	}
