@@ -136,6 +136,11 @@ type Engine struct {
 
 	ran atomic.Bool
 
+	// alertMax is alertLimit for the alerts topic, learnt once, at the
+	// first alert (alertLimit).
+	alertMaxOnce sync.Once
+	alertMax     int
+
 	// mu guards the fields below. The group callbacks, the poll loop,
 	// Ready and Status all use them.
 	mu      sync.Mutex
@@ -211,6 +216,18 @@ func NewEngine(opts EngineOptions) (*Engine, error) {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
 	return e, nil
+}
+
+// alertLimit is the most bytes of JSON an alert may take (alertLimit). The
+// alerts topic's max.message.bytes is asked for once, at the first alert,
+// by a partition worker rather than in the group's callbacks, which a
+// broker round trip would hold up; a change of it takes a restart.
+func (e *Engine) alertLimit(ctx context.Context, cl *kgo.Client) int {
+	e.alertMaxOnce.Do(func() {
+		brokerMax := topicMaxMessageBytes(ctx, cl, e.opts.AlertsTopic, e.log)
+		e.alertMax = alertLimit(cl, e.opts.AlertsTopic, brokerMax)
+	})
+	return e.alertMax
 }
 
 // Topics returns the topics the engine reads, sorted.

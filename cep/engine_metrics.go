@@ -41,6 +41,7 @@ type metrics struct {
 	loadedKeys        prometheus.Counter
 	evictedKeys       prometheus.Counter
 	badStates         prometheus.Counter
+	shrunkAlerts      prometheus.Counter
 }
 
 // newMetrics makes the metrics and registers them with reg, unless nil;
@@ -98,6 +99,7 @@ func newMetrics(reg prometheus.Registerer, ready func() bool) (*metrics, error) 
 		loadedKeys:       counter("state", "loaded_keys_total", "Key states loaded from the Store."),
 		evictedKeys:      counter("state", "evicted_keys_total", "Key states evicted from memory."),
 		badStates:        counter("state", "bad_key_states_total", "Stored key states that could not be decoded and were dropped."),
+		shrunkAlerts:     counter("engine", "shrunk_alerts_total", "Alerts too large for a Kafka record, produced with their events replaced by their positions."),
 	}
 	if reg == nil {
 		return m, nil
@@ -107,7 +109,7 @@ func newMetrics(reg prometheus.Registerer, ready func() bool) (*metrics, error) 
 		m.celErrors, m.produceErrors, m.partialMatches, m.residentKeys, m.bufferedEvents,
 		m.watermarkLag, m.consumerLag, m.fetchErrors, m.partitions, m.ready, m.checkpointSeconds,
 		m.checkpointErrors, m.storeErrors, m.committedKeys, m.committedBytes, m.loadedKeys,
-		m.evictedKeys, m.badStates,
+		m.evictedKeys, m.badStates, m.shrunkAlerts,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)

@@ -2,17 +2,21 @@ package cep
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/shrike-cep/shrike/internal/testkit"
@@ -351,4 +355,165 @@ func TestEngineFenced(t *testing.T) {
 	if diff := cmp.Diff(theirs, cp); diff != "" {
 		t.Errorf("the newer owner's checkpoint was overwritten (-want +got):\n%s", diff)
 	}
+}
+
+// TestEngineShrinksOversizedAlert matches an event with a key of hundreds
+// of KB: its alert (the key, a summary quoting it and the event) is larger
+// than a record may be, by the producer's limit or by the alerts topic's
+// max.message.bytes, so it is shrunk before it is produced and reaches the
+// alerts topic with its id, its key cut with a marker and its event
+// replaced by the event's position; nothing fails to produce. An alert of
+// ordinary size beside it is produced as it is.
+func TestEngineShrinksOversizedAlert(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		keyBytes int
+		topicMax int // the alerts topic's max.message.bytes; 0: kfake's default
+	}{
+		{"producer limit", 500_000, 0},
+		{"topic max.message.bytes", 300_000, 600_000},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testShrinksOversizedAlert(t, tc.keyBytes, tc.topicMax) })
+	}
+}
+
+func testShrinksOversizedAlert(t *testing.T, keyBytes, topicMax int) {
+	brokers := cluster(t, "payments")
+	createAlertsTopic(t, brokers, topicMax)
+	rs := loadPayments(t)
+	reg := prometheus.NewRegistry()
+	var mu sync.Mutex
+	byKey := map[string]*matcher.Alert{}
+	e := start(t, EngineOptions{
+		Brokers: brokers, Rulesets: []*rules.Compiled{rs}, Store: state.NewMemory(), Registerer: reg,
+		OnAlert: func(a *matcher.Alert) {
+			mu.Lock()
+			byKey[a.Key] = a
+			mu.Unlock()
+		},
+	})
+	testkit.WaitFor(t, 0, "the engine to be ready", e.Ready)
+
+	// Random letters: a key that compression cannot shrink meets the
+	// brokers' limit, which applies to compressed batches.
+	rnd := rand.New(rand.NewPCG(1, 2))
+	letters := make([]byte, keyBytes)
+	for i := range letters {
+		letters[i] = 'a' + byte(rnd.IntN(26))
+	}
+	bigKey := "acct-" + string(letters)
+	transfer := func(key string) *kgo.Record {
+		return &kgo.Record{Topic: "payments", Key: []byte("k"), Value: []byte(
+			`{"type":"transfer","account_id":"` + key + `","amount":20000.0,"currency":"EUR","country":"KP","ts":"` + ts(0) + `"}`)}
+	}
+	big, small := transfer(bigKey), transfer("acct-2")
+	// A later event of the partition moves its watermark past the two.
+	later := &kgo.Record{Topic: "payments", Key: []byte("k"), Value: []byte(
+		`{"type":"login","account_id":"acct-3","ts":"` + ts(time.Minute) + `"}`)}
+	produceRecords(t, brokers, big, small, later)
+	testkit.WaitFor(t, 0, "two alerts on the alerts topic", func() bool {
+		n := int64(0)
+		for _, o := range endOf(t, brokers, DefaultAlertsTopic).end {
+			n += o
+		}
+		return n >= 2
+	})
+	e.stop(t)
+
+	mu.Lock()
+	bigAlert, smallAlert := byKey[bigKey], byKey["acct-2"]
+	mu.Unlock()
+	if bigAlert == nil || smallAlert == nil {
+		t.Fatalf("alerts by key: big %v, small %v", bigAlert != nil, smallAlert != nil)
+	}
+	type marker struct {
+		Truncated bool   `json:"truncated"`
+		Topic     string `json:"topic"`
+		Partition int32  `json:"partition"`
+		Offset    int64  `json:"offset"`
+		Bytes     int    `json:"bytes"`
+	}
+	type alert struct {
+		ID        string              `json:"id"`
+		Rule      string              `json:"rule"`
+		Key       string              `json:"key"`
+		Summary   string              `json:"summary"`
+		Events    map[string][]marker `json:"events"`
+		Truncated []string            `json:"truncated"`
+	}
+	got := map[string]string{}
+	for _, r := range readTopic(t, brokers, DefaultAlertsTopic) {
+		got[string(r.Key)] = string(r.Value)
+	}
+	if len(got) != 2 {
+		t.Fatalf("alerts topic holds %d alerts, want 2", len(got))
+	}
+	if v := got[smallAlert.ID]; v != string(smallAlert.AppendJSON(nil)) {
+		t.Errorf("ordinary alert on the topic:\n%s\nwant its full encoding", v)
+	}
+	v, ok := got[bigAlert.ID]
+	if !ok {
+		t.Fatalf("no alert with id %s on the alerts topic", bigAlert.ID)
+	}
+	if limit := e.alertLimit(context.Background(), e.cl); len(v) > limit {
+		t.Errorf("shrunk alert takes %d bytes, more than the limit %d", len(v), limit)
+	}
+	var a alert
+	if err := json.Unmarshal([]byte(v), &a); err != nil {
+		t.Fatalf("shrunk alert: %v", err)
+	}
+	want := alert{
+		ID: bigAlert.ID, Rule: "big-foreign-transfer",
+		Key:     bigKey[:matcher.MaxShrunkText],
+		Summary: bigAlert.Summary[:matcher.MaxShrunkText],
+		Events: map[string][]marker{"event": {{
+			Truncated: true, Topic: "payments", Partition: big.Partition, Offset: big.Offset, Bytes: len(big.Value),
+		}}},
+		Truncated: []string{"events", "key", "summary"},
+	}
+	if diff := cmp.Diff(want, a); diff != "" {
+		t.Errorf("shrunk alert (-want +got):\n%s", diff)
+	}
+
+	text := testkit.MetricsText(t, reg)
+	if !strings.Contains(text, "shrike_engine_shrunk_alerts_total 1\n") {
+		t.Errorf("metrics lack shrike_engine_shrunk_alerts_total 1")
+	}
+	if strings.Contains(text, "shrike_engine_produce_errors_total{") {
+		t.Errorf("produce errors counted:\n%s", grepLines(text, "produce_errors"))
+	}
+}
+
+// createAlertsTopic creates the alerts topic, with max.message.bytes set
+// to topicMax unless it is 0.
+func createAlertsTopic(t *testing.T, brokers []string, topicMax int) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	configs := map[string]*string{}
+	if topicMax > 0 {
+		v := strconv.Itoa(topicMax)
+		configs["max.message.bytes"] = &v
+	}
+	resp, err := kadm.NewClient(cl).CreateTopic(context.Background(), testPartitions, 1, configs, DefaultAlertsTopic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// grepLines is the lines of text that contain s.
+func grepLines(text, s string) string {
+	var out []string
+	for l := range strings.SplitSeq(text, "\n") {
+		if strings.Contains(l, s) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -53,9 +53,12 @@ type worker struct {
 	part   int32
 	source string // "topic/partition": matcher positions, alert ids
 	sink   *sink
-	m      *partitionMetrics
-	q      *handoff
-	ckpt   *checkpointer
+	// maxAlert is the most bytes an alert's JSON may take to fit in one
+	// record of the alerts topic (alertLimit); 0 until the first alert.
+	maxAlert int
+	m        *partitionMetrics
+	q        *handoff
+	ckpt     *checkpointer
 
 	// streams are this worker's copies of the engine's streams that read
 	// the topic, each with its own matcher.Partition; sps[i] is the state

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/shrike-cep/shrike/matcher"
@@ -20,14 +22,75 @@ import (
 // keyed by its id, and to OnAlert.
 func (w *worker) Alert(a *matcher.Alert) {
 	w.m.counters(matcher.RuleID{Ruleset: a.Ruleset, Rule: a.Rule}).alerts.Inc()
+	// An alert too large for a record would be refused by the client or
+	// the broker, and retrying cannot help: it is shrunk before it is
+	// produced, keeping its id and its events' positions.
+	if w.maxAlert == 0 {
+		w.maxAlert = w.e.alertLimit(w.ctx, w.sink.cl)
+	}
+	value, shrunk := a.AppendJSONWithin(nil, w.maxAlert)
+	if shrunk {
+		w.e.metrics.shrunkAlerts.Inc()
+		w.log.Warn("alert too large for a record: events replaced by their positions",
+			"ruleset", a.Ruleset, "rule", a.Rule, "id", a.ID, "bytes", len(value), "limit", w.maxAlert)
+	}
 	w.sink.produce(&kgo.Record{
 		Topic: w.e.opts.AlertsTopic,
 		Key:   []byte(a.ID),
-		Value: a.AppendJSON(nil),
+		Value: value,
 	})
 	if w.e.opts.OnAlert != nil {
 		w.e.opts.OnAlert(a)
 	}
+}
+
+// recordOverhead bounds what a record batch holding one record adds to the
+// record's key and value (the batch header, the record's lengths, deltas
+// and attributes, the older message formats' fields), with room to spare.
+const recordOverhead = 512
+
+// alertLimit is the most bytes of JSON an alert can take and still fit,
+// with its id as key, in one record the client produces to topic: the
+// smaller of the client's ProducerBatchMaxBytes for the topic (franz-go's
+// default, 1,000,012 bytes, is Kafka's default max.message.bytes) and the
+// topic's max.message.bytes, less the batch's overhead. Alert ids are 32
+// hex digits. brokerMax is the topic's max.message.bytes, 0 when unknown.
+func alertLimit(cl *kgo.Client, topic string, brokerMax int) int {
+	limit := 1_000_012
+	if fn, ok := cl.OptValue(kgo.ProducerBatchMaxBytesFn).(func(string) int32); ok && fn != nil {
+		limit = int(fn(topic))
+	}
+	if brokerMax > 0 {
+		limit = min(limit, brokerMax)
+	}
+	return limit - 32 - recordOverhead
+}
+
+// topicMaxMessageBytes asks the brokers for topic's max.message.bytes,
+// the largest record batch they accept for it. It returns 0 when it
+// cannot tell (the topic does not exist yet, describing configs is not
+// allowed): the client's own limit then stands alone.
+func topicMaxMessageBytes(ctx context.Context, cl *kgo.Client, topic string, log *slog.Logger) int {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	rcs, err := kadm.NewClient(cl).DescribeTopicConfigs(ctx, topic)
+	if err == nil {
+		var rc kadm.ResourceConfig
+		rc, err = rcs.On(topic, nil)
+		if err == nil {
+			err = rc.Err
+		}
+		for _, c := range rc.Configs {
+			if c.Key == "max.message.bytes" && c.Value != nil {
+				n, perr := strconv.Atoi(*c.Value)
+				if perr == nil && n > 0 {
+					return n
+				}
+			}
+		}
+	}
+	log.Info("alerts topic: max.message.bytes unknown, the producer's limit bounds alerts", "topic", topic, "err", err)
+	return 0
 }
 
 // Late implements matcher.Output. Only the record being pushed can be late,

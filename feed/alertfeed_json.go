@@ -28,6 +28,7 @@ type alertJSON struct {
 	DetectedAt  time.Time         `json:"detected_at"`
 	Timeout     bool              `json:"timeout"`
 	Events      json.RawMessage   `json:"events"`
+	Truncated   []string          `json:"truncated"`
 }
 
 // ParseAlert decodes one alert JSON object (docs/design.md#alerts), as the engine
@@ -58,6 +59,7 @@ func ParseAlert(raw []byte) (*matcher.Alert, error) {
 		End:         j.End,
 		DetectedAt:  j.DetectedAt,
 		Timeout:     j.Timeout,
+		Truncated:   j.Truncated,
 	}
 	steps, err := parseAlertEvents(j.Events, j.Key)
 	if err != nil {

@@ -43,6 +43,13 @@ func TestParseAlertRoundTrip(t *testing.T) {
 				{Step: "drain", Records: []*matcher.Record{ev(`{"amount":1e3,"big":12345678901234567890}`)}},
 			},
 		}},
+		{"shrunk", &matcher.Alert{
+			ID: "5f1d", Ruleset: "payments", Rule: "big", Severity: rules.SeverityHigh, Key: "acct-42", Start: at, End: at, DetectedAt: at,
+			Steps: []matcher.StepRecords{{Step: "event", Records: []*matcher.Record{
+				ev(`{"truncated":true,"topic":"payments","partition":3,"offset":7,"bytes":512345}`),
+			}}},
+			Truncated: []string{"events", "key"},
+		}},
 		{"timeout without events", &matcher.Alert{
 			ID: "77", Ruleset: "r", Rule: "x", Severity: rules.SeverityInfo, Timeout: true, Start: at, End: at, DetectedAt: at,
 		}},

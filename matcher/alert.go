@@ -4,7 +4,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -30,6 +32,10 @@ type Alert struct {
 	// Steps holds the matched records per step, in pattern order; steps that
 	// took nothing (skipped optional steps) are absent.
 	Steps []StepRecords
+	// Truncated lists what AppendJSONWithin shrank ("events", "key",
+	// "summary") in an alert decoded from its JSON, whose events are then
+	// the markers; empty for an alert the matcher made.
+	Truncated []string
 }
 
 // StepRecords are the records one step of a match took, in match order.
@@ -81,6 +87,51 @@ func (a *Alert) MarshalJSON() ([]byte, error) {
 
 // AppendJSON appends the alert's JSON encoding to dst.
 func (a *Alert) AppendJSON(dst []byte) []byte {
+	return a.appendJSON(dst, 0)
+}
+
+// Shrinking steps of AppendJSONWithin, as bits of appendJSON's shrink.
+const (
+	shrinkEvents = 1 << iota // events replaced by markers with their positions
+	shrinkText               // key and summary cut to MaxShrunkText bytes
+)
+
+// MaxShrunkText is the most bytes of the key and of the summary an alert
+// keeps once AppendJSONWithin cut them.
+const MaxShrunkText = 1024
+
+// AppendJSONWithin is AppendJSON for an output that takes at most limit
+// bytes per alert (a Kafka record). An alert that fits is encoded as
+// AppendJSON encodes it. One that does not is shrunk deterministically,
+// step by step until it fits: first every matched event is replaced by a
+// marker object {"truncated":true,"topic":…,"partition":…,"offset":…,
+// "bytes":…} (on Kafka; "source" and "line" offline), its position, from
+// which the full event can be read again; then the key and the summary are
+// cut to MaxShrunkText bytes. A shrunk alert lists what was shrunk in a
+// "truncated" field ("events", "key", "summary"); its id is unchanged.
+// shrunk reports whether the alert was shrunk; an alert that still does not
+// fit is returned in its most shrunk form.
+func (a *Alert) AppendJSONWithin(dst []byte, limit int) (b []byte, shrunk bool) {
+	start := len(dst)
+	b = a.appendJSON(dst, 0)
+	if limit <= 0 || len(b)-start <= limit {
+		return b, false
+	}
+	for _, shrink := range []int{shrinkEvents, shrinkEvents | shrinkText} {
+		b = a.appendJSON(b[:start], shrink)
+		if len(b)-start <= limit {
+			break
+		}
+	}
+	return b, true
+}
+
+// appendJSON appends the alert's JSON, shrunk as the bits of shrink say.
+func (a *Alert) appendJSON(dst []byte, shrink int) []byte {
+	key, summary := a.Key, a.Summary
+	if shrink&shrinkText != 0 {
+		key, summary = cutText(key), cutText(summary)
+	}
 	dst = append(dst, `{"id":`...)
 	dst = appendString(dst, a.ID)
 	dst = append(dst, `,"ruleset":`...)
@@ -92,9 +143,9 @@ func (a *Alert) AppendJSON(dst []byte) []byte {
 	dst = append(dst, `,"severity":`...)
 	dst = appendString(dst, string(a.Severity))
 	dst = append(dst, `,"key":`...)
-	dst = appendString(dst, a.Key)
+	dst = appendString(dst, key)
 	dst = append(dst, `,"summary":`...)
-	dst = appendString(dst, a.Summary)
+	dst = appendString(dst, summary)
 	dst = append(dst, `,"labels":`...)
 	if len(a.Labels) == 0 {
 		dst = append(dst, `{}`...)
@@ -121,11 +172,73 @@ func (a *Alert) AppendJSON(dst []byte) []byte {
 			if j > 0 {
 				dst = append(dst, ',')
 			}
-			dst = append(dst, r.Event.Raw()...)
+			if shrink&shrinkEvents != 0 {
+				dst = appendMarker(dst, r)
+			} else {
+				dst = append(dst, r.Event.Raw()...)
+			}
 		}
 		dst = append(dst, ']')
 	}
-	return append(dst, "}}"...)
+	dst = append(dst, '}')
+	truncated := a.Truncated
+	if shrink != 0 {
+		truncated = []string{"events"}
+		if len(key) < len(a.Key) {
+			truncated = append(truncated, "key")
+		}
+		if len(summary) < len(a.Summary) {
+			truncated = append(truncated, "summary")
+		}
+	}
+	if len(truncated) > 0 {
+		dst = append(dst, `,"truncated":[`...)
+		for i, f := range truncated {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendString(dst, f)
+		}
+		dst = append(dst, ']')
+	}
+	return append(dst, '}')
+}
+
+// appendMarker appends the object that stands for r's event in a shrunk
+// alert: its position (topic, partition and offset on Kafka, source and
+// line offline) and its size.
+func appendMarker(dst []byte, r *Record) []byte {
+	dst = append(dst, `{"truncated":true,`...)
+	src := r.Pos.Source
+	i := strings.LastIndexByte(src, '/')
+	part, err := strconv.ParseInt(src[i+1:], 10, 32)
+	if i > 0 && err == nil {
+		dst = append(dst, `"topic":`...)
+		dst = appendString(dst, src[:i])
+		dst = append(dst, `,"partition":`...)
+		dst = strconv.AppendInt(dst, part, 10)
+		dst = append(dst, `,"offset":`...)
+	} else {
+		dst = append(dst, `"source":`...)
+		dst = appendString(dst, src)
+		dst = append(dst, `,"line":`...)
+	}
+	dst = strconv.AppendInt(dst, r.Pos.Offset, 10)
+	dst = append(dst, `,"bytes":`...)
+	dst = strconv.AppendInt(dst, int64(len(r.Event.Raw())), 10)
+	return append(dst, '}')
+}
+
+// cutText is s cut to at most MaxShrunkText bytes, at a rune boundary.
+func cutText(s string) string {
+	if len(s) <= MaxShrunkText {
+		return s
+	}
+	n := MaxShrunkText
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 func appendTime(dst []byte, t time.Time) []byte {
