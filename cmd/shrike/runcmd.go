@@ -198,12 +198,13 @@ func warnLate(w *output, s *cep.Summary, rulesets []*rules.Compiled) {
 `, s.Late, s.Events, 100*float64(s.Late)/float64(s.Events), strings.Join(delays, ", "))
 }
 
-// warnTooFarAhead warns when lateShareToWarn or more of the lines were
-// refused by --max-clock-skew: one or a few are the future timestamps it
-// is for, many mean a pause in the recording longer than the bound.
+// warnTooFarAhead warns when more than one event, and lateShareToWarn or
+// more of them, were refused by --max-clock-skew: a stray future timestamp
+// is what the bound is for, many refused events mean a pause in the
+// recording longer than the bound (every event after it is refused).
 func warnTooFarAhead(w *output, s *cep.Summary, bound time.Duration) {
 	n := s.TooFarAhead
-	if n == 0 || float64(n) < lateShareToWarn*float64(s.Events+n) {
+	if n < 2 || float64(n) < lateShareToWarn*float64(s.Events+n) {
 		return
 	}
 	fmt.Fprintf(w, `shrike: warning: %d events were more than --max-clock-skew %s ahead of the watermark and were not matched.
