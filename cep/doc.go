@@ -29,6 +29,8 @@
 //   - Nothing is dropped silently: a line that cannot be decoded, keyed or
 //     timed is dead-lettered (reported as file:line: reason and counted), a
 //     late line goes to the late sink and is counted, and the replay goes on.
+//     With ReplayOptions.MaxClockSkew, a line further ahead of its
+//     partition's watermark than that is dead-lettered the same way.
 //   - At the end of input the watermark goes to +∞, so every window closes
 //     and absence and timeout alerts are emitted.
 //   - Event bytes are copied once per line and never reused, because
@@ -54,6 +56,10 @@
 //     watermark; a stream quiet for its idle_timeout (else
 //     EngineOptions.IdleTimeout, 30 s by default) follows the wall clock
 //     (EngineOptions.Clock) minus its max_out_of_orderness.
+//   - An event further ahead of the wall clock than its stream's
+//     max_clock_skew (else EngineOptions.MaxClockSkew, 5 min by default) is
+//     dead-lettered before its time reaches the watermark, the Store loads
+//     or the matcher: one future timestamp cannot make a partition late.
 //   - A partition's matcher state is touched by its worker goroutine only.
 //     Nothing calls the Store per event: keys not in memory are loaded in
 //     one call per batch, state is written at checkpoints.

@@ -39,6 +39,12 @@ const (
 	// rulesets sets stream.idle_timeout: without one, the last events of a
 	// topic gone quiet would wait for newer ones for ever.
 	DefaultIdleTimeout = 30 * time.Second
+	// DefaultMaxClockSkew is how far ahead of the wall clock an event's
+	// time may be on a stream none of whose rulesets sets
+	// stream.max_clock_skew: producers' clocks drift by seconds, and an
+	// event minutes or years ahead would otherwise make every later event
+	// of its partition late and close every open window early.
+	DefaultMaxClockSkew = 5 * time.Minute
 )
 
 // ReasonHeader is the record header that says why a record went to the
@@ -98,6 +104,11 @@ type EngineOptions struct {
 	// advances its watermark with the wall clock (docs/semantics.md). Default
 	// DefaultIdleTimeout; negative: such streams wait for events for ever.
 	IdleTimeout time.Duration
+	// MaxClockSkew is the bound of streams whose rulesets set no
+	// stream.max_clock_skew: an event whose time is further ahead of Clock
+	// than this is dead-lettered and never moves the watermark
+	// (docs/semantics.md). Default DefaultMaxClockSkew; negative: no bound.
+	MaxClockSkew time.Duration
 	// PollRecords is the most records one poll hands to the partition
 	// workers. Default DefaultPollRecords.
 	PollRecords int
@@ -107,8 +118,9 @@ type EngineOptions struct {
 	// Registerer registers the engine's metrics (README.md#operating-it). Nil
 	// keeps them unregistered.
 	Registerer prometheus.Registerer
-	// Clock is the wall clock: it stamps the alerts' detected_at and moves
-	// the watermark of idle partitions. Default time.Now.
+	// Clock is the wall clock: it stamps the alerts' detected_at, moves
+	// the watermark of idle partitions and bounds how far ahead event times
+	// may be (MaxClockSkew). Default time.Now.
 	Clock func() time.Time
 	// OnAlert, when set, is also called with every alert, from the
 	// partition workers' goroutines (concurrently for different
@@ -191,6 +203,9 @@ func NewEngine(opts EngineOptions) (*Engine, error) {
 	}
 	if opts.IdleTimeout == 0 {
 		opts.IdleTimeout = DefaultIdleTimeout
+	}
+	if opts.MaxClockSkew == 0 {
+		opts.MaxClockSkew = DefaultMaxClockSkew
 	}
 	if opts.PollRecords <= 0 {
 		opts.PollRecords = DefaultPollRecords

@@ -203,7 +203,26 @@ func (w *worker) newStreamPart(s *stream) *streamPart {
 	sp := &streamPart{s: &c, keys: newKeyCache(streamNamespace(s.id))}
 	sp.ooo = int64(s.rulesets[0].Stream.MaxOutOfOrderness)
 	sp.idle = idleTimeout(s, w.e.opts.IdleTimeout)
+	sp.skew = maxClockSkew(s, w.e.opts.MaxClockSkew)
 	return sp
+}
+
+// maxClockSkew is the stream's bound on event times ahead of the wall
+// clock: a ruleset that sets none has the engine's default
+// (EngineOptions.MaxClockSkew), and as the rulesets of a stream share its
+// watermark, the tightest bound wins, so that a ruleset that turns the
+// bound off does not expose the others. Zero: no bound.
+func maxClockSkew(s *stream, def time.Duration) (skew time.Duration) {
+	for _, rs := range s.rulesets {
+		d := rs.Stream.MaxClockSkew
+		if d == 0 {
+			d = def
+		}
+		if d > 0 && (skew == 0 || d < skew) {
+			skew = d
+		}
+	}
+	return skew
 }
 
 // idleTimeout is the stream's idle timeout: rulesets of one stream may
@@ -270,6 +289,7 @@ func (w *worker) maybeSwitch() {
 			c.part = part
 			sp.s = &c
 			sp.idle = idleTimeout(s, w.e.opts.IdleTimeout)
+			sp.skew = maxClockSkew(s, w.e.opts.MaxClockSkew)
 			part.SetProgram(c.prog)
 		} else {
 			sp = w.newStreamPart(s)

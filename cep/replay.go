@@ -81,6 +81,17 @@ type ReplayOptions struct {
 	// OnDeadLetter, when set, is called for every dead-lettered line, also
 	// past MaxDeadLetterReports.
 	OnDeadLetter func(file string, line int64, reason error)
+	// MaxClockSkew, when positive, bounds how far ahead of the watermark of
+	// its stream (or of its Kafka partition, for a kcat envelope that names
+	// one) an event's time may be: an event further ahead is dead-lettered,
+	// is not matched and does not move the watermark, as `shrike serve`
+	// treats an event further ahead of the wall clock than the stream's
+	// max_clock_skew. Before a partition's first event its watermark is
+	// -∞ and bounds nothing. A recording whose events pause for longer
+	// than the bound has its first event after the pause, and every one
+	// after it, dead-lettered: the bound must exceed the longest quiet gap.
+	// Zero: no bound.
+	MaxClockSkew time.Duration
 	// Sequential runs the whole replay on the calling goroutine instead of
 	// decoding lines on a second goroutine ahead of the matcher. The results
 	// are the same; it is there to measure the difference and for callers
@@ -110,9 +121,13 @@ type Summary struct {
 	// for kcat envelopes that name a partition, of their partition).
 	Late uint64
 	// DeadLettered counts lines that could not be used: undecodable, too
-	// long, or without a key or time. A line that one stream could not key
-	// or time while another took it counts here and in Events.
+	// long, without a key or time, or too far ahead of the watermark
+	// (MaxClockSkew). A line that one stream could not use while another
+	// took it counts here and in Events.
 	DeadLettered uint64
+	// TooFarAhead counts the dead-lettered lines that were too far ahead
+	// of the watermark (MaxClockSkew).
+	TooFarAhead uint64
 	// Alerts counts alerts written, timeout alerts included.
 	Alerts uint64
 	// Rules has one entry per enabled rule, rulesets in the order given and
@@ -417,6 +432,9 @@ func streamID(rs *rules.Compiled) string {
 
 func (r *replayer) deadLetter(name string, lineNo int64, reason error) {
 	r.sum.DeadLettered++
+	if errors.Is(reason, ErrClockSkew) {
+		r.sum.TooFarAhead++
+	}
 	if r.opts.OnDeadLetter != nil {
 		r.opts.OnDeadLetter(name, lineNo, reason)
 	}

@@ -311,6 +311,7 @@ func (r *replayer) apply(b *batch) error {
 		}
 		if it.from < it.to {
 			r.curSeq++
+			pushed := false
 			for _, p := range b.pushes[it.from:it.to] {
 				if it.rawTo > it.rawFrom {
 					r.cur = b.raw[it.rawFrom:it.rawTo]
@@ -325,10 +326,23 @@ func (r *replayer) apply(b *batch) error {
 						return err
 					}
 				}
+				// As the engine keeps events too far ahead of the wall
+				// clock from the watermark, a replay, which has no wall
+				// clock of its own, keeps those too far ahead of the
+				// watermark.
+				if err := tooFarAhead(p.s, p.rec.Time, part.Watermark(), "watermark", r.opts.MaxClockSkew); err != nil {
+					if it.dead == nil {
+						it.dead = err
+					}
+					continue
+				}
 				part.Push(p.rec)
+				pushed = true
 			}
 			r.cur, r.curRec = nil, nil
-			r.sum.Events++
+			if pushed {
+				r.sum.Events++
+			}
 		}
 		if it.dead != nil {
 			// A line that one stream could not key or time is lost to that

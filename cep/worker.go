@@ -107,6 +107,9 @@ type streamPart struct {
 	keys *keyCache
 	ooo  int64 // max out-of-orderness, ns
 	idle time.Duration
+	// skew bounds how far ahead of the wall clock an event time may be
+	// (maxClockSkew); zero: no bound.
+	skew time.Duration
 	// saved is the matcher checkpoint last committed: a checkpoint with no
 	// key and no record to record is still written when it moved.
 	saved matcher.Checkpoint

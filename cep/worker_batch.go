@@ -27,6 +27,9 @@ type workerBatch struct {
 	// sent to the late topic.
 	cur  *kgo.Record
 	late bool
+	// now is the wall clock when the batch came, which bounds its event
+	// times (streamPart.skew).
+	now int64
 }
 
 // decodedRecord is what became of one fetched record.
@@ -45,6 +48,7 @@ func (w *worker) process(f fetched) error {
 	b.decoded = b.decoded[:0]
 	clear(b.pushes)
 	b.pushes = b.pushes[:0]
+	b.now = w.e.opts.Clock().UnixNano()
 	for _, r := range f.recs {
 		if r.Offset < w.next {
 			continue // fetched twice (a seek back): already processed
@@ -136,6 +140,23 @@ func (w *worker) decodeRecord(r *kgo.Record) {
 		Offset:     r.Offset,
 	}
 	b.pushes, _, d.dead = decodeEvent(w.streams, &b.layout, &b.line, matcher.Position{Source: w.source, Offset: r.Offset}, b.pushes)
+	// An event too far ahead of the wall clock is kept from its stream
+	// before anything sees its time: the batch's loads, the watermark and
+	// the matcher. It is dead-lettered like an event that cannot be timed.
+	kept := d.from
+	for _, p := range b.pushes[d.from:] {
+		sp := w.partOf(p.s)
+		if err := tooFarAhead(p.s, p.rec.Time, b.now, "wall clock", sp.skew); err != nil {
+			if d.dead == nil {
+				d.dead = err
+			}
+			continue
+		}
+		b.pushes[kept] = p
+		kept++
+	}
+	clear(b.pushes[kept:])
+	b.pushes = b.pushes[:kept]
 	if r.Offset < w.readTo {
 		// Read by an earlier owner: what was behind its watermark was
 		// matched or reported late before its checkpoint.

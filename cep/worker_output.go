@@ -123,6 +123,7 @@ const (
 	deadNoKey
 	deadNoTime
 	deadInvalid
+	deadClockSkew
 )
 
 // deadReasons are the metric labels of the dead-letter reasons.
@@ -131,6 +132,7 @@ var deadReasons = [...]string{
 	deadNoKey:     "no_key",
 	deadNoTime:    "no_time",
 	deadInvalid:   "invalid_event",
+	deadClockSkew: "clock_skew",
 }
 
 // deadReason is the reason of a dead letter (an index of deadReasons).
@@ -142,6 +144,8 @@ func deadReason(err error) int {
 		return deadNoKey
 	case errors.Is(err, errNoTime):
 		return deadNoTime
+	case errors.Is(err, ErrClockSkew):
+		return deadClockSkew
 	default:
 		return deadInvalid
 	}

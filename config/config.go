@@ -48,6 +48,8 @@ var ErrInvalidConfig = errors.New("invalid configuration")
 //	    late: shrike-late
 //	  idle_timeout: 30s           # for rulesets without stream.idle_timeout: a partition quiet this
 //	                              # long follows the wall clock; 0s: it waits for events for ever
+//	  max_clock_skew: 5m          # for rulesets without stream.max_clock_skew: an event further ahead
+//	                              # of the wall clock is dead-lettered; 0s: no bound
 //	  embedded:                   # used only when brokers is empty
 //	    port: 9092                # 0 picks a free port
 //	    partitions: 3             # of every topic it creates
@@ -114,8 +116,12 @@ type KafkaConfig struct {
 	// IdleTimeout is the idle timeout of the streams of rulesets that set
 	// no stream.idle_timeout (EngineOptions.IdleTimeout); zero: their
 	// partitions wait for events for ever, as when Kafka is fed old data.
-	IdleTimeout time.Duration  `yaml:"idle_timeout"`
-	Embedded    EmbeddedConfig `yaml:"embedded"`
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxClockSkew is the bound on event times ahead of the wall clock of
+	// the streams of rulesets that set no stream.max_clock_skew
+	// (EngineOptions.MaxClockSkew); zero: no bound.
+	MaxClockSkew time.Duration  `yaml:"max_clock_skew"`
+	Embedded     EmbeddedConfig `yaml:"embedded"`
 }
 
 // TopicsConfig names the topics the engine writes (docs/design.md#runtime).
@@ -254,8 +260,9 @@ func DefaultConfig() Config {
 				DeadLetter: cep.DefaultDeadLetterTopic,
 				Late:       cep.DefaultLateTopic,
 			},
-			IdleTimeout: cep.DefaultIdleTimeout,
-			Embedded:    EmbeddedConfig{Port: DefaultEmbeddedKafkaPort, Partitions: DefaultEmbeddedPartitions},
+			IdleTimeout:  cep.DefaultIdleTimeout,
+			MaxClockSkew: cep.DefaultMaxClockSkew,
+			Embedded:     EmbeddedConfig{Port: DefaultEmbeddedKafkaPort, Partitions: DefaultEmbeddedPartitions},
 		},
 		Redis: RedisConfig{
 			KeyPrefix: DefaultRedisKeyPrefix,
@@ -281,6 +288,15 @@ func (c *Config) EngineIdleTimeout() time.Duration {
 		return -1
 	}
 	return c.Kafka.IdleTimeout
+}
+
+// EngineMaxClockSkew is kafka.max_clock_skew as EngineOptions.MaxClockSkew
+// takes it: there zero is the default and a negative value is no bound.
+func (c *Config) EngineMaxClockSkew() time.Duration {
+	if c.Kafka.MaxClockSkew == 0 {
+		return -1
+	}
+	return c.Kafka.MaxClockSkew
 }
 
 // EmbeddedKafka reports whether serve must start its own broker.
@@ -771,6 +787,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Kafka.IdleTimeout < 0 {
 		bad("kafka.idle_timeout", "must not be negative (0s: never)")
+	}
+	if c.Kafka.MaxClockSkew < 0 {
+		bad("kafka.max_clock_skew", "must not be negative (0s: no bound)")
 	}
 	if p := c.Kafka.Embedded.Port; p < 0 || p > 65535 {
 		bad("kafka.embedded.port", "%d is not a port (0 picks a free one)", p)

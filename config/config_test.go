@@ -63,11 +63,12 @@ log: {level: debug, format: json}
 `,
 			want: func(c *Config) {
 				c.Kafka = KafkaConfig{
-					Brokers:     []string{"k1:9092", "k2:9092"},
-					Group:       "fraud",
-					Topics:      TopicsConfig{Alerts: "a", DeadLetter: "d", Late: "l"},
-					IdleTimeout: 2 * time.Minute,
-					Embedded:    EmbeddedConfig{Port: 0, Partitions: 6, DataDir: "/var/lib/kfake"},
+					Brokers:      []string{"k1:9092", "k2:9092"},
+					Group:        "fraud",
+					Topics:       TopicsConfig{Alerts: "a", DeadLetter: "d", Late: "l"},
+					IdleTimeout:  2 * time.Minute,
+					MaxClockSkew: 5 * time.Minute,
+					Embedded:     EmbeddedConfig{Port: 0, Partitions: 6, DataDir: "/var/lib/kfake"},
 				}
 				c.Redis = RedisConfig{Addrs: []string{"r1:6379", "r2:6379", "r3:6379"}, Cluster: true, Username: "shrike", Password: "s3cret", KeyPrefix: "prod", Embedded: EmbeddedRedisConfig{Port: 0}}
 				c.State = StateConfig{CheckpointInterval: 250 * time.Millisecond, MaxResidentKeys: 1000, DrainTimeout: time.Minute}
@@ -137,7 +138,7 @@ func TestLoadConfigErrors(t *testing.T) {
 			name: "unknown fields at every level, with positions",
 			src:  "kafka:\n  brokerz: [a:1]\n  topics:\n    alert: x\nredis: {}\nmetrics: true\n",
 			want: []string{
-				`c.yaml:2:3: unknown field "brokerz" in kafka (known: brokers, group, topics, idle_timeout, embedded)`,
+				`c.yaml:2:3: unknown field "brokerz" in kafka (known: brokers, group, topics, idle_timeout, max_clock_skew, embedded)`,
 				`c.yaml:4:5: unknown field "alert" in kafka.topics (known: alerts, deadletter, late)`,
 				`c.yaml:6:1: unknown field "metrics" in the configuration (known: kafka, redis, state, limits, http, grpc, api, rules, log)`,
 			},
@@ -318,6 +319,30 @@ func TestConfigIdleTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := neg.Validate(); err == nil || err.Error() != "c.yaml:1:23: kafka.idle_timeout: must not be negative (0s: never)" {
+		t.Errorf("Validate = %v", err)
+	}
+}
+
+// TestConfigMaxClockSkew: kafka.max_clock_skew defaults to the engine's
+// 5 min, 0s turns the bound off (a negative engine option), and a
+// negative value is refused at its position.
+func TestConfigMaxClockSkew(t *testing.T) {
+	def := DefaultConfig()
+	if got := def.EngineMaxClockSkew(); got != 5*time.Minute {
+		t.Errorf("default engine max clock skew = %v, want 5m", got)
+	}
+	off, err := LoadConfig("c.yaml", []byte("kafka: {max_clock_skew: 0s}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := off.EngineMaxClockSkew(); got >= 0 {
+		t.Errorf("max_clock_skew 0s: engine max clock skew = %v, want negative (no bound)", got)
+	}
+	neg, err := LoadConfig("c.yaml", []byte("kafka: {max_clock_skew: -1s}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := neg.Validate(); err == nil || err.Error() != "c.yaml:1:25: kafka.max_clock_skew: must not be negative (0s: no bound)" {
 		t.Errorf("Validate = %v", err)
 	}
 }

@@ -66,7 +66,17 @@ type Stream struct {
 	// IdleTimeout is how long a partition may be quiet before its watermark
 	// follows the wall clock (serve only).
 	IdleTimeout time.Duration
+	// MaxClockSkew bounds how far ahead of the wall clock an event's time
+	// may be under serve: an event further ahead is dead-lettered and never
+	// moves the watermark, so that one future timestamp cannot make the
+	// rest of its partition late. Zero: not set, the engine's default
+	// applies; NoMaxClockSkew (`max_clock_skew: 0s`): no bound.
+	MaxClockSkew time.Duration
 }
+
+// NoMaxClockSkew is Stream.MaxClockSkew of a ruleset that turns the bound
+// off (`max_clock_skew: 0s`): zero means the field is not set.
+const NoMaxClockSkew time.Duration = -1
 
 // SchemaField is one typed event field.
 type SchemaField struct {

@@ -255,6 +255,12 @@ func (p *parser) stream(n *yaml.Node) {
 			st.MaxOutOfOrderness = p.nonNegDuration(v, "max_out_of_orderness")
 		},
 		"idle_timeout": func(k, v *yaml.Node) { st.IdleTimeout = p.duration(v, "idle_timeout") },
+		"max_clock_skew": func(k, v *yaml.Node) {
+			// Zero in the model is "not set"; a written 0s turns the bound off.
+			if st.MaxClockSkew = p.nonNegDuration(v, "max_clock_skew"); st.MaxClockSkew == 0 {
+				st.MaxClockSkew = NoMaxClockSkew
+			}
+		},
 	})
 }
 

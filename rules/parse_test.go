@@ -143,6 +143,30 @@ func TestParseSteps(t *testing.T) {
 	}
 }
 
+// TestParseMaxClockSkew tells an unset max_clock_skew (the engine's
+// default applies) from a written 0s (no bound).
+func TestParseMaxClockSkew(t *testing.T) {
+	for _, tt := range []struct {
+		name, yaml string
+		want       time.Duration
+	}{
+		{"unset", "", 0},
+		{"set", "  max_clock_skew: 10m\n", 10 * time.Minute},
+		{"days", "  max_clock_skew: 2d\n", 48 * time.Hour},
+		{"off", "  max_clock_skew: 0s\n", NoMaxClockSkew},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rs, err := Parse("t.yaml", []byte("ruleset: t\nstream:\n  topic: x\n"+tt.yaml+"rules: []\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := rs.Stream.MaxClockSkew; got != tt.want {
+				t.Errorf("MaxClockSkew = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestParseSkipAndDefaults(t *testing.T) {
 	tests := []struct {
 		name string
@@ -272,12 +296,13 @@ func TestLoadErrors(t *testing.T) {
 		},
 		{
 			name: "stream",
-			src:  "ruleset: t\nstream:\n  tme: x\n  max_out_of_orderness: -5s\n  idle_timeout: 5x\n  key: ''\nrules: []\n",
+			src:  "ruleset: t\nstream:\n  tme: x\n  max_out_of_orderness: -5s\n  idle_timeout: 5x\n  key: ''\n  max_clock_skew: -1m\nrules: []\n",
 			want: []string{
 				`3:3: unknown field "tme" in stream`,
 				`4:25: max_out_of_orderness must not be negative, not -5s`,
 				`5:17: idle_timeout: invalid duration "5x" (use Go syntax such as 90s, 10m, 1h30m or 2d)`,
 				`6:8: stream key is empty`,
+				`7:19: max_clock_skew must not be negative, not -1m`,
 			},
 		},
 		{

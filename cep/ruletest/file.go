@@ -47,6 +47,9 @@ type Test struct {
 	Only []RuleRef
 	// Expect are the expected alerts; empty asserts that no alert comes.
 	Expect []*Expected
+	// MaxClockSkew, when positive, refuses events more than this ahead of
+	// the watermark, as cep.ReplayOptions.MaxClockSkew does; zero: off.
+	MaxClockSkew time.Duration
 }
 
 // Event is one event written in a test file.
@@ -372,6 +375,21 @@ func (p *parser) test(n *yaml.Node) *Test {
 			sources = append(sources, "events_file")
 			t.EventsFile, _ = p.nonEmpty(v, "events_file")
 			t.EventsFilePos = p.pos(v)
+		},
+		"max_clock_skew": func(k, v *yaml.Node) {
+			s, ok := p.Str(v, "max_clock_skew")
+			if !ok {
+				return
+			}
+			d, err := rules.ParseDuration(s)
+			switch {
+			case err != nil:
+				p.add(p.pos(v), "max_clock_skew: %v", err)
+			case d < 0:
+				p.add(p.pos(v), "max_clock_skew must not be negative, not %s (0s: off)", s)
+			default:
+				t.MaxClockSkew = d
+			}
 		},
 		"only": func(k, v *yaml.Node) {
 			p.Seq(v, "only", func(_ int, it *yaml.Node) {

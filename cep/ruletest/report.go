@@ -117,21 +117,33 @@ func failureLines(t *TestResult) []string {
 	}
 	if t.DeadLettered > 0 {
 		out = append(out, "dead-lettered events (a test whose input was not read proves nothing):")
-		for _, d := range t.DeadLetters {
-			if d.Event > 0 {
-				out = append(out, fmt.Sprintf("  %s: event %d: %s", d.Pos, d.Event, d.Reason))
-			} else {
-				// A line of an events file has no column.
-				out = append(out, fmt.Sprintf("  %s:%d: %s", d.Pos.File, d.Pos.Line, d.Reason))
-			}
-		}
-		if more := t.DeadLettered - len(t.DeadLetters); more > 0 {
-			out = append(out, fmt.Sprintf("  ... and %d more", more))
-		}
+		out = append(out, deadLetterLines(t.DeadLetters, t.DeadLettered)...)
+	}
+	if t.TooFarAheadCount > 0 && t.Err == nil {
+		out = append(out, "note: max_clock_skew refused these events:")
+		out = append(out, deadLetterLines(t.TooFarAhead, t.TooFarAheadCount)...)
 	}
 	if t.Late > 0 && t.Err == nil {
 		out = append(out, fmt.Sprintf("note: %s arrived behind the watermark and %s not matched",
 			plural(int(t.Late), "event"), map[bool]string{true: "was", false: "were"}[t.Late == 1]))
+	}
+	return out
+}
+
+// deadLetterLines lists events that were not used, indented, and how many
+// more there were than listed.
+func deadLetterLines(listed []DeadLetter, n int) []string {
+	var out []string
+	for _, d := range listed {
+		if d.Event > 0 {
+			out = append(out, fmt.Sprintf("  %s: event %d: %s", d.Pos, d.Event, d.Reason))
+		} else {
+			// A line of an events file has no column.
+			out = append(out, fmt.Sprintf("  %s:%d: %s", d.Pos.File, d.Pos.Line, d.Reason))
+		}
+	}
+	if more := n - len(listed); more > 0 {
+		out = append(out, fmt.Sprintf("  ... and %d more", more))
 	}
 	return out
 }

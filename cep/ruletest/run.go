@@ -94,6 +94,12 @@ type TestResult struct {
 	// Late counts events behind the watermark, not matched: a hint when a
 	// test fails, not a failure.
 	Late uint64
+	// TooFarAhead are the first MaxDeadLetters events the test's
+	// max_clock_skew refused, TooFarAheadCount counts them all. The test
+	// asked for the guard, so they are reported, not a failure: its
+	// expectations say whether the alerts came as without them.
+	TooFarAhead      []DeadLetter
+	TooFarAheadCount int
 	// Elapsed is the wall time of the test.
 	Elapsed time.Duration
 }
@@ -198,9 +204,16 @@ func (f *File) runTest(ctx context.Context, t *Test, opts Options) *TestResult {
 		Rulesets:      f.Rulesets,
 		Inputs:        []cep.Input{in},
 		MaxRunsPerKey: opts.MaxRunsPerKey,
+		MaxClockSkew:  t.MaxClockSkew,
 		Clock:         clock,
 		OnAlert:       func(a *matcher.Alert) { actual = append(actual, newAlert(a)) },
 		OnDeadLetter: func(file string, line int64, reason error) {
+			if errors.Is(reason, cep.ErrClockSkew) {
+				if tr.TooFarAheadCount++; len(tr.TooFarAhead) < MaxDeadLetters {
+					tr.TooFarAhead = append(tr.TooFarAhead, f.deadLetter(t, file, line, reason))
+				}
+				return
+			}
 			// A broken recording can hold millions of bad lines: keep the
 			// first, count the rest.
 			if tr.DeadLettered++; len(tr.DeadLetters) < MaxDeadLetters {

@@ -448,3 +448,37 @@ func TestRunCaps(t *testing.T) {
 		t.Errorf("failure message %q", msg)
 	}
 }
+
+// TestRunMaxClockSkew: a test's max_clock_skew refuses an event dated
+// 2100 among good ones; the test passes with the alerts of the stream
+// without it, and the refused event is reported in a note. Without the
+// field the same events lose the abandoned-cart alert of u2 (late behind
+// the poisoned watermark) and fire a false one for u1.
+func TestRunMaxClockSkew(t *testing.T) {
+	events := `
+    events:
+      - {type: cart, user: u1, ts: "2026-11-20T10:00:00Z"}
+      - {type: cart, user: mallory, ts: "2100-01-01T00:00:00Z"}
+      - {type: pay, user: u1, ts: "2026-11-20T10:01:00Z"}
+      - {type: cart, user: u2, ts: "2026-11-20T10:02:00Z"}
+    only: [abandoned-cart]
+    expect:
+      - {rule: abandoned-cart, key: u2}
+`
+	tr := runOne(t, "  - name: guarded\n    max_clock_skew: 1h"+events, Options{})
+	if tr.Failed() || tr.TooFarAheadCount != 1 || tr.Late != 0 {
+		t.Errorf("guarded: %+v, %d refused, %d late; want a pass with 1 refused, 0 late", outcomeOf(tr), tr.TooFarAheadCount, tr.Late)
+	}
+	lines := failureLines(tr)
+	want := []string{
+		"note: max_clock_skew refused these events:",
+		`  testdata/run_test.yaml:7:9: event 2: clock skew: event time 2100-01-01T00:00:00Z is ahead of the watermark 2026-11-20T09:59:59Z by more than max_clock_skew 1h0m0s (ruleset "shop", topic "orders")`,
+	}
+	if diff := cmp.Diff(want, lines); diff != "" {
+		t.Errorf("report (-want +got):\n%s", diff)
+	}
+
+	if tr := runOne(t, "  - name: unguarded"+events, Options{}); !tr.Failed() || tr.Late == 0 {
+		t.Errorf("unguarded: %+v; want the attack to fail the test with late events", outcomeOf(tr))
+	}
+}

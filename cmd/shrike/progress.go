@@ -214,7 +214,11 @@ func writeSummary(w *output, s *cep.Summary, lateFile string) error {
 		late += " (written to " + lateFile + ")"
 	}
 	t.printf("late\t%s\n", late)
-	t.printf("dead-lettered\t%d\n", s.DeadLettered)
+	if s.TooFarAhead > 0 {
+		t.printf("dead-lettered\t%d (%d too far ahead of the watermark)\n", s.DeadLettered, s.TooFarAhead)
+	} else {
+		t.printf("dead-lettered\t%d\n", s.DeadLettered)
+	}
 	if s.Unrouted > 0 {
 		t.printf("other topics\t%s skipped\n", plural(s.Unrouted, "line", "lines"))
 	}

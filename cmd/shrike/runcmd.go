@@ -23,6 +23,7 @@ type runFlags struct {
 	maxLineBytes  int
 	quiet         bool
 	sources       []string
+	maxClockSkew  time.Duration
 }
 
 func newRunCmd(e env) *cobra.Command {
@@ -47,7 +48,18 @@ Lines that cannot be decoded, keyed or timed are reported on stderr as
 file:line: reason, counted and skipped; late events (behind the watermark)
 are not matched, are counted and, with --late, written to a file. When 1% or
 more of the events are late, a warning on stderr says what to do. A summary
-goes to stderr. The exit status is 0 when the replay ran, even with skipped
+goes to stderr.
+
+--max-clock-skew DUR guards the replay against events stamped in the
+future, as shrike serve does with each stream's max_clock_skew: an event
+whose time is more than DUR ahead of its partition's watermark is reported
+on stderr as file:line: clock skew: ..., counted as dead-lettered, not
+matched, and does not move the watermark. The first event of a partition
+has no watermark to compare with and is always taken. DUR must exceed the
+longest pause in the recording, or the first event after a longer pause,
+and every one after it, is refused. Off by default.
+
+The exit status is 0 when the replay ran, even with skipped
 lines, and 1 when a ruleset is invalid or a file cannot be opened or read.
 
 Alert ids hash the matched events' positions: the file's base name and the
@@ -59,7 +71,8 @@ of one name are refused, since their ids could collide.`,
 		Example: `  shrike run --rules rulesets/payments.yaml rulesets/testdata/payments.jsonl
   shrike run --rules rulesets/ --late late.jsonl day1.jsonl.gz day2.jsonl.gz
   kcat -b localhost:9092 -C -t payments -J -e | shrike run -r payments.yaml -
-  shrike run -r payments.yaml --source payments-2026-11-20.jsonl /tmp/x.jsonl`,
+  shrike run -r payments.yaml --source payments-2026-11-20.jsonl /tmp/x.jsonl
+  shrike run -r payments.yaml --max-clock-skew 1h suspicious.jsonl`,
 		Args: argsAtLeast(1, "events file argument"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			gctune.ForReplay()
@@ -72,6 +85,7 @@ of one name are refused, since their ids could collide.`,
 	fl.IntVar(&f.maxRunsPerKey, "max-runs-per-key", 0, "cap on one rule's partial matches per key; the oldest are dropped (default 10000)")
 	fl.IntVar(&f.maxLineBytes, "max-line-bytes", cep.DefaultMaxLineBytes, "longest line accepted; longer lines are reported and skipped")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "do not print the summary")
+	fl.DurationVar(&f.maxClockSkew, "max-clock-skew", 0, "dead-letter events more than `DUR` ahead of the watermark (0: off)")
 	fl.StringArrayVar(&f.sources, "source", nil, "`NAME` of the recording in alert ids, instead of the file's base name; once per events file, in order")
 	_ = cmd.MarkFlagRequired("rules")
 	return cmd
@@ -80,6 +94,9 @@ of one name are refused, since their ids could collide.`,
 func runReplay(cmd *cobra.Command, e env, f runFlags, args []string) error {
 	if f.maxRunsPerKey < 0 || f.maxLineBytes <= 0 {
 		return usageError{errors.New("--max-runs-per-key must be >= 0 and --max-line-bytes > 0")}
+	}
+	if f.maxClockSkew < 0 {
+		return usageError{fmt.Errorf("--max-clock-skew must not be negative, not %s (0: off)", f.maxClockSkew)}
 	}
 	if len(f.sources) > 0 && len(f.sources) != len(args) {
 		return usageError{fmt.Errorf("--source: give one name per events file (%s, %s)",
@@ -122,6 +139,7 @@ func runReplay(cmd *cobra.Command, e env, f runFlags, args []string) error {
 		Reports:       bar.writer(e.stderr),
 		MaxLineBytes:  f.maxLineBytes,
 		MaxRunsPerKey: f.maxRunsPerKey,
+		MaxClockSkew:  f.maxClockSkew,
 		Clock:         e.clock,
 	}
 	if f.late != "" {
@@ -142,6 +160,7 @@ func runReplay(cmd *cobra.Command, e env, f runFlags, args []string) error {
 		return err
 	}
 	warnLate(e.stderr, &sum, compiled)
+	warnTooFarAhead(e.stderr, &sum, f.maxClockSkew)
 	if opts.Late != nil {
 		if err := opts.Late.(*os.File).Close(); err != nil {
 			return fmt.Errorf("late file: %w", err)
@@ -177,6 +196,20 @@ func warnLate(w *output, s *cep.Summary, rulesets []*rules.Compiled) {
   For a Kafka dump, keep kcat -J envelopes with their "partition" field: each partition then keeps its own watermark.
   --late FILE writes the late lines.
 `, s.Late, s.Events, 100*float64(s.Late)/float64(s.Events), strings.Join(delays, ", "))
+}
+
+// warnTooFarAhead warns when more than one event, and lateShareToWarn or
+// more of them, were refused by --max-clock-skew: a stray future timestamp
+// is what the bound is for, many refused events mean a pause in the
+// recording longer than the bound (every event after it is refused).
+func warnTooFarAhead(w *output, s *cep.Summary, bound time.Duration) {
+	n := s.TooFarAhead
+	if n < 2 || float64(n) < lateShareToWarn*float64(s.Events+n) {
+		return
+	}
+	fmt.Fprintf(w, `shrike: warning: %d events were more than --max-clock-skew %s ahead of the watermark and were not matched.
+  If the recording pauses for longer than that, raise --max-clock-skew above the longest pause.
+`, n, bound)
 }
 
 func plural(n uint64, one, many string) string {

@@ -260,6 +260,7 @@ func startServer(ctx context.Context, e env, cfg config.Config) (_ *server, err 
 		DrainTimeout:          cfg.State.DrainTimeout,
 		MaxUncommittedRecords: cfg.Limits.MaxUncommittedRecords,
 		IdleTimeout:           cfg.EngineIdleTimeout(),
+		MaxClockSkew:          cfg.EngineMaxClockSkew(),
 		Logger:                s.log,
 		Registerer:            reg,
 		Clock:                 e.clock,

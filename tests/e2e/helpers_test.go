@@ -518,12 +518,18 @@ func keyed(t *testing.T, lines []string) []kv {
 	return out
 }
 
-// flushEvent is an event far in the future for one partition: it moves that
-// partition's watermark past every window of the test's events, so that
-// every match is emitted without waiting for the wall clock. No payments
-// rule takes a logout.
+// flushTime is the event time of the flush events: a minute after the
+// tests started, which is past every window of the test's events (from
+// 2026-11-20) and within the engine's bound on clock skew (5 minutes
+// ahead of the wall clock), so that serve takes it.
+var flushTime = time.Now().UTC().Add(time.Minute).Format("2006-01-02T15:04:05.000Z")
+
+// flushEvent is an event in the future of the test's events for one
+// partition: it moves that partition's watermark past every window of
+// them, so that every match is emitted without waiting for the wall clock.
+// No payments rule takes a logout.
 func flushEvent(partition int) string {
-	return fmt.Sprintf(`{"type":"logout","account_id":"zz-flush-%d","ts":"2099-01-01T00:00:00.000Z"}`, partition)
+	return fmt.Sprintf(`{"type":"logout","account_id":"zz-flush-%d","ts":%q}`, partition, flushTime)
 }
 
 // kcatProduce produces recs to topic with kcat, into the given partition
