@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -36,6 +38,7 @@ type gateway struct {
 	mux     *runtime.ServeMux
 	handler http.Handler
 	maxBody int64
+	auth    *authenticator
 }
 
 // marshaler writes JSON with the proto field names (the alert JSON of
@@ -71,7 +74,7 @@ func newGateway(s *Server) (*gateway, error) {
 			return nil, fmt.Errorf("gateway: %w", err)
 		}
 	}
-	g := &gateway{conn: conn, mux: mux, maxBody: int64(s.opts.MaxRequestBytes)}
+	g := &gateway{conn: conn, mux: mux, maxBody: int64(s.opts.MaxRequestBytes), auth: s.auth}
 	h := http.NewServeMux()
 	h.HandleFunc("GET /v1/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -86,10 +89,20 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.handler.
 
 func (g *gateway) close() { _ = g.conn.Close() }
 
-// limited refuses bodies over the request limit with 413 before the
-// gateway decodes them: read whole (they are small) and handed on.
+// limited authenticates the request and refuses bodies over the request
+// limit with 413, both before the body is read; then it reads the body
+// whole (it is small) and hands it to the gateway. A client without a
+// valid token makes the server read no byte of its body: the token is
+// checked here on the header, and again with its scope by the gRPC
+// interceptor, once the call is decoded.
 func (g *gateway) limited(w http.ResponseWriter, r *http.Request) {
+	if err := g.authenticate(r); err != nil {
+		refuseUnread(w, r)
+		httpError(r.Context(), g.mux, marshaler, w, r, err)
+		return
+	}
 	if r.ContentLength > g.maxBody {
+		refuseUnread(w, r)
 		g.tooLarge(w, r)
 		return
 	}
@@ -106,6 +119,39 @@ func (g *gateway) limited(w http.ResponseWriter, r *http.Request) {
 		r.Body = io.NopCloser(bytes.NewReader(b))
 	}
 	g.mux.ServeHTTP(w, r)
+}
+
+// authenticate checks the bearer token of the Authorization header, as
+// the interceptor does (authorize), but without a method and so without
+// its scope: UNAUTHENTICATED when tokens are configured and it is missing
+// or unknown.
+func (g *gateway) authenticate(r *http.Request) error {
+	if !g.auth.enabled() {
+		return nil
+	}
+	md := metadata.MD{}
+	for _, v := range r.Header.Values("Authorization") {
+		md.Append("authorization", v)
+	}
+	secret, err := bearer(metadata.NewIncomingContext(r.Context(), md))
+	switch {
+	case errors.Is(err, errNoToken):
+		return withDetails(codes.Unauthenticated, err.Error(), ReasonTokenMissing, nil)
+	case err != nil:
+		return withDetails(codes.Unauthenticated, err.Error(), ReasonTokenInvalid, nil)
+	case g.auth.byHash[sha256.Sum256([]byte(secret))] == nil:
+		return withDetails(codes.Unauthenticated, "unknown bearer token", ReasonTokenInvalid, nil)
+	}
+	return nil
+}
+
+// refuseUnread closes the connection after a response that leaves a body
+// unread: net/http would otherwise read up to 256 KiB of it before
+// answering, waiting on a client that sends it slowly or never.
+func refuseUnread(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength != 0 {
+		w.Header().Set("Connection", "close")
+	}
 }
 
 func (g *gateway) tooLarge(w http.ResponseWriter, r *http.Request) {
