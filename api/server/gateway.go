@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -97,13 +98,11 @@ func (g *gateway) close() { _ = g.conn.Close() }
 // interceptor, once the call is decoded.
 func (g *gateway) limited(w http.ResponseWriter, r *http.Request) {
 	if err := g.authenticate(r); err != nil {
-		refuseUnread(w, r)
-		httpError(r.Context(), g.mux, marshaler, w, r, err)
+		refuseUnread(w, r, func() { httpError(r.Context(), g.mux, marshaler, w, r, err) })
 		return
 	}
 	if r.ContentLength > g.maxBody {
-		refuseUnread(w, r)
-		g.tooLarge(w, r)
+		refuseUnread(w, r, func() { g.tooLarge(w, r) })
 		return
 	}
 	if r.Body != nil && r.Body != http.NoBody {
@@ -145,13 +144,22 @@ func (g *gateway) authenticate(r *http.Request) error {
 	return nil
 }
 
-// refuseUnread closes the connection after a response that leaves a body
-// unread: net/http would otherwise read up to 256 KiB of it before
-// answering, waiting on a client that sends it slowly or never.
-func refuseUnread(w http.ResponseWriter, r *http.Request) {
-	if r.ContentLength != 0 {
-		w.Header().Set("Connection", "close")
+// refuseUnread writes a refusal (answer) that leaves the body unread, and
+// closes the connection right after it. net/http would otherwise read up
+// to 256 KiB of the body, before the answer (for a kept-alive connection)
+// or after it, waiting up to the read timeout on a client that sends it
+// slowly or never.
+func refuseUnread(w http.ResponseWriter, r *http.Request, answer func()) {
+	if r.ContentLength == 0 {
+		answer()
+		return
 	}
+	w.Header().Set("Connection", "close")
+	answer()
+	// A read deadline already past makes that read fail at once; the
+	// answer is written all the same. Without support (a wrapped
+	// writer), the read timeout still bounds the wait.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 }
 
 func (g *gateway) tooLarge(w http.ResponseWriter, r *http.Request) {

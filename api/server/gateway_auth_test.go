@@ -14,8 +14,8 @@ import (
 
 // TestRESTAuthBeforeBody: with tokens configured, a REST request without
 // a valid token is refused with 401 as soon as its headers are in, and
-// the connection closed, while its body has not come: the server reads
-// none of it. Before, the gateway read the whole body first, so a client
+// its connection closed, while its body has not come: the server reads
+// none of it and holds nothing for it. Before, the gateway read the whole body first, so a client
 // with no token held a connection and up to max_request_bytes of memory
 // for as long as it took to send it.
 func TestRESTAuthBeforeBody(t *testing.T) {
@@ -70,7 +70,16 @@ func TestRESTAuthBeforeBody(t *testing.T) {
 			if !resp.Close {
 				t.Error("the connection stays open after a refusal that left the body unread")
 			}
-			t.Logf("refused after %v", time.Since(t0).Round(time.Millisecond))
+			refused := time.Since(t0)
+			// The server ends the connection too, rather than wait for
+			// the body until the read timeout (a minute).
+			if err := conn.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.Copy(io.Discard, conn); err != nil {
+				t.Errorf("the connection is still open %v after the refusal: %v", time.Since(t0).Round(time.Millisecond), err)
+			}
+			t.Logf("refused after %v, connection closed after %v", refused.Round(time.Millisecond), time.Since(t0).Round(time.Millisecond))
 		})
 	}
 

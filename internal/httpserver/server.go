@@ -193,7 +193,7 @@ func (s *Server) Run(ctx context.Context) error {
 	err := s.srv.Shutdown(sctx)
 	if err != nil {
 		// Requests still running past the timeout (a long profile) are cut.
-		s.log.Warn(s.name+": requests cut short at shutdown", "err", err)
+		s.log.Warn("http server: requests cut short at shutdown", "server", s.name, "err", err)
 		_ = s.srv.Close()
 	}
 	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
