@@ -282,7 +282,8 @@ func startServer(ctx context.Context, e env, cfg config.Config) (_ *server, err 
 		return nil, err
 	}
 	topics = s.engine.Topics()
-	// The REST API shares the HTTP listener, and so its TLS.
+	// The REST API is on the HTTP listener; it and the admin one share the
+	// API's TLS.
 	tlsCfg, err := apiTLS(cfg.API.TLS)
 	if err != nil {
 		return nil, err

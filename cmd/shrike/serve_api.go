@@ -152,7 +152,8 @@ func apiTokens(c config.APIConfig) ([]apiserver.Token, error) {
 	return out, nil
 }
 
-// apiTLS loads the certificate both listeners serve, if configured.
+// apiTLS loads the certificate every listener serves (HTTP, gRPC, admin),
+// if configured.
 func apiTLS(c config.TLSConfig) (*tls.Config, error) {
 	if !c.Enabled() {
 		return nil, nil
