@@ -71,14 +71,21 @@ var ErrInvalidConfig = errors.New("invalid configuration")
 //	  max_runs_per_key: 10000     # one rule's partial matches per key; the oldest are dropped
 //	  max_uncommitted_records: 1000000  # per partition while Redis fails; then fetching pauses
 //	http:
-//	  listen: 127.0.0.1:8080      # /metrics, /healthz, /readyz, /debug/pprof/
+//	  listen: 127.0.0.1:8080      # the REST API (/v1/), /healthz, /readyz; never /metrics or pprof
+//	  read_header_timeout: 5s     # every HTTP server: a request's headers must arrive within this
+//	  read_timeout: 1m            # ... and its body too; a response (a stream) is not bounded
+//	  idle_timeout: 2m            # a keep-alive connection waiting for its next request
+//	  max_header_bytes: 65536     # request line and headers; larger: 431
 //	grpc:
 //	  listen: 127.0.0.1:9090      # the gRPC API; its REST gateway is on http.listen
+//	admin:
+//	  listen: 127.0.0.1:8079      # /metrics, /debug/pprof/, /healthz, /readyz, no authentication;
+//	                              # "off": none. Beyond loopback serve warns at start
 //	api:
 //	  tokens: []                  # bearer tokens; required when a listener is not on loopback:
 //	                              #   - {name: ci, token_file: ci.token, scopes: [rules:read, rules:write]}
 //	                              # scopes: rules:read, rules:write, alerts:read, events:write
-//	  tls: {cert_file: "", key_file: ""}  # TLS on both listeners, from PEM files
+//	  tls: {cert_file: "", key_file: ""}  # TLS on every listener, from PEM files
 //	  max_request_bytes: 4194304  # larger requests are refused before they are read
 //	  recent_alerts: 10000        # alerts ListAlerts can page through
 //	  recordings_dir: ""          # recorded event files TestRuleset may read by name
@@ -93,8 +100,9 @@ type Config struct {
 	Redis  RedisConfig  `yaml:"redis"`
 	State  StateConfig  `yaml:"state"`
 	Limits LimitsConfig `yaml:"limits"`
-	HTTP   ListenConfig `yaml:"http"`
+	HTTP   HTTPConfig   `yaml:"http"`
 	GRPC   ListenConfig `yaml:"grpc"`
+	Admin  AdminConfig  `yaml:"admin"`
 	API    APIConfig    `yaml:"api"`
 	Rules  RulesConfig  `yaml:"rules"`
 	Log    LogConfig    `yaml:"log"`
@@ -250,7 +258,7 @@ const (
 
 // DefaultConfig returns the configuration `shrike serve` runs with when
 // neither a file nor a flag says otherwise: embedded Kafka and Redis, the
-// documented topic names, admin HTTP on loopback.
+// documented topic names, every listener on loopback.
 func DefaultConfig() Config {
 	return Config{
 		Kafka: KafkaConfig{
@@ -274,8 +282,9 @@ func DefaultConfig() Config {
 			DrainTimeout:       cep.DefaultDrainTimeout,
 		},
 		Limits: LimitsConfig{MaxRunsPerKey: DefaultMaxRunsPerKey, MaxUncommittedRecords: cep.DefaultMaxUncommittedRecords},
-		HTTP:   ListenConfig{Listen: DefaultHTTPListen},
+		HTTP:   defaultHTTPConfig(),
 		GRPC:   ListenConfig{Listen: DefaultGRPCListen},
+		Admin:  AdminConfig{Listen: DefaultAdminListen},
 		API:    APIConfig{MaxRequestBytes: DefaultAPIMaxRequestBytes, RecentAlerts: feed.DefaultRecentAlerts},
 		Log:    LogConfig{Level: "info", Format: "text"},
 	}
@@ -842,6 +851,7 @@ func (c *Config) Validate() error {
 		bad("log.format", "%q is not one of text, json", c.Log.Format)
 	}
 	c.validateAPI(bad)
+	c.validateAdmin(bad)
 	return errs.err()
 }
 

@@ -25,7 +25,8 @@ type APIConfig struct {
 	// no authentication, which Validate accepts only while both listeners
 	// are on loopback.
 	Tokens []TokenConfig `yaml:"tokens"`
-	// TLS, when its files are set, serves both listeners over TLS.
+	// TLS, when its files are set, serves every listener over TLS: HTTP,
+	// gRPC and admin.
 	TLS TLSConfig `yaml:"tls"`
 	// MaxRequestBytes bounds one request; larger ones are refused
 	// (RESOURCE_EXHAUSTED, HTTP 413). Default DefaultAPIMaxRequestBytes.

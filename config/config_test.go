@@ -46,8 +46,9 @@ state:
 limits:
   max_runs_per_key: 50
   max_uncommitted_records: 5000
-http: {listen: ":8081"}
+http: {listen: ":8081", read_header_timeout: 2s, read_timeout: 20s, idle_timeout: 30s, max_header_bytes: 8192}
 grpc: {listen: 0.0.0.0:9091}
+admin: {listen: "127.0.0.1:9100"}
 api:
   tokens:
     - {name: ci, token: s3cret, scopes: [rules:read, rules:write]}
@@ -73,8 +74,9 @@ log: {level: debug, format: json}
 				c.Redis = RedisConfig{Addrs: []string{"r1:6379", "r2:6379", "r3:6379"}, Cluster: true, Username: "shrike", Password: "s3cret", KeyPrefix: "prod", Embedded: EmbeddedRedisConfig{Port: 0}}
 				c.State = StateConfig{CheckpointInterval: 250 * time.Millisecond, MaxResidentKeys: 1000, DrainTimeout: time.Minute}
 				c.Limits = LimitsConfig{MaxRunsPerKey: 50, MaxUncommittedRecords: 5000}
-				c.HTTP.Listen = ":8081"
+				c.HTTP = HTTPConfig{Listen: ":8081", ReadHeaderTimeout: 2 * time.Second, ReadTimeout: 20 * time.Second, IdleTimeout: 30 * time.Second, MaxHeaderBytes: 8192}
 				c.GRPC.Listen = "0.0.0.0:9091"
+				c.Admin.Listen = "127.0.0.1:9100"
 				c.API = APIConfig{
 					Tokens: []TokenConfig{
 						{Name: "ci", Token: "s3cret", Scopes: []shrikev1.Scope{"rules:read", "rules:write"}},
@@ -140,7 +142,7 @@ func TestLoadConfigErrors(t *testing.T) {
 			want: []string{
 				`c.yaml:2:3: unknown field "brokerz" in kafka (known: brokers, group, topics, idle_timeout, max_clock_skew, embedded)`,
 				`c.yaml:4:5: unknown field "alert" in kafka.topics (known: alerts, deadletter, late)`,
-				`c.yaml:6:1: unknown field "metrics" in the configuration (known: kafka, redis, state, limits, http, grpc, api, rules, log)`,
+				`c.yaml:6:1: unknown field "metrics" in the configuration (known: kafka, redis, state, limits, http, grpc, admin, api, rules, log)`,
 			},
 		},
 		{

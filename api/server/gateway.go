@@ -3,17 +3,20 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -36,6 +39,7 @@ type gateway struct {
 	mux     *runtime.ServeMux
 	handler http.Handler
 	maxBody int64
+	auth    *authenticator
 }
 
 // marshaler writes JSON with the proto field names (the alert JSON of
@@ -71,7 +75,7 @@ func newGateway(s *Server) (*gateway, error) {
 			return nil, fmt.Errorf("gateway: %w", err)
 		}
 	}
-	g := &gateway{conn: conn, mux: mux, maxBody: int64(s.opts.MaxRequestBytes)}
+	g := &gateway{conn: conn, mux: mux, maxBody: int64(s.opts.MaxRequestBytes), auth: s.auth}
 	h := http.NewServeMux()
 	h.HandleFunc("GET /v1/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -86,11 +90,19 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.handler.
 
 func (g *gateway) close() { _ = g.conn.Close() }
 
-// limited refuses bodies over the request limit with 413 before the
-// gateway decodes them: read whole (they are small) and handed on.
+// limited authenticates the request and refuses bodies over the request
+// limit with 413, both before the body is read; then it reads the body
+// whole (it is small) and hands it to the gateway. A client without a
+// valid token makes the server read no byte of its body: the token is
+// checked here on the header, and again with its scope by the gRPC
+// interceptor, once the call is decoded.
 func (g *gateway) limited(w http.ResponseWriter, r *http.Request) {
+	if err := g.authenticate(r); err != nil {
+		refuseUnread(w, r, func() { httpError(r.Context(), g.mux, marshaler, w, r, err) })
+		return
+	}
 	if r.ContentLength > g.maxBody {
-		g.tooLarge(w, r)
+		refuseUnread(w, r, func() { g.tooLarge(w, r) })
 		return
 	}
 	if r.Body != nil && r.Body != http.NoBody {
@@ -106,6 +118,48 @@ func (g *gateway) limited(w http.ResponseWriter, r *http.Request) {
 		r.Body = io.NopCloser(bytes.NewReader(b))
 	}
 	g.mux.ServeHTTP(w, r)
+}
+
+// authenticate checks the bearer token of the Authorization header, as
+// the interceptor does (authorize), but without a method and so without
+// its scope: UNAUTHENTICATED when tokens are configured and it is missing
+// or unknown.
+func (g *gateway) authenticate(r *http.Request) error {
+	if !g.auth.enabled() {
+		return nil
+	}
+	md := metadata.MD{}
+	for _, v := range r.Header.Values("Authorization") {
+		md.Append("authorization", v)
+	}
+	secret, err := bearer(metadata.NewIncomingContext(r.Context(), md))
+	switch {
+	case errors.Is(err, errNoToken):
+		return withDetails(codes.Unauthenticated, err.Error(), ReasonTokenMissing, nil)
+	case err != nil:
+		return withDetails(codes.Unauthenticated, err.Error(), ReasonTokenInvalid, nil)
+	case g.auth.byHash[sha256.Sum256([]byte(secret))] == nil:
+		return withDetails(codes.Unauthenticated, "unknown bearer token", ReasonTokenInvalid, nil)
+	}
+	return nil
+}
+
+// refuseUnread writes a refusal (answer) that leaves the body unread, and
+// closes the connection right after it. net/http would otherwise read up
+// to 256 KiB of the body, before the answer (for a kept-alive connection)
+// or after it, waiting up to the read timeout on a client that sends it
+// slowly or never.
+func refuseUnread(w http.ResponseWriter, r *http.Request, answer func()) {
+	if r.ContentLength == 0 {
+		answer()
+		return
+	}
+	w.Header().Set("Connection", "close")
+	answer()
+	// A read deadline already past makes that read fail at once; the
+	// answer is written all the same. Without support (a wrapped
+	// writer), the read timeout still bounds the wait.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 }
 
 func (g *gateway) tooLarge(w http.ResponseWriter, r *http.Request) {

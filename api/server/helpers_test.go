@@ -37,7 +37,7 @@ import (
 
 // The tests run the API as `shrike serve` does, on loopback ports: the
 // real registry on miniredis, the alert feed and the publisher on kfake,
-// the gRPC server and its REST gateway on the admin HTTP server. Clients
+// the gRPC server and its REST gateway on the API's HTTP server. Clients
 // are real ones: a gRPC connection and plain net/http.
 
 func TestMain(m *testing.M) {

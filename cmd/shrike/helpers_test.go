@@ -98,7 +98,8 @@ func consumeAll(ctx context.Context, t *testing.T, broker, topic string, n int) 
 	return recs
 }
 
-// waitMetric polls /metrics until a line matches re.
+// waitMetric polls /metrics (on the admin listener, base) until a line
+// matches re.
 func waitMetric(ctx context.Context, t *testing.T, client *http.Client, base, re string) {
 	t.Helper()
 	rx := regexp.MustCompile(re)
@@ -124,6 +125,7 @@ func testServeConfig(rulesDir string) config.Config {
 	cfg.Redis.Embedded.Port = 0
 	cfg.HTTP.Listen = "127.0.0.1:0"
 	cfg.GRPC.Listen = "127.0.0.1:0"
+	cfg.Admin.Listen = "127.0.0.1:0"
 	cfg.State.CheckpointInterval = 100 * time.Millisecond
 	return cfg
 }

@@ -40,8 +40,9 @@ var serveFlagFields = []struct {
 	{"rules", "rules.dir", "keep the rules registry in step with the ruleset files (*.yaml, not *_test.yaml) of `DIR`, at start and on every change"},
 	{"kafka", "kafka.brokers", "Kafka seed `BROKERS` (host:port, comma-separated); none starts an embedded broker on 127.0.0.1:9092"},
 	{"redis", "redis.addrs", "Redis `ADDRS` (host:port, comma-separated; several: a Redis Cluster); none starts an embedded Redis on 127.0.0.1:6379"},
-	{"listen", "http.listen", "`HOST:PORT` of /metrics, /healthz, /readyz and /debug/pprof/ (default 127.0.0.1:8080)"},
+	{"listen", "http.listen", "`HOST:PORT` of the REST API (/v1/), /healthz and /readyz (default 127.0.0.1:8080)"},
 	{"grpc-listen", "grpc.listen", "`HOST:PORT` of the gRPC API (default 127.0.0.1:9090)"},
+	{"admin-listen", "admin.listen", "`HOST:PORT` of the admin listener: /metrics, /debug/pprof/, /healthz and /readyz, without authentication; off for none (default 127.0.0.1:8079)"},
 	{"embedded-kafka-port", "kafka.embedded.port", "`PORT` of the embedded broker on 127.0.0.1, when --kafka is not given; 0 picks a free one (default 9092)"},
 	{"embedded-redis-port", "redis.embedded.port", "`PORT` of the embedded Redis on 127.0.0.1, when --redis is not given; 0 picks a free one (default 6379)"},
 	{"group", "kafka.group", "Kafka consumer `GROUP`; instances of one group share the partitions (default shrike)"},
@@ -74,14 +75,18 @@ gives a working engine to feed with shrike gen --kafka or kcat. With --kafka and
 a Redis Cluster. Instances started with the same --group share the partitions.
 
 Settings come from defaults, then --config (YAML; every field and default is
-in the README, "Running the engine"), then flags, which win. HTTP on --listen serves /metrics (Prometheus), /healthz,
-/readyz (200 once partitions are assigned and restored) and /debug/pprof/.
+in the README, "Running the engine"), then flags, which win. The admin
+listener, --admin-listen (loopback by default), serves /metrics
+(Prometheus), /debug/pprof/, /healthz and /readyz (200 once partitions are
+assigned and restored) without authentication; the API's listeners never
+serve /metrics or /debug/pprof/.
 
 The API is gRPC on --grpc-listen and REST under /v1/ on
---listen (its OpenAPI document at /v1/openapi.json): rulesets, their
+--listen (its OpenAPI document at /v1/openapi.json; /healthz and /readyz
+there too): rulesets, their
 versions and tests, the alert stream of every instance, and publishing
 events. A listener beyond loopback requires bearer tokens (api.tokens in
---config); api.tls serves both listeners over TLS.
+--config); api.tls serves every listener over TLS.
 
 On SIGINT or SIGTERM it ends the API's streams and stops taking requests,
 stops fetching, lets every partition finish its batch, checkpoint and
@@ -173,6 +178,7 @@ type server struct {
 	engine *cep.Engine
 	rules  *rulesServer
 	http   *httpserver.Server
+	admin  *httpserver.Server // nil when admin.listen is off
 	api    *apiServer
 }
 
@@ -277,22 +283,25 @@ func startServer(ctx context.Context, e env, cfg config.Config) (_ *server, err 
 		return nil, err
 	}
 	topics = s.engine.Topics()
-	// The REST API shares the HTTP listener, and so its TLS.
+	// The REST API is on the HTTP listener; it and the admin one share the
+	// API's TLS.
 	tlsCfg, err := apiTLS(cfg.API.TLS)
 	if err != nil {
 		return nil, err
 	}
-	s.http, err = httpserver.New(httpserver.Options{
-		Addr:     cfg.HTTP.Listen,
-		Gatherer: reg,
-		Ready:    s.ready,
-		Logger:   s.log,
-		TLS:      tlsCfg,
-	})
+	s.http, err = httpserver.New(withHTTPLimits(httpserver.Options{
+		Addr:   cfg.HTTP.Listen,
+		Ready:  s.ready,
+		Logger: s.log,
+		TLS:    tlsCfg,
+	}, cfg.HTTP))
 	if err != nil {
 		return nil, err
 	}
-	s.log.Info("http listening", "addr", s.http.Addr(), "paths", "/metrics /healthz /readyz /debug/pprof/ /v1/")
+	s.log.Info("http listening", "addr", s.http.Addr(), "paths", "/v1/ /healthz /readyz")
+	if s.admin, err = startAdmin(cfg, s.log, reg, s.ready, tlsCfg); err != nil {
+		return nil, err
+	}
 	s.api, err = startAPI(ctx, cfg, apiDeps{
 		log: s.log, brokers: brokers, registry: s.rules.registry, compile: s.rules.compile,
 		http: s.http, tls: tlsCfg, ready: s.engine.Ready, clock: e.clock, reg: reg,
@@ -337,6 +346,9 @@ func (s *server) run(ctx context.Context) error {
 		stopEngine()
 		return err
 	})
+	if s.admin != nil {
+		g.Go(func() error { return s.admin.Run(gctx) })
+	}
 	g.Go(func() error { return s.rules.run(gctx) })
 	g.Go(func() error { return s.api.run(gctx) })
 	g.Go(func() error {
@@ -357,6 +369,9 @@ func (s *server) run(ctx context.Context) error {
 func (s *server) close() {
 	if s.http != nil {
 		_ = s.http.Close()
+	}
+	if s.admin != nil {
+		_ = s.admin.Close()
 	}
 	if s.api != nil {
 		s.api.close()
@@ -414,12 +429,16 @@ func printQuickStart(w io.Writer, s *server, topics []string) {
 		fmt.Fprintf(&b, "  feed it:      kcat -b %s -P -t %s -K: -l events.txt   (key:json lines)\n", broker, topic)
 	}
 	fmt.Fprintf(&b, "  read alerts:  kcat -b %s -C -t %s -o beginning\n", broker, s.cfg.Kafka.Topics.Alerts)
-	// Both listeners speak TLS when it is configured (apiTLS).
+	// Every listener speaks TLS when it is configured (apiTLS).
 	scheme, grpcTLS := "http", ""
 	if s.cfg.API.TLS.Enabled() {
 		scheme, grpcTLS = "https", " (TLS)"
 	}
 	fmt.Fprintf(&b, "  API:          REST %s://%s/v1/ (OpenAPI: /v1/openapi.json), gRPC%s %s\n", scheme, s.http.Addr(), grpcTLS, s.api.srv.Addr())
-	fmt.Fprintf(&b, "  metrics:      %s://%s/metrics   readiness: %s://%s/readyz\n\n", scheme, s.http.Addr(), scheme, s.http.Addr())
+	if s.admin != nil {
+		fmt.Fprintf(&b, "  metrics:      %s://%s/metrics   readiness: %s://%s/readyz\n\n", scheme, s.admin.Addr(), scheme, s.http.Addr())
+	} else {
+		fmt.Fprintf(&b, "  metrics:      off (admin.listen)   readiness: %s://%s/readyz\n\n", scheme, s.http.Addr())
+	}
 	_, _ = io.WriteString(w, b.String())
 }

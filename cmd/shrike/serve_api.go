@@ -152,7 +152,8 @@ func apiTokens(c config.APIConfig) ([]apiserver.Token, error) {
 	return out, nil
 }
 
-// apiTLS loads the certificate both listeners serve, if configured.
+// apiTLS loads the certificate every listener serves (HTTP, gRPC, admin),
+// if configured.
 func apiTLS(c config.TLSConfig) (*tls.Config, error) {
 	if !c.Enabled() {
 		return nil, nil
@@ -162,4 +163,42 @@ func apiTLS(c config.TLSConfig) (*tls.Config, error) {
 		return nil, fmt.Errorf("api tls: %w", err)
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// withHTTPLimits sets the limits every HTTP server of serve shares (the
+// http section): header, request and idle timeouts, header size.
+func withHTTPLimits(o httpserver.Options, c config.HTTPConfig) httpserver.Options {
+	o.ReadHeaderTimeout = c.ReadHeaderTimeout
+	o.ReadTimeout = c.ReadTimeout
+	o.IdleTimeout = c.IdleTimeout
+	o.MaxHeaderBytes = c.MaxHeaderBytes
+	return o
+}
+
+// startAdmin binds the admin listener (admin.listen): /metrics,
+// /debug/pprof/, /healthz and /readyz, without authentication, over TLS
+// when api.tls is set, as every listener of serve. Nil when it is off.
+func startAdmin(cfg config.Config, log *slog.Logger, metrics prometheus.Gatherer, ready func() error, tlsCfg *tls.Config) (*httpserver.Server, error) {
+	if !cfg.Admin.Enabled() {
+		log.Info("admin listener off (admin.listen): no /metrics, no /debug/pprof/")
+		return nil, nil
+	}
+	s, err := httpserver.New(withHTTPLimits(httpserver.Options{
+		Name:     "admin server",
+		Addr:     cfg.Admin.Listen,
+		Admin:    true,
+		Gatherer: metrics,
+		Ready:    ready,
+		Logger:   log,
+		TLS:      tlsCfg,
+	}, cfg.HTTP))
+	if err != nil {
+		return nil, fmt.Errorf("%w (admin.listen, --admin-listen: another port, or %q for none)", err, config.AdminOff)
+	}
+	if !config.IsLoopback(cfg.Admin.Listen) {
+		log.Warn("the admin listener is reachable beyond this host: whoever reaches it reads /metrics and /debug/pprof/ without a token; keep it on a network only operators and Prometheus reach",
+			"addr", s.Addr())
+	}
+	log.Info("admin listening", "addr", s.Addr(), "paths", "/metrics /healthz /readyz /debug/pprof/", "tls", tlsCfg != nil)
+	return s, nil
 }

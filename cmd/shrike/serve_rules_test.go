@@ -71,6 +71,7 @@ func TestServeRulesDir(t *testing.T) {
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	base := "http://" + s.http.Addr()
 	waitReady(ctx, t, client, base)
+	admin := "http://" + s.admin.Addr()
 
 	// An upload through the registry (the API's way) runs too.
 	if _, err := s.rules.registry.Put(ctx, "uploaded", []byte(rulesetFile("uploaded", "payments", 7))); err != nil {
@@ -94,7 +95,7 @@ func TestServeRulesDir(t *testing.T) {
 	// A broken save: logged with its position and counted; the running
 	// version stays.
 	writeFile(t, payments, strings.Replace(rulesetFile("payments", "payments", 300), "event.amount >", "event.amount >>", 1))
-	waitMetric(ctx, t, client, base, `(?m)^shrike_rules_file_errors_total [1-9]`)
+	waitMetric(ctx, t, client, admin, `(?m)^shrike_rules_file_errors_total [1-9]`)
 	if !strings.Contains(logs.String(), "payments.yaml:8:") {
 		t.Errorf("the log lacks the broken file's position:\n%s", logs.String())
 	}
@@ -102,7 +103,7 @@ func TestServeRulesDir(t *testing.T) {
 
 	writeFile(t, payments, rulesetFile("payments", "payments", 300))
 	waitRules("payments: event.amount > 300.0", "uploaded: event.amount > 7.0")
-	waitMetric(ctx, t, client, base, `(?m)^shrike_rules_ruleset_version\{ruleset="payments"\} 3$`)
+	waitMetric(ctx, t, client, admin, `(?m)^shrike_rules_ruleset_version\{ruleset="payments"\} 3$`)
 
 	logins := filepath.Join(dir, "logins.yaml")
 	writeFile(t, logins, rulesetFile("logins", "logins", 1))
@@ -122,7 +123,7 @@ func TestServeRulesDir(t *testing.T) {
 	if got := s.engine.Topics(); !cmp.Equal(got, []string{"payments"}) {
 		t.Errorf("topics %v after logins.yaml went, want [payments]", got)
 	}
-	waitMetric(ctx, t, client, base, `(?m)^shrike_rules_last_reload_successful 1$`)
+	waitMetric(ctx, t, client, admin, `(?m)^shrike_rules_last_reload_successful 1$`)
 
 	stop()
 	if err := <-done; err != nil {

@@ -116,7 +116,8 @@ func TestServe(t *testing.T) {
 		t.Errorf("alerts of serve (-run +serve):\n%s", diff)
 	}
 
-	_, metrics := httpGet(t, client, base+"/metrics")
+	admin := "http://" + s.admin.Addr()
+	_, metrics := httpGet(t, client, admin+"/metrics")
 	for _, re := range []string{
 		`(?m)^shrike_engine_events_total\{topic="payments"\} 2003$`,
 		`(?m)^shrike_engine_alerts_total\{rule="big-foreign-transfer",ruleset="payments"\} [1-9]`,
@@ -142,7 +143,7 @@ func TestServe(t *testing.T) {
 	if total != len(want) {
 		t.Errorf("shrike_engine_alerts_total sums to %d, want %d", total, len(want))
 	}
-	if code, body := httpGet(t, client, base+"/debug/pprof/cmdline"); code != 200 || body == "" {
+	if code, body := httpGet(t, client, admin+"/debug/pprof/cmdline"); code != 200 || body == "" {
 		t.Errorf("/debug/pprof/cmdline = %d %q, want 200 and the command line", code, body)
 	}
 
@@ -266,6 +267,7 @@ func TestServePortInUse(t *testing.T) {
 		{name: "kafka", set: func(c *config.Config) { c.Kafka.Embedded.Port = portOf(t, s.kafka.Addrs()[0]) }, want: "then pass --kafka 127.0.0.1:"},
 		{name: "redis", set: func(c *config.Config) { c.Redis.Embedded.Port = portOf(t, s.redis.Addr()) }, want: "then pass --redis 127.0.0.1:"},
 		{name: "http", set: func(c *config.Config) { c.HTTP.Listen = s.http.Addr() }, want: "address already in use"},
+		{name: "admin", set: func(c *config.Config) { c.Admin.Listen = s.admin.Addr() }, want: "address already in use (admin.listen, --admin-listen"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -432,6 +434,9 @@ func TestREADMEScaleOutCommands(t *testing.T) {
 			t.Fatalf("%s: %v", line, err)
 		}
 		addrs := []string{cfg.HTTP.Listen, cfg.GRPC.Listen}
+		if cfg.Admin.Enabled() {
+			addrs = append(addrs, cfg.Admin.Listen)
+		}
 		if cfg.EmbeddedKafka() {
 			addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", cfg.Kafka.Embedded.Port))
 		}

@@ -1,6 +1,7 @@
 package httpserver
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -20,12 +21,28 @@ import (
 // profile is cut short rather than delay the engine's final checkpoint.
 const DefaultShutdownTimeout = 5 * time.Second
 
+// Limits of the HTTP server, by default those of config.DefaultConfig.
+const (
+	DefaultReadHeaderTimeout = 5 * time.Second
+	DefaultReadTimeout       = time.Minute
+	DefaultIdleTimeout       = 2 * time.Minute
+	DefaultMaxHeaderBytes    = 64 << 10
+)
+
 // Options configure New. Zero values are the documented defaults.
 type Options struct {
+	// Name names the server in its errors and logs. Default "http
+	// server".
+	Name string
 	// Addr is the host:port to listen on; port 0 picks a free one.
 	// Required.
 	Addr string
-	// Gatherer supplies /metrics. Default prometheus.DefaultGatherer.
+	// Admin serves /metrics and /debug/pprof/ besides /healthz and
+	// /readyz. They need no authentication, so only a listener that
+	// operators alone reach may set it; the API's listener does not.
+	Admin bool
+	// Gatherer supplies /metrics (Admin only). Default
+	// prometheus.DefaultGatherer.
 	Gatherer prometheus.Gatherer
 	// Ready reports readiness for /readyz: nil means ready, an error is
 	// the reason it is not. Default: always ready.
@@ -34,13 +51,29 @@ type Options struct {
 	Logger *slog.Logger
 	// ShutdownTimeout: see DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
-	// TLS, when set, serves HTTPS with it instead of plain HTTP (the API's
-	// REST gateway shares this listener).
+	// TLS, when set, serves HTTPS with it instead of plain HTTP.
 	TLS *tls.Config
+	// ReadHeaderTimeout bounds reading a request's line and headers, so
+	// that a client that never finishes them (slowloris) is cut off.
+	// Default DefaultReadHeaderTimeout.
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds reading a whole request, body included.
+	// net/http lifts it once the body has been read to its end (at once
+	// for a request without one), so a long response, an alert stream or
+	// a CPU profile, is not cut by it. Default DefaultReadTimeout.
+	ReadTimeout time.Duration
+	// IdleTimeout bounds the wait for a keep-alive connection's next
+	// request. Default DefaultIdleTimeout.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds a request's line and headers (431 beyond).
+	// Default DefaultMaxHeaderBytes.
+	MaxHeaderBytes int
 }
 
-// Server is the admin HTTP server.
+// Server is one HTTP server of serve: the API's listener or the admin
+// one.
 type Server struct {
+	name    string
 	ln      net.Listener
 	mux     *http.ServeMux
 	srv     *http.Server
@@ -50,8 +83,11 @@ type Server struct {
 
 // New listens on opts.Addr and prepares the handlers; Run serves.
 func New(opts Options) (*Server, error) {
+	if opts.Name == "" {
+		opts.Name = "http server"
+	}
 	if opts.Addr == "" {
-		return nil, errors.New("http server: no listen address")
+		return nil, fmt.Errorf("%s: no listen address", opts.Name)
 	}
 	if opts.Gatherer == nil {
 		opts.Gatherer = prometheus.DefaultGatherer
@@ -65,19 +101,18 @@ func New(opts Options) (*Server, error) {
 	if opts.ShutdownTimeout <= 0 {
 		opts.ShutdownTimeout = DefaultShutdownTimeout
 	}
+	opts.ReadHeaderTimeout = cmp.Or(max(opts.ReadHeaderTimeout, 0), DefaultReadHeaderTimeout)
+	opts.ReadTimeout = cmp.Or(max(opts.ReadTimeout, 0), DefaultReadTimeout)
+	opts.IdleTimeout = cmp.Or(max(opts.IdleTimeout, 0), DefaultIdleTimeout)
+	opts.MaxHeaderBytes = cmp.Or(max(opts.MaxHeaderBytes, 0), DefaultMaxHeaderBytes)
 	ln, err := net.Listen("tcp", opts.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("http server: %w", err)
+		return nil, fmt.Errorf("%s: %w", opts.Name, err)
 	}
 	if opts.TLS != nil {
 		ln = tls.NewListener(ln, opts.TLS)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{
-		ErrorLog: slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
-		// A collector failing must not hide every other metric.
-		ErrorHandling: promhttp.ContinueOnError,
-	}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeText(w, http.StatusOK, "ok")
 	})
@@ -89,15 +124,25 @@ func New(opts Options) (*Server, error) {
 		}
 		writeText(w, http.StatusOK, "ready")
 	})
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	index := "shrike: /healthz /readyz /v1/"
+	if opts.Admin {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{
+			ErrorLog: slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
+			// A collector failing must not hide every other metric.
+			ErrorHandling: promhttp.ContinueOnError,
+		}))
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		index = "shrike admin: /metrics /healthz /readyz /debug/pprof/"
+	}
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
-		writeText(w, http.StatusOK, "shrike: /metrics /healthz /readyz /debug/pprof/")
+		writeText(w, http.StatusOK, index)
 	})
 	s := &Server{
+		name:    opts.Name,
 		ln:      ln,
 		mux:     mux,
 		timeout: opts.ShutdownTimeout,
@@ -105,8 +150,12 @@ func New(opts Options) (*Server, error) {
 	}
 	s.srv = &http.Server{
 		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
+		ReadHeaderTimeout: opts.ReadHeaderTimeout,
+		ReadTimeout:       opts.ReadTimeout,
+		IdleTimeout:       opts.IdleTimeout,
+		MaxHeaderBytes:    opts.MaxHeaderBytes,
+		// No WriteTimeout: alert streams and CPU profiles last.
+		ErrorLog: slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
 	}
 	return s, nil
 }
@@ -121,8 +170,8 @@ func writeText(w http.ResponseWriter, code int, msg string) {
 // Addr returns the address the server listens on.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
-// Handle adds a handler (http.ServeMux patterns) before Run, for the
-// API's gateway.
+// Handle adds a handler (http.ServeMux patterns) before Run: the API's
+// gateway under /v1/.
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
 // Handler returns the server's handler.
@@ -136,7 +185,7 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() { errc <- s.srv.Serve(s.ln) }()
 	select {
 	case err := <-errc:
-		return fmt.Errorf("http server: %w", err)
+		return fmt.Errorf("%s: %w", s.name, err)
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
@@ -144,11 +193,11 @@ func (s *Server) Run(ctx context.Context) error {
 	err := s.srv.Shutdown(sctx)
 	if err != nil {
 		// Requests still running past the timeout (a long profile) are cut.
-		s.log.Warn("http server: requests cut short at shutdown", "err", err)
+		s.log.Warn("http server: requests cut short at shutdown", "server", s.name, "err", err)
 		_ = s.srv.Close()
 	}
 	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
-		return fmt.Errorf("http server: %w", serr)
+		return fmt.Errorf("%s: %w", s.name, serr)
 	}
 	return nil
 }
@@ -158,7 +207,7 @@ func (s *Server) Run(ctx context.Context) error {
 func (s *Server) Close() error {
 	_ = s.srv.Close()
 	if err := s.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
-		return fmt.Errorf("http server: %w", err)
+		return fmt.Errorf("%s: %w", s.name, err)
 	}
 	return nil
 }

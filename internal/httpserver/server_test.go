@@ -30,6 +30,7 @@ func TestHandlers(t *testing.T) {
 	notReady.Store(&reason)
 	s, err := New(Options{
 		Addr:     "127.0.0.1:0",
+		Admin:    true,
 		Gatherer: reg,
 		Ready: func() error {
 			if p := notReady.Load(); p != nil {
@@ -68,7 +69,7 @@ func TestHandlers(t *testing.T) {
 		{name: "metrics", path: "/metrics", want: response{200, "shrike_test_things_total 3\n"}},
 		{name: "pprof index", path: "/debug/pprof/", want: response{200, "goroutine"}},
 		{name: "pprof heap", path: "/debug/pprof/heap?debug=1", want: response{200, "heap profile"}},
-		{name: "index", path: "/", want: response{200, "/metrics /healthz /readyz"}},
+		{name: "index", path: "/", want: response{200, "shrike admin: /metrics /healthz /readyz"}},
 		{name: "unknown path", path: "/nope", want: response{404, "404 page not found"}},
 		{name: "wrong method", method: http.MethodPost, path: "/healthz", want: response{405, "Method Not Allowed"}},
 	}

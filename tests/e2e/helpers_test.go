@@ -255,7 +255,8 @@ func freePort(t *testing.T) int {
 // serve is a running `shrike serve` process.
 type serve struct {
 	*proc
-	http  string // host:port of /metrics, /readyz
+	http  string // host:port of the REST API and /readyz
+	admin string // host:port of /metrics and /debug/pprof/
 	kafka string // the brokers it uses, embedded or not
 }
 
@@ -315,18 +316,24 @@ func startServe(t *testing.T, o serveOptions) *serve {
 }
 
 // startServeConfig starts `shrike serve --config` with the given YAML,
-// whose http.listen is httpAddr.
+// whose http.listen is httpAddr. Unless the YAML has an admin section, the
+// admin listener goes to a free loopback port.
 func startServeConfig(t *testing.T, name, yaml, httpAddr string) *serve {
 	t.Helper()
 	if name == "" {
 		name = "shrike serve"
+	}
+	var admin string
+	if !strings.HasPrefix(yaml, "admin:") && !strings.Contains(yaml, "\nadmin:") {
+		admin = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		yaml += fmt.Sprintf("admin:\n  listen: %q\n", admin)
 	}
 	path := filepath.Join(t.TempDir(), "shrike.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	p := startProc(t, name, nil, shrikeBin(t), "serve", "--config", path)
-	return &serve{proc: p, http: httpAddr}
+	return &serve{proc: p, http: httpAddr, admin: admin}
 }
 
 func quoteList(csv string) string {
@@ -371,12 +378,12 @@ func (s *serve) waitReady(t *testing.T, timeout time.Duration) {
 	}
 }
 
-// metrics scrapes /metrics into series (name with labels, as exposed) →
+// metrics scrapes /metrics (on the admin listener) into series (name with labels, as exposed) →
 // value.
 func (s *serve) metrics(t *testing.T) map[string]float64 {
 	t.Helper()
 	c := http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get("http://" + s.http + "/metrics")
+	resp, err := c.Get("http://" + s.admin + "/metrics")
 	if err != nil {
 		t.Fatalf("%s: scrape metrics: %v", s.name, err)
 	}

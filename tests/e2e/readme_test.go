@@ -342,15 +342,16 @@ func TestREADMEQuickStart(t *testing.T) {
 }
 
 // startReadmeServe starts the README's serve command on the test's ports:
-// the flags for the embedded broker's and Redis's, --listen and
-// --grpc-listen.
+// the flags for the embedded broker's and Redis's, --listen,
+// --grpc-listen and --admin-listen.
 func startReadmeServe(t *testing.T, sh *readmeShell, cmd string, ports map[string]int) *serve {
 	t.Helper()
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", ports["http"])
-	line := fmt.Sprintf("cd %s && exec %s --embedded-kafka-port %d --embedded-redis-port %d --listen %s --grpc-listen 127.0.0.1:%d",
-		shellQuote(sh.dir), sh.expand(cmd), ports["kafka"], ports["redis"], httpAddr, ports["grpc"])
+	adminAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	line := fmt.Sprintf("cd %s && exec %s --embedded-kafka-port %d --embedded-redis-port %d --listen %s --grpc-listen 127.0.0.1:%d --admin-listen %s",
+		shellQuote(sh.dir), sh.expand(cmd), ports["kafka"], ports["redis"], httpAddr, ports["grpc"], adminAddr)
 	p := startProc(t, "shrike serve", nil, "sh", "-c", line)
-	return &serve{proc: p, http: httpAddr, kafka: fmt.Sprintf("127.0.0.1:%d", ports["kafka"])}
+	return &serve{proc: p, http: httpAddr, admin: adminAddr, kafka: fmt.Sprintf("127.0.0.1:%d", ports["kafka"])}
 }
 
 // checkOfflineRun checks what the quick start says of `shrike run`: alerts
@@ -549,10 +550,11 @@ func TestREADMEConfiguration(t *testing.T) {
 		t.Fatal(err)
 	}
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	adminAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	p := startProc(t, "shrike serve", nil, shrikeBin(t), "serve", "--config", path,
 		"--embedded-kafka-port", "0", "--embedded-redis-port", "0",
-		"--listen", httpAddr, "--grpc-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
-	s := &serve{proc: p, http: httpAddr}
+		"--listen", httpAddr, "--grpc-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--admin-listen", adminAddr)
+	s := &serve{proc: p, http: httpAddr, admin: adminAddr}
 	s.waitReady(t, 60*time.Second)
 	if err := s.stop(40 * time.Second); err != nil {
 		t.Errorf("serve with the README's configuration exited with %v after SIGTERM, want status 0", err)
