@@ -39,6 +39,8 @@ type PublisherOptions struct {
 type Publisher struct {
 	cl    *kgo.Client
 	acked atomic.Uint64
+	// limits caches each topic's max.message.bytes (int) for RecordLimit.
+	limits sync.Map
 
 	mu  sync.Mutex
 	err error // first delivery failure
