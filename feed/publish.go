@@ -39,7 +39,8 @@ type PublisherOptions struct {
 type Publisher struct {
 	cl    *kgo.Client
 	acked atomic.Uint64
-	// limits caches each topic's max.message.bytes (int) for RecordLimit.
+	// limits caches each topic's max.message.bytes (topicLimit) for
+	// RecordLimit.
 	limits sync.Map
 
 	mu  sync.Mutex

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -148,20 +149,37 @@ func (p *Publisher) PublishBatch(ctx context.Context, topic string, keys, values
 // max.message.bytes) and the topic's max.message.bytes, less a batch's
 // overhead. The topic's setting is asked for once and kept; when it cannot
 // be read (no such topic yet, describing configs not allowed) the
-// producer's limit stands alone and it is asked again next time.
+// producer's limit stands alone, and it is asked again a minute later.
 func (p *Publisher) RecordLimit(ctx context.Context, topic string) int {
 	limit := 1_000_012
 	if fn, ok := p.cl.OptValue(kgo.ProducerBatchMaxBytesFn).(func(string) int32); ok && fn != nil {
 		limit = int(fn(topic))
 	}
-	if n, ok := p.limits.Load(topic); ok {
-		limit = min(limit, n.(int))
-	} else if n := topicMaxMessageBytes(ctx, p.cl, topic); n > 0 {
-		p.limits.Store(topic, n)
+	if l, ok := p.limits.Load(topic); ok && (l.(topicLimit).bytes > 0 || time.Since(l.(topicLimit).asked) < unknownLimitRetry) {
+		if n := l.(topicLimit).bytes; n > 0 {
+			limit = min(limit, n)
+		}
+		return limit - recordOverhead
+	}
+	n := topicMaxMessageBytes(ctx, p.cl, topic)
+	p.limits.Store(topic, topicLimit{bytes: n, asked: time.Now()})
+	if n > 0 {
 		limit = min(limit, n)
 	}
 	return limit - recordOverhead
 }
+
+// topicLimit is a topic's max.message.bytes as last asked; 0 when the
+// brokers did not say.
+type topicLimit struct {
+	bytes int
+	asked time.Time
+}
+
+// unknownLimitRetry is how long a topic whose limit the brokers did not
+// tell (no such topic yet, describing configs not allowed) goes on the
+// producer's limit before they are asked again: not once per publish.
+const unknownLimitRetry = time.Minute
 
 // topicMaxMessageBytes asks the brokers for topic's max.message.bytes; 0
 // when they do not say.
