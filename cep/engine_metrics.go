@@ -3,9 +3,11 @@ package cep
 import (
 	"fmt"
 	"maps"
+	"slices"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/shrike-cep/shrike/matcher"
 )
@@ -224,11 +226,78 @@ func (pm *partitionMetrics) countRules(byRule map[matcher.RuleID]matcher.RuleSta
 
 // rebase takes the per-rule counters of the Partitions as the baselines,
 // forgetting rules no Partition has any more: a reload's switch, after
-// counting under the old rules, does so.
+// counting under the old rules, does so. The resolved counters go too: the
+// engine deletes the series of rules that a plan drops (retire), and a
+// counter resolved before that would count a rule that comes back into a
+// series no scrape sees.
 func (pm *partitionMetrics) rebase(parts []*matcher.Partition) {
 	clear(pm.last)
+	clear(pm.rules)
 	for _, p := range parts {
 		maps.Copy(pm.last, p.Stats().ByRule)
+	}
+}
+
+// retire deletes the series of the rules and topics that plan p does not
+// have: the per-rule counters of rules removed or renamed, and of rulesets
+// deleted, and the per-topic counters and gauges of topics no ruleset
+// reads. Without
+// it every rule name a ruleset ever had would stay a series for the life of
+// the process. SetRulesets calls it once the workers switched to p; a
+// worker slow to switch may count a removed rule once more, and the next
+// reload deletes that series again. Reloads are rare, so reading every
+// series of the vectors here costs nothing that matters.
+func (m *metrics) retire(p *enginePlan) {
+	rulesets := map[string]map[string]bool{}
+	for _, rs := range p.rulesets {
+		ids := map[string]bool{}
+		for _, r := range rs.Rules {
+			ids[r.ID] = true
+		}
+		rulesets[rs.Name] = ids
+	}
+	liveRule := func(l prometheus.Labels) bool { return rulesets[l["ruleset"]][l["rule"]] }
+	for _, v := range []labelledVec{m.alerts, m.timeouts, m.dropped, m.celErrors} {
+		deleteSeries(v, liveRule)
+	}
+	liveTopic := func(l prometheus.Labels) bool { return slices.Contains(p.topics, l["topic"]) }
+	for _, v := range []labelledVec{
+		m.records, m.events, m.late, m.deadLettered, m.skipped,
+		m.partialMatches, m.residentKeys, m.bufferedEvents, m.watermarkLag, m.consumerLag,
+	} {
+		deleteSeries(v, liveTopic)
+	}
+}
+
+// labelledVec is a CounterVec or a GaugeVec.
+type labelledVec interface {
+	prometheus.Collector
+	Delete(prometheus.Labels) bool
+}
+
+// deleteSeries deletes the series of v whose labels keep rejects.
+func deleteSeries(v labelledVec, keep func(prometheus.Labels) bool) {
+	ch := make(chan prometheus.Metric)
+	go func() {
+		v.Collect(ch)
+		close(ch)
+	}()
+	var drop []prometheus.Labels
+	for m := range ch {
+		var d dto.Metric
+		if m.Write(&d) != nil {
+			continue
+		}
+		l := make(prometheus.Labels, len(d.GetLabel()))
+		for _, p := range d.GetLabel() {
+			l[p.GetName()] = p.GetValue()
+		}
+		if !keep(l) {
+			drop = append(drop, l)
+		}
+	}
+	for _, l := range drop {
+		v.Delete(l)
 	}
 }
 

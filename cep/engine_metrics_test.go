@@ -1,6 +1,8 @@
 package cep
 
 import (
+	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -8,6 +10,8 @@ import (
 
 	"github.com/shrike-cep/shrike/internal/testkit"
 	"github.com/shrike-cep/shrike/matcher"
+	"github.com/shrike-cep/shrike/rules"
+	"github.com/shrike-cep/shrike/state"
 )
 
 // TestPartitionMetricsRuleLabels: the per-rule counters are labelled with
@@ -40,5 +44,126 @@ func TestPartitionMetricsRuleLabels(t *testing.T) {
 	}
 	if n := strings.Count(text, "shrike_engine_timeouts_total{"); n != 1 {
 		t.Errorf("%d timeouts series, want 1 (every version counts under its rule)", n)
+	}
+}
+
+// renamedRules is a ruleset over topic whose two rules are named after
+// upload i, as a team renaming its rules at every upload does.
+func renamedRules(t *testing.T, topic string, i int) *rules.Compiled {
+	t.Helper()
+	return compileSource(t, fmt.Appendf(nil, `ruleset: renamed
+stream:
+  topic: %s
+  key: event.k
+  time: event.ts
+  max_out_of_orderness: 0s
+rules:
+  - id: every-%d
+    severity: low
+    when: event.n >= 0
+  - id: pair-%d
+    severity: high
+    within: 1h
+    pattern:
+      - step: a
+        where: event.type == "a"
+      - step: b
+        where: event.type == "b"
+`, topic, i, i))
+}
+
+// seriesOf counts the series of the engine's metrics that carry label, by
+// label value.
+func seriesOf(t *testing.T, g prometheus.Gatherer, label string) map[string]int {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label {
+					out[l.GetValue()]++
+				}
+			}
+		}
+	}
+	return out
+}
+
+// TestEngineRetiresRuleSeries uploads 200 versions of a ruleset whose rules
+// are renamed at each upload, then moves it to another topic and deletes
+// it: the per-rule series follow the live rules and the per-topic series
+// the topics read, instead of growing with every name ever used.
+func TestEngineRetiresRuleSeries(t *testing.T) {
+	const uploads = 200
+	brokers := cluster(t, "events", "other")
+	reg := prometheus.NewRegistry()
+	sink := &alertSink{}
+	first := renamedRules(t, "events", 0)
+	e := start(t, EngineOptions{
+		Brokers: brokers, Store: state.NewMemory(), Clock: newFakeClock().Now,
+		Rulesets: []*rules.Compiled{first}, Registerer: reg, OnAlert: sink.add,
+	})
+	events := newEventProducer(t, brokers, "events")
+	// Every partition gets a worker, so that every switch counts the
+	// rules of the plan it leaves.
+	for i := range testPartitions * 8 {
+		events.emit("a", fmt.Sprintf("key-%d", i))
+	}
+	testkit.WaitFor(t, 0, "every partition to be assigned", func() bool {
+		return e.Ready() && len(e.Status().Partitions) == testPartitions
+	})
+	ctx := context.Background()
+	var last *rules.Compiled
+	for i := 1; i <= uploads; i++ {
+		last = renamedRules(t, "events", i)
+		if err := e.SetRulesets(ctx, []*rules.Compiled{last}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// An alert by the last version's rule: its series exist.
+	events.emit("a", "key-x")
+	sink.waitAlert(t, "an alert of the last version", func(a *matcher.Alert) bool { return a.Rule == fmt.Sprintf("every-%d", uploads) })
+	// One more switch, so that the partitions count what they hold under
+	// the last version, then the count.
+	if err := e.SetRulesets(ctx, []*rules.Compiled{last}); err != nil {
+		t.Fatal(err)
+	}
+	rulesSeen := seriesOf(t, reg, "rule")
+	for rule := range rulesSeen {
+		if rule != fmt.Sprintf("every-%d", uploads) && rule != fmt.Sprintf("pair-%d", uploads) {
+			t.Errorf("a series of rule %q, removed %d uploads ago, is still exported", rule, uploads)
+			break
+		}
+	}
+	total := 0
+	for _, n := range rulesSeen {
+		total += n
+	}
+	// Four per-rule counters for two live rules.
+	if total > 4*2 {
+		t.Errorf("%d per-rule series after %d uploads, want at most %d (the live rules')", total, uploads, 4*2)
+	}
+	t.Logf("per-rule series after %d uploads of renamed rules: %d", uploads, total)
+	if seriesOf(t, reg, "topic")["events"] == 0 {
+		t.Fatal("no series of topic events while it is read")
+	}
+
+	// Moved to another topic, then deleted: nothing of events, then no
+	// rule, stays.
+	if err := e.SetRulesets(ctx, []*rules.Compiled{renamedRules(t, "other", uploads+1)}); err != nil {
+		t.Fatal(err)
+	}
+	if n := seriesOf(t, reg, "topic")["events"]; n != 0 {
+		t.Errorf("%d series of topic events, which no ruleset reads any more:\n%s", n, testkit.MetricsText(t, reg))
+	}
+	if err := e.SetRulesets(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := seriesOf(t, reg, "ruleset"); len(got) != 0 {
+		t.Errorf("series of deleted rulesets: %v", got)
 	}
 }

@@ -135,6 +135,9 @@ func (e *Engine) SetRulesets(ctx context.Context, rs []*rules.Compiled) error {
 		}
 	}
 	e.log.Info("rulesets set", "rulesets", len(rs), "topics", p.topics, "added_topics", added, "dropped_topics", dropped)
+	// The series of what p dropped go once no worker counts under the old
+	// plan any more (or, for a worker slow to switch, at the next call).
+	defer e.metrics.retire(p)
 	if cl == nil || stopped {
 		return nil // Run starts (or started) with the plan
 	}

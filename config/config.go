@@ -92,6 +92,7 @@ var ErrInvalidConfig = errors.New("invalid configuration")
 //	rules:
 //	  dir: ""                     # load the *.yaml rulesets of this folder (not *_test.yaml);
 //	                              # relative to the configuration file
+//	  max_versions: 100           # versions kept per ruleset; older ones are trimmed (at least 2)
 //	log:
 //	  level: info                 # debug | info | warn | error
 //	  format: text                # text | json
@@ -232,6 +233,10 @@ type RulesConfig struct {
 	// Dir is a folder whose *.yaml and *.yml files, except *_test.yaml
 	// unit tests, are loaded at start.
 	Dir string `yaml:"dir"`
+	// MaxVersions is how many versions of each ruleset the registry keeps:
+	// each change trims the oldest beyond it, so that history does not
+	// grow without end (registry.Options.MaxVersions). At least 2.
+	MaxVersions int `yaml:"max_versions"`
 }
 
 // LogConfig shapes the structured log on stderr.
@@ -252,6 +257,7 @@ const (
 	DefaultEmbeddedPartitions = 3
 	DefaultRedisKeyPrefix     = "shrike"
 	DefaultMaxRunsPerKey      = 10_000
+	DefaultMaxVersions        = 100 // registry.DefaultMaxVersions
 	DefaultHTTPListen         = "127.0.0.1:8080"
 	DefaultGRPCListen         = "127.0.0.1:9090"
 )
@@ -286,6 +292,7 @@ func DefaultConfig() Config {
 		GRPC:   ListenConfig{Listen: DefaultGRPCListen},
 		Admin:  AdminConfig{Listen: DefaultAdminListen},
 		API:    APIConfig{MaxRequestBytes: DefaultAPIMaxRequestBytes, RecentAlerts: feed.DefaultRecentAlerts},
+		Rules:  RulesConfig{MaxVersions: DefaultMaxVersions},
 		Log:    LogConfig{Level: "info", Format: "text"},
 	}
 }
@@ -837,6 +844,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxRunsPerKey < 1 {
 		bad("limits.max_runs_per_key", "must be at least 1, not %d", c.Limits.MaxRunsPerKey)
+	}
+	if c.Rules.MaxVersions < 2 {
+		bad("rules.max_versions", "must be at least 2 (the current version and the one a deletion leaves for rollback), not %d", c.Rules.MaxVersions)
 	}
 	if err := checkHostPort(c.HTTP.Listen, true); err != nil {
 		bad("http.listen", "%q: %v", c.HTTP.Listen, err)

@@ -39,6 +39,9 @@ type PublisherOptions struct {
 type Publisher struct {
 	cl    *kgo.Client
 	acked atomic.Uint64
+	// limits caches each topic's max.message.bytes (topicLimit) for
+	// RecordLimit.
+	limits sync.Map
 
 	mu  sync.Mutex
 	err error // first delivery failure

@@ -14,7 +14,9 @@
 //     delete as a tombstone) is a new version, made in one Lua script with
 //     the names index and the change counter, under one hash tag; two
 //     writers get distinct versions, and a version once stored never
-//     changes.
+//     changes. The same script trims the versions beyond the newest
+//     Options.MaxVersions, so that history is bounded; the current one,
+//     and the one a deletion leaves, always stay.
 //   - Every change bumps the counter and publishes it; Watch listens and
 //     also polls the counter, so every instance sees every change within a
 //     second, as a complete, consistent set.

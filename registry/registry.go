@@ -45,7 +45,8 @@ type RulesetRecord struct {
 var (
 	// ErrRulesetNotFound: no ruleset of that name, or it was deleted.
 	ErrRulesetNotFound = errors.New("ruleset not found")
-	// ErrVersionNotFound: the ruleset exists but not that version. It
+	// ErrVersionNotFound: the ruleset exists but not that version (never
+	// stored, or trimmed from the history: see Options.MaxVersions). It
 	// matches ErrRulesetNotFound too (errors.Is).
 	ErrVersionNotFound = fmt.Errorf("version not found: %w", ErrRulesetNotFound)
 	// ErrInvalidName: not a ruleset name (a letter or digit, then letters,
@@ -67,6 +68,14 @@ const (
 	DefaultRegistryKeyPrefix = "shrike"
 	DefaultPageSize          = 50
 	MaxPageSize              = 1000
+	// DefaultMaxVersions is how many versions of a ruleset the registry
+	// keeps by default: months of history for a ruleset changed daily,
+	// at most ~100 MiB for one ruleset at the 1 MiB source limit.
+	DefaultMaxVersions = 100
+	// MinMaxVersions is the least MaxVersions: the current version and
+	// the one before it, which a deletion leaves for the rollback that
+	// undoes it.
+	MinMaxVersions = 2
 )
 
 // registryPoll is how often Watch reads the change counter besides
@@ -93,6 +102,11 @@ type Options struct {
 	// CompileOptions.MaxSourceBytes when set. Default: the rules package's
 	// (1 MiB).
 	MaxSourceBytes int
+	// MaxVersions bounds the history of each ruleset: every change that
+	// stores a version deletes the oldest ones beyond this many, in the
+	// same script. The current version, and the one before a deletion,
+	// always stay. Default DefaultMaxVersions; at least MinMaxVersions.
+	MaxVersions int
 }
 
 // Registry keeps rulesets and their history in Redis so that every
@@ -105,6 +119,7 @@ type Options struct {
 //
 //	<prefix>:{rules}:names      ZSET   live (not deleted) ruleset names, score 0, by name
 //	<prefix>:{rules}:rs:<name>  HASH   n: latest version; d: "1" when it is a deletion;
+//	                                   o: oldest version kept (absent: 1);
 //	                                   c: create time of the current life (Unix ns);
 //	                                   s:<v>: source of version v;
 //	                                   m:<v>: "<update ns> <create ns> <deleted 0|1> <rollback of>"
@@ -112,12 +127,14 @@ type Options struct {
 //	<prefix>:rules:changes      channel: the counter's new value, published by every change
 //
 // (written with the literal tag {<prefix>:rules}.) Versions are never
-// rewritten, so that a version read once stays what it was.
+// rewritten, so that a version read once stays what it was; the oldest go
+// when the history exceeds Options.MaxVersions.
 type Registry struct {
 	client  redis.UniversalClient
 	log     *slog.Logger
 	clock   func() time.Time
 	copts   rules.CompileOptions
+	keep    int // Options.MaxVersions
 	names   string
 	changes string
 	channel string
@@ -137,6 +154,12 @@ func New(opts Options) (*Registry, error) {
 	if opts.MaxSourceBytes < 0 {
 		return nil, fmt.Errorf("registry: max source bytes %d: negative", opts.MaxSourceBytes)
 	}
+	if opts.MaxVersions == 0 {
+		opts.MaxVersions = DefaultMaxVersions
+	}
+	if opts.MaxVersions < MinMaxVersions {
+		return nil, fmt.Errorf("registry: max versions %d: at least %d (the current version and the one a deletion leaves for rollback)", opts.MaxVersions, MinMaxVersions)
+	}
 	copts := opts.CompileOptions
 	if opts.MaxSourceBytes > 0 {
 		copts.MaxSourceBytes = opts.MaxSourceBytes
@@ -153,6 +176,7 @@ func New(opts Options) (*Registry, error) {
 		log:     opts.Logger,
 		clock:   opts.Clock,
 		copts:   copts,
+		keep:    opts.MaxVersions,
 		names:   tag + ":names",
 		changes: tag + ":changes",
 		channel: prefix + ":rules:changes",
@@ -261,8 +285,12 @@ func RequireTopic(c *rules.Compiled) rules.ErrorList {
 // names index and bumps and publishes the change counter, atomically, so
 // that two instances writing at once get versions n and n+1.
 //
+// It also trims the history: the versions older than the newest keep
+// (ARGV[7]) are deleted, and o moves to the oldest kept, in batches that
+// stay within Lua's limit on unpacked arguments.
+//
 // KEYS: the ruleset's hash, names, changes. ARGV: name, source, now (ns),
-// mode (put | rollback | delete), rollback-of, channel.
+// mode (put | rollback | delete), rollback-of, channel, keep.
 // Returns {version, changed (0|1), create ns}; version 0 when a delete
 // found nothing to delete. Times stay strings: Lua numbers are doubles.
 var writeScript = redis.NewScript(`
@@ -285,6 +313,21 @@ else
     'm:' .. n, ARGV[3] .. ' ' .. created .. ' 0 ' .. ARGV[5])
   redis.call('ZADD', KEYS[2], 0, ARGV[1])
 end
+local oldest = tonumber(redis.call('HGET', KEYS[1], 'o') or '1')
+local keepFrom = n - tonumber(ARGV[7]) + 1
+if keepFrom > oldest then
+  local fields = {}
+  for v = oldest, keepFrom - 1 do
+    fields[#fields + 1] = 's:' .. v
+    fields[#fields + 1] = 'm:' .. v
+    if #fields >= 1000 then
+      redis.call('HDEL', KEYS[1], unpack(fields))
+      fields = {}
+    end
+  end
+  if #fields > 0 then redis.call('HDEL', KEYS[1], unpack(fields)) end
+  redis.call('HSET', KEYS[1], 'o', keepFrom)
+end
 local seq = redis.call('INCR', KEYS[3])
 redis.call('PUBLISH', ARGV[6], seq)
 return {n, 1, created}
@@ -296,7 +339,7 @@ func (r *Registry) write(ctx context.Context, mode, name string, source []byte, 
 	now := r.clock()
 	res, err := writeScript.Run(ctx, r.client,
 		[]string{r.rsKey + name, r.names, r.changes},
-		name, source, strconv.FormatInt(now.UnixNano(), 10), mode, strconv.FormatInt(rollbackOf, 10), r.channel,
+		name, source, strconv.FormatInt(now.UnixNano(), 10), mode, strconv.FormatInt(rollbackOf, 10), r.channel, r.keep,
 	).Slice()
 	if err != nil {
 		return RulesetRecord{}, false, err
@@ -358,11 +401,11 @@ func (r *Registry) Get(ctx context.Context, name string, version int64) (Ruleset
 		return RulesetRecord{}, err
 	}
 	key := r.rsKey + name
-	head, err := r.client.HMGet(ctx, key, "n", "d").Result()
+	head, err := r.client.HMGet(ctx, key, "n", "d", "o").Result()
 	if err != nil {
 		return RulesetRecord{}, fmt.Errorf("registry: get %q: %w", name, err)
 	}
-	n := int64Field(head[0])
+	n, oldest := int64Field(head[0]), max(1, int64Field(head[2]))
 	switch {
 	case n == 0:
 		return RulesetRecord{}, fmt.Errorf("%w: %q", ErrRulesetNotFound, name)
@@ -372,6 +415,8 @@ func (r *Registry) Get(ctx context.Context, name string, version int64) (Ruleset
 		version = n
 	case version < 0 || version > n:
 		return RulesetRecord{}, fmt.Errorf("%w: %q has no version %d", ErrVersionNotFound, name, version)
+	case version < oldest:
+		return RulesetRecord{}, r.trimmed(name, version, oldest)
 	}
 	recs, err := r.versions(ctx, name, []int64{version})
 	if err != nil {
@@ -380,12 +425,27 @@ func (r *Registry) Get(ctx context.Context, name string, version int64) (Ruleset
 	return recs[0], nil
 }
 
+// trimmed is the error of a version the history no longer holds.
+func (r *Registry) trimmed(name string, version, oldest int64) error {
+	return fmt.Errorf("%w: %q version %d was trimmed from the history, which keeps the newest %d versions of a ruleset (rules.max_versions); the oldest kept is version %d",
+		ErrVersionNotFound, name, version, r.keep, oldest)
+}
+
 // versions reads the given versions of a ruleset, which must exist.
 func (r *Registry) versions(ctx context.Context, name string, vs []int64) ([]RulesetRecord, error) {
+	return r.readVersions(ctx, name, vs, true)
+}
+
+// readVersions reads the given versions of a ruleset, which must exist;
+// without source, their metadata only (Source nil).
+func (r *Registry) readVersions(ctx context.Context, name string, vs []int64, source bool) ([]RulesetRecord, error) {
 	fields := make([]string, 0, 2*len(vs))
 	for _, v := range vs {
 		n := strconv.FormatInt(v, 10)
-		fields = append(fields, "s:"+n, "m:"+n)
+		if source {
+			fields = append(fields, "s:"+n)
+		}
+		fields = append(fields, "m:"+n)
 	}
 	vals, err := r.client.HMGet(ctx, r.rsKey+name, fields...).Result()
 	if err != nil {
@@ -393,9 +453,16 @@ func (r *Registry) versions(ctx context.Context, name string, vs []int64) ([]Rul
 	}
 	out := make([]RulesetRecord, len(vs))
 	for i, v := range vs {
-		rec, err := decodeVersion(name, v, vals[2*i], vals[2*i+1])
+		src, meta := any(""), vals[i]
+		if source {
+			src, meta = vals[2*i], vals[2*i+1]
+		}
+		rec, err := decodeVersion(name, v, src, meta)
 		if err != nil {
 			return nil, err
+		}
+		if !source {
+			rec.Source = nil
 		}
 		out[i] = rec
 	}
@@ -514,46 +581,102 @@ func (r *Registry) current(ctx context.Context, names []string) ([]RulesetRecord
 }
 
 // Versions returns a page of the stored versions of a ruleset, newest
-// first, deletions included, and the token of the next page. A deleted
-// ruleset keeps its history.
+// first, deletions included, with their sources, and the token of the next
+// page. A deleted ruleset keeps its history.
 func (r *Registry) Versions(ctx context.Context, name string, pageSize int, pageToken string) ([]RulesetRecord, string, error) {
+	return r.ListVersions(ctx, name, VersionQuery{PageSize: pageSize, PageToken: pageToken, Source: true})
+}
+
+// VersionQuery selects a page of ListVersions.
+type VersionQuery struct {
+	// PageSize 0 means DefaultPageSize; it is capped at MaxPageSize.
+	PageSize  int
+	PageToken string
+	// Source reads the versions' sources too; without it Source is nil
+	// and Redis sends none.
+	Source bool
+	// MaxSourceBytes, with Source, ends the page before the version whose
+	// source would take the page's sources over this many bytes (a page
+	// holds one version at least), so that a page of large sources fits a
+	// response. 0: no bound.
+	MaxSourceBytes int
+}
+
+// ListVersions returns a page of the stored versions of a ruleset, newest
+// first, deletions included, and the token of the next page ("" after the
+// oldest version kept). A deleted ruleset keeps its history.
+func (r *Registry) ListVersions(ctx context.Context, name string, q VersionQuery) ([]RulesetRecord, string, error) {
 	if err := checkName(name); err != nil {
 		return nil, "", err
 	}
-	size := pageSizeOf(pageSize)
-	n, err := r.client.HGet(ctx, r.rsKey+name, "n").Int64()
-	if errors.Is(err, redis.Nil) || err == nil && n == 0 {
-		return nil, "", fmt.Errorf("%w: %q", ErrRulesetNotFound, name)
-	}
+	size := pageSizeOf(q.PageSize)
+	head, err := r.client.HMGet(ctx, r.rsKey+name, "n", "o").Result()
 	if err != nil {
 		return nil, "", fmt.Errorf("registry: versions of %q: %w", name, err)
 	}
+	n, oldest := int64Field(head[0]), max(1, int64Field(head[1]))
+	if n == 0 {
+		return nil, "", fmt.Errorf("%w: %q", ErrRulesetNotFound, name)
+	}
 	hi := n
-	if pageToken != "" {
-		last, err := pagetoken.Decode(pageToken, "versions", name)
+	if q.PageToken != "" {
+		last, err := pagetoken.Decode(q.PageToken, "versions", name)
 		if err != nil {
 			return nil, "", err
 		}
 		v, err := strconv.ParseInt(last, 10, 64)
 		if err != nil || v < 2 || v > n+1 {
-			return nil, "", pagetoken.Invalid(pageToken)
+			return nil, "", pagetoken.Invalid(q.PageToken)
 		}
 		hi = v - 1
 	}
-	lo := max(1, hi-int64(size)+1)
+	if hi < oldest {
+		// The rest of the history was trimmed since the last page.
+		return nil, "", nil
+	}
+	lo := max(oldest, hi-int64(size)+1)
+	if q.Source && q.MaxSourceBytes > 0 {
+		if lo, err = r.fitSources(ctx, name, hi, lo, q.MaxSourceBytes); err != nil {
+			return nil, "", fmt.Errorf("registry: versions of %q: %w", name, err)
+		}
+	}
 	vs := make([]int64, 0, hi-lo+1)
 	for v := hi; v >= lo; v-- {
 		vs = append(vs, v)
 	}
-	recs, err := r.versions(ctx, name, vs)
+	recs, err := r.readVersions(ctx, name, vs, q.Source)
 	if err != nil {
 		return nil, "", fmt.Errorf("registry: versions of %q: %w", name, err)
 	}
 	next := ""
-	if lo > 1 {
+	if lo > oldest {
 		next = pagetoken.Encode("versions", name, strconv.FormatInt(lo, 10))
 	}
 	return recs, next, nil
+}
+
+// fitSources returns the lowest version from hi down to lo whose source,
+// with those of the versions above it, stays within most bytes; hi
+// itself at least.
+func (r *Registry) fitSources(ctx context.Context, name string, hi, lo int64, most int) (int64, error) {
+	lens := make([]*redis.IntCmd, 0, hi-lo+1)
+	_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for v := hi; v >= lo; v-- {
+			lens = append(lens, p.HStrLen(ctx, r.rsKey+name, "s:"+strconv.FormatInt(v, 10)))
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	total := int64(0)
+	for i, c := range lens {
+		total += c.Val()
+		if i > 0 && total > int64(most) {
+			return hi - int64(i) + 1, nil
+		}
+	}
+	return lo, nil
 }
 
 // Delete deletes the ruleset name: a tombstone version is stored, every
@@ -617,12 +740,13 @@ func (r *Registry) previous(ctx context.Context, name string) (RulesetRecord, er
 	if err := checkName(name); err != nil {
 		return RulesetRecord{}, err
 	}
-	n, err := r.client.HGet(ctx, r.rsKey+name, "n").Int64()
-	if errors.Is(err, redis.Nil) || err == nil && n == 0 {
-		return RulesetRecord{}, fmt.Errorf("%w: %q", ErrRulesetNotFound, name)
-	}
+	head, err := r.client.HMGet(ctx, r.rsKey+name, "n", "o").Result()
 	if err != nil {
 		return RulesetRecord{}, fmt.Errorf("registry: versions of %q: %w", name, err)
+	}
+	n, oldest := int64Field(head[0]), max(1, int64Field(head[1]))
+	if n == 0 {
+		return RulesetRecord{}, fmt.Errorf("%w: %q", ErrRulesetNotFound, name)
 	}
 	if n == 1 {
 		return RulesetRecord{}, fmt.Errorf("%w: %q has only version 1", ErrNoPreviousVersion, name)
@@ -633,9 +757,9 @@ func (r *Registry) previous(ctx context.Context, name string) (RulesetRecord, er
 	}
 	// A page of versions per call: a long history of deletions and equal
 	// sources is walked in few round trips.
-	for hi := n - 1; hi >= 1; hi -= DefaultPageSize {
+	for hi := n - 1; hi >= oldest; hi -= DefaultPageSize {
 		vs := make([]int64, 0, DefaultPageSize)
-		for v := hi; v >= 1 && v > hi-DefaultPageSize; v-- {
+		for v := hi; v >= oldest && v > hi-DefaultPageSize; v-- {
 			vs = append(vs, v)
 		}
 		recs, err := r.versions(ctx, name, vs)
@@ -647,6 +771,9 @@ func (r *Registry) previous(ctx context.Context, name string) (RulesetRecord, er
 				return rec, nil
 			}
 		}
+	}
+	if oldest > 1 {
+		return RulesetRecord{}, fmt.Errorf("%w: %q has no version before version %d with another source among the %d versions kept (rules.max_versions)", ErrNoPreviousVersion, name, n, r.keep)
 	}
 	return RulesetRecord{}, fmt.Errorf("%w: %q has no version before version %d with another source", ErrNoPreviousVersion, name, n)
 }

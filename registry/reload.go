@@ -256,7 +256,10 @@ func (r *Reloader) compile(recs []RulesetRecord) ([]*rules.Compiled, bool) {
 	}
 	for name := range r.byName {
 		if !live[name] {
+			// A deleted ruleset's error count goes with it, so that the
+			// series do not grow with every name ever used.
 			delete(r.byName, name)
+			r.m.errors.DeleteLabelValues(name)
 		}
 	}
 	return set, failed

@@ -190,4 +190,9 @@ func TestReloader(t *testing.T) {
 	if strings.Contains(got, `ruleset_version{ruleset="logins"}`) {
 		t.Errorf("metrics still hold the version of the deleted logins:\n%s", got)
 	}
+	// A deleted ruleset's error count goes with it: the series follow
+	// the live rulesets, not every name ever used.
+	if strings.Contains(got, `ruleset_errors_total{ruleset="loop"}`) {
+		t.Errorf("metrics still count the errors of the deleted loop:\n%s", got)
+	}
 }

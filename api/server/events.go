@@ -7,11 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protojson"
 
 	shrikev1 "github.com/shrike-cep/shrike/api/shrike/v1"
+	"github.com/shrike-cep/shrike/feed"
 	"github.com/shrike-cep/shrike/rules"
 )
 
@@ -66,9 +70,84 @@ func (e *eventService) PublishEvents(ctx context.Context, req *shrikev1.PublishE
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, unavailable("kafka", fmt.Errorf("%d of %d events acknowledged: %w", n, len(values), err))
+		return nil, publishErr(err, n, len(values))
 	}
 	return &shrikev1.PublishEventsResponse{PublishedCount: int64(n)}, nil
+}
+
+// publishErr maps a failed PublishBatch. An event Kafka does not take
+// because of its size is the caller's to fix: INVALID_ARGUMENT at
+// events[i], never UNAVAILABLE, which clients retry for ever. Either way
+// the ErrorInfo says which events were written all the same (metadata
+// "published_count", and "published": their indexes as ranges, "0-2,4"),
+// so that a client retries only the others.
+func publishErr(err error, n, total int) error {
+	var be *feed.BatchError
+	if !errors.As(err, &be) {
+		return unavailable("kafka", fmt.Errorf("%d of %d events acknowledged: %w", n, total, err))
+	}
+	meta := []string{"published_count", strconv.Itoa(len(be.Published)), "event_index", strconv.Itoa(be.Index)}
+	if len(be.Published) > 0 {
+		meta = append(meta, "published", indexRanges(be.Published))
+	}
+	if len(be.Key) > 0 {
+		meta = append(meta, "key", shortKey(be.Key))
+	}
+	if !errors.Is(err, feed.ErrRecordTooLarge) {
+		return withMeta(unavailable("kafka", fmt.Errorf("%d of %d events acknowledged: %w", n, total, err)), meta...)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "event")
+	if len(be.Key) > 0 {
+		fmt.Fprintf(&b, " with key %q", shortKey(be.Key))
+	}
+	fmt.Fprintf(&b, " is %d bytes (key and value)", be.Size)
+	if be.Limit > 0 {
+		fmt.Fprintf(&b, ", over the %d bytes Kafka takes for a record of topic %s", be.Limit, be.Topic)
+	} else {
+		fmt.Fprintf(&b, ", more than Kafka takes for a record of topic %s", be.Topic)
+	}
+	if len(be.Published) == 0 {
+		b.WriteString("; no event of the request was published")
+	} else {
+		fmt.Fprintf(&b, "; events %s were published all the same: send only the others again", indexRanges(be.Published))
+	}
+	return withMeta(badField(fmt.Sprintf("events[%d]", be.Index), "%s", b.String()), meta...)
+}
+
+// indexRanges writes ascending indexes as ranges: "0-2,4".
+func indexRanges(idx []int) string {
+	var b strings.Builder
+	for i := 0; i < len(idx); {
+		j := i
+		for j+1 < len(idx) && idx[j+1] == idx[j]+1 {
+			j++
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Itoa(idx[i]))
+		if j > i {
+			b.WriteByte('-')
+			b.WriteString(strconv.Itoa(idx[j]))
+		}
+		i = j + 1
+	}
+	return b.String()
+}
+
+// shortKey keeps a key in an error readable whatever its size: its first
+// 64 bytes, cut at a character boundary.
+func shortKey(k []byte) string {
+	const most = 64
+	if len(k) <= most {
+		return string(k)
+	}
+	cut := most
+	for cut > 0 && !utf8.RuneStart(k[cut]) {
+		cut--
+	}
+	return string(k[:cut]) + "…"
 }
 
 func eventField(ev *shrikev1.Event) string {

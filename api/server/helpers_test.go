@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/goleak"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -134,6 +135,8 @@ type envOptions struct {
 	feed   func(*feed.AlertFeedOptions)
 	// compile are the limits of the registry and the server.
 	compile rules.CompileOptions
+	// publisher are further options of the publisher's Kafka client.
+	publisher []kgo.Opt
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -161,7 +164,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := feed.NewPublisher(context.Background(), feed.PublisherOptions{Brokers: e.brokers})
+	pub, err := feed.NewPublisher(context.Background(), feed.PublisherOptions{Brokers: e.brokers, Extra: o.publisher})
 	if err != nil {
 		t.Fatal(err)
 	}

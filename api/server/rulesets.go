@@ -21,7 +21,7 @@ type Registry interface {
 	Put(ctx context.Context, name string, source []byte) (registry.RulesetRecord, error)
 	Get(ctx context.Context, name string, version int64) (registry.RulesetRecord, error)
 	List(ctx context.Context, pageSize int, pageToken string) ([]registry.RulesetRecord, string, error)
-	Versions(ctx context.Context, name string, pageSize int, pageToken string) ([]registry.RulesetRecord, string, error)
+	ListVersions(ctx context.Context, name string, q registry.VersionQuery) ([]registry.RulesetRecord, string, error)
 	Delete(ctx context.Context, name string) error
 	Rollback(ctx context.Context, name string, version int64) (registry.RulesetRecord, error)
 }
@@ -120,12 +120,21 @@ func (r *rulesetService) DeleteRuleset(ctx context.Context, req *shrikev1.Delete
 	return &emptypb.Empty{}, nil
 }
 
+// maxVersionPageSources bounds the sources of one page of
+// ListRulesetVersions with include_source, so that a page fits the 4 MiB
+// a gRPC client takes by default.
+const maxVersionPageSources = 3 << 20
+
 func (r *rulesetService) ListRulesetVersions(ctx context.Context, req *shrikev1.ListRulesetVersionsRequest) (*shrikev1.ListRulesetVersionsResponse, error) {
 	n, err := pageSize(req.GetPageSize())
 	if err != nil {
 		return nil, err
 	}
-	recs, next, err := r.s.registry.Versions(ctx, req.GetName(), n, req.GetPageToken())
+	// Without sources by default: a history of large rulesets is
+	// megabytes, and GetRuleset returns the one source wanted.
+	recs, next, err := r.s.registry.ListVersions(ctx, req.GetName(), registry.VersionQuery{
+		PageSize: n, PageToken: req.GetPageToken(), Source: req.GetIncludeSource(), MaxSourceBytes: maxVersionPageSources,
+	})
 	if err != nil {
 		return nil, notFoundMeta(registryErr(err), req.GetName(), 0)
 	}

@@ -383,20 +383,34 @@ func newRulesDeleteCmd(e env, f *clientFlags) *cobra.Command {
 }
 
 func newRulesVersionsCmd(e env, f *clientFlags) *cobra.Command {
-	return &cobra.Command{
-		Use:     "versions NAME",
-		Short:   "List the stored versions of a ruleset, newest first, deletions included",
-		Example: "  shrike rules versions payments\n  shrike rules rollback payments --version 2",
+	var (
+		limit  int
+		source bool
+	)
+	cmd := &cobra.Command{
+		Use:   "versions NAME [--limit N] [--source]",
+		Short: "List the stored versions of a ruleset, newest first, deletions included",
+		Long: `Versions lists the versions the registry keeps of a ruleset (the newest
+rules.max_versions of the server, 100 by default), newest first, a page at a
+time. Without --source the server sends no sources: shrike rules get NAME
+--version N prints one.`,
+		Example: "  shrike rules versions payments\n  shrike rules versions payments --limit 5 --source -o json\n  shrike rules rollback payments --version 2",
 		Args:    argsExactly(1, "ruleset name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if limit < 0 {
+				return usageError{fmt.Errorf("--limit %d: want a number of versions, or 0 for all", limit)}
+			}
 			c, done, err := rulesClient(cmd, e, f)
 			if err != nil {
 				return err
 			}
 			defer done()
 			var all []*shrikev1.RulesetVersion
-			req := &shrikev1.ListRulesetVersionsRequest{Name: args[0]}
+			req := &shrikev1.ListRulesetVersionsRequest{Name: args[0], IncludeSource: source}
 			for {
+				if limit > 0 {
+					req.PageSize = int32(min(limit-len(all), 1000))
+				}
 				ctx, cancel := f.call(cmd.Context())
 				resp, err := c.ListRulesetVersions(ctx, req)
 				cancel()
@@ -404,10 +418,13 @@ func newRulesVersionsCmd(e env, f *clientFlags) *cobra.Command {
 					return f.rpcError("list versions of ruleset "+args[0], err)
 				}
 				all = append(all, resp.GetVersions()...)
-				if resp.GetNextPageToken() == "" {
+				if resp.GetNextPageToken() == "" || limit > 0 && len(all) >= limit {
 					break
 				}
 				req.PageToken = resp.GetNextPageToken()
+			}
+			if limit > 0 && len(all) > limit {
+				all = all[:limit]
 			}
 			if f.output == "json" {
 				for _, v := range all {
@@ -418,7 +435,11 @@ func newRulesVersionsCmd(e env, f *clientFlags) *cobra.Command {
 				return nil
 			}
 			t := newTable(e.stdout)
-			t.printf("VERSION\tCREATED\tNOTE\n")
+			if source {
+				t.printf("VERSION\tCREATED\tBYTES\tNOTE\n")
+			} else {
+				t.printf("VERSION\tCREATED\tNOTE\n")
+			}
 			for i, v := range all {
 				var notes []string
 				switch {
@@ -435,11 +456,18 @@ func newRulesVersionsCmd(e env, f *clientFlags) *cobra.Command {
 				if len(notes) > 0 {
 					note = strings.Join(notes, ", ")
 				}
-				t.printf("%d\t%s\t%s\n", v.GetVersion(), formatTime(v.GetCreateTime()), note)
+				if source {
+					t.printf("%d\t%s\t%d\t%s\n", v.GetVersion(), formatTime(v.GetCreateTime()), len(v.GetSource()), note)
+				} else {
+					t.printf("%d\t%s\t%s\n", v.GetVersion(), formatTime(v.GetCreateTime()), note)
+				}
 			}
 			return t.flush()
 		},
 	}
+	cmd.Flags().IntVar(&limit, "limit", 0, "list the newest `N` versions only (default: every version kept)")
+	cmd.Flags().BoolVar(&source, "source", false, "fetch each version's source too: in -o json output, and its size in the table")
+	return cmd
 }
 
 func newRulesRollbackCmd(e env, f *clientFlags) *cobra.Command {

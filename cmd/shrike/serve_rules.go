@@ -101,6 +101,7 @@ func startRules(ctx context.Context, cfg config.Config, d rulesDeps) (_ *rulesSe
 		Logger:         d.log,
 		Clock:          d.clock,
 		CompileOptions: r.compile,
+		MaxVersions:    cfg.Rules.MaxVersions,
 	})
 	if err != nil {
 		return nil, err

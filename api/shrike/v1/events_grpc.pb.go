@@ -35,12 +35,20 @@ const (
 // field violation per bad field ("topic", "events[2].value", ...);
 // FAILED_PRECONDITION (reason TOPIC_NOT_READ) for a topic that no stored
 // ruleset reads, so that the API cannot write into the alerts, late or
-// dead-letter topics or unrelated ones; UNAVAILABLE (reason
-// BACKEND_UNAVAILABLE) when Kafka does not acknowledge the events.
+// dead-letter topics or unrelated ones; INVALID_ARGUMENT (reason
+// INVALID_REQUEST, field "events[i]") for an event larger than Kafka takes
+// for a record of the topic, never UNAVAILABLE: retrying cannot help;
+// UNAVAILABLE (reason BACKEND_UNAVAILABLE) when Kafka does not acknowledge
+// the events. A failed publish's ErrorInfo has metadata "event_index" (the
+// event that failed), "key" (its key, cut at 64 bytes), "published_count"
+// and "published" (the indexes of the events written all the same, as
+// ranges: "0-2,4").
 type EventServiceClient interface {
 	// PublishEvents produces the events to the topic, in order, and returns
-	// once Kafka has acknowledged every one of them. On failure some events may
-	// have been written: a retry may duplicate them (at-least-once).
+	// once Kafka has acknowledged every one of them. An event too large for
+	// the topic fails the request before any event is produced. On another
+	// failure some events may have been written (those of other partitions):
+	// the error lists them, so that a retry sends only the others.
 	PublishEvents(ctx context.Context, in *PublishEventsRequest, opts ...grpc.CallOption) (*PublishEventsResponse, error)
 }
 
@@ -75,12 +83,20 @@ func (c *eventServiceClient) PublishEvents(ctx context.Context, in *PublishEvent
 // field violation per bad field ("topic", "events[2].value", ...);
 // FAILED_PRECONDITION (reason TOPIC_NOT_READ) for a topic that no stored
 // ruleset reads, so that the API cannot write into the alerts, late or
-// dead-letter topics or unrelated ones; UNAVAILABLE (reason
-// BACKEND_UNAVAILABLE) when Kafka does not acknowledge the events.
+// dead-letter topics or unrelated ones; INVALID_ARGUMENT (reason
+// INVALID_REQUEST, field "events[i]") for an event larger than Kafka takes
+// for a record of the topic, never UNAVAILABLE: retrying cannot help;
+// UNAVAILABLE (reason BACKEND_UNAVAILABLE) when Kafka does not acknowledge
+// the events. A failed publish's ErrorInfo has metadata "event_index" (the
+// event that failed), "key" (its key, cut at 64 bytes), "published_count"
+// and "published" (the indexes of the events written all the same, as
+// ranges: "0-2,4").
 type EventServiceServer interface {
 	// PublishEvents produces the events to the topic, in order, and returns
-	// once Kafka has acknowledged every one of them. On failure some events may
-	// have been written: a retry may duplicate them (at-least-once).
+	// once Kafka has acknowledged every one of them. An event too large for
+	// the topic fails the request before any event is produced. On another
+	// failure some events may have been written (those of other partitions):
+	// the error lists them, so that a retry sends only the others.
 	PublishEvents(context.Context, *PublishEventsRequest) (*PublishEventsResponse, error)
 	mustEmbedUnimplementedEventServiceServer()
 }

@@ -239,7 +239,8 @@ type RulesetVersion struct {
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// The version number.
 	Version int64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
-	// The YAML source of this version; empty for a deletion.
+	// The YAML source of this version: empty for a deletion, and unless
+	// ListRulesetVersionsRequest.include_source is set.
 	Source string `protobuf:"bytes,3,opt,name=source,proto3" json:"source,omitempty"`
 	// When this version was stored.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,proto3" json:"create_time,omitempty"`
@@ -685,7 +686,12 @@ type ListRulesetVersionsRequest struct {
 	// larger values are lowered to its maximum (1000).
 	PageSize int32 `protobuf:"varint,2,opt,name=page_size,proto3" json:"page_size,omitempty"`
 	// Token from a previous ListRulesetVersionsResponse.next_page_token.
-	PageToken     string `protobuf:"bytes,3,opt,name=page_token,proto3" json:"page_token,omitempty"`
+	PageToken string `protobuf:"bytes,3,opt,name=page_token,proto3" json:"page_token,omitempty"`
+	// Whether to return each version's source (REST: `?include_source=true`).
+	// With sources a page also ends before its sources pass 3 MiB, so that it
+	// fits a gRPC client's default 4 MiB message limit; it holds one version
+	// at least.
+	IncludeSource bool `protobuf:"varint,4,opt,name=include_source,proto3" json:"include_source,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -739,6 +745,13 @@ func (x *ListRulesetVersionsRequest) GetPageToken() string {
 		return x.PageToken
 	}
 	return ""
+}
+
+func (x *ListRulesetVersionsRequest) GetIncludeSource() bool {
+	if x != nil {
+		return x.IncludeSource
+	}
+	return false
 }
 
 // ListRulesetVersionsResponse is one page of a ruleset's history, newest
@@ -1453,13 +1466,14 @@ const file_shrike_v1_rulesets_proto_rawDesc = "" +
 	"\brulesets\x18\x01 \x03(\v2\x12.shrike.v1.RulesetR\brulesets\x12(\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\x0fnext_page_token\"*\n" +
 	"\x14DeleteRulesetRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"n\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x96\x01\n" +
 	"\x1aListRulesetVersionsRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\tpage_size\x12\x1e\n" +
 	"\n" +
 	"page_token\x18\x03 \x01(\tR\n" +
-	"page_token\"~\n" +
+	"page_token\x12&\n" +
+	"\x0einclude_source\x18\x04 \x01(\bR\x0einclude_source\"~\n" +
 	"\x1bListRulesetVersionsResponse\x125\n" +
 	"\bversions\x18\x01 \x03(\v2\x19.shrike.v1.RulesetVersionR\bversions\x12(\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\x0fnext_page_token\"F\n" +

@@ -57,7 +57,10 @@ const (
 //     fields (a name that is not a ruleset name, a bad page_token), with one
 //     field violation per field.
 //   - NOT_FOUND (HTTP 404), reason RULESET_NOT_FOUND or VERSION_NOT_FOUND, with
-//     ErrorInfo metadata "ruleset" and, for a version, "version".
+//     ErrorInfo metadata "ruleset" and, for a version, "version". The registry
+//     keeps the newest versions of each ruleset only (the server's
+//     `rules.max_versions`, 100 by default): an older version is
+//     VERSION_NOT_FOUND, and its message says it was trimmed and names the bound.
 //   - FAILED_PRECONDITION (HTTP 400), reason VERSION_IS_DELETION, for a
 //     rollback to a deletion, and reason NO_PREVIOUS_VERSION for a rollback
 //     with no version of a ruleset with no previous version.
@@ -83,7 +86,11 @@ type RulesetServiceClient interface {
 	// and a later PutRuleset creates the ruleset again, numbering on.
 	DeleteRuleset(ctx context.Context, in *DeleteRulesetRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
 	// ListRulesetVersions lists the stored versions of a ruleset, newest first,
-	// deletions included; a deleted ruleset keeps its history.
+	// deletions included, a page at a time; a deleted ruleset keeps its
+	// history. Versions come without their sources unless include_source is
+	// set (GetRuleset returns one version's source): a history of large
+	// rulesets is megabytes. The registry keeps the newest versions only (see
+	// NOT_FOUND above).
 	ListRulesetVersions(ctx context.Context, in *ListRulesetVersionsRequest, opts ...grpc.CallOption) (*ListRulesetVersionsResponse, error)
 	// RollbackRuleset makes an earlier version current again by storing its
 	// source as a new version (history is append-only, as in AIP-162), and
@@ -225,7 +232,10 @@ func (c *rulesetServiceClient) TestRuleset(ctx context.Context, in *TestRulesetR
 //     fields (a name that is not a ruleset name, a bad page_token), with one
 //     field violation per field.
 //   - NOT_FOUND (HTTP 404), reason RULESET_NOT_FOUND or VERSION_NOT_FOUND, with
-//     ErrorInfo metadata "ruleset" and, for a version, "version".
+//     ErrorInfo metadata "ruleset" and, for a version, "version". The registry
+//     keeps the newest versions of each ruleset only (the server's
+//     `rules.max_versions`, 100 by default): an older version is
+//     VERSION_NOT_FOUND, and its message says it was trimmed and names the bound.
 //   - FAILED_PRECONDITION (HTTP 400), reason VERSION_IS_DELETION, for a
 //     rollback to a deletion, and reason NO_PREVIOUS_VERSION for a rollback
 //     with no version of a ruleset with no previous version.
@@ -251,7 +261,11 @@ type RulesetServiceServer interface {
 	// and a later PutRuleset creates the ruleset again, numbering on.
 	DeleteRuleset(context.Context, *DeleteRulesetRequest) (*emptypb.Empty, error)
 	// ListRulesetVersions lists the stored versions of a ruleset, newest first,
-	// deletions included; a deleted ruleset keeps its history.
+	// deletions included, a page at a time; a deleted ruleset keeps its
+	// history. Versions come without their sources unless include_source is
+	// set (GetRuleset returns one version's source): a history of large
+	// rulesets is megabytes. The registry keeps the newest versions only (see
+	// NOT_FOUND above).
 	ListRulesetVersions(context.Context, *ListRulesetVersionsRequest) (*ListRulesetVersionsResponse, error)
 	// RollbackRuleset makes an earlier version current again by storing its
 	// source as a new version (history is append-only, as in AIP-162), and
