@@ -39,6 +39,10 @@ const (
 	// rulesets sets stream.idle_timeout: without one, the last events of a
 	// topic gone quiet would wait for newer ones for ever.
 	DefaultIdleTimeout = 30 * time.Second
+	// DefaultSessionTimeout is the consumer group session timeout: an
+	// instance killed without leaving the group keeps its partitions this
+	// long before the others take them (franz-go's own default is 45 s).
+	DefaultSessionTimeout = 10 * time.Second
 )
 
 // ReasonHeader is the record header that says why a record went to the
@@ -101,6 +105,12 @@ type EngineOptions struct {
 	// PollRecords is the most records one poll hands to the partition
 	// workers. Default DefaultPollRecords.
 	PollRecords int
+	// SessionTimeout is the consumer group session timeout: how long the
+	// broker waits for a member's heartbeat before it gives the member's
+	// partitions to the others. Brokers refuse values outside their
+	// group.min/max.session.timeout.ms (6 s to 30 min by default).
+	// Default DefaultSessionTimeout.
+	SessionTimeout time.Duration
 	// Logger receives operational messages; nothing per event at Info.
 	// Default: discard.
 	Logger *slog.Logger
@@ -149,6 +159,11 @@ type Engine struct {
 	stopped bool
 	workers map[topicPartition]*worker
 	wg      sync.WaitGroup // worker goroutines
+
+	// group is the last check that every partition of the group has an
+	// owner (watchGroup), under mu; groupKick asks for one at once.
+	group     groupHealth
+	groupKick chan struct{}
 }
 
 type topicPartition struct {
@@ -195,6 +210,9 @@ func NewEngine(opts EngineOptions) (*Engine, error) {
 	if opts.PollRecords <= 0 {
 		opts.PollRecords = DefaultPollRecords
 	}
+	if opts.SessionTimeout <= 0 {
+		opts.SessionTimeout = DefaultSessionTimeout
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -206,6 +224,7 @@ func NewEngine(opts EngineOptions) (*Engine, error) {
 		log:     opts.Logger,
 		workers: map[topicPartition]*worker{},
 	}
+	e.groupKick = make(chan struct{}, 1)
 	p, err := e.newPlan(opts.Rulesets, 1)
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
@@ -247,6 +266,11 @@ func (e *Engine) Run(ctx context.Context) error {
 		kgo.SeedBrokers(e.opts.Brokers...),
 		kgo.ConsumerGroup(e.opts.Group),
 		kgo.ConsumeTopics(topics...),
+		// A member killed without leaving holds its partitions until its
+		// session times out; heartbeats come at least three times per
+		// session, as Kafka advises.
+		kgo.SessionTimeout(e.opts.SessionTimeout),
+		kgo.HeartbeatInterval(min(3*time.Second, e.opts.SessionTimeout/3)),
 		// Offsets are committed by the workers, each after its checkpoint
 		// is in the Store; polls and rebalances exclude each other so that
 		// a worker exists for every partition a poll returns.
@@ -278,7 +302,13 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.mu.Unlock()
 	e.log.Info("engine started", "group", e.opts.Group, "topics", topics)
 
+	groupDone := make(chan struct{})
+	go func() {
+		defer close(groupDone)
+		e.watchGroup(ctx, cl)
+	}()
 	e.poll(ctx, cl)
+	<-groupDone
 
 	// Leaving the group revokes every partition: each worker finishes its
 	// batch, checkpoints and commits in e.revoked, within DrainTimeout.
@@ -352,6 +382,7 @@ func (e *Engine) poll(ctx context.Context, cl *kgo.Client) {
 func (e *Engine) assigned(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	defer e.kickGroupCheck()
 	e.joined = true
 	if e.stopped {
 		return
@@ -412,6 +443,7 @@ func (e *Engine) adjustOffsets(ctx context.Context, offsets map[string]map[int32
 // after.
 func (e *Engine) revoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
 	e.stopWorkers(revoked, true)
+	e.kickGroupCheck()
 	e.log.Info("partitions revoked", "partitions", fmtPartitions(revoked))
 }
 
@@ -419,6 +451,7 @@ func (e *Engine) revoked(_ context.Context, _ *kgo.Client, revoked map[string][]
 // member may own them already.
 func (e *Engine) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
 	e.stopWorkers(lost, false)
+	e.kickGroupCheck()
 	e.log.Warn("partitions lost", "partitions", fmtPartitions(lost))
 }
 
@@ -446,8 +479,10 @@ func (e *Engine) stopWorkers(parts map[string][]int32, drain bool) {
 }
 
 // Ready reports whether the engine is serving: it has joined its group,
-// every assigned partition is restored from the Store, and the Store is not
-// failing. It is false before Run and after it returns.
+// every assigned partition is restored from the Store, the Store is not
+// failing, and the broker last said (within groupCheckStale) that every
+// partition of the engine's topics is held by a member of the group. It is
+// false before Run and after it returns.
 func (e *Engine) Ready() bool {
 	st := e.Status()
 	return st.Ready
@@ -510,6 +545,7 @@ func (e *Engine) Status() EngineStatus {
 		// ready to take rulesets.
 		st.Reason = "joining the consumer group"
 	}
+	groupReason := e.groupReason(time.Now())
 	e.mu.Unlock()
 	for _, w := range ws {
 		ps := w.status()
@@ -527,6 +563,9 @@ func (e *Engine) Status() EngineStatus {
 		case ps.StoreError != "":
 			st.Reason = fmt.Sprintf("store failing for %s/%d: %s", ps.Topic, ps.Partition, ps.StoreError)
 		}
+	}
+	if st.Reason == "" {
+		st.Reason = groupReason
 	}
 	sort.Slice(st.Partitions, func(i, j int) bool {
 		a, b := st.Partitions[i], st.Partitions[j]

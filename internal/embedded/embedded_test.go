@@ -48,42 +48,6 @@ func TestKafkaTopicsAndRoundTrip(t *testing.T) {
 	}
 }
 
-func TestKafkaDataDirSurvivesRestart(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
-	defer cancel()
-	dir := t.TempDir()
-	k, err := NewKafka(ctx, KafkaOptions{DataDir: dir, Topics: []string{"events"}})
-	if err != nil {
-		t.Fatalf("NewKafka: %v", err)
-	}
-	produceConsume(ctx, t, k.Addrs(), "events", "k", "v1")
-	k.Close()
-	k.Close() // a second Close is harmless
-
-	// The second start asks for a topic the first did not have: a ruleset
-	// added between two runs.
-	k, err = NewKafka(ctx, KafkaOptions{DataDir: dir, Topics: []string{"events", "more"}})
-	if err != nil {
-		t.Fatalf("NewKafka again: %v", err)
-	}
-	defer k.Close()
-	if got := topicPartitions(ctx, t, k.Addrs()); !cmp.Equal(got, map[string]int{"events": DefaultPartitions, "more": DefaultPartitions}) {
-		t.Errorf("topics after restart = %v", got)
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Addrs()...), kgo.ConsumeTopics("events"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	fs := cl.PollFetches(ctx)
-	if err := fs.Err0(); err != nil {
-		t.Fatalf("poll: %v", err)
-	}
-	if recs := fs.Records(); len(recs) != 1 || string(recs[0].Value) != "v1" {
-		t.Errorf("records after restart = %d, want the one written before", len(recs))
-	}
-}
-
 func TestKafkaBadOptions(t *testing.T) {
 	tests := []struct {
 		name string
