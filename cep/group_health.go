@@ -32,6 +32,10 @@ const groupCheckFresh = 100 * time.Millisecond
 type groupHealth struct {
 	at     time.Time // when the check began; zero before the first answer
 	reason string    // empty: every partition has an owner
+	// warned is set once a failing check made the last answer stale and
+	// was logged at Warn, so that a broker that keeps refusing is logged
+	// once, not every second.
+	warned bool
 }
 
 // watchGroup checks the group's coverage every groupCheckInterval, and on
@@ -79,7 +83,17 @@ func (e *Engine) checkGroup(ctx context.Context, adm *kadm.Client) {
 	began := time.Now()
 	reason, err := e.groupCoverage(ctx, adm)
 	if err != nil {
-		if ctx.Err() == nil {
+		if ctx.Err() != nil {
+			return
+		}
+		e.mu.Lock()
+		warn := !e.group.warned && time.Since(e.group.at) > groupCheckStale
+		e.group.warned = e.group.warned || warn
+		e.mu.Unlock()
+		if warn {
+			e.log.Warn("cannot tell whether every partition has an owner: not ready until the broker answers",
+				"group", e.opts.Group, "err", err)
+		} else {
 			e.log.Debug("describe consumer group", "group", e.opts.Group, "err", err)
 		}
 		return
