@@ -271,6 +271,11 @@ func (e *Engine) Run(ctx context.Context) error {
 		// session, as Kafka advises.
 		kgo.SessionTimeout(e.opts.SessionTimeout),
 		kgo.HeartbeatInterval(min(3*time.Second, e.opts.SessionTimeout/3)),
+		// A member that dies during a rebalance holds the others' joins
+		// for the rebalance timeout (franz-go's default is 60 s). The
+		// engine rejoins once its revoked partitions are drained, which
+		// DrainTimeout bounds, and a heartbeat has told it to.
+		kgo.RebalanceTimeout(e.opts.DrainTimeout + 5*time.Second),
 		// Offsets are committed by the workers, each after its checkpoint
 		// is in the Store; polls and rebalances exclude each other so that
 		// a worker exists for every partition a poll returns.
