@@ -161,9 +161,11 @@ type Engine struct {
 	wg      sync.WaitGroup // worker goroutines
 
 	// group is the last check that every partition of the group has an
-	// owner (watchGroup), under mu; groupKick asks for one at once.
+	// owner (watchGroup), under mu; groupKick asks for one at once;
+	// groupTurn lets one CheckGroup run at a time.
 	group     groupHealth
 	groupKick chan struct{}
+	groupTurn chan struct{}
 }
 
 type topicPartition struct {
@@ -224,7 +226,7 @@ func NewEngine(opts EngineOptions) (*Engine, error) {
 		log:     opts.Logger,
 		workers: map[topicPartition]*worker{},
 	}
-	e.groupKick = make(chan struct{}, 1)
+	e.groupKick, e.groupTurn = make(chan struct{}, 1), make(chan struct{}, 1)
 	p, err := e.newPlan(opts.Rulesets, 1)
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)

@@ -22,11 +22,6 @@ const groupCheckInterval = time.Second
 // counts: a broker that stops answering makes the engine not ready.
 const groupCheckStale = 5 * groupCheckInterval
 
-// groupCheckFresh is the age under which CheckGroup reuses the last group
-// check rather than asking the broker again, so that a flood of readiness
-// probes costs the broker at most one check per this period.
-const groupCheckFresh = 100 * time.Millisecond
-
 // groupHealth is the outcome of the last group check, kept under
 // Engine.mu.
 type groupHealth struct {
@@ -63,14 +58,22 @@ func (e *Engine) watchGroup(ctx context.Context, cl *kgo.Client) {
 
 // CheckGroup asks the broker now whether every partition of the engine's
 // topics has an owner in the group, so that the next Status reflects the
-// group as it is rather than as it was up to groupCheckInterval ago (a
-// check younger than groupCheckFresh is reused). /readyz calls it; ctx
-// bounds the wait. It does nothing before Run or after it returns.
+// group as it is rather than as it was up to groupCheckInterval ago.
+// /readyz calls it; ctx bounds the wait. Calls run one at a time, so a
+// flood of probes costs the broker one check per round trip; a call that
+// cannot get its turn before ctx ends leaves the last check. It does
+// nothing before Run or after it returns.
 func (e *Engine) CheckGroup(ctx context.Context) {
 	e.mu.Lock()
-	cl, stopped, fresh := e.cl, e.stopped, time.Since(e.group.at) < groupCheckFresh
+	cl, stopped := e.cl, e.stopped
 	e.mu.Unlock()
-	if cl == nil || stopped || fresh {
+	if cl == nil || stopped {
+		return
+	}
+	select {
+	case e.groupTurn <- struct{}{}:
+		defer func() { <-e.groupTurn }()
+	case <-ctx.Done():
 		return
 	}
 	e.checkGroup(ctx, kadm.NewClient(cl))

@@ -64,7 +64,7 @@ var ErrInvalidConfig = errors.New("invalid configuration")
 //	state:
 //	  checkpoint_interval: 1s     # how often dirty key states and offsets are committed
 //	  max_resident_keys: 1000000  # per partition; colder keys are evicted to Redis
-//	  drain_timeout: 30s          # bound on a revoked partition's last checkpoint
+//	  drain_timeout: 30s          # bound on a revoked partition's last checkpoint; + 5 s: the rebalance timeout
 //	limits:
 //	  max_runs_per_key: 10000     # one rule's partial matches per key; the oldest are dropped
 //	  max_uncommitted_records: 1000000  # per partition while Redis fails; then fetching pauses
