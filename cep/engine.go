@@ -45,6 +45,10 @@ const (
 	// event minutes or years ahead would otherwise make every later event
 	// of its partition late and close every open window early.
 	DefaultMaxClockSkew = 5 * time.Minute
+	// DefaultSessionTimeout is the consumer group session timeout: an
+	// instance killed without leaving the group keeps its partitions this
+	// long before the others take them (franz-go's own default is 45 s).
+	DefaultSessionTimeout = 10 * time.Second
 )
 
 // ReasonHeader is the record header that says why a record went to the
@@ -112,6 +116,12 @@ type EngineOptions struct {
 	// PollRecords is the most records one poll hands to the partition
 	// workers. Default DefaultPollRecords.
 	PollRecords int
+	// SessionTimeout is the consumer group session timeout: how long the
+	// broker waits for a member's heartbeat before it gives the member's
+	// partitions to the others. Brokers refuse values outside their
+	// group.min/max.session.timeout.ms (6 s to 30 min by default).
+	// Default DefaultSessionTimeout.
+	SessionTimeout time.Duration
 	// Logger receives operational messages; nothing per event at Info.
 	// Default: discard.
 	Logger *slog.Logger
@@ -161,6 +171,13 @@ type Engine struct {
 	stopped bool
 	workers map[topicPartition]*worker
 	wg      sync.WaitGroup // worker goroutines
+
+	// group is the last check that every partition of the group has an
+	// owner (watchGroup), under mu; groupKick asks for one at once;
+	// groupTurn lets one CheckGroup run at a time.
+	group     groupHealth
+	groupKick chan struct{}
+	groupTurn chan struct{}
 }
 
 type topicPartition struct {
@@ -210,6 +227,9 @@ func NewEngine(opts EngineOptions) (*Engine, error) {
 	if opts.PollRecords <= 0 {
 		opts.PollRecords = DefaultPollRecords
 	}
+	if opts.SessionTimeout <= 0 {
+		opts.SessionTimeout = DefaultSessionTimeout
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -221,6 +241,7 @@ func NewEngine(opts EngineOptions) (*Engine, error) {
 		log:     opts.Logger,
 		workers: map[topicPartition]*worker{},
 	}
+	e.groupKick, e.groupTurn = make(chan struct{}, 1), make(chan struct{}, 1)
 	p, err := e.newPlan(opts.Rulesets, 1)
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
@@ -262,6 +283,16 @@ func (e *Engine) Run(ctx context.Context) error {
 		kgo.SeedBrokers(e.opts.Brokers...),
 		kgo.ConsumerGroup(e.opts.Group),
 		kgo.ConsumeTopics(topics...),
+		// A member killed without leaving holds its partitions until its
+		// session times out; heartbeats come at least three times per
+		// session, as Kafka advises.
+		kgo.SessionTimeout(e.opts.SessionTimeout),
+		kgo.HeartbeatInterval(min(3*time.Second, e.opts.SessionTimeout/3)),
+		// A member that dies during a rebalance holds the others' joins
+		// for the rebalance timeout (franz-go's default is 60 s). The
+		// engine rejoins once its revoked partitions are drained, which
+		// DrainTimeout bounds, and a heartbeat has told it to.
+		kgo.RebalanceTimeout(e.opts.DrainTimeout + 5*time.Second),
 		// Offsets are committed by the workers, each after its checkpoint
 		// is in the Store; polls and rebalances exclude each other so that
 		// a worker exists for every partition a poll returns.
@@ -293,7 +324,13 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.mu.Unlock()
 	e.log.Info("engine started", "group", e.opts.Group, "topics", topics)
 
+	groupDone := make(chan struct{})
+	go func() {
+		defer close(groupDone)
+		e.watchGroup(ctx, cl)
+	}()
 	e.poll(ctx, cl)
+	<-groupDone
 
 	// Leaving the group revokes every partition: each worker finishes its
 	// batch, checkpoints and commits in e.revoked, within DrainTimeout.
@@ -367,6 +404,7 @@ func (e *Engine) poll(ctx context.Context, cl *kgo.Client) {
 func (e *Engine) assigned(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	defer e.kickGroupCheck()
 	e.joined = true
 	if e.stopped {
 		return
@@ -427,6 +465,7 @@ func (e *Engine) adjustOffsets(ctx context.Context, offsets map[string]map[int32
 // after.
 func (e *Engine) revoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
 	e.stopWorkers(revoked, true)
+	e.kickGroupCheck()
 	e.log.Info("partitions revoked", "partitions", fmtPartitions(revoked))
 }
 
@@ -434,6 +473,7 @@ func (e *Engine) revoked(_ context.Context, _ *kgo.Client, revoked map[string][]
 // member may own them already.
 func (e *Engine) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
 	e.stopWorkers(lost, false)
+	e.kickGroupCheck()
 	e.log.Warn("partitions lost", "partitions", fmtPartitions(lost))
 }
 
@@ -461,8 +501,10 @@ func (e *Engine) stopWorkers(parts map[string][]int32, drain bool) {
 }
 
 // Ready reports whether the engine is serving: it has joined its group,
-// every assigned partition is restored from the Store, and the Store is not
-// failing. It is false before Run and after it returns.
+// every assigned partition is restored from the Store, the Store is not
+// failing, and the broker last said (within groupCheckStale) that every
+// partition of the engine's topics is held by a member of the group. It is
+// false before Run and after it returns.
 func (e *Engine) Ready() bool {
 	st := e.Status()
 	return st.Ready
@@ -525,6 +567,7 @@ func (e *Engine) Status() EngineStatus {
 		// ready to take rulesets.
 		st.Reason = "joining the consumer group"
 	}
+	groupReason := e.groupReason(time.Now())
 	e.mu.Unlock()
 	for _, w := range ws {
 		ps := w.status()
@@ -542,6 +585,9 @@ func (e *Engine) Status() EngineStatus {
 		case ps.StoreError != "":
 			st.Reason = fmt.Sprintf("store failing for %s/%d: %s", ps.Topic, ps.Partition, ps.StoreError)
 		}
+	}
+	if st.Reason == "" {
+		st.Reason = groupReason
 	}
 	sort.Slice(st.Partitions, func(i, j int) bool {
 		a, b := st.Partitions[i], st.Partitions[j]

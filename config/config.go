@@ -50,10 +50,10 @@ var ErrInvalidConfig = errors.New("invalid configuration")
 //	                              # long follows the wall clock; 0s: it waits for events for ever
 //	  max_clock_skew: 5m          # for rulesets without stream.max_clock_skew: an event further ahead
 //	                              # of the wall clock is dead-lettered; 0s: no bound
-//	  embedded:                   # used only when brokers is empty
+//	  session_timeout: 10s        # an instance that dies without leaving keeps its partitions this long
+//	  embedded:                   # used only when brokers is empty; keeps everything in memory
 //	    port: 9092                # 0 picks a free port
 //	    partitions: 3             # of every topic it creates
-//	    data_dir: ""              # keep the broker's log here across restarts; "" = memory
 //	redis:
 //	  addrs: []                   # empty: start an embedded Redis (miniredis); several: Redis Cluster
 //	  cluster: false              # one address that is a Redis Cluster seed
@@ -66,7 +66,7 @@ var ErrInvalidConfig = errors.New("invalid configuration")
 //	state:
 //	  checkpoint_interval: 1s     # how often dirty key states and offsets are committed
 //	  max_resident_keys: 1000000  # per partition; colder keys are evicted to Redis
-//	  drain_timeout: 30s          # bound on a revoked partition's last checkpoint
+//	  drain_timeout: 30s          # bound on a revoked partition's last checkpoint; + 5 s: the rebalance timeout
 //	limits:
 //	  max_runs_per_key: 10000     # one rule's partial matches per key; the oldest are dropped
 //	  max_uncommitted_records: 1000000  # per partition while Redis fails; then fetching pauses
@@ -129,8 +129,12 @@ type KafkaConfig struct {
 	// MaxClockSkew is the bound on event times ahead of the wall clock of
 	// the streams of rulesets that set no stream.max_clock_skew
 	// (EngineOptions.MaxClockSkew); zero: no bound.
-	MaxClockSkew time.Duration  `yaml:"max_clock_skew"`
-	Embedded     EmbeddedConfig `yaml:"embedded"`
+	MaxClockSkew time.Duration `yaml:"max_clock_skew"`
+	// SessionTimeout is the consumer group session timeout
+	// (EngineOptions.SessionTimeout): an instance that dies without
+	// leaving the group keeps its partitions this long.
+	SessionTimeout time.Duration  `yaml:"session_timeout"`
+	Embedded       EmbeddedConfig `yaml:"embedded"`
 }
 
 // TopicsConfig names the topics the engine writes (docs/design.md#runtime).
@@ -149,8 +153,11 @@ type EmbeddedConfig struct {
 	// the rulesets' topics and the output topics alike, and of topics
 	// created on first use.
 	Partitions int `yaml:"partitions"`
-	// DataDir, when set, persists the broker's log there so that a restart
-	// finds its records and committed offsets again.
+	// DataDir is refused by Validate: the embedded broker keeps its log
+	// in memory only. Its on-disk log (kfake's) is not crash-safe: a kill -9
+	// can leave it truncated or unreadable, and a restart would resume
+	// into it silently. The field remains so that a configuration naming
+	// it gets that explanation rather than "unknown field".
 	DataDir string `yaml:"data_dir"`
 }
 
@@ -262,6 +269,14 @@ const (
 	DefaultGRPCListen         = "127.0.0.1:9090"
 )
 
+// minSessionTimeout and maxSessionTimeout bound kafka.session_timeout as
+// Kafka's brokers do by default (group.min/max.session.timeout.ms); the
+// embedded broker is given the same bounds.
+const (
+	minSessionTimeout = 6 * time.Second
+	maxSessionTimeout = 30 * time.Minute
+)
+
 // DefaultConfig returns the configuration `shrike serve` runs with when
 // neither a file nor a flag says otherwise: embedded Kafka and Redis, the
 // documented topic names, every listener on loopback.
@@ -274,9 +289,10 @@ func DefaultConfig() Config {
 				DeadLetter: cep.DefaultDeadLetterTopic,
 				Late:       cep.DefaultLateTopic,
 			},
-			IdleTimeout:  cep.DefaultIdleTimeout,
-			MaxClockSkew: cep.DefaultMaxClockSkew,
-			Embedded:     EmbeddedConfig{Port: DefaultEmbeddedKafkaPort, Partitions: DefaultEmbeddedPartitions},
+			IdleTimeout:    cep.DefaultIdleTimeout,
+			MaxClockSkew:   cep.DefaultMaxClockSkew,
+			Embedded:       EmbeddedConfig{Port: DefaultEmbeddedKafkaPort, Partitions: DefaultEmbeddedPartitions},
+			SessionTimeout: cep.DefaultSessionTimeout,
 		},
 		Redis: RedisConfig{
 			KeyPrefix: DefaultRedisKeyPrefix,
@@ -429,8 +445,8 @@ func (l Errors) err() error {
 }
 
 // LoadConfigFile reads and loads the YAML configuration file at path (see
-// LoadConfig). Relative paths in the file (rules.dir,
-// kafka.embedded.data_dir) are taken relative to the file's folder, as
+// LoadConfig). Relative paths in the file (rules.dir and the API's files)
+// are taken relative to the file's folder, as
 // Prometheus does with its rule files, so that a configuration means the
 // same from wherever serve is started; paths given as flags stay relative
 // to the working directory.
@@ -444,7 +460,7 @@ func LoadConfigFile(path string) (Config, error) {
 	for _, p := range []struct {
 		field string
 		v     *string
-	}{{"rules.dir", &cfg.Rules.Dir}, {"kafka.embedded.data_dir", &cfg.Kafka.Embedded.DataDir}} {
+	}{{"rules.dir", &cfg.Rules.Dir}} {
 		if _, fromFile := cfg.origin[p.field]; fromFile && *p.v != "" && !filepath.IsAbs(*p.v) {
 			*p.v = filepath.Join(base, *p.v)
 		}
@@ -812,6 +828,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Kafka.Embedded.Partitions < 1 {
 		bad("kafka.embedded.partitions", "must be at least 1, not %d", c.Kafka.Embedded.Partitions)
+	}
+	if c.Kafka.Embedded.DataDir != "" {
+		bad("kafka.embedded.data_dir", "is not supported: the embedded broker keeps its log in memory only, "+
+			"because its on-disk log is not crash-safe (a kill -9 can leave it truncated or unreadable); "+
+			"for events and offsets that outlive a restart use a real Kafka (kafka.brokers, or --kafka)")
+	}
+	if st := c.Kafka.SessionTimeout; st < minSessionTimeout || st > maxSessionTimeout {
+		bad("kafka.session_timeout", "%v is outside %v to %v (Kafka's default group.min/max.session.timeout.ms)",
+			st, minSessionTimeout, maxSessionTimeout)
 	}
 	for _, a := range c.Redis.Addrs {
 		if err := checkHostPort(a, false); err != nil {

@@ -77,9 +77,10 @@ a Redis Cluster. Instances started with the same --group share the partitions.
 Settings come from defaults, then --config (YAML; every field and default is
 in the README, "Running the engine"), then flags, which win. The admin
 listener, --admin-listen (loopback by default), serves /metrics
-(Prometheus), /debug/pprof/, /healthz and /readyz (200 once partitions are
-assigned and restored) without authentication; the API's listeners never
-serve /metrics or /debug/pprof/.
+(Prometheus), /debug/pprof/, /healthz and /readyz (200 once its partitions
+are assigned and restored and every partition of the group has an owner)
+without authentication; the API's listeners never serve /metrics or
+/debug/pprof/.
 
 The API is gRPC on --grpc-listen and REST under /v1/ on
 --listen (its OpenAPI document at /v1/openapi.json; /healthz and /readyz
@@ -210,7 +211,6 @@ func startServer(ctx context.Context, e env, cfg config.Config) (_ *server, err 
 			Port:       k.Embedded.Port,
 			Partitions: k.Embedded.Partitions,
 			Topics:     append(slices.Clone(topics), k.Topics.Alerts, k.Topics.DeadLetter, k.Topics.Late),
-			DataDir:    k.Embedded.DataDir,
 			Logger:     s.log,
 		})
 		if err != nil {
@@ -218,7 +218,7 @@ func startServer(ctx context.Context, e env, cfg config.Config) (_ *server, err 
 		}
 		brokers = s.kafka.Addrs()
 		s.log.Info("embedded kafka started", "addr", strings.Join(brokers, ","), "partitions", k.Embedded.Partitions,
-			"data_dir", k.Embedded.DataDir, "topics", topics)
+			"topics", topics)
 	}
 	redisAddrs := cfg.Redis.Addrs
 	if cfg.EmbeddedRedis() {
@@ -229,11 +229,8 @@ func startServer(ctx context.Context, e env, cfg config.Config) (_ *server, err 
 		redisAddrs = []string{s.redis.Addr()}
 		s.log.Info("embedded redis started", "addr", s.redis.Addr())
 	}
-	switch {
-	case cfg.EmbeddedKafka() && cfg.Kafka.Embedded.DataDir != "" && cfg.EmbeddedRedis():
-		s.log.Warn("the embedded broker keeps its log and offsets, the embedded Redis does not: partial matches open at a restart are lost; use --redis for a Redis that persists")
-	case cfg.EmbeddedKafka() && cfg.Kafka.Embedded.DataDir == "" && !cfg.EmbeddedRedis():
-		s.log.Warn("the embedded broker starts empty, while Redis may hold checkpoints of an earlier broker's offsets; use a separate key_prefix or set kafka.embedded.data_dir")
+	if cfg.EmbeddedKafka() && !cfg.EmbeddedRedis() {
+		s.log.Warn("the embedded broker starts empty, while Redis may hold checkpoints of an earlier broker's offsets; use a separate key_prefix, or a real Kafka (--kafka)")
 	}
 	s.store, err = state.New(cfg.Redis.StateOptions(redisAddrs))
 	if err != nil {
@@ -264,6 +261,7 @@ func startServer(ctx context.Context, e env, cfg config.Config) (_ *server, err 
 		MaxResidentKeys:       cfg.State.MaxResidentKeys,
 		MaxRunsPerKey:         cfg.Limits.MaxRunsPerKey,
 		DrainTimeout:          cfg.State.DrainTimeout,
+		SessionTimeout:        cfg.Kafka.SessionTimeout,
 		MaxUncommittedRecords: cfg.Limits.MaxUncommittedRecords,
 		IdleTimeout:           cfg.EngineIdleTimeout(),
 		MaxClockSkew:          cfg.EngineMaxClockSkew(),
@@ -316,14 +314,23 @@ func startServer(ctx context.Context, e env, cfg config.Config) (_ *server, err 
 	return s, nil
 }
 
-// ready is /readyz: the engine's readiness with its reason.
+// ready is /readyz: the engine's readiness with its reason, the group's
+// coverage asked of the broker at the time of the probe.
 func (s *server) ready() error {
+	ctx, cancel := context.WithTimeout(context.Background(), readyGroupTimeout)
+	s.engine.CheckGroup(ctx)
+	cancel()
 	st := s.engine.Status()
 	if st.Ready {
 		return nil
 	}
 	return errors.New(st.Reason)
 }
+
+// readyGroupTimeout bounds the broker round trip of one /readyz probe; a
+// broker that does not answer in time leaves the last check, which stops
+// counting after a few seconds.
+const readyGroupTimeout = 2 * time.Second
 
 // run runs the HTTP server and the engine until ctx ends or one of them
 // fails, then stops them in the order of docs/design.md#shutdown: HTTP intake first, then the
@@ -405,21 +412,12 @@ func printQuickStart(w io.Writer, s *server, topics []string) {
 		scenario = topic
 	}
 	var b strings.Builder
-	dataDir := s.cfg.Kafka.Embedded.DataDir
 	if s.redis != nil {
 		fmt.Fprintf(&b, "\nShrike is running on an embedded Kafka broker (%s) and an embedded Redis (%s).\n", broker, s.redis.Addr())
-		if dataDir == "" {
-			b.WriteString("Both keep their data in memory: stopping Shrike loses it.\n")
-		} else {
-			fmt.Fprintf(&b, "The broker keeps its log in %s; Redis keeps the partial matches in memory: stopping Shrike loses them.\n", dataDir)
-		}
+		b.WriteString("Both keep their data in memory: stopping Shrike loses it.\n")
 	} else {
 		fmt.Fprintf(&b, "\nShrike is running on an embedded Kafka broker (%s), with Redis at %s.\n", broker, strings.Join(s.cfg.Redis.Addrs, ","))
-		if dataDir == "" {
-			b.WriteString("The broker keeps its records in memory: stopping Shrike loses them.\n")
-		} else {
-			fmt.Fprintf(&b, "The broker keeps its log in %s.\n", dataDir)
-		}
+		b.WriteString("The broker keeps its records in memory: stopping Shrike loses them; use a real Kafka (--kafka) to keep them.\n")
 	}
 	fmt.Fprintf(&b, "Topics: %s; alerts go to %s.\n", strings.Join(topics, ", "), s.cfg.Kafka.Topics.Alerts)
 	if scenario != "" {

@@ -456,9 +456,9 @@ func TestREADMEScaleOutCommands(t *testing.T) {
 }
 
 // TestServeBanner: the lines serve prints for a person on the embedded
-// broker say where the data lives and how to reach the listeners: in
-// memory only when it is, the broker's data_dir when set, a Redis of its
-// own when one is configured, https when TLS is on.
+// broker say where the data lives and how to reach the listeners: the
+// broker's records in memory always, a Redis of its own when one is
+// configured, https when TLS is on.
 func TestServeBanner(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	realRedis, err := embedded.NewRedis(embedded.RedisOptions{})
@@ -467,7 +467,6 @@ func TestServeBanner(t *testing.T) {
 	}
 	defer realRedis.Close()
 	cert, key := writeSelfSigned(t)
-	dataDir := t.TempDir()
 	tests := []struct {
 		name          string
 		set           func(c *config.Config)
@@ -479,20 +478,13 @@ func TestServeBanner(t *testing.T) {
 			want: []string{"and an embedded Redis (127.0.0.1:", "Both keep their data in memory", "REST http://", "gRPC 127.0.0.1:", "metrics:      http://"},
 		},
 		{
-			name: "data dir, real redis, tls",
+			name: "real redis, tls",
 			set: func(c *config.Config) {
-				c.Kafka.Embedded.DataDir = dataDir
 				c.Redis.Addrs = []string{realRedis.Addr()}
 				c.API.TLS = config.TLSConfig{CertFile: cert, KeyFile: key}
 			},
-			want:    []string{"with Redis at " + realRedis.Addr() + ".", "The broker keeps its log in " + dataDir + ".", "REST https://", "gRPC (TLS) 127.0.0.1:", "metrics:      https://"},
-			notWant: []string{"in memory", "embedded Redis", "http://"},
-		},
-		{
-			name:    "data dir, embedded redis",
-			set:     func(c *config.Config) { c.Kafka.Embedded.DataDir = t.TempDir() },
-			want:    []string{"and an embedded Redis (", "The broker keeps its log in ", "Redis keeps the partial matches in memory"},
-			notWant: []string{"Both keep"},
+			want:    []string{"with Redis at " + realRedis.Addr() + ".", "The broker keeps its records in memory", "use a real Kafka (--kafka)", "REST https://", "gRPC (TLS) 127.0.0.1:", "metrics:      https://"},
+			notWant: []string{"Both keep", "embedded Redis", "http://"},
 		},
 	}
 	for _, tt := range tests {

@@ -6,9 +6,10 @@
 //
 // Invariants:
 //   - Both listen only on loopback: they have no authentication.
-//   - NewKafka returns once every requested topic exists (created, or
-//     found in a persisted data directory), so that consumers started
-//     afterwards see their topics' partitions at once.
+//   - NewKafka returns once every requested topic exists, so that
+//     consumers started afterwards see their topics' partitions at once.
+//   - Both keep their data in memory only: nothing survives Close or a
+//     crash, so a restart never resumes into a damaged log.
 //   - Close releases every goroutine and listener the value started, and
 //     may be called more than once.
 //   - The embedded Redis expires keys against the wall clock, as a real

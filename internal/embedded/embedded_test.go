@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/goleak"
@@ -48,39 +50,40 @@ func TestKafkaTopicsAndRoundTrip(t *testing.T) {
 	}
 }
 
-func TestKafkaDataDirSurvivesRestart(t *testing.T) {
+// TestKafkaGrantsKafkasSessionTimeouts: a group member may ask for a
+// session up to MaxSessionTimeout, as with Kafka's defaults, beyond
+// kfake's own 5 minutes; a longer one is refused.
+func TestKafkaGrantsKafkasSessionTimeouts(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
 	defer cancel()
-	dir := t.TempDir()
-	k, err := NewKafka(ctx, KafkaOptions{DataDir: dir, Topics: []string{"events"}})
+	k, err := NewKafka(ctx, KafkaOptions{Topics: []string{"events"}})
 	if err != nil {
 		t.Fatalf("NewKafka: %v", err)
 	}
-	produceConsume(ctx, t, k.Addrs(), "events", "k", "v1")
-	k.Close()
-	k.Close() // a second Close is harmless
-
-	// The second start asks for a topic the first did not have: a ruleset
-	// added between two runs.
-	k, err = NewKafka(ctx, KafkaOptions{DataDir: dir, Topics: []string{"events", "more"}})
-	if err != nil {
-		t.Fatalf("NewKafka again: %v", err)
-	}
 	defer k.Close()
-	if got := topicPartitions(ctx, t, k.Addrs()); !cmp.Equal(got, map[string]int{"events": DefaultPartitions, "more": DefaultPartitions}) {
-		t.Errorf("topics after restart = %v", got)
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Addrs()...), kgo.ConsumeTopics("events"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	fs := cl.PollFetches(ctx)
-	if err := fs.Err0(); err != nil {
-		t.Fatalf("poll: %v", err)
-	}
-	if recs := fs.Records(); len(recs) != 1 || string(recs[0].Value) != "v1" {
-		t.Errorf("records after restart = %d, want the one written before", len(recs))
+	for _, tt := range []struct {
+		session time.Duration
+		ok      bool
+	}{{10 * time.Minute, true}, {MaxSessionTimeout + time.Minute, false}} {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(k.Addrs()...), kgo.ConsumerGroup("g"), kgo.ConsumeTopics("events"),
+			kgo.SessionTimeout(tt.session), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "events", Value: []byte("v")}).FirstErr(); err != nil {
+			t.Fatalf("produce: %v", err)
+		}
+		pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
+		fs := cl.PollFetches(pctx)
+		pcancel()
+		err = fs.Err0()
+		switch {
+		case tt.ok && (err != nil || len(fs.Records()) == 0):
+			t.Errorf("session %v: joined and fetched %d records, err %v; want the group to take it", tt.session, len(fs.Records()), err)
+		case !tt.ok && !errors.Is(err, kerr.InvalidSessionTimeout):
+			t.Errorf("session %v: err %v, want %v", tt.session, err, kerr.InvalidSessionTimeout)
+		}
+		cl.Close()
 	}
 }
 

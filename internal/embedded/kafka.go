@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -28,16 +29,21 @@ type KafkaOptions struct {
 	Partitions int
 	// Topics are created at start (existing ones are kept as they are).
 	Topics []string
-	// DataDir, when set, keeps the broker's records, topics and committed
-	// offsets there, so that a restart with the same directory finds them.
-	// Empty keeps everything in memory.
-	DataDir string
 	// Logger receives the broker's errors (at Warn) and its request log
 	// (at Debug). Default: discard.
 	Logger *slog.Logger
 }
 
-// Kafka is an in-process, single-broker Kafka-protocol cluster.
+// MaxSessionTimeout is the longest consumer group session the broker
+// grants, as Kafka's group.max.session.timeout.ms does by default (kfake's
+// own bound is 5 minutes).
+const MaxSessionTimeout = 30 * time.Minute
+
+// Kafka is an in-process, single-broker Kafka-protocol cluster. It keeps
+// everything in memory: kfake can persist its log to a directory, but that
+// log is not crash-safe (a kill -9 can leave it truncated or unreadable,
+// and kfake truncates what it cannot read at the next start without an
+// error), so the option is not offered; a real Kafka is the durable one.
 type Kafka struct {
 	cluster *kfake.Cluster
 	addrs   []string
@@ -60,12 +66,10 @@ func NewKafka(ctx context.Context, opts KafkaOptions) (*Kafka, error) {
 		kfake.Ports(opts.Port), // one port: one broker
 		kfake.AllowAutoTopicCreation(),
 		kfake.DefaultNumPartitions(opts.Partitions),
+		kfake.GroupMaxSessionTimeout(MaxSessionTimeout),
 	}
 	if opts.Logger != nil {
 		kopts = append(kopts, kfake.WithLogger(kfakeLogger{opts.Logger}))
-	}
-	if opts.DataDir != "" {
-		kopts = append(kopts, kfake.DataDir(opts.DataDir))
 	}
 	c, err := kfake.NewCluster(kopts...)
 	if err != nil {
@@ -80,10 +84,8 @@ func NewKafka(ctx context.Context, opts KafkaOptions) (*Kafka, error) {
 }
 
 // createTopics creates the topics on the cluster itself rather than through
-// kfake's seeding, because seeding is skipped when a data directory is
-// reloaded: a ruleset added since the last run must still find its topic.
-// Cluster.CreateTopic runs the broker's own CreateTopics handler, so the
-// package needs no Kafka client for it.
+// kfake's seeding. Cluster.CreateTopic runs the broker's own CreateTopics
+// handler, so the package needs no Kafka client for it.
 func (k *Kafka) createTopics(ctx context.Context, partitions int, topics []string) error {
 	for _, t := range slices.Compact(slices.Sorted(slices.Values(topics))) {
 		if err := ctx.Err(); err != nil {
@@ -100,7 +102,7 @@ func (k *Kafka) createTopics(ctx context.Context, partitions int, topics []strin
 // Addrs returns the broker's host:port addresses (one).
 func (k *Kafka) Addrs() []string { return slices.Clone(k.addrs) }
 
-// Close stops the broker; with a DataDir, its state is flushed there.
+// Close stops the broker; its records are gone.
 func (k *Kafka) Close() {
 	k.once.Do(k.cluster.Close)
 }
