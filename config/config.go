@@ -80,6 +80,8 @@ var ErrInvalidConfig = errors.New("invalid configuration")
 //	  max_request_bytes: 4194304  # larger requests are refused before they are read
 //	  recent_alerts: 10000        # alerts ListAlerts can page through
 //	  recordings_dir: ""          # recorded event files TestRuleset may read by name
+//	  request_timeout: 30s        # bound on every unary call; past it DEADLINE_EXCEEDED (504)
+//	  max_concurrent_expensive: 0 # filtered ListAlerts, Validate/Test/PutRuleset at once; 0 = CPUs
 //	rules:
 //	  dir: ""                     # load the *.yaml rulesets of this folder (not *_test.yaml);
 //	                              # relative to the configuration file
@@ -269,7 +271,7 @@ func DefaultConfig() Config {
 		Limits: LimitsConfig{MaxRunsPerKey: DefaultMaxRunsPerKey, MaxUncommittedRecords: cep.DefaultMaxUncommittedRecords},
 		HTTP:   ListenConfig{Listen: DefaultHTTPListen},
 		GRPC:   ListenConfig{Listen: DefaultGRPCListen},
-		API:    APIConfig{MaxRequestBytes: DefaultAPIMaxRequestBytes, RecentAlerts: feed.DefaultRecentAlerts},
+		API:    APIConfig{MaxRequestBytes: DefaultAPIMaxRequestBytes, RecentAlerts: feed.DefaultRecentAlerts, RequestTimeout: DefaultAPIRequestTimeout},
 		Log:    LogConfig{Level: "info", Format: "text"},
 	}
 }
