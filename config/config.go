@@ -89,6 +89,8 @@ var ErrInvalidConfig = errors.New("invalid configuration")
 //	  max_request_bytes: 4194304  # larger requests are refused before they are read
 //	  recent_alerts: 10000        # alerts ListAlerts can page through
 //	  recordings_dir: ""          # recorded event files TestRuleset may read by name
+//	  request_timeout: 30s        # bound on every unary call; past it DEADLINE_EXCEEDED (504)
+//	  max_concurrent_expensive: 0 # filtered ListAlerts, Validate/Test/PutRuleset at once; 0 = CPUs
 //	rules:
 //	  dir: ""                     # load the *.yaml rulesets of this folder (not *_test.yaml);
 //	                              # relative to the configuration file
@@ -307,7 +309,7 @@ func DefaultConfig() Config {
 		HTTP:   defaultHTTPConfig(),
 		GRPC:   ListenConfig{Listen: DefaultGRPCListen},
 		Admin:  AdminConfig{Listen: DefaultAdminListen},
-		API:    APIConfig{MaxRequestBytes: DefaultAPIMaxRequestBytes, RecentAlerts: feed.DefaultRecentAlerts},
+		API:    APIConfig{MaxRequestBytes: DefaultAPIMaxRequestBytes, RecentAlerts: feed.DefaultRecentAlerts, RequestTimeout: DefaultAPIRequestTimeout},
 		Rules:  RulesConfig{MaxVersions: DefaultMaxVersions},
 		Log:    LogConfig{Level: "info", Format: "text"},
 	}

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"reflect"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -18,6 +19,12 @@ import (
 // api.max_request_bytes is not set: gRPC's own default, and four times
 // the largest ruleset the rules package accepts.
 const DefaultAPIMaxRequestBytes = 4 << 20
+
+// DefaultAPIRequestTimeout bounds one unary API call when
+// api.request_timeout is not set: ample for a ruleset of the largest
+// size to compile, short enough that a costly call cannot hold the
+// server's CPUs for long.
+const DefaultAPIRequestTimeout = 30 * time.Second
 
 // APIConfig configures the gRPC API and its REST gateway (api/README.md).
 type APIConfig struct {
@@ -38,6 +45,16 @@ type APIConfig struct {
 	// may run by name; empty disables recordings. Relative to the
 	// configuration file.
 	RecordingsDir string `yaml:"recordings_dir"`
+	// RequestTimeout bounds every unary call (not SubscribeAlerts); past
+	// it the call ends with DEADLINE_EXCEEDED (HTTP 504). Default
+	// DefaultAPIRequestTimeout.
+	RequestTimeout time.Duration `yaml:"request_timeout"`
+	// MaxConcurrentExpensive bounds the expensive calls running at once:
+	// ListAlerts with a filter, ValidateRuleset, TestRuleset and
+	// PutRuleset. One more waits up to a second for a slot, then is
+	// refused with RESOURCE_EXHAUSTED (HTTP 429). 0, the default: the
+	// number of CPUs Go uses (GOMAXPROCS).
+	MaxConcurrentExpensive int `yaml:"max_concurrent_expensive"`
 }
 
 // TokenConfig is one bearer token and what it may do.
@@ -148,6 +165,12 @@ func (c *Config) validateAPI(bad func(path, format string, args ...any)) {
 	}
 	if c.API.RecentAlerts < 1 {
 		bad("api.recent_alerts", "must be at least 1, not %d", c.API.RecentAlerts)
+	}
+	if c.API.RequestTimeout < 100*time.Millisecond {
+		bad("api.request_timeout", "must be at least 100ms, not %s", c.API.RequestTimeout)
+	}
+	if c.API.MaxConcurrentExpensive < 0 {
+		bad("api.max_concurrent_expensive", "must not be negative, not %d (0 is the number of CPUs)", c.API.MaxConcurrentExpensive)
 	}
 	if len(c.API.Tokens) == 0 {
 		for _, l := range []struct{ path, addr string }{{"http.listen", c.HTTP.Listen}, {"grpc.listen", c.GRPC.Listen}} {

@@ -60,6 +60,8 @@ api:
   max_request_bytes: 65536
   recent_alerts: 500
   recordings_dir: /var/lib/shrike/recordings
+  request_timeout: 5s
+  max_concurrent_expensive: 8
 rules: {dir: /etc/shrike/rules}
 log: {level: debug, format: json}
 `,
@@ -88,6 +90,9 @@ log: {level: debug, format: json}
 					MaxRequestBytes: 65536,
 					RecentAlerts:    500,
 					RecordingsDir:   "/var/lib/shrike/recordings",
+					// The limits on calls.
+					RequestTimeout:         5 * time.Second,
+					MaxConcurrentExpensive: 8,
 				}
 				c.Rules.Dir = "/etc/shrike/rules"
 				c.Log = LogConfig{Level: "debug", Format: "json"}

@@ -2,6 +2,11 @@ package rules
 
 // This file holds the exported surface the rest of Shrike builds on.
 
+import (
+	"context"
+	"fmt"
+)
+
 // CompileOptions configure Compile. Zero values are documented defaults.
 type CompileOptions struct {
 	// CostLimit bounds the CEL cost of one evaluation of one expression.
@@ -9,6 +14,12 @@ type CompileOptions struct {
 	CostLimit uint64
 	// MaxSourceBytes rejects larger ruleset sources. Default 1 MiB.
 	MaxSourceBytes int
+	// MaxRules rejects a ruleset of more rules, disabled ones included,
+	// before any is compiled: compiling costs about a millisecond and
+	// tens of kilobytes per rule, so a source within MaxSourceBytes could
+	// otherwise hold 20,000 rules and cost seconds and hundreds of MB to
+	// load. Default DefaultMaxRules.
+	MaxRules int
 }
 
 // Compiled is a ruleset whose expressions all type-checked and compiled.
@@ -79,9 +90,12 @@ type Vars interface {
 // rs first, so a Ruleset built in code gets the same checks as a parsed
 // one. On failure the error is an ErrorList holding every problem.
 func Compile(rs *Ruleset, opts CompileOptions) (*Compiled, error) {
+	if e := checkRuleCount(len(rs.Rules), opts.MaxRules, rs.Pos); e != nil {
+		return nil, ErrorList{e}
+	}
 	fillDefaults(rs)
 	list := validate(rs)
-	c, more := compileRuleset(rs, opts)
+	c, more := compileRuleset(context.Background(), rs, opts)
 	if err := append(list, more...).err(); err != nil {
 		return nil, err
 	}
@@ -91,12 +105,22 @@ func Compile(rs *Ruleset, opts CompileOptions) (*Compiled, error) {
 // Load parses, validates and compiles a ruleset source, reporting the
 // problems of all three phases together.
 func Load(filename string, src []byte, opts CompileOptions) (*Compiled, error) {
-	rs, list := parse(filename, src, opts.MaxSourceBytes)
+	return LoadContext(context.Background(), filename, src, opts)
+}
+
+// LoadContext is Load that gives up between rules once ctx ends, for
+// callers serving a client that may leave (the API's ValidateRuleset and
+// TestRuleset); the error then wraps ctx's.
+func LoadContext(ctx context.Context, filename string, src []byte, opts CompileOptions) (*Compiled, error) {
+	rs, list := parse(filename, src, opts)
 	if rs == nil {
 		return nil, list.err()
 	}
 	list = append(list, validate(rs)...)
-	c, more := compileRuleset(rs, opts)
+	c, more := compileRuleset(ctx, rs, opts)
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("load %s: %w", filename, err)
+	}
 	if err := append(list, more...).err(); err != nil {
 		return nil, err
 	}

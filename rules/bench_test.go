@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -41,7 +42,7 @@ func benchExpr(b *testing.B, schema bool, tracked bool, when string) *Expr {
 	if err != nil {
 		b.Fatal(err)
 	}
-	c, list := compileWith(rs, CompileOptions{}, tracked)
+	c, list := compileWith(context.Background(), rs, CompileOptions{}, tracked)
 	if len(list) > 0 {
 		b.Fatal(list)
 	}

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"context"
 	"fmt"
 	"regexp"
 	"slices"
@@ -20,15 +21,18 @@ import (
 const (
 	defaultCostLimit      = 100000
 	defaultMaxSourceBytes = 1 << 20
+	// DefaultMaxRules is CompileOptions.MaxRules when zero.
+	DefaultMaxRules = 1000
 )
 
-func compileRuleset(rs *Ruleset, opts CompileOptions) (*Compiled, ErrorList) {
-	return compileWith(rs, opts, false)
+func compileRuleset(ctx context.Context, rs *Ruleset, opts CompileOptions) (*Compiled, ErrorList) {
+	return compileWith(ctx, rs, opts, false)
 }
 
 // compileWith can force runtime cost tracking on every expression, so that
-// a benchmark can measure what the static check saves.
-func compileWith(rs *Ruleset, opts CompileOptions, forceTracking bool) (*Compiled, ErrorList) {
+// a benchmark can measure what the static check saves. It stops between
+// rules once ctx ends; the caller reports ctx's error.
+func compileWith(ctx context.Context, rs *Ruleset, opts CompileOptions, forceTracking bool) (*Compiled, ErrorList) {
 	c := newCompiler(rs, opts)
 	c.forceTracking = forceTracking
 	if c.env == nil {
@@ -42,6 +46,9 @@ func compileWith(rs *Ruleset, opts CompileOptions, forceTracking bool) (*Compile
 		out.Time = c.expr(c.env, exprSpec{src: rs.Stream.Time, pos: rs.Stream.TimePos, what: "stream time", want: timeKinds, at: noSteps})
 	}
 	for _, r := range rs.Rules {
+		if ctx.Err() != nil {
+			return nil, c.list
+		}
 		c.rule = r.ID
 		cr := c.compileRule(r)
 		if r.Enabled && cr != nil {

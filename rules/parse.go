@@ -27,7 +27,7 @@ type exprNode struct {
 // Parse parses and validates a ruleset document. On failure the error is
 // an ErrorList holding every problem found.
 func Parse(filename string, src []byte) (*Ruleset, error) {
-	rs, list := parse(filename, src, 0)
+	rs, list := parse(filename, src, CompileOptions{})
 	if rs != nil {
 		list = append(list, validate(rs)...)
 	}
@@ -39,10 +39,14 @@ func Parse(filename string, src []byte) (*Ruleset, error) {
 
 // parse reads the YAML into a Ruleset, reporting what the document itself
 // gets wrong (syntax, unknown fields, types, durations). It returns the
-// partial ruleset even with errors, so that later phases can report more.
-func parse(filename string, src []byte, maxBytes int) (*Ruleset, ErrorList) {
-	p := &parser{file: filename}
+// partial ruleset even with errors, so that later phases can report more,
+// but nil over a limit of opts (source bytes, rules): such a source is
+// refused before its rules are read or compiled, which is where its cost
+// would be.
+func parse(filename string, src []byte, opts CompileOptions) (*Ruleset, ErrorList) {
+	p := &parser{file: filename, maxRules: opts.MaxRules}
 	p.Walker.Report = func(n *yaml.Node, msg string) { p.add(p.pos(n), "%s", msg) }
+	maxBytes := opts.MaxSourceBytes
 	if maxBytes <= 0 {
 		maxBytes = defaultMaxSourceBytes
 	}
@@ -77,7 +81,21 @@ func parse(filename string, src []byte, maxBytes int) (*Ruleset, ErrorList) {
 		root = root.Content[0]
 	}
 	p.ruleset(root)
+	if p.overLimit {
+		return nil, p.list
+	}
 	return rs, p.list
+}
+
+// checkRuleCount refuses more than limit rules (DefaultMaxRules when 0).
+func checkRuleCount(n, limit int, pos Pos) *Error {
+	if limit <= 0 {
+		limit = DefaultMaxRules
+	}
+	if n <= limit {
+		return nil
+	}
+	return &Error{Pos: pos, Msg: fmt.Sprintf("ruleset has %d rules, over the limit of %d", n, limit)}
 }
 
 type parser struct {
@@ -85,6 +103,10 @@ type parser struct {
 	yamlnode.Walker
 	file string
 	rs   *Ruleset
+	// maxRules is CompileOptions.MaxRules; overLimit says the rules list
+	// is over it, and was not read.
+	maxRules  int
+	overLimit bool
 }
 
 func (p *parser) pos(n *yaml.Node) Pos { return Pos{File: p.file, Line: n.Line, Col: n.Column} }
@@ -362,6 +384,11 @@ func (p *parser) rules(n *yaml.Node) {
 	n = p.Resolve(n)
 	if n.Kind != yaml.SequenceNode {
 		p.add(p.pos(n), "rules must be a list, not %s", yamlnode.KindName(n))
+		return
+	}
+	if e := checkRuleCount(len(n.Content), p.maxRules, p.pos(n)); e != nil {
+		p.list = append(p.list, e)
+		p.overLimit = true
 		return
 	}
 	for _, rn := range n.Content {

@@ -1,6 +1,9 @@
 package rules
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -480,6 +483,61 @@ func TestLoadSizeLimit(t *testing.T) {
 	want := []string{"t.yaml: ruleset is 45 bytes, over the limit of 10"}
 	if diff := cmp.Diff(want, errLines(t, err)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+// TestLoadRuleLimit checks that a source with more rules than the limit
+// is refused with the count and the limit, before any rule is compiled:
+// 20,000 small rules fit in 1 MiB and took seconds and hundreds of MB to
+// compile.
+func TestLoadRuleLimit(t *testing.T) {
+	rulesOf := func(n int) string {
+		var b strings.Builder
+		for i := range n {
+			fmt.Fprintf(&b, "  - id: r%d\n    when: event.amount > %d.0\n", i, i)
+		}
+		return b.String()
+	}
+	tests := []struct {
+		name  string
+		rules int
+		opts  CompileOptions
+		want  []string
+	}{
+		{"at the limit", 3, CompileOptions{MaxRules: 3}, nil},
+		{"over the limit", 4, CompileOptions{MaxRules: 3}, []string{"3:3: ruleset has 4 rules, over the limit of 3"}},
+		{"at the default", DefaultMaxRules, CompileOptions{}, nil},
+		{"20,000 rules", 20_000, CompileOptions{}, []string{fmt.Sprintf("3:3: ruleset has 20000 rules, over the limit of %d", DefaultMaxRules)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load("t.yaml", []byte(ruleset(rulesOf(tt.rules))), tt.opts)
+			if diff := cmp.Diff(tt.want, errLines(t, err)); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+	t.Run("a ruleset built in code", func(t *testing.T) {
+		rs, err := Parse("t.yaml", []byte(ruleset(rulesOf(4))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = Compile(rs, CompileOptions{MaxRules: 3})
+		want := []string{"1:1: ruleset has 4 rules, over the limit of 3"}
+		if diff := cmp.Diff(want, errLines(t, err)); diff != "" {
+			t.Errorf("(-want +got):\n%s", diff)
+		}
+	})
+}
+
+// TestLoadContextCancelled checks that a load whose context has ended
+// stops with the context's error rather than compile every rule.
+func TestLoadContextCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	_, err := LoadContext(ctx, "t.yaml", []byte(ruleset("  - id: a\n    when: 'true'\n")), CompileOptions{})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("got %v, want context.Canceled", err)
 	}
 }
 

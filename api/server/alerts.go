@@ -79,7 +79,7 @@ func (a *alertService) SubscribeAlerts(req *shrikev1.SubscribeAlertsRequest, str
 	return ctx.Err()
 }
 
-func (a *alertService) ListAlerts(_ context.Context, req *shrikev1.ListAlertsRequest) (*shrikev1.ListAlertsResponse, error) {
+func (a *alertService) ListAlerts(ctx context.Context, req *shrikev1.ListAlertsRequest) (*shrikev1.ListAlertsResponse, error) {
 	n, err := pageSize(req.GetPageSize())
 	if err != nil {
 		return nil, err
@@ -90,10 +90,16 @@ func (a *alertService) ListAlerts(_ context.Context, req *shrikev1.ListAlertsReq
 	}
 	var keep func(*matcher.Alert) bool
 	if !f.empty() {
-		keep = func(al *matcher.Alert) bool { return f.keep(al, nil) }
+		// Recent takes no context: once the call's ends (the client left,
+		// the server's deadline passed), no alert passes and the rest of
+		// the scan costs a comparison per alert, not a CEL evaluation.
+		keep = func(al *matcher.Alert) bool { return ctx.Err() == nil && f.keep(al, nil) }
 	}
 	fas, next, err := a.s.feed.Recent(n, req.GetPageToken(), keep)
 	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	out := &shrikev1.ListAlertsResponse{NextPageToken: next}

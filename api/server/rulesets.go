@@ -163,10 +163,10 @@ func (r *rulesetService) RollbackRuleset(ctx context.Context, req *shrikev1.Roll
 // from positions, so it shows nowhere.
 const validateFile = "ruleset.yaml"
 
-func (r *rulesetService) ValidateRuleset(_ context.Context, req *shrikev1.ValidateRulesetRequest) (*shrikev1.ValidateRulesetResponse, error) {
+func (r *rulesetService) ValidateRuleset(ctx context.Context, req *shrikev1.ValidateRulesetRequest) (*shrikev1.ValidateRulesetResponse, error) {
 	src := []byte(req.GetSource())
-	out := &shrikev1.ValidateRulesetResponse{Name: rulesetName(src)}
-	c, err := rules.Load(validateFile, src, r.s.opts.CompileOptions)
+	out := &shrikev1.ValidateRulesetResponse{}
+	c, err := rules.LoadContext(ctx, validateFile, src, r.s.opts.CompileOptions)
 	if err == nil {
 		// Valid means PutRuleset takes it, and a stored ruleset must name
 		// its topic.
@@ -179,6 +179,9 @@ func (r *rulesetService) ValidateRuleset(_ context.Context, req *shrikev1.Valida
 		if !errors.As(err, &list) {
 			return nil, err
 		}
+		// Only now, as decoding the YAML again costs as much as parsing:
+		// a valid ruleset names itself.
+		out.Name = rulesetName(src)
 		out.Errors = rulesetErrors(list)
 		return out, nil
 	}

@@ -90,6 +90,12 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// ShutdownTimeout: see DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
+	// RequestTimeout bounds every unary call (limits); a client's shorter
+	// deadline stays in force. Default DefaultRequestTimeout.
+	RequestTimeout time.Duration
+	// MaxConcurrentExpensive bounds the expensive calls running at once
+	// (limits). Default: GOMAXPROCS.
+	MaxConcurrentExpensive int
 }
 
 // Server is the gRPC API (RulesetService, AlertService, EventService,
@@ -102,6 +108,7 @@ type Server struct {
 	publisher Publisher
 	auth      *authenticator
 	summaries *summaries
+	limits    *limits
 	// skipped counts alerts the API could not convert for a client
 	// (skipAlert).
 	skipped prometheus.Counter
@@ -167,14 +174,17 @@ func New(opts Options) (*Server, error) {
 		publisher: opts.Publisher,
 		auth:      auth,
 		summaries: &summaries{opts: opts.CompileOptions},
+		limits:    newLimits(opts.RequestTimeout, opts.MaxConcurrentExpensive),
 		skipped: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "shrike", Subsystem: "api", Name: "alerts_skipped_total",
 			Help: "Alerts of the alerts topic the API could not convert for a client and left out of subscriptions and listings.",
 		}),
 	}
 	if opts.Registerer != nil {
-		if err := opts.Registerer.Register(s.skipped); err != nil {
-			return nil, fmt.Errorf("api server: register metrics: %w", err)
+		for _, c := range append(s.limits.collectors(), s.skipped) {
+			if err := opts.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("api server: register metrics: %w", err)
+			}
 		}
 	}
 	s.stopping, s.stop = context.WithCancel(context.Background())
@@ -324,8 +334,9 @@ func tokenName(ctx context.Context) string {
 }
 
 // unary is the one unary interceptor: authentication and scope, then the
-// call, whose error is mapped to a status (toStatus), with a panic
-// turned into INTERNAL rather than a crashed engine.
+// limits (a deadline, a slot for an expensive call), then the call, whose
+// error is mapped to a status (toStatus), with a panic turned into
+// INTERNAL rather than a crashed engine.
 func (s *Server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 	tok, err := s.auth.authorize(ctx, info.FullMethod)
 	if err != nil {
@@ -335,9 +346,15 @@ func (s *Server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 	if tok != nil {
 		ctx = context.WithValue(ctx, tokenKey{}, tok)
 	}
+	callCtx, end, err := s.limits.begin(ctx, info.FullMethod, req)
+	if err != nil {
+		s.log.Info("api: call refused", "method", info.FullMethod, "token", tokenName(ctx), "err", err)
+		return nil, toStatus(s.log, info.FullMethod, err)
+	}
 	defer s.recover(info.FullMethod, &err)
-	resp, err = handler(ctx, req)
-	return resp, toStatus(s.log, info.FullMethod, err)
+	// Deferred so that a panic, too, gives the slot back.
+	defer func() { err = toStatus(s.log, info.FullMethod, end(callCtx, err)) }()
+	return handler(callCtx, req)
 }
 
 // stream is the one stream interceptor, the unary one's twin.

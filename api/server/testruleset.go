@@ -109,7 +109,7 @@ func (r *rulesetService) testRuleset(ctx context.Context, req *shrikev1.TestRule
 		if req.GetVersion() != 0 {
 			return nil, badField("version", "goes with name, not with source")
 		}
-		return rules.Load(validateFile, []byte(rs.Source), r.s.opts.CompileOptions)
+		return rules.LoadContext(ctx, validateFile, []byte(rs.Source), r.s.opts.CompileOptions)
 	case *shrikev1.TestRulesetRequest_Name:
 		if req.GetVersion() < 0 {
 			return nil, badField("version", "must not be negative, not %d", req.GetVersion())
@@ -121,7 +121,7 @@ func (r *rulesetService) testRuleset(ctx context.Context, req *shrikev1.TestRule
 		if rec.Deleted {
 			return nil, notFoundMeta(registry.ErrVersionNotFound, rs.Name, req.GetVersion())
 		}
-		return rules.Load(rec.Name+".yaml", rec.Source, r.s.opts.CompileOptions)
+		return rules.LoadContext(ctx, rec.Name+".yaml", rec.Source, r.s.opts.CompileOptions)
 	}
 	return nil, badField("ruleset", "give source (YAML) or name (a stored ruleset)")
 }

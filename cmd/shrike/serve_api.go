@@ -91,6 +91,9 @@ func startAPI(ctx context.Context, cfg config.Config, d apiDeps) (_ *apiServer, 
 		Clock:           d.clock,
 		Logger:          d.log,
 		Registerer:      d.reg,
+		// The limits on calls (api.request_timeout, api.max_concurrent_expensive).
+		RequestTimeout:         cfg.API.RequestTimeout,
+		MaxConcurrentExpensive: cfg.API.MaxConcurrentExpensive,
 	})
 	if err != nil {
 		if errors.Is(err, apiserver.ErrTokensRequired) {
