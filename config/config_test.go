@@ -50,7 +50,7 @@ http: {listen: ":8081"}
 grpc: {listen: 0.0.0.0:9091}
 api:
   tokens:
-    - {name: ci, token: s3cret, scopes: [rules:read, rules:write]}
+    - {name: ci, token: 9f2c4e7a1b6d8f3e0a5c2b7d4e9f1a6c, scopes: [rules:read, rules:write]}
     - name: ops
       token_file: /etc/shrike/ops.token
       scopes: alerts:read,events:write
@@ -76,7 +76,7 @@ log: {level: debug, format: json}
 				c.GRPC.Listen = "0.0.0.0:9091"
 				c.API = APIConfig{
 					Tokens: []TokenConfig{
-						{Name: "ci", Token: "s3cret", Scopes: []shrikev1.Scope{"rules:read", "rules:write"}},
+						{Name: "ci", Token: "9f2c4e7a1b6d8f3e0a5c2b7d4e9f1a6c", Scopes: []shrikev1.Scope{"rules:read", "rules:write"}},
 						{Name: "ops", TokenFile: "/etc/shrike/ops.token", Scopes: []shrikev1.Scope{"alerts:read", "events:write"}},
 					},
 					TLS:             TLSConfig{CertFile: "/etc/shrike/tls.crt", KeyFile: "/etc/shrike/tls.key"},
