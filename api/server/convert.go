@@ -41,7 +41,7 @@ func alertProto(a *matcher.Alert, position string) (*shrikev1.Alert, error) {
 		lv := &structpb.ListValue{Values: make([]*structpb.Value, len(s.Records))}
 		for i, r := range s.Records {
 			v := &structpb.Value{}
-			if err := protojson.Unmarshal(r.Event.Raw(), v); err != nil {
+			if err := protojson.Unmarshal(matcher.AppendEventJSON(nil, r.Event.Raw()), v); err != nil {
 				return nil, fmt.Errorf("alert %s: step %s: event %d: %w", a.ID, s.Step, i, err)
 			}
 			lv.Values[i] = v
