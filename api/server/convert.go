@@ -33,6 +33,7 @@ func alertProto(a *matcher.Alert, position string) (*shrikev1.Alert, error) {
 		DetectedAt:  timestamp(a.DetectedAt),
 		Timeout:     a.Timeout,
 		Position:    position,
+		Truncated:   a.Truncated,
 	}
 	if len(a.Steps) > 0 {
 		out.Events = make(map[string]*structpb.ListValue, len(a.Steps))
