@@ -109,12 +109,13 @@ func TestAlertEmbedsNormalEvents(t *testing.T) {
 	}
 }
 
-// BenchmarkAppendEventJSON: the fast path (an event in normal form) and
-// the slow one (re-encoded).
+// BenchmarkAppendEventJSON: an event in normal form (copied), one with
+// white space (compacted) and one with a repeated key (re-encoded).
 func BenchmarkAppendEventJSON(b *testing.B) {
 	for _, bc := range []struct{ name, raw string }{
 		{"normal", `{"type":"payment","account":"acct-1","amount":12.5,"country":"DE","ip":"10.1.2.3","tags":["a","b"],"m":{"x":1,"y":2}}`},
 		{"spaced", `{ "type": "payment", "account": "acct-1", "amount": 12.5, "country": "DE", "ip": "10.1.2.3", "tags": ["a","b"], "m": {"x":1,"y":2} }`},
+		{"repeated", `{"type":"payment","account":"acct-1","amount":12.5,"country":"DE","ip":"10.1.2.3","tags":["a","b"],"m":{"x":1,"y":2},"amount":13}`},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			raw := []byte(bc.raw)
