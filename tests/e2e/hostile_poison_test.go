@@ -104,7 +104,8 @@ func TestPoisonEventsKeepStreams(t *testing.T) {
 		dead = kcatConsume(t, s.kafka, deadLetterTopic)
 		return len(dead) >= 2
 	}) {
-		t.Fatalf("%d records in %s after 30 s, want the two poison events", len(dead), deadLetterTopic)
+		// Go on: the streams must hold whatever became of the events.
+		t.Errorf("%d records in %s after 30 s, want the two poison events", len(dead), deadLetterTopic)
 	}
 	reasons := map[string]string{}
 	for _, r := range dead {
