@@ -67,7 +67,7 @@ func Check(secret string) error {
 // otherwise the union of the classes it uses (digits, lower and upper
 // case letters, symbols).
 func alphabet(secret string) int {
-	var digit, lower, upper, symbol, hexOnly = false, false, false, false, true
+	digit, lower, upper, symbol, hexOnly := false, false, false, false, true
 	for i := 0; i < len(secret); i++ {
 		switch c := secret[i]; {
 		case c >= '0' && c <= '9':
