@@ -57,7 +57,7 @@ func startAPI(ctx context.Context, cfg config.Config, d apiDeps) (_ *apiServer, 
 	}()
 	tokens, err := apiTokens(cfg.API)
 	if err != nil {
-		return nil, err
+		return nil, usageError{err} // a configuration that cannot run: status 2
 	}
 	tlsCfg := d.tls
 	a.feed, err = feed.NewAlertFeed(feed.AlertFeedOptions{

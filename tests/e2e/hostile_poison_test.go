@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -264,4 +266,42 @@ func TestOversizedAlertReachesTopic(t *testing.T) {
 		t.Errorf("shrike_engine_produce_errors_total = %v, want 0", n)
 	}
 	s.exitedCleanly(t)
+}
+
+// TestWeakTokenRefused starts serve with a token file holding a guessable
+// secret: it exits with status 2 before the API listens, with an error
+// naming the token, its file and how to generate a good one.
+func TestWeakTokenRefused(t *testing.T) {
+	dir := t.TempDir()
+	for _, tt := range []struct{ name, secret, why string }{
+		{"a word", "changeme\n", "about 0 bits"},
+		{"one character", strings.Repeat("a", 64) + "\n", "only 1 distinct characters"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			file := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "-")+".token")
+			if err := os.WriteFile(file, []byte(tt.secret), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+			cfg := fmt.Sprintf("http:\n  listen: %q\ngrpc:\n  listen: \"127.0.0.1:%d\"\nkafka:\n  embedded:\n    port: %d\nredis:\n  embedded:\n    port: %d\napi:\n  tokens: [{name: ops, token_file: %q, scopes: [alerts:read]}]\n",
+				httpAddr, freePort(t), freePort(t), freePort(t), file)
+			s := startServeConfig(t, "shrike serve with a weak token", cfg, httpAddr)
+			select {
+			case <-s.exited:
+			case <-time.After(30 * time.Second):
+				t.Fatal("serve still runs 30 s after starting with a weak token")
+			}
+			if code := s.cmd.ProcessState.ExitCode(); code != 2 {
+				t.Errorf("serve exited with status %d, want 2", code)
+			}
+			log := s.log()
+			want := `token "ops" in ` + file + ": too weak: "
+			if !strings.Contains(log, want) || !strings.Contains(log, tt.why) || !strings.Contains(log, "openssl rand -hex 32") {
+				t.Errorf("serve's error does not say %q, %q and how to generate a token:\n%s", want, tt.why, log)
+			}
+			if strings.Contains(log, "api listening") {
+				t.Errorf("the API listened with a weak token:\n%s", log)
+			}
+		})
+	}
 }
