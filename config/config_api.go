@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"reflect"
 	"strings"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	shrikev1 "github.com/shrike-cep/shrike/api/shrike/v1"
+	"github.com/shrike-cep/shrike/internal/tokencheck"
 	"github.com/shrike-cep/shrike/internal/yamlnode"
 )
 
@@ -62,7 +64,8 @@ type TokenConfig struct {
 	// Name identifies the token in logs; never the token itself.
 	Name string `yaml:"name"`
 	// Token is the secret. Prefer TokenFile, which keeps it out of the
-	// configuration.
+	// configuration. Either way it must be strong (tokencheck.Check: at least
+	// 128 bits, e.g. `openssl rand -hex 32`), or serve refuses to start.
 	Token string `yaml:"token"`
 	// TokenFile holds the secret (surrounding white space is dropped).
 	// Relative to the configuration file.
@@ -70,6 +73,31 @@ type TokenConfig struct {
 	// Scopes are the scopes the token grants: rules:read, rules:write,
 	// alerts:read, events:write.
 	Scopes []shrikev1.Scope `yaml:"scopes"`
+}
+
+// Secret returns the token's secret, read from TokenFile when that is set
+// (without surrounding white space), once it passed tokencheck.Check: a token
+// an attacker could guess is refused at start, naming the token, its file
+// and how to generate a good one.
+func (t TokenConfig) Secret() (string, error) {
+	if t.TokenFile == "" {
+		if err := tokencheck.Check(t.Token); err != nil {
+			return "", fmt.Errorf("token %q: %w", t.Name, err)
+		}
+		return t.Token, nil
+	}
+	b, err := os.ReadFile(t.TokenFile)
+	if err != nil {
+		return "", fmt.Errorf("token %q: %w", t.Name, err)
+	}
+	secret := strings.TrimSpace(string(b))
+	if secret == "" {
+		return "", fmt.Errorf("token %q: %s is empty; %s", t.Name, t.TokenFile, tokencheck.Generate)
+	}
+	if err := tokencheck.Check(secret); err != nil {
+		return "", fmt.Errorf("token %q in %s: %w", t.Name, t.TokenFile, err)
+	}
+	return secret, nil
 }
 
 // TLSConfig names a PEM certificate (chain) and its key.
@@ -146,6 +174,11 @@ func (c *Config) validateAPI(bad func(path, format string, args ...any)) {
 			bad(at, "token %q has neither token nor token_file", t.Name)
 		case t.Token != "" && secrets[t.Token]:
 			bad(at+".token", "the same secret is given twice")
+		case t.Token != "":
+			// A token_file is checked when serve reads it (Secret).
+			if err := tokencheck.Check(t.Token); err != nil {
+				bad(at+".token", "token %q: %v", t.Name, err)
+			}
 		}
 		secrets[t.Token] = true
 		if len(t.Scopes) == 0 {

@@ -26,16 +26,17 @@ func TestConfigAPIValidate(t *testing.T) {
 		},
 		{
 			name: "beyond loopback with tokens",
-			src:  "grpc: {listen: '0.0.0.0:9090'}\napi: {tokens: [{name: a, token: x, scopes: [rules:read]}]}\n",
+			src:  "grpc: {listen: '0.0.0.0:9090'}\napi: {tokens: [{name: a, token: 9f2c4e7a1b6d8f3e0a5c2b7d4e9f1a6c, scopes: [rules:read]}]}\n",
 		},
 		{
 			name: "bad tokens",
 			src: `api:
   tokens:
-    - {token: x, scopes: [rules:read]}
-    - {name: a, token: x, token_file: f, scopes: [rules:admin]}
+    - {token: 9f2c4e7a1b6d8f3e0a5c2b7d4e9f1a6c, scopes: [rules:read]}
+    - {name: a, token: 9f2c4e7a1b6d8f3e0a5c2b7d4e9f1a6c, token_file: f, scopes: [rules:admin]}
     - {name: a, scopes: []}
-    - {name: b, token: x, scopes: [alerts:read]}
+    - {name: b, token: 9f2c4e7a1b6d8f3e0a5c2b7d4e9f1a6c, scopes: [alerts:read]}
+    - {name: c, token: changeme, scopes: [alerts:read]}
   tls: {key_file: k}
   max_request_bytes: 10
   recent_alerts: 0
@@ -45,15 +46,16 @@ func TestConfigAPIValidate(t *testing.T) {
 			want: []string{
 				`c.yaml:3:7: api.tokens[0]: every token needs a name`,
 				`c.yaml:4:24: api.tokens[1].token: give token or token_file, not both`,
-				`c.yaml:4:50: api.tokens[1].scopes: unknown scope "rules:admin" (known: rules:read, rules:write, alerts:read, events:write)`,
+				`c.yaml:4:81: api.tokens[1].scopes: unknown scope "rules:admin" (known: rules:read, rules:write, alerts:read, events:write)`,
 				`c.yaml:5:7: api.tokens[2]: token "a" has neither token nor token_file`,
 				`c.yaml:5:14: api.tokens[2].name: token name "a" is used twice`,
 				`c.yaml:5:25: api.tokens[2].scopes: token "a" grants no scope (known: rules:read, rules:write, alerts:read, events:write)`,
 				`c.yaml:6:24: api.tokens[3].token: the same secret is given twice`,
-				`c.yaml:8:22: api.max_request_bytes: must be at least 1024, not 10`,
-				`c.yaml:9:18: api.recent_alerts: must be at least 1, not 0`,
-				`c.yaml:10:20: api.request_timeout: must be at least 100ms, not 10ms`,
-				`c.yaml:11:29: api.max_concurrent_expensive: must not be negative, not -1 (0 is the number of CPUs)`,
+				"c.yaml:7:24: api.tokens[4].token: token \"c\": too weak: about 0 bits, 128 needed (at least 32 hex digits or 22 base64 characters, not counting common words); generate one with `openssl rand -hex 32` or `head -c 32 /dev/urandom | base64`",
+				`c.yaml:9:22: api.max_request_bytes: must be at least 1024, not 10`,
+				`c.yaml:10:18: api.recent_alerts: must be at least 1, not 0`,
+				`c.yaml:11:20: api.request_timeout: must be at least 100ms, not 10ms`,
+				`c.yaml:12:29: api.max_concurrent_expensive: must not be negative, not -1 (0 is the number of CPUs)`,
 				`api.tls.cert_file: cert_file and key_file go together`,
 			},
 		},
@@ -113,5 +115,53 @@ func TestIsLoopback(t *testing.T) {
 		if got := IsLoopback(addr); got != want {
 			t.Errorf("IsLoopback(%q) = %v, want %v", addr, got, want)
 		}
+	}
+}
+
+// TestTokenSecret refuses weak secrets, inline or from a token_file,
+// naming the token, its file and how to generate a good one.
+func TestTokenSecret(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	const strong = "9f2c4e7a1b6d8f3e0a5c2b7d4e9f1a6c"
+	good := write("good.token", "  "+strong+"\n")
+	weak := write("weak.token", "changeme\n")
+	repeated := write("repeated.token", strings.Repeat("a", 64))
+	empty := write("empty.token", "\n")
+	for _, tt := range []struct {
+		name    string
+		tok     TokenConfig
+		want    string
+		wantErr string
+	}{
+		{"inline", TokenConfig{Name: "a", Token: strong}, strong, ""},
+		{"from a file, trimmed", TokenConfig{Name: "b", TokenFile: good}, strong, ""},
+		{"weak inline", TokenConfig{Name: "c", Token: "admin-secret"}, "", `token "c": too weak: about `},
+		{"weak file", TokenConfig{Name: "d", TokenFile: weak}, "", `token "d" in ` + weak + `: too weak: about 0 bits`},
+		{"one character", TokenConfig{Name: "e", TokenFile: repeated}, "", `token "e" in ` + repeated + `: too weak: it has only 1 distinct characters`},
+		{"empty file", TokenConfig{Name: "f", TokenFile: empty}, "", `token "f": ` + empty + ` is empty; generate one with`},
+		{"missing file", TokenConfig{Name: "g", TokenFile: filepath.Join(dir, "nope")}, "", `token "g": open `},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.tok.Secret()
+			if tt.wantErr != "" {
+				if err == nil || !strings.HasPrefix(err.Error(), tt.wantErr) {
+					t.Fatalf("Secret() = %q, %v; want an error starting %q", got, err, tt.wantErr)
+				}
+				if tt.tok.TokenFile != "" && !strings.Contains(err.Error(), "nope") && !strings.Contains(err.Error(), "openssl rand -hex 32") {
+					t.Errorf("the error does not say how to generate a token: %v", err)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("Secret() = %q, %v; want %q", got, err, tt.want)
+			}
+		})
 	}
 }

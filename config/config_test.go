@@ -52,7 +52,7 @@ grpc: {listen: 0.0.0.0:9091}
 admin: {listen: "127.0.0.1:9100"}
 api:
   tokens:
-    - {name: ci, token: s3cret, scopes: [rules:read, rules:write]}
+    - {name: ci, token: 9f2c4e7a1b6d8f3e0a5c2b7d4e9f1a6c, scopes: [rules:read, rules:write]}
     - name: ops
       token_file: /etc/shrike/ops.token
       scopes: alerts:read,events:write
@@ -83,7 +83,7 @@ log: {level: debug, format: json}
 				c.Admin.Listen = "127.0.0.1:9100"
 				c.API = APIConfig{
 					Tokens: []TokenConfig{
-						{Name: "ci", Token: "s3cret", Scopes: []shrikev1.Scope{"rules:read", "rules:write"}},
+						{Name: "ci", Token: "9f2c4e7a1b6d8f3e0a5c2b7d4e9f1a6c", Scopes: []shrikev1.Scope{"rules:read", "rules:write"}},
 						{Name: "ops", TokenFile: "/etc/shrike/ops.token", Scopes: []shrikev1.Scope{"alerts:read", "events:write"}},
 					},
 					TLS:             TLSConfig{CertFile: "/etc/shrike/tls.crt", KeyFile: "/etc/shrike/tls.key"},

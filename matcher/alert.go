@@ -80,7 +80,8 @@ func alertID(ruleset, rule, version, key string, timeout bool, steps []StepRecor
 }
 
 // MarshalJSON encodes the alert as one JSON object. The events of each step
-// are the records' original bytes, and steps keep pattern order.
+// are the records' bytes in normal form (AppendEventJSON: compact, each key
+// once), and steps keep pattern order.
 func (a *Alert) MarshalJSON() ([]byte, error) {
 	return a.AppendJSON(nil), nil
 }
@@ -175,7 +176,7 @@ func (a *Alert) appendJSON(dst []byte, shrink int) []byte {
 			if shrink&shrinkEvents != 0 {
 				dst = appendMarker(dst, r)
 			} else {
-				dst = append(dst, r.Event.Raw()...)
+				dst = AppendEventJSON(dst, r.Event.Raw())
 			}
 		}
 		dst = append(dst, ']')

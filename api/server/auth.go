@@ -12,13 +12,15 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	shrikev1 "github.com/shrike-cep/shrike/api/shrike/v1"
+	"github.com/shrike-cep/shrike/internal/tokencheck"
 )
 
 // Token is a bearer token and the scopes it grants.
 type Token struct {
 	// Name identifies the token in logs.
 	Name string
-	// Secret is what clients send: "authorization: Bearer <secret>".
+	// Secret is what clients send: "authorization: Bearer <secret>". New
+	// refuses a weak one (internal/tokencheck: at least 128 bits).
 	Secret string
 	// Scopes are among shrikev1.Scopes.
 	Scopes []shrikev1.Scope
@@ -37,6 +39,9 @@ func newAuthenticator(tokens []Token) (*authenticator, error) {
 		t := &tokens[i]
 		if t.Name == "" || t.Secret == "" {
 			return nil, fmt.Errorf("token %d: needs a name and a secret", i)
+		}
+		if err := tokencheck.Check(t.Secret); err != nil {
+			return nil, fmt.Errorf("token %q: %w", t.Name, err)
 		}
 		for _, s := range t.Scopes {
 			if !s.Known() {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/shrike-cep/shrike/api/server"
 	shrikev1 "github.com/shrike-cep/shrike/api/shrike/v1"
+	"github.com/shrike-cep/shrike/feed"
 )
 
 // call is one RPC, by gRPC and by REST.
@@ -254,4 +255,24 @@ type noPublisher struct{}
 
 func (noPublisher) PublishBatch(context.Context, string, [][]byte, [][]byte) (int, error) {
 	return 0, status.Error(codes.Unimplemented, "no")
+}
+
+// TestNewRefusesWeakTokens: a token an attacker could guess never
+// reaches the listeners, whoever builds the server.
+func TestNewRefusesWeakTokens(t *testing.T) {
+	e := newEnv(t, envOptions{tokens: tokens})
+	pub, err := feed.NewPublisher(context.Background(), feed.PublisherOptions{Brokers: e.brokers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pub.Close)
+	for _, secret := range []string{"read-secret", "changeme", strings.Repeat("x", 64)} {
+		_, err := server.New(server.Options{
+			GRPCListen: "127.0.0.1:0", Registry: e.registry, Feed: e.feed, Publisher: pub,
+			Tokens: []server.Token{{Name: "weak", Secret: secret, Scopes: []shrikev1.Scope{"rules:read"}}},
+		})
+		if err == nil || !strings.Contains(err.Error(), `token "weak": too weak`) {
+			t.Errorf("New with the token %q: %v, want it refused", secret, err)
+		}
+	}
 }

@@ -214,10 +214,10 @@ func TestExpensiveCallsLimit(t *testing.T) {
 		o.MaxConcurrentExpensive = 2
 		o.FilterCostLimit = costlyFilterLimit
 	}})
-	e.token = "write-secret"
+	e.token = tokens[1].Secret
 	e.put(t, "payments", paymentsSrc)
 	// A read-only token is enough to fill the slots.
-	e.token = "alerts-secret"
+	e.token = tokens[2].Secret
 	seedAlerts(t, e, seededAlerts)
 	cancel1, errc1 := e.listCostly(t)
 	cancel2, errc2 := e.listCostly(t)
@@ -235,7 +235,7 @@ func TestExpensiveCallsLimit(t *testing.T) {
 	if got := restStatus(code, body); got != "429 "+server.ReasonTooManyExpensiveCalls {
 		t.Errorf("a third ListAlerts (REST): got %s, want 429 %s", got, server.ReasonTooManyExpensiveCalls)
 	}
-	e.token = "read-secret"
+	e.token = tokens[0].Secret
 	_, err = e.rulesets().ValidateRuleset(e.ctx(t), &shrikev1.ValidateRulesetRequest{Source: paymentsSrc})
 	if got := statusOf(err); got != want {
 		t.Errorf("ValidateRuleset: got %s, want %s", got, want)
@@ -244,7 +244,7 @@ func TestExpensiveCallsLimit(t *testing.T) {
 	if _, err := e.rulesets().GetRuleset(e.ctx(t), &shrikev1.GetRulesetRequest{Name: "payments"}); err != nil {
 		t.Errorf("GetRuleset: %v", err)
 	}
-	e.token = "alerts-secret"
+	e.token = tokens[2].Secret
 	if _, err := e.alerts().ListAlerts(e.ctx(t), &shrikev1.ListAlertsRequest{Rule: "big"}); err != nil {
 		t.Errorf("ListAlerts without a CEL filter: %v", err)
 	}
@@ -260,7 +260,7 @@ func TestExpensiveCallsLimit(t *testing.T) {
 		}
 	}
 	waitInFlight(t, reg, 0)
-	e.token = "read-secret"
+	e.token = tokens[0].Secret
 	if _, err := e.rulesets().ValidateRuleset(e.ctx(t), &shrikev1.ValidateRulesetRequest{Source: paymentsSrc}); err != nil {
 		t.Errorf("ValidateRuleset with the slots free: %v", err)
 	}

@@ -33,6 +33,7 @@ func alertProto(a *matcher.Alert, position string) (*shrikev1.Alert, error) {
 		DetectedAt:  timestamp(a.DetectedAt),
 		Timeout:     a.Timeout,
 		Position:    position,
+		Truncated:   a.Truncated,
 	}
 	if len(a.Steps) > 0 {
 		out.Events = make(map[string]*structpb.ListValue, len(a.Steps))
@@ -41,7 +42,7 @@ func alertProto(a *matcher.Alert, position string) (*shrikev1.Alert, error) {
 		lv := &structpb.ListValue{Values: make([]*structpb.Value, len(s.Records))}
 		for i, r := range s.Records {
 			v := &structpb.Value{}
-			if err := protojson.Unmarshal(r.Event.Raw(), v); err != nil {
+			if err := protojson.Unmarshal(matcher.AppendEventJSON(nil, r.Event.Raw()), v); err != nil {
 				return nil, fmt.Errorf("alert %s: step %s: event %d: %w", a.ID, s.Step, i, err)
 			}
 			lv.Values[i] = v

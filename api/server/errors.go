@@ -4,9 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -44,6 +50,7 @@ const (
 	ReasonBackendUnavailable = "BACKEND_UNAVAILABLE" // UNAVAILABLE: Redis or Kafka did not answer, metadata "backend"
 	ReasonShuttingDown       = "SHUTTING_DOWN"       // UNAVAILABLE: the server stops; reconnect (elsewhere)
 	ReasonInternal           = "INTERNAL"            // INTERNAL
+	ReasonUnknownPath        = "UNKNOWN_PATH"        // NOT_FOUND (404), UNIMPLEMENTED (405): no REST method at this path and HTTP method
 )
 
 // fieldError is a bad request field (AIP-193 BadRequest field violation).
@@ -109,9 +116,9 @@ func toStatus(log *slog.Logger, method string, err error) error {
 	var ue *unavailableErr
 	switch {
 	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, "canceled")
+		return withDetails(codes.Canceled, "canceled", codeReason(codes.Canceled), meta)
 	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
+		return withDetails(codes.DeadlineExceeded, "deadline exceeded", codeReason(codes.DeadlineExceeded), meta)
 	case errors.As(err, &list):
 		return rulesetInvalid(list, meta)
 	case errors.As(err, &fe):
@@ -210,9 +217,15 @@ func plural(n int, noun string) string {
 	return noun + "s"
 }
 
-// withDetails builds a status with an ErrorInfo and further details.
+// withDetails builds a status with an ErrorInfo and further details. The
+// message and the field violations are plainText.
 func withDetails(code codes.Code, msg, reason string, meta map[string]string, more ...*errdetails.BadRequest) error {
-	st := status.New(code, msg)
+	st := status.New(code, plainText(msg))
+	for _, br := range more {
+		for _, v := range br.GetFieldViolations() {
+			v.Description = plainText(v.Description)
+		}
+	}
 	info := &errdetails.ErrorInfo{Reason: reason, Domain: ErrorDomain}
 	if len(meta) > 0 {
 		info.Metadata = meta
@@ -226,3 +239,125 @@ func withDetails(code codes.Code, msg, reason string, meta map[string]string, mo
 	}
 	return st.Err()
 }
+
+// plainText is msg with protobuf's "proto: " prefix dropped and every
+// space character beyond ASCII (U+00A0, which the protobuf module puts
+// into its error messages at random so that nobody matches them, U+2007,
+// U+202F, …) written as an ASCII space: clients and their logs get plain
+// text that does not change from one build to the next.
+func plainText(msg string) string {
+	if rest, ok := strings.CutPrefix(msg, "proto:"); ok && rest != "" {
+		if r, n := utf8.DecodeRuneInString(rest); unicode.IsSpace(r) {
+			msg = rest[n:]
+		}
+	}
+	if isPlain(msg) {
+		return msg
+	}
+	return strings.Map(func(r rune) rune {
+		if r > unicode.MaxASCII && (unicode.IsSpace(r) || r == '\u2007' || r == '\u202f') {
+			return ' '
+		}
+		return r
+	}, msg)
+}
+
+// isPlain reports whether msg holds no space character beyond ASCII.
+func isPlain(msg string) bool {
+	for _, r := range msg {
+		if r > unicode.MaxASCII && (unicode.IsSpace(r) || r == '\u2007' || r == '\u202f') {
+			return false
+		}
+	}
+	return true
+}
+
+// codeReason is the ErrorInfo reason of an error that no case of toStatus
+// names: the name of its gRPC code ("UNIMPLEMENTED", "DEADLINE_EXCEEDED").
+func codeReason(c codes.Code) string {
+	name := c.String()
+	var b strings.Builder
+	for i, r := range name {
+		if i > 0 && unicode.IsUpper(r) {
+			b.WriteByte('_')
+		}
+		b.WriteRune(unicode.ToUpper(r))
+	}
+	return b.String()
+}
+
+// restStatus is the status an error becomes over REST, in the format of
+// every other error (AIP-193): plain text, and an ErrorInfo even where
+// the error did not come from toStatus (the gateway's own, about a body
+// or a query parameter it cannot decode, gRPC's message size limit, a
+// recovered panic), never an empty list of details. An INVALID_ARGUMENT
+// of the gateway's also names its field: "body" or the query parameter.
+func restStatus(err error) *status.Status {
+	st := status.Convert(err)
+	if reason(st) != "" {
+		if isPlain(st.Message()) {
+			return st
+		}
+		p := st.Proto()
+		p.Message = plainText(p.Message)
+		return status.FromProto(p)
+	}
+	msg := plainText(st.Message())
+	switch st.Code() {
+	case codes.InvalidArgument:
+		field := "body"
+		if rest, ok := strings.CutPrefix(msg, "parsing field "); ok {
+			if f, _, ok := strings.Cut(rest, ": "); ok {
+				if uq, err := strconv.Unquote(f); err == nil {
+					field = uq
+				}
+			}
+		}
+		return status.Convert(withDetails(codes.InvalidArgument, msg, ReasonInvalidRequest, nil,
+			&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: field, Description: msg}}}))
+	case codes.ResourceExhausted:
+		return status.Convert(withDetails(st.Code(), msg, ReasonRequestTooLarge, nil))
+	case codes.Internal, codes.Unknown:
+		return status.Convert(withDetails(codes.Internal, "internal error", ReasonInternal, nil))
+	}
+	return status.Convert(withDetails(st.Code(), msg, codeReason(st.Code()), nil))
+}
+
+// unknownPath answers a REST request no method is mapped to: 404 for a
+// path, 405 for an HTTP method the path does not take.
+func unknownPath(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
+	code, what := codes.NotFound, "no REST method at "
+	if httpStatus == http.StatusMethodNotAllowed {
+		code, what = codes.Unimplemented, "method not allowed: "
+	}
+	if httpStatus != http.StatusNotFound && httpStatus != http.StatusMethodNotAllowed {
+		runtime.DefaultRoutingErrorHandler(ctx, mux, m, w, r, httpStatus)
+		return
+	}
+	err := withDetails(code, what+r.Method+" "+r.URL.Path, ReasonUnknownPath, nil)
+	httpError(ctx, mux, m, w, r, &runtime.HTTPStatusError{HTTPStatus: httpStatus, Err: err})
+}
+
+// bodyDecoding is the gateway's marshaler, whose decoder says that an
+// error is about the request body ("request body: (line 1:12): invalid
+// value for string field source: 12"), so that restStatus names the
+// field "body".
+type bodyDecoding struct{ *runtime.JSONPb }
+
+// NewDecoder wraps the JSONPb decoder's errors.
+func (m bodyDecoding) NewDecoder(r io.Reader) runtime.Decoder {
+	d := m.JSONPb.NewDecoder(r)
+	return runtime.DecoderFunc(func(v any) error {
+		err := d.Decode(v)
+		if err == nil || errors.Is(err, io.EOF) {
+			return err
+		}
+		return &bodyError{err}
+	})
+}
+
+// bodyError is an error decoding the request body.
+type bodyError struct{ err error }
+
+func (e *bodyError) Error() string { return "request body: " + plainText(e.err.Error()) }
+func (e *bodyError) Unwrap() error { return e.err }

@@ -49,7 +49,8 @@ func TestToStatus(t *testing.T) {
 		{"slow subscriber", feed.ErrSlowSubscriber, "ResourceExhausted SUBSCRIBER_TOO_SLOW map[]"},
 		{"feed stopped", feed.ErrFeedStopped, "Unavailable SHUTTING_DOWN map[]"},
 		{"redis down", unavailable("redis", errors.New("dial tcp 10.0.0.1:6379: refused")), "Unavailable BACKEND_UNAVAILABLE map[backend:redis]"},
-		{"canceled", fmt.Errorf("x: %w", context.Canceled), "Canceled  map[]"},
+		{"canceled", fmt.Errorf("x: %w", context.Canceled), "Canceled CANCELED map[]"},
+		{"a non-breaking space", badField("events[0].value", "proto:\u00a0(line 1:5):\u00a0invalid value"), "InvalidArgument INVALID_REQUEST map[] [events[0].value: (line 1:5): invalid value]"},
 		{"a bug", errors.New("nil map"), "Internal INTERNAL map[]"},
 		{"a status passes", status.Error(codes.Aborted, "x"), "Aborted  map[]"},
 	}

@@ -45,10 +45,10 @@ type gateway struct {
 // marshaler writes JSON with the proto field names (the alert JSON of
 // docs/design.md#alerts) and every field, also those at their zero value, so that
 // REST clients see "timeout": false rather than nothing.
-var marshaler = &runtime.JSONPb{
+var marshaler = bodyDecoding{&runtime.JSONPb{
 	MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
 	UnmarshalOptions: protojson.UnmarshalOptions{},
-}
+}}
 
 func newGateway(s *Server) (*gateway, error) {
 	conn, err := grpc.NewClient("passthrough:///shrike-api",
@@ -62,6 +62,8 @@ func newGateway(s *Server) (*gateway, error) {
 	mux := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, marshaler),
 		runtime.WithErrorHandler(httpError),
+		runtime.WithRoutingErrorHandler(unknownPath),
+		runtime.WithStreamErrorHandler(func(_ context.Context, err error) *status.Status { return restStatus(err) }),
 		runtime.WithForwardResponseOption(streamStart),
 	)
 	ctx := context.Background()
@@ -177,7 +179,7 @@ func httpError(_ context.Context, _ *runtime.ServeMux, m runtime.Marshaler, w ht
 	if errors.As(err, &hs) {
 		code, err = hs.HTTPStatus, hs.Err
 	}
-	st := status.Convert(err)
+	st := restStatus(err)
 	if code == 0 {
 		code = runtime.HTTPStatusFromCode(st.Code())
 		if reason(st) == ReasonRequestTooLarge || (st.Code() == codes.ResourceExhausted && reason(st) == "") {

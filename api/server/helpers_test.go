@@ -75,10 +75,10 @@ rules:
 
 // tokens grant one scope each, but writer, which also reads.
 var tokens = []server.Token{
-	{Name: "reader", Secret: "read-secret", Scopes: []shrikev1.Scope{"rules:read"}},
-	{Name: "writer", Secret: "write-secret", Scopes: []shrikev1.Scope{"rules:read", "rules:write"}},
-	{Name: "watcher", Secret: "alerts-secret", Scopes: []shrikev1.Scope{"alerts:read"}},
-	{Name: "producer", Secret: "events-secret", Scopes: []shrikev1.Scope{"events:write"}},
+	{Name: "reader", Secret: "reader-2666b541a9ca9cfc00f5a5121c23732a", Scopes: []shrikev1.Scope{"rules:read"}},
+	{Name: "writer", Secret: "writer-7507a84de02d4003977593f783f43ca6", Scopes: []shrikev1.Scope{"rules:read", "rules:write"}},
+	{Name: "watcher", Secret: "watcher-d15effcb07db80c20f9f3aaa07df3aec", Scopes: []shrikev1.Scope{"alerts:read"}},
+	{Name: "producer", Secret: "producer-a3b2e981e03a5e96c3f98b3599f43419", Scopes: []shrikev1.Scope{"events:write"}},
 }
 
 // startEngine runs the engine with the ruleset src until the test ends,

@@ -21,8 +21,8 @@ import (
 // Tokens of the client scripts' servers: admin may do everything, reader
 // only read.
 const (
-	scriptAdminToken  = "admin-secret"
-	scriptReaderToken = "reader-secret"
+	scriptAdminToken  = "admin-8b0c4507e41e72b0ec05a52b3cd07691"
+	scriptReaderToken = "reader-095f9ca68670cc1d8221a9754603a253"
 )
 
 // TestClientScripts runs the scripts of testdata/client, each against a

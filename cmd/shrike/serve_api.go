@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -59,7 +57,7 @@ func startAPI(ctx context.Context, cfg config.Config, d apiDeps) (_ *apiServer, 
 	}()
 	tokens, err := apiTokens(cfg.API)
 	if err != nil {
-		return nil, err
+		return nil, usageError{err} // a configuration that cannot run: status 2
 	}
 	tlsCfg := d.tls
 	a.feed, err = feed.NewAlertFeed(feed.AlertFeedOptions{
@@ -136,19 +134,13 @@ func (a *apiServer) close() {
 }
 
 // apiTokens reads the configured tokens, their secrets from token_file
-// where given.
+// where given, refusing weak ones (config.TokenConfig.Secret).
 func apiTokens(c config.APIConfig) ([]apiserver.Token, error) {
 	out := make([]apiserver.Token, 0, len(c.Tokens))
 	for _, t := range c.Tokens {
-		secret := t.Token
-		if t.TokenFile != "" {
-			b, err := os.ReadFile(t.TokenFile)
-			if err != nil {
-				return nil, fmt.Errorf("api token %q: %w", t.Name, err)
-			}
-			if secret = strings.TrimSpace(string(b)); secret == "" {
-				return nil, fmt.Errorf("api token %q: %s is empty", t.Name, t.TokenFile)
-			}
+		secret, err := t.Secret()
+		if err != nil {
+			return nil, fmt.Errorf("api.tokens: %w", err)
 		}
 		out = append(out, apiserver.Token{Name: t.Name, Secret: secret, Scopes: t.Scopes})
 	}

@@ -35,7 +35,8 @@ func TestAPITokens(t *testing.T) {
 		}
 		return p
 	}
-	good := write("good.token", "  s3cret\n")
+	good := write("good.token", "  4f9c2a7e1b8d3f6a0c5e9b2d7a4f1c8e\n")
+	weak := write("weak.token", "s3cret\n")
 	empty := write("empty.token", "\n")
 	tests := []struct {
 		name    string
@@ -44,14 +45,16 @@ func TestAPITokens(t *testing.T) {
 		wantErr string
 	}{
 		{"inline and from a file, trimmed", []config.TokenConfig{
-			{Name: "a", Token: "inline", Scopes: []shrikev1.Scope{"rules:read"}},
+			{Name: "a", Token: "Zq3xW9kPb2Lm7RtY4vHc8NpQ", Scopes: []shrikev1.Scope{"rules:read"}},
 			{Name: "b", TokenFile: good, Scopes: []shrikev1.Scope{"alerts:read"}},
 		}, []apiserver.Token{
-			{Name: "a", Secret: "inline", Scopes: []shrikev1.Scope{"rules:read"}},
-			{Name: "b", Secret: "s3cret", Scopes: []shrikev1.Scope{"alerts:read"}},
+			{Name: "a", Secret: "Zq3xW9kPb2Lm7RtY4vHc8NpQ", Scopes: []shrikev1.Scope{"rules:read"}},
+			{Name: "b", Secret: "4f9c2a7e1b8d3f6a0c5e9b2d7a4f1c8e", Scopes: []shrikev1.Scope{"alerts:read"}},
 		}, ""},
-		{"missing file", []config.TokenConfig{{Name: "c", TokenFile: filepath.Join(dir, "nope")}}, nil, `api token "c": open `},
-		{"empty file", []config.TokenConfig{{Name: "d", TokenFile: empty}}, nil, `api token "d": ` + empty + " is empty"},
+		{"missing file", []config.TokenConfig{{Name: "c", TokenFile: filepath.Join(dir, "nope")}}, nil, `api.tokens: token "c": open `},
+		{"empty file", []config.TokenConfig{{Name: "d", TokenFile: empty}}, nil, `api.tokens: token "d": ` + empty + " is empty"},
+		{"weak file", []config.TokenConfig{{Name: "e", TokenFile: weak}}, nil, `api.tokens: token "e" in ` + weak + ": too weak: "},
+		{"weak inline", []config.TokenConfig{{Name: "f", Token: "inline"}}, nil, `api.tokens: token "f": too weak: `},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -302,9 +302,9 @@ func TestAPIGrpcurl(t *testing.T) {
 
 // Tokens of the auth tests: each with the scopes its name says.
 const authTokens = `[
-    {name: admin, token: admin-secret, scopes: [rules:read, rules:write, alerts:read, events:write]},
-    {name: reader, token: reader-secret, scopes: [rules:read, alerts:read]},
-    {name: producer, token: producer-secret, scopes: [events:write]}]`
+    {name: admin, token: admin-8b0c4507e41e72b0ec05a52b3cd07691, scopes: [rules:read, rules:write, alerts:read, events:write]},
+    {name: reader, token: reader-095f9ca68670cc1d8221a9754603a253, scopes: [rules:read, alerts:read]},
+    {name: producer, token: producer-ed4598d90e8b49e66cb7a13e077d6fca, scopes: [events:write]}]`
 
 // TestAPIAuth checks every scope with curl: no token or an unknown one is
 // 401, a known token without the method's scope 403, with it 200; gRPC
@@ -312,7 +312,7 @@ const authTokens = `[
 func TestAPIAuth(t *testing.T) {
 	requireAPIClients(t)
 	s := startAPIServe(t, apiServeOptions{Tokens: authTokens})
-	if r := s.putRuleset(t, "admin-secret", "auth", apiRuleset("auth", "auth-events")); r.code != http.StatusOK {
+	if r := s.putRuleset(t, "admin-8b0c4507e41e72b0ec05a52b3cd07691", "auth", apiRuleset("auth", "auth-events")); r.code != http.StatusOK {
 		t.Fatalf("PUT with the admin token = %d %s", r.code, r.body)
 	}
 	source, err := json.Marshal(map[string]string{"source": apiRuleset("auth", "auth-events")})
@@ -340,21 +340,21 @@ func TestAPIAuth(t *testing.T) {
 	}{
 		{"list rulesets without a token", "", listRulesets, http.StatusUnauthorized},
 		{"list rulesets with an unknown token", "nope", listRulesets, http.StatusUnauthorized},
-		{"list rulesets with rules:read", "reader-secret", listRulesets, http.StatusOK},
-		{"list rulesets without rules:read", "producer-secret", listRulesets, http.StatusForbidden},
+		{"list rulesets with rules:read", "reader-095f9ca68670cc1d8221a9754603a253", listRulesets, http.StatusOK},
+		{"list rulesets without rules:read", "producer-ed4598d90e8b49e66cb7a13e077d6fca", listRulesets, http.StatusForbidden},
 		{"get a ruleset without a token", "", getRuleset, http.StatusUnauthorized},
-		{"get a ruleset without rules:read", "producer-secret", getRuleset, http.StatusForbidden},
+		{"get a ruleset without rules:read", "producer-ed4598d90e8b49e66cb7a13e077d6fca", getRuleset, http.StatusForbidden},
 		{"put a ruleset without a token", "", putRuleset, http.StatusUnauthorized},
-		{"put a ruleset without rules:write", "reader-secret", putRuleset, http.StatusForbidden},
-		{"put a ruleset with rules:write", "admin-secret", putRuleset, http.StatusOK},
-		{"delete without rules:write", "reader-secret", deleteRS, http.StatusForbidden},
-		{"delete with rules:write", "admin-secret", deleteRS, http.StatusNotFound},
+		{"put a ruleset without rules:write", "reader-095f9ca68670cc1d8221a9754603a253", putRuleset, http.StatusForbidden},
+		{"put a ruleset with rules:write", "admin-8b0c4507e41e72b0ec05a52b3cd07691", putRuleset, http.StatusOK},
+		{"delete without rules:write", "reader-095f9ca68670cc1d8221a9754603a253", deleteRS, http.StatusForbidden},
+		{"delete with rules:write", "admin-8b0c4507e41e72b0ec05a52b3cd07691", deleteRS, http.StatusNotFound},
 		{"publish without a token", "", publish, http.StatusUnauthorized},
-		{"publish without events:write", "reader-secret", publish, http.StatusForbidden},
-		{"publish with events:write", "producer-secret", publish, http.StatusOK},
-		{"list alerts with an unknown token", "admin-secret2", listAlerts, http.StatusUnauthorized},
-		{"list alerts without alerts:read", "producer-secret", listAlerts, http.StatusForbidden},
-		{"list alerts with alerts:read", "reader-secret", listAlerts, http.StatusOK},
+		{"publish without events:write", "reader-095f9ca68670cc1d8221a9754603a253", publish, http.StatusForbidden},
+		{"publish with events:write", "producer-ed4598d90e8b49e66cb7a13e077d6fca", publish, http.StatusOK},
+		{"list alerts with an unknown token", "admin-8b0c4507e41e72b0ec05a52b3cd076912", listAlerts, http.StatusUnauthorized},
+		{"list alerts without alerts:read", "producer-ed4598d90e8b49e66cb7a13e077d6fca", listAlerts, http.StatusForbidden},
+		{"list alerts with alerts:read", "reader-095f9ca68670cc1d8221a9754603a253", listAlerts, http.StatusOK},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -373,7 +373,7 @@ func TestAPIAuth(t *testing.T) {
 		for _, tt := range []struct {
 			token string
 			want  int
-		}{{"", http.StatusUnauthorized}, {"producer-secret", http.StatusForbidden}} {
+		}{{"", http.StatusUnauthorized}, {"producer-ed4598d90e8b49e66cb7a13e077d6fca", http.StatusForbidden}} {
 			r := curl(t, append(bearer(tt.token), "-N", "--max-time", "5", s.url("/v1/alerts:subscribe"))...)
 			if r.code != tt.want {
 				t.Errorf("GET /v1/alerts:subscribe with token %q = %d %s, want %d", tt.token, r.code, r.body, tt.want)
@@ -389,7 +389,7 @@ func TestAPIAuth(t *testing.T) {
 		}{
 			{"no token", nil, "Unauthenticated"},
 			{"unknown token", []string{"-H", "authorization: Bearer nope"}, "Unauthenticated"},
-			{"no scope", []string{"-H", "authorization: Bearer producer-secret"}, "PermissionDenied"},
+			{"no scope", []string{"-H", "authorization: Bearer producer-ed4598d90e8b49e66cb7a13e077d6fca"}, "PermissionDenied"},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -399,7 +399,7 @@ func TestAPIAuth(t *testing.T) {
 				}
 			})
 		}
-		if out, ok := grpcurl(t, "-H", "authorization: Bearer reader-secret", s.grpc, "shrike.v1.RulesetService/ListRulesets"); !ok || !strings.Contains(out, `"auth"`) {
+		if out, ok := grpcurl(t, "-H", "authorization: Bearer reader-095f9ca68670cc1d8221a9754603a253", s.grpc, "shrike.v1.RulesetService/ListRulesets"); !ok || !strings.Contains(out, `"auth"`) {
 			t.Errorf("grpcurl ListRulesets with rules:read: %s", out)
 		}
 	})
@@ -455,7 +455,7 @@ func TestAPICLI(t *testing.T) {
 	v2 := strings.Replace(v1, "amount > 1000.0", "amount > 2000.0", 1)
 	write("cli.yaml", v1)
 	write("bad.yaml", badRuleset)
-	env := []string{"SHRIKE_SERVER=" + s.grpc, "SHRIKE_TOKEN=admin-secret"}
+	env := []string{"SHRIKE_SERVER=" + s.grpc, "SHRIKE_TOKEN=admin-8b0c4507e41e72b0ec05a52b3cd07691"}
 	shrike := func(args ...string) (stdout, stderr string, code int) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -492,7 +492,7 @@ func TestAPICLI(t *testing.T) {
 		}
 	})
 	t.Run("a token without rules:write", func(t *testing.T) {
-		_, errOut, code := shrike("rules", "push", "cli.yaml", "--token", "reader-secret")
+		_, errOut, code := shrike("rules", "push", "cli.yaml", "--token", "reader-095f9ca68670cc1d8221a9754603a253")
 		if code != 1 || !strings.Contains(errOut, "lacks scope rules:write") {
 			t.Errorf("push with a read-only token: exit %d, stderr:\n%s", code, errOut)
 		}
@@ -515,7 +515,7 @@ func TestAPICLI(t *testing.T) {
 	t.Run("alerts tail", func(t *testing.T) {
 		tail := startJSONStream(t, "shrike alerts tail", env, shrikeBin(t), "alerts", "tail", "-o", "json", "--ruleset", "cli", "--severity", "high", "-n", "1")
 		publish := func(account string) {
-			if r := s.publish(t, "admin-secret", "cli-events", bigPayment(account)); r.code != http.StatusOK {
+			if r := s.publish(t, "admin-8b0c4507e41e72b0ec05a52b3cd07691", "cli-events", bigPayment(account)); r.code != http.StatusOK {
 				t.Fatalf("publish: %d %s", r.code, r.body)
 			}
 		}

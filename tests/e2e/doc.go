@@ -16,6 +16,15 @@
 //     and nothing is lost once Redis is back.
 //   - TestMalformedRecord: a record that is not JSON goes to the dead-letter
 //     topic with its reason header, and the partition keeps flowing.
+//   - TestPoisonEventsKeepStreams: events with 1e999 and with invalid UTF-8,
+//     fed with kcat between good ones, go to the dead-letter topic with
+//     their reasons; a REST subscription (curl -N) and `shrike alerts tail`
+//     stay open and deliver every later alert.
+//   - TestOversizedAlertReachesTopic: the 1.5 MB alert of a 500 KB key
+//     reaches the alerts topic shrunk, with its truncated list, and
+//     ListAlerts lists it with that list.
+//   - TestWeakTokenRefused: serve refuses a guessable token file (status 2),
+//     naming the token, its file and how to generate a good one.
 //   - TestScaleOut: two instances in one consumer group split the
 //     partitions; one leaves mid-stream; the alerts are still run's.
 //   - TestREADMEQuickStart, TestREADMEFirstRule: the commands of README.md's

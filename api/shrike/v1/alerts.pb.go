@@ -62,7 +62,8 @@ type Alert struct {
 	Timeout bool `protobuf:"varint,12,opt,name=timeout,proto3" json:"timeout,omitempty"`
 	// The matched events by step name, each list in match order; a
 	// single-event rule's one step is named "event". Events are the original
-	// JSON objects. Numbers pass through
+	// JSON objects in normal form (compact; a repeated key once, with its last
+	// value; a lone surrogate escape as U+FFFD). Numbers pass through
 	// google.protobuf.Value, a double: integers beyond 2^53 lose precision here
 	// (the alerts topic keeps the exact bytes).
 	Events map[string]*structpb.ListValue `protobuf:"bytes,13,rep,name=events,proto3" json:"events,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
@@ -70,7 +71,13 @@ type Alert struct {
 	// on every instance: pass it as SubscribeAlertsRequest.after to receive
 	// the alerts that follow it. Not part of the alert JSON on the alerts
 	// topic.
-	Position      string `protobuf:"bytes,14,opt,name=position,proto3" json:"position,omitempty"`
+	Position string `protobuf:"bytes,14,opt,name=position,proto3" json:"position,omitempty"`
+	// What the engine shrank so that the alert fits a Kafka record, empty for
+	// an alert kept whole: "events" (each event replaced by a marker object
+	// {"truncated": true, "topic", "partition", "offset", "bytes"}, its
+	// position in the events topic), "key" and "summary" (cut to 1024 bytes).
+	// The alert's id is the one of the whole alert.
+	Truncated     []string `protobuf:"bytes,15,rep,name=truncated,proto3" json:"truncated,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -201,6 +208,13 @@ func (x *Alert) GetPosition() string {
 		return x.Position
 	}
 	return ""
+}
+
+func (x *Alert) GetTruncated() []string {
+	if x != nil {
+		return x.Truncated
+	}
+	return nil
 }
 
 // SubscribeAlertsRequest selects the alerts to stream. Filters combine with
@@ -464,7 +478,7 @@ var File_shrike_v1_alerts_proto protoreflect.FileDescriptor
 
 const file_shrike_v1_alerts_proto_rawDesc = "" +
 	"\n" +
-	"\x16shrike/v1/alerts.proto\x12\tshrike.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14shrike/v1/auth.proto\"\x83\x05\n" +
+	"\x16shrike/v1/alerts.proto\x12\tshrike.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14shrike/v1/auth.proto\"\xa1\x05\n" +
 	"\x05Alert\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aruleset\x18\x02 \x01(\tR\aruleset\x12\x12\n" +
@@ -480,7 +494,8 @@ const file_shrike_v1_alerts_proto_rawDesc = "" +
 	"\vdetected_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\vdetected_at\x12\x18\n" +
 	"\atimeout\x18\f \x01(\bR\atimeout\x124\n" +
 	"\x06events\x18\r \x03(\v2\x1c.shrike.v1.Alert.EventsEntryR\x06events\x12\x1a\n" +
-	"\bposition\x18\x0e \x01(\tR\bposition\x1a9\n" +
+	"\bposition\x18\x0e \x01(\tR\bposition\x12\x1c\n" +
+	"\ttruncated\x18\x0f \x03(\tR\ttruncated\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aU\n" +
