@@ -78,7 +78,10 @@ var ErrInvalidConfig = errors.New("invalid configuration")
 //	                              # scopes: rules:read, rules:write, alerts:read, events:write
 //	  tls: {cert_file: "", key_file: ""}  # TLS on both listeners, from PEM files
 //	  max_request_bytes: 4194304  # larger requests are refused before they are read
-//	  recent_alerts: 10000        # alerts ListAlerts can page through
+//	  recent_alerts: 10000        # alerts ListAlerts can page through, and how far a subscriber
+//	                              # may fall behind (a burst) before it reads on from Kafka
+//	  max_streams: 100            # alert subscriptions open at once; beyond: RESOURCE_EXHAUSTED / 429
+//	  max_streams_per_token: 20   # of them, per bearer token (without tokens only max_streams applies)
 //	  recordings_dir: ""          # recorded event files TestRuleset may read by name
 //	rules:
 //	  dir: ""                     # load the *.yaml rulesets of this folder (not *_test.yaml);
@@ -269,7 +272,7 @@ func DefaultConfig() Config {
 		Limits: LimitsConfig{MaxRunsPerKey: DefaultMaxRunsPerKey, MaxUncommittedRecords: cep.DefaultMaxUncommittedRecords},
 		HTTP:   ListenConfig{Listen: DefaultHTTPListen},
 		GRPC:   ListenConfig{Listen: DefaultGRPCListen},
-		API:    APIConfig{MaxRequestBytes: DefaultAPIMaxRequestBytes, RecentAlerts: feed.DefaultRecentAlerts},
+		API:    APIConfig{MaxRequestBytes: DefaultAPIMaxRequestBytes, RecentAlerts: feed.DefaultRecentAlerts, MaxStreams: DefaultAPIMaxStreams, MaxStreamsPerToken: DefaultAPIMaxStreamsPerToken},
 		Log:    LogConfig{Level: "info", Format: "text"},
 	}
 }

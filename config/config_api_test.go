@@ -39,6 +39,8 @@ func TestConfigAPIValidate(t *testing.T) {
   tls: {key_file: k}
   max_request_bytes: 10
   recent_alerts: 0
+  max_streams: 0
+  max_streams_per_token: -1
 `,
 			want: []string{
 				`c.yaml:3:7: api.tokens[0]: every token needs a name`,
@@ -50,6 +52,8 @@ func TestConfigAPIValidate(t *testing.T) {
 				`c.yaml:6:24: api.tokens[3].token: the same secret is given twice`,
 				`c.yaml:8:22: api.max_request_bytes: must be at least 1024, not 10`,
 				`c.yaml:9:18: api.recent_alerts: must be at least 1, not 0`,
+				`c.yaml:10:16: api.max_streams: must be at least 1, not 0`,
+				`c.yaml:11:26: api.max_streams_per_token: must be at least 1, not -1`,
 				`api.tls.cert_file: cert_file and key_file go together`,
 			},
 		},

@@ -57,6 +57,8 @@ api:
   tls: {cert_file: /etc/shrike/tls.crt, key_file: /etc/shrike/tls.key}
   max_request_bytes: 65536
   recent_alerts: 500
+  max_streams: 50
+  max_streams_per_token: 5
   recordings_dir: /var/lib/shrike/recordings
 rules: {dir: /etc/shrike/rules}
 log: {level: debug, format: json}
@@ -83,6 +85,9 @@ log: {level: debug, format: json}
 					MaxRequestBytes: 65536,
 					RecentAlerts:    500,
 					RecordingsDir:   "/var/lib/shrike/recordings",
+
+					MaxStreams:         50,
+					MaxStreamsPerToken: 5,
 				}
 				c.Rules.Dir = "/etc/shrike/rules"
 				c.Log = LogConfig{Level: "debug", Format: "json"}

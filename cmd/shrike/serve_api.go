@@ -91,6 +91,9 @@ func startAPI(ctx context.Context, cfg config.Config, d apiDeps) (_ *apiServer, 
 		Clock:           d.clock,
 		Logger:          d.log,
 		Registerer:      d.reg,
+
+		MaxStreams:         cfg.API.MaxStreams,
+		MaxStreamsPerToken: cfg.API.MaxStreamsPerToken,
 	})
 	if err != nil {
 		if errors.Is(err, apiserver.ErrTokensRequired) {
