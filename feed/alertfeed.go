@@ -37,13 +37,13 @@ const (
 	// DefaultReplayCacheBytes bounds the alerts read back from Kafka that
 	// the feed keeps for the next subscriber resuming from the same
 	// position.
-	DefaultReplayCacheBytes = 32 << 20
+	DefaultReplayCacheBytes = 16 << 20
 )
 
 // subscriberQueue is the channel buffer of one subscription. Alerts wait
 // for a subscriber in the feed's shared ring, not in its channel, so the
 // channel only smooths the hand-over.
-const subscriberQueue = 64
+const subscriberQueue = 256
 
 // ringBatch is how many ring entries a subscription copies out under the
 // feed's lock at a time.
@@ -221,6 +221,9 @@ type subscription struct {
 	pos map[int32]int64
 	// seq is the last ring entry it has looked at.
 	seq uint64
+	// ahead runs the read of what the subscription will read next from
+	// Kafka.
+	ahead sync.WaitGroup
 }
 
 // NewAlertFeed checks the options; Run reads the topic.
@@ -546,6 +549,7 @@ func (f *AlertFeed) serve(ctx context.Context, s *subscription) {
 	reason := f.follow(fctx, s)
 	cancel()
 	wg.Wait()
+	s.ahead.Wait()
 	if ctx.Err() != nil {
 		return
 	}
@@ -582,7 +586,16 @@ func (f *AlertFeed) follow(ctx context.Context, s *subscription) error {
 		}
 		behind := f.behindRing(s)
 		if len(behind) > 0 {
+			starts := make(map[int32]int64, len(behind))
+			for _, p := range behind {
+				starts[p] = s.pos[p]
+			}
 			f.mu.Unlock()
+			// The other partitions' first reads go on while the first
+			// partition's alerts are sent.
+			for _, p := range behind[1:] {
+				s.ahead.Go(func() { _, _ = f.replay.read(ctx, p, starts[p]) })
+			}
 			for _, p := range behind {
 				if err := f.readBack(ctx, s, p); err != nil {
 					return err
@@ -667,6 +680,11 @@ func (f *AlertFeed) readBack(ctx context.Context, s *subscription, p int32) erro
 	c, err := f.replay.read(ctx, p, start)
 	if err != nil {
 		return err
+	}
+	if len(c.recs) > 0 && c.next < c.hwm {
+		// Read on while this read is sent: the next readBack finds it
+		// made, or joins it.
+		s.ahead.Go(func() { _, _ = f.replay.read(ctx, p, c.next) })
 	}
 	if len(c.recs) == 0 && c.next <= start {
 		// Nothing readable yet at this offset (records of a transaction

@@ -71,10 +71,11 @@ type chunkKey struct {
 type chunk struct {
 	done chan struct{} // closed once recs, next and err are set
 	recs []chunkRecord
-	// next is the offset to read on from.
-	next int64
-	size int
-	err  error
+	// next is the offset to read on from; hwm the partition's high
+	// watermark when it was read.
+	next, hwm int64
+	size      int
+	err       error
 	// counted is set while size is in the reader's bytes; under its mu.
 	counted bool
 }
@@ -141,8 +142,9 @@ func (r *replayReader) readOnce(ctx context.Context, p int32, off int64) (*chunk
 	c.err = r.fill(ctx, c, p, off)
 	close(c.done)
 	r.mu.Lock()
-	if c.err != nil {
-		// Failures are not kept: the next subscriber tries again.
+	if c.err != nil || len(c.recs) == 0 {
+		// Failures are not kept, nor reads that found nothing yet: the
+		// next subscriber tries again.
 		if r.chunks[k] == c {
 			delete(r.chunks, k)
 		}
@@ -303,14 +305,16 @@ func (r *replayReader) decode(c *chunk, rp *kmsg.FetchResponseTopicPartition, p 
 		return fp.Err
 	}
 	c.next = max(next, off)
+	c.hwm = rp.HighWatermark
 	for _, rec := range fp.Records {
 		cr := chunkRecord{off: rec.Offset}
 		c.size += len(rec.Value) + 64
 		// A record that is not an alert is skipped; the feed logs it.
 		if a, err := ParseAlert(rec.Value); err == nil {
 			cr.fa = Alert{Alert: a, Raw: rec.Value, shared: &shared{}}
-			// Decoded, an alert takes a few times its JSON.
-			c.size += 2 * len(rec.Value)
+			// Decoded, and converted by the API (Shared), an alert takes
+			// several times its JSON.
+			c.size += 6 * len(rec.Value)
 		}
 		c.recs = append(c.recs, cr)
 		c.next = max(c.next, rec.Offset+1)
