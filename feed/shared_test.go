@@ -46,8 +46,8 @@ func TestAlertFeedReplayersShareOneClient(t *testing.T) {
 	f := startFeed(t, AlertFeedOptions{Brokers: brokers, Recent: 30})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	// The feed is up once Recent lists the newest alert.
-	waitRecent(t, f, fmt.Sprintf("alert-%03d", alerts-1))
+	// The feed is up once Recent lists the last alert of each partition.
+	waitRecent(t, f, wantIDs(alerts-testPartitions, alerts))
 	before := conns.Load()
 
 	chans := make([]<-chan Alert, subscribers)
@@ -117,12 +117,24 @@ func produceBurst(t *testing.T, brokers []string, n int) {
 	}
 }
 
-// waitRecent waits until Recent's newest alert is id.
-func waitRecent(t *testing.T, f *AlertFeed, id string) {
+// waitRecent waits until Recent lists the alerts want.
+func waitRecent(t *testing.T, f *AlertFeed, want []string) {
 	t.Helper()
-	testkit.WaitFor(t, feedWait, "alert "+id+" in Recent", func() bool {
-		fas, _, err := f.Recent(1, "", nil)
-		return err == nil && len(fas) == 1 && fas[0].Alert.ID == id
+	testkit.WaitFor(t, feedWait, fmt.Sprintf("alerts %v in Recent", want), func() bool {
+		fas, _, err := f.Recent(DefaultRecentAlerts, "", nil)
+		if err != nil {
+			return false
+		}
+		listed := make(map[string]bool, len(fas))
+		for _, fa := range fas {
+			listed[fa.Alert.ID] = true
+		}
+		for _, id := range want {
+			if !listed[id] {
+				return false
+			}
+		}
+		return true
 	})
 }
 
