@@ -87,7 +87,10 @@ var ErrInvalidConfig = errors.New("invalid configuration")
 //	                              # scopes: rules:read, rules:write, alerts:read, events:write
 //	  tls: {cert_file: "", key_file: ""}  # TLS on every listener, from PEM files
 //	  max_request_bytes: 4194304  # larger requests are refused before they are read
-//	  recent_alerts: 10000        # alerts ListAlerts can page through
+//	  recent_alerts: 10000        # alerts ListAlerts can page through, and how far a subscriber
+//	                              # may fall behind (a burst) before it reads on from Kafka
+//	  max_streams: 100            # alert subscriptions open at once; beyond: RESOURCE_EXHAUSTED / 429
+//	  max_streams_per_token: 20   # of them, per bearer token (without tokens only max_streams applies)
 //	  recordings_dir: ""          # recorded event files TestRuleset may read by name
 //	  request_timeout: 30s        # bound on every unary call; past it DEADLINE_EXCEEDED (504)
 //	  max_concurrent_expensive: 0 # filtered ListAlerts, Validate/Test/PutRuleset at once; 0 = CPUs
@@ -309,9 +312,15 @@ func DefaultConfig() Config {
 		HTTP:   defaultHTTPConfig(),
 		GRPC:   ListenConfig{Listen: DefaultGRPCListen},
 		Admin:  AdminConfig{Listen: DefaultAdminListen},
-		API:    APIConfig{MaxRequestBytes: DefaultAPIMaxRequestBytes, RecentAlerts: feed.DefaultRecentAlerts, RequestTimeout: DefaultAPIRequestTimeout},
-		Rules:  RulesConfig{MaxVersions: DefaultMaxVersions},
-		Log:    LogConfig{Level: "info", Format: "text"},
+		API: APIConfig{
+			MaxRequestBytes:    DefaultAPIMaxRequestBytes,
+			RecentAlerts:       feed.DefaultRecentAlerts,
+			RequestTimeout:     DefaultAPIRequestTimeout,
+			MaxStreams:         DefaultAPIMaxStreams,
+			MaxStreamsPerToken: DefaultAPIMaxStreamsPerToken,
+		},
+		Rules: RulesConfig{MaxVersions: DefaultMaxVersions},
+		Log:   LogConfig{Level: "info", Format: "text"},
 	}
 }
 

@@ -28,6 +28,14 @@ const DefaultAPIMaxRequestBytes = 4 << 20
 // server's CPUs for long.
 const DefaultAPIRequestTimeout = 30 * time.Second
 
+// Defaults of api.max_streams and api.max_streams_per_token: alert
+// subscriptions are few (dashboards, integrations, tails), and each
+// costs the server a goroutine and its share of the feed's reads.
+const (
+	DefaultAPIMaxStreams         = 100
+	DefaultAPIMaxStreamsPerToken = 20
+)
+
 // APIConfig configures the gRPC API and its REST gateway (api/README.md).
 type APIConfig struct {
 	// Tokens are the bearer tokens clients authenticate with. None means
@@ -43,6 +51,13 @@ type APIConfig struct {
 	// RecentAlerts is how many of the latest alerts ListAlerts pages
 	// through. Default feed.DefaultRecentAlerts.
 	RecentAlerts int `yaml:"recent_alerts"`
+	// MaxStreams bounds the alert subscriptions (SubscribeAlerts) open at
+	// once; beyond, RESOURCE_EXHAUSTED (HTTP 429) names this field.
+	// Default DefaultAPIMaxStreams.
+	MaxStreams int `yaml:"max_streams"`
+	// MaxStreamsPerToken bounds those of one bearer token, likewise.
+	// Default DefaultAPIMaxStreamsPerToken.
+	MaxStreamsPerToken int `yaml:"max_streams_per_token"`
 	// RecordingsDir is a folder of recorded event files that TestRuleset
 	// may run by name; empty disables recordings. Relative to the
 	// configuration file.
@@ -204,6 +219,12 @@ func (c *Config) validateAPI(bad func(path, format string, args ...any)) {
 	}
 	if c.API.MaxConcurrentExpensive < 0 {
 		bad("api.max_concurrent_expensive", "must not be negative, not %d (0 is the number of CPUs)", c.API.MaxConcurrentExpensive)
+	}
+	if c.API.MaxStreams < 1 {
+		bad("api.max_streams", "must be at least 1, not %d", c.API.MaxStreams)
+	}
+	if c.API.MaxStreamsPerToken < 1 {
+		bad("api.max_streams_per_token", "must be at least 1, not %d", c.API.MaxStreamsPerToken)
 	}
 	if len(c.API.Tokens) == 0 {
 		for _, l := range []struct{ path, addr string }{{"http.listen", c.HTTP.Listen}, {"grpc.listen", c.GRPC.Listen}} {

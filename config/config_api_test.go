@@ -42,6 +42,8 @@ func TestConfigAPIValidate(t *testing.T) {
   recent_alerts: 0
   request_timeout: 10ms
   max_concurrent_expensive: -1
+  max_streams: 0
+  max_streams_per_token: -1
 `,
 			want: []string{
 				`c.yaml:3:7: api.tokens[0]: every token needs a name`,
@@ -56,6 +58,8 @@ func TestConfigAPIValidate(t *testing.T) {
 				`c.yaml:10:18: api.recent_alerts: must be at least 1, not 0`,
 				`c.yaml:11:20: api.request_timeout: must be at least 100ms, not 10ms`,
 				`c.yaml:12:29: api.max_concurrent_expensive: must not be negative, not -1 (0 is the number of CPUs)`,
+				`c.yaml:13:16: api.max_streams: must be at least 1, not 0`,
+				`c.yaml:14:26: api.max_streams_per_token: must be at least 1, not -1`,
 				`api.tls.cert_file: cert_file and key_file go together`,
 			},
 		},

@@ -59,6 +59,8 @@ api:
   tls: {cert_file: /etc/shrike/tls.crt, key_file: /etc/shrike/tls.key}
   max_request_bytes: 65536
   recent_alerts: 500
+  max_streams: 50
+  max_streams_per_token: 5
   recordings_dir: /var/lib/shrike/recordings
   request_timeout: 5s
   max_concurrent_expensive: 8
@@ -93,6 +95,9 @@ log: {level: debug, format: json}
 					// The limits on calls.
 					RequestTimeout:         5 * time.Second,
 					MaxConcurrentExpensive: 8,
+					// The limits on alert subscriptions.
+					MaxStreams:         50,
+					MaxStreamsPerToken: 5,
 				}
 				c.Rules.Dir = "/etc/shrike/rules"
 				c.Log = LogConfig{Level: "debug", Format: "json"}

@@ -22,25 +22,39 @@ import (
 
 // Defaults of AlertFeedOptions.
 const (
-	// DefaultRecentAlerts is how many alerts an AlertFeed keeps for Recent.
+	// DefaultRecentAlerts is how many alerts an AlertFeed keeps in its
+	// ring: for Recent, and as the buffer every subscriber reads from.
 	DefaultRecentAlerts = 10_000
-	// DefaultSubscriberBuffer is how many alerts may wait for one
-	// subscriber before the feed cuts it off as too slow.
-	DefaultSubscriberBuffer = 1024
 	// DefaultPartitionRefresh is how often the feed looks for partitions
 	// added to the alerts topic (or for the topic itself, before it
 	// exists).
 	DefaultPartitionRefresh = 10 * time.Second
 	// DefaultFeedPageSize is the page size of Recent when it is given 0.
 	DefaultFeedPageSize = 50
+	// DefaultReplayFetches bounds the Kafka reads in flight for all the
+	// subscribers that are behind the ring together.
+	DefaultReplayFetches = 4
+	// DefaultReplayCacheBytes bounds the alerts read back from Kafka that
+	// the feed keeps for the next subscriber resuming from the same
+	// position.
+	DefaultReplayCacheBytes = 16 << 20
 )
+
+// subscriberQueue is the channel buffer of one subscription. Alerts wait
+// for a subscriber in the feed's shared ring, not in its channel, so the
+// channel only smooths the hand-over.
+const subscriberQueue = 256
+
+// ringBatch is how many ring entries a subscription copies out under the
+// feed's lock at a time.
+const ringBatch = 256
 
 // Errors of the alert feed that callers branch on (the API maps them to
 // status codes).
 var (
-	// ErrSlowSubscriber ends a subscription that let more than its buffer
-	// of alerts pile up: the feed never waits for one subscriber. The
-	// subscriber reconnects with the cursor of the last alert it got.
+	// ErrSlowSubscriber is the API's error for a subscription cut off
+	// for falling behind. An AlertFeed does not cut subscribers off: one
+	// that falls behind its ring reads on from Kafka.
 	ErrSlowSubscriber = errors.New("alert subscriber too slow: cut off")
 	// ErrCursorExpired means that alerts after the cursor are no longer
 	// retained by the alerts topic: resuming from it would skip some.
@@ -59,13 +73,19 @@ type AlertFeedOptions struct {
 	// Topic is the alerts topic (the engine's EngineOptions.AlertsTopic).
 	// Required.
 	Topic string
-	// Recent is how many of the latest alerts Recent can list. Default
+	// Recent is how many of the latest alerts the feed keeps in its ring:
+	// what Recent can list, and how far a subscriber may fall behind (a
+	// burst of alerts) before it reads from Kafka instead. Default
 	// DefaultRecentAlerts. At start the feed reads back about this many
 	// alerts from the topic, so that a restarted instance lists the same.
 	Recent int
-	// Buffer bounds the alerts waiting for one subscriber. Default
-	// DefaultSubscriberBuffer.
-	Buffer int
+	// ReplayFetches bounds the Kafka reads in flight for subscribers
+	// behind the ring. Default DefaultReplayFetches.
+	ReplayFetches int
+	// ReplayCacheBytes bounds the alerts read back from Kafka kept for
+	// other subscribers at the same position. Default
+	// DefaultReplayCacheBytes.
+	ReplayCacheBytes int
 	// PartitionRefresh: see DefaultPartitionRefresh.
 	PartitionRefresh time.Duration
 	// Logger receives the feed's rare operational messages. Default:
@@ -93,30 +113,61 @@ type Alert struct {
 	// the engine wrote it. It must not be modified.
 	Raw []byte
 	// Err, set only on the last value of a subscription's channel, says
-	// why the feed ended the subscription (ErrSlowSubscriber,
-	// ErrFeedStopped, ErrCursorExpired or a Kafka error). A subscription
-	// ended by its context closes without it.
+	// why the feed ended the subscription (ErrFeedStopped,
+	// ErrCursorExpired or a Kafka error). A subscription ended by its
+	// context closes without it.
 	Err error
+
+	// shared is the record's memo, common to every subscriber and listing
+	// that gets this record from the same ring entry or replay read.
+	shared *shared
+}
+
+// shared holds what a consumer of the feed derives from one alert record
+// once for all subscribers (the API's converted alert).
+type shared struct {
+	once sync.Once
+	v    any
+}
+
+// Shared returns what compute returns for this alert, calling it once for
+// every subscriber that receives the same record from the feed (live, or
+// replayed from the ring or the same Kafka read) and for Recent's
+// listings: the API converts each alert once, not once per subscriber.
+// compute must not depend on the subscriber; the result must not be
+// modified. An Alert not made by a feed calls compute every time.
+func (a Alert) Shared(compute func() any) any {
+	if a.shared == nil {
+		return compute()
+	}
+	a.shared.once.Do(func() { a.shared.v = compute() })
+	return a.shared.v
 }
 
 // AlertFeed reads every partition of the alerts topic, without a consumer
 // group, so that each instance can serve any subscriber the alerts of all
-// instances (api/README.md). It keeps the latest alerts for Recent and fans
-// each alert out to the live subscribers.
+// instances (api/README.md). It keeps the latest alerts in a ring, which
+// Recent lists and every subscriber reads from.
 //
 // Invariants:
 //
-//   - The feed never waits for a subscriber: each has a bounded buffer,
-//     and one that lets it fill is cut off with ErrSlowSubscriber.
+//   - The feed never waits for a subscriber, and never cuts one off: each
+//     subscription follows the shared ring with a goroutine of its own,
+//     and one that falls behind the ring's oldest alert (a slow reader, a
+//     cursor older than the ring) reads the alerts it lacks from Kafka
+//     through the feed's one replay client, whose reads are bounded in
+//     number and shared by subscribers at the same position. Memory per
+//     subscriber is bounded: its channel and at most one read.
 //   - A cursor is the next offset of every partition the feed reads: the
-//     alerts below it were delivered before it. A subscription resumed from
-//     a cursor first replays the alerts from those offsets with a consumer
-//     of its own, then, once it has caught up with the feed, joins the live
-//     fan-out under the feed's lock, so that it misses no alert and gets
-//     none twice (delivery across reconnects is still at-least-once: a
-//     client may reconnect with an older cursor than its last alert's).
+//     alerts below it were delivered before it. A subscription follows
+//     the ring only while the ring holds every alert at or after its
+//     position in each partition (ringFrom), so that it misses no alert
+//     and gets none twice (delivery across reconnects is still
+//     at-least-once: a client may reconnect with an older cursor than its
+//     last alert's).
 //   - Within a partition alerts arrive in offset order; across partitions
-//     in the order the feed fetched them.
+//     in the order the feed fetched them, or partition by partition while
+//     a subscriber reads from Kafka.
 type AlertFeed struct {
 	opts AlertFeedOptions
 	log  *slog.Logger
@@ -127,46 +178,52 @@ type AlertFeed struct {
 
 	// adm lists offsets for Subscribe; set before ready is closed.
 	adm *kadm.Client
+	// replay reads for subscribers behind the ring; set before ready is
+	// closed.
+	replay *replayReader
 
 	// subs counts the subscriptions' goroutines, which Run waits for.
 	subsWG sync.WaitGroup
 
-	// mu guards the fields below and every live subscriber's pos and
-	// ahead. Fan-out happens under it, so that a subscription switching
-	// from replay to live sees a consistent next.
+	// mu guards the fields below.
 	mu      sync.Mutex
 	stopped bool
 	// next is the next offset of each partition the feed reads.
 	next map[int32]int64
 	// first is the offset the feed started each partition at.
 	first map[int32]int64
-	subs  map[*subscription]struct{}
+	// ringFrom is, per partition, the offset from which the ring holds
+	// every alert up to next.
+	ringFrom map[int32]int64
 	// ring holds the latest alerts, oldest first from head; seq numbers
 	// them from 1, newest is seq.
 	ring []ringEntry
 	head int
 	seq  uint64
+	// grown is closed, and replaced, whenever alerts are added to the ring.
+	grown chan struct{}
 }
 
 type ringEntry struct {
 	seq uint64
-	fa  Alert
+	// part and off are the alert record's partition and offset; next is
+	// the feed's next offsets after it, whose encoding is fa.Cursor.
+	part int32
+	off  int64
+	next map[int32]int64
+	fa   Alert
 }
 
-// subscription is one Subscribe call's state.
+// subscription is one Subscribe call's state, owned by its goroutine.
 type subscription struct {
 	ch chan Alert
-	// cut is closed by the feed, under its lock, when it drops the
-	// subscription as too slow.
-	cut chan struct{}
-	// pos is the next offset per partition this subscriber is to get:
-	// owned by the replay goroutine until the subscription is live, then
-	// guarded by the feed's mu. Nil for a subscription from now.
+	// pos is the next offset per partition this subscriber is to get.
 	pos map[int32]int64
-	// ahead is set while pos is past the feed's next in some partition (a
-	// cursor from an instance whose feed is further along): live alerts
-	// below pos are then skipped, and cursors take the larger offsets.
-	ahead bool
+	// seq is the last ring entry it has looked at.
+	seq uint64
+	// ahead runs the read of what the subscription will read next from
+	// Kafka.
+	ahead sync.WaitGroup
 }
 
 // NewAlertFeed checks the options; Run reads the topic.
@@ -177,14 +234,17 @@ func NewAlertFeed(opts AlertFeedOptions) (*AlertFeed, error) {
 	if opts.Topic == "" {
 		return nil, errors.New("alert feed: no topic")
 	}
-	if opts.Recent < 0 || opts.Buffer < 0 || opts.PartitionRefresh < 0 {
+	if opts.Recent < 0 || opts.ReplayFetches < 0 || opts.ReplayCacheBytes < 0 || opts.PartitionRefresh < 0 {
 		return nil, errors.New("alert feed: negative limit")
 	}
 	if opts.Recent == 0 {
 		opts.Recent = DefaultRecentAlerts
 	}
-	if opts.Buffer == 0 {
-		opts.Buffer = DefaultSubscriberBuffer
+	if opts.ReplayFetches == 0 {
+		opts.ReplayFetches = DefaultReplayFetches
+	}
+	if opts.ReplayCacheBytes == 0 {
+		opts.ReplayCacheBytes = DefaultReplayCacheBytes
 	}
 	if opts.PartitionRefresh == 0 {
 		opts.PartitionRefresh = DefaultPartitionRefresh
@@ -193,14 +253,15 @@ func NewAlertFeed(opts AlertFeedOptions) (*AlertFeed, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &AlertFeed{
-		opts:  opts,
-		log:   opts.Logger,
-		ready: make(chan struct{}),
-		done:  make(chan struct{}),
-		next:  make(map[int32]int64),
-		first: make(map[int32]int64),
-		subs:  make(map[*subscription]struct{}),
-		ring:  make([]ringEntry, 0, min(opts.Recent, 1024)),
+		opts:     opts,
+		log:      opts.Logger,
+		ready:    make(chan struct{}),
+		done:     make(chan struct{}),
+		next:     make(map[int32]int64),
+		first:    make(map[int32]int64),
+		ringFrom: make(map[int32]int64),
+		ring:     make([]ringEntry, 0, min(opts.Recent, 1024)),
+		grown:    make(chan struct{}),
 	}, nil
 }
 
@@ -225,8 +286,11 @@ func (f *AlertFeed) Run(ctx context.Context) error {
 		f.stopped = true
 		f.mu.Unlock()
 		close(f.done)
-		// A subscription's replay consumer closes before Run returns.
+		// Subscriptions end before the replay client closes.
 		f.subsWG.Wait()
+		if f.replay != nil {
+			f.replay.close()
+		}
 	}()
 	cl, err := kgo.NewClient(f.kafkaOpts(
 		// Records deleted under the feed by retention: go on from the
@@ -238,6 +302,11 @@ func (f *AlertFeed) Run(ctx context.Context) error {
 	}
 	defer cl.Close()
 	f.adm = kadm.NewClient(cl)
+	// The replay client is apart from the feed's, whose fetch connection
+	// is held by long polls; it connects on first use.
+	if f.replay, err = newReplayReader(f.kafkaOpts(kgo.ClientID("shrike-alert-replay")), f.opts.Topic, f.opts.ReplayFetches, f.opts.ReplayCacheBytes); err != nil {
+		return fmt.Errorf("alert feed: %w", err)
+	}
 
 	var discovered bool
 	due := time.Now()
@@ -299,7 +368,7 @@ func (f *AlertFeed) discover(ctx context.Context, cl *kgo.Client, later bool) er
 		if !later {
 			at = max(at, end-quota)
 		}
-		f.next[p], f.first[p] = at, at
+		f.next[p], f.first[p], f.ringFrom[p] = at, at, at
 		add[p] = kgo.NewOffset().At(at)
 	}
 	f.mu.Unlock()
@@ -340,7 +409,7 @@ type decoded struct {
 }
 
 // deliver decodes the fetched alerts, then, under the lock, advances the
-// feed's offsets, keeps them in the ring and fans them out.
+// feed's offsets, keeps them in the ring and wakes the subscriptions.
 func (f *AlertFeed) deliver(fs kgo.Fetches) {
 	var recs []decoded
 	fs.EachRecord(func(r *kgo.Record) {
@@ -355,6 +424,7 @@ func (f *AlertFeed) deliver(fs kgo.Fetches) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	added := false
 	for _, d := range recs {
 		p, o := d.r.Partition, d.r.Offset
 		if o < f.next[p] {
@@ -364,37 +434,27 @@ func (f *AlertFeed) deliver(fs kgo.Fetches) {
 		if d.a == nil {
 			continue
 		}
-		fa := Alert{Cursor: encodeCursor(f.next), Alert: d.a, Raw: d.r.Value}
-		f.remember(fa)
-		for s := range f.subs {
-			sfa := fa
-			if s.ahead {
-				if o < s.pos[p] {
-					continue
-				}
-				s.pos[p] = o + 1
-				s.ahead = isAhead(s.pos, f.next)
-				sfa.Cursor = encodeCursor(maxOffsets(s.pos, f.next))
-			}
-			select {
-			case s.ch <- sfa:
-			default:
-				delete(f.subs, s)
-				close(s.cut)
-				f.log.Info("alert feed: subscriber cut off: too slow", "buffer", f.opts.Buffer)
-			}
-		}
+		f.remember(p, o, Alert{Cursor: encodeCursor(f.next), Alert: d.a, Raw: d.r.Value, shared: &shared{}})
+		added = true
+	}
+	if added {
+		close(f.grown)
+		f.grown = make(chan struct{})
 	}
 }
 
-// remember keeps fa in the ring; f.mu is held.
-func (f *AlertFeed) remember(fa Alert) {
+// remember keeps fa, the alert at offset o of partition p, in the ring;
+// f.mu is held. The alert it evicts moves its partition's ringFrom past
+// it.
+func (f *AlertFeed) remember(p int32, o int64, fa Alert) {
 	f.seq++
-	e := ringEntry{seq: f.seq, fa: fa}
+	e := ringEntry{seq: f.seq, part: p, off: o, next: maps.Clone(f.next), fa: fa}
 	if len(f.ring) < f.opts.Recent {
 		f.ring = append(f.ring, e)
 		return
 	}
+	old := f.ring[f.head]
+	f.ringFrom[old.part] = max(f.ringFrom[old.part], old.off+1)
 	f.ring[f.head] = e
 	f.head = (f.head + 1) % len(f.ring)
 }
@@ -420,7 +480,6 @@ func (f *AlertFeed) Subscribe(ctx context.Context, from string) (<-chan Alert, e
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	s := &subscription{ch: make(chan Alert, f.opts.Buffer), cut: make(chan struct{}), pos: pos}
 	if pos != nil {
 		if err := f.checkCursor(ctx, pos); err != nil {
 			return nil, err
@@ -432,11 +491,12 @@ func (f *AlertFeed) Subscribe(ctx context.Context, from string) (<-chan Alert, e
 	if f.stopped {
 		return nil, ErrFeedStopped
 	}
+	s := &subscription{ch: make(chan Alert, subscriberQueue), pos: pos}
 	if pos == nil {
-		f.subs[s] = struct{}{}
+		s.pos, s.seq = maps.Clone(f.next), f.seq
 	}
 	f.subsWG.Add(1)
-	go f.serve(ctx, s, pos != nil)
+	go f.serve(ctx, s)
 	return s.ch, nil
 }
 
@@ -469,31 +529,32 @@ func (f *AlertFeed) checkCursor(ctx context.Context, pos map[int32]int64) error 
 	return nil
 }
 
-// serve runs one subscription: its replay, if any, then its wait while
-// the feed delivers to it, then its end. It alone closes the channel,
-// after removing the subscription from the feed under the lock, so that
-// nothing is sent on a closed channel.
-func (f *AlertFeed) serve(ctx context.Context, s *subscription, replay bool) {
+// serve runs one subscription until its context or the feed ends, or it
+// fails. It alone closes the channel, so that nothing is sent on a closed
+// channel.
+func (f *AlertFeed) serve(ctx context.Context, s *subscription) {
 	defer f.subsWG.Done()
 	defer close(s.ch)
-	var reason error
-	if replay {
-		reason = f.replayUntilLive(ctx, s)
-	}
-	if reason == nil {
+	// The subscription's reads end with the feed too, so that a stopping
+	// feed does not wait for one.
+	fctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
 		select {
-		case <-ctx.Done():
-		case <-s.cut:
-			reason = ErrSlowSubscriber
 		case <-f.done:
-			reason = ErrFeedStopped
+			cancel()
+		case <-fctx.Done():
 		}
-	}
-	f.mu.Lock()
-	delete(f.subs, s)
-	f.mu.Unlock()
-	if reason == nil || ctx.Err() != nil {
+	})
+	reason := f.follow(fctx, s)
+	cancel()
+	wg.Wait()
+	s.ahead.Wait()
+	if ctx.Err() != nil {
 		return
+	}
+	if reason == nil || fctx.Err() != nil || errors.Is(reason, kgo.ErrClientClosed) {
+		reason = ErrFeedStopped
 	}
 	end := Alert{Err: reason}
 	if errors.Is(reason, ErrFeedStopped) {
@@ -505,7 +566,6 @@ func (f *AlertFeed) serve(ctx context.Context, s *subscription, replay bool) {
 		}
 		return
 	}
-	// A slow subscriber gets the error after what it still has to read.
 	select {
 	case s.ch <- end:
 	case <-ctx.Done():
@@ -513,130 +573,156 @@ func (f *AlertFeed) serve(ctx context.Context, s *subscription, replay bool) {
 	}
 }
 
-// replayUntilLive runs replay under a context that also ends with the
-// feed, so that a stopping feed does not wait for a replay's poll.
-func (f *AlertFeed) replayUntilLive(ctx context.Context, s *subscription) error {
-	rctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		select {
-		case <-f.done:
-			cancel()
-		case <-rctx.Done():
-		}
-	})
-	defer func() {
-		cancel()
-		wg.Wait()
-	}()
-	err := f.replay(rctx, s)
-	if err != nil && ctx.Err() == nil && rctx.Err() != nil {
-		return ErrFeedStopped
-	}
-	return err
-}
-
-// replayPoll bounds one poll of a replay consumer, so that it rechecks
-// whether it has caught up when no record comes.
-const replayPoll = 500 * time.Millisecond
-
-// replay reads the alerts from s.pos with a consumer of its own until s
-// has caught up with the feed, then adds s to the live subscribers. It
-// returns nil once s is live, or why it could not get there.
-func (f *AlertFeed) replay(ctx context.Context, s *subscription) error {
-	var cl *kgo.Client
-	defer func() {
-		if cl != nil {
-			cl.Close()
-		}
-	}()
-	reading := make(map[int32]bool)
+// follow sends s its alerts: from Kafka for the partitions where its
+// position is older than the ring holds, then from the ring, waiting for
+// the feed when it has read all. It returns why it stopped.
+func (f *AlertFeed) follow(ctx context.Context, s *subscription) error {
+	var batch []ringEntry
 	for {
-		add := make(map[int32]kgo.Offset)
 		f.mu.Lock()
 		if f.stopped {
 			f.mu.Unlock()
 			return ErrFeedStopped
 		}
-		lagging := false
-		for p, n := range f.next {
-			o, ok := s.pos[p]
-			if !ok {
-				// A partition the feed found after the subscription began.
-				o = f.first[p]
-				s.pos[p] = o
+		behind := f.behindRing(s)
+		if len(behind) > 0 {
+			starts := make(map[int32]int64, len(behind))
+			for _, p := range behind {
+				starts[p] = s.pos[p]
 			}
-			if o < n {
-				lagging = true
-				if !reading[p] {
-					add[p] = kgo.NewOffset().At(o)
-					reading[p] = true
+			f.mu.Unlock()
+			// The other partitions' first reads go on while the first
+			// partition's alerts are sent.
+			for _, p := range behind[1:] {
+				s.ahead.Go(func() { _, _ = f.replay.read(ctx, p, starts[p]) })
+			}
+			for _, p := range behind {
+				if err := f.readBack(ctx, s, p); err != nil {
+					return err
 				}
 			}
+			continue
 		}
-		if !lagging {
-			s.ahead = isAhead(s.pos, f.next)
-			f.subs[s] = struct{}{}
-			f.mu.Unlock()
-			return nil
-		}
+		var grown chan struct{}
+		batch, grown = f.ringAfter(s, batch[:0])
 		f.mu.Unlock()
-
-		if cl == nil {
-			var err error
-			cl, err = kgo.NewClient(f.kafkaOpts(
-				kgo.ClientID("shrike-alert-replay"),
-				kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{f.opts.Topic: add}),
-				// Retention deleting what the replay still has to read
-				// must fail it, not skip alerts silently.
-				kgo.ConsumeResetOffset(kgo.NoResetOffset()),
-			)...)
-			if err != nil {
-				return fmt.Errorf("alert feed: replay: %w", err)
+		if len(batch) == 0 {
+			select {
+			case <-grown:
+				continue
+			case <-ctx.Done():
+				return ctx.Err()
 			}
-		} else if len(add) > 0 {
-			cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{f.opts.Topic: add})
 		}
-		pctx, cancel := context.WithTimeout(ctx, replayPoll)
-		fs := cl.PollFetches(pctx)
-		cancel()
-		if ctx.Err() != nil {
+		for _, e := range batch {
+			if e.off < s.pos[e.part] {
+				mergeMax(s.pos, e.next)
+				continue
+			}
+			mergeMax(s.pos, e.next)
+			cursor := e.fa.Cursor
+			if !maps.Equal(s.pos, e.next) {
+				cursor = encodeCursor(s.pos) // a cursor ahead of this feed
+			}
+			fa := e.fa
+			fa.Cursor = cursor
+			select {
+			case s.ch <- fa:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		clear(batch) // the alerts are the ring's, not to be kept here
+	}
+}
+
+// behindRing lists the partitions in which s's position is older than
+// the ring holds; f.mu is held. Partitions the feed found after s began
+// start where the feed started them.
+func (f *AlertFeed) behindRing(s *subscription) []int32 {
+	var out []int32
+	for p, from := range f.ringFrom {
+		o, ok := s.pos[p]
+		if !ok {
+			o = f.first[p]
+			s.pos[p] = o
+		}
+		if o < from {
+			out = append(out, p)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// ringAfter appends to batch the ring entries after the last s has
+// looked at, ringBatch at most, and moves s on past them; f.mu is held.
+// With none, it returns the channel that is closed when some arrive.
+func (f *AlertFeed) ringAfter(s *subscription, batch []ringEntry) ([]ringEntry, chan struct{}) {
+	if len(f.ring) == 0 || s.seq >= f.seq {
+		return batch, f.grown
+	}
+	oldest := f.seq - uint64(len(f.ring)) + 1
+	// Entries evicted before s looked at them are all below its
+	// position: behindRing found none it lacks.
+	from := max(s.seq+1, oldest)
+	for seq := from; seq <= f.seq && len(batch) < ringBatch; seq++ {
+		batch = append(batch, f.ring[(f.head+int(seq-oldest))%len(f.ring)])
+	}
+	s.seq = batch[len(batch)-1].seq
+	return batch, nil
+}
+
+// readBack sends s the alerts of partition p from its position, one
+// Kafka read's worth, through the shared replay reader.
+func (f *AlertFeed) readBack(ctx context.Context, s *subscription, p int32) error {
+	start := s.pos[p]
+	c, err := f.replay.read(ctx, p, start)
+	if err != nil {
+		return err
+	}
+	if len(c.recs) > 0 && c.next < c.hwm {
+		// Read on while this read is sent: the next readBack finds it
+		// made, or joins it.
+		s.ahead.Go(func() { _, _ = f.replay.read(ctx, p, c.next) })
+	}
+	if len(c.recs) == 0 && c.next <= start {
+		// Nothing readable yet at this offset (records of a transaction
+		// still open): try again shortly rather than spin.
+		t := time.NewTimer(replayRetry)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return nil
+		case <-ctx.Done():
 			return ctx.Err()
 		}
-		var ferr error
-		fs.EachError(func(_ string, _ int32, err error) {
-			if ferr == nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
-				ferr = err
-			}
-		})
-		if ferr != nil {
-			if errors.Is(ferr, kgo.ErrClientClosed) {
-				return ErrFeedStopped
-			}
-			// Offsets out of range: the alerts were deleted while the
-			// replay read up to them.
-			return fmt.Errorf("%w: %w", ErrCursorExpired, ferr)
+	}
+	for _, r := range c.recs {
+		if r.off < s.pos[p] {
+			continue
 		}
-		var err error
-		fs.EachRecord(func(r *kgo.Record) {
-			if err != nil || r.Offset < s.pos[r.Partition] {
-				return
-			}
-			s.pos[r.Partition] = r.Offset + 1
-			a, perr := ParseAlert(r.Value)
-			if perr != nil {
-				return // the feed logs it
-			}
-			select {
-			case s.ch <- Alert{Cursor: encodeCursor(s.pos), Alert: a, Raw: r.Value}:
-			case <-ctx.Done():
-				err = ctx.Err()
-			case <-f.done:
-				err = ErrFeedStopped
-			}
-		})
-		if err != nil {
-			return err
+		s.pos[p] = r.off + 1
+		if r.fa.Alert == nil {
+			continue
+		}
+		fa := r.fa
+		fa.Cursor = encodeCursor(s.pos)
+		select {
+		case s.ch <- fa:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	s.pos[p] = max(s.pos[p], c.next)
+	return nil
+}
+
+// mergeMax raises each offset of pos to next's.
+func mergeMax(pos, next map[int32]int64) {
+	for p, o := range next {
+		if o > pos[p] {
+			pos[p] = o
 		}
 	}
 }
@@ -711,24 +797,6 @@ func parseCursor(s string) (map[int32]int64, error) {
 		out[int32(p)] = o
 	}
 	return out, nil
-}
-
-// isAhead reports whether pos is past next in some partition.
-func isAhead(pos, next map[int32]int64) bool {
-	for p, o := range pos {
-		if o > next[p] {
-			return true
-		}
-	}
-	return false
-}
-
-func maxOffsets(a, b map[int32]int64) map[int32]int64 {
-	out := maps.Clone(b)
-	for p, o := range a {
-		out[p] = max(out[p], o)
-	}
-	return out
 }
 
 // Page tokens are opaque to clients; the prefix lets a token of another

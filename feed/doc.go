@@ -4,12 +4,13 @@
 // writes events for producers without a Kafka client. Invariants of the
 // AlertFeed:
 //
-//   - It never waits for a subscriber: each has a bounded buffer and is
-//     cut off (ErrSlowSubscriber) when it fills.
+//   - It never waits for a subscriber and never cuts one off: each
+//     follows a shared ring of recent alerts, and reads what it missed
+//     (a slow reader, an old cursor) from Kafka through the feed's one
+//     replay client, in bounded, shared reads.
 //   - A cursor is the next offset of every partition: resuming from one
-//     replays from those offsets with a consumer of its own until it has
-//     caught up with the feed, then joins the live fan-out under the
-//     feed's lock, missing no alert and getting none twice; a cursor
-//     behind the topic's retention is refused (ErrCursorExpired) rather
-//     than skipping alerts.
+//     reads from those offsets, from Kafka where the ring no longer holds
+//     them, missing no alert and getting none twice; a cursor behind the
+//     topic's retention is refused (ErrCursorExpired) rather than
+//     skipping alerts.
 package feed

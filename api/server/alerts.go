@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	shrikev1 "github.com/shrike-cep/shrike/api/shrike/v1"
+	"github.com/shrike-cep/shrike/config"
 	"github.com/shrike-cep/shrike/feed"
 	"github.com/shrike-cep/shrike/matcher"
 	"github.com/shrike-cep/shrike/rules"
@@ -35,6 +37,86 @@ const subscribedHeader = "shrike-subscribed"
 type alertService struct {
 	shrikev1.UnimplementedAlertServiceServer
 	s *Server
+
+	limitsOnce sync.Once
+	limits     *streamLimits
+}
+
+// Defaults of Options.MaxStreams and Options.MaxStreamsPerToken.
+const (
+	// DefaultMaxStreams bounds the alert subscriptions open at once on
+	// one server. Each costs a goroutine, a channel and, while it is
+	// behind the feed's ring, one Kafka read at a time (shared).
+	DefaultMaxStreams = config.DefaultAPIMaxStreams
+	// DefaultMaxStreamsPerToken bounds the subscriptions of one bearer
+	// token, so that one client cannot take every stream.
+	DefaultMaxStreamsPerToken = config.DefaultAPIMaxStreamsPerToken
+)
+
+// ReasonTooManyStreams is the ErrorInfo reason of a subscription refused
+// by a stream limit: RESOURCE_EXHAUSTED (HTTP 429), with metadata "limit"
+// naming the configuration field and "max" its value.
+const ReasonTooManyStreams = "TOO_MANY_STREAMS"
+
+func (a *alertService) streams() *streamLimits {
+	a.limitsOnce.Do(func() {
+		a.limits = newStreamLimits(a.s.opts.MaxStreams, a.s.opts.MaxStreamsPerToken)
+	})
+	return a.limits
+}
+
+// streamLimits counts the open subscriptions, in all and per token.
+// Without tokens (authentication off) only the overall limit applies.
+type streamLimits struct {
+	max, perToken int
+
+	mu      sync.Mutex
+	open    int
+	byToken map[string]int
+}
+
+func newStreamLimits(maxStreams, perToken int) *streamLimits {
+	if maxStreams <= 0 {
+		maxStreams = DefaultMaxStreams
+	}
+	if perToken <= 0 {
+		perToken = DefaultMaxStreamsPerToken
+	}
+	return &streamLimits{max: maxStreams, perToken: perToken, byToken: make(map[string]int)}
+}
+
+// acquire takes a stream for token ("" without authentication), or says
+// which limit refuses it; release gives it back.
+func (l *streamLimits) acquire(token string) (release func(), err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.open >= l.max {
+		return nil, withDetails(codes.ResourceExhausted,
+			fmt.Sprintf("too many alert subscriptions: the server has its limit of %d open (api.max_streams); retry later", l.max),
+			ReasonTooManyStreams, map[string]string{"limit": "api.max_streams", "max": strconv.Itoa(l.max)})
+	}
+	if token != "" && l.byToken[token] >= l.perToken {
+		return nil, withDetails(codes.ResourceExhausted,
+			fmt.Sprintf("too many alert subscriptions for token %q: it has its limit of %d open (api.max_streams_per_token); close one first", token, l.perToken),
+			ReasonTooManyStreams, map[string]string{"limit": "api.max_streams_per_token", "max": strconv.Itoa(l.perToken), "token": token})
+	}
+	l.open++
+	if token != "" {
+		l.byToken[token]++
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			l.open--
+			if token != "" {
+				if l.byToken[token]--; l.byToken[token] <= 0 {
+					delete(l.byToken, token)
+				}
+			}
+		})
+	}, nil
 }
 
 func (a *alertService) SubscribeAlerts(req *shrikev1.SubscribeAlertsRequest, stream shrikev1.AlertService_SubscribeAlertsServer) error {
@@ -42,6 +124,11 @@ func (a *alertService) SubscribeAlerts(req *shrikev1.SubscribeAlertsRequest, str
 	if err != nil {
 		return err
 	}
+	release, err := a.streams().acquire(tokenName(stream.Context()))
+	if err != nil {
+		return err
+	}
+	defer release()
 	// The subscription ends with the stream, or when the server stops.
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
@@ -64,7 +151,7 @@ func (a *alertService) SubscribeAlerts(req *shrikev1.SubscribeAlertsRequest, str
 		if !f.keep(fa.Alert, fa.Raw) {
 			continue
 		}
-		pa, err := alertProto(fa.Alert, fa.Cursor)
+		pa, err := feedAlertProto(fa)
 		if err != nil {
 			a.s.skipAlert(fa, err)
 			continue

@@ -3,22 +3,60 @@ package server
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	shrikev1 "github.com/shrike-cep/shrike/api/shrike/v1"
+	"github.com/shrike-cep/shrike/feed"
 	"github.com/shrike-cep/shrike/matcher"
 	"github.com/shrike-cep/shrike/registry"
 	"github.com/shrike-cep/shrike/rules"
 )
 
+// alertConversions counts alertProto's conversions, so that tests can
+// tell that an alert fanned out to many subscribers is converted once.
+var alertConversions atomic.Int64
+
+// converted is a feed alert's API form, or why it has none; shared by
+// every subscriber (feed.Alert.Shared).
+type converted struct {
+	pa  *shrikev1.Alert
+	err error
+}
+
+// feedAlertProto converts a feed alert for one subscriber: the conversion
+// (the events' JSON into structpb values, the costly part) is made once
+// per alert for all subscribers and kept with the alert; each subscriber
+// gets a shallow copy with its own position. The shared parts are only
+// read (marshalled) from then on.
+func feedAlertProto(fa feed.Alert) (*shrikev1.Alert, error) {
+	c := fa.Shared(func() any {
+		pa, err := alertProto(fa.Alert, "")
+		return converted{pa, err}
+	}).(converted)
+	if c.err != nil {
+		return nil, c.err
+	}
+	out := &shrikev1.Alert{}
+	dst := out.ProtoReflect()
+	c.pa.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		dst.Set(fd, v)
+		return true
+	})
+	out.Position = fa.Cursor
+	return out, nil
+}
+
 // alertProto converts an alert; position is its place in the alerts
 // stream ("" outside it). The matched events are the records' original
 // JSON objects.
 func alertProto(a *matcher.Alert, position string) (*shrikev1.Alert, error) {
+	alertConversions.Add(1)
 	out := &shrikev1.Alert{
 		Id:          a.ID,
 		Ruleset:     a.Ruleset,

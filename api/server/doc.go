@@ -27,8 +27,11 @@
 //   - Requests over the size limit are refused before they are decoded
 //     (RESOURCE_EXHAUSTED; HTTP 413), rulesets over the ruleset size limit
 //     by the rules package (INVALID_ARGUMENT).
-//   - The server never waits for a slow subscriber: the feed cuts it off
-//     (RESOURCE_EXHAUSTED, reason SUBSCRIBER_TOO_SLOW), and a stopping
-//     server ends every stream at once (UNAVAILABLE); either way the client
-//     resumes with the position of the last alert it got.
+//   - The server never waits for a slow subscriber and never cuts one off:
+//     one that falls behind the feed's ring reads on from Kafka through
+//     the feed's shared replay client. Streams are bounded overall and per
+//     token (RESOURCE_EXHAUSTED, reason TOO_MANY_STREAMS, naming the
+//     configuration field). A stopping server ends every stream at once
+//     (UNAVAILABLE); the client resumes with the position of the last
+//     alert it got.
 package server

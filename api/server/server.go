@@ -79,6 +79,10 @@ type Options struct {
 	// FilterCostLimit bounds one evaluation of an alert filter. Default
 	// DefaultFilterCostLimit.
 	FilterCostLimit uint64
+	// MaxStreams and MaxStreamsPerToken bound the alert subscriptions
+	// open at once, in all and per token; beyond, RESOURCE_EXHAUSTED
+	// (HTTP 429). Defaults DefaultMaxStreams, DefaultMaxStreamsPerToken.
+	MaxStreams, MaxStreamsPerToken int
 	// Ready reports whether the engine is ready; gRPC health says SERVING
 	// from then on. Default: always.
 	Ready func() bool

@@ -92,6 +92,9 @@ func startAPI(ctx context.Context, cfg config.Config, d apiDeps) (_ *apiServer, 
 		// The limits on calls (api.request_timeout, api.max_concurrent_expensive).
 		RequestTimeout:         cfg.API.RequestTimeout,
 		MaxConcurrentExpensive: cfg.API.MaxConcurrentExpensive,
+		// The limits on alert subscriptions (api.max_streams, api.max_streams_per_token).
+		MaxStreams:         cfg.API.MaxStreams,
+		MaxStreamsPerToken: cfg.API.MaxStreamsPerToken,
 	})
 	if err != nil {
 		if errors.Is(err, apiserver.ErrTokensRequired) {
