@@ -63,7 +63,7 @@ func subscribeAs(t *testing.T, e *env, secret string) (cancel func(), err error)
 // refused with RESOURCE_EXHAUSTED (HTTP 429) naming the limit's field,
 // and a slot freed by a closed subscription is taken again.
 func TestSubscribeStreamLimits(t *testing.T) {
-	second := server.Token{Name: "watcher-2", Secret: "alerts-secret-2", Scopes: []shrikev1.Scope{"alerts:read"}}
+	second := server.Token{Name: "watcher-2", Secret: "watcher2-5c0e93d7a41b8f26e9d3c7a04b1f8e62", Scopes: []shrikev1.Scope{"alerts:read"}}
 	e := newEnv(t, envOptions{
 		tokens: append(append([]server.Token(nil), tokens...), second),
 		api: func(o *server.Options) {
@@ -71,14 +71,14 @@ func TestSubscribeStreamLimits(t *testing.T) {
 			o.MaxStreamsPerToken = 2
 		},
 	})
-	first, err := subscribeAs(t, e, "alerts-secret")
+	first, err := subscribeAs(t, e, tokens[2].Secret)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := subscribeAs(t, e, "alerts-secret"); err != nil {
+	if _, err := subscribeAs(t, e, tokens[2].Secret); err != nil {
 		t.Fatal(err)
 	}
-	_, err = subscribeAs(t, e, "alerts-secret")
+	_, err = subscribeAs(t, e, tokens[2].Secret)
 	if got := statusOf(err); got != "ResourceExhausted TOO_MANY_STREAMS" {
 		t.Errorf("third stream of a token: %s (%v), want ResourceExhausted TOO_MANY_STREAMS", got, err)
 	}
@@ -86,7 +86,7 @@ func TestSubscribeStreamLimits(t *testing.T) {
 		t.Errorf("per-token refusal %q names neither api.max_streams_per_token nor the token", msg)
 	}
 	// Over REST, the same with 429.
-	e.token = "alerts-secret"
+	e.token = tokens[2].Secret
 	code, body := e.rest(t, "GET", "/v1/alerts:subscribe", nil)
 	if got := restStatus(code, body); got != "429 TOO_MANY_STREAMS" {
 		t.Errorf("REST stream beyond the token's limit: %s %v, want 429 TOO_MANY_STREAMS", got, body)
@@ -107,7 +107,7 @@ func TestSubscribeStreamLimits(t *testing.T) {
 	// A closed subscription frees its slot.
 	first()
 	testkit.WaitFor(t, wait, "a freed stream slot", func() bool {
-		_, err := subscribeAs(t, e, "alerts-secret")
+		_, err := subscribeAs(t, e, tokens[2].Secret)
 		return err == nil
 	})
 }
