@@ -52,10 +52,6 @@ const ringBatch = 256
 // Errors of the alert feed that callers branch on (the API maps them to
 // status codes).
 var (
-	// ErrSlowSubscriber is the API's error for a subscription cut off
-	// for falling behind. An AlertFeed does not cut subscribers off: one
-	// that falls behind its ring reads on from Kafka.
-	ErrSlowSubscriber = errors.New("alert subscriber too slow: cut off")
 	// ErrCursorExpired means that alerts after the cursor are no longer
 	// retained by the alerts topic: resuming from it would skip some.
 	ErrCursorExpired = errors.New("alert cursor expired: the alerts topic no longer holds the alerts after it")

@@ -42,7 +42,6 @@ const (
 	ReasonRecordingsDisabled = "RECORDINGS_DISABLED" // FAILED_PRECONDITION: no recordings folder
 	ReasonTopicNotRead       = "TOPIC_NOT_READ"      // FAILED_PRECONDITION: no stored ruleset reads the topic
 	ReasonPositionExpired    = "POSITION_EXPIRED"    // OUT_OF_RANGE: alerts after `after` are gone
-	ReasonSubscriberTooSlow  = "SUBSCRIBER_TOO_SLOW" // RESOURCE_EXHAUSTED: cut off; reconnect with the last position
 	ReasonRequestTooLarge    = "REQUEST_TOO_LARGE"   // RESOURCE_EXHAUSTED (HTTP 413)
 	ReasonTokenMissing       = "TOKEN_MISSING"       // UNAUTHENTICATED (HTTP 401): no bearer token
 	ReasonTokenInvalid       = "TOKEN_INVALID"       // UNAUTHENTICATED (HTTP 401): an unknown one
@@ -146,8 +145,6 @@ func toStatus(log *slog.Logger, method string, err error) error {
 		return withDetails(codes.FailedPrecondition, err.Error(), ReasonTopicNotRead, meta)
 	case errors.Is(err, feed.ErrCursorExpired):
 		return withDetails(codes.OutOfRange, err.Error(), ReasonPositionExpired, meta)
-	case errors.Is(err, feed.ErrSlowSubscriber):
-		return withDetails(codes.ResourceExhausted, err.Error()+"; reconnect with the last alert's position", ReasonSubscriberTooSlow, meta)
 	case errors.Is(err, feed.ErrFeedStopped), errors.Is(err, errShuttingDown):
 		return withDetails(codes.Unavailable, "server shutting down; reconnect", ReasonShuttingDown, meta)
 	case errors.As(err, &ue):

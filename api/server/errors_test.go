@@ -46,7 +46,6 @@ func TestToStatus(t *testing.T) {
 		{"no recordings", errRecordingsDisabled, "FailedPrecondition RECORDINGS_DISABLED map[]"},
 		{"topic", withMeta(errTopicNotRead, "topic", "t"), "FailedPrecondition TOPIC_NOT_READ map[topic:t]"},
 		{"expired position", fmt.Errorf("feed: %w", feed.ErrCursorExpired), "OutOfRange POSITION_EXPIRED map[]"},
-		{"slow subscriber", feed.ErrSlowSubscriber, "ResourceExhausted SUBSCRIBER_TOO_SLOW map[]"},
 		{"feed stopped", feed.ErrFeedStopped, "Unavailable SHUTTING_DOWN map[]"},
 		{"redis down", unavailable("redis", errors.New("dial tcp 10.0.0.1:6379: refused")), "Unavailable BACKEND_UNAVAILABLE map[backend:redis]"},
 		{"canceled", fmt.Errorf("x: %w", context.Canceled), "Canceled CANCELED map[]"},

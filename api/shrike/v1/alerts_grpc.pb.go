@@ -47,10 +47,13 @@ type AlertServiceClient interface {
 	// come twice; drop duplicates by `id`. A request whose `after` position is
 	// older than what the alerts topic still retains fails with OUT_OF_RANGE
 	// (reason POSITION_EXPIRED) rather than silently skipping alerts. The
-	// server never waits for one subscriber: one that falls further behind
-	// than its buffer is cut off with RESOURCE_EXHAUSTED (reason
-	// SUBSCRIBER_TOO_SLOW), and a server shutting down ends streams with
-	// UNAVAILABLE; either way, reconnect with the last alert's position.
+	// server never waits for one subscriber and never cuts one off: one that
+	// falls behind the ring of recent alerts reads on from the alerts topic.
+	// A stream beyond the server's limits (api.max_streams, and
+	// api.max_streams_per_token per token) is refused with
+	// RESOURCE_EXHAUSTED (reason TOO_MANY_STREAMS). A server shutting down
+	// ends streams with UNAVAILABLE; reconnect with the last alert's
+	// position.
 	SubscribeAlerts(ctx context.Context, in *SubscribeAlertsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Alert], error)
 	// ListAlerts lists recent alerts, newest first (AIP-158 pagination). How
 	// far back "recent" reaches is the server's retention of the alerts topic
@@ -119,10 +122,13 @@ type AlertServiceServer interface {
 	// come twice; drop duplicates by `id`. A request whose `after` position is
 	// older than what the alerts topic still retains fails with OUT_OF_RANGE
 	// (reason POSITION_EXPIRED) rather than silently skipping alerts. The
-	// server never waits for one subscriber: one that falls further behind
-	// than its buffer is cut off with RESOURCE_EXHAUSTED (reason
-	// SUBSCRIBER_TOO_SLOW), and a server shutting down ends streams with
-	// UNAVAILABLE; either way, reconnect with the last alert's position.
+	// server never waits for one subscriber and never cuts one off: one that
+	// falls behind the ring of recent alerts reads on from the alerts topic.
+	// A stream beyond the server's limits (api.max_streams, and
+	// api.max_streams_per_token per token) is refused with
+	// RESOURCE_EXHAUSTED (reason TOO_MANY_STREAMS). A server shutting down
+	// ends streams with UNAVAILABLE; reconnect with the last alert's
+	// position.
 	SubscribeAlerts(*SubscribeAlertsRequest, grpc.ServerStreamingServer[Alert]) error
 	// ListAlerts lists recent alerts, newest first (AIP-158 pagination). How
 	// far back "recent" reaches is the server's retention of the alerts topic
