@@ -191,7 +191,7 @@ func (a *alertService) ListAlerts(ctx context.Context, req *shrikev1.ListAlertsR
 	}
 	out := &shrikev1.ListAlertsResponse{NextPageToken: next}
 	for _, fa := range fas {
-		pa, err := alertProto(fa.Alert, fa.Cursor)
+		pa, err := feedAlertProto(fa)
 		if err != nil {
 			a.s.skipAlert(fa, err)
 			continue
