@@ -72,7 +72,8 @@ var ErrInvalidConfig = errors.New("invalid configuration")
 //	  max_uncommitted_records: 1000000  # per partition while Redis fails; then fetching pauses
 //	http:
 //	  listen: 127.0.0.1:8080      # the REST API (/v1/), /healthz, /readyz; never /metrics or pprof
-//	  read_header_timeout: 5s     # every HTTP server: a request's headers must arrive within this
+//	  read_header_timeout: 5s     # every HTTP server: a request's headers must arrive within this;
+//	                              # also bounds a gRPC connection's TLS and HTTP/2 handshake
 //	  read_timeout: 1m            # ... and its body too; a response (a stream) is not bounded
 //	  idle_timeout: 2m            # a keep-alive connection waiting for its next request
 //	  max_header_bytes: 65536     # request line and headers; larger: 431

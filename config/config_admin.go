@@ -37,7 +37,8 @@ const AdminOff = "off"
 type HTTPConfig struct {
 	// Listen is host:port. A port of 0 picks a free one.
 	Listen string `yaml:"listen"`
-	// ReadHeaderTimeout bounds reading a request's line and headers.
+	// ReadHeaderTimeout bounds reading a request's line and headers, and
+	// a new gRPC connection's TLS and HTTP/2 handshake.
 	// Default DefaultReadHeaderTimeout.
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
 	// ReadTimeout bounds reading a whole request, headers and body. It

@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"math/big"
 	"net"
 	"net/http"
@@ -137,5 +138,34 @@ func TestShutdownEndsStreams(t *testing.T) {
 		}
 	case <-time.After(wait):
 		t.Fatal("the stream outlived the server")
+	}
+}
+
+// TestGRPCHandshakeTimeout: a connection to the gRPC listener that never
+// sends its HTTP/2 preface is closed after HandshakeTimeout, so that idle
+// connections cannot pile up for grpc-go's default two minutes.
+func TestGRPCHandshakeTimeout(t *testing.T) {
+	e := newEnv(t, envOptions{api: func(o *server.Options) { o.HandshakeTimeout = 300 * time.Millisecond }})
+	c, err := net.Dial("tcp", e.api.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	// The server would close it at once on a bad preface; this connection
+	// says nothing at all. The read ends when the server closes it.
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 1024)
+	for {
+		if _, err = c.Read(buf); err != nil {
+			break
+		}
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("a silent connection was still open after %v, want it closed after the 300ms handshake timeout", time.Since(start).Round(time.Millisecond))
+	}
+	if took := time.Since(start); took < 250*time.Millisecond {
+		t.Errorf("the silent connection was closed after %v, before the handshake timeout", took)
 	}
 }

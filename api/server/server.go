@@ -41,6 +41,10 @@ const (
 	readyPoll = 250 * time.Millisecond
 )
 
+// DefaultHandshakeTimeout bounds a gRPC connection's handshake when
+// Options.HandshakeTimeout is not set (grpc-go's own default is 120 s).
+const DefaultHandshakeTimeout = 5 * time.Second
+
 // Options configure New. Zero values are the documented defaults.
 type Options struct {
 	// GRPCListen is the gRPC listener's host:port; port 0 picks a free
@@ -94,6 +98,10 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// ShutdownTimeout: see DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
+	// HandshakeTimeout bounds a new gRPC connection's TLS and HTTP/2
+	// handshake, so that connections that never speak cannot pile up.
+	// Default DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
 	// RequestTimeout bounds every unary call (limits); a client's shorter
 	// deadline stays in force. Default DefaultRequestTimeout.
 	RequestTimeout time.Duration
@@ -207,8 +215,13 @@ func New(opts Options) (*Server, error) {
 		ln = tls.NewListener(ln, cfg)
 	}
 	s.ln = ln
+	handshake := opts.HandshakeTimeout
+	if handshake <= 0 {
+		handshake = DefaultHandshakeTimeout
+	}
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(opts.MaxRequestBytes),
+		grpc.ConnectionTimeout(handshake),
 		grpc.UnaryInterceptor(s.unary),
 		grpc.StreamInterceptor(s.stream),
 		// Subscribers idle for long: pings find the dead ones.

@@ -92,6 +92,8 @@ func startAPI(ctx context.Context, cfg config.Config, d apiDeps) (_ *apiServer, 
 		// The limits on calls (api.request_timeout, api.max_concurrent_expensive).
 		RequestTimeout:         cfg.API.RequestTimeout,
 		MaxConcurrentExpensive: cfg.API.MaxConcurrentExpensive,
+		// A gRPC connection's handshake is bounded like an HTTP request's headers.
+		HandshakeTimeout: cfg.HTTP.ReadHeaderTimeout,
 		// The limits on alert subscriptions (api.max_streams, api.max_streams_per_token).
 		MaxStreams:         cfg.API.MaxStreams,
 		MaxStreamsPerToken: cfg.API.MaxStreamsPerToken,
