@@ -82,7 +82,7 @@ func newMetrics(reg prometheus.Registerer, ready func() bool) (*metrics, error) 
 		partitions:  gauge("engine", "assigned_partitions", "Partitions assigned to this instance."),
 		ready: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "shrike", Subsystem: "engine", Name: "ready",
-			Help: "1 when the engine has joined its group, restored every assigned partition and the Store works.",
+			Help: "1 when the engine has joined its group, restored every assigned partition, every partition of the group has an owner and the Store works.",
 		}, func() float64 {
 			if ready() {
 				return 1
