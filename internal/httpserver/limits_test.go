@@ -47,12 +47,14 @@ func start(t *testing.T, opts Options, handlers map[string]http.Handler) *Server
 // if the server holds it past limit.
 func closedWithin(t *testing.T, addr, what string, limit time.Duration) time.Duration {
 	t.Helper()
+	// Timed from before the dial: the server starts its timer once it has
+	// accepted the connection, which may be before Dial returns here.
+	t0 := time.Now()
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = conn.Close() }() // the server closed it already, or the test failed
-	t0 := time.Now()
 	if _, err := io.WriteString(conn, what); err != nil {
 		t.Fatal(err)
 	}
