@@ -125,6 +125,27 @@ func (f *faultStore) Commit(ctx context.Context, p state.PartitionID, put []stat
 	return nil
 }
 
+func (f *faultStore) Claim(ctx context.Context, p state.PartitionID) (state.Checkpoint, bool, state.Checkpoint, error) {
+	// A claim is a commit of a checkpoint, and fails like one.
+	if f.fail.Load() || f.frozen.Load() {
+		f.failures.Add(1)
+		return state.Checkpoint{}, false, state.Checkpoint{}, errDown
+	}
+	if f.failCommits.Load() > 0 && f.failCommits.Add(-1) >= 0 {
+		f.failures.Add(1)
+		return state.Checkpoint{}, false, state.Checkpoint{}, errDown
+	}
+	prev, ok, claimed, err := f.Store.Claim(ctx, p)
+	if err != nil {
+		return prev, ok, claimed, err
+	}
+	f.commits.Add(1)
+	f.mu.Lock()
+	f.committed[p.Partition] = claimed
+	f.mu.Unlock()
+	return prev, ok, claimed, nil
+}
+
 func (f *faultStore) checkpointOf(p int32) state.Checkpoint {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -25,6 +25,12 @@ type Store interface {
 	// visible or none. A commit whose checkpoint Generation is lower than
 	// the stored one fails with state.ErrFenced.
 	Commit(ctx context.Context, p state.PartitionID, put []state.KeyState, del []string, cp state.Checkpoint) error
+	// Claim takes the partition over for a new owner: it returns the last
+	// committed checkpoint (ok false: none) and atomically stores it again
+	// with the next generation, which it returns as claimed. Two owners
+	// claiming at once get different generations, so the earlier one's
+	// commits fail with state.ErrFenced.
+	Claim(ctx context.Context, p state.PartitionID) (prev state.Checkpoint, ok bool, claimed state.Checkpoint, err error)
 	// Close releases the Store's connections.
 	Close() error
 }

@@ -62,20 +62,15 @@ func newCheckpointer(st Store, pid state.PartitionID, cl *kgo.Client, log *slog.
 // claim loads the partition's checkpoint and claims the partition with the
 // next generation. ok is false when the Store holds no checkpoint; the
 // returned checkpoint's Offset is then -1.
-func (c *checkpointer) claim(ctx context.Context) (cp state.Checkpoint, ok bool, err error) {
-	cp, ok, err = c.store.LoadCheckpoint(ctx, c.pid)
-	if err != nil {
-		return cp, false, fmt.Errorf("load checkpoint: %w", err)
-	}
-	claim := state.Checkpoint{Offset: -1, Generation: cp.Generation + 1, Streams: cp.Streams}
-	if ok {
-		claim.Offset = cp.Offset
-	}
+func (c *checkpointer) claim(ctx context.Context) (state.Checkpoint, bool, error) {
 	// Claiming with a higher generation fences the previous owner: should
 	// it still be running (a zombie that lost the partition without
-	// noticing), its next commit fails instead of overwriting ours.
-	if err := c.store.Commit(ctx, c.pid, nil, nil, claim); err != nil {
-		return cp, false, fmt.Errorf("claim partition: %w", err)
+	// noticing), its next commit fails instead of overwriting ours. The
+	// Store reads and raises the generation in one step, so two owners
+	// claiming at once cannot both hold the same one.
+	_, ok, claim, err := c.store.Claim(ctx, c.pid)
+	if err != nil {
+		return claim, false, fmt.Errorf("claim partition: %w", err)
 	}
 	c.gen = claim.Generation
 	c.storeOffset = claim.Offset

@@ -26,6 +26,7 @@ type testStore interface {
 	LoadKeys(ctx context.Context, p PartitionID, keys []string) (map[string][]byte, error)
 	LoadAll(ctx context.Context, p PartitionID) (map[string][]byte, error)
 	Commit(ctx context.Context, p PartitionID, put []KeyState, del []string, cp Checkpoint) error
+	Claim(ctx context.Context, p PartitionID) (prev Checkpoint, ok bool, claimed Checkpoint, err error)
 	Close() error
 }
 

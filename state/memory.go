@@ -123,6 +123,34 @@ func (m *Memory) Commit(ctx context.Context, p PartitionID, put []KeyState, del 
 	return nil
 }
 
+// Claim takes the partition over: it returns the last committed
+// checkpoint and stores it again with the next generation, in one atomic
+// step, so that of two owners claiming at once each gets its own
+// generation and the earlier one is fenced.
+func (m *Memory) Claim(ctx context.Context, p PartitionID) (prev Checkpoint, ok bool, claimed Checkpoint, err error) {
+	if err := ctx.Err(); err != nil {
+		return Checkpoint{}, false, Checkpoint{}, fmt.Errorf("claim %s: %w", partName(p), err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return Checkpoint{}, false, Checkpoint{}, fmt.Errorf("claim %s: %w", partName(p), ErrClosed)
+	}
+	mp := m.parts[p]
+	if mp == nil {
+		mp = &memPartition{keys: map[string][]byte{}}
+		m.parts[p] = mp
+	}
+	if mp.hasCP {
+		prev, ok = mp.cp, true
+		prev.Streams = cloneStreams(prev.Streams)
+	}
+	claimed = nextClaim(prev, ok)
+	mp.cp, mp.hasCP = claimed, true
+	mp.cp.Streams = cloneStreams(claimed.Streams)
+	return prev, ok, claimed, nil
+}
+
 // Close makes every later call fail with ErrClosed. The stored state is
 // dropped.
 func (m *Memory) Close() error {

@@ -266,6 +266,55 @@ func (r *Redis) Commit(ctx context.Context, p PartitionID, put []KeyState, del [
 	return wrapErr("commit "+partName(p), err)
 }
 
+// Claim takes the partition over: it reads the last committed checkpoint
+// and stores it again with the next generation in one transaction under
+// WATCH, so that of two owners claiming at once each gets its own
+// generation (the second retries on the first's write) and the earlier
+// one is fenced; a read followed by a Commit would give both the same.
+func (r *Redis) Claim(ctx context.Context, p PartitionID) (prev Checkpoint, ok bool, claimed Checkpoint, err error) {
+	_, cpKey := redisKeys(r.prefix, p)
+	for range maxTxAttempts {
+		err = r.client.Watch(ctx, func(tx *redis.Tx) error {
+			prev, ok = Checkpoint{}, false
+			b, err := tx.Get(ctx, cpKey).Bytes()
+			switch {
+			case errors.Is(err, redis.Nil):
+			case err != nil:
+				return err
+			default:
+				if prev, err = decodeCheckpoint(b); err != nil {
+					return fmt.Errorf("stored checkpoint: %w", err)
+				}
+				ok = true
+			}
+			claimed = nextClaim(prev, ok)
+			if r.beforeExec != nil {
+				r.beforeExec()
+			}
+			_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+				pipe.Set(ctx, cpKey, appendCheckpoint(nil, claimed), 0)
+				return nil
+			})
+			return err
+		}, cpKey)
+		if !errors.Is(err, redis.TxFailedErr) || ctx.Err() != nil {
+			break
+		}
+	}
+	switch {
+	case err == nil:
+		return prev, ok, claimed, nil
+	case errors.Is(err, ErrBadCheckpoint):
+		return Checkpoint{}, false, Checkpoint{}, fmt.Errorf("claim %s: %w", partName(p), err)
+	case errors.Is(err, redis.TxFailedErr):
+		return Checkpoint{}, false, Checkpoint{}, fmt.Errorf("claim %s: checkpoint changed by another writer %d times in a row: %w", partName(p), maxTxAttempts, err)
+	}
+	if c, isCluster := r.client.(*redis.ClusterClient); isCluster && movedOrAsk(err) {
+		c.ReloadState(ctx)
+	}
+	return Checkpoint{}, false, Checkpoint{}, wrapErr("claim "+partName(p), err)
+}
+
 // checkFence fails with ErrFenced when the stored checkpoint's generation
 // is greater than gen.
 func checkFence(ctx context.Context, tx *redis.Tx, cpKey string, gen int64) error {

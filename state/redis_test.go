@@ -291,6 +291,47 @@ func TestRedisFencingRace(t *testing.T) {
 	}
 }
 
+// TestRedisClaimRace lets a second owner claim between a first owner's
+// read of the checkpoint and its write: WATCH aborts the first claim, and
+// its retry claims the generation after the second's, so the two never
+// hold the same generation and the second owner's commits are fenced.
+func TestRedisClaimRace(t *testing.T) {
+	for _, b := range redisBackends() {
+		t.Run(b.name, func(t *testing.T) {
+			first := b.open(t, Options{KeyPrefix: "shrike-test-" + randHex(t)}).(*Redis)
+			second := &Redis{client: first.client, prefix: first.prefix, batch: first.batch}
+			ctx := context.Background()
+			commit(t, first, part, states("a", "1"), nil, Checkpoint{Offset: 10, Generation: 3})
+
+			var secondGen int64
+			raced := 0
+			first.beforeExec = func() {
+				raced++
+				if raced == 1 {
+					_, _, c, err := second.Claim(ctx, part)
+					if err != nil {
+						t.Errorf("second Claim: %v", err)
+					}
+					secondGen = c.Generation
+				}
+			}
+			_, _, claimed, err := first.Claim(ctx, part)
+			if err != nil {
+				t.Fatalf("first Claim: %v", err)
+			}
+			if raced != 2 {
+				t.Errorf("the first claim's transaction ran %d times, want 2 (aborted once by the second claim)", raced)
+			}
+			if secondGen != 4 || claimed.Generation != 5 {
+				t.Fatalf("claims got generations %d (second) and %d (first), want 4 and 5", secondGen, claimed.Generation)
+			}
+			if err := second.Commit(ctx, part, states("a", "2"), nil, Checkpoint{Offset: 20, Generation: secondGen}); !errors.Is(err, ErrFenced) {
+				t.Errorf("commit of the owner that claimed first = %v, want ErrFenced", err)
+			}
+		})
+	}
+}
+
 // TestRedisBadStoredCheckpoint: a checkpoint this Shrike cannot read (a
 // newer Shrike wrote it, or it was damaged) fails loads and refuses
 // commits, which would otherwise undo its owner's fencing.

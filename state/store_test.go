@@ -132,6 +132,46 @@ func TestStoreFencing(t *testing.T) {
 	}
 }
 
+// TestStoreClaim: a claim returns the last checkpoint and stores it again
+// with the next generation, keys untouched; the previous owner's commits
+// are then fenced, and a partition never checkpointed is claimed at
+// generation 1 from Kafka's offset (-1).
+func TestStoreClaim(t *testing.T) {
+	for _, b := range allBackends() {
+		t.Run(b.name, func(t *testing.T) {
+			s := b.open(t, Options{})
+			ctx := context.Background()
+			prev, ok, claimed, err := s.Claim(ctx, part)
+			if err != nil || ok {
+				t.Fatalf("Claim of a new partition = ok %v, %v; want no previous checkpoint", ok, err)
+			}
+			if want := (Checkpoint{Offset: -1, Generation: 1}); !cmp.Equal(claimed, want, cmpEmpty) || prev.Generation != 0 {
+				t.Errorf("Claim of a new partition claimed %+v, want %+v", claimed, want)
+			}
+
+			stored := Checkpoint{Offset: 100, Generation: 5, Streams: []byte("five")}
+			commit(t, s, part, states("a", "1"), nil, stored)
+			prev, ok, claimed, err = s.Claim(ctx, part)
+			if err != nil || !ok {
+				t.Fatalf("Claim = ok %v, %v", ok, err)
+			}
+			if !cmp.Equal(prev, stored, cmpEmpty) {
+				t.Errorf("Claim returned %+v as the previous checkpoint, want %+v", prev, stored)
+			}
+			want := Checkpoint{Offset: 100, Generation: 6, Streams: []byte("five")}
+			if !cmp.Equal(claimed, want, cmpEmpty) {
+				t.Errorf("Claim claimed %+v, want %+v", claimed, want)
+			}
+			if diff := cmp.Diff(snapshot{Keys: byteMap("a", "1"), CP: want, HasCP: true}, load(t, s, part), cmpEmpty); diff != "" {
+				t.Errorf("after the claim (-want +got):\n%s", diff)
+			}
+			if err := s.Commit(ctx, part, states("a", "2"), nil, Checkpoint{Offset: 200, Generation: 5}); !errors.Is(err, ErrFenced) {
+				t.Errorf("the previous owner's commit after a claim = %v, want ErrFenced", err)
+			}
+		})
+	}
+}
+
 func TestStorePartitionsAreSeparate(t *testing.T) {
 	parts := []PartitionID{
 		part,

@@ -34,3 +34,14 @@ type Checkpoint struct {
 // committed since (a worker that lost its partition must not overwrite the
 // new owner's state).
 var ErrFenced = errors.New("partition fenced: a newer owner committed")
+
+// nextClaim is the checkpoint a new owner stores when it claims a
+// partition whose last checkpoint is prev (ok: there is one): the same
+// offset and streams, with the next generation. A partition never
+// checkpointed resumes from Kafka's offset (-1).
+func nextClaim(prev Checkpoint, ok bool) Checkpoint {
+	if !ok {
+		return Checkpoint{Offset: -1, Generation: prev.Generation + 1}
+	}
+	return Checkpoint{Offset: prev.Offset, Generation: prev.Generation + 1, Streams: prev.Streams}
+}
