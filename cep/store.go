@@ -31,6 +31,29 @@ type Store interface {
 	// claiming at once get different generations, so the earlier one's
 	// commits fail with state.ErrFenced.
 	Claim(ctx context.Context, p state.PartitionID) (prev state.Checkpoint, ok bool, claimed state.Checkpoint, err error)
+	// Stage writes a pending checkpoint beside the committed one: the
+	// changed key states, the emptied keys and pend, atomically, without
+	// touching the committed keys or checkpoint. pend.Seq must be the
+	// committed checkpoint's Seq plus one. It fails with state.ErrFenced
+	// when the stored generation is greater than pend.Generation, and with
+	// state.ErrPending when a pending checkpoint exists already.
+	Stage(ctx context.Context, p state.PartitionID, put []state.KeyState, del []string, pend state.Checkpoint) error
+	// LoadPending returns the partition's pending checkpoint; ok is false
+	// when there is none.
+	LoadPending(ctx context.Context, p state.PartitionID) (pend state.Checkpoint, ok bool, err error)
+	// Promote makes the pending checkpoint the committed one, atomically:
+	// its staged keys replace (or delete) the committed ones, and the
+	// committed checkpoint becomes pend with Generation gen. Without a
+	// pending checkpoint it changes nothing (a retried Promote). It returns
+	// the committed checkpoint, and fails with state.ErrFenced when the
+	// stored generation is greater than gen.
+	Promote(ctx context.Context, p state.PartitionID, gen int64) (state.Checkpoint, error)
+	// Discard drops the pending checkpoint and its staged keys; the
+	// committed checkpoint keeps its keys, offset and streams but takes the
+	// pending one's Seq (if greater), so that it is never staged again.
+	// Without a pending checkpoint it changes nothing. It fails with
+	// state.ErrFenced when the stored generation is greater than gen.
+	Discard(ctx context.Context, p state.PartitionID, gen int64) error
 	// Close releases the Store's connections.
 	Close() error
 }

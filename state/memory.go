@@ -21,6 +21,11 @@ type memPartition struct {
 	keys  map[string][]byte
 	cp    Checkpoint
 	hasCP bool
+	// pend and pkeys are the pending checkpoint and its staged keys (a
+	// nil value: the key is deleted), when hasPend.
+	pend    Checkpoint
+	pkeys   map[string][]byte
+	hasPend bool
 }
 
 // NewMemory returns an empty in-memory store.
@@ -105,8 +110,11 @@ func (m *Memory) Commit(ctx context.Context, p PartitionID, put []KeyState, del 
 		return fmt.Errorf("commit %s: %w", partName(p), ErrClosed)
 	}
 	mp := m.parts[p]
-	if mp != nil && mp.hasCP && mp.cp.Generation > cp.Generation {
-		return fmt.Errorf("commit %s: generation %d, stored %d: %w", partName(p), cp.Generation, mp.cp.Generation, ErrFenced)
+	if err := mp.check(cp.Generation); err != nil {
+		return fmt.Errorf("commit %s: %w", partName(p), err)
+	}
+	if mp != nil && mp.hasPend {
+		return fmt.Errorf("commit %s: %w", partName(p), ErrPending)
 	}
 	if mp == nil {
 		mp = &memPartition{keys: map[string][]byte{}}
@@ -149,6 +157,128 @@ func (m *Memory) Claim(ctx context.Context, p PartitionID) (prev Checkpoint, ok 
 	mp.cp, mp.hasCP = claimed, true
 	mp.cp.Streams = cloneStreams(claimed.Streams)
 	return prev, ok, claimed, nil
+}
+
+// check fails with ErrFenced when the stored checkpoint's generation is
+// greater than gen.
+func (mp *memPartition) check(gen int64) error {
+	if mp != nil && mp.hasCP && mp.cp.Generation > gen {
+		return fmt.Errorf("generation %d, stored %d: %w", gen, mp.cp.Generation, ErrFenced)
+	}
+	return nil
+}
+
+// open checks ctx and the store, and returns the partition (nil: nothing
+// stored), with mu held; the caller unlocks.
+func (m *Memory) open(ctx context.Context, p PartitionID) (*memPartition, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil, ErrClosed
+	}
+	return m.parts[p], nil
+}
+
+// Stage writes a pending checkpoint and its keys beside the committed
+// ones.
+func (m *Memory) Stage(ctx context.Context, p PartitionID, put []KeyState, del []string, pend Checkpoint) error {
+	mp, err := m.open(ctx, p)
+	if err != nil {
+		return fmt.Errorf("stage %s: %w", partName(p), err)
+	}
+	defer m.mu.Unlock()
+	if err := mp.check(pend.Generation); err != nil {
+		return fmt.Errorf("stage %s: %w", partName(p), err)
+	}
+	if mp == nil {
+		mp = &memPartition{keys: map[string][]byte{}}
+		m.parts[p] = mp
+	}
+	if mp.hasPend {
+		return fmt.Errorf("stage %s: %w", partName(p), ErrPending)
+	}
+	if want := mp.cp.Seq + 1; pend.Seq != want {
+		return fmt.Errorf("stage %s: sequence %d, want %d (the committed one's plus one)", partName(p), pend.Seq, want)
+	}
+	mp.pkeys = make(map[string][]byte, len(put)+len(del))
+	for _, ks := range put {
+		mp.pkeys[ks.Key] = append([]byte{}, ks.State...)
+	}
+	for _, k := range del {
+		mp.pkeys[k] = nil
+	}
+	pend.Streams = cloneStreams(pend.Streams)
+	mp.pend, mp.hasPend = pend, true
+	return nil
+}
+
+// LoadPending returns the partition's pending checkpoint.
+func (m *Memory) LoadPending(ctx context.Context, p PartitionID) (Checkpoint, bool, error) {
+	mp, err := m.open(ctx, p)
+	if err != nil {
+		return Checkpoint{}, false, fmt.Errorf("load pending checkpoint of %s: %w", partName(p), err)
+	}
+	defer m.mu.Unlock()
+	if mp == nil || !mp.hasPend {
+		return Checkpoint{}, false, nil
+	}
+	pend := mp.pend
+	pend.Streams = cloneStreams(pend.Streams)
+	return pend, true, nil
+}
+
+// Promote makes the pending checkpoint the committed one.
+func (m *Memory) Promote(ctx context.Context, p PartitionID, gen int64) (Checkpoint, error) {
+	mp, err := m.open(ctx, p)
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("promote %s: %w", partName(p), err)
+	}
+	defer m.mu.Unlock()
+	if err := mp.check(gen); err != nil {
+		return Checkpoint{}, fmt.Errorf("promote %s: %w", partName(p), err)
+	}
+	if mp == nil {
+		return Checkpoint{}, nil
+	}
+	if mp.hasPend {
+		for k, s := range mp.pkeys {
+			if s == nil {
+				delete(mp.keys, k)
+			} else {
+				mp.keys[k] = s
+			}
+		}
+		mp.cp, mp.hasCP = mp.pend, true
+		mp.cp.Generation = gen
+		mp.pend, mp.pkeys, mp.hasPend = Checkpoint{}, nil, false
+	}
+	cp := mp.cp
+	cp.Streams = cloneStreams(cp.Streams)
+	return cp, nil
+}
+
+// Discard drops the pending checkpoint, keeping its Seq.
+func (m *Memory) Discard(ctx context.Context, p PartitionID, gen int64) error {
+	mp, err := m.open(ctx, p)
+	if err != nil {
+		return fmt.Errorf("discard %s: %w", partName(p), err)
+	}
+	defer m.mu.Unlock()
+	if err := mp.check(gen); err != nil {
+		return fmt.Errorf("discard %s: %w", partName(p), err)
+	}
+	if mp == nil || !mp.hasPend {
+		return nil
+	}
+	if !mp.hasCP {
+		mp.cp, mp.hasCP = Checkpoint{Offset: -1, Generation: gen}, true
+	}
+	mp.cp.Seq = max(mp.cp.Seq, mp.pend.Seq)
+	mp.pend, mp.pkeys, mp.hasPend = Checkpoint{}, nil, false
+	return nil
 }
 
 // Close makes every later call fail with ErrClosed. The stored state is

@@ -315,6 +315,26 @@ func (r *Redis) Claim(ctx context.Context, p PartitionID) (prev Checkpoint, ok b
 	return Checkpoint{}, false, Checkpoint{}, wrapErr("claim "+partName(p), err)
 }
 
+// Stage is not written yet.
+func (r *Redis) Stage(ctx context.Context, p PartitionID, put []KeyState, del []string, pend Checkpoint) error {
+	return errors.New("redis: stage: not implemented")
+}
+
+// LoadPending is not written yet.
+func (r *Redis) LoadPending(ctx context.Context, p PartitionID) (Checkpoint, bool, error) {
+	return Checkpoint{}, false, nil
+}
+
+// Promote is not written yet.
+func (r *Redis) Promote(ctx context.Context, p PartitionID, gen int64) (Checkpoint, error) {
+	return Checkpoint{}, errors.New("redis: promote: not implemented")
+}
+
+// Discard is not written yet.
+func (r *Redis) Discard(ctx context.Context, p PartitionID, gen int64) error {
+	return errors.New("redis: discard: not implemented")
+}
+
 // checkFence fails with ErrFenced when the stored checkpoint's generation
 // is greater than gen.
 func checkFence(ctx context.Context, tx *redis.Tx, cpKey string, gen int64) error {

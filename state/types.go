@@ -24,6 +24,12 @@ type Checkpoint struct {
 	// Generation increases with every assignment of the partition to a
 	// worker (fencing, see ErrFenced).
 	Generation int64
+	// Seq numbers the partition's checkpoints staged for a Kafka
+	// transaction (Store.Stage): a pending checkpoint has the committed
+	// one's Seq plus one, and Seq never goes back, not even when a pending
+	// checkpoint is discarded, so that the tag a transaction commits with
+	// the partition's offset names one staging only (docs/design.md).
+	Seq int64
 	// Streams holds, per stream of rulesets reading the partition, the
 	// matcher checkpoint (watermark, newest event time, arrival counter),
 	// encoded by the engine.
@@ -43,5 +49,10 @@ func nextClaim(prev Checkpoint, ok bool) Checkpoint {
 	if !ok {
 		return Checkpoint{Offset: -1, Generation: prev.Generation + 1}
 	}
-	return Checkpoint{Offset: prev.Offset, Generation: prev.Generation + 1, Streams: prev.Streams}
+	return Checkpoint{Offset: prev.Offset, Generation: prev.Generation + 1, Seq: prev.Seq, Streams: prev.Streams}
 }
+
+// ErrPending is returned by Stage and Commit while the partition has a
+// pending checkpoint: it must be promoted or discarded first, or the keys
+// it staged would be lost.
+var ErrPending = errors.New("a pending checkpoint is not resolved yet")
