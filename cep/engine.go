@@ -49,6 +49,11 @@ const (
 	// instance killed without leaving the group keeps its partitions this
 	// long before the others take them (franz-go's own default is 45 s).
 	DefaultSessionTimeout = 10 * time.Second
+	// DefaultTransactionTimeout is the transaction timeout when
+	// ExactlyOnce: long enough for a checkpoint barrier on a slow Store,
+	// short enough that a crashed instance holds read_committed consumers
+	// only seconds.
+	DefaultTransactionTimeout = 10 * time.Second
 )
 
 // ReasonHeader is the record header that says why a record went to the
@@ -136,6 +141,24 @@ type EngineOptions struct {
 	// partition workers' goroutines (concurrently for different
 	// partitions). It must not modify the alert, nor block for long.
 	OnAlert func(*matcher.Alert)
+	// ExactlyOnce produces the outputs (alerts, late and dead-lettered
+	// records) in Kafka transactions tied to the checkpoints
+	// (docs/design.md#exactly-once-outputs): a consumer reading with
+	// isolation.level=read_committed sees every output once, through
+	// crashes and rebalances. The brokers must support transactions (Kafka
+	// 2.5 or later). False: outputs are at-least-once, with stable ids.
+	ExactlyOnce bool
+	// TransactionalID is the Kafka transactional id of this instance when
+	// ExactlyOnce; it must be unique among the running instances and the
+	// same across restarts of one (a restart fences its predecessor).
+	// Default "shrike-<group>-<hostname>".
+	TransactionalID string
+	// TransactionTimeout is how long the brokers keep a transaction open
+	// before aborting it, when ExactlyOnce: it bounds how long a crashed
+	// instance's open transaction holds read_committed consumers of the
+	// outputs, and how long a new owner waits to learn its outcome.
+	// Default DefaultTransactionTimeout.
+	TransactionTimeout time.Duration
 	// KafkaOptions are extra franz-go options, applied after the engine's
 	// own (TLS, SASL, client id, hooks such as kprom).
 	KafkaOptions []kgo.Opt
