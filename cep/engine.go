@@ -201,6 +201,10 @@ type Engine struct {
 	group     groupHealth
 	groupKick chan struct{}
 	groupTurn chan struct{}
+
+	// txn runs the transactions of exactly-once mode; nil otherwise. Set
+	// by Run before any worker starts.
+	txn *txnCoordinator
 }
 
 type topicPartition struct {
@@ -253,6 +257,12 @@ func NewEngine(opts EngineOptions) (*Engine, error) {
 	if opts.SessionTimeout <= 0 {
 		opts.SessionTimeout = DefaultSessionTimeout
 	}
+	if opts.TransactionTimeout <= 0 {
+		opts.TransactionTimeout = DefaultTransactionTimeout
+	}
+	if opts.ExactlyOnce && opts.TransactionalID == "" {
+		opts.TransactionalID = defaultTransactionalID(opts.Group)
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -295,7 +305,9 @@ func (e *Engine) Topics() []string { return slices.Clone(e.plan.Load().topics) }
 // Run joins the consumer group and processes records until ctx ends, then
 // shuts down gracefully: it stops fetching, lets every partition finish the
 // batch in hand, checkpoint and commit, leaves the group and returns nil. It
-// returns an error only when it cannot start. An Engine runs once.
+// returns an error when it cannot start, or when its exactly-once
+// transactions fail for good (another instance took its transactional
+// id). An Engine runs once.
 func (e *Engine) Run(ctx context.Context) error {
 	if !e.ran.CompareAndSwap(false, true) {
 		return errors.New("engine: already run")
@@ -337,22 +349,53 @@ func (e *Engine) Run(ctx context.Context) error {
 		// latency, and batching still happens while a produce is in flight.
 		kgo.ProducerLinger(0),
 	}
+	if e.opts.ExactlyOnce {
+		opts = append(opts,
+			kgo.TransactionalID(e.opts.TransactionalID),
+			kgo.TransactionTimeout(e.opts.TransactionTimeout),
+			// Aborted input (an upstream transactional producer's) is not
+			// matched.
+			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		)
+	}
 	opts = append(opts, e.opts.KafkaOptions...)
-	cl, err := kgo.NewClient(opts...)
+	opts = append(opts, testKafkaOpts()...)
+	var cl *kgo.Client
+	var err error
+	if e.opts.ExactlyOnce {
+		var sess *kgo.GroupTransactSession
+		if sess, err = kgo.NewGroupTransactSession(opts...); err == nil {
+			cl = sess.Client()
+			e.txn = newTxnCoordinator(e, sess)
+		}
+	} else {
+		cl, err = kgo.NewClient(opts...)
+	}
 	if err != nil {
 		e.mu.Unlock()
 		return fmt.Errorf("engine: kafka client: %w", err)
 	}
 	e.cl = cl
 	e.mu.Unlock()
-	e.log.Info("engine started", "group", e.opts.Group, "topics", topics)
+	e.log.Info("engine started", "group", e.opts.Group, "topics", topics, "exactly_once", e.opts.ExactlyOnce)
 
 	groupDone := make(chan struct{})
+	// A failure of the transactions stops the engine as ctx would.
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
 	go func() {
 		defer close(groupDone)
-		e.watchGroup(ctx, cl)
+		e.watchGroup(runCtx, cl)
 	}()
-	e.poll(ctx, cl)
+	var runErr error
+	if e.txn != nil {
+		if runErr = e.pollTxn(ctx, e.txn); runErr != nil {
+			runErr = fmt.Errorf("engine: exactly-once outputs: %w", runErr)
+		}
+	} else {
+		e.poll(ctx, cl)
+	}
+	stop()
 	<-groupDone
 
 	// Leaving the group revokes every partition: each worker finishes its
@@ -378,7 +421,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	cl.Close()
 	e.wg.Wait()
 	e.log.Info("engine stopped", "group", e.opts.Group)
-	return nil
+	return runErr
 }
 
 // poll fetches records and hands each partition's to its worker until ctx
@@ -392,33 +435,38 @@ func (e *Engine) poll(ctx context.Context, cl *kgo.Client) {
 			cl.AllowRebalance()
 			return
 		}
-		fetches.EachError(func(topic string, partition int32, err error) {
-			if errors.Is(err, context.Canceled) {
-				return
-			}
-			e.metrics.fetchErrors.Inc()
-			e.log.Warn("fetch", "topic", topic, "partition", partition, "err", err)
-		})
-		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
-			if len(p.Records) == 0 {
-				return
-			}
-			e.mu.Lock()
-			w := e.workers[topicPartition{p.Topic, p.Partition}]
-			e.mu.Unlock()
-			if w == nil {
-				// BlockRebalanceOnPoll makes this impossible: a partition is
-				// polled only between its assignment and its revocation;
-				// but SetRulesets may have just dropped its topic.
-				if slices.Contains(e.plan.Load().topics, p.Topic) {
-					e.log.Error("records of a partition without worker", "topic", p.Topic, "partition", p.Partition)
-				}
-				return
-			}
-			w.enqueue(p.Records, p.HighWatermark)
-		})
+		e.dispatch(fetches)
 		cl.AllowRebalance()
 	}
+}
+
+// dispatch hands each partition's records of a poll to its worker.
+func (e *Engine) dispatch(fetches kgo.Fetches) {
+	fetches.EachError(func(topic string, partition int32, err error) {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return
+		}
+		e.metrics.fetchErrors.Inc()
+		e.log.Warn("fetch", "topic", topic, "partition", partition, "err", err)
+	})
+	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		if len(p.Records) == 0 {
+			return
+		}
+		e.mu.Lock()
+		w := e.workers[topicPartition{p.Topic, p.Partition}]
+		e.mu.Unlock()
+		if w == nil {
+			// BlockRebalanceOnPoll makes this impossible: a partition is
+			// polled only between its assignment and its revocation;
+			// but SetRulesets may have just dropped its topic.
+			if slices.Contains(e.plan.Load().topics, p.Topic) {
+				e.log.Error("records of a partition without worker", "topic", p.Topic, "partition", p.Partition)
+			}
+			return
+		}
+		w.enqueue(p.Records, p.HighWatermark)
+	})
 }
 
 // assigned starts a worker for every newly assigned partition, under Run's
@@ -589,6 +637,11 @@ func (e *Engine) Status() EngineStatus {
 		// With no ruleset there is nothing to join for: the engine is
 		// ready to take rulesets.
 		st.Reason = "joining the consumer group"
+	}
+	if e.txn != nil && st.Reason == "" {
+		if err := e.txn.failed.Load(); err != nil {
+			st.Reason = (*err).Error()
+		}
 	}
 	groupReason := e.groupReason(time.Now())
 	e.mu.Unlock()

@@ -44,6 +44,8 @@ type metrics struct {
 	evictedKeys       prometheus.Counter
 	badStates         prometheus.Counter
 	shrunkAlerts      prometheus.Counter
+	transactions      *prometheus.CounterVec // outcome
+	barrierSeconds    prometheus.Histogram
 }
 
 // newMetrics makes the metrics and registers them with reg, unless nil;
@@ -102,6 +104,12 @@ func newMetrics(reg prometheus.Registerer, ready func() bool) (*metrics, error) 
 		evictedKeys:      counter("state", "evicted_keys_total", "Key states evicted from memory."),
 		badStates:        counter("state", "bad_key_states_total", "Stored key states that could not be decoded and were dropped."),
 		shrunkAlerts:     counter("engine", "shrunk_alerts_total", "Alerts too large for a Kafka record, produced with their events replaced by their positions."),
+		transactions:     counterVec("engine", "transactions_total", "Kafka transactions of exactly-once outputs ended, by outcome (committed, aborted).", "outcome"),
+		barrierSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "shrike", Subsystem: "engine", Name: "barrier_duration_seconds",
+			Help:    "Time of a checkpoint barrier in exactly-once mode: workers stopped, outputs flushed, checkpoints staged, the transaction ended, checkpoints promoted.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
 	}
 	if reg == nil {
 		return m, nil
@@ -111,7 +119,7 @@ func newMetrics(reg prometheus.Registerer, ready func() bool) (*metrics, error) 
 		m.celErrors, m.produceErrors, m.partialMatches, m.residentKeys, m.bufferedEvents,
 		m.watermarkLag, m.consumerLag, m.fetchErrors, m.partitions, m.ready, m.checkpointSeconds,
 		m.checkpointErrors, m.storeErrors, m.committedKeys, m.committedBytes, m.loadedKeys,
-		m.evictedKeys, m.badStates, m.shrunkAlerts,
+		m.evictedKeys, m.badStates, m.shrunkAlerts, m.transactions, m.barrierSeconds,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)

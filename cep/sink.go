@@ -28,6 +28,16 @@ type sink struct {
 	// stale signal costs a loop.
 	acked chan struct{}
 
+	// transactional: the records go into the engine's open transaction
+	// (EngineOptions.ExactlyOnce). A failed record is not produced again:
+	// the transaction aborts instead, and the records are produced again
+	// from the last checkpoint.
+	transactional bool
+	// produced counts the records produced since the last checkpoint
+	// barrier, txnFailed those of them that failed (transactional only).
+	produced  atomic.Int64
+	txnFailed atomic.Int64
+
 	mu sync.Mutex
 	// failed are records whose produce failed with an error worth
 	// retrying; the promise queues them before it counts them done, so
@@ -35,12 +45,13 @@ type sink struct {
 	failed []*kgo.Record
 }
 
-func newSink(cl *kgo.Client, log *slog.Logger, m *metrics) *sink {
-	return &sink{cl: cl, log: log, metrics: m, acked: make(chan struct{}, 1)}
+func newSink(cl *kgo.Client, log *slog.Logger, m *metrics, transactional bool) *sink {
+	return &sink{cl: cl, log: log, metrics: m, acked: make(chan struct{}, 1), transactional: transactional}
 }
 
 // produce sends r asynchronously.
 func (s *sink) produce(r *kgo.Record) {
+	s.produced.Add(1)
 	s.inflight.Add(1)
 	// Not the worker's context: franz-go fails every record of a batch
 	// whose first record's context ends, and a batch mixes workers'
@@ -51,7 +62,10 @@ func (s *sink) produce(r *kgo.Record) {
 func (s *sink) promise(r *kgo.Record, err error) {
 	if err != nil {
 		s.metrics.produceErrors.WithLabelValues(r.Topic).Inc()
-		if retriable(err) {
+		if s.transactional {
+			s.txnFailed.Add(1)
+			s.log.Warn("produce failed: the transaction will abort", "topic", r.Topic, "err", err)
+		} else if retriable(err) {
 			s.mu.Lock()
 			s.failed = append(s.failed, r)
 			s.mu.Unlock()

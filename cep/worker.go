@@ -84,6 +84,7 @@ type worker struct {
 
 	// Worker goroutine only.
 	next        int64 // offset after the last record processed; -1: none yet
+	firstOffset int64 // offset of the first record this owner got; -1: none yet
 	readTo      int64 // records below it were read by an earlier owner
 	uncommitted int   // records processed since the last checkpoint
 	retry       retry // of the Store calls
@@ -95,6 +96,10 @@ type worker struct {
 	// switched is signalled after each switch.
 	planGen  atomic.Int64
 	switched chan struct{}
+
+	// tx is the worker's part in the engine's transactions (exactly-once
+	// mode, worker_txn.go).
+	tx workerTxn
 
 	smu sync.Mutex
 	st  PartitionStatus
@@ -128,26 +133,27 @@ type streamPart struct {
 func newWorker(ctx context.Context, e *Engine, cl *kgo.Client, topic string, part int32) *worker {
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	w := &worker{
-		e:        e,
-		topic:    topic,
-		tbytes:   []byte(topic),
-		part:     part,
-		source:   topic + "/" + strconv.Itoa(int(part)),
-		log:      e.log.With("topic", topic, "partition", part),
-		m:        e.metrics.forPartition(topic, part),
-		switched: make(chan struct{}, 1),
-		ctx:      wctx,
-		cancel:   cancel,
-		revoke:   make(chan struct{}),
-		restored: make(chan struct{}),
-		done:     make(chan struct{}),
-		resumeAt: -1,
-		next:     -1,
-		byPart:   map[*stream]*streamPart{},
+		e:           e,
+		topic:       topic,
+		tbytes:      []byte(topic),
+		part:        part,
+		source:      topic + "/" + strconv.Itoa(int(part)),
+		log:         e.log.With("topic", topic, "partition", part),
+		m:           e.metrics.forPartition(topic, part),
+		switched:    make(chan struct{}, 1),
+		ctx:         wctx,
+		cancel:      cancel,
+		revoke:      make(chan struct{}),
+		restored:    make(chan struct{}),
+		done:        make(chan struct{}),
+		resumeAt:    -1,
+		next:        -1,
+		firstOffset: -1,
+		byPart:      map[*stream]*streamPart{},
 	}
 	w.q = newHandoff(cl, topic, part, func(p bool) { w.setStatus(func(st *PartitionStatus) { st.Paused = p }) })
-	w.ckpt = newCheckpointer(e.opts.Store, state.PartitionID{Group: e.opts.Group, Topic: topic, Partition: part}, cl, w.log)
-	w.sink = newSink(cl, w.log, e.metrics)
+	w.ckpt = newCheckpointer(e.opts.Store, state.PartitionID{Group: e.opts.Group, Topic: topic, Partition: part}, cl, w.log, e.opts.ExactlyOnce)
+	w.sink = newSink(cl, w.log, e.metrics, e.opts.ExactlyOnce)
 	w.st = PartitionStatus{Topic: topic, Partition: part, NextOffset: -1, CommittedOffset: -1}
 	w.initStreams(e.plan.Load())
 	return w
@@ -176,7 +182,12 @@ func (w *worker) enqueue(recs []*kgo.Record, hw int64) { w.q.enqueue(recs, hw) }
 // within DrainTimeout.
 func (w *worker) run(ctx context.Context) {
 	defer close(w.done)
-	defer context.AfterFunc(ctx, func() { w.stop(true) })()
+	if w.e.txn == nil {
+		defer context.AfterFunc(ctx, func() { w.stop(true) })()
+	}
+	// In exactly-once mode the end of ctx is the poll loop's: its last
+	// barrier commits what the workers processed, and leaving the group
+	// then stops them.
 	defer func() {
 		// stopOnce orders this read after the write in stop.
 		w.stopOnce.Do(func() {})
@@ -190,29 +201,47 @@ func (w *worker) run(ctx context.Context) {
 	if !w.restore() {
 		return
 	}
-	w.maybeSwitch()
+	if w.unit(func() bool { w.maybeSwitch(); return true }) == unitStop {
+		return
+	}
 	tick := time.NewTicker(tickInterval)
 	defer tick.Stop()
 	for {
+		var work func() bool
 		select {
 		case <-w.ctx.Done():
 			return
 		case <-w.revoke:
-			w.drain()
+			if w.e.txn == nil {
+				w.drain()
+			}
+			// In exactly-once mode a revoked partition's work since the
+			// last barrier is dropped: its outputs are in a transaction
+			// the revocation aborts, and the next owner redoes it.
 			return
 		case <-w.q.wake:
-			if !w.processQueue() {
-				return
-			}
+			work = w.processQueue
 		case <-tick.C:
-			if !w.idleAdvance() {
+			work = w.idleAdvance
+		}
+		switch w.unit(func() bool {
+			if !work() {
+				return false
+			}
+			// A reload (SetRulesets) pokes wake; an idle worker switches
+			// here.
+			w.maybeSwitch()
+			return w.maybeCheckpoint()
+		}) {
+		case unitStop:
+			return
+		case unitFenced:
+			w.fenced(w.tx.fenced)
+			return
+		case unitRewind:
+			if !w.rewindTxn() {
 				return
 			}
-		}
-		// A reload (SetRulesets) pokes wake; an idle worker switches here.
-		w.maybeSwitch()
-		if !w.maybeCheckpoint() {
-			return
 		}
 	}
 }
@@ -236,7 +265,17 @@ func (w *worker) stopping() bool {
 // once.
 func (w *worker) processQueue() bool {
 	for !w.stopping() {
-		if w.ckpt.failing && w.uncommitted >= w.e.opts.MaxUncommittedRecords {
+		if w.uncommitted >= w.e.opts.MaxUncommittedRecords && (w.ckpt.failing || w.e.txn != nil) {
+			// In exactly-once mode the barrier checkpoints: asked for
+			// early, it pokes the worker when it is done.
+			if w.e.txn != nil {
+				w.e.txn.requestBarrier()
+			}
+			return true
+		}
+		if t := w.e.txn; t != nil && t.wanted.Load() {
+			// A barrier waits for this unit to end; it pokes the worker
+			// when it is done.
 			return true
 		}
 		// Between batches: the one place a reload switches the rules.

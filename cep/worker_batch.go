@@ -49,6 +49,9 @@ func (w *worker) process(f fetched) error {
 	clear(b.pushes)
 	b.pushes = b.pushes[:0]
 	b.now = w.e.opts.Clock().UnixNano()
+	if w.firstOffset < 0 && len(f.recs) > 0 {
+		w.firstOffset = f.recs[0].Offset
+	}
 	for _, r := range f.recs {
 		if r.Offset < w.next {
 			continue // fetched twice (a seek back): already processed

@@ -41,12 +41,23 @@ type checkpointer struct {
 	cl    *kgo.Client
 	log   *slog.Logger
 
-	gen            int64 // fencing generation of this ownership
+	gen int64 // fencing generation of this ownership
+	seq int64 // Seq of the committed checkpoint (Store.Stage)
+	// oracle tells whether the transaction that staged a pending
+	// checkpoint committed (resolvePending).
+	oracle txnOracle
+	// exactlyOnce: offsets reach Kafka only inside the engine's
+	// transactions (engine_txn.go), never from a checkpoint.
+	exactlyOnce    bool
 	storeOffset    int64 // offset of the last checkpoint in the Store; -1 none
 	kafkaCommitted int64 // offset last sent to Kafka; -1 none
 	// draining: the partition is revoked, and its last checkpoint commits
 	// to Kafka itself, synchronously.
 	draining bool
+	// staged is the checkpoint staged for the open transaction, when
+	// hasStaged.
+	staged    state.Checkpoint
+	hasStaged bool
 	// failing is set while checkpoints fail.
 	failing    bool
 	lastCommit time.Time
@@ -55,8 +66,11 @@ type checkpointer struct {
 	drop []string
 }
 
-func newCheckpointer(st Store, pid state.PartitionID, cl *kgo.Client, log *slog.Logger) *checkpointer {
-	return &checkpointer{store: st, pid: pid, cl: cl, log: log, storeOffset: -1, kafkaCommitted: -1}
+func newCheckpointer(st Store, pid state.PartitionID, cl *kgo.Client, log *slog.Logger, exactlyOnce bool) *checkpointer {
+	return &checkpointer{
+		store: st, pid: pid, cl: cl, log: log, storeOffset: -1, kafkaCommitted: -1,
+		oracle: kafkaOracle{cl: cl, group: pid.Group}, exactlyOnce: exactlyOnce,
+	}
 }
 
 // claim loads the partition's checkpoint and claims the partition with the
@@ -72,7 +86,27 @@ func (c *checkpointer) claim(ctx context.Context) (state.Checkpoint, bool, error
 	if err != nil {
 		return claim, false, fmt.Errorf("claim partition: %w", err)
 	}
+	// A checkpoint staged for a transaction the previous owner did not see
+	// through: Kafka's committed offset metadata says whether the
+	// transaction committed (roll forward) or not (discard); in either
+	// mode, so that switching modes after a crash is safe.
+	promoted, err := resolvePending(ctx, c.store, c.pid, claim.Generation, c.oracle)
+	if err != nil {
+		return claim, false, fmt.Errorf("claim partition: %w", err)
+	}
+	if promoted {
+		c.log.Info("pending checkpoint of a committed transaction promoted")
+	}
+	if cp, found, err := c.store.LoadCheckpoint(ctx, c.pid); err != nil {
+		return claim, false, fmt.Errorf("claim partition: %w", err)
+	} else if found {
+		// The claim, after Promote or Discard: the same generation, maybe
+		// a newer offset, streams and Seq.
+		ok = ok || promoted
+		claim = cp
+	}
 	c.gen = claim.Generation
+	c.seq = claim.Seq
 	c.storeOffset = claim.Offset
 	return claim, ok, nil
 }
@@ -80,16 +114,42 @@ func (c *checkpointer) claim(ctx context.Context) (state.Checkpoint, bool, error
 // commit writes the keys and the checkpoint to the Store atomically, then,
 // unless draining, sends the offset to Kafka without waiting.
 func (c *checkpointer) commit(ctx context.Context, put []state.KeyState, del []string, offset int64, streams []byte) error {
-	cp := state.Checkpoint{Offset: offset, Generation: c.gen, Streams: streams}
+	cp := state.Checkpoint{Offset: offset, Generation: c.gen, Seq: c.seq, Streams: streams}
 	if err := c.store.Commit(ctx, c.pid, put, del, cp); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
 	c.storeOffset = offset
 	c.drop = nil
 	c.failing = false
-	if offset >= 0 && offset != c.kafkaCommitted && !c.draining {
+	if offset >= 0 && offset != c.kafkaCommitted && !c.draining && !c.exactlyOnce {
 		c.commitKafkaAsync(offset)
 	}
+	return nil
+}
+
+// stage writes the keys and a pending checkpoint to the Store for the
+// engine's open transaction (engine_txn.go); promote makes it the
+// committed one once the transaction committed.
+func (c *checkpointer) stage(ctx context.Context, put []state.KeyState, del []string, offset int64, streams []byte) error {
+	pend := state.Checkpoint{Offset: offset, Generation: c.gen, Seq: c.seq + 1, Streams: streams}
+	if err := c.store.Stage(ctx, c.pid, put, del, pend); err != nil {
+		return fmt.Errorf("stage checkpoint: %w", err)
+	}
+	c.staged, c.hasStaged = pend, true
+	c.drop = nil
+	c.failing = false
+	return nil
+}
+
+// promote makes the staged checkpoint the committed one.
+func (c *checkpointer) promote(ctx context.Context) error {
+	cp, err := c.store.Promote(ctx, c.pid, c.gen)
+	if err != nil {
+		return fmt.Errorf("promote checkpoint: %w", err)
+	}
+	c.seq = cp.Seq
+	c.storeOffset = cp.Offset
+	c.hasStaged = false
 	return nil
 }
 
@@ -148,6 +208,7 @@ func (w *worker) restore() bool {
 				st.CommittedOffset = w.resumeAt
 			})
 			close(w.restored)
+			w.joinTxn()
 			return true
 		}
 		w.setFailing(err)
@@ -226,6 +287,10 @@ func (w *worker) fenced(err error) {
 // or at the retry time while the Store fails. It returns false when the
 // worker must stop.
 func (w *worker) maybeCheckpoint() bool {
+	if w.e.txn != nil {
+		// The barriers checkpoint (engine_txn.go).
+		return true
+	}
 	now := time.Now()
 	if w.ckpt.failing {
 		if now.Before(w.retry.at) {
@@ -297,14 +362,20 @@ func (w *worker) drain() {
 // checkpoint makes everything processed durable (steps 2 to 4 above). Keys
 // over MaxResidentKeys are evicted after, when every key in memory is also
 // in the Store.
-func (w *worker) checkpoint(ctx context.Context) error {
+func (w *worker) checkpoint(ctx context.Context) error { return w.writeCheckpoint(ctx, false) }
+
+// writeCheckpoint is checkpoint, or, with stage, the staging of one for
+// the engine's open transaction (Store.Stage): the Store keeps it pending
+// until the transaction commits (promoteStaged), and the keys it holds
+// stay in memory until then.
+func (w *worker) writeCheckpoint(ctx context.Context, stage bool) error {
 	start := time.Now()
 	pendingKeys := w.collectChanges()
 	moved := false
 	for _, sp := range w.sps {
 		moved = moved || sp.s.part.Checkpoint() != sp.saved
 	}
-	if pendingKeys == 0 && w.uncommitted == 0 && len(w.ckpt.drop) == 0 && (!moved || w.next < 0) {
+	if !stage && pendingKeys == 0 && w.uncommitted == 0 && len(w.ckpt.drop) == 0 && (!moved || w.next < 0) {
 		w.ckpt.lastCommit = start
 		// The gauges still follow the wall clock: the watermark lag of a
 		// quiet partition grows until its idle timeout.
@@ -324,7 +395,11 @@ func (w *worker) checkpoint(ctx context.Context) error {
 	}
 	offset := w.resumeOffset()
 	readTo := max(w.readTo, w.next)
-	if err := w.ckpt.commit(ctx, put, del, offset, encodeStreams(w.sps, readTo)); err != nil {
+	write := w.ckpt.commit
+	if stage {
+		write = w.ckpt.stage
+	}
+	if err := write(ctx, put, del, offset, encodeStreams(w.sps, readTo)); err != nil {
 		w.e.metrics.checkpointErrors.Inc()
 		return err
 	}
@@ -337,21 +412,32 @@ func (w *worker) checkpoint(ctx context.Context) error {
 	w.uncommitted = 0
 	w.setFailing(nil)
 	w.ckpt.lastCommit = time.Now()
+	m := w.e.metrics
+	m.committedKeys.Add(float64(len(put) + len(del)))
+	m.committedBytes.Add(float64(bytes))
+	if stage {
+		return nil
+	}
+	w.committed(start, offset)
+	return nil
+}
+
+// committed ends a checkpoint made durable at offset: keys over
+// MaxResidentKeys are evicted, now that every key in memory is also in
+// the Store, and the gauges and status follow.
+func (w *worker) committed(start time.Time, offset int64) {
 	var evicted int
 	for _, sp := range w.sps {
 		evicted += sp.keys.evict(w.e.opts.MaxResidentKeys)
 	}
 	m := w.e.metrics
 	m.checkpointSeconds.Observe(time.Since(start).Seconds())
-	m.committedKeys.Add(float64(len(put) + len(del)))
-	m.committedBytes.Add(float64(bytes))
 	m.evictedKeys.Add(float64(evicted))
 	w.observe()
 	w.setStatus(func(st *PartitionStatus) {
 		st.CommittedOffset = offset
 		st.Uncommitted = 0
 	})
-	return nil
 }
 
 // resumeOffset is where a restart resumes: the oldest record any stream

@@ -39,7 +39,14 @@ func (w *worker) Alert(a *matcher.Alert) {
 		Key:   []byte(a.ID),
 		Value: value,
 	})
-	if w.e.opts.OnAlert != nil {
+	switch {
+	case w.e.txn != nil:
+		// Handed to OnAlert once the transaction commits (commitTxn).
+		if w.e.opts.OnAlert != nil {
+			w.tx.alerts = append(w.tx.alerts, a)
+		}
+		crashPoint("work")
+	case w.e.opts.OnAlert != nil:
 		w.e.opts.OnAlert(a)
 	}
 }

@@ -31,6 +31,13 @@ type handoff struct {
 	queued int  // records in queue
 	paused bool // fetching of the partition is paused
 	gone   bool // the worker stopped: drop what comes
+	// rewinding: an aborted transaction sends the worker back to its last
+	// checkpoint; what was fetched past it is dropped until the poll loop
+	// has set the partition's fetch offset back (endRewind).
+	rewinding bool
+	// rewinds counts startRewind calls: an endRewind for an earlier one
+	// (the worker was sent back again meanwhile) changes nothing.
+	rewinds int64
 }
 
 // fetched is one poll's records of the partition.
@@ -48,7 +55,7 @@ func newHandoff(cl *kgo.Client, topic string, part int32, setPaused func(bool)) 
 func (h *handoff) enqueue(recs []*kgo.Record, hw int64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.gone {
+	if h.gone || h.rewinding {
 		return
 	}
 	h.queue = append(h.queue, fetched{recs: recs, hw: hw})
@@ -101,6 +108,44 @@ func (h *handoff) fence() {
 	h.queue, h.queued = nil, 0
 	if !h.paused {
 		h.pause()
+	}
+}
+
+// startRewind drops the queue and pauses fetching until endRewind: the
+// records fetched so far lie past the checkpoint the worker goes back to.
+func (h *handoff) startRewind() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.rewinding = true
+	h.rewinds++
+	h.queue, h.queued = nil, 0
+	if !h.paused {
+		h.pause()
+		h.setPaused(true)
+	}
+	h.poke()
+}
+
+// rewindCount is the number of startRewind calls so far.
+func (h *handoff) rewindCount() int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.rewinds
+}
+
+// endRewind takes records again, once the fetch offset is set back for
+// the rewind numbered n (rewindCount); the poll loop calls it, between
+// polls.
+func (h *handoff) endRewind(n int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if n != h.rewinds {
+		return
+	}
+	h.rewinding = false
+	if h.paused && !h.gone {
+		h.resume()
+		h.setPaused(false)
 	}
 }
 
