@@ -129,8 +129,8 @@ func TestRedisLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "\x01\x0a\x04\x01w"; cp != want {
-		t.Errorf("checkpoint = %q, want %q (version 1, offset 5, generation 2, streams)", cp, want)
+	if want := "\x02\x0a\x04\x00\x01w"; cp != want {
+		t.Errorf("checkpoint = %q, want %q (version 2, offset 5, generation 2, seq 0, streams)", cp, want)
 	}
 }
 
