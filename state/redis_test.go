@@ -134,6 +134,44 @@ func TestRedisLayout(t *testing.T) {
 	}
 }
 
+// TestRedisStagedLayout checks the keys of a staged checkpoint as an
+// operator sees them in Redis: a deleted key is an empty value, and a
+// promotion leaves only the committed keys.
+func TestRedisStagedLayout(t *testing.T) {
+	m := miniredis.RunT(t)
+	r := newRedisT(t, Options{Addrs: []string{m.Addr()}, KeyPrefix: "prod"})
+	commit(t, r, part, states("acct-1", "s1", "acct-2", "s2"), nil, Checkpoint{Offset: 5, Generation: 2})
+	stage(t, r, part, states("acct-1", "t1", "acct-3", "t3"), []string{"acct-2"}, Checkpoint{Offset: 6, Generation: 2, Seq: 1, Streams: []byte("w")})
+
+	want := []string{"prod:{shrike/payments/3}:cp", "prod:{shrike/payments/3}:keys", "prod:{shrike/payments/3}:pend", "prod:{shrike/payments/3}:pkeys"}
+	if diff := cmp.Diff(want, m.Keys()); diff != "" {
+		t.Errorf("keys after Stage (-want +got):\n%s", diff)
+	}
+	staged, err := m.HKeys("prod:{shrike/payments/3}:pkeys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, k := range staged {
+		got[k] = m.HGet("prod:{shrike/payments/3}:pkeys", k)
+	}
+	if diff := cmp.Diff(map[string]string{"acct-1": "t1", "acct-2": "", "acct-3": "t3"}, got); diff != "" {
+		t.Errorf("staged keys (-want +got):\n%s", diff)
+	}
+	pend, err := m.Get("prod:{shrike/payments/3}:pend")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "\x02\x0c\x04\x02\x01w"; pend != want {
+		t.Errorf("pending checkpoint = %q, want %q (version 2, offset 6, generation 2, seq 1, streams)", pend, want)
+	}
+
+	promote(t, r, part, 2)
+	if diff := cmp.Diff(want[:2], m.Keys()); diff != "" {
+		t.Errorf("keys after Promote (-want +got):\n%s", diff)
+	}
+}
+
 // TestRedisCommitAtomic breaks the connection in the middle of commits and
 // checks that nothing of them is visible, and that the same commit then
 // succeeds once Redis is reachable.
@@ -332,6 +370,172 @@ func TestRedisClaimRace(t *testing.T) {
 	}
 }
 
+// TestRedisStagedRaces lets another writer slip in between a call's
+// checks and its transaction: WATCH of both checkpoint keys aborts the
+// transaction, and the retry's checks refuse it, writing nothing.
+func TestRedisStagedRaces(t *testing.T) {
+	ctx := context.Background()
+	claim := func(t *testing.T, other *Redis) {
+		if _, _, _, err := other.Claim(ctx, part); err != nil {
+			t.Errorf("racing Claim: %v", err)
+		}
+	}
+	tests := []struct {
+		name string
+		// pending: a checkpoint is staged before the race.
+		pending bool
+		run     func(r *Redis) error
+		race    func(t *testing.T, other *Redis)
+		want    error
+	}{
+		{
+			name: "a claim before a promotion's EXEC", pending: true,
+			run: func(r *Redis) error {
+				_, err := r.Promote(ctx, part, 1)
+				return err
+			},
+			race: claim, want: ErrFenced,
+		},
+		{
+			name: "a claim before a discard's EXEC", pending: true,
+			run:  func(r *Redis) error { return r.Discard(ctx, part, 1) },
+			race: claim, want: ErrFenced,
+		},
+		{
+			name: "a claim before a staging's EXEC",
+			run: func(r *Redis) error {
+				return r.Stage(ctx, part, states("a", "mine"), nil, Checkpoint{Offset: 30, Generation: 1, Seq: 1})
+			},
+			race: claim, want: ErrFenced,
+		},
+		{
+			name: "a staging before a staging's EXEC",
+			run: func(r *Redis) error {
+				return r.Stage(ctx, part, states("a", "mine"), nil, Checkpoint{Offset: 30, Generation: 1, Seq: 1})
+			},
+			race: func(t *testing.T, other *Redis) {
+				stage(t, other, part, states("a", "other"), nil, Checkpoint{Offset: 40, Generation: 1, Seq: 1})
+			},
+			want: ErrPending,
+		},
+		{
+			name: "a staging before a commit's EXEC",
+			run: func(r *Redis) error {
+				return r.Commit(ctx, part, states("a", "mine"), nil, Checkpoint{Offset: 30, Generation: 1})
+			},
+			race: func(t *testing.T, other *Redis) {
+				stage(t, other, part, states("a", "other"), nil, Checkpoint{Offset: 40, Generation: 1, Seq: 1})
+			},
+			want: ErrPending,
+		},
+	}
+	for _, b := range redisBackends() {
+		t.Run(b.name, func(t *testing.T) {
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					r := b.open(t, Options{KeyPrefix: "shrike-test-" + randHex(t)}).(*Redis)
+					other := &Redis{client: r.client, prefix: r.prefix, batch: r.batch}
+					commit(t, r, part, states("a", "1", "b", "1"), nil, Checkpoint{Offset: 10, Generation: 1})
+					if tt.pending {
+						stage(t, r, part, states("a", "staged"), []string{"b"}, Checkpoint{Offset: 20, Generation: 1, Seq: 1})
+					}
+					var after snapshot
+					raced := 0
+					r.beforeExec = func() {
+						raced++
+						if raced == 1 {
+							tt.race(t, other)
+							after = load(t, other, part)
+						}
+					}
+					err := tt.run(r)
+					if !errors.Is(err, tt.want) || errors.Is(err, ErrUnavailable) {
+						t.Fatalf("= %v, want %v", err, tt.want)
+					}
+					if raced != 1 {
+						t.Errorf("the transaction ran %d times, want 1 (then the retry's check refused it)", raced)
+					}
+					if diff := cmp.Diff(after, load(t, r, part), cmpEmpty); diff != "" {
+						t.Errorf("the refused call changed the state the racer left (-want +got):\n%s", diff)
+					}
+				})
+			}
+		})
+	}
+}
+
+// TestRedisPromoteFails: when the staged keys cannot be moved (here the
+// committed keys' hash is of the wrong type), Promote fails and leaves the
+// pending checkpoint and the committed one as they were, to be promoted
+// again once the cause is fixed: Redis rolls nothing back, so the script
+// stores the checkpoint only after the move.
+func TestRedisPromoteFails(t *testing.T) {
+	for _, b := range redisBackends() {
+		t.Run(b.name, func(t *testing.T) {
+			r := b.open(t, Options{KeyPrefix: "shrike-test-" + randHex(t)}).(*Redis)
+			ctx := context.Background()
+			cp := Checkpoint{Offset: 10, Generation: 1}
+			commit(t, r, part, nil, nil, cp)
+			pend := Checkpoint{Offset: 20, Generation: 1, Seq: 1}
+			stage(t, r, part, states("a", "2"), []string{"b"}, pend)
+			keysKey, _ := redisKeys(r.prefix, part)
+			if err := r.client.Set(ctx, keysKey, "not a hash", 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+
+			if _, err := r.Promote(ctx, part, 1); err == nil || errors.Is(err, ErrUnavailable) || errors.Is(err, ErrFenced) {
+				t.Fatalf("Promote over a wrong-type key = %v, want a permanent error", err)
+			}
+			got, _, err := r.LoadPending(ctx, part)
+			if err != nil || !cmp.Equal(got, pend, cmpEmpty) {
+				t.Errorf("pending checkpoint after the failed Promote = %+v, %v; want %+v", got, err, pend)
+			}
+			if got, _, err := r.LoadCheckpoint(ctx, part); err != nil || !cmp.Equal(got, cp, cmpEmpty) {
+				t.Errorf("checkpoint after the failed Promote = %+v, %v; want %+v", got, err, cp)
+			}
+
+			if err := r.client.Del(ctx, keysKey).Err(); err != nil {
+				t.Fatal(err)
+			}
+			promote(t, r, part, 1)
+			if diff := cmp.Diff(snapshot{Keys: byteMap("a", "2"), CP: pend, HasCP: true}, load(t, r, part), cmpEmpty); diff != "" {
+				t.Errorf("after the Promote once fixed (-want +got):\n%s", diff)
+			}
+			pendKey, pkeysKey := redisPendingKeys(r.prefix, part)
+			if n, err := r.client.Exists(ctx, pendKey, pkeysKey).Result(); err != nil || n != 0 {
+				t.Errorf("EXISTS of the pending keys after Promote = %d, %v; want 0", n, err)
+			}
+		})
+	}
+}
+
+// TestRedisBadPendingCheckpoint: a pending checkpoint this Shrike cannot
+// read fails its load, and the promotion or discard that would resolve it.
+func TestRedisBadPendingCheckpoint(t *testing.T) {
+	for _, b := range redisBackends() {
+		t.Run(b.name, func(t *testing.T) {
+			r := b.open(t, Options{KeyPrefix: "shrike-test-" + randHex(t)}).(*Redis)
+			ctx := context.Background()
+			commit(t, r, part, states("a", "1"), nil, Checkpoint{Offset: 1, Generation: 1})
+			pendKey, _ := redisPendingKeys(r.prefix, part)
+			if err := r.client.Set(ctx, pendKey, "\x09from the future", 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			errs := map[string]error{"Discard": r.Discard(ctx, part, 1)}
+			_, _, errs["LoadPending"] = r.LoadPending(ctx, part)
+			_, errs["Promote"] = r.Promote(ctx, part, 1)
+			for name, err := range errs {
+				if !errors.Is(err, ErrBadCheckpoint) || errors.Is(err, ErrUnavailable) {
+					t.Errorf("%s = %v, want ErrBadCheckpoint", name, err)
+				}
+			}
+			if got, err := r.client.Get(ctx, pendKey).Result(); err != nil || got != "\x09from the future" {
+				t.Errorf("pending checkpoint = %q, %v; want it untouched", got, err)
+			}
+		})
+	}
+}
+
 // TestRedisBadStoredCheckpoint: a checkpoint this Shrike cannot read (a
 // newer Shrike wrote it, or it was damaged) fails loads and refuses
 // commits, which would otherwise undo its owner's fencing.
@@ -352,6 +556,13 @@ func TestRedisBadStoredCheckpoint(t *testing.T) {
 			err = r.Commit(ctx, part, states("a", "2"), nil, Checkpoint{Offset: 2, Generation: 99})
 			if !errors.Is(err, ErrBadCheckpoint) || errors.Is(err, ErrUnavailable) {
 				t.Errorf("Commit = %v, want ErrBadCheckpoint", err)
+			}
+			errs := map[string]error{"Stage": r.Stage(ctx, part, states("a", "2"), nil, Checkpoint{Offset: 2, Generation: 99, Seq: 1})}
+			_, errs["Promote"] = r.Promote(ctx, part, 99)
+			for name, err := range errs {
+				if !errors.Is(err, ErrBadCheckpoint) || errors.Is(err, ErrUnavailable) {
+					t.Errorf("%s = %v, want ErrBadCheckpoint", name, err)
+				}
 			}
 			keys, err := r.LoadAll(ctx, part)
 			if err != nil {
