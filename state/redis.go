@@ -237,10 +237,7 @@ func (r *Redis) Commit(ctx context.Context, p PartitionID, put []KeyState, del [
 	pendKey, _ := redisPendingKeys(r.prefix, p)
 	enc := appendCheckpoint(nil, cp)
 	err := r.watchTx(ctx, func(tx *redis.Tx) error {
-		if _, _, err := loadFenced(ctx, tx, cpKey, cp.Generation); err != nil {
-			return err
-		}
-		if err := checkNoPending(ctx, tx, pendKey); err != nil {
+		if _, err := loadUnpended(ctx, tx, cpKey, pendKey, cp.Generation); err != nil {
 			return err
 		}
 		return r.exec(ctx, tx, func(pipe redis.Pipeliner) {
@@ -303,11 +300,8 @@ func (r *Redis) Stage(ctx context.Context, p PartitionID, put []KeyState, del []
 	}
 	enc := appendCheckpoint(nil, pend)
 	err := r.watchTx(ctx, func(tx *redis.Tx) error {
-		cp, _, err := loadFenced(ctx, tx, cpKey, pend.Generation)
+		cp, err := loadUnpended(ctx, tx, cpKey, pendKey, pend.Generation)
 		if err != nil {
-			return err
-		}
-		if err := checkNoPending(ctx, tx, pendKey); err != nil {
 			return err
 		}
 		if want := cp.Seq + 1; pend.Seq != want {
@@ -335,31 +329,31 @@ func (r *Redis) LoadPending(ctx context.Context, p PartitionID) (Checkpoint, boo
 }
 
 // promoteScript moves the staged key states (KEYS[1]) into the committed
-// ones (KEYS[2]), an empty value deleting the key, in commands of at most
-// 1000 fields (Lua's unpack takes a few thousand values at most); then it
-// deletes the staged keys and the pending checkpoint (KEYS[4]) and stores
-// the committed checkpoint (KEYS[3] = ARGV[1]). The checkpoint comes last
-// because Redis rolls back neither a script nor EXEC on an error: a move
-// that fails leaves the pending checkpoint in place, to be promoted again.
+// ones (KEYS[2]): it HSETs every staged field, then HDELs those staged
+// empty (deleted keys), in commands of at most 1000 fields (Lua's unpack
+// takes a few thousand values at most). Then it UNLINKs the staged keys
+// (freed off the main thread) and the pending checkpoint (KEYS[4]), and
+// stores the committed checkpoint (KEYS[3] = ARGV[1]). The checkpoint
+// comes last because Redis rolls back neither a script nor EXEC on an
+// error: a move that fails leaves the pending checkpoint in place, to be
+// promoted again.
 const promoteScript = `
 local kv = redis.call('HGETALL', KEYS[1])
-local put, del = {}, {}
-local function flush()
-  if #put > 0 then redis.call('HSET', KEYS[2], unpack(put)) end
-  if #del > 0 then redis.call('HDEL', KEYS[2], unpack(del)) end
-  put, del = {}, {}
+for i = 1, #kv, 2000 do
+  redis.call('HSET', KEYS[2], unpack(kv, i, math.min(i + 1999, #kv)))
 end
-for i = 1, #kv, 2 do
-  if kv[i + 1] == '' then
-    del[#del + 1] = kv[i]
-  else
-    put[#put + 1] = kv[i]
-    put[#put + 1] = kv[i + 1]
+local del = {}
+for i = 2, #kv, 2 do
+  if kv[i] == '' then
+    del[#del + 1] = kv[i - 1]
+    if #del == 1000 then
+      redis.call('HDEL', KEYS[2], unpack(del))
+      del = {}
+    end
   end
-  if #put >= 2000 or #del >= 1000 then flush() end
 end
-flush()
-redis.call('DEL', KEYS[1], KEYS[4])
+if #del > 0 then redis.call('HDEL', KEYS[2], unpack(del)) end
+redis.call('UNLINK', KEYS[1], KEYS[4])
 redis.call('SET', KEYS[3], ARGV[1])
 return #kv / 2`
 
@@ -375,15 +369,12 @@ func (r *Redis) Promote(ctx context.Context, p PartitionID, gen int64) (Checkpoi
 	pendKey, pkeysKey := redisPendingKeys(r.prefix, p)
 	var out Checkpoint
 	err := r.watchTx(ctx, func(tx *redis.Tx) error {
-		cp, _, err := loadFenced(ctx, tx, cpKey, gen)
-		if err != nil {
+		st, err := loadStored(ctx, tx, cpKey, pendKey, gen)
+		if err != nil || !st.hasPend {
+			out = st.cp
 			return err
 		}
-		pend, ok, err := loadCheckpoint(ctx, tx, pendKey, "pending checkpoint")
-		if err != nil || !ok {
-			out = cp
-			return err
-		}
+		pend := st.pend
 		pend.Generation = gen
 		out = pend
 		return r.exec(ctx, tx, func(pipe redis.Pipeliner) {
@@ -406,18 +397,15 @@ func (r *Redis) Discard(ctx context.Context, p PartitionID, gen int64) error {
 	_, cpKey := redisKeys(r.prefix, p)
 	pendKey, pkeysKey := redisPendingKeys(r.prefix, p)
 	err := r.watchTx(ctx, func(tx *redis.Tx) error {
-		cp, ok, err := loadFenced(ctx, tx, cpKey, gen)
-		if err != nil {
+		st, err := loadStored(ctx, tx, cpKey, pendKey, gen)
+		if err != nil || !st.hasPend {
 			return err
 		}
-		pend, hasPend, err := loadCheckpoint(ctx, tx, pendKey, "pending checkpoint")
-		if err != nil || !hasPend {
-			return err
-		}
-		if !ok {
+		cp := st.cp
+		if !st.hasCP {
 			cp = Checkpoint{Offset: -1, Generation: gen}
 		}
-		cp.Seq = max(cp.Seq, pend.Seq)
+		cp.Seq = max(cp.Seq, st.pend.Seq)
 		return r.exec(ctx, tx, func(pipe redis.Pipeliner) {
 			pipe.Set(ctx, cpKey, appendCheckpoint(nil, cp), 0)
 			pipe.Del(ctx, pendKey, pkeysKey)
@@ -485,34 +473,57 @@ func loadCheckpoint(ctx context.Context, c redis.Cmdable, key, what string) (cp 
 	if err != nil {
 		return Checkpoint{}, false, err
 	}
-	if cp, err = decodeCheckpoint(b); err != nil {
+	return decodeStored(b, what)
+}
+
+// stored is what a transaction checks of a partition: its committed and
+// its pending checkpoint.
+type stored struct {
+	cp, pend       Checkpoint
+	hasCP, hasPend bool
+}
+
+// loadStored reads both checkpoints (one MGET: one round trip), and fails
+// with ErrFenced when the committed one's generation is greater than gen.
+func loadStored(ctx context.Context, tx *redis.Tx, cpKey, pendKey string, gen int64) (stored, error) {
+	vals, err := tx.MGet(ctx, cpKey, pendKey).Result()
+	if err != nil {
+		return stored{}, err
+	}
+	var st stored
+	if b, ok := vals[0].(string); ok {
+		if st.cp, st.hasCP, err = decodeStored([]byte(b), "stored checkpoint"); err != nil {
+			return stored{}, err
+		}
+	}
+	if b, ok := vals[1].(string); ok {
+		if st.pend, st.hasPend, err = decodeStored([]byte(b), "pending checkpoint"); err != nil {
+			return stored{}, err
+		}
+	}
+	if st.hasCP && st.cp.Generation > gen {
+		return stored{}, fmt.Errorf("generation %d, stored %d: %w", gen, st.cp.Generation, ErrFenced)
+	}
+	return st, nil
+}
+
+// loadUnpended is loadStored for a write that a pending checkpoint
+// forbids (ErrPending); it returns the committed checkpoint.
+func loadUnpended(ctx context.Context, tx *redis.Tx, cpKey, pendKey string, gen int64) (Checkpoint, error) {
+	st, err := loadStored(ctx, tx, cpKey, pendKey, gen)
+	if err == nil && st.hasPend {
+		err = ErrPending
+	}
+	return st.cp, err
+}
+
+// decodeStored decodes a stored checkpoint; what names it in the error.
+func decodeStored(b []byte, what string) (Checkpoint, bool, error) {
+	cp, err := decodeCheckpoint(b)
+	if err != nil {
 		return Checkpoint{}, false, fmt.Errorf("%s: %w", what, err)
 	}
 	return cp, true, nil
-}
-
-// loadFenced reads the committed checkpoint (ok false: none), and fails
-// with ErrFenced when its generation is greater than gen.
-func loadFenced(ctx context.Context, tx *redis.Tx, cpKey string, gen int64) (cp Checkpoint, ok bool, err error) {
-	if cp, ok, err = loadCheckpoint(ctx, tx, cpKey, "stored checkpoint"); err != nil {
-		return Checkpoint{}, false, err
-	}
-	if ok && cp.Generation > gen {
-		return Checkpoint{}, false, fmt.Errorf("generation %d, stored %d: %w", gen, cp.Generation, ErrFenced)
-	}
-	return cp, ok, nil
-}
-
-// checkNoPending fails with ErrPending when a pending checkpoint exists.
-func checkNoPending(ctx context.Context, tx *redis.Tx, pendKey string) error {
-	n, err := tx.Exists(ctx, pendKey).Result()
-	if err != nil {
-		return err
-	}
-	if n > 0 {
-		return ErrPending
-	}
-	return nil
 }
 
 // queueWrites queues the HSET and HDEL commands of a commit.

@@ -237,8 +237,9 @@ func TestStoreCopiesValues(t *testing.T) {
 	}
 }
 
-// TestStoreLargeCommit writes 100k keys in one commit (a checkpoint after a
-// burst over many accounts), then deletes most of them in another.
+// TestStoreLargeCommit writes 100k keys in one checkpoint (after a burst
+// over many accounts), then deletes most of them in another: by Commit, and
+// by Stage and Promote (whose script moves them in chunks).
 func TestStoreLargeCommit(t *testing.T) {
 	const n = 100_000
 	put := make([]KeyState, n)
@@ -247,38 +248,52 @@ func TestStoreLargeCommit(t *testing.T) {
 		keys[i] = fmt.Sprintf("acct-%06d", i)
 		put[i] = KeyState{Key: keys[i], State: fmt.Appendf(nil, "state of %d", i)}
 	}
+	writes := []struct {
+		name  string
+		write func(t *testing.T, s testStore, put []KeyState, del []string, seq int64)
+	}{
+		{"commit", func(t *testing.T, s testStore, put []KeyState, del []string, seq int64) {
+			commit(t, s, part, put, del, Checkpoint{Offset: seq * n, Generation: 1})
+		}},
+		{"stage and promote", func(t *testing.T, s testStore, put []KeyState, del []string, seq int64) {
+			stage(t, s, part, put, del, Checkpoint{Offset: seq * n, Generation: 1, Seq: seq})
+			promote(t, s, part, 1)
+		}},
+	}
 	for _, b := range allBackends() {
-		t.Run(b.name, func(t *testing.T) {
-			// 999 does not divide n: the last HSET and HMGET are partial.
-			s := b.open(t, Options{BatchSize: 999})
-			ctx := context.Background()
-			commit(t, s, part, put, nil, Checkpoint{Offset: n, Generation: 1})
-			got, err := s.LoadKeys(ctx, part, keys)
-			if err != nil {
-				t.Fatalf("LoadKeys: %v", err)
-			}
-			if len(got) != n {
-				t.Fatalf("LoadKeys: %d keys, want %d", len(got), n)
-			}
-			for _, ks := range put {
-				if string(got[ks.Key]) != string(ks.State) {
-					t.Fatalf("key %s = %q, want %q", ks.Key, got[ks.Key], ks.State)
+		for _, w := range writes {
+			t.Run(b.name+"/"+w.name, func(t *testing.T) {
+				// 999 does not divide n: the last HSET and HMGET are partial.
+				s := b.open(t, Options{BatchSize: 999})
+				ctx := context.Background()
+				w.write(t, s, put, nil, 1)
+				got, err := s.LoadKeys(ctx, part, keys)
+				if err != nil {
+					t.Fatalf("LoadKeys: %v", err)
 				}
-			}
+				if len(got) != n {
+					t.Fatalf("LoadKeys: %d keys, want %d", len(got), n)
+				}
+				for _, ks := range put {
+					if string(got[ks.Key]) != string(ks.State) {
+						t.Fatalf("key %s = %q, want %q", ks.Key, got[ks.Key], ks.State)
+					}
+				}
 
-			commit(t, s, part, put[:10], keys[10:], Checkpoint{Offset: 2 * n, Generation: 1})
-			all, err := s.LoadAll(ctx, part)
-			if err != nil {
-				t.Fatalf("LoadAll: %v", err)
-			}
-			want := map[string][]byte{}
-			for _, ks := range put[:10] {
-				want[ks.Key] = ks.State
-			}
-			if diff := cmp.Diff(want, all); diff != "" {
-				t.Errorf("after deleting all but 10 (-want +got):\n%s", diff)
-			}
-		})
+				w.write(t, s, put[:10], keys[10:], 2)
+				all, err := s.LoadAll(ctx, part)
+				if err != nil {
+					t.Fatalf("LoadAll: %v", err)
+				}
+				want := map[string][]byte{}
+				for _, ks := range put[:10] {
+					want[ks.Key] = ks.State
+				}
+				if diff := cmp.Diff(want, all); diff != "" {
+					t.Errorf("after deleting all but 10 (-want +got):\n%s", diff)
+				}
+			})
+		}
 	}
 }
 
@@ -471,7 +486,8 @@ func TestStorePromoteAfterClaim(t *testing.T) {
 }
 
 // TestStoreDiscard: a discarded staging leaves the committed keys, offset
-// and streams, but burns its Seq, so the next staging needs the one after.
+// and streams, but burns its Seq, so the next staging needs the one after;
+// a partition never committed gets a checkpoint holding the Seq.
 func TestStoreDiscard(t *testing.T) {
 	for _, b := range allBackends() {
 		t.Run(b.name, func(t *testing.T) {
@@ -510,23 +526,17 @@ func TestStoreDiscard(t *testing.T) {
 			if diff := cmp.Diff(want, load(t, s, part), cmpEmpty); diff != "" {
 				t.Errorf("after the next Stage and Promote (-want +got):\n%s", diff)
 			}
-		})
-	}
-}
 
-// TestStoreDiscardNeverCommitted: a partition whose first staging is
-// discarded gets the checkpoint a claim would store, with the Seq burnt.
-func TestStoreDiscardNeverCommitted(t *testing.T) {
-	for _, b := range allBackends() {
-		t.Run(b.name, func(t *testing.T) {
-			s := b.open(t, Options{})
-			stage(t, s, part, states("a", "1"), nil, Checkpoint{Offset: 7, Generation: 1, Seq: 1})
-			if err := s.Discard(context.Background(), part, 1); err != nil {
-				t.Fatalf("Discard: %v", err)
+			// A partition whose first staging is discarded gets the
+			// checkpoint a claim would store, with the Seq burnt.
+			fresh := PartitionID{Group: part.Group, Topic: part.Topic, Partition: part.Partition + 1}
+			stage(t, s, fresh, states("a", "1"), nil, Checkpoint{Offset: 7, Generation: 1, Seq: 1})
+			if err := s.Discard(ctx, fresh, 1); err != nil {
+				t.Fatalf("Discard of a partition never committed: %v", err)
 			}
-			want := snapshot{CP: Checkpoint{Offset: -1, Generation: 1, Seq: 1}, HasCP: true}
-			if diff := cmp.Diff(want, load(t, s, part), cmpEmpty); diff != "" {
-				t.Errorf("(-want +got):\n%s", diff)
+			want = snapshot{CP: Checkpoint{Offset: -1, Generation: 1, Seq: 1}, HasCP: true}
+			if diff := cmp.Diff(want, load(t, s, fresh), cmpEmpty); diff != "" {
+				t.Errorf("a partition never committed, after Discard (-want +got):\n%s", diff)
 			}
 		})
 	}
@@ -653,52 +663,6 @@ func TestStoreStageRefused(t *testing.T) {
 						t.Errorf("a refused Stage changed the state (-want +got):\n%s", diff)
 					}
 				})
-			}
-		})
-	}
-}
-
-// TestStoreLargeStage stages and promotes 30k keys (the promotion moves
-// them in chunks), then deletes all but 10 the same way.
-func TestStoreLargeStage(t *testing.T) {
-	const n = 30_000
-	put := make([]KeyState, n)
-	keys := make([]string, n)
-	for i := range put {
-		keys[i] = fmt.Sprintf("acct-%06d", i)
-		put[i] = KeyState{Key: keys[i], State: fmt.Appendf(nil, "state of %d", i)}
-	}
-	for _, b := range allBackends() {
-		t.Run(b.name, func(t *testing.T) {
-			s := b.open(t, Options{BatchSize: 999})
-			ctx := context.Background()
-			stage(t, s, part, put, nil, Checkpoint{Offset: n, Generation: 1, Seq: 1})
-			promote(t, s, part, 1)
-			all, err := s.LoadAll(ctx, part)
-			if err != nil {
-				t.Fatalf("LoadAll: %v", err)
-			}
-			if len(all) != n {
-				t.Fatalf("after the first Promote: %d keys, want %d", len(all), n)
-			}
-			for _, ks := range put {
-				if string(all[ks.Key]) != string(ks.State) {
-					t.Fatalf("key %s = %q, want %q", ks.Key, all[ks.Key], ks.State)
-				}
-			}
-
-			stage(t, s, part, put[:10], keys[10:], Checkpoint{Offset: 2 * n, Generation: 1, Seq: 2})
-			promote(t, s, part, 1)
-			all, err = s.LoadAll(ctx, part)
-			if err != nil {
-				t.Fatalf("LoadAll: %v", err)
-			}
-			want := map[string][]byte{}
-			for _, ks := range put[:10] {
-				want[ks.Key] = ks.State
-			}
-			if diff := cmp.Diff(want, all); diff != "" {
-				t.Errorf("after deleting all but 10 (-want +got):\n%s", diff)
 			}
 		})
 	}
