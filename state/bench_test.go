@@ -32,6 +32,28 @@ func benchKeys(n, size int) ([]KeyState, []string) {
 }
 
 func BenchmarkCommit(b *testing.B) {
+	benchCheckpoints(b, func(ctx context.Context, s testStore, put []KeyState, i int) error {
+		return s.Commit(ctx, part, put, nil, Checkpoint{Offset: int64(i), Generation: 1})
+	})
+}
+
+// BenchmarkStagePromote measures the two-step checkpoint of exactly-once
+// mode against BenchmarkCommit's one step, with the same keys: Stage writes
+// them to the staged-keys hash, then Promote's script moves them into the
+// committed one.
+func BenchmarkStagePromote(b *testing.B) {
+	benchCheckpoints(b, func(ctx context.Context, s testStore, put []KeyState, i int) error {
+		if err := s.Stage(ctx, part, put, nil, Checkpoint{Offset: int64(i), Generation: 1, Seq: int64(i + 1)}); err != nil {
+			return err
+		}
+		_, err := s.Promote(ctx, part, 1)
+		return err
+	})
+}
+
+// benchCheckpoints runs checkpoint i of 10k keys of 200 bytes (write) for
+// every Redis backend and batch size.
+func benchCheckpoints(b *testing.B, write func(ctx context.Context, s testStore, put []KeyState, i int) error) {
 	const keys, size = 10_000, 200
 	put, _ := benchKeys(keys, size)
 	for _, be := range redisBackends() {
@@ -42,7 +64,7 @@ func BenchmarkCommit(b *testing.B) {
 				b.ReportAllocs()
 				b.SetBytes(int64(keys * size))
 				for i := 0; b.Loop(); i++ {
-					if err := s.Commit(ctx, part, put, nil, Checkpoint{Offset: int64(i), Generation: 1}); err != nil {
+					if err := write(ctx, s, put, i); err != nil {
 						b.Fatal(err)
 					}
 				}

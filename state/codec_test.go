@@ -22,6 +22,7 @@ var checkpointFixtures = []struct {
 }{
 	{"checkpoint-v1.bin", 1, Checkpoint{Offset: 1234567, Generation: 42, Streams: []byte("\x02\x00matcher checkpoint bytes\xff")}},
 	{"checkpoint-v1-zero.bin", 1, Checkpoint{}},
+	{"checkpoint-v2.bin", 2, Checkpoint{Offset: 1234567, Generation: 42, Seq: 9876, Streams: []byte("\x02\x00matcher checkpoint bytes\xff")}},
 }
 
 func TestCheckpointFixtures(t *testing.T) {
@@ -58,8 +59,9 @@ func TestCheckpointRoundTrip(t *testing.T) {
 	tests := []Checkpoint{
 		{},
 		{Offset: 1, Generation: 1, Streams: []byte{0}},
-		{Offset: -1, Generation: -2},
-		{Offset: math.MaxInt64, Generation: math.MinInt64, Streams: make([]byte, 1<<16)},
+		{Offset: -1, Generation: -2, Seq: -3},
+		{Offset: 5, Generation: 2, Seq: 7, Streams: []byte("w")},
+		{Offset: math.MaxInt64, Generation: math.MinInt64, Seq: math.MaxInt64, Streams: make([]byte, 1<<16)},
 	}
 	for i, cp := range tests {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
@@ -79,22 +81,31 @@ func TestCheckpointRoundTrip(t *testing.T) {
 }
 
 func TestCheckpointDecodeErrors(t *testing.T) {
-	valid := appendCheckpoint(nil, Checkpoint{Offset: 300, Generation: 300, Streams: []byte("abc")})
+	// Each varint of 300 takes two bytes.
+	valid := appendCheckpoint(nil, Checkpoint{Offset: 300, Generation: 300, Seq: 300, Streams: []byte("abc")})
+	v1 := []byte{1, 0xd8, 0x04, 0xd8, 0x04, 3, 'a', 'b', 'c'}
 	tests := []struct {
 		name string
 		in   []byte
 		want string
 	}{
 		{"empty", nil, "bad checkpoint: empty"},
-		{"version 0", []byte{0, 0, 0, 0}, "bad checkpoint: version 0 is not known to this version of Shrike (it reads 1 to 1)"},
-		{"newer version", append([]byte{2}, valid[1:]...), "bad checkpoint: version 2 is not known to this version of Shrike (it reads 1 to 1)"},
+		{"version 0", []byte{0, 0, 0, 0}, "bad checkpoint: version 0 is not known to this version of Shrike (it reads 1 to 2)"},
+		{"newer version", append([]byte{3}, valid[1:]...), "bad checkpoint: version 3 is not known to this version of Shrike (it reads 1 to 2)"},
 		{"no offset", valid[:1], "bad checkpoint: offset"},
 		{"offset cut", valid[:2], "bad checkpoint: offset"},
 		{"no generation", valid[:3], "bad checkpoint: generation"},
-		{"no streams length", valid[:5], "bad checkpoint: streams length"},
+		{"no seq", valid[:5], "bad checkpoint: seq"},
+		{"seq cut", valid[:6], "bad checkpoint: seq"},
+		{"no streams length", valid[:7], "bad checkpoint: streams length"},
 		{"streams cut", valid[:len(valid)-1], "bad checkpoint: streams length 3, 2 bytes left"},
 		{"trailing bytes", append(append([]byte{}, valid...), 0), "bad checkpoint: streams length 3, 4 bytes left"},
-		{"varint overflow", []byte{1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, "bad checkpoint: offset"},
+		{"varint overflow", []byte{2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, "bad checkpoint: offset"},
+		// Version 1 has no seq: what follows the generation is the
+		// streams length.
+		{"version 1 no streams length", v1[:5], "bad checkpoint: streams length"},
+		{"version 1 streams cut", v1[:len(v1)-1], "bad checkpoint: streams length 3, 2 bytes left"},
+		{"version 1 with a seq", append([]byte{1, 0xd8, 0x04, 0xd8, 0x04, 0xd8, 0x04}, v1[5:]...), "bad checkpoint: streams length 600, 4 bytes left"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

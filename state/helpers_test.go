@@ -27,6 +27,10 @@ type testStore interface {
 	LoadAll(ctx context.Context, p PartitionID) (map[string][]byte, error)
 	Commit(ctx context.Context, p PartitionID, put []KeyState, del []string, cp Checkpoint) error
 	Claim(ctx context.Context, p PartitionID) (prev Checkpoint, ok bool, claimed Checkpoint, err error)
+	Stage(ctx context.Context, p PartitionID, put []KeyState, del []string, pend Checkpoint) error
+	LoadPending(ctx context.Context, p PartitionID) (Checkpoint, bool, error)
+	Promote(ctx context.Context, p PartitionID, gen int64) (Checkpoint, error)
+	Discard(ctx context.Context, p PartitionID, gen int64) error
 	Close() error
 }
 
@@ -115,11 +119,14 @@ func randHex(t testing.TB) string {
 // part is the partition most tests store under.
 var part = PartitionID{Group: "shrike", Topic: "payments", Partition: 3}
 
-// snapshot is everything stored for a partition.
+// snapshot is everything stored for a partition that the Store shows
+// (staged key states show only once promoted).
 type snapshot struct {
-	Keys  map[string][]byte
-	CP    Checkpoint
-	HasCP bool
+	Keys    map[string][]byte
+	CP      Checkpoint
+	HasCP   bool
+	Pend    Checkpoint
+	HasPend bool
 }
 
 // load returns everything stored for partition p.
@@ -134,7 +141,11 @@ func load(t *testing.T, s testStore, p PartitionID) snapshot {
 	if err != nil {
 		t.Fatalf("LoadCheckpoint: %v", err)
 	}
-	return snapshot{Keys: keys, CP: cp, HasCP: ok}
+	pend, hasPend, err := s.LoadPending(ctx, p)
+	if err != nil {
+		t.Fatalf("LoadPending: %v", err)
+	}
+	return snapshot{Keys: keys, CP: cp, HasCP: ok, Pend: pend, HasPend: hasPend}
 }
 
 // commit commits to s and fails the test on an error.
@@ -143,6 +154,25 @@ func commit(t *testing.T, s testStore, p PartitionID, put []KeyState, del []stri
 	if err := s.Commit(context.Background(), p, put, del, cp); err != nil {
 		t.Fatalf("Commit: %v", err)
 	}
+}
+
+// stage stages in s and fails the test on an error.
+func stage(t *testing.T, s testStore, p PartitionID, put []KeyState, del []string, pend Checkpoint) {
+	t.Helper()
+	if err := s.Stage(context.Background(), p, put, del, pend); err != nil {
+		t.Fatalf("Stage: %v", err)
+	}
+}
+
+// promote promotes in s, fails the test on an error, and returns the
+// committed checkpoint.
+func promote(t *testing.T, s testStore, p PartitionID, gen int64) Checkpoint {
+	t.Helper()
+	cp, err := s.Promote(context.Background(), p, gen)
+	if err != nil {
+		t.Fatalf("Promote: %v", err)
+	}
+	return cp
 }
 
 // states pairs its arguments into key states: key, state, key, state, ….

@@ -183,13 +183,19 @@ func (m *Memory) open(ctx context.Context, p PartitionID) (*memPartition, error)
 }
 
 // Stage writes a pending checkpoint and its keys beside the committed
-// ones.
+// ones. A key state must not be empty, as Redis stages a deleted key as
+// an empty value.
 func (m *Memory) Stage(ctx context.Context, p PartitionID, put []KeyState, del []string, pend Checkpoint) error {
 	mp, err := m.open(ctx, p)
 	if err != nil {
 		return fmt.Errorf("stage %s: %w", partName(p), err)
 	}
 	defer m.mu.Unlock()
+	for _, ks := range put {
+		if len(ks.State) == 0 {
+			return fmt.Errorf("stage %s: key %q: empty state (a key without state is deleted, not staged)", partName(p), ks.Key)
+		}
+	}
 	if err := mp.check(pend.Generation); err != nil {
 		return fmt.Errorf("stage %s: %w", partName(p), err)
 	}

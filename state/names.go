@@ -25,6 +25,19 @@ var (
 // that they live in one Redis Cluster slot and a commit (MULTI/EXEC on
 // both) is allowed there.
 func redisKeys(prefix string, p PartitionID) (keys, cp string) {
-	base := prefix + ":{" + groupEscaper.Replace(p.Group) + "/" + topicEscaper.Replace(p.Topic) + "/" + strconv.Itoa(int(p.Partition)) + "}:"
+	base := redisBase(prefix, p)
 	return base + "keys", base + "cp"
+}
+
+// redisPendingKeys returns the partition's keys of a staged checkpoint: the
+// pending checkpoint and the hash of staged key states, under the same hash
+// tag as redisKeys', so that a promotion moves them in one slot.
+func redisPendingKeys(prefix string, p PartitionID) (pend, pkeys string) {
+	base := redisBase(prefix, p)
+	return base + "pend", base + "pkeys"
+}
+
+// redisBase is what the partition's keys start with, up to the suffix.
+func redisBase(prefix string, p PartitionID) string {
+	return prefix + ":{" + groupEscaper.Replace(p.Group) + "/" + topicEscaper.Replace(p.Topic) + "/" + strconv.Itoa(int(p.Partition)) + "}:"
 }

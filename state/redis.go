@@ -61,19 +61,24 @@ const (
 // normally settles it: the change was a newer owner's (ErrFenced).
 const maxTxAttempts = 3
 
-// Redis is a Store on Redis or Redis Cluster. Per partition it keeps two
-// keys with one hash tag, so that they live in one Cluster slot:
+// Redis is a Store on Redis or Redis Cluster. Per partition it keeps up to
+// four keys with one hash tag, so that they live in one Cluster slot:
 //
-//	<prefix>:{<group>/<topic>/<partition>}:keys   HASH  event key → encoded key state
+//	<prefix>:{<group>/<topic>/<partition>}:keys   HASH   event key → encoded key state
 //	<prefix>:{<group>/<topic>/<partition>}:cp     STRING the checkpoint (version byte first)
+//	<prefix>:{<group>/<topic>/<partition>}:pend   STRING the pending checkpoint, while one is staged
+//	<prefix>:{<group>/<topic>/<partition>}:pkeys  HASH   its staged key states; empty: the key is deleted
 //
 // ('%', '{' and '}' in the group and topic, and '/' in the topic, are
 // written %25, %7B, %7D and %2F.) A commit is one MULTI/EXEC under WATCH
-// of the checkpoint key: the checkpoint's generation is read and compared
+// of the checkpoint keys: the checkpoint's generation is read and compared
 // in between, so a fenced commit writes nothing, and a newer owner's
-// commit landing in between aborts the transaction, whose retry is fenced. (A Lua script carrying every field, the
-// other way to get one atomic unit, measured about twice the cost per key
-// of MULTI/EXEC in BenchmarkCommitLua.) It is safe for concurrent use.
+// commit landing in between aborts the transaction, whose retry is fenced.
+// (A Lua script carrying every field, the other way to get one atomic
+// unit, measured about twice the cost per key of MULTI/EXEC in
+// BenchmarkCommitLua.) Stage, Promote and Discard work the same way; only
+// Promote runs a script, which moves the staged keys server-side. It is
+// safe for concurrent use.
 type Redis struct {
 	client redis.UniversalClient
 	prefix string
@@ -224,46 +229,23 @@ func (r *Redis) LoadAll(ctx context.Context, p PartitionID) (map[string][]byte, 
 // Commit writes the changed key states, deletes the emptied keys (a key in
 // both is deleted) and replaces the checkpoint in one MULTI/EXEC: HSET
 // and HDEL commands of BatchSize fields each, then SET. Before it, under
-// WATCH of the checkpoint key, the stored checkpoint is read: a greater
-// Generation than cp's fails the commit with ErrFenced and writes nothing.
+// WATCH of the checkpoint and the pending checkpoint, both are read: a
+// greater stored Generation than cp's fails the commit with ErrFenced, a
+// pending checkpoint with ErrPending, and either writes nothing.
 func (r *Redis) Commit(ctx context.Context, p PartitionID, put []KeyState, del []string, cp Checkpoint) error {
 	keysKey, cpKey := redisKeys(r.prefix, p)
+	pendKey, _ := redisPendingKeys(r.prefix, p)
 	enc := appendCheckpoint(nil, cp)
-	var err error
-	for range maxTxAttempts {
-		err = r.client.Watch(ctx, func(tx *redis.Tx) error {
-			if err := checkFence(ctx, tx, cpKey, cp.Generation); err != nil {
-				return err
-			}
-			if r.beforeExec != nil {
-				r.beforeExec()
-			}
-			_, err := tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
-				r.queueWrites(ctx, pipe, keysKey, put, del)
-				pipe.Set(ctx, cpKey, enc, 0)
-				return nil
-			})
+	err := r.watchTx(ctx, func(tx *redis.Tx) error {
+		if _, err := loadUnpended(ctx, tx, cpKey, pendKey, cp.Generation); err != nil {
 			return err
-		}, cpKey)
-		if !errors.Is(err, redis.TxFailedErr) || ctx.Err() != nil {
-			break
 		}
-	}
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, ErrFenced), errors.Is(err, ErrBadCheckpoint):
-		return fmt.Errorf("commit %s: %w", partName(p), err)
-	case errors.Is(err, redis.TxFailedErr):
-		return fmt.Errorf("commit %s: checkpoint changed by another writer %d times in a row: %w", partName(p), maxTxAttempts, err)
-	}
-	if c, ok := r.client.(*redis.ClusterClient); ok && movedOrAsk(err) {
-		// The slot moved while the commit ran inside WATCH, where go-redis
-		// does not follow the redirection: learn the new layout now so
-		// that the caller's retry goes to the right node.
-		c.ReloadState(ctx)
-	}
-	return wrapErr("commit "+partName(p), err)
+		return r.exec(ctx, tx, func(pipe redis.Pipeliner) {
+			r.queueWrites(ctx, pipe, keysKey, put, del)
+			pipe.Set(ctx, cpKey, enc, 0)
+		})
+	}, cpKey, pendKey)
+	return r.txErr(ctx, "commit "+partName(p), err)
 }
 
 // Claim takes the partition over: it reads the last committed checkpoint
@@ -271,88 +253,277 @@ func (r *Redis) Commit(ctx context.Context, p PartitionID, put []KeyState, del [
 // WATCH, so that of two owners claiming at once each gets its own
 // generation (the second retries on the first's write) and the earlier
 // one is fenced; a read followed by a Commit would give both the same.
+// The pending checkpoint, if any, is left for the new owner to resolve.
 func (r *Redis) Claim(ctx context.Context, p PartitionID) (prev Checkpoint, ok bool, claimed Checkpoint, err error) {
 	_, cpKey := redisKeys(r.prefix, p)
-	for range maxTxAttempts {
-		err = r.client.Watch(ctx, func(tx *redis.Tx) error {
-			prev, ok = Checkpoint{}, false
-			b, err := tx.Get(ctx, cpKey).Bytes()
-			switch {
-			case errors.Is(err, redis.Nil):
-			case err != nil:
-				return err
-			default:
-				if prev, err = decodeCheckpoint(b); err != nil {
-					return fmt.Errorf("stored checkpoint: %w", err)
-				}
-				ok = true
-			}
-			claimed = nextClaim(prev, ok)
-			if r.beforeExec != nil {
-				r.beforeExec()
-			}
-			_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
-				pipe.Set(ctx, cpKey, appendCheckpoint(nil, claimed), 0)
-				return nil
-			})
+	err = r.watchTx(ctx, func(tx *redis.Tx) error {
+		var err error
+		if prev, ok, err = loadCheckpoint(ctx, tx, cpKey, "stored checkpoint"); err != nil {
 			return err
-		}, cpKey)
+		}
+		claimed = nextClaim(prev, ok)
+		return r.exec(ctx, tx, func(pipe redis.Pipeliner) {
+			pipe.Set(ctx, cpKey, appendCheckpoint(nil, claimed), 0)
+		})
+	}, cpKey)
+	if err != nil {
+		return Checkpoint{}, false, Checkpoint{}, r.txErr(ctx, "claim "+partName(p), err)
+	}
+	return prev, ok, claimed, nil
+}
+
+// Stage writes the pending checkpoint and its key states beside the
+// committed ones in one MULTI/EXEC: DEL of the staged-keys hash (a leftover
+// of nothing, as a promotion or discard deletes it), HSET commands of
+// BatchSize fields each, a deleted key staged as an empty value, then SET
+// of the pending checkpoint. Under WATCH of the checkpoint and the pending
+// checkpoint it checks first, writing nothing on failure: the stored
+// Generation is not greater than pend's (ErrFenced), no checkpoint is
+// pending (ErrPending), and pend.Seq follows the committed Seq. A key state
+// must not be empty, as that stands for a deleted key.
+func (r *Redis) Stage(ctx context.Context, p PartitionID, put []KeyState, del []string, pend Checkpoint) error {
+	op := "stage " + partName(p)
+	for _, ks := range put {
+		if len(ks.State) == 0 {
+			return fmt.Errorf("%s: key %q: empty state (a key without state is deleted, not staged)", op, ks.Key)
+		}
+	}
+	_, cpKey := redisKeys(r.prefix, p)
+	pendKey, pkeysKey := redisPendingKeys(r.prefix, p)
+	staged := put
+	if len(del) > 0 {
+		staged = make([]KeyState, 0, len(put)+len(del))
+		staged = append(staged, put...)
+		for _, k := range del {
+			staged = append(staged, KeyState{Key: k})
+		}
+	}
+	enc := appendCheckpoint(nil, pend)
+	err := r.watchTx(ctx, func(tx *redis.Tx) error {
+		cp, err := loadUnpended(ctx, tx, cpKey, pendKey, pend.Generation)
+		if err != nil {
+			return err
+		}
+		if want := cp.Seq + 1; pend.Seq != want {
+			return fmt.Errorf("sequence %d, want %d (the committed one's plus one)", pend.Seq, want)
+		}
+		return r.exec(ctx, tx, func(pipe redis.Pipeliner) {
+			pipe.Del(ctx, pkeysKey)
+			// A deleted key comes after the puts: a key in both is
+			// deleted, as in Commit.
+			r.queueWrites(ctx, pipe, pkeysKey, staged, nil)
+			pipe.Set(ctx, pendKey, enc, 0)
+		})
+	}, cpKey, pendKey)
+	return r.txErr(ctx, op, err)
+}
+
+// LoadPending returns the partition's pending checkpoint.
+func (r *Redis) LoadPending(ctx context.Context, p PartitionID) (Checkpoint, bool, error) {
+	pendKey, _ := redisPendingKeys(r.prefix, p)
+	pend, ok, err := loadCheckpoint(ctx, r.client, pendKey, "pending checkpoint")
+	if err != nil {
+		return Checkpoint{}, false, wrapErr("load pending checkpoint of "+partName(p), err)
+	}
+	return pend, ok, nil
+}
+
+// promoteScript moves the staged key states (KEYS[1]) into the committed
+// ones (KEYS[2]): it HSETs every staged field, then HDELs those staged
+// empty (deleted keys), in commands of at most 1000 fields (Lua's unpack
+// takes a few thousand values at most). Then it UNLINKs the staged keys
+// (freed off the main thread) and the pending checkpoint (KEYS[4]), and
+// stores the committed checkpoint (KEYS[3] = ARGV[1]). The checkpoint
+// comes last because Redis rolls back neither a script nor EXEC on an
+// error: a move that fails leaves the pending checkpoint in place, to be
+// promoted again.
+const promoteScript = `
+local kv = redis.call('HGETALL', KEYS[1])
+for i = 1, #kv, 2000 do
+  redis.call('HSET', KEYS[2], unpack(kv, i, math.min(i + 1999, #kv)))
+end
+local del = {}
+for i = 2, #kv, 2 do
+  if kv[i] == '' then
+    del[#del + 1] = kv[i - 1]
+    if #del == 1000 then
+      redis.call('HDEL', KEYS[2], unpack(del))
+      del = {}
+    end
+  end
+end
+if #del > 0 then redis.call('HDEL', KEYS[2], unpack(del)) end
+redis.call('UNLINK', KEYS[1], KEYS[4])
+redis.call('SET', KEYS[3], ARGV[1])
+return #kv / 2`
+
+// Promote makes the pending checkpoint the committed one: under WATCH of
+// the checkpoint and the pending checkpoint it reads both (a stored
+// Generation greater than gen fails with ErrFenced), then runs
+// promoteScript inside MULTI/EXEC. EVAL, not EVALSHA: a script missing from
+// the server's cache would fail inside the transaction, where go-redis
+// cannot fall back. Without a pending checkpoint it returns the committed
+// one unchanged, as when a promotion is retried after its reply was lost.
+func (r *Redis) Promote(ctx context.Context, p PartitionID, gen int64) (Checkpoint, error) {
+	keysKey, cpKey := redisKeys(r.prefix, p)
+	pendKey, pkeysKey := redisPendingKeys(r.prefix, p)
+	var out Checkpoint
+	err := r.watchTx(ctx, func(tx *redis.Tx) error {
+		st, err := loadStored(ctx, tx, cpKey, pendKey, gen)
+		if err != nil || !st.hasPend {
+			out = st.cp
+			return err
+		}
+		pend := st.pend
+		pend.Generation = gen
+		out = pend
+		return r.exec(ctx, tx, func(pipe redis.Pipeliner) {
+			pipe.Eval(ctx, promoteScript, []string{pkeysKey, keysKey, cpKey, pendKey}, appendCheckpoint(nil, pend))
+		})
+	}, cpKey, pendKey)
+	if err != nil {
+		return Checkpoint{}, r.txErr(ctx, "promote "+partName(p), err)
+	}
+	return out, nil
+}
+
+// Discard drops the pending checkpoint and its staged keys, and stores the
+// committed checkpoint again with the pending one's Seq (if greater), in
+// one MULTI/EXEC under WATCH of both checkpoints. A partition never
+// committed gets the checkpoint a claim would store: Kafka's offset (-1)
+// and generation gen. A stored Generation greater than gen fails with
+// ErrFenced; without a pending checkpoint nothing changes.
+func (r *Redis) Discard(ctx context.Context, p PartitionID, gen int64) error {
+	_, cpKey := redisKeys(r.prefix, p)
+	pendKey, pkeysKey := redisPendingKeys(r.prefix, p)
+	err := r.watchTx(ctx, func(tx *redis.Tx) error {
+		st, err := loadStored(ctx, tx, cpKey, pendKey, gen)
+		if err != nil || !st.hasPend {
+			return err
+		}
+		cp := st.cp
+		if !st.hasCP {
+			cp = Checkpoint{Offset: -1, Generation: gen}
+		}
+		cp.Seq = max(cp.Seq, st.pend.Seq)
+		return r.exec(ctx, tx, func(pipe redis.Pipeliner) {
+			pipe.Set(ctx, cpKey, appendCheckpoint(nil, cp), 0)
+			pipe.Del(ctx, pendKey, pkeysKey)
+		})
+	}, cpKey, pendKey)
+	return r.txErr(ctx, "discard "+partName(p), err)
+}
+
+// watchTx runs fn under WATCH of keys (one partition's, so one Cluster
+// slot), again when a watched key changed before EXEC, up to maxTxAttempts
+// times: fn reads what it checks and queues its writes with exec, so that
+// a change by another writer in between aborts them and the next attempt
+// checks again (and is fenced, when the writer was a newer owner).
+func (r *Redis) watchTx(ctx context.Context, fn func(tx *redis.Tx) error, keys ...string) error {
+	var err error
+	for range maxTxAttempts {
+		err = r.client.Watch(ctx, fn, keys...)
 		if !errors.Is(err, redis.TxFailedErr) || ctx.Err() != nil {
 			break
 		}
 	}
+	return err
+}
+
+// exec runs the commands queue adds as one MULTI/EXEC on tx, after the
+// beforeExec hook of tests.
+func (r *Redis) exec(ctx context.Context, tx *redis.Tx, queue func(pipe redis.Pipeliner)) error {
+	if r.beforeExec != nil {
+		r.beforeExec()
+	}
+	_, err := tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+		queue(pipe)
+		return nil
+	})
+	return err
+}
+
+// txErr names the operation op in the error of a watchTx, and classifies
+// it (see ErrUnavailable).
+func (r *Redis) txErr(ctx context.Context, op string, err error) error {
 	switch {
 	case err == nil:
-		return prev, ok, claimed, nil
-	case errors.Is(err, ErrBadCheckpoint):
-		return Checkpoint{}, false, Checkpoint{}, fmt.Errorf("claim %s: %w", partName(p), err)
+		return nil
+	case errors.Is(err, ErrFenced), errors.Is(err, ErrPending), errors.Is(err, ErrBadCheckpoint):
+		return fmt.Errorf("%s: %w", op, err)
 	case errors.Is(err, redis.TxFailedErr):
-		return Checkpoint{}, false, Checkpoint{}, fmt.Errorf("claim %s: checkpoint changed by another writer %d times in a row: %w", partName(p), maxTxAttempts, err)
+		return fmt.Errorf("%s: checkpoint changed by another writer %d times in a row: %w", op, maxTxAttempts, err)
 	}
-	if c, isCluster := r.client.(*redis.ClusterClient); isCluster && movedOrAsk(err) {
+	if c, ok := r.client.(*redis.ClusterClient); ok && movedOrAsk(err) {
+		// The slot moved while the transaction ran inside WATCH, where
+		// go-redis does not follow the redirection: learn the new layout
+		// now so that the caller's retry goes to the right node.
 		c.ReloadState(ctx)
 	}
-	return Checkpoint{}, false, Checkpoint{}, wrapErr("claim "+partName(p), err)
+	return wrapErr(op, err)
 }
 
-// Stage is not written yet.
-func (r *Redis) Stage(ctx context.Context, p PartitionID, put []KeyState, del []string, pend Checkpoint) error {
-	return errors.New("redis: stage: not implemented")
-}
-
-// LoadPending is not written yet.
-func (r *Redis) LoadPending(ctx context.Context, p PartitionID) (Checkpoint, bool, error) {
-	return Checkpoint{}, false, nil
-}
-
-// Promote is not written yet.
-func (r *Redis) Promote(ctx context.Context, p PartitionID, gen int64) (Checkpoint, error) {
-	return Checkpoint{}, errors.New("redis: promote: not implemented")
-}
-
-// Discard is not written yet.
-func (r *Redis) Discard(ctx context.Context, p PartitionID, gen int64) error {
-	return errors.New("redis: discard: not implemented")
-}
-
-// checkFence fails with ErrFenced when the stored checkpoint's generation
-// is greater than gen.
-func checkFence(ctx context.Context, tx *redis.Tx, cpKey string, gen int64) error {
-	b, err := tx.Get(ctx, cpKey).Bytes()
+// loadCheckpoint reads and decodes the checkpoint stored under key (ok
+// false: none); what names it in a decoding error.
+func loadCheckpoint(ctx context.Context, c redis.Cmdable, key, what string) (cp Checkpoint, ok bool, err error) {
+	b, err := c.Get(ctx, key).Bytes()
 	if errors.Is(err, redis.Nil) {
-		return nil
+		return Checkpoint{}, false, nil
 	}
 	if err != nil {
-		return err
+		return Checkpoint{}, false, err
 	}
-	stored, err := decodeCheckpoint(b)
+	return decodeStored(b, what)
+}
+
+// stored is what a transaction checks of a partition: its committed and
+// its pending checkpoint.
+type stored struct {
+	cp, pend       Checkpoint
+	hasCP, hasPend bool
+}
+
+// loadStored reads both checkpoints (one MGET: one round trip), and fails
+// with ErrFenced when the committed one's generation is greater than gen.
+func loadStored(ctx context.Context, tx *redis.Tx, cpKey, pendKey string, gen int64) (stored, error) {
+	vals, err := tx.MGet(ctx, cpKey, pendKey).Result()
 	if err != nil {
-		return fmt.Errorf("stored checkpoint: %w", err)
+		return stored{}, err
 	}
-	if stored.Generation > gen {
-		return fmt.Errorf("generation %d, stored %d: %w", gen, stored.Generation, ErrFenced)
+	var st stored
+	if b, ok := vals[0].(string); ok {
+		if st.cp, st.hasCP, err = decodeStored([]byte(b), "stored checkpoint"); err != nil {
+			return stored{}, err
+		}
 	}
-	return nil
+	if b, ok := vals[1].(string); ok {
+		if st.pend, st.hasPend, err = decodeStored([]byte(b), "pending checkpoint"); err != nil {
+			return stored{}, err
+		}
+	}
+	if st.hasCP && st.cp.Generation > gen {
+		return stored{}, fmt.Errorf("generation %d, stored %d: %w", gen, st.cp.Generation, ErrFenced)
+	}
+	return st, nil
+}
+
+// loadUnpended is loadStored for a write that a pending checkpoint
+// forbids (ErrPending); it returns the committed checkpoint.
+func loadUnpended(ctx context.Context, tx *redis.Tx, cpKey, pendKey string, gen int64) (Checkpoint, error) {
+	st, err := loadStored(ctx, tx, cpKey, pendKey, gen)
+	if err == nil && st.hasPend {
+		err = ErrPending
+	}
+	return st.cp, err
+}
+
+// decodeStored decodes a stored checkpoint; what names it in the error.
+func decodeStored(b []byte, what string) (Checkpoint, bool, error) {
+	cp, err := decodeCheckpoint(b)
+	if err != nil {
+		return Checkpoint{}, false, fmt.Errorf("%s: %w", what, err)
+	}
+	return cp, true, nil
 }
 
 // queueWrites queues the HSET and HDEL commands of a commit.

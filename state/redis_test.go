@@ -113,24 +113,74 @@ func TestRedisKeys(t *testing.T) {
 	}
 }
 
-// TestRedisLayout checks the keys as an operator sees them in Redis.
+// TestRedisLayout checks the keys as an operator sees them in Redis: after
+// a commit, while a checkpoint is staged (a deleted key is an empty
+// value), and after its promotion.
 func TestRedisLayout(t *testing.T) {
 	m := miniredis.RunT(t)
 	r := newRedisT(t, Options{Addrs: []string{m.Addr()}, KeyPrefix: "prod"})
-	commit(t, r, part, states("acct-1", "s1", "acct-2", "s2"), nil, Checkpoint{Offset: 5, Generation: 2, Streams: []byte("w")})
-
-	if diff := cmp.Diff([]string{"prod:{shrike/payments/3}:cp", "prod:{shrike/payments/3}:keys"}, m.Keys()); diff != "" {
-		t.Errorf("keys (-want +got):\n%s", diff)
+	const base = "prod:{shrike/payments/3}:"
+	tests := []struct {
+		after string
+		do    func()
+		keys  []string
+		// hash and values: a hash key and its fields.
+		hash   string
+		values map[string]string
+		// cp is the key of a checkpoint and its encoding.
+		cp, enc string
+	}{
+		{
+			after: "Commit",
+			do: func() {
+				commit(t, r, part, states("acct-1", "s1", "acct-2", "s2"), nil, Checkpoint{Offset: 5, Generation: 2, Streams: []byte("w")})
+			},
+			keys: []string{"cp", "keys"},
+			hash: "keys", values: map[string]string{"acct-1": "s1", "acct-2": "s2"},
+			// version 2, offset 5, generation 2, seq 0, streams
+			cp: "cp", enc: "\x02\x0a\x04\x00\x01w",
+		},
+		{
+			after: "Stage",
+			do: func() {
+				stage(t, r, part, states("acct-1", "t1", "acct-3", "t3"), []string{"acct-2"}, Checkpoint{Offset: 6, Generation: 2, Seq: 1, Streams: []byte("w")})
+			},
+			keys: []string{"cp", "keys", "pend", "pkeys"},
+			hash: "pkeys", values: map[string]string{"acct-1": "t1", "acct-2": "", "acct-3": "t3"},
+			// version 2, offset 6, generation 2, seq 1, streams
+			cp: "pend", enc: "\x02\x0c\x04\x02\x01w",
+		},
+		{
+			after: "Promote",
+			do:    func() { promote(t, r, part, 2) },
+			keys:  []string{"cp", "keys"},
+			hash:  "keys", values: map[string]string{"acct-1": "t1", "acct-3": "t3"},
+			cp: "cp", enc: "\x02\x0c\x04\x02\x01w",
+		},
 	}
-	if got := m.HGet("prod:{shrike/payments/3}:keys", "acct-2"); got != "s2" {
-		t.Errorf("HGET acct-2 = %q, want s2", got)
-	}
-	cp, err := m.Get("prod:{shrike/payments/3}:cp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := "\x01\x0a\x04\x01w"; cp != want {
-		t.Errorf("checkpoint = %q, want %q (version 1, offset 5, generation 2, streams)", cp, want)
+	for _, tt := range tests {
+		tt.do()
+		var want []string
+		for _, k := range tt.keys {
+			want = append(want, base+k)
+		}
+		if diff := cmp.Diff(want, m.Keys()); diff != "" {
+			t.Errorf("keys after %s (-want +got):\n%s", tt.after, diff)
+		}
+		fields, err := m.HKeys(base + tt.hash)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, f := range fields {
+			got[f] = m.HGet(base+tt.hash, f)
+		}
+		if diff := cmp.Diff(tt.values, got); diff != "" {
+			t.Errorf("%s after %s (-want +got):\n%s", tt.hash, tt.after, diff)
+		}
+		if enc, err := m.Get(base + tt.cp); err != nil || enc != tt.enc {
+			t.Errorf("%s after %s = %q, %v; want %q", tt.cp, tt.after, enc, err, tt.enc)
+		}
 	}
 }
 
@@ -257,40 +307,6 @@ func TestRedisUnavailableLoads(t *testing.T) {
 	}
 }
 
-// TestRedisFencingRace lets a newer owner commit between an older owner's
-// fencing check and its transaction: WATCH aborts the older one's
-// transaction, and its retry sees the newer generation.
-func TestRedisFencingRace(t *testing.T) {
-	for _, b := range redisBackends() {
-		t.Run(b.name, func(t *testing.T) {
-			oldOwner := b.open(t, Options{KeyPrefix: "shrike-test-" + randHex(t)}).(*Redis)
-			newOwner := &Redis{client: oldOwner.client, prefix: oldOwner.prefix, batch: oldOwner.batch}
-			ctx := context.Background()
-			commit(t, oldOwner, part, states("a", "old", "b", "old"), nil, Checkpoint{Offset: 10, Generation: 1})
-
-			newCP := Checkpoint{Offset: 20, Generation: 2}
-			raced := 0
-			oldOwner.beforeExec = func() {
-				raced++
-				if raced == 1 {
-					commit(t, newOwner, part, states("a", "new"), nil, newCP)
-				}
-			}
-			err := oldOwner.Commit(ctx, part, states("a", "stale", "c", "stale"), []string{"b"}, Checkpoint{Offset: 30, Generation: 1})
-			if !errors.Is(err, ErrFenced) {
-				t.Fatalf("Commit = %v, want ErrFenced", err)
-			}
-			if raced != 1 {
-				t.Errorf("the transaction ran %d times, want 1 (then the retry's check fenced it)", raced)
-			}
-			want := snapshot{Keys: byteMap("a", "new", "b", "old"), CP: newCP, HasCP: true}
-			if diff := cmp.Diff(want, load(t, oldOwner, part), cmpEmpty); diff != "" {
-				t.Errorf("(-want +got):\n%s", diff)
-			}
-		})
-	}
-}
-
 // TestRedisClaimRace lets a second owner claim between a first owner's
 // read of the checkpoint and its write: WATCH aborts the first claim, and
 // its retry claims the generation after the second's, so the two never
@@ -332,33 +348,208 @@ func TestRedisClaimRace(t *testing.T) {
 	}
 }
 
-// TestRedisBadStoredCheckpoint: a checkpoint this Shrike cannot read (a
-// newer Shrike wrote it, or it was damaged) fails loads and refuses
-// commits, which would otherwise undo its owner's fencing.
-func TestRedisBadStoredCheckpoint(t *testing.T) {
+// TestRedisFencingRace lets another writer slip in between a call's
+// checks and its transaction (a newer owner's commit or claim, or another
+// staging): WATCH of both checkpoint keys aborts the transaction, and the
+// retry's checks refuse it, writing nothing.
+func TestRedisFencingRace(t *testing.T) {
+	ctx := context.Background()
+	claim := func(t *testing.T, other *Redis) {
+		if _, _, _, err := other.Claim(ctx, part); err != nil {
+			t.Errorf("racing Claim: %v", err)
+		}
+	}
+	tests := []struct {
+		name string
+		// pending: a checkpoint is staged before the race.
+		pending bool
+		run     func(r *Redis) error
+		race    func(t *testing.T, other *Redis)
+		want    error
+	}{
+		{
+			name: "a newer owner's commit before a commit's EXEC",
+			run: func(r *Redis) error {
+				return r.Commit(ctx, part, states("a", "stale", "c", "stale"), []string{"b"}, Checkpoint{Offset: 30, Generation: 1})
+			},
+			race: func(t *testing.T, other *Redis) {
+				commit(t, other, part, states("a", "new"), nil, Checkpoint{Offset: 20, Generation: 2})
+			},
+			want: ErrFenced,
+		},
+		{
+			name: "a claim before a promotion's EXEC", pending: true,
+			run: func(r *Redis) error {
+				_, err := r.Promote(ctx, part, 1)
+				return err
+			},
+			race: claim, want: ErrFenced,
+		},
+		{
+			name: "a claim before a discard's EXEC", pending: true,
+			run:  func(r *Redis) error { return r.Discard(ctx, part, 1) },
+			race: claim, want: ErrFenced,
+		},
+		{
+			name: "a claim before a staging's EXEC",
+			run: func(r *Redis) error {
+				return r.Stage(ctx, part, states("a", "mine"), nil, Checkpoint{Offset: 30, Generation: 1, Seq: 1})
+			},
+			race: claim, want: ErrFenced,
+		},
+		{
+			name: "a staging before a staging's EXEC",
+			run: func(r *Redis) error {
+				return r.Stage(ctx, part, states("a", "mine"), nil, Checkpoint{Offset: 30, Generation: 1, Seq: 1})
+			},
+			race: func(t *testing.T, other *Redis) {
+				stage(t, other, part, states("a", "other"), nil, Checkpoint{Offset: 40, Generation: 1, Seq: 1})
+			},
+			want: ErrPending,
+		},
+		{
+			name: "a staging before a commit's EXEC",
+			run: func(r *Redis) error {
+				return r.Commit(ctx, part, states("a", "mine"), nil, Checkpoint{Offset: 30, Generation: 1})
+			},
+			race: func(t *testing.T, other *Redis) {
+				stage(t, other, part, states("a", "other"), nil, Checkpoint{Offset: 40, Generation: 1, Seq: 1})
+			},
+			want: ErrPending,
+		},
+	}
+	for _, b := range redisBackends() {
+		t.Run(b.name, func(t *testing.T) {
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					r := b.open(t, Options{KeyPrefix: "shrike-test-" + randHex(t)}).(*Redis)
+					other := &Redis{client: r.client, prefix: r.prefix, batch: r.batch}
+					commit(t, r, part, states("a", "1", "b", "1"), nil, Checkpoint{Offset: 10, Generation: 1})
+					if tt.pending {
+						stage(t, r, part, states("a", "staged"), []string{"b"}, Checkpoint{Offset: 20, Generation: 1, Seq: 1})
+					}
+					var after snapshot
+					raced := 0
+					r.beforeExec = func() {
+						raced++
+						if raced == 1 {
+							tt.race(t, other)
+							after = load(t, other, part)
+						}
+					}
+					err := tt.run(r)
+					if !errors.Is(err, tt.want) || errors.Is(err, ErrUnavailable) {
+						t.Fatalf("= %v, want %v", err, tt.want)
+					}
+					if raced != 1 {
+						t.Errorf("the transaction ran %d times, want 1 (then the retry's check refused it)", raced)
+					}
+					if diff := cmp.Diff(after, load(t, r, part), cmpEmpty); diff != "" {
+						t.Errorf("the refused call changed the state the racer left (-want +got):\n%s", diff)
+					}
+				})
+			}
+		})
+	}
+}
+
+// TestRedisPromoteFails: when the staged keys cannot be moved (here the
+// committed keys' hash is of the wrong type), Promote fails and leaves the
+// pending checkpoint and the committed one as they were, to be promoted
+// again once the cause is fixed: Redis rolls nothing back, so the script
+// stores the checkpoint only after the move.
+func TestRedisPromoteFails(t *testing.T) {
 	for _, b := range redisBackends() {
 		t.Run(b.name, func(t *testing.T) {
 			r := b.open(t, Options{KeyPrefix: "shrike-test-" + randHex(t)}).(*Redis)
 			ctx := context.Background()
-			commit(t, r, part, states("a", "1"), nil, Checkpoint{Offset: 1})
-			_, cpKey := redisKeys(r.prefix, part)
-			if err := r.client.Set(ctx, cpKey, "\x09from the future", 0).Err(); err != nil {
+			cp := Checkpoint{Offset: 10, Generation: 1}
+			commit(t, r, part, nil, nil, cp)
+			pend := Checkpoint{Offset: 20, Generation: 1, Seq: 1}
+			stage(t, r, part, states("a", "2"), []string{"b"}, pend)
+			keysKey, _ := redisKeys(r.prefix, part)
+			if err := r.client.Set(ctx, keysKey, "not a hash", 0).Err(); err != nil {
 				t.Fatal(err)
 			}
-			_, _, err := r.LoadCheckpoint(ctx, part)
-			if !errors.Is(err, ErrBadCheckpoint) || errors.Is(err, ErrUnavailable) {
-				t.Errorf("LoadCheckpoint = %v, want ErrBadCheckpoint", err)
+
+			if _, err := r.Promote(ctx, part, 1); err == nil || errors.Is(err, ErrUnavailable) || errors.Is(err, ErrFenced) {
+				t.Fatalf("Promote over a wrong-type key = %v, want a permanent error", err)
 			}
-			err = r.Commit(ctx, part, states("a", "2"), nil, Checkpoint{Offset: 2, Generation: 99})
-			if !errors.Is(err, ErrBadCheckpoint) || errors.Is(err, ErrUnavailable) {
-				t.Errorf("Commit = %v, want ErrBadCheckpoint", err)
+			got, _, err := r.LoadPending(ctx, part)
+			if err != nil || !cmp.Equal(got, pend, cmpEmpty) {
+				t.Errorf("pending checkpoint after the failed Promote = %+v, %v; want %+v", got, err, pend)
 			}
-			keys, err := r.LoadAll(ctx, part)
-			if err != nil {
+			if got, _, err := r.LoadCheckpoint(ctx, part); err != nil || !cmp.Equal(got, cp, cmpEmpty) {
+				t.Errorf("checkpoint after the failed Promote = %+v, %v; want %+v", got, err, cp)
+			}
+
+			if err := r.client.Del(ctx, keysKey).Err(); err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(byteMap("a", "1"), keys); diff != "" {
-				t.Errorf("a refused commit changed keys (-want +got):\n%s", diff)
+			promote(t, r, part, 1)
+			if diff := cmp.Diff(snapshot{Keys: byteMap("a", "2"), CP: pend, HasCP: true}, load(t, r, part), cmpEmpty); diff != "" {
+				t.Errorf("after the Promote once fixed (-want +got):\n%s", diff)
+			}
+			pendKey, pkeysKey := redisPendingKeys(r.prefix, part)
+			if n, err := r.client.Exists(ctx, pendKey, pkeysKey).Result(); err != nil || n != 0 {
+				t.Errorf("EXISTS of the pending keys after Promote = %d, %v; want 0", n, err)
+			}
+		})
+	}
+}
+
+// TestRedisBadStoredCheckpoint: a checkpoint or pending checkpoint this
+// Shrike cannot read (a newer Shrike wrote it, or it was damaged) fails its
+// load and refuses every write, which could otherwise undo its owner's
+// fencing or lose its staged keys.
+func TestRedisBadStoredCheckpoint(t *testing.T) {
+	ctx := context.Background()
+	calls := map[string]func(r *Redis) error{
+		"LoadCheckpoint": func(r *Redis) error { _, _, err := r.LoadCheckpoint(ctx, part); return err },
+		"LoadPending":    func(r *Redis) error { _, _, err := r.LoadPending(ctx, part); return err },
+		"Commit": func(r *Redis) error {
+			return r.Commit(ctx, part, states("a", "2"), nil, Checkpoint{Offset: 2, Generation: 99})
+		},
+		"Stage": func(r *Redis) error {
+			return r.Stage(ctx, part, states("a", "2"), nil, Checkpoint{Offset: 2, Generation: 99, Seq: 1})
+		},
+		"Promote": func(r *Redis) error { _, err := r.Promote(ctx, part, 99); return err },
+		"Discard": func(r *Redis) error { return r.Discard(ctx, part, 99) },
+	}
+	tests := []struct {
+		name string
+		key  func(r *Redis) string
+		fail []string
+	}{
+		{"checkpoint", func(r *Redis) string { _, k := redisKeys(r.prefix, part); return k }, []string{"LoadCheckpoint", "Commit", "Stage", "Promote", "Discard"}},
+		{"pending checkpoint", func(r *Redis) string { k, _ := redisPendingKeys(r.prefix, part); return k }, []string{"LoadPending", "Commit", "Stage", "Promote", "Discard"}},
+	}
+	for _, b := range redisBackends() {
+		t.Run(b.name, func(t *testing.T) {
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					r := b.open(t, Options{KeyPrefix: "shrike-test-" + randHex(t)}).(*Redis)
+					commit(t, r, part, states("a", "1"), nil, Checkpoint{Offset: 1})
+					const bad = "\x09from the future"
+					if err := r.client.Set(ctx, tt.key(r), bad, 0).Err(); err != nil {
+						t.Fatal(err)
+					}
+					for _, name := range tt.fail {
+						if err := calls[name](r); !errors.Is(err, ErrBadCheckpoint) || errors.Is(err, ErrUnavailable) {
+							t.Errorf("%s = %v, want ErrBadCheckpoint", name, err)
+						}
+					}
+					keys, err := r.LoadAll(ctx, part)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if diff := cmp.Diff(byteMap("a", "1"), keys); diff != "" {
+						t.Errorf("a refused write changed keys (-want +got):\n%s", diff)
+					}
+					if got, err := r.client.Get(ctx, tt.key(r)).Result(); err != nil || got != bad {
+						t.Errorf("the unreadable %s = %q, %v; want it untouched", tt.name, got, err)
+					}
+				})
 			}
 		})
 	}
