@@ -42,7 +42,7 @@ type kafkaOracle struct {
 // Backoff of kafkaOracle while the committed offset is not stable.
 const (
 	oracleBackoffFirst = 20 * time.Millisecond
-	oracleBackoffCap = 500 * time.Millisecond
+	oracleBackoffCap   = 500 * time.Millisecond
 )
 
 // committedTag sends an OffsetFetch naming the partition, with
