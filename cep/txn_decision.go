@@ -18,9 +18,10 @@ import (
 // in the consumer group when it carries the partition's checkpoint staged
 // as generation gen, sequence seq. Kafka makes it visible exactly when the
 // transaction commits, so it is the record of the transaction's decision
-// that outlives the process. Seq alone would name the staging; gen is
-// there so that a tag can be told apart from one written by another owner
-// that staged the same seq (an owner that was fenced before it finished).
+// that outlives the process. Seq alone names the staging, as a
+// partition's Seq is never reused (a discarded one is burned); gen names
+// the owner that staged it as well, so that a tag can never be taken for
+// another owner's staging.
 func txnTag(gen, seq int64) string {
 	return "shrike/1 g=" + strconv.FormatInt(gen, 10) + " s=" + strconv.FormatInt(seq, 10)
 }

@@ -224,11 +224,16 @@ func TestResolvePending(t *testing.T) {
 	}
 }
 
+// oracleBrokers is the number of kfake brokers of the oracle tests: more
+// than one, so that a request sent to any broker but the group's
+// coordinator fails.
+const oracleBrokers = 3
+
 // oracleCluster starts kfake with a topic of two partitions and returns a
 // plain client of it.
 func oracleCluster(t *testing.T) (*kfake.Cluster, *kgo.Client) {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "payments"))
+	c, err := kfake.NewCluster(kfake.NumBrokers(oracleBrokers), kfake.SeedTopics(2, "payments"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -355,18 +360,37 @@ func TestKafkaOracle(t *testing.T) {
 		return o.committedTag(ctx, "payments", partition)
 	}
 
+	// Groups coordinated by each broker: kfake answers NOT_COORDINATOR
+	// from the others.
 	t.Run("plain commit and none", func(t *testing.T) {
 		_, cl := oracleCluster(t)
-		o := kafkaOracle{cl: cl, group: group}
-		if tag, err := ask(t, o, 5*time.Second, 0); err != nil || tag != "" {
-			t.Fatalf("before any commit: committedTag = %q, %v; want \"\"", tag, err)
+		byNode := map[int32]string{}
+		for i := 0; i < 100 && len(byNode) < oracleBrokers; i++ {
+			g := fmt.Sprintf("%s-%d", group, i)
+			r := kadm.NewClient(cl).FindGroupCoordinators(context.Background(), g)[g]
+			if r.Err != nil {
+				t.Fatalf("find coordinator of %s: %v", g, r.Err)
+			}
+			if _, ok := byNode[r.NodeID]; !ok {
+				byNode[r.NodeID] = g
+			}
 		}
-		commitOffset(t, cl, group, "payments", 0, 41, txnTag(1, 1))
-		if tag, err := ask(t, o, 5*time.Second, 0); err != nil || tag != txnTag(1, 1) {
-			t.Errorf("committed partition: committedTag = %q, %v; want %q", tag, err, txnTag(1, 1))
+		if len(byNode) < oracleBrokers {
+			t.Fatalf("groups found for coordinators %v only", byNode)
 		}
-		if tag, err := ask(t, o, 5*time.Second, 1); err != nil || tag != "" {
-			t.Errorf("partition without a commit: committedTag = %q, %v; want \"\"", tag, err)
+		for node, g := range byNode {
+			o := kafkaOracle{cl: cl, group: g}
+			if tag, err := ask(t, o, 5*time.Second, 0); err != nil || tag != "" {
+				t.Fatalf("group %s (coordinator %d) before any commit: committedTag = %q, %v; want \"\"", g, node, tag, err)
+			}
+			want := txnTag(int64(node), 1)
+			commitOffset(t, cl, g, "payments", 0, 41, want)
+			if tag, err := ask(t, o, 5*time.Second, 0); err != nil || tag != want {
+				t.Errorf("group %s (coordinator %d), committed partition: committedTag = %q, %v; want %q", g, node, tag, err, want)
+			}
+			if tag, err := ask(t, o, 5*time.Second, 1); err != nil || tag != "" {
+				t.Errorf("group %s (coordinator %d), partition without a commit: committedTag = %q, %v; want \"\"", g, node, tag, err)
+			}
 		}
 	})
 
