@@ -42,13 +42,13 @@ func fakeSignals(t *testing.T) (func() []syscall.Signal, *bytes.Buffer) {
 	}, &log
 }
 
-func env(vars map[string]string) func(string) string {
+func pointEnv(vars map[string]string) func(string) string {
 	return func(k string) string { return vars[k] }
 }
 
 func TestTestPointsCount(t *testing.T) {
 	signals, log := fakeSignals(t)
-	if err := setupTestPoints(env(map[string]string{envCrashAt: "staged:3", envPauseAt: "work:2"})); err != nil {
+	if err := setupTestPoints(pointEnv(map[string]string{envCrashAt: "staged:3", envPauseAt: "work:2"})); err != nil {
 		t.Fatal(err)
 	}
 	calls := []struct {
@@ -82,7 +82,7 @@ func TestTestPointsCount(t *testing.T) {
 // exactly the n-th signals.
 func TestTestPointsConcurrent(t *testing.T) {
 	signals, _ := fakeSignals(t)
-	if err := setupTestPoints(env(map[string]string{envCrashAt: "work:250"})); err != nil {
+	if err := setupTestPoints(pointEnv(map[string]string{envCrashAt: "work:250"})); err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
@@ -101,7 +101,7 @@ func TestTestPointsConcurrent(t *testing.T) {
 
 func TestTestPointsNone(t *testing.T) {
 	signals, _ := fakeSignals(t)
-	if err := setupTestPoints(env(nil)); err != nil {
+	if err := setupTestPoints(pointEnv(nil)); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []string{"work", "staged", "committed", "promoted", "txn-offsets", "endtxn-sent"} {
@@ -116,7 +116,7 @@ func TestTestPointsBadEnv(t *testing.T) {
 	for _, val := range []string{"staged", ":2", "staged:", "staged:0", "staged:-1", "staged:x", "staged:2:3"} {
 		t.Run(val, func(t *testing.T) {
 			fakeSignals(t)
-			err := setupTestPoints(env(map[string]string{envPauseAt: val}))
+			err := setupTestPoints(pointEnv(map[string]string{envPauseAt: val}))
 			if err == nil {
 				t.Fatalf("%s=%q accepted", envPauseAt, val)
 			}
@@ -132,11 +132,11 @@ func TestTestPointsBadEnv(t *testing.T) {
 // TxnOffsetCommit response and the EndTxn request.
 func TestTestPointsBrokerHooks(t *testing.T) {
 	signals, _ := fakeSignals(t)
-	if err := setupTestPoints(env(map[string]string{envCrashAt: "txn-offsets:1", envPauseAt: "endtxn-sent:1"})); err != nil {
+	if err := setupTestPoints(pointEnv(map[string]string{envCrashAt: "txn-offsets:1", envPauseAt: "endtxn-sent:1"})); err != nil {
 		t.Fatal(err)
 	}
 	c, plain := oracleCluster(t)
-	commitOffset(t, plain, "g", "payments", 0, 1, "x")
+	commitOffsetMeta(t, plain, "g", "payments", 0, 1, "x")
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, testKafkaOpts()...)...)
 	if err != nil {
 		t.Fatal(err)

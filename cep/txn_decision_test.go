@@ -246,9 +246,9 @@ func oracleCluster(t *testing.T) (*kfake.Cluster, *kgo.Client) {
 	return c, cl
 }
 
-// commitOffset commits an offset with metadata outside any transaction,
+// commitOffsetMeta commits an offset with metadata outside any transaction,
 // as an admin tool would.
-func commitOffset(t *testing.T, cl *kgo.Client, group, topic string, partition int32, offset int64, meta string) {
+func commitOffsetMeta(t *testing.T, cl *kgo.Client, group, topic string, partition int32, offset int64, meta string) {
 	t.Helper()
 	var offs kadm.Offsets
 	offs.Add(kadm.Offset{Topic: topic, Partition: partition, At: offset, LeaderEpoch: -1, Metadata: meta})
@@ -261,8 +261,8 @@ func commitOffset(t *testing.T, cl *kgo.Client, group, topic string, partition i
 	}
 }
 
-// topicID returns the topic's id, which TxnOffsetCommit v6 names it by.
-func topicID(t *testing.T, cl *kgo.Client, topic string) [16]byte {
+// txnTopicID returns the topic's id, which TxnOffsetCommit v6 names it by.
+func txnTopicID(t *testing.T, cl *kgo.Client, topic string) [16]byte {
 	t.Helper()
 	tds, err := kadm.NewClient(cl).ListTopics(context.Background(), topic)
 	if err == nil {
@@ -316,7 +316,7 @@ func (x *txnCommitter) commitOffsets(t *testing.T, group, topic string, partitio
 	req.TransactionalID, req.Group, req.ProducerID, req.ProducerEpoch = x.txnID, group, x.pid, x.epoch
 	req.Generation = -1
 	rt := kmsg.NewTxnOffsetCommitRequestTopic()
-	rt.Topic, rt.TopicID = topic, topicID(t, x.cl, topic)
+	rt.Topic, rt.TopicID = topic, txnTopicID(t, x.cl, topic)
 	rp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
 	rp.Partition, rp.Offset, rp.Metadata = partition, offset, &meta
 	rt.Partitions = append(rt.Partitions, rp)
@@ -384,7 +384,7 @@ func TestKafkaOracle(t *testing.T) {
 				t.Fatalf("group %s (coordinator %d) before any commit: committedTag = %q, %v; want \"\"", g, node, tag, err)
 			}
 			want := txnTag(int64(node), 1)
-			commitOffset(t, cl, g, "payments", 0, 41, want)
+			commitOffsetMeta(t, cl, g, "payments", 0, 41, want)
 			if tag, err := ask(t, o, 5*time.Second, 0); err != nil || tag != want {
 				t.Errorf("group %s (coordinator %d), committed partition: committedTag = %q, %v; want %q", g, node, tag, err, want)
 			}
@@ -400,7 +400,7 @@ func TestKafkaOracle(t *testing.T) {
 			_, cl := oracleCluster(t)
 			o := kafkaOracle{cl: cl, group: group}
 			oldTag, newTag := txnTag(1, 1), txnTag(2, 2)
-			commitOffset(t, cl, group, "payments", 0, 41, oldTag)
+			commitOffsetMeta(t, cl, group, "payments", 0, 41, oldTag)
 
 			x := newTxnCommitter(t, cl, "shrike-test-txn", time.Minute)
 			x.commitOffsets(t, group, "payments", 0, 90, newTag)
@@ -449,7 +449,7 @@ func TestKafkaOracleTxnTimeout(t *testing.T) {
 	const group = "shrike-eos"
 	_, cl := oracleCluster(t)
 	o := kafkaOracle{cl: cl, group: group}
-	commitOffset(t, cl, group, "payments", 0, 41, txnTag(1, 1))
+	commitOffsetMeta(t, cl, group, "payments", 0, 41, txnTag(1, 1))
 	x := newTxnCommitter(t, cl, "shrike-test-txn", time.Second)
 	x.commitOffsets(t, group, "payments", 0, 90, txnTag(2, 2))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
