@@ -422,28 +422,50 @@ func TestConfigTransactions(t *testing.T) {
 	tests := []struct {
 		name, src, want string
 	}{
-		{"blank id", "kafka: {transactional_id: '  '}\n",
-			"c.yaml:1:27: kafka.transactional_id: must not be blank (leave it empty for shrike-<group>-<hostname>)"},
-		{"id too long", "kafka: {transactional_id: " + long + "}\n",
-			`c.yaml:1:27: kafka.transactional_id: "` + long + `" is longer than 200 characters`},
-		{"default id too long", "kafka: {group: " + long + "}\n",
-			`kafka.transactional_id: "shrike-` + long + "-" + host + `" shrike-<group>-<hostname> is longer than 200 characters`},
-		{"id not printable", "kafka: {transactional_id: \"a\\tb\"}\n",
-			`c.yaml:1:27: kafka.transactional_id: "a\tb" holds a character that is not printable`},
-		{"bad id checked with exactly_once off", "kafka: {exactly_once: false, transactional_id: ' '}\n",
-			"c.yaml:1:48: kafka.transactional_id: must not be blank (leave it empty for shrike-<group>-<hostname>)"},
-		{"zero timeout", "kafka: {transaction_timeout: 0s}\n",
-			"c.yaml:1:30: kafka.transaction_timeout: must be positive"},
-		{"negative timeout", "kafka: {transaction_timeout: -1s}\n",
-			"c.yaml:1:30: kafka.transaction_timeout: must be positive"},
-		{"timeout beyond the brokers' maximum", "kafka: {transaction_timeout: 16m}\n",
-			"c.yaml:1:30: kafka.transaction_timeout: 16m0s is more than 15m0s (Kafka's default transaction.max.timeout.ms)"},
-		{"timeout not above twice the interval", "kafka: {transaction_timeout: 4s}\nstate: {checkpoint_interval: 2s}\n",
-			"c.yaml:1:30: kafka.transaction_timeout: 4s must be more than twice state.checkpoint_interval (2s): a transaction spans one interval and its checkpoint"},
-		{"default timeout against a long interval", "state: {checkpoint_interval: 6s}\n",
-			"kafka.transaction_timeout: 10s must be more than twice state.checkpoint_interval (6s): a transaction spans one interval and its checkpoint"},
-		{"set timeout checked with exactly_once off", "kafka: {exactly_once: false, transaction_timeout: 0s}\n",
-			"c.yaml:1:51: kafka.transaction_timeout: must be positive"},
+		{
+			"blank id", "kafka: {transactional_id: '  '}\n",
+			"c.yaml:1:27: kafka.transactional_id: must not be blank (leave it empty for shrike-<group>-<hostname>)",
+		},
+		{
+			"id too long", "kafka: {transactional_id: " + long + "}\n",
+			`c.yaml:1:27: kafka.transactional_id: "` + long + `" is longer than 200 characters`,
+		},
+		{
+			"default id too long", "kafka: {group: " + long + "}\n",
+			`kafka.transactional_id: "shrike-` + long + "-" + host + `" shrike-<group>-<hostname> is longer than 200 characters`,
+		},
+		{
+			"id not printable", "kafka: {transactional_id: \"a\\tb\"}\n",
+			`c.yaml:1:27: kafka.transactional_id: "a\tb" holds a character that is not printable`,
+		},
+		{
+			"bad id checked with exactly_once off", "kafka: {exactly_once: false, transactional_id: ' '}\n",
+			"c.yaml:1:48: kafka.transactional_id: must not be blank (leave it empty for shrike-<group>-<hostname>)",
+		},
+		{
+			"zero timeout", "kafka: {transaction_timeout: 0s}\n",
+			"c.yaml:1:30: kafka.transaction_timeout: must be positive",
+		},
+		{
+			"negative timeout", "kafka: {transaction_timeout: -1s}\n",
+			"c.yaml:1:30: kafka.transaction_timeout: must be positive",
+		},
+		{
+			"timeout beyond the brokers' maximum", "kafka: {transaction_timeout: 16m}\n",
+			"c.yaml:1:30: kafka.transaction_timeout: 16m0s is more than 15m0s (Kafka's default transaction.max.timeout.ms)",
+		},
+		{
+			"timeout not above twice the interval", "kafka: {transaction_timeout: 4s}\nstate: {checkpoint_interval: 2s}\n",
+			"c.yaml:1:30: kafka.transaction_timeout: 4s must be more than twice state.checkpoint_interval (2s): a transaction spans one interval and its checkpoint",
+		},
+		{
+			"default timeout against a long interval", "state: {checkpoint_interval: 6s}\n",
+			"kafka.transaction_timeout: 10s must be more than twice state.checkpoint_interval (6s): a transaction spans one interval and its checkpoint",
+		},
+		{
+			"set timeout checked with exactly_once off", "kafka: {exactly_once: false, transaction_timeout: 0s}\n",
+			"c.yaml:1:51: kafka.transaction_timeout: must be positive",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
