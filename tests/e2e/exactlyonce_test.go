@@ -400,15 +400,23 @@ func TestCrashRecoveryExactlyOnce(t *testing.T) {
 	for round := 1; round <= 3; round++ {
 		t.Run(fmt.Sprintf("random-%d", round), func(t *testing.T) {
 			for range 3 {
-				time.Sleep(500*time.Millisecond + time.Duration(rng.Int64N(int64(2500*time.Millisecond))))
+				// The victim is killed while it works: once it holds
+				// partitions and emits alerts, at a random moment.
 				i := rng.IntN(2)
-				if !pair.inst[i].running() {
-					t.Errorf("%s exited by itself: %v", pair.inst[i].name, pair.inst[i].err)
+				s := pair.inst[i]
+				s.waitReady(t, 60*time.Second)
+				before := metricSum(s.metrics(t), "shrike_engine_alerts_total")
+				waitFor(t, 30*time.Second, s.name+" to emit an alert", func() bool {
+					return metricSum(s.metrics(t), "shrike_engine_alerts_total") > before
+				})
+				time.Sleep(time.Duration(rng.Int64N(int64(1500 * time.Millisecond))))
+				if !s.running() {
+					t.Errorf("%s exited by itself: %v", s.name, s.err)
 					pair.start(i)
 					continue
 				}
-				t.Logf("kill -9 %s with %d of %d events fed", pair.inst[i].name, f.sent.Load(), n)
-				pair.inst[i].kill()
+				t.Logf("kill -9 %s with %d of %d events fed", s.name, f.sent.Load(), n)
+				s.kill()
 				pair.kills++
 				pair.start(i)
 			}
