@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 
@@ -51,6 +53,11 @@ var ErrInvalidConfig = errors.New("invalid configuration")
 //	  max_clock_skew: 5m          # for rulesets without stream.max_clock_skew: an event further ahead
 //	                              # of the wall clock is dead-lettered; 0s: no bound
 //	  session_timeout: 10s        # an instance that dies without leaving keeps its partitions this long
+//	  exactly_once: true          # outputs in Kafka transactions tied to the checkpoints: a read_committed
+//	                              # consumer sees each alert once; false: at-least-once, stable ids
+//	  transactional_id: ""        # empty: shrike-<group>-<hostname>; unique per running instance
+//	  transaction_timeout: 10s    # a crashed instance's open transaction holds read_committed readers
+//	                              # this long; > 2 × state.checkpoint_interval, at most 15m
 //	  embedded:                   # used only when brokers is empty; keeps everything in memory
 //	    port: 9092                # 0 picks a free port
 //	    partitions: 3             # of every topic it creates
@@ -139,8 +146,21 @@ type KafkaConfig struct {
 	// SessionTimeout is the consumer group session timeout
 	// (EngineOptions.SessionTimeout): an instance that dies without
 	// leaving the group keeps its partitions this long.
-	SessionTimeout time.Duration  `yaml:"session_timeout"`
-	Embedded       EmbeddedConfig `yaml:"embedded"`
+	SessionTimeout time.Duration `yaml:"session_timeout"`
+	// ExactlyOnce produces the outputs in Kafka transactions tied to the
+	// checkpoints (EngineOptions.ExactlyOnce), so that a read_committed
+	// consumer sees each alert once. False is for brokers without
+	// transactions: outputs are then at-least-once with stable ids.
+	ExactlyOnce bool `yaml:"exactly_once"`
+	// TransactionalID is the instance's Kafka transactional id when
+	// ExactlyOnce; empty is "shrike-<group>-<hostname>" (see
+	// EngineTransactionalID). Instances running at once need distinct
+	// ids; a restart keeps its own, which fences its predecessor.
+	TransactionalID string `yaml:"transactional_id"`
+	// TransactionTimeout is how long the brokers keep a transaction of
+	// the instance open before aborting it (EngineOptions.TransactionTimeout).
+	TransactionTimeout time.Duration  `yaml:"transaction_timeout"`
+	Embedded           EmbeddedConfig `yaml:"embedded"`
 }
 
 // TopicsConfig names the topics the engine writes (docs/design.md#runtime).
@@ -299,6 +319,11 @@ func DefaultConfig() Config {
 			MaxClockSkew:   cep.DefaultMaxClockSkew,
 			Embedded:       EmbeddedConfig{Port: DefaultEmbeddedKafkaPort, Partitions: DefaultEmbeddedPartitions},
 			SessionTimeout: cep.DefaultSessionTimeout,
+			// Exactly-once is the default: a fraud engine's alerts block
+			// payments or page people, and every consumer would otherwise
+			// have to deduplicate.
+			ExactlyOnce:        true,
+			TransactionTimeout: cep.DefaultTransactionTimeout,
 		},
 		Redis: RedisConfig{
 			KeyPrefix: DefaultRedisKeyPrefix,
@@ -341,6 +366,22 @@ func (c *Config) EngineMaxClockSkew() time.Duration {
 		return -1
 	}
 	return c.Kafka.MaxClockSkew
+}
+
+// EngineTransactionalID is kafka.transactional_id as
+// EngineOptions.TransactionalID takes it: the configured id, or
+// "shrike-<group>-<hostname>", which differs between instances on
+// different hosts and stays the same across restarts of one, as a
+// transactional id must. Without a hostname the host part is "localhost".
+func (c *Config) EngineTransactionalID() string {
+	if c.Kafka.TransactionalID != "" {
+		return c.Kafka.TransactionalID
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	return "shrike-" + c.Kafka.Group + "-" + host
 }
 
 // EmbeddedKafka reports whether serve must start its own broker.
@@ -850,6 +891,7 @@ func (c *Config) Validate() error {
 		bad("kafka.session_timeout", "%v is outside %v to %v (Kafka's default group.min/max.session.timeout.ms)",
 			st, minSessionTimeout, maxSessionTimeout)
 	}
+	c.validateTransactions(bad)
 	for _, a := range c.Redis.Addrs {
 		if err := checkHostPort(a, false); err != nil {
 			bad("redis.addrs", "address %q: %v", a, err)
@@ -900,6 +942,52 @@ func (c *Config) Validate() error {
 	c.validateAPI(bad)
 	c.validateAdmin(bad)
 	return errs.err()
+}
+
+// Bounds of the transaction settings: Kafka's transactional ids are
+// strings that show up in the brokers' logs and tools, and a transaction
+// timeout beyond the brokers' transaction.max.timeout.ms (15 min by
+// default) makes InitProducerId fail at start.
+const (
+	maxTransactionalIDLen = 200
+	maxTransactionTimeout = 15 * time.Minute
+)
+
+// validateTransactions checks kafka.transactional_id and
+// kafka.transaction_timeout: always when set in the file or by a flag, and
+// with their defaults when kafka.exactly_once uses them. The timeout must
+// outlast a checkpoint interval and its barrier, as each transaction spans
+// one interval; twice the interval leaves the barrier the other half.
+func (c *Config) validateTransactions(bad func(path, format string, args ...any)) {
+	k := c.Kafka
+	if _, set := c.origin["kafka.transactional_id"]; set || k.ExactlyOnce {
+		id := c.EngineTransactionalID()
+		switch {
+		case strings.TrimSpace(id) == "":
+			bad("kafka.transactional_id", "must not be blank (leave it empty for shrike-<group>-<hostname>)")
+		case utf8.RuneCountInString(id) > maxTransactionalIDLen:
+			what := "is"
+			if k.TransactionalID == "" {
+				what = "shrike-<group>-<hostname> is"
+			}
+			bad("kafka.transactional_id", "%q %s longer than %d characters", id, what, maxTransactionalIDLen)
+		case !utf8.ValidString(id) || strings.IndexFunc(id, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0:
+			bad("kafka.transactional_id", "%q holds a character that is not printable", id)
+		}
+	}
+	_, set := c.origin["kafka.transaction_timeout"]
+	if !set && !k.ExactlyOnce {
+		return
+	}
+	switch tt, ci := k.TransactionTimeout, c.State.CheckpointInterval; {
+	case tt <= 0:
+		bad("kafka.transaction_timeout", "must be positive")
+	case tt > maxTransactionTimeout:
+		bad("kafka.transaction_timeout", "%v is more than %v (Kafka's default transaction.max.timeout.ms)", tt, maxTransactionTimeout)
+	case k.ExactlyOnce && ci > 0 && tt <= 2*ci:
+		bad("kafka.transaction_timeout", "%v must be more than twice state.checkpoint_interval (%v): "+
+			"a transaction spans one interval and its checkpoint", tt, ci)
+	}
 }
 
 // checkHostPort accepts host:port; a listening address may leave the host

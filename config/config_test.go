@@ -32,6 +32,9 @@ func TestLoadConfig(t *testing.T) {
   topics: {alerts: a, deadletter: d, late: l}
   idle_timeout: 2m
   session_timeout: 20s
+  exactly_once: false
+  transactional_id: shrike-fraud-eu-1
+  transaction_timeout: 30s
   embedded: {port: 0, partitions: 6}
 redis:
   addrs: [r1:6379, r2:6379, r3:6379]
@@ -75,7 +78,11 @@ log: {level: debug, format: json}
 					IdleTimeout:    2 * time.Minute,
 					MaxClockSkew:   5 * time.Minute,
 					SessionTimeout: 20 * time.Second,
-					Embedded:       EmbeddedConfig{Port: 0, Partitions: 6},
+					// Set apart from the defaults, which are on, empty, 10s.
+					ExactlyOnce:        false,
+					TransactionalID:    "shrike-fraud-eu-1",
+					TransactionTimeout: 30 * time.Second,
+					Embedded:           EmbeddedConfig{Port: 0, Partitions: 6},
 				}
 				c.Redis = RedisConfig{Addrs: []string{"r1:6379", "r2:6379", "r3:6379"}, Cluster: true, Username: "shrike", Password: "s3cret", KeyPrefix: "prod", Embedded: EmbeddedRedisConfig{Port: 0}}
 				c.State = StateConfig{CheckpointInterval: 250 * time.Millisecond, MaxResidentKeys: 1000, DrainTimeout: time.Minute}
@@ -115,8 +122,13 @@ log: {level: debug, format: json}
 		},
 		{
 			name: "days in a duration",
-			src:  "state: {checkpoint_interval: 1d}\n",
-			want: func(c *Config) { c.State.CheckpointInterval = 24 * time.Hour },
+			// A day-long interval is valid without transactions only (their
+			// timeout is at most 15m).
+			src: "kafka: {exactly_once: false}\nstate: {checkpoint_interval: 1d}\n",
+			want: func(c *Config) {
+				c.Kafka.ExactlyOnce = false
+				c.State.CheckpointInterval = 24 * time.Hour
+			},
 		},
 		{
 			name: "aliases",
@@ -152,7 +164,7 @@ func TestLoadConfigErrors(t *testing.T) {
 			name: "unknown fields at every level, with positions",
 			src:  "kafka:\n  brokerz: [a:1]\n  topics:\n    alert: x\nredis: {}\nmetrics: true\n",
 			want: []string{
-				`c.yaml:2:3: unknown field "brokerz" in kafka (known: brokers, group, topics, idle_timeout, max_clock_skew, session_timeout, embedded)`,
+				`c.yaml:2:3: unknown field "brokerz" in kafka (known: brokers, group, topics, idle_timeout, max_clock_skew, session_timeout, exactly_once, transactional_id, transaction_timeout, embedded)`,
 				`c.yaml:4:5: unknown field "alert" in kafka.topics (known: alerts, deadletter, late)`,
 				`c.yaml:6:1: unknown field "metrics" in the configuration (known: kafka, redis, state, limits, http, grpc, admin, api, rules, log)`,
 			},
@@ -370,6 +382,117 @@ func TestConfigMaxClockSkew(t *testing.T) {
 	}
 	if err := neg.Validate(); err == nil || err.Error() != "c.yaml:1:25: kafka.max_clock_skew: must not be negative (0s: no bound)" {
 		t.Errorf("Validate = %v", err)
+	}
+}
+
+// TestConfigTransactions: kafka.exactly_once is on when the file leaves
+// it out, the transactional id defaults to shrike-<group>-<hostname> and
+// the transaction timeout to the engine's, and each bad value is refused
+// naming its field and position.
+func TestConfigTransactions(t *testing.T) {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	def, err := LoadConfig("c.yaml", []byte("kafka: {group: fraud}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !def.Kafka.ExactlyOnce {
+		t.Error("kafka.exactly_once left out is false, want true")
+	}
+	if got, want := def.EngineTransactionalID(), "shrike-fraud-"+host; got != want {
+		t.Errorf("default transactional id = %q, want %q", got, want)
+	}
+	if got := def.Kafka.TransactionTimeout; got != 10*time.Second {
+		t.Errorf("default transaction timeout = %v, want 10s", got)
+	}
+	if err := def.Validate(); err != nil {
+		t.Errorf("Validate of the defaults: %v", err)
+	}
+	set, err := LoadConfig("c.yaml", []byte("kafka: {transactional_id: ' shrike eu/1 '}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := set.EngineTransactionalID(); got != " shrike eu/1 " {
+		t.Errorf("transactional id = %q, want the configured one as it is", got)
+	}
+
+	long := strings.Repeat("x", 201)
+	tests := []struct {
+		name, src, want string
+	}{
+		{
+			"blank id", "kafka: {transactional_id: '  '}\n",
+			"c.yaml:1:27: kafka.transactional_id: must not be blank (leave it empty for shrike-<group>-<hostname>)",
+		},
+		{
+			"id too long", "kafka: {transactional_id: " + long + "}\n",
+			`c.yaml:1:27: kafka.transactional_id: "` + long + `" is longer than 200 characters`,
+		},
+		{
+			"default id too long", "kafka: {group: " + long + "}\n",
+			`kafka.transactional_id: "shrike-` + long + "-" + host + `" shrike-<group>-<hostname> is longer than 200 characters`,
+		},
+		{
+			"id not printable", "kafka: {transactional_id: \"a\\tb\"}\n",
+			`c.yaml:1:27: kafka.transactional_id: "a\tb" holds a character that is not printable`,
+		},
+		{
+			"bad id checked with exactly_once off", "kafka: {exactly_once: false, transactional_id: ' '}\n",
+			"c.yaml:1:48: kafka.transactional_id: must not be blank (leave it empty for shrike-<group>-<hostname>)",
+		},
+		{
+			"zero timeout", "kafka: {transaction_timeout: 0s}\n",
+			"c.yaml:1:30: kafka.transaction_timeout: must be positive",
+		},
+		{
+			"negative timeout", "kafka: {transaction_timeout: -1s}\n",
+			"c.yaml:1:30: kafka.transaction_timeout: must be positive",
+		},
+		{
+			"timeout beyond the brokers' maximum", "kafka: {transaction_timeout: 16m}\n",
+			"c.yaml:1:30: kafka.transaction_timeout: 16m0s is more than 15m0s (Kafka's default transaction.max.timeout.ms)",
+		},
+		{
+			"timeout not above twice the interval", "kafka: {transaction_timeout: 4s}\nstate: {checkpoint_interval: 2s}\n",
+			"c.yaml:1:30: kafka.transaction_timeout: 4s must be more than twice state.checkpoint_interval (2s): a transaction spans one interval and its checkpoint",
+		},
+		{
+			"default timeout against a long interval", "state: {checkpoint_interval: 6s}\n",
+			"kafka.transaction_timeout: 10s must be more than twice state.checkpoint_interval (6s): a transaction spans one interval and its checkpoint",
+		},
+		{
+			"set timeout checked with exactly_once off", "kafka: {exactly_once: false, transaction_timeout: 0s}\n",
+			"c.yaml:1:51: kafka.transaction_timeout: must be positive",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := LoadConfig("c.yaml", []byte(tt.src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cfg.Validate(); err == nil || err.Error() != tt.want {
+				t.Errorf("Validate = %v\nwant %s", err, tt.want)
+			}
+		})
+	}
+
+	// With exactly_once off the defaults are not used, so they are not
+	// held against the rest: a long interval is fine.
+	off, err := LoadConfig("c.yaml", []byte("kafka: {exactly_once: false}\nstate: {checkpoint_interval: 6s}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := off.Validate(); err != nil {
+		t.Errorf("Validate with exactly_once off: %v", err)
+	}
+	if err := off.Set("kafka.exactly_once", "true", "--flag"); err != nil {
+		t.Fatal(err)
+	}
+	if err := off.Validate(); err == nil || !strings.Contains(err.Error(), "kafka.transaction_timeout") {
+		t.Errorf("Validate with exactly_once turned on by a flag = %v, want the timeout refused", err)
 	}
 }
 

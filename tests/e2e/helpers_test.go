@@ -73,8 +73,15 @@ var (
 // build, say).
 const binEnv = "SHRIKE_E2E_BIN"
 
-// shrikeBin builds the shrike binary once per test process, unless binEnv
-// names one, and returns its path.
+// testHooksTag is the build tag of the binary under test: it compiles in
+// the test points of the checkpoint barrier, which kill or stop the
+// process where the environment says (SHRIKE_TEST_CRASH_AT=<point>:<n>,
+// SHRIKE_TEST_PAUSE_AT=<point>:<n>; cep/testpoints_hooks.go), and do
+// nothing otherwise, so the other tests run it as a release build.
+const testHooksTag = "shrike_testhooks"
+
+// shrikeBin builds the shrike binary, with testHooksTag, once per test
+// process, unless binEnv names one, and returns its path.
 func shrikeBin(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -85,7 +92,7 @@ func shrikeBin(t *testing.T) string {
 		binPath = filepath.Join(tmpRoot, "shrike")
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", binPath, "github.com/shrike-cep/shrike/cmd/shrike")
+		cmd := exec.CommandContext(ctx, "go", "build", "-tags", testHooksTag, "-o", binPath, "github.com/shrike-cep/shrike/cmd/shrike")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build ./cmd/shrike: %w\n%s", err, out)
@@ -273,6 +280,11 @@ type serveOptions struct {
 	// CheckpointInterval is state.checkpoint_interval; default 200ms, so
 	// that tests do not wait long for commits.
 	CheckpointInterval time.Duration
+	// KafkaExtra is more YAML in the kafka section, each line indented by
+	// two spaces ("  exactly_once: false\n").
+	KafkaExtra string
+	// Env is added to the process's environment.
+	Env []string
 }
 
 // startServe starts `shrike serve` with a config file that puts every
@@ -300,6 +312,7 @@ func startServe(t *testing.T, o serveOptions) *serve {
 	if o.Group != "" {
 		fmt.Fprintf(&cfg, "  group: %q\n", o.Group)
 	}
+	cfg.WriteString(o.KafkaExtra)
 	fmt.Fprintf(&cfg, "redis:\n")
 	if o.Redis != "" {
 		fmt.Fprintf(&cfg, "  addrs: [%s]\n", quoteList(o.Redis))
@@ -310,7 +323,7 @@ func startServe(t *testing.T, o serveOptions) *serve {
 		fmt.Fprintf(&cfg, "  key_prefix: %q\n", o.KeyPrefix)
 	}
 	cfg.WriteString(o.Extra)
-	s := startServeConfig(t, o.LogName, cfg.String(), httpAddr)
+	s := startServeEnv(t, o.LogName, cfg.String(), httpAddr, o.Env)
 	s.kafka = kafka
 	return s
 }
@@ -319,6 +332,13 @@ func startServe(t *testing.T, o serveOptions) *serve {
 // whose http.listen is httpAddr. Unless the YAML has an admin section, the
 // admin listener goes to a free loopback port.
 func startServeConfig(t *testing.T, name, yaml, httpAddr string) *serve {
+	t.Helper()
+	return startServeEnv(t, name, yaml, httpAddr, nil)
+}
+
+// startServeEnv is startServeConfig with env added to the process's
+// environment.
+func startServeEnv(t *testing.T, name, yaml, httpAddr string, env []string) *serve {
 	t.Helper()
 	if name == "" {
 		name = "shrike serve"
@@ -332,7 +352,7 @@ func startServeConfig(t *testing.T, name, yaml, httpAddr string) *serve {
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := startProc(t, name, nil, shrikeBin(t), "serve", "--config", path)
+	p := startProc(t, name, env, shrikeBin(t), "serve", "--config", path)
 	return &serve{proc: p, http: httpAddr, admin: admin}
 }
 
@@ -588,12 +608,15 @@ func (r kcatRecord) header(name string) (string, bool) {
 }
 
 // kcatJSON reads topic from the beginning to its current end with kcat -C
-// -J, as the README says, and returns kcat's envelope lines.
-func kcatJSON(t *testing.T, broker, topic string) []byte {
+// -J, as the README says, and returns kcat's envelope lines. extra are
+// more kcat arguments (-X isolation.level=…: librdkafka reads
+// read_committed unless told otherwise).
+func kcatJSON(t *testing.T, broker, topic string, extra ...string) []byte {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "kcat", "-b", broker, "-C", "-t", topic, "-o", "beginning", "-e", "-q", "-J")
+	args := append([]string{"-b", broker, "-C", "-t", topic, "-o", "beginning", "-e", "-q", "-J"}, extra...)
+	cmd := exec.CommandContext(ctx, "kcat", args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -603,10 +626,11 @@ func kcatJSON(t *testing.T, broker, topic string) []byte {
 	return out
 }
 
-// kcatConsume reads topic from the beginning to its current end with kcat.
-func kcatConsume(t *testing.T, broker, topic string) []kcatRecord {
+// kcatConsume reads topic from the beginning to its current end with kcat,
+// with extra kcat arguments.
+func kcatConsume(t *testing.T, broker, topic string, extra ...string) []kcatRecord {
 	t.Helper()
-	out := kcatJSON(t, broker, topic)
+	out := kcatJSON(t, broker, topic, extra...)
 	var recs []kcatRecord
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
