@@ -39,6 +39,11 @@ import (
 // discards it (resolvePending), so its state and offset match exactly the
 // outputs that were committed.
 
+// maxEndWait bounds the end of a transaction: its requests take
+// milliseconds, but a rebalance in progress keeps the heartbeat End waits
+// for from coming until the barrier gives up.
+const maxEndWait = 3 * time.Second
+
 // txnCoordinator runs the barriers of an exactly-once engine.
 type txnCoordinator struct {
 	e    *Engine
@@ -52,8 +57,10 @@ type txnCoordinator struct {
 	closed bool // under mu: no more transactions; workers do nothing
 
 	// stageTimeout bounds how long a barrier retries the Store before it
-	// aborts the transaction (a Store outage).
+	// aborts the transaction (a Store outage); endTimeout how long it
+	// waits for the transaction to end.
 	stageTimeout time.Duration
+	endTimeout   time.Duration
 
 	// pmu guards the poll loop's wake-ups and the rewound workers.
 	pmu        sync.Mutex
@@ -81,6 +88,7 @@ func newTxnCoordinator(e *Engine, sess *kgo.GroupTransactSession) *txnCoordinato
 		// transaction; never more than the rebalance a barrier holds up
 		// can wait.
 		stageTimeout: min(e.opts.TransactionTimeout/2, e.opts.DrainTimeout),
+		endTimeout:   min(e.opts.TransactionTimeout, maxEndWait),
 	}
 }
 
@@ -288,7 +296,10 @@ func (t *txnCoordinator) barrier(ctx context.Context, last bool) error {
 			staged[w.topic][w.part] = w.ckpt.staged
 		}
 	}
-	ectx, cancel := context.WithTimeout(ctx, e.opts.TransactionTimeout)
+	// End waits for a heartbeat after the offsets are in; during a
+	// rebalance, which this barrier holds up, none comes: endTimeout ends
+	// the wait, and the transaction aborts.
+	ectx, cancel := context.WithTimeout(ctx, t.endTimeout)
 	endCtx := kgo.PreTxnCommitFnContext(ectx, func(req *kmsg.TxnOffsetCommitRequest) error {
 		setTxnOffsets(req, staged)
 		return nil
@@ -298,6 +309,7 @@ func (t *txnCoordinator) barrier(ctx context.Context, last bool) error {
 	if err != nil {
 		e.log.Warn("end transaction: aborted", "err", err)
 		committed = false
+		t.abortOpen(ctx)
 	}
 
 	// B4.
@@ -340,6 +352,21 @@ func (t *txnCoordinator) barrier(ctx context.Context, last bool) error {
 		return err
 	}
 	return nil
+}
+
+// abortOpen ends a transaction End left open (its context ended before
+// it could abort): the buffered records are dropped and the transaction
+// aborted, so that the next can begin. An error here shows at Begin.
+func (t *txnCoordinator) abortOpen(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, t.e.opts.TransactionTimeout)
+	defer cancel()
+	cl := t.sess.Client()
+	if err := cl.AbortBufferedRecords(ctx); err != nil {
+		t.e.log.Warn("abort buffered records", "err", err)
+	}
+	if err := cl.EndTransaction(ctx, kgo.TryAbort); err != nil {
+		t.e.log.Warn("abort transaction", "err", err)
+	}
 }
 
 // setTxnOffsets makes a transaction's offset commit carry exactly the
