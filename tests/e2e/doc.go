@@ -11,6 +11,15 @@
 //     persistent broker process and a redis-server with AOF: every alert
 //     arrives, duplicates carry identical ids, and the engine restarts
 //     cleanly.
+//   - TestCrashRecoveryExactlyOnce: two instances in one group with
+//     exactly-once outputs, killed 21 times: at each test point of the
+//     checkpoint barrier (below), twice, then at random while they emit
+//     alerts; read_committed readers (franz-go and kcat) get every alert of
+//     `shrike run` exactly once, read_uncommitted ones every alert at
+//     least once. TestZombieFenced: an instance stopped in the middle of a
+//     barrier past its session, resumed after another took its partitions,
+//     commits nothing. TestRedisOutageExactlyOnce: exactly once through a
+//     20 s Redis outage.
 //   - TestRedisOutage: Redis unreachable for a while (a TCP proxy the test
 //     controls): not ready, no offset commits, the engine keeps running,
 //     and nothing is lost once Redis is back.
@@ -50,6 +59,21 @@
 //   - Without kcat, redis-server, curl or jq the tests that need them skip,
 //     unless CI is set: then a missing tool fails them (.ci/run installs
 //     them).
+//   - The binary is built with the build tag shrike_testhooks, which adds
+//     test points to the exactly-once checkpoint barrier (a normal build
+//     has none; cep/testpoints_hooks.go). SHRIKE_TEST_CRASH_AT=<point>:<n>
+//     makes the process SIGKILL itself at the n-th call of the point (n
+//     from 1, counted per point), SHRIKE_TEST_PAUSE_AT=<point>:<n> SIGSTOP
+//     itself, so that a test can let another instance take its
+//     partitions and SIGCONT it as a zombie. The points, in barrier order:
+//     work (an alert produced into the open transaction), staged
+//     (checkpoints staged in Redis), txn-offsets (the TxnOffsetCommit
+//     answer read: the tags are in the transaction, not ended),
+//     endtxn-sent (EndTxn written: the broker may decide either way),
+//     committed (the transaction committed, the checkpoints not promoted)
+//     and promoted. Before the signal the process writes "shrike test
+//     point: <VAR> <point>:<n>, sending <signal> to self" to stderr, which
+//     the tests check, so that a run that never reached its point fails.
 //   - SHRIKE_E2E_BIN names a shrike binary to test instead of building one;
 //     SHRIKE_REDIS_CLUSTER (seeds, comma-separated) puts TestScaleOut's state
 //     in that Redis Cluster, under a key prefix of its own.
