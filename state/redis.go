@@ -380,9 +380,10 @@ func (r *Redis) Promote(ctx context.Context, p PartitionID, gen int64) (Checkpoi
 	return out, nil
 }
 
-// Discard drops the pending checkpoint and its staged keys, and stores the
-// committed checkpoint again with the pending one's Seq (if greater), in
-// one MULTI/EXEC under WATCH of both checkpoints. A partition never
+// Discard drops the pending checkpoint and its staged keys (UNLINK: freed
+// off the main thread), and stores the committed checkpoint again with the
+// pending one's Seq (if greater), in one MULTI/EXEC under WATCH of both
+// checkpoints. A partition never
 // committed gets the checkpoint a claim would store: Kafka's offset (-1)
 // and generation gen. A stored Generation greater than gen fails with
 // ErrFenced; without a pending checkpoint nothing changes.
@@ -401,7 +402,7 @@ func (r *Redis) Discard(ctx context.Context, p PartitionID, gen int64) error {
 		cp.Seq = max(cp.Seq, st.pend.Seq)
 		return r.exec(ctx, tx, func(pipe redis.Pipeliner) {
 			pipe.Set(ctx, cpKey, appendCheckpoint(nil, cp), 0)
-			pipe.Del(ctx, pendKey, pkeysKey)
+			pipe.Unlink(ctx, pendKey, pkeysKey)
 		})
 	}, cpKey, pendKey)
 	return r.txErr(ctx, "discard "+partName(p), err)
