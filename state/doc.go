@@ -15,6 +15,12 @@
 //     generations commit (the same owner, checkpoint after checkpoint). The
 //     new owner should commit once right after it restores (even with no
 //     key), which claims the partition before the old owner's next commit.
+//   - Staging (exactly-once mode): Stage writes a pending checkpoint and
+//     its keys beside the committed ones, changing nothing committed;
+//     Promote makes them the committed ones atomically, Discard drops them.
+//     While one is pending, Stage and Commit fail with ErrPending. Each is
+//     fenced like a commit. A checkpoint's Seq never goes back, not even
+//     through a discard.
 //   - Values are opaque bytes and are copied: a caller may reuse its
 //     buffers after a call returns.
 //   - A checkpoint is stored with a version byte; this package reads every

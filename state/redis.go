@@ -162,18 +162,11 @@ func (r *Redis) Ping(ctx context.Context) error {
 // version an earlier Shrike wrote.
 func (r *Redis) LoadCheckpoint(ctx context.Context, p PartitionID) (Checkpoint, bool, error) {
 	_, cpKey := redisKeys(r.prefix, p)
-	b, err := r.client.Get(ctx, cpKey).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return Checkpoint{}, false, nil
-	}
+	cp, ok, err := loadCheckpoint(ctx, r.client, cpKey)
 	if err != nil {
 		return Checkpoint{}, false, wrapErr("load checkpoint of "+partName(p), err)
 	}
-	cp, err := decodeCheckpoint(b)
-	if err != nil {
-		return Checkpoint{}, false, fmt.Errorf("load checkpoint of %s: %w", partName(p), err)
-	}
-	return cp, true, nil
+	return cp, ok, nil
 }
 
 // LoadKeys returns the stored states of the given keys, with one HMGET per
@@ -258,7 +251,7 @@ func (r *Redis) Claim(ctx context.Context, p PartitionID) (prev Checkpoint, ok b
 	_, cpKey := redisKeys(r.prefix, p)
 	err = r.watchTx(ctx, func(tx *redis.Tx) error {
 		var err error
-		if prev, ok, err = loadCheckpoint(ctx, tx, cpKey, "stored checkpoint"); err != nil {
+		if prev, ok, err = loadCheckpoint(ctx, tx, cpKey); err != nil {
 			return err
 		}
 		claimed = nextClaim(prev, ok)
@@ -321,7 +314,7 @@ func (r *Redis) Stage(ctx context.Context, p PartitionID, put []KeyState, del []
 // LoadPending returns the partition's pending checkpoint.
 func (r *Redis) LoadPending(ctx context.Context, p PartitionID) (Checkpoint, bool, error) {
 	pendKey, _ := redisPendingKeys(r.prefix, p)
-	pend, ok, err := loadCheckpoint(ctx, r.client, pendKey, "pending checkpoint")
+	pend, ok, err := loadCheckpoint(ctx, r.client, pendKey)
 	if err != nil {
 		return Checkpoint{}, false, wrapErr("load pending checkpoint of "+partName(p), err)
 	}
@@ -387,9 +380,10 @@ func (r *Redis) Promote(ctx context.Context, p PartitionID, gen int64) (Checkpoi
 	return out, nil
 }
 
-// Discard drops the pending checkpoint and its staged keys, and stores the
-// committed checkpoint again with the pending one's Seq (if greater), in
-// one MULTI/EXEC under WATCH of both checkpoints. A partition never
+// Discard drops the pending checkpoint and its staged keys (UNLINK: freed
+// off the main thread), and stores the committed checkpoint again with the
+// pending one's Seq (if greater), in one MULTI/EXEC under WATCH of both
+// checkpoints. A partition never
 // committed gets the checkpoint a claim would store: Kafka's offset (-1)
 // and generation gen. A stored Generation greater than gen fails with
 // ErrFenced; without a pending checkpoint nothing changes.
@@ -408,7 +402,7 @@ func (r *Redis) Discard(ctx context.Context, p PartitionID, gen int64) error {
 		cp.Seq = max(cp.Seq, st.pend.Seq)
 		return r.exec(ctx, tx, func(pipe redis.Pipeliner) {
 			pipe.Set(ctx, cpKey, appendCheckpoint(nil, cp), 0)
-			pipe.Del(ctx, pendKey, pkeysKey)
+			pipe.Unlink(ctx, pendKey, pkeysKey)
 		})
 	}, cpKey, pendKey)
 	return r.txErr(ctx, "discard "+partName(p), err)
@@ -464,8 +458,8 @@ func (r *Redis) txErr(ctx context.Context, op string, err error) error {
 }
 
 // loadCheckpoint reads and decodes the checkpoint stored under key (ok
-// false: none); what names it in a decoding error.
-func loadCheckpoint(ctx context.Context, c redis.Cmdable, key, what string) (cp Checkpoint, ok bool, err error) {
+// false: none).
+func loadCheckpoint(ctx context.Context, c redis.Cmdable, key string) (cp Checkpoint, ok bool, err error) {
 	b, err := c.Get(ctx, key).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return Checkpoint{}, false, nil
@@ -473,7 +467,10 @@ func loadCheckpoint(ctx context.Context, c redis.Cmdable, key, what string) (cp 
 	if err != nil {
 		return Checkpoint{}, false, err
 	}
-	return decodeStored(b, what)
+	if cp, err = decodeCheckpoint(b); err != nil {
+		return Checkpoint{}, false, err
+	}
+	return cp, true, nil
 }
 
 // stored is what a transaction checks of a partition: its committed and

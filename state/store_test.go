@@ -446,6 +446,15 @@ func TestStoreStagePromote(t *testing.T) {
 			if diff := cmp.Diff(snapshot{CP: next, HasCP: true}, load(t, s, part), cmpEmpty); diff != "" {
 				t.Errorf("after a second Stage and Promote deleting every key (-want +got):\n%s", diff)
 			}
+
+			// Outputs without a key change (an absence alert of the idle
+			// watermark) stage the checkpoint alone.
+			idle := Checkpoint{Offset: 180, Generation: 2, Seq: 3, Streams: []byte("idle")}
+			stage(t, s, part, nil, nil, idle)
+			promote(t, s, part, 2)
+			if diff := cmp.Diff(snapshot{CP: idle, HasCP: true}, load(t, s, part), cmpEmpty); diff != "" {
+				t.Errorf("after a Stage and Promote of no key (-want +got):\n%s", diff)
+			}
 		})
 	}
 }
