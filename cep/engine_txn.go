@@ -325,6 +325,7 @@ func (t *txnCoordinator) barrier(ctx context.Context, last bool) error {
 		crashPoint("promoted")
 	} else {
 		e.metrics.transactions.WithLabelValues("aborted").Inc()
+		e.log.Warn("transaction aborted: the partitions go back to their checkpoints", "asked", map[bool]string{false: "commit", true: "abort"}[abort], "partitions", len(all))
 		// The session set every partition's fetch offset back to its
 		// last commit, and what was produced is gone: every worker goes
 		// back to its checkpoint, the ones outside this barrier too.

@@ -111,6 +111,30 @@ func (c *checkpointer) claim(ctx context.Context) (state.Checkpoint, bool, error
 	return claim, ok, nil
 }
 
+// reload reads the partition's checkpoint again for the same owner, after
+// an aborted transaction: a pending checkpoint is resolved as in claim,
+// under this owner's generation, which is not raised. A newer owner's
+// generation in the Store fails it with state.ErrFenced: an instance
+// that was paused while its partitions moved must not take them back.
+func (c *checkpointer) reload(ctx context.Context) (state.Checkpoint, bool, error) {
+	if _, err := resolvePending(ctx, c.store, c.pid, c.gen, c.oracle); err != nil {
+		return state.Checkpoint{}, false, fmt.Errorf("reload partition: %w", err)
+	}
+	cp, ok, err := c.store.LoadCheckpoint(ctx, c.pid)
+	if err != nil {
+		return cp, false, fmt.Errorf("reload partition: %w", err)
+	}
+	if ok && cp.Generation > c.gen {
+		return cp, false, fmt.Errorf("reload partition: generation %d, stored %d: %w", c.gen, cp.Generation, state.ErrFenced)
+	}
+	if !ok {
+		cp = state.Checkpoint{Offset: -1, Generation: c.gen}
+	}
+	c.seq = cp.Seq
+	c.storeOffset = cp.Offset
+	return cp, ok, nil
+}
+
 // commit writes the keys and the checkpoint to the Store atomically, then,
 // unless draining, sends the offset to Kafka without waiting.
 func (c *checkpointer) commit(ctx context.Context, put []state.KeyState, del []string, offset int64, streams []byte) error {
@@ -224,6 +248,12 @@ func (w *worker) tryRestore() error {
 	if err != nil {
 		return err
 	}
+	return w.restoreFrom(cp, ok)
+}
+
+// restoreFrom resets the worker's streams to the checkpoint cp (ok: the
+// Store had one).
+func (w *worker) restoreFrom(cp state.Checkpoint, ok bool) error {
 	w.resumeAt = cp.Offset
 	w.next = cp.Offset
 	w.readTo = cp.Offset

@@ -178,9 +178,16 @@ func (w *worker) rewindTxn() bool {
 	n := w.q.rewindCount()
 	w.setStatus(func(st *PartitionStatus) { st.Restored = false })
 	for {
-		err := w.tryRestore()
+		cp, ok, err := w.ckpt.reload(w.ctx)
+		if err == nil {
+			err = w.restoreFrom(cp, ok)
+		}
 		if err == nil {
 			break
+		}
+		if errors.Is(err, state.ErrFenced) {
+			w.fenced(err)
+			return false
 		}
 		w.setFailing(err)
 		w.log.Warn("rewind partition", "err", err)
