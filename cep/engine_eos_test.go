@@ -2,15 +2,18 @@ package cep
 
 import (
 	"context"
-	"log/slog"
-	"os"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/shrike-cep/shrike/internal/testkit"
 	"github.com/shrike-cep/shrike/rules"
+	"github.com/shrike-cep/shrike/state"
 )
 
 // readIDs reads the keys (alert ids) of every record of topic with the
@@ -62,7 +65,6 @@ func TestEngineExactlyOnceRebalance(t *testing.T) {
 				return EngineOptions{
 					Brokers: brokers, Rulesets: []*rules.Compiled{rs}, Store: store, Clock: clock.Now, OnAlert: log.add,
 					ExactlyOnce: true, TransactionalID: id, TransactionTimeout: 3 * time.Second,
-					Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 				}
 			}
 			first := start(t, opts("a"))
@@ -96,5 +98,81 @@ func TestEngineExactlyOnceRebalance(t *testing.T) {
 			}
 			t.Logf("%d alerts; read_uncommitted saw %d records", len(want), len(all)+dupCount(all))
 		})
+	}
+}
+
+// TestEngineExactlyOnceStoreFailures fails staged checkpoints and their
+// promotions in the middle of the stream: the transactions of those
+// barriers abort (or, for a promotion, the worker goes back to the
+// committed checkpoint and promotes it), and a read_committed consumer
+// still sees every alert once.
+func TestEngineExactlyOnceStoreFailures(t *testing.T) {
+	brokers := cluster(t, "payments")
+	rs := loadPayments(t)
+	lines := paymentsEvents(t, 6000, 300, 0.05)
+	clock := newFakeClock()
+	log := newAlertLog()
+	fs := newFaultStore(state.NewMemory())
+	reg := prometheus.NewRegistry()
+	e := start(t, EngineOptions{
+		Brokers: brokers, Rulesets: []*rules.Compiled{rs}, Store: fs, Clock: clock.Now, OnAlert: log.add,
+		Registerer: reg, ExactlyOnce: true, TransactionalID: "failures", TransactionTimeout: 2 * time.Second,
+	})
+	third := len(lines) / 3
+	prod := produce(t, brokers, "payments", rs, lines[:third])
+	testkit.WaitFor(t, 0, "the first third to be processed", func() bool { return consumed(prod, e) })
+	// The stage retries of a barrier last a second (half the transaction
+	// timeout): failing more stages than a second of retries makes at
+	// least one barrier abort.
+	fs.failStages.Store(1000)
+	prod = concat(prod, produce(t, brokers, "payments", rs, lines[third:2*third]))
+	testkit.WaitFor(t, 0, "a transaction to abort", func() bool {
+		return metricValue(testkit.MetricsText(t, reg), `shrike_engine_transactions_total{outcome="aborted"}`) > 0
+	})
+	fs.failStages.Store(0)
+	fs.failPromotes.Store(1000)
+	testkit.WaitFor(t, 0, "promotions to fail", func() bool { return fs.failPromotes.Load() < 990 })
+	fs.failPromotes.Store(0)
+	prod = concat(prod, produce(t, brokers, "payments", rs, lines[2*third:]))
+	testkit.WaitFor(t, 0, "everything to be processed", func() bool { return consumed(prod, e) })
+	closeWindows(t, clock, prod, e)
+	want := replayAlerts(t, rs, lines, prod)
+	testkit.WaitFor(t, 0, "every alert to be committed", func() bool { return log.count() >= len(want) })
+	e.stop(t)
+	log.check(t, want)
+	if d := log.duplicates(); d > 0 {
+		t.Errorf("OnAlert saw %d duplicates", d)
+	}
+	committed := readIDs(t, brokers, DefaultAlertsTopic, kgo.ReadCommitted())
+	if len(committed) != len(want) || dupCount(committed) != 0 {
+		t.Errorf("read_committed: %d distinct alerts (want %d), %d duplicates", len(committed), len(want), dupCount(committed))
+	}
+}
+
+// TestEngineExactlyOnceOldBroker runs an exactly-once engine against a
+// broker of Kafka 2.4, whose offset commits in transactions carry no
+// group generation: Run fails at once, naming the request and the
+// setting that turns exactly-once outputs off.
+func TestEngineExactlyOnceOldBroker(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "payments"), kfake.MaxVersions(kversion.V2_4_0()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	e, err := NewEngine(EngineOptions{
+		Brokers: c.ListenAddrs(), Rulesets: []*rules.Compiled{loadPayments(t)}, Store: state.NewMemory(),
+		ExactlyOnce: true, TransactionalID: "old-broker",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = e.Run(ctx)
+	if err == nil || !strings.Contains(err.Error(), "TxnOffsetCommit v3") || !strings.Contains(err.Error(), "kafka.exactly_once: false") {
+		t.Fatalf("Run: %v, want an error naming TxnOffsetCommit v3 and kafka.exactly_once: false", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("Run returned only when its context ended")
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -185,6 +186,10 @@ func (t *txnCoordinator) setBack(cl *kgo.Client) {
 // CheckpointInterval with a barrier. It returns the error that stopped
 // the transactions, nil when ctx ended.
 func (e *Engine) pollTxn(ctx context.Context, t *txnCoordinator) error {
+	if err := checkTransactions(ctx, t.sess.Client()); err != nil {
+		t.sess.AllowRebalance()
+		return t.fail(err)
+	}
 	if err := t.sess.Begin(); err != nil {
 		return t.fail(fmt.Errorf("begin transaction: %w", err))
 	}
@@ -215,6 +220,37 @@ func (e *Engine) pollTxn(ctx context.Context, t *txnCoordinator) error {
 		}
 		t.sess.AllowRebalance()
 	}
+}
+
+// txnRequests are the requests exactly-once outputs need, with their
+// least version: TxnOffsetCommit v3 carries the group generation that
+// fences a zombie (KIP-447, Kafka 2.5).
+var txnRequests = []struct {
+	key kmsg.Key
+	min int16
+}{{kmsg.InitProducerID, 0}, {kmsg.AddPartitionsToTxn, 0}, {kmsg.EndTxn, 0}, {kmsg.TxnOffsetCommit, 3}}
+
+// checkTransactions fails, naming the broker and the request, when a
+// broker cannot take part in exactly-once outputs, rather than letting
+// the first transaction fail with a broker's error code.
+func checkTransactions(ctx context.Context, cl *kgo.Client) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	vs, err := kadm.NewClient(cl).ApiVersions(ctx)
+	if err != nil {
+		return fmt.Errorf("ask the brokers which requests they support: %w", err)
+	}
+	for _, v := range vs.Sorted() {
+		if v.Err != nil {
+			continue // unreachable now: checked when it is used
+		}
+		for _, r := range txnRequests {
+			if _, max, ok := v.KeyVersions(int16(r.key)); !ok || max < r.min {
+				return fmt.Errorf("broker %d does not support %s v%d, which exactly-once outputs need (Kafka 2.5 or later); turn them off with kafka.exactly_once: false", v.NodeID, r.key.Name(), r.min)
+			}
+		}
+	}
+	return nil
 }
 
 // fail records err as the reason the transactions stopped, and stops

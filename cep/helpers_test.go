@@ -73,11 +73,14 @@ type faultStore struct {
 	// frozen makes every commit fail: nothing is written any more, as
 	// when the engine was killed.
 	frozen atomic.Bool
-	// failCommits is how many of the next commits fail.
-	failCommits atomic.Int64
-	commits     atomic.Int64 // successful commits
-	failures    atomic.Int64 // failed calls
-	asked       atomic.Int64 // keys asked for by LoadKeys
+	// failCommits is how many of the next commits fail; failStages and
+	// failPromotes the same for staged checkpoints.
+	failCommits  atomic.Int64
+	failStages   atomic.Int64
+	failPromotes atomic.Int64
+	commits      atomic.Int64 // successful commits
+	failures     atomic.Int64 // failed calls
+	asked        atomic.Int64 // keys asked for by LoadKeys
 
 	mu        sync.Mutex
 	committed map[int32]state.Checkpoint // last successful checkpoint per partition
@@ -123,6 +126,24 @@ func (f *faultStore) Commit(ctx context.Context, p state.PartitionID, put []stat
 	f.committed[p.Partition] = cp
 	f.mu.Unlock()
 	return nil
+}
+
+// Stage fails like a commit, and while failStages is positive.
+func (f *faultStore) Stage(ctx context.Context, p state.PartitionID, put []state.KeyState, del []string, pend state.Checkpoint) error {
+	if f.fail.Load() || f.frozen.Load() || (f.failStages.Load() > 0 && f.failStages.Add(-1) >= 0) {
+		f.failures.Add(1)
+		return errDown
+	}
+	return f.Store.Stage(ctx, p, put, del, pend)
+}
+
+// Promote fails like a commit, and while failPromotes is positive.
+func (f *faultStore) Promote(ctx context.Context, p state.PartitionID, gen int64) (state.Checkpoint, error) {
+	if f.fail.Load() || f.frozen.Load() || (f.failPromotes.Load() > 0 && f.failPromotes.Add(-1) >= 0) {
+		f.failures.Add(1)
+		return state.Checkpoint{}, errDown
+	}
+	return f.Store.Promote(ctx, p, gen)
 }
 
 func (f *faultStore) Claim(ctx context.Context, p state.PartitionID) (state.Checkpoint, bool, state.Checkpoint, error) {
