@@ -41,6 +41,32 @@ func readIDs(t *testing.T, brokers []string, topic string, iso kgo.IsolationLeve
 	return ids
 }
 
+// checkExactlyOnce checks that OnAlert saw the alerts want once each, and
+// that a read_committed consumer of the alerts topic reads exactly those
+// alerts' ids, once each; it returns what that consumer read.
+func checkExactlyOnce(t *testing.T, brokers []string, log *alertLog, want []string) map[string]int {
+	t.Helper()
+	log.check(t, want)
+	if d := log.duplicates(); d > 0 {
+		t.Errorf("OnAlert saw %d duplicates", d)
+	}
+	committed := readIDs(t, brokers, DefaultAlertsTopic, kgo.ReadCommitted())
+	if d := dupCount(committed); d != 0 {
+		t.Errorf("read_committed: %d duplicate records", d)
+	}
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	if len(committed) != len(log.ids) {
+		t.Errorf("read_committed: %d distinct alerts, OnAlert saw %d", len(committed), len(log.ids))
+	}
+	for _, id := range log.ids {
+		if committed[id] == 0 {
+			t.Errorf("alert %s of OnAlert not read committed", id)
+		}
+	}
+	return committed
+}
+
 func dupCount(ids map[string]int) (dups int) {
 	for _, n := range ids {
 		dups += n - 1
@@ -82,14 +108,7 @@ func TestEngineExactlyOnceRebalance(t *testing.T) {
 			testkit.WaitFor(t, 0, "every alert to be committed", func() bool { return log.count() >= len(want) })
 			first.stop(t)
 			second.stop(t)
-			log.check(t, want)
-			if d := log.duplicates(); d > 0 {
-				t.Errorf("OnAlert saw %d duplicates", d)
-			}
-			committed := readIDs(t, brokers, DefaultAlertsTopic, kgo.ReadCommitted())
-			if len(committed) != len(want) || dupCount(committed) != 0 {
-				t.Errorf("read_committed: %d distinct alerts (want %d), %d duplicates", len(committed), len(want), dupCount(committed))
-			}
+			committed := checkExactlyOnce(t, brokers, log, want)
 			all := readIDs(t, brokers, DefaultAlertsTopic, kgo.ReadUncommitted())
 			for id := range committed {
 				if all[id] == 0 {
@@ -139,14 +158,7 @@ func TestEngineExactlyOnceStoreFailures(t *testing.T) {
 	want := replayAlerts(t, rs, lines, prod)
 	testkit.WaitFor(t, 0, "every alert to be committed", func() bool { return log.count() >= len(want) })
 	e.stop(t)
-	log.check(t, want)
-	if d := log.duplicates(); d > 0 {
-		t.Errorf("OnAlert saw %d duplicates", d)
-	}
-	committed := readIDs(t, brokers, DefaultAlertsTopic, kgo.ReadCommitted())
-	if len(committed) != len(want) || dupCount(committed) != 0 {
-		t.Errorf("read_committed: %d distinct alerts (want %d), %d duplicates", len(committed), len(want), dupCount(committed))
-	}
+	checkExactlyOnce(t, brokers, log, want)
 }
 
 // TestEngineExactlyOnceOldBroker runs an exactly-once engine against a
