@@ -151,7 +151,7 @@ type EngineOptions struct {
 	// TransactionalID is the Kafka transactional id of this instance when
 	// ExactlyOnce; it must be unique among the running instances and the
 	// same across restarts of one (a restart fences its predecessor).
-	// Default "shrike-<group>-<hostname>".
+	// Default DefaultTransactionalID(Group).
 	TransactionalID string
 	// TransactionTimeout is how long the brokers keep a transaction open
 	// before aborting it, when ExactlyOnce: it bounds how long a crashed
@@ -261,7 +261,7 @@ func NewEngine(opts EngineOptions) (*Engine, error) {
 		opts.TransactionTimeout = DefaultTransactionTimeout
 	}
 	if opts.ExactlyOnce && opts.TransactionalID == "" {
-		opts.TransactionalID = defaultTransactionalID(opts.Group)
+		opts.TransactionalID = DefaultTransactionalID(opts.Group)
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -93,15 +94,20 @@ func newTxnCoordinator(e *Engine, sess *kgo.GroupTransactSession) *txnCoordinato
 	}
 }
 
-// defaultTransactionalID is "shrike-<group>-<hostname>": stable across
-// restarts of an instance (a restart fences its predecessor), distinct
-// between hosts.
-func defaultTransactionalID(group string) string {
+// DefaultTransactionalID is the transactional id of an instance of group
+// that sets none: "shrike-<group>-<hostname>-<pid>". Instances running at
+// once must not share one (each would fence the other), and the host and
+// the process tell them apart; in a container, whose hostname is its own
+// and whose pid is 1, it also stays the same across restarts, so a
+// restart fences its predecessor's open transaction at once rather than
+// after kafka.transaction_timeout. Without a hostname the host part is
+// "localhost".
+func DefaultTransactionalID(group string) string {
 	host, err := os.Hostname()
 	if err != nil || host == "" {
 		host = "localhost"
 	}
-	return "shrike-" + group + "-" + host
+	return "shrike-" + group + "-" + host + "-" + strconv.Itoa(os.Getpid())
 }
 
 // enter starts a worker's unit of work; false when the engine's

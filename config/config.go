@@ -55,7 +55,7 @@ var ErrInvalidConfig = errors.New("invalid configuration")
 //	  session_timeout: 10s        # an instance that dies without leaving keeps its partitions this long
 //	  exactly_once: true          # outputs in Kafka transactions tied to the checkpoints: a read_committed
 //	                              # consumer sees each alert once; false: at-least-once, stable ids
-//	  transactional_id: ""        # empty: shrike-<group>-<hostname>; unique per running instance
+//	  transactional_id: ""        # empty: shrike-<group>-<hostname>-<pid>; unique per running instance
 //	  transaction_timeout: 10s    # a crashed instance's open transaction holds read_committed readers
 //	                              # this long; > 2 × state.checkpoint_interval, at most 15m
 //	  embedded:                   # used only when brokers is empty; keeps everything in memory
@@ -153,7 +153,7 @@ type KafkaConfig struct {
 	// transactions: outputs are then at-least-once with stable ids.
 	ExactlyOnce bool `yaml:"exactly_once"`
 	// TransactionalID is the instance's Kafka transactional id when
-	// ExactlyOnce; empty is "shrike-<group>-<hostname>" (see
+	// ExactlyOnce; empty is "shrike-<group>-<hostname>-<pid>" (see
 	// EngineTransactionalID). Instances running at once need distinct
 	// ids; a restart keeps its own, which fences its predecessor.
 	TransactionalID string `yaml:"transactional_id"`
@@ -370,18 +370,12 @@ func (c *Config) EngineMaxClockSkew() time.Duration {
 
 // EngineTransactionalID is kafka.transactional_id as
 // EngineOptions.TransactionalID takes it: the configured id, or
-// "shrike-<group>-<hostname>", which differs between instances on
-// different hosts and stays the same across restarts of one, as a
-// transactional id must. Without a hostname the host part is "localhost".
+// cep.DefaultTransactionalID, "shrike-<group>-<hostname>-<pid>".
 func (c *Config) EngineTransactionalID() string {
 	if c.Kafka.TransactionalID != "" {
 		return c.Kafka.TransactionalID
 	}
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "localhost"
-	}
-	return "shrike-" + c.Kafka.Group + "-" + host
+	return cep.DefaultTransactionalID(c.Kafka.Group)
 }
 
 // EmbeddedKafka reports whether serve must start its own broker.
@@ -964,11 +958,11 @@ func (c *Config) validateTransactions(bad func(path, format string, args ...any)
 		id := c.EngineTransactionalID()
 		switch {
 		case strings.TrimSpace(id) == "":
-			bad("kafka.transactional_id", "must not be blank (leave it empty for shrike-<group>-<hostname>)")
+			bad("kafka.transactional_id", "must not be blank (leave it empty for shrike-<group>-<hostname>-<pid>)")
 		case utf8.RuneCountInString(id) > maxTransactionalIDLen:
 			what := "is"
 			if k.TransactionalID == "" {
-				what = "shrike-<group>-<hostname> is"
+				what = "shrike-<group>-<hostname>-<pid> is"
 			}
 			bad("kafka.transactional_id", "%q %s longer than %d characters", id, what, maxTransactionalIDLen)
 		case !utf8.ValidString(id) || strings.IndexFunc(id, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0:

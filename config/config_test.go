@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -386,7 +387,7 @@ func TestConfigMaxClockSkew(t *testing.T) {
 }
 
 // TestConfigTransactions: kafka.exactly_once is on when the file leaves
-// it out, the transactional id defaults to shrike-<group>-<hostname> and
+// it out, the transactional id defaults to shrike-<group>-<hostname>-<pid> and
 // the transaction timeout to the engine's, and each bad value is refused
 // naming its field and position.
 func TestConfigTransactions(t *testing.T) {
@@ -401,7 +402,7 @@ func TestConfigTransactions(t *testing.T) {
 	if !def.Kafka.ExactlyOnce {
 		t.Error("kafka.exactly_once left out is false, want true")
 	}
-	if got, want := def.EngineTransactionalID(), "shrike-fraud-"+host; got != want {
+	if got, want := def.EngineTransactionalID(), "shrike-fraud-"+host+"-"+strconv.Itoa(os.Getpid()); got != want {
 		t.Errorf("default transactional id = %q, want %q", got, want)
 	}
 	if got := def.Kafka.TransactionTimeout; got != 10*time.Second {
@@ -424,7 +425,7 @@ func TestConfigTransactions(t *testing.T) {
 	}{
 		{
 			"blank id", "kafka: {transactional_id: '  '}\n",
-			"c.yaml:1:27: kafka.transactional_id: must not be blank (leave it empty for shrike-<group>-<hostname>)",
+			"c.yaml:1:27: kafka.transactional_id: must not be blank (leave it empty for shrike-<group>-<hostname>-<pid>)",
 		},
 		{
 			"id too long", "kafka: {transactional_id: " + long + "}\n",
@@ -432,7 +433,7 @@ func TestConfigTransactions(t *testing.T) {
 		},
 		{
 			"default id too long", "kafka: {group: " + long + "}\n",
-			`kafka.transactional_id: "shrike-` + long + "-" + host + `" shrike-<group>-<hostname> is longer than 200 characters`,
+			`kafka.transactional_id: "shrike-` + long + "-" + host + "-" + strconv.Itoa(os.Getpid()) + `" shrike-<group>-<hostname>-<pid> is longer than 200 characters`,
 		},
 		{
 			"id not printable", "kafka: {transactional_id: \"a\\tb\"}\n",
@@ -440,7 +441,7 @@ func TestConfigTransactions(t *testing.T) {
 		},
 		{
 			"bad id checked with exactly_once off", "kafka: {exactly_once: false, transactional_id: ' '}\n",
-			"c.yaml:1:48: kafka.transactional_id: must not be blank (leave it empty for shrike-<group>-<hostname>)",
+			"c.yaml:1:48: kafka.transactional_id: must not be blank (leave it empty for shrike-<group>-<hostname>-<pid>)",
 		},
 		{
 			"zero timeout", "kafka: {transaction_timeout: 0s}\n",
