@@ -566,6 +566,13 @@ func (e *Engine) stopWorkers(parts map[string][]int32, drain bool) {
 	for _, w := range ws {
 		w.stop(drain)
 	}
+	if e.txn != nil {
+		// Nothing to drain in exactly-once mode: a revoked worker's work
+		// since the last barrier is in the transaction the revocation
+		// aborts. Waiting for the workers could wait for the barrier in
+		// progress, which may wait for this rebalance.
+		return
+	}
 	for _, w := range ws {
 		<-w.done
 	}

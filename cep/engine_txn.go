@@ -56,6 +56,10 @@ type txnCoordinator struct {
 	// between batches while a barrier waits for it.
 	mu     sync.RWMutex
 	wanted atomic.Bool
+	// abortNext makes the next barrier abort: workers stopped outside a
+	// rebalance (their topic dropped by a reload) left outputs in the open
+	// transaction with no checkpoint to go with them.
+	abortNext atomic.Bool
 	closed bool // under mu: no more transactions; workers do nothing
 
 	// stageTimeout bounds how long a barrier retries the Store before it
@@ -315,7 +319,7 @@ func (t *txnCoordinator) barrier(ctx context.Context, last bool) error {
 	}
 	wg.Wait()
 	cancel()
-	abort := false
+	abort := t.abortNext.Swap(false)
 	for i, err := range errs {
 		if err == nil {
 			continue
@@ -338,9 +342,11 @@ func (t *txnCoordinator) barrier(ctx context.Context, last bool) error {
 			staged[w.topic][w.part] = w.ckpt.staged
 		}
 	}
-	// End waits for a heartbeat after the offsets are in; during a
-	// rebalance, which this barrier holds up, none comes: endTimeout ends
-	// the wait, and the transaction aborts.
+	// End commits the offsets once a rebalance in progress is over, and
+	// then waits for a heartbeat: the rebalance may go on from here (a
+	// revocation now aborts the transaction; the revoked workers stop
+	// without waiting for this barrier). endTimeout bounds the wait.
+	t.sess.AllowRebalance()
 	ectx, cancel := context.WithTimeout(ctx, t.endTimeout)
 	endCtx := kgo.PreTxnCommitFnContext(ectx, func(req *kmsg.TxnOffsetCommitRequest) error {
 		setTxnOffsets(req, staged)

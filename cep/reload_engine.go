@@ -157,6 +157,11 @@ func (e *Engine) SetRulesets(ctx context.Context, rs []*rules.Compiled) error {
 			}
 		}
 		ws = kept
+		if e.txn != nil {
+			// The stopped workers' outputs since the last barrier are in
+			// the open transaction, without a checkpoint staged for them.
+			e.txn.abortNext.Store(true)
+		}
 		e.stopWorkers(parts, true)
 	}
 	for _, w := range ws {

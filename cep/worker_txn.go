@@ -62,6 +62,10 @@ func (w *worker) unit(fn func() bool) unitResult {
 	}
 	defer t.leave()
 	switch {
+	case w.stopping():
+		// Revoked or lost while a barrier held it: nothing more of this
+		// partition goes into a transaction.
+		return unitStop
 	case w.tx.fenced != nil:
 		return unitFenced
 	case w.tx.rewind.Load():
