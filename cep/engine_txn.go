@@ -222,11 +222,15 @@ func (e *Engine) pollTxn(ctx context.Context, t *txnCoordinator) error {
 			return err
 		}
 		if early := t.takeEarly(); early || !time.Now().Before(due) {
+			// Intervals are counted from barrier to barrier start, so that
+			// an alert waits at most one interval and one barrier to be
+			// committed.
+			started := time.Now()
 			if err := t.barrier(ctx, false); err != nil {
 				t.sess.AllowRebalance()
 				return err
 			}
-			due = time.Now().Add(e.opts.CheckpointInterval)
+			due = started.Add(e.opts.CheckpointInterval)
 		}
 		t.sess.AllowRebalance()
 	}
