@@ -19,7 +19,7 @@ type outputMode struct {
 }
 
 // outputModes are the sub-benchmarks of each serve benchmark, eos=off
-// first as today's baseline.
+// first: the at-least-once baseline.
 var outputModes = []outputMode{{"eos=off", false}, {"eos=on", true}}
 
 // alertReader reads the alerts topic as a downstream consumer does, from
