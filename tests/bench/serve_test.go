@@ -36,35 +36,52 @@ const servePartitions = 3
 // account, are consumed by a cep.Engine with rulesets/payments.yaml, its
 // state in a real redis-server when SHRIKE_REDIS_ADDR is set (sub-benchmark
 // "redis") or else in miniredis ("miniredis"), and its alerts produced back
-// into the broker. In the same iteration a consume-only baseline, a
-// franz-go consumer group reading the same records and doing nothing else,
-// is timed first.
+// into the broker, plainly ("eos=off") or in one Kafka transaction per
+// checkpoint interval ("eos=on", cep.EngineOptions.ExactlyOnce). In the
+// same iteration a consume-only baseline, a franz-go consumer group
+// reading the same records and doing nothing else, is timed first.
 //
 // Both are timed from the moment every partition is assigned (and, for the
 // engine, restored from the Store) until the last record is processed and,
-// for the engine, every alert it produced is acknowledged: group joins and
-// the final checkpoint at shutdown are outside. Metrics:
+// for the engine, every alert it produced is done: acknowledged by the
+// broker in eos=off, read by a read_committed consumer of the alerts topic
+// in eos=on, where an acknowledged alert stays invisible until its
+// transaction commits. Group joins and the final checkpoint at shutdown
+// are outside. Metrics:
 //   - events/s and ns/event of the engine, consume-events/s of the
 //     baseline, and engine/consume, the ratio of their times;
+//     processed-events/s: the engine's rate up to the last record
+//     processed, without the wait for its alerts;
 //   - cpu-ns/event and consume-cpu-ns/event: the process's CPU time
 //     (broker, clients, engine and, for miniredis, Redis: all in this
 //     process; a real redis-server's is not counted) per event, over the
 //     whole of each part including group joins and the engine's shutdown
 //     checkpoint, steadier than wall time on a shared machine;
-//   - alert-p50-ms, alert-p99-ms: from an alert's emission, which happens
-//     as the watermark passes its last event, to the broker's
-//     acknowledgement of its record (kgo produce hooks on the engine's
-//     client);
-//   - checkpoint-ns/key: the engine's checkpoint time (outputs flushed,
-//     Store commit, offset commit) over the dirty keys it committed, and
-//     keys/checkpoint, from its metrics.
+//   - alert-visible-p50-ms, alert-visible-p99-ms: from an alert's
+//     emission, which happens as the watermark passes its last event, to
+//     its arrival at a consumer of the alerts topic that was reading
+//     before the engine started, at read_committed in eos=on and
+//     read_uncommitted in eos=off: when users see it, in either mode;
+//   - eos=off: alert-p50-ms, alert-p99-ms: from an alert's emission to
+//     the broker's acknowledgement of its record (kgo produce hooks on the
+//     engine's client); checkpoint-ns/key: the engine's checkpoint time
+//     (outputs flushed, Store commit, offset commit) over the dirty keys it
+//     committed, and keys/checkpoint, from its metrics;
+//   - eos=on: barrier-ms, the mean time of a checkpoint barrier (workers
+//     stopped, outputs flushed, checkpoints staged, the transaction ended,
+//     checkpoints promoted), transactions and aborts per run, from the
+//     engine's metrics.
+//
+// Every acknowledged alert must be read exactly once by the consumer
+// (unless a transaction aborted, when the engine produces alerts again
+// and the run ends once every distinct id is read).
 func BenchmarkServe(b *testing.B) {
-	name := "miniredis"
-	if os.Getenv("SHRIKE_REDIS_ADDR") != "" {
-		name = "redis"
-	}
 	defer gctune.ForServe()() // as `shrike serve` runs
-	b.Run(name, benchServe)
+	b.Run(serveStoreName(), func(b *testing.B) {
+		for _, mode := range outputModes {
+			b.Run(mode.name, func(b *testing.B) { benchServe(b, mode) })
+		}
+	})
 }
 
 // BenchmarkServeLatency measures the alert latency of BenchmarkServe's
@@ -73,19 +90,31 @@ func BenchmarkServe(b *testing.B) {
 // (default 20,000) by a producer in the same process, for
 // SHRIKE_BENCH_SERVE_LATENCY_EVENTS events (default 100,000). The events
 // are a payments stream of their own with 20 times the benchmark stream's
-// fraud rate, so that enough alerts fire for a 99th percentile. It reports
-// the same alert-p50-ms and alert-p99-ms, the rate achieved (events/s) and
-// the process CPU per event.
+// fraud rate, so that enough alerts fire for a 99th percentile. It has
+// BenchmarkServe's sub-benchmarks and reports the same alert latencies
+// (alert-visible-p50-ms and alert-visible-p99-ms in both modes,
+// alert-p50-ms and alert-p99-ms in eos=off), barrier-ms, transactions and
+// aborts in eos=on, the rate achieved (events/s, up to the last alert
+// done as in BenchmarkServe) and the process CPU per event.
 func BenchmarkServeLatency(b *testing.B) {
-	name := "miniredis"
-	if os.Getenv("SHRIKE_REDIS_ADDR") != "" {
-		name = "redis"
-	}
 	defer gctune.ForServe()()
-	b.Run(name, benchServeLatency)
+	b.Run(serveStoreName(), func(b *testing.B) {
+		for _, mode := range outputModes {
+			b.Run(mode.name, func(b *testing.B) { benchServeLatency(b, mode) })
+		}
+	})
 }
 
-func benchServeLatency(b *testing.B) {
+// serveStoreName names the serve benchmarks' Store: "redis" for the
+// redis-server at SHRIKE_REDIS_ADDR, else "miniredis".
+func serveStoreName() string {
+	if os.Getenv("SHRIKE_REDIS_ADDR") != "" {
+		return "redis"
+	}
+	return "miniredis"
+}
+
+func benchServeLatency(b *testing.B, mode outputMode) {
 	n := envInt("SHRIKE_BENCH_SERVE_LATENCY_EVENTS", 100_000)
 	rate := envInt("SHRIKE_BENCH_SERVE_RATE", 20_000)
 	rs := paymentsRuleset(b)
@@ -106,26 +135,21 @@ func benchServeLatency(b *testing.B) {
 
 	var elapsed time.Duration
 	var cpu time.Duration
-	var lat []time.Duration
+	var runs []engineRun
 	for range b.N {
 		brokers, stop := serveCluster(b, nil)
 		cpu0 := processCPU()
-		r := runEngine(b, brokers, rs, len(recs), func(cl *kgo.Client) { producePaced(b, cl, recs, rate) })
+		r := runEngine(b, brokers, rs, len(recs), mode, func(cl *kgo.Client) { producePaced(b, cl, recs, rate) })
 		cpu += processCPU() - cpu0
 		stop()
 		elapsed += r.elapsed
-		lat = append(lat, r.latencies...)
+		runs = append(runs, r)
 	}
 	events := float64(b.N) * float64(len(recs))
 	b.ReportMetric(float64(elapsed.Nanoseconds())/float64(b.N), "ns/op")
 	b.ReportMetric(events/elapsed.Seconds(), "events/s")
 	b.ReportMetric(float64(cpu.Nanoseconds())/events, "cpu-ns/event")
-	if len(lat) > 0 {
-		slices.Sort(lat)
-		b.ReportMetric(ms(percentile(lat, 0.50)), "alert-p50-ms")
-		b.ReportMetric(ms(percentile(lat, 0.99)), "alert-p99-ms")
-		b.ReportMetric(float64(len(lat))/float64(b.N), "alerts")
-	}
+	reportAlerts(b, mode, runs)
 }
 
 // producePaced produces recs at rate events per second, in a batch every
@@ -156,42 +180,73 @@ func producePaced(b *testing.B, cl *kgo.Client, recs []*kgo.Record, rate int) {
 	}
 }
 
-func benchServe(b *testing.B) {
+func benchServe(b *testing.B, mode outputMode) {
 	path, lines := benchStream(b)
 	n := min(lines, envInt("SHRIKE_BENCH_SERVE_EVENTS", 300_000))
 	rs := paymentsRuleset(b)
 	recs := keyedRecords(b, path, n, rs)
 
-	var engineTime, consumeTime, engineCPU, consumeCPU time.Duration
-	var lat []time.Duration
-	var cpNs, cpKeys, cpCount float64
-	var alerts int64
+	var engineTime, processedTime, consumeTime, engineCPU, consumeCPU time.Duration
+	var runs []engineRun
 	for range b.N {
 		brokers, stop := serveCluster(b, recs)
 		cpu0 := processCPU()
 		consumeTime += consumeOnly(b, brokers, len(recs))
 		cpu1 := processCPU()
-		r := runEngine(b, brokers, rs, len(recs), nil)
+		r := runEngine(b, brokers, rs, len(recs), mode, nil)
 		cpu2 := processCPU()
 		stop()
 		consumeCPU += cpu1 - cpu0
 		engineCPU += cpu2 - cpu1
 		engineTime += r.elapsed
-		lat = append(lat, r.latencies...)
-		cpNs += r.checkpointSeconds * 1e9
-		cpKeys += r.committedKeys
-		cpCount += r.checkpoints
-		alerts += r.alerts
+		processedTime += r.processed
+		runs = append(runs, r)
 	}
 	events := float64(b.N) * float64(len(recs))
 	b.ReportMetric(float64(engineTime.Nanoseconds())/float64(b.N), "ns/op")
 	b.ReportMetric(float64(engineTime.Nanoseconds())/events, "ns/event")
 	b.ReportMetric(events/engineTime.Seconds(), "events/s")
+	b.ReportMetric(events/processedTime.Seconds(), "processed-events/s")
 	b.ReportMetric(events/consumeTime.Seconds(), "consume-events/s")
 	b.ReportMetric(engineTime.Seconds()/consumeTime.Seconds(), "engine/consume")
 	b.ReportMetric(float64(engineCPU.Nanoseconds())/events, "cpu-ns/event")
 	b.ReportMetric(float64(consumeCPU.Nanoseconds())/events, "consume-cpu-ns/event")
-	b.ReportMetric(float64(alerts)/float64(b.N), "alerts")
+	reportAlerts(b, mode, runs)
+}
+
+// reportAlerts reports what the runs measured of the alerts and of the
+// checkpoints (BenchmarkServe's doc lists the metrics of each mode).
+func reportAlerts(b *testing.B, mode outputMode, runs []engineRun) {
+	var lat, visible []time.Duration
+	var alerts int64
+	var cpNs, cpKeys, cpCount, barrierSec, barriers, txns, aborts float64
+	for _, r := range runs {
+		lat = append(lat, r.latencies...)
+		visible = append(visible, r.visible...)
+		alerts += r.alerts
+		cpNs += r.checkpointSeconds * 1e9
+		cpKeys += r.committedKeys
+		cpCount += r.checkpoints
+		barrierSec += r.barrierSeconds
+		barriers += r.barriers
+		txns += r.committedTxns + r.abortedTxns
+		aborts += r.abortedTxns
+	}
+	iters := float64(len(runs))
+	b.ReportMetric(float64(alerts)/iters, "alerts")
+	if len(visible) > 0 {
+		slices.Sort(visible)
+		b.ReportMetric(ms(percentile(visible, 0.50)), "alert-visible-p50-ms")
+		b.ReportMetric(ms(percentile(visible, 0.99)), "alert-visible-p99-ms")
+	}
+	if mode.exactlyOnce {
+		if barriers > 0 {
+			b.ReportMetric(barrierSec*1e3/barriers, "barrier-ms")
+		}
+		b.ReportMetric(txns/iters, "transactions")
+		b.ReportMetric(aborts/iters, "aborts")
+		return
+	}
 	if len(lat) > 0 {
 		slices.Sort(lat)
 		b.ReportMetric(ms(percentile(lat, 0.50)), "alert-p50-ms")
@@ -312,19 +367,32 @@ func consumeOnly(b *testing.B, brokers []string, n int) time.Duration {
 
 // engineRun is what one engine run measured.
 type engineRun struct {
-	elapsed           time.Duration
-	latencies         []time.Duration
-	alerts            int64
+	elapsed   time.Duration // from restored to done (see runEngine)
+	processed time.Duration // from restored to the last record processed
+	latencies []time.Duration
+	visible   []time.Duration
+	alerts    int64
+
 	checkpointSeconds float64
 	checkpoints       float64
 	committedKeys     float64
+
+	barrierSeconds float64
+	barriers       float64
+	committedTxns  float64
+	abortedTxns    float64
 }
 
-// runEngine runs a cep.Engine over the payments topic until it processed n
-// records and every alert is acknowledged, then shuts it down. When feed is
-// not nil it runs once the partitions are restored, with a producer client
-// of its own, alongside the engine.
-func runEngine(b *testing.B, brokers []string, rs *rules.Compiled, n int, feed func(*kgo.Client)) engineRun {
+// runEngine runs a cep.Engine over the payments topic in mode until it
+// processed n records and every alert is done, then shuts it down. An
+// alert is done when the broker acknowledged it (eos=off) or when an
+// alertReader at read_committed read it (eos=on: an acknowledged record
+// is invisible until its transaction commits). In eos=off the run also
+// waits, untimed, for a read_uncommitted alertReader to read every alert,
+// for the visible latencies. When feed is not nil it runs once the
+// partitions are restored, with a producer client of its own, alongside
+// the engine.
+func runEngine(b *testing.B, brokers []string, rs *rules.Compiled, n int, mode outputMode, feed func(*kgo.Client)) engineRun {
 	b.Helper()
 	store := benchStore(b)
 	defer func() {
@@ -333,15 +401,37 @@ func runEngine(b *testing.B, brokers []string, rs *rules.Compiled, n int, feed f
 		}
 	}()
 	hooks := &alertHooks{topic: cep.DefaultAlertsTopic}
+	// The reader starts before the engine, as a downstream consumer
+	// already running would.
+	reader, err := startAlertReader(brokers, cep.DefaultAlertsTopic, mode.exactlyOnce, hooks)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var visible []time.Duration
+	var readerStopped bool
+	stopReader := func() {
+		if !readerStopped {
+			readerStopped = true
+			visible = reader.stop()
+		}
+	}
+	defer stopReader()
 	reg := prometheus.NewRegistry()
-	e, err := cep.NewEngine(cep.EngineOptions{
+	opts := cep.EngineOptions{
 		Brokers:      brokers,
 		Group:        "bench-serve",
 		Rulesets:     []*rules.Compiled{rs},
 		Store:        store,
 		Registerer:   reg,
 		KafkaOptions: []kgo.Opt{kgo.WithHooks(hooks)},
-	})
+	}
+	if mode.exactlyOnce {
+		opts.ExactlyOnce = true
+		// A transactional id of its own, so that no earlier run's
+		// transactions are fenced or waited for.
+		opts.TransactionalID = "bench-" + randHex(b)
+	}
+	e, err := cep.NewEngine(opts)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -369,7 +459,9 @@ func runEngine(b *testing.B, brokers []string, rs *rules.Compiled, n int, feed f
 				return time.Now()
 			}
 			if time.Now().After(deadline) {
-				b.Fatalf("engine: timed out waiting for %s: %+v", what, st)
+				records, distinct, _, _ := reader.alertsRead()
+				b.Fatalf("engine (%s): timed out waiting for %s: %d alerts emitted (%d ids), %d acknowledged, %d read (%d ids): %+v",
+					mode.name, what, hooks.buffered.Load(), hooks.ids.Load(), hooks.acked.Load(), records, distinct, st)
 			}
 			time.Sleep(time.Millisecond)
 		}
@@ -398,19 +490,36 @@ func runEngine(b *testing.B, brokers []string, rs *rules.Compiled, n int, feed f
 		}()
 		defer func() { <-fed }()
 	}
-	poll("every record to be processed", func(st cep.EngineStatus) bool {
+	processed := poll("every record to be processed", func(st cep.EngineStatus) bool {
 		var records uint64
 		for _, p := range st.Partitions {
 			records += p.Records
 		}
 		return records >= uint64(n)
 	})
-	end := poll("every alert to be acknowledged", func(cep.EngineStatus) bool {
-		return hooks.acked.Load() == hooks.buffered.Load()
-	})
+	acked := func(cep.EngineStatus) bool { return hooks.acked.Load() == hooks.buffered.Load() }
+	// Distinct ids rather than records: after an aborted transaction the
+	// engine produces the alerts again, and only the latest copy commits.
+	read := func(st cep.EngineStatus) bool { return acked(st) && reader.distinct() >= hooks.ids.Load() }
+	var end time.Time
+	if mode.exactlyOnce {
+		end = poll("every alert to be read at read_committed", read)
+	} else {
+		end = poll("every alert to be acknowledged", acked)
+		poll("every alert to be read at read_uncommitted", read)
+	}
+	emitted, ackedAlerts := hooks.buffered.Load(), hooks.acked.Load()
+	readRecords, _, unknown, readErr := reader.alertsRead()
+	stopReader()
 	stop()
+	if readErr != nil {
+		b.Error(readErr)
+	}
+	if unknown > 0 {
+		b.Errorf("alerts topic (%s): %d records whose id the engine did not emit", mode.name, unknown)
+	}
 
-	r := engineRun{elapsed: end.Sub(start), alerts: hooks.buffered.Load()}
+	r := engineRun{elapsed: end.Sub(start), processed: processed.Sub(start), alerts: emitted, visible: visible}
 	hooks.mu.Lock()
 	r.latencies = hooks.latencies
 	hooks.mu.Unlock()
@@ -426,8 +535,28 @@ func runEngine(b *testing.B, brokers []string, rs *rules.Compiled, n int, feed f
 				r.checkpoints += float64(m.GetHistogram().GetSampleCount())
 			case "shrike_state_committed_keys_total":
 				r.committedKeys += m.GetCounter().GetValue()
+			case "shrike_engine_barrier_duration_seconds":
+				r.barrierSeconds += m.GetHistogram().GetSampleSum()
+				r.barriers += float64(m.GetHistogram().GetSampleCount())
+			case "shrike_engine_transactions_total":
+				for _, l := range m.GetLabel() {
+					if l.GetName() != "outcome" {
+						continue
+					}
+					switch l.GetValue() {
+					case "committed":
+						r.committedTxns += m.GetCounter().GetValue()
+					case "aborted":
+						r.abortedTxns += m.GetCounter().GetValue()
+					}
+				}
 			}
 		}
+	}
+	// Without aborts every acknowledged alert is read exactly once, in
+	// either mode: more is a duplicate, fewer a loss.
+	if r.abortedTxns == 0 && readRecords != ackedAlerts {
+		b.Errorf("alerts topic (%s): %d records read, %d acknowledged, no transaction aborted", mode.name, readRecords, ackedAlerts)
 	}
 	return r
 }
@@ -502,12 +631,19 @@ func randHex(b *testing.B) string {
 
 // alertHooks times each alert record of the engine's client from Produce
 // (called as the matcher emits the alert, when the watermark passes its
-// last event) to the broker's acknowledgement.
+// last event) to the broker's acknowledgement, and records each alert id's
+// latest emission for alertReader.
 type alertHooks struct {
 	topic    string
 	start    sync.Map // *kgo.Record → time.Time
 	buffered atomic.Int64
 	acked    atomic.Int64
+
+	// emitted holds each alert id's latest emission: an alert produced
+	// again after an aborted transaction becomes visible as its latest
+	// record. ids counts the distinct ids.
+	emitted sync.Map // string → time.Time
+	ids     atomic.Int64
 
 	mu        sync.Mutex
 	latencies []time.Duration
@@ -517,7 +653,11 @@ func (h *alertHooks) OnProduceRecordBuffered(r *kgo.Record) {
 	if r.Topic != h.topic {
 		return
 	}
-	h.start.Store(r, time.Now())
+	now := time.Now()
+	h.start.Store(r, now)
+	if _, loaded := h.emitted.Swap(string(r.Key), now); !loaded {
+		h.ids.Add(1)
+	}
 	h.buffered.Add(1)
 }
 
