@@ -84,6 +84,15 @@ type AlertFeedOptions struct {
 	ReplayCacheBytes int
 	// PartitionRefresh: see DefaultPartitionRefresh.
 	PartitionRefresh time.Duration
+	// ReadCommitted reads only the alerts of committed transactions
+	// (read_committed), for an engine that writes its alerts in
+	// transactions (exactly-once mode): an alert written again after its
+	// transaction aborted is then shown once, not once per attempt. A
+	// partition's end is then its last stable offset, so that the feed
+	// neither reads nor waits for the records of a transaction still
+	// open. Default false: every alert written, as an engine writing
+	// outside transactions needs.
+	ReadCommitted bool
 	// Logger receives the feed's rare operational messages. Default:
 	// discard.
 	Logger *slog.Logger
@@ -261,6 +270,14 @@ func NewAlertFeed(opts AlertFeedOptions) (*AlertFeed, error) {
 	}, nil
 }
 
+// isolation is the feed's Kafka isolation level (ReadCommitted).
+func (f *AlertFeed) isolation() kgo.IsolationLevel {
+	if f.opts.ReadCommitted {
+		return kgo.ReadCommitted()
+	}
+	return kgo.ReadUncommitted()
+}
+
 func (f *AlertFeed) kafkaOpts(more ...kgo.Opt) []kgo.Opt {
 	opts := append([]kgo.Opt{
 		kgo.SeedBrokers(f.opts.Brokers...),
@@ -292,6 +309,7 @@ func (f *AlertFeed) Run(ctx context.Context) error {
 		// Records deleted under the feed by retention: go on from the
 		// oldest left.
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(f.isolation()),
 	)...)
 	if err != nil {
 		return fmt.Errorf("alert feed: %w", err)
@@ -300,7 +318,7 @@ func (f *AlertFeed) Run(ctx context.Context) error {
 	f.adm = kadm.NewClient(cl)
 	// The replay client is apart from the feed's, whose fetch connection
 	// is held by long polls; it connects on first use.
-	if f.replay, err = newReplayReader(f.kafkaOpts(kgo.ClientID("shrike-alert-replay")), f.opts.Topic, f.opts.ReplayFetches, f.opts.ReplayCacheBytes); err != nil {
+	if f.replay, err = newReplayReader(f.kafkaOpts(kgo.ClientID("shrike-alert-replay")), f.opts.Topic, f.opts.ReadCommitted, f.opts.ReplayFetches, f.opts.ReplayCacheBytes); err != nil {
 		return fmt.Errorf("alert feed: %w", err)
 	}
 
@@ -345,7 +363,7 @@ func (f *AlertFeed) Run(ctx context.Context) error {
 func (f *AlertFeed) discover(ctx context.Context, cl *kgo.Client, later bool) error {
 	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	starts, ends, err := f.listOffsets(lctx)
+	starts, ends, err := f.listOffsets(lctx, f.opts.ReadCommitted)
 	if err != nil {
 		return err
 	}
@@ -376,8 +394,10 @@ func (f *AlertFeed) discover(ctx context.Context, cl *kgo.Client, later bool) er
 }
 
 // listOffsets returns the log start and end offsets of the topic's
-// partitions; a topic that does not exist has none.
-func (f *AlertFeed) listOffsets(ctx context.Context) (starts, ends map[string]map[int32]int64, err error) {
+// partitions; a topic that does not exist has none. With stable, the end
+// is the last stable offset, below the records of any open transaction
+// (where a read_committed reader stops), rather than the high watermark.
+func (f *AlertFeed) listOffsets(ctx context.Context, stable bool) (starts, ends map[string]map[int32]int64, err error) {
 	conv := func(l kadm.ListedOffsets) map[string]map[int32]int64 {
 		out := map[string]map[int32]int64{f.opts.Topic: {}}
 		l.Each(func(o kadm.ListedOffset) {
@@ -391,7 +411,11 @@ func (f *AlertFeed) listOffsets(ctx context.Context) (starts, ends map[string]ma
 	if err != nil {
 		return nil, nil, fmt.Errorf("list start offsets: %w", err)
 	}
-	e, err := f.adm.ListEndOffsets(ctx, f.opts.Topic)
+	listEnds := f.adm.ListEndOffsets
+	if stable {
+		listEnds = f.adm.ListCommittedOffsets
+	}
+	e, err := listEnds(ctx, f.opts.Topic)
 	if err != nil {
 		return nil, nil, fmt.Errorf("list end offsets: %w", err)
 	}
@@ -498,9 +522,13 @@ func (f *AlertFeed) Subscribe(ctx context.Context, from string) (<-chan Alert, e
 
 // checkCursor compares a cursor with the topic's offsets, and fills in
 // the partitions it does not name with their start: the cursor was made
-// before the feed read them, so all their alerts are new to it.
+// before the feed read them, so all their alerts are new to it. A cursor
+// is checked against the high watermark even when the feed reads
+// committed alerts: one made by a feed reading uncommitted ones may be
+// past the last stable offset, and is a position ahead of this feed, not
+// an invalid one.
 func (f *AlertFeed) checkCursor(ctx context.Context, pos map[int32]int64) error {
-	starts, ends, err := f.listOffsets(ctx)
+	starts, ends, err := f.listOffsets(ctx, false)
 	if err != nil {
 		return fmt.Errorf("alert feed: %w", err)
 	}
@@ -677,7 +705,7 @@ func (f *AlertFeed) readBack(ctx context.Context, s *subscription, p int32) erro
 	if err != nil {
 		return err
 	}
-	if len(c.recs) > 0 && c.next < c.hwm {
+	if len(c.recs) > 0 && c.next < c.end {
 		// Read on while this read is sent: the next readBack finds it
 		// made, or joins it.
 		s.ahead.Go(func() { _, _ = f.replay.read(ctx, p, c.next) })

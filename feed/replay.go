@@ -38,8 +38,11 @@ type replayReader struct {
 	cl    *kgo.Client
 	adm   *kadm.Client
 	topic string
-	sem   chan struct{}
-	max   int
+	// committed reads only committed transactions' records, as the
+	// feed's live client does (AlertFeedOptions.ReadCommitted).
+	committed bool
+	sem       chan struct{}
+	max       int
 
 	mu sync.Mutex
 	// id and leaders come from the topic's metadata, loaded on first use
@@ -71,9 +74,11 @@ type chunkKey struct {
 type chunk struct {
 	done chan struct{} // closed once recs, next and err are set
 	recs []chunkRecord
-	// next is the offset to read on from; hwm the partition's high
-	// watermark when it was read.
-	next, hwm int64
+	// next is the offset to read on from; end the partition's readable
+	// end when it was read: its high watermark, or reading committed
+	// records its last stable offset, past which a read finds nothing
+	// until the open transaction ends.
+	next, end int64
 	size      int
 	err       error
 	// counted is set while size is in the reader's bytes; under its mu.
@@ -87,18 +92,19 @@ type chunkRecord struct {
 	fa  Alert
 }
 
-func newReplayReader(opts []kgo.Opt, topic string, fetches, cacheBytes int) (*replayReader, error) {
+func newReplayReader(opts []kgo.Opt, topic string, committed bool, fetches, cacheBytes int) (*replayReader, error) {
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("replay client: %w", err)
 	}
 	return &replayReader{
-		cl:     cl,
-		adm:    kadm.NewClient(cl),
-		topic:  topic,
-		sem:    make(chan struct{}, fetches),
-		max:    cacheBytes,
-		chunks: make(map[chunkKey]*chunk),
+		cl:        cl,
+		adm:       kadm.NewClient(cl),
+		topic:     topic,
+		committed: committed,
+		sem:       make(chan struct{}, fetches),
+		max:       cacheBytes,
+		chunks:    make(map[chunkKey]*chunk),
 	}, nil
 }
 
@@ -229,6 +235,11 @@ func (r *replayReader) fetch(ctx context.Context, p int32, off int64) (*kmsg.Fet
 	req.MaxWaitMillis = 0 // the records are there: answer at once
 	req.MinBytes = 1
 	req.MaxBytes = replayFetchBytes
+	if r.committed {
+		// read_committed: the broker answers up to the last stable
+		// offset, with the aborted transactions decode drops.
+		req.IsolationLevel = 1
+	}
 	t := kmsg.NewFetchRequestTopic()
 	t.Topic = r.topic
 	t.TopicID = id
@@ -300,12 +311,21 @@ func (r *replayReader) leader(ctx context.Context, p int32) (int32, kadm.TopicID
 
 // decode fills c with the records of a fetched partition from off.
 func (r *replayReader) decode(c *chunk, rp *kmsg.FetchResponseTopicPartition, p int32, off int64) error {
-	fp, next := kgo.ProcessFetchPartition(kgo.ProcessFetchPartitionOpts{Topic: r.topic, Partition: p, Offset: off}, rp, kgo.DefaultDecompressor(), nil)
+	o := kgo.ProcessFetchPartitionOpts{Topic: r.topic, Partition: p, Offset: off, IsolationLevel: kgo.ReadUncommitted()}
+	if r.committed {
+		o.IsolationLevel = kgo.ReadCommitted()
+	}
+	// next is past the control records and, reading committed, the
+	// aborted records too: a read of only those moves on.
+	fp, next := kgo.ProcessFetchPartition(o, rp, kgo.DefaultDecompressor(), nil)
 	if fp.Err != nil {
 		return fp.Err
 	}
 	c.next = max(next, off)
-	c.hwm = rp.HighWatermark
+	c.end = rp.HighWatermark
+	if r.committed && rp.LastStableOffset >= 0 {
+		c.end = rp.LastStableOffset
+	}
 	for _, rec := range fp.Records {
 		cr := chunkRecord{off: rec.Offset}
 		c.size += len(rec.Value) + 64

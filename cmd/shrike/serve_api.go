@@ -64,7 +64,11 @@ func startAPI(ctx context.Context, cfg config.Config, d apiDeps) (_ *apiServer, 
 		Brokers: d.brokers,
 		Topic:   cfg.Kafka.Topics.Alerts,
 		Recent:  cfg.API.RecentAlerts,
-		Logger:  d.log,
+		// In exactly-once mode the engine writes its alerts in
+		// transactions: subscribers and listings show the committed
+		// ones only.
+		ReadCommitted: cfg.Kafka.ExactlyOnce,
+		Logger:        d.log,
 	})
 	if err != nil {
 		return nil, err
