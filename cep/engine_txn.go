@@ -60,7 +60,7 @@ type txnCoordinator struct {
 	// rebalance (their topic dropped by a reload) left outputs in the open
 	// transaction with no checkpoint to go with them.
 	abortNext atomic.Bool
-	closed bool // under mu: no more transactions; workers do nothing
+	closed    bool // under mu: no more transactions; workers do nothing
 
 	// stageTimeout bounds how long a barrier retries the Store before it
 	// aborts the transaction (a Store outage); endTimeout how long it
