@@ -222,15 +222,18 @@ func (e *Engine) pollTxn(ctx context.Context, t *txnCoordinator) error {
 			return err
 		}
 		if early := t.takeEarly(); early || !time.Now().Before(due) {
-			// Intervals are counted from barrier to barrier start, so that
-			// an alert waits at most one interval and one barrier to be
-			// committed.
+			// Intervals are counted from barrier start to barrier start,
+			// so that an alert waits at most one interval and one barrier
+			// to be committed; but a barrier longer than the interval
+			// still leaves half an interval to poll in, or nothing would
+			// be fetched at all.
 			started := time.Now()
 			if err := t.barrier(ctx, false); err != nil {
 				t.sess.AllowRebalance()
 				return err
 			}
-			due = started.Add(e.opts.CheckpointInterval)
+			iv := e.opts.CheckpointInterval
+			due = later(started.Add(iv), time.Now().Add(iv/2))
 		}
 		t.sess.AllowRebalance()
 	}
@@ -265,6 +268,14 @@ func checkTransactions(ctx context.Context, cl *kgo.Client) error {
 		}
 	}
 	return nil
+}
+
+// later is the later of two times.
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // fail records err as the reason the transactions stopped, and stops
