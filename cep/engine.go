@@ -326,8 +326,11 @@ func (e *Engine) Run(ctx context.Context) error {
 		// A member that dies during a rebalance holds the others' joins
 		// for the rebalance timeout (franz-go's default is 60 s). The
 		// engine rejoins once its revoked partitions are drained, which
-		// DrainTimeout bounds, and a heartbeat has told it to.
-		kgo.RebalanceTimeout(e.opts.DrainTimeout + 5*time.Second),
+		// DrainTimeout bounds, and a heartbeat has told it to; in
+		// exactly-once mode nothing is drained, and the barrier in
+		// progress lets the rebalance go on once its checkpoints are
+		// staged.
+		kgo.RebalanceTimeout(e.rebalanceTimeout()),
 		// Offsets are committed by the workers, each after its checkpoint
 		// is in the Store; polls and rebalances exclude each other so that
 		// a worker exists for every partition a poll returns.
@@ -422,6 +425,15 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.wg.Wait()
 	e.log.Info("engine stopped", "group", e.opts.Group)
 	return runErr
+}
+
+// rebalanceTimeout is how long the group waits for a member to rejoin in
+// a rebalance.
+func (e *Engine) rebalanceTimeout() time.Duration {
+	if e.opts.ExactlyOnce {
+		return stageTimeout(e.opts) + endTimeout(e.opts) + 5*time.Second
+	}
+	return e.opts.DrainTimeout + 5*time.Second
 }
 
 // poll fetches records and hands each partition's to its worker until ctx

@@ -88,15 +88,20 @@ type rewoundPartition struct {
 
 func newTxnCoordinator(e *Engine, sess *kgo.GroupTransactSession) *txnCoordinator {
 	return &txnCoordinator{
-		e:    e,
-		sess: sess,
-		// Half the transaction timeout leaves the other half to end the
-		// transaction; never more than the rebalance a barrier holds up
-		// can wait.
-		stageTimeout: min(e.opts.TransactionTimeout/2, e.opts.DrainTimeout),
-		endTimeout:   min(e.opts.TransactionTimeout, maxEndWait),
+		e:            e,
+		sess:         sess,
+		stageTimeout: stageTimeout(e.opts),
+		endTimeout:   endTimeout(e.opts),
 	}
 }
+
+// stageTimeout bounds the Store retries of a barrier: half the
+// transaction timeout leaves the other half to end the transaction; never
+// more than DrainTimeout.
+func stageTimeout(o EngineOptions) time.Duration { return min(o.TransactionTimeout/2, o.DrainTimeout) }
+
+// endTimeout bounds the end of a transaction (maxEndWait).
+func endTimeout(o EngineOptions) time.Duration { return min(o.TransactionTimeout, maxEndWait) }
 
 // DefaultTransactionalID is the transactional id of an instance of group
 // that sets none: "shrike-<group>-<hostname>-<pid>". Instances running at
@@ -262,7 +267,7 @@ func checkTransactions(ctx context.Context, cl *kgo.Client) error {
 			continue // unreachable now: checked when it is used
 		}
 		for _, r := range txnRequests {
-			if _, max, ok := v.KeyVersions(int16(r.key)); !ok || max < r.min {
+			if _, most, ok := v.KeyVersions(int16(r.key)); !ok || most < r.min {
 				return fmt.Errorf("broker %d does not support %s v%d, which exactly-once outputs need (Kafka 2.5 or later); turn them off with kafka.exactly_once: false", v.NodeID, r.key.Name(), r.min)
 			}
 		}

@@ -382,9 +382,10 @@ func TestCrashRecoveryExactlyOnce(t *testing.T) {
 	for k, point := range testPoints {
 		t.Run(point, func(t *testing.T) {
 			// Time for a restarted instance to get its partitions back
-			// (the killed member's session to expire), restore and reach
-			// the point.
-			deadline := time.Now().Add(25 * time.Second)
+			// (the killed member's session to expire, a transaction it
+			// left open to time out), restore and reach the point; a
+			// loaded machine takes 20 s and more.
+			deadline := time.Now().Add(45 * time.Second)
 			for i := range 2 {
 				pair.awaitSelfKill(t, i, point, deadline)
 				if k+1 < len(testPoints) {
