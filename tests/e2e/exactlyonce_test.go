@@ -326,6 +326,22 @@ func kcatAlerts(t *testing.T, broker, isolation string) *alertCount {
 	return a
 }
 
+// finishAndCheck feeds the rest of events at once, then a flush event
+// per partition to close every window, and checks that the alerts topic
+// holds exactly `shrike run`'s alerts over the same events
+// (checkExactlyOnce).
+func finishAndCheck(t *testing.T, f *feeder, p *producer, events []string, broker, payments string, running ...*serve) {
+	t.Helper()
+	f.hurry.Store(true)
+	f.wait(t)
+	p.flush()
+	all := events
+	for part := range partitions {
+		all = append(all, flushEvent(part))
+	}
+	checkExactlyOnce(t, broker, runAlerts(t, payments, all), running...)
+}
+
 // checkExactlyOnce waits for every wanted alert to be committed, stops the
 // running instances cleanly, waits for every transaction on the alerts
 // topic to end, then reads the topic three ways: read_committed with
@@ -432,14 +448,7 @@ func TestCrashRecoveryExactlyOnce(t *testing.T) {
 		t.Error("every event was fed before the kills were over: the last kills were not mid-stream")
 	}
 
-	f.hurry.Store(true)
-	f.wait(t)
-	p.flush()
-	all := events
-	for part := range partitions {
-		all = append(all, flushEvent(part))
-	}
-	checkExactlyOnce(t, broker, runAlerts(t, payments, all), pair.inst[0], pair.inst[1])
+	finishAndCheck(t, f, p, events, broker, payments, pair.inst[0], pair.inst[1])
 }
 
 // fencedLog is what a zombie instance's log says when its transaction or
@@ -517,14 +526,7 @@ func TestZombieFenced(t *testing.T) {
 		t.Error("every event was fed before the zombie resumed: not mid-stream")
 	}
 
-	f.hurry.Store(true)
-	f.wait(t)
-	p.flush()
-	all := events
-	for part := range partitions {
-		all = append(all, flushEvent(part))
-	}
-	checkExactlyOnce(t, broker, runAlerts(t, payments, all), b, a)
+	finishAndCheck(t, f, p, events, broker, payments, b, a)
 
 	// Both stopped: every partition has its checkpoint, and no staged one
 	// is left that a later owner would have to resolve.
@@ -606,12 +608,5 @@ func TestRedisOutageExactlyOnce(t *testing.T) {
 	}
 	s.waitReady(t, 60*time.Second)
 
-	f.hurry.Store(true)
-	f.wait(t)
-	p.flush()
-	all := events
-	for part := range partitions {
-		all = append(all, flushEvent(part))
-	}
-	checkExactlyOnce(t, broker, runAlerts(t, payments, all), s)
+	finishAndCheck(t, f, p, events, broker, payments, s)
 }
