@@ -82,12 +82,25 @@ func newEOSPair(t *testing.T, opts serveOptions) *eosPair {
 // keeps its transactional id across restarts, as a deployment does.
 func (p *eosPair) start(i int, env ...string) {
 	p.t.Helper()
-	p.starts[i]++
-	o := p.opts
-	o.LogName = fmt.Sprintf("engine %s run %d", p.names[i], p.starts[i])
-	o.KafkaExtra = eosKafka("shrike-e2e-" + p.names[i])
-	o.Env = env
-	p.inst[i] = startServe(p.t, o)
+	// A port picked free may be taken by another process before serve
+	// binds it (an outgoing connection's ephemeral port): such a start is
+	// tried again, as it says nothing about the engine.
+	for attempt := 1; ; attempt++ {
+		p.starts[i]++
+		o := p.opts
+		o.LogName = fmt.Sprintf("engine %s run %d", p.names[i], p.starts[i])
+		o.KafkaExtra = eosKafka("shrike-e2e-" + p.names[i])
+		o.Env = env
+		s := startServe(p.t, o)
+		p.inst[i] = s
+		poll(10*time.Second, 20*time.Millisecond, func() bool {
+			return !s.running() || strings.Contains(s.log(), "engine started")
+		})
+		if s.running() || attempt == 3 || !strings.Contains(s.log(), "address already in use") {
+			return
+		}
+		p.t.Logf("%s could not bind a port picked free: started again", o.LogName)
+	}
 }
 
 // killedBySignal reports whether s exited by SIGKILL; when the test did
