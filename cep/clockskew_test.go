@@ -67,29 +67,8 @@ func resetsWithPoison(n int) (clean, poisoned [][]byte, poisonAt int) {
 // partition of its victims.
 func produceToPartition(t *testing.T, brokers []string, topic string, partition int32, rs *rules.Compiled, lines [][]byte) produced {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerLinger(0), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	recs := make([]*kgo.Record, len(lines))
-	for i, line := range lines {
-		recs[i] = &kgo.Record{Topic: topic, Partition: partition, Value: line}
-		if ev, err := rules.ParseEvent(bytes.Clone(line)); err == nil {
-			if k, err := rs.Key.EvalKey(ev); err == nil {
-				recs[i].Key = []byte(k)
-			}
-		}
-	}
-	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
-	out := produced{end: map[int32]int64{}}
-	for _, r := range recs {
-		out.pos = append(out.pos, matcher.Position{Source: fmt.Sprintf("%s/%d", r.Topic, r.Partition), Offset: r.Offset})
-		out.end[r.Partition] = max(out.end[r.Partition], r.Offset+1)
-	}
-	return out
+	return produceKeyed(t, brokers, rs, lines, func(r *kgo.Record) { r.Topic, r.Partition = topic, partition },
+		kgo.RecordPartitioner(kgo.ManualPartitioner()))
 }
 
 // TestEngineFutureEventDeadLettered feeds a partition password resets

@@ -138,6 +138,12 @@ func (t *txnCoordinator) requestBarrier() {
 	t.pmu.Lock()
 	defer t.pmu.Unlock()
 	t.early = true
+	t.wakePoll()
+}
+
+// wakePoll ends the poll in progress, so that the poll loop sees an
+// early barrier or a rewound worker at once; under pmu.
+func (t *txnCoordinator) wakePoll() {
 	if t.cancelPoll != nil {
 		t.cancelPoll()
 	}
@@ -148,9 +154,7 @@ func (t *txnCoordinator) rewound(w *worker, at, n int64) {
 	t.pmu.Lock()
 	defer t.pmu.Unlock()
 	t.back = append(t.back, rewoundPartition{w: w, at: at, n: n})
-	if t.cancelPoll != nil {
-		t.cancelPoll()
-	}
+	t.wakePoll()
 }
 
 // pollContext is ctx until the next barrier is due, ended early by
@@ -286,9 +290,16 @@ func later(a, b time.Time) time.Time {
 // fail records err as the reason the transactions stopped, and stops
 // them.
 func (t *txnCoordinator) fail(err error) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.failLocked(err)
+}
+
+// failLocked is fail with the barrier lock held.
+func (t *txnCoordinator) failLocked(err error) error {
 	t.failed.Store(&err)
 	t.e.log.Error("exactly-once outputs stopped: the engine stops", "err", err)
-	t.close()
+	t.closed = true
 	return err
 }
 
@@ -414,11 +425,7 @@ func (t *txnCoordinator) barrier(ctx context.Context, last bool) error {
 		return nil
 	}
 	if err := t.sess.Begin(); err != nil {
-		t.closed = true
-		err = fmt.Errorf("begin transaction: %w", err)
-		t.failed.Store(&err)
-		e.log.Error("exactly-once outputs stopped: the engine stops", "err", err)
-		return err
+		return t.failLocked(fmt.Errorf("begin transaction: %w", err))
 	}
 	return nil
 }

@@ -258,7 +258,15 @@ type produced struct {
 // expression, as a producer keyed by account would.
 func produce(t testing.TB, brokers []string, topic string, rs *rules.Compiled, lines [][]byte) produced {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(0))
+	return produceKeyed(t, brokers, rs, lines, func(r *kgo.Record) { r.Topic = topic })
+}
+
+// produceKeyed writes lines as records keyed by the ruleset's key
+// expression, placed by place (topic, and partition with opts holding a
+// partitioner that keeps it), and returns where they landed.
+func produceKeyed(t testing.TB, brokers []string, rs *rules.Compiled, lines [][]byte, place func(*kgo.Record), opts ...kgo.Opt) produced {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.ProducerLinger(0)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,6 +274,7 @@ func produce(t testing.TB, brokers []string, topic string, rs *rules.Compiled, l
 	recs := make([]*kgo.Record, len(lines))
 	for i, line := range lines {
 		recs[i] = &kgo.Record{Value: line}
+		place(recs[i])
 		if ev, err := rules.ParseEvent(bytes.Clone(line)); err == nil {
 			if k, err := rs.Key.EvalKey(ev); err == nil {
 				recs[i].Key = []byte(k)

@@ -87,19 +87,13 @@ func (c *checkpointer) claim(ctx context.Context) (state.Checkpoint, bool, error
 		return claim, false, fmt.Errorf("claim partition: %w", err)
 	}
 	// A checkpoint staged for a transaction the previous owner did not see
-	// through: Kafka's committed offset metadata says whether the
-	// transaction committed (roll forward) or not (discard); in either
-	// mode, so that switching modes after a crash is safe.
-	promoted, err := resolvePending(ctx, c.store, c.pid, claim.Generation, c.oracle)
+	// through is resolved, in either mode, so that switching modes after
+	// a crash is safe (resolved).
+	cp, found, promoted, err := c.resolved(ctx, claim.Generation)
 	if err != nil {
 		return claim, false, fmt.Errorf("claim partition: %w", err)
 	}
-	if promoted {
-		c.log.Info("pending checkpoint of a committed transaction promoted")
-	}
-	if cp, found, err := c.store.LoadCheckpoint(ctx, c.pid); err != nil {
-		return claim, false, fmt.Errorf("claim partition: %w", err)
-	} else if found {
+	if found {
 		// The claim, after Promote or Discard: the same generation, maybe
 		// a newer offset, streams and Seq.
 		ok = ok || promoted
@@ -117,10 +111,7 @@ func (c *checkpointer) claim(ctx context.Context) (state.Checkpoint, bool, error
 // generation in the Store fails it with state.ErrFenced: an instance
 // that was paused while its partitions moved must not take them back.
 func (c *checkpointer) reload(ctx context.Context) (state.Checkpoint, bool, error) {
-	if _, err := resolvePending(ctx, c.store, c.pid, c.gen, c.oracle); err != nil {
-		return state.Checkpoint{}, false, fmt.Errorf("reload partition: %w", err)
-	}
-	cp, ok, err := c.store.LoadCheckpoint(ctx, c.pid)
+	cp, ok, _, err := c.resolved(ctx, c.gen)
 	if err != nil {
 		return cp, false, fmt.Errorf("reload partition: %w", err)
 	}
@@ -133,6 +124,22 @@ func (c *checkpointer) reload(ctx context.Context) (state.Checkpoint, bool, erro
 	c.seq = cp.Seq
 	c.storeOffset = cp.Offset
 	return cp, ok, nil
+}
+
+// resolved resolves the partition's pending checkpoint under generation
+// gen — Kafka's committed offset metadata says whether its transaction
+// committed (promote: roll forward) or not (discard) — and returns the
+// committed checkpoint then (found false: none), and whether it is a
+// promoted one.
+func (c *checkpointer) resolved(ctx context.Context, gen int64) (cp state.Checkpoint, found, promoted bool, err error) {
+	if promoted, err = resolvePending(ctx, c.store, c.pid, gen, c.oracle); err != nil {
+		return cp, false, false, err
+	}
+	if promoted {
+		c.log.Info("pending checkpoint of a committed transaction promoted")
+	}
+	cp, found, err = c.store.LoadCheckpoint(ctx, c.pid)
+	return cp, found, promoted, err
 }
 
 // commit writes the keys and the checkpoint to the Store atomically, then,
