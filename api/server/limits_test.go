@@ -2,14 +2,8 @@ package server_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
-	"math/big"
 	"net"
 	"net/http"
 	"strings"
@@ -18,6 +12,7 @@ import (
 
 	"github.com/shrike-cep/shrike/api/server"
 	shrikev1 "github.com/shrike-cep/shrike/api/shrike/v1"
+	"github.com/shrike-cep/shrike/internal/testkit"
 	"github.com/shrike-cep/shrike/rules"
 )
 
@@ -68,37 +63,8 @@ func TestRequestAndRulesetLimits(t *testing.T) {
 	})
 }
 
-// selfSigned makes a certificate for 127.0.0.1 and a pool trusting it.
-func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "shrike test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
-}
-
 func TestTLSOnBothListeners(t *testing.T) {
-	cert, pool := selfSigned(t)
+	cert, pool := testkit.SelfSignedTLS(t)
 	e := newEnv(t, envOptions{tls: &tls.Config{Certificates: []tls.Certificate{cert}}, caPool: pool})
 	e.put(t, "payments", paymentsSrc) // gRPC over TLS
 	code, body := e.rest(t, "GET", "/v1/rulesets/payments", nil)

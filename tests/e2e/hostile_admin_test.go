@@ -2,17 +2,10 @@ package e2e
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -21,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shrike-cep/shrike/internal/testkit"
 )
 
 // TestHostileAdminListener runs `shrike serve` with a token file and TLS,
@@ -41,7 +36,7 @@ func TestHostileAdminListener(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte(secret+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cert, key := writeCert(t, dir)
+	cert, key := testkit.WriteSelfSigned(t, dir)
 	const headerTimeout = time.Second
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	cfg := fmt.Sprintf(`http:
@@ -177,41 +172,4 @@ func heldFor(t *testing.T, conn net.Conn, limit time.Duration) time.Duration {
 		t.Fatalf("the connection is still open after %v", limit)
 	}
 	return time.Since(t0)
-}
-
-// writeCert writes a self-signed certificate for 127.0.0.1 and its key
-// into dir and returns their paths.
-func writeCert(t *testing.T, dir string) (certFile, keyFile string) {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "shrike e2e"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalECPrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	for _, f := range []struct {
-		path, typ string
-		der       []byte
-	}{{certFile, "CERTIFICATE", der}, {keyFile, "EC PRIVATE KEY", kb}} {
-		if err := os.WriteFile(f.path, pem.EncodeToMemory(&pem.Block{Type: f.typ, Bytes: f.der}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return certFile, keyFile
 }
