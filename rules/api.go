@@ -36,6 +36,11 @@ type Compiled struct {
 	// Warnings are problems that do not stop the ruleset from loading
 	// (each with Warning set), sorted by position.
 	Warnings ErrorList
+	// Shadow marks the candidate version running beside the live ruleset of
+	// the same name (docs/operations.md#shadow-versions): the engine keeps
+	// its partial matches apart and sends its alerts to the shadow alerts
+	// topic. It is set by whoever deploys the ruleset, not by the source.
+	Shadow bool
 }
 
 // CompiledRule is one enabled rule with its compiled expressions.

@@ -71,6 +71,8 @@ func newGateway(s *Server) (*gateway, error) {
 		shrikev1.RegisterRulesetServiceHandler,
 		shrikev1.RegisterAlertServiceHandler,
 		shrikev1.RegisterEventServiceHandler,
+		shrikev1.RegisterAnalysisServiceHandler,
+		shrikev1.RegisterShadowServiceHandler,
 	} {
 		if err := register(ctx, mux, conn); err != nil {
 			_ = conn.Close()

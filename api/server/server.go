@@ -231,6 +231,8 @@ func New(opts Options) (*Server, error) {
 	shrikev1.RegisterRulesetServiceServer(s.grpc, &rulesetService{s: s})
 	shrikev1.RegisterAlertServiceServer(s.grpc, &alertService{s: s})
 	shrikev1.RegisterEventServiceServer(s.grpc, &eventService{s: s})
+	shrikev1.RegisterAnalysisServiceServer(s.grpc, &analysisService{s: s})
+	shrikev1.RegisterShadowServiceServer(s.grpc, &shadowService{s: s})
 	s.health = health.NewServer()
 	s.setHealth(healthpb.HealthCheckResponse_NOT_SERVING)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
@@ -258,6 +260,8 @@ var services = []string{
 	shrikev1.RulesetService_ServiceDesc.ServiceName,
 	shrikev1.AlertService_ServiceDesc.ServiceName,
 	shrikev1.EventService_ServiceDesc.ServiceName,
+	shrikev1.AnalysisService_ServiceDesc.ServiceName,
+	shrikev1.ShadowService_ServiceDesc.ServiceName,
 }
 
 func (s *Server) setHealth(st healthpb.HealthCheckResponse_ServingStatus) {

@@ -77,7 +77,11 @@ type Alert struct {
 	// {"truncated": true, "topic", "partition", "offset", "bytes"}, its
 	// position in the events topic), "key" and "summary" (cut to 1024 bytes).
 	// The alert's id is the one of the whole alert.
-	Truncated     []string `protobuf:"bytes,15,rep,name=truncated,proto3" json:"truncated,omitempty"`
+	Truncated []string `protobuf:"bytes,15,rep,name=truncated,proto3" json:"truncated,omitempty"`
+	// True for an alert of the shadow version of its ruleset (on the shadow
+	// alerts topic, `shrike-shadow-alerts`); unset, and absent from the JSON,
+	// for a live alert.
+	Shadow        *bool `protobuf:"varint,16,opt,name=shadow,proto3,oneof" json:"shadow,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -217,6 +221,13 @@ func (x *Alert) GetTruncated() []string {
 	return nil
 }
 
+func (x *Alert) GetShadow() bool {
+	if x != nil && x.Shadow != nil {
+		return *x.Shadow
+	}
+	return false
+}
+
 // SubscribeAlertsRequest selects the alerts to stream. Filters combine with
 // AND; an empty filter passes every alert.
 type SubscribeAlertsRequest struct {
@@ -238,7 +249,10 @@ type SubscribeAlertsRequest struct {
 	// stream starts with the alerts that follow it, so a reconnecting
 	// subscriber misses nothing. Empty: start with the alerts emitted from now
 	// on.
-	After         string `protobuf:"bytes,6,opt,name=after,proto3" json:"after,omitempty"`
+	After string `protobuf:"bytes,6,opt,name=after,proto3" json:"after,omitempty"`
+	// Stream the alerts of shadow versions (docs/operations.md#shadow-versions)
+	// instead of the live ones.
+	Shadow        bool `protobuf:"varint,7,opt,name=shadow,proto3" json:"shadow,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -313,6 +327,13 @@ func (x *SubscribeAlertsRequest) GetAfter() string {
 		return x.After
 	}
 	return ""
+}
+
+func (x *SubscribeAlertsRequest) GetShadow() bool {
+	if x != nil {
+		return x.Shadow
+	}
+	return false
 }
 
 // ListAlertsRequest selects a page of recent alerts. The filters are those of
@@ -478,7 +499,7 @@ var File_shrike_v1_alerts_proto protoreflect.FileDescriptor
 
 const file_shrike_v1_alerts_proto_rawDesc = "" +
 	"\n" +
-	"\x16shrike/v1/alerts.proto\x12\tshrike.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14shrike/v1/auth.proto\"\xa1\x05\n" +
+	"\x16shrike/v1/alerts.proto\x12\tshrike.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14shrike/v1/auth.proto\"\xc9\x05\n" +
 	"\x05Alert\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aruleset\x18\x02 \x01(\tR\aruleset\x12\x12\n" +
@@ -495,20 +516,23 @@ const file_shrike_v1_alerts_proto_rawDesc = "" +
 	"\atimeout\x18\f \x01(\bR\atimeout\x124\n" +
 	"\x06events\x18\r \x03(\v2\x1c.shrike.v1.Alert.EventsEntryR\x06events\x12\x1a\n" +
 	"\bposition\x18\x0e \x01(\tR\bposition\x12\x1c\n" +
-	"\ttruncated\x18\x0f \x03(\tR\ttruncated\x1a9\n" +
+	"\ttruncated\x18\x0f \x03(\tR\ttruncated\x12\x1b\n" +
+	"\x06shadow\x18\x10 \x01(\bH\x00R\x06shadow\x88\x01\x01\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aU\n" +
 	"\vEventsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x120\n" +
-	"\x05value\x18\x02 \x01(\v2\x1a.google.protobuf.ListValueR\x05value:\x028\x01\"\xaa\x01\n" +
+	"\x05value\x18\x02 \x01(\v2\x1a.google.protobuf.ListValueR\x05value:\x028\x01B\t\n" +
+	"\a_shadow\"\xc2\x01\n" +
 	"\x16SubscribeAlertsRequest\x12\x18\n" +
 	"\aruleset\x18\x01 \x01(\tR\aruleset\x12\x12\n" +
 	"\x04rule\x18\x02 \x01(\tR\x04rule\x12\"\n" +
 	"\fmin_severity\x18\x03 \x01(\tR\fmin_severity\x12\x10\n" +
 	"\x03key\x18\x04 \x01(\tR\x03key\x12\x16\n" +
 	"\x06filter\x18\x05 \x01(\tR\x06filter\x12\x14\n" +
-	"\x05after\x18\x06 \x01(\tR\x05after\"\xcd\x01\n" +
+	"\x05after\x18\x06 \x01(\tR\x05after\x12\x16\n" +
+	"\x06shadow\x18\a \x01(\bR\x06shadow\"\xcd\x01\n" +
 	"\x11ListAlertsRequest\x12\x18\n" +
 	"\aruleset\x18\x01 \x01(\tR\aruleset\x12\x12\n" +
 	"\x04rule\x18\x02 \x01(\tR\x04rule\x12\"\n" +
@@ -576,6 +600,7 @@ func file_shrike_v1_alerts_proto_init() {
 		return
 	}
 	file_shrike_v1_auth_proto_init()
+	file_shrike_v1_alerts_proto_msgTypes[0].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -1,0 +1,11 @@
+package server
+
+import shrikev1 "github.com/shrike-cep/shrike/api/shrike/v1"
+
+// analysisService implements shrikev1.AnalysisServiceServer: ExplainRuleset
+// and DiffRulesets run the matcher of `shrike run` offline, as TestRuleset
+// does.
+type analysisService struct {
+	shrikev1.UnimplementedAnalysisServiceServer
+	s *Server
+}
