@@ -101,6 +101,10 @@ type ReplayOptions struct {
 	// decoding to the matching goroutine at once. Default
 	// DefaultBatchLines.
 	BatchLines int
+	// Tracer, when set, follows one key through every Partition of the
+	// replay (`shrike explain`); its events arrive on the calling
+	// goroutine. Default: none.
+	Tracer *matcher.Tracer
 
 	// noDecodingGoroutine, for tests, keeps a pipelined replay's second
 	// goroutine from decoding, so that the matching goroutine decodes
@@ -333,6 +337,7 @@ func (r *replayer) newPartition(s *stream) (*matcher.Partition, error) {
 		MaxRunsPerKey:     r.opts.MaxRunsPerKey,
 		Clock:             r.opts.Clock,
 		Logger:            r.opts.Logger,
+		Tracer:            r.opts.Tracer,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("replay: %w", err)

@@ -66,6 +66,9 @@ type Options struct {
 	// Logger receives rare operational messages (cap overflow, once per key).
 	// Default: discard.
 	Logger *slog.Logger
+	// Tracer, when set, follows one key through the Partition (`shrike
+	// explain`). Default: none, and tracing costs nothing.
+	Tracer *Tracer
 }
 
 // Stats are a Partition's counters since it was created.

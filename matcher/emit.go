@@ -22,15 +22,17 @@ func (p *Partition) emitMatch(pr *planRule, m *run, key string, timeout bool) {
 		s.Step = pr.auto.StepNames[i]
 		out = append(out, s)
 	}
-	p.emit(pr, key, out, m.last, timeout)
+	p.emit(pr, m, key, out, m.last, timeout)
 }
 
 // emitSingle emits the alert of a single-event rule.
 func (p *Partition) emitSingle(pr *planRule, r *Record) {
-	p.emit(pr, r.Key, []StepRecords{{Step: "event", Records: []*Record{r}}}, &node{rec: r, step: -1}, false)
+	p.emit(pr, nil, r.Key, []StepRecords{{Step: "event", Records: []*Record{r}}}, &node{rec: r, step: -1}, false)
 }
 
-func (p *Partition) emit(pr *planRule, key string, steps []StepRecords, last *node, timeout bool) {
+// emit fills in the alert of a match (m, or nil for a single-event rule)
+// and hands it to the Output.
+func (p *Partition) emit(pr *planRule, m *run, key string, steps []StepRecords, last *node, timeout bool) {
 	a := &Alert{
 		Ruleset:     pr.ruleset.Name,
 		Rule:        pr.rule.ID,
@@ -62,6 +64,9 @@ func (p *Partition) emit(pr *planRule, key string, steps []StepRecords, last *no
 	a.ID = alertID(a.Ruleset, a.Rule, a.RuleVersion, key, timeout, steps)
 	p.stats.Alerts++
 	p.perRule[pr.index].Alerts++
+	if p.tr != nil {
+		p.tr.alert(p, pr, m, a, p.trRec)
+	}
 	p.out.Alert(a)
 }
 

@@ -62,6 +62,14 @@ type Partition struct {
 	// quietSteps counts the (rule, record) steps leavesAsIs decided
 	// without stepping (for tests).
 	quietSteps uint64
+
+	// tracer follows one key (Options.Tracer); tr is it while the traced
+	// key is being matched and nil otherwise, so that every hook costs one
+	// nil check. trRec is the record being matched then, nil when the
+	// watermark closes the key's windows.
+	tracer *Tracer
+	tr     *Tracer
+	trRec  *Record
 }
 
 // NewPartition returns a Partition that sends its results to out.
@@ -86,6 +94,7 @@ func NewPartition(prog *Program, out Output, opts Options) (*Partition, error) {
 		cacheGen: make([]uint32, prog.slots),
 		cacheVal: make([]bool, prog.slots),
 		perRule:  make([]RuleStats, len(prog.rules)),
+		tracer:   opts.Tracer,
 	}, nil
 }
 
@@ -132,6 +141,9 @@ func (p *Partition) Push(r *Record) {
 	p.stats.Events++
 	if r.Time < p.wm {
 		p.stats.Late++
+		if p.tracer != nil && r.Key == p.tracer.key {
+			p.tracer.late(p, r)
+		}
 		p.out.Late(r)
 		return
 	}
@@ -230,11 +242,15 @@ func (p *Partition) fireTimers(now int64) {
 		}
 		ks.deadline = noDeadline
 		p.changed = false
+		if p.tracer != nil && ks.key == p.tracer.key {
+			p.tr, p.trRec = p.tracer, nil
+		}
 		for _, rk := range ks.rules {
 			if !rk.empty() {
 				p.advanceTime(rk.rule, rk, now, ks.key)
 			}
 		}
+		p.tr = nil
 		if p.changed {
 			p.markDirty(ks)
 		}
@@ -252,8 +268,12 @@ func (p *Partition) process(r *Record) {
 	hash := r.keyHash()
 	ks := p.keys.get(r.Key, hash)
 	p.changed = false
+	if p.tracer != nil && r.Key == p.tracer.key {
+		p.tr, p.trRec = p.tracer, r
+		p.tr.record(p, r)
+	}
 	for _, pr := range p.rules {
-		if bit := ruleBit(pr); bit != 0 && r.pre.prog == pr.program && r.pre.mayStart&bit == 0 && (ks == nil || ks.mask&bit == 0) {
+		if bit := ruleBit(pr); bit != 0 && r.pre.prog == pr.program && r.pre.mayStart&bit == 0 && (ks == nil || ks.mask&bit == 0) && p.tr == nil {
 			continue // cannot start, and has nothing open for the key
 		}
 		if pr.auto == nil {
@@ -284,12 +304,13 @@ func (p *Partition) process(r *Record) {
 		if !rk.empty() {
 			p.advanceTime(pr, rk, r.Time, r.Key)
 		}
-		if p.leavesAsIs(pr, rk, r) {
+		if p.tr == nil && p.leavesAsIs(pr, rk, r) {
 			p.quietSteps++
 			continue
 		}
 		p.step(pr, rk, r)
 	}
+	p.tr = nil
 	if ks != nil {
 		if p.changed {
 			p.markDirty(ks)

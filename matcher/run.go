@@ -96,6 +96,9 @@ func (p *Partition) step(pr *planRule, rk *ruleKey, r *Record) {
 			cur = rk.runs[i]
 		}
 		produced := p.nextRuns(pr, cur, r)
+		if p.tr != nil {
+			p.tr.step(p, pr, cur, produced, r)
+		}
 		discard := false
 		retain := len(next)
 		for _, nr := range produced {
@@ -230,6 +233,9 @@ func (p *Partition) cond(c *nfa.Cond, pr *planRule, cur *run, r *Record) bool {
 	case nfa.OpAnd:
 		return p.cond(c.X, pr, cur, r) && p.cond(c.Y, pr, cur, r)
 	}
+	if p.tr != nil {
+		return p.tracedLeaf(c.Leaf, pr, cur, r)
+	}
 	if c.Slot >= 0 {
 		if bit := uint64(1) << c.Slot; c.Slot < 64 && r.pre.prog == pr.program && r.pre.known&bit != 0 {
 			return r.pre.val&bit != 0
@@ -270,6 +276,24 @@ func (p *Partition) evalLeaf(e *rules.Expr, pr *planRule, cur *run, r *Record) b
 	if err != nil {
 		p.perRule[pr.index].CELErrors++
 		return false
+	}
+	return ok
+}
+
+// tracedLeaf evaluates a condition leaf for the traced key, without the
+// caches (the trace shows every condition, with its error) and reports it.
+// A CEL error counts once per record, rule, partial match and leaf.
+func (p *Partition) tracedLeaf(e *rules.Expr, pr *planRule, cur *run, r *Record) bool {
+	p.vars = runVars{pr: pr, buf: p.vars.buf[:0]}
+	if cur != nil {
+		p.vars.last = cur.last
+	}
+	ok, err := e.EvalBool(r.Event, &p.vars)
+	if err != nil {
+		ok = false
+	}
+	if p.tr.condition(p, pr, e, cur, r, ok, err) && err != nil {
+		p.perRule[pr.index].CELErrors++
 	}
 	return ok
 }
@@ -349,6 +373,9 @@ func (p *Partition) advanceTime(pr *planRule, rk *ruleKey, t int64, key string) 
 	for _, r := range rk.runs {
 		sw := int64(r.state.Window)
 		if (sw > 0 && t >= r.prevTime+sw) || (w > 0 && t >= r.startTime+w) {
+			if p.tr != nil {
+				p.tr.expired(p, pr, r, t, p.trRec)
+			}
 			if r.state.Kind == nfa.Pending {
 				potential = append(potential, r)
 				continue
@@ -393,6 +420,9 @@ func (p *Partition) release(pr *planRule, rk *ruleKey, potential []*run, key str
 		p.changed = true
 		if pr.rule.Skip.Kind != "" && pr.rule.Skip.Kind != "none" {
 			if id, ok := pruningID(pr, m); ok {
+				if p.tr != nil {
+					p.tracePruned(pr, rk, id)
+				}
 				n := len(rk.runs)
 				rk.runs = pruneRuns(rk.runs, id, string(pr.rule.Skip.Kind))
 				rk.nextOK, p.changed = false, true
@@ -470,17 +500,36 @@ func pruningID(pr *planRule, m *run) (eventID, bool) {
 // before the pruning event (to_next, past_last_event), or strictly before it
 // (to_first, to_last).
 func pruneRuns(runs []*run, id eventID, kind string) []*run {
-	inclusive := kind == "to_next" || kind == "past_last_event"
 	kept := runs[:0]
 	for _, r := range runs {
-		start := eventID{r.startTime, r.startSeq}
-		if start.less(id) || (inclusive && start == id) {
-			continue
+		if !pruned(r, id, kind) {
+			kept = append(kept, r)
 		}
-		kept = append(kept, r)
 	}
 	clear(runs[len(kept):])
 	return kept
+}
+
+// pruned reports whether the skip strategy kind prunes run r at the
+// pruning event id.
+func pruned(r *run, id eventID, kind string) bool {
+	inclusive := kind == "to_next" || kind == "past_last_event"
+	start := eventID{r.startTime, r.startSeq}
+	return start.less(id) || (inclusive && start == id)
+}
+
+// tracePruned reports the partial and held matches a skip strategy is
+// about to prune.
+func (p *Partition) tracePruned(pr *planRule, rk *ruleKey, id eventID) {
+	var gone []*run
+	for _, rs := range [][]*run{rk.runs, rk.held} {
+		for _, r := range rs {
+			if pruned(r, id, string(pr.rule.Skip.Kind)) {
+				gone = append(gone, r)
+			}
+		}
+	}
+	p.tr.ended(p, pr, gone, EndSkipPruned, p.trRec)
 }
 
 // enforceCap drops the oldest partial matches past MaxRunsPerKey.
@@ -490,6 +539,9 @@ func (p *Partition) enforceCap(pr *planRule, rk *ruleKey, key string) {
 		return
 	}
 	slices.SortStableFunc(rk.runs, compareRuns)
+	if p.tr != nil {
+		p.tr.ended(p, pr, rk.runs[:over], EndCapDropped, p.trRec)
+	}
 	clear(rk.runs[:over])
 	rk.runs = rk.runs[over:]
 	rk.nextOK, p.changed = false, true

@@ -91,7 +91,9 @@ of one name are refused, since their ids could collide.`,
 	return cmd
 }
 
-func runReplay(cmd *cobra.Command, e env, f runFlags, args []string) error {
+// checkReplayFlags checks the replay flags `shrike run` shares with
+// `shrike explain` and `shrike diff`.
+func checkReplayFlags(f runFlags, args []string) error {
 	if f.maxRunsPerKey < 0 || f.maxLineBytes <= 0 {
 		return usageError{errors.New("--max-runs-per-key must be >= 0 and --max-line-bytes > 0")}
 	}
@@ -105,29 +107,52 @@ func runReplay(cmd *cobra.Command, e env, f runFlags, args []string) error {
 	if i := slices.Index(f.sources, ""); i >= 0 {
 		return usageError{fmt.Errorf("--source: the name of %s is empty", args[i])}
 	}
-	files, err := rulesetFiles(f.rules)
-	if err != nil {
-		return err
-	}
-	results, ok := loadRulesets(files, e.stderr)
-	if !ok {
-		return errReported
-	}
-	compiled := make([]*rules.Compiled, len(results))
-	for i, r := range results {
-		compiled[i] = r.compiled
-	}
+	return nil
+}
+
+// eventInputs names the events files of a replay: "-" is stdin, and
+// sources, when given, name the recordings in positions.
+func eventInputs(e env, args, sources []string) []cep.Input {
 	inputs := make([]cep.Input, len(args))
 	for i, a := range args {
 		inputs[i] = cep.Input{Name: a}
 		if a == "-" {
 			inputs[i] = cep.Input{Name: "stdin", R: e.stdin}
 		}
-		if len(f.sources) > 0 {
-			inputs[i].Source = f.sources[i]
+		if len(sources) > 0 {
+			inputs[i].Source = sources[i]
 		}
 	}
-	inputs, bar, closeInputs, err := openWithProgress(e.stderr, inputs)
+	return inputs
+}
+
+// compileRulesetFlags loads the rulesets --rules names, reporting every
+// error on stderr (errReported then).
+func compileRulesetFlags(e env, paths []string) ([]*rules.Compiled, error) {
+	files, err := rulesetFiles(paths)
+	if err != nil {
+		return nil, err
+	}
+	results, ok := loadRulesets(files, e.stderr)
+	if !ok {
+		return nil, errReported
+	}
+	compiled := make([]*rules.Compiled, len(results))
+	for i, r := range results {
+		compiled[i] = r.compiled
+	}
+	return compiled, nil
+}
+
+func runReplay(cmd *cobra.Command, e env, f runFlags, args []string) error {
+	if err := checkReplayFlags(f, args); err != nil {
+		return err
+	}
+	compiled, err := compileRulesetFlags(e, f.rules)
+	if err != nil {
+		return err
+	}
+	inputs, bar, closeInputs, err := openWithProgress(e.stderr, eventInputs(e, args, f.sources))
 	if err != nil {
 		return err
 	}

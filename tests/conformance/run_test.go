@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/shrike-cep/shrike/cep"
+	"github.com/shrike-cep/shrike/matcher"
 	"github.com/shrike-cep/shrike/rules"
 )
 
@@ -58,7 +59,40 @@ func runShrike(g *generated) (run *shrikeRun, err error) {
 	if sum.Events != uint64(len(g.Times)) {
 		return nil, fmt.Errorf("replay took %d events, want %d", sum.Events, len(g.Times))
 	}
+	if err := sameTraced(compiled, g, alerts.Bytes()); err != nil {
+		return nil, err
+	}
 	return &shrikeRun{Alerts: alerts.Bytes(), Late: int(sum.Late)}, nil
+}
+
+// sameTraced replays the case again with a matcher.Tracer on its key (the
+// events carry none: every record has the empty key) and checks that
+// tracing changed nothing: `shrike explain` must show what `shrike run`
+// does.
+func sameTraced(compiled *rules.Compiled, g *generated, want []byte) error {
+	var alerts bytes.Buffer
+	seen := 0
+	tracer := matcher.NewTracer("", func(ev *matcher.TraceEvent) {
+		if ev.Kind == matcher.TraceRecord || ev.Kind == matcher.TraceLate {
+			seen++
+		}
+	})
+	if _, err := cep.Replay(context.Background(), cep.ReplayOptions{
+		Rulesets: []*rules.Compiled{compiled},
+		Inputs:   []cep.Input{{Name: eventsFile, R: bytes.NewReader(g.Events)}},
+		Alerts:   &alerts,
+		Clock:    replayClock,
+		Tracer:   tracer,
+	}); err != nil {
+		return fmt.Errorf("traced replay: %w", err)
+	}
+	if seen != len(g.Times) {
+		return fmt.Errorf("the tracer saw %d records, want %d", seen, len(g.Times))
+	}
+	if !bytes.Equal(alerts.Bytes(), want) {
+		return fmt.Errorf("tracing changed the alerts:\nuntraced:\n%s\ntraced:\n%s", want, alerts.Bytes())
+	}
+	return nil
 }
 
 // shrikeAlert is one alert of Shrike's output in Flink's terms.
