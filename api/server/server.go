@@ -80,6 +80,9 @@ type Options struct {
 	// MaxTestAlerts and MaxTestDeadLetters bound a TestRuleset response.
 	// Defaults DefaultMaxTestAlerts and DefaultMaxTestDeadLetters.
 	MaxTestAlerts, MaxTestDeadLetters int
+	// MaxExplainEntries bounds the trace entries of an ExplainRuleset
+	// response (the verdicts come on top). Default DefaultMaxExplainEntries.
+	MaxExplainEntries int
 	// FilterCostLimit bounds one evaluation of an alert filter. Default
 	// DefaultFilterCostLimit.
 	FilterCostLimit uint64
@@ -162,6 +165,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.MaxTestAlerts <= 0 {
 		opts.MaxTestAlerts = DefaultMaxTestAlerts
+	}
+	if opts.MaxExplainEntries <= 0 {
+		opts.MaxExplainEntries = DefaultMaxExplainEntries
 	}
 	if opts.MaxTestDeadLetters <= 0 {
 		opts.MaxTestDeadLetters = DefaultMaxTestDeadLetters

@@ -56,8 +56,11 @@ func (r *Result) WriteText(w io.Writer) error {
 		}
 		printf(tw, "%s\t%s\t%s\t%s\n", dash(t), dash(e.Position), dash(e.Rule), describe(e))
 	}
-	if r.Truncated {
+	switch {
+	case r.Omitted > 0:
 		printf(tw, "\t\t\t… %d more entries left out (--max-entries)\n", r.Omitted)
+	case r.Truncated:
+		printf(tw, "\t\t\t… more entries left out (the server's bound)\n")
 	}
 	if err := tw.Flush(); err != nil {
 		return err

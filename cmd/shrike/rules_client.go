@@ -49,6 +49,7 @@ one JSON object per line.`,
 		newRulesDeleteCmd(e, f),
 		newRulesVersionsCmd(e, f),
 		newRulesRollbackCmd(e, f),
+		newRulesExplainCmd(e, f),
 	)
 	return cmd
 }

@@ -143,7 +143,25 @@ func (discard) Write(p []byte) (int, error) { return len(p), nil }
 // parsed events (outside the timer) so that no field decode is cached from
 // the previous one. It uses the first SHRIKE_BENCH_MATCHER_EVENTS events
 // (default 200,000) to keep the pre-decoded records' memory modest.
-func BenchmarkMatcher(b *testing.B) {
+func BenchmarkMatcher(b *testing.B) { benchMatcher(b, nil) }
+
+// BenchmarkMatcherTracing is BenchmarkMatcher with the tracing of
+// `shrike explain` off ("off", as BenchmarkMatcher) and on for a key the
+// stream does not have ("other-key": every record pays the key check, none
+// is traced): tracing off must cost nothing, and a trace must not slow
+// down the keys it does not follow.
+func BenchmarkMatcherTracing(b *testing.B) {
+	b.Run("off", func(b *testing.B) { benchMatcher(b, nil) })
+	b.Run("other-key", func(b *testing.B) {
+		traced := 0
+		benchMatcher(b, matcher.NewTracer("no-such-account", func(*matcher.TraceEvent) { traced++ }))
+		if traced != 0 {
+			b.Fatalf("traced %d events of a key the stream does not have", traced)
+		}
+	})
+}
+
+func benchMatcher(b *testing.B, tracer *matcher.Tracer) {
 	path, lines := benchStream(b)
 	rs := paymentsRuleset(b)
 	n := min(lines, envInt("SHRIKE_BENCH_MATCHER_EVENTS", 200_000))
@@ -173,6 +191,7 @@ func BenchmarkMatcher(b *testing.B) {
 		part, err := matcher.NewPartition(prog, out, matcher.Options{
 			MaxOutOfOrderness: rs.Stream.MaxOutOfOrderness,
 			Clock:             fixedClock,
+			Tracer:            tracer,
 		})
 		if err != nil {
 			b.Fatal(err)

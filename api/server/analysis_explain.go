@@ -1,0 +1,109 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	shrikev1 "github.com/shrike-cep/shrike/api/shrike/v1"
+	"github.com/shrike-cep/shrike/cep"
+	"github.com/shrike-cep/shrike/cep/explain"
+	"github.com/shrike-cep/shrike/rules"
+)
+
+// DefaultMaxExplainEntries bounds an ExplainRuleset response when
+// Options.MaxExplainEntries is zero: some 2 MiB of trace, under a gRPC
+// client's default 4 MiB message limit.
+const DefaultMaxExplainEntries = 5000
+
+// ExplainRuleset traces one key through the ruleset with cep/explain, the
+// code of `shrike explain`: the entries are its JSON lines.
+func (a *analysisService) ExplainRuleset(ctx context.Context, req *shrikev1.ExplainRulesetRequest) (*shrikev1.ExplainRulesetResponse, error) {
+	if req.GetKey() == "" {
+		return nil, badField("key", "required: the key to trace")
+	}
+	compiled, in, done, err := a.explainInputs(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	res, err := explain.Run(ctx, explain.Options{
+		Rulesets:      []*rules.Compiled{compiled},
+		Inputs:        []cep.Input{in},
+		Key:           req.GetKey(),
+		Rule:          req.GetRule(),
+		MaxEntries:    a.s.opts.MaxExplainEntries,
+		MaxRunsPerKey: a.s.opts.MaxRunsPerKey,
+		Clock:         a.s.opts.Clock,
+	})
+	switch {
+	case errors.Is(err, explain.ErrRule):
+		return nil, badField("rule", "%v", err)
+	case err != nil && ctx.Err() != nil:
+		return nil, ctx.Err()
+	case err != nil:
+		return nil, badField(eventsField(req.GetInput()), "%v", err)
+	}
+	out := &shrikev1.ExplainRulesetResponse{Truncated: res.Truncated}
+	for i := range res.Entries {
+		s, err := entryStruct(&res.Entries[i])
+		if err != nil {
+			return nil, err
+		}
+		out.Entries = append(out.Entries, s)
+	}
+	return out, nil
+}
+
+// entryStruct converts a trace entry through its JSON, so that the API
+// answers the fields `shrike explain --json` writes.
+func entryStruct(e *explain.Entry) (*structpb.Struct, error) {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return nil, err
+	}
+	s := &structpb.Struct{}
+	if err := protojson.Unmarshal(b, s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// explainInputs resolves the ruleset and the events as TestRuleset does.
+func (a *analysisService) explainInputs(ctx context.Context, req *shrikev1.ExplainRulesetRequest) (*rules.Compiled, cep.Input, func(), error) {
+	nop := func() {}
+	treq := &shrikev1.TestRulesetRequest{Version: req.GetRuleset().GetVersion()}
+	switch rs := req.GetRuleset().GetRuleset().(type) {
+	case *shrikev1.RulesetRef_Source:
+		treq.Ruleset = &shrikev1.TestRulesetRequest_Source{Source: rs.Source}
+	case *shrikev1.RulesetRef_Name:
+		treq.Ruleset = &shrikev1.TestRulesetRequest_Name{Name: rs.Name}
+	}
+	switch in := req.GetInput().(type) {
+	case *shrikev1.ExplainRulesetRequest_Events:
+		treq.Input = &shrikev1.TestRulesetRequest_Events{Events: in.Events}
+	case *shrikev1.ExplainRulesetRequest_Recording:
+		treq.Input = &shrikev1.TestRulesetRequest_Recording{Recording: in.Recording}
+	}
+	rsvc := &rulesetService{s: a.s}
+	compiled, err := rsvc.testRuleset(ctx, treq)
+	if err != nil {
+		return nil, cep.Input{}, nop, err
+	}
+	in, done, err := rsvc.testInput(treq)
+	if err != nil {
+		return nil, cep.Input{}, nop, err
+	}
+	return compiled, in, done, nil
+}
+
+// eventsField names the request field that held the events.
+func eventsField(in any) string {
+	if _, ok := in.(*shrikev1.ExplainRulesetRequest_Recording); ok {
+		return "recording"
+	}
+	return "events"
+}
