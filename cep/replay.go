@@ -156,6 +156,9 @@ func (s *Summary) EventsPerSecond() float64 {
 // RuleSummary are one rule's counters after a replay.
 type RuleSummary struct {
 	Ruleset, Rule string
+	// Shadow marks a rule of a shadow version (rules.Compiled.Shadow),
+	// counted apart from the live rule of the same name.
+	Shadow bool
 	// Alerts counts emitted alerts, timeout alerts included.
 	Alerts uint64
 	// Timeouts counts partial matches whose window closed, emitted or not.
@@ -278,7 +281,7 @@ type replayer struct {
 	opts    ReplayOptions
 	streams []*stream
 	sum     Summary
-	ruleIdx map[matcher.RuleID]int // index into sum.Rules, by rule (no version)
+	ruleIdx map[summaryKey]int // index into sum.Rules, by rule (no version)
 	sources []string               // Input.source of each input
 	lanes   laneTable              // shared by the decoders
 
@@ -302,7 +305,7 @@ func newReplayer(opts ReplayOptions) (*replayer, error) {
 	if opts.BatchLines <= 0 {
 		opts.BatchLines = DefaultBatchLines
 	}
-	r := &replayer{opts: opts, ruleIdx: map[matcher.RuleID]int{}}
+	r := &replayer{opts: opts, ruleIdx: map[summaryKey]int{}}
 	if opts.Alerts != nil {
 		r.alerts = bufio.NewWriterSize(opts.Alerts, 64<<10)
 	}
@@ -319,8 +322,8 @@ func newReplayer(opts ReplayOptions) (*replayer, error) {
 	r.streams = streams
 	for _, rs := range opts.Rulesets {
 		for _, cr := range rs.Rules {
-			r.ruleIdx[matcher.RuleID{Ruleset: rs.Name, Rule: cr.ID}] = len(r.sum.Rules)
-			r.sum.Rules = append(r.sum.Rules, RuleSummary{Ruleset: rs.Name, Rule: cr.ID})
+			r.ruleIdx[summaryKey{matcher.RuleID{Ruleset: rs.Name, Rule: cr.ID}, rs.Shadow}] = len(r.sum.Rules)
+			r.sum.Rules = append(r.sum.Rules, RuleSummary{Ruleset: rs.Name, Rule: cr.ID, Shadow: rs.Shadow})
 		}
 	}
 	for _, s := range r.streams {
@@ -392,15 +395,19 @@ func newStreams(rulesets []*rules.Compiled) ([]*stream, error) {
 	}
 	var streams []*stream
 	byID := map[string]*stream{}
-	names := map[string]bool{}
+	names := map[summaryKey]bool{}
 	for _, rs := range rulesets {
 		if rs == nil || rs.Ruleset == nil {
 			return nil, errors.New("nil ruleset")
 		}
-		if names[rs.Name] {
+		name := summaryKey{matcher.RuleID{Ruleset: rs.Name}, rs.Shadow}
+		if names[name] {
+			if rs.Shadow {
+				return nil, fmt.Errorf("shadow version of ruleset %q given twice", rs.Name)
+			}
 			return nil, fmt.Errorf("ruleset %q given twice", rs.Name)
 		}
-		names[rs.Name] = true
+		names[name] = true
 		id := streamID(rs)
 		s := byID[id]
 		if s == nil {
@@ -423,7 +430,9 @@ func newStreams(rulesets []*rules.Compiled) ([]*stream, error) {
 }
 
 // streamID identifies the stream a ruleset reads: rulesets with equal ids
-// share a Partition.
+// share a Partition. A shadow version's stream is another stream over the
+// same records, so that its partial matches, caps and state (the engine's
+// key namespace derives from the id) stay apart from the live ones.
 func streamID(rs *rules.Compiled) string {
 	src := func(e *rules.Expr) string {
 		if e == nil {
@@ -431,9 +440,17 @@ func streamID(rs *rules.Compiled) string {
 		}
 		return e.Source
 	}
-	return strconv.Quote(rs.Stream.Topic) + strconv.Quote(src(rs.Key)) +
+	id := strconv.Quote(rs.Stream.Topic) + strconv.Quote(src(rs.Key)) +
 		strconv.Quote(src(rs.Time)) + rs.Stream.MaxOutOfOrderness.String()
+	if rs.Shadow {
+		id = "shadow:" + id
+	}
+	return id
 }
+
+// shadow reports whether s runs shadow versions: a stream's rulesets are
+// all shadow or all live, as streamID tells them apart.
+func (s *stream) shadow() bool { return len(s.rulesets) > 0 && s.rulesets[0].Shadow }
 
 func (r *replayer) deadLetter(name string, lineNo int64, reason error) {
 	r.sum.DeadLettered++
@@ -452,7 +469,7 @@ func (r *replayer) deadLetter(name string, lineNo int64, reason error) {
 // Alert implements matcher.Output.
 func (r *replayer) Alert(a *matcher.Alert) {
 	r.sum.Alerts++
-	if i, ok := r.ruleIdx[matcher.RuleID{Ruleset: a.Ruleset, Rule: a.Rule}]; ok {
+	if i, ok := r.ruleIdx[summaryKey{matcher.RuleID{Ruleset: a.Ruleset, Rule: a.Rule}, a.Shadow}]; ok {
 		r.sum.Rules[i].Alerts++
 	}
 	if r.alerts != nil {
@@ -500,7 +517,7 @@ func (r *replayer) finish() error {
 		// stream has several.
 		for _, p := range append([]*matcher.Partition{s.part}, s.laneParts...) {
 			for id, rs := range p.Stats().ByRule {
-				if i, ok := r.ruleIndex(id); ok {
+				if i, ok := r.ruleIndex(s, id); ok {
 					r.sum.Rules[i].Timeouts += rs.Timeouts
 					r.sum.Rules[i].Dropped += rs.Dropped
 					r.sum.Rules[i].CELErrors += rs.CELErrors
@@ -511,7 +528,7 @@ func (r *replayer) finish() error {
 			st := s.part.Stats()
 			r.sum.PeakRuns += st.PeakRuns
 			for id, rs := range st.ByRule {
-				if i, ok := r.ruleIndex(id); ok {
+				if i, ok := r.ruleIndex(s, id); ok {
 					r.sum.Rules[i].PeakRuns = rs.PeakRuns
 				}
 			}
@@ -519,7 +536,7 @@ func (r *replayer) finish() error {
 		}
 		r.sum.PeakRuns += s.gauge.Peak()
 		for id, peak := range s.gauge.RulePeaks() {
-			if i, ok := r.ruleIndex(id); ok {
+			if i, ok := r.ruleIndex(s, id); ok {
 				r.sum.Rules[i].PeakRuns = peak
 			}
 		}
@@ -538,10 +555,17 @@ func (r *replayer) finish() error {
 	return r.werr
 }
 
-// ruleIndex finds a rule of matcher.Stats.ByRule in the summary, which
-// counts every version of a rule as the rule.
-func (r *replayer) ruleIndex(id matcher.RuleID) (int, bool) {
+// summaryKey is a rule of the summary: a shadow version's rules count
+// apart from the live rules of the same names.
+type summaryKey struct {
+	matcher.RuleID
+	shadow bool
+}
+
+// ruleIndex finds a rule of matcher.Stats.ByRule of stream s in the
+// summary, which counts every version of a rule as the rule.
+func (r *replayer) ruleIndex(s *stream, id matcher.RuleID) (int, bool) {
 	id.Version = ""
-	i, ok := r.ruleIdx[id]
+	i, ok := r.ruleIdx[summaryKey{id, s.shadow()}]
 	return i, ok
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/shrike-cep/shrike/matcher"
 	"github.com/shrike-cep/shrike/rules"
 )
 
@@ -602,5 +603,55 @@ in.jsonl:3: invalid event: invalid UTF-8 at byte 46: value cannot be represented
 				t.Errorf("%d dead-lettered, want %d", res.sum.DeadLettered, tt.wantDead)
 			}
 		})
+	}
+}
+
+// A shadow version beside the live ruleset of the same name runs as a
+// stream of its own: the same alerts, marked shadow, with other ids, and
+// its rules counted apart.
+func TestReplayShadowBesideLive(t *testing.T) {
+	live := load(t, "shop.yaml", shopRules)
+	shadow := load(t, "shop.yaml", shopRules)
+	shadow.Shadow = true
+	in := `{"id":1,"user":"u1","type":"cart","ts":1000}
+{"id":2,"user":"u1","type":"order","amount":500,"ts":2000}
+{"id":3,"user":"u1","type":"pay","ts":3000}
+`
+	var alerts []*matcher.Alert
+	res, err := replay(t, ReplayOptions{
+		Rulesets: []*rules.Compiled{live, shadow}, Inputs: inputs("o.jsonl", in),
+		OnAlert: func(a *matcher.Alert) { alerts = append(alerts, a) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byShadow := map[bool][]string{}
+	ids := map[string]bool{}
+	for _, a := range alerts {
+		byShadow[a.Shadow] = append(byShadow[a.Shadow], a.Rule+" "+a.Key)
+		if ids[a.ID] {
+			t.Errorf("alert id %s given twice", a.ID)
+		}
+		ids[a.ID] = true
+	}
+	if len(byShadow[false]) == 0 || !slices.Equal(byShadow[false], byShadow[true]) {
+		t.Errorf("live alerts %v, shadow alerts %v: want the same, and some", byShadow[false], byShadow[true])
+	}
+	if n := strings.Count(res.raw, `"shadow":true`); n != len(byShadow[true]) {
+		t.Errorf(`%d alert lines carry "shadow":true, want %d:\n%s`, n, len(byShadow[true]), res.raw)
+	}
+	var shadowRules int
+	for _, r := range res.sum.Rules {
+		if r.Shadow {
+			shadowRules++
+		}
+	}
+	if shadowRules != len(shadow.Rules) || len(res.sum.Rules) != 2*len(live.Rules) {
+		t.Errorf("summary rules %+v: want each rule live and shadow", res.sum.Rules)
+	}
+	twice := load(t, "shop.yaml", shopRules)
+	twice.Shadow = true
+	if _, err := replay(t, ReplayOptions{Rulesets: []*rules.Compiled{live, shadow, twice}, Inputs: inputs("o.jsonl", in)}); err == nil || !strings.Contains(err.Error(), `shadow version of ruleset "shop" given twice`) {
+		t.Errorf("two shadow versions of one ruleset: err = %v", err)
 	}
 }

@@ -27,6 +27,7 @@ type alertJSON struct {
 	End         time.Time         `json:"end"`
 	DetectedAt  time.Time         `json:"detected_at"`
 	Timeout     bool              `json:"timeout"`
+	Shadow      bool              `json:"shadow"`
 	Events      json.RawMessage   `json:"events"`
 	Truncated   []string          `json:"truncated"`
 }
@@ -59,6 +60,7 @@ func ParseAlert(raw []byte) (*matcher.Alert, error) {
 		End:         j.End,
 		DetectedAt:  j.DetectedAt,
 		Timeout:     j.Timeout,
+		Shadow:      j.Shadow,
 		Truncated:   j.Truncated,
 	}
 	steps, err := parseAlertEvents(j.Events, j.Key)

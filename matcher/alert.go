@@ -29,6 +29,10 @@ type Alert struct {
 	DetectedAt time.Time
 	// Timeout marks a partial match whose window closed before it completed.
 	Timeout bool
+	// Shadow marks an alert of a shadow version (rules.Compiled.Shadow):
+	// it goes to the shadow outputs only, and its id differs from the id
+	// the live version gives the same match.
+	Shadow bool
 	// Steps holds the matched records per step, in pattern order; steps that
 	// took nothing (skipped optional steps) are absent.
 	Steps []StepRecords
@@ -47,7 +51,7 @@ type StepRecords struct {
 // alertID derives the deterministic id of docs/design.md#alerts: a hash of ruleset,
 // rule, rule version, key, the timeout flag and the matched records'
 // positions, so that replaying the same input yields the same ids.
-func alertID(ruleset, rule, version, key string, timeout bool, steps []StepRecords) string {
+func alertID(ruleset, rule, version, key string, timeout, shadow bool, steps []StepRecords) string {
 	var buf []byte
 	for _, s := range []string{ruleset, rule, version, key} {
 		buf = strconv.AppendInt(buf, int64(len(s)), 10)
@@ -56,6 +60,9 @@ func alertID(ruleset, rule, version, key string, timeout bool, steps []StepRecor
 	}
 	if timeout {
 		buf = append(buf, 'T')
+	}
+	if shadow {
+		buf = append(buf, 'S')
 	}
 	for _, s := range steps {
 		buf = append(buf, '|')
@@ -162,6 +169,9 @@ func (a *Alert) appendJSON(dst []byte, shrink int) []byte {
 	dst = appendTime(dst, a.DetectedAt)
 	dst = append(dst, `,"timeout":`...)
 	dst = strconv.AppendBool(dst, a.Timeout)
+	if a.Shadow {
+		dst = append(dst, `,"shadow":true`...)
+	}
 	dst = append(dst, `,"events":{`...)
 	for i, s := range a.Steps {
 		if i > 0 {

@@ -42,6 +42,7 @@ func (p *Partition) emit(pr *planRule, m *run, key string, steps []StepRecords, 
 		Labels:      pr.rule.Alert.Labels,
 		DetectedAt:  p.opts.Clock(),
 		Timeout:     timeout,
+		Shadow:      pr.ruleset.Shadow,
 		Steps:       steps,
 	}
 	first := true
@@ -61,7 +62,7 @@ func (p *Partition) emit(pr *planRule, m *run, key string, steps []StepRecords, 
 		lastEvent = last.rec.Event
 	}
 	a.Summary = p.summary(pr, key, last, lastEvent)
-	a.ID = alertID(a.Ruleset, a.Rule, a.RuleVersion, key, timeout, steps)
+	a.ID = alertID(a.Ruleset, a.Rule, a.RuleVersion, key, timeout, a.Shadow, steps)
 	p.stats.Alerts++
 	p.perRule[pr.index].Alerts++
 	if p.tr != nil {

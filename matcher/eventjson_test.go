@@ -94,7 +94,7 @@ func TestAlertEmbedsNormalEvents(t *testing.T) {
 		}
 		steps := []StepRecords{{Step: "s", Records: []*Record{{Event: e, Pos: Position{Source: "payments/0", Offset: 7}}}}}
 		return &Alert{
-			ID: alertID("rs", "r", "v1", "k", false, steps), Ruleset: "rs", Rule: "r", RuleVersion: "v1", Severity: "high",
+			ID: alertID("rs", "r", "v1", "k", false, false, steps), Ruleset: "rs", Rule: "r", RuleVersion: "v1", Severity: "high",
 			Key: "k", Start: time.Unix(0, 0), End: time.Unix(1, 0), DetectedAt: time.Unix(2, 0), Steps: steps,
 		}
 	}

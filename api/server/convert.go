@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -72,6 +73,9 @@ func alertProto(a *matcher.Alert, position string) (*shrikev1.Alert, error) {
 		Timeout:     a.Timeout,
 		Position:    position,
 		Truncated:   a.Truncated,
+	}
+	if a.Shadow {
+		out.Shadow = proto.Bool(true)
 	}
 	if len(a.Steps) > 0 {
 		out.Events = make(map[string]*structpb.ListValue, len(a.Steps))
