@@ -59,6 +59,9 @@ type Options struct {
 	Registry  Registry
 	Feed      AlertFeed
 	Publisher Publisher
+	// ShadowFeed is the shadow alerts topic's feed, for subscriptions that
+	// ask for shadow versions' alerts; nil refuses them.
+	ShadowFeed AlertFeed
 	// Tokens are the accepted bearer tokens. None disables authentication,
 	// which New allows only on loopback listeners.
 	Tokens []Token
