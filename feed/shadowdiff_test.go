@@ -57,8 +57,10 @@ func TestShadowDiff(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, a := range as {
-			r := &kgo.Record{Topic: a.topic, Timestamp: at, Key: []byte(a.key),
-				Value: shadowAlertJSON(t, a.ruleset, "big", a.key, a.amount, a.topic == "shadow")}
+			r := &kgo.Record{
+				Topic: a.topic, Timestamp: at, Key: []byte(a.key),
+				Value: shadowAlertJSON(t, a.ruleset, "big", a.key, a.amount, a.topic == "shadow"),
+			}
 			if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
 				t.Fatal(err)
 			}
