@@ -227,7 +227,10 @@ func writeText(w io.Writer, lines, events int64, rules []ruleView) error {
 		verdict = fmt.Sprintf("%d of %d rules differ", differ, len(rules))
 	}
 	printf(bw, "%d lines, %d events: %s\n\n", lines, events, verdict)
-	tw := tabwriter.NewWriter(bw, 0, 0, 2, ' ', 0)
+	// The notes column has no header: the table is aligned in a buffer
+	// and the header's trailing blanks cut.
+	var table bytes.Buffer
+	tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
 	printf(tw, "RULE\tBOTH\tONLY-OLD\tONLY-NEW\t\n")
 	for _, r := range rules {
 		var notes []string
@@ -244,6 +247,9 @@ func writeText(w io.Writer, lines, events int64, rules []ruleView) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	for line := range strings.Lines(table.String()) {
+		printf(bw, "%s\n", strings.TrimRight(line, " \n"))
 	}
 	for _, r := range rules {
 		writeExamples(bw, r, "old", r.onlyOld, r.onlyOldEx)
