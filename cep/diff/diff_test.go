@@ -399,3 +399,34 @@ func TestRender(t *testing.T) {
 }
 
 func regexpMatch(re, s string) bool { return regexp.MustCompile(re).MatchString(s) }
+
+// TestWriteResponseText: the text of an API response has the table of
+// the result's own text, and examples with the matched events in place of
+// positions, cut to a line.
+func TestWriteResponseText(t *testing.T) {
+	res, err := Run(context.Background(), Options{
+		Old: []*rules.Compiled{payments(t, nil)}, New: []*rules.Compiled{payments(t, higherThreshold)},
+		Inputs: []cep.Input{{Name: paymentsEvents}}, Clock: testClock,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := res.Response()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var local, remote bytes.Buffer
+	if err := res.WriteText(&local); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteResponseText(&remote, resp); err != nil {
+		t.Fatal(err)
+	}
+	table := func(s string) string { return s[:strings.Index(s, "\n\npayments/large-card-auth:")] }
+	if diff := cmp.Diff(table(local.String()), table(remote.String())); diff != "" {
+		t.Errorf("table (-local +response):\n%s", diff)
+	}
+	if !regexpMatch(`(?m)^  [0-9a-f]{32}  acct-0000193  2026-11-20T10:27:05Z  event@\{"account_id":"acct-0000193",.*…$`, remote.String()) {
+		t.Errorf("response text lacks the example with its event:\n%s", remote.String())
+	}
+}

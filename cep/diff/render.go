@@ -11,6 +11,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -197,7 +198,11 @@ func protoExamples(alerts []*shrikev1.Alert) []exampleView {
 		}
 		matched := strings.Join(steps, " ")
 		if len(matched) > maxTextEvents {
-			matched = matched[:maxTextEvents] + "…"
+			n := maxTextEvents
+			for n > 0 && !utf8.RuneStart(matched[n]) {
+				n--
+			}
+			matched = matched[:n] + "…"
 		}
 		start := "-"
 		if a.GetStart() != nil {
