@@ -143,7 +143,7 @@ func TestDiffRulesets(t *testing.T) {
 			t.Fatalf("status %d: %v", code, body)
 		}
 		rs, _ := body["rules"].([]any)
-		if body["differ"] != true || len(rs) != 1 {
+		if differ, _ := body["differ"].(bool); !differ || len(rs) != 1 {
 			t.Fatalf("body: %v", body)
 		}
 		r, _ := rs[0].(map[string]any)
@@ -169,28 +169,50 @@ func TestDiffRulesetsErrors(t *testing.T) {
 		req  *shrikev1.DiffRulesetsRequest
 		want string
 	}{
-		{"no old", &shrikev1.DiffRulesetsRequest{New: src(paymentsSrc), Input: events},
-			"InvalidArgument INVALID_REQUEST [old: required"},
-		{"no new", &shrikev1.DiffRulesetsRequest{Old: src(paymentsSrc), Input: events},
-			"InvalidArgument INVALID_REQUEST [new: required"},
-		{"invalid new", &shrikev1.DiffRulesetsRequest{Old: src(paymentsSrc), New: src(invalid), Input: events},
-			"InvalidArgument RULESET_INVALID [new.source: 4:"},
-		{"invalid old", &shrikev1.DiffRulesetsRequest{Old: src(invalid), New: src(paymentsSrc), Input: events},
-			"InvalidArgument RULESET_INVALID [old.source: 4:"},
-		{"source with a version", &shrikev1.DiffRulesetsRequest{Old: src(paymentsSrc), New: &shrikev1.RulesetRef{Ruleset: &shrikev1.RulesetRef_Source{Source: paymentsSrc}, Version: 2}, Input: events},
-			"InvalidArgument INVALID_REQUEST [new.version: goes with name"},
-		{"negative version", &shrikev1.DiffRulesetsRequest{Old: &shrikev1.RulesetRef{Ruleset: &shrikev1.RulesetRef_Name{Name: "payments"}, Version: -1}, New: src(paymentsSrc), Input: events},
-			"InvalidArgument INVALID_REQUEST [old.version: must not be negative"},
-		{"unknown stored ruleset", &shrikev1.DiffRulesetsRequest{Old: src(paymentsSrc), New: &shrikev1.RulesetRef{Ruleset: &shrikev1.RulesetRef_Name{Name: "nosuch"}}, Input: events},
-			"NotFound RULESET_NOT_FOUND"},
-		{"no events", &shrikev1.DiffRulesetsRequest{Old: src(paymentsSrc), New: src(paymentsSrc)},
-			"InvalidArgument INVALID_REQUEST [input: give events"},
-		{"recording without a recordings folder", &shrikev1.DiffRulesetsRequest{Old: src(paymentsSrc), New: src(paymentsSrc), Input: &shrikev1.DiffRulesetsRequest_Recording{Recording: "x.jsonl"}},
-			"FailedPrecondition RECORDINGS_DISABLED"},
-		{"too many examples", &shrikev1.DiffRulesetsRequest{Old: src(paymentsSrc), New: src(paymentsSrc), Input: events, Examples: server.MaxDiffExamples + 1},
-			"InvalidArgument INVALID_REQUEST [examples: at most 20, not 21]"},
-		{"negative examples", &shrikev1.DiffRulesetsRequest{Old: src(paymentsSrc), New: src(paymentsSrc), Input: events, Examples: -1},
-			"InvalidArgument INVALID_REQUEST [examples: must not be negative"},
+		{
+			"no old", &shrikev1.DiffRulesetsRequest{New: src(paymentsSrc), Input: events},
+			"InvalidArgument INVALID_REQUEST [old: required",
+		},
+		{
+			"no new", &shrikev1.DiffRulesetsRequest{Old: src(paymentsSrc), Input: events},
+			"InvalidArgument INVALID_REQUEST [new: required",
+		},
+		{
+			"invalid new", &shrikev1.DiffRulesetsRequest{Old: src(paymentsSrc), New: src(invalid), Input: events},
+			"InvalidArgument RULESET_INVALID [new.source: 4:",
+		},
+		{
+			"invalid old", &shrikev1.DiffRulesetsRequest{Old: src(invalid), New: src(paymentsSrc), Input: events},
+			"InvalidArgument RULESET_INVALID [old.source: 4:",
+		},
+		{
+			"source with a version", &shrikev1.DiffRulesetsRequest{Old: src(paymentsSrc), New: &shrikev1.RulesetRef{Ruleset: &shrikev1.RulesetRef_Source{Source: paymentsSrc}, Version: 2}, Input: events},
+			"InvalidArgument INVALID_REQUEST [new.version: goes with name",
+		},
+		{
+			"negative version", &shrikev1.DiffRulesetsRequest{Old: &shrikev1.RulesetRef{Ruleset: &shrikev1.RulesetRef_Name{Name: "payments"}, Version: -1}, New: src(paymentsSrc), Input: events},
+			"InvalidArgument INVALID_REQUEST [old.version: must not be negative",
+		},
+		{
+			"unknown stored ruleset", &shrikev1.DiffRulesetsRequest{Old: src(paymentsSrc), New: &shrikev1.RulesetRef{Ruleset: &shrikev1.RulesetRef_Name{Name: "nosuch"}}, Input: events},
+			"NotFound RULESET_NOT_FOUND",
+		},
+		{
+			"no events", &shrikev1.DiffRulesetsRequest{Old: src(paymentsSrc), New: src(paymentsSrc)},
+			"InvalidArgument INVALID_REQUEST [input: give events",
+		},
+		{
+			"recording without a recordings folder", &shrikev1.DiffRulesetsRequest{Old: src(paymentsSrc), New: src(paymentsSrc), Input: &shrikev1.DiffRulesetsRequest_Recording{Recording: "x.jsonl"}},
+			"FailedPrecondition RECORDINGS_DISABLED",
+		},
+		{
+			"too many examples", &shrikev1.DiffRulesetsRequest{Old: src(paymentsSrc), New: src(paymentsSrc), Input: events, Examples: server.MaxDiffExamples + 1},
+			"InvalidArgument INVALID_REQUEST [examples: at most 20, not 21]",
+		},
+		{
+			"negative examples", &shrikev1.DiffRulesetsRequest{Old: src(paymentsSrc), New: src(paymentsSrc), Input: events, Examples: -1},
+			"InvalidArgument INVALID_REQUEST [examples: must not be negative",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

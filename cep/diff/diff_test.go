@@ -80,7 +80,7 @@ type counts struct{ Both, OnlyOld, OnlyNew int }
 
 // expectedCounts compares two separate runs' alerts as multisets by
 // signature, per rule: what a one-pass diff must find.
-func expectedCounts(old, new []*matcher.Alert) map[string]counts {
+func expectedCounts(old, candidate []*matcher.Alert) map[string]counts {
 	type k struct {
 		rule string
 		sig  uint64
@@ -89,7 +89,7 @@ func expectedCounts(old, new []*matcher.Alert) map[string]counts {
 	for _, a := range old {
 		bag[k{a.Ruleset + "/" + a.Rule, alertdiff.Signature(a)}]++
 	}
-	for _, a := range new {
+	for _, a := range candidate {
 		bag[k{a.Ruleset + "/" + a.Rule, alertdiff.Signature(a)}]--
 	}
 	out := map[string]counts{}
@@ -137,16 +137,16 @@ func ids(alerts []*matcher.Alert) []string {
 // are only old, nothing is only new, and the examples are the alerts as
 // each version's own run gives them (ids, no shadow mark).
 func TestRunMatchesTwoReplays(t *testing.T) {
-	old, new := payments(t, nil), payments(t, higherThreshold)
+	old, candidate := payments(t, nil), payments(t, higherThreshold)
 	res, err := Run(context.Background(), Options{
-		Old: []*rules.Compiled{old}, New: []*rules.Compiled{new},
+		Old: []*rules.Compiled{old}, New: []*rules.Compiled{candidate},
 		Inputs: []cep.Input{{Name: paymentsEvents}}, Clock: testClock, Examples: 10,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	oldAlerts := replayAlerts(t, []*rules.Compiled{old}, cep.Input{Name: paymentsEvents})
-	newAlerts := replayAlerts(t, []*rules.Compiled{new}, cep.Input{Name: paymentsEvents})
+	newAlerts := replayAlerts(t, []*rules.Compiled{candidate}, cep.Input{Name: paymentsEvents})
 	want := expectedCounts(oldAlerts, newAlerts)
 	if diff := cmp.Diff(want, gotCounts(res)); diff != "" {
 		t.Errorf("counts (-two replays +diff):\n%s", diff)
