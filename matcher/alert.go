@@ -86,6 +86,22 @@ func alertID(ruleset, rule, version, key string, timeout, shadow bool, steps []S
 	return hex.EncodeToString(sum[:])
 }
 
+// AsLive returns a copy of an alert of a shadow version as the version
+// would have made it running live: not marked shadow, with the id `shrike
+// run` gives the match. An alert that is not a shadow's is returned as it
+// is. The id is recomputed from the matched records' positions, so a is
+// one the matcher made, not one decoded from its JSON. The copy shares
+// a's labels and steps.
+func (a *Alert) AsLive() *Alert {
+	if !a.Shadow {
+		return a
+	}
+	c := *a
+	c.Shadow = false
+	c.ID = alertID(c.Ruleset, c.Rule, c.RuleVersion, c.Key, c.Timeout, false, c.Steps)
+	return &c
+}
+
 // MarshalJSON encodes the alert as one JSON object. The events of each step
 // are the records' bytes in normal form (AppendEventJSON: compact, each key
 // once), and steps keep pattern order.

@@ -178,15 +178,26 @@ func invalidField(field string, err error, meta map[string]string) error {
 // caller knows what it sent) or the caret snippet (ValidateRuleset
 // returns it). The message lists them too, for clients that print only
 // the message.
+//
+// A request with two rulesets (DiffRulesets) names the one that does not
+// compile in the metadata "field" ("new.source"), which then is the
+// violations' field and begins the message.
 func rulesetInvalid(list rules.ErrorList, meta map[string]string) error {
 	br := &errdetails.BadRequest{}
 	lines := make([]string, len(list))
+	field := "source"
+	if f := meta["field"]; f != "" {
+		field = f
+	}
 	for i, e := range list {
 		d := describe(e)
 		lines[i] = d
-		br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: "source", Description: d})
+		br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: field, Description: d})
 	}
 	msg := fmt.Sprintf("invalid ruleset (%d %s):\n%s", len(list), plural(len(list), "error"), strings.Join(lines, "\n"))
+	if f := meta["field"]; f != "" {
+		msg = f + ": " + msg
+	}
 	if meta["errors"] == "" {
 		meta["errors"] = strconv.Itoa(len(list))
 	}

@@ -50,6 +50,7 @@ one JSON object per line.`,
 		newRulesVersionsCmd(e, f),
 		newRulesRollbackCmd(e, f),
 		newRulesExplainCmd(e, f),
+		newRulesDiffCmd(e, f),
 	)
 	return cmd
 }
