@@ -141,8 +141,8 @@ type Registry struct {
 	names   string
 	changes string
 	channel string
-	rsKey   string        // prefix of the per-ruleset hashes
-	shKey   string        // prefix of the per-ruleset shadow hashes
+	rsKey   string // prefix of the per-ruleset hashes
+	shKey   string // prefix of the per-ruleset shadow hashes
 	shadows string
 	poll    time.Duration // Watch's counter reads; tests lengthen it
 }

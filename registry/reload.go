@@ -174,11 +174,11 @@ func NewReloader(opts ReloaderOptions) (*Reloader, error) {
 		return nil, fmt.Errorf("reloader: %w", err)
 	}
 	return &Reloader{
-		reg:     opts.Registry,
-		engine:  opts.Engine,
-		check:   opts.Check,
-		timeout: opts.SwapTimeout,
-		log:     opts.Logger,
+		reg:      opts.Registry,
+		engine:   opts.Engine,
+		check:    opts.Check,
+		timeout:  opts.SwapTimeout,
+		log:      opts.Logger,
 		m:        m,
 		byName:   map[string]*reloadEntry{},
 		byShadow: map[string]*shadowEntry{},
