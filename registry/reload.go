@@ -228,11 +228,18 @@ func (r *Reloader) reload(ctx context.Context, reg Set) {
 	err := r.swap(ctx, set)
 	if err != nil && ctx.Err() == nil && len(set) > len(live) {
 		// A set the engine refuses because of a shadow must not stop the
-		// live rulesets: they go without the shadows, which stay out until
-		// they change.
-		if lerr := r.swap(ctx, live); lerr == nil {
-			r.refuseShadows(set, err)
-			set, err = live, nil
+		// live rulesets. The shadows the engine runs already are not to
+		// blame: first without the others, then without any shadow. The
+		// shadows left out stay out until they change.
+		for _, fallback := range [][]*rules.Compiled{r.withRunningShadows(set), live} {
+			if len(fallback) == len(set) {
+				continue
+			}
+			if ferr := r.swap(ctx, fallback); ferr == nil {
+				r.refuseShadows(set, fallback, err)
+				set, err = fallback, nil
+				break
+			}
 		}
 	}
 	switch {
@@ -270,11 +277,24 @@ func (r *Reloader) swap(ctx context.Context, set []*rules.Compiled) error {
 	return err
 }
 
-// refuseShadows records that the engine refused the shadows of set, with
-// err: each is counted and logged once and stays out until it changes.
-func (r *Reloader) refuseShadows(set []*rules.Compiled, err error) {
+// withRunningShadows is set without the shadows the engine does not run
+// already.
+func (r *Reloader) withRunningShadows(set []*rules.Compiled) []*rules.Compiled {
+	out := make([]*rules.Compiled, 0, len(set))
 	for _, c := range set {
-		if !c.Shadow {
+		if !c.Shadow || slices.Contains(r.running, c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// refuseShadows records that the engine refused the shadows of set that
+// taken lacks, with err: each is counted and logged once and stays out
+// until it changes.
+func (r *Reloader) refuseShadows(set, taken []*rules.Compiled, err error) {
+	for _, c := range set {
+		if !c.Shadow || slices.Contains(taken, c) {
 			continue
 		}
 		e := r.byShadow[c.Name]
@@ -283,7 +303,7 @@ func (r *Reloader) refuseShadows(set []*rules.Compiled, err error) {
 		}
 		e.good, e.err = nil, err
 		r.m.shadowErrors.WithLabelValues(c.Name).Inc()
-		r.log.Error("shadow refused by the engine; the live rulesets run without the shadows", "ruleset", c.Name, "err", err)
+		r.log.Error("shadow refused by the engine; the live rulesets run without it", "ruleset", c.Name, "err", err)
 	}
 }
 
