@@ -59,6 +59,9 @@ type Options struct {
 	Registry  Registry
 	Feed      AlertFeed
 	Publisher Publisher
+	// ShadowAlerts compares the live and shadow alerts of a ruleset for
+	// GetShadowDiff; nil answers it UNAVAILABLE.
+	ShadowAlerts ShadowAlerts
 	// Tokens are the accepted bearer tokens. None disables authentication,
 	// which New allows only on loopback listeners.
 	Tokens []Token
