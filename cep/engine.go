@@ -22,6 +22,7 @@ import (
 const (
 	DefaultGroup              = "shrike"
 	DefaultAlertsTopic        = "shrike-alerts"
+	DefaultShadowAlertsTopic  = "shrike-shadow-alerts"
 	DefaultDeadLetterTopic    = "shrike-deadletter"
 	DefaultLateTopic          = "shrike-late"
 	DefaultCheckpointInterval = time.Second
@@ -79,6 +80,10 @@ type EngineOptions struct {
 	// AlertsTopic receives one record per alert, keyed by the alert id,
 	// the alert's JSON as value. Default DefaultAlertsTopic.
 	AlertsTopic string
+	// ShadowAlertsTopic receives the alerts of shadow versions
+	// (rules.Compiled.Shadow) as AlertsTopic receives the live ones: they
+	// never go to AlertsTopic. Default DefaultShadowAlertsTopic.
+	ShadowAlertsTopic string
 	// DeadLetterTopic receives the records that could not be decoded,
 	// keyed or timed. Default DefaultDeadLetterTopic.
 	DeadLetterTopic string
@@ -226,6 +231,9 @@ func NewEngine(opts EngineOptions) (*Engine, error) {
 	}
 	if opts.AlertsTopic == "" {
 		opts.AlertsTopic = DefaultAlertsTopic
+	}
+	if opts.ShadowAlertsTopic == "" {
+		opts.ShadowAlertsTopic = DefaultShadowAlertsTopic
 	}
 	if opts.DeadLetterTopic == "" {
 		opts.DeadLetterTopic = DefaultDeadLetterTopic

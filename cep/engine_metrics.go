@@ -2,7 +2,6 @@ package cep
 
 import (
 	"fmt"
-	"maps"
 	"slices"
 	"strconv"
 
@@ -69,10 +68,10 @@ func newMetrics(reg prometheus.Registerer, ready func() bool) (*metrics, error) 
 		late:           counterVec("engine", "late_events_total", "Events behind their stream's watermark, sent to the late topic.", "topic"),
 		deadLettered:   counterVec("engine", "deadlettered_events_total", "Records sent to the dead-letter topic, by reason.", "topic", "reason"),
 		skipped:        counterVec("engine", "skipped_records_total", "Records re-read after a restore that were matched before the checkpoint.", "topic"),
-		alerts:         counterVec("engine", "alerts_total", "Alerts produced, timeout alerts included.", "ruleset", "rule"),
-		timeouts:       counterVec("engine", "timeouts_total", "Partial matches whose window closed.", "ruleset", "rule"),
-		dropped:        counterVec("engine", "dropped_partial_matches_total", "Partial matches dropped by the per-key cap.", "ruleset", "rule"),
-		celErrors:      counterVec("engine", "cel_errors_total", "Condition evaluations that failed and counted as false.", "ruleset", "rule"),
+		alerts:         counterVec("engine", "alerts_total", "Alerts produced, timeout alerts included.", "ruleset", "rule", "shadow"),
+		timeouts:       counterVec("engine", "timeouts_total", "Partial matches whose window closed.", "ruleset", "rule", "shadow"),
+		dropped:        counterVec("engine", "dropped_partial_matches_total", "Partial matches dropped by the per-key cap.", "ruleset", "rule", "shadow"),
+		celErrors:      counterVec("engine", "cel_errors_total", "Condition evaluations that failed and counted as false.", "ruleset", "rule", "shadow"),
 		produceErrors:  counterVec("engine", "produce_errors_total", "Output records whose produce failed.", "topic"),
 		partialMatches: gaugeVec("engine", "partial_matches", "Open partial matches of the partition's keys in memory.", "topic", "partition"),
 		residentKeys:   gaugeVec("state", "resident_keys", "Keys whose state is in memory.", "topic", "partition"),
@@ -146,8 +145,16 @@ type partitionMetrics struct {
 	// rules are the per-rule counters by matcher rule, and last the
 	// matcher's per-rule statistics when last counted: the metrics add
 	// what they gained since.
-	rules map[matcher.RuleID]*ruleCounters
-	last  map[matcher.RuleID]matcher.RuleStats
+	rules map[metricRule]*ruleCounters
+	last  map[metricRule]matcher.RuleStats
+}
+
+// metricRule is a rule of the per-rule metrics: a shadow version's rules
+// (label shadow="true") count apart from the live rules of the same names
+// (shadow="false"), so that dashboards can set them side by side.
+type metricRule struct {
+	matcher.RuleID
+	shadow bool
 }
 
 // ruleCounters are one rule's counters.
@@ -168,8 +175,8 @@ func (m *metrics) forPartition(topic string, partition int32) *partitionMetrics 
 		partialMatches: m.partialMatches.WithLabelValues(topic, p),
 		residentKeys:   m.residentKeys.WithLabelValues(topic, p),
 		bufferedEvents: m.bufferedEvents.WithLabelValues(topic, p),
-		rules:          map[matcher.RuleID]*ruleCounters{},
-		last:           map[matcher.RuleID]matcher.RuleStats{},
+		rules:          map[metricRule]*ruleCounters{},
+		last:           map[metricRule]matcher.RuleStats{},
 	}
 	for i, r := range deadReasons {
 		pm.deadLettered[i] = m.deadLettered.WithLabelValues(topic, r)
@@ -204,31 +211,35 @@ func (pm *partitionMetrics) forget() {
 
 // counters returns the counters of a rule; every version of a rule counts
 // under the rule's labels.
-func (pm *partitionMetrics) counters(id matcher.RuleID) *ruleCounters {
-	if c := pm.rules[id]; c != nil {
+func (pm *partitionMetrics) counters(id matcher.RuleID, shadow bool) *ruleCounters {
+	key := metricRule{id, shadow}
+	if c := pm.rules[key]; c != nil {
 		return c
 	}
 	m := pm.engine
+	sh := strconv.FormatBool(shadow)
 	c := &ruleCounters{
-		alerts:    m.alerts.WithLabelValues(id.Ruleset, id.Rule),
-		timeouts:  m.timeouts.WithLabelValues(id.Ruleset, id.Rule),
-		dropped:   m.dropped.WithLabelValues(id.Ruleset, id.Rule),
-		celErrors: m.celErrors.WithLabelValues(id.Ruleset, id.Rule),
+		alerts:    m.alerts.WithLabelValues(id.Ruleset, id.Rule, sh),
+		timeouts:  m.timeouts.WithLabelValues(id.Ruleset, id.Rule, sh),
+		dropped:   m.dropped.WithLabelValues(id.Ruleset, id.Rule, sh),
+		celErrors: m.celErrors.WithLabelValues(id.Ruleset, id.Rule, sh),
 	}
-	pm.rules[id] = c
+	pm.rules[key] = c
 	return c
 }
 
 // countRules adds what a Partition's per-rule counters gained since they
-// were last counted (or taken as baselines by rebase).
-func (pm *partitionMetrics) countRules(byRule map[matcher.RuleID]matcher.RuleStats) {
+// were last counted (or taken as baselines by rebase); shadow says whether
+// the Partition runs shadow versions.
+func (pm *partitionMetrics) countRules(byRule map[matcher.RuleID]matcher.RuleStats, shadow bool) {
 	for id, rs := range byRule {
-		last := pm.last[id]
-		c := pm.counters(id)
+		key := metricRule{id, shadow}
+		last := pm.last[key]
+		c := pm.counters(id, shadow)
 		c.timeouts.Add(delta(rs.Timeouts, last.Timeouts))
 		c.dropped.Add(delta(rs.Dropped, last.Dropped))
 		c.celErrors.Add(delta(rs.CELErrors, last.CELErrors))
-		pm.last[id] = rs
+		pm.last[key] = rs
 	}
 }
 
@@ -238,11 +249,13 @@ func (pm *partitionMetrics) countRules(byRule map[matcher.RuleID]matcher.RuleSta
 // engine deletes the series of rules that a plan drops (retire), and a
 // counter resolved before that would count a rule that comes back into a
 // series no scrape sees.
-func (pm *partitionMetrics) rebase(parts []*matcher.Partition) {
+func (pm *partitionMetrics) rebase(streams []*stream) {
 	clear(pm.last)
 	clear(pm.rules)
-	for _, p := range parts {
-		maps.Copy(pm.last, p.Stats().ByRule)
+	for _, s := range streams {
+		for id, rs := range s.part.Stats().ByRule {
+			pm.last[metricRule{id, s.shadow()}] = rs
+		}
 	}
 }
 
@@ -256,15 +269,19 @@ func (pm *partitionMetrics) rebase(parts []*matcher.Partition) {
 // reload deletes that series again. Reloads are rare, so reading every
 // series of the vectors here costs nothing that matters.
 func (m *metrics) retire(p *enginePlan) {
-	rulesets := map[string]map[string]bool{}
+	type version struct {
+		name   string
+		shadow string
+	}
+	rulesets := map[version]map[string]bool{}
 	for _, rs := range p.rulesets {
 		ids := map[string]bool{}
 		for _, r := range rs.Rules {
 			ids[r.ID] = true
 		}
-		rulesets[rs.Name] = ids
+		rulesets[version{rs.Name, strconv.FormatBool(rs.Shadow)}] = ids
 	}
-	liveRule := func(l prometheus.Labels) bool { return rulesets[l["ruleset"]][l["rule"]] }
+	liveRule := func(l prometheus.Labels) bool { return rulesets[version{l["ruleset"], l["shadow"]}][l["rule"]] }
 	for _, v := range []labelledVec{m.alerts, m.timeouts, m.dropped, m.celErrors} {
 		deleteSeries(v, liveRule)
 	}

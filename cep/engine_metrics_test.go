@@ -28,22 +28,25 @@ func TestPartitionMetricsRuleLabels(t *testing.T) {
 	cur := matcher.RuleID{Ruleset: "team/pay", Rule: "pair@2"}
 	old := cur
 	old.Version = "v1"
-	pm.countRules(map[matcher.RuleID]matcher.RuleStats{cur: {Timeouts: 2}, old: {Timeouts: 1, CELErrors: 4}})
+	pm.countRules(map[matcher.RuleID]matcher.RuleStats{cur: {Timeouts: 2}, old: {Timeouts: 1, CELErrors: 4}}, false)
 	// Counted again, only what was gained since is added.
-	pm.countRules(map[matcher.RuleID]matcher.RuleStats{cur: {Timeouts: 3}, old: {Timeouts: 1, CELErrors: 4}})
-	pm.counters(cur).alerts.Inc()
+	pm.countRules(map[matcher.RuleID]matcher.RuleStats{cur: {Timeouts: 3}, old: {Timeouts: 1, CELErrors: 4}}, false)
+	pm.counters(cur, false).alerts.Inc()
+	// The shadow version of the rule counts apart.
+	pm.countRules(map[matcher.RuleID]matcher.RuleStats{cur: {Timeouts: 7}}, true)
 	text := testkit.MetricsText(t, reg)
 	for _, want := range []string{
-		`shrike_engine_alerts_total{rule="pair@2",ruleset="team/pay"} 1`,
-		`shrike_engine_timeouts_total{rule="pair@2",ruleset="team/pay"} 4`,
-		`shrike_engine_cel_errors_total{rule="pair@2",ruleset="team/pay"} 4`,
+		`shrike_engine_alerts_total{rule="pair@2",ruleset="team/pay",shadow="false"} 1`,
+		`shrike_engine_timeouts_total{rule="pair@2",ruleset="team/pay",shadow="false"} 4`,
+		`shrike_engine_cel_errors_total{rule="pair@2",ruleset="team/pay",shadow="false"} 4`,
+		`shrike_engine_timeouts_total{rule="pair@2",ruleset="team/pay",shadow="true"} 7`,
 	} {
 		if !strings.Contains(text, want+"\n") {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
-	if n := strings.Count(text, "shrike_engine_timeouts_total{"); n != 1 {
-		t.Errorf("%d timeouts series, want 1 (every version counts under its rule)", n)
+	if n := strings.Count(text, "shrike_engine_timeouts_total{"); n != 2 {
+		t.Errorf("%d timeouts series, want 2, live and shadow (every version counts under its rule)", n)
 	}
 }
 

@@ -168,7 +168,7 @@ func TestEngineDeadLettersAndLate(t *testing.T) {
 		`shrike_engine_deadlettered_events_total{reason="no_time",topic="payments"} 1`,
 		`shrike_engine_deadlettered_events_total{reason="tombstone",topic="payments"} 1`,
 		`shrike_engine_late_events_total{topic="payments"} 1`,
-		`shrike_engine_alerts_total{rule="big-foreign-transfer",ruleset="payments"} 2`,
+		`shrike_engine_alerts_total{rule="big-foreign-transfer",ruleset="payments",shadow="false"} 2`,
 	} {
 		if !strings.Contains(text, m+"\n") {
 			t.Errorf("metrics lack %s", m)

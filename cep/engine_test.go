@@ -108,7 +108,7 @@ func TestEngineMatchesReplay(t *testing.T) {
 			for _, m := range []string{
 				`shrike_engine_records_total{topic="payments"} 4000`,
 				`shrike_engine_events_total{topic="payments"} 4000`,
-				`shrike_engine_alerts_total{rule="account-takeover",ruleset="payments"}`,
+				`shrike_engine_alerts_total{rule="account-takeover",ruleset="payments",shadow="false"}`,
 				`shrike_state_checkpoint_duration_seconds_count`,
 			} {
 				if !strings.Contains(metricsText, m) {

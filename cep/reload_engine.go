@@ -75,7 +75,7 @@ func (e *Engine) CheckRuleset(rs *rules.Compiled) error {
 	switch t := rs.Stream.Topic; t {
 	case "":
 		return fmt.Errorf("ruleset %q: no stream topic", rs.Name)
-	case o.AlertsTopic, o.DeadLetterTopic, o.LateTopic:
+	case o.AlertsTopic, o.ShadowAlertsTopic, o.DeadLetterTopic, o.LateTopic:
 		return fmt.Errorf("ruleset %q reads %q, an output topic of the engine", rs.Name, t)
 	}
 	return nil
@@ -318,11 +318,11 @@ func (w *worker) maybeSwitch() {
 	for _, sp := range old {
 		w.dropStream(sp)
 	}
-	parts := make([]*matcher.Partition, len(w.sps))
+	streams := make([]*stream, len(w.sps))
 	for i, sp := range w.sps {
-		parts[i] = sp.s.part
+		streams[i] = sp.s
 	}
-	w.m.rebase(parts)
+	w.m.rebase(streams)
 	w.log.Debug("rulesets switched", "streams", len(w.sps))
 	w.ack()
 }

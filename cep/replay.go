@@ -282,8 +282,8 @@ type replayer struct {
 	streams []*stream
 	sum     Summary
 	ruleIdx map[summaryKey]int // index into sum.Rules, by rule (no version)
-	sources []string               // Input.source of each input
-	lanes   laneTable              // shared by the decoders
+	sources []string           // Input.source of each input
+	lanes   laneTable          // shared by the decoders
 
 	alerts, late, reports *bufio.Writer
 	werr                  error // first write error

@@ -376,7 +376,7 @@ func (w *worker) observe() {
 		keys += st.Keys
 		buffered += st.Buffered
 		wm = min(wm, sp.s.part.Watermark())
-		w.m.countRules(st.ByRule)
+		w.m.countRules(st.ByRule, sp.s.shadow())
 	}
 	w.m.partialMatches.Set(float64(live))
 	w.m.residentKeys.Set(float64(keys))

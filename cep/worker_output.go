@@ -18,10 +18,11 @@ import (
 // produces alerts, late and dead-lettered records through its sink, whose
 // acknowledgements every checkpoint waits for.
 
-// Alert implements matcher.Output: the alert goes to the alerts topic,
-// keyed by its id, and to OnAlert.
+// Alert implements matcher.Output: the alert goes to the alerts topic (a
+// shadow version's to the shadow alerts topic), keyed by its id, and to
+// OnAlert.
 func (w *worker) Alert(a *matcher.Alert) {
-	w.m.counters(matcher.RuleID{Ruleset: a.Ruleset, Rule: a.Rule}).alerts.Inc()
+	w.m.counters(matcher.RuleID{Ruleset: a.Ruleset, Rule: a.Rule}, a.Shadow).alerts.Inc()
 	// An alert too large for a record would be refused by the client or
 	// the broker, and retrying cannot help: it is shrunk before it is
 	// produced, keeping its id and its events' positions.
@@ -34,8 +35,12 @@ func (w *worker) Alert(a *matcher.Alert) {
 		w.log.Warn("alert too large for a record: events replaced by their positions",
 			"ruleset", a.Ruleset, "rule", a.Rule, "id", a.ID, "bytes", len(value), "limit", w.maxAlert)
 	}
+	topic := w.e.opts.AlertsTopic
+	if a.Shadow {
+		topic = w.e.opts.ShadowAlertsTopic
+	}
 	w.sink.produce(&kgo.Record{
-		Topic: w.e.opts.AlertsTopic,
+		Topic: topic,
 		Key:   []byte(a.ID),
 		Value: value,
 	})

@@ -165,9 +165,11 @@ type KafkaConfig struct {
 
 // TopicsConfig names the topics the engine writes (docs/design.md#runtime).
 type TopicsConfig struct {
-	Alerts     string `yaml:"alerts"`
-	DeadLetter string `yaml:"deadletter"`
-	Late       string `yaml:"late"`
+	Alerts string `yaml:"alerts"`
+	// ShadowAlerts receives the alerts of shadow versions, never Alerts.
+	ShadowAlerts string `yaml:"shadow_alerts"`
+	DeadLetter   string `yaml:"deadletter"`
+	Late         string `yaml:"late"`
 }
 
 // EmbeddedConfig shapes the in-process broker started when no brokers are
@@ -311,9 +313,10 @@ func DefaultConfig() Config {
 		Kafka: KafkaConfig{
 			Group: cep.DefaultGroup,
 			Topics: TopicsConfig{
-				Alerts:     cep.DefaultAlertsTopic,
-				DeadLetter: cep.DefaultDeadLetterTopic,
-				Late:       cep.DefaultLateTopic,
+				Alerts:       cep.DefaultAlertsTopic,
+				ShadowAlerts: cep.DefaultShadowAlertsTopic,
+				DeadLetter:   cep.DefaultDeadLetterTopic,
+				Late:         cep.DefaultLateTopic,
 			},
 			IdleTimeout:    cep.DefaultIdleTimeout,
 			MaxClockSkew:   cep.DefaultMaxClockSkew,
@@ -852,6 +855,7 @@ func (c *Config) Validate() error {
 	topics := map[string]string{}
 	for _, t := range []struct{ path, name string }{
 		{"kafka.topics.alerts", c.Kafka.Topics.Alerts},
+		{"kafka.topics.shadow_alerts", c.Kafka.Topics.ShadowAlerts},
 		{"kafka.topics.deadletter", c.Kafka.Topics.DeadLetter},
 		{"kafka.topics.late", c.Kafka.Topics.Late},
 	} {

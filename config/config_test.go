@@ -30,7 +30,7 @@ func TestLoadConfig(t *testing.T) {
 			src: `kafka:
   brokers: [k1:9092, k2:9092]
   group: fraud
-  topics: {alerts: a, deadletter: d, late: l}
+  topics: {alerts: a, shadow_alerts: s, deadletter: d, late: l}
   idle_timeout: 2m
   session_timeout: 20s
   exactly_once: false
@@ -75,7 +75,7 @@ log: {level: debug, format: json}
 				c.Kafka = KafkaConfig{
 					Brokers:        []string{"k1:9092", "k2:9092"},
 					Group:          "fraud",
-					Topics:         TopicsConfig{Alerts: "a", DeadLetter: "d", Late: "l"},
+					Topics:         TopicsConfig{Alerts: "a", ShadowAlerts: "s", DeadLetter: "d", Late: "l"},
 					IdleTimeout:    2 * time.Minute,
 					MaxClockSkew:   5 * time.Minute,
 					SessionTimeout: 20 * time.Second,
@@ -166,7 +166,7 @@ func TestLoadConfigErrors(t *testing.T) {
 			src:  "kafka:\n  brokerz: [a:1]\n  topics:\n    alert: x\nredis: {}\nmetrics: true\n",
 			want: []string{
 				`c.yaml:2:3: unknown field "brokerz" in kafka (known: brokers, group, topics, idle_timeout, max_clock_skew, session_timeout, exactly_once, transactional_id, transaction_timeout, embedded)`,
-				`c.yaml:4:5: unknown field "alert" in kafka.topics (known: alerts, deadletter, late)`,
+				`c.yaml:4:5: unknown field "alert" in kafka.topics (known: alerts, shadow_alerts, deadletter, late)`,
 				`c.yaml:6:1: unknown field "metrics" in the configuration (known: kafka, redis, state, limits, http, grpc, admin, api, rules, log)`,
 			},
 		},

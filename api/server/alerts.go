@@ -134,7 +134,16 @@ func (a *alertService) SubscribeAlerts(req *shrikev1.SubscribeAlertsRequest, str
 	defer cancel()
 	stop := context.AfterFunc(a.s.stopping, cancel)
 	defer stop()
-	ch, err := a.s.feed.Subscribe(ctx, req.GetAfter())
+	src := a.s.feed
+	if req.GetShadow() {
+		// Shadow versions' alerts come only to the subscriptions that ask
+		// for them, from their own topic: never mixed with live alerts.
+		if a.s.opts.ShadowFeed == nil {
+			return withDetails(codes.FailedPrecondition, "shadow: this server does not stream shadow alerts (it has no shadow alerts topic)", ReasonInvalidRequest, map[string]string{"field": "shadow"})
+		}
+		src = a.s.opts.ShadowFeed
+	}
+	ch, err := src.Subscribe(ctx, req.GetAfter())
 	if err != nil {
 		return withMeta(err, "after", req.GetAfter())
 	}

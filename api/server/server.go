@@ -59,6 +59,9 @@ type Options struct {
 	Registry  Registry
 	Feed      AlertFeed
 	Publisher Publisher
+	// ShadowFeed is the shadow alerts topic's feed, for subscriptions that
+	// ask for shadow versions' alerts; nil refuses them.
+	ShadowFeed AlertFeed
 	// ShadowAlerts compares the live and shadow alerts of a ruleset for
 	// GetShadowDiff; nil answers it UNAVAILABLE.
 	ShadowAlerts ShadowAlerts

@@ -154,3 +154,17 @@ func TestSubscribeConvertsOnce(t *testing.T) {
 		t.Errorf("%d alerts to %d subscribers: %d conversions, want %d (once per alert)", alerts, subscribers, got, alerts)
 	}
 }
+
+// TestSubscribeShadowWithoutShadowFeed: a server with no shadow alerts
+// feed refuses a subscription to shadow alerts rather than stream live
+// ones.
+func TestSubscribeShadowWithoutShadowFeed(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	stream, err := e.alerts().SubscribeAlerts(e.ctx(t), &shrikev1.SubscribeAlertsRequest{Shadow: true})
+	if err == nil {
+		_, err = stream.Recv()
+	}
+	if got := statusOf(err); got != "FailedPrecondition "+server.ReasonInvalidRequest {
+		t.Errorf("shadow subscription without a shadow feed: %s (%v)", got, err)
+	}
+}

@@ -210,7 +210,7 @@ func startServer(ctx context.Context, e env, cfg config.Config) (_ *server, err 
 		s.kafka, err = embedded.NewKafka(ctx, embedded.KafkaOptions{
 			Port:       k.Embedded.Port,
 			Partitions: k.Embedded.Partitions,
-			Topics:     append(slices.Clone(topics), k.Topics.Alerts, k.Topics.DeadLetter, k.Topics.Late),
+			Topics:     append(slices.Clone(topics), k.Topics.Alerts, k.Topics.ShadowAlerts, k.Topics.DeadLetter, k.Topics.Late),
 			Logger:     s.log,
 		})
 		if err != nil {
@@ -255,6 +255,7 @@ func startServer(ctx context.Context, e env, cfg config.Config) (_ *server, err 
 		Group:                 cfg.Kafka.Group,
 		Store:                 s.store,
 		AlertsTopic:           cfg.Kafka.Topics.Alerts,
+		ShadowAlertsTopic:     cfg.Kafka.Topics.ShadowAlerts,
 		DeadLetterTopic:       cfg.Kafka.Topics.DeadLetter,
 		LateTopic:             cfg.Kafka.Topics.Late,
 		CheckpointInterval:    cfg.State.CheckpointInterval,

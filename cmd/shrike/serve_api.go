@@ -23,9 +23,12 @@ import (
 // topic it streams from, and the producer of PublishEvents.
 type apiServer struct {
 	feed *feed.AlertFeed
-	pub  *feed.Publisher
-	srv  *apiserver.Server
-	log  *slog.Logger
+	// shadowFeed follows the shadow alerts topic for the subscriptions
+	// that ask for shadow versions' alerts.
+	shadowFeed *feed.AlertFeed
+	pub        *feed.Publisher
+	srv        *apiserver.Server
+	log        *slog.Logger
 }
 
 // apiDeps are what the API serves, made by the rest of serve.
@@ -73,6 +76,16 @@ func startAPI(ctx context.Context, cfg config.Config, d apiDeps) (_ *apiServer, 
 	if err != nil {
 		return nil, err
 	}
+	a.shadowFeed, err = feed.NewAlertFeed(feed.AlertFeedOptions{
+		Brokers:       d.brokers,
+		Topic:         cfg.Kafka.Topics.ShadowAlerts,
+		Recent:        cfg.API.RecentAlerts,
+		ReadCommitted: cfg.Kafka.ExactlyOnce,
+		Logger:        d.log,
+	})
+	if err != nil {
+		return nil, err
+	}
 	a.pub, err = feed.NewPublisher(ctx, feed.PublisherOptions{Brokers: d.brokers, ClientID: "shrike-api"})
 	if err != nil {
 		return nil, err
@@ -82,6 +95,7 @@ func startAPI(ctx context.Context, cfg config.Config, d apiDeps) (_ *apiServer, 
 		HTTPListen:      cfg.HTTP.Listen,
 		Registry:        d.registry,
 		Feed:            a.feed,
+		ShadowFeed:      a.shadowFeed,
 		Publisher:       a.pub,
 		Tokens:          tokens,
 		TLS:             tlsCfg,
@@ -125,6 +139,7 @@ func (a *apiServer) run(ctx context.Context) error {
 	defer stopFeed()
 	var g errgroup.Group
 	g.Go(func() error { return a.feed.Run(feedCtx) })
+	g.Go(func() error { return a.shadowFeed.Run(feedCtx) })
 	err := a.srv.Run(ctx)
 	// The feed outlives the server's streams, which read it.
 	stopFeed()

@@ -120,7 +120,7 @@ func TestServe(t *testing.T) {
 	_, metrics := httpGet(t, client, admin+"/metrics")
 	for _, re := range []string{
 		`(?m)^shrike_engine_events_total\{topic="payments"\} 2003$`,
-		`(?m)^shrike_engine_alerts_total\{rule="big-foreign-transfer",ruleset="payments"\} [1-9]`,
+		`(?m)^shrike_engine_alerts_total\{rule="big-foreign-transfer",ruleset="payments",shadow="false"\} [1-9]`,
 		`(?m)^shrike_engine_ready 1$`,
 		`(?m)^shrike_kafka_fetch_records_total\{node_id="0",topic="payments"\} 2003$`,
 		`(?m)^go_goroutines `,
