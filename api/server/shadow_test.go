@@ -182,7 +182,8 @@ func TestShadowService(t *testing.T) {
 		t.Errorf("GetShadowDiff (-want +got):\n%s", diff)
 	}
 	code, body = e.rest(t, "GET", "/v1/rulesets/payments/shadow:diff", nil)
-	if _, _, n := alerts.asked(); code != http.StatusOK || body["differ"] != true || n != 3 {
+	differ, _ := body["differ"].(bool)
+	if _, _, n := alerts.asked(); code != http.StatusOK || !differ || n != 3 {
 		t.Errorf("GetShadowDiff over REST: %d %v, %d examples asked; want 200, differ, 3 examples (the default)", code, body, n)
 	}
 	code, body = e.rest(t, "GET", "/v1/rulesets/nothing/shadow:diff", nil)
