@@ -96,7 +96,9 @@ func (h *shadowService) GetShadowDiff(ctx context.Context, req *shrikev1.GetShad
 		return nil, withMeta(unavailable("kafka", err), "ruleset", req.GetName())
 	}
 	// Rules neither version alerted on are shown too, after the others:
-	// a rule that never fires is worth seeing beside one that does.
+	// a rule that never fires is worth seeing beside one that does. The
+	// live version is read again for its rules; should that fail (the
+	// ruleset deleted since, Redis gone), the diff goes without them.
 	if live, err := h.s.registry.Get(ctx, sh.Name, 0); err == nil {
 		declare(diff, alertdiff.Old, sh.Name, h.s.summaries.get(live))
 	}
