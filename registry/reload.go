@@ -60,8 +60,9 @@ type ReloaderOptions struct {
 // Each shadow (ShadowRecord) runs beside its live ruleset, compiled with
 // rules.Compiled.Shadow set, and never at the live rulesets' expense: a
 // shadow that does not compile, that Check refuses, or whose set the
-// engine refuses is left out (the set without shadows is handed over
-// instead), logged and counted once in shrike_rules_shadow_errors_total;
+// engine refuses is left out (the engine gets the set without the shadows
+// it did not run already, or without any), logged and counted once in
+// shrike_rules_shadow_errors_total;
 // a shadow whose live ruleset does not run on this instance is left out
 // too, as it would have nothing to be compared with.
 type Reloader struct {
