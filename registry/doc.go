@@ -20,6 +20,13 @@
 //   - Every change bumps the counter and publishes it; Watch listens and
 //     also polls the counter, so every instance sees every change within a
 //     second, as a complete, consistent set.
+//   - A ruleset has at most one shadow (shadow.go), stored beside it under
+//     the same hash tag: it exists only while its ruleset is live (the
+//     script that deletes the ruleset drops it), a promote stores its
+//     source as a version and drops it in one script, and every shadow
+//     change bumps the counter as a version does. The Reloader runs a
+//     shadow beside its live ruleset, never in its stead: a shadow that
+//     cannot run stays out and the live rulesets run on.
 //   - A folder is the truth only for the rulesets its files hold: a removed
 //     file deletes its ruleset, a broken one keeps the running version, and
 //     rulesets no file held are never touched.

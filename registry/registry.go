@@ -123,7 +123,10 @@ type Options struct {
 //	                                   c: create time of the current life (Unix ns);
 //	                                   s:<v>: source of version v;
 //	                                   m:<v>: "<update ns> <create ns> <deleted 0|1> <rollback of>"
-//	<prefix>:{rules}:changes    STRING counter, incremented by every change
+//	<prefix>:{rules}:shadows    ZSET   names of the rulesets with a shadow, score 0
+//	<prefix>:{rules}:sh:<name>  HASH   the shadow of a live ruleset (shadow.go): s: source;
+//	                                   v: live version it was put against; t: start (Unix ns)
+//	<prefix>:{rules}:changes    STRING counter, incremented by every change, shadows' too
 //	<prefix>:rules:changes      channel: the counter's new value, published by every change
 //
 // (written with the literal tag {<prefix>:rules}.) Versions are never
@@ -138,7 +141,9 @@ type Registry struct {
 	names   string
 	changes string
 	channel string
-	rsKey   string        // prefix of the per-ruleset hashes
+	rsKey   string // prefix of the per-ruleset hashes
+	shKey   string // prefix of the per-ruleset shadow hashes
+	shadows string
 	poll    time.Duration // Watch's counter reads; tests lengthen it
 }
 
@@ -181,6 +186,8 @@ func New(opts Options) (*Registry, error) {
 		changes: tag + ":changes",
 		channel: prefix + ":rules:changes",
 		rsKey:   tag + ":rs:",
+		shKey:   tag + ":sh:",
+		shadows: tag + ":shadows",
 		poll:    registryPoll,
 	}, nil
 }
@@ -281,29 +288,51 @@ func RequireTopic(c *rules.Compiled) rules.ErrorList {
 	return rules.ErrorList{{Pos: pos, Msg: "stream: no topic: serve needs the Kafka topic the rules read (only the offline check, test and run do without)"}}
 }
 
-// The one script that writes: it appends a version to a ruleset, keeps the
-// names index and bumps and publishes the change counter, atomically, so
-// that two instances writing at once get versions n and n+1.
+// The one script that writes a version: it appends a version to a
+// ruleset, keeps the names index and bumps and publishes the change
+// counter, atomically, so that two instances writing at once get versions
+// n and n+1. A deletion drops the ruleset's shadow with it; a promotion
+// stores the shadow's source as a put does and drops the shadow, in the
+// same script, so that no reader sees the new version beside the shadow
+// it came from, nor the shadow gone without its version.
 //
 // It also trims the history: the versions older than the newest keep
 // (ARGV[7]) are deleted, and o moves to the oldest kept, in batches that
 // stay within Lua's limit on unpacked arguments.
 //
-// KEYS: the ruleset's hash, names, changes. ARGV: name, source, now (ns),
-// mode (put | rollback | delete), rollback-of, channel, keep.
-// Returns {version, changed (0|1), create ns}; version 0 when a delete
-// found nothing to delete. Times stay strings: Lua numbers are doubles.
+// KEYS: the ruleset's hash, names, changes, the ruleset's shadow hash,
+// shadows. ARGV: name, source, now (ns), mode (put | rollback | delete |
+// promote), rollback-of, channel, keep, and for promote the start time
+// (ns) of the shadow read, which must still be the one stored.
+// Returns {version, changed (0|1), create ns}; version 0 when a delete or
+// a promote found no live ruleset, -1 when a promote found another shadow
+// or none. Times stay strings: Lua numbers are doubles.
 var writeScript = redis.NewScript(`
 local n = tonumber(redis.call('HGET', KEYS[1], 'n') or '0')
 local live = n > 0 and redis.call('HGET', KEYS[1], 'd') ~= '1'
 local mode = ARGV[4]
 local created = ARGV[3]
 if live then created = redis.call('HGET', KEYS[1], 'c') end
+if mode == 'promote' then
+  if not live then return {0, 0, ''} end
+  if redis.call('HGET', KEYS[4], 't') ~= ARGV[8] then return {-1, 0, ''} end
+  redis.call('DEL', KEYS[4])
+  redis.call('ZREM', KEYS[5], ARGV[1])
+  if redis.call('HGET', KEYS[1], 's:' .. n) == ARGV[2] then
+    -- The live version already has the shadow's source: no new version,
+    -- but the shadow is gone, which every instance must hear of.
+    local seq = redis.call('INCR', KEYS[3])
+    redis.call('PUBLISH', ARGV[6], seq)
+    return {n, 0, created}
+  end
+end
 if mode == 'delete' then
   if not live then return {0, 0, ''} end
   n = n + 1
   redis.call('HSET', KEYS[1], 'n', n, 'd', '1', 's:' .. n, '', 'm:' .. n, ARGV[3] .. ' ' .. created .. ' 1 0')
   redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('DEL', KEYS[4])
+  redis.call('ZREM', KEYS[5], ARGV[1])
 else
   if mode == 'put' and live and redis.call('HGET', KEYS[1], 's:' .. n) == ARGV[2] then
     return {n, 0, created}
@@ -334,12 +363,17 @@ return {n, 1, created}
 `)
 
 // write runs writeScript and returns the new (or, for an unchanged put,
-// current) version.
-func (r *Registry) write(ctx context.Context, mode, name string, source []byte, rollbackOf int64) (RulesetRecord, bool, error) {
+// current) version. shadowStart is, for a promote, the start time of the
+// shadow promoted (ShadowRecord.StartTime).
+func (r *Registry) write(ctx context.Context, mode, name string, source []byte, rollbackOf int64, shadowStart time.Time) (RulesetRecord, bool, error) {
 	now := r.clock()
+	start := ""
+	if mode == "promote" {
+		start = strconv.FormatInt(shadowStart.UnixNano(), 10)
+	}
 	res, err := writeScript.Run(ctx, r.client,
-		[]string{r.rsKey + name, r.names, r.changes},
-		name, source, strconv.FormatInt(now.UnixNano(), 10), mode, strconv.FormatInt(rollbackOf, 10), r.channel, r.keep,
+		[]string{r.rsKey + name, r.names, r.changes, r.shKey + name, r.shadows},
+		name, source, strconv.FormatInt(now.UnixNano(), 10), mode, strconv.FormatInt(rollbackOf, 10), r.channel, r.keep, start,
 	).Slice()
 	if err != nil {
 		return RulesetRecord{}, false, err
@@ -350,8 +384,11 @@ func (r *Registry) write(ctx context.Context, mode, name string, source []byte, 
 	v, _ := res[0].(int64)
 	changed, _ := res[1].(int64)
 	cs, _ := res[2].(string)
-	if v == 0 {
+	switch v {
+	case 0:
 		return RulesetRecord{}, false, ErrRulesetNotFound
+	case -1:
+		return RulesetRecord{}, false, ErrShadowReplaced
 	}
 	created, _ := strconv.ParseInt(cs, 10, 64)
 	rec := RulesetRecord{
@@ -385,7 +422,7 @@ func (r *Registry) Put(ctx context.Context, name string, source []byte) (Ruleset
 	if _, err := r.Compile(name, source); err != nil {
 		return RulesetRecord{}, err
 	}
-	rec, _, err := r.write(ctx, "put", name, source, 0)
+	rec, _, err := r.write(ctx, "put", name, source, 0, time.Time{})
 	if err != nil {
 		return RulesetRecord{}, fmt.Errorf("registry: put %q: %w", name, err)
 	}
@@ -686,7 +723,7 @@ func (r *Registry) Delete(ctx context.Context, name string) error {
 	if err := checkName(name); err != nil {
 		return err
 	}
-	if _, _, err := r.write(ctx, "delete", name, nil, 0); err != nil {
+	if _, _, err := r.write(ctx, "delete", name, nil, 0, time.Time{}); err != nil {
 		if errors.Is(err, ErrRulesetNotFound) {
 			return fmt.Errorf("%w: %q", ErrRulesetNotFound, name)
 		}
@@ -725,7 +762,7 @@ func (r *Registry) Rollback(ctx context.Context, name string, version int64) (Ru
 	if _, err := r.Compile(name, old.Source); err != nil {
 		return RulesetRecord{}, err
 	}
-	rec, _, err := r.write(ctx, "rollback", name, old.Source, version)
+	rec, _, err := r.write(ctx, "rollback", name, old.Source, version, time.Time{})
 	if err != nil {
 		return RulesetRecord{}, fmt.Errorf("registry: roll back %q to version %d: %w", name, version, err)
 	}
@@ -778,33 +815,44 @@ func (r *Registry) previous(ctx context.Context, name string) (RulesetRecord, er
 	return RulesetRecord{}, fmt.Errorf("%w: %q has no version before version %d with another source", ErrNoPreviousVersion, name, n)
 }
 
-// snapshot returns every live ruleset at its current version, consistent
-// with one value of the change counter, and that value.
-func (r *Registry) snapshot(ctx context.Context) ([]RulesetRecord, int64, error) {
+// Set is the registry at one change: every live ruleset at its current
+// version, by name, and the shadows of those that have one, by name.
+type Set struct {
+	Rulesets []RulesetRecord
+	Shadows  []ShadowRecord
+}
+
+// snapshot returns the registry's Set, consistent with one value of the
+// change counter, and that value.
+func (r *Registry) snapshot(ctx context.Context) (Set, int64, error) {
 	for {
 		before, err := r.seq(ctx)
 		if err != nil {
-			return nil, 0, err
+			return Set{}, 0, err
 		}
 		names, err := r.client.ZRangeByLex(ctx, r.names, &redis.ZRangeBy{Min: "-", Max: "+"}).Result()
 		if err != nil {
-			return nil, 0, err
+			return Set{}, 0, err
 		}
 		recs, err := r.current(ctx, names)
 		if err != nil {
-			return nil, 0, err
+			return Set{}, 0, err
+		}
+		shadows, err := r.allShadows(ctx)
+		if err != nil {
+			return Set{}, 0, err
 		}
 		after, err := r.seq(ctx)
 		if err != nil {
-			return nil, 0, err
+			return Set{}, 0, err
 		}
 		// Every change bumps the counter in the script that makes it: an
 		// unchanged counter means no change landed in between.
 		if after == before {
-			return recs, after, nil
+			return Set{Rulesets: recs, Shadows: shadows}, after, nil
 		}
 		if err := ctx.Err(); err != nil {
-			return nil, 0, err
+			return Set{}, 0, err
 		}
 	}
 }
@@ -817,14 +865,14 @@ func (r *Registry) seq(ctx context.Context) (int64, error) {
 	return n, err
 }
 
-// Watch calls fn with the complete current set of rulesets (not deleted,
-// by name) at start and after every change made by any instance, within a
+// Watch calls fn with the complete current Set (the rulesets not deleted
+// and their shadows) at start and after every change made by any instance, within a
 // second: it listens for the change messages and also reads the change
 // counter every half second, which catches a message lost to a
 // reconnect. Changes that land while fn runs are coalesced into the next
 // call. fn runs on Watch's goroutine. While Redis cannot be reached, Watch
 // logs it and keeps trying; it returns nil when ctx ends.
-func (r *Registry) Watch(ctx context.Context, fn func([]RulesetRecord)) error {
+func (r *Registry) Watch(ctx context.Context, fn func(Set)) error {
 	sub := r.client.Subscribe(ctx, r.channel)
 	defer func() { _ = sub.Close() }()
 	msgs := sub.Channel()
@@ -835,11 +883,11 @@ func (r *Registry) Watch(ctx context.Context, fn func([]RulesetRecord)) error {
 	for {
 		seq, err := r.seq(ctx)
 		if err == nil && seq != last {
-			var recs []RulesetRecord
-			recs, seq, err = r.snapshot(ctx)
+			var set Set
+			set, seq, err = r.snapshot(ctx)
 			if err == nil {
 				last = seq
-				fn(recs)
+				fn(set)
 			}
 		}
 		if ctx.Err() != nil {

@@ -533,9 +533,9 @@ type watcher struct {
 	calls [][]string // name@version of each call
 }
 
-func (w *watcher) fn(recs []RulesetRecord) {
+func (w *watcher) fn(set Set) {
 	var s []string
-	for _, r := range recs {
+	for _, r := range set.Rulesets {
 		s = append(s, fmt.Sprintf("%s@%d", r.Name, r.Version))
 	}
 	w.mu.Lock()

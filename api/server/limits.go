@@ -45,7 +45,12 @@ var expensiveMethods = map[string]bool{
 	shrikev1.RulesetService_PutRuleset_FullMethodName:      true,
 	shrikev1.RulesetService_ValidateRuleset_FullMethodName: true,
 	shrikev1.RulesetService_TestRuleset_FullMethodName:     true,
+	shrikev1.AnalysisService_ExplainRuleset_FullMethodName: true,
 	shrikev1.AnalysisService_DiffRulesets_FullMethodName:   true,
+	shrikev1.ShadowService_PutShadow_FullMethodName:        true,
+	shrikev1.ShadowService_PromoteShadow_FullMethodName:    true,
+	// It reads the alerts topics since the shadow started.
+	shrikev1.ShadowService_GetShadowDiff_FullMethodName: true,
 }
 
 // expensive reports whether a call costs CPU and memory in proportion to
@@ -86,7 +91,7 @@ func newLimits(timeout time.Duration, maxExpensive int) *limits {
 		slots:   make(chan struct{}, maxExpensive),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "shrike", Subsystem: "api", Name: "expensive_calls_in_flight",
-			Help: "Expensive API calls running (ListAlerts with a filter, ValidateRuleset, TestRuleset, PutRuleset, DiffRulesets); at most api.max_concurrent_expensive.",
+			Help: "Expensive API calls running (ListAlerts with a filter, ValidateRuleset, TestRuleset, PutRuleset, ExplainRuleset, DiffRulesets, PutShadow, PromoteShadow, GetShadowDiff); at most api.max_concurrent_expensive.",
 		}),
 		refused: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "shrike", Subsystem: "api", Name: "expensive_calls_refused_total",
@@ -155,6 +160,6 @@ func (l *limits) acquire(ctx context.Context) error {
 	l.refused.Inc()
 	n := cap(l.slots)
 	return withDetails(codes.ResourceExhausted,
-		fmt.Sprintf("too many expensive calls: %d already running, the limit (api.max_concurrent_expensive); ListAlerts with a filter, ValidateRuleset, TestRuleset, PutRuleset and DiffRulesets share it; retry later", n),
+		fmt.Sprintf("too many expensive calls: %d already running, the limit (api.max_concurrent_expensive); ListAlerts with a filter, ValidateRuleset, TestRuleset, PutRuleset, ExplainRuleset, DiffRulesets and the shadows' put, promote and diff share it; retry later", n),
 		ReasonTooManyExpensiveCalls, map[string]string{"limit": fmt.Sprint(n)})
 }

@@ -24,6 +24,11 @@ type Registry interface {
 	ListVersions(ctx context.Context, name string, q registry.VersionQuery) ([]registry.RulesetRecord, string, error)
 	Delete(ctx context.Context, name string) error
 	Rollback(ctx context.Context, name string, version int64) (registry.RulesetRecord, error)
+
+	PutShadow(ctx context.Context, name string, source []byte) (registry.ShadowRecord, error)
+	GetShadow(ctx context.Context, name string) (registry.ShadowRecord, error)
+	DeleteShadow(ctx context.Context, name string) error
+	PromoteShadow(ctx context.Context, name string) (registry.RulesetRecord, error)
 }
 
 // Page sizes of every List method (AIP-158).
@@ -58,6 +63,7 @@ func registryErr(err error) error {
 	var list rules.ErrorList
 	if errors.As(err, &list) || errors.Is(err, registry.ErrRulesetNotFound) || errors.Is(err, registry.ErrInvalidName) ||
 		errors.Is(err, pagetoken.ErrInvalid) || errors.Is(err, registry.ErrDeletedVersion) || errors.Is(err, registry.ErrNoPreviousVersion) ||
+		errors.Is(err, registry.ErrShadowNotFound) || errors.Is(err, registry.ErrShadowReplaced) ||
 		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}

@@ -62,6 +62,9 @@ type Options struct {
 	// ShadowFeed is the shadow alerts topic's feed, for subscriptions that
 	// ask for shadow versions' alerts; nil refuses them.
 	ShadowFeed AlertFeed
+	// ShadowAlerts compares the live and shadow alerts of a ruleset for
+	// GetShadowDiff; nil answers it UNAVAILABLE.
+	ShadowAlerts ShadowAlerts
 	// Tokens are the accepted bearer tokens. None disables authentication,
 	// which New allows only on loopback listeners.
 	Tokens []Token

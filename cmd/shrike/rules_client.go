@@ -51,6 +51,7 @@ one JSON object per line.`,
 		newRulesRollbackCmd(e, f),
 		newRulesExplainCmd(e, f),
 		newRulesDiffCmd(e, f),
+		newRulesShadowCmd(e, f),
 	)
 	return cmd
 }
@@ -284,24 +285,7 @@ func writeRuleset(w *output, rs *shrikev1.Ruleset) error {
 	if err := t.flush(); err != nil {
 		return err
 	}
-	if len(rs.GetRules()) == 0 {
-		return nil
-	}
-	fmt.Fprintln(w)
-	t = newTable(w)
-	t.printf("RULE\tSEVERITY\tENABLED\tSTEPS\tVERSION\n")
-	for _, r := range rs.GetRules() {
-		enabled := "yes"
-		if !r.GetEnabled() {
-			enabled = "no"
-		}
-		steps := "-"
-		if s := r.GetSteps(); len(s) > 0 {
-			steps = strings.Join(s, ",")
-		}
-		t.printf("%s\t%s\t%s\t%s\t%s\n", r.GetId(), r.GetSeverity(), enabled, steps, orDash(r.GetVersion()))
-	}
-	return t.flush()
+	return writeRules(w, rs.GetRules())
 }
 
 func orDash(s string) string {
