@@ -40,8 +40,10 @@ func protoMapping() mapping {
 	m := mapping{}
 	for _, f := range []protoreflect.FileDescriptor{
 		shrikev1.File_shrike_v1_alerts_proto,
+		shrikev1.File_shrike_v1_analysis_proto,
 		shrikev1.File_shrike_v1_events_proto,
 		shrikev1.File_shrike_v1_rulesets_proto,
+		shrikev1.File_shrike_v1_shadow_proto,
 	} {
 		svcs := f.Services()
 		for i := range svcs.Len() {

@@ -1,6 +1,8 @@
 // Package server implements Shrike's API (api/README.md): the gRPC services
 // of package shrike.v1 over the rules registry (RulesetService), the alerts
-// topic's feed (AlertService) and a Kafka producer (EventService), with
+// topic's feed (AlertService), a Kafka producer (EventService), offline
+// replays of the matcher (AnalysisService: explain and diff) and the
+// registry's shadow versions with the alerts topics (ShadowService), with
 // gRPC health and server reflection, and their REST mapping through
 // grpc-gateway.
 //

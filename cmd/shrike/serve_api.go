@@ -86,6 +86,16 @@ func startAPI(ctx context.Context, cfg config.Config, d apiDeps) (_ *apiServer, 
 	if err != nil {
 		return nil, err
 	}
+	shadowAlerts, err := feed.NewShadowDiffer(feed.ShadowDiffOptions{
+		Brokers:           d.brokers,
+		AlertsTopic:       cfg.Kafka.Topics.Alerts,
+		ShadowAlertsTopic: cfg.Kafka.Topics.ShadowAlerts,
+		ReadCommitted:     cfg.Kafka.ExactlyOnce,
+		Logger:            d.log,
+	})
+	if err != nil {
+		return nil, err
+	}
 	a.pub, err = feed.NewPublisher(ctx, feed.PublisherOptions{Brokers: d.brokers, ClientID: "shrike-api"})
 	if err != nil {
 		return nil, err
@@ -96,6 +106,7 @@ func startAPI(ctx context.Context, cfg config.Config, d apiDeps) (_ *apiServer, 
 		Registry:        d.registry,
 		Feed:            a.feed,
 		ShadowFeed:      a.shadowFeed,
+		ShadowAlerts:    shadowAlerts,
 		Publisher:       a.pub,
 		Tokens:          tokens,
 		TLS:             tlsCfg,
