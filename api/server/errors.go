@@ -32,27 +32,28 @@ const ErrorDomain = "shrike"
 // The google.rpc.ErrorInfo reasons of the API's errors; clients branch on
 // them rather than on messages.
 const (
-	ReasonRulesetInvalid     = "RULESET_INVALID"      // INVALID_ARGUMENT: the source does not parse, validate or compile
-	ReasonInvalidRequest     = "INVALID_REQUEST"      // INVALID_ARGUMENT: another bad field
-	ReasonRulesetNotFound    = "RULESET_NOT_FOUND"    // NOT_FOUND
-	ReasonVersionNotFound    = "VERSION_NOT_FOUND"    // NOT_FOUND
-	ReasonShadowNotFound     = "SHADOW_NOT_FOUND"     // NOT_FOUND: the ruleset has no shadow
-	ReasonShadowReplaced     = "SHADOW_REPLACED"      // ABORTED: the shadow changed while it was promoted; promote again
-	ReasonShadowDiffOff      = "SHADOW_DIFF_DISABLED" // UNAVAILABLE: this server does not read the alerts topics to compare
-	ReasonVersionIsDeletion  = "VERSION_IS_DELETION"  // FAILED_PRECONDITION: rollback to a deletion
-	ReasonNoPreviousVersion  = "NO_PREVIOUS_VERSION"  // FAILED_PRECONDITION: rollback with no version of a ruleset with one version
-	ReasonRecordingNotFound  = "RECORDING_NOT_FOUND"  // NOT_FOUND
-	ReasonRecordingsDisabled = "RECORDINGS_DISABLED"  // FAILED_PRECONDITION: no recordings folder
-	ReasonTopicNotRead       = "TOPIC_NOT_READ"       // FAILED_PRECONDITION: no stored ruleset reads the topic
-	ReasonPositionExpired    = "POSITION_EXPIRED"     // OUT_OF_RANGE: alerts after `after` are gone
-	ReasonRequestTooLarge    = "REQUEST_TOO_LARGE"    // RESOURCE_EXHAUSTED (HTTP 413)
-	ReasonTokenMissing       = "TOKEN_MISSING"        // UNAUTHENTICATED (HTTP 401): no bearer token
-	ReasonTokenInvalid       = "TOKEN_INVALID"        // UNAUTHENTICATED (HTTP 401): an unknown one
-	ReasonScopeMissing       = "SCOPE_MISSING"        // PERMISSION_DENIED (HTTP 403), metadata "scope"
-	ReasonBackendUnavailable = "BACKEND_UNAVAILABLE"  // UNAVAILABLE: Redis or Kafka did not answer, metadata "backend"
-	ReasonShuttingDown       = "SHUTTING_DOWN"        // UNAVAILABLE: the server stops; reconnect (elsewhere)
-	ReasonInternal           = "INTERNAL"             // INTERNAL
-	ReasonUnknownPath        = "UNKNOWN_PATH"         // NOT_FOUND (404), UNIMPLEMENTED (405): no REST method at this path and HTTP method
+	ReasonRulesetInvalid     = "RULESET_INVALID"       // INVALID_ARGUMENT: the source does not parse, validate or compile
+	ReasonInvalidRequest     = "INVALID_REQUEST"       // INVALID_ARGUMENT: another bad field
+	ReasonRulesetNotFound    = "RULESET_NOT_FOUND"     // NOT_FOUND
+	ReasonVersionNotFound    = "VERSION_NOT_FOUND"     // NOT_FOUND
+	ReasonShadowNotFound     = "SHADOW_NOT_FOUND"      // NOT_FOUND: the ruleset has no shadow
+	ReasonShadowReplaced     = "SHADOW_REPLACED"       // ABORTED: the shadow changed while it was promoted; promote again
+	ReasonShadowDiffOff      = "SHADOW_DIFF_DISABLED"  // UNAVAILABLE: this server does not read the alerts topics to compare
+	ReasonShadowDiffTooLarge = "SHADOW_DIFF_TOO_LARGE" // FAILED_PRECONDITION: more alerts since the shadow started than one comparison reads
+	ReasonVersionIsDeletion  = "VERSION_IS_DELETION"   // FAILED_PRECONDITION: rollback to a deletion
+	ReasonNoPreviousVersion  = "NO_PREVIOUS_VERSION"   // FAILED_PRECONDITION: rollback with no version of a ruleset with one version
+	ReasonRecordingNotFound  = "RECORDING_NOT_FOUND"   // NOT_FOUND
+	ReasonRecordingsDisabled = "RECORDINGS_DISABLED"   // FAILED_PRECONDITION: no recordings folder
+	ReasonTopicNotRead       = "TOPIC_NOT_READ"        // FAILED_PRECONDITION: no stored ruleset reads the topic
+	ReasonPositionExpired    = "POSITION_EXPIRED"      // OUT_OF_RANGE: alerts after `after` are gone
+	ReasonRequestTooLarge    = "REQUEST_TOO_LARGE"     // RESOURCE_EXHAUSTED (HTTP 413)
+	ReasonTokenMissing       = "TOKEN_MISSING"         // UNAUTHENTICATED (HTTP 401): no bearer token
+	ReasonTokenInvalid       = "TOKEN_INVALID"         // UNAUTHENTICATED (HTTP 401): an unknown one
+	ReasonScopeMissing       = "SCOPE_MISSING"         // PERMISSION_DENIED (HTTP 403), metadata "scope"
+	ReasonBackendUnavailable = "BACKEND_UNAVAILABLE"   // UNAVAILABLE: Redis or Kafka did not answer, metadata "backend"
+	ReasonShuttingDown       = "SHUTTING_DOWN"         // UNAVAILABLE: the server stops; reconnect (elsewhere)
+	ReasonInternal           = "INTERNAL"              // INTERNAL
+	ReasonUnknownPath        = "UNKNOWN_PATH"          // NOT_FOUND (404), UNIMPLEMENTED (405): no REST method at this path and HTTP method
 )
 
 // fieldError is a bad request field (AIP-193 BadRequest field violation).
@@ -137,6 +138,8 @@ func toStatus(log *slog.Logger, method string, err error) error {
 		return withDetails(codes.NotFound, err.Error(), ReasonShadowNotFound, meta)
 	case errors.Is(err, registry.ErrShadowReplaced):
 		return withDetails(codes.Aborted, err.Error(), ReasonShadowReplaced, meta)
+	case errors.Is(err, feed.ErrTooManyAlerts):
+		return withDetails(codes.FailedPrecondition, err.Error(), ReasonShadowDiffTooLarge, meta)
 	case errors.Is(err, errNoShadowAlerts):
 		return withDetails(codes.Unavailable, err.Error(), ReasonShadowDiffOff, meta)
 	case errors.Is(err, registry.ErrVersionNotFound):

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	shrikev1 "github.com/shrike-cep/shrike/api/shrike/v1"
+	"github.com/shrike-cep/shrike/feed"
 	"github.com/shrike-cep/shrike/internal/alertdiff"
 	"github.com/shrike-cep/shrike/matcher"
 	"github.com/shrike-cep/shrike/registry"
@@ -90,8 +91,11 @@ func (h *shadowService) GetShadowDiff(ctx context.Context, req *shrikev1.GetShad
 	}
 	diff, err := h.s.opts.ShadowAlerts.ShadowDiff(ctx, sh.Name, sh.StartTime, examples)
 	if err != nil {
-		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		switch {
+		case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 			return nil, err
+		case errors.Is(err, feed.ErrTooManyAlerts):
+			return nil, withMeta(err, "ruleset", req.GetName())
 		}
 		return nil, withMeta(unavailable("kafka", err), "ruleset", req.GetName())
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/shrike-cep/shrike/api/server"
 	shrikev1 "github.com/shrike-cep/shrike/api/shrike/v1"
+	"github.com/shrike-cep/shrike/feed"
 	"github.com/shrike-cep/shrike/internal/alertdiff"
 	"github.com/shrike-cep/shrike/matcher"
 )
@@ -194,6 +195,11 @@ func TestShadowService(t *testing.T) {
 	code, body = e.rest(t, "GET", "/v1/rulesets/payments/shadow:diff", nil)
 	if got := restStatus(code, body); got != "503 BACKEND_UNAVAILABLE" {
 		t.Errorf("GetShadowDiff with the alerts unreadable: %s, want 503 BACKEND_UNAVAILABLE", got)
+	}
+	alerts.err = fmt.Errorf("%w: 2000000 records since then", feed.ErrTooManyAlerts)
+	code, body = e.rest(t, "GET", "/v1/rulesets/payments/shadow:diff", nil)
+	if got := restStatus(code, body); got != "400 SHADOW_DIFF_TOO_LARGE" || !strings.Contains(fmt.Sprint(body["message"]), "2000000 records") {
+		t.Errorf("GetShadowDiff over too many alerts: %s %v, want 400 SHADOW_DIFF_TOO_LARGE saying how many", got, body["message"])
 	}
 
 	// Promote: the shadow's source as version 2, the shadow gone.
