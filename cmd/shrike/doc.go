@@ -2,6 +2,7 @@
 //
 //	shrike check RULESET...                    validate and compile rulesets
 //	shrike run --rules RULESET... EVENTS...    replay recorded events, print alerts
+//	shrike diff --rules OLD... --against NEW... EVENTS...   the alerts two versions differ on
 //	shrike test TESTFILE... | DIR/...          run rule unit tests (docs/testing.md)
 //	shrike gen --scenario NAME [--kafka B]     synthetic events, to stdout or Kafka
 //	shrike serve --rules DIR [flags]           run the rulesets on Kafka, state in Redis
@@ -23,7 +24,9 @@
 // a ruleset is invalid, a file cannot be opened or read, or stdout cannot be
 // written (a full disk: `shrike: writing output: ...`), 2 for a usage
 // error. shrike test exits 1 when a test fails and 3 when a test file or
-// ruleset cannot be loaded. shrike serve runs until SIGINT or SIGTERM and
+// ruleset cannot be loaded. shrike diff and shrike rules diff exit 1 when
+// the versions differ, and 3 when a ruleset is invalid, a file cannot be
+// read or the server refused the request. shrike serve runs until SIGINT or SIGTERM and
 // then exits 0 after its ordered shutdown; a configuration that does not
 // validate is a usage error (2), anything that stops it from starting or
 // running is 1. Progress bars and colours appear only on a terminal.
