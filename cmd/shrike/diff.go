@@ -45,8 +45,8 @@ changes. For each rule the output counts the alerts of both versions, of
 the old one only (the change removes them) and of the new one only (the
 change adds them), then shows, for each rule that differs, the first
 --examples alerts of each version only: id, key, start and the matched
-events' positions (file:line per step). Ids are those shrike run gives
-each version alone.
+events' positions (step@file:line). Ids are those shrike run gives each
+version alone.
 
 The text output is for people; --json writes one JSON object, the API's
 DiffRulesetsResponse (POST /v1/rulesets:diff), with the example alerts as
@@ -57,7 +57,8 @@ separate streams, as a shadow version runs beside the live one: each keeps
 partial matches, caps and watermark of its own.
 
 Exit status: 0 when no rule differs, 1 when some rule differs, 2 for a bad
-command line, 3 when a ruleset is invalid or a file cannot be read.`,
+command line, 3 when a ruleset is invalid, a file cannot be read or the
+output cannot be written.`,
 		Example: `  shrike diff --rules rulesets/payments.yaml --against payments-new.yaml rulesets/testdata/payments.jsonl
   shrike diff -r rulesets/ --against candidate/ --json --examples 10 day1.jsonl.gz day2.jsonl.gz
   shrike diff -r payments.yaml --against payments-new.yaml cases.jsonl && echo "no alert changes"`,

@@ -29,7 +29,10 @@
 // error. shrike test exits 1 when a test fails and 3 when a test file or
 // ruleset cannot be loaded. shrike diff, shrike rules diff and shrike rules
 // shadow diff exit 0 when the versions agree and 1 when they differ, as
-// diff(1) does; their errors are 2 or more. shrike serve runs until SIGINT or SIGTERM and
+// diff(1) does; shrike diff and shrike rules diff exit 3 when a ruleset is
+// invalid, a file cannot be read or the server refused the request, and
+// shrike rules shadow diff 2 when the versions cannot be compared. shrike
+// serve runs until SIGINT or SIGTERM and
 // then exits 0 after its ordered shutdown; a configuration that does not
 // validate is a usage error (2), anything that stops it from starting or
 // running is 1. Progress bars and colours appear only on a terminal.
