@@ -6,7 +6,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/shrike-cep/shrike/cep"
 	"github.com/shrike-cep/shrike/cep/diff"
 	"github.com/shrike-cep/shrike/internal/gctune"
 )
@@ -73,10 +72,7 @@ output cannot be written.`,
 	fl.StringSliceVar(&f.against, "against", nil, "the new ruleset `FILE`s or directories to compare with --rules")
 	fl.BoolVar(&f.json, "json", false, "write one JSON object instead of text")
 	fl.IntVar(&f.examples, "examples", diff.DefaultExamples, "example alerts to show per rule and kind (0: none)")
-	fl.IntVar(&f.maxRunsPerKey, "max-runs-per-key", 0, "cap on one rule's partial matches per key; the oldest are dropped (default 10000)")
-	fl.IntVar(&f.maxLineBytes, "max-line-bytes", cep.DefaultMaxLineBytes, "longest line accepted; longer lines are skipped")
-	fl.DurationVar(&f.maxClockSkew, "max-clock-skew", 0, "dead-letter events more than `DUR` ahead of the watermark (0: off)")
-	fl.StringArrayVar(&f.sources, "source", nil, "`NAME` of the recording in positions and alert ids, instead of the file's base name; once per events file")
+	addReplayFlags(cmd, &f.runFlags)
 	_ = cmd.MarkFlagRequired("rules")
 	_ = cmd.MarkFlagRequired("against")
 	return cmd

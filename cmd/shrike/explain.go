@@ -6,7 +6,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/shrike-cep/shrike/cep"
 	"github.com/shrike-cep/shrike/cep/explain"
 	"github.com/shrike-cep/shrike/internal/gctune"
 )
@@ -59,10 +58,7 @@ line (an unknown --rule among them).`,
 	fl.StringVar(&f.rule, "rule", "", "trace only this rule: its `ID`, or RULESET/ID")
 	fl.BoolVar(&f.json, "json", false, "write JSON lines instead of text")
 	fl.IntVar(&f.maxEntries, "max-entries", explain.DefaultMaxEntries, "most trace entries to write before the verdicts (0: no bound)")
-	fl.IntVar(&f.maxRunsPerKey, "max-runs-per-key", 0, "cap on one rule's partial matches per key; the oldest are dropped (default 10000)")
-	fl.IntVar(&f.maxLineBytes, "max-line-bytes", cep.DefaultMaxLineBytes, "longest line accepted; longer lines are skipped")
-	fl.DurationVar(&f.maxClockSkew, "max-clock-skew", 0, "dead-letter events more than `DUR` ahead of the watermark (0: off)")
-	fl.StringArrayVar(&f.sources, "source", nil, "`NAME` of the recording in positions and alert ids, instead of the file's base name; once per events file")
+	addReplayFlags(cmd, &f.runFlags)
 	_ = cmd.MarkFlagRequired("rules")
 	_ = cmd.MarkFlagRequired("key")
 	return cmd

@@ -82,13 +82,20 @@ of one name are refused, since their ids could collide.`,
 	fl := cmd.Flags()
 	fl.StringSliceVarP(&f.rules, "rules", "r", nil, "ruleset `FILE`s or directories (repeat the flag or separate with commas)")
 	fl.StringVar(&f.late, "late", "", "write the lines of late events to `FILE`")
-	fl.IntVar(&f.maxRunsPerKey, "max-runs-per-key", 0, "cap on one rule's partial matches per key; the oldest are dropped (default 10000)")
-	fl.IntVar(&f.maxLineBytes, "max-line-bytes", cep.DefaultMaxLineBytes, "longest line accepted; longer lines are reported and skipped")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "do not print the summary")
-	fl.DurationVar(&f.maxClockSkew, "max-clock-skew", 0, "dead-letter events more than `DUR` ahead of the watermark (0: off)")
-	fl.StringArrayVar(&f.sources, "source", nil, "`NAME` of the recording in alert ids, instead of the file's base name; once per events file, in order")
+	addReplayFlags(cmd, &f)
 	_ = cmd.MarkFlagRequired("rules")
 	return cmd
+}
+
+// addReplayFlags adds the flags of the replay that `shrike run`, `shrike
+// explain` and `shrike diff` share.
+func addReplayFlags(cmd *cobra.Command, f *runFlags) {
+	fl := cmd.Flags()
+	fl.IntVar(&f.maxRunsPerKey, "max-runs-per-key", 0, "cap on one rule's partial matches per key; the oldest are dropped (default 10000)")
+	fl.IntVar(&f.maxLineBytes, "max-line-bytes", cep.DefaultMaxLineBytes, "longest line accepted; longer lines are reported and skipped")
+	fl.DurationVar(&f.maxClockSkew, "max-clock-skew", 0, "dead-letter events more than `DUR` ahead of the watermark (0: off)")
+	fl.StringArrayVar(&f.sources, "source", nil, "`NAME` of the recording in positions and alert ids, instead of the file's base name; once per events file, in order")
 }
 
 // checkReplayFlags checks the replay flags `shrike run` shares with
