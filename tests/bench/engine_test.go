@@ -143,7 +143,7 @@ func (discard) Write(p []byte) (int, error) { return len(p), nil }
 // parsed events (outside the timer) so that no field decode is cached from
 // the previous one. It uses the first SHRIKE_BENCH_MATCHER_EVENTS events
 // (default 200,000) to keep the pre-decoded records' memory modest.
-func BenchmarkMatcher(b *testing.B) { benchMatcher(b, nil) }
+func BenchmarkMatcher(b *testing.B) { benchMatcher(b, paymentsRuleset(b), nil) }
 
 // BenchmarkMatcherTracing is BenchmarkMatcher with the tracing of
 // `shrike explain` off ("off", as BenchmarkMatcher) and on for a key the
@@ -151,19 +151,20 @@ func BenchmarkMatcher(b *testing.B) { benchMatcher(b, nil) }
 // is traced): tracing off must cost nothing, and a trace must not slow
 // down the keys it does not follow.
 func BenchmarkMatcherTracing(b *testing.B) {
-	b.Run("off", func(b *testing.B) { benchMatcher(b, nil) })
+	b.Run("off", func(b *testing.B) { benchMatcher(b, paymentsRuleset(b), nil) })
 	b.Run("other-key", func(b *testing.B) {
 		traced := 0
-		benchMatcher(b, matcher.NewTracer("no-such-account", func(*matcher.TraceEvent) { traced++ }))
+		benchMatcher(b, paymentsRuleset(b), matcher.NewTracer("no-such-account", func(*matcher.TraceEvent) { traced++ }))
 		if traced != 0 {
 			b.Fatalf("traced %d events of a key the stream does not have", traced)
 		}
 	})
 }
 
-func benchMatcher(b *testing.B, tracer *matcher.Tracer) {
+// benchMatcher is BenchmarkMatcher with the ruleset rs (over the payments
+// stream) and tracer.
+func benchMatcher(b *testing.B, rs *rules.Compiled, tracer *matcher.Tracer) {
 	path, lines := benchStream(b)
-	rs := paymentsRuleset(b)
 	n := min(lines, envInt("SHRIKE_BENCH_MATCHER_EVENTS", 200_000))
 	raw := make([][]byte, 0, n)
 	err := readLines(path, func(line []byte) {
@@ -282,11 +283,30 @@ func fillPartition(tb testing.TB, rs *rules.Compiled, prog *matcher.Program, for
 	return part
 }
 
+// meanKeyStateBytes is the mean size of the keys' encoded states, what a
+// checkpoint writes to the Store per key (matcher.Partition.AppendKeyState),
+// for the keys fillPartition made.
+func meanKeyStateBytes(tb testing.TB, part *matcher.Partition, keys int) float64 {
+	var total int
+	var buf []byte
+	for i := range keys {
+		var ok bool
+		buf, ok = part.AppendKeyState(buf[:0], fmt.Sprintf("acct-%07d", i))
+		if !ok {
+			tb.Fatalf("key acct-%07d has no state", i)
+		}
+		total += len(buf)
+	}
+	return float64(total) / float64(keys)
+}
+
 // BenchmarkPartialMatchMemory measures the live heap a partial match holds,
 // event included: the heap with 100,000 keys holding one open partial match
 // each, minus the heap with 100,000 keys that saw an event opening none,
-// divided by 100,000. It is a measurement rather than a timing; the ns/op
-// it also prints means nothing.
+// divided by 100,000; and the mean size of such a key's encoded state, what
+// a checkpoint writes to Redis for it (B/key-state, before Redis's own
+// overhead). It is a measurement rather than a timing; the ns/op it also
+// prints means nothing.
 func BenchmarkPartialMatchMemory(b *testing.B) {
 	rs := paymentsRuleset(b)
 	prog, err := matcher.NewProgram([]*rules.Compiled{rs})
@@ -296,7 +316,7 @@ func BenchmarkPartialMatchMemory(b *testing.B) {
 	keys := envInt("SHRIKE_BENCH_MEMORY_KEYS", 100_000)
 	for _, o := range openers {
 		b.Run(o.name, func(b *testing.B) {
-			var perRun, perIdleKey float64
+			var perRun, perIdleKey, stateBytes float64
 			for b.Loop() {
 				h0 := liveHeap()
 				base := fillPartition(b, rs, prog, baselineLine, keys)
@@ -313,6 +333,7 @@ func BenchmarkPartialMatchMemory(b *testing.B) {
 				}
 				perRun = (float64(h2) - float64(h1)) / float64(keys*len(o.rules))
 				perIdleKey = (float64(h1) - float64(h0)) / float64(keys)
+				stateBytes = meanKeyStateBytes(b, open, keys)
 				// Both partitions must stay alive until the heap is read.
 				runtime.KeepAlive(base)
 				runtime.KeepAlive(open)
@@ -320,6 +341,7 @@ func BenchmarkPartialMatchMemory(b *testing.B) {
 			b.ReportMetric(perRun, "B/partial-match")
 			b.ReportMetric(perIdleKey, "B/idle-key")
 			b.ReportMetric(float64(len(o.line)-2), "event-B")
+			b.ReportMetric(stateBytes, "B/key-state")
 		})
 	}
 }
