@@ -3,6 +3,9 @@ package state
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -135,4 +138,56 @@ func BenchmarkLoadKeys(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*keys), "ns/key")
 		})
 	}
+}
+
+// BenchmarkRedisMemoryPerKey measures what a key's checkpointed state costs
+// in a real redis-server's memory (SHRIKE_REDIS_ADDR): used_memory after
+// committing 100,000 keys, minus before, per key, for states of the sizes
+// tests/bench's BenchmarkPartialMatchMemory reports (B/key-state): a key
+// with one open partial match of a payments event is about 330 bytes. The
+// overhead is Redis's own (a hash field of the partition's hash) and the
+// key's name. It is a measurement; its ns/op means nothing. miniredis
+// does not account memory, so without a real server it reports nothing.
+func BenchmarkRedisMemoryPerKey(b *testing.B) {
+	addr := os.Getenv("SHRIKE_REDIS_ADDR")
+	if addr == "" {
+		b.Skip("SHRIKE_REDIS_ADDR is not set: Redis memory is measured on a real redis-server")
+	}
+	const keys = 100_000
+	for _, size := range []int{100, 330, 1000} {
+		b.Run(fmt.Sprintf("state=%dB", size), func(b *testing.B) {
+			put, _ := benchKeys(keys, size)
+			ctx := context.Background()
+			var perKey float64
+			for b.Loop() {
+				s := newSharedRedisT(b, Options{Addrs: []string{addr}, KeyPrefix: "shrike-bench-" + randHex(b)})
+				before := usedMemory(b, s)
+				if err := s.Commit(ctx, part, put, nil, Checkpoint{Offset: 1, Generation: 1}); err != nil {
+					b.Fatal(err)
+				}
+				perKey = float64(usedMemory(b, s)-before) / keys
+			}
+			b.ReportMetric(perKey, "redis-B/key")
+			b.ReportMetric(perKey-float64(size), "overhead-B/key")
+		})
+	}
+}
+
+// usedMemory is the server's used_memory (INFO memory).
+func usedMemory(tb testing.TB, r *Redis) int64 {
+	info, err := r.client.Info(context.Background(), "memory").Result()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for line := range strings.SplitSeq(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				tb.Fatalf("used_memory %q: %v", v, err)
+			}
+			return n
+		}
+	}
+	tb.Fatal("INFO memory has no used_memory")
+	return 0
 }
