@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 
 	alertfeed "github.com/shrike-cep/shrike/feed"
 	"github.com/shrike-cep/shrike/internal/testkit"
+	"github.com/shrike-cep/shrike/matcher"
 	"github.com/shrike-cep/shrike/rules"
 	"github.com/shrike-cep/shrike/state"
 )
@@ -89,5 +91,67 @@ func TestEngineShadowVersion(t *testing.T) {
 	text = testkit.MetricsText(t, reg)
 	if strings.Contains(text, `shadow="true"`) || !strings.Contains(text, `shadow="false"`) {
 		t.Errorf("after the shadow was removed, metrics:\n%s", text)
+	}
+}
+
+// TestEngineShadowStateSurvivesRestart: a shadow version's partial matches
+// are checkpointed with its partition, apart from the live ones, and a
+// second engine on the same Store completes them: three failed logins and a
+// login from a new IP before the restart, the transfer after it, alert in
+// the live version and in the shadow alike.
+func TestEngineShadowStateSurvivesRestart(t *testing.T) {
+	brokers := cluster(t, "payments")
+	live := loadPayments(t)
+	shadow, err := rules.Load("payments.yaml", live.Source, rules.CompileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shadow.Shadow = true
+	clock := newFakeClock()
+	var mu sync.Mutex
+	took := map[bool]int{} // account-takeover alerts by shadow
+	store := state.NewMemory()
+	opts := EngineOptions{
+		Brokers: brokers, Rulesets: []*rules.Compiled{live, shadow}, Store: store, Clock: clock.Now,
+		OnAlert: func(a *matcher.Alert) {
+			if a.Rule == "account-takeover" {
+				mu.Lock()
+				took[a.Shadow]++
+				mu.Unlock()
+			}
+		},
+	}
+	login := func(at time.Duration, success bool, ip string) *kgo.Record {
+		return &kgo.Record{Topic: "payments", Key: []byte("acct-7"), Value: fmt.Appendf(nil,
+			`{"type":"login","account_id":"acct-7","success":%v,"ip":%q,"ts":%q}`, success, ip, ts(at))}
+	}
+	first := start(t, opts)
+	testkit.WaitFor(t, 0, "the first engine to be ready", first.Ready)
+	produceRecords(t, brokers,
+		login(0, false, "10.0.0.1"), login(10*time.Second, false, "10.0.0.1"), login(20*time.Second, false, "10.0.0.1"),
+		login(30*time.Second, true, "203.0.113.7"))
+	prod := endOf(t, brokers, "payments")
+	testkit.WaitFor(t, 0, "the logins to be processed and checkpointed", func() bool {
+		return consumed(prod, first) && checkpointed(first)
+	})
+	first.stop(t)
+
+	second := start(t, opts)
+	testkit.WaitFor(t, 0, "the second engine to be ready", second.Ready)
+	produceRecords(t, brokers, &kgo.Record{Topic: "payments", Key: []byte("acct-7"), Value: []byte(
+		`{"type":"transfer","account_id":"acct-7","amount":5000.0,"currency":"EUR","country":"DE","ts":"` + ts(time.Minute) + `"}`)})
+	prod = endOf(t, brokers, "payments")
+	testkit.WaitFor(t, 0, "the transfer to be processed", func() bool { return consumed(prod, second) })
+	closeWindows(t, clock, prod, second)
+	testkit.WaitFor(t, 0, "the takeover alerts", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return took[false]+took[true] >= 2
+	})
+	second.stop(t)
+	mu.Lock()
+	defer mu.Unlock()
+	if took[false] != 1 || took[true] != 1 {
+		t.Errorf("account-takeover alerts: %d live, %d shadow; want one each, from partial matches restored after the restart", took[false], took[true])
 	}
 }
