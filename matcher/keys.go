@@ -180,6 +180,10 @@ func (p *Partition) prefetchAhead() {
 	}
 }
 
+// maxPrefetches bounds the lines prefetchKeyState fetches for one key and
+// level.
+const maxPrefetches = 16
+
 // prefetchKeyState fetches one level of what handling a key reads: 0 its
 // state, 1 its list of rules, 2 each rule's state, 3 the lists of partial
 // matches, 4 the partial matches, 5 the newest node of each. Level l reads
@@ -198,13 +202,19 @@ func prefetchKeyState(ks *keyState, level int) {
 			prefetch(unsafe.Pointer(&ks.rules[0]))
 		}
 	default:
+		// A core keeps a dozen or so misses in flight: past maxPrefetches
+		// lines a key's prefetching only costs the walk (a key holding
+		// partial matches of a hundred rules).
+		n := 0
 		for _, rk := range ks.rules {
 			switch level {
 			case 2:
 				prefetch(unsafe.Pointer(rk))
+				n++
 			case 3:
 				if len(rk.runs) > 0 {
 					prefetch(unsafe.Pointer(&rk.runs[0]))
+					n++
 				}
 			default:
 				for _, r := range rk.runs {
@@ -213,7 +223,13 @@ func prefetchKeyState(ks *keyState, level int) {
 					} else if r.last != nil {
 						prefetch(unsafe.Pointer(r.last))
 					}
+					if n++; n >= maxPrefetches {
+						return
+					}
 				}
+			}
+			if n >= maxPrefetches {
+				return
 			}
 		}
 	}

@@ -34,6 +34,8 @@ type Partition struct {
 	gen      uint32
 	cacheGen []uint32
 	cacheVal []bool
+	// familyVals is evalFamily's scratch.
+	familyVals []bool
 
 	// Scratch space reused across events, so that stepping a run allocates
 	// only the runs and buffer nodes it creates.

@@ -44,6 +44,12 @@ type Program struct {
 	// chainSlots[i] are the cache slots of the conjuncts of chains[i], in
 	// order: what Prepare reads to tell whether the chain was false.
 	chainSlots [][]uint8
+	// families decide together the event-only comparisons of one field
+	// with different double literals (rules of one template with different
+	// thresholds): the field is read once per event for all of them.
+	// familyOf[slot] is the index of the slot's family, -1 for none.
+	families []slotFamily
+	familyOf []int32
 
 	nameOnce sync.Once
 	names    map[string]*planRule
@@ -159,6 +165,9 @@ func NewProgram(rulesets []*rules.Compiled) (*Program, error) {
 		}
 	}
 	p.planSwitches()
+	if err := p.planFamilies(); err != nil {
+		return nil, err
+	}
 	p.numbers = rules.NewNumberLoader(leaves)
 	p.numberChains = slices.Sorted(maps.Keys(numberChains))
 	return p, nil
@@ -262,6 +271,12 @@ func (p *Program) evalChain(r *Record, chain []*nfa.Cond) {
 	for _, c := range chain {
 		bit := uint64(1) << c.Slot
 		if r.pre.known&bit != 0 {
+			if r.pre.val&bit == 0 {
+				return
+			}
+			continue
+		}
+		if p.familyOf[c.Slot] >= 0 && p.prepareFamily(r, p.familyOf[c.Slot]) {
 			if r.pre.val&bit == 0 {
 				return
 			}

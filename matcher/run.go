@@ -244,6 +244,9 @@ func (p *Partition) cond(c *nfa.Cond, pr *planRule, cur *run, r *Record) bool {
 		if p.cacheGen[slot] == p.gen {
 			return p.cacheVal[slot]
 		}
+		if fi := pr.program.familyOf[c.Slot]; fi >= 0 && p.evalFamily(pr, fi, r) {
+			return p.cacheVal[slot]
+		}
 		v := p.evalLeaf(c.Leaf, pr, nil, r)
 		p.cacheGen[slot], p.cacheVal[slot] = p.gen, v
 		return v

@@ -375,11 +375,14 @@ func detectFast(e celast.Expr, fieldKind func(string) (kind, bool)) *fastPath {
 // doubleValue returns the field's value when it decodes to a double: a
 // number under a double schema type, or without one a number written with
 // a fraction or an exponent (integral text decodes to an int).
-func (f *fastPath) doubleValue(raw []byte) (float64, bool) {
+func (f *fastPath) doubleValue(raw []byte) (float64, bool) { return doubleValue(f.kind, raw) }
+
+// doubleValue is fastPath.doubleValue for a field decoded as k.
+func doubleValue(k kind, raw []byte) (float64, bool) {
 	if !isNum(raw[0]) {
 		return 0, false
 	}
-	if f.kind == kindNatural && !slices.ContainsFunc(raw, func(c byte) bool { return c == '.' || c == 'e' || c == 'E' }) {
+	if k == kindNatural && !slices.ContainsFunc(raw, func(c byte) bool { return c == '.' || c == 'e' || c == 'E' }) {
 		return 0, false
 	}
 	return parseFloat(raw)
