@@ -395,12 +395,17 @@ func newStreams(rulesets []*rules.Compiled) ([]*stream, error) {
 	}
 	var streams []*stream
 	byID := map[string]*stream{}
-	names := map[summaryKey]bool{}
+	// A ruleset and its shadow version share a name.
+	type version struct {
+		name   string
+		shadow bool
+	}
+	names := map[version]bool{}
 	for _, rs := range rulesets {
 		if rs == nil || rs.Ruleset == nil {
 			return nil, errors.New("nil ruleset")
 		}
-		name := summaryKey{matcher.RuleID{Ruleset: rs.Name}, rs.Shadow}
+		name := version{rs.Name, rs.Shadow}
 		if names[name] {
 			if rs.Shadow {
 				return nil, fmt.Errorf("shadow version of ruleset %q given twice", rs.Name)

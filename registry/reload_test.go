@@ -45,8 +45,11 @@ func describe(set []*rules.Compiled) []string {
 	return out
 }
 
-func TestReloader(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
+// apiAndHere opens two registries on one miniredis: the API instance
+// accepts larger rulesets than the instance that runs them, so that a
+// version can be stored that this one cannot compile.
+func apiAndHere(t *testing.T) (api, here *Registry) {
+	t.Helper()
 	m := miniredis.RunT(t)
 	open := func(maxBytes int) *Registry {
 		r, err := New(Options{Client: newTestClient(t, []string{m.Addr()}, false), MaxSourceBytes: maxBytes})
@@ -55,23 +58,18 @@ func TestReloader(t *testing.T) {
 		}
 		return r
 	}
-	// The API instance accepts larger rulesets than the instance that
-	// runs them: a version can be stored that this one cannot compile.
-	api, here := open(4096), open(400)
-	put := func(name string, src []byte) {
-		t.Helper()
-		if _, err := api.Put(ctx, name, src); err != nil {
-			t.Fatal(err)
-		}
-	}
-	put("payments", rulesetSource("payments", 1))
-	put("logins", rulesetSource("logins", 1))
+	return open(4096), open(400)
+}
 
-	engine := &setterLog{}
-	var log testkit.Buffer
+// newCheckedReloader keeps engine on here, logging to the returned buffer
+// and counting in the returned registry; its Check refuses a ruleset that
+// reads shrike-alerts, as the engine's CheckRuleset does.
+func newCheckedReloader(t *testing.T, here *Registry, engine RulesetSetter) (*Reloader, *testkit.Buffer, *prometheus.Registry) {
+	t.Helper()
+	log := &testkit.Buffer{}
 	metrics := prometheus.NewRegistry()
 	rl, err := NewReloader(ReloaderOptions{
-		Registry: here, Engine: engine, Logger: slog.New(slog.NewTextHandler(&log, nil)), Registerer: metrics,
+		Registry: here, Engine: engine, Logger: slog.New(slog.NewTextHandler(log, nil)), Registerer: metrics,
 		Check: func(c *rules.Compiled) error {
 			if c.Stream.Topic == "shrike-alerts" {
 				return errors.New("reads an output topic")
@@ -82,6 +80,23 @@ func TestReloader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return rl, log, metrics
+}
+
+func TestReloader(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	api, here := apiAndHere(t)
+	put := func(name string, src []byte) {
+		t.Helper()
+		if _, err := api.Put(ctx, name, src); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("payments", rulesetSource("payments", 1))
+	put("logins", rulesetSource("logins", 1))
+
+	engine := &setterLog{}
+	rl, log, metrics := newCheckedReloader(t, here, engine)
 	initial, err := rl.Initial(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -234,15 +249,7 @@ func describeShadows(set []*rules.Compiled) []string {
 // version.
 func TestReloaderShadows(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	m := miniredis.RunT(t)
-	open := func(maxBytes int) *Registry {
-		r, err := New(Options{Client: newTestClient(t, []string{m.Addr()}, false), MaxSourceBytes: maxBytes})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
-	api, here := open(4096), open(400)
+	api, here := apiAndHere(t)
 	if _, err := api.Put(ctx, "payments", rulesetSource("payments", 1)); err != nil {
 		t.Fatal(err)
 	}
@@ -260,20 +267,7 @@ func TestReloaderShadows(t *testing.T) {
 	putShadow("logins", rulesetSource("logins", 2))
 
 	engine := &refusingSetter{refuse: "66.0"}
-	var log testkit.Buffer
-	metrics := prometheus.NewRegistry()
-	rl, err := NewReloader(ReloaderOptions{
-		Registry: here, Engine: engine, Logger: slog.New(slog.NewTextHandler(&log, nil)), Registerer: metrics,
-		Check: func(c *rules.Compiled) error {
-			if c.Stream.Topic == "shrike-alerts" {
-				return errors.New("reads an output topic")
-			}
-			return nil
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rl, log, metrics := newCheckedReloader(t, here, engine)
 	initial, err := rl.Initial(ctx)
 	if err != nil {
 		t.Fatal(err)

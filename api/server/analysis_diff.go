@@ -72,13 +72,11 @@ func (a *analysisService) DiffRulesets(ctx context.Context, req *shrikev1.DiffRu
 // own, and names the side's field in the errors: "old.version",
 // "new.source".
 func (a *analysisService) diffRuleset(ctx context.Context, side string, ref *shrikev1.RulesetRef) (*rules.Compiled, error) {
-	treq := &shrikev1.TestRulesetRequest{Version: ref.GetVersion()}
+	treq := testRequest(ref)
 	field := side + ".source"
-	switch rs := ref.GetRuleset().(type) {
+	switch ref.GetRuleset().(type) {
 	case *shrikev1.RulesetRef_Source:
-		treq.Ruleset = &shrikev1.TestRulesetRequest_Source{Source: rs.Source}
 	case *shrikev1.RulesetRef_Name:
-		treq.Ruleset = &shrikev1.TestRulesetRequest_Name{Name: rs.Name}
 		field = side + ".name"
 	default:
 		return nil, badField(side, "required: give source (YAML) or name (a stored ruleset, with version)")

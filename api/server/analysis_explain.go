@@ -25,7 +25,7 @@ func (a *analysisService) ExplainRuleset(ctx context.Context, req *shrikev1.Expl
 	if req.GetKey() == "" {
 		return nil, badField("key", "required: the key to trace")
 	}
-	compiled, in, done, err := a.explainInputs(ctx, req)
+	compiled, in, treq, done, err := a.explainInputs(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -45,7 +45,7 @@ func (a *analysisService) ExplainRuleset(ctx context.Context, req *shrikev1.Expl
 	case err != nil && ctx.Err() != nil:
 		return nil, ctx.Err()
 	case err != nil:
-		return nil, badField(eventsField(req.GetInput()), "%v", err)
+		return nil, badField(inputField(treq), "%v", err)
 	}
 	out := &shrikev1.ExplainRulesetResponse{Truncated: res.Truncated}
 	for i := range res.Entries {
@@ -72,16 +72,11 @@ func entryStruct(e *explain.Entry) (*structpb.Struct, error) {
 	return s, nil
 }
 
-// explainInputs resolves the ruleset and the events as TestRuleset does.
-func (a *analysisService) explainInputs(ctx context.Context, req *shrikev1.ExplainRulesetRequest) (*rules.Compiled, cep.Input, func(), error) {
+// explainInputs resolves the ruleset and the events as TestRuleset does,
+// and returns the TestRuleset request that names them.
+func (a *analysisService) explainInputs(ctx context.Context, req *shrikev1.ExplainRulesetRequest) (*rules.Compiled, cep.Input, *shrikev1.TestRulesetRequest, func(), error) {
 	nop := func() {}
-	treq := &shrikev1.TestRulesetRequest{Version: req.GetRuleset().GetVersion()}
-	switch rs := req.GetRuleset().GetRuleset().(type) {
-	case *shrikev1.RulesetRef_Source:
-		treq.Ruleset = &shrikev1.TestRulesetRequest_Source{Source: rs.Source}
-	case *shrikev1.RulesetRef_Name:
-		treq.Ruleset = &shrikev1.TestRulesetRequest_Name{Name: rs.Name}
-	}
+	treq := testRequest(req.GetRuleset())
 	switch in := req.GetInput().(type) {
 	case *shrikev1.ExplainRulesetRequest_Events:
 		treq.Input = &shrikev1.TestRulesetRequest_Events{Events: in.Events}
@@ -91,19 +86,25 @@ func (a *analysisService) explainInputs(ctx context.Context, req *shrikev1.Expla
 	rsvc := &rulesetService{s: a.s}
 	compiled, err := rsvc.testRuleset(ctx, treq)
 	if err != nil {
-		return nil, cep.Input{}, nop, err
+		return nil, cep.Input{}, treq, nop, err
 	}
 	in, done, err := rsvc.testInput(treq)
 	if err != nil {
-		return nil, cep.Input{}, nop, err
+		return nil, cep.Input{}, treq, nop, err
 	}
-	return compiled, in, done, nil
+	return compiled, in, treq, done, nil
 }
 
-// eventsField names the request field that held the events.
-func eventsField(in any) string {
-	if _, ok := in.(*shrikev1.ExplainRulesetRequest_Recording); ok {
-		return "recording"
+// testRequest is the TestRuleset request naming ref's ruleset (a stored
+// name and version, or an inline source), which TestRuleset's helpers
+// resolve for ExplainRuleset and DiffRulesets alike.
+func testRequest(ref *shrikev1.RulesetRef) *shrikev1.TestRulesetRequest {
+	treq := &shrikev1.TestRulesetRequest{Version: ref.GetVersion()}
+	switch rs := ref.GetRuleset().(type) {
+	case *shrikev1.RulesetRef_Source:
+		treq.Ruleset = &shrikev1.TestRulesetRequest_Source{Source: rs.Source}
+	case *shrikev1.RulesetRef_Name:
+		treq.Ruleset = &shrikev1.TestRulesetRequest_Name{Name: rs.Name}
 	}
-	return "events"
+	return treq
 }

@@ -55,19 +55,14 @@ reached.`,
 			if req.New, err = rulesetRef("against", against, againstFile, againstVersion); err != nil {
 				return diffFailedUnlessUsage(e, err)
 			}
+			inline, rec, err := eventsInput(events, recording)
 			switch {
-			case events != "" && recording != "":
-				return usageError{errors.New("give --events or --recording, not both")}
-			case events != "":
-				b, err := os.ReadFile(events)
-				if err != nil {
-					return diffFailed(e, fmt.Errorf("events: %w", err))
-				}
-				req.Input = &shrikev1.DiffRulesetsRequest_Events{Events: string(b)}
-			case recording != "":
-				req.Input = &shrikev1.DiffRulesetsRequest_Recording{Recording: recording}
+			case err != nil:
+				return diffFailedUnlessUsage(e, err)
+			case rec != "":
+				req.Input = &shrikev1.DiffRulesetsRequest_Recording{Recording: rec}
 			default:
-				return usageError{errors.New("missing events: --events FILE or --recording PATH")}
+				req.Input = &shrikev1.DiffRulesetsRequest_Events{Events: inline}
 			}
 			if examples < 0 {
 				return usageError{fmt.Errorf("--examples must not be negative, not %d", examples)}
@@ -113,8 +108,9 @@ reached.`,
 	return cmd
 }
 
-// rulesetRef names one version of `shrike rules diff`: a stored ruleset
-// (name, version) or a local file sent as its source. flag is the prefix
+// rulesetRef names one version of `shrike rules diff` (or the ruleset of
+// `shrike rules explain`): a stored ruleset (name, version) or a local file
+// sent as its source. flag is the prefix
 // of the side's flags: "" for the old version, "against" for the new.
 func rulesetRef(flag, name, file string, version int64) (*shrikev1.RulesetRef, error) {
 	nameFlag, fileFlag, versionFlag := "NAME", "--file", "--version"
@@ -140,6 +136,25 @@ func rulesetRef(flag, name, file string, version int64) (*shrikev1.RulesetRef, e
 		return nil, usageError{fmt.Errorf("missing a version: a stored ruleset %s or %s FILE", nameFlag, fileFlag)}
 	}
 	return ref, nil
+}
+
+// eventsInput reads the events flags of `shrike rules explain` and `shrike
+// rules diff`: the local file --events, whose lines go inline, or the
+// server's recording --recording.
+func eventsInput(events, recording string) (inline, rec string, err error) {
+	switch {
+	case events != "" && recording != "":
+		return "", "", usageError{errors.New("give --events or --recording, not both")}
+	case events != "":
+		b, err := os.ReadFile(events)
+		if err != nil {
+			return "", "", fmt.Errorf("events: %w", err)
+		}
+		return string(b), "", nil
+	case recording != "":
+		return "", recording, nil
+	}
+	return "", "", usageError{errors.New("missing events: --events FILE or --recording PATH")}
 }
 
 // diffFailedUnlessUsage ends a diff that failed with exitDiffFailed, but

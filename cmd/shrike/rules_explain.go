@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -34,37 +33,23 @@ its JSON lines. The server bounds the entries (the verdicts always come).`,
   shrike rules explain --file payments.yaml --key k-late --rule account-takeover --events cases.jsonl -o json`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req := &shrikev1.ExplainRulesetRequest{Key: key, Rule: rule, Ruleset: &shrikev1.RulesetRef{Version: version}}
-			switch {
-			case len(args) == 1 && file != "":
-				return usageError{errors.New("give a stored ruleset NAME or --file, not both")}
-			case len(args) == 1:
-				req.Ruleset.Ruleset = &shrikev1.RulesetRef_Name{Name: args[0]}
-			case file != "":
-				if version != 0 {
-					return usageError{errors.New("--version goes with a stored ruleset NAME, not with --file")}
-				}
-				src, err := os.ReadFile(file)
-				if err != nil {
-					return fmt.Errorf("ruleset: %w", err)
-				}
-				req.Ruleset.Ruleset = &shrikev1.RulesetRef_Source{Source: string(src)}
-			default:
-				return usageError{errors.New("missing ruleset: a stored ruleset NAME or --file FILE")}
+			req := &shrikev1.ExplainRulesetRequest{Key: key, Rule: rule}
+			name := ""
+			if len(args) == 1 {
+				name = args[0]
 			}
+			var err error
+			if req.Ruleset, err = rulesetRef("", name, file, version); err != nil {
+				return err
+			}
+			inline, rec, err := eventsInput(events, recording)
 			switch {
-			case events != "" && recording != "":
-				return usageError{errors.New("give --events or --recording, not both")}
-			case events != "":
-				b, err := os.ReadFile(events)
-				if err != nil {
-					return fmt.Errorf("events: %w", err)
-				}
-				req.Input = &shrikev1.ExplainRulesetRequest_Events{Events: string(b)}
-			case recording != "":
-				req.Input = &shrikev1.ExplainRulesetRequest_Recording{Recording: recording}
+			case err != nil:
+				return err
+			case rec != "":
+				req.Input = &shrikev1.ExplainRulesetRequest_Recording{Recording: rec}
 			default:
-				return usageError{errors.New("missing events: --events FILE or --recording PATH")}
+				req.Input = &shrikev1.ExplainRulesetRequest_Events{Events: inline}
 			}
 			if key == "" {
 				return usageError{errors.New("--key must not be empty")}

@@ -33,15 +33,15 @@ type streamAlert struct {
 	} `json:"events"`
 }
 
+// decodeStreamAlert is restAlert with the fields the shadow test reads.
 func decodeStreamAlert(t *testing.T, v json.RawMessage) streamAlert {
 	t.Helper()
-	var line struct {
-		Result streamAlert `json:"result"`
+	_, raw := restAlert(t, v)
+	var a streamAlert
+	if err := json.Unmarshal(raw, &a); err != nil || a.ID == "" {
+		t.Fatalf("REST stream alert %s: %v", raw, err)
 	}
-	if err := json.Unmarshal(v, &line); err != nil || line.Result.ID == "" {
-		t.Fatalf("REST stream line %s: want {\"result\": alert} (%v)", v, err)
-	}
-	return line.Result
+	return a
 }
 
 // TestShadowCurl runs a candidate with a higher threshold in shadow beside
