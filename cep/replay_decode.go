@@ -207,7 +207,7 @@ func decodeEvent(streams []*stream, layout *rules.Layout, ln *Line, pos matcher.
 	// The first record and the event share an allocation.
 	first := new(recordEvent)
 	ev := &first.ev
-	if err := ev.ParseWith(append([]byte(nil), ln.Event...), layout); err != nil {
+	if err := ev.ParseInto(append([]byte(nil), ln.Event...), layout, &first.fields); err != nil {
 		return pushes, true, fmt.Errorf("%w: %w", errInvalidEvent, err)
 	}
 	for _, s := range streams {
@@ -236,10 +236,11 @@ func decodeEvent(streams []*stream, layout *rules.Layout, ln *Line, pos matcher.
 	return pushes, true, dead
 }
 
-// recordEvent is a record with its event.
+// recordEvent is a record with its event and the event's fields.
 type recordEvent struct {
-	rec matcher.Record
-	ev  rules.Event
+	rec    matcher.Record
+	ev     rules.Event
+	fields rules.FieldBuffer
 }
 
 // The reasons decodeEvent dead-letters an event, wrapped so that the engine

@@ -312,10 +312,11 @@ func TestReplayPipelineAllocs(t *testing.T) {
 	}
 }
 
-// TestRecordEventFitsItsSizeClass guards the memory of open partial
-// matches: a record and its event are one allocation, and at 512 bytes it
-// fills the 512-byte size class exactly; a field more would move every
-// retained event to the 576-byte class.
+// TestRecordEventFitsItsSizeClass guards the memory of events being
+// decoded and waiting in the reorder buffer: a record, its event and the
+// event's fields are one allocation, and at 512 bytes it fills the
+// 512-byte size class exactly; a field more would move every event to the
+// 576-byte class.
 func TestRecordEventFitsItsSizeClass(t *testing.T) {
 	if n := unsafe.Sizeof(recordEvent{}); n > 512 {
 		t.Fatalf("recordEvent is %d bytes, want at most 512", n)

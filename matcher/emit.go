@@ -10,8 +10,13 @@ import (
 // alert.
 func (p *Partition) emitMatch(pr *planRule, m *run, key string, timeout bool) {
 	steps := make([]StepRecords, len(pr.auto.StepNames))
+	var lastEvent *rules.Event
 	for n := m.last; n != nil; n = n.prev {
-		steps[n.step].Records = append(steps[n.step].Records, n.rec)
+		rec := p.record(n.ev, key)
+		if n == m.last {
+			lastEvent = rec.Event
+		}
+		steps[n.step].Records = append(steps[n.step].Records, rec)
 	}
 	out := steps[:0]
 	for i, s := range steps {
@@ -22,17 +27,18 @@ func (p *Partition) emitMatch(pr *planRule, m *run, key string, timeout bool) {
 		s.Step = pr.auto.StepNames[i]
 		out = append(out, s)
 	}
-	p.emit(pr, m, key, out, m.last, timeout)
+	p.emit(pr, m, key, out, m.last, lastEvent, timeout)
 }
 
 // emitSingle emits the alert of a single-event rule.
 func (p *Partition) emitSingle(pr *planRule, r *Record) {
-	p.emit(pr, nil, r.Key, []StepRecords{{Step: "event", Records: []*Record{r}}}, &node{rec: r, step: -1}, false)
+	p.emit(pr, nil, r.Key, []StepRecords{{Step: "event", Records: []*Record{r}}}, nil, r.Event, false)
 }
 
 // emit fills in the alert of a match (m, or nil for a single-event rule)
-// and hands it to the Output.
-func (p *Partition) emit(pr *planRule, m *run, key string, steps []StepRecords, last *node, timeout bool) {
+// and hands it to the Output. last is the match's newest node (nil for a
+// single-event rule) and lastEvent its event, `event` in the summary.
+func (p *Partition) emit(pr *planRule, m *run, key string, steps []StepRecords, last *node, lastEvent *rules.Event, timeout bool) {
 	a := &Alert{
 		Ruleset:     pr.ruleset.Name,
 		Rule:        pr.rule.ID,
@@ -46,7 +52,6 @@ func (p *Partition) emit(pr *planRule, m *run, key string, steps []StepRecords, 
 		Steps:       steps,
 	}
 	first := true
-	var lastEvent *rules.Event
 	for _, s := range steps {
 		for _, r := range s.Records {
 			if first || r.Time < a.Start.UnixNano() {
@@ -57,9 +62,6 @@ func (p *Partition) emit(pr *planRule, m *run, key string, steps []StepRecords, 
 			}
 			first = false
 		}
-	}
-	if last != nil {
-		lastEvent = last.rec.Event
 	}
 	a.Summary = p.summary(pr, key, last, lastEvent)
 	a.ID = alertID(a.Ruleset, a.Rule, a.RuleVersion, key, timeout, a.Shadow, steps)
@@ -73,7 +75,8 @@ func (p *Partition) emit(pr *planRule, m *run, key string, steps []StepRecords, 
 
 func (p *Partition) summary(pr *planRule, key string, last *node, ev *rules.Event) string {
 	if pr.rule.Summary != nil {
-		s, err := pr.rule.Summary.EvalString(ev, &runVars{pr: pr, last: last})
+		p.views.reset()
+		s, err := pr.rule.Summary.EvalString(ev, &runVars{pr: pr, last: last, views: &p.views})
 		if err == nil {
 			return s
 		}

@@ -47,6 +47,16 @@ type Partition struct {
 	nextBuf    []*run
 	runMemo    []leafValue
 	vars       runVars
+	// retainedFrom is the record being processed once a run took it, and
+	// retainedTo the kept event the runs hold (retain.go).
+	retainedFrom *Record
+	retainedTo   *keptEvent
+	// sources are the record sources of kept events, by number.
+	sources    []string
+	sourceIDs  map[string]uint32
+	lastSource uint32
+	// views are the events made again from kept ones for CEL.
+	views eventViews
 
 	// dirty lists the keys changed since the last Changes call.
 	dirty []*keyState
@@ -313,6 +323,7 @@ func (p *Partition) process(r *Record) {
 		p.step(pr, rk, r)
 	}
 	p.tr = nil
+	p.retainedFrom, p.retainedTo = nil, nil
 	if ks != nil {
 		if p.changed {
 			p.markDirty(ks)

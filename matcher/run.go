@@ -11,7 +11,7 @@ import (
 // share its nodes, so an event is stored once however many partial matches
 // hold it; a node lives as long as some run points at it.
 type node struct {
-	rec  *Record
+	ev   *keptEvent
 	step int
 	prev *node
 }
@@ -162,7 +162,7 @@ func (p *Partition) nextRuns(pr *planRule, cur *run, r *Record) []*run {
 			}
 			out = append(out, &run{state: e.Target, last: cur.last, startTime: cur.startTime, startSeq: cur.startSeq, prevTime: cur.prevTime})
 		case nfa.Take:
-			n := &node{rec: r, step: e.Source.Step, prev: cur.last}
+			n := &node{ev: p.retain(r), step: e.Source.Step, prev: cur.last}
 			st, ss := cur.startTime, cur.startSeq
 			if isStart {
 				st, ss = r.Time, r.Seq
@@ -271,7 +271,8 @@ type leafValue struct {
 }
 
 func (p *Partition) evalLeaf(e *rules.Expr, pr *planRule, cur *run, r *Record) bool {
-	p.vars = runVars{pr: pr, buf: p.vars.buf[:0]}
+	p.views.reset()
+	p.vars = runVars{pr: pr, buf: p.vars.buf[:0], views: &p.views}
 	if cur != nil {
 		p.vars.last = cur.last
 	}
@@ -287,7 +288,8 @@ func (p *Partition) evalLeaf(e *rules.Expr, pr *planRule, cur *run, r *Record) b
 // caches (the trace shows every condition, with its error) and reports it.
 // A CEL error counts once per record, rule, partial match and leaf.
 func (p *Partition) tracedLeaf(e *rules.Expr, pr *planRule, cur *run, r *Record) bool {
-	p.vars = runVars{pr: pr, buf: p.vars.buf[:0]}
+	p.views.reset()
+	p.vars = runVars{pr: pr, buf: p.vars.buf[:0], views: &p.views}
 	if cur != nil {
 		p.vars.last = cur.last
 	}
@@ -305,9 +307,10 @@ func (p *Partition) tracedLeaf(e *rules.Expr, pr *planRule, cur *run, r *Record)
 // The lists it hands out live in buf, which is reused from one evaluation
 // to the next: CEL holds them only while it evaluates.
 type runVars struct {
-	pr   *planRule
-	last *node
-	buf  []*rules.Event
+	pr    *planRule
+	last  *node
+	buf   []*rules.Event
+	views *eventViews
 }
 
 // StepEvents implements rules.Vars.
@@ -319,7 +322,7 @@ func (v *runVars) StepEvents(step string) ([]*rules.Event, bool) {
 	start := len(v.buf)
 	for n := v.last; n != nil; n = n.prev {
 		if n.step == idx {
-			v.buf = append(v.buf, n.rec.Event)
+			v.buf = append(v.buf, v.views.view(n.ev))
 		}
 	}
 	evs := v.buf[start:len(v.buf):len(v.buf)]
@@ -343,7 +346,7 @@ func (v *runVars) StepEvent(step string, i int) (*rules.Event, bool) {
 	for n := v.last; n != nil; n = n.prev {
 		if n.step == idx {
 			if i < 0 {
-				return n.rec.Event, true
+				return v.views.view(n.ev), true
 			}
 			count++
 		}
@@ -355,7 +358,7 @@ func (v *runVars) StepEvent(step string, i int) (*rules.Event, bool) {
 	for n := v.last; n != nil; n = n.prev {
 		if n.step == idx {
 			if from == 0 {
-				return n.rec.Event, true
+				return v.views.view(n.ev), true
 			}
 			from--
 		}
@@ -467,7 +470,7 @@ func pruningID(pr *planRule, m *run) (eventID, bool) {
 	found := false
 	var stepFirst, stepLast *node
 	for n := m.last; n != nil; n = n.prev {
-		e := eventID{n.rec.Time, n.rec.Seq}
+		e := n.ev.id()
 		switch pr.rule.Skip.Kind {
 		case "to_next":
 			if !found || e.less(id) {
@@ -489,11 +492,11 @@ func pruningID(pr *planRule, m *run) (eventID, bool) {
 	switch pr.rule.Skip.Kind {
 	case "to_first":
 		if stepFirst != nil {
-			return eventID{stepFirst.rec.Time, stepFirst.rec.Seq}, true
+			return stepFirst.ev.id(), true
 		}
 	case "to_last":
 		if stepLast != nil {
-			return eventID{stepLast.rec.Time, stepLast.rec.Seq}, true
+			return stepLast.ev.id(), true
 		}
 	}
 	return id, found

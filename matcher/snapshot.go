@@ -122,7 +122,7 @@ func (p *Partition) AppendKeyState(dst []byte, key string) ([]byte, bool) {
 	if ks == nil {
 		return dst, false
 	}
-	e := snapEncoder{nodes: map[*node]int{}, recs: map[*Record]int{}, sources: map[string]int{}}
+	e := snapEncoder{p: p, nodes: map[*node]int{}, recs: map[*keptEvent]int{}, sources: map[string]int{}}
 	for _, rk := range ks.rules {
 		for _, r := range rk.runs {
 			e.addChain(r.last)
@@ -138,17 +138,17 @@ func (p *Partition) AppendKeyState(dst []byte, key string) ([]byte, bool) {
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(e.recList)))
 	for _, r := range e.recList {
-		dst = binary.AppendVarint(dst, r.Time)
-		dst = binary.AppendUvarint(dst, r.Seq)
-		dst = binary.AppendUvarint(dst, uint64(e.sources[r.Pos.Source]))
-		dst = binary.AppendVarint(dst, r.Pos.Offset)
-		raw := r.Event.Raw()
+		dst = binary.AppendVarint(dst, r.time)
+		dst = binary.AppendUvarint(dst, r.seq)
+		dst = binary.AppendUvarint(dst, uint64(e.sources[p.sources[r.source]]))
+		dst = binary.AppendVarint(dst, r.offset)
+		raw := r.raw()
 		dst = binary.AppendUvarint(dst, uint64(len(raw)))
 		dst = append(dst, raw...)
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(e.nodeList)))
 	for _, n := range e.nodeList {
-		dst = binary.AppendUvarint(dst, uint64(e.recs[n.rec]))
+		dst = binary.AppendUvarint(dst, uint64(e.recs[n.ev]))
 		dst = binary.AppendVarint(dst, int64(n.step))
 		dst = binary.AppendUvarint(dst, e.ref(n.prev))
 	}
@@ -176,10 +176,11 @@ func appendLenString(dst []byte, s string) []byte {
 }
 
 type snapEncoder struct {
+	p          *Partition
 	nodes      map[*node]int
 	nodeList   []*node
-	recs       map[*Record]int
-	recList    []*Record
+	recs       map[*keptEvent]int
+	recList    []*keptEvent
 	sources    map[string]int
 	sourceList []string
 }
@@ -194,12 +195,13 @@ func (e *snapEncoder) addChain(n *node) {
 		return
 	}
 	e.addChain(n.prev)
-	if _, ok := e.recs[n.rec]; !ok {
-		e.recs[n.rec] = len(e.recList)
-		e.recList = append(e.recList, n.rec)
-		if _, ok := e.sources[n.rec.Pos.Source]; !ok {
-			e.sources[n.rec.Pos.Source] = len(e.sourceList)
-			e.sourceList = append(e.sourceList, n.rec.Pos.Source)
+	if _, ok := e.recs[n.ev]; !ok {
+		e.recs[n.ev] = len(e.recList)
+		e.recList = append(e.recList, n.ev)
+		source := e.p.sources[n.ev.source]
+		if _, ok := e.sources[source]; !ok {
+			e.sources[source] = len(e.sourceList)
+			e.sourceList = append(e.sourceList, source)
 		}
 	}
 	e.nodes[n] = len(e.nodeList)
@@ -232,24 +234,23 @@ func (p *Partition) RestoreKey(key string, data []byte) error {
 	for i := range sources {
 		sources[i] = d.string()
 	}
-	recs := make([]*Record, d.count())
+	recs := make([]*keptEvent, d.count())
 	for i := range recs {
-		r := &Record{Key: key}
-		r.Time = d.varint()
-		r.Seq = d.uvarint()
+		t := d.varint()
+		seq := d.uvarint()
 		src := d.index(len(sources))
-		r.Pos.Offset = d.varint()
+		offset := d.varint()
 		raw := d.bytes()
 		if d.err != nil {
 			break
 		}
-		r.Pos.Source = sources[src]
+		// The bytes are checked as the decoder checks an event; the kept
+		// event is a copy, so that the key state holds nothing of data.
 		ev, err := rules.ParseEvent(raw)
 		if err != nil {
 			return fmt.Errorf("restore key %q: %w: event: %w", key, ErrSnapshot, err)
 		}
-		r.Event = ev
-		recs[i] = r
+		recs[i] = p.keep(raw, ev.Preloaded(), t, seq, Position{Source: sources[src], Offset: offset})
 	}
 	nodes := make([]*node, d.count())
 	for i := range nodes {
@@ -258,7 +259,7 @@ func (p *Partition) RestoreKey(key string, data []byte) error {
 		if d.err != nil {
 			break
 		}
-		n.rec = recs[ri]
+		n.ev = recs[ri]
 		n.step = int(d.varint())
 		if prev := d.uvarint(); prev > uint64(i) {
 			d.fail("node refers forward")

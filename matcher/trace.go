@@ -287,10 +287,10 @@ func (t *Tracer) leafStep(pr *planRule, e *rules.Expr) leafStep {
 }
 
 // taken lists the records a run holds, in match order.
-func taken(pr *planRule, r *run) []TakenRecord {
+func (p *Partition) taken(pr *planRule, r *run) []TakenRecord {
 	var out []TakenRecord
 	for n := r.last; n != nil; n = n.prev {
-		tr := TakenRecord{Pos: n.rec.Pos, Time: n.rec.Time}
+		tr := TakenRecord{Pos: p.position(n.ev), Time: n.ev.time}
 		if pr.auto != nil && n.step >= 0 && n.step < len(pr.auto.StepNames) {
 			tr.Step = pr.auto.StepNames[n.step]
 		}
@@ -328,12 +328,12 @@ func (t *Tracer) step(p *Partition, pr *planRule, cur *run, produced []*run, r *
 		case negated != "":
 			ev := t.base(TraceRun, p, pr, r)
 			ev.Run, ev.Action, ev.Reason, ev.Negated = curID, RunEnded, EndNegation, negated
-			ev.Next, ev.Taken = waitsAt(cur.state), taken(pr, cur)
+			ev.Next, ev.Taken = waitsAt(cur.state), p.taken(pr, cur)
 			t.emit(ev)
 		case len(produced) == 0:
 			ev := t.base(TraceRun, p, pr, r)
 			ev.Run, ev.Action, ev.Reason = curID, RunEnded, EndContiguityBroken
-			ev.Next, ev.Taken = waitsAt(cur.state), taken(pr, cur)
+			ev.Next, ev.Taken = waitsAt(cur.state), p.taken(pr, cur)
 			t.emit(ev)
 		}
 	}
@@ -369,7 +369,7 @@ func (t *Tracer) step(p *Partition, pr *planRule, cur *run, produced []*run, r *
 		if took && nr.last.step >= 0 && nr.last.step < len(pr.auto.StepNames) {
 			ev.Step = pr.auto.StepNames[nr.last.step]
 		}
-		ev.Next, ev.Taken = waitsAt(nr.state), taken(pr, nr)
+		ev.Next, ev.Taken = waitsAt(nr.state), p.taken(pr, nr)
 		t.emit(ev)
 	}
 }
@@ -380,7 +380,7 @@ func (t *Tracer) ended(p *Partition, pr *planRule, runs []*run, reason EndReason
 	for _, rn := range runs {
 		ev := t.base(TraceRun, p, pr, r)
 		ev.Run, ev.Action, ev.Reason = t.runID(rn), RunEnded, reason
-		ev.Next, ev.Taken = waitsAt(rn.state), taken(pr, rn)
+		ev.Next, ev.Taken = waitsAt(rn.state), p.taken(pr, rn)
 		t.emit(ev)
 	}
 }
@@ -396,7 +396,7 @@ func (t *Tracer) expired(p *Partition, pr *planRule, rn *run, at int64, r *Recor
 		at = p.wm
 	}
 	ev.Run, ev.At = t.runID(rn), at
-	ev.Next, ev.Taken = waitsAt(rn.state), taken(pr, rn)
+	ev.Next, ev.Taken = waitsAt(rn.state), p.taken(pr, rn)
 	w, sw := int64(pr.auto.Window), int64(rn.state.Window)
 	switch {
 	case sw > 0 && at >= rn.prevTime+sw && (w <= 0 || rn.prevTime+sw <= rn.startTime+w):
@@ -421,7 +421,7 @@ func (t *Tracer) alert(p *Partition, pr *planRule, m *run, a *Alert, r *Record) 
 	ev := t.base(TraceAlert, p, pr, r)
 	if m != nil {
 		ev.Run = t.runID(m)
-		ev.Taken = taken(pr, m)
+		ev.Taken = p.taken(pr, m)
 	}
 	ev.Alert = a
 	t.emit(ev)

@@ -59,10 +59,18 @@ type Event struct {
 	// (0: none): findHinted then trusts a hint left by an event of the same
 	// layout without comparing keys.
 	layout uint32
-	// inline backs fields for typical events, so that ParseEvent allocates
-	// once. It holds no pointers and comes last, so that the collector
-	// scans only the fields above it.
-	inline [inlineFields]field
+	// lazy is set on an event made by SetLazy until its fields are needed:
+	// its bytes were parsed before, and most of the events partial matches
+	// keep are never read again by field.
+	lazy bool
+}
+
+// FieldBuffer backs the fields of a typical event (up to 16), so that an
+// Event and its buffer can be allocated in one piece (ParseEvent does;
+// so does the replay, with the record the event belongs to). It holds no
+// pointers: placed after the Event, it adds nothing the collector scans.
+type FieldBuffer struct {
+	fields [inlineFields]field
 }
 
 const (
@@ -149,15 +157,18 @@ var ErrBadValue = errors.New("value cannot be represented")
 // ParseEvent checks that raw is one JSON object and returns it as an Event.
 // The Event keeps raw; the caller must not modify it afterwards.
 func ParseEvent(raw []byte) (*Event, error) {
-	ev := new(Event)
-	if err := ev.Parse(raw); err != nil {
+	eb := new(struct {
+		ev  Event
+		buf FieldBuffer
+	})
+	if err := eb.ev.ParseInto(raw, nil, &eb.buf); err != nil {
 		return nil, err
 	}
-	return ev, nil
+	return &eb.ev, nil
 }
 
-// Parse is ParseEvent into an Event the caller allocated (in one piece
-// with what it belongs to). ev must be zero; after an error it is unusable.
+// Parse is ParseEvent into an Event the caller allocated. ev must be zero;
+// after an error it is unusable.
 func (e *Event) Parse(raw []byte) error { return e.ParseWith(raw, nil) }
 
 // Layout remembers the keys of the last events parsed with it, in order:
@@ -280,11 +291,22 @@ func (l *Layout) settle(ev *Event, cur int, whole bool) uint32 {
 // ParseWith is Parse with the layout of the events parsed before (nil: no
 // layout), which it updates when this event's keys differ.
 func (e *Event) ParseWith(raw []byte, layout *Layout) error {
+	return e.ParseInto(raw, layout, new(FieldBuffer))
+}
+
+// ParseInto is ParseWith with the fields kept in buf (more than it holds
+// spill to the heap); the Event uses buf for as long as it lives.
+func (e *Event) ParseInto(raw []byte, layout *Layout, buf *FieldBuffer) error {
 	if len(raw) > 1<<31-2 {
 		return fmt.Errorf("event of %d bytes is too large: %w", len(raw), ErrBadJSON)
 	}
 	e.raw = raw
-	e.fields = e.inline[:0]
+	e.fields = buf.fields[:0]
+	return e.parse(raw, layout)
+}
+
+// parse parses raw into e.fields, which is empty.
+func (e *Event) parse(raw []byte, layout *Layout) error {
 	// seen is a 256-bit filter of the keys so far; only a key whose bit is
 	// already set is compared with the earlier ones.
 	var seen keyFilter
@@ -411,9 +433,47 @@ func (e *Event) ParseWith(raw []byte, layout *Layout) error {
 // Raw returns the event's original bytes.
 func (e *Event) Raw() []byte { return e.raw }
 
+// Preloaded is what an Event learned when it was parsed beyond its fields'
+// places: the numbers a NumberLoader decoded ahead and the layout its keys
+// follow. It holds no pointers. A runtime that keeps only an event's bytes
+// keeps this beside them, so that the event it makes again (SetLazy) reads
+// as fast as the original.
+type Preloaded struct {
+	numKey [numSlots]uint16
+	num    [numSlots]float64
+	layout uint32
+}
+
+// Preloaded returns what e learned when it was parsed.
+func (e *Event) Preloaded() Preloaded {
+	return Preloaded{numKey: e.numKey, num: e.num, layout: e.layout}
+}
+
+// SetLazy makes e the event of raw, bytes that ParseEvent (or Parse)
+// accepted before, with what that parse learned. Nothing is parsed until a
+// field is looked up; the fields then go to buf. raw must not change while
+// e is in use; e's previous contents are dropped.
+func (e *Event) SetLazy(raw []byte, pre Preloaded, buf *FieldBuffer) {
+	*e = Event{raw: raw, fields: buf.fields[:0], numKey: pre.numKey, num: pre.num, layout: pre.layout, lazy: true}
+}
+
+// ensureParsed parses a lazy event's fields. Its bytes were accepted
+// before, so that this cannot fail; if they were changed and it does, the
+// event has the fields parsed up to the error.
+func (e *Event) ensureParsed() {
+	if !e.lazy {
+		return
+	}
+	e.lazy = false
+	e.fields = e.fields[:0]
+	_ = e.parse(e.raw, nil)
+}
+
+
 // Fields returns the names of the event's top-level fields in document
 // order (a name repeats if the document repeats it).
 func (e *Event) Fields() []string {
+	e.ensureParsed()
 	out := make([]string, len(e.fields))
 	for i := range e.fields {
 		out[i] = e.key(&e.fields[i])
@@ -486,6 +546,7 @@ func (e *Event) plainKey(f *field) []byte { return e.raw[f.k0 : f.k0+int32(f.kle
 // layout, even that comparison is skipped: the layout puts the same key at
 // the same index. hint may be shared by goroutines.
 func (e *Event) findHinted(name string, hint *fieldHint) *field {
+	e.ensureParsed()
 	if e.slow {
 		return e.find(name)
 	}
@@ -530,6 +591,7 @@ func (h *fieldHint) remember(e *Event, i int) {
 // find returns the last field called name, as encoding/json keeps the last
 // of duplicate keys.
 func (e *Event) find(name string) *field {
+	e.ensureParsed()
 	for i := len(e.fields) - 1; i >= 0; i-- {
 		f := &e.fields[i]
 		if f.kesc {
@@ -586,6 +648,7 @@ var eventType = types.MapType
 // ConvertToNative implements ref.Val. An event converts to its raw JSON
 // bytes or to a map of its decoded fields.
 func (e *Event) ConvertToNative(typeDesc reflect.Type) (any, error) {
+	e.ensureParsed()
 	switch typeDesc {
 	case reflect.TypeOf(e):
 		return e, nil
@@ -675,11 +738,15 @@ func (e *Event) Find(key ref.Val) (ref.Val, bool) {
 
 // Iterator implements traits.Iterable over the field names.
 func (e *Event) Iterator() traits.Iterator {
+	e.ensureParsed()
 	return &fieldIter{e: e}
 }
 
 // Size implements traits.Sizer.
-func (e *Event) Size() ref.Val { return types.Int(len(e.fields)) }
+func (e *Event) Size() ref.Val {
+	e.ensureParsed()
+	return types.Int(len(e.fields))
+}
 
 // String renders the event as its JSON text.
 func (e *Event) String() string { return string(e.raw) }
