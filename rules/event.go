@@ -469,7 +469,6 @@ func (e *Event) ensureParsed() {
 	_ = e.parse(e.raw, nil)
 }
 
-
 // Fields returns the names of the event's top-level fields in document
 // order (a name repeats if the document repeats it).
 func (e *Event) Fields() []string {
