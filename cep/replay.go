@@ -341,6 +341,7 @@ func (r *replayer) newPartition(s *stream) (*matcher.Partition, error) {
 		Clock:             r.opts.Clock,
 		Logger:            r.opts.Logger,
 		Tracer:            r.opts.Tracer,
+		NoCheckpoints:     true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("replay: %w", err)

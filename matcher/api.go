@@ -69,6 +69,10 @@ type Options struct {
 	// Tracer, when set, follows one key through the Partition (`shrike
 	// explain`). Default: none, and tracing costs nothing.
 	Tracer *Tracer
+	// NoCheckpoints says the runtime never takes the partition's changes
+	// (a replay): the partition then keeps no list of the keys that
+	// changed, which would grow with every key that ever held state.
+	NoCheckpoints bool
 }
 
 // Stats are a Partition's counters since it was created.

@@ -41,9 +41,10 @@ func (p *Partition) Restore(c Checkpoint) error {
 	return nil
 }
 
-// Changes returns the keys whose state changed since the last call: those
-// that still hold state (encode them with AppendKeyState) and those whose
-// state is now empty (delete them from the store).
+// Changes returns the keys whose state changed since the last call (none
+// under Options.NoCheckpoints): those that still hold state (encode them
+// with AppendKeyState) and those whose state is now empty (delete them
+// from the store).
 func (p *Partition) Changes() (changed, emptied []string) {
 	seen := make(map[string]bool, len(p.dirty))
 	for _, ks := range p.dirty {
@@ -65,7 +66,7 @@ func (p *Partition) Changes() (changed, emptied []string) {
 
 // markDirty records that ks changed.
 func (p *Partition) markDirty(ks *keyState) {
-	if !ks.dirty {
+	if !ks.dirty && !p.opts.NoCheckpoints {
 		ks.dirty = true
 		p.dirty = append(p.dirty, ks)
 	}

@@ -1,0 +1,89 @@
+package matcher
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/shrike-cep/shrike/rules"
+)
+
+// TestKeptEventsShareNothingWithTheirRecords checks that what partial
+// matches keep of an event is a copy: once a record is matched, the
+// runtime may reuse its bytes, and later conditions that read the step
+// (login.ip), the alert's records and its summary still see the event as
+// it was, with its place in the source.
+func TestKeptEventsShareNothingWithTheirRecords(t *testing.T) {
+	p, c := newPartition(t, `
+ruleset: test
+rules:
+  - id: new-ip
+    within: 1m
+    pattern:
+      - step: login
+        where: event.type == "login"
+      - step: again
+        where: event.type == "login" && event.ip != login.ip && event.n > login.n
+    alert:
+      summary: '"from " + login.ip + " to " + event.ip'
+`, Options{})
+	pushEvent := func(raw string, at int64, offset int64) {
+		b := []byte(raw)
+		event, err := rules.ParseEvent(b)
+		if err != nil {
+			t.Fatalf("ParseEvent(%s): %v", raw, err)
+		}
+		p.Push(&Record{Event: event, Key: "k", Time: at * ms, Pos: Position{Source: fmt.Sprintf("file-%d", offset%2), Offset: offset}})
+		p.Advance(at*ms + 1)
+		// The runtime reuses the buffer once the record is matched.
+		for i := range b {
+			b[i] = 'x'
+		}
+	}
+	pushEvent(`{"type":"login","ip":"10.0.0.1","n":1}`, 1, 10)
+	pushEvent(`{"type":"login","ip":"10.0.0.1","n":2}`, 2, 11)
+	pushEvent(`{"type":"login","ip":"10.0.0.9","n":3}`, 3, 12)
+	if len(c.alerts) != 2 {
+		t.Fatalf("%d alerts, want 2 (both earlier logins, then the new IP): %v", len(c.alerts), c.matches())
+	}
+	a := c.alerts[0]
+	if a.Summary != "from 10.0.0.1 to 10.0.0.9" {
+		t.Errorf("summary %q", a.Summary)
+	}
+	var got []string
+	for _, s := range a.Steps {
+		for _, r := range s.Records {
+			got = append(got, fmt.Sprintf("%s %s@%s:%d t=%d k=%s", s.Step, r.Event.Raw(), r.Pos.Source, r.Pos.Offset, r.Time/ms, r.Key))
+		}
+	}
+	want := []string{
+		`login {"type":"login","ip":"10.0.0.1","n":1}@file-0:10 t=1 k=k`,
+		`again {"type":"login","ip":"10.0.0.9","n":3}@file-0:12 t=3 k=k`,
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("alert records:\n%s\nwant:\n%s", got, want)
+	}
+	if v, ok := a.Steps[0].Records[0].Event.Field("ip"); !ok || fmt.Sprint(v) != "10.0.0.1" {
+		t.Errorf("the alert's first record reads ip = %v, %v", v, ok)
+	}
+}
+
+// TestNoCheckpointsListsNoChanges checks that a partition whose runtime
+// never checkpoints keeps no list of changed keys, and that one that does
+// lists them.
+func TestNoCheckpointsListsNoChanges(t *testing.T) {
+	for _, noCheckpoints := range []bool{false, true} {
+		p, _ := newPartition(t, abRule, Options{NoCheckpoints: noCheckpoints})
+		push(t, p, []ev{{id: 1, key: "k1", t: 1, kind: "a"}, {id: 2, key: "k2", t: 2, kind: "a"}})
+		p.Advance(3 * ms)
+		changed, _ := p.Changes()
+		slices.Sort(changed)
+		want := []string{"k1", "k2"}
+		if noCheckpoints {
+			want = nil
+		}
+		if !slices.Equal(changed, want) {
+			t.Errorf("NoCheckpoints %v: changed keys %q, want %q", noCheckpoints, changed, want)
+		}
+	}
+}
