@@ -44,8 +44,11 @@ import (
 // that no stream goes idle until a test moves it.
 
 // TestMain fails the package's tests if any goroutine outlives them: a
-// pipelined Replay must not leave its decoder behind.
+// pipelined Replay must not leave its decoder behind. Every recycled
+// record's bytes are overwritten, so that a test whose alerts or reports
+// read an event the matcher handed back would see it.
 func TestMain(m *testing.M) {
+	poisonRecycled = true
 	goleak.VerifyTestMain(m)
 }
 

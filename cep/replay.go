@@ -296,6 +296,9 @@ type replayer struct {
 	curSeq  uint64
 	lateSeq uint64 // curSeq of the line last written to the late sink
 	scratch []byte
+
+	// pool recycles the records of a replay of one stream (replay_recycle.go).
+	pool *recordPool
 }
 
 func newReplayer(opts ReplayOptions) (*replayer, error) {
@@ -320,6 +323,9 @@ func newReplayer(opts ReplayOptions) (*replayer, error) {
 		return nil, fmt.Errorf("replay: %w", err)
 	}
 	r.streams = streams
+	if len(streams) == 1 && opts.Tracer == nil {
+		r.pool = &recordPool{}
+	}
 	for _, rs := range opts.Rulesets {
 		for _, cr := range rs.Rules {
 			r.ruleIdx[summaryKey{matcher.RuleID{Ruleset: rs.Name, Rule: cr.ID}, rs.Shadow}] = len(r.sum.Rules)
@@ -334,6 +340,15 @@ func newReplayer(opts ReplayOptions) (*replayer, error) {
 	return r, nil
 }
 
+// recycle is the Partitions' Options.Recycle: the pool's, if the replay
+// recycles its records.
+func (r *replayer) recycle() func(*matcher.Record) {
+	if r.pool == nil {
+		return nil
+	}
+	return r.pool.recycle
+}
+
 func (r *replayer) newPartition(s *stream) (*matcher.Partition, error) {
 	p, err := matcher.NewPartition(s.prog, r, matcher.Options{
 		MaxOutOfOrderness: s.rulesets[0].Stream.MaxOutOfOrderness,
@@ -342,6 +357,7 @@ func (r *replayer) newPartition(s *stream) (*matcher.Partition, error) {
 		Logger:            r.opts.Logger,
 		Tracer:            r.opts.Tracer,
 		NoCheckpoints:     true,
+		Recycle:           r.recycle(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("replay: %w", err)

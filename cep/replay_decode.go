@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/shrike-cep/shrike/matcher"
 	"github.com/shrike-cep/shrike/rules"
@@ -96,6 +97,7 @@ type decoder struct {
 	dec     LineDecoder
 	line    Line
 	layout  rules.Layout
+	records records
 
 	lanes *laneTable
 	// The lane of the last envelope, which the next one most likely shares:
@@ -167,7 +169,7 @@ func (d *decoder) decodeLine(b *batch, lineNo int64, line []byte) {
 		return
 	}
 	var routed bool
-	b.pushes, routed, it.dead = decodeEvent(d.streams, &d.layout, ln, matcher.Position{Source: b.source, Offset: lineNo}, b.pushes)
+	b.pushes, routed, it.dead = decodeEventFrom(&d.records, d.streams, &d.layout, ln, matcher.Position{Source: b.source, Offset: lineNo}, b.pushes)
 	if !routed {
 		it.unrouted = true
 		b.items = append(b.items, it)
@@ -193,6 +195,11 @@ func (d *decoder) decodeLine(b *batch, lineNo int64, line []byte) {
 // stream could not key or time it (another stream may still have taken
 // it). A plain line's event time may come from pos.Offset, its line number.
 func decodeEvent(streams []*stream, layout *rules.Layout, ln *Line, pos matcher.Position, pushes []push) (_ []push, routed bool, dead error) {
+	return decodeEventFrom(nil, streams, layout, ln, pos, pushes)
+}
+
+// decodeEventFrom is decodeEvent with records taken from rs (nil: new).
+func decodeEventFrom(rs *records, streams []*stream, layout *rules.Layout, ln *Line, pos matcher.Position, pushes []push) (_ []push, routed bool, dead error) {
 	for _, s := range streams {
 		if reads(s, ln) {
 			routed = true
@@ -202,12 +209,17 @@ func decodeEvent(streams []*stream, layout *rules.Layout, ln *Line, pos matcher.
 	if !routed {
 		return pushes, false, nil
 	}
-	// The matcher keeps events that partial matches took, and the reader
-	// reuses its buffer: each event gets bytes of its own.
+	// The reader reuses its buffer: each event gets bytes of its own.
 	// The first record and the event share an allocation.
-	first := new(recordEvent)
+	var first *recordEvent
+	var raw []byte
+	if rs != nil {
+		first, raw = rs.next()
+	} else {
+		first = new(recordEvent)
+	}
 	ev := &first.ev
-	if err := ev.ParseInto(append([]byte(nil), ln.Event...), layout, &first.fields); err != nil {
+	if err := ev.ParseInto(append(raw, ln.Event...), layout, &first.fields); err != nil {
 		return pushes, true, fmt.Errorf("%w: %w", errInvalidEvent, err)
 	}
 	for _, s := range streams {
@@ -238,9 +250,14 @@ func decodeEvent(streams []*stream, layout *rules.Layout, ln *Line, pos matcher.
 
 // recordEvent is a record with its event and the event's fields.
 type recordEvent struct {
-	rec    matcher.Record
+	rec    matcher.Record // first: recordEventOf depends on it
 	ev     rules.Event
 	fields rules.FieldBuffer
+}
+
+// recordEventOf returns the recordEvent whose first field r is.
+func recordEventOf(r *matcher.Record) *recordEvent {
+	return (*recordEvent)(unsafe.Pointer(r))
 }
 
 // The reasons decodeEvent dead-letters an event, wrapped so that the engine

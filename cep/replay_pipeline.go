@@ -38,7 +38,7 @@ import (
 const batchesInFlight = 4
 
 func (r *replayer) newDecoder() *decoder {
-	return &decoder{streams: r.streams, lanes: &r.lanes}
+	return &decoder{streams: r.streams, lanes: &r.lanes, records: records{pool: r.pool}}
 }
 
 // runSequential replays the files on the calling goroutine, each line

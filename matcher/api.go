@@ -73,6 +73,12 @@ type Options struct {
 	// (a replay): the partition then keeps no list of the keys that
 	// changed, which would grow with every key that ever held state.
 	NoCheckpoints bool
+	// Recycle, when set, is handed each pushed record once the partition
+	// is done with it: matched, and neither kept by a partial match (which
+	// keeps a copy) nor handed to the Output (a late record, the record of
+	// a single-event rule's alert). The runtime may then reuse the record,
+	// its event and the event's bytes. It is not called under a Tracer.
+	Recycle func(*Record)
 }
 
 // Stats are a Partition's counters since it was created.

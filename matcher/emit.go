@@ -32,6 +32,7 @@ func (p *Partition) emitMatch(pr *planRule, m *run, key string, timeout bool) {
 
 // emitSingle emits the alert of a single-event rule.
 func (p *Partition) emitSingle(pr *planRule, r *Record) {
+	p.handedOut = true
 	p.emit(pr, nil, r.Key, []StepRecords{{Step: "event", Records: []*Record{r}}}, nil, r.Event, false)
 }
 

@@ -57,6 +57,9 @@ type Partition struct {
 	lastSource uint32
 	// views are the events made again from kept ones for CEL.
 	views eventViews
+	// handedOut says the record being processed went to the Output, which
+	// may keep it: it is not recycled (Options.Recycle).
+	handedOut bool
 
 	// dirty lists the keys changed since the last Changes call.
 	dirty []*keyState
@@ -205,6 +208,11 @@ func (p *Partition) advance(wm int64) {
 		p.pending.pop()
 		p.prefetchAhead()
 		p.process(r)
+		if p.handedOut {
+			p.handedOut = false
+		} else if p.opts.Recycle != nil && p.tracer == nil {
+			p.opts.Recycle(r)
+		}
 	}
 	p.fireTimers(now)
 }
