@@ -45,7 +45,7 @@ type keyStateScenario struct {
 
 var stateLine = regexp.MustCompile(`(?m)^state: (\S+) (runs=\d+ held=\d+)$`)
 
-func loadKeyStateScenario(t *testing.T, path string) *keyStateScenario {
+func loadKeyStateScenario(t testing.TB, path string) *keyStateScenario {
 	t.Helper()
 	ar, err := txtar.ParseFile(path)
 	if err != nil {
@@ -93,7 +93,7 @@ func loadKeyStateScenario(t *testing.T, path string) *keyStateScenario {
 // scenarioRecord decodes one event line of the scenario at path, keyed and
 // timed by its ruleset; its position is the scenario's name as the source
 // and the line's number among the scenario's events.
-func scenarioRecord(t *testing.T, rs *rules.Compiled, line []byte, path string, offset int64) *Record {
+func scenarioRecord(t testing.TB, rs *rules.Compiled, line []byte, path string, offset int64) *Record {
 	t.Helper()
 	ev, err := rules.ParseEvent(append([]byte(nil), line...))
 	if err != nil {
@@ -113,7 +113,7 @@ func scenarioRecord(t *testing.T, rs *rules.Compiled, line []byte, path string, 
 
 // newScenarioPartition returns an empty Partition of the scenario's
 // Program whose wall clock stands still.
-func (sc *keyStateScenario) newPartition(t *testing.T, out Output) *Partition {
+func (sc *keyStateScenario) newPartition(t testing.TB, out Output) *Partition {
 	t.Helper()
 	p, err := NewPartition(sc.prog, out, Options{
 		MaxOutOfOrderness: sc.ruleset.Stream.MaxOutOfOrderness,

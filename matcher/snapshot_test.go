@@ -424,3 +424,42 @@ func TestRestoreKeyErrors(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkKeyStateCodec encodes and restores the key state each scenario
+// of testdata/keystate leaves at its checkpoint, reporting its size
+// (B/key-state) and its open partial matches (runs, held matches
+// included).
+func BenchmarkKeyStateCodec(b *testing.B) {
+	for _, name := range []string{"payments-login", "payments-busy", "shared-runs"} {
+		sc := loadKeyStateScenario(b, filepath.Join("testdata", "keystate", name+".txtar"))
+		p := sc.newPartition(b, &idCollector{})
+		sc.checkpointed(p)
+		state, ok := p.AppendKeyState(nil, sc.key)
+		if !ok {
+			b.Fatalf("%s: no state", name)
+		}
+		runs := 0
+		for _, rk := range p.keys.lookup(sc.key).rules {
+			runs += len(rk.runs) + len(rk.held)
+		}
+		b.Run(name+"/encode", func(b *testing.B) {
+			b.ReportAllocs()
+			var buf []byte
+			for b.Loop() {
+				buf, _ = p.AppendKeyState(buf[:0], sc.key)
+			}
+			b.ReportMetric(float64(len(state)), "B/key-state")
+			b.ReportMetric(float64(runs), "runs")
+		})
+		b.Run(name+"/restore", func(b *testing.B) {
+			b.ReportAllocs()
+			q := sc.newPartition(b, &idCollector{})
+			for b.Loop() {
+				if err := q.RestoreKey(sc.key, state); err != nil {
+					b.Fatal(err)
+				}
+				q.Evict(sc.key)
+			}
+		})
+	}
+}
