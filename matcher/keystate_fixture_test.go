@@ -22,7 +22,7 @@ import (
 )
 
 var updateKeyState = flag.Bool("update-keystate", false,
-	"write testdata/keystate/NAME-vN.bin for the current key-state version N from each scenario")
+	"write the missing testdata/keystate/NAME-vN.bin of the current key-state version N from each scenario")
 
 // Key-state fixtures: testdata/keystate/NAME.txtar is a scenario (a
 // ruleset, the events pushed before a checkpoint, the events pushed after
@@ -30,7 +30,8 @@ var updateKeyState = flag.Bool("update-keystate", false,
 // rule in its comment); NAME-vN.bin is the key's state as version N of the
 // encoding wrote it. Fixtures are never regenerated: a newer Shrike must
 // restore every one, so neither a scenario nor an old fixture may change.
-// -update-keystate writes the current version's fixtures only.
+// -update-keystate writes the current version's fixtures that are missing,
+// and never overwrites one.
 
 // keyStateScenario is a parsed testdata/keystate/NAME.txtar.
 type keyStateScenario struct {
@@ -214,7 +215,10 @@ func TestKeyStateFixtures(t *testing.T) {
 			}
 
 			current := filepath.Join("testdata", "keystate", fmt.Sprintf("%s-v%d.bin", sc.name, snapshotVersion))
-			if *updateKeyState {
+			if *updateKeyState && !slices.Contains(fixtures, current) {
+				// Only a missing fixture is written: one that exists is
+				// what a released Shrike wrote, and a difference from it
+				// is an encoding change that needs a new version.
 				if err := os.WriteFile(current, want, 0o644); err != nil {
 					t.Fatal(err)
 				}
