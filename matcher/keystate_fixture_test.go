@@ -3,6 +3,7 @@ package matcher
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"flag"
 	"fmt"
 	"math"
@@ -262,6 +263,43 @@ func TestKeyStateFixtures(t *testing.T) {
 			}
 			if !slices.Contains(fixtures, current) {
 				t.Errorf("no fixture %s of the current key-state version: run go test ./matcher -run TestKeyStateFixtures -update-keystate", current)
+			}
+		})
+	}
+}
+
+// TestKeyStateFixturesTruncated restores every proper prefix of every
+// fixture into a Partition of its scenario's Program: a state's counts
+// fix its length, so each must be refused, with an error wrapping
+// ErrSnapshot, and none may panic.
+func TestKeyStateFixturesTruncated(t *testing.T) {
+	fixtures, err := filepath.Glob("testdata/keystate/*.bin")
+	if err != nil || len(fixtures) == 0 {
+		t.Fatalf("no fixture in testdata/keystate: %v", err)
+	}
+	for _, fx := range fixtures {
+		m := fixtureVersion.FindStringSubmatch(filepath.Base(fx))
+		if m == nil {
+			t.Fatalf("%s: not named NAME-vN.bin", fx)
+		}
+		t.Run(filepath.Base(fx), func(t *testing.T) {
+			sc := loadKeyStateScenario(t, filepath.Join("testdata", "keystate", m[1]+".txtar"))
+			data, err := os.ReadFile(fx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for cut := range len(data) {
+				func() {
+					defer func() {
+						if v := recover(); v != nil {
+							t.Errorf("cut at %d of %d: RestoreKey panicked: %v", cut, len(data), v)
+						}
+					}()
+					err := sc.newPartition(t, &alertCollector{}).RestoreKey(sc.key, data[:cut])
+					if !errors.Is(err, ErrSnapshot) {
+						t.Errorf("cut at %d of %d: RestoreKey = %v, want an error wrapping ErrSnapshot", cut, len(data), err)
+					}
+				}()
 			}
 		})
 	}

@@ -360,6 +360,9 @@ func FuzzRestoreKey(f *testing.F) {
 // TestRestoreKeyErrors checks that each kind of corrupt state is refused
 // with an error that wraps ErrSnapshot and says what and where.
 func TestRestoreKeyErrors(t *testing.T) {
+	// dropped marks a state that restores to nothing: its rule is not the
+	// Program's at that version.
+	const dropped = "(dropped)"
 	prog := program(t, abRule)
 	ab := prog.byName()["test/ab"]
 	ref := binary.LittleEndian.AppendUint64(nil, ruleRef(ab.name, ab.rule.Version))
@@ -373,6 +376,14 @@ func TestRestoreKeyErrors(t *testing.T) {
 	oneRun := func(stateID, last byte) []byte {
 		return append(append([]byte{1}, ref...), 2, stateID, last, 0, 0, 0)
 	}
+	// v1 builds a version-1 state of one record, one node and abRule at
+	// version with one run whose last node is last.
+	v1 := func(last byte, version string) []byte {
+		b := []byte{1, 1, 1, 's', 1, 0, 2, 0, 2, 2, '{', '}', 1, 0, 0, 0, 1}
+		b = appendLenString(b, ab.name)
+		b = appendLenString(b, version)
+		return append(b, 1, 1, last, 0, 2, 0, 0)
+	}
 	p, _ := newPartition(t, abRule, Options{})
 	push(t, p, []ev{{1, "", 0, "a"}})
 	p.Advance(1)
@@ -383,7 +394,7 @@ func TestRestoreKeyErrors(t *testing.T) {
 	tests := []struct {
 		name string
 		in   []byte
-		want string // "" when the state restores
+		want string // "" when the state restores, dropped when it restores to nothing
 	}{
 		{"good", good, ""},
 		{"built", state(0, oneRun(1, 1)...), ""},
@@ -400,18 +411,22 @@ func TestRestoreKeyErrors(t *testing.T) {
 		{"run of a missing node", state(0, oneRun(1, 5)...), "version 2: run 1 of 1 at byte 31: node 5 of 1"},
 		{"node of a missing step", state(18, oneRun(1, 1)...), "version 2: run 1 of 1 at byte 31: node of step 9 of a rule with 2"},
 		{"rule twice", state(0, append(append([]byte{2}, oneRun(1, 1)[1:]...), oneRun(1, 1)[1:]...)...), "version 2: rule 2 of 2 at byte 45: rule test/ab a second time"},
+		{"version 1", v1(1, ab.rule.Version), ""},
+		{"version 1 run of a missing node", v1(5, ab.rule.Version), "version 1: run 1 of 1 at byte 40: node 5 of 1"},
+		{"version 1 of another rule version", v1(1, "00000000"), dropped},
+		{"another rule version", append(state(0, oneRun(1, 1)[:1]...), append(make([]byte, 8), 2, 1, 1, 0, 0, 0)...), dropped},
 		{"trailing bytes", append(append([]byte{}, good...), 7), "version 2: end at byte " + fmt.Sprint(len(good)) + ": 1 bytes past the end"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			q, _ := newPartition(t, abRule, Options{})
 			err := q.RestoreKey("k", tt.in)
-			if tt.want == "" {
+			if tt.want == "" || tt.want == dropped {
 				if err != nil {
 					t.Fatalf("RestoreKey: %v", err)
 				}
-				if !q.Resident("k") {
-					t.Error("the key holds no state after the restore")
+				if q.Resident("k") != (tt.want == "") {
+					t.Errorf("resident after the restore: %t, want %t", q.Resident("k"), tt.want == "")
 				}
 				return
 			}
