@@ -45,7 +45,8 @@
 //   - Snapshots: AppendKeyState's encoding starts with a version
 //     (snapshotVersion) and RestoreKey reads every version up to its own,
 //     so a release reads the key states an earlier one stored; a change of
-//     layout bumps the version and keeps reading the old ones. Runs refer
+//     layout bumps the version and keeps reading the old ones
+//     (testdata/keystate holds what each version wrote). Runs refer
 //     to automaton states by ID, and are restored only for a rule whose
 //     name and version are unchanged (the automaton is then the same;
 //     package nfa keeps its numbering stable). A corrupt or truncated

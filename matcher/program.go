@@ -53,6 +53,7 @@ type Program struct {
 
 	nameOnce sync.Once
 	names    map[string]*planRule
+	refs     map[uint64]*planRule
 }
 
 // planRule is one rule in a Program.

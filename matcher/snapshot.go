@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
+
+	"github.com/cespare/xxhash/v2"
 
 	"github.com/shrike-cep/shrike/rules"
 )
@@ -106,18 +109,55 @@ func (p *Partition) KeyDeadline(key string) (int64, bool) {
 	return d, d != noDeadline
 }
 
-// snapshotVersion is the encoding version; readers accept every version up
-// to theirs.
-const snapshotVersion = 1
+// snapshotVersion is the version of the key-state encoding AppendKeyState
+// writes. RestoreKey reads it and every earlier version, so that a newer
+// Shrike restores what an older one stored: testdata/keystate holds the
+// states each version wrote, which TestKeyStateFixtures restores. Changing
+// the layout makes a new version and keeps the decoder of the old one.
+const snapshotVersion = 2
+
+// maxTimeExponent bounds the unit of a version-2 state's times: 10^9 ns,
+// whole seconds.
+const maxTimeExponent = 9
+
+var pow10 = [maxTimeExponent + 1]int64{1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9}
 
 // AppendKeyState appends the encoding of the key's state to dst; ok is
 // false when the key holds no state.
 //
-// Layout (all integers varints): version; the records the state refers to
-// (time, seq, source, offset, raw event); the buffer nodes (record, step,
-// previous node); then per rule its name, version and runs (state id, last
-// node, start time and seq, previous time) and held matches. Nodes and
-// records are written once however many runs share them.
+// Layout of version 2 (integers are varints, "signed" ones zigzag-encoded
+// as binary.AppendVarint does):
+//
+//	version        2
+//	time exponent  k: every time below is written divided by 10^k ns, the
+//	               largest such unit (≤ 1 s) that leaves no remainder
+//	sources        count; each as length and bytes
+//	records        count; per record: its source's index (only when there
+//	               are several sources); its time, seq and offset, each
+//	               signed, as the difference from the previous record's
+//	               (from 0 for the first); the raw event as length and bytes
+//	nodes          count; per node: its record's index, its step (signed),
+//	               its previous node's index plus one (0: none, and always
+//	               below the node's own: nodes are written oldest first)
+//	rules          count; per rule: ruleRef, 8 bytes little-endian; the
+//	               number of runs times 2, plus 1 when held matches follow;
+//	               the runs; then, when flagged, the count of held matches
+//	               and the matches, which are runs too
+//	run            state id; last node's index plus one (0: none); start
+//	               time and start seq as the signed difference from the
+//	               record of the chain's first node, and previous time from
+//	               the record of the last node (0, 0 and 0 for every run
+//	               the matcher makes; from 0 for a run without a node)
+//
+// Records and nodes are written once however many runs share them. The
+// raw events are most of the bytes; the rest is a few bytes per record,
+// node and run, and 8 per rule.
+//
+// Version 1 (read only) differs in: no time exponent; records as absolute
+// time (signed), seq, source index (always) and offset (signed); rules as
+// name and version strings (length and bytes), then the count of runs and
+// the runs, then the count of held matches and them; runs with absolute
+// start time (signed), start seq and previous time (signed).
 func (p *Partition) AppendKeyState(dst []byte, key string) ([]byte, bool) {
 	ks := p.keys.lookup(key)
 	if ks == nil {
@@ -132,20 +172,50 @@ func (p *Partition) AppendKeyState(dst []byte, key string) ([]byte, bool) {
 			e.addChain(r.last)
 		}
 	}
+
+	// The unit of times: the largest power of ten dividing every time
+	// difference written. Event times are mostly whole milliseconds.
+	exp := maxTimeExponent
+	fit := func(delta int64) {
+		for delta%pow10[exp] != 0 {
+			exp--
+		}
+	}
+	var prevTime int64
+	for _, r := range e.recList {
+		fit(r.time - prevTime)
+		prevTime = r.time
+	}
+	for _, rk := range ks.rules {
+		for _, runs := range [][]*run{rk.runs, rk.held} {
+			for _, r := range runs {
+				start, _, prev := e.runDeltas(r)
+				fit(start)
+				fit(prev)
+			}
+		}
+	}
+	unit := pow10[exp]
+
 	dst = binary.AppendUvarint(dst, snapshotVersion)
+	dst = binary.AppendUvarint(dst, uint64(exp))
 	dst = binary.AppendUvarint(dst, uint64(len(e.sourceList)))
 	for _, s := range e.sourceList {
 		dst = appendLenString(dst, s)
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(e.recList)))
+	var last keptEvent
 	for _, r := range e.recList {
-		dst = binary.AppendVarint(dst, r.time)
-		dst = binary.AppendUvarint(dst, r.seq)
-		dst = binary.AppendUvarint(dst, uint64(e.sources[p.sources[r.source]]))
-		dst = binary.AppendVarint(dst, r.offset)
+		if len(e.sourceList) > 1 {
+			dst = binary.AppendUvarint(dst, uint64(e.sources[p.sources[r.source]]))
+		}
+		dst = binary.AppendVarint(dst, (r.time-last.time)/unit)
+		dst = binary.AppendVarint(dst, int64(r.seq-last.seq))
+		dst = binary.AppendVarint(dst, r.offset-last.offset)
 		raw := r.raw()
 		dst = binary.AppendUvarint(dst, uint64(len(raw)))
 		dst = append(dst, raw...)
+		last.time, last.seq, last.offset = r.time, r.seq, r.offset
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(e.nodeList)))
 	for _, n := range e.nodeList {
@@ -155,20 +225,33 @@ func (p *Partition) AppendKeyState(dst []byte, key string) ([]byte, bool) {
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(ks.rules)))
 	for _, rk := range ks.rules {
-		dst = appendLenString(dst, rk.rule.name)
-		dst = appendLenString(dst, rk.rule.rule.Version)
-		for _, runs := range [][]*run{rk.runs, rk.held} {
-			dst = binary.AppendUvarint(dst, uint64(len(runs)))
-			for _, r := range runs {
-				dst = binary.AppendUvarint(dst, uint64(r.state.ID))
-				dst = binary.AppendUvarint(dst, e.ref(r.last))
-				dst = binary.AppendVarint(dst, r.startTime)
-				dst = binary.AppendUvarint(dst, r.startSeq)
-				dst = binary.AppendVarint(dst, r.prevTime)
-			}
+		dst = binary.LittleEndian.AppendUint64(dst, ruleRef(rk.rule.name, rk.rule.rule.Version))
+		heldFlag := uint64(0)
+		if len(rk.held) > 0 {
+			heldFlag = 1
+		}
+		dst = binary.AppendUvarint(dst, uint64(len(rk.runs))<<1|heldFlag)
+		dst = e.appendRuns(dst, rk.runs, unit)
+		if len(rk.held) > 0 {
+			dst = binary.AppendUvarint(dst, uint64(len(rk.held)))
+			dst = e.appendRuns(dst, rk.held, unit)
 		}
 	}
 	return dst, true
+}
+
+// ruleRef names a rule version in a key state: a hash of the rule's
+// "ruleset/rule" name and its version. Eight bytes rather than the two
+// strings (36 bytes for payments/impossible-travel), a tenth of a key
+// holding one partial match; two rules of one Program sharing a hash is a
+// chance of 2^-64 per pair.
+func ruleRef(name, version string) uint64 {
+	var h xxhash.Digest
+	h.Reset()
+	_, _ = h.WriteString(name)    // never fails
+	_, _ = h.Write([]byte{0})     // never fails
+	_, _ = h.WriteString(version) // never fails
+	return h.Sum64()
 }
 
 func appendLenString(dst []byte, s string) []byte {
@@ -177,9 +260,11 @@ func appendLenString(dst []byte, s string) []byte {
 }
 
 type snapEncoder struct {
-	p          *Partition
-	nodes      map[*node]int
-	nodeList   []*node
+	p        *Partition
+	nodes    map[*node]int
+	nodeList []*node
+	// firstOf[i] is the number of the first node of node i's chain.
+	firstOf    []int
 	recs       map[*keptEvent]int
 	recList    []*keptEvent
 	sources    map[string]int
@@ -205,8 +290,13 @@ func (e *snapEncoder) addChain(n *node) {
 			e.sourceList = append(e.sourceList, source)
 		}
 	}
+	first := len(e.nodeList)
+	if n.prev != nil {
+		first = e.firstOf[e.nodes[n.prev]]
+	}
 	e.nodes[n] = len(e.nodeList)
 	e.nodeList = append(e.nodeList, n)
+	e.firstOf = append(e.firstOf, first)
 }
 
 // ref is 0 for nil, else the node's number plus one.
@@ -217,101 +307,43 @@ func (e *snapEncoder) ref(n *node) uint64 {
 	return uint64(e.nodes[n]) + 1
 }
 
+// runDeltas returns what version 2 writes of a run's times and seq: their
+// differences from the records of its chain's first and last nodes.
+func (e *snapEncoder) runDeltas(r *run) (start, startSeq, prev int64) {
+	if r.last == nil {
+		return r.startTime, int64(r.startSeq), r.prevTime
+	}
+	first := e.nodeList[e.firstOf[e.nodes[r.last]]].ev
+	return r.startTime - first.time, int64(r.startSeq - first.seq), r.prevTime - r.last.ev.time
+}
+
+func (e *snapEncoder) appendRuns(dst []byte, runs []*run, unit int64) []byte {
+	for _, r := range runs {
+		start, startSeq, prev := e.runDeltas(r)
+		dst = binary.AppendUvarint(dst, uint64(r.state.ID))
+		dst = binary.AppendUvarint(dst, e.ref(r.last))
+		dst = binary.AppendVarint(dst, start/unit)
+		dst = binary.AppendVarint(dst, startSeq)
+		dst = binary.AppendVarint(dst, prev/unit)
+	}
+	return dst
+}
+
 // ErrSnapshot wraps every error decoding a key state.
 var ErrSnapshot = errors.New("bad key state")
 
-// RestoreKey loads a key's state from its encoding. State of a rule that is
-// no longer in the Program, or whose version changed, is dropped: its
-// automaton is gone. It fails when the key is already resident.
+// RestoreKey loads a key's state from its encoding, of any version up to
+// snapshotVersion. State of a rule that is no longer in the Program, or
+// whose version changed, is dropped: its automaton is gone. It fails when
+// the key is already resident, and with an error wrapping ErrSnapshot when
+// the encoding is corrupt, truncated or of an unknown version.
 func (p *Partition) RestoreKey(key string, data []byte) error {
 	if p.keys.lookup(key) != nil {
 		return fmt.Errorf("restore key %q: already in memory", key)
 	}
-	d := snapDecoder{b: data}
-	if v := d.uvarint(); v == 0 || v > snapshotVersion {
-		return fmt.Errorf("restore key %q: %w: version %d", key, ErrSnapshot, v)
-	}
-	sources := make([]string, d.count())
-	for i := range sources {
-		sources[i] = d.string()
-	}
-	recs := make([]*keptEvent, d.count())
-	for i := range recs {
-		t := d.varint()
-		seq := d.uvarint()
-		src := d.index(len(sources))
-		offset := d.varint()
-		raw := d.bytes()
-		if d.err != nil {
-			break
-		}
-		// The bytes are checked as the decoder checks an event; the kept
-		// event is a copy, so that the key state holds nothing of data.
-		ev, err := rules.ParseEvent(raw)
-		if err != nil {
-			return fmt.Errorf("restore key %q: %w: event: %w", key, ErrSnapshot, err)
-		}
-		recs[i] = p.keep(raw, ev.Preloaded(), t, seq, Position{Source: sources[src], Offset: offset})
-	}
-	nodes := make([]*node, d.count())
-	for i := range nodes {
-		n := &node{}
-		ri := d.index(len(recs))
-		if d.err != nil {
-			break
-		}
-		n.ev = recs[ri]
-		n.step = int(d.varint())
-		if prev := d.uvarint(); prev > uint64(i) {
-			d.fail("node refers forward")
-		} else if prev > 0 {
-			n.prev = nodes[prev-1]
-		}
-		nodes[i] = n
-	}
-	ks := newKeyState(key, hashKey(key))
-	byName := p.prog.byName()
-	nrules := d.count()
-	for range nrules {
-		name, version := d.string(), d.string()
-		pr := byName[name]
-		keep := pr != nil && pr.auto != nil && pr.rule.Version == version
-		rk := &ruleKey{rule: pr}
-		for part := range 2 {
-			n := d.count()
-			for range n {
-				stateID, last := d.index(math.MaxInt), d.uvarint()
-				r := &run{startTime: d.varint(), startSeq: d.uvarint(), prevTime: d.varint()}
-				if d.err != nil || !keep {
-					continue
-				}
-				if stateID >= len(pr.auto.States) || last > uint64(len(nodes)) {
-					d.fail("run refers to a missing state or node")
-					continue
-				}
-				r.state = pr.auto.States[stateID]
-				if last > 0 {
-					r.last = nodes[last-1]
-				}
-				for n := r.last; n != nil; n = n.prev {
-					if n.step < 0 || n.step >= len(pr.auto.StepNames) {
-						d.fail("node of a step the rule does not have")
-						break
-					}
-				}
-				if part == 0 {
-					rk.runs = append(rk.runs, r)
-				} else {
-					rk.held = append(rk.held, r)
-				}
-			}
-		}
-		if keep && !rk.empty() {
-			ks.add(rk)
-		}
-	}
-	if d.err != nil {
-		return fmt.Errorf("restore key %q: %w: %w", key, ErrSnapshot, d.err)
+	ks, err := p.decodeKeyState(key, data)
+	if err != nil {
+		return fmt.Errorf("restore key %q: %w", key, err)
 	}
 	for _, rk := range ks.rules {
 		p.addLive(rk.rule, len(rk.runs))
@@ -324,26 +356,258 @@ func (p *Partition) RestoreKey(key string, data []byte) error {
 	return nil
 }
 
-// byName indexes the Program's rules by "ruleset/rule".
-func (p *Program) byName() map[string]*planRule {
-	p.nameOnce.Do(func() {
-		p.names = make(map[string]*planRule, len(p.rules))
-		for _, r := range p.rules {
-			p.names[r.name] = r
+// chainBounds summarise a node's chain, so that checking a run's chain
+// and finding its first record take constant time however long the chain
+// and however many runs share it.
+type chainBounds struct {
+	first            int // number of the chain's first node
+	minStep, maxStep int64
+}
+
+// decodeKeyState decodes a key state of any known version.
+func (p *Partition) decodeKeyState(key string, data []byte) (*keyState, error) {
+	d := snapDecoder{b: data, size: len(data), part: "version", item: -1}
+	v := d.uvarint()
+	if d.err != nil {
+		return nil, d.error()
+	}
+	if v == 0 || v > snapshotVersion {
+		return nil, fmt.Errorf("%w: version %d is not known to this version of Shrike (it reads 1 to %d)", ErrSnapshot, v, snapshotVersion)
+	}
+	d.version = v
+	unit := int64(1)
+	if v >= 2 {
+		d.at("time exponent", -1, 0)
+		if exp := d.uvarint(); exp > maxTimeExponent {
+			d.fail(fmt.Sprintf("%d is above %d", exp, maxTimeExponent))
+		} else {
+			unit = pow10[exp]
 		}
-	})
+	}
+
+	d.at("source count", -1, 0)
+	sources := make([]string, d.count())
+	for i := range sources {
+		d.at("source", i, len(sources))
+		sources[i] = d.string()
+	}
+
+	d.at("record count", -1, 0)
+	recs := make([]*keptEvent, d.count())
+	var last Record
+	for i := range recs {
+		d.at("record", i, len(recs))
+		r := &Record{Key: key}
+		src := 0
+		if v == 1 {
+			r.Time, r.Seq = d.varint(), d.uvarint()
+			src = d.index(len(sources))
+			r.Pos.Offset = d.varint()
+		} else {
+			if len(sources) != 1 {
+				src = d.index(len(sources))
+			}
+			r.Time = last.Time + d.varint()*unit
+			r.Seq = last.Seq + uint64(d.varint())
+			r.Pos.Offset = last.Pos.Offset + d.varint()
+			last.Time, last.Seq, last.Pos.Offset = r.Time, r.Seq, r.Pos.Offset
+		}
+		raw := d.bytes()
+		if d.err != nil {
+			return nil, d.error()
+		}
+		r.Pos.Source = sources[src]
+		ev, err := rules.ParseEvent(raw)
+		if err != nil {
+			d.err = fmt.Errorf("record %d of %d: event: %w", i+1, len(recs), err)
+			return nil, d.error()
+		}
+		// The kept event is a copy: the key state holds nothing of data.
+		recs[i] = p.keep(raw, ev.Preloaded(), r.Time, r.Seq, r.Pos)
+	}
+
+	d.at("node count", -1, 0)
+	nodes := make([]*node, d.count())
+	chains := make([]chainBounds, len(nodes))
+	for i := range nodes {
+		d.at("node", i, len(nodes))
+		rec := d.index(len(recs))
+		step := d.varint()
+		prev := d.uvarint()
+		if d.err != nil {
+			return nil, d.error()
+		}
+		if prev > uint64(i) {
+			d.fail("refers to a later node")
+			return nil, d.error()
+		}
+		n := &node{ev: recs[rec], step: int(step)}
+		c := chainBounds{first: i, minStep: step, maxStep: step}
+		if prev > 0 {
+			n.prev = nodes[prev-1]
+			pc := chains[prev-1]
+			c = chainBounds{first: pc.first, minStep: min(step, pc.minStep), maxStep: max(step, pc.maxStep)}
+		}
+		nodes[i], chains[i] = n, c
+	}
+
+	ks := newKeyState(key, hashKey(key))
+	readRuns := func(pr *planRule, part string, n int) []*run {
+		var runs []*run
+		for j := range n {
+			d.at(part, j, n)
+			stateID, lastNode := d.uvarint(), d.uvarint()
+			r := &run{}
+			var startSeqDelta int64
+			if v == 1 {
+				r.startTime, r.startSeq, r.prevTime = d.varint(), d.uvarint(), d.varint()
+			} else {
+				r.startTime, startSeqDelta, r.prevTime = d.varint()*unit, d.varint(), d.varint()*unit
+				r.startSeq = uint64(startSeqDelta)
+			}
+			if d.err != nil || pr == nil {
+				continue
+			}
+			if stateID >= uint64(len(pr.auto.States)) {
+				d.fail(fmt.Sprintf("state %d of a rule with %d", stateID, len(pr.auto.States)))
+				continue
+			}
+			if lastNode > uint64(len(nodes)) {
+				d.fail(fmt.Sprintf("node %d of %d", lastNode, len(nodes)))
+				continue
+			}
+			r.state = pr.auto.States[stateID]
+			if lastNode > 0 {
+				r.last = nodes[lastNode-1]
+				c := chains[lastNode-1]
+				if c.minStep < 0 || c.maxStep >= int64(len(pr.auto.StepNames)) {
+					step := c.maxStep
+					if c.minStep < 0 {
+						step = c.minStep
+					}
+					d.fail(fmt.Sprintf("node of step %d of a rule with %d", step, len(pr.auto.StepNames)))
+					continue
+				}
+				if v >= 2 {
+					first := nodes[c.first].ev
+					r.startTime += first.time
+					r.startSeq += first.seq
+					r.prevTime += r.last.ev.time
+				}
+			}
+			runs = append(runs, r)
+		}
+		return runs
+	}
+	byName := p.prog.byName()
+	byRef := p.prog.byRef()
+	d.at("rule count", -1, 0)
+	nrules := d.count()
+	for i := range nrules {
+		d.at("rule", i, nrules)
+		var pr *planRule
+		var nruns int
+		held := true
+		if v == 1 {
+			name, version := d.string(), d.string()
+			if r := byName[name]; r != nil && r.rule.Version == version {
+				pr = r
+			}
+			nruns = d.count()
+		} else {
+			pr = byRef[d.fixed64()]
+			flagged := d.uvarint()
+			nruns, held = d.limit(flagged>>1), flagged&1 == 1
+		}
+		if pr != nil && pr.auto == nil {
+			pr = nil // a single-event rule holds no state
+		}
+		rk := &ruleKey{rule: pr}
+		rk.runs = readRuns(pr, "run", nruns)
+		if held {
+			d.at("rule", i, nrules)
+			rk.held = readRuns(pr, "held match", d.count())
+		}
+		if d.err != nil {
+			return nil, d.error()
+		}
+		if pr == nil || rk.empty() {
+			continue
+		}
+		if slices.ContainsFunc(ks.rules, func(o *ruleKey) bool { return o.rule == pr }) {
+			d.at("rule", i, nrules)
+			d.fail("rule " + pr.name + " a second time")
+			return nil, d.error()
+		}
+		ks.add(rk)
+	}
+	if d.err == nil && len(d.b) > 0 {
+		d.at("end", -1, 0)
+		d.fail(fmt.Sprintf("%d bytes past the end", len(d.b)))
+	}
+	if d.err != nil {
+		return nil, d.error()
+	}
+	return ks, nil
+}
+
+// byName indexes the Program's rules by "ruleset/rule", and byRef by
+// ruleRef: version 1 key states name rules, version 2 ones refer to them.
+func (p *Program) byName() map[string]*planRule {
+	p.indexNames()
 	return p.names
 }
 
+func (p *Program) byRef() map[uint64]*planRule {
+	p.indexNames()
+	return p.refs
+}
+
+func (p *Program) indexNames() {
+	p.nameOnce.Do(func() {
+		p.names = make(map[string]*planRule, len(p.rules))
+		p.refs = make(map[uint64]*planRule, len(p.rules))
+		for _, r := range p.rules {
+			p.names[r.name] = r
+			p.refs[ruleRef(r.name, r.rule.Version)] = r
+		}
+	})
+}
+
+// snapDecoder reads a key state; its first error sticks, and names the
+// part of the state and the byte where it arose.
 type snapDecoder struct {
-	b   []byte
-	err error
+	b       []byte
+	size    int    // of the whole state
+	version uint64 // 0 until read
+	err     error
+	// part, item and items say what is being read ("record", 2, 5), for
+	// errors; item is -1 for a part that is not one of several.
+	part        string
+	item, items int
+}
+
+func (d *snapDecoder) at(part string, item, items int) {
+	d.part, d.item, d.items = part, item, items
 }
 
 func (d *snapDecoder) fail(msg string) {
-	if d.err == nil {
-		d.err = errors.New(msg)
+	if d.err != nil {
+		return
 	}
+	where := d.part
+	if d.item >= 0 {
+		where = fmt.Sprintf("%s %d of %d", d.part, d.item+1, d.items)
+	}
+	d.err = fmt.Errorf("%s at byte %d: %s", where, d.size-len(d.b), msg)
+}
+
+// error is the first error, wrapping ErrSnapshot.
+func (d *snapDecoder) error() error {
+	if d.version == 0 {
+		return fmt.Errorf("%w: %w", ErrSnapshot, d.err)
+	}
+	return fmt.Errorf("%w: version %d: %w", ErrSnapshot, d.version, d.err)
 }
 
 func (d *snapDecoder) uvarint() uint64 {
@@ -352,7 +616,7 @@ func (d *snapDecoder) uvarint() uint64 {
 	}
 	v, n := binary.Uvarint(d.b)
 	if n <= 0 {
-		d.fail("truncated")
+		d.fail("truncated or overlong varint")
 		return 0
 	}
 	d.b = d.b[n:]
@@ -365,19 +629,36 @@ func (d *snapDecoder) varint() int64 {
 	}
 	v, n := binary.Varint(d.b)
 	if n <= 0 {
-		d.fail("truncated")
+		d.fail("truncated or overlong varint")
 		return 0
 	}
 	d.b = d.b[n:]
 	return v
 }
 
+func (d *snapDecoder) fixed64() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	if len(d.b) < 8 {
+		d.fail("truncated")
+		return 0
+	}
+	v := binary.LittleEndian.Uint64(d.b)
+	d.b = d.b[8:]
+	return v
+}
+
 // count reads a length that cannot exceed the bytes left (every element
 // takes at least one byte), so a corrupt length cannot allocate much.
-func (d *snapDecoder) count() int {
-	n := d.uvarint()
-	if n > uint64(len(d.b)) {
-		d.fail("length past the end")
+func (d *snapDecoder) count() int { return d.limit(d.uvarint()) }
+
+// limit checks a length read otherwise as count does.
+func (d *snapDecoder) limit(n uint64) int {
+	if d.err == nil && n > uint64(len(d.b)) {
+		d.fail(fmt.Sprintf("length %d, %d bytes left", n, len(d.b)))
+	}
+	if d.err != nil {
 		return 0
 	}
 	return int(n)
@@ -385,8 +666,10 @@ func (d *snapDecoder) count() int {
 
 func (d *snapDecoder) index(limit int) int {
 	i := d.uvarint()
-	if i >= uint64(limit) {
-		d.fail("index out of range")
+	if d.err == nil && i >= uint64(limit) {
+		d.fail(fmt.Sprintf("index %d of %d", i, limit))
+	}
+	if d.err != nil {
 		return 0
 	}
 	return int(i)

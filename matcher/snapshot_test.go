@@ -2,13 +2,18 @@ package matcher
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/rogpeppe/go-internal/txtar"
 
 	"github.com/shrike-cep/shrike/internal/gen"
 	"github.com/shrike-cep/shrike/rules"
@@ -275,21 +280,201 @@ func TestRestoreKeyRejectsCorruptState(t *testing.T) {
 	}
 }
 
+// FuzzRestoreKey restores arbitrary bytes into a Partition of two
+// rulesets, payments (testdata/keystate/payments-busy.txtar) and abRule,
+// seeded with the fixtures of every version and a version-2 state of
+// abRule: every failure must wrap ErrSnapshot, and whatever restores must
+// encode again and restore to the same encoding.
 func FuzzRestoreKey(f *testing.F) {
 	f.Add([]byte{1, 0, 0, 0, 0})
 	f.Add([]byte{1, 1, 1, 'x', 1, 2, 2, 0, 0, 2, '{', '}', 0, 0})
-	rs, err := rules.Load("t.yaml", []byte(abRule), rules.CompileOptions{})
+	f.Add([]byte{2, 6, 1, 1, 'x', 0, 0})
+	fixtures, err := filepath.Glob("testdata/keystate/*.bin")
+	if err != nil || len(fixtures) == 0 {
+		f.Fatalf("no key-state fixture: %v", err)
+	}
+	for _, fx := range fixtures {
+		b, err := os.ReadFile(fx)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	ar, err := txtar.ParseFile("testdata/keystate/payments-busy.txtar")
 	if err != nil {
 		f.Fatal(err)
 	}
-	prog, err := NewProgram([]*rules.Compiled{rs})
+	var paymentsYAML []byte
+	for _, file := range ar.Files {
+		if file.Name == "ruleset.yaml" {
+			paymentsYAML = file.Data
+		}
+	}
+	payments, err := rules.Load("payments.yaml", paymentsYAML, rules.CompileOptions{})
 	if err != nil {
 		f.Fatal(err)
+	}
+	ab, err := rules.Load("t.yaml", []byte(abRule), rules.CompileOptions{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	prog, err := NewProgram([]*rules.Compiled{payments, ab})
+	if err != nil {
+		f.Fatal(err)
+	}
+	p, _ := NewPartition(prog, &idCollector{}, Options{})
+	for i, kind := range []string{"a", "a", "x", "b"} {
+		ev, err := rules.ParseEvent(fmt.Appendf(nil, `{"id":%d,"type":%q}`, i, kind))
+		if err != nil {
+			f.Fatal(err)
+		}
+		p.Push(&Record{Event: ev, Key: "k", Time: int64(i) * ms, Pos: Position{Source: "t", Offset: int64(i)}})
+	}
+	if st, ok := p.AppendKeyState(nil, "k"); ok {
+		f.Add(st)
+	} else {
+		f.Fatal("the abRule seed holds no state")
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, _ := NewPartition(prog, &idCollector{}, Options{})
-		if err := p.RestoreKey("k", data); err != nil && !errors.Is(err, ErrSnapshot) {
-			t.Fatalf("error %v does not wrap ErrSnapshot", err)
+		if err := p.RestoreKey("k", data); err != nil {
+			if !errors.Is(err, ErrSnapshot) {
+				t.Fatalf("error %v does not wrap ErrSnapshot", err)
+			}
+			return
+		}
+		once, ok := p.AppendKeyState(nil, "k")
+		if !ok {
+			return // nothing of the Program's rules
+		}
+		q, _ := NewPartition(prog, &idCollector{}, Options{})
+		if err := q.RestoreKey("k", once); err != nil {
+			t.Fatalf("a state AppendKeyState wrote does not restore: %v", err)
+		}
+		if twice, _ := q.AppendKeyState(nil, "k"); !bytes.Equal(once, twice) {
+			t.Fatalf("restored and encoded again, %d bytes became %d", len(once), len(twice))
 		}
 	})
+}
+
+// TestRestoreKeyErrors checks that each kind of corrupt state is refused
+// with an error that wraps ErrSnapshot and says what and where.
+func TestRestoreKeyErrors(t *testing.T) {
+	// dropped marks a state that restores to nothing: its rule is not the
+	// Program's at that version.
+	const dropped = "(dropped)"
+	prog := program(t, abRule)
+	ab := prog.byName()["test/ab"]
+	ref := binary.LittleEndian.AppendUint64(nil, ruleRef(ab.name, ab.rule.Version))
+	// state builds a version-2 state: one source "s", one record, one
+	// node of step step (zigzag-encoded), then rules.
+	state := func(step byte, rules ...byte) []byte {
+		b := []byte{2, 6, 1, 1, 's', 1, 2, 2, 2, 2, '{', '}', 1, 0, step, 0}
+		return append(b, rules...)
+	}
+	// oneRun is a rule count of 1, then abRule with one run.
+	oneRun := func(stateID, last byte) []byte {
+		return append(append([]byte{1}, ref...), 2, stateID, last, 0, 0, 0)
+	}
+	// v1 builds a version-1 state of one record, one node and abRule at
+	// version with one run whose last node is last.
+	v1 := func(last byte, version string) []byte {
+		b := []byte{1, 1, 1, 's', 1, 0, 2, 0, 2, 2, '{', '}', 1, 0, 0, 0, 1}
+		b = appendLenString(b, ab.name)
+		b = appendLenString(b, version)
+		return append(b, 1, 1, last, 0, 2, 0, 0)
+	}
+	p, _ := newPartition(t, abRule, Options{})
+	push(t, p, []ev{{1, "", 0, "a"}})
+	p.Advance(1)
+	good, ok := p.AppendKeyState(nil, "k")
+	if !ok {
+		t.Fatal("no state after an a")
+	}
+	tests := []struct {
+		name string
+		in   []byte
+		want string // "" when the state restores, dropped when it restores to nothing
+	}{
+		{"good", good, ""},
+		{"built", state(0, oneRun(1, 1)...), ""},
+		{"empty", nil, "version at byte 0: truncated or overlong varint"},
+		{"version 0", []byte{0}, "version 0 is not known to this version of Shrike (it reads 1 to 2)"},
+		{"newer version", append([]byte{3}, good[1:]...), "version 3 is not known to this version of Shrike (it reads 1 to 2)"},
+		{"time unit above a second", []byte{2, 10, 0, 0, 0, 0}, "version 2: time exponent at byte 2: 10 is above 9"},
+		{"count past the end", []byte{2, 6, 0, 100, 1}, "version 2: record count at byte 4: length 100, 1 bytes left"},
+		{"cut in a record", state(0)[:9], "version 2: record 1 of 1 at byte 9: truncated or overlong varint"},
+		{"event not JSON", []byte{2, 6, 1, 1, 's', 1, 2, 2, 2, 1, 'x', 0, 0}, "version 2: record 1 of 1: event: "},
+		{"node of a missing record", []byte{2, 6, 0, 0, 1, 0, 0, 0, 0}, "version 2: node 1 of 1 at byte 6: index 0 of 0"},
+		{"node refers forward", []byte{2, 6, 1, 1, 's', 1, 2, 2, 2, 2, '{', '}', 1, 0, 0, 1, 0}, "version 2: node 1 of 1 at byte 16: refers to a later node"},
+		{"run of a missing state", state(0, oneRun(99, 1)...), "version 2: run 1 of 1 at byte 31: state 99 of a rule with"},
+		{"run of a missing node", state(0, oneRun(1, 5)...), "version 2: run 1 of 1 at byte 31: node 5 of 1"},
+		{"node of a missing step", state(18, oneRun(1, 1)...), "version 2: run 1 of 1 at byte 31: node of step 9 of a rule with 2"},
+		{"rule twice", state(0, append(append([]byte{2}, oneRun(1, 1)[1:]...), oneRun(1, 1)[1:]...)...), "version 2: rule 2 of 2 at byte 45: rule test/ab a second time"},
+		{"version 1", v1(1, ab.rule.Version), ""},
+		{"version 1 run of a missing node", v1(5, ab.rule.Version), "version 1: run 1 of 1 at byte 40: node 5 of 1"},
+		{"version 1 of another rule version", v1(1, "00000000"), dropped},
+		{"another rule version", append(state(0, oneRun(1, 1)[:1]...), append(make([]byte, 8), 2, 1, 1, 0, 0, 0)...), dropped},
+		{"trailing bytes", append(append([]byte{}, good...), 7), "version 2: end at byte " + fmt.Sprint(len(good)) + ": 1 bytes past the end"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q, _ := newPartition(t, abRule, Options{})
+			err := q.RestoreKey("k", tt.in)
+			if tt.want == "" || tt.want == dropped {
+				if err != nil {
+					t.Fatalf("RestoreKey: %v", err)
+				}
+				if q.Resident("k") != (tt.want == "") {
+					t.Errorf("resident after the restore: %t, want %t", q.Resident("k"), tt.want == "")
+				}
+				return
+			}
+			if !errors.Is(err, ErrSnapshot) {
+				t.Fatalf("RestoreKey = %v, want an error wrapping ErrSnapshot", err)
+			}
+			if want := `restore key "k": bad key state: ` + tt.want; !strings.HasPrefix(err.Error(), want) {
+				t.Errorf("error\n%v\nwant it to start with\n%s", err, want)
+			}
+		})
+	}
+}
+
+// BenchmarkKeyStateCodec encodes and restores the key state each scenario
+// of testdata/keystate leaves at its checkpoint, reporting its size
+// (B/key-state) and its open partial matches (runs, held matches
+// included).
+func BenchmarkKeyStateCodec(b *testing.B) {
+	for _, name := range []string{"payments-login", "payments-busy", "shared-runs"} {
+		sc := loadKeyStateScenario(b, filepath.Join("testdata", "keystate", name+".txtar"))
+		p := sc.newPartition(b, &idCollector{})
+		sc.checkpointed(p)
+		state, ok := p.AppendKeyState(nil, sc.key)
+		if !ok {
+			b.Fatalf("%s: no state", name)
+		}
+		runs := 0
+		for _, rk := range p.keys.lookup(sc.key).rules {
+			runs += len(rk.runs) + len(rk.held)
+		}
+		b.Run(name+"/encode", func(b *testing.B) {
+			b.ReportAllocs()
+			var buf []byte
+			for b.Loop() {
+				buf, _ = p.AppendKeyState(buf[:0], sc.key)
+			}
+			b.ReportMetric(float64(len(state)), "B/key-state")
+			b.ReportMetric(float64(runs), "runs")
+		})
+		b.Run(name+"/restore", func(b *testing.B) {
+			b.ReportAllocs()
+			q := sc.newPartition(b, &idCollector{})
+			for b.Loop() {
+				if err := q.RestoreKey(sc.key, state); err != nil {
+					b.Fatal(err)
+				}
+				q.Evict(sc.key)
+			}
+		})
+	}
 }

@@ -4,11 +4,16 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/shrike-cep/shrike/matcher"
+	"github.com/shrike-cep/shrike/rules"
 )
 
 // Benchmarks of the checkpoint path: the cost of a commit per dirty key,
@@ -142,21 +147,42 @@ func BenchmarkLoadKeys(b *testing.B) {
 
 // BenchmarkRedisMemoryPerKey measures what a key's checkpointed state costs
 // in a real redis-server's memory (SHRIKE_REDIS_ADDR): used_memory after
-// committing 100,000 keys, minus before, per key, for states of the sizes
-// tests/bench's BenchmarkPartialMatchMemory reports (B/key-state): a key
-// with one open partial match of a payments event is about 330 bytes. The
-// overhead is Redis's own (a hash field of the partition's hash) and the
-// key's name. It is a measurement; its ns/op means nothing. miniredis
-// does not account memory, so without a real server it reports nothing.
+// committing 100,000 keys, minus before, per key. The states are those the
+// matcher encodes (matcher.Partition.AppendKeyState) for accounts that
+// each saw one payments event opening partial matches (matcher/login: a
+// successful login, which opens impossible-travel; matcher/transfer: a
+// transfer of 9,500, which opens structuring and velocity), and synthetic
+// ones of a few fixed sizes. The overhead is Redis's own (a hash field of
+// the partition's hash) and the key's name. It is a measurement; its
+// ns/op means nothing. miniredis does not account memory, so without a
+// real server it reports nothing.
 func BenchmarkRedisMemoryPerKey(b *testing.B) {
 	addr := os.Getenv("SHRIKE_REDIS_ADDR")
 	if addr == "" {
 		b.Skip("SHRIKE_REDIS_ADDR is not set: Redis memory is measured on a real redis-server")
 	}
 	const keys = 100_000
+	type states struct {
+		name string
+		put  func() []KeyState
+	}
+	all := []states{
+		{"matcher/login", func() []KeyState { return matcherKeyStates(b, keys, loginEvent) }},
+		{"matcher/transfer", func() []KeyState { return matcherKeyStates(b, keys, transferEvent) }},
+	}
 	for _, size := range []int{100, 330, 1000} {
-		b.Run(fmt.Sprintf("state=%dB", size), func(b *testing.B) {
+		all = append(all, states{fmt.Sprintf("state=%dB", size), func() []KeyState {
 			put, _ := benchKeys(keys, size)
+			return put
+		}})
+	}
+	for _, st := range all {
+		b.Run(st.name, func(b *testing.B) {
+			put := st.put()
+			stateBytes := 0
+			for _, ks := range put {
+				stateBytes += len(ks.State)
+			}
 			ctx := context.Background()
 			var perKey float64
 			for b.Loop() {
@@ -167,11 +193,78 @@ func BenchmarkRedisMemoryPerKey(b *testing.B) {
 				}
 				perKey = float64(usedMemory(b, s)-before) / keys
 			}
+			meanState := float64(stateBytes) / keys
+			b.ReportMetric(meanState, "state-B/key")
 			b.ReportMetric(perKey, "redis-B/key")
-			b.ReportMetric(perKey-float64(size), "overhead-B/key")
+			b.ReportMetric(perKey-meanState, "overhead-B/key")
 		})
 	}
 }
+
+// Payments events (%d: account, %s: time) as tests/bench's openers: each
+// opens partial matches of rulesets/payments.yaml for its account.
+const (
+	loginEvent    = `{"type":"login","account_id":"acct-%07d","amount":0.00,"currency":"EUR","country":"DE","ip":"84.23.101.7","device":"ios-3f9a2c","success":true,"merchant":"","card_id":"","lat":52.5200,"lon":13.4050,"ts":"%s"}`
+	transferEvent = `{"type":"transfer","account_id":"acct-%07d","amount":9500.00,"currency":"EUR","country":"DE","ip":"84.23.101.7","device":"ios-3f9a2c","success":true,"merchant":"","card_id":"","lat":52.5200,"lon":13.4050,"ts":"%s"}`
+)
+
+// matcherKeyStates returns the states of n accounts as the matcher encodes
+// them after each saw one event of format, a millisecond apart, from a
+// Kafka partition at offsets in the millions.
+func matcherKeyStates(tb testing.TB, n int, format string) []KeyState {
+	tb.Helper()
+	src, err := os.ReadFile(filepath.Join("..", "rulesets", "payments.yaml"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	rs, err := rules.Load("payments.yaml", src, rules.CompileOptions{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	prog, err := matcher.NewProgram([]*rules.Compiled{rs})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p, err := matcher.NewPartition(prog, discardOutput{}, matcher.Options{MaxOutOfOrderness: rs.Stream.MaxOutOfOrderness})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	start := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	var last int64
+	for i := range n {
+		ts := start.Add(time.Duration(i) * time.Millisecond).Format("2006-01-02T15:04:05.000Z")
+		ev, err := rules.ParseEvent(fmt.Appendf(nil, format, i, ts))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		key, err := rs.Key.EvalKey(ev)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		t, err := rs.Time.EvalTime(ev)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		p.Push(&matcher.Record{Event: ev, Key: key, Time: t, Pos: matcher.Position{Source: "payments/3", Offset: 48_213_977 + int64(i)}})
+		last = t
+	}
+	p.Advance(last + 1)
+	changed, _ := p.Changes()
+	if len(changed) != n {
+		tb.Fatalf("%d of %d accounts hold state", len(changed), n)
+	}
+	put := make([]KeyState, 0, n)
+	for _, k := range changed {
+		st, _ := p.AppendKeyState(nil, k)
+		put = append(put, KeyState{Key: k, State: st})
+	}
+	return put
+}
+
+type discardOutput struct{}
+
+func (discardOutput) Alert(*matcher.Alert) {}
+func (discardOutput) Late(*matcher.Record) {}
 
 // usedMemory is the server's used_memory (INFO memory).
 func usedMemory(tb testing.TB, r *Redis) int64 {
