@@ -97,9 +97,10 @@ func (p *Partition) record(k *keptEvent, key string) *Record {
 	r := new(struct {
 		rec Record
 		ev  rules.Event
-		buf rules.FieldBuffer
 	})
-	r.ev.SetLazy(k.raw(), k.pre, &r.buf)
+	// Alerts are written from the bytes; the fields' places are found (and
+	// allocated) only if something looks a field up.
+	r.ev.SetLazy(k.raw(), k.pre, nil)
 	r.rec = Record{Event: &r.ev, Key: key, Time: k.time, Pos: p.position(k), Seq: k.seq}
 	return &r.rec
 }

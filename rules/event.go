@@ -451,10 +451,14 @@ func (e *Event) Preloaded() Preloaded {
 
 // SetLazy makes e the event of raw, bytes that ParseEvent (or Parse)
 // accepted before, with what that parse learned. Nothing is parsed until a
-// field is looked up; the fields then go to buf. raw must not change while
-// e is in use; e's previous contents are dropped.
+// field is looked up; the fields then go to buf (nil: to a buffer
+// allocated then). raw must not change while e is in use; e's previous
+// contents are dropped.
 func (e *Event) SetLazy(raw []byte, pre Preloaded, buf *FieldBuffer) {
-	*e = Event{raw: raw, fields: buf.fields[:0], numKey: pre.numKey, num: pre.num, layout: pre.layout, lazy: true}
+	*e = Event{raw: raw, numKey: pre.numKey, num: pre.num, layout: pre.layout, lazy: true}
+	if buf != nil {
+		e.fields = buf.fields[:0]
+	}
 }
 
 // ensureParsed parses a lazy event's fields. Its bytes were accepted
@@ -465,6 +469,9 @@ func (e *Event) ensureParsed() {
 		return
 	}
 	e.lazy = false
+	if cap(e.fields) == 0 {
+		e.fields = new(FieldBuffer).fields[:0]
+	}
 	e.fields = e.fields[:0]
 	_ = e.parse(e.raw, nil)
 }
