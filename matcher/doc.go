@@ -53,6 +53,9 @@
 //     encoding fails with an error wrapping ErrSnapshot and never panics.
 //   - A key without partial matches takes no memory, and a key whose last
 //     one ends is dropped (and listed by Changes as emptied).
+//   - A partial match refers to no pushed Record: it keeps a copy of each
+//     event it took (retain.go), so that the runtime may reuse a record
+//     once Options.Recycle hands it back.
 //
 // Start reading at NewProgram (program.go), then Partition.Push, advance
 // and process (partition.go), step and nextRuns (run.go, Flink's

@@ -37,8 +37,8 @@
 //
 // Events (docs/design.md#performance). ParseEvent is one validating pass
 // over the bytes that records the spans of the top-level keys and values in
-// an inline array (one allocation for up to 12 fields); values decode on
-// first access, strings without escapes share the raw bytes, and no
+// a FieldBuffer allocated with the Event (room for 16 fields); values decode
+// on first access, strings without escapes share the raw bytes, and no
 // encoding/json or map[string]any is on the path. Expr.Eval allocates
 // nothing itself (activations are pooled; step lists wrap the caller's
 // slice). BenchmarkParseEvent and BenchmarkEvalBool measure both;
