@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -29,16 +28,16 @@ func BenchmarkCommandVsFloor(b *testing.B) {
 	var alerts int
 	for b.Loop() {
 		c, f := pairWithFloor(b, path, lines, func() {
-			var out, stderr bytes.Buffer
+			var out lineCounter
+			var stderr bytes.Buffer
 			cmd := exec.Command(bin, "run", "--quiet", "--rules", rules, path)
 			cmd.Stdout, cmd.Stderr = &out, &stderr
-			if err := cmd.Run(); err != nil {
+			rss, err := runPeakRSS(b, cmd)
+			if err != nil {
 				b.Fatalf("shrike run: %v\n%s", err, stderr.Bytes())
 			}
-			alerts = bytes.Count(out.Bytes(), []byte("\n"))
-			if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-				maxRSS = max(maxRSS, ru.Maxrss) // KiB on Linux
-			}
+			alerts = out.lines
+			maxRSS = max(maxRSS, rss)
 		})
 		command += c
 		floor += f

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -92,22 +91,20 @@ type passStats struct {
 // expected (each open partial match ends as one when the input ends).
 func runShrike(b *testing.B, bin, ruleset, events string, alerts int) passStats {
 	b.Helper()
-	var out, stderr bytes.Buffer
+	var out lineCounter
+	var stderr bytes.Buffer
 	cmd := exec.Command(bin, "run", "--quiet", "--rules", ruleset, events)
 	cmd.Stdout, cmd.Stderr = &out, &stderr
 	start := time.Now()
-	if err := cmd.Run(); err != nil {
+	rss, err := runPeakRSS(b, cmd)
+	if err != nil {
 		b.Fatalf("shrike run --rules %s %s: %v\n%s", ruleset, events, err, stderr.Bytes())
 	}
 	wall := time.Since(start)
-	if got := bytes.Count(out.Bytes(), []byte("\n")); got != alerts {
-		b.Fatalf("shrike run --rules %s %s wrote %d alerts, want %d", ruleset, events, got, alerts)
+	if out.lines != alerts {
+		b.Fatalf("shrike run --rules %s %s wrote %d alerts, want %d", ruleset, events, out.lines, alerts)
 	}
-	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	if !ok {
-		b.Fatal("no resource usage for the shrike process")
-	}
-	return passStats{wall: wall, rssKiB: ru.Maxrss} // KiB on Linux
+	return passStats{wall: wall, rssKiB: rss}
 }
 
 // reportState reports the medians of the passes: peak RSS of both sides,
