@@ -278,9 +278,20 @@ func appendTime(dst []byte, t time.Time) []byte {
 	return append(dst, '"')
 }
 
+// appendString appends s as encoding/json encodes it. Ids, names and most
+// keys and summaries are printable ASCII with nothing to escape: those are
+// copied between quotes, without the allocations of json.Marshal, which
+// encodes the rest.
 func appendString(dst []byte, s string) []byte {
-	b, _ := json.Marshal(s)
-	return append(dst, b...)
+	for i := range len(s) {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			b, _ := json.Marshal(s)
+			return append(dst, b...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
 }
 
 func unixTime(ns int64) time.Time { return time.Unix(0, ns).UTC() }

@@ -1,6 +1,7 @@
 package matcher
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -92,5 +93,16 @@ func TestAlertJSONWithin(t *testing.T) {
 				t.Errorf("a second encoding differs")
 			}
 		})
+	}
+}
+
+// TestAppendStringEncodesAsEncodingJSON checks appendString against
+// json.Marshal on strings with and without something to escape.
+func TestAppendStringEncodesAsEncodingJSON(t *testing.T) {
+	for _, s := range []string{"", "acct-0000001", "payments/impossible-travel", `a"b`, `a\b`, "<script>&", "tab\there", "new\nline", "é", "\u2028", "\xff", "~ !#$%'()*+,-./:;=?@[]^_`{|}", "\x7f"} {
+		want, _ := json.Marshal(s)
+		if got := appendString([]byte("x"), s); string(got) != "x"+string(want) {
+			t.Errorf("appendString(%q) = %s, want %s", s, got[1:], want)
+		}
 	}
 }
