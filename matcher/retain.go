@@ -14,7 +14,7 @@ import (
 // and 800 for a payments event, most of it pointers the collector scans).
 // The partition keeps instead what the match can need again, in one
 // pointer-free allocation: a keptEvent header and the event's bytes,
-// 160 bytes for the first and 352 for the second. The original becomes
+// 128 bytes for the first and 320 for the second. The original becomes
 // garbage as soon as it is matched, and the collector marks a kept event
 // without scanning it.
 //
@@ -23,22 +23,46 @@ import (
 // field parses it (once), while the numbers a NumberLoader decoded ahead
 // (distance_km's operands) come with the header.
 
-// keptEvent is the header of a kept event's allocation; the event's bytes
-// follow it.
+// keptEvent is the header of a kept event's allocation. The numbers a
+// NumberLoader decoded ahead follow it, for the few events that have any
+// (a rules.Preloaded), then the event's bytes.
 type keptEvent struct {
 	time   int64
 	seq    uint64
 	offset int64  // Position.Offset
 	source uint32 // Position.Source, as an index in Partition.sources
 	rawLen uint32
-	pre    rules.Preloaded
+	layout uint32 // the layout of the event's keys (rules.Preloaded.Layout)
+	flags  uint32
 }
 
-const keptHeaderSize = unsafe.Sizeof(keptEvent{})
+// keptNumbers flags a kept event whose preloaded numbers follow the header.
+const keptNumbers = 1
+
+const (
+	keptHeaderSize  = unsafe.Sizeof(keptEvent{})
+	keptNumbersSize = unsafe.Sizeof(rules.Preloaded{})
+)
+
+// bytesAt is where the event's bytes start.
+func (k *keptEvent) bytesAt() uintptr {
+	if k.flags&keptNumbers != 0 {
+		return keptHeaderSize + keptNumbersSize
+	}
+	return keptHeaderSize
+}
 
 // raw returns the event's bytes.
 func (k *keptEvent) raw() []byte {
-	return unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(k), keptHeaderSize)), k.rawLen)
+	return unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(k), k.bytesAt())), k.rawLen)
+}
+
+// pre returns what the event's parse learned.
+func (k *keptEvent) pre() rules.Preloaded {
+	if k.flags&keptNumbers != 0 {
+		return *(*rules.Preloaded)(unsafe.Add(unsafe.Pointer(k), keptHeaderSize))
+	}
+	return rules.PreloadedLayout(k.layout)
 }
 
 // id is the event's place in the partition's order.
@@ -58,11 +82,21 @@ func (p *Partition) retain(r *Record) *keptEvent {
 // keep copies an event and its place into a kept event.
 func (p *Partition) keep(raw []byte, pre rules.Preloaded, t int64, seq uint64, pos Position) *keptEvent {
 	// A byte slice is allocated without pointers and, from 8 bytes up,
-	// aligned for the header's 8-byte fields.
-	blob := make([]byte, int(keptHeaderSize)+len(raw))
+	// aligned for the header's 8-byte fields (the numbers follow at a
+	// multiple of 8).
+	at := keptHeaderSize
+	var flags uint32
+	if pre.HasNumbers() {
+		at += keptNumbersSize
+		flags |= keptNumbers
+	}
+	blob := make([]byte, int(at)+len(raw))
 	k := (*keptEvent)(unsafe.Pointer(unsafe.SliceData(blob)))
-	*k = keptEvent{time: t, seq: seq, offset: pos.Offset, source: p.sourceIndex(pos.Source), rawLen: uint32(len(raw)), pre: pre}
-	copy(blob[keptHeaderSize:], raw)
+	*k = keptEvent{time: t, seq: seq, offset: pos.Offset, source: p.sourceIndex(pos.Source), rawLen: uint32(len(raw)), layout: pre.Layout(), flags: flags}
+	if flags&keptNumbers != 0 {
+		*(*rules.Preloaded)(unsafe.Add(unsafe.Pointer(k), keptHeaderSize)) = pre
+	}
+	copy(blob[at:], raw)
 	return k
 }
 
@@ -100,7 +134,7 @@ func (p *Partition) record(k *keptEvent, key string) *Record {
 	})
 	// Alerts are written from the bytes; the fields' places are found (and
 	// allocated) only if something looks a field up.
-	r.ev.SetLazy(k.raw(), k.pre, nil)
+	r.ev.SetLazy(k.raw(), k.pre(), nil)
 	r.rec = Record{Event: &r.ev, Key: key, Time: k.time, Pos: p.position(k), Seq: k.seq}
 	return &r.rec
 }
@@ -128,6 +162,6 @@ func (v *eventViews) view(k *keptEvent) *rules.Event {
 	}
 	ev := v.views[v.used]
 	v.used++
-	ev.ev.SetLazy(k.raw(), k.pre, &ev.buf)
+	ev.ev.SetLazy(k.raw(), k.pre(), &ev.buf)
 	return &ev.ev
 }

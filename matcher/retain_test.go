@@ -87,3 +87,49 @@ func TestNoCheckpointsListsNoChanges(t *testing.T) {
 		}
 	}
 }
+
+// TestKeptEventsKeepPreloadedNumbers checks that a kept event gives back
+// what its parse learned: the numbers Program.Prepare decoded ahead for
+// distance_km (stored after the header) and, for an event without any,
+// its layout alone.
+func TestKeptEventsKeepPreloadedNumbers(t *testing.T) {
+	prog := program(t, `
+ruleset: test
+rules:
+  - id: travel
+    within: 1h
+    pattern:
+      - step: here
+        where: event.type == "login"
+      - step: there
+        where: event.type == "login" && distance_km(here.lat, here.lon, event.lat, event.lon) > 500.0
+`)
+	p, err := NewPartition(prog, &collector{}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var layout rules.Layout
+	for _, c := range []struct {
+		raw         string
+		withNumbers bool
+	}{{`{"type":"login","lat":48.85,"lon":2.35}`, true}, {`{"type":"logout"}`, false}} {
+		raw := c.raw
+		var ev rules.Event
+		if err := ev.ParseWith([]byte(raw), &layout); err != nil {
+			t.Fatal(err)
+		}
+		r := &Record{Event: &ev, Key: "k", Time: 5, Seq: 7, Pos: Position{Source: "s", Offset: 9}}
+		prog.Prepare(r)
+		want := ev.Preloaded()
+		if hasNumbers := want.HasNumbers(); hasNumbers != c.withNumbers {
+			t.Fatalf("%s: HasNumbers() = %v after Prepare", raw, hasNumbers)
+		}
+		k := p.keep(ev.Raw(), want, r.Time, r.Seq, r.Pos)
+		if got := k.pre(); got != want {
+			t.Errorf("%s: kept %+v, want %+v", raw, got, want)
+		}
+		if string(k.raw()) != raw || k.time != 5 || k.seq != 7 || p.position(k) != r.Pos {
+			t.Errorf("%s: kept %s at %d/%d %+v", raw, k.raw(), k.time, k.seq, p.position(k))
+		}
+	}
+}

@@ -449,6 +449,17 @@ func (e *Event) Preloaded() Preloaded {
 	return Preloaded{numKey: e.numKey, num: e.num, layout: e.layout}
 }
 
+// HasNumbers reports whether a NumberLoader decoded numbers ahead; most
+// events have none, and the layout (Layout, PreloadedLayout) is all a
+// runtime need keep of them.
+func (p *Preloaded) HasNumbers() bool { return p.numKey != [numSlots]uint16{} }
+
+// Layout is the identity of the layout the event's keys follow (0: none).
+func (p *Preloaded) Layout() uint32 { return p.layout }
+
+// PreloadedLayout is a Preloaded with a layout and no numbers.
+func PreloadedLayout(layout uint32) Preloaded { return Preloaded{layout: layout} }
+
 // SetLazy makes e the event of raw, bytes that ParseEvent (or Parse)
 // accepted before, with what that parse learned. Nothing is parsed until a
 // field is looked up; the fields then go to buf (nil: to a buffer
