@@ -26,6 +26,9 @@ type run struct {
 	startTime int64
 	startSeq  uint64
 	prevTime  int64 // time of the last taken event
+	// mask is, in a rule group's state, the members the run is a partial
+	// match of (bit i for member i); 0 in a rule's own state.
+	mask uint64
 }
 
 // before orders runs by their first event (time, then arrival).
@@ -48,8 +51,12 @@ func compareRuns(a, b *run) int {
 
 // ruleKey is one rule's state for one key.
 type ruleKey struct {
+	// rule is the rule, or a group's first member when group is set.
 	rule *planRule
-	runs []*run
+	// group is set when the state is a rule group's, shared by its members
+	// (see group.go).
+	group *ruleGroup
+	runs  []*run
 	// held are completed matches a skip strategy keeps until no earlier
 	// partial match is open (and absence matches, released the same way).
 	held      []*run

@@ -83,7 +83,7 @@ func (p *Partition) Evict(key string) {
 		return
 	}
 	for _, rk := range ks.rules {
-		p.addLive(rk.rule, -len(rk.runs))
+		p.dropLive(rk)
 	}
 	ks.dead = true
 	p.keys.remove(ks)
@@ -123,7 +123,8 @@ func (p *Partition) AppendKeyState(dst []byte, key string) ([]byte, bool) {
 		return dst, false
 	}
 	e := snapEncoder{nodes: map[*node]int{}, recs: map[*Record]int{}, sources: map[string]int{}}
-	for _, rk := range ks.rules {
+	ruleKeys := ks.ruleViews() // a group's state as its members'
+	for _, rk := range ruleKeys {
 		for _, r := range rk.runs {
 			e.addChain(r.last)
 		}
@@ -152,8 +153,8 @@ func (p *Partition) AppendKeyState(dst []byte, key string) ([]byte, bool) {
 		dst = binary.AppendVarint(dst, int64(n.step))
 		dst = binary.AppendUvarint(dst, e.ref(n.prev))
 	}
-	dst = binary.AppendUvarint(dst, uint64(len(ks.rules)))
-	for _, rk := range ks.rules {
+	dst = binary.AppendUvarint(dst, uint64(len(ruleKeys)))
+	for _, rk := range ruleKeys {
 		dst = appendLenString(dst, rk.rule.name)
 		dst = appendLenString(dst, rk.rule.rule.Version)
 		for _, runs := range [][]*run{rk.runs, rk.held} {
