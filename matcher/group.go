@@ -53,6 +53,7 @@ const maxGroup = 64
 
 // ruleGroup is the rules that share partial matches.
 type ruleGroup struct {
+	index   int         // in Program.groups
 	members []*planRule // in plan order, consecutive
 	// conds[s][e] is the condition of edge e of state s (by ID) of the
 	// members' automata.
@@ -120,7 +121,9 @@ func (p *Program) planGroups() {
 			}
 		}
 		if j-i >= 2 {
-			newGroup(p.rules[i:j])
+			g := newGroup(p.rules[i:j])
+			g.index = len(p.groups)
+			p.groups = append(p.groups, g)
 		}
 		i = j
 	}
@@ -193,7 +196,7 @@ func sameCondShape(a, b *nfa.Cond) bool {
 }
 
 // newGroup makes members, of one shape, a group.
-func newGroup(members []*planRule) {
+func newGroup(members []*planRule) *ruleGroup {
 	g := &ruleGroup{members: members}
 	a := members[0].auto
 	g.conds = make([][]*groupCond, len(a.States))
@@ -217,6 +220,7 @@ func newGroup(members []*planRule) {
 	for i, m := range members {
 		m.group, m.member = g, i
 	}
+	return g
 }
 
 // cond builds the group condition of the members' conditions cs, one per
@@ -471,7 +475,15 @@ func (p *Partition) condMask(g *ruleGroup, c *groupCond, in uint64, r *Record) u
 		}
 		return 0
 	}
+	// A varying leaf is read per member; its value for the members asked
+	// is kept for the record, so that the runs stepped after the first
+	// (and the start check before the step) find it.
+	memo := p.varyMemo(g, c.vary)
+	if memo.gen == p.gen && in&^memo.in == 0 {
+		return memo.out & in
+	}
 	slots := g.varying[c.vary]
+	errs := len(p.groupErrs)
 	var out uint64
 	for m := in; m != 0; m &= m - 1 {
 		i := bits.TrailingZeros64(m)
@@ -479,7 +491,29 @@ func (p *Partition) condMask(g *ruleGroup, c *groupCond, in uint64, r *Record) u
 			out |= 1 << i
 		}
 	}
+	if len(p.groupErrs) == errs {
+		// Without failures a later reach adds nothing to count.
+		*memo = varyValue{gen: p.gen, in: in, out: out}
+	}
 	return out
+}
+
+// varyValue is a varying leaf's value for the members in, for the record
+// of generation gen.
+type varyValue struct {
+	gen     uint32
+	in, out uint64
+}
+
+// varyMemo returns the Partition's memo of varying leaf v of g.
+func (p *Partition) varyMemo(g *ruleGroup, v int) *varyValue {
+	if len(p.groupVary) <= g.index {
+		p.groupVary = append(p.groupVary, make([][]varyValue, g.index+1-len(p.groupVary))...)
+	}
+	if p.groupVary[g.index] == nil {
+		p.groupVary[g.index] = make([]varyValue, len(g.varying))
+	}
+	return &p.groupVary[g.index][v]
 }
 
 // groupSlot is the value of the event-only condition in slot for r, as

@@ -79,6 +79,9 @@ type Partition struct {
 	groupErrs       []slotReach
 	groupDelta      [maxGroup]int
 	groupTouched    uint64
+	// groupVary memoizes varying leaves per record: by group index, then
+	// leaf.
+	groupVary [][]varyValue
 
 	// tracer follows one key (Options.Tracer); tr is it while the traced
 	// key is being matched and nil otherwise, so that every hook costs one
@@ -286,6 +289,7 @@ func (p *Partition) process(r *Record) {
 	p.gen++
 	if p.gen == 0 { // wrapped: stale generations could look valid
 		clear(p.cacheGen)
+		p.groupVary = nil
 		p.gen = 1
 	}
 	hash := r.keyHash()

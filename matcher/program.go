@@ -52,6 +52,8 @@ type Program struct {
 	familyOf []int32
 	// leafOf[slot] is the condition in the cache slot.
 	leafOf []*rules.Expr
+	// groups are the rule groups (group.go).
+	groups []*ruleGroup
 
 	nameOnce sync.Once
 	names    map[string]*planRule

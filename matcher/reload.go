@@ -90,6 +90,7 @@ func (p *Partition) SetProgram(next *Program) {
 		}
 	}
 	p.prog, p.rules, p.perRule = next, rules, perRule
+	p.groupVary = nil // by the old Program's groups
 	if slots > len(p.cacheGen) {
 		p.cacheGen = make([]uint32, slots)
 		p.cacheVal = make([]bool, slots)
