@@ -52,6 +52,9 @@
 //     encoding fails with an error wrapping ErrSnapshot and never panics.
 //   - A key without partial matches takes no memory, and a key whose last
 //     one ends is dropped (and listed by Changes as emptied).
+//   - Rule groups (group.go) change no result: rules of one template that
+//     share their partial matches give the alerts (ids and order), counters,
+//     key states and snapshots they give stepped apart.
 //
 // Start reading at NewProgram (program.go), then Partition.Push, advance
 // and process (partition.go), step and nextRuns (run.go, Flink's
