@@ -40,13 +40,15 @@ import (
 //   - open partial matches are counted per member, and the peaks noted
 //     after each member's part as if it had stepped alone.
 //
-// A key whose state cannot be kept shared is split: its group state becomes
-// one state per member, stepped as ungrouped rules are, until all of them
-// end. That happens when a member's partial matches pass the per-key cap
-// (dropping the oldest of one member reorders that member's runs only), to
-// a key restored from a snapshot (which stores each rule's runs apart) and
-// at SetProgram. A Partition with a Tracer does not group: the trace
-// follows each rule's own automaton.
+// A member's partial matches past the per-key cap are dropped oldest first,
+// as for a rule of its own; that sorts the member's runs, so its remaining
+// ones move, in that order, to copies of their own at the end of the list.
+// A key holding its members' states apart (restored from a snapshot, which
+// stores each rule's runs apart, or carried across SetProgram, which splits
+// group states to map rules one by one) gets one group state at its next
+// record: member i's runs in order, each its own with bit i; the runs
+// created from then on are shared. A Partition with a Tracer does not
+// group: the trace follows each rule's own automaton.
 
 // maxGroup is the most rules a group holds: a run's mask is one word.
 const maxGroup = 64
@@ -348,26 +350,13 @@ type slotReach struct {
 func (p *Partition) processGroup(g *ruleGroup, ks *keyState, r *Record, hash uint64) *keyState {
 	var rk *ruleKey
 	if ks != nil {
-		for _, k := range ks.rules {
-			if k.rule.group != g {
-				continue
-			}
-			if k.group == nil {
-				// Split: the members step apart until their states end.
-				for _, pr := range g.members {
-					ks = p.processRule(pr, ks, r, hash)
-				}
-				return ks
-			}
-			rk = k
-			break
-		}
+		rk = p.groupState(ks, g)
 	}
 	if rk == nil {
 		start := g.all()
 		if g.startTakes != nil {
 			if start = p.groupStartMask(g, r); start == 0 {
-				p.finishGroup(g, nil, nil, r.Key)
+				p.finishGroup(g, nil, r.Key, false)
 				return ks
 			}
 		}
@@ -384,7 +373,7 @@ func (p *Partition) processGroup(g *ruleGroup, ks *keyState, r *Record, hash uin
 			ks.add(rk)
 		}
 		p.scratch = ruleKey{}
-		p.finishGroup(g, ks, rk, r.Key)
+		p.finishGroup(g, rk, r.Key, false)
 		return ks
 	}
 	// The members that have state for the key step from the start state
@@ -408,7 +397,7 @@ func (p *Partition) processGroup(g *ruleGroup, ks *keyState, r *Record, hash uin
 	} else {
 		p.groupStep(g, rk, r, start|live)
 	}
-	p.finishGroup(g, ks, rk, r.Key)
+	p.finishGroup(g, rk, r.Key, false)
 	return ks
 }
 
@@ -858,18 +847,22 @@ func (p *Partition) groupAdvanceTime(g *ruleGroup, rk *ruleKey, t int64) {
 	}
 }
 
-// finishGroup ends a group's part of a record or timer: it counts the
-// members' open partial matches and notes their peaks in plan order, splits
-// the key when a member passed the per-key cap, counts the failed
-// conditions, and emits the members' alerts in plan order.
-func (p *Partition) finishGroup(g *ruleGroup, ks *keyState, rk *ruleKey, key string) {
-	var split []*ruleKey
-	if rk != nil && len(rk.runs) > p.opts.MaxRunsPerKey && p.memberOverCap(rk) {
-		split = p.splitGroup(ks, rk)
+// finishGroup ends a group's part of a record (rk's state for the key,
+// nil when it has none) or, with timers set, of a timer: it counts the
+// members' open partial matches, caps each member's at MaxRunsPerKey after
+// a record and notes their peaks, in plan order as each member's own step
+// would, counts the failed conditions, and emits the members' alerts in
+// plan order.
+func (p *Partition) finishGroup(g *ruleGroup, rk *ruleKey, key string, timers bool) {
+	var over []int
+	if !timers && rk != nil && len(rk.runs) > p.opts.MaxRunsPerKey {
+		over = p.membersOverCap(rk)
 	}
 	touched := p.groupTouched
-	if split != nil {
-		touched = g.all()
+	for i, n := range over {
+		if n > 0 {
+			touched |= 1 << i
+		}
 	}
 	for ; touched != 0; touched &= touched - 1 {
 		i := bits.TrailingZeros64(touched)
@@ -879,8 +872,8 @@ func (p *Partition) finishGroup(g *ruleGroup, ks *keyState, rk *ruleKey, key str
 		if d != 0 {
 			p.countLive(pr, d)
 		}
-		if split != nil && split[i] != nil {
-			p.enforceCap(pr, split[i], key)
+		if over != nil && over[i] > 0 {
+			p.capMember(rk, i, over[i], key)
 		}
 		if d > 0 {
 			p.notePeak(pr)
@@ -904,19 +897,101 @@ func (p *Partition) finishGroup(g *ruleGroup, ks *keyState, rk *ruleKey, key str
 	}
 }
 
-// memberOverCap reports whether a member holds more partial matches than
-// the per-key cap.
-func (p *Partition) memberOverCap(rk *ruleKey) bool {
+// membersOverCap returns, by member, how many partial matches each holds
+// past the per-key cap; nil when none does.
+func (p *Partition) membersOverCap(rk *ruleKey) []int {
 	var count [maxGroup]int
+	var over []int
 	for _, r := range rk.runs {
 		for m := r.mask; m != 0; m &= m - 1 {
-			i := bits.TrailingZeros64(m)
-			if count[i]++; count[i] > p.opts.MaxRunsPerKey {
-				return true
-			}
+			count[bits.TrailingZeros64(m)]++
 		}
 	}
-	return false
+	for i, n := range count[:len(rk.group.members)] {
+		if n > p.opts.MaxRunsPerKey {
+			if over == nil {
+				over = make([]int, len(rk.group.members))
+			}
+			over[i] = n - p.opts.MaxRunsPerKey
+		}
+	}
+	return over
+}
+
+// capMember drops member i's n oldest partial matches, as enforceCap does
+// for a rule's own: that sorts the member's runs by their first event, so
+// its remaining runs move, in that order, to copies of their own at the
+// end of the group's list (the other members' order is theirs).
+func (p *Partition) capMember(rk *ruleKey, i, n int, key string) {
+	pr := rk.group.members[i]
+	bit := uint64(1) << i
+	var mine []*run
+	for _, r := range rk.runs {
+		if r.mask&bit != 0 {
+			mine = append(mine, r)
+			r.mask &^= bit
+		}
+	}
+	slices.SortStableFunc(mine, compareRuns)
+	rk.runs = dropEmpty(rk.runs)
+	for _, r := range mine[n:] {
+		c := *r
+		c.mask = bit
+		rk.runs = append(rk.runs, &c)
+	}
+	rk.nextOK, p.changed = false, true
+	p.countLive(pr, -n)
+	p.stats.Dropped += uint64(n)
+	p.perRule[pr.index].Dropped += uint64(n)
+	if rk.capLogged&bit == 0 {
+		rk.capLogged |= bit
+		p.opts.Logger.Warn("partial matches over the per-key cap, dropping the oldest",
+			"ruleset", pr.ruleset.Name, "rule", pr.rule.ID, "key", key, "cap", p.opts.MaxRunsPerKey)
+	}
+}
+
+// groupState returns g's state for the key, nil when it has none. States
+// of its members' own (a key restored from a snapshot, or carried across
+// SetProgram) become one group state first: member i's runs, in order,
+// each its own with bit i, which filtering by member gives back as they
+// were. New runs are then shared.
+func (p *Partition) groupState(ks *keyState, g *ruleGroup) *ruleKey {
+	first, last := -1, -1
+	for i, k := range ks.rules {
+		if k.rule.group != g {
+			continue
+		}
+		if k.group != nil {
+			return k
+		}
+		if first < 0 {
+			first = i
+		}
+		last = i
+	}
+	if first < 0 {
+		return nil
+	}
+	rk := &ruleKey{rule: g.members[0], group: g}
+	states := g.members[0].auto.States
+	for _, m := range ks.rules[first : last+1] {
+		bit := uint64(1) << m.rule.member
+		for _, r := range m.runs {
+			c := *r
+			c.state, c.mask = states[r.state.ID], bit
+			rk.runs = append(rk.runs, &c)
+		}
+		for _, r := range m.held {
+			c := *r
+			c.state, c.mask = states[r.state.ID], bit
+			rk.held = append(rk.held, &c)
+		}
+		if m.capLogged != 0 {
+			rk.capLogged |= bit
+		}
+	}
+	ks.rules = slices.Replace(ks.rules, first, last+1, rk)
+	return rk
 }
 
 // memberView returns member i's runs and held matches of a group's state,
@@ -939,20 +1014,18 @@ func memberView(rk *ruleKey, i int) *ruleKey {
 	return v
 }
 
-// splitGroup replaces the group's state rk in ks by one state per member,
-// which then steps apart; it returns them by member, nil for a member with
-// none.
-func (p *Partition) splitGroup(ks *keyState, rk *ruleKey) []*ruleKey {
+// splitGroup replaces the group's state rk in ks by one state per member
+// holding some of it.
+func (p *Partition) splitGroup(ks *keyState, rk *ruleKey) {
 	g := rk.group
-	out := make([]*ruleKey, len(g.members))
 	var members []*ruleKey
 	for i, pr := range g.members {
 		v := memberView(rk, i)
 		if v.empty() {
 			continue
 		}
-		// Own copies in the member's automaton: a member's runs are its
-		// own from now on (SetProgram rewrites their states).
+		// Copies in the member's automaton: SetProgram rewrites a rule's
+		// run states in place.
 		for _, list := range [][]*run{v.runs, v.held} {
 			for k, r := range list {
 				c := *r
@@ -961,7 +1034,9 @@ func (p *Partition) splitGroup(ks *keyState, rk *ruleKey) []*ruleKey {
 				list[k] = &c
 			}
 		}
-		out[i] = v
+		if rk.capLogged&(1<<i) != 0 {
+			v.capLogged = 1
+		}
 		members = append(members, v)
 	}
 	at := slices.Index(ks.rules, rk)
@@ -969,7 +1044,6 @@ func (p *Partition) splitGroup(ks *keyState, rk *ruleKey) []*ruleKey {
 	for _, m := range members {
 		ks.mask |= ruleBit(m.rule)
 	}
-	return out
 }
 
 // splitGroups splits every group state of ks.

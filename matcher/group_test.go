@@ -453,7 +453,19 @@ func TestGroupsMatchRulesApartOnRandomPatterns(t *testing.T) {
 			recs = append(recs, &Record{Event: ev, Key: s.key, Time: s.time, Pos: Position{Source: "test", Offset: int64(i)}})
 		}
 		opts := Options{MaxOutOfOrderness: 4 * time.Millisecond, MaxRunsPerKey: []int{30, 6}[trial%2]}
-		groups += differential(t, fmt.Sprintf("trial %d\n%s", trial, yaml), prog, opts, recs, nil)
+		name := fmt.Sprintf("trial %d\n%s", trial, yaml)
+		groups += differential(t, name, prog, opts, recs, nil)
+		// Restored keys hold their members' states apart until the next
+		// record merges them.
+		var alerts [2][]string
+		for i, grouped := range []bool{false, true} {
+			run := newGroupRun(t, prog, opts, grouped)
+			evictAndRestore(t, run.p, recs, int64(opts.MaxOutOfOrderness), 7+trial%20)
+			alerts[i] = run.out.alerts
+		}
+		if d := cmp.Diff(alerts[0], alerts[1]); d != "" {
+			t.Fatalf("%s: evicted and restored: alerts (-apart +grouped):\n%s", name, d)
+		}
 	}
 	t.Logf("%d of 200 random rulesets loaded, %d group states seen", loaded, groups)
 	if loaded < 100 || groups < 100 {
@@ -482,7 +494,7 @@ func TestGroupsEvictAndRestore(t *testing.T) {
 	var alerts [2][]string
 	for i, grouped := range []bool{false, true} {
 		run := newGroupRun(t, prog, Options{MaxOutOfOrderness: 5 * time.Second}, grouped)
-		evictAndRestore(t, run.p, recs, int64(5*time.Second))
+		evictAndRestore(t, run.p, recs, int64(5*time.Second), 337)
 		alerts[i] = run.out.alerts
 	}
 	if len(alerts[0]) == 0 {
@@ -494,9 +506,9 @@ func TestGroupsEvictAndRestore(t *testing.T) {
 }
 
 // evictAndRestore pushes recs to p, checkpointing and evicting every key it
-// can every few hundred records and restoring keys when a record or a
+// can every so many records and restoring keys when a record or a
 // closing window needs them.
-func evictAndRestore(t *testing.T, p *Partition, recs []*Record, ooo int64) {
+func evictAndRestore(t *testing.T, p *Partition, recs []*Record, ooo int64, every int) {
 	t.Helper()
 	s := &store{keys: map[string][]byte{}, deadlines: map[string]int64{}}
 	maxTime := int64(math.MinInt64)
@@ -511,7 +523,7 @@ func evictAndRestore(t *testing.T, p *Partition, recs []*Record, ooo int64) {
 		c := clone(r)
 		p.prog.Prepare(c)
 		p.Push(c)
-		if i%337 == 0 {
+		if i%every == 0 {
 			s.checkpoint(t, p)
 			buffered := p.BufferedKeys()
 			for _, k := range p.ResidentKeys() {

@@ -271,7 +271,7 @@ func (p *Partition) fireTimers(now int64) {
 			case rk.empty():
 			case rk.group != nil:
 				p.groupAdvanceTime(rk.group, rk, now)
-				p.finishGroup(rk.group, ks, rk, ks.key)
+				p.finishGroup(rk.group, rk, ks.key, true)
 			default:
 				p.advanceTime(rk.rule, rk, now, ks.key)
 			}

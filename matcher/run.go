@@ -59,8 +59,10 @@ type ruleKey struct {
 	runs  []*run
 	// held are completed matches a skip strategy keeps until no earlier
 	// partial match is open (and absence matches, released the same way).
-	held      []*run
-	capLogged bool
+	held []*run
+	// capLogged has bit 0 set (a group's state: bit i for member i) once
+	// the per-key cap was logged for the rule.
+	capLogged uint64
 	// next caches deadline(); nextOK is false when runs changed since.
 	next   int64
 	nextOK bool
@@ -558,8 +560,8 @@ func (p *Partition) enforceCap(pr *planRule, rk *ruleKey, key string) {
 	p.addLive(pr, -over)
 	p.stats.Dropped += uint64(over)
 	p.perRule[pr.index].Dropped += uint64(over)
-	if !rk.capLogged {
-		rk.capLogged = true
+	if rk.capLogged == 0 {
+		rk.capLogged = 1
 		p.opts.Logger.Warn("partial matches over the per-key cap, dropping the oldest",
 			"ruleset", pr.ruleset.Name, "rule", pr.rule.ID, "key", key, "cap", p.opts.MaxRunsPerKey)
 	}
