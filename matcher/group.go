@@ -416,7 +416,9 @@ func (p *Partition) groupStartMask(g *ruleGroup, r *Record) uint64 {
 }
 
 // groupQuiet is leavesAsIs for a group on which no member starts a match:
-// the prepared conditions decide that every run stays as it is.
+// the prepared conditions decide that every run stays as it is, once per
+// state, or once per state and member for a state whose conditions differ
+// between members.
 func (p *Partition) groupQuiet(g *ruleGroup, rk *ruleKey, r *Record) bool {
 	pr := g.members[0]
 	if r.pre.prog != pr.program || len(rk.held) > 0 || len(rk.runs) > p.opts.MaxRunsPerKey || g.startTakes == nil {
@@ -429,8 +431,23 @@ func (p *Partition) groupQuiet(g *ruleGroup, rk *ruleKey, r *Record) bool {
 		if slices.Contains(decided[:n], st) {
 			continue
 		}
-		if !g.sharedOnly[st.ID] || !decidesQuiet(st, false, &r.pre) {
-			return false
+		if g.sharedOnly[st.ID] {
+			if !decidesQuiet(st, false, &r.pre) {
+				return false
+			}
+		} else {
+			var members uint64
+			for _, x := range rk.runs {
+				if x.state == st {
+					members |= x.mask
+				}
+			}
+			for ; members != 0; members &= members - 1 {
+				m := g.members[bits.TrailingZeros64(members)]
+				if !decidesQuiet(m.auto.States[st.ID], false, &r.pre) {
+					return false
+				}
+			}
 		}
 		if n < len(decided) {
 			decided[n] = st

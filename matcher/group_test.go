@@ -284,6 +284,39 @@ func TestGroupsMatchRulesApartOnPayments(t *testing.T) {
 	}
 }
 
+// TestGroupsAcrossRulesets groups rules of two rulesets of one stream (the
+// second a shadow version with other thresholds and its own list): their
+// leaves that read a list are the rulesets' own, so they vary too.
+func TestGroupsAcrossRulesets(t *testing.T) {
+	var rulesets []*rules.Compiled
+	for i, thresholds := range [][]int{{500, 1000, 1500}, {700, 1200}} {
+		var b strings.Builder
+		b.WriteString(strings.Replace(thresholdHeader, "ruleset: thresholds", fmt.Sprintf("ruleset: thresholds%d", i), 1))
+		if i == 1 {
+			b.Reset()
+			b.WriteString(strings.NewReplacer("ruleset: thresholds", "ruleset: thresholds1", "[KP, IR, SY, CU]", "[KP, IR, SY, CU, US]").Replace(thresholdHeader))
+		}
+		thresholdRules(&b, "a", thresholds, "past_last_event", `event.type == "transfer" && event.amount > %d.0`, "")
+		rs, err := rules.Load(fmt.Sprintf("thresholds%d.yaml", i), []byte(b.String()), rules.CompileOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs.Shadow = i == 1
+		rulesets = append(rulesets, rs)
+	}
+	prog, err := NewProgram(rulesets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(prog.groups) != 1 || len(prog.groups[0].members) != 5 {
+		t.Fatalf("%d groups, want one of the five rules", len(prog.groups))
+	}
+	recs := paymentsRecords(t, rulesets[0], 4, 4000, 12)
+	if differential(t, "two rulesets", prog, Options{MaxOutOfOrderness: 5 * time.Second}, recs, nil) == 0 {
+		t.Fatal("no key ever held a group state")
+	}
+}
+
 // TestGroupsMatchRulesApartAcrossReload reloads a grouped ruleset halfway
 // with one member's threshold changed (a new version: it leaves the group,
 // its old version drains), a member removed and one added.
@@ -541,4 +574,49 @@ func evictAndRestore(t *testing.T, p *Partition, recs []*Record, ooo int64, ever
 		s.load(t, p, k)
 	}
 	p.Advance(math.MaxInt64)
+}
+
+// TestPlanGroups checks which rules the planner groups: consecutive rules
+// of one shape, at most 64 to a group; a different window, skip strategy
+// or pattern, a condition that reads the partial match, or a rule of
+// another shape between them breaks a group.
+func TestPlanGroups(t *testing.T) {
+	rule := func(id, within, skip, first, second string) string {
+		return fmt.Sprintf("  - id: %s\n    within: %s\n    pattern:\n      - step: big\n        where: %s\n      - step: risky\n        where: %s\n    skip: %s\n", id, within, first, second, skip)
+	}
+	big := func(n int) string { return fmt.Sprintf(`event.type == "transfer" && event.amount > %d.0`, n) }
+	risky := `event.type == "transfer" && event.country in lists.high_risk_countries`
+	tests := []struct {
+		name  string
+		rules []string
+		want  []int // group sizes
+	}{
+		{"one shape", []string{rule("a", "10m", "past_last_event", big(1), risky), rule("b", "10m", "past_last_event", big(2), risky), rule("c", "10m", "past_last_event", big(3), risky)}, []int{3}},
+		{"window", []string{rule("a", "10m", "past_last_event", big(1), risky), rule("b", "5m", "past_last_event", big(2), risky)}, nil},
+		{"skip", []string{rule("a", "10m", "past_last_event", big(1), risky), rule("b", "10m", "to_next", big(2), risky)}, nil},
+		{"reads the match", []string{rule("a", "10m", "none", big(1), `event.amount > big.amount`), rule("b", "10m", "none", big(2), `event.amount > big.amount`)}, nil},
+		{"another rule between", []string{rule("a", "10m", "none", big(1), risky), "  - id: s\n    when: event.amount > 3.0\n", rule("b", "10m", "none", big(2), risky), rule("c", "10m", "none", big(3), risky)}, []int{2}},
+		{"other conditions", []string{rule("a", "10m", "none", big(1), risky), rule("b", "10m", "none", `event.type == "login" && event.amount > 5.0`, `event.type == "transfer" && event.country == "FR"`)}, []int{2}},
+	}
+	var many []string
+	for i := range 100 {
+		many = append(many, rule(fmt.Sprintf("r%d", i), "10m", "past_last_event", big(1000+10*i), risky))
+	}
+	tests = append(tests, struct {
+		name  string
+		rules []string
+		want  []int
+	}{"a hundred", many, []int{64, 36}})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			prog := program(t, thresholdHeader+strings.Join(tt.rules, ""))
+			var got []int
+			for _, g := range prog.groups {
+				got = append(got, len(g.members))
+			}
+			if d := cmp.Diff(tt.want, got); d != "" {
+				t.Errorf("group sizes (-want +got):\n%s", d)
+			}
+		})
+	}
 }
