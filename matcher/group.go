@@ -43,6 +43,8 @@ import (
 // A member's partial matches past the per-key cap are dropped oldest first,
 // as for a rule of its own; that sorts the member's runs, so its remaining
 // ones move, in that order, to copies of their own at the end of the list.
+// The warning is logged once per key and group, naming the first member
+// over the cap.
 // A key holding its members' states apart (restored from a snapshot, which
 // stores each rule's runs apart, or carried across SetProgram, which splits
 // group states to map rules one by one) gets one group state at its next
@@ -360,7 +362,7 @@ func (p *Partition) processGroup(g *ruleGroup, ks *keyState, r *Record, hash uin
 				return ks
 			}
 		}
-		p.scratch = ruleKey{rule: g.members[0], group: g}
+		p.scratch = ruleKey{rule: g.members[0], grouped: true}
 		p.groupStep(g, &p.scratch, r, start)
 		if !p.scratch.empty() {
 			if ks == nil {
@@ -924,10 +926,10 @@ func (p *Partition) membersOverCap(rk *ruleKey) []int {
 			count[bits.TrailingZeros64(m)]++
 		}
 	}
-	for i, n := range count[:len(rk.group.members)] {
+	for i, n := range count[:len(rk.rule.group.members)] {
 		if n > p.opts.MaxRunsPerKey {
 			if over == nil {
-				over = make([]int, len(rk.group.members))
+				over = make([]int, len(rk.rule.group.members))
 			}
 			over[i] = n - p.opts.MaxRunsPerKey
 		}
@@ -940,7 +942,7 @@ func (p *Partition) membersOverCap(rk *ruleKey) []int {
 // its remaining runs move, in that order, to copies of their own at the
 // end of the group's list (the other members' order is theirs).
 func (p *Partition) capMember(rk *ruleKey, i, n int, key string) {
-	pr := rk.group.members[i]
+	pr := rk.rule.group.members[i]
 	bit := uint64(1) << i
 	var mine []*run
 	for _, r := range rk.runs {
@@ -960,8 +962,8 @@ func (p *Partition) capMember(rk *ruleKey, i, n int, key string) {
 	p.countLive(pr, -n)
 	p.stats.Dropped += uint64(n)
 	p.perRule[pr.index].Dropped += uint64(n)
-	if rk.capLogged&bit == 0 {
-		rk.capLogged |= bit
+	if !rk.capLogged {
+		rk.capLogged = true
 		p.opts.Logger.Warn("partial matches over the per-key cap, dropping the oldest",
 			"ruleset", pr.ruleset.Name, "rule", pr.rule.ID, "key", key, "cap", p.opts.MaxRunsPerKey)
 	}
@@ -978,7 +980,7 @@ func (p *Partition) groupState(ks *keyState, g *ruleGroup) *ruleKey {
 		if k.rule.group != g {
 			continue
 		}
-		if k.group != nil {
+		if k.grouped {
 			return k
 		}
 		if first < 0 {
@@ -989,7 +991,7 @@ func (p *Partition) groupState(ks *keyState, g *ruleGroup) *ruleKey {
 	if first < 0 {
 		return nil
 	}
-	rk := &ruleKey{rule: g.members[0], group: g}
+	rk := &ruleKey{rule: g.members[0], grouped: true}
 	states := g.members[0].auto.States
 	for _, m := range ks.rules[first : last+1] {
 		bit := uint64(1) << m.rule.member
@@ -1003,9 +1005,7 @@ func (p *Partition) groupState(ks *keyState, g *ruleGroup) *ruleKey {
 			c.state, c.mask = states[r.state.ID], bit
 			rk.held = append(rk.held, &c)
 		}
-		if m.capLogged != 0 {
-			rk.capLogged |= bit
-		}
+		rk.capLogged = rk.capLogged || m.capLogged
 	}
 	ks.rules = slices.Replace(ks.rules, first, last+1, rk)
 	return rk
@@ -1015,7 +1015,7 @@ func (p *Partition) groupState(ks *keyState, g *ruleGroup) *ruleKey {
 // in order, as that member's own state would hold them (sharing the run
 // values, which the caller must not change).
 func memberView(rk *ruleKey, i int) *ruleKey {
-	pr := rk.group.members[i]
+	pr := rk.rule.group.members[i]
 	v := &ruleKey{rule: pr}
 	bit := uint64(1) << i
 	for _, r := range rk.runs {
@@ -1034,7 +1034,7 @@ func memberView(rk *ruleKey, i int) *ruleKey {
 // splitGroup replaces the group's state rk in ks by one state per member
 // holding some of it.
 func (p *Partition) splitGroup(ks *keyState, rk *ruleKey) {
-	g := rk.group
+	g := rk.rule.group
 	var members []*ruleKey
 	for i, pr := range g.members {
 		v := memberView(rk, i)
@@ -1051,9 +1051,7 @@ func (p *Partition) splitGroup(ks *keyState, rk *ruleKey) {
 				list[k] = &c
 			}
 		}
-		if rk.capLogged&(1<<i) != 0 {
-			v.capLogged = 1
-		}
+		v.capLogged = rk.capLogged
 		members = append(members, v)
 	}
 	at := slices.Index(ks.rules, rk)
@@ -1066,7 +1064,7 @@ func (p *Partition) splitGroup(ks *keyState, rk *ruleKey) {
 // splitGroups splits every group state of ks.
 func (p *Partition) splitGroups(ks *keyState) {
 	for i := 0; i < len(ks.rules); i++ {
-		if rk := ks.rules[i]; rk.group != nil {
+		if rk := ks.rules[i]; rk.grouped {
 			p.splitGroup(ks, rk)
 		}
 	}
@@ -1077,18 +1075,18 @@ func (p *Partition) splitGroups(ks *keyState) {
 func (ks *keyState) ruleViews() []*ruleKey {
 	grouped := false
 	for _, rk := range ks.rules {
-		grouped = grouped || rk.group != nil
+		grouped = grouped || rk.grouped
 	}
 	if !grouped {
 		return ks.rules
 	}
 	var out []*ruleKey
 	for _, rk := range ks.rules {
-		if rk.group == nil {
+		if !rk.grouped {
 			out = append(out, rk)
 			continue
 		}
-		for i := range rk.group.members {
+		for i := range rk.rule.group.members {
 			if v := memberView(rk, i); !v.empty() {
 				out = append(out, v)
 			}
@@ -1099,13 +1097,13 @@ func (ks *keyState) ruleViews() []*ruleKey {
 
 // dropLive uncounts the open partial matches of rk.
 func (p *Partition) dropLive(rk *ruleKey) {
-	if rk.group == nil {
+	if !rk.grouped {
 		p.addLive(rk.rule, -len(rk.runs))
 		return
 	}
 	for _, r := range rk.runs {
 		for m := r.mask; m != 0; m &= m - 1 {
-			p.countLive(rk.group.members[bits.TrailingZeros64(m)], -1)
+			p.countLive(rk.rule.group.members[bits.TrailingZeros64(m)], -1)
 		}
 	}
 }

@@ -131,7 +131,7 @@ func differential(t *testing.T, name string, prog *Program, opts Options, recs [
 		}
 		for ks := range grouped.p.keys.all() {
 			for _, rk := range ks.rules {
-				if rk.group != nil {
+				if rk.grouped {
 					groupStates++
 				}
 			}

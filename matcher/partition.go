@@ -269,9 +269,9 @@ func (p *Partition) fireTimers(now int64) {
 		for _, rk := range ks.rules {
 			switch {
 			case rk.empty():
-			case rk.group != nil:
-				p.groupAdvanceTime(rk.group, rk, now)
-				p.finishGroup(rk.group, rk, ks.key, true)
+			case rk.grouped:
+				p.groupAdvanceTime(rk.rule.group, rk, now)
+				p.finishGroup(rk.rule.group, rk, ks.key, true)
 			default:
 				p.advanceTime(rk.rule, rk, now, ks.key)
 			}
@@ -408,7 +408,7 @@ func (ks *keyState) find(pr *planRule) *ruleKey {
 		return nil
 	}
 	for _, rk := range ks.rules {
-		if rk.rule == pr && rk.group == nil {
+		if rk.rule == pr && !rk.grouped {
 			return rk
 		}
 	}

@@ -51,18 +51,16 @@ func compareRuns(a, b *run) int {
 
 // ruleKey is one rule's state for one key.
 type ruleKey struct {
-	// rule is the rule, or a group's first member when group is set.
+	// rule is the rule, or a group's first member when grouped.
 	rule *planRule
-	// group is set when the state is a rule group's, shared by its members
-	// (see group.go).
-	group *ruleGroup
-	runs  []*run
+	runs []*run
 	// held are completed matches a skip strategy keeps until no earlier
 	// partial match is open (and absence matches, released the same way).
-	held []*run
-	// capLogged has bit 0 set (a group's state: bit i for member i) once
-	// the per-key cap was logged for the rule.
-	capLogged uint64
+	held      []*run
+	capLogged bool // for the rule, or for any member of a group
+	// grouped is set when the state is rule.group's, shared by its members
+	// (see group.go).
+	grouped bool
 	// next caches deadline(); nextOK is false when runs changed since.
 	next   int64
 	nextOK bool
@@ -560,8 +558,8 @@ func (p *Partition) enforceCap(pr *planRule, rk *ruleKey, key string) {
 	p.addLive(pr, -over)
 	p.stats.Dropped += uint64(over)
 	p.perRule[pr.index].Dropped += uint64(over)
-	if rk.capLogged == 0 {
-		rk.capLogged = 1
+	if !rk.capLogged {
+		rk.capLogged = true
 		p.opts.Logger.Warn("partial matches over the per-key cap, dropping the oldest",
 			"ruleset", pr.ruleset.Name, "rule", pr.rule.ID, "key", key, "cap", p.opts.MaxRunsPerKey)
 	}
