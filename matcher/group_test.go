@@ -620,3 +620,59 @@ func TestPlanGroups(t *testing.T) {
 		})
 	}
 }
+
+// TestGroupsTraced traces a key of a grouped ruleset: the Partition with
+// the Tracer steps the rules apart, so that the trace reports each rule's
+// own partial matches, and gives the alerts of a grouped one.
+func TestGroupsTraced(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(thresholdHeader)
+	thresholdRules(&b, "a", []int{0, 500, 1000, 1500}, "past_last_event", `event.type == "transfer" && event.amount > %d.0`, "")
+	rs, err := rules.Load("thresholds.yaml", []byte(b.String()), rules.CompileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog, err := NewProgram([]*rules.Compiled{rs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := paymentsRecords(t, rs, 2, 3000, 10)
+	grouped := newGroupRun(t, prog, Options{MaxOutOfOrderness: 5 * time.Second}, true)
+	for _, r := range recs {
+		grouped.p.Push(clone(r))
+	}
+	grouped.p.Advance(math.MaxInt64)
+	key := ""
+	for _, a := range grouped.out.alerts {
+		if strings.Contains(a, "thresholds/a-3@") {
+			key = strings.Fields(a)[2]
+			break
+		}
+	}
+	if key == "" {
+		t.Fatal("no alert of the last rule")
+	}
+	alerted := map[string]int{}
+	tracer := NewTracer(key, func(e *TraceEvent) {
+		if e.Kind == TraceAlert {
+			alerted[e.Rule.Rule]++
+		}
+	})
+	traced := newGroupRun(t, prog, Options{MaxOutOfOrderness: 5 * time.Second, Tracer: tracer}, true)
+	for _, r := range recs {
+		traced.p.Push(clone(r))
+	}
+	traced.p.Advance(math.MaxInt64)
+	if d := cmp.Diff(grouped.out.alerts, traced.out.alerts); d != "" {
+		t.Errorf("alerts (-grouped +traced):\n%s", d)
+	}
+	want := map[string]int{}
+	for _, a := range grouped.out.alerts {
+		if f := strings.Fields(a); f[2] == key {
+			want[strings.TrimPrefix(strings.Split(f[1], "@")[0], "thresholds/")]++
+		}
+	}
+	if d := cmp.Diff(want, alerted); d != "" {
+		t.Errorf("traced alerts by rule (-want +got):\n%s", d)
+	}
+}
