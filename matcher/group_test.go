@@ -115,6 +115,13 @@ func differential(t *testing.T, name string, prog *Program, opts Options, recs [
 	t.Helper()
 	apart := newGroupRun(t, prog, opts, false)
 	grouped := newGroupRun(t, prog, opts, true)
+	var gauges [2]*RunGauge
+	for i, run := range []*groupRun{apart, grouped} {
+		gauges[i] = NewRunGauge(prog)
+		if err := run.p.ShareRuns(gauges[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
 	groupStates := 0
 	for i, r := range recs {
 		if reload != nil && i == len(recs)/2 {
@@ -162,6 +169,12 @@ func differential(t *testing.T, name string, prog *Program, opts Options, recs [
 	}
 	if d := cmp.Diff(apart.p.Stats(), grouped.p.Stats(), cmp.AllowUnexported(RuleStats{})); d != "" {
 		t.Fatalf("%s: counters (-apart +grouped):\n%s", name, d)
+	}
+	if reload == nil {
+		want := []any{gauges[0].Peak(), gauges[0].RulePeaks()}
+		if d := cmp.Diff(want, []any{gauges[1].Peak(), gauges[1].RulePeaks()}); d != "" {
+			t.Fatalf("%s: shared run gauge peaks (-apart +grouped):\n%s", name, d)
+		}
 	}
 	return groupStates
 }
