@@ -56,6 +56,9 @@
 //   - A partial match refers to no pushed Record: it keeps a copy of each
 //     event it took (retain.go), so that the runtime may reuse a record
 //     once Options.Recycle hands it back.
+//   - Rule groups (group.go) change no result: rules of one template that
+//     share their partial matches give the alerts (ids and order), counters,
+//     key states and snapshots they give stepped apart.
 //
 // Start reading at NewProgram (program.go), then Partition.Push, advance
 // and process (partition.go), step and nextRuns (run.go, Flink's

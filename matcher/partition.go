@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"log/slog"
 	"math"
+	"slices"
 	"strings"
 	"time"
 	"unsafe"
@@ -78,6 +79,23 @@ type Partition struct {
 	// without stepping (for tests).
 	quietSteps uint64
 
+	// noGroups makes the rules of a group step apart, each with its own
+	// partial matches: with a Tracer, and in tests comparing the two.
+	noGroups bool
+	// Scratch space of the group steps (group.go).
+	groupStart      run
+	groupPotential  []*run
+	groupEdges      []groupEdge
+	groupStack      []groupFrame
+	groupFinalStack []groupFrame
+	groupEmits      []groupEmit
+	groupErrs       []slotReach
+	groupDelta      [maxGroup]int
+	groupTouched    uint64
+	// groupVary memoizes varying leaves per record: by group index, then
+	// leaf.
+	groupVary [][]varyValue
+
 	// tracer follows one key (Options.Tracer); tr is it while the traced
 	// key is being matched and nil otherwise, so that every hook costs one
 	// nil check. trRec is the record being matched then, nil when the
@@ -110,6 +128,7 @@ func NewPartition(prog *Program, out Output, opts Options) (*Partition, error) {
 		cacheVal: make([]bool, prog.slots),
 		perRule:  make([]RuleStats, len(prog.rules)),
 		tracer:   opts.Tracer,
+		noGroups: opts.Tracer != nil,
 	}, nil
 }
 
@@ -266,7 +285,12 @@ func (p *Partition) fireTimers(now int64) {
 			p.tr, p.trRec = p.tracer, nil
 		}
 		for _, rk := range ks.rules {
-			if !rk.empty() {
+			switch {
+			case rk.empty():
+			case rk.grouped:
+				p.groupAdvanceTime(rk.rule.group, rk, now)
+				p.finishGroup(rk.rule.group, rk, ks.key, true)
+			default:
 				p.advanceTime(rk.rule, rk, now, ks.key)
 			}
 		}
@@ -283,6 +307,7 @@ func (p *Partition) process(r *Record) {
 	p.gen++
 	if p.gen == 0 { // wrapped: stale generations could look valid
 		clear(p.cacheGen)
+		p.groupVary = nil
 		p.gen = 1
 	}
 	hash := r.keyHash()
@@ -292,43 +317,14 @@ func (p *Partition) process(r *Record) {
 		p.tr, p.trRec = p.tracer, r
 		p.tr.record(p, r)
 	}
-	for _, pr := range p.rules {
-		if bit := ruleBit(pr); bit != 0 && r.pre.prog == pr.program && r.pre.mayStart&bit == 0 && (ks == nil || ks.mask&bit == 0) && p.tr == nil {
-			continue // cannot start, and has nothing open for the key
-		}
-		if pr.auto == nil {
-			if p.cond(pr.when, pr, nil, r) {
-				p.emitSingle(pr, r)
-			}
+	for i := 0; i < len(p.rules); i++ {
+		pr := p.rules[i]
+		if g := pr.group; g != nil && !p.noGroups {
+			ks = p.processGroup(g, ks, r, hash)
+			i += len(g.members) - 1
 			continue
 		}
-		rk := ks.find(pr)
-		if rk == nil {
-			if pr.draining || (pr.startTakes != nil && !p.anyStartTake(pr, r)) {
-				continue
-			}
-			p.scratch = ruleKey{rule: pr}
-			p.step(pr, &p.scratch, r)
-			if !p.scratch.empty() {
-				if ks == nil {
-					ks = newKeyState(r.Key, hash)
-					p.keys.put(ks)
-				}
-				p.changed = true
-				rk := new(ruleKey)
-				*rk = p.scratch
-				ks.add(rk)
-			}
-			continue
-		}
-		if !rk.empty() {
-			p.advanceTime(pr, rk, r.Time, r.Key)
-		}
-		if p.tr == nil && p.leavesAsIs(pr, rk, r) {
-			p.quietSteps++
-			continue
-		}
-		p.step(pr, rk, r)
+		ks = p.processRule(pr, ks, r, hash)
 	}
 	p.tr = nil
 	p.retainedFrom, p.retainedTo = nil, nil
@@ -338,6 +334,48 @@ func (p *Partition) process(r *Record) {
 		}
 		p.settle(ks)
 	}
+}
+
+// processRule matches r against one rule for its key, whose state is ks
+// (nil when it has none yet), and returns the key's state.
+func (p *Partition) processRule(pr *planRule, ks *keyState, r *Record, hash uint64) *keyState {
+	if bit := ruleBit(pr); bit != 0 && r.pre.prog == pr.program && r.pre.mayStart&bit == 0 && (ks == nil || ks.mask&bit == 0) && p.tr == nil {
+		return ks // cannot start, and has nothing open for the key
+	}
+	if pr.auto == nil {
+		if p.cond(pr.when, pr, nil, r) {
+			p.emitSingle(pr, r)
+		}
+		return ks
+	}
+	rk := ks.find(pr)
+	if rk == nil {
+		if pr.draining || (pr.startTakes != nil && !p.anyStartTake(pr, r)) {
+			return ks
+		}
+		p.scratch = ruleKey{rule: pr}
+		p.step(pr, &p.scratch, r)
+		if !p.scratch.empty() {
+			if ks == nil {
+				ks = newKeyState(r.Key, hash)
+				p.keys.put(ks)
+			}
+			p.changed = true
+			rk := new(ruleKey)
+			*rk = p.scratch
+			ks.add(rk)
+		}
+		return ks
+	}
+	if !rk.empty() {
+		p.advanceTime(pr, rk, r.Time, r.Key)
+	}
+	if p.tr == nil && p.leavesAsIs(pr, rk, r) {
+		p.quietSteps++
+		return ks
+	}
+	p.step(pr, rk, r)
+	return ks
 }
 
 // anyStartTake reports whether a start take condition of pr holds for r.
@@ -389,16 +427,22 @@ func (ks *keyState) find(pr *planRule) *ruleKey {
 		return nil
 	}
 	for _, rk := range ks.rules {
-		if rk.rule == pr {
+		if rk.rule == pr && !rk.grouped {
 			return rk
 		}
 	}
 	return nil
 }
 
-// add gives the key state for one more rule.
+// add gives the key state for one more rule. The key's rules are kept in
+// plan order, the order in which their windows close when they close at
+// once, whether or not rules share their state in groups.
 func (ks *keyState) add(rk *ruleKey) {
-	ks.rules = append(ks.rules, rk)
+	at := len(ks.rules)
+	for at > 0 && ks.rules[at-1].rule.index > rk.rule.index {
+		at--
+	}
+	ks.rules = slices.Insert(ks.rules, at, rk)
 	ks.mask |= ruleBit(rk.rule)
 }
 

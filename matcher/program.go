@@ -50,6 +50,10 @@ type Program struct {
 	// familyOf[slot] is the index of the slot's family, -1 for none.
 	families []slotFamily
 	familyOf []int32
+	// leafOf[slot] is the condition in the cache slot.
+	leafOf []*rules.Expr
+	// groups are the rule groups (group.go).
+	groups []*ruleGroup
 
 	nameOnce sync.Once
 	names    map[string]*planRule
@@ -86,6 +90,10 @@ type planRule struct {
 	program *Program
 	// stepIndex maps step names to pattern indexes (iterative conditions).
 	stepIndex map[string]int
+	// group is the rule group the rule belongs to, nil for none; member is
+	// the rule's index in it.
+	group  *ruleGroup
+	member int
 }
 
 // id is the rule's name in Stats.
@@ -169,6 +177,7 @@ func NewProgram(rulesets []*rules.Compiled) (*Program, error) {
 	if err := p.planFamilies(); err != nil {
 		return nil, err
 	}
+	p.planGroups()
 	p.numbers = rules.NewNumberLoader(leaves)
 	p.numberChains = slices.Sorted(maps.Keys(numberChains))
 	return p, nil

@@ -1,5 +1,7 @@
 package matcher
 
+import "slices"
+
 // SetProgram replaces the partition's rules while it runs (hot reload,
 // docs/design.md#hot-reload), without losing a partial match:
 //   - a rule whose name and version are unchanged keeps its partial matches
@@ -18,6 +20,11 @@ func (p *Partition) SetProgram(next *Program) {
 		return
 	}
 	p.gauge = nil
+	// Rules map to their successors one by one: group states become the
+	// members' own first.
+	for ks := range p.keys.all() {
+		p.splitGroups(ks)
+	}
 	byName := next.byName()
 	var draining []*planRule
 	slots := next.slots
@@ -36,6 +43,7 @@ func (p *Partition) SetProgram(next *Program) {
 		case old.auto != nil && cur != nil && p.liveOf(i) > 0:
 			d := *old
 			d.draining = true
+			d.group = nil
 			d.index = len(next.rules) + len(draining)
 			d.slotBase = slots
 			slots += old.program.slots
@@ -73,6 +81,7 @@ func (p *Partition) SetProgram(next *Program) {
 		}
 		clear(ks.rules[len(kept):])
 		ks.rules = kept
+		slices.SortStableFunc(ks.rules, func(a, b *ruleKey) int { return a.rule.index - b.rule.index })
 	}
 	for ks := range p.keys.all() {
 		if len(ks.rules) == 0 {
@@ -81,6 +90,7 @@ func (p *Partition) SetProgram(next *Program) {
 		}
 	}
 	p.prog, p.rules, p.perRule = next, rules, perRule
+	p.groupVary = nil // by the old Program's groups
 	if slots > len(p.cacheGen) {
 		p.cacheGen = make([]uint32, slots)
 		p.cacheVal = make([]bool, slots)

@@ -26,6 +26,9 @@ type run struct {
 	startTime int64
 	startSeq  uint64
 	prevTime  int64 // time of the last taken event
+	// mask is, in a rule group's state, the members the run is a partial
+	// match of (bit i for member i); 0 in a rule's own state.
+	mask uint64
 }
 
 // before orders runs by their first event (time, then arrival).
@@ -48,12 +51,16 @@ func compareRuns(a, b *run) int {
 
 // ruleKey is one rule's state for one key.
 type ruleKey struct {
+	// rule is the rule, or a group's first member when grouped.
 	rule *planRule
 	runs []*run
 	// held are completed matches a skip strategy keeps until no earlier
 	// partial match is open (and absence matches, released the same way).
 	held      []*run
-	capLogged bool
+	capLogged bool // for the rule, or for any member of a group
+	// grouped is set when the state is rule.group's, shared by its members
+	// (see group.go).
+	grouped bool
 	// next caches deadline(); nextOK is false when runs changed since.
 	next   int64
 	nextOK bool

@@ -87,7 +87,7 @@ func (p *Partition) Evict(key string) {
 		return
 	}
 	for _, rk := range ks.rules {
-		p.addLive(rk.rule, -len(rk.runs))
+		p.dropLive(rk)
 	}
 	ks.dead = true
 	p.keys.remove(ks)
@@ -164,7 +164,8 @@ func (p *Partition) AppendKeyState(dst []byte, key string) ([]byte, bool) {
 		return dst, false
 	}
 	e := snapEncoder{p: p, nodes: map[*node]int{}, recs: map[*keptEvent]int{}, sources: map[string]int{}}
-	for _, rk := range ks.rules {
+	ruleKeys := ks.ruleViews() // a group's state as its members'
+	for _, rk := range ruleKeys {
 		for _, r := range rk.runs {
 			e.addChain(r.last)
 		}
@@ -186,7 +187,7 @@ func (p *Partition) AppendKeyState(dst []byte, key string) ([]byte, bool) {
 		fit(r.time - prevTime)
 		prevTime = r.time
 	}
-	for _, rk := range ks.rules {
+	for _, rk := range ruleKeys {
 		for _, runs := range [][]*run{rk.runs, rk.held} {
 			for _, r := range runs {
 				start, _, prev := e.runDeltas(r)
@@ -223,8 +224,8 @@ func (p *Partition) AppendKeyState(dst []byte, key string) ([]byte, bool) {
 		dst = binary.AppendVarint(dst, int64(n.step))
 		dst = binary.AppendUvarint(dst, e.ref(n.prev))
 	}
-	dst = binary.AppendUvarint(dst, uint64(len(ks.rules)))
-	for _, rk := range ks.rules {
+	dst = binary.AppendUvarint(dst, uint64(len(ruleKeys)))
+	for _, rk := range ruleKeys {
 		dst = binary.LittleEndian.AppendUint64(dst, ruleRef(rk.rule.name, rk.rule.rule.Version))
 		heldFlag := uint64(0)
 		if len(rk.held) > 0 {
