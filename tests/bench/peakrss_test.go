@@ -34,7 +34,7 @@ func runPeakRSS(tb testing.TB, cmd *exec.Cmd) (peakKiB int64, err error) {
 		tick := time.NewTicker(2 * time.Millisecond)
 		defer tick.Stop()
 		for {
-			if kib, ok := readVmHWM(status); ok {
+			if kib, ok := readHighWaterMark(status); ok {
 				peak.Store(max(peak.Load(), kib))
 			}
 			select {
@@ -53,8 +53,8 @@ func runPeakRSS(tb testing.TB, cmd *exec.Cmd) (peakKiB int64, err error) {
 	return peak.Load(), err
 }
 
-// readVmHWM returns the VmHWM line of a /proc/PID/status file, in KiB.
-func readVmHWM(path string) (int64, bool) {
+// readHighWaterMark returns the VmHWM line of a /proc/PID/status file, in KiB.
+func readHighWaterMark(path string) (int64, bool) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0, false
