@@ -74,10 +74,12 @@ type Options struct {
 	// changed, which would grow with every key that ever held state.
 	NoCheckpoints bool
 	// Recycle, when set, is handed each pushed record once the partition
-	// is done with it: matched, and neither kept by a partial match (which
-	// keeps a copy) nor handed to the Output (a late record, the record of
-	// a single-event rule's alert). The runtime may then reuse the record,
-	// its event and the event's bytes. It is not called under a Tracer.
+	// is done with it: matched (partial matches keep copies of what they
+	// take), or copied to wait in a long reorder buffer, and not referred to
+	// by the Output (a late record; one whose matching emitted an alert,
+	// whose key or records may point into it). The runtime may then reuse
+	// the record, its event and the event's bytes. It is not called under a
+	// Tracer.
 	Recycle func(*Record)
 }
 

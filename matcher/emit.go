@@ -32,7 +32,6 @@ func (p *Partition) emitMatch(pr *planRule, m *run, key string, timeout bool) {
 
 // emitSingle emits the alert of a single-event rule.
 func (p *Partition) emitSingle(pr *planRule, r *Record) {
-	p.handedOut = true
 	p.emit(pr, nil, r.Key, []StepRecords{{Step: "event", Records: []*Record{r}}}, nil, r.Event, false)
 }
 
@@ -40,6 +39,9 @@ func (p *Partition) emitSingle(pr *planRule, r *Record) {
 // and hands it to the Output. last is the match's newest node (nil for a
 // single-event rule) and lastEvent its event, `event` in the summary.
 func (p *Partition) emit(pr *planRule, m *run, key string, steps []StepRecords, last *node, lastEvent *rules.Event, timeout bool) {
+	// The alert may point into the record being processed (its key, a
+	// single-event rule's record): that record is not recycled.
+	p.handedOut = true
 	a := &Alert{
 		Ruleset:     pr.ruleset.Name,
 		Rule:        pr.rule.ID,

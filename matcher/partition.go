@@ -58,9 +58,16 @@ type Partition struct {
 	lastSource uint32
 	// views are the events made again from kept ones for CEL.
 	views eventViews
-	// handedOut says the record being processed went to the Output, which
-	// may keep it: it is not recycled (Options.Recycle).
+	// handedOut says an alert was emitted while the record being processed
+	// was matched: the alert may point into the record (its key, a
+	// single-event rule's record), which is then not recycled
+	// (Options.Recycle).
 	handedOut bool
+	// compactAfter is compactAfter (retain.go), lower in tests.
+	compactAfter int
+	// copies are the compact copies waiting in the reorder buffer: they are
+	// not handed to Options.Recycle, which takes only the runtime's records.
+	copies map[*Record]struct{}
 
 	// dirty lists the keys changed since the last Changes call.
 	dirty []*keyState
@@ -129,6 +136,8 @@ func NewPartition(prog *Program, out Output, opts Options) (*Partition, error) {
 		perRule:  make([]RuleStats, len(prog.rules)),
 		tracer:   opts.Tracer,
 		noGroups: opts.Tracer != nil,
+
+		compactAfter: compactAfter,
 	}, nil
 }
 
@@ -181,7 +190,7 @@ func (p *Partition) Push(r *Record) {
 		p.out.Late(r)
 		return
 	}
-	p.pending.push(r)
+	p.pending.push(p.buffered(r))
 	if r.Time > p.maxTime {
 		p.maxTime = r.Time
 		if wm := r.Time - int64(p.opts.MaxOutOfOrderness); wm > p.wm {
@@ -226,10 +235,13 @@ func (p *Partition) advance(wm int64) {
 	for r := p.pending.peek(); r != nil && r.Time <= now; r = p.pending.peek() {
 		p.pending.pop()
 		p.prefetchAhead()
+		p.handedOut = false
 		p.process(r)
-		if p.handedOut {
-			p.handedOut = false
-		} else if p.opts.Recycle != nil && p.tracer == nil {
+		switch {
+		case p.handedOut:
+		case len(p.copies) > 0 && p.isCopy(r):
+			delete(p.copies, r) // the partition's own, not the runtime's
+		case p.opts.Recycle != nil && p.tracer == nil:
 			p.opts.Recycle(r)
 		}
 	}

@@ -125,18 +125,61 @@ func (p *Partition) position(k *keptEvent) Position {
 	return Position{Source: p.sources[k.source], Offset: k.offset}
 }
 
+// recordCopy is a record and its event in one 256-byte allocation, the
+// event made again from a kept event's bytes.
+type recordCopy struct {
+	rec Record
+	ev  rules.Event
+}
+
 // record makes a Record of a kept event for an alert, which outlives the
-// matching: its event is parsed in an allocation of its own.
+// matching.
 func (p *Partition) record(k *keptEvent, key string) *Record {
-	r := new(struct {
-		rec Record
-		ev  rules.Event
-	})
+	r := new(recordCopy)
 	// Alerts are written from the bytes; the fields' places are found (and
 	// allocated) only if something looks a field up.
 	r.ev.SetLazy(k.raw(), k.pre(), nil)
 	r.rec = Record{Event: &r.ev, Key: key, Time: k.time, Pos: p.position(k), Seq: k.seq}
 	return &r.rec
+}
+
+// compactAfter is how many records may wait in the reorder buffer as the
+// runtime made them. Past it, as when a fast stream allows seconds of
+// disorder, each record that joins them waits as a compact copy: a
+// recordCopy of 256 bytes over a kept event, instead of the decoder's
+// 512-byte record beside the event's bytes, and the original goes back to
+// the runtime (Options.Recycle). The partition lists its copies, so that
+// it never hands one to Options.Recycle. The copy's event is parsed again when the
+// record is matched, if a condition Prepare did not decide reads a field.
+const compactAfter = 4096
+
+// buffered returns what waits in the reorder buffer for r: r, or its
+// compact copy once the buffer holds p.compactAfter records.
+func (p *Partition) buffered(r *Record) *Record {
+	if p.pending.len() < p.compactAfter {
+		return r
+	}
+	raw := r.Event.Raw()
+	k := p.keep(raw, r.Event.Preloaded(), r.Time, r.Seq, r.Pos)
+	c := new(recordCopy)
+	c.ev.SetLazy(k.raw(), k.pre(), nil)
+	c.rec = *r
+	c.rec.Event = &c.ev
+	c.rec.Key = rebase(r.Key, raw, k.raw())
+	if p.copies == nil {
+		p.copies = map[*Record]struct{}{}
+	}
+	p.copies[&c.rec] = struct{}{}
+	if p.opts.Recycle != nil && p.tracer == nil {
+		p.opts.Recycle(r)
+	}
+	return &c.rec
+}
+
+// isCopy reports whether r is a compact copy buffered.
+func (p *Partition) isCopy(r *Record) bool {
+	_, ok := p.copies[r]
+	return ok
 }
 
 // eventViews hands out events made again from kept ones for one
@@ -164,4 +207,18 @@ func (v *eventViews) view(k *keptEvent) *rules.Event {
 	v.used++
 	ev.ev.SetLazy(k.raw(), k.pre(), &ev.buf)
 	return &ev.ev
+}
+
+// rebase returns s, or, when s lies inside from, the same bytes of to (a
+// copy of from): a key read from an event points into the event's bytes.
+func rebase(s string, from, to []byte) string {
+	if len(s) == 0 || len(from) == 0 {
+		return s
+	}
+	sp := uintptr(unsafe.Pointer(unsafe.StringData(s)))
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(from)))
+	if sp < base || sp+uintptr(len(s)) > base+uintptr(len(from)) {
+		return s
+	}
+	return unsafe.String(&to[sp-base], len(s))
 }
