@@ -172,13 +172,13 @@ func (c *keyCache) restore(key string, data []byte, ok bool) error {
 	return err
 }
 
-// appendCommit appends the pending keys' states to put and the emptied
-// ones to del, for a checkpoint, and keeps deadlines in step. It returns
-// the bytes of state put.
-func (c *keyCache) appendCommit(put []state.KeyState, del []string) ([]state.KeyState, []string, int) {
+// appendCommit appends the pending keys' states, encoded into arena, to
+// put and the emptied ones to del, for a checkpoint, and keeps deadlines
+// in step. It returns the bytes of state put.
+func (c *keyCache) appendCommit(arena *stateArena, put []state.KeyState, del []string) ([]state.KeyState, []string, int) {
 	var bytes int
 	for k := range c.pending {
-		if b, ok := c.part.AppendKeyState(nil, k); ok {
+		if b, ok := arena.appendKeyState(c.part, k); ok {
 			put = append(put, state.KeyState{Key: c.ns + k, State: b})
 			bytes += len(b)
 			if d, ok := c.part.KeyDeadline(k); ok {

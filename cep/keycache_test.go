@@ -98,7 +98,9 @@ func (e *keyCacheEnv) push(key, typ string, at time.Duration) {
 func (e *keyCacheEnv) checkpoint(limit int) (del []string, evicted int) {
 	e.t.Helper()
 	e.c.collect()
-	put, del, _ := e.c.appendCommit(nil, nil)
+	var arena stateArena
+	defer arena.release()
+	put, del, _ := e.c.appendCommit(&arena, nil, nil)
 	if err := e.store.Commit(context.Background(), e.pid, put, del, state.Checkpoint{Offset: e.offset, Generation: 1}); err != nil {
 		e.t.Fatal(err)
 	}

@@ -425,9 +425,12 @@ func (w *worker) writeCheckpoint(ctx context.Context, stage bool) error {
 	var put []state.KeyState
 	del := slices.Clone(w.ckpt.drop)
 	var bytes int
+	var arena stateArena
+	// The Store has the states, or failed, once write returns.
+	defer arena.release()
 	for _, sp := range w.sps {
 		var n int
-		put, del, n = sp.keys.appendCommit(put, del)
+		put, del, n = sp.keys.appendCommit(&arena, put, del)
 		bytes += n
 	}
 	offset := w.resumeOffset()

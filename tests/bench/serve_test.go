@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -66,7 +67,8 @@ const servePartitions = 3
 //     the broker's acknowledgement of its record (kgo produce hooks on the
 //     engine's client); checkpoint-ns/key: the engine's checkpoint time
 //     (outputs flushed, Store commit, offset commit) over the dirty keys it
-//     committed, and keys/checkpoint, from its metrics;
+//     committed, keys/checkpoint, and state-B/key, the mean encoded state
+//     of a key put (deleted keys count as none), from its metrics;
 //   - eos=on: barrier-ms, the mean time of a checkpoint barrier (workers
 //     stopped, outputs flushed, checkpoints staged, the transaction ended,
 //     checkpoints promoted), transactions and aborts per run, from the
@@ -193,7 +195,9 @@ func benchServe(b *testing.B, mode outputMode) {
 		cpu0 := processCPU()
 		consumeTime += consumeOnly(b, brokers, len(recs))
 		cpu1 := processCPU()
+		stopProfile := startEngineProfile(b)
 		r := runEngine(b, brokers, rs, len(recs), mode, nil)
+		stopProfile()
 		cpu2 := processCPU()
 		stop()
 		consumeCPU += cpu1 - cpu0
@@ -214,18 +218,45 @@ func benchServe(b *testing.B, mode outputMode) {
 	reportAlerts(b, mode, runs)
 }
 
+// startEngineProfile starts a CPU profile of the engine's part of an
+// iteration into SHRIKE_BENCH_SERVE_CPUPROFILE, when it is set, leaving out
+// the stream's generation, the broker's seeding and the consume-only
+// baseline; the function returned stops it. The file holds the last
+// iteration's profile. It cannot be combined with -test.cpuprofile.
+func startEngineProfile(b *testing.B) func() {
+	path := os.Getenv("SHRIKE_BENCH_SERVE_CPUPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatalf("engine profile: %v", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		b.Fatalf("engine profile %s: %v", path, err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			b.Errorf("engine profile %s: %v", path, err)
+		}
+	}
+}
+
 // reportAlerts reports what the runs measured of the alerts and of the
 // checkpoints (BenchmarkServe's doc lists the metrics of each mode).
 func reportAlerts(b *testing.B, mode outputMode, runs []engineRun) {
 	var lat, visible []time.Duration
 	var alerts int64
-	var cpNs, cpKeys, cpCount, barrierSec, barriers, txns, aborts float64
+	var cpNs, cpKeys, cpBytes, cpCount, barrierSec, barriers, txns, aborts float64
 	for _, r := range runs {
 		lat = append(lat, r.latencies...)
 		visible = append(visible, r.visible...)
 		alerts += r.alerts
 		cpNs += r.checkpointSeconds * 1e9
 		cpKeys += r.committedKeys
+		cpBytes += r.committedBytes
 		cpCount += r.checkpoints
 		barrierSec += r.barrierSeconds
 		barriers += r.barriers
@@ -255,6 +286,7 @@ func reportAlerts(b *testing.B, mode outputMode, runs []engineRun) {
 	if cpKeys > 0 {
 		b.ReportMetric(cpNs/cpKeys, "checkpoint-ns/key")
 		b.ReportMetric(cpKeys/cpCount, "keys/checkpoint")
+		b.ReportMetric(cpBytes/cpKeys, "state-B/key")
 	}
 }
 
@@ -376,6 +408,7 @@ type engineRun struct {
 	checkpointSeconds float64
 	checkpoints       float64
 	committedKeys     float64
+	committedBytes    float64
 
 	barrierSeconds float64
 	barriers       float64
@@ -535,6 +568,8 @@ func runEngine(b *testing.B, brokers []string, rs *rules.Compiled, n int, mode o
 				r.checkpoints += float64(m.GetHistogram().GetSampleCount())
 			case "shrike_state_committed_keys_total":
 				r.committedKeys += m.GetCounter().GetValue()
+			case "shrike_state_committed_bytes_total":
+				r.committedBytes += m.GetCounter().GetValue()
 			case "shrike_engine_barrier_duration_seconds":
 				r.barrierSeconds += m.GetHistogram().GetSampleSum()
 				r.barriers += float64(m.GetHistogram().GetSampleCount())
