@@ -401,14 +401,20 @@ func consumeOnly(b *testing.B, brokers []string, n int) time.Duration {
 type engineRun struct {
 	elapsed   time.Duration // from restored to done (see runEngine)
 	processed time.Duration // from restored to the last record processed
-	latencies []time.Duration
-	visible   []time.Duration
-	alerts    int64
+	// processedAt is when the last record was processed; heapInuse the
+	// live heap then (engineSetup.measureHeap).
+	processedAt time.Time
+	heapInuse   uint64
+	latencies   []time.Duration
+	visible     []time.Duration
+	alerts      int64
 
 	checkpointSeconds float64
 	checkpoints       float64
 	committedKeys     float64
 	committedBytes    float64
+	loadedKeys        float64
+	evictedKeys       float64
 
 	barrierSeconds float64
 	barriers       float64
@@ -426,8 +432,26 @@ type engineRun struct {
 // partitions are restored, with a producer client of its own, alongside
 // the engine.
 func runEngine(b *testing.B, brokers []string, rs *rules.Compiled, n int, mode outputMode, feed func(*kgo.Client)) engineRun {
+	return runEngineWith(b, brokers, rs, n, mode, feed, engineSetup{})
+}
+
+// engineSetup adjusts runEngineWith's engine; every field may be nil.
+type engineSetup struct {
+	options func(*cep.EngineOptions)        // the engine's options
+	store   func(cep.Store) cep.Store       // wraps benchStore's Store
+	during  func(*cep.Engine) (stop func()) // started once restored, stopped once processed
+	// measureHeap: engineRun.heapInuse is measured once every record is
+	// processed.
+	measureHeap bool
+}
+
+// runEngineWith is runEngine with its engine adjusted by setup.
+func runEngineWith(b *testing.B, brokers []string, rs *rules.Compiled, n int, mode outputMode, feed func(*kgo.Client), setup engineSetup) engineRun {
 	b.Helper()
-	store := benchStore(b)
+	var store cep.Store = benchStore(b)
+	if setup.store != nil {
+		store = setup.store(store)
+	}
 	defer func() {
 		if err := store.Close(); err != nil {
 			b.Errorf("close store: %v", err)
@@ -464,6 +488,9 @@ func runEngine(b *testing.B, brokers []string, rs *rules.Compiled, n int, mode o
 		// transactions are fenced or waited for.
 		opts.TransactionalID = "bench-" + randHex(b)
 	}
+	if setup.options != nil {
+		setup.options(&opts)
+	}
 	e, err := cep.NewEngine(opts)
 	if err != nil {
 		b.Fatal(err)
@@ -484,7 +511,9 @@ func runEngine(b *testing.B, brokers []string, rs *rules.Compiled, n int, mode o
 	}
 	defer stop()
 
-	deadline := time.Now().Add(10 * time.Minute)
+	// Ten minutes, and a minute more for every 100,000 events past the
+	// first million.
+	deadline := time.Now().Add(10*time.Minute + time.Duration(max(0, n-1_000_000)/100_000)*time.Minute)
 	poll := func(what string, cond func(cep.EngineStatus) bool) time.Time {
 		for {
 			st := e.Status()
@@ -523,6 +552,11 @@ func runEngine(b *testing.B, brokers []string, rs *rules.Compiled, n int, mode o
 		}()
 		defer func() { <-fed }()
 	}
+	stopDuring := func() {}
+	if setup.during != nil {
+		stopDuring = sync.OnceFunc(setup.during(e))
+		defer stopDuring()
+	}
 	processed := poll("every record to be processed", func(st cep.EngineStatus) bool {
 		var records uint64
 		for _, p := range st.Partitions {
@@ -530,6 +564,11 @@ func runEngine(b *testing.B, brokers []string, rs *rules.Compiled, n int, mode o
 		}
 		return records >= uint64(n)
 	})
+	stopDuring()
+	var heap uint64
+	if setup.measureHeap {
+		heap = heapInuse()
+	}
 	acked := func(cep.EngineStatus) bool { return hooks.acked.Load() == hooks.buffered.Load() }
 	// Distinct ids rather than records: after an aborted transaction the
 	// engine produces the alerts again, and only the latest copy commits.
@@ -552,13 +591,20 @@ func runEngine(b *testing.B, brokers []string, rs *rules.Compiled, n int, mode o
 		b.Errorf("alerts topic (%s): %d records whose id the engine did not emit", mode.name, unknown)
 	}
 
-	r := engineRun{elapsed: end.Sub(start), processed: processed.Sub(start), alerts: emitted, visible: visible}
+	r := engineRun{elapsed: end.Sub(start), processed: processed.Sub(start), processedAt: processed, heapInuse: heap, alerts: emitted, visible: visible}
 	hooks.mu.Lock()
 	r.latencies = hooks.latencies
 	hooks.mu.Unlock()
 	mfs, err := reg.Gather()
 	if err != nil {
 		b.Fatal(err)
+	}
+	if os.Getenv("DEBUG_METRICS") != "" {
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				fmt.Println(mf.GetName(), m.GetLabel(), m.GetCounter().GetValue(), m.GetGauge().GetValue())
+			}
+		}
 	}
 	for _, mf := range mfs {
 		for _, m := range mf.GetMetric() {
@@ -570,6 +616,10 @@ func runEngine(b *testing.B, brokers []string, rs *rules.Compiled, n int, mode o
 				r.committedKeys += m.GetCounter().GetValue()
 			case "shrike_state_committed_bytes_total":
 				r.committedBytes += m.GetCounter().GetValue()
+			case "shrike_state_loaded_keys_total":
+				r.loadedKeys += m.GetCounter().GetValue()
+			case "shrike_state_evicted_keys_total":
+				r.evictedKeys += m.GetCounter().GetValue()
 			case "shrike_engine_barrier_duration_seconds":
 				r.barrierSeconds += m.GetHistogram().GetSampleSum()
 				r.barriers += float64(m.GetHistogram().GetSampleCount())
