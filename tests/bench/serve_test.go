@@ -599,13 +599,6 @@ func runEngineWith(b *testing.B, brokers []string, rs *rules.Compiled, n int, mo
 	if err != nil {
 		b.Fatal(err)
 	}
-	if os.Getenv("DEBUG_METRICS") != "" {
-		for _, mf := range mfs {
-			for _, m := range mf.GetMetric() {
-				fmt.Println(mf.GetName(), m.GetLabel(), m.GetCounter().GetValue(), m.GetGauge().GetValue())
-			}
-		}
-	}
 	for _, mf := range mfs {
 		for _, m := range mf.GetMetric() {
 			switch mf.GetName() {
