@@ -52,8 +52,11 @@ type keyCache struct {
 	// recent are the keys pushed since the last checkpoint: eviction
 	// spares them while it can. They are tracked only while crowded: the
 	// keys in memory are over half the cap at the last checkpoint.
-	recent  map[string]struct{}
-	crowded bool
+	// recentFrom is the offset they are tracked from: a record pushed
+	// since has an offset at least that.
+	recent     map[string]struct{}
+	crowded    bool
+	recentFrom int64
 	// absent are keys known to have no state in the Store, so that they
 	// are not asked for again and again. Bounded: cleared when it grows
 	// past the resident cap.
@@ -207,15 +210,26 @@ func (c *keyCache) committed() {
 // evict drops keys from memory until at most limit are resident: first
 // keys not pushed since the previous checkpoint, then any, never keys with
 // buffered records. It runs right after a successful commit, when every
-// key in memory is also in the Store. It returns how many it evicted.
-func (c *keyCache) evict(limit int) int {
+// key in memory is also in the Store; next is the offset of the next
+// record to be pushed. It returns how many it evicted.
+func (c *keyCache) evict(limit int, next int64) int {
 	var n int
 	resident := c.part.Stats().Keys
+	tracked := c.crowded // recent holds every key pushed since recentFrom
 	c.crowded = resident > limit/2
 	if resident > limit {
-		buffered := c.part.BufferedKeys()
+		// The keys with buffered records, a map of every buffered
+		// record's key (as many as max_out_of_orderness of traffic), are
+		// needed only among the recent keys when every buffered record
+		// was pushed since recent was started: the others have none.
+		var buffered map[string]bool
+		oldest, anyBuffered := c.part.OldestBuffered()
+		recentHoldsBuffered := tracked && (!anyBuffered || oldest >= c.recentFrom)
 		keys := c.part.ResidentKeys()
 		for _, hot := range []bool{false, true} {
+			if resident > limit && buffered == nil && (hot || !recentHoldsBuffered) {
+				buffered = c.part.BufferedKeys()
+			}
 			for _, k := range keys {
 				if resident <= limit {
 					break
@@ -250,6 +264,7 @@ func (c *keyCache) evict(limit int) int {
 		}
 	}
 	clear(c.recent)
+	c.recentFrom = next
 	if len(c.absent) > limit {
 		clear(c.absent)
 	}

@@ -105,7 +105,7 @@ func (e *keyCacheEnv) checkpoint(limit int) (del []string, evicted int) {
 		e.t.Fatal(err)
 	}
 	e.c.committed()
-	return del, e.c.evict(limit)
+	return del, e.c.evict(limit, e.offset+1)
 }
 
 // load loads keys through a keyLoad; it fails the test on a bad state.
@@ -296,6 +296,31 @@ func TestKeyCacheNeverEvictsBufferedKey(t *testing.T) {
 	}
 	if e.part.Resident("k1") || !e.part.Resident("k2") {
 		t.Errorf("k1 resident %v, k2 resident %v: want k1 evicted, k2 kept", e.part.Resident("k1"), e.part.Resident("k2"))
+	}
+}
+
+// TestKeyCacheNeverEvictsKeyBufferedBeforeLastCheckpoint: while crowded,
+// a key not pushed since the last checkpoint may still have a record
+// waiting for the watermark from before it; it stays in memory too.
+func TestKeyCacheNeverEvictsKeyBufferedBeforeLastCheckpoint(t *testing.T) {
+	e := newKeyCacheEnv(t, 10*time.Second)
+	for _, k := range []string{"k1", "k2", "k3"} {
+		e.push(k, "a", 0)
+	}
+	e.push("k2", "a", 20*time.Second) // the watermark goes to 10s: buffered
+	if _, n := e.checkpoint(4); n != 0 || !e.c.crowded {
+		t.Fatalf("evicted %d keys, crowded %v: want none, crowded (3 keys > 4/2)", n, e.c.crowded)
+	}
+	e.push("k3", "a", 29*time.Second) // the watermark goes to 19s: k2's record still waits
+	if !e.part.BufferedKeys()["k2"] || !e.part.BufferedKeys()["k3"] {
+		t.Fatal("want k2 and k3 with buffered records")
+	}
+	if _, n := e.checkpoint(1); n != 1 {
+		t.Errorf("evicted %d keys, want 1", n)
+	}
+	if e.part.Resident("k1") || !e.part.Resident("k2") || !e.part.Resident("k3") {
+		t.Errorf("resident k1 %v, k2 %v, k3 %v: want k1 evicted, k2 and k3 (buffered records) kept",
+			e.part.Resident("k1"), e.part.Resident("k2"), e.part.Resident("k3"))
 	}
 }
 

@@ -468,7 +468,7 @@ func (w *worker) writeCheckpoint(ctx context.Context, stage bool) error {
 func (w *worker) committed(start time.Time, offset int64) {
 	var evicted int
 	for _, sp := range w.sps {
-		evicted += sp.keys.evict(w.e.opts.MaxResidentKeys)
+		evicted += sp.keys.evict(w.e.opts.MaxResidentKeys, w.next)
 	}
 	m := w.e.metrics
 	m.checkpointSeconds.Observe(time.Since(start).Seconds())
