@@ -42,8 +42,8 @@ import (
 // the keys over the partitions): the rest are evicted to Redis at
 // checkpoints and loaded back when an event of theirs comes or their
 // window closes. The broker deletes the records below the engine's
-// committed offsets every few seconds, so that the embedded Kafka holds
-// the backlog only.
+// committed offsets every few seconds (its log segments are 8 MiB), so
+// that the embedded Kafka holds little more than the backlog.
 //
 // Metrics, besides BenchmarkServe's checkpoint ones:
 //   - events/s: events over the time from restored to the last record
@@ -84,6 +84,7 @@ func BenchmarkServeKeys(b *testing.B) {
 
 	for range b.N {
 		brokers, stopCluster := serveCluster(b, nil)
+		smallSegments(b, brokers)
 		counted := &countingStore{}
 		var fedAt atomic.Int64 // when the last record was acknowledged
 		var fedRate atomic.Uint64
@@ -334,6 +335,30 @@ func trimConsumed(b *testing.B, brokers []string, e *cep.Engine) func() {
 		close(stop)
 		wg.Wait()
 		cl.Close()
+	}
+}
+
+// smallSegments gives the payments topic 8 MiB log segments, so that
+// trimConsumed frees its records soon after the engine committed them:
+// the embedded broker deletes whole segments only (default 100 MiB).
+func smallSegments(b *testing.B, brokers []string) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	seg := strconv.Itoa(8 << 20)
+	resp, err := kadm.NewClient(cl).AlterTopicConfigs(context.Background(),
+		[]kadm.AlterConfig{{Op: kadm.SetConfig, Name: "segment.bytes", Value: &seg}}, "payments")
+	if err == nil {
+		for _, r := range resp {
+			if r.Err != nil {
+				err = r.Err
+			}
+		}
+	}
+	if err != nil {
+		b.Fatalf("payments topic segment.bytes: %v", err)
 	}
 }
 
