@@ -66,6 +66,9 @@ type keyCache struct {
 	// resident holds no state, whatever the Store says until the next
 	// commit deletes it, so it is never loaded.
 	pending map[string]struct{}
+	// emptied are the pending keys the last appendCommit found without
+	// state (deleted from the Store): absent once committed.
+	emptied []string
 }
 
 // noWindow marks an evicted key without an open window.
@@ -89,6 +92,7 @@ func (c *keyCache) reset(part *matcher.Partition) {
 	c.crowded = false
 	c.absent = map[string]struct{}{}
 	c.pending = map[string]struct{}{}
+	c.emptied = nil
 }
 
 // restoreDeadlines takes a checkpoint's deadline index: those keys are in
@@ -180,6 +184,7 @@ func (c *keyCache) restore(key string, data []byte, ok bool) error {
 // in step. It returns the bytes of state put.
 func (c *keyCache) appendCommit(arena *stateArena, put []state.KeyState, del []string) ([]state.KeyState, []string, int) {
 	var bytes int
+	c.emptied = c.emptied[:0]
 	for k := range c.pending {
 		if b, ok := arena.appendKeyState(c.part, k); ok {
 			put = append(put, state.KeyState{Key: c.ns + k, State: b})
@@ -192,6 +197,7 @@ func (c *keyCache) appendCommit(arena *stateArena, put []state.KeyState, del []s
 		} else {
 			del = append(del, c.ns+k)
 			delete(c.deadlines, k)
+			c.emptied = append(c.emptied, k)
 		}
 	}
 	return put, del, bytes
@@ -199,11 +205,10 @@ func (c *keyCache) appendCommit(arena *stateArena, put []state.KeyState, del []s
 
 // committed records that the Store holds what appendCommit gave it.
 func (c *keyCache) committed() {
-	for k := range c.pending {
-		if !c.part.Resident(k) {
-			c.absent[k] = struct{}{}
-		}
+	for _, k := range c.emptied {
+		c.absent[k] = struct{}{}
 	}
+	c.emptied = c.emptied[:0]
 	clear(c.pending)
 }
 
@@ -234,7 +239,9 @@ func (c *keyCache) evict(limit int, next int64) int {
 				if resident <= limit {
 					break
 				}
-				if _, recent := c.recent[k]; recent != hot || buffered[k] || !c.part.Resident(k) {
+				// keys lists each resident key once, and a pass evicts only
+				// keys of its own kind (recent or not): k is resident.
+				if _, recent := c.recent[k]; recent != hot || buffered[k] {
 					continue
 				}
 				d, ok := c.part.KeyDeadline(k)
