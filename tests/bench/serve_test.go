@@ -448,7 +448,7 @@ type engineSetup struct {
 // runEngineWith is runEngine with its engine adjusted by setup.
 func runEngineWith(b *testing.B, brokers []string, rs *rules.Compiled, n int, mode outputMode, feed func(*kgo.Client), setup engineSetup) engineRun {
 	b.Helper()
-	var store cep.Store = benchStore(b)
+	store := benchStore(b)
 	if setup.store != nil {
 		store = setup.store(store)
 	}
