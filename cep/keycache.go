@@ -52,8 +52,11 @@ type keyCache struct {
 	// recent are the keys pushed since the last checkpoint: eviction
 	// spares them while it can. They are tracked only while crowded: the
 	// keys in memory are over half the cap at the last checkpoint.
-	recent  map[string]struct{}
-	crowded bool
+	// recentFrom is the offset they are tracked from: a record pushed
+	// since has an offset at least that.
+	recent     map[string]struct{}
+	crowded    bool
+	recentFrom int64
 	// absent are keys known to have no state in the Store, so that they
 	// are not asked for again and again. Bounded: cleared when it grows
 	// past the resident cap.
@@ -63,6 +66,9 @@ type keyCache struct {
 	// resident holds no state, whatever the Store says until the next
 	// commit deletes it, so it is never loaded.
 	pending map[string]struct{}
+	// emptied are the pending keys the last appendCommit found without
+	// state (deleted from the Store): absent once committed.
+	emptied []string
 }
 
 // noWindow marks an evicted key without an open window.
@@ -86,6 +92,7 @@ func (c *keyCache) reset(part *matcher.Partition) {
 	c.crowded = false
 	c.absent = map[string]struct{}{}
 	c.pending = map[string]struct{}{}
+	c.emptied = nil
 }
 
 // restoreDeadlines takes a checkpoint's deadline index: those keys are in
@@ -172,13 +179,14 @@ func (c *keyCache) restore(key string, data []byte, ok bool) error {
 	return err
 }
 
-// appendCommit appends the pending keys' states to put and the emptied
-// ones to del, for a checkpoint, and keeps deadlines in step. It returns
-// the bytes of state put.
-func (c *keyCache) appendCommit(put []state.KeyState, del []string) ([]state.KeyState, []string, int) {
+// appendCommit appends the pending keys' states, encoded into arena, to
+// put and the emptied ones to del, for a checkpoint, and keeps deadlines
+// in step. It returns the bytes of state put.
+func (c *keyCache) appendCommit(arena *stateArena, put []state.KeyState, del []string) ([]state.KeyState, []string, int) {
 	var bytes int
+	c.emptied = c.emptied[:0]
 	for k := range c.pending {
-		if b, ok := c.part.AppendKeyState(nil, k); ok {
+		if b, ok := arena.appendKeyState(c.part, k); ok {
 			put = append(put, state.KeyState{Key: c.ns + k, State: b})
 			bytes += len(b)
 			if d, ok := c.part.KeyDeadline(k); ok {
@@ -189,6 +197,7 @@ func (c *keyCache) appendCommit(put []state.KeyState, del []string) ([]state.Key
 		} else {
 			del = append(del, c.ns+k)
 			delete(c.deadlines, k)
+			c.emptied = append(c.emptied, k)
 		}
 	}
 	return put, del, bytes
@@ -196,31 +205,43 @@ func (c *keyCache) appendCommit(put []state.KeyState, del []string) ([]state.Key
 
 // committed records that the Store holds what appendCommit gave it.
 func (c *keyCache) committed() {
-	for k := range c.pending {
-		if !c.part.Resident(k) {
-			c.absent[k] = struct{}{}
-		}
+	for _, k := range c.emptied {
+		c.absent[k] = struct{}{}
 	}
+	c.emptied = c.emptied[:0]
 	clear(c.pending)
 }
 
 // evict drops keys from memory until at most limit are resident: first
 // keys not pushed since the previous checkpoint, then any, never keys with
 // buffered records. It runs right after a successful commit, when every
-// key in memory is also in the Store. It returns how many it evicted.
-func (c *keyCache) evict(limit int) int {
+// key in memory is also in the Store; next is the offset of the next
+// record to be pushed. It returns how many it evicted.
+func (c *keyCache) evict(limit int, next int64) int {
 	var n int
 	resident := c.part.Stats().Keys
+	tracked := c.crowded // recent holds every key pushed since recentFrom
 	c.crowded = resident > limit/2
 	if resident > limit {
-		buffered := c.part.BufferedKeys()
+		// The keys with buffered records, a map of every buffered
+		// record's key (as many as max_out_of_orderness of traffic), are
+		// needed only among the recent keys when every buffered record
+		// was pushed since recent was started: the others have none.
+		var buffered map[string]bool
+		oldest, anyBuffered := c.part.OldestBuffered()
+		recentHoldsBuffered := tracked && (!anyBuffered || oldest >= c.recentFrom)
 		keys := c.part.ResidentKeys()
 		for _, hot := range []bool{false, true} {
+			if resident > limit && buffered == nil && (hot || !recentHoldsBuffered) {
+				buffered = c.part.BufferedKeys()
+			}
 			for _, k := range keys {
 				if resident <= limit {
 					break
 				}
-				if _, recent := c.recent[k]; recent != hot || buffered[k] || !c.part.Resident(k) {
+				// keys lists each resident key once, and a pass evicts only
+				// keys of its own kind (recent or not): k is resident.
+				if _, recent := c.recent[k]; recent != hot || buffered[k] {
 					continue
 				}
 				d, ok := c.part.KeyDeadline(k)
@@ -250,6 +271,7 @@ func (c *keyCache) evict(limit int) int {
 		}
 	}
 	clear(c.recent)
+	c.recentFrom = next
 	if len(c.absent) > limit {
 		clear(c.absent)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/shrike-cep/shrike/internal/gen"
 	"github.com/shrike-cep/shrike/matcher"
 	"github.com/shrike-cep/shrike/rules"
 	"github.com/shrike-cep/shrike/state"
@@ -98,12 +99,14 @@ func (e *keyCacheEnv) push(key, typ string, at time.Duration) {
 func (e *keyCacheEnv) checkpoint(limit int) (del []string, evicted int) {
 	e.t.Helper()
 	e.c.collect()
-	put, del, _ := e.c.appendCommit(nil, nil)
+	var arena stateArena
+	defer arena.release()
+	put, del, _ := e.c.appendCommit(&arena, nil, nil)
 	if err := e.store.Commit(context.Background(), e.pid, put, del, state.Checkpoint{Offset: e.offset, Generation: 1}); err != nil {
 		e.t.Fatal(err)
 	}
 	e.c.committed()
-	return del, e.c.evict(limit)
+	return del, e.c.evict(limit, e.offset+1)
 }
 
 // load loads keys through a keyLoad; it fails the test on a bad state.
@@ -297,6 +300,31 @@ func TestKeyCacheNeverEvictsBufferedKey(t *testing.T) {
 	}
 }
 
+// TestKeyCacheNeverEvictsKeyBufferedBeforeLastCheckpoint: while crowded,
+// a key not pushed since the last checkpoint may still have a record
+// waiting for the watermark from before it; it stays in memory too.
+func TestKeyCacheNeverEvictsKeyBufferedBeforeLastCheckpoint(t *testing.T) {
+	e := newKeyCacheEnv(t, 10*time.Second)
+	for _, k := range []string{"k1", "k2", "k3"} {
+		e.push(k, "a", 0)
+	}
+	e.push("k2", "a", 20*time.Second) // the watermark goes to 10s: buffered
+	if _, n := e.checkpoint(4); n != 0 || !e.c.crowded {
+		t.Fatalf("evicted %d keys, crowded %v: want none, crowded (3 keys > 4/2)", n, e.c.crowded)
+	}
+	e.push("k3", "a", 29*time.Second) // the watermark goes to 19s: k2's record still waits
+	if !e.part.BufferedKeys()["k2"] || !e.part.BufferedKeys()["k3"] {
+		t.Fatal("want k2 and k3 with buffered records")
+	}
+	if _, n := e.checkpoint(1); n != 1 {
+		t.Errorf("evicted %d keys, want 1", n)
+	}
+	if e.part.Resident("k1") || !e.part.Resident("k2") || !e.part.Resident("k3") {
+		t.Errorf("resident k1 %v, k2 %v, k3 %v: want k1 evicted, k2 and k3 (buffered records) kept",
+			e.part.Resident("k1"), e.part.Resident("k2"), e.part.Resident("k3"))
+	}
+}
+
 // TestKeyCacheEvictsRecentLast: while crowded, keys pushed since the last
 // checkpoint are evicted only when the others are not enough.
 func TestKeyCacheEvictsRecentLast(t *testing.T) {
@@ -366,3 +394,76 @@ func TestDeadlineHeap(t *testing.T) {
 		t.Errorf("deadlines (-want +got):\n%s", diff)
 	}
 }
+
+// BenchmarkKeyStatesEncode encodes the states of the payments ruleset's
+// keys after 200,000 events of the benchmark stream over 20,000 accounts,
+// as a checkpoint does: "arena" into stateArena's pooled buffers,
+// "per-key" each into a slice of its own grown from nothing.
+func BenchmarkKeyStatesEncode(b *testing.B) {
+	rs := loadPayments(b)
+	prog, err := matcher.NewProgram([]*rules.Compiled{rs})
+	if err != nil {
+		b.Fatal(err)
+	}
+	part, err := matcher.NewPartition(prog, discardOutput{}, matcher.Options{MaxOutOfOrderness: 5 * time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	g, err := gen.New(gen.Options{Seed: 20261120, Events: 200_000, Keys: 20_000, Rate: 1000, FraudRate: 0.0005})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var layout rules.Layout
+	for i := int64(0); ; i++ {
+		line, ok := g.Next()
+		if !ok {
+			break
+		}
+		var ev rules.Event
+		if err := ev.ParseWith(slices.Clone(line), &layout); err != nil {
+			b.Fatal(err)
+		}
+		key, err := rs.Key.EvalKey(&ev)
+		if err != nil {
+			b.Fatal(err)
+		}
+		t, err := rs.Time.EvalTime(&ev)
+		if err != nil {
+			b.Fatal(err)
+		}
+		part.Push(&matcher.Record{Event: &ev, Key: key, Time: t, Pos: matcher.Position{Source: "payments/0", Offset: i}})
+	}
+	keys := part.ResidentKeys()
+	b.Run("arena", func(b *testing.B) {
+		var n int
+		for b.Loop() {
+			var arena stateArena
+			n = 0
+			for _, k := range keys {
+				s, _ := arena.appendKeyState(part, k)
+				n += len(s)
+			}
+			arena.release()
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(keys)), "ns/key")
+		b.ReportMetric(float64(n)/float64(len(keys)), "B/key")
+	})
+	b.Run("per-key", func(b *testing.B) {
+		var n int
+		for b.Loop() {
+			n = 0
+			for _, k := range keys {
+				s, _ := part.AppendKeyState(nil, k)
+				n += len(s)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(keys)), "ns/key")
+		b.ReportMetric(float64(n)/float64(len(keys)), "B/key")
+	})
+}
+
+// discardOutput drops what a Partition emits.
+type discardOutput struct{}
+
+func (discardOutput) Alert(*matcher.Alert) {}
+func (discardOutput) Late(*matcher.Record) {}

@@ -23,7 +23,8 @@ type Store interface {
 	// Commit atomically writes the changed key states, deletes the emptied
 	// keys and replaces the checkpoint: after a crash either all of it is
 	// visible or none. A commit whose checkpoint Generation is lower than
-	// the stored one fails with state.ErrFenced.
+	// the stored one fails with state.ErrFenced. The key states are the
+	// caller's again once it returns: it must not keep them.
 	Commit(ctx context.Context, p state.PartitionID, put []state.KeyState, del []string, cp state.Checkpoint) error
 	// Claim takes the partition over for a new owner: it returns the last
 	// committed checkpoint (ok false: none) and atomically stores it again
@@ -36,7 +37,8 @@ type Store interface {
 	// touching the committed keys or checkpoint. pend.Seq must be the
 	// committed checkpoint's Seq plus one. It fails with state.ErrFenced
 	// when the stored generation is greater than pend.Generation, and with
-	// state.ErrPending when a pending checkpoint exists already.
+	// state.ErrPending when a pending checkpoint exists already. As with
+	// Commit, it must not keep the key states once it returns.
 	Stage(ctx context.Context, p state.PartitionID, put []state.KeyState, del []string, pend state.Checkpoint) error
 	// LoadPending returns the partition's pending checkpoint; ok is false
 	// when there is none.

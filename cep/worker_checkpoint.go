@@ -425,9 +425,12 @@ func (w *worker) writeCheckpoint(ctx context.Context, stage bool) error {
 	var put []state.KeyState
 	del := slices.Clone(w.ckpt.drop)
 	var bytes int
+	var arena stateArena
+	// The Store has the states, or failed, once write returns.
+	defer arena.release()
 	for _, sp := range w.sps {
 		var n int
-		put, del, n = sp.keys.appendCommit(put, del)
+		put, del, n = sp.keys.appendCommit(&arena, put, del)
 		bytes += n
 	}
 	offset := w.resumeOffset()
@@ -465,7 +468,7 @@ func (w *worker) writeCheckpoint(ctx context.Context, stage bool) error {
 func (w *worker) committed(start time.Time, offset int64) {
 	var evicted int
 	for _, sp := range w.sps {
-		evicted += sp.keys.evict(w.e.opts.MaxResidentKeys)
+		evicted += sp.keys.evict(w.e.opts.MaxResidentKeys, w.next)
 	}
 	m := w.e.metrics
 	m.checkpointSeconds.Observe(time.Since(start).Seconds())

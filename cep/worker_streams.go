@@ -1,11 +1,13 @@
 package cep
 
 import (
+	"cmp"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
+	"strings"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -48,34 +50,49 @@ type savedStream struct {
 	deadlines map[string]int64
 }
 
-// encodeStreams encodes a worker's streams for a checkpoint.
+// encodeStreams encodes a worker's streams for a checkpoint. The deadline
+// index holds every key with an open window, resident or evicted, so it
+// is sized before it is written: grown from nothing, a large index was
+// copied over and over.
 func encodeStreams(sps []*streamPart, readTo int64) []byte {
-	b := binary.AppendUvarint(nil, streamsVersion)
-	b = binary.AppendVarint(b, readTo)
-	b = binary.AppendUvarint(b, uint64(len(sps)))
+	// Bytes of the fixed fields, at their longest.
+	const headerMax = 3 * binary.MaxVarintLen64
+	const streamMax = 4 * binary.MaxVarintLen64
+	const entryMax = 2 * binary.MaxVarintLen64
 	type entry struct {
 		key string
 		d   int64
 	}
-	var entries []entry
-	for _, sp := range sps {
+	indexes := make([][]entry, len(sps))
+	size := headerMax
+	for i, sp := range sps {
+		entries := make([]entry, 0, len(sp.keys.deadlines))
+		for k, d := range sp.keys.deadlines {
+			entries = append(entries, entry{k, d})
+			size += entryMax + len(k)
+		}
+		// Sorted, the deltas are small and the bytes do not depend on map
+		// order.
+		slices.SortFunc(entries, func(a, b entry) int {
+			if c := cmp.Compare(a.d, b.d); c != 0 {
+				return c
+			}
+			return strings.Compare(a.key, b.key)
+		})
+		indexes[i] = entries
+		size += streamMax + len(sp.keys.ns)
+	}
+	b := make([]byte, 0, size)
+	b = binary.AppendUvarint(b, streamsVersion)
+	b = binary.AppendVarint(b, readTo)
+	b = binary.AppendUvarint(b, uint64(len(sps)))
+	for i, sp := range sps {
 		b = appendString(b, sp.keys.ns)
 		cp := sp.s.part.Checkpoint()
 		b = binary.AppendVarint(b, cp.Watermark)
 		b = binary.AppendVarint(b, cp.MaxTime)
 		b = binary.AppendUvarint(b, cp.Seq)
-		entries = entries[:0]
-		for k, d := range sp.keys.deadlines {
-			entries = append(entries, entry{k, d})
-		}
-		// Sorted, the deltas are small and the bytes do not depend on map
-		// order.
-		sort.Slice(entries, func(i, j int) bool {
-			if entries[i].d != entries[j].d {
-				return entries[i].d < entries[j].d
-			}
-			return entries[i].key < entries[j].key
-		})
+		entries := indexes[i]
 		b = binary.AppendUvarint(b, uint64(len(entries)))
 		var prev int64
 		for _, e := range entries {

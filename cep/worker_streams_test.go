@@ -3,6 +3,7 @@ package cep
 import (
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"math"
 	"testing"
 
@@ -23,7 +24,7 @@ func TestStreamNamespace(t *testing.T) {
 
 // checkpointStreams are a worker's two streams over one topic, as the
 // checkpoint encoding sees them.
-func checkpointStreams(t *testing.T) []*streamPart {
+func checkpointStreams(t testing.TB) []*streamPart {
 	t.Helper()
 	a := load(t, "a.yaml", "ruleset: a\nstream: {topic: t, key: event.k, time: event.ts}\nrules:\n  - id: r\n    when: event.x == 1\n")
 	b := load(t, "b.yaml", "ruleset: b\nstream: {topic: t, key: event.j, time: event.ts}\nrules:\n  - id: r\n    when: event.x == 1\n")
@@ -123,4 +124,21 @@ func FuzzDecodeStreams(f *testing.F) {
 			t.Fatalf("error %v does not wrap errStreams", err)
 		}
 	})
+}
+
+// BenchmarkEncodeStreams encodes the checkpoint of a partition whose
+// deadline index holds 300,000 keys, as one with a million accounts and
+// ten-minute windows does.
+func BenchmarkEncodeStreams(b *testing.B) {
+	sps := checkpointStreams(b)[:1]
+	const keys = 300_000
+	sps[0].keys.deadlines = make(map[string]int64, keys)
+	for i := range keys {
+		sps[0].keys.deadlines[fmt.Sprintf("acct-%07d", i)] = 1_800_000_000_000 + int64(i*7919%600_000)
+	}
+	var size int
+	for b.Loop() {
+		size = len(encodeStreams(sps, 42))
+	}
+	b.ReportMetric(float64(size), "B/checkpoint")
 }

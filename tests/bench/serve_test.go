@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -66,7 +67,8 @@ const servePartitions = 3
 //     the broker's acknowledgement of its record (kgo produce hooks on the
 //     engine's client); checkpoint-ns/key: the engine's checkpoint time
 //     (outputs flushed, Store commit, offset commit) over the dirty keys it
-//     committed, and keys/checkpoint, from its metrics;
+//     committed, keys/checkpoint, and state-B/key, the mean encoded state
+//     of a key put (deleted keys count as none), from its metrics;
 //   - eos=on: barrier-ms, the mean time of a checkpoint barrier (workers
 //     stopped, outputs flushed, checkpoints staged, the transaction ended,
 //     checkpoints promoted), transactions and aborts per run, from the
@@ -193,7 +195,9 @@ func benchServe(b *testing.B, mode outputMode) {
 		cpu0 := processCPU()
 		consumeTime += consumeOnly(b, brokers, len(recs))
 		cpu1 := processCPU()
+		stopProfile := startEngineProfile(b)
 		r := runEngine(b, brokers, rs, len(recs), mode, nil)
+		stopProfile()
 		cpu2 := processCPU()
 		stop()
 		consumeCPU += cpu1 - cpu0
@@ -214,18 +218,45 @@ func benchServe(b *testing.B, mode outputMode) {
 	reportAlerts(b, mode, runs)
 }
 
+// startEngineProfile starts a CPU profile of the engine's part of an
+// iteration into SHRIKE_BENCH_SERVE_CPUPROFILE, when it is set, leaving out
+// the stream's generation, the broker's seeding and the consume-only
+// baseline; the function returned stops it. The file holds the last
+// iteration's profile. It cannot be combined with -test.cpuprofile.
+func startEngineProfile(b *testing.B) func() {
+	path := os.Getenv("SHRIKE_BENCH_SERVE_CPUPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatalf("engine profile: %v", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		b.Fatalf("engine profile %s: %v", path, err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			b.Errorf("engine profile %s: %v", path, err)
+		}
+	}
+}
+
 // reportAlerts reports what the runs measured of the alerts and of the
 // checkpoints (BenchmarkServe's doc lists the metrics of each mode).
 func reportAlerts(b *testing.B, mode outputMode, runs []engineRun) {
 	var lat, visible []time.Duration
 	var alerts int64
-	var cpNs, cpKeys, cpCount, barrierSec, barriers, txns, aborts float64
+	var cpNs, cpKeys, cpBytes, cpCount, barrierSec, barriers, txns, aborts float64
 	for _, r := range runs {
 		lat = append(lat, r.latencies...)
 		visible = append(visible, r.visible...)
 		alerts += r.alerts
 		cpNs += r.checkpointSeconds * 1e9
 		cpKeys += r.committedKeys
+		cpBytes += r.committedBytes
 		cpCount += r.checkpoints
 		barrierSec += r.barrierSeconds
 		barriers += r.barriers
@@ -255,6 +286,7 @@ func reportAlerts(b *testing.B, mode outputMode, runs []engineRun) {
 	if cpKeys > 0 {
 		b.ReportMetric(cpNs/cpKeys, "checkpoint-ns/key")
 		b.ReportMetric(cpKeys/cpCount, "keys/checkpoint")
+		b.ReportMetric(cpBytes/cpKeys, "state-B/key")
 	}
 }
 
@@ -369,13 +401,20 @@ func consumeOnly(b *testing.B, brokers []string, n int) time.Duration {
 type engineRun struct {
 	elapsed   time.Duration // from restored to done (see runEngine)
 	processed time.Duration // from restored to the last record processed
-	latencies []time.Duration
-	visible   []time.Duration
-	alerts    int64
+	// processedAt is when the last record was processed; heapInuse the
+	// live heap then (engineSetup.measureHeap).
+	processedAt time.Time
+	heapInuse   uint64
+	latencies   []time.Duration
+	visible     []time.Duration
+	alerts      int64
 
 	checkpointSeconds float64
 	checkpoints       float64
 	committedKeys     float64
+	committedBytes    float64
+	loadedKeys        float64
+	evictedKeys       float64
 
 	barrierSeconds float64
 	barriers       float64
@@ -393,8 +432,26 @@ type engineRun struct {
 // partitions are restored, with a producer client of its own, alongside
 // the engine.
 func runEngine(b *testing.B, brokers []string, rs *rules.Compiled, n int, mode outputMode, feed func(*kgo.Client)) engineRun {
+	return runEngineWith(b, brokers, rs, n, mode, feed, engineSetup{})
+}
+
+// engineSetup adjusts runEngineWith's engine; every field may be nil.
+type engineSetup struct {
+	options func(*cep.EngineOptions)        // the engine's options
+	store   func(cep.Store) cep.Store       // wraps benchStore's Store
+	during  func(*cep.Engine) (stop func()) // started once restored, stopped once processed
+	// measureHeap: engineRun.heapInuse is measured once every record is
+	// processed.
+	measureHeap bool
+}
+
+// runEngineWith is runEngine with its engine adjusted by setup.
+func runEngineWith(b *testing.B, brokers []string, rs *rules.Compiled, n int, mode outputMode, feed func(*kgo.Client), setup engineSetup) engineRun {
 	b.Helper()
 	store := benchStore(b)
+	if setup.store != nil {
+		store = setup.store(store)
+	}
 	defer func() {
 		if err := store.Close(); err != nil {
 			b.Errorf("close store: %v", err)
@@ -431,6 +488,9 @@ func runEngine(b *testing.B, brokers []string, rs *rules.Compiled, n int, mode o
 		// transactions are fenced or waited for.
 		opts.TransactionalID = "bench-" + randHex(b)
 	}
+	if setup.options != nil {
+		setup.options(&opts)
+	}
 	e, err := cep.NewEngine(opts)
 	if err != nil {
 		b.Fatal(err)
@@ -451,7 +511,9 @@ func runEngine(b *testing.B, brokers []string, rs *rules.Compiled, n int, mode o
 	}
 	defer stop()
 
-	deadline := time.Now().Add(10 * time.Minute)
+	// Ten minutes, and a minute more for every 100,000 events past the
+	// first million.
+	deadline := time.Now().Add(10*time.Minute + time.Duration(max(0, n-1_000_000)/100_000)*time.Minute)
 	poll := func(what string, cond func(cep.EngineStatus) bool) time.Time {
 		for {
 			st := e.Status()
@@ -490,6 +552,11 @@ func runEngine(b *testing.B, brokers []string, rs *rules.Compiled, n int, mode o
 		}()
 		defer func() { <-fed }()
 	}
+	stopDuring := func() {}
+	if setup.during != nil {
+		stopDuring = sync.OnceFunc(setup.during(e))
+		defer stopDuring()
+	}
 	processed := poll("every record to be processed", func(st cep.EngineStatus) bool {
 		var records uint64
 		for _, p := range st.Partitions {
@@ -497,6 +564,11 @@ func runEngine(b *testing.B, brokers []string, rs *rules.Compiled, n int, mode o
 		}
 		return records >= uint64(n)
 	})
+	stopDuring()
+	var heap uint64
+	if setup.measureHeap {
+		heap = heapInuse()
+	}
 	acked := func(cep.EngineStatus) bool { return hooks.acked.Load() == hooks.buffered.Load() }
 	// Distinct ids rather than records: after an aborted transaction the
 	// engine produces the alerts again, and only the latest copy commits.
@@ -519,7 +591,7 @@ func runEngine(b *testing.B, brokers []string, rs *rules.Compiled, n int, mode o
 		b.Errorf("alerts topic (%s): %d records whose id the engine did not emit", mode.name, unknown)
 	}
 
-	r := engineRun{elapsed: end.Sub(start), processed: processed.Sub(start), alerts: emitted, visible: visible}
+	r := engineRun{elapsed: end.Sub(start), processed: processed.Sub(start), processedAt: processed, heapInuse: heap, alerts: emitted, visible: visible}
 	hooks.mu.Lock()
 	r.latencies = hooks.latencies
 	hooks.mu.Unlock()
@@ -535,6 +607,12 @@ func runEngine(b *testing.B, brokers []string, rs *rules.Compiled, n int, mode o
 				r.checkpoints += float64(m.GetHistogram().GetSampleCount())
 			case "shrike_state_committed_keys_total":
 				r.committedKeys += m.GetCounter().GetValue()
+			case "shrike_state_committed_bytes_total":
+				r.committedBytes += m.GetCounter().GetValue()
+			case "shrike_state_loaded_keys_total":
+				r.loadedKeys += m.GetCounter().GetValue()
+			case "shrike_state_evicted_keys_total":
+				r.evictedKeys += m.GetCounter().GetValue()
 			case "shrike_engine_barrier_duration_seconds":
 				r.barrierSeconds += m.GetHistogram().GetSampleSum()
 				r.barriers += float64(m.GetHistogram().GetSampleCount())
