@@ -75,8 +75,7 @@ type Options struct {
 	NoCheckpoints bool
 	// Recycle, when set, is handed each pushed record once the partition
 	// is done with it: matched (partial matches keep copies of what they
-	// take), or copied to wait in a long reorder buffer, and not referred to
-	// by the Output (a late record; one whose matching emitted an alert,
+	// take), and not referred to by the Output (a late record; one whose matching emitted an alert,
 	// whose key or records may point into it). The runtime may then reuse
 	// the record, its event and the event's bytes. It is not called under a
 	// Tracer.

@@ -63,11 +63,6 @@ type Partition struct {
 	// single-event rule's record), which is then not recycled
 	// (Options.Recycle).
 	handedOut bool
-	// compactAfter is compactAfter (retain.go), lower in tests.
-	compactAfter int
-	// copies are the compact copies waiting in the reorder buffer: they are
-	// not handed to Options.Recycle, which takes only the runtime's records.
-	copies map[*Record]struct{}
 
 	// dirty lists the keys changed since the last Changes call.
 	dirty []*keyState
@@ -136,8 +131,6 @@ func NewPartition(prog *Program, out Output, opts Options) (*Partition, error) {
 		perRule:  make([]RuleStats, len(prog.rules)),
 		tracer:   opts.Tracer,
 		noGroups: opts.Tracer != nil,
-
-		compactAfter: compactAfter,
 	}, nil
 }
 
@@ -190,7 +183,7 @@ func (p *Partition) Push(r *Record) {
 		p.out.Late(r)
 		return
 	}
-	p.pending.push(p.buffered(r))
+	p.pending.push(r)
 	if r.Time > p.maxTime {
 		p.maxTime = r.Time
 		if wm := r.Time - int64(p.opts.MaxOutOfOrderness); wm > p.wm {
@@ -239,8 +232,6 @@ func (p *Partition) advance(wm int64) {
 		p.process(r)
 		switch {
 		case p.handedOut:
-		case len(p.copies) > 0 && p.isCopy(r):
-			delete(p.copies, r) // the partition's own, not the runtime's
 		case p.opts.Recycle != nil && p.tracer == nil:
 			p.opts.Recycle(r)
 		}

@@ -143,48 +143,6 @@ func (p *Partition) record(k *keptEvent, key string) *Record {
 	return &r.rec
 }
 
-// compactAfter is how many records may wait in the reorder buffer as the
-// runtime made them: some 40 MB of them. A stream of 1,000 events per
-// second allowing 5 s of disorder keeps some 5,000 waiting, and copying
-// each would cost more than it saves. Past it, as when a stream of 100,000
-// events per second allows 2 s, each record that joins them waits as a
-// compact copy: a
-// recordCopy of 256 bytes over a kept event, instead of the decoder's
-// 512-byte record beside the event's bytes, and the original goes back to
-// the runtime (Options.Recycle). The partition lists its copies, so that
-// it never hands one to Options.Recycle. The copy's event is parsed again when the
-// record is matched, if a condition Prepare did not decide reads a field.
-const compactAfter = 1 << 16
-
-// buffered returns what waits in the reorder buffer for r: r, or its
-// compact copy once the buffer holds p.compactAfter records.
-func (p *Partition) buffered(r *Record) *Record {
-	if p.pending.len() < p.compactAfter {
-		return r
-	}
-	raw := r.Event.Raw()
-	k := p.keep(raw, r.Event.Preloaded(), r.Time, r.Seq, r.Pos)
-	c := new(recordCopy)
-	c.ev.SetLazy(k.raw(), k.pre(), nil)
-	c.rec = *r
-	c.rec.Event = &c.ev
-	c.rec.Key = rebase(r.Key, raw, k.raw())
-	if p.copies == nil {
-		p.copies = map[*Record]struct{}{}
-	}
-	p.copies[&c.rec] = struct{}{}
-	if p.opts.Recycle != nil && p.tracer == nil {
-		p.opts.Recycle(r)
-	}
-	return &c.rec
-}
-
-// isCopy reports whether r is a compact copy buffered.
-func (p *Partition) isCopy(r *Record) bool {
-	_, ok := p.copies[r]
-	return ok
-}
-
 // eventViews hands out events made again from kept ones for one
 // evaluation of a condition or summary: CEL holds them only while it
 // evaluates, so the next evaluation reuses them.
@@ -210,18 +168,4 @@ func (v *eventViews) view(k *keptEvent) *rules.Event {
 	v.used++
 	ev.ev.SetLazy(k.raw(), k.pre(), &ev.buf)
 	return &ev.ev
-}
-
-// rebase returns s, or, when s lies inside from, the same bytes of to (a
-// copy of from): a key read from an event points into the event's bytes.
-func rebase(s string, from, to []byte) string {
-	if len(s) == 0 || len(from) == 0 {
-		return s
-	}
-	sp := uintptr(unsafe.Pointer(unsafe.StringData(s)))
-	base := uintptr(unsafe.Pointer(unsafe.SliceData(from)))
-	if sp < base || sp+uintptr(len(s)) > base+uintptr(len(from)) {
-		return s
-	}
-	return unsafe.String(&to[sp-base], len(s))
 }
