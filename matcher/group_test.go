@@ -570,14 +570,8 @@ func TestGroupsEvictAndRestore(t *testing.T) {
 // state emptied since its last checkpoint is not restored).
 func evictAndRestore(t *testing.T, p *Partition, recs []*Record, ooo int64, every int) {
 	t.Helper()
-	s := &store{keys: map[string][]byte{}, deadlines: map[string]int64{}}
-	evicted := map[string]bool{}
-	load := func(k string) {
-		if evicted[k] {
-			delete(evicted, k)
-			s.load(t, p, k)
-		}
-	}
+	s := &store{keys: map[string][]byte{}, deadlines: map[string]int64{}, evicted: map[string]bool{}}
+	load := func(k string) { s.load(t, p, k) }
 	maxTime := int64(math.MinInt64)
 	for i, r := range recs {
 		maxTime = max(maxTime, r.Time)
@@ -601,7 +595,7 @@ func evictAndRestore(t *testing.T, p *Partition, recs []*Record, ooo int64, ever
 					s.deadlines[k] = d
 				}
 				p.Evict(k)
-				evicted[k] = true
+				s.evicted[k] = true
 			}
 		}
 	}
