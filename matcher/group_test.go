@@ -200,31 +200,7 @@ func thresholdRules(b *strings.Builder, prefix string, thresholds []int, skip, f
 // hold many partial matches.
 func paymentsRecords(t *testing.T, rs *rules.Compiled, seed uint64, events, keys int) []*Record {
 	t.Helper()
-	g, err := gen.New(gen.Options{Seed: seed, Events: events, Keys: keys, Rate: 20, OutOfOrder: 0.05, MaxLateness: 1500 * time.Millisecond, FraudRate: 0.02})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var recs []*Record
-	for line := int64(1); ; line++ {
-		raw, ok := g.Next()
-		if !ok {
-			break
-		}
-		ev, err := rules.ParseEvent(append([]byte(nil), raw...))
-		if err != nil {
-			t.Fatal(err)
-		}
-		key, err := rs.Key.EvalKey(ev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ts, err := rs.Time.EvalTime(ev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		recs = append(recs, &Record{Event: ev, Key: key, Time: ts, Pos: Position{Source: "payments/0", Offset: line}})
-	}
-	return recs
+	return generatedRecords(t, rs, gen.Options{Seed: seed, Events: events, Keys: keys, Rate: 20, OutOfOrder: 0.05, MaxLateness: 1500 * time.Millisecond, FraudRate: 0.02}, "payments/0")
 }
 
 const thresholdHeader = `ruleset: thresholds
@@ -372,30 +348,7 @@ func TestGroupsMatchRulesApartOnShippedRulesets(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		g, err := gen.New(gen.Options{Stream: stream, Seed: 5, Events: 5000, Keys: 40, OutOfOrder: 0.05, MaxLateness: time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var recs []*Record
-		for line := int64(1); ; line++ {
-			raw, ok := g.Next()
-			if !ok {
-				break
-			}
-			ev, err := rules.ParseEvent(append([]byte(nil), raw...))
-			if err != nil {
-				t.Fatal(err)
-			}
-			key, err := rs.Key.EvalKey(ev)
-			if err != nil {
-				continue
-			}
-			ts, err := rs.Time.EvalTime(ev)
-			if err != nil {
-				t.Fatal(err)
-			}
-			recs = append(recs, &Record{Event: ev, Key: key, Time: ts, Pos: Position{Source: stream, Offset: line}})
-		}
+		recs := generatedRecords(t, rs, gen.Options{Stream: stream, Seed: 5, Events: 5000, Keys: 40, OutOfOrder: 0.05, MaxLateness: time.Second}, stream)
 		differential(t, stream, prog, Options{MaxOutOfOrderness: rs.Stream.MaxOutOfOrderness}, recs, nil)
 	}
 }

@@ -41,7 +41,17 @@ func snapshotFixture(t *testing.T) (*Program, *rules.Compiled, []*Record) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := gen.New(gen.Options{Seed: 7, Events: 6000, Keys: 60, Rate: 20, OutOfOrder: 0.05, MaxLateness: 1500 * time.Millisecond})
+	recs := generatedRecords(t, rs, gen.Options{Seed: 7, Events: 6000, Keys: 60, Rate: 20, OutOfOrder: 0.05, MaxLateness: 1500 * time.Millisecond}, "payments/0")
+	return prog, rs, recs
+}
+
+func clone(r *Record) *Record { c := *r; return &c }
+
+// generatedRecords are the events internal/gen makes with o, keyed and timed
+// by rs, at positions source:line; events rs cannot key are left out.
+func generatedRecords(t *testing.T, rs *rules.Compiled, o gen.Options, source string) []*Record {
+	t.Helper()
+	g, err := gen.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +59,7 @@ func snapshotFixture(t *testing.T) (*Program, *rules.Compiled, []*Record) {
 	for line := int64(1); ; line++ {
 		raw, ok := g.Next()
 		if !ok {
-			break
+			return recs
 		}
 		ev, err := rules.ParseEvent(append([]byte(nil), raw...))
 		if err != nil {
@@ -57,18 +67,15 @@ func snapshotFixture(t *testing.T) (*Program, *rules.Compiled, []*Record) {
 		}
 		key, err := rs.Key.EvalKey(ev)
 		if err != nil {
-			t.Fatal(err)
+			continue
 		}
 		ts, err := rs.Time.EvalTime(ev)
 		if err != nil {
 			t.Fatal(err)
 		}
-		recs = append(recs, &Record{Event: ev, Key: key, Time: ts, Pos: Position{Source: "payments/0", Offset: line}})
+		recs = append(recs, &Record{Event: ev, Key: key, Time: ts, Pos: Position{Source: source, Offset: line}})
 	}
-	return prog, rs, recs
 }
-
-func clone(r *Record) *Record { c := *r; return &c }
 
 func referenceIDs(t *testing.T, prog *Program, rs *rules.Compiled, recs []*Record) []string {
 	out := &idCollector{}
