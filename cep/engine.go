@@ -55,6 +55,15 @@ const (
 	// short enough that a crashed instance holds read_committed consumers
 	// only seconds.
 	DefaultTransactionTimeout = 10 * time.Second
+	// fetchMaxWait is how long a broker may hold a fetch for data to
+	// arrive. A partition resumed after a pause (a rewind after an aborted
+	// transaction, a worker that caught up) is fetched only once the fetch
+	// in flight returns: with franz-go's default of 5 s, a partition gone
+	// back to its checkpoint waited up to 5 s to re-read its records while
+	// the others were idle. 500 ms is the Java consumer's
+	// fetch.max.wait.ms; an idle instance pays two fetches a second per
+	// broker for it.
+	fetchMaxWait = 500 * time.Millisecond
 )
 
 // ReasonHeader is the record header that says why a record went to the
@@ -344,6 +353,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		// a worker exists for every partition a poll returns.
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
+		kgo.FetchMaxWait(fetchMaxWait),
 		// The workers live within Run's ctx: the callback's is the
 		// client's.
 		kgo.OnPartitionsAssigned(func(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/shrike-cep/shrike/internal/testkit"
 	"github.com/shrike-cep/shrike/rules"
@@ -107,6 +109,75 @@ func testRestart(t *testing.T, kind storeKind, crash bool) {
 	if v := metricValue(text, `shrike_engine_skipped_records_total{topic="payments"}`); v <= 0 {
 		t.Errorf("%v re-read records skipped", v)
 	}
+}
+
+// TestEngineIdleWaitsForReRead restarts mid-stream while the new owner
+// cannot fetch (its fetches are held at the broker) and its wall clock
+// passes the stream's idle_timeout: the records its checkpoint says were
+// read past the checkpoint's offset (events still in the reorder buffer)
+// are there to be fetched, so the partition is not idle, and once fetched
+// they are matched rather than taken for late.
+func TestEngineIdleWaitsForReRead(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(testPartitions, "payments"), kfake.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	brokers := c.ListenAddrs()
+	rs := loadPayments(t)
+	lines := paymentsEvents(t, 2000, 100, 0.1)
+	clock := newFakeClock()
+	log := newAlertLog()
+	store := state.NewMemory()
+	opts := EngineOptions{Brokers: brokers, Rulesets: []*rules.Compiled{rs}, Store: store, Clock: clock.Now, OnAlert: log.add}
+
+	first := start(t, opts)
+	prod := produce(t, brokers, "payments", rs, lines)
+	testkit.WaitFor(t, 0, "the stream to be processed and checkpointed", func() bool {
+		return consumed(prod, first) && checkpointed(first)
+	})
+	first.stop(t)
+	// The last max_out_of_orderness of each partition's events waited in
+	// the reorder buffer: each checkpoint's offset is behind the end.
+	behind := 0
+	for p, end := range prod.end {
+		cp, ok, err := store.LoadCheckpoint(t.Context(), state.PartitionID{Group: DefaultGroup, Topic: "payments", Partition: p})
+		if err != nil || !ok {
+			t.Fatalf("partition %d: checkpoint %v %v", p, ok, err)
+		}
+		if cp.Offset < end {
+			behind++
+		}
+	}
+	if behind == 0 {
+		t.Fatal("no checkpoint is behind the end of its partition: nothing is re-read")
+	}
+
+	release := make(chan struct{})
+	c.ControlKey(int16(kmsg.Fetch), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		c.SleepControl(func() { <-release })
+		return nil, nil, false
+	})
+	reg := prometheus.NewRegistry()
+	opts.Registerer = reg
+	second := start(t, opts)
+	testkit.WaitFor(t, 0, "the second engine to restore its partitions", func() bool {
+		st := second.Status().Partitions
+		return len(st) == testPartitions && !slices.ContainsFunc(st, func(p PartitionStatus) bool { return !p.Restored })
+	})
+	clock.Advance(rs.Stream.IdleTimeout + time.Second)
+	// Idle checks run every tickInterval: give them several before the
+	// records come.
+	time.Sleep(5 * tickInterval)
+	close(release)
+	testkit.WaitFor(t, 0, "everything to be processed", func() bool { return consumed(prod, second) })
+	closeWindows(t, clock, prod, second)
+	second.stop(t)
+	if v := metricValue(testkit.MetricsText(t, reg), `shrike_engine_late_events_total{topic="payments"}`); v > 0 {
+		t.Errorf("%v re-read events taken for late", v)
+	}
+	log.check(t, replayAlerts(t, rs, lines, prod))
 }
 
 // TestEngineRebalance starts a second engine in the group of a first one

@@ -251,6 +251,9 @@ func (w *worker) collectChanges() int {
 // rules fire on a quiet partition (docs/semantics.md). It returns false when the
 // worker must stop.
 func (w *worker) idleAdvance() bool {
+	if w.behind() {
+		return true
+	}
 	w.collectChanges()
 	now := w.e.opts.Clock()
 	loads := &w.batch.loads
@@ -282,6 +285,17 @@ func (w *worker) idleAdvance() bool {
 		}
 	}
 	return true
+}
+
+// behind reports whether the partition has records it knows of but has
+// not matched yet: records an earlier owner, or this one before its
+// transaction aborted, read past the checkpoint it restored (below
+// readTo), or fetched records waiting, paused or dropped for a rewind. Such
+// a partition is not quiet however long the wall clock says it was: its
+// re-fetch may wait out a rebalance or a fetch in flight, and a watermark
+// moved on meanwhile would make those records late.
+func (w *worker) behind() bool {
+	return w.next < w.readTo || w.q.holding()
 }
 
 // satSub is a - b, saturated at math.MinInt64 (watermarks start there).

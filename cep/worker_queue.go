@@ -111,6 +111,14 @@ func (h *handoff) fence() {
 	}
 }
 
+// holding reports whether records of the partition are queued for the
+// worker, or fetching is paused (the worker fell behind) or rewinding.
+func (h *handoff) holding() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.queued > 0 || h.paused || h.rewinding
+}
+
 // startRewind drops the queue and pauses fetching until endRewind: the
 // records fetched so far lie past the checkpoint the worker goes back to.
 func (h *handoff) startRewind() {

@@ -282,6 +282,12 @@ func (f *AlertFeed) kafkaOpts(more ...kgo.Opt) []kgo.Opt {
 	opts := append([]kgo.Opt{
 		kgo.SeedBrokers(f.opts.Brokers...),
 		kgo.ClientID("shrike-alert-feed"),
+		// A read_committed fetch waits for records at the last stable
+		// offset; a broker that does not answer it early when a
+		// transaction commits (the embedded one) keeps the committed
+		// alerts from subscribers for the whole wait: franz-go's default
+		// of 5 s. The Java consumer's 500 ms bounds it.
+		kgo.FetchMaxWait(500 * time.Millisecond),
 	}, more...)
 	return append(opts, f.opts.ExtraKafka...)
 }
