@@ -20,6 +20,12 @@ type CompileOptions struct {
 	// otherwise hold 20,000 rules and cost seconds and hundreds of MB to
 	// load. Default DefaultMaxRules.
 	MaxRules int
+	// Lists holds the items of the managed lists the ruleset declares;
+	// compiled rulesets read them from it at run time, so that Set on it
+	// changes what they see without recompiling. Nil: a store of the
+	// ruleset's own, every managed list empty (Compiled.ManagedItems
+	// reaches it).
+	Lists *ManagedLists
 }
 
 // Compiled is a ruleset whose expressions all type-checked and compiled.
@@ -41,6 +47,9 @@ type Compiled struct {
 	// its partial matches apart and sends its alerts to the shadow alerts
 	// topic. It is set by whoever deploys the ruleset, not by the source.
 	Shadow bool
+	// ManagedItems holds the items of the managed lists the ruleset
+	// declares (CompileOptions.Lists).
+	ManagedItems *ManagedLists
 }
 
 // CompiledRule is one enabled rule with its compiled expressions.

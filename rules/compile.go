@@ -14,7 +14,9 @@ import (
 	"cel.dev/cel-go/common"
 	celast "cel.dev/cel-go/common/ast"
 	"cel.dev/cel-go/common/cost"
+	"cel.dev/cel-go/common/overloads"
 	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
 )
 
 // Defaults of CompileOptions.
@@ -38,7 +40,7 @@ func compileWith(ctx context.Context, rs *Ruleset, opts CompileOptions, forceTra
 	if c.env == nil {
 		return nil, c.list
 	}
-	out := &Compiled{Ruleset: rs, Source: rs.src}
+	out := &Compiled{Ruleset: rs, Source: rs.src, ManagedItems: c.store}
 	if rs.Stream.Key != "" {
 		out.Key = c.expr(c.env, exprSpec{src: rs.Stream.Key, pos: rs.Stream.KeyPos, what: "stream key", want: keyKinds, at: noSteps})
 	}
@@ -69,7 +71,10 @@ func newCompiler(rs *Ruleset, opts CompileOptions) *compiler {
 		opts.CostLimit = defaultCostLimit
 	}
 	fillDefaults(rs)
-	c := &compiler{rs: rs, opts: opts}
+	c := &compiler{rs: rs, opts: opts, store: opts.Lists}
+	if c.store == nil {
+		c.store = NewManagedLists()
+	}
 	p, err := newProvider(rs)
 	if err != nil {
 		c.add(rs.Pos, "%v", err)
@@ -86,7 +91,7 @@ func newCompiler(rs *Ruleset, opts CompileOptions) *compiler {
 		return c
 	}
 	c.env = env
-	c.lists = newListsValue(rs.Lists)
+	c.lists = newListsValue(rs, c.store)
 	return c
 }
 
@@ -103,6 +108,7 @@ type compiler struct {
 	env    *cel.Env
 	evType *types.Type
 	lists  *listsValue
+	store  *ManagedLists
 	lines  [][]rune // the source split in lines, for snippets
 	// forceTracking puts every expression under the runtime cost limit
 	// (benchmarks only).
@@ -282,7 +288,7 @@ func (c *compiler) expr(env *cel.Env, sp exprSpec) *Expr {
 	}
 	// The cost limit is enforced statically where possible: runtime cost
 	// tracking makes a typical predicate about 4x slower (see doc.go).
-	est, err := env.EstimateCost(ast, sizeEstimator{rule: sp.rule, lists: c.rs.Lists})
+	est, err := env.EstimateCost(ast, sizeEstimator{rule: sp.rule, rs: c.rs})
 	if err != nil {
 		c.celErr(sp, common.NoLocation, fmt.Sprintf("estimating cost: %v", err))
 		return nil
@@ -293,7 +299,8 @@ func (c *compiler) expr(env *cel.Env, sp exprSpec) *Expr {
 	}
 	popts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
 	if est.Max > c.opts.CostLimit || c.forceTracking {
-		popts = append(popts, cel.CostLimit(c.opts.CostLimit))
+		popts = append(popts, cel.CostLimit(c.opts.CostLimit),
+			cel.CostTrackerOptions(cost.OverloadTracker(overloads.InList, hashedInCost)))
 		x.costTracked = true
 	}
 	prg, err := env.Program(ast, popts...)
@@ -310,7 +317,18 @@ func (c *compiler) expr(env *cel.Env, sp exprSpec) *Expr {
 	}
 	sort.Strings(x.Steps)
 	x.listNames = usedLists(native)
-	x.pool.New = func() any { return &activation{x: x} }
+	for _, name := range x.listNames {
+		if d := c.rs.ListDecls[name]; d != nil && d.Managed {
+			x.readsManaged = true
+		}
+	}
+	x.pool.New = func() any {
+		a := &activation{x: x, lists: x.lists.shared}
+		if x.readsManaged {
+			a.lists = &listsView{v: x.lists, loaded: make([]*listContents, len(x.lists.managed))}
+		}
+		return a
+	}
 	x.fast = detectFast(native.Expr(), c.fieldKind)
 	if x.fast == nil {
 		x.steps = detectSteps(native.Expr(), x.vars, c.fieldKind)
@@ -434,6 +452,9 @@ type exprRuntime struct {
 	vars      []stepVar
 	lists     *listsValue
 	listNames []string
+	// readsManaged: the expression reads a managed list, so each
+	// evaluation reads its contents once (listsView).
+	readsManaged bool
 	// costTracked: the static cost estimate could not prove the expression
 	// within the limit, so it runs under cel.CostLimit.
 	costTracked bool
@@ -485,8 +506,8 @@ const maxFieldSize = 64 << 10
 // step its maximum count when it has one. An unbounded step list stays
 // unknown, which leaves comprehensions over it to the runtime limit.
 type sizeEstimator struct {
-	rule  *Rule
-	lists map[string][]any
+	rule *Rule
+	rs   *Ruleset
 }
 
 // EstimateSize implements cost.Estimator.
@@ -497,7 +518,10 @@ func (e sizeEstimator) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
 	}
 	if p[0] == "lists" {
 		if len(p) == 2 {
-			if l, ok := e.lists[p[1]]; ok {
+			if d := e.rs.ListDecls[p[1]]; d != nil && d.Managed {
+				return &cost.SizeEstimate{Min: 0, Max: MaxListItems}
+			}
+			if l, ok := e.rs.Lists[p[1]]; ok {
 				return &cost.SizeEstimate{Min: uint64(len(l)), Max: uint64(len(l))}
 			}
 		}
@@ -519,7 +543,30 @@ func (e sizeEstimator) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
 	return nil
 }
 
-// EstimateCallCost implements cost.Estimator: calls cost what cel-go says.
-func (sizeEstimator) EstimateCallCost(function, overloadID string, target *cost.AstNode, args []cost.AstNode) *cost.CallEstimate {
+// EstimateCallCost implements cost.Estimator: `x in lists.NAME` of a
+// typed or managed list is a hash lookup (hashedInCost); other calls cost
+// what cel-go says.
+func (e sizeEstimator) EstimateCallCost(function, overloadID string, target *cost.AstNode, args []cost.AstNode) *cost.CallEstimate {
+	if overloadID != overloads.InList || len(args) != 2 {
+		return nil
+	}
+	p := args[1].Path()
+	if len(p) != 2 || p[0] != "lists" || e.rs.ListDecls[p[1]] == nil {
+		return nil
+	}
+	return &cost.CallEstimate{CostEstimate: cost.CostEstimate{Min: 1, Max: hashedInCostUnits}}
+}
+
+// hashedInCostUnits is what `in` over a hashed list costs: one hash probe
+// per prefix length of a cidr list at most.
+const hashedInCostUnits = 129
+
+// hashedInCost is the runtime cost of `in` over a hashed list (nil: the
+// standard cost, the list's size).
+func hashedInCost(args []ref.Val, _ ref.Val) *uint64 {
+	if len(args) == 2 && hashedList(args[1]) {
+		c := uint64(hashedInCostUnits)
+		return &c
+	}
 	return nil
 }

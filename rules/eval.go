@@ -21,6 +21,9 @@ type activation struct {
 	x    *Expr
 	ev   *Event
 	vars Vars
+	// lists is the expression's view of its lists: its own, reset per
+	// evaluation, when it reads managed lists; else listsValue.shared.
+	lists *listsView
 }
 
 // ResolveName implements interpreter.Activation.
@@ -32,7 +35,7 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		}
 		return a.ev, true
 	case "lists":
-		return a.x.lists, true
+		return a.lists, true
 	}
 	for _, sv := range a.x.vars {
 		if sv.name != name {
@@ -83,6 +86,9 @@ func (e *Expr) Eval(ev *Event, vars Vars) (ref.Val, error) {
 	a.ev, a.vars = ev, vars
 	out, _, err := e.prg.Eval(a)
 	a.ev, a.vars = nil, nil
+	if e.readsManaged {
+		a.lists.reset()
+	}
 	e.pool.Put(a)
 	if err != nil {
 		return nil, fmt.Errorf("eval %s: %w", e.Source, err)

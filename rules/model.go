@@ -35,9 +35,14 @@ type Ruleset struct {
 	// Schema lists the typed event fields in source order. Empty means event
 	// fields are dyn and unknown fields are not errors.
 	Schema []SchemaField
-	// Lists holds reference data readable from CEL as lists.NAME.
+	// Lists holds reference data readable from CEL as lists.NAME: the
+	// items given in the ruleset (a typed list's as strings). A managed
+	// list has no entry here.
 	Lists map[string][]any
-	Rules []*Rule
+	// ListDecls holds the lists declared in the mapping form (typed or
+	// managed), by name (lists.go).
+	ListDecls map[string]*ListDecl
+	Rules     []*Rule
 
 	Pos Pos // position of the document
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -334,8 +335,12 @@ func (p *parser) lists(n *yaml.Node) {
 		if !identRE.MatchString(k.Value) {
 			p.add(p.pos(k), "list name %q is not a CEL identifier", k.Value)
 		}
+		if v.Kind == yaml.MappingNode {
+			p.typedList(k, v)
+			return
+		}
 		if v.Kind != yaml.SequenceNode {
-			p.add(p.pos(v), "list %q must be a list, not %s", k.Value, yamlnode.KindName(v))
+			p.add(p.pos(v), "list %q must be a list of items, or a mapping such as {managed: true, type: string}, not %s", k.Value, yamlnode.KindName(v))
 			return
 		}
 		items := make([]any, 0, len(v.Content))
@@ -349,6 +354,67 @@ func (p *parser) lists(n *yaml.Node) {
 		}
 		p.rs.Lists[k.Value] = items
 	})
+}
+
+// typedList reads a list in the mapping form: {type: string|cidr,
+// managed: true} or {type: …, items: […]}.
+func (p *parser) typedList(k, v *yaml.Node) {
+	name := k.Value
+	d := &ListDecl{Name: name, Type: ListString, Pos: p.pos(k)}
+	var itemsNode, typeNode *yaml.Node
+	p.Fields(v, "list "+strconv.Quote(name), map[string]func(k, v *yaml.Node){
+		"managed": func(_, v *yaml.Node) { d.Managed = p.boolean(v, "managed") },
+		"type": func(_, v *yaml.Node) {
+			typeNode = v
+			if t, ok := p.Str(v, "list type"); ok {
+				d.Type = ListType(t)
+			}
+		},
+		"items": func(_, v *yaml.Node) { itemsNode = v },
+	})
+	if !slices.Contains(ListTypes(), d.Type) {
+		p.add(p.pos(typeNode), "list %q: unknown type %q (want string or cidr)", name, d.Type)
+		return
+	}
+	switch {
+	case d.Managed && itemsNode != nil:
+		p.add(p.pos(itemsNode), "list %q is managed: its items are not in the ruleset but set through the API (PUT /v1/lists/%s), or offline with --list or a test file's lists", name, name)
+		return
+	case !d.Managed && itemsNode == nil:
+		p.add(p.pos(v), "list %q: give its items, or declare it managed: true", name)
+		return
+	}
+	if p.rs.ListDecls == nil {
+		p.rs.ListDecls = map[string]*ListDecl{}
+	}
+	p.rs.ListDecls[name] = d
+	if d.Managed {
+		return
+	}
+	itemsNode = p.Resolve(itemsNode)
+	if itemsNode.Kind != yaml.SequenceNode {
+		p.add(p.pos(itemsNode), "list %q items must be a list, not %s", name, yamlnode.KindName(itemsNode))
+		return
+	}
+	if len(itemsNode.Content) > MaxListItems {
+		p.add(p.pos(itemsNode), "list %q has %d items, over the limit of %d", name, len(itemsNode.Content), MaxListItems)
+		return
+	}
+	items := make([]any, 0, len(itemsNode.Content))
+	for i, it := range itemsNode.Content {
+		it = p.Resolve(it)
+		if it.Kind != yaml.ScalarNode || it.Tag == "!!null" {
+			p.add(p.pos(it), "list %q item %d must be a string, not %s", name, i, yamlnode.KindName(it))
+			continue
+		}
+		c, err := CanonicalListItem(d.Type, it.Value)
+		if err != nil {
+			p.add(p.pos(it), "list %q item %d %s: %v", name, i, strconv.Quote(cut(it.Value, 64)), err)
+			continue
+		}
+		items = append(items, c)
+	}
+	p.rs.Lists[name] = items
 }
 
 // scalar converts a YAML scalar to string, int64, float64 or bool.

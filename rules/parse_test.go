@@ -315,7 +315,7 @@ func TestLoadErrors(t *testing.T) {
 				`3:6: unknown schema type "strng" for field "a" (want one of bool, bytes, double, duration, dyn, int, list, map, string, timestamp, uint)`,
 				`4:3: schema field "b-c" is not a CEL identifier`,
 				`5:3: duplicate key "a" in schema`,
-				`7:6: list "l" must be a list, not a string`,
+				`7:6: list "l" must be a list of items, or a mapping such as {managed: true, type: string}, not a string`,
 				`8:10: list "m" items must be strings, numbers or booleans, not a list`,
 			},
 		},

@@ -4,7 +4,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"math"
-	"reflect"
+	"sort"
 	"strconv"
 	"time"
 
@@ -67,9 +67,20 @@ func newProvider(rs *Ruleset) (*provider, error) {
 			p.event[f.Name] = schemaField(f.Name, st.t, st.k)
 		}
 	}
-	for _, name := range sortedKeys(rs.Lists) {
+	managedIdx := map[string]int{}
+	for i, d := range rs.managedDecls() {
+		managedIdx[d.Name] = i
+	}
+	for _, name := range rs.listNames() {
 		p.listNames = append(p.listNames, name)
-		p.lists[name] = listField(name, listElemType(rs.Lists[name]))
+		elem, idx := listElemType(rs.Lists[name]), -1
+		if d := rs.ListDecls[name]; d != nil {
+			elem = types.StringType
+			if d.Managed {
+				idx = managedIdx[name]
+			}
+		}
+		p.lists[name] = listField(name, elem, idx)
 	}
 	return p, nil
 }
@@ -162,60 +173,103 @@ func schemaField(name string, t *types.Type, k kind) *types.FieldType {
 	}
 }
 
-// listsValue is the value of `lists`.
+// listsValue holds a compiled ruleset's lists: the items of those given
+// in the ruleset, and the shared holders of its managed lists.
 type listsValue struct {
-	m map[string]ref.Val
+	m       map[string]ref.Val
+	managed []*managedList
+	// shared is the view of evaluations that read no managed list (or
+	// that have no activation of their own): it reads holders every time.
+	shared *listsView
 }
 
-func listField(name string, elem *types.Type) *types.FieldType {
+// listField reads list name from a listsView; managedIdx is its index in
+// listsValue.managed, -1 for a list given in the ruleset.
+func listField(name string, elem *types.Type, managedIdx int) *types.FieldType {
 	return &types.FieldType{
 		Type: types.NewListType(elem),
 		IsSet: func(target any) bool {
-			l, ok := target.(*listsValue)
-			return ok && l.m[name] != nil
+			l, ok := target.(*listsView)
+			return ok && l.get(name, managedIdx) != nil
 		},
 		GetFrom: func(target any) (any, error) {
-			l, ok := target.(*listsValue)
-			if !ok || l.m[name] == nil {
+			l, ok := target.(*listsView)
+			if !ok {
 				return nil, fmt.Errorf("no such list: %s", name)
 			}
-			return l.m[name], nil
+			v := l.get(name, managedIdx)
+			if v == nil {
+				return nil, fmt.Errorf("no such list: %s", name)
+			}
+			return v, nil
 		},
 	}
 }
 
-// ConvertToNative implements ref.Val.
-func (l *listsValue) ConvertToNative(reflect.Type) (any, error) {
-	return nil, fmt.Errorf("lists cannot be converted")
-}
-
-// ConvertToType implements ref.Val.
-func (l *listsValue) ConvertToType(t ref.Type) ref.Val {
-	if t == types.TypeType {
-		return types.NewObjectType(listsTypeName)
-	}
-	return types.NewErr("lists cannot be converted to %s", t.TypeName())
-}
-
-// Equal implements ref.Val.
-func (l *listsValue) Equal(o ref.Val) ref.Val { return types.Bool(o == ref.Val(l)) }
-
-// Type implements ref.Val.
-func (l *listsValue) Type() ref.Type { return types.NewObjectType(listsTypeName) }
-
-// Value implements ref.Val.
-func (l *listsValue) Value() any { return l }
-
-func newListsValue(lists map[string][]any) *listsValue {
-	lv := &listsValue{m: make(map[string]ref.Val, len(lists))}
-	for name, items := range lists {
+// newListsValue makes the value of rs's lists: a list given in the ruleset
+// becomes a CEL list (a hash set when typed), a managed one is read from
+// its holder in store.
+func newListsValue(rs *Ruleset, store *ManagedLists) *listsValue {
+	lv := &listsValue{m: make(map[string]ref.Val, len(rs.Lists))}
+	for name, items := range rs.Lists {
+		if d := rs.ListDecls[name]; d != nil && !d.Managed {
+			strs := make([]string, 0, len(items))
+			for _, it := range items {
+				if s, ok := it.(string); ok {
+					strs = append(strs, s)
+				}
+			}
+			c, _ := buildList(d.Type, strs)
+			lv.m[name] = c.val
+			continue
+		}
 		vals := make([]ref.Val, len(items))
 		for i, it := range items {
 			vals[i] = types.DefaultTypeAdapter.NativeToValue(it)
 		}
 		lv.m[name] = types.NewRefValList(types.DefaultTypeAdapter, vals)
 	}
+	for _, d := range rs.managedDecls() {
+		lv.managed = append(lv.managed, store.holder(d.Name, d.Type))
+	}
+	lv.shared = &listsView{v: lv}
 	return lv
+}
+
+// managedDecls returns the managed list declarations of rs by name: their
+// order gives the managed list indexes of listsValue and listField.
+func (rs *Ruleset) managedDecls() []*ListDecl {
+	var out []*ListDecl
+	for _, name := range sortedKeys(rs.ListDecls) {
+		if d := rs.ListDecls[name]; d.Managed {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// ManagedLists returns the managed list declarations of the ruleset, by
+// name.
+func (rs *Ruleset) ManagedLists() []ListDecl {
+	ds := rs.managedDecls()
+	out := make([]ListDecl, len(ds))
+	for i, d := range ds {
+		out[i] = *d
+	}
+	return out
+}
+
+// listNames returns the names of every list of rs, given or managed,
+// sorted.
+func (rs *Ruleset) listNames() []string {
+	names := sortedKeys(rs.Lists)
+	for name := range rs.ListDecls {
+		if _, ok := rs.Lists[name]; !ok {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	return names
 }
 
 // listElemType is the common CEL type of a list's items, dyn when mixed.

@@ -11,7 +11,8 @@ import (
 // ruleVersion hashes a canonical rendering of everything that decides what
 // a rule matches and what its alerts say: its own fields (not description
 // or enabled, which change neither), the schema (it changes decoding) and
-// the contents of the lists it reads. Formatting and comments in the YAML
+// the contents of the lists it reads (a managed list's declaration only:
+// its items change while the rule runs). Formatting and comments in the YAML
 // do not count, so re-uploading an unchanged rule keeps its version, its
 // running partial matches and its alert ids.
 func ruleVersion(rs *Ruleset, r *Rule, listsUsed map[string]bool) string {
@@ -47,8 +48,19 @@ func ruleVersion(rs *Ruleset, r *Rule, listsUsed map[string]bool) string {
 	for _, f := range rs.Schema {
 		w("schema."+f.Name, f.Type)
 	}
-	for _, name := range sortedKeys(rs.Lists) {
-		if listsUsed[name] {
+	for _, name := range rs.listNames() {
+		if !listsUsed[name] {
+			continue
+		}
+		// A managed list's items are data, edited while its rules run:
+		// only its declaration is part of the version.
+		d := rs.ListDecls[name]
+		switch {
+		case d != nil && d.Managed:
+			w("list."+name, "managed "+string(d.Type))
+		case d != nil:
+			w("list."+name, string(d.Type)+" "+fmt.Sprintf("%#v", rs.Lists[name]))
+		default:
 			w("list."+name, fmt.Sprintf("%#v", rs.Lists[name]))
 		}
 	}
