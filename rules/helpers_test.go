@@ -74,7 +74,7 @@ func compileStepProbe(t *testing.T, src string, schema bool) *Expr {
 func withoutFast(x *Expr) *Expr {
 	s := &Expr{Source: x.Source, Pos: x.Pos, Steps: x.Steps}
 	s.prg, s.vars, s.lists, s.listNames, s.costTracked = x.prg, x.vars, x.lists, x.listNames, x.costTracked
-	s.pool.New = func() any { return &activation{x: s} }
+	s.pool.New = func() any { return &activation{x: s, lists: s.lists.shared} }
 	return s
 }
 

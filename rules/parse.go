@@ -361,9 +361,12 @@ func (p *parser) lists(n *yaml.Node) {
 func (p *parser) typedList(k, v *yaml.Node) {
 	name := k.Value
 	d := &ListDecl{Name: name, Type: ListString, Pos: p.pos(k)}
-	var itemsNode, typeNode *yaml.Node
+	var itemsNode, typeNode, managedNode *yaml.Node
 	p.Fields(v, "list "+strconv.Quote(name), map[string]func(k, v *yaml.Node){
-		"managed": func(_, v *yaml.Node) { d.Managed = p.boolean(v, "managed") },
+		"managed": func(_, v *yaml.Node) {
+			managedNode = v
+			d.Managed = p.boolean(v, "managed")
+		},
 		"type": func(_, v *yaml.Node) {
 			typeNode = v
 			if t, ok := p.Str(v, "list type"); ok {
@@ -381,7 +384,9 @@ func (p *parser) typedList(k, v *yaml.Node) {
 		p.add(p.pos(itemsNode), "list %q is managed: its items are not in the ruleset but set through the API (PUT /v1/lists/%s), or offline with --list or a test file's lists", name, name)
 		return
 	case !d.Managed && itemsNode == nil:
-		p.add(p.pos(v), "list %q: give its items, or declare it managed: true", name)
+		if managedNode == nil || managedNode.Tag == "!!bool" {
+			p.add(p.pos(v), "list %q: give its items, or declare it managed: true", name)
+		}
 		return
 	}
 	if p.rs.ListDecls == nil {
