@@ -26,7 +26,10 @@ func newTestClient(t *testing.T, addrs []string, cluster bool) redis.UniversalCl
 
 // cleanupPrefix deletes the registry keys of prefix at the end of the test.
 func cleanupPrefix(t *testing.T, addrs []string, cluster bool, prefix string) {
-	t.Cleanup(func() { testkit.DeleteRedisKeys(t, addrs, cluster, "{"+prefix+":rules}:*") })
+	t.Cleanup(func() {
+		testkit.DeleteRedisKeys(t, addrs, cluster, "{"+prefix+":rules}:*")
+		testkit.DeleteRedisKeys(t, addrs, cluster, "{"+prefix+":lists}:*")
+	})
 }
 
 func at(s int) time.Time { return clockStart.Add(time.Duration(s) * time.Second) }

@@ -145,6 +145,8 @@ type Registry struct {
 	shKey   string // prefix of the per-ruleset shadow hashes
 	shadows string
 	poll    time.Duration // Watch's counter reads; tests lengthen it
+	prefix  string
+	decls   declCache // ListDecls
 }
 
 // New returns a Registry over opts.Client. It does not connect.
@@ -189,6 +191,7 @@ func New(opts Options) (*Registry, error) {
 		shKey:   tag + ":sh:",
 		shadows: tag + ":shadows",
 		poll:    registryPoll,
+		prefix:  prefix,
 	}, nil
 }
 
