@@ -44,6 +44,7 @@ func protoMapping() mapping {
 		shrikev1.File_shrike_v1_events_proto,
 		shrikev1.File_shrike_v1_rulesets_proto,
 		shrikev1.File_shrike_v1_shadow_proto,
+		shrikev1.File_shrike_v1_lists_proto,
 	} {
 		svcs := f.Services()
 		for i := range svcs.Len() {

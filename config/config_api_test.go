@@ -48,10 +48,10 @@ func TestConfigAPIValidate(t *testing.T) {
 			want: []string{
 				`c.yaml:3:7: api.tokens[0]: every token needs a name`,
 				`c.yaml:4:24: api.tokens[1].token: give token or token_file, not both`,
-				`c.yaml:4:81: api.tokens[1].scopes: unknown scope "rules:admin" (known: rules:read, rules:write, alerts:read, events:write)`,
+				`c.yaml:4:81: api.tokens[1].scopes: unknown scope "rules:admin" (known: rules:read, rules:write, alerts:read, events:write, lists:write)`,
 				`c.yaml:5:7: api.tokens[2]: token "a" has neither token nor token_file`,
 				`c.yaml:5:14: api.tokens[2].name: token name "a" is used twice`,
-				`c.yaml:5:25: api.tokens[2].scopes: token "a" grants no scope (known: rules:read, rules:write, alerts:read, events:write)`,
+				`c.yaml:5:25: api.tokens[2].scopes: token "a" grants no scope (known: rules:read, rules:write, alerts:read, events:write, lists:write)`,
 				`c.yaml:6:24: api.tokens[3].token: the same secret is given twice`,
 				"c.yaml:7:24: api.tokens[4].token: token \"c\": too weak: about 0 bits, 128 needed (at least 32 hex digits or 22 base64 characters, not counting common words); generate one with `openssl rand -hex 32` or `head -c 32 /dev/urandom | base64`",
 				`c.yaml:9:22: api.max_request_bytes: must be at least 1024, not 10`,

@@ -35,6 +35,9 @@ const (
 	ReasonRulesetInvalid     = "RULESET_INVALID"       // INVALID_ARGUMENT: the source does not parse, validate or compile
 	ReasonInvalidRequest     = "INVALID_REQUEST"       // INVALID_ARGUMENT: another bad field
 	ReasonRulesetNotFound    = "RULESET_NOT_FOUND"     // NOT_FOUND
+	ReasonListNotFound       = "LIST_NOT_FOUND"        // NOT_FOUND: no live ruleset declares a managed list of that name
+	ReasonListItemsInvalid   = "LIST_ITEMS_INVALID"    // INVALID_ARGUMENT: items the list's type cannot hold, field violations items[i]
+	ReasonListTooLarge       = "LIST_TOO_LARGE"        // RESOURCE_EXHAUSTED: too many items in the request or the list
 	ReasonVersionNotFound    = "VERSION_NOT_FOUND"     // NOT_FOUND
 	ReasonShadowNotFound     = "SHADOW_NOT_FOUND"      // NOT_FOUND: the ruleset has no shadow
 	ReasonShadowReplaced     = "SHADOW_REPLACED"       // ABORTED: the shadow changed while it was promoted; promote again
@@ -118,6 +121,7 @@ func toStatus(log *slog.Logger, method string, err error) error {
 	var list rules.ErrorList
 	var fe *fieldError
 	var ue *unavailableErr
+	var items *rules.ListItemsError
 	switch {
 	case errors.Is(err, context.Canceled):
 		return withDetails(codes.Canceled, "canceled", codeReason(codes.Canceled), meta)
@@ -128,8 +132,21 @@ func toStatus(log *slog.Logger, method string, err error) error {
 	case errors.As(err, &fe):
 		return withDetails(codes.InvalidArgument, fe.Error(), ReasonInvalidRequest, meta,
 			&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: fe.field, Description: fe.msg}}})
-	case errors.Is(err, registry.ErrInvalidName):
+	case errors.Is(err, registry.ErrInvalidName), errors.Is(err, registry.ErrInvalidListName):
 		return invalidField("name", err, meta)
+	case errors.As(err, &items):
+		br := &errdetails.BadRequest{}
+		for _, p := range items.Problems {
+			br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{
+				Field:       fmt.Sprintf("items[%d]", p.Index),
+				Description: fmt.Sprintf("%s: %s", strconv.Quote(p.Item), p.Msg),
+			})
+		}
+		return withDetails(codes.InvalidArgument, err.Error(), ReasonListItemsInvalid, meta, br)
+	case errors.Is(err, registry.ErrListNotFound):
+		return withDetails(codes.NotFound, err.Error(), ReasonListNotFound, meta)
+	case errors.Is(err, registry.ErrTooManyItems), errors.Is(err, registry.ErrListTooLarge):
+		return withDetails(codes.ResourceExhausted, err.Error(), ReasonListTooLarge, meta)
 	case errors.Is(err, pagetoken.ErrInvalid):
 		return invalidField("page_token", err, meta)
 	case errors.Is(err, feed.ErrInvalidCursor):

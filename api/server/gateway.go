@@ -73,6 +73,7 @@ func newGateway(s *Server) (*gateway, error) {
 		shrikev1.RegisterEventServiceHandler,
 		shrikev1.RegisterAnalysisServiceHandler,
 		shrikev1.RegisterShadowServiceHandler,
+		shrikev1.RegisterListServiceHandler,
 	} {
 		if err := register(ctx, mux, conn); err != nil {
 			_ = conn.Close()

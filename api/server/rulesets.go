@@ -29,6 +29,11 @@ type Registry interface {
 	GetShadow(ctx context.Context, name string) (registry.ShadowRecord, error)
 	DeleteShadow(ctx context.Context, name string) error
 	PromoteShadow(ctx context.Context, name string) (registry.RulesetRecord, error)
+
+	PutList(ctx context.Context, name string, items []string) (registry.ListChange, error)
+	AddListItems(ctx context.Context, name string, items []string) (registry.ListChange, error)
+	RemoveListItems(ctx context.Context, name string, items []string) (registry.ListChange, error)
+	GetList(ctx context.Context, name string, q registry.ListQuery) (registry.ListPage, error)
 }
 
 // Page sizes of every List method (AIP-158).

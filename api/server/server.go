@@ -245,6 +245,7 @@ func New(opts Options) (*Server, error) {
 	shrikev1.RegisterEventServiceServer(s.grpc, &eventService{s: s})
 	shrikev1.RegisterAnalysisServiceServer(s.grpc, &analysisService{s: s})
 	shrikev1.RegisterShadowServiceServer(s.grpc, &shadowService{s: s})
+	shrikev1.RegisterListServiceServer(s.grpc, &listService{s: s})
 	s.health = health.NewServer()
 	s.setHealth(healthpb.HealthCheckResponse_NOT_SERVING)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
@@ -274,6 +275,7 @@ var services = []string{
 	shrikev1.EventService_ServiceDesc.ServiceName,
 	shrikev1.AnalysisService_ServiceDesc.ServiceName,
 	shrikev1.ShadowService_ServiceDesc.ServiceName,
+	shrikev1.ListService_ServiceDesc.ServiceName,
 }
 
 func (s *Server) setHealth(st healthpb.HealthCheckResponse_ServingStatus) {

@@ -19,6 +19,7 @@ var apiFiles = []protoreflect.FileDescriptor{
 	shrikev1.File_shrike_v1_auth_proto,
 	shrikev1.File_shrike_v1_events_proto,
 	shrikev1.File_shrike_v1_rulesets_proto,
+	shrikev1.File_shrike_v1_lists_proto,
 }
 
 func forEachMessage(msgs protoreflect.MessageDescriptors, f func(protoreflect.MessageDescriptor)) {
@@ -75,6 +76,10 @@ var wantRoutes = map[string]route{
 	"shrike.v1.AlertService.SubscribeAlerts":       {"GET", "/v1/alerts:subscribe", "", shrikev1.ScopeAlertsRead},
 	"shrike.v1.AlertService.ListAlerts":            {"GET", "/v1/alerts", "", shrikev1.ScopeAlertsRead},
 	"shrike.v1.EventService.PublishEvents":         {"POST", "/v1/events:publish", "*", shrikev1.ScopeEventsWrite},
+	"shrike.v1.ListService.PutList":                {"PUT", "/v1/lists/{name}", "*", shrikev1.ScopeListsWrite},
+	"shrike.v1.ListService.AddListItems":           {"POST", "/v1/lists/{name}:add", "*", shrikev1.ScopeListsWrite},
+	"shrike.v1.ListService.RemoveListItems":        {"POST", "/v1/lists/{name}:remove", "*", shrikev1.ScopeListsWrite},
+	"shrike.v1.ListService.GetList":                {"GET", "/v1/lists/{name}", "", shrikev1.ScopeRulesRead},
 }
 
 // routes reads every RPC's http rule and scope from the descriptors.

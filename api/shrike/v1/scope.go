@@ -20,11 +20,12 @@ const (
 	ScopeRulesWrite  Scope = "rules:write"
 	ScopeAlertsRead  Scope = "alerts:read"
 	ScopeEventsWrite Scope = "events:write"
+	ScopeListsWrite  Scope = "lists:write"
 )
 
 // Scopes returns every scope, in api/README.md's order.
 func Scopes() []Scope {
-	return []Scope{ScopeRulesRead, ScopeRulesWrite, ScopeAlertsRead, ScopeEventsWrite}
+	return []Scope{ScopeRulesRead, ScopeRulesWrite, ScopeAlertsRead, ScopeEventsWrite, ScopeListsWrite}
 }
 
 // Known reports whether s is one of Scopes.
