@@ -8,8 +8,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	shrikev1 "github.com/shrike-cep/shrike/api/shrike/v1"
 	"github.com/shrike-cep/shrike/api/server"
+	shrikev1 "github.com/shrike-cep/shrike/api/shrike/v1"
 )
 
 const listsSrc = `ruleset: fraud
