@@ -28,6 +28,13 @@ type File struct {
 	Rulesets []*rules.Compiled
 	// Tests are the test cases in source order.
 	Tests []*Test
+	// Lists are the items of managed lists for every test of the file
+	// (`lists:` at the top); a test's own replace them.
+	Lists map[string]*ListItems
+
+	// managed holds the managed lists the rulesets read; each test sets
+	// them (setLists).
+	managed *rules.ManagedLists
 }
 
 // Test is one test case: events in, alerts expected.
@@ -50,6 +57,9 @@ type Test struct {
 	// MaxClockSkew, when positive, refuses events more than this ahead of
 	// the watermark, as cep.ReplayOptions.MaxClockSkew does; zero: off.
 	MaxClockSkew time.Duration
+	// Lists are the items of managed lists for this test, replacing the
+	// file's.
+	Lists map[string]*ListItems
 }
 
 // Event is one event written in a test file.
@@ -150,6 +160,7 @@ func LoadSource(path string, src []byte) (*File, error) {
 		return nil, p.err()
 	}
 	dir := filepath.Dir(path)
+	f.managed = rules.NewManagedLists()
 	names := map[string]rules.Pos{}
 	loaded := true
 	for _, ref := range refs {
@@ -163,7 +174,7 @@ func LoadSource(path string, src []byte) (*File, error) {
 			loaded = false
 			continue
 		}
-		c, err := rules.Load(rp, rsrc, rules.CompileOptions{})
+		c, err := rules.Load(rp, rsrc, rules.CompileOptions{Lists: f.managed})
 		if err != nil {
 			var list rules.ErrorList
 			if errors.As(err, &list) {
@@ -199,6 +210,11 @@ func LoadSource(path string, src []byte) (*File, error) {
 	// a rule of a ruleset that failed to load is not "unknown".
 	if loaded {
 		p.resolve(f)
+		declared := declaredLists(f.Rulesets)
+		p.checkLists(declared, "", f.Lists)
+		for _, t := range f.Tests {
+			p.checkLists(declared, testLabel(t)+": ", t.Lists)
+		}
 	}
 	if err := p.err(); err != nil {
 		return nil, err
@@ -287,6 +303,7 @@ func (p *parser) parse(src []byte) (*File, []rulesetRef) {
 			sawTests = true
 			f.Tests = p.tests(v)
 		},
+		"lists": func(k, v *yaml.Node) { f.Lists = p.lists(v) },
 	})
 	if root.Kind == yaml.MappingNode {
 		if !sawRulesets {
@@ -391,6 +408,7 @@ func (p *parser) test(n *yaml.Node) *Test {
 				t.MaxClockSkew = d
 			}
 		},
+		"lists": func(k, v *yaml.Node) { t.Lists = p.lists(v) },
 		"only": func(k, v *yaml.Node) {
 			p.Seq(v, "only", func(_ int, it *yaml.Node) {
 				if s, ok := p.nonEmpty(it, "only entry"); ok {

@@ -42,6 +42,10 @@ type Options struct {
 	// test` draws its progress bar through it. size is the file's size in
 	// bytes (compressed for .gz). The wrapper must return the same bytes.
 	WrapEvents func(name string, size int64, r io.Reader) io.Reader
+	// Lists are the items of managed lists for the tests that give them
+	// none (neither the test nor its file): `shrike test --list`. A
+	// managed list given items nowhere is empty.
+	Lists map[string][]string
 }
 
 // FileResult is the outcome of one test file.
@@ -189,6 +193,7 @@ func (f *File) runTest(ctx context.Context, t *Test, opts Options) *TestResult {
 	tr := &TestResult{Name: t.Name, Pos: t.Pos}
 	defer func() { tr.Elapsed = time.Since(start) }()
 
+	f.setLists(t, opts)
 	in, closeIn, err := f.input(t, opts)
 	if err != nil {
 		tr.Err = err

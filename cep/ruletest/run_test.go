@@ -318,7 +318,7 @@ func TestRunSelectsByName(t *testing.T) {
 // TestTestdataPasses runs the passing test files of testdata: every test
 // must pass, or the report says why.
 func TestTestdataPasses(t *testing.T) {
-	for _, path := range []string{"testdata/pass_test.yaml", "testdata/records_test.yaml"} {
+	for _, path := range []string{"testdata/pass_test.yaml", "testdata/records_test.yaml", "testdata/lists_test.yaml"} {
 		t.Run(path, func(t *testing.T) {
 			f, err := Load(path)
 			if err != nil {
@@ -480,5 +480,61 @@ func TestRunMaxClockSkew(t *testing.T) {
 
 	if tr := runOne(t, "  - name: unguarded"+events, Options{}); !tr.Failed() || tr.Late == 0 {
 		t.Errorf("unguarded: %+v; want the attack to fail the test with late events", outcomeOf(tr))
+	}
+}
+
+// TestRunListsOption: Options.Lists gives the managed lists of tests that
+// give them none, and only those.
+func TestRunListsOption(t *testing.T) {
+	f, err := Load("testdata/lists_test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.Run(context.Background(), Options{Lists: map[string][]string{"blocked_users": {"carol"}, "blocked_nets": {"192.0.2.0/24"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, tr := range res.Tests {
+		got = append(got, fmt.Sprintf("%s: failed=%v unexpected=%d", tr.Name, tr.Failed(), len(tr.Unexpected)))
+	}
+	want := []string{
+		// The file's blocked_users wins over the option; blocked_nets, given
+		// by no test, comes from it.
+		"the file's list: failed=true unexpected=2",
+		"a test's own lists replace the file's: failed=false unexpected=0",
+		"a list given nowhere is empty: failed=false unexpected=0",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("results (-want +got):\n%s", diff)
+	}
+}
+
+func TestListsErrors(t *testing.T) {
+	src := `rulesets: [blocklist.yaml]
+lists:
+  blocked_users: [ok]
+  nope: [a]
+tests:
+  - name: t
+    lists:
+      blocked_nets: [10.0.0.0/8, 10.1.0.0/8, [x]]
+      blocked_users: oops
+    events: [{user: a, ts: 1}]
+    expect: []
+`
+	_, err := LoadSource("testdata/x_test.yaml", []byte(src))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	want := []string{
+		`testdata/x_test.yaml:4:3: list "nope": no ruleset of this file declares it managed (managed: blocked_nets, blocked_users)`,
+		`testdata/x_test.yaml:8:46: list "blocked_nets" item 2 must be a string, not a list`,
+		`testdata/x_test.yaml:8:34: test "t": list "blocked_nets" (cidr) item 1 "10.1.0.0/8": host bits set (the network is 10.0.0.0/8)`,
+		`testdata/x_test.yaml:9:22: list "blocked_users" must be a list of items, not a string`,
+	}
+	got := strings.Split(err.Error(), "\n")
+	if diff := cmp.Diff(want, got, cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
+		t.Errorf("errors (-want +got):\n%s", diff)
 	}
 }

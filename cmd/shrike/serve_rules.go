@@ -34,7 +34,10 @@ type rulesServer struct {
 
 	client   interface{ Close() error } // the registry's Redis client
 	reloader *registry.Reloader
-	dir      *registry.DirSync // nil without rules.dir
+	// lists keeps compile.Lists, the managed lists every compiled ruleset
+	// reads, on the registry's.
+	lists *registry.ListSync
+	dir   *registry.DirSync // nil without rules.dir
 	log      *slog.Logger
 }
 
@@ -89,7 +92,7 @@ type rulesDeps struct {
 // in step.
 func startRules(ctx context.Context, cfg config.Config, d rulesDeps) (_ *rulesServer, err error) {
 	client := registry.NewClient(cfg.Redis.StateOptions(d.redisAddrs))
-	r := &rulesServer{client: client, log: d.log}
+	r := &rulesServer{client: client, log: d.log, compile: rules.CompileOptions{Lists: rules.NewManagedLists()}}
 	defer func() {
 		if err != nil {
 			r.close()
@@ -105,6 +108,13 @@ func startRules(ctx context.Context, cfg config.Config, d rulesDeps) (_ *rulesSe
 	})
 	if err != nil {
 		return nil, err
+	}
+	r.lists = r.registry.NewListSync(r.compile.Lists)
+	r.lists.OnApply = func(name string, version int64, items, skipped int) {
+		d.log.Info("managed list updated", "list", name, "version", version, "items", items)
+		if skipped > 0 {
+			d.log.Warn("managed list holds items its cidr declaration cannot read; they are left out", "list", name, "version", version, "skipped", skipped)
+		}
 	}
 	if cfg.Rules.Dir != "" {
 		r.dir, err = registry.NewDirSync(registry.DirSyncOptions{Dir: cfg.Rules.Dir, Registry: r.registry, Logger: d.log, Registerer: d.reg})
@@ -142,7 +152,8 @@ func startRules(ctx context.Context, cfg config.Config, d rulesDeps) (_ *rulesSe
 	return r, nil
 }
 
-// initial syncs the folder into the registry and reads the registry's
+// initial syncs the folder into the registry, reads the managed lists
+// (so that the rulesets start with their items) and reads the registry's
 // rulesets that can run.
 func (r *rulesServer) initial(ctx context.Context) ([]*rules.Compiled, error) {
 	if r.dir != nil {
@@ -150,14 +161,18 @@ func (r *rulesServer) initial(ctx context.Context) ([]*rules.Compiled, error) {
 			return nil, err
 		}
 	}
+	if err := r.lists.Load(ctx); err != nil {
+		return nil, err
+	}
 	return r.reloader.Initial(ctx)
 }
 
-// run keeps the engine on the registry and the registry on the folder
-// until ctx ends.
+// run keeps the engine on the registry (rulesets and managed lists) and
+// the registry on the folder until ctx ends.
 func (r *rulesServer) run(ctx context.Context) error {
 	var g errgroup.Group
 	g.Go(func() error { return r.reloader.Run(ctx) })
+	g.Go(func() error { return r.lists.Run(ctx) })
 	if r.dir != nil {
 		g.Go(func() error { return r.dir.Run(ctx) })
 	}
