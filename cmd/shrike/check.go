@@ -27,7 +27,7 @@ are good and 1 otherwise.`,
 			if err != nil {
 				return err
 			}
-			results, ok := loadRulesets(files, e.stderr)
+			results, ok := loadRulesets(files, e.stderr, nil)
 			for _, r := range results {
 				if r.compiled == nil {
 					continue

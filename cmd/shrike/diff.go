@@ -8,6 +8,7 @@ import (
 
 	"github.com/shrike-cep/shrike/cep/diff"
 	"github.com/shrike-cep/shrike/internal/gctune"
+	"github.com/shrike-cep/shrike/rules"
 )
 
 // Exit statuses of `shrike diff` (2 is a bad command line, as for every
@@ -85,13 +86,22 @@ func runDiff(cmd *cobra.Command, e env, f diffFlags, args []string) error {
 	if f.examples < 0 {
 		return usageError{fmt.Errorf("--examples must not be negative, not %d (0: none)", f.examples)}
 	}
-	old, err := compileRulesetFlags(e, f.rules)
+	lists, err := readListFlags(f.lists)
+	if err != nil {
+		return diffFailed(e, err)
+	}
+	// Both sides read the same managed lists: a difference is the rules'.
+	store := rules.NewManagedLists()
+	old, err := compileRulesetFlags(e, f.rules, store)
 	if err != nil {
 		return diffFailed(e, fmt.Errorf("--rules: %w", err))
 	}
-	candidates, err := compileRulesetFlags(e, f.against)
+	candidates, err := compileRulesetFlags(e, f.against, store)
 	if err != nil {
 		return diffFailed(e, fmt.Errorf("--against: %w", err))
+	}
+	if err := setListFlags(store, lists, old, candidates); err != nil {
+		return diffFailed(e, err)
 	}
 	examples := f.examples
 	if examples == 0 {

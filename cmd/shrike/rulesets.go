@@ -70,14 +70,17 @@ type loadResult struct {
 // caret snippet. A loaded file's warnings are printed the same way, as
 // `file:line:col: warning: …`. ok is false when any file failed; warnings
 // do not count.
-func loadRulesets(files []string, stderr *output) (results []loadResult, ok bool) {
+//
+// The rulesets read their managed lists from store (nil: each its own,
+// empty).
+func loadRulesets(files []string, stderr *output, store *rules.ManagedLists) (results []loadResult, ok bool) {
 	ok = true
 	names := map[string]string{} // ruleset name → file defining it
 	for _, f := range files {
 		res := loadResult{file: f}
 		src, err := os.ReadFile(f)
 		if err == nil {
-			res.compiled, err = rules.Load(f, src, rules.CompileOptions{})
+			res.compiled, err = rules.Load(f, src, rules.CompileOptions{Lists: store})
 		}
 		if err == nil {
 			// Alert ids and rule counters are keyed by ruleset name: two

@@ -24,6 +24,7 @@ type runFlags struct {
 	quiet         bool
 	sources       []string
 	maxClockSkew  time.Duration
+	lists         []string
 }
 
 func newRunCmd(e env) *cobra.Command {
@@ -95,6 +96,7 @@ func addReplayFlags(cmd *cobra.Command, f *runFlags) {
 	fl.IntVar(&f.maxRunsPerKey, "max-runs-per-key", 0, "cap on one rule's partial matches per key; the oldest are dropped (default 10000)")
 	fl.IntVar(&f.maxLineBytes, "max-line-bytes", cep.DefaultMaxLineBytes, "longest line accepted; longer lines are reported and skipped")
 	fl.DurationVar(&f.maxClockSkew, "max-clock-skew", 0, "dead-letter events more than `DUR` ahead of the watermark (0: off)")
+	fl.StringArrayVar(&f.lists, "list", nil, listFlagHelp)
 	fl.StringArrayVar(&f.sources, "source", nil, "`NAME` of the recording in positions and alert ids, instead of the file's base name; once per events file, in order")
 }
 
@@ -134,13 +136,14 @@ func eventInputs(e env, args, sources []string) []cep.Input {
 }
 
 // compileRulesetFlags loads the rulesets --rules names, reporting every
-// error on stderr (errReported then).
-func compileRulesetFlags(e env, paths []string) ([]*rules.Compiled, error) {
+// error on stderr (errReported then). They read their managed lists from
+// store (setListFlags fills it once every ruleset is loaded).
+func compileRulesetFlags(e env, paths []string, store *rules.ManagedLists) ([]*rules.Compiled, error) {
 	files, err := rulesetFiles(paths)
 	if err != nil {
 		return nil, err
 	}
-	results, ok := loadRulesets(files, e.stderr)
+	results, ok := loadRulesets(files, e.stderr, store)
 	if !ok {
 		return nil, errReported
 	}
@@ -155,8 +158,16 @@ func runReplay(cmd *cobra.Command, e env, f runFlags, args []string) error {
 	if err := checkReplayFlags(f, args); err != nil {
 		return err
 	}
-	compiled, err := compileRulesetFlags(e, f.rules)
+	lists, err := readListFlags(f.lists)
 	if err != nil {
+		return err
+	}
+	store := rules.NewManagedLists()
+	compiled, err := compileRulesetFlags(e, f.rules, store)
+	if err != nil {
+		return err
+	}
+	if err := setListFlags(store, lists, compiled); err != nil {
 		return err
 	}
 	inputs, bar, closeInputs, err := openWithProgress(e.stderr, eventInputs(e, args, f.sources))

@@ -38,7 +38,7 @@ type rulesServer struct {
 	// reads, on the registry's.
 	lists *registry.ListSync
 	dir   *registry.DirSync // nil without rules.dir
-	log      *slog.Logger
+	log   *slog.Logger
 }
 
 // loadRulesDir reads and compiles the rulesets of dir before anything
@@ -56,7 +56,7 @@ func loadRulesDir(dir string, stderr *output) ([]*rules.Compiled, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rules: %w", err)
 	}
-	results, ok := loadRulesets(files, stderr)
+	results, ok := loadRulesets(files, stderr, nil)
 	out := make([]*rules.Compiled, 0, len(results))
 	for _, r := range results {
 		if r.compiled == nil {

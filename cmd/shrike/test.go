@@ -30,6 +30,7 @@ const (
 type testFlags struct {
 	run   string
 	junit string
+	lists []string
 }
 
 func newTestCmd(e env) *cobra.Command {
@@ -63,6 +64,7 @@ file or one of its rulesets could not be loaded, 2 for a usage error.`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.run, "run", "", "run only the tests whose name matches `REGEX`")
 	fl.StringVar(&f.junit, "junit", "", "also write a JUnit XML report to `FILE`")
+	fl.StringArrayVar(&f.lists, "list", nil, listFlagHelp+" (for tests whose file gives the list no items)")
 	return cmd
 }
 
@@ -84,6 +86,11 @@ func runTests(cmd *cobra.Command, e env, f testFlags, args []string) error {
 		bars = append(bars, p)
 		return p.reader(r, !strings.HasSuffix(name, ".gz"))
 	}
+	lists, err := readListFlags(f.lists)
+	if err != nil {
+		return err
+	}
+	declared := map[string]bool{}
 	var results []*ruletest.FileResult
 	for _, path := range testFiles(args) {
 		if path.err != nil {
@@ -94,6 +101,9 @@ func runTests(cmd *cobra.Command, e env, f testFlags, args []string) error {
 		if err != nil {
 			results = append(results, &ruletest.FileResult{Path: path.name, LoadErr: err})
 			continue
+		}
+		if opts.Lists, err = testListFlags(lists, tf.Rulesets, declared); err != nil {
+			return err
 		}
 		res, err := tf.Run(cmd.Context(), opts)
 		for _, p := range bars {
@@ -112,6 +122,11 @@ func runTests(cmd *cobra.Command, e env, f testFlags, args []string) error {
 	if f.junit != "" {
 		if err := writeJUnitFile(f.junit, results); err != nil {
 			return err
+		}
+	}
+	for _, lf := range lists {
+		if !declared[lf.name] {
+			return usageError{fmt.Errorf("--list %s: no ruleset of the test files declares a managed list %q", lf.name, lf.name)}
 		}
 	}
 	var ran int
