@@ -115,7 +115,7 @@ written as rulesets in YAML with CEL expressions, over keyed event streams.`,
 	root.AddCommand(newTestCmd(e))
 	root.AddCommand(newGenCmd(e))
 	root.AddCommand(newServeCmd(e))
-	root.AddCommand(newRulesCmd(e), newAlertsCmd(e))
+	root.AddCommand(newRulesCmd(e), newListsCmd(e), newAlertsCmd(e))
 	return root
 }
 
