@@ -243,8 +243,8 @@ func newListsChangeCmd(e env, f *clientFlags, verb string) *cobra.Command {
 	var file string
 	past := map[string]string{"add": "added", "remove": "removed"}[verb]
 	cmd := &cobra.Command{
-		Use:   verb + " NAME [ITEM...] [--file FILE]",
-		Short: map[string]string{"add": "Add items to a managed list", "remove": "Remove items from a managed list"}[verb],
+		Use:     verb + " NAME [ITEM...] [--file FILE]",
+		Short:   map[string]string{"add": "Add items to a managed list", "remove": "Remove items from a managed list"}[verb],
 		Example: fmt.Sprintf("  shrike lists %s mule_accounts acct-17 acct-18\n  shrike lists %s blocked_nets --file nets.txt", verb, verb),
 		Args: func(_ *cobra.Command, args []string) error {
 			switch {
@@ -290,4 +290,3 @@ func newListsChangeCmd(e env, f *clientFlags, verb string) *cobra.Command {
 	cmd.Flags().StringVarP(&file, "file", "f", "", "read the items from `FILE` (\"-\": stdin), one per line")
 	return cmd
 }
-
