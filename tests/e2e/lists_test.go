@@ -172,14 +172,24 @@ func TestManagedListsTwoInstances(t *testing.T) {
 	if !poll(30*time.Second, 100*time.Millisecond, func() bool {
 		var open float64
 		for _, s := range []*apiServe{a, b} {
-			open += metricSum(s.metrics(t), `shrike_engine_partial_matches{topic="watch"`)
+			for series, v := range s.metrics(t) {
+				if strings.HasPrefix(series, "shrike_engine_partial_matches{") && strings.Contains(series, `topic="watch"`) {
+					open += v
+				}
+			}
 		}
 		return open >= float64(len(accounts))
 	}) {
 		t.Fatalf("the open events of round %d made no partial match for every account", openRound)
 	}
-	// A login of a listed account does not alert yet: nothing is listed.
+	// A login of an account to be listed does not alert yet: nothing is
+	// listed. Events are matched once the watermark passes them: a probe
+	// round published after the logins, alerting everywhere, shows that
+	// they were matched before the change.
 	quiet := publish(a, "login")
+	if !everyone(publish(a, "probe"), "probe") {
+		t.Fatalf("the probe round after round %d did not alert for every account", quiet)
+	}
 
 	start := time.Now()
 	if r := b.putList(t, "mules", accounts); r.code != http.StatusOK || !strings.Contains(r.body, `"item_count":"30"`) {
