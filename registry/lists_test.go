@@ -51,20 +51,41 @@ func TestManagedListChanges(t *testing.T) {
 				want   ListChange
 				wantIn []string
 			}{
-				{"put", func() (ListChange, error) { return r.PutList(ctx, "mules", []string{"c", "a", "b", "a"}) },
-					ListChange{Name: "mules", Version: 1, ItemCount: 3, Changed: 3}, []string{"a", "b", "c"}},
-				{"put the same", func() (ListChange, error) { return r.PutList(ctx, "mules", []string{"b", "c", "a"}) },
-					ListChange{Name: "mules", Version: 1, ItemCount: 3, Changed: 0}, []string{"a", "b", "c"}},
-				{"add", func() (ListChange, error) { return r.AddListItems(ctx, "mules", []string{"d", "a"}) },
-					ListChange{Name: "mules", Version: 2, ItemCount: 4, Changed: 1}, []string{"a", "b", "c", "d"}},
-				{"add held", func() (ListChange, error) { return r.AddListItems(ctx, "mules", []string{"d"}) },
-					ListChange{Name: "mules", Version: 2, ItemCount: 4, Changed: 0}, []string{"a", "b", "c", "d"}},
-				{"remove", func() (ListChange, error) { return r.RemoveListItems(ctx, "mules", []string{"a", "zz"}) },
-					ListChange{Name: "mules", Version: 3, ItemCount: 3, Changed: 1}, []string{"b", "c", "d"}},
-				{"remove absent", func() (ListChange, error) { return r.RemoveListItems(ctx, "mules", []string{"zz"}) },
-					ListChange{Name: "mules", Version: 3, ItemCount: 3, Changed: 0}, []string{"b", "c", "d"}},
-				{"put empty", func() (ListChange, error) { return r.PutList(ctx, "mules", nil) },
-					ListChange{Name: "mules", Version: 4, ItemCount: 0, Changed: 0}, nil},
+				{
+					"put", func() (ListChange, error) { return r.PutList(ctx, "mules", []string{"c", "a", "b", "a"}) },
+					ListChange{Name: "mules", Version: 1, ItemCount: 3, Changed: 3},
+					[]string{"a", "b", "c"},
+				},
+				{
+					"put the same", func() (ListChange, error) { return r.PutList(ctx, "mules", []string{"b", "c", "a"}) },
+					ListChange{Name: "mules", Version: 1, ItemCount: 3, Changed: 0},
+					[]string{"a", "b", "c"},
+				},
+				{
+					"add", func() (ListChange, error) { return r.AddListItems(ctx, "mules", []string{"d", "a"}) },
+					ListChange{Name: "mules", Version: 2, ItemCount: 4, Changed: 1},
+					[]string{"a", "b", "c", "d"},
+				},
+				{
+					"add held", func() (ListChange, error) { return r.AddListItems(ctx, "mules", []string{"d"}) },
+					ListChange{Name: "mules", Version: 2, ItemCount: 4, Changed: 0},
+					[]string{"a", "b", "c", "d"},
+				},
+				{
+					"remove", func() (ListChange, error) { return r.RemoveListItems(ctx, "mules", []string{"a", "zz"}) },
+					ListChange{Name: "mules", Version: 3, ItemCount: 3, Changed: 1},
+					[]string{"b", "c", "d"},
+				},
+				{
+					"remove absent", func() (ListChange, error) { return r.RemoveListItems(ctx, "mules", []string{"zz"}) },
+					ListChange{Name: "mules", Version: 3, ItemCount: 3, Changed: 0},
+					[]string{"b", "c", "d"},
+				},
+				{
+					"put empty", func() (ListChange, error) { return r.PutList(ctx, "mules", nil) },
+					ListChange{Name: "mules", Version: 4, ItemCount: 0, Changed: 0},
+					nil,
+				},
 			}
 			for _, st := range steps {
 				got, err := st.do()

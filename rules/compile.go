@@ -554,7 +554,7 @@ func (e sizeEstimator) EstimateCallCost(function, overloadID string, target *cos
 	if len(p) != 2 || p[0] != "lists" || e.rs.ListDecls[p[1]] == nil {
 		return nil
 	}
-	return &cost.CallEstimate{CostEstimate: cost.CostEstimate{Min: 1, Max: hashedInCostUnits}}
+	return cost.NewCallEstimate(cost.Estimate{Min: 1, Max: hashedInCostUnits}, nil)
 }
 
 // hashedInCostUnits is what `in` over a hashed list costs: one hash probe

@@ -99,16 +99,31 @@ func TestListService(t *testing.T) {
 		body               any
 		want               string
 	}{
-		{"bad cidr items", "PUT", "/v1/lists/nets", map[string]any{"items": []string{"10.0.0.0/8", "10.1.0.0/8", "host"}},
-			`400 LIST_ITEMS_INVALID [items[1]: "10.1.0.0/8": host bits set (the network is 10.0.0.0/8); items[2]: "host": not an IP address or CIDR network]`},
-		{"empty item", "POST", "/v1/lists/mules:add", map[string]any{"items": []string{"ok", ""}},
-			`400 LIST_ITEMS_INVALID [items[1]: "": empty item]`},
-		{"long item", "POST", "/v1/lists/mules:add", map[string]any{"items": []string{long}},
-			`400 LIST_ITEMS_INVALID [items[0]: "` + long[:64] + `…": 257 bytes, over the limit of 256]`},
-		{"control character", "POST", "/v1/lists/mules:add", map[string]any{"items": []string{"a\nb"}},
-			`400 LIST_ITEMS_INVALID [items[0]: "a\nb": holds a control character]`},
-		{"bad name", "PUT", "/v1/lists/mule-accounts", map[string]any{"items": []string{"a"}},
-			`400 INVALID_REQUEST [name: invalid list name "mule-accounts": a letter or '_', then letters, digits and '_', at most 128 bytes (a CEL identifier, as in lists.NAME)]`},
+		{
+			"bad cidr items", "PUT", "/v1/lists/nets",
+			map[string]any{"items": []string{"10.0.0.0/8", "10.1.0.0/8", "host"}},
+			`400 LIST_ITEMS_INVALID [items[1]: "10.1.0.0/8": host bits set (the network is 10.0.0.0/8); items[2]: "host": not an IP address or CIDR network]`,
+		},
+		{
+			"empty item", "POST", "/v1/lists/mules:add",
+			map[string]any{"items": []string{"ok", ""}},
+			`400 LIST_ITEMS_INVALID [items[1]: "": empty item]`,
+		},
+		{
+			"long item", "POST", "/v1/lists/mules:add",
+			map[string]any{"items": []string{long}},
+			`400 LIST_ITEMS_INVALID [items[0]: "` + long[:64] + `…": 257 bytes, over the limit of 256]`,
+		},
+		{
+			"control character", "POST", "/v1/lists/mules:add",
+			map[string]any{"items": []string{"a\nb"}},
+			`400 LIST_ITEMS_INVALID [items[0]: "a\nb": holds a control character]`,
+		},
+		{
+			"bad name", "PUT", "/v1/lists/mule-accounts",
+			map[string]any{"items": []string{"a"}},
+			`400 INVALID_REQUEST [name: invalid list name "mule-accounts": a letter or '_', then letters, digits and '_', at most 128 bytes (a CEL identifier, as in lists.NAME)]`,
+		},
 		{"undeclared", "POST", "/v1/lists/other:remove", map[string]any{"items": []string{"a"}}, "404 LIST_NOT_FOUND"},
 		{"too many items", "PUT", "/v1/lists/mules", map[string]any{"items": make([]string, 50001)}, "429 LIST_TOO_LARGE"},
 		{"unknown field", "PUT", "/v1/lists/mules", map[string]any{"itemz": []string{"a"}}, "400 INVALID_REQUEST"},
