@@ -92,7 +92,7 @@ var ErrInvalidConfig = errors.New("invalid configuration")
 //	api:
 //	  tokens: []                  # bearer tokens; required when a listener is not on loopback:
 //	                              #   - {name: ci, token_file: ci.token, scopes: [rules:read, rules:write]}
-//	                              # scopes: rules:read, rules:write, alerts:read, events:write
+//	                              # scopes: rules:read, rules:write, alerts:read, events:write, lists:write
 //	  tls: {cert_file: "", key_file: ""}  # TLS on every listener, from PEM files
 //	  max_request_bytes: 4194304  # larger requests are refused before they are read
 //	  recent_alerts: 10000        # alerts ListAlerts can page through, and how far a subscriber

@@ -87,7 +87,7 @@ type TokenConfig struct {
 	// Relative to the configuration file.
 	TokenFile string `yaml:"token_file"`
 	// Scopes are the scopes the token grants: rules:read, rules:write,
-	// alerts:read, events:write.
+	// alerts:read, events:write, lists:write.
 	Scopes []shrikev1.Scope `yaml:"scopes"`
 }
 

@@ -3,7 +3,9 @@
 //
 // Registry keeps rulesets and their history in Redis; Reloader keeps a
 // RulesetSetter (the engine: cep.Engine.SetRulesets) on the registry's
-// rulesets; DirSync keeps the registry on a folder of ruleset files.
+// rulesets; DirSync keeps the registry on a folder of ruleset files;
+// ListSync keeps a rules.ManagedLists on the registry's managed lists
+// (lists.go).
 // Only this package and state talk to Redis. Invariants:
 //
 //   - Nothing reaches the registry, or the engine, without compiling
@@ -27,6 +29,11 @@
 //     change bumps the counter as a version does. The Reloader runs a
 //     shadow beside its live ruleset, never in its stead: a shadow that
 //     cannot run stays out and the live rulesets run on.
+//   - A managed list's items are data, not a ruleset version: a change is
+//     one script (items, the list's version, the counter, a message),
+//     allowed only for a list a live ruleset declares managed and only
+//     with items every declared type can hold; ListSync swaps it into the
+//     running rules within a second, and no ruleset is reloaded.
 //   - A folder is the truth only for the rulesets its files hold: a removed
 //     file deletes its ruleset, a broken one keeps the running version, and
 //     rulesets no file held are never touched.

@@ -312,3 +312,47 @@ func TestParseListText(t *testing.T) {
 		t.Errorf("items (-want +got):\n%s", diff)
 	}
 }
+
+// BenchmarkManagedListIn measures `in` over managed lists of 500,000
+// items: a string set and a cidr set of /24 networks.
+func BenchmarkManagedListIn(b *testing.B) {
+	store := NewManagedLists()
+	items := make([]string, 500_000)
+	nets := make([]string, 0, 65536)
+	for i := range items {
+		items[i] = fmt.Sprintf("acct-%07d", i)
+	}
+	for i := range 65536 {
+		nets = append(nets, fmt.Sprintf("10.%d.%d.0/24", i/256, i%256))
+	}
+	store.Set("mules", items)
+	store.Set("nets", nets)
+	c, err := Load("t.yaml", []byte(managedSrc), CompileOptions{Lists: store})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, tc := range []struct{ name, rule, event string }{
+		{"string", "mule", `{"account":"acct-0312345"}`},
+		{"cidr", "net", `{"ip":"10.200.7.9"}`},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			var x *Expr
+			for _, r := range c.Rules {
+				if r.ID == tc.rule {
+					x = r.When
+				}
+			}
+			ev, err := ParseEvent([]byte(tc.event))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				ok, err := x.EvalBool(ev, nil)
+				if err != nil || !ok {
+					b.Fatalf("%v %v", ok, err)
+				}
+			}
+		})
+	}
+}
