@@ -140,6 +140,13 @@ func TestListService(t *testing.T) {
 			}
 		})
 	}
+	// gRPC: an empty name, and items with a NUL byte.
+	if _, err := lists.PutList(e.ctx(t), &shrikev1.PutListRequest{Name: "", Items: []string{"a"}}); statusOf(err) != "InvalidArgument INVALID_REQUEST [name: invalid list name: empty: a list name is a CEL identifier, as in lists.NAME]" {
+		t.Errorf("PutList with no name: %s", statusOf(err))
+	}
+	if _, err := lists.AddListItems(e.ctx(t), &shrikev1.ChangeListItemsRequest{Name: "mules", Items: []string{"a\x00b"}}); statusOf(err) != `InvalidArgument LIST_ITEMS_INVALID [items[0]: "a\x00b": holds a control character]` {
+		t.Errorf("AddListItems with a NUL byte: %s", statusOf(err))
+	}
 	// Nothing of the refused changes landed.
 	l, err = lists.GetList(e.ctx(t), &shrikev1.GetListRequest{Name: "mules"})
 	if err != nil || l.GetVersion() != 3 || l.GetItemCount() != 3 {
