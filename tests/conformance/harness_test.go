@@ -42,8 +42,8 @@ func TestCasesLoadAndConvert(t *testing.T) {
 				}
 			}
 			// Every step name Shrike sees maps back to a distinct Flink step.
-			if len(g.ToFlink) != len(c.Steps) {
-				t.Errorf("step name map %v does not cover the %d steps", g.ToFlink, len(c.Steps))
+			if len(g.ToFlink) != len(c.eventSteps()) {
+				t.Errorf("step name map %v does not cover the %d steps", g.ToFlink, len(c.eventSteps()))
 			}
 		})
 	}
