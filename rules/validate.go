@@ -300,7 +300,7 @@ func (v *stepValidator) group(g *Step, first bool) {
 	if g.Max < 0 && allSkippable(g.Steps) {
 		e.add(orPos(g.namePos, g.Pos), "every step of looping group %q is optional: a round could take no event and the group would repeat without end; make one step mandatory", g.Name)
 	}
-	if last := g.Steps[len(g.Steps)-1]; last.Not && !notStrict(last) {
+	if last := g.Steps[len(g.Steps)-1]; len(g.Steps) > 1 && last.Not && !notStrict(last) {
 		e.add(last.Pos, "group %q cannot end with a relaxed not step: absence is checked up to the next step, which lies outside the group; write the not step after the group", g.Name)
 	}
 	v.seq(g.Steps, g, first)
