@@ -272,15 +272,20 @@ func stepNames(c *flinkCase) (map[string]string, error) {
 	return out, nil
 }
 
-// referenced reports whether name occurs as a word in any condition.
+// referenced reports whether name occurs as a word in any condition,
+// groups' until included.
 func referenced(c *flinkCase, name string) bool {
 	re := regexp.MustCompile(`\b` + regexp.QuoteMeta(name) + `\b`)
-	for _, s := range c.eventSteps() {
-		if re.MatchString(s.Where) || (s.Until != nil && re.MatchString(*s.Until)) {
-			return true
+	var walk func(steps []flinkStep) bool
+	walk = func(steps []flinkStep) bool {
+		for _, s := range steps {
+			if re.MatchString(s.Where) || (s.Until != nil && re.MatchString(*s.Until)) || walk(s.Steps) {
+				return true
+			}
 		}
+		return false
 	}
-	return false
+	return walk(c.Steps)
 }
 
 // convertSteps maps a sequence of Flink steps (the pattern, or a group's
