@@ -28,8 +28,13 @@ rules:
 `
 
 var groupEvents = []ev{
-	{1, "", 1, "c"}, {2, "", 2, "a"}, {3, "", 3, "b"}, {4, "", 4, "a"},
-	{5, "", 5, "x"}, {6, "", 6, "b"}, {7, "", 7, "d"},
+	{1, "", 1, "c"},
+	{2, "", 2, "a"},
+	{3, "", 3, "b"},
+	{4, "", 4, "a"},
+	{5, "", 5, "x"},
+	{6, "", 6, "b"},
+	{7, "", 7, "d"},
 }
 
 // TestPatternGroupMatches checks the alerts of a looping group: the steps
