@@ -96,6 +96,9 @@ func TestCompileGolden(t *testing.T) {
 		{"group_until", rule(0, step("c", "C"), group("g", opts(times(1, -1), until("U")), step("a", "A"), step("b", "B")), step("d", "D"))},
 		{"group_nest", rule(0, step("d", "D"), group("g", opts(optional), step("a", "A"), group("h", opts(times(1, -1), optional), step("b", "B"), step("c", "C"))), step("e", "E"))},
 		{"group_not_after", rule(0, step("c", "C"), group("g", opts(anyc), step("a", "A"), step("b", "B")), step("n", "N", not), step("e", "E"))},
+		// A group first in a group is strict before its first round, as
+		// Flink's begin(Pattern) is, whatever the outer group's contiguity.
+		{"group_nested_first", rule(0, step("a", "A"), group("g", opts(times(1, -1)), group("h", opts(times(2, 2)), step("b", "B"), step("c", "C")), step("d", "D")))},
 		{"group_starts_optional", rule(0, step("a", "A"), group("g", opts(strict), step("b", "B", optional), step("c", "C", strict)), step("d", "D", strict))},
 	}
 	for _, tc := range tests {
