@@ -143,14 +143,16 @@ type Step struct {
 	WherePos Pos
 	// Contiguity to the previous step (ignored on the first step).
 	Contiguity Contiguity
-	// Min and Max count how many events the step takes. Max < 0 means
-	// unbounded. A plain step is Min=1, Max=1.
+	// Min and Max count how many events the step takes (a group: how
+	// many rounds of its steps). Max < 0 means unbounded. A plain step is
+	// Min=1, Max=1.
 	Min, Max int
 	Optional bool
 	Greedy   bool
-	// Loop is the contiguity between the elements of a looping step.
+	// Loop is the contiguity between the elements of a looping step (a
+	// group: between a round's last event and the next round's first).
 	Loop     Contiguity
-	Until    string // CEL stop condition of a looping step
+	Until    string // CEL stop condition of a looping step or group
 	UntilPos Pos
 	Not      bool
 	// Within bounds the time from the previous taken event to this step's
@@ -198,21 +200,6 @@ func FindStep(pattern []*Step, name string) *Step {
 		}
 	}
 	return nil
-}
-
-// RepeatedStep reports whether a step of pattern that takes events can
-// take more than one: it loops, or a group around it does. Its CEL
-// variable is then a list.
-func RepeatedStep(pattern []*Step, step *Step) bool {
-	for _, s := range pattern {
-		if s == step {
-			return s.Looping()
-		}
-		if s.Group && FindStep(s.Steps, step.Name) == step {
-			return s.Looping() || RepeatedStep(s.Steps, step)
-		}
-	}
-	return false
 }
 
 // SkipKind is an after-match skip strategy.
