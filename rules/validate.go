@@ -140,7 +140,7 @@ func optPos(s *Step, opt string) Pos {
 
 func validateSteps(e *errs, r *Rule) {
 	v := &stepValidator{e: e, r: r, names: map[string]*Step{}}
-	v.seq(r.Pattern, nil, true)
+	v.seq(r.Pattern, nil, true, false)
 	if n := expandedSize(r.Pattern); n > maxExpandedSteps {
 		e.add(orPos(r.patternPos, r.Pos), "the pattern expands to more than %d step states (a group's times multiply the steps inside it)", maxExpandedSteps)
 	}
@@ -185,8 +185,9 @@ type stepValidator struct {
 }
 
 // seq checks one sequence of steps: the rule's pattern (group nil) or a
-// group's steps. first says whether the sequence starts the pattern.
-func (v *stepValidator) seq(steps []*Step, group *Step, first bool) {
+// group's steps. first says whether the sequence starts the pattern,
+// repeats whether a group around it loops.
+func (v *stepValidator) seq(steps []*Step, group *Step, first, repeats bool) {
 	e, r := v.e, v.r
 	for i, s := range steps {
 		namePos := orPos(s.namePos, s.Pos)
@@ -242,7 +243,7 @@ func (v *stepValidator) seq(steps []*Step, group *Step, first bool) {
 			e.add(optPos(s, "times"), "%s %q has a minimum count above its maximum", what, s.Name)
 		}
 		if s.Group {
-			v.group(s, first && i == 0)
+			v.group(s, first && i == 0, repeats)
 			continue
 		}
 		if s.Within < 0 {
@@ -251,7 +252,7 @@ func (v *stepValidator) seq(steps []*Step, group *Step, first bool) {
 		if s.Within > 0 && r.Within > 0 && s.Within > r.Within {
 			e.add(optPos(s, "within"), "step within %s is longer than the rule's within %s", s.Within, r.Within)
 		}
-		if s.Within > 0 && first && i == 0 && !s.Looping() {
+		if s.Within > 0 && first && i == 0 && !s.Looping() && !repeats {
 			e.add(optPos(s, "within"), "within on the first step has no meaning: it bounds the time from the previous step (use the rule's within)")
 		}
 		if s.Not {
@@ -270,7 +271,7 @@ func (v *stepValidator) seq(steps []*Step, group *Step, first bool) {
 
 // group checks a group's own options (Flink's GroupPattern rejects where,
 // greedy and negation) and then its steps.
-func (v *stepValidator) group(g *Step, first bool) {
+func (v *stepValidator) group(g *Step, first, repeats bool) {
 	e := v.e
 	if len(g.Steps) == 0 {
 		e.add(orPos(g.namePos, g.Pos), "group %q has no steps: list them under steps", g.Name)
@@ -303,7 +304,7 @@ func (v *stepValidator) group(g *Step, first bool) {
 	if last := g.Steps[len(g.Steps)-1]; len(g.Steps) > 1 && last.Not && !notStrict(last) {
 		e.add(last.Pos, "group %q cannot end with a relaxed not step: absence is checked up to the next step, which lies outside the group; write the not step after the group", g.Name)
 	}
-	v.seq(g.Steps, g, first)
+	v.seq(g.Steps, g, first, repeats || g.Looping())
 }
 
 // allSkippable reports whether every step of a sequence may take no event.
