@@ -123,3 +123,36 @@ func TestGroupVersion(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupExpansionBound rejects nested groups whose times multiply into
+// more step copies than the bound, and accepts the same steps unnested.
+func TestGroupExpansionBound(t *testing.T) {
+	src := `ruleset: t
+rules:
+  - id: r
+    pattern:
+      - step: a
+      - group: outer
+        times: 2000
+        steps:
+          - group: inner
+            times: 2000
+            steps:
+              - step: b
+`
+	_, err := Load("t.yaml", []byte(src), CompileOptions{})
+	if err == nil || !strings.Contains(err.Error(), "t.yaml:5:7: rule \"r\": the pattern expands to more than 1048576 step states") {
+		t.Fatalf("Load error = %v, want the expansion bound at the pattern", err)
+	}
+	flat := `ruleset: t
+rules:
+  - id: r
+    pattern:
+      - step: a
+      - step: b
+        times: 1000000
+`
+	if _, err := Load("t.yaml", []byte(flat), CompileOptions{}); err != nil {
+		t.Fatalf("a step's own large times: %v", err)
+	}
+}

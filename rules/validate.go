@@ -141,15 +141,25 @@ func optPos(s *Step, opt string) Pos {
 func validateSteps(e *errs, r *Rule) {
 	v := &stepValidator{e: e, r: r, names: map[string]*Step{}}
 	v.seq(r.Pattern, nil, true, false)
-	if n := expandedSize(r.Pattern); n > maxExpandedSteps {
+	if hasGroup(r.Pattern) && expandedSize(r.Pattern) > maxExpandedSteps {
 		e.add(orPos(r.patternPos, r.Pos), "the pattern expands to more than %d step states (a group's times multiply the steps inside it)", maxExpandedSteps)
 	}
 	// A pattern whose steps are all optional is valid, as in Flink: a match
 	// is only completed by taking an event, so the empty match never occurs.
 }
 
-// maxExpandedSteps bounds the states a pattern compiles to: a group's times
-// copy its steps, so nested groups multiply.
+func hasGroup(steps []*Step) bool {
+	for _, s := range steps {
+		if s.Group {
+			return true
+		}
+	}
+	return false
+}
+
+// maxExpandedSteps bounds the states a pattern with groups compiles to: a
+// group's times copy its steps, so nested groups multiply. (A step's own
+// times is bounded when it is parsed.)
 const maxExpandedSteps = 1 << 20
 
 // expandedSize counts the step copies a pattern compiles to, saturating
