@@ -48,7 +48,9 @@ func TestEngineShadowVersion(t *testing.T) {
 			`{"type":"transfer","account_id":"acct-1","amount":%.1f,"currency":"EUR","country":"KP","ts":%q}`, amount, ts(at))}
 	}
 	produceRecords(t, brokers, transfer(0, 20000), transfer(10*time.Second, 25000), transfer(20*time.Second, 5))
-	testkit.WaitFor(t, 0, "three alerts", func() bool { return log.count() >= 3 })
+	// OnAlert hears of an alert as it is produced; a checkpoint waits for
+	// the broker to acknowledge every output first.
+	testkit.WaitFor(t, 0, "three alerts, in their topics", func() bool { return log.count() >= 3 && checkpointed(e) })
 
 	amounts := func(topic string, wantShadow bool) []string {
 		var got []string

@@ -277,10 +277,15 @@ func (t *Tracer) leafStep(pr *planRule, e *rules.Expr) leafStep {
 			}
 		}
 		add(pr.rule.When, leafStep{role: RoleWhen})
-		for _, s := range pr.rule.Steps {
-			add(s.Where, leafStep{step: s.Name, role: RoleWhere})
-			add(s.Until, leafStep{step: s.Name, role: RoleUntil})
+		var addSteps func(steps []*rules.CompiledStep)
+		addSteps = func(steps []*rules.CompiledStep) {
+			for _, s := range steps {
+				add(s.Where, leafStep{step: s.Name, role: RoleWhere})
+				add(s.Until, leafStep{step: s.Name, role: RoleUntil})
+				addSteps(s.Steps)
+			}
 		}
+		addSteps(pr.rule.Steps)
 		t.leaves[pr] = m
 	}
 	return m[e]

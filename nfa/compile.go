@@ -15,70 +15,70 @@ const FinalName = "$end"
 // Flink CEP's NFA compiler state for state, so that matches equal Flink's:
 // the pattern is walked from its last step to its first, each step becoming
 // one or more states whose take/ignore/proceed edges encode contiguity,
-// quantifiers, optionality, greed, until conditions and negations.
+// quantifiers, optionality, greed, until conditions and negations. A group
+// (Flink's GroupPattern) is compiled the same way, from its last step to
+// its first, into the states between what follows it and what precedes it;
+// its quantifier copies those states as a single step's quantifier copies
+// one state, and a looping group gets one state of its own that leads from
+// the end of a round back to its first step.
 func Compile(rule *rules.CompiledRule) (*Automaton, error) {
 	if len(rule.Steps) == 0 {
 		return nil, fmt.Errorf("nfa: rule %q: %w", rule.ID, errNoPattern)
 	}
 	c := &compiler{
-		steps:     rule.Steps,
-		stops:     map[string]*State{},
-		originals: map[*State]*State{},
-		window:    rule.Within,
-		following: -1,
+		stops:       map[string]*State{},
+		originals:   map[*State]*State{},
+		firstOfLoop: map[*element]bool{},
+		window:      rule.Within,
 	}
-	final := c.newState(-1, FinalName, Final)
-	sink := final
-	for c.cur = len(c.steps) - 1; c.cur > 0; c.cur-- {
-		step := c.steps[c.cur]
-		switch {
-		case c.isNotFollow(c.cur):
-			// notFollowedBy between steps becomes stop edges on the states
-			// around it; only at the end of a windowed pattern does it need a
-			// state of its own, where runs wait for the window to close.
-			if sink.Kind == Final && (step.Within > 0 || c.window > 0) {
-				pending := c.newState(c.cur, step.Name, Pending)
-				not := c.take(c.cur)
-				pending.addEdge(Proceed, c.stop(not, c.cur), not)
-				pending.addEdge(Ignore, pending, Not(not))
-				sink = pending
-			}
-		case c.isNotNext(c.cur):
-			notNext := c.newState(c.cur, step.Name, Normal)
-			not := c.take(c.cur)
-			if sink.Kind == Final {
-				// An ignore edge, not a proceed: the match must wait for the
-				// next event to prove it is not the forbidden one.
-				notNext.addEdge(Ignore, sink, Not(not))
-			} else {
-				notNext.addEdge(Proceed, sink, Not(not))
-			}
-			notNext.addEdge(Proceed, c.stop(not, c.cur), not)
-			sink = notNext
-		default:
-			sink = c.convert(sink)
-		}
-		c.following = c.cur
-	}
-	start := c.convert(sink)
+	a := &Automaton{Rule: rule, Window: rule.Within}
+	top := elements(rule.Steps, &a.StepNames)
+	final := c.newState(nil, Final)
+	start := c.sequence(top, final)
 	start.Start = true
-
-	a := &Automaton{Rule: rule, States: c.states, Start: start, Window: rule.Within}
-	for _, s := range rule.Steps {
-		a.StepNames = append(a.StepNames, s.Name)
-	}
+	a.States, a.Start = c.states, start
 	return a, nil
 }
 
 var errNoPattern = errors.New("rule has no pattern")
 
+// element is one step or group of a sequence (the rule's pattern or a
+// group's steps), linked to the one before it as Flink links its patterns.
+type element struct {
+	*rules.CompiledStep
+	// index is the step's position among the event steps
+	// (Automaton.StepNames); -1 for a group.
+	index int
+	prev  *element
+	steps []*element // a group's
+}
+
+// elements links a sequence of compiled steps, numbering its event steps
+// in pattern order onto names.
+func elements(steps []*rules.CompiledStep, names *[]string) []*element {
+	out := make([]*element, len(steps))
+	for i, s := range steps {
+		e := &element{CompiledStep: s, index: -1}
+		if i > 0 {
+			e.prev = out[i-1]
+		}
+		if s.Group {
+			e.steps = elements(s.Steps, names)
+		} else {
+			e.index = len(*names)
+			*names = append(*names, s.Name)
+		}
+		out[i] = e
+	}
+	return out
+}
+
 type notCond struct {
 	cond *Cond
-	step int
+	step *element
 }
 
 type compiler struct {
-	steps  []*rules.CompiledStep
 	states []*State
 	// stops holds one Stop state per negated step: every state that must die
 	// on the forbidden event points at the same one.
@@ -87,64 +87,177 @@ type compiler struct {
 	// ANDed into its edges (used by greedy steps with until).
 	originals map[*State]*State
 	window    time.Duration
-	cur       int // the step being converted
-	following int // the step after cur, -1 at the end
+	cur       *element // the step or group being converted
+	following *element // the element converted before cur (the one after it), nil at the end
+	// group is the innermost group whose steps are being converted, nil
+	// outside groups.
+	group *element
+	// firstOfLoop records, for a group under conversion with a quantifier,
+	// whether the copy being built is the group's first round (false while
+	// building later rounds and the loop); a group without an entry is.
+	firstOfLoop map[*element]bool
 }
 
-func (c *compiler) newState(step int, name string, kind Kind) *State {
-	s := &State{ID: len(c.states), Step: step, Name: name, Kind: kind}
-	if step >= 0 && kind != Stop {
-		s.Window = c.steps[step].Within
+// newState adds a state of element e (nil: the Final state).
+func (c *compiler) newState(e *element, kind Kind) *State {
+	s := &State{ID: len(c.states), Step: -1, Name: FinalName, Kind: kind}
+	if e != nil {
+		s.Step, s.Name = e.index, e.Name
+		if !e.Group && kind != Stop {
+			s.Window = e.Within
+		}
 	}
 	c.states = append(c.states, s)
 	return s
+}
+
+// newStateLike adds a state with the step, name, kind and window of s.
+func (c *compiler) newStateLike(s *State) *State {
+	cp := &State{ID: len(c.states), Step: s.Step, Name: s.Name, Kind: s.Kind, Window: s.Window}
+	c.states = append(c.states, cp)
+	return cp
 }
 
 func (s *State) addEdge(action Action, target *State, cond *Cond) {
 	s.Edges = append(s.Edges, &Edge{Action: action, Source: s, Target: target, Cond: cond})
 }
 
-func (c *compiler) isNotFollow(i int) bool {
-	return c.steps[i].Not && c.steps[i].Contiguity != rules.Strict
+// sequence converts a sequence from its last element to its first, in
+// front of sink, and returns the state of its first element (Flink's
+// createMiddleStates followed by convertPattern).
+func (c *compiler) sequence(seq []*element, sink *State) *State {
+	for i := len(seq) - 1; i > 0; i-- {
+		c.cur = seq[i]
+		switch e := c.cur; {
+		case isNotFollow(e):
+			// notFollowedBy between steps becomes stop edges on the states
+			// around it; only at the end of a windowed pattern does it need a
+			// state of its own, where runs wait for the window to close.
+			if sink.Kind == Final && (e.Within > 0 || c.window > 0) {
+				pending := c.newState(e, Pending)
+				not := c.take(e)
+				pending.addEdge(Proceed, c.stop(not, e), not)
+				pending.addEdge(Ignore, pending, Not(not))
+				sink = pending
+			}
+		case isNotNext(e):
+			notNext := c.newState(e, Normal)
+			not := c.take(e)
+			if sink.Kind == Final {
+				// An ignore edge, not a proceed: the match must wait for the
+				// next event to prove it is not the forbidden one.
+				notNext.addEdge(Ignore, sink, Not(not))
+			} else {
+				notNext.addEdge(Proceed, sink, Not(not))
+			}
+			notNext.addEdge(Proceed, c.stop(not, e), not)
+			sink = notNext
+		default:
+			sink = c.convert(sink)
+		}
+		c.following = c.cur
+	}
+	c.cur = seq[0]
+	return c.convert(sink)
 }
 
-func (c *compiler) isNotNext(i int) bool {
-	return c.steps[i].Not && c.steps[i].Contiguity == rules.Strict
-}
+func isNotFollow(e *element) bool { return e.Not && e.Contiguity != rules.Strict }
 
-func (c *compiler) take(i int) *Cond { return Leaf(c.steps[i].Where) }
+func isNotNext(e *element) bool { return e.Not && e.Contiguity == rules.Strict }
 
-func (c *compiler) until(i int) *Cond {
-	if c.steps[i].Until == nil {
+// groupUntil is the until condition of the group being converted, which
+// guards every edge inside it; nil without one.
+func (c *compiler) groupUntil() *Cond {
+	if c.group == nil || c.group.Until == nil {
 		return nil
 	}
-	return Leaf(c.steps[i].Until)
+	return Leaf(c.group.Until)
+}
+
+// take is the condition to take an event into element e (Flink's
+// getTakeCondition): its where, and not the until of the group around it.
+func (c *compiler) take(e *element) *Cond {
+	return extendWithUntil(Leaf(e.Where), c.groupUntil(), true)
+}
+
+// trueCond is the condition of a proceed edge: true, but inside a group
+// with an until not on an event that ends the group's loop.
+func (c *compiler) trueCond() *Cond {
+	return extendWithUntil(True(), c.groupUntil(), true)
+}
+
+func (c *compiler) until(e *element) *Cond {
+	if e.Until == nil {
+		return nil
+	}
+	return Leaf(e.Until)
 }
 
 // ignoreFor returns the ignore condition for a contiguity: strict has none,
-// relaxed skips events that do not match, any skips every event.
-func (c *compiler) ignoreFor(i int, contiguity rules.Contiguity) *Cond {
+// relaxed skips events that do not match, any skips every event; inside a
+// group with an until, no event that ends the group's loop is skipped.
+func (c *compiler) ignoreFor(e *element, contiguity rules.Contiguity) *Cond {
+	var ignore *Cond
 	switch contiguity {
 	case rules.Strict:
-		return nil
 	case rules.Any:
-		return True()
+		ignore = True()
 	default:
-		return Not(c.take(i))
+		ignore = Not(Leaf(e.Where))
+	}
+	return extendWithUntil(ignore, c.groupUntil(), false)
+}
+
+// headOfGroup reports whether e is the first element of the group being
+// converted: its contiguity is the group's.
+func (c *compiler) headOfGroup(e *element) bool { return c.group != nil && e.prev == nil }
+
+func (c *compiler) isFirstOfLoop(g *element) bool {
+	first, ok := c.firstOfLoop[g]
+	return !ok || first
+}
+
+func (c *compiler) setFirstOfLoop(first bool) {
+	if c.cur.Group {
+		c.firstOfLoop[c.cur] = first
 	}
 }
 
-// outerIgnore is the ignore condition before a step's first event. The first
-// step has none: the start state never keeps ignored runs.
-func (c *compiler) outerIgnore(i int) *Cond {
-	if i == 0 {
-		return nil
+// consuming is the contiguity of e to what precedes it: the first element
+// of a sequence has none (Flink's begin is strict), a later one its own.
+func consuming(e *element) rules.Contiguity {
+	if e.prev == nil {
+		return rules.Strict
 	}
-	return c.ignoreFor(i, c.steps[i].Contiguity)
+	return e.Contiguity
 }
 
-func (c *compiler) innerIgnore(i int) *Cond {
-	return c.ignoreFor(i, c.steps[i].Loop)
+// outerIgnore is the ignore condition before an element's first event
+// (Flink's getIgnoreCondition). The first step of the pattern has none:
+// the start state never keeps ignored runs. The first step of a group
+// takes the group's contiguity in the group's first round and its loop
+// contiguity in later ones.
+func (c *compiler) outerIgnore(e *element) *Cond {
+	contiguity := consuming(e)
+	if c.headOfGroup(e) {
+		if c.isFirstOfLoop(c.group) {
+			contiguity = consuming(c.group)
+		} else {
+			contiguity = c.group.Loop
+		}
+	}
+	return c.ignoreFor(e, contiguity)
+}
+
+// innerIgnore is the ignore condition between the events of a looping
+// element (Flink's getInnerIgnoreCondition); the first step of a group
+// takes the group's loop contiguity.
+func (c *compiler) innerIgnore(e *element) *Cond {
+	contiguity := e.Loop
+	if c.headOfGroup(e) {
+		contiguity = c.group.Loop
+	}
+	return c.ignoreFor(e, contiguity)
 }
 
 func extendWithUntil(cond, until *Cond, isTake bool) *Cond {
@@ -158,24 +271,24 @@ func extendWithUntil(cond, until *Cond, isTake bool) *Cond {
 	}
 }
 
-func (c *compiler) stop(cond *Cond, step int) *State {
-	name := c.steps[step].Name
-	if s, ok := c.stops[name]; ok {
+func (c *compiler) stop(cond *Cond, e *element) *State {
+	if s, ok := c.stops[e.Name]; ok {
 		return s
 	}
-	s := c.newState(step, name, Stop)
+	s := c.newState(e, Stop)
 	s.addEdge(Take, s, cond)
-	c.stops[name] = s
+	c.stops[e.Name] = s
 	return s
 }
 
 // notConditions lists the notFollowedBy steps that still constrain the
-// current step: those before it, reached across optional steps.
+// current element: those before it in its sequence, reached across
+// optional elements.
 func (c *compiler) notConditions() []notCond {
 	var nots []notCond
-	for p := c.cur; p > 0 && (c.steps[p-1].Optional || c.isNotFollow(p-1)); {
-		p--
-		if c.isNotFollow(p) {
+	for p := c.cur; p.prev != nil && (p.prev.Optional || isNotFollow(p.prev)); {
+		p = p.prev
+		if isNotFollow(p) {
 			nots = append(nots, notCond{cond: c.take(p), step: p})
 		}
 	}
@@ -191,7 +304,7 @@ func (c *compiler) addStopStates(s *State) {
 // addStopStateToLooping makes a notFollowedBy right after a looping step
 // active between the loop's own elements.
 func (c *compiler) addStopStateToLooping(s *State) {
-	if c.following >= 0 && c.isNotFollow(c.following) {
+	if c.following != nil && isNotFollow(c.following) {
 		not := c.take(c.following)
 		s.addEdge(Proceed, c.stop(not, c.following), not)
 	}
@@ -202,18 +315,17 @@ func (c *compiler) addStopStateToLooping(s *State) {
 // taken an event, those negations no longer apply.
 func (c *compiler) copyWithoutTransitiveNots(sink *State) *State {
 	nots := c.notConditions()
-	if len(nots) == 0 || !c.steps[c.cur].Optional {
+	if len(nots) == 0 || !c.cur.Optional {
 		return sink
 	}
-	cp := c.newState(sink.Step, sink.Name, sink.Kind)
-	cp.Window = sink.Window
+	cp := c.newStateLike(sink)
 	for _, e := range sink.Edges {
 		if e.Action == Proceed {
 			target := e.Target
 			remove := false
 			if target.Kind == Stop {
 				for _, n := range nots {
-					if target.Name == c.steps[n.step].Name {
+					if target.Name == n.step.Name {
 						remove = true
 					}
 				}
@@ -235,8 +347,7 @@ func (c *compiler) copyWithoutTransitiveNots(sink *State) *State {
 }
 
 func (c *compiler) copyState(s *State) *State {
-	cp := c.newState(s.Step, s.Name, s.Kind)
-	cp.Window = s.Window
+	cp := c.newStateLike(s)
 	for _, e := range s.Edges {
 		target := e.Target
 		if target == s {
@@ -256,28 +367,33 @@ func updateWithGreedyCondition(s *State, take *Cond) {
 }
 
 func (c *compiler) convert(sink *State) *State {
-	step := c.steps[c.cur]
+	e := c.cur
 	var last *State
 	switch {
-	case step.Max < 0: // N.. : N takes, then a loop
+	case e.Max < 0: // N.. : N takes, then a loop
+		// Once the loop has started, the negations before an optional
+		// element no longer apply.
+		c.setFirstOfLoop(false)
 		looping := c.looping(c.copyWithoutTransitiveNots(sink))
-		last = c.times(looping, sink, step.Min, step.Min)
-	case step.Min != 1 || step.Max != 1:
-		last = c.times(sink, sink, step.Min, step.Max)
+		c.setFirstOfLoop(true)
+		last = c.times(looping, sink, e.Min, e.Min)
+	case e.Min != 1 || e.Max != 1:
+		last = c.times(sink, sink, e.Min, e.Max)
 	default:
-		last = c.singleton(sink, sink, c.take(c.cur), c.outerIgnore(c.cur), step.Optional)
+		last = c.singleton(sink, sink, c.take(e), c.outerIgnore(e), e.Optional)
 	}
 	c.addStopStates(last)
 	return last
 }
 
 func (c *compiler) times(sink, proceed *State, from, to int) *State {
-	step := c.steps[c.cur]
+	e := c.cur
+	c.setFirstOfLoop(false)
 	last := sink
-	until := c.until(c.cur)
-	innerIgnore := extendWithUntil(c.innerIgnore(c.cur), until, false)
-	take := extendWithUntil(c.take(c.cur), until, true)
-	if step.Greedy && from != to {
+	until := c.until(e)
+	innerIgnore := extendWithUntil(c.innerIgnore(e), until, false)
+	take := extendWithUntil(c.take(e), until, true)
+	if e.Greedy && from != to {
 		if until != nil {
 			c.originals[sink] = c.copyState(sink)
 		}
@@ -291,34 +407,42 @@ func (c *compiler) times(sink, proceed *State, from, to int) *State {
 		last = c.singleton(last, nil, take, innerIgnore, false)
 		c.addStopStateToLooping(last)
 	}
-	return c.singleton(last, proceed, take, c.outerIgnore(c.cur), step.Optional)
+	// The intermediate copies are built; now the first one.
+	c.setFirstOfLoop(true)
+	return c.singleton(last, proceed, take, c.outerIgnore(e), e.Optional)
 }
 
 func (c *compiler) singleton(sink, proceed *State, take, ignore *Cond, optional bool) *State {
-	step := c.steps[c.cur]
-	s := c.newState(c.cur, step.Name, Normal)
+	e := c.cur
+	if e.Group {
+		return c.groupStates(sink, proceed, optional)
+	}
+	s := c.newState(e, Normal)
+	// Once the event is taken, the negations before an optional step no
+	// longer apply; if none is taken, they still do.
 	target := c.copyWithoutTransitiveNots(sink)
 	s.addEdge(Take, target, take)
+	proceedCond := c.trueCond()
 	if optional {
-		until := c.until(c.cur)
+		until := c.until(e)
 		switch {
-		case step.Greedy && until != nil:
+		case e.Greedy && until != nil:
 			original := c.originals[proceed]
 			if original == nil {
 				original = proceed
 			}
-			s.addEdge(Proceed, original, And(True(), until))
-			s.addEdge(Proceed, proceed, And(True(), Not(until)))
+			s.addEdge(Proceed, original, And(proceedCond, until))
+			s.addEdge(Proceed, proceed, And(proceedCond, Not(until)))
 		default:
-			s.addEdge(Proceed, proceed, True())
+			s.addEdge(Proceed, proceed, proceedCond)
 		}
 	}
 	if ignore != nil {
 		ignoreState := s
-		if optional {
+		if optional || c.isHeadOfOptionalGroup(e) {
 			// A separate state without the proceed edge, so that a run that
 			// ignored events does not branch into the next step again.
-			ignoreState = c.newState(c.cur, step.Name, Normal)
+			ignoreState = c.newState(e, Normal)
 			ignoreState.addEdge(Take, target, take)
 			ignoreState.addEdge(Ignore, ignoreState, ignore)
 			c.addStopStates(ignoreState)
@@ -328,29 +452,81 @@ func (c *compiler) singleton(sink, proceed *State, take, ignore *Cond, optional 
 	return s
 }
 
+// isHeadOfOptionalGroup reports whether e is the first step of an optional
+// group in the group's first round: a run that skipped events there has
+// chosen the group over its absence and must not branch again.
+func (c *compiler) isHeadOfOptionalGroup(e *element) bool {
+	return c.headOfGroup(e) && c.isFirstOfLoop(c.group) && c.group.Optional
+}
+
+// enterGroup makes the current element, a group, the group being converted
+// and returns what leaveGroup restores.
+func (c *compiler) enterGroup() (cur, following, group *element) {
+	cur, following, group = c.cur, c.following, c.group
+	c.group = c.cur
+	return cur, following, group
+}
+
+func (c *compiler) leaveGroup(cur, following, group *element) {
+	c.cur, c.following, c.group = cur, following, group
+}
+
+// groupStates converts one round of the current group in front of sink
+// (Flink's createGroupPatternState); an optional round may proceed past
+// the group to proceed.
+func (c *compiler) groupStates(sink, proceed *State, optional bool) *State {
+	proceedCond := c.trueCond()
+	saved, following, group := c.enterGroup()
+	first := c.sequence(saved.steps, sink)
+	if optional {
+		first.addEdge(Proceed, proceed, proceedCond)
+	}
+	c.leaveGroup(saved, following, group)
+	return first
+}
+
+// loopingGroup converts the loop of a looping group (Flink's
+// createLoopingGroupPatternState): one round whose end leads, through a
+// state of the group's own, back to its first step, and whose first step
+// may proceed to sink.
+func (c *compiler) loopingGroup(sink *State) *State {
+	proceedCond := c.trueCond()
+	saved, following, group := c.enterGroup()
+	again := c.newState(saved, Normal)
+	first := c.sequence(saved.steps, again)
+	first.addEdge(Proceed, sink, proceedCond)
+	again.addEdge(Proceed, first, proceedCond)
+	c.leaveGroup(saved, following, group)
+	return first
+}
+
 func (c *compiler) looping(sink *State) *State {
-	step := c.steps[c.cur]
-	until := c.until(c.cur)
-	ignore := extendWithUntil(c.innerIgnore(c.cur), until, false)
-	take := extendWithUntil(c.take(c.cur), until, true)
-	s := c.newState(c.cur, step.Name, Normal)
-	if step.Greedy {
+	e := c.cur
+	if e.Group {
+		return c.loopingGroup(sink)
+	}
+	until := c.until(e)
+	ignore := extendWithUntil(c.innerIgnore(e), until, false)
+	take := extendWithUntil(c.take(e), until, true)
+	proceedCond := c.trueCond()
+	s := c.newState(e, Normal)
+	if e.Greedy {
 		if until != nil {
 			cp := c.copyState(sink)
-			s.addEdge(Proceed, cp, And(True(), until))
+			s.addEdge(Proceed, cp, And(proceedCond, until))
 			c.originals[sink] = cp
-			s.addEdge(Proceed, sink, And(True(), Not(until)))
+			s.addEdge(Proceed, sink, And(proceedCond, Not(until)))
 		} else {
-			s.addEdge(Proceed, sink, True())
+			s.addEdge(Proceed, sink, proceedCond)
 		}
-		updateWithGreedyCondition(sink, c.take(c.cur))
+		updateWithGreedyCondition(sink, c.take(e))
 	} else {
-		s.addEdge(Proceed, sink, True())
+		s.addEdge(Proceed, sink, proceedCond)
 	}
 	s.addEdge(Take, s, take)
 	c.addStopStateToLooping(s)
 	if ignore != nil {
-		ignoreState := c.newState(c.cur, step.Name, Normal)
+		ignoreState := c.newState(e, Normal)
 		ignoreState.addEdge(Take, s, take)
 		ignoreState.addEdge(Ignore, ignoreState, ignore)
 		s.addEdge(Ignore, ignoreState, ignore)

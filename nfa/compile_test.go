@@ -42,6 +42,27 @@ func within(d time.Duration) func(*rules.Step) {
 	return func(s *rules.Step) { s.Within = d }
 }
 
+// group builds a compiled group of steps; options apply to the group.
+func group(name string, opts []func(*rules.Step), steps ...*rules.CompiledStep) *rules.CompiledStep {
+	g := &rules.Step{Name: name, Group: true, Contiguity: rules.Relaxed, Loop: rules.Relaxed, Min: 1, Max: 1}
+	for _, o := range opts {
+		o(g)
+	}
+	cs := &rules.CompiledStep{Step: g, Steps: steps}
+	for _, s := range steps {
+		g.Steps = append(g.Steps, s.Step)
+	}
+	if g.Until != "" {
+		cs.Until = &rules.Expr{Source: g.Until}
+	}
+	return cs
+}
+
+func opts(o ...func(*rules.Step)) []func(*rules.Step) { return o }
+
+func loopStrict(s *rules.Step) { s.Loop = rules.Strict }
+func loopAny(s *rules.Step)    { s.Loop = rules.Any }
+
 func rule(within time.Duration, steps ...*rules.CompiledStep) *rules.CompiledRule {
 	return &rules.CompiledRule{Rule: &rules.Rule{ID: "r", Within: within}, Steps: steps}
 }
@@ -65,6 +86,20 @@ func TestCompileGolden(t *testing.T) {
 		{"not_followed_end_window", rule(10*time.Millisecond, step("a", "A"), step("n", "N", not))},
 		{"not_then_optional", rule(0, step("a", "A"), step("n", "N", not), step("c", "C", optional, anyc), step("d", "D", anyc))},
 		{"step_window", rule(0, step("a", "A"), step("b", "B", within(5*time.Millisecond)))},
+		// Groups (GroupITCase's patterns).
+		{"group_times", rule(0, step("c", "C"), group("g", opts(times(2, 2)), step("a", "A"), step("b", "B")), step("d", "D"))},
+		{"group_optional", rule(0, step("c", "C"), group("g", opts(optional), step("a", "A"), step("b", "B")), step("d", "D"))},
+		{"group_one_or_more", rule(0, step("c", "C"), group("g", opts(times(1, -1)), step("a", "A"), step("b", "B")), step("d", "D"))},
+		{"group_zero_or_more_strict", rule(0, step("c", "C"), group("g", opts(strict, times(1, -1), optional, loopStrict), step("a", "A"), step("b", "B")), step("d", "D"))},
+		{"group_any_times_combinations", rule(0, step("c", "C"), group("g", opts(anyc, times(2, 2), loopAny), step("a", "A"), step("b", "B")), step("d", "D"))},
+		{"group_begin", rule(0, group("g", opts(times(1, 2)), step("a", "A"), step("b", "B")), step("d", "D"))},
+		{"group_until", rule(0, step("c", "C"), group("g", opts(times(1, -1), until("U")), step("a", "A"), step("b", "B")), step("d", "D"))},
+		{"group_nest", rule(0, step("d", "D"), group("g", opts(optional), step("a", "A"), group("h", opts(times(1, -1), optional), step("b", "B"), step("c", "C"))), step("e", "E"))},
+		{"group_not_after", rule(0, step("c", "C"), group("g", opts(anyc), step("a", "A"), step("b", "B")), step("n", "N", not), step("e", "E"))},
+		// A group first in a group is strict before its first round, as
+		// Flink's begin(Pattern) is, whatever the outer group's contiguity.
+		{"group_nested_first", rule(0, step("a", "A"), group("g", opts(times(1, -1)), group("h", opts(times(2, 2)), step("b", "B"), step("c", "C")), step("d", "D")))},
+		{"group_starts_optional", rule(0, step("a", "A"), group("g", opts(strict), step("b", "B", optional), step("c", "C", strict)), step("d", "D", strict))},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -4,12 +4,13 @@
 // that a pattern matches what it matches in Flink: the steps are walked
 // from the last to the first, and each becomes one or more States whose
 // take, ignore and proceed Edges encode contiguity, quantifiers,
-// optionality, greed, until conditions and negations. An Edge's guard is a
-// Cond, a small boolean tree whose leaves are the rule's compiled CEL
-// expressions; a conjunction is split into its conjuncts, cheapest first,
-// so that the matcher can cache the ones that read the event alone and
-// stop at the first that is false. docs/semantics.md says what a pattern
-// matches.
+// optionality, greed, until conditions and negations; a group of steps
+// (Flink's GroupPattern) becomes the states of its steps, copied per round.
+// An Edge's guard is a Cond, a small boolean tree whose leaves are the
+// rule's compiled CEL expressions; a conjunction is split into its
+// conjuncts, cheapest first, so that the matcher can cache the ones that
+// read the event alone and stop at the first that is false.
+// docs/semantics.md says what a pattern matches.
 //
 // Invariants:
 //

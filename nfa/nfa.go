@@ -37,9 +37,12 @@ const (
 // (times expansion, the separate ignore state of optional and looping steps).
 type State struct {
 	ID int
-	// Step is the index of the step the state belongs to, -1 for Final.
+	// Step is the index in Automaton.StepNames of the step the state
+	// belongs to; -1 for Final and for the state of a looping group that
+	// leads from the end of a round back to its first step.
 	Step int
-	// Name is the step's name (the key under which taken events are stored).
+	// Name is the step's name (the key under which taken events are
+	// stored), the group's for a group's own state.
 	Name  string
 	Kind  Kind
 	Start bool
@@ -128,7 +131,9 @@ type Automaton struct {
 	// Window bounds a match from its first event to its last (rule
 	// `within`); 0 means unbounded.
 	Window time.Duration
-	// StepNames lists the pattern's step names in order.
+	// StepNames lists the names of the pattern's steps that take events
+	// (rules.EventSteps), in pattern order: a group's steps in place of
+	// the group.
 	StepNames []string
 }
 

@@ -68,6 +68,25 @@ type CompiledStep struct {
 	*Step
 	Where *Expr // nil: true
 	Until *Expr // nil: no until
+	// Steps holds a group's compiled steps (Step.Group).
+	Steps []*CompiledStep
+}
+
+// EventSteps lists the compiled steps of the rule that take events, in
+// pattern order, the steps of groups in place of the groups (see
+// rules.EventSteps).
+func (r *CompiledRule) EventSteps() []*CompiledStep { return compiledEventSteps(r.Steps) }
+
+func compiledEventSteps(steps []*CompiledStep) []*CompiledStep {
+	var out []*CompiledStep
+	for _, s := range steps {
+		if s.Group {
+			out = append(out, compiledEventSteps(s.Steps)...)
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 // Expr is one compiled CEL expression. It is safe for concurrent use;

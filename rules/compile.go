@@ -42,10 +42,10 @@ func compileWith(ctx context.Context, rs *Ruleset, opts CompileOptions, forceTra
 	}
 	out := &Compiled{Ruleset: rs, Source: rs.src, ManagedItems: c.store}
 	if rs.Stream.Key != "" {
-		out.Key = c.expr(c.env, exprSpec{src: rs.Stream.Key, pos: rs.Stream.KeyPos, what: "stream key", want: keyKinds, at: noSteps})
+		out.Key = c.expr(c.env, exprSpec{src: rs.Stream.Key, pos: rs.Stream.KeyPos, what: "stream key", want: keyKinds, scope: exprScope{at: noSteps}})
 	}
 	if rs.Stream.Time != "" {
-		out.Time = c.expr(c.env, exprSpec{src: rs.Stream.Time, pos: rs.Stream.TimePos, what: "stream time", want: timeKinds, at: noSteps})
+		out.Time = c.expr(c.env, exprSpec{src: rs.Stream.Time, pos: rs.Stream.TimePos, what: "stream time", want: timeKinds, scope: exprScope{at: noSteps}})
 	}
 	for _, r := range rs.Rules {
 		if ctx.Err() != nil {
@@ -121,10 +121,11 @@ type exprSpec struct {
 	pos  Pos
 	what string
 	want []types.Kind // nil: any type
-	// rule and at: the rule's steps at indexes < at are visible, plus the
-	// step at itself when it loops; see noSteps and allSteps.
-	rule *Rule
-	at   int
+	// rule, leaves and scope: which of the rule's event steps the
+	// expression sees (exprScope.sees).
+	rule   *Rule
+	leaves []eventStep
+	scope  exprScope
 	// steps are the step names declared as variables.
 	steps []string
 	// part marks a conjunct of a larger expression: it is not split again.
@@ -142,35 +143,61 @@ func (c *compiler) compileRule(r *Rule) *CompiledRule {
 	cr := &CompiledRule{Rule: r}
 	listsUsed := map[string]bool{}
 	if r.When != "" {
-		cr.When = c.expr(c.env, exprSpec{src: r.When, pos: r.WhenPos, what: "when", want: boolKinds, at: noSteps})
+		cr.When = c.expr(c.env, exprSpec{src: r.When, pos: r.WhenPos, what: "when", want: boolKinds, scope: exprScope{at: noSteps}})
 		collectLists(cr.When, listsUsed)
 	}
-	for i, s := range r.Pattern {
-		cs := &CompiledStep{Step: s}
-		if s.Where != "" || s.Until != "" {
-			env, declared, err := c.stepEnv(r, i)
-			if err != nil {
-				c.add(r.Pos, "cel environment: %v", err)
-				return nil
+	leaves := eventStepsOf(r.Pattern)
+	next := 0
+	var compileSteps func(steps []*Step) ([]*CompiledStep, bool)
+	compileSteps = func(steps []*Step) ([]*CompiledStep, bool) {
+		out := make([]*CompiledStep, 0, len(steps))
+		for _, s := range steps {
+			cs := &CompiledStep{Step: s}
+			sc := exprScope{at: next}
+			if s.Group {
+				lo := next
+				inner, ok := compileSteps(s.Steps)
+				if !ok {
+					return nil, false
+				}
+				cs.Steps = inner
+				sc = exprScope{at: lo, upto: next}
+			} else {
+				next++
 			}
-			if s.Where != "" {
-				cs.Where = c.expr(env, exprSpec{src: s.Where, pos: s.WherePos, what: "where", want: boolKinds, rule: r, steps: declared, at: i})
-				collectLists(cs.Where, listsUsed)
+			if (s.Where != "" && !s.Group) || s.Until != "" {
+				env, declared, err := c.stepEnv(leaves, sc)
+				if err != nil {
+					c.add(r.Pos, "cel environment: %v", err)
+					return nil, false
+				}
+				if s.Where != "" && !s.Group {
+					cs.Where = c.expr(env, exprSpec{src: s.Where, pos: s.WherePos, what: "where", want: boolKinds, rule: r, leaves: leaves, steps: declared, scope: sc})
+					collectLists(cs.Where, listsUsed)
+				}
+				if s.Until != "" {
+					cs.Until = c.expr(env, exprSpec{src: s.Until, pos: s.UntilPos, what: "until", want: boolKinds, rule: r, leaves: leaves, steps: declared, scope: sc})
+					collectLists(cs.Until, listsUsed)
+				}
 			}
-			if s.Until != "" {
-				cs.Until = c.expr(env, exprSpec{src: s.Until, pos: s.UntilPos, what: "until", want: boolKinds, rule: r, steps: declared, at: i})
-				collectLists(cs.Until, listsUsed)
-			}
+			out = append(out, cs)
 		}
-		cr.Steps = append(cr.Steps, cs)
+		return out, true
+	}
+	if r.Pattern != nil {
+		steps, ok := compileSteps(r.Pattern)
+		if !ok {
+			return nil
+		}
+		cr.Steps = steps
 	}
 	if r.Alert.Summary != "" {
-		env, declared, err := c.stepEnv(r, allSteps)
+		env, declared, err := c.stepEnv(leaves, exprScope{at: allSteps})
 		if err != nil {
 			c.add(r.Pos, "cel environment: %v", err)
 			return nil
 		}
-		cr.Summary = c.expr(env, exprSpec{src: r.Alert.Summary, pos: r.Alert.SummaryPos, what: "alert summary", want: stringKinds, rule: r, steps: declared, at: allSteps})
+		cr.Summary = c.expr(env, exprSpec{src: r.Alert.Summary, pos: r.Alert.SummaryPos, what: "alert summary", want: stringKinds, rule: r, leaves: leaves, steps: declared, scope: exprScope{at: allSteps}})
 		collectLists(cr.Summary, listsUsed)
 		c.checkTimeoutSummary(r, cr.Summary)
 	}
@@ -187,11 +214,12 @@ func (c *compiler) checkTimeoutSummary(r *Rule, summary *Expr) {
 		return
 	}
 	var lack []string
-	for i, s := range r.Pattern {
+	first := mandatoryFirst(r.Pattern)
+	for _, s := range EventSteps(r.Pattern) {
 		// Every partial match holds the first step, unless it is optional
 		// (then matches may start with a later one); any later step may be
 		// the one it waited for when its window closed.
-		if s.Not || (i == 0 && !s.Optional) || !slices.Contains(summary.Steps, s.Name) {
+		if s.Not || s == first || !slices.Contains(summary.Steps, s.Name) {
 			continue
 		}
 		lack = append(lack, strconv.Quote(s.Name))
@@ -206,27 +234,108 @@ func (c *compiler) checkTimeoutSummary(r *Rule, summary *Expr) {
 	c.warn(r.Alert.SummaryPos, "the summary reads %s, which a timeout alert may lack (its partial match timed out before reaching it): such an alert gets the default summary", what)
 }
 
-// stepEnv returns the environment of an expression of step at (or of the
-// summary, allSteps): the base one plus the steps it may read. Steps it
-// may not read stay undeclared, so that the checker reports every such
-// reference (scoping included: a comprehension variable may shadow a step)
-// and expr rewrites the message to say why.
-func (c *compiler) stepEnv(r *Rule, at int) (*cel.Env, []string, error) {
+// eventStep is a step that takes events, with what the groups around it
+// make of its CEL variable.
+type eventStep struct {
+	*Step
+	// repeated: the step or a group around it loops, so the variable is a
+	// list of events.
+	repeated bool
+	// maxEvents bounds the events the step can hold; -1 means unbounded.
+	maxEvents int
+}
+
+// eventStepsOf lists a pattern's event steps in pattern order (as
+// EventSteps) with their repetition.
+func eventStepsOf(pattern []*Step) []eventStep {
+	var out []eventStep
+	var walk func(steps []*Step, repeated bool, factor int)
+	walk = func(steps []*Step, repeated bool, factor int) {
+		for _, s := range steps {
+			f := factor
+			switch {
+			case f < 0 || s.Max < 0:
+				f = -1
+			default:
+				f = min(f*s.Max, 1<<30)
+			}
+			if s.Group {
+				walk(s.Steps, repeated || s.Looping(), f)
+				continue
+			}
+			out = append(out, eventStep{Step: s, repeated: repeated || s.Looping(), maxEvents: f})
+		}
+	}
+	walk(pattern, false, 1)
+	return out
+}
+
+// mandatoryFirst returns the event step every match starts with, or nil
+// when the first step (or a group around it) is optional.
+func mandatoryFirst(pattern []*Step) *Step {
+	for len(pattern) > 0 {
+		s := pattern[0]
+		if s.Optional || s.Not {
+			return nil
+		}
+		if !s.Group {
+			return s
+		}
+		pattern = s.Steps
+	}
+	return nil
+}
+
+// exprScope says which event steps an expression sees, by their index in
+// pattern order. A step's where and until (at: its index) see the steps
+// before it, and the step itself when it repeats (the events it took so
+// far); a group's until (at: its first step, upto: after its last) sees
+// the steps before the group and the group's own steps. noSteps sees none,
+// allSteps every one.
+type exprScope struct {
+	at   int
+	upto int
+}
+
+// sees reports whether event step j is visible, and whether it is the
+// expression's own (a binding without events then means "none so far").
+func (sc exprScope) sees(j int, repeated bool) (visible, self bool) {
+	switch {
+	case sc.at == noSteps:
+		return false, false
+	case sc.at == allSteps:
+		return true, false
+	case sc.upto > 0:
+		return j < sc.upto, j >= sc.at
+	case j < sc.at:
+		return true, false
+	case j == sc.at && repeated:
+		return true, true
+	}
+	return false, false
+}
+
+// stepEnv returns the environment of an expression of scope sc: the base
+// one plus the steps it may read. Steps it may not read stay undeclared,
+// so that the checker reports every such reference (scoping included: a
+// comprehension variable may shadow a step) and expr rewrites the message
+// to say why.
+func (c *compiler) stepEnv(leaves []eventStep, sc exprScope) (*cel.Env, []string, error) {
 	var (
 		vars     []cel.EnvOption
 		declared []string
 		seen     = map[string]bool{}
 	)
-	for i, s := range r.Pattern {
+	for j, s := range leaves {
 		if !identRE.MatchString(s.Name) || reserved[s.Name] || seen[s.Name] {
 			continue
 		}
 		seen[s.Name] = true
-		if s.Not || (at >= 0 && (i > at || (i == at && !s.Looping()))) {
+		if visible, _ := sc.sees(j, s.repeated); s.Not || !visible {
 			continue
 		}
 		t := c.evType
-		if s.Looping() {
+		if s.repeated {
 			t = types.NewListType(c.evType)
 		}
 		declared = append(declared, s.Name)
@@ -247,17 +356,21 @@ func scopeMsg(sp exprSpec, msg string) string {
 	if m == nil || sp.rule == nil {
 		return msg
 	}
-	idx := slices.IndexFunc(sp.rule.Pattern, func(s *Step) bool { return s.Name == m[1] })
+	if g := FindStep(sp.rule.Pattern, m[1]); g != nil && g.Group {
+		return fmt.Sprintf("%q is a group, not a step: a condition reads the group's steps by their own names", g.Name)
+	}
+	idx := slices.IndexFunc(sp.leaves, func(s eventStep) bool { return s.Name == m[1] })
 	if idx < 0 {
 		return msg
 	}
-	s := sp.rule.Pattern[idx]
+	s := sp.leaves[idx]
+	at := sp.scope.at
 	switch {
 	case s.Not:
 		return fmt.Sprintf("step %q is a not step: it never holds an event", s.Name)
-	case sp.at >= 0 && idx > sp.at:
+	case at >= 0 && idx > at:
 		return fmt.Sprintf("step %q comes later in the pattern: a condition may only use earlier steps", s.Name)
-	case sp.at >= 0 && idx == sp.at:
+	case at >= 0 && idx == at:
 		return fmt.Sprintf("step %q cannot use its own name: only a looping step sees the events it accepted so far", s.Name)
 	}
 	return msg
@@ -288,7 +401,7 @@ func (c *compiler) expr(env *cel.Env, sp exprSpec) *Expr {
 	}
 	// The cost limit is enforced statically where possible: runtime cost
 	// tracking makes a typical predicate about 4x slower (see doc.go).
-	est, err := env.EstimateCost(ast, sizeEstimator{rule: sp.rule, rs: c.rs})
+	est, err := env.EstimateCost(ast, sizeEstimator{leaves: sp.leaves, rs: c.rs})
 	if err != nil {
 		c.celErr(sp, common.NoLocation, fmt.Sprintf("estimating cost: %v", err))
 		return nil
@@ -311,9 +424,10 @@ func (c *compiler) expr(env *cel.Env, sp exprSpec) *Expr {
 	x.prg = prg
 	for name := range steps {
 		x.Steps = append(x.Steps, name)
-		i := slices.IndexFunc(sp.rule.Pattern, func(s *Step) bool { return s.Name == name })
-		s := sp.rule.Pattern[i]
-		x.vars = append(x.vars, stepVar{name: name, looping: s.Looping(), self: i == sp.at})
+		i := slices.IndexFunc(sp.leaves, func(s eventStep) bool { return s.Name == name })
+		s := sp.leaves[i]
+		_, self := sp.scope.sees(i, s.repeated)
+		x.vars = append(x.vars, stepVar{name: name, looping: s.repeated, self: self})
 	}
 	sort.Strings(x.Steps)
 	x.listNames = usedLists(native)
@@ -481,17 +595,22 @@ func fillDefaults(rs *Ruleset) {
 		if r.Skip.Kind == "" {
 			r.Skip.Kind = SkipNone
 		}
-		for _, s := range r.Pattern {
-			if s.Contiguity == "" {
-				s.Contiguity = Relaxed
-			}
-			if s.Loop == "" {
-				s.Loop = Relaxed
-			}
-			if s.Min == 0 && s.Max == 0 {
-				s.Min, s.Max = 1, 1
-			}
+		fillStepDefaults(r.Pattern)
+	}
+}
+
+func fillStepDefaults(steps []*Step) {
+	for _, s := range steps {
+		if s.Contiguity == "" {
+			s.Contiguity = Relaxed
 		}
+		if s.Loop == "" {
+			s.Loop = Relaxed
+		}
+		if s.Min == 0 && s.Max == 0 {
+			s.Min, s.Max = 1, 1
+		}
+		fillStepDefaults(s.Steps)
 	}
 }
 
@@ -506,8 +625,8 @@ const maxFieldSize = 64 << 10
 // step its maximum count when it has one. An unbounded step list stays
 // unknown, which leaves comprehensions over it to the runtime limit.
 type sizeEstimator struct {
-	rule *Rule
-	rs   *Ruleset
+	leaves []eventStep
+	rs     *Ruleset
 }
 
 // EstimateSize implements cost.Estimator.
@@ -527,11 +646,11 @@ func (e sizeEstimator) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
 		}
 		return nil
 	}
-	if len(p) == 1 && e.rule != nil {
-		for _, s := range e.rule.Pattern {
-			if s.Name == p[0] && s.Looping() {
-				if s.Max > 0 {
-					return &cost.SizeEstimate{Min: 0, Max: uint64(s.Max)}
+	if len(p) == 1 {
+		for _, s := range e.leaves {
+			if s.Name == p[0] && s.repeated {
+				if s.maxEvents > 0 {
+					return &cost.SizeEstimate{Min: 0, Max: uint64(s.maxEvents)}
 				}
 				return nil
 			}

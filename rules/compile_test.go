@@ -592,7 +592,7 @@ func compileExprForTest(expr string) (*Expr, error) {
 	if c.env == nil {
 		return nil, c.list
 	}
-	x := c.expr(c.env, exprSpec{src: expr, what: "expression", at: noSteps})
+	x := c.expr(c.env, exprSpec{src: expr, what: "expression", scope: exprScope{at: noSteps}})
 	if len(c.list) > 0 {
 		return nil, c.list
 	}

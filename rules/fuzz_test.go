@@ -29,6 +29,7 @@ func FuzzParse(f *testing.F) {
 		}
 		f.Add(src)
 	}
+	f.Add([]byte(groupRules))
 	ev, err := ParseEvent([]byte(`{"type": "login", "amount": 12.5, "success": false, "ip": "1.2.3.4", "ts": "2026-11-20T10:00:00Z", "n": 3}`))
 	if err != nil {
 		f.Fatal(err)
@@ -58,12 +59,19 @@ func evalAll(c *Compiled, ev *Event) {
 		if r.When != nil {
 			_, _ = r.When.EvalBool(ev, nil)
 		}
-		for _, s := range r.Steps {
-			_, _ = s.Where.EvalBool(ev, vars)
-			if s.Until != nil {
-				_, _ = s.Until.EvalBool(ev, vars)
+		var steps func([]*CompiledStep)
+		steps = func(ss []*CompiledStep) {
+			for _, s := range ss {
+				if s.Where != nil {
+					_, _ = s.Where.EvalBool(ev, vars)
+				}
+				if s.Until != nil {
+					_, _ = s.Until.EvalBool(ev, vars)
+				}
+				steps(s.Steps)
 			}
 		}
+		steps(r.Steps)
 		if r.Summary != nil {
 			_, _ = r.Summary.EvalString(ev, vars)
 		}

@@ -135,21 +135,29 @@ const (
 	Any     Contiguity = "any"     // followedByAny / allowCombinations()
 )
 
-// Step is one element of a sequence pattern.
+// Step is one element of a sequence pattern: a step that takes events, or
+// a group (Group set) whose Steps form a sub-pattern that the group's
+// quantifier repeats as a whole (Flink's GroupPattern).
 type Step struct {
-	Name     string
+	Name string
+	// Group marks a group step (`group: NAME`); Steps holds its steps, in
+	// order. A group has no Where and takes no event itself.
+	Group    bool
+	Steps    []*Step
 	Where    string // CEL bool; empty means true
 	WherePos Pos
 	// Contiguity to the previous step (ignored on the first step).
 	Contiguity Contiguity
-	// Min and Max count how many events the step takes. Max < 0 means
-	// unbounded. A plain step is Min=1, Max=1.
+	// Min and Max count how many events the step takes (a group: how
+	// many rounds of its steps). Max < 0 means unbounded. A plain step is
+	// Min=1, Max=1.
 	Min, Max int
 	Optional bool
 	Greedy   bool
-	// Loop is the contiguity between the elements of a looping step.
+	// Loop is the contiguity between the elements of a looping step (a
+	// group: between a round's last event and the next round's first).
 	Loop     Contiguity
-	Until    string // CEL stop condition of a looping step
+	Until    string // CEL stop condition of a looping step or group
 	UntilPos Pos
 	Not      bool
 	// Within bounds the time from the previous taken event to this step's
@@ -164,9 +172,40 @@ type Step struct {
 	set map[string]Pos
 }
 
-// Looping reports whether the step can take more than one event, which makes
-// its CEL variable a list.
+// Looping reports whether the step (or group) repeats: it can take more
+// than one event, or the group's steps more than one round.
 func (s *Step) Looping() bool { return s.Max != 1 }
+
+// EventSteps lists the steps of a pattern that take events, in pattern
+// order, the steps of groups in place of the groups: the steps an alert's
+// events map and CEL variables name.
+func EventSteps(pattern []*Step) []*Step {
+	var out []*Step
+	for _, s := range pattern {
+		if s.Group {
+			out = append(out, EventSteps(s.Steps)...)
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// FindStep returns the step or group called name anywhere in a pattern,
+// groups included, or nil.
+func FindStep(pattern []*Step, name string) *Step {
+	for _, s := range pattern {
+		if s.Name == name {
+			return s
+		}
+		if s.Group {
+			if f := FindStep(s.Steps, name); f != nil {
+				return f
+			}
+		}
+	}
+	return nil
+}
 
 // SkipKind is an after-match skip strategy.
 type SkipKind string

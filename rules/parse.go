@@ -592,8 +592,31 @@ func (p *parser) step(n *yaml.Node) *Step {
 		"step": func(k, v *yaml.Node) {
 			s.Name, _ = p.Str(v, "step name")
 			s.namePos = p.pos(v)
+			set["step"] = p.pos(k)
 		},
-		"where": func(k, v *yaml.Node) { s.Where, s.WherePos = p.expr(v, "where") },
+		"group": func(k, v *yaml.Node) {
+			s.Name, _ = p.Str(v, "group name")
+			s.namePos = p.pos(v)
+			s.Group = true
+			set["group"] = p.pos(k)
+		},
+		"steps": func(k, v *yaml.Node) {
+			set["steps"] = p.pos(k)
+			if v.Kind != yaml.SequenceNode {
+				p.add(p.pos(v), "steps must be a list of steps, not %s", yamlnode.KindName(v))
+				return
+			}
+			s.Steps = []*Step{}
+			for _, sn := range v.Content {
+				if inner := p.step(p.Resolve(sn)); inner != nil {
+					s.Steps = append(s.Steps, inner)
+				}
+			}
+		},
+		"where": func(k, v *yaml.Node) {
+			s.Where, s.WherePos = p.expr(v, "where")
+			set["where"] = p.pos(k)
+		},
 		"contiguity": func(k, v *yaml.Node) {
 			s.Contiguity = p.contiguity(v, "contiguity")
 			set["contiguity"] = p.pos(k)
@@ -624,6 +647,7 @@ func (p *parser) step(n *yaml.Node) *Step {
 		},
 		"not": func(k, v *yaml.Node) {
 			s.Not = p.boolean(v, "not")
+			set["not"] = p.pos(k)
 		},
 		"within": func(k, v *yaml.Node) {
 			s.Within = p.duration(v, "step within")

@@ -23,18 +23,7 @@ func ruleVersion(rs *Ruleset, r *Rule, listsUsed map[string]bool) string {
 	w("when", r.When)
 	w("within", int64(r.Within))
 	w("skip", string(r.Skip.Kind)+":"+r.Skip.Step)
-	for _, s := range r.Pattern {
-		w("step", s.Name)
-		w("where", s.Where)
-		w("contiguity", s.Contiguity)
-		w("times", fmt.Sprintf("%d..%d", s.Min, s.Max))
-		w("optional", s.Optional)
-		w("greedy", s.Greedy)
-		w("loop", s.Loop)
-		w("until", s.Until)
-		w("not", s.Not)
-		w("step.within", int64(s.Within))
-	}
+	writeSteps(w, r.Pattern)
 	w("summary", r.Alert.Summary)
 	keys := make([]string, 0, len(r.Alert.Labels))
 	for k := range r.Alert.Labels {
@@ -65,6 +54,34 @@ func ruleVersion(rs *Ruleset, r *Rule, listsUsed map[string]bool) string {
 		}
 	}
 	return fmt.Sprintf("%08x", uint32(xxhash.Sum64String(b.String())))
+}
+
+// writeSteps renders a pattern's steps for ruleVersion. A group adds its
+// own lines around its steps; a pattern without groups renders as it
+// always has, so that its rules keep their versions.
+func writeSteps(w func(k string, v any), steps []*Step) {
+	for _, s := range steps {
+		if s.Group {
+			w("group", s.Name)
+		} else {
+			w("step", s.Name)
+			w("where", s.Where)
+		}
+		w("contiguity", s.Contiguity)
+		w("times", fmt.Sprintf("%d..%d", s.Min, s.Max))
+		w("optional", s.Optional)
+		w("greedy", s.Greedy)
+		w("loop", s.Loop)
+		w("until", s.Until)
+		if s.Group {
+			w("group.steps", len(s.Steps))
+			writeSteps(w, s.Steps)
+			w("group.end", s.Name)
+			continue
+		}
+		w("not", s.Not)
+		w("step.within", int64(s.Within))
+	}
 }
 
 func sortedKeys[V any](m map[string]V) []string {

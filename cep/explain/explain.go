@@ -476,8 +476,9 @@ func (st *ruleState) verdict(key string, records int) Entry {
 		Type: TypeVerdict, Ruleset: st.ref.ruleset, Rule: st.ref.rule.ID,
 		Fired: &fired, AlertIDs: st.alerts, RecordsOfKey: &records,
 	}
-	if len(st.ref.rule.Steps) > 0 {
-		v.Steps = len(st.ref.rule.Steps)
+	events := st.ref.rule.EventSteps()
+	if len(events) > 0 {
+		v.Steps = len(events)
 	}
 	if fired > 0 {
 		v.Verdict = VerdictFired
@@ -509,8 +510,8 @@ func (st *ruleState) verdict(key string, records int) Entry {
 		}
 		v.Furthest = f
 		v.UnmetStep = best.next
-	case len(st.ref.rule.Steps) > 0:
-		v.UnmetStep = st.ref.rule.Steps[0].Name
+	case len(events) > 0:
+		v.UnmetStep = events[0].Name
 	}
 	return v
 }

@@ -338,3 +338,54 @@ func TestExplainMaxEntries(t *testing.T) {
 	}
 	tr.mustSay(t, "more entries left out")
 }
+
+func TestExplainGroup(t *testing.T) {
+	rule := `  - id: r
+    within: 10m
+    pattern:
+      - step: start
+        where: event.type == "c"
+      - group: round
+        times: 2
+        steps:
+          - step: small
+            where: event.type == "a"
+          - step: decline
+            contiguity: strict
+            where: event.type == "b"
+      - step: done
+        where: event.type == "d"
+`
+	tr := explainCase(t, "", rule, []string{
+		ev("k1", "c", 0, 0, ""),
+		ev("k1", "a", 0, 10, ""),
+		ev("k1", "b", 0, 20, ""),
+		ev("k1", "a", 0, 30, ""),
+		ev("k1", "x", 0, 40, ""),
+	}, "k1", "r", nil)
+	v := tr.mustFind(t, map[string]any{"type": "verdict", "rule": "r"})
+	if v["verdict"] != VerdictDidNotFire || fmt.Sprint(v["steps"]) != "4" {
+		t.Errorf("verdict %v: want did not fire, over the 4 steps that take events", v)
+	}
+	f, _ := v["furthest"].(map[string]any)
+	// The furthest step reached is the first round's decline; the second
+	// round's small took the fourth record, and its decline needed the
+	// next one strictly.
+	if f["step"] != "decline" || fmt.Sprint(f["step_index"]) != "3" || f["next_step"] != "decline" || f["reason"] != "contiguity_broken" {
+		t.Errorf("furthest %v", f)
+	}
+	tr.mustSay(t, "small@rec.jsonl:2", "decline@rec.jsonl:3", "small@rec.jsonl:4")
+
+	tr = explainCase(t, "", rule, []string{
+		ev("k1", "c", 0, 0, ""),
+		ev("k1", "a", 0, 10, ""),
+		ev("k1", "b", 0, 20, ""),
+		ev("k1", "a", 0, 30, ""),
+		ev("k1", "b", 0, 40, ""),
+		ev("k1", "d", 0, 50, ""),
+	}, "k1", "r", nil)
+	v = tr.mustFind(t, map[string]any{"type": "verdict", "rule": "r"})
+	if v["verdict"] != VerdictFired {
+		t.Errorf("verdict %v, want fired", v)
+	}
+}

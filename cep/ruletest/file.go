@@ -763,6 +763,29 @@ func rulesetNames(f *File) string {
 	return "rulesets " + strings.Join(names, ", ")
 }
 
+// withGroupCounts returns step as the counts of its events see it: the
+// groups around it multiply its minimum and maximum (a maximum of -1 stays
+// unbounded) and make it optional when one of them is.
+func withGroupCounts(pattern []*rules.Step, step *rules.Step) *rules.Step {
+	for _, g := range pattern {
+		if !g.Group || rules.FindStep(g.Steps, step.Name) != step {
+			continue
+		}
+		inner := withGroupCounts(g.Steps, step)
+		out := *inner
+		out.Min = inner.Min * g.Min
+		out.Optional = inner.Optional || g.Optional
+		switch {
+		case inner.Max < 0 || g.Max < 0:
+			out.Max = -1
+		default:
+			out.Max = inner.Max * g.Max
+		}
+		return &out
+	}
+	return step
+}
+
 // checkSteps checks that the steps an expectation lists exist, can take
 // that many events, and that inline event numbers exist.
 func (p *parser) checkSteps(t *Test, e *Expected, r *rules.Rule) {
@@ -775,16 +798,21 @@ func (p *parser) checkSteps(t *Test, e *Expected, r *rules.Rule) {
 			}
 			step = &rules.Step{Name: "event", Min: 1, Max: 1}
 		} else {
-			i := slices.IndexFunc(r.Pattern, func(s *rules.Step) bool { return s.Name == st.Step })
+			if g := rules.FindStep(r.Pattern, st.Step); g != nil && g.Group {
+				p.add(st.Pos, "%s: %q is a group of rule %q: list the events under the names of its steps", testLabel(t), st.Step, e.RuleRef.String())
+				continue
+			}
+			events := rules.EventSteps(r.Pattern)
+			i := slices.IndexFunc(events, func(s *rules.Step) bool { return s.Name == st.Step })
 			if i < 0 {
-				names := make([]string, len(r.Pattern))
-				for j, s := range r.Pattern {
+				names := make([]string, len(events))
+				for j, s := range events {
 					names[j] = s.Name
 				}
 				p.add(st.Pos, "%s: rule %q has no step %q (steps: %s)", testLabel(t), e.RuleRef.String(), st.Step, strings.Join(names, ", "))
 				continue
 			}
-			step = r.Pattern[i]
+			step = withGroupCounts(r.Pattern, events[i])
 		}
 		n := len(st.Events)
 		switch {

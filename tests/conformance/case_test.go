@@ -57,18 +57,24 @@ const (
 	withinPreviousAndCurrent = "previous_and_current"
 )
 
-// flinkStep is one step of a case's pattern.
+// flinkStep is one step of a case's pattern, or a group of steps (Flink's
+// GroupPattern: Pattern.begin(Pattern) / followedBy(Pattern) / next(Pattern)
+// / followedByAny(Pattern)): Group names it (Flink's groups have no name of
+// their own, the case gives one) and Steps holds its steps; the quantifier
+// and contiguity fields then apply to the group.
 type flinkStep struct {
-	Name           string  `json:"name"`
-	Where          string  `json:"where"`
-	Contiguity     string  `json:"contiguity"`
-	Negated        bool    `json:"negated"`
-	Min            int     `json:"min"`
-	Max            *int    `json:"max"` // nil: unbounded
-	Optional       bool    `json:"optional"`
-	Greedy         bool    `json:"greedy"`
-	LoopContiguity string  `json:"loop_contiguity"`
-	Until          *string `json:"until"`
+	Name           string      `json:"name,omitempty"`
+	Group          string      `json:"group,omitempty"`
+	Steps          []flinkStep `json:"steps,omitempty"`
+	Where          string      `json:"where"`
+	Contiguity     string      `json:"contiguity"`
+	Negated        bool        `json:"negated"`
+	Min            int         `json:"min"`
+	Max            *int        `json:"max"` // nil: unbounded
+	Optional       bool        `json:"optional"`
+	Greedy         bool        `json:"greedy"`
+	LoopContiguity string      `json:"loop_contiguity"`
+	Until          *string     `json:"until"`
 }
 
 // flinkEvent is one input record. The payload fields stay raw JSON so that
@@ -240,14 +246,33 @@ func (c *flinkCase) check() error {
 	return nil
 }
 
-// stepIndex returns the index of the Flink step name, or -1.
+// stepIndex returns the index of the Flink step name among the steps that
+// take events (eventSteps), or -1.
 func (c *flinkCase) stepIndex(name string) int {
-	for i, s := range c.Steps {
+	for i, s := range c.eventSteps() {
 		if s.Name == name {
 			return i
 		}
 	}
 	return -1
+}
+
+// eventSteps lists the case's steps in pattern order, the steps of groups
+// in place of the groups: the steps a match names.
+func (c *flinkCase) eventSteps() []flinkStep {
+	var out []flinkStep
+	var walk func(steps []flinkStep)
+	walk = func(steps []flinkStep) {
+		for _, s := range steps {
+			if s.Group != "" {
+				walk(s.Steps)
+				continue
+			}
+			out = append(out, s)
+		}
+	}
+	walk(c.Steps)
+	return out
 }
 
 // perStepWindow reports whether the case's window is Flink's

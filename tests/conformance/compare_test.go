@@ -255,7 +255,7 @@ func waitsFor(c *flinkCase, m flinkMatch, k int) bool {
 	if lastTaken < 0 {
 		return false
 	}
-	for _, s := range c.Steps[lastTaken+1 : k] {
+	for _, s := range c.eventSteps()[lastTaken+1 : k] {
 		if !s.Optional && s.Min != 0 && !s.Negated {
 			return false
 		}

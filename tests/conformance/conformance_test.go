@@ -28,6 +28,13 @@ var casesFile = filepath.Join("testdata", "cases.json")
 // in the same format: patterns Shrike accepts because Flink does.
 var addedCasesFile = filepath.Join("testdata", "added-cases.json")
 
+// groupCasesFile holds the cases of Flink's group patterns (GroupITCase,
+// and GreedyITCase's group case), in the same format with groups in steps.
+var groupCasesFile = filepath.Join("testdata", "group-cases.json")
+
+// wantGroupCases is the number of cases in groupCasesFile.
+const wantGroupCases = 19
+
 // wantCases guards against losing cases: the file holds at least this many
 // (a newer export of Flink's suite may hold more; they all run).
 const wantCases = 96
@@ -52,7 +59,18 @@ func builtinCases() ([]*flinkCase, error) {
 	if len(added) != wantAddedCases {
 		return nil, fmt.Errorf("%s holds %d cases, want %d", addedCasesFile, len(added), wantAddedCases)
 	}
-	return appendCases(cases, added, addedCasesFile)
+	cases, err = appendCases(cases, added, addedCasesFile)
+	if err != nil {
+		return nil, err
+	}
+	groups, err := loadCases(groupCasesFile)
+	if err != nil {
+		return nil, err
+	}
+	if len(groups) != wantGroupCases {
+		return nil, fmt.Errorf("%s holds %d cases, want %d", groupCasesFile, len(groups), wantGroupCases)
+	}
+	return appendCases(cases, groups, groupCasesFile)
 }
 
 // appendCases adds more cases, refusing an id that is already there.

@@ -99,16 +99,18 @@ type yamlRule struct {
 }
 
 type yamlStep struct {
-	Step       string `yaml:"step"`
-	Where      string `yaml:"where,omitempty"`
-	Contiguity string `yaml:"contiguity,omitempty"`
-	Times      any    `yaml:"times,omitempty"` // int N, or "N..M" / "N.."
-	Optional   bool   `yaml:"optional,omitempty"`
-	Greedy     bool   `yaml:"greedy,omitempty"`
-	Loop       string `yaml:"loop,omitempty"`
-	Until      string `yaml:"until,omitempty"`
-	Not        bool   `yaml:"not,omitempty"`
-	Within     string `yaml:"within,omitempty"`
+	Step       string     `yaml:"step,omitempty"`
+	Group      string     `yaml:"group,omitempty"`
+	Where      string     `yaml:"where,omitempty"`
+	Contiguity string     `yaml:"contiguity,omitempty"`
+	Times      any        `yaml:"times,omitempty"` // int N, or "N..M" / "N.."
+	Optional   bool       `yaml:"optional,omitempty"`
+	Greedy     bool       `yaml:"greedy,omitempty"`
+	Loop       string     `yaml:"loop,omitempty"`
+	Until      string     `yaml:"until,omitempty"`
+	Not        bool       `yaml:"not,omitempty"`
+	Within     string     `yaml:"within,omitempty"`
+	Steps      []yamlStep `yaml:"steps,omitempty"`
 }
 
 type yamlAlert struct {
@@ -150,17 +152,18 @@ func convert(c *flinkCase) (*generated, error) {
 		ID:          ruleID,
 		Description: c.ID,
 	}
-	for i, s := range c.Steps {
-		ys, err := convertStep(i, s, toShrike[s.Name])
-		if err != nil {
-			return nil, fmt.Errorf("step %q: %w", s.Name, err)
-		}
-		rule.Pattern = append(rule.Pattern, ys)
+	rule.Pattern, err = convertSteps(c.Steps, toShrike)
+	if err != nil {
+		return nil, err
 	}
 	if c.WithinMS != nil {
 		w := fmt.Sprintf("%dms", *c.WithinMS)
 		if c.perStepWindow() {
-			rule.Pattern[c.stepIndex(c.WithinFor)].Within = w
+			i := slices.IndexFunc(c.Steps, func(s flinkStep) bool { return s.Name == c.WithinFor })
+			if i < 0 {
+				return nil, fmt.Errorf("within_step %q is not a step outside groups", c.WithinFor)
+			}
+			rule.Pattern[i].Within = w
 		} else {
 			rule.Within = w
 		}
@@ -220,12 +223,35 @@ func convert(c *flinkCase) (*generated, error) {
 func stepNames(c *flinkCase) (map[string]string, error) {
 	out := map[string]string{}
 	used := map[string]bool{}
-	for _, s := range c.Steps {
+	steps := c.eventSteps()
+	var groups func(steps []flinkStep) error
+	groups = func(steps []flinkStep) error {
+		for _, s := range steps {
+			if s.Group == "" {
+				continue
+			}
+			if !celIdent.MatchString(s.Group) || celReserved[s.Group] || used[s.Group] {
+				return fmt.Errorf("group name %q is not a usable, unique CEL identifier", s.Group)
+			}
+			used[s.Group] = true
+			if err := groups(s.Steps); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := groups(c.Steps); err != nil {
+		return nil, err
+	}
+	for _, s := range steps {
 		if celIdent.MatchString(s.Name) && !celReserved[s.Name] {
+			if used[s.Name] {
+				return nil, fmt.Errorf("step %q has the name of a group", s.Name)
+			}
 			used[s.Name] = true
 		}
 	}
-	for i, s := range c.Steps {
+	for i, s := range steps {
 		if _, dup := out[s.Name]; dup {
 			return nil, fmt.Errorf("duplicate step name %q", s.Name)
 		}
@@ -246,15 +272,47 @@ func stepNames(c *flinkCase) (map[string]string, error) {
 	return out, nil
 }
 
-// referenced reports whether name occurs as a word in any condition.
+// referenced reports whether name occurs as a word in any condition,
+// groups' until included.
 func referenced(c *flinkCase, name string) bool {
 	re := regexp.MustCompile(`\b` + regexp.QuoteMeta(name) + `\b`)
-	for _, s := range c.Steps {
-		if re.MatchString(s.Where) || (s.Until != nil && re.MatchString(*s.Until)) {
-			return true
+	var walk func(steps []flinkStep) bool
+	walk = func(steps []flinkStep) bool {
+		for _, s := range steps {
+			if re.MatchString(s.Where) || (s.Until != nil && re.MatchString(*s.Until)) || walk(s.Steps) {
+				return true
+			}
 		}
+		return false
 	}
-	return false
+	return walk(c.Steps)
+}
+
+// convertSteps maps a sequence of Flink steps (the pattern, or a group's
+// steps) to pattern steps, groups to groups.
+func convertSteps(steps []flinkStep, toShrike map[string]string) ([]yamlStep, error) {
+	out := make([]yamlStep, 0, len(steps))
+	for i, s := range steps {
+		name := toShrike[s.Name]
+		if s.Group != "" {
+			name = s.Group
+		}
+		ys, err := convertStep(i, s, name)
+		if err != nil {
+			return nil, fmt.Errorf("step %q: %w", name, err)
+		}
+		if s.Group != "" {
+			ys.Step, ys.Group = "", s.Group
+			if ys.Where != "" || ys.Not || ys.Greedy {
+				return nil, fmt.Errorf("group %q: a group has no where, negation or greed", s.Group)
+			}
+			if ys.Steps, err = convertSteps(s.Steps, toShrike); err != nil {
+				return nil, fmt.Errorf("group %q: %w", s.Group, err)
+			}
+		}
+		out = append(out, ys)
+	}
+	return out, nil
 }
 
 // convertStep maps one Flink step to a pattern step (README "Mapping to the

@@ -4,7 +4,9 @@
 //
 // testdata/cases.json holds the facts of 96 Flink test methods: a pattern
 // written as steps with CEL conditions, the input events and the expected
-// matches and timeouts. The test converts every case into a ruleset YAML
+// matches and timeouts; testdata/added-cases.json and group-cases.json hold
+// more in the same format, the latter with groups of steps (Flink's
+// GroupPattern). The test converts every case into a ruleset YAML
 // document and a recorded event file (JSON lines), runs both through the same
 // replay path as `shrike run`, and compares the alerts with the expectation.
 // README.md in this folder describes the mapping and the results.

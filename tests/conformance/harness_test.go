@@ -42,8 +42,8 @@ func TestCasesLoadAndConvert(t *testing.T) {
 				}
 			}
 			// Every step name Shrike sees maps back to a distinct Flink step.
-			if len(g.ToFlink) != len(c.Steps) {
-				t.Errorf("step name map %v does not cover the %d steps", g.ToFlink, len(c.Steps))
+			if len(g.ToFlink) != len(c.eventSteps()) {
+				t.Errorf("step name map %v does not cover the %d steps", g.ToFlink, len(c.eventSteps()))
 			}
 		})
 	}
@@ -500,5 +500,57 @@ func TestOutOfOrderness(t *testing.T) {
 				t.Errorf("outOfOrderness = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestConvertGroups checks that a group of a case becomes a group of the
+// ruleset, converted as the pattern's steps are, and that its steps are the
+// names a match uses.
+func TestConvertGroups(t *testing.T) {
+	one := ptr(1)
+	c := &flinkCase{
+		ID: "g", Skip: "no_skip",
+		Steps: []flinkStep{
+			{Name: "start", Where: `event.name == "c"`, Contiguity: "relaxed", Min: 1, Max: one},
+			{Group: "group1", Contiguity: "any", Min: 0, Max: ptr(2), LoopContiguity: "strict", Steps: []flinkStep{
+				{Name: "a", Where: `event.name == "a"`, Contiguity: "relaxed", Min: 1, Max: one},
+				{Name: "b", Where: `event.name == "b"`, Contiguity: "strict", Min: 1, Max: one},
+			}},
+			{Name: "end", Where: `event.name == "d"`, Contiguity: "relaxed", Min: 1, Max: one},
+		},
+	}
+	var names []string
+	for _, s := range c.eventSteps() {
+		names = append(names, s.Name)
+	}
+	if diff := cmp.Diff([]string{"start", "a", "b", "end"}, names); diff != "" {
+		t.Errorf("eventSteps (-want +got):\n%s", diff)
+	}
+	g, err := convert(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `      - group: group1
+        contiguity: any
+        times: 1..2
+        optional: true
+        loop: strict
+        steps:
+          - step: a
+            where: event.name == "a"
+          - step: b
+            where: event.name == "b"
+            contiguity: strict
+`
+	if !strings.Contains(string(g.Ruleset), want) {
+		t.Errorf("ruleset lacks the group\n%s\ngot:\n%s", want, g.Ruleset)
+	}
+	if len(g.ToFlink) != 4 {
+		t.Errorf("step name map %v, want the 4 steps that take events", g.ToFlink)
+	}
+
+	clash := &flinkCase{Steps: []flinkStep{{Name: "x"}, {Group: "x", Steps: []flinkStep{{Name: "y"}}}}}
+	if _, err := stepNames(clash); err == nil {
+		t.Error("stepNames accepted a group named like a step, want an error")
 	}
 }
