@@ -356,3 +356,44 @@ func BenchmarkManagedListIn(b *testing.B) {
 		})
 	}
 }
+
+// TestManagedListsConcurrentSet evaluates while the list is swapped: run
+// with -race, it shows the swap safe; each evaluation sees either the old
+// or the new items, both of which hold acct-1.
+func TestManagedListsConcurrentSet(t *testing.T) {
+	store := NewManagedLists()
+	store.Set("mules", []string{"acct-1"})
+	c, err := Load("t.yaml", []byte(managedSrc), CompileOptions{Lists: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			ev, _ := ParseEvent([]byte(`{"account":"acct-1"}`))
+			for {
+				select {
+				case <-done:
+					errs <- nil
+					return
+				default:
+				}
+				ok, err := c.Rules[0].When.EvalBool(ev, nil)
+				if err != nil || !ok {
+					errs <- fmt.Errorf("acct-1 in mules = %v, %v", ok, err)
+					return
+				}
+			}
+		}()
+	}
+	for i := range 200 {
+		store.Set("mules", []string{"acct-1", fmt.Sprintf("acct-%d", i+2)})
+	}
+	close(done)
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
