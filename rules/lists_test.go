@@ -381,7 +381,7 @@ func TestManagedListsConcurrentSet(t *testing.T) {
 				}
 				ok, err := c.Rules[0].When.EvalBool(ev, nil)
 				if err != nil || !ok {
-					errs <- fmt.Errorf("acct-1 in mules = %v, %v", ok, err)
+					errs <- fmt.Errorf("acct-1 in mules = %v, %w", ok, err)
 					return
 				}
 			}
