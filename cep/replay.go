@@ -358,6 +358,10 @@ func (r *replayer) newPartition(s *stream) (*matcher.Partition, error) {
 		Tracer:            r.opts.Tracer,
 		NoCheckpoints:     true,
 		Recycle:           r.recycle(),
+		// Alert writes an alert out and keeps nothing of it, unless it
+		// hands it to OnAlert.
+		ReuseAlerts:        r.opts.OnAlert == nil,
+		PoisonReusedAlerts: poisonRecycled,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("replay: %w", err)

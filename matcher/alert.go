@@ -48,10 +48,19 @@ type StepRecords struct {
 	Records []*Record
 }
 
+// alertIDLen is the length of an alert id: 32 hexadecimal digits.
+const alertIDLen = 32
+
 // alertID derives the deterministic id of docs/design.md#alerts: a hash of ruleset,
 // rule, rule version, key, the timeout flag and the matched records'
 // positions, so that replaying the same input yields the same ids.
 func alertID(ruleset, rule, version, key string, timeout, shadow bool, steps []StepRecords) string {
+	var id [alertIDLen]byte
+	return string(appendAlertID(id[:0], ruleset, rule, version, key, timeout, shadow, steps))
+}
+
+// appendAlertID appends the id alertID returns to dst.
+func appendAlertID(dst []byte, ruleset, rule, version, key string, timeout, shadow bool, steps []StepRecords) []byte {
 	// Most ids hash a few hundred bytes: built on the stack, they leave no
 	// garbage behind (a burst of alerts, as when a replay's end closes
 	// every window, would otherwise grow the heap by as much).
@@ -80,14 +89,14 @@ func alertID(ruleset, rule, version, key string, timeout, shadow bool, steps []S
 	}
 	// Two 64-bit digests (the second over a salted copy) give a 128-bit id:
 	// collisions across billions of alerts stay negligible.
-	var sum [16]byte
 	h1 := xxhash.Sum64(buf)
 	h2 := xxhash.Sum64(append(buf, "#shrike"...))
+	var sum [16]byte
 	for i := range 8 {
 		sum[i] = byte(h1 >> (56 - 8*i))
 		sum[8+i] = byte(h2 >> (56 - 8*i))
 	}
-	return hex.EncodeToString(sum[:])
+	return hex.AppendEncode(dst, sum[:])
 }
 
 // AsLive returns a copy of an alert of a shadow version as the version

@@ -46,8 +46,12 @@ type Partition struct {
 	finalStack []*nfa.State
 	produced   []*run
 	nextBuf    []*run
-	runMemo    []leafValue
-	vars       runVars
+	// completed are the runs a step completed, and expiredDone and
+	// expiredOpen those whose windows closed, complete or not (scratch of
+	// step and advanceTime, which release sorts).
+	completed, expiredDone, expiredOpen []*run
+	runMemo                             []leafValue
+	vars                                runVars
 	// retainedFrom is the record being processed once a run took it, and
 	// retainedTo the kept event the runs hold (retain.go).
 	retainedFrom *Record
@@ -63,6 +67,9 @@ type Partition struct {
 	// single-event rule's record), which is then not recycled
 	// (Options.Recycle).
 	handedOut bool
+	// reused is the alertBuf every alert is built in when the Output does
+	// not keep alerts (Options.ReuseAlerts).
+	reused *alertBuf
 
 	// dirty lists the keys changed since the last Changes call.
 	dirty []*keyState

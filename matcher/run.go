@@ -92,7 +92,11 @@ func (rk *ruleKey) deadline(pr *planRule) int64 {
 func (p *Partition) step(pr *planRule, rk *ruleKey, r *Record) {
 	before := len(rk.runs)
 	next := p.nextBuf[:0]
-	var potential []*run
+	potential := p.completed[:0]
+	defer func() {
+		clear(potential)
+		p.completed = potential[:0]
+	}()
 	first := -1
 	if pr.draining {
 		first = 0 // an old version only finishes what it started
@@ -382,7 +386,12 @@ func (p *Partition) advanceTime(pr *planRule, rk *ruleKey, t int64, key string) 
 	}
 	w := int64(pr.auto.Window)
 	kept := rk.runs[:0]
-	var potential, timedOut []*run
+	potential, timedOut := p.expiredDone[:0], p.expiredOpen[:0]
+	defer func() {
+		clear(potential)
+		clear(timedOut)
+		p.expiredDone, p.expiredOpen = potential[:0], timedOut[:0]
+	}()
 	for _, r := range rk.runs {
 		sw := int64(r.state.Window)
 		if (sw > 0 && t >= r.prevTime+sw) || (w > 0 && t >= r.startTime+w) {
@@ -417,35 +426,53 @@ func (p *Partition) advanceTime(pr *planRule, rk *ruleKey, t int64, key string) 
 
 // release adds completed matches to the held ones and emits, in order of
 // their first event, those that no open partial match precedes, pruning
-// partial and held matches by the skip strategy after each.
+// partial and held matches by the skip strategy after each. potential is
+// the caller's scratch space, which release sorts.
 func (p *Partition) release(pr *planRule, rk *ruleKey, potential []*run, key string) {
+	held := rk.held
+	// Without held matches, the completed ones are sorted where they are,
+	// and copied only if some must wait: an absence match, which completes
+	// when its window closes, is mostly emitted at once.
+	inScratch := len(held) == 0 && len(potential) > 0
 	if len(potential) > 0 {
-		rk.held = append(rk.held, potential...)
-		p.changed = true
-		slices.SortStableFunc(rk.held, compareRuns)
-	}
-	for len(rk.held) > 0 {
-		m := rk.held[0]
-		if earliest := earliestRun(rk.runs); earliest != nil && before(earliest, m) {
-			return
+		if inScratch {
+			held = potential
+		} else {
+			held = append(held, potential...)
 		}
-		rk.held = rk.held[1:]
+		p.changed = true
+		slices.SortStableFunc(held, compareRuns)
+	}
+	for len(held) > 0 {
+		m := held[0]
+		if earliest := earliestRun(rk.runs); earliest != nil && before(earliest, m) {
+			break
+		}
+		held = held[1:]
 		p.changed = true
 		if pr.rule.Skip.Kind != "" && pr.rule.Skip.Kind != "none" {
 			if id, ok := pruningID(pr, m); ok {
 				if p.tr != nil {
+					rk.held = held
 					p.tracePruned(pr, rk, id)
 				}
 				n := len(rk.runs)
 				rk.runs = pruneRuns(rk.runs, id, string(pr.rule.Skip.Kind))
 				rk.nextOK, p.changed = false, true
 				p.addLive(pr, len(rk.runs)-n)
-				rk.held = pruneRuns(rk.held, id, string(pr.rule.Skip.Kind))
+				held = pruneRuns(held, id, string(pr.rule.Skip.Kind))
 			}
 		}
 		p.emitMatch(pr, m, key, false)
 	}
-	rk.held = nil
+	switch {
+	case len(held) == 0:
+		rk.held = nil
+	case inScratch:
+		rk.held = slices.Clone(held)
+	default:
+		rk.held = held
+	}
 }
 
 func earliestRun(runs []*run) *run {
