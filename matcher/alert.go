@@ -3,6 +3,7 @@ package matcher
 import (
 	"encoding/hex"
 	"encoding/json"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -184,12 +185,7 @@ func (a *Alert) appendJSON(dst []byte, shrink int) []byte {
 	dst = append(dst, `,"summary":`...)
 	dst = appendString(dst, summary)
 	dst = append(dst, `,"labels":`...)
-	if len(a.Labels) == 0 {
-		dst = append(dst, `{}`...)
-	} else {
-		b, _ := json.Marshal(a.Labels) // sorted keys: stable output
-		dst = append(dst, b...)
-	}
+	dst = appendLabels(dst, a.Labels)
 	dst = append(dst, `,"start":`...)
 	dst = appendTime(dst, a.Start)
 	dst = append(dst, `,"end":`...)
@@ -281,11 +277,85 @@ func cutText(s string) string {
 	return s[:n]
 }
 
-func appendTime(dst []byte, t time.Time) []byte {
-	dst = append(dst, '"')
-	dst = t.UTC().AppendFormat(dst, time.RFC3339Nano)
-	return append(dst, '"')
+// appendLabels appends labels as encoding/json encodes them, in the order
+// of their keys.
+func appendLabels(dst []byte, labels map[string]string) []byte {
+	if len(labels) == 0 {
+		return append(dst, `{}`...)
+	}
+	var stack [16]string
+	keys := stack[:0]
+	for k := range labels {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	dst = append(dst, '{')
+	for i, k := range keys {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendString(dst, k)
+		dst = append(dst, ':')
+		dst = appendString(dst, labels[k])
+	}
+	return append(dst, '}')
 }
+
+// appendTime appends t in UTC as time.RFC3339Nano formats it, between
+// quotes. Alert times are written for every alert: the layout is written
+// out rather than interpreted.
+func appendTime(dst []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		dst = append(dst, '"')
+		dst = t.AppendFormat(dst, time.RFC3339Nano)
+		return append(dst, '"')
+	}
+	hour, minute, sec := t.Clock()
+	dst = append(dst, '"')
+	dst = appendDigits(dst, year, 4)
+	dst = append(dst, '-')
+	dst = appendDigits(dst, int(month), 2)
+	dst = append(dst, '-')
+	dst = appendDigits(dst, day, 2)
+	dst = append(dst, 'T')
+	dst = appendDigits(dst, hour, 2)
+	dst = append(dst, ':')
+	dst = appendDigits(dst, minute, 2)
+	dst = append(dst, ':')
+	dst = appendDigits(dst, sec, 2)
+	if ns := t.Nanosecond(); ns != 0 {
+		digits := 9
+		for ns%10 == 0 {
+			ns /= 10
+			digits--
+		}
+		dst = append(dst, '.')
+		dst = appendDigits(dst, ns, digits)
+	}
+	return append(dst, 'Z', '"')
+}
+
+// appendDigits appends the n lowest decimal digits of v >= 0, zero-padded.
+func appendDigits(dst []byte, v, n int) []byte {
+	dst = append(dst, "000000000"[:n]...)
+	for i := len(dst) - 1; v > 0 && i >= len(dst)-n; i-- {
+		dst[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return dst
+}
+
+// plainJSON has c set for the bytes a JSON string holds as they are, as
+// encoding/json writes them: printable ASCII but the quote, the backslash
+// and the HTML characters it escapes.
+var plainJSON = func() (t [256]bool) {
+	for c := 0x20; c <= 0x7e; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
 
 // appendString appends s as encoding/json encodes it. Ids, names and most
 // keys and summaries are printable ASCII with nothing to escape: those are
@@ -293,7 +363,7 @@ func appendTime(dst []byte, t time.Time) []byte {
 // encodes the rest.
 func appendString(dst []byte, s string) []byte {
 	for i := range len(s) {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+		if !plainJSON[s[i]] {
 			b, _ := json.Marshal(s)
 			return append(dst, b...)
 		}

@@ -106,3 +106,32 @@ func TestAppendStringEncodesAsEncodingJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestAlertTimesAndLabels checks the written-out encodings of times and
+// labels against the encodings they stand for: time.RFC3339Nano in UTC
+// and encoding/json's map, keys sorted and HTML characters escaped.
+func TestAlertTimesAndLabels(t *testing.T) {
+	times := []time.Time{
+		time.Unix(0, 0), time.Unix(1, 1), time.Unix(1764547200, 120000000), time.Unix(1764547200, 999999999),
+		time.Unix(1764547200, 100), time.Date(9999, 12, 31, 23, 59, 59, 5e8, time.UTC),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2026, 3, 4, 5, 6, 7, 80, time.FixedZone("x", 3600)),
+	}
+	for _, tm := range times {
+		want := `"` + tm.UTC().Format(time.RFC3339Nano) + `"`
+		if got := string(appendTime(nil, tm)); got != want {
+			t.Errorf("appendTime(%v) = %s, want %s", tm, got, want)
+		}
+	}
+	for _, labels := range []map[string]string{
+		nil, {"a": "b"}, {"zone": "z<1>", "team": "t", "a&b": "\"q\"", "é": "\x01"},
+	} {
+		want, _ := json.Marshal(labels)
+		if len(labels) == 0 {
+			want = []byte(`{}`)
+		}
+		if got := appendLabels(nil, labels); string(got) != string(want) {
+			t.Errorf("appendLabels(%v) = %s, want %s", labels, got, want)
+		}
+	}
+}

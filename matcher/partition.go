@@ -271,6 +271,8 @@ func (p *Partition) fireTimers(now int64) {
 		for n < timerLookahead && p.timers.len() > 0 && p.timers.min().deadline <= now {
 			t := p.timers.pop()
 			prefetchKeyState(t.key, 0)
+			// A key whose windows all closed leaves the table.
+			prefetch(unsafe.Pointer(p.keys.home(t.key.hash)))
 			ring[(head+n)%timerLookahead] = t
 			n++
 		}
