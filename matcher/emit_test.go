@@ -117,10 +117,14 @@ func TestReuseAlerts(t *testing.T) {
 // partition's alert memory has grown to the largest alert, closing windows
 // that complete absence matches allocates nothing per alert.
 func TestReusedAlertsAllocateNothing(t *testing.T) {
-	const keys = 200
+	const keys = 2000
 	var events []ev
 	for k := range keys {
-		events = append(events, ev{k + 1, fmt.Sprintf("key-%d", k), int64(k / 10), "a"})
+		at := int64(20) // the first keys' windows close before the others'
+		if k < 100 {
+			at = 0
+		}
+		events = append(events, ev{k + 1, fmt.Sprintf("key-%d", k), at, "a"})
 	}
 	alerts := 0
 	p, err := NewPartition(program(t, absenceRule), countingOutput{&alerts}, Options{ReuseAlerts: true, NoCheckpoints: true, Clock: func() time.Time { return time.Unix(0, 0) }})
@@ -128,9 +132,10 @@ func TestReusedAlertsAllocateNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	push(t, p, events)
-	p.Advance(25 * ms) // every record is matched, the first keys' windows close
-	if alerts == 0 {
-		t.Fatal("no alert before the end")
+	p.Advance(21 * ms) // every record is matched, the first keys' windows close
+	early := alerts
+	if early == 0 || early > keys/2 {
+		t.Fatalf("%d alerts before the end, want some, and fewer than half", early)
 	}
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
@@ -140,8 +145,10 @@ func TestReusedAlertsAllocateNothing(t *testing.T) {
 	if alerts != keys {
 		t.Errorf("%d alerts, want %d", alerts, keys)
 	}
-	if allocs > 0 {
-		t.Errorf("closing the last absence matches allocated %d times, want none", allocs)
+	// The count is the process's: a stray allocation of the runtime or
+	// the test framework may fall in it, one per alert may not.
+	if late := uint64(keys - early); allocs > late/100 {
+		t.Errorf("closing the last %d absence matches allocated %d times, want none", late, allocs)
 	}
 }
 

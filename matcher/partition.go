@@ -152,6 +152,9 @@ type keyState struct {
 	hash   uint64 // hashKey(key)
 	keyBuf [32]byte
 	rules  []*ruleKey
+	// ruleBuf holds rules while the key has state for one rule, as most
+	// have: the keyState's size class has room for it.
+	ruleBuf [1]*ruleKey
 	// mask has bit i set when rules holds rule i (i < 64): most rules have
 	// no state for a key, and the bit says so without touching rules.
 	mask uint64
@@ -166,6 +169,7 @@ const noDeadline = math.MaxInt64
 
 func newKeyState(key string, hash uint64) *keyState {
 	ks := &keyState{deadline: noDeadline, hash: hash}
+	ks.rules = ks.ruleBuf[:0]
 	if len(key) <= len(ks.keyBuf) {
 		n := copy(ks.keyBuf[:], key)
 		ks.key = unsafe.String(&ks.keyBuf[0], n)
@@ -373,9 +377,7 @@ func (p *Partition) processRule(pr *planRule, ks *keyState, r *Record, hash uint
 				p.keys.put(ks)
 			}
 			p.changed = true
-			rk := new(ruleKey)
-			*rk = p.scratch
-			ks.add(rk)
+			ks.add(p.scratch.moved())
 		}
 		return ks
 	}

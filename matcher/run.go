@@ -56,14 +56,40 @@ type ruleKey struct {
 	runs []*run
 	// held are completed matches a skip strategy keeps until no earlier
 	// partial match is open (and absence matches, released the same way).
-	held      []*run
+	held []*run
+	// runBuf holds runs while the key has one partial match of the rule,
+	// as most have: the ruleKey's allocation has room for it.
+	runBuf [1]*run
+	// next caches deadline(); nextOK is false when runs changed since.
+	next   int64
+	nextOK bool
+	// The flags come last, beside nextOK, so that the struct fits in 80
+	// bytes.
 	capLogged bool // for the rule, or for any member of a group
 	// grouped is set when the state is rule.group's, shared by its members
 	// (see group.go).
 	grouped bool
-	// next caches deadline(); nextOK is false when runs changed since.
-	next   int64
-	nextOK bool
+}
+
+// setRuns makes the runs those of next, in runs' array or, while there is
+// none, in runBuf when one is enough.
+func (rk *ruleKey) setRuns(next []*run) {
+	if rk.runs == nil {
+		rk.runs = rk.runBuf[:0]
+	}
+	rk.runs = append(rk.runs[:0], next...)
+}
+
+// moved returns a new ruleKey holding what the scratch rk holds, its runs
+// in the new one's runBuf if they were in rk's. rk must then be reset
+// before its next use.
+func (rk *ruleKey) moved() *ruleKey {
+	n := new(ruleKey)
+	*n = *rk
+	if len(rk.runs) > 0 && &rk.runs[:1][0] == &rk.runBuf[0] {
+		n.runs = append(n.runBuf[:0], rk.runs...)
+	}
+	return n
 }
 
 func (rk *ruleKey) empty() bool { return len(rk.runs) == 0 && len(rk.held) == 0 }
@@ -137,7 +163,7 @@ func (p *Partition) step(pr *planRule, rk *ruleKey, r *Record) {
 	if len(next) != before || !slices.Equal(next, rk.runs) {
 		rk.nextOK, p.changed = false, true
 	}
-	rk.runs = append(rk.runs[:0], next...)
+	rk.setRuns(next)
 	clear(next)
 	p.nextBuf = next[:0]
 	p.countLive(pr, len(rk.runs)-before)
