@@ -605,8 +605,17 @@ func (h timerHeap) len() int { return max(len(h)-timerPad, 0) }
 func (h timerHeap) min() timer { return h[timerPad] }
 
 func (h *timerHeap) push(t timer) {
-	if len(*h) == 0 {
+	switch {
+	case len(*h) == 0:
 		*h = make(timerHeap, timerPad, 64)
+	case len(*h) == cap(*h):
+		// Doubled, not grown by the quarter append grows a large slice
+		// by: a heap of a timer per key is megabytes, and each array it
+		// outgrew stays in the heap until the next collection, which a
+		// replay that only adds state may never run.
+		grown := make(timerHeap, len(*h), 2*cap(*h))
+		copy(grown, *h)
+		*h = grown
 	}
 	*h = append(*h, t)
 	a := *h
