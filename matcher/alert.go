@@ -302,30 +302,34 @@ func appendLabels(dst []byte, labels map[string]string) []byte {
 }
 
 // appendTime appends t in UTC as time.RFC3339Nano formats it, between
-// quotes. Alert times are written for every alert: the layout is written
-// out rather than interpreted.
+// quotes. Alert times are written three to an alert: the date is worked
+// out from the Unix time directly, rather than through the time package's
+// layout interpreter and calendar.
 func appendTime(dst []byte, t time.Time) []byte {
-	t = t.UTC()
-	year, month, day := t.Date()
+	secs, ns := t.Unix(), t.Nanosecond()
+	days, sod := secs/86400, secs%86400
+	if sod < 0 {
+		days, sod = days-1, sod+86400
+	}
+	year, month, day := civilDate(days)
 	if year < 0 || year > 9999 {
 		dst = append(dst, '"')
-		dst = t.AppendFormat(dst, time.RFC3339Nano)
+		dst = t.UTC().AppendFormat(dst, time.RFC3339Nano)
 		return append(dst, '"')
 	}
-	hour, minute, sec := t.Clock()
 	dst = append(dst, '"')
-	dst = appendDigits(dst, year, 4)
+	dst = appendDigits(dst, int(year), 4)
 	dst = append(dst, '-')
-	dst = appendDigits(dst, int(month), 2)
+	dst = appendDigits(dst, month, 2)
 	dst = append(dst, '-')
 	dst = appendDigits(dst, day, 2)
 	dst = append(dst, 'T')
-	dst = appendDigits(dst, hour, 2)
+	dst = appendDigits(dst, int(sod/3600), 2)
 	dst = append(dst, ':')
-	dst = appendDigits(dst, minute, 2)
+	dst = appendDigits(dst, int(sod/60%60), 2)
 	dst = append(dst, ':')
-	dst = appendDigits(dst, sec, 2)
-	if ns := t.Nanosecond(); ns != 0 {
+	dst = appendDigits(dst, int(sod%60), 2)
+	if ns != 0 {
 		digits := 9
 		for ns%10 == 0 {
 			ns /= 10
@@ -335,6 +339,30 @@ func appendTime(dst []byte, t time.Time) []byte {
 		dst = appendDigits(dst, ns, digits)
 	}
 	return append(dst, 'Z', '"')
+}
+
+// civilDate returns the proleptic Gregorian date of the day days after
+// 1970-01-01 (Howard Hinnant's civil_from_days).
+func civilDate(days int64) (year int64, month, day int) {
+	z := days + 719468
+	era := z / 146097
+	if z < 0 && z%146097 != 0 {
+		era--
+	}
+	doe := z - era*146097                                  // [0, 146096]
+	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365 // [0, 399]
+	doy := doe - (365*yoe + yoe/4 - yoe/100)               // [0, 365]
+	mp := (5*doy + 2) / 153                                // [0, 11], from March
+	day = int(doy - (153*mp+2)/5 + 1)
+	month = int(mp + 3)
+	if month > 12 {
+		month -= 12
+	}
+	year = yoe + era*400
+	if month <= 2 {
+		year++
+	}
+	return year, month, day
 }
 
 // appendDigits appends the n lowest decimal digits of v >= 0, zero-padded.

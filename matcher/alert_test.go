@@ -2,6 +2,7 @@ package matcher
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -116,6 +117,11 @@ func TestAlertTimesAndLabels(t *testing.T) {
 		time.Unix(1764547200, 100), time.Date(9999, 12, 31, 23, 59, 59, 5e8, time.UTC),
 		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC),
 		time.Date(2026, 3, 4, 5, 6, 7, 80, time.FixedZone("x", 3600)),
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 20000 {
+		// Any instant of years 0 to 9999, and some outside.
+		times = append(times, time.Unix(rng.Int64N(320000000000)-62200000000, rng.Int64N(1e9)), time.Unix(rng.Int64N(4e9), 0))
 	}
 	for _, tm := range times {
 		want := `"` + tm.UTC().Format(time.RFC3339Nano) + `"`
