@@ -358,6 +358,10 @@ func (r *replayer) newPartition(s *stream) (*matcher.Partition, error) {
 		Tracer:            r.opts.Tracer,
 		NoCheckpoints:     true,
 		Recycle:           r.recycle(),
+		// Alert writes an alert out and keeps nothing of it, unless it
+		// hands it to OnAlert.
+		ReuseAlerts:        r.opts.OnAlert == nil,
+		PoisonReusedAlerts: poisonRecycled,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("replay: %w", err)
@@ -494,14 +498,24 @@ func (r *replayer) Alert(a *matcher.Alert) {
 	if i, ok := r.ruleIdx[summaryKey{matcher.RuleID{Ruleset: a.Ruleset, Rule: a.Rule}, a.Shadow}]; ok {
 		r.sum.Rules[i].Alerts++
 	}
-	if r.alerts != nil {
-		r.scratch = append(a.AppendJSON(r.scratch[:0]), '\n')
-		r.write(r.alerts, r.scratch)
+	if r.alerts != nil && r.werr == nil {
+		// Encoded straight into the writer's buffer when it has room: an
+		// alert is then copied once, as it is encoded.
+		if r.alerts.Available() < minAlertRoom {
+			if err := r.alerts.Flush(); err != nil {
+				r.werr = fmt.Errorf("replay: write: %w", err)
+			}
+		}
+		r.write(r.alerts, append(a.AppendJSON(r.alerts.AvailableBuffer()), '\n'))
 	}
 	if r.opts.OnAlert != nil {
 		r.opts.OnAlert(a)
 	}
 }
+
+// minAlertRoom is the room in the alerts' writer below which it is
+// flushed before an alert is encoded into it: most alerts take less.
+const minAlertRoom = 8 << 10
 
 // Late implements matcher.Output. A record is late when it is pushed, so the
 // line being pushed is the one to write as read; a line late in several

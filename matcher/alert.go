@@ -3,6 +3,7 @@ package matcher
 import (
 	"encoding/hex"
 	"encoding/json"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -48,10 +49,19 @@ type StepRecords struct {
 	Records []*Record
 }
 
+// alertIDLen is the length of an alert id: 32 hexadecimal digits.
+const alertIDLen = 32
+
 // alertID derives the deterministic id of docs/design.md#alerts: a hash of ruleset,
 // rule, rule version, key, the timeout flag and the matched records'
 // positions, so that replaying the same input yields the same ids.
 func alertID(ruleset, rule, version, key string, timeout, shadow bool, steps []StepRecords) string {
+	var id [alertIDLen]byte
+	return string(appendAlertID(id[:0], ruleset, rule, version, key, timeout, shadow, steps))
+}
+
+// appendAlertID appends the id alertID returns to dst.
+func appendAlertID(dst []byte, ruleset, rule, version, key string, timeout, shadow bool, steps []StepRecords) []byte {
 	// Most ids hash a few hundred bytes: built on the stack, they leave no
 	// garbage behind (a burst of alerts, as when a replay's end closes
 	// every window, would otherwise grow the heap by as much).
@@ -80,14 +90,14 @@ func alertID(ruleset, rule, version, key string, timeout, shadow bool, steps []S
 	}
 	// Two 64-bit digests (the second over a salted copy) give a 128-bit id:
 	// collisions across billions of alerts stay negligible.
-	var sum [16]byte
 	h1 := xxhash.Sum64(buf)
 	h2 := xxhash.Sum64(append(buf, "#shrike"...))
+	var sum [16]byte
 	for i := range 8 {
 		sum[i] = byte(h1 >> (56 - 8*i))
 		sum[8+i] = byte(h2 >> (56 - 8*i))
 	}
-	return hex.EncodeToString(sum[:])
+	return hex.AppendEncode(dst, sum[:])
 }
 
 // AsLive returns a copy of an alert of a shadow version as the version
@@ -175,12 +185,7 @@ func (a *Alert) appendJSON(dst []byte, shrink int) []byte {
 	dst = append(dst, `,"summary":`...)
 	dst = appendString(dst, summary)
 	dst = append(dst, `,"labels":`...)
-	if len(a.Labels) == 0 {
-		dst = append(dst, `{}`...)
-	} else {
-		b, _ := json.Marshal(a.Labels) // sorted keys: stable output
-		dst = append(dst, b...)
-	}
+	dst = appendLabels(dst, a.Labels)
 	dst = append(dst, `,"start":`...)
 	dst = appendTime(dst, a.Start)
 	dst = append(dst, `,"end":`...)
@@ -272,11 +277,113 @@ func cutText(s string) string {
 	return s[:n]
 }
 
-func appendTime(dst []byte, t time.Time) []byte {
-	dst = append(dst, '"')
-	dst = t.UTC().AppendFormat(dst, time.RFC3339Nano)
-	return append(dst, '"')
+// appendLabels appends labels as encoding/json encodes them, in the order
+// of their keys.
+func appendLabels(dst []byte, labels map[string]string) []byte {
+	if len(labels) == 0 {
+		return append(dst, `{}`...)
+	}
+	var stack [16]string
+	keys := stack[:0]
+	for k := range labels {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	dst = append(dst, '{')
+	for i, k := range keys {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendString(dst, k)
+		dst = append(dst, ':')
+		dst = appendString(dst, labels[k])
+	}
+	return append(dst, '}')
 }
+
+// appendTime appends t in UTC as time.RFC3339Nano formats it, between
+// quotes. Alert times are written three to an alert: the date is worked
+// out from the Unix time directly, rather than through the time package's
+// layout interpreter and calendar.
+func appendTime(dst []byte, t time.Time) []byte {
+	secs, ns := t.Unix(), t.Nanosecond()
+	days, sod := secs/86400, secs%86400
+	if sod < 0 {
+		days, sod = days-1, sod+86400
+	}
+	year, month, day := civilDate(days)
+	if year < 0 || year > 9999 {
+		dst = append(dst, '"')
+		dst = t.UTC().AppendFormat(dst, time.RFC3339Nano)
+		return append(dst, '"')
+	}
+	dst = append(dst, '"')
+	dst = appendDigits(dst, int(year), 4)
+	dst = append(dst, '-')
+	dst = appendDigits(dst, month, 2)
+	dst = append(dst, '-')
+	dst = appendDigits(dst, day, 2)
+	dst = append(dst, 'T')
+	dst = appendDigits(dst, int(sod/3600), 2)
+	dst = append(dst, ':')
+	dst = appendDigits(dst, int(sod/60%60), 2)
+	dst = append(dst, ':')
+	dst = appendDigits(dst, int(sod%60), 2)
+	if ns != 0 {
+		digits := 9
+		for ns%10 == 0 {
+			ns /= 10
+			digits--
+		}
+		dst = append(dst, '.')
+		dst = appendDigits(dst, ns, digits)
+	}
+	return append(dst, 'Z', '"')
+}
+
+// civilDate returns the proleptic Gregorian date of the day days after
+// 1970-01-01 (Howard Hinnant's civil_from_days).
+func civilDate(days int64) (year int64, month, day int) {
+	z := days + 719468
+	era := z / 146097
+	if z < 0 && z%146097 != 0 {
+		era--
+	}
+	doe := z - era*146097                                  // [0, 146096]
+	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365 // [0, 399]
+	doy := doe - (365*yoe + yoe/4 - yoe/100)               // [0, 365]
+	mp := (5*doy + 2) / 153                                // [0, 11], from March
+	day = int(doy - (153*mp+2)/5 + 1)
+	month = int(mp + 3)
+	if month > 12 {
+		month -= 12
+	}
+	year = yoe + era*400
+	if month <= 2 {
+		year++
+	}
+	return year, month, day
+}
+
+// appendDigits appends the n lowest decimal digits of v >= 0, zero-padded.
+func appendDigits(dst []byte, v, n int) []byte {
+	dst = append(dst, "000000000"[:n]...)
+	for i := len(dst) - 1; v > 0 && i >= len(dst)-n; i-- {
+		dst[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return dst
+}
+
+// plainJSON has c set for the bytes a JSON string holds as they are, as
+// encoding/json writes them: printable ASCII but the quote, the backslash
+// and the HTML characters it escapes.
+var plainJSON = func() (t [256]bool) {
+	for c := 0x20; c <= 0x7e; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
 
 // appendString appends s as encoding/json encodes it. Ids, names and most
 // keys and summaries are printable ASCII with nothing to escape: those are
@@ -284,7 +391,7 @@ func appendTime(dst []byte, t time.Time) []byte {
 // encodes the rest.
 func appendString(dst []byte, s string) []byte {
 	for i := range len(s) {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+		if !plainJSON[s[i]] {
 			b, _ := json.Marshal(s)
 			return append(dst, b...)
 		}

@@ -2,6 +2,7 @@ package matcher
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -103,6 +104,40 @@ func TestAppendStringEncodesAsEncodingJSON(t *testing.T) {
 		want, _ := json.Marshal(s)
 		if got := appendString([]byte("x"), s); string(got) != "x"+string(want) {
 			t.Errorf("appendString(%q) = %s, want %s", s, got[1:], want)
+		}
+	}
+}
+
+// TestAlertTimesAndLabels checks the written-out encodings of times and
+// labels against the encodings they stand for: time.RFC3339Nano in UTC
+// and encoding/json's map, keys sorted and HTML characters escaped.
+func TestAlertTimesAndLabels(t *testing.T) {
+	times := []time.Time{
+		time.Unix(0, 0), time.Unix(1, 1), time.Unix(1764547200, 120000000), time.Unix(1764547200, 999999999),
+		time.Unix(1764547200, 100), time.Date(9999, 12, 31, 23, 59, 59, 5e8, time.UTC),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2026, 3, 4, 5, 6, 7, 80, time.FixedZone("x", 3600)),
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 20000 {
+		// Any instant of years 0 to 9999, and some outside.
+		times = append(times, time.Unix(rng.Int64N(320000000000)-62200000000, rng.Int64N(1e9)), time.Unix(rng.Int64N(4e9), 0))
+	}
+	for _, tm := range times {
+		want := `"` + tm.UTC().Format(time.RFC3339Nano) + `"`
+		if got := string(appendTime(nil, tm)); got != want {
+			t.Errorf("appendTime(%v) = %s, want %s", tm, got, want)
+		}
+	}
+	for _, labels := range []map[string]string{
+		nil, {"a": "b"}, {"zone": "z<1>", "team": "t", "a&b": "\"q\"", "é": "\x01"},
+	} {
+		want, _ := json.Marshal(labels)
+		if len(labels) == 0 {
+			want = []byte(`{}`)
+		}
+		if got := appendLabels(nil, labels); string(got) != string(want) {
+			t.Errorf("appendLabels(%v) = %s, want %s", labels, got, want)
 		}
 	}
 }

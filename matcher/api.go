@@ -75,11 +75,23 @@ type Options struct {
 	NoCheckpoints bool
 	// Recycle, when set, is handed each pushed record once the partition
 	// is done with it: matched (partial matches keep copies of what they
-	// take), and not referred to by the Output (a late record; one whose matching emitted an alert,
-	// whose key or records may point into it). The runtime may then reuse
+	// take), and not referred to by the Output (a late record; one whose
+	// matching emitted an alert the Output may keep, whose key or records
+	// may point into it: see ReuseAlerts). The runtime may then reuse
 	// the record, its event and the event's bytes. It is not called under a
 	// Tracer.
 	Recycle func(*Record)
+	// ReuseAlerts says the Output is done with an alert, and with
+	// everything it points to (its records, their events, its id and
+	// summary), when its Alert call returns: it writes the alert out and
+	// keeps nothing of it. The partition then builds every alert in the
+	// same memory, and an alert allocates nothing. It has no effect under
+	// a Tracer, which keeps the alerts.
+	ReuseAlerts bool
+	// PoisonReusedAlerts, for tests, overwrites a reused alert, its id,
+	// summary and records once the Output returned from it, so that an
+	// Output that kept any of it would show it.
+	PoisonReusedAlerts bool
 }
 
 // Stats are a Partition's counters since it was created.

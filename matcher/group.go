@@ -370,8 +370,7 @@ func (p *Partition) processGroup(g *ruleGroup, ks *keyState, r *Record, hash uin
 				p.keys.put(ks)
 			}
 			p.changed = true
-			rk = new(ruleKey)
-			*rk = p.scratch
+			rk = p.scratch.moved()
 			ks.add(rk)
 		}
 		p.scratch = ruleKey{}
@@ -620,7 +619,7 @@ func (p *Partition) groupStep(g *ruleGroup, rk *ruleKey, r *Record, start uint64
 	if len(next) != before || !slices.Equal(next, rk.runs) {
 		rk.nextOK, p.changed = false, true
 	}
-	rk.runs = append(rk.runs[:0], next...)
+	rk.setRuns(next)
 	clear(next)
 	p.nextBuf = next[:0]
 

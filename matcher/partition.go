@@ -46,8 +46,12 @@ type Partition struct {
 	finalStack []*nfa.State
 	produced   []*run
 	nextBuf    []*run
-	runMemo    []leafValue
-	vars       runVars
+	// completed are the runs a step completed, and expiredDone and
+	// expiredOpen those whose windows closed, complete or not (scratch of
+	// step and advanceTime, which release sorts).
+	completed, expiredDone, expiredOpen []*run
+	runMemo                             []leafValue
+	vars                                runVars
 	// retainedFrom is the record being processed once a run took it, and
 	// retainedTo the kept event the runs hold (retain.go).
 	retainedFrom *Record
@@ -63,6 +67,9 @@ type Partition struct {
 	// single-event rule's record), which is then not recycled
 	// (Options.Recycle).
 	handedOut bool
+	// reused is the alertBuf every alert is built in when the Output does
+	// not keep alerts (Options.ReuseAlerts).
+	reused *alertBuf
 
 	// dirty lists the keys changed since the last Changes call.
 	dirty []*keyState
@@ -145,6 +152,9 @@ type keyState struct {
 	hash   uint64 // hashKey(key)
 	keyBuf [32]byte
 	rules  []*ruleKey
+	// ruleBuf holds rules while the key has state for one rule, as most
+	// have: the keyState's size class has room for it.
+	ruleBuf [1]*ruleKey
 	// mask has bit i set when rules holds rule i (i < 64): most rules have
 	// no state for a key, and the bit says so without touching rules.
 	mask uint64
@@ -159,6 +169,7 @@ const noDeadline = math.MaxInt64
 
 func newKeyState(key string, hash uint64) *keyState {
 	ks := &keyState{deadline: noDeadline, hash: hash}
+	ks.rules = ks.ruleBuf[:0]
 	if len(key) <= len(ks.keyBuf) {
 		n := copy(ks.keyBuf[:], key)
 		ks.key = unsafe.String(&ks.keyBuf[0], n)
@@ -264,6 +275,8 @@ func (p *Partition) fireTimers(now int64) {
 		for n < timerLookahead && p.timers.len() > 0 && p.timers.min().deadline <= now {
 			t := p.timers.pop()
 			prefetchKeyState(t.key, 0)
+			// A key whose windows all closed leaves the table.
+			prefetch(unsafe.Pointer(p.keys.home(t.key.hash)))
 			ring[(head+n)%timerLookahead] = t
 			n++
 		}
@@ -364,9 +377,7 @@ func (p *Partition) processRule(pr *planRule, ks *keyState, r *Record, hash uint
 				p.keys.put(ks)
 			}
 			p.changed = true
-			rk := new(ruleKey)
-			*rk = p.scratch
-			ks.add(rk)
+			ks.add(p.scratch.moved())
 		}
 		return ks
 	}
@@ -594,8 +605,17 @@ func (h timerHeap) len() int { return max(len(h)-timerPad, 0) }
 func (h timerHeap) min() timer { return h[timerPad] }
 
 func (h *timerHeap) push(t timer) {
-	if len(*h) == 0 {
+	switch {
+	case len(*h) == 0:
 		*h = make(timerHeap, timerPad, 64)
+	case len(*h) == cap(*h):
+		// Doubled, not grown by the quarter append grows a large slice
+		// by: a heap of a timer per key is megabytes, and each array it
+		// outgrew stays in the heap until the next collection, which a
+		// replay that only adds state may never run.
+		grown := make(timerHeap, len(*h), 2*cap(*h))
+		copy(grown, *h)
+		*h = grown
 	}
 	*h = append(*h, t)
 	a := *h

@@ -125,22 +125,21 @@ func (p *Partition) position(k *keptEvent) Position {
 	return Position{Source: p.sources[k.source], Offset: k.offset}
 }
 
-// recordCopy is a record and its event in one 256-byte allocation, the
-// event made again from a kept event's bytes.
+// recordCopy is a record and its event, the event made again from a kept
+// event's bytes, for an alert (alertBuf).
 type recordCopy struct {
 	rec Record
 	ev  rules.Event
 }
 
-// record makes a Record of a kept event for an alert, which outlives the
-// matching.
-func (p *Partition) record(k *keptEvent, key string) *Record {
-	r := new(recordCopy)
+// recordInto makes c a Record of a kept event for an alert, and returns
+// it.
+func (p *Partition) recordInto(c *recordCopy, k *keptEvent, key string) *Record {
 	// Alerts are written from the bytes; the fields' places are found (and
 	// allocated) only if something looks a field up.
-	r.ev.SetLazy(k.raw(), k.pre(), nil)
-	r.rec = Record{Event: &r.ev, Key: key, Time: k.time, Pos: p.position(k), Seq: k.seq}
-	return &r.rec
+	c.ev.SetLazy(k.raw(), k.pre(), nil)
+	c.rec = Record{Event: &c.ev, Key: key, Time: k.time, Pos: p.position(k), Seq: k.seq}
+	return &c.rec
 }
 
 // eventViews hands out events made again from kept ones for one

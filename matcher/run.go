@@ -56,14 +56,40 @@ type ruleKey struct {
 	runs []*run
 	// held are completed matches a skip strategy keeps until no earlier
 	// partial match is open (and absence matches, released the same way).
-	held      []*run
+	held []*run
+	// runBuf holds runs while the key has one partial match of the rule,
+	// as most have: the ruleKey's allocation has room for it.
+	runBuf [1]*run
+	// next caches deadline(); nextOK is false when runs changed since.
+	next   int64
+	nextOK bool
+	// The flags come last, beside nextOK, so that the struct fits in 80
+	// bytes.
 	capLogged bool // for the rule, or for any member of a group
 	// grouped is set when the state is rule.group's, shared by its members
 	// (see group.go).
 	grouped bool
-	// next caches deadline(); nextOK is false when runs changed since.
-	next   int64
-	nextOK bool
+}
+
+// setRuns makes the runs those of next, in runs' array or, while there is
+// none, in runBuf when one is enough.
+func (rk *ruleKey) setRuns(next []*run) {
+	if rk.runs == nil {
+		rk.runs = rk.runBuf[:0]
+	}
+	rk.runs = append(rk.runs[:0], next...)
+}
+
+// moved returns a new ruleKey holding what the scratch rk holds, its runs
+// in the new one's runBuf if they were in rk's. rk must then be reset
+// before its next use.
+func (rk *ruleKey) moved() *ruleKey {
+	n := new(ruleKey)
+	*n = *rk
+	if len(rk.runs) > 0 && &rk.runs[:1][0] == &rk.runBuf[0] {
+		n.runs = append(n.runBuf[:0], rk.runs...)
+	}
+	return n
 }
 
 func (rk *ruleKey) empty() bool { return len(rk.runs) == 0 && len(rk.held) == 0 }
@@ -92,7 +118,11 @@ func (rk *ruleKey) deadline(pr *planRule) int64 {
 func (p *Partition) step(pr *planRule, rk *ruleKey, r *Record) {
 	before := len(rk.runs)
 	next := p.nextBuf[:0]
-	var potential []*run
+	potential := p.completed[:0]
+	defer func() {
+		clear(potential)
+		p.completed = potential[:0]
+	}()
 	first := -1
 	if pr.draining {
 		first = 0 // an old version only finishes what it started
@@ -133,7 +163,7 @@ func (p *Partition) step(pr *planRule, rk *ruleKey, r *Record) {
 	if len(next) != before || !slices.Equal(next, rk.runs) {
 		rk.nextOK, p.changed = false, true
 	}
-	rk.runs = append(rk.runs[:0], next...)
+	rk.setRuns(next)
 	clear(next)
 	p.nextBuf = next[:0]
 	p.countLive(pr, len(rk.runs)-before)
@@ -382,7 +412,12 @@ func (p *Partition) advanceTime(pr *planRule, rk *ruleKey, t int64, key string) 
 	}
 	w := int64(pr.auto.Window)
 	kept := rk.runs[:0]
-	var potential, timedOut []*run
+	potential, timedOut := p.expiredDone[:0], p.expiredOpen[:0]
+	defer func() {
+		clear(potential)
+		clear(timedOut)
+		p.expiredDone, p.expiredOpen = potential[:0], timedOut[:0]
+	}()
 	for _, r := range rk.runs {
 		sw := int64(r.state.Window)
 		if (sw > 0 && t >= r.prevTime+sw) || (w > 0 && t >= r.startTime+w) {
@@ -417,35 +452,53 @@ func (p *Partition) advanceTime(pr *planRule, rk *ruleKey, t int64, key string) 
 
 // release adds completed matches to the held ones and emits, in order of
 // their first event, those that no open partial match precedes, pruning
-// partial and held matches by the skip strategy after each.
+// partial and held matches by the skip strategy after each. potential is
+// the caller's scratch space, which release sorts.
 func (p *Partition) release(pr *planRule, rk *ruleKey, potential []*run, key string) {
+	held := rk.held
+	// Without held matches, the completed ones are sorted where they are,
+	// and copied only if some must wait: an absence match, which completes
+	// when its window closes, is mostly emitted at once.
+	inScratch := len(held) == 0 && len(potential) > 0
 	if len(potential) > 0 {
-		rk.held = append(rk.held, potential...)
-		p.changed = true
-		slices.SortStableFunc(rk.held, compareRuns)
-	}
-	for len(rk.held) > 0 {
-		m := rk.held[0]
-		if earliest := earliestRun(rk.runs); earliest != nil && before(earliest, m) {
-			return
+		if inScratch {
+			held = potential
+		} else {
+			held = append(held, potential...)
 		}
-		rk.held = rk.held[1:]
+		p.changed = true
+		slices.SortStableFunc(held, compareRuns)
+	}
+	for len(held) > 0 {
+		m := held[0]
+		if earliest := earliestRun(rk.runs); earliest != nil && before(earliest, m) {
+			break
+		}
+		held = held[1:]
 		p.changed = true
 		if pr.rule.Skip.Kind != "" && pr.rule.Skip.Kind != "none" {
 			if id, ok := pruningID(pr, m); ok {
 				if p.tr != nil {
+					rk.held = held
 					p.tracePruned(pr, rk, id)
 				}
 				n := len(rk.runs)
 				rk.runs = pruneRuns(rk.runs, id, string(pr.rule.Skip.Kind))
 				rk.nextOK, p.changed = false, true
 				p.addLive(pr, len(rk.runs)-n)
-				rk.held = pruneRuns(rk.held, id, string(pr.rule.Skip.Kind))
+				held = pruneRuns(held, id, string(pr.rule.Skip.Kind))
 			}
 		}
 		p.emitMatch(pr, m, key, false)
 	}
-	rk.held = nil
+	switch {
+	case len(held) == 0:
+		rk.held = nil
+	case inScratch:
+		rk.held = slices.Clone(held)
+	default:
+		rk.held = held
+	}
 }
 
 func earliestRun(runs []*run) *run {
