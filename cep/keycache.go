@@ -42,9 +42,14 @@ type keyCache struct {
 
 	// deadlines holds the earliest window close of every key with state
 	// and an open window, resident or not, as of the last checkpoint plus
-	// pending changes: it goes into each checkpoint, so that after a
-	// restart the keys whose windows close are loaded in time.
+	// pending changes, so that after a restart the keys whose windows
+	// close are loaded in time. The Store holds it as the deadline index
+	// (deadlineindex.go): buckets holds the same keys by bucket, and dirty
+	// the buckets changed since the last commit, the only ones a
+	// checkpoint writes.
 	deadlines map[string]int64
+	buckets   map[int64]map[string]struct{}
+	dirty     map[int64]struct{}
 	// evicted are keys whose state is in the Store only, with their
 	// deadline (noWindow when none); due orders those with a deadline.
 	evicted map[string]int64
@@ -86,6 +91,8 @@ func newKeyCache(ns string) *keyCache {
 func (c *keyCache) reset(part *matcher.Partition) {
 	c.part = part
 	c.deadlines = map[string]int64{}
+	c.buckets = map[int64]map[string]struct{}{}
+	c.dirty = map[int64]struct{}{}
 	c.evicted = map[string]int64{}
 	c.due = nil
 	c.recent = map[string]struct{}{}
@@ -99,7 +106,7 @@ func (c *keyCache) reset(part *matcher.Partition) {
 // the Store with an open window, and are loaded when it closes.
 func (c *keyCache) restoreDeadlines(deadlines map[string]int64) {
 	for k, d := range deadlines {
-		c.deadlines[k] = d
+		c.setDeadline(k, d, true)
 		c.evicted[k] = d
 		c.due.push(d, k)
 	}
@@ -174,14 +181,15 @@ func (c *keyCache) restore(key string, data []byte, ok bool) error {
 		// delete it at the next checkpoint.
 		c.pending[key] = struct{}{}
 		c.absent[key] = struct{}{}
-		delete(c.deadlines, key)
+		c.setDeadline(key, 0, false)
 	}
 	return err
 }
 
 // appendCommit appends the pending keys' states, encoded into arena, to
 // put and the emptied ones to del, for a checkpoint, and keeps deadlines
-// in step. It returns the bytes of state put.
+// in step: the buckets of the deadline index that changed are put too,
+// or deleted when they emptied. It returns the bytes put.
 func (c *keyCache) appendCommit(arena *stateArena, put []state.KeyState, del []string) ([]state.KeyState, []string, int) {
 	var bytes int
 	c.emptied = c.emptied[:0]
@@ -189,18 +197,58 @@ func (c *keyCache) appendCommit(arena *stateArena, put []state.KeyState, del []s
 		if b, ok := arena.appendKeyState(c.part, k); ok {
 			put = append(put, state.KeyState{Key: c.ns + k, State: b})
 			bytes += len(b)
-			if d, ok := c.part.KeyDeadline(k); ok {
-				c.deadlines[k] = d
-			} else {
-				delete(c.deadlines, k)
-			}
+			d, open := c.part.KeyDeadline(k)
+			c.setDeadline(k, d, open)
 		} else {
 			del = append(del, c.ns+k)
-			delete(c.deadlines, k)
+			c.setDeadline(k, 0, false)
 			c.emptied = append(c.emptied, k)
 		}
 	}
+	for b := range c.dirty {
+		name := deadlineBucketName(c.ns, b)
+		keys := c.buckets[b]
+		if len(keys) == 0 {
+			del = append(del, name)
+			continue
+		}
+		enc := encodeDeadlineBucket(b, keys, c.deadlines)
+		put = append(put, state.KeyState{Key: name, State: enc})
+		bytes += len(enc)
+	}
 	return put, del, bytes
+}
+
+// setDeadline records key's deadline d (open) or that it has none (not
+// open), and marks the buckets of the deadline index it changes.
+func (c *keyCache) setDeadline(key string, d int64, open bool) {
+	old, had := c.deadlines[key]
+	if had && open && old == d {
+		return
+	}
+	if had {
+		b := deadlineBucket(old)
+		if keys := c.buckets[b]; keys != nil {
+			delete(keys, key)
+			if len(keys) == 0 {
+				delete(c.buckets, b)
+			}
+		}
+		c.dirty[b] = struct{}{}
+	}
+	if !open {
+		delete(c.deadlines, key)
+		return
+	}
+	c.deadlines[key] = d
+	b := deadlineBucket(d)
+	keys := c.buckets[b]
+	if keys == nil {
+		keys = map[string]struct{}{}
+		c.buckets[b] = keys
+	}
+	keys[key] = struct{}{}
+	c.dirty[b] = struct{}{}
 }
 
 // committed records that the Store holds what appendCommit gave it.
@@ -210,6 +258,7 @@ func (c *keyCache) committed() {
 	}
 	c.emptied = c.emptied[:0]
 	clear(c.pending)
+	clear(c.dirty)
 }
 
 // evict drops keys from memory until at most limit are resident: first
@@ -298,9 +347,19 @@ func (c *keyCache) storeKeys() []string {
 		}
 	}
 	maps.Copy(keys, c.pending)
-	names := make([]string, 0, len(keys))
+	names := make([]string, 0, len(keys)+len(c.buckets)+len(c.dirty))
 	for k := range keys {
 		names = append(names, c.ns+k)
+	}
+	// The deadline index: its buckets in the Store are those in memory and
+	// those emptied since the last commit.
+	for b := range c.buckets {
+		if _, ok := c.dirty[b]; !ok {
+			names = append(names, deadlineBucketName(c.ns, b))
+		}
+	}
+	for b := range c.dirty {
+		names = append(names, deadlineBucketName(c.ns, b))
 	}
 	return names
 }

@@ -295,7 +295,18 @@ func (w *worker) restoreFrom(cp state.Checkpoint, ok bool) error {
 			}
 			sp.skipBelow = ss.cp.Watermark
 			sp.saved = ss.cp
-			sp.keys.restoreDeadlines(ss.deadlines)
+			if ss.deadlines != nil {
+				// A version 1 checkpoint: the index itself, which the next
+				// checkpoint writes into buckets.
+				sp.keys.restoreDeadlines(ss.deadlines)
+				continue
+			}
+			err := sp.keys.restoreIndex(w.ctx, w.ckpt.store, w.ckpt.pid, ss.buckets, func(bucket int64, err error) {
+				w.log.Error("deadline index bucket unreadable: its keys load when their events come, not when their windows close", "bucket", bucket, "err", err)
+			})
+			if err != nil {
+				return err
+			}
 		}
 	}
 	w.log.Info("partition restored", "offset", w.resumeAt, "generation", w.ckpt.gen)
