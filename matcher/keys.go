@@ -133,10 +133,21 @@ func (t *keyTable) len() int { return t.n }
 
 // all yields every resident key state. It iterates over a copy, so that
 // the loop may remove states (which moves entries).
+//
+// The order is spread over the table rather than slot order: a caller
+// that removes the first states it is given (eviction) then thins the
+// table evenly. Removed in slot order, the first part of the table
+// emptied and the rest stayed full, one long probe sequence that every
+// lookup of a key landing there (most of them, for a key not resident)
+// walked to its end: hundreds of slots per lookup at half load.
 func (t *keyTable) all() iter.Seq[*keyState] {
 	states := make([]*keyState, 0, t.n)
-	for _, e := range t.slots {
-		if e.ks != nil {
+	m := t.mask()
+	// An odd stride visits every slot of a power-of-two table once; the
+	// golden ratio's spreads any prefix of the visits evenly.
+	stride := (0x9E3779B97F4A7C15 & m) | 1
+	for i, j := 0, uint64(0); i < len(t.slots); i, j = i+1, (j+stride)&m {
+		if e := t.slots[j]; e.ks != nil {
 			states = append(states, e.ks)
 		}
 	}
