@@ -272,17 +272,18 @@ func (c *keyCache) evict(limit int, next int64) int {
 	tracked := c.crowded // recent holds every key pushed since recentFrom
 	c.crowded = resident > limit/2
 	if resident > limit {
-		// The keys with buffered records, a map of every buffered
+		// The keys with buffered records, a set of every buffered
 		// record's key (as many as max_out_of_orderness of traffic), are
 		// needed only among the recent keys when every buffered record
 		// was pushed since recent was started: the others have none.
-		var buffered map[string]bool
+		var buffered matcher.BufferedSet
+		built := false
 		oldest, anyBuffered := c.part.OldestBuffered()
 		recentHoldsBuffered := tracked && (!anyBuffered || oldest >= c.recentFrom)
 		keys := c.part.ResidentKeys()
 		for _, hot := range []bool{false, true} {
-			if resident > limit && buffered == nil && (hot || !recentHoldsBuffered) {
-				buffered = c.part.BufferedKeys()
+			if resident > limit && !built && (hot || !recentHoldsBuffered) {
+				buffered, built = c.part.BufferedSet(), true
 			}
 			for _, k := range keys {
 				if resident <= limit {
@@ -290,7 +291,7 @@ func (c *keyCache) evict(limit int, next int64) int {
 				}
 				// keys lists each resident key once, and a pass evicts only
 				// keys of its own kind (recent or not): k is resident.
-				if _, recent := c.recent[k]; recent != hot || buffered[k] {
+				if _, recent := c.recent[k]; recent != hot || buffered.MayHold(k) {
 					continue
 				}
 				d, ok := c.part.KeyDeadline(k)
