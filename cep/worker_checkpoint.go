@@ -25,8 +25,8 @@ import (
 //     (alerts, late, dead letters) is acknowledged;
 //  3. then commits the changed and emptied keys, the resume offset (the
 //     oldest record still buffered, else the next), the streams'
-//     watermarks and the deadlines of keys with open windows to the Store,
-//     atomically (checkpoint);
+//     watermarks and the changed buckets of the index of the deadlines of
+//     keys with open windows to the Store, atomically (checkpoint);
 //  4. and only then commits the same offset to Kafka. The Store, not
 //     Kafka, says where a new owner resumes.
 //
