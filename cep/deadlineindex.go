@@ -18,10 +18,17 @@ import (
 // window close of their state). It lives in the Store beside the key
 // states, cut into buckets of deadlineBucketWidth of event time, each
 // bucket a value of its own written in the same atomic commit as the key
-// states: a checkpoint writes only the buckets whose keys changed (as
-// traffic goes, the few seconds of new deadlines and those just passed),
-// whatever the number of keys, and the checkpoint record lists only the
-// buckets' numbers. A bucket's Store name, deadlineBucketName, cannot be
+// states: a checkpoint writes only the buckets that gained keys (as
+// traffic goes, the few seconds of deadlines that new windows open), and
+// deletes those left empty, whatever the number of keys; the checkpoint
+// record lists only the buckets' numbers. A bucket that only lost keys
+// (a key whose deadline moved or whose state emptied) is not written
+// again for that: the Store's copy lists those keys until the bucket is
+// written again, emptied, or passed by the watermark (its keys then load
+// and move on). An entry left so costs a restart an early load of its key
+// (keyCache.restore then corrects the index from the key's state), never
+// a deadline missed: every key with an open window is in the bucket of
+// its deadline. A bucket's Store name, deadlineBucketName, cannot be
 // an event key's (those start with the stream's hexadecimal namespace).
 //
 // A bucket's value:
@@ -159,7 +166,7 @@ func (c *keyCache) restoreIndex(ctx context.Context, st Store, pid state.Partiti
 	// were bad: the next checkpoint rewrites (or deletes) them.
 	clear(c.dirty)
 	for _, b := range rewrite {
-		c.dirty[b] = struct{}{}
+		c.dirty[b] = true
 	}
 	return nil
 }

@@ -45,11 +45,13 @@ type keyCache struct {
 	// pending changes, so that after a restart the keys whose windows
 	// close are loaded in time. The Store holds it as the deadline index
 	// (deadlineindex.go): buckets holds the same keys by bucket, and dirty
-	// the buckets changed since the last commit, the only ones a
-	// checkpoint writes.
+	// the buckets changed since the last commit, true for those that
+	// gained a key, the only ones a checkpoint writes (those that only
+	// lost keys keep them in the Store until they are written again or
+	// empty).
 	deadlines map[string]int64
 	buckets   map[int64]map[string]struct{}
-	dirty     map[int64]struct{}
+	dirty     map[int64]bool
 	// evicted are keys whose state is in the Store only, with their
 	// deadline (noWindow when none); due orders those with a deadline.
 	evicted map[string]int64
@@ -92,7 +94,7 @@ func (c *keyCache) reset(part *matcher.Partition) {
 	c.part = part
 	c.deadlines = map[string]int64{}
 	c.buckets = map[int64]map[string]struct{}{}
-	c.dirty = map[int64]struct{}{}
+	c.dirty = map[int64]bool{}
 	c.evicted = map[string]int64{}
 	c.due = nil
 	c.recent = map[string]struct{}{}
@@ -173,6 +175,9 @@ func (c *keyCache) restore(key string, data []byte, ok bool) error {
 	delete(c.evicted, key)
 	if !ok {
 		c.absent[key] = struct{}{}
+		// The index may list a key the Store no longer holds (an entry
+		// left in a bucket that only lost keys): it goes.
+		c.setDeadline(key, 0, false)
 		return nil
 	}
 	err := c.part.RestoreKey(key, data)
@@ -182,7 +187,12 @@ func (c *keyCache) restore(key string, data []byte, ok bool) error {
 		c.pending[key] = struct{}{}
 		c.absent[key] = struct{}{}
 		c.setDeadline(key, 0, false)
+		return err
 	}
+	// The index may hold an older deadline of the key (left in a bucket
+	// that only lost keys): its state says which.
+	d, open := c.part.KeyDeadline(key)
+	c.setDeadline(key, d, open)
 	return err
 }
 
@@ -205,11 +215,18 @@ func (c *keyCache) appendCommit(arena *stateArena, put []state.KeyState, del []s
 			c.emptied = append(c.emptied, k)
 		}
 	}
-	for b := range c.dirty {
+	for b, grown := range c.dirty {
 		name := deadlineBucketName(c.ns, b)
 		keys := c.buckets[b]
 		if len(keys) == 0 {
 			del = append(del, name)
+			continue
+		}
+		if !grown {
+			// It only lost keys: the Store's copy lists them still, which
+			// costs a restart an early load of each, not a missed
+			// deadline. Rewriting it for them would write, at every
+			// checkpoint, a bucket for each key whose deadline moved.
 			continue
 		}
 		enc := encodeDeadlineBucket(b, keys, c.deadlines)
@@ -234,7 +251,9 @@ func (c *keyCache) setDeadline(key string, d int64, open bool) {
 				delete(c.buckets, b)
 			}
 		}
-		c.dirty[b] = struct{}{}
+		if _, ok := c.dirty[b]; !ok {
+			c.dirty[b] = false
+		}
 	}
 	if !open {
 		delete(c.deadlines, key)
@@ -248,7 +267,7 @@ func (c *keyCache) setDeadline(key string, d int64, open bool) {
 		c.buckets[b] = keys
 	}
 	keys[key] = struct{}{}
-	c.dirty[b] = struct{}{}
+	c.dirty[b] = true
 }
 
 // committed records that the Store holds what appendCommit gave it.

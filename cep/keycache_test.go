@@ -363,52 +363,105 @@ func encodeStreamsV1(ns string, cp matcher.Checkpoint, deadlines map[string]int6
 }
 
 // TestKeyCacheIndexIncremental: a checkpoint writes only the buckets of
-// the deadline index whose keys changed, drops the keys emptied since
-// (a completed match, a closed window) and deletes a bucket left empty.
+// the deadline index that gained keys, whole, which drops the keys they
+// lost; a bucket that only lost keys is not written again, and one left
+// empty is deleted.
 func TestKeyCacheIndexIncremental(t *testing.T) {
 	e := newKeyCacheEnv(t, 0)
-	e.push("k1", "a", 0)
-	e.push("k2", "a", time.Millisecond)
-	e.push("k3", "a", 10*time.Second)
+	e.push("k3", "a", 0)
+	e.push("k1", "a", 10*time.Second)
+	e.push("k2", "a", 10100*time.Millisecond)
+	d1, _ := e.part.KeyDeadline("k1")
 	d2, _ := e.part.KeyDeadline("k2")
 	d3, _ := e.part.KeyDeadline("k3")
 	e.checkpoint(10)
-	first := deadlineBucketName(e.c.ns, deadlineBucket(d2))
-	later := deadlineBucketName(e.c.ns, deadlineBucket(d3))
-	if first == later {
-		t.Fatal("k2 and k3 share a bucket: the test needs them apart")
+	early := deadlineBucketName(e.c.ns, deadlineBucket(d3))
+	late := deadlineBucketName(e.c.ns, deadlineBucket(d2))
+	if early == late || deadlineBucket(d1) != deadlineBucket(d2) {
+		t.Fatal("want k1 and k2 in one bucket, k3 in another")
 	}
-	if got := e.storedIndex(); len(got) != 3 {
-		t.Fatalf("index in the Store %v, want k1, k2 and k3", got)
+	if diff := gocmp.Diff(map[string]int64{"k1": d1, "k2": d2, "k3": d3}, e.storedIndex()); diff != "" {
+		t.Errorf("index in the Store (-want +got):\n%s", diff)
 	}
-	// k1 completes its match: its state empties.
-	e.push("k1", "b", 11*time.Second)
+	// k1 completes its match: its state empties, and its bucket, which
+	// only lost it, is not written.
+	e.push("k1", "b", 10200*time.Millisecond)
 	if e.alerts != 1 || e.part.Resident("k1") {
 		t.Fatalf("%d alerts, k1 resident %v: want k1's match completed", e.alerts, e.part.Resident("k1"))
 	}
-	e.checkpoint(10)
-	if diff := gocmp.Diff(map[string]int64{"k2": d2, "k3": d3}, e.storedIndex()); diff != "" {
-		t.Errorf("index in the Store after k1 emptied (-want +got):\n%s", diff)
-	}
-	if !slices.Contains(e.put, first) || slices.Contains(e.put, later) {
-		t.Errorf("checkpoint put %q, want %s rewritten and %s not (unchanged)", e.put, first, later)
-	}
-	// k2's window closes: its bucket empties and is deleted.
-	e.part.Advance(d2 + 1)
 	del, _ := e.checkpoint(10)
-	if !slices.Contains(del, first) {
-		t.Errorf("checkpoint deleted %q, want the emptied bucket %s", del, first)
+	if !slices.Contains(del, e.c.ns+"k1") || len(e.put) != 0 {
+		t.Errorf("checkpoint put %q and deleted %q, want k1 deleted and nothing put", e.put, del)
 	}
-	if diff := gocmp.Diff(map[string]int64{"k3": d3}, e.storedIndex()); diff != "" {
-		t.Errorf("index in the Store after k2's window closed (-want +got):\n%s", diff)
+	// k4 joins k2's bucket: it is written, without k1; k3's is not.
+	e.push("k4", "a", 10300*time.Millisecond)
+	d4, _ := e.part.KeyDeadline("k4")
+	e.checkpoint(10)
+	if !slices.Contains(e.put, late) || slices.Contains(e.put, early) {
+		t.Errorf("checkpoint put %q, want %s written and %s not (unchanged)", e.put, late, early)
 	}
-	if stored, err := e.store.LoadKeys(context.Background(), e.pid, []string{first}); err != nil || len(stored) != 0 {
-		t.Errorf("emptied bucket in the Store: %v (err %v)", stored, err)
+	if diff := gocmp.Diff(map[string]int64{"k2": d2, "k3": d3, "k4": d4}, e.storedIndex()); diff != "" {
+		t.Errorf("index in the Store after k4 joined (-want +got):\n%s", diff)
+	}
+	// Every window closes: the buckets empty and are deleted.
+	e.part.Advance(d4 + 1)
+	del, _ = e.checkpoint(10)
+	if !slices.Contains(del, early) || !slices.Contains(del, late) {
+		t.Errorf("checkpoint deleted %q, want the emptied buckets %s and %s", del, early, late)
+	}
+	if len(e.buckets) != 0 {
+		t.Errorf("checkpoint lists buckets %v, want none", e.buckets)
+	}
+	if stored, err := e.store.LoadKeys(context.Background(), e.pid, []string{early, late}); err != nil || len(stored) != 0 {
+		t.Errorf("emptied buckets in the Store: %v (err %v)", stored, err)
 	}
 	// A checkpoint with nothing changed writes no bucket.
 	e.checkpoint(10)
 	if len(e.put) != 0 {
 		t.Errorf("checkpoint without changes put %q", e.put)
+	}
+}
+
+// TestKeyCacheIndexLeftEntry: a key deleted from a bucket that kept other
+// keys is still listed in the Store's copy; a restart loads it at that
+// deadline, finds nothing, fires nothing for it and drops it from the
+// index, and the other key's timeout fires.
+func TestKeyCacheIndexLeftEntry(t *testing.T) {
+	e := newKeyCacheEnv(t, 0)
+	e.push("k1", "a", 0)
+	e.push("k2", "a", time.Millisecond)
+	d1, _ := e.part.KeyDeadline("k1")
+	d2, _ := e.part.KeyDeadline("k2")
+	e.checkpoint(0)
+	var l keyLoad
+	l.add(e.c, "k1")
+	e.load(&l)
+	e.push("k1", "b", time.Second)
+	e.checkpoint(0)
+	if e.alerts != 1 || e.stored("k1") {
+		t.Fatalf("%d alerts, k1 stored %v: want k1 completed and deleted", e.alerts, e.stored("k1"))
+	}
+	if _, ok := e.storedIndex()["k1"]; !ok {
+		t.Fatal("k1 not left in its bucket: the test needs it there")
+	}
+	e.restartFromStore()
+	l.reset()
+	e.c.appendDue(&l, d1+1)
+	if len(l.keys) != 1 || l.keys[0].key != "k1" {
+		t.Fatalf("due past k1's listed deadline: %v, want k1", l.keys)
+	}
+	if n := e.load(&l); n != 0 {
+		t.Fatalf("loaded %d keys, want none (k1 is deleted)", n)
+	}
+	if _, ok := e.c.deadlines["k1"]; ok {
+		t.Error("k1, found deleted, is still in the index")
+	}
+	l.reset()
+	e.c.appendDue(&l, d2+1)
+	e.load(&l)
+	e.part.Advance(d2 + 1)
+	if got := e.part.Stats().Timeouts; got != 1 {
+		t.Errorf("%d timeouts, want 1 (k2's)", got)
 	}
 }
 
