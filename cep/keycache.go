@@ -198,9 +198,10 @@ func (c *keyCache) restore(key string, data []byte, ok bool) error {
 
 // appendCommit appends the pending keys' states, encoded into arena, to
 // put and the emptied ones to del, for a checkpoint, and keeps deadlines
-// in step: the buckets of the deadline index that changed are put too,
-// or deleted when they emptied. It returns the bytes put.
-func (c *keyCache) appendCommit(arena *stateArena, put []state.KeyState, del []string) ([]state.KeyState, []string, int) {
+// in step: the buckets of the deadline index that gained keys are put
+// too, and those left empty deleted. It returns the bytes of key state
+// put, and how many of put and del are buckets.
+func (c *keyCache) appendCommit(arena *stateArena, put []state.KeyState, del []string) (_ []state.KeyState, _ []string, stateBytes, buckets int) {
 	var bytes int
 	c.emptied = c.emptied[:0]
 	for k := range c.pending {
@@ -220,6 +221,7 @@ func (c *keyCache) appendCommit(arena *stateArena, put []state.KeyState, del []s
 		keys := c.buckets[b]
 		if len(keys) == 0 {
 			del = append(del, name)
+			buckets++
 			continue
 		}
 		if !grown {
@@ -229,11 +231,10 @@ func (c *keyCache) appendCommit(arena *stateArena, put []state.KeyState, del []s
 			// checkpoint, a bucket for each key whose deadline moved.
 			continue
 		}
-		enc := encodeDeadlineBucket(b, keys, c.deadlines)
-		put = append(put, state.KeyState{Key: name, State: enc})
-		bytes += len(enc)
+		put = append(put, state.KeyState{Key: name, State: encodeDeadlineBucket(b, keys, c.deadlines)})
+		buckets++
 	}
-	return put, del, bytes
+	return put, del, bytes, buckets
 }
 
 // setDeadline records key's deadline d (open) or that it has none (not

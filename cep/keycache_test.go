@@ -110,7 +110,7 @@ func (e *keyCacheEnv) checkpoint(limit int) (del []string, evicted int) {
 	e.c.collect()
 	var arena stateArena
 	defer arena.release()
-	put, del, _ := e.c.appendCommit(&arena, nil, nil)
+	put, del, _, _ := e.c.appendCommit(&arena, nil, nil)
 	if err := e.store.Commit(context.Background(), e.pid, put, del, state.Checkpoint{Offset: e.offset, Generation: 1}); err != nil {
 		e.t.Fatal(err)
 	}

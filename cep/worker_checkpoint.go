@@ -435,14 +435,15 @@ func (w *worker) writeCheckpoint(ctx context.Context, stage bool) error {
 	}
 	var put []state.KeyState
 	del := slices.Clone(w.ckpt.drop)
-	var bytes int
+	var bytes, buckets int
 	var arena stateArena
 	// The Store has the states, or failed, once write returns.
 	defer arena.release()
 	for _, sp := range w.sps {
-		var n int
-		put, del, n = sp.keys.appendCommit(&arena, put, del)
+		var n, nb int
+		put, del, n, nb = sp.keys.appendCommit(&arena, put, del)
 		bytes += n
+		buckets += nb
 	}
 	offset := w.resumeOffset()
 	readTo := max(w.readTo, w.next)
@@ -464,7 +465,7 @@ func (w *worker) writeCheckpoint(ctx context.Context, stage bool) error {
 	w.setFailing(nil)
 	w.ckpt.lastCommit = time.Now()
 	m := w.e.metrics
-	m.committedKeys.Add(float64(len(put) + len(del)))
+	m.committedKeys.Add(float64(len(put) + len(del) - buckets))
 	m.committedBytes.Add(float64(bytes))
 	if stage {
 		return nil

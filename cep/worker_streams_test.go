@@ -173,10 +173,12 @@ func BenchmarkEncodeStreams(b *testing.B) {
 		}
 		next += perCheckpoint
 		var arena stateArena
-		put, _, n := c.appendCommit(&arena, nil, nil)
+		put, _, _, _ := c.appendCommit(&arena, nil, nil)
 		record = len(encodeStreams(sps, 42))
-		index = n
-		_ = put
+		index = 0
+		for _, ks := range put {
+			index += len(ks.State)
+		}
 		arena.release()
 		c.committed()
 	}
