@@ -141,17 +141,38 @@ func (t *keyTable) len() int { return t.n }
 // lookup of a key landing there (most of them, for a key not resident)
 // walked to its end: hundreds of slots per lookup at half load.
 func (t *keyTable) all() iter.Seq[*keyState] {
-	states := make([]*keyState, 0, t.n)
-	m := t.mask()
-	// An odd stride visits every slot of a power-of-two table once; the
-	// golden ratio's spreads any prefix of the visits evenly.
-	stride := (0x9E3779B97F4A7C15 & m) | 1
-	for i, j := 0, uint64(0); i < len(t.slots); i, j = i+1, (j+stride)&m {
-		if e := t.slots[j]; e.ks != nil {
-			states = append(states, e.ks)
+	// The table is read in slot order, which the memory prefetches, and
+	// the states taken out of that order.
+	inSlots := make([]*keyState, 0, t.n)
+	for _, e := range t.slots {
+		if e.ks != nil {
+			inSlots = append(inSlots, e.ks)
 		}
 	}
-	return slices.Values(states)
+	return slices.Values(spread(inSlots))
+}
+
+// spread returns the elements of s in an order that visits s evenly from
+// its first element on: an odd stride visits every index below a power of
+// two once (those past len(s) are skipped), and the golden ratio's
+// spreads any prefix of the visits evenly.
+func spread[T any](s []T) []T {
+	if len(s) < 3 {
+		return s
+	}
+	size := uint64(1)
+	for size < uint64(len(s)) {
+		size *= 2
+	}
+	m := size - 1
+	stride := (0x9E3779B97F4A7C15 & m) | 1
+	out := make([]T, 0, len(s))
+	for i, j := uint64(0), uint64(0); i < size; i, j = i+1, (j+stride)&m {
+		if j < uint64(len(s)) {
+			out = append(out, s[j])
+		}
+	}
+	return out
 }
 
 // prefetchAhead fetches, for the records next in line, the memory that

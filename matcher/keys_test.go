@@ -109,3 +109,25 @@ func TestKeyTableRemovingInAllOrderKeepsProbesShort(t *testing.T) {
 		}
 	}
 }
+
+// TestSpreadIsAPermutation: spread gives every element once, whatever the
+// length.
+func TestSpreadIsAPermutation(t *testing.T) {
+	for _, n := range []int{0, 1, 2, 3, 5, 8, 13, 64, 100, 1000, 4097} {
+		s := make([]int, n)
+		for i := range s {
+			s[i] = i
+		}
+		got := spread(s)
+		seen := make([]bool, n)
+		for _, v := range got {
+			if seen[v] {
+				t.Fatalf("n=%d: %d given twice", n, v)
+			}
+			seen[v] = true
+		}
+		if len(got) != n {
+			t.Fatalf("n=%d: %d elements given", n, len(got))
+		}
+	}
+}
