@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cespare/xxhash/v2"
+
 	"github.com/shrike-cep/shrike/state"
 )
 
@@ -36,16 +38,43 @@ import (
 //	count              uvarint  keys, then per key, by deadline then key:
 //	  key              uvarint length + bytes
 //	  deadline         varint   delta from the previous deadline (the
-//	                            first from the bucket's start)
-const deadlineBucketWidth = int64(1e9) // 1 s of event time (nanoseconds)
+//	                            first from the start of the bucket's
+//	                            second)
+//
+// A second of deadlines is split into deadlineBucketSplit buckets by a
+// hash of the key, so that a key moving into a second that holds many
+// (its earlier window closed, and its next is the one of a partial match
+// opened long ago) rewrites a small bucket: with ten million accounts, a
+// whole second's bucket was the bulk of every checkpoint. Bucket n holds
+// the deadlines of second n/deadlineBucketSplit (rounded down) of the
+// keys whose hash is n mod deadlineBucketSplit.
+const (
+	deadlineBucketWidth = int64(1e9) // 1 s of event time (nanoseconds)
+	deadlineBucketSplit = 16
+)
 
-// deadlineBucket is the bucket of deadline d.
-func deadlineBucket(d int64) int64 {
-	b := d / deadlineBucketWidth
+// deadlineSecond is the second of deadline d, rounded down.
+func deadlineSecond(d int64) int64 {
+	s := d / deadlineBucketWidth
 	if d%deadlineBucketWidth < 0 {
-		b-- // floor, for deadlines before the epoch
+		s-- // floor, for deadlines before the epoch
 	}
-	return b
+	return s
+}
+
+// deadlineBucket is the bucket of key with deadline d. The hash is part
+// of the stored format: xxhash, the same in every process.
+func deadlineBucket(key string, d int64) int64 {
+	return deadlineSecond(d)*deadlineBucketSplit + int64(xxhash.Sum64String(key)%deadlineBucketSplit)
+}
+
+// bucketStart is the first deadline of bucket b's second.
+func bucketStart(b int64) int64 {
+	s := b / deadlineBucketSplit
+	if b%deadlineBucketSplit < 0 {
+		s--
+	}
+	return s * deadlineBucketWidth
 }
 
 // deadlineBucketPrefix starts the Store name of every bucket.
@@ -80,7 +109,7 @@ func encodeDeadlineBucket(b int64, keys map[string]struct{}, deadlines map[strin
 	})
 	out := make([]byte, 0, size)
 	out = binary.AppendUvarint(out, uint64(len(entries)))
-	prev := b * deadlineBucketWidth
+	prev := bucketStart(b)
 	for _, e := range entries {
 		out = appendString(out, e.key)
 		out = binary.AppendVarint(out, e.d-prev)
@@ -97,14 +126,14 @@ var errDeadlineBucket = errors.New("bad deadline index bucket")
 func decodeDeadlineBucket(b int64, data []byte, into map[string]int64) error {
 	r := byteReader{b: data}
 	n := r.count()
-	prev := b * deadlineBucketWidth
+	prev := bucketStart(b)
 	for range n {
 		k := r.string()
 		prev += r.varint()
 		if r.err != nil {
 			break
 		}
-		if deadlineBucket(prev) != b {
+		if deadlineBucket(k, prev) != b {
 			r.err = fmt.Errorf("deadline %d of %q outside the bucket", prev, k)
 			break
 		}

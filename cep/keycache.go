@@ -245,7 +245,7 @@ func (c *keyCache) setDeadline(key string, d int64, open bool) {
 		return
 	}
 	if had {
-		b := deadlineBucket(old)
+		b := deadlineBucket(key, old)
 		if keys := c.buckets[b]; keys != nil {
 			delete(keys, key)
 			if len(keys) == 0 {
@@ -261,7 +261,7 @@ func (c *keyCache) setDeadline(key string, d int64, open bool) {
 		return
 	}
 	c.deadlines[key] = d
-	b := deadlineBucket(d)
+	b := deadlineBucket(key, d)
 	keys := c.buckets[b]
 	if keys == nil {
 		keys = map[string]struct{}{}

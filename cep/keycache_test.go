@@ -340,6 +340,17 @@ func TestKeyCacheLoadsDueKey(t *testing.T) {
 	}
 }
 
+// keyInBucketOf returns a key starting with base that shares of's
+// buckets of the deadline index (for a deadline in the same second).
+func keyInBucketOf(of, base string) string {
+	for i := 0; ; i++ {
+		k := fmt.Sprintf("%s-%d", base, i)
+		if deadlineBucket(k, 0) == deadlineBucket(of, 0) {
+			return k
+		}
+	}
+}
+
 // encodeStreamsV1 writes one stream's checkpoint in version 1, the
 // deadline index in the record (TestStreamsVersion1 pins the bytes).
 func encodeStreamsV1(ns string, cp matcher.Checkpoint, deadlines map[string]int64) []byte {
@@ -367,20 +378,21 @@ func encodeStreamsV1(ns string, cp matcher.Checkpoint, deadlines map[string]int6
 // lost; a bucket that only lost keys is not written again, and one left
 // empty is deleted.
 func TestKeyCacheIndexIncremental(t *testing.T) {
+	k2, k4 := keyInBucketOf("k1", "k2"), keyInBucketOf("k1", "k4")
 	e := newKeyCacheEnv(t, 0)
 	e.push("k3", "a", 0)
 	e.push("k1", "a", 10*time.Second)
-	e.push("k2", "a", 10100*time.Millisecond)
+	e.push(k2, "a", 10100*time.Millisecond)
 	d1, _ := e.part.KeyDeadline("k1")
-	d2, _ := e.part.KeyDeadline("k2")
+	d2, _ := e.part.KeyDeadline(k2)
 	d3, _ := e.part.KeyDeadline("k3")
 	e.checkpoint(10)
-	early := deadlineBucketName(e.c.ns, deadlineBucket(d3))
-	late := deadlineBucketName(e.c.ns, deadlineBucket(d2))
-	if early == late || deadlineBucket(d1) != deadlineBucket(d2) {
+	early := deadlineBucketName(e.c.ns, deadlineBucket("k3", d3))
+	late := deadlineBucketName(e.c.ns, deadlineBucket(k2, d2))
+	if early == late || deadlineBucket("k1", d1) != deadlineBucket(k2, d2) {
 		t.Fatal("want k1 and k2 in one bucket, k3 in another")
 	}
-	if diff := gocmp.Diff(map[string]int64{"k1": d1, "k2": d2, "k3": d3}, e.storedIndex()); diff != "" {
+	if diff := gocmp.Diff(map[string]int64{"k1": d1, k2: d2, "k3": d3}, e.storedIndex()); diff != "" {
 		t.Errorf("index in the Store (-want +got):\n%s", diff)
 	}
 	// k1 completes its match: its state empties, and its bucket, which
@@ -394,13 +406,13 @@ func TestKeyCacheIndexIncremental(t *testing.T) {
 		t.Errorf("checkpoint put %q and deleted %q, want k1 deleted and nothing put", e.put, del)
 	}
 	// k4 joins k2's bucket: it is written, without k1; k3's is not.
-	e.push("k4", "a", 10300*time.Millisecond)
-	d4, _ := e.part.KeyDeadline("k4")
+	e.push(k4, "a", 10300*time.Millisecond)
+	d4, _ := e.part.KeyDeadline(k4)
 	e.checkpoint(10)
 	if !slices.Contains(e.put, late) || slices.Contains(e.put, early) {
 		t.Errorf("checkpoint put %q, want %s written and %s not (unchanged)", e.put, late, early)
 	}
-	if diff := gocmp.Diff(map[string]int64{"k2": d2, "k3": d3, "k4": d4}, e.storedIndex()); diff != "" {
+	if diff := gocmp.Diff(map[string]int64{k2: d2, "k3": d3, k4: d4}, e.storedIndex()); diff != "" {
 		t.Errorf("index in the Store after k4 joined (-want +got):\n%s", diff)
 	}
 	// Every window closes: the buckets empty and are deleted.
@@ -427,11 +439,12 @@ func TestKeyCacheIndexIncremental(t *testing.T) {
 // deadline, finds nothing, fires nothing for it and drops it from the
 // index, and the other key's timeout fires.
 func TestKeyCacheIndexLeftEntry(t *testing.T) {
+	k2 := keyInBucketOf("k1", "k2")
 	e := newKeyCacheEnv(t, 0)
 	e.push("k1", "a", 0)
-	e.push("k2", "a", time.Millisecond)
+	e.push(k2, "a", time.Millisecond)
 	d1, _ := e.part.KeyDeadline("k1")
-	d2, _ := e.part.KeyDeadline("k2")
+	d2, _ := e.part.KeyDeadline(k2)
 	e.checkpoint(0)
 	var l keyLoad
 	l.add(e.c, "k1")
@@ -512,7 +525,7 @@ func TestKeyCacheBadBucket(t *testing.T) {
 	d1, _ := e.part.KeyDeadline("k1")
 	d2, _ := e.part.KeyDeadline("k2")
 	e.checkpoint(0)
-	b1 := deadlineBucket(d1)
+	b1 := deadlineBucket("k1", d1)
 	if err := e.store.Commit(context.Background(), e.pid, []state.KeyState{{Key: deadlineBucketName(e.c.ns, b1), State: []byte{5}}}, nil, state.Checkpoint{Offset: e.offset, Generation: 1}); err != nil {
 		t.Fatal(err)
 	}
@@ -652,8 +665,10 @@ func TestKeyCacheStoreKeys(t *testing.T) {
 	e.push("resident", "a", time.Second)
 	got := e.c.storeKeys()
 	slices.Sort(got)
-	// The deadline index's bucket of both, at 60 s, too.
-	if diff := gocmp.Diff([]string{"!deadlines:ns:60", "ns:evicted", "ns:resident"}, got); diff != "" {
+	// The deadline index's bucket of the evicted key too.
+	d := e.c.deadlines["evicted"]
+	want := []string{deadlineBucketName(e.c.ns, deadlineBucket("evicted", d)), "ns:evicted", "ns:resident"}
+	if diff := gocmp.Diff(want, got); diff != "" {
 		t.Errorf("store keys (-want +got):\n%s", diff)
 	}
 }

@@ -31,7 +31,8 @@ func streamNamespace(id string) string {
 //	  watermark        varint   matcher.Checkpoint
 //	  maxTime          varint
 //	  seq              uvarint
-//	  bucketWidth      uvarint  event time a bucket of the deadline index spans
+//	  bucketWidth      uvarint  event time a second of the deadline index spans
+//	  bucketSplit      uvarint  buckets a second is split into by key hash
 //	  buckets          uvarint  count, then per bucket of the deadline
 //	                            index (deadlineindex.go), ascending:
 //	    bucket         varint   delta from the previous bucket number
@@ -66,7 +67,7 @@ type savedStream struct {
 func encodeStreams(sps []*streamPart, readTo int64) []byte {
 	// Bytes of the fixed fields, at their longest.
 	const headerMax = 3 * binary.MaxVarintLen64
-	const streamMax = 6 * binary.MaxVarintLen64
+	const streamMax = 7 * binary.MaxVarintLen64
 	buckets := make([][]int64, len(sps))
 	size := headerMax
 	for i, sp := range sps {
@@ -84,6 +85,7 @@ func encodeStreams(sps []*streamPart, readTo int64) []byte {
 		b = binary.AppendVarint(b, cp.MaxTime)
 		b = binary.AppendUvarint(b, cp.Seq)
 		b = binary.AppendUvarint(b, uint64(deadlineBucketWidth))
+		b = binary.AppendUvarint(b, deadlineBucketSplit)
 		b = binary.AppendUvarint(b, uint64(len(buckets[i])))
 		var prev int64
 		for _, n := range buckets[i] {
@@ -123,6 +125,9 @@ func decodeStreams(b []byte) (savedStreams, error) {
 		} else {
 			if w := d.uvarint(); d.err == nil && w != uint64(deadlineBucketWidth) {
 				d.err = fmt.Errorf("deadline index bucket width %d, want %d", w, deadlineBucketWidth)
+			}
+			if n := d.uvarint(); d.err == nil && n != deadlineBucketSplit {
+				d.err = fmt.Errorf("deadline index split %d, want %d", n, deadlineBucketSplit)
 			}
 			var prev int64
 			for range d.count() {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -52,9 +53,13 @@ func TestStreamsRoundTrip(t *testing.T) {
 	if err := sps[0].s.part.Restore(matcher.Checkpoint{Watermark: 1000, MaxTime: 6000, Seq: 7}); err != nil {
 		t.Fatal(err)
 	}
+	var buckets []int64
 	for k, d := range map[string]int64{"k1": 5000, "k2": 4000, "k3": 5000, "": math.MaxInt64 - 1} {
 		sps[0].keys.setDeadline(k, d, true)
+		buckets = append(buckets, deadlineBucket(k, d))
 	}
+	slices.Sort(buckets)
+	buckets = slices.Compact(buckets)
 	sps[1].keys.setDeadline("neg", -20, true)
 	b := encodeStreams(sps, 42)
 	got, err := decodeStreams(b)
@@ -62,8 +67,8 @@ func TestStreamsRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := savedStreams{readTo: 42, streams: map[string]savedStream{
-		sps[0].keys.ns: {cp: matcher.Checkpoint{Watermark: 1000, MaxTime: 6000, Seq: 7}, buckets: []int64{0, (math.MaxInt64 - 1) / deadlineBucketWidth}},
-		sps[1].keys.ns: {cp: matcher.Checkpoint{Watermark: math.MinInt64, MaxTime: math.MinInt64}, buckets: []int64{-1}},
+		sps[0].keys.ns: {cp: matcher.Checkpoint{Watermark: 1000, MaxTime: 6000, Seq: 7}, buckets: buckets},
+		sps[1].keys.ns: {cp: matcher.Checkpoint{Watermark: math.MinInt64, MaxTime: math.MinInt64}, buckets: []int64{deadlineBucket("neg", -20)}},
 	}}
 	if diff := cmp.Diff(want, got, cmp.AllowUnexported(savedStreams{}, savedStream{})); diff != "" {
 		t.Errorf("decoded (-want +got):\n%s", diff)
@@ -77,8 +82,8 @@ func TestStreamsRoundTrip(t *testing.T) {
 // TestStreamsVersion2 decodes a fixed version 2 encoding.
 func TestStreamsVersion2(t *testing.T) {
 	// version 2, readTo 42, one stream "ab:" (wm 1000, maxTime 6000, seq
-	// 7), buckets of 1 s: -1 and 2.
-	b, _ := hex.DecodeString("02540103" + "61623a" + "d00fe05d07" + "8094ebdc03" + "02" + "01" + "06")
+	// 7), seconds of 1 s split in 16, buckets -1 and 2.
+	b, _ := hex.DecodeString("02540103" + "61623a" + "d00fe05d07" + "8094ebdc03" + "10" + "02" + "01" + "06")
 	got, err := decodeStreams(b)
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +132,8 @@ func TestStreamsCorrupt(t *testing.T) {
 		{"version 0", append([]byte{0}, good[1:]...)},
 		{"trailing bytes", append(append([]byte{}, good...), 0)},
 		{"huge count", []byte{1, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}},
-		{"other bucket width", []byte{2, 0, 1, 0, 0, 0, 0, 1, 0}},
+		{"other bucket width", []byte{2, 0, 1, 0, 0, 0, 0, 1, 16, 0}},
+		{"other bucket split", []byte{2, 0, 1, 0, 0, 0, 0, 0x80, 0x94, 0xeb, 0xdc, 0x03, 8, 0}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := decodeStreams(tc.b); !errors.Is(err, errStreams) {
@@ -139,7 +145,7 @@ func TestStreamsCorrupt(t *testing.T) {
 
 func FuzzDecodeStreams(f *testing.F) {
 	f.Add([]byte{1, 0, 0})
-	f.Add([]byte{2, 0x54, 1, 3, 'a', 'b', ':', 0xd0, 0x0f, 0xe0, 0x5d, 7, 0x80, 0x94, 0xeb, 0xdc, 0x03, 2, 1, 6})
+	f.Add([]byte{2, 0x54, 1, 3, 'a', 'b', ':', 0xd0, 0x0f, 0xe0, 0x5d, 7, 0x80, 0x94, 0xeb, 0xdc, 0x03, 0x10, 2, 1, 6})
 	f.Add([]byte{1, 0x54, 1, 3, 'a', 'b', ':', 0xd0, 0x0f, 0xe0, 0x5d, 7, 1, 2, 'k', '1', 0xd0, 0x0f})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if _, err := decodeStreams(b); err != nil && !errors.Is(err, errStreams) {
@@ -184,4 +190,43 @@ func BenchmarkEncodeStreams(b *testing.B) {
 	}
 	b.ReportMetric(float64(record), "B/record")
 	b.ReportMetric(float64(index), "B/index-written")
+}
+
+// TestDeadlineBucketRoundTrip: a bucket decodes to the keys and deadlines
+// it was encoded from, before the epoch too; a key in the wrong bucket or
+// a cut encoding is an error.
+func TestDeadlineBucketRoundTrip(t *testing.T) {
+	for _, d := range []int64{-1, -20, 0, 999_999_999, 1_800_000_000_123_456_789, math.MaxInt64 - 1} {
+		deadlines := map[string]int64{}
+		members := map[string]struct{}{}
+		for i := range 200 {
+			k := fmt.Sprintf("k%d", i)
+			if deadlineBucket(k, d) != deadlineBucket("k0", d) {
+				continue
+			}
+			deadlines[k] = d - int64(i%3)
+			members[k] = struct{}{}
+		}
+		for k, kd := range deadlines {
+			if deadlineBucket(k, kd) != deadlineBucket("k0", d) {
+				delete(deadlines, k)
+				delete(members, k)
+			}
+		}
+		b := deadlineBucket("k0", d)
+		enc := encodeDeadlineBucket(b, members, deadlines)
+		got := map[string]int64{}
+		if err := decodeDeadlineBucket(b, enc, got); err != nil {
+			t.Fatalf("deadline %d: %v", d, err)
+		}
+		if diff := cmp.Diff(deadlines, got); diff != "" {
+			t.Errorf("deadline %d: decoded (-want +got):\n%s", d, diff)
+		}
+		if err := decodeDeadlineBucket(b+1, enc, map[string]int64{}); !errors.Is(err, errDeadlineBucket) {
+			t.Errorf("deadline %d: decoded as another bucket: error %v, want errDeadlineBucket", d, err)
+		}
+		if err := decodeDeadlineBucket(b, enc[:len(enc)-1], map[string]int64{}); !errors.Is(err, errDeadlineBucket) {
+			t.Errorf("deadline %d: cut: error %v, want errDeadlineBucket", d, err)
+		}
+	}
 }
