@@ -64,6 +64,9 @@ type keyCache struct {
 	recent     map[string]struct{}
 	crowded    bool
 	recentFrom int64
+	// evictPos is where the next eviction goes on in the order the
+	// matcher offers resident keys in (Partition.EvictFrom).
+	evictPos uint64
 	// absent are keys known to have no state in the Store, so that they
 	// are not asked for again and again. Bounded: cleared when it grows
 	// past the resident cap.
@@ -300,19 +303,11 @@ func (c *keyCache) evict(limit int, next int64) int {
 		built := false
 		oldest, anyBuffered := c.part.OldestBuffered()
 		recentHoldsBuffered := tracked && (!anyBuffered || oldest >= c.recentFrom)
-		keys := c.part.ResidentKeys()
-		for _, hot := range []bool{false, true} {
-			if resident > limit && !built && (hot || !recentHoldsBuffered) {
-				buffered, built = c.part.BufferedSet(), true
-			}
-			for _, k := range keys {
-				if resident <= limit {
-					break
-				}
-				// keys lists each resident key once, and a pass evicts only
-				// keys of its own kind (recent or not): k is resident.
+		offer := func(hot bool, buffered matcher.BufferedSet) func(k string) bool {
+			return func(k string) bool {
+				// A pass evicts only keys of its own kind (recent or not).
 				if _, recent := c.recent[k]; recent != hot || buffered.MayHold(k) {
-					continue
+					return true
 				}
 				d, ok := c.part.KeyDeadline(k)
 				if !ok {
@@ -326,6 +321,25 @@ func (c *keyCache) evict(limit int, next int64) int {
 				delete(c.absent, k)
 				resident--
 				n++
+				return resident > limit
+			}
+		}
+		for _, hot := range []bool{false, true} {
+			if resident <= limit {
+				break
+			}
+			if !built && (hot || !recentHoldsBuffered) {
+				buffered, built = c.part.BufferedSet(), true
+			}
+			// The matcher offers keys from where the last eviction
+			// stopped, only as many as it takes; a lap may miss keys an
+			// eviction moved, so laps go on while they evict.
+			for resident > limit {
+				before := n
+				c.evictPos = c.part.EvictFrom(c.evictPos, offer(hot, buffered))
+				if n == before {
+					break
+				}
 			}
 		}
 		if len(c.due) > 2*len(c.evicted)+1024 {

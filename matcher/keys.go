@@ -133,46 +133,41 @@ func (t *keyTable) len() int { return t.n }
 
 // all yields every resident key state. It iterates over a copy, so that
 // the loop may remove states (which moves entries).
-//
-// The order is spread over the table rather than slot order: a caller
-// that removes the first states it is given (eviction) then thins the
-// table evenly. Removed in slot order, the first part of the table
-// emptied and the rest stayed full, one long probe sequence that every
-// lookup of a key landing there (most of them, for a key not resident)
-// walked to its end: hundreds of slots per lookup at half load.
 func (t *keyTable) all() iter.Seq[*keyState] {
-	// The table is read in slot order, which the memory prefetches, and
-	// the states taken out of that order.
-	inSlots := make([]*keyState, 0, t.n)
+	states := make([]*keyState, 0, t.n)
 	for _, e := range t.slots {
 		if e.ks != nil {
-			inSlots = append(inSlots, e.ks)
+			states = append(states, e.ks)
 		}
 	}
-	return slices.Values(spread(inSlots))
+	return slices.Values(states)
 }
 
-// spread returns the elements of s in an order that visits s evenly from
-// its first element on: an odd stride visits every index below a power of
-// two once (those past len(s) are skipped), and the golden ratio's
-// spreads any prefix of the visits evenly.
-func spread[T any](s []T) []T {
-	if len(s) < 3 {
-		return s
-	}
-	size := uint64(1)
-	for size < uint64(len(s)) {
-		size *= 2
-	}
-	m := size - 1
+// from calls fn with the states of the slots at positions pos, pos+1, ...
+// of an order spread over the table, until fn returns false or every slot
+// was visited once, and returns the position to go on from. fn may
+// remove the state it is given; an entry that removal moves back may then
+// be given twice, or not at all, in one call.
+//
+// The order is spread so that a caller removing states as it goes
+// (eviction) thins the table evenly: removed in slot order, the first
+// part of the table emptied and the rest stayed full, one long probe
+// sequence that every lookup of a key landing there (most of them, for a
+// key not resident) walked to its end, hundreds of slots at half load.
+// An odd stride visits every slot of a power-of-two table once, and the
+// golden ratio's spreads any run of visits evenly.
+func (t *keyTable) from(pos uint64, fn func(*keyState) bool) uint64 {
+	m := t.mask()
 	stride := (0x9E3779B97F4A7C15 & m) | 1
-	out := make([]T, 0, len(s))
-	for i, j := uint64(0), uint64(0); i < size; i, j = i+1, (j+stride)&m {
-		if j < uint64(len(s)) {
-			out = append(out, s[j])
+	j := (pos * stride) & m
+	for range len(t.slots) {
+		pos++
+		if ks := t.slots[j].ks; ks != nil && !fn(ks) {
+			return pos
 		}
+		j = (j + stride) & m
 	}
-	return out
+	return pos
 }
 
 // prefetchAhead fetches, for the records next in line, the memory that

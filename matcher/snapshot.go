@@ -765,6 +765,18 @@ func (s BufferedSet) MayHold(key string) bool {
 	return s.bits[i/64]&(1<<(i%64)) != 0
 }
 
+// EvictFrom offers resident keys to evict, one at a time, from position
+// pos of an order spread over the Partition's key table: evict is called
+// with a key, and evicts it or not (Evict), until it returns false or
+// every resident key was offered; EvictFrom returns the position to go on
+// from at the next eviction, so that successive evictions go round the
+// keys rather than start over. Only the keys offered are visited, not
+// every resident one. A key that evict leaves may be offered twice, and
+// one moved by another's eviction not at all, in one call.
+func (p *Partition) EvictFrom(pos uint64, evict func(key string) bool) uint64 {
+	return p.keys.from(pos, func(ks *keyState) bool { return evict(ks.key) })
+}
+
 // ResidentKeys returns the keys whose state is in memory.
 func (p *Partition) ResidentKeys() []string {
 	keys := make([]string, 0, p.keys.len())
