@@ -18,8 +18,8 @@ import (
 // The deadline index of a stream tells a restarted worker which evicted
 // keys to load when the watermark passes their deadline (the earliest
 // window close of their state). It lives in the Store beside the key
-// states, cut into buckets of deadlineBucketWidth of event time, each
-// bucket a value of its own written in the same atomic commit as the key
+// states, cut into buckets by deadline (below), each bucket a value of
+// its own written in the same atomic commit as the key
 // states: a checkpoint writes only the buckets that gained keys (as
 // traffic goes, the few seconds of deadlines that new windows open), and
 // deletes those left empty, whatever the number of keys; the checkpoint
@@ -44,8 +44,8 @@ import (
 // A second of deadlines is split into deadlineBucketSplit buckets by a
 // hash of the key, so that a key moving into a second that holds many
 // (its earlier window closed, and its next is the one of a partial match
-// opened long ago) rewrites a small bucket: with ten million accounts, a
-// whole second's bucket was the bulk of every checkpoint. Bucket n holds
+// opened long ago) rewrites a small bucket, not a second's worth (hundreds
+// of keys per partition with ten million accounts). Bucket n holds
 // the deadlines of second n/deadlineBucketSplit (rounded down) of the
 // keys whose hash is n mod deadlineBucketSplit.
 const (
