@@ -66,9 +66,9 @@
 //   - A checkpoint first waits until every record the partition produced
 //     is acknowledged, then commits the changed and emptied keys with the
 //     resume offset (the oldest record still buffered, else the next), the
-//     streams' watermarks and the deadlines of keys with open windows, in
-//     one atomic Store commit, and only then commits the same offset to
-//     Kafka. The Store, not Kafka, says where a new owner resumes.
+//     streams' watermarks and the changed buckets of the deadline index of
+//     keys with open windows (deadlineindex.go), in one atomic Store
+//     commit, and only then commits the same offset to Kafka. The Store, not Kafka, says where a new owner resumes.
 //   - A new owner claims the partition with a higher fencing generation
 //     before anything else; an older owner's later commits then fail, and
 //     it stops working on the partition.

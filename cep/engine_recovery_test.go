@@ -74,6 +74,7 @@ func testRestart(t *testing.T, kind storeKind, crash bool) {
 
 	fs.frozen.Store(false)
 	fs.asked.Store(0)
+	fs.askedBuckets.Store(0)
 
 	reg := prometheus.NewRegistry()
 	opts.Registerer = reg
@@ -102,6 +103,10 @@ func testRestart(t *testing.T, kind storeKind, crash bool) {
 	}
 	if n := fs.asked.Load(); n > 300 {
 		t.Errorf("the second engine asked for %d keys, the fixture has 300", n)
+	}
+	// It read the deadline index at its restore, once.
+	if n := fs.askedBuckets.Load(); n == 0 || n > 300 {
+		t.Errorf("the second engine asked for %d buckets of the deadline index, want some, at most one per key (300)", n)
 	}
 	if v := metricValue(text, `shrike_engine_late_events_total{topic="payments"}`); v > 0 {
 		t.Errorf("%v events late", v)

@@ -83,7 +83,8 @@ type faultStore struct {
 	failPromotes atomic.Int64
 	commits      atomic.Int64 // successful commits
 	failures     atomic.Int64 // failed calls
-	asked        atomic.Int64 // keys asked for by LoadKeys
+	asked        atomic.Int64 // event keys asked for by LoadKeys
+	askedBuckets atomic.Int64 // deadline index buckets asked for by LoadKeys
 
 	mu        sync.Mutex
 	committed map[int32]state.Checkpoint // last successful checkpoint per partition
@@ -108,7 +109,13 @@ func (f *faultStore) LoadKeys(ctx context.Context, p state.PartitionID, keys []s
 		f.failures.Add(1)
 		return nil, errDown
 	}
-	f.asked.Add(int64(len(keys)))
+	for _, k := range keys {
+		if strings.HasPrefix(k, deadlineBucketPrefix) {
+			f.askedBuckets.Add(1)
+		} else {
+			f.asked.Add(1)
+		}
+	}
 	return f.Store.LoadKeys(ctx, p, keys)
 }
 

@@ -42,9 +42,16 @@ type keyCache struct {
 
 	// deadlines holds the earliest window close of every key with state
 	// and an open window, resident or not, as of the last checkpoint plus
-	// pending changes: it goes into each checkpoint, so that after a
-	// restart the keys whose windows close are loaded in time.
+	// pending changes, so that after a restart the keys whose windows
+	// close are loaded in time. The Store holds it as the deadline index
+	// (deadlineindex.go): buckets holds the same keys by bucket, and dirty
+	// the buckets changed since the last commit, true for those that
+	// gained a key, the only ones a checkpoint writes (those that only
+	// lost keys keep them in the Store until they are written again or
+	// empty).
 	deadlines map[string]int64
+	buckets   map[int64]map[string]struct{}
+	dirty     map[int64]bool
 	// evicted are keys whose state is in the Store only, with their
 	// deadline (noWindow when none); due orders those with a deadline.
 	evicted map[string]int64
@@ -57,6 +64,9 @@ type keyCache struct {
 	recent     map[string]struct{}
 	crowded    bool
 	recentFrom int64
+	// evictPos is where the next eviction goes on in the order the
+	// matcher offers resident keys in (Partition.EvictFrom).
+	evictPos uint64
 	// absent are keys known to have no state in the Store, so that they
 	// are not asked for again and again. Bounded: cleared when it grows
 	// past the resident cap.
@@ -86,6 +96,8 @@ func newKeyCache(ns string) *keyCache {
 func (c *keyCache) reset(part *matcher.Partition) {
 	c.part = part
 	c.deadlines = map[string]int64{}
+	c.buckets = map[int64]map[string]struct{}{}
+	c.dirty = map[int64]bool{}
 	c.evicted = map[string]int64{}
 	c.due = nil
 	c.recent = map[string]struct{}{}
@@ -99,7 +111,7 @@ func (c *keyCache) reset(part *matcher.Partition) {
 // the Store with an open window, and are loaded when it closes.
 func (c *keyCache) restoreDeadlines(deadlines map[string]int64) {
 	for k, d := range deadlines {
-		c.deadlines[k] = d
+		c.setDeadline(k, d, true)
 		c.evicted[k] = d
 		c.due.push(d, k)
 	}
@@ -166,6 +178,9 @@ func (c *keyCache) restore(key string, data []byte, ok bool) error {
 	delete(c.evicted, key)
 	if !ok {
 		c.absent[key] = struct{}{}
+		// The index may list a key the Store no longer holds (an entry
+		// left in a bucket that only lost keys): it goes.
+		c.setDeadline(key, 0, false)
 		return nil
 	}
 	err := c.part.RestoreKey(key, data)
@@ -174,33 +189,89 @@ func (c *keyCache) restore(key string, data []byte, ok bool) error {
 		// delete it at the next checkpoint.
 		c.pending[key] = struct{}{}
 		c.absent[key] = struct{}{}
-		delete(c.deadlines, key)
+		c.setDeadline(key, 0, false)
+		return err
 	}
+	// The index may hold an older deadline of the key (left in a bucket
+	// that only lost keys): its state says which.
+	d, open := c.part.KeyDeadline(key)
+	c.setDeadline(key, d, open)
 	return err
 }
 
 // appendCommit appends the pending keys' states, encoded into arena, to
 // put and the emptied ones to del, for a checkpoint, and keeps deadlines
-// in step. It returns the bytes of state put.
-func (c *keyCache) appendCommit(arena *stateArena, put []state.KeyState, del []string) ([]state.KeyState, []string, int) {
+// in step: the buckets of the deadline index that gained keys are put
+// too, and those left empty deleted. It returns the bytes of key state
+// put, and how many of put and del are buckets.
+func (c *keyCache) appendCommit(arena *stateArena, put []state.KeyState, del []string) (_ []state.KeyState, _ []string, stateBytes, buckets int) {
 	var bytes int
 	c.emptied = c.emptied[:0]
 	for k := range c.pending {
 		if b, ok := arena.appendKeyState(c.part, k); ok {
 			put = append(put, state.KeyState{Key: c.ns + k, State: b})
 			bytes += len(b)
-			if d, ok := c.part.KeyDeadline(k); ok {
-				c.deadlines[k] = d
-			} else {
-				delete(c.deadlines, k)
-			}
+			d, open := c.part.KeyDeadline(k)
+			c.setDeadline(k, d, open)
 		} else {
 			del = append(del, c.ns+k)
-			delete(c.deadlines, k)
+			c.setDeadline(k, 0, false)
 			c.emptied = append(c.emptied, k)
 		}
 	}
-	return put, del, bytes
+	for b, grown := range c.dirty {
+		name := deadlineBucketName(c.ns, b)
+		keys := c.buckets[b]
+		if len(keys) == 0 {
+			del = append(del, name)
+			buckets++
+			continue
+		}
+		if !grown {
+			// It only lost keys: the Store's copy lists them still, which
+			// costs a restart an early load of each, not a missed
+			// deadline. Rewriting it for them would write, at every
+			// checkpoint, a bucket for each key whose deadline moved.
+			continue
+		}
+		put = append(put, state.KeyState{Key: name, State: encodeDeadlineBucket(b, keys, c.deadlines)})
+		buckets++
+	}
+	return put, del, bytes, buckets
+}
+
+// setDeadline records key's deadline d (open) or that it has none (not
+// open), and marks the buckets of the deadline index it changes.
+func (c *keyCache) setDeadline(key string, d int64, open bool) {
+	old, had := c.deadlines[key]
+	if had && open && old == d {
+		return
+	}
+	if had {
+		b := deadlineBucket(key, old)
+		if keys := c.buckets[b]; keys != nil {
+			delete(keys, key)
+			if len(keys) == 0 {
+				delete(c.buckets, b)
+			}
+		}
+		if _, ok := c.dirty[b]; !ok {
+			c.dirty[b] = false
+		}
+	}
+	if !open {
+		delete(c.deadlines, key)
+		return
+	}
+	c.deadlines[key] = d
+	b := deadlineBucket(key, d)
+	keys := c.buckets[b]
+	if keys == nil {
+		keys = map[string]struct{}{}
+		c.buckets[b] = keys
+	}
+	keys[key] = struct{}{}
+	c.dirty[b] = true
 }
 
 // committed records that the Store holds what appendCommit gave it.
@@ -210,6 +281,7 @@ func (c *keyCache) committed() {
 	}
 	c.emptied = c.emptied[:0]
 	clear(c.pending)
+	clear(c.dirty)
 }
 
 // evict drops keys from memory until at most limit are resident: first
@@ -223,26 +295,19 @@ func (c *keyCache) evict(limit int, next int64) int {
 	tracked := c.crowded // recent holds every key pushed since recentFrom
 	c.crowded = resident > limit/2
 	if resident > limit {
-		// The keys with buffered records, a map of every buffered
+		// The keys with buffered records, a set of every buffered
 		// record's key (as many as max_out_of_orderness of traffic), are
 		// needed only among the recent keys when every buffered record
 		// was pushed since recent was started: the others have none.
-		var buffered map[string]bool
+		var buffered matcher.BufferedSet
+		built := false
 		oldest, anyBuffered := c.part.OldestBuffered()
 		recentHoldsBuffered := tracked && (!anyBuffered || oldest >= c.recentFrom)
-		keys := c.part.ResidentKeys()
-		for _, hot := range []bool{false, true} {
-			if resident > limit && buffered == nil && (hot || !recentHoldsBuffered) {
-				buffered = c.part.BufferedKeys()
-			}
-			for _, k := range keys {
-				if resident <= limit {
-					break
-				}
-				// keys lists each resident key once, and a pass evicts only
-				// keys of its own kind (recent or not): k is resident.
-				if _, recent := c.recent[k]; recent != hot || buffered[k] {
-					continue
+		offer := func(hot bool, buffered matcher.BufferedSet) func(k string) bool {
+			return func(k string) bool {
+				// A pass evicts only keys of its own kind (recent or not).
+				if _, recent := c.recent[k]; recent != hot || buffered.MayHold(k) {
+					return true
 				}
 				d, ok := c.part.KeyDeadline(k)
 				if !ok {
@@ -256,6 +321,25 @@ func (c *keyCache) evict(limit int, next int64) int {
 				delete(c.absent, k)
 				resident--
 				n++
+				return resident > limit
+			}
+		}
+		for _, hot := range []bool{false, true} {
+			if resident <= limit {
+				break
+			}
+			if !built && (hot || !recentHoldsBuffered) {
+				buffered, built = c.part.BufferedSet(), true
+			}
+			// The matcher offers keys from where the last eviction
+			// stopped, only as many as it takes; a lap may miss keys an
+			// eviction moved, so laps go on while they evict.
+			for resident > limit {
+				before := n
+				c.evictPos = c.part.EvictFrom(c.evictPos, offer(hot, buffered))
+				if n == before {
+					break
+				}
 			}
 		}
 		if len(c.due) > 2*len(c.evicted)+1024 {
@@ -298,9 +382,19 @@ func (c *keyCache) storeKeys() []string {
 		}
 	}
 	maps.Copy(keys, c.pending)
-	names := make([]string, 0, len(keys))
+	names := make([]string, 0, len(keys)+len(c.buckets)+len(c.dirty))
 	for k := range keys {
 		names = append(names, c.ns+k)
+	}
+	// The deadline index: its buckets in the Store are those in memory and
+	// those emptied since the last commit.
+	for b := range c.buckets {
+		if _, ok := c.dirty[b]; !ok {
+			names = append(names, deadlineBucketName(c.ns, b))
+		}
+	}
+	for b := range c.dirty {
+		names = append(names, deadlineBucketName(c.ns, b))
 	}
 	return names
 }

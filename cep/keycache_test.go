@@ -1,13 +1,17 @@
 package cep
 
 import (
+	"cmp"
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
+	gocmp "github.com/google/go-cmp/cmp"
 
 	"github.com/shrike-cep/shrike/internal/gen"
 	"github.com/shrike-cep/shrike/matcher"
@@ -45,6 +49,11 @@ type keyCacheEnv struct {
 	// settle processes each record at once, as the watermark passing it
 	// does; without, records wait for max_out_of_orderness.
 	settle bool
+	// What the last checkpoint wrote: the names put, the buckets of the
+	// deadline index its record lists, and the matcher's checkpoint.
+	put     []string
+	buckets []int64
+	saved   matcher.Checkpoint
 }
 
 func newKeyCacheEnv(t *testing.T, ooo time.Duration) *keyCacheEnv {
@@ -101,12 +110,60 @@ func (e *keyCacheEnv) checkpoint(limit int) (del []string, evicted int) {
 	e.c.collect()
 	var arena stateArena
 	defer arena.release()
-	put, del, _ := e.c.appendCommit(&arena, nil, nil)
+	put, del, _, _ := e.c.appendCommit(&arena, nil, nil)
 	if err := e.store.Commit(context.Background(), e.pid, put, del, state.Checkpoint{Offset: e.offset, Generation: 1}); err != nil {
 		e.t.Fatal(err)
 	}
+	e.put = e.put[:0]
+	for _, ks := range put {
+		e.put = append(e.put, ks.Key)
+	}
+	e.buckets = e.c.bucketNumbers()
+	e.saved = e.part.Checkpoint()
 	e.c.committed()
 	return del, e.c.evict(limit, e.offset+1)
+}
+
+// restartFromStore restarts as a worker restores from the last
+// checkpoint: a new Partition at its watermark, the deadline index read
+// from the buckets it lists.
+func (e *keyCacheEnv) restartFromStore() {
+	e.t.Helper()
+	e.restart(0)
+	if err := e.part.Restore(e.saved); err != nil {
+		e.t.Fatal(err)
+	}
+	err := e.c.restoreIndex(context.Background(), e.store, e.pid, e.buckets, func(b int64, err error) {
+		e.t.Errorf("bucket %d: %v", b, err)
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// storedIndex reads the deadline index the last checkpoint left in the
+// Store.
+func (e *keyCacheEnv) storedIndex() map[string]int64 {
+	e.t.Helper()
+	names := make([]string, len(e.buckets))
+	for i, b := range e.buckets {
+		names[i] = deadlineBucketName(e.c.ns, b)
+	}
+	got, err := e.store.LoadKeys(context.Background(), e.pid, names)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	index := map[string]int64{}
+	for i, b := range e.buckets {
+		data, ok := got[names[i]]
+		if !ok {
+			e.t.Fatalf("bucket %d listed but not in the Store", b)
+		}
+		if err := decodeDeadlineBucket(b, data, index); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	return index
 }
 
 // load loads keys through a keyLoad; it fails the test on a bad state.
@@ -219,10 +276,11 @@ func TestKeyCacheNeverLoadsChangedKey(t *testing.T) {
 
 // TestKeyCacheLoadsDueKey: an evicted key with an open window is due when
 // the watermark passes its deadline, not before, so that its timeout
-// fires on time; after a restart the checkpoint's deadlines say the same.
+// fires on time; after a restart the deadline index in the Store says the
+// same, and so does a version 1 checkpoint's index.
 func TestKeyCacheLoadsDueKey(t *testing.T) {
-	for _, restart := range []bool{false, true} {
-		t.Run(fmt.Sprintf("restart=%v", restart), func(t *testing.T) {
+	for _, restart := range []string{"none", "store", "version 1"} {
+		t.Run("restart="+restart, func(t *testing.T) {
 			e := newKeyCacheEnv(t, 0)
 			e.push("k1", "a", 0)
 			e.push("k2", "a", 30*time.Second)
@@ -233,13 +291,34 @@ func TestKeyCacheLoadsDueKey(t *testing.T) {
 			if _, n := e.checkpoint(0); n != 2 {
 				t.Fatalf("evicted %d keys, want 2", n)
 			}
-			if restart {
-				saved := e.c.deadlines
-				e.restart(0)
-				if err := e.part.Restore(matcher.Checkpoint{Watermark: int64(30*time.Second) + 1, MaxTime: int64(30 * time.Second), Seq: 2}); err != nil {
+			switch restart {
+			case "store":
+				e.restartFromStore()
+			case "version 1":
+				// An older Shrike's checkpoint: the index in the record,
+				// none in the Store.
+				saved := maps.Clone(e.c.deadlines)
+				for _, b := range e.buckets {
+					if err := e.store.Commit(context.Background(), e.pid, nil, []string{deadlineBucketName(e.c.ns, b)}, state.Checkpoint{Offset: e.offset, Generation: 1}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				got, err := decodeStreams(encodeStreamsV1(e.c.ns, e.saved, saved))
+				if err != nil {
 					t.Fatal(err)
 				}
-				e.c.restoreDeadlines(saved)
+				e.restart(0)
+				if err := e.part.Restore(got.streams[e.c.ns].cp); err != nil {
+					t.Fatal(err)
+				}
+				e.c.restoreDeadlines(got.streams[e.c.ns].deadlines)
+				// The next checkpoint writes the whole index into
+				// buckets, which a restart from it reads.
+				e.checkpoint(0)
+				if diff := gocmp.Diff(saved, e.storedIndex()); diff != "" {
+					t.Errorf("index in the Store after a version 1 restore (-want +got):\n%s", diff)
+				}
+				e.restartFromStore()
 			}
 			var l keyLoad
 			e.c.appendDue(&l, deadline)
@@ -258,6 +337,216 @@ func TestKeyCacheLoadsDueKey(t *testing.T) {
 				t.Errorf("%d timeouts, want 1: k1's window closed", got)
 			}
 		})
+	}
+}
+
+// keyInBucketOf returns a key starting with base that shares of's
+// buckets of the deadline index (for a deadline in the same second).
+func keyInBucketOf(of, base string) string {
+	for i := 0; ; i++ {
+		k := fmt.Sprintf("%s-%d", base, i)
+		if deadlineBucket(k, 0) == deadlineBucket(of, 0) {
+			return k
+		}
+	}
+}
+
+// encodeStreamsV1 writes one stream's checkpoint in version 1, the
+// deadline index in the record (TestStreamsVersion1 pins the bytes).
+func encodeStreamsV1(ns string, cp matcher.Checkpoint, deadlines map[string]int64) []byte {
+	b := binary.AppendUvarint(nil, 1)
+	b = binary.AppendVarint(b, 0)
+	b = binary.AppendUvarint(b, 1)
+	b = appendString(b, ns)
+	b = binary.AppendVarint(b, cp.Watermark)
+	b = binary.AppendVarint(b, cp.MaxTime)
+	b = binary.AppendUvarint(b, cp.Seq)
+	keys := slices.Sorted(maps.Keys(deadlines))
+	slices.SortStableFunc(keys, func(x, y string) int { return cmp.Compare(deadlines[x], deadlines[y]) })
+	b = binary.AppendUvarint(b, uint64(len(keys)))
+	var prev int64
+	for _, k := range keys {
+		b = appendString(b, k)
+		b = binary.AppendVarint(b, deadlines[k]-prev)
+		prev = deadlines[k]
+	}
+	return b
+}
+
+// TestKeyCacheIndexIncremental: a checkpoint writes only the buckets of
+// the deadline index that gained keys, whole, which drops the keys they
+// lost; a bucket that only lost keys is not written again, and one left
+// empty is deleted.
+func TestKeyCacheIndexIncremental(t *testing.T) {
+	k2, k4 := keyInBucketOf("k1", "k2"), keyInBucketOf("k1", "k4")
+	e := newKeyCacheEnv(t, 0)
+	e.push("k3", "a", 0)
+	e.push("k1", "a", 10*time.Second)
+	e.push(k2, "a", 10100*time.Millisecond)
+	d1, _ := e.part.KeyDeadline("k1")
+	d2, _ := e.part.KeyDeadline(k2)
+	d3, _ := e.part.KeyDeadline("k3")
+	e.checkpoint(10)
+	early := deadlineBucketName(e.c.ns, deadlineBucket("k3", d3))
+	late := deadlineBucketName(e.c.ns, deadlineBucket(k2, d2))
+	if early == late || deadlineBucket("k1", d1) != deadlineBucket(k2, d2) {
+		t.Fatal("want k1 and k2 in one bucket, k3 in another")
+	}
+	if diff := gocmp.Diff(map[string]int64{"k1": d1, k2: d2, "k3": d3}, e.storedIndex()); diff != "" {
+		t.Errorf("index in the Store (-want +got):\n%s", diff)
+	}
+	// k1 completes its match: its state empties, and its bucket, which
+	// only lost it, is not written.
+	e.push("k1", "b", 10200*time.Millisecond)
+	if e.alerts != 1 || e.part.Resident("k1") {
+		t.Fatalf("%d alerts, k1 resident %v: want k1's match completed", e.alerts, e.part.Resident("k1"))
+	}
+	del, _ := e.checkpoint(10)
+	if !slices.Contains(del, e.c.ns+"k1") || len(e.put) != 0 {
+		t.Errorf("checkpoint put %q and deleted %q, want k1 deleted and nothing put", e.put, del)
+	}
+	// k4 joins k2's bucket: it is written, without k1; k3's is not.
+	e.push(k4, "a", 10300*time.Millisecond)
+	d4, _ := e.part.KeyDeadline(k4)
+	e.checkpoint(10)
+	if !slices.Contains(e.put, late) || slices.Contains(e.put, early) {
+		t.Errorf("checkpoint put %q, want %s written and %s not (unchanged)", e.put, late, early)
+	}
+	if diff := gocmp.Diff(map[string]int64{k2: d2, "k3": d3, k4: d4}, e.storedIndex()); diff != "" {
+		t.Errorf("index in the Store after k4 joined (-want +got):\n%s", diff)
+	}
+	// Every window closes: the buckets empty and are deleted.
+	e.part.Advance(d4 + 1)
+	del, _ = e.checkpoint(10)
+	if !slices.Contains(del, early) || !slices.Contains(del, late) {
+		t.Errorf("checkpoint deleted %q, want the emptied buckets %s and %s", del, early, late)
+	}
+	if len(e.buckets) != 0 {
+		t.Errorf("checkpoint lists buckets %v, want none", e.buckets)
+	}
+	if stored, err := e.store.LoadKeys(context.Background(), e.pid, []string{early, late}); err != nil || len(stored) != 0 {
+		t.Errorf("emptied buckets in the Store: %v (err %v)", stored, err)
+	}
+	// A checkpoint with nothing changed writes no bucket.
+	e.checkpoint(10)
+	if len(e.put) != 0 {
+		t.Errorf("checkpoint without changes put %q", e.put)
+	}
+}
+
+// TestKeyCacheIndexLeftEntry: a key deleted from a bucket that kept other
+// keys is still listed in the Store's copy; a restart loads it at that
+// deadline, finds nothing, fires nothing for it and drops it from the
+// index, and the other key's timeout fires.
+func TestKeyCacheIndexLeftEntry(t *testing.T) {
+	k2 := keyInBucketOf("k1", "k2")
+	e := newKeyCacheEnv(t, 0)
+	e.push("k1", "a", 0)
+	e.push(k2, "a", time.Millisecond)
+	d1, _ := e.part.KeyDeadline("k1")
+	d2, _ := e.part.KeyDeadline(k2)
+	e.checkpoint(0)
+	var l keyLoad
+	l.add(e.c, "k1")
+	e.load(&l)
+	e.push("k1", "b", time.Second)
+	e.checkpoint(0)
+	if e.alerts != 1 || e.stored("k1") {
+		t.Fatalf("%d alerts, k1 stored %v: want k1 completed and deleted", e.alerts, e.stored("k1"))
+	}
+	if _, ok := e.storedIndex()["k1"]; !ok {
+		t.Fatal("k1 not left in its bucket: the test needs it there")
+	}
+	e.restartFromStore()
+	l.reset()
+	e.c.appendDue(&l, d1+1)
+	if len(l.keys) != 1 || l.keys[0].key != "k1" {
+		t.Fatalf("due past k1's listed deadline: %v, want k1", l.keys)
+	}
+	if n := e.load(&l); n != 0 {
+		t.Fatalf("loaded %d keys, want none (k1 is deleted)", n)
+	}
+	if _, ok := e.c.deadlines["k1"]; ok {
+		t.Error("k1, found deleted, is still in the index")
+	}
+	l.reset()
+	e.c.appendDue(&l, d2+1)
+	e.load(&l)
+	e.part.Advance(d2 + 1)
+	if got := e.part.Stats().Timeouts; got != 1 {
+		t.Errorf("%d timeouts, want 1 (k2's)", got)
+	}
+}
+
+// TestKeyCacheCrashBetweenCheckpoints: what changed since the last
+// checkpoint is not in the Store's index, which still holds that
+// checkpoint's: a restart from it loads the evicted key at its deadline
+// and fires its timeout, and knows nothing of the key added since.
+func TestKeyCacheCrashBetweenCheckpoints(t *testing.T) {
+	e := newKeyCacheEnv(t, 0)
+	e.push("k1", "a", 0)
+	d1, _ := e.part.KeyDeadline("k1")
+	e.checkpoint(0)
+	// Since: k1 loaded and completed, k2 opened, no checkpoint.
+	var l keyLoad
+	l.add(e.c, "k1")
+	e.load(&l)
+	e.push("k1", "b", time.Second)
+	e.push("k2", "a", 2*time.Second)
+	e.c.collect()
+	var arena stateArena
+	e.c.appendCommit(&arena, nil, nil) // a commit that never reached the Store
+	arena.release()
+	e.restartFromStore()
+	if diff := gocmp.Diff(map[string]int64{"k1": d1}, e.c.deadlines); diff != "" {
+		t.Errorf("deadlines after the restart (-want +got):\n%s", diff)
+	}
+	l.reset()
+	e.c.appendDue(&l, d1+1)
+	if len(l.keys) != 1 || l.keys[0].key != "k1" {
+		t.Fatalf("due past k1's deadline: %v, want k1", l.keys)
+	}
+	if n := e.load(&l); n != 1 {
+		t.Fatalf("loaded %d keys, want 1", n)
+	}
+	e.part.Advance(d1 + 1)
+	if got := e.part.Stats().Timeouts; got != 1 {
+		t.Errorf("%d timeouts, want 1: k1's window closed as of the checkpoint", got)
+	}
+}
+
+// TestKeyCacheBadBucket: a bucket the checkpoint lists that the Store
+// lacks or cannot be decoded is reported and rewritten by the next
+// checkpoint; the other buckets restore.
+func TestKeyCacheBadBucket(t *testing.T) {
+	e := newKeyCacheEnv(t, 0)
+	e.push("k1", "a", 0)
+	e.push("k2", "a", 10*time.Second)
+	d1, _ := e.part.KeyDeadline("k1")
+	d2, _ := e.part.KeyDeadline("k2")
+	e.checkpoint(0)
+	b1 := deadlineBucket("k1", d1)
+	if err := e.store.Commit(context.Background(), e.pid, []state.KeyState{{Key: deadlineBucketName(e.c.ns, b1), State: []byte{5}}}, nil, state.Checkpoint{Offset: e.offset, Generation: 1}); err != nil {
+		t.Fatal(err)
+	}
+	e.restart(0)
+	var bad []int64
+	if err := e.c.restoreIndex(context.Background(), e.store, e.pid, e.buckets, func(b int64, err error) {
+		if !errors.Is(err, errDeadlineBucket) {
+			t.Errorf("bucket %d: error %v, want errDeadlineBucket", b, err)
+		}
+		bad = append(bad, b)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := gocmp.Diff([]int64{b1}, bad); diff != "" {
+		t.Errorf("bad buckets (-want +got):\n%s", diff)
+	}
+	if diff := gocmp.Diff(map[string]int64{"k2": d2}, e.c.deadlines); diff != "" {
+		t.Errorf("deadlines restored (-want +got):\n%s", diff)
+	}
+	if del, _ := e.checkpoint(0); !slices.Contains(del, deadlineBucketName(e.c.ns, b1)) {
+		t.Errorf("checkpoint deleted %q, want the bad bucket", del)
 	}
 }
 
@@ -357,7 +646,7 @@ func TestKeyCacheCorruptState(t *testing.T) {
 	if _, err := l.run(context.Background(), e.store, e.pid, func(key string, _ error) { bad = append(bad, key) }); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{"k1"}, bad); diff != "" {
+	if diff := gocmp.Diff([]string{"k1"}, bad); diff != "" {
 		t.Errorf("bad states (-want +got):\n%s", diff)
 	}
 	if e.part.Resident("k1") || e.c.needsLoad("k1") {
@@ -376,7 +665,10 @@ func TestKeyCacheStoreKeys(t *testing.T) {
 	e.push("resident", "a", time.Second)
 	got := e.c.storeKeys()
 	slices.Sort(got)
-	if diff := cmp.Diff([]string{"ns:evicted", "ns:resident"}, got); diff != "" {
+	// The deadline index's bucket of the evicted key too.
+	d := e.c.deadlines["evicted"]
+	want := []string{deadlineBucketName(e.c.ns, deadlineBucket("evicted", d)), "ns:evicted", "ns:resident"}
+	if diff := gocmp.Diff(want, got); diff != "" {
 		t.Errorf("store keys (-want +got):\n%s", diff)
 	}
 }
@@ -390,7 +682,7 @@ func TestDeadlineHeap(t *testing.T) {
 	for len(h) > 0 {
 		got = append(got, h.pop().deadline)
 	}
-	if diff := cmp.Diff([]int64{10, 10, 30, 40, 50}, got); diff != "" {
+	if diff := gocmp.Diff([]int64{10, 10, 30, 40, 50}, got); diff != "" {
 		t.Errorf("deadlines (-want +got):\n%s", diff)
 	}
 }

@@ -25,8 +25,8 @@ import (
 //     (alerts, late, dead letters) is acknowledged;
 //  3. then commits the changed and emptied keys, the resume offset (the
 //     oldest record still buffered, else the next), the streams'
-//     watermarks and the deadlines of keys with open windows to the Store,
-//     atomically (checkpoint);
+//     watermarks and the changed buckets of the index of the deadlines of
+//     keys with open windows to the Store, atomically (checkpoint);
 //  4. and only then commits the same offset to Kafka. The Store, not
 //     Kafka, says where a new owner resumes.
 //
@@ -295,7 +295,18 @@ func (w *worker) restoreFrom(cp state.Checkpoint, ok bool) error {
 			}
 			sp.skipBelow = ss.cp.Watermark
 			sp.saved = ss.cp
-			sp.keys.restoreDeadlines(ss.deadlines)
+			if ss.deadlines != nil {
+				// A version 1 checkpoint: the index itself, which the next
+				// checkpoint writes into buckets.
+				sp.keys.restoreDeadlines(ss.deadlines)
+				continue
+			}
+			err := sp.keys.restoreIndex(w.ctx, w.ckpt.store, w.ckpt.pid, ss.buckets, func(bucket int64, err error) {
+				w.log.Error("deadline index bucket unreadable: its keys load when their events come, not when their windows close", "bucket", bucket, "err", err)
+			})
+			if err != nil {
+				return err
+			}
 		}
 	}
 	w.log.Info("partition restored", "offset", w.resumeAt, "generation", w.ckpt.gen)
@@ -424,14 +435,15 @@ func (w *worker) writeCheckpoint(ctx context.Context, stage bool) error {
 	}
 	var put []state.KeyState
 	del := slices.Clone(w.ckpt.drop)
-	var bytes int
+	var bytes, buckets int
 	var arena stateArena
 	// The Store has the states, or failed, once write returns.
 	defer arena.release()
 	for _, sp := range w.sps {
-		var n int
-		put, del, n = sp.keys.appendCommit(&arena, put, del)
+		var n, nb int
+		put, del, n, nb = sp.keys.appendCommit(&arena, put, del)
 		bytes += n
+		buckets += nb
 	}
 	offset := w.resumeOffset()
 	readTo := max(w.readTo, w.next)
@@ -453,7 +465,7 @@ func (w *worker) writeCheckpoint(ctx context.Context, stage bool) error {
 	w.setFailing(nil)
 	w.ckpt.lastCommit = time.Now()
 	m := w.e.metrics
-	m.committedKeys.Add(float64(len(put) + len(del)))
+	m.committedKeys.Add(float64(len(put) + len(del) - buckets))
 	m.committedBytes.Add(float64(bytes))
 	if stage {
 		return nil

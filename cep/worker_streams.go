@@ -1,13 +1,10 @@
 package cep
 
 import (
-	"cmp"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -27,17 +24,29 @@ func streamNamespace(id string) string {
 // The engine's part of a Store checkpoint (state.Checkpoint.Streams),
 // versioned so that a newer Shrike reads an older checkpoint:
 //
-//	version            uvarint (1)
+//	version            uvarint (2)
 //	readTo             varint   offset after the last record read
 //	streams            uvarint  count, then per stream:
 //	  namespace        uvarint length + bytes
 //	  watermark        varint   matcher.Checkpoint
 //	  maxTime          varint
 //	  seq              uvarint
-//	  deadlines        uvarint  count, then per key, by deadline:
-//	    key            uvarint length + bytes
-//	    deadline       varint   delta from the previous deadline
-const streamsVersion = 1
+//	  bucketWidth      uvarint  event time a second of the deadline index spans
+//	  bucketSplit      uvarint  buckets a second is split into by key hash
+//	  buckets          uvarint  count, then per bucket of the deadline
+//	                            index (deadlineindex.go), ascending:
+//	    bucket         varint   delta from the previous bucket number
+//
+// Version 1 carried the deadline index itself instead of bucketWidth and
+// buckets, every key with an open window written at every checkpoint:
+//
+//	deadlines        uvarint  count, then per key, by deadline:
+//	  key            uvarint length + bytes
+//	  deadline       varint   delta from the previous deadline
+//
+// A worker restored from version 1 writes its whole index into buckets at
+// its first checkpoint.
+const streamsVersion = 2
 
 // savedStreams is a decoded checkpoint's engine part.
 type savedStreams struct {
@@ -45,42 +54,25 @@ type savedStreams struct {
 	streams map[string]savedStream // by namespace
 }
 
+// savedStream is a stream of a checkpoint: its deadline index is either
+// the buckets to load from the Store (version 2) or, from version 1, the
+// index itself.
 type savedStream struct {
 	cp        matcher.Checkpoint
+	buckets   []int64
 	deadlines map[string]int64
 }
 
-// encodeStreams encodes a worker's streams for a checkpoint. The deadline
-// index holds every key with an open window, resident or evicted, so it
-// is sized before it is written: grown from nothing, a large index was
-// copied over and over.
+// encodeStreams encodes a worker's streams for a checkpoint.
 func encodeStreams(sps []*streamPart, readTo int64) []byte {
 	// Bytes of the fixed fields, at their longest.
 	const headerMax = 3 * binary.MaxVarintLen64
-	const streamMax = 4 * binary.MaxVarintLen64
-	const entryMax = 2 * binary.MaxVarintLen64
-	type entry struct {
-		key string
-		d   int64
-	}
-	indexes := make([][]entry, len(sps))
+	const streamMax = 7 * binary.MaxVarintLen64
+	buckets := make([][]int64, len(sps))
 	size := headerMax
 	for i, sp := range sps {
-		entries := make([]entry, 0, len(sp.keys.deadlines))
-		for k, d := range sp.keys.deadlines {
-			entries = append(entries, entry{k, d})
-			size += entryMax + len(k)
-		}
-		// Sorted, the deltas are small and the bytes do not depend on map
-		// order.
-		slices.SortFunc(entries, func(a, b entry) int {
-			if c := cmp.Compare(a.d, b.d); c != 0 {
-				return c
-			}
-			return strings.Compare(a.key, b.key)
-		})
-		indexes[i] = entries
-		size += streamMax + len(sp.keys.ns)
+		buckets[i] = sp.keys.bucketNumbers()
+		size += streamMax + len(sp.keys.ns) + len(buckets[i])*binary.MaxVarintLen64
 	}
 	b := make([]byte, 0, size)
 	b = binary.AppendUvarint(b, streamsVersion)
@@ -92,13 +84,13 @@ func encodeStreams(sps []*streamPart, readTo int64) []byte {
 		b = binary.AppendVarint(b, cp.Watermark)
 		b = binary.AppendVarint(b, cp.MaxTime)
 		b = binary.AppendUvarint(b, cp.Seq)
-		entries := indexes[i]
-		b = binary.AppendUvarint(b, uint64(len(entries)))
+		b = binary.AppendUvarint(b, uint64(deadlineBucketWidth))
+		b = binary.AppendUvarint(b, deadlineBucketSplit)
+		b = binary.AppendUvarint(b, uint64(len(buckets[i])))
 		var prev int64
-		for _, e := range entries {
-			b = appendString(b, e.key)
-			b = binary.AppendVarint(b, e.d-prev)
-			prev = e.d
+		for _, n := range buckets[i] {
+			b = binary.AppendVarint(b, n-prev)
+			prev = n
 		}
 	}
 	return b
@@ -116,25 +108,35 @@ var errStreams = errors.New("bad checkpoint streams")
 // streamsVersion.
 func decodeStreams(b []byte) (savedStreams, error) {
 	d := byteReader{b: b}
-	if v := d.uvarint(); d.err == nil && (v == 0 || v > streamsVersion) {
+	v := d.uvarint()
+	if d.err == nil && (v == 0 || v > streamsVersion) {
 		return savedStreams{}, fmt.Errorf("%w: version %d", errStreams, v)
 	}
 	out := savedStreams{readTo: d.varint(), streams: map[string]savedStream{}}
 	n := d.count()
 	for range n {
 		ns := d.string()
-		ss := savedStream{deadlines: map[string]int64{}}
+		var ss savedStream
 		ss.cp.Watermark = d.varint()
 		ss.cp.MaxTime = d.varint()
 		ss.cp.Seq = d.uvarint()
-		var prev int64
-		for range d.count() {
-			k := d.string()
-			prev += d.varint()
-			if d.err != nil {
-				break
+		if v == 1 {
+			ss.deadlines = decodeDeadlinesV1(&d)
+		} else {
+			if w := d.uvarint(); d.err == nil && w != uint64(deadlineBucketWidth) {
+				d.err = fmt.Errorf("deadline index bucket width %d, want %d", w, deadlineBucketWidth)
 			}
-			ss.deadlines[k] = prev
+			if n := d.uvarint(); d.err == nil && n != deadlineBucketSplit {
+				d.err = fmt.Errorf("deadline index split %d, want %d", n, deadlineBucketSplit)
+			}
+			var prev int64
+			for range d.count() {
+				prev += d.varint()
+				if d.err != nil {
+					break
+				}
+				ss.buckets = append(ss.buckets, prev)
+			}
 		}
 		if d.err != nil {
 			break
@@ -148,6 +150,21 @@ func decodeStreams(b []byte) (savedStreams, error) {
 		return savedStreams{}, fmt.Errorf("%w: %w", errStreams, d.err)
 	}
 	return out, nil
+}
+
+// decodeDeadlinesV1 reads the deadline index of a version 1 stream.
+func decodeDeadlinesV1(d *byteReader) map[string]int64 {
+	deadlines := map[string]int64{}
+	var prev int64
+	for range d.count() {
+		k := d.string()
+		prev += d.varint()
+		if d.err != nil {
+			break
+		}
+		deadlines[k] = prev
+	}
+	return deadlines
 }
 
 // byteReader reads varints and strings; the first error sticks.

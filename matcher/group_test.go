@@ -539,9 +539,9 @@ func evictAndRestore(t *testing.T, p *Partition, recs []*Record, ooo int64, ever
 		p.Push(c)
 		if i%every == 0 {
 			s.checkpoint(t, p)
-			buffered := p.BufferedKeys()
+			buffered := p.BufferedSet()
 			for _, k := range p.ResidentKeys() {
-				if buffered[k] {
+				if buffered.MayHold(k) {
 					continue
 				}
 				if d, ok := p.KeyDeadline(k); ok {

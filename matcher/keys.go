@@ -143,6 +143,33 @@ func (t *keyTable) all() iter.Seq[*keyState] {
 	return slices.Values(states)
 }
 
+// from calls fn with the states of the slots at positions pos, pos+1, ...
+// of an order spread over the table, until fn returns false or every slot
+// was visited once, and returns the position to go on from. fn may
+// remove the state it is given; an entry that removal moves back may then
+// be given twice, or not at all, in one call.
+//
+// The order is spread so that a caller removing states as it goes
+// (eviction) thins the table evenly: removed in slot order, the first
+// part of the table emptied and the rest stayed full, one long probe
+// sequence that every lookup of a key landing there (most of them, for a
+// key not resident) walked to its end, hundreds of slots at half load.
+// An odd stride visits every slot of a power-of-two table once, and the
+// golden ratio's spreads any run of visits evenly.
+func (t *keyTable) from(pos uint64, fn func(*keyState) bool) uint64 {
+	m := t.mask()
+	stride := (0x9E3779B97F4A7C15 & m) | 1
+	j := (pos * stride) & m
+	for range len(t.slots) {
+		pos++
+		if ks := t.slots[j].ks; ks != nil && !fn(ks) {
+			return pos
+		}
+		j = (j + stride) & m
+	}
+	return pos
+}
+
 // prefetchAhead fetches, for the records next in line, the memory that
 // processing them will read: the key's table entry and the record itself,
 // then the key state, its list of rules, each rule's state, the list of

@@ -156,9 +156,9 @@ func TestEvictAndRestoreKeepsAlerts(t *testing.T) {
 		p.Push(clone(r))
 		if i%337 == 0 {
 			s.checkpoint(t, p)
-			buffered := p.BufferedKeys()
+			buffered := p.BufferedSet()
 			for _, k := range p.ResidentKeys() {
-				if buffered[k] {
+				if buffered.MayHold(k) {
 					continue
 				}
 				if d, ok := p.KeyDeadline(k); ok {
@@ -492,5 +492,44 @@ func BenchmarkKeyStateCodec(b *testing.B) {
 				q.Evict(sc.key)
 			}
 		})
+	}
+}
+
+// TestBufferedSet: every key with records waiting for the watermark is in
+// the set, for records pushed with and without Prepare; few others are.
+func TestBufferedSet(t *testing.T) {
+	prog, rs, recs := snapshotFixture(t)
+	for _, prepared := range []bool{false, true} {
+		p, _ := NewPartition(prog, &idCollector{}, Options{MaxOutOfOrderness: rs.Stream.MaxOutOfOrderness})
+		if got := p.BufferedSet(); got.MayHold("anything") {
+			t.Fatal("an empty buffer's set holds a key")
+		}
+		for _, r := range recs[:3000] {
+			c := clone(r)
+			if prepared {
+				prog.Prepare(c)
+			}
+			p.Push(c)
+		}
+		buffered := p.BufferedKeys()
+		if len(buffered) == 0 {
+			t.Fatal("no record waits for the watermark: the test needs some")
+		}
+		set := p.BufferedSet()
+		for k := range buffered {
+			if !set.MayHold(k) {
+				t.Errorf("prepared %v: buffered key %q not in the set", prepared, k)
+			}
+		}
+		var wrong int
+		const others = 10_000
+		for i := range others {
+			if set.MayHold(fmt.Sprintf("not-buffered-%d", i)) {
+				wrong++
+			}
+		}
+		if wrong > others/8 {
+			t.Errorf("prepared %v: %d of %d keys without buffered records in the set", prepared, wrong, others)
+		}
 	}
 }
