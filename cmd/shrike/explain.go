@@ -8,7 +8,6 @@ import (
 
 	"github.com/shrike-cep/shrike/cep/explain"
 	"github.com/shrike-cep/shrike/internal/gctune"
-	"github.com/shrike-cep/shrike/rules"
 )
 
 // explainFlags are the options of `shrike explain`.
@@ -75,16 +74,8 @@ func runExplain(cmd *cobra.Command, e env, f explainFlags, args []string) error 
 	if f.maxEntries < 0 {
 		return usageError{fmt.Errorf("--max-entries must not be negative, not %d", f.maxEntries)}
 	}
-	lists, err := readListFlags(f.lists)
+	compiled, err := compileWithListFlags(e, f.rules, f.lists)
 	if err != nil {
-		return err
-	}
-	store := rules.NewManagedLists()
-	compiled, err := compileRulesetFlags(e, f.rules, store)
-	if err != nil {
-		return err
-	}
-	if err := setListFlags(store, lists, compiled); err != nil {
 		return err
 	}
 	maxEntries := f.maxEntries

@@ -47,16 +47,9 @@ and rules:read to read it.`,
 	return cmd
 }
 
+// listsClient is apiClient of the list service.
 func listsClient(cmd *cobra.Command, e env, f *clientFlags, outputs ...string) (shrikev1.ListServiceClient, func(), error) {
-	f.resolve(cmd)
-	if err := f.checkOutput(outputs...); err != nil {
-		return nil, nil, err
-	}
-	conn, err := f.dial(e.stderr)
-	if err != nil {
-		return nil, nil, err
-	}
-	return shrikev1.NewListServiceClient(conn), func() { _ = conn.Close() }, nil
+	return apiClient(cmd, e, f, shrikev1.NewListServiceClient, outputs...)
 }
 
 func newListsGetCmd(e env, f *clientFlags) *cobra.Command {

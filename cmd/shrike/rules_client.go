@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -56,18 +57,25 @@ one JSON object per line.`,
 	return cmd
 }
 
-// rulesClient connects to the server for one command and returns the
-// client and a function that closes the connection.
-func rulesClient(cmd *cobra.Command, e env, f *clientFlags, outputs ...string) (shrikev1.RulesetServiceClient, func(), error) {
+// apiClient connects to the server for one command and returns the
+// service's client (made by newClient) and a function that closes the
+// connection.
+func apiClient[C any](cmd *cobra.Command, e env, f *clientFlags, newClient func(grpc.ClientConnInterface) C, outputs ...string) (C, func(), error) {
+	var none C
 	f.resolve(cmd)
 	if err := f.checkOutput(outputs...); err != nil {
-		return nil, nil, err
+		return none, nil, err
 	}
 	conn, err := f.dial(e.stderr)
 	if err != nil {
-		return nil, nil, err
+		return none, nil, err
 	}
-	return shrikev1.NewRulesetServiceClient(conn), func() { _ = conn.Close() }, nil
+	return newClient(conn), func() { _ = conn.Close() }, nil
+}
+
+// rulesClient is apiClient of the ruleset service.
+func rulesClient(cmd *cobra.Command, e env, f *clientFlags, outputs ...string) (shrikev1.RulesetServiceClient, func(), error) {
+	return apiClient(cmd, e, f, shrikev1.NewRulesetServiceClient, outputs...)
 }
 
 // call bounds one request by --timeout.

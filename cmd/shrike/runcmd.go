@@ -154,20 +154,31 @@ func compileRulesetFlags(e env, paths []string, store *rules.ManagedLists) ([]*r
 	return compiled, nil
 }
 
+// compileWithListFlags loads the rulesets --rules names with the items of
+// the --list files in their managed lists, checked against what the
+// rulesets declare.
+func compileWithListFlags(e env, rulesPaths, listSpecs []string) ([]*rules.Compiled, error) {
+	lists, err := readListFlags(listSpecs)
+	if err != nil {
+		return nil, err
+	}
+	store := rules.NewManagedLists()
+	compiled, err := compileRulesetFlags(e, rulesPaths, store)
+	if err != nil {
+		return nil, err
+	}
+	if err := setListFlags(store, lists, compiled); err != nil {
+		return nil, err
+	}
+	return compiled, nil
+}
+
 func runReplay(cmd *cobra.Command, e env, f runFlags, args []string) error {
 	if err := checkReplayFlags(f, args); err != nil {
 		return err
 	}
-	lists, err := readListFlags(f.lists)
+	compiled, err := compileWithListFlags(e, f.rules, f.lists)
 	if err != nil {
-		return err
-	}
-	store := rules.NewManagedLists()
-	compiled, err := compileRulesetFlags(e, f.rules, store)
-	if err != nil {
-		return err
-	}
-	if err := setListFlags(store, lists, compiled); err != nil {
 		return err
 	}
 	inputs, bar, closeInputs, err := openWithProgress(e.stderr, eventInputs(e, args, f.sources))
