@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -166,11 +167,49 @@ func checkAlerts(t *testing.T, stream string, events, alerts []byte, rs *rules.C
 	for f := range got {
 		fired[f.Rule] = true
 	}
+	// A rule that reads a managed list fires on the list's items, which
+	// the generator knows nothing of and this replay leaves empty (so it
+	// must fire on nothing, which the comparison above holds it to); the
+	// ruleset's own tests give it items and make it fire.
+	onManaged := readsManagedList(rs)
 	for _, r := range rs.Rules {
-		if !fired[r.ID] {
+		if !fired[r.ID] && !onManaged[r.ID] {
 			t.Errorf("rule %s never fires", r.ID)
 		}
 	}
+}
+
+// readsManagedList returns the ids of the rules of rs whose conditions
+// read one of its managed lists.
+func readsManagedList(rs *rules.Compiled) map[string]bool {
+	var names []string
+	for _, d := range rs.ManagedLists() {
+		names = append(names, "lists."+d.Name)
+	}
+	reads := func(src string) bool {
+		for _, n := range names {
+			if strings.Contains(src, n) {
+				return true
+			}
+		}
+		return false
+	}
+	var inSteps func([]*rules.Step) bool
+	inSteps = func(steps []*rules.Step) bool {
+		for _, st := range steps {
+			if reads(st.Where) || reads(st.Until) || inSteps(st.Steps) {
+				return true
+			}
+		}
+		return false
+	}
+	out := map[string]bool{}
+	for _, r := range rs.Rules {
+		if reads(r.Rule.When) || inSteps(r.Rule.Pattern) {
+			out[r.ID] = true
+		}
+	}
+	return out
 }
 
 // TestScenariosMatchRulesets holds the generator's account of its
