@@ -75,18 +75,8 @@ type CompiledStep struct {
 // EventSteps lists the compiled steps of the rule that take events, in
 // pattern order, the steps of groups in place of the groups (see
 // rules.EventSteps).
-func (r *CompiledRule) EventSteps() []*CompiledStep { return compiledEventSteps(r.Steps) }
-
-func compiledEventSteps(steps []*CompiledStep) []*CompiledStep {
-	var out []*CompiledStep
-	for _, s := range steps {
-		if s.Group {
-			out = append(out, compiledEventSteps(s.Steps)...)
-			continue
-		}
-		out = append(out, s)
-	}
-	return out
+func (r *CompiledRule) EventSteps() []*CompiledStep {
+	return flattenGroups(r.Steps, func(s *CompiledStep) ([]*CompiledStep, bool) { return s.Steps, s.Group })
 }
 
 // Expr is one compiled CEL expression. It is safe for concurrent use;

@@ -180,10 +180,16 @@ func (s *Step) Looping() bool { return s.Max != 1 }
 // order, the steps of groups in place of the groups: the steps an alert's
 // events map and CEL variables name.
 func EventSteps(pattern []*Step) []*Step {
-	var out []*Step
-	for _, s := range pattern {
-		if s.Group {
-			out = append(out, EventSteps(s.Steps)...)
+	return flattenGroups(pattern, func(s *Step) ([]*Step, bool) { return s.Steps, s.Group })
+}
+
+// flattenGroups lists steps with every group replaced by its own steps,
+// flattened in turn; group says whether a step is a group, and its steps.
+func flattenGroups[S any](steps []S, group func(S) ([]S, bool)) []S {
+	var out []S
+	for _, s := range steps {
+		if inner, ok := group(s); ok {
+			out = append(out, flattenGroups(inner, group)...)
 			continue
 		}
 		out = append(out, s)
