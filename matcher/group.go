@@ -383,7 +383,7 @@ func (p *Partition) processGroup(g *ruleGroup, ks *keyState, r *Record, hash uin
 	for _, x := range rk.runs {
 		live |= x.mask
 	}
-	for _, x := range rk.held {
+	for _, x := range rk.heldRuns() {
 		live |= x.mask
 	}
 	start := g.all()
@@ -422,7 +422,7 @@ func (p *Partition) groupStartMask(g *ruleGroup, r *Record) uint64 {
 // between members.
 func (p *Partition) groupQuiet(g *ruleGroup, rk *ruleKey, r *Record) bool {
 	pr := g.members[0]
-	if r.pre.prog != pr.program || len(rk.held) > 0 || len(rk.runs) > p.opts.MaxRunsPerKey || g.startTakes == nil {
+	if r.pre.prog != pr.program || len(rk.heldRuns()) > 0 || len(rk.runs) > p.opts.MaxRunsPerKey || g.startTakes == nil {
 		return false
 	}
 	var decided [4]*nfa.State
@@ -744,15 +744,15 @@ func (p *Partition) groupFinals(g *ruleGroup, out []*run, state *nfa.State, mask
 // precedes them, and its skip strategy prunes its own runs only.
 func (p *Partition) groupRelease(g *ruleGroup, rk *ruleKey, potential []*run) {
 	if len(potential) > 0 {
-		rk.held = append(rk.held, potential...)
+		rk.setHeld(append(rk.heldRuns(), potential...))
 		p.changed = true
-		slices.SortStableFunc(rk.held, compareRuns)
+		slices.SortStableFunc(rk.heldRuns(), compareRuns)
 	}
-	if len(rk.held) == 0 {
+	if len(rk.heldRuns()) == 0 {
 		return
 	}
 	var held uint64
-	for _, m := range rk.held {
+	for _, m := range rk.heldRuns() {
 		held |= m.mask
 	}
 	prunedAny := false
@@ -762,7 +762,7 @@ func (p *Partition) groupRelease(g *ruleGroup, rk *ruleKey, potential []*run) {
 		pr := g.members[i]
 		for {
 			var m *run
-			for _, h := range rk.held {
+			for _, h := range rk.heldRuns() {
 				if h.mask&bit != 0 {
 					m = h
 					break
@@ -793,7 +793,7 @@ func (p *Partition) groupRelease(g *ruleGroup, rk *ruleKey, potential []*run) {
 						}
 					}
 					rk.nextOK, p.changed = false, true
-					for _, h := range rk.held {
+					for _, h := range rk.heldRuns() {
 						if h.mask&bit != 0 && pruned(h, id, kind) {
 							h.mask &^= bit
 						}
@@ -803,9 +803,9 @@ func (p *Partition) groupRelease(g *ruleGroup, rk *ruleKey, potential []*run) {
 			p.emitEach(m, bit, false)
 		}
 	}
-	rk.held = dropEmpty(rk.held)
-	if len(rk.held) == 0 {
-		rk.held = nil
+	rk.setHeld(dropEmpty(rk.heldRuns()))
+	if len(rk.heldRuns()) == 0 {
+		rk.setHeld(nil)
 	}
 	if prunedAny {
 		rk.runs = dropEmpty(rk.runs)
@@ -827,7 +827,7 @@ func dropEmpty(runs []*run) []*run {
 // groupAdvanceTime is advanceTime for a group.
 func (p *Partition) groupAdvanceTime(g *ruleGroup, rk *ruleKey, t int64) {
 	pr := g.members[0]
-	if len(rk.held) == 0 && t < rk.deadline(pr) {
+	if len(rk.heldRuns()) == 0 && t < rk.deadline(pr) {
 		return
 	}
 	w := int64(pr.auto.Window)
@@ -846,7 +846,7 @@ func (p *Partition) groupAdvanceTime(g *ruleGroup, rk *ruleKey, t int64) {
 		}
 		kept = append(kept, r)
 	}
-	if len(kept) == len(rk.runs) && len(rk.held) == 0 {
+	if len(kept) == len(rk.runs) && len(rk.heldRuns()) == 0 {
 		return
 	}
 	clear(rk.runs[len(kept):])
@@ -999,10 +999,10 @@ func (p *Partition) groupState(ks *keyState, g *ruleGroup) *ruleKey {
 			c.state, c.mask = states[r.state.ID], bit
 			rk.runs = append(rk.runs, &c)
 		}
-		for _, r := range m.held {
+		for _, r := range m.heldRuns() {
 			c := *r
 			c.state, c.mask = states[r.state.ID], bit
-			rk.held = append(rk.held, &c)
+			rk.setHeld(append(rk.heldRuns(), &c))
 		}
 		rk.capLogged = rk.capLogged || m.capLogged
 	}
@@ -1022,9 +1022,9 @@ func memberView(rk *ruleKey, i int) *ruleKey {
 			v.runs = append(v.runs, r)
 		}
 	}
-	for _, r := range rk.held {
+	for _, r := range rk.heldRuns() {
 		if r.mask&bit != 0 {
-			v.held = append(v.held, r)
+			v.setHeld(append(v.heldRuns(), r))
 		}
 	}
 	return v
@@ -1042,7 +1042,7 @@ func (p *Partition) splitGroup(ks *keyState, rk *ruleKey) {
 		}
 		// Copies in the member's automaton: SetProgram rewrites a rule's
 		// run states in place.
-		for _, list := range [][]*run{v.runs, v.held} {
+		for _, list := range [][]*run{v.runs, v.heldRuns()} {
 			for k, r := range list {
 				c := *r
 				c.state = pr.auto.States[r.state.ID]

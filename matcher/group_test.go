@@ -53,7 +53,7 @@ func dumpKeyStates(p *Partition) string {
 		fmt.Fprintf(&b, "key %s\n", k)
 		for _, rk := range ks.ruleViews() {
 			fmt.Fprintf(&b, " rule %s@%s\n", rk.rule.name, rk.rule.rule.Version)
-			for part, runs := range [][]*run{rk.runs, rk.held} {
+			for part, runs := range [][]*run{rk.runs, rk.heldRuns()} {
 				for _, r := range runs {
 					fmt.Fprintf(&b, "  %d state=%d start=%d/%d prev=%d nodes=", part, r.state.ID, r.startTime, r.startSeq, r.prevTime)
 					for n := r.last; n != nil; n = n.prev {

@@ -174,7 +174,7 @@ func keyStateCounts(p *Partition, key string) map[string]string {
 		return got
 	}
 	for _, rk := range ks.rules {
-		got[rk.rule.name] = fmt.Sprintf("runs=%d held=%d", len(rk.runs), len(rk.held))
+		got[rk.rule.name] = fmt.Sprintf("runs=%d held=%d", len(rk.runs), len(rk.heldRuns()))
 	}
 	return got
 }

@@ -20,7 +20,7 @@ func (p *Partition) leavesAsIs(pr *planRule, rk *ruleKey, r *Record) bool {
 	// Held matches are released by advanceTime, just before, when they can
 	// be; with runs unchanged step would release none. Skipping only keys
 	// that hold none keeps that reasoning out of the shortcut.
-	if r.pre.prog != pr.program || len(rk.held) > 0 || len(rk.runs) > p.opts.MaxRunsPerKey {
+	if r.pre.prog != pr.program || len(rk.heldRuns()) > 0 || len(rk.runs) > p.opts.MaxRunsPerKey {
 		return false
 	}
 	if !pr.draining {

@@ -71,7 +71,7 @@ func (p *Partition) SetProgram(next *Program) {
 				for _, r := range rk.runs {
 					r.state = cur.auto.States[r.state.ID]
 				}
-				for _, r := range rk.held {
+				for _, r := range rk.heldRuns() {
 					r.state = cur.auto.States[r.state.ID]
 				}
 			}
@@ -108,7 +108,7 @@ func (p *Partition) heldOf(pr *planRule) int {
 	n := 0
 	for ks := range p.keys.all() {
 		if rk := ks.find(pr); rk != nil {
-			n += len(rk.held)
+			n += len(rk.heldRuns())
 		}
 	}
 	return n

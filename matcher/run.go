@@ -54,16 +54,16 @@ type ruleKey struct {
 	// rule is the rule, or a group's first member when grouped.
 	rule *planRule
 	runs []*run
-	// held are completed matches a skip strategy keeps until no earlier
-	// partial match is open (and absence matches, released the same way).
-	held []*run
+	// x holds what few keys have (held matches, an aggregate's window,
+	// suppressed alerts), so that the common ruleKey stays small.
+	x *ruleExtra
 	// runBuf holds runs while the key has one partial match of the rule,
 	// as most have: the ruleKey's allocation has room for it.
 	runBuf [1]*run
 	// next caches deadline(); nextOK is false when runs changed since.
 	next   int64
 	nextOK bool
-	// The flags come last, beside nextOK, so that the struct fits in 80
+	// The flags come last, beside nextOK, so that the struct fits in 64
 	// bytes.
 	capLogged bool // for the rule, or for any member of a group
 	// grouped is set when the state is rule.group's, shared by its members
@@ -92,7 +92,7 @@ func (rk *ruleKey) moved() *ruleKey {
 	return n
 }
 
-func (rk *ruleKey) empty() bool { return len(rk.runs) == 0 && len(rk.held) == 0 }
+func (rk *ruleKey) empty() bool { return len(rk.runs) == 0 && rk.x.empty() }
 
 // deadline is the earliest time at which one of the runs times out.
 func (rk *ruleKey) deadline(pr *planRule) int64 {
@@ -407,7 +407,7 @@ func (v *runVars) StepEvent(step string, i int) (*rules.Event, bool) {
 // NFA.advanceTime): absence matches waiting in a Pending state complete,
 // others are dropped or, with on_timeout, reported.
 func (p *Partition) advanceTime(pr *planRule, rk *ruleKey, t int64, key string) {
-	if len(rk.held) == 0 && t < rk.deadline(pr) {
+	if len(rk.heldRuns()) == 0 && t < rk.deadline(pr) {
 		return // no window closes yet: the common case, without a scan
 	}
 	w := int64(pr.auto.Window)
@@ -433,7 +433,7 @@ func (p *Partition) advanceTime(pr *planRule, rk *ruleKey, t int64, key string) 
 		}
 		kept = append(kept, r)
 	}
-	if len(kept) == len(rk.runs) && len(rk.held) == 0 {
+	if len(kept) == len(rk.runs) && len(rk.heldRuns()) == 0 {
 		return
 	}
 	clear(rk.runs[len(kept):])
@@ -455,7 +455,7 @@ func (p *Partition) advanceTime(pr *planRule, rk *ruleKey, t int64, key string) 
 // partial and held matches by the skip strategy after each. potential is
 // the caller's scratch space, which release sorts.
 func (p *Partition) release(pr *planRule, rk *ruleKey, potential []*run, key string) {
-	held := rk.held
+	held := rk.heldRuns()
 	// Without held matches, the completed ones are sorted where they are,
 	// and copied only if some must wait: an absence match, which completes
 	// when its window closes, is mostly emitted at once.
@@ -479,7 +479,7 @@ func (p *Partition) release(pr *planRule, rk *ruleKey, potential []*run, key str
 		if pr.rule.Skip.Kind != "" && pr.rule.Skip.Kind != "none" {
 			if id, ok := pruningID(pr, m); ok {
 				if p.tr != nil {
-					rk.held = held
+					rk.setHeld(held)
 					p.tracePruned(pr, rk, id)
 				}
 				n := len(rk.runs)
@@ -493,11 +493,11 @@ func (p *Partition) release(pr *planRule, rk *ruleKey, potential []*run, key str
 	}
 	switch {
 	case len(held) == 0:
-		rk.held = nil
+		rk.setHeld(nil)
 	case inScratch:
-		rk.held = slices.Clone(held)
+		rk.setHeld(slices.Clone(held))
 	default:
-		rk.held = held
+		rk.setHeld(held)
 	}
 }
 
@@ -588,7 +588,7 @@ func pruned(r *run, id eventID, kind string) bool {
 // about to prune.
 func (p *Partition) tracePruned(pr *planRule, rk *ruleKey, id eventID) {
 	var gone []*run
-	for _, rs := range [][]*run{rk.runs, rk.held} {
+	for _, rs := range [][]*run{rk.runs, rk.heldRuns()} {
 		for _, r := range rs {
 			if pruned(r, id, string(pr.rule.Skip.Kind)) {
 				gone = append(gone, r)

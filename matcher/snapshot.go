@@ -169,7 +169,7 @@ func (p *Partition) AppendKeyState(dst []byte, key string) ([]byte, bool) {
 		for _, r := range rk.runs {
 			e.addChain(r.last)
 		}
-		for _, r := range rk.held {
+		for _, r := range rk.heldRuns() {
 			e.addChain(r.last)
 		}
 	}
@@ -188,7 +188,7 @@ func (p *Partition) AppendKeyState(dst []byte, key string) ([]byte, bool) {
 		prevTime = r.time
 	}
 	for _, rk := range ruleKeys {
-		for _, runs := range [][]*run{rk.runs, rk.held} {
+		for _, runs := range [][]*run{rk.runs, rk.heldRuns()} {
 			for _, r := range runs {
 				start, _, prev := e.runDeltas(r)
 				fit(start)
@@ -228,14 +228,14 @@ func (p *Partition) AppendKeyState(dst []byte, key string) ([]byte, bool) {
 	for _, rk := range ruleKeys {
 		dst = binary.LittleEndian.AppendUint64(dst, ruleRef(rk.rule.name, rk.rule.rule.Version))
 		heldFlag := uint64(0)
-		if len(rk.held) > 0 {
+		if len(rk.heldRuns()) > 0 {
 			heldFlag = 1
 		}
 		dst = binary.AppendUvarint(dst, uint64(len(rk.runs))<<1|heldFlag)
 		dst = e.appendRuns(dst, rk.runs, unit)
-		if len(rk.held) > 0 {
-			dst = binary.AppendUvarint(dst, uint64(len(rk.held)))
-			dst = e.appendRuns(dst, rk.held, unit)
+		if len(rk.heldRuns()) > 0 {
+			dst = binary.AppendUvarint(dst, uint64(len(rk.heldRuns())))
+			dst = e.appendRuns(dst, rk.heldRuns(), unit)
 		}
 	}
 	return dst, true
@@ -527,7 +527,7 @@ func (p *Partition) decodeKeyState(key string, data []byte) (*keyState, error) {
 		rk.runs = readRuns(pr, "run", nruns)
 		if held {
 			d.at("rule", i, nrules)
-			rk.held = readRuns(pr, "held match", d.count())
+			rk.setHeld(readRuns(pr, "held match", d.count()))
 		}
 		if d.err != nil {
 			return nil, d.error()

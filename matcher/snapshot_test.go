@@ -471,7 +471,7 @@ func BenchmarkKeyStateCodec(b *testing.B) {
 		}
 		runs := 0
 		for _, rk := range p.keys.lookup(sc.key).rules {
-			runs += len(rk.runs) + len(rk.held)
+			runs += len(rk.runs) + len(rk.heldRuns())
 		}
 		b.Run(name+"/encode", func(b *testing.B) {
 			b.ReportAllocs()

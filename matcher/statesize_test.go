@@ -17,7 +17,7 @@ func TestStateSizes(t *testing.T) {
 		size, max uintptr
 	}{
 		{"keyState", unsafe.Sizeof(keyState{}), 112},
-		{"ruleKey", unsafe.Sizeof(ruleKey{}), 80},
+		{"ruleKey", unsafe.Sizeof(ruleKey{}), 64},
 		{"run", unsafe.Sizeof(run{}), 48},
 		{"node", unsafe.Sizeof(node{}), 24},
 	} {

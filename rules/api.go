@@ -60,7 +60,32 @@ type CompiledRule struct {
 	Version string
 	When    *Expr // single-event rules
 	Steps   []*CompiledStep
-	Summary *Expr // nil: the default summary
+	// Aggregate is an aggregate rule's compiled body.
+	Aggregate *CompiledAggregate
+	Summary   *Expr // nil: the default summary
+	// SuppressBy are the compiled alert.suppress.by expressions.
+	SuppressBy []*Expr
+}
+
+// CompiledAggregate is an aggregate rule's body with its expressions
+// compiled.
+type CompiledAggregate struct {
+	*Aggregate
+	Where *Expr // nil: every event counts
+	// Args holds each measure's compiled argument, in Measures' order; nil
+	// for count().
+	Args   []*Expr
+	Having *Expr
+}
+
+// MeasureVars supplies an aggregate rule's measures to the expressions
+// that read them (having, the summary, suppress.by). Measure returns
+// measure i's value (in Aggregate.Measures' order): an int for count and
+// count_distinct, a float64 for the others; ok is false when it has none
+// (min, max and avg over no value).
+type MeasureVars interface {
+	Vars
+	Measure(i int) (v any, ok bool)
 }
 
 // CompiledStep is one step of a sequence rule.

@@ -104,7 +104,8 @@ const (
 	SeverityCritical Severity = "critical"
 )
 
-// Rule is a single-event rule (When set) or a sequence rule (Pattern set).
+// Rule is a single-event rule (When set), a sequence rule (Pattern set) or
+// an aggregate rule (Aggregate set).
 type Rule struct {
 	ID          string
 	Description string
@@ -114,6 +115,8 @@ type Rule struct {
 	When    string
 	WhenPos Pos
 	Pattern []*Step
+	// Aggregate is the body of an aggregate rule.
+	Aggregate *Aggregate
 	// Within bounds a match from its first event to its last (0 = unbounded).
 	Within time.Duration
 	Skip   Skip
@@ -240,4 +243,65 @@ type Alert struct {
 	Labels     map[string]string
 	// OnTimeout emits timed-out partial matches as alerts with timeout=true.
 	OnTimeout bool
+	// Suppress, when set, drops a rule's alerts that repeat an earlier one
+	// within a time (`alert.suppress`).
+	Suppress *Suppress
+}
+
+// Suppress is a rule's alert suppression: after an alert, the rule's
+// alerts for the same key with the same By values are dropped until For
+// has passed in event time.
+type Suppress struct {
+	For    time.Duration
+	ForPos Pos
+	// By are CEL expressions over the alert's events (the summary's
+	// variables); empty: the key alone.
+	By    []string
+	ByPos []Pos
+	Pos   Pos
+}
+
+// Aggregate is the body of an aggregate rule: per key, the events that
+// pass Where within a window of event time, summarized by Measures; the
+// rule fires on the event that makes Having true.
+type Aggregate struct {
+	Where    string // CEL bool over event; empty: every event counts
+	WherePos Pos
+	// Window is the window's length. A sliding window ends at each counted
+	// event; a tumbling one (Tumbling) is one of the fixed windows aligned
+	// to the Unix epoch.
+	Window    time.Duration
+	WindowPos Pos
+	Tumbling  bool
+	// Measures in source order; their names are CEL variables of Having,
+	// the summary and suppress.by.
+	Measures  []*Measure
+	Having    string // CEL bool over the measures and event
+	HavingPos Pos
+	Pos       Pos
+}
+
+// MeasureFunc is the function of a measure.
+type MeasureFunc string
+
+// Measure functions. Count and CountDistinct give an int, the others a
+// double.
+const (
+	Count         MeasureFunc = "count"
+	CountDistinct MeasureFunc = "count_distinct"
+	Sum           MeasureFunc = "sum"
+	Avg           MeasureFunc = "avg"
+	Min           MeasureFunc = "min"
+	Max           MeasureFunc = "max"
+)
+
+// Measure is one named measure of an aggregate rule, `NAME: FUNC(ARG)`.
+type Measure struct {
+	Name string
+	Func MeasureFunc
+	// Arg is the CEL expression over event the function reads; empty for
+	// count().
+	Arg    string
+	ArgPos Pos
+	Pos    Pos // position of the measure's value
 }
