@@ -113,6 +113,10 @@ type Expr struct {
 	// means the value depends on the event alone, so callers may evaluate it
 	// once per event and share the result.
 	Steps []string
+	// Measures names the measure variables the expression reads (having
+	// and an aggregate rule's summary), sorted: like Steps, non-empty means
+	// the value depends on more than the event.
+	Measures []string
 	// Conjuncts holds the operands of a top-level && chain, each compiled
 	// on its own and ordered cheapest first (event-only before step-reading);
 	// nil when the expression is not a conjunction. Evaluating them in order

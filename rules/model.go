@@ -304,4 +304,10 @@ type Measure struct {
 	Arg    string
 	ArgPos Pos
 	Pos    Pos // position of the measure's value
+
+	namePos Pos
+	// malformed marks a value the parser could not read as FUNC(ARG), and
+	// reported: its variable is still declared (as dyn) so that having's
+	// references to it add no errors.
+	malformed bool
 }
