@@ -70,6 +70,7 @@ func (p *parser) aggregate(n *yaml.Node) *Aggregate {
 // measures reads the `NAME: FUNC(ARG)` mapping in source order.
 func (p *parser) measures(n *yaml.Node, a *Aggregate) {
 	n = p.Resolve(n)
+	a.measuresPos = p.pos(n)
 	if n.Kind != yaml.MappingNode {
 		p.add(p.pos(n), "measures must be a mapping of NAME: FUNC(ARG), not %s", yamlnode.KindName(n))
 		return
@@ -261,8 +262,10 @@ func validateAggregate(e *errs, r *Rule) {
 		e.add(pos, "aggregate needs having: the condition over its measures that fires the rule, such as count >= 5")
 	}
 	switch {
+	case len(a.Measures) == 0 && a.measuresPos.Line != 0 && a.Measures == nil:
+		// measures was not a mapping, and was reported.
 	case len(a.Measures) == 0:
-		e.add(pos, "aggregate needs measures: a mapping of NAME: FUNC(ARG) with FUNC one of %s", measureFuncsText)
+		e.add(orPos(a.measuresPos, pos), "aggregate needs measures: a mapping of NAME: FUNC(ARG) with FUNC one of %s", measureFuncsText)
 	case len(a.Measures) > MaxMeasures:
 		e.add(pos, "aggregate has %d measures, over the limit of %d", len(a.Measures), MaxMeasures)
 	}

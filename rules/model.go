@@ -279,6 +279,9 @@ type Aggregate struct {
 	Having    string // CEL bool over the measures and event
 	HavingPos Pos
 	Pos       Pos
+
+	// measuresPos is where measures was written, when it was.
+	measuresPos Pos
 }
 
 // MeasureFunc is the function of a measure.
