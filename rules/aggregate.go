@@ -297,15 +297,6 @@ func validateAggregate(e *errs, r *Rule) {
 	}
 }
 
-// measureNames lists the names of measures, for messages.
-func measureNames(a *Aggregate) string {
-	names := make([]string, len(a.Measures))
-	for i, m := range a.Measures {
-		names[i] = m.Name
-	}
-	return strings.Join(names, ", ")
-}
-
 // compileAggregate compiles an aggregate rule's where, measure arguments
 // and having; it returns nil when its environment cannot be built.
 func (c *compiler) compileAggregate(r *Rule, listsUsed map[string]bool) *CompiledAggregate {
@@ -375,8 +366,16 @@ func aggregateScopeMsg(sp exprSpec, name, msg string) string {
 	switch {
 	case isMeasure && sp.measures == nil:
 		return fmt.Sprintf("measure %q is not visible in %s: where and the measures' arguments see event and lists; having and the summary see the measures", name, sp.what)
-	case !isMeasure && sp.measures != nil && len(a.Measures) > 0:
-		return fmt.Sprintf("%s (the measures are %s)", msg, measureNames(a))
+	case !isMeasure && sp.measures != nil:
+		var names []string
+		for _, n := range sp.measures {
+			if n != "" {
+				names = append(names, n)
+			}
+		}
+		if len(names) > 0 {
+			return fmt.Sprintf("%s (the measures are %s)", msg, strings.Join(names, ", "))
+		}
 	}
 	return msg
 }
