@@ -485,3 +485,29 @@ func TestSplitMeasureCall(t *testing.T) {
 		}
 	}
 }
+
+// TestHavingAllocations checks that measures reach having without
+// allocating beyond boxing a double: a MeasureVars that hands out CEL
+// values (types.Int, types.Double) makes the evaluation allocation-free.
+func TestHavingAllocations(t *testing.T) {
+	c := mustLoad(t, cardSpree)
+	having := c.Rules[0].Aggregate.Having
+	ev := mustEvent(t, `{"type": "card_auth", "card_id": "c1", "amount": 12.5}`)
+	for _, tt := range []struct {
+		name string
+		vars measures
+		max  float64
+	}{
+		{"CEL values", measures{0: types.Int(5), 1: types.Double(100.5)}, 0},
+		{"int and float64", measures{0: 5, 1: 100.5}, 1}, // the double is boxed anew
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if ok, err := having.EvalBool(ev, tt.vars); !ok || err != nil {
+				t.Fatalf("having = %v, %v", ok, err)
+			}
+			if n := testing.AllocsPerRun(100, func() { _, _ = having.EvalBool(ev, tt.vars) }); n > tt.max {
+				t.Errorf("having allocates %v times per evaluation, want at most %v", n, tt.max)
+			}
+		})
+	}
+}

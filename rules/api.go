@@ -82,7 +82,10 @@ type CompiledAggregate struct {
 // that read them (having, the summary, suppress.by). Measure returns
 // measure i's value (in Aggregate.Measures' order): an int for count and
 // count_distinct, a float64 for the others; ok is false when it has none
-// (min, max and avg over no value).
+// (min, max and avg over no value), and the evaluation then fails. The CEL
+// values types.Int and types.Double are taken as they are: handing them
+// out spares boxing a float64 on each read. Expressions find it by a type
+// assertion on the Vars they are given.
 type MeasureVars interface {
 	Vars
 	Measure(i int) (v any, ok bool)
