@@ -70,6 +70,28 @@ type aggState struct {
 
 func (s *aggState) len() int { return len(s.times) - s.head }
 
+// aggKey is a key's state of an aggregate rule made in one allocation:
+// most keys count an event or two per window, and hold them in the
+// buffers here.
+type aggKey struct {
+	rk    ruleKey
+	x     ruleExtra
+	s     aggState
+	times [2]int64
+	vals  [4]uint64
+}
+
+func newAggKey(pr *planRule) *ruleKey {
+	k := &aggKey{rk: ruleKey{rule: pr}}
+	k.s.times = k.times[:0]
+	if pr.agg.cols <= 2 {
+		k.s.vals = k.vals[:0]
+	}
+	k.x.agg = &k.s
+	k.rk.x = &k.x
+	return &k.rk
+}
+
 // missingHash stands for a count_distinct operand that failed to evaluate:
 // value hashes are never 0.
 const missingHash = 0
@@ -164,7 +186,7 @@ func (p *Partition) processAggregate(pr *planRule, ks *keyState, r *Record, hash
 			ks = newKeyState(r.Key, hash)
 			p.keys.put(ks)
 		}
-		rk = &ruleKey{rule: pr}
+		rk = newAggKey(pr)
 		ks.add(rk)
 	}
 	if rk.x == nil {
