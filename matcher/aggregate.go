@@ -166,10 +166,11 @@ func (v *aggVars) Measure(i int) (any, bool) {
 	if i < 0 || i >= len(v.vals) || !v.vals[i].ok {
 		return nil, false
 	}
+	// CEL values as they are, so that handing them out allocates nothing.
 	if v.vals[i].isInt {
-		return int64(v.vals[i].v), true
+		return types.Int(int64(v.vals[i].v)), true
 	}
-	return v.vals[i].v, true
+	return types.Double(v.vals[i].v), true
 }
 
 // processAggregate counts r for an aggregate rule when it passes the
