@@ -8,11 +8,16 @@ type ruleExtra struct {
 	// held are completed matches a skip strategy keeps until no earlier
 	// partial match is open (and absence matches, released the same way).
 	held []*run
+	// sup are the rule's alert suppression entries for the key
+	// (suppress.go), and supNext the earliest expiry among them still to
+	// come when they last changed.
+	sup     []suppression
+	supNext int64
 }
 
 // empty reports whether x holds nothing; a nil x is empty.
 func (x *ruleExtra) empty() bool {
-	return x == nil || len(x.held) == 0
+	return x == nil || (len(x.held) == 0 && len(x.sup) == 0)
 }
 
 // heldRuns returns the held matches.

@@ -99,14 +99,16 @@ func (rk *ruleKey) deadline(pr *planRule) int64 {
 	if rk.nextOK {
 		return rk.next
 	}
-	d := int64(noDeadline)
-	w := int64(pr.auto.Window)
-	for _, r := range rk.runs {
-		if w > 0 && r.startTime+w < d {
-			d = r.startTime + w
-		}
-		if sw := int64(r.state.Window); sw > 0 && r.prevTime+sw < d {
-			d = r.prevTime + sw
+	d := rk.x.suppressDeadline()
+	if pr.auto != nil {
+		w := int64(pr.auto.Window)
+		for _, r := range rk.runs {
+			if w > 0 && r.startTime+w < d {
+				d = r.startTime + w
+			}
+			if sw := int64(r.state.Window); sw > 0 && r.prevTime+sw < d {
+				d = r.prevTime + sw
+			}
 		}
 	}
 	rk.next, rk.nextOK = d, true
@@ -171,7 +173,7 @@ func (p *Partition) step(pr *planRule, rk *ruleKey, r *Record) {
 	if pr.rule.Skip.Kind == "" || pr.rule.Skip.Kind == "none" {
 		slices.SortStableFunc(potential, compareRuns)
 		for _, m := range potential {
-			p.emitMatch(pr, m, r.Key, false)
+			p.emitRun(pr, rk, m, r.Key, false)
 		}
 	} else {
 		p.release(pr, rk, potential, r.Key)
@@ -410,6 +412,10 @@ func (p *Partition) advanceTime(pr *planRule, rk *ruleKey, t int64, key string) 
 	if len(rk.heldRuns()) == 0 && t < rk.deadline(pr) {
 		return // no window closes yet: the common case, without a scan
 	}
+	if rk.x != nil && len(rk.x.sup) > 0 {
+		// After the alerts below, which the entries may suppress.
+		defer p.expireSuppression(rk, t)
+	}
 	w := int64(pr.auto.Window)
 	kept := rk.runs[:0]
 	potential, timedOut := p.expiredDone[:0], p.expiredOpen[:0]
@@ -445,7 +451,7 @@ func (p *Partition) advanceTime(pr *planRule, rk *ruleKey, t int64, key string) 
 		p.stats.Timeouts++
 		p.perRule[pr.index].Timeouts++
 		if pr.rule.Alert.OnTimeout {
-			p.emitMatch(pr, r, key, true)
+			p.emitRun(pr, rk, r, key, true)
 		}
 	}
 }
@@ -489,7 +495,7 @@ func (p *Partition) release(pr *planRule, rk *ruleKey, potential []*run, key str
 				held = pruneRuns(held, id, string(pr.rule.Skip.Kind))
 			}
 		}
-		p.emitMatch(pr, m, key, false)
+		p.emitRun(pr, rk, m, key, false)
 	}
 	switch {
 	case len(held) == 0:

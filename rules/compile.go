@@ -201,6 +201,18 @@ func (c *compiler) compileRule(r *Rule) *CompiledRule {
 		collectLists(cr.Summary, listsUsed)
 		c.checkTimeoutSummary(r, cr.Summary)
 	}
+	if s := r.Alert.Suppress; s != nil && len(s.By) > 0 {
+		// The summary's environment: by reads what the summary reads.
+		env, declared, err := c.stepEnv(leaves, exprScope{at: allSteps})
+		if err != nil {
+			c.add(r.Pos, "cel environment: %v", err)
+			return nil
+		}
+		compileSuppressBy(r, cr, func(sp exprSpec) *Expr {
+			sp.leaves, sp.steps, sp.scope = leaves, declared, exprScope{at: allSteps}
+			return c.expr(env, sp)
+		}, listsUsed)
+	}
 	cr.Version = ruleVersion(c.rs, r, listsUsed)
 	return cr
 }
