@@ -114,7 +114,7 @@ func (p *Partition) KeyDeadline(key string) (int64, bool) {
 // Shrike restores what an older one stored: testdata/keystate holds the
 // states each version wrote, which TestKeyStateFixtures restores. Changing
 // the layout makes a new version and keeps the decoder of the old one.
-const snapshotVersion = 2
+const snapshotVersion = 3
 
 // maxTimeExponent bounds the unit of a version-2 state's times: 10^9 ns,
 // whole seconds.
@@ -125,10 +125,10 @@ var pow10 = [maxTimeExponent + 1]int64{1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8,
 // AppendKeyState appends the encoding of the key's state to dst; ok is
 // false when the key holds no state.
 //
-// Layout of version 2 (integers are varints, "signed" ones zigzag-encoded
+// Layout of version 3 (integers are varints, "signed" ones zigzag-encoded
 // as binary.AppendVarint does):
 //
-//	version        2
+//	version        3
 //	time exponent  k: every time below is written divided by 10^k ns, the
 //	               largest such unit (≤ 1 s) that leaves no remainder
 //	sources        count; each as length and bytes
@@ -140,9 +140,17 @@ var pow10 = [maxTimeExponent + 1]int64{1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8,
 //	               its previous node's index plus one (0: none, and always
 //	               below the node's own: nodes are written oldest first)
 //	rules          count; per rule: ruleRef, 8 bytes little-endian; the
-//	               number of runs times 2, plus 1 when held matches follow;
-//	               the runs; then, when flagged, the count of held matches
-//	               and the matches, which are runs too
+//	               number of runs times 4, plus 1 when held matches follow,
+//	               plus 2 when extra sections follow; the runs; then, when
+//	               flagged, the count of held matches and the matches,
+//	               which are runs too; then, when flagged, the count of
+//	               extra sections and each as its kind, its length in
+//	               bytes and its bytes
+//	suppression    extra section of kind 1: the rule's alert suppression
+//	               entries (suppress.go): count; per entry its by hash, 8
+//	               bytes little-endian, and its expiry (signed) as the
+//	               difference from the previous entry's (from 0 for the
+//	               first)
 //	run            state id; last node's index plus one (0: none); start
 //	               time and start seq as the signed difference from the
 //	               record of the chain's first node, and previous time from
@@ -152,6 +160,9 @@ var pow10 = [maxTimeExponent + 1]int64{1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8,
 // Records and nodes are written once however many runs share them. The
 // raw events are most of the bytes; the rest is a few bytes per record,
 // node and run, and 8 per rule.
+//
+// Version 2 (read only) differs in: the number of runs times 2, plus 1
+// when held matches follow, and no extra sections.
 //
 // Version 1 (read only) differs in: no time exponent; records as absolute
 // time (signed), seq, source index (always) and offset (signed); rules as
@@ -195,6 +206,11 @@ func (p *Partition) AppendKeyState(dst []byte, key string) ([]byte, bool) {
 				fit(prev)
 			}
 		}
+		var prevUntil int64
+		for _, s := range rk.suppressions() {
+			fit(s.until - prevUntil)
+			prevUntil = s.until
+		}
 	}
 	unit := pow10[exp]
 
@@ -227,15 +243,25 @@ func (p *Partition) AppendKeyState(dst []byte, key string) ([]byte, bool) {
 	dst = binary.AppendUvarint(dst, uint64(len(ruleKeys)))
 	for _, rk := range ruleKeys {
 		dst = binary.LittleEndian.AppendUint64(dst, ruleRef(rk.rule.name, rk.rule.rule.Version))
-		heldFlag := uint64(0)
+		flags := uint64(0)
 		if len(rk.heldRuns()) > 0 {
-			heldFlag = 1
+			flags |= 1
 		}
-		dst = binary.AppendUvarint(dst, uint64(len(rk.runs))<<1|heldFlag)
+		sup := rk.suppressions()
+		if len(sup) > 0 {
+			flags |= 2
+		}
+		dst = binary.AppendUvarint(dst, uint64(len(rk.runs))<<2|flags)
 		dst = e.appendRuns(dst, rk.runs, unit)
 		if len(rk.heldRuns()) > 0 {
 			dst = binary.AppendUvarint(dst, uint64(len(rk.heldRuns())))
 			dst = e.appendRuns(dst, rk.heldRuns(), unit)
+		}
+		if len(sup) > 0 {
+			dst = binary.AppendUvarint(dst, 1) // one extra section
+			dst = appendSection(dst, sectionSuppression, func(dst []byte) []byte {
+				return appendSuppressions(dst, sup, unit)
+			})
 		}
 	}
 	return dst, true
@@ -508,26 +534,47 @@ func (p *Partition) decodeKeyState(key string, data []byte) (*keyState, error) {
 		d.at("rule", i, nrules)
 		var pr *planRule
 		var nruns int
-		held := true
-		if v == 1 {
+		held, extra := true, false
+		switch v {
+		case 1:
 			name, version := d.string(), d.string()
 			if r := byName[name]; r != nil && r.rule.Version == version {
 				pr = r
 			}
 			nruns = d.count()
-		} else {
+		case 2:
 			pr = byRef[d.fixed64()]
 			flagged := d.uvarint()
 			nruns, held = d.limit(flagged>>1), flagged&1 == 1
+		default:
+			pr = byRef[d.fixed64()]
+			flagged := d.uvarint()
+			nruns, held, extra = d.limit(flagged>>2), flagged&1 == 1, flagged&2 != 0
 		}
+		// A single-event rule holds no partial match, only suppression
+		// entries.
+		runsOf := pr
 		if pr != nil && pr.auto == nil {
-			pr = nil // a single-event rule holds no state
+			runsOf = nil
+			if v < 3 || pr.rule.Alert.Suppress == nil {
+				pr = nil
+			}
+		}
+		if runsOf == nil && pr != nil && nruns > 0 {
+			d.fail(fmt.Sprintf("%d runs of single-event rule %s", nruns, pr.name))
 		}
 		rk := &ruleKey{rule: pr}
-		rk.runs = readRuns(pr, "run", nruns)
+		rk.runs = readRuns(runsOf, "run", nruns)
 		if held {
 			d.at("rule", i, nrules)
-			rk.setHeld(readRuns(pr, "held match", d.count()))
+			rk.setHeld(readRuns(runsOf, "held match", d.count()))
+		}
+		if extra {
+			d.at("rule", i, nrules)
+			d.readSections(rk, unit)
+			if pr == nil || pr.rule.Alert.Suppress == nil {
+				rk.setSuppressions(nil) // no longer the rule's
+			}
 		}
 		if d.err != nil {
 			return nil, d.error()

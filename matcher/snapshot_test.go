@@ -296,8 +296,9 @@ func TestRestoreKeyRejectsCorruptState(t *testing.T) {
 	}
 }
 
-// FuzzRestoreKey restores arbitrary bytes into a Partition of two
-// rulesets, payments (testdata/keystate/payments-busy.txtar) and abRule,
+// FuzzRestoreKey restores arbitrary bytes into a Partition of three
+// rulesets, payments (testdata/keystate/payments-busy.txtar), abRule and
+// fx (testdata/keystate/suppress.txtar, with alert suppression),
 // seeded with the fixtures of every version and a version-2 state of
 // abRule: every failure must wrap ErrSnapshot, and whatever restores must
 // encode again and restore to the same encoding.
@@ -334,7 +335,10 @@ func FuzzRestoreKey(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	prog, err := NewProgram([]*rules.Compiled{payments, ab})
+	// The suppression scenario's rules: its fixtures restore suppression
+	// entries of a single-event and of a pattern rule.
+	suppress := loadKeyStateScenario(f, "testdata/keystate/suppress.txtar").ruleset
+	prog, err := NewProgram([]*rules.Compiled{payments, ab, suppress})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -415,8 +419,8 @@ func TestRestoreKeyErrors(t *testing.T) {
 		{"good", good, ""},
 		{"built", state(0, oneRun(1, 1)...), ""},
 		{"empty", nil, "version at byte 0: truncated or overlong varint"},
-		{"version 0", []byte{0}, "version 0 is not known to this version of Shrike (it reads 1 to 2)"},
-		{"newer version", append([]byte{3}, good[1:]...), "version 3 is not known to this version of Shrike (it reads 1 to 2)"},
+		{"version 0", []byte{0}, "version 0 is not known to this version of Shrike (it reads 1 to 3)"},
+		{"newer version", append([]byte{4}, good[1:]...), "version 4 is not known to this version of Shrike (it reads 1 to 3)"},
 		{"time unit above a second", []byte{2, 10, 0, 0, 0, 0}, "version 2: time exponent at byte 2: 10 is above 9"},
 		{"count past the end", []byte{2, 6, 0, 100, 1}, "version 2: record count at byte 4: length 100, 1 bytes left"},
 		{"cut in a record", state(0)[:9], "version 2: record 1 of 1 at byte 9: truncated or overlong varint"},
@@ -431,7 +435,7 @@ func TestRestoreKeyErrors(t *testing.T) {
 		{"version 1 run of a missing node", v1(5, ab.rule.Version), "version 1: run 1 of 1 at byte 40: node 5 of 1"},
 		{"version 1 of another rule version", v1(1, "00000000"), dropped},
 		{"another rule version", append(state(0, oneRun(1, 1)[:1]...), append(make([]byte, 8), 2, 1, 1, 0, 0, 0)...), dropped},
-		{"trailing bytes", append(append([]byte{}, good...), 7), "version 2: end at byte " + fmt.Sprint(len(good)) + ": 1 bytes past the end"},
+		{"trailing bytes", append(append([]byte{}, good...), 7), "version 3: end at byte " + fmt.Sprint(len(good)) + ": 1 bytes past the end"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,6 +1,8 @@
 package matcher
 
 import (
+	"encoding/binary"
+	"fmt"
 	"math"
 	"time"
 
@@ -281,4 +283,101 @@ func (t *Tracer) suppressed(p *Partition, pr *planRule, m *run, d suppressedAler
 	ev.Until = d.until
 	ev.SuppressedBy = t.suppressors[suppressorKey{rule: pr, by: d.by}]
 	t.emit(ev)
+}
+
+// suppressions returns the rule's suppression entries for the key.
+func (rk *ruleKey) suppressions() []suppression {
+	if rk.x == nil {
+		return nil
+	}
+	return rk.x.sup
+}
+
+// setSuppressions makes sup the suppression entries, scheduling the
+// earliest expiry, and drops the extra state once it is all empty.
+func (rk *ruleKey) setSuppressions(sup []suppression) {
+	if len(sup) == 0 {
+		if rk.x != nil {
+			rk.x.sup = nil
+			if rk.x.empty() {
+				rk.x = nil
+			}
+		}
+		return
+	}
+	x := rk.extra()
+	x.sup, x.supNext = sup, noDeadline
+	for _, s := range sup {
+		x.supNext = min(x.supNext, s.until)
+	}
+	rk.nextOK = false
+}
+
+// Kinds of a key state's extra sections (AppendKeyState).
+const (
+	sectionSuppression = 1
+)
+
+// appendSection appends an extra section: its kind, its length and the
+// bytes body appends.
+func appendSection(dst []byte, kind uint64, body func([]byte) []byte) []byte {
+	dst = binary.AppendUvarint(dst, kind)
+	payload := body(nil)
+	dst = binary.AppendUvarint(dst, uint64(len(payload)))
+	return append(dst, payload...)
+}
+
+// appendSuppressions appends the suppression section's bytes.
+func appendSuppressions(dst []byte, sup []suppression, unit int64) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(sup)))
+	var prev int64
+	for _, s := range sup {
+		dst = binary.LittleEndian.AppendUint64(dst, s.by)
+		dst = binary.AppendVarint(dst, (s.until-prev)/unit)
+		prev = s.until
+	}
+	return dst
+}
+
+// readSections reads a rule's extra sections into rk.
+func (d *snapDecoder) readSections(rk *ruleKey, unit int64) {
+	n := d.count()
+	for i := range n {
+		d.at("extra section", i, n)
+		kind := d.uvarint()
+		size := d.count()
+		if d.err != nil {
+			return
+		}
+		left := len(d.b)
+		switch kind {
+		case sectionSuppression:
+			rk.setSuppressions(d.suppressions(unit))
+		default:
+			d.fail(fmt.Sprintf("unknown kind %d", kind))
+			return
+		}
+		if d.err == nil && left-len(d.b) != size {
+			d.fail(fmt.Sprintf("%d bytes long, %d read", size, left-len(d.b)))
+		}
+	}
+}
+
+// suppressions reads the suppression section.
+func (d *snapDecoder) suppressions(unit int64) []suppression {
+	n := d.count()
+	if d.err != nil || n == 0 {
+		return nil
+	}
+	sup := make([]suppression, n)
+	var prev int64
+	for i := range sup {
+		sup[i].by = d.fixed64()
+		sup[i].until = prev + d.varint()*unit
+		prev = sup[i].until
+	}
+	if d.err != nil {
+		return nil
+	}
+	return sup
 }
