@@ -176,7 +176,6 @@ func TestSuppressExpires(t *testing.T) {
 		p, _ := newPartition(t, yaml, Options{})
 		kind := "s"
 		if yaml == suppressPattern {
-			kind = "a"
 			pushS(t, p, sev{1, "", 0, "a", "x"})
 			kind = "b"
 		}
@@ -349,8 +348,15 @@ func TestSuppressReload(t *testing.T) {
 // moved (entries dropped early or late).
 func TestSuppressBatching(t *testing.T) {
 	events := []sev{
-		{1, "", 0, "a", "x"}, {2, "", 1, "b", ""}, {3, "", 2, "a", "x"}, {4, "", 20, "a", "y"},
-		{5, "", 45, "a", "x"}, {6, "", 60, "a", "x"}, {7, "", 61, "b", ""}, {8, "", 200, "a", "x"}, {9, "", 201, "b", ""},
+		{1, "", 0, "a", "x"},
+		{2, "", 1, "b", ""},
+		{3, "", 2, "a", "x"},
+		{4, "", 20, "a", "y"},
+		{5, "", 45, "a", "x"},
+		{6, "", 60, "a", "x"},
+		{7, "", 61, "b", ""},
+		{8, "", 200, "a", "x"},
+		{9, "", 201, "b", ""},
 	}
 	var ref []string
 	for _, step := range []int64{0, 1, 7, 50} {

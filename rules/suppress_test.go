@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"math"
 	"testing"
 	"time"
 
@@ -126,7 +127,7 @@ func TestAppendSuppressValue(t *testing.T) {
 		}
 		seen[enc(v)] = v
 	}
-	if enc(types.Double(0)) != enc(types.Double(-0.0*1)) {
+	if enc(types.Double(0)) != enc(types.Double(math.Copysign(0, -1))) {
 		t.Error("0.0 and -0.0 encode apart")
 	}
 	m1 := types.DefaultTypeAdapter.NativeToValue(map[string]any{"a": 1, "b": 2, "c": 3})
