@@ -42,14 +42,15 @@ type suppressedAlert struct {
 }
 
 // suppressAlert decides whether rule pr's alert at event time at, whose
-// by values read ev (`event`) and the match ending in last, is suppressed
-// for the key whose state of pr is rk, and counts it if so. Otherwise it
+// by values read ev (`event`) and vars (the variables of the rule's
+// summary), is suppressed for the key whose state of pr is rk, and counts
+// it if so. Otherwise it
 // starts (or renews) the entry of its by values, so that the alerts after
 // it are suppressed. A by expression that fails counts a CEL error, and
 // the alert is then neither suppressed nor suppresses others.
-func (p *Partition) suppressAlert(pr *planRule, rk *ruleKey, at int64, ev *rules.Event, last *node) suppressedAlert {
+func (p *Partition) suppressAlert(pr *planRule, rk *ruleKey, at int64, ev *rules.Event, vars rules.Vars) suppressedAlert {
 	s := pr.rule.Alert.Suppress
-	by, ok := p.suppressBy(pr, ev, last)
+	by, ok := p.suppressBy(pr, ev, vars)
 	if !ok {
 		return suppressedAlert{}
 	}
@@ -81,13 +82,11 @@ func (p *Partition) suppressAlert(pr *planRule, rk *ruleKey, at int64, ev *rules
 
 // suppressBy hashes the values of the rule's suppress.by expressions into
 // one id (0 without by); ok is false when one fails.
-func (p *Partition) suppressBy(pr *planRule, ev *rules.Event, last *node) (uint64, bool) {
+func (p *Partition) suppressBy(pr *planRule, ev *rules.Event, vars rules.Vars) (uint64, bool) {
 	exprs := pr.rule.SuppressBy
 	if len(exprs) == 0 {
 		return 0, true
 	}
-	// The caller made ev in p.views: every evaluation adds its views.
-	vars := &runVars{pr: pr, last: last, views: &p.views}
 	buf := p.suppressBuf[:0]
 	for _, x := range exprs {
 		v, err := x.Eval(ev, vars)
@@ -206,7 +205,8 @@ func (p *Partition) emitSingleSuppressed(pr *planRule, ks *keyState, r *Record, 
 		rk = &p.scratch
 	}
 	p.views.reset()
-	d := p.suppressAlert(pr, rk, r.Time, r.Event, nil)
+	p.vars = runVars{pr: pr, buf: p.vars.buf[:0], views: &p.views}
+	d := p.suppressAlert(pr, rk, r.Time, r.Event, &p.vars)
 	if d.suppressed {
 		if p.tr != nil {
 			p.tr.suppressed(p, pr, nil, d, p.trRec)
@@ -237,7 +237,9 @@ func (p *Partition) emitMatchSuppressed(pr *planRule, rk *ruleKey, m *run, key s
 	if m.last != nil && len(pr.rule.SuppressBy) > 0 {
 		ev = p.views.view(m.last.ev)
 	}
-	d := p.suppressAlert(pr, rk, matchTime(pr, m, timeout), ev, m.last)
+	// ev is in p.views: the evaluations add theirs after it.
+	p.vars = runVars{pr: pr, last: m.last, buf: p.vars.buf[:0], views: &p.views}
+	d := p.suppressAlert(pr, rk, matchTime(pr, m, timeout), ev, &p.vars)
 	if d.suppressed {
 		if p.tr != nil {
 			p.tr.suppressed(p, pr, m, d, p.trRec)
