@@ -1,6 +1,7 @@
 package matcher
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -377,5 +378,53 @@ func TestSuppressBatching(t *testing.T) {
 		if diff := cmp.Diff(ref, c.matches()); diff != "" {
 			t.Errorf("advancing every %d ms (-unbatched +got):\n%s", step, diff)
 		}
+	}
+}
+
+// TestSuppressRestoreErrors: a corrupt suppression section is refused with
+// an error wrapping ErrSnapshot that says what and where.
+func TestSuppressRestoreErrors(t *testing.T) {
+	p, _ := newPartition(t, suppressWhen, Options{})
+	pushS(t, p, sev{1, "", 0, "s", ""})
+	p.Advance(1 * ms)
+	good, ok := p.AppendKeyState(nil, "k")
+	if !ok {
+		t.Fatal("no state after an alert")
+	}
+	// version, exponent, 0 sources, 0 records, 0 nodes, 1 rule, its ref,
+	// flags (extra sections), 1 section, kind 1, length, entries.
+	if len(good) < 18 || good[0] != snapshotVersion || good[5] != 1 || good[14] != 2 || good[15] != 1 || good[16] != sectionSuppression {
+		t.Fatalf("unexpected layout % x", good)
+	}
+	with := func(at int, b byte) []byte {
+		c := slices.Clone(good)
+		c[at] = b
+		return c
+	}
+	tests := []struct {
+		name string
+		in   []byte
+		want string
+	}{
+		{"unknown kind", with(16, 9), "version 3: extra section 1 of 1 at byte 18: unknown kind 9"},
+		{"short length", with(17, good[17]-1), fmt.Sprintf("version 3: extra section 1 of 1 at byte %d: %d bytes long, %d read", len(good), good[17]-1, good[17])},
+		{"runs of a single-event rule", with(14, 1<<2|2), "version 3: rule 1 of 1 at byte 15: 1 runs of single-event rule test/s"},
+		{"cut entry", good[:len(good)-1], "version 3: extra section 1 of 1 at byte 18: length 10, 9 bytes left"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q, _ := newPartition(t, suppressWhen, Options{})
+			err := q.RestoreKey("k", tt.in)
+			if !errors.Is(err, ErrSnapshot) {
+				t.Fatalf("RestoreKey = %v, want an error wrapping ErrSnapshot", err)
+			}
+			if want := `restore key "k": bad key state: ` + tt.want; !strings.HasPrefix(err.Error(), want) {
+				t.Errorf("error\n%v\nwant it to start with\n%s", err, want)
+			}
+		})
+	}
+	q, _ := newPartition(t, suppressWhen, Options{})
+	if err := q.RestoreKey("k", good); err != nil {
+		t.Fatal(err)
 	}
 }
