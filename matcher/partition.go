@@ -70,8 +70,6 @@ type Partition struct {
 	// reused is the alertBuf every alert is built in when the Output does
 	// not keep alerts (Options.ReuseAlerts).
 	reused *alertBuf
-	// suppressBuf is suppressBy's scratch.
-	suppressBuf []byte
 
 	// dirty lists the keys changed since the last Changes call.
 	dirty []*keyState
@@ -114,6 +112,9 @@ type Partition struct {
 	tracer *Tracer
 	tr     *Tracer
 	trRec  *Record
+
+	// suppressBuf is suppressBy's scratch.
+	suppressBuf []byte
 }
 
 // NewPartition returns a Partition that sends its results to out.
