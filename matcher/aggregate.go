@@ -235,7 +235,7 @@ func (p *Partition) processAggregate(pr *planRule, ks *keyState, r *Record, hash
 		p.tr.aggregate(p, pr, r, s, held, fire, err)
 	}
 	if fire {
-		p.emitAggregate(pr, r, s)
+		p.emitAggregateSuppressed(pr, rk, r, s)
 	}
 	return ks
 }
@@ -400,6 +400,26 @@ func (p *Partition) having(pr *planRule, r *Record, s *aggState) (bool, error) {
 	return ok, nil
 }
 
+// emitAggregateSuppressed emits the alert of an aggregate rule that fired
+// on r, through the rule's suppression if it has one.
+func (p *Partition) emitAggregateSuppressed(pr *planRule, rk *ruleKey, r *Record, s *aggState) {
+	if pr.rule.Alert.Suppress == nil {
+		p.emitAggregate(pr, r, s)
+		return
+	}
+	d := p.suppressAlert(pr, rk, r.Time, r.Event, &p.aggVars)
+	if d.suppressed {
+		if p.tr != nil {
+			p.tr.suppressed(p, pr, nil, d, p.trRec)
+		}
+		return
+	}
+	if p.tr != nil && d.started {
+		p.tr.emitting(pr, d.by)
+	}
+	p.emitAggregate(pr, r, s)
+}
+
 // emitAggregate emits the alert of an aggregate rule that fired on r, with
 // the measures p.aggVars holds.
 func (p *Partition) emitAggregate(pr *planRule, r *Record, s *aggState) {
@@ -419,9 +439,10 @@ func (p *Partition) emitAggregate(pr *planRule, r *Record, s *aggState) {
 	p.emit(b, pr, nil, r.Key, b.steps, nil, r.Event, false)
 }
 
-// expireAggregate drops the entries of an aggregate rule's window that
-// left it by now.
+// expireAggregate drops an aggregate rule's window once every event has
+// left it by now, and the rule's suppression entries that expired.
 func (p *Partition) expireAggregate(rk *ruleKey, now int64) {
+	p.expireSuppression(rk, now)
 	if rk.x == nil || rk.x.agg == nil {
 		return
 	}
@@ -430,9 +451,6 @@ func (p *Partition) expireAggregate(rk *ruleKey, now int64) {
 		return
 	}
 	rk.x.agg = nil
-	if rk.x.empty() {
-		rk.x = nil
-	}
 	rk.nextOK = false
 	p.changed = true
 }
