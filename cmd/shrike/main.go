@@ -114,7 +114,7 @@ written as rulesets in YAML with CEL expressions, over keyed event streams.`,
 	root.AddCommand(newCheckCmd(e), newRunCmd(e), newExplainCmd(e), newDiffCmd(e))
 	root.AddCommand(newTestCmd(e))
 	root.AddCommand(newGenCmd(e))
-	root.AddCommand(newServeCmd(e))
+	root.AddCommand(newServeCmd(e), newHealthCmd(e))
 	root.AddCommand(newRulesCmd(e), newListsCmd(e), newAlertsCmd(e))
 	return root
 }
