@@ -39,17 +39,14 @@ COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certifica
 COPY --from=build /rootfs/ /
 COPY --from=build /out/shrike /usr/local/bin/shrike
 USER 65532:65532
-# Listeners on every interface of the container (the defaults are loopback):
-# the REST API with /healthz and /readyz, the gRPC API, and the admin
-# listener (/metrics, /healthz, /readyz). An API listener beyond loopback
-# needs api.tokens: mount a configuration file that names them (--config).
-# The environment is read as configuration (SHRIKE_<FIELD PATH>); flags win.
-ENV SHRIKE_HTTP_LISTEN=0.0.0.0:8080 \
-    SHRIKE_GRPC_LISTEN=0.0.0.0:9090 \
-    SHRIKE_ADMIN_LISTEN=0.0.0.0:8079 \
-    SHRIKE_LOG_FORMAT=json
+# deploy/docker/shrike.yaml: listeners on every interface of the container
+# (the REST API with /healthz and /readyz, gRPC, the admin listener with
+# /metrics), rulesets from /etc/shrike/rules, JSON logs. SHRIKE_* variables
+# override it, flags override both. An API listener beyond loopback needs
+# api.tokens: give them as files (SHRIKE_API_TOKENS_0_TOKEN_FILE, …).
+COPY deploy/docker/shrike.yaml /etc/shrike/shrike.yaml
 EXPOSE 8080 9090 8079
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
   CMD ["/usr/local/bin/shrike", "health", "--quiet", "--url", "http://127.0.0.1:8079/healthz", "--url", "http://127.0.0.1:8079/readyz"]
 ENTRYPOINT ["/usr/local/bin/shrike"]
-CMD ["serve", "--rules", "/etc/shrike/rules"]
+CMD ["serve", "--config", "/etc/shrike/shrike.yaml"]
