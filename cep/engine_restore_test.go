@@ -47,8 +47,8 @@ rules:
       suppress: {for: 1h}
 `
 
-// restoreEvent is one event of restoreBefore or restoreAfter, sent for
-// every key; label names it in the alerts.
+// restoreEvent is one event of restorePhases, sent for every key; label
+// names it in the alerts.
 type restoreEvent struct {
 	at    time.Duration
 	typ   string
@@ -56,30 +56,31 @@ type restoreEvent struct {
 	label string
 }
 
-// restoreBefore is what the first engine matches: two distinct cards of
-// three counted in the window (the third card of the spree comes after
-// the handover), and a big event that alerts and starts a suppression
-// until 1h0m30s. The tick releases them all.
-var restoreBefore = []restoreEvent{
+// restorePhases are the events of each key, in three phases with a
+// handover between them, each phase ending with a tick that releases
+// the phase's events from the reorder buffer:
+//
+//  1. two distinct cards of the three a spree needs are counted, and
+//     big@30s alerts, suppressing big until 1h0m30s;
+//  2. after the first handover, card@2m is the third distinct card in the
+//     window restored with the key: card-spree fires (cards 3 of n 4
+//     counted), suppressing it until 1h2m; big@10m falls in the restored
+//     suppression;
+//  3. after the second handover, the burst ending at 32m makes having true
+//     again (the window had emptied) within the restored suppression of
+//     card-spree, and big@40m within big's; big@1h10m and the burst
+//     ending at 1h32m come after the suppressions and alert.
+var restorePhases = [][]restoreEvent{{
 	{0, "card", "c1", "card@0m"},
 	{30 * time.Second, "big", "", "big@30s"},
 	{time.Minute, "card", "c2", "card@1m"},
 	{90 * time.Second, "card", "c2", "card@1m30s"},
 	{90*time.Second + time.Millisecond, "tick", "", "tick"},
-}
-
-// restoreAfter is what the engine that took the key over matches:
-//   - card@2m is the third distinct card in the window restored with the
-//     key: card-spree fires (cards 3 of n 4 counted), suppressing until
-//     1h2m;
-//   - big@10m and big@40m fall in the suppression restored with the key;
-//   - the burst ending at 32m makes having true again (the window had
-//     emptied) within the aggregate's suppression;
-//   - big@1h10m and the burst ending at 1h32m come after the
-//     suppressions and alert.
-var restoreAfter = []restoreEvent{
+}, {
 	{2 * time.Minute, "card", "c3", "card@2m"},
 	{10 * time.Minute, "big", "", "big@10m"},
+	{10*time.Minute + time.Millisecond, "tick", "", "tick"},
+}, {
 	{30 * time.Minute, "card", "c4", "card@30m"},
 	{31 * time.Minute, "card", "c5", "card@31m"},
 	{32 * time.Minute, "card", "c6", "card@32m"},
@@ -89,13 +90,13 @@ var restoreAfter = []restoreEvent{
 	{91 * time.Minute, "card", "c8", "card@1h31m"},
 	{92 * time.Minute, "card", "c9", "card@1h32m"},
 	{92*time.Minute + time.Millisecond, "tick", "", "tick"},
-}
+}}
 
 // restoreKeys are the keys of the test, one per partition, so that a
 // rebalance that moves any partition moves a key.
 var restoreKeys = []string{"k0", "k1", "k2"}
 
-// restoreWant are the alerts of each key across the handover: every
+// restoreWant are the alerts of each key across the handovers: every
 // other event that would alert is suppressed.
 var restoreWant = []string{
 	"big event=big@30s",
@@ -132,15 +133,15 @@ func produceRestore(t *testing.T, brokers []string, rs *rules.Compiled, evs []re
 	return lines, prod
 }
 
-// TestEngineRestoresWindowsAndSuppression hands keys over in the middle
-// of an aggregate's window and of suppressions: the first engine counts
-// two cards of a spree and emits an alert that starts a suppression, and
-// is stopped (restart) or gives partitions up to a second engine that
-// joins its group (rebalance). The engine that owns a key then, restoring
-// it from the Store, fires the spree on its third card, suppresses what
-// the restored suppressions cover, and alerts once they end. The alerts
-// topic holds each key's alerts once, as an uninterrupted replay of the
-// same events gives them.
+// TestEngineRestoresWindowsAndSuppression hands keys over twice in the
+// middle of an aggregate's window and of suppressions (restorePhases):
+// the engine that owns a key is stopped and another started (restart), or
+// a second engine joins the group and takes partitions over, and then
+// leaves it, handing them back (rebalance). The engine that owns a key
+// after a handover, restoring it from the Store, fires the spree on its
+// third card, suppresses what the restored suppressions cover, and alerts
+// once they end. The alerts topic holds each key's alerts once, as an
+// uninterrupted replay of the same events gives them.
 func TestEngineRestoresWindowsAndSuppression(t *testing.T) {
 	for _, kind := range engineStores() {
 		for _, handover := range []string{"restart", "rebalance"} {
@@ -157,49 +158,67 @@ func testRestoresWindowsAndSuppression(t *testing.T, kind storeKind, rebalance b
 	clock := newFakeClock()
 	log := newAlertLog()
 	store := kind.open(t)
-	regs := []*prometheus.Registry{prometheus.NewRegistry(), prometheus.NewRegistry()}
-	opts := EngineOptions{
-		Brokers: brokers, Rulesets: []*rules.Compiled{rs}, Store: store,
-		Clock: clock.Now, OnAlert: log.add, Registerer: regs[0],
-	}
-
-	first := start(t, opts)
-	linesBefore, prod := produceRestore(t, brokers, rs, restoreBefore)
-	testkit.WaitFor(t, 0, "the first events to be processed and checkpointed", func() bool {
-		return consumed(prod, first) && checkpointed(first)
-	})
-	if n := len(first.Status().Partitions); n != testPartitions {
-		t.Fatalf("the first engine has %d partitions, want all %d", n, testPartitions)
-	}
-	// Only the tick waits in the reorder buffer: the engine that takes a
-	// partition over re-reads no card, so it knows the cards counted so
-	// far from the key's state alone.
-	for p, end := range prod.end {
-		cp, ok, err := store.LoadCheckpoint(context.Background(), state.PartitionID{Group: DefaultGroup, Topic: "cards", Partition: p})
-		if err != nil || !ok {
-			t.Fatalf("checkpoint of partition %d: %v %v", p, ok, err)
-		}
-		if cp.Offset != end-1 {
-			t.Fatalf("partition %d: checkpoint offset %d, want %d (the tick's)", p, cp.Offset, end-1)
-		}
-	}
-
-	opts.Registerer = regs[1]
-	engines := []*running{first}
-	if rebalance {
-		second := start(t, opts)
-		testkit.WaitFor(t, 0, "partitions to move to the second engine", func() bool {
-			a, b := first.Status(), second.Status()
-			return a.Ready && b.Ready && len(b.Partitions) > 0 && len(a.Partitions)+len(b.Partitions) == testPartitions
+	var regs []*prometheus.Registry
+	startEngine := func() *running {
+		regs = append(regs, prometheus.NewRegistry())
+		return start(t, EngineOptions{
+			Brokers: brokers, Rulesets: []*rules.Compiled{rs}, Store: store,
+			Clock: clock.Now, OnAlert: log.add, Registerer: regs[len(regs)-1],
 		})
-		engines = append(engines, second)
-	} else {
-		first.stop(t)
-		engines = []*running{start(t, opts)}
 	}
-	linesAfter, prodAfter := produceRestore(t, brokers, rs, restoreAfter)
-	prod = concat(prod, prodAfter)
-	testkit.WaitFor(t, 0, "every event to be processed", func() bool { return consumed(prod, engines...) })
+	owners := func(engines ...*running) func() bool {
+		return func() bool {
+			n := 0
+			for _, e := range engines {
+				st := e.Status()
+				if !st.Ready {
+					return false
+				}
+				n += len(st.Partitions)
+			}
+			return n == testPartitions
+		}
+	}
+
+	first := startEngine()
+	engines := []*running{first}
+	var lines [][]byte
+	var prod produced
+	for phase, events := range restorePhases {
+		switch {
+		case phase == 0:
+		case !rebalance:
+			engines[0].stop(t)
+			engines = []*running{startEngine()}
+		case phase == 1:
+			second := startEngine()
+			engines = append(engines, second)
+			testkit.WaitFor(t, 0, "partitions to move to the second engine", func() bool {
+				return owners(engines...)() && len(second.Status().Partitions) > 0
+			})
+		default:
+			engines[1].stop(t)
+			engines = engines[:1]
+			testkit.WaitFor(t, 0, "partitions to move back to the first engine", owners(engines...))
+		}
+		phaseLines, phaseProd := produceRestore(t, brokers, rs, events)
+		lines, prod = append(lines, phaseLines...), concat(prod, phaseProd)
+		testkit.WaitFor(t, 0, fmt.Sprintf("the events of phase %d to be processed and checkpointed", phase+1), func() bool {
+			return consumed(prod, engines...) && checkpointed(engines...)
+		})
+		// Only the tick waits in the reorder buffer: the engine that takes
+		// a partition over re-reads no card or big event, so it knows those
+		// of earlier phases from the key's state alone.
+		for p, end := range prod.end {
+			cp, ok, err := store.LoadCheckpoint(context.Background(), state.PartitionID{Group: DefaultGroup, Topic: "cards", Partition: p})
+			if err != nil || !ok {
+				t.Fatalf("checkpoint of partition %d: %v %v", p, ok, err)
+			}
+			if cp.Offset != end-1 {
+				t.Fatalf("phase %d, partition %d: checkpoint offset %d, want %d (the tick's)", phase+1, p, cp.Offset, end-1)
+			}
+		}
+	}
 	first.stop(t)
 	for _, e := range engines {
 		e.stop(t)
@@ -253,11 +272,9 @@ func testRestoresWindowsAndSuppression(t *testing.T, kind storeKind, rebalance b
 	}
 	// The handover changed nothing: an uninterrupted replay of the same
 	// events matches the same events.
-	log.check(t, replayAlerts(t, rs, append(linesBefore, linesAfter...), prod))
+	log.check(t, replayAlerts(t, rs, lines, prod))
 
-	// Every suppression of restoreAfter was counted, by the engines that
-	// matched after the handover (with a rebalance, the first engine too,
-	// for the partitions it kept).
+	// Every suppression was counted, by the engine that matched it.
 	suppressed := map[string]float64{}
 	for _, reg := range regs {
 		text := testkit.MetricsText(t, reg)
