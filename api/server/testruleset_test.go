@@ -161,3 +161,41 @@ rules:
 		t.Errorf("rule_stats in JSON (-want +got):\n%s", diff)
 	}
 }
+
+// TestTestRulesetManagedLists checks that the API's test reads a managed
+// list's items as the server holds them, as the engine matches with, and
+// sees a change of them without recompiling anything.
+func TestTestRulesetManagedLists(t *testing.T) {
+	lists := rules.NewManagedLists()
+	e := newEnv(t, envOptions{compile: rules.CompileOptions{Lists: lists}})
+	src := `ruleset: payments
+stream:
+  key: event.account_id
+  time: event.ts
+lists:
+  mules: {managed: true, type: string}
+rules:
+  - id: to-mule
+    when: event.to in lists.mules
+`
+	events := `{"account_id":"a1","to":"m1","ts":"2026-11-20T10:00:00Z"}` + "\n" +
+		`{"account_id":"a2","to":"m2","ts":"2026-11-20T10:00:01Z"}`
+	count := func() int64 {
+		t.Helper()
+		resp, err := e.rulesets().TestRuleset(e.ctx(t), &shrikev1.TestRulesetRequest{
+			Ruleset: &shrikev1.TestRulesetRequest_Source{Source: src},
+			Input:   &shrikev1.TestRulesetRequest_Events{Events: events},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.GetAlertCount()
+	}
+	if n := count(); n != 0 {
+		t.Errorf("%d alerts with the list empty, want 0", n)
+	}
+	lists.Set("mules", []string{"m2"})
+	if n := count(); n != 1 {
+		t.Errorf("%d alerts with mules = [m2], want 1", n)
+	}
+}
