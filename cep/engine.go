@@ -479,6 +479,7 @@ func (e *Engine) dispatch(fetches kgo.Fetches) {
 		e.metrics.fetchErrors.Inc()
 		e.log.Warn("fetch", "topic", topic, "partition", partition, "err", err)
 	})
+	at := e.opts.Clock()
 	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 		if len(p.Records) == 0 {
 			return
@@ -495,7 +496,7 @@ func (e *Engine) dispatch(fetches kgo.Fetches) {
 			}
 			return
 		}
-		w.enqueue(p.Records, p.HighWatermark)
+		w.enqueue(p.Records, p.HighWatermark, at)
 	})
 }
 
