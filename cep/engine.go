@@ -301,6 +301,7 @@ func NewEngine(opts EngineOptions) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
+	e.metrics.startAtZero([]string{opts.AlertsTopic, opts.ShadowAlertsTopic, opts.DeadLetterTopic, opts.LateTopic}, opts.ExactlyOnce)
 	return e, nil
 }
 

@@ -143,6 +143,22 @@ func newMetrics(reg prometheus.Registerer, ready func() bool) (*metrics, error) 
 	return m, nil
 }
 
+// startAtZero makes the series of failures known in advance, the produce
+// errors of the output topics and the aborted transactions, exist at
+// zero before the first one, so that rate() and alerting rules on them
+// work from the start.
+func (m *metrics) startAtZero(outputTopics []string, exactlyOnce bool) {
+	for _, t := range outputTopics {
+		if t != "" {
+			m.produceErrors.WithLabelValues(t)
+		}
+	}
+	if exactlyOnce {
+		m.transactions.WithLabelValues("committed")
+		m.transactions.WithLabelValues("aborted")
+	}
+}
+
 // detectionDelayBuckets span the delays of an alert after its newest
 // event: from a stream without out-of-orderness read as events come
 // (milliseconds) to one that waits minutes for late events, or a
