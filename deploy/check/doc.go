@@ -4,7 +4,7 @@
 // query of the Grafana dashboard. It is a module of its own so that the
 // engine's module does not depend on Prometheus' server packages; run it
 // with `cd deploy/check && go test -count=1 ./...` (the files it reads
-// lie outside the module, where go test's cache does not look). That every metric these files
-// query exists on a running serve is tested in cmd/shrike
-// (TestServeMetricsCoverDashboardAndAlerts).
+// lie outside the module, where go test's cache does not look). That
+// every metric these files query exists on a running serve is tested in
+// cmd/shrike (TestServeMetricsCoverDashboardAndAlerts).
 package check
