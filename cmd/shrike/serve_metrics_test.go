@@ -30,6 +30,7 @@ import (
 const (
 	dashboardFile   = "../../deploy/grafana/shrike-dashboard.json"
 	alertRulesFile  = "../../deploy/prometheus/shrike-alerts.yml"
+	operationsDoc   = "../../docs/operations.md"
 	paymentsRuleset = "../../rulesets/payments.yaml"
 )
 
@@ -51,8 +52,9 @@ var metricNameRE = regexp.MustCompile(`\b(?:shrike|go|process)_[a-zA-Z0-9_]*[a-z
 // payments rulesets with traffic of every kind (events, late and
 // undecodable ones, alerts, REST and gRPC calls, a shadow version) and
 // checks that every metric the Grafana dashboard and the Prometheus
-// alerting rules query is on /metrics, and that the metrics follow
-// Prometheus' naming: counters end in _total, nothing else does.
+// alerting rules query is on /metrics, that docs/operations.md
+// describes every metric of serve and every alert, and that the metrics
+// follow Prometheus' naming: counters end in _total, nothing else does.
 func TestServeMetricsCoverDashboardAndAlerts(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	queried := map[string][]string{} // metric name → where it is queried
@@ -110,6 +112,21 @@ func TestServeMetricsCoverDashboardAndAlerts(t *testing.T) {
 	}
 	_, text := httpGet(t, client, admin+"/metrics")
 	families := metricFamilies(text)
+
+	doc, err := os.ReadFile(operationsDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range families {
+		if !documented(string(doc), name) {
+			t.Errorf("%s does not describe metric %s", operationsDoc, name)
+		}
+	}
+	for _, r := range loadAlertRules(t, alertRulesFile) {
+		if !strings.Contains(string(doc), "| `"+r.Alert+"` |") {
+			t.Errorf("%s does not describe alert %s in its table of alerts", operationsDoc, r.Alert)
+		}
+	}
 
 	var missing []string
 	for name, where := range queried {
@@ -222,6 +239,21 @@ func generateTraffic(ctx context.Context, t *testing.T, s *server, client *http.
 	if _, err := shrikev1.NewRulesetServiceClient(conn).ListRulesets(ctx, &shrikev1.ListRulesetsRequest{}); err != nil {
 		t.Fatalf("ListRulesets: %v", err)
 	}
+}
+
+// documented reports whether doc describes metric name: Shrike's by
+// name, the Kafka client's by the name after shrike_kafka_, the Go
+// runtime's and the process's as go_* and process_*.
+func documented(doc, name string) bool {
+	switch {
+	case strings.HasPrefix(name, "go_"):
+		return strings.Contains(doc, "`go_*`")
+	case strings.HasPrefix(name, "process_"):
+		return strings.Contains(doc, "`process_*`")
+	case strings.HasPrefix(name, "shrike_kafka_"):
+		return regexp.MustCompile("`(?:shrike_kafka_)?" + regexp.QuoteMeta(strings.TrimPrefix(name, "shrike_kafka_")) + "`").MatchString(doc)
+	}
+	return strings.Contains(doc, "`"+name+"`") || strings.Contains(doc, "`"+name+"{")
 }
 
 // metricFamilies reads the families of a text exposition: name → type.
