@@ -174,7 +174,7 @@ func metricsTestConfig(t *testing.T) (cfg config.Config, webhooks bool, stop fun
 	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
 	addr := receiver.Listener.Addr().String()
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "hook.secret"), "metrics-test-secret-8f3c1d2e9a7b")
+	writeFile(t, filepath.Join(dir, "hook.secret"), "5b1e9c3f7a2d4e6b8c0f1a3d5e7b9c2f4a6d8e0b1c3f5a7d9e2b4c6f8a0d1e3b")
 	file := filepath.Join(dir, "shrike.yaml")
 	writeFile(t, file, fmt.Sprintf("alerts:\n  webhooks:\n    - name: metrics-test\n      url: http://%s/hook\n      secret_file: hook.secret\n", addr))
 	loaded, err := config.LoadConfigFile(file)
