@@ -56,10 +56,10 @@ func (c *callMetrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{c.requests, c.duration}
 }
 
-// grpcCall starts timing a gRPC call on the public listener; nil for a
-// call of the gateway, which its REST request counts. done ends it with
-// the call's error, mapped to its status.
-func (s *Server) grpcCall(ctx context.Context, method string) *grpcCall {
+// startCall starts timing a gRPC call on the public listener; nil for a
+// call of the gateway, which its REST request counts. Its done ends it
+// with the call's error, mapped to its status.
+func (s *Server) startCall(ctx context.Context, method string) *grpcCall {
 	if p, ok := peer.FromContext(ctx); ok && p.Addr == s.inproc.Addr() {
 		return nil
 	}

@@ -376,7 +376,7 @@ func tokenName(ctx context.Context) string {
 // (toStatus), with a panic turned into INTERNAL rather than a crashed
 // engine.
 func (s *Server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
-	call := s.grpcCall(ctx, info.FullMethod)
+	call := s.startCall(ctx, info.FullMethod)
 	// Deferred first, so that it runs last and counts the status the
 	// client gets.
 	defer func() { call.done(err) }()
@@ -401,7 +401,7 @@ func (s *Server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 
 // stream is the one stream interceptor, the unary one's twin.
 func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
-	call := s.grpcCall(ss.Context(), info.FullMethod)
+	call := s.startCall(ss.Context(), info.FullMethod)
 	defer func() { call.done(err) }()
 	if call != nil {
 		ss = &timedStream{ServerStream: ss, call: call}
