@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -237,4 +238,34 @@ func histogramOf(t *testing.T, g prometheus.Gatherer, name string) *dto.Histogra
 	}
 	t.Fatalf("no histogram %s", name)
 	return nil
+}
+
+// TestKafkaGaugesRenamed: the Kafka client's gauges named _total are
+// gathered without the suffix, in name order among the families that
+// keep their names.
+func TestKafkaGaugesRenamed(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shrike_kafka_buffered_fetch_records_total", Help: "h"}, func() float64 { return 7 }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shrike_kafka_buffered_produce_records_total", Help: "h"}, func() float64 { return 3 }),
+		prometheus.NewGauge(prometheus.GaugeOpts{Name: "shrike_kafka_buffered_fetch_records_x", Help: "h"}),
+		prometheus.NewCounter(prometheus.CounterOpts{Name: "shrike_kafka_buffered_fetch_bytes", Help: "h"}),
+	)
+	mfs, err := KafkaGaugesRenamed(reg).Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, mf := range mfs {
+		got = append(got, mf.GetName())
+	}
+	want := []string{
+		"shrike_kafka_buffered_fetch_bytes",
+		"shrike_kafka_buffered_fetch_records",
+		"shrike_kafka_buffered_fetch_records_x",
+		"shrike_kafka_buffered_produce_records",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("gathered %v, want %v", got, want)
+	}
 }
