@@ -249,6 +249,7 @@ func startServer(ctx context.Context, e env, cfg config.Config) (_ *server, err 
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewBuildInfoCollector(),
+		buildInfo(binaryIdentity()),
 	)
 	s.engine, err = cep.NewEngine(cep.EngineOptions{
 		Brokers:               brokers,
@@ -301,7 +302,7 @@ func startServer(ctx context.Context, e env, cfg config.Config) (_ *server, err 
 		return nil, err
 	}
 	s.log.Info("http listening", "addr", s.http.Addr(), "paths", "/v1/ /healthz /readyz")
-	if s.admin, err = startAdmin(cfg, s.log, reg, s.ready, tlsCfg); err != nil {
+	if s.admin, err = startAdmin(cfg, s.log, cep.KafkaGaugesRenamed(reg), s.ready, tlsCfg); err != nil {
 		return nil, err
 	}
 	s.api, err = startAPI(ctx, cfg, apiDeps{
