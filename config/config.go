@@ -159,8 +159,14 @@ type KafkaConfig struct {
 	TransactionalID string `yaml:"transactional_id"`
 	// TransactionTimeout is how long the brokers keep a transaction of
 	// the instance open before aborting it (EngineOptions.TransactionTimeout).
-	TransactionTimeout time.Duration  `yaml:"transaction_timeout"`
-	Embedded           EmbeddedConfig `yaml:"embedded"`
+	TransactionTimeout time.Duration `yaml:"transaction_timeout"`
+	// TLS connects to the brokers over TLS (kafka.tls), with a CA, a client
+	// certificate and a server name from files.
+	TLS ClientTLSConfig `yaml:"tls"`
+	// SASL authenticates to the brokers (kafka.sasl): PLAIN,
+	// SCRAM-SHA-256 or SCRAM-SHA-512, the password from a file.
+	SASL     SASLConfig     `yaml:"sasl"`
+	Embedded EmbeddedConfig `yaml:"embedded"`
 }
 
 // TopicsConfig names the topics the engine writes (docs/design.md#runtime).
@@ -197,9 +203,19 @@ type RedisConfig struct {
 	Addrs []string `yaml:"addrs"`
 	// Cluster makes a single address a Redis Cluster seed (several
 	// addresses always are).
-	Cluster  bool   `yaml:"cluster"`
+	Cluster bool `yaml:"cluster"`
+	// Username is the ACL user of AUTH; empty: the default user.
 	Username string `yaml:"username"`
-	Password string `yaml:"password"`
+	// Password is the AUTH password written in the file itself. Prefer
+	// PasswordFile: a secret is never taken from a flag or the
+	// environment, and --print-config shows it as <redacted>.
+	Password string `yaml:"password" secret:"true"`
+	// PasswordFile holds the AUTH password (surrounding white space is
+	// dropped). Relative to the configuration file.
+	PasswordFile string `yaml:"password_file"`
+	// TLS connects to Redis over TLS (redis.tls), every node of a Cluster
+	// too.
+	TLS ClientTLSConfig `yaml:"tls"`
 	// DB selects the database of a standalone server (Cluster has only 0).
 	DB int `yaml:"db"`
 	// KeyPrefix starts every key Shrike writes, so that several
@@ -210,17 +226,30 @@ type RedisConfig struct {
 
 // StateOptions are the connection fields of state.Options for the Redis
 // at addrs (the configured addresses, or the embedded server's), with c's
-// credentials, database and key prefix: what the state store and the
-// registry's client (registry.NewClient) both connect with.
-func (c RedisConfig) StateOptions(addrs []string) state.Options {
+// credentials (the password read from PasswordFile), TLS (its files
+// read), database and key prefix: what the state store and the registry's
+// client (registry.NewClient) both connect with.
+func (c RedisConfig) StateOptions(addrs []string) (state.Options, error) {
+	password := c.Password
+	if c.PasswordFile != "" {
+		var err error
+		if password, err = readSecret("redis.password_file", c.PasswordFile); err != nil {
+			return state.Options{}, err
+		}
+	}
+	tlsCfg, err := c.TLS.Load("redis.tls")
+	if err != nil {
+		return state.Options{}, err
+	}
 	return state.Options{
 		Addrs:     addrs,
 		Cluster:   c.Cluster,
 		Username:  c.Username,
-		Password:  c.Password,
+		Password:  password,
+		TLS:       tlsCfg,
 		DB:        c.DB,
 		KeyPrefix: c.KeyPrefix,
-	}
+	}, nil
 }
 
 // EmbeddedRedisConfig shapes the in-process Redis started when no Redis
@@ -515,7 +544,7 @@ func LoadConfigFile(path string) (Config, error) {
 			*p.v = filepath.Join(base, *p.v)
 		}
 	}
-	for _, p := range cfg.apiPaths() {
+	for _, p := range append(cfg.apiPaths(), cfg.securePaths()...) {
 		if _, fromFile := cfg.origin[p.field]; fromFile && *p.v != "" && !filepath.IsAbs(*p.v) {
 			*p.v = filepath.Join(base, *p.v)
 		}
@@ -939,6 +968,7 @@ func (c *Config) Validate() error {
 	}
 	c.validateAPI(bad)
 	c.validateAdmin(bad)
+	c.validateSecure(bad)
 	return errs.err()
 }
 

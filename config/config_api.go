@@ -82,7 +82,7 @@ type TokenConfig struct {
 	// Token is the secret. Prefer TokenFile, which keeps it out of the
 	// configuration. Either way it must be strong (tokencheck.Check: at least
 	// 128 bits, e.g. `openssl rand -hex 32`), or serve refuses to start.
-	Token string `yaml:"token"`
+	Token string `yaml:"token" secret:"true"`
 	// TokenFile holds the secret (surrounding white space is dropped).
 	// Relative to the configuration file.
 	TokenFile string `yaml:"token_file"`

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/shrike-cep/shrike/cep"
@@ -204,7 +205,16 @@ func startServer(ctx context.Context, e env, cfg config.Config) (_ *server, err 
 	}
 	topics := rulesetTopics(local)
 
+	for _, w := range cfg.Warnings() {
+		s.log.Warn("insecure configuration", "warning", w)
+	}
 	brokers := cfg.Kafka.Brokers
+	var kafkaSecurity []kgo.Opt
+	if !cfg.EmbeddedKafka() {
+		if kafkaSecurity, err = checkKafka(ctx, s.log, cfg); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.EmbeddedKafka() {
 		k := cfg.Kafka
 		s.kafka, err = embedded.NewKafka(ctx, embedded.KafkaOptions{
@@ -232,14 +242,24 @@ func startServer(ctx context.Context, e env, cfg config.Config) (_ *server, err 
 	if cfg.EmbeddedKafka() && !cfg.EmbeddedRedis() {
 		s.log.Warn("the embedded broker starts empty, while Redis may hold checkpoints of an earlier broker's offsets; use a separate key_prefix, or a real Kafka (--kafka)")
 	}
-	s.store, err = state.New(cfg.Redis.StateOptions(redisAddrs))
+	redisOpts, err := cfg.Redis.StateOptions(redisAddrs)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	s.store, err = state.New(redisOpts)
 	if err != nil {
 		return nil, err
 	}
 	// A Redis that does not answer yet is not fatal: the engine retries and
-	// reports not ready until it does. Say so early, though.
+	// reports not ready until it does. Say so early, though. One that
+	// answers but refuses the credentials or the TLS handshake would
+	// refuse them for ever: that stops serve at once.
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	if perr := s.store.Ping(pctx); perr != nil {
+	if perr := s.store.Check(pctx); perr != nil {
+		if !errors.Is(perr, state.ErrUnavailable) {
+			cancel()
+			return nil, perr
+		}
 		s.log.Warn("redis does not answer yet; the engine retries", "addr", strings.Join(redisAddrs, ","), "err", perr)
 	}
 	cancel()
@@ -272,14 +292,14 @@ func startServer(ctx context.Context, e env, cfg config.Config) (_ *server, err 
 		Logger:                s.log,
 		Registerer:            reg,
 		Clock:                 e.clock,
-		KafkaOptions:          cep.KafkaClientMetrics(reg),
+		KafkaOptions:          append(slices.Clone(kafkaSecurity), cep.KafkaClientMetrics(reg)...),
 	})
 	if err != nil {
 		return nil, err
 	}
 	// The rulesets come from the registry (the folder's among them).
 	s.rules, err = startRules(ctx, cfg, rulesDeps{
-		redisAddrs: redisAddrs, engine: s.engine, local: local, log: s.log, reg: reg, clock: e.clock,
+		redis: redisOpts, engine: s.engine, local: local, log: s.log, reg: reg, clock: e.clock,
 	})
 	if err != nil {
 		return nil, err
@@ -305,7 +325,7 @@ func startServer(ctx context.Context, e env, cfg config.Config) (_ *server, err 
 		return nil, err
 	}
 	s.api, err = startAPI(ctx, cfg, apiDeps{
-		log: s.log, brokers: brokers, registry: s.rules.registry, compile: s.rules.compile,
+		log: s.log, brokers: brokers, kafka: kafkaSecurity, registry: s.rules.registry, compile: s.rules.compile,
 		http: s.http, tls: tlsCfg, ready: s.engine.Ready, clock: e.clock, reg: reg,
 	})
 	if err != nil {
@@ -317,6 +337,35 @@ func startServer(ctx context.Context, e env, cfg config.Config) (_ *server, err 
 	}
 	return s, nil
 }
+
+// checkKafka reads the Kafka clients' TLS files and SASL password, and
+// connects once as they will: wrong credentials or a TLS handshake that
+// fails stop serve at start, naming what failed; brokers that cannot be
+// reached yet are only logged, as the clients retry. It returns the
+// security options of every Kafka client.
+func checkKafka(ctx context.Context, log *slog.Logger, cfg config.Config) ([]kgo.Opt, error) {
+	sec, err := cfg.Kafka.KafkaSecurity()
+	if err != nil {
+		return nil, usageError{err}
+	}
+	opts, err := sec.Options()
+	if err != nil {
+		return nil, usageError{err}
+	}
+	cctx, cancel := context.WithTimeout(ctx, kafkaCheckTimeout)
+	defer cancel()
+	if err := cep.CheckKafka(cctx, cfg.Kafka.Brokers, sec); err != nil {
+		if !errors.Is(err, cep.ErrKafkaUnreachable) {
+			return nil, err
+		}
+		log.Warn("kafka does not answer yet; the clients retry", "addr", strings.Join(cfg.Kafka.Brokers, ","), "err", err)
+	}
+	return opts, nil
+}
+
+// kafkaCheckTimeout bounds checkKafka's connection: a broker that needs
+// longer to answer is reported as not answering yet.
+const kafkaCheckTimeout = 10 * time.Second
 
 // ready is /readyz: the engine's readiness with its reason, the group's
 // coverage asked of the broker at the time of the probe.
