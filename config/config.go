@@ -34,8 +34,9 @@ import (
 var ErrInvalidConfig = errors.New("invalid configuration")
 
 // Config is the configuration of `shrike serve` (README.md#configuration). It is
-// read from a YAML file (LoadConfig), then command-line flags override
-// single fields (Config.Set), then Validate checks the result. Every
+// read from a YAML file (LoadConfig), then SHRIKE_* environment variables
+// override single fields (Config.ApplyEnv), then command-line flags
+// (Config.Set), then Validate checks the result. Every
 // field's default is what DefaultConfig returns; a field the file leaves
 // out keeps it.
 //
@@ -430,15 +431,20 @@ func (l LogConfig) SlogLevel() slog.Level {
 	return slog.LevelInfo
 }
 
-// origin is where a value came from: a file position or a flag.
+// origin is where a value came from: a file position, an environment
+// variable or a flag.
 type origin struct {
 	pos  rules.Pos
+	env  string
 	flag string
 }
 
 func (o origin) String() string {
-	if o.flag != "" {
+	switch {
+	case o.flag != "":
 		return o.flag
+	case o.env != "":
+		return o.env
 	}
 	return o.pos.String()
 }
@@ -450,19 +456,29 @@ type Error struct {
 	Pos rules.Pos
 	// Flag is the command-line flag that set the value, if any.
 	Flag string
+	// Env is the environment variable that set the value, if any.
+	Env string
 	// Field is the dotted path of the field ("kafka.brokers"), if known.
 	Field string
 	Msg   string
 }
 
-// Error formats the error as `file:line:col: field: message`, or
-// `--flag: message` for a value from the command line.
+// Error formats the error as `file:line:col: field: message`,
+// `--flag: message` for a value from the command line, or `VARIABLE:
+// field: message` for one from the environment.
 func (e *Error) Error() string {
 	var b strings.Builder
 	switch {
 	case e.Flag != "":
 		b.WriteString(e.Flag)
 		b.WriteString(": ")
+	case e.Env != "":
+		b.WriteString(e.Env)
+		b.WriteString(": ")
+		if e.Field != "" {
+			b.WriteString(e.Field)
+			b.WriteString(": ")
+		}
 	case e.Pos != rules.Pos{}:
 		b.WriteString(e.Pos.String())
 		b.WriteString(": ")
@@ -869,7 +885,7 @@ func (c *Config) Validate() error {
 	bad := func(path, format string, args ...any) {
 		e := &Error{Field: path, Msg: fmt.Sprintf(format, args...)}
 		if o, ok := c.origin[path]; ok {
-			e.Pos, e.Flag = o.pos, o.flag
+			e.Pos, e.Flag, e.Env = o.pos, o.flag, o.env
 		}
 		errs = append(errs, e)
 	}

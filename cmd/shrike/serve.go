@@ -30,7 +30,8 @@ import (
 // serveFlags are the options of `shrike serve`; each but --config
 // overrides one field of the configuration file.
 type serveFlags struct {
-	config string
+	config      string
+	printConfig bool
 }
 
 // serveFlagFields maps serve's flags to the configuration fields they
@@ -76,7 +77,12 @@ gives a working engine to feed with shrike gen --kafka or kcat. With --kafka and
 a Redis Cluster. Instances started with the same --group share the partitions.
 
 Settings come from defaults, then --config (YAML; every field and default is
-in the README, "Running the engine"), then flags, which win. The admin
+in the README, "Running the engine"), then SHRIKE_* environment variables
+(SHRIKE_KAFKA_BROKERS for kafka.brokers; docs/configuration.md lists them
+all), then flags, which win. --print-config prints the result, secrets
+redacted, and exits. Kafka over TLS and SASL (kafka.tls, kafka.sasl) and
+Redis over TLS with an ACL user (redis.tls, redis.username,
+redis.password_file) take their secrets from files only. The admin
 listener, --admin-listen (loopback by default), serves /metrics
 (Prometheus), /debug/pprof/, /healthz and /readyz (200 once its partitions
 are assigned and restored and every partition of the group has an owner)
@@ -103,9 +109,21 @@ commit, leaves the group, and exits 0.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := serveConfig(f.config, cmd)
+			var environ []string
+			if e.environ != nil {
+				environ = e.environ()
+			}
+			cfg, err := serveConfig(f.config, environ, cmd)
 			if err != nil {
 				return err
+			}
+			if f.printConfig {
+				out, err := cfg.PrintYAML()
+				if err != nil {
+					return err
+				}
+				_, _ = e.stdout.Write(out) // the output's sticky error is checked by run
+				return nil
 			}
 			gctune.ForServe()
 			return runServe(cmd.Context(), e, cfg)
@@ -113,21 +131,25 @@ commit, leaves the group, and exits 0.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVarP(&f.config, "config", "c", "", "read settings from the YAML `FILE`")
+	fl.BoolVar(&f.printConfig, "print-config", false, "print the effective configuration (defaults, --config, SHRIKE_* variables, flags) as YAML, secrets redacted, and exit")
 	for _, sf := range serveFlagFields {
 		fl.String(sf.flag, "", sf.usage)
 	}
 	return cmd
 }
 
-// serveConfig builds the configuration: defaults, the file, then the flags
-// given on the command line.
-func serveConfig(file string, cmd *cobra.Command) (config.Config, error) {
+// serveConfig builds the configuration: defaults, the file, the SHRIKE_*
+// variables of environ, then the flags given on the command line.
+func serveConfig(file string, environ []string, cmd *cobra.Command) (config.Config, error) {
 	cfg := config.DefaultConfig()
 	if file != "" {
 		var err error
 		if cfg, err = config.LoadConfigFile(file); err != nil {
 			return cfg, configErr(err)
 		}
+	}
+	if err := cfg.ApplyEnv(environ); err != nil {
+		return cfg, configErr(err)
 	}
 	for _, sf := range serveFlagFields {
 		if !cmd.Flags().Changed(sf.flag) {
