@@ -101,6 +101,13 @@ func CheckKafka(ctx context.Context, brokers []string, sec KafkaSecurity, opts .
 	case isDialError(err) || ctx.Err() != nil:
 		return fmt.Errorf("kafka %s: %w: %w", where, ErrKafkaUnreachable, err)
 	}
+	// franz-go guesses why a broker closed a connection at once.
+	if sec.TLS == nil && strings.Contains(err.Error(), "is TLS missing") {
+		return fmt.Errorf("kafka at %s closed the connection at once (a TLS listener needs kafka.tls): %w", where, err)
+	}
+	if sec.SASLMechanism == "" && strings.Contains(err.Error(), "is SASL missing") {
+		return fmt.Errorf("kafka at %s closed the connection at once (a listener that requires SASL needs kafka.sasl): %w", where, err)
+	}
 	// Some brokers close the connection rather than answer a failed
 	// authentication; a plaintext listener closes it during the TLS
 	// handshake. A handshake of its own tells the two apart.

@@ -125,7 +125,7 @@ func TestCheckKafkaNamesWhatFailed(t *testing.T) {
 				{"wrong password", wrongPassword, []string{"kafka SASL authentication (" + mech.ours + `, user "alice")`, "failed"}},
 				{"wrong CA", wrongCA, []string{"kafka TLS handshake with " + brokers[0] + " failed", "certificate signed by unknown authority"}},
 				{"wrong server name", wrongName, []string{"kafka TLS handshake", "kafka.example"}},
-				{"plaintext to a TLS listener", noTLS, []string{"kafka"}},
+				{"plaintext to a TLS listener", noTLS, []string{"kafka at " + brokers[0] + " closed the connection at once (a TLS listener needs kafka.tls)"}},
 			} {
 				t.Run(tt.name, func(t *testing.T) {
 					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
