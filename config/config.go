@@ -172,11 +172,15 @@ type KafkaConfig struct {
 
 // TopicsConfig names the topics the engine writes (docs/design.md#runtime).
 type TopicsConfig struct {
+	// Alerts receives every alert, keyed by its id.
 	Alerts string `yaml:"alerts"`
 	// ShadowAlerts receives the alerts of shadow versions, never Alerts.
 	ShadowAlerts string `yaml:"shadow_alerts"`
-	DeadLetter   string `yaml:"deadletter"`
-	Late         string `yaml:"late"`
+	// DeadLetter receives the records that could not be decoded, or had
+	// no key or time, with the reason in a header.
+	DeadLetter string `yaml:"deadletter"`
+	// Late receives the events behind their partition's watermark.
+	Late string `yaml:"late"`
 }
 
 // EmbeddedConfig shapes the in-process broker started when no brokers are

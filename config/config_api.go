@@ -118,8 +118,12 @@ func (t TokenConfig) Secret() (string, error) {
 
 // TLSConfig names a PEM certificate (chain) and its key.
 type TLSConfig struct {
+	// CertFile is the PEM certificate (chain) every listener presents;
+	// with KeyFile. Relative to the configuration file.
 	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
+	// KeyFile is the PEM private key of CertFile. Relative to the
+	// configuration file.
+	KeyFile string `yaml:"key_file"`
 }
 
 // Enabled reports whether TLS is configured.
