@@ -59,14 +59,20 @@ var ErrInvalidConfig = errors.New("invalid configuration")
 //	  transactional_id: ""        # empty: shrike-<group>-<hostname>-<pid>; unique per running instance
 //	  transaction_timeout: 10s    # a crashed instance's open transaction holds read_committed readers
 //	                              # this long; > 2 × state.checkpoint_interval, at most 15m
+//	  tls:                        # TLS to the brokers: on when any field is set (enabled alone: system CAs)
+//	    {enabled: false, ca_file: "", cert_file: "", key_file: "", server_name: "", insecure_skip_verify: false}
+//	  sasl:                       # mechanism: plain | scram-sha-256 | scram-sha-512; the password from a file only
+//	    {mechanism: "", username: "", password_file: ""}
 //	  embedded:                   # used only when brokers is empty; keeps everything in memory
 //	    port: 9092                # 0 picks a free port
 //	    partitions: 3             # of every topic it creates
 //	redis:
 //	  addrs: []                   # empty: start an embedded Redis (miniredis); several: Redis Cluster
 //	  cluster: false              # one address that is a Redis Cluster seed
-//	  username: ""
-//	  password: ""
+//	  username: ""                # an ACL user; empty: the default user
+//	  password: ""                # inline, discouraged: never from a flag or the environment
+//	  password_file: ""           # the AUTH password, from a file
+//	  tls: {enabled: false, ca_file: "", cert_file: "", key_file: "", server_name: "", insecure_skip_verify: false}
 //	  db: 0                       # standalone only
 //	  key_prefix: shrike
 //	  embedded:                   # used only when addrs is empty
