@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/shrike-cep/shrike/internal/testkit"
 )
 
@@ -90,5 +92,51 @@ func TestRedisCheckUnreachable(t *testing.T) {
 	defer cancel()
 	if err := r.Check(ctx); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("Check of a closed port = %v, want ErrUnavailable", err)
+	}
+}
+
+// TestRedisClusterOverTLSWithACLUser runs the store on a real Redis
+// Cluster whose nodes speak TLS only (client and cluster bus) and
+// authenticate an ACL user: the partitions land on several nodes, every
+// one reached over TLS with the user; a wrong password is named.
+func TestRedisClusterOverTLSWithACLUser(t *testing.T) {
+	dir := t.TempDir()
+	addrs, pki := testkit.StartRedisTLSCluster(t, dir, 3, [2]string{"shrike", "wonderland"})
+	clientCert, err := tls.LoadX509KeyPair(pki.ClientCertFile, pki.ClientKeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsCfg := &tls.Config{RootCAs: pki.Pool, Certificates: []tls.Certificate{clientCert}, MinVersion: tls.VersionTLS12}
+	opts := Options{Addrs: addrs[:1], Cluster: true, Username: "shrike", Password: "wonderland", TLS: tlsCfg}
+	r := newRedisT(t, opts)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := r.Check(ctx); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	nodes := map[string]bool{}
+	for p := range int32(8) {
+		id := PartitionID{Group: "g", Topic: "payments", Partition: p}
+		commit(t, r, id, states("acct", "s"), nil, Checkpoint{Offset: int64(p) + 1})
+		cp, ok, err := r.LoadCheckpoint(ctx, id)
+		if err != nil || !ok || cp.Offset != int64(p)+1 {
+			t.Fatalf("checkpoint of partition %d = %v %v %v", p, cp, ok, err)
+		}
+		_, cpKey := redisKeys(r.prefix, id)
+		node, err := r.client.(*redis.ClusterClient).MasterForKey(ctx, cpKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes[node.Options().Addr] = true
+	}
+	if len(nodes) < 2 {
+		t.Errorf("8 partitions landed on %d node(s), want them spread over the cluster", len(nodes))
+	}
+
+	wrong := opts
+	wrong.Password = "looking-glass"
+	err = newRedisT(t, wrong).Check(ctx)
+	if err == nil || !strings.Contains(err.Error(), `redis AUTH as user "shrike"`) {
+		t.Errorf("Check with a wrong password = %v, want a Redis AUTH error", err)
 	}
 }
