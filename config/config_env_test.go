@@ -104,26 +104,56 @@ func TestApplyEnvErrors(t *testing.T) {
 		environ []string
 		want    []string
 	}{
-		{"a value that does not parse names the variable", []string{"SHRIKE_REDIS_DB=two"},
-			[]string{`SHRIKE_REDIS_DB: redis.db: must be an integer, not "two"`}},
-		{"a bad duration", []string{"SHRIKE_KAFKA_SESSION_TIMEOUT=soon"},
-			[]string{"SHRIKE_KAFKA_SESSION_TIMEOUT: kafka.session_timeout: "}},
-		{"a bad boolean", []string{"SHRIKE_KAFKA_EXACTLY_ONCE=maybe"},
-			[]string{`SHRIKE_KAFKA_EXACTLY_ONCE: kafka.exactly_once: must be true or false, not "maybe"`}},
-		{"a secret", []string{"SHRIKE_REDIS_PASSWORD=hunter2"},
-			[]string{"SHRIKE_REDIS_PASSWORD: redis.password: a secret is never read from the environment: write it to a file and set SHRIKE_REDIS_PASSWORD_FILE"}},
-		{"a token", []string{"SHRIKE_API_TOKENS_0_TOKEN=9f2c4e7a1b6d8f3e0a5c2b7d4e9f1a6c"},
-			[]string{"SHRIKE_API_TOKENS_0_TOKEN: api.tokens[0].token: a secret is never read from the environment: write it to a file and set SHRIKE_API_TOKENS_0_TOKEN_FILE"}},
-		{"an unknown field of a section", []string{"SHRIKE_KAFKA_BROKER=k:9092"},
-			[]string{"SHRIKE_KAFKA_BROKER: is not a configuration variable (did you mean SHRIKE_KAFKA_BROKERS?)"}},
-		{"a misspelt section", []string{"SHRIKE_KAFAK_GROUP=g"},
-			[]string{"SHRIKE_KAFAK_GROUP: is not a configuration variable (did you mean SHRIKE_KAFKA_GROUP?)"}},
-		{"a section's name alone", []string{"SHRIKE_REDIS=r:6379"},
-			[]string{"SHRIKE_REDIS: is not a configuration variable"}},
-		{"a gap in a list", []string{"SHRIKE_API_TOKENS_1_NAME=ops"},
-			[]string{"SHRIKE_API_TOKENS_1_NAME: api.tokens[1]: index 1 leaves api.tokens[0] unset (api.tokens has 0 items)"}},
-		{"every problem at once", []string{"SHRIKE_REDIS_DB=x", "SHRIKE_LOG_LEVL=debug"},
-			[]string{"SHRIKE_LOG_LEVL: is not a configuration variable (did you mean SHRIKE_LOG_LEVEL?)", "SHRIKE_REDIS_DB: redis.db:"}},
+		{
+			"a value that does not parse names the variable",
+			[]string{"SHRIKE_REDIS_DB=two"},
+			[]string{`SHRIKE_REDIS_DB: redis.db: must be an integer, not "two"`},
+		},
+		{
+			"a bad duration",
+			[]string{"SHRIKE_KAFKA_SESSION_TIMEOUT=soon"},
+			[]string{"SHRIKE_KAFKA_SESSION_TIMEOUT: kafka.session_timeout: "},
+		},
+		{
+			"a bad boolean",
+			[]string{"SHRIKE_KAFKA_EXACTLY_ONCE=maybe"},
+			[]string{`SHRIKE_KAFKA_EXACTLY_ONCE: kafka.exactly_once: must be true or false, not "maybe"`},
+		},
+		{
+			"a secret",
+			[]string{"SHRIKE_REDIS_PASSWORD=hunter2"},
+			[]string{"SHRIKE_REDIS_PASSWORD: redis.password: a secret is never read from the environment: write it to a file and set SHRIKE_REDIS_PASSWORD_FILE"},
+		},
+		{
+			"a token",
+			[]string{"SHRIKE_API_TOKENS_0_TOKEN=9f2c4e7a1b6d8f3e0a5c2b7d4e9f1a6c"},
+			[]string{"SHRIKE_API_TOKENS_0_TOKEN: api.tokens[0].token: a secret is never read from the environment: write it to a file and set SHRIKE_API_TOKENS_0_TOKEN_FILE"},
+		},
+		{
+			"an unknown field of a section",
+			[]string{"SHRIKE_KAFKA_BROKER=k:9092"},
+			[]string{"SHRIKE_KAFKA_BROKER: is not a configuration variable (did you mean SHRIKE_KAFKA_BROKERS?)"},
+		},
+		{
+			"a misspelt section",
+			[]string{"SHRIKE_KAFAK_GROUP=g"},
+			[]string{"SHRIKE_KAFAK_GROUP: is not a configuration variable (did you mean SHRIKE_KAFKA_GROUP?)"},
+		},
+		{
+			"a section's name alone",
+			[]string{"SHRIKE_REDIS=r:6379"},
+			[]string{"SHRIKE_REDIS: is not a configuration variable"},
+		},
+		{
+			"a gap in a list",
+			[]string{"SHRIKE_API_TOKENS_1_NAME=ops"},
+			[]string{"SHRIKE_API_TOKENS_1_NAME: api.tokens[1]: index 1 leaves api.tokens[0] unset (api.tokens has 0 items)"},
+		},
+		{
+			"every problem at once",
+			[]string{"SHRIKE_REDIS_DB=x", "SHRIKE_LOG_LEVL=debug"},
+			[]string{"SHRIKE_LOG_LEVL: is not a configuration variable (did you mean SHRIKE_LOG_LEVEL?)", "SHRIKE_REDIS_DB: redis.db:"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

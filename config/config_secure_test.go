@@ -25,18 +25,30 @@ redis:
   password_file: rp
   tls: {enabled: true}
 `, nil},
-		{"an unknown mechanism", "kafka: {brokers: [k:9093], sasl: {mechanism: gssapi, username: a, password_file: p}}\n",
-			[]string{`c.yaml:1:46: kafka.sasl.mechanism: "gssapi" is not one of plain, scram-sha-256, scram-sha-512`}},
-		{"a mechanism without user or password file", "kafka: {brokers: [k:9093], sasl: {mechanism: plain}}\n",
-			[]string{"kafka.sasl.username: must be set with kafka.sasl.mechanism plain", "kafka.sasl.password_file: must be set with kafka.sasl.mechanism plain: the file that holds the password"}},
-		{"a user without a mechanism", "kafka: {brokers: [k:9093], sasl: {username: a, password_file: p}}\n",
-			[]string{"kafka.sasl.mechanism: must be set when kafka.sasl has a username or password_file"}},
-		{"a certificate without its key", "kafka: {brokers: [k:9093], tls: {cert_file: c.pem}}\nredis: {addrs: [r:1], tls: {key_file: k.pem}}\n",
-			[]string{"kafka.tls.cert_file: cert_file and key_file go together", "redis.tls.cert_file: cert_file and key_file go together"}},
-		{"security with the embedded servers", "kafka: {tls: {enabled: true}, sasl: {mechanism: plain, username: a, password_file: p}}\nredis: {password_file: p, tls: {ca_file: ca.pem}}\n",
-			[]string{"kafka.tls: needs kafka.brokers", "kafka.sasl.mechanism: needs kafka.brokers", "redis.tls: needs redis.addrs", "redis.username: needs redis.addrs"}},
-		{"an inline password and a password file", "redis: {addrs: [r:1], password: x, password_file: p}\n",
-			[]string{"redis.password: give password or password_file, not both"}},
+		{
+			"an unknown mechanism", "kafka: {brokers: [k:9093], sasl: {mechanism: gssapi, username: a, password_file: p}}\n",
+			[]string{`c.yaml:1:46: kafka.sasl.mechanism: "gssapi" is not one of plain, scram-sha-256, scram-sha-512`},
+		},
+		{
+			"a mechanism without user or password file", "kafka: {brokers: [k:9093], sasl: {mechanism: plain}}\n",
+			[]string{"kafka.sasl.username: must be set with kafka.sasl.mechanism plain", "kafka.sasl.password_file: must be set with kafka.sasl.mechanism plain: the file that holds the password"},
+		},
+		{
+			"a user without a mechanism", "kafka: {brokers: [k:9093], sasl: {username: a, password_file: p}}\n",
+			[]string{"kafka.sasl.mechanism: must be set when kafka.sasl has a username or password_file"},
+		},
+		{
+			"a certificate without its key", "kafka: {brokers: [k:9093], tls: {cert_file: c.pem}}\nredis: {addrs: [r:1], tls: {key_file: k.pem}}\n",
+			[]string{"kafka.tls.cert_file: cert_file and key_file go together", "redis.tls.cert_file: cert_file and key_file go together"},
+		},
+		{
+			"security with the embedded servers", "kafka: {tls: {enabled: true}, sasl: {mechanism: plain, username: a, password_file: p}}\nredis: {password_file: p, tls: {ca_file: ca.pem}}\n",
+			[]string{"kafka.tls: needs kafka.brokers", "kafka.sasl.mechanism: needs kafka.brokers", "redis.tls: needs redis.addrs", "redis.username: needs redis.addrs"},
+		},
+		{
+			"an inline password and a password file", "redis: {addrs: [r:1], password: x, password_file: p}\n",
+			[]string{"redis.password: give password or password_file, not both"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

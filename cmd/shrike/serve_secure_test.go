@@ -212,22 +212,54 @@ func TestServeSecureStartErrors(t *testing.T) {
 		code int
 		want []string
 	}{
-		{"wrong Kafka password", []string{"SHRIKE_KAFKA_SASL_PASSWORD_FILE=" + filepath.Join(b.dir, "wrong.pass")}, 1,
-			[]string{`kafka SASL authentication (scram-sha-512, user "alice") with ` + b.broker + " failed"}},
-		{"wrong Kafka CA", []string{"SHRIKE_KAFKA_TLS_CA_FILE=" + other.CAFile}, 1,
-			[]string{"kafka TLS handshake with " + b.broker + " failed", "certificate signed by unknown authority"}},
-		{"Kafka without TLS", []string{"SHRIKE_KAFKA_TLS_CA_FILE="}, 1,
-			[]string{"kafka at " + b.broker + " closed the connection at once (a TLS listener needs kafka.tls)"}},
-		{"wrong Redis password", []string{"SHRIKE_REDIS_PASSWORD_FILE=" + filepath.Join(b.dir, "wrong.pass")}, 1,
-			[]string{`redis AUTH as user "shrike" at ` + b.redis.Addr + " failed", "WRONGPASS"}},
-		{"wrong Redis CA", []string{"SHRIKE_REDIS_TLS_CA_FILE=" + other.CAFile}, 1,
-			[]string{"redis TLS handshake with " + b.redis.Addr + " failed", "certificate signed by unknown authority"}},
-		{"missing password file", []string{"SHRIKE_REDIS_PASSWORD_FILE=" + filepath.Join(b.dir, "nope")}, 2,
-			[]string{"redis.password_file: open " + filepath.Join(b.dir, "nope")}},
-		{"a secret in the environment", []string{"SHRIKE_REDIS_PASSWORD=s3cret-redis"}, 2,
-			[]string{"SHRIKE_REDIS_PASSWORD: redis.password: a secret is never read from the environment"}},
-		{"a misspelt variable", []string{"SHRIKE_REDIS_PASSWORD_FIEL=x"}, 2,
-			[]string{"SHRIKE_REDIS_PASSWORD_FIEL: is not a configuration variable (did you mean SHRIKE_REDIS_PASSWORD_FILE?)"}},
+		{
+			"wrong Kafka password",
+			[]string{"SHRIKE_KAFKA_SASL_PASSWORD_FILE=" + filepath.Join(b.dir, "wrong.pass")},
+			1,
+			[]string{`kafka SASL authentication (scram-sha-512, user "alice") with ` + b.broker + " failed"},
+		},
+		{
+			"wrong Kafka CA",
+			[]string{"SHRIKE_KAFKA_TLS_CA_FILE=" + other.CAFile},
+			1,
+			[]string{"kafka TLS handshake with " + b.broker + " failed", "certificate signed by unknown authority"},
+		},
+		{
+			"Kafka without TLS",
+			[]string{"SHRIKE_KAFKA_TLS_CA_FILE="},
+			1,
+			[]string{"kafka at " + b.broker + " closed the connection at once (a TLS listener needs kafka.tls)"},
+		},
+		{
+			"wrong Redis password",
+			[]string{"SHRIKE_REDIS_PASSWORD_FILE=" + filepath.Join(b.dir, "wrong.pass")},
+			1,
+			[]string{`redis AUTH as user "shrike" at ` + b.redis.Addr + " failed", "WRONGPASS"},
+		},
+		{
+			"wrong Redis CA",
+			[]string{"SHRIKE_REDIS_TLS_CA_FILE=" + other.CAFile},
+			1,
+			[]string{"redis TLS handshake with " + b.redis.Addr + " failed", "certificate signed by unknown authority"},
+		},
+		{
+			"missing password file",
+			[]string{"SHRIKE_REDIS_PASSWORD_FILE=" + filepath.Join(b.dir, "nope")},
+			2,
+			[]string{"redis.password_file: open " + filepath.Join(b.dir, "nope")},
+		},
+		{
+			"a secret in the environment",
+			[]string{"SHRIKE_REDIS_PASSWORD=s3cret-redis"},
+			2,
+			[]string{"SHRIKE_REDIS_PASSWORD: redis.password: a secret is never read from the environment"},
+		},
+		{
+			"a misspelt variable",
+			[]string{"SHRIKE_REDIS_PASSWORD_FIEL=x"},
+			2,
+			[]string{"SHRIKE_REDIS_PASSWORD_FIEL: is not a configuration variable (did you mean SHRIKE_REDIS_PASSWORD_FILE?)"},
+		},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)

@@ -104,8 +104,11 @@ func NewPKI(t testing.TB, dir, name string) *PKI {
 		path string
 		pem  []byte
 	}{
-		{p.CAFile, caPEM}, {p.CertFile, serverCert}, {p.KeyFile, serverKey},
-		{p.ClientCertFile, clientCert}, {p.ClientKeyFile, clientKey},
+		{p.CAFile, caPEM},
+		{p.CertFile, serverCert},
+		{p.KeyFile, serverKey},
+		{p.ClientCertFile, clientCert},
+		{p.ClientKeyFile, clientKey},
 	} {
 		if err := os.WriteFile(f.path, f.pem, 0o600); err != nil {
 			t.Fatal(err)
