@@ -96,7 +96,7 @@ func CheckKafka(ctx context.Context, brokers []string, sec KafkaSecurity, opts .
 	switch {
 	case isTLSError(err):
 		return fmt.Errorf("kafka TLS handshake with %s failed: %w", where, err)
-	case isSASLError(err):
+	case isSASLError(err) && sec.SASLMechanism != "":
 		return fmt.Errorf("kafka SASL authentication (%s, user %q) with %s failed: %w", sec.SASLMechanism, sec.SASLUser, where, err)
 	case isDialError(err) || ctx.Err() != nil:
 		return fmt.Errorf("kafka %s: %w: %w", where, ErrKafkaUnreachable, err)

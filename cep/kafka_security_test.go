@@ -116,6 +116,8 @@ func TestCheckKafkaNamesWhatFailed(t *testing.T) {
 			wrongName.TLS = &tls.Config{RootCAs: pki.Pool, ServerName: "kafka.example", MinVersion: tls.VersionTLS12}
 			noTLS := good
 			noTLS.TLS = nil
+			noSASL := good
+			noSASL.SASLMechanism = ""
 			for _, tt := range []struct {
 				name string
 				sec  KafkaSecurity
@@ -125,6 +127,7 @@ func TestCheckKafkaNamesWhatFailed(t *testing.T) {
 				{"wrong password", wrongPassword, []string{"kafka SASL authentication (" + mech.ours + `, user "alice")`, "failed"}},
 				{"wrong CA", wrongCA, []string{"kafka TLS handshake with " + brokers[0] + " failed", "certificate signed by unknown authority"}},
 				{"wrong server name", wrongName, []string{"kafka TLS handshake", "kafka.example"}},
+				{"no SASL to a listener that requires it", noSASL, []string{"kafka at " + brokers[0] + " closed the connection at once (a listener that requires SASL needs kafka.sasl)"}},
 				{"plaintext to a TLS listener", noTLS, []string{"kafka at " + brokers[0] + " closed the connection at once (a TLS listener needs kafka.tls)"}},
 			} {
 				t.Run(tt.name, func(t *testing.T) {
