@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -73,8 +74,9 @@ func walkFields(t reflect.Type, path, prefix string, leaf func(EnvVar)) {
 // _FILE variable is the way), and a variable that looks like
 // configuration but names no field (SHRIKE_ and a section of the file, or
 // a near miss of a variable's name), so that a typo is not silent.
-// Other SHRIKE_* variables (SHRIKE_SERVER of the API client, those a
-// container platform derives from a service named shrike) are left alone.
+// Other SHRIKE_* variables (SHRIKE_SERVER of the API client, those
+// Kubernetes derives from Services named shrike or shrike-redis) are left
+// alone.
 func (c *Config) ApplyEnv(environ []string) error {
 	vars := map[string]string{}
 	for _, kv := range environ {
@@ -236,10 +238,23 @@ func matchIndexed(all []EnvVar, name string) (EnvVar, int, bool) {
 // stray SHRIKE_API_TOKENS_99999999_NAME cannot make a huge list.
 const maxEnvListIndex = 999
 
+// serviceLinkRE matches the variables Kubernetes gives a pod for every
+// Service of its namespace (enableServiceLinks): a Service named
+// shrike-redis gives SHRIKE_REDIS_SERVICE_HOST, SHRIKE_REDIS_PORT,
+// SHRIKE_REDIS_PORT_6379_TCP_ADDR and the like, which are not
+// configuration.
+var serviceLinkRE = regexp.MustCompile(`_SERVICE_HOST$|_SERVICE_PORT(_[A-Z0-9_]+)?$|_PORT$|_PORT_[0-9]+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?$`)
+
 // looksLikeConfig reports whether name is meant as a configuration
-// variable: SHRIKE_ and a section of the file (SHRIKE_KAFKA_...), or a
-// near miss of a variable's name.
+// variable: a near miss of a variable's name, or SHRIKE_ and a section of
+// the file (SHRIKE_KAFKA_...) unless it is a Kubernetes service link.
 func looksLikeConfig(name string, all []EnvVar) bool {
+	if nearest(name, all) != "" {
+		return true
+	}
+	if serviceLinkRE.MatchString(name) {
+		return false
+	}
 	rest := strings.TrimPrefix(name, EnvPrefix)
 	section, _, _ := strings.Cut(rest, "_")
 	for _, s := range fieldNames(reflect.TypeFor[Config]()) {
@@ -247,7 +262,7 @@ func looksLikeConfig(name string, all []EnvVar) bool {
 			return true
 		}
 	}
-	return nearest(name, all) != ""
+	return false
 }
 
 // nearest returns the variable name closest to name, if it is within two

@@ -73,6 +73,10 @@ func TestApplyEnv(t *testing.T) {
 			environ: []string{
 				"SHRIKE_SERVER=127.0.0.1:9090", "SHRIKE_TOKEN=x", "SHRIKE_SERVICE_HOST=10.0.0.1", "SHRIKE_PORT=tcp://10.0.0.1:8080",
 				"SHRIKE_TEST_CRASH_AT=commit:1", "NOT_SHRIKE_KAFKA_GROUP=x",
+				// Kubernetes service links of Services named shrike-redis and shrike-kafka.
+				"SHRIKE_REDIS_SERVICE_HOST=10.0.0.2", "SHRIKE_REDIS_SERVICE_PORT=6379", "SHRIKE_REDIS_PORT=tcp://10.0.0.2:6379",
+				"SHRIKE_REDIS_PORT_6379_TCP=tcp://10.0.0.2:6379", "SHRIKE_REDIS_PORT_6379_TCP_ADDR=10.0.0.2",
+				"SHRIKE_REDIS_PORT_6379_TCP_PORT=6379", "SHRIKE_REDIS_PORT_6379_TCP_PROTO=tcp", "SHRIKE_KAFKA_SERVICE_PORT_BROKER=9092",
 			},
 			want: func(*Config) {},
 		},
@@ -138,6 +142,11 @@ func TestApplyEnvErrors(t *testing.T) {
 			"a misspelt section",
 			[]string{"SHRIKE_KAFAK_GROUP=g"},
 			[]string{"SHRIKE_KAFAK_GROUP: is not a configuration variable (did you mean SHRIKE_KAFKA_GROUP?)"},
+		},
+		{
+			"a near miss that ends like a service link",
+			[]string{"SHRIKE_KAFKA_EMBEDED_PORT=9093"},
+			[]string{"SHRIKE_KAFKA_EMBEDED_PORT: is not a configuration variable (did you mean SHRIKE_KAFKA_EMBEDDED_PORT?)"},
 		},
 		{
 			"a section's name alone",
