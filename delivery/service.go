@@ -195,7 +195,9 @@ func New(o Options) (_ *Service, err error) {
 				latency:      latency.WithLabelValues(w.Name),
 			},
 		}
-		r.client, err = kgo.NewClient(append([]kgo.Opt{
+		// The consumer is made in run, after initGroup: a group member
+		// joins as soon as its client exists.
+		r.clientOpts = append([]kgo.Opt{
 			kgo.SeedBrokers(o.Brokers...),
 			kgo.ClientID("shrike-webhook-" + w.Name),
 			kgo.ConsumerGroup(r.group),
@@ -216,8 +218,9 @@ func New(o Options) (_ *Service, err error) {
 			// Alerts are at most about 1 MB; a fetch need not hold more
 			// than a few dozen of them.
 			kgo.FetchMaxBytes(16 << 20),
-		}, o.KafkaOptions...)...)
-		if err != nil {
+		}, o.KafkaOptions...)
+		// Options are checked now, so that New reports what Run would.
+		if err := kgo.ValidateOpts(r.clientOpts...); err != nil {
 			return nil, fmt.Errorf("webhook %q: kafka client: %w", w.Name, err)
 		}
 		s.hooks = append(s.hooks, r)
@@ -283,8 +286,10 @@ type runner struct {
 	send   *sender
 	group  string
 	log    *slog.Logger
-	client *kgo.Client
 	m      metrics
+	// clientOpts make client, the group consumer, in run; Close closes it.
+	clientOpts []kgo.Opt
+	client     *kgo.Client
 	// sem holds a token per delivery in progress.
 	sem chan struct{}
 	// wg counts the deliveries' goroutines.
@@ -301,6 +306,10 @@ func (r *runner) run(ctx context.Context) error {
 	if err := r.initGroup(ctx); err != nil && ctx.Err() == nil {
 		r.log.Warn("webhook: could not set a new group's start at the end of the alerts topic; it starts where the group left off, or at the beginning",
 			"group", r.group, "err", err)
+	}
+	var err error
+	if r.client, err = kgo.NewClient(r.clientOpts...); err != nil {
+		return fmt.Errorf("webhook %q: kafka client: %w", r.hook.Name, err)
 	}
 	deliverCtx, abandon := context.WithCancel(context.WithoutCancel(ctx))
 	defer abandon()
@@ -598,7 +607,7 @@ func (r *runner) initGroup(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	committed, err := adm.FetchOffsets(ctx, r.group)
-	if err != nil {
+	if err != nil && !errors.Is(err, kerr.GroupIDNotFound) {
 		return fmt.Errorf("fetch offsets: %w", err)
 	}
 	has := false
