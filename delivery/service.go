@@ -181,10 +181,11 @@ func New(o Options) (_ *Service, err error) {
 		}
 		r := &runner{
 			svc: s, hook: w, filter: f, send: snd,
-			group: GroupName(o.Group, w.Name),
-			log:   s.log.With("webhook", w.Name),
-			sem:   make(chan struct{}, w.MaxInFlight),
-			parts: map[topicPartition]*partition{},
+			group:  GroupName(o.Group, w.Name),
+			log:    s.log.With("webhook", w.Name),
+			sem:    make(chan struct{}, w.MaxInFlight),
+			parts:  map[topicPartition]*partition{},
+			popped: make(chan struct{}, 1),
 			m: metrics{
 				// Every series exists from the start, at 0, so that rates
 				// and alerting rules work before the first delivery.
@@ -295,12 +296,23 @@ type runner struct {
 	// wg counts the deliveries' goroutines.
 	wg sync.WaitGroup
 
-	// mu guards parts and what they hold. The rebalance callbacks take it
-	// too, so that an outcome is never recorded into a partition after
-	// its revocation was committed.
+	// mu guards parts, what they hold, and pending. The rebalance
+	// callbacks take it too, so that an outcome is never recorded into a
+	// partition after its revocation was committed.
 	mu    sync.Mutex
 	parts map[topicPartition]*partition
+	// pending counts the entries of every partition's queue: the poll
+	// loop polls only while it is under maxPending, so that one alert
+	// retrying for long does not let the queue behind it grow without
+	// bound. popped is signalled when entries leave the queues.
+	pending int
+	popped  chan struct{}
 }
+
+// maxPendingPerSlot bounds the queued records of a webhook, ended or not,
+// per max_in_flight slot. An ended record waiting behind one still being
+// delivered holds only its position.
+const maxPendingPerSlot = 256
 
 func (r *runner) run(ctx context.Context) error {
 	if err := r.initGroup(ctx); err != nil && ctx.Err() == nil {
@@ -335,7 +347,11 @@ func (r *runner) run(ctx context.Context) error {
 
 func (r *runner) pollLoop(ctx, deliverCtx context.Context) {
 	for {
-		fetches := r.client.PollRecords(ctx, r.hook.MaxInFlight)
+		room := r.room(ctx)
+		if room == 0 {
+			return
+		}
+		fetches := r.client.PollRecords(ctx, min(room, r.hook.MaxInFlight))
 		if fetches.IsClientClosed() || ctx.Err() != nil {
 			r.client.AllowRebalance()
 			return
@@ -358,6 +374,7 @@ func (r *runner) pollLoop(ctx, deliverCtx context.Context) {
 			}
 			e := &entry{rec: rec, part: p}
 			p.pending = append(p.pending, e)
+			r.pending++
 			batch = append(batch, e)
 		})
 		r.mu.Unlock()
@@ -465,16 +482,52 @@ func (r *runner) ended(e *entry) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e.done = true
+	// Only the position is needed from now on.
+	e.rec = &kgo.Record{Offset: e.rec.Offset, LeaderEpoch: e.rec.LeaderEpoch}
 	p := e.part
 	if p.gone {
 		return
 	}
+	n := 0
 	for len(p.pending) > 0 && p.pending[0].done {
 		rec := p.pending[0].rec
 		p.pending[0] = nil
 		p.pending = p.pending[1:]
 		p.commit = kgo.EpochOffset{Epoch: rec.LeaderEpoch, Offset: rec.Offset + 1}
 		p.dirty = true
+		n++
+	}
+	r.release(n)
+}
+
+// release takes n entries off the pending count; mu is held.
+func (r *runner) release(n int) {
+	if n == 0 {
+		return
+	}
+	r.pending -= n
+	select {
+	case r.popped <- struct{}{}:
+	default:
+	}
+}
+
+// room waits until the queues hold fewer than their bound and returns
+// how many more records they may take; 0 when ctx ends.
+func (r *runner) room(ctx context.Context) int {
+	limit := maxPendingPerSlot * r.hook.MaxInFlight
+	for {
+		r.mu.Lock()
+		room := limit - r.pending
+		r.mu.Unlock()
+		if room > 0 {
+			return room
+		}
+		select {
+		case <-r.popped:
+		case <-ctx.Done():
+			return 0
+		}
 	}
 }
 
@@ -495,6 +548,8 @@ func (r *runner) take(ps map[string][]int32, drop bool) map[string]map[int32]kgo
 		}
 		if drop {
 			p.gone = true
+			r.release(len(p.pending))
+			p.pending = nil
 			delete(r.parts, tp)
 		}
 	}

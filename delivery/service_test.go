@@ -388,3 +388,59 @@ func seriesCount(t *testing.T, reg *prometheus.Registry, name string) int {
 	}
 	return 0
 }
+
+// TestServiceCommitsInOrder: while the first alert of a partition is held
+// by its receiver, the alerts after it are delivered but the partition's
+// commit offset stays before it; once it is delivered, the commit moves
+// to the partition's end.
+func TestServiceCommitsInOrder(t *testing.T) {
+	brokers := testCluster(t)
+	prod := testClient(t, brokers, kgo.DefaultProduceTopic(testAlerts), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	adm := kadm.NewClient(testClient(t, brokers))
+	hold := make(chan struct{})
+	rc := startReceiver(t, func(_ int, _ http.ResponseWriter, r *http.Request) {
+		if r.Header.Get(HeaderAlertID) == "alert-000" {
+			<-hold
+		}
+	})
+	reg := prometheus.NewRegistry()
+	s, _ := runService(t, Options{
+		Brokers: brokers, AlertsTopic: testAlerts, UndeliveredTopic: testUndeliv, Group: "g",
+		CommitInterval: 20 * time.Millisecond, Registerer: reg,
+		Webhooks: []Webhook{{Name: "soc", URL: rc.URL, Secret: []byte("k3y-0123456789abcdef"), Timeout: time.Minute, MaxInFlight: 4}},
+	})
+	defer close(hold)
+	waitUntil(t, "the group to start", func() bool { return len(groupCommitted(t, adm, GroupName("g", "soc"))) > 0 })
+	var rs []*kgo.Record
+	for n := range 20 {
+		rs = append(rs, &kgo.Record{Partition: 0, Key: fmt.Appendf(nil, "alert-%03d", n), Value: alertJSON(n)})
+	}
+	if err := prod.ProduceSync(context.Background(), rs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	first := rs[0].Offset
+	delivered := func() float64 {
+		return metricValue(t, reg, "shrike_webhook_deliveries_total", map[string]string{"webhook": "soc", "result": "delivered"})
+	}
+	waitUntil(t, "the 19 alerts after the held one", func() bool { return delivered() == 19 })
+	r := s.hooks[0]
+	r.mu.Lock()
+	p := r.parts[topicPartition{testAlerts, 0}]
+	if p == nil || (p.dirty && p.commit.Offset > first) || len(p.pending) != 20 {
+		t.Errorf("with the first alert held: partition %+v, want no commit past offset %d and 20 records queued", p, first)
+	}
+	r.mu.Unlock()
+	if c := groupCommitted(t, adm, GroupName("g", "soc")); c[0] > first {
+		t.Errorf("committed offset %d past the held alert at %d", c[0], first)
+	}
+	hold <- struct{}{}
+	waitUntil(t, "the held alert", func() bool { return delivered() == 20 })
+	waitUntil(t, "the commit of the whole partition", func() bool {
+		return groupCommitted(t, adm, GroupName("g", "soc"))[0] == rs[19].Offset+1
+	})
+	r.mu.Lock()
+	if r.pending != 0 {
+		t.Errorf("%d records still queued", r.pending)
+	}
+	r.mu.Unlock()
+}
