@@ -3,6 +3,7 @@ package delivery
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -239,7 +240,7 @@ func TestDeliverStopsWithContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.sleep = func(context.Context, time.Duration) error { cancel(); return context.Canceled }
 	n, err := s.deliver(ctx, "a1", []byte(`{}`), func() {})
-	if n != 1 || err != context.Canceled {
+	if n != 1 || !errors.Is(err, context.Canceled) {
 		t.Errorf("deliver = %d, %v; want 1, context.Canceled", n, err)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -120,7 +119,7 @@ func New(o Options) (_ *Service, err error) {
 		o.UserAgent = DefaultUserAgent
 	}
 	if o.Logger == nil {
-		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Service{opts: o, log: o.Logger}
 	defer func() {

@@ -77,7 +77,7 @@ func verifySignature(secret, signature, timestamp string, body []byte, now time.
 		return fmt.Errorf("timestamp %s off", d)
 	}
 	mac := hmac.New(sha256.New, []byte(secret))
-	fmt.Fprintf(mac, "%d.", ts)
+	mac.Write([]byte(timestamp + "."))
 	mac.Write(body)
 	want := "sha256=" + hex.EncodeToString(mac.Sum(nil))
 	if !hmac.Equal([]byte(signature), []byte(want)) {
