@@ -314,9 +314,21 @@ type runner struct {
 const maxPendingPerSlot = 256
 
 func (r *runner) run(ctx context.Context) error {
-	if err := r.initGroup(ctx); err != nil && ctx.Err() == nil {
-		r.log.Warn("webhook: could not set a new group's start at the end of the alerts topic; it starts where the group left off, or at the beginning",
-			"group", r.group, "err", err)
+	// Until the group's start is known the consumer must not join: a new
+	// group joining first would start at the topic's beginning and send
+	// its whole history.
+	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
+		err := r.initGroup(ctx)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		r.log.Warn("webhook: cannot read the group's offsets yet; retrying", "group", r.group, "err", err)
+		if sleepCtx(ctx, wait) != nil {
+			return nil
+		}
 	}
 	var err error
 	if r.client, err = kgo.NewClient(r.clientOpts...); err != nil {

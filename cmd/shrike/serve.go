@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"slices"
@@ -60,7 +62,9 @@ func newServeCmd(e env) *cobra.Command {
 the rulesets of its registry from Kafka in a consumer group, matches each
 partition on its own worker, keeps partial matches in Redis, and produces
 alerts to the alerts topic (shrike-alerts), undecodable events to
-shrike-deadletter and late ones to shrike-late.
+shrike-deadletter and late ones to shrike-late. Webhooks (alerts.webhooks
+in --config) get the alerts over HTTP, signed, at least once; those they
+cannot take go to shrike-alerts-undelivered.
 
 The rules registry lives in Redis, shared by every instance.
 --rules DIR loads the folder's ruleset files into it at start and on every
@@ -476,6 +480,9 @@ func startWebhooks(cfg config.Config, brokers []string, log *slog.Logger, reg pr
 			return nil, usageError{fmt.Errorf("alerts.webhooks: %w", err)} // a configuration that cannot run: status 2
 		}
 		hooks = append(hooks, w.Webhook(secret))
+		if u, err := url.Parse(w.URL); err == nil && u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
+			log.Warn("webhook over plain http beyond this host: alerts and signatures travel unencrypted", "webhook", w.Name, "host", u.Host)
+		}
 	}
 	return delivery.New(delivery.Options{
 		Brokers:          brokers,
@@ -487,4 +494,9 @@ func startWebhooks(cfg config.Config, brokers []string, log *slog.Logger, reg pr
 		Logger:           log,
 		Registerer:       reg,
 	})
+}
+
+// isLoopbackHost reports whether a URL's host is this machine.
+func isLoopbackHost(host string) bool {
+	return config.IsLoopback(net.JoinHostPort(host, "0"))
 }
