@@ -367,11 +367,22 @@ func (r *runner) pollLoop(ctx, deliverCtx context.Context) {
 			r.client.AllowRebalance()
 			return
 		}
+		failed := false
 		fetches.EachError(func(topic string, p int32, err error) {
 			if !errors.Is(err, context.Canceled) {
+				failed = true
 				r.log.Warn("webhook: fetch failed", "topic", topic, "partition", p, "err", err)
 			}
 		})
+		if failed && fetches.NumRecords() == 0 {
+			// An error that comes back at once (authorization, a missing
+			// topic) must not turn the loop into a busy one.
+			r.client.AllowRebalance()
+			if sleepCtx(ctx, time.Second) != nil {
+				return
+			}
+			continue
+		}
 		// While the poll holds off rebalances, the records' partitions are
 		// the assigned ones: each record joins its partition's queue.
 		var batch []*entry

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -443,4 +446,59 @@ func TestServiceCommitsInOrder(t *testing.T) {
 		t.Errorf("%d records still queued", r.pending)
 	}
 	r.mu.Unlock()
+}
+
+// BenchmarkServiceDelivery measures deliveries per second to a loopback
+// receiver that answers at once, through kfake: the cost of the consumer,
+// the signing and the HTTP round trip, at the default max_in_flight.
+func BenchmarkServiceDelivery(b *testing.B) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(testPartitions, testAlerts, testUndeliv))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	brokers := c.ListenAddrs()
+	var got atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		got.Add(1)
+	}))
+	defer srv.Close()
+	prod, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(testAlerts))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer prod.Close()
+	s, err := New(Options{
+		Brokers: brokers, AlertsTopic: testAlerts, UndeliveredTopic: testUndeliv, Group: "bench",
+		Webhooks: []Webhook{{Name: "bench", URL: srv.URL, Secret: []byte("k3y-0123456789abcdef")}},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	adm := kadm.NewClient(prod)
+	for {
+		offs, err := adm.FetchOffsets(ctx, GroupName("bench", "bench"))
+		if err == nil && len(offs) > 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	rs := make([]*kgo.Record, b.N)
+	for n := range rs {
+		rs[n] = &kgo.Record{Key: fmt.Appendf(nil, "alert-%03d", n), Value: alertJSON(n)}
+	}
+	b.ResetTimer()
+	if err := prod.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+		b.Fatal(err)
+	}
+	for got.Load() < int64(b.N) {
+		time.Sleep(time.Millisecond)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "alerts/s")
 }
