@@ -480,7 +480,12 @@ func BenchmarkServiceDelivery(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			b.Error(err)
+		}
+	}()
 	adm := kadm.NewClient(prod)
 	for {
 		offs, err := adm.FetchOffsets(ctx, GroupName("bench", "bench"))
