@@ -507,3 +507,49 @@ func BenchmarkServiceDelivery(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "alerts/s")
 }
+
+// TestServiceRebalance: a second instance joins a webhook's group while
+// alerts are being delivered, then the first leaves; every alert is
+// delivered, duplicates with their ids.
+func TestServiceRebalance(t *testing.T) {
+	brokers := testCluster(t)
+	prod := testClient(t, brokers, kgo.DefaultProduceTopic(testAlerts))
+	adm := kadm.NewClient(testClient(t, brokers))
+	var got ids
+	rc := startReceiver(t, func(_ int, _ http.ResponseWriter, r *http.Request) {
+		time.Sleep(5 * time.Millisecond)
+		got.add(r.Header.Get(HeaderAlertID))
+	})
+	opts := Options{
+		Brokers: brokers, AlertsTopic: testAlerts, UndeliveredTopic: testUndeliv, Group: "g",
+		CommitInterval: 20 * time.Millisecond,
+		Webhooks:       []Webhook{{Name: "soc", URL: rc.URL, Secret: []byte("k3y-0123456789abcdef"), MaxInFlight: 2}},
+	}
+	regA, regB := prometheus.NewRegistry(), prometheus.NewRegistry()
+	opts.Registerer = regA
+	_, stopA := runService(t, opts)
+	waitUntil(t, "the group to start", func() bool { return len(groupCommitted(t, adm, GroupName("g", "soc"))) > 0 })
+	const n = 600
+	produceAlerts(t, prod, 0, n)
+	waitUntil(t, "instance A to deliver some", func() bool { return len(got.sorted()) >= 50 })
+	opts.Registerer = regB
+	runService(t, opts)
+	waitUntil(t, "more deliveries after B joined", func() bool { return len(got.sorted()) >= 250 })
+	stopA()
+	all := make([]int, n)
+	for i := range all {
+		all[i] = i
+	}
+	waitUntil(t, "every alert", func() bool { return len(got.sorted()) == n })
+	if d := slices.Compare(got.sorted(), wantIDs(all...)); d != 0 {
+		t.Errorf("delivered %v", got.sorted())
+	}
+	delivered := func(reg *prometheus.Registry) float64 {
+		return metricValue(t, reg, "shrike_webhook_deliveries_total", map[string]string{"webhook": "soc", "result": "delivered"})
+	}
+	a, b := delivered(regA), delivered(regB)
+	if a == 0 || b == 0 || a+b < n {
+		t.Errorf("instance A delivered %v, B %v, of %d alerts: want both some, together all", a, b, n)
+	}
+	t.Logf("A delivered %v, B %v, of %d alerts", a, b, n)
+}
