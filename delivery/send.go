@@ -116,7 +116,8 @@ func (s *sender) attempt(ctx context.Context, alertID string, body []byte, n int
 	req.Header.Set(HeaderWebhook, s.hook.Name)
 	req.Header.Set(HeaderAttempt, strconv.Itoa(n))
 	if len(s.hook.Secret) > 0 {
-		req.Header.Set(HeaderSignature, Sign(s.hook.Secret, ts, body))
+		req.Header.Set(HeaderSignature, Sign(s.hook.Secret, body))
+		req.Header.Set(HeaderTimestampedSignature, SignTimestamped(s.hook.Secret, ts, body))
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {

@@ -141,8 +141,11 @@ func TestDeliverRetriesUntilAccepted(t *testing.T) {
 	}
 	for i, r := range rc.requests() {
 		ts := r.header.Get(HeaderTimestamp)
-		if err := Verify(s.hook.Secret, r.header.Get(HeaderSignature), ts, r.body, time.Now(), time.Minute); err != nil {
+		if err := Verify(s.hook.Secret, r.header.Get(HeaderSignature), r.body); err != nil {
 			t.Errorf("attempt %d: %v", i+1, err)
+		}
+		if err := VerifyTimestamped(s.hook.Secret, r.header.Get(HeaderTimestampedSignature), ts, r.body, time.Now(), time.Minute); err != nil {
+			t.Errorf("attempt %d: timestamped: %v", i+1, err)
 		}
 		if got := r.header.Get(HeaderAlertID); got != "a1" {
 			t.Errorf("attempt %d: %s = %q", i+1, HeaderAlertID, got)

@@ -194,7 +194,11 @@ func TestServiceDeliversFilteredRetriedAndDeadLetters(t *testing.T) {
 	var badSig []string
 	ok := startReceiver(t, func(_ int, w http.ResponseWriter, r *http.Request) {
 		rr := receivedRequestOf(r)
-		if err := Verify(secret, r.Header.Get(HeaderSignature), r.Header.Get(HeaderTimestamp), rr, time.Now(), time.Minute); err != nil {
+		err := Verify(secret, r.Header.Get(HeaderSignature), rr)
+		if err == nil {
+			err = VerifyTimestamped(secret, r.Header.Get(HeaderTimestampedSignature), r.Header.Get(HeaderTimestamp), rr, time.Now(), time.Minute)
+		}
+		if err != nil {
 			mu.Lock()
 			badSig = append(badSig, err.Error())
 			mu.Unlock()

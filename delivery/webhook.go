@@ -61,9 +61,13 @@ const (
 
 // Headers of every delivery.
 const (
-	// HeaderSignature is "sha256=" and the hex HMAC-SHA256, keyed with
-	// the webhook's secret, of the timestamp, a '.', and the body (Sign).
+	// HeaderSignature is "sha256=" and the hex HMAC-SHA256 of the body,
+	// keyed with the webhook's secret (Sign).
 	HeaderSignature = "X-Shrike-Signature"
+	// HeaderTimestampedSignature is "sha256=" and the hex HMAC-SHA256 of
+	// the timestamp, a '.', and the body (SignTimestamped): what a
+	// receiver checks to refuse a request replayed later.
+	HeaderTimestampedSignature = "X-Shrike-Signature-Timestamped"
 	// HeaderTimestamp is the Unix time in seconds at which the attempt
 	// was signed; every attempt is signed anew.
 	HeaderTimestamp = "X-Shrike-Timestamp"
@@ -189,12 +193,20 @@ func CheckURL(s string) error {
 	return nil
 }
 
-// Sign returns the value of X-Shrike-Signature for a body sent at
-// timestamp (Unix seconds): "sha256=" and the lowercase hex HMAC-SHA256,
-// keyed with secret, of the decimal timestamp, a '.', and the body. The
-// timestamp is signed so that a receiver can refuse a replay of an old
-// request (README.md#verifying-a-delivery).
-func Sign(secret []byte, timestamp int64, body []byte) string {
+// Sign returns the value of X-Shrike-Signature for a body: "sha256=" and
+// the lowercase hex HMAC-SHA256 of the body, keyed with secret.
+func Sign(secret, body []byte) string {
+	m := hmac.New(sha256.New, secret)
+	m.Write(body)
+	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+}
+
+// SignTimestamped returns the value of X-Shrike-Signature-Timestamped for
+// a body sent at timestamp (Unix seconds): "sha256=" and the lowercase hex
+// HMAC-SHA256, keyed with secret, of the decimal timestamp, a '.', and the
+// body. The timestamp is signed so that a receiver can refuse a replay of
+// an old request (README.md#verifying-a-delivery).
+func SignTimestamped(secret []byte, timestamp int64, body []byte) string {
 	m := hmac.New(sha256.New, secret)
 	var ts [20]byte
 	m.Write(strconv.AppendInt(ts[:0], timestamp, 10))
@@ -203,11 +215,20 @@ func Sign(secret []byte, timestamp int64, body []byte) string {
 	return "sha256=" + hex.EncodeToString(m.Sum(nil))
 }
 
-// Verify checks a delivery's signature and timestamp headers against the
-// body it carried, as a receiver in Go does: the signature must be
-// Sign's, and the timestamp within window of now (either side). It is the
-// reference for the documentation's snippet.
-func Verify(secret []byte, signature, timestamp string, body []byte, now time.Time, window time.Duration) error {
+// Verify checks a delivery's X-Shrike-Signature against the body it
+// carried, as a receiver in Go does.
+func Verify(secret []byte, signature string, body []byte) error {
+	if !hmac.Equal([]byte(signature), []byte(Sign(secret, body))) {
+		return errors.New("signature mismatch")
+	}
+	return nil
+}
+
+// VerifyTimestamped checks a delivery's X-Shrike-Signature-Timestamped and
+// X-Shrike-Timestamp against the body it carried: the signature must be
+// SignTimestamped's, and the timestamp within window of now (either
+// side). It is the reference for the documentation's snippet.
+func VerifyTimestamped(secret []byte, signature, timestamp string, body []byte, now time.Time, window time.Duration) error {
 	ts, err := strconv.ParseInt(timestamp, 10, 64)
 	if err != nil {
 		return errors.New("bad timestamp")
@@ -215,7 +236,7 @@ func Verify(secret []byte, signature, timestamp string, body []byte, now time.Ti
 	if d := now.Sub(time.Unix(ts, 0)).Abs(); d > window {
 		return fmt.Errorf("timestamp %s away from now, more than %s", d.Truncate(time.Second), window)
 	}
-	if !hmac.Equal([]byte(signature), []byte(Sign(secret, ts, body))) {
+	if !hmac.Equal([]byte(signature), []byte(SignTimestamped(secret, ts, body))) {
 		return errors.New("signature mismatch")
 	}
 	return nil

@@ -11,18 +11,39 @@ import (
 )
 
 func TestSignMatchesOpenSSL(t *testing.T) {
-	// printf '%s' '1700000000.{"id":"a1"}' | openssl dgst -sha256 -hmac 'k3y-0123456789abcdef'
-	const want = "sha256=a81a3d73f6aaca5dfe1d0b608577f9e3f46de99966793fd6854fab1a453aaf19"
-	if got := Sign([]byte("k3y-0123456789abcdef"), 1700000000, []byte(`{"id":"a1"}`)); got != want {
+	secret, body := []byte("k3y-0123456789abcdef"), []byte(`{"id":"a1"}`)
+	// printf '%s' '{"id":"a1"}' | openssl dgst -sha256 -hmac 'k3y-0123456789abcdef'
+	const want = "sha256=f2b008ed219e462dcb9703998834c013207d3f0a068459c5663d06c0a8a0e797"
+	if got := Sign(secret, body); got != want {
 		t.Errorf("Sign = %s, want %s", got, want)
+	}
+	// printf '%s' '1700000000.{"id":"a1"}' | openssl dgst -sha256 -hmac 'k3y-0123456789abcdef'
+	const wantTimestamped = "sha256=a81a3d73f6aaca5dfe1d0b608577f9e3f46de99966793fd6854fab1a453aaf19"
+	if got := SignTimestamped(secret, 1700000000, body); got != wantTimestamped {
+		t.Errorf("SignTimestamped = %s, want %s", got, wantTimestamped)
 	}
 }
 
 func TestVerify(t *testing.T) {
 	secret := []byte("k3y-0123456789abcdef")
 	body := []byte(`{"id":"a1"}`)
+	sig := Sign(secret, body)
+	if err := Verify(secret, sig, body); err != nil {
+		t.Errorf("Verify: %v", err)
+	}
+	if err := Verify(secret, sig, []byte(`{"id":"a2"}`)); err == nil {
+		t.Error("Verify of another body: nil, want an error")
+	}
+	if err := Verify([]byte("other-0123456789abcdef"), sig, body); err == nil {
+		t.Error("Verify with another secret: nil, want an error")
+	}
+}
+
+func TestVerifyTimestamped(t *testing.T) {
+	secret := []byte("k3y-0123456789abcdef")
+	body := []byte(`{"id":"a1"}`)
 	now := time.Unix(1700000000, 0)
-	sig := Sign(secret, now.Unix(), body)
+	sig := SignTimestamped(secret, now.Unix(), body)
 	tests := []struct {
 		name              string
 		secret            []byte
@@ -41,12 +62,12 @@ func TestVerify(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := Verify(tt.secret, tt.sig, tt.ts, tt.body, tt.at, 5*time.Minute)
+			err := VerifyTimestamped(tt.secret, tt.sig, tt.ts, tt.body, tt.at, 5*time.Minute)
 			switch {
 			case tt.wantErrSubstrings == "" && err != nil:
-				t.Errorf("Verify: %v, want nil", err)
+				t.Errorf("VerifyTimestamped: %v, want nil", err)
 			case tt.wantErrSubstrings != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErrSubstrings)):
-				t.Errorf("Verify: %v, want an error with %q", err, tt.wantErrSubstrings)
+				t.Errorf("VerifyTimestamped: %v, want an error with %q", err, tt.wantErrSubstrings)
 			}
 		})
 	}
