@@ -22,6 +22,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/shrike-cep/shrike/cep"
+	"github.com/shrike-cep/shrike/delivery"
 	"github.com/shrike-cep/shrike/feed"
 	"github.com/shrike-cep/shrike/internal/yamlnode"
 	"github.com/shrike-cep/shrike/rules"
@@ -116,6 +117,10 @@ var ErrInvalidConfig = errors.New("invalid configuration")
 //	log:
 //	  level: info                 # debug | info | warn | error
 //	  format: text                # text | json
+//	alerts:
+//	  webhooks: []                # each: name, url, secret_file, filter, format, timeout,
+//	                              # max_attempts, backoff, max_backoff, max_in_flight (WebhookConfig)
+//	  undelivered_topic: shrike-alerts-undelivered  # alerts a webhook gave up on
 type Config struct {
 	Kafka  KafkaConfig  `yaml:"kafka"`
 	Redis  RedisConfig  `yaml:"redis"`
@@ -127,6 +132,7 @@ type Config struct {
 	API    APIConfig    `yaml:"api"`
 	Rules  RulesConfig  `yaml:"rules"`
 	Log    LogConfig    `yaml:"log"`
+	Alerts AlertsConfig `yaml:"alerts"`
 
 	// origin remembers, per dotted field path, where a value that is not a
 	// default came from, so that Validate points at the line or the flag.
@@ -388,8 +394,9 @@ func DefaultConfig() Config {
 			MaxStreams:         DefaultAPIMaxStreams,
 			MaxStreamsPerToken: DefaultAPIMaxStreamsPerToken,
 		},
-		Rules: RulesConfig{MaxVersions: DefaultMaxVersions},
-		Log:   LogConfig{Level: "info", Format: "text"},
+		Rules:  RulesConfig{MaxVersions: DefaultMaxVersions},
+		Log:    LogConfig{Level: "info", Format: "text"},
+		Alerts: AlertsConfig{UndeliveredTopic: delivery.DefaultUndeliveredTopic},
 	}
 }
 
@@ -570,7 +577,7 @@ func LoadConfigFile(path string) (Config, error) {
 			*p.v = filepath.Join(base, *p.v)
 		}
 	}
-	for _, p := range append(cfg.apiPaths(), cfg.securePaths()...) {
+	for _, p := range append(append(cfg.apiPaths(), cfg.securePaths()...), cfg.alertPaths()...) {
 		if _, fromFile := cfg.origin[p.field]; fromFile && *p.v != "" && !filepath.IsAbs(*p.v) {
 			*p.v = filepath.Join(base, *p.v)
 		}
@@ -995,6 +1002,7 @@ func (c *Config) Validate() error {
 	c.validateAPI(bad)
 	c.validateAdmin(bad)
 	c.validateSecure(bad)
+	c.validateAlerts(bad)
 	return errs.err()
 }
 

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -271,6 +272,7 @@ func TestPrintYAMLRedacts(t *testing.T) {
 	dir := t.TempDir()
 	const inlineToken = "9f2c4e7a1b6d8f3e0a5c2b7d4e9f1a6c"
 	const inlinePassword = "correct-horse-battery-staple"
+	const slackPath = "XXXXsecretpathXXXX"
 	src := `kafka:
   brokers: [k1:9092]
   sasl: {mechanism: scram-sha-256, username: alice, password_file: kafka.pass}
@@ -282,6 +284,9 @@ redis:
 api:
   tokens:
     - {name: ci, token: ` + inlineToken + `, scopes: [rules:read]}
+alerts:
+  webhooks:
+    - {name: chat, url: "https://hooks.slack.example/services/T000/B000/` + slackPath + `", format: slack}
 `
 	path := filepath.Join(dir, "shrike.yaml")
 	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
@@ -299,7 +304,7 @@ api:
 		t.Fatal(err)
 	}
 	text := string(out)
-	for _, secret := range []string{inlineToken, inlinePassword} {
+	for _, secret := range []string{inlineToken, inlinePassword, slackPath} {
 		if strings.Contains(text, secret) {
 			t.Errorf("printed configuration holds the secret %q:\n%s", secret, text)
 		}
@@ -307,6 +312,7 @@ api:
 	for _, want := range []string{
 		"password: " + Redacted + " # " + path + ":8:13",
 		"token: " + Redacted,
+		"url: https://hooks.slack.example/" + Redacted,
 		"password_file: " + filepath.Join(dir, "kafka.pass"),
 		"ca_file: " + filepath.Join(dir, "ca.pem"),
 		"group: from-env # SHRIKE_KAFKA_GROUP",
@@ -324,6 +330,8 @@ api:
 	want := cfg
 	want.Redis.Password = Redacted
 	want.API.Tokens[0].Token = Redacted
+	want.Alerts.Webhooks = slices.Clone(want.Alerts.Webhooks)
+	want.Alerts.Webhooks[0].URL = "https://hooks.slack.example/" + Redacted
 	if diff := cmp.Diff(want, back, ignoreOrigin); diff != "" {
 		t.Errorf("printed and loaded back (-want +got):\n%s", diff)
 	}

@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"fmt"
+	"net/url"
 	"reflect"
 	"slices"
 	"strconv"
@@ -19,8 +20,9 @@ const Redacted = "<redacted>"
 // the same from: every field, with a comment saying where each value that
 // is not a default came from (a file position, a variable, a flag).
 // Secrets held in the configuration itself (redis.password,
-// api.tokens[].token) are printed as <redacted>; the paths of secret
-// files are printed, never what the files hold.
+// api.tokens[].token) are printed as <redacted>, and of a webhook's URL
+// only the scheme and host; the paths of secret files are printed, never
+// what the files hold.
 func (c *Config) PrintYAML() ([]byte, error) {
 	root := c.printNode(reflect.ValueOf(c).Elem(), "")
 	var buf bytes.Buffer
@@ -37,6 +39,19 @@ func (c *Config) PrintYAML() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// redactURL keeps a URL's scheme and host and redacts the rest: a
+// webhook's path or query may be its secret (Slack's are).
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return Redacted
+	}
+	if u.Path == "" && u.RawQuery == "" && u.User == nil {
+		return u.Scheme + "://" + u.Host
+	}
+	return u.Scheme + "://" + u.Host + "/" + Redacted
+}
+
 // printNode turns v, the field at path, into a YAML node.
 func (c *Config) printNode(v reflect.Value, path string) *yaml.Node {
 	t := v.Type()
@@ -50,8 +65,11 @@ func (c *Config) printNode(v reflect.Value, path string) *yaml.Node {
 			}
 			p := joinPath(path, name)
 			val := c.printNode(v.Field(i), p)
-			if t.Field(i).Tag.Get("secret") == "true" && v.Field(i).String() != "" {
+			switch tag := t.Field(i).Tag.Get("secret"); {
+			case tag == "true" && v.Field(i).String() != "":
 				val = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: Redacted}
+			case tag == "url" && v.Field(i).String() != "":
+				val = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: redactURL(v.Field(i).String())}
 			}
 			if o, ok := c.origin[p]; ok && (val.Kind == yaml.ScalarNode || val.Style == yaml.FlowStyle) {
 				val.LineComment = "# " + o.String()

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"slices"
@@ -21,6 +23,7 @@ import (
 
 	"github.com/shrike-cep/shrike/cep"
 	"github.com/shrike-cep/shrike/config"
+	"github.com/shrike-cep/shrike/delivery"
 	"github.com/shrike-cep/shrike/internal/embedded"
 	"github.com/shrike-cep/shrike/internal/gctune"
 	"github.com/shrike-cep/shrike/internal/httpserver"
@@ -61,7 +64,9 @@ func newServeCmd(e env) *cobra.Command {
 the rulesets of its registry from Kafka in a consumer group, matches each
 partition on its own worker, keeps partial matches in Redis, and produces
 alerts to the alerts topic (shrike-alerts), undecodable events to
-shrike-deadletter and late ones to shrike-late.
+shrike-deadletter and late ones to shrike-late. Webhooks (alerts.webhooks
+in --config) get the alerts over HTTP, signed, at least once; those they
+cannot take go to shrike-alerts-undelivered.
 
 The rules registry lives in Redis, shared by every instance.
 --rules DIR loads the folder's ruleset files into it at start and on every
@@ -204,6 +209,8 @@ type server struct {
 	http   *httpserver.Server
 	admin  *httpserver.Server // nil when admin.listen is off
 	api    *apiServer
+	// webhooks delivers alerts to alerts.webhooks; nil without any.
+	webhooks *delivery.Service
 }
 
 // startServer loads the rulesets, starts the embedded broker and Redis if
@@ -242,8 +249,9 @@ func startServer(ctx context.Context, e env, cfg config.Config) (_ *server, err 
 		s.kafka, err = embedded.NewKafka(ctx, embedded.KafkaOptions{
 			Port:       k.Embedded.Port,
 			Partitions: k.Embedded.Partitions,
-			Topics:     append(slices.Clone(topics), k.Topics.Alerts, k.Topics.ShadowAlerts, k.Topics.DeadLetter, k.Topics.Late),
-			Logger:     s.log,
+			Topics: append(slices.Clone(topics), k.Topics.Alerts, k.Topics.ShadowAlerts, k.Topics.DeadLetter, k.Topics.Late,
+				cfg.Alerts.UndeliveredTopic),
+			Logger: s.log,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("%w (is a broker already running there? then pass --kafka 127.0.0.1:%d, or --embedded-kafka-port for another port)", err, k.Embedded.Port)
@@ -318,6 +326,9 @@ func startServer(ctx context.Context, e env, cfg config.Config) (_ *server, err 
 		KafkaOptions:          append(slices.Clone(kafkaSecurity), cep.KafkaClientMetrics(reg)...),
 	})
 	if err != nil {
+		return nil, err
+	}
+	if s.webhooks, err = startWebhooks(cfg, brokers, kafkaSecurity, s.log, reg); err != nil {
 		return nil, err
 	}
 	// The rulesets come from the registry (the folder's among them).
@@ -434,6 +445,12 @@ func (s *server) run(ctx context.Context) error {
 	}
 	g.Go(func() error { return s.rules.run(gctx) })
 	g.Go(func() error { return s.api.run(gctx) })
+	if s.webhooks != nil {
+		// Deliveries run beside the engine on clients of their own, so a
+		// slow receiver never holds up matching; stopping abandons those
+		// in progress, which the webhook's group delivers again.
+		g.Go(func() error { return s.webhooks.Run(gctx) })
+	}
 	g.Go(func() error {
 		err := s.engine.Run(engineCtx)
 		if err == nil && engineCtx.Err() == nil {
@@ -461,6 +478,9 @@ func (s *server) close() {
 	}
 	if s.rules != nil {
 		s.rules.close()
+	}
+	if s.webhooks != nil {
+		s.webhooks.Close()
 	}
 	if s.store != nil {
 		if err := s.store.Close(); err != nil {
@@ -515,4 +535,40 @@ func printQuickStart(w io.Writer, s *server, topics []string) {
 		fmt.Fprintf(&b, "  metrics:      off (admin.listen)   readiness: %s://%s/readyz\n\n", scheme, s.http.Addr())
 	}
 	_, _ = io.WriteString(w, b.String())
+}
+
+// startWebhooks builds the delivery of alerts to alerts.webhooks, reading
+// their secret files, so that a missing or weak secret stops serve at
+// start. Nil when no webhook is configured.
+func startWebhooks(cfg config.Config, brokers []string, kafkaSecurity []kgo.Opt, log *slog.Logger, reg prometheus.Registerer) (*delivery.Service, error) {
+	if len(cfg.Alerts.Webhooks) == 0 {
+		return nil, nil
+	}
+	hooks := make([]delivery.Webhook, 0, len(cfg.Alerts.Webhooks))
+	for _, w := range cfg.Alerts.Webhooks {
+		secret, err := w.Secret()
+		if err != nil {
+			return nil, usageError{fmt.Errorf("alerts.webhooks: %w", err)} // a configuration that cannot run: status 2
+		}
+		hooks = append(hooks, w.Webhook(secret))
+		if u, err := url.Parse(w.URL); err == nil && u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
+			log.Warn("webhook over plain http beyond this host: alerts and signatures travel unencrypted", "webhook", w.Name, "host", u.Host)
+		}
+	}
+	return delivery.New(delivery.Options{
+		Brokers:          brokers,
+		AlertsTopic:      cfg.Kafka.Topics.Alerts,
+		UndeliveredTopic: cfg.Alerts.UndeliveredTopic,
+		Group:            cfg.Kafka.Group,
+		Webhooks:         hooks,
+		SessionTimeout:   cfg.Kafka.SessionTimeout,
+		KafkaOptions:     slices.Clone(kafkaSecurity),
+		Logger:           log,
+		Registerer:       reg,
+	})
+}
+
+// isLoopbackHost reports whether a URL's host is this machine.
+func isLoopbackHost(host string) bool {
+	return config.IsLoopback(net.JoinHostPort(host, "0"))
 }
