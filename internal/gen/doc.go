@@ -5,7 +5,7 @@
 //   - payments (StreamPayments): logins, card authorisations and transfers
 //     keyed by account_id, with account takeover, card testing, impossible
 //     travel, password reset without 2fa, structuring, big foreign
-//     transfers, large card authorisations and velocity;
+//     transfers, large card authorisations, velocity and card sprees;
 //   - account_security (StreamAccountSecurity): identity audit events keyed
 //     by user_id, with password reset without 2fa, new device then email
 //     change, and MFA fatigue;
