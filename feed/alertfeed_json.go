@@ -30,6 +30,11 @@ type alertJSON struct {
 	Shadow      bool              `json:"shadow"`
 	Events      json.RawMessage   `json:"events"`
 	Truncated   []string          `json:"truncated"`
+	Measures    json.RawMessage   `json:"measures"`
+	Window      *struct {
+		Start time.Time `json:"start"`
+		End   time.Time `json:"end"`
+	} `json:"window"`
 }
 
 // ParseAlert decodes one alert JSON object (docs/design.md#alerts), as the engine
@@ -63,12 +68,62 @@ func ParseAlert(raw []byte) (*matcher.Alert, error) {
 		Shadow:      j.Shadow,
 		Truncated:   j.Truncated,
 	}
+	if j.Window != nil {
+		a.WindowStart, a.WindowEnd = j.Window.Start, j.Window.End
+	}
+	ms, err := parseMeasures(j.Measures)
+	if err != nil {
+		return nil, fmt.Errorf("parse alert %s: %w", j.ID, err)
+	}
+	a.Measures = ms
 	steps, err := parseAlertEvents(j.Events, j.Key)
 	if err != nil {
 		return nil, fmt.Errorf("parse alert %s: %w", j.ID, err)
 	}
 	a.Steps = steps
 	return a, nil
+}
+
+// parseMeasures decodes an aggregate alert's "measures" object in the
+// object's order: integers as counts, null as no value.
+func parseMeasures(raw json.RawMessage) ([]matcher.Measure, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, errors.New("measures: not an object")
+	}
+	var out []matcher.Measure
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, fmt.Errorf("measures: %w", err)
+		}
+		name, _ := t.(string)
+		v, err := dec.Token()
+		if err != nil {
+			return nil, fmt.Errorf("measures: %s: %w", name, err)
+		}
+		m := matcher.Measure{Name: name}
+		switch x := v.(type) {
+		case nil:
+			m.None = true
+		case json.Number:
+			f, err := x.Float64()
+			if err != nil {
+				return nil, fmt.Errorf("measures: %s: %w", name, err)
+			}
+			m.Value = f
+			_, intErr := x.Int64()
+			m.Int = intErr == nil
+		default:
+			return nil, fmt.Errorf("measures: %s: not a number", name)
+		}
+		out = append(out, m)
+	}
+	return out, nil
 }
 
 // parseAlertEvents decodes the "events" object, step by step in the

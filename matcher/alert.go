@@ -3,6 +3,7 @@ package matcher
 import (
 	"encoding/hex"
 	"encoding/json"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -35,12 +36,28 @@ type Alert struct {
 	// the live version gives the same match.
 	Shadow bool
 	// Steps holds the matched records per step, in pattern order; steps that
-	// took nothing (skipped optional steps) are absent.
+	// took nothing (skipped optional steps) are absent. An aggregate rule's
+	// alert holds the event it fired on, as step "event".
 	Steps []StepRecords
+	// Measures are an aggregate rule's measures as the event that fired
+	// it left them, in the rule's order, and WindowStart and WindowEnd the
+	// window they cover (docs/semantics.md#aggregates); empty for other
+	// rules.
+	Measures               []Measure
+	WindowStart, WindowEnd time.Time
 	// Truncated lists what AppendJSONWithin shrank ("events", "key",
 	// "summary") in an alert decoded from its JSON, whose events are then
 	// the markers; empty for an alert the matcher made.
 	Truncated []string
+}
+
+// Measure is one measure of an aggregate alert. None marks a min, max or
+// avg over no value (JSON null); Int one counted (count, count_distinct).
+type Measure struct {
+	Name  string
+	Value float64
+	Int   bool
+	None  bool
 }
 
 // StepRecords are the records one step of a match took, in match order.
@@ -197,6 +214,9 @@ func (a *Alert) appendJSON(dst []byte, shrink int) []byte {
 	if a.Shadow {
 		dst = append(dst, `,"shadow":true`...)
 	}
+	if len(a.Measures) > 0 {
+		dst = appendMeasures(dst, a)
+	}
 	dst = append(dst, `,"events":{`...)
 	for i, s := range a.Steps {
 		if i > 0 {
@@ -237,6 +257,31 @@ func (a *Alert) appendJSON(dst []byte, shrink int) []byte {
 		}
 		dst = append(dst, ']')
 	}
+	return append(dst, '}')
+}
+
+// appendMeasures appends an aggregate alert's "measures" and "window".
+func appendMeasures(dst []byte, a *Alert) []byte {
+	dst = append(dst, `,"measures":{`...)
+	for i, m := range a.Measures {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendString(dst, m.Name)
+		dst = append(dst, ':')
+		switch {
+		case m.None || math.IsNaN(m.Value) || math.IsInf(m.Value, 0):
+			dst = append(dst, "null"...)
+		case m.Int:
+			dst = strconv.AppendInt(dst, int64(m.Value), 10)
+		default:
+			dst = strconv.AppendFloat(dst, m.Value, 'g', -1, 64)
+		}
+	}
+	dst = append(dst, `},"window":{"start":`...)
+	dst = appendTime(dst, a.WindowStart)
+	dst = append(dst, `,"end":`...)
+	dst = appendTime(dst, a.WindowEnd)
 	return append(dst, '}')
 }
 

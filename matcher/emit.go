@@ -22,6 +22,9 @@ type alertBuf struct {
 	ptrs    []*Record // the steps' Records, one after the other
 	recs    []recordCopy
 	summary []byte
+	// measures and window are an aggregate alert's (emitAggregate).
+	measures []Measure
+	window   [2]int64
 }
 
 // newAlertBuf returns the alertBuf to build the next alert in: the
@@ -159,6 +162,10 @@ func (p *Partition) emit(b *alertBuf, pr *planRule, m *run, key string, steps []
 		Steps:       steps,
 	}
 	a := &b.a
+	if pr.agg != nil {
+		a.Measures = b.measures
+		a.WindowStart, a.WindowEnd = unixTime(b.window[0]), unixTime(b.window[1])
+	}
 	first := true
 	var start, end int64
 	for _, s := range steps {
@@ -193,7 +200,11 @@ func (p *Partition) emit(b *alertBuf, pr *planRule, m *run, key string, steps []
 func (p *Partition) summary(b *alertBuf, pr *planRule, key string, last *node, ev *rules.Event) string {
 	if pr.rule.Summary != nil {
 		p.views.reset()
-		s, err := pr.rule.Summary.EvalString(ev, &runVars{pr: pr, last: last, views: &p.views})
+		var vars rules.Vars = &runVars{pr: pr, last: last, views: &p.views}
+		if pr.agg != nil {
+			vars = &p.aggVars
+		}
+		s, err := pr.rule.Summary.EvalString(ev, vars)
 		if err == nil {
 			return s
 		}

@@ -8,11 +8,13 @@ type ruleExtra struct {
 	// held are completed matches a skip strategy keeps until no earlier
 	// partial match is open (and absence matches, released the same way).
 	held []*run
+	// agg is an aggregate rule's window.
+	agg *aggState
 }
 
 // empty reports whether x holds nothing; a nil x is empty.
 func (x *ruleExtra) empty() bool {
-	return x == nil || len(x.held) == 0
+	return x == nil || (len(x.held) == 0 && (x.agg == nil || x.agg.len() == 0))
 }
 
 // heldRuns returns the held matches.

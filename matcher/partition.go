@@ -37,6 +37,10 @@ type Partition struct {
 	cacheVal []bool
 	// familyVals is evalFamily's scratch.
 	familyVals []bool
+	// aggVars are the measures of the aggregate rule being evaluated, and
+	// aggHashes countDistinct's scratch.
+	aggVars   aggVars
+	aggHashes []uint64
 
 	// Scratch space reused across events, so that stepping a run allocates
 	// only the runs and buffer nodes it creates.
@@ -303,6 +307,8 @@ func (p *Partition) fireTimers(now int64) {
 		for _, rk := range ks.rules {
 			switch {
 			case rk.empty():
+			case rk.rule.agg != nil:
+				p.expireAggregate(rk, now)
 			case rk.grouped:
 				p.groupAdvanceTime(rk.rule.group, rk, now)
 				p.finishGroup(rk.rule.group, rk, ks.key, true)
@@ -357,6 +363,9 @@ func (p *Partition) process(r *Record) {
 func (p *Partition) processRule(pr *planRule, ks *keyState, r *Record, hash uint64) *keyState {
 	if bit := ruleBit(pr); bit != 0 && r.pre.prog == pr.program && r.pre.mayStart&bit == 0 && (ks == nil || ks.mask&bit == 0) && p.tr == nil {
 		return ks // cannot start, and has nothing open for the key
+	}
+	if pr.agg != nil {
+		return p.processAggregate(pr, ks, r, hash)
 	}
 	if pr.auto == nil {
 		if p.cond(pr.when, pr, nil, r) {

@@ -65,9 +65,10 @@ type planRule struct {
 	index   int
 	ruleset *rules.Compiled
 	rule    *rules.CompiledRule
-	name    string // "ruleset/rule": the rule in key snapshots and across SetProgram
-	when    *nfa.Cond
-	auto    *nfa.Automaton // nil for single-event rules
+	name    string         // "ruleset/rule": the rule in key snapshots and across SetProgram
+	when    *nfa.Cond      // a single-event rule's condition, an aggregate rule's where
+	auto    *nfa.Automaton // nil for single-event and aggregate rules
+	agg     *aggPlan       // an aggregate rule's plan
 	// startRun is the implicit run waiting in the start state; it is never
 	// stored, so one shared value serves every key.
 	startRun *run
@@ -121,13 +122,25 @@ func NewProgram(rulesets []*rules.Compiled) (*Program, error) {
 				name:     rs.Name + "/" + cr.ID,
 				skipStep: -1,
 			}
-			if cr.When != nil {
+			switch {
+			case cr.Aggregate != nil:
+				pr.agg = newAggPlan(cr.Aggregate)
+				if cr.Aggregate.Where != nil {
+					pr.when = nfa.Leaf(cr.Aggregate.Where)
+					p.number(pr.when, rs, slotOf)
+					p.addChain(pr.when)
+					leaves = appendLeaves(leaves, pr.when)
+					p.startChains = append(p.startChains, p.chainsOf([]*nfa.Cond{pr.when}))
+				} else {
+					p.startChains = append(p.startChains, nil)
+				}
+			case cr.When != nil:
 				pr.when = nfa.Leaf(cr.When)
 				p.number(pr.when, rs, slotOf)
 				p.addChain(pr.when)
 				leaves = appendLeaves(leaves, pr.when)
 				p.startChains = append(p.startChains, p.chainsOf([]*nfa.Cond{pr.when}))
-			} else {
+			default:
 				a, err := nfa.Compile(cr)
 				if err != nil {
 					return nil, fmt.Errorf("plan ruleset %q: %w", rs.Name, err)

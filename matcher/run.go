@@ -100,6 +100,13 @@ func (rk *ruleKey) deadline(pr *planRule) int64 {
 		return rk.next
 	}
 	d := int64(noDeadline)
+	if pr.agg != nil {
+		if rk.x != nil && rk.x.agg != nil {
+			d = rk.x.agg.deadline(pr.agg)
+		}
+		rk.next, rk.nextOK = d, true
+		return d
+	}
 	w := int64(pr.auto.Window)
 	for _, r := range rk.runs {
 		if w > 0 && r.startTime+w < d {

@@ -75,6 +75,9 @@ const (
 	TraceRun
 	// TraceAlert: an alert was emitted.
 	TraceAlert
+	// TraceAggregate: an aggregate rule counted the record and evaluated
+	// its having over the window (Measures, Count, Held, Err, Cond).
+	TraceAggregate
 )
 
 // CondRole says which part of a rule a condition is.
@@ -197,6 +200,14 @@ type TraceEvent struct {
 	// Alert is the alert emitted (TraceAlert; EndTimedOut with a timeout
 	// alert).
 	Alert *Alert
+
+	// Measures are an aggregate rule's measures after counting the record,
+	// Count the events in its window, WindowStart and WindowEnd the
+	// window (TraceAggregate); Fired says the record made having true.
+	Measures               []Measure
+	Count                  int
+	WindowStart, WindowEnd int64
+	Fired                  bool
 }
 
 // TakenRecord is one record a partial match holds.
@@ -277,6 +288,9 @@ func (t *Tracer) leafStep(pr *planRule, e *rules.Expr) leafStep {
 			}
 		}
 		add(pr.rule.When, leafStep{role: RoleWhen})
+		if pr.rule.Aggregate != nil {
+			add(pr.rule.Aggregate.Where, leafStep{role: RoleWhere})
+		}
 		var addSteps func(steps []*rules.CompiledStep)
 		addSteps = func(steps []*rules.CompiledStep) {
 			for _, s := range steps {
@@ -417,6 +431,24 @@ func (t *Tracer) expired(p *Partition, pr *planRule, rn *run, at int64, r *Recor
 	default:
 		ev.Action, ev.Reason = RunEnded, EndWindowExpired
 	}
+	t.emit(ev)
+}
+
+// aggregate reports an aggregate rule's having, evaluated after counting
+// r with the measures p.aggVars holds.
+func (t *Tracer) aggregate(p *Partition, pr *planRule, r *Record, s *aggState, held, fired bool, err error) {
+	ev := t.base(TraceAggregate, p, pr, r)
+	a := pr.agg
+	for i, m := range p.aggVars.vals {
+		ev.Measures = append(ev.Measures, Measure{Name: a.names[i], Value: m.v, Int: m.isInt, None: !m.ok})
+	}
+	ev.Count = s.len()
+	if a.tumbling {
+		ev.WindowStart, ev.WindowEnd = s.start, s.start+a.window
+	} else {
+		ev.WindowStart, ev.WindowEnd = r.Time-a.window, r.Time
+	}
+	ev.Cond, ev.Held, ev.Fired, ev.Err = pr.rule.Aggregate.Having.Source, held, fired, err
 	t.emit(ev)
 }
 

@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -77,6 +78,10 @@ func alertProto(a *matcher.Alert, position string) (*shrikev1.Alert, error) {
 	if a.Shadow {
 		out.Shadow = proto.Bool(true)
 	}
+	if len(a.Measures) > 0 {
+		out.Measures = measuresProto(a.Measures)
+		out.Window = &shrikev1.AlertWindow{Start: timestamp(a.WindowStart), End: timestamp(a.WindowEnd)}
+	}
 	if len(a.Steps) > 0 {
 		out.Events = make(map[string]*structpb.ListValue, len(a.Steps))
 	}
@@ -92,6 +97,20 @@ func alertProto(a *matcher.Alert, position string) (*shrikev1.Alert, error) {
 		out.Events[s.Step] = lv
 	}
 	return out, nil
+}
+
+// measuresProto converts an aggregate alert's measures; a measure with no
+// value is null.
+func measuresProto(ms []matcher.Measure) *structpb.Struct {
+	st := &structpb.Struct{Fields: make(map[string]*structpb.Value, len(ms))}
+	for _, m := range ms {
+		v := structpb.NewNullValue()
+		if !m.None && !math.IsNaN(m.Value) && !math.IsInf(m.Value, 0) {
+			v = structpb.NewNumberValue(m.Value)
+		}
+		st.Fields[m.Name] = v
+	}
+	return st
 }
 
 func timestamp(t time.Time) *timestamppb.Timestamp {

@@ -197,7 +197,7 @@ func TestWriteJSONLine(t *testing.T) {
 	}
 	want := `{"id":"a1","ruleset":"payments","rule":"big-foreign-transfer","rule_version":"v9","severity":"high","key":"acct-1",` +
 		`"summary":"","labels":{},"start":"2026-11-20T10:00:00Z","end":"2026-11-20T10:00:00Z","detected_at":"2026-11-20T10:00:01.200Z",` +
-		`"timeout":false,"events":{"event":[{"amount":12000.5,"type":"transfer"}]},"position":"0:17","truncated":[]}` + "\n"
+		`"timeout":false,"events":{"event":[{"amount":12000.5,"type":"transfer"}]},"position":"0:17","truncated":[],"measures":null,"window":null}` + "\n"
 	for i := range 3 {
 		var buf bytes.Buffer
 		if err := writeJSONLine(&buf, a); err != nil {

@@ -81,7 +81,13 @@ type Alert struct {
 	// True for an alert of the shadow version of its ruleset (on the shadow
 	// alerts topic, `shrike-shadow-alerts`); unset, and absent from the JSON,
 	// for a live alert.
-	Shadow        *bool `protobuf:"varint,16,opt,name=shadow,proto3,oneof" json:"shadow,omitempty"`
+	Shadow *bool `protobuf:"varint,16,opt,name=shadow,proto3,oneof" json:"shadow,omitempty"`
+	// An aggregate rule's measures as the event that fired it left them, by
+	// name: counts as integers, the others as numbers, null for a min, max
+	// or avg over no value. Absent for other rules.
+	Measures *structpb.Struct `protobuf:"bytes,17,opt,name=measures,proto3" json:"measures,omitempty"`
+	// The window an aggregate rule's measures cover. Absent for other rules.
+	Window        *AlertWindow `protobuf:"bytes,18,opt,name=window,proto3" json:"window,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -228,6 +234,75 @@ func (x *Alert) GetShadow() bool {
 	return false
 }
 
+func (x *Alert) GetMeasures() *structpb.Struct {
+	if x != nil {
+		return x.Measures
+	}
+	return nil
+}
+
+func (x *Alert) GetWindow() *AlertWindow {
+	if x != nil {
+		return x.Window
+	}
+	return nil
+}
+
+// AlertWindow is the window of an aggregate alert: a sliding window holds
+// the events after start up to end, a tumbling one those from start to
+// before end.
+type AlertWindow struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Start         *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=start,proto3" json:"start,omitempty"`
+	End           *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=end,proto3" json:"end,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlertWindow) Reset() {
+	*x = AlertWindow{}
+	mi := &file_shrike_v1_alerts_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlertWindow) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlertWindow) ProtoMessage() {}
+
+func (x *AlertWindow) ProtoReflect() protoreflect.Message {
+	mi := &file_shrike_v1_alerts_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlertWindow.ProtoReflect.Descriptor instead.
+func (*AlertWindow) Descriptor() ([]byte, []int) {
+	return file_shrike_v1_alerts_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *AlertWindow) GetStart() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Start
+	}
+	return nil
+}
+
+func (x *AlertWindow) GetEnd() *timestamppb.Timestamp {
+	if x != nil {
+		return x.End
+	}
+	return nil
+}
+
 // SubscribeAlertsRequest selects the alerts to stream. Filters combine with
 // AND; an empty filter passes every alert.
 type SubscribeAlertsRequest struct {
@@ -259,7 +334,7 @@ type SubscribeAlertsRequest struct {
 
 func (x *SubscribeAlertsRequest) Reset() {
 	*x = SubscribeAlertsRequest{}
-	mi := &file_shrike_v1_alerts_proto_msgTypes[1]
+	mi := &file_shrike_v1_alerts_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -271,7 +346,7 @@ func (x *SubscribeAlertsRequest) String() string {
 func (*SubscribeAlertsRequest) ProtoMessage() {}
 
 func (x *SubscribeAlertsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shrike_v1_alerts_proto_msgTypes[1]
+	mi := &file_shrike_v1_alerts_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -284,7 +359,7 @@ func (x *SubscribeAlertsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeAlertsRequest.ProtoReflect.Descriptor instead.
 func (*SubscribeAlertsRequest) Descriptor() ([]byte, []int) {
-	return file_shrike_v1_alerts_proto_rawDescGZIP(), []int{1}
+	return file_shrike_v1_alerts_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *SubscribeAlertsRequest) GetRuleset() string {
@@ -363,7 +438,7 @@ type ListAlertsRequest struct {
 
 func (x *ListAlertsRequest) Reset() {
 	*x = ListAlertsRequest{}
-	mi := &file_shrike_v1_alerts_proto_msgTypes[2]
+	mi := &file_shrike_v1_alerts_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -375,7 +450,7 @@ func (x *ListAlertsRequest) String() string {
 func (*ListAlertsRequest) ProtoMessage() {}
 
 func (x *ListAlertsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shrike_v1_alerts_proto_msgTypes[2]
+	mi := &file_shrike_v1_alerts_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -388,7 +463,7 @@ func (x *ListAlertsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAlertsRequest.ProtoReflect.Descriptor instead.
 func (*ListAlertsRequest) Descriptor() ([]byte, []int) {
-	return file_shrike_v1_alerts_proto_rawDescGZIP(), []int{2}
+	return file_shrike_v1_alerts_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ListAlertsRequest) GetRuleset() string {
@@ -453,7 +528,7 @@ type ListAlertsResponse struct {
 
 func (x *ListAlertsResponse) Reset() {
 	*x = ListAlertsResponse{}
-	mi := &file_shrike_v1_alerts_proto_msgTypes[3]
+	mi := &file_shrike_v1_alerts_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -465,7 +540,7 @@ func (x *ListAlertsResponse) String() string {
 func (*ListAlertsResponse) ProtoMessage() {}
 
 func (x *ListAlertsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shrike_v1_alerts_proto_msgTypes[3]
+	mi := &file_shrike_v1_alerts_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -478,7 +553,7 @@ func (x *ListAlertsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAlertsResponse.ProtoReflect.Descriptor instead.
 func (*ListAlertsResponse) Descriptor() ([]byte, []int) {
-	return file_shrike_v1_alerts_proto_rawDescGZIP(), []int{3}
+	return file_shrike_v1_alerts_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ListAlertsResponse) GetAlerts() []*Alert {
@@ -499,7 +574,7 @@ var File_shrike_v1_alerts_proto protoreflect.FileDescriptor
 
 const file_shrike_v1_alerts_proto_rawDesc = "" +
 	"\n" +
-	"\x16shrike/v1/alerts.proto\x12\tshrike.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14shrike/v1/auth.proto\"\xc9\x05\n" +
+	"\x16shrike/v1/alerts.proto\x12\tshrike.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14shrike/v1/auth.proto\"\xae\x06\n" +
 	"\x05Alert\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aruleset\x18\x02 \x01(\tR\aruleset\x12\x12\n" +
@@ -517,14 +592,19 @@ const file_shrike_v1_alerts_proto_rawDesc = "" +
 	"\x06events\x18\r \x03(\v2\x1c.shrike.v1.Alert.EventsEntryR\x06events\x12\x1a\n" +
 	"\bposition\x18\x0e \x01(\tR\bposition\x12\x1c\n" +
 	"\ttruncated\x18\x0f \x03(\tR\ttruncated\x12\x1b\n" +
-	"\x06shadow\x18\x10 \x01(\bH\x00R\x06shadow\x88\x01\x01\x1a9\n" +
+	"\x06shadow\x18\x10 \x01(\bH\x00R\x06shadow\x88\x01\x01\x123\n" +
+	"\bmeasures\x18\x11 \x01(\v2\x17.google.protobuf.StructR\bmeasures\x12.\n" +
+	"\x06window\x18\x12 \x01(\v2\x16.shrike.v1.AlertWindowR\x06window\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aU\n" +
 	"\vEventsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x120\n" +
 	"\x05value\x18\x02 \x01(\v2\x1a.google.protobuf.ListValueR\x05value:\x028\x01B\t\n" +
-	"\a_shadow\"\xc2\x01\n" +
+	"\a_shadow\"m\n" +
+	"\vAlertWindow\x120\n" +
+	"\x05start\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x05start\x12,\n" +
+	"\x03end\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x03end\"\xc2\x01\n" +
 	"\x16SubscribeAlertsRequest\x12\x18\n" +
 	"\aruleset\x18\x01 \x01(\tR\aruleset\x12\x12\n" +
 	"\x04rule\x18\x02 \x01(\tR\x04rule\x12\"\n" +
@@ -564,34 +644,40 @@ func file_shrike_v1_alerts_proto_rawDescGZIP() []byte {
 	return file_shrike_v1_alerts_proto_rawDescData
 }
 
-var file_shrike_v1_alerts_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_shrike_v1_alerts_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_shrike_v1_alerts_proto_goTypes = []any{
 	(*Alert)(nil),                  // 0: shrike.v1.Alert
-	(*SubscribeAlertsRequest)(nil), // 1: shrike.v1.SubscribeAlertsRequest
-	(*ListAlertsRequest)(nil),      // 2: shrike.v1.ListAlertsRequest
-	(*ListAlertsResponse)(nil),     // 3: shrike.v1.ListAlertsResponse
-	nil,                            // 4: shrike.v1.Alert.LabelsEntry
-	nil,                            // 5: shrike.v1.Alert.EventsEntry
-	(*timestamppb.Timestamp)(nil),  // 6: google.protobuf.Timestamp
-	(*structpb.ListValue)(nil),     // 7: google.protobuf.ListValue
+	(*AlertWindow)(nil),            // 1: shrike.v1.AlertWindow
+	(*SubscribeAlertsRequest)(nil), // 2: shrike.v1.SubscribeAlertsRequest
+	(*ListAlertsRequest)(nil),      // 3: shrike.v1.ListAlertsRequest
+	(*ListAlertsResponse)(nil),     // 4: shrike.v1.ListAlertsResponse
+	nil,                            // 5: shrike.v1.Alert.LabelsEntry
+	nil,                            // 6: shrike.v1.Alert.EventsEntry
+	(*timestamppb.Timestamp)(nil),  // 7: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),        // 8: google.protobuf.Struct
+	(*structpb.ListValue)(nil),     // 9: google.protobuf.ListValue
 }
 var file_shrike_v1_alerts_proto_depIdxs = []int32{
-	4, // 0: shrike.v1.Alert.labels:type_name -> shrike.v1.Alert.LabelsEntry
-	6, // 1: shrike.v1.Alert.start:type_name -> google.protobuf.Timestamp
-	6, // 2: shrike.v1.Alert.end:type_name -> google.protobuf.Timestamp
-	6, // 3: shrike.v1.Alert.detected_at:type_name -> google.protobuf.Timestamp
-	5, // 4: shrike.v1.Alert.events:type_name -> shrike.v1.Alert.EventsEntry
-	0, // 5: shrike.v1.ListAlertsResponse.alerts:type_name -> shrike.v1.Alert
-	7, // 6: shrike.v1.Alert.EventsEntry.value:type_name -> google.protobuf.ListValue
-	1, // 7: shrike.v1.AlertService.SubscribeAlerts:input_type -> shrike.v1.SubscribeAlertsRequest
-	2, // 8: shrike.v1.AlertService.ListAlerts:input_type -> shrike.v1.ListAlertsRequest
-	0, // 9: shrike.v1.AlertService.SubscribeAlerts:output_type -> shrike.v1.Alert
-	3, // 10: shrike.v1.AlertService.ListAlerts:output_type -> shrike.v1.ListAlertsResponse
-	9, // [9:11] is the sub-list for method output_type
-	7, // [7:9] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	5,  // 0: shrike.v1.Alert.labels:type_name -> shrike.v1.Alert.LabelsEntry
+	7,  // 1: shrike.v1.Alert.start:type_name -> google.protobuf.Timestamp
+	7,  // 2: shrike.v1.Alert.end:type_name -> google.protobuf.Timestamp
+	7,  // 3: shrike.v1.Alert.detected_at:type_name -> google.protobuf.Timestamp
+	6,  // 4: shrike.v1.Alert.events:type_name -> shrike.v1.Alert.EventsEntry
+	8,  // 5: shrike.v1.Alert.measures:type_name -> google.protobuf.Struct
+	1,  // 6: shrike.v1.Alert.window:type_name -> shrike.v1.AlertWindow
+	7,  // 7: shrike.v1.AlertWindow.start:type_name -> google.protobuf.Timestamp
+	7,  // 8: shrike.v1.AlertWindow.end:type_name -> google.protobuf.Timestamp
+	0,  // 9: shrike.v1.ListAlertsResponse.alerts:type_name -> shrike.v1.Alert
+	9,  // 10: shrike.v1.Alert.EventsEntry.value:type_name -> google.protobuf.ListValue
+	2,  // 11: shrike.v1.AlertService.SubscribeAlerts:input_type -> shrike.v1.SubscribeAlertsRequest
+	3,  // 12: shrike.v1.AlertService.ListAlerts:input_type -> shrike.v1.ListAlertsRequest
+	0,  // 13: shrike.v1.AlertService.SubscribeAlerts:output_type -> shrike.v1.Alert
+	4,  // 14: shrike.v1.AlertService.ListAlerts:output_type -> shrike.v1.ListAlertsResponse
+	13, // [13:15] is the sub-list for method output_type
+	11, // [11:13] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_shrike_v1_alerts_proto_init() }
@@ -607,7 +693,7 @@ func file_shrike_v1_alerts_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shrike_v1_alerts_proto_rawDesc), len(file_shrike_v1_alerts_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -151,12 +151,14 @@ var testAlert = &shrikev1.Alert{
 }
 
 // testAlertJSON is testAlert as docs/design.md#alerts writes alerts, plus
-// position, and truncated (empty: REST writes every field).
+// position, truncated, measures and window (empty: REST writes every
+// field).
 const testAlertJSON = `{"id": "5f1c", "ruleset": "payments", "rule": "account-takeover", "rule_version": "3",
  "severity": "critical", "key": "acct-42", "summary": "account acct-42 drained after 3 failed logins",
  "labels": {"team": "fraud"}, "start": "2026-11-20T10:00:00Z", "end": "2026-11-20T10:04:10Z",
  "detected_at": "2026-11-20T10:04:11.200Z", "timeout": false,
- "events": {"login": [{"ip": "10.0.0.1"}]}, "position": "p-1", "truncated": []}`
+ "events": {"login": [{"ip": "10.0.0.1"}]}, "position": "p-1", "truncated": [],
+ "measures": null, "window": null}`
 
 func (r *recorder) SubscribeAlerts(req *shrikev1.SubscribeAlertsRequest, stream grpc.ServerStreamingServer[shrikev1.Alert]) error {
 	r.record("SubscribeAlerts", req)
