@@ -11,7 +11,7 @@
 //     change, and MFA fatigue;
 //   - itops (StreamITOps): logs, heartbeats, latency samples and deploys
 //     keyed by service, with missing heartbeats, latency spikes after a
-//     deploy, and error bursts.
+//     deploy, error bursts and sustained error rates.
 //
 // It feeds the example recordings under rulesets/testdata, the end-to-end
 // benchmarks under tests/bench, and `shrike gen`. It writes to an
