@@ -114,7 +114,7 @@ func (p *Partition) KeyDeadline(key string) (int64, bool) {
 // Shrike restores what an older one stored: testdata/keystate holds the
 // states each version wrote, which TestKeyStateFixtures restores. Changing
 // the layout makes a new version and keeps the decoder of the old one.
-const snapshotVersion = 2
+const snapshotVersion = 3
 
 // maxTimeExponent bounds the unit of a version-2 state's times: 10^9 ns,
 // whole seconds.
@@ -125,10 +125,10 @@ var pow10 = [maxTimeExponent + 1]int64{1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8,
 // AppendKeyState appends the encoding of the key's state to dst; ok is
 // false when the key holds no state.
 //
-// Layout of version 2 (integers are varints, "signed" ones zigzag-encoded
+// Layout of version 3 (integers are varints, "signed" ones zigzag-encoded
 // as binary.AppendVarint does):
 //
-//	version        2
+//	version        3
 //	time exponent  k: every time below is written divided by 10^k ns, the
 //	               largest such unit (≤ 1 s) that leaves no remainder
 //	sources        count; each as length and bytes
@@ -140,9 +140,12 @@ var pow10 = [maxTimeExponent + 1]int64{1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8,
 //	               its previous node's index plus one (0: none, and always
 //	               below the node's own: nodes are written oldest first)
 //	rules          count; per rule: ruleRef, 8 bytes little-endian; the
-//	               number of runs times 2, plus 1 when held matches follow;
-//	               the runs; then, when flagged, the count of held matches
-//	               and the matches, which are runs too
+//	               number of runs times 2, plus 1 when more sections
+//	               follow; the runs; then, when flagged, the mask of the
+//	               sections that follow (extraHeld, extraAggregate), and
+//	               they in that order: the count of held matches and the
+//	               matches, which are runs too; an aggregate rule's window
+//	               (appendAggState)
 //	run            state id; last node's index plus one (0: none); start
 //	               time and start seq as the signed difference from the
 //	               record of the chain's first node, and previous time from
@@ -153,11 +156,13 @@ var pow10 = [maxTimeExponent + 1]int64{1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8,
 // raw events are most of the bytes; the rest is a few bytes per record,
 // node and run, and 8 per rule.
 //
-// Version 1 (read only) differs in: no time exponent; records as absolute
-// time (signed), seq, source index (always) and offset (signed); rules as
-// name and version strings (length and bytes), then the count of runs and
-// the runs, then the count of held matches and them; runs with absolute
-// start time (signed), start seq and previous time (signed).
+// Version 2 (read only) differs in the flag after a rule's runs: it says
+// held matches follow, with no mask. Version 1 (read only) also differs
+// in: no time exponent; records as absolute time (signed), seq, source
+// index (always) and offset (signed); rules as name and version strings
+// (length and bytes), then the count of runs and the runs, then the count
+// of held matches and them; runs with absolute start time (signed), start
+// seq and previous time (signed).
 func (p *Partition) AppendKeyState(dst []byte, key string) ([]byte, bool) {
 	ks := p.keys.lookup(key)
 	if ks == nil {
@@ -227,18 +232,46 @@ func (p *Partition) AppendKeyState(dst []byte, key string) ([]byte, bool) {
 	dst = binary.AppendUvarint(dst, uint64(len(ruleKeys)))
 	for _, rk := range ruleKeys {
 		dst = binary.LittleEndian.AppendUint64(dst, ruleRef(rk.rule.name, rk.rule.rule.Version))
-		heldFlag := uint64(0)
-		if len(rk.heldRuns()) > 0 {
-			heldFlag = 1
+		extras := rk.extras()
+		hasExtras := uint64(0)
+		if extras != 0 {
+			hasExtras = 1
 		}
-		dst = binary.AppendUvarint(dst, uint64(len(rk.runs))<<1|heldFlag)
+		dst = binary.AppendUvarint(dst, uint64(len(rk.runs))<<1|hasExtras)
 		dst = e.appendRuns(dst, rk.runs, unit)
-		if len(rk.heldRuns()) > 0 {
+		if extras == 0 {
+			continue
+		}
+		dst = binary.AppendUvarint(dst, extras)
+		if extras&extraHeld != 0 {
 			dst = binary.AppendUvarint(dst, uint64(len(rk.heldRuns())))
 			dst = e.appendRuns(dst, rk.heldRuns(), unit)
 		}
+		if extras&extraAggregate != 0 {
+			dst = appendAggState(dst, rk.x.agg, rk.rule.agg.cols)
+		}
 	}
 	return dst, true
+}
+
+// The sections of a rule's state past its runs (AppendKeyState), as bits
+// of the mask that precedes them, in the order they follow it.
+const (
+	extraHeld      = 1 << iota // held matches
+	extraAggregate             // an aggregate rule's window
+	knownExtras    = extraHeld | extraAggregate
+)
+
+// extras returns the mask of the sections rk's state has past its runs.
+func (rk *ruleKey) extras() uint64 {
+	var m uint64
+	if len(rk.heldRuns()) > 0 {
+		m |= extraHeld
+	}
+	if rk.x != nil && rk.x.agg != nil && rk.x.agg.len() > 0 {
+		m |= extraAggregate
+	}
+	return m
 }
 
 // ruleRef names a rule version in a key state: a hash of the rule's
@@ -508,7 +541,7 @@ func (p *Partition) decodeKeyState(key string, data []byte) (*keyState, error) {
 		d.at("rule", i, nrules)
 		var pr *planRule
 		var nruns int
-		held := true
+		var extras uint64 = extraHeld // version 1 always has held matches
 		if v == 1 {
 			name, version := d.string(), d.string()
 			if r := byName[name]; r != nil && r.rule.Version == version {
@@ -518,16 +551,38 @@ func (p *Partition) decodeKeyState(key string, data []byte) (*keyState, error) {
 		} else {
 			pr = byRef[d.fixed64()]
 			flagged := d.uvarint()
-			nruns, held = d.limit(flagged>>1), flagged&1 == 1
+			nruns, extras = d.limit(flagged>>1), flagged&1
 		}
-		if pr != nil && pr.auto == nil {
+		if pr != nil && pr.auto == nil && pr.agg == nil {
 			pr = nil // a single-event rule holds no state
+		}
+		if pr != nil && pr.auto == nil && nruns > 0 {
+			d.fail(fmt.Sprintf("%d runs of aggregate rule %s", nruns, pr.name))
 		}
 		rk := &ruleKey{rule: pr}
 		rk.runs = readRuns(pr, "run", nruns)
-		if held {
+		if v >= 3 && extras != 0 {
+			d.at("rule", i, nrules)
+			if extras = d.uvarint(); d.err == nil && extras&^knownExtras != 0 {
+				d.fail(fmt.Sprintf("sections %#x not known to this version of Shrike", extras&^knownExtras))
+			}
+		}
+		if extras&extraHeld != 0 {
 			d.at("rule", i, nrules)
 			rk.setHeld(readRuns(pr, "held match", d.count()))
+		}
+		if extras&extraAggregate != 0 {
+			d.at("aggregate window", i, nrules)
+			var a *aggPlan
+			if pr != nil {
+				a = pr.agg
+			}
+			if a == nil && pr != nil {
+				d.fail("an aggregate window of a rule that is not an aggregate")
+			}
+			if st := readAggState(&d, a); st != nil && a != nil && st.len() > 0 {
+				rk.x = &ruleExtra{held: rk.heldRuns(), agg: st}
+			}
 		}
 		if d.err != nil {
 			return nil, d.error()

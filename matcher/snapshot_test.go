@@ -400,6 +400,14 @@ func TestRestoreKeyErrors(t *testing.T) {
 		b = appendLenString(b, version)
 		return append(b, 1, 1, last, 0, 2, 0, 0)
 	}
+	// v3 builds a version-3 state like state's, then abRule with one run
+	// (flagged: more sections follow) and what follows it.
+	v3 := func(flagged byte, more ...byte) []byte {
+		b := []byte{3, 6, 1, 1, 's', 1, 2, 2, 2, 2, '{', '}', 1, 0, 0, 0, 1}
+		b = append(b, ref...)
+		b = append(b, flagged, 1, 1, 0, 0, 0)
+		return append(b, more...)
+	}
 	p, _ := newPartition(t, abRule, Options{})
 	push(t, p, []ev{{1, "", 0, "a"}})
 	p.Advance(1)
@@ -415,8 +423,8 @@ func TestRestoreKeyErrors(t *testing.T) {
 		{"good", good, ""},
 		{"built", state(0, oneRun(1, 1)...), ""},
 		{"empty", nil, "version at byte 0: truncated or overlong varint"},
-		{"version 0", []byte{0}, "version 0 is not known to this version of Shrike (it reads 1 to 2)"},
-		{"newer version", append([]byte{3}, good[1:]...), "version 3 is not known to this version of Shrike (it reads 1 to 2)"},
+		{"version 0", []byte{0}, "version 0 is not known to this version of Shrike (it reads 1 to 3)"},
+		{"newer version", append([]byte{4}, good[1:]...), "version 4 is not known to this version of Shrike (it reads 1 to 3)"},
 		{"time unit above a second", []byte{2, 10, 0, 0, 0, 0}, "version 2: time exponent at byte 2: 10 is above 9"},
 		{"count past the end", []byte{2, 6, 0, 100, 1}, "version 2: record count at byte 4: length 100, 1 bytes left"},
 		{"cut in a record", state(0)[:9], "version 2: record 1 of 1 at byte 9: truncated or overlong varint"},
@@ -431,7 +439,11 @@ func TestRestoreKeyErrors(t *testing.T) {
 		{"version 1 run of a missing node", v1(5, ab.rule.Version), "version 1: run 1 of 1 at byte 40: node 5 of 1"},
 		{"version 1 of another rule version", v1(1, "00000000"), dropped},
 		{"another rule version", append(state(0, oneRun(1, 1)[:1]...), append(make([]byte, 8), 2, 1, 1, 0, 0, 0)...), dropped},
-		{"trailing bytes", append(append([]byte{}, good...), 7), "version 2: end at byte " + fmt.Sprint(len(good)) + ": 1 bytes past the end"},
+		{"version 3", v3(2), ""},
+		{"version 3 held matches", v3(3, 1, 1, 1, 1, 0, 0, 0), ""},
+		{"version 3 unknown section", v3(3, 4), "version 3: rule 1 of 1 at byte 32: sections 0x4 not known to this version of Shrike"},
+		{"version 3 window of a pattern rule", v3(3, 2, 0, 0, 0, 0), "version 3: aggregate window 1 of 1 at byte 32: an aggregate window of a rule that is not an aggregate"},
+		{"trailing bytes", append(append([]byte{}, good...), 7), "version 3: end at byte " + fmt.Sprint(len(good)) + ": 1 bytes past the end"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

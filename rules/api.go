@@ -82,7 +82,10 @@ type CompiledAggregate struct {
 // that read them (having, the summary, suppress.by). Measure returns
 // measure i's value (in Aggregate.Measures' order): an int for count and
 // count_distinct, a float64 for the others; ok is false when it has none
-// (min, max and avg over no value).
+// (min, max and avg over no value), and the evaluation then fails. The CEL
+// values types.Int and types.Double are taken as they are: handing them
+// out spares boxing a float64 on each read. Expressions find it by a type
+// assertion on the Vars they are given.
 type MeasureVars interface {
 	Vars
 	Measure(i int) (v any, ok bool)
@@ -113,6 +116,10 @@ type Expr struct {
 	// means the value depends on the event alone, so callers may evaluate it
 	// once per event and share the result.
 	Steps []string
+	// Measures names the measure variables the expression reads (having
+	// and an aggregate rule's summary), sorted: like Steps, non-empty means
+	// the value depends on more than the event.
+	Measures []string
 	// Conjuncts holds the operands of a top-level && chain, each compiled
 	// on its own and ordered cheapest first (event-only before step-reading);
 	// nil when the expression is not a conjunction. Evaluating them in order

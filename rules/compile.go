@@ -128,6 +128,10 @@ type exprSpec struct {
 	scope  exprScope
 	// steps are the step names declared as variables.
 	steps []string
+	// measures are the measure names declared as variables, by measure
+	// index (empty for a name not declared); nil outside having and an
+	// aggregate rule's summary.
+	measures []string
 	// part marks a conjunct of a larger expression: it is not split again.
 	part bool
 }
@@ -191,13 +195,24 @@ func (c *compiler) compileRule(r *Rule) *CompiledRule {
 		}
 		cr.Steps = steps
 	}
+	if r.Aggregate != nil {
+		if cr.Aggregate = c.compileAggregate(r, listsUsed); cr.Aggregate == nil {
+			return nil
+		}
+	}
 	if r.Alert.Summary != "" {
 		env, declared, err := c.stepEnv(leaves, exprScope{at: allSteps})
+		var measures []string
+		if err == nil && r.Aggregate != nil {
+			// An aggregate rule's summary sees event (the event that
+			// fired) and the measures.
+			env, measures, err = c.measureEnv(r.Aggregate)
+		}
 		if err != nil {
 			c.add(r.Pos, "cel environment: %v", err)
 			return nil
 		}
-		cr.Summary = c.expr(env, exprSpec{src: r.Alert.Summary, pos: r.Alert.SummaryPos, what: "alert summary", want: stringKinds, rule: r, leaves: leaves, steps: declared, scope: exprScope{at: allSteps}})
+		cr.Summary = c.expr(env, exprSpec{src: r.Alert.Summary, pos: r.Alert.SummaryPos, what: "alert summary", want: stringKinds, rule: r, leaves: leaves, steps: declared, measures: measures, scope: exprScope{at: allSteps}})
 		collectLists(cr.Summary, listsUsed)
 		c.checkTimeoutSummary(r, cr.Summary)
 	}
@@ -356,6 +371,9 @@ func scopeMsg(sp exprSpec, msg string) string {
 	if m == nil || sp.rule == nil {
 		return msg
 	}
+	if sp.rule.Aggregate != nil {
+		return aggregateScopeMsg(sp, m[1], msg)
+	}
 	if g := FindStep(sp.rule.Pattern, m[1]); g != nil && g.Group {
 		return fmt.Sprintf("%q is a group, not a step: a condition reads the group's steps by their own names", g.Name)
 	}
@@ -389,10 +407,17 @@ func (c *compiler) expr(env *cel.Env, sp exprSpec) *Expr {
 	x := &Expr{Source: sp.src, Pos: sp.pos}
 	x.lists = c.lists
 	steps := map[string]bool{}
+	measures := map[string]bool{}
 	native := ast.NativeRep()
 	for _, ref := range native.ReferenceMap() {
-		if len(ref.OverloadIDs) == 0 && ref.Value == nil && slices.Contains(sp.steps, ref.Name) {
+		if len(ref.OverloadIDs) != 0 || ref.Value != nil {
+			continue
+		}
+		if slices.Contains(sp.steps, ref.Name) {
 			steps[ref.Name] = true
+		}
+		if slices.Contains(sp.measures, ref.Name) {
+			measures[ref.Name] = true
 		}
 	}
 	if out := ast.OutputType(); sp.want != nil && out.Kind() != types.DynKind && !slices.Contains(sp.want, out.Kind()) {
@@ -430,6 +455,13 @@ func (c *compiler) expr(env *cel.Env, sp exprSpec) *Expr {
 		x.vars = append(x.vars, stepVar{name: name, looping: s.repeated, self: self})
 	}
 	sort.Strings(x.Steps)
+	for i, name := range sp.measures {
+		if name != "" && measures[name] {
+			x.Measures = append(x.Measures, name)
+			x.measures = append(x.measures, measureVar{name: name, index: i})
+		}
+	}
+	sort.Strings(x.Measures)
 	x.listNames = usedLists(native)
 	for _, name := range x.listNames {
 		if d := c.rs.ListDecls[name]; d != nil && d.Managed {
@@ -478,7 +510,7 @@ func (c *compiler) conjuncts(env *cel.Env, sp exprSpec, a *celast.AST) []*Expr {
 	}
 	rank := func(x *Expr) int {
 		switch {
-		case len(x.Steps) > 0:
+		case len(x.Steps) > 0 || len(x.Measures) > 0:
 			return 2
 		case x.fast == nil:
 			return 1
@@ -506,15 +538,20 @@ func kindsText(ks []types.Kind) string {
 	names := map[types.Kind]string{
 		types.BoolKind: "bool", types.StringKind: "string", types.IntKind: "int",
 		types.UintKind: "uint", types.DoubleKind: "double", types.TimestampKind: "timestamp",
+		types.BytesKind: "bytes",
 	}
 	parts := make([]string, len(ks))
 	for i, k := range ks {
 		parts[i] = names[k]
 	}
-	if len(parts) == 1 {
-		return "a " + parts[0] + " expression"
+	article := "a "
+	if strings.HasPrefix(parts[0], "int") || strings.HasPrefix(parts[0], "uint") {
+		article = "an "
 	}
-	return "a " + strings.Join(parts[:len(parts)-1], ", ") + " or " + parts[len(parts)-1]
+	if len(parts) == 1 {
+		return article + parts[0] + " expression"
+	}
+	return article + strings.Join(parts[:len(parts)-1], ", ") + " or " + parts[len(parts)-1]
 }
 
 // celErr reports a CEL error at its position inside the YAML file, with
@@ -562,8 +599,11 @@ type stepVar struct {
 
 // exprRuntime holds what evaluation needs; it is embedded in Expr.
 type exprRuntime struct {
-	prg       cel.Program
-	vars      []stepVar
+	prg  cel.Program
+	vars []stepVar
+	// measures are the measure variables the expression reads, resolved
+	// through MeasureVars.
+	measures  []measureVar
 	lists     *listsValue
 	listNames []string
 	// readsManaged: the expression reads a managed list, so each

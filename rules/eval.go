@@ -14,7 +14,8 @@ import (
 	"cel.dev/cel-go/interpreter"
 )
 
-// activation binds event, lists and the step variables of one evaluation.
+// activation binds event, lists and the step or measure variables of one
+// evaluation.
 // It resolves names with a switch and a short slice scan instead of a map,
 // so that an evaluation allocates nothing for its variables.
 type activation struct {
@@ -56,6 +57,11 @@ func (a *activation) ResolveName(name string) (any, bool) {
 			return nil, false
 		}
 		return eventList(evs), true
+	}
+	for _, mv := range a.x.measures {
+		if mv.name == name {
+			return resolveMeasure(a.vars, mv)
+		}
 	}
 	return nil, false
 }

@@ -30,6 +30,7 @@ func FuzzParse(f *testing.F) {
 		f.Add(src)
 	}
 	f.Add([]byte(groupRules))
+	f.Add([]byte(cardSpree))
 	ev, err := ParseEvent([]byte(`{"type": "login", "amount": 12.5, "success": false, "ip": "1.2.3.4", "ts": "2026-11-20T10:00:00Z", "n": 3}`))
 	if err != nil {
 		f.Fatal(err)
@@ -72,8 +73,24 @@ func evalAll(c *Compiled, ev *Event) {
 			}
 		}
 		steps(r.Steps)
+		summaryVars := Vars(vars)
+		if a := r.Aggregate; a != nil {
+			_, _ = a.Where.EvalBool(ev, nil)
+			mv := measures{} // every measure a value of its type
+			for i, arg := range a.Args {
+				if arg != nil {
+					_, _ = arg.Eval(ev, nil)
+				}
+				mv[i] = 1.5
+				if f := a.Measures[i].Func; f == Count || f == CountDistinct {
+					mv[i] = 2
+				}
+			}
+			_, _ = a.Having.EvalBool(ev, mv)
+			summaryVars = mv
+		}
 		if r.Summary != nil {
-			_, _ = r.Summary.EvalString(ev, vars)
+			_, _ = r.Summary.EvalString(ev, summaryVars)
 		}
 	}
 }

@@ -279,6 +279,9 @@ type Aggregate struct {
 	Having    string // CEL bool over the measures and event
 	HavingPos Pos
 	Pos       Pos
+
+	// measuresPos is where measures was written, when it was.
+	measuresPos Pos
 }
 
 // MeasureFunc is the function of a measure.
@@ -304,4 +307,10 @@ type Measure struct {
 	Arg    string
 	ArgPos Pos
 	Pos    Pos // position of the measure's value
+
+	namePos Pos
+	// malformed marks a value the parser could not read as FUNC(ARG), and
+	// reported: its variable is still declared (as dyn) so that having's
+	// references to it add no errors.
+	malformed bool
 }

@@ -23,6 +23,9 @@ type exprNode struct {
 	style yaml.Style
 	line  int
 	col   int
+	// prefix is the scalar's text before the expression, when the
+	// expression is part of a scalar (a measure's argument).
+	prefix string
 }
 
 // Parse parses and validates a ruleset document. On failure the error is
@@ -108,6 +111,8 @@ type parser struct {
 	// is over it, and was not read.
 	maxRules  int
 	overLimit bool
+	// srcLines is the source split in lines, for positions inside scalars.
+	srcLines [][]rune
 }
 
 func (p *parser) pos(n *yaml.Node) Pos { return Pos{File: p.file, Line: n.Line, Col: n.Column} }
@@ -523,8 +528,9 @@ func (p *parser) rule(n *yaml.Node) {
 			r.Within = p.duration(v, "within")
 			r.withinPos = p.pos(v)
 		},
-		"skip":  func(k, v *yaml.Node) { p.skip(v, &r.Skip) },
-		"alert": func(k, v *yaml.Node) { p.alert(v, r) },
+		"aggregate": func(k, v *yaml.Node) { r.Aggregate = p.aggregate(v) },
+		"skip":      func(k, v *yaml.Node) { p.skip(v, &r.Skip) },
+		"alert":     func(k, v *yaml.Node) { p.alert(v, r) },
 	})
 	p.rs.Rules = append(p.rs.Rules, r)
 }

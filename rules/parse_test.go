@@ -332,8 +332,8 @@ func TestLoadErrors(t *testing.T) {
 			name: "when and pattern",
 			src:  ruleset("  - id: both\n    when: 'true'\n    pattern:\n      - step: a\n  - id: neither\n  - id: empty\n    pattern: []\n  - id: emptywhen\n    when: ''\n"),
 			want: []string{
-				`6:7: both: a rule has either when or pattern, not both`,
-				`7:5: neither: a rule needs when (one event) or pattern (a sequence)`,
+				`6:7: both: a rule has exactly one of when, pattern and aggregate, not both when and pattern`,
+				`7:5: neither: a rule needs when (one event), pattern (a sequence) or aggregate (measures over a window)`,
 				`9:14: empty: pattern has no steps`,
 				`11:11: emptywhen: when is empty`,
 			},

@@ -33,7 +33,12 @@ func (c *compiler) mapPos(sp exprSpec, line, col int) (Pos, string) {
 		if c.lines == nil {
 			c.lines = splitLines(c.rs.src)
 		}
-		if l, cl, ok := align(c.lines, n, expr, off); ok {
+		full, at := expr, off
+		if n.prefix != "" {
+			prefix := []rune(n.prefix)
+			full, at = append(prefix, expr...), len(prefix)+off
+		}
+		if l, cl, ok := align(c.lines, n, full, at); ok {
 			pos := Pos{File: sp.pos.File, Line: l + 1, Col: cl + 1}
 			return pos, snippet(c.lines[l], cl)
 		}

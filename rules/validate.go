@@ -5,8 +5,8 @@ import (
 	"strings"
 )
 
-// reserved names cannot be step names: the environment's own variables and
-// CEL's keywords and reserved words.
+// reserved names cannot be step or measure names: the environment's own
+// variables and CEL's keywords and reserved words.
 var reserved = map[string]bool{
 	"event": true, "lists": true,
 	"true": true, "false": true, "null": true, "in": true,
@@ -52,15 +52,25 @@ func validateRule(e *errs, r *Rule) {
 		e.add(r.Pos, "unknown severity %q", r.Severity)
 	}
 	hasPattern := r.Pattern != nil
+	hasAggregate := r.Aggregate != nil
 	switch {
+	case r.When != "" && hasPattern && hasAggregate:
+		e.add(orPos(r.Aggregate.Pos, r.Pos), "a rule has exactly one of when, pattern and aggregate, not all three")
 	case r.When != "" && hasPattern:
-		e.add(orPos(r.patternPos, r.Pos), "a rule has either when or pattern, not both")
-	case r.When == "" && !hasPattern:
+		e.add(orPos(r.patternPos, r.Pos), "a rule has exactly one of when, pattern and aggregate, not both when and pattern")
+	case r.When != "" && hasAggregate:
+		e.add(orPos(r.Aggregate.Pos, r.Pos), "a rule has exactly one of when, pattern and aggregate, not both when and aggregate")
+	case hasPattern && hasAggregate:
+		e.add(orPos(r.Aggregate.Pos, r.Pos), "a rule has exactly one of when, pattern and aggregate, not both pattern and aggregate")
+	case r.When == "" && !hasPattern && !hasAggregate:
 		if r.WhenPos.Line == 0 { // an empty when was already reported
-			e.add(r.Pos, "a rule needs when (one event) or pattern (a sequence)")
+			e.add(r.Pos, "a rule needs when (one event), pattern (a sequence) or aggregate (measures over a window)")
 		}
 	}
-	if r.When != "" && !hasPattern {
+	if hasAggregate && r.When == "" && !hasPattern {
+		validateAggregate(e, r)
+	}
+	if r.When != "" && !hasPattern && !hasAggregate {
 		if r.Within != 0 {
 			e.add(orPos(r.withinPos, r.Pos), "within applies to pattern rules only")
 		}

@@ -24,6 +24,11 @@ func ruleVersion(rs *Ruleset, r *Rule, listsUsed map[string]bool) string {
 	w("within", int64(r.Within))
 	w("skip", string(r.Skip.Kind)+":"+r.Skip.Step)
 	writeSteps(w, r.Pattern)
+	if r.Aggregate != nil {
+		// Only aggregate rules add lines, so that other rules keep their
+		// versions.
+		writeAggregate(w, r.Aggregate)
+	}
 	w("summary", r.Alert.Summary)
 	keys := make([]string, 0, len(r.Alert.Labels))
 	for k := range r.Alert.Labels {
