@@ -307,9 +307,14 @@ func sortSpree(alerts []spreeAlert) {
 	slices.SortFunc(alerts, func(a, b spreeAlert) int { return cmp.Or(strings.Compare(a.Key, b.Key), a.Time.Compare(b.Time)) })
 }
 
+// spreeSummary is what the test reads of `shrike run`'s summary.
+type spreeSummary struct {
+	alerts, suppressed, celErrors, late, deadLettered int
+}
+
 // runSpree writes the stream and the ruleset, runs `shrike run` on them
-// and returns the card-spree alerts it printed.
-func runSpree(t *testing.T, s *spreeStream, suppress bool) []spreeAlert {
+// and returns the card-spree alerts it printed and its summary.
+func runSpree(t *testing.T, s *spreeStream, suppress bool) ([]spreeAlert, spreeSummary) {
 	t.Helper()
 	dir := t.TempDir()
 	suppressLine := ""
@@ -328,10 +333,11 @@ func runSpree(t *testing.T, s *spreeStream, suppress bool) []spreeAlert {
 		t.Fatal(err)
 	}
 
-	status, stdout, stderr := shrikeCmd(t, "run", "-q", "--rules", rulesPath, eventsPath)
-	if status != 0 || stderr != "" {
-		t.Fatalf("shrike run: status %d, want 0 and nothing on stderr (no bad line, no late event):\n%s", status, stderr)
+	status, stdout, stderr := shrikeCmd(t, "run", "--rules", rulesPath, eventsPath)
+	if status != 0 {
+		t.Fatalf("shrike run: status %d, want 0:\n%s", status, stderr)
 	}
+	sum := parseSpreeSummary(t, stderr)
 	byN := make(map[int]*spreeEvent, len(s.events))
 	for _, e := range s.events {
 		byN[e.N] = e
@@ -377,7 +383,62 @@ func runSpree(t *testing.T, s *spreeStream, suppress bool) []spreeAlert {
 		got = append(got, spreeAlert{Key: a.Key, Trigger: ev.N, Time: ev.TS, Cards: int(cards), Spent: spent})
 	}
 	sortSpree(got)
-	return got
+	return got, sum
+}
+
+// parseSpreeSummary reads the card-spree row of the summary table, by
+// the columns its header names, and the late and dead-lettered totals.
+func parseSpreeSummary(t *testing.T, stderr string) spreeSummary {
+	t.Helper()
+	var sum spreeSummary
+	var header []string
+	found := 0
+	for _, line := range strings.Split(stderr, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		num := func(s string) int {
+			var n int
+			if _, err := fmt.Sscan(s, &n); err != nil {
+				t.Fatalf("summary line %q: %v", line, err)
+			}
+			return n
+		}
+		col := func(name string) int {
+			i := slices.Index(header, name)
+			if i < 0 || i >= len(f) {
+				t.Fatalf("summary has no column %s:\n%s", name, stderr)
+			}
+			return num(f[i])
+		}
+		switch {
+		case f[0] == "RULE":
+			header = f
+		case f[0] == "spree/card-spree":
+			sum.alerts, sum.suppressed, sum.celErrors = col("ALERTS"), col("SUPPRESSED"), col("CEL")
+			found++
+		case f[0] == "late" && len(f) >= 2:
+			sum.late = num(f[1])
+			found++
+		case f[0] == "dead-lettered" && len(f) >= 2:
+			sum.deadLettered = num(f[1])
+			found++
+		}
+	}
+	if found != 3 {
+		t.Fatalf("summary without the card-spree row, late and dead-lettered:\n%s", stderr)
+	}
+	return sum
+}
+
+// checkSpreeSummary checks the counts of the summary against the alerts.
+func checkSpreeSummary(t *testing.T, sum spreeSummary, alerts, suppressed int) {
+	t.Helper()
+	want := spreeSummary{alerts: alerts, suppressed: suppressed}
+	if sum != want {
+		t.Errorf("summary: %+v, want %+v (no CEL error, no late or dead-lettered event)", sum, want)
+	}
 }
 
 // checkAgainstPlan holds the reference to what the generator planned, so
@@ -433,7 +494,8 @@ func TestCardSpreeSuppressed(t *testing.T) {
 		t.Fatalf("reference: %d alerts, %d suppressed; the plan is 1100 and 200", len(want), suppressed)
 	}
 
-	got := runSpree(t, s, true)
+	got, sum := runSpree(t, s, true)
+	checkSpreeSummary(t, sum, len(want), suppressed)
 	if diff := gocmp.Diff(want, got, spreeOpts...); diff != "" {
 		t.Errorf("alerts (-reference +shrike run):\n%s", diff)
 	}
@@ -459,7 +521,8 @@ func TestCardSpreeUnsuppressed(t *testing.T) {
 	if len(want) != len(s.bursts) || len(want) != 1300 {
 		t.Fatalf("reference: %d alerts, want one per burst: %d", len(want), len(s.bursts))
 	}
-	got := runSpree(t, s, false)
+	got, sum := runSpree(t, s, false)
+	checkSpreeSummary(t, sum, len(want), 0)
 	if diff := gocmp.Diff(want, got, spreeOpts...); diff != "" {
 		t.Errorf("alerts (-reference +shrike run):\n%s", diff)
 	}
