@@ -48,11 +48,11 @@ var paymentsScenarios = []string{
 	ScenarioCardTesting,
 	ScenarioImpossibleTravel,
 	ScenarioResetWithout2FA,
+	ScenarioCardSpree,
 	ScenarioStructuring,
 	ScenarioBigForeignTransfer,
 	ScenarioLargeCardAuth,
 	ScenarioVelocity,
-	ScenarioCardSpree,
 }
 
 // Event types of the payments stream. The account_security stream uses
