@@ -22,6 +22,7 @@ type metrics struct {
 	skipped        *prometheus.CounterVec // topic
 	alerts         *prometheus.CounterVec // ruleset, rule
 	timeouts       *prometheus.CounterVec // ruleset, rule
+	suppressed     *prometheus.CounterVec // ruleset, rule
 	dropped        *prometheus.CounterVec // ruleset, rule
 	celErrors      *prometheus.CounterVec // ruleset, rule
 	produceErrors  *prometheus.CounterVec // topic
@@ -70,6 +71,7 @@ func newMetrics(reg prometheus.Registerer, ready func() bool) (*metrics, error) 
 		skipped:        counterVec("engine", "skipped_records_total", "Records re-read after a restore that were matched before the checkpoint.", "topic"),
 		alerts:         counterVec("engine", "alerts_total", "Alerts produced, timeout alerts included.", "ruleset", "rule", "shadow"),
 		timeouts:       counterVec("engine", "timeouts_total", "Partial matches whose window closed.", "ruleset", "rule", "shadow"),
+		suppressed:     counterVec("engine", "alerts_suppressed_total", "Alerts dropped by their rule's alert.suppress (not in alerts_total).", "ruleset", "rule", "shadow"),
 		dropped:        counterVec("engine", "dropped_partial_matches_total", "Partial matches dropped by the per-key cap.", "ruleset", "rule", "shadow"),
 		celErrors:      counterVec("engine", "cel_errors_total", "Condition evaluations that failed and counted as false.", "ruleset", "rule", "shadow"),
 		produceErrors:  counterVec("engine", "produce_errors_total", "Output records whose produce failed.", "topic"),
@@ -114,7 +116,7 @@ func newMetrics(reg prometheus.Registerer, ready func() bool) (*metrics, error) 
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{
-		m.records, m.events, m.late, m.deadLettered, m.skipped, m.alerts, m.timeouts, m.dropped,
+		m.records, m.events, m.late, m.deadLettered, m.skipped, m.alerts, m.timeouts, m.suppressed, m.dropped,
 		m.celErrors, m.produceErrors, m.partialMatches, m.residentKeys, m.bufferedEvents,
 		m.watermarkLag, m.consumerLag, m.fetchErrors, m.partitions, m.ready, m.checkpointSeconds,
 		m.checkpointErrors, m.storeErrors, m.committedKeys, m.committedBytes, m.loadedKeys,
@@ -159,7 +161,7 @@ type metricRule struct {
 
 // ruleCounters are one rule's counters.
 type ruleCounters struct {
-	alerts, timeouts, dropped, celErrors prometheus.Counter
+	alerts, timeouts, suppressed, dropped, celErrors prometheus.Counter
 }
 
 func (m *metrics) forPartition(topic string, partition int32) *partitionMetrics {
@@ -219,10 +221,11 @@ func (pm *partitionMetrics) counters(id matcher.RuleID, shadow bool) *ruleCounte
 	m := pm.engine
 	sh := strconv.FormatBool(shadow)
 	c := &ruleCounters{
-		alerts:    m.alerts.WithLabelValues(id.Ruleset, id.Rule, sh),
-		timeouts:  m.timeouts.WithLabelValues(id.Ruleset, id.Rule, sh),
-		dropped:   m.dropped.WithLabelValues(id.Ruleset, id.Rule, sh),
-		celErrors: m.celErrors.WithLabelValues(id.Ruleset, id.Rule, sh),
+		alerts:     m.alerts.WithLabelValues(id.Ruleset, id.Rule, sh),
+		timeouts:   m.timeouts.WithLabelValues(id.Ruleset, id.Rule, sh),
+		suppressed: m.suppressed.WithLabelValues(id.Ruleset, id.Rule, sh),
+		dropped:    m.dropped.WithLabelValues(id.Ruleset, id.Rule, sh),
+		celErrors:  m.celErrors.WithLabelValues(id.Ruleset, id.Rule, sh),
 	}
 	pm.rules[key] = c
 	return c
@@ -237,6 +240,7 @@ func (pm *partitionMetrics) countRules(byRule map[matcher.RuleID]matcher.RuleSta
 		last := pm.last[key]
 		c := pm.counters(id, shadow)
 		c.timeouts.Add(delta(rs.Timeouts, last.Timeouts))
+		c.suppressed.Add(delta(rs.Suppressed, last.Suppressed))
 		c.dropped.Add(delta(rs.Dropped, last.Dropped))
 		c.celErrors.Add(delta(rs.CELErrors, last.CELErrors))
 		pm.last[key] = rs
@@ -282,7 +286,7 @@ func (m *metrics) retire(p *enginePlan) {
 		rulesets[version{rs.Name, strconv.FormatBool(rs.Shadow)}] = ids
 	}
 	liveRule := func(l prometheus.Labels) bool { return rulesets[version{l["ruleset"], l["shadow"]}][l["rule"]] }
-	for _, v := range []labelledVec{m.alerts, m.timeouts, m.dropped, m.celErrors} {
+	for _, v := range []labelledVec{m.alerts, m.timeouts, m.suppressed, m.dropped, m.celErrors} {
 		deleteSeries(v, liveRule)
 	}
 	liveTopic := func(l prometheus.Labels) bool { return slices.Contains(p.topics, l["topic"]) }

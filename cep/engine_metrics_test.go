@@ -30,7 +30,7 @@ func TestPartitionMetricsRuleLabels(t *testing.T) {
 	old.Version = "v1"
 	pm.countRules(map[matcher.RuleID]matcher.RuleStats{cur: {Timeouts: 2}, old: {Timeouts: 1, CELErrors: 4}}, false)
 	// Counted again, only what was gained since is added.
-	pm.countRules(map[matcher.RuleID]matcher.RuleStats{cur: {Timeouts: 3}, old: {Timeouts: 1, CELErrors: 4}}, false)
+	pm.countRules(map[matcher.RuleID]matcher.RuleStats{cur: {Timeouts: 3, Suppressed: 5}, old: {Timeouts: 1, CELErrors: 4, Suppressed: 1}}, false)
 	pm.counters(cur, false).alerts.Inc()
 	// The shadow version of the rule counts apart.
 	pm.countRules(map[matcher.RuleID]matcher.RuleStats{cur: {Timeouts: 7}}, true)
@@ -39,6 +39,7 @@ func TestPartitionMetricsRuleLabels(t *testing.T) {
 		`shrike_engine_alerts_total{rule="pair@2",ruleset="team/pay",shadow="false"} 1`,
 		`shrike_engine_timeouts_total{rule="pair@2",ruleset="team/pay",shadow="false"} 4`,
 		`shrike_engine_cel_errors_total{rule="pair@2",ruleset="team/pay",shadow="false"} 4`,
+		`shrike_engine_alerts_suppressed_total{rule="pair@2",ruleset="team/pay",shadow="false"} 6`,
 		`shrike_engine_timeouts_total{rule="pair@2",ruleset="team/pay",shadow="true"} 7`,
 	} {
 		if !strings.Contains(text, want+"\n") {
@@ -146,9 +147,9 @@ func TestEngineRetiresRuleSeries(t *testing.T) {
 	for _, n := range rulesSeen {
 		total += n
 	}
-	// Four per-rule counters for two live rules.
-	if total > 4*2 {
-		t.Errorf("%d per-rule series after %d uploads, want at most %d (the live rules')", total, uploads, 4*2)
+	// Five per-rule counters for two live rules.
+	if total > 5*2 {
+		t.Errorf("%d per-rule series after %d uploads, want at most %d (the live rules')", total, uploads, 5*2)
 	}
 	t.Logf("per-rule series after %d uploads of renamed rules: %d", uploads, total)
 	if seriesOf(t, reg, "topic")["events"] == 0 {

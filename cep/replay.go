@@ -163,6 +163,9 @@ type RuleSummary struct {
 	Alerts uint64
 	// Timeouts counts partial matches whose window closed, emitted or not.
 	Timeouts uint64
+	// Suppressed counts the alerts the rule's alert.suppress dropped (not
+	// in Alerts).
+	Suppressed uint64
 	// Dropped counts partial matches dropped by MaxRunsPerKey.
 	Dropped uint64
 	// CELErrors counts evaluations that failed and so counted as false.
@@ -555,6 +558,7 @@ func (r *replayer) finish() error {
 			for id, rs := range p.Stats().ByRule {
 				if i, ok := r.ruleIndex(s, id); ok {
 					r.sum.Rules[i].Timeouts += rs.Timeouts
+					r.sum.Rules[i].Suppressed += rs.Suppressed
 					r.sum.Rules[i].Dropped += rs.Dropped
 					r.sum.Rules[i].CELErrors += rs.CELErrors
 				}

@@ -70,6 +70,28 @@ type aggState struct {
 
 func (s *aggState) len() int { return len(s.times) - s.head }
 
+// aggKey is a key's state of an aggregate rule made in one allocation:
+// most keys count an event or two per window, and hold them in the
+// buffers here.
+type aggKey struct {
+	rk    ruleKey
+	x     ruleExtra
+	s     aggState
+	times [2]int64
+	vals  [4]uint64
+}
+
+func newAggKey(pr *planRule) *ruleKey {
+	k := &aggKey{rk: ruleKey{rule: pr}}
+	k.s.times = k.times[:0]
+	if pr.agg.cols <= 2 {
+		k.s.vals = k.vals[:0]
+	}
+	k.x.agg = &k.s
+	k.rk.x = &k.x
+	return &k.rk
+}
+
 // missingHash stands for a count_distinct operand that failed to evaluate:
 // value hashes are never 0.
 const missingHash = 0
@@ -144,10 +166,11 @@ func (v *aggVars) Measure(i int) (any, bool) {
 	if i < 0 || i >= len(v.vals) || !v.vals[i].ok {
 		return nil, false
 	}
+	// CEL values as they are, so that handing them out allocates nothing.
 	if v.vals[i].isInt {
-		return int64(v.vals[i].v), true
+		return types.Int(int64(v.vals[i].v)), true
 	}
-	return v.vals[i].v, true
+	return types.Double(v.vals[i].v), true
 }
 
 // processAggregate counts r for an aggregate rule when it passes the
@@ -164,7 +187,7 @@ func (p *Partition) processAggregate(pr *planRule, ks *keyState, r *Record, hash
 			ks = newKeyState(r.Key, hash)
 			p.keys.put(ks)
 		}
-		rk = &ruleKey{rule: pr}
+		rk = newAggKey(pr)
 		ks.add(rk)
 	}
 	if rk.x == nil {
@@ -212,7 +235,7 @@ func (p *Partition) processAggregate(pr *planRule, ks *keyState, r *Record, hash
 		p.tr.aggregate(p, pr, r, s, held, fire, err)
 	}
 	if fire {
-		p.emitAggregate(pr, r, s)
+		p.emitAggregateSuppressed(pr, rk, r, s)
 	}
 	return ks
 }
@@ -377,6 +400,26 @@ func (p *Partition) having(pr *planRule, r *Record, s *aggState) (bool, error) {
 	return ok, nil
 }
 
+// emitAggregateSuppressed emits the alert of an aggregate rule that fired
+// on r, through the rule's suppression if it has one.
+func (p *Partition) emitAggregateSuppressed(pr *planRule, rk *ruleKey, r *Record, s *aggState) {
+	if pr.rule.Alert.Suppress == nil {
+		p.emitAggregate(pr, r, s)
+		return
+	}
+	d := p.suppressAlert(pr, rk, r.Time, r.Event, &p.aggVars)
+	if d.suppressed {
+		if p.tr != nil {
+			p.tr.suppressed(p, pr, nil, d, p.trRec)
+		}
+		return
+	}
+	if p.tr != nil && d.started {
+		p.tr.emitting(pr, d.by)
+	}
+	p.emitAggregate(pr, r, s)
+}
+
 // emitAggregate emits the alert of an aggregate rule that fired on r, with
 // the measures p.aggVars holds.
 func (p *Partition) emitAggregate(pr *planRule, r *Record, s *aggState) {
@@ -396,9 +439,10 @@ func (p *Partition) emitAggregate(pr *planRule, r *Record, s *aggState) {
 	p.emit(b, pr, nil, r.Key, b.steps, nil, r.Event, false)
 }
 
-// expireAggregate drops the entries of an aggregate rule's window that
-// left it by now.
+// expireAggregate drops an aggregate rule's window once every event has
+// left it by now, and the rule's suppression entries that expired.
 func (p *Partition) expireAggregate(rk *ruleKey, now int64) {
+	p.expireSuppression(rk, now)
 	if rk.x == nil || rk.x.agg == nil {
 		return
 	}
@@ -407,9 +451,6 @@ func (p *Partition) expireAggregate(rk *ruleKey, now int64) {
 		return
 	}
 	rk.x.agg = nil
-	if rk.x.empty() {
-		rk.x = nil
-	}
 	rk.nextOK = false
 	p.changed = true
 }

@@ -96,15 +96,17 @@ type Options struct {
 
 // Stats are a Partition's counters since it was created.
 type Stats struct {
-	Events   uint64 // records pushed
-	Late     uint64 // records behind the watermark
-	Alerts   uint64 // alerts emitted, timeouts included
-	Timeouts uint64 // partial matches that timed out (emitted or not)
-	Dropped  uint64 // partial matches dropped by MaxRunsPerKey
-	LiveRuns int    // open partial matches now
-	PeakRuns int    // most open partial matches at any time
-	Keys     int    // keys with state now
-	Buffered int    // records waiting for the watermark now
+	Events uint64 // records pushed
+	Late   uint64 // records behind the watermark
+	Alerts uint64 // alerts emitted, timeouts included
+	// Suppressed counts the alerts alert.suppress dropped (not in Alerts).
+	Suppressed uint64
+	Timeouts   uint64 // partial matches that timed out (emitted or not)
+	Dropped    uint64 // partial matches dropped by MaxRunsPerKey
+	LiveRuns   int    // open partial matches now
+	PeakRuns   int    // most open partial matches at any time
+	Keys       int    // keys with state now
+	Buffered   int    // records waiting for the watermark now
 	// ByRule counts per rule.
 	ByRule map[RuleID]RuleStats
 }
@@ -133,6 +135,8 @@ type RuleStats struct {
 	Timeouts  uint64
 	Dropped   uint64
 	CELErrors uint64
-	PeakRuns  int // most open partial matches of the rule at any time
-	live      int
+	// Suppressed counts the alerts alert.suppress dropped (not in Alerts).
+	Suppressed uint64
+	PeakRuns   int // most open partial matches of the rule at any time
+	live       int
 }

@@ -10,11 +10,16 @@ type ruleExtra struct {
 	held []*run
 	// agg is an aggregate rule's window.
 	agg *aggState
+	// sup are the rule's alert suppression entries for the key
+	// (suppress.go), and supNext the earliest expiry among them still to
+	// come when they last changed.
+	sup     []suppression
+	supNext int64
 }
 
 // empty reports whether x holds nothing; a nil x is empty.
 func (x *ruleExtra) empty() bool {
-	return x == nil || (len(x.held) == 0 && (x.agg == nil || x.agg.len() == 0))
+	return x == nil || (len(x.held) == 0 && len(x.sup) == 0 && (x.agg == nil || x.agg.len() == 0))
 }
 
 // heldRuns returns the held matches.

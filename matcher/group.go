@@ -137,7 +137,9 @@ func (p *Program) planGroups() {
 // rule whose conditions read the event alone (a condition that reads the
 // partial match has a value per run and rule).
 func groupable(pr *planRule) bool {
-	if pr.auto == nil {
+	// A rule with suppression keeps its own state: the entries are the
+	// rule's, and its alerts decide them in its own order.
+	if pr.auto == nil || pr.rule.Alert.Suppress != nil {
 		return false
 	}
 	for _, s := range pr.auto.States {

@@ -153,6 +153,9 @@ func (c *alertCollector) Alert(a *Alert) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s/%s@%s key=%s timeout=%t %s..%s %q", a.ID, a.Ruleset, a.Rule, a.RuleVersion, a.Key, a.Timeout,
 		a.Start.UTC().Format(time.RFC3339Nano), a.End.UTC().Format(time.RFC3339Nano), a.Summary)
+	for _, m := range a.Measures {
+		fmt.Fprintf(&b, " %s=%g", m.Name, m.Value)
+	}
 	for _, s := range a.Steps {
 		fmt.Fprintf(&b, "\n  %s:", s.Step)
 		for _, r := range s.Records {

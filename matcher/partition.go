@@ -116,6 +116,9 @@ type Partition struct {
 	tracer *Tracer
 	tr     *Tracer
 	trRec  *Record
+
+	// suppressBuf is suppressBy's scratch.
+	suppressBuf []byte
 }
 
 // NewPartition returns a Partition that sends its results to out.
@@ -312,6 +315,8 @@ func (p *Partition) fireTimers(now int64) {
 			case rk.grouped:
 				p.groupAdvanceTime(rk.rule.group, rk, now)
 				p.finishGroup(rk.rule.group, rk, ks.key, true)
+			case rk.rule.auto == nil:
+				p.expireSuppression(rk, now) // a single-event rule's
 			default:
 				p.advanceTime(rk.rule, rk, now, ks.key)
 			}
@@ -369,6 +374,9 @@ func (p *Partition) processRule(pr *planRule, ks *keyState, r *Record, hash uint
 	}
 	if pr.auto == nil {
 		if p.cond(pr.when, pr, nil, r) {
+			if pr.rule.Alert.Suppress != nil {
+				return p.emitSingleSuppressed(pr, ks, r, hash)
+			}
 			p.emitSingle(pr, r)
 		}
 		return ks
@@ -398,6 +406,11 @@ func (p *Partition) processRule(pr *planRule, ks *keyState, r *Record, hash uint
 		return ks
 	}
 	p.step(pr, rk, r)
+	if rk.x != nil && len(rk.x.sup) > 0 {
+		// The step may have ended the partial matches that kept expired
+		// entries.
+		p.expireSuppression(rk, r.Time)
+	}
 	return ks
 }
 

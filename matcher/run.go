@@ -99,21 +99,19 @@ func (rk *ruleKey) deadline(pr *planRule) int64 {
 	if rk.nextOK {
 		return rk.next
 	}
-	d := int64(noDeadline)
-	if pr.agg != nil {
-		if rk.x != nil && rk.x.agg != nil {
-			d = rk.x.agg.deadline(pr.agg)
-		}
-		rk.next, rk.nextOK = d, true
-		return d
+	d := rk.x.suppressDeadline()
+	if pr.agg != nil && rk.x != nil && rk.x.agg != nil {
+		d = min(d, rk.x.agg.deadline(pr.agg))
 	}
-	w := int64(pr.auto.Window)
-	for _, r := range rk.runs {
-		if w > 0 && r.startTime+w < d {
-			d = r.startTime + w
-		}
-		if sw := int64(r.state.Window); sw > 0 && r.prevTime+sw < d {
-			d = r.prevTime + sw
+	if pr.auto != nil {
+		w := int64(pr.auto.Window)
+		for _, r := range rk.runs {
+			if w > 0 && r.startTime+w < d {
+				d = r.startTime + w
+			}
+			if sw := int64(r.state.Window); sw > 0 && r.prevTime+sw < d {
+				d = r.prevTime + sw
+			}
 		}
 	}
 	rk.next, rk.nextOK = d, true
@@ -178,7 +176,7 @@ func (p *Partition) step(pr *planRule, rk *ruleKey, r *Record) {
 	if pr.rule.Skip.Kind == "" || pr.rule.Skip.Kind == "none" {
 		slices.SortStableFunc(potential, compareRuns)
 		for _, m := range potential {
-			p.emitMatch(pr, m, r.Key, false)
+			p.emitRun(pr, rk, m, r.Key, false)
 		}
 	} else {
 		p.release(pr, rk, potential, r.Key)
@@ -417,6 +415,10 @@ func (p *Partition) advanceTime(pr *planRule, rk *ruleKey, t int64, key string) 
 	if len(rk.heldRuns()) == 0 && t < rk.deadline(pr) {
 		return // no window closes yet: the common case, without a scan
 	}
+	if rk.x != nil && len(rk.x.sup) > 0 {
+		// After the alerts below, which the entries may suppress.
+		defer p.expireSuppression(rk, t)
+	}
 	w := int64(pr.auto.Window)
 	kept := rk.runs[:0]
 	potential, timedOut := p.expiredDone[:0], p.expiredOpen[:0]
@@ -452,7 +454,7 @@ func (p *Partition) advanceTime(pr *planRule, rk *ruleKey, t int64, key string) 
 		p.stats.Timeouts++
 		p.perRule[pr.index].Timeouts++
 		if pr.rule.Alert.OnTimeout {
-			p.emitMatch(pr, r, key, true)
+			p.emitRun(pr, rk, r, key, true)
 		}
 	}
 }
@@ -496,7 +498,7 @@ func (p *Partition) release(pr *planRule, rk *ruleKey, potential []*run, key str
 				held = pruneRuns(held, id, string(pr.rule.Skip.Kind))
 			}
 		}
-		p.emitMatch(pr, m, key, false)
+		p.emitRun(pr, rk, m, key, false)
 	}
 	switch {
 	case len(held) == 0:

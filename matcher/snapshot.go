@@ -140,12 +140,19 @@ var pow10 = [maxTimeExponent + 1]int64{1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8,
 //	               its previous node's index plus one (0: none, and always
 //	               below the node's own: nodes are written oldest first)
 //	rules          count; per rule: ruleRef, 8 bytes little-endian; the
-//	               number of runs times 2, plus 1 when more sections
-//	               follow; the runs; then, when flagged, the mask of the
-//	               sections that follow (extraHeld, extraAggregate), and
-//	               they in that order: the count of held matches and the
-//	               matches, which are runs too; an aggregate rule's window
-//	               (appendAggState)
+//	               number of runs times 4, plus 1 when held matches follow,
+//	               plus 2 when extra sections follow; the runs; then, when
+//	               flagged, the count of held matches and the matches,
+//	               which are runs too; then, when flagged, the count of
+//	               extra sections and each as its kind, its length in
+//	               bytes and its bytes
+//	suppression    extra section of kind 1: the rule's alert suppression
+//	               entries (suppress.go): count; per entry its by hash, 8
+//	               bytes little-endian, and its expiry (signed) as the
+//	               difference from the previous entry's (from 0 for the
+//	               first)
+//	aggregate      extra section of kind 2: an aggregate rule's window
+//	               (appendAggState in aggregate.go)
 //	run            state id; last node's index plus one (0: none); start
 //	               time and start seq as the signed difference from the
 //	               record of the chain's first node, and previous time from
@@ -156,13 +163,14 @@ var pow10 = [maxTimeExponent + 1]int64{1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8,
 // raw events are most of the bytes; the rest is a few bytes per record,
 // node and run, and 8 per rule.
 //
-// Version 2 (read only) differs in the flag after a rule's runs: it says
-// held matches follow, with no mask. Version 1 (read only) also differs
-// in: no time exponent; records as absolute time (signed), seq, source
-// index (always) and offset (signed); rules as name and version strings
-// (length and bytes), then the count of runs and the runs, then the count
-// of held matches and them; runs with absolute start time (signed), start
-// seq and previous time (signed).
+// Version 2 (read only) differs in: the number of runs times 2, plus 1
+// when held matches follow, and no extra sections.
+//
+// Version 1 (read only) differs in: no time exponent; records as absolute
+// time (signed), seq, source index (always) and offset (signed); rules as
+// name and version strings (length and bytes), then the count of runs and
+// the runs, then the count of held matches and them; runs with absolute
+// start time (signed), start seq and previous time (signed).
 func (p *Partition) AppendKeyState(dst []byte, key string) ([]byte, bool) {
 	ks := p.keys.lookup(key)
 	if ks == nil {
@@ -200,6 +208,11 @@ func (p *Partition) AppendKeyState(dst []byte, key string) ([]byte, bool) {
 				fit(prev)
 			}
 		}
+		var prevUntil int64
+		for _, s := range rk.suppressions() {
+			fit(s.until - prevUntil)
+			prevUntil = s.until
+		}
 	}
 	unit := pow10[exp]
 
@@ -232,46 +245,46 @@ func (p *Partition) AppendKeyState(dst []byte, key string) ([]byte, bool) {
 	dst = binary.AppendUvarint(dst, uint64(len(ruleKeys)))
 	for _, rk := range ruleKeys {
 		dst = binary.LittleEndian.AppendUint64(dst, ruleRef(rk.rule.name, rk.rule.rule.Version))
-		extras := rk.extras()
-		hasExtras := uint64(0)
-		if extras != 0 {
-			hasExtras = 1
+		flags := uint64(0)
+		if len(rk.heldRuns()) > 0 {
+			flags |= 1
 		}
-		dst = binary.AppendUvarint(dst, uint64(len(rk.runs))<<1|hasExtras)
+		sup := rk.suppressions()
+		var agg *aggState
+		if rk.x != nil && rk.x.agg != nil && rk.x.agg.len() > 0 {
+			agg = rk.x.agg
+		}
+		sections := uint64(0)
+		if len(sup) > 0 {
+			sections++
+		}
+		if agg != nil {
+			sections++
+		}
+		if sections > 0 {
+			flags |= 2
+		}
+		dst = binary.AppendUvarint(dst, uint64(len(rk.runs))<<2|flags)
 		dst = e.appendRuns(dst, rk.runs, unit)
-		if extras == 0 {
-			continue
-		}
-		dst = binary.AppendUvarint(dst, extras)
-		if extras&extraHeld != 0 {
+		if len(rk.heldRuns()) > 0 {
 			dst = binary.AppendUvarint(dst, uint64(len(rk.heldRuns())))
 			dst = e.appendRuns(dst, rk.heldRuns(), unit)
 		}
-		if extras&extraAggregate != 0 {
-			dst = appendAggState(dst, rk.x.agg, rk.rule.agg.cols)
+		if sections > 0 {
+			dst = binary.AppendUvarint(dst, sections)
+		}
+		if len(sup) > 0 {
+			dst = appendSection(dst, sectionSuppression, func(dst []byte) []byte {
+				return appendSuppressions(dst, sup, unit)
+			})
+		}
+		if agg != nil {
+			dst = appendSection(dst, sectionAggregate, func(dst []byte) []byte {
+				return appendAggState(dst, agg, rk.rule.agg.cols)
+			})
 		}
 	}
 	return dst, true
-}
-
-// The sections of a rule's state past its runs (AppendKeyState), as bits
-// of the mask that precedes them, in the order they follow it.
-const (
-	extraHeld      = 1 << iota // held matches
-	extraAggregate             // an aggregate rule's window
-	knownExtras    = extraHeld | extraAggregate
-)
-
-// extras returns the mask of the sections rk's state has past its runs.
-func (rk *ruleKey) extras() uint64 {
-	var m uint64
-	if len(rk.heldRuns()) > 0 {
-		m |= extraHeld
-	}
-	if rk.x != nil && rk.x.agg != nil && rk.x.agg.len() > 0 {
-		m |= extraAggregate
-	}
-	return m
 }
 
 // ruleRef names a rule version in a key state: a hash of the rule's
@@ -541,47 +554,46 @@ func (p *Partition) decodeKeyState(key string, data []byte) (*keyState, error) {
 		d.at("rule", i, nrules)
 		var pr *planRule
 		var nruns int
-		var extras uint64 = extraHeld // version 1 always has held matches
-		if v == 1 {
+		held, extra := true, false
+		switch v {
+		case 1:
 			name, version := d.string(), d.string()
 			if r := byName[name]; r != nil && r.rule.Version == version {
 				pr = r
 			}
 			nruns = d.count()
-		} else {
+		case 2:
 			pr = byRef[d.fixed64()]
 			flagged := d.uvarint()
-			nruns, extras = d.limit(flagged>>1), flagged&1
+			nruns, held = d.limit(flagged>>1), flagged&1 == 1
+		default:
+			pr = byRef[d.fixed64()]
+			flagged := d.uvarint()
+			nruns, held, extra = d.limit(flagged>>2), flagged&1 == 1, flagged&2 != 0
 		}
-		if pr != nil && pr.auto == nil && pr.agg == nil {
-			pr = nil // a single-event rule holds no state
+		// A single-event or aggregate rule holds no partial match, only
+		// suppression entries and an aggregate's window.
+		runsOf := pr
+		if pr != nil && pr.auto == nil {
+			runsOf = nil
+			if v < 3 || (pr.rule.Alert.Suppress == nil && pr.agg == nil) {
+				pr = nil
+			}
 		}
-		if pr != nil && pr.auto == nil && nruns > 0 {
-			d.fail(fmt.Sprintf("%d runs of aggregate rule %s", nruns, pr.name))
+		if runsOf == nil && pr != nil && nruns > 0 {
+			d.fail(fmt.Sprintf("%d runs of single-event rule %s", nruns, pr.name))
 		}
 		rk := &ruleKey{rule: pr}
-		rk.runs = readRuns(pr, "run", nruns)
-		if v >= 3 && extras != 0 {
+		rk.runs = readRuns(runsOf, "run", nruns)
+		if held {
 			d.at("rule", i, nrules)
-			if extras = d.uvarint(); d.err == nil && extras&^knownExtras != 0 {
-				d.fail(fmt.Sprintf("sections %#x not known to this version of Shrike", extras&^knownExtras))
-			}
+			rk.setHeld(readRuns(runsOf, "held match", d.count()))
 		}
-		if extras&extraHeld != 0 {
+		if extra {
 			d.at("rule", i, nrules)
-			rk.setHeld(readRuns(pr, "held match", d.count()))
-		}
-		if extras&extraAggregate != 0 {
-			d.at("aggregate window", i, nrules)
-			var a *aggPlan
-			if pr != nil {
-				a = pr.agg
-			}
-			if a == nil && pr != nil {
-				d.fail("an aggregate window of a rule that is not an aggregate")
-			}
-			if st := readAggState(&d, a); st != nil && a != nil && st.len() > 0 {
-				rk.x = &ruleExtra{held: rk.heldRuns(), agg: st}
+			d.readSections(rk, unit)
+			if pr == nil || pr.rule.Alert.Suppress == nil {
+				rk.setSuppressions(nil) // no longer the rule's
 			}
 		}
 		if d.err != nil {

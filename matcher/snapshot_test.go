@@ -296,8 +296,9 @@ func TestRestoreKeyRejectsCorruptState(t *testing.T) {
 	}
 }
 
-// FuzzRestoreKey restores arbitrary bytes into a Partition of two
-// rulesets, payments (testdata/keystate/payments-busy.txtar) and abRule,
+// FuzzRestoreKey restores arbitrary bytes into a Partition of three
+// rulesets, payments (testdata/keystate/payments-busy.txtar), abRule and
+// fx (testdata/keystate/suppress.txtar, with alert suppression),
 // seeded with the fixtures of every version and a version-2 state of
 // abRule: every failure must wrap ErrSnapshot, and whatever restores must
 // encode again and restore to the same encoding.
@@ -334,7 +335,10 @@ func FuzzRestoreKey(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	prog, err := NewProgram([]*rules.Compiled{payments, ab})
+	// The suppression scenario's rules: its fixtures restore suppression
+	// entries of a single-event and of a pattern rule.
+	suppress := loadKeyStateScenario(f, "testdata/keystate/suppress.txtar").ruleset
+	prog, err := NewProgram([]*rules.Compiled{payments, ab, suppress})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -400,14 +404,6 @@ func TestRestoreKeyErrors(t *testing.T) {
 		b = appendLenString(b, version)
 		return append(b, 1, 1, last, 0, 2, 0, 0)
 	}
-	// v3 builds a version-3 state like state's, then abRule with one run
-	// (flagged: more sections follow) and what follows it.
-	v3 := func(flagged byte, more ...byte) []byte {
-		b := []byte{3, 6, 1, 1, 's', 1, 2, 2, 2, 2, '{', '}', 1, 0, 0, 0, 1}
-		b = append(b, ref...)
-		b = append(b, flagged, 1, 1, 0, 0, 0)
-		return append(b, more...)
-	}
 	p, _ := newPartition(t, abRule, Options{})
 	push(t, p, []ev{{1, "", 0, "a"}})
 	p.Advance(1)
@@ -439,10 +435,6 @@ func TestRestoreKeyErrors(t *testing.T) {
 		{"version 1 run of a missing node", v1(5, ab.rule.Version), "version 1: run 1 of 1 at byte 40: node 5 of 1"},
 		{"version 1 of another rule version", v1(1, "00000000"), dropped},
 		{"another rule version", append(state(0, oneRun(1, 1)[:1]...), append(make([]byte, 8), 2, 1, 1, 0, 0, 0)...), dropped},
-		{"version 3", v3(2), ""},
-		{"version 3 held matches", v3(3, 1, 1, 1, 1, 0, 0, 0), ""},
-		{"version 3 unknown section", v3(3, 4), "version 3: rule 1 of 1 at byte 32: sections 0x4 not known to this version of Shrike"},
-		{"version 3 window of a pattern rule", v3(3, 2, 0, 0, 0, 0), "version 3: aggregate window 1 of 1 at byte 32: an aggregate window of a rule that is not an aggregate"},
 		{"trailing bytes", append(append([]byte{}, good...), 7), "version 3: end at byte " + fmt.Sprint(len(good)) + ": 1 bytes past the end"},
 	}
 	for _, tt := range tests {

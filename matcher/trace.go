@@ -2,6 +2,7 @@ package matcher
 
 import (
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/shrike-cep/shrike/nfa"
@@ -34,6 +35,11 @@ type Tracer struct {
 	// that a leaf evaluated for the take and the ignore edge of a run
 	// shows once.
 	seen []seenCond
+	// suppressors are the ids of the alerts that started suppression
+	// entries, by rule and suppress.by value; emittingBy is the value of
+	// the alert being emitted (emitting), for alert to note.
+	suppressors map[suppressorKey]string
+	emittingBy  *suppressorKey
 }
 
 type leafStep struct {
@@ -78,6 +84,10 @@ const (
 	// TraceAggregate: an aggregate rule counted the record and evaluated
 	// its having over the window (Measures, Count, Held, Err, Cond).
 	TraceAggregate
+
+	// TraceSuppressed: the rule's alert.suppress dropped an alert (Until,
+	// SuppressedBy).
+	TraceSuppressed
 )
 
 // CondRole says which part of a rule a condition is.
@@ -208,6 +218,13 @@ type TraceEvent struct {
 	Count                  int
 	WindowStart, WindowEnd int64
 	Fired                  bool
+
+	// Until is when the suppression that dropped the alert ends
+	// (TraceSuppressed, Unix ns), and SuppressedBy the id of the earlier
+	// alert that started it, when this Tracer saw it (empty when it came
+	// before tracing began, e.g. in a restored key state).
+	Until        int64
+	SuppressedBy string
 }
 
 // TakenRecord is one record a partial match holds.
@@ -461,5 +478,12 @@ func (t *Tracer) alert(p *Partition, pr *planRule, m *run, a *Alert, r *Record) 
 		ev.Taken = p.taken(pr, m)
 	}
 	ev.Alert = a
+	if k := t.emittingBy; k != nil && k.rule == pr {
+		if t.suppressors == nil {
+			t.suppressors = map[suppressorKey]string{}
+		}
+		t.suppressors[*k] = strings.Clone(a.ID)
+	}
+	t.emittingBy = nil
 	t.emit(ev)
 }

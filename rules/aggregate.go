@@ -53,7 +53,7 @@ var (
 
 // aggregate reads an aggregate rule's body.
 func (p *parser) aggregate(n *yaml.Node) *Aggregate {
-	a := &Aggregate{Pos: p.pos(n)}
+	a := &Aggregate{Pos: p.pos(n), malformed: p.Resolve(n).Kind != yaml.MappingNode}
 	p.Fields(n, "aggregate", map[string]func(k, v *yaml.Node){
 		"where": func(k, v *yaml.Node) { a.Where, a.WherePos = p.expr(v, "where") },
 		"window": func(k, v *yaml.Node) {
@@ -250,6 +250,9 @@ func validateAggregate(e *errs, r *Rule) {
 	}
 	if r.Alert.OnTimeout {
 		e.add(orPos(r.onTimeoutPos, r.Pos), "on_timeout applies to pattern rules only: an aggregate rule has no partial matches to time out")
+	}
+	if a.malformed {
+		return
 	}
 	pos := orPos(a.Pos, r.Pos)
 	switch {

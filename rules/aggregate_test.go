@@ -294,6 +294,11 @@ func TestAggregateErrors(t *testing.T) {
 			},
 		},
 		{
+			name: "not a mapping",
+			src:  aggRuleset("  - id: a\n    aggregate: [window]\n"),
+			want: []string{`11:16: a: aggregate must be a mapping, not a list`},
+		},
+		{
 			name: "unknown field",
 			src:  aggRuleset("  - id: a\n    aggregate:\n      window: 1m\n      windw: 2m\n      measures: {n: count()}\n      having: n > 1\n"),
 			want: []string{`13:7: a: unknown field "windw" in aggregate`},

@@ -112,9 +112,9 @@ func (r *CompiledRule) EventSteps() []*CompiledStep {
 type Expr struct {
 	Source string
 	Pos    Pos
-	// Steps names the step variables the expression reads, sorted. Empty
-	// means the value depends on the event alone, so callers may evaluate it
-	// once per event and share the result.
+	// Steps names the step variables the expression reads, sorted. Empty,
+	// with Measures empty, means the value depends on the event alone, so
+	// callers may evaluate it once per event and share the result.
 	Steps []string
 	// Measures names the measure variables the expression reads (having
 	// and an aggregate rule's summary), sorted: like Steps, non-empty means

@@ -200,21 +200,28 @@ func (c *compiler) compileRule(r *Rule) *CompiledRule {
 			return nil
 		}
 	}
-	if r.Alert.Summary != "" {
+	if r.Alert.Summary != "" || (r.Alert.Suppress != nil && len(r.Alert.Suppress.By) > 0) {
+		// The summary and suppress.by see the same: event (the last event
+		// of the match) and the steps; in an aggregate rule, event (the
+		// event that fired) and the measures.
 		env, declared, err := c.stepEnv(leaves, exprScope{at: allSteps})
 		var measures []string
 		if err == nil && r.Aggregate != nil {
-			// An aggregate rule's summary sees event (the event that
-			// fired) and the measures.
 			env, measures, err = c.measureEnv(r.Aggregate)
 		}
 		if err != nil {
 			c.add(r.Pos, "cel environment: %v", err)
 			return nil
 		}
-		cr.Summary = c.expr(env, exprSpec{src: r.Alert.Summary, pos: r.Alert.SummaryPos, what: "alert summary", want: stringKinds, rule: r, leaves: leaves, steps: declared, measures: measures, scope: exprScope{at: allSteps}})
-		collectLists(cr.Summary, listsUsed)
-		c.checkTimeoutSummary(r, cr.Summary)
+		if r.Alert.Summary != "" {
+			cr.Summary = c.expr(env, exprSpec{src: r.Alert.Summary, pos: r.Alert.SummaryPos, what: "alert summary", want: stringKinds, rule: r, leaves: leaves, steps: declared, measures: measures, scope: exprScope{at: allSteps}})
+			collectLists(cr.Summary, listsUsed)
+			c.checkTimeoutSummary(r, cr.Summary)
+		}
+		compileSuppressBy(r, cr, func(sp exprSpec) *Expr {
+			sp.leaves, sp.steps, sp.measures, sp.scope = leaves, declared, measures, exprScope{at: allSteps}
+			return c.expr(env, sp)
+		}, listsUsed)
 	}
 	cr.Version = ruleVersion(c.rs, r, listsUsed)
 	return cr

@@ -12,7 +12,10 @@
 //   - A where/until condition sees `event`, `lists` and the steps before
 //     its own (plus its own step when that step loops); a summary sees every
 //     step that holds events; when, key and time see only `event` and
-//     `lists`. Compile rejects any other reference with its position.
+//     `lists`. An aggregate rule's where and measure arguments see `event`
+//     and `lists`; its having and summary also the measures, whose values
+//     come from the MeasureVars the evaluation is given. Compile rejects
+//     any other reference with its position.
 //   - Errors point into the YAML file, also inside expressions (quoted,
 //     folded and block scalars included), and come sorted by position.
 //   - An Expr is safe for concurrent use; an Event is not: one goroutine

@@ -282,6 +282,9 @@ type Aggregate struct {
 
 	// measuresPos is where measures was written, when it was.
 	measuresPos Pos
+	// malformed marks an aggregate that was not a mapping, and was
+	// reported: its missing fields are not reported again.
+	malformed bool
 }
 
 // MeasureFunc is the function of a measure.

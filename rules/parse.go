@@ -584,6 +584,7 @@ func (p *parser) alert(n *yaml.Node, r *Rule) {
 			a.OnTimeout = p.boolean(v, "on_timeout")
 			r.onTimeoutPos = p.pos(v)
 		},
+		"suppress": func(k, v *yaml.Node) { p.suppress(v, a) },
 	})
 }
 

@@ -39,6 +39,14 @@ func ruleVersion(rs *Ruleset, r *Rule, listsUsed map[string]bool) string {
 		w("label."+k, r.Alert.Labels[k])
 	}
 	w("on_timeout", r.Alert.OnTimeout)
+	if s := r.Alert.Suppress; s != nil {
+		// Only a rule with suppression has these lines: the others keep
+		// their versions.
+		w("suppress.for", int64(s.For))
+		for _, by := range s.By {
+			w("suppress.by", by)
+		}
+	}
 	for _, f := range rs.Schema {
 		w("schema."+f.Name, f.Type)
 	}

@@ -157,7 +157,9 @@ const (
 	TypeCondition = "condition"
 	TypeRun       = "run"
 	TypeAlert     = "alert"
-	TypeVerdict   = "verdict"
+	// TypeSuppressed: the rule's alert.suppress dropped an alert.
+	TypeSuppressed = "suppressed"
+	TypeVerdict    = "verdict"
 )
 
 // Entry is one line of the trace (`shrike explain --json`); docs/explain.md
@@ -197,12 +199,20 @@ type Entry struct {
 	At        string `json:"at,omitempty"`
 	// EndOfInput says the window closed at the end of the input, when
 	// the watermark moved to +∞ (at is then absent).
-	EndOfInput   bool      `json:"end_of_input,omitempty"`
-	NegatedStep  string    `json:"negated_step,omitempty"`
-	AlertID      string    `json:"alert_id,omitempty"`
-	Timeout      bool      `json:"timeout,omitempty"`
-	Verdict      string    `json:"verdict,omitempty"`
-	Fired        *int      `json:"fired,omitempty"`
+	EndOfInput  bool   `json:"end_of_input,omitempty"`
+	NegatedStep string `json:"negated_step,omitempty"`
+	AlertID     string `json:"alert_id,omitempty"`
+	Timeout     bool   `json:"timeout,omitempty"`
+	// Until is when the suppression that dropped the alert ends, and
+	// SuppressedBy the alert that started it, when the trace saw it
+	// (suppressed).
+	Until        string `json:"until,omitempty"`
+	SuppressedBy string `json:"suppressed_by,omitempty"`
+	Verdict      string `json:"verdict,omitempty"`
+	Fired        *int   `json:"fired,omitempty"`
+	// Suppressed counts the rule's alerts alert.suppress dropped
+	// (verdict).
+	Suppressed   int       `json:"suppressed,omitempty"`
 	AlertIDs     []string  `json:"alert_ids,omitempty"`
 	Furthest     *Furthest `json:"furthest,omitempty"`
 	UnmetStep    string    `json:"unmet_step,omitempty"`
@@ -262,7 +272,9 @@ type builder struct {
 type ruleState struct {
 	ref    ruleRef
 	alerts []string
-	runs   map[int]*runState
+	// suppressed counts the alerts alert.suppress dropped.
+	suppressed int
+	runs       map[int]*runState
 	// ids renumbers the matcher's run numbers, which count the runs of
 	// every rule, from 1 per traced rule.
 	ids map[int]int
@@ -440,6 +452,11 @@ func (b *builder) add(ev *matcher.TraceEvent) {
 			e.Steps = len(ev.Steps)
 		}
 		st.alerts = append(st.alerts, ev.Alert.ID)
+	case matcher.TraceSuppressed:
+		e.Type = TypeSuppressed
+		e.Run, e.Events = st.runNo(ev.Run), held(ev.Taken)
+		e.Until, e.SuppressedBy = rfc3339(ev.Until), ev.SuppressedBy
+		st.suppressed++
 	}
 	b.push(e)
 }
@@ -474,7 +491,7 @@ func (st *ruleState) verdict(key string, records int) Entry {
 	fired := len(st.alerts)
 	v := Entry{
 		Type: TypeVerdict, Ruleset: st.ref.ruleset, Rule: st.ref.rule.ID,
-		Fired: &fired, AlertIDs: st.alerts, RecordsOfKey: &records,
+		Fired: &fired, AlertIDs: st.alerts, RecordsOfKey: &records, Suppressed: st.suppressed,
 	}
 	events := st.ref.rule.EventSteps()
 	if len(events) > 0 {

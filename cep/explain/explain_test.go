@@ -389,3 +389,27 @@ func TestExplainGroup(t *testing.T) {
 		t.Errorf("verdict %v, want fired", v)
 	}
 }
+
+func TestExplainSuppressed(t *testing.T) {
+	rule := `  - id: r
+    within: 1m
+    pattern:
+      - step: a
+        where: event.type == "a"
+      - step: b
+        where: event.type == "b"
+    alert:
+      suppress: {for: 1h}
+`
+	events := []string{ev("k1", "a", 0, 0, ""), ev("k1", "b", 0, 30, ""), ev("k1", "a", 2, 0, ""), ev("k1", "b", 2, 30, "")}
+	tr := explainCase(t, "", rule, events, "k1", "r", nil)
+	a := tr.mustFind(t, map[string]any{"type": "alert"})
+	s := tr.mustFind(t, map[string]any{"type": "suppressed"})
+	if s["until"] != "2026-11-20T11:00:30Z" || s["suppressed_by"] != a["alert_id"] || s["run"] == nil {
+		t.Errorf("suppressed entry %v, want until 11:00:30 by %v", s, a["alert_id"])
+	}
+	tr.mustSay(t, "suppressed until 2026-11-20T11:00:30Z (after alert "+a["alert_id"].(string)+")", "1 more suppressed")
+	if v := tr.mustFind(t, map[string]any{"type": "verdict"}); v["fired"] != float64(1) || v["suppressed"] != float64(1) {
+		t.Errorf("verdict %v, want fired 1 and suppressed 1", v)
+	}
+}

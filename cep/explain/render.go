@@ -148,6 +148,16 @@ func describe(e Entry) string {
 			s += " from " + runName(e.Run)
 		}
 		return s
+	case TypeSuppressed:
+		s := "alert"
+		if e.Run > 0 {
+			s += " from " + runName(e.Run)
+		}
+		s += " suppressed until " + e.Until
+		if e.SuppressedBy != "" {
+			s += " (after alert " + e.SuppressedBy + ")"
+		}
+		return s
 	}
 	return e.Type
 }
@@ -217,7 +227,11 @@ func verdictText(v Entry) string {
 		if n == 1 {
 			times = "time"
 		}
-		return fmt.Sprintf("fired %d %s: %s", n, times, strings.Join(v.AlertIDs, ", "))
+		s := fmt.Sprintf("fired %d %s: %s", n, times, strings.Join(v.AlertIDs, ", "))
+		if v.Suppressed > 0 {
+			s += fmt.Sprintf("; %d more suppressed (alert.suppress)", v.Suppressed)
+		}
+		return s
 	}
 	f := v.Furthest
 	if f == nil {

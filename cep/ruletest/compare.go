@@ -2,7 +2,12 @@ package ruletest
 
 import (
 	"fmt"
+	"math"
+	"slices"
+	"strconv"
 	"strings"
+
+	"github.com/shrike-cep/shrike/matcher"
 )
 
 // compare pairs expected and actual alerts and fills in tr's verdict. An
@@ -108,10 +113,46 @@ func diffs(e *Expected, a *Alert) []string {
 	if e.Summary != nil && *e.Summary != a.Summary {
 		out = append(out, fmt.Sprintf("summary: want %q, got %q", *e.Summary, a.Summary))
 	}
+	out = append(out, measureDiffs(e.Measures, a.Measures)...)
 	for _, st := range e.Steps {
 		out = append(out, stepDiffs(st, a.step(st.Step))...)
 	}
 	return out
+}
+
+// measureDiffs lists the expected measures the alert lacks or holds with
+// another value. Values compare within a relative 1e-9, so that a test
+// may write the sum of amounts as it reads.
+func measureDiffs(want []ExpectedMeasure, got []matcher.Measure) []string {
+	var out []string
+	for _, w := range want {
+		i := slices.IndexFunc(got, func(m matcher.Measure) bool { return m.Name == w.Name })
+		if i < 0 {
+			out = append(out, fmt.Sprintf("measure %s: want %s, got none", w.Name, expectedMeasureText(w)))
+			continue
+		}
+		g := got[i]
+		switch {
+		case w.None && g.None:
+		case w.None || g.None || math.Abs(g.Value-w.Value) > 1e-9*math.Max(1, math.Abs(w.Value)):
+			out = append(out, fmt.Sprintf("measure %s: want %s, got %s", w.Name, expectedMeasureText(w), measureText(g)))
+		}
+	}
+	return out
+}
+
+func expectedMeasureText(m ExpectedMeasure) string {
+	if m.None {
+		return "null"
+	}
+	return strconv.FormatFloat(m.Value, 'g', -1, 64)
+}
+
+func measureText(m matcher.Measure) string {
+	if m.None {
+		return "null"
+	}
+	return strconv.FormatFloat(m.Value, 'g', -1, 64)
 }
 
 func (a *Alert) step(name string) []*AlertEvent {

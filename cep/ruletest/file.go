@@ -109,8 +109,20 @@ type Expected struct {
 	Timeout *bool
 	// Summary is nil to match any summary.
 	Summary *string
+	// Measures are measures of an aggregate rule's alert the alert must
+	// hold with these values (others may be there too); nil checks none.
+	Measures []ExpectedMeasure
 	// Steps check the events of the named steps; nil checks no events.
 	Steps []*ExpectedStep
+}
+
+// ExpectedMeasure is a measure an aggregate alert must hold: Value, or no
+// value when None (`null`).
+type ExpectedMeasure struct {
+	Name  string
+	Pos   rules.Pos
+	Value float64
+	None  bool
 }
 
 // ExpectedStep lists matchers for the events one step took, in order: the
@@ -577,6 +589,9 @@ func (p *parser) expected(n *yaml.Node) *Expected {
 				e.Summary = &s
 			}
 		},
+		"measures": func(k, v *yaml.Node) {
+			p.measures(v, e)
+		},
 		"events": func(k, v *yaml.Node) {
 			e.Steps = []*ExpectedStep{}
 			p.steps(v, e)
@@ -596,6 +611,43 @@ func (p *parser) expected(n *yaml.Node) *Expected {
 		p.add(e.RuleRef.Pos, "rule %s is not in ruleset %q given beside it", e.RuleRef.String(), ruleset)
 	}
 	return e
+}
+
+// measures reads an expectation's `measures: {NAME: NUMBER | null}`.
+func (p *parser) measures(n *yaml.Node, e *Expected) {
+	n = p.Resolve(n)
+	if n.Kind != yaml.MappingNode {
+		p.add(p.pos(n), "expected measures must be a mapping of measure names to numbers, not %s", yamlnode.KindName(n))
+		return
+	}
+	e.Measures = []ExpectedMeasure{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := p.Resolve(n.Content[i]), p.Resolve(n.Content[i+1])
+		name, ok := p.nonEmpty(k, "measure name")
+		if !ok {
+			continue
+		}
+		if slices.ContainsFunc(e.Measures, func(m ExpectedMeasure) bool { return m.Name == name }) {
+			p.add(p.pos(k), "duplicate measure %q", name)
+			continue
+		}
+		m := ExpectedMeasure{Name: name, Pos: p.pos(k)}
+		switch {
+		case v.Kind == yaml.ScalarNode && v.Tag == "!!null":
+			m.None = true
+		case v.Kind == yaml.ScalarNode && (v.Tag == "!!int" || v.Tag == "!!float"):
+			f, err := strconv.ParseFloat(strings.ReplaceAll(v.Value, "_", ""), 64)
+			if err != nil {
+				p.add(p.pos(v), "measure %q: %q is not a number", name, v.Value)
+				continue
+			}
+			m.Value = f
+		default:
+			p.add(p.pos(v), "measure %q must be a number or null, not %s", name, yamlnode.KindName(v))
+			continue
+		}
+		e.Measures = append(e.Measures, m)
+	}
 }
 
 func (p *parser) steps(n *yaml.Node, e *Expected) {
@@ -709,6 +761,7 @@ func (p *parser) resolve(f *File) {
 				p.add(e.RuleRef.Pos, "%s: rule %q is not in this test's only list, so its alerts are not compared", testLabel(t), e.RuleRef.String())
 			}
 			p.checkSteps(t, e, r)
+			p.checkMeasures(t, e, r)
 		}
 	}
 }
@@ -786,14 +839,35 @@ func withGroupCounts(pattern []*rules.Step, step *rules.Step) *rules.Step {
 	return step
 }
 
+// checkMeasures checks that the measures an expectation lists are the
+// rule's.
+func (p *parser) checkMeasures(t *Test, e *Expected, r *rules.Rule) {
+	if len(e.Measures) == 0 {
+		return
+	}
+	if r.Aggregate == nil {
+		p.add(e.Measures[0].Pos, "%s: rule %q is not an aggregate rule: its alerts have no measures", testLabel(t), e.RuleRef.String())
+		return
+	}
+	names := make([]string, len(r.Aggregate.Measures))
+	for i, m := range r.Aggregate.Measures {
+		names[i] = m.Name
+	}
+	for _, m := range e.Measures {
+		if !slices.Contains(names, m.Name) {
+			p.add(m.Pos, "%s: rule %q has no measure %q (measures: %s)", testLabel(t), e.RuleRef.String(), m.Name, strings.Join(names, ", "))
+		}
+	}
+}
+
 // checkSteps checks that the steps an expectation lists exist, can take
 // that many events, and that inline event numbers exist.
 func (p *parser) checkSteps(t *Test, e *Expected, r *rules.Rule) {
 	for _, st := range e.Steps {
 		var step *rules.Step
-		if r.When != "" {
+		if r.When != "" || r.Aggregate != nil {
 			if st.Step != "event" {
-				p.add(st.Pos, "%s: rule %q is a single-event rule: its one step is \"event\", not %q", testLabel(t), e.RuleRef.String(), st.Step)
+				p.add(st.Pos, "%s: rule %q is %s rule: its one step is \"event\", not %q", testLabel(t), e.RuleRef.String(), ruleKind(r), st.Step)
 				continue
 			}
 			step = &rules.Step{Name: "event", Min: 1, Max: 1}
@@ -843,4 +917,13 @@ func testLabel(t *Test) string {
 		return "test"
 	}
 	return fmt.Sprintf("test %q", t.Name)
+}
+
+// ruleKind names the kind of a rule whose alerts hold one event, with
+// its article.
+func ruleKind(r *rules.Rule) string {
+	if r.Aggregate != nil {
+		return "an aggregate"
+	}
+	return "a single-event"
 }

@@ -187,6 +187,9 @@ func formatExpected(e *Expected) string {
 	if e.Summary != nil {
 		b.WriteString(" summary=" + strconv.Quote(*e.Summary))
 	}
+	for _, m := range e.Measures {
+		b.WriteString(" " + m.Name + "=" + expectedMeasureText(m))
+	}
 	for _, st := range e.Steps {
 		parts := make([]string, len(st.Events))
 		for i, m := range st.Events {

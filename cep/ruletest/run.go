@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"time"
 
@@ -138,6 +139,7 @@ type Alert struct {
 	Summary            string
 	Labels             map[string]string
 	Timeout            bool
+	Measures           []matcher.Measure
 	Steps              []*AlertStep
 }
 
@@ -298,6 +300,7 @@ func newAlert(a *matcher.Alert) *Alert {
 	out := &Alert{
 		Ruleset: a.Ruleset, Rule: a.Rule, Key: a.Key,
 		Severity: a.Severity, Summary: a.Summary, Labels: a.Labels, Timeout: a.Timeout,
+		Measures: slices.Clone(a.Measures),
 	}
 	for _, s := range a.Steps {
 		st := &AlertStep{Step: s.Step}

@@ -190,19 +190,20 @@ func openWithProgress(w io.Writer, inputs []cep.Input) ([]cep.Input, *progress, 
 }
 
 // writeSummary prints the table a person reads after `shrike run`: per
-// rule its alerts, timeouts, dropped partial matches and CEL errors, then
-// the replay's totals. Columns are aligned with text/tabwriter.
+// rule its alerts, alerts suppressed (alert.suppress), timeouts, dropped
+// partial matches and CEL errors, then the replay's totals. Columns are aligned with text/tabwriter.
 func writeSummary(w *output, s *cep.Summary, lateFile string) error {
 	t := newTable(w)
-	t.printf("RULE\tALERTS\tTIMEOUTS\tDROPPED\tCEL ERRORS\tPEAK PARTIAL MATCHES\n")
-	var timeouts, dropped, celErrors uint64
+	t.printf("RULE\tALERTS\tSUPPRESSED\tTIMEOUTS\tDROPPED\tCEL ERRORS\tPEAK PARTIAL MATCHES\n")
+	var suppressed, timeouts, dropped, celErrors uint64
 	for _, r := range s.Rules {
-		t.printf("%s/%s\t%d\t%d\t%d\t%d\t%d\n", r.Ruleset, r.Rule, r.Alerts, r.Timeouts, r.Dropped, r.CELErrors, r.PeakRuns)
+		t.printf("%s/%s\t%d\t%d\t%d\t%d\t%d\t%d\n", r.Ruleset, r.Rule, r.Alerts, r.Suppressed, r.Timeouts, r.Dropped, r.CELErrors, r.PeakRuns)
+		suppressed += r.Suppressed
 		timeouts += r.Timeouts
 		dropped += r.Dropped
 		celErrors += r.CELErrors
 	}
-	t.printf("total\t%d\t%d\t%d\t%d\t%d\n", s.Alerts, timeouts, dropped, celErrors, s.PeakRuns)
+	t.printf("total\t%d\t%d\t%d\t%d\t%d\t%d\n", s.Alerts, suppressed, timeouts, dropped, celErrors, s.PeakRuns)
 	if err := t.flush(); err != nil {
 		return fmt.Errorf("write summary: %w", err)
 	}

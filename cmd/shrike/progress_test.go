@@ -192,17 +192,17 @@ func TestWriteSummary(t *testing.T) {
 		Elapsed: 1500 * time.Millisecond,
 		Rules: []cep.RuleSummary{
 			{Ruleset: "payments", Rule: "account-takeover", Alerts: 2, Timeouts: 5, PeakRuns: 40},
-			{Ruleset: "payments", Rule: "velocity", Alerts: 5, Dropped: 1, CELErrors: 9, PeakRuns: 3},
+			{Ruleset: "payments", Rule: "velocity", Alerts: 5, Suppressed: 6, Dropped: 1, CELErrors: 9, PeakRuns: 3},
 		},
 	}
 	var buf bytes.Buffer
 	if err := writeSummary(newOutput(&buf), s, "late.jsonl"); err != nil {
 		t.Fatal(err)
 	}
-	want := `RULE                       ALERTS  TIMEOUTS  DROPPED  CEL ERRORS  PEAK PARTIAL MATCHES
-payments/account-takeover  2       5         0        0           40
-payments/velocity          5       0         1        9           3
-total                      7       5         1        9           42
+	want := `RULE                       ALERTS  SUPPRESSED  TIMEOUTS  DROPPED  CEL ERRORS  PEAK PARTIAL MATCHES
+payments/account-takeover  2       0           5         0        0           40
+payments/velocity          5       6           0         1        9           3
+total                      7       6           5         1        9           42
 
 events                2000 from 2 files
 late                  3 (written to late.jsonl)
