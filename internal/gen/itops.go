@@ -129,7 +129,8 @@ func newITOps(g *Generator) *itops {
 	x.logRate = o.Rate - itopsPeriodicRate(o.Keys)
 	perSvc := x.logRate * 60 / float64(o.Keys) // logs per service and minute
 	// At most two background errors per service and minute: an error
-	// burst (20 within a minute) must not happen by chance.
+	// burst (20 within a minute) or an error rate (60 within five minutes)
+	// must not happen by chance.
 	x.pErr = min(0.01, 2/perSvc)
 	// A background deploy per service about every 40 minutes.
 	x.pDeploy = float64(o.Keys) / (2400 * x.logRate)

@@ -102,7 +102,8 @@ func (payments) quietAfter(name string) time.Duration { return paymentsQuiet[nam
 // 5000); transfers stay below 8500 (structuring is 9000..9999) or are
 // domestic above 10000 (big foreign transfers go to high-risk countries).
 // An account's ordinary transfers are rare enough that five within two
-// minutes (velocity) do not happen by chance at the default key count.
+// minutes (velocity) do not happen by chance at the default key count, and
+// its card authorisations are all on its one card (a card spree takes five).
 func (payments) background(g *Generator, ts int64, budget int) *event {
 	r := g.rng
 	acct := g.pickKey(ts)
