@@ -159,6 +159,9 @@ const (
 	TypeAlert     = "alert"
 	// TypeSuppressed: the rule's alert.suppress dropped an alert.
 	TypeSuppressed = "suppressed"
+	// TypeAggregate: an aggregate rule counted the record and evaluated
+	// its having.
+	TypeAggregate = "aggregate"
 	TypeVerdict    = "verdict"
 )
 
@@ -208,7 +211,16 @@ type Entry struct {
 	// (suppressed).
 	Until        string `json:"until,omitempty"`
 	SuppressedBy string `json:"suppressed_by,omitempty"`
-	Verdict      string `json:"verdict,omitempty"`
+	// Measures are an aggregate rule's measures after counting the
+	// record (aggregate; the last counted record's in a verdict), null for
+	// a min, max or avg over no value; Counted the events in its window
+	// (aggregate) or all it counted (verdict); WindowStart and WindowEnd
+	// the window.
+	Measures    map[string]*float64 `json:"measures,omitempty"`
+	Counted     *int                `json:"counted,omitempty"`
+	WindowStart string              `json:"window_start,omitempty"`
+	WindowEnd   string              `json:"window_end,omitempty"`
+	Verdict     string              `json:"verdict,omitempty"`
 	Fired        *int   `json:"fired,omitempty"`
 	// Suppressed counts the rule's alerts alert.suppress dropped
 	// (verdict).
@@ -274,6 +286,10 @@ type ruleState struct {
 	alerts []string
 	// suppressed counts the alerts alert.suppress dropped.
 	suppressed int
+	// counted and lastMeasures are an aggregate rule's: the records it
+	// counted, and the measures after the last.
+	counted      int
+	lastMeasures map[string]*float64
 	runs       map[int]*runState
 	// ids renumbers the matcher's run numbers, which count the runs of
 	// every rule, from 1 per traced rule.
@@ -452,6 +468,25 @@ func (b *builder) add(ev *matcher.TraceEvent) {
 			e.Steps = len(ev.Steps)
 		}
 		st.alerts = append(st.alerts, ev.Alert.ID)
+	case matcher.TraceAggregate:
+		e.Type = TypeAggregate
+		e.Role, e.Condition = "having", ev.Cond
+		switch {
+		case ev.Err != nil:
+			e.Result, e.Error = "error", ev.Err.Error()
+		case ev.Fired:
+			e.Result = "fired"
+		case ev.Held:
+			e.Result = "held"
+		default:
+			e.Result = "failed"
+		}
+		e.Measures = measures(ev.Measures)
+		n := ev.Count
+		e.Counted = &n
+		e.WindowStart, e.WindowEnd = rfc3339(ev.WindowStart), rfc3339(ev.WindowEnd)
+		st.counted++
+		st.lastMeasures = e.Measures
 	case matcher.TraceSuppressed:
 		e.Type = TypeSuppressed
 		e.Run, e.Events = st.runNo(ev.Run), held(ev.Taken)
@@ -459,6 +494,20 @@ func (b *builder) add(ev *matcher.TraceEvent) {
 		st.suppressed++
 	}
 	b.push(e)
+}
+
+// measures converts an aggregate's measures; nil stands for no value.
+func measures(ms []matcher.Measure) map[string]*float64 {
+	out := make(map[string]*float64, len(ms))
+	for _, m := range ms {
+		if m.None {
+			out[m.Name] = nil
+			continue
+		}
+		v := m.Value
+		out[m.Name] = &v
+	}
+	return out
 }
 
 // noteRun keeps what the verdict needs of a run entry.
@@ -502,6 +551,11 @@ func (st *ruleState) verdict(key string, records int) Entry {
 		return v
 	}
 	v.Verdict = VerdictDidNotFire
+	if st.ref.rule.Aggregate != nil {
+		counted := st.counted
+		v.Counted, v.Measures = &counted, st.lastMeasures
+		return v
+	}
 	var best *runState
 	for _, rs := range st.runs {
 		if best == nil || rs.stepIndex > best.stepIndex ||

@@ -413,3 +413,49 @@ func TestExplainSuppressed(t *testing.T) {
 		t.Errorf("verdict %v, want fired 1 and suppressed 1", v)
 	}
 }
+
+const cardsAggregate = `  - id: cards
+    aggregate:
+      where: event.type == "auth"
+      window: 5m
+      measures:
+        cards: count_distinct(event.card)
+        top: max(event.amount)
+      having: cards >= 2
+`
+
+func TestExplainAggregate(t *testing.T) {
+	tr := explainCase(t, "", cardsAggregate, []string{
+		ev("k1", "auth", 0, 0, `"card":"a","amount":5`),
+		ev("k1", "login", 1, 0, ""),
+		ev("k1", "auth", 2, 0, `"card":"b","amount":7`),
+		ev("k1", "auth", 3, 0, `"card":"c","amount":1`),
+	}, "k1", "", nil)
+	e := tr.mustFind(t, map[string]any{"type": "aggregate", "position": "rec.jsonl:3"})
+	if e["result"] != "fired" || e["condition"] != "cards >= 2" || fmt.Sprint(e["counted"]) != "2" ||
+		fmt.Sprint(e["measures"]) != "map[cards:2 top:7]" || e["window_start"] != "2026-11-20T09:57:00Z" || e["window_end"] != "2026-11-20T10:02:00Z" {
+		t.Errorf("aggregate entry %v", e)
+	}
+	tr.mustFind(t, map[string]any{"type": "aggregate", "position": "rec.jsonl:1", "result": "failed"})
+	tr.mustFind(t, map[string]any{"type": "aggregate", "position": "rec.jsonl:4", "result": "held"})
+	tr.mustFind(t, map[string]any{"type": "condition", "position": "rec.jsonl:2", "role": "where", "result": "failed"})
+	if got := tr.find(map[string]any{"type": "aggregate", "position": "rec.jsonl:2"}); len(got) != 0 {
+		t.Errorf("an event where rejected was counted: %v", got)
+	}
+	tr.mustSay(t, "where: event.type == \"auth\" → failed\n",
+		"counted: 2 in window 2026-11-20T09:57:00Z..2026-11-20T10:02:00Z, cards=2 top=7; having cards >= 2 → fired")
+	v := tr.mustFind(t, map[string]any{"type": "verdict", "rule": "cards"})
+	if v["verdict"] != VerdictFired || fmt.Sprint(v["fired"]) != "1" {
+		t.Errorf("verdict %v", v)
+	}
+
+	quiet := explainCase(t, "", cardsAggregate, []string{
+		ev("k1", "auth", 0, 0, `"card":"a","amount":5`),
+		ev("k1", "auth", 9, 0, `"card":"b","amount":7`), // the first has left
+	}, "k1", "", nil)
+	v = quiet.mustFind(t, map[string]any{"type": "verdict", "rule": "cards"})
+	if v["verdict"] != VerdictDidNotFire || fmt.Sprint(v["counted"]) != "2" || fmt.Sprint(v["measures"]) != "map[cards:1 top:7]" {
+		t.Errorf("verdict %v", v)
+	}
+	quiet.mustSay(t, "did not fire: having held at none of 2 counted records; last cards=1 top=7")
+}

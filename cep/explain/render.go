@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -125,15 +126,20 @@ func describe(e Entry) string {
 		return "late: behind the watermark " + e.Watermark + ", not matched"
 	case TypeCondition:
 		where := "step " + e.Step
-		switch e.Role {
-		case "until":
+		switch {
+		case e.Role == "until":
 			where += " until"
-		case "when":
+		case e.Role == "when":
 			where = "when"
+		case e.Step == "":
+			where = e.Role // an aggregate rule's where
 		}
 		res := e.Result
 		if e.Error != "" {
 			res = "error: " + e.Error
+		}
+		if e.Step == "" && e.Role == "where" {
+			return fmt.Sprintf("%s: %s → %s", where, e.Condition, res) // an aggregate's: no match
 		}
 		return fmt.Sprintf("%s: %s → %s, for %s", where, e.Condition, res, runName(e.Run))
 	case TypeRun:
@@ -148,6 +154,16 @@ func describe(e Entry) string {
 			s += " from " + runName(e.Run)
 		}
 		return s
+	case TypeAggregate:
+		res := e.Result
+		if e.Error != "" {
+			res = "error: " + e.Error
+		}
+		n := 0
+		if e.Counted != nil {
+			n = *e.Counted
+		}
+		return fmt.Sprintf("counted: %d in window %s..%s, %s; having %s → %s", n, e.WindowStart, e.WindowEnd, measuresText(e.Measures), e.Condition, res)
 	case TypeSuppressed:
 		s := "alert"
 		if e.Run > 0 {
@@ -233,6 +249,12 @@ func verdictText(v Entry) string {
 		}
 		return s
 	}
+	if v.Counted != nil {
+		if *v.Counted == 0 {
+			return "did not fire: no record counted (where)"
+		}
+		return fmt.Sprintf("did not fire: having held at none of %d counted records; last %s", *v.Counted, measuresText(v.Measures))
+	}
 	f := v.Furthest
 	if f == nil {
 		if v.UnmetStep != "" {
@@ -251,4 +273,22 @@ func verdictText(v Entry) string {
 		s += "; unmet step " + v.UnmetStep
 	}
 	return s
+}
+
+// measuresText writes measures as name=value, sorted by name.
+func measuresText(ms map[string]*float64) string {
+	names := make([]string, 0, len(ms))
+	for n := range ms {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, n := range names {
+		v := "null"
+		if ms[n] != nil {
+			v = strconv.FormatFloat(*ms[n], 'g', -1, 64)
+		}
+		parts[i] = n + "=" + v
+	}
+	return strings.Join(parts, " ")
 }
