@@ -92,11 +92,12 @@ func (r *rulesetService) TestRuleset(ctx context.Context, req *shrikev1.TestRule
 	out.DeadLettered = int64(sum.DeadLettered)
 	for _, rs := range sum.Rules {
 		out.RuleStats = append(out.RuleStats, &shrikev1.RuleStats{
-			Rule:      rs.Rule,
-			Alerts:    int64(rs.Alerts),
-			Timeouts:  int64(rs.Timeouts),
-			Dropped:   int64(rs.Dropped),
-			CelErrors: int64(rs.CELErrors),
+			Rule:       rs.Rule,
+			Alerts:     int64(rs.Alerts),
+			Timeouts:   int64(rs.Timeouts),
+			Dropped:    int64(rs.Dropped),
+			CelErrors:  int64(rs.CELErrors),
+			Suppressed: int64(rs.Suppressed),
 		})
 	}
 	return out, nil

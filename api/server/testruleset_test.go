@@ -3,11 +3,15 @@ package server_test
 import (
 	"bytes"
 	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/testing/protocmp"
 
 	"github.com/shrike-cep/shrike/api/server"
 	shrikev1 "github.com/shrike-cep/shrike/api/shrike/v1"
@@ -97,5 +101,101 @@ func TestTestRulesetIDs(t *testing.T) {
 	same("shrike run of a copy of the recording", replay(""), recording)
 	if slices.Equal(recording, inline) {
 		t.Errorf("a recording named payments.jsonl and inline events have the same ids %v", inline)
+	}
+}
+
+// TestTestRulesetRuleStats checks the per-rule counters of a backtest,
+// over gRPC and over REST (whose JSON names them in snake_case and
+// carries zeros): a suppressed alert counts in suppressed and not in
+// alerts, a condition that fails counts a CEL error.
+func TestTestRulesetRuleStats(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	src := `ruleset: payments
+stream:
+  key: event.account_id
+  time: event.ts
+rules:
+  - id: big
+    when: event.amount > 100.0
+    alert:
+      suppress: {for: 1h}
+  - id: odd
+    when: event.nosuch == 1
+`
+	// a1's second and third big payments fall within the hour of its
+	// first, the fourth at its end; a2's is its own key's first.
+	events := strings.Join([]string{
+		`{"account_id":"a1","amount":150.0,"ts":"2026-11-20T10:00:00Z"}`,
+		`{"account_id":"a1","amount":200.0,"ts":"2026-11-20T10:00:01Z"}`,
+		`{"account_id":"a2","amount":250.0,"ts":"2026-11-20T10:00:02Z"}`,
+		`{"account_id":"a1","amount":300.0,"ts":"2026-11-20T10:59:59Z"}`,
+		`{"account_id":"a1","amount":400.0,"ts":"2026-11-20T11:00:00Z"}`,
+	}, "\n")
+	resp, err := e.rulesets().TestRuleset(e.ctx(t), &shrikev1.TestRulesetRequest{
+		Ruleset: &shrikev1.TestRulesetRequest_Source{Source: src},
+		Input:   &shrikev1.TestRulesetRequest_Events{Events: events},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []*shrikev1.RuleStats{
+		{Rule: "big", Alerts: 3, Suppressed: 2},
+		{Rule: "odd", CelErrors: 5},
+	}
+	if diff := cmp.Diff(want, resp.GetRuleStats(), protocmp.Transform()); diff != "" {
+		t.Errorf("rule stats (-want +got):\n%s", diff)
+	}
+	if got := resp.GetAlertCount(); got != 3 {
+		t.Errorf("alert_count %d, want 3: suppressed alerts are not emitted", got)
+	}
+
+	code, body := e.rest(t, "POST", "/v1/rulesets:test", map[string]any{"source": src, "events": events})
+	if code != http.StatusOK {
+		t.Fatalf("POST /v1/rulesets:test: %d %v", code, body)
+	}
+	wantJSON := []any{
+		map[string]any{"rule": "big", "alerts": "3", "suppressed": "2", "timeouts": "0", "dropped": "0", "cel_errors": "0"},
+		map[string]any{"rule": "odd", "alerts": "0", "suppressed": "0", "timeouts": "0", "dropped": "0", "cel_errors": "5"},
+	}
+	if diff := cmp.Diff(wantJSON, body["rule_stats"]); diff != "" {
+		t.Errorf("rule_stats in JSON (-want +got):\n%s", diff)
+	}
+}
+
+// TestTestRulesetManagedLists checks that the API's test reads a managed
+// list's items as the server holds them, as the engine matches with, and
+// sees a change of them without recompiling anything.
+func TestTestRulesetManagedLists(t *testing.T) {
+	lists := rules.NewManagedLists()
+	e := newEnv(t, envOptions{compile: rules.CompileOptions{Lists: lists}})
+	src := `ruleset: payments
+stream:
+  key: event.account_id
+  time: event.ts
+lists:
+  mules: {managed: true, type: string}
+rules:
+  - id: to-mule
+    when: event.to in lists.mules
+`
+	events := `{"account_id":"a1","to":"m1","ts":"2026-11-20T10:00:00Z"}` + "\n" +
+		`{"account_id":"a2","to":"m2","ts":"2026-11-20T10:00:01Z"}`
+	count := func() int64 {
+		t.Helper()
+		resp, err := e.rulesets().TestRuleset(e.ctx(t), &shrikev1.TestRulesetRequest{
+			Ruleset: &shrikev1.TestRulesetRequest_Source{Source: src},
+			Input:   &shrikev1.TestRulesetRequest_Events{Events: events},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.GetAlertCount()
+	}
+	if n := count(); n != 0 {
+		t.Errorf("%d alerts with the list empty, want 0", n)
+	}
+	lists.Set("mules", []string{"m2"})
+	if n := count(); n != 1 {
+		t.Errorf("%d alerts with mules = [m2], want 1", n)
 	}
 }

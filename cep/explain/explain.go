@@ -162,7 +162,7 @@ const (
 	// TypeAggregate: an aggregate rule counted the record and evaluated
 	// its having.
 	TypeAggregate = "aggregate"
-	TypeVerdict    = "verdict"
+	TypeVerdict   = "verdict"
 )
 
 // Entry is one line of the trace (`shrike explain --json`); docs/explain.md
@@ -221,7 +221,7 @@ type Entry struct {
 	WindowStart string              `json:"window_start,omitempty"`
 	WindowEnd   string              `json:"window_end,omitempty"`
 	Verdict     string              `json:"verdict,omitempty"`
-	Fired        *int   `json:"fired,omitempty"`
+	Fired       *int                `json:"fired,omitempty"`
 	// Suppressed counts the rule's alerts alert.suppress dropped
 	// (verdict).
 	Suppressed   int       `json:"suppressed,omitempty"`
@@ -290,7 +290,7 @@ type ruleState struct {
 	// counted, and the measures after the last.
 	counted      int
 	lastMeasures map[string]*float64
-	runs       map[int]*runState
+	runs         map[int]*runState
 	// ids renumbers the matcher's run numbers, which count the runs of
 	// every rule, from 1 per traced rule.
 	ids map[int]int

@@ -1347,7 +1347,10 @@ type RuleStats struct {
 	// Partial matches dropped by the cap on partial matches per key.
 	Dropped int64 `protobuf:"varint,4,opt,name=dropped,proto3" json:"dropped,omitempty"`
 	// Condition evaluations that failed at runtime and so counted as false.
-	CelErrors     int64 `protobuf:"varint,5,opt,name=cel_errors,proto3" json:"cel_errors,omitempty"`
+	CelErrors int64 `protobuf:"varint,5,opt,name=cel_errors,proto3" json:"cel_errors,omitempty"`
+	// Alerts the rule's alert.suppress dropped as repeats of an earlier one
+	// (docs/language.md#alert); not counted in alerts.
+	Suppressed    int64 `protobuf:"varint,6,opt,name=suppressed,proto3" json:"suppressed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1413,6 +1416,13 @@ func (x *RuleStats) GetDropped() int64 {
 func (x *RuleStats) GetCelErrors() int64 {
 	if x != nil {
 		return x.CelErrors
+	}
+	return 0
+}
+
+func (x *RuleStats) GetSuppressed() int64 {
+	if x != nil {
+		return x.Suppressed
 	}
 	return 0
 }
@@ -1513,7 +1523,7 @@ const file_shrike_v1_rulesets_proto_rawDesc = "" +
 	"\n" +
 	"DeadLetter\x12\x12\n" +
 	"\x04line\x18\x01 \x01(\x03R\x04line\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x8d\x01\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xad\x01\n" +
 	"\tRuleStats\x12\x12\n" +
 	"\x04rule\x18\x01 \x01(\tR\x04rule\x12\x16\n" +
 	"\x06alerts\x18\x02 \x01(\x03R\x06alerts\x12\x1a\n" +
@@ -1521,7 +1531,10 @@ const file_shrike_v1_rulesets_proto_rawDesc = "" +
 	"\adropped\x18\x04 \x01(\x03R\adropped\x12\x1e\n" +
 	"\n" +
 	"cel_errors\x18\x05 \x01(\x03R\n" +
-	"cel_errors2\xf8\a\n" +
+	"cel_errors\x12\x1e\n" +
+	"\n" +
+	"suppressed\x18\x06 \x01(\x03R\n" +
+	"suppressed2\xf8\a\n" +
 	"\x0eRulesetService\x12m\n" +
 	"\n" +
 	"PutRuleset\x12\x1c.shrike.v1.PutRulesetRequest\x1a\x12.shrike.v1.Ruleset\"-\xa2\x9f\x19\vrules:write\x82\xd3\xe4\x93\x02\x18:\x01*\x1a\x13/v1/rulesets/{name}\x12i\n" +
