@@ -301,6 +301,7 @@ func NewEngine(opts EngineOptions) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
+	e.metrics.startAtZero([]string{opts.AlertsTopic, opts.ShadowAlertsTopic, opts.DeadLetterTopic, opts.LateTopic}, opts.ExactlyOnce)
 	return e, nil
 }
 
@@ -479,6 +480,7 @@ func (e *Engine) dispatch(fetches kgo.Fetches) {
 		e.metrics.fetchErrors.Inc()
 		e.log.Warn("fetch", "topic", topic, "partition", partition, "err", err)
 	})
+	at := e.opts.Clock()
 	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 		if len(p.Records) == 0 {
 			return
@@ -495,7 +497,7 @@ func (e *Engine) dispatch(fetches kgo.Fetches) {
 			}
 			return
 		}
-		w.enqueue(p.Records, p.HighWatermark)
+		w.enqueue(p.Records, p.HighWatermark, at)
 	})
 }
 

@@ -46,6 +46,8 @@ type metrics struct {
 	shrunkAlerts      prometheus.Counter
 	transactions      *prometheus.CounterVec // outcome
 	barrierSeconds    prometheus.Histogram
+	detectionDelay    prometheus.Histogram
+	processingDelay   prometheus.Histogram
 }
 
 // newMetrics makes the metrics and registers them with reg, unless nil;
@@ -111,6 +113,17 @@ func newMetrics(reg prometheus.Registerer, ready func() bool) (*metrics, error) 
 			Help:    "Time of a checkpoint barrier in exactly-once mode: workers stopped, outputs flushed, checkpoints staged, the transaction ended, checkpoints promoted.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}),
+		detectionDelay: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "shrike", Subsystem: "engine", Name: "alert_detection_delay_seconds",
+			Help: "Live alerts of completed matches, from the event time of their newest event to their production (detected_at): " +
+				"the stream's max_out_of_orderness, how late events reach Kafka, and processing. Timeout alerts are not observed.",
+			Buckets: detectionDelayBuckets,
+		}),
+		processingDelay: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "shrike", Subsystem: "engine", Name: "alert_processing_delay_seconds",
+			Help:    "Live alerts, from the fetch of the Kafka record whose processing produced them to their handover to the producer: queueing, key loads from the Store and matching.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}),
 	}
 	if reg == nil {
 		return m, nil
@@ -121,6 +134,7 @@ func newMetrics(reg prometheus.Registerer, ready func() bool) (*metrics, error) 
 		m.watermarkLag, m.consumerLag, m.fetchErrors, m.partitions, m.ready, m.checkpointSeconds,
 		m.checkpointErrors, m.storeErrors, m.committedKeys, m.committedBytes, m.loadedKeys,
 		m.evictedKeys, m.badStates, m.shrunkAlerts, m.transactions, m.barrierSeconds,
+		m.detectionDelay, m.processingDelay,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
@@ -128,6 +142,28 @@ func newMetrics(reg prometheus.Registerer, ready func() bool) (*metrics, error) 
 	}
 	return m, nil
 }
+
+// startAtZero makes the series of failures known in advance, the produce
+// errors of the output topics and the aborted transactions, exist at
+// zero before the first one, so that rate() and alerting rules on them
+// work from the start.
+func (m *metrics) startAtZero(outputTopics []string, exactlyOnce bool) {
+	for _, t := range outputTopics {
+		if t != "" {
+			m.produceErrors.WithLabelValues(t)
+		}
+	}
+	if exactlyOnce {
+		m.transactions.WithLabelValues("committed")
+		m.transactions.WithLabelValues("aborted")
+	}
+}
+
+// detectionDelayBuckets span the delays of an alert after its newest
+// event: from a stream without out-of-orderness read as events come
+// (milliseconds) to one that waits minutes for late events, or a
+// consumer hours behind.
+var detectionDelayBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600}
 
 // partitionMetrics are the labelled metrics of one partition worker,
 // resolved once for its topic and partition so that counting a record, an

@@ -3,10 +3,13 @@ package cep
 import (
 	"context"
 	"fmt"
+	"math"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/shrike-cep/shrike/internal/testkit"
 	"github.com/shrike-cep/shrike/matcher"
@@ -169,5 +172,100 @@ func TestEngineRetiresRuleSeries(t *testing.T) {
 	}
 	if got := seriesOf(t, reg, "ruleset"); len(got) != 0 {
 		t.Errorf("series of deleted rulesets: %v", got)
+	}
+}
+
+// TestEngineAlertDelays: every live alert is observed in both delay
+// histograms, the detection delay from its newest event's time to the
+// clock that stamps detected_at, the processing delay from the fetch to
+// the handover, which a clock that stands still makes zero.
+func TestEngineAlertDelays(t *testing.T) {
+	const n = 30
+	brokers := cluster(t, "events")
+	reg := prometheus.NewRegistry()
+	sink := &alertSink{}
+	clock := newFakeClock()
+	e := start(t, EngineOptions{
+		Brokers: brokers, Store: state.NewMemory(), Clock: clock.Now,
+		Rulesets: []*rules.Compiled{renamedRules(t, "events", 0)}, Registerer: reg, OnAlert: sink.add,
+	})
+	events := newEventProducer(t, brokers, "events")
+	for i := range n {
+		events.emit("a", fmt.Sprintf("key-%d", i))
+	}
+	// Without exactly-once, OnAlert is called as the alert is produced,
+	// within the processing of the record that made it: once every record
+	// is processed, the sink holds every alert.
+	testkit.WaitFor(t, 0, "every event processed", func() bool { return processed(e.Engine) == n })
+	alerts := sink.all()
+	// Each partition's newest event waits for the watermark to pass it.
+	if len(alerts) < n-testPartitions {
+		t.Fatalf("%d alerts of %d events, want at least %d", len(alerts), n, n-testPartitions)
+	}
+	var wantSum float64
+	for _, a := range alerts {
+		wantSum += clock.Now().Sub(a.End).Seconds()
+	}
+	for _, tt := range []struct {
+		name    string
+		sum     float64
+		epsilon float64
+	}{
+		{"shrike_engine_alert_detection_delay_seconds", wantSum, 1e-6},
+		{"shrike_engine_alert_processing_delay_seconds", 0, 0},
+	} {
+		h := histogramOf(t, reg, tt.name)
+		if h.GetSampleCount() != uint64(len(alerts)) || math.Abs(h.GetSampleSum()-tt.sum) > tt.epsilon {
+			t.Errorf("%s: %d samples summing to %g, want %d summing to %g", tt.name, h.GetSampleCount(), h.GetSampleSum(), len(alerts), tt.sum)
+		}
+	}
+	if wantSum < float64(len(alerts))*3600 {
+		t.Errorf("detection delays sum to %gs, want over an hour per alert (the events are a day older than the clock)", wantSum)
+	}
+}
+
+// histogramOf is the unlabelled histogram name of g.
+func histogramOf(t *testing.T, g prometheus.Gatherer, name string) *dto.Histogram {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 && mf.GetMetric()[0].GetHistogram() != nil {
+			return mf.GetMetric()[0].GetHistogram()
+		}
+	}
+	t.Fatalf("no histogram %s", name)
+	return nil
+}
+
+// TestKafkaGaugesRenamed: the Kafka client's gauges named _total are
+// gathered without the suffix, in name order among the families that
+// keep their names.
+func TestKafkaGaugesRenamed(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shrike_kafka_buffered_fetch_records_total", Help: "h"}, func() float64 { return 7 }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shrike_kafka_buffered_produce_records_total", Help: "h"}, func() float64 { return 3 }),
+		prometheus.NewGauge(prometheus.GaugeOpts{Name: "shrike_kafka_buffered_fetch_records_x", Help: "h"}),
+		prometheus.NewCounter(prometheus.CounterOpts{Name: "shrike_kafka_buffered_fetch_bytes", Help: "h"}),
+	)
+	mfs, err := KafkaGaugesRenamed(reg).Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, mf := range mfs {
+		got = append(got, mf.GetName())
+	}
+	want := []string{
+		"shrike_kafka_buffered_fetch_bytes",
+		"shrike_kafka_buffered_fetch_records",
+		"shrike_kafka_buffered_fetch_records_x",
+		"shrike_kafka_buffered_produce_records",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("gathered %v, want %v", got, want)
 	}
 }

@@ -175,7 +175,7 @@ func (w *worker) stop(drain bool) {
 
 // enqueue hands a poll's records of the partition to the worker without
 // blocking.
-func (w *worker) enqueue(recs []*kgo.Record, hw int64) { w.q.enqueue(recs, hw) }
+func (w *worker) enqueue(recs []*kgo.Record, hw int64, at time.Time) { w.q.enqueue(recs, hw, at) }
 
 // run is the worker's goroutine; ctx is Run's, whose end stops the worker
 // as a revocation does: the batch in hand, a checkpoint and a commit,

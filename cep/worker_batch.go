@@ -3,6 +3,7 @@ package cep
 import (
 	"errors"
 	"math"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -30,6 +31,9 @@ type workerBatch struct {
 	// now is the wall clock when the batch came, which bounds its event
 	// times (streamPart.skew).
 	now int64
+	// fetchedAt is the wall clock when the batch was fetched, the start
+	// of its alerts' processing delay.
+	fetchedAt time.Time
 }
 
 // decodedRecord is what became of one fetched record.
@@ -49,6 +53,7 @@ func (w *worker) process(f fetched) error {
 	clear(b.pushes)
 	b.pushes = b.pushes[:0]
 	b.now = w.e.opts.Clock().UnixNano()
+	b.fetchedAt = f.at
 	if w.firstOffset < 0 && len(f.recs) > 0 {
 		w.firstOffset = f.recs[0].Offset
 	}

@@ -23,6 +23,9 @@ import (
 // OnAlert.
 func (w *worker) Alert(a *matcher.Alert) {
 	w.m.counters(matcher.RuleID{Ruleset: a.Ruleset, Rule: a.Rule}, a.Shadow).alerts.Inc()
+	if !a.Shadow {
+		w.observeDelays(a)
+	}
 	// An alert too large for a record would be refused by the client or
 	// the broker, and retrying cannot help: it is shrunk before it is
 	// produced, keeping its id and its events' positions.
@@ -53,6 +56,23 @@ func (w *worker) Alert(a *matcher.Alert) {
 		crashPoint("work")
 	case w.e.opts.OnAlert != nil:
 		w.e.opts.OnAlert(a)
+	}
+}
+
+// observeDelays observes how long a live alert took: from the time of
+// its newest event (not for a timeout alert, which fires when its window
+// closes, by design long after its last event) and from the fetch of the
+// record whose processing produced it (not for an alert of a quiet
+// partition's clock, which no record produced), to now, when it is
+// handed to the producer. A negative delay (an event dated ahead of the
+// clock, within max_clock_skew) counts as 0.
+func (w *worker) observeDelays(a *matcher.Alert) {
+	m := w.e.metrics
+	if !a.Timeout && !a.End.IsZero() {
+		m.detectionDelay.Observe(max(a.DetectedAt.Sub(a.End).Seconds(), 0))
+	}
+	if b := &w.batch; b.cur != nil && !b.fetchedAt.IsZero() {
+		m.processingDelay.Observe(max(w.e.opts.Clock().Sub(b.fetchedAt).Seconds(), 0))
 	}
 }
 

@@ -2,6 +2,7 @@ package cep
 
 import (
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -43,7 +44,8 @@ type handoff struct {
 // fetched is one poll's records of the partition.
 type fetched struct {
 	recs []*kgo.Record
-	hw   int64 // the partition's high watermark at the fetch
+	hw   int64     // the partition's high watermark at the fetch
+	at   time.Time // the wall clock (EngineOptions.Clock) at the fetch
 }
 
 func newHandoff(cl *kgo.Client, topic string, part int32, setPaused func(bool)) *handoff {
@@ -52,13 +54,13 @@ func newHandoff(cl *kgo.Client, topic string, part int32, setPaused func(bool)) 
 
 // enqueue queues a poll's records of the partition. It never blocks: when
 // too many records wait, the partition is paused.
-func (h *handoff) enqueue(recs []*kgo.Record, hw int64) {
+func (h *handoff) enqueue(recs []*kgo.Record, hw int64, at time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.gone || h.rewinding {
 		return
 	}
-	h.queue = append(h.queue, fetched{recs: recs, hw: hw})
+	h.queue = append(h.queue, fetched{recs: recs, hw: hw, at: at})
 	h.queued += len(recs)
 	if h.queued >= maxQueuedRecords && !h.paused {
 		h.pause()

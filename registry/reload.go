@@ -324,6 +324,9 @@ func (r *Reloader) compile(reg Set) (live, set []*rules.Compiled, failed bool) {
 		if e == nil {
 			e = &reloadEntry{}
 			r.byName[rec.Name] = e
+			// At zero from the start, so that rate() and alerting
+			// rules see the ruleset before its first error.
+			r.m.errors.WithLabelValues(rec.Name)
 		}
 		if e.version != rec.Version || !bytes.Equal(e.source, rec.Source) {
 			e.version, e.source, e.err = rec.Version, rec.Source, nil
@@ -389,6 +392,7 @@ func (r *Reloader) compileShadow(sh ShadowRecord) *rules.Compiled {
 	}
 	e = &shadowEntry{start: sh.StartTime, source: sh.Source, compiled: true}
 	r.byShadow[sh.Name] = e
+	r.m.shadowErrors.WithLabelValues(sh.Name) // at zero, as errors
 	c, err := r.reg.Compile(sh.Name, sh.Source)
 	if err == nil {
 		c.Shadow = true

@@ -36,4 +36,8 @@
 //     configuration field). A stopping server ends every stream at once
 //     (UNAVAILABLE); the client resumes with the position of the last
 //     alert it got.
+//   - Every call counts once in shrike_api_requests_total: a gRPC call of
+//     the public listener by its full method and status code, a REST
+//     request by its HTTP method, path pattern (never the path) and HTTP
+//     status, and not again as the gateway's gRPC call.
 package server

@@ -65,6 +65,7 @@ func newGateway(s *Server) (*gateway, error) {
 		runtime.WithRoutingErrorHandler(unknownPath),
 		runtime.WithStreamErrorHandler(func(_ context.Context, err error) *status.Status { return restStatus(err) }),
 		runtime.WithForwardResponseOption(streamStart),
+		runtime.WithMiddlewares(routeNoter),
 	)
 	ctx := context.Background()
 	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
@@ -82,12 +83,13 @@ func newGateway(s *Server) (*gateway, error) {
 	}
 	g := &gateway{conn: conn, mux: mux, maxBody: int64(s.opts.MaxRequestBytes), auth: s.auth}
 	h := http.NewServeMux()
-	h.HandleFunc("GET /v1/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+	h.HandleFunc("GET /v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
+		noteRoute(r, "/v1/openapi.json")
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(api.OpenAPI)
 	})
 	h.Handle("/", http.HandlerFunc(g.limited))
-	g.handler = h
+	g.handler = s.calls.rest(h)
 	return g, nil
 }
 

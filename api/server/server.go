@@ -130,6 +130,7 @@ type Server struct {
 	auth      *authenticator
 	summaries *summaries
 	limits    *limits
+	calls     *callMetrics
 	// skipped counts alerts the API could not convert for a client
 	// (skipAlert).
 	skipped prometheus.Counter
@@ -199,13 +200,14 @@ func New(opts Options) (*Server, error) {
 		auth:      auth,
 		summaries: &summaries{opts: opts.CompileOptions},
 		limits:    newLimits(opts.RequestTimeout, opts.MaxConcurrentExpensive),
+		calls:     newCallMetrics(),
 		skipped: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "shrike", Subsystem: "api", Name: "alerts_skipped_total",
 			Help: "Alerts of the alerts topic the API could not convert for a client and left out of subscriptions and listings.",
 		}),
 	}
 	if opts.Registerer != nil {
-		for _, c := range append(s.limits.collectors(), s.skipped) {
+		for _, c := range append(append(s.limits.collectors(), s.calls.collectors()...), s.skipped) {
 			if err := opts.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("api server: register metrics: %w", err)
 			}
@@ -368,11 +370,16 @@ func tokenName(ctx context.Context) string {
 	return ""
 }
 
-// unary is the one unary interceptor: authentication and scope, then the
-// limits (a deadline, a slot for an expensive call), then the call, whose
-// error is mapped to a status (toStatus), with a panic turned into
-// INTERNAL rather than a crashed engine.
+// unary is the one unary interceptor: the call's metrics around
+// authentication and scope, then the limits (a deadline, a slot for an
+// expensive call), then the call, whose error is mapped to a status
+// (toStatus), with a panic turned into INTERNAL rather than a crashed
+// engine.
 func (s *Server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+	call := s.startCall(ctx, info.FullMethod)
+	// Deferred first, so that it runs last and counts the status the
+	// client gets.
+	defer func() { call.done(err) }()
 	tok, err := s.auth.authorize(ctx, info.FullMethod)
 	if err != nil {
 		s.log.Info("api: call refused", "method", info.FullMethod, "err", err)
@@ -394,6 +401,11 @@ func (s *Server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 
 // stream is the one stream interceptor, the unary one's twin.
 func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+	call := s.startCall(ss.Context(), info.FullMethod)
+	defer func() { call.done(err) }()
+	if call != nil {
+		ss = &timedStream{ServerStream: ss, call: call}
+	}
 	tok, err := s.auth.authorize(ss.Context(), info.FullMethod)
 	if err != nil {
 		s.log.Info("api: call refused", "method", info.FullMethod, "err", err)

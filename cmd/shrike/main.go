@@ -26,6 +26,9 @@ type env struct {
 	stdin          io.Reader
 	stdout, stderr *output
 	clock          func() time.Time
+	// environ is the process's environment (os.Environ), which serve's
+	// configuration reads SHRIKE_* variables from; nil reads none.
+	environ func() []string
 }
 
 // errReported is returned by a command that has already told the user what
@@ -40,7 +43,7 @@ func (e usageError) Unwrap() error { return e.err }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], env{stdin: os.Stdin, stdout: newOutput(os.Stdout), stderr: newOutput(os.Stderr), clock: time.Now})
+	code := run(ctx, os.Args[1:], env{stdin: os.Stdin, stdout: newOutput(os.Stdout), stderr: newOutput(os.Stderr), clock: time.Now, environ: os.Environ})
 	stop()
 	os.Exit(code)
 }
@@ -136,28 +139,19 @@ func buildVersion() string {
 // formatVersion is buildVersion's text for a link-time version and build
 // time and the binary's build info (nil when it has none).
 func formatVersion(linked, built string, bi *debug.BuildInfo) string {
-	v := linked
-	if v == "" && bi != nil {
-		v = bi.Main.Version
-	}
-	if v == "" || v == "(devel)" {
-		v = "devel"
-	}
+	id := identify(linked, bi)
+	v := id.version
 	var parts []string
-	if bi != nil {
-		parts = append(parts, bi.GoVersion)
-		vcs := map[string]string{}
-		for _, s := range bi.Settings {
-			vcs[s.Key] = s.Value
+	if id.goVersion != "" {
+		parts = append(parts, id.goVersion)
+	}
+	if id.revision != "" {
+		parts = append(parts, "commit "+id.revision)
+		if id.modified {
+			parts = append(parts, "modified")
 		}
-		if r := vcs["vcs.revision"]; r != "" {
-			parts = append(parts, "commit "+r)
-			if vcs["vcs.modified"] == "true" {
-				parts = append(parts, "modified")
-			}
-			if t := vcs["vcs.time"]; t != "" {
-				parts = append(parts, "committed "+t)
-			}
+		if id.commitTime != "" {
+			parts = append(parts, "committed "+id.commitTime)
 		}
 	}
 	if built != "" {
@@ -167,4 +161,45 @@ func formatVersion(linked, built string, bi *debug.BuildInfo) string {
 		v += " (" + strings.Join(parts, ", ") + ")"
 	}
 	return v
+}
+
+// buildIdentity is what a binary says of its build: `shrike version`
+// prints it and shrike_build_info labels it.
+type buildIdentity struct {
+	// version is the link-time version, else the module version, else
+	// "devel".
+	version string
+	// goVersion is the Go release that built the binary; revision, its
+	// commit's time and modified what the go command stamped of the
+	// checkout (go build and go run in a git checkout, unless
+	// -buildvcs=false). Empty when unknown.
+	goVersion, revision, commitTime string
+	modified                        bool
+}
+
+// identify reads the build identity from the link-time version and the
+// binary's build info (nil when it has none).
+func identify(linked string, bi *debug.BuildInfo) buildIdentity {
+	id := buildIdentity{version: linked}
+	if id.version == "" && bi != nil {
+		id.version = bi.Main.Version
+	}
+	if id.version == "" || id.version == "(devel)" {
+		id.version = "devel"
+	}
+	if bi == nil {
+		return id
+	}
+	id.goVersion = bi.GoVersion
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			id.revision = s.Value
+		case "vcs.time":
+			id.commitTime = s.Value
+		case "vcs.modified":
+			id.modified = s.Value == "true"
+		}
+	}
+	return id
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/shrike-cep/shrike/cep"
@@ -29,7 +30,8 @@ import (
 // serveFlags are the options of `shrike serve`; each but --config
 // overrides one field of the configuration file.
 type serveFlags struct {
-	config string
+	config      string
+	printConfig bool
 }
 
 // serveFlagFields maps serve's flags to the configuration fields they
@@ -75,7 +77,12 @@ gives a working engine to feed with shrike gen --kafka or kcat. With --kafka and
 a Redis Cluster. Instances started with the same --group share the partitions.
 
 Settings come from defaults, then --config (YAML; every field and default is
-in the README, "Running the engine"), then flags, which win. The admin
+in the README, "Running the engine"), then SHRIKE_* environment variables
+(SHRIKE_KAFKA_BROKERS for kafka.brokers; docs/configuration.md lists them
+all), then flags, which win. --print-config prints the result, secrets
+redacted, and exits. Kafka over TLS and SASL (kafka.tls, kafka.sasl) and
+Redis over TLS with an ACL user (redis.tls, redis.username,
+redis.password_file) take their secrets from files only. The admin
 listener, --admin-listen (loopback by default), serves /metrics
 (Prometheus), /debug/pprof/, /healthz and /readyz (200 once its partitions
 are assigned and restored and every partition of the group has an owner)
@@ -102,9 +109,21 @@ commit, leaves the group, and exits 0.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := serveConfig(f.config, cmd)
+			var environ []string
+			if e.environ != nil {
+				environ = e.environ()
+			}
+			cfg, err := serveConfig(f.config, environ, cmd)
 			if err != nil {
 				return err
+			}
+			if f.printConfig {
+				out, err := cfg.PrintYAML()
+				if err != nil {
+					return err
+				}
+				_, _ = e.stdout.Write(out) // the output's sticky error is checked by run
+				return nil
 			}
 			gctune.ForServe()
 			return runServe(cmd.Context(), e, cfg)
@@ -112,21 +131,25 @@ commit, leaves the group, and exits 0.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVarP(&f.config, "config", "c", "", "read settings from the YAML `FILE`")
+	fl.BoolVar(&f.printConfig, "print-config", false, "print the effective configuration (defaults, --config, SHRIKE_* variables, flags) as YAML, secrets redacted, and exit")
 	for _, sf := range serveFlagFields {
 		fl.String(sf.flag, "", sf.usage)
 	}
 	return cmd
 }
 
-// serveConfig builds the configuration: defaults, the file, then the flags
-// given on the command line.
-func serveConfig(file string, cmd *cobra.Command) (config.Config, error) {
+// serveConfig builds the configuration: defaults, the file, the SHRIKE_*
+// variables of environ, then the flags given on the command line.
+func serveConfig(file string, environ []string, cmd *cobra.Command) (config.Config, error) {
 	cfg := config.DefaultConfig()
 	if file != "" {
 		var err error
 		if cfg, err = config.LoadConfigFile(file); err != nil {
 			return cfg, configErr(err)
 		}
+	}
+	if err := cfg.ApplyEnv(environ); err != nil {
+		return cfg, configErr(err)
 	}
 	for _, sf := range serveFlagFields {
 		if !cmd.Flags().Changed(sf.flag) {
@@ -204,7 +227,16 @@ func startServer(ctx context.Context, e env, cfg config.Config) (_ *server, err 
 	}
 	topics := rulesetTopics(local)
 
+	for _, w := range cfg.Warnings() {
+		s.log.Warn("insecure configuration", "warning", w)
+	}
 	brokers := cfg.Kafka.Brokers
+	var kafkaSecurity []kgo.Opt
+	if !cfg.EmbeddedKafka() {
+		if kafkaSecurity, err = checkKafka(ctx, s.log, cfg); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.EmbeddedKafka() {
 		k := cfg.Kafka
 		s.kafka, err = embedded.NewKafka(ctx, embedded.KafkaOptions{
@@ -232,14 +264,24 @@ func startServer(ctx context.Context, e env, cfg config.Config) (_ *server, err 
 	if cfg.EmbeddedKafka() && !cfg.EmbeddedRedis() {
 		s.log.Warn("the embedded broker starts empty, while Redis may hold checkpoints of an earlier broker's offsets; use a separate key_prefix, or a real Kafka (--kafka)")
 	}
-	s.store, err = state.New(cfg.Redis.StateOptions(redisAddrs))
+	redisOpts, err := cfg.Redis.StateOptions(redisAddrs)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	s.store, err = state.New(redisOpts)
 	if err != nil {
 		return nil, err
 	}
 	// A Redis that does not answer yet is not fatal: the engine retries and
-	// reports not ready until it does. Say so early, though.
+	// reports not ready until it does. Say so early, though. One that
+	// answers but refuses the credentials or the TLS handshake would
+	// refuse them for ever: that stops serve at once.
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	if perr := s.store.Ping(pctx); perr != nil {
+	if perr := s.store.Check(pctx); perr != nil {
+		if !errors.Is(perr, state.ErrUnavailable) {
+			cancel()
+			return nil, perr
+		}
 		s.log.Warn("redis does not answer yet; the engine retries", "addr", strings.Join(redisAddrs, ","), "err", perr)
 	}
 	cancel()
@@ -249,6 +291,7 @@ func startServer(ctx context.Context, e env, cfg config.Config) (_ *server, err 
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewBuildInfoCollector(),
+		buildInfo(binaryIdentity()),
 	)
 	s.engine, err = cep.NewEngine(cep.EngineOptions{
 		Brokers:               brokers,
@@ -272,14 +315,14 @@ func startServer(ctx context.Context, e env, cfg config.Config) (_ *server, err 
 		Logger:                s.log,
 		Registerer:            reg,
 		Clock:                 e.clock,
-		KafkaOptions:          cep.KafkaClientMetrics(reg),
+		KafkaOptions:          append(slices.Clone(kafkaSecurity), cep.KafkaClientMetrics(reg)...),
 	})
 	if err != nil {
 		return nil, err
 	}
 	// The rulesets come from the registry (the folder's among them).
 	s.rules, err = startRules(ctx, cfg, rulesDeps{
-		redisAddrs: redisAddrs, engine: s.engine, local: local, log: s.log, reg: reg, clock: e.clock,
+		redis: redisOpts, engine: s.engine, local: local, log: s.log, reg: reg, clock: e.clock,
 	})
 	if err != nil {
 		return nil, err
@@ -301,11 +344,11 @@ func startServer(ctx context.Context, e env, cfg config.Config) (_ *server, err 
 		return nil, err
 	}
 	s.log.Info("http listening", "addr", s.http.Addr(), "paths", "/v1/ /healthz /readyz")
-	if s.admin, err = startAdmin(cfg, s.log, reg, s.ready, tlsCfg); err != nil {
+	if s.admin, err = startAdmin(cfg, s.log, cep.KafkaGaugesRenamed(reg), s.ready, tlsCfg); err != nil {
 		return nil, err
 	}
 	s.api, err = startAPI(ctx, cfg, apiDeps{
-		log: s.log, brokers: brokers, registry: s.rules.registry, compile: s.rules.compile,
+		log: s.log, brokers: brokers, kafka: kafkaSecurity, registry: s.rules.registry, compile: s.rules.compile,
 		http: s.http, tls: tlsCfg, ready: s.engine.Ready, clock: e.clock, reg: reg,
 	})
 	if err != nil {
@@ -317,6 +360,35 @@ func startServer(ctx context.Context, e env, cfg config.Config) (_ *server, err 
 	}
 	return s, nil
 }
+
+// checkKafka reads the Kafka clients' TLS files and SASL password, and
+// connects once as they will: wrong credentials or a TLS handshake that
+// fails stop serve at start, naming what failed; brokers that cannot be
+// reached yet are only logged, as the clients retry. It returns the
+// security options of every Kafka client.
+func checkKafka(ctx context.Context, log *slog.Logger, cfg config.Config) ([]kgo.Opt, error) {
+	sec, err := cfg.Kafka.KafkaSecurity()
+	if err != nil {
+		return nil, usageError{err}
+	}
+	opts, err := sec.Options()
+	if err != nil {
+		return nil, usageError{err}
+	}
+	cctx, cancel := context.WithTimeout(ctx, kafkaCheckTimeout)
+	defer cancel()
+	if err := cep.CheckKafka(cctx, cfg.Kafka.Brokers, sec); err != nil {
+		if !errors.Is(err, cep.ErrKafkaUnreachable) {
+			return nil, err
+		}
+		log.Warn("kafka does not answer yet; the clients retry", "addr", strings.Join(cfg.Kafka.Brokers, ","), "err", err)
+	}
+	return opts, nil
+}
+
+// kafkaCheckTimeout bounds checkKafka's connection: a broker that needs
+// longer to answer is reported as not answering yet.
+const kafkaCheckTimeout = 10 * time.Second
 
 // ready is /readyz: the engine's readiness with its reason, the group's
 // coverage asked of the broker at the time of the probe.

@@ -367,7 +367,7 @@ func TestServeEmbeddedPortFlags(t *testing.T) {
 	if err := cmd.ParseFlags([]string{"--embedded-kafka-port", "19092", "--embedded-redis-port", "0"}); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := serveConfig(conf, cmd)
+	cfg, err := serveConfig(conf, nil, cmd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -429,7 +429,7 @@ func TestREADMEScaleOutCommands(t *testing.T) {
 		if err := cmd.ParseFlags(args[2:]); err != nil {
 			t.Fatalf("%s: %v", line, err)
 		}
-		cfg, err := serveConfig("", cmd)
+		cfg, err := serveConfig("", nil, cmd)
 		if err != nil {
 			t.Fatalf("%s: %v", line, err)
 		}
