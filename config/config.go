@@ -22,6 +22,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/shrike-cep/shrike/cep"
+	"github.com/shrike-cep/shrike/delivery"
 	"github.com/shrike-cep/shrike/feed"
 	"github.com/shrike-cep/shrike/internal/yamlnode"
 	"github.com/shrike-cep/shrike/rules"
@@ -34,8 +35,9 @@ import (
 var ErrInvalidConfig = errors.New("invalid configuration")
 
 // Config is the configuration of `shrike serve` (README.md#configuration). It is
-// read from a YAML file (LoadConfig), then command-line flags override
-// single fields (Config.Set), then Validate checks the result. Every
+// read from a YAML file (LoadConfig), then SHRIKE_* environment variables
+// override single fields (Config.ApplyEnv), then command-line flags
+// (Config.Set), then Validate checks the result. Every
 // field's default is what DefaultConfig returns; a field the file leaves
 // out keeps it.
 //
@@ -58,14 +60,20 @@ var ErrInvalidConfig = errors.New("invalid configuration")
 //	  transactional_id: ""        # empty: shrike-<group>-<hostname>-<pid>; unique per running instance
 //	  transaction_timeout: 10s    # a crashed instance's open transaction holds read_committed readers
 //	                              # this long; > 2 × state.checkpoint_interval, at most 15m
+//	  tls:                        # TLS to the brokers: on when any field is set (enabled alone: system CAs)
+//	    {enabled: false, ca_file: "", cert_file: "", key_file: "", server_name: "", insecure_skip_verify: false}
+//	  sasl:                       # mechanism: plain | scram-sha-256 | scram-sha-512; the password from a file only
+//	    {mechanism: "", username: "", password_file: ""}
 //	  embedded:                   # used only when brokers is empty; keeps everything in memory
 //	    port: 9092                # 0 picks a free port
 //	    partitions: 3             # of every topic it creates
 //	redis:
 //	  addrs: []                   # empty: start an embedded Redis (miniredis); several: Redis Cluster
 //	  cluster: false              # one address that is a Redis Cluster seed
-//	  username: ""
-//	  password: ""
+//	  username: ""                # an ACL user; empty: the default user
+//	  password: ""                # inline, discouraged: never from a flag or the environment
+//	  password_file: ""           # the AUTH password, from a file
+//	  tls: {enabled: false, ca_file: "", cert_file: "", key_file: "", server_name: "", insecure_skip_verify: false}
 //	  db: 0                       # standalone only
 //	  key_prefix: shrike
 //	  embedded:                   # used only when addrs is empty
@@ -109,6 +117,10 @@ var ErrInvalidConfig = errors.New("invalid configuration")
 //	log:
 //	  level: info                 # debug | info | warn | error
 //	  format: text                # text | json
+//	alerts:
+//	  webhooks: []                # each: name, url, secret_file, filter, format, timeout,
+//	                              # max_attempts, backoff, max_backoff, max_in_flight (WebhookConfig)
+//	  undelivered_topic: shrike-alerts-undelivered  # alerts a webhook gave up on
 type Config struct {
 	Kafka  KafkaConfig  `yaml:"kafka"`
 	Redis  RedisConfig  `yaml:"redis"`
@@ -120,6 +132,7 @@ type Config struct {
 	API    APIConfig    `yaml:"api"`
 	Rules  RulesConfig  `yaml:"rules"`
 	Log    LogConfig    `yaml:"log"`
+	Alerts AlertsConfig `yaml:"alerts"`
 
 	// origin remembers, per dotted field path, where a value that is not a
 	// default came from, so that Validate points at the line or the flag.
@@ -159,17 +172,27 @@ type KafkaConfig struct {
 	TransactionalID string `yaml:"transactional_id"`
 	// TransactionTimeout is how long the brokers keep a transaction of
 	// the instance open before aborting it (EngineOptions.TransactionTimeout).
-	TransactionTimeout time.Duration  `yaml:"transaction_timeout"`
-	Embedded           EmbeddedConfig `yaml:"embedded"`
+	TransactionTimeout time.Duration `yaml:"transaction_timeout"`
+	// TLS connects to the brokers over TLS (kafka.tls), with a CA, a client
+	// certificate and a server name from files.
+	TLS ClientTLSConfig `yaml:"tls"`
+	// SASL authenticates to the brokers (kafka.sasl): PLAIN,
+	// SCRAM-SHA-256 or SCRAM-SHA-512, the password from a file.
+	SASL     SASLConfig     `yaml:"sasl"`
+	Embedded EmbeddedConfig `yaml:"embedded"`
 }
 
 // TopicsConfig names the topics the engine writes (docs/design.md#runtime).
 type TopicsConfig struct {
+	// Alerts receives every alert, keyed by its id.
 	Alerts string `yaml:"alerts"`
 	// ShadowAlerts receives the alerts of shadow versions, never Alerts.
 	ShadowAlerts string `yaml:"shadow_alerts"`
-	DeadLetter   string `yaml:"deadletter"`
-	Late         string `yaml:"late"`
+	// DeadLetter receives the records that could not be decoded, or had
+	// no key or time, with the reason in a header.
+	DeadLetter string `yaml:"deadletter"`
+	// Late receives the events behind their partition's watermark.
+	Late string `yaml:"late"`
 }
 
 // EmbeddedConfig shapes the in-process broker started when no brokers are
@@ -197,9 +220,19 @@ type RedisConfig struct {
 	Addrs []string `yaml:"addrs"`
 	// Cluster makes a single address a Redis Cluster seed (several
 	// addresses always are).
-	Cluster  bool   `yaml:"cluster"`
+	Cluster bool `yaml:"cluster"`
+	// Username is the ACL user of AUTH; empty: the default user.
 	Username string `yaml:"username"`
-	Password string `yaml:"password"`
+	// Password is the AUTH password written in the file itself. Prefer
+	// PasswordFile: a secret is never taken from a flag or the
+	// environment, and --print-config shows it as <redacted>.
+	Password string `yaml:"password" secret:"true"`
+	// PasswordFile holds the AUTH password (surrounding white space is
+	// dropped). Relative to the configuration file.
+	PasswordFile string `yaml:"password_file"`
+	// TLS connects to Redis over TLS (redis.tls), every node of a Cluster
+	// too.
+	TLS ClientTLSConfig `yaml:"tls"`
 	// DB selects the database of a standalone server (Cluster has only 0).
 	DB int `yaml:"db"`
 	// KeyPrefix starts every key Shrike writes, so that several
@@ -210,17 +243,30 @@ type RedisConfig struct {
 
 // StateOptions are the connection fields of state.Options for the Redis
 // at addrs (the configured addresses, or the embedded server's), with c's
-// credentials, database and key prefix: what the state store and the
-// registry's client (registry.NewClient) both connect with.
-func (c RedisConfig) StateOptions(addrs []string) state.Options {
+// credentials (the password read from PasswordFile), TLS (its files
+// read), database and key prefix: what the state store and the registry's
+// client (registry.NewClient) both connect with.
+func (c RedisConfig) StateOptions(addrs []string) (state.Options, error) {
+	password := c.Password
+	if c.PasswordFile != "" {
+		var err error
+		if password, err = readSecret("redis.password_file", c.PasswordFile); err != nil {
+			return state.Options{}, err
+		}
+	}
+	tlsCfg, err := c.TLS.Load("redis.tls")
+	if err != nil {
+		return state.Options{}, err
+	}
 	return state.Options{
 		Addrs:     addrs,
 		Cluster:   c.Cluster,
 		Username:  c.Username,
-		Password:  c.Password,
+		Password:  password,
+		TLS:       tlsCfg,
 		DB:        c.DB,
 		KeyPrefix: c.KeyPrefix,
-	}
+	}, nil
 }
 
 // EmbeddedRedisConfig shapes the in-process Redis started when no Redis
@@ -348,8 +394,9 @@ func DefaultConfig() Config {
 			MaxStreams:         DefaultAPIMaxStreams,
 			MaxStreamsPerToken: DefaultAPIMaxStreamsPerToken,
 		},
-		Rules: RulesConfig{MaxVersions: DefaultMaxVersions},
-		Log:   LogConfig{Level: "info", Format: "text"},
+		Rules:  RulesConfig{MaxVersions: DefaultMaxVersions},
+		Log:    LogConfig{Level: "info", Format: "text"},
+		Alerts: AlertsConfig{UndeliveredTopic: delivery.DefaultUndeliveredTopic},
 	}
 }
 
@@ -401,15 +448,20 @@ func (l LogConfig) SlogLevel() slog.Level {
 	return slog.LevelInfo
 }
 
-// origin is where a value came from: a file position or a flag.
+// origin is where a value came from: a file position, an environment
+// variable or a flag.
 type origin struct {
 	pos  rules.Pos
+	env  string
 	flag string
 }
 
 func (o origin) String() string {
-	if o.flag != "" {
+	switch {
+	case o.flag != "":
 		return o.flag
+	case o.env != "":
+		return o.env
 	}
 	return o.pos.String()
 }
@@ -421,19 +473,29 @@ type Error struct {
 	Pos rules.Pos
 	// Flag is the command-line flag that set the value, if any.
 	Flag string
+	// Env is the environment variable that set the value, if any.
+	Env string
 	// Field is the dotted path of the field ("kafka.brokers"), if known.
 	Field string
 	Msg   string
 }
 
-// Error formats the error as `file:line:col: field: message`, or
-// `--flag: message` for a value from the command line.
+// Error formats the error as `file:line:col: field: message`,
+// `--flag: message` for a value from the command line, or `VARIABLE:
+// field: message` for one from the environment.
 func (e *Error) Error() string {
 	var b strings.Builder
 	switch {
 	case e.Flag != "":
 		b.WriteString(e.Flag)
 		b.WriteString(": ")
+	case e.Env != "":
+		b.WriteString(e.Env)
+		b.WriteString(": ")
+		if e.Field != "" {
+			b.WriteString(e.Field)
+			b.WriteString(": ")
+		}
 	case e.Pos != rules.Pos{}:
 		b.WriteString(e.Pos.String())
 		b.WriteString(": ")
@@ -515,7 +577,7 @@ func LoadConfigFile(path string) (Config, error) {
 			*p.v = filepath.Join(base, *p.v)
 		}
 	}
-	for _, p := range cfg.apiPaths() {
+	for _, p := range append(append(cfg.apiPaths(), cfg.securePaths()...), cfg.alertPaths()...) {
 		if _, fromFile := cfg.origin[p.field]; fromFile && *p.v != "" && !filepath.IsAbs(*p.v) {
 			*p.v = filepath.Join(base, *p.v)
 		}
@@ -840,7 +902,7 @@ func (c *Config) Validate() error {
 	bad := func(path, format string, args ...any) {
 		e := &Error{Field: path, Msg: fmt.Sprintf(format, args...)}
 		if o, ok := c.origin[path]; ok {
-			e.Pos, e.Flag = o.pos, o.flag
+			e.Pos, e.Flag, e.Env = o.pos, o.flag, o.env
 		}
 		errs = append(errs, e)
 	}
@@ -939,6 +1001,8 @@ func (c *Config) Validate() error {
 	}
 	c.validateAPI(bad)
 	c.validateAdmin(bad)
+	c.validateSecure(bad)
+	c.validateAlerts(bad)
 	return errs.err()
 }
 

@@ -82,7 +82,7 @@ type TokenConfig struct {
 	// Token is the secret. Prefer TokenFile, which keeps it out of the
 	// configuration. Either way it must be strong (tokencheck.Check: at least
 	// 128 bits, e.g. `openssl rand -hex 32`), or serve refuses to start.
-	Token string `yaml:"token"`
+	Token string `yaml:"token" secret:"true"`
 	// TokenFile holds the secret (surrounding white space is dropped).
 	// Relative to the configuration file.
 	TokenFile string `yaml:"token_file"`
@@ -118,8 +118,12 @@ func (t TokenConfig) Secret() (string, error) {
 
 // TLSConfig names a PEM certificate (chain) and its key.
 type TLSConfig struct {
+	// CertFile is the PEM certificate (chain) every listener presents;
+	// with KeyFile. Relative to the configuration file.
 	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
+	// KeyFile is the PEM private key of CertFile. Relative to the
+	// configuration file.
+	KeyFile string `yaml:"key_file"`
 }
 
 // Enabled reports whether TLS is configured.

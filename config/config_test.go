@@ -165,9 +165,9 @@ func TestLoadConfigErrors(t *testing.T) {
 			name: "unknown fields at every level, with positions",
 			src:  "kafka:\n  brokerz: [a:1]\n  topics:\n    alert: x\nredis: {}\nmetrics: true\n",
 			want: []string{
-				`c.yaml:2:3: unknown field "brokerz" in kafka (known: brokers, group, topics, idle_timeout, max_clock_skew, session_timeout, exactly_once, transactional_id, transaction_timeout, embedded)`,
+				`c.yaml:2:3: unknown field "brokerz" in kafka (known: brokers, group, topics, idle_timeout, max_clock_skew, session_timeout, exactly_once, transactional_id, transaction_timeout, tls, sasl, embedded)`,
 				`c.yaml:4:5: unknown field "alert" in kafka.topics (known: alerts, shadow_alerts, deadletter, late)`,
-				`c.yaml:6:1: unknown field "metrics" in the configuration (known: kafka, redis, state, limits, http, grpc, admin, api, rules, log)`,
+				`c.yaml:6:1: unknown field "metrics" in the configuration (known: kafka, redis, state, limits, http, grpc, admin, api, rules, log, alerts)`,
 			},
 		},
 		{

@@ -83,6 +83,10 @@ type Redis struct {
 	client redis.UniversalClient
 	prefix string
 	batch  int
+	// addrs, user and tls are the connection's, for Check's errors.
+	addrs []string
+	user  string
+	tls   bool
 	// beforeExec, when set (tests only), runs between the fencing check and
 	// the transaction, where another owner's commit may slip in.
 	beforeExec func()
@@ -146,7 +150,10 @@ func New(opts Options) (*Redis, error) {
 		PoolSize:              opts.PoolSize,
 		ClientName:            "shrike",
 	})
-	return &Redis{client: client, prefix: prefix, batch: cmp.Or(opts.BatchSize, DefaultBatchSize)}, nil
+	return &Redis{
+		client: client, prefix: prefix, batch: cmp.Or(opts.BatchSize, DefaultBatchSize),
+		addrs: opts.Addrs, user: opts.Username, tls: opts.TLS != nil,
+	}, nil
 }
 
 // Ping checks that Redis answers (a Cluster: one of its nodes), for

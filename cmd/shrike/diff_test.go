@@ -154,7 +154,8 @@ func TestDiffRaisedThreshold(t *testing.T) {
 	if status != 1 {
 		t.Fatalf("text: status %d, want 1", status)
 	}
-	for _, want := range append([]string{"1 of 8 rules differ", "payments/large-card-auth: 1 alert only in old:"}, removed["large-card-auth"]...) {
+	onlyOld := "payments/large-card-auth: " + plural(uint64(len(removed["large-card-auth"])), "alert", "alerts") + " only in old:"
+	for _, want := range append([]string{"1 of 9 rules differ", onlyOld}, removed["large-card-auth"]...) {
 		if !strings.Contains(text, want) {
 			t.Errorf("text lacks %q:\n%s", want, text)
 		}
@@ -172,7 +173,7 @@ func TestDiffAgainstItself(t *testing.T) {
 	}
 	status, stdout, _ = shrikeCmd(t, "diff", "-r", paymentsRules, "--against", paymentsRules, "--json", "--examples", "0", paymentsEvents)
 	var got diffJSON
-	if status != 0 || json.Unmarshal([]byte(stdout), &got) != nil || got.Differ || len(got.Rules) != 8 {
+	if status != 0 || json.Unmarshal([]byte(stdout), &got) != nil || got.Differ || len(got.Rules) != 9 {
 		t.Fatalf("--json: status %d, %+v\n%s", status, got, stdout)
 	}
 	if !strings.Contains(stdout, `"both_examples":[]`) || strings.Contains(stdout, `"both_examples":[{`) {

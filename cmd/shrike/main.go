@@ -26,6 +26,9 @@ type env struct {
 	stdin          io.Reader
 	stdout, stderr *output
 	clock          func() time.Time
+	// environ is the process's environment (os.Environ), which serve's
+	// configuration reads SHRIKE_* variables from; nil reads none.
+	environ func() []string
 }
 
 // errReported is returned by a command that has already told the user what
@@ -40,7 +43,7 @@ func (e usageError) Unwrap() error { return e.err }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], env{stdin: os.Stdin, stdout: newOutput(os.Stdout), stderr: newOutput(os.Stderr), clock: time.Now})
+	code := run(ctx, os.Args[1:], env{stdin: os.Stdin, stdout: newOutput(os.Stdout), stderr: newOutput(os.Stderr), clock: time.Now, environ: os.Environ})
 	stop()
 	os.Exit(code)
 }

@@ -20,8 +20,11 @@ var update = flag.Bool("update", false, "rewrite the expected files of the tests
 // (detected_at) can be compared byte for byte.
 var testNow = time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
 
+// testEnv is the environment of the scripts' shrike command: a
+// subprocess whose variables are the script's (testscript does not pass
+// the test's own on, so a CI runner's SHRIKE_REDIS_ADDR stays out).
 func testEnv() env {
-	return env{stdin: os.Stdin, stdout: newOutput(os.Stdout), stderr: newOutput(os.Stderr), clock: func() time.Time { return testNow }}
+	return env{stdin: os.Stdin, stdout: newOutput(os.Stdout), stderr: newOutput(os.Stderr), clock: func() time.Time { return testNow }, environ: os.Environ}
 }
 
 func TestMain(m *testing.M) {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"slices"
@@ -16,10 +18,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/shrike-cep/shrike/cep"
 	"github.com/shrike-cep/shrike/config"
+	"github.com/shrike-cep/shrike/delivery"
 	"github.com/shrike-cep/shrike/internal/embedded"
 	"github.com/shrike-cep/shrike/internal/gctune"
 	"github.com/shrike-cep/shrike/internal/httpserver"
@@ -29,7 +33,8 @@ import (
 // serveFlags are the options of `shrike serve`; each but --config
 // overrides one field of the configuration file.
 type serveFlags struct {
-	config string
+	config      string
+	printConfig bool
 }
 
 // serveFlagFields maps serve's flags to the configuration fields they
@@ -59,7 +64,9 @@ func newServeCmd(e env) *cobra.Command {
 the rulesets of its registry from Kafka in a consumer group, matches each
 partition on its own worker, keeps partial matches in Redis, and produces
 alerts to the alerts topic (shrike-alerts), undecodable events to
-shrike-deadletter and late ones to shrike-late.
+shrike-deadletter and late ones to shrike-late. Webhooks (alerts.webhooks
+in --config) get the alerts over HTTP, signed, at least once; those they
+cannot take go to shrike-alerts-undelivered.
 
 The rules registry lives in Redis, shared by every instance.
 --rules DIR loads the folder's ruleset files into it at start and on every
@@ -75,7 +82,12 @@ gives a working engine to feed with shrike gen --kafka or kcat. With --kafka and
 a Redis Cluster. Instances started with the same --group share the partitions.
 
 Settings come from defaults, then --config (YAML; every field and default is
-in the README, "Running the engine"), then flags, which win. The admin
+in the README, "Running the engine"), then SHRIKE_* environment variables
+(SHRIKE_KAFKA_BROKERS for kafka.brokers; docs/configuration.md lists them
+all), then flags, which win. --print-config prints the result, secrets
+redacted, and exits. Kafka over TLS and SASL (kafka.tls, kafka.sasl) and
+Redis over TLS with an ACL user (redis.tls, redis.username,
+redis.password_file) take their secrets from files only. The admin
 listener, --admin-listen (loopback by default), serves /metrics
 (Prometheus), /debug/pprof/, /healthz and /readyz (200 once its partitions
 are assigned and restored and every partition of the group has an owner)
@@ -102,9 +114,21 @@ commit, leaves the group, and exits 0.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := serveConfig(f.config, cmd)
+			var environ []string
+			if e.environ != nil {
+				environ = e.environ()
+			}
+			cfg, err := serveConfig(f.config, environ, cmd)
 			if err != nil {
 				return err
+			}
+			if f.printConfig {
+				out, err := cfg.PrintYAML()
+				if err != nil {
+					return err
+				}
+				_, _ = e.stdout.Write(out) // the output's sticky error is checked by run
+				return nil
 			}
 			gctune.ForServe()
 			return runServe(cmd.Context(), e, cfg)
@@ -112,21 +136,25 @@ commit, leaves the group, and exits 0.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVarP(&f.config, "config", "c", "", "read settings from the YAML `FILE`")
+	fl.BoolVar(&f.printConfig, "print-config", false, "print the effective configuration (defaults, --config, SHRIKE_* variables, flags) as YAML, secrets redacted, and exit")
 	for _, sf := range serveFlagFields {
 		fl.String(sf.flag, "", sf.usage)
 	}
 	return cmd
 }
 
-// serveConfig builds the configuration: defaults, the file, then the flags
-// given on the command line.
-func serveConfig(file string, cmd *cobra.Command) (config.Config, error) {
+// serveConfig builds the configuration: defaults, the file, the SHRIKE_*
+// variables of environ, then the flags given on the command line.
+func serveConfig(file string, environ []string, cmd *cobra.Command) (config.Config, error) {
 	cfg := config.DefaultConfig()
 	if file != "" {
 		var err error
 		if cfg, err = config.LoadConfigFile(file); err != nil {
 			return cfg, configErr(err)
 		}
+	}
+	if err := cfg.ApplyEnv(environ); err != nil {
+		return cfg, configErr(err)
 	}
 	for _, sf := range serveFlagFields {
 		if !cmd.Flags().Changed(sf.flag) {
@@ -181,6 +209,8 @@ type server struct {
 	http   *httpserver.Server
 	admin  *httpserver.Server // nil when admin.listen is off
 	api    *apiServer
+	// webhooks delivers alerts to alerts.webhooks; nil without any.
+	webhooks *delivery.Service
 }
 
 // startServer loads the rulesets, starts the embedded broker and Redis if
@@ -204,14 +234,24 @@ func startServer(ctx context.Context, e env, cfg config.Config) (_ *server, err 
 	}
 	topics := rulesetTopics(local)
 
+	for _, w := range cfg.Warnings() {
+		s.log.Warn("insecure configuration", "warning", w)
+	}
 	brokers := cfg.Kafka.Brokers
+	var kafkaSecurity []kgo.Opt
+	if !cfg.EmbeddedKafka() {
+		if kafkaSecurity, err = checkKafka(ctx, s.log, cfg); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.EmbeddedKafka() {
 		k := cfg.Kafka
 		s.kafka, err = embedded.NewKafka(ctx, embedded.KafkaOptions{
 			Port:       k.Embedded.Port,
 			Partitions: k.Embedded.Partitions,
-			Topics:     append(slices.Clone(topics), k.Topics.Alerts, k.Topics.ShadowAlerts, k.Topics.DeadLetter, k.Topics.Late),
-			Logger:     s.log,
+			Topics: append(slices.Clone(topics), k.Topics.Alerts, k.Topics.ShadowAlerts, k.Topics.DeadLetter, k.Topics.Late,
+				cfg.Alerts.UndeliveredTopic),
+			Logger: s.log,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("%w (is a broker already running there? then pass --kafka 127.0.0.1:%d, or --embedded-kafka-port for another port)", err, k.Embedded.Port)
@@ -232,14 +272,24 @@ func startServer(ctx context.Context, e env, cfg config.Config) (_ *server, err 
 	if cfg.EmbeddedKafka() && !cfg.EmbeddedRedis() {
 		s.log.Warn("the embedded broker starts empty, while Redis may hold checkpoints of an earlier broker's offsets; use a separate key_prefix, or a real Kafka (--kafka)")
 	}
-	s.store, err = state.New(cfg.Redis.StateOptions(redisAddrs))
+	redisOpts, err := cfg.Redis.StateOptions(redisAddrs)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	s.store, err = state.New(redisOpts)
 	if err != nil {
 		return nil, err
 	}
 	// A Redis that does not answer yet is not fatal: the engine retries and
-	// reports not ready until it does. Say so early, though.
+	// reports not ready until it does. Say so early, though. One that
+	// answers but refuses the credentials or the TLS handshake would
+	// refuse them for ever: that stops serve at once.
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	if perr := s.store.Ping(pctx); perr != nil {
+	if perr := s.store.Check(pctx); perr != nil {
+		if !errors.Is(perr, state.ErrUnavailable) {
+			cancel()
+			return nil, perr
+		}
 		s.log.Warn("redis does not answer yet; the engine retries", "addr", strings.Join(redisAddrs, ","), "err", perr)
 	}
 	cancel()
@@ -273,14 +323,17 @@ func startServer(ctx context.Context, e env, cfg config.Config) (_ *server, err 
 		Logger:                s.log,
 		Registerer:            reg,
 		Clock:                 e.clock,
-		KafkaOptions:          cep.KafkaClientMetrics(reg),
+		KafkaOptions:          append(slices.Clone(kafkaSecurity), cep.KafkaClientMetrics(reg)...),
 	})
 	if err != nil {
 		return nil, err
 	}
+	if s.webhooks, err = startWebhooks(cfg, brokers, kafkaSecurity, s.log, reg); err != nil {
+		return nil, err
+	}
 	// The rulesets come from the registry (the folder's among them).
 	s.rules, err = startRules(ctx, cfg, rulesDeps{
-		redisAddrs: redisAddrs, engine: s.engine, local: local, log: s.log, reg: reg, clock: e.clock,
+		redis: redisOpts, engine: s.engine, local: local, log: s.log, reg: reg, clock: e.clock,
 	})
 	if err != nil {
 		return nil, err
@@ -306,7 +359,7 @@ func startServer(ctx context.Context, e env, cfg config.Config) (_ *server, err 
 		return nil, err
 	}
 	s.api, err = startAPI(ctx, cfg, apiDeps{
-		log: s.log, brokers: brokers, registry: s.rules.registry, compile: s.rules.compile,
+		log: s.log, brokers: brokers, kafka: kafkaSecurity, registry: s.rules.registry, compile: s.rules.compile,
 		http: s.http, tls: tlsCfg, ready: s.engine.Ready, clock: e.clock, reg: reg,
 	})
 	if err != nil {
@@ -318,6 +371,35 @@ func startServer(ctx context.Context, e env, cfg config.Config) (_ *server, err 
 	}
 	return s, nil
 }
+
+// checkKafka reads the Kafka clients' TLS files and SASL password, and
+// connects once as they will: wrong credentials or a TLS handshake that
+// fails stop serve at start, naming what failed; brokers that cannot be
+// reached yet are only logged, as the clients retry. It returns the
+// security options of every Kafka client.
+func checkKafka(ctx context.Context, log *slog.Logger, cfg config.Config) ([]kgo.Opt, error) {
+	sec, err := cfg.Kafka.KafkaSecurity()
+	if err != nil {
+		return nil, usageError{err}
+	}
+	opts, err := sec.Options()
+	if err != nil {
+		return nil, usageError{err}
+	}
+	cctx, cancel := context.WithTimeout(ctx, kafkaCheckTimeout)
+	defer cancel()
+	if err := cep.CheckKafka(cctx, cfg.Kafka.Brokers, sec); err != nil {
+		if !errors.Is(err, cep.ErrKafkaUnreachable) {
+			return nil, err
+		}
+		log.Warn("kafka does not answer yet; the clients retry", "addr", strings.Join(cfg.Kafka.Brokers, ","), "err", err)
+	}
+	return opts, nil
+}
+
+// kafkaCheckTimeout bounds checkKafka's connection: a broker that needs
+// longer to answer is reported as not answering yet.
+const kafkaCheckTimeout = 10 * time.Second
 
 // ready is /readyz: the engine's readiness with its reason, the group's
 // coverage asked of the broker at the time of the probe.
@@ -363,6 +445,12 @@ func (s *server) run(ctx context.Context) error {
 	}
 	g.Go(func() error { return s.rules.run(gctx) })
 	g.Go(func() error { return s.api.run(gctx) })
+	if s.webhooks != nil {
+		// Deliveries run beside the engine on clients of their own, so a
+		// slow receiver never holds up matching; stopping abandons those
+		// in progress, which the webhook's group delivers again.
+		g.Go(func() error { return s.webhooks.Run(gctx) })
+	}
 	g.Go(func() error {
 		err := s.engine.Run(engineCtx)
 		if err == nil && engineCtx.Err() == nil {
@@ -390,6 +478,9 @@ func (s *server) close() {
 	}
 	if s.rules != nil {
 		s.rules.close()
+	}
+	if s.webhooks != nil {
+		s.webhooks.Close()
 	}
 	if s.store != nil {
 		if err := s.store.Close(); err != nil {
@@ -444,4 +535,40 @@ func printQuickStart(w io.Writer, s *server, topics []string) {
 		fmt.Fprintf(&b, "  metrics:      off (admin.listen)   readiness: %s://%s/readyz\n\n", scheme, s.http.Addr())
 	}
 	_, _ = io.WriteString(w, b.String())
+}
+
+// startWebhooks builds the delivery of alerts to alerts.webhooks, reading
+// their secret files, so that a missing or weak secret stops serve at
+// start. Nil when no webhook is configured.
+func startWebhooks(cfg config.Config, brokers []string, kafkaSecurity []kgo.Opt, log *slog.Logger, reg prometheus.Registerer) (*delivery.Service, error) {
+	if len(cfg.Alerts.Webhooks) == 0 {
+		return nil, nil
+	}
+	hooks := make([]delivery.Webhook, 0, len(cfg.Alerts.Webhooks))
+	for _, w := range cfg.Alerts.Webhooks {
+		secret, err := w.Secret()
+		if err != nil {
+			return nil, usageError{fmt.Errorf("alerts.webhooks: %w", err)} // a configuration that cannot run: status 2
+		}
+		hooks = append(hooks, w.Webhook(secret))
+		if u, err := url.Parse(w.URL); err == nil && u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
+			log.Warn("webhook over plain http beyond this host: alerts and signatures travel unencrypted", "webhook", w.Name, "host", u.Host)
+		}
+	}
+	return delivery.New(delivery.Options{
+		Brokers:          brokers,
+		AlertsTopic:      cfg.Kafka.Topics.Alerts,
+		UndeliveredTopic: cfg.Alerts.UndeliveredTopic,
+		Group:            cfg.Kafka.Group,
+		Webhooks:         hooks,
+		SessionTimeout:   cfg.Kafka.SessionTimeout,
+		KafkaOptions:     slices.Clone(kafkaSecurity),
+		Logger:           log,
+		Registerer:       reg,
+	})
+}
+
+// isLoopbackHost reports whether a URL's host is this machine.
+func isLoopbackHost(host string) bool {
+	return config.IsLoopback(net.JoinHostPort(host, "0"))
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
 	apiserver "github.com/shrike-cep/shrike/api/server"
@@ -33,8 +34,10 @@ type apiServer struct {
 
 // apiDeps are what the API serves, made by the rest of serve.
 type apiDeps struct {
-	log      *slog.Logger
-	brokers  []string
+	log     *slog.Logger
+	brokers []string
+	// kafka are the Kafka clients' security options (TLS, SASL).
+	kafka    []kgo.Opt
 	registry apiserver.Registry
 	// compile are the limits the registry compiles under, so that
 	// ValidateRuleset and TestRuleset judge a source as PutRuleset does.
@@ -72,6 +75,7 @@ func startAPI(ctx context.Context, cfg config.Config, d apiDeps) (_ *apiServer, 
 		// ones only.
 		ReadCommitted: cfg.Kafka.ExactlyOnce,
 		Logger:        d.log,
+		ExtraKafka:    d.kafka,
 	})
 	if err != nil {
 		return nil, err
@@ -82,6 +86,7 @@ func startAPI(ctx context.Context, cfg config.Config, d apiDeps) (_ *apiServer, 
 		Recent:        cfg.API.RecentAlerts,
 		ReadCommitted: cfg.Kafka.ExactlyOnce,
 		Logger:        d.log,
+		ExtraKafka:    d.kafka,
 	})
 	if err != nil {
 		return nil, err
@@ -92,11 +97,12 @@ func startAPI(ctx context.Context, cfg config.Config, d apiDeps) (_ *apiServer, 
 		ShadowAlertsTopic: cfg.Kafka.Topics.ShadowAlerts,
 		ReadCommitted:     cfg.Kafka.ExactlyOnce,
 		Logger:            d.log,
+		ExtraKafka:        d.kafka,
 	})
 	if err != nil {
 		return nil, err
 	}
-	a.pub, err = feed.NewPublisher(ctx, feed.PublisherOptions{Brokers: d.brokers, ClientID: "shrike-api"})
+	a.pub, err = feed.NewPublisher(ctx, feed.PublisherOptions{Brokers: d.brokers, ClientID: "shrike-api", Extra: d.kafka})
 	if err != nil {
 		return nil, err
 	}

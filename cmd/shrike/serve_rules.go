@@ -16,6 +16,7 @@ import (
 	"github.com/shrike-cep/shrike/config"
 	"github.com/shrike-cep/shrike/registry"
 	"github.com/shrike-cep/shrike/rules"
+	"github.com/shrike-cep/shrike/state"
 )
 
 // registryStartTimeout bounds the registry calls at start (the folder's
@@ -77,8 +78,9 @@ func loadRulesDir(dir string, stderr *output) ([]*rules.Compiled, error) {
 
 // rulesDeps are what the rules part uses of the rest of serve.
 type rulesDeps struct {
-	redisAddrs []string
-	engine     *cep.Engine
+	// redis are the connection options of serve's Redis.
+	redis  state.Options
+	engine *cep.Engine
 	// local are the folder's rulesets as loadRulesDir compiled them: the
 	// engine starts with them when the registry cannot be read at start.
 	local []*rules.Compiled
@@ -91,7 +93,7 @@ type rulesDeps struct {
 // engine the registry's rulesets to start with; run then keeps all three
 // in step.
 func startRules(ctx context.Context, cfg config.Config, d rulesDeps) (_ *rulesServer, err error) {
-	client := registry.NewClient(cfg.Redis.StateOptions(d.redisAddrs))
+	client := registry.NewClient(d.redis)
 	r := &rulesServer{client: client, log: d.log, compile: rules.CompileOptions{Lists: rules.NewManagedLists()}}
 	defer func() {
 		if err != nil {

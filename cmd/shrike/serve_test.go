@@ -220,6 +220,11 @@ func TestServeErrors(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "bad.yaml"), "kafka: {brokerz: [x]}\nlog: {level: loud}\n")
 	writeFile(t, filepath.Join(dir, "rules", "broken.yaml"), "ruleset: broken\nrules:\n  - id: r\n    when: event.x ==\n")
 	writeFile(t, filepath.Join(dir, "notopic", "a.yaml"), "ruleset: a\nstream:\n  key: event.k\nrules:\n  - id: r\n    severity: low\n    when: event.x == 1\n")
+	writeFile(t, filepath.Join(dir, "badfilter.yaml"), "alerts:\n  webhooks:\n    - {name: soc, url: 'http://127.0.0.1:9/', secret_file: s, filter: 'alert.sev ==='}\n")
+	writeFile(t, filepath.Join(dir, "weak.secret"), "changeme\n")
+	writeFile(t, filepath.Join(dir, "weak.yaml"), "kafka: {embedded: {port: 0}}\nredis: {embedded: {port: 0}}\n"+
+		"http: {listen: '127.0.0.1:0'}\ngrpc: {listen: '127.0.0.1:0'}\nadmin: {listen: 'off'}\n"+
+		"alerts:\n  webhooks:\n    - {name: soc, url: 'http://127.0.0.1:9/', secret_file: weak.secret}\n")
 	tests := []struct {
 		name string
 		args []string
@@ -236,6 +241,14 @@ func TestServeErrors(t *testing.T) {
 		{name: "bad redis list", args: []string{"serve", "--rules", "x", "--redis", "a:1,b"}, code: 2, want: `--redis: address "b": want host:port`},
 		{name: "missing rules dir", args: []string{"serve", "--rules", filepath.Join(dir, "none")}, code: 1, want: "no such file or directory"},
 		{name: "invalid ruleset", args: []string{"serve", "--rules", filepath.Join(dir, "rules")}, code: 1, want: "broken.yaml:4:"},
+		{
+			name: "webhook filter", args: []string{"serve", "--config", filepath.Join(dir, "badfilter.yaml")}, code: 2,
+			want: filepath.Join(dir, "badfilter.yaml") + `:3:71: alerts.webhooks[0].filter: 1:13 in the expression: Syntax error: token recognition error at: '='`,
+		},
+		{
+			name: "weak webhook secret", args: []string{"serve", "--config", filepath.Join(dir, "weak.yaml")}, code: 2,
+			want: `alerts.webhooks: webhook "soc": the key in ` + filepath.Join(dir, "weak.secret") + ` is 8 bytes, at least 16 needed`,
+		},
 		{name: "ruleset without a topic", args: []string{"serve", "--rules", filepath.Join(dir, "notopic")}, code: 1, want: "a.yaml:2:1: stream: no topic: serve needs the Kafka topic"},
 	}
 	for _, tt := range tests {
@@ -367,7 +380,7 @@ func TestServeEmbeddedPortFlags(t *testing.T) {
 	if err := cmd.ParseFlags([]string{"--embedded-kafka-port", "19092", "--embedded-redis-port", "0"}); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := serveConfig(conf, cmd)
+	cfg, err := serveConfig(conf, nil, cmd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -429,7 +442,7 @@ func TestREADMEScaleOutCommands(t *testing.T) {
 		if err := cmd.ParseFlags(args[2:]); err != nil {
 			t.Fatalf("%s: %v", line, err)
 		}
-		cfg, err := serveConfig("", cmd)
+		cfg, err := serveConfig("", nil, cmd)
 		if err != nil {
 			t.Fatalf("%s: %v", line, err)
 		}

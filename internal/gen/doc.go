@@ -5,13 +5,13 @@
 //   - payments (StreamPayments): logins, card authorisations and transfers
 //     keyed by account_id, with account takeover, card testing, impossible
 //     travel, password reset without 2fa, structuring, big foreign
-//     transfers, large card authorisations and velocity;
+//     transfers, large card authorisations, velocity and card sprees;
 //   - account_security (StreamAccountSecurity): identity audit events keyed
 //     by user_id, with password reset without 2fa, new device then email
 //     change, and MFA fatigue;
 //   - itops (StreamITOps): logs, heartbeats, latency samples and deploys
 //     keyed by service, with missing heartbeats, latency spikes after a
-//     deploy, and error bursts.
+//     deploy, error bursts and sustained error rates.
 //
 // It feeds the example recordings under rulesets/testdata, the end-to-end
 // benchmarks under tests/bench, and `shrike gen`. It writes to an

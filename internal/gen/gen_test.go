@@ -337,6 +337,30 @@ func TestScenarios(t *testing.T) {
 				t.Errorf("takes %v, want < 2m", d)
 			}
 		},
+		ScenarioCardSpree: func(t *testing.T, inst, all []testEvent) {
+			if len(inst) < 5 {
+				t.Fatalf("%d authorisations, want ≥ 5", len(inst))
+			}
+			cards := map[string]bool{}
+			for _, e := range accountEvents(all, inst[0].AccountID) {
+				if e.Scenario == "" && e.CardID != "" {
+					cards[e.CardID] = true // the account's own card
+				}
+			}
+			own := len(cards)
+			for _, e := range inst {
+				if e.Type != TypeCardAuth || e.Amount < 2 || e.Amount > 5000 {
+					t.Errorf("want a card_auth of 2..5000, got %+v", e)
+				}
+				cards[e.CardID] = true
+			}
+			if len(cards) != own+len(inst) {
+				t.Errorf("%d authorisations on %d cards new to the account, want each on its own", len(inst), len(cards)-own)
+			}
+			if d := inst[len(inst)-1].time.Sub(inst[0].time); d >= 10*time.Minute {
+				t.Errorf("takes %v, want < 10m", d)
+			}
+		},
 	}
 	var names []string
 	for name := range got {

@@ -20,6 +20,11 @@ const (
 	// ScenarioErrorBurst is 20 to 40 error logs with one message from one
 	// host of a service within 15 to 45 seconds.
 	ScenarioErrorBurst = "error_burst"
+	// ScenarioErrorRate is a sustained failure: 60 to 64 error logs with
+	// one message from the hosts of a service, evenly spread over four and
+	// a half minutes (never 20 within a minute, which would be an error
+	// burst), at least 7% of the service's logs over five minutes.
+	ScenarioErrorRate = "error_rate"
 )
 
 // itopsScenarios is in injection order, longest incident first, so that
@@ -27,6 +32,7 @@ const (
 var itopsScenarios = []string{
 	ScenarioMissingHeartbeat,
 	ScenarioLatencySpikeAfterDeploy,
+	ScenarioErrorRate,
 	ScenarioErrorBurst,
 }
 
@@ -91,6 +97,9 @@ type service struct {
 	// whose spike must pair with its own deploy only.
 	lastDeploy   int64
 	noDeployTill int64
+	// ownErrorsTill turns the service's background errors into warnings
+	// during an error rate incident, whose errors stand in for them.
+	ownErrorsTill int64
 }
 
 // itops produces the itops stream: periodic heartbeats and latency
@@ -120,7 +129,8 @@ func newITOps(g *Generator) *itops {
 	x.logRate = o.Rate - itopsPeriodicRate(o.Keys)
 	perSvc := x.logRate * 60 / float64(o.Keys) // logs per service and minute
 	// At most two background errors per service and minute: an error
-	// burst (20 within a minute) must not happen by chance.
+	// burst (20 within a minute) or an error rate (60 within five minutes)
+	// must not happen by chance.
 	x.pErr = min(0.01, 2/perSvc)
 	// A background deploy per service about every 40 minutes.
 	x.pDeploy = float64(o.Keys) / (2400 * x.logRate)
@@ -279,7 +289,7 @@ func (x *itops) background(ts int64) *event {
 	e := x.newEvent(ts, TypeLog, svc)
 	e.host = s.hosts[r.IntN(len(s.hosts))]
 	switch y := r.Float64(); {
-	case y < x.pErr:
+	case y < x.pErr && ts >= s.ownErrorsTill:
 		e.level, e.message = "error", errorMessages[r.IntN(len(errorMessages))]
 	case y < 0.08:
 		e.level, e.message = "warn", warnMessages[r.IntN(len(warnMessages))]
@@ -377,6 +387,25 @@ func (x *itops) startIncident(t int64) {
 			g.schedule(e)
 		}
 		s.busyUntil = t + span + 60_000
+	case ScenarioErrorRate:
+		n := 60 + r.IntN(5)
+		const span = 270_000
+		// The errors must be well over 5% of the service's logs in five
+		// minutes; a service that logs too much for that without a burst
+		// gets none.
+		perMin := x.logRate * 60 / float64(len(x.svcs))
+		if t+span >= end || float64(n)/(5*perMin+float64(n)) < 0.07 {
+			return
+		}
+		msg := errorMessages[r.IntN(len(errorMessages))]
+		for i := range n {
+			e := x.newEvent(t+int64(i)*span/int64(n-1), TypeLog, svc)
+			e.host, e.level, e.message, e.scenario = s.hosts[r.IntN(len(s.hosts))], "error", msg, name
+			g.schedule(e)
+		}
+		s.ownErrorsTill = t + span + 60_000
+		// Until the incident's errors have left a five-minute window.
+		s.busyUntil = t + span + 6*time.Minute.Milliseconds()
 	}
 	g.injected[name]++
 }

@@ -151,7 +151,12 @@ func TestITOpsIncidents(t *testing.T) {
 	counts := map[string]int{}
 	for _, es := range svcs {
 		var lastBurst time.Time // the last error_burst event of the service
+		var lastRate time.Time  // the last error_rate event of the service
 		for i, e := range es {
+			rateStart := e.Scenario == ScenarioErrorRate && e.time.Sub(lastRate) >= 5*time.Minute
+			if e.Scenario == ScenarioErrorRate {
+				lastRate = e.time
+			}
 			// A burst starts with an error_burst event a while after the
 			// previous burst: ordinary events interleave with its events.
 			burstStart := e.Scenario == ScenarioErrorBurst && e.time.Sub(lastBurst) >= time.Minute
@@ -188,6 +193,9 @@ func TestITOpsIncidents(t *testing.T) {
 						t.Errorf("burst event %+v, want error logs of one message and host", b)
 					}
 				}
+			case rateStart:
+				counts[e.Scenario]++
+				checkErrorRate(t, es, i)
 			}
 		}
 	}
@@ -264,5 +272,44 @@ func TestITOpsQuiet(t *testing.T) {
 	}
 	if deploys == 0 {
 		t.Error("no ordinary deploy in an hour of 3 services, want a few")
+	}
+}
+
+// checkErrorRate checks the error rate incident that starts at es[i]: 60
+// to 64 errors of one message within five minutes, more than 5% of the
+// service's logs then, and never 20 errors of the service within a
+// minute.
+func checkErrorRate(t *testing.T, es []opsEvent, i int) {
+	t.Helper()
+	first := es[i]
+	var errs []time.Time
+	incident, logs := 0, 0
+	for _, e := range es[i:] {
+		if e.time.Sub(first.time) >= 5*time.Minute {
+			break
+		}
+		if e.Type != TypeLog {
+			continue
+		}
+		logs++
+		if e.Level != "error" {
+			continue
+		}
+		errs = append(errs, e.time)
+		if n := len(errs); n >= 20 && e.time.Sub(errs[n-20]) < time.Minute {
+			t.Errorf("%s: 20 errors within a minute at %v, an error burst", first.Service, e.time)
+		}
+		if e.Scenario == ScenarioErrorRate {
+			incident++
+			if e.Message != first.Message {
+				t.Errorf("error rate event %+v, want the message %q", e, first.Message)
+			}
+		}
+	}
+	if incident < 60 || incident > 64 {
+		t.Errorf("%s: %d errors of the incident within five minutes, want 60..64", first.Service, incident)
+	}
+	if share := float64(len(errs)) / float64(logs); share <= 0.05 {
+		t.Errorf("%s: errors are %.1f%% of the logs, want more than 5%%", first.Service, 100*share)
 	}
 }

@@ -2,6 +2,7 @@ package gen
 
 import (
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -32,6 +33,11 @@ const (
 	// ScenarioVelocity is five to eight transfers of a few hundred, 4 to
 	// 16 seconds apart: under two minutes in all.
 	ScenarioVelocity = "velocity"
+	// ScenarioCardSpree is five to seven authorisations of a few dozen to a
+	// few hundred on as many cards the account never used, 10 to 60
+	// seconds apart: stolen cards tried one after another through one
+	// account, well within ten minutes.
+	ScenarioCardSpree = "card_spree"
 )
 
 // paymentsScenarios is in injection order: instances cycle through it, so
@@ -42,6 +48,7 @@ var paymentsScenarios = []string{
 	ScenarioCardTesting,
 	ScenarioImpossibleTravel,
 	ScenarioResetWithout2FA,
+	ScenarioCardSpree,
 	ScenarioStructuring,
 	ScenarioBigForeignTransfer,
 	ScenarioLargeCardAuth,
@@ -82,6 +89,9 @@ var paymentsQuiet = map[string]time.Duration{
 	ScenarioBigForeignTransfer: time.Minute,
 	ScenarioLargeCardAuth:      time.Minute,
 	ScenarioVelocity:           2 * time.Minute,
+	// The spree's cards leave the window ten minutes after the last; its
+	// rule keeps quiet for the hour after an alert on its own.
+	ScenarioCardSpree: 10 * time.Minute,
 }
 
 func (payments) quietAfter(name string) time.Duration { return paymentsQuiet[name] }
@@ -92,7 +102,8 @@ func (payments) quietAfter(name string) time.Duration { return paymentsQuiet[nam
 // 5000); transfers stay below 8500 (structuring is 9000..9999) or are
 // domestic above 10000 (big foreign transfers go to high-risk countries).
 // An account's ordinary transfers are rare enough that five within two
-// minutes (velocity) do not happen by chance at the default key count.
+// minutes (velocity) do not happen by chance at the default key count, and
+// its card authorisations are all on its one card (a card spree takes five).
 func (payments) background(g *Generator, ts int64, budget int) *event {
 	r := g.rng
 	acct := g.pickKey(ts)
@@ -248,6 +259,22 @@ func (payments) scenario(g *Generator, name string, ts int64) []*event {
 			g.jitterHome(e)
 			t += 4_000 + r.Int64N(12_000)
 		}
+	case ScenarioCardSpree:
+		// Amounts above card testing's 2.00 and below a large
+		// authorisation's 5000. Each card is a bijective hash of the
+		// event's sequence number written in 16 hex digits: distinct from
+		// one another, and from every account's own card, which has at
+		// most 10.
+		t := ts
+		for range 5 + r.IntN(3) {
+			e := add(t, TypeCardAuth)
+			e.amount = round2(20 + r.Float64()*380)
+			e.merchant = merchant(r.IntN(5000))
+			e.cardID = spreeCard(g.keySalt, e.seq)
+			e.success = r.Float64() < 0.8
+			g.jitter(e, 0.05)
+			t += 10_000 + r.Int64N(50_000)
+		}
 	}
 	return evs
 }
@@ -280,4 +307,10 @@ func (payments) appendJSON(b []byte, _ *Generator, e *event) []byte {
 	b = append(b, `,"ts":`...)
 	b = appendTime(b, e.ts)
 	return appendScenario(b, e)
+}
+
+// spreeCard is the card of the card spree event numbered seq.
+func spreeCard(salt, seq uint64) string {
+	h := strconv.FormatUint(splitmix(salt^seq), 16)
+	return "card-" + strings.Repeat("0", 16-len(h)) + h
 }

@@ -462,7 +462,7 @@ func TestAPICLI(t *testing.T) {
 		defer cancel()
 		cmd := exec.CommandContext(ctx, shrikeBin(t), args...)
 		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), env...)
+		cmd.Env = append(childEnviron(), env...)
 		var out, errb syncBuffer
 		cmd.Stdout, cmd.Stderr = &out, &errb
 		err := cmd.Run()

@@ -124,7 +124,7 @@ func runDocCommand(t *testing.T, sh *readmeShell, env []string, cmd string, ok .
 	defer cancel()
 	c := exec.CommandContext(ctx, "sh", "-c", sh.expand(cmd))
 	c.Dir = sh.dir
-	c.Env = append(os.Environ(), env...)
+	c.Env = append(childEnviron(), env...)
 	var out, errb bytes.Buffer
 	c.Stdout, c.Stderr = &out, &errb
 	err := c.Run()

@@ -32,6 +32,18 @@
 //   - TestOversizedAlertReachesTopic: the 1.5 MB alert of a 500 KB key
 //     reaches the alerts topic shrunk, with its truncated list, and
 //     ListAlerts lists it with that list.
+//   - TestWebhookDelivery: serve with three webhooks, fed generated
+//     payments: every alert of `shrike run` reaches a receiver that
+//     refuses each alert's first two attempts, with valid signatures;
+//     every alert of a webhook whose receiver is down lands in
+//     shrike-alerts-undelivered with its webhook, attempts and reason; a
+//     filtered slack webhook gets the high and critical alerts only; the
+//     webhook metrics exist at 0 at start and count it all.
+//     TestWebhookCrashLosesNothing: kill -9 of serve while it delivers to
+//     a slow receiver, and a restart: every alert arrives, a duplicate
+//     with its id. TestWebhookSlowReceiverDoesNotSlowMatching: with a
+//     receiver that holds each request 10 s, the alerts topic gets every
+//     alert while the receiver has taken a few requests.
 //   - TestWeakTokenRefused: serve refuses a guessable token file (status 2),
 //     naming the token, its file and how to generate a good one.
 //   - TestScaleOut: two instances in one consumer group split the

@@ -165,7 +165,7 @@ func startProc(t *testing.T, name string, env []string, argv ...string) *proc {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(childEnviron(), env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
@@ -1269,7 +1269,7 @@ type jsonStream struct {
 func startJSONStream(t *testing.T, name string, env []string, argv ...string) *jsonStream {
 	t.Helper()
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(childEnviron(), env...)
 	s := &jsonStream{name: name, cmd: cmd, values: make(chan json.RawMessage, 100000), stderr: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = s.stderr
 	stdout, err := cmd.StdoutPipe()
@@ -1363,4 +1363,21 @@ func restAlert(t *testing.T, v json.RawMessage) (streamedAlert, json.RawMessage)
 		t.Fatalf("REST stream alert %s: %v", line.Result, err)
 	}
 	return a, line.Result
+}
+
+// childEnviron is the environment of the processes the tests start: the
+// test's own, without the variables that name the test harness's Redis
+// servers (SHRIKE_REDIS_ADDR, SHRIKE_REDIS_CLUSTER, scripts/redis-servers'
+// ports). serve reads SHRIKE_REDIS_* as its configuration
+// (docs/configuration.md), where they would be a wrong redis.cluster and
+// unknown variables; the tests pass the servers they use as flags.
+func childEnviron() []string {
+	harness := []string{"SHRIKE_REDIS_ADDR=", "SHRIKE_REDIS_CLUSTER=", "SHRIKE_REDIS_PORT=", "SHRIKE_REDIS_CLUSTER_PORTS="}
+	var out []string
+	for _, kv := range os.Environ() {
+		if !slices.ContainsFunc(harness, func(p string) bool { return strings.HasPrefix(kv, p) }) {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
