@@ -310,6 +310,9 @@ auth:
 				if !slices.Contains(env, corev1.EnvVar{Name: "SHRIKE_REDIS_PASSWORD_FILE", Value: "/etc/shrike/secrets/redis-password"}) {
 					t.Errorf("env %+v: want SHRIKE_REDIS_PASSWORD_FILE naming the mounted file", env)
 				}
+				if cfg := shrikeConfig(t, r); cfg.ApplyEnv([]string{"SHRIKE_REDIS_PASSWORD_FILE=/etc/shrike/secrets/redis-password"}) != nil || cfg.Redis.PasswordFile != "/etc/shrike/secrets/redis-password" {
+					t.Errorf("SHRIKE_REDIS_PASSWORD_FILE does not set redis.password_file")
+				}
 				cm := get[*corev1.ConfigMap](t, r, "ConfigMap/fraud-shrike")
 				for _, secret := range []string{"s3cret-redis", "3f9c1a7e52b84d06a1e9c7b25d4f8e63"} {
 					if strings.Contains(cm.Data["shrike.yaml"], secret) {
@@ -397,7 +400,29 @@ func checkDeployment(t *testing.T, r rendered) {
 			t.Errorf("volume mount %s at %s is writable", m.Name, m.MountPath)
 		}
 	}
+	// The configuration serve runs with: the file, then the container's
+	// SHRIKE_* variables, as serve applies them.
 	cfg := shrikeConfig(t, r)
+	var environ []string
+	for _, e := range c.Env {
+		if !strings.HasPrefix(e.Name, config.EnvPrefix) {
+			continue
+		}
+		if e.ValueFrom != nil {
+			t.Errorf("env %s is taken from %+v: shrike's variables are plain values (secrets come from files)", e.Name, e.ValueFrom)
+			continue
+		}
+		environ = append(environ, e.Name+"="+e.Value)
+	}
+	if err := cfg.ApplyEnv(environ); err != nil {
+		t.Errorf("the container's SHRIKE_* variables: %v", err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("the configuration with the container's variables does not validate: %v", err)
+	}
+	if cfg.Redis.PasswordFile != "" && filepath.Dir(cfg.Redis.PasswordFile) != mountPath(c, "secrets") {
+		t.Errorf("redis.password_file %s is not in the secrets mount %s", cfg.Redis.PasswordFile, mountPath(c, "secrets"))
+	}
 	if cfg.Rules.Dir != mountPath(c, "rulesets") {
 		t.Errorf("rules.dir %q is not where the rulesets are mounted (%q)", cfg.Rules.Dir, mountPath(c, "rulesets"))
 	}

@@ -6,7 +6,6 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
-	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -15,7 +14,6 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	shrikev1 "github.com/shrike-cep/shrike/api/shrike/v1"
 	"github.com/shrike-cep/shrike/config"
 )
 
@@ -130,7 +128,7 @@ func TestComposeReferences(t *testing.T) {
 		}
 		for k := range s.Environment {
 			if strings.HasPrefix(k, "SHRIKE_") && !slices.Contains(envNames, indexless(k)) {
-				t.Errorf("%s: %s is not a configuration variable of shrike", where, k)
+				t.Errorf("%s: %s is not a configuration variable of shrike that the environment may set (secrets come from files)", where, k)
 			}
 		}
 	}
@@ -150,8 +148,8 @@ func TestComposeReferences(t *testing.T) {
 }
 
 // TestComposeShrikeConfiguration loads the image's configuration file and
-// applies each shrike service's SHRIKE_* variables as serve does (the
-// variable names the field), then validates: the compose setup must be one
+// applies each shrike service's SHRIKE_* variables with serve's own
+// config.ApplyEnv, then validates: the compose setup must be one
 // that serve accepts, with instances that share Kafka, Redis and the
 // consumer group.
 func TestComposeShrikeConfiguration(t *testing.T) {
@@ -176,7 +174,11 @@ func TestComposeShrikeConfiguration(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := applyEnv(&cfg, s.Environment); err != nil {
+		var environ []string
+		for k, v := range s.Environment {
+			environ = append(environ, k+"="+v)
+		}
+		if err := cfg.ApplyEnv(environ); err != nil {
 			t.Errorf("services.%s: %v", name, err)
 			continue
 		}
@@ -275,109 +277,18 @@ func TestPrometheusScrapesEveryInstance(t *testing.T) {
 	}
 }
 
-// applyEnv sets the fields that the SHRIKE_* variables of env name, as
-// serve reads them: a list comma-separated, api.tokens item by item.
-func applyEnv(cfg *config.Config, env map[string]string) error {
-	tokens := map[int]*config.TokenConfig{}
-	for k, v := range env {
-		rest, ok := strings.CutPrefix(k, "SHRIKE_API_TOKENS_")
-		if ok {
-			idx, field, _ := strings.Cut(rest, "_")
-			i, err := strconv.Atoi(idx)
-			if err != nil {
-				return fmt.Errorf("%s: no index", k)
-			}
-			if tokens[i] == nil {
-				tokens[i] = &config.TokenConfig{}
-			}
-			switch field {
-			case "NAME":
-				tokens[i].Name = v
-			case "TOKEN_FILE":
-				tokens[i].TokenFile = v
-			case "SCOPES":
-				for _, s := range strings.Split(v, ",") {
-					tokens[i].Scopes = append(tokens[i].Scopes, shrikev1.Scope(s))
-				}
-			default:
-				return fmt.Errorf("%s: not a token field shrike reads from the environment", k)
-			}
-			continue
-		}
-		path, ok := envPaths()[k]
-		if !ok {
-			if strings.HasPrefix(k, "SHRIKE_") {
-				return fmt.Errorf("%s: not a configuration variable", k)
-			}
-			continue
-		}
-		if err := cfg.Set(path, v, k); err != nil {
-			return fmt.Errorf("%s: %w", k, err)
-		}
-	}
-	for i := range len(tokens) {
-		tok, ok := tokens[i]
-		if !ok {
-			return fmt.Errorf("SHRIKE_API_TOKENS_%d_*: missing (indexes leave no gap)", i)
-		}
-		cfg.API.Tokens = append(cfg.API.Tokens, *tok)
-	}
-	return nil
-}
-
-// configEnvNames lists the variable of every configuration field: SHRIKE_
-// and the field's path in upper case with _ for ., a list of mappings as
-// SHRIKE_PATH_N_FIELD (with N written as N). It is derived from the yaml
-// tags of config.Config, as serve derives them.
+// configEnvNames lists the variable of every configuration field that
+// may come from the environment, as serve reads them (config.EnvVars), an
+// item's index written as N (SHRIKE_API_TOKENS_N_NAME). Secret fields are
+// left out: serve refuses them from the environment.
 func configEnvNames() []string {
 	var out []string
-	for name := range envPaths() {
-		out = append(out, name)
-	}
-	walkConfig(reflect.TypeFor[config.Config](), "", func(path string, item bool) {
-		if item {
-			out = append(out, envName(path))
+	for _, v := range config.EnvVars() {
+		if !v.Secret {
+			out = append(out, strings.ReplaceAll(v.Name, "<N>", "N"))
 		}
-	})
-	slices.Sort(out)
+	}
 	return out
-}
-
-// envPaths maps the variable of every scalar or string-list field to its
-// dotted path.
-func envPaths() map[string]string {
-	m := map[string]string{}
-	walkConfig(reflect.TypeFor[config.Config](), "", func(path string, item bool) {
-		if !item {
-			m[envName(path)] = path
-		}
-	})
-	return m
-}
-
-func envName(path string) string {
-	return "SHRIKE_" + strings.ToUpper(strings.ReplaceAll(path, ".", "_"))
-}
-
-// walkConfig calls leaf with the dotted path of every field of t; item is
-// true for the fields of a list of mappings' items (path "api.tokens.N.name").
-func walkConfig(t reflect.Type, prefix string, leaf func(path string, item bool)) {
-	for i := range t.NumField() {
-		f := t.Field(i)
-		tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if !f.IsExported() || tag == "" || tag == "-" {
-			continue
-		}
-		path := prefix + tag
-		switch {
-		case f.Type.Kind() == reflect.Struct && f.Type.PkgPath() != "time":
-			walkConfig(f.Type, path+".", leaf)
-		case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct:
-			walkConfig(f.Type.Elem(), path+".N.", func(p string, _ bool) { leaf(p, true) })
-		default:
-			leaf(path, strings.Contains(prefix, ".N."))
-		}
-	}
 }
 
 // indexless writes the index of a list item's variable as N
