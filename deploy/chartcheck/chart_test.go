@@ -574,7 +574,7 @@ func TestChartRefusesBadValues(t *testing.T) {
 		{"a token name that is no file name", "auth: {tokens: [{name: ../x, scopes: [rules:read]}]}\n", "must be letters, digits"},
 		{"a misspelt value", "replicas: 3\n", "replicas"},
 		{"an unknown scope", "auth: {tokens: [{name: ci, scopes: [rules:admin]}]}\n", "scopes"},
-		{"no replica", "replicaCount: 0\n", "replicaCount"},
+		{"a replica count that is no number", "replicaCount: three\n", "replicaCount"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
