@@ -176,16 +176,20 @@ func (h *hllSketch) estimate() float64 {
 // entries and the panes, with the Partition's scratch sketch; ok is false
 // when no pane holds a hash of it (so that the exact count stands).
 func (p *Partition) countDistinctPanes(s *aggState, cols, col int) (int, bool) {
+	if len(s.panes) == 0 {
+		return 0, false
+	}
 	if p.aggSketch == nil {
 		p.aggSketch = new(hllSketch)
 	}
-	h := p.aggSketch
-	*h = hllSketch{}
-	any := false
+	h, any := p.aggSketch, false
 	for i := range s.panes {
 		if pc := s.panes[i].cols[col]; pc.hll != nil {
+			if !any {
+				*h, any = *pc.hll, true
+				continue
+			}
 			h.merge(pc.hll)
-			any = true
 		}
 	}
 	if !any {
