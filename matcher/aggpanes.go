@@ -54,8 +54,10 @@ func (a *aggPlan) paneLen() int64 {
 // entries.
 func (s *aggState) fold(a *aggPlan) {
 	t := s.times[s.head]
-	start := windowStart(t, a.paneLen())
-	if len(s.panes) == 0 || s.panes[len(s.panes)-1].start != start {
+	// Entries are newer than the panes, so start is at or after the last
+	// pane's; a restored state that says otherwise folds into the last
+	// pane rather than growing the panes out of order.
+	if start := windowStart(t, a.paneLen()); len(s.panes) == 0 || start > s.panes[len(s.panes)-1].start {
 		s.panes = append(s.panes, aggPane{start: start, cols: make([]paneCol, a.cols)})
 	}
 	pn := &s.panes[len(s.panes)-1]
@@ -275,6 +277,9 @@ func readPanes(d *snapDecoder, cols int, a *aggPlan) []aggPane {
 		pn := &panes[i]
 		pn.start = prev + delta
 		prev = pn.start
+		if d.err == nil && a != nil && windowStart(pn.start, a.paneLen()) != pn.start {
+			d.fail(fmt.Sprintf("pane %d of %d: start %d is not a multiple of the pane length %d", i+1, n, pn.start, a.paneLen()))
+		}
 		events := d.uvarint()
 		if d.err == nil && (events == 0 || events > maxPaneEvents) {
 			d.fail(fmt.Sprintf("pane %d of %d: %d events", i+1, n, events))

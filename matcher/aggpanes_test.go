@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"cel.dev/cel-go/common/types"
+
 	"github.com/shrike-cep/shrike/rules"
 )
 
@@ -365,6 +367,7 @@ func TestAggregatePanesHostile(t *testing.T) {
 		"panes going back":            {2, 0, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0},
 		"more values than events":     cat([]byte{1, 0, 1, 0, 1, 2}, zeros(24), zeros(3)),
 		"a pane past the end of time": {2, 2, 1, 0, 0, 0, 0, 0, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 1, 0, 0, 0, 0, 0},
+		"a pane off the pane length":  {1, 2, 1, 0, 0, 0, 0, 0},
 		"no value kinds":              {1, 0, 1, 0, 0},
 		"a count of values cut short": {1, 0, 1, 0, 1, 0x80},
 	} {
@@ -377,5 +380,65 @@ func TestAggregatePanesHostile(t *testing.T) {
 	d := &snapDecoder{b: ok, size: len(ok), item: -1}
 	if panes := readPanes(d, a.cols, a); d.err != nil || len(panes) != 1 || len(d.b) != 0 {
 		t.Errorf("a good pane: %d panes, %d bytes left, error %v", len(panes), len(d.b), d.err)
+	}
+}
+
+// TestHyperLogLogEstimate checks the sketch's estimate within three
+// standard errors from a few values to many, over hashValue's hashes
+// (whose small values differ in their low bits only), and that merging
+// two sketches estimates their union.
+func TestHyperLogLogEstimate(t *testing.T) {
+	for _, n := range []int{1, 2, 5, 20, 100, 300, 1000, 10000, 100000} {
+		var h hllSketch
+		for i := range n {
+			v, ok := hashValue(types.Int(i))
+			if !ok {
+				t.Fatal("no hash of an int")
+			}
+			h.add(v)
+			h.add(v) // twice: counted once
+		}
+		if got, se := h.estimate(), 1.04/16*float64(n); math.Abs(got-float64(n)) > 3*se+0.5 {
+			t.Errorf("%d values: estimate %.1f, want ± %.1f", n, got, 3*se)
+		}
+	}
+	var yes, no hllSketch
+	for _, b := range []bool{true, false} {
+		v, _ := hashValue(types.Bool(b))
+		if b {
+			yes.add(v)
+		} else {
+			no.add(v)
+		}
+	}
+	yes.merge(&no)
+	if got := math.Round(yes.estimate()); got != 2 {
+		t.Errorf("true and false: estimate %g, want 2", got)
+	}
+}
+
+// TestAggregatePanesSmallerBound restores a window under a smaller
+// MaxRunsPerKey: the next event folds it down to the bound, and the count
+// stays exact.
+func TestAggregatePanesSmallerBound(t *testing.T) {
+	evs := paneStream(0, 200)
+	prog := program(t, wideRule)
+	p, _ := NewPartition(prog, &collector{}, Options{MaxRunsPerKey: 50})
+	feed(t, p, evs[:199], 0)
+	st, ok := p.AppendKeyState(nil, "k")
+	if !ok {
+		t.Fatal("key k holds no state")
+	}
+	q, _ := NewPartition(prog, &collector{}, Options{MaxRunsPerKey: 3})
+	q.Advance(evs[198].t + 1)
+	if err := q.RestoreKey("k", st); err != nil {
+		t.Fatalf("RestoreKey: %v", err)
+	}
+	feed(t, q, evs[199:], 199)
+	if s := paneState(t, q); s.len() != 3 || len(s.panes) == 0 {
+		t.Errorf("%d entries and %d panes, want 3 and some", s.len(), len(s.panes))
+	}
+	if n := measuresNow(t, q)["n"].v; n != 200 {
+		t.Errorf("count %g, want 200", n)
 	}
 }

@@ -242,7 +242,8 @@ func (p *Partition) processAggregate(pr *planRule, ks *keyState, r *Record, hash
 		before, _ = p.having(pr, r, s)
 	}
 	// Count r, making room first when the key is at its bound.
-	if s.len() >= p.opts.MaxRunsPerKey {
+	// (A state restored under a larger bound folds down to this one.)
+	for s.len() >= p.opts.MaxRunsPerKey {
 		s.fold(a)
 	}
 	s.times = append(s.times, r.Time)
