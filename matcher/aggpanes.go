@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"slices"
 
 	"github.com/shrike-cep/shrike/rules"
 )
@@ -38,7 +39,7 @@ type aggPane struct {
 
 // paneCol is one column of a pane: for a number, the count of values
 // (missing ones left out), their sum, min and max; for count_distinct, a
-// sketch of the hashes, nil until one is not missing.
+// sketch of the hashes, nil until one is not missing (k stays 0).
 type paneCol struct {
 	k           int64
 	sum, lo, hi float64
@@ -77,7 +78,6 @@ func (s *aggState) fold(a *aggPlan) {
 				pc.hll = new(hllSketch)
 			}
 			pc.hll.add(v)
-			pc.k++
 			continue
 		}
 		x := math.Float64frombits(v)
@@ -127,6 +127,10 @@ func (s *aggState) paneCount() int64 {
 // hllBits is the number of a hash's top bits that pick a register.
 const hllBits = 8
 
+// maxRank is the largest rank a register holds: that of a hash whose bits
+// past the register's are all 0.
+const maxRank = 64 - hllBits + 1
+
 // hllSketch is a HyperLogLog sketch of 2^hllBits one-byte registers: a
 // standard error of 1.04/√256, about 6.5%.
 type hllSketch [1 << hllBits]uint8
@@ -140,7 +144,7 @@ func (h *hllSketch) add(x uint64) {
 	x *= 0xc4ceb9fe1a85ec53
 	x ^= x >> 33
 	i := x >> (64 - hllBits)
-	rank := uint8(min(bits.LeadingZeros64(x<<hllBits), 64-hllBits) + 1)
+	rank := uint8(min(bits.LeadingZeros64(x<<hllBits)+1, maxRank))
 	if rank > h[i] {
 		h[i] = rank
 	}
@@ -184,17 +188,17 @@ func (p *Partition) countDistinctPanes(s *aggState, cols, col int) (int, bool) {
 	if p.aggSketch == nil {
 		p.aggSketch = new(hllSketch)
 	}
-	h, any := p.aggSketch, false
+	h, sketched := p.aggSketch, false
 	for i := range s.panes {
 		if pc := s.panes[i].cols[col]; pc.hll != nil {
-			if !any {
-				*h, any = *pc.hll, true
+			if !sketched {
+				*h, sketched = *pc.hll, true
 				continue
 			}
 			h.merge(pc.hll)
 		}
 	}
-	if !any {
+	if !sketched {
 		return 0, false
 	}
 	for j := s.head; j < len(s.times); j++ {
@@ -291,7 +295,7 @@ func readPanes(d *snapDecoder, cols int, a *aggPlan) []aggPane {
 				return nil
 			}
 			if len(d.b) == 0 {
-				d.fail("no value kind")
+				d.fail(fmt.Sprintf("pane %d of %d: no value kind", i+1, n))
 				return nil
 			}
 			kind := d.b[0]
@@ -314,12 +318,14 @@ func readPanes(d *snapDecoder, cols int, a *aggPlan) []aggPane {
 				pc.k = int64(k)
 			case 2:
 				if len(d.b) < len(hllSketch{}) {
-					d.fail(fmt.Sprintf("a sketch of %d registers, %d bytes left", len(hllSketch{}), len(d.b)))
+					d.fail(fmt.Sprintf("pane %d of %d: a sketch of %d registers, %d bytes left", i+1, n, len(hllSketch{}), len(d.b)))
 					return nil
 				}
 				pc.hll = new(hllSketch)
 				d.b = d.b[copy(pc.hll[:], d.b):]
-				pc.k = 1
+				if r := slices.Max(pc.hll[:]); r > maxRank {
+					d.fail(fmt.Sprintf("pane %d of %d: a sketch register of rank %d, at most %d", i+1, n, r, maxRank))
+				}
 			default:
 				d.fail(fmt.Sprintf("pane %d of %d: unknown value kind %d", i+1, n, kind))
 			}

@@ -357,19 +357,20 @@ func TestAggregatePanesHostile(t *testing.T) {
 	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 	zeros := func(n int) []byte { return make([]byte, n) }
 	for name, b := range map[string][]byte{
-		"a million panes":             {0x80, 0x80, 0x40},
-		"panes past the bound":        cat([]byte{maxPanes + 1}, zeros(4000)),
-		"a pane of no events":         {1, 0, 0, 0, 0, 0, 0, 0},
-		"an unknown value kind":       {1, 0, 1, 9, 0, 0, 0, 0},
-		"a short sketch":              cat([]byte{1, 0, 1, 2}, zeros(10)),
-		"a sketch in a number column": cat([]byte{1, 0, 1, 0, 2}, zeros(256), zeros(3)),
-		"numbers in a sketch column":  cat([]byte{1, 0, 1, 1, 1}, zeros(24), zeros(4)),
-		"panes going back":            {2, 0, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0},
-		"more values than events":     cat([]byte{1, 0, 1, 0, 1, 2}, zeros(24), zeros(3)),
-		"a pane past the end of time": {2, 2, 1, 0, 0, 0, 0, 0, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 1, 0, 0, 0, 0, 0},
-		"a pane off the pane length":  {1, 2, 1, 0, 0, 0, 0, 0},
-		"no value kinds":              {1, 0, 1, 0, 0},
-		"a count of values cut short": {1, 0, 1, 0, 1, 0x80},
+		"a million panes":              {0x80, 0x80, 0x40},
+		"panes past the bound":         cat([]byte{maxPanes + 1}, zeros(4000)),
+		"a pane of no events":          {1, 0, 0, 0, 0, 0, 0, 0},
+		"an unknown value kind":        {1, 0, 1, 9, 0, 0, 0, 0},
+		"a short sketch":               cat([]byte{1, 0, 1, 2}, zeros(10)),
+		"a sketch in a number column":  cat([]byte{1, 0, 1, 0, 2}, zeros(256), zeros(3)),
+		"numbers in a sketch column":   cat([]byte{1, 0, 1, 1, 1}, zeros(24), zeros(4)),
+		"panes going back":             {2, 0, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0},
+		"more values than events":      cat([]byte{1, 0, 1, 0, 1, 2}, zeros(24), zeros(3)),
+		"a pane past the end of time":  {2, 2, 1, 0, 0, 0, 0, 0, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 1, 0, 0, 0, 0, 0},
+		"a pane off the pane length":   {1, 2, 1, 0, 0, 0, 0, 0},
+		"a register past the top rank": cat([]byte{1, 0, 1, 2}, zeros(255), []byte{maxRank + 1}, zeros(4)),
+		"no value kinds":               {1, 0, 1, 0, 0},
+		"a count of values cut short":  {1, 0, 1, 0, 1, 0x80},
 	} {
 		d := &snapDecoder{b: b, size: len(b), item: -1}
 		if panes := readPanes(d, a.cols, a); d.err == nil {
