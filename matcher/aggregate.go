@@ -19,8 +19,9 @@ import (
 // float64 bits of a sum, avg, min or max operand; a hash of a
 // count_distinct operand). The measures are computed from them when a
 // counted event arrives, so that they are exact and nothing drifts as
-// events leave the window; a key holds at most Options.MaxRunsPerKey
-// events per rule, past which the oldest leave early (counted as Dropped).
+// events leave the window. A key holds at most Options.MaxRunsPerKey
+// events per rule, past which the oldest are summarized in panes
+// (aggpanes.go) rather than dropped.
 
 // aggPlan is the plan of an aggregate rule.
 type aggPlan struct {
@@ -61,6 +62,9 @@ type aggState struct {
 	times []int64
 	vals  []uint64 // cols per entry
 	head  int
+	// panes summarize the events folded out of the entries, oldest first;
+	// each is older than every entry.
+	panes []aggPane
 	// start is the start of a tumbling window the entries are in.
 	start int64
 	// held says whether having held at the last counted event; slid says
@@ -69,6 +73,19 @@ type aggState struct {
 }
 
 func (s *aggState) len() int { return len(s.times) - s.head }
+
+// empty says whether the window holds no event, neither as an entry nor
+// in a pane.
+func (s *aggState) empty() bool { return s.len() == 0 && len(s.panes) == 0 }
+
+// clear makes every event leave.
+func (s *aggState) clear(cols int) {
+	s.dropTo(len(s.times), cols)
+	if len(s.panes) > 0 {
+		s.panes = s.panes[:0]
+		s.slid = true
+	}
+}
 
 // aggKey is a key's state of an aggregate rule made in one allocation:
 // most keys count an event or two per window, and hold them in the
@@ -127,13 +144,20 @@ func (s *aggState) dropTo(n, cols int) {
 // deadline is when the state empties: the newest entry leaves a sliding
 // window, a tumbling window ends.
 func (s *aggState) deadline(a *aggPlan) int64 {
-	if s.len() == 0 {
+	if s.empty() {
 		return noDeadline
 	}
 	if a.tumbling {
 		return s.start + a.window
 	}
-	return s.times[len(s.times)-1] + a.window
+	d := int64(math.MinInt64)
+	if s.len() > 0 {
+		d = s.times[len(s.times)-1] + a.window
+	}
+	if len(s.panes) > 0 {
+		d = max(d, s.panes[len(s.panes)-1].start+a.paneLen()+a.window)
+	}
+	return d
 }
 
 // windowStart is the start of the tumbling window holding t.
@@ -201,25 +225,26 @@ func (p *Partition) processAggregate(pr *planRule, ks *keyState, r *Record, hash
 	rk.nextOK = false
 	// The window as it stands at r's time, before r counts.
 	if a.tumbling {
-		if start := windowStart(r.Time, a.window); s.len() == 0 || start != s.start {
-			s.dropTo(len(s.times), a.cols)
+		if start := windowStart(r.Time, a.window); s.empty() || start != s.start {
+			s.clear(a.cols)
 			s.start = start
 		}
 	} else {
 		s.dropBefore(r.Time-a.window, a.cols)
+		s.dropPanesBefore(r.Time-a.window, a)
 	}
 	before := false
 	switch {
-	case s.len() == 0:
+	case s.empty():
 	case !s.slid:
 		before = s.held
 	default:
 		before, _ = p.having(pr, r, s)
 	}
 	// Count r, making room first when the key is at its bound.
-	if s.len() >= p.opts.MaxRunsPerKey {
-		p.perRule[pr.index].Dropped++
-		s.dropTo(s.head+1, a.cols)
+	// (A state restored under a larger bound folds down to this one.)
+	for s.len() >= p.opts.MaxRunsPerKey {
+		s.fold(a)
 	}
 	s.times = append(s.times, r.Time)
 	for i, arg := range a.args {
@@ -325,7 +350,7 @@ func hashValue(v ref.Val) (uint64, bool) {
 // p.aggVars.
 func (p *Partition) measures(a *aggPlan, s *aggState) {
 	vals := p.aggVars.vals[:0]
-	n := s.len()
+	n := int64(s.len()) + s.paneCount()
 	for i, f := range a.funcs {
 		if f == rules.Count {
 			vals = append(vals, measureValue{v: float64(n), isInt: true, ok: true})
@@ -337,37 +362,45 @@ func (p *Partition) measures(a *aggPlan, s *aggState) {
 			continue
 		}
 		if f == rules.CountDistinct {
-			vals = append(vals, measureValue{v: float64(p.countDistinct(s, a.cols, col)), isInt: true, ok: true})
+			d, ok := p.countDistinctPanes(s, a.cols, col)
+			if !ok {
+				d = p.countDistinct(s, a.cols, col)
+			}
+			vals = append(vals, measureValue{v: float64(d), isInt: true, ok: true})
 			continue
 		}
-		var sum, lo, hi float64
-		k := 0
-		for j := s.head; j < len(s.times); j++ {
-			x := math.Float64frombits(s.vals[j*a.cols+col])
-			if math.IsNaN(x) {
-				continue
+		// The panes first, oldest first, then the entries: the order the
+		// events came in.
+		var c paneCol
+		for i := range s.panes {
+			if pc := &s.panes[i].cols[col]; pc.k > 0 {
+				if c.k == 0 || pc.lo < c.lo {
+					c.lo = pc.lo
+				}
+				if c.k == 0 || pc.hi > c.hi {
+					c.hi = pc.hi
+				}
+				c.sum += pc.sum
+				c.k += pc.k
 			}
-			if k == 0 || x < lo {
-				lo = x
-			}
-			if k == 0 || x > hi {
-				hi = x
-			}
-			sum += x
-			k++
 		}
-		m := measureValue{ok: k > 0}
+		for j := s.head; j < len(s.times); j++ {
+			if x := math.Float64frombits(s.vals[j*a.cols+col]); !math.IsNaN(x) {
+				c.add(x)
+			}
+		}
+		m := measureValue{ok: c.k > 0}
 		switch f {
 		case rules.Sum:
-			m.v, m.ok = sum, true
+			m.v, m.ok = c.sum, true
 		case rules.Avg:
-			if k > 0 {
-				m.v = sum / float64(k)
+			if c.k > 0 {
+				m.v = c.sum / float64(c.k)
 			}
 		case rules.Min:
-			m.v = lo
+			m.v = c.lo
 		case rules.Max:
-			m.v = hi
+			m.v = c.hi
 		}
 		vals = append(vals, m)
 	}
@@ -457,10 +490,11 @@ func (p *Partition) expireAggregate(rk *ruleKey, now int64) {
 
 // appendAggState encodes an aggregate rule's window: the count of events
 // and of values per event; a flags byte (1: having held at the last
-// counted event; 2: events left the window since); the tumbling window's
-// start (signed); the first event's time (signed) and each next one's as
-// the difference from the one before (times never decrease); then the
-// values, 8 bytes little-endian each, event by event.
+// counted event; 2: events left the window since; 16: panes follow); the
+// tumbling window's start (signed); the first event's time (signed) and
+// each next one's as the difference from the one before (times never
+// decrease); then the values, 8 bytes little-endian each, event by event;
+// then, when flagged, the panes (appendPanes).
 func appendAggState(dst []byte, s *aggState, cols int) []byte {
 	n := s.len()
 	dst = binary.AppendUvarint(dst, uint64(n))
@@ -471,6 +505,9 @@ func appendAggState(dst []byte, s *aggState, cols int) []byte {
 	}
 	if s.slid {
 		flags |= 2
+	}
+	if len(s.panes) > 0 {
+		flags |= aggFlagPanes
 	}
 	dst = append(dst, flags)
 	dst = binary.AppendVarint(dst, s.start)
@@ -486,8 +523,14 @@ func appendAggState(dst []byte, s *aggState, cols int) []byte {
 	for _, v := range s.vals[s.head*cols:] {
 		dst = binary.LittleEndian.AppendUint64(dst, v)
 	}
+	if len(s.panes) > 0 {
+		dst = appendPanes(dst, s.panes)
+	}
 	return dst
 }
+
+// aggFlagPanes is appendAggState's flag that panes follow the entries.
+const aggFlagPanes = 16
 
 // readAggState decodes what appendAggState wrote. a is the rule's plan, nil
 // when the rule is gone (the window is read past and dropped).
@@ -527,6 +570,9 @@ func readAggState(d *snapDecoder, a *aggPlan) *aggState {
 	s.vals = make([]uint64, n*cols)
 	for i := range s.vals {
 		s.vals[i] = d.fixed64()
+	}
+	if d.err == nil && flags&aggFlagPanes != 0 {
+		s.panes = readPanes(d, cols, a)
 	}
 	if d.err != nil {
 		return nil

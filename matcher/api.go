@@ -59,7 +59,10 @@ type Options struct {
 	// arrive and still be matched. Default 0.
 	MaxOutOfOrderness time.Duration
 	// MaxRunsPerKey caps the partial matches one rule may hold for one key;
-	// past it the oldest are dropped and counted. Default 10000.
+	// past it the oldest are dropped and counted. It caps as well the
+	// events an aggregate rule keeps for one key as they are; past it the
+	// oldest are summarized in panes (docs/semantics.md#aggregates), not
+	// dropped. Default 10000.
 	MaxRunsPerKey int
 	// Clock stamps DetectedAt. Default time.Now.
 	Clock func() time.Time

@@ -19,7 +19,7 @@ type ruleExtra struct {
 
 // empty reports whether x holds nothing; a nil x is empty.
 func (x *ruleExtra) empty() bool {
-	return x == nil || (len(x.held) == 0 && len(x.sup) == 0 && (x.agg == nil || x.agg.len() == 0))
+	return x == nil || (len(x.held) == 0 && len(x.sup) == 0 && (x.agg == nil || x.agg.empty()))
 }
 
 // heldRuns returns the held matches.

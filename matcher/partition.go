@@ -38,9 +38,10 @@ type Partition struct {
 	// familyVals is evalFamily's scratch.
 	familyVals []bool
 	// aggVars are the measures of the aggregate rule being evaluated, and
-	// aggHashes countDistinct's scratch.
+	// aggHashes and aggSketch countDistinct's and countDistinctPanes' scratch.
 	aggVars   aggVars
 	aggHashes []uint64
+	aggSketch *hllSketch
 
 	// Scratch space reused across events, so that stepping a run allocates
 	// only the runs and buffer nodes it creates.

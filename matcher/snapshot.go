@@ -251,7 +251,7 @@ func (p *Partition) AppendKeyState(dst []byte, key string) ([]byte, bool) {
 		}
 		sup := rk.suppressions()
 		var agg *aggState
-		if rk.x != nil && rk.x.agg != nil && rk.x.agg.len() > 0 {
+		if rk.x != nil && rk.x.agg != nil && !rk.x.agg.empty() {
 			agg = rk.x.agg
 		}
 		sections := uint64(0)

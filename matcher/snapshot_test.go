@@ -296,11 +296,12 @@ func TestRestoreKeyRejectsCorruptState(t *testing.T) {
 	}
 }
 
-// FuzzRestoreKey restores arbitrary bytes into a Partition of three
-// rulesets, payments (testdata/keystate/payments-busy.txtar), abRule and
-// fx (testdata/keystate/suppress.txtar, with alert suppression),
-// seeded with the fixtures of every version and a version-2 state of
-// abRule: every failure must wrap ErrSnapshot, and whatever restores must
+// FuzzRestoreKey restores arbitrary bytes into a Partition of four
+// rulesets, payments (testdata/keystate/payments-busy.txtar), abRule,
+// fx (testdata/keystate/suppress.txtar, with alert suppression) and
+// wideRule (an aggregate), seeded with the fixtures of every version, a
+// version-2 state of abRule and a state of wideRule holding panes: every
+// failure must wrap ErrSnapshot, and whatever restores must
 // encode again and restore to the same encoding.
 func FuzzRestoreKey(f *testing.F) {
 	f.Add([]byte{1, 0, 0, 0, 0})
@@ -338,7 +339,11 @@ func FuzzRestoreKey(f *testing.F) {
 	// The suppression scenario's rules: its fixtures restore suppression
 	// entries of a single-event and of a pattern rule.
 	suppress := loadKeyStateScenario(f, "testdata/keystate/suppress.txtar").ruleset
-	prog, err := NewProgram([]*rules.Compiled{payments, ab, suppress})
+	wide, err := rules.Load("wide.yaml", []byte(strings.Replace(wideRule, "ruleset: test", "ruleset: wide", 1)), rules.CompileOptions{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	prog, err := NewProgram([]*rules.Compiled{payments, ab, suppress, wide})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -354,6 +359,19 @@ func FuzzRestoreKey(f *testing.F) {
 		f.Add(st)
 	} else {
 		f.Fatal("the abRule seed holds no state")
+	}
+	w, _ := NewPartition(prog, &idCollector{}, Options{MaxRunsPerKey: 2})
+	feed(f, w, paneStream(0, 40), 0)
+	panes := 0
+	for _, rk := range w.keys.lookup("k").rules {
+		if rk.x != nil && rk.x.agg != nil {
+			panes += len(rk.x.agg.panes)
+		}
+	}
+	if st, ok := w.AppendKeyState(nil, "k"); ok && panes > 0 {
+		f.Add(st)
+	} else {
+		f.Fatal("the wideRule seed holds no pane")
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, _ := NewPartition(prog, &idCollector{}, Options{})

@@ -361,7 +361,7 @@ func (d *snapDecoder) readSections(rk *ruleKey, unit int64) {
 			if rk.rule != nil {
 				a = rk.rule.agg
 			}
-			if st := readAggState(d, a); a != nil && st != nil && st.len() > 0 {
+			if st := readAggState(d, a); a != nil && st != nil && !st.empty() {
 				if rk.x == nil {
 					rk.x = new(ruleExtra)
 				}

@@ -93,7 +93,7 @@ of one name are refused, since their ids could collide.`,
 // explain` and `shrike diff` share.
 func addReplayFlags(cmd *cobra.Command, f *runFlags) {
 	fl := cmd.Flags()
-	fl.IntVar(&f.maxRunsPerKey, "max-runs-per-key", 0, "cap on one rule's partial matches per key; the oldest are dropped (default 10000)")
+	fl.IntVar(&f.maxRunsPerKey, "max-runs-per-key", 0, "cap on one rule's partial matches per key, the oldest dropped, and on an aggregate rule's events kept as they are per key, the oldest summarized (default 10000)")
 	fl.IntVar(&f.maxLineBytes, "max-line-bytes", cep.DefaultMaxLineBytes, "longest line accepted; longer lines are reported and skipped")
 	fl.DurationVar(&f.maxClockSkew, "max-clock-skew", 0, "dead-letter events more than `DUR` ahead of the watermark (0: off)")
 	fl.StringArrayVar(&f.lists, "list", nil, listFlagHelp)
