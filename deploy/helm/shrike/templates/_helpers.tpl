@@ -50,6 +50,28 @@ redis-password
 {{- end -}}
 {{- end -}}
 
+{{/* shrike.kafkaSaslPasswordKey is the Secret's key of Kafka's SASL password, or empty. */}}
+{{- define "shrike.kafkaSaslPasswordKey" -}}
+{{- if .Values.auth.existingSecret -}}
+{{- .Values.auth.existingSecretKafkaSaslPasswordKey -}}
+{{- else if .Values.auth.kafkaSaslPassword -}}
+kafka-sasl-password
+{{- end -}}
+{{- end -}}
+
+{{/* shrike.secretFiles lists, one per line, the names of auth's further secret files. */}}
+{{- define "shrike.secretFiles" -}}
+{{- if .Values.auth.existingSecret -}}
+{{- range .Values.auth.existingSecretFiles }}
+{{ . }}
+{{- end -}}
+{{- else -}}
+{{- range $name, $_ := .Values.auth.files }}
+{{ $name }}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "shrike.rulesetsConfigMap" -}}
 {{- default (printf "%s-rulesets" (include "shrike.fullname" .)) .Values.existingRulesetsConfigMap -}}
 {{- end -}}
@@ -73,5 +95,13 @@ folder and token files, with .Values.config merged over them.
   "rules" (dict "dir" "/etc/shrike/rules")
   "api" (dict "tokens" $tokens)
 -}}
-{{- toYaml (mergeOverwrite $base (deepCopy .Values.config)) -}}
+{{- $config := mergeOverwrite $base (deepCopy .Values.config) -}}
+{{- if include "shrike.kafkaSaslPasswordKey" . -}}
+{{- $kafka := get $config "kafka" | default dict -}}
+{{- $sasl := get $kafka "sasl" | default dict -}}
+{{- $_ := set $sasl "password_file" "/etc/shrike/secrets/kafka-sasl-password" -}}
+{{- $_ := set $kafka "sasl" $sasl -}}
+{{- $_ := set $config "kafka" $kafka -}}
+{{- end -}}
+{{- toYaml $config -}}
 {{- end -}}
