@@ -581,11 +581,17 @@ func TestKeyCacheNeverEvictsBufferedKey(t *testing.T) {
 	if !e.part.BufferedKeys()["k2"] || !e.part.Resident("k1") || !e.part.Resident("k2") {
 		t.Fatal("want k1 and k2 in memory, k2 with a buffered record")
 	}
-	if _, n := e.checkpoint(0); n != 1 {
-		t.Errorf("evicted %d keys, want 1", n)
+	// The set of buffered keys may hold k1 too (its hash sharing k2's
+	// bit, a chance of 1 in 64 per process): k1 then stays as well.
+	want := 1
+	if e.part.BufferedSet().MayHold("k1") {
+		want = 0
 	}
-	if e.part.Resident("k1") || !e.part.Resident("k2") {
-		t.Errorf("k1 resident %v, k2 resident %v: want k1 evicted, k2 kept", e.part.Resident("k1"), e.part.Resident("k2"))
+	if _, n := e.checkpoint(0); n != want {
+		t.Errorf("evicted %d keys, want %d", n, want)
+	}
+	if e.part.Resident("k1") != (want == 0) || !e.part.Resident("k2") {
+		t.Errorf("k1 resident %v, k2 resident %v: want k1 evicted (unless the set may hold it), k2 kept", e.part.Resident("k1"), e.part.Resident("k2"))
 	}
 }
 
@@ -605,11 +611,16 @@ func TestKeyCacheNeverEvictsKeyBufferedBeforeLastCheckpoint(t *testing.T) {
 	if !e.part.BufferedKeys()["k2"] || !e.part.BufferedKeys()["k3"] {
 		t.Fatal("want k2 and k3 with buffered records")
 	}
-	if _, n := e.checkpoint(1); n != 1 {
-		t.Errorf("evicted %d keys, want 1", n)
+	// As above, the set of buffered keys may hold k1 by chance.
+	want := 1
+	if e.part.BufferedSet().MayHold("k1") {
+		want = 0
 	}
-	if e.part.Resident("k1") || !e.part.Resident("k2") || !e.part.Resident("k3") {
-		t.Errorf("resident k1 %v, k2 %v, k3 %v: want k1 evicted, k2 and k3 (buffered records) kept",
+	if _, n := e.checkpoint(1); n != want {
+		t.Errorf("evicted %d keys, want %d", n, want)
+	}
+	if e.part.Resident("k1") != (want == 0) || !e.part.Resident("k2") || !e.part.Resident("k3") {
+		t.Errorf("resident k1 %v, k2 %v, k3 %v: want k1 evicted (unless the set may hold it), k2 and k3 (buffered records) kept",
 			e.part.Resident("k1"), e.part.Resident("k2"), e.part.Resident("k3"))
 	}
 }
