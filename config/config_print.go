@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/shrike-cep/shrike/rules"
 )
 
 // Redacted stands for a secret's value in PrintYAML's output.
@@ -105,24 +107,11 @@ func (c *Config) printNode(v reflect.Value, path string) *yaml.Node {
 		}
 		return n
 	case t == durationType:
-		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: FormatDuration(time.Duration(v.Int()))}
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: rules.FormatDuration(time.Duration(v.Int()))}
 	case t.Kind() == reflect.Int:
 		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.FormatInt(v.Int(), 10)}
 	case t.Kind() == reflect.Bool:
 		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: strconv.FormatBool(v.Bool())}
 	}
 	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: v.String()}
-}
-
-// FormatDuration writes d as the configuration takes it, without Go's
-// zero units: 1m rather than 1m0s, 0s for zero.
-func FormatDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }

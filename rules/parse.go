@@ -186,6 +186,20 @@ var (
 	durUnitRE = regexp.MustCompile(`([0-9.]+)d`)
 )
 
+// FormatDuration writes d as a ruleset or configuration takes it, without
+// Go's zero units: 10m rather than 10m0s, 1h rather than 1h0m0s, 0s for
+// zero.
+func FormatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
 // ParseDuration parses a Go duration ("1h30m", "1.5s", "500ms") that may
 // also use d for days of 24 hours ("2d", "1d12h").
 func ParseDuration(s string) (time.Duration, error) {

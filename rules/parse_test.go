@@ -565,3 +565,14 @@ func TestParseAliasesBounded(t *testing.T) {
 		t.Fatal("Parse accepted nested aliases used as list items")
 	}
 }
+
+func TestFormatDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		0: "0s", time.Second: "1s", time.Minute: "1m", 90 * time.Second: "1m30s", time.Hour: "1h", 90 * time.Minute: "1h30m",
+		250 * time.Millisecond: "250ms", 24 * time.Hour: "24h",
+	} {
+		if got := FormatDuration(d); got != want {
+			t.Errorf("FormatDuration(%v) = %q, want %q", d, got, want)
+		}
+	}
+}

@@ -337,18 +337,6 @@ func (b *builder) push(e Entry) {
 	b.entries = append(b.entries, e)
 }
 
-// formatDuration writes a window as the ruleset would: 10m, not 10m0s.
-func formatDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
-}
-
 func rfc3339(ns int64) string {
 	return time.Unix(0, ns).UTC().Format(time.RFC3339Nano)
 }
@@ -446,7 +434,7 @@ func (b *builder) add(ev *matcher.TraceEvent) {
 			e.Reason = ev.Reason.String()
 		}
 		if ev.Window > 0 {
-			e.Window = formatDuration(ev.Window)
+			e.Window = rules.FormatDuration(ev.Window)
 			e.WindowOf = "rule"
 			if ev.StepWindow {
 				e.WindowOf = "step"

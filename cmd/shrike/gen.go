@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shrike-cep/shrike/internal/gen"
+	"github.com/shrike-cep/shrike/rules"
 )
 
 // genFlags are the options of `shrike gen`.
@@ -252,7 +253,7 @@ func printGenSummary(w *output, g *gen.Generator, written int, dest string) {
 		// is that much wall-clock time later.
 		e := fmt.Sprintf("%s %d", gen.Rule(name), n)
 		if win := gen.AbsenceWindow(name); win > 0 {
-			e += fmt.Sprintf(" (absence: each alerts once event time is %s past its first event)", shortDuration(win))
+			e += fmt.Sprintf(" (absence: each alerts once event time is %s past its first event)", rules.FormatDuration(win))
 		}
 		expect = append(expect, e)
 	}
@@ -262,17 +263,4 @@ func printGenSummary(w *output, g *gen.Generator, written int, dest string) {
 	}
 	fmt.Fprintf(w, "injected: %s\n", strings.Join(parts, ", "))
 	fmt.Fprintf(w, "alerts to expect from ruleset %s (rulesets/%s.yaml, topic %s): %s\n", o.Stream, o.Stream, o.Stream, strings.Join(expect, ", "))
-}
-
-// shortDuration prints whole minutes and hours without their zero
-// seconds: 15m, not 15m0s.
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }
