@@ -81,7 +81,7 @@ func feed(t testing.TB, p *Partition, evs []paneEvent, first int) {
 // stand, by name.
 func measuresNow(t *testing.T, p *Partition) map[string]measureValue {
 	t.Helper()
-	ks := p.keys.lookup("k")
+	ks := p.residentState("k")
 	if ks == nil {
 		t.Fatal("key k holds no state")
 	}
@@ -103,7 +103,7 @@ func measuresNow(t *testing.T, p *Partition) map[string]measureValue {
 // paneState returns key k's aggregate window.
 func paneState(t *testing.T, p *Partition) *aggState {
 	t.Helper()
-	for _, rk := range p.keys.lookup("k").rules {
+	for _, rk := range p.residentState("k").rules {
 		if rk.x != nil && rk.x.agg != nil {
 			return rk.x.agg
 		}

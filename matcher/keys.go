@@ -35,16 +35,65 @@ func (r *Record) keyHash() uint64 {
 // with linear probing. It is written out rather than a Go map so that the
 // matcher can compute where a key's entry lies before it needs it, and
 // prefetch it (Partition.prefetchAhead). Keys whose hashes collide simply
-// probe on; an entry is the key's only if the key state's key is equal.
+// probe on; an entry is the key's only if its key is equal.
+//
+// An entry holds the key's state in one of two forms: a keyState, or a
+// compact key (compact.go), one pointer-free allocation for the common key
+// holding a single partial match that took a single event.
 type keyTable struct {
-	slots []keySlot // a power of two in length; ks == nil marks a free slot
+	slots []keySlot // a power of two in length; ref == nil marks a free slot
 	n     int
 }
 
 type keySlot struct {
+	// hash is the key's hash, with compactBit set when ref is a compact
+	// key.
 	hash uint64
-	ks   *keyState
+	// ref is the *keyState, or the compact key's allocation.
+	ref unsafe.Pointer
 }
+
+// compactBit marks the entries of compact keys in keySlot.hash. Hashes are
+// compared without it, and a table is never 2^63 slots long.
+const compactBit = 1 << 63
+
+func (s *keySlot) isCompact() bool { return s.hash&compactBit != 0 }
+
+// full returns the entry's keyState, nil when the key is compact.
+func (s *keySlot) full() *keyState {
+	if s.isCompact() {
+		return nil
+	}
+	return (*keyState)(s.ref)
+}
+
+// compact returns the entry's compact key, nil when the key has a
+// keyState.
+func (s *keySlot) compact() *compactKey {
+	if !s.isCompact() {
+		return nil
+	}
+	return (*compactKey)(s.ref)
+}
+
+// key returns the entry's key.
+func (s *keySlot) key() string {
+	if c := s.compact(); c != nil {
+		return c.key()
+	}
+	return (*keyState)(s.ref).key
+}
+
+// deadline returns when the entry's key has its timer scheduled.
+func (s *keySlot) deadline() int64 {
+	if c := s.compact(); c != nil {
+		return c.deadline
+	}
+	return (*keyState)(s.ref).deadline
+}
+
+// sameHash reports whether the entry is for a key of hash h.
+func (s *keySlot) sameHash(h uint64) bool { return (s.hash^h)&^compactBit == 0 }
 
 // maxLoad bounds the share of used slots (in eighths): above it, probe
 // sequences grow long.
@@ -57,18 +106,43 @@ func (t *keyTable) mask() uint64 { return uint64(len(t.slots) - 1) }
 // home returns the slot key hash h probes first.
 func (t *keyTable) home(h uint64) *keySlot { return &t.slots[h&t.mask()] }
 
-// get returns the state of key, whose hash is h; nil when not resident.
-func (t *keyTable) get(key string, h uint64) *keyState {
+// find returns the entry of key, whose hash is h; nil when not resident.
+// The entry stays where it is until the next put or remove.
+func (t *keyTable) find(key string, h uint64) *keySlot {
 	m := t.mask()
 	for i := h & m; ; i = (i + 1) & m {
 		s := &t.slots[i]
-		if s.ks == nil {
+		if s.ref == nil {
 			return nil
 		}
-		if s.hash == h && s.ks.key == key {
-			return s.ks
+		if s.sameHash(h) && s.key() == key {
+			return s
 		}
 	}
+}
+
+// due returns the first entry of a key of hash h whose timer is scheduled
+// at deadline; nil when none is (the timer was superseded).
+func (t *keyTable) due(h uint64, deadline int64) *keySlot {
+	m := t.mask()
+	for i := h & m; ; i = (i + 1) & m {
+		s := &t.slots[i]
+		if s.ref == nil {
+			return nil
+		}
+		if s.sameHash(h) && s.deadline() == deadline {
+			return s
+		}
+	}
+}
+
+// get returns the keyState of key, whose hash is h; nil when not resident.
+// The key must not be compact.
+func (t *keyTable) get(key string, h uint64) *keyState {
+	if s := t.find(key, h); s != nil {
+		return s.full()
+	}
+	return nil
 }
 
 // lookup is get for a caller without the hash.
@@ -79,14 +153,14 @@ func (t *keyTable) put(ks *keyState) {
 	if (t.n+1)*8 > len(t.slots)*maxLoad {
 		t.grow()
 	}
-	t.insert(keySlot{hash: ks.hash, ks: ks})
+	t.insert(keySlot{hash: ks.hash &^ compactBit, ref: unsafe.Pointer(ks)})
 	t.n++
 }
 
 func (t *keyTable) insert(e keySlot) {
 	m := t.mask()
 	i := e.hash & m
-	for t.slots[i].ks != nil {
+	for t.slots[i].ref != nil {
 		i = (i + 1) & m
 	}
 	t.slots[i] = e
@@ -96,25 +170,28 @@ func (t *keyTable) grow() {
 	old := t.slots
 	t.slots = make([]keySlot, 2*len(old))
 	for _, e := range old {
-		if e.ks != nil {
+		if e.ref != nil {
 			t.insert(e)
 		}
 	}
 }
 
-// remove drops ks, which must be resident. The entries after it in its
-// probe sequence shift back, so that no free slot breaks a sequence (no
-// tombstones to clean up).
-func (t *keyTable) remove(ks *keyState) {
+// remove drops ks, which must be resident.
+func (t *keyTable) remove(ks *keyState) { t.removeRef(unsafe.Pointer(ks), ks.hash) }
+
+// removeRef drops the entry whose ref is ref, of a key of hash h. The
+// entries after it in its probe sequence shift back, so that no free slot
+// breaks a sequence (no tombstones to clean up).
+func (t *keyTable) removeRef(ref unsafe.Pointer, h uint64) {
 	m := t.mask()
-	i := ks.hash & m
-	for t.slots[i].ks != ks {
+	i := h & m
+	for t.slots[i].ref != ref {
 		i = (i + 1) & m
 	}
 	for j := i; ; {
 		j = (j + 1) & m
 		e := t.slots[j]
-		if e.ks == nil {
+		if e.ref == nil {
 			break
 		}
 		// e stays when its home lies cyclically in (i, j]: moving it to i
@@ -131,22 +208,22 @@ func (t *keyTable) remove(ks *keyState) {
 
 func (t *keyTable) len() int { return t.n }
 
-// all yields every resident key state. It iterates over a copy, so that
-// the loop may remove states (which moves entries).
-func (t *keyTable) all() iter.Seq[*keyState] {
-	states := make([]*keyState, 0, t.n)
+// all yields every resident entry. It iterates over a copy, so that the
+// loop may remove entries (which moves them) or change their form.
+func (t *keyTable) all() iter.Seq[keySlot] {
+	entries := make([]keySlot, 0, t.n)
 	for _, e := range t.slots {
-		if e.ks != nil {
-			states = append(states, e.ks)
+		if e.ref != nil {
+			entries = append(entries, e)
 		}
 	}
-	return slices.Values(states)
+	return slices.Values(entries)
 }
 
-// from calls fn with the states of the slots at positions pos, pos+1, ...
+// from calls fn with the entries of the slots at positions pos, pos+1, ...
 // of an order spread over the table, until fn returns false or every slot
 // was visited once, and returns the position to go on from. fn may
-// remove the state it is given; an entry that removal moves back may then
+// remove the entry it is given; an entry that removal moves back may then
 // be given twice, or not at all, in one call.
 //
 // The order is spread so that a caller removing states as it goes
@@ -156,13 +233,13 @@ func (t *keyTable) all() iter.Seq[*keyState] {
 // key not resident) walked to its end, hundreds of slots at half load.
 // An odd stride visits every slot of a power-of-two table once, and the
 // golden ratio's spreads any run of visits evenly.
-func (t *keyTable) from(pos uint64, fn func(*keyState) bool) uint64 {
+func (t *keyTable) from(pos uint64, fn func(keySlot) bool) uint64 {
 	m := t.mask()
 	stride := (0x9E3779B97F4A7C15 & m) | 1
 	j := (pos * stride) & m
 	for range len(t.slots) {
 		pos++
-		if ks := t.slots[j].ks; ks != nil && !fn(ks) {
+		if e := t.slots[j]; e.ref != nil && !fn(e) {
 			return pos
 		}
 		j = (j + stride) & m
@@ -184,9 +261,9 @@ func (t *keyTable) from(pos uint64, fn func(*keyState) bool) uint64 {
 // FIFO, except those that arrived out of order (not prefetched).
 func (p *Partition) prefetchAhead() {
 	b := &p.pending
-	state := func(d int) *keyState {
+	state := func(d int) *keySlot {
 		if i := b.head + d; i < len(b.fifo) {
-			return p.keys.home(b.fifo[i].keyHash()).ks
+			return p.keys.home(b.fifo[i].keyHash())
 		}
 		return nil
 	}
@@ -203,8 +280,24 @@ func (p *Partition) prefetchAhead() {
 		prefetch(unsafe.Pointer(r.Event))
 	}
 	for d := 6; d >= 1; d-- {
-		prefetchKeyState(state(d), 6-d)
+		prefetchSlot(state(d), 6-d)
 	}
+}
+
+// prefetchSlot is prefetchKeyState for the state in a table entry: a
+// compact key is one allocation, its header and event fetched at level 0.
+func prefetchSlot(s *keySlot, level int) {
+	if s == nil || s.ref == nil {
+		return
+	}
+	if s.isCompact() {
+		if level == 0 {
+			prefetch(s.ref)
+			prefetch(unsafe.Add(s.ref, 64))
+		}
+		return
+	}
+	prefetchKeyState((*keyState)(s.ref), level)
 }
 
 // maxPrefetches bounds the lines prefetchKeyState fetches for one key and

@@ -41,8 +41,8 @@ func TestKeyTableAgreesWithAMap(t *testing.T) {
 		}
 	}
 	seen := 0
-	for ks := range tab.all() {
-		if ref[ks.key] != ks {
+	for e := range tab.all() {
+		if ks := e.full(); ref[ks.key] != ks {
 			t.Fatalf("all yielded %s, which is not resident", ks.key)
 		}
 		seen++
@@ -51,8 +51,8 @@ func TestKeyTableAgreesWithAMap(t *testing.T) {
 		t.Fatalf("all yielded %d states, want %d", seen, len(ref))
 	}
 	// Removing every state while iterating empties the table.
-	for ks := range tab.all() {
-		tab.remove(ks)
+	for e := range tab.all() {
+		tab.remove(e.full())
 	}
 	for key := range ref {
 		if tab.lookup(key) != nil {
@@ -86,7 +86,7 @@ func TestKeyTableRemovingInFromOrderKeepsProbesShort(t *testing.T) {
 			m := tb.mask()
 			for j := h & m; ; j = (j + 1) & m {
 				total++
-				if tb.slots[j].ks == nil {
+				if tb.slots[j].ref == nil {
 					break
 				}
 			}
@@ -98,8 +98,8 @@ func TestKeyTableRemovingInFromOrderKeepsProbesShort(t *testing.T) {
 	for round := range 8 {
 		// A state that removal moves back may be missed in one lap.
 		for laps := 0; tb.len() > 2_000 && laps < 3; laps++ {
-			pos = tb.from(pos, func(ks *keyState) bool {
-				tb.remove(ks)
+			pos = tb.from(pos, func(e keySlot) bool {
+				tb.remove(e.full())
 				return tb.len() > 2_000
 			})
 		}
@@ -125,8 +125,8 @@ func TestKeyTableFromVisitsEverySlot(t *testing.T) {
 	}
 	for _, start := range []uint64{0, 1, 12345} {
 		seen := map[string]int{}
-		end := tb.from(start, func(ks *keyState) bool {
-			seen[ks.key]++
+		end := tb.from(start, func(e keySlot) bool {
+			seen[e.key()]++
 			return true
 		})
 		if len(seen) != 1000 || end != start+uint64(len(tb.slots)) {
@@ -140,17 +140,17 @@ func TestKeyTableFromVisitsEverySlot(t *testing.T) {
 	}
 	// Stopped after 10 states, the next call goes on with the 11th.
 	var first, rest []string
-	pos := tb.from(0, func(ks *keyState) bool {
-		first = append(first, ks.key)
+	pos := tb.from(0, func(e keySlot) bool {
+		first = append(first, e.key())
 		return len(first) < 10
 	})
-	tb.from(pos, func(ks *keyState) bool {
-		rest = append(rest, ks.key)
+	tb.from(pos, func(e keySlot) bool {
+		rest = append(rest, e.key())
 		return false
 	})
 	var all []string
-	tb.from(0, func(ks *keyState) bool {
-		all = append(all, ks.key)
+	tb.from(0, func(e keySlot) bool {
+		all = append(all, e.key())
 		return len(all) < 11
 	})
 	if len(rest) != 1 || rest[0] != all[10] {

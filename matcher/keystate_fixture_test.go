@@ -172,7 +172,7 @@ func (c *alertCollector) Late(r *Record) {
 // keyStateCounts describes a key's state as the scenarios' "state:" lines do.
 func keyStateCounts(p *Partition, key string) map[string]string {
 	got := map[string]string{}
-	ks := p.keys.lookup(key)
+	ks := p.residentState(key)
 	if ks == nil {
 		return got
 	}

@@ -61,6 +61,18 @@ type Partition struct {
 	// retainedTo the kept event the runs hold (retain.go).
 	retainedFrom *Record
 	retainedTo   *keptEvent
+	// keyRoom says the record being processed is of a key that had no
+	// state or a compact one: events it keeps get room for a compact key
+	// (compact.go).
+	keyRoom bool
+	// spare are objects compact keys are expanded in, and expanded the
+	// objects of the key expanded last, until it settles.
+	spare    spares
+	expanded inflated
+	// noCompact keeps every key a keyState, and folds counts the keys
+	// folded compact (for tests).
+	noCompact bool
+	folds     uint64
 	// sources are the record sources of kept events, by number.
 	sources    []string
 	sourceIDs  map[string]uint32
@@ -171,6 +183,9 @@ type keyState struct {
 	deadline int64
 	dead     bool
 	dirty    bool // listed in Partition.dirty
+	// pooled marks a keyState the partition reuses once its key is
+	// compact or gone (compact.go): its key's bytes are not in keyBuf.
+	pooled bool
 }
 
 const noDeadline = math.MaxInt64
@@ -273,61 +288,64 @@ const timerLookahead = 8
 func (p *Partition) fireTimers(now int64) {
 	var ring [timerLookahead]timer
 	head, n := 0, 0
-	at := func(d int) *keyState {
+	at := func(d int) *keySlot {
 		if d < n {
-			return ring[(head+d)%timerLookahead].key
+			return p.keys.home(ring[(head+d)%timerLookahead].hash)
 		}
 		return nil
 	}
 	for {
 		for n < timerLookahead && p.timers.len() > 0 && p.timers.min().deadline <= now {
 			t := p.timers.pop()
-			prefetchKeyState(t.key, 0)
-			// A key whose windows all closed leaves the table.
-			prefetch(unsafe.Pointer(p.keys.home(t.key.hash)))
+			prefetch(unsafe.Pointer(p.keys.home(t.hash)))
 			ring[(head+n)%timerLookahead] = t
 			n++
 		}
 		if n == 0 {
 			return
 		}
-		// The state was fetched when popped; a level deeper every two
+		// The entry was fetched when popped; a level deeper every two
 		// timers closer.
-		for level := 1; level <= 3; level++ {
-			prefetchKeyState(at(7-2*level), level)
+		for level := 0; level <= 3; level++ {
+			prefetchSlot(at(7-2*level), level)
 		}
 		t := ring[head]
 		ring[head] = timer{}
 		head, n = (head+1)%timerLookahead, n-1
-		ks := t.key
-		if ks.dead || ks.deadline != t.deadline {
+		s := p.keys.due(t.hash, t.deadline)
+		if s == nil {
 			continue // superseded
 		}
-		ks.deadline = noDeadline
-		p.changed = false
-		if p.tracer != nil && ks.key == p.tracer.key {
-			p.tr, p.trRec = p.tracer, nil
-		}
-		for _, rk := range ks.rules {
-			switch {
-			case rk.empty():
-			case rk.rule.agg != nil:
-				p.expireAggregate(rk, now)
-			case rk.grouped:
-				p.groupAdvanceTime(rk.rule.group, rk, now)
-				p.finishGroup(rk.rule.group, rk, ks.key, true)
-			case rk.rule.auto == nil:
-				p.expireSuppression(rk, now) // a single-event rule's
-			default:
-				p.advanceTime(rk.rule, rk, now, ks.key)
-			}
-		}
-		p.tr = nil
-		if p.changed {
-			p.markDirty(ks)
-		}
-		p.settle(ks)
+		p.fire(p.stateOf(s), now)
 	}
+}
+
+// fire closes the windows of ks that closed by now.
+func (p *Partition) fire(ks *keyState, now int64) {
+	ks.deadline = noDeadline
+	p.changed = false
+	if p.tracer != nil && ks.key == p.tracer.key {
+		p.tr, p.trRec = p.tracer, nil
+	}
+	for _, rk := range ks.rules {
+		switch {
+		case rk.empty():
+		case rk.rule.agg != nil:
+			p.expireAggregate(rk, now)
+		case rk.grouped:
+			p.groupAdvanceTime(rk.rule.group, rk, now)
+			p.finishGroup(rk.rule.group, rk, ks.key, true)
+		case rk.rule.auto == nil:
+			p.expireSuppression(rk, now) // a single-event rule's
+		default:
+			p.advanceTime(rk.rule, rk, now, ks.key)
+		}
+	}
+	p.tr = nil
+	if p.changed {
+		p.markDirty(ks)
+	}
+	p.settle(ks)
 }
 
 // process matches one record against every rule for its key.
@@ -339,7 +357,12 @@ func (p *Partition) process(r *Record) {
 		p.gen = 1
 	}
 	hash := r.keyHash()
-	ks := p.keys.get(r.Key, hash)
+	var ks *keyState
+	p.keyRoom = p.tracer == nil
+	if s := p.keys.find(r.Key, hash); s != nil {
+		p.keyRoom = p.keyRoom && s.isCompact()
+		ks = p.stateOf(s)
+	}
 	p.changed = false
 	if p.tracer != nil && r.Key == p.tracer.key {
 		p.tr, p.trRec = p.tracer, r
@@ -355,13 +378,14 @@ func (p *Partition) process(r *Record) {
 		ks = p.processRule(pr, ks, r, hash)
 	}
 	p.tr = nil
-	p.retainedFrom, p.retainedTo = nil, nil
 	if ks != nil {
 		if p.changed {
 			p.markDirty(ks)
 		}
 		p.settle(ks)
 	}
+	p.retainedFrom, p.retainedTo = nil, nil
+	p.keyRoom = false
 }
 
 // processRule matches r against one rule for its key, whose state is ks
@@ -391,11 +415,11 @@ func (p *Partition) processRule(pr *planRule, ks *keyState, r *Record, hash uint
 		p.step(pr, &p.scratch, r)
 		if !p.scratch.empty() {
 			if ks == nil {
-				ks = newKeyState(r.Key, hash)
+				ks = p.newKeyState(r.Key, hash)
 				p.keys.put(ks)
 			}
 			p.changed = true
-			ks.add(p.scratch.moved())
+			ks.add(p.movedScratch())
 		}
 		return ks
 	}
@@ -448,13 +472,18 @@ func (p *Partition) settle(ks *keyState) {
 	if len(kept) == 0 {
 		ks.dead = true
 		p.keys.remove(ks)
+		p.settledDead(ks)
 		return
 	}
 	// An earlier entry already in the heap fires first and reschedules, so
 	// only a closer deadline needs a new entry.
 	if next < ks.deadline {
 		ks.deadline = next
-		p.timers.push(timer{deadline: next, key: ks})
+		p.timers.push(timer{deadline: next, hash: ks.hash})
+	}
+	if !p.deflate(ks) && p.expanded.ks == ks {
+		// The key keeps the objects it was expanded in.
+		p.expanded = inflated{}
 	}
 }
 
@@ -598,9 +627,13 @@ func (h *recordHeap) Pop() any {
 	return r
 }
 
+// timer is a key's window closing. It names the key by its hash, and
+// holds no pointer: a key's state moves between forms (compact.go), and
+// the heap of a timer per key is not scanned. Two keys of one hash are
+// told apart by their deadlines (keyTable.due).
 type timer struct {
 	deadline int64
-	key      *keyState
+	hash     uint64
 }
 
 // timerHeap is a 4-ary min-heap on deadline. It is written out rather

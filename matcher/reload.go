@@ -22,7 +22,7 @@ func (p *Partition) SetProgram(next *Program) {
 	p.gauge = nil
 	// Rules map to their successors one by one: group states become the
 	// members' own first.
-	for ks := range p.keys.all() {
+	for ks := range p.allStates() {
 		p.splitGroups(ks)
 	}
 	byName := next.byName()
@@ -56,7 +56,7 @@ func (p *Partition) SetProgram(next *Program) {
 	for old, cur := range mapped {
 		perRule[cur.index] = oldStats[old]
 	}
-	for ks := range p.keys.all() {
+	for ks := range p.allStates() {
 		kept := ks.rules[:0]
 		ks.mask = 0
 		for _, rk := range ks.rules {
@@ -83,7 +83,7 @@ func (p *Partition) SetProgram(next *Program) {
 		ks.rules = kept
 		slices.SortStableFunc(ks.rules, func(a, b *ruleKey) int { return a.rule.index - b.rule.index })
 	}
-	for ks := range p.keys.all() {
+	for ks := range p.allStates() {
 		if len(ks.rules) == 0 {
 			ks.dead = true
 			p.keys.remove(ks)
@@ -106,7 +106,7 @@ func (p *Partition) liveOf(i int) int {
 
 func (p *Partition) heldOf(pr *planRule) int {
 	n := 0
-	for ks := range p.keys.all() {
+	for ks := range p.allStates() {
 		if rk := ks.find(pr); rk != nil {
 			n += len(rk.heldRuns())
 		}

@@ -39,6 +39,11 @@ type keptEvent struct {
 // keptNumbers flags a kept event whose preloaded numbers follow the header.
 const keptNumbers = 1
 
+// keptPrefixShift places, in the flags' upper 16 bits, the size of the
+// compact key's header and key allocated before the kept event
+// (compact.go); 0 when there is none.
+const keptPrefixShift = 16
+
 const (
 	keptHeaderSize  = unsafe.Sizeof(keptEvent{})
 	keptNumbersSize = unsafe.Sizeof(rules.Preloaded{})
@@ -74,29 +79,46 @@ func (p *Partition) retain(r *Record) *keptEvent {
 	if p.retainedFrom == r {
 		return p.retainedTo
 	}
-	k := p.keep(r.Event.Raw(), r.Event.Preloaded(), r.Time, r.Seq, r.Pos)
+	room := p.keyRoom && len(r.Key) <= maxCompactKey
+	k := p.keepFor(r.Event.Raw(), r.Event.Preloaded(), r.Time, r.Seq, r.Pos, r.Key, room)
 	p.retainedFrom, p.retainedTo = r, k
 	return k
 }
 
 // keep copies an event and its place into a kept event.
 func (p *Partition) keep(raw []byte, pre rules.Preloaded, t int64, seq uint64, pos Position) *keptEvent {
+	return p.keepFor(raw, pre, t, seq, pos, "", false)
+}
+
+// keepFor is keep, allocating room for a compact key's header and key
+// before the event when room is set (compact.go), the key written.
+func (p *Partition) keepFor(raw []byte, pre rules.Preloaded, t int64, seq uint64, pos Position, key string, room bool) *keptEvent {
 	// A byte slice is allocated without pointers and, from 8 bytes up,
 	// aligned for the header's 8-byte fields (the numbers follow at a
 	// multiple of 8).
+	var prefix uintptr
+	if room {
+		prefix = compactPrefix(len(key))
+	}
 	at := keptHeaderSize
-	var flags uint32
+	flags := uint32(prefix) << keptPrefixShift
 	if pre.HasNumbers() {
 		at += keptNumbersSize
 		flags |= keptNumbers
 	}
-	blob := make([]byte, int(at)+len(raw))
-	k := (*keptEvent)(unsafe.Pointer(unsafe.SliceData(blob)))
+	blob := make([]byte, int(prefix+at)+len(raw))
+	k := (*keptEvent)(unsafe.Pointer(&blob[prefix]))
 	*k = keptEvent{time: t, seq: seq, offset: pos.Offset, source: p.sourceIndex(pos.Source), rawLen: uint32(len(raw)), layout: pre.Layout(), flags: flags}
 	if flags&keptNumbers != 0 {
 		*(*rules.Preloaded)(unsafe.Add(unsafe.Pointer(k), keptHeaderSize)) = pre
 	}
-	copy(blob[at:], raw)
+	copy(blob[prefix+at:], raw)
+	if room {
+		c := (*compactKey)(unsafe.Pointer(unsafe.SliceData(blob)))
+		copy(blob[compactHeaderSize:], key)
+		c.keyLen = uint16(len(key))
+		c.flags = compactKeyWritten
+	}
 	return k
 }
 

@@ -202,16 +202,16 @@ func (p *Partition) nextRuns(pr *planRule, cur *run, r *Record) []*run {
 				out = append(out, cur) // runs are immutable: share it
 				continue
 			}
-			out = append(out, &run{state: e.Target, last: cur.last, startTime: cur.startTime, startSeq: cur.startSeq, prevTime: cur.prevTime})
+			out = append(out, p.newRun(run{state: e.Target, last: cur.last, startTime: cur.startTime, startSeq: cur.startSeq, prevTime: cur.prevTime}))
 		case nfa.Take:
-			n := &node{ev: p.retain(r), step: e.Source.Step, prev: cur.last}
+			n := p.newNode(node{ev: p.retain(r), step: e.Source.Step, prev: cur.last})
 			st, ss := cur.startTime, cur.startSeq
 			if isStart {
 				st, ss = r.Time, r.Seq
 			}
-			out = append(out, &run{state: e.Target, last: n, startTime: st, startSeq: ss, prevTime: r.Time})
+			out = append(out, p.newRun(run{state: e.Target, last: n, startTime: st, startSeq: ss, prevTime: r.Time}))
 			if f := p.finalAfterProceed(pr, cur, e.Target, r); f != nil {
-				out = append(out, &run{state: f, last: n, startTime: st, startSeq: ss, prevTime: r.Time})
+				out = append(out, p.newRun(run{state: f, last: n, startTime: st, startSeq: ss, prevTime: r.Time}))
 			}
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -56,8 +57,11 @@ func (p *Partition) Changes() (changed, emptied []string) {
 			continue
 		}
 		seen[ks.key] = true
-		if p.keys.get(ks.key, ks.hash) != nil {
+		if s := p.keys.find(ks.key, ks.hash); s != nil {
 			changed = append(changed, ks.key)
+			if s.ref == unsafe.Pointer(ks) {
+				p.deflate(ks)
+			}
 		} else {
 			emptied = append(emptied, ks.key)
 		}
@@ -76,13 +80,13 @@ func (p *Partition) markDirty(ks *keyState) {
 }
 
 // Resident reports whether the key's state is in memory.
-func (p *Partition) Resident(key string) bool { return p.keys.lookup(key) != nil }
+func (p *Partition) Resident(key string) bool { return p.keys.find(key, hashKey(key)) != nil }
 
 // Evict drops a key's state from memory. The caller must have stored it
 // (it is not in Changes) and must not evict a key that still has records
 // waiting for the watermark.
 func (p *Partition) Evict(key string) {
-	ks := p.keys.lookup(key)
+	ks := p.residentState(key)
 	if ks == nil {
 		return
 	}
@@ -98,7 +102,8 @@ func (p *Partition) Evict(key string) {
 // keys keeps their deadlines and restores them before it advances the
 // watermark past one.
 func (p *Partition) KeyDeadline(key string) (int64, bool) {
-	ks := p.keys.lookup(key)
+	ks, done := p.viewState(key)
+	defer done()
 	if ks == nil {
 		return 0, false
 	}
@@ -172,7 +177,8 @@ var pow10 = [maxTimeExponent + 1]int64{1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8,
 // the runs, then the count of held matches and them; runs with absolute
 // start time (signed), start seq and previous time (signed).
 func (p *Partition) AppendKeyState(dst []byte, key string) ([]byte, bool) {
-	ks := p.keys.lookup(key)
+	ks, done := p.viewState(key)
+	defer done()
 	if ks == nil {
 		return dst, false
 	}
@@ -385,7 +391,7 @@ var ErrSnapshot = errors.New("bad key state")
 // the key is already resident, and with an error wrapping ErrSnapshot when
 // the encoding is corrupt, truncated or of an unknown version.
 func (p *Partition) RestoreKey(key string, data []byte) error {
-	if p.keys.lookup(key) != nil {
+	if p.Resident(key) {
 		return fmt.Errorf("restore key %q: already in memory", key)
 	}
 	ks, err := p.decodeKeyState(key, data)
@@ -841,14 +847,14 @@ func (s BufferedSet) MayHold(key string) bool {
 // every resident one. A key that evict leaves may be offered twice, and
 // one moved by another's eviction not at all, in one call.
 func (p *Partition) EvictFrom(pos uint64, evict func(key string) bool) uint64 {
-	return p.keys.from(pos, func(ks *keyState) bool { return evict(ks.key) })
+	return p.keys.from(pos, func(e keySlot) bool { return evict(e.key()) })
 }
 
 // ResidentKeys returns the keys whose state is in memory.
 func (p *Partition) ResidentKeys() []string {
 	keys := make([]string, 0, p.keys.len())
-	for ks := range p.keys.all() {
-		keys = append(keys, ks.key)
+	for e := range p.keys.all() {
+		keys = append(keys, e.key())
 	}
 	return keys
 }

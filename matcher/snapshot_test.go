@@ -363,7 +363,7 @@ func FuzzRestoreKey(f *testing.F) {
 	w, _ := NewPartition(prog, &idCollector{}, Options{MaxRunsPerKey: 2})
 	feed(f, w, paneStream(0, 40), 0)
 	panes := 0
-	for _, rk := range w.keys.lookup("k").rules {
+	for _, rk := range w.residentState("k").rules {
 		if rk.x != nil && rk.x.agg != nil {
 			panes += len(rk.x.agg.panes)
 		}
@@ -492,7 +492,7 @@ func BenchmarkKeyStateCodec(b *testing.B) {
 			b.Fatalf("%s: no state", name)
 		}
 		runs := 0
-		for _, rk := range p.keys.lookup(sc.key).rules {
+		for _, rk := range p.residentState(sc.key).rules {
 			runs += len(rk.runs) + len(rk.heldRuns())
 		}
 		b.Run(name+"/encode", func(b *testing.B) {

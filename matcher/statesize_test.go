@@ -34,7 +34,7 @@ func TestOneRunInline(t *testing.T) {
 	p, c := newPartition(t, abRule, Options{})
 	push(t, p, []ev{{1, "", 0, "a"}})
 	p.Advance(1 * ms)
-	ks := p.keys.lookup("k")
+	ks := p.residentState("k")
 	if ks == nil || len(ks.rules) != 1 || &ks.rules[0] != &ks.ruleBuf[0] {
 		t.Fatalf("key state %+v: want its one rule in ruleBuf", ks)
 	}
