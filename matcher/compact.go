@@ -17,7 +17,7 @@ import (
 //	compactKey header | key bytes, padded to 8 | kept event (retain.go)
 //
 // with the rule, the run's state and the node's step as numbers. The key
-// table's entry points at it (keySlot), and the timer heap finds keys by
+// table's entry points at it (keySlot), and the timers find keys by
 // their hash, so that nothing else does.
 //
 // A key is expanded into a keyState when a record or a timer needs it

@@ -25,7 +25,7 @@ type Partition struct {
 
 	keys    keyTable
 	pending reorderBuffer // records waiting for the watermark
-	timers  timerHeap     // keys with a window that closes
+	timers  timerQueue    // keys with a window that closes
 	maxTime int64         // newest event time seen
 	wm      int64         // records with Time < wm are late
 	seq     uint64
@@ -178,7 +178,7 @@ type keyState struct {
 	// mask has bit i set when rules holds rule i (i < 64): most rules have
 	// no state for a key, and the bit says so without touching rules.
 	mask uint64
-	// deadline is when the earliest window of the key closes; the timer heap
+	// deadline is when the earliest window of the key closes; the timer queue
 	// holds an entry for it. noDeadline when none is scheduled.
 	deadline int64
 	dead     bool
@@ -278,7 +278,7 @@ func (p *Partition) advance(wm int64) {
 const timerLookahead = 8
 
 // fireTimers closes the windows of the keys whose timers are due by now,
-// in the timer heap's order. Due timers are popped a few ahead of the one
+// in the timers' order. Due timers are popped a few ahead of the one
 // being handled, which keeps the order: handling a key only ever schedules
 // a timer past now (its windows that closed by now are gone), so no timer
 // popped later could have come first. The ones ahead get their key state,
@@ -304,10 +304,10 @@ func (p *Partition) fireTimers(now int64) {
 		if n == 0 {
 			return
 		}
-		// The entry was fetched when popped; a level deeper every two
-		// timers closer.
-		for level := 0; level <= 3; level++ {
-			prefetchSlot(at(7-2*level), level)
+		// The entry was fetched when popped; the state it points at two
+		// timers closer, and a level deeper every two timers closer.
+		for level := 0; level <= 2; level++ {
+			prefetchSlot(at(5-2*level), level)
 		}
 		t := ring[head]
 		ring[head] = timer{}
