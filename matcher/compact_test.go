@@ -102,14 +102,18 @@ func TestCompactKeysMatchExpandedOnRandomPatterns(t *testing.T) {
 		name := fmt.Sprintf("trial %d\n%s", trial, yaml)
 		folds += compactDifferential(t, name, prog, opts, recs, reload)
 		var alerts [2][]string
+		var stats [2]Stats
 		for i, compact := range []bool{false, true} {
 			run := newGroupRun(t, prog, opts, true)
 			run.p.noCompact = !compact
 			evictAndRestore(t, run.p, recs, int64(opts.MaxOutOfOrderness), 7+trial%20)
-			alerts[i] = run.out.alerts
+			alerts[i], stats[i] = run.out.alerts, run.p.Stats()
 		}
 		if d := cmp.Diff(alerts[0], alerts[1]); d != "" {
 			t.Fatalf("%s: evicted and restored: alerts (-expanded +compact):\n%s", name, d)
+		}
+		if d := cmp.Diff(stats[0], stats[1], cmp.AllowUnexported(RuleStats{})); d != "" {
+			t.Fatalf("%s: evicted and restored: counters (-expanded +compact):\n%s", name, d)
 		}
 	}
 	// Most keys hold partial matches of several copies of the pattern,

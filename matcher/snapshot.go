@@ -86,10 +86,17 @@ func (p *Partition) Resident(key string) bool { return p.keys.find(key, hashKey(
 // (it is not in Changes) and must not evict a key that still has records
 // waiting for the watermark.
 func (p *Partition) Evict(key string) {
-	ks := p.residentState(key)
-	if ks == nil {
+	s := p.keys.find(key, hashKey(key))
+	if s == nil {
 		return
 	}
+	if c := s.compact(); c != nil {
+		// Its one partial match, without expanding it.
+		p.countLive(p.rules[c.rule], -1)
+		p.keys.removeRef(s.ref, s.hash)
+		return
+	}
+	ks := s.full()
 	for _, rk := range ks.rules {
 		p.dropLive(rk)
 	}
