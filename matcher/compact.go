@@ -16,7 +16,9 @@ import (
 //
 //	compactKey header | key bytes, padded to 8 | kept event (retain.go)
 //
-// with the rule, the run's state and the node's step as numbers. The key
+// with the rule, the run's state and the node's step as numbers; the key's
+// bytes are left out when the event's bytes hold them (a key extracted
+// from a string field), and the header then points at them there. The key
 // table's entry points at it (keySlot), and the timers find keys by
 // their hash, so that nothing else does.
 //
@@ -33,16 +35,19 @@ type compactKey struct {
 	deadline int64
 	rule     uint32 // index in Partition.rules
 	state    uint32 // the run's nfa.State, by ID in the rule's automaton
-	step     int32  // the node's step
+	step     int16  // the node's step
 	keyLen   uint16
-	flags    uint16
+	// keyAt is where the key's bytes are, from the header's start: after
+	// it, or in the event's bytes. They are written once, when the
+	// allocation is made, and never again: alerts may hold the key as a
+	// string pointing at them.
+	keyAt uint16
+	flags uint16
 }
 
 const (
-	// compactKeyWritten marks a prefix whose key bytes are written: they
-	// are never written again, since alerts may hold the key as a string
-	// pointing at them.
-	compactKeyWritten = 1 << iota
+	// compactKeyInEvent marks a key whose bytes are the event's.
+	compactKeyInEvent = 1 << iota
 	// compactCapLogged is ruleKey.capLogged.
 	compactCapLogged
 )
@@ -61,12 +66,42 @@ func compactPrefix(n int) uintptr {
 
 // key returns the key, a string over the allocation's bytes.
 func (c *compactKey) key() string {
-	return unsafe.String((*byte)(unsafe.Add(unsafe.Pointer(c), compactHeaderSize)), int(c.keyLen))
+	return unsafe.String((*byte)(unsafe.Add(unsafe.Pointer(c), c.keyAt)), int(c.keyLen))
 }
 
 // event returns the kept event after the header.
 func (c *compactKey) event() *keptEvent {
+	if c.flags&compactKeyInEvent != 0 {
+		return (*keptEvent)(unsafe.Add(unsafe.Pointer(c), compactHeaderSize))
+	}
 	return (*keptEvent)(unsafe.Add(unsafe.Pointer(c), compactPrefix(int(c.keyLen))))
+}
+
+// newCompact allocates a kept event with a compact key's header before it,
+// the key written (keepFor writes the event): it returns the header and
+// where the kept event goes.
+func newCompact(raw []byte, numbers bool, key string) (*compactKey, *keptEvent) {
+	at := keptHeaderSize
+	if numbers {
+		at += keptNumbersSize
+	}
+	// The key's bytes are the event's when the event holds them within
+	// reach of keyAt's 16 bits.
+	prefix, inEvent := compactPrefix(len(key)), -1
+	if i := bytesIndex(raw, key); i >= 0 && compactHeaderSize+at+uintptr(i) <= math.MaxUint16 {
+		prefix, inEvent = compactHeaderSize, i
+	}
+	blob := make([]byte, int(prefix+at)+len(raw))
+	c := (*compactKey)(unsafe.Pointer(unsafe.SliceData(blob)))
+	c.keyLen = uint16(len(key))
+	if inEvent >= 0 {
+		c.keyAt = uint16(prefix + at + uintptr(inEvent))
+		c.flags = compactKeyInEvent
+	} else {
+		c.keyAt = uint16(compactHeaderSize)
+		copy(blob[compactHeaderSize:], key)
+	}
+	return c, (*keptEvent)(unsafe.Pointer(&blob[prefix]))
 }
 
 // prefixOf returns the header before a kept event allocated with room
@@ -146,7 +181,7 @@ func (p *Partition) newKeyState(key string, hash uint64) *keyState {
 	*ks = keyState{deadline: noDeadline, hash: hash, pooled: true}
 	ks.rules = ks.ruleBuf[:0]
 	if k := p.retainedTo; k != nil && p.retainedFrom != nil && p.retainedFrom.Key == key {
-		if c := prefixOf(k); c != nil && c.flags&compactKeyWritten != 0 && c.key() == key {
+		if c := prefixOf(k); c != nil && c.key() == key {
 			ks.key = c.key()
 			return ks
 		}
@@ -238,7 +273,7 @@ func (p *Partition) deflate(ks *keyState) bool {
 	}
 	r := rk.runs[0]
 	n := r.last
-	if r.mask != 0 || n == nil || n.prev != nil || n.step < math.MinInt32 || n.step > math.MaxInt32 {
+	if r.mask != 0 || n == nil || n.prev != nil || n.step < math.MinInt16 || n.step > math.MaxInt16 {
 		return false
 	}
 	ev := n.ev
@@ -248,21 +283,15 @@ func (p *Partition) deflate(ks *keyState) bool {
 	if id := r.state.ID; id < 0 || id >= len(pr.auto.States) || pr.auto.States[id] != r.state {
 		return false
 	}
-	want := compactPrefix(len(ks.key))
 	c := prefixOf(ev)
-	if c == nil || uintptr(ev.flags>>keptPrefixShift) != want || (c.flags&compactKeyWritten != 0 && c.key() != ks.key) {
-		c = p.copyCompact(ev, len(ks.key))
-	}
-	if c.flags&compactKeyWritten == 0 {
-		copy(unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(c), compactHeaderSize)), len(ks.key)), ks.key)
-		c.keyLen = uint16(len(ks.key))
-		c.flags |= compactKeyWritten
+	if c == nil || c.key() != ks.key {
+		c = copyCompact(ev, ks.key)
 	}
 	c.deadline = ks.deadline
 	c.rule = uint32(pr.index)
 	c.state = uint32(r.state.ID)
-	c.step = int32(n.step)
-	c.flags &= compactKeyWritten
+	c.step = int16(n.step)
+	c.flags &^= compactCapLogged
 	if rk.capLogged {
 		c.flags |= compactCapLogged
 	}
@@ -277,15 +306,18 @@ func (p *Partition) deflate(ks *keyState) bool {
 }
 
 // copyCompact allocates a compact key for a kept event allocated without
-// room for one (or another key's), copying the event.
-func (p *Partition) copyCompact(ev *keptEvent, keyLen int) *compactKey {
-	at := compactPrefix(keyLen)
-	size := ev.bytesAt() + uintptr(ev.rawLen)
-	blob := make([]byte, at+size)
-	copy(blob[at:], unsafe.Slice((*byte)(unsafe.Pointer(ev)), size))
-	k := (*keptEvent)(unsafe.Pointer(&blob[at]))
+// room for one, copying the event.
+func copyCompact(ev *keptEvent, key string) *compactKey {
+	c, k := newCompact(ev.raw(), ev.flags&keptNumbers != 0, key)
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(k)), ev.bytesAt()+uintptr(ev.rawLen)), unsafe.Slice((*byte)(unsafe.Pointer(ev)), ev.bytesAt()+uintptr(ev.rawLen)))
+	at := uintptr(unsafe.Pointer(k)) - uintptr(unsafe.Pointer(c))
 	k.flags = k.flags&^(math.MaxUint16<<keptPrefixShift) | uint32(at)<<keptPrefixShift
-	return (*compactKey)(unsafe.Pointer(unsafe.SliceData(blob)))
+	return c
+}
+
+// bytesIndex is strings.Index over bytes without converting them.
+func bytesIndex(b []byte, s string) int {
+	return strings.Index(unsafe.String(unsafe.SliceData(b), len(b)), s)
 }
 
 // expand returns the keyState of a table entry, expanding a compact key

@@ -96,29 +96,26 @@ func (p *Partition) keepFor(raw []byte, pre rules.Preloaded, t int64, seq uint64
 	// A byte slice is allocated without pointers and, from 8 bytes up,
 	// aligned for the header's 8-byte fields (the numbers follow at a
 	// multiple of 8).
-	var prefix uintptr
-	if room {
-		prefix = compactPrefix(len(key))
-	}
 	at := keptHeaderSize
-	flags := uint32(prefix) << keptPrefixShift
+	var flags uint32
 	if pre.HasNumbers() {
 		at += keptNumbersSize
 		flags |= keptNumbers
 	}
-	blob := make([]byte, int(prefix+at)+len(raw))
-	k := (*keptEvent)(unsafe.Pointer(&blob[prefix]))
+	var k *keptEvent
+	if room {
+		var c *compactKey
+		c, k = newCompact(raw, flags&keptNumbers != 0, key)
+		flags |= uint32(uintptr(unsafe.Pointer(k))-uintptr(unsafe.Pointer(c))) << keptPrefixShift
+	} else {
+		blob := make([]byte, int(at)+len(raw))
+		k = (*keptEvent)(unsafe.Pointer(unsafe.SliceData(blob)))
+	}
 	*k = keptEvent{time: t, seq: seq, offset: pos.Offset, source: p.sourceIndex(pos.Source), rawLen: uint32(len(raw)), layout: pre.Layout(), flags: flags}
 	if flags&keptNumbers != 0 {
 		*(*rules.Preloaded)(unsafe.Add(unsafe.Pointer(k), keptHeaderSize)) = pre
 	}
-	copy(blob[prefix+at:], raw)
-	if room {
-		c := (*compactKey)(unsafe.Pointer(unsafe.SliceData(blob)))
-		copy(blob[compactHeaderSize:], key)
-		c.keyLen = uint16(len(key))
-		c.flags = compactKeyWritten
-	}
+	copy(unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(k), at)), len(raw)), raw)
 	return k
 }
 
