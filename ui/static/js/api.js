@@ -81,8 +81,10 @@ export function query(params) {
 // stream reads a server-streaming call (newline-delimited {"result": …} or
 // {"error": …} objects) and calls onItem for each result until the stream
 // ends, fails or signal aborts. It resolves when the stream ends and throws
-// an ApiError for an error object or a failed response.
-export async function stream(path, onItem, {signal} = {}) {
+// an ApiError for an error object or a failed response. onOpen, when given,
+// is called once the server has answered with its headers: for
+// SubscribeAlerts, when the subscription is live.
+export async function stream(path, onItem, {signal, onOpen} = {}) {
   let res;
   try {
     res = await fetch(path, {headers: headers(), signal, cache: 'no-store'});
@@ -91,6 +93,7 @@ export async function stream(path, onItem, {signal} = {}) {
     throw new ApiError(0, `the server did not answer (${e.message})`);
   }
   if (!res.ok) throw await toError(res);
+  if (onOpen) onOpen();
   const reader = res.body.getReader();
   const decoder = new TextDecoder();
   let buf = '';

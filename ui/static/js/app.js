@@ -9,6 +9,11 @@ import {h, replace, errorBox} from './dom.js';
 // `nav` entries appear in the top navigation, in this order.
 const routes = [
   {path: '/rulesets', page: 'rulesets', nav: 'Rulesets'},
+  {path: '/alerts', page: 'alerts', nav: 'Alerts'},
+  {path: '/explain', page: 'explain', nav: 'Explain'},
+  {path: '/lists', page: 'lists', nav: 'Lists'},
+  {path: '/lists/:name', page: 'list'},
+  {path: '/rulesets/:name/rules/:rule/picture', page: 'picture'},
   {path: '/login', page: null},
 ];
 

@@ -1,0 +1,209 @@
+package console
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// paymentsClock hands out event times for one key of the payments stream
+// that only move forward: each event is at least a second after the last
+// one and never before the wall clock, so that neither the events'
+// watermark nor an idle partition's (the wall clock less
+// max_out_of_orderness) makes one late.
+type paymentsClock struct{ last time.Time }
+
+func (c *paymentsClock) next(after time.Duration) time.Time {
+	t := c.last.Add(after)
+	if now := time.Now().UTC(); t.Before(now) {
+		t = now
+	}
+	c.last = t.Truncate(time.Millisecond)
+	return c.last
+}
+
+// publishPayment publishes one payments event and a logout of the same
+// account ten seconds of event time later. The logout moves the
+// partition's watermark past the first event (max_out_of_orderness is 5
+// s), so the rules see the first one at once; no rule matches a logout.
+func publishPayment(t *testing.T, s *server, clock *paymentsClock, event map[string]any) time.Time {
+	t.Helper()
+	account := event["account_id"].(string)
+	at := clock.next(time.Second)
+	event["ts"] = at.Format("2006-01-02T15:04:05.000Z")
+	logout := map[string]any{"type": "logout", "account_id": account,
+		"ts": clock.next(10 * time.Second).Format("2006-01-02T15:04:05.000Z")}
+	body, err := json.Marshal(map[string]any{"topic": "payments", "events": []map[string]any{
+		{"key": account, "value": event},
+		{"key": account, "value": logout},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, res := s.request(t, "POST", "/v1/events:publish", s.analyst, string(body)); code != http.StatusOK {
+		t.Fatalf("publishing %s: %d %s", body, code, res)
+	}
+	return at
+}
+
+// listedAlert is what the tests read of an alert of ListAlerts.
+type listedAlert struct {
+	ID       string `json:"id"`
+	Rule     string `json:"rule"`
+	Key      string `json:"key"`
+	Position string `json:"position"`
+}
+
+// listedAlerts lists the recent alerts (newest first) through REST.
+func listedAlerts(t *testing.T, s *server, query string) []listedAlert {
+	t.Helper()
+	code, body := s.request(t, "GET", "/v1/alerts?page_size=100&"+query, s.analyst, "")
+	if code != http.StatusOK {
+		t.Fatalf("GET /v1/alerts?%s: %d %s", query, code, body)
+	}
+	var res struct {
+		Alerts []listedAlert `json:"alerts"`
+	}
+	if err := json.Unmarshal([]byte(body), &res); err != nil {
+		t.Fatalf("GET /v1/alerts: %v in %s", err, body)
+	}
+	return res.Alerts
+}
+
+// pollUntil calls done until it holds, failing the test after a minute.
+func pollUntil(t *testing.T, what string, done func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !done() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited a minute for %s", what)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// waitAlerts waits until the server lists n alerts of rule and returns
+// them, newest first.
+func waitAlerts(t *testing.T, s *server, rule string, n int) []listedAlert {
+	t.Helper()
+	var got []listedAlert
+	pollUntil(t, fmt.Sprintf("%d alerts of %s", n, rule), func() bool {
+		got = listedAlerts(t, s, "rule="+rule)
+		return len(got) >= n
+	})
+	return got
+}
+
+// rowIDs are the ids of the alert rows the page shows, top to bottom.
+func rowIDs(t *testing.T, ctx context.Context) []string {
+	t.Helper()
+	s := eval[string](t, ctx, `[...document.querySelectorAll("tr.alert-row")].map(r => r.dataset.id).join(",")`)
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}
+
+// TestAlertsLive watches alerts arrive on the live page: a minimum
+// severity keeps a medium alert out, pausing holds new alerts back and
+// resuming brings them without losing one, an alert's detail shows its
+// matched events, and a bad CEL filter shows the API's message.
+func TestAlertsLive(t *testing.T) {
+	s := startServer(t)
+	ctx := s.tab(t)
+	s.login(t, ctx, s.analyst)
+	clock := &paymentsClock{}
+	const account = "acct-console-1"
+
+	eval[string](t, ctx, `location.hash = "#/alerts?min_severity=high"`)
+	waitText(t, ctx, "#stream-status", "Live")
+	if v := eval[string](t, ctx, `document.querySelector("#f-min-severity").value`); v != "high" {
+		t.Errorf("the minimum severity from the URL shows as %q", v)
+	}
+	waitText(t, ctx, "main", "No alert yet")
+
+	// A medium alert (large-card-auth) reaches the server's feed but not
+	// the page, which asks for high and above.
+	publishPayment(t, s, clock, map[string]any{"type": "card_auth", "account_id": account, "amount": 7200.5,
+		"currency": "EUR", "success": true, "card_id": "card-console", "merchant": "m-console", "country": "DE"})
+	waitAlerts(t, s, "large-card-auth", 1)
+
+	// A high one (big-foreign-transfer) arrives after it and shows.
+	publishPayment(t, s, clock, map[string]any{"type": "transfer", "account_id": account, "amount": 25000.25,
+		"currency": "USD", "country": "KP", "ip": "198.51.100.7"})
+	first := waitAlerts(t, s, "big-foreign-transfer", 1)[0]
+	waitText(t, ctx, "table.alerts", "big-foreign-transfer")
+	if ids := rowIDs(t, ctx); len(ids) != 1 || ids[0] != first.ID {
+		t.Fatalf("the page shows alerts %v, want only %s (the medium alert is below the filter)", ids, first.ID)
+	}
+	if page := text(t, ctx, "table.alerts"); strings.Contains(page, "large-card-auth") {
+		t.Errorf("the page shows the medium alert despite min severity high:\n%s", page)
+	}
+
+	// Paused, the page shows no new alert; resumed, it brings the one
+	// that came meanwhile, at the top.
+	do(t, ctx, "pausing", chromedp.Click(chromedp.CSS(`#pause`)))
+	waitText(t, ctx, "#stream-status", "Paused")
+	if got := text(t, ctx, "#pause"); got != "Resume" {
+		t.Errorf("the pause button reads %q while paused", got)
+	}
+	publishPayment(t, s, clock, map[string]any{"type": "transfer", "account_id": account, "amount": 31000.75,
+		"currency": "USD", "country": "IR", "ip": "198.51.100.8"})
+	second := waitAlerts(t, s, "big-foreign-transfer", 2)[0]
+	if second.ID == first.ID {
+		t.Fatalf("the newest big-foreign-transfer alert is still %s", first.ID)
+	}
+	if ids := rowIDs(t, ctx); len(ids) != 1 {
+		t.Fatalf("while paused the page took alerts: %v", ids)
+	}
+	do(t, ctx, "resuming", chromedp.Click(chromedp.CSS(`#pause`)))
+	pollUntil(t, "the alert published while paused on the page", func() bool { return len(rowIDs(t, ctx)) == 2 })
+	if ids := rowIDs(t, ctx); ids[0] != second.ID || ids[1] != first.ID {
+		t.Errorf("after resuming the page shows %v, want newest first [%s %s]", ids, second.ID, first.ID)
+	}
+	waitText(t, ctx, "#alert-count", "2 alerts")
+
+	// The detail of the newest: the rule, the key, and the matched event
+	// with its fields; a link explains the key.
+	do(t, ctx, "opening the detail with the keyboard",
+		chromedp.Focus(chromedp.CSS(`tr.alert-row[data-id="`+second.ID+`"]`)),
+		chromedp.KeyEvent("\r"),
+		chromedp.WaitVisible(chromedp.CSS(`dialog.alert-detail`)))
+	detail := text(t, ctx, "dialog.alert-detail")
+	for _, want := range []string{"big-foreign-transfer", "payments", account, "sent 31000.75 USD to IR", "Matched events"} {
+		if !strings.Contains(detail, want) {
+			t.Errorf("the alert's detail does not show %q:\n%s", want, detail)
+		}
+	}
+	if n := eval[int](t, ctx, `document.querySelectorAll("dialog.alert-detail tr.matched-event").length`); n != 1 {
+		t.Errorf("the detail shows %d matched events, want 1", n)
+	}
+	events := text(t, ctx, "dialog.alert-detail .scroll-x table")
+	for _, want := range []string{"event", "amount", "31000.75", "country", "IR", "198.51.100.8", "field ts"} {
+		if !strings.Contains(events, want) {
+			t.Errorf("the matched events table does not show %q:\n%s", want, events)
+		}
+	}
+	href := eval[string](t, ctx, `document.querySelector("dialog.alert-detail a.explain-link").getAttribute("href")`)
+	if href != "#/explain?ruleset=payments&rule=big-foreign-transfer&key="+account {
+		t.Errorf("Explain this key links to %q", href)
+	}
+	screenshot(t, ctx, "alerts")
+	do(t, ctx, "closing the detail", chromedp.Click(chromedp.CSS(`dialog.alert-detail button.close`)))
+	if open := eval[bool](t, ctx, `!!document.querySelector("dialog.alert-detail")`); open {
+		t.Error("the detail is still open after Close")
+	}
+
+	// A CEL filter the API cannot compile shows its message.
+	do(t, ctx, "a bad CEL filter",
+		chromedp.SendKeys(chromedp.CSS(`#f-filter`), `alert.severity ==`),
+		chromedp.Click(chromedp.CSS(`form.alert-filters button[type=submit]`)))
+	waitText(t, ctx, "main .error", "filter")
+	waitText(t, ctx, "#stream-status", "refused")
+}
