@@ -1,0 +1,101 @@
+package console
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+)
+
+// listItems reads a managed list's items through REST.
+func listItems(t *testing.T, s *server, name string) []string {
+	t.Helper()
+	code, body := s.request(t, "GET", "/v1/lists/"+name+"?page_size=1000", s.analyst, "")
+	if code != http.StatusOK {
+		t.Fatalf("GET /v1/lists/%s: %d %s", name, code, body)
+	}
+	var res struct {
+		Items []string `json:"items"`
+	}
+	if err := json.Unmarshal([]byte(body), &res); err != nil {
+		t.Fatal(err)
+	}
+	return res.Items
+}
+
+// shownItems are the items the list page shows, top to bottom.
+func shownItems(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	return eval[string](t, ctx, `[...document.querySelectorAll("tr.list-item")].map(r => r.dataset.item).join(",")`)
+}
+
+// TestListsEditItems finds account_security's managed list
+// blocked_networks on the lists page, adds networks to it, is told which
+// item a bad one is, searches the items and removes one; a token without
+// lists:write sees no way to change them.
+func TestListsEditItems(t *testing.T) {
+	s := startServer(t)
+	ctx := s.tab(t)
+	s.login(t, ctx, s.analyst)
+
+	eval[string](t, ctx, `location.hash = "#/lists"`)
+	waitText(t, ctx, `tr[data-list="blocked_networks"]`, "cidr")
+	row := text(t, ctx, `tr[data-list="blocked_networks"]`)
+	if !strings.Contains(row, "account_security") || !strings.Contains(row, "0") {
+		t.Errorf("the lists page shows blocked_networks as %q", row)
+	}
+	do(t, ctx, "opening the list", chromedp.Click(chromedp.CSS(`a.list-link[href="#/lists/blocked_networks"]`)))
+	waitText(t, ctx, "#list-items", "The list is empty")
+
+	do(t, ctx, "adding networks",
+		chromedp.SendKeys(chromedp.CSS(`#items-input`), "203.0.113.0/24\n10.1.0.0/16, 198.51.100.0/24"),
+		chromedp.Click(chromedp.CSS(`#add-items`)))
+	waitText(t, ctx, ".list-result", "Added 3 items")
+	waitText(t, ctx, "#item-count", "3 items")
+	if got := shownItems(t, ctx); got != "10.1.0.0/16,198.51.100.0/24,203.0.113.0/24" {
+		t.Errorf("the page shows the items %q", got)
+	}
+	if got := strings.Join(listItems(t, s, "blocked_networks"), ","); got != "10.1.0.0/16,198.51.100.0/24,203.0.113.0/24" {
+		t.Errorf("the server holds %q after adding", got)
+	}
+
+	// A bad item is named by its index and its text.
+	do(t, ctx, "adding a bad item",
+		chromedp.SendKeys(chromedp.CSS(`#items-input`), "192.0.2.0/24 not-a-network"),
+		chromedp.Click(chromedp.CSS(`#add-items`)))
+	waitText(t, ctx, ".list-result .error", `items[1] "not-a-network"`)
+	if got := text(t, ctx, "#item-count"); got != "3 items" {
+		t.Errorf("after a refused change the count reads %q", got)
+	}
+
+	// The search narrows the rows.
+	do(t, ctx, "searching", chromedp.SendKeys(chromedp.CSS(`#item-search`), "198.51"))
+	pollUntil(t, "the search to narrow the items", func() bool { return shownItems(t, ctx) == "198.51.100.0/24" })
+	waitText(t, ctx, "#item-search-note", "1 item holds")
+	do(t, ctx, "clearing the search", chromedp.Clear(chromedp.CSS(`#item-search`)), chromedp.SendKeys(chromedp.CSS(`#item-search`), "0"))
+
+	// Removing one item by its row's button.
+	do(t, ctx, "removing an item", chromedp.Click(chromedp.CSS(`tr.list-item[data-item="10.1.0.0/16"] button`)))
+	waitText(t, ctx, ".list-result", "Removed 1 item")
+	waitText(t, ctx, "#item-count", "2 items")
+	if got := shownItems(t, ctx); got != "198.51.100.0/24,203.0.113.0/24" {
+		t.Errorf("after removing 10.1.0.0/16 the page shows %q", got)
+	}
+	if got := strings.Join(listItems(t, s, "blocked_networks"), ","); got != "198.51.100.0/24,203.0.113.0/24" {
+		t.Errorf("the server holds %q after removing", got)
+	}
+	screenshot(t, ctx, "lists")
+
+	// The viewer's token reads the list but gets no buttons.
+	viewer := s.tab(t)
+	s.login(t, viewer, s.viewer)
+	eval[string](t, viewer, `location.hash = "#/lists/blocked_networks"`)
+	waitText(t, viewer, "#list-items", "203.0.113.0/24")
+	if n := eval[int](t, viewer, `document.querySelectorAll("main button, #items-input").length`); n != 0 {
+		t.Errorf("a token without lists:write sees %d controls to change the list", n)
+	}
+	waitText(t, viewer, "main", "needs a token with the lists:write scope")
+}
