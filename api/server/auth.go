@@ -86,7 +86,7 @@ func (a *authenticator) authorize(ctx context.Context, fullMethod string) (*Toke
 	if t == nil {
 		return nil, withDetails(codes.Unauthenticated, "unknown bearer token", ReasonTokenInvalid, nil)
 	}
-	if !slices.Contains(t.Scopes, scope) {
+	if scope != shrikev1.ScopeAuthenticated && !slices.Contains(t.Scopes, scope) {
 		return t, withDetails(codes.PermissionDenied, fmt.Sprintf("token %q lacks scope %s", t.Name, scope), ReasonScopeMissing,
 			map[string]string{"scope": string(scope)})
 	}
