@@ -48,6 +48,9 @@ const (
 	// statsStaleIntervals is how many intervals an instance's open
 	// partial matches count after its last publication.
 	statsStaleIntervals = 3
+	// statsFinalTimeout bounds the last publication and the withdrawal
+	// of a stopping instance, which holds up its shutdown.
+	statsFinalTimeout = 2 * time.Second
 )
 
 // RuleCounts are one rule's figures on one instance: its alerts and
@@ -223,7 +226,7 @@ func (p *StatsPublisher) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			end, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.opts.Interval)
+			end, cancel := context.WithTimeout(context.WithoutCancel(ctx), statsFinalTimeout)
 			defer cancel()
 			p.publish(end)
 			if err := p.Withdraw(end); err != nil {
