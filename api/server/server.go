@@ -119,8 +119,8 @@ type Options struct {
 	MaxConcurrentExpensive int
 }
 
-// Server is the gRPC API (RulesetService, AlertService, EventService,
-// health and reflection) and its REST gateway.
+// Server is the gRPC API (the services of package shrike.v1, health and
+// reflection) and its REST gateway.
 type Server struct {
 	opts      Options
 	log       *slog.Logger
