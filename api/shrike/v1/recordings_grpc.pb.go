@@ -37,8 +37,8 @@ type RecordingServiceClient interface {
 	// files before those of the next name). A symbolic link counts as the
 	// file it leads to when that lies inside the folder, and is left out
 	// otherwise; links to folders are not followed. One call reads at most
-	// 10000 folder entries: a page may then hold fewer than page_size files
-	// and still have a next page.
+	// 10000 folder entries past its page token: a page may then hold fewer
+	// than page_size files and still have a next page.
 	ListRecordings(ctx context.Context, in *ListRecordingsRequest, opts ...grpc.CallOption) (*ListRecordingsResponse, error)
 }
 
@@ -75,8 +75,8 @@ type RecordingServiceServer interface {
 	// files before those of the next name). A symbolic link counts as the
 	// file it leads to when that lies inside the folder, and is left out
 	// otherwise; links to folders are not followed. One call reads at most
-	// 10000 folder entries: a page may then hold fewer than page_size files
-	// and still have a next page.
+	// 10000 folder entries past its page token: a page may then hold fewer
+	// than page_size files and still have a next page.
 	ListRecordings(context.Context, *ListRecordingsRequest) (*ListRecordingsResponse, error)
 	mustEmbedUnimplementedRecordingServiceServer()
 }
