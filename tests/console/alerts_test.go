@@ -76,6 +76,18 @@ func listedAlerts(t *testing.T, s *server, query string) []listedAlert {
 	return res.Alerts
 }
 
+// visit opens the console's page at hash (e.g. "#/alerts?rule=x") in a
+// signed-in tab: once the sign-in has drawn the navigation, so that its
+// own move to the rulesets page cannot come after this one.
+func visit(t *testing.T, ctx context.Context, hash string) {
+	t.Helper()
+	pollUntil(t, "the console to sign in", func() bool {
+		return eval[bool](t, ctx, `!!document.querySelector("#nav a[aria-current=page]") && !document.querySelector("form.login")`)
+	})
+	eval[string](t, ctx, fmt.Sprintf(`location.hash = %q`, hash))
+	pollUntil(t, "the URL "+hash, func() bool { return eval[string](t, ctx, `location.hash`) == hash })
+}
+
 // pollUntil calls done until it holds, failing the test after a minute.
 func pollUntil(t *testing.T, what string, done func() bool) {
 	t.Helper()
@@ -121,7 +133,7 @@ func TestAlertsLive(t *testing.T) {
 	clock := &paymentsClock{}
 	const account = "acct-console-1"
 
-	eval[string](t, ctx, `location.hash = "#/alerts?min_severity=high"`)
+	visit(t, ctx, "#/alerts?min_severity=high")
 	waitText(t, ctx, "#stream-status", "Live")
 	if v := eval[string](t, ctx, `document.querySelector("#f-min-severity").value`); v != "high" {
 		t.Errorf("the minimum severity from the URL shows as %q", v)

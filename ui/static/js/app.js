@@ -152,18 +152,22 @@ async function route() {
     replace(main, h('h1', {}, 'Not found'), h('p', {}, 'No page at ', h('code', {}, path), '. ', h('a', {href: '#/rulesets'}, 'Go to the rulesets.')));
     return;
   }
-  replace(main, h('p', {class: 'muted'}, 'Loading…'));
+  // Each render fills a container of its own: a page the user has left
+  // while it was still loading writes into its detached container, never
+  // over the page that replaced it.
+  const view = h('div', {class: 'view'}, h('p', {class: 'muted'}, 'Loading…'));
+  replace(main, view);
   try {
     const mod = await import(`./pages/${m.route.page}.js`);
     if (seq !== renderSeq) return;
     const params = {...m.params, search};
-    const done = await mod.render(main, params, ctx);
+    const done = await mod.render(view, params, ctx);
     if (seq !== renderSeq) { if (typeof done === 'function') done(); return; }
     cleanup = typeof done === 'function' ? done : null;
   } catch (e) {
     if (seq !== renderSeq) return;
     if (e.status === 401) { caller = null; api.setToken(''); loginPage('Your token was refused; sign in again.'); return; }
-    replace(main, errorBox(e));
+    replace(view, errorBox(e));
   }
   main.focus({preventScroll: true});
 }
