@@ -104,6 +104,14 @@ export function explainHash(alert) {
   return '#/explain' + api.query({ruleset: alert.ruleset, rule: alert.rule, key: alert.key});
 }
 
+// isPattern tells a pattern rule's alert (it has an automaton to picture):
+// its events are under step names, where a when rule's are under "event"
+// and an aggregate's alert carries measures.
+function isPattern(alert) {
+  const steps = Object.keys(alert.events || {});
+  return !alert.measures && steps.length > 0 && !(steps.length === 1 && steps[0] === 'event');
+}
+
 function kv(pairs) {
   return h('dl', {class: 'kv'}, pairs.filter(p => p && p[1] !== null && p[1] !== undefined && p[1] !== '').map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
 }
@@ -139,7 +147,8 @@ export async function showAlert(host, alert, returnFocus) {
       ['Shadow', alert.shadow ? 'yes: an alert of the ruleset\'s shadow version' : null],
       ['Shrunk', (alert.truncated || []).length ? `to fit a Kafka record: ${alert.truncated.join(', ')}` : null],
     ]),
-    h('p', {}, h('a', {href: explainHash(alert), class: 'btn explain-link', onclick: close}, 'Explain this key')),
+    h('p', {class: 'toolbar'}, h('a', {href: explainHash(alert), class: 'btn explain-link', onclick: close}, 'Explain this key'),
+      isPattern(alert) ? h('a', {href: `#/rulesets/${api.enc(alert.ruleset)}/rules/${api.enc(alert.rule)}/picture`, class: 'btn picture-link', onclick: close}, 'Picture of the rule') : null),
     measuresTable(alert),
     h('h3', {}, 'Matched events'),
     eventsTable(alert, timeField));

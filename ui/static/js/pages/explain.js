@@ -201,7 +201,8 @@ function verdictCard(v) {
       describeEnd(f), f.events && f.events.length ? `; it held ${heldEvents(f.events)}` : '') : null,
     v.unmet_step ? h('p', {}, 'Still needed step ', h('code', {}, v.unmet_step), '.') : null,
     v.counted !== undefined ? h('p', {}, `Counted ${v.counted} record${v.counted === 1 ? '' : 's'}; measures after the last: ${measuresText(v.measures) || '—'}.`) : null,
-    h('p', {class: 'meta'}, `${v.records ?? 0} record${v.records === 1 ? '' : 's'} of the key in the input`, v.steps ? `; the rule has ${v.steps} step${v.steps === 1 ? '' : 's'}` : '', '.'));
+    h('p', {class: 'meta'}, `${v.records ?? 0} record${v.records === 1 ? '' : 's'} of the key in the input`, v.steps ? `; the rule has ${v.steps} step${v.steps === 1 ? '' : 's'}` : '', '.',
+      v.steps && v.counted === undefined && v.ruleset ? [' ', h('a', {href: `#/rulesets/${api.enc(v.ruleset)}/rules/${api.enc(v.rule)}/picture`, class: 'picture-link'}, 'Picture of the rule')] : null));
 }
 
 export async function render(main, params, ctx) {
