@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"encoding/xml"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -354,7 +355,7 @@ rules:
 		t.Fatalf("the automaton has %d states, not over the limit %d: the test needs a bigger rule", len(a.States), draw.MaxStates)
 	}
 	_, err = draw.Describe(a)
-	if err == nil || !regexp.MustCompile(`rule "huge": its automaton has \d+ states, over the limit of \d+`).MatchString(err.Error()) {
+	if !errors.Is(err, draw.ErrTooLarge) || !regexp.MustCompile(`rule "huge": its automaton has \d+ states, over the limit of \d+`).MatchString(err.Error()) {
 		t.Errorf("Describe error = %v, want the rule named and the limit", err)
 	}
 }
@@ -382,6 +383,42 @@ func TestCondition(t *testing.T) {
 	for _, tc := range tests {
 		if got := draw.Condition(tc.c); got != tc.want {
 			t.Errorf("Condition(%s) = %q, want %q", tc.c, got, tc.want)
+		}
+	}
+}
+
+func TestRule(t *testing.T) {
+	src, err := os.ReadFile("../../rulesets/payments.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src = append(src, []byte(`
+  - id: switched-off
+    enabled: false
+    pattern:
+      - step: a
+        where: event.type == "a"
+`)...)
+	rs, err := rules.Load("payments.yaml", src, rules.CompileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, svg, err := draw.Rule(rs, "account-takeover")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Rule != "account-takeover" || g.Window != "10m" || !bytes.Contains(svg, []byte(`data-rule="account-takeover"`)) {
+		t.Errorf("graph rule %q window %q, svg without the rule", g.Rule, g.Window)
+	}
+	for _, tc := range []struct{ id, want string }{
+		{"big-foreign-transfer", `rule "big-foreign-transfer" of ruleset "payments" is a when rule`},
+		{"card-spree", `rule "card-spree" of ruleset "payments" is an aggregate rule`},
+		{"switched-off", `rule "switched-off" of ruleset "payments" is disabled`},
+		{"nope", `no rule "nope" in ruleset "payments" (pattern rules: "account-takeover", "card-testing",`},
+	} {
+		_, _, err := draw.Rule(rs, tc.id)
+		if !errors.Is(err, draw.ErrNoAutomaton) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Rule(%q) error = %v, want ErrNoAutomaton saying %s", tc.id, err, tc.want)
 		}
 	}
 }

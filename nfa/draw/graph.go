@@ -83,13 +83,13 @@ const (
 	ActionProceed = "proceed"
 )
 
-// Describe returns the graph of automaton a. It fails for an automaton of
-// more than MaxStates states or more than MaxConditionBytes of condition
-// text, naming the rule.
+// Describe returns the graph of automaton a. It fails with ErrTooLarge for
+// an automaton of more than MaxStates states or more than
+// MaxConditionBytes of condition text, naming the rule.
 func Describe(a *nfa.Automaton) (*Graph, error) {
 	id := ruleID(a)
 	if len(a.States) > MaxStates {
-		return nil, fmt.Errorf("rule %q: its automaton has %d states, over the limit of %d that a picture shows", id, len(a.States), MaxStates)
+		return nil, fmt.Errorf("%w: rule %q: its automaton has %d states, over the limit of %d that a picture shows", ErrTooLarge, id, len(a.States), MaxStates)
 	}
 	g := &Graph{Rule: id, Start: -1, States: make([]State, 0, len(a.States))}
 	if a.Window > 0 {
@@ -115,7 +115,7 @@ func Describe(a *nfa.Automaton) (*Graph, error) {
 			}
 			total += len(text)
 			if total > MaxConditionBytes {
-				return nil, fmt.Errorf("rule %q: its automaton's conditions are over %d bytes of text, the limit that a picture shows", id, MaxConditionBytes)
+				return nil, fmt.Errorf("%w: rule %q: its automaton's conditions are over %d bytes of text, the limit that a picture shows", ErrTooLarge, id, MaxConditionBytes)
 			}
 			g.Edges = append(g.Edges, Edge{From: s.ID, To: e.Target.ID, Action: actionName(e.Action), Condition: text})
 		}
