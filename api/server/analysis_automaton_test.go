@@ -183,19 +183,19 @@ func TestGetRuleAutomatonErrors(t *testing.T) {
 		{"negative version", &shrikev1.GetRuleAutomatonRequest{Ruleset: stored("payments", -1), Rule: "drain"}, "InvalidArgument INVALID_REQUEST [ruleset.version: must not be negative"},
 		{
 			"unknown rule", &shrikev1.GetRuleAutomatonRequest{Ruleset: stored("payments", 0), Rule: "nosuch"},
-			`InvalidArgument INVALID_REQUEST [rule: no automaton: no rule "nosuch" in ruleset "payments" (pattern rules: "drain")]`,
+			`InvalidArgument INVALID_REQUEST [rule: no automaton to draw: no rule "nosuch" in ruleset "payments" (pattern rules: "drain")]`,
 		},
 		{
 			"when rule", &shrikev1.GetRuleAutomatonRequest{Ruleset: sourceRef(sequenceSrc), Rule: "big"},
-			`InvalidArgument INVALID_REQUEST [rule: no automaton: rule "big" of ruleset "payments" is a when rule`,
+			`InvalidArgument INVALID_REQUEST [rule: no automaton to draw: rule "big" of ruleset "payments" is a when rule`,
 		},
 		{
 			"aggregate rule", &shrikev1.GetRuleAutomatonRequest{Ruleset: sourceRef(sequenceSrc), Rule: "volume"},
-			`InvalidArgument INVALID_REQUEST [rule: no automaton: rule "volume" of ruleset "payments" is an aggregate rule`,
+			`InvalidArgument INVALID_REQUEST [rule: no automaton to draw: rule "volume" of ruleset "payments" is an aggregate rule`,
 		},
 		{
 			"disabled rule", &shrikev1.GetRuleAutomatonRequest{Ruleset: sourceRef(sequenceSrc), Rule: "off"},
-			`InvalidArgument INVALID_REQUEST [rule: no automaton: rule "off" of ruleset "payments" is disabled`,
+			`InvalidArgument INVALID_REQUEST [rule: no automaton to draw: rule "off" of ruleset "payments" is disabled`,
 		},
 	}
 	for _, tt := range tests {
@@ -212,7 +212,7 @@ func TestGetRuleAutomatonErrors(t *testing.T) {
 			"ruleset": map[string]any{"source": sequenceSrc},
 			"rule":    "big",
 		})
-		if got := restStatus(code, body); !strings.HasPrefix(got, `400 INVALID_REQUEST [rule: no automaton: rule "big" of ruleset "payments" is a when rule`) {
+		if got := restStatus(code, body); !strings.HasPrefix(got, `400 INVALID_REQUEST [rule: no automaton to draw: rule "big" of ruleset "payments" is a when rule`) {
 			t.Errorf("got %s", got)
 		}
 	})

@@ -11,7 +11,7 @@ import (
 
 // ErrNoAutomaton wraps Rule's error for an id that names no pattern rule of
 // the ruleset: no rule, a disabled one, a `when` or an `aggregate` rule.
-var ErrNoAutomaton = errors.New("no automaton")
+var ErrNoAutomaton = errors.New("no automaton to draw")
 
 // ErrTooLarge wraps Describe's error for an automaton over MaxStates
 // states or MaxConditionBytes of conditions.
@@ -28,9 +28,9 @@ func Rule(rs *rules.Compiled, id string) (*Graph, []byte, error) {
 		}
 		switch {
 		case r.Aggregate != nil:
-			return nil, nil, fmt.Errorf("%w: rule %q of ruleset %q is an aggregate rule: it keeps measures over a window, not runs through states, and has no automaton (pattern rules: %s)", ErrNoAutomaton, id, rs.Name, patternRules(rs))
+			return nil, nil, fmt.Errorf("%w: rule %q of ruleset %q is an aggregate rule, which keeps measures over a window rather than runs through states (pattern rules: %s)", ErrNoAutomaton, id, rs.Name, patternRules(rs))
 		case len(r.Steps) == 0:
-			return nil, nil, fmt.Errorf("%w: rule %q of ruleset %q is a when rule: its condition is evaluated on each event alone, and it has no automaton (pattern rules: %s)", ErrNoAutomaton, id, rs.Name, patternRules(rs))
+			return nil, nil, fmt.Errorf("%w: rule %q of ruleset %q is a when rule, whose condition is evaluated on each event alone (pattern rules: %s)", ErrNoAutomaton, id, rs.Name, patternRules(rs))
 		}
 		a, err := nfa.Compile(r)
 		if err != nil {
@@ -45,7 +45,7 @@ func Rule(rs *rules.Compiled, id string) (*Graph, []byte, error) {
 	if rs.Ruleset != nil {
 		for _, r := range rs.Ruleset.Rules {
 			if r.ID == id && !r.Enabled {
-				return nil, nil, fmt.Errorf("%w: rule %q of ruleset %q is disabled: it is not compiled and has no automaton (pattern rules: %s)", ErrNoAutomaton, id, rs.Name, patternRules(rs))
+				return nil, nil, fmt.Errorf("%w: rule %q of ruleset %q is disabled, and not compiled (pattern rules: %s)", ErrNoAutomaton, id, rs.Name, patternRules(rs))
 			}
 		}
 	}
