@@ -16,8 +16,11 @@ const MaxStates = 400
 
 // MaxConditionBytes bounds the condition text of all edges together, so
 // that a rule with huge conditions on many copied states cannot make a
-// response of many megabytes.
-const MaxConditionBytes = 1 << 20
+// response of many megabytes: the SVG holds each condition twice (an
+// attribute and a tooltip) and the graph once, and with the rest of the
+// picture of MaxStates states they stay under a gRPC client's default
+// 4 MiB message limit.
+const MaxConditionBytes = 512 << 10
 
 // Graph is an automaton as the picture shows it.
 type Graph struct {

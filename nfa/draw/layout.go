@@ -209,10 +209,16 @@ func place(g *Graph, labels []string) *layout {
 			c.c1 = point{a.x + nodeW*0.2, a.y - h}
 			c.c2 = point{a.x + nodeW*0.8, a.y - h}
 		case !back[i] && span == 1:
-			c.p0 = point{a.x + nodeW, a.y + nodeH/2}
-			c.p3 = point{b.x, b.y + nodeH/2}
+			// Parallel edges fan out: below, above, further below, …
+			level := float64((k + 1) / 2)
+			if k%2 == 0 {
+				level = -level
+			}
+			end := math.Max(-nodeH/2+6, math.Min(nodeH/2-6, 10*level))
+			c.p0 = point{a.x + nodeW, a.y + nodeH/2 + end}
+			c.p3 = point{b.x, b.y + nodeH/2 + end}
 			dx := (c.p3.x - c.p0.x) / 2
-			bend := 22 * float64(k)
+			bend := 18 * level
 			c.c1 = point{c.p0.x + dx, c.p0.y + bend}
 			c.c2 = point{c.p3.x - dx, c.p3.y + bend}
 		case !back[i]:
