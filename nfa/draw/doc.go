@@ -38,9 +38,16 @@
 //	      <title>…</title> [<path class="start-arrow"> <circle class="start-dot">]
 //	      <rect class="state-box"> [<rect class="state-inner"> (final)]
 //	      <text class="state-name"> [<text class="state-note">]
+//	  [<g class="pending-matches">
+//	    <g class="pending-match" data-from="ID" data-to="ID">
+//	      <title>…</title> <path class="pending-line"> <path class="pending-arrow">
+//	      <rect class="pending-label-bg"> <text class="pending-label">]
 //
 // There is one state group per automaton state and one edge group per
-// edge, in the order of Graph.States and Graph.Edges. Every text (step names and conditions are the rule author's) is
+// edge, in the order of Graph.States and Graph.Edges. A pending state,
+// whose runs become matches when their window closes rather than by an
+// edge, is linked to the final state by a pending-match group, which is
+// not an edge of the automaton. Every text (step names and conditions are the rule author's) is
 // XML-escaped; long labels are shortened with the full text in a <title>.
 //
 // An automaton of more than MaxStates states is refused (Describe's

@@ -422,3 +422,20 @@ func TestRule(t *testing.T) {
 		}
 	}
 }
+
+// TestPendingLink: a pattern ending in a not step with a window matches
+// when the window closes, which no edge shows: the picture links the
+// pending state to the final one, apart from the edges.
+func TestPendingLink(t *testing.T) {
+	automata := load(t, "testdata/shapes.yaml")
+	_, svg := draw1(t, automata["not-end-window"])
+	doc := parseSVG(t, svg)
+	links := doc.group("pending-matches")
+	if len(links) != 1 || links[0].From != "1" || links[0].To != "0" || links[0].Texts[0].Text != "window closes" {
+		t.Errorf("pending links %+v, want one from state 1 to the final state 0 labelled window closes", links)
+	}
+	_, svg = draw1(t, automata["not-middle"])
+	if bytes.Contains(svg, []byte("pending-match")) {
+		t.Error("a pattern without a pending state has a pending link")
+	}
+}

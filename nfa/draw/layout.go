@@ -56,16 +56,18 @@ func textWidth(chars int, font float64) float64 {
 	return float64(chars) * font * charAdvance
 }
 
-// place lays g out. States are referred to by their index in g.States,
-// which Describe makes equal to their id.
-func place(g *Graph, labels []string) *layout {
+// place lays out g's states and the edges given (g's own, then the
+// picture's links from pending states to the final one), labelled with
+// labels. States are referred to by their index in g.States, which
+// Describe makes equal to their id.
+func place(g *Graph, edges []Edge, labels []string) *layout {
 	n := len(g.States)
 	index := make(map[int]int, n)
 	for i, s := range g.States {
 		index[s.ID] = i
 	}
 	out := make([][]int, n) // edge indexes by source
-	for i, e := range g.Edges {
+	for i, e := range edges {
 		out[index[e.From]] = append(out[index[e.From]], i)
 	}
 
@@ -77,14 +79,14 @@ func place(g *Graph, labels []string) *layout {
 		done
 	)
 	color := make([]int, n)
-	back := make([]bool, len(g.Edges))
+	back := make([]bool, len(edges))
 	var post, discovery []int
 	var visit func(v int)
 	visit = func(v int) {
 		color[v] = onStack
 		discovery = append(discovery, v)
 		for _, ei := range out[v] {
-			w := index[g.Edges[ei].To]
+			w := index[edges[ei].To]
 			switch color[w] {
 			case unseen:
 				visit(w)
@@ -115,7 +117,7 @@ func place(g *Graph, labels []string) *layout {
 	for i := len(post) - 1; i >= 0; i-- {
 		v := post[i]
 		for _, ei := range out[v] {
-			w := index[g.Edges[ei].To]
+			w := index[edges[ei].To]
 			if back[ei] || w == v {
 				continue
 			}
@@ -166,7 +168,7 @@ func place(g *Graph, labels []string) *layout {
 	for i := range gaps {
 		gaps[i] = minColGap
 	}
-	for i, e := range g.Edges {
+	for i, e := range edges {
 		v, w := index[e.From], index[e.To]
 		if !back[i] && v != w && rank[w] == rank[v]+1 {
 			gaps[rank[v]] = max(gaps[rank[v]], textWidth(len([]rune(labels[i])), labelFont)+2*labelPadX+24)
@@ -176,7 +178,7 @@ func place(g *Graph, labels []string) *layout {
 	for r := 1; r < ranks; r++ {
 		colX[r] = colX[r-1] + nodeW + gaps[r-1]
 	}
-	l := &layout{rank: rank, row: row, pos: make([]point, n), curves: make([]curve, len(g.Edges))}
+	l := &layout{rank: rank, row: row, pos: make([]point, n), curves: make([]curve, len(edges))}
 	var taken []box
 	for v := range n {
 		p := point{colX[rank[v]], float64(row[v]) * (nodeH + rowGap)}
@@ -194,7 +196,7 @@ func place(g *Graph, labels []string) *layout {
 	// side, longer forward edges arc over the states, back edges under
 	// them, self-loops over their state. Parallel edges bend further.
 	parallel := map[[2]int]int{}
-	for i, e := range g.Edges {
+	for i, e := range edges {
 		v, w := index[e.From], index[e.To]
 		k := parallel[[2]int{v, w}]
 		parallel[[2]int{v, w}]++
@@ -245,7 +247,7 @@ func place(g *Graph, labels []string) *layout {
 	// Labels at their curve's middle (over a self-loop, above it), moved
 	// down or up a line at a time until they cover no state and no label
 	// placed before them.
-	for i := range g.Edges {
+	for i := range edges {
 		c := &l.curves[i]
 		mid := bezier(c, 0.5)
 		w := textWidth(len([]rune(labels[i])), labelFont) + 2*labelPadX

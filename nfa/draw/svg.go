@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -22,11 +23,12 @@ const fontFamily = "ui-monospace, SFMono-Regular, Menlo, Consolas, 'Liberation M
 // SVG renders g as a self-contained SVG document. The same graph gives the
 // same bytes.
 func SVG(g *Graph) []byte {
-	labels := make([]string, len(g.Edges))
-	for i, e := range g.Edges {
+	edges := append(slices.Clip(g.Edges), pendingLinks(g)...)
+	labels := make([]string, len(edges))
+	for i, e := range edges {
 		labels[i] = truncate(edgeLabel(e), maxLabelChars)
 	}
-	l := place(g, labels)
+	l := place(g, edges, labels)
 	names := make(map[int]string, len(g.States))
 	for _, s := range g.States {
 		names[s.ID] = stateName(s)
@@ -59,6 +61,13 @@ func SVG(g *Graph) []byte {
 		writeEdge(&b, e, &l.curves[i], labels[i], names)
 	}
 	b.WriteString("</g>\n")
+	if len(edges) > len(g.Edges) {
+		b.WriteString(`<g class="pending-matches">` + "\n")
+		for i := len(g.Edges); i < len(edges); i++ {
+			writePendingLink(&b, edges[i], &l.curves[i], labels[i], names)
+		}
+		b.WriteString("</g>\n")
+	}
 
 	b.WriteString(`<g class="states">` + "\n")
 	for i, s := range g.States {
@@ -66,6 +75,28 @@ func SVG(g *Graph) []byte {
 	}
 	b.WriteString("</g>\n</svg>\n")
 	return b.Bytes()
+}
+
+// pendingMatch is the action of the picture's links from a pending state
+// to the final one: not an edge of the automaton, but what the matcher
+// does with a run waiting in a pending state when its window closes.
+const pendingMatch = "window closes"
+
+// pendingLinks are the links from g's pending states to its final state.
+func pendingLinks(g *Graph) []Edge {
+	final := -1
+	for _, s := range g.States {
+		if s.Kind == KindFinal {
+			final = s.ID
+		}
+	}
+	var out []Edge
+	for _, s := range g.States {
+		if s.Kind == KindPending && final >= 0 {
+			out = append(out, Edge{From: s.ID, To: final, Action: pendingMatch, Condition: "true"})
+		}
+	}
+	return out
 }
 
 func writeEdge(b *bytes.Buffer, e Edge, c *curve, label string, names map[int]string) {
@@ -87,7 +118,14 @@ func writeEdge(b *bytes.Buffer, e Edge, c *curve, label string, names map[int]st
 	}
 	fmt.Fprintf(b, `<path class="edge-line" d="M%s %s C%s %s %s %s %s %s" fill="none" stroke="%s" stroke-width="1.4"%s/>`,
 		num(c.p0.x), num(c.p0.y), num(c.c1.x), num(c.c1.y), num(c.c2.x), num(c.c2.y), num(c.p3.x), num(c.p3.y), stroke, dash)
-	// The arrowhead points along the curve's last control segment.
+	writeArrow(b, c, stroke, "edge-arrow")
+	writeLabel(b, c, label, stroke, "edge-label")
+	b.WriteString("</g>\n")
+}
+
+// writeArrow draws the arrowhead of curve c, pointing along its last
+// control segment.
+func writeArrow(b *bytes.Buffer, c *curve, fill, class string) {
 	from := c.c2
 	if from == c.p3 {
 		from = c.p0
@@ -98,13 +136,32 @@ func writeEdge(b *bytes.Buffer, e Edge, c *curve, label string, names map[int]st
 	}
 	const length, half = 9.0, 4.0
 	bx, by := c.p3.x-length*dx, c.p3.y-length*dy
-	fmt.Fprintf(b, `<path class="edge-arrow" d="M%s %s L%s %s L%s %s Z" fill="%s"/>`,
-		num(c.p3.x), num(c.p3.y), num(bx-half*dy), num(by+half*dx), num(bx+half*dy), num(by-half*dx), stroke)
+	fmt.Fprintf(b, `<path class="%s" d="M%s %s L%s %s L%s %s Z" fill="%s"/>`,
+		class, num(c.p3.x), num(c.p3.y), num(bx-half*dy), num(by+half*dx), num(bx+half*dy), num(by-half*dx), fill)
+}
+
+// writeLabel writes an edge's label on a background that hides the lines
+// under it.
+func writeLabel(b *bytes.Buffer, c *curve, label, fill, class string) {
 	lb := c.label
-	fmt.Fprintf(b, `<rect class="edge-label-bg" x="%s" y="%s" width="%s" height="%s" rx="3" fill="#ffffff" fill-opacity="0.9"/>`,
-		num(lb.x0), num(lb.y0), num(lb.x1-lb.x0), num(lb.y1-lb.y0))
-	fmt.Fprintf(b, `<text class="edge-label" x="%s" y="%s" text-anchor="middle" font-size="%s" fill="%s">%s</text></g>`+"\n",
-		num((lb.x0+lb.x1)/2), num(lb.y1-4.5), num(labelFont), stroke, esc(label))
+	fmt.Fprintf(b, `<rect class="%s-bg" x="%s" y="%s" width="%s" height="%s" rx="3" fill="#ffffff" fill-opacity="0.9"/>`,
+		class, num(lb.x0), num(lb.y0), num(lb.x1-lb.x0), num(lb.y1-lb.y0))
+	fmt.Fprintf(b, `<text class="%s" x="%s" y="%s" text-anchor="middle" font-size="%s" fill="%s">%s</text>`,
+		class, num((lb.x0+lb.x1)/2), num(lb.y1-4.5), num(labelFont), fill, esc(label))
+}
+
+// writePendingLink draws a link from a pending state to the final state:
+// a dashed line, not an edge (no class "edge").
+func writePendingLink(b *bytes.Buffer, e Edge, c *curve, label string, names map[int]string) {
+	const stroke = "#ef6c00"
+	fmt.Fprintf(b, `<g class="pending-match" data-from="%d" data-to="%d">`, e.From, e.To)
+	title := fmt.Sprintf("a run waiting in state %d (%s) is a match when its window closes without the forbidden event", e.From, names[e.From])
+	fmt.Fprintf(b, "<title>%s</title>", esc(title))
+	fmt.Fprintf(b, `<path class="pending-line" d="M%s %s C%s %s %s %s %s %s" fill="none" stroke="%s" stroke-width="1.4" stroke-dasharray="6 4"/>`,
+		num(c.p0.x), num(c.p0.y), num(c.c1.x), num(c.c1.y), num(c.c2.x), num(c.c2.y), num(c.p3.x), num(c.p3.y), stroke)
+	writeArrow(b, c, stroke, "pending-arrow")
+	writeLabel(b, c, label, stroke, "pending-label")
+	b.WriteString("</g>\n")
 }
 
 func writeState(b *bytes.Buffer, s State, p point) {
