@@ -98,10 +98,10 @@ func TestGetRuleAutomaton(t *testing.T) {
 		if !strings.HasPrefix(svg, "<svg ") || !strings.Contains(svg, `role="img"`) {
 			t.Errorf("svg starts %.60q", svg)
 		}
-		if n := strings.Count(svg, `<g class="state `); n != len(a.States) {
+		if n := strings.Count(svg, `<g class="state" `); n != len(a.States) {
 			t.Errorf("%d state groups in the svg, want %d", n, len(a.States))
 		}
-		if n := strings.Count(svg, `<g class="edge `); n != edges {
+		if n := strings.Count(svg, `<g class="edge" `); n != edges {
 			t.Errorf("%d edge groups in the svg, want %d", n, edges)
 		}
 		if strings.Contains(svg, `"<&>"`) || !strings.Contains(svg, `&#34;&lt;&amp;&gt;&#34;`) {

@@ -27,14 +27,13 @@
 //	  <title>…</title> <desc>…</desc>
 //	  <g class="caption"> <text class="caption-rule"> <text class="caption-legend"> </g>
 //	  <g class="edges">
-//	    <g class="edge edge-take|edge-ignore|edge-proceed [edge-back] [edge-self]"
-//	       data-from="ID" data-to="ID" data-action="take|ignore|proceed" data-condition="CEL">
+//	    <g class="edge" data-from="ID" data-to="ID" data-action="take|ignore|proceed"
+//	       data-condition="CEL" [data-self="true" | data-back="true"]>
 //	      <title>full label</title> <path class="edge-line"> <path class="edge-arrow">
 //	      <rect class="edge-label-bg"> <text class="edge-label">
 //	  <g class="states">
-//	    <g class="state state-normal|state-final|state-stop|state-pending [state-start] [state-group]"
-//	       data-state="ID" data-name="STEP" data-kind="normal|final|stop|pending"
-//	       [data-start="true"] [data-window="5m"]>
+//	    <g class="state" data-state="ID" data-name="STEP" data-kind="normal|final|stop|pending"
+//	       [data-start="true"] [data-group="true"] [data-window="5m"]>
 //	      <title>…</title> [<path class="start-arrow"> <circle class="start-dot">]
 //	      <rect class="state-box"> [<rect class="state-inner"> (final)]
 //	      <text class="state-name"> [<text class="state-note">]
@@ -44,7 +43,9 @@
 //	      <rect class="pending-label-bg"> <text class="pending-label">]
 //
 // There is one state group per automaton state and one edge group per
-// edge, in the order of Graph.States and Graph.Edges. A pending state,
+// edge, in the order of Graph.States and Graph.Edges; their classes are
+// exactly "state" and "edge", the rest is in data attributes (CSS:
+// g.state[data-kind="stop"], g.edge[data-action="ignore"]). A pending state,
 // whose runs become matches when their window closes rather than by an
 // edge, is linked to the final state by a pending-match group, which is
 // not an edge of the automaton. Every text (step names and conditions are the rule author's) is

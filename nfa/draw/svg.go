@@ -100,16 +100,16 @@ func pendingLinks(g *Graph) []Edge {
 }
 
 func writeEdge(b *bytes.Buffer, e Edge, c *curve, label string, names map[int]string) {
-	class := "edge edge-" + e.Action
-	if c.back {
-		class += " edge-back"
-	}
-	if c.self {
-		class += " edge-self"
+	shape := ""
+	switch {
+	case c.self:
+		shape = ` data-self="true"`
+	case c.back:
+		shape = ` data-back="true"`
 	}
 	stroke := actionStroke[e.Action]
-	fmt.Fprintf(b, `<g class="%s" data-from="%d" data-to="%d" data-action="%s" data-condition="%s">`,
-		class, e.From, e.To, e.Action, esc(e.Condition))
+	fmt.Fprintf(b, `<g class="edge" data-from="%d" data-to="%d" data-action="%s" data-condition="%s"%s>`,
+		e.From, e.To, e.Action, esc(e.Condition), shape)
 	title := fmt.Sprintf("%s, from state %d (%s) to state %d (%s)", edgeLabel(e), e.From, names[e.From], e.To, names[e.To])
 	fmt.Fprintf(b, "<title>%s</title>", esc(truncate(title, maxTitleRunes)))
 	dash := ""
@@ -165,19 +165,17 @@ func writePendingLink(b *bytes.Buffer, e Edge, c *curve, label string, names map
 }
 
 func writeState(b *bytes.Buffer, s State, p point) {
-	class := "state state-" + s.Kind
 	attrs := ""
 	if s.Start {
-		class += " state-start"
 		attrs += ` data-start="true"`
 	}
 	if s.Group {
-		class += " state-group"
+		attrs += ` data-group="true"`
 	}
 	if s.Window != "" {
 		attrs += fmt.Sprintf(` data-window="%s"`, esc(s.Window))
 	}
-	fmt.Fprintf(b, `<g class="%s" data-state="%d" data-name="%s" data-kind="%s"%s>`, class, s.ID, esc(s.Name), s.Kind, attrs)
+	fmt.Fprintf(b, `<g class="state" data-state="%d" data-name="%s" data-kind="%s"%s>`, s.ID, esc(s.Name), s.Kind, attrs)
 	fmt.Fprintf(b, "<title>%s</title>", esc(truncate(stateTitle(s), maxTitleRunes)))
 	stroke, fill := kindStroke[s.Kind], kindFill[s.Kind]
 	if s.Start {

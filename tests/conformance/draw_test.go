@@ -54,10 +54,10 @@ func TestCasesDraw(t *testing.T) {
 			for _, s := range a.States {
 				edges += len(s.Edges)
 			}
-			if n := bytes.Count(svg, []byte(`<g class="state `)); n != len(a.States) {
+			if n := bytes.Count(svg, []byte(`<g class="state" `)); n != len(a.States) {
 				t.Errorf("%d state groups, want %d", n, len(a.States))
 			}
-			if n := bytes.Count(svg, []byte(`<g class="edge `)); n != edges {
+			if n := bytes.Count(svg, []byte(`<g class="edge" `)); n != edges {
 				t.Errorf("%d edge groups, want %d", n, edges)
 			}
 		})

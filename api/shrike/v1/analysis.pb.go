@@ -671,9 +671,9 @@ type GetRuleAutomatonResponse struct {
 	// The automaton's states and edges.
 	Automaton *RuleAutomaton `protobuf:"bytes,2,opt,name=automaton,proto3" json:"automaton,omitempty"`
 	// The picture: a self-contained SVG document (no scripts, external fonts
-	// or ids), one `<g class="state …" data-state="ID">` per state and one
-	// `<g class="edge …" data-from="ID" data-to="ID" data-action="…">` per
-	// edge (docs/explain.md#the-rules-picture lists its classes).
+	// or ids), one `<g class="state" data-state="ID" data-kind="…">` per
+	// state and one `<g class="edge" data-from="ID" data-to="ID"
+	// data-action="…">` per edge (docs/explain.md#the-rules-picture lists its classes).
 	Svg           string `protobuf:"bytes,3,opt,name=svg,proto3" json:"svg,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
