@@ -50,8 +50,8 @@ function legend(window) {
       state('final', '#e8f5e9', '#2e7d32', 'a run here is a match: the alert'),
       state('stop', '#fdecea', '#c62828', 'a run here is discarded: a not step\'s forbidden event arrived'),
       state('pending', '#fff3e0', '#ef6c00', 'a run here becomes a match when its window closes (a pattern ending in a not step)'),
-      h('li', {}, h('span', {class: 'legend-window'}, 'window'), ': ',
-        window ? ['the rule\'s ', h('code', {}, 'within: ' + window), ' bounds a run from its first event; a state\'s own window bounds the wait there'] : 'the rule has no within; a state\'s own window bounds the wait there')));
+      h('li', {}, h('span', {}, h('strong', {}, 'window'), ': ',
+        window ? ['the rule\'s ', h('code', {}, 'within: ' + window), ' bounds a run from its first event; a state\'s own window bounds the wait there'] : 'the rule has no within; a state\'s own window bounds the wait there'))));
 }
 
 export async function render(main, params, ctx) {
