@@ -37,8 +37,11 @@ func publishPayment(t *testing.T, s *server, clock *paymentsClock, event map[str
 	account := event["account_id"].(string)
 	at := clock.next(time.Second)
 	event["ts"] = at.Format("2006-01-02T15:04:05.000Z")
-	logout := map[string]any{"type": "logout", "account_id": account,
-		"ts": clock.next(10 * time.Second).Format("2006-01-02T15:04:05.000Z")}
+	logout := map[string]any{
+		"type":       "logout",
+		"account_id": account,
+		"ts":         clock.next(10 * time.Second).Format("2006-01-02T15:04:05.000Z"),
+	}
 	body, err := json.Marshal(map[string]any{"topic": "payments", "events": []map[string]any{
 		{"key": account, "value": event},
 		{"key": account, "value": logout},
@@ -79,7 +82,7 @@ func listedAlerts(t *testing.T, s *server, query string) []listedAlert {
 // visit opens the console's page at hash (e.g. "#/alerts?rule=x") in a
 // signed-in tab: once the sign-in has drawn the navigation, so that its
 // own move to the rulesets page cannot come after this one.
-func visit(t *testing.T, ctx context.Context, hash string) {
+func visit(ctx context.Context, t *testing.T, hash string) {
 	t.Helper()
 	pollUntil(t, "the console to sign in", func() bool {
 		return eval[bool](t, ctx, `!!document.querySelector("#nav a[aria-current=page]") && !document.querySelector("form.login")`)
@@ -113,7 +116,7 @@ func waitAlerts(t *testing.T, s *server, rule string, n int) []listedAlert {
 }
 
 // rowIDs are the ids of the alert rows the page shows, top to bottom.
-func rowIDs(t *testing.T, ctx context.Context) []string {
+func rowIDs(ctx context.Context, t *testing.T) []string {
 	t.Helper()
 	s := eval[string](t, ctx, `[...document.querySelectorAll("tr.alert-row")].map(r => r.dataset.id).join(",")`)
 	if s == "" {
@@ -133,7 +136,7 @@ func TestAlertsLive(t *testing.T) {
 	clock := &paymentsClock{}
 	const account = "acct-console-1"
 
-	visit(t, ctx, "#/alerts?min_severity=high")
+	visit(ctx, t, "#/alerts?min_severity=high")
 	waitText(t, ctx, "#stream-status", "Live")
 	if v := eval[string](t, ctx, `document.querySelector("#f-min-severity").value`); v != "high" {
 		t.Errorf("the minimum severity from the URL shows as %q", v)
@@ -142,16 +145,18 @@ func TestAlertsLive(t *testing.T) {
 
 	// A medium alert (large-card-auth) reaches the server's feed but not
 	// the page, which asks for high and above.
-	publishPayment(t, s, clock, map[string]any{"type": "card_auth", "account_id": account, "amount": 7200.5,
-		"currency": "EUR", "success": true, "card_id": "card-console", "merchant": "m-console", "country": "DE"})
+	publishPayment(t, s, clock, map[string]any{
+		"type": "card_auth", "account_id": account, "amount": 7200.5, "currency": "EUR", "success": true, "card_id": "card-console", "merchant": "m-console", "country": "DE",
+	})
 	waitAlerts(t, s, "large-card-auth", 1)
 
 	// A high one (big-foreign-transfer) arrives after it and shows.
-	publishPayment(t, s, clock, map[string]any{"type": "transfer", "account_id": account, "amount": 25000.25,
-		"currency": "USD", "country": "KP", "ip": "198.51.100.7"})
+	publishPayment(t, s, clock, map[string]any{
+		"type": "transfer", "account_id": account, "amount": 25000.25, "currency": "USD", "country": "KP", "ip": "198.51.100.7",
+	})
 	first := waitAlerts(t, s, "big-foreign-transfer", 1)[0]
 	waitText(t, ctx, "table.alerts", "big-foreign-transfer")
-	if ids := rowIDs(t, ctx); len(ids) != 1 || ids[0] != first.ID {
+	if ids := rowIDs(ctx, t); len(ids) != 1 || ids[0] != first.ID {
 		t.Fatalf("the page shows alerts %v, want only %s (the medium alert is below the filter)", ids, first.ID)
 	}
 	if page := text(t, ctx, "table.alerts"); strings.Contains(page, "large-card-auth") {
@@ -165,18 +170,19 @@ func TestAlertsLive(t *testing.T) {
 	if got := text(t, ctx, "#pause"); got != "Resume" {
 		t.Errorf("the pause button reads %q while paused", got)
 	}
-	publishPayment(t, s, clock, map[string]any{"type": "transfer", "account_id": account, "amount": 31000.75,
-		"currency": "USD", "country": "IR", "ip": "198.51.100.8"})
+	publishPayment(t, s, clock, map[string]any{
+		"type": "transfer", "account_id": account, "amount": 31000.75, "currency": "USD", "country": "IR", "ip": "198.51.100.8",
+	})
 	second := waitAlerts(t, s, "big-foreign-transfer", 2)[0]
 	if second.ID == first.ID {
 		t.Fatalf("the newest big-foreign-transfer alert is still %s", first.ID)
 	}
-	if ids := rowIDs(t, ctx); len(ids) != 1 {
+	if ids := rowIDs(ctx, t); len(ids) != 1 {
 		t.Fatalf("while paused the page took alerts: %v", ids)
 	}
 	do(t, ctx, "resuming", chromedp.Click(chromedp.CSS(`#pause`)))
-	pollUntil(t, "the alert published while paused on the page", func() bool { return len(rowIDs(t, ctx)) == 2 })
-	if ids := rowIDs(t, ctx); ids[0] != second.ID || ids[1] != first.ID {
+	pollUntil(t, "the alert published while paused on the page", func() bool { return len(rowIDs(ctx, t)) == 2 })
+	if ids := rowIDs(ctx, t); ids[0] != second.ID || ids[1] != first.ID {
 		t.Errorf("after resuming the page shows %v, want newest first [%s %s]", ids, second.ID, first.ID)
 	}
 	waitText(t, ctx, "#alert-count", "2 alerts")
@@ -218,4 +224,22 @@ func TestAlertsLive(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`form.alert-filters button[type=submit]`)))
 	waitText(t, ctx, "main .error", "filter")
 	waitText(t, ctx, "#stream-status", "refused")
+
+	// Explain this key, from a detail opened with the mouse: the explain
+	// form comes filled with the alert's ruleset, rule and key.
+	visit(ctx, t, "#/alerts?rule=big-foreign-transfer")
+	pollUntil(t, "the recent alerts listed again", func() bool { return len(rowIDs(ctx, t)) == 2 })
+	do(t, ctx, "opening the detail with its button",
+		chromedp.Click(chromedp.CSS(`tr.alert-row[data-id="`+first.ID+`"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`dialog.alert-detail`)))
+	waitText(t, ctx, "dialog.alert-detail", "sent 25000.25 USD to KP")
+	do(t, ctx, "following Explain this key", chromedp.Click(chromedp.CSS(`dialog.alert-detail a.explain-link`)))
+	pollUntil(t, "the explain form filled from the alert", func() bool {
+		return eval[string](t, ctx, `((document.querySelector("#x-key") || {}).value || "")`) == account
+	})
+	for sel, want := range map[string]string{"#x-ruleset": "payments", "#x-rule": "big-foreign-transfer"} {
+		if got := eval[string](t, ctx, `document.querySelector("`+sel+`").value`); got != want {
+			t.Errorf("Explain this key fills %s with %q, want %q", sel, got, want)
+		}
+	}
 }

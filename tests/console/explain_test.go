@@ -17,7 +17,7 @@ func TestExplainKey(t *testing.T) {
 	ctx := s.tab(t)
 	s.login(t, ctx, s.analyst)
 
-	visit(t, ctx, "#/explain?ruleset=payments&rule=account-takeover&key=acct-0000050&recording=payments.jsonl")
+	visit(ctx, t, "#/explain?ruleset=payments&rule=account-takeover&key=acct-0000050&recording=payments.jsonl")
 	do(t, ctx, "the explain form", chromedp.WaitVisible(chromedp.CSS(`form.explain-form`)))
 	for sel, want := range map[string]string{"#x-ruleset": "payments", "#x-rule": "account-takeover", "#x-key": "acct-0000050", "#x-recording": "payments.jsonl"} {
 		if got := eval[string](t, ctx, `document.querySelector("`+sel+`").value`); got != want {
@@ -72,7 +72,7 @@ func TestExplainKey(t *testing.T) {
 	}
 
 	// A recording the server does not have: the API's error.
-	visit(t, ctx, "#/explain?ruleset=payments&key=acct-0000050&recording=nothing-here.jsonl")
+	visit(ctx, t, "#/explain?ruleset=payments&key=acct-0000050&recording=nothing-here.jsonl")
 	pollUntil(t, "the explain form for the missing recording", func() bool {
 		return eval[string](t, ctx, `((document.querySelector("#x-recording") || {}).value || "")`) == "nothing-here.jsonl"
 	})

@@ -27,7 +27,7 @@ func listItems(t *testing.T, s *server, name string) []string {
 }
 
 // shownItems are the items the list page shows, top to bottom.
-func shownItems(t *testing.T, ctx context.Context) string {
+func shownItems(ctx context.Context, t *testing.T) string {
 	t.Helper()
 	return eval[string](t, ctx, `[...document.querySelectorAll("tr.list-item")].map(r => r.dataset.item).join(",")`)
 }
@@ -41,7 +41,7 @@ func TestListsEditItems(t *testing.T) {
 	ctx := s.tab(t)
 	s.login(t, ctx, s.analyst)
 
-	visit(t, ctx, "#/lists")
+	visit(ctx, t, "#/lists")
 	waitText(t, ctx, `tr[data-list="blocked_networks"]`, "cidr")
 	row := text(t, ctx, `tr[data-list="blocked_networks"]`)
 	if !strings.Contains(row, "account_security") {
@@ -58,7 +58,7 @@ func TestListsEditItems(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#add-items`)))
 	waitText(t, ctx, ".list-result", "Added 3 items")
 	waitText(t, ctx, "#item-count", "3 items")
-	if got := shownItems(t, ctx); got != "10.1.0.0/16,198.51.100.0/24,203.0.113.0/24" {
+	if got := shownItems(ctx, t); got != "10.1.0.0/16,198.51.100.0/24,203.0.113.0/24" {
 		t.Errorf("the page shows the items %q", got)
 	}
 	if got := strings.Join(listItems(t, s, "blocked_networks"), ","); got != "10.1.0.0/16,198.51.100.0/24,203.0.113.0/24" {
@@ -76,19 +76,19 @@ func TestListsEditItems(t *testing.T) {
 
 	// The search narrows the rows.
 	do(t, ctx, "searching", chromedp.SendKeys(chromedp.CSS(`#item-search`), "198.51"))
-	pollUntil(t, "the search to narrow the items", func() bool { return shownItems(t, ctx) == "198.51.100.0/24" })
+	pollUntil(t, "the search to narrow the items", func() bool { return shownItems(ctx, t) == "198.51.100.0/24" })
 	waitText(t, ctx, "#item-search-note", "1 item holds")
 	do(t, ctx, "clearing the search", chromedp.Focus(chromedp.CSS(`#item-search`)))
 	for range len("198.51") {
 		do(t, ctx, "deleting a character", chromedp.KeyEvent("\b"))
 	}
-	pollUntil(t, "every item back", func() bool { return strings.Count(shownItems(t, ctx), ",") == 2 })
+	pollUntil(t, "every item back", func() bool { return strings.Count(shownItems(ctx, t), ",") == 2 })
 
 	// Removing one item by its row's button.
 	do(t, ctx, "removing an item", chromedp.Click(chromedp.CSS(`tr.list-item[data-item="10.1.0.0/16"] button`)))
 	waitText(t, ctx, ".list-result", "Removed 1 item")
 	waitText(t, ctx, "#item-count", "2 items")
-	if got := shownItems(t, ctx); got != "198.51.100.0/24,203.0.113.0/24" {
+	if got := shownItems(ctx, t); got != "198.51.100.0/24,203.0.113.0/24" {
 		t.Errorf("after removing 10.1.0.0/16 the page shows %q", got)
 	}
 	if got := strings.Join(listItems(t, s, "blocked_networks"), ","); got != "198.51.100.0/24,203.0.113.0/24" {
@@ -99,7 +99,7 @@ func TestListsEditItems(t *testing.T) {
 	// The viewer's token reads the list but gets no buttons.
 	viewer := s.tab(t)
 	s.login(t, viewer, s.viewer)
-	visit(t, viewer, "#/lists/blocked_networks")
+	visit(viewer, t, "#/lists/blocked_networks")
 	waitText(t, viewer, "#list-items", "203.0.113.0/24")
 	if n := eval[int](t, viewer, `document.querySelectorAll("main button, #items-input").length`); n != 0 {
 		t.Errorf("a token without lists:write sees %d controls to change the list", n)

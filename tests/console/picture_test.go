@@ -37,7 +37,7 @@ func TestRulePicture(t *testing.T) {
 	if code != http.StatusOK || states < 3 || edges < states-1 {
 		t.Fatalf("the API's automaton of account-takeover: %d, %d states, %d edges", code, states, edges)
 	}
-	visit(t, ctx, "#/rulesets/payments/rules/account-takeover/picture")
+	visit(ctx, t, "#/rulesets/payments/rules/account-takeover/picture")
 	waitText(t, ctx, "figure.automaton-picture figcaption", "states")
 	if n := eval[int](t, ctx, `document.querySelectorAll("figure.automaton-picture svg g.state").length`); n != states {
 		t.Errorf("the picture draws %d states, the API has %d", n, states)
@@ -70,6 +70,6 @@ func TestRulePicture(t *testing.T) {
 	if code != http.StatusBadRequest || message == "" {
 		t.Fatalf("the API's answer for a when rule: %d %q", code, message)
 	}
-	visit(t, ctx, "#/rulesets/payments/rules/big-foreign-transfer/picture")
+	visit(ctx, t, "#/rulesets/payments/rules/big-foreign-transfer/picture")
 	waitText(t, ctx, "main .error", message)
 }

@@ -105,7 +105,8 @@ export async function render(main, params, ctx) {
   const tableEl = h('table', {class: 'grid alerts'},
     h('caption', {}, 'Alerts, newest first. Select a row (click or Enter) for its detail.'),
     h('thead', {}, h('tr', {},
-      ['Detected', 'Severity', 'Rule', 'Key', 'Summary', 'Start'].map(l => h('th', {scope: 'col'}, l)))),
+      ['Detected', 'Severity', 'Rule', 'Key', 'Summary', 'Start'].map(l => h('th', {scope: 'col'}, l)),
+      h('th', {scope: 'col'}, h('span', {class: 'sr-only'}, 'Detail')))),
     tbody);
   const empty = h('p', {class: 'empty'}, 'No alert yet. Alerts that pass the filters appear here as the rules fire.');
 
@@ -135,15 +136,18 @@ export async function render(main, params, ctx) {
   function row(a) {
     const open = () => showAlert(main, a, tr);
     const tr = h('tr', {class: `alert-row sev-row-${a.severity || 'none'}`, tabindex: 0, dataset: {id: a.id, rule: a.rule, key: a.key},
-      'aria-label': `${a.severity} ${a.ruleset}/${a.rule} for ${a.key}: open the detail`,
       onclick: open,
-      onkeydown: (ev) => { if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); open(); } }},
+      onkeydown: (ev) => {
+        if (ev.target !== tr) return; // the Detail button clicks by itself
+        if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); open(); }
+      }},
     h('td', {}, time(a.detected_at)),
     h('td', {}, severityBadge(a.severity)),
     h('td', {}, h('span', {class: 'muted'}, a.ruleset + '/'), h('code', {class: 'rule-id'}, a.rule), a.timeout ? ' (timed out)' : ''),
     h('td', {}, h('code', {}, a.key)),
     h('td', {class: 'summary'}, a.summary || ''),
-    h('td', {}, time(a.start)));
+    h('td', {}, time(a.start)),
+    h('td', {}, h('button', {type: 'button', class: 'link', 'aria-label': `Detail of ${a.ruleset}/${a.rule} for ${a.key}`}, 'Detail')));
     return tr;
   }
 
