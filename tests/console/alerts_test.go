@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -222,7 +223,7 @@ func TestAlertsLive(t *testing.T) {
 	do(t, ctx, "a bad CEL filter",
 		chromedp.SendKeys(chromedp.CSS(`#f-filter`), `alert.severity ==`),
 		chromedp.Click(chromedp.CSS(`form.alert-filters button[type=submit]`)))
-	waitText(t, ctx, "main .error", "filter")
+	waitText(t, ctx, "main .error", "filter: 1:18: Syntax error")
 	waitText(t, ctx, "#stream-status", "refused")
 
 	// Explain this key, from a detail opened with the mouse: the explain
@@ -241,5 +242,15 @@ func TestAlertsLive(t *testing.T) {
 		if got := eval[string](t, ctx, `document.querySelector("`+sel+`").value`); got != want {
 			t.Errorf("Explain this key fills %s with %q, want %q", sel, got, want)
 		}
+	}
+
+	// Starting after the first alert's position brings the second alone.
+	visit(ctx, t, "#/alerts?rule=big-foreign-transfer&after="+url.QueryEscape(first.Position))
+	pollUntil(t, "the position from the URL in its field", func() bool {
+		return eval[string](t, ctx, `((document.querySelector("#f-after") || {}).value || "")`) == first.Position
+	})
+	pollUntil(t, "the alert after the position", func() bool { return len(rowIDs(ctx, t)) > 0 })
+	if ids := rowIDs(ctx, t); len(ids) != 1 || ids[0] != second.ID {
+		t.Errorf("after position %s the page shows %v, want [%s]", first.Position, ids, second.ID)
 	}
 }
