@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -95,6 +97,28 @@ func TestListsEditItems(t *testing.T) {
 		t.Errorf("the server holds %q after removing", got)
 	}
 	screenshot(t, ctx, "lists")
+
+	// Without GET /v1/lists the page reads the declarations from the
+	// rulesets' sources: flow and block style, managed lists only.
+	source, err := os.ReadFile(filepath.Join(root, "rulesets", "account_security.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for src, want := range map[string]string{
+		string(source): `[{"name":"blocked_networks","type":"cidr"}]`,
+		"ruleset: x\nlists:\n  # comment\n  vips:\n    managed: true\n  nets:\n    type: cidr\n    managed: true\n  fixed: [a, b]\n  also: {type: cidr}\nrules: []\n": `[{"name":"vips","type":"string"},{"name":"nets","type":"cidr"}]`,
+		"ruleset: x\nrules: []\n": `[]`,
+	} {
+		js, _ := json.Marshal(src)
+		got, err := chromedp.Run(ctx, chromedp.Evaluate[string](
+			`import("./js/lists.js").then(m => JSON.stringify(m.managedLists(`+string(js)+`)))`, chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("managedLists(%.60q…) = %s, want %s", src, got, want)
+		}
+	}
 
 	// The viewer's token reads the list but gets no buttons.
 	viewer := s.tab(t)
