@@ -152,22 +152,21 @@ async function route() {
     replace(main, h('h1', {}, 'Not found'), h('p', {}, 'No page at ', h('code', {}, path), '. ', h('a', {href: '#/rulesets'}, 'Go to the rulesets.')));
     return;
   }
-  // Each render fills a container of its own: a page the user has left
-  // while it was still loading writes into its detached container, never
-  // over the page that replaced it.
-  const view = h('div', {class: 'view'}, h('p', {class: 'muted'}, 'Loading…'));
-  replace(main, view);
+  // Each render fills a container of its own: a render still waiting for
+  // the API when the user moves on writes into a container no longer shown.
+  const page = h('div', {class: 'page'}, h('p', {class: 'muted'}, 'Loading…'));
+  replace(main, page);
   try {
     const mod = await import(`./pages/${m.route.page}.js`);
     if (seq !== renderSeq) return;
     const params = {...m.params, search};
-    const done = await mod.render(view, params, ctx);
+    const done = await mod.render(page, params, ctx);
     if (seq !== renderSeq) { if (typeof done === 'function') done(); return; }
     cleanup = typeof done === 'function' ? done : null;
   } catch (e) {
     if (seq !== renderSeq) return;
     if (e.status === 401) { caller = null; api.setToken(''); loginPage('Your token was refused; sign in again.'); return; }
-    replace(view, errorBox(e));
+    replace(main, errorBox(e));
   }
   main.focus({preventScroll: true});
 }
