@@ -29,6 +29,9 @@ func TestExplainKey(t *testing.T) {
 	if n := eval[int](t, ctx, `document.querySelectorAll(".verdict").length`); n != 1 {
 		t.Errorf("%d verdicts for one rule", n)
 	}
+	if got := eval[string](t, ctx, `document.querySelector("main [role=status]").textContent`); got != "account-takeover: fired 1 time" {
+		t.Errorf("the verdict is announced as %q", got)
+	}
 	verdict := text(t, ctx, ".verdict")
 	if !strings.Contains(verdict, "c0fafe290b35f71849097a1ee04fc9fa") {
 		t.Errorf("the verdict does not name the alert shrike run gives:\n%s", verdict)

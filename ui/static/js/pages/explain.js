@@ -250,7 +250,9 @@ export async function render(main, params, ctx) {
   }
   const eventsInput = h('textarea', {id: 'x-events', name: 'events', rows: 3, class: 'code', spellcheck: 'false', 'aria-describedby': 'x-events-help'});
 
-  const result = h('div', {class: 'explain-result', 'aria-live': 'polite'});
+  // The trace can be long: only a one-line summary is announced.
+  const announce = h('p', {class: 'sr-only', role: 'status'});
+  const result = h('div', {class: 'explain-result'});
   const submit = h('button', {type: 'submit', class: 'primary'}, 'Explain');
   let ctl = null;
 
@@ -279,12 +281,14 @@ export async function render(main, params, ctx) {
     ctl = mine;
     submit.disabled = true;
     replace(result, h('p', {class: 'muted'}, `Replaying ${body.recording || 'the events'} for key ${key}…`));
+    replace(announce, 'Explaining…');
     try {
       const res = await api.post('/v1/rulesets:explain', body, {signal: mine.signal});
       if (mine.signal.aborted) return;
       showTrace(res, {ruleset, rule, key, recording: body.recording || 'the events given'});
     } catch (e) {
       if (e.name === 'AbortError') return;
+      replace(announce);
       replace(result, errorBox(e));
     } finally {
       if (ctl === mine) { ctl = null; submit.disabled = false; }
@@ -306,6 +310,7 @@ export async function render(main, params, ctx) {
     const entries = res.entries || [];
     const verdicts = entries.filter(e => e.type === 'verdict');
     const records = entries.filter(e => e.type === 'event' || e.type === 'late').length;
+    replace(announce, verdicts.map(v => `${v.rule}: ${v.verdict === 'fired' ? `fired ${v.fired} time${v.fired === 1 ? '' : 's'}` : 'did not fire'}`).join('; ') || 'No verdict.');
     replace(result,
       h('h2', {}, 'Verdict', verdicts.length === 1 ? '' : 's'),
       h('p', {class: 'meta'}, `Key `, h('code', {}, what.key), ` over `, h('code', {}, what.recording), `, ruleset ${what.ruleset}`, what.rule ? `, rule ${what.rule}` : ', every rule', '.'),
@@ -320,6 +325,7 @@ export async function render(main, params, ctx) {
     h('h1', {}, 'Explain'),
     h('p', {class: 'muted'}, 'Replays recorded events through a stored ruleset and traces one key: what each rule made of each of its records, and why it fired or not.'),
     form,
+    announce,
     result);
   return () => { if (ctl) ctl.abort(); };
 }
