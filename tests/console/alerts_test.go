@@ -254,3 +254,38 @@ func TestAlertsLive(t *testing.T) {
 		t.Errorf("after position %s the page shows %v, want [%s]", first.Position, ids, second.ID)
 	}
 }
+
+// TestAlertDetailMeasures opens an aggregate rule's alert (card-spree:
+// five distinct cards on one account within ten minutes): its detail
+// shows the measures the fifth card left and the window they cover.
+func TestAlertDetailMeasures(t *testing.T) {
+	s := startServer(t)
+	ctx := s.tab(t)
+	s.login(t, ctx, s.viewer)
+	clock := &paymentsClock{}
+	const account = "acct-console-2"
+
+	visit(ctx, t, "#/alerts?rule=card-spree")
+	waitText(t, ctx, "#stream-status", "Live")
+	for i := range 5 {
+		publishPayment(t, s, clock, map[string]any{
+			"type": "card_auth", "account_id": account, "amount": 40.5, "currency": "EUR", "success": true,
+			"card_id": fmt.Sprintf("card-spree-%d", i), "merchant": "m-console", "country": "DE",
+		})
+	}
+	spree := waitAlerts(t, s, "card-spree", 1)[0]
+	pollUntil(t, "the card-spree alert on the page", func() bool { return len(rowIDs(ctx, t)) == 1 })
+	do(t, ctx, "opening the detail",
+		chromedp.Click(chromedp.CSS(`tr.alert-row[data-id="`+spree.ID+`"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`dialog.alert-detail`)))
+	measures := text(t, ctx, "dialog.alert-detail section")
+	for _, want := range []string{"Measures", "Window", "cards", "5", "spent", "202.5"} {
+		if !strings.Contains(measures, want) {
+			t.Errorf("the aggregate alert's detail does not show %q:\n%s", want, measures)
+		}
+	}
+	if n := eval[int](t, ctx, `document.querySelectorAll("dialog.alert-detail a.picture-link").length`); n != 0 {
+		t.Errorf("an aggregate alert links to %d rule pictures; it has no automaton", n)
+	}
+	waitText(t, ctx, "dialog.alert-detail .scroll-x", "card-spree-4")
+}
