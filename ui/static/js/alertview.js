@@ -118,8 +118,18 @@ function kv(pairs) {
 
 // showAlert opens the alert's detail in a modal dialog appended to host;
 // closing it gives the focus back to returnFocus.
+let opening = false;
+
 export async function showAlert(host, alert, returnFocus) {
-  const timeField = await eventTimeField(alert.ruleset);
+  if (opening || host.querySelector('dialog.alert-detail')) return null;
+  opening = true;
+  let timeField;
+  try {
+    timeField = await eventTimeField(alert.ruleset);
+  } finally {
+    opening = false;
+  }
+  if (!host.isConnected) return null;
   const labels = Object.entries(alert.labels || {});
   const dialog = h('dialog', {class: 'alert-detail', 'aria-labelledby': 'alert-detail-title'});
   const close = () => dialog.close();

@@ -97,7 +97,7 @@ export async function render(main, params, ctx) {
 
   // --- stream controls and the list ---------------------------------------
   const pauseButton = h('button', {type: 'button', id: 'pause', 'aria-pressed': 'false', onclick: () => (paused ? resume() : pause())}, 'Pause');
-  const clearButton = h('button', {type: 'button', onclick: () => { alerts.length = 0; replace(tbody); drawCount(); }}, 'Clear list');
+  const clearButton = h('button', {type: 'button', onclick: () => { alerts.length = 0; received = 0; replace(tbody); drawCount(); }}, 'Clear list');
   const status = h('div', {class: 'stream-status', id: 'stream-status', role: 'status', 'aria-live': 'polite'});
   const problem = h('div', {'aria-live': 'assertive'});
   const count = h('p', {class: 'meta', id: 'alert-count'});
@@ -245,7 +245,12 @@ export async function render(main, params, ctx) {
     connect();
   }
 
+  // restarts counts the restarts, so that a slow listing of recent
+  // alerts cannot fill the list of a later one.
+  let restarts = 0;
+
   async function restart() {
+    const mine = ++restarts;
     stop();
     alerts.length = 0;
     seen.clear();
@@ -265,12 +270,12 @@ export async function render(main, params, ctx) {
       setStatus('connecting', 'Loading the recent alerts…');
       try {
         const res = await api.get('/v1/alerts' + api.query({...filters, page_size: recentCount}));
-        if (closed) return;
+        if (closed || mine !== restarts) return;
         const recent = res.alerts || [];
         for (const a of recent) add(a, true);
         if (recent.length) lastPosition = recent[0].position;
       } catch (e) {
-        if (closed) return;
+        if (closed || mine !== restarts) return;
         if (e.status === 400 || e.status === 401 || e.status === 403) {
           ended('The filters were refused.', e);
           return;
