@@ -1,0 +1,252 @@
+package console
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+)
+
+// rulesetJSON is the REST form of a ruleset version, the fields the tests read.
+type rulesetJSON struct {
+	Name    string `json:"name"`
+	Source  string `json:"source"`
+	Version string `json:"version"`
+}
+
+// restJSON calls the REST API with the analyst's token, requires the
+// status want and decodes the answer into out.
+func (s *server) restJSON(t *testing.T, method, path, body string, want int, out any) {
+	t.Helper()
+	code, text := s.request(t, method, path, s.analyst, body)
+	if code != want {
+		t.Fatalf("%s %s: %d, want %d: %s", method, path, code, want, text)
+	}
+	if out != nil {
+		if err := json.Unmarshal([]byte(text), out); err != nil {
+			t.Fatalf("%s %s: decoding %s: %v", method, path, text, err)
+		}
+	}
+}
+
+// jsonBody encodes v as a request body.
+func jsonBody(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// navigate shows the console page at the URL fragment hash.
+func navigate(t *testing.T, ctx context.Context, hash string) {
+	t.Helper()
+	eval[bool](t, ctx, fmt.Sprintf(`(location.hash = %q, true)`, hash))
+}
+
+// waitJS waits until the JavaScript expression is true, failing with what
+// names it and the page's text if it never is.
+func waitJS(t *testing.T, ctx context.Context, what, expr string) {
+	t.Helper()
+	deadline := time.Now().Add(actionTimeout)
+	for time.Now().Before(deadline) {
+		if eval[bool](t, ctx, `!!(`+expr+`)`) {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("waiting for %s: %s never held; the page shows:\n%s", what, expr, pageText(ctx))
+}
+
+// confirmDialog presses the confirming button of the console's dialog.
+func confirmDialog(t *testing.T, ctx context.Context) {
+	t.Helper()
+	do(t, ctx, "confirming", chromedp.WaitVisible(chromedp.CSS(`dialog.confirm button.confirm-ok`)),
+		chromedp.Click(chromedp.CSS(`dialog.confirm button.confirm-ok`)),
+		chromedp.WaitNotPresent(chromedp.CSS(`dialog.confirm`)))
+}
+
+// lineOf is the 1-based number of the first line of src containing want.
+func lineOf(t *testing.T, src, want string) int {
+	t.Helper()
+	for i, l := range strings.Split(src, "\n") {
+		if strings.Contains(l, want) {
+			return i + 1
+		}
+	}
+	t.Fatalf("no line contains %q", want)
+	return 0
+}
+
+// caretToEndOfLine puts the editor's caret at the end of line n.
+func caretToEndOfLine(t *testing.T, ctx context.Context, n int) {
+	t.Helper()
+	eval[bool](t, ctx, fmt.Sprintf(`(() => {
+		const ta = document.querySelector('#source');
+		const lines = ta.value.split('\n');
+		let off = 0;
+		for (let i = 0; i < %d; i++) off += lines[i].length + 1;
+		off -= 1;
+		ta.focus();
+		ta.setSelectionRange(off, off);
+		return true;
+	})()`, n))
+}
+
+// editorCaretLine is the line of the editor's caret.
+func editorCaretLine(t *testing.T, ctx context.Context) int {
+	t.Helper()
+	return eval[int](t, ctx, `(() => { const ta = document.querySelector('#source'); return ta.value.slice(0, ta.selectionStart).split('\n').length; })()`)
+}
+
+// TestEditorMarksErrorsSavesAndTests types an error into the payments
+// ruleset and finds it marked at its line, fixes it, saves, finds the new
+// version live on the rulesets page and through REST, and runs the edited
+// source over the shipped recording.
+func TestEditorMarksErrorsSavesAndTests(t *testing.T) {
+	s := startServer(t)
+	ctx := s.tab(t)
+	s.login(t, ctx, s.analyst)
+
+	var before rulesetJSON
+	s.restJSON(t, "GET", "/v1/rulesets/payments", "", http.StatusOK, &before)
+	whenLine := lineOf(t, before.Source, `when: event.type == "transfer" && event.amount > 10000.0`)
+
+	navigate(t, ctx, "#/rulesets/payments/edit")
+	waitText(t, ctx, `.validation-status`, "Valid")
+	if got := eval[string](t, ctx, `document.querySelector('#source').value`); got != before.Source {
+		t.Fatalf("the editor does not hold the live source")
+	}
+	// Highlighting: the rule's CEL is tokenized, its keys are keys.
+	if n := eval[int](t, ctx, `document.querySelectorAll('.ce-highlight .c-kw').length`); n == 0 {
+		t.Errorf("the editor highlights no CEL keyword")
+	}
+	if got := eval[string](t, ctx, fmt.Sprintf(`document.querySelector('.ce-line[data-line="%d"] .y-key').textContent`, whenLine)); got != "when" {
+		t.Errorf("line %d's key is highlighted as %q, want when", whenLine, got)
+	}
+
+	// An unknown field typed at the end of the rule's condition.
+	const typo = ` && event.amuont > 1.0`
+	caretToEndOfLine(t, ctx, whenLine)
+	do(t, ctx, "typing an error", chromedp.KeyEvent(typo))
+	// Validation runs as the user types: wait for the answer of the whole typo.
+	waitText(t, ctx, `.problem-list.errors`, "amuont")
+	waitText(t, ctx, `.validation-status`, "1 error")
+	marked := eval[[]string](t, ctx, `[...document.querySelectorAll('.ce-gutter .ce-num.ce-err')].map(e => e.dataset.line)`)
+	if len(marked) != 1 || marked[0] != strconv.Itoa(whenLine) {
+		t.Errorf("the gutter marks lines %v, want [%d] where the error was typed", marked, whenLine)
+	}
+	if !eval[bool](t, ctx, fmt.Sprintf(`document.querySelector('.ce-line[data-line="%d"]').classList.contains('ce-line-err') && !!document.querySelector('.ce-line[data-line="%d"] .ce-at-err')`, whenLine, whenLine)) {
+		t.Errorf("line %d is not highlighted with the error's column underlined", whenLine)
+	}
+	problem := text(t, ctx, `.problem-list.errors li button`)
+	if !strings.HasPrefix(strings.TrimPrefix(problem, "Error "), strconv.Itoa(whenLine)+":") ||
+		!strings.Contains(problem, `rule "big-foreign-transfer"`) || !strings.Contains(problem, "amuont") {
+		t.Errorf("the error list shows %q, want line %d, the rule and the field", problem, whenLine)
+	}
+	screenshot(t, ctx, "editor")
+
+	// Clicking the error moves the caret to it.
+	caretToEndOfLine(t, ctx, 1)
+	do(t, ctx, "clicking the error", chromedp.Click(chromedp.CSS(`.problem-list.errors li button`)))
+	if got := editorCaretLine(t, ctx); got != whenLine {
+		t.Errorf("after clicking the error the caret is on line %d, want %d", got, whenLine)
+	}
+
+	// Fixed: the misspelt field becomes a real one.
+	caretToEndOfLine(t, ctx, whenLine)
+	do(t, ctx, "fixing the error", chromedp.KeyEvent(strings.Repeat(kb.Backspace, len(typo))+` && event.amount > 1.0`))
+	waitText(t, ctx, `.validation-status`, "Valid")
+	if n := eval[int](t, ctx, `document.querySelectorAll('.ce-num.ce-err').length`); n != 0 {
+		t.Errorf("%d lines still marked after the fix", n)
+	}
+
+	// Diff against live shows the one changed line.
+	do(t, ctx, "diff against live", chromedp.Click(chromedp.CSS(`button.diff-live`)))
+	waitText(t, ctx, `.diff-panel .diff-counts`, "+1")
+	if added := text(t, ctx, `.diff-panel tr.diff-add td.code`); !strings.Contains(added, "event.amount > 1.0") {
+		t.Errorf("the diff adds %q", added)
+	}
+
+	do(t, ctx, "saving", chromedp.Click(chromedp.CSS(`button.save`)))
+	waitText(t, ctx, `.save-result`, "Saved payments")
+	saved := text(t, ctx, `.saved-version`)
+	oldVersion, _ := strconv.Atoi(before.Version)
+	if saved != strconv.Itoa(oldVersion+1) {
+		t.Errorf("the editor shows saved version %s, want %d", saved, oldVersion+1)
+	}
+	var after rulesetJSON
+	s.restJSON(t, "GET", "/v1/rulesets/payments", "", http.StatusOK, &after)
+	if after.Version != saved || !strings.Contains(after.Source, `event.amount > 10000.0 && event.country in lists.high_risk_countries && event.amount > 1.0`) {
+		t.Errorf("REST has version %s, the edited line missing or elsewhere:\n%s", after.Version, after.Source)
+	}
+
+	// The test runs the editor's source over the shipped recording, as
+	// TestRuleset through REST does.
+	waitJS(t, ctx, "the recording field", `document.querySelector('#test-recording')`)
+	eval[bool](t, ctx, `(() => { const r = document.querySelector('#test-recording'); r.value = 'payments.jsonl'; return r.value === 'payments.jsonl'; })()`)
+	do(t, ctx, "running the test", chromedp.Click(chromedp.CSS(`button.run-test`)))
+	waitJS(t, ctx, "the test result", `document.querySelector('.test-result .alert-count')`)
+	var want struct {
+		AlertCount string `json:"alert_count"`
+		Alerts     []struct {
+			Rule string `json:"rule"`
+		} `json:"alerts"`
+	}
+	s.restJSON(t, "POST", "/v1/rulesets:test", jsonBody(t, map[string]string{"source": after.Source, "recording": "payments.jsonl"}), http.StatusOK, &want)
+	if got := text(t, ctx, `.test-result .alert-count`); got != want.AlertCount || got == "0" {
+		t.Errorf("the page counts %s alerts, REST %s", got, want.AlertCount)
+	}
+	rules := eval[[]string](t, ctx, `[...new Set([...document.querySelectorAll('.test-result tr.alert-row')].map(r => r.dataset.rule))]`)
+	for _, rule := range []string{"account-takeover", "big-foreign-transfer"} {
+		inREST := false
+		for _, a := range want.Alerts {
+			inREST = inREST || a.Rule == rule
+		}
+		shown := false
+		for _, r := range rules {
+			shown = shown || r == rule
+		}
+		if inREST != shown || !shown {
+			t.Errorf("rule %s: in REST's alerts %v, shown %v (shown rules %v)", rule, inREST, shown, rules)
+		}
+	}
+	// Matched events per step unfold.
+	do(t, ctx, "unfolding the matched events", chromedp.Click(chromedp.CSS(`.test-result tr.alert-row[data-rule="account-takeover"] details.matched summary`)))
+	steps := eval[[]string](t, ctx, `[...document.querySelectorAll('.test-result tr.alert-row[data-rule="account-takeover"] details[open] .step-name code')].map(e => e.textContent)`)
+	if strings.Join(steps, ",") != "drain,fails,login" && strings.Join(steps, ",") != "fails,login,drain" {
+		t.Errorf("the account takeover's steps shown: %v", steps)
+	}
+
+	// The rulesets page shows the new version.
+	navigate(t, ctx, "#/rulesets")
+	waitText(t, ctx, `section.ruleset[data-ruleset="payments"] h2 .version`, "version "+saved)
+}
+
+// TestEditorCreatesARuleset writes a new ruleset from #/new and finds it
+// stored.
+func TestEditorCreatesARuleset(t *testing.T) {
+	s := startServer(t)
+	ctx := s.tab(t)
+	s.login(t, ctx, s.analyst)
+	do(t, ctx, "new ruleset", chromedp.Click(chromedp.CSS(`a.new-ruleset`)))
+	waitText(t, ctx, `.validation-status`, "Valid")
+	eval[bool](t, ctx, `(() => { const ta = document.querySelector('#source'); ta.value = ta.value.replace('ruleset: my-rules', 'ruleset: fresh'); ta.dispatchEvent(new Event('input')); return true; })()`)
+	waitText(t, ctx, `.validation-status`, "Valid")
+	do(t, ctx, "creating", chromedp.Click(chromedp.CSS(`button.save`)))
+	waitJS(t, ctx, "the editor of the new ruleset", `location.hash === '#/rulesets/fresh/edit'`)
+	waitText(t, ctx, `.ruleset-version .live-version`, "1")
+	var got rulesetJSON
+	s.restJSON(t, "GET", "/v1/rulesets/fresh", "", http.StatusOK, &got)
+	if got.Version != "1" || !strings.Contains(got.Source, "big-transfer") {
+		t.Errorf("GET /v1/rulesets/fresh: version %s\n%s", got.Version, got.Source)
+	}
+}
