@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -22,7 +24,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/security"
 	"github.com/chromedp/chromedp"
+
+	"github.com/shrike-cep/shrike/internal/testkit"
 )
 
 var updateScreenshots = flag.Bool("update-screenshots", false, "write the pages' screenshots to docs/console/")
@@ -142,10 +147,11 @@ func randomToken(t *testing.T) string {
 // recordings and two tokens: an analyst's with every scope, a viewer's
 // that may only read.
 type server struct {
-	base    string // http://127.0.0.1:PORT
-	analyst string // token with every scope
-	viewer  string // token with rules:read and alerts:read
-	rules   string // the rules folder serve watches
+	base    string         // http://127.0.0.1:PORT
+	analyst string         // token with every scope
+	viewer  string         // token with rules:read and alerts:read
+	rules   string         // the rules folder serve watches
+	roots   *x509.CertPool // with TLS: the pool that trusts the server
 	log     *bytes.Buffer
 	mu      *sync.Mutex
 }
@@ -153,7 +159,19 @@ type server struct {
 // allScopes is every scope of api/README.md.
 var allScopes = []string{"rules:read", "rules:write", "alerts:read", "events:write", "lists:write"}
 
+// serverOptions change what startServer starts.
+type serverOptions struct {
+	// TLS serves the API and the console over HTTPS with a self-signed
+	// certificate.
+	TLS bool
+}
+
 func startServer(t *testing.T) *server {
+	t.Helper()
+	return startServerWith(t, serverOptions{})
+}
+
+func startServerWith(t *testing.T, o serverOptions) *server {
 	t.Helper()
 	bin := shrikeBin(t)
 	dir := t.TempDir()
@@ -186,6 +204,18 @@ func startServer(t *testing.T) *server {
 	}
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	s.base = "http://" + httpAddr
+	var tlsSection string
+	if o.TLS {
+		certFile, keyFile := testkit.WriteSelfSigned(t, dir)
+		pemBytes, err := os.ReadFile(certFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.roots = x509.NewCertPool()
+		s.roots.AppendCertsFromPEM(pemBytes)
+		s.base = "https://" + httpAddr
+		tlsSection = fmt.Sprintf("  tls:\n    cert_file: %q\n    key_file: %q\n", certFile, keyFile)
+	}
 	cfg := fmt.Sprintf(`rules:
   dir: %q
 http:
@@ -211,9 +241,9 @@ api:
     - name: viewer
       token_file: %q
       scopes: [rules:read, alerts:read]
-`, rulesDir, httpAddr, freePort(t), freePort(t), freePort(t), freePort(t), recordings,
+%s`, rulesDir, httpAddr, freePort(t), freePort(t), freePort(t), freePort(t), recordings,
 		writeSecret("analyst.token", s.analyst), strings.Join(allScopes, ", "),
-		writeSecret("viewer.token", s.viewer))
+		writeSecret("viewer.token", s.viewer), tlsSection)
 	cfgPath := filepath.Join(dir, "shrike.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -288,6 +318,9 @@ func (s *server) request(t *testing.T, method, path, token, body string) (int, s
 		req.Header.Set("Content-Type", "application/json")
 	}
 	c := http.Client{Timeout: 10 * time.Second}
+	if s.roots != nil {
+		c.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: s.roots}}
+	}
 	res, err := c.Do(req)
 	if err != nil {
 		return 0, err.Error()
@@ -302,6 +335,13 @@ func (s *server) tab(t *testing.T) context.Context {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(browserCtx)
 	t.Cleanup(cancel)
+	if s.roots != nil {
+		// The server's certificate is self-signed: this tab accepts it,
+		// as a user accepts a private CA's certificate.
+		if _, err := chromedp.Call(ctx, security.SetIgnoreCertificateErrors, security.SetIgnoreCertificateErrorsParams{Ignore: true}); err != nil {
+			t.Fatalf("accepting the test certificate: %v", err)
+		}
+	}
 	if err := chromedp.Do(ctx, chromedp.Navigate(s.base+"/ui/")); err != nil {
 		t.Fatalf("opening %s/ui/: %v", s.base, err)
 	}

@@ -26,6 +26,7 @@ func TestLoginShowsShippedRulesets(t *testing.T) {
 	}
 	do(t, ctx, "clearing the token", chromedp.Clear(chromedp.CSS(`#token`)))
 	s.login(t, ctx, s.analyst)
+	waitText(t, ctx, "#who", "Signed in as analyst")
 
 	for _, rs := range []string{"payments", "account_security", "itops"} {
 		waitText(t, ctx, `section.ruleset[data-ruleset="`+rs+`"]`, rs)

@@ -86,13 +86,12 @@ async function loadCaller() {
   try {
     const c = await api.get('/v1/caller');
     return {
-      authRequired: !!c.auth_required,
-      name: c.name || '',
+      authRequired: !!c.tokens_required,
+      name: c.token_name || '',
       scopes: new Set(c.scopes || []),
     };
   } catch (e) {
     if (e.status === 401) return null;
-    if (e.status === 404) { try { await api.get('/v1/rulesets?page_size=1'); return {authRequired: true, name: '', scopes: new Set(['rules:read','rules:write','alerts:read','events:write','lists:write'])}; } catch (e2) { if (e2.status === 401) return null; throw e2; } }
     throw e;
   }
 }
