@@ -239,8 +239,37 @@ func TestEditorCreatesARuleset(t *testing.T) {
 	s.login(t, ctx, s.analyst)
 	do(t, ctx, "new ruleset", chromedp.Click(chromedp.CSS(`a.new-ruleset`)))
 	waitText(t, ctx, `.validation-status`, "Valid")
-	eval[bool](t, ctx, `(() => { const ta = document.querySelector('#source'); ta.value = ta.value.replace('ruleset: my-rules', 'ruleset: fresh'); ta.dispatchEvent(new Event('input')); return true; })()`)
-	waitText(t, ctx, `.validation-status`, "Valid")
+	rename := func(from, to string) {
+		eval[bool](t, ctx, fmt.Sprintf(`(() => { const ta = document.querySelector('#source'); ta.value = ta.value.replace(%q, %q); ta.dispatchEvent(new Event('input')); return true; })()`, from, to))
+		waitText(t, ctx, `.validation-status`, "Valid")
+	}
+
+	// Pasted events: one transfer over the template's threshold alerts.
+	do(t, ctx, "choosing pasted events", chromedp.Click(chromedp.CSS(`#test-from-events`)),
+		chromedp.WaitVisible(chromedp.CSS(`#test-events`)),
+		chromedp.SendKeys(chromedp.CSS(`#test-events`), `{"type": "transfer", "account_id": "acct-7", "amount": 20000.0, "ts": "2026-11-20T10:00:00Z"}`),
+		chromedp.Click(chromedp.CSS(`button.run-test`)))
+	waitText(t, ctx, `.test-result .alert-count`, "1")
+	if got := text(t, ctx, `.test-result tr.alert-row`); !strings.Contains(got, "acct-7") || !strings.Contains(got, "big-transfer") {
+		t.Errorf("the pasted event's alert shows %q", got)
+	}
+
+	// A new ruleset named as a stored one asks before replacing it.
+	rename("ruleset: my-rules", "ruleset: payments")
+	do(t, ctx, "saving over payments", chromedp.Click(chromedp.CSS(`button.save`)),
+		chromedp.WaitVisible(chromedp.CSS(`dialog.confirm button.confirm-cancel`)))
+	if msg := text(t, ctx, `dialog.confirm`); !strings.Contains(msg, "payments is live (version 1)") {
+		t.Errorf("the dialog says %q", msg)
+	}
+	do(t, ctx, "cancelling", chromedp.Click(chromedp.CSS(`dialog.confirm button.confirm-cancel`)),
+		chromedp.WaitNotPresent(chromedp.CSS(`dialog.confirm`)))
+	var payments rulesetJSON
+	s.restJSON(t, "GET", "/v1/rulesets/payments", "", http.StatusOK, &payments)
+	if payments.Version != "1" {
+		t.Errorf("a cancelled save over payments stored version %s", payments.Version)
+	}
+
+	rename("ruleset: payments", "ruleset: fresh")
 	do(t, ctx, "creating", chromedp.Click(chromedp.CSS(`button.save`)))
 	waitJS(t, ctx, "the editor of the new ruleset", `location.hash === '#/rulesets/fresh/edit'`)
 	waitText(t, ctx, `.ruleset-version .live-version`, "1")

@@ -7,11 +7,17 @@ import {h, replace, table, errorBox} from '../dom.js';
 import {codeEditor} from '../codeeditor.js';
 import {unifiedDiff} from '../diffview.js';
 import {alertsTable} from '../testalerts.js';
+import {confirmAction} from '../confirm.js';
 
 // VALIDATE_DELAY is how long typing must pause before the source is
 // validated: long enough not to send a request per key, short enough to
 // feel live.
 const VALIDATE_DELAY = 400;
+
+// MAX_PASTED_BYTES bounds a local file loaded into the events field: the
+// request carries it whole, and the server refuses requests over
+// api.max_request_bytes (4 MiB by default).
+const MAX_PASTED_BYTES = 4 * 1024 * 1024;
 
 const NEW_RULESET = `ruleset: my-rules
 description: What these rules catch
@@ -116,6 +122,7 @@ export async function render(main, params, ctx) {
       replace(saveResult, errorBox({message: 'The source names no ruleset: add a line "ruleset: NAME".'}));
       return;
     }
+    if (isNew && !await confirmOverwrite(name)) return;
     saveBtn.disabled = true;
     try {
       const res = await api.put(`/v1/rulesets/${api.enc(name)}`, {source: editor.value});
@@ -139,6 +146,25 @@ export async function render(main, params, ctx) {
   function markViolations(e) {
     const errs = (e.violations || []).map(v => parseViolation(v.description || '')).filter(Boolean);
     if (errs.length) showProblems(errs, []);
+  }
+
+  // confirmOverwrite asks before a new ruleset's source replaces a stored
+  // ruleset of the same name.
+  async function confirmOverwrite(name) {
+    let existing = null;
+    try {
+      existing = await api.get(`/v1/rulesets/${api.enc(name)}`);
+    } catch (e) {
+      if (e.status === 404) return true;
+      replace(saveResult, errorBox(e));
+      return false;
+    }
+    return confirmAction({
+      title: `${name} exists`,
+      message: h('p', {}, `A ruleset named ${name} is live (version ${existing.version}). Saving stores this source as its next version, replacing its rules.`),
+      confirmLabel: `Replace ${name}`,
+      danger: true,
+    });
   }
 
   async function sourceName() {
@@ -189,7 +215,7 @@ export async function render(main, params, ctx) {
     write ? saveBtn : null,
     write && !isNew ? shadowBtn : null,
     !isNew ? h('button', {type: 'button', class: 'diff-live', onclick: showDiff}, 'Diff against live') : null,
-    h('a', {class: 'btn', href: '#test-panel', onclick: (ev) => { ev.preventDefault(); testPanel.focus(); }}, 'Test on a recording'),
+    h('button', {type: 'button', class: 'to-test', onclick: () => testPanel.focus()}, 'Test on a recording'),
     status, dirty);
 
   replace(main,
@@ -209,7 +235,17 @@ export async function render(main, params, ctx) {
   if (params.search && params.search.get('line') && first) {
     editor.goTo(Number(params.search.get('line')), Number(params.search.get('col') || 1));
   }
-  return () => { clearTimeout(timer); if (inflight) inflight.abort(); testPanel.stop(); };
+  // Closing or reloading the tab with unsaved changes asks first.
+  const beforeUnload = (ev) => {
+    if (!readOnly && editor.value !== savedSource) { ev.preventDefault(); ev.returnValue = ''; }
+  };
+  window.addEventListener('beforeunload', beforeUnload);
+  return () => {
+    clearTimeout(timer);
+    if (inflight) inflight.abort();
+    testPanel.stop();
+    window.removeEventListener('beforeunload', beforeUnload);
+  };
 }
 
 function plural(n, word) { return `${n} ${word}${n === 1 ? '' : 's'}`; }
@@ -235,8 +271,18 @@ function testSection(source, name) {
   const fromEvents = h('input', {type: 'radio', name: 'test-input', id: 'test-from-events', value: 'events'});
   const events = h('textarea', {id: 'test-events', class: 'code', rows: 6, spellcheck: 'false', wrap: 'off',
     placeholder: '{"type": "login", "account_id": "acct-1", "success": false, "ts": "2026-11-20T10:00:00Z"}'});
+  const fileStatus = h('span', {class: 'muted', 'aria-live': 'polite'});
+  const file = h('input', {type: 'file', id: 'test-events-file', accept: '.jsonl,.json,.ndjson,.txt,application/json,text/plain',
+    onchange: async () => {
+      const f = file.files && file.files[0];
+      if (!f) return;
+      if (f.size > MAX_PASTED_BYTES) { replace(fileStatus, `${f.name} is ${formatBytes(f.size)}: put files over ${formatBytes(MAX_PASTED_BYTES)} in the server's recordings folder.`); return; }
+      events.value = await f.text();
+      replace(fileStatus, `${f.name}: ${formatBytes(f.size)} loaded.`);
+    }});
   const eventsRow = h('div', {class: 'events-row', hidden: true},
-    h('label', {for: 'test-events'}, 'Events, one JSON object per line'), events);
+    h('label', {for: 'test-events'}, 'Events, one JSON object per line'), events,
+    h('div', {class: 'toolbar'}, h('label', {for: 'test-events-file'}, 'or load a local file'), file, fileStatus));
   let recordingInput = null; // a <select> of the server's recordings or a free-text <input>
 
   const sync = () => {

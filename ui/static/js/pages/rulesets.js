@@ -62,7 +62,11 @@ function rulesetSection(rs, {shadow, stats}, ctx, rerender) {
   const figure = (m, rule, field) => {
     if (!stats.value) return h('span', {class: 'muted', title: statsUnavailable(stats.error)}, '—');
     const r = m.get(rule);
-    return r ? String(r[field] ?? 0) : h('span', {class: 'muted', title: 'no figures for this rule'}, '—');
+    if (!r) return h('span', {class: 'muted', title: 'no figures for this rule'}, '—');
+    const suppressed = Number(r.suppressed_last_hour || 0);
+    return field === 'alerts_last_hour' && suppressed
+      ? h('span', {title: `${suppressed} more suppressed as repeats`}, String(r[field] ?? 0), h('span', {class: 'muted'}, ` (+${suppressed} suppressed)`))
+      : String(r[field] ?? 0);
   };
 
   const columns = [
