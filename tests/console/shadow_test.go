@@ -99,4 +99,23 @@ func TestShadowPushCompareAndPromote(t *testing.T) {
 	if code, body := s.request(t, "GET", "/v1/rulesets/payments/shadow", s.analyst, ""); code != http.StatusNotFound {
 		t.Errorf("the shadow after promotion: %d %s", code, body)
 	}
+
+	// Another shadow, dropped: the live version stays.
+	s.restJSON(t, "PUT", "/v1/rulesets/payments/shadow", jsonBody(t, map[string]string{"source": live.Source}), http.StatusOK, nil)
+	navigate(t, ctx, "#/rulesets")
+	waitText(t, ctx, `section.ruleset[data-ruleset="payments"] .state`, "shadow running since")
+	do(t, ctx, "opening the shadow", chromedp.Click(chromedp.CSS(`section.ruleset[data-ruleset="payments"] a.shadow-link`)))
+	waitText(t, ctx, `.shadow-state`, "deployed beside version "+promoted.Version)
+	do(t, ctx, "dropping", chromedp.Click(chromedp.CSS(`button.drop`)))
+	confirmDialog(t, ctx)
+	waitText(t, ctx, `#notice`, "Dropped the shadow")
+	waitText(t, ctx, `.no-shadow`, "has no shadow")
+	if code, body := s.request(t, "GET", "/v1/rulesets/payments/shadow", s.analyst, ""); code != http.StatusNotFound {
+		t.Errorf("the shadow after dropping it: %d %s", code, body)
+	}
+	var after rulesetJSON
+	s.restJSON(t, "GET", "/v1/rulesets/payments", "", http.StatusOK, &after)
+	if after.Version != promoted.Version {
+		t.Errorf("dropping the shadow changed the live version from %s to %s", promoted.Version, after.Version)
+	}
 }

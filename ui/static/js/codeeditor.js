@@ -27,6 +27,12 @@ export function codeEditor({id, value = '', readOnly = false, label, describedBy
   let frame = 0;
   let tabLeaves = false; // Escape, then Tab, moves focus on
 
+  // The elements of the last drawing, by line, with what they show: a
+  // keystroke redraws the lines it changed and reuses the others, so that
+  // a long source stays quick to type in.
+  let drawnNums = [];
+  let drawnRows = [];
+
   function draw() {
     frame = 0;
     const lines = tokenize(textarea.value);
@@ -36,15 +42,20 @@ export function codeEditor({id, value = '', readOnly = false, label, describedBy
       const n = i + 1;
       const ps = problems.get(n) || [];
       const kind = ps.some(p => p.kind === 'error') ? 'err' : (ps.length ? 'warn' : '');
-      nums.push(h('div', {
-        class: `ce-num${kind ? ' ce-' + kind : ''}`, dataset: {line: String(n)},
-        title: ps.map(p => `${p.kind === 'error' ? 'Error' : 'Warning'}${p.column ? ' at column ' + p.column : ''}: ${p.message}`).join('\n') || false,
-      }, String(n)));
+      const title = ps.map(p => `${p.kind === 'error' ? 'Error' : 'Warning'}${p.column ? ' at column ' + p.column : ''}: ${p.message}`).join('\n');
+      const numKey = kind + '\u0000' + title;
+      nums.push(drawnNums[i] && drawnNums[i].key === numKey ? drawnNums[i] : {key: numKey, el: h('div', {
+        class: `ce-num${kind ? ' ce-' + kind : ''}`, dataset: {line: String(n)}, title: title || false,
+      }, String(n))});
       const cols = ps.filter(p => p.column > 0).map(p => ({column: p.column, kind: p.kind}));
-      rows.push(h('span', {class: `ce-line${kind ? ' ce-line-' + kind : ''}`, dataset: {line: String(n)}}, renderTokens(toks, cols)));
+      const rowKey = JSON.stringify([toks, cols, kind]);
+      rows.push(drawnRows[i] && drawnRows[i].key === rowKey ? drawnRows[i] : {key: rowKey,
+        el: h('span', {class: `ce-line${kind ? ' ce-line-' + kind : ''}`, dataset: {line: String(n)}}, renderTokens(toks, cols))});
     });
-    replace(gutter, nums);
-    replace(pre, rows);
+    if (nums.length !== drawnNums.length || nums.some((x, i) => x !== drawnNums[i])) replace(gutter, nums.map(x => x.el));
+    if (rows.length !== drawnRows.length || rows.some((x, i) => x !== drawnRows[i])) replace(pre, rows.map(x => x.el));
+    drawnNums = nums;
+    drawnRows = rows;
     sync();
   }
 
