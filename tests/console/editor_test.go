@@ -47,14 +47,14 @@ func jsonBody(t *testing.T, v any) string {
 }
 
 // navigate shows the console page at the URL fragment hash.
-func navigate(t *testing.T, ctx context.Context, hash string) {
+func navigate(ctx context.Context, t *testing.T, hash string) {
 	t.Helper()
 	eval[bool](t, ctx, fmt.Sprintf(`(location.hash = %q, true)`, hash))
 }
 
 // waitJS waits until the JavaScript expression is true, failing with what
 // names it and the page's text if it never is.
-func waitJS(t *testing.T, ctx context.Context, what, expr string) {
+func waitJS(ctx context.Context, t *testing.T, what, expr string) {
 	t.Helper()
 	deadline := time.Now().Add(actionTimeout)
 	for time.Now().Before(deadline) {
@@ -67,7 +67,7 @@ func waitJS(t *testing.T, ctx context.Context, what, expr string) {
 }
 
 // confirmDialog presses the confirming button of the console's dialog.
-func confirmDialog(t *testing.T, ctx context.Context) {
+func confirmDialog(ctx context.Context, t *testing.T) {
 	t.Helper()
 	do(t, ctx, "confirming", chromedp.WaitVisible(chromedp.CSS(`dialog.confirm button.confirm-ok`)),
 		chromedp.Click(chromedp.CSS(`dialog.confirm button.confirm-ok`)),
@@ -87,7 +87,7 @@ func lineOf(t *testing.T, src, want string) int {
 }
 
 // caretToEndOfLine puts the editor's caret at the end of line n.
-func caretToEndOfLine(t *testing.T, ctx context.Context, n int) {
+func caretToEndOfLine(ctx context.Context, t *testing.T, n int) {
 	t.Helper()
 	eval[bool](t, ctx, fmt.Sprintf(`(() => {
 		const ta = document.querySelector('#source');
@@ -102,7 +102,7 @@ func caretToEndOfLine(t *testing.T, ctx context.Context, n int) {
 }
 
 // editorCaretLine is the line of the editor's caret.
-func editorCaretLine(t *testing.T, ctx context.Context) int {
+func editorCaretLine(ctx context.Context, t *testing.T) int {
 	t.Helper()
 	return eval[int](t, ctx, `(() => { const ta = document.querySelector('#source'); return ta.value.slice(0, ta.selectionStart).split('\n').length; })()`)
 }
@@ -120,7 +120,7 @@ func TestEditorMarksErrorsSavesAndTests(t *testing.T) {
 	s.restJSON(t, "GET", "/v1/rulesets/payments", "", http.StatusOK, &before)
 	whenLine := lineOf(t, before.Source, `when: event.type == "transfer" && event.amount > 10000.0`)
 
-	navigate(t, ctx, "#/rulesets/payments/edit")
+	navigate(ctx, t, "#/rulesets/payments/edit")
 	waitText(t, ctx, `.validation-status`, "Valid")
 	if got := eval[string](t, ctx, `document.querySelector('#source').value`); got != before.Source {
 		t.Fatalf("the editor does not hold the live source")
@@ -135,7 +135,7 @@ func TestEditorMarksErrorsSavesAndTests(t *testing.T) {
 
 	// An unknown field typed at the end of the rule's condition.
 	const typo = ` && event.amuont > 1.0`
-	caretToEndOfLine(t, ctx, whenLine)
+	caretToEndOfLine(ctx, t, whenLine)
 	do(t, ctx, "typing an error", chromedp.KeyEvent(typo))
 	// Validation runs as the user types: wait for the answer of the whole typo.
 	waitText(t, ctx, `.problem-list.errors`, "amuont")
@@ -155,14 +155,14 @@ func TestEditorMarksErrorsSavesAndTests(t *testing.T) {
 	screenshot(t, ctx, "editor")
 
 	// Clicking the error moves the caret to it.
-	caretToEndOfLine(t, ctx, 1)
+	caretToEndOfLine(ctx, t, 1)
 	do(t, ctx, "clicking the error", chromedp.Click(chromedp.CSS(`.problem-list.errors li button`)))
-	if got := editorCaretLine(t, ctx); got != whenLine {
+	if got := editorCaretLine(ctx, t); got != whenLine {
 		t.Errorf("after clicking the error the caret is on line %d, want %d", got, whenLine)
 	}
 
 	// Fixed: the misspelt field becomes a real one.
-	caretToEndOfLine(t, ctx, whenLine)
+	caretToEndOfLine(ctx, t, whenLine)
 	do(t, ctx, "fixing the error", chromedp.KeyEvent(strings.Repeat(kb.Backspace, len(typo))+` && event.amount > 1.0`))
 	waitText(t, ctx, `.validation-status`, "Valid")
 	if n := eval[int](t, ctx, `document.querySelectorAll('.ce-num.ce-err').length`); n != 0 {
@@ -191,10 +191,10 @@ func TestEditorMarksErrorsSavesAndTests(t *testing.T) {
 
 	// The test runs the editor's source over the shipped recording, as
 	// TestRuleset through REST does.
-	waitJS(t, ctx, "the recording field", `document.querySelector('#test-recording')`)
+	waitJS(ctx, t, "the recording field", `document.querySelector('#test-recording')`)
 	eval[bool](t, ctx, `(() => { const r = document.querySelector('#test-recording'); r.value = 'payments.jsonl'; return r.value === 'payments.jsonl'; })()`)
 	do(t, ctx, "running the test", chromedp.Click(chromedp.CSS(`button.run-test`)))
-	waitJS(t, ctx, "the test result", `document.querySelector('.test-result .alert-count')`)
+	waitJS(ctx, t, "the test result", `document.querySelector('.test-result .alert-count')`)
 	var want struct {
 		AlertCount string `json:"alert_count"`
 		Alerts     []struct {
@@ -227,7 +227,7 @@ func TestEditorMarksErrorsSavesAndTests(t *testing.T) {
 	}
 
 	// The rulesets page shows the new version.
-	navigate(t, ctx, "#/rulesets")
+	navigate(ctx, t, "#/rulesets")
 	waitText(t, ctx, `section.ruleset[data-ruleset="payments"] h2 .version`, "version "+saved)
 }
 
@@ -271,7 +271,7 @@ func TestEditorCreatesARuleset(t *testing.T) {
 
 	rename("ruleset: payments", "ruleset: fresh")
 	do(t, ctx, "creating", chromedp.Click(chromedp.CSS(`button.save`)))
-	waitJS(t, ctx, "the editor of the new ruleset", `location.hash === '#/rulesets/fresh/edit'`)
+	waitJS(ctx, t, "the editor of the new ruleset", `location.hash === '#/rulesets/fresh/edit'`)
 	waitText(t, ctx, `.ruleset-version .live-version`, "1")
 	var got rulesetJSON
 	s.restJSON(t, "GET", "/v1/rulesets/fresh", "", http.StatusOK, &got)

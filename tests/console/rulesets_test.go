@@ -100,7 +100,7 @@ func TestRulesetsPageStateLinksAndActions(t *testing.T) {
 
 	// Roll back: version 3 holds version 1's source.
 	do(t, ctx, "rolling back payments", chromedp.Click(chromedp.CSS(pay+` button.rollback`)))
-	confirmDialog(t, ctx)
+	confirmDialog(ctx, t)
 	waitText(t, ctx, `#notice`, "version 3 is live")
 	waitText(t, ctx, pay+` h2 .version`, "version 3")
 	var v3 rulesetJSON
@@ -118,7 +118,7 @@ func TestRulesetsPageStateLinksAndActions(t *testing.T) {
 		t.Fatalf("itops after a cancelled delete: %d", code)
 	}
 	do(t, ctx, "deleting itops", chromedp.Click(chromedp.CSS(`section.ruleset[data-ruleset="itops"] button.delete`)))
-	confirmDialog(t, ctx)
+	confirmDialog(ctx, t)
 	waitText(t, ctx, `#notice`, "Deleted itops")
 	if n := eval[int](t, ctx, `document.querySelectorAll('section.ruleset[data-ruleset="itops"]').length`); n != 0 {
 		t.Errorf("itops still shown after its deletion")
@@ -162,8 +162,8 @@ func TestViewerSeesNoEditButtons(t *testing.T) {
 		t.Errorf("a viewer sees %d of the test and diff buttons, want 2", n)
 	}
 
-	navigate(t, ctx, "#/rulesets/payments/versions")
-	waitJS(t, ctx, "the history", `document.querySelector('tr.version-row')`)
+	navigate(ctx, t, "#/rulesets/payments/versions")
+	waitJS(ctx, t, "the history", `document.querySelector('tr.version-row')`)
 	if n := eval[int](t, ctx, `document.querySelectorAll('button.rollback-to').length`); n != 0 {
 		t.Errorf("a viewer sees %d rollback buttons", n)
 	}

@@ -21,7 +21,7 @@ func TestShadowPushCompareAndPromote(t *testing.T) {
 	waitText(t, ctx, `section.ruleset[data-ruleset="payments"] .state`, "no shadow")
 
 	// No shadow yet: the page says how to push one.
-	navigate(t, ctx, "#/rulesets/payments/shadow")
+	navigate(ctx, t, "#/rulesets/payments/shadow")
 	waitText(t, ctx, `.no-shadow`, "Push as shadow")
 
 	var live rulesetJSON
@@ -33,7 +33,7 @@ func TestShadowPushCompareAndPromote(t *testing.T) {
 		t.Fatal("the shipped payments ruleset no longer has the threshold this test changes")
 	}
 
-	navigate(t, ctx, "#/rulesets/payments/edit")
+	navigate(ctx, t, "#/rulesets/payments/edit")
 	waitText(t, ctx, `.validation-status`, "Valid")
 	eval[bool](t, ctx, fmt.Sprintf(`(() => { const ta = document.querySelector('#source'); ta.value = %q; ta.dispatchEvent(new Event('input')); return true; })()`, candidate))
 	waitText(t, ctx, `.dirty`, "Unsaved changes")
@@ -49,7 +49,7 @@ func TestShadowPushCompareAndPromote(t *testing.T) {
 	}
 
 	// The rulesets page shows the shadow.
-	navigate(t, ctx, "#/rulesets")
+	navigate(ctx, t, "#/rulesets")
 	waitText(t, ctx, `section.ruleset[data-ruleset="payments"] .state`, "shadow running since")
 
 	// A transfer of 7,000 to a high-risk country: only the shadow alerts.
@@ -74,7 +74,7 @@ func TestShadowPushCompareAndPromote(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 		do(t, ctx, "refreshing the comparison", chromedp.Click(chromedp.CSS(`button.refresh-diff`)))
-		waitJS(t, ctx, "the comparison", `document.querySelector('.shadow-diff table, .shadow-diff .error')`)
+		waitJS(ctx, t, "the comparison", `document.querySelector('.shadow-diff table, .shadow-diff .error')`)
 	}
 	if got := text(t, ctx, `.rule-diff[data-rule="big-foreign-transfer"] td.only-live`); got != "0" {
 		t.Errorf("live-only alerts of big-foreign-transfer: %s, want 0", got)
@@ -87,7 +87,7 @@ func TestShadowPushCompareAndPromote(t *testing.T) {
 	screenshot(t, ctx, "shadow")
 
 	do(t, ctx, "promoting", chromedp.Click(chromedp.CSS(`button.promote`)))
-	confirmDialog(t, ctx)
+	confirmDialog(ctx, t)
 	waitText(t, ctx, `#notice`, "Promoted")
 	waitText(t, ctx, `.no-shadow`, "has no shadow")
 	var promoted rulesetJSON
@@ -102,12 +102,12 @@ func TestShadowPushCompareAndPromote(t *testing.T) {
 
 	// Another shadow, dropped: the live version stays.
 	s.restJSON(t, "PUT", "/v1/rulesets/payments/shadow", jsonBody(t, map[string]string{"source": live.Source}), http.StatusOK, nil)
-	navigate(t, ctx, "#/rulesets")
+	navigate(ctx, t, "#/rulesets")
 	waitText(t, ctx, `section.ruleset[data-ruleset="payments"] .state`, "shadow running since")
 	do(t, ctx, "opening the shadow", chromedp.Click(chromedp.CSS(`section.ruleset[data-ruleset="payments"] a.shadow-link`)))
 	waitText(t, ctx, `.shadow-state`, "deployed beside version "+promoted.Version)
 	do(t, ctx, "dropping", chromedp.Click(chromedp.CSS(`button.drop`)))
-	confirmDialog(t, ctx)
+	confirmDialog(ctx, t)
 	waitText(t, ctx, `#notice`, "Dropped the shadow")
 	waitText(t, ctx, `.no-shadow`, "has no shadow")
 	if code, body := s.request(t, "GET", "/v1/rulesets/payments/shadow", s.analyst, ""); code != http.StatusNotFound {

@@ -35,7 +35,7 @@ func TestVersionsPageDiffsAndRollsBack(t *testing.T) {
 	s.login(t, ctx, s.analyst)
 	waitText(t, ctx, `section.ruleset[data-ruleset="payments"]`, "version 3")
 	do(t, ctx, "opening the versions", chromedp.Click(chromedp.CSS(`section.ruleset[data-ruleset="payments"] a.versions-link`)))
-	waitJS(t, ctx, "the history", `document.querySelectorAll('tr.version-row').length > 0`)
+	waitJS(ctx, t, "the history", `document.querySelectorAll('tr.version-row').length > 0`)
 	shown := eval[[]string](t, ctx, `[...document.querySelectorAll('tr.version-row')].map(r => r.dataset.version)`)
 	var want []string
 	for _, v := range history.Versions {
@@ -70,8 +70,8 @@ func TestVersionsPageDiffsAndRollsBack(t *testing.T) {
 
 	// Roll back to version 1: version 4 holds its source.
 	do(t, ctx, "rolling back to 1", chromedp.Click(chromedp.CSS(`tr.version-row[data-version="1"] button.rollback-to`)))
-	confirmDialog(t, ctx)
-	waitJS(t, ctx, "version 4 in the history", `document.querySelector('tr.version-row[data-version="4"]')`)
+	confirmDialog(ctx, t)
+	waitJS(ctx, t, "version 4 in the history", `document.querySelector('tr.version-row[data-version="4"]')`)
 	if note := text(t, ctx, `tr.version-row[data-version="4"]`); !strings.Contains(note, "rollback to version 1") || !strings.Contains(note, "live") {
 		t.Errorf("version 4's row says %q", note)
 	}
