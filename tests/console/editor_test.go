@@ -231,6 +231,37 @@ func TestEditorMarksErrorsSavesAndTests(t *testing.T) {
 	waitText(t, ctx, `section.ruleset[data-ruleset="payments"] h2 .version`, "version "+saved)
 }
 
+// warnedRuleset is valid with one warning: its on_timeout alert's summary
+// reads a step a timeout alert may lack.
+const warnedRuleset = `ruleset: warned
+stream:
+  topic: payments
+  key: event.account_id
+  time: event.ts
+schema:
+  type: string
+  account_id: string
+  ts: timestamp
+rules:
+  - id: reset-then-verify
+    severity: low
+    within: 15m
+    pattern:
+      - step: reset
+        where: event.type == "password_reset"
+      - step: verify
+        where: event.type == "2fa_verified"
+    alert:
+      on_timeout: true
+      summary: '"verified " + verify.account_id'
+`
+
+// setSource replaces the editor's text as a paste would.
+func setSource(ctx context.Context, t *testing.T, src string) {
+	t.Helper()
+	eval[bool](t, ctx, fmt.Sprintf(`(() => { const ta = document.querySelector('#source'); ta.value = %q; ta.dispatchEvent(new Event('input')); return true; })()`, src))
+}
+
 // TestEditorCreatesARuleset writes a new ruleset from #/new and finds it
 // stored.
 func TestEditorCreatesARuleset(t *testing.T) {
@@ -239,6 +270,23 @@ func TestEditorCreatesARuleset(t *testing.T) {
 	s.login(t, ctx, s.analyst)
 	do(t, ctx, "new ruleset", chromedp.Click(chromedp.CSS(`a.new-ruleset`)))
 	waitText(t, ctx, `.validation-status`, "Valid")
+	// A warning is marked apart from errors, and does not refuse the source.
+	template := eval[string](t, ctx, `document.querySelector('#source').value`)
+	setSource(ctx, t, warnedRuleset)
+	waitText(t, ctx, `.validation-status`, "Valid, 1 warning")
+	warnLine := lineOf(t, warnedRuleset, `summary: '"verified "`)
+	if got := eval[[]string](t, ctx, `[...document.querySelectorAll('.ce-num.ce-warn')].map(e => e.dataset.line)`); len(got) != 1 || got[0] != strconv.Itoa(warnLine) {
+		t.Errorf("warnings marked at lines %v, want [%d]", got, warnLine)
+	}
+	if n := eval[int](t, ctx, `document.querySelectorAll('.ce-num.ce-err, .problem-list.errors li').length`); n != 0 {
+		t.Errorf("a warning shows %d error marks", n)
+	}
+	if w := text(t, ctx, `.problem-list.warnings li button`); !strings.Contains(w, strconv.Itoa(warnLine)+":") || !strings.Contains(w, `rule "reset-then-verify"`) {
+		t.Errorf("the warning reads %q", w)
+	}
+	setSource(ctx, t, template)
+	waitText(t, ctx, `.validation-status`, "Valid")
+
 	rename := func(from, to string) {
 		eval[bool](t, ctx, fmt.Sprintf(`(() => { const ta = document.querySelector('#source'); ta.value = ta.value.replace(%q, %q); ta.dispatchEvent(new Event('input')); return true; })()`, from, to))
 		waitText(t, ctx, `.validation-status`, "Valid")

@@ -35,7 +35,7 @@ func TestShadowPushCompareAndPromote(t *testing.T) {
 
 	navigate(ctx, t, "#/rulesets/payments/edit")
 	waitText(t, ctx, `.validation-status`, "Valid")
-	eval[bool](t, ctx, fmt.Sprintf(`(() => { const ta = document.querySelector('#source'); ta.value = %q; ta.dispatchEvent(new Event('input')); return true; })()`, candidate))
+	setSource(ctx, t, candidate)
 	waitText(t, ctx, `.dirty`, "Unsaved changes")
 	do(t, ctx, "pushing the shadow", chromedp.Click(chromedp.CSS(`button.push-shadow`)))
 	waitText(t, ctx, `.save-result`, "Deployed as the shadow")
