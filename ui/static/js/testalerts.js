@@ -4,8 +4,10 @@
 import {h, table, time, severityBadge} from './dom.js';
 
 // alertsTable lists alerts; limit caps the rows drawn (the rest are
-// counted below the table).
-export function alertsTable(alerts, {caption, empty = 'No alerts.', limit = 200} = {}) {
+// counted below the table). rules, the Rule messages of the ruleset, put
+// each alert's steps in pattern order (the JSON has them by name).
+export function alertsTable(alerts, {caption, empty = 'No alerts.', limit = 200, rules = []} = {}) {
+  const stepOrder = new Map(rules.map(r => [r.id, r.steps || []]));
   const shown = alerts.slice(0, limit);
   return h('div', {class: 'alerts'},
     table([
@@ -14,14 +16,15 @@ export function alertsTable(alerts, {caption, empty = 'No alerts.', limit = 200}
       {label: 'Key', value: a => h('code', {class: 'alert-key'}, a.key)},
       {label: 'Time', value: a => [time(a.start), a.end && a.end !== a.start ? [' – ', time(a.end)] : null]},
       {label: 'Summary', value: a => [a.summary, a.timeout ? h('span', {class: 'badge'}, 'timeout') : null]},
-      {label: 'Matched events', value: a => matchedEvents(a)},
+      {label: 'Matched events', value: a => matchedEvents(a, stepOrder.get(a.rule) || [])},
     ], shown, {caption, empty, rowAttrs: a => ({class: 'alert-row', dataset: {rule: a.rule}})}),
     alerts.length > shown.length ? h('p', {class: 'muted'}, `${alerts.length - shown.length} more alerts not shown.`) : null);
 }
 
 // matchedEvents shows an alert's events by step, folded.
-function matchedEvents(a) {
-  const steps = Object.entries(a.events || {});
+function matchedEvents(a, order) {
+  const rank = (step) => { const i = order.indexOf(step); return i < 0 ? order.length : i; };
+  const steps = Object.entries(a.events || {}).sort(([x], [y]) => rank(x) - rank(y));
   if (!steps.length) return h('span', {class: 'muted'}, '—');
   const total = steps.reduce((n, [, evs]) => n + (evs || []).length, 0);
   return h('details', {class: 'matched'},

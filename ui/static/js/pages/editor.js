@@ -73,6 +73,7 @@ export async function render(main, params, ctx) {
   }
 
   // Validation as you type.
+  let validRules = live ? live.rules || [] : []; // of the last valid text: its steps' order
   let timer = 0;
   let inflight = null;
   let seq = 0;
@@ -88,6 +89,7 @@ export async function render(main, params, ctx) {
     try {
       const res = await api.post('/v1/rulesets:validate', {source: editor.value}, {signal: inflight.signal});
       if (mySeq !== seq) return;
+      if (res.valid) validRules = res.rules || [];
       showProblems(res.errors || [], res.warnings || []);
       return res;
     } catch (e) {
@@ -207,7 +209,7 @@ export async function render(main, params, ctx) {
   }
 
   // Testing.
-  const testPanel = testSection(() => editor.value, params.name || '');
+  const testPanel = testSection(() => editor.value, params.name || '', () => validRules);
 
   const saveBtn = h('button', {type: 'button', class: 'primary save', onclick: save}, isNew ? 'Create' : 'Save');
   const shadowBtn = h('button', {type: 'button', class: 'push-shadow', onclick: pushShadow}, 'Push as shadow');
@@ -263,7 +265,7 @@ function parseViolation(desc) {
 }
 
 // testSection is the "Test on a recording" form and its results.
-function testSection(source, name) {
+function testSection(source, name, rules) {
   let controller = null;
   const results = h('div', {class: 'test-results', 'aria-live': 'polite'});
   const recordingSlot = h('div', {class: 'recording-slot'});
@@ -342,7 +344,7 @@ function testSection(source, name) {
     replace(results, h('p', {class: 'muted'}, 'Running…'));
     try {
       const res = await api.post('/v1/rulesets:test', body, {signal: controller.signal});
-      replace(results, testResults(res, body.recording || 'pasted events'));
+      replace(results, testResults(res, body.recording || 'pasted events', rules()));
     } catch (e) {
       if (e.name !== 'AbortError') replace(results, errorBox(e));
     } finally {
@@ -373,7 +375,7 @@ function formatBytes(n) {
   return `${(n / 1024 / 1024).toFixed(1)} MiB`;
 }
 
-function testResults(res, input) {
+function testResults(res, input, rules) {
   const alerts = res.alerts || [];
   const n = (v) => String(v ?? 0);
   return h('div', {class: 'test-result'},
@@ -397,5 +399,5 @@ function testResults(res, input) {
       h('summary', {}, `First dead-lettered lines (${res.dead_letters.length})`),
       h('ul', {}, res.dead_letters.map(d => h('li', {}, `line ${d.line}: ${d.reason}`)))) : null,
     res.alerts_truncated ? h('p', {class: 'muted'}, `The server returned the first ${alerts.length} of ${n(res.alert_count)} alerts.`) : null,
-    alertsTable(alerts, {caption: 'Alerts, in the order they were emitted', empty: 'No alert: the rules matched nothing in these events.'}));
+    alertsTable(alerts, {caption: 'Alerts, in the order they were emitted', empty: 'No alert: the rules matched nothing in these events.', rules}));
 }

@@ -39,7 +39,7 @@ export async function render(main, params, ctx) {
     replace(diffBox, h('p', {class: 'muted'}, 'Comparing alerts…'));
     try {
       const d = await api.get(`${base}/shadow:diff` + api.query({examples: 5}));
-      replace(diffBox, diffView(d));
+      replace(diffBox, diffView(d, live.rules || [], shadow.rules || []));
     } catch (e) {
       replace(diffBox, errorBox(e));
     }
@@ -96,7 +96,7 @@ export async function render(main, params, ctx) {
   await loadDiff();
 }
 
-function diffView(d) {
+function diffView(d, liveRules, shadowRules) {
   const rules = d.rules || [];
   const n = (v) => String(v ?? 0);
   const presence = (r) => (r.in_old && r.in_new ? 'both' : r.in_new ? 'shadow only' : r.in_old ? 'live only' : '—');
@@ -118,6 +118,6 @@ function diffView(d) {
     rules.filter(r => (r.only_old_examples || []).length || (r.only_new_examples || []).length).map(r =>
       h('details', {class: 'diff-examples', dataset: {rule: r.rule}},
         h('summary', {}, `Examples of ${r.rule}: ${n(r.only_old)} live only, ${n(r.only_new)} shadow only`),
-        (r.only_old_examples || []).length ? alertsTable(r.only_old_examples, {caption: `Alerts only the live version produced (${r.rule})`}) : null,
-        (r.only_new_examples || []).length ? alertsTable(r.only_new_examples, {caption: `Alerts only the shadow produced (${r.rule})`}) : null)));
+        (r.only_old_examples || []).length ? alertsTable(r.only_old_examples, {caption: `Alerts only the live version produced (${r.rule})`, rules: liveRules}) : null,
+        (r.only_new_examples || []).length ? alertsTable(r.only_new_examples, {caption: `Alerts only the shadow produced (${r.rule})`, rules: shadowRules}) : null)));
 }
