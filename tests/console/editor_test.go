@@ -327,3 +327,56 @@ func TestEditorCreatesARuleset(t *testing.T) {
 		t.Errorf("GET /v1/rulesets/fresh: version %s\n%s", got.Version, got.Source)
 	}
 }
+
+// TestEditorModules checks the editor's modules in the browser: the line
+// diff against a longest common subsequence on random texts, and the YAML
+// tokenizer, whose tokens must give back every shipped ruleset's text.
+func TestEditorModules(t *testing.T) {
+	s := startServer(t)
+	ctx := s.tab(t)
+	var sources []string
+	for _, name := range []string{"payments", "account_security", "itops"} {
+		var rs rulesetJSON
+		s.restJSON(t, "GET", "/v1/rulesets/"+name, "", http.StatusOK, &rs)
+		sources = append(sources, rs.Source)
+	}
+	srcJSON, _ := json.Marshal(sources)
+	stepCtx, cancel := context.WithTimeout(ctx, actionTimeout)
+	defer cancel()
+	problems, err := chromedp.Run(stepCtx, chromedp.Evaluate[[]string](`(async () => {
+		const {diffLines} = await import('/ui/js/linediff.js');
+		const {tokenize} = await import('/ui/js/yaml.js');
+		const out = [];
+		// A fixed generator, so that a failure repeats.
+		let seed = 7;
+		const rand = (n) => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
+		for (let run = 0; run < 500 && out.length < 5; run++) {
+			const a = Array.from({length: rand(12)}, () => 'abcd'[rand(4)]);
+			const b = Array.from({length: rand(12)}, () => 'abcd'[rand(4)]);
+			const ops = diffLines(a.join('\n'), b.join('\n'));
+			const oldSide = ops.filter(o => o.op !== 'add').map(o => o.text).join();
+			const newSide = ops.filter(o => o.op !== 'del').map(o => o.text).join();
+			const lcs = Array.from({length: a.length + 1}, () => new Array(b.length + 1).fill(0));
+			for (let i = a.length - 1; i >= 0; i--) for (let j = b.length - 1; j >= 0; j--)
+				lcs[i][j] = a[i] === b[j] ? lcs[i + 1][j + 1] + 1 : Math.max(lcs[i + 1][j], lcs[i][j + 1]);
+			const same = ops.filter(o => o.op === 'same').length;
+			const numbered = ops.every(o => (!o.a || a[o.a - 1] === o.text) && (!o.b || b[o.b - 1] === o.text));
+			if (oldSide !== a.join() || newSide !== b.join() || same !== lcs[0][0] || !numbered)
+				out.push('diff of ' + JSON.stringify(a) + ' and ' + JSON.stringify(b) + ': ' + JSON.stringify(ops));
+		}
+		for (const src of `+string(srcJSON)+`) {
+			const lines = tokenize(src);
+			const back = lines.map(l => l.map(t => t[1]).join('')).join('\n');
+			if (back !== src) out.push('the tokens of a shipped ruleset do not give back its text');
+			const keys = lines.flat().filter(t => t[0] === 'y-key').map(t => t[1]);
+			for (const k of ['ruleset', 'stream', 'rules', 'id', 'severity']) if (!keys.includes(k)) out.push('no key ' + k + ' found');
+		}
+		return out;
+	})()`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Error(p)
+	}
+}
