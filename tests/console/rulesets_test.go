@@ -126,6 +126,19 @@ func TestRulesetsPageStateLinksAndActions(t *testing.T) {
 	if code, _ := s.request(t, "GET", "/v1/rulesets/itops", s.analyst, ""); code != http.StatusNotFound {
 		t.Errorf("GET itops after the deletion: %d, want 404", code)
 	}
+
+	// The notice leads to the history, where a rollback brings it back.
+	do(t, ctx, "opening the deleted ruleset's history", chromedp.Click(chromedp.CSS(`#notice a`)))
+	waitText(t, ctx, `main .meta`, "The ruleset is deleted")
+	if row := text(t, ctx, `tr.version-row[data-version="2"]`); !strings.Contains(row, "deletion") {
+		t.Errorf("the deletion's row reads %q", row)
+	}
+	do(t, ctx, "restoring itops", chromedp.Click(chromedp.CSS(`tr.version-row[data-version="1"] button.rollback-to`)))
+	confirmDialog(ctx, t)
+	waitText(t, ctx, `main .meta`, "Live version 3")
+	if code, _ := s.request(t, "GET", "/v1/rulesets/itops", s.analyst, ""); code != http.StatusOK {
+		t.Errorf("GET itops after restoring it: %d", code)
+	}
 }
 
 // TestViewerSeesNoEditButtons signs in with a read-only token: the pages

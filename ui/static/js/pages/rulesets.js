@@ -136,7 +136,7 @@ async function rollback(rs, ctx, rerender) {
 async function remove(rs, ctx, rerender) {
   const ok = await confirmAction({
     title: `Delete ${rs.name}?`,
-    message: h('p', {}, `Its rules stop on every instance and their partial matches are dropped. The history stays: the Versions page can bring it back.`),
+    message: h('p', {}, `Its rules stop on every instance and their partial matches are dropped. The history stays: rolling back to a version brings it back.`),
     confirmLabel: 'Delete',
     danger: true,
   });
@@ -144,7 +144,8 @@ async function remove(rs, ctx, rerender) {
   try {
     await api.del(`/v1/rulesets/${api.enc(rs.name)}`);
     await rerender();
-    ctx.notify(`Deleted ${rs.name}.`, 'ok');
+    ctx.notify(h('span', {}, `Deleted ${rs.name}. Its history stays: `,
+      h('a', {href: `#/rulesets/${api.enc(rs.name)}/versions`}, 'roll back to a version'), ' to bring it back.'), 'ok');
   } catch (e) {
     ctx.notify(errorBox(e), 'error');
   }
