@@ -13,6 +13,9 @@ const CEL_WORDS = new Set(['event', 'lists', 'true', 'false', 'null', 'in']);
 const YAML_WORDS = /^(true|false|null|yes|no|on|off|~)$/i;
 const NUMBER = /^[-+]?(\d[\d_]*(\.\d*)?([eE][-+]?\d+)?|\.\d+|0x[0-9a-fA-F]+)$/;
 const DURATION = /^\d+(\.\d+)?(ns|us|µs|ms|s|m|h|d)(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))*$/;
+// LONG_LINE is the length past which a line is left plain: highlighting
+// runs on every keystroke, and a pasted line of megabytes would stall it.
+const LONG_LINE = 4000;
 
 // tokenize returns, per line of text, its tokens as [class, text] pairs; a
 // class of '' is plain text.
@@ -22,6 +25,7 @@ export function tokenize(text) {
   let block = null; // {indent, cel}: inside a block scalar
   const stack = []; // [{indent, key}] of the enclosing keys
   for (const line of lines) {
+    if (line.length > LONG_LINE) { out.push([['', line]]); continue; }
     if (block) {
       const ind = line.match(/^ */)[0].length;
       if (line.trim() === '' || ind > block.indent) {
@@ -40,7 +44,7 @@ export function tokenize(text) {
     if (rest.startsWith('#')) { toks.push(['y-comment', rest]); out.push(toks); continue; }
     if (/^(---|\.\.\.)(\s|$)/.test(line)) { out.push([['y-punct', line]]); continue; }
 
-    const km = rest.match(/^([^\s"'#{}[\],:][^:#]*?|"(?:[^"\\]|\\.)*"|'(?:[^']|'')*')(\s*:)(?=\s|$)/);
+    const km = rest.match(/^([^\s"'#{}[\],:](?:[^:#]*[^\s:#])?|"(?:[^"\\]|\\.)*"|'(?:[^']|'')*')(\s*:)(?=\s|$)/);
     let celValue = false;
     if (km) {
       const key = km[1].replace(/^["']|["']$/g, '');
@@ -117,29 +121,42 @@ function plainClass(v) {
   return 'y-val';
 }
 
-// flow tokenizes a flow collection ({a: 1, b: [x, y]}) on one line.
+// flow tokenizes a flow collection ({a: 1, b: [x, y]}) on one line. The
+// patterns are sticky (matched at lastIndex) so that a long line is read
+// in one pass, without copying its rest at each token.
+const FLOW_SPACE = /[ \t]+/y;
+const FLOW_DQ = /"(?:[^"\\]|\\.)*("|$)/y;
+const FLOW_SQ = /'(?:[^']|'')*('|$)/y;
+const FLOW_WORD = /[^{}[\],:#\s]+(?:[ \t]+[^{}[\],:#\s]+)*/y;
+const FLOW_COLON_AFTER = /\s*:/y;
+const FLOW_KEY_END = /:(\s|$)/y;
+
+function stickyMatch(re, s, i) {
+  re.lastIndex = i;
+  const m = re.exec(s);
+  return m ? m[0] : null;
+}
+
 function flow(s) {
   const toks = [];
   let i = 0;
   while (i < s.length) {
     const c = s[i];
     if ('{}[],'.includes(c)) { toks.push(['y-punct', c]); i++; continue; }
-    if (c === ' ' || c === '\t') { const w = s.slice(i).match(/^[ \t]+/)[0]; toks.push(['', w]); i += w.length; continue; }
+    let w;
+    if ((w = stickyMatch(FLOW_SPACE, s, i))) { toks.push(['', w]); i += w.length; continue; }
     if (c === '#' && (i === 0 || /\s/.test(s[i - 1]))) { toks.push(['y-comment', s.slice(i)]); break; }
     if (c === '"' || c === "'") {
-      const re = c === '"' ? /^"(?:[^"\\]|\\.)*("|$)/ : /^'(?:[^']|'')*('|$)/;
-      const str = s.slice(i).match(re)[0];
-      const after = s.slice(i + str.length);
-      toks.push([/^\s*:/.test(after) ? 'y-key' : 'y-str', str]);
+      const str = stickyMatch(c === '"' ? FLOW_DQ : FLOW_SQ, s, i);
+      const isKey = stickyMatch(FLOW_COLON_AFTER, s, i + str.length) !== null;
+      toks.push([isKey ? 'y-key' : 'y-str', str]);
       i += str.length;
       continue;
     }
     if (c === ':') { toks.push(['y-punct', c]); i++; continue; }
-    const w = s.slice(i).match(/^[^{}[\],:#]+?(?=\s*[{}[\],]|:(\s|$)|\s#|$)/);
-    const word = w ? w[0] : s.slice(i, i + 1);
-    const trimmed = word.trimEnd();
-    const isKey = /^:(\s|$)/.test(s.slice(i + word.length));
-    toks.push([isKey ? 'y-key' : plainClass(trimmed), word]);
+    const word = stickyMatch(FLOW_WORD, s, i) || c;
+    const isKey = stickyMatch(FLOW_KEY_END, s, i + word.length) !== null;
+    toks.push([isKey ? 'y-key' : plainClass(word), word]);
     i += word.length;
   }
   return toks;
@@ -148,25 +165,28 @@ function flow(s) {
 // cel tokenizes a CEL expression lightly: strings, numbers, operators,
 // functions, the names every rule sees, and (with allowComment) a YAML
 // comment after it.
+const CEL_SPACE = /\s+/y;
+const CEL_STRING = /[rbRB]?("""[\s\S]*?("""|$)|'''[\s\S]*?('''|$)|"(?:[^"\\]|\\.)*("|$)|'(?:[^'\\]|\\.)*('|$))/y;
+const CEL_NUMBER = /(0x[0-9a-fA-F]+u?|\d+(\.\d+)?([eE][-+]?\d+)?u?|\.\d+)/y;
+const CEL_IDENT = /[A-Za-z_][A-Za-z0-9_]*/y;
+const CEL_CALL = /\s*\(/y;
+const CEL_OP = /(&&|\|\||==|!=|<=|>=|[-+*/%<>!?:])/y;
+
 export function cel(s, allowComment) {
   const toks = [];
   let i = 0;
   while (i < s.length) {
-    const rest = s.slice(i);
     let m;
-    if (allowComment && rest[0] === '#' && (i === 0 || /\s/.test(s[i - 1]))) { toks.push(['y-comment', rest]); break; }
-    if ((m = rest.match(/^\s+/))) { toks.push(['', m[0]]); i += m[0].length; continue; }
-    if ((m = rest.match(/^[rbRB]?("""[\s\S]*?("""|$)|'''[\s\S]*?('''|$)|"(?:[^"\\]|\\.)*("|$)|'(?:[^'\\]|\\.)*('|$))/))) {
-      toks.push(['c-str', m[0]]); i += m[0].length; continue;
+    if (allowComment && s[i] === '#' && (i === 0 || /\s/.test(s[i - 1]))) { toks.push(['y-comment', s.slice(i)]); break; }
+    if ((m = stickyMatch(CEL_SPACE, s, i))) { toks.push(['', m]); i += m.length; continue; }
+    if ((m = stickyMatch(CEL_STRING, s, i))) { toks.push(['c-str', m]); i += m.length; continue; }
+    if ((m = stickyMatch(CEL_NUMBER, s, i))) { toks.push(['c-num', m]); i += m.length; continue; }
+    if ((m = stickyMatch(CEL_IDENT, s, i))) {
+      const cls = CEL_WORDS.has(m) ? 'c-kw' : stickyMatch(CEL_CALL, s, i + m.length) !== null ? 'c-fn' : 'c-id';
+      toks.push([cls, m]); i += m.length; continue;
     }
-    if ((m = rest.match(/^(0x[0-9a-fA-F]+u?|\d+(\.\d+)?([eE][-+]?\d+)?u?|\.\d+)/))) { toks.push(['c-num', m[0]]); i += m[0].length; continue; }
-    if ((m = rest.match(/^[A-Za-z_][A-Za-z0-9_]*/))) {
-      const after = s.slice(i + m[0].length);
-      const cls = CEL_WORDS.has(m[0]) ? 'c-kw' : /^\s*\(/.test(after) ? 'c-fn' : 'c-id';
-      toks.push([cls, m[0]]); i += m[0].length; continue;
-    }
-    if ((m = rest.match(/^(&&|\|\||==|!=|<=|>=|[-+*/%<>!?:])/))) { toks.push(['c-op', m[0]]); i += m[0].length; continue; }
-    toks.push(['c-punct', rest[0]]);
+    if ((m = stickyMatch(CEL_OP, s, i))) { toks.push(['c-op', m]); i += m.length; continue; }
+    toks.push(['c-punct', s[i]]);
     i++;
   }
   return toks;
