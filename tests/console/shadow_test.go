@@ -48,9 +48,14 @@ func TestShadowPushCompareAndPromote(t *testing.T) {
 		t.Fatalf("REST's shadow is beside version %s, with the candidate source: %v", shadow.LiveVersion, shadow.Source == candidate)
 	}
 
-	// The rulesets page shows the shadow.
+	// The rulesets page shows the shadow, and its rules' figures beside the
+	// live ones.
 	navigate(ctx, t, "#/rulesets")
 	waitText(t, ctx, `section.ruleset[data-ruleset="payments"] .state`, "shadow running since")
+	waitText(t, ctx, `section.ruleset[data-ruleset="payments"] table thead`, "Shadow alerts (last hour)")
+	if n := eval[int](t, ctx, `document.querySelectorAll('section.ruleset[data-ruleset="itops"] td.shadow-alerts').length`); n != 0 {
+		t.Errorf("itops, without a shadow, shows %d shadow figures", n)
+	}
 
 	// A transfer of 7,000 to a high-risk country: only the shadow alerts.
 	// A logout ten seconds later moves the watermark past it (payments
