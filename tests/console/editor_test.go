@@ -317,8 +317,10 @@ func TestEditorCreatesARuleset(t *testing.T) {
 		t.Errorf("a cancelled save over payments stored version %s", payments.Version)
 	}
 
+	// Ctrl+S in the editor saves.
 	rename("ruleset: payments", "ruleset: fresh")
-	do(t, ctx, "creating", chromedp.Click(chromedp.CSS(`button.save`)))
+	do(t, ctx, "creating with Ctrl+S", chromedp.Focus(chromedp.CSS(`#source`)),
+		chromedp.KeyEvent("s", chromedp.KeyModifiers(chromedp.ModifierCtrl)))
 	waitJS(ctx, t, "the editor of the new ruleset", `location.hash === '#/rulesets/fresh/edit'`)
 	waitText(t, ctx, `.ruleset-version .live-version`, "1")
 	var got rulesetJSON

@@ -227,7 +227,7 @@ export async function render(main, params, ctx) {
     editor.el,
     h('p', {id: helpId, class: 'muted editor-help'}, readOnly
       ? 'Validation and tests still run on this source.'
-      : 'Checked as you type. Tab indents; press Esc, then Tab, to leave the editor. Click a problem to go to it.'),
+      : 'Checked as you type. Tab indents; press Esc, then Tab, to leave the editor. Ctrl+S saves. Click a problem to go to it.'),
     saveResult,
     problemsBox,
     diffBox,
@@ -237,6 +237,15 @@ export async function render(main, params, ctx) {
   if (params.search && params.search.get('line') && first) {
     editor.goTo(Number(params.search.get('line')), Number(params.search.get('col') || 1));
   }
+  if (write) {
+    editor.textarea.addEventListener('keydown', (ev) => {
+      if ((ev.ctrlKey || ev.metaKey) && !ev.altKey && ev.key.toLowerCase() === 's') {
+        ev.preventDefault();
+        if (!saveBtn.disabled) save();
+      }
+    });
+  }
+
   // Closing or reloading the tab with unsaved changes asks first.
   const beforeUnload = (ev) => {
     if (!readOnly && editor.value !== savedSource) { ev.preventDefault(); ev.returnValue = ''; }
