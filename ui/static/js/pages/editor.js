@@ -47,7 +47,7 @@ export async function render(main, params, ctx) {
     live = await api.get(`/v1/rulesets/${api.enc(params.name)}`);
   }
   const readOnly = !write;
-  let savedSource = live ? live.source : '';
+  let savedSource = live ? live.source : NEW_RULESET;
 
   const title = h('h1', {}, isNew ? 'New ruleset' : (readOnly ? `Source of ${params.name}` : `Edit ${params.name}`));
   const versionInfo = h('p', {class: 'meta ruleset-version', 'aria-live': 'polite'});
@@ -128,12 +128,14 @@ export async function render(main, params, ctx) {
     saveBtn.disabled = true;
     try {
       const res = await api.put(`/v1/rulesets/${api.enc(name)}`, {source: editor.value});
+      const unchanged = live && String(live.version) === String(res.version);
       live = res;
       savedSource = res.source;
       markDirty();
       showVersion();
-      replace(saveResult, h('p', {class: 'saved notice-ok'}, `Saved ${res.name}: version `, h('strong', {class: 'saved-version'}, String(res.version)), ' is live.'));
-      ctx.notify(`Saved ${res.name} version ${res.version}.`, 'ok');
+      replace(saveResult, h('p', {class: 'saved notice-ok'}, unchanged ? `No change to ${res.name}: version ` : `Saved ${res.name}: version `,
+        h('strong', {class: 'saved-version'}, String(res.version)), unchanged ? ' stays live.' : ' is live.'));
+      ctx.notify(unchanged ? `${res.name} was already this source (version ${res.version}).` : `Saved ${res.name} version ${res.version}.`, 'ok');
       if (isNew) ctx.navigate(`#/rulesets/${api.enc(res.name)}/edit`);
     } catch (e) {
       replace(saveResult, errorBox(e));
