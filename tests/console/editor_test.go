@@ -152,6 +152,8 @@ func TestEditorMarksErrorsSavesAndTests(t *testing.T) {
 		!strings.Contains(problem, `rule "big-foreign-transfer"`) || !strings.Contains(problem, "amuont") {
 		t.Errorf("the error list shows %q, want line %d, the rule and the field", problem, whenLine)
 	}
+	// The picture shows the marked line with the rule around it.
+	eval[bool](t, ctx, fmt.Sprintf(`(() => { const ta = document.querySelector('#source'); ta.scrollTop = %d * 20; ta.dispatchEvent(new Event('scroll')); return true; })()`, max(whenLine-8, 0)))
 	screenshot(t, ctx, "editor")
 
 	// Clicking the error moves the caret to it.
