@@ -36,6 +36,10 @@ export async function render(main, params, ctx) {
 
   const diffBox = h('div', {class: 'shadow-diff', 'aria-live': 'polite'});
   async function loadDiff() {
+    if (!ctx.can('alerts:read')) {
+      replace(diffBox, h('p', {class: 'empty'}, 'Comparing the alerts needs a token with alerts:read.'));
+      return;
+    }
     replace(diffBox, h('p', {class: 'muted'}, 'Comparing alerts…'));
     try {
       const d = await api.get(`${base}/shadow:diff` + api.query({examples: 5}));
