@@ -180,4 +180,14 @@ func TestViewerSeesNoEditButtons(t *testing.T) {
 	if n := eval[int](t, ctx, `document.querySelectorAll('button.rollback-to').length`); n != 0 {
 		t.Errorf("a viewer sees %d rollback buttons", n)
 	}
+
+	// A shadow: the viewer sees the comparison, not Promote or Drop.
+	var live rulesetJSON
+	s.restJSON(t, "GET", "/v1/rulesets/payments", "", http.StatusOK, &live)
+	s.restJSON(t, "PUT", "/v1/rulesets/payments/shadow", jsonBody(t, map[string]string{"source": live.Source}), http.StatusOK, nil)
+	navigate(ctx, t, "#/rulesets/payments/shadow")
+	waitJS(ctx, t, "the comparison", `document.querySelector('tr.rule-diff[data-rule="big-foreign-transfer"]')`)
+	if n := eval[int](t, ctx, `document.querySelectorAll('button.promote, button.drop').length`); n != 0 {
+		t.Errorf("a viewer sees %d of Promote and Drop", n)
+	}
 }
