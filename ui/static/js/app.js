@@ -9,6 +9,10 @@ import {h, replace, errorBox} from './dom.js';
 // `nav` entries appear in the top navigation, in this order.
 const routes = [
   {path: '/rulesets', page: 'rulesets', nav: 'Rulesets'},
+  {path: '/new', page: 'editor'},
+  {path: '/rulesets/:name/edit', page: 'editor'},
+  {path: '/rulesets/:name/versions', page: 'versions'},
+  {path: '/rulesets/:name/shadow', page: 'shadow'},
   {path: '/login', page: null},
 ];
 
@@ -147,12 +151,15 @@ async function route() {
     replace(main, h('h1', {}, 'Not found'), h('p', {}, 'No page at ', h('code', {}, path), '. ', h('a', {href: '#/rulesets'}, 'Go to the rulesets.')));
     return;
   }
-  replace(main, h('p', {class: 'muted'}, 'Loading…'));
+  // Each render fills a container of its own: a render still waiting for
+  // the API when the user moves on writes into a container no longer shown.
+  const page = h('div', {class: 'page'}, h('p', {class: 'muted'}, 'Loading…'));
+  replace(main, page);
   try {
     const mod = await import(`./pages/${m.route.page}.js`);
     if (seq !== renderSeq) return;
     const params = {...m.params, search};
-    const done = await mod.render(main, params, ctx);
+    const done = await mod.render(page, params, ctx);
     if (seq !== renderSeq) { if (typeof done === 'function') done(); return; }
     cleanup = typeof done === 'function' ? done : null;
   } catch (e) {
