@@ -14,6 +14,10 @@ const routes = [
   {path: '/lists', page: 'lists', nav: 'Lists'},
   {path: '/lists/:name', page: 'list'},
   {path: '/rulesets/:name/rules/:rule/picture', page: 'picture'},
+  {path: '/new', page: 'editor'},
+  {path: '/rulesets/:name/edit', page: 'editor'},
+  {path: '/rulesets/:name/versions', page: 'versions'},
+  {path: '/rulesets/:name/shadow', page: 'shadow'},
   {path: '/login', page: null},
 ];
 

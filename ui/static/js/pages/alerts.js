@@ -106,7 +106,7 @@ export async function render(main, params, ctx) {
     h('caption', {}, 'Alerts, newest first. Select a row (click or Enter) for its detail.'),
     h('thead', {}, h('tr', {},
       ['Detected', 'Severity', 'Rule', 'Key', 'Summary', 'Start'].map(l => h('th', {scope: 'col'}, l)),
-      h('th', {scope: 'col'}, h('span', {class: 'sr-only'}, 'Detail')))),
+      h('th', {scope: 'col'}, h('span', {class: 'visually-hidden'}, 'Detail')))),
     tbody);
   const empty = h('p', {class: 'empty'}, 'No alert yet. Alerts that pass the filters appear here as the rules fire.');
 

@@ -251,7 +251,7 @@ export async function render(main, params, ctx) {
   const eventsInput = h('textarea', {id: 'x-events', name: 'events', rows: 3, class: 'code', spellcheck: 'false', 'aria-describedby': 'x-events-help'});
 
   // The trace can be long: only a one-line summary is announced.
-  const announce = h('p', {class: 'sr-only', role: 'status'});
+  const announce = h('p', {class: 'visually-hidden', role: 'status'});
   const result = h('div', {class: 'explain-result'});
   const submit = h('button', {type: 'submit', class: 'primary'}, 'Explain');
   let ctl = null;

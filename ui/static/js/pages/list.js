@@ -81,7 +81,7 @@ export async function render(main, params, ctx) {
     }
     replace(itemsHost, h('table', {class: 'grid list-items'},
       h('caption', {}, `Items of ${name}, in byte order`),
-      h('thead', {}, h('tr', {}, h('th', {scope: 'col'}, 'Item'), canWrite ? h('th', {scope: 'col'}, h('span', {class: 'sr-only'}, 'Actions')) : null)),
+      h('thead', {}, h('tr', {}, h('th', {scope: 'col'}, 'Item'), canWrite ? h('th', {scope: 'col'}, h('span', {class: 'visually-hidden'}, 'Actions')) : null)),
       h('tbody', {}, rows.map(it => h('tr', {class: 'list-item', dataset: {item: it}},
         h('td', {}, h('code', {}, it)),
         canWrite ? h('td', {class: 'num'}, h('button', {type: 'button', class: 'danger', 'aria-label': `Remove ${it}`, onclick: () => change('remove', [it])}, 'Remove')) : null)))));
