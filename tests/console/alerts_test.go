@@ -87,10 +87,10 @@ func listedAlerts(t *testing.T, s *server, query string) []listedAlert {
 func visit(ctx context.Context, t *testing.T, hash string) {
 	t.Helper()
 	pollUntil(t, "the console to sign in", func() bool {
-		return eval[bool](t, ctx, `!!document.querySelector("#nav a[aria-current=page]") && !document.querySelector("form.login")`)
+		return eval[bool](ctx, t, `!!document.querySelector("#nav a[aria-current=page]") && !document.querySelector("form.login")`)
 	})
-	eval[string](t, ctx, fmt.Sprintf(`location.hash = %q`, hash))
-	pollUntil(t, "the URL "+hash, func() bool { return eval[string](t, ctx, `location.hash`) == hash })
+	eval[string](ctx, t, fmt.Sprintf(`location.hash = %q`, hash))
+	pollUntil(t, "the URL "+hash, func() bool { return eval[string](ctx, t, `location.hash`) == hash })
 }
 
 // pollUntil calls done until it holds, failing the test after a minute.
@@ -120,7 +120,7 @@ func waitAlerts(t *testing.T, s *server, rule string, n int) []listedAlert {
 // rowIDs are the ids of the alert rows the page shows, top to bottom.
 func rowIDs(ctx context.Context, t *testing.T) []string {
 	t.Helper()
-	s := eval[string](t, ctx, `[...document.querySelectorAll("tr.alert-row")].map(r => r.dataset.id).join(",")`)
+	s := eval[string](ctx, t, `[...document.querySelectorAll("tr.alert-row")].map(r => r.dataset.id).join(",")`)
 	if s == "" {
 		return nil
 	}
@@ -134,16 +134,16 @@ func rowIDs(ctx context.Context, t *testing.T) []string {
 func TestAlertsLive(t *testing.T) {
 	s := startServer(t)
 	ctx := s.tab(t)
-	s.login(t, ctx, s.analyst)
+	s.login(ctx, t, s.analyst)
 	clock := &paymentsClock{}
 	const account = "acct-console-1"
 
 	visit(ctx, t, "#/alerts?min_severity=high")
-	waitText(t, ctx, "#stream-status", "Live")
-	if v := eval[string](t, ctx, `document.querySelector("#f-min-severity").value`); v != "high" {
+	waitText(ctx, t, "#stream-status", "Live")
+	if v := eval[string](ctx, t, `document.querySelector("#f-min-severity").value`); v != "high" {
 		t.Errorf("the minimum severity from the URL shows as %q", v)
 	}
-	waitText(t, ctx, "main", "No alert yet")
+	waitText(ctx, t, "main", "No alert yet")
 
 	// A medium alert (large-card-auth) reaches the server's feed but not
 	// the page, which asks for high and above.
@@ -157,19 +157,19 @@ func TestAlertsLive(t *testing.T) {
 		"type": "transfer", "account_id": account, "amount": 25000.25, "currency": "USD", "country": "KP", "ip": "198.51.100.7",
 	})
 	first := waitAlerts(t, s, "big-foreign-transfer", 1)[0]
-	waitText(t, ctx, "table.alerts", "big-foreign-transfer")
+	waitText(ctx, t, "table.alerts", "big-foreign-transfer")
 	if ids := rowIDs(ctx, t); len(ids) != 1 || ids[0] != first.ID {
 		t.Fatalf("the page shows alerts %v, want only %s (the medium alert is below the filter)", ids, first.ID)
 	}
-	if page := text(t, ctx, "table.alerts"); strings.Contains(page, "large-card-auth") {
+	if page := text(ctx, t, "table.alerts"); strings.Contains(page, "large-card-auth") {
 		t.Errorf("the page shows the medium alert despite min severity high:\n%s", page)
 	}
 
 	// Paused, the page shows no new alert; resumed, it brings the one
 	// that came meanwhile, at the top.
-	do(t, ctx, "pausing", chromedp.Click(chromedp.CSS(`#pause`)))
-	waitText(t, ctx, "#stream-status", "Paused")
-	if got := text(t, ctx, "#pause"); got != "Resume" {
+	do(ctx, t, "pausing", chromedp.Click(chromedp.CSS(`#pause`)))
+	waitText(ctx, t, "#stream-status", "Paused")
+	if got := text(ctx, t, "#pause"); got != "Resume" {
 		t.Errorf("the pause button reads %q while paused", got)
 	}
 	publishPayment(t, s, clock, map[string]any{
@@ -182,68 +182,68 @@ func TestAlertsLive(t *testing.T) {
 	if ids := rowIDs(ctx, t); len(ids) != 1 {
 		t.Fatalf("while paused the page took alerts: %v", ids)
 	}
-	do(t, ctx, "resuming", chromedp.Click(chromedp.CSS(`#pause`)))
+	do(ctx, t, "resuming", chromedp.Click(chromedp.CSS(`#pause`)))
 	pollUntil(t, "the alert published while paused on the page", func() bool { return len(rowIDs(ctx, t)) == 2 })
 	if ids := rowIDs(ctx, t); ids[0] != second.ID || ids[1] != first.ID {
 		t.Errorf("after resuming the page shows %v, want newest first [%s %s]", ids, second.ID, first.ID)
 	}
-	waitText(t, ctx, "#alert-count", "2 alerts")
+	waitText(ctx, t, "#alert-count", "2 alerts")
 
 	// The detail of the newest: the rule, the key, and the matched event
 	// with its fields; a link explains the key.
-	do(t, ctx, "opening the detail with the keyboard",
+	do(ctx, t, "opening the detail with the keyboard",
 		chromedp.Focus(chromedp.CSS(`tr.alert-row[data-id="`+second.ID+`"]`)),
 		chromedp.KeyEvent("\r"),
 		chromedp.WaitVisible(chromedp.CSS(`dialog.alert-detail`)))
-	detail := text(t, ctx, "dialog.alert-detail")
+	detail := text(ctx, t, "dialog.alert-detail")
 	for _, want := range []string{"big-foreign-transfer", "payments", account, "sent 31000.75 USD to IR", "Matched events"} {
 		if !strings.Contains(detail, want) {
 			t.Errorf("the alert's detail does not show %q:\n%s", want, detail)
 		}
 	}
-	if n := eval[int](t, ctx, `document.querySelectorAll("dialog.alert-detail tr.matched-event").length`); n != 1 {
+	if n := eval[int](ctx, t, `document.querySelectorAll("dialog.alert-detail tr.matched-event").length`); n != 1 {
 		t.Errorf("the detail shows %d matched events, want 1", n)
 	}
-	events := text(t, ctx, "dialog.alert-detail .scroll-x table")
+	events := text(ctx, t, "dialog.alert-detail .scroll-x table")
 	for _, want := range []string{"event", "amount", "31000.75", "country", "IR", "198.51.100.8", "field ts"} {
 		if !strings.Contains(events, want) {
 			t.Errorf("the matched events table does not show %q:\n%s", want, events)
 		}
 	}
-	href := eval[string](t, ctx, `document.querySelector("dialog.alert-detail a.explain-link").getAttribute("href")`)
+	href := eval[string](ctx, t, `document.querySelector("dialog.alert-detail a.explain-link").getAttribute("href")`)
 	if href != "#/explain?ruleset=payments&rule=big-foreign-transfer&key="+account {
 		t.Errorf("Explain this key links to %q", href)
 	}
-	screenshot(t, ctx, "alerts")
+	screenshot(ctx, t, "alerts")
 	// Keys, not clicks, after a full-page screenshot: capturing beyond the
 	// viewport resizes the page for a moment, which can move a click.
-	do(t, ctx, "closing the detail with Escape", chromedp.KeyEvent(kb.Escape))
-	pollUntil(t, "the detail to close", func() bool { return eval[bool](t, ctx, `!document.querySelector("dialog.alert-detail")`) })
-	if got := eval[string](t, ctx, `document.activeElement.dataset.id || document.activeElement.tagName`); got != second.ID {
+	do(ctx, t, "closing the detail with Escape", chromedp.KeyEvent(kb.Escape))
+	pollUntil(t, "the detail to close", func() bool { return eval[bool](ctx, t, `!document.querySelector("dialog.alert-detail")`) })
+	if got := eval[string](ctx, t, `document.activeElement.dataset.id || document.activeElement.tagName`); got != second.ID {
 		t.Errorf("after closing the detail the focus is on %q, not on its row", got)
 	}
 
 	// A CEL filter the API cannot compile shows its message.
-	do(t, ctx, "a bad CEL filter",
+	do(ctx, t, "a bad CEL filter",
 		chromedp.SendKeys(chromedp.CSS(`#f-filter`), `alert.severity ==`),
 		chromedp.Click(chromedp.CSS(`form.alert-filters button[type=submit]`)))
-	waitText(t, ctx, "main .error", "filter: 1:18: Syntax error")
-	waitText(t, ctx, "#stream-status", "refused")
+	waitText(ctx, t, "main .error", "filter: 1:18: Syntax error")
+	waitText(ctx, t, "#stream-status", "refused")
 
 	// Explain this key, from a detail opened with the mouse: the explain
 	// form comes filled with the alert's ruleset, rule and key.
 	visit(ctx, t, "#/alerts?rule=big-foreign-transfer")
 	pollUntil(t, "the recent alerts listed again", func() bool { return len(rowIDs(ctx, t)) == 2 })
-	do(t, ctx, "opening the detail with its button",
+	do(ctx, t, "opening the detail with its button",
 		chromedp.Click(chromedp.CSS(`tr.alert-row[data-id="`+first.ID+`"] button`)),
 		chromedp.WaitVisible(chromedp.CSS(`dialog.alert-detail`)))
-	waitText(t, ctx, "dialog.alert-detail", "sent 25000.25 USD to KP")
-	do(t, ctx, "following Explain this key", chromedp.Click(chromedp.CSS(`dialog.alert-detail a.explain-link`)))
+	waitText(ctx, t, "dialog.alert-detail", "sent 25000.25 USD to KP")
+	do(ctx, t, "following Explain this key", chromedp.Click(chromedp.CSS(`dialog.alert-detail a.explain-link`)))
 	pollUntil(t, "the explain form filled from the alert", func() bool {
-		return eval[string](t, ctx, `((document.querySelector("#x-key") || {}).value || "")`) == account
+		return eval[string](ctx, t, `((document.querySelector("#x-key") || {}).value || "")`) == account
 	})
 	for sel, want := range map[string]string{"#x-ruleset": "payments", "#x-rule": "big-foreign-transfer"} {
-		if got := eval[string](t, ctx, `document.querySelector("`+sel+`").value`); got != want {
+		if got := eval[string](ctx, t, `document.querySelector("`+sel+`").value`); got != want {
 			t.Errorf("Explain this key fills %s with %q, want %q", sel, got, want)
 		}
 	}
@@ -251,7 +251,7 @@ func TestAlertsLive(t *testing.T) {
 	// Starting after the first alert's position brings the second alone.
 	visit(ctx, t, "#/alerts?rule=big-foreign-transfer&after="+url.QueryEscape(first.Position))
 	pollUntil(t, "the position from the URL in its field", func() bool {
-		return eval[string](t, ctx, `((document.querySelector("#f-after") || {}).value || "")`) == first.Position
+		return eval[string](ctx, t, `((document.querySelector("#f-after") || {}).value || "")`) == first.Position
 	})
 	pollUntil(t, "the alert after the position", func() bool { return len(rowIDs(ctx, t)) > 0 })
 	if ids := rowIDs(ctx, t); len(ids) != 1 || ids[0] != second.ID {
@@ -265,12 +265,12 @@ func TestAlertsLive(t *testing.T) {
 func TestAlertDetailMeasures(t *testing.T) {
 	s := startServer(t)
 	ctx := s.tab(t)
-	s.login(t, ctx, s.viewer)
+	s.login(ctx, t, s.viewer)
 	clock := &paymentsClock{}
 	const account = "acct-console-2"
 
 	visit(ctx, t, "#/alerts?rule=card-spree")
-	waitText(t, ctx, "#stream-status", "Live")
+	waitText(ctx, t, "#stream-status", "Live")
 	for i := range 5 {
 		publishPayment(t, s, clock, map[string]any{
 			"type": "card_auth", "account_id": account, "amount": 40.5, "currency": "EUR", "success": true,
@@ -279,17 +279,17 @@ func TestAlertDetailMeasures(t *testing.T) {
 	}
 	spree := waitAlerts(t, s, "card-spree", 1)[0]
 	pollUntil(t, "the card-spree alert on the page", func() bool { return len(rowIDs(ctx, t)) == 1 })
-	do(t, ctx, "opening the detail",
+	do(ctx, t, "opening the detail",
 		chromedp.Click(chromedp.CSS(`tr.alert-row[data-id="`+spree.ID+`"] button`)),
 		chromedp.WaitVisible(chromedp.CSS(`dialog.alert-detail`)))
-	measures := text(t, ctx, "dialog.alert-detail section")
+	measures := text(ctx, t, "dialog.alert-detail section")
 	for _, want := range []string{"Measures", "Window", "cards", "5", "spent", "202.5"} {
 		if !strings.Contains(measures, want) {
 			t.Errorf("the aggregate alert's detail does not show %q:\n%s", want, measures)
 		}
 	}
-	if n := eval[int](t, ctx, `document.querySelectorAll("dialog.alert-detail a.picture-link").length`); n != 0 {
+	if n := eval[int](ctx, t, `document.querySelectorAll("dialog.alert-detail a.picture-link").length`); n != 0 {
 		t.Errorf("an aggregate alert links to %d rule pictures; it has no automaton", n)
 	}
-	waitText(t, ctx, "dialog.alert-detail .scroll-x", "card-spree-4")
+	waitText(ctx, t, "dialog.alert-detail .scroll-x", "card-spree-4")
 }

@@ -49,7 +49,7 @@ func jsonBody(t *testing.T, v any) string {
 // navigate shows the console page at the URL fragment hash.
 func navigate(ctx context.Context, t *testing.T, hash string) {
 	t.Helper()
-	eval[bool](t, ctx, fmt.Sprintf(`(location.hash = %q, true)`, hash))
+	eval[bool](ctx, t, fmt.Sprintf(`(location.hash = %q, true)`, hash))
 }
 
 // waitJS waits until the JavaScript expression is true, failing with what
@@ -58,7 +58,7 @@ func waitJS(ctx context.Context, t *testing.T, what, expr string) {
 	t.Helper()
 	deadline := time.Now().Add(actionTimeout)
 	for time.Now().Before(deadline) {
-		if eval[bool](t, ctx, `!!(`+expr+`)`) {
+		if eval[bool](ctx, t, `!!(`+expr+`)`) {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -69,7 +69,7 @@ func waitJS(ctx context.Context, t *testing.T, what, expr string) {
 // confirmDialog presses the confirming button of the console's dialog.
 func confirmDialog(ctx context.Context, t *testing.T) {
 	t.Helper()
-	do(t, ctx, "confirming", chromedp.WaitVisible(chromedp.CSS(`dialog.confirm button.confirm-ok`)),
+	do(ctx, t, "confirming", chromedp.WaitVisible(chromedp.CSS(`dialog.confirm button.confirm-ok`)),
 		chromedp.Click(chromedp.CSS(`dialog.confirm button.confirm-ok`)),
 		chromedp.WaitNotPresent(chromedp.CSS(`dialog.confirm`)))
 }
@@ -89,7 +89,7 @@ func lineOf(t *testing.T, src, want string) int {
 // caretToEndOfLine puts the editor's caret at the end of line n.
 func caretToEndOfLine(ctx context.Context, t *testing.T, n int) {
 	t.Helper()
-	eval[bool](t, ctx, fmt.Sprintf(`(() => {
+	eval[bool](ctx, t, fmt.Sprintf(`(() => {
 		const ta = document.querySelector('#source');
 		const lines = ta.value.split('\n');
 		let off = 0;
@@ -104,7 +104,7 @@ func caretToEndOfLine(ctx context.Context, t *testing.T, n int) {
 // editorCaretLine is the line of the editor's caret.
 func editorCaretLine(ctx context.Context, t *testing.T) int {
 	t.Helper()
-	return eval[int](t, ctx, `(() => { const ta = document.querySelector('#source'); return ta.value.slice(0, ta.selectionStart).split('\n').length; })()`)
+	return eval[int](ctx, t, `(() => { const ta = document.querySelector('#source'); return ta.value.slice(0, ta.selectionStart).split('\n').length; })()`)
 }
 
 // TestEditorMarksErrorsSavesAndTests types an error into the payments
@@ -114,73 +114,73 @@ func editorCaretLine(ctx context.Context, t *testing.T) int {
 func TestEditorMarksErrorsSavesAndTests(t *testing.T) {
 	s := startServer(t)
 	ctx := s.tab(t)
-	s.login(t, ctx, s.analyst)
+	s.login(ctx, t, s.analyst)
 
 	var before rulesetJSON
 	s.restJSON(t, "GET", "/v1/rulesets/payments", "", http.StatusOK, &before)
 	whenLine := lineOf(t, before.Source, `when: event.type == "transfer" && event.amount > 10000.0`)
 
 	navigate(ctx, t, "#/rulesets/payments/edit")
-	waitText(t, ctx, `.validation-status`, "Valid")
-	if got := eval[string](t, ctx, `document.querySelector('#source').value`); got != before.Source {
+	waitText(ctx, t, `.validation-status`, "Valid")
+	if got := eval[string](ctx, t, `document.querySelector('#source').value`); got != before.Source {
 		t.Fatalf("the editor does not hold the live source")
 	}
 	// Highlighting: the rule's CEL is tokenized, its keys are keys.
-	if n := eval[int](t, ctx, `document.querySelectorAll('.ce-highlight .c-kw').length`); n == 0 {
+	if n := eval[int](ctx, t, `document.querySelectorAll('.ce-highlight .c-kw').length`); n == 0 {
 		t.Errorf("the editor highlights no CEL keyword")
 	}
-	if got := eval[string](t, ctx, fmt.Sprintf(`document.querySelector('.ce-line[data-line="%d"] .y-key').textContent`, whenLine)); got != "when" {
+	if got := eval[string](ctx, t, fmt.Sprintf(`document.querySelector('.ce-line[data-line="%d"] .y-key').textContent`, whenLine)); got != "when" {
 		t.Errorf("line %d's key is highlighted as %q, want when", whenLine, got)
 	}
 
 	// An unknown field typed at the end of the rule's condition.
 	const typo = ` && event.amuont > 1.0`
 	caretToEndOfLine(ctx, t, whenLine)
-	do(t, ctx, "typing an error", chromedp.KeyEvent(typo))
+	do(ctx, t, "typing an error", chromedp.KeyEvent(typo))
 	// Validation runs as the user types: wait for the answer of the whole typo.
-	waitText(t, ctx, `.problem-list.errors`, "amuont")
-	waitText(t, ctx, `.validation-status`, "1 error")
-	marked := eval[[]string](t, ctx, `[...document.querySelectorAll('.ce-gutter .ce-num.ce-err')].map(e => e.dataset.line)`)
+	waitText(ctx, t, `.problem-list.errors`, "amuont")
+	waitText(ctx, t, `.validation-status`, "1 error")
+	marked := eval[[]string](ctx, t, `[...document.querySelectorAll('.ce-gutter .ce-num.ce-err')].map(e => e.dataset.line)`)
 	if len(marked) != 1 || marked[0] != strconv.Itoa(whenLine) {
 		t.Errorf("the gutter marks lines %v, want [%d] where the error was typed", marked, whenLine)
 	}
-	if !eval[bool](t, ctx, fmt.Sprintf(`document.querySelector('.ce-line[data-line="%d"]').classList.contains('ce-line-err') && !!document.querySelector('.ce-line[data-line="%d"] .ce-at-err')`, whenLine, whenLine)) {
+	if !eval[bool](ctx, t, fmt.Sprintf(`document.querySelector('.ce-line[data-line="%d"]').classList.contains('ce-line-err') && !!document.querySelector('.ce-line[data-line="%d"] .ce-at-err')`, whenLine, whenLine)) {
 		t.Errorf("line %d is not highlighted with the error's column underlined", whenLine)
 	}
-	problem := text(t, ctx, `.problem-list.errors li button`)
+	problem := text(ctx, t, `.problem-list.errors li button`)
 	if !strings.HasPrefix(strings.TrimPrefix(problem, "Error "), strconv.Itoa(whenLine)+":") ||
 		!strings.Contains(problem, `rule "big-foreign-transfer"`) || !strings.Contains(problem, "amuont") {
 		t.Errorf("the error list shows %q, want line %d, the rule and the field", problem, whenLine)
 	}
 	// The picture shows the marked line with the rule around it.
-	eval[bool](t, ctx, fmt.Sprintf(`(() => { const ta = document.querySelector('#source'); ta.scrollTop = %d * 20; ta.dispatchEvent(new Event('scroll')); return true; })()`, max(whenLine-8, 0)))
-	screenshot(t, ctx, "editor")
+	eval[bool](ctx, t, fmt.Sprintf(`(() => { const ta = document.querySelector('#source'); ta.scrollTop = %d * 20; ta.dispatchEvent(new Event('scroll')); return true; })()`, max(whenLine-8, 0)))
+	screenshot(ctx, t, "editor")
 
 	// Clicking the error moves the caret to it.
 	caretToEndOfLine(ctx, t, 1)
-	do(t, ctx, "clicking the error", chromedp.Click(chromedp.CSS(`.problem-list.errors li button`)))
+	do(ctx, t, "clicking the error", chromedp.Click(chromedp.CSS(`.problem-list.errors li button`)))
 	if got := editorCaretLine(ctx, t); got != whenLine {
 		t.Errorf("after clicking the error the caret is on line %d, want %d", got, whenLine)
 	}
 
 	// Fixed: the misspelt field becomes a real one.
 	caretToEndOfLine(ctx, t, whenLine)
-	do(t, ctx, "fixing the error", chromedp.KeyEvent(strings.Repeat(kb.Backspace, len(typo))+` && event.amount > 1.0`))
-	waitText(t, ctx, `.validation-status`, "Valid")
-	if n := eval[int](t, ctx, `document.querySelectorAll('.ce-num.ce-err').length`); n != 0 {
+	do(ctx, t, "fixing the error", chromedp.KeyEvent(strings.Repeat(kb.Backspace, len(typo))+` && event.amount > 1.0`))
+	waitText(ctx, t, `.validation-status`, "Valid")
+	if n := eval[int](ctx, t, `document.querySelectorAll('.ce-num.ce-err').length`); n != 0 {
 		t.Errorf("%d lines still marked after the fix", n)
 	}
 
 	// Diff against live shows the one changed line.
-	do(t, ctx, "diff against live", chromedp.Click(chromedp.CSS(`button.diff-live`)))
-	waitText(t, ctx, `.diff-panel .diff-counts`, "+1")
-	if added := text(t, ctx, `.diff-panel tr.diff-add td.code`); !strings.Contains(added, "event.amount > 1.0") {
+	do(ctx, t, "diff against live", chromedp.Click(chromedp.CSS(`button.diff-live`)))
+	waitText(ctx, t, `.diff-panel .diff-counts`, "+1")
+	if added := text(ctx, t, `.diff-panel tr.diff-add td.code`); !strings.Contains(added, "event.amount > 1.0") {
 		t.Errorf("the diff adds %q", added)
 	}
 
-	do(t, ctx, "saving", chromedp.Click(chromedp.CSS(`button.save`)))
-	waitText(t, ctx, `.save-result`, "Saved payments")
-	saved := text(t, ctx, `.saved-version`)
+	do(ctx, t, "saving", chromedp.Click(chromedp.CSS(`button.save`)))
+	waitText(ctx, t, `.save-result`, "Saved payments")
+	saved := text(ctx, t, `.saved-version`)
 	oldVersion, _ := strconv.Atoi(before.Version)
 	if saved != strconv.Itoa(oldVersion+1) {
 		t.Errorf("the editor shows saved version %s, want %d", saved, oldVersion+1)
@@ -194,8 +194,8 @@ func TestEditorMarksErrorsSavesAndTests(t *testing.T) {
 	// The test runs the editor's source over the shipped recording, as
 	// TestRuleset through REST does.
 	waitJS(ctx, t, "the recording field", `document.querySelector('#test-recording')`)
-	eval[bool](t, ctx, `(() => { const r = document.querySelector('#test-recording'); r.value = 'payments.jsonl'; return r.value === 'payments.jsonl'; })()`)
-	do(t, ctx, "running the test", chromedp.Click(chromedp.CSS(`button.run-test`)))
+	eval[bool](ctx, t, `(() => { const r = document.querySelector('#test-recording'); r.value = 'payments.jsonl'; return r.value === 'payments.jsonl'; })()`)
+	do(ctx, t, "running the test", chromedp.Click(chromedp.CSS(`button.run-test`)))
 	waitJS(ctx, t, "the test result", `document.querySelector('.test-result .alert-count')`)
 	var want struct {
 		AlertCount string `json:"alert_count"`
@@ -204,10 +204,10 @@ func TestEditorMarksErrorsSavesAndTests(t *testing.T) {
 		} `json:"alerts"`
 	}
 	s.restJSON(t, "POST", "/v1/rulesets:test", jsonBody(t, map[string]string{"source": after.Source, "recording": "payments.jsonl"}), http.StatusOK, &want)
-	if got := text(t, ctx, `.test-result .alert-count`); got != want.AlertCount || got == "0" {
+	if got := text(ctx, t, `.test-result .alert-count`); got != want.AlertCount || got == "0" {
 		t.Errorf("the page counts %s alerts, REST %s", got, want.AlertCount)
 	}
-	rules := eval[[]string](t, ctx, `[...new Set([...document.querySelectorAll('.test-result tr.alert-row')].map(r => r.dataset.rule))]`)
+	rules := eval[[]string](ctx, t, `[...new Set([...document.querySelectorAll('.test-result tr.alert-row')].map(r => r.dataset.rule))]`)
 	for _, rule := range []string{"account-takeover", "big-foreign-transfer"} {
 		inREST := false
 		for _, a := range want.Alerts {
@@ -222,15 +222,15 @@ func TestEditorMarksErrorsSavesAndTests(t *testing.T) {
 		}
 	}
 	// Matched events unfold, by step in pattern order.
-	do(t, ctx, "unfolding the matched events", chromedp.Click(chromedp.CSS(`.test-result tr.alert-row[data-rule="account-takeover"] details.matched summary`)))
-	steps := eval[[]string](t, ctx, `[...document.querySelectorAll('.test-result tr.alert-row[data-rule="account-takeover"] details[open] .step-name code')].map(e => e.textContent)`)
+	do(ctx, t, "unfolding the matched events", chromedp.Click(chromedp.CSS(`.test-result tr.alert-row[data-rule="account-takeover"] details.matched summary`)))
+	steps := eval[[]string](ctx, t, `[...document.querySelectorAll('.test-result tr.alert-row[data-rule="account-takeover"] details[open] .step-name code')].map(e => e.textContent)`)
 	if strings.Join(steps, ",") != "fails,login,drain" {
 		t.Errorf("the account takeover's steps shown: %v", steps)
 	}
 
 	// The rulesets page shows the new version.
 	navigate(ctx, t, "#/rulesets")
-	waitText(t, ctx, `section.ruleset[data-ruleset="payments"] h2 .version`, "version "+saved)
+	waitText(ctx, t, `section.ruleset[data-ruleset="payments"] h2 .version`, "version "+saved)
 }
 
 // warnedRuleset is valid with one warning: its on_timeout alert's summary
@@ -261,7 +261,7 @@ rules:
 // setSource replaces the editor's text as a paste would.
 func setSource(ctx context.Context, t *testing.T, src string) {
 	t.Helper()
-	eval[bool](t, ctx, fmt.Sprintf(`(() => { const ta = document.querySelector('#source'); ta.value = %q; ta.dispatchEvent(new Event('input')); return true; })()`, src))
+	eval[bool](ctx, t, fmt.Sprintf(`(() => { const ta = document.querySelector('#source'); ta.value = %q; ta.dispatchEvent(new Event('input')); return true; })()`, src))
 }
 
 // TestEditorCreatesARuleset writes a new ruleset from #/new and finds it
@@ -269,49 +269,49 @@ func setSource(ctx context.Context, t *testing.T, src string) {
 func TestEditorCreatesARuleset(t *testing.T) {
 	s := startServer(t)
 	ctx := s.tab(t)
-	s.login(t, ctx, s.analyst)
-	do(t, ctx, "new ruleset", chromedp.Click(chromedp.CSS(`a.new-ruleset`)))
-	waitText(t, ctx, `.validation-status`, "Valid")
+	s.login(ctx, t, s.analyst)
+	do(ctx, t, "new ruleset", chromedp.Click(chromedp.CSS(`a.new-ruleset`)))
+	waitText(ctx, t, `.validation-status`, "Valid")
 	// A warning is marked apart from errors, and does not refuse the source.
-	template := eval[string](t, ctx, `document.querySelector('#source').value`)
+	template := eval[string](ctx, t, `document.querySelector('#source').value`)
 	setSource(ctx, t, warnedRuleset)
-	waitText(t, ctx, `.validation-status`, "Valid, 1 warning")
+	waitText(ctx, t, `.validation-status`, "Valid, 1 warning")
 	warnLine := lineOf(t, warnedRuleset, `summary: '"verified "`)
-	if got := eval[[]string](t, ctx, `[...document.querySelectorAll('.ce-num.ce-warn')].map(e => e.dataset.line)`); len(got) != 1 || got[0] != strconv.Itoa(warnLine) {
+	if got := eval[[]string](ctx, t, `[...document.querySelectorAll('.ce-num.ce-warn')].map(e => e.dataset.line)`); len(got) != 1 || got[0] != strconv.Itoa(warnLine) {
 		t.Errorf("warnings marked at lines %v, want [%d]", got, warnLine)
 	}
-	if n := eval[int](t, ctx, `document.querySelectorAll('.ce-num.ce-err, .problem-list.errors li').length`); n != 0 {
+	if n := eval[int](ctx, t, `document.querySelectorAll('.ce-num.ce-err, .problem-list.errors li').length`); n != 0 {
 		t.Errorf("a warning shows %d error marks", n)
 	}
-	if w := text(t, ctx, `.problem-list.warnings li button`); !strings.Contains(w, strconv.Itoa(warnLine)+":") || !strings.Contains(w, `rule "reset-then-verify"`) {
+	if w := text(ctx, t, `.problem-list.warnings li button`); !strings.Contains(w, strconv.Itoa(warnLine)+":") || !strings.Contains(w, `rule "reset-then-verify"`) {
 		t.Errorf("the warning reads %q", w)
 	}
 	setSource(ctx, t, template)
-	waitText(t, ctx, `.validation-status`, "Valid")
+	waitText(ctx, t, `.validation-status`, "Valid")
 
 	rename := func(from, to string) {
-		eval[bool](t, ctx, fmt.Sprintf(`(() => { const ta = document.querySelector('#source'); ta.value = ta.value.replace(%q, %q); ta.dispatchEvent(new Event('input')); return true; })()`, from, to))
-		waitText(t, ctx, `.validation-status`, "Valid")
+		eval[bool](ctx, t, fmt.Sprintf(`(() => { const ta = document.querySelector('#source'); ta.value = ta.value.replace(%q, %q); ta.dispatchEvent(new Event('input')); return true; })()`, from, to))
+		waitText(ctx, t, `.validation-status`, "Valid")
 	}
 
 	// Pasted events: one transfer over the template's threshold alerts.
-	do(t, ctx, "choosing pasted events", chromedp.Click(chromedp.CSS(`#test-from-events`)),
+	do(ctx, t, "choosing pasted events", chromedp.Click(chromedp.CSS(`#test-from-events`)),
 		chromedp.WaitVisible(chromedp.CSS(`#test-events`)),
 		chromedp.SendKeys(chromedp.CSS(`#test-events`), `{"type": "transfer", "account_id": "acct-7", "amount": 20000.0, "ts": "2026-11-20T10:00:00Z"}`),
 		chromedp.Click(chromedp.CSS(`button.run-test`)))
-	waitText(t, ctx, `.test-result .alert-count`, "1")
-	if got := text(t, ctx, `.test-result tr.alert-row`); !strings.Contains(got, "acct-7") || !strings.Contains(got, "big-transfer") {
+	waitText(ctx, t, `.test-result .alert-count`, "1")
+	if got := text(ctx, t, `.test-result tr.alert-row`); !strings.Contains(got, "acct-7") || !strings.Contains(got, "big-transfer") {
 		t.Errorf("the pasted event's alert shows %q", got)
 	}
 
 	// A new ruleset named as a stored one asks before replacing it.
 	rename("ruleset: my-rules", "ruleset: payments")
-	do(t, ctx, "saving over payments", chromedp.Click(chromedp.CSS(`button.save`)),
+	do(ctx, t, "saving over payments", chromedp.Click(chromedp.CSS(`button.save`)),
 		chromedp.WaitVisible(chromedp.CSS(`dialog.confirm button.confirm-cancel`)))
-	if msg := text(t, ctx, `dialog.confirm`); !strings.Contains(msg, "payments is live (version 1)") {
+	if msg := text(ctx, t, `dialog.confirm`); !strings.Contains(msg, "payments is live (version 1)") {
 		t.Errorf("the dialog says %q", msg)
 	}
-	do(t, ctx, "cancelling", chromedp.Click(chromedp.CSS(`dialog.confirm button.confirm-cancel`)),
+	do(ctx, t, "cancelling", chromedp.Click(chromedp.CSS(`dialog.confirm button.confirm-cancel`)),
 		chromedp.WaitNotPresent(chromedp.CSS(`dialog.confirm`)))
 	var payments rulesetJSON
 	s.restJSON(t, "GET", "/v1/rulesets/payments", "", http.StatusOK, &payments)
@@ -321,10 +321,10 @@ func TestEditorCreatesARuleset(t *testing.T) {
 
 	// Ctrl+S in the editor saves.
 	rename("ruleset: payments", "ruleset: fresh")
-	do(t, ctx, "creating with Ctrl+S", chromedp.Focus(chromedp.CSS(`#source`)),
+	do(ctx, t, "creating with Ctrl+S", chromedp.Focus(chromedp.CSS(`#source`)),
 		chromedp.KeyEvent("s", chromedp.KeyModifiers(chromedp.ModifierCtrl)))
 	waitJS(ctx, t, "the editor of the new ruleset", `location.hash === '#/rulesets/fresh/edit'`)
-	waitText(t, ctx, `.ruleset-version .live-version`, "1")
+	waitText(ctx, t, `.ruleset-version .live-version`, "1")
 	var got rulesetJSON
 	s.restJSON(t, "GET", "/v1/rulesets/fresh", "", http.StatusOK, &got)
 	if got.Version != "1" || !strings.Contains(got.Source, "big-transfer") {

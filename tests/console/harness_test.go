@@ -115,7 +115,7 @@ func shrikeBin(t *testing.T) string {
 		cmd.Dir = root
 		out, err := cmd.CombinedOutput()
 		if err != nil {
-			binErr = fmt.Errorf("go build ./cmd/shrike: %v\n%s", err, out)
+			binErr = fmt.Errorf("go build ./cmd/shrike: %w\n%s", err, out)
 		}
 	})
 	if binErr != nil {
@@ -255,18 +255,26 @@ api:
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// Wait returns at most this long after the process exits, even if
+	// something still holds its output open.
+	cmd.WaitDelay = 5 * time.Second
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
+		var exitErr error
 		select {
-		case <-exited:
+		case exitErr = <-exited:
 		case <-time.After(15 * time.Second):
 			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
+			select {
+			case exitErr = <-exited:
+			case <-time.After(15 * time.Second):
+				exitErr = errors.New("still running 15 s after SIGKILL")
+			}
 		}
 		if t.Failed() {
-			t.Logf("shrike serve's log:\n%s", s.logText())
+			t.Logf("shrike serve (%v) logged:\n%s", exitErr, s.logText())
 		}
 	})
 	deadline := time.Now().Add(60 * time.Second)
@@ -349,9 +357,9 @@ func (s *server) tab(t *testing.T) context.Context {
 }
 
 // login signs in with token and waits for the rulesets page.
-func (s *server) login(t *testing.T, ctx context.Context, token string) {
+func (s *server) login(ctx context.Context, t *testing.T, token string) {
 	t.Helper()
-	do(t, ctx, "sign in",
+	do(ctx, t, "sign in",
 		chromedp.WaitVisible(chromedp.CSS(`#token`)),
 		chromedp.SendKeys(chromedp.CSS(`#token`), token),
 		chromedp.Click(chromedp.CSS(`form.login button[type=submit]`)),
@@ -364,7 +372,7 @@ const actionTimeout = 30 * time.Second
 
 // do runs browser actions, within actionTimeout, failing the test with
 // what names them and the text the page shows.
-func do(t *testing.T, ctx context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
+func do(ctx context.Context, t *testing.T, what string, actions ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
 	stepCtx, cancel := context.WithTimeout(ctx, actionTimeout)
 	defer cancel()
@@ -374,7 +382,7 @@ func do(t *testing.T, ctx context.Context, what string, actions ...chromedp.Acti
 }
 
 // eval evaluates a JavaScript expression in the tab.
-func eval[T any](t *testing.T, ctx context.Context, expr string) T {
+func eval[T any](ctx context.Context, t *testing.T, expr string) T {
 	t.Helper()
 	stepCtx, cancel := context.WithTimeout(ctx, actionTimeout)
 	defer cancel()
@@ -398,9 +406,9 @@ func pageText(ctx context.Context) string {
 
 // text waits for the first element sel matches to be visible and returns
 // its text.
-func text(t *testing.T, ctx context.Context, sel string) string {
+func text(ctx context.Context, t *testing.T, sel string) string {
 	t.Helper()
-	do(t, ctx, "waiting for "+sel, chromedp.WaitVisible(chromedp.CSS(sel)))
+	do(ctx, t, "waiting for "+sel, chromedp.WaitVisible(chromedp.CSS(sel)))
 	stepCtx, cancel := context.WithTimeout(ctx, actionTimeout)
 	defer cancel()
 	s, err := chromedp.Run(stepCtx, chromedp.Text(chromedp.CSS(sel)))
@@ -411,12 +419,12 @@ func text(t *testing.T, ctx context.Context, sel string) string {
 }
 
 // waitText waits until the element sel matches shows want.
-func waitText(t *testing.T, ctx context.Context, sel, want string) {
+func waitText(ctx context.Context, t *testing.T, sel, want string) {
 	t.Helper()
 	var ok bool
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		s := eval[string](t, ctx, fmt.Sprintf(
+		s := eval[string](ctx, t, fmt.Sprintf(
 			`(() => { const e = document.querySelector(%q); return e ? e.innerText : ""; })()`, sel))
 		if strings.Contains(s, want) {
 			ok = true
@@ -431,7 +439,7 @@ func waitText(t *testing.T, ctx context.Context, sel, want string) {
 
 // screenshot takes a full-page PNG of the tab, checks that it decodes, and
 // with -update-screenshots writes it to docs/console/NAME.png.
-func screenshot(t *testing.T, ctx context.Context, name string) {
+func screenshot(ctx context.Context, t *testing.T, name string) {
 	t.Helper()
 	stepCtx, cancel := context.WithTimeout(ctx, actionTimeout)
 	defer cancel()

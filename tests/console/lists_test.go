@@ -31,7 +31,7 @@ func listItems(t *testing.T, s *server, name string) []string {
 // shownItems are the items the list page shows, top to bottom.
 func shownItems(ctx context.Context, t *testing.T) string {
 	t.Helper()
-	return eval[string](t, ctx, `[...document.querySelectorAll("tr.list-item")].map(r => r.dataset.item).join(",")`)
+	return eval[string](ctx, t, `[...document.querySelectorAll("tr.list-item")].map(r => r.dataset.item).join(",")`)
 }
 
 // TestListsEditItems finds account_security's managed list
@@ -41,25 +41,25 @@ func shownItems(ctx context.Context, t *testing.T) string {
 func TestListsEditItems(t *testing.T) {
 	s := startServer(t)
 	ctx := s.tab(t)
-	s.login(t, ctx, s.analyst)
+	s.login(ctx, t, s.analyst)
 
 	visit(ctx, t, "#/lists")
-	waitText(t, ctx, `tr[data-list="blocked_networks"]`, "cidr")
-	row := text(t, ctx, `tr[data-list="blocked_networks"]`)
+	waitText(ctx, t, `tr[data-list="blocked_networks"]`, "cidr")
+	row := text(ctx, t, `tr[data-list="blocked_networks"]`)
 	if !strings.Contains(row, "account_security") {
 		t.Errorf("the lists page shows blocked_networks as %q", row)
 	}
-	if items := text(t, ctx, `tr[data-list="blocked_networks"] td:nth-child(4)`); items != "0" {
+	if items := text(ctx, t, `tr[data-list="blocked_networks"] td:nth-child(4)`); items != "0" {
 		t.Errorf("the lists page counts %q items in blocked_networks, want 0", items)
 	}
-	do(t, ctx, "opening the list", chromedp.Click(chromedp.CSS(`a.list-link[href="#/lists/blocked_networks"]`)))
-	waitText(t, ctx, "#list-items", "The list is empty")
+	do(ctx, t, "opening the list", chromedp.Click(chromedp.CSS(`a.list-link[href="#/lists/blocked_networks"]`)))
+	waitText(ctx, t, "#list-items", "The list is empty")
 
-	do(t, ctx, "adding networks",
+	do(ctx, t, "adding networks",
 		chromedp.SendKeys(chromedp.CSS(`#items-input`), "203.0.113.0/24\n10.1.0.0/16, 198.51.100.0/24"),
 		chromedp.Click(chromedp.CSS(`#add-items`)))
-	waitText(t, ctx, ".list-result", "Added 3 items")
-	waitText(t, ctx, "#item-count", "3 items")
+	waitText(ctx, t, ".list-result", "Added 3 items")
+	waitText(ctx, t, "#item-count", "3 items")
 	if got := shownItems(ctx, t); got != "10.1.0.0/16,198.51.100.0/24,203.0.113.0/24" {
 		t.Errorf("the page shows the items %q", got)
 	}
@@ -68,35 +68,35 @@ func TestListsEditItems(t *testing.T) {
 	}
 
 	// A bad item is named by its index and its text.
-	do(t, ctx, "adding a bad item",
+	do(ctx, t, "adding a bad item",
 		chromedp.SendKeys(chromedp.CSS(`#items-input`), "192.0.2.0/24 not-a-network"),
 		chromedp.Click(chromedp.CSS(`#add-items`)))
-	waitText(t, ctx, ".list-result .error", `items[1] "not-a-network"`)
-	if got := text(t, ctx, "#item-count"); got != "3 items" {
+	waitText(ctx, t, ".list-result .error", `items[1] "not-a-network"`)
+	if got := text(ctx, t, "#item-count"); got != "3 items" {
 		t.Errorf("after a refused change the count reads %q", got)
 	}
 
 	// The search narrows the rows.
-	do(t, ctx, "searching", chromedp.SendKeys(chromedp.CSS(`#item-search`), "198.51"))
+	do(ctx, t, "searching", chromedp.SendKeys(chromedp.CSS(`#item-search`), "198.51"))
 	pollUntil(t, "the search to narrow the items", func() bool { return shownItems(ctx, t) == "198.51.100.0/24" })
-	waitText(t, ctx, "#item-search-note", "1 item holds")
-	do(t, ctx, "clearing the search", chromedp.Focus(chromedp.CSS(`#item-search`)))
+	waitText(ctx, t, "#item-search-note", "1 item holds")
+	do(ctx, t, "clearing the search", chromedp.Focus(chromedp.CSS(`#item-search`)))
 	for range len("198.51") {
-		do(t, ctx, "deleting a character", chromedp.KeyEvent("\b"))
+		do(ctx, t, "deleting a character", chromedp.KeyEvent("\b"))
 	}
 	pollUntil(t, "every item back", func() bool { return strings.Count(shownItems(ctx, t), ",") == 2 })
 
 	// Removing one item by its row's button.
-	do(t, ctx, "removing an item", chromedp.Click(chromedp.CSS(`tr.list-item[data-item="10.1.0.0/16"] button`)))
-	waitText(t, ctx, ".list-result", "Removed 1 item")
-	waitText(t, ctx, "#item-count", "2 items")
+	do(ctx, t, "removing an item", chromedp.Click(chromedp.CSS(`tr.list-item[data-item="10.1.0.0/16"] button`)))
+	waitText(ctx, t, ".list-result", "Removed 1 item")
+	waitText(ctx, t, "#item-count", "2 items")
 	if got := shownItems(ctx, t); got != "198.51.100.0/24,203.0.113.0/24" {
 		t.Errorf("after removing 10.1.0.0/16 the page shows %q", got)
 	}
 	if got := strings.Join(listItems(t, s, "blocked_networks"), ","); got != "198.51.100.0/24,203.0.113.0/24" {
 		t.Errorf("the server holds %q after removing", got)
 	}
-	screenshot(t, ctx, "lists")
+	screenshot(ctx, t, "lists")
 
 	// Without GET /v1/lists the page reads the declarations from the
 	// rulesets' sources: flow and block style, managed lists only.
@@ -122,11 +122,11 @@ func TestListsEditItems(t *testing.T) {
 
 	// The viewer's token reads the list but gets no buttons.
 	viewer := s.tab(t)
-	s.login(t, viewer, s.viewer)
+	s.login(viewer, t, s.viewer)
 	visit(viewer, t, "#/lists/blocked_networks")
-	waitText(t, viewer, "#list-items", "203.0.113.0/24")
-	if n := eval[int](t, viewer, `document.querySelectorAll("main button, #items-input").length`); n != 0 {
+	waitText(viewer, t, "#list-items", "203.0.113.0/24")
+	if n := eval[int](viewer, t, `document.querySelectorAll("main button, #items-input").length`); n != 0 {
 		t.Errorf("a token without lists:write sees %d controls to change the list", n)
 	}
-	waitText(t, viewer, "main", "needs a token with the lists:write scope")
+	waitText(viewer, t, "main", "needs a token with the lists:write scope")
 }

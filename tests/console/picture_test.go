@@ -31,39 +31,39 @@ func automaton(t *testing.T, s *server, ruleset, rule string) (code int, states,
 func TestRulePicture(t *testing.T) {
 	s := startServer(t)
 	ctx := s.tab(t)
-	s.login(t, ctx, s.viewer)
+	s.login(ctx, t, s.viewer)
 
 	code, states, edges, _ := automaton(t, s, "payments", "account-takeover")
 	if code != http.StatusOK || states < 3 || edges < states-1 {
 		t.Fatalf("the API's automaton of account-takeover: %d, %d states, %d edges", code, states, edges)
 	}
 	visit(ctx, t, "#/rulesets/payments/rules/account-takeover/picture")
-	waitText(t, ctx, "figure.automaton-picture figcaption", "states")
-	if n := eval[int](t, ctx, `document.querySelectorAll("figure.automaton-picture svg g.state").length`); n != states {
+	waitText(ctx, t, "figure.automaton-picture figcaption", "states")
+	if n := eval[int](ctx, t, `document.querySelectorAll("figure.automaton-picture svg g.state").length`); n != states {
 		t.Errorf("the picture draws %d states, the API has %d", n, states)
 	}
-	if n := eval[int](t, ctx, `document.querySelectorAll("figure.automaton-picture svg g.edge").length`); n != edges {
+	if n := eval[int](ctx, t, `document.querySelectorAll("figure.automaton-picture svg g.edge").length`); n != edges {
 		t.Errorf("the picture draws %d edges, the API has %d", n, edges)
 	}
-	if n := eval[int](t, ctx, `document.querySelectorAll("tr.automaton-state").length`); n != states {
+	if n := eval[int](ctx, t, `document.querySelectorAll("tr.automaton-state").length`); n != states {
 		t.Errorf("the states table has %d rows, the API %d states", n, states)
 	}
-	if n := eval[int](t, ctx, `document.querySelectorAll("tr.automaton-edge").length`); n != edges {
+	if n := eval[int](ctx, t, `document.querySelectorAll("tr.automaton-edge").length`); n != edges {
 		t.Errorf("the edges table has %d rows, the API %d edges", n, edges)
 	}
-	edgeTable := text(t, ctx, "table.grid:last-of-type")
+	edgeTable := text(ctx, t, "table.grid:last-of-type")
 	for _, want := range []string{"take", `event.type == "login"`, "drain"} {
 		if !strings.Contains(edgeTable, want) {
 			t.Errorf("the edges table does not show %q:\n%s", want, edgeTable)
 		}
 	}
-	legend := text(t, ctx, ".picture-legend")
+	legend := text(ctx, t, ".picture-legend")
 	for _, want := range []string{"take", "ignore", "proceed", "final", "stop", "within: 10m"} {
 		if !strings.Contains(legend, want) {
 			t.Errorf("the legend does not show %q:\n%s", want, legend)
 		}
 	}
-	screenshot(t, ctx, "picture")
+	screenshot(ctx, t, "picture")
 
 	// A when rule has no automaton: the page shows the API's message.
 	code, _, _, message := automaton(t, s, "payments", "big-foreign-transfer")
@@ -71,5 +71,5 @@ func TestRulePicture(t *testing.T) {
 		t.Fatalf("the API's answer for a when rule: %d %q", code, message)
 	}
 	visit(ctx, t, "#/rulesets/payments/rules/big-foreign-transfer/picture")
-	waitText(t, ctx, "main .error", message)
+	waitText(ctx, t, "main .error", message)
 }

@@ -16,28 +16,28 @@ func TestLoginShowsShippedRulesets(t *testing.T) {
 
 	// Without a token the console asks for one; a wrong one is refused
 	// with a message.
-	do(t, ctx, "a wrong token",
+	do(ctx, t, "a wrong token",
 		chromedp.WaitVisible(chromedp.CSS(`#token`)),
 		chromedp.SendKeys(chromedp.CSS(`#token`), "not-a-token"),
 		chromedp.Click(chromedp.CSS(`form.login button[type=submit]`)),
 		chromedp.WaitVisible(chromedp.CSS(`form.login .error`)))
-	if msg := text(t, ctx, `form.login .error`); !strings.Contains(msg, "refused") {
+	if msg := text(ctx, t, `form.login .error`); !strings.Contains(msg, "refused") {
 		t.Errorf("a wrong token shows %q", msg)
 	}
-	do(t, ctx, "clearing the token", chromedp.Clear(chromedp.CSS(`#token`)))
-	s.login(t, ctx, s.analyst)
-	waitText(t, ctx, "#who", "Signed in as analyst")
+	do(ctx, t, "clearing the token", chromedp.Clear(chromedp.CSS(`#token`)))
+	s.login(ctx, t, s.analyst)
+	waitText(ctx, t, "#who", "Signed in as analyst")
 
 	for _, rs := range []string{"payments", "account_security", "itops"} {
-		waitText(t, ctx, `section.ruleset[data-ruleset="`+rs+`"]`, rs)
+		waitText(ctx, t, `section.ruleset[data-ruleset="`+rs+`"]`, rs)
 	}
-	page := text(t, ctx, "main")
+	page := text(ctx, t, "main")
 	for _, rule := range []string{"big-foreign-transfer", "account-takeover", "card-spree", "error-rate"} {
 		if !strings.Contains(page, rule) {
 			t.Errorf("the rulesets page does not show rule %s:\n%s", rule, page)
 		}
 	}
-	screenshot(t, ctx, "rulesets")
+	screenshot(ctx, t, "rulesets")
 }
 
 // TestRulesetsPageStateLinksAndActions finds each ruleset's live and
@@ -51,13 +51,13 @@ func TestRulesetsPageStateLinksAndActions(t *testing.T) {
 	s.restJSON(t, "PUT", "/v1/rulesets/payments", jsonBody(t, map[string]string{"source": changed}), http.StatusOK, nil)
 
 	ctx := s.tab(t)
-	s.login(t, ctx, s.analyst)
+	s.login(ctx, t, s.analyst)
 	pay := `section.ruleset[data-ruleset="payments"]`
-	waitText(t, ctx, pay+` .state`, "live version 2")
-	if st := text(t, ctx, pay+` .state`); !strings.Contains(st, "no shadow") {
+	waitText(ctx, t, pay+` .state`, "live version 2")
+	if st := text(ctx, t, pay+` .state`); !strings.Contains(st, "no shadow") {
 		t.Errorf("payments' state: %q", st)
 	}
-	links := eval[map[string]string](t, ctx, `(() => { const s = document.querySelector('section.ruleset[data-ruleset="payments"]'); const r = {};
+	links := eval[map[string]string](ctx, t, `(() => { const s = document.querySelector('section.ruleset[data-ruleset="payments"]'); const r = {};
 		for (const c of ['edit-link', 'versions-link', 'shadow-link']) r[c] = s.querySelector('a.' + c).getAttribute('href') + ' ' + s.querySelector('a.' + c).textContent;
 		return r; })()`)
 	for class, want := range map[string]string{
@@ -69,17 +69,17 @@ func TestRulesetsPageStateLinksAndActions(t *testing.T) {
 			t.Errorf("payments' %s is %q, want %q", class, links[class], want)
 		}
 	}
-	pictures := eval[[]string](t, ctx, `[...document.querySelectorAll('section.ruleset[data-ruleset="payments"] a.picture')].map(a => a.getAttribute('href'))`)
+	pictures := eval[[]string](ctx, t, `[...document.querySelectorAll('section.ruleset[data-ruleset="payments"] a.picture')].map(a => a.getAttribute('href'))`)
 	if len(pictures) != 6 || pictures[0] != "#/rulesets/payments/rules/account-takeover/picture" {
 		t.Errorf("payments' picture links: %v, want the six pattern rules' from account-takeover on", pictures)
 	}
-	if n := eval[int](t, ctx, `document.querySelectorAll('a.new-ruleset').length`); n != 1 {
+	if n := eval[int](ctx, t, `document.querySelectorAll('a.new-ruleset').length`); n != 1 {
 		t.Errorf("%d New ruleset buttons", n)
 	}
 
 	// The figures: REST's, or "—" on a server without them.
 	code, _ := s.request(t, "GET", "/v1/rulesets/payments/stats", s.analyst, "")
-	cell := text(t, ctx, pay+` tr[data-rule="big-foreign-transfer"] td.alerts-last-hour`)
+	cell := text(ctx, t, pay+` tr[data-rule="big-foreign-transfer"] td.alerts-last-hour`)
 	if code == http.StatusOK {
 		var stats struct {
 			Rules []struct {
@@ -99,10 +99,10 @@ func TestRulesetsPageStateLinksAndActions(t *testing.T) {
 	}
 
 	// Roll back: version 3 holds version 1's source.
-	do(t, ctx, "rolling back payments", chromedp.Click(chromedp.CSS(pay+` button.rollback`)))
+	do(ctx, t, "rolling back payments", chromedp.Click(chromedp.CSS(pay+` button.rollback`)))
 	confirmDialog(ctx, t)
-	waitText(t, ctx, `#notice`, "version 3 is live")
-	waitText(t, ctx, pay+` h2 .version`, "version 3")
+	waitText(ctx, t, `#notice`, "version 3 is live")
+	waitText(ctx, t, pay+` h2 .version`, "version 3")
 	var v3 rulesetJSON
 	s.restJSON(t, "GET", "/v1/rulesets/payments", "", http.StatusOK, &v3)
 	if v3.Version != "3" || v3.Source != v1.Source {
@@ -110,17 +110,17 @@ func TestRulesetsPageStateLinksAndActions(t *testing.T) {
 	}
 
 	// Delete, cancelled, then confirmed.
-	do(t, ctx, "deleting itops, cancelled", chromedp.Click(chromedp.CSS(`section.ruleset[data-ruleset="itops"] button.delete`)),
+	do(ctx, t, "deleting itops, cancelled", chromedp.Click(chromedp.CSS(`section.ruleset[data-ruleset="itops"] button.delete`)),
 		chromedp.WaitVisible(chromedp.CSS(`dialog.confirm button.confirm-cancel`)),
 		chromedp.Click(chromedp.CSS(`dialog.confirm button.confirm-cancel`)),
 		chromedp.WaitNotPresent(chromedp.CSS(`dialog.confirm`)))
 	if code, _ := s.request(t, "GET", "/v1/rulesets/itops", s.analyst, ""); code != http.StatusOK {
 		t.Fatalf("itops after a cancelled delete: %d", code)
 	}
-	do(t, ctx, "deleting itops", chromedp.Click(chromedp.CSS(`section.ruleset[data-ruleset="itops"] button.delete`)))
+	do(ctx, t, "deleting itops", chromedp.Click(chromedp.CSS(`section.ruleset[data-ruleset="itops"] button.delete`)))
 	confirmDialog(ctx, t)
-	waitText(t, ctx, `#notice`, "Deleted itops")
-	if n := eval[int](t, ctx, `document.querySelectorAll('section.ruleset[data-ruleset="itops"]').length`); n != 0 {
+	waitText(ctx, t, `#notice`, "Deleted itops")
+	if n := eval[int](ctx, t, `document.querySelectorAll('section.ruleset[data-ruleset="itops"]').length`); n != 0 {
 		t.Errorf("itops still shown after its deletion")
 	}
 	if code, _ := s.request(t, "GET", "/v1/rulesets/itops", s.analyst, ""); code != http.StatusNotFound {
@@ -128,14 +128,14 @@ func TestRulesetsPageStateLinksAndActions(t *testing.T) {
 	}
 
 	// The notice leads to the history, where a rollback brings it back.
-	do(t, ctx, "opening the deleted ruleset's history", chromedp.Click(chromedp.CSS(`#notice a`)))
-	waitText(t, ctx, `main .meta`, "The ruleset is deleted")
-	if row := text(t, ctx, `tr.version-row[data-version="2"]`); !strings.Contains(row, "deletion") {
+	do(ctx, t, "opening the deleted ruleset's history", chromedp.Click(chromedp.CSS(`#notice a`)))
+	waitText(ctx, t, `main .meta`, "The ruleset is deleted")
+	if row := text(ctx, t, `tr.version-row[data-version="2"]`); !strings.Contains(row, "deletion") {
 		t.Errorf("the deletion's row reads %q", row)
 	}
-	do(t, ctx, "restoring itops", chromedp.Click(chromedp.CSS(`tr.version-row[data-version="1"] button.rollback-to`)))
+	do(ctx, t, "restoring itops", chromedp.Click(chromedp.CSS(`tr.version-row[data-version="1"] button.rollback-to`)))
 	confirmDialog(ctx, t)
-	waitText(t, ctx, `main .meta`, "Live version 3")
+	waitText(ctx, t, `main .meta`, "Live version 3")
 	if code, _ := s.request(t, "GET", "/v1/rulesets/itops", s.analyst, ""); code != http.StatusOK {
 		t.Errorf("GET itops after restoring it: %d", code)
 	}
@@ -149,35 +149,35 @@ func TestViewerSeesNoEditButtons(t *testing.T) {
 		t.Skipf("this server has no GET /v1/caller (%s): the console cannot tell a viewer's scopes", body)
 	}
 	ctx := s.tab(t)
-	s.login(t, ctx, s.viewer)
+	s.login(ctx, t, s.viewer)
 	pay := `section.ruleset[data-ruleset="payments"]`
-	waitText(t, ctx, pay+` .state`, "live version 1")
+	waitText(ctx, t, pay+` .state`, "live version 1")
 	for _, sel := range []string{`a.new-ruleset`, `button.delete`, `button.rollback`} {
-		if n := eval[int](t, ctx, `document.querySelectorAll('`+sel+`').length`); n != 0 {
+		if n := eval[int](ctx, t, `document.querySelectorAll('`+sel+`').length`); n != 0 {
 			t.Errorf("a viewer sees %d %s", n, sel)
 		}
 	}
-	if got := text(t, ctx, pay+` a.edit-link`); got != "View source" {
+	if got := text(ctx, t, pay+` a.edit-link`); got != "View source" {
 		t.Errorf("a viewer's edit link reads %q, want View source", got)
 	}
 
-	do(t, ctx, "opening the source", chromedp.Click(chromedp.CSS(pay+` a.edit-link`)))
-	waitText(t, ctx, `.validation-status`, "Valid")
-	if !eval[bool](t, ctx, `document.querySelector('#source').readOnly`) {
+	do(ctx, t, "opening the source", chromedp.Click(chromedp.CSS(pay+` a.edit-link`)))
+	waitText(ctx, t, `.validation-status`, "Valid")
+	if !eval[bool](ctx, t, `document.querySelector('#source').readOnly`) {
 		t.Error("a viewer's editor is not read-only")
 	}
 	for _, sel := range []string{`button.save`, `button.push-shadow`} {
-		if n := eval[int](t, ctx, `document.querySelectorAll('`+sel+`').length`); n != 0 {
+		if n := eval[int](ctx, t, `document.querySelectorAll('`+sel+`').length`); n != 0 {
 			t.Errorf("a viewer sees %d %s", n, sel)
 		}
 	}
-	if n := eval[int](t, ctx, `document.querySelectorAll('button.run-test, button.diff-live').length`); n != 2 {
+	if n := eval[int](ctx, t, `document.querySelectorAll('button.run-test, button.diff-live').length`); n != 2 {
 		t.Errorf("a viewer sees %d of the test and diff buttons, want 2", n)
 	}
 
 	navigate(ctx, t, "#/rulesets/payments/versions")
 	waitJS(ctx, t, "the history", `document.querySelector('tr.version-row')`)
-	if n := eval[int](t, ctx, `document.querySelectorAll('button.rollback-to').length`); n != 0 {
+	if n := eval[int](ctx, t, `document.querySelectorAll('button.rollback-to').length`); n != 0 {
 		t.Errorf("a viewer sees %d rollback buttons", n)
 	}
 
@@ -187,7 +187,7 @@ func TestViewerSeesNoEditButtons(t *testing.T) {
 	s.restJSON(t, "PUT", "/v1/rulesets/payments/shadow", jsonBody(t, map[string]string{"source": live.Source}), http.StatusOK, nil)
 	navigate(ctx, t, "#/rulesets/payments/shadow")
 	waitJS(ctx, t, "the comparison", `document.querySelector('tr.rule-diff[data-rule="big-foreign-transfer"]')`)
-	if n := eval[int](t, ctx, `document.querySelectorAll('button.promote, button.drop').length`); n != 0 {
+	if n := eval[int](ctx, t, `document.querySelectorAll('button.promote, button.drop').length`); n != 0 {
 		t.Errorf("a viewer sees %d of Promote and Drop", n)
 	}
 }

@@ -17,12 +17,12 @@ import (
 func TestShadowPushCompareAndPromote(t *testing.T) {
 	s := startServer(t)
 	ctx := s.tab(t)
-	s.login(t, ctx, s.analyst)
-	waitText(t, ctx, `section.ruleset[data-ruleset="payments"] .state`, "no shadow")
+	s.login(ctx, t, s.analyst)
+	waitText(ctx, t, `section.ruleset[data-ruleset="payments"] .state`, "no shadow")
 
 	// No shadow yet: the page says how to push one.
 	navigate(ctx, t, "#/rulesets/payments/shadow")
-	waitText(t, ctx, `.no-shadow`, "Push as shadow")
+	waitText(ctx, t, `.no-shadow`, "Push as shadow")
 
 	var live rulesetJSON
 	s.restJSON(t, "GET", "/v1/rulesets/payments", "", http.StatusOK, &live)
@@ -34,11 +34,11 @@ func TestShadowPushCompareAndPromote(t *testing.T) {
 	}
 
 	navigate(ctx, t, "#/rulesets/payments/edit")
-	waitText(t, ctx, `.validation-status`, "Valid")
+	waitText(ctx, t, `.validation-status`, "Valid")
 	setSource(ctx, t, candidate)
-	waitText(t, ctx, `.dirty`, "Unsaved changes")
-	do(t, ctx, "pushing the shadow", chromedp.Click(chromedp.CSS(`button.push-shadow`)))
-	waitText(t, ctx, `.save-result`, "Deployed as the shadow")
+	waitText(ctx, t, `.dirty`, "Unsaved changes")
+	do(ctx, t, "pushing the shadow", chromedp.Click(chromedp.CSS(`button.push-shadow`)))
+	waitText(ctx, t, `.save-result`, "Deployed as the shadow")
 	var shadow struct {
 		Source      string `json:"source"`
 		LiveVersion string `json:"live_version"`
@@ -51,9 +51,9 @@ func TestShadowPushCompareAndPromote(t *testing.T) {
 	// The rulesets page shows the shadow, and its rules' figures beside the
 	// live ones.
 	navigate(ctx, t, "#/rulesets")
-	waitText(t, ctx, `section.ruleset[data-ruleset="payments"] .state`, "shadow running since")
-	waitText(t, ctx, `section.ruleset[data-ruleset="payments"] table thead`, "Shadow alerts (last hour)")
-	if n := eval[int](t, ctx, `document.querySelectorAll('section.ruleset[data-ruleset="itops"] td.shadow-alerts').length`); n != 0 {
+	waitText(ctx, t, `section.ruleset[data-ruleset="payments"] .state`, "shadow running since")
+	waitText(ctx, t, `section.ruleset[data-ruleset="payments"] table thead`, "Shadow alerts (last hour)")
+	if n := eval[int](ctx, t, `document.querySelectorAll('section.ruleset[data-ruleset="itops"] td.shadow-alerts').length`); n != 0 {
 		t.Errorf("itops, without a shadow, shows %d shadow figures", n)
 	}
 
@@ -67,40 +67,40 @@ func TestShadowPushCompareAndPromote(t *testing.T) {
 		{"key": "acct-shadow", "value": {"type": "logout", "account_id": "acct-shadow", "ts": %q}}]}`, stamp(-10*time.Second), stamp(0))
 	s.restJSON(t, "POST", "/v1/events:publish", event, http.StatusOK, nil)
 
-	do(t, ctx, "opening the shadow", chromedp.Click(chromedp.CSS(`section.ruleset[data-ruleset="payments"] a.shadow-link`)))
-	waitText(t, ctx, `.shadow-state`, "deployed beside version "+live.Version)
+	do(ctx, t, "opening the shadow", chromedp.Click(chromedp.CSS(`section.ruleset[data-ruleset="payments"] a.shadow-link`)))
+	waitText(ctx, t, `.shadow-state`, "deployed beside version "+live.Version)
 	// The comparison reads the alerts topics: refresh until the shadow's
 	// alert is in.
 	onlyShadow := `.rule-diff[data-rule="big-foreign-transfer"] td.only-shadow`
 	deadline := time.Now().Add(actionTimeout)
-	for eval[string](t, ctx, `(document.querySelector('`+onlyShadow+`') || {}).textContent || ''`) != "1" {
+	for eval[string](ctx, t, `(document.querySelector('`+onlyShadow+`') || {}).textContent || ''`) != "1" {
 		if time.Now().After(deadline) {
 			t.Fatalf("the shadow page never counted the shadow's alert; it shows:\n%s", pageText(ctx))
 		}
 		time.Sleep(500 * time.Millisecond)
-		do(t, ctx, "refreshing the comparison", chromedp.Click(chromedp.CSS(`button.refresh-diff`)))
+		do(ctx, t, "refreshing the comparison", chromedp.Click(chromedp.CSS(`button.refresh-diff`)))
 		waitJS(ctx, t, "the comparison", `document.querySelector('.shadow-diff table, .shadow-diff .error')`)
 	}
-	if got := text(t, ctx, `.rule-diff[data-rule="big-foreign-transfer"] td.only-live`); got != "0" {
+	if got := text(ctx, t, `.rule-diff[data-rule="big-foreign-transfer"] td.only-live`); got != "0" {
 		t.Errorf("live-only alerts of big-foreign-transfer: %s, want 0", got)
 	}
-	waitText(t, ctx, `p.differ`, "differ")
-	do(t, ctx, "unfolding the examples", chromedp.Click(chromedp.CSS(`details.diff-examples[data-rule="big-foreign-transfer"] summary`)))
-	if ex := text(t, ctx, `details.diff-examples[data-rule="big-foreign-transfer"] tr.alert-row`); !strings.Contains(ex, "acct-shadow") {
+	waitText(ctx, t, `p.differ`, "differ")
+	do(ctx, t, "unfolding the examples", chromedp.Click(chromedp.CSS(`details.diff-examples[data-rule="big-foreign-transfer"] summary`)))
+	if ex := text(ctx, t, `details.diff-examples[data-rule="big-foreign-transfer"] tr.alert-row`); !strings.Contains(ex, "acct-shadow") {
 		t.Errorf("the shadow's example alert shows %q", ex)
 	}
-	screenshot(t, ctx, "shadow")
+	screenshot(ctx, t, "shadow")
 
-	do(t, ctx, "promoting", chromedp.Click(chromedp.CSS(`button.promote`)))
+	do(ctx, t, "promoting", chromedp.Click(chromedp.CSS(`button.promote`)))
 	confirmDialog(ctx, t)
-	waitText(t, ctx, `#notice`, "Promoted")
-	waitText(t, ctx, `.no-shadow`, "has no shadow")
+	waitText(ctx, t, `#notice`, "Promoted")
+	waitText(ctx, t, `.no-shadow`, "has no shadow")
 	var promoted rulesetJSON
 	s.restJSON(t, "GET", "/v1/rulesets/payments", "", http.StatusOK, &promoted)
 	if promoted.Source != candidate || promoted.Version == live.Version {
 		t.Errorf("after promoting REST has version %s (was %s), the candidate: %v", promoted.Version, live.Version, promoted.Source == candidate)
 	}
-	waitText(t, ctx, `.live-version`, promoted.Version)
+	waitText(ctx, t, `.live-version`, promoted.Version)
 	if code, body := s.request(t, "GET", "/v1/rulesets/payments/shadow", s.analyst, ""); code != http.StatusNotFound {
 		t.Errorf("the shadow after promotion: %d %s", code, body)
 	}
@@ -108,13 +108,13 @@ func TestShadowPushCompareAndPromote(t *testing.T) {
 	// Another shadow, dropped: the live version stays.
 	s.restJSON(t, "PUT", "/v1/rulesets/payments/shadow", jsonBody(t, map[string]string{"source": live.Source}), http.StatusOK, nil)
 	navigate(ctx, t, "#/rulesets")
-	waitText(t, ctx, `section.ruleset[data-ruleset="payments"] .state`, "shadow running since")
-	do(t, ctx, "opening the shadow", chromedp.Click(chromedp.CSS(`section.ruleset[data-ruleset="payments"] a.shadow-link`)))
-	waitText(t, ctx, `.shadow-state`, "deployed beside version "+promoted.Version)
-	do(t, ctx, "dropping", chromedp.Click(chromedp.CSS(`button.drop`)))
+	waitText(ctx, t, `section.ruleset[data-ruleset="payments"] .state`, "shadow running since")
+	do(ctx, t, "opening the shadow", chromedp.Click(chromedp.CSS(`section.ruleset[data-ruleset="payments"] a.shadow-link`)))
+	waitText(ctx, t, `.shadow-state`, "deployed beside version "+promoted.Version)
+	do(ctx, t, "dropping", chromedp.Click(chromedp.CSS(`button.drop`)))
 	confirmDialog(ctx, t)
-	waitText(t, ctx, `#notice`, "Dropped the shadow")
-	waitText(t, ctx, `.no-shadow`, "has no shadow")
+	waitText(ctx, t, `#notice`, "Dropped the shadow")
+	waitText(ctx, t, `.no-shadow`, "has no shadow")
 	if code, body := s.request(t, "GET", "/v1/rulesets/payments/shadow", s.analyst, ""); code != http.StatusNotFound {
 		t.Errorf("the shadow after dropping it: %d %s", code, body)
 	}

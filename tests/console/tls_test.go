@@ -16,9 +16,9 @@ func TestConsoleOverTLS(t *testing.T) {
 		t.Fatalf("GET %s/ui/: %d %s", s.base, code, body)
 	}
 	ctx := s.tab(t)
-	s.login(t, ctx, s.viewer)
-	waitText(t, ctx, `section.ruleset[data-ruleset="payments"]`, "card-spree")
-	if proto := eval[string](t, ctx, `location.protocol`); proto != "https:" {
+	s.login(ctx, t, s.viewer)
+	waitText(ctx, t, `section.ruleset[data-ruleset="payments"]`, "card-spree")
+	if proto := eval[string](ctx, t, `location.protocol`); proto != "https:" {
 		t.Errorf("the console was loaded over %s", proto)
 	}
 }

@@ -32,11 +32,11 @@ func TestVersionsPageDiffsAndRollsBack(t *testing.T) {
 	s.restJSON(t, "GET", "/v1/rulesets/payments/versions", "", http.StatusOK, &history)
 
 	ctx := s.tab(t)
-	s.login(t, ctx, s.analyst)
-	waitText(t, ctx, `section.ruleset[data-ruleset="payments"]`, "version 3")
-	do(t, ctx, "opening the versions", chromedp.Click(chromedp.CSS(`section.ruleset[data-ruleset="payments"] a.versions-link`)))
+	s.login(ctx, t, s.analyst)
+	waitText(ctx, t, `section.ruleset[data-ruleset="payments"]`, "version 3")
+	do(ctx, t, "opening the versions", chromedp.Click(chromedp.CSS(`section.ruleset[data-ruleset="payments"] a.versions-link`)))
 	waitJS(ctx, t, "the history", `document.querySelectorAll('tr.version-row').length > 0`)
-	shown := eval[[]string](t, ctx, `[...document.querySelectorAll('tr.version-row')].map(r => r.dataset.version)`)
+	shown := eval[[]string](ctx, t, `[...document.querySelectorAll('tr.version-row')].map(r => r.dataset.version)`)
 	var want []string
 	for _, v := range history.Versions {
 		want = append(want, v.Version)
@@ -44,35 +44,35 @@ func TestVersionsPageDiffsAndRollsBack(t *testing.T) {
 	if strings.Join(shown, ",") != strings.Join(want, ",") || strings.Join(shown, ",") != "3,2,1" {
 		t.Errorf("the page lists versions %v, REST %v, want 3,2,1", shown, want)
 	}
-	if live := text(t, ctx, `tr.version-row[data-version="3"]`); !strings.Contains(live, "live") {
+	if live := text(ctx, t, `tr.version-row[data-version="3"]`); !strings.Contains(live, "live") {
 		t.Errorf("version 3's row does not say it is live: %q", live)
 	}
 
 	// By default the newest two: one line changed.
-	waitText(t, ctx, `.versions-diff h2`, "Version 2 against version 3")
-	if got := text(t, ctx, `.versions-diff .diff-counts`); !strings.HasPrefix(got, "+1 −1") {
+	waitText(ctx, t, `.versions-diff h2`, "Version 2 against version 3")
+	if got := text(ctx, t, `.versions-diff .diff-counts`); !strings.HasPrefix(got, "+1 −1") {
 		t.Errorf("versions 2 and 3 differ by %q, want +1 −1", got)
 	}
 
 	// Versions 1 and 3: two changed lines, side by side.
-	do(t, ctx, "choosing version 1 as the old side", chromedp.Click(chromedp.CSS(`#old-1`)))
-	waitText(t, ctx, `.versions-diff h2`, "Version 1 against version 3")
-	if got := text(t, ctx, `.versions-diff .diff-counts`); !strings.HasPrefix(got, "+2 −2") {
+	do(ctx, t, "choosing version 1 as the old side", chromedp.Click(chromedp.CSS(`#old-1`)))
+	waitText(ctx, t, `.versions-diff h2`, "Version 1 against version 3")
+	if got := text(ctx, t, `.versions-diff .diff-counts`); !strings.HasPrefix(got, "+2 −2") {
 		t.Errorf("versions 1 and 3 differ by %q, want +2 −2", got)
 	}
-	removed := eval[[]string](t, ctx, `[...document.querySelectorAll('.versions-diff tr.diff-change td.code.diff-del code')].map(e => e.textContent.trim())`)
-	added := eval[[]string](t, ctx, `[...document.querySelectorAll('.versions-diff tr.diff-change td.code.diff-add code')].map(e => e.textContent.trim())`)
+	removed := eval[[]string](ctx, t, `[...document.querySelectorAll('.versions-diff tr.diff-change td.code.diff-del code')].map(e => e.textContent.trim())`)
+	added := eval[[]string](ctx, t, `[...document.querySelectorAll('.versions-diff tr.diff-change td.code.diff-add code')].map(e => e.textContent.trim())`)
 	if len(removed) != 2 || len(added) != 2 || removed[0] != "severity: medium" || added[0] != "severity: high" ||
 		!strings.Contains(removed[1], "> 5000.0") || !strings.Contains(added[1], "> 7500.0") {
 		t.Errorf("the side-by-side diff pairs %q with %q", removed, added)
 	}
-	screenshot(t, ctx, "versions")
+	screenshot(ctx, t, "versions")
 
 	// Roll back to version 1: version 4 holds its source.
-	do(t, ctx, "rolling back to 1", chromedp.Click(chromedp.CSS(`tr.version-row[data-version="1"] button.rollback-to`)))
+	do(ctx, t, "rolling back to 1", chromedp.Click(chromedp.CSS(`tr.version-row[data-version="1"] button.rollback-to`)))
 	confirmDialog(ctx, t)
 	waitJS(ctx, t, "version 4 in the history", `document.querySelector('tr.version-row[data-version="4"]')`)
-	if note := text(t, ctx, `tr.version-row[data-version="4"]`); !strings.Contains(note, "rollback to version 1") || !strings.Contains(note, "live") {
+	if note := text(ctx, t, `tr.version-row[data-version="4"]`); !strings.Contains(note, "rollback to version 1") || !strings.Contains(note, "live") {
 		t.Errorf("version 4's row says %q", note)
 	}
 	var v4 rulesetJSON
