@@ -249,6 +249,7 @@ api:
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "serve", "--config", cfgPath)
+	cmd.Env = serveEnviron()
 	w := &lockedWriter{buf: s.log, mu: s.mu}
 	cmd.Stdout, cmd.Stderr = w, w
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -258,30 +259,38 @@ api:
 	// Wait returns at most this long after the process exits, even if
 	// something still holds its output open.
 	cmd.WaitDelay = 5 * time.Second
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	// exited is closed when the process has ended; exitErr is its result.
+	// Both the readiness loop and the cleanup look at it.
+	exited := make(chan struct{})
+	var exitErr error
+	go func() {
+		exitErr = cmd.Wait()
+		close(exited)
+	}()
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
-		var exitErr error
+		var ended error
 		select {
-		case exitErr = <-exited:
+		case <-exited:
+			ended = exitErr
 		case <-time.After(15 * time.Second):
 			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			select {
-			case exitErr = <-exited:
+			case <-exited:
+				ended = exitErr
 			case <-time.After(15 * time.Second):
-				exitErr = errors.New("still running 15 s after SIGKILL")
+				ended = errors.New("still running 15 s after SIGKILL")
 			}
 		}
 		if t.Failed() {
-			t.Logf("shrike serve (%v) logged:\n%s", exitErr, s.logText())
+			t.Logf("shrike serve (%v) logged:\n%s", ended, s.logText())
 		}
 	})
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		select {
-		case err := <-exited:
-			t.Fatalf("shrike serve exited before it was ready: %v\n%s", err, s.logText())
+		case <-exited:
+			t.Fatalf("shrike serve exited before it was ready: %v\n%s", exitErr, s.logText())
 		default:
 		}
 		if code, _ := s.request(t, "GET", "/readyz", "", ""); code == http.StatusOK {
@@ -293,6 +302,20 @@ api:
 		time.Sleep(100 * time.Millisecond)
 	}
 	return s
+}
+
+// serveEnviron is the test's environment without SHRIKE_* variables: serve
+// reads those as configuration (docs/configuration.md), and CI exports
+// SHRIKE_REDIS_* to name its own Redis servers. The console's server is
+// configured by its file alone.
+func serveEnviron() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SHRIKE_") {
+			env = append(env, kv)
+		}
+	}
+	return env
 }
 
 func (s *server) logText() string {
