@@ -15,8 +15,9 @@ import (
 )
 
 // readmeRow matches a row of README.md's REST mapping table:
-// | `Service.Method` | `VERB /path` | body | `scope` |
-var readmeRow = regexp.MustCompile("^\\| `(\\w+\\.\\w+)` \\| `([A-Z]+ [^`]+)` \\|[^|]*\\| `([a-z]+:[a-z]+)` \\|$")
+// | `Service.Method` | `VERB /path` | body | `scope` |, the scope
+// "authenticated" for a method any valid token may call.
+var readmeRow = regexp.MustCompile("^\\| `(\\w+\\.\\w+)` \\| `([A-Z]+ [^`]+)` \\|[^|]*\\| `([a-z]+:[a-z]+|authenticated)` \\|$")
 
 // mapping is one RPC's route and scope: "GET /v1/alerts alerts:read".
 type mapping map[string]string
@@ -45,6 +46,8 @@ func protoMapping() mapping {
 		shrikev1.File_shrike_v1_rulesets_proto,
 		shrikev1.File_shrike_v1_shadow_proto,
 		shrikev1.File_shrike_v1_lists_proto,
+		shrikev1.File_shrike_v1_recordings_proto,
+		shrikev1.File_shrike_v1_auth_proto,
 	} {
 		svcs := f.Services()
 		for i := range svcs.Len() {

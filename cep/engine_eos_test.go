@@ -2,6 +2,7 @@ package cep
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -186,5 +187,66 @@ func TestEngineExactlyOnceOldBroker(t *testing.T) {
 	}
 	if ctx.Err() != nil {
 		t.Fatal("Run returned only when its context ended")
+	}
+}
+
+// TestEngineExactlyOnceOffsetsWithoutOutputs lets a partition produce an
+// alert and then take records that produce nothing: its checkpoints after
+// the alert go to the Store directly, as no output depends on them, and
+// the group's committed offset must follow them all the same, so that the
+// group's lag and a consumer of the offsets see the partition done.
+func TestEngineExactlyOnceOffsetsWithoutOutputs(t *testing.T) {
+	for _, kind := range engineStores() {
+		t.Run(kind.name, func(t *testing.T) {
+			brokers := cluster(t, "payments")
+			rs := loadPayments(t)
+			log := newAlertLog()
+			reg := prometheus.NewRegistry()
+			e := start(t, EngineOptions{
+				Brokers: brokers, Rulesets: []*rules.Compiled{rs}, Store: kind.open(t), Clock: newFakeClock().Now,
+				OnAlert: log.add, Registerer: reg, ExactlyOnce: true, TransactionalID: "offsets-" + kind.name,
+				TransactionTimeout: 3 * time.Second,
+			})
+			testkit.WaitFor(t, 0, "the engine to be ready", e.Ready)
+
+			// A large card authorisation alerts once the logout after it
+			// moves the watermark past it (max_out_of_orderness 5s).
+			event := func(typ string, at time.Duration, extra string) []byte {
+				return fmt.Appendf(nil, `{"type":%q,"account_id":"acct-1","ts":%q%s}`, typ, ts(at), extra)
+			}
+			produceToPartition(t, brokers, "payments", 0, rs, [][]byte{
+				event("card_auth", 0, `,"success":true,"amount":6000.0,"currency":"EUR","merchant":"m","card_id":"c1"`),
+				event("logout", 10*time.Second, ""),
+			})
+			testkit.WaitFor(t, 0, "the alert to be committed", func() bool { return log.count() == 1 })
+			// Logouts alert nothing: the first is matched, the second waits
+			// for the watermark, and the partition resumes at it.
+			prod := produceToPartition(t, brokers, "payments", 0, rs, [][]byte{
+				event("logout", 20*time.Second, ""),
+				event("logout", 30*time.Second, ""),
+			})
+			resume := prod.pos[1].Offset
+			testkit.WaitFor(t, 0, "the store's checkpoint to reach the last logout", func() bool {
+				for _, p := range e.Status().Partitions {
+					if p.Partition == 0 {
+						return p.CommittedOffset == resume
+					}
+				}
+				return false
+			})
+			// Two more committed transactions: the one of the barrier that
+			// checkpointed there has ended by the second.
+			txns := func() float64 {
+				return metricValue(testkit.MetricsText(t, reg), `shrike_engine_transactions_total{outcome="committed"}`)
+			}
+			from := txns()
+			testkit.WaitFor(t, 0, "two more transactions", func() bool { return txns() >= from+2 })
+			if got := committedOffsets(t, brokers, DefaultGroup, "payments")[0]; got != resume {
+				t.Errorf("committed offset of partition 0 = %d, want %d (the store's checkpoint)", got, resume)
+			}
+			if n := log.count(); n != 1 {
+				t.Errorf("%d alerts, want 1", n)
+			}
+		})
 	}
 }

@@ -48,6 +48,10 @@ type metrics struct {
 	barrierSeconds    prometheus.Histogram
 	detectionDelay    prometheus.Histogram
 	processingDelay   prometheus.Histogram
+
+	// activity are the per-rule figures of Engine.RuleActivity, kept
+	// beside the per-rule counters.
+	activity *ruleActivity
 }
 
 // newMetrics makes the metrics and registers them with reg, unless nil;
@@ -66,6 +70,7 @@ func newMetrics(reg prometheus.Registerer, ready func() bool) (*metrics, error) 
 		return prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "shrike", Subsystem: subsystem, Name: name, Help: help})
 	}
 	m := &metrics{
+		activity:       newRuleActivity(),
 		records:        counterVec("engine", "records_total", "Kafka records processed.", "topic"),
 		events:         counterVec("engine", "events_total", "Events handed to the matcher (records decoded, keyed and timed).", "topic"),
 		late:           counterVec("engine", "late_events_total", "Events behind their stream's watermark, sent to the late topic.", "topic"),
@@ -174,6 +179,7 @@ type partitionMetrics struct {
 	engine *metrics
 	topic  string
 	part   string
+	tp     topicPartition
 
 	records, events, late, skipped               prometheus.Counter
 	deadLettered                                 [len(deadReasons)]prometheus.Counter
@@ -195,9 +201,11 @@ type metricRule struct {
 	shadow bool
 }
 
-// ruleCounters are one rule's counters.
+// ruleCounters are one rule's counters, and its totals for
+// Engine.RuleActivity.
 type ruleCounters struct {
 	alerts, timeouts, suppressed, dropped, celErrors prometheus.Counter
+	tally                                            *ruleTally
 }
 
 func (m *metrics) forPartition(topic string, partition int32) *partitionMetrics {
@@ -206,6 +214,7 @@ func (m *metrics) forPartition(topic string, partition int32) *partitionMetrics 
 		engine:         m,
 		topic:          topic,
 		part:           p,
+		tp:             topicPartition{topic, partition},
 		records:        m.records.WithLabelValues(topic),
 		events:         m.events.WithLabelValues(topic),
 		late:           m.late.WithLabelValues(topic),
@@ -245,6 +254,7 @@ func (pm *partitionMetrics) forget() {
 	for _, g := range []*prometheus.GaugeVec{m.partialMatches, m.residentKeys, m.bufferedEvents, m.watermarkLag, m.consumerLag} {
 		g.DeleteLabelValues(pm.topic, pm.part)
 	}
+	m.activity.forget(pm.tp)
 }
 
 // counters returns the counters of a rule; every version of a rule counts
@@ -262,6 +272,7 @@ func (pm *partitionMetrics) counters(id matcher.RuleID, shadow bool) *ruleCounte
 		suppressed: m.suppressed.WithLabelValues(id.Ruleset, id.Rule, sh),
 		dropped:    m.dropped.WithLabelValues(id.Ruleset, id.Rule, sh),
 		celErrors:  m.celErrors.WithLabelValues(id.Ruleset, id.Rule, sh),
+		tally:      m.activity.tally(id, shadow),
 	}
 	pm.rules[key] = c
 	return c
@@ -276,7 +287,9 @@ func (pm *partitionMetrics) countRules(byRule map[matcher.RuleID]matcher.RuleSta
 		last := pm.last[key]
 		c := pm.counters(id, shadow)
 		c.timeouts.Add(delta(rs.Timeouts, last.Timeouts))
-		c.suppressed.Add(delta(rs.Suppressed, last.Suppressed))
+		suppressed := delta(rs.Suppressed, last.Suppressed)
+		c.suppressed.Add(suppressed)
+		c.tally.suppressed.Add(uint64(suppressed))
 		c.dropped.Add(delta(rs.Dropped, last.Dropped))
 		c.celErrors.Add(delta(rs.CELErrors, last.CELErrors))
 		pm.last[key] = rs
@@ -322,6 +335,7 @@ func (m *metrics) retire(p *enginePlan) {
 		rulesets[version{rs.Name, strconv.FormatBool(rs.Shadow)}] = ids
 	}
 	liveRule := func(l prometheus.Labels) bool { return rulesets[version{l["ruleset"], l["shadow"]}][l["rule"]] }
+	m.activity.retire(p)
 	for _, v := range []labelledVec{m.alerts, m.timeouts, m.suppressed, m.dropped, m.celErrors} {
 		deleteSeries(v, liveRule)
 	}

@@ -363,15 +363,19 @@ func (t *txnCoordinator) barrier(ctx context.Context, last bool) error {
 	}
 	crashPoint("staged")
 
-	// B3: the decision.
+	// B3: the decision, with the offsets of the staged checkpoints and of
+	// the committed ones Kafka's offsets lag behind.
 	staged := map[string]map[int32]state.Checkpoint{}
 	for _, w := range ws {
-		if w.ckpt.hasStaged {
-			if staged[w.topic] == nil {
-				staged[w.topic] = map[int32]state.Checkpoint{}
-			}
-			staged[w.topic][w.part] = w.ckpt.staged
+		cp, ok := w.ckpt.txnCheckpoint()
+		if !ok {
+			continue
 		}
+		if staged[w.topic] == nil {
+			staged[w.topic] = map[int32]state.Checkpoint{}
+		}
+		staged[w.topic][w.part] = cp
+		w.ckpt.inTxn = cp.Offset
 	}
 	// End commits the offsets once a rebalance in progress is over, and
 	// then waits for a heartbeat: the rebalance may go on from here (a
@@ -446,9 +450,10 @@ func (t *txnCoordinator) abortOpen(ctx context.Context) {
 }
 
 // setTxnOffsets makes a transaction's offset commit carry exactly the
-// staged partitions, each at its checkpoint's resume offset with the tag
-// of the staging: franz-go would commit every polled partition at the
-// position of its last poll, ahead of records the matcher still buffers.
+// given partitions (txnCheckpoint), each at its checkpoint's resume offset
+// with the checkpoint's tag: franz-go would commit every polled partition
+// at the position of its last poll, ahead of records the matcher still
+// buffers.
 func setTxnOffsets(req *kmsg.TxnOffsetCommitRequest, staged map[string]map[int32]state.Checkpoint) {
 	ids := map[string][16]byte{}
 	for _, t := range req.Topics {

@@ -370,6 +370,7 @@ func (w *worker) status() PartitionStatus {
 func (w *worker) observe() {
 	var live, keys, buffered int
 	wm := int64(math.MaxInt64)
+	open := map[metricRule]int{}
 	for _, sp := range w.sps {
 		st := sp.s.part.Stats()
 		live += st.LiveRuns
@@ -377,7 +378,13 @@ func (w *worker) observe() {
 		buffered += st.Buffered
 		wm = min(wm, sp.s.part.Watermark())
 		w.m.countRules(st.ByRule, sp.s.shadow())
+		for id, rs := range st.ByRule {
+			if rs.LiveRuns > 0 {
+				open[activityRule(id, sp.s.shadow())] += rs.LiveRuns
+			}
+		}
 	}
+	w.e.metrics.activity.setOpen(w.m.tp, open)
 	w.m.partialMatches.Set(float64(live))
 	w.m.residentKeys.Set(float64(keys))
 	w.m.bufferedEvents.Set(float64(buffered))

@@ -48,9 +48,14 @@ type checkpointer struct {
 	oracle txnOracle
 	// exactlyOnce: offsets reach Kafka only inside the engine's
 	// transactions (engine_txn.go), never from a checkpoint.
-	exactlyOnce    bool
-	storeOffset    int64 // offset of the last checkpoint in the Store; -1 none
-	kafkaCommitted int64 // offset last sent to Kafka; -1 none
+	exactlyOnce bool
+	storeOffset int64 // offset of the last checkpoint in the Store; -1 none
+	// kafkaCommitted is the offset last sent to Kafka (in exactly-once
+	// mode, carried by a committed transaction); -1 none.
+	kafkaCommitted int64
+	// inTxn is the offset the open transaction commits for the partition
+	// (txnCheckpoint); -1 none.
+	inTxn int64
 	// draining: the partition is revoked, and its last checkpoint commits
 	// to Kafka itself, synchronously.
 	draining bool
@@ -68,7 +73,7 @@ type checkpointer struct {
 
 func newCheckpointer(st Store, pid state.PartitionID, cl *kgo.Client, log *slog.Logger, exactlyOnce bool) *checkpointer {
 	return &checkpointer{
-		store: st, pid: pid, cl: cl, log: log, storeOffset: -1, kafkaCommitted: -1,
+		store: st, pid: pid, cl: cl, log: log, storeOffset: -1, kafkaCommitted: -1, inTxn: -1,
 		oracle: kafkaOracle{cl: cl, group: pid.Group}, exactlyOnce: exactlyOnce,
 	}
 }
@@ -170,6 +175,29 @@ func (c *checkpointer) stage(ctx context.Context, put []state.KeyState, del []st
 	c.drop = nil
 	c.failing = false
 	return nil
+}
+
+// txnCheckpoint returns the checkpoint whose resume offset the open
+// transaction commits to the group for the partition: the staged one;
+// else, when the group's offset is behind the committed one, that. A
+// partition that produced nothing commits its checkpoints to the Store
+// directly, and in exactly-once mode only a transaction moves the group's
+// offset: without this, the group's offset would stay where the
+// partition last produced an output. ok is false when there is nothing
+// to commit.
+//
+// The committed checkpoint goes with its own tag, txnTag(gen, seq): no
+// checkpoint is pending while one is committed directly, and a later
+// staging takes a higher Seq, so the tag can never be taken for the
+// decision on a pending checkpoint (resolvePending).
+func (c *checkpointer) txnCheckpoint() (cp state.Checkpoint, ok bool) {
+	if c.hasStaged {
+		return c.staged, true
+	}
+	if c.storeOffset < 0 || c.storeOffset == c.kafkaCommitted {
+		return cp, false
+	}
+	return state.Checkpoint{Offset: c.storeOffset, Generation: c.gen, Seq: c.seq}, true
 }
 
 // promote makes the staged checkpoint the committed one.

@@ -22,7 +22,9 @@ import (
 // shadow version's to the shadow alerts topic), keyed by its id, and to
 // OnAlert.
 func (w *worker) Alert(a *matcher.Alert) {
-	w.m.counters(matcher.RuleID{Ruleset: a.Ruleset, Rule: a.Rule}, a.Shadow).alerts.Inc()
+	c := w.m.counters(matcher.RuleID{Ruleset: a.Ruleset, Rule: a.Rule}, a.Shadow)
+	c.alerts.Inc()
+	c.tally.alerts.Add(1)
 	if !a.Shadow {
 		w.observeDelays(a)
 	}

@@ -126,6 +126,9 @@ func (w *worker) storeRetry(ctx context.Context, op func() error) error {
 // transaction committed.
 func (w *worker) commitTxn(ctx context.Context) {
 	start := time.Now()
+	if w.ckpt.inTxn >= 0 {
+		w.ckpt.kafkaCommitted = w.ckpt.inTxn
+	}
 	if w.ckpt.hasStaged {
 		err := w.storeRetry(ctx, func() error { return w.ckpt.promote(ctx) })
 		switch {
@@ -160,6 +163,7 @@ func (w *worker) endTxn() {
 	w.sink.produced.Store(0)
 	w.sink.txnFailed.Store(0)
 	w.ckpt.hasStaged = false
+	w.ckpt.inTxn = -1
 }
 
 // beginRewind stops the worker's intake until it is back at its last

@@ -68,7 +68,7 @@ type APIConfig struct {
 	RequestTimeout time.Duration `yaml:"request_timeout"`
 	// MaxConcurrentExpensive bounds the expensive calls running at once:
 	// ListAlerts with a filter, ValidateRuleset, TestRuleset, PutRuleset,
-	// ExplainRuleset, DiffRulesets, PutShadow, PromoteShadow and
+	// ExplainRuleset, DiffRulesets, GetRuleAutomaton, PutShadow, PromoteShadow and
 	// GetShadowDiff. One more waits up to a second for a slot, then is
 	// refused with RESOURCE_EXHAUSTED (HTTP 429). 0, the default: the
 	// number of CPUs Go uses (GOMAXPROCS).

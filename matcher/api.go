@@ -141,5 +141,8 @@ type RuleStats struct {
 	// Suppressed counts the alerts alert.suppress dropped (not in Alerts).
 	Suppressed uint64
 	PeakRuns   int // most open partial matches of the rule at any time
-	live       int
+	// LiveRuns counts the rule's open partial matches now (Stats sets
+	// it), as Stats.LiveRuns counts the Partition's.
+	LiveRuns int
+	live     int
 }

@@ -24,6 +24,11 @@ func TestRunGauge(t *testing.T) {
 		if got := a.Stats().LiveRuns + b.Stats().LiveRuns; got != want {
 			t.Fatalf("open partial matches = %d, want %d", got, want)
 		}
+		// The one rule holds every partial match.
+		id := RuleID{Ruleset: "test", Rule: "ab"}
+		if got := a.Stats().ByRule[id].LiveRuns + b.Stats().ByRule[id].LiveRuns; got != want {
+			t.Fatalf("open partial matches of %s = %d, want %d", id, got, want)
+		}
 	}
 	// a runs alone first: two open, then both time out.
 	push(t, a, []ev{{1, "k1", 0, "a"}, {2, "k2", 1, "a"}})

@@ -247,6 +247,7 @@ func (p *Partition) Stats() Stats {
 	s.Buffered = p.pending.len()
 	s.ByRule = make(map[RuleID]RuleStats, len(p.perRule))
 	for i, rs := range p.perRule {
+		rs.LiveRuns = rs.live
 		s.ByRule[p.rules[i].id()] = rs
 	}
 	return s

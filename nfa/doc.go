@@ -34,5 +34,6 @@
 //
 // Start reading at Compile (compile.go), then the types of nfa.go; the
 // golden files (testdata/*.golden, rewritten by go test -update) show the
-// automaton of each pattern form as Automaton.String prints it.
+// automaton of each pattern form as Automaton.String prints it, and
+// package nfa/draw draws it as a picture (nfa/draw/testdata/golden/*.svg).
 package nfa

@@ -5,7 +5,8 @@
 // RulesetSetter (the engine: cep.Engine.SetRulesets) on the registry's
 // rulesets; DirSync keeps the registry on a folder of ruleset files;
 // ListSync keeps a rules.ManagedLists on the registry's managed lists
-// (lists.go).
+// (lists.go); StatsPublisher publishes an instance's per-rule figures and
+// RuleStats sums every instance's (rulestats.go).
 // Only this package and state talk to Redis. Invariants:
 //
 //   - Nothing reaches the registry, or the engine, without compiling

@@ -29,6 +29,7 @@ func cleanupPrefix(t *testing.T, addrs []string, cluster bool, prefix string) {
 	t.Cleanup(func() {
 		testkit.DeleteRedisKeys(t, addrs, cluster, "{"+prefix+":rules}:*")
 		testkit.DeleteRedisKeys(t, addrs, cluster, "{"+prefix+":lists}:*")
+		testkit.DeleteRedisKeys(t, addrs, cluster, "{"+prefix+":stats}:*")
 	})
 }
 

@@ -423,6 +423,67 @@ func (r *Registry) GetList(ctx context.Context, name string, q ListQuery) (ListP
 	}
 }
 
+// ListInfo describes a managed list without its items.
+type ListInfo struct {
+	ListDecl
+	Version   int64
+	ItemCount int64
+}
+
+// ListLists returns a page of the managed lists the live rulesets and
+// their shadows declare, by name, with their versions and item counts,
+// and the token of the next page ("" after the last). pageSize 0 means
+// DefaultPageSize; it is capped at MaxPageSize.
+func (r *Registry) ListLists(ctx context.Context, pageSize int, pageToken string) ([]ListInfo, string, error) {
+	size := pageSizeOf(pageSize)
+	var after string
+	if pageToken != "" {
+		var err error
+		if after, err = pagetoken.Decode(pageToken, "lists", ""); err != nil {
+			return nil, "", err
+		}
+	}
+	decls, err := r.ListDecls(ctx)
+	if err != nil {
+		return nil, "", fmt.Errorf("registry: list lists: read the rulesets: %w", err)
+	}
+	names := make([]string, 0, len(decls))
+	for name := range decls {
+		if name > after {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	next := ""
+	if len(names) > size {
+		names = names[:size]
+		next = pagetoken.Encode("lists", "", names[len(names)-1])
+	}
+	if len(names) == 0 {
+		return nil, next, nil
+	}
+	itemsKey, versions, _, _ := r.listKeys()
+	cmds, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.HMGet(ctx, versions, names...)
+		for _, name := range names {
+			p.ZCard(ctx, itemsKey+name)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("registry: list lists: %w", err)
+	}
+	vs := cmds[0].(*redis.SliceCmd).Val()
+	out := make([]ListInfo, len(names))
+	for i, name := range names {
+		out[i] = ListInfo{ListDecl: *decls[name], ItemCount: cmds[i+1].(*redis.IntCmd).Val()}
+		if v, ok := vs[i].(string); ok {
+			out[i].Version, _ = strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return out, next, nil
+}
+
 // readList reads every item of the list name, in parts, consistent with
 // one version of it; version 0 and no items when it was never set.
 func (r *Registry) readList(ctx context.Context, name string) ([]string, int64, error) {

@@ -292,3 +292,78 @@ func TestListSync(t *testing.T) {
 		})
 	}
 }
+
+// TestListLists: every managed list the live rulesets declare, by name,
+// with its declaration, version and item count, a page at a time; a list
+// no live ruleset declares any more is not listed.
+func TestListLists(t *testing.T) {
+	for _, tg := range redisTargets(t) {
+		t.Run(tg.name, func(t *testing.T) {
+			ctx := context.Background()
+			r := newTestRegistry(t, tg, (&stepClock{}).Now)
+			if got, next, err := r.ListLists(ctx, 0, ""); err != nil || len(got) != 0 || next != "" {
+				t.Fatalf("no rulesets: %v, %q, %v", got, next, err)
+			}
+			if _, err := r.Put(ctx, "fraud", listsRuleset("fraud")); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.Put(ctx, "aml", []byte(`ruleset: aml
+stream: {topic: payments, key: event.account}
+lists:
+  mules: {managed: true, type: string}
+  blocked: {managed: true, type: string}
+rules:
+  - id: mule
+    when: event.account in lists.mules || event.account in lists.blocked
+`)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.PutList(ctx, "mules", []string{"a", "b"}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.AddListItems(ctx, "mules", []string{"c"}); err != nil {
+				t.Fatal(err)
+			}
+			want := []ListInfo{
+				{ListDecl: ListDecl{Name: "blocked", Types: []rules.ListType{rules.ListString}, Rulesets: []string{"aml"}}},
+				{ListDecl: ListDecl{Name: "mules", Types: []rules.ListType{rules.ListString}, Rulesets: []string{"aml", "fraud"}}, Version: 2, ItemCount: 3},
+				{ListDecl: ListDecl{Name: "nets", Types: []rules.ListType{rules.ListCIDR}, Rulesets: []string{"fraud"}}},
+			}
+			var got []ListInfo
+			var pages int
+			for tok := ""; ; pages++ {
+				page, next, err := r.ListLists(ctx, 2, tok)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(page) > 2 {
+					t.Fatalf("page of %d lists, page size 2", len(page))
+				}
+				got = append(got, page...)
+				if next == "" {
+					break
+				}
+				tok = next
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("lists (-want +got):\n%s", diff)
+			}
+			if pages != 1 {
+				t.Errorf("%d pages after the first, want 1", pages)
+			}
+			if err := r.Delete(ctx, "aml"); err != nil {
+				t.Fatal(err)
+			}
+			got, _, err := r.ListLists(ctx, 0, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if names := []string{got[0].Name, got[1].Name}; len(got) != 2 || !cmp.Equal(names, []string{"mules", "nets"}) {
+				t.Errorf("after aml's deletion: %+v, want mules and nets", got)
+			}
+			if _, _, err := r.ListLists(ctx, 0, "bogus"); !errors.Is(err, pagetoken.ErrInvalid) {
+				t.Errorf("a bad token: %v, want ErrInvalid", err)
+			}
+		})
+	}
+}

@@ -24,11 +24,11 @@ func (a *analysisService) DiffRulesets(ctx context.Context, req *shrikev1.DiffRu
 	case examples > MaxDiffExamples:
 		return nil, badField("examples", "at most %d, not %d", MaxDiffExamples, examples)
 	}
-	old, err := a.diffRuleset(ctx, "old", req.GetOld())
+	old, err := a.resolveRuleset(ctx, "old", req.GetOld())
 	if err != nil {
 		return nil, err
 	}
-	candidate, err := a.diffRuleset(ctx, "new", req.GetNew())
+	candidate, err := a.resolveRuleset(ctx, "new", req.GetNew())
 	if err != nil {
 		return nil, err
 	}
@@ -68,10 +68,10 @@ func (a *analysisService) DiffRulesets(ctx context.Context, req *shrikev1.DiffRu
 	return resp, nil
 }
 
-// diffRuleset compiles one side's ruleset as TestRuleset compiles its
-// own, and names the side's field in the errors: "old.version",
-// "new.source".
-func (a *analysisService) diffRuleset(ctx context.Context, side string, ref *shrikev1.RulesetRef) (*rules.Compiled, error) {
+// resolveRuleset compiles the ruleset ref names as TestRuleset compiles its
+// own, and names ref's field (side) in the errors: "old.version",
+// "new.source", "ruleset.name" (DiffRulesets, GetRuleAutomaton).
+func (a *analysisService) resolveRuleset(ctx context.Context, side string, ref *shrikev1.RulesetRef) (*rules.Compiled, error) {
 	treq := testRequest(ref)
 	field := side + ".source"
 	switch ref.GetRuleset().(type) {

@@ -61,9 +61,10 @@ func newAuthenticator(tokens []Token) (*authenticator, error) {
 func (a *authenticator) enabled() bool { return len(a.byHash) > 0 }
 
 // authorize checks the bearer token in ctx's metadata against the scope
-// fullMethod needs. Methods outside shrike.v1 (health, reflection) need
-// none; a shrike.v1 method without a required_scope option is refused, so
-// that a method added without one fails closed.
+// fullMethod needs; ScopeAuthenticated needs a valid token only. Methods
+// outside shrike.v1 (health, reflection) need none; a shrike.v1 method
+// without a required_scope option is refused, so that a method added
+// without one fails closed.
 func (a *authenticator) authorize(ctx context.Context, fullMethod string) (*Token, error) {
 	if !strings.HasPrefix(fullMethod, "/shrike.v1.") {
 		return nil, nil
@@ -86,7 +87,7 @@ func (a *authenticator) authorize(ctx context.Context, fullMethod string) (*Toke
 	if t == nil {
 		return nil, withDetails(codes.Unauthenticated, "unknown bearer token", ReasonTokenInvalid, nil)
 	}
-	if !slices.Contains(t.Scopes, scope) {
+	if scope != shrikev1.ScopeAuthenticated && !slices.Contains(t.Scopes, scope) {
 		return t, withDetails(codes.PermissionDenied, fmt.Sprintf("token %q lacks scope %s", t.Name, scope), ReasonScopeMissing,
 			map[string]string{"scope": string(scope)})
 	}

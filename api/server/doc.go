@@ -2,9 +2,12 @@
 // of package shrike.v1 over the rules registry (RulesetService), the alerts
 // topic's feed (AlertService), a Kafka producer (EventService), offline
 // replays of the matcher (AnalysisService: explain and diff) and the
-// registry's shadow versions with the alerts topics (ShadowService), with
+// registry's shadow versions with the alerts topics (ShadowService), the
+// registry's managed lists (ListService), the recordings folder
+// (RecordingService) and what the caller's token grants (AuthService), with
 // gRPC health and server reflection, and their REST mapping through
-// grpc-gateway.
+// grpc-gateway. GetRulesetStats sums the per-rule figures every serve
+// instance publishes to the registry (registry.StatsPublisher).
 //
 // Invariants:
 //
@@ -12,7 +15,8 @@
 //     included: the gateway is a gRPC client of this same server (over an
 //     in-process connection), never a second implementation. The
 //     interceptors check the bearer token against the scope the method's
-//     required_scope option names (missing or unknown token:
+//     required_scope option names, or for "authenticated" only a valid
+//     token (missing or unknown token:
 //     UNAUTHENTICATED, HTTP 401; a token without the scope:
 //     PERMISSION_DENIED, HTTP 403) and map every error a service returns
 //     to a status through one function, toStatus (AIP-193: an ErrorInfo in

@@ -98,6 +98,7 @@ var (
 	errRecordingsDisabled = errors.New("the server has no recordings folder (api.recordings_dir)")
 	errTopicNotRead       = errors.New("no stored ruleset reads this topic")
 	errShuttingDown       = errors.New("server shutting down")
+	errNoCaller           = errors.New("no authenticated token in the call")
 	errNoShadowAlerts     = errors.New("this server does not compare shadow alerts: it has no reader of the alerts and shadow alerts topics")
 )
 

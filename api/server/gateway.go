@@ -75,6 +75,8 @@ func newGateway(s *Server) (*gateway, error) {
 		shrikev1.RegisterAnalysisServiceHandler,
 		shrikev1.RegisterShadowServiceHandler,
 		shrikev1.RegisterListServiceHandler,
+		shrikev1.RegisterRecordingServiceHandler,
+		shrikev1.RegisterAuthServiceHandler,
 	} {
 		if err := register(ctx, mux, conn); err != nil {
 			_ = conn.Close()

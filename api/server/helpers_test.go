@@ -83,7 +83,7 @@ var tokens = []server.Token{
 
 // startEngine runs the engine with the ruleset src until the test ends,
 // with state in memory: the producer of the alerts the API serves.
-func startEngine(t *testing.T, brokers []string, src string) {
+func startEngine(t *testing.T, brokers []string, src string) *cep.Engine {
 	t.Helper()
 	rs, err := rules.Load("payments.yaml", []byte(src), rules.CompileOptions{})
 	if err != nil {
@@ -107,6 +107,7 @@ func startEngine(t *testing.T, brokers []string, src string) {
 			t.Errorf("engine: %v", err)
 		}
 	})
+	return eng
 }
 
 // env is one running API with its backends.

@@ -42,13 +42,14 @@ var errRequestTimeout = errors.New("request timeout")
 // expensiveMethods compile a ruleset or replay events, whatever their
 // request; ListAlerts is expensive only with a CEL filter (expensive).
 var expensiveMethods = map[string]bool{
-	shrikev1.RulesetService_PutRuleset_FullMethodName:      true,
-	shrikev1.RulesetService_ValidateRuleset_FullMethodName: true,
-	shrikev1.RulesetService_TestRuleset_FullMethodName:     true,
-	shrikev1.AnalysisService_ExplainRuleset_FullMethodName: true,
-	shrikev1.AnalysisService_DiffRulesets_FullMethodName:   true,
-	shrikev1.ShadowService_PutShadow_FullMethodName:        true,
-	shrikev1.ShadowService_PromoteShadow_FullMethodName:    true,
+	shrikev1.RulesetService_PutRuleset_FullMethodName:        true,
+	shrikev1.RulesetService_ValidateRuleset_FullMethodName:   true,
+	shrikev1.RulesetService_TestRuleset_FullMethodName:       true,
+	shrikev1.AnalysisService_ExplainRuleset_FullMethodName:   true,
+	shrikev1.AnalysisService_DiffRulesets_FullMethodName:     true,
+	shrikev1.AnalysisService_GetRuleAutomaton_FullMethodName: true,
+	shrikev1.ShadowService_PutShadow_FullMethodName:          true,
+	shrikev1.ShadowService_PromoteShadow_FullMethodName:      true,
 	// It reads the alerts topics since the shadow started.
 	shrikev1.ShadowService_GetShadowDiff_FullMethodName: true,
 }
@@ -91,7 +92,7 @@ func newLimits(timeout time.Duration, maxExpensive int) *limits {
 		slots:   make(chan struct{}, maxExpensive),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "shrike", Subsystem: "api", Name: "expensive_calls_in_flight",
-			Help: "Expensive API calls running (ListAlerts with a filter, ValidateRuleset, TestRuleset, PutRuleset, ExplainRuleset, DiffRulesets, PutShadow, PromoteShadow, GetShadowDiff); at most api.max_concurrent_expensive.",
+			Help: "Expensive API calls running (ListAlerts with a filter, ValidateRuleset, TestRuleset, PutRuleset, ExplainRuleset, DiffRulesets, GetRuleAutomaton, PutShadow, PromoteShadow, GetShadowDiff); at most api.max_concurrent_expensive.",
 		}),
 		refused: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "shrike", Subsystem: "api", Name: "expensive_calls_refused_total",
@@ -160,6 +161,6 @@ func (l *limits) acquire(ctx context.Context) error {
 	l.refused.Inc()
 	n := cap(l.slots)
 	return withDetails(codes.ResourceExhausted,
-		fmt.Sprintf("too many expensive calls: %d already running, the limit (api.max_concurrent_expensive); ListAlerts with a filter, ValidateRuleset, TestRuleset, PutRuleset, ExplainRuleset, DiffRulesets and the shadows' put, promote and diff share it; retry later", n),
+		fmt.Sprintf("too many expensive calls: %d already running, the limit (api.max_concurrent_expensive); ListAlerts with a filter, ValidateRuleset, TestRuleset, PutRuleset, ExplainRuleset, DiffRulesets, GetRuleAutomaton and the shadows' put, promote and diff share it; retry later", n),
 		ReasonTooManyExpensiveCalls, map[string]string{"limit": fmt.Sprint(n)})
 }

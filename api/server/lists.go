@@ -84,3 +84,28 @@ func (h *listService) GetList(ctx context.Context, req *shrikev1.GetListRequest)
 	}
 	return out, nil
 }
+
+func (h *listService) ListLists(ctx context.Context, req *shrikev1.ListListsRequest) (*shrikev1.ListListsResponse, error) {
+	n, err := pageSize(req.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	lists, next, err := h.s.registry.ListLists(ctx, n, req.GetPageToken())
+	if err != nil {
+		return nil, registryErr(err)
+	}
+	out := &shrikev1.ListListsResponse{NextPageToken: next}
+	for _, l := range lists {
+		ml := &shrikev1.ManagedList{
+			Name:      l.Name,
+			Rulesets:  l.Rulesets,
+			Version:   l.Version,
+			ItemCount: l.ItemCount,
+		}
+		for _, t := range l.Types {
+			ml.Types = append(ml.Types, string(t))
+		}
+		out.Lists = append(out.Lists, ml)
+	}
+	return out, nil
+}

@@ -153,3 +153,57 @@ func TestListService(t *testing.T) {
 		t.Errorf("after refused changes: %v, %v", l, err)
 	}
 }
+
+// TestListLists lists the managed lists of the live rulesets without
+// knowing their names, through REST a page at a time and through gRPC.
+func TestListLists(t *testing.T) {
+	toks := append([]server.Token{{Name: "curator", Secret: curatorToken, Scopes: []shrikev1.Scope{"lists:write", "rules:read"}}}, tokens...)
+	e := newEnv(t, envOptions{tokens: toks})
+	e.token = "reader-2666b541a9ca9cfc00f5a5121c23732a"
+	code, body := e.rest(t, "GET", "/v1/lists", nil)
+	if code != http.StatusOK || len(body["lists"].([]any)) != 0 || body["next_page_token"] != "" {
+		t.Errorf("no rulesets: %d %v", code, body)
+	}
+
+	e.token = "writer-7507a84de02d4003977593f783f43ca6"
+	e.put(t, "fraud", listsSrc)
+	e.token = curatorToken
+	if code, body := e.rest(t, "PUT", "/v1/lists/mules", map[string]any{"items": []string{"acct-1", "acct-2"}}); code != http.StatusOK {
+		t.Fatalf("PUT: %d %v", code, body)
+	}
+	e.token = "reader-2666b541a9ca9cfc00f5a5121c23732a"
+	code, body = e.rest(t, "GET", "/v1/lists?page_size=1", nil)
+	if code != http.StatusOK {
+		t.Fatalf("GET /v1/lists: %d %v", code, body)
+	}
+	want := []any{map[string]any{"name": "mules", "types": []any{"string"}, "rulesets": []any{"fraud"}, "version": "1", "item_count": "2"}}
+	if d := cmp.Diff(want, body["lists"]); d != "" {
+		t.Errorf("page 1 (-want +got):\n%s", d)
+	}
+	next, _ := body["next_page_token"].(string)
+	code, body = e.rest(t, "GET", "/v1/lists?page_size=1&page_token="+next, nil)
+	want = []any{map[string]any{"name": "nets", "types": []any{"cidr"}, "rulesets": []any{"fraud"}, "version": "0", "item_count": "0"}}
+	if d := cmp.Diff(want, body["lists"]); code != http.StatusOK || d != "" || body["next_page_token"] != "" {
+		t.Errorf("page 2: %d %v (-want +got):\n%s", code, body, d)
+	}
+
+	resp, err := shrikev1.NewListServiceClient(e.conn).ListLists(e.ctx(t), &shrikev1.ListListsRequest{})
+	if err != nil || len(resp.GetLists()) != 2 || resp.GetLists()[0].GetItemCount() != 2 {
+		t.Errorf("gRPC ListLists = %v, %v", resp, err)
+	}
+
+	for _, tc := range []struct{ query, want string }{
+		{"?page_token=zzz", `400 INVALID_REQUEST [page_token: invalid page token: "zzz"]`},
+		{"?page_size=-1", "400 INVALID_REQUEST [page_size: must not be negative, not -1]"},
+	} {
+		code, body := e.rest(t, "GET", "/v1/lists"+tc.query, nil)
+		if got := restStatus(code, body); got != tc.want {
+			t.Errorf("GET /v1/lists%s: %s, want %s", tc.query, got, tc.want)
+		}
+	}
+	e.token = "watcher-d15effcb07db80c20f9f3aaa07df3aec"
+	code, body = e.rest(t, "GET", "/v1/lists", nil)
+	if got := restStatus(code, body); got != "403 SCOPE_MISSING" {
+		t.Errorf("GET /v1/lists without rules:read: %s", got)
+	}
+}

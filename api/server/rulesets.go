@@ -34,6 +34,9 @@ type Registry interface {
 	AddListItems(ctx context.Context, name string, items []string) (registry.ListChange, error)
 	RemoveListItems(ctx context.Context, name string, items []string) (registry.ListChange, error)
 	GetList(ctx context.Context, name string, q registry.ListQuery) (registry.ListPage, error)
+	ListLists(ctx context.Context, pageSize int, pageToken string) ([]registry.ListInfo, string, error)
+
+	RuleStats(ctx context.Context, rules []registry.RuleRef) (registry.RuleStatsReport, error)
 }
 
 // Page sizes of every List method (AIP-158).

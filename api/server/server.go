@@ -119,8 +119,8 @@ type Options struct {
 	MaxConcurrentExpensive int
 }
 
-// Server is the gRPC API (RulesetService, AlertService, EventService,
-// health and reflection) and its REST gateway.
+// Server is the gRPC API (the services of package shrike.v1, health and
+// reflection) and its REST gateway.
 type Server struct {
 	opts      Options
 	log       *slog.Logger
@@ -248,6 +248,8 @@ func New(opts Options) (*Server, error) {
 	shrikev1.RegisterAnalysisServiceServer(s.grpc, &analysisService{s: s})
 	shrikev1.RegisterShadowServiceServer(s.grpc, &shadowService{s: s})
 	shrikev1.RegisterListServiceServer(s.grpc, &listService{s: s})
+	shrikev1.RegisterRecordingServiceServer(s.grpc, &recordingService{s: s})
+	shrikev1.RegisterAuthServiceServer(s.grpc, &authService{s: s})
 	s.health = health.NewServer()
 	s.setHealth(healthpb.HealthCheckResponse_NOT_SERVING)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
@@ -278,6 +280,8 @@ var services = []string{
 	shrikev1.AnalysisService_ServiceDesc.ServiceName,
 	shrikev1.ShadowService_ServiceDesc.ServiceName,
 	shrikev1.ListService_ServiceDesc.ServiceName,
+	shrikev1.RecordingService_ServiceDesc.ServiceName,
+	shrikev1.AuthService_ServiceDesc.ServiceName,
 }
 
 func (s *Server) setHealth(st healthpb.HealthCheckResponse_ServingStatus) {

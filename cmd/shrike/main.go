@@ -114,7 +114,7 @@ written as rulesets in YAML with CEL expressions, over keyed event streams.`,
 	root.SetErr(e.stderr)
 	root.SetVersionTemplate("shrike {{.Version}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newCheckCmd(e), newRunCmd(e), newExplainCmd(e), newDiffCmd(e))
+	root.AddCommand(newCheckCmd(e), newRunCmd(e), newExplainCmd(e), newDiffCmd(e), newDrawCmd(e))
 	root.AddCommand(newTestCmd(e))
 	root.AddCommand(newGenCmd(e))
 	root.AddCommand(newServeCmd(e), newHealthCmd(e))

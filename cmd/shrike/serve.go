@@ -529,6 +529,7 @@ func printQuickStart(w io.Writer, s *server, topics []string) {
 		scheme, grpcTLS = "https", " (TLS)"
 	}
 	fmt.Fprintf(&b, "  API:          REST %s://%s/v1/ (OpenAPI: /v1/openapi.json), gRPC%s %s\n", scheme, s.http.Addr(), grpcTLS, s.api.srv.Addr())
+	fmt.Fprintf(&b, "  console:      %s://%s/ui/\n", scheme, s.http.Addr())
 	if s.admin != nil {
 		fmt.Fprintf(&b, "  metrics:      %s://%s/metrics   readiness: %s://%s/readyz\n\n", scheme, s.admin.Addr(), scheme, s.http.Addr())
 	} else {

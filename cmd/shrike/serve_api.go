@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +18,7 @@ import (
 	"github.com/shrike-cep/shrike/feed"
 	"github.com/shrike-cep/shrike/internal/httpserver"
 	"github.com/shrike-cep/shrike/rules"
+	"github.com/shrike-cep/shrike/ui"
 )
 
 // apiServer is serve's API (api/README.md): the gRPC server on
@@ -140,11 +142,16 @@ func startAPI(ctx context.Context, cfg config.Config, d apiDeps) (_ *apiServer, 
 		return nil, err
 	}
 	d.http.Handle("/v1/", a.srv.Handler())
+	// The console calls the API above from the same origin, with the
+	// caller's own token: it adds no access of its own.
+	d.http.Handle(ui.Prefix, ui.Handler())
+	d.http.Handle(strings.TrimSuffix(ui.Prefix, "/"), ui.Handler())
 	scheme := "http"
 	if tlsCfg != nil {
 		scheme = "https"
 	}
 	d.log.Info("api listening", "grpc", a.srv.Addr(), "rest", scheme+"://"+d.http.Addr()+"/v1/",
+		"console", scheme+"://"+d.http.Addr()+ui.Prefix,
 		"tokens", len(tokens), "tls", tlsCfg != nil)
 	return a, nil
 }

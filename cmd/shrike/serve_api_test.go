@@ -215,6 +215,30 @@ func TestServeAPI(t *testing.T) {
 		t.Errorf("REST stream line %s (%v), want alert %s", line, err, got.GetId())
 	}
 
+	// The engine publishes its rule figures to the registry every few
+	// seconds: the alert is counted in the ruleset's stats.
+	for {
+		code, out := rest("GET", "/v1/rulesets/api/stats", "")
+		var stats struct {
+			Instances int
+			Rules     []struct {
+				Rule           string
+				AlertsLastHour string `json:"alerts_last_hour"`
+			}
+		}
+		if err := json.Unmarshal([]byte(out), &stats); code != http.StatusOK || err != nil || len(stats.Rules) != 1 || stats.Rules[0].Rule != "big" {
+			t.Fatalf("GET /v1/rulesets/api/stats: %d %s (%v)", code, out, err)
+		}
+		if stats.Instances == 1 && stats.Rules[0].AlertsLastHour != "0" {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the alert was never counted in the stats: %s", out)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+
 	// A backtest of inline events gives the ids `shrike run --source
 	// events` gives on a file of the same events.
 	events := `{"account":"a1","amount":150.0,"ts":"2026-11-20T10:00:01Z"}` + "\n" +

@@ -39,6 +39,9 @@ type rulesServer struct {
 	// reads, on the registry's.
 	lists *registry.ListSync
 	dir   *registry.DirSync // nil without rules.dir
+	// stats publishes the engine's per-rule figures for the API's
+	// GetRulesetStats, summed over the instances.
+	stats *registry.StatsPublisher
 	log   *slog.Logger
 }
 
@@ -124,6 +127,14 @@ func startRules(ctx context.Context, cfg config.Config, d rulesDeps) (_ *rulesSe
 			return nil, err
 		}
 	}
+	r.stats, err = registry.NewStatsPublisher(registry.StatsPublisherOptions{
+		Registry: r.registry,
+		Gather:   func() []registry.RuleCounts { return ruleCounts(d.engine.RuleActivity()) },
+		Logger:   d.log,
+	})
+	if err != nil {
+		return nil, err
+	}
 	r.reloader, err = registry.NewReloader(registry.ReloaderOptions{
 		Registry:   r.registry,
 		Engine:     d.engine,
@@ -170,11 +181,13 @@ func (r *rulesServer) initial(ctx context.Context) ([]*rules.Compiled, error) {
 }
 
 // run keeps the engine on the registry (rulesets and managed lists) and
-// the registry on the folder until ctx ends.
+// the registry on the folder, and publishes the engine's per-rule figures,
+// until ctx ends.
 func (r *rulesServer) run(ctx context.Context) error {
 	var g errgroup.Group
 	g.Go(func() error { return r.reloader.Run(ctx) })
 	g.Go(func() error { return r.lists.Run(ctx) })
+	g.Go(func() error { return r.stats.Run(ctx) })
 	if r.dir != nil {
 		g.Go(func() error { return r.dir.Run(ctx) })
 	}
@@ -186,6 +199,18 @@ func (r *rulesServer) close() {
 	if err := r.client.Close(); err != nil && !errors.Is(err, context.Canceled) {
 		r.log.Warn("close the registry's redis client", "err", err)
 	}
+}
+
+// ruleCounts converts the engine's figures for the registry.
+func ruleCounts(acts []cep.RuleActivity) []registry.RuleCounts {
+	out := make([]registry.RuleCounts, len(acts))
+	for i, a := range acts {
+		out[i] = registry.RuleCounts{
+			Ruleset: a.Ruleset, Rule: a.Rule, Shadow: a.Shadow,
+			Alerts: a.Alerts, Suppressed: a.Suppressed, OpenPartialMatches: a.OpenPartialMatches,
+		}
+	}
+	return out
 }
 
 // rulesetTopics are the topics rs read, sorted, once each.

@@ -124,7 +124,7 @@ func New(opts Options) (*Server, error) {
 		}
 		writeText(w, http.StatusOK, "ready")
 	})
-	index := "shrike: /healthz /readyz /v1/"
+	index := "shrike: /healthz /readyz /v1/ /ui/"
 	if opts.Admin {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{
 			ErrorLog: slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),

@@ -3,13 +3,10 @@ package e2e
 import (
 	"net/http"
 	"path/filepath"
-	"slices"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/shrike-cep/shrike/internal/gen"
 )
 
 // TestRedisOutage cuts the engine off from Redis for a while (every
@@ -28,13 +25,7 @@ func TestRedisOutage(t *testing.T) {
 	s := startServe(t, serveOptions{Rules: rulesDir, Kafka: broker, Redis: proxy.addr()})
 	s.waitReady(t, 60*time.Second)
 
-	// Without card sprees: with them in the stream (as with the whole mix
-	// at other seeds, 7 for one), the committed offsets stall short of the
-	// end after the outage, a known fault of the engine's recovery that
-	// this test does not yet cover (docs/operations.md#known-faults).
-	events := genEventsOf(t, 4000, slices.DeleteFunc(gen.Scenarios(gen.StreamPayments), func(s string) bool {
-		return s == gen.ScenarioCardSpree
-	}))
+	events := genEvents(t, 4000)
 	half := len(events) / 2
 	p := newProducer(t, broker)
 	p.produce(keyed(t, events[:half]))

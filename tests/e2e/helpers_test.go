@@ -748,17 +748,9 @@ func committed(t *testing.T, broker, group string) map[int32]int64 {
 // whole stream alike.
 func genEvents(t *testing.T, n int) []string {
 	t.Helper()
-	return genEventsOf(t, n, nil)
-}
-
-// genEventsOf is genEvents with only the given patterns injected (nil:
-// all of them).
-func genEventsOf(t *testing.T, n int, patterns []string) []string {
-	t.Helper()
 	g, err := gen.New(gen.Options{
 		Stream: gen.StreamPayments, Seed: 4, Events: n, Keys: 300, Rate: 20,
 		FraudRate: 0.02, OutOfOrder: 0.05, MaxLateness: 1500 * time.Millisecond,
-		Scenarios: patterns,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -68,7 +68,9 @@ func TestDepguardImportDirection(t *testing.T) {
 		"matcher/matcher.go": imports("matcher", module+"/rules", module+"/state", goRedis, "os"),
 		// Tests of the pure core may read files but need no client.
 		"matcher/matcher_test.go": imports("matcher", "os", kgo),
-		"state/state.go":          imports("state", goRedis, module+"/rules"),
+		// The picture of an automaton reads nfa and rules and does no I/O.
+		"nfa/draw/draw.go": imports("draw", module+"/nfa", module+"/rules", module+"/matcher", "os"),
+		"state/state.go":   imports("state", goRedis, module+"/rules"),
 		// An external test package may check a contract against a consumer.
 		"state/state_test.go":               imports("state_test", module+"/matcher", goRedis),
 		"registry/registry.go":              imports("registry", goRedis, module+"/rules", module+"/feed"),
@@ -99,6 +101,8 @@ func TestDepguardImportDirection(t *testing.T) {
 		"matcher/matcher.go: " + module + "/state (matcher)",
 		"matcher/matcher.go: os (matcher)",
 		"matcher/matcher_test.go: " + kgo + " (core-tests)",
+		"nfa/draw/draw.go: " + module + "/matcher (nfa-draw)",
+		"nfa/draw/draw.go: os (nfa-draw)",
 		"registry/registry.go: " + module + "/feed (registry)",
 		"rules/rules.go: " + module + "/nfa (rules)",
 		"state/state.go: " + module + "/rules (leaves)",

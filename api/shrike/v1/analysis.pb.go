@@ -607,6 +607,376 @@ func (x *RuleDiff) GetInNew() bool {
 	return false
 }
 
+// GetRuleAutomatonRequest names the ruleset and the rule.
+type GetRuleAutomatonRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The ruleset holding the rule.
+	Ruleset *RulesetRef `protobuf:"bytes,1,opt,name=ruleset,proto3" json:"ruleset,omitempty"`
+	// The id of a pattern rule of the ruleset. Required.
+	Rule          string `protobuf:"bytes,2,opt,name=rule,proto3" json:"rule,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRuleAutomatonRequest) Reset() {
+	*x = GetRuleAutomatonRequest{}
+	mi := &file_shrike_v1_analysis_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRuleAutomatonRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRuleAutomatonRequest) ProtoMessage() {}
+
+func (x *GetRuleAutomatonRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shrike_v1_analysis_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRuleAutomatonRequest.ProtoReflect.Descriptor instead.
+func (*GetRuleAutomatonRequest) Descriptor() ([]byte, []int) {
+	return file_shrike_v1_analysis_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *GetRuleAutomatonRequest) GetRuleset() *RulesetRef {
+	if x != nil {
+		return x.Ruleset
+	}
+	return nil
+}
+
+func (x *GetRuleAutomatonRequest) GetRule() string {
+	if x != nil {
+		return x.Rule
+	}
+	return ""
+}
+
+// GetRuleAutomatonResponse is the rule's automaton as a graph and as a
+// picture of it.
+type GetRuleAutomatonResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The rule's id.
+	Rule string `protobuf:"bytes,1,opt,name=rule,proto3" json:"rule,omitempty"`
+	// The automaton's states and edges.
+	Automaton *RuleAutomaton `protobuf:"bytes,2,opt,name=automaton,proto3" json:"automaton,omitempty"`
+	// The picture: a self-contained SVG document (no scripts, external fonts
+	// or ids), one `<g class="state" data-state="ID" data-kind="…">` per
+	// state and one `<g class="edge" data-from="ID" data-to="ID"
+	// data-action="…">` per edge (docs/explain.md#the-rules-picture lists its classes).
+	Svg           string `protobuf:"bytes,3,opt,name=svg,proto3" json:"svg,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRuleAutomatonResponse) Reset() {
+	*x = GetRuleAutomatonResponse{}
+	mi := &file_shrike_v1_analysis_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRuleAutomatonResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRuleAutomatonResponse) ProtoMessage() {}
+
+func (x *GetRuleAutomatonResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shrike_v1_analysis_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRuleAutomatonResponse.ProtoReflect.Descriptor instead.
+func (*GetRuleAutomatonResponse) Descriptor() ([]byte, []int) {
+	return file_shrike_v1_analysis_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *GetRuleAutomatonResponse) GetRule() string {
+	if x != nil {
+		return x.Rule
+	}
+	return ""
+}
+
+func (x *GetRuleAutomatonResponse) GetAutomaton() *RuleAutomaton {
+	if x != nil {
+		return x.Automaton
+	}
+	return nil
+}
+
+func (x *GetRuleAutomatonResponse) GetSvg() string {
+	if x != nil {
+		return x.Svg
+	}
+	return ""
+}
+
+// RuleAutomaton is a pattern rule's compiled automaton.
+type RuleAutomaton struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The rule's `within` as the ruleset writes it ("10m"); empty when the
+	// rule has none.
+	Window string `protobuf:"bytes,1,opt,name=window,proto3" json:"window,omitempty"`
+	// The id of the state a run starts in.
+	Start int32 `protobuf:"varint,2,opt,name=start,proto3" json:"start,omitempty"`
+	// The states, by id.
+	States []*AutomatonState `protobuf:"bytes,3,rep,name=states,proto3" json:"states,omitempty"`
+	// Every state's edges, state by state, each state's in the order the
+	// matcher tries them.
+	Edges         []*AutomatonEdge `protobuf:"bytes,4,rep,name=edges,proto3" json:"edges,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RuleAutomaton) Reset() {
+	*x = RuleAutomaton{}
+	mi := &file_shrike_v1_analysis_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RuleAutomaton) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RuleAutomaton) ProtoMessage() {}
+
+func (x *RuleAutomaton) ProtoReflect() protoreflect.Message {
+	mi := &file_shrike_v1_analysis_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RuleAutomaton.ProtoReflect.Descriptor instead.
+func (*RuleAutomaton) Descriptor() ([]byte, []int) {
+	return file_shrike_v1_analysis_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *RuleAutomaton) GetWindow() string {
+	if x != nil {
+		return x.Window
+	}
+	return ""
+}
+
+func (x *RuleAutomaton) GetStart() int32 {
+	if x != nil {
+		return x.Start
+	}
+	return 0
+}
+
+func (x *RuleAutomaton) GetStates() []*AutomatonState {
+	if x != nil {
+		return x.States
+	}
+	return nil
+}
+
+func (x *RuleAutomaton) GetEdges() []*AutomatonEdge {
+	if x != nil {
+		return x.Edges
+	}
+	return nil
+}
+
+// AutomatonState is one state of an automaton.
+type AutomatonState struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The state's id, its index in the automaton.
+	Id int32 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The step the state belongs to; a group's name for the state that loops
+	// a group; "$end" for the final state.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// "normal"; "final" (a run here is a match); "stop" (a run here is
+	// discarded: a `not` step's forbidden event arrived); "pending" (a run
+	// here becomes a match when its window closes: a pattern ending in a
+	// `not` step).
+	Kind string `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
+	// Whether a run starts here.
+	Start bool `protobuf:"varint,4,opt,name=start,proto3" json:"start,omitempty"`
+	// Whether this is a looping group's state, leading from the end of a
+	// round back to the group's first step.
+	Group bool `protobuf:"varint,5,opt,name=group,proto3" json:"group,omitempty"`
+	// The step's own `within` ("5m"), bounding the time from the run's
+	// previous event while it waits here; empty when none.
+	Window        string `protobuf:"bytes,6,opt,name=window,proto3" json:"window,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AutomatonState) Reset() {
+	*x = AutomatonState{}
+	mi := &file_shrike_v1_analysis_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AutomatonState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AutomatonState) ProtoMessage() {}
+
+func (x *AutomatonState) ProtoReflect() protoreflect.Message {
+	mi := &file_shrike_v1_analysis_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AutomatonState.ProtoReflect.Descriptor instead.
+func (*AutomatonState) Descriptor() ([]byte, []int) {
+	return file_shrike_v1_analysis_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *AutomatonState) GetId() int32 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *AutomatonState) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AutomatonState) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *AutomatonState) GetStart() bool {
+	if x != nil {
+		return x.Start
+	}
+	return false
+}
+
+func (x *AutomatonState) GetGroup() bool {
+	if x != nil {
+		return x.Group
+	}
+	return false
+}
+
+func (x *AutomatonState) GetWindow() string {
+	if x != nil {
+		return x.Window
+	}
+	return ""
+}
+
+// AutomatonEdge is one guarded transition.
+type AutomatonEdge struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The state the edge leaves.
+	From int32 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
+	// The state it leads to (the same for a loop).
+	To int32 `protobuf:"varint,2,opt,name=to,proto3" json:"to,omitempty"`
+	// "take" (the event joins the match), "ignore" (the event is skipped)
+	// or "proceed" (a move without an event, tried on the same event).
+	Action string `protobuf:"bytes,3,opt,name=action,proto3" json:"action,omitempty"`
+	// The guard as CEL text: the rule's conditions combined with ! and &&,
+	// "true" when unconditional.
+	Condition     string `protobuf:"bytes,4,opt,name=condition,proto3" json:"condition,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AutomatonEdge) Reset() {
+	*x = AutomatonEdge{}
+	mi := &file_shrike_v1_analysis_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AutomatonEdge) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AutomatonEdge) ProtoMessage() {}
+
+func (x *AutomatonEdge) ProtoReflect() protoreflect.Message {
+	mi := &file_shrike_v1_analysis_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AutomatonEdge.ProtoReflect.Descriptor instead.
+func (*AutomatonEdge) Descriptor() ([]byte, []int) {
+	return file_shrike_v1_analysis_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *AutomatonEdge) GetFrom() int32 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
+func (x *AutomatonEdge) GetTo() int32 {
+	if x != nil {
+		return x.To
+	}
+	return 0
+}
+
+func (x *AutomatonEdge) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *AutomatonEdge) GetCondition() string {
+	if x != nil {
+		return x.Condition
+	}
+	return ""
+}
+
 var File_shrike_v1_analysis_proto protoreflect.FileDescriptor
 
 const file_shrike_v1_analysis_proto_rawDesc = "" +
@@ -651,12 +1021,38 @@ const file_shrike_v1_analysis_proto_rawDesc = "" +
 	"\x11only_new_examples\x18\b \x03(\v2\x10.shrike.v1.AlertR\x11only_new_examples\x12\x16\n" +
 	"\x06in_old\x18\t \x01(\bR\x06in_old\x12\x16\n" +
 	"\x06in_new\x18\n" +
-	" \x01(\bR\x06in_new2\x95\x02\n" +
+	" \x01(\bR\x06in_new\"^\n" +
+	"\x17GetRuleAutomatonRequest\x12/\n" +
+	"\aruleset\x18\x01 \x01(\v2\x15.shrike.v1.RulesetRefR\aruleset\x12\x12\n" +
+	"\x04rule\x18\x02 \x01(\tR\x04rule\"x\n" +
+	"\x18GetRuleAutomatonResponse\x12\x12\n" +
+	"\x04rule\x18\x01 \x01(\tR\x04rule\x126\n" +
+	"\tautomaton\x18\x02 \x01(\v2\x18.shrike.v1.RuleAutomatonR\tautomaton\x12\x10\n" +
+	"\x03svg\x18\x03 \x01(\tR\x03svg\"\xa0\x01\n" +
+	"\rRuleAutomaton\x12\x16\n" +
+	"\x06window\x18\x01 \x01(\tR\x06window\x12\x14\n" +
+	"\x05start\x18\x02 \x01(\x05R\x05start\x121\n" +
+	"\x06states\x18\x03 \x03(\v2\x19.shrike.v1.AutomatonStateR\x06states\x12.\n" +
+	"\x05edges\x18\x04 \x03(\v2\x18.shrike.v1.AutomatonEdgeR\x05edges\"\x8c\x01\n" +
+	"\x0eAutomatonState\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x05R\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
+	"\x04kind\x18\x03 \x01(\tR\x04kind\x12\x14\n" +
+	"\x05start\x18\x04 \x01(\bR\x05start\x12\x14\n" +
+	"\x05group\x18\x05 \x01(\bR\x05group\x12\x16\n" +
+	"\x06window\x18\x06 \x01(\tR\x06window\"i\n" +
+	"\rAutomatonEdge\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\x05R\x04from\x12\x0e\n" +
+	"\x02to\x18\x02 \x01(\x05R\x02to\x12\x16\n" +
+	"\x06action\x18\x03 \x01(\tR\x06action\x12\x1c\n" +
+	"\tcondition\x18\x04 \x01(\tR\tcondition2\xa4\x03\n" +
 	"\x0fAnalysisService\x12\x84\x01\n" +
 	"\x0eExplainRuleset\x12 .shrike.v1.ExplainRulesetRequest\x1a!.shrike.v1.ExplainRulesetResponse\"-\xa2\x9f\x19\n" +
 	"rules:read\x82\xd3\xe4\x93\x02\x19:\x01*\"\x14/v1/rulesets:explain\x12{\n" +
 	"\fDiffRulesets\x12\x1e.shrike.v1.DiffRulesetsRequest\x1a\x1f.shrike.v1.DiffRulesetsResponse\"*\xa2\x9f\x19\n" +
-	"rules:read\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/rulesets:diffB5Z3github.com/shrike-cep/shrike/api/shrike/v1;shrikev1b\x06proto3"
+	"rules:read\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/rulesets:diff\x12\x8c\x01\n" +
+	"\x10GetRuleAutomaton\x12\".shrike.v1.GetRuleAutomatonRequest\x1a#.shrike.v1.GetRuleAutomatonResponse\"/\xa2\x9f\x19\n" +
+	"rules:read\x82\xd3\xe4\x93\x02\x1b:\x01*\"\x16/v1/rulesets:automatonB5Z3github.com/shrike-cep/shrike/api/shrike/v1;shrikev1b\x06proto3"
 
 var (
 	file_shrike_v1_analysis_proto_rawDescOnce sync.Once
@@ -670,35 +1066,46 @@ func file_shrike_v1_analysis_proto_rawDescGZIP() []byte {
 	return file_shrike_v1_analysis_proto_rawDescData
 }
 
-var file_shrike_v1_analysis_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_shrike_v1_analysis_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_shrike_v1_analysis_proto_goTypes = []any{
-	(*RulesetRef)(nil),             // 0: shrike.v1.RulesetRef
-	(*ExplainRulesetRequest)(nil),  // 1: shrike.v1.ExplainRulesetRequest
-	(*ExplainRulesetResponse)(nil), // 2: shrike.v1.ExplainRulesetResponse
-	(*DiffRulesetsRequest)(nil),    // 3: shrike.v1.DiffRulesetsRequest
-	(*DiffRulesetsResponse)(nil),   // 4: shrike.v1.DiffRulesetsResponse
-	(*RuleDiff)(nil),               // 5: shrike.v1.RuleDiff
-	(*structpb.Struct)(nil),        // 6: google.protobuf.Struct
-	(*Alert)(nil),                  // 7: shrike.v1.Alert
+	(*RulesetRef)(nil),               // 0: shrike.v1.RulesetRef
+	(*ExplainRulesetRequest)(nil),    // 1: shrike.v1.ExplainRulesetRequest
+	(*ExplainRulesetResponse)(nil),   // 2: shrike.v1.ExplainRulesetResponse
+	(*DiffRulesetsRequest)(nil),      // 3: shrike.v1.DiffRulesetsRequest
+	(*DiffRulesetsResponse)(nil),     // 4: shrike.v1.DiffRulesetsResponse
+	(*RuleDiff)(nil),                 // 5: shrike.v1.RuleDiff
+	(*GetRuleAutomatonRequest)(nil),  // 6: shrike.v1.GetRuleAutomatonRequest
+	(*GetRuleAutomatonResponse)(nil), // 7: shrike.v1.GetRuleAutomatonResponse
+	(*RuleAutomaton)(nil),            // 8: shrike.v1.RuleAutomaton
+	(*AutomatonState)(nil),           // 9: shrike.v1.AutomatonState
+	(*AutomatonEdge)(nil),            // 10: shrike.v1.AutomatonEdge
+	(*structpb.Struct)(nil),          // 11: google.protobuf.Struct
+	(*Alert)(nil),                    // 12: shrike.v1.Alert
 }
 var file_shrike_v1_analysis_proto_depIdxs = []int32{
 	0,  // 0: shrike.v1.ExplainRulesetRequest.ruleset:type_name -> shrike.v1.RulesetRef
-	6,  // 1: shrike.v1.ExplainRulesetResponse.entries:type_name -> google.protobuf.Struct
+	11, // 1: shrike.v1.ExplainRulesetResponse.entries:type_name -> google.protobuf.Struct
 	0,  // 2: shrike.v1.DiffRulesetsRequest.old:type_name -> shrike.v1.RulesetRef
 	0,  // 3: shrike.v1.DiffRulesetsRequest.new:type_name -> shrike.v1.RulesetRef
 	5,  // 4: shrike.v1.DiffRulesetsResponse.rules:type_name -> shrike.v1.RuleDiff
-	7,  // 5: shrike.v1.RuleDiff.both_examples:type_name -> shrike.v1.Alert
-	7,  // 6: shrike.v1.RuleDiff.only_old_examples:type_name -> shrike.v1.Alert
-	7,  // 7: shrike.v1.RuleDiff.only_new_examples:type_name -> shrike.v1.Alert
-	1,  // 8: shrike.v1.AnalysisService.ExplainRuleset:input_type -> shrike.v1.ExplainRulesetRequest
-	3,  // 9: shrike.v1.AnalysisService.DiffRulesets:input_type -> shrike.v1.DiffRulesetsRequest
-	2,  // 10: shrike.v1.AnalysisService.ExplainRuleset:output_type -> shrike.v1.ExplainRulesetResponse
-	4,  // 11: shrike.v1.AnalysisService.DiffRulesets:output_type -> shrike.v1.DiffRulesetsResponse
-	10, // [10:12] is the sub-list for method output_type
-	8,  // [8:10] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	12, // 5: shrike.v1.RuleDiff.both_examples:type_name -> shrike.v1.Alert
+	12, // 6: shrike.v1.RuleDiff.only_old_examples:type_name -> shrike.v1.Alert
+	12, // 7: shrike.v1.RuleDiff.only_new_examples:type_name -> shrike.v1.Alert
+	0,  // 8: shrike.v1.GetRuleAutomatonRequest.ruleset:type_name -> shrike.v1.RulesetRef
+	8,  // 9: shrike.v1.GetRuleAutomatonResponse.automaton:type_name -> shrike.v1.RuleAutomaton
+	9,  // 10: shrike.v1.RuleAutomaton.states:type_name -> shrike.v1.AutomatonState
+	10, // 11: shrike.v1.RuleAutomaton.edges:type_name -> shrike.v1.AutomatonEdge
+	1,  // 12: shrike.v1.AnalysisService.ExplainRuleset:input_type -> shrike.v1.ExplainRulesetRequest
+	3,  // 13: shrike.v1.AnalysisService.DiffRulesets:input_type -> shrike.v1.DiffRulesetsRequest
+	6,  // 14: shrike.v1.AnalysisService.GetRuleAutomaton:input_type -> shrike.v1.GetRuleAutomatonRequest
+	2,  // 15: shrike.v1.AnalysisService.ExplainRuleset:output_type -> shrike.v1.ExplainRulesetResponse
+	4,  // 16: shrike.v1.AnalysisService.DiffRulesets:output_type -> shrike.v1.DiffRulesetsResponse
+	7,  // 17: shrike.v1.AnalysisService.GetRuleAutomaton:output_type -> shrike.v1.GetRuleAutomatonResponse
+	15, // [15:18] is the sub-list for method output_type
+	12, // [12:15] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_shrike_v1_analysis_proto_init() }
@@ -726,7 +1133,7 @@ func file_shrike_v1_analysis_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shrike_v1_analysis_proto_rawDesc), len(file_shrike_v1_analysis_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

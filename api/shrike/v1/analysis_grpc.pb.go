@@ -19,8 +19,9 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AnalysisService_ExplainRuleset_FullMethodName = "/shrike.v1.AnalysisService/ExplainRuleset"
-	AnalysisService_DiffRulesets_FullMethodName   = "/shrike.v1.AnalysisService/DiffRulesets"
+	AnalysisService_ExplainRuleset_FullMethodName   = "/shrike.v1.AnalysisService/ExplainRuleset"
+	AnalysisService_DiffRulesets_FullMethodName     = "/shrike.v1.AnalysisService/DiffRulesets"
+	AnalysisService_GetRuleAutomaton_FullMethodName = "/shrike.v1.AnalysisService/GetRuleAutomaton"
 )
 
 // AnalysisServiceClient is the client API for AnalysisService service.
@@ -29,9 +30,11 @@ const (
 //
 // AnalysisService answers the analyst's questions about rules offline, with
 // the matcher of `shrike run`: why a rule did or did not fire for one key
-// (ExplainRuleset, as `shrike explain`), and which alerts a change of a
+// (ExplainRuleset, as `shrike explain`), which alerts a change of a
 // ruleset adds or removes over a recording (DiffRulesets, as `shrike
-// diff`). Nothing is stored, read from or written to Kafka.
+// diff`), and what a pattern rule's automaton looks like
+// (GetRuleAutomaton, as `shrike draw`). Nothing is stored, read from or
+// written to Kafka.
 //
 // Errors are those of RulesetService.TestRuleset: INVALID_ARGUMENT (reason
 // RULESET_INVALID) for an inline source that does not compile, NOT_FOUND for
@@ -49,6 +52,14 @@ type AnalysisServiceClient interface {
 	// pass and compares their alerts per rule by rule, key and matched
 	// events (not by id, which includes the rule's version).
 	DiffRulesets(ctx context.Context, in *DiffRulesetsRequest, opts ...grpc.CallOption) (*DiffRulesetsResponse, error)
+	// GetRuleAutomaton compiles a ruleset and returns one pattern rule's
+	// automaton, the one the matcher runs: its states and edges, and a
+	// picture of them as SVG (docs/explain.md#the-rules-picture). A rule
+	// that is not in the ruleset (or is disabled), and a `when` or
+	// `aggregate` rule, which has no automaton, are INVALID_ARGUMENT
+	// (INVALID_REQUEST) on the field `rule`; so is an automaton too large to
+	// draw.
+	GetRuleAutomaton(ctx context.Context, in *GetRuleAutomatonRequest, opts ...grpc.CallOption) (*GetRuleAutomatonResponse, error)
 }
 
 type analysisServiceClient struct {
@@ -79,15 +90,27 @@ func (c *analysisServiceClient) DiffRulesets(ctx context.Context, in *DiffRulese
 	return out, nil
 }
 
+func (c *analysisServiceClient) GetRuleAutomaton(ctx context.Context, in *GetRuleAutomatonRequest, opts ...grpc.CallOption) (*GetRuleAutomatonResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetRuleAutomatonResponse)
+	err := c.cc.Invoke(ctx, AnalysisService_GetRuleAutomaton_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AnalysisServiceServer is the server API for AnalysisService service.
 // All implementations must embed UnimplementedAnalysisServiceServer
 // for forward compatibility.
 //
 // AnalysisService answers the analyst's questions about rules offline, with
 // the matcher of `shrike run`: why a rule did or did not fire for one key
-// (ExplainRuleset, as `shrike explain`), and which alerts a change of a
+// (ExplainRuleset, as `shrike explain`), which alerts a change of a
 // ruleset adds or removes over a recording (DiffRulesets, as `shrike
-// diff`). Nothing is stored, read from or written to Kafka.
+// diff`), and what a pattern rule's automaton looks like
+// (GetRuleAutomaton, as `shrike draw`). Nothing is stored, read from or
+// written to Kafka.
 //
 // Errors are those of RulesetService.TestRuleset: INVALID_ARGUMENT (reason
 // RULESET_INVALID) for an inline source that does not compile, NOT_FOUND for
@@ -105,6 +128,14 @@ type AnalysisServiceServer interface {
 	// pass and compares their alerts per rule by rule, key and matched
 	// events (not by id, which includes the rule's version).
 	DiffRulesets(context.Context, *DiffRulesetsRequest) (*DiffRulesetsResponse, error)
+	// GetRuleAutomaton compiles a ruleset and returns one pattern rule's
+	// automaton, the one the matcher runs: its states and edges, and a
+	// picture of them as SVG (docs/explain.md#the-rules-picture). A rule
+	// that is not in the ruleset (or is disabled), and a `when` or
+	// `aggregate` rule, which has no automaton, are INVALID_ARGUMENT
+	// (INVALID_REQUEST) on the field `rule`; so is an automaton too large to
+	// draw.
+	GetRuleAutomaton(context.Context, *GetRuleAutomatonRequest) (*GetRuleAutomatonResponse, error)
 	mustEmbedUnimplementedAnalysisServiceServer()
 }
 
@@ -120,6 +151,9 @@ func (UnimplementedAnalysisServiceServer) ExplainRuleset(context.Context, *Expla
 }
 func (UnimplementedAnalysisServiceServer) DiffRulesets(context.Context, *DiffRulesetsRequest) (*DiffRulesetsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DiffRulesets not implemented")
+}
+func (UnimplementedAnalysisServiceServer) GetRuleAutomaton(context.Context, *GetRuleAutomatonRequest) (*GetRuleAutomatonResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetRuleAutomaton not implemented")
 }
 func (UnimplementedAnalysisServiceServer) mustEmbedUnimplementedAnalysisServiceServer() {}
 func (UnimplementedAnalysisServiceServer) testEmbeddedByValue()                         {}
@@ -178,6 +212,24 @@ func _AnalysisService_DiffRulesets_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AnalysisService_GetRuleAutomaton_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetRuleAutomatonRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AnalysisServiceServer).GetRuleAutomaton(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AnalysisService_GetRuleAutomaton_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AnalysisServiceServer).GetRuleAutomaton(ctx, req.(*GetRuleAutomatonRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AnalysisService_ServiceDesc is the grpc.ServiceDesc for AnalysisService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -192,6 +244,10 @@ var AnalysisService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DiffRulesets",
 			Handler:    _AnalysisService_DiffRulesets_Handler,
+		},
+		{
+			MethodName: "GetRuleAutomaton",
+			Handler:    _AnalysisService_GetRuleAutomaton_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

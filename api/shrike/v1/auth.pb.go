@@ -7,10 +7,12 @@
 package shrikev1
 
 import (
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	descriptorpb "google.golang.org/protobuf/types/descriptorpb"
 	reflect "reflect"
+	sync "sync"
 	unsafe "unsafe"
 )
 
@@ -20,6 +22,112 @@ const (
 	// Verify that runtime/protoimpl is sufficiently up-to-date.
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
+
+// GetCallerRequest asks who the caller is; the bearer token is the
+// question.
+type GetCallerRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCallerRequest) Reset() {
+	*x = GetCallerRequest{}
+	mi := &file_shrike_v1_auth_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCallerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCallerRequest) ProtoMessage() {}
+
+func (x *GetCallerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shrike_v1_auth_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCallerRequest.ProtoReflect.Descriptor instead.
+func (*GetCallerRequest) Descriptor() ([]byte, []int) {
+	return file_shrike_v1_auth_proto_rawDescGZIP(), []int{0}
+}
+
+// Caller is what the server grants the caller.
+type Caller struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Whether the server requires a bearer token on every call (api.tokens
+	// configured). When false, calls need no token and every scope is
+	// granted.
+	TokensRequired bool `protobuf:"varint,1,opt,name=tokens_required,proto3" json:"tokens_required,omitempty"`
+	// The name of the token the call came with (api.tokens[].name); empty
+	// when tokens are not required.
+	TokenName string `protobuf:"bytes,2,opt,name=token_name,proto3" json:"token_name,omitempty"`
+	// The scopes the caller has ("rules:read", "rules:write", "alerts:read",
+	// "events:write", "lists:write"), in that order.
+	Scopes        []string `protobuf:"bytes,3,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Caller) Reset() {
+	*x = Caller{}
+	mi := &file_shrike_v1_auth_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Caller) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Caller) ProtoMessage() {}
+
+func (x *Caller) ProtoReflect() protoreflect.Message {
+	mi := &file_shrike_v1_auth_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Caller.ProtoReflect.Descriptor instead.
+func (*Caller) Descriptor() ([]byte, []int) {
+	return file_shrike_v1_auth_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Caller) GetTokensRequired() bool {
+	if x != nil {
+		return x.TokensRequired
+	}
+	return false
+}
+
+func (x *Caller) GetTokenName() string {
+	if x != nil {
+		return x.TokenName
+	}
+	return ""
+}
+
+func (x *Caller) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
 
 var file_shrike_v1_auth_proto_extTypes = []protoimpl.ExtensionInfo{
 	{
@@ -35,7 +143,9 @@ var file_shrike_v1_auth_proto_extTypes = []protoimpl.ExtensionInfo{
 // Extension fields to descriptorpb.MethodOptions.
 var (
 	// The bearer-token scope a call of the method needs (api/README.md):
-	// "rules:read", "rules:write", "alerts:read" or "events:write". Every RPC
+	// "rules:read", "rules:write", "alerts:read", "events:write" or
+	// "lists:write"; or "authenticated" for a method any valid token may
+	// call, whatever its scopes (no token grants "authenticated"). Every RPC
 	// of the API sets it, so that the server's auth interceptor reads it from
 	// the method's descriptor instead of keeping a second table that could
 	// drift. REST calls pass through the same interceptor: the gateway calls
@@ -50,16 +160,43 @@ var File_shrike_v1_auth_proto protoreflect.FileDescriptor
 
 const file_shrike_v1_auth_proto_rawDesc = "" +
 	"\n" +
-	"\x14shrike/v1/auth.proto\x12\tshrike.v1\x1a google/protobuf/descriptor.proto:G\n" +
+	"\x14shrike/v1/auth.proto\x12\tshrike.v1\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/descriptor.proto\"\x12\n" +
+	"\x10GetCallerRequest\"j\n" +
+	"\x06Caller\x12(\n" +
+	"\x0ftokens_required\x18\x01 \x01(\bR\x0ftokens_required\x12\x1e\n" +
+	"\n" +
+	"token_name\x18\x02 \x01(\tR\n" +
+	"token_name\x12\x16\n" +
+	"\x06scopes\x18\x03 \x03(\tR\x06scopes2o\n" +
+	"\vAuthService\x12`\n" +
+	"\tGetCaller\x12\x1b.shrike.v1.GetCallerRequest\x1a\x11.shrike.v1.Caller\"#\xa2\x9f\x19\rauthenticated\x82\xd3\xe4\x93\x02\f\x12\n" +
+	"/v1/caller:G\n" +
 	"\x0erequired_scope\x12\x1e.google.protobuf.MethodOptions\x18\xf4\x93\x03 \x01(\tR\rrequiredScopeB5Z3github.com/shrike-cep/shrike/api/shrike/v1;shrikev1b\x06proto3"
 
+var (
+	file_shrike_v1_auth_proto_rawDescOnce sync.Once
+	file_shrike_v1_auth_proto_rawDescData []byte
+)
+
+func file_shrike_v1_auth_proto_rawDescGZIP() []byte {
+	file_shrike_v1_auth_proto_rawDescOnce.Do(func() {
+		file_shrike_v1_auth_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_shrike_v1_auth_proto_rawDesc), len(file_shrike_v1_auth_proto_rawDesc)))
+	})
+	return file_shrike_v1_auth_proto_rawDescData
+}
+
+var file_shrike_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
 var file_shrike_v1_auth_proto_goTypes = []any{
-	(*descriptorpb.MethodOptions)(nil), // 0: google.protobuf.MethodOptions
+	(*GetCallerRequest)(nil),           // 0: shrike.v1.GetCallerRequest
+	(*Caller)(nil),                     // 1: shrike.v1.Caller
+	(*descriptorpb.MethodOptions)(nil), // 2: google.protobuf.MethodOptions
 }
 var file_shrike_v1_auth_proto_depIdxs = []int32{
-	0, // 0: shrike.v1.required_scope:extendee -> google.protobuf.MethodOptions
-	1, // [1:1] is the sub-list for method output_type
-	1, // [1:1] is the sub-list for method input_type
+	2, // 0: shrike.v1.required_scope:extendee -> google.protobuf.MethodOptions
+	0, // 1: shrike.v1.AuthService.GetCaller:input_type -> shrike.v1.GetCallerRequest
+	1, // 2: shrike.v1.AuthService.GetCaller:output_type -> shrike.v1.Caller
+	2, // [2:3] is the sub-list for method output_type
+	1, // [1:2] is the sub-list for method input_type
 	1, // [1:1] is the sub-list for extension type_name
 	0, // [0:1] is the sub-list for extension extendee
 	0, // [0:0] is the sub-list for field type_name
@@ -76,12 +213,13 @@ func file_shrike_v1_auth_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shrike_v1_auth_proto_rawDesc), len(file_shrike_v1_auth_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   0,
+			NumMessages:   2,
 			NumExtensions: 1,
-			NumServices:   0,
+			NumServices:   1,
 		},
 		GoTypes:           file_shrike_v1_auth_proto_goTypes,
 		DependencyIndexes: file_shrike_v1_auth_proto_depIdxs,
+		MessageInfos:      file_shrike_v1_auth_proto_msgTypes,
 		ExtensionInfos:    file_shrike_v1_auth_proto_extTypes,
 	}.Build()
 	File_shrike_v1_auth_proto = out.File

@@ -20,6 +20,7 @@ var apiFiles = []protoreflect.FileDescriptor{
 	shrikev1.File_shrike_v1_events_proto,
 	shrikev1.File_shrike_v1_rulesets_proto,
 	shrikev1.File_shrike_v1_lists_proto,
+	shrikev1.File_shrike_v1_recordings_proto,
 }
 
 func forEachMessage(msgs protoreflect.MessageDescriptors, f func(protoreflect.MessageDescriptor)) {
@@ -73,6 +74,7 @@ var wantRoutes = map[string]route{
 	"shrike.v1.RulesetService.RollbackRuleset":     {"POST", "/v1/rulesets/{name}:rollback", "*", shrikev1.ScopeRulesWrite},
 	"shrike.v1.RulesetService.ValidateRuleset":     {"POST", "/v1/rulesets:validate", "*", shrikev1.ScopeRulesRead},
 	"shrike.v1.RulesetService.TestRuleset":         {"POST", "/v1/rulesets:test", "*", shrikev1.ScopeRulesRead},
+	"shrike.v1.RulesetService.GetRulesetStats":     {"GET", "/v1/rulesets/{name}/stats", "", shrikev1.ScopeRulesRead},
 	"shrike.v1.AlertService.SubscribeAlerts":       {"GET", "/v1/alerts:subscribe", "", shrikev1.ScopeAlertsRead},
 	"shrike.v1.AlertService.ListAlerts":            {"GET", "/v1/alerts", "", shrikev1.ScopeAlertsRead},
 	"shrike.v1.EventService.PublishEvents":         {"POST", "/v1/events:publish", "*", shrikev1.ScopeEventsWrite},
@@ -80,6 +82,9 @@ var wantRoutes = map[string]route{
 	"shrike.v1.ListService.AddListItems":           {"POST", "/v1/lists/{name}:add", "*", shrikev1.ScopeListsWrite},
 	"shrike.v1.ListService.RemoveListItems":        {"POST", "/v1/lists/{name}:remove", "*", shrikev1.ScopeListsWrite},
 	"shrike.v1.ListService.GetList":                {"GET", "/v1/lists/{name}", "", shrikev1.ScopeRulesRead},
+	"shrike.v1.ListService.ListLists":              {"GET", "/v1/lists", "", shrikev1.ScopeRulesRead},
+	"shrike.v1.RecordingService.ListRecordings":    {"GET", "/v1/recordings", "", shrikev1.ScopeRulesRead},
+	"shrike.v1.AuthService.GetCaller":              {"GET", "/v1/caller", "", shrikev1.ScopeAuthenticated},
 }
 
 // routes reads every RPC's http rule and scope from the descriptors.

@@ -393,6 +393,201 @@ func (x *List) GetNextPageToken() string {
 	return ""
 }
 
+// ListListsRequest selects a page of the managed lists.
+type ListListsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Maximum number of lists to return; 0 means the server's default (50),
+	// larger values are lowered to its maximum (1000).
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,proto3" json:"page_size,omitempty"`
+	// Token from a previous ListListsResponse.next_page_token.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListListsRequest) Reset() {
+	*x = ListListsRequest{}
+	mi := &file_shrike_v1_lists_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListListsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListListsRequest) ProtoMessage() {}
+
+func (x *ListListsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shrike_v1_lists_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListListsRequest.ProtoReflect.Descriptor instead.
+func (*ListListsRequest) Descriptor() ([]byte, []int) {
+	return file_shrike_v1_lists_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ListListsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListListsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListListsResponse is one page of the managed lists, by name.
+type ListListsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The lists of this page.
+	Lists []*ManagedList `protobuf:"bytes,1,rep,name=lists,proto3" json:"lists,omitempty"`
+	// Token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListListsResponse) Reset() {
+	*x = ListListsResponse{}
+	mi := &file_shrike_v1_lists_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListListsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListListsResponse) ProtoMessage() {}
+
+func (x *ListListsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shrike_v1_lists_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListListsResponse.ProtoReflect.Descriptor instead.
+func (*ListListsResponse) Descriptor() ([]byte, []int) {
+	return file_shrike_v1_lists_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ListListsResponse) GetLists() []*ManagedList {
+	if x != nil {
+		return x.Lists
+	}
+	return nil
+}
+
+func (x *ListListsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// ManagedList describes a managed list without its items.
+type ManagedList struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The list's name, as in lists.NAME.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The types it is declared with ("string", "cidr"): one, unless
+	// rulesets disagree, when an item must suit each.
+	Types []string `protobuf:"bytes,2,rep,name=types,proto3" json:"types,omitempty"`
+	// The live rulesets that declare it, by name; a shadow counts as its
+	// ruleset.
+	Rulesets []string `protobuf:"bytes,3,rep,name=rulesets,proto3" json:"rulesets,omitempty"`
+	// Counts the list's changes; 0 for a list never set.
+	Version int64 `protobuf:"varint,4,opt,name=version,proto3" json:"version,omitempty"`
+	// How many items the list holds.
+	ItemCount     int64 `protobuf:"varint,5,opt,name=item_count,proto3" json:"item_count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ManagedList) Reset() {
+	*x = ManagedList{}
+	mi := &file_shrike_v1_lists_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ManagedList) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ManagedList) ProtoMessage() {}
+
+func (x *ManagedList) ProtoReflect() protoreflect.Message {
+	mi := &file_shrike_v1_lists_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ManagedList.ProtoReflect.Descriptor instead.
+func (*ManagedList) Descriptor() ([]byte, []int) {
+	return file_shrike_v1_lists_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ManagedList) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ManagedList) GetTypes() []string {
+	if x != nil {
+		return x.Types
+	}
+	return nil
+}
+
+func (x *ManagedList) GetRulesets() []string {
+	if x != nil {
+		return x.Rulesets
+	}
+	return nil
+}
+
+func (x *ManagedList) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ManagedList) GetItemCount() int64 {
+	if x != nil {
+		return x.ItemCount
+	}
+	return 0
+}
+
 var File_shrike_v1_lists_proto protoreflect.FileDescriptor
 
 const file_shrike_v1_lists_proto_rawDesc = "" +
@@ -429,13 +624,31 @@ const file_shrike_v1_lists_proto_rawDesc = "" +
 	"item_count\x18\x05 \x01(\x03R\n" +
 	"item_count\x12\x14\n" +
 	"\x05items\x18\x06 \x03(\tR\x05items\x12(\n" +
-	"\x0fnext_page_token\x18\a \x01(\tR\x0fnext_page_token2\xcf\x03\n" +
+	"\x0fnext_page_token\x18\a \x01(\tR\x0fnext_page_token\"P\n" +
+	"\x10ListListsRequest\x12\x1c\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\tpage_size\x12\x1e\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\n" +
+	"page_token\"k\n" +
+	"\x11ListListsResponse\x12,\n" +
+	"\x05lists\x18\x01 \x03(\v2\x16.shrike.v1.ManagedListR\x05lists\x12(\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\x0fnext_page_token\"\x8d\x01\n" +
+	"\vManagedList\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05types\x18\x02 \x03(\tR\x05types\x12\x1a\n" +
+	"\brulesets\x18\x03 \x03(\tR\brulesets\x12\x18\n" +
+	"\aversion\x18\x04 \x01(\x03R\aversion\x12\x1e\n" +
+	"\n" +
+	"item_count\x18\x05 \x01(\x03R\n" +
+	"item_count2\xb8\x04\n" +
 	"\vListService\x12g\n" +
 	"\aPutList\x12\x19.shrike.v1.PutListRequest\x1a\x15.shrike.v1.ListChange\"*\xa2\x9f\x19\vlists:write\x82\xd3\xe4\x93\x02\x15:\x01*\x1a\x10/v1/lists/{name}\x12x\n" +
 	"\fAddListItems\x12!.shrike.v1.ChangeListItemsRequest\x1a\x15.shrike.v1.ListChange\".\xa2\x9f\x19\vlists:write\x82\xd3\xe4\x93\x02\x19:\x01*\"\x14/v1/lists/{name}:add\x12~\n" +
 	"\x0fRemoveListItems\x12!.shrike.v1.ChangeListItemsRequest\x1a\x15.shrike.v1.ListChange\"1\xa2\x9f\x19\vlists:write\x82\xd3\xe4\x93\x02\x1c:\x01*\"\x17/v1/lists/{name}:remove\x12]\n" +
 	"\aGetList\x12\x19.shrike.v1.GetListRequest\x1a\x0f.shrike.v1.List\"&\xa2\x9f\x19\n" +
-	"rules:read\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/lists/{name}B5Z3github.com/shrike-cep/shrike/api/shrike/v1;shrikev1b\x06proto3"
+	"rules:read\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/lists/{name}\x12g\n" +
+	"\tListLists\x12\x1b.shrike.v1.ListListsRequest\x1a\x1c.shrike.v1.ListListsResponse\"\x1f\xa2\x9f\x19\n" +
+	"rules:read\x82\xd3\xe4\x93\x02\v\x12\t/v1/listsB5Z3github.com/shrike-cep/shrike/api/shrike/v1;shrikev1b\x06proto3"
 
 var (
 	file_shrike_v1_lists_proto_rawDescOnce sync.Once
@@ -449,28 +662,34 @@ func file_shrike_v1_lists_proto_rawDescGZIP() []byte {
 	return file_shrike_v1_lists_proto_rawDescData
 }
 
-var file_shrike_v1_lists_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_shrike_v1_lists_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_shrike_v1_lists_proto_goTypes = []any{
 	(*PutListRequest)(nil),         // 0: shrike.v1.PutListRequest
 	(*ChangeListItemsRequest)(nil), // 1: shrike.v1.ChangeListItemsRequest
 	(*ListChange)(nil),             // 2: shrike.v1.ListChange
 	(*GetListRequest)(nil),         // 3: shrike.v1.GetListRequest
 	(*List)(nil),                   // 4: shrike.v1.List
+	(*ListListsRequest)(nil),       // 5: shrike.v1.ListListsRequest
+	(*ListListsResponse)(nil),      // 6: shrike.v1.ListListsResponse
+	(*ManagedList)(nil),            // 7: shrike.v1.ManagedList
 }
 var file_shrike_v1_lists_proto_depIdxs = []int32{
-	0, // 0: shrike.v1.ListService.PutList:input_type -> shrike.v1.PutListRequest
-	1, // 1: shrike.v1.ListService.AddListItems:input_type -> shrike.v1.ChangeListItemsRequest
-	1, // 2: shrike.v1.ListService.RemoveListItems:input_type -> shrike.v1.ChangeListItemsRequest
-	3, // 3: shrike.v1.ListService.GetList:input_type -> shrike.v1.GetListRequest
-	2, // 4: shrike.v1.ListService.PutList:output_type -> shrike.v1.ListChange
-	2, // 5: shrike.v1.ListService.AddListItems:output_type -> shrike.v1.ListChange
-	2, // 6: shrike.v1.ListService.RemoveListItems:output_type -> shrike.v1.ListChange
-	4, // 7: shrike.v1.ListService.GetList:output_type -> shrike.v1.List
-	4, // [4:8] is the sub-list for method output_type
-	0, // [0:4] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	7, // 0: shrike.v1.ListListsResponse.lists:type_name -> shrike.v1.ManagedList
+	0, // 1: shrike.v1.ListService.PutList:input_type -> shrike.v1.PutListRequest
+	1, // 2: shrike.v1.ListService.AddListItems:input_type -> shrike.v1.ChangeListItemsRequest
+	1, // 3: shrike.v1.ListService.RemoveListItems:input_type -> shrike.v1.ChangeListItemsRequest
+	3, // 4: shrike.v1.ListService.GetList:input_type -> shrike.v1.GetListRequest
+	5, // 5: shrike.v1.ListService.ListLists:input_type -> shrike.v1.ListListsRequest
+	2, // 6: shrike.v1.ListService.PutList:output_type -> shrike.v1.ListChange
+	2, // 7: shrike.v1.ListService.AddListItems:output_type -> shrike.v1.ListChange
+	2, // 8: shrike.v1.ListService.RemoveListItems:output_type -> shrike.v1.ListChange
+	4, // 9: shrike.v1.ListService.GetList:output_type -> shrike.v1.List
+	6, // 10: shrike.v1.ListService.ListLists:output_type -> shrike.v1.ListListsResponse
+	6, // [6:11] is the sub-list for method output_type
+	1, // [1:6] is the sub-list for method input_type
+	1, // [1:1] is the sub-list for extension type_name
+	1, // [1:1] is the sub-list for extension extendee
+	0, // [0:1] is the sub-list for field type_name
 }
 
 func init() { file_shrike_v1_lists_proto_init() }
@@ -485,7 +704,7 @@ func file_shrike_v1_lists_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shrike_v1_lists_proto_rawDesc), len(file_shrike_v1_lists_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,6 +23,7 @@ const (
 	ListService_AddListItems_FullMethodName    = "/shrike.v1.ListService/AddListItems"
 	ListService_RemoveListItems_FullMethodName = "/shrike.v1.ListService/RemoveListItems"
 	ListService_GetList_FullMethodName         = "/shrike.v1.ListService/GetList"
+	ListService_ListLists_FullMethodName       = "/shrike.v1.ListService/ListLists"
 )
 
 // ListServiceClient is the client API for ListService service.
@@ -54,6 +55,11 @@ type ListServiceClient interface {
 	// in byte order, optionally only those with a prefix or holding a
 	// substring. A list declared but never set is empty at version 0.
 	GetList(ctx context.Context, in *GetListRequest, opts ...grpc.CallOption) (*List, error)
+	// ListLists lists the managed lists the live rulesets (and their
+	// shadows) declare, by name, a page at a time, with their types, the
+	// rulesets that declare them, versions and item counts, but without
+	// their items (GetList pages those).
+	ListLists(ctx context.Context, in *ListListsRequest, opts ...grpc.CallOption) (*ListListsResponse, error)
 }
 
 type listServiceClient struct {
@@ -104,6 +110,16 @@ func (c *listServiceClient) GetList(ctx context.Context, in *GetListRequest, opt
 	return out, nil
 }
 
+func (c *listServiceClient) ListLists(ctx context.Context, in *ListListsRequest, opts ...grpc.CallOption) (*ListListsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListListsResponse)
+	err := c.cc.Invoke(ctx, ListService_ListLists_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ListServiceServer is the server API for ListService service.
 // All implementations must embed UnimplementedListServiceServer
 // for forward compatibility.
@@ -133,6 +149,11 @@ type ListServiceServer interface {
 	// in byte order, optionally only those with a prefix or holding a
 	// substring. A list declared but never set is empty at version 0.
 	GetList(context.Context, *GetListRequest) (*List, error)
+	// ListLists lists the managed lists the live rulesets (and their
+	// shadows) declare, by name, a page at a time, with their types, the
+	// rulesets that declare them, versions and item counts, but without
+	// their items (GetList pages those).
+	ListLists(context.Context, *ListListsRequest) (*ListListsResponse, error)
 	mustEmbedUnimplementedListServiceServer()
 }
 
@@ -154,6 +175,9 @@ func (UnimplementedListServiceServer) RemoveListItems(context.Context, *ChangeLi
 }
 func (UnimplementedListServiceServer) GetList(context.Context, *GetListRequest) (*List, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetList not implemented")
+}
+func (UnimplementedListServiceServer) ListLists(context.Context, *ListListsRequest) (*ListListsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListLists not implemented")
 }
 func (UnimplementedListServiceServer) mustEmbedUnimplementedListServiceServer() {}
 func (UnimplementedListServiceServer) testEmbeddedByValue()                     {}
@@ -248,6 +272,24 @@ func _ListService_GetList_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ListService_ListLists_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListListsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ListServiceServer).ListLists(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ListService_ListLists_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ListServiceServer).ListLists(ctx, req.(*ListListsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ListService_ServiceDesc is the grpc.ServiceDesc for ListService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -270,6 +312,10 @@ var ListService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetList",
 			Handler:    _ListService_GetList_Handler,
+		},
+		{
+			MethodName: "ListLists",
+			Handler:    _ListService_ListLists_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1427,6 +1427,243 @@ func (x *RuleStats) GetSuppressed() int64 {
 	return 0
 }
 
+// GetRulesetStatsRequest names the ruleset whose rules' figures to return.
+type GetRulesetStatsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The ruleset's name.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRulesetStatsRequest) Reset() {
+	*x = GetRulesetStatsRequest{}
+	mi := &file_shrike_v1_rulesets_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRulesetStatsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRulesetStatsRequest) ProtoMessage() {}
+
+func (x *GetRulesetStatsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shrike_v1_rulesets_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRulesetStatsRequest.ProtoReflect.Descriptor instead.
+func (*GetRulesetStatsRequest) Descriptor() ([]byte, []int) {
+	return file_shrike_v1_rulesets_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *GetRulesetStatsRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// RulesetStats are the running figures of a ruleset's rules, summed over
+// the serve instances.
+type RulesetStats struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The ruleset's name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The current version, whose rules these are.
+	Version int64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	// Whether the ruleset has a shadow, whose rules follow the live ones in
+	// rules with shadow set.
+	HasShadow bool `protobuf:"varint,3,opt,name=has_shadow,proto3" json:"has_shadow,omitempty"`
+	// When the figures were gathered: the time of the oldest instance
+	// report summed, so every figure is at least this recent; unset when no
+	// instance reported (no engine runs, or none has published yet).
+	GatherTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=gather_time,proto3" json:"gather_time,omitempty"`
+	// How many serve instances' reports were summed.
+	Instances int32 `protobuf:"varint,5,opt,name=instances,proto3" json:"instances,omitempty"`
+	// Per rule: the current version's rules in source order, then the
+	// shadow's.
+	Rules         []*RuleActivity `protobuf:"bytes,6,rep,name=rules,proto3" json:"rules,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RulesetStats) Reset() {
+	*x = RulesetStats{}
+	mi := &file_shrike_v1_rulesets_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RulesetStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RulesetStats) ProtoMessage() {}
+
+func (x *RulesetStats) ProtoReflect() protoreflect.Message {
+	mi := &file_shrike_v1_rulesets_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RulesetStats.ProtoReflect.Descriptor instead.
+func (*RulesetStats) Descriptor() ([]byte, []int) {
+	return file_shrike_v1_rulesets_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *RulesetStats) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RulesetStats) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *RulesetStats) GetHasShadow() bool {
+	if x != nil {
+		return x.HasShadow
+	}
+	return false
+}
+
+func (x *RulesetStats) GetGatherTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.GatherTime
+	}
+	return nil
+}
+
+func (x *RulesetStats) GetInstances() int32 {
+	if x != nil {
+		return x.Instances
+	}
+	return 0
+}
+
+func (x *RulesetStats) GetRules() []*RuleActivity {
+	if x != nil {
+		return x.Rules
+	}
+	return nil
+}
+
+// RuleActivity are one rule's running figures, summed over the serve
+// instances.
+type RuleActivity struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The rule's id.
+	Rule string `protobuf:"bytes,1,opt,name=rule,proto3" json:"rule,omitempty"`
+	// Whether the rule is of the shadow version rather than the live one.
+	Shadow bool `protobuf:"varint,2,opt,name=shadow,proto3" json:"shadow,omitempty"`
+	// Whether the rule runs (`enabled`); a disabled rule's figures are 0.
+	Enabled bool `protobuf:"varint,3,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	// Alerts the rule produced in the last hour (the current minute and the
+	// 59 before it), timeout alerts included.
+	AlertsLastHour int64 `protobuf:"varint,4,opt,name=alerts_last_hour,proto3" json:"alerts_last_hour,omitempty"`
+	// Alerts the rule's alert.suppress dropped in the last hour, counted as
+	// alerts_last_hour is; not in alerts_last_hour.
+	SuppressedLastHour int64 `protobuf:"varint,5,opt,name=suppressed_last_hour,proto3" json:"suppressed_last_hour,omitempty"`
+	// Partial matches of the rule open now, of the keys the engines hold in
+	// memory (keys evicted to the state store keep theirs, uncounted).
+	OpenPartialMatches int64 `protobuf:"varint,6,opt,name=open_partial_matches,proto3" json:"open_partial_matches,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *RuleActivity) Reset() {
+	*x = RuleActivity{}
+	mi := &file_shrike_v1_rulesets_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RuleActivity) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RuleActivity) ProtoMessage() {}
+
+func (x *RuleActivity) ProtoReflect() protoreflect.Message {
+	mi := &file_shrike_v1_rulesets_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RuleActivity.ProtoReflect.Descriptor instead.
+func (*RuleActivity) Descriptor() ([]byte, []int) {
+	return file_shrike_v1_rulesets_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *RuleActivity) GetRule() string {
+	if x != nil {
+		return x.Rule
+	}
+	return ""
+}
+
+func (x *RuleActivity) GetShadow() bool {
+	if x != nil {
+		return x.Shadow
+	}
+	return false
+}
+
+func (x *RuleActivity) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *RuleActivity) GetAlertsLastHour() int64 {
+	if x != nil {
+		return x.AlertsLastHour
+	}
+	return 0
+}
+
+func (x *RuleActivity) GetSuppressedLastHour() int64 {
+	if x != nil {
+		return x.SuppressedLastHour
+	}
+	return 0
+}
+
+func (x *RuleActivity) GetOpenPartialMatches() int64 {
+	if x != nil {
+		return x.OpenPartialMatches
+	}
+	return 0
+}
+
 var File_shrike_v1_rulesets_proto protoreflect.FileDescriptor
 
 const file_shrike_v1_rulesets_proto_rawDesc = "" +
@@ -1534,7 +1771,25 @@ const file_shrike_v1_rulesets_proto_rawDesc = "" +
 	"cel_errors\x12\x1e\n" +
 	"\n" +
 	"suppressed\x18\x06 \x01(\x03R\n" +
-	"suppressed2\xf8\a\n" +
+	"suppressed\",\n" +
+	"\x16GetRulesetStatsRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\xe7\x01\n" +
+	"\fRulesetStats\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x1e\n" +
+	"\n" +
+	"has_shadow\x18\x03 \x01(\bR\n" +
+	"has_shadow\x12<\n" +
+	"\vgather_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vgather_time\x12\x1c\n" +
+	"\tinstances\x18\x05 \x01(\x05R\tinstances\x12-\n" +
+	"\x05rules\x18\x06 \x03(\v2\x17.shrike.v1.RuleActivityR\x05rules\"\xe8\x01\n" +
+	"\fRuleActivity\x12\x12\n" +
+	"\x04rule\x18\x01 \x01(\tR\x04rule\x12\x16\n" +
+	"\x06shadow\x18\x02 \x01(\bR\x06shadow\x12\x18\n" +
+	"\aenabled\x18\x03 \x01(\bR\aenabled\x12*\n" +
+	"\x10alerts_last_hour\x18\x04 \x01(\x03R\x10alerts_last_hour\x122\n" +
+	"\x14suppressed_last_hour\x18\x05 \x01(\x03R\x14suppressed_last_hour\x122\n" +
+	"\x14open_partial_matches\x18\x06 \x01(\x03R\x14open_partial_matches2\xf8\b\n" +
 	"\x0eRulesetService\x12m\n" +
 	"\n" +
 	"PutRuleset\x12\x1c.shrike.v1.PutRulesetRequest\x1a\x12.shrike.v1.Ruleset\"-\xa2\x9f\x19\vrules:write\x82\xd3\xe4\x93\x02\x18:\x01*\x1a\x13/v1/rulesets/{name}\x12i\n" +
@@ -1550,7 +1805,9 @@ const file_shrike_v1_rulesets_proto_rawDesc = "" +
 	"\x0fValidateRuleset\x12!.shrike.v1.ValidateRulesetRequest\x1a\".shrike.v1.ValidateRulesetResponse\".\xa2\x9f\x19\n" +
 	"rules:read\x82\xd3\xe4\x93\x02\x1a:\x01*\"\x15/v1/rulesets:validate\x12x\n" +
 	"\vTestRuleset\x12\x1d.shrike.v1.TestRulesetRequest\x1a\x1e.shrike.v1.TestRulesetResponse\"*\xa2\x9f\x19\n" +
-	"rules:read\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/rulesets:testB5Z3github.com/shrike-cep/shrike/api/shrike/v1;shrikev1b\x06proto3"
+	"rules:read\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/rulesets:test\x12~\n" +
+	"\x0fGetRulesetStats\x12!.shrike.v1.GetRulesetStatsRequest\x1a\x17.shrike.v1.RulesetStats\"/\xa2\x9f\x19\n" +
+	"rules:read\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/rulesets/{name}/statsB5Z3github.com/shrike-cep/shrike/api/shrike/v1;shrikev1b\x06proto3"
 
 var (
 	file_shrike_v1_rulesets_proto_rawDescOnce sync.Once
@@ -1564,7 +1821,7 @@ func file_shrike_v1_rulesets_proto_rawDescGZIP() []byte {
 	return file_shrike_v1_rulesets_proto_rawDescData
 }
 
-var file_shrike_v1_rulesets_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_shrike_v1_rulesets_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_shrike_v1_rulesets_proto_goTypes = []any{
 	(*Ruleset)(nil),                     // 0: shrike.v1.Ruleset
 	(*Rule)(nil),                        // 1: shrike.v1.Rule
@@ -1584,44 +1841,51 @@ var file_shrike_v1_rulesets_proto_goTypes = []any{
 	(*TestRulesetResponse)(nil),         // 15: shrike.v1.TestRulesetResponse
 	(*DeadLetter)(nil),                  // 16: shrike.v1.DeadLetter
 	(*RuleStats)(nil),                   // 17: shrike.v1.RuleStats
-	(*timestamppb.Timestamp)(nil),       // 18: google.protobuf.Timestamp
-	(*Alert)(nil),                       // 19: shrike.v1.Alert
-	(*emptypb.Empty)(nil),               // 20: google.protobuf.Empty
+	(*GetRulesetStatsRequest)(nil),      // 18: shrike.v1.GetRulesetStatsRequest
+	(*RulesetStats)(nil),                // 19: shrike.v1.RulesetStats
+	(*RuleActivity)(nil),                // 20: shrike.v1.RuleActivity
+	(*timestamppb.Timestamp)(nil),       // 21: google.protobuf.Timestamp
+	(*Alert)(nil),                       // 22: shrike.v1.Alert
+	(*emptypb.Empty)(nil),               // 23: google.protobuf.Empty
 }
 var file_shrike_v1_rulesets_proto_depIdxs = []int32{
-	18, // 0: shrike.v1.Ruleset.create_time:type_name -> google.protobuf.Timestamp
-	18, // 1: shrike.v1.Ruleset.update_time:type_name -> google.protobuf.Timestamp
+	21, // 0: shrike.v1.Ruleset.create_time:type_name -> google.protobuf.Timestamp
+	21, // 1: shrike.v1.Ruleset.update_time:type_name -> google.protobuf.Timestamp
 	1,  // 2: shrike.v1.Ruleset.rules:type_name -> shrike.v1.Rule
-	18, // 3: shrike.v1.RulesetVersion.create_time:type_name -> google.protobuf.Timestamp
+	21, // 3: shrike.v1.RulesetVersion.create_time:type_name -> google.protobuf.Timestamp
 	0,  // 4: shrike.v1.ListRulesetsResponse.rulesets:type_name -> shrike.v1.Ruleset
 	2,  // 5: shrike.v1.ListRulesetVersionsResponse.versions:type_name -> shrike.v1.RulesetVersion
 	3,  // 6: shrike.v1.ValidateRulesetResponse.errors:type_name -> shrike.v1.RulesetError
 	1,  // 7: shrike.v1.ValidateRulesetResponse.rules:type_name -> shrike.v1.Rule
 	3,  // 8: shrike.v1.ValidateRulesetResponse.warnings:type_name -> shrike.v1.RulesetError
-	19, // 9: shrike.v1.TestRulesetResponse.alerts:type_name -> shrike.v1.Alert
+	22, // 9: shrike.v1.TestRulesetResponse.alerts:type_name -> shrike.v1.Alert
 	16, // 10: shrike.v1.TestRulesetResponse.dead_letters:type_name -> shrike.v1.DeadLetter
 	17, // 11: shrike.v1.TestRulesetResponse.rule_stats:type_name -> shrike.v1.RuleStats
-	4,  // 12: shrike.v1.RulesetService.PutRuleset:input_type -> shrike.v1.PutRulesetRequest
-	5,  // 13: shrike.v1.RulesetService.GetRuleset:input_type -> shrike.v1.GetRulesetRequest
-	6,  // 14: shrike.v1.RulesetService.ListRulesets:input_type -> shrike.v1.ListRulesetsRequest
-	8,  // 15: shrike.v1.RulesetService.DeleteRuleset:input_type -> shrike.v1.DeleteRulesetRequest
-	9,  // 16: shrike.v1.RulesetService.ListRulesetVersions:input_type -> shrike.v1.ListRulesetVersionsRequest
-	11, // 17: shrike.v1.RulesetService.RollbackRuleset:input_type -> shrike.v1.RollbackRulesetRequest
-	12, // 18: shrike.v1.RulesetService.ValidateRuleset:input_type -> shrike.v1.ValidateRulesetRequest
-	14, // 19: shrike.v1.RulesetService.TestRuleset:input_type -> shrike.v1.TestRulesetRequest
-	0,  // 20: shrike.v1.RulesetService.PutRuleset:output_type -> shrike.v1.Ruleset
-	0,  // 21: shrike.v1.RulesetService.GetRuleset:output_type -> shrike.v1.Ruleset
-	7,  // 22: shrike.v1.RulesetService.ListRulesets:output_type -> shrike.v1.ListRulesetsResponse
-	20, // 23: shrike.v1.RulesetService.DeleteRuleset:output_type -> google.protobuf.Empty
-	10, // 24: shrike.v1.RulesetService.ListRulesetVersions:output_type -> shrike.v1.ListRulesetVersionsResponse
-	0,  // 25: shrike.v1.RulesetService.RollbackRuleset:output_type -> shrike.v1.Ruleset
-	13, // 26: shrike.v1.RulesetService.ValidateRuleset:output_type -> shrike.v1.ValidateRulesetResponse
-	15, // 27: shrike.v1.RulesetService.TestRuleset:output_type -> shrike.v1.TestRulesetResponse
-	20, // [20:28] is the sub-list for method output_type
-	12, // [12:20] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	21, // 12: shrike.v1.RulesetStats.gather_time:type_name -> google.protobuf.Timestamp
+	20, // 13: shrike.v1.RulesetStats.rules:type_name -> shrike.v1.RuleActivity
+	4,  // 14: shrike.v1.RulesetService.PutRuleset:input_type -> shrike.v1.PutRulesetRequest
+	5,  // 15: shrike.v1.RulesetService.GetRuleset:input_type -> shrike.v1.GetRulesetRequest
+	6,  // 16: shrike.v1.RulesetService.ListRulesets:input_type -> shrike.v1.ListRulesetsRequest
+	8,  // 17: shrike.v1.RulesetService.DeleteRuleset:input_type -> shrike.v1.DeleteRulesetRequest
+	9,  // 18: shrike.v1.RulesetService.ListRulesetVersions:input_type -> shrike.v1.ListRulesetVersionsRequest
+	11, // 19: shrike.v1.RulesetService.RollbackRuleset:input_type -> shrike.v1.RollbackRulesetRequest
+	12, // 20: shrike.v1.RulesetService.ValidateRuleset:input_type -> shrike.v1.ValidateRulesetRequest
+	14, // 21: shrike.v1.RulesetService.TestRuleset:input_type -> shrike.v1.TestRulesetRequest
+	18, // 22: shrike.v1.RulesetService.GetRulesetStats:input_type -> shrike.v1.GetRulesetStatsRequest
+	0,  // 23: shrike.v1.RulesetService.PutRuleset:output_type -> shrike.v1.Ruleset
+	0,  // 24: shrike.v1.RulesetService.GetRuleset:output_type -> shrike.v1.Ruleset
+	7,  // 25: shrike.v1.RulesetService.ListRulesets:output_type -> shrike.v1.ListRulesetsResponse
+	23, // 26: shrike.v1.RulesetService.DeleteRuleset:output_type -> google.protobuf.Empty
+	10, // 27: shrike.v1.RulesetService.ListRulesetVersions:output_type -> shrike.v1.ListRulesetVersionsResponse
+	0,  // 28: shrike.v1.RulesetService.RollbackRuleset:output_type -> shrike.v1.Ruleset
+	13, // 29: shrike.v1.RulesetService.ValidateRuleset:output_type -> shrike.v1.ValidateRulesetResponse
+	15, // 30: shrike.v1.RulesetService.TestRuleset:output_type -> shrike.v1.TestRulesetResponse
+	19, // 31: shrike.v1.RulesetService.GetRulesetStats:output_type -> shrike.v1.RulesetStats
+	23, // [23:32] is the sub-list for method output_type
+	14, // [14:23] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_shrike_v1_rulesets_proto_init() }
@@ -1643,7 +1907,7 @@ func file_shrike_v1_rulesets_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shrike_v1_rulesets_proto_rawDesc), len(file_shrike_v1_rulesets_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

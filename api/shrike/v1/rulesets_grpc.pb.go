@@ -28,6 +28,7 @@ const (
 	RulesetService_RollbackRuleset_FullMethodName     = "/shrike.v1.RulesetService/RollbackRuleset"
 	RulesetService_ValidateRuleset_FullMethodName     = "/shrike.v1.RulesetService/ValidateRuleset"
 	RulesetService_TestRuleset_FullMethodName         = "/shrike.v1.RulesetService/TestRuleset"
+	RulesetService_GetRulesetStats_FullMethodName     = "/shrike.v1.RulesetService/GetRulesetStats"
 )
 
 // RulesetServiceClient is the client API for RulesetService service.
@@ -115,6 +116,15 @@ type RulesetServiceClient interface {
 	// closes. An invalid inline source is INVALID_ARGUMENT as for PutRuleset;
 	// lines that cannot be used are counted and reported, not errors.
 	TestRuleset(ctx context.Context, in *TestRulesetRequest, opts ...grpc.CallOption) (*TestRulesetResponse, error)
+	// GetRulesetStats returns what the rules of a ruleset's current version,
+	// and of its shadow when it has one, are doing on the running engines:
+	// per rule, the alerts and suppressed alerts of the last hour and the
+	// partial matches open now, summed over every serve instance (each
+	// publishes its figures to the registry every few seconds;
+	// docs/operations.md). A rule no instance reported is all zeros.
+	// NOT_FOUND (RULESET_NOT_FOUND) for a ruleset that is deleted or never
+	// was.
+	GetRulesetStats(ctx context.Context, in *GetRulesetStatsRequest, opts ...grpc.CallOption) (*RulesetStats, error)
 }
 
 type rulesetServiceClient struct {
@@ -199,6 +209,16 @@ func (c *rulesetServiceClient) TestRuleset(ctx context.Context, in *TestRulesetR
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(TestRulesetResponse)
 	err := c.cc.Invoke(ctx, RulesetService_TestRuleset_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *rulesetServiceClient) GetRulesetStats(ctx context.Context, in *GetRulesetStatsRequest, opts ...grpc.CallOption) (*RulesetStats, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RulesetStats)
+	err := c.cc.Invoke(ctx, RulesetService_GetRulesetStats_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -290,6 +310,15 @@ type RulesetServiceServer interface {
 	// closes. An invalid inline source is INVALID_ARGUMENT as for PutRuleset;
 	// lines that cannot be used are counted and reported, not errors.
 	TestRuleset(context.Context, *TestRulesetRequest) (*TestRulesetResponse, error)
+	// GetRulesetStats returns what the rules of a ruleset's current version,
+	// and of its shadow when it has one, are doing on the running engines:
+	// per rule, the alerts and suppressed alerts of the last hour and the
+	// partial matches open now, summed over every serve instance (each
+	// publishes its figures to the registry every few seconds;
+	// docs/operations.md). A rule no instance reported is all zeros.
+	// NOT_FOUND (RULESET_NOT_FOUND) for a ruleset that is deleted or never
+	// was.
+	GetRulesetStats(context.Context, *GetRulesetStatsRequest) (*RulesetStats, error)
 	mustEmbedUnimplementedRulesetServiceServer()
 }
 
@@ -323,6 +352,9 @@ func (UnimplementedRulesetServiceServer) ValidateRuleset(context.Context, *Valid
 }
 func (UnimplementedRulesetServiceServer) TestRuleset(context.Context, *TestRulesetRequest) (*TestRulesetResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method TestRuleset not implemented")
+}
+func (UnimplementedRulesetServiceServer) GetRulesetStats(context.Context, *GetRulesetStatsRequest) (*RulesetStats, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetRulesetStats not implemented")
 }
 func (UnimplementedRulesetServiceServer) mustEmbedUnimplementedRulesetServiceServer() {}
 func (UnimplementedRulesetServiceServer) testEmbeddedByValue()                        {}
@@ -489,6 +521,24 @@ func _RulesetService_TestRuleset_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RulesetService_GetRulesetStats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetRulesetStatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RulesetServiceServer).GetRulesetStats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RulesetService_GetRulesetStats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RulesetServiceServer).GetRulesetStats(ctx, req.(*GetRulesetStatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RulesetService_ServiceDesc is the grpc.ServiceDesc for RulesetService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -527,6 +577,10 @@ var RulesetService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "TestRuleset",
 			Handler:    _RulesetService_TestRuleset_Handler,
+		},
+		{
+			MethodName: "GetRulesetStats",
+			Handler:    _RulesetService_GetRulesetStats_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -23,6 +23,11 @@ const (
 	ScopeListsWrite  Scope = "lists:write"
 )
 
+// ScopeAuthenticated is the required_scope of a method any valid token
+// may call, whatever scopes it grants (AuthService.GetCaller). It is not
+// among Scopes: no token grants it.
+const ScopeAuthenticated Scope = "authenticated"
+
 // Scopes returns every scope, in api/README.md's order.
 func Scopes() []Scope {
 	return []Scope{ScopeRulesRead, ScopeRulesWrite, ScopeAlertsRead, ScopeEventsWrite, ScopeListsWrite}
