@@ -175,5 +175,12 @@ async function route() {
   main.focus({preventScroll: true});
 }
 
+// The skip link moves the focus to the content: as a plain link to #main
+// it would change the hash, which the router reads as a page.
+document.querySelector('a.skip').addEventListener('click', e => {
+  e.preventDefault();
+  main.focus();
+});
+
 window.addEventListener('hashchange', route);
 route();
