@@ -269,6 +269,16 @@ func (p *Partition) processAggregate(pr *planRule, ks *keyState, r *Record, hash
 // One that fails to evaluate, or has a type the function cannot take,
 // counts as a CEL error and is left out of the measure.
 func (p *Partition) measureOperand(pr *planRule, f rules.MeasureFunc, arg *rules.Expr, r *Record) uint64 {
+	// A field read (`event.card_id`, `event.amount`), the common operand,
+	// is read from the event's bytes: boxing it into a CEL value would
+	// allocate for every counted event.
+	if f == rules.CountDistinct {
+		if s, ok := arg.PlainString(r.Event); ok {
+			return hashString(s)
+		}
+	} else if x, ok := arg.Number(r.Event); ok {
+		return math.Float64bits(x)
+	}
 	v, err := arg.Eval(r.Event, nil)
 	if err == nil {
 		if f == rules.CountDistinct {
@@ -299,6 +309,14 @@ func numberOf(v ref.Val) (float64, bool) {
 	return 0, false
 }
 
+// hashString is hashValue of a string.
+func hashString(s string) uint64 {
+	if h := xxhash.Sum64String(s) ^ 's'; h != missingHash {
+		return h
+	}
+	return 1
+}
+
 // hashValue hashes a count_distinct operand: equal values (as CEL's ==
 // compares them: 1, 1u and 1.0 alike) hash alike, and no value hashes
 // to missingHash.
@@ -307,7 +325,7 @@ func hashValue(v ref.Val) (uint64, bool) {
 	var h uint64
 	switch x := v.(type) {
 	case types.String:
-		h = xxhash.Sum64String(string(x)) ^ 's'
+		return hashString(string(x)), true
 	case types.Bytes:
 		h = xxhash.Sum64(x) ^ 'b'
 	case types.Bool:

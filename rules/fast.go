@@ -487,3 +487,43 @@ func (r *FieldReader) PlainString(ev *Event) (string, bool) {
 	}
 	return plainString(ev.raw[f.v0:f.v1])
 }
+
+// PlainString returns the value of an expression that reads one field
+// (`event.F`) when the field holds a plain JSON string, without boxing it
+// into a CEL value: what Eval would return, as a Go string over the
+// event's bytes. ok is false for every other expression or value; the
+// caller then evaluates with Eval.
+func (e *Expr) PlainString(ev *Event) (string, bool) {
+	if e.fast == nil {
+		return "", false
+	}
+	return e.fast.key(ev)
+}
+
+// Number returns the value of an expression that reads one field
+// (`event.F`) as a float64 when the field holds a JSON number of at most
+// 15 digits and the ruleset decodes it as a number without a schema type
+// or as a double: exactly the value Eval would return (an int or a
+// double), converted, without boxing it. ok is false for every other
+// expression or value; the caller then evaluates with Eval.
+func (e *Expr) Number(ev *Event) (float64, bool) {
+	f := e.fast
+	if f == nil || f.op != fastField || (f.kind != kindNatural && f.kind != kindDouble) || ev == nil {
+		return 0, false
+	}
+	fl := ev.findHinted(f.field, &f.hint)
+	if fl == nil {
+		return 0, false
+	}
+	raw := ev.raw[fl.v0:fl.v1]
+	if !isNum(raw[0]) {
+		return 0, false
+	}
+	x, ok := parseShortDecimal(raw)
+	if x == 0 {
+		// -0 decodes as the int 0 (natural) or as -0.0 (double); both
+		// are 0 to every measure.
+		x = 0
+	}
+	return x, ok
+}

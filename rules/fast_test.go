@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -203,6 +204,65 @@ func TestParseRFC3339Sweep(t *testing.T) {
 		got, ok := parseRFC3339(s)
 		if !ok || got != ts.UnixNano() {
 			t.Fatalf("parseRFC3339(%q) = %d, %v; want %d", s, got, ok, ts.UnixNano())
+		}
+	}
+}
+
+// TestFieldReadersAgreeWithEval holds Expr.PlainString and Expr.Number to
+// Eval's result on every event they answer for, and checks that they
+// answer for the plain forms they exist for.
+func TestFieldReadersAgreeWithEval(t *testing.T) {
+	events := []string{
+		`{"type":"login","n":5}`, `{"type":"café","n":5.5}`, `{"type":"a\"b","n":-0.0055}`,
+		`{"type":null,"n":null}`, `{"other":1}`, `{"type":7,"n":"5"}`,
+		`{"n":-0.0}`, `{"n":-0}`, `{"n":0}`, `{"n":1e1}`, `{"n":123456789012345}`, `{"n":1234567890123456}`,
+		`{"n":4.99999999999999999}`, `{"n":9007199254740993}`, `{"n":99999999999999999999}`, `{"n":0.1}`, `{"n":-12.75}`,
+	}
+	for _, schema := range []string{"", "schema: {type: string, n: double}\n", "schema: {type: string, n: int}\n"} {
+		read := func(src string) *Expr {
+			doc := "ruleset: t\n" + schema + "stream: {key: " + src + "}\nrules:\n  - id: r\n    when: 'true'\n"
+			c, err := Load("t.yaml", []byte(doc), CompileOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c.Key
+		}
+		str, num := read("event.type"), read("event.n")
+		answered := map[string]int{}
+		for _, raw := range events {
+			ev, err := ParseEvent([]byte(raw))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s, ok := str.PlainString(ev); ok {
+				answered["string"]++
+				if v, err := str.Eval(ev, nil); err != nil || v.Equal(types.String(s)) != types.True {
+					t.Errorf("%sevent.type on %s: PlainString %q, Eval %v (%v)", schema, raw, s, v, err)
+				}
+			}
+			if x, ok := num.Number(ev); ok {
+				answered["number"]++
+				v, err := num.Eval(ev, nil)
+				var want float64
+				switch v := v.(type) {
+				case types.Int:
+					want = float64(v)
+				case types.Double:
+					want = float64(v)
+				default:
+					t.Errorf("%sevent.n on %s: Number %v, Eval %v (%v)", schema, raw, x, v, err)
+					continue
+				}
+				if err != nil || x != want || (x == 0 && math.Signbit(x)) {
+					t.Errorf("%sevent.n on %s: Number %v, Eval %v (%v)", schema, raw, x, v, err)
+				}
+			}
+		}
+		if answered["string"] != 1 {
+			t.Errorf("%sPlainString answered for %d events, want 1 (the plain ASCII string)", schema, answered["string"])
+		}
+		if wantNumbers := map[string]int{"": 9, "schema: {type: string, n: double}\n": 9}[schema]; answered["number"] != wantNumbers {
+			t.Errorf("%sNumber answered for %d events, want %d", schema, answered["number"], wantNumbers)
 		}
 	}
 }
