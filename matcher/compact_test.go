@@ -3,7 +3,6 @@ package matcher
 import (
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -35,18 +34,7 @@ func compactDifferential(t *testing.T, name string, prog *Program, opts Options,
 // over their streams with many keys, most holding one partial match.
 func TestCompactKeysMatchExpandedOnShippedRulesets(t *testing.T) {
 	for _, stream := range []string{"payments", "account_security", "itops"} {
-		src, err := os.ReadFile("../rulesets/" + stream + ".yaml")
-		if err != nil {
-			t.Fatal(err)
-		}
-		rs, err := rules.Load(stream+".yaml", src, rules.CompileOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		prog, err := NewProgram([]*rules.Compiled{rs})
-		if err != nil {
-			t.Fatal(err)
-		}
+		rs, prog := shippedProgram(t, stream)
 		for _, keys := range []int{40, 2000} {
 			recs := generatedRecords(t, rs, gen.Options{Stream: stream, Seed: 9, Events: 5000, Keys: keys, Rate: 200, OutOfOrder: 0.05, MaxLateness: time.Second}, stream)
 			name := fmt.Sprintf("%s, %d keys", stream, keys)

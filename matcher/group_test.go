@@ -348,22 +348,30 @@ func TestGroupsMatchRulesApartAcrossReload(t *testing.T) {
 	}
 }
 
+// shippedProgram loads the shipped ruleset of stream (rulesets/) and
+// compiles it alone.
+func shippedProgram(t *testing.T, stream string) (*rules.Compiled, *Program) {
+	t.Helper()
+	src, err := os.ReadFile("../rulesets/" + stream + ".yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := rules.Load(stream+".yaml", src, rules.CompileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog, err := NewProgram([]*rules.Compiled{rs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs, prog
+}
+
 // TestGroupsMatchRulesApartOnShippedRulesets runs the shipped rulesets over
 // their streams grouped and apart.
 func TestGroupsMatchRulesApartOnShippedRulesets(t *testing.T) {
 	for _, stream := range []string{"payments", "account_security", "itops"} {
-		src, err := os.ReadFile("../rulesets/" + stream + ".yaml")
-		if err != nil {
-			t.Fatal(err)
-		}
-		rs, err := rules.Load(stream+".yaml", src, rules.CompileOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		prog, err := NewProgram([]*rules.Compiled{rs})
-		if err != nil {
-			t.Fatal(err)
-		}
+		rs, prog := shippedProgram(t, stream)
 		recs := generatedRecords(t, rs, gen.Options{Stream: stream, Seed: 5, Events: 5000, Keys: 40, OutOfOrder: 0.05, MaxLateness: time.Second}, stream)
 		differential(t, stream, prog, Options{MaxOutOfOrderness: rs.Stream.MaxOutOfOrderness}, recs, nil)
 	}
