@@ -78,14 +78,7 @@ func TestCompactKeysMatchExpandedOnRandomPatterns(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		var recs []*Record
-		for i, s := range randomStream(rng, 400, []string{"a", "b", "c", "d", "e", "f", "g"}, 30, 4, 6) {
-			ev, err := rules.ParseEvent([]byte(s.raw))
-			if err != nil {
-				t.Fatal(err)
-			}
-			recs = append(recs, &Record{Event: ev, Key: s.key, Time: s.time, Pos: Position{Source: "test", Offset: int64(i)}})
-		}
+		recs := randomRecords(t, rng, 400, []string{"a", "b", "c", "d", "e", "f", "g"}, 30, 4, 6)
 		opts := Options{MaxOutOfOrderness: 4 * time.Millisecond, MaxRunsPerKey: []int{30, 1}[trial%2], NoCheckpoints: trial%4 == 1}
 		name := fmt.Sprintf("trial %d\n%s", trial, yaml)
 		folds += compactDifferential(t, name, prog, opts, recs, reload)

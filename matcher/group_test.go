@@ -330,15 +330,7 @@ func TestGroupsMatchRulesApartAcrossReload(t *testing.T) {
 		var b strings.Builder
 		b.WriteString(thresholdHeader)
 		thresholdRules(&b, "a", thresholds, "past_last_event", `event.type == "transfer" && event.amount > %d.0`, "")
-		rs, err := rules.Load("thresholds.yaml", []byte(b.String()), rules.CompileOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		prog, err := NewProgram([]*rules.Compiled{rs})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return rs, prog
+		return compileProgram(t, "thresholds.yaml", []byte(b.String()))
 	}
 	rs, before := load([]int{100, 300, 500, 700, 900})
 	_, after := load([]int{100, 350, 500, 700, 900, 1100})
@@ -356,7 +348,13 @@ func shippedProgram(t *testing.T, stream string) (*rules.Compiled, *Program) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs, err := rules.Load(stream+".yaml", src, rules.CompileOptions{})
+	return compileProgram(t, stream+".yaml", src)
+}
+
+// compileProgram loads the ruleset src and compiles it alone.
+func compileProgram(t *testing.T, name string, src []byte) (*rules.Compiled, *Program) {
+	t.Helper()
+	rs, err := rules.Load(name, src, rules.CompileOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,14 +393,7 @@ func TestGroupsMatchRulesApartOnRandomPatterns(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var recs []*Record
-		for i, s := range randomStream(rng, 400, []string{"a", "b", "c", "d", "e", "f", "g"}, 3, 4, 6) {
-			ev, err := rules.ParseEvent([]byte(s.raw))
-			if err != nil {
-				t.Fatal(err)
-			}
-			recs = append(recs, &Record{Event: ev, Key: s.key, Time: s.time, Pos: Position{Source: "test", Offset: int64(i)}})
-		}
+		recs := randomRecords(t, rng, 400, []string{"a", "b", "c", "d", "e", "f", "g"}, 3, 4, 6)
 		opts := Options{MaxOutOfOrderness: 4 * time.Millisecond, MaxRunsPerKey: []int{30, 6}[trial%2]}
 		name := fmt.Sprintf("trial %d\n%s", trial, yaml)
 		groups += differential(t, name, prog, opts, recs, nil)

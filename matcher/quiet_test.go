@@ -226,6 +226,20 @@ type quietRec struct {
 // types over keys keys, 1 ms apart with up to 2 ms of jitter; one in
 // mEvery lacks m (conditions on it then fail to evaluate), the others have
 // it below mMax.
+// randomRecords is randomStream's records, parsed, positioned by index.
+func randomRecords(t *testing.T, rng *rand.Rand, n int, types []string, keys, mEvery, mMax int) []*Record {
+	t.Helper()
+	var recs []*Record
+	for i, s := range randomStream(rng, n, types, keys, mEvery, mMax) {
+		ev, err := rules.ParseEvent([]byte(s.raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, &Record{Event: ev, Key: s.key, Time: s.time, Pos: Position{Source: "test", Offset: int64(i)}})
+	}
+	return recs
+}
+
 func randomStream(rng *rand.Rand, n int, types []string, keys, mEvery, mMax int) []quietRec {
 	var stream []quietRec
 	for i := range n {
