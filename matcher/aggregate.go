@@ -99,7 +99,11 @@ type aggKey struct {
 }
 
 func newAggKey(pr *planRule) *ruleKey {
-	k := &aggKey{rk: ruleKey{rule: pr}}
+	return new(aggKey).init(pr)
+}
+
+func (k *aggKey) init(pr *planRule) *ruleKey {
+	k.rk.rule = pr
 	k.s.times = k.times[:0]
 	if pr.agg.cols <= 2 {
 		k.s.vals = k.vals[:0]
@@ -107,6 +111,15 @@ func newAggKey(pr *planRule) *ruleKey {
 	k.x.agg = &k.s
 	k.rk.x = &k.x
 	return &k.rk
+}
+
+// aggKeyState is a key that an aggregate's counted event creates, with
+// that aggregate's state, in one allocation: in a stream where an
+// account counts an event or two per window, nearly every counted event
+// makes one, and the aggregate's state is what the key is then read for.
+type aggKeyState struct {
+	ks keyState
+	ak aggKey
 }
 
 // missingHash stands for a count_distinct operand that failed to evaluate:
@@ -206,11 +219,15 @@ func (p *Partition) processAggregate(pr *planRule, ks *keyState, r *Record, hash
 		return ks
 	}
 	rk := ks.find(pr)
-	if rk == nil {
-		if ks == nil {
-			ks = newKeyState(r.Key, hash)
-			p.keys.put(ks)
-		}
+	switch {
+	case ks == nil:
+		both := new(aggKeyState)
+		ks = &both.ks
+		ks.init(r.Key, hash)
+		p.keys.put(ks)
+		rk = both.ak.init(pr)
+		ks.add(rk)
+	case rk == nil:
 		rk = newAggKey(pr)
 		ks.add(rk)
 	}

@@ -191,7 +191,14 @@ type keyState struct {
 const noDeadline = math.MaxInt64
 
 func newKeyState(key string, hash uint64) *keyState {
-	ks := &keyState{deadline: noDeadline, hash: hash}
+	ks := new(keyState)
+	ks.init(key, hash)
+	return ks
+}
+
+// init makes the zero ks the state of a key without state yet.
+func (ks *keyState) init(key string, hash uint64) {
+	*ks = keyState{deadline: noDeadline, hash: hash}
 	ks.rules = ks.ruleBuf[:0]
 	if len(key) <= len(ks.keyBuf) {
 		n := copy(ks.keyBuf[:], key)
@@ -199,7 +206,6 @@ func newKeyState(key string, hash uint64) *keyState {
 	} else {
 		ks.key = strings.Clone(key)
 	}
-	return ks
 }
 
 // Push adds one record. It assigns r.Seq, raises the watermark to the newest
