@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/security"
 	"github.com/chromedp/chromedp"
 
@@ -462,14 +463,30 @@ func waitText(ctx context.Context, t *testing.T, sel, want string) {
 
 // screenshot takes a full-page PNG of the tab, checks that it decodes, and
 // with -update-screenshots writes it to docs/console/NAME.png.
+// maxScreenshotHeight is the tallest screenshot taken, in CSS pixels.
+const maxScreenshotHeight = 1800
+
+func ptrTo[T any](v T) *T { return &v }
+
 func screenshot(ctx context.Context, t *testing.T, name string) {
 	t.Helper()
 	stepCtx, cancel := context.WithTimeout(ctx, actionTimeout)
 	defer cancel()
-	buf, err := chromedp.Run(stepCtx, chromedp.FullScreenshot(100))
+	// The whole page, down to maxScreenshotHeight: a long page (explain's
+	// timeline) shows what it is about in its top part, and the docs
+	// should not carry megabytes of it.
+	height := eval[float64](ctx, t, `document.documentElement.scrollHeight`)
+	width := eval[float64](ctx, t, `document.documentElement.clientWidth`)
+	shot, err := chromedp.Call(stepCtx, page.CaptureScreenshot, page.CaptureScreenshotParams{
+		CaptureBeyondViewport: ptrTo(true),
+		FromSurface:           ptrTo(true),
+		Format:                page.CaptureScreenshotFormatPng,
+		Clip:                  &page.Viewport{Width: width, Height: min(height, maxScreenshotHeight), Scale: 1},
+	})
 	if err != nil {
 		t.Fatalf("screenshot %s: %v", name, err)
 	}
+	buf := shot.Data
 	img, err := png.Decode(bytes.NewReader(buf))
 	if err != nil {
 		t.Fatalf("screenshot %s is not a PNG: %v", name, err)
