@@ -39,6 +39,11 @@ export async function render(main, params, ctx) {
   let pausedAt = '';
   let ctl = null;
   let closed = false;
+  // retries counts the reconnections since the stream was last live;
+  // retryTimer is the pending one.
+  let retries = 0;
+  let retryTimer = null;
+  const maxRetryDelay = 30000;
 
   // --- the filter form ---------------------------------------------------
   const rulesetSelect = h('select', {id: 'f-ruleset', name: 'ruleset'},
@@ -178,6 +183,29 @@ export async function render(main, params, ctx) {
   function stop() {
     if (ctl) ctl.abort();
     ctl = null;
+    if (retryTimer) clearTimeout(retryTimer);
+    retryTimer = null;
+  }
+
+  // A stream the network broke, or the server ended (a restart, a
+  // rollout), is opened again after a pause that doubles from 1 s up to
+  // 30 s, after the last alert seen: nothing is missed and nothing is
+  // shown twice. One the server refused (a filter, a token no longer
+  // valid) is not: retrying cannot change the answer.
+  function retryable(e) {
+    return !e || !e.status || e.status === 408 || e.status === 429 || e.status >= 500;
+  }
+
+  function reconnect(why) {
+    ctl = null;
+    const delay = Math.min(maxRetryDelay, 1000 * 2 ** retries);
+    retries++;
+    setStatus('reconnecting', `${why} Reconnecting in ${Math.round(delay / 1000)} s` +
+      (lastPosition ? ', after the last alert seen' : '') + ' (attempt ' + retries + ').');
+    retryTimer = setTimeout(() => {
+      retryTimer = null;
+      if (!closed && !paused) connect();
+    }, delay);
   }
 
   function connect() {
@@ -191,13 +219,21 @@ export async function render(main, params, ctx) {
     api.stream(path, (a) => {
       if (mine.signal.aborted) return;
       add(a, false);
-    }, {signal: mine.signal, onOpen: () => { if (!mine.signal.aborted) setStatus('live', 'Live: new alerts appear at the top.'); }})
+    }, {signal: mine.signal, onOpen: () => {
+      if (mine.signal.aborted) return;
+      retries = 0;
+      setStatus('live', 'Live: new alerts appear at the top.');
+    }})
       .then(() => {
         if (mine.signal.aborted || closed) return;
-        ended('The server ended the stream.');
+        reconnect('The server ended the stream.');
       })
       .catch((e) => {
         if (mine.signal.aborted || closed) return;
+        if (retryable(e)) {
+          reconnect(`The connection was lost: ${e.message}.`);
+          return;
+        }
         ended(null, e);
       });
   }
