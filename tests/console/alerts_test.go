@@ -4,17 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+
+	"github.com/shrike-cep/shrike/internal/testkit"
 )
 
 // paymentsClock hands out event times for one key of the payments stream
@@ -297,86 +296,6 @@ func TestAlertDetailMeasures(t *testing.T) {
 	waitText(ctx, t, "dialog.alert-detail .scroll-x", "card-spree-4")
 }
 
-// faultProxy forwards TCP connections to the server until it is cut:
-// then it closes every connection open through it and every new one at
-// once, as a network that drops does, until it is restored.
-type faultProxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	down   bool
-	conns  map[net.Conn]bool
-}
-
-func startFaultProxy(t *testing.T, target string) *faultProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &faultProxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
-	t.Cleanup(func() { _ = ln.Close(); p.cut(true) })
-	go p.serve()
-	return p
-}
-
-func (p *faultProxy) serve() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		go p.forward(c)
-	}
-}
-
-// track adds c to the open connections, or closes it when the proxy is
-// cut, and reports whether it may be used.
-func (p *faultProxy) track(c net.Conn) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.down {
-		_ = c.Close()
-		return false
-	}
-	p.conns[c] = true
-	return true
-}
-
-func (p *faultProxy) forward(c net.Conn) {
-	if !p.track(c) {
-		return
-	}
-	u, err := net.Dial("tcp", p.target)
-	if err != nil || !p.track(u) {
-		_ = c.Close()
-		return
-	}
-	done := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(u, c); done <- struct{}{} }()
-	go func() { _, _ = io.Copy(c, u); done <- struct{}{} }()
-	<-done
-	_ = c.Close()
-	_ = u.Close()
-	p.mu.Lock()
-	delete(p.conns, c)
-	delete(p.conns, u)
-	p.mu.Unlock()
-}
-
-// cut drops every connection and refuses new ones (down), or lets them
-// through again.
-func (p *faultProxy) cut(down bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = down
-	if down {
-		for c := range p.conns {
-			_ = c.Close()
-		}
-	}
-}
-
 // TestAlertsReconnect drops the live page's connection (a TCP proxy
 // between the browser and the server closes it): the page says it
 // is reconnecting, and once the network is back it reconnects by itself
@@ -384,9 +303,9 @@ func (p *faultProxy) cut(down bool) {
 // and none twice.
 func TestAlertsReconnect(t *testing.T) {
 	s := startServer(t)
-	proxy := startFaultProxy(t, strings.TrimPrefix(s.base, "http://"))
+	proxy := testkit.StartProxy(t, strings.TrimPrefix(s.base, "http://"))
 	ctx := s.tab(t)
-	do(ctx, t, "opening the console through the proxy", chromedp.Navigate("http://"+proxy.ln.Addr().String()+"/ui/"))
+	do(ctx, t, "opening the console through the proxy", chromedp.Navigate("http://"+proxy.Addr()+"/ui/"))
 	s.login(ctx, t, s.analyst)
 	clock := &paymentsClock{}
 	const account = "acct-console-reconnect"
@@ -399,7 +318,7 @@ func TestAlertsReconnect(t *testing.T) {
 	first := waitAlerts(t, s, "big-foreign-transfer", 1)[0]
 	pollUntil(t, "the first alert on the page", func() bool { return len(rowIDs(ctx, t)) == 1 })
 
-	proxy.cut(true)
+	proxy.SetDown(true)
 	waitText(ctx, t, "#stream-status", "Reconnecting in")
 	if got := text(ctx, t, "#pause"); got != "Pause" {
 		t.Errorf("while reconnecting the pause button reads %q", got)
@@ -411,7 +330,7 @@ func TestAlertsReconnect(t *testing.T) {
 	// While the network is down the retries fail, each pause longer.
 	waitText(ctx, t, "#stream-status", "(attempt 2)")
 
-	proxy.cut(false)
+	proxy.SetDown(false)
 	waitText(ctx, t, "#stream-status", "Live")
 	pollUntil(t, "the alert published while offline on the page", func() bool { return len(rowIDs(ctx, t)) == 2 })
 	if ids := rowIDs(ctx, t); ids[0] != second.ID || ids[1] != first.ID {

@@ -18,6 +18,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/shrike-cep/shrike/internal/testkit"
 )
 
 // The exactly-once tests: two `shrike serve` instances in one group, with
@@ -586,9 +588,9 @@ func TestRedisOutageExactlyOnce(t *testing.T) {
 	rulesDir := t.TempDir()
 	copyFile(t, payments, filepath.Join(rulesDir, "payments.yaml"))
 	broker, _ := startBroker(t, "")
-	proxy := startProxy(t, startRedis(t, false))
+	proxy := testkit.StartProxy(t, startRedis(t, false))
 	s := startServe(t, serveOptions{
-		Rules: rulesDir, Kafka: broker, Redis: proxy.addr(), CheckpointInterval: eosInterval,
+		Rules: rulesDir, Kafka: broker, Redis: proxy.Addr(), CheckpointInterval: eosInterval,
 		KafkaExtra: eosKafka("shrike-e2e-a"), LogName: "engine a",
 	})
 	s.waitReady(t, 60*time.Second)
@@ -603,7 +605,7 @@ func TestRedisOutageExactlyOnce(t *testing.T) {
 		return metricSum(s.metrics(t), "shrike_engine_alerts_total") > before
 	})
 
-	proxy.setDown(true)
+	proxy.SetDown(true)
 	cut := time.Now()
 	t.Logf("redis unreachable with %d of %d events fed", f.sent.Load(), n)
 	waitFor(t, 30*time.Second, "/readyz to report the store failing", func() bool {
@@ -614,7 +616,7 @@ func TestRedisOutageExactlyOnce(t *testing.T) {
 	if !s.running() {
 		t.Fatalf("the engine exited during the outage: %v", s.err)
 	}
-	proxy.setDown(false)
+	proxy.SetDown(false)
 	t.Logf("redis reachable again with %d of %d events fed", f.sent.Load(), n)
 	if f.sent.Load() >= n {
 		t.Error("every event was fed before redis came back: not mid-stream")

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/shrike-cep/shrike/internal/testkit"
 )
 
 // TestRedisOutage cuts the engine off from Redis for a while (every
@@ -21,8 +23,8 @@ func TestRedisOutage(t *testing.T) {
 	rulesDir := t.TempDir()
 	copyFile(t, payments, filepath.Join(rulesDir, "payments.yaml"))
 	broker, _ := startBroker(t, "")
-	proxy := startProxy(t, startRedis(t, false))
-	s := startServe(t, serveOptions{Rules: rulesDir, Kafka: broker, Redis: proxy.addr()})
+	proxy := testkit.StartProxy(t, startRedis(t, false))
+	s := startServe(t, serveOptions{Rules: rulesDir, Kafka: broker, Redis: proxy.Addr()})
 	s.waitReady(t, 60*time.Second)
 
 	events := genEvents(t, 4000)
@@ -40,7 +42,7 @@ func TestRedisOutage(t *testing.T) {
 		t.Fatalf("no offset committed before the outage: %v", before)
 	}
 
-	proxy.setDown(true)
+	proxy.SetDown(true)
 	t.Log("redis unreachable")
 	p.produce(keyed(t, events[half:]))
 	waitFor(t, 30*time.Second, "/readyz to report the store failing", func() bool {
@@ -66,7 +68,7 @@ func TestRedisOutage(t *testing.T) {
 		t.Errorf("shrike_state_store_errors_total = %v during the outage, want retries", n)
 	}
 
-	proxy.setDown(false)
+	proxy.SetDown(false)
 	t.Log("redis reachable again")
 	s.waitReady(t, 30*time.Second)
 	p.flush()
