@@ -131,40 +131,30 @@ type inflated struct {
 	node *node
 }
 
-func (p *Partition) spareKeyState() *keyState {
-	if ks := p.spare.ks; ks != nil {
-		p.spare.ks = nil
-		return ks
+// takeSpare returns the spare in slot, leaving it empty, or a new T when
+// there is none.
+func takeSpare[T any](slot **T) *T {
+	if v := *slot; v != nil {
+		*slot = nil
+		return v
 	}
-	return new(keyState)
+	return new(T)
 }
 
-func (p *Partition) spareRuleKey() *ruleKey {
-	if rk := p.spare.rk; rk != nil {
-		p.spare.rk = nil
-		return rk
-	}
-	return new(ruleKey)
-}
+func (p *Partition) spareKeyState() *keyState { return takeSpare(&p.spare.ks) }
+
+func (p *Partition) spareRuleKey() *ruleKey { return takeSpare(&p.spare.rk) }
 
 // newRun returns r in a run of its own.
 func (p *Partition) newRun(r run) *run {
-	n := p.spare.run
-	if n == nil {
-		n = new(run)
-	}
-	p.spare.run = nil
+	n := takeSpare(&p.spare.run)
 	*n = r
 	return n
 }
 
 // newNode returns n in a node of its own.
 func (p *Partition) newNode(n node) *node {
-	o := p.spare.node
-	if o == nil {
-		o = new(node)
-	}
-	p.spare.node = nil
+	o := takeSpare(&p.spare.node)
 	*o = n
 	return o
 }

@@ -508,21 +508,16 @@ func (e *Expr) PlainString(ev *Event) (string, bool) {
 // expression or value; the caller then evaluates with Eval.
 func (e *Expr) Number(ev *Event) (float64, bool) {
 	f := e.fast
-	if f == nil || f.op != fastField || (f.kind != kindNatural && f.kind != kindDouble) || ev == nil {
+	if f == nil || f.op != fastField || ev == nil {
 		return 0, false
 	}
 	fl := ev.findHinted(f.field, &f.hint)
 	if fl == nil {
 		return 0, false
 	}
-	raw := ev.raw[fl.v0:fl.v1]
-	if !isNum(raw[0]) {
-		return 0, false
-	}
-	x, ok := parseShortDecimal(raw)
+	x, ok := plainNumber(ev.raw[fl.v0:fl.v1], f.kind)
 	if x == 0 {
-		// -0 decodes as the int 0 (natural) or as -0.0 (double); both
-		// are 0 to every measure.
+		// -0.0 is 0 to every measure.
 		x = 0
 	}
 	return x, ok

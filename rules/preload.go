@@ -1,6 +1,8 @@
 package rules
 
 import (
+	"slices"
+
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
 )
@@ -131,12 +133,30 @@ func (l *NumberLoader) Load(ev *Event) {
 }
 
 // decodeNumber decodes b in mode k as distance_km takes it, without boxing
-// the common double.
+// the common numbers.
 func decodeNumber(b []byte, k kind) (float64, bool) {
+	if x, ok := plainNumber(b, k); ok {
+		return x, true
+	}
 	if k == kindDouble && isNum(b[0]) {
 		return parseFloat(b)
 	}
 	return numberOf(decodeAs(b, k))
+}
+
+// plainNumber decodes the common numbers, a JSON number of at most 15
+// digits read without a schema type or as a double, exactly as CEL
+// decodes it and without a CEL value: an int or a double to CEL, the same
+// float64 here, sign of zero included. ok is false for anything else.
+func plainNumber(b []byte, k kind) (float64, bool) {
+	if (k != kindNatural && k != kindDouble) || !isNum(b[0]) {
+		return 0, false
+	}
+	x, ok := parseShortDecimal(b)
+	if x == 0 && k == kindNatural && !slices.Contains(b, '.') {
+		x = 0 // the int 0: "-0" is no -0.0
+	}
+	return x, ok
 }
 
 // numberOf is a decoded value as distance_km takes it: its int and double

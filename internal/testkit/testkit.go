@@ -7,6 +7,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -117,4 +119,17 @@ func DeleteRedisKeys(t testing.TB, addrs []string, cluster bool, pattern string)
 	if err != nil {
 		t.Errorf("delete the keys %s: %v", pattern, err)
 	}
+}
+
+// EnvironWithout is the test's environment without the variables whose
+// "NAME=VALUE" starts with one of prefixes: what a process the test starts
+// must not inherit (serve reads SHRIKE_* as its configuration).
+func EnvironWithout(prefixes ...string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(kv, p) }) {
+			env = append(env, kv)
+		}
+	}
+	return env
 }

@@ -309,15 +309,7 @@ api:
 // reads those as configuration (docs/configuration.md), and CI exports
 // SHRIKE_REDIS_* to name its own Redis servers. The console's server is
 // configured by its file alone.
-func serveEnviron() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SHRIKE_") {
-			env = append(env, kv)
-		}
-	}
-	return env
-}
+func serveEnviron() []string { return testkit.EnvironWithout("SHRIKE_") }
 
 func (s *server) logText() string {
 	s.mu.Lock()

@@ -27,6 +27,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/shrike-cep/shrike/internal/gen"
+	"github.com/shrike-cep/shrike/internal/testkit"
 )
 
 // The helpers the end-to-end tests share, by subject.
@@ -1283,12 +1284,5 @@ func restAlert(t *testing.T, v json.RawMessage) (streamedAlert, json.RawMessage)
 // (docs/configuration.md), where they would be a wrong redis.cluster and
 // unknown variables; the tests pass the servers they use as flags.
 func childEnviron() []string {
-	harness := []string{"SHRIKE_REDIS_ADDR=", "SHRIKE_REDIS_CLUSTER=", "SHRIKE_REDIS_PORT=", "SHRIKE_REDIS_CLUSTER_PORTS="}
-	var out []string
-	for _, kv := range os.Environ() {
-		if !slices.ContainsFunc(harness, func(p string) bool { return strings.HasPrefix(kv, p) }) {
-			out = append(out, kv)
-		}
-	}
-	return out
+	return testkit.EnvironWithout("SHRIKE_REDIS_ADDR=", "SHRIKE_REDIS_CLUSTER=", "SHRIKE_REDIS_PORT=", "SHRIKE_REDIS_CLUSTER_PORTS=")
 }
